@@ -1,0 +1,1560 @@
+//! Cases (办件): the intake written once at submission and an append-only list of events.
+//!
+//! The status of a case is never stored as a field that nodes could overwrite; it is
+//! [`derive`]d from the set of events by one deterministic function, so every node holding
+//! the same events shows the same status (DESIGN §6). Events are ordered by their hybrid
+//! logical clock time and then by node id. An event that the state machine does not allow
+//! at its place in that order can only come from two nodes acting concurrently (each node
+//! checks its own events with [`validate`] before writing them); it is kept, listed in
+//! [`CaseState::conflicts`], and the case is flagged for a person — never dropped.
+
+use std::fmt;
+
+use super::calendar::{Calendar, Date, DateSpan, Deadlines, Limits, YellowThreshold};
+use super::codes::{CreditCode, DivisionCode, ImplCode, ResidentId};
+use super::hlc::Hlc;
+use super::item::{CaseType, Item, ItemStatus};
+use super::serial::SerialNo;
+use crate::ids::{DocId, NodeId};
+
+/// What a case keeps of its item, frozen at submission (DOMAIN §11): later catalog changes
+/// never alter the limits or materials a case was accepted under.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ItemSnapshot {
+    pub impl_code: ImplCode,
+    pub version: u32,
+    pub name: String,
+    pub case_type: CaseType,
+    pub committed_limit_days: u32,
+    pub legal_limit_days: u32,
+    pub legal_extension_days: u32,
+    pub yellow: YellowThreshold,
+    pub materials: Vec<MaterialRule>,
+}
+
+/// A material the item asks for.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MaterialRule {
+    pub name: String,
+    pub originals: u32,
+    pub copies: u32,
+    pub required: bool,
+}
+
+impl ItemSnapshot {
+    pub fn of(item: &Item) -> ItemSnapshot {
+        ItemSnapshot {
+            impl_code: item.impl_code.clone(),
+            version: item.version,
+            name: item.name.clone(),
+            case_type: item.case_type,
+            committed_limit_days: item.committed_limit_days,
+            legal_limit_days: item.legal_limit_days,
+            legal_extension_days: item.legal_extension_days,
+            yellow: item.yellow,
+            materials: item
+                .materials
+                .iter()
+                .map(|m| MaterialRule {
+                    name: m.name.clone(),
+                    originals: m.originals,
+                    copies: m.copies,
+                    required: m.required,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            committed_days: self.committed_limit_days,
+            legal_days: self.legal_limit_days,
+            yellow: self.yellow,
+        }
+    }
+}
+
+/// 申请人: a natural person or a legal person (服务对象, §3.3).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Applicant {
+    NaturalPerson {
+        name: String,
+        id_number: ResidentId,
+        phone: Phone,
+    },
+    LegalPerson {
+        name: String,
+        credit_code: CreditCode,
+        contact_name: String,
+        phone: Phone,
+    },
+}
+
+impl Applicant {
+    pub fn name(&self) -> &str {
+        match self {
+            Applicant::NaturalPerson { name, .. } | Applicant::LegalPerson { name, .. } => name,
+        }
+    }
+
+    pub fn phone(&self) -> &Phone {
+        match self {
+            Applicant::NaturalPerson { phone, .. } | Applicant::LegalPerson { phone, .. } => phone,
+        }
+    }
+
+    /// The identity number as lists show it: masked for people, in full for organisations
+    /// (a credit code is public).
+    pub fn id_masked(&self) -> String {
+        match self {
+            Applicant::NaturalPerson { id_number, .. } => id_number.masked(),
+            Applicant::LegalPerson { credit_code, .. } => credit_code.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for Applicant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print personal data in logs or panics.
+        write!(
+            f,
+            "Applicant({} …{})",
+            self.id_masked(),
+            self.phone().tail()
+        )
+    }
+}
+
+/// 代理人 who applies on the applicant's behalf.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Agent {
+    pub name: String,
+    pub id_number: ResidentId,
+    pub phone: Phone,
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Agent({})", self.id_number.masked())
+    }
+}
+
+/// A telephone number: a mainland mobile (11 digits) or a landline with area code.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(s: &str) -> Result<Phone, CaseError> {
+        let s = s.trim();
+        let digits = s.bytes().filter(u8::is_ascii_digit).count();
+        let ok = (7..=20).contains(&s.len())
+            && (7..=15).contains(&digits)
+            && s.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_digit() || b == b'-' || b == b' ' || (i == 0 && b == b'+')
+            });
+        if ok {
+            Ok(Phone(s.to_string()))
+        } else {
+            Err(CaseError::Invalid {
+                field: "phone",
+                why: "a telephone number of 7-15 digits (e.g. 13800138000 or 0755-12345678)",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last four digits, which an applicant types to look up a case.
+    pub fn tail(&self) -> String {
+        let digits: Vec<u8> = self.0.bytes().filter(u8::is_ascii_digit).collect();
+        String::from_utf8_lossy(&digits[digits.len().saturating_sub(4)..]).into_owned()
+    }
+}
+
+impl serde::Serialize for Phone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Phone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Phone, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Phone::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Phone(…{})", self.tail())
+    }
+}
+
+/// How much of one material was handed in.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MaterialReceived {
+    pub name: String,
+    pub originals: u32,
+    pub copies: u32,
+}
+
+/// What was recorded when the application was received (收件).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Intake {
+    pub item: ItemSnapshot,
+    pub applicant: Applicant,
+    #[serde(default)]
+    pub agent: Option<Agent>,
+    pub materials: Vec<MaterialReceived>,
+    /// 窗口 where it was received.
+    pub counter: String,
+    /// Username of the worker who received it.
+    pub staff: String,
+    /// Node and division that received it; the case belongs to this division's scope.
+    pub node: NodeId,
+    pub division: DivisionCode,
+    pub submitted_at: Hlc,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Everything needed to receive an application, before it has a time and a node.
+#[derive(Clone, Debug)]
+pub struct NewCase {
+    pub applicant: Applicant,
+    pub agent: Option<Agent>,
+    pub materials: Vec<MaterialReceived>,
+    pub counter: String,
+    pub note: String,
+}
+
+impl Intake {
+    /// Checks an application against the item and builds its intake.
+    pub fn new(
+        item: &Item,
+        new: NewCase,
+        staff: &str,
+        node: NodeId,
+        division: DivisionCode,
+        submitted_at: Hlc,
+    ) -> Result<Intake, CaseError> {
+        if item.status == ItemStatus::Cancelled {
+            return Err(CaseError::ItemCancelled {
+                name: item.name.clone(),
+            });
+        }
+        if !item.kind.on_application() {
+            return Err(CaseError::NotOnApplication {
+                name: item.name.clone(),
+                kind: item.kind.zh(),
+            });
+        }
+        let name_ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 100;
+        if !name_ok(new.applicant.name()) {
+            return Err(CaseError::Invalid {
+                field: "applicant.name",
+                why: "a name of 1-100 characters",
+            });
+        }
+        if let Applicant::LegalPerson { contact_name, .. } = &new.applicant
+            && !name_ok(contact_name)
+        {
+            return Err(CaseError::Invalid {
+                field: "applicant.contact_name",
+                why: "the name of the contact person, 1-100 characters",
+            });
+        }
+        if let Some(agent) = &new.agent
+            && !name_ok(&agent.name)
+        {
+            return Err(CaseError::Invalid {
+                field: "agent.name",
+                why: "a name of 1-100 characters",
+            });
+        }
+        if new.counter.chars().count() > 40 || new.note.chars().count() > 2000 {
+            return Err(CaseError::Invalid {
+                field: "counter",
+                why: "a counter name of at most 40 characters and a note of at most 2000",
+            });
+        }
+        check_materials(&item_snapshot_names(item), &new.materials)?;
+        Ok(Intake {
+            item: ItemSnapshot::of(item),
+            applicant: new.applicant,
+            agent: new.agent,
+            materials: new.materials,
+            counter: new.counter,
+            staff: staff.to_string(),
+            node,
+            division,
+            submitted_at,
+            note: new.note,
+        })
+    }
+
+    /// The document id of the case: its submission time and node, unique because a node's
+    /// clock never issues the same time twice.
+    pub fn doc_id(&self) -> DocId {
+        DocId::parse(&format!(
+            "c-{}-{}",
+            self.submitted_at.to_hex(),
+            self.node.to_hex()
+        ))
+        .expect("hex is a valid id")
+    }
+}
+
+fn item_snapshot_names(item: &Item) -> Vec<&str> {
+    item.materials.iter().map(|m| m.name.as_str()).collect()
+}
+
+fn check_materials(known: &[&str], received: &[MaterialReceived]) -> Result<(), CaseError> {
+    for (i, m) in received.iter().enumerate() {
+        if !known.contains(&m.name.as_str()) {
+            return Err(CaseError::UnknownMaterial {
+                name: m.name.clone(),
+            });
+        }
+        if received[..i].iter().any(|other| other.name == m.name) {
+            return Err(CaseError::Invalid {
+                field: "materials",
+                why: "each material once, with its counts of originals and copies",
+            });
+        }
+        if m.originals > 99 || m.copies > 99 {
+            return Err(CaseError::Invalid {
+                field: "materials",
+                why: "at most 99 originals or copies",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A material the one-time notice (一次性告知) asks for, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MissingMaterial {
+    pub name: String,
+    pub reason: String,
+}
+
+/// What happened to a case. Each variant records a person's decision with what the law
+/// requires written down with it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// 一次性告知补正: the application lacks materials; the applicant is told all of them
+    /// at once (§7.5 一次性告知制度).
+    NotifyMissing {
+        missing: Vec<MissingMaterial>,
+        #[serde(default)]
+        note: String,
+    },
+    /// 补正: materials handed in later.
+    Supplement { materials: Vec<MaterialReceived> },
+    /// 受理, with the serial number issued (§8.5) and the calendar the limits count on.
+    Accept {
+        serial_no: SerialNo,
+        calendar: String,
+    },
+    /// 不予受理: written reason, legal basis and remedies (§7.5, 行政许可法 §32, §38).
+    Refuse {
+        reason: String,
+        basis: String,
+        remedies: String,
+        /// Where to apply instead, when the item is outside this office's competence.
+        #[serde(default)]
+        competent_authority: Option<String>,
+    },
+    /// 特别程序开始: the clock stops.
+    Suspend { procedure: String, reason: String },
+    /// 特别程序结束: the clock runs again.
+    Resume {
+        #[serde(default)]
+        note: String,
+    },
+    /// 延期: both limits grow, within what the law allows.
+    Extend { days: u32, reason: String },
+    /// 决定: approval, or denial with reason, basis and remedies.
+    Decide {
+        approved: bool,
+        #[serde(default)]
+        reason: String,
+        #[serde(default)]
+        basis: String,
+        #[serde(default)]
+        remedies: String,
+    },
+    /// 办结, with the result and how it reached the applicant (送达).
+    Complete { result: String, delivery: String },
+    /// 撤回 at the applicant's request.
+    Withdraw { reason: String },
+}
+
+/// The kind of an [`Action`], without its contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    NotifyMissing,
+    Supplement,
+    Accept,
+    Refuse,
+    Suspend,
+    Resume,
+    Extend,
+    Decide,
+    Complete,
+    Withdraw,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 10] = [
+        ActionKind::NotifyMissing,
+        ActionKind::Supplement,
+        ActionKind::Accept,
+        ActionKind::Refuse,
+        ActionKind::Suspend,
+        ActionKind::Resume,
+        ActionKind::Extend,
+        ActionKind::Decide,
+        ActionKind::Complete,
+        ActionKind::Withdraw,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::NotifyMissing => "notify_missing",
+            ActionKind::Supplement => "supplement",
+            ActionKind::Accept => "accept",
+            ActionKind::Refuse => "refuse",
+            ActionKind::Suspend => "suspend",
+            ActionKind::Resume => "resume",
+            ActionKind::Extend => "extend",
+            ActionKind::Decide => "decide",
+            ActionKind::Complete => "complete",
+            ActionKind::Withdraw => "withdraw",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::NotifyMissing { .. } => ActionKind::NotifyMissing,
+            Action::Supplement { .. } => ActionKind::Supplement,
+            Action::Accept { .. } => ActionKind::Accept,
+            Action::Refuse { .. } => ActionKind::Refuse,
+            Action::Suspend { .. } => ActionKind::Suspend,
+            Action::Resume { .. } => ActionKind::Resume,
+            Action::Extend { .. } => ActionKind::Extend,
+            Action::Decide { .. } => ActionKind::Decide,
+            Action::Complete { .. } => ActionKind::Complete,
+            Action::Withdraw { .. } => ActionKind::Withdraw,
+        }
+    }
+}
+
+/// One event on a case: what, when (HLC), where (node) and who (staff).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    pub at: Hlc,
+    pub node: NodeId,
+    pub staff: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+impl Event {
+    /// Unique per event (a node never issues the same HLC twice); its string order is the
+    /// order in which [`derive`] applies events.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.at.to_hex(), self.node.to_hex())
+    }
+
+    /// The day the event happened, China Standard Time.
+    pub fn date(&self) -> Date {
+        Date::from_unix_ms_cst(self.at.unix_ms() as i64)
+    }
+}
+
+/// The status of a case.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// 已收件: received, not yet accepted or refused.
+    Submitted,
+    /// 待补正: a one-time notice was issued; waiting for materials.
+    AwaitingSupplement,
+    /// 已受理 / 办理中.
+    Accepted,
+    /// 特别程序中: the clock is stopped.
+    Suspended,
+    /// 已决定: decided, result not yet delivered.
+    Decided,
+    /// 已办结.
+    Completed,
+    /// 不予受理.
+    Refused,
+    /// 已撤回.
+    Withdrawn,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Submitted,
+        Status::AwaitingSupplement,
+        Status::Accepted,
+        Status::Suspended,
+        Status::Decided,
+        Status::Completed,
+        Status::Refused,
+        Status::Withdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Submitted => "submitted",
+            Status::AwaitingSupplement => "awaiting_supplement",
+            Status::Accepted => "accepted",
+            Status::Suspended => "suspended",
+            Status::Decided => "decided",
+            Status::Completed => "completed",
+            Status::Refused => "refused",
+            Status::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            Status::Submitted => "已收件",
+            Status::AwaitingSupplement => "待补正",
+            Status::Accepted => "办理中",
+            Status::Suspended => "特别程序中",
+            Status::Decided => "已决定",
+            Status::Completed => "已办结",
+            Status::Refused => "不予受理",
+            Status::Withdrawn => "已撤回",
+        }
+    }
+
+    /// Closed cases take no further transitions and carry no warning level.
+    pub fn is_closed(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Refused | Status::Withdrawn
+        )
+    }
+
+    /// Whether time limits run (or are stopped but pending) in this status.
+    pub fn has_deadlines(self) -> bool {
+        matches!(
+            self,
+            Status::Accepted | Status::Suspended | Status::Decided | Status::Completed
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state machine: the status after `action` in `status`, or `None` if not allowed.
+pub fn transition(status: Status, action: ActionKind) -> Option<Status> {
+    use ActionKind as A;
+    use Status as S;
+    match (status, action) {
+        (S::Submitted, A::NotifyMissing) => Some(S::AwaitingSupplement),
+        (S::Submitted | S::AwaitingSupplement, A::Supplement) => Some(S::Submitted),
+        (S::Submitted, A::Accept) => Some(S::Accepted),
+        (S::Submitted | S::AwaitingSupplement, A::Refuse) => Some(S::Refused),
+        (S::Accepted, A::Suspend) => Some(S::Suspended),
+        (S::Suspended, A::Resume) => Some(S::Accepted),
+        (S::Accepted, A::Extend) => Some(S::Accepted),
+        (S::Accepted, A::Decide) => Some(S::Decided),
+        (S::Accepted | S::Decided, A::Complete) => Some(S::Completed),
+        (S::Submitted | S::AwaitingSupplement | S::Accepted | S::Suspended, A::Withdraw) => {
+            Some(S::Withdrawn)
+        }
+        _ => None,
+    }
+}
+
+/// An event that could not apply where it fell in the merged order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub event_id: String,
+    pub action: ActionKind,
+    pub node: NodeId,
+    /// The status the case had, in the merged order, when the event came.
+    pub status_then: Status,
+}
+
+/// A material still missing, with how much is asked and how much arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shortfall {
+    pub name: String,
+    pub originals_needed: u32,
+    pub copies_needed: u32,
+    pub originals_received: u32,
+    pub copies_received: u32,
+}
+
+/// Everything derived from a case's intake and events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseState {
+    pub status: Status,
+    pub serial_no: Option<SerialNo>,
+    pub accepted_on: Option<Date>,
+    pub calendar: Option<String>,
+    /// Closed suspensions.
+    pub suspensions: Vec<DateSpan>,
+    /// Day the current suspension began, while suspended.
+    pub suspended_since: Option<Date>,
+    pub extension_days: u32,
+    pub decision: Option<bool>,
+    pub closed_on: Option<Date>,
+    /// All materials received, at intake and in supplements.
+    pub received: Vec<MaterialReceived>,
+    /// Required materials not (fully) received.
+    pub missing: Vec<Shortfall>,
+    pub conflicts: Vec<Conflict>,
+    pub last_event_at: Option<Hlc>,
+}
+
+impl CaseState {
+    /// Both deadlines and warning dates, once accepted. While suspended, the dates are
+    /// those the case had when the clock stopped; [`CaseState::suspended_since`] says so.
+    pub fn deadlines(&self, intake: &Intake, calendar: &Calendar) -> Option<Deadlines> {
+        let accepted_on = self.accepted_on?;
+        Some(Deadlines::compute(
+            calendar,
+            accepted_on,
+            intake.item.limits(),
+            &self.suspensions,
+            self.extension_days,
+        ))
+    }
+}
+
+/// Derives the state of a case from its intake and events, in any order given.
+pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
+    let mut ordered: Vec<&Event> = events.iter().collect();
+    ordered.sort_by_key(|e| (e.at, e.node));
+    ordered.dedup_by_key(|e| (e.at, e.node));
+
+    let mut state = CaseState {
+        status: Status::Submitted,
+        serial_no: None,
+        accepted_on: None,
+        calendar: None,
+        suspensions: Vec::new(),
+        suspended_since: None,
+        extension_days: 0,
+        decision: None,
+        closed_on: None,
+        received: Vec::new(),
+        missing: Vec::new(),
+        conflicts: Vec::new(),
+        last_event_at: None,
+    };
+    add_received(&mut state.received, &intake.materials);
+    for event in ordered {
+        state.last_event_at = Some(event.at);
+        let kind = event.action.kind();
+        let Some(next) = transition(state.status, kind) else {
+            state.conflicts.push(Conflict {
+                event_id: event.id(),
+                action: kind,
+                node: event.node,
+                status_then: state.status,
+            });
+            continue;
+        };
+        match &event.action {
+            Action::Supplement { materials } => add_received(&mut state.received, materials),
+            Action::Accept {
+                serial_no,
+                calendar,
+            } => {
+                state.serial_no = Some(serial_no.clone());
+                state.accepted_on = Some(event.date());
+                state.calendar = Some(calendar.clone());
+            }
+            Action::Suspend { .. } => state.suspended_since = Some(event.date()),
+            Action::Resume { .. } => {
+                if let Some(start) = state.suspended_since.take() {
+                    state.suspensions.push(DateSpan {
+                        start,
+                        end: event.date().max(start),
+                    });
+                }
+            }
+            Action::Extend { days, .. } => state.extension_days += days,
+            Action::Decide { approved, .. } => state.decision = Some(*approved),
+            Action::NotifyMissing { .. }
+            | Action::Refuse { .. }
+            | Action::Complete { .. }
+            | Action::Withdraw { .. } => {}
+        }
+        if next.is_closed() {
+            state.closed_on = Some(event.date());
+        }
+        state.status = next;
+    }
+    state.missing = shortfalls(&intake.item, &state.received);
+    state
+}
+
+fn add_received(received: &mut Vec<MaterialReceived>, more: &[MaterialReceived]) {
+    for m in more {
+        match received.iter_mut().find(|r| r.name == m.name) {
+            Some(r) => {
+                r.originals += m.originals;
+                r.copies += m.copies;
+            }
+            None => received.push(m.clone()),
+        }
+    }
+}
+
+fn shortfalls(item: &ItemSnapshot, received: &[MaterialReceived]) -> Vec<Shortfall> {
+    item.materials
+        .iter()
+        .filter(|rule| rule.required)
+        .filter_map(|rule| {
+            let (originals, copies) = received
+                .iter()
+                .find(|r| r.name == rule.name)
+                .map_or((0, 0), |r| (r.originals, r.copies));
+            (originals < rule.originals || copies < rule.copies).then(|| Shortfall {
+                name: rule.name.clone(),
+                originals_needed: rule.originals,
+                copies_needed: rule.copies,
+                originals_received: originals,
+                copies_received: copies,
+            })
+        })
+        .collect()
+}
+
+/// Why an action on a case was refused. Each message says what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseError {
+    #[error("cannot {action} a case that is {status}", action = .action.as_str(), status = .status.as_str())]
+    NotAllowed { action: ActionKind, status: Status },
+    #[error(
+        "required materials are missing: {}; issue a one-time notice (notify_missing) instead of accepting",
+        .missing.join("、")
+    )]
+    MaterialsMissing { missing: Vec<String> },
+    #[error("{field} is required: {why}")]
+    Invalid {
+        field: &'static str,
+        why: &'static str,
+    },
+    #[error("{name:?} is not one of this item's materials")]
+    UnknownMaterial { name: String },
+    #[error("the item {name:?} is cancelled and takes no new applications")]
+    ItemCancelled { name: String },
+    #[error(
+        "the item {name:?} is a {kind}, which is started by the authority, not by application at a counter"
+    )]
+    NotOnApplication { name: String, kind: &'static str },
+    #[error(
+        "an extension of {requested} working days exceeds what the law allows here ({left} left of {allowed})"
+    )]
+    ExtensionTooLong {
+        requested: u32,
+        left: u32,
+        allowed: u32,
+    },
+    #[error("the case has a conflict between concurrent events; a lead must resolve it first")]
+    Conflicted,
+}
+
+/// Checks an action a person wants to record, against the case as this node sees it.
+pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(), CaseError> {
+    let kind = action.kind();
+    if transition(state.status, kind).is_none() {
+        return Err(CaseError::NotAllowed {
+            action: kind,
+            status: state.status,
+        });
+    }
+    let filled = |s: &str| !s.trim().is_empty();
+    match action {
+        Action::NotifyMissing { missing, .. } => {
+            if missing.is_empty()
+                || missing
+                    .iter()
+                    .any(|m| !filled(&m.name) || !filled(&m.reason))
+            {
+                return Err(CaseError::Invalid {
+                    field: "missing",
+                    why: "every missing material, each with the reason it is needed (一次性告知)",
+                });
+            }
+            let names: Vec<&str> = intake
+                .item
+                .materials
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect();
+            if let Some(m) = missing.iter().find(|m| !names.contains(&m.name.as_str())) {
+                return Err(CaseError::UnknownMaterial {
+                    name: m.name.clone(),
+                });
+            }
+        }
+        Action::Supplement { materials } => {
+            if materials.is_empty() {
+                return Err(CaseError::Invalid {
+                    field: "materials",
+                    why: "the materials handed in",
+                });
+            }
+            let names: Vec<&str> = intake
+                .item
+                .materials
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect();
+            check_materials(&names, materials)?;
+        }
+        Action::Accept { .. } => {
+            if !state.missing.is_empty() {
+                return Err(CaseError::MaterialsMissing {
+                    missing: state.missing.iter().map(|s| s.name.clone()).collect(),
+                });
+            }
+        }
+        Action::Refuse {
+            reason,
+            basis,
+            remedies,
+            ..
+        } => {
+            require_written_reasons(reason, basis, remedies)?;
+        }
+        Action::Suspend { procedure, reason } => {
+            if !filled(procedure) || !filled(reason) {
+                return Err(CaseError::Invalid {
+                    field: "procedure",
+                    why: "the special procedure (e.g. 公示, 鉴定) and the reason",
+                });
+            }
+        }
+        Action::Resume { .. } => {}
+        Action::Extend { days, reason } => {
+            if *days == 0 || !filled(reason) {
+                return Err(CaseError::Invalid {
+                    field: "days",
+                    why: "a number of working days above zero and the reason (told to the applicant)",
+                });
+            }
+            let allowed = intake.item.legal_extension_days;
+            let left = allowed.saturating_sub(state.extension_days);
+            if *days > left {
+                return Err(CaseError::ExtensionTooLong {
+                    requested: *days,
+                    left,
+                    allowed,
+                });
+            }
+        }
+        Action::Decide {
+            approved,
+            reason,
+            basis,
+            remedies,
+        } => {
+            if !approved {
+                require_written_reasons(reason, basis, remedies)?;
+            }
+        }
+        Action::Complete { result, delivery } => {
+            if !filled(result) || !filled(delivery) {
+                return Err(CaseError::Invalid {
+                    field: "result",
+                    why: "the result and how it was delivered (送达方式)",
+                });
+            }
+        }
+        Action::Withdraw { reason } => {
+            if !filled(reason) {
+                return Err(CaseError::Invalid {
+                    field: "reason",
+                    why: "the applicant's reason for withdrawing",
+                });
+            }
+        }
+    }
+    let texts_too_long = match action {
+        Action::Refuse {
+            reason,
+            basis,
+            remedies,
+            ..
+        }
+        | Action::Decide {
+            reason,
+            basis,
+            remedies,
+            ..
+        } => [reason, basis, remedies]
+            .iter()
+            .any(|s| s.chars().count() > 4000),
+        Action::Suspend { procedure, reason } => {
+            procedure.chars().count() > 200 || reason.chars().count() > 4000
+        }
+        Action::Extend { reason, .. } | Action::Withdraw { reason } => {
+            reason.chars().count() > 4000
+        }
+        Action::Complete { result, delivery } => {
+            result.chars().count() > 4000 || delivery.chars().count() > 200
+        }
+        _ => false,
+    };
+    if texts_too_long {
+        return Err(CaseError::Invalid {
+            field: "text",
+            why: "texts of at most 4000 characters",
+        });
+    }
+    if !state.conflicts.is_empty() {
+        return Err(CaseError::Conflicted);
+    }
+    Ok(())
+}
+
+fn require_written_reasons(reason: &str, basis: &str, remedies: &str) -> Result<(), CaseError> {
+    let filled = |s: &str| !s.trim().is_empty();
+    if !filled(reason) || !filled(basis) || !filled(remedies) {
+        return Err(CaseError::Invalid {
+            field: "reason",
+            why: "a refusal needs the reason, its legal basis and the applicant's remedies (复议/诉讼)",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::calendar::WarningLevel;
+    use crate::domain::item::tests::sample_item;
+
+    const STATION: NodeId = NodeId([1; 16]);
+    const HALL: NodeId = NodeId([2; 16]);
+
+    fn ms(date: &str, hour: u64) -> u64 {
+        let d: Date = date.parse().unwrap();
+        // Midnight CST of `date` is 16:00 UTC the day before.
+        (d.days_since_epoch() as u64 * 86_400 + hour * 3600 - 8 * 3600) * 1000
+    }
+
+    fn intake() -> Intake {
+        let item = sample_item();
+        Intake::new(
+            &item,
+            NewCase {
+                applicant: Applicant::NaturalPerson {
+                    name: "张三".into(),
+                    id_number: ResidentId::parse("440304199001011233").unwrap(),
+                    phone: Phone::parse("13800138000").unwrap(),
+                },
+                agent: None,
+                materials: vec![MaterialReceived {
+                    name: "户口簿".into(),
+                    originals: 1,
+                    copies: 1,
+                }],
+                counter: "1号窗口".into(),
+                note: String::new(),
+            },
+            "worker",
+            STATION,
+            DivisionCode::parse("440399001001").unwrap(),
+            Hlc::new(ms("2026-03-02", 9), 0),
+        )
+        .unwrap()
+    }
+
+    fn event(node: NodeId, date: &str, hour: u64, action: Action) -> Event {
+        Event {
+            at: Hlc::new(ms(date, hour), 0),
+            node,
+            staff: "worker".into(),
+            action,
+        }
+    }
+
+    fn serial() -> SerialNo {
+        SerialNo::parse("11440399990000017K4000599301000202603029900100110001").unwrap()
+    }
+
+    fn sample_action(kind: ActionKind) -> Action {
+        match kind {
+            ActionKind::NotifyMissing => Action::NotifyMissing {
+                missing: vec![MissingMaterial {
+                    name: "户口簿".into(),
+                    reason: "核验家庭成员".into(),
+                }],
+                note: String::new(),
+            },
+            ActionKind::Supplement => Action::Supplement {
+                materials: vec![MaterialReceived {
+                    name: "户口簿".into(),
+                    originals: 1,
+                    copies: 1,
+                }],
+            },
+            ActionKind::Accept => Action::Accept {
+                serial_no: serial(),
+                calendar: "cn".into(),
+            },
+            ActionKind::Refuse => Action::Refuse {
+                reason: "不属于本机关职权范围".into(),
+                basis: "《行政许可法》第三十二条".into(),
+                remedies: "可申请行政复议或提起行政诉讼".into(),
+                competent_authority: Some("示范区民政局".into()),
+            },
+            ActionKind::Suspend => Action::Suspend {
+                procedure: "公示".into(),
+                reason: "公示7天".into(),
+            },
+            ActionKind::Resume => Action::Resume {
+                note: String::new(),
+            },
+            ActionKind::Extend => Action::Extend {
+                days: 5,
+                reason: "情况复杂".into(),
+            },
+            ActionKind::Decide => Action::Decide {
+                approved: true,
+                reason: String::new(),
+                basis: String::new(),
+                remedies: String::new(),
+            },
+            ActionKind::Complete => Action::Complete {
+                result: "准予".into(),
+                delivery: "窗口领取".into(),
+            },
+            ActionKind::Withdraw => Action::Withdraw {
+                reason: "申请人主动撤回".into(),
+            },
+        }
+    }
+
+    /// Every (status, action) pair of the state machine.
+    #[test]
+    fn transition_table_covers_every_pair() {
+        use ActionKind as A;
+        use Status as S;
+        let allowed: &[(S, A, S)] = &[
+            (S::Submitted, A::NotifyMissing, S::AwaitingSupplement),
+            (S::Submitted, A::Supplement, S::Submitted),
+            (S::Submitted, A::Accept, S::Accepted),
+            (S::Submitted, A::Refuse, S::Refused),
+            (S::Submitted, A::Withdraw, S::Withdrawn),
+            (S::AwaitingSupplement, A::Supplement, S::Submitted),
+            (S::AwaitingSupplement, A::Refuse, S::Refused),
+            (S::AwaitingSupplement, A::Withdraw, S::Withdrawn),
+            (S::Accepted, A::Suspend, S::Suspended),
+            (S::Accepted, A::Extend, S::Accepted),
+            (S::Accepted, A::Decide, S::Decided),
+            (S::Accepted, A::Complete, S::Completed),
+            (S::Accepted, A::Withdraw, S::Withdrawn),
+            (S::Suspended, A::Resume, S::Accepted),
+            (S::Suspended, A::Withdraw, S::Withdrawn),
+            (S::Decided, A::Complete, S::Completed),
+        ];
+        let mut checked = 0;
+        for status in Status::ALL {
+            for action in ActionKind::ALL {
+                let expected = allowed
+                    .iter()
+                    .find(|(s, a, _)| *s == status && *a == action)
+                    .map(|(_, _, next)| *next);
+                assert_eq!(
+                    transition(status, action),
+                    expected,
+                    "{status:?} + {action:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 80);
+        for status in [S::Completed, S::Refused, S::Withdrawn] {
+            assert!(
+                ActionKind::ALL
+                    .iter()
+                    .all(|a| transition(status, *a).is_none())
+            );
+        }
+    }
+
+    /// `validate` refuses exactly the pairs the state machine refuses, with a message that
+    /// names both, for every (status, action) pair.
+    #[test]
+    fn validate_follows_the_state_machine_for_every_pair() {
+        let intake = intake();
+        for status in Status::ALL {
+            let state = CaseState {
+                status,
+                ..derive(&intake, &[])
+            };
+            for kind in ActionKind::ALL {
+                let result = validate(&intake, &state, &sample_action(kind));
+                match transition(status, kind) {
+                    Some(_) => assert_eq!(result, Ok(()), "{status:?} + {kind:?}"),
+                    None => {
+                        let err = result.unwrap_err();
+                        assert_eq!(
+                            err,
+                            CaseError::NotAllowed {
+                                action: kind,
+                                status
+                            }
+                        );
+                        assert!(
+                            err.to_string().contains(kind.as_str())
+                                && err.to_string().contains(status.as_str())
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_case_with_a_suspension() {
+        let intake = intake();
+        let events = vec![
+            event(
+                STATION,
+                "2026-03-02",
+                10,
+                Action::Accept {
+                    serial_no: serial(),
+                    calendar: "cn".into(),
+                },
+            ),
+            event(HALL, "2026-03-04", 10, sample_action(ActionKind::Suspend)),
+            event(HALL, "2026-03-06", 10, sample_action(ActionKind::Resume)),
+            event(HALL, "2026-03-20", 10, sample_action(ActionKind::Decide)),
+        ];
+        let state = derive(&intake, &events);
+        assert_eq!(state.status, Status::Decided);
+        assert_eq!(state.accepted_on, Some("2026-03-02".parse().unwrap()));
+        assert_eq!(
+            state.suspensions,
+            vec![DateSpan {
+                start: "2026-03-04".parse().unwrap(),
+                end: "2026-03-06".parse().unwrap()
+            }]
+        );
+        assert!(state.conflicts.is_empty() && state.missing.is_empty());
+        let dl = state.deadlines(&intake, Calendar::china()).unwrap();
+        // 20 working days from 03-02 would end 03-30; two suspended days push it to 04-01.
+        assert_eq!(dl.committed_due, "2026-04-01".parse().unwrap());
+        // Legal 30: 03-02 + 30 wd = 04-14 (04-06 is 清明), + 2 suspended days = 04-16.
+        assert_eq!(dl.legal_due, "2026-04-16".parse().unwrap());
+        assert_eq!(
+            dl.level_on("2026-04-02".parse().unwrap()),
+            WarningLevel::Red
+        );
+    }
+
+    #[test]
+    fn derive_is_independent_of_input_order() {
+        let intake = intake();
+        let events = vec![
+            event(
+                STATION,
+                "2026-03-02",
+                10,
+                sample_action(ActionKind::NotifyMissing),
+            ),
+            event(
+                STATION,
+                "2026-03-03",
+                10,
+                sample_action(ActionKind::Supplement),
+            ),
+            event(
+                STATION,
+                "2026-03-03",
+                11,
+                Action::Accept {
+                    serial_no: serial(),
+                    calendar: "cn".into(),
+                },
+            ),
+            event(
+                STATION,
+                "2026-03-05",
+                10,
+                sample_action(ActionKind::Withdraw),
+            ),
+            event(HALL, "2026-03-05", 10, sample_action(ActionKind::Decide)),
+        ];
+        let reference = derive(&intake, &events);
+        let mut permuted = events.clone();
+        for i in 0..events.len() * 3 {
+            permuted.rotate_left(1);
+            permuted.swap(i % events.len(), (i * 7 + 3) % events.len());
+            assert_eq!(derive(&intake, &permuted), reference);
+        }
+        // Same instant on two nodes: the node id breaks the tie, so the station (01..)
+        // withdraws first and the hall's decision is the conflicting one.
+        assert_eq!(reference.status, Status::Withdrawn);
+        assert_eq!(reference.conflicts.len(), 1);
+        assert_eq!(reference.conflicts[0].action, ActionKind::Decide);
+        assert_eq!(reference.conflicts[0].node, HALL);
+        assert_eq!(reference.conflicts[0].status_then, Status::Withdrawn);
+    }
+
+    #[test]
+    fn concurrent_withdrawal_and_approval_are_both_kept_and_flagged() {
+        let intake = intake();
+        let accept = event(
+            STATION,
+            "2026-03-02",
+            10,
+            Action::Accept {
+                serial_no: serial(),
+                calendar: "cn".into(),
+            },
+        );
+        // The hall approves at 10:00 on 03-05 without having seen the station's withdrawal
+        // at 11:00; both nodes validated their own event against what they knew.
+        let approve = event(HALL, "2026-03-05", 10, sample_action(ActionKind::Decide));
+        let withdraw = event(
+            STATION,
+            "2026-03-05",
+            11,
+            sample_action(ActionKind::Withdraw),
+        );
+        let state = derive(&intake, &[accept, withdraw, approve]);
+        assert_eq!(state.status, Status::Decided);
+        assert_eq!(state.conflicts.len(), 1);
+        assert_eq!(state.conflicts[0].action, ActionKind::Withdraw);
+        // Further actions wait for a person to resolve it.
+        let err = validate(&intake, &state, &sample_action(ActionKind::Complete)).unwrap_err();
+        assert_eq!(err, CaseError::Conflicted);
+    }
+
+    #[test]
+    fn accepting_needs_every_required_material() {
+        let item = sample_item();
+        let mut new_case = NewCase {
+            applicant: intake().applicant,
+            agent: None,
+            materials: vec![MaterialReceived {
+                name: "户口簿".into(),
+                originals: 1,
+                copies: 0,
+            }],
+            counter: String::new(),
+            note: String::new(),
+        };
+        let division = DivisionCode::parse("440399001001").unwrap();
+        let short = Intake::new(
+            &item,
+            new_case.clone(),
+            "w",
+            STATION,
+            division.clone(),
+            Hlc::new(1, 0),
+        )
+        .unwrap();
+        let state = derive(&short, &[]);
+        assert_eq!(state.missing.len(), 1);
+        assert_eq!(state.missing[0].copies_needed, 1);
+        let accept = Action::Accept {
+            serial_no: serial(),
+            calendar: "cn".into(),
+        };
+        let err = validate(&short, &state, &accept).unwrap_err();
+        assert!(
+            err.to_string().contains("户口簿") && err.to_string().contains("one-time notice"),
+            "{err}"
+        );
+        // The conditional material (委托书) is never required for acceptance.
+        new_case.materials[0].copies = 1;
+        let full = Intake::new(&item, new_case, "w", STATION, division, Hlc::new(1, 0)).unwrap();
+        assert_eq!(validate(&full, &derive(&full, &[]), &accept), Ok(()));
+        // A supplement completes what was short.
+        let supplemented = derive(
+            &short,
+            &[event(
+                STATION,
+                "2026-03-03",
+                9,
+                Action::Supplement {
+                    materials: vec![MaterialReceived {
+                        name: "户口簿".into(),
+                        originals: 0,
+                        copies: 1,
+                    }],
+                },
+            )],
+        );
+        assert!(supplemented.missing.is_empty());
+    }
+
+    #[test]
+    fn content_rules() {
+        let intake = intake();
+        let accepted = derive(
+            &intake,
+            &[event(
+                STATION,
+                "2026-03-02",
+                10,
+                sample_action(ActionKind::Accept),
+            )],
+        );
+        let submitted = derive(&intake, &[]);
+        type Case = (&'static str, bool, Action, &'static str);
+        let table: Vec<Case> = vec![
+            (
+                "refusal without reason",
+                false,
+                Action::Refuse {
+                    reason: "".into(),
+                    basis: "x".into(),
+                    remedies: "y".into(),
+                    competent_authority: None,
+                },
+                "reason, its legal basis and the applicant's remedies",
+            ),
+            (
+                "refusal without remedies",
+                false,
+                Action::Refuse {
+                    reason: "x".into(),
+                    basis: "x".into(),
+                    remedies: " ".into(),
+                    competent_authority: None,
+                },
+                "remedies",
+            ),
+            (
+                "denial without basis",
+                true,
+                Action::Decide {
+                    approved: false,
+                    reason: "x".into(),
+                    basis: "".into(),
+                    remedies: "y".into(),
+                },
+                "legal basis",
+            ),
+            (
+                "extension beyond the law",
+                true,
+                Action::Extend {
+                    days: 16,
+                    reason: "x".into(),
+                },
+                "15 left of 15",
+            ),
+            (
+                "zero extension",
+                true,
+                Action::Extend {
+                    days: 0,
+                    reason: "x".into(),
+                },
+                "above zero",
+            ),
+            (
+                "empty notice",
+                false,
+                Action::NotifyMissing {
+                    missing: vec![],
+                    note: "".into(),
+                },
+                "every missing material",
+            ),
+            (
+                "notice for an unknown material",
+                false,
+                Action::NotifyMissing {
+                    missing: vec![MissingMaterial {
+                        name: "护照".into(),
+                        reason: "x".into(),
+                    }],
+                    note: "".into(),
+                },
+                "not one of this item's materials",
+            ),
+            (
+                "completion without delivery",
+                true,
+                Action::Complete {
+                    result: "x".into(),
+                    delivery: "".into(),
+                },
+                "delivered",
+            ),
+            (
+                "suspension without reason",
+                true,
+                Action::Suspend {
+                    procedure: "公示".into(),
+                    reason: "".into(),
+                },
+                "special procedure",
+            ),
+        ];
+        for (why, on_accepted, action, needle) in table {
+            let state = if on_accepted { &accepted } else { &submitted };
+            let err = validate(&intake, state, &action).expect_err(why);
+            assert!(err.to_string().contains(needle), "{why}: {err}");
+        }
+        let extended = derive(
+            &intake,
+            &[
+                event(STATION, "2026-03-02", 10, sample_action(ActionKind::Accept)),
+                event(
+                    STATION,
+                    "2026-03-03",
+                    10,
+                    Action::Extend {
+                        days: 10,
+                        reason: "x".into(),
+                    },
+                ),
+            ],
+        );
+        let err = validate(
+            &intake,
+            &extended,
+            &Action::Extend {
+                days: 6,
+                reason: "x".into(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            CaseError::ExtensionTooLong {
+                requested: 6,
+                left: 5,
+                allowed: 15
+            }
+        );
+    }
+
+    #[test]
+    fn intake_rules() {
+        let item = sample_item();
+        let base = NewCase {
+            applicant: intake().applicant,
+            agent: None,
+            materials: vec![],
+            counter: String::new(),
+            note: String::new(),
+        };
+        let division = DivisionCode::parse("440399001001").unwrap();
+        let make = |item: &Item, new: NewCase| {
+            Intake::new(item, new, "w", STATION, division.clone(), Hlc::new(1, 0))
+        };
+        let mut unknown = base.clone();
+        unknown.materials.push(MaterialReceived {
+            name: "护照".into(),
+            originals: 1,
+            copies: 0,
+        });
+        assert_eq!(
+            make(&item, unknown).unwrap_err(),
+            CaseError::UnknownMaterial {
+                name: "护照".into()
+            }
+        );
+        let mut cancelled = item.clone();
+        cancelled.status = ItemStatus::Cancelled;
+        assert!(matches!(
+            make(&cancelled, base.clone()),
+            Err(CaseError::ItemCancelled { .. })
+        ));
+        let mut penalty = item.clone();
+        penalty.kind = crate::domain::item::PowerKind::Penalty;
+        assert!(matches!(
+            make(&penalty, base.clone()),
+            Err(CaseError::NotOnApplication { .. })
+        ));
+        let mut nameless = base.clone();
+        nameless.applicant = Applicant::LegalPerson {
+            name: "示范公司".into(),
+            credit_code: CreditCode::parse("91350100M000100Y43").unwrap(),
+            contact_name: " ".into(),
+            phone: Phone::parse("0755-12345678").unwrap(),
+        };
+        assert!(
+            make(&item, nameless)
+                .unwrap_err()
+                .to_string()
+                .contains("contact_name")
+        );
+        assert!(make(&item, base).is_ok());
+    }
+
+    #[test]
+    fn phones() {
+        for ok in [
+            "13800138000",
+            "0755-12345678",
+            "+86 138 0013 8000",
+            "1234567",
+        ] {
+            assert!(Phone::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "12345", "138-0013-800a", "1380013800013800138", "+"] {
+            assert!(Phone::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Phone::parse("0755-1234 5678").unwrap().tail(), "5678");
+        assert_eq!(
+            format!("{:?}", Phone::parse("13800138000").unwrap()),
+            "Phone(…8000)"
+        );
+    }
+
+    #[test]
+    fn event_json_is_stable() {
+        let e = event(
+            STATION,
+            "2026-03-02",
+            10,
+            sample_action(ActionKind::Withdraw),
+        );
+        let json = serde_json::to_string(&e).unwrap();
+        let expected = format!(
+            r#"{{"at":"{}","node":"01010101010101010101010101010101","staff":"worker","kind":"withdraw","reason":"申请人主动撤回"}}"#,
+            e.at.to_hex()
+        );
+        assert_eq!(json, expected);
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
+        assert!(e.id().starts_with(&e.at.to_hex()));
+    }
+}

@@ -1,0 +1,692 @@
+//! Service items (政务服务事项) of the catalog.
+//!
+//! Every element SZDB/Z 176 §9.1.2 requires — name, nature (kind of power), legal basis,
+//! conditions, place, process, fees, query channel, consultation and complaint — is a
+//! mandatory field, inside the national implementation-list schema (DOMAIN §4): codes,
+//! service object, handling level, case type, legal and committed limits, materials,
+//! special procedures, online depth, fee lines, warning threshold and version.
+
+use super::calendar::YellowThreshold;
+use super::codes::{BasicCode, HandlingLevel, ImplCode};
+
+/// One catalog item at one version.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    /// 实施编码; it embeds the implementing body's credit code, level and basic code.
+    pub impl_code: ImplCode,
+    /// 事项版本号: increases with every published change.
+    pub version: u32,
+    #[serde(default)]
+    pub status: ItemStatus,
+    /// 事项名称.
+    pub name: String,
+    /// 事项类型 / 性质 from the national list (§9.1.2 性质).
+    pub kind: PowerKind,
+    /// 主题分类, e.g. 社会救助; the catalog is browsed by it.
+    pub category: String,
+    /// 实施主体.
+    pub subject: Subject,
+    /// 服务对象.
+    pub service_objects: Vec<ServiceObject>,
+    /// 设定依据 (§9.1.2 设立依据), most authoritative first.
+    pub legal_basis: Vec<LegalBasis>,
+    /// 受理条件 (§9.1.2 办理条件).
+    pub conditions: Vec<String>,
+    /// 办理地点与时间 (§9.1.2 办理场所).
+    pub place: Place,
+    /// 办理流程 (§9.1.2 办理过程).
+    pub process: Vec<ProcessStep>,
+    /// 办件类型.
+    pub case_type: CaseType,
+    /// 法定办结时限, working days.
+    pub legal_limit_days: u32,
+    /// Working days by which the law allows the legal limit to be extended (延期,
+    /// 行政许可法 §42); 0 when it may not be.
+    #[serde(default)]
+    pub legal_extension_days: u32,
+    /// 承诺办结时限, working days; never above the legal limit; 0 for 即办件.
+    pub committed_limit_days: u32,
+    /// When supervision turns a case of this item yellow.
+    #[serde(default)]
+    pub yellow: YellowThreshold,
+    /// 申请材料.
+    pub materials: Vec<Material>,
+    /// 特别程序 such as 公示 or 鉴定.
+    #[serde(default)]
+    pub special_procedures: Vec<SpecialProcedure>,
+    /// 网上办理深度.
+    pub online_depth: OnlineDepth,
+    /// 收费项目; empty means 不收费 (§9.5.1).
+    #[serde(default)]
+    pub fees: Vec<FeeLine>,
+    /// 查询渠道.
+    pub query_channels: Vec<String>,
+    /// 咨询方式.
+    pub consultation: Vec<String>,
+    /// 监督投诉方式.
+    pub complaint: Vec<String>,
+    /// 行政救济途径 (复议/诉讼), quoted on refusals.
+    pub remedies: String,
+    /// 审批结果 (name of the certificate, decision or record).
+    pub result: String,
+    /// 到办事现场次数.
+    pub visits: u32,
+}
+
+/// Lifecycle of a published item (§8.4.1: new, changed, cancelled).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    #[default]
+    Published,
+    /// No new applications; cases already accepted continue.
+    Cancelled,
+}
+
+/// The national list of kinds of power (事项类型), with the codes platforms use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerKind {
+    Licensing,
+    Penalty,
+    Enforcement,
+    Levy,
+    Payment,
+    Inspection,
+    Confirmation,
+    Reward,
+    Adjudication,
+    OtherPower,
+    PublicService,
+}
+
+impl PowerKind {
+    pub const ALL: [PowerKind; 11] = [
+        PowerKind::Licensing,
+        PowerKind::Penalty,
+        PowerKind::Enforcement,
+        PowerKind::Levy,
+        PowerKind::Payment,
+        PowerKind::Inspection,
+        PowerKind::Confirmation,
+        PowerKind::Reward,
+        PowerKind::Adjudication,
+        PowerKind::OtherPower,
+        PowerKind::PublicService,
+    ];
+
+    /// The two-digit code of the national list.
+    pub fn code(self) -> &'static str {
+        match self {
+            PowerKind::Licensing => "01",
+            PowerKind::Penalty => "02",
+            PowerKind::Enforcement => "03",
+            PowerKind::Levy => "04",
+            PowerKind::Payment => "05",
+            PowerKind::Inspection => "06",
+            PowerKind::Confirmation => "07",
+            PowerKind::Reward => "08",
+            PowerKind::Adjudication => "09",
+            PowerKind::OtherPower => "10",
+            PowerKind::PublicService => "20",
+        }
+    }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            PowerKind::Licensing => "行政许可",
+            PowerKind::Penalty => "行政处罚",
+            PowerKind::Enforcement => "行政强制",
+            PowerKind::Levy => "行政征收",
+            PowerKind::Payment => "行政给付",
+            PowerKind::Inspection => "行政检查",
+            PowerKind::Confirmation => "行政确认",
+            PowerKind::Reward => "行政奖励",
+            PowerKind::Adjudication => "行政裁决",
+            PowerKind::OtherPower => "其他行政权力",
+            PowerKind::PublicService => "公共服务",
+        }
+    }
+
+    /// Whether people apply for it (依申请), so it is handled at a counter. Penalties,
+    /// enforcement, levies and inspections are started by the authority and stay out of
+    /// counter work (DOMAIN §2).
+    pub fn on_application(self) -> bool {
+        !matches!(
+            self,
+            PowerKind::Penalty | PowerKind::Enforcement | PowerKind::Levy | PowerKind::Inspection
+        )
+    }
+}
+
+/// 实施主体 and its nature.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    pub name: String,
+    pub nature: SubjectNature,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectNature {
+    /// 法定机关.
+    StatutoryBody,
+    /// 授权组织.
+    AuthorisedOrganisation,
+    /// 受委托组织.
+    EntrustedOrganisation,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceObject {
+    /// 自然人.
+    NaturalPerson,
+    /// 法人或其他组织.
+    LegalPerson,
+}
+
+/// One legal source: a law, regulation or rule, and the article.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegalBasis {
+    pub title: String,
+    #[serde(default)]
+    pub article: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Place {
+    pub address: String,
+    pub hours: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessStep {
+    pub name: String,
+    /// Time limit of this step in working days, when it has one of its own (环节时限).
+    #[serde(default)]
+    pub days: Option<u32>,
+}
+
+/// 办件类型.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseType {
+    /// 即办件: decided at the counter on the spot.
+    Instant,
+    /// 承诺件: decided within a committed number of working days.
+    Committed,
+}
+
+impl CaseType {
+    pub fn zh(self) -> &'static str {
+        match self {
+            CaseType::Instant => "即办件",
+            CaseType::Committed => "承诺件",
+        }
+    }
+}
+
+/// One required or conditional material (申请材料).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Material {
+    pub name: String,
+    /// 原件份数 to show (usually returned after checking).
+    pub originals: u32,
+    /// 复印件份数 to hand in.
+    pub copies: u32,
+    /// Whether every applicant must bring it; when false, `condition` says who must.
+    pub required: bool,
+    #[serde(default)]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A special procedure (特别程序) and whether its time counts toward the limit.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecialProcedure {
+    pub name: String,
+    #[serde(default)]
+    pub max_days: Option<u32>,
+    /// 是否计算在法定办结时限内.
+    pub counted: bool,
+}
+
+/// 网上办理深度: the furthest step that can be done online.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineDepth {
+    /// Not handled online at all.
+    None,
+    /// 互联网咨询.
+    Consultation,
+    /// 收件.
+    Submission,
+    /// 预审.
+    PreReview,
+    /// 受理.
+    Acceptance,
+    /// 办理.
+    Handling,
+    /// 结果反馈.
+    ResultOnline,
+    /// 电子证照反馈.
+    ElectronicCertificate,
+}
+
+/// A fee the law allows (§9.5.2): what, how much, and on what legal basis.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeLine {
+    pub name: String,
+    /// The published standard, e.g. "20元/证".
+    pub standard: String,
+    /// 收费依据.
+    pub basis: String,
+}
+
+/// Why an item is not acceptable; one entry per problem, each naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid item: {}", .problems.join("; "))]
+pub struct ItemInvalid {
+    pub problems: Vec<String>,
+}
+
+impl Item {
+    /// The document id of the item: fixed by its implementation code, which is unique
+    /// nationally and never changes across versions.
+    pub fn doc_id_for(impl_code: &ImplCode) -> crate::ids::DocId {
+        crate::ids::DocId::parse(&format!("i-{}", impl_code.as_str().to_ascii_lowercase()))
+            .expect("implementation codes are ASCII alphanumerics")
+    }
+
+    pub fn basic_code(&self) -> BasicCode {
+        self.impl_code.basic()
+    }
+
+    pub fn level(&self) -> HandlingLevel {
+        self.impl_code.level()
+    }
+
+    /// Checks every rule a published item must satisfy.
+    pub fn validate(&self) -> Result<(), ItemInvalid> {
+        let mut problems = Vec::new();
+        let mut need = |ok: bool, problem: &str| {
+            if !ok {
+                problems.push(problem.to_string());
+            }
+        };
+        let filled = |s: &str| !s.trim().is_empty();
+        let all_filled = |v: &[String]| !v.is_empty() && v.iter().all(|s| filled(s));
+
+        need(self.version >= 1, "version: must be 1 or more");
+        need(filled(&self.name), "name: must not be empty");
+        need(
+            self.name.chars().count() <= 200,
+            "name: at most 200 characters",
+        );
+        need(filled(&self.category), "category: must not be empty");
+        need(
+            filled(&self.subject.name),
+            "subject.name: must not be empty",
+        );
+        need(
+            !self.service_objects.is_empty(),
+            "service_objects: name at least one",
+        );
+        need(
+            !self.legal_basis.is_empty() && self.legal_basis.iter().all(|b| filled(&b.title)),
+            "legal_basis: at least one law or regulation, each with a title (§9.1.2 设立依据)",
+        );
+        need(
+            all_filled(&self.conditions),
+            "conditions: at least one, none empty (§9.1.2 办理条件)",
+        );
+        need(
+            filled(&self.place.address) && filled(&self.place.hours),
+            "place: address and hours must be given (§9.1.2 办理场所)",
+        );
+        need(
+            !self.process.is_empty() && self.process.iter().all(|s| filled(&s.name)),
+            "process: at least one named step (§9.1.2 办理过程)",
+        );
+        need(
+            all_filled(&self.query_channels),
+            "query_channels: at least one (§9.1.2 查询渠道)",
+        );
+        need(
+            all_filled(&self.consultation),
+            "consultation: at least one (§9.1.2 咨询)",
+        );
+        need(
+            all_filled(&self.complaint),
+            "complaint: at least one (§9.1.2 投诉)",
+        );
+        need(
+            filled(&self.remedies),
+            "remedies: state the 复议/诉讼 channels",
+        );
+        need(
+            filled(&self.result),
+            "result: name what the applicant receives",
+        );
+        need(
+            self.committed_limit_days <= self.legal_limit_days,
+            "committed_limit_days: the committed limit may not exceed the legal limit (§7.5 承诺办结制度)",
+        );
+        match self.case_type {
+            CaseType::Instant => need(
+                self.committed_limit_days == 0,
+                "committed_limit_days: must be 0 for an instant item (即办件)",
+            ),
+            CaseType::Committed => need(
+                self.committed_limit_days >= 1,
+                "committed_limit_days: a committed item (承诺件) needs at least 1 working day",
+            ),
+        }
+        need(
+            self.legal_limit_days <= 365,
+            "legal_limit_days: at most 365 working days",
+        );
+        need(
+            self.legal_extension_days <= 365,
+            "legal_extension_days: at most 365 working days",
+        );
+        if let YellowThreshold::PercentUsed(p) = self.yellow {
+            need(p <= 100, "yellow: a percentage must be 0-100");
+        }
+        need(
+            !self.materials.is_empty(),
+            "materials: list at least one material",
+        );
+        for (i, m) in self.materials.iter().enumerate() {
+            if !filled(&m.name) {
+                problems.push(format!("materials[{i}].name: must not be empty"));
+            }
+            if m.originals == 0 && m.copies == 0 {
+                problems.push(format!(
+                    "materials[{i}] ({}): ask for at least one original or copy",
+                    m.name
+                ));
+            }
+            if !m.required && m.condition.as_deref().is_none_or(|c| !filled(c)) {
+                problems.push(format!(
+                    "materials[{i}] ({}): a conditional material must say when it is needed",
+                    m.name
+                ));
+            }
+            if self.materials[..i].iter().any(|other| other.name == m.name) {
+                problems.push(format!("materials[{i}]: {} is listed twice", m.name));
+            }
+        }
+        for (i, p) in self.special_procedures.iter().enumerate() {
+            if !filled(&p.name) {
+                problems.push(format!("special_procedures[{i}].name: must not be empty"));
+            }
+        }
+        for (i, fee) in self.fees.iter().enumerate() {
+            if !filled(&fee.name) || !filled(&fee.standard) {
+                problems.push(format!("fees[{i}]: name and standard must be given"));
+            }
+            if !filled(&fee.basis) {
+                problems.push(format!(
+                    "fees[{i}] ({}): a fee needs the law or regulation that allows it (§9.5)",
+                    fee.name
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ItemInvalid { problems })
+        }
+    }
+
+    /// Text of the fee element as a guide prints it: 不收费 when there is no fee line.
+    pub fn fee_text(&self) -> String {
+        if self.fees.is_empty() {
+            "不收费".to_string()
+        } else {
+            self.fees
+                .iter()
+                .map(|f| format!("{}：{}（依据：{}）", f.name, f.standard, f.basis))
+                .collect::<Vec<_>>()
+                .join("；")
+        }
+    }
+
+    /// Time-limit wording of a service guide: 即办 or 自受理之日起 N 个工作日办结 (DOMAIN §4).
+    pub fn limit_text(&self) -> String {
+        match self.case_type {
+            CaseType::Instant => "即办".to_string(),
+            CaseType::Committed => format!(
+                "自受理之日起{}个工作日办结（法定时限{}个工作日）",
+                self.committed_limit_days, self.legal_limit_days
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample_item() -> Item {
+        Item {
+            impl_code: ImplCode::parse("11440399990000017K4000599301000").unwrap(),
+            version: 1,
+            status: ItemStatus::Published,
+            name: "最低生活保障申请".into(),
+            kind: PowerKind::Payment,
+            category: "社会救助".into(),
+            subject: Subject {
+                name: "示范区民政局".into(),
+                nature: SubjectNature::StatutoryBody,
+            },
+            service_objects: vec![ServiceObject::NaturalPerson],
+            legal_basis: vec![LegalBasis {
+                title: "《社会救助暂行办法》".into(),
+                article: "第十一条".into(),
+            }],
+            conditions: vec!["家庭人均收入低于当地最低生活保障标准".into()],
+            place: Place {
+                address: "示范社区党群服务中心".into(),
+                hours: "周一至周五 9:00-12:00，14:00-18:00".into(),
+            },
+            process: vec![
+                ProcessStep {
+                    name: "社区代为申请".into(),
+                    days: None,
+                },
+                ProcessStep {
+                    name: "区民政确认".into(),
+                    days: Some(10),
+                },
+            ],
+            case_type: CaseType::Committed,
+            legal_limit_days: 30,
+            legal_extension_days: 15,
+            committed_limit_days: 20,
+            yellow: YellowThreshold::WorkingDaysBefore(3),
+            materials: vec![
+                Material {
+                    name: "户口簿".into(),
+                    originals: 1,
+                    copies: 1,
+                    required: true,
+                    condition: None,
+                    note: None,
+                },
+                Material {
+                    name: "委托书".into(),
+                    originals: 1,
+                    copies: 0,
+                    required: false,
+                    condition: Some("代办时".into()),
+                    note: None,
+                },
+            ],
+            special_procedures: vec![SpecialProcedure {
+                name: "公示".into(),
+                max_days: Some(7),
+                counted: false,
+            }],
+            online_depth: OnlineDepth::PreReview,
+            fees: vec![],
+            query_channels: vec!["窗口查询".into()],
+            consultation: vec!["0755-12345678".into()],
+            complaint: vec!["12345".into()],
+            remedies: "可依法申请行政复议或提起行政诉讼".into(),
+            result: "低保证".into(),
+            visits: 1,
+        }
+    }
+
+    #[test]
+    fn sample_is_valid_and_worded() {
+        let item = sample_item();
+        item.validate().unwrap();
+        assert_eq!(item.fee_text(), "不收费");
+        assert_eq!(
+            item.limit_text(),
+            "自受理之日起20个工作日办结（法定时限30个工作日）"
+        );
+        assert_eq!(item.level(), HandlingLevel::District);
+        assert_eq!(
+            Item::doc_id_for(&item.impl_code).as_str(),
+            "i-11440399990000017k4000599301000"
+        );
+    }
+
+    #[test]
+    fn validation_table() {
+        type Edit = fn(&mut Item);
+        let table: &[(&str, Edit, &str)] = &[
+            (
+                "committed above legal",
+                |i| i.committed_limit_days = 31,
+                "may not exceed the legal limit",
+            ),
+            (
+                "instant with a committed limit",
+                |i| i.case_type = CaseType::Instant,
+                "must be 0 for an instant",
+            ),
+            (
+                "committed with zero days",
+                |i| i.committed_limit_days = 0,
+                "at least 1 working day",
+            ),
+            ("no legal basis", |i| i.legal_basis.clear(), "legal_basis"),
+            (
+                "empty name",
+                |i| i.name = " ".into(),
+                "name: must not be empty",
+            ),
+            ("no conditions", |i| i.conditions.clear(), "conditions"),
+            ("no place", |i| i.place.address.clear(), "place"),
+            ("no process", |i| i.process.clear(), "process"),
+            (
+                "no query channel",
+                |i| i.query_channels.clear(),
+                "query_channels",
+            ),
+            (
+                "no complaint channel",
+                |i| i.complaint = vec!["".into()],
+                "complaint",
+            ),
+            (
+                "fee without basis",
+                |i| {
+                    i.fees.push(FeeLine {
+                        name: "工本费".into(),
+                        standard: "20元".into(),
+                        basis: "".into(),
+                    })
+                },
+                "needs the law",
+            ),
+            (
+                "conditional without condition",
+                |i| i.materials[1].condition = None,
+                "say when it is needed",
+            ),
+            (
+                "material with nothing to bring",
+                |i| {
+                    i.materials[0].originals = 0;
+                    i.materials[0].copies = 0
+                },
+                "at least one original or copy",
+            ),
+            (
+                "duplicate material",
+                |i| {
+                    let m = i.materials[0].clone();
+                    i.materials.push(m)
+                },
+                "listed twice",
+            ),
+            (
+                "percentage over 100",
+                |i| i.yellow = YellowThreshold::PercentUsed(120),
+                "0-100",
+            ),
+            ("version zero", |i| i.version = 0, "version"),
+        ];
+        for (why, edit, needle) in table {
+            let mut item = sample_item();
+            edit(&mut item);
+            let err = item.validate().expect_err(why);
+            assert!(err.to_string().contains(needle), "{why}: {err}");
+        }
+    }
+
+    #[test]
+    fn fee_with_basis_is_printed() {
+        let mut item = sample_item();
+        item.fees.push(FeeLine {
+            name: "工本费".into(),
+            standard: "20元/证".into(),
+            basis: "《居住证暂行条例》第十五条".into(),
+        });
+        item.validate().unwrap();
+        assert_eq!(
+            item.fee_text(),
+            "工本费：20元/证（依据：《居住证暂行条例》第十五条）"
+        );
+    }
+
+    #[test]
+    fn kinds_on_application() {
+        let counter: Vec<_> = PowerKind::ALL
+            .iter()
+            .filter(|k| k.on_application())
+            .map(|k| k.code())
+            .collect();
+        assert_eq!(counter, ["01", "05", "07", "08", "09", "10", "20"]);
+    }
+
+    #[test]
+    fn json_round_trip_rejects_unknown_fields() {
+        let item = sample_item();
+        let json = serde_json::to_value(&item).unwrap();
+        let back: Item = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, item);
+        let mut extra = json;
+        extra["colour"] = "red".into();
+        let err = serde_json::from_value::<Item>(extra).unwrap_err();
+        assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+    }
+}
