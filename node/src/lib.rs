@@ -1,1 +1,21 @@
-pub fn x() {}
+//! The `yizhan` node: command line, configuration, SQLite store and HTTP API around the
+//! sans-IO core in `yizhan-sync`.
+//!
+//! Layout:
+//! * [`cli`] parses arguments and runs commands; `main.rs` only sets up logging and calls it.
+//! * [`node`] knows a data dir's files and serves a node; [`config`] and [`identity`] load
+//!   what it is.
+//! * [`store`] is the only module with SQL; [`http`] is the thin JSON edge over it.
+//! * [`accounts`] hashes passwords and tokens; [`clock`] is where "now" comes from.
+//! * [`demo`] and [`bench`] are the demo node and the benchmarks.
+
+pub mod accounts;
+pub mod bench;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod identity;
+pub mod node;
+pub mod store;

@@ -1,1 +1,717 @@
-//! placeholder
+//! The document model: how items and cases live in Automerge documents, and the
+//! queryable rows derived from them.
+//!
+//! Layout of every document's root map:
+//!
+//! | key      | value                                                        |
+//! |----------|--------------------------------------------------------------|
+//! | `schema` | integer, currently [`SCHEMA`]                                |
+//! | `kind`   | `"item"` or `"case"`                                         |
+//! | `scope`  | e.g. `"case/440399001001"`                                   |
+//! | `item`   | (items) the whole [`Item`] as a JSON string                  |
+//! | `intake` | (cases) the [`Intake`] as a JSON string, written once        |
+//! | `events` | (cases) map from event id to the [`Event`] as a JSON string  |
+//!
+//! Why JSON strings and not nested Automerge maps: an item version is published as one
+//! consistent unit, so it is a last-writer-wins register as a whole, never a field-by-field
+//! merge of two drafts; a case's intake and each event are immutable once written. Keyed
+//! by unique ids, concurrent events from different nodes merge without conflict. Opaque
+//! strings keep documents small (a case with 5 events is about 1.5 KB saved) and loading
+//! cheap, and the JSON is the same serde form the rest of the code uses.
+//!
+//! Materialized rows ([`CaseRow`], [`EventRow`], [`ItemRow`]) are a pure function of a
+//! document and the calendar, so any node, or `yizhan rebuild`, derives identical rows.
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{
+    Automerge, AutomergeError, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, ValueRef,
+};
+
+use crate::domain::calendar::{Calendar, Date, Deadlines, WarningLevel};
+use crate::domain::case::{self, Event, Intake};
+use crate::domain::item::Item;
+use crate::ids::{DocId, DocKind, Origin, Scope};
+
+/// Version of the document layout above. A node refuses documents of a newer schema
+/// rather than misreading them.
+pub const SCHEMA: i64 = 1;
+
+/// A document could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    #[error("automerge: {0}")]
+    Automerge(#[from] AutomergeError),
+    #[error("document has no {0:?}")]
+    Missing(&'static str),
+    #[error("document is a {found}, not a {expected}")]
+    WrongKind {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("document schema {0} is newer than this node understands ({SCHEMA}); upgrade the node")]
+    NewerSchema(i64),
+    #[error("{field} is not valid: {source}")]
+    BadJson {
+        field: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The contents of a case document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseDoc {
+    pub scope: Scope,
+    pub intake: Intake,
+    /// Events in id order (which is the order `derive` applies them).
+    pub events: Vec<Event>,
+}
+
+/// The contents of an item document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemDoc {
+    pub scope: Scope,
+    pub item: Item,
+}
+
+fn commit_options(unix_ms: u64, message: &str) -> CommitOptions {
+    // Automerge's change time is advisory and in seconds; Rust does not fill it in.
+    CommitOptions::default()
+        .with_time((unix_ms / 1000) as i64)
+        .with_message(message.to_string())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("domain types always serialize")
+}
+
+fn new_doc(origin: &Origin) -> Automerge {
+    let mut doc = Automerge::new();
+    doc.set_actor(origin.actor());
+    doc
+}
+
+/// Creates a case document with its intake, in one change.
+pub fn new_case(
+    origin: &Origin,
+    scope: &Scope,
+    intake: &Intake,
+) -> Result<(DocId, Automerge), DocError> {
+    let mut doc = new_doc(origin);
+    doc.transact_with(
+        |_| commit_options(intake.submitted_at.unix_ms(), "submit"),
+        |tx| {
+            tx.put(ROOT, "schema", SCHEMA)?;
+            tx.put(ROOT, "kind", DocKind::Case.as_str())?;
+            tx.put(ROOT, "scope", scope.as_str())?;
+            tx.put(ROOT, "intake", to_json(intake))?;
+            tx.put_object(ROOT, "events", ObjType::Map)?;
+            Ok::<_, AutomergeError>(())
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok((intake.doc_id(), doc))
+}
+
+/// Appends events to a case document, in one change.
+pub fn add_events(doc: &mut Automerge, origin: &Origin, events: &[Event]) -> Result<(), DocError> {
+    let events_obj = match doc.get(ROOT, "events")? {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        _ => return Err(DocError::Missing("events")),
+    };
+    let Some(last) = events.last() else {
+        return Ok(());
+    };
+    let message = events
+        .iter()
+        .map(|e| e.action.kind().as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    doc.set_actor(origin.actor());
+    doc.transact_with(
+        |_| commit_options(last.at.unix_ms(), &message),
+        |tx| {
+            for event in events {
+                tx.put(&events_obj, event.id(), to_json(event))?;
+            }
+            Ok::<_, AutomergeError>(())
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Creates an item document holding its first version.
+pub fn new_item(
+    origin: &Origin,
+    scope: &Scope,
+    item: &Item,
+    unix_ms: u64,
+) -> Result<(DocId, Automerge), DocError> {
+    let mut doc = new_doc(origin);
+    doc.transact_with(
+        |_| commit_options(unix_ms, "publish"),
+        |tx| {
+            tx.put(ROOT, "schema", SCHEMA)?;
+            tx.put(ROOT, "kind", DocKind::Item.as_str())?;
+            tx.put(ROOT, "scope", scope.as_str())?;
+            tx.put(ROOT, "item", to_json(item))?;
+            Ok::<_, AutomergeError>(())
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok((Item::doc_id_for(&item.impl_code), doc))
+}
+
+/// Replaces the item in an item document with a new version.
+pub fn put_item(
+    doc: &mut Automerge,
+    origin: &Origin,
+    item: &Item,
+    unix_ms: u64,
+) -> Result<(), DocError> {
+    doc.set_actor(origin.actor());
+    doc.transact_with(
+        |_| commit_options(unix_ms, "publish"),
+        |tx| tx.put(ROOT, "item", to_json(item)),
+    )
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+fn root_str(doc: &Automerge, key: &'static str) -> Result<String, DocError> {
+    match doc.get(ROOT, key)? {
+        Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(text) => Ok(text.to_string()),
+            _ => Err(DocError::Missing(key)),
+        },
+        _ => Err(DocError::Missing(key)),
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(field: &str, text: &str) -> Result<T, DocError> {
+    serde_json::from_str(text).map_err(|source| DocError::BadJson {
+        field: field.to_string(),
+        source,
+    })
+}
+
+/// The kind and scope of a document, after checking its schema.
+pub fn header(doc: &Automerge) -> Result<(DocKind, Scope), DocError> {
+    let schema = match doc.get(ROOT, "schema")? {
+        Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Int(n) => *n,
+            _ => return Err(DocError::Missing("schema")),
+        },
+        _ => return Err(DocError::Missing("schema")),
+    };
+    if schema > SCHEMA {
+        return Err(DocError::NewerSchema(schema));
+    }
+    let kind_text = root_str(doc, "kind")?;
+    let kind = DocKind::parse(&kind_text).ok_or(DocError::WrongKind {
+        expected: "item or case",
+        found: kind_text,
+    })?;
+    let scope_text = root_str(doc, "scope")?;
+    let scope = Scope::parse(&scope_text).ok_or(DocError::Missing("scope"))?;
+    Ok((kind, scope))
+}
+
+fn expect_kind(doc: &Automerge, expected: DocKind) -> Result<Scope, DocError> {
+    let (kind, scope) = header(doc)?;
+    if kind != expected {
+        return Err(DocError::WrongKind {
+            expected: expected.as_str(),
+            found: kind.as_str().to_string(),
+        });
+    }
+    Ok(scope)
+}
+
+/// Reads a case document.
+pub fn read_case(doc: &Automerge) -> Result<CaseDoc, DocError> {
+    let scope = expect_kind(doc, DocKind::Case)?;
+    let intake: Intake = parse_json("intake", &root_str(doc, "intake")?)?;
+    let events_obj = match doc.get(ROOT, "events")? {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        _ => return Err(DocError::Missing("events")),
+    };
+    let mut events = Vec::new();
+    for entry in doc.map_range(&events_obj, ..) {
+        let ValueRef::Scalar(ScalarValueRef::Str(text)) = &entry.value else {
+            return Err(DocError::Missing("event text"));
+        };
+        let event: Event = parse_json(&format!("events.{}", entry.key), text)?;
+        if event.id() != entry.key {
+            return Err(DocError::Missing("event under its own id"));
+        }
+        events.push(event);
+    }
+    Ok(CaseDoc {
+        scope,
+        intake,
+        events,
+    })
+}
+
+/// Reads an item document.
+pub fn read_item(doc: &Automerge) -> Result<ItemDoc, DocError> {
+    let scope = expect_kind(doc, DocKind::Item)?;
+    let item = parse_json("item", &root_str(doc, "item")?)?;
+    Ok(ItemDoc { scope, item })
+}
+
+/// Heads as one byte string: the sorted 32-byte hashes, concatenated, so two sets of heads
+/// compare equal exactly when the bytes do.
+pub fn heads_bytes(doc: &Automerge) -> Vec<u8> {
+    let mut heads = doc.get_heads();
+    heads.sort();
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+/// The `cases` row of a case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseRow {
+    pub id: String,
+    pub scope: String,
+    pub impl_code: String,
+    pub item_name: String,
+    pub item_version: u32,
+    pub case_type: &'static str,
+    pub status: &'static str,
+    /// Concurrent incompatible events wait for a person.
+    pub conflict: bool,
+    pub serial_no: Option<String>,
+    pub applicant_name: String,
+    pub applicant_id_masked: String,
+    pub phone_tail: String,
+    pub counter: String,
+    pub staff: String,
+    pub node: String,
+    pub created_ms: i64,
+    pub created_on: String,
+    pub accepted_on: Option<String>,
+    pub committed_due: Option<String>,
+    pub legal_due: Option<String>,
+    /// First days of the yellow, red and legal-breach levels of an open case, so a query
+    /// derives the level from today's date. A suspended case's level is frozen at the day
+    /// its clock stopped; its dates then encode that level with [`LEVEL_REACHED`] and
+    /// [`LEVEL_NOT_REACHED`]. Closed cases have none.
+    pub yellow_on: Option<String>,
+    pub red_on: Option<String>,
+    pub breach_on: Option<String>,
+    /// While suspended, the day the clock stopped.
+    pub clock_stopped_on: Option<String>,
+    pub closed_on: Option<String>,
+    pub calendar: Option<String>,
+    /// False when a deadline fell in a year the calendar has no figures for.
+    pub calendar_covered: bool,
+    /// HLC of the newest event (or of the intake), as 16 hex digits.
+    pub updated_hlc: String,
+    pub intake_json: String,
+}
+
+/// One `case_events` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub case_id: String,
+    pub event_id: String,
+    pub at_hlc: String,
+    pub at_ms: i64,
+    pub node: String,
+    pub staff: String,
+    pub kind: &'static str,
+    /// The event did not apply where it fell in the merged order.
+    pub conflict: bool,
+    pub body_json: String,
+}
+
+/// A warning date before every real date: the level was reached.
+pub const LEVEL_REACHED: &str = "0000-01-01";
+/// A warning date after every real date: the level is not reached.
+pub const LEVEL_NOT_REACHED: &str = "9999-12-31";
+
+/// The three warning dates of a case as stored: real dates while the clock runs, the
+/// frozen level while suspended, none once closed.
+fn warning_dates(state: &case::CaseState, deadlines: Option<&Deadlines>) -> [Option<String>; 3] {
+    let Some(d) = deadlines else {
+        return [None, None, None];
+    };
+    if state.status.is_closed() {
+        return [None, None, None];
+    }
+    match state.suspended_since {
+        None => [d.yellow_on, d.red_on, d.breach_on].map(|date| Some(date.to_string())),
+        Some(since) => {
+            let level = d.level_on(since);
+            [
+                WarningLevel::Yellow,
+                WarningLevel::Red,
+                WarningLevel::LegalBreach,
+            ]
+            .map(|l| {
+                Some(
+                    if level >= l {
+                        LEVEL_REACHED
+                    } else {
+                        LEVEL_NOT_REACHED
+                    }
+                    .to_string(),
+                )
+            })
+        }
+    }
+}
+
+/// Derives the rows of a case.
+pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRow, Vec<EventRow>) {
+    let intake = &case_doc.intake;
+    let state = case::derive(intake, &case_doc.events);
+    let deadlines = if state.status.has_deadlines() {
+        state.deadlines(intake, calendar)
+    } else {
+        None
+    };
+    let [yellow_on, red_on, breach_on] = warning_dates(&state, deadlines.as_ref());
+    let date = |d: Date| d.to_string();
+    let row = CaseRow {
+        id: id.to_string(),
+        scope: case_doc.scope.to_string(),
+        impl_code: intake.item.impl_code.to_string(),
+        item_name: intake.item.name.clone(),
+        item_version: intake.item.version,
+        case_type: match intake.item.case_type {
+            crate::domain::item::CaseType::Instant => "instant",
+            crate::domain::item::CaseType::Committed => "committed",
+        },
+        status: state.status.as_str(),
+        conflict: !state.conflicts.is_empty(),
+        serial_no: state.serial_no.as_ref().map(|s| s.to_string()),
+        applicant_name: intake.applicant.name().to_string(),
+        applicant_id_masked: intake.applicant.id_masked(),
+        phone_tail: intake.applicant.phone().tail(),
+        counter: intake.counter.clone(),
+        staff: intake.staff.clone(),
+        node: intake.node.to_hex(),
+        created_ms: intake.submitted_at.unix_ms() as i64,
+        created_on: date(Date::from_unix_ms_cst(intake.submitted_at.unix_ms() as i64)),
+        accepted_on: state.accepted_on.map(date),
+        committed_due: deadlines.as_ref().map(|d| date(d.committed_due)),
+        legal_due: deadlines.as_ref().map(|d| date(d.legal_due)),
+        yellow_on,
+        red_on,
+        breach_on,
+        clock_stopped_on: state.suspended_since.map(date),
+        closed_on: state.closed_on.map(date),
+        calendar: state.calendar.clone(),
+        calendar_covered: deadlines.as_ref().is_none_or(|d| d.calendar_covered),
+        updated_hlc: state.last_event_at.unwrap_or(intake.submitted_at).to_hex(),
+        intake_json: to_json(intake),
+    };
+    let conflicting: Vec<&str> = state
+        .conflicts
+        .iter()
+        .map(|c| c.event_id.as_str())
+        .collect();
+    let events = case_doc
+        .events
+        .iter()
+        .map(|event| {
+            let event_id = event.id();
+            EventRow {
+                case_id: id.to_string(),
+                conflict: conflicting.contains(&event_id.as_str()),
+                event_id,
+                at_hlc: event.at.to_hex(),
+                at_ms: event.at.unix_ms() as i64,
+                node: event.node.to_hex(),
+                staff: event.staff.clone(),
+                kind: event.action.kind().as_str(),
+                body_json: to_json(&event.action),
+            }
+        })
+        .collect();
+    (row, events)
+}
+
+/// The `items` row of an item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemRow {
+    pub id: String,
+    pub scope: String,
+    pub impl_code: String,
+    pub basic_code: String,
+    pub name: String,
+    pub category: String,
+    pub kind: &'static str,
+    pub level: &'static str,
+    pub case_type: &'static str,
+    pub legal_days: u32,
+    pub committed_days: u32,
+    pub status: &'static str,
+    pub version: u32,
+    /// What the catalog search matches: name, category, subject and codes.
+    pub search_text: String,
+    pub body_json: String,
+}
+
+/// Derives the row of an item.
+pub fn item_row(id: &DocId, item_doc: &ItemDoc) -> ItemRow {
+    let item = &item_doc.item;
+    ItemRow {
+        id: id.to_string(),
+        scope: item_doc.scope.to_string(),
+        impl_code: item.impl_code.to_string(),
+        basic_code: item.basic_code().to_string(),
+        name: item.name.clone(),
+        category: item.category.clone(),
+        kind: item.kind.code(),
+        level: item.level().zh(),
+        case_type: match item.case_type {
+            crate::domain::item::CaseType::Instant => "instant",
+            crate::domain::item::CaseType::Committed => "committed",
+        },
+        legal_days: item.legal_limit_days,
+        committed_days: item.committed_limit_days,
+        status: match item.status {
+            crate::domain::item::ItemStatus::Published => "published",
+            crate::domain::item::ItemStatus::Cancelled => "cancelled",
+        },
+        version: item.version,
+        search_text: [
+            item.name.as_str(),
+            &item.category,
+            &item.subject.name,
+            item.impl_code.as_str(),
+        ]
+        .join("\u{1f}"),
+        body_json: to_json(item),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::case::{Action, Applicant, MaterialReceived, NewCase, Phone};
+    use crate::domain::codes::{DivisionCode, ResidentId};
+    use crate::domain::hlc::Hlc;
+    use crate::domain::item::tests::sample_item;
+    use crate::domain::serial::SerialNo;
+    use crate::ids::NodeId;
+
+    fn origin(n: u8) -> Origin {
+        Origin {
+            node: NodeId([n; 16]),
+            epoch: 1,
+        }
+    }
+
+    fn intake() -> Intake {
+        Intake::new(
+            &sample_item(),
+            NewCase {
+                applicant: Applicant::NaturalPerson {
+                    name: "李四".into(),
+                    id_number: ResidentId::parse("11010519491231002X").unwrap(),
+                    phone: Phone::parse("13800138000").unwrap(),
+                },
+                agent: None,
+                materials: vec![MaterialReceived {
+                    name: "户口簿".into(),
+                    originals: 1,
+                    copies: 1,
+                }],
+                counter: "1".into(),
+                note: String::new(),
+            },
+            "worker",
+            origin(1).node,
+            DivisionCode::parse("440399001001").unwrap(),
+            Hlc::new(1_772_413_200_000, 0),
+        )
+        .unwrap()
+    }
+
+    fn accept_event(node: u8, ms: u64) -> Event {
+        Event {
+            at: Hlc::new(ms, 0),
+            node: NodeId([node; 16]),
+            staff: "w".into(),
+            action: Action::Accept {
+                serial_no: SerialNo::parse("11440399990000017K4000599301000202603029900100110001")
+                    .unwrap(),
+                calendar: Calendar::china().version().into(),
+            },
+        }
+    }
+
+    #[test]
+    fn case_round_trip_through_save_and_load() {
+        let scope = Scope::parse("case/440399001001").unwrap();
+        let (id, mut doc) = new_case(&origin(1), &scope, &intake()).unwrap();
+        assert!(id.as_str().starts_with("c-"));
+        add_events(&mut doc, &origin(1), &[accept_event(1, 1_772_413_300_000)]).unwrap();
+        assert_eq!(doc.get_changes(&[]).len(), 2);
+        let loaded = Automerge::load(&doc.save()).unwrap();
+        let case_doc = read_case(&loaded).unwrap();
+        assert_eq!(case_doc.intake, intake());
+        assert_eq!(case_doc.events.len(), 1);
+        let (row, events) = case_rows(&id, &case_doc, Calendar::china());
+        assert_eq!(row.status, "accepted");
+        assert_eq!(row.accepted_on.as_deref(), Some("2026-03-02"));
+        assert_eq!(row.committed_due.as_deref(), Some("2026-03-30"));
+        assert_eq!(row.phone_tail, "8000");
+        assert_eq!(row.applicant_id_masked, "110105********002X");
+        assert_eq!(events.len(), 1);
+        assert!(!row.conflict);
+    }
+
+    #[test]
+    fn warning_dates_freeze_while_suspended_and_vanish_when_closed() {
+        let scope = Scope::parse("case/440399001001").unwrap();
+        let (id, mut doc) = new_case(&origin(1), &scope, &intake()).unwrap();
+        add_events(&mut doc, &origin(1), &[accept_event(1, 1_772_413_300_000)]).unwrap();
+        // Suspended on 2026-03-28, after the yellow day (03-25) and before red (03-31).
+        let day_ms =
+            |d: &str| (d.parse::<Date>().unwrap().days_since_epoch() as u64 * 86_400 + 3600) * 1000;
+        let suspend = Event {
+            at: Hlc::new(day_ms("2026-03-28"), 0),
+            node: NodeId([1; 16]),
+            staff: "w".into(),
+            action: Action::Suspend {
+                procedure: "公示".into(),
+                reason: "公示7天".into(),
+            },
+        };
+        add_events(&mut doc, &origin(1), &[suspend]).unwrap();
+        let (row, _) = case_rows(&id, &read_case(&doc).unwrap(), Calendar::china());
+        assert_eq!(row.status, "suspended");
+        assert_eq!(row.clock_stopped_on.as_deref(), Some("2026-03-28"));
+        assert_eq!(row.yellow_on.as_deref(), Some(LEVEL_REACHED));
+        assert_eq!(row.red_on.as_deref(), Some(LEVEL_NOT_REACHED));
+        assert_eq!(row.breach_on.as_deref(), Some(LEVEL_NOT_REACHED));
+        assert_eq!(row.committed_due.as_deref(), Some("2026-03-30"));
+
+        let resume = Event {
+            at: Hlc::new(day_ms("2026-04-08"), 0),
+            node: NodeId([1; 16]),
+            staff: "w".into(),
+            action: Action::Resume {
+                note: String::new(),
+            },
+        };
+        let withdraw = Event {
+            at: Hlc::new(day_ms("2026-04-09"), 0),
+            node: NodeId([1; 16]),
+            staff: "w".into(),
+            action: Action::Withdraw {
+                reason: "申请人撤回".into(),
+            },
+        };
+        add_events(&mut doc, &origin(1), &[resume]).unwrap();
+        let (row, _) = case_rows(&id, &read_case(&doc).unwrap(), Calendar::china());
+        // Days 18 and 19 were 03-26 and 03-27; suspended from 03-28 until 04-08, so the
+        // 20th working day is 04-08 itself (03-30 to 04-07 no longer count).
+        assert_eq!(row.committed_due.as_deref(), Some("2026-04-08"));
+        assert_eq!(row.red_on.as_deref(), Some("2026-04-09"));
+        add_events(&mut doc, &origin(1), &[withdraw]).unwrap();
+        let (row, _) = case_rows(&id, &read_case(&doc).unwrap(), Calendar::china());
+        assert_eq!(
+            (row.status, row.yellow_on, row.closed_on.as_deref()),
+            ("withdrawn", None, Some("2026-04-09"))
+        );
+    }
+
+    #[test]
+    fn concurrent_events_from_two_nodes_merge() {
+        let scope = Scope::parse("case/440399001001").unwrap();
+        let (id, mut station) = new_case(&origin(1), &scope, &intake()).unwrap();
+        add_events(
+            &mut station,
+            &origin(1),
+            &[accept_event(1, 1_772_413_300_000)],
+        )
+        .unwrap();
+        let mut hall = Automerge::load(&station.save()).unwrap();
+        let withdraw = Event {
+            at: Hlc::new(1_772_500_000_000, 0),
+            node: NodeId([1; 16]),
+            staff: "w".into(),
+            action: Action::Withdraw {
+                reason: "申请人撤回".into(),
+            },
+        };
+        let decide = Event {
+            at: Hlc::new(1_772_500_000_000, 0),
+            node: NodeId([2; 16]),
+            staff: "h".into(),
+            action: Action::Decide {
+                approved: true,
+                reason: "".into(),
+                basis: "".into(),
+                remedies: "".into(),
+            },
+        };
+        add_events(&mut station, &origin(1), std::slice::from_ref(&withdraw)).unwrap();
+        add_events(&mut hall, &origin(2), std::slice::from_ref(&decide)).unwrap();
+        let to_hall = station.get_changes(&hall.get_heads());
+        let to_station = hall.get_changes(&station.get_heads());
+        hall.apply_changes(to_hall).unwrap();
+        station.apply_changes(to_station).unwrap();
+        assert_eq!(heads_bytes(&hall), heads_bytes(&station));
+        let rows_a = case_rows(&id, &read_case(&station).unwrap(), Calendar::china());
+        let rows_b = case_rows(&id, &read_case(&hall).unwrap(), Calendar::china());
+        assert_eq!(rows_a, rows_b);
+        assert!(rows_a.0.conflict);
+        assert_eq!(rows_a.1.iter().filter(|e| e.conflict).count(), 1);
+    }
+
+    #[test]
+    fn items_round_trip_and_new_versions_replace_old() {
+        let scope = Scope::parse("catalog/440399").unwrap();
+        let mut item = sample_item();
+        let (id, mut doc) = new_item(&origin(9), &scope, &item, 1_000).unwrap();
+        item.version = 2;
+        item.name = "最低生活保障审核确认".into();
+        put_item(&mut doc, &origin(9), &item, 2_000).unwrap();
+        let read = read_item(&Automerge::load(&doc.save()).unwrap()).unwrap();
+        assert_eq!(read.item, item);
+        let row = item_row(&id, &read);
+        assert_eq!(
+            (row.version, row.kind, row.case_type),
+            (2, "05", "committed")
+        );
+        assert!(row.search_text.contains("审核确认"));
+    }
+
+    #[test]
+    fn malformed_documents_are_errors_not_panics() {
+        let scope = Scope::parse("catalog/440399").unwrap();
+        let (_, item_doc) = new_item(&origin(9), &scope, &sample_item(), 1_000).unwrap();
+        assert!(matches!(
+            read_case(&item_doc),
+            Err(DocError::WrongKind { .. })
+        ));
+
+        let mut doc = Automerge::new();
+        doc.transact(|tx| {
+            tx.put(ROOT, "schema", 1)?;
+            tx.put(ROOT, "kind", "case")?;
+            tx.put(ROOT, "scope", "case/440399001001")?;
+            tx.put(ROOT, "intake", "{not json")?;
+            Ok::<_, AutomergeError>(())
+        })
+        .unwrap();
+        assert!(matches!(read_case(&doc), Err(DocError::BadJson { .. })));
+
+        let mut newer = Automerge::new();
+        newer.transact(|tx| tx.put(ROOT, "schema", 99)).unwrap();
+        assert!(matches!(header(&newer), Err(DocError::NewerSchema(99))));
+        assert!(matches!(
+            header(&Automerge::new()),
+            Err(DocError::Missing("schema"))
+        ));
+    }
+}

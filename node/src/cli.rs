@@ -1,0 +1,363 @@
+//! The `yizhan` command line: argument definitions and what each command does.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::accounts::{generate_password, generate_token, hash_password, validate_username};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Config, HttpSection, NodeSection, Role, StoreSection};
+use crate::node::{self, DEFAULT_DATA_DIR, DataDir};
+use crate::store::{NewUser, Role as StaffRole, Store};
+
+/// Yizhan (驿站): offline-first node for community public service stations and service halls.
+#[derive(Debug, Parser)]
+#[command(name = "yizhan", version, max_term_width = 100)]
+pub struct Cli {
+    /// The node's data directory [default: /var/lib/yizhan; for `demo`, a new temporary directory]
+    #[arg(long, global = true, env = "YIZHAN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a node: data dir, key pair, config and the first admin account
+    Init(InitArgs),
+    /// Run the node
+    Serve {
+        /// Address and port to listen on, overriding the config (port 0 picks a free port)
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Run a demo station with a built-in catalog and example cases
+    Demo {
+        /// Address and port to listen on (port 0 picks a free port)
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Regenerate every materialized table from the documents (the node must be stopped)
+    Rebuild,
+    /// Manage staff accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Measure performance
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// What this node is in the tree
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// Division code: 12 digits (station), 9 (sub-district), 6 (district or city)
+    #[arg(long, value_name = "CODE")]
+    pub division: String,
+    /// Name printed on receipts, e.g. 园岭社区党群服务中心
+    #[arg(long)]
+    pub name: String,
+    /// Address and port the node will listen on
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; prints a generated password once
+    Add {
+        username: String,
+        /// worker (窗口工作人员), lead (现场负责人) or admin
+        #[arg(long, default_value = "worker")]
+        role: String,
+        /// Name shown on pages and receipts [default: the username]
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The counter (窗口) this person usually staffs
+        #[arg(long, default_value = "")]
+        counter: String,
+    },
+    /// Set a new password: generated and printed, or read from standard input
+    Passwd {
+        username: String,
+        /// Read the new password from standard input instead of generating one
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Stop an account from signing in or using its tokens
+    Disable { username: String },
+    /// Allow a disabled account again
+    Enable { username: String },
+    /// List accounts
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user; printed once, stored only as a hash
+    Create {
+        #[arg(long)]
+        user: String,
+        /// What the token is for
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Create and accept cases through the store, then time the counter's list query
+    Store(crate::bench::StoreBenchArgs),
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let explicit_dir = cli.data_dir.clone();
+    let data_dir = DataDir::new(
+        cli.data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::Init(args) => init(&data_dir, args, clock.now_ms()).await,
+        Command::Serve { listen } => {
+            let _lock = data_dir.lock()?;
+            let node = data_dir.open()?;
+            node.serve(listen, shutdown_signal()).await
+        }
+        Command::Demo { listen } => crate::demo::run(explicit_dir, listen, shutdown_signal()).await,
+        Command::Rebuild => {
+            let _lock = data_dir.lock()?;
+            let node = data_dir.open()?;
+            let report = node.store.rebuild().await?;
+            println!(
+                "rebuilt {} items, {} cases, {} events; rows differing from before: {}",
+                report.items, report.cases, report.events, report.rows_differing
+            );
+            for (id, reason) in &report.unreadable {
+                println!("unreadable document {id}: {reason}");
+            }
+            node.store.shutdown().await;
+            if !report.unreadable.is_empty() {
+                bail!(
+                    "{} documents could not be read; restore them from a backup or from the parent node",
+                    report.unreadable.len()
+                );
+            }
+            Ok(())
+        }
+        Command::User(command) => {
+            let node = data_dir.open()?;
+            let result = user(&node.store, command, clock.now_ms()).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::Token(TokenCommand::Create { user, label }) => {
+            let node = data_dir.open()?;
+            let (token, hash) = generate_token();
+            let result = node
+                .store
+                .add_token(user.clone(), hash, label, clock.now_ms())
+                .await;
+            node.store.shutdown().await;
+            result.with_context(|| {
+                format!("cannot create a token for {user}; list accounts with `yizhan user list`")
+            })?;
+            println!("token for {user} (shown once; send it as `Authorization: Bearer TOKEN`):");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Store(args)) => crate::bench::store(args).await,
+    }
+}
+
+async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result<()> {
+    let division = config::division_for_role(args.role, &args.division)
+        .map_err(|e| anyhow::anyhow!("--division: {e}"))?;
+    if args.name.trim().is_empty() {
+        bail!("--name must not be empty; it is printed on receipts");
+    }
+    let config = Config {
+        node: NodeSection {
+            role: args.role,
+            division: division.to_string(),
+            name: args.name.trim().to_string(),
+        },
+        http: HttpSection {
+            listen: args.listen,
+            ..HttpSection::default()
+        },
+        store: StoreSection::default(),
+    };
+    node::ensure_empty(&data_dir.path)?;
+    let existed = data_dir.path.exists();
+    let result = async {
+        let key = node::create_data_dir(data_dir, &config)?;
+        let opened = data_dir.open()?;
+        let password = generate_password();
+        opened
+            .store
+            .add_user(
+                NewUser {
+                    username: "admin".into(),
+                    display_name: "管理员".into(),
+                    role: StaffRole::Admin,
+                    counter: String::new(),
+                    password_hash: hash_password(&password)?,
+                },
+                now_ms,
+            )
+            .await?;
+        opened.store.shutdown().await;
+        anyhow::Ok((key, password))
+    }
+    .await;
+    let (key, password) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            // The dir was empty or new: leave nothing half-made behind.
+            node::remove_partial(&data_dir.path);
+            if !existed {
+                let _ = std::fs::remove_dir(&data_dir.path);
+            }
+            return Err(e);
+        }
+    };
+    println!(
+        "initialized {} node {} ({} {}) in {}",
+        config.node.role.as_str(),
+        key.node_id(),
+        config.node.division,
+        config.node.name,
+        data_dir.path.display()
+    );
+    println!("  config: {}", data_dir.config().display());
+    println!("admin account: admin");
+    println!("  password: {password}");
+    println!("  (shown once; change it with `yizhan user passwd admin`)");
+    println!(
+        "start the node with: yizhan serve --data-dir {}",
+        data_dir.path.display()
+    );
+    Ok(())
+}
+
+async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            username,
+            role,
+            display_name,
+            counter,
+        } => {
+            validate_username(&username)?;
+            let role = StaffRole::parse(&role)
+                .with_context(|| format!("--role {role:?}: use worker, lead or admin"))?;
+            let password = generate_password();
+            let user = store
+                .add_user(
+                    NewUser {
+                        display_name: display_name.unwrap_or_else(|| username.clone()),
+                        username,
+                        role,
+                        counter,
+                        password_hash: hash_password(&password)?,
+                    },
+                    now_ms,
+                )
+                .await?;
+            println!(
+                "created {} {} ({})",
+                user.role.as_str(),
+                user.username,
+                user.display_name
+            );
+            println!("  password: {password}");
+            println!(
+                "  (shown once; change it with `yizhan user passwd {}`)",
+                user.username
+            );
+        }
+        UserCommand::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read the password from standard input")?;
+                text.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                generate_password()
+            };
+            store
+                .set_password(username.clone(), hash_password(&password)?)
+                .await
+                .with_context(|| format!("cannot change the password of {username}; list accounts with `yizhan user list`"))?;
+            if password_stdin {
+                println!("password of {username} changed");
+            } else {
+                println!("new password of {username}: {password}");
+                println!("  (shown once)");
+            }
+        }
+        UserCommand::Disable { username } => {
+            store.set_disabled(username.clone(), true).await?;
+            println!("{username} can no longer sign in or use tokens");
+        }
+        UserCommand::Enable { username } => {
+            store.set_disabled(username.clone(), false).await?;
+            println!("{username} is enabled");
+        }
+        UserCommand::List => {
+            println!(
+                "{:<20} {:<7} {:<9} {:<10} name",
+                "username", "role", "status", "counter"
+            );
+            for user in store.list_users().await? {
+                println!(
+                    "{:<20} {:<7} {:<9} {:<10} {}",
+                    user.username,
+                    user.role.as_str(),
+                    if user.disabled { "disabled" } else { "active" },
+                    user.counter,
+                    user.display_name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what systemd sends on stop).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,372 @@
+//! The node's configuration file, `yizhan.toml` in the data dir.
+//!
+//! One documented struct with defaults for everything but the node's identity. Unknown keys
+//! are errors: a misspelt setting that is silently ignored is worse than a refusal to start.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use yizhan_sync::domain::codes::{DivisionCode, DivisionLevel};
+
+use crate::store::Synchronous;
+
+/// Name of the config file inside the data dir.
+pub const CONFIG_FILE: &str = "yizhan.toml";
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// Who this node is.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// What the node does in the tree; decides what it authors and receives.
+    pub role: Role,
+    /// The division the node serves: 6 digits for a city or district hall, 9 for a
+    /// sub-district hall, 12 for a community station.
+    pub division: String,
+    /// The name shown on pages and printed on receipts.
+    pub name: String,
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Address and port to listen on. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The SQLite store.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Automerge documents kept loaded (about 18 KB each).
+    pub doc_cache: usize,
+    /// Read-only database connections serving queries in parallel.
+    pub readers: usize,
+    /// `full`: every confirmed write survives a power cut. `normal`: the last writes
+    /// may be lost on power loss (never corrupted), in exchange for faster single writes.
+    pub synchronous: Synchronous,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            doc_cache: 512,
+            readers: 4,
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+/// The role of a node in the tree (DESIGN §3).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Station,
+    Subdistrict,
+    District,
+    City,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Station => "station",
+            Role::Subdistrict => "subdistrict",
+            Role::District => "district",
+            Role::City => "city",
+        }
+    }
+
+    /// The division level a node of this role serves.
+    pub fn division_level(self) -> DivisionLevel {
+        match self {
+            Role::Station => DivisionLevel::Community,
+            Role::Subdistrict => DivisionLevel::Subdistrict,
+            Role::District => DivisionLevel::District,
+            Role::City => DivisionLevel::City,
+        }
+    }
+
+    /// What a valid division code for this role looks like, for error messages.
+    pub fn division_hint(self) -> &'static str {
+        match self {
+            Role::Station => "12 digits, a community (e.g. 440304001001)",
+            Role::Subdistrict => "9 digits, a sub-district (e.g. 440304001)",
+            Role::District => "6 digits not ending in 00, a district (e.g. 440304)",
+            Role::City => "6 digits ending in 00, a city (e.g. 440300)",
+        }
+    }
+}
+
+/// Checks a division code against a role.
+pub fn division_for_role(role: Role, code: &str) -> Result<DivisionCode, String> {
+    let division = DivisionCode::parse(code)
+        .map_err(|e| format!("{e}; a {} needs {}", role.as_str(), role.division_hint()))?;
+    if division.level() != role.division_level() {
+        return Err(format!(
+            "division {code} does not fit role {}: it needs {}",
+            role.as_str(),
+            role.division_hint()
+        ));
+    }
+    Ok(division)
+}
+
+/// A config file could not be used. The message names the file, the line and the fix.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                write!(f, "{}:{line}:{column}: {}", self.file, self.message)
+            }
+            (Some(line), None) => write!(f, "{}:{line}: {}", self.file, self.message),
+            _ => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            column: None,
+            message: format!("cannot read the config file: {e}; create one with `yizhan init`"),
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Parses and checks config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|span| line_col(text, span.start)).unzip();
+            ConfigError {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        if let Err(message) = division_for_role(config.node.role, &config.node.division) {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("division"))
+                .map(|i| i + 1);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                column: None,
+                message,
+            });
+        }
+        if config.node.name.trim().is_empty() {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("name"))
+                .map(|i| i + 1);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                column: None,
+                message: "node.name must not be empty; it is printed on receipts".into(),
+            });
+        }
+        Ok(config)
+    }
+
+    pub fn division(&self) -> DivisionCode {
+        DivisionCode::parse(&self.node.division).expect("checked when loaded")
+    }
+
+    /// The documented file `yizhan init` writes.
+    pub fn render(&self) -> String {
+        let synchronous = match self.store.synchronous {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        };
+        format!(
+            r#"# Yizhan node configuration. Unknown keys are refused, so a typo never goes unnoticed.
+# Changes take effect when the node restarts.
+
+[node]
+# station | subdistrict | district | city
+role = "{role}"
+# 12 digits for a community station, 9 for a sub-district hall,
+# 6 for a district (not ending in 00) or a city hall (ending in 00).
+division = "{division}"
+# Printed on receipts and notices.
+name = {name}
+
+[http]
+# Address and port for the web UI and API. Port 0 picks a free port.
+# Use 0.0.0.0:8080 so counter PCs on the station LAN can reach the node.
+listen = "{listen}"
+# Largest request body accepted, in bytes.
+max_body_bytes = {max_body}
+
+[store]
+# Automerge documents kept in memory (about 18 KB each).
+doc_cache = {doc_cache}
+# Read-only database connections for parallel queries.
+readers = {readers}
+# "full": a confirmed write survives a power cut. "normal": faster, but the last
+# writes may be lost on power loss (the database is never corrupted).
+synchronous = "{synchronous}"
+"#,
+            role = self.node.role.as_str(),
+            division = self.node.division,
+            name = toml_string(&self.node.name),
+            listen = self.http.listen,
+            max_body = self.http.max_body_bytes,
+            doc_cache = self.store.doc_cache,
+            readers = self.store.readers,
+        )
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            node: NodeSection {
+                role: Role::Station,
+                division: "440304001001".into(),
+                name: "园岭\"示范\"社区".into(),
+            },
+            http: HttpSection::default(),
+            store: StoreSection::default(),
+        }
+    }
+
+    #[test]
+    fn rendered_config_parses_back() {
+        let config = config();
+        let text = config.render();
+        assert_eq!(Config::parse(&text, "yizhan.toml").unwrap(), config);
+        assert!(text.contains("# station | subdistrict | district | city"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let good = config().render();
+        let table = [
+            (
+                good.replace("listen = \"127.0.0.1:8080\"", "listen = \"localhost\""),
+                "yizhan.toml:",
+                "invalid socket address",
+            ),
+            (
+                good.replace("readers = 4", "readers = 4\nreaderz = 2"),
+                "yizhan.toml:",
+                "unknown field `readerz`",
+            ),
+            (
+                good.replace("role = \"station\"", "role = \"hall\""),
+                "yizhan.toml:5:",
+                "unknown variant `hall`",
+            ),
+            (
+                good.replace("440304001001", "440304001"),
+                "yizhan.toml:8:",
+                "does not fit role station",
+            ),
+            (
+                good.replace("440304001001", "44030400100X"),
+                "yizhan.toml:8:",
+                "not allowed",
+            ),
+            (
+                good.replace("synchronous = \"full\"", "synchronous = full"),
+                "yizhan.toml:",
+                "invalid",
+            ),
+            (
+                "[node]\nrole = \"station\"\n".to_string(),
+                "yizhan.toml",
+                "missing field `division`",
+            ),
+        ];
+        for (text, location, needle) in table {
+            let err = Config::parse(&text, "yizhan.toml").unwrap_err().to_string();
+            assert!(err.starts_with(location), "{err}");
+            assert!(err.contains(needle), "{err} should contain {needle}");
+        }
+    }
+
+    #[test]
+    fn divisions_must_fit_the_role() {
+        let table = [
+            (Role::Station, "440304001001", true),
+            (Role::Station, "440304", false),
+            (Role::Subdistrict, "440304001", true),
+            (Role::District, "440304", true),
+            (Role::District, "440300", false),
+            (Role::City, "440300", true),
+            (Role::City, "440304", false),
+        ];
+        for (role, code, ok) in table {
+            assert_eq!(division_for_role(role, code).is_ok(), ok, "{role:?} {code}");
+        }
+    }
+}

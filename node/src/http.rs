@@ -1,0 +1,197 @@
+//! The HTTP edge: the JSON API under `/api/v1` and its OpenAPI document.
+//!
+//! Handlers are thin: extract, call the store, map the result. Wire types live here, never
+//! in the domain. Every failure is an [`error::ApiError`] with a JSON body; malformed input
+//! is a 4xx, never a 500.
+
+pub mod cases;
+pub mod error;
+pub mod extract;
+pub mod items;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use yizhan_sync::domain::calendar::Date;
+
+use crate::clock::Clock;
+use crate::store::Store;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub node: Arc<NodeInfo>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Today in China Standard Time, for warning levels.
+    pub fn today(&self) -> Date {
+        Date::from_unix_ms_cst(self.clock.now_ms() as i64)
+    }
+}
+
+/// The node as `/api/v1/node` describes it.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub role: String,
+    pub division: String,
+    pub name: String,
+    pub version: String,
+    pub calendar: String,
+}
+
+/// The router with every route; tests call it directly.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/node", get(node_info))
+        .route("/openapi.json", get(openapi))
+        .route("/items", get(items::index))
+        .route("/items/{id}", get(items::show))
+        .route("/item-categories", get(items::categories))
+        .route("/cases", get(cases::index).post(cases::create))
+        .route("/cases/by-serial/{serial}", get(cases::by_serial))
+        .route("/cases/{id}", get(cases::show))
+        .route("/cases/{id}/events", post(cases::add_event));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(trace_request))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes open requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// One line per request, named by the matched route template (low cardinality); health
+/// checks at debug level.
+async fn trace_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    if route == "/healthz" {
+        tracing::debug!(http.method = %method, http.route = %route, http.status = status, http.micros = micros, "request");
+    } else {
+        tracing::info!(http.method = %method, http.route = %route, http.status = status, http.micros = micros, "request");
+    }
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /api/v1/openapi.json",
+    )
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    status: &'static str,
+}
+
+/// Liveness check
+#[utoipa::path(get, path = "/healthz", tag = "node", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Describe this node
+#[utoipa::path(get, path = "/api/v1/node", tag = "node", responses((status = 200, body = NodeInfo)))]
+async fn node_info(State(state): State<AppState>) -> Json<NodeInfo> {
+    Json((*state.node).clone())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Yizhan node API", description = "JSON API of a Yizhan node (SZDB/Z 176-2016). \
+        Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
+        Errors are `{ \"error\": code, \"message\": text }`."),
+    paths(healthz, node_info, items::index, items::show, items::categories,
+          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI 3 document, generated from the handlers and wire types.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// OpenAPI document of this API
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "node", responses((status = 200, description = "OpenAPI 3 JSON")))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi_document())
+}
+
+/// RFC 3339 time in China Standard Time, e.g. `2026-03-02T09:30:00+08:00`.
+pub fn rfc3339_cst(unix_ms: i64) -> String {
+    let local_ms = unix_ms + 8 * 3_600_000;
+    let date = Date::from_unix_ms_cst(unix_ms);
+    let seconds_of_day = local_ms.rem_euclid(86_400_000) / 1000;
+    format!(
+        "{date}T{:02}:{:02}:{:02}+08:00",
+        seconds_of_day / 3600,
+        seconds_of_day / 60 % 60,
+        seconds_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests;

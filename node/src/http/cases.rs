@@ -1,0 +1,654 @@
+//! `/api/v1/cases`: receiving applications and recording what happens to them.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use utoipa::{IntoParams, ToSchema};
+use yizhan_sync::domain::calendar::{Date, WarningLevel};
+use yizhan_sync::domain::case::{
+    Action, Agent, Applicant, MaterialReceived, MissingMaterial, NewCase, Phone, Status,
+};
+use yizhan_sync::domain::codes::{CreditCode, ImplCode, ResidentId};
+use yizhan_sync::domain::item::CaseType;
+use yizhan_sync::domain::serial::SerialNo;
+use yizhan_sync::ids::DocId;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Authenticated, Body, Path, Query};
+use super::{AppState, rfc3339_cst};
+use crate::store::{CaseDetail, CaseFilter, CaseSummary, EventView, NewAction, Staff};
+
+/// An application received at the counter (收件).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCase {
+    /// The item: its id or its implementation code (实施编码).
+    pub item: String,
+    pub applicant: ApplicantInput,
+    /// Someone applying on the applicant's behalf.
+    pub agent: Option<AgentInput>,
+    /// Materials handed in, by the names the item lists.
+    #[serde(default)]
+    pub materials: Vec<MaterialInput>,
+    /// Counter (窗口); defaults to the user's counter.
+    pub counter: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ApplicantInput {
+    /// A natural person, identified by the resident identity number.
+    NaturalPerson {
+        name: String,
+        id_number: String,
+        phone: String,
+    },
+    /// A legal person or other organisation, identified by its unified social credit code.
+    LegalPerson {
+        name: String,
+        credit_code: String,
+        contact_name: String,
+        phone: String,
+    },
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInput {
+    pub name: String,
+    pub id_number: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaterialInput {
+    pub name: String,
+    #[serde(default)]
+    pub originals: u32,
+    #[serde(default)]
+    pub copies: u32,
+}
+
+fn field<T, E: std::fmt::Display>(name: &str, result: Result<T, E>) -> ApiResult<T> {
+    result.map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+}
+
+impl CreateCase {
+    fn into_domain(self, default_counter: &str) -> ApiResult<(String, NewCase)> {
+        let applicant = match self.applicant {
+            ApplicantInput::NaturalPerson {
+                name,
+                id_number,
+                phone,
+            } => Applicant::NaturalPerson {
+                name: name.trim().to_string(),
+                id_number: field("applicant.id_number", ResidentId::parse(id_number.trim()))?,
+                phone: field("applicant.phone", Phone::parse(&phone))?,
+            },
+            ApplicantInput::LegalPerson {
+                name,
+                credit_code,
+                contact_name,
+                phone,
+            } => Applicant::LegalPerson {
+                name: name.trim().to_string(),
+                credit_code: field(
+                    "applicant.credit_code",
+                    CreditCode::parse(credit_code.trim()),
+                )?,
+                contact_name: contact_name.trim().to_string(),
+                phone: field("applicant.phone", Phone::parse(&phone))?,
+            },
+        };
+        let agent = match self.agent {
+            Some(a) => Some(Agent {
+                name: a.name.trim().to_string(),
+                id_number: field("agent.id_number", ResidentId::parse(a.id_number.trim()))?,
+                phone: field("agent.phone", Phone::parse(&a.phone))?,
+            }),
+            None => None,
+        };
+        let new = NewCase {
+            applicant,
+            agent,
+            materials: self.materials.into_iter().map(material).collect(),
+            counter: self.counter.unwrap_or_else(|| default_counter.to_string()),
+            note: self.note,
+        };
+        Ok((self.item, new))
+    }
+}
+
+fn material(m: MaterialInput) -> MaterialReceived {
+    MaterialReceived {
+        name: m.name,
+        originals: m.originals,
+        copies: m.copies,
+    }
+}
+
+fn staff_of(user: &Authenticated) -> Staff {
+    Staff {
+        username: user.0.username.clone(),
+        counter: user.0.counter.clone(),
+    }
+}
+
+/// Receive an application (收件)
+#[utoipa::path(post, path = "/api/v1/cases", tag = "cases", request_body = CreateCase,
+    responses(
+        (status = 201, body = CaseView, description = "Received; Location names the new case"),
+        (status = 404, body = ErrorBody, description = "Unknown item"),
+        (status = 422, body = ErrorBody, description = "A field is invalid, e.g. an identity number's check digit"),
+        (status = 401, body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: Authenticated,
+    Body(body): Body<CreateCase>,
+) -> ApiResult<impl IntoResponse> {
+    let (item, new) = body.into_domain(&user.0.counter)?;
+    let id = state
+        .store
+        .create_case(item, new, staff_of(&user), state.clock.now_ms())
+        .await?;
+    let detail = state.store.get_case(id.to_string(), state.today()).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/v1/cases/{id}"))],
+        Json(CaseView::from(detail)),
+    ))
+}
+
+/// Something done to a case, validated by the state machine.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EventInput {
+    /// 一次性告知: tell the applicant, at once, every missing material and why.
+    NotifyMissing {
+        missing: Vec<MissingInput>,
+        #[serde(default)]
+        note: String,
+    },
+    /// 补正: materials handed in later.
+    Supplement { materials: Vec<MaterialInput> },
+    /// 受理: the node issues the serial number. For an instant item (即办件), `complete`
+    /// records the result in the same step.
+    Accept { complete: Option<CompleteInput> },
+    /// 不予受理: reason, legal basis and remedies are all required.
+    Refuse {
+        reason: String,
+        basis: String,
+        remedies: String,
+        /// Where to apply instead, when the application is outside this office's competence.
+        competent_authority: Option<String>,
+    },
+    /// 特别程序开始: stops the clock.
+    Suspend { procedure: String, reason: String },
+    /// 特别程序结束: the clock runs again.
+    Resume {
+        #[serde(default)]
+        note: String,
+    },
+    /// 延期: adds working days to both limits, within what the law allows.
+    Extend { days: u32, reason: String },
+    /// 决定: approval, or denial with reason, basis and remedies.
+    Decide {
+        approved: bool,
+        #[serde(default)]
+        reason: String,
+        #[serde(default)]
+        basis: String,
+        #[serde(default)]
+        remedies: String,
+    },
+    /// 办结: the result and how it was delivered.
+    Complete { result: String, delivery: String },
+    /// 撤回 at the applicant's request.
+    Withdraw { reason: String },
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MissingInput {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteInput {
+    pub result: String,
+    pub delivery: String,
+}
+
+impl EventInput {
+    fn into_actions(self) -> Vec<NewAction> {
+        let one = |action| vec![NewAction::Do(action)];
+        match self {
+            EventInput::NotifyMissing { missing, note } => one(Action::NotifyMissing {
+                missing: missing
+                    .into_iter()
+                    .map(|m| MissingMaterial {
+                        name: m.name,
+                        reason: m.reason,
+                    })
+                    .collect(),
+                note,
+            }),
+            EventInput::Supplement { materials } => one(Action::Supplement {
+                materials: materials.into_iter().map(material).collect(),
+            }),
+            EventInput::Accept { complete: None } => vec![NewAction::Accept],
+            EventInput::Accept { complete: Some(c) } => vec![
+                NewAction::Accept,
+                NewAction::Do(Action::Complete {
+                    result: c.result,
+                    delivery: c.delivery,
+                }),
+            ],
+            EventInput::Refuse {
+                reason,
+                basis,
+                remedies,
+                competent_authority,
+            } => one(Action::Refuse {
+                reason,
+                basis,
+                remedies,
+                competent_authority,
+            }),
+            EventInput::Suspend { procedure, reason } => one(Action::Suspend { procedure, reason }),
+            EventInput::Resume { note } => one(Action::Resume { note }),
+            EventInput::Extend { days, reason } => one(Action::Extend { days, reason }),
+            EventInput::Decide {
+                approved,
+                reason,
+                basis,
+                remedies,
+            } => one(Action::Decide {
+                approved,
+                reason,
+                basis,
+                remedies,
+            }),
+            EventInput::Complete { result, delivery } => one(Action::Complete { result, delivery }),
+            EventInput::Withdraw { reason } => one(Action::Withdraw { reason }),
+        }
+    }
+}
+
+fn case_id(id: &str) -> ApiResult<DocId> {
+    DocId::parse(id).ok_or_else(|| ApiError::not_found(format!("case {id} not found")))
+}
+
+/// Record an event on a case
+#[utoipa::path(post, path = "/api/v1/cases/{id}/events", tag = "cases", request_body = EventInput,
+    params(("id" = String, Path, description = "Case id")),
+    responses(
+        (status = 200, body = CaseView, description = "Recorded; the case as it is now"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Not allowed in the case's status"),
+        (status = 422, body = ErrorBody, description = "Missing reason, materials missing, …"),
+        (status = 401, body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn add_event(
+    State(state): State<AppState>,
+    user: Authenticated,
+    Path(id): Path<String>,
+    Body(body): Body<EventInput>,
+) -> ApiResult<Json<CaseView>> {
+    let id = case_id(&id)?;
+    if let EventInput::Accept { complete: Some(_) } = &body {
+        let current = state.store.get_case(id.to_string(), state.today()).await?;
+        if current.intake.item.case_type != CaseType::Instant {
+            return Err(ApiError::invalid(
+                "only an instant item (即办件) is completed at acceptance; accept it, then record `complete` when it is done",
+            ));
+        }
+    }
+    state
+        .store
+        .act_on_case(
+            id.clone(),
+            body.into_actions(),
+            staff_of(&user),
+            state.clock.now_ms(),
+        )
+        .await?;
+    Ok(Json(
+        state
+            .store
+            .get_case(id.to_string(), state.today())
+            .await?
+            .into(),
+    ))
+}
+
+/// Get a case
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases",
+    params(("id" = String, Path, description = "Case id")),
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    _user: Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CaseView>> {
+    let id = case_id(&id)?;
+    Ok(Json(
+        state
+            .store
+            .get_case(id.to_string(), state.today())
+            .await?
+            .into(),
+    ))
+}
+
+/// Get a case by its serial number (统一业务流水号)
+#[utoipa::path(get, path = "/api/v1/cases/by-serial/{serial}", tag = "cases",
+    params(("serial" = String, Path, description = "Serial number, 52 characters")),
+    responses((status = 200, body = CaseView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn by_serial(
+    State(state): State<AppState>,
+    _user: Authenticated,
+    Path(serial): Path<String>,
+) -> ApiResult<Json<CaseView>> {
+    let serial = SerialNo::parse(&serial).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(
+        state
+            .store
+            .get_case_by_serial(serial, state.today())
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListCasesQuery {
+    /// submitted, awaiting_supplement, accepted, suspended, decided, completed, refused or withdrawn.
+    pub status: Option<String>,
+    /// normal, yellow, red or legal_breach (open cases only). Lists sorted by urgency.
+    pub level: Option<String>,
+    /// Implementation code of the item.
+    pub item: Option<String>,
+    pub counter: Option<String>,
+    /// Received on or after this date (YYYY-MM-DD).
+    pub from: Option<String>,
+    /// Received on or before this date (YYYY-MM-DD).
+    pub to: Option<String>,
+    /// Only cases with conflicting concurrent events.
+    pub conflict: Option<bool>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CaseList {
+    pub cases: Vec<CaseListEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A case in a list; identity numbers are masked.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CaseListEntry {
+    pub id: String,
+    pub serial_no: Option<String>,
+    pub status: String,
+    pub conflict: bool,
+    pub item_impl_code: String,
+    pub item_name: String,
+    pub applicant_name: String,
+    pub applicant_id_masked: String,
+    pub counter: String,
+    pub staff: String,
+    pub created_at: String,
+    pub accepted_on: Option<String>,
+    pub committed_due: Option<String>,
+    pub legal_due: Option<String>,
+    /// normal, yellow, red or legal_breach today; absent when no limit runs.
+    pub warning_level: Option<String>,
+    pub clock_stopped_on: Option<String>,
+    pub closed_on: Option<String>,
+}
+
+impl From<CaseSummary> for CaseListEntry {
+    fn from(s: CaseSummary) -> Self {
+        CaseListEntry {
+            id: s.id,
+            serial_no: s.serial_no,
+            status: s.status.as_str().into(),
+            conflict: s.conflict,
+            item_impl_code: s.impl_code,
+            item_name: s.item_name,
+            applicant_name: s.applicant_name,
+            applicant_id_masked: s.applicant_id_masked,
+            counter: s.counter,
+            staff: s.staff,
+            created_at: rfc3339_cst(s.created_ms),
+            accepted_on: s.accepted_on,
+            committed_due: s.committed_due,
+            legal_due: s.legal_due,
+            warning_level: s.level.map(|l| l.as_str().into()),
+            clock_stopped_on: s.clock_stopped_on,
+            closed_on: s.closed_on,
+        }
+    }
+}
+
+fn parse_date(name: &str, value: Option<String>) -> ApiResult<Option<Date>> {
+    value
+        .map(|v| {
+            v.parse::<Date>()
+                .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+        })
+        .transpose()
+}
+
+/// List cases
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", params(ListCasesQuery),
+    responses((status = 200, body = CaseList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn index(
+    State(state): State<AppState>,
+    _user: Authenticated,
+    Query(q): Query<ListCasesQuery>,
+) -> ApiResult<Json<CaseList>> {
+    let status = q
+        .status
+        .map(|s| {
+            Status::parse(&s)
+                .ok_or_else(|| ApiError::bad_request(format!("status: unknown status {s:?}")))
+        })
+        .transpose()?;
+    let level = q
+        .level
+        .map(|l| {
+            WarningLevel::parse(&l).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "level: {l:?} is not normal, yellow, red or legal_breach"
+                ))
+            })
+        })
+        .transpose()?;
+    let impl_code = q
+        .item
+        .map(|c| ImplCode::parse(&c).map_err(|e| ApiError::bad_request(format!("item: {e}"))))
+        .transpose()?;
+    let page = state
+        .store
+        .list_cases(CaseFilter {
+            status,
+            level,
+            impl_code,
+            counter: q.counter,
+            created_from: parse_date("from", q.from)?,
+            created_to: parse_date("to", q.to)?,
+            conflict_only: q.conflict.unwrap_or(false),
+            cursor: q.cursor,
+            limit: q.limit.unwrap_or(50),
+            today: state.today(),
+        })
+        .await?;
+    Ok(Json(CaseList {
+        cases: page.cases.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Everything about a case, for signed-in staff (full identity numbers included).
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CaseView {
+    pub id: String,
+    pub serial_no: Option<String>,
+    pub status: String,
+    /// Concurrent incompatible events wait for a lead to resolve them.
+    pub conflict: bool,
+    pub item: CaseItemView,
+    pub applicant: serde_json::Value,
+    pub agent: Option<serde_json::Value>,
+    pub counter: String,
+    pub staff: String,
+    pub created_at: String,
+    pub accepted_on: Option<String>,
+    pub committed_due: Option<String>,
+    pub legal_due: Option<String>,
+    pub warning_level: Option<String>,
+    /// While suspended, the day the clock stopped.
+    pub clock_stopped_on: Option<String>,
+    pub closed_on: Option<String>,
+    /// Which calendar the deadlines count on.
+    pub calendar: Option<String>,
+    /// False when a deadline lies beyond the years the calendar covers.
+    pub calendar_covered: bool,
+    pub materials_received: Vec<MaterialInput>,
+    pub materials_missing: Vec<ShortfallView>,
+    pub note: String,
+    pub events: Vec<EventOut>,
+}
+
+/// The item as frozen into the case at submission.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CaseItemView {
+    pub impl_code: String,
+    pub name: String,
+    pub version: u32,
+    pub case_type: String,
+    pub committed_limit_days: u32,
+    pub legal_limit_days: u32,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ShortfallView {
+    pub name: String,
+    pub originals_needed: u32,
+    pub copies_needed: u32,
+    pub originals_received: u32,
+    pub copies_received: u32,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct EventOut {
+    pub id: String,
+    pub at: String,
+    pub node: String,
+    pub staff: String,
+    pub kind: String,
+    /// The event's fields (reason, serial number, materials, …).
+    pub details: serde_json::Value,
+    /// The event did not apply where it fell in the merged order.
+    pub conflict: bool,
+}
+
+impl From<EventView> for EventOut {
+    fn from(e: EventView) -> Self {
+        let mut details = serde_json::to_value(&e.action).unwrap_or_default();
+        let kind = details
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if let Some(map) = details.as_object_mut() {
+            map.remove("kind");
+        }
+        EventOut {
+            id: e.id,
+            at: rfc3339_cst(e.at_ms),
+            node: e.node,
+            staff: e.staff,
+            kind,
+            details,
+            conflict: e.conflict,
+        }
+    }
+}
+
+impl From<CaseDetail> for CaseView {
+    fn from(d: CaseDetail) -> Self {
+        let intake = d.intake;
+        let s = d.summary;
+        let item = &intake.item;
+        CaseView {
+            id: s.id,
+            serial_no: s.serial_no,
+            status: s.status.as_str().into(),
+            conflict: s.conflict,
+            item: CaseItemView {
+                impl_code: item.impl_code.to_string(),
+                name: item.name.clone(),
+                version: item.version,
+                case_type: s.case_type,
+                committed_limit_days: item.committed_limit_days,
+                legal_limit_days: item.legal_limit_days,
+            },
+            applicant: serde_json::to_value(&intake.applicant).unwrap_or_default(),
+            agent: intake
+                .agent
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok()),
+            counter: s.counter,
+            staff: s.staff,
+            created_at: rfc3339_cst(s.created_ms),
+            accepted_on: s.accepted_on,
+            committed_due: s.committed_due,
+            legal_due: s.legal_due,
+            warning_level: s.level.map(|l| l.as_str().into()),
+            clock_stopped_on: s.clock_stopped_on,
+            closed_on: s.closed_on,
+            calendar: d.calendar,
+            calendar_covered: d.calendar_covered,
+            materials_received: d
+                .received
+                .into_iter()
+                .map(|m| MaterialInput {
+                    name: m.name,
+                    originals: m.originals,
+                    copies: m.copies,
+                })
+                .collect(),
+            materials_missing: d
+                .missing
+                .into_iter()
+                .map(|m| ShortfallView {
+                    name: m.name,
+                    originals_needed: m.originals_needed,
+                    copies_needed: m.copies_needed,
+                    originals_received: m.originals_received,
+                    copies_received: m.copies_received,
+                })
+                .collect(),
+            note: intake.note.clone(),
+            events: d.events.into_iter().map(Into::into).collect(),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! `/api/v1/items`: the public catalog (§8.6.1.2: item information is published).
+
+use axum::Json;
+use axum::extract::State;
+use utoipa::{IntoParams, ToSchema};
+use yizhan_sync::domain::calendar::YellowThreshold;
+use yizhan_sync::domain::item::{
+    CaseType, Item, ItemStatus, OnlineDepth, ServiceObject, SubjectNature,
+};
+
+use super::AppState;
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Path, Query};
+use crate::store::{ItemFilter, ItemSummary};
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListItemsQuery {
+    /// Chinese keywords; every word must occur in the name, category, subject or code.
+    pub q: Option<String>,
+    /// Only this category (主题分类).
+    pub category: Option<String>,
+    /// Page size, 1-500 (default 100).
+    pub limit: Option<u32>,
+    /// Items to skip.
+    pub offset: Option<u32>,
+}
+
+/// One item in a list.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemListEntry {
+    /// Document id; also accepted wherever an item is named.
+    pub id: String,
+    /// 实施编码 (31 characters).
+    pub impl_code: String,
+    pub name: String,
+    pub category: String,
+    /// Two-digit code of the kind of power (01 行政许可 … 20 公共服务).
+    pub kind: String,
+    pub level: String,
+    /// `instant` (即办件) or `committed` (承诺件).
+    pub case_type: String,
+    pub legal_limit_days: u32,
+    pub committed_limit_days: u32,
+    pub status: String,
+    pub version: u32,
+}
+
+impl From<ItemSummary> for ItemListEntry {
+    fn from(s: ItemSummary) -> Self {
+        ItemListEntry {
+            id: s.id,
+            impl_code: s.impl_code,
+            name: s.name,
+            category: s.category,
+            kind: s.kind,
+            level: s.level,
+            case_type: s.case_type,
+            legal_limit_days: s.legal_days,
+            committed_limit_days: s.committed_days,
+            status: s.status,
+            version: s.version,
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemList {
+    pub items: Vec<ItemListEntry>,
+    /// Matching items in all pages.
+    pub total: u64,
+}
+
+/// List and search the catalog
+#[utoipa::path(get, path = "/api/v1/items", tag = "catalog", params(ListItemsQuery),
+    responses((status = 200, body = ItemList), (status = 400, body = ErrorBody)))]
+pub async fn index(
+    State(state): State<AppState>,
+    Query(query): Query<ListItemsQuery>,
+) -> ApiResult<Json<ItemList>> {
+    let (items, total) = state
+        .store
+        .list_items(ItemFilter {
+            q: query.q,
+            category: query.category,
+            include_cancelled: false,
+            limit: query.limit.unwrap_or(100),
+            offset: query.offset.unwrap_or(0),
+        })
+        .await?;
+    Ok(Json(ItemList {
+        items: items.into_iter().map(Into::into).collect(),
+        total,
+    }))
+}
+
+/// One item's full service guide (办事指南) with every SZDB/Z 176 §9.1.2 element.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemView {
+    pub id: String,
+    pub impl_code: String,
+    /// 基本编码 (12 characters).
+    pub basic_code: String,
+    pub version: u32,
+    /// `published` or `cancelled`.
+    pub status: String,
+    /// 事项名称.
+    pub name: String,
+    /// 事项性质: code and name of the kind of power.
+    pub kind: KindView,
+    pub category: String,
+    /// 实施主体.
+    pub subject: SubjectView,
+    /// 行使层级.
+    pub level: String,
+    /// 服务对象: `natural_person` and/or `legal_person`.
+    pub service_objects: Vec<String>,
+    /// 设立依据.
+    pub legal_basis: Vec<LegalBasisView>,
+    /// 办理条件.
+    pub conditions: Vec<String>,
+    /// 办理场所.
+    pub place: PlaceView,
+    /// 办理过程.
+    pub process: Vec<ProcessStepView>,
+    /// `instant` (即办件) or `committed` (承诺件).
+    pub case_type: String,
+    pub legal_limit_days: u32,
+    pub legal_extension_days: u32,
+    pub committed_limit_days: u32,
+    /// The guide's wording of the time limit, e.g. 即办 or 自受理之日起 N 个工作日办结.
+    pub limit_text: String,
+    /// When supervision turns a case yellow.
+    pub yellow_warning: String,
+    pub materials: Vec<MaterialView>,
+    pub special_procedures: Vec<SpecialProcedureView>,
+    /// 网上办理深度.
+    pub online_depth: String,
+    /// 收费情况: empty means no fee.
+    pub fees: Vec<FeeView>,
+    /// 收费情况 as printed: 不收费, or each fee with its basis.
+    pub fee_text: String,
+    /// 查询渠道.
+    pub query_channels: Vec<String>,
+    /// 咨询方式.
+    pub consultation: Vec<String>,
+    /// 监督投诉方式.
+    pub complaint: Vec<String>,
+    /// 行政救济途径.
+    pub remedies: String,
+    /// 审批结果.
+    pub result: String,
+    /// 到办事现场次数.
+    pub visits: u32,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct KindView {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SubjectView {
+    pub name: String,
+    /// `statutory_body` 法定机关, `authorised_organisation` 授权组织, or `entrusted_organisation` 受委托组织.
+    pub nature: String,
+    pub credit_code: String,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct LegalBasisView {
+    pub title: String,
+    pub article: String,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PlaceView {
+    pub address: String,
+    pub hours: String,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ProcessStepView {
+    pub name: String,
+    pub days: Option<u32>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct MaterialView {
+    pub name: String,
+    pub originals: u32,
+    pub copies: u32,
+    pub required: bool,
+    pub condition: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SpecialProcedureView {
+    pub name: String,
+    pub max_days: Option<u32>,
+    /// 是否计算在法定办结时限内.
+    pub counted: bool,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct FeeView {
+    pub name: String,
+    pub standard: String,
+    pub basis: String,
+}
+
+fn snake<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl From<Item> for ItemView {
+    fn from(item: Item) -> Self {
+        ItemView {
+            id: Item::doc_id_for(&item.impl_code).to_string(),
+            impl_code: item.impl_code.to_string(),
+            basic_code: item.basic_code().to_string(),
+            version: item.version,
+            status: match item.status {
+                ItemStatus::Published => "published",
+                ItemStatus::Cancelled => "cancelled",
+            }
+            .into(),
+            kind: KindView {
+                code: item.kind.code().into(),
+                name: item.kind.zh().into(),
+            },
+            category: item.category.clone(),
+            subject: SubjectView {
+                name: item.subject.name.clone(),
+                nature: snake::<SubjectNature>(&item.subject.nature),
+                credit_code: item.impl_code.subject().to_string(),
+            },
+            level: item.level().zh().into(),
+            service_objects: item
+                .service_objects
+                .iter()
+                .map(snake::<ServiceObject>)
+                .collect(),
+            legal_basis: item
+                .legal_basis
+                .iter()
+                .map(|b| LegalBasisView {
+                    title: b.title.clone(),
+                    article: b.article.clone(),
+                })
+                .collect(),
+            conditions: item.conditions.clone(),
+            place: PlaceView {
+                address: item.place.address.clone(),
+                hours: item.place.hours.clone(),
+            },
+            process: item
+                .process
+                .iter()
+                .map(|s| ProcessStepView {
+                    name: s.name.clone(),
+                    days: s.days,
+                })
+                .collect(),
+            case_type: snake::<CaseType>(&item.case_type),
+            legal_limit_days: item.legal_limit_days,
+            legal_extension_days: item.legal_extension_days,
+            committed_limit_days: item.committed_limit_days,
+            limit_text: item.limit_text(),
+            yellow_warning: match item.yellow {
+                YellowThreshold::WorkingDaysBefore(n) => {
+                    format!("{n} working days before the committed deadline")
+                }
+                YellowThreshold::PercentUsed(p) => {
+                    format!("when {p}% of the committed limit is used")
+                }
+            },
+            materials: item
+                .materials
+                .iter()
+                .map(|m| MaterialView {
+                    name: m.name.clone(),
+                    originals: m.originals,
+                    copies: m.copies,
+                    required: m.required,
+                    condition: m.condition.clone(),
+                    note: m.note.clone(),
+                })
+                .collect(),
+            special_procedures: item
+                .special_procedures
+                .iter()
+                .map(|p| SpecialProcedureView {
+                    name: p.name.clone(),
+                    max_days: p.max_days,
+                    counted: p.counted,
+                })
+                .collect(),
+            online_depth: snake::<OnlineDepth>(&item.online_depth),
+            fees: item
+                .fees
+                .iter()
+                .map(|f| FeeView {
+                    name: f.name.clone(),
+                    standard: f.standard.clone(),
+                    basis: f.basis.clone(),
+                })
+                .collect(),
+            fee_text: item.fee_text(),
+            query_channels: item.query_channels.clone(),
+            consultation: item.consultation.clone(),
+            complaint: item.complaint.clone(),
+            remedies: item.remedies.clone(),
+            result: item.result.clone(),
+            visits: item.visits,
+            name: item.name,
+        }
+    }
+}
+
+/// Get one item's service guide
+#[utoipa::path(get, path = "/api/v1/items/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "Item id or implementation code (实施编码)")),
+    responses((status = 200, body = ItemView), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ItemView>> {
+    Ok(Json(state.store.get_item(id).await?.into()))
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Category {
+    pub name: String,
+    pub items: u64,
+}
+
+/// List the catalog's categories
+#[utoipa::path(get, path = "/api/v1/item-categories", tag = "catalog",
+    responses((status = 200, body = Vec<Category>)))]
+pub async fn categories(State(state): State<AppState>) -> ApiResult<Json<Vec<Category>>> {
+    let categories = state.store.item_categories().await?;
+    Ok(Json(
+        categories
+            .into_iter()
+            .map(|(name, items)| Category { name, items })
+            .collect(),
+    ))
+}

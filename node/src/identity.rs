@@ -1,0 +1,123 @@
+//! The node's Ed25519 key pair. The node id is derived from the public key, so identity
+//! always comes from the key, never from an address or an mDNS name.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use yizhan_sync::ids::{NodeId, hex, unhex};
+
+use crate::accounts::fill_random;
+
+/// The node's signing key.
+pub struct NodeKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The private half never reaches a log.
+        write!(f, "NodeKey({})", self.node_id())
+    }
+}
+
+/// Reading or writing the key file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read node key {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write node key {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("node key {path} is not 64 hex digits; restore it from a backup")]
+    Malformed { path: String },
+}
+
+impl NodeKey {
+    pub fn generate() -> NodeKey {
+        let mut seed = [0u8; 32];
+        fill_random(&mut seed);
+        NodeKey {
+            signing: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        NodeId::from_public_key(&self.signing.verifying_key().to_bytes())
+    }
+
+    pub fn public_hex(&self) -> String {
+        hex(&self.signing.verifying_key().to_bytes())
+    }
+
+    /// Writes the private key, readable by the owner only (mode 0600), refusing to
+    /// overwrite an existing key.
+    pub fn save(&self, path: &Path) -> Result<(), KeyError> {
+        let fail = |source| KeyError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(fail)?;
+        file.write_all(format!("{}\n", hex(self.signing.as_bytes())).as_bytes())
+            .map_err(fail)?;
+        file.sync_all().map_err(fail)
+    }
+
+    pub fn load(path: &Path) -> Result<NodeKey, KeyError> {
+        let text = fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let bytes = unhex(text.trim()).ok_or_else(|| KeyError::Malformed {
+            path: path.display().to_string(),
+        })?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed {
+            path: path.display().to_string(),
+        })?;
+        Ok(NodeKey {
+            signing: SigningKey::from_bytes(&seed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_and_load_with_private_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let key = NodeKey::generate();
+        key.save(&path).unwrap();
+        assert_eq!(NodeKey::load(&path).unwrap().node_id(), key.node_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert!(
+            key.save(&path).is_err(),
+            "an existing key is never overwritten"
+        );
+        fs::write(dir.path().join("bad.key"), "zz").unwrap();
+        assert!(matches!(
+            NodeKey::load(&dir.path().join("bad.key")),
+            Err(KeyError::Malformed { .. })
+        ));
+        assert!(!format!("{key:?}").contains(&hex(key.signing.as_bytes())));
+    }
+}

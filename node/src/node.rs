@@ -1,0 +1,235 @@
+//! A node's data dir and its running server.
+//!
+//! Layout of a data dir:
+//!
+//! ```text
+//! yizhan.toml   configuration (documented; written by `yizhan init`)
+//! node.key      Ed25519 private key, mode 0600
+//! yizhan.db     SQLite store (with -wal and -shm beside it while open)
+//! lock          held by the process that serves the node, so no second one writes
+//! ```
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CONFIG_FILE, Config};
+use crate::http::{self, AppState, NodeInfo};
+use crate::identity::NodeKey;
+use crate::store::{Store, StoreOptions};
+
+/// Default data dir when neither `--data-dir` nor `YIZHAN_DATA_DIR` is given; the systemd
+/// unit's `StateDirectory=yizhan` creates it.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/yizhan";
+
+/// Paths inside a data dir.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    pub path: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(path: impl Into<PathBuf>) -> DataDir {
+        DataDir { path: path.into() }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path.join(CONFIG_FILE)
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.path.join("node.key")
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.path.join("yizhan.db")
+    }
+
+    fn lock_file(&self) -> PathBuf {
+        self.path.join("lock")
+    }
+
+    /// Whether `yizhan init` has run here.
+    pub fn is_initialized(&self) -> bool {
+        self.config().exists()
+    }
+
+    /// Takes the data dir's lock for as long as the returned guard lives; fails with a
+    /// clear message if another process holds it.
+    pub fn lock(&self) -> anyhow::Result<DirLock> {
+        let path = self.lock_file();
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another yizhan process is using {}; stop it first (systemctl stop yizhan) or choose another --data-dir",
+                self.path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
+    /// Loads the config and key and opens the store.
+    pub fn open(&self) -> anyhow::Result<OpenNode> {
+        if !self.is_initialized() {
+            bail!(
+                "{} is not a yizhan data dir (no {CONFIG_FILE}); create one with `yizhan init --data-dir {}` or pass the right --data-dir",
+                self.path.display(),
+                self.path.display()
+            );
+        }
+        let config = Config::load(&self.config())?;
+        let key = NodeKey::load(&self.key())?;
+        let store = Store::open(
+            &self.database(),
+            StoreOptions {
+                node_id: key.node_id(),
+                division: config.division(),
+                doc_cache: config.store.doc_cache,
+                readers: config.store.readers,
+                synchronous: config.store.synchronous,
+            },
+        )?;
+        Ok(OpenNode { config, key, store })
+    }
+}
+
+/// Holds a data dir's lock.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// A node's config, key and store, ready to use.
+#[derive(Debug)]
+pub struct OpenNode {
+    pub config: Config,
+    pub key: NodeKey,
+    pub store: Store,
+}
+
+impl OpenNode {
+    pub fn app_state(&self, clock: Arc<dyn Clock>) -> AppState {
+        AppState {
+            store: self.store.clone(),
+            clock,
+            node: Arc::new(NodeInfo {
+                node_id: self.key.node_id().to_hex(),
+                role: self.config.node.role.as_str().into(),
+                division: self.config.node.division.clone(),
+                name: self.config.node.name.clone(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                calendar: yizhan_sync::domain::calendar::Calendar::china()
+                    .version()
+                    .into(),
+            }),
+        }
+    }
+
+    /// Serves the node until `shutdown` resolves. Prints `listening on http://ADDR` on
+    /// stdout once the socket is bound, so scripts and tests can find a port-0 address.
+    pub async fn serve(
+        &self,
+        listen: Option<SocketAddr>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = listen.unwrap_or(self.config.http.listen);
+        let listener = bind(addr).await?;
+        let local = listener.local_addr()?;
+        tracing::info!(http.addr = %local, node.id = %self.key.node_id(), node.role = self.config.node.role.as_str(), "listening");
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on http://{local}")?;
+            out.flush()?;
+        }
+        let router = http::router(
+            self.app_state(Arc::new(SystemClock)),
+            self.config.http.max_body_bytes,
+        );
+        http::serve(listener, router, shutdown).await?;
+        self.store.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Binds a listener, turning the usual failures into messages that say what to do.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let fix = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "the port is already in use; choose another with --listen ADDR:PORT (port 0 picks a free one) or stop the program using it"
+            }
+            std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges; use a port such as 8080",
+            std::io::ErrorKind::AddrNotAvailable => "that address does not belong to this machine; use 0.0.0.0 or one of its addresses",
+            _ => "check the --listen address",
+        };
+        anyhow!("cannot listen on {addr}: {e}; {fix}")
+    })
+}
+
+/// Fails unless `path` is missing or an empty directory, so an existing node is never
+/// overwritten.
+pub fn ensure_empty(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        let mut entries =
+            fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "data dir {} is not empty (does it hold a node already?); choose an empty or new directory with --data-dir",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates a data dir with a key, a config and an empty store. Refuses a dir that is not
+/// empty.
+pub fn create_data_dir(dir: &DataDir, config: &Config) -> anyhow::Result<NodeKey> {
+    ensure_empty(&dir.path)?;
+    if !dir.path.exists() {
+        fs::create_dir_all(&dir.path)
+            .with_context(|| format!("cannot create {}", dir.path.display()))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The data dir holds personal data and the node key: owner only (DESIGN §10).
+        fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.path.display()))?;
+    }
+    let key = NodeKey::generate();
+    key.save(&dir.key())?;
+    let config_path = dir.config();
+    fs::write(&config_path, config.render())
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    Ok(key)
+}
+
+/// Removes what [`create_data_dir`] made, after a failed init.
+pub fn remove_partial(dir: &Path) {
+    for name in [
+        CONFIG_FILE,
+        "node.key",
+        "yizhan.db",
+        "yizhan.db-wal",
+        "yizhan.db-shm",
+        "lock",
+    ] {
+        let _ = fs::remove_file(dir.join(name));
+    }
+}

@@ -1,0 +1,326 @@
+//! The SQLite store: the only module that contains SQL.
+//!
+//! One writer thread owns the only read-write connection and the cache of loaded Automerge
+//! documents; every write is a closure sent to it. It commits several queued writes in one
+//! transaction (group commit), each inside its own savepoint so one failing write never
+//! takes the others with it, and answers each caller only after the commit, so nothing is
+//! confirmed that a crash could lose. Reads run on a small pool of read-only connections
+//! inside `spawn_blocking`, so neither side ever blocks the async runtime (crate-facts §4).
+//!
+//! Durability: WAL with `synchronous=FULL` on the writer. The foundation issue suggested
+//! `NORMAL`, which in WAL mode may lose the last commits on power loss; a receipt already
+//! printed must survive a power cut, so the writer syncs every commit and group commit keeps
+//! the throughput (see docs/benchmarks.md). `store.synchronous = "normal"` is available for
+//! nodes that accept the risk.
+
+mod accounts;
+mod cache;
+mod cases;
+mod items;
+mod migrations;
+mod rebuild;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use yizhan_sync::domain::case::CaseError;
+use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::domain::item::ItemInvalid;
+use yizhan_sync::domain::serial::SerialError;
+use yizhan_sync::ids::{NodeId, Origin};
+
+pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
+pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
+pub use items::{ItemFilter, ItemSummary};
+pub use migrations::SCHEMA_VERSION;
+pub use rebuild::RebuildReport;
+pub use writer::{Staff, WriteCtx};
+
+/// How long a connection waits for a lock held by another process (a CLI command next to a
+/// running node) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the writer syncs commits to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit reaches the disk before it is confirmed (the default).
+    Full,
+    /// Commits may be lost on power loss (never corrupted); faster single writes.
+    Normal,
+}
+
+/// What the store needs to know about the node it belongs to.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub node_id: NodeId,
+    pub division: DivisionCode,
+    /// Automerge documents kept loaded in the writer.
+    pub doc_cache: usize,
+    /// Read-only connections.
+    pub readers: usize,
+    pub synchronous: Synchronous,
+}
+
+/// Opening the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenStoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} was written by a newer yizhan (schema {found}, this build knows up to {known}); install the newer version or restore a backup made by this one"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("migration to schema {version} failed: {source}")]
+    Migration {
+        version: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database belongs to node {found}, but this data dir's key is node {expected}; the key file and the database do not match"
+    )]
+    WrongNode { expected: NodeId, found: String },
+    #[error("database setup failed: {0}")]
+    Setup(#[from] rusqlite::Error),
+    #[error("cannot start the writer thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// A store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error(transparent)]
+    Case(#[from] CaseError),
+    #[error(transparent)]
+    Item(#[from] ItemInvalid),
+    #[error(transparent)]
+    Serial(#[from] SerialError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("stored document {id} cannot be read: {message}")]
+    Corrupt { id: String, message: String },
+    #[error("database error: {0}")]
+    Sqlite(Arc<rusqlite::Error>),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(Arc::new(e))
+    }
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: writer::WriterHandle,
+    readers: ReaderPool,
+    origin: Origin,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, applies pending migrations and
+    /// starts the writer. The first open records `options.node_id` as the owner.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, OpenStoreError> {
+        let mut conn = Connection::open(path).map_err(|source| OpenStoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        configure(&conn, options.synchronous)?;
+        migrations::run(&mut conn, path)?;
+        let origin = writer::claim_identity(&mut conn, options.node_id)?;
+        let readers = (0..options.readers.max(1))
+            .map(|_| open_reader(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let writer = writer::spawn(conn, origin, options.division, options.doc_cache)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer,
+                readers: ReaderPool::new(readers),
+                origin,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// This node's current origin (node id and epoch).
+    pub fn origin(&self) -> Origin {
+        self.inner.origin
+    }
+
+    /// Runs `f` on the writer thread inside a savepoint of a group-committed transaction;
+    /// resolves after the commit.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.run(f).await
+    }
+
+    /// Runs `f` with a read-only connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.take();
+            let result = f(&conn);
+            inner.readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Size of the database files (main file plus write-ahead log), in bytes.
+    pub fn disk_bytes(&self) -> u64 {
+        let main = std::fs::metadata(&self.inner.path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let mut wal = self.inner.path.clone().into_os_string();
+        wal.push("-wal");
+        main + std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Waits for queued writes and stops the writer thread.
+    pub async fn shutdown(&self) {
+        self.inner.writer.shutdown().await;
+    }
+}
+
+fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // journal_mode returns a row, so it is queried rather than executed.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(journal.mode = %mode, "database could not switch to WAL");
+    }
+    conn.execute_batch(match synchronous {
+        Synchronous::Full => "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        Synchronous::Normal => "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    })
+}
+
+fn open_reader(path: &Path) -> Result<Connection, OpenStoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|source| OpenStoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// A fixed set of read-only connections; a reader waits when all are in use.
+struct ReaderPool {
+    free: Mutex<Vec<Connection>>,
+    available: Condvar,
+}
+
+impl ReaderPool {
+    fn new(connections: Vec<Connection>) -> ReaderPool {
+        ReaderPool {
+            free: Mutex::new(connections),
+            available: Condvar::new(),
+        }
+    }
+
+    fn take(&self) -> Connection {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(conn) = free.pop() {
+                return conn;
+            }
+            free = self.available.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        self.available.notify_one();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn options() -> StoreOptions {
+        StoreOptions {
+            node_id: NodeId([7; 16]),
+            division: DivisionCode::parse("440399001001").unwrap(),
+            doc_cache: 64,
+            readers: 2,
+            synchronous: Synchronous::Normal,
+        }
+    }
+
+    pub fn open_temp() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("yizhan.db"), options()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn refuses_a_database_of_another_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("yizhan.db");
+        let store = Store::open(&path, options()).unwrap();
+        store.shutdown().await;
+        drop(store);
+        let other = StoreOptions {
+            node_id: NodeId([8; 16]),
+            ..options()
+        };
+        let err = Store::open(&path, other).unwrap_err();
+        assert!(matches!(err, OpenStoreError::WrongNode { .. }), "{err}");
+        assert!(err.to_string().contains("do not match"));
+    }
+}

@@ -1,0 +1,204 @@
+//! Staff accounts and API tokens (local to the node, never synced).
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError};
+
+/// What a staff member may do. Hall roles come later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// 窗口工作人员: receives and handles applications.
+    Worker,
+    /// 现场负责人: also supervises counters and resolves conflicts.
+    Lead,
+    /// Manages accounts and the node.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Worker, Role::Lead, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Worker => "worker",
+            Role::Lead => "lead",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A user to create; the password is already hashed.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub counter: String,
+    pub password_hash: String,
+}
+
+/// A stored user, without the password hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub counter: String,
+    pub disabled: bool,
+    pub created_ms: i64,
+}
+
+/// The user a valid token belongs to.
+pub type TokenOwner = UserRecord;
+
+const USER_COLUMNS: &str = "id, username, display_name, role, counter, disabled, created_ms";
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    let role: String = r.get(3)?;
+    Ok(UserRecord {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Worker),
+        counter: r.get(4)?,
+        disabled: r.get(5)?,
+        created_ms: r.get(6)?,
+    })
+}
+
+impl Store {
+    pub async fn add_user(&self, user: NewUser, now_ms: u64) -> Result<UserRecord, StoreError> {
+        self.write(move |ctx| {
+            let exists: bool = ctx
+                .conn
+                .query_row("SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)", [&user.username], |r| r.get(0))?;
+            if exists {
+                return Err(StoreError::Conflict(format!("user {} already exists", user.username)));
+            }
+            ctx.conn.execute(
+                "INSERT INTO users (username, display_name, role, counter, password_hash, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user.username, user.display_name, user.role.as_str(), user.counter, user.password_hash, now_ms as i64],
+            )?;
+            Ok(ctx.conn.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
+                [&user.username],
+                user_from_row,
+            )?)
+        })
+        .await
+    }
+
+    pub async fn set_password(
+        &self,
+        username: String,
+        password_hash: String,
+    ) -> Result<(), StoreError> {
+        self.update_user(username, "password_hash = ?2", password_hash.into())
+            .await
+    }
+
+    pub async fn set_disabled(&self, username: String, disabled: bool) -> Result<(), StoreError> {
+        self.update_user(username, "disabled = ?2", i64::from(disabled).into())
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        username: String,
+        set: &'static str,
+        value: rusqlite::types::Value,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            let changed = ctx.conn.execute(
+                &format!("UPDATE users SET {set} WHERE username = ?1"),
+                params![username, value],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("user {username}"),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+            ))?;
+            Ok(stmt
+                .query_map([], user_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// A user and their password hash, for signing in.
+    pub async fn user_with_password(
+        &self,
+        username: String,
+    ) -> Result<Option<(UserRecord, String)>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"
+                ))?
+                .query_row([&username], |r| Ok((user_from_row(r)?, r.get(7)?)))
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Stores a new token for a user (only its hash).
+    pub async fn add_token(
+        &self,
+        username: String,
+        token_hash: [u8; 32],
+        label: String,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            let user_id: Option<i64> = ctx
+                .conn
+                .query_row("SELECT id FROM users WHERE username = ?1", [&username], |r| r.get(0))
+                .optional()?;
+            let user_id = user_id.ok_or_else(|| StoreError::NotFound { what: format!("user {username}") })?;
+            ctx.conn.execute(
+                "INSERT INTO api_tokens (user_id, token_hash, label, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![user_id, &token_hash[..], label, now_ms as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The enabled user a token belongs to, if the token is known.
+    pub async fn token_owner(
+        &self,
+        token_hash: [u8; 32],
+    ) -> Result<Option<TokenOwner>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM api_tokens t JOIN users u ON u.id = t.user_id
+                     WHERE t.token_hash = ?1 AND u.disabled = 0",
+                    USER_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("u.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))?
+                .query_row([&token_hash[..]], user_from_row)
+                .optional()?)
+        })
+        .await
+    }
+}

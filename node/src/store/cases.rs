@@ -1,0 +1,509 @@
+//! Cases: receiving applications, recording events, and the counter's lists.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use yizhan_sync::doc;
+use yizhan_sync::domain::calendar::{Calendar, Date, WarningLevel};
+use yizhan_sync::domain::case::{
+    self, Action, CaseState, Event, Intake, MaterialReceived, NewCase, Shortfall, Status,
+};
+use yizhan_sync::domain::codes::ImplCode;
+use yizhan_sync::domain::hlc::Hlc;
+use yizhan_sync::domain::item::Item;
+use yizhan_sync::domain::serial::SerialNo;
+use yizhan_sync::ids::{DocId, DocKind, NodeId, Scope};
+
+use super::writer::{Staff, WriteCtx, store_case_rows};
+use super::{Store, StoreError};
+
+/// An action a person asks for. Acceptance is the one whose content the node fills in: the
+/// serial number and the calendar come from the node, not from the caller.
+#[derive(Clone, Debug)]
+pub enum NewAction {
+    Accept,
+    Do(Action),
+}
+
+/// The order of a case list. Level filters sort by urgency so the first page holds the
+/// cases that need attention first; that order also lets the query walk an index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Newest first.
+    Created,
+    /// Soonest committed deadline first.
+    DueSoon,
+    /// Soonest (or oldest) legal deadline first.
+    LegalDue,
+}
+
+impl Order {
+    fn for_level(level: Option<WarningLevel>) -> Order {
+        match level {
+            None => Order::Created,
+            Some(WarningLevel::Normal | WarningLevel::Yellow) => Order::DueSoon,
+            Some(WarningLevel::Red | WarningLevel::LegalBreach) => Order::LegalDue,
+        }
+    }
+
+    fn letter(self) -> char {
+        match self {
+            Order::Created => 'c',
+            Order::DueSoon => 'd',
+            Order::LegalDue => 'l',
+        }
+    }
+}
+
+/// Which cases to list.
+#[derive(Clone, Debug)]
+pub struct CaseFilter {
+    pub status: Option<Status>,
+    pub level: Option<WarningLevel>,
+    pub impl_code: Option<ImplCode>,
+    pub counter: Option<String>,
+    pub created_from: Option<Date>,
+    pub created_to: Option<Date>,
+    pub conflict_only: bool,
+    pub cursor: Option<String>,
+    pub limit: u32,
+    /// The day warning levels are computed for.
+    pub today: Date,
+}
+
+/// A case as lists show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseSummary {
+    pub id: String,
+    pub serial_no: Option<String>,
+    pub status: Status,
+    pub conflict: bool,
+    pub impl_code: String,
+    pub item_name: String,
+    pub case_type: String,
+    pub applicant_name: String,
+    pub applicant_id_masked: String,
+    pub counter: String,
+    pub staff: String,
+    pub created_ms: i64,
+    pub accepted_on: Option<String>,
+    pub committed_due: Option<String>,
+    pub legal_due: Option<String>,
+    /// Warning level today; `None` for cases without running time limits.
+    pub level: Option<WarningLevel>,
+    pub clock_stopped_on: Option<String>,
+    pub closed_on: Option<String>,
+}
+
+/// One page of a case list.
+#[derive(Clone, Debug)]
+pub struct CaseListPage {
+    pub cases: Vec<CaseSummary>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// An event as the case page shows it.
+#[derive(Clone, Debug)]
+pub struct EventView {
+    pub id: String,
+    pub at_ms: i64,
+    pub node: String,
+    pub staff: String,
+    pub action: Action,
+    /// The event did not apply where it fell in the merged order.
+    pub conflict: bool,
+}
+
+/// Everything about one case.
+#[derive(Clone, Debug)]
+pub struct CaseDetail {
+    pub summary: CaseSummary,
+    pub intake: Intake,
+    pub events: Vec<EventView>,
+    /// Materials received at intake and in supplements, summed per material.
+    pub received: Vec<MaterialReceived>,
+    pub missing: Vec<Shortfall>,
+    pub calendar: Option<String>,
+    pub calendar_covered: bool,
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, serial_no, status, conflict, impl_code, item_name, case_type, applicant_name,
+    applicant_id_masked, counter, staff, created_ms, accepted_on, committed_due, legal_due,
+    CASE WHEN breach_on IS NULL THEN NULL
+         WHEN breach_on <= ?1 THEN 'legal_breach'
+         WHEN red_on <= ?1 THEN 'red'
+         WHEN yellow_on <= ?1 THEN 'yellow'
+         ELSE 'normal' END,
+    clock_stopped_on, closed_on, red_on, breach_on";
+
+fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CaseSummary> {
+    let status: String = r.get(2)?;
+    let level: Option<String> = r.get(15)?;
+    Ok(CaseSummary {
+        id: r.get(0)?,
+        serial_no: r.get(1)?,
+        status: Status::parse(&status).unwrap_or(Status::Submitted),
+        conflict: r.get(3)?,
+        impl_code: r.get(4)?,
+        item_name: r.get(5)?,
+        case_type: r.get(6)?,
+        applicant_name: r.get(7)?,
+        applicant_id_masked: r.get(8)?,
+        counter: r.get(9)?,
+        staff: r.get(10)?,
+        created_ms: r.get(11)?,
+        accepted_on: r.get(12)?,
+        committed_due: r.get(13)?,
+        legal_due: r.get(14)?,
+        level: level.as_deref().and_then(WarningLevel::parse),
+        clock_stopped_on: r.get(16)?,
+        closed_on: r.get(17)?,
+    })
+}
+
+impl Store {
+    /// Receives an application for an item (收件) and returns the new case's id.
+    pub async fn create_case(
+        &self,
+        item_key: String,
+        new: NewCase,
+        staff: Staff,
+        now_ms: u64,
+    ) -> Result<DocId, StoreError> {
+        self.write(move |ctx| {
+            let body: Option<String> = ctx
+                .conn
+                .prepare_cached("SELECT body_json FROM items WHERE id = ?1 OR impl_code = ?1")?
+                .query_row([&item_key], |r| r.get(0))
+                .optional()?;
+            let body = body.ok_or_else(|| StoreError::NotFound {
+                what: format!("item {item_key}"),
+            })?;
+            let item: Item = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                id: item_key.clone(),
+                message: e.to_string(),
+            })?;
+            let submitted_at = ctx.tick(now_ms);
+            let intake = Intake::new(
+                &item,
+                new,
+                &staff.username,
+                ctx.origin.node,
+                ctx.division.clone(),
+                submitted_at,
+            )?;
+            let scope = Scope::cases(&ctx.division);
+            let origin = ctx.origin;
+            let (id, document) = doc::new_case(&origin, &scope, &intake)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            ctx.insert_doc(id.clone(), document);
+            let case_doc = doc::CaseDoc {
+                scope,
+                intake,
+                events: Vec::new(),
+            };
+            finish_case_write(ctx, &id, &case_doc, now_ms)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Records one or more actions on a case, in order, as one change. Each is checked
+    /// against the state machine as it stands after the ones before it.
+    pub async fn act_on_case(
+        &self,
+        case_id: DocId,
+        actions: Vec<NewAction>,
+        staff: Staff,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            let case_doc =
+                doc::read_case(ctx.doc_mut(&case_id)?).map_err(|e| StoreError::Corrupt {
+                    id: case_id.to_string(),
+                    message: e.to_string(),
+                })?;
+            let intake = &case_doc.intake;
+            let mut events = case_doc.events.clone();
+            events.sort_by_key(|e| (e.at, e.node));
+            let mut state = case::derive(intake, &events);
+            let mut new_events = Vec::with_capacity(actions.len());
+            for requested in actions {
+                let at = ctx.tick(now_ms);
+                let action = match requested {
+                    NewAction::Accept => Action::Accept {
+                        serial_no: issue_serial(
+                            ctx,
+                            &intake.item.impl_code,
+                            Date::from_unix_ms_cst(at.unix_ms() as i64),
+                        )?,
+                        calendar: Calendar::china().version().to_string(),
+                    },
+                    NewAction::Do(action) => action,
+                };
+                case::validate(intake, &state, &action)?;
+                let event = Event {
+                    at,
+                    node: ctx.origin.node,
+                    staff: staff.username.clone(),
+                    action,
+                };
+                events.push(event.clone());
+                new_events.push(event);
+                state = case::derive(intake, &events);
+            }
+            let origin = ctx.origin;
+            doc::add_events(ctx.doc_mut(&case_id)?, &origin, &new_events)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let case_doc = doc::CaseDoc { events, ..case_doc };
+            finish_case_write(ctx, &case_id, &case_doc, now_ms)
+        })
+        .await
+    }
+
+    pub async fn get_case(&self, id: String, today: Date) -> Result<CaseDetail, StoreError> {
+        self.read(move |conn| read_detail(conn, "id", &id, today))
+            .await
+    }
+
+    pub async fn get_case_by_serial(
+        &self,
+        serial: SerialNo,
+        today: Date,
+    ) -> Result<CaseDetail, StoreError> {
+        self.read(move |conn| read_detail(conn, "serial_no", serial.as_str(), today))
+            .await
+    }
+
+    pub async fn list_cases(&self, filter: CaseFilter) -> Result<CaseListPage, StoreError> {
+        self.read(move |conn| list(conn, &filter)).await
+    }
+}
+
+/// Saves the changed case document, logs the change and refreshes its rows from
+/// `case_doc`, the document's contents after the change.
+fn finish_case_write(
+    ctx: &mut WriteCtx,
+    id: &DocId,
+    case_doc: &doc::CaseDoc,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    ctx.persist_local_change(id, DocKind::Case, &case_doc.scope, now_ms)?;
+    let (row, events) = doc::case_rows(id, case_doc, Calendar::china());
+    store_case_rows(&ctx.conn, "", &row, &events)
+}
+
+/// The next serial number for an item on `date`, counted in the same transaction as the
+/// acceptance that uses it (§8.5.1).
+fn issue_serial(
+    ctx: &mut WriteCtx,
+    impl_code: &ImplCode,
+    date: Date,
+) -> Result<SerialNo, StoreError> {
+    let sequence: u32 = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO serial_counters (epoch, impl_code, day, last) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT (epoch, impl_code, day) DO UPDATE SET last = last + 1
+             RETURNING last",
+        )?
+        .query_row(
+            params![ctx.origin.epoch, impl_code.as_str(), date.to_string()],
+            |r| r.get(0),
+        )?;
+    Ok(SerialNo::issue(
+        impl_code,
+        date,
+        &ctx.division,
+        ctx.origin.epoch,
+        sequence,
+    )?)
+}
+
+fn read_detail(
+    conn: &Connection,
+    column: &str,
+    key: &str,
+    today: Date,
+) -> Result<CaseDetail, StoreError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS}, intake_json, calendar, calendar_covered FROM cases WHERE {column} = ?2"
+        ))?
+        .query_row(params![today.to_string(), key], |r| {
+            Ok((summary_from_row(r)?, r.get::<_, String>(20)?, r.get::<_, Option<String>>(21)?, r.get::<_, bool>(22)?))
+        })
+        .optional()?;
+    let (summary, intake_json, calendar, calendar_covered) =
+        found.ok_or_else(|| StoreError::NotFound {
+            what: format!("case {key}"),
+        })?;
+    let corrupt = |message: String| StoreError::Corrupt {
+        id: summary.id.clone(),
+        message,
+    };
+    let intake: Intake = serde_json::from_str(&intake_json).map_err(|e| corrupt(e.to_string()))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT event_id, at_hlc, at_ms, node, staff, conflict, body_json FROM case_events
+         WHERE case_id = ?1 ORDER BY event_id",
+    )?;
+    let rows = stmt
+        .query_map([&summary.id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, bool>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::with_capacity(rows.len());
+    let mut domain_events = Vec::with_capacity(rows.len());
+    for (id, at_hlc, at_ms, node, staff, conflict, body) in rows {
+        let action: Action = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+        let at = Hlc::parse_hex(&at_hlc).ok_or_else(|| corrupt("event time".into()))?;
+        let node_id = NodeId::parse_hex(&node).ok_or_else(|| corrupt("event node".into()))?;
+        domain_events.push(Event {
+            at,
+            node: node_id,
+            staff: staff.clone(),
+            action: action.clone(),
+        });
+        events.push(EventView {
+            id,
+            at_ms,
+            node,
+            staff,
+            action,
+            conflict,
+        });
+    }
+    let state: CaseState = case::derive(&intake, &domain_events);
+    Ok(CaseDetail {
+        summary,
+        received: state.received,
+        missing: state.missing,
+        intake,
+        events,
+        calendar,
+        calendar_covered,
+    })
+}
+
+fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreError> {
+    let order = Order::for_level(filter.level);
+    let limit = filter.limit.clamp(1, 200);
+    // ?1 is today; filters follow.
+    let mut args: Vec<rusqlite::types::Value> = vec![filter.today.to_string().into()];
+    let mut conditions: Vec<String> = Vec::new();
+    let mut arg = |value: rusqlite::types::Value| {
+        args.push(value);
+        format!("?{}", args.len())
+    };
+    if let Some(status) = filter.status {
+        conditions.push(format!(
+            "status = {}",
+            arg(status.as_str().to_string().into())
+        ));
+    }
+    match filter.level {
+        None => {}
+        Some(WarningLevel::Normal) => conditions.push("yellow_on > ?1 AND red_on > ?1".into()),
+        Some(WarningLevel::Yellow) => conditions.push("yellow_on <= ?1 AND red_on > ?1".into()),
+        Some(WarningLevel::Red) => conditions.push("red_on <= ?1 AND breach_on > ?1".into()),
+        Some(WarningLevel::LegalBreach) => conditions.push("breach_on <= ?1".into()),
+    }
+    if let Some(code) = &filter.impl_code {
+        conditions.push(format!("impl_code = {}", arg(code.to_string().into())));
+    }
+    if let Some(counter) = &filter.counter {
+        conditions.push(format!("counter = {}", arg(counter.clone().into())));
+    }
+    if let Some(from) = filter.created_from {
+        conditions.push(format!("created_on >= {}", arg(from.to_string().into())));
+    }
+    if let Some(to) = filter.created_to {
+        conditions.push(format!("created_on <= {}", arg(to.to_string().into())));
+    }
+    if filter.conflict_only {
+        conditions.push("conflict = 1".into());
+    }
+    let (order_sql, key_index) = match order {
+        Order::Created => ("created_ms DESC, id DESC", 11),
+        Order::DueSoon => ("red_on ASC, id ASC", 18),
+        Order::LegalDue => ("breach_on ASC, id ASC", 19),
+    };
+    if let Some(cursor) = &filter.cursor {
+        let (key, id) = parse_cursor(order, cursor)?;
+        let (key_arg, id_arg) = (arg(key), arg(id.into()));
+        conditions.push(match order {
+            Order::Created => format!("(created_ms, id) < ({key_arg}, {id_arg})"),
+            Order::DueSoon => format!("(red_on, id) > ({key_arg}, {id_arg})"),
+            Order::LegalDue => format!("(breach_on, id) > ({key_arg}, {id_arg})"),
+        });
+    }
+    let where_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM cases {where_sql} ORDER BY {order_sql} LIMIT {}",
+        limit + 1
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&args))?;
+    let mut cases = Vec::with_capacity(limit as usize);
+    let mut next_cursor = None;
+    let mut last_key = String::new();
+    while let Some(row) = rows.next()? {
+        if cases.len() == limit as usize {
+            let last: &CaseSummary = cases.last().expect("limit is at least 1");
+            next_cursor = Some(cursor_after(order, last, &last_key));
+            break;
+        }
+        last_key = match key_index {
+            11 => row.get::<_, i64>(11)?.to_string(),
+            i => row.get::<_, Option<String>>(i)?.unwrap_or_default(),
+        };
+        cases.push(summary_from_row(row)?);
+    }
+    Ok(CaseListPage { cases, next_cursor })
+}
+
+fn cursor_after(order: Order, last: &CaseSummary, key: &str) -> String {
+    format!("{}~{}~{}", order.letter(), key, last.id)
+}
+
+fn parse_cursor(
+    order: Order,
+    cursor: &str,
+) -> Result<(rusqlite::types::Value, String), StoreError> {
+    let bad =
+        || StoreError::Invalid("cursor is not valid for this list; start again without it".into());
+    let mut parts = cursor.splitn(3, '~');
+    let (letter, key, id) = (
+        parts.next().ok_or_else(bad)?,
+        parts.next().ok_or_else(bad)?,
+        parts.next().ok_or_else(bad)?,
+    );
+    if letter.len() != 1 || !letter.starts_with(order.letter()) || DocId::parse(id).is_none() {
+        return Err(bad());
+    }
+    let key = match order {
+        Order::Created => rusqlite::types::Value::Integer(key.parse().map_err(|_| bad())?),
+        Order::DueSoon | Order::LegalDue => {
+            let valid = key.parse::<Date>().is_ok()
+                || key == doc::LEVEL_REACHED
+                || key == doc::LEVEL_NOT_REACHED;
+            if !valid {
+                return Err(bad());
+            }
+            rusqlite::types::Value::Text(key.to_string())
+        }
+    };
+    Ok((key, id.to_string()))
+}

@@ -1,0 +1,174 @@
+//! Catalog items: publishing versions, listing and searching.
+
+use rusqlite::{OptionalExtension, params};
+use yizhan_sync::doc;
+use yizhan_sync::domain::item::Item;
+use yizhan_sync::ids::{DocId, DocKind, Scope};
+
+use super::writer::store_item_row;
+use super::{Store, StoreError};
+
+/// Which items to list.
+#[derive(Clone, Debug, Default)]
+pub struct ItemFilter {
+    /// Words that must all occur in the name, category, subject or code.
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub include_cancelled: bool,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// An item as lists show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemSummary {
+    pub id: String,
+    pub impl_code: String,
+    pub name: String,
+    pub category: String,
+    pub kind: String,
+    pub level: String,
+    pub case_type: String,
+    pub legal_days: u32,
+    pub committed_days: u32,
+    pub status: String,
+    pub version: u32,
+}
+
+impl Store {
+    /// Publishes an item in `scope`: creates its document, or stores a new version in it.
+    /// Versions only go up, so a stale copy of the catalog can never overwrite a newer one.
+    pub async fn publish_item(
+        &self,
+        scope: Scope,
+        item: Item,
+        now_ms: u64,
+    ) -> Result<DocId, StoreError> {
+        item.validate()?;
+        self.write(move |ctx| {
+            let id = Item::doc_id_for(&item.impl_code);
+            let origin = ctx.origin;
+            match ctx.doc_mut(&id) {
+                Ok(document) => {
+                    let current = doc::read_item(document).map_err(|e| StoreError::Corrupt {
+                        id: id.to_string(),
+                        message: e.to_string(),
+                    })?;
+                    if current.scope != scope {
+                        return Err(StoreError::Conflict(format!(
+                            "item {} belongs to {}, not {scope}",
+                            item.impl_code, current.scope
+                        )));
+                    }
+                    if item.version <= current.item.version {
+                        return Err(StoreError::Conflict(format!(
+                            "item {} is already at version {}; publish version {} or higher",
+                            item.impl_code,
+                            current.item.version,
+                            current.item.version + 1
+                        )));
+                    }
+                    doc::put_item(document, &origin, &item, now_ms)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    let (_, document) = doc::new_item(&origin, &scope, &item, now_ms)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    ctx.insert_doc(id.clone(), document);
+                }
+                Err(e) => return Err(e),
+            }
+            ctx.persist_local_change(&id, DocKind::Item, &scope, now_ms)?;
+            let row = doc::item_row(
+                &id,
+                &doc::ItemDoc {
+                    scope: scope.clone(),
+                    item,
+                },
+            );
+            store_item_row(&ctx.conn, "", &row)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    pub async fn list_items(
+        &self,
+        filter: ItemFilter,
+    ) -> Result<(Vec<ItemSummary>, u64), StoreError> {
+        self.read(move |conn| {
+            let mut sql = String::from(" FROM items WHERE 1 = 1");
+            let mut args: Vec<String> = Vec::new();
+            if !filter.include_cancelled {
+                sql.push_str(" AND status = 'published'");
+            }
+            if let Some(category) = filter.category.filter(|c| !c.is_empty()) {
+                args.push(category);
+                sql.push_str(&format!(" AND category = ?{}", args.len()));
+            }
+            for word in filter.q.iter().flat_map(|q| q.split_whitespace()).take(8) {
+                args.push(word.to_string());
+                sql.push_str(&format!(" AND instr(search_text, ?{}) > 0", args.len()));
+            }
+            let total: i64 = conn.query_row(&format!("SELECT count(*){sql}"), rusqlite::params_from_iter(&args), |r| r.get(0))?;
+            let select = format!(
+                "SELECT id, impl_code, name, category, kind, level, case_type, legal_days, committed_days, status, version
+                 {sql} ORDER BY category, name, id LIMIT {} OFFSET {}",
+                filter.limit.clamp(1, 500),
+                filter.offset
+            );
+            let mut stmt = conn.prepare_cached(&select)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(&args), |r| {
+                    Ok(ItemSummary {
+                        id: r.get(0)?,
+                        impl_code: r.get(1)?,
+                        name: r.get(2)?,
+                        category: r.get(3)?,
+                        kind: r.get(4)?,
+                        level: r.get(5)?,
+                        case_type: r.get(6)?,
+                        legal_days: r.get(7)?,
+                        committed_days: r.get(8)?,
+                        status: r.get(9)?,
+                        version: r.get(10)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((rows, total as u64))
+        })
+        .await
+    }
+
+    /// An item by its document id or its implementation code.
+    pub async fn get_item(&self, key: String) -> Result<Item, StoreError> {
+        self.read(move |conn| {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body_json FROM items WHERE id = ?1 OR impl_code = ?1")?
+                .query_row(params![key], |r| r.get(0))
+                .optional()?;
+            let body = body.ok_or_else(|| StoreError::NotFound {
+                what: format!("item {key}"),
+            })?;
+            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                id: key,
+                message: e.to_string(),
+            })
+        })
+        .await
+    }
+
+    /// The categories of published items, with how many items each has.
+    pub async fn item_categories(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT category, count(*) FROM items WHERE status = 'published' GROUP BY category ORDER BY category",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}

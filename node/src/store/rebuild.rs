@@ -1,0 +1,128 @@
+//! `yizhan rebuild`: regenerates every materialized table from the documents, and a
+//! digest of the store's contents used to prove that nothing changed.
+
+use sha2::{Digest, Sha256};
+use yizhan_sync::doc;
+use yizhan_sync::domain::calendar::Calendar;
+use yizhan_sync::ids::{DocId, DocKind};
+
+use super::writer::{store_case_rows, store_item_row};
+use super::{Store, StoreError};
+
+/// What a rebuild did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub items: u64,
+    pub cases: u64,
+    pub events: u64,
+    /// Rows that differed between the old and the rebuilt tables (in either direction).
+    pub rows_differing: u64,
+    /// Documents that could not be read, with the reason; their rows are dropped.
+    pub unreadable: Vec<(String, String)>,
+}
+
+const TABLES: [&str; 3] = ["items", "cases", "case_events"];
+
+impl Store {
+    /// Rebuilds the materialized tables from the documents, in one transaction, streaming
+    /// one document at a time so memory stays bounded however many there are.
+    pub async fn rebuild(&self) -> Result<RebuildReport, StoreError> {
+        self.write(|ctx| {
+            let conn = &ctx.conn;
+            for table in TABLES {
+                conn.execute_batch(&format!(
+                    "DROP TABLE IF EXISTS temp.rebuilt_{table};
+                     CREATE TEMP TABLE rebuilt_{table} AS SELECT * FROM main.{table} WHERE 0;"
+                ))?;
+            }
+            conn.execute_batch(
+                "CREATE UNIQUE INDEX temp.rebuilt_cases_id ON rebuilt_cases (id);
+                 CREATE UNIQUE INDEX temp.rebuilt_case_events_id ON rebuilt_case_events (case_id, event_id);
+                 CREATE UNIQUE INDEX temp.rebuilt_items_id ON rebuilt_items (id);",
+            )?;
+            let mut report = RebuildReport::default();
+            let mut stmt = conn.prepare("SELECT id, kind, bytes FROM documents ORDER BY id")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let (id, kind, bytes): (String, String, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                let unreadable = |message: String| (id.clone(), message);
+                let Some(doc_id) = DocId::parse(&id) else {
+                    report.unreadable.push(unreadable("invalid id".into()));
+                    continue;
+                };
+                let document = match automerge::Automerge::load(&bytes) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        report.unreadable.push(unreadable(e.to_string()));
+                        continue;
+                    }
+                };
+                match DocKind::parse(&kind) {
+                    Some(DocKind::Item) => match doc::read_item(&document) {
+                        Ok(item_doc) => {
+                            store_item_row(conn, "rebuilt_", &doc::item_row(&doc_id, &item_doc))?;
+                            report.items += 1;
+                        }
+                        Err(e) => report.unreadable.push(unreadable(e.to_string())),
+                    },
+                    Some(DocKind::Case) => match doc::read_case(&document) {
+                        Ok(case_doc) => {
+                            let (case_row, events) = doc::case_rows(&doc_id, &case_doc, Calendar::china());
+                            store_case_rows(conn, "rebuilt_", &case_row, &events)?;
+                            report.cases += 1;
+                            report.events += events.len() as u64;
+                        }
+                        Err(e) => report.unreadable.push(unreadable(e.to_string())),
+                    },
+                    None => report.unreadable.push(unreadable(format!("unknown kind {kind:?}"))),
+                }
+            }
+            drop(rows);
+            drop(stmt);
+            for table in TABLES {
+                let differing: i64 = conn.query_row(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM (SELECT * FROM main.{table} EXCEPT SELECT * FROM rebuilt_{table}))
+                              + (SELECT count(*) FROM (SELECT * FROM rebuilt_{table} EXCEPT SELECT * FROM main.{table}))"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )?;
+                report.rows_differing += differing as u64;
+                conn.execute_batch(&format!(
+                    "DELETE FROM main.{table};
+                     INSERT INTO main.{table} SELECT * FROM rebuilt_{table};
+                     DROP TABLE rebuilt_{table};"
+                ))?;
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    /// SHA-256 over every row of every table, in primary-key order: equal digests mean
+    /// equal contents. Used to show that refused input changed nothing.
+    pub async fn content_digest(&self) -> Result<String, StoreError> {
+        self.read(|conn| {
+            let mut hasher = Sha256::new();
+            let tables: Vec<String> = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for table in tables {
+                hasher.update(table.as_bytes());
+                let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2"))?;
+                let columns = stmt.column_count();
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    for i in 0..columns {
+                        let value = row.get_ref(i)?;
+                        hasher.update(format!("{value:?}").as_bytes());
+                    }
+                }
+            }
+            Ok(yizhan_sync::ids::hex(&hasher.finalize()))
+        })
+        .await
+    }
+}

@@ -1,0 +1,463 @@
+//! The writer thread: owner of the read-write connection and the document cache.
+//!
+//! Callers send closures; the thread runs whatever is queued (up to [`MAX_GROUP`]) in one
+//! `BEGIN IMMEDIATE` transaction, each closure in its own savepoint, commits once, and only
+//! then answers. A closure that fails (or panics) is rolled back to its savepoint and the
+//! documents it touched are dropped from the cache, so the cache never holds a change that
+//! is not in the database.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+
+use automerge::Automerge;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+use yizhan_sync::doc::{self, CaseRow, EventRow, ItemRow};
+use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::domain::hlc::{Hlc, HlcClock};
+use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope};
+
+use super::cache::DocCache;
+use super::{OpenStoreError, StoreError};
+
+/// Most writes committed together. Bounds the latency a write waits behind others.
+const MAX_GROUP: usize = 256;
+
+/// The staff member a write is made for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staff {
+    pub username: String,
+    pub counter: String,
+}
+
+/// What a write closure works with on the writer thread.
+pub struct WriteCtx {
+    pub(super) conn: Connection,
+    cache: DocCache,
+    pub(super) origin: Origin,
+    pub(super) division: DivisionCode,
+    clock: HlcClock,
+    /// Documents changed by the running closure; dropped from the cache if it fails.
+    touched: Vec<DocId>,
+}
+
+impl std::fmt::Debug for WriteCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteCtx")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriteCtx {
+    /// A new HLC time for a local event at wall time `wall_ms`.
+    pub(super) fn tick(&mut self, wall_ms: u64) -> Hlc {
+        self.clock.tick(wall_ms)
+    }
+
+    /// The document `id`, from the cache or the database, ready to change.
+    pub(super) fn doc_mut(&mut self, id: &DocId) -> Result<&mut Automerge, StoreError> {
+        if self.cache.get_mut(id).is_none() {
+            let bytes: Option<Vec<u8>> = self
+                .conn
+                .prepare_cached("SELECT bytes FROM documents WHERE id = ?1")?
+                .query_row([id.as_str()], |r| r.get(0))
+                .optional()?;
+            let bytes = bytes.ok_or_else(|| StoreError::NotFound {
+                what: format!("document {id}"),
+            })?;
+            let doc = Automerge::load(&bytes).map_err(|e| StoreError::Corrupt {
+                id: id.to_string(),
+                message: e.to_string(),
+            })?;
+            self.cache.insert(id.clone(), doc);
+        }
+        self.touched.push(id.clone());
+        Ok(self.cache.get_mut(id).expect("just inserted"))
+    }
+
+    /// Adds a document created by this write to the cache.
+    pub(super) fn insert_doc(&mut self, id: DocId, doc: Automerge) {
+        self.touched.push(id.clone());
+        self.cache.insert(id, doc);
+    }
+
+    /// Saves a document this node just changed and records its newest local change in the
+    /// change log under this node's next sequence number.
+    pub(super) fn persist_local_change(
+        &mut self,
+        id: &DocId,
+        kind: DocKind,
+        scope: &Scope,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let origin = self.origin;
+        let doc = self.cache.get_mut(id).ok_or_else(|| StoreError::NotFound {
+            what: format!("document {id}"),
+        })?;
+        let change = doc.get_last_local_change().ok_or_else(|| {
+            StoreError::Invalid(format!("document {id} has no local change to record"))
+        })?;
+        let bytes = doc.save();
+        let heads = doc::heads_bytes(doc);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads,
+                     updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![id.as_str(), kind.as_str(), scope.as_str(), bytes, heads, now_ms as i64])?;
+        let seq: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM changes WHERE origin_node = ?1 AND origin_epoch = ?2",
+            )?
+            .query_row(params![&origin.node.0[..], origin.epoch], |r| r.get(0))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO changes (origin_node, origin_epoch, seq, doc_id, scope, hash, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &origin.node.0[..],
+                origin.epoch,
+                seq,
+                id.as_str(),
+                scope.as_str(),
+                &change.hash().0[..],
+                change.raw_bytes(),
+            ])?;
+        Ok(())
+    }
+}
+
+/// Writes the derived rows of a case into `{prefix}cases` and `{prefix}case_events`
+/// (`prefix` is empty for the live tables and `rebuilt_` while rebuilding).
+pub(super) fn store_case_rows(
+    conn: &Connection,
+    prefix: &str,
+    row: &CaseRow,
+    events: &[EventRow],
+) -> Result<(), StoreError> {
+    let cases = format!("{prefix}cases");
+    let case_events = format!("{prefix}case_events");
+    conn.prepare_cached(&format!(
+        "INSERT INTO {cases} (id, scope, impl_code, item_name, item_version, case_type, status, conflict,
+            serial_no, applicant_name, applicant_id_masked, phone_tail, counter, staff, node, created_ms,
+            created_on, accepted_on, committed_due, legal_due, yellow_on, red_on, breach_on,
+            clock_stopped_on, closed_on, calendar, calendar_covered, updated_hlc, intake_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, conflict = excluded.conflict,
+            serial_no = excluded.serial_no, accepted_on = excluded.accepted_on,
+            committed_due = excluded.committed_due, legal_due = excluded.legal_due,
+            yellow_on = excluded.yellow_on, red_on = excluded.red_on, breach_on = excluded.breach_on,
+            clock_stopped_on = excluded.clock_stopped_on, closed_on = excluded.closed_on,
+            calendar = excluded.calendar, calendar_covered = excluded.calendar_covered,
+            updated_hlc = excluded.updated_hlc"
+    ))?
+    .execute(params![
+        row.id,
+        row.scope,
+        row.impl_code,
+        row.item_name,
+        row.item_version,
+        row.case_type,
+        row.status,
+        row.conflict,
+        row.serial_no,
+        row.applicant_name,
+        row.applicant_id_masked,
+        row.phone_tail,
+        row.counter,
+        row.staff,
+        row.node,
+        row.created_ms,
+        row.created_on,
+        row.accepted_on,
+        row.committed_due,
+        row.legal_due,
+        row.yellow_on,
+        row.red_on,
+        row.breach_on,
+        row.clock_stopped_on,
+        row.closed_on,
+        row.calendar,
+        row.calendar_covered,
+        row.updated_hlc,
+        row.intake_json,
+    ])?;
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (case_id, event_id) DO UPDATE SET conflict = excluded.conflict"
+    ))?;
+    for e in events {
+        insert.execute(params![
+            e.case_id,
+            e.event_id,
+            e.at_hlc,
+            e.at_ms,
+            e.node,
+            e.staff,
+            e.kind,
+            e.conflict,
+            e.body_json
+        ])?;
+    }
+    Ok(())
+}
+
+/// Writes the derived row of an item into `{prefix}items`, replacing what was there.
+pub(super) fn store_item_row(
+    conn: &Connection,
+    prefix: &str,
+    row: &ItemRow,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {prefix}items (id, scope, impl_code, basic_code, name, category, kind, level, case_type,
+            legal_days, committed_days, status, version, search_text, body_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    ))?
+    .execute(params![
+        row.id,
+        row.scope,
+        row.impl_code,
+        row.basic_code,
+        row.name,
+        row.category,
+        row.kind,
+        row.level,
+        row.case_type,
+        row.legal_days,
+        row.committed_days,
+        row.status,
+        row.version,
+        row.search_text,
+        row.body_json,
+    ])?;
+    Ok(())
+}
+
+/// Records `node_id` as the database's owner on first open; afterwards checks it.
+/// Returns the node's current origin (its epoch is kept in the database, so a restored
+/// backup can start a new one).
+pub(super) fn claim_identity(
+    conn: &mut Connection,
+    node_id: NodeId,
+) -> Result<Origin, OpenStoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let stored: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match stored {
+        Some(found) if found != node_id.to_hex() => {
+            return Err(OpenStoreError::WrongNode {
+                expected: node_id,
+                found,
+            });
+        }
+        Some(_) => {}
+        None => {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('node_id', ?1)",
+                [node_id.to_hex()],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', '1')",
+                [],
+            )?;
+        }
+    }
+    let epoch: String = tx.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+        r.get(0)
+    })?;
+    tx.commit()?;
+    let epoch = epoch.parse().map_err(|_| {
+        OpenStoreError::Setup(rusqlite::Error::InvalidColumnType(
+            0,
+            "epoch".into(),
+            rusqlite::types::Type::Text,
+        ))
+    })?;
+    Ok(Origin {
+        node: node_id,
+        epoch,
+    })
+}
+
+/// A queued write: runs on the writer thread, then learns whether its group committed.
+trait Job: Send {
+    fn run(self: Box<Self>, ctx: &mut WriteCtx) -> Ran;
+    fn abort(self: Box<Self>, error: StoreError);
+}
+
+struct Ran {
+    ok: bool,
+    complete: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+}
+
+struct Closure<T, F> {
+    f: F,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Closure<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteCtx) -> Result<T, StoreError> + Send,
+{
+    fn run(self: Box<Self>, ctx: &mut WriteCtx) -> Ran {
+        let Closure { f, reply } = *self;
+        let result = catch_unwind(AssertUnwindSafe(|| f(ctx))).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic.message = %message, "a store write panicked; it was rolled back");
+            Err(StoreError::Invalid(
+                "internal error; the write was not saved".into(),
+            ))
+        });
+        Ran {
+            ok: result.is_ok(),
+            complete: Box::new(move |commit| {
+                let _ = reply.send(commit.and(result));
+            }),
+        }
+    }
+
+    fn abort(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// The async side of the writer.
+pub(super) struct WriterHandle {
+    sender: Mutex<Option<Sender<Box<dyn Job>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WriterHandle {
+    pub(super) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        {
+            let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(Box::new(Closure { f, reply }))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub(super) async fn shutdown(&self) {
+        drop(self.sender.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+pub(super) fn spawn(
+    conn: Connection,
+    origin: Origin,
+    division: DivisionCode,
+    doc_cache: usize,
+) -> Result<WriterHandle, OpenStoreError> {
+    // The clock starts after the newest time stored, so a restart never issues an earlier
+    // time even if the wall clock went back.
+    let newest: Option<String> =
+        conn.query_row("SELECT MAX(updated_hlc) FROM cases", [], |r| r.get(0))?;
+    let newest = newest.and_then(|h| Hlc::parse_hex(&h)).unwrap_or_default();
+    let ctx = WriteCtx {
+        conn,
+        cache: DocCache::new(doc_cache),
+        origin,
+        division,
+        clock: HlcClock::starting_after(newest),
+        touched: Vec::new(),
+    };
+    let (sender, receiver) = channel();
+    let thread = std::thread::Builder::new()
+        .name("yizhan-writer".into())
+        .spawn(move || writer_loop(ctx, receiver))
+        .map_err(OpenStoreError::Thread)?;
+    Ok(WriterHandle {
+        sender: Mutex::new(Some(sender)),
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+fn writer_loop(mut ctx: WriteCtx, receiver: Receiver<Box<dyn Job>>) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        run_group(&mut ctx, group);
+    }
+    // Leave a small WAL behind for the next start.
+    let _ = ctx.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
+    if let Err(e) = ctx.conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = StoreError::from(e);
+        for job in group {
+            job.abort(error.clone());
+        }
+        return;
+    }
+    let mut committed = Vec::with_capacity(group.len());
+    let mut touched = Vec::new();
+    for job in group {
+        if let Err(e) = ctx.conn.execute_batch("SAVEPOINT job") {
+            job.abort(e.into());
+            continue;
+        }
+        ctx.touched.clear();
+        let ran = job.run(ctx);
+        let released = ran.ok && ctx.conn.execute_batch("RELEASE job").is_ok();
+        if released {
+            touched.append(&mut ctx.touched);
+            committed.push(ran.complete);
+        } else {
+            let _ = ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            for id in ctx.touched.drain(..) {
+                ctx.cache.remove(&id);
+            }
+            // The job's own error (or, if only RELEASE failed, a rollback) goes back now:
+            // nothing of it will be committed.
+            let outcome = if ran.ok {
+                Err(StoreError::Invalid("the write could not be saved".into()))
+            } else {
+                Ok(())
+            };
+            (ran.complete)(outcome);
+        }
+    }
+    let commit = ctx.conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if commit.is_err() {
+        let _ = ctx.conn.execute_batch("ROLLBACK");
+        for id in touched {
+            ctx.cache.remove(&id);
+        }
+    }
+    for complete in committed {
+        complete(commit.clone());
+    }
+}
