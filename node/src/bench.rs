@@ -27,6 +27,9 @@ pub struct StoreBenchArgs {
     /// The writer's sync mode: full (default, as configured nodes run) or normal
     #[arg(long, default_value = "full")]
     pub synchronous: String,
+    /// Keep the benchmark database in this directory instead of deleting it
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<std::path::PathBuf>,
 }
 
 /// Creates and accepts cases through the store layer, then times the counter's list query.
@@ -36,7 +39,14 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
         "normal" => Synchronous::Normal,
         other => anyhow::bail!("--synchronous {other:?}: use full or normal"),
     };
-    let dir = tempfile_dir()?;
+    let dir = match &args.keep {
+        Some(dir) => {
+            crate::node::ensure_empty(dir)?;
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => tempfile_dir()?,
+    };
     let path = dir.join("bench.db");
     let store = Store::open(
         &path,
@@ -136,6 +146,13 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
             kb as f64 / 1024.0
         ))
     );
+    if let Some(written) = bytes_written() {
+        println!(
+            "  bytes written   {:.0} MB ({:.0} bytes/case, WAL and checkpoints)",
+            written as f64 / 1e6,
+            written as f64 / args.cases as f64
+        );
+    }
 
     let today = Date::from_unix_ms_cst(now as i64);
     let mut all = Vec::new();
@@ -179,7 +196,9 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
     );
     store.shutdown().await;
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }
 
@@ -195,6 +214,13 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("yizhan-bench-{}", yizhan_sync::ids::hex(&suffix)));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Bytes this process wrote through write(2) and friends (Linux), from /proc/self/io.
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let line = io.lines().find(|l| l.starts_with("wchar:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Peak resident set size of this process in KiB (Linux), from /proc/self/status.

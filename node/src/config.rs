@@ -323,17 +323,17 @@ mod tests {
             ),
             (
                 good.replace("role = \"station\"", "role = \"hall\""),
-                "yizhan.toml:5:",
+                "yizhan.toml:6:",
                 "unknown variant `hall`",
             ),
             (
                 good.replace("440304001001", "440304001"),
-                "yizhan.toml:8:",
+                "yizhan.toml:9:",
                 "does not fit role station",
             ),
             (
                 good.replace("440304001001", "44030400100X"),
-                "yizhan.toml:8:",
+                "yizhan.toml:9:",
                 "not allowed",
             ),
             (

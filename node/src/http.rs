@@ -68,7 +68,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/node", get(node_info))
         .route("/openapi.json", get(openapi))
         .route("/items", get(items::index))
-        .route("/items/{id}", get(items::show))
+        .route("/items/{id}", get(items::show).put(items::publish))
         .route("/item-categories", get(items::categories))
         .route("/cases", get(cases::index).post(cases::create))
         .route("/cases/by-serial/{serial}", get(cases::by_serial))
@@ -150,7 +150,7 @@ async fn node_info(State(state): State<AppState>) -> Json<NodeInfo> {
     info(title = "Yizhan node API", description = "JSON API of a Yizhan node (SZDB/Z 176-2016). \
         Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
         Errors are `{ \"error\": code, \"message\": text }`."),
-    paths(healthz, node_info, items::index, items::show, items::categories,
+    paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event),
     modifiers(&BearerAuth),
 )]

@@ -310,7 +310,6 @@ pub struct CaseRow {
     pub calendar_covered: bool,
     /// HLC of the newest event (or of the intake), as 16 hex digits.
     pub updated_hlc: String,
-    pub intake_json: String,
 }
 
 /// One `case_events` row.
@@ -408,7 +407,6 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
         calendar: state.calendar.clone(),
         calendar_covered: deadlines.as_ref().is_none_or(|d| d.calendar_covered),
         updated_hlc: state.last_event_at.unwrap_or(intake.submitted_at).to_hex(),
-        intake_json: to_json(intake),
     };
     let conflicting: Vec<&str> = state
         .conflicts

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use utoipa::{IntoParams, ToSchema};
 use yizhan_sync::domain::calendar::YellowThreshold;
 use yizhan_sync::domain::item::{
@@ -9,9 +10,11 @@ use yizhan_sync::domain::item::{
 };
 
 use super::AppState;
-use super::error::{ApiResult, ErrorBody};
-use super::extract::{Path, Query};
-use crate::store::{ItemFilter, ItemSummary};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Authenticated, Body, Path, Query};
+use crate::store::{ItemFilter, ItemSummary, Role as StaffRole};
+use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::ids::Scope;
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -351,5 +354,61 @@ pub async fn categories(State(state): State<AppState>) -> ApiResult<Json<Vec<Cat
             .into_iter()
             .map(|(name, items)| Category { name, items })
             .collect(),
+    ))
+}
+
+/// Publish an item version (hall nodes that author the catalog)
+///
+/// The body is the item in the catalog-file form documented on `Item`
+/// (sync/src/domain/item.rs); unknown fields are refused. The version must be higher than
+/// the published one.
+#[utoipa::path(put, path = "/api/v1/items/{impl_code}", tag = "catalog",
+    params(("impl_code" = String, Path, description = "Implementation code (实施编码) of the item")),
+    request_body(content = Object, description = "The item, as in a catalog file"),
+    responses(
+        (status = 200, body = ItemView, description = "Published"),
+        (status = 403, body = ErrorBody, description = "Not an admin, or this node does not author the catalog"),
+        (status = 409, body = ErrorBody, description = "The version is not higher than the published one"),
+        (status = 422, body = ErrorBody, description = "The item breaks a catalog rule, e.g. committed limit above the legal one"),
+        (status = 401, body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn publish(
+    State(state): State<AppState>,
+    user: Authenticated,
+    Path(impl_code): Path<String>,
+    Body(item): Body<Item>,
+) -> ApiResult<(StatusCode, Json<ItemView>)> {
+    if user.0.role != StaffRole::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "publishing catalog items needs an admin account",
+        ));
+    }
+    if !matches!(state.node.role.as_str(), "district" | "city") {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_catalog_author",
+            format!(
+                "this {} node receives its catalog from the district; items are authored on district or city nodes",
+                state.node.role
+            ),
+        ));
+    }
+    if item.impl_code.as_str() != impl_code {
+        return Err(ApiError::invalid(format!(
+            "the path names {impl_code} but the body is item {}",
+            item.impl_code
+        )));
+    }
+    let division =
+        DivisionCode::parse(&state.node.division).map_err(|e| ApiError::invalid(e.to_string()))?;
+    state
+        .store
+        .publish_item(Scope::catalog(&division), item, state.clock.now_ms())
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Json(state.store.get_item(impl_code).await?.into()),
     ))
 }

@@ -1,1 +1,774 @@
+//! API tests: the router driven in-process, no sockets (axum's `oneshot`).
 
+use std::sync::Arc;
+
+use axum::body::Body as HttpBody;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{AppState, NodeInfo, router};
+use crate::accounts::generate_token;
+use crate::clock::FixedClock;
+use crate::demo::demo_catalog;
+use crate::store::tests::{at, open_temp, publish_catalog};
+use crate::store::{NewUser, Role, Store};
+
+struct Api {
+    _dir: tempfile::TempDir,
+    store: Store,
+    state: AppState,
+    worker: String,
+    admin: String,
+}
+
+async fn api(role: &str) -> Api {
+    let (dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let mut tokens = Vec::new();
+    for (name, staff_role) in [("worker", Role::Worker), ("admin", Role::Admin)] {
+        let user = NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            role: staff_role,
+            counter: "1号窗口".into(),
+            password_hash: "unused".into(),
+        };
+        store.add_user(user, 0).await.unwrap();
+        let (token, hash) = generate_token();
+        store
+            .add_token(name.into(), hash, "test".into(), 0)
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    let state = AppState {
+        store: store.clone(),
+        clock: Arc::new(FixedClock(at("2026-03-02"))),
+        node: Arc::new(NodeInfo {
+            node_id: "07070707070707070707070707070707".into(),
+            role: role.into(),
+            division: if role == "station" {
+                "440399001001".into()
+            } else {
+                "440399".into()
+            },
+            name: "测试节点".into(),
+            version: "test".into(),
+            calendar: "test".into(),
+        }),
+    };
+    let admin = tokens.pop().unwrap();
+    let worker = tokens.pop().unwrap();
+    Api {
+        _dir: dir,
+        store,
+        state,
+        worker,
+        admin,
+    }
+}
+
+impl Api {
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, Value, header::HeaderMap) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(body.map_or_else(HttpBody::empty, HttpBody::from))
+            .unwrap();
+        let response = router(self.state.clone(), 64 * 1024)
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        (status, value, headers)
+    }
+
+    async fn get(&self, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let (status, value, _) = self.send(Method::GET, uri, token, None).await;
+        (status, value)
+    }
+
+    async fn post(&self, uri: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let (status, value, _) = self
+            .send(
+                Method::POST,
+                uri,
+                token,
+                Some(serde_json::to_vec(body).unwrap()),
+            )
+            .await;
+        (status, value)
+    }
+}
+
+fn application(item: &str) -> Value {
+    let item = demo_catalog().into_iter().find(|i| i.name == item).unwrap();
+    json!({
+        "item": item.impl_code.to_string(),
+        "applicant": {"type": "natural_person", "name": "王五", "id_number": "11010519491231002X", "phone": "13800138000"},
+        "materials": item.materials.iter().filter(|m| m.required)
+            .map(|m| json!({"name": m.name, "originals": m.originals, "copies": m.copies})).collect::<Vec<_>>(),
+    })
+}
+
+#[tokio::test]
+async fn the_catalog_is_public_and_searchable() {
+    let api = api("station").await;
+    let (status, list) = api.get("/api/v1/items?limit=500", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], demo_catalog().len());
+    let (_, found) = api.get("/api/v1/items?q=%E6%95%91%E5%8A%A9", None).await; // 救助
+    let expected = demo_catalog()
+        .iter()
+        .filter(|i| {
+            i.name.contains("救助")
+                || i.category.contains("救助")
+                || i.subject.name.contains("救助")
+        })
+        .count();
+    assert!(expected >= 4);
+    assert_eq!(found["total"], expected);
+    let (_, both) = api
+        .get(
+            "/api/v1/items?q=%E6%95%91%E5%8A%A9%20%E5%8C%BB%E7%96%97",
+            None,
+        )
+        .await; // 救助 医疗
+    assert_eq!(both["total"], 1);
+    assert_eq!(both["items"][0]["name"], "医疗救助申请");
+
+    for entry in list["items"].as_array().unwrap() {
+        let (status, item) = api
+            .get(
+                &format!("/api/v1/items/{}", entry["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // Every SZDB/Z 176 §9.1.2 element is filled.
+        for element in ["name", "fee_text", "limit_text", "remedies", "result"] {
+            assert!(
+                !item[element].as_str().unwrap().is_empty(),
+                "{element} of {}",
+                item["name"]
+            );
+        }
+        assert!(!item["kind"]["name"].as_str().unwrap().is_empty());
+        assert!(!item["place"]["address"].as_str().unwrap().is_empty());
+        for list in [
+            "legal_basis",
+            "conditions",
+            "process",
+            "materials",
+            "query_channels",
+            "consultation",
+            "complaint",
+        ] {
+            assert!(
+                !item[list].as_array().unwrap().is_empty(),
+                "{list} of {}",
+                item["name"]
+            );
+        }
+    }
+    let code = demo_catalog()[0].impl_code.to_string();
+    let (status, by_code) = api.get(&format!("/api/v1/items/{code}"), None).await;
+    assert_eq!(
+        (status, by_code["impl_code"].as_str()),
+        (StatusCode::OK, Some(code.as_str()))
+    );
+    let (status, missing) = api.get("/api/v1/items/i-nothing", None).await;
+    assert_eq!(
+        (status, missing["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, categories) = api.get("/api/v1/item-categories", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(categories.as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn case_endpoints_need_a_valid_token() {
+    let api = api("station").await;
+    let routes = [
+        (Method::GET, "/api/v1/cases"),
+        (Method::POST, "/api/v1/cases"),
+        (Method::GET, "/api/v1/cases/c-1"),
+        (Method::GET, "/api/v1/cases/by-serial/x"),
+        (Method::POST, "/api/v1/cases/c-1/events"),
+    ];
+    for (method, uri) in routes {
+        for token in [
+            None,
+            Some("yz_0000000000000000000000000000000000000000000000000000000000000000"),
+            Some("garbage"),
+        ] {
+            let body = (method == Method::POST).then(|| b"{}".to_vec());
+            let (status, value, headers) = api.send(method.clone(), uri, token, body).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} with {token:?}"
+            );
+            assert_eq!(value["error"], "unauthorized");
+            assert!(headers.contains_key(header::WWW_AUTHENTICATE));
+        }
+    }
+    let (status, _) = api.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_case_through_the_api() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (status, created, headers) = api
+        .send(
+            Method::POST,
+            "/api/v1/cases",
+            token,
+            Some(serde_json::to_vec(&application("最低生活保障申请")).unwrap()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(headers[header::LOCATION], format!("/api/v1/cases/{id}"));
+    assert_eq!(created["status"], "submitted");
+    assert_eq!(created["counter"], "1号窗口");
+    assert_eq!(created["applicant"]["id_number"], "11010519491231002X");
+
+    let (status, accepted) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    assert_eq!(accepted["status"], "accepted");
+    assert_eq!(accepted["committed_due"], "2026-03-30");
+    assert_eq!(accepted["legal_due"], "2026-04-14");
+    assert_eq!(accepted["warning_level"], "normal");
+    let serial = accepted["serial_no"].as_str().unwrap().to_string();
+    assert_eq!(accepted["events"][0]["kind"], "accept");
+    assert_eq!(
+        accepted["events"][0]["details"]["serial_no"],
+        serial.as_str()
+    );
+
+    let (status, by_serial) = api
+        .get(&format!("/api/v1/cases/by-serial/{serial}"), token)
+        .await;
+    assert_eq!(
+        (status, by_serial["id"].as_str()),
+        (StatusCode::OK, Some(id.as_str()))
+    );
+    let (status, list) = api
+        .get("/api/v1/cases?status=accepted&level=normal", token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list["cases"][0]["applicant_id_masked"],
+        "110105********002X"
+    );
+    assert!(
+        list["cases"][0].get("applicant").is_none(),
+        "lists never carry the full identity number"
+    );
+
+    // 即办件: accepted and completed in one step.
+    let (_, instant) = api
+        .post("/api/v1/cases", token, &application("居住登记"))
+        .await;
+    let instant_id = instant["id"].as_str().unwrap();
+    let (status, done) = api
+        .post(
+            &format!("/api/v1/cases/{instant_id}/events"),
+            token,
+            &json!({"kind": "accept", "complete": {"result": "居住登记回执", "delivery": "当场领取"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["events"].as_array().unwrap().len(), 2);
+
+    // A one-time notice, then the supplement, then acceptance.
+    let mut short = application("残疾人证新办");
+    short["materials"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["name"] != "近期免冠照片");
+    let (_, case) = api.post("/api/v1/cases", token, &short).await;
+    let case_id = case["id"].as_str().unwrap();
+    assert_eq!(case["materials_missing"][0]["name"], "近期免冠照片");
+    let events = format!("/api/v1/cases/{case_id}/events");
+    let (status, err) = api.post(&events, token, &json!({"kind": "accept"})).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("materials_missing"))
+    );
+    let notice = json!({"kind": "notify_missing", "missing": [{"name": "近期免冠照片", "reason": "制证需要"}]});
+    let (status, notified) = api.post(&events, token, &notice).await;
+    assert_eq!(
+        (status, notified["status"].as_str()),
+        (StatusCode::OK, Some("awaiting_supplement"))
+    );
+    let supplement =
+        json!({"kind": "supplement", "materials": [{"name": "近期免冠照片", "copies": 1}]});
+    let (status, supplemented) = api.post(&events, token, &supplement).await;
+    assert_eq!(
+        (status, supplemented["status"].as_str()),
+        (StatusCode::OK, Some("submitted"))
+    );
+    assert!(
+        supplemented["materials_missing"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (status, accepted) = api.post(&events, token, &json!({"kind": "accept"})).await;
+    assert_eq!(
+        (status, accepted["status"].as_str()),
+        (StatusCode::OK, Some("accepted"))
+    );
+}
+
+/// Each kind of bad input gets its own clear 4xx with a JSON body, and none changes the
+/// store in any way.
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (_, case) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let events = format!("/api/v1/cases/{}/events", case["id"].as_str().unwrap());
+    let before = api.store.content_digest().await.unwrap();
+
+    let mut bad_id = application("居住证申领");
+    bad_id["applicant"]["id_number"] = json!("110105194912310021");
+    let mut unknown_field = application("居住证申领");
+    unknown_field["applicant"]["nickname"] = json!("小王");
+    let mut unknown_item = application("居住证申领");
+    unknown_item["item"] = json!("11440399990000017K4000599399000");
+    let mut bad_credit = application("居住证申领");
+    bad_credit["applicant"] = json!({"type": "legal_person", "name": "某公司", "credit_code": "91350100M000100Y44", "contact_name": "赵六", "phone": "0755-12345678"});
+    let mut empty_name = application("居住证申领");
+    empty_name["applicant"]["name"] = json!("  ");
+    let mut unknown_material = application("居住证申领");
+    unknown_material["materials"] = json!([{"name": "护照", "originals": 1}]);
+    let mut oversize = application("居住证申领");
+    oversize["note"] = json!("很".repeat(30_000));
+
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Vec<u8>,
+        StatusCode,
+        &'a str,
+    );
+    let body = |v: &Value| serde_json::to_vec(v).unwrap();
+    let table: Vec<Case> = vec![
+        (
+            "malformed JSON",
+            "/api/v1/cases",
+            token,
+            b"{\"item\": ".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            "unknown item",
+            "/api/v1/cases",
+            token,
+            body(&unknown_item),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "unknown field",
+            "/api/v1/cases",
+            token,
+            body(&unknown_field),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "wrong ID check digit",
+            "/api/v1/cases",
+            token,
+            body(&bad_id),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            "wrong credit code",
+            "/api/v1/cases",
+            token,
+            body(&bad_credit),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            "empty name",
+            "/api/v1/cases",
+            token,
+            body(&empty_name),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            "unknown material",
+            "/api/v1/cases",
+            token,
+            body(&unknown_material),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            "missing token",
+            "/api/v1/cases",
+            None,
+            body(&application("居住证申领")),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "oversize body",
+            "/api/v1/cases",
+            token,
+            body(&oversize),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "wrong JSON type",
+            "/api/v1/cases",
+            token,
+            b"[1, 2]".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "event not allowed",
+            &events,
+            token,
+            body(&json!({"kind": "complete", "result": "x", "delivery": "y"})),
+            StatusCode::CONFLICT,
+            "not_allowed",
+        ),
+        (
+            "unknown event",
+            &events,
+            token,
+            body(&json!({"kind": "approve"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "refusal without reason",
+            &events,
+            token,
+            body(&json!({"kind": "refuse", "reason": "", "basis": "x", "remedies": "y"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            "instant completion of a committed item",
+            &events,
+            token,
+            body(&json!({"kind": "accept", "complete": {"result": "x", "delivery": "y"}})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            "event on an unknown case",
+            "/api/v1/cases/c-nothing/events",
+            token,
+            body(&json!({"kind": "accept"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "event on a malformed id",
+            "/api/v1/cases/..%2F..%2Fetc/events",
+            token,
+            body(&json!({"kind": "accept"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "item published on a station",
+            "/api/v1/items/x",
+            Some(api.admin.as_str()),
+            body(&json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ];
+    for (why, uri, token, payload, status, code) in table {
+        let method = if uri.starts_with("/api/v1/items") {
+            Method::PUT
+        } else {
+            Method::POST
+        };
+        let (got, value, _) = api.send(method, uri, token, Some(payload)).await;
+        assert_eq!(got, status, "{why}: {value}");
+        assert_eq!(value["error"], code, "{why}: {value}");
+        assert!(
+            value["message"].as_str().is_some_and(|m| m.len() > 10),
+            "{why}: {value}"
+        );
+    }
+    for (why, uri, status) in [
+        (
+            "unknown status",
+            "/api/v1/cases?status=lost",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "unknown level",
+            "/api/v1/cases?level=orange",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "bad date",
+            "/api/v1/cases?from=2026-02-30",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "bad cursor",
+            "/api/v1/cases?cursor=zzz",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "unknown query parameter",
+            "/api/v1/cases?colour=red",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "bad limit",
+            "/api/v1/cases?limit=-1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "bad serial",
+            "/api/v1/cases/by-serial/123",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "unknown case",
+            "/api/v1/cases/c-nothing",
+            StatusCode::NOT_FOUND,
+        ),
+        ("unknown route", "/api/v1/nothing", StatusCode::NOT_FOUND),
+    ] {
+        let (got, value) = api.get(uri, token).await;
+        assert_eq!(got, status, "{why}: {value}");
+        assert!(value["error"].is_string(), "{why}: {value}");
+    }
+    let (got, value, _) = api.send(Method::POST, "/api/v1/cases", token, None).await;
+    assert_eq!(
+        (got, value["error"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
+    let district = api("district").await;
+    let mut item = serde_json::to_value(
+        demo_catalog()
+            .into_iter()
+            .find(|i| i.name == "居住证申领")
+            .unwrap(),
+    )
+    .unwrap();
+    let code = item["impl_code"].as_str().unwrap().to_string();
+    let uri = format!("/api/v1/items/{code}");
+    let put = |token: String, body: Value| {
+        let (district, uri) = (&district, uri.clone());
+        async move {
+            district
+                .send(
+                    Method::PUT,
+                    &uri,
+                    Some(&token),
+                    Some(serde_json::to_vec(&body).unwrap()),
+                )
+                .await
+        }
+    };
+    let before = district.store.content_digest().await.unwrap();
+    item["version"] = json!(2);
+    item["committed_limit_days"] = json!(16);
+    let (status, value, _) = put(district.admin.clone(), item.clone()).await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_item")),
+        "{value}"
+    );
+    assert!(
+        value["message"]
+            .as_str()
+            .unwrap()
+            .contains("may not exceed the legal limit")
+    );
+    item["committed_limit_days"] = json!(8);
+    let (status, value, _) = put(district.worker.clone(), item.clone()).await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    item["version"] = json!(1);
+    let (status, value, _) = put(district.admin.clone(), item.clone()).await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "{value}"
+    );
+    assert_eq!(district.store.content_digest().await.unwrap(), before);
+    item["version"] = json!(2);
+    let (status, value, _) = put(district.admin.clone(), item.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(
+        (
+            value["version"].as_u64(),
+            value["committed_limit_days"].as_u64()
+        ),
+        (Some(2), Some(8))
+    );
+
+    let station = api("station").await;
+    let (status, value, _) = station
+        .send(
+            Method::PUT,
+            &uri,
+            Some(&station.admin),
+            Some(serde_json::to_vec(&item).unwrap()),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_catalog_author"))
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route() {
+    let api = api("station").await;
+    let (status, doc) = api.get("/api/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/healthz",
+        "/api/v1/node",
+        "/api/v1/items",
+        "/api/v1/items/{id}",
+        "/api/v1/items/{impl_code}",
+        "/api/v1/item-categories",
+        "/api/v1/cases",
+        "/api/v1/cases/{id}",
+        "/api/v1/cases/by-serial/{serial}",
+        "/api/v1/cases/{id}/events",
+    ] {
+        assert!(paths.contains_key(path), "{path} is documented");
+    }
+    assert!(doc["components"]["schemas"]["CreateCase"].is_object());
+    assert!(doc["components"]["securitySchemes"]["token"].is_object());
+}
+
+#[test]
+fn times_are_printed_in_china_standard_time() {
+    assert_eq!(super::rfc3339_cst(0), "1970-01-01T08:00:00+08:00");
+    assert_eq!(
+        super::rfc3339_cst(1_772_726_399_000),
+        "2026-03-05T23:59:59+08:00"
+    );
+    assert_eq!(
+        super::rfc3339_cst(1_772_726_400_000),
+        "2026-03-06T00:00:00+08:00"
+    );
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z_]{0,12}".prop_map(Value::from),
+            Just(json!("11010519491231002X")),
+            Just(json!("居住证申领")),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::hash_map(
+                    prop_oneof![
+                        Just("kind".to_string()),
+                        Just("item".to_string()),
+                        Just("applicant".to_string()),
+                        Just("materials".to_string()),
+                        "[a-z]{1,8}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// No body, however odd, makes the API fail with a 5xx.
+        #[test]
+        fn no_body_causes_a_server_error(body in json_value(), event in any::<bool>()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let api = api("station").await;
+                let uri = if event {
+                    let (_, case) = api.post("/api/v1/cases", Some(&api.worker), &application("居住证申领")).await;
+                    format!("/api/v1/cases/{}/events", case["id"].as_str().unwrap())
+                } else {
+                    "/api/v1/cases".to_string()
+                };
+                let (status, _) = api.post(&uri, Some(&api.worker), &body).await;
+                prop_assert!(status.is_client_error() || status.is_success(), "{status} for {body}");
+                Ok(())
+            })?;
+        }
+    }
+}

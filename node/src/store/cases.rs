@@ -7,10 +7,8 @@ use yizhan_sync::domain::case::{
     self, Action, CaseState, Event, Intake, MaterialReceived, NewCase, Shortfall, Status,
 };
 use yizhan_sync::domain::codes::ImplCode;
-use yizhan_sync::domain::hlc::Hlc;
-use yizhan_sync::domain::item::Item;
 use yizhan_sync::domain::serial::SerialNo;
-use yizhan_sync::ids::{DocId, DocKind, NodeId, Scope};
+use yizhan_sync::ids::{DocId, DocKind, Scope};
 
 use super::writer::{Staff, WriteCtx, store_case_rows};
 use super::{Store, StoreError};
@@ -171,18 +169,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<DocId, StoreError> {
         self.write(move |ctx| {
-            let body: Option<String> = ctx
-                .conn
-                .prepare_cached("SELECT body_json FROM items WHERE id = ?1 OR impl_code = ?1")?
-                .query_row([&item_key], |r| r.get(0))
-                .optional()?;
-            let body = body.ok_or_else(|| StoreError::NotFound {
-                what: format!("item {item_key}"),
-            })?;
-            let item: Item = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                id: item_key.clone(),
-                message: e.to_string(),
-            })?;
+            let item = ctx.item(&item_key)?;
             let submitted_at = ctx.tick(now_ms);
             let intake = Intake::new(
                 &item,
@@ -328,65 +315,55 @@ fn read_detail(
 ) -> Result<CaseDetail, StoreError> {
     let found = conn
         .prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS}, intake_json, calendar, calendar_covered FROM cases WHERE {column} = ?2"
+            "SELECT {SUMMARY_COLUMNS}, calendar, calendar_covered, d.bytes
+             FROM cases JOIN documents d USING (id) WHERE cases.{column} = ?2"
         ))?
         .query_row(params![today.to_string(), key], |r| {
-            Ok((summary_from_row(r)?, r.get::<_, String>(20)?, r.get::<_, Option<String>>(21)?, r.get::<_, bool>(22)?))
+            Ok((
+                summary_from_row(r)?,
+                r.get::<_, Option<String>>(20)?,
+                r.get::<_, bool>(21)?,
+                r.get::<_, Vec<u8>>(22)?,
+            ))
         })
         .optional()?;
-    let (summary, intake_json, calendar, calendar_covered) =
+    let (summary, calendar, calendar_covered, bytes) =
         found.ok_or_else(|| StoreError::NotFound {
             what: format!("case {key}"),
         })?;
+    // The document is the record: intake and events come from it, not from the rows.
     let corrupt = |message: String| StoreError::Corrupt {
         id: summary.id.clone(),
         message,
     };
-    let intake: Intake = serde_json::from_str(&intake_json).map_err(|e| corrupt(e.to_string()))?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT event_id, at_hlc, at_ms, node, staff, conflict, body_json FROM case_events
-         WHERE case_id = ?1 ORDER BY event_id",
-    )?;
-    let rows = stmt
-        .query_map([&summary.id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, bool>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut events = Vec::with_capacity(rows.len());
-    let mut domain_events = Vec::with_capacity(rows.len());
-    for (id, at_hlc, at_ms, node, staff, conflict, body) in rows {
-        let action: Action = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
-        let at = Hlc::parse_hex(&at_hlc).ok_or_else(|| corrupt("event time".into()))?;
-        let node_id = NodeId::parse_hex(&node).ok_or_else(|| corrupt("event node".into()))?;
-        domain_events.push(Event {
-            at,
-            node: node_id,
-            staff: staff.clone(),
-            action: action.clone(),
-        });
-        events.push(EventView {
-            id,
-            at_ms,
-            node,
-            staff,
-            action,
-            conflict,
-        });
-    }
-    let state: CaseState = case::derive(&intake, &domain_events);
+    let document = automerge::Automerge::load(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let case_doc = doc::read_case(&document).map_err(|e| corrupt(e.to_string()))?;
+    let state: CaseState = case::derive(&case_doc.intake, &case_doc.events);
+    let conflicting: Vec<&str> = state
+        .conflicts
+        .iter()
+        .map(|c| c.event_id.as_str())
+        .collect();
+    let events = case_doc
+        .events
+        .iter()
+        .map(|event| {
+            let id = event.id();
+            EventView {
+                conflict: conflicting.contains(&id.as_str()),
+                id,
+                at_ms: event.at.unix_ms() as i64,
+                node: event.node.to_hex(),
+                staff: event.staff.clone(),
+                action: event.action.clone(),
+            }
+        })
+        .collect();
     Ok(CaseDetail {
         summary,
-        received: state.received,
-        missing: state.missing,
-        intake,
+        received: state.received.clone(),
+        missing: state.missing.clone(),
+        intake: case_doc.intake,
         events,
         calendar,
         calendar_covered,
@@ -404,8 +381,15 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
         format!("?{}", args.len())
     };
     if let Some(status) = filter.status {
+        // With a level filter the warning-date index gives the order and few rows; the
+        // unary plus keeps SQLite from preferring the status index and sorting instead.
+        let column = if filter.level.is_some() {
+            "+status"
+        } else {
+            "status"
+        };
         conditions.push(format!(
-            "status = {}",
+            "{column} = {}",
             arg(status.as_str().to_string().into())
         ));
     }

@@ -79,14 +79,13 @@ impl Store {
                 Err(e) => return Err(e),
             }
             ctx.persist_local_change(&id, DocKind::Item, &scope, now_ms)?;
-            let row = doc::item_row(
-                &id,
-                &doc::ItemDoc {
-                    scope: scope.clone(),
-                    item,
-                },
-            );
-            store_item_row(&ctx.conn, "", &row)?;
+            let item_doc = doc::ItemDoc {
+                scope: scope.clone(),
+                item,
+            };
+            store_item_row(&ctx.conn, "", &doc::item_row(&id, &item_doc))?;
+            // New applications must snapshot the new version from now on.
+            ctx.remember_item(std::sync::Arc::new(item_doc.item));
             Ok(id)
         })
         .await

@@ -6,9 +6,10 @@
 //! documents it touched are dropped from the cache, so the cache never holds a change that
 //! is not in the database.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use automerge::Automerge;
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 use yizhan_sync::doc::{self, CaseRow, EventRow, ItemRow};
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::hlc::{Hlc, HlcClock};
+use yizhan_sync::domain::item::Item;
 use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope};
 
 use super::cache::DocCache;
@@ -41,6 +43,9 @@ pub struct WriteCtx {
     clock: HlcClock,
     /// Documents changed by the running closure; dropped from the cache if it fails.
     touched: Vec<DocId>,
+    /// Published items by id and by implementation code, so receiving an application
+    /// does not parse the item's JSON each time. Cleared whenever a write fails.
+    items: HashMap<String, Arc<Item>>,
 }
 
 impl std::fmt::Debug for WriteCtx {
@@ -52,6 +57,34 @@ impl std::fmt::Debug for WriteCtx {
 }
 
 impl WriteCtx {
+    /// A published item by its id or implementation code.
+    pub(super) fn item(&mut self, key: &str) -> Result<Arc<Item>, StoreError> {
+        if let Some(item) = self.items.get(key) {
+            return Ok(item.clone());
+        }
+        let body: Option<String> = self
+            .conn
+            .prepare_cached("SELECT body_json FROM items WHERE id = ?1 OR impl_code = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        let body = body.ok_or_else(|| StoreError::NotFound {
+            what: format!("item {key}"),
+        })?;
+        let item: Item = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+            id: key.to_string(),
+            message: e.to_string(),
+        })?;
+        let item = Arc::new(item);
+        self.remember_item(item.clone());
+        Ok(item)
+    }
+
+    pub(super) fn remember_item(&mut self, item: Arc<Item>) {
+        self.items
+            .insert(Item::doc_id_for(&item.impl_code).to_string(), item.clone());
+        self.items.insert(item.impl_code.to_string(), item);
+    }
+
     /// A new HLC time for a local event at wall time `wall_ms`.
     pub(super) fn tick(&mut self, wall_ms: u64) -> Hlc {
         self.clock.tick(wall_ms)
@@ -100,6 +133,10 @@ impl WriteCtx {
         let change = doc.get_last_local_change().ok_or_else(|| {
             StoreError::Invalid(format!("document {id} has no local change to record"))
         })?;
+        let change_hash = change.hash();
+        // Deflated when over 256 bytes; still a valid change chunk for `Change::from_bytes`
+        // and `load_incremental`.
+        let change_bytes = change.raw_bytes().to_vec();
         let bytes = doc.save();
         let heads = doc::heads_bytes(doc);
         self.conn
@@ -126,8 +163,8 @@ impl WriteCtx {
                 seq,
                 id.as_str(),
                 scope.as_str(),
-                &change.hash().0[..],
-                change.raw_bytes(),
+                &change_hash.0[..],
+                change_bytes,
             ])?;
         Ok(())
     }
@@ -147,9 +184,9 @@ pub(super) fn store_case_rows(
         "INSERT INTO {cases} (id, scope, impl_code, item_name, item_version, case_type, status, conflict,
             serial_no, applicant_name, applicant_id_masked, phone_tail, counter, staff, node, created_ms,
             created_on, accepted_on, committed_due, legal_due, yellow_on, red_on, breach_on,
-            clock_stopped_on, closed_on, calendar, calendar_covered, updated_hlc, intake_json)
+            clock_stopped_on, closed_on, calendar, calendar_covered, updated_hlc)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
+            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, conflict = excluded.conflict,
             serial_no = excluded.serial_no, accepted_on = excluded.accepted_on,
             committed_due = excluded.committed_due, legal_due = excluded.legal_due,
@@ -187,7 +224,6 @@ pub(super) fn store_case_rows(
         row.calendar,
         row.calendar_covered,
         row.updated_hlc,
-        row.intake_json,
     ])?;
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json)
@@ -387,6 +423,7 @@ pub(super) fn spawn(
         division,
         clock: HlcClock::starting_after(newest),
         touched: Vec::new(),
+        items: HashMap::new(),
     };
     let (sender, receiver) = channel();
     let thread = std::thread::Builder::new()
@@ -401,6 +438,7 @@ pub(super) fn spawn(
 
 fn writer_loop(mut ctx: WriteCtx, receiver: Receiver<Box<dyn Job>>) {
     while let Ok(first) = receiver.recv() {
+        // Everything already queued joins this group: one commit, one sync.
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match receiver.try_recv() {
@@ -440,6 +478,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
             for id in ctx.touched.drain(..) {
                 ctx.cache.remove(&id);
             }
+            ctx.items.clear();
             // The job's own error (or, if only RELEASE failed, a rollback) goes back now:
             // nothing of it will be committed.
             let outcome = if ran.ok {
@@ -456,6 +495,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         for id in touched {
             ctx.cache.remove(&id);
         }
+        ctx.items.clear();
     }
     for complete in committed {
         complete(commit.clone());

@@ -1,0 +1,665 @@
+//! Store tests against real SQLite files in temporary directories.
+
+use std::collections::HashSet;
+
+use yizhan_sync::domain::calendar::{Date, WarningLevel};
+use yizhan_sync::domain::case::{
+    Action, Applicant, CaseError, MaterialReceived, NewCase, Phone, Status,
+};
+use yizhan_sync::domain::codes::{DivisionCode, ResidentId};
+use yizhan_sync::domain::item::Item;
+use yizhan_sync::ids::{DocId, NodeId, Scope};
+
+use super::*;
+use crate::demo::demo_catalog;
+
+pub fn options() -> StoreOptions {
+    StoreOptions {
+        node_id: NodeId([7; 16]),
+        division: DivisionCode::parse("440399001001").unwrap(),
+        doc_cache: 64,
+        readers: 2,
+        synchronous: Synchronous::Normal,
+    }
+}
+
+pub fn open_temp() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("yizhan.db"), options()).unwrap();
+    (dir, store)
+}
+
+/// 10:00 China Standard Time on `date`, in Unix milliseconds.
+pub fn at(date: &str) -> u64 {
+    let d: Date = date.parse().unwrap();
+    (d.days_since_epoch() as u64 * 86_400 + 2 * 3600) * 1000
+}
+
+pub fn item(name: &str) -> Item {
+    demo_catalog().into_iter().find(|i| i.name == name).unwrap()
+}
+
+pub async fn publish_catalog(store: &Store) {
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        store
+            .publish_item(scope.clone(), item, at("2026-01-05"))
+            .await
+            .unwrap();
+    }
+}
+
+pub fn staff() -> Staff {
+    Staff {
+        username: "worker".into(),
+        counter: "1号窗口".into(),
+    }
+}
+
+/// An application for `item` with all its required materials.
+pub fn complete_application(item: &Item) -> NewCase {
+    NewCase {
+        applicant: Applicant::NaturalPerson {
+            name: "张三".into(),
+            id_number: ResidentId::parse("11010519491231002X").unwrap(),
+            phone: Phone::parse("13800138000").unwrap(),
+        },
+        agent: None,
+        materials: item
+            .materials
+            .iter()
+            .filter(|m| m.required)
+            .map(|m| MaterialReceived {
+                name: m.name.clone(),
+                originals: m.originals,
+                copies: m.copies,
+            })
+            .collect(),
+        counter: "1号窗口".into(),
+        note: String::new(),
+    }
+}
+
+async fn receive(store: &Store, item: &Item, date: &str) -> DocId {
+    store
+        .create_case(
+            item.impl_code.to_string(),
+            complete_application(item),
+            staff(),
+            at(date),
+        )
+        .await
+        .unwrap()
+}
+
+async fn accept(store: &Store, id: &DocId, date: &str) {
+    store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Accept],
+            staff(),
+            at(date) + 60_000,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_case_is_received_accepted_and_read_back() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let dibao = item("最低生活保障申请");
+    let id = receive(&store, &dibao, "2026-03-02").await;
+    accept(&store, &id, "2026-03-02").await;
+    let case = store
+        .get_case(id.to_string(), "2026-03-03".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(case.summary.status, Status::Accepted);
+    let serial = case.summary.serial_no.clone().unwrap();
+    assert!(serial.starts_with(dibao.impl_code.as_str()));
+    assert!(serial.contains("20260302"));
+    assert_eq!(case.summary.committed_due.as_deref(), Some("2026-03-30"));
+    assert_eq!(case.summary.legal_due.as_deref(), Some("2026-04-14"));
+    assert_eq!(case.summary.level, Some(WarningLevel::Normal));
+    assert_eq!(case.events.len(), 1);
+    assert!(case.missing.is_empty());
+    let by_serial = store
+        .get_case_by_serial(
+            yizhan_sync::domain::serial::SerialNo::parse(&serial).unwrap(),
+            "2026-03-03".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_serial.summary.id, id.to_string());
+    // One change per write, numbered 1, 2, … for this node's origin.
+    let seqs: Vec<i64> = store
+        .read(|conn| {
+            let mut stmt = conn.prepare("SELECT seq FROM changes ORDER BY local_seq")?;
+            Ok(stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert_eq!(seqs.len(), demo_catalog().len() + 2);
+}
+
+/// A node restarted mid-sequence continues its serial numbers; none is issued twice.
+#[tokio::test]
+async fn serial_numbers_are_never_reissued_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("yizhan.db");
+    let residence = item("居住证申领");
+    let mut serials = Vec::new();
+    for round in 0..3 {
+        let store = Store::open(&path, options()).unwrap();
+        if round == 0 {
+            publish_catalog(&store).await;
+        }
+        for _ in 0..4 {
+            let id = receive(&store, &residence, "2026-03-02").await;
+            accept(&store, &id, "2026-03-02").await;
+            let case = store
+                .get_case(id.to_string(), "2026-03-02".parse().unwrap())
+                .await
+                .unwrap();
+            serials.push(case.summary.serial_no.unwrap());
+        }
+        // A refused acceptance in between does not burn or reuse a number.
+        let mut short = complete_application(&residence);
+        short.materials.clear();
+        let id = store
+            .create_case(
+                residence.impl_code.to_string(),
+                short,
+                staff(),
+                at("2026-03-02"),
+            )
+            .await
+            .unwrap();
+        let err = store
+            .act_on_case(id, vec![NewAction::Accept], staff(), at("2026-03-02"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Case(CaseError::MaterialsMissing { .. })),
+            "{err}"
+        );
+        store.shutdown().await;
+    }
+    let sequences: Vec<u32> = serials.iter().map(|s| s[48..].parse().unwrap()).collect();
+    assert_eq!(sequences, (1..=12).collect::<Vec<_>>());
+    assert_eq!(serials.iter().collect::<HashSet<_>>().len(), serials.len());
+}
+
+/// Writes queued together commit together, but a failing one is rolled back alone and
+/// leaves no trace, not even in the document cache.
+#[tokio::test]
+async fn a_failing_write_in_a_group_leaves_the_others_alone() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let id = receive(&store, &residence, "2026-03-02").await;
+    let mut handles = Vec::new();
+    for n in 0..40u64 {
+        let store = store.clone();
+        let (id, residence) = (id.clone(), residence.clone());
+        handles.push(tokio::spawn(async move {
+            if n % 2 == 0 {
+                // Not allowed: a submitted case cannot be resumed.
+                store
+                    .act_on_case(
+                        id,
+                        vec![NewAction::Do(Action::Resume {
+                            note: String::new(),
+                        })],
+                        staff(),
+                        at("2026-03-02"),
+                    )
+                    .await
+                    .map(|_| ())
+            } else {
+                store
+                    .create_case(
+                        residence.impl_code.to_string(),
+                        complete_application(&residence),
+                        staff(),
+                        at("2026-03-02") + n,
+                    )
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    let mut refused = 0;
+    for (n, handle) in handles.into_iter().enumerate() {
+        match handle.await.unwrap() {
+            Ok(()) => assert!(n % 2 == 1),
+            Err(StoreError::Case(CaseError::NotAllowed { .. })) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(refused, 20);
+    let page = store
+        .list_cases(CaseFilter {
+            status: None,
+            level: None,
+            impl_code: None,
+            counter: None,
+            created_from: None,
+            created_to: None,
+            conflict_only: false,
+            cursor: None,
+            limit: 200,
+            today: "2026-03-02".parse().unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.cases.len(), 21);
+    let first = store
+        .get_case(id.to_string(), "2026-03-02".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        first.events.is_empty(),
+        "the refused events left nothing behind"
+    );
+    // The cached document was not left holding a refused event either.
+    accept(&store, &id, "2026-03-03").await;
+    let after = store
+        .get_case(id.to_string(), "2026-03-03".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(after.events.len(), 1);
+}
+
+#[tokio::test]
+async fn refused_writes_change_nothing() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let id = receive(&store, &residence, "2026-03-02").await;
+    let before = store.content_digest().await.unwrap();
+    let staff = staff();
+    let attempts: Vec<(NewAction, &str)> = vec![
+        (
+            NewAction::Do(Action::Complete {
+                result: "x".into(),
+                delivery: "y".into(),
+            }),
+            "cannot complete",
+        ),
+        (
+            NewAction::Do(Action::Refuse {
+                reason: "".into(),
+                basis: "b".into(),
+                remedies: "r".into(),
+                competent_authority: None,
+            }),
+            "legal basis",
+        ),
+        (
+            NewAction::Do(Action::Extend {
+                days: 3,
+                reason: "r".into(),
+            }),
+            "cannot extend",
+        ),
+    ];
+    for (action, needle) in attempts {
+        let err = store
+            .act_on_case(id.clone(), vec![action], staff.clone(), at("2026-03-02"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    let unknown = DocId::parse("c-0000000000000000-00000000000000000000000000000000").unwrap();
+    assert!(matches!(
+        store
+            .act_on_case(
+                unknown,
+                vec![NewAction::Accept],
+                staff.clone(),
+                at("2026-03-02")
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .create_case(
+                "no-such-item".into(),
+                complete_application(&residence),
+                staff.clone(),
+                at("2026-03-02")
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let mut bad_item = residence.clone();
+    bad_item.version = 2;
+    bad_item.committed_limit_days = bad_item.legal_limit_days + 1;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    assert!(matches!(
+        store
+            .publish_item(scope.clone(), bad_item, at("2026-03-02"))
+            .await,
+        Err(StoreError::Item(_))
+    ));
+    let stale = residence.clone();
+    assert!(matches!(
+        store.publish_item(scope, stale, at("2026-03-02")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.content_digest().await.unwrap(), before);
+}
+
+/// Rebuilding from the documents gives exactly the rows the writes produced, and repairs
+/// rows that were damaged.
+#[tokio::test]
+async fn rebuild_reproduces_every_row() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let items = demo_catalog();
+    for (n, item) in items.iter().enumerate() {
+        let id = receive(&store, item, "2026-02-10").await;
+        if n % 3 != 0 {
+            accept(&store, &id, "2026-02-11").await;
+        }
+        if n % 4 == 1 {
+            let suspend = Action::Suspend {
+                procedure: "公示".into(),
+                reason: "公示7天".into(),
+            };
+            store
+                .act_on_case(
+                    id.clone(),
+                    vec![NewAction::Do(suspend)],
+                    staff(),
+                    at("2026-02-12"),
+                )
+                .await
+                .ok();
+        }
+    }
+    let before = store.content_digest().await.unwrap();
+    let report = store.rebuild().await.unwrap();
+    assert_eq!(report.rows_differing, 0);
+    assert!(report.unreadable.is_empty());
+    assert_eq!(report.items as usize, items.len());
+    assert_eq!(report.cases as usize, items.len());
+    assert_eq!(store.content_digest().await.unwrap(), before);
+
+    // Damage a row behind the store's back; rebuild notices and repairs it.
+    let path = store.path().to_path_buf();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE cases SET status = 'completed', red_on = NULL WHERE rowid = 1",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "DELETE FROM case_events WHERE rowid IN (SELECT rowid FROM case_events LIMIT 1)",
+        [],
+    )
+    .ok();
+    drop(conn);
+    assert_ne!(store.content_digest().await.unwrap(), before);
+    let report = store.rebuild().await.unwrap();
+    assert!(report.rows_differing >= 2, "{report:?}");
+    assert_eq!(store.content_digest().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn documents_are_reloaded_when_the_cache_is_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("yizhan.db"),
+        StoreOptions {
+            doc_cache: 1,
+            ..options()
+        },
+    )
+    .unwrap();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(receive(&store, &residence, "2026-03-02").await);
+    }
+    for id in &ids {
+        accept(&store, id, "2026-03-03").await;
+    }
+    for id in &ids {
+        let case = store
+            .get_case(id.to_string(), "2026-03-03".parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(case.summary.status, Status::Accepted);
+    }
+}
+
+fn filter(today: &str) -> CaseFilter {
+    CaseFilter {
+        status: None,
+        level: None,
+        impl_code: None,
+        counter: None,
+        created_from: None,
+        created_to: None,
+        conflict_only: false,
+        cursor: None,
+        limit: 50,
+        today: today.parse().unwrap(),
+    }
+}
+
+/// Warning levels come from today's date at query time, each level lists in order of
+/// urgency, and cursors walk every page exactly once.
+#[tokio::test]
+async fn lists_filter_by_level_and_page_with_cursors() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    // 老年人优待证: committed 5, legal 10, yellow 1 working day before.
+    let card = item("老年人优待证办理");
+    let dates = [
+        "2026-03-02",
+        "2026-03-03",
+        "2026-03-04",
+        "2026-03-09",
+        "2026-03-10",
+        "2026-03-16",
+        "2026-03-17",
+    ];
+    let mut ids = Vec::new();
+    for date in dates {
+        for _ in 0..3 {
+            let id = receive(&store, &card, date).await;
+            accept(&store, &id, date).await;
+            ids.push(id);
+        }
+    }
+    // Never accepted: no level at all.
+    receive(&store, &card, "2026-03-17").await;
+    let today = "2026-03-17";
+    // Accepted 03-02: committed due 03-09, legal 03-16 → breach. 03-03: due 03-10 / 03-17
+    // → red. 03-04: 03-11 / 03-18 → red. 03-09: 03-16 / 03-23 → red. 03-10: 03-17 →
+    // yellow (due today). 03-16: due 03-23, yellow from 03-20 → normal. 03-17 → normal.
+    let expected = [
+        (WarningLevel::LegalBreach, 3),
+        (WarningLevel::Red, 9),
+        (WarningLevel::Yellow, 3),
+        (WarningLevel::Normal, 6),
+    ];
+    for (level, count) in expected {
+        let page = store
+            .list_cases(CaseFilter {
+                level: Some(level),
+                ..filter(today)
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.cases.len(), count, "{level:?}");
+        assert!(page.cases.iter().all(|c| c.level == Some(level)));
+        let keys: Vec<_> = page
+            .cases
+            .iter()
+            .map(|c| {
+                if level >= WarningLevel::Red {
+                    c.legal_due.clone()
+                } else {
+                    c.committed_due.clone()
+                }
+            })
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "{level:?} is listed most urgent first");
+        // The same filter with the status filter the counter uses.
+        let with_status = store
+            .list_cases(CaseFilter {
+                level: Some(level),
+                status: Some(Status::Accepted),
+                ..filter(today)
+            })
+            .await
+            .unwrap();
+        assert_eq!(with_status.cases.len(), count);
+    }
+    // The level moves with the calendar, without any write: on 03-11 the 03-10 cases turn red.
+    let later = store
+        .list_cases(CaseFilter {
+            level: Some(WarningLevel::Red),
+            ..filter("2026-03-18")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        later.cases.len(),
+        9,
+        "03-03 cases breach, 03-10 cases turn red"
+    );
+
+    for (level, page_size) in [
+        (None, 4),
+        (Some(WarningLevel::Red), 2),
+        (Some(WarningLevel::Normal), 5),
+    ] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        for _ in 0..50 {
+            let page = store
+                .list_cases(CaseFilter {
+                    level,
+                    cursor: cursor.clone(),
+                    limit: page_size,
+                    ..filter(today)
+                })
+                .await
+                .unwrap();
+            seen.extend(page.cases.iter().map(|c| c.id.clone()));
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let all = store
+            .list_cases(CaseFilter {
+                level,
+                limit: 200,
+                ..filter(today)
+            })
+            .await
+            .unwrap();
+        let all: Vec<_> = all.cases.into_iter().map(|c| c.id).collect();
+        assert_eq!(seen, all, "paging {level:?} by {page_size}");
+    }
+    let newest_first = store.list_cases(filter(today)).await.unwrap();
+    assert_eq!(newest_first.cases.len(), 22);
+    assert_eq!(newest_first.cases[0].status, Status::Submitted);
+    let err = store
+        .list_cases(CaseFilter {
+            cursor: Some("d~2026-03-01~x".into()),
+            ..filter(today)
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cursor"), "{err}");
+    let submitted = store
+        .list_cases(CaseFilter {
+            status: Some(Status::Submitted),
+            ..filter(today)
+        })
+        .await
+        .unwrap();
+    assert_eq!(submitted.cases.len(), 1);
+    assert_eq!(submitted.cases[0].level, None);
+    let ranged = store
+        .list_cases(CaseFilter {
+            created_from: Some("2026-03-04".parse().unwrap()),
+            created_to: Some("2026-03-10".parse().unwrap()),
+            ..filter(today)
+        })
+        .await
+        .unwrap();
+    assert_eq!(ranged.cases.len(), 9);
+}
+
+#[tokio::test]
+async fn refuses_a_database_of_another_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("yizhan.db");
+    let store = Store::open(&path, options()).unwrap();
+    store.shutdown().await;
+    drop(store);
+    let other = StoreOptions {
+        node_id: NodeId([8; 16]),
+        ..options()
+    };
+    let err = Store::open(&path, other).unwrap_err();
+    assert!(matches!(err, OpenStoreError::WrongNode { .. }), "{err}");
+    assert!(err.to_string().contains("do not match"));
+}
+
+#[tokio::test]
+async fn accounts_and_tokens() {
+    let (_dir, store) = open_temp();
+    let user = NewUser {
+        username: "li".into(),
+        display_name: "李敏".into(),
+        role: Role::Worker,
+        counter: "2号窗口".into(),
+        password_hash: "$argon2id$fake".into(),
+    };
+    store.add_user(user.clone(), 1).await.unwrap();
+    assert!(matches!(
+        store.add_user(user, 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .add_token("li".into(), [9; 32], "test".into(), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.token_owner([9; 32]).await.unwrap().unwrap().username,
+        "li"
+    );
+    assert!(store.token_owner([8; 32]).await.unwrap().is_none());
+    store.set_disabled("li".into(), true).await.unwrap();
+    assert!(
+        store.token_owner([9; 32]).await.unwrap().is_none(),
+        "a disabled user's tokens stop working"
+    );
+    assert!(matches!(
+        store.set_disabled("nobody".into(), true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .add_token("nobody".into(), [1; 32], "x".into(), 1)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
