@@ -119,6 +119,40 @@ pub enum BenchCommand {
     Store(crate::bench::StoreBenchArgs),
 }
 
+/// The whole program: parse the command line, set up logging, run the command.
+pub fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
+    let cli = Cli::parse();
+    // Logs go to stderr, one line per event (journald adds its own timestamps); stdout is
+    // kept for what commands print for people and scripts.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("YIZHAN_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let explicit_dir = cli.data_dir.clone();
