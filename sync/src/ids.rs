@@ -91,21 +91,49 @@ impl fmt::Display for Origin {
 pub enum DocKind {
     Item,
     Case,
+    /// A hall's node registry: the keys, roles and divisions of the nodes it enrolled.
+    Registry,
 }
 
 impl DocKind {
+    pub const ALL: [DocKind; 3] = [DocKind::Item, DocKind::Case, DocKind::Registry];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DocKind::Item => "item",
             DocKind::Case => "case",
+            DocKind::Registry => "registry",
         }
     }
 
     pub fn parse(s: &str) -> Option<DocKind> {
-        match s {
-            "item" => Some(DocKind::Item),
-            "case" => Some(DocKind::Case),
-            _ => None,
+        DocKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The kind of scope documents of this kind live in.
+    pub fn scope_kind(self) -> ScopeKind {
+        match self {
+            DocKind::Item => ScopeKind::Catalog,
+            DocKind::Case => ScopeKind::Case,
+            DocKind::Registry => ScopeKind::Registry,
+        }
+    }
+}
+
+/// What a scope partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScopeKind {
+    Catalog,
+    Case,
+    Registry,
+}
+
+impl ScopeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Catalog => "catalog",
+            ScopeKind::Case => "case",
+            ScopeKind::Registry => "registry",
         }
     }
 }
@@ -157,14 +185,32 @@ impl Scope {
         Scope(format!("case/{division}"))
     }
 
+    pub fn registry(division: &crate::domain::codes::DivisionCode) -> Scope {
+        Scope(format!("registry/{division}"))
+    }
+
     pub fn parse(s: &str) -> Option<Scope> {
         let (kind, division) = s.split_once('/')?;
         crate::domain::codes::DivisionCode::parse(division).ok()?;
-        matches!(kind, "catalog" | "case").then(|| Scope(s.to_string()))
+        matches!(kind, "catalog" | "case" | "registry").then(|| Scope(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn kind(&self) -> ScopeKind {
+        match self.0.split_once('/').map(|(k, _)| k) {
+            Some("catalog") => ScopeKind::Catalog,
+            Some("case") => ScopeKind::Case,
+            _ => ScopeKind::Registry,
+        }
+    }
+
+    /// The division the scope belongs to.
+    pub fn division(&self) -> crate::domain::codes::DivisionCode {
+        let (_, division) = self.0.split_once('/').expect("validated");
+        crate::domain::codes::DivisionCode::parse(division).expect("validated")
     }
 }
 

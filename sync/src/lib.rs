@@ -6,6 +6,10 @@
 //! identifiers they share ([`ids`]). The `yizhan` binary (crate `yizhan-node`) adds storage,
 //! HTTP and clocks around it.
 
+pub mod auth;
 pub mod doc;
 pub mod domain;
+pub mod envelope;
+pub mod feed;
 pub mod ids;
+pub mod wire;

@@ -1,0 +1,327 @@
+//! Who may write and read what (DESIGN §5, §9: owner and direction per kind of data), and
+//! the node records that say who a key belongs to.
+//!
+//! * A **catalog** (`catalog/D`) is written by a hall whose division is `D` or contains it,
+//!   and read by the nodes in and above `D`: catalogs flow down from the halls that author
+//!   them.
+//! * The **cases** of a division (`case/D`) are written by the station of `D` and by the
+//!   halls above it (decisions, transfers), and read by the same: cases flow up, decisions
+//!   flow back down, and no station reads another's cases.
+//! * A **registry** (`registry/H`) is written by the hall `H` (or one above it) and read by
+//!   every node in and above `H`, so keys flow both down (children learn the keys above
+//!   them) and up (a district learns the keys of the stations its sub-districts enrolled).
+//!
+//! A hall vouches only for nodes inside its own division, and a revoked node's changes are
+//! accepted only up to the sequence numbers the revoking hall had already received.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::domain::codes::{DivisionCode, DivisionLevel};
+use crate::ids::{NodeId, Origin, Scope, ScopeKind, hex, unhex};
+
+/// The role of a node in the tree (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Station,
+    Subdistrict,
+    District,
+    City,
+}
+
+impl NodeRole {
+    pub const ALL: [NodeRole; 4] = [NodeRole::Station, NodeRole::Subdistrict, NodeRole::District, NodeRole::City];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Station => "station",
+            NodeRole::Subdistrict => "subdistrict",
+            NodeRole::District => "district",
+            NodeRole::City => "city",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NodeRole> {
+        NodeRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn is_hall(self) -> bool {
+        self != NodeRole::Station
+    }
+
+    /// The division level a node of this role serves.
+    pub fn division_level(self) -> DivisionLevel {
+        match self {
+            NodeRole::Station => DivisionLevel::Community,
+            NodeRole::Subdistrict => DivisionLevel::Subdistrict,
+            NodeRole::District => DivisionLevel::District,
+            NodeRole::City => DivisionLevel::City,
+        }
+    }
+}
+
+/// A node as a registry records it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeRecord {
+    pub node: NodeId,
+    #[serde(with = "hex32")]
+    pub public_key: [u8; 32],
+    pub role: NodeRole,
+    pub division: DivisionCode,
+    pub name: String,
+    /// The hall that enrolled it (itself, for the root of a deployment).
+    pub enrolled_by: NodeId,
+    pub enrolled_ms: u64,
+    #[serde(default)]
+    pub revoked: Option<Revocation>,
+}
+
+/// A hall's revocation of a node's key.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    pub at_ms: u64,
+    pub by: NodeId,
+    pub reason: String,
+    /// Per epoch, the last sequence number of the node's changes that stays valid: what
+    /// the revoking hall had received. Everything later is refused, whatever time it claims.
+    pub accepted_up_to: BTreeMap<u32, u64>,
+}
+
+impl NodeRecord {
+    /// Whether this record's own fields hang together: the key gives the id, the division
+    /// fits the role.
+    pub fn is_consistent(&self) -> bool {
+        NodeId::from_public_key(&self.public_key) == self.node && self.division.level() == self.role.division_level()
+    }
+
+    /// Whether the node may still act: not revoked.
+    pub fn is_active(&self) -> bool {
+        self.revoked.is_none()
+    }
+
+    /// Whether a change this node authored as `origin` at `seq` may be applied, as far as
+    /// revocation goes.
+    pub fn accepts(&self, origin: &Origin, seq: u64) -> bool {
+        match &self.revoked {
+            None => true,
+            Some(r) => r.accepted_up_to.get(&origin.epoch).is_some_and(|last| seq <= *last),
+        }
+    }
+}
+
+/// Whether `author` may write documents in `scope`.
+pub fn may_write(author: &NodeRecord, scope: &Scope) -> bool {
+    let division = scope.division();
+    match scope.kind() {
+        ScopeKind::Catalog | ScopeKind::Registry => author.role.is_hall() && division.is_within(&author.division),
+        ScopeKind::Case => {
+            (author.role == NodeRole::Station && author.division == division)
+                || (author.role.is_hall() && division.is_within(&author.division))
+        }
+    }
+}
+
+/// Whether `reader` may receive documents in `scope`.
+pub fn may_read(reader: &NodeRecord, scope: &Scope) -> bool {
+    let division = scope.division();
+    match scope.kind() {
+        // Cases only go up (and back to their own station).
+        ScopeKind::Case => division.is_within(&reader.division),
+        // Catalogs and registries go down the tree and up to the halls above.
+        ScopeKind::Catalog | ScopeKind::Registry => {
+            reader.division.is_within(&division) || division.is_within(&reader.division)
+        }
+    }
+}
+
+/// Whether a hall with record `hall` may vouch for `record` in its registry.
+pub fn may_vouch(hall: &NodeRecord, record: &NodeRecord) -> bool {
+    hall.role.is_hall() && record.division.is_within(&hall.division) && record.is_consistent()
+}
+
+/// Why a change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the origin node {0} is not known here")]
+    UnknownOrigin(NodeId),
+    #[error("node {0} is revoked; its changes after the revocation are refused")]
+    Revoked(NodeId),
+    #[error("node {node} ({role} {division}) may not write {scope}")]
+    NotAuthorized { node: NodeId, role: &'static str, division: String, scope: String },
+}
+
+/// The keys this node trusts: its own pins (itself, the nodes above it, the nodes it
+/// enrolled) and every record in the registries it holds.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    nodes: HashMap<NodeId, NodeRecord>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds or replaces a record. A revoked record is never replaced by an unrevoked one.
+    pub fn insert(&mut self, record: NodeRecord) {
+        if let Some(existing) = self.nodes.get(&record.node)
+            && existing.revoked.is_some()
+            && record.revoked.is_none()
+        {
+            return;
+        }
+        self.nodes.insert(record.node, record);
+    }
+
+    pub fn get(&self, node: &NodeId) -> Option<&NodeRecord> {
+        self.nodes.get(node)
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &NodeRecord> {
+        self.nodes.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Checks that a change by `origin` at `seq` may go into `scope`.
+    pub fn check_write(&self, origin: &Origin, seq: u64, scope: &Scope) -> Result<&NodeRecord, Refusal> {
+        let record = self.get(&origin.node).ok_or(Refusal::UnknownOrigin(origin.node))?;
+        if !record.accepts(origin, seq) {
+            return Err(Refusal::Revoked(origin.node));
+        }
+        if !may_write(record, scope) {
+            return Err(Refusal::NotAuthorized {
+                node: origin.node,
+                role: record.role.as_str(),
+                division: record.division.to_string(),
+                scope: scope.to_string(),
+            });
+        }
+        Ok(record)
+    }
+}
+
+mod hex32 {
+    use super::{hex, unhex};
+
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        unhex(&text)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| serde::de::Error::custom("a public key is 64 hex digits"))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn record(seed: u8, role: NodeRole, division: &str) -> NodeRecord {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes();
+        NodeRecord {
+            node: NodeId::from_public_key(&key),
+            public_key: key,
+            role,
+            division: DivisionCode::parse(division).unwrap(),
+            name: format!("node {seed}"),
+            enrolled_by: NodeId([0; 16]),
+            enrolled_ms: 0,
+            revoked: None,
+        }
+    }
+
+    fn scope(s: &str) -> Scope {
+        Scope::parse(s).unwrap()
+    }
+
+    #[test]
+    fn who_writes_and_reads_what() {
+        let city = record(1, NodeRole::City, "440300");
+        let district = record(2, NodeRole::District, "440304");
+        let sub = record(3, NodeRole::Subdistrict, "440304001");
+        let station_a = record(4, NodeRole::Station, "440304001001");
+        let station_b = record(5, NodeRole::Station, "440304001002");
+        let other_district = record(6, NodeRole::District, "440305");
+        // (node, scope, may write, may read)
+        let table = [
+            (&district, "catalog/440304", true, true),
+            (&city, "catalog/440304", true, true),
+            (&sub, "catalog/440304", false, true),
+            (&station_a, "catalog/440304", false, true),
+            (&other_district, "catalog/440304", false, false),
+            (&sub, "catalog/440304001", true, true),
+            (&station_a, "case/440304001001", true, true),
+            (&station_b, "case/440304001001", false, false),
+            (&sub, "case/440304001001", true, true),
+            (&district, "case/440304001001", true, true),
+            (&other_district, "case/440304001001", false, false),
+            (&station_a, "registry/440304001", false, true),
+            (&sub, "registry/440304001", true, true),
+            (&district, "registry/440304001", true, true),
+            (&district, "registry/440304", true, true),
+            (&station_a, "registry/440304", false, true),
+            (&other_district, "registry/440304", false, false),
+        ];
+        for (node, s, write, read) in table {
+            assert_eq!(may_write(node, &scope(s)), write, "{} writes {s}", node.name);
+            assert_eq!(may_read(node, &scope(s)), read, "{} reads {s}", node.name);
+        }
+    }
+
+    #[test]
+    fn revocation_keeps_what_was_received_and_refuses_the_rest() {
+        let mut station = record(4, NodeRole::Station, "440304001001");
+        let origin = Origin { node: station.node, epoch: 1 };
+        let case_scope = scope("case/440304001001");
+        let mut registry = Registry::new();
+        registry.insert(station.clone());
+        assert!(registry.check_write(&origin, 100, &case_scope).is_ok());
+        station.revoked = Some(Revocation {
+            at_ms: 1,
+            by: NodeId([0; 16]),
+            reason: "stolen".into(),
+            accepted_up_to: BTreeMap::from([(1, 40)]),
+        });
+        registry.insert(station.clone());
+        assert!(registry.check_write(&origin, 40, &case_scope).is_ok());
+        assert_eq!(registry.check_write(&origin, 41, &case_scope).unwrap_err(), Refusal::Revoked(station.node));
+        let new_epoch = Origin { epoch: 2, ..origin };
+        assert!(registry.check_write(&new_epoch, 1, &case_scope).is_err(), "a restored copy is revoked too");
+        // A stale, unrevoked copy of the record never undoes the revocation.
+        station.revoked = None;
+        registry.insert(station);
+        assert!(registry.check_write(&origin, 41, &case_scope).is_err());
+        let stranger = Origin { node: NodeId([9; 16]), epoch: 1 };
+        assert!(matches!(registry.check_write(&stranger, 1, &case_scope), Err(Refusal::UnknownOrigin(_))));
+        let err = {
+            let mut r = Registry::new();
+            r.insert(record(4, NodeRole::Station, "440304001001"));
+            r.check_write(&origin, 1, &scope("catalog/440304")).unwrap_err()
+        };
+        assert!(err.to_string().contains("may not write catalog/440304"), "{err}");
+    }
+
+    #[test]
+    fn halls_vouch_only_for_their_subtree() {
+        let sub = record(3, NodeRole::Subdistrict, "440304001");
+        assert!(may_vouch(&sub, &record(4, NodeRole::Station, "440304001001")));
+        assert!(!may_vouch(&sub, &record(5, NodeRole::Station, "440304002001")));
+        assert!(!may_vouch(&record(4, NodeRole::Station, "440304001001"), &record(5, NodeRole::Station, "440304001001")));
+        let mut inconsistent = record(6, NodeRole::Station, "440304001003");
+        inconsistent.node = NodeId([1; 16]);
+        assert!(!may_vouch(&sub, &inconsistent));
+        let json = serde_json::to_string(&record(4, NodeRole::Station, "440304001001")).unwrap();
+        let back: NodeRecord = serde_json::from_str(&json).unwrap();
+        assert!(back.is_consistent());
+    }
+}

@@ -1,0 +1,418 @@
+//! The change feed between nodes: version vectors, the protocol messages, and the checks a
+//! receiver runs on a batch before applying anything.
+//!
+//! A peer asks "send me what you have beyond this vector, in these scopes" ([`Pull`]); the
+//! answer is a [`Batch`] of envelopes in the order the sender stored them (so a change
+//! always comes after the changes it depends on), with the origin's signature on the last
+//! envelope of each (scope, origin) run. The receiver checks the whole batch with
+//! [`check_batch`], applies what passed in one transaction, and its vector advances; a
+//! transfer cut at any point resumes at the last committed batch, and nothing acknowledged
+//! is sent twice.
+//!
+//! Vectors are kept per (scope, origin): with partial replication a node holds only some
+//! of an origin's changes, but within one scope it always holds all of them up to its
+//! vector entry, because every sender sends a scope's changes in sequence order.
+//!
+//! ```
+//! use yizhan_sync::feed::VersionVector;
+//! use yizhan_sync::ids::{NodeId, Origin, Scope};
+//!
+//! let scope = Scope::parse("case/440304001001").unwrap();
+//! let origin = Origin { node: NodeId([1; 16]), epoch: 1 };
+//! let mut have = VersionVector::default();
+//! have.advance(&scope, &origin, 7);
+//! have.advance(&scope, &origin, 5); // never goes back
+//! assert_eq!(have.get(&scope, &origin), 7);
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::auth::{NodeRole, Refusal, Registry};
+use crate::domain::codes::DivisionCode;
+use crate::envelope::{self, CHAIN_START, ChainHash, Envelope};
+use crate::ids::{NodeId, Origin, Scope};
+
+/// The protocol version this build speaks. A peer whose range does not include it gets a
+/// clear "upgrade needed" answer.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The oldest protocol version this build still speaks.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// Highest sequence number held, per (scope, origin).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionVector {
+    entries: BTreeMap<(Scope, Origin), u64>,
+}
+
+impl VersionVector {
+    pub fn get(&self, scope: &Scope, origin: &Origin) -> u64 {
+        self.entries.get(&(scope.clone(), *origin)).copied().unwrap_or(0)
+    }
+
+    /// Raises the entry to `seq`; never lowers it.
+    pub fn advance(&mut self, scope: &Scope, origin: &Origin, seq: u64) {
+        let entry = self.entries.entry((scope.clone(), *origin)).or_insert(0);
+        *entry = (*entry).max(seq);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Scope, &Origin, u64)> {
+        self.entries.iter().map(|((s, o), seq)| (s, o, *seq))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Only the entries in `scopes`.
+    pub fn restricted_to(&self, scopes: &[Scope]) -> VersionVector {
+        VersionVector {
+            entries: self.entries.iter().filter(|((s, _), _)| scopes.contains(s)).map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    /// How many changes `self` has that `other` lacks, assuming contiguous runs.
+    pub fn ahead_of(&self, other: &VersionVector) -> u64 {
+        self.entries
+            .iter()
+            .map(|((s, o), seq)| seq.saturating_sub(other.get(s, o)))
+            .sum()
+    }
+}
+
+/// First message of a session: who is speaking, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub protocol: u16,
+    pub min_protocol: u16,
+    pub node: NodeId,
+    pub role: NodeRole,
+    pub division: DivisionCode,
+    pub name: String,
+    /// The sender's clock, so the receiver can report the offset.
+    pub now_ms: u64,
+    pub capabilities: Vec<String>,
+}
+
+/// "Send me what you have beyond `have`, in `scopes`."
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pull {
+    pub scopes: Vec<Scope>,
+    pub have: VersionVector,
+    /// Stop adding envelopes once the batch reaches about this many bytes of changes.
+    pub max_bytes: u32,
+}
+
+/// The origin's signature on the chain value of one of its envelopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedSeq {
+    pub scope: Scope,
+    pub origin: Origin,
+    pub seq: u64,
+    pub signature: [u8; 64],
+}
+
+/// A run of envelopes, in the sender's storage order, with the signatures that close each
+/// (scope, origin) run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub envelopes: Vec<Envelope>,
+    pub signatures: Vec<SignedSeq>,
+    /// The sender has more beyond this batch.
+    pub more: bool,
+}
+
+/// The receiver's answer to a pushed batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ack {
+    /// The receiver's vector in the pushed scopes, after the batch.
+    pub have: VersionVector,
+    pub applied: u32,
+    pub duplicates: u32,
+    pub quarantined: u32,
+    pub deferred: u32,
+}
+
+/// What a receiver knows of one (scope, origin) run: the last sequence number held and
+/// the chain value after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunState {
+    pub seq: u64,
+    pub chain: ChainHash,
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        RunState { seq: 0, chain: CHAIN_START }
+    }
+}
+
+/// What to do with one envelope of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Verified and authorized: apply it, then record it with its chain value (and the
+    /// origin's signature, when the batch carried the one for this seq).
+    Apply { chain: ChainHash, signature: Option<[u8; 64]> },
+    /// Already held.
+    Duplicate,
+    /// Never apply, never forward; keep it with the reason for a person to see.
+    Quarantine(String),
+    /// Cannot be checked yet (its origin's key is not known here); ask again later.
+    Defer(String),
+}
+
+/// Checks every envelope of a batch: change bytes against their hash, each run's hash
+/// chain against the origin's signature, and the origin's right to write the scope.
+///
+/// `known` gives the receiver's state of a (scope, origin) run. Verdicts come back in the
+/// batch's order, which is also the order to apply them in.
+pub fn check_batch(batch: &Batch, known: &dyn Fn(&Scope, &Origin) -> RunState, registry: &Registry) -> Vec<Verdict> {
+    let mut verdicts = vec![Verdict::Duplicate; batch.envelopes.len()];
+    let mut runs: BTreeMap<(Scope, Origin), Vec<usize>> = BTreeMap::new();
+    for (idx, envelope) in batch.envelopes.iter().enumerate() {
+        runs.entry((envelope.scope.clone(), envelope.origin)).or_default().push(idx);
+    }
+    let signatures: HashMap<(&Scope, &Origin, u64), &[u8; 64]> =
+        batch.signatures.iter().map(|s| ((&s.scope, &s.origin, s.seq), &s.signature)).collect();
+    for ((scope, origin), indices) in runs {
+        let mut state = known(&scope, &origin);
+        // Envelopes past what is held, with their chain values.
+        let mut fresh: Vec<(usize, ChainHash)> = Vec::new();
+        let mut broken: Option<String> = None;
+        for idx in indices {
+            let envelope = &batch.envelopes[idx];
+            if envelope.seq <= state.seq {
+                verdicts[idx] = Verdict::Duplicate;
+                continue;
+            }
+            if broken.is_some() {
+                fresh.push((idx, state.chain));
+                continue;
+            }
+            if envelope.kind.scope_kind() != envelope.scope.kind() {
+                broken = Some(format!("a {} document cannot live in {}", envelope.kind.as_str(), envelope.scope));
+            } else if envelope::change_hash(&envelope.change) != Some(envelope.hash) {
+                broken = Some("the change bytes are not a valid Automerge change with this hash".into());
+            }
+            state = RunState { seq: envelope.seq, chain: envelope::chain_next(&state.chain, envelope) };
+            fresh.push((idx, state.chain));
+        }
+        let Some(&(last_idx, last_chain)) = fresh.last() else { continue };
+        let last_seq = batch.envelopes[last_idx].seq;
+        let record = registry.get(&origin.node);
+        let outcome: Result<(), Verdict> = if let Some(reason) = broken {
+            Err(Verdict::Quarantine(reason))
+        } else if let Some(record) = record {
+            match signatures.get(&(&scope, &origin, last_seq)) {
+                None => Err(Verdict::Quarantine(format!("the run of {origin} in {scope} ends unsigned at #{last_seq}"))),
+                Some(signature) if !envelope::verify(&record.public_key, &origin, last_seq, &last_chain, signature) => {
+                    Err(Verdict::Quarantine(format!(
+                        "the signature of {origin} on #{last_seq} in {scope} does not verify (forged, altered or missing changes)"
+                    )))
+                }
+                Some(_) => Ok(()),
+            }
+        } else {
+            Err(Verdict::Defer(Refusal::UnknownOrigin(origin.node).to_string()))
+        };
+        for (idx, chain) in fresh {
+            let envelope = &batch.envelopes[idx];
+            verdicts[idx] = match &outcome {
+                Err(verdict) => verdict.clone(),
+                Ok(()) => match registry.check_write(&origin, envelope.seq, &scope) {
+                    Ok(_) => Verdict::Apply {
+                        chain,
+                        signature: signatures.get(&(&scope, &origin, envelope.seq)).map(|s| **s),
+                    },
+                    Err(refusal @ Refusal::UnknownOrigin(_)) => Verdict::Defer(refusal.to_string()),
+                    Err(refusal) => Verdict::Quarantine(refusal.to_string()),
+                },
+            };
+        }
+    }
+    verdicts
+}
+
+/// Whether a peer speaking `hello` can talk to this build; `Err` says who must upgrade.
+pub fn compatible(hello: &Hello) -> Result<(), String> {
+    if hello.protocol < MIN_PROTOCOL_VERSION {
+        return Err(format!(
+            "upgrade needed: node {} speaks sync protocol {} but this node needs at least {MIN_PROTOCOL_VERSION}; upgrade yizhan on {}",
+            hello.node, hello.protocol, hello.name
+        ));
+    }
+    if hello.min_protocol > PROTOCOL_VERSION {
+        return Err(format!(
+            "upgrade needed: node {} needs sync protocol {} or newer but this node speaks {PROTOCOL_VERSION}; upgrade yizhan here",
+            hello.node, hello.min_protocol
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::auth::tests::record;
+    use crate::ids::{DocId, DocKind};
+
+    struct Author {
+        key: SigningKey,
+        origin: Origin,
+        chains: HashMap<Scope, ChainHash>,
+        seq: u64,
+    }
+
+    impl Author {
+        fn new(seed: u8) -> Author {
+            let key = SigningKey::from_bytes(&[seed; 32]);
+            let node = NodeId::from_public_key(&key.verifying_key().to_bytes());
+            Author { key, origin: Origin { node, epoch: 1 }, chains: HashMap::new(), seq: 0 }
+        }
+
+        /// A real Automerge change in `scope`, enveloped and signed.
+        fn write(&mut self, scope: &str, n: u64) -> (Envelope, SignedSeq) {
+            let mut doc = automerge::AutoCommit::new().with_actor(self.origin.actor());
+            automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "n", n as i64).unwrap();
+            let change = doc.get_last_local_change().unwrap();
+            self.seq += 1;
+            let scope = Scope::parse(scope).unwrap();
+            let envelope = Envelope {
+                origin: self.origin,
+                seq: self.seq,
+                doc: DocId::parse(&format!("c-{n}")).unwrap(),
+                kind: DocKind::Case,
+                scope: scope.clone(),
+                hash: change.hash().0,
+                change: change.raw_bytes().to_vec(),
+            };
+            let previous = self.chains.get(&scope).copied().unwrap_or(CHAIN_START);
+            let chain = envelope::chain_next(&previous, &envelope);
+            self.chains.insert(scope.clone(), chain);
+            let signature = envelope::sign(&self.key, &self.origin, self.seq, &chain);
+            (envelope, SignedSeq { scope, origin: self.origin, seq: self.seq, signature })
+        }
+    }
+
+    fn registry_with(records: &[crate::auth::NodeRecord]) -> Registry {
+        let mut registry = Registry::new();
+        for r in records {
+            registry.insert(r.clone());
+        }
+        registry
+    }
+
+    #[test]
+    fn a_signed_run_is_applied_and_only_its_end_needs_a_signature() {
+        let mut author = Author::new(4);
+        let registry = registry_with(&[record(4, NodeRole::Station, "440304001001")]);
+        let mut batch = Batch::default();
+        for n in 0..5 {
+            let (envelope, signature) = author.write("case/440304001001", n);
+            batch.envelopes.push(envelope);
+            if n == 4 {
+                batch.signatures.push(signature);
+            }
+        }
+        let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
+        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Apply { .. })), "{verdicts:?}");
+        // Resending it is harmless.
+        let Verdict::Apply { chain, .. } = verdicts[4] else { unreachable!() };
+        let state = RunState { seq: 5, chain };
+        let again = check_batch(&batch, &|_, _| state, &registry);
+        assert!(again.iter().all(|v| *v == Verdict::Duplicate));
+    }
+
+    #[test]
+    fn forged_altered_unsigned_and_unauthorized_runs_are_quarantined() {
+        let station = record(4, NodeRole::Station, "440304001001");
+        let registry = registry_with(&[station.clone(), record(5, NodeRole::Station, "440304001002")]);
+
+        // Forged: claims to be station 5, signed with station 4's key.
+        let mut forger = Author::new(4);
+        forger.origin = Origin { node: registry.get(&record(5, NodeRole::Station, "440304001002").node).unwrap().node, epoch: 1 };
+        let (envelope, signature) = forger.write("case/440304001002", 1);
+        let forged = Batch { envelopes: vec![envelope], signatures: vec![signature], more: false };
+        let verdicts = check_batch(&forged, &|_, _| RunState::default(), &registry);
+        assert!(matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("does not verify")), "{verdicts:?}");
+
+        // Altered in transit: a middle envelope's document id changed.
+        let mut author = Author::new(4);
+        let mut altered = Batch::default();
+        for n in 0..3 {
+            let (envelope, signature) = author.write("case/440304001001", n);
+            altered.envelopes.push(envelope);
+            altered.signatures.push(signature);
+        }
+        altered.envelopes[1].doc = DocId::parse("c-99").unwrap();
+        let verdicts = check_batch(&altered, &|_, _| RunState::default(), &registry);
+        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Quarantine(_))), "{verdicts:?}");
+
+        // Unsigned end.
+        let mut author = Author::new(4);
+        let (envelope, _) = author.write("case/440304001001", 1);
+        let unsigned = Batch { envelopes: vec![envelope], signatures: vec![], more: false };
+        let verdicts = check_batch(&unsigned, &|_, _| RunState::default(), &registry);
+        assert!(matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("unsigned")));
+
+        // Validly signed, but a station writing the catalog.
+        let mut author = Author::new(4);
+        let (mut envelope, _) = author.write("case/440304001001", 1);
+        envelope.scope = Scope::parse("catalog/440304").unwrap();
+        envelope.kind = DocKind::Item;
+        let chain = envelope::chain_next(&CHAIN_START, &envelope);
+        let signature = envelope::sign(&author.key, &author.origin, 1, &chain);
+        let batch = Batch {
+            signatures: vec![SignedSeq { scope: envelope.scope.clone(), origin: author.origin, seq: 1, signature }],
+            envelopes: vec![envelope],
+            more: false,
+        };
+        let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
+        assert!(matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("may not write catalog/440304")), "{verdicts:?}");
+
+        // Unknown origin: deferred, not quarantined.
+        let mut stranger = Author::new(7);
+        let (envelope, signature) = stranger.write("case/440304001001", 1);
+        let batch = Batch { envelopes: vec![envelope], signatures: vec![signature], more: false };
+        let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
+        assert!(matches!(verdicts[0], Verdict::Defer(_)));
+    }
+
+    #[test]
+    fn a_run_that_skips_a_change_does_not_verify() {
+        let mut author = Author::new(4);
+        let registry = registry_with(&[record(4, NodeRole::Station, "440304001001")]);
+        let writes: Vec<_> = (0..3).map(|n| author.write("case/440304001001", n)).collect();
+        let batch = Batch {
+            envelopes: vec![writes[0].0.clone(), writes[2].0.clone()],
+            signatures: vec![writes[2].1.clone()],
+            more: false,
+        };
+        let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
+        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Quarantine(_))), "{verdicts:?}");
+    }
+
+    #[test]
+    fn protocol_versions() {
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            min_protocol: MIN_PROTOCOL_VERSION,
+            node: NodeId([1; 16]),
+            role: NodeRole::Station,
+            division: DivisionCode::parse("440304001001").unwrap(),
+            name: "x".into(),
+            now_ms: 0,
+            capabilities: vec![],
+        };
+        assert!(compatible(&hello).is_ok());
+        let newer = Hello { protocol: 9, min_protocol: 9, ..hello.clone() };
+        assert!(compatible(&newer).unwrap_err().contains("upgrade yizhan here"));
+        let older = Hello { protocol: 0, min_protocol: 0, ..hello };
+        assert!(compatible(&older).unwrap_err().contains("upgrade yizhan on"));
+    }
+}
