@@ -16,13 +16,13 @@ use crate::store::{CaseFilter, NewAction, Staff, Store, StoreOptions, Synchronou
 #[derive(Debug, Args)]
 pub struct StoreBenchArgs {
     /// Cases to create and accept
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub cases: u64,
     /// Concurrent writers (counters)
     #[arg(long, default_value_t = 16)]
     pub concurrency: u64,
     /// List queries to time
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub queries: u64,
     /// The writer's sync mode: full (default, as configured nodes run) or normal
     #[arg(long, default_value = "full")]
@@ -56,13 +56,16 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
             doc_cache: 512,
             readers: 4,
             synchronous,
+            migrate: true,
         },
     )?;
     let items = demo_catalog();
     // Cases arrive over about 14 months of working time, ending today, so the list holds
     // every warning level in realistic proportions.
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-    let span_ms: u64 = 420 * 86_400_000;
+    // One case every six minutes (100,000 cases fill about 14 months); writers run a few
+    // cases apart, well within the clock's tolerance for out-of-order local times.
+    let span_ms: u64 = (420 * 86_400_000u64).min(args.cases * 360_000);
     let start_ms = now - span_ms;
     for item in &items {
         store

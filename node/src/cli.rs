@@ -164,14 +164,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => init(&data_dir, args, clock.now_ms()).await,
         Command::Serve { listen } => {
-            let _lock = data_dir.lock()?;
-            let node = data_dir.open()?;
+            let (_lock, node) = data_dir.open_exclusive()?;
             node.serve(listen, shutdown_signal()).await
         }
         Command::Demo { listen } => crate::demo::run(explicit_dir, listen, shutdown_signal()).await,
         Command::Rebuild => {
-            let _lock = data_dir.lock()?;
-            let node = data_dir.open()?;
+            let (_lock, node) = data_dir.open_exclusive()?;
             let report = node.store.rebuild().await?;
             println!(
                 "rebuilt {} items, {} cases, {} events; rows differing from before: {}",
@@ -190,13 +188,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(command) => {
-            let node = data_dir.open()?;
+            let node = data_dir.open_shared()?;
             let result = user(&node.store, command, clock.now_ms()).await;
             node.store.shutdown().await;
             result
         }
         Command::Token(TokenCommand::Create { user, label }) => {
-            let node = data_dir.open()?;
+            let node = data_dir.open_shared()?;
             let (token, hash) = generate_token();
             let result = node
                 .store
@@ -236,7 +234,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
     let existed = data_dir.path.exists();
     let result = async {
         let key = node::create_data_dir(data_dir, &config)?;
-        let opened = data_dir.open()?;
+        let (_lock, opened) = data_dir.open_exclusive()?;
         let password = generate_password();
         opened
             .store

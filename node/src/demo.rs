@@ -52,14 +52,8 @@ pub async fn run(
         crate::accounts::fill_random(&mut suffix);
         std::env::temp_dir().join(format!("yizhan-demo-{}", yizhan_sync::ids::hex(&suffix)))
     }));
-    let _lock = if dir.is_initialized() {
-        let lock = dir.lock()?;
-        println!(
-            "demo data dir: {} (existing; its accounts were printed when it was created)",
-            dir.path.display()
-        );
-        lock
-    } else {
+    let fresh = !dir.is_initialized();
+    if fresh {
         let config = Config {
             node: NodeSection {
                 role: Role::Station,
@@ -73,21 +67,24 @@ pub async fn run(
             store: StoreSection::default(),
         };
         node::create_data_dir(&dir, &config)?;
-        let lock = dir.lock()?;
-        let opened = dir.open()?;
+    }
+    let (_lock, opened) = dir.open_exclusive()?;
+    if fresh {
         let credentials = seed(&opened.store, &SystemClock)
             .await
             .context("seeding the demo data")?;
-        opened.store.shutdown().await;
         println!("demo data dir: {}", dir.path.display());
         println!("demo accounts (sign-in name / password):");
         for (username, role, password) in &credentials.accounts {
             println!("  {username:<8} {role:<7} {password}");
         }
         println!("API token of `worker`: {}", credentials.worker_token);
-        lock
-    };
-    let opened = dir.open()?;
+    } else {
+        println!(
+            "demo data dir: {} (existing; its accounts were printed when it was created)",
+            dir.path.display()
+        );
+    }
     println!("try: curl -s http://{listen}/api/v1/items | head -c 300");
     opened.serve(Some(listen), shutdown).await
 }

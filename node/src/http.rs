@@ -140,8 +140,8 @@ async fn healthz() -> Json<Health> {
 }
 
 /// Describe this node
-#[utoipa::path(get, path = "/api/v1/node", tag = "node", responses((status = 200, body = NodeInfo)))]
-async fn node_info(State(state): State<AppState>) -> Json<NodeInfo> {
+#[utoipa::path(get, path = "/api/v1/node", tag = "node", responses((status = 200, body = NodeInfo), (status = 401, body = error::ErrorBody)), security(("token" = [])))]
+async fn node_info(State(state): State<AppState>, _user: extract::Authenticated) -> Json<NodeInfo> {
     Json((*state.node).clone())
 }
 

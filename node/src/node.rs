@@ -82,8 +82,20 @@ impl DataDir {
         }
     }
 
-    /// Loads the config and key and opens the store.
-    pub fn open(&self) -> anyhow::Result<OpenNode> {
+    /// Takes the lock and opens the node to run it: migrations are applied.
+    pub fn open_exclusive(&self) -> anyhow::Result<(DirLock, OpenNode)> {
+        self.ensure_initialized()?;
+        let lock = self.lock()?;
+        Ok((lock, self.open(true)?))
+    }
+
+    /// Opens the node for a command that may run beside a serving node (accounts,
+    /// tokens): the schema must already be current.
+    pub fn open_shared(&self) -> anyhow::Result<OpenNode> {
+        self.open(false)
+    }
+
+    fn ensure_initialized(&self) -> anyhow::Result<()> {
         if !self.is_initialized() {
             bail!(
                 "{} is not a yizhan data dir (no {CONFIG_FILE}); create one with `yizhan init --data-dir {}` or pass the right --data-dir",
@@ -91,6 +103,12 @@ impl DataDir {
                 self.path.display()
             );
         }
+        Ok(())
+    }
+
+    /// Loads the config and key and opens the store.
+    fn open(&self, migrate: bool) -> anyhow::Result<OpenNode> {
+        self.ensure_initialized()?;
         let config = Config::load(&self.config())?;
         let key = NodeKey::load(&self.key())?;
         let store = Store::open(
@@ -101,6 +119,7 @@ impl DataDir {
                 doc_cache: config.store.doc_cache,
                 readers: config.store.readers,
                 synchronous: config.store.synchronous,
+                migrate,
             },
         )?;
         Ok(OpenNode { config, key, store })

@@ -63,6 +63,10 @@ pub struct StoreOptions {
     /// Read-only connections.
     pub readers: usize,
     pub synchronous: Synchronous,
+    /// Apply pending schema migrations. Only the process that serves the node migrates
+    /// (it holds the data dir's lock); a CLI command beside a running node never changes
+    /// the schema under it.
+    pub migrate: bool,
 }
 
 /// Opening the store failed.
@@ -95,8 +99,18 @@ pub enum OpenStoreError {
     WrongNode { expected: NodeId, found: String },
     #[error("database setup failed: {0}")]
     Setup(#[from] rusqlite::Error),
+    #[error("recomputing deadlines for the new calendar failed: {0}")]
+    Calendar(String),
     #[error("cannot start the writer thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error(
+        "database {path} is at schema {found} and this yizhan needs {needed}; start the node once with `yizhan serve` (it migrates at start), then run this command again"
+    )]
+    NeedsMigration {
+        path: PathBuf,
+        found: i64,
+        needed: i64,
+    },
 }
 
 /// A store operation failed.
@@ -121,6 +135,16 @@ pub enum StoreError {
     Sqlite(Arc<rusqlite::Error>),
     #[error("the store is shut down")]
     Closed,
+    /// The node itself failed; logged, and a 500 for API callers.
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(
+        "the system clock ({wall}) is more than six hours behind the newest event this node recorded ({last}); \
+         set the clock right (or find why it was ahead) before recording more",
+        wall = crate::http::rfc3339_cst(*wall_ms as i64),
+        last = crate::http::rfc3339_cst(*last_ms as i64)
+    )]
+    ClockBehind { wall_ms: u64, last_ms: u64 },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -159,8 +183,15 @@ impl Store {
             source,
         })?;
         configure(&conn, options.synchronous)?;
-        migrations::run(&mut conn, path)?;
+        if options.migrate {
+            migrations::run(&mut conn, path)?;
+        } else {
+            migrations::check_current(&conn, path)?;
+        }
         let origin = writer::claim_identity(&mut conn, options.node_id)?;
+        if options.migrate {
+            refresh_for_calendar(&mut conn)?;
+        }
         let readers = (0..options.readers.max(1))
             .map(|_| open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
@@ -202,13 +233,11 @@ impl Store {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner.readers.take();
-            let result = f(&conn);
-            inner.readers.give_back(conn);
-            result
+            let reader = inner.readers.take();
+            f(reader.conn())
         })
         .await
-        .map_err(|_| StoreError::Closed)?
+        .map_err(|e| StoreError::Internal(format!("a read failed: {e}")))?
     }
 
     /// Size of the database files (main file plus write-ahead log), in bytes.
@@ -225,6 +254,42 @@ impl Store {
     pub async fn shutdown(&self) {
         self.inner.writer.shutdown().await;
     }
+}
+
+/// Deadlines are derived with the calendar shipped in the binary. When an upgrade ships
+/// different calendar figures (next year's official notice, say), every derived row is
+/// recomputed once at start, so no open case keeps deadlines from the old figures.
+fn refresh_for_calendar(conn: &mut Connection) -> Result<(), OpenStoreError> {
+    let shipped = yizhan_sync::domain::calendar::Calendar::china()
+        .version()
+        .to_string();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let recorded: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
+        "SELECT value FROM meta WHERE key = 'calendar'",
+        [],
+        |r| r.get(0),
+    ))?;
+    if recorded.as_deref() != Some(shipped.as_str()) {
+        let has_cases: bool =
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM cases)", [], |r| r.get(0))?;
+        if has_cases {
+            let report = rebuild::rebuild_in_transaction(&tx)
+                .map_err(|e| OpenStoreError::Calendar(e.to_string()))?;
+            tracing::info!(
+                calendar.from = recorded.as_deref().unwrap_or("none"),
+                calendar.to = %shipped,
+                rebuild.cases = report.cases,
+                rebuild.rows_differing = report.rows_differing,
+                "calendar changed: recomputed every deadline"
+            );
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('calendar', ?1)",
+            [&shipped],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite::Error> {
@@ -280,22 +345,42 @@ impl ReaderPool {
         }
     }
 
-    fn take(&self) -> Connection {
+    /// A connection, returned to the pool when the guard drops, even if the read panics.
+    fn take(&self) -> PooledReader<'_> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(conn) = free.pop() {
-                return conn;
+                return PooledReader {
+                    pool: self,
+                    conn: Some(conn),
+                };
             }
             free = self.available.wait(free).unwrap_or_else(|e| e.into_inner());
         }
     }
+}
 
-    fn give_back(&self, conn: Connection) {
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-        self.available.notify_one();
+struct PooledReader<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl PooledReader<'_> {
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for PooledReader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
+            self.pool.available.notify_one();
+        }
     }
 }
 

@@ -20,7 +20,9 @@ use crate::domain::codes::{DivisionCode, DivisionLevel};
 use crate::ids::{NodeId, Origin, Scope, ScopeKind, hex, unhex};
 
 /// The role of a node in the tree (DESIGN §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeRole {
     Station,
@@ -30,7 +32,12 @@ pub enum NodeRole {
 }
 
 impl NodeRole {
-    pub const ALL: [NodeRole; 4] = [NodeRole::Station, NodeRole::Subdistrict, NodeRole::District, NodeRole::City];
+    pub const ALL: [NodeRole; 4] = [
+        NodeRole::Station,
+        NodeRole::Subdistrict,
+        NodeRole::District,
+        NodeRole::City,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -91,7 +98,8 @@ impl NodeRecord {
     /// Whether this record's own fields hang together: the key gives the id, the division
     /// fits the role.
     pub fn is_consistent(&self) -> bool {
-        NodeId::from_public_key(&self.public_key) == self.node && self.division.level() == self.role.division_level()
+        NodeId::from_public_key(&self.public_key) == self.node
+            && self.division.level() == self.role.division_level()
     }
 
     /// Whether the node may still act: not revoked.
@@ -104,7 +112,10 @@ impl NodeRecord {
     pub fn accepts(&self, origin: &Origin, seq: u64) -> bool {
         match &self.revoked {
             None => true,
-            Some(r) => r.accepted_up_to.get(&origin.epoch).is_some_and(|last| seq <= *last),
+            Some(r) => r
+                .accepted_up_to
+                .get(&origin.epoch)
+                .is_some_and(|last| seq <= *last),
         }
     }
 }
@@ -113,7 +124,9 @@ impl NodeRecord {
 pub fn may_write(author: &NodeRecord, scope: &Scope) -> bool {
     let division = scope.division();
     match scope.kind() {
-        ScopeKind::Catalog | ScopeKind::Registry => author.role.is_hall() && division.is_within(&author.division),
+        ScopeKind::Catalog | ScopeKind::Registry => {
+            author.role.is_hall() && division.is_within(&author.division)
+        }
         ScopeKind::Case => {
             (author.role == NodeRole::Station && author.division == division)
                 || (author.role.is_hall() && division.is_within(&author.division))
@@ -147,7 +160,12 @@ pub enum Refusal {
     #[error("node {0} is revoked; its changes after the revocation are refused")]
     Revoked(NodeId),
     #[error("node {node} ({role} {division}) may not write {scope}")]
-    NotAuthorized { node: NodeId, role: &'static str, division: String, scope: String },
+    NotAuthorized {
+        node: NodeId,
+        role: &'static str,
+        division: String,
+        scope: String,
+    },
 }
 
 /// The keys this node trusts: its own pins (itself, the nodes above it, the nodes it
@@ -190,8 +208,15 @@ impl Registry {
     }
 
     /// Checks that a change by `origin` at `seq` may go into `scope`.
-    pub fn check_write(&self, origin: &Origin, seq: u64, scope: &Scope) -> Result<&NodeRecord, Refusal> {
-        let record = self.get(&origin.node).ok_or(Refusal::UnknownOrigin(origin.node))?;
+    pub fn check_write(
+        &self,
+        origin: &Origin,
+        seq: u64,
+        scope: &Scope,
+    ) -> Result<&NodeRecord, Refusal> {
+        let record = self
+            .get(&origin.node)
+            .ok_or(Refusal::UnknownOrigin(origin.node))?;
         if !record.accepts(origin, seq) {
             return Err(Refusal::Revoked(origin.node));
         }
@@ -227,7 +252,9 @@ pub(crate) mod tests {
     use super::*;
 
     pub fn record(seed: u8, role: NodeRole, division: &str) -> NodeRecord {
-        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes();
         NodeRecord {
             node: NodeId::from_public_key(&key),
             public_key: key,
@@ -273,7 +300,12 @@ pub(crate) mod tests {
             (&other_district, "registry/440304", false, false),
         ];
         for (node, s, write, read) in table {
-            assert_eq!(may_write(node, &scope(s)), write, "{} writes {s}", node.name);
+            assert_eq!(
+                may_write(node, &scope(s)),
+                write,
+                "{} writes {s}",
+                node.name
+            );
             assert_eq!(may_read(node, &scope(s)), read, "{} reads {s}", node.name);
         }
     }
@@ -281,7 +313,10 @@ pub(crate) mod tests {
     #[test]
     fn revocation_keeps_what_was_received_and_refuses_the_rest() {
         let mut station = record(4, NodeRole::Station, "440304001001");
-        let origin = Origin { node: station.node, epoch: 1 };
+        let origin = Origin {
+            node: station.node,
+            epoch: 1,
+        };
         let case_scope = scope("case/440304001001");
         let mut registry = Registry::new();
         registry.insert(station.clone());
@@ -294,29 +329,54 @@ pub(crate) mod tests {
         });
         registry.insert(station.clone());
         assert!(registry.check_write(&origin, 40, &case_scope).is_ok());
-        assert_eq!(registry.check_write(&origin, 41, &case_scope).unwrap_err(), Refusal::Revoked(station.node));
+        assert_eq!(
+            registry.check_write(&origin, 41, &case_scope).unwrap_err(),
+            Refusal::Revoked(station.node)
+        );
         let new_epoch = Origin { epoch: 2, ..origin };
-        assert!(registry.check_write(&new_epoch, 1, &case_scope).is_err(), "a restored copy is revoked too");
+        assert!(
+            registry.check_write(&new_epoch, 1, &case_scope).is_err(),
+            "a restored copy is revoked too"
+        );
         // A stale, unrevoked copy of the record never undoes the revocation.
         station.revoked = None;
         registry.insert(station);
         assert!(registry.check_write(&origin, 41, &case_scope).is_err());
-        let stranger = Origin { node: NodeId([9; 16]), epoch: 1 };
-        assert!(matches!(registry.check_write(&stranger, 1, &case_scope), Err(Refusal::UnknownOrigin(_))));
+        let stranger = Origin {
+            node: NodeId([9; 16]),
+            epoch: 1,
+        };
+        assert!(matches!(
+            registry.check_write(&stranger, 1, &case_scope),
+            Err(Refusal::UnknownOrigin(_))
+        ));
         let err = {
             let mut r = Registry::new();
             r.insert(record(4, NodeRole::Station, "440304001001"));
-            r.check_write(&origin, 1, &scope("catalog/440304")).unwrap_err()
+            r.check_write(&origin, 1, &scope("catalog/440304"))
+                .unwrap_err()
         };
-        assert!(err.to_string().contains("may not write catalog/440304"), "{err}");
+        assert!(
+            err.to_string().contains("may not write catalog/440304"),
+            "{err}"
+        );
     }
 
     #[test]
     fn halls_vouch_only_for_their_subtree() {
         let sub = record(3, NodeRole::Subdistrict, "440304001");
-        assert!(may_vouch(&sub, &record(4, NodeRole::Station, "440304001001")));
-        assert!(!may_vouch(&sub, &record(5, NodeRole::Station, "440304002001")));
-        assert!(!may_vouch(&record(4, NodeRole::Station, "440304001001"), &record(5, NodeRole::Station, "440304001001")));
+        assert!(may_vouch(
+            &sub,
+            &record(4, NodeRole::Station, "440304001001")
+        ));
+        assert!(!may_vouch(
+            &sub,
+            &record(5, NodeRole::Station, "440304002001")
+        ));
+        assert!(!may_vouch(
+            &record(4, NodeRole::Station, "440304001001"),
+            &record(5, NodeRole::Station, "440304001001")
+        ));
         let mut inconsistent = record(6, NodeRole::Station, "440304001003");
         inconsistent.node = NodeId([1; 16]);
         assert!(!may_vouch(&sub, &inconsistent));

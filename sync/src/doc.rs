@@ -341,9 +341,8 @@ fn warning_dates(state: &case::CaseState, deadlines: Option<&Deadlines>) -> [Opt
     if state.status.is_closed() {
         return [None, None, None];
     }
-    match state.suspended_since {
-        None => [d.yellow_on, d.red_on, d.breach_on].map(|date| Some(date.to_string())),
-        Some(since) => {
+    match (state.clock_frozen, state.suspended_since) {
+        (true, Some(since)) => {
             let level = d.level_on(since);
             [
                 WarningLevel::Yellow,
@@ -361,6 +360,7 @@ fn warning_dates(state: &case::CaseState, deadlines: Option<&Deadlines>) -> [Opt
                 )
             })
         }
+        _ => [d.yellow_on, d.red_on, d.breach_on].map(|date| Some(date.to_string())),
     }
 }
 
@@ -537,6 +537,7 @@ mod tests {
             at: Hlc::new(ms, 0),
             node: NodeId([node; 16]),
             staff: "w".into(),
+            counter: String::new(),
             action: Action::Accept {
                 serial_no: SerialNo::parse("11440399990000017K4000599301000202603029900100110001")
                     .unwrap(),
@@ -578,9 +579,10 @@ mod tests {
             at: Hlc::new(day_ms("2026-03-28"), 0),
             node: NodeId([1; 16]),
             staff: "w".into(),
+            counter: String::new(),
             action: Action::Suspend {
-                procedure: "公示".into(),
-                reason: "公示7天".into(),
+                procedure: "专家评审".into(),
+                reason: "需专家评审，期限未定".into(),
             },
         };
         add_events(&mut doc, &origin(1), &[suspend]).unwrap();
@@ -596,6 +598,7 @@ mod tests {
             at: Hlc::new(day_ms("2026-04-08"), 0),
             node: NodeId([1; 16]),
             staff: "w".into(),
+            counter: String::new(),
             action: Action::Resume {
                 note: String::new(),
             },
@@ -604,6 +607,7 @@ mod tests {
             at: Hlc::new(day_ms("2026-04-09"), 0),
             node: NodeId([1; 16]),
             staff: "w".into(),
+            counter: String::new(),
             action: Action::Withdraw {
                 reason: "申请人撤回".into(),
             },
@@ -637,6 +641,7 @@ mod tests {
             at: Hlc::new(1_772_500_000_000, 0),
             node: NodeId([1; 16]),
             staff: "w".into(),
+            counter: String::new(),
             action: Action::Withdraw {
                 reason: "申请人撤回".into(),
             },
@@ -645,6 +650,7 @@ mod tests {
             at: Hlc::new(1_772_500_000_000, 0),
             node: NodeId([2; 16]),
             staff: "h".into(),
+            counter: String::new(),
             action: Action::Decide {
                 approved: true,
                 reason: "".into(),

@@ -45,7 +45,15 @@ pub struct Envelope {
 
 impl std::fmt::Debug for Envelope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Envelope({} #{} {} {} {}B)", self.origin, self.seq, self.doc, self.scope, self.change.len())
+        write!(
+            f,
+            "Envelope({} #{} {} {} {}B)",
+            self.origin,
+            self.seq,
+            self.doc,
+            self.scope,
+            self.change.len()
+        )
     }
 }
 
@@ -57,7 +65,11 @@ pub fn chain_next(previous: &ChainHash, envelope: &Envelope) -> ChainHash {
     hasher.update(envelope.origin.node.0);
     hasher.update(envelope.origin.epoch.to_be_bytes());
     hasher.update(envelope.seq.to_be_bytes());
-    for field in [envelope.doc.as_str(), envelope.kind.as_str(), envelope.scope.as_str()] {
+    for field in [
+        envelope.doc.as_str(),
+        envelope.kind.as_str(),
+        envelope.scope.as_str(),
+    ] {
         hasher.update((field.len() as u32).to_be_bytes());
         hasher.update(field.as_bytes());
     }
@@ -81,14 +93,28 @@ pub fn sign(key: &SigningKey, origin: &Origin, seq: u64, chain: &ChainHash) -> [
 }
 
 /// Whether `signature` is `origin`'s signature on chain value `chain` at `seq`.
-pub fn verify(public_key: &[u8; 32], origin: &Origin, seq: u64, chain: &ChainHash, signature: &[u8; 64]) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(public_key) else { return false };
-    key.verify(&signed_message(origin, seq, chain), &Signature::from_bytes(signature)).is_ok()
+pub fn verify(
+    public_key: &[u8; 32],
+    origin: &Origin,
+    seq: u64,
+    chain: &ChainHash,
+    signature: &[u8; 64],
+) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    key.verify(
+        &signed_message(origin, seq, chain),
+        &Signature::from_bytes(signature),
+    )
+    .is_ok()
 }
 
 /// The Automerge hash of change bytes, or `None` if they are not a valid change.
 pub fn change_hash(bytes: &[u8]) -> Option<[u8; 32]> {
-    automerge::Change::from_bytes(bytes.to_vec()).ok().map(|c| c.hash().0)
+    automerge::Change::from_bytes(bytes.to_vec())
+        .ok()
+        .map(|c| c.hash().0)
 }
 
 #[cfg(test)]
@@ -98,7 +124,10 @@ mod tests {
 
     fn envelope(seq: u64) -> Envelope {
         Envelope {
-            origin: Origin { node: NodeId([3; 16]), epoch: 1 },
+            origin: Origin {
+                node: NodeId([3; 16]),
+                epoch: 1,
+            },
             seq,
             doc: DocId::parse("c-1").unwrap(),
             kind: DocKind::Case,
@@ -117,17 +146,42 @@ mod tests {
         let signature = sign(&key, &base.origin, 1, &chain);
         assert!(verify(&public, &base.origin, 1, &chain, &signature));
         let changed: Vec<Envelope> = vec![
-            Envelope { seq: 2, ..base.clone() },
-            Envelope { doc: DocId::parse("c-2").unwrap(), ..base.clone() },
-            Envelope { kind: DocKind::Item, ..base.clone() },
-            Envelope { scope: Scope::parse("case/440304001002").unwrap(), ..base.clone() },
-            Envelope { hash: [7; 32], ..base.clone() },
-            Envelope { origin: Origin { epoch: 2, ..base.origin }, ..base.clone() },
+            Envelope {
+                seq: 2,
+                ..base.clone()
+            },
+            Envelope {
+                doc: DocId::parse("c-2").unwrap(),
+                ..base.clone()
+            },
+            Envelope {
+                kind: DocKind::Item,
+                ..base.clone()
+            },
+            Envelope {
+                scope: Scope::parse("case/440304001002").unwrap(),
+                ..base.clone()
+            },
+            Envelope {
+                hash: [7; 32],
+                ..base.clone()
+            },
+            Envelope {
+                origin: Origin {
+                    epoch: 2,
+                    ..base.origin
+                },
+                ..base.clone()
+            },
         ];
         for other in changed {
             assert_ne!(chain_next(&CHAIN_START, &other), chain, "{other:?}");
         }
-        assert_ne!(chain_next(&[1; 32], &base), chain, "the previous value matters");
+        assert_ne!(
+            chain_next(&[1; 32], &base),
+            chain,
+            "the previous value matters"
+        );
         let mut forged = signature;
         forged[0] ^= 1;
         assert!(!verify(&public, &base.origin, 1, &chain, &forged));

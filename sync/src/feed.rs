@@ -46,7 +46,10 @@ pub struct VersionVector {
 
 impl VersionVector {
     pub fn get(&self, scope: &Scope, origin: &Origin) -> u64 {
-        self.entries.get(&(scope.clone(), *origin)).copied().unwrap_or(0)
+        self.entries
+            .get(&(scope.clone(), *origin))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Raises the entry to `seq`; never lowers it.
@@ -70,7 +73,12 @@ impl VersionVector {
     /// Only the entries in `scopes`.
     pub fn restricted_to(&self, scopes: &[Scope]) -> VersionVector {
         VersionVector {
-            entries: self.entries.iter().filter(|((s, _), _)| scopes.contains(s)).map(|(k, v)| (k.clone(), *v)).collect(),
+            entries: self
+                .entries
+                .iter()
+                .filter(|((s, _), _)| scopes.contains(s))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
         }
     }
 
@@ -146,7 +154,10 @@ pub struct RunState {
 
 impl Default for RunState {
     fn default() -> Self {
-        RunState { seq: 0, chain: CHAIN_START }
+        RunState {
+            seq: 0,
+            chain: CHAIN_START,
+        }
     }
 }
 
@@ -155,7 +166,10 @@ impl Default for RunState {
 pub enum Verdict {
     /// Verified and authorized: apply it, then record it with its chain value (and the
     /// origin's signature, when the batch carried the one for this seq).
-    Apply { chain: ChainHash, signature: Option<[u8; 64]> },
+    Apply {
+        chain: ChainHash,
+        signature: Option<[u8; 64]>,
+    },
     /// Already held.
     Duplicate,
     /// Never apply, never forward; keep it with the reason for a person to see.
@@ -169,14 +183,23 @@ pub enum Verdict {
 ///
 /// `known` gives the receiver's state of a (scope, origin) run. Verdicts come back in the
 /// batch's order, which is also the order to apply them in.
-pub fn check_batch(batch: &Batch, known: &dyn Fn(&Scope, &Origin) -> RunState, registry: &Registry) -> Vec<Verdict> {
+pub fn check_batch(
+    batch: &Batch,
+    known: &dyn Fn(&Scope, &Origin) -> RunState,
+    registry: &Registry,
+) -> Vec<Verdict> {
     let mut verdicts = vec![Verdict::Duplicate; batch.envelopes.len()];
     let mut runs: BTreeMap<(Scope, Origin), Vec<usize>> = BTreeMap::new();
     for (idx, envelope) in batch.envelopes.iter().enumerate() {
-        runs.entry((envelope.scope.clone(), envelope.origin)).or_default().push(idx);
+        runs.entry((envelope.scope.clone(), envelope.origin))
+            .or_default()
+            .push(idx);
     }
-    let signatures: HashMap<(&Scope, &Origin, u64), &[u8; 64]> =
-        batch.signatures.iter().map(|s| ((&s.scope, &s.origin, s.seq), &s.signature)).collect();
+    let signatures: HashMap<(&Scope, &Origin, u64), &[u8; 64]> = batch
+        .signatures
+        .iter()
+        .map(|s| ((&s.scope, &s.origin, s.seq), &s.signature))
+        .collect();
     for ((scope, origin), indices) in runs {
         let mut state = known(&scope, &origin);
         // Envelopes past what is held, with their chain values.
@@ -193,22 +216,42 @@ pub fn check_batch(batch: &Batch, known: &dyn Fn(&Scope, &Origin) -> RunState, r
                 continue;
             }
             if envelope.kind.scope_kind() != envelope.scope.kind() {
-                broken = Some(format!("a {} document cannot live in {}", envelope.kind.as_str(), envelope.scope));
+                broken = Some(format!(
+                    "a {} document cannot live in {}",
+                    envelope.kind.as_str(),
+                    envelope.scope
+                ));
             } else if envelope::change_hash(&envelope.change) != Some(envelope.hash) {
-                broken = Some("the change bytes are not a valid Automerge change with this hash".into());
+                broken =
+                    Some("the change bytes are not a valid Automerge change with this hash".into());
             }
-            state = RunState { seq: envelope.seq, chain: envelope::chain_next(&state.chain, envelope) };
+            state = RunState {
+                seq: envelope.seq,
+                chain: envelope::chain_next(&state.chain, envelope),
+            };
             fresh.push((idx, state.chain));
         }
-        let Some(&(last_idx, last_chain)) = fresh.last() else { continue };
+        let Some(&(last_idx, last_chain)) = fresh.last() else {
+            continue;
+        };
         let last_seq = batch.envelopes[last_idx].seq;
         let record = registry.get(&origin.node);
         let outcome: Result<(), Verdict> = if let Some(reason) = broken {
             Err(Verdict::Quarantine(reason))
         } else if let Some(record) = record {
             match signatures.get(&(&scope, &origin, last_seq)) {
-                None => Err(Verdict::Quarantine(format!("the run of {origin} in {scope} ends unsigned at #{last_seq}"))),
-                Some(signature) if !envelope::verify(&record.public_key, &origin, last_seq, &last_chain, signature) => {
+                None => Err(Verdict::Quarantine(format!(
+                    "the run of {origin} in {scope} ends unsigned at #{last_seq}"
+                ))),
+                Some(signature)
+                    if !envelope::verify(
+                        &record.public_key,
+                        &origin,
+                        last_seq,
+                        &last_chain,
+                        signature,
+                    ) =>
+                {
                     Err(Verdict::Quarantine(format!(
                         "the signature of {origin} on #{last_seq} in {scope} does not verify (forged, altered or missing changes)"
                     )))
@@ -216,7 +259,9 @@ pub fn check_batch(batch: &Batch, known: &dyn Fn(&Scope, &Origin) -> RunState, r
                 Some(_) => Ok(()),
             }
         } else {
-            Err(Verdict::Defer(Refusal::UnknownOrigin(origin.node).to_string()))
+            Err(Verdict::Defer(
+                Refusal::UnknownOrigin(origin.node).to_string(),
+            ))
         };
         for (idx, chain) in fresh {
             let envelope = &batch.envelopes[idx];
@@ -225,7 +270,9 @@ pub fn check_batch(batch: &Batch, known: &dyn Fn(&Scope, &Origin) -> RunState, r
                 Ok(()) => match registry.check_write(&origin, envelope.seq, &scope) {
                     Ok(_) => Verdict::Apply {
                         chain,
-                        signature: signatures.get(&(&scope, &origin, envelope.seq)).map(|s| **s),
+                        signature: signatures
+                            .get(&(&scope, &origin, envelope.seq))
+                            .map(|s| **s),
                     },
                     Err(refusal @ Refusal::UnknownOrigin(_)) => Verdict::Defer(refusal.to_string()),
                     Err(refusal) => Verdict::Quarantine(refusal.to_string()),
@@ -272,13 +319,19 @@ mod tests {
         fn new(seed: u8) -> Author {
             let key = SigningKey::from_bytes(&[seed; 32]);
             let node = NodeId::from_public_key(&key.verifying_key().to_bytes());
-            Author { key, origin: Origin { node, epoch: 1 }, chains: HashMap::new(), seq: 0 }
+            Author {
+                key,
+                origin: Origin { node, epoch: 1 },
+                chains: HashMap::new(),
+                seq: 0,
+            }
         }
 
         /// A real Automerge change in `scope`, enveloped and signed.
         fn write(&mut self, scope: &str, n: u64) -> (Envelope, SignedSeq) {
             let mut doc = automerge::AutoCommit::new().with_actor(self.origin.actor());
-            automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "n", n as i64).unwrap();
+            automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "n", n as i64)
+                .unwrap();
             let change = doc.get_last_local_change().unwrap();
             self.seq += 1;
             let scope = Scope::parse(scope).unwrap();
@@ -295,7 +348,15 @@ mod tests {
             let chain = envelope::chain_next(&previous, &envelope);
             self.chains.insert(scope.clone(), chain);
             let signature = envelope::sign(&self.key, &self.origin, self.seq, &chain);
-            (envelope, SignedSeq { scope, origin: self.origin, seq: self.seq, signature })
+            (
+                envelope,
+                SignedSeq {
+                    scope,
+                    origin: self.origin,
+                    seq: self.seq,
+                    signature,
+                },
+            )
         }
     }
 
@@ -320,9 +381,14 @@ mod tests {
             }
         }
         let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
-        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Apply { .. })), "{verdicts:?}");
+        assert!(
+            verdicts.iter().all(|v| matches!(v, Verdict::Apply { .. })),
+            "{verdicts:?}"
+        );
         // Resending it is harmless.
-        let Verdict::Apply { chain, .. } = verdicts[4] else { unreachable!() };
+        let Verdict::Apply { chain, .. } = verdicts[4] else {
+            unreachable!()
+        };
         let state = RunState { seq: 5, chain };
         let again = check_batch(&batch, &|_, _| state, &registry);
         assert!(again.iter().all(|v| *v == Verdict::Duplicate));
@@ -331,15 +397,31 @@ mod tests {
     #[test]
     fn forged_altered_unsigned_and_unauthorized_runs_are_quarantined() {
         let station = record(4, NodeRole::Station, "440304001001");
-        let registry = registry_with(&[station.clone(), record(5, NodeRole::Station, "440304001002")]);
+        let registry = registry_with(&[
+            station.clone(),
+            record(5, NodeRole::Station, "440304001002"),
+        ]);
 
         // Forged: claims to be station 5, signed with station 4's key.
         let mut forger = Author::new(4);
-        forger.origin = Origin { node: registry.get(&record(5, NodeRole::Station, "440304001002").node).unwrap().node, epoch: 1 };
+        forger.origin = Origin {
+            node: registry
+                .get(&record(5, NodeRole::Station, "440304001002").node)
+                .unwrap()
+                .node,
+            epoch: 1,
+        };
         let (envelope, signature) = forger.write("case/440304001002", 1);
-        let forged = Batch { envelopes: vec![envelope], signatures: vec![signature], more: false };
+        let forged = Batch {
+            envelopes: vec![envelope],
+            signatures: vec![signature],
+            more: false,
+        };
         let verdicts = check_batch(&forged, &|_, _| RunState::default(), &registry);
-        assert!(matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("does not verify")), "{verdicts:?}");
+        assert!(
+            matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("does not verify")),
+            "{verdicts:?}"
+        );
 
         // Altered in transit: a middle envelope's document id changed.
         let mut author = Author::new(4);
@@ -351,12 +433,19 @@ mod tests {
         }
         altered.envelopes[1].doc = DocId::parse("c-99").unwrap();
         let verdicts = check_batch(&altered, &|_, _| RunState::default(), &registry);
-        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Quarantine(_))), "{verdicts:?}");
+        assert!(
+            verdicts.iter().all(|v| matches!(v, Verdict::Quarantine(_))),
+            "{verdicts:?}"
+        );
 
         // Unsigned end.
         let mut author = Author::new(4);
         let (envelope, _) = author.write("case/440304001001", 1);
-        let unsigned = Batch { envelopes: vec![envelope], signatures: vec![], more: false };
+        let unsigned = Batch {
+            envelopes: vec![envelope],
+            signatures: vec![],
+            more: false,
+        };
         let verdicts = check_batch(&unsigned, &|_, _| RunState::default(), &registry);
         assert!(matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("unsigned")));
 
@@ -368,17 +457,29 @@ mod tests {
         let chain = envelope::chain_next(&CHAIN_START, &envelope);
         let signature = envelope::sign(&author.key, &author.origin, 1, &chain);
         let batch = Batch {
-            signatures: vec![SignedSeq { scope: envelope.scope.clone(), origin: author.origin, seq: 1, signature }],
+            signatures: vec![SignedSeq {
+                scope: envelope.scope.clone(),
+                origin: author.origin,
+                seq: 1,
+                signature,
+            }],
             envelopes: vec![envelope],
             more: false,
         };
         let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
-        assert!(matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("may not write catalog/440304")), "{verdicts:?}");
+        assert!(
+            matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("may not write catalog/440304")),
+            "{verdicts:?}"
+        );
 
         // Unknown origin: deferred, not quarantined.
         let mut stranger = Author::new(7);
         let (envelope, signature) = stranger.write("case/440304001001", 1);
-        let batch = Batch { envelopes: vec![envelope], signatures: vec![signature], more: false };
+        let batch = Batch {
+            envelopes: vec![envelope],
+            signatures: vec![signature],
+            more: false,
+        };
         let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
         assert!(matches!(verdicts[0], Verdict::Defer(_)));
     }
@@ -387,14 +488,19 @@ mod tests {
     fn a_run_that_skips_a_change_does_not_verify() {
         let mut author = Author::new(4);
         let registry = registry_with(&[record(4, NodeRole::Station, "440304001001")]);
-        let writes: Vec<_> = (0..3).map(|n| author.write("case/440304001001", n)).collect();
+        let writes: Vec<_> = (0..3)
+            .map(|n| author.write("case/440304001001", n))
+            .collect();
         let batch = Batch {
             envelopes: vec![writes[0].0.clone(), writes[2].0.clone()],
             signatures: vec![writes[2].1.clone()],
             more: false,
         };
         let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
-        assert!(verdicts.iter().all(|v| matches!(v, Verdict::Quarantine(_))), "{verdicts:?}");
+        assert!(
+            verdicts.iter().all(|v| matches!(v, Verdict::Quarantine(_))),
+            "{verdicts:?}"
+        );
     }
 
     #[test]
@@ -410,9 +516,25 @@ mod tests {
             capabilities: vec![],
         };
         assert!(compatible(&hello).is_ok());
-        let newer = Hello { protocol: 9, min_protocol: 9, ..hello.clone() };
-        assert!(compatible(&newer).unwrap_err().contains("upgrade yizhan here"));
-        let older = Hello { protocol: 0, min_protocol: 0, ..hello };
-        assert!(compatible(&older).unwrap_err().contains("upgrade yizhan on"));
+        let newer = Hello {
+            protocol: 9,
+            min_protocol: 9,
+            ..hello.clone()
+        };
+        assert!(
+            compatible(&newer)
+                .unwrap_err()
+                .contains("upgrade yizhan here")
+        );
+        let older = Hello {
+            protocol: 0,
+            min_protocol: 0,
+            ..hello
+        };
+        assert!(
+            compatible(&older)
+                .unwrap_err()
+                .contains("upgrade yizhan on")
+        );
     }
 }

@@ -68,7 +68,9 @@ pub trait Message: Sized {
         self.write_body(&mut body);
         let mut out = vec![b'Y', b'Z', ENCODING_VERSION, Self::TYPE as u8];
         let mut encoder = DeflateEncoder::new(&mut out, Compression::new(6));
-        encoder.write_all(&body).expect("writing to a Vec cannot fail");
+        encoder
+            .write_all(&body)
+            .expect("writing to a Vec cannot fail");
         encoder.finish().expect("writing to a Vec cannot fail");
         out
     }
@@ -81,7 +83,10 @@ pub trait Message: Sized {
             return Err(DecodeError::Version(bytes[2]));
         }
         if bytes[3] != Self::TYPE as u8 {
-            return Err(DecodeError::Type { expected: Self::NAME, found: bytes[3] });
+            return Err(DecodeError::Type {
+                expected: Self::NAME,
+                found: bytes[3],
+            });
         }
         let mut body = Vec::new();
         DeflateDecoder::new(&bytes[4..])
@@ -91,7 +96,10 @@ pub trait Message: Sized {
         if body.len() > MAX_BODY_BYTES {
             return Err(DecodeError::Compression);
         }
-        let mut reader = Reader { bytes: &body, at: 0 };
+        let mut reader = Reader {
+            bytes: &body,
+            at: 0,
+        };
         let message = Self::read_body(&mut reader)?;
         match body.len() - reader.at {
             0 => Ok(message),
@@ -158,7 +166,10 @@ impl<'a> Reader<'a> {
     }
 
     fn origin(&mut self) -> Result<Origin, DecodeError> {
-        Ok(Origin { node: NodeId(self.array()?), epoch: self.u32()? })
+        Ok(Origin {
+            node: NodeId(self.array()?),
+            epoch: self.u32()?,
+        })
     }
 
     fn scope(&mut self) -> Result<Scope, DecodeError> {
@@ -226,15 +237,29 @@ impl Message for Hello {
     }
 
     fn read_body(input: &mut Reader<'_>) -> Result<Hello, DecodeError> {
-        let protocol = u16::try_from(input.varint()?).map_err(|_| DecodeError::Invalid("protocol"))?;
-        let min_protocol = u16::try_from(input.varint()?).map_err(|_| DecodeError::Invalid("protocol"))?;
+        let protocol =
+            u16::try_from(input.varint()?).map_err(|_| DecodeError::Invalid("protocol"))?;
+        let min_protocol =
+            u16::try_from(input.varint()?).map_err(|_| DecodeError::Invalid("protocol"))?;
         let node = NodeId(input.array()?);
         let role = NodeRole::parse(input.str()?).ok_or(DecodeError::Invalid("role"))?;
-        let division = DivisionCode::parse(input.str()?).map_err(|_| DecodeError::Invalid("division"))?;
+        let division =
+            DivisionCode::parse(input.str()?).map_err(|_| DecodeError::Invalid("division"))?;
         let name = input.str()?.to_string();
         let now_ms = input.varint()?;
-        let capabilities = (0..input.count()?).map(|_| input.str().map(str::to_string)).collect::<Result<_, _>>()?;
-        Ok(Hello { protocol, min_protocol, node, role, division, name, now_ms, capabilities })
+        let capabilities = (0..input.count()?)
+            .map(|_| input.str().map(str::to_string))
+            .collect::<Result<_, _>>()?;
+        Ok(Hello {
+            protocol,
+            min_protocol,
+            node,
+            role,
+            division,
+            name,
+            now_ms,
+            capabilities,
+        })
     }
 }
 
@@ -252,10 +277,16 @@ impl Message for Pull {
     }
 
     fn read_body(input: &mut Reader<'_>) -> Result<Pull, DecodeError> {
-        let scopes = (0..input.count()?).map(|_| input.scope()).collect::<Result<_, _>>()?;
+        let scopes = (0..input.count()?)
+            .map(|_| input.scope())
+            .collect::<Result<_, _>>()?;
         let have = input.vector()?;
         let max_bytes = input.u32()?;
-        Ok(Pull { scopes, have, max_bytes })
+        Ok(Pull {
+            scopes,
+            have,
+            max_bytes,
+        })
     }
 }
 
@@ -294,7 +325,15 @@ impl Message for Batch {
             let change = input.bytes()?.to_vec();
             // Recomputed here; bytes that are not a change get a hash no run can verify.
             let hash = envelope::change_hash(&change).unwrap_or([0; 32]);
-            envelopes.push(Envelope { origin, seq, doc, kind, scope, hash, change });
+            envelopes.push(Envelope {
+                origin,
+                seq,
+                doc,
+                kind,
+                scope,
+                hash,
+                change,
+            });
         }
         let mut signatures = Vec::new();
         for _ in 0..input.count()? {
@@ -302,14 +341,23 @@ impl Message for Batch {
             let origin = input.origin()?;
             let seq = input.varint()?;
             let signature = input.array()?;
-            signatures.push(SignedSeq { scope, origin, seq, signature });
+            signatures.push(SignedSeq {
+                scope,
+                origin,
+                seq,
+                signature,
+            });
         }
         let more = match input.u8()? {
             0 => false,
             1 => true,
             _ => return Err(DecodeError::Invalid("flag")),
         };
-        Ok(Batch { envelopes, signatures, more })
+        Ok(Batch {
+            envelopes,
+            signatures,
+            more,
+        })
     }
 }
 
@@ -319,7 +367,12 @@ impl Message for Ack {
 
     fn write_body(&self, out: &mut Vec<u8>) {
         put_vector(out, &self.have);
-        for n in [self.applied, self.duplicates, self.quarantined, self.deferred] {
+        for n in [
+            self.applied,
+            self.duplicates,
+            self.quarantined,
+            self.deferred,
+        ] {
             put_varint(out, u64::from(n));
         }
     }
@@ -345,10 +398,14 @@ mod tests {
         let mut doc = automerge::AutoCommit::new();
         let mut envelopes = Vec::new();
         for i in 0..n {
-            automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "k", i as i64).unwrap();
+            automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "k", i as i64)
+                .unwrap();
             let change = doc.get_last_local_change().unwrap();
             envelopes.push(Envelope {
-                origin: Origin { node: NodeId([i as u8; 16]), epoch: 3 },
+                origin: Origin {
+                    node: NodeId([i as u8; 16]),
+                    epoch: 3,
+                },
                 seq: i as u64 + 1,
                 doc: DocId::parse("c-0001").unwrap(),
                 kind: DocKind::Case,
@@ -359,11 +416,18 @@ mod tests {
         }
         let signatures = vec![SignedSeq {
             scope: Scope::parse("case/440304001001").unwrap(),
-            origin: Origin { node: NodeId([1; 16]), epoch: 3 },
+            origin: Origin {
+                node: NodeId([1; 16]),
+                epoch: 3,
+            },
             seq: n as u64,
             signature: [7; 64],
         }];
-        Batch { envelopes, signatures, more: true }
+        Batch {
+            envelopes,
+            signatures,
+            more: true,
+        }
     }
 
     #[test]
@@ -371,10 +435,27 @@ mod tests {
         let batch = sample_batch(5);
         assert_eq!(Batch::decode(&batch.encode()).unwrap(), batch);
         let mut have = VersionVector::default();
-        have.advance(&Scope::parse("catalog/440304").unwrap(), &Origin { node: NodeId([2; 16]), epoch: 1 }, 300);
-        let pull = Pull { scopes: vec![Scope::parse("catalog/440304").unwrap()], have: have.clone(), max_bytes: 1 << 20 };
+        have.advance(
+            &Scope::parse("catalog/440304").unwrap(),
+            &Origin {
+                node: NodeId([2; 16]),
+                epoch: 1,
+            },
+            300,
+        );
+        let pull = Pull {
+            scopes: vec![Scope::parse("catalog/440304").unwrap()],
+            have: have.clone(),
+            max_bytes: 1 << 20,
+        };
         assert_eq!(Pull::decode(&pull.encode()).unwrap(), pull);
-        let ack = Ack { have, applied: 3, duplicates: 1, quarantined: 2, deferred: 0 };
+        let ack = Ack {
+            have,
+            applied: 3,
+            duplicates: 1,
+            quarantined: 2,
+            deferred: 0,
+        };
         assert_eq!(Ack::decode(&ack.encode()).unwrap(), ack);
         let hello = Hello {
             protocol: 1,
@@ -392,12 +473,29 @@ mod tests {
     #[test]
     fn wrong_messages_are_refused_with_a_reason() {
         let batch = sample_batch(2).encode();
-        assert_eq!(Pull::decode(&batch).unwrap_err(), DecodeError::Type { expected: "pull", found: 3 });
-        assert_eq!(Batch::decode(b"GET / HTTP/1.1").unwrap_err(), DecodeError::Magic);
+        assert_eq!(
+            Pull::decode(&batch).unwrap_err(),
+            DecodeError::Type {
+                expected: "pull",
+                found: 3
+            }
+        );
+        assert_eq!(
+            Batch::decode(b"GET / HTTP/1.1").unwrap_err(),
+            DecodeError::Magic
+        );
         let mut future = batch.clone();
         future[2] = 9;
-        assert!(Batch::decode(&future).unwrap_err().to_string().contains("upgrade"));
-        assert_eq!(Batch::decode(&batch[..batch.len() / 2]).unwrap_err(), DecodeError::Compression);
+        assert!(
+            Batch::decode(&future)
+                .unwrap_err()
+                .to_string()
+                .contains("upgrade")
+        );
+        assert_eq!(
+            Batch::decode(&batch[..batch.len() / 2]).unwrap_err(),
+            DecodeError::Compression
+        );
     }
 
     /// Every file in tests/fixtures/bad/ must be refused without a panic.

@@ -91,7 +91,7 @@ fn init_creates_a_node_that_serves() {
 
     let node = Node::serve(&dir);
     let http = client();
-    let (status, info) = get(&http, &node.url("/api/v1/node"), None).unwrap();
+    let (status, info) = get(&http, &node.url("/api/v1/node"), Some(&token)).unwrap();
     assert_eq!((status, info["role"].as_str()), (200, Some("station")));
     let (status, _) = get(&http, &node.url("/api/v1/cases"), Some(&token)).unwrap();
     assert_eq!(status, 200);

@@ -111,7 +111,10 @@ impl From<StoreError> for ApiError {
                 "busy",
                 "the database is busy; try again shortly",
             ),
-            StoreError::Corrupt { .. } | StoreError::Sqlite(_) => {
+            StoreError::ClockBehind { .. } => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, "clock_behind", e.to_string())
+            }
+            StoreError::Corrupt { .. } | StoreError::Sqlite(_) | StoreError::Internal(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(
                     S::INTERNAL_SERVER_ERROR,

@@ -112,7 +112,11 @@ impl FromRequestParts<AppState> for Authenticated {
             .to_str()
             .ok()
             // The scheme name is case-insensitive (RFC 9110 §11.1).
-            .and_then(|v| v.get(..7).filter(|s| s.eq_ignore_ascii_case("bearer ")).map(|_| &v[7..]))
+            .and_then(|v| {
+                v.get(..7)
+                    .filter(|s| s.eq_ignore_ascii_case("bearer "))
+                    .map(|_| &v[7..])
+            })
             .map(str::trim)
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`")

@@ -216,6 +216,8 @@ async fn case_endpoints_need_a_valid_token() {
         (Method::GET, "/api/v1/cases/c-1"),
         (Method::GET, "/api/v1/cases/by-serial/x"),
         (Method::POST, "/api/v1/cases/c-1/events"),
+        (Method::GET, "/api/v1/node"),
+        (Method::PUT, "/api/v1/items/x"),
     ];
     for (method, uri) in routes {
         for token in [
@@ -223,7 +225,7 @@ async fn case_endpoints_need_a_valid_token() {
             Some("yz_0000000000000000000000000000000000000000000000000000000000000000"),
             Some("garbage"),
         ] {
-            let body = (method == Method::POST).then(|| b"{}".to_vec());
+            let body = (method != Method::GET).then(|| b"{}".to_vec());
             let (status, value, headers) = api.send(method.clone(), uri, token, body).await;
             assert_eq!(
                 status,
@@ -771,4 +773,23 @@ mod fuzz {
             })?;
         }
     }
+}
+
+#[tokio::test]
+async fn a_clock_far_behind_is_a_clear_503() {
+    let mut api = api("station").await;
+    let token = api.worker.clone();
+    let (status, _) = api
+        .post("/api/v1/cases", Some(&token), &application("居住证申领"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    api.state.clock = Arc::new(FixedClock(at("2026-03-01")));
+    let (status, value) = api
+        .post("/api/v1/cases", Some(&token), &application("居住证申领"))
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("clock_behind")),
+        "{value}"
+    );
 }

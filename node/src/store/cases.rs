@@ -170,7 +170,7 @@ impl Store {
     ) -> Result<DocId, StoreError> {
         self.write(move |ctx| {
             let item = ctx.item(&item_key)?;
-            let submitted_at = ctx.tick(now_ms);
+            let submitted_at = ctx.tick(now_ms)?;
             let intake = Intake::new(
                 &item,
                 new,
@@ -182,7 +182,7 @@ impl Store {
             let scope = Scope::cases(&ctx.division);
             let origin = ctx.origin;
             let (id, document) = doc::new_case(&origin, &scope, &intake)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
             ctx.insert_doc(id.clone(), document);
             let case_doc = doc::CaseDoc {
                 scope,
@@ -216,7 +216,7 @@ impl Store {
             let mut state = case::derive(intake, &events);
             let mut new_events = Vec::with_capacity(actions.len());
             for requested in actions {
-                let at = ctx.tick(now_ms);
+                let at = ctx.tick(now_ms)?;
                 let action = match requested {
                     NewAction::Accept => Action::Accept {
                         serial_no: issue_serial(
@@ -233,6 +233,7 @@ impl Store {
                     at,
                     node: ctx.origin.node,
                     staff: staff.username.clone(),
+                    counter: staff.counter.clone(),
                     action,
                 };
                 events.push(event.clone());
@@ -241,7 +242,7 @@ impl Store {
             }
             let origin = ctx.origin;
             doc::add_events(ctx.doc_mut(&case_id)?, &origin, &new_events)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
             let case_doc = doc::CaseDoc { events, ..case_doc };
             finish_case_write(ctx, &case_id, &case_doc, now_ms)
         })

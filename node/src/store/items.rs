@@ -65,15 +65,15 @@ impl Store {
                             "item {} is already at version {}; publish version {} or higher",
                             item.impl_code,
                             current.item.version,
-                            current.item.version + 1
+                            current.item.version.saturating_add(1)
                         )));
                     }
                     doc::put_item(document, &origin, &item, now_ms)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                        .map_err(|e| StoreError::Internal(e.to_string()))?;
                 }
                 Err(StoreError::NotFound { .. }) => {
                     let (_, document) = doc::new_item(&origin, &scope, &item, now_ms)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                        .map_err(|e| StoreError::Internal(e.to_string()))?;
                     ctx.insert_doc(id.clone(), document);
                 }
                 Err(e) => return Err(e),

@@ -22,6 +22,27 @@ pub fn run(conn: &mut Connection, path: &Path) -> Result<(), OpenStoreError> {
     apply_up_to(conn, path, SCHEMA_VERSION)
 }
 
+/// Fails unless the database is exactly at [`SCHEMA_VERSION`] (or new and empty, which
+/// is not allowed either: only `serve` creates and migrates).
+pub(super) fn check_current(conn: &Connection, path: &Path) -> Result<(), OpenStoreError> {
+    let found = user_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(OpenStoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        return Err(OpenStoreError::NeedsMigration {
+            path: path.to_path_buf(),
+            found,
+            needed: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
 pub(super) fn apply_up_to(
     conn: &mut Connection,
     path: &Path,

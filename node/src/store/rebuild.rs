@@ -1,6 +1,7 @@
 //! `yizhan rebuild`: regenerates every materialized table from the documents, and a
 //! digest of the store's contents used to prove that nothing changed.
 
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 use yizhan_sync::doc;
 use yizhan_sync::domain::calendar::Calendar;
@@ -8,6 +9,8 @@ use yizhan_sync::ids::{DocId, DocKind};
 
 use super::writer::{store_case_rows, store_item_row};
 use super::{Store, StoreError};
+
+pub(super) use self::rebuild_rows as rebuild_in_transaction;
 
 /// What a rebuild did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,87 +20,17 @@ pub struct RebuildReport {
     pub events: u64,
     /// Rows that differed between the old and the rebuilt tables (in either direction).
     pub rows_differing: u64,
-    /// Documents that could not be read, with the reason; their rows are dropped.
+    /// Documents that could not be read, with the reason. Their existing rows are kept,
+    /// so nothing disappears from the lists because of a rebuild.
     pub unreadable: Vec<(String, String)>,
 }
 
-const TABLES: [&str; 3] = ["items", "cases", "case_events"];
+const TABLES: [(&str, &str); 3] = [("items", "id"), ("cases", "id"), ("case_events", "case_id")];
 
 impl Store {
-    /// Rebuilds the materialized tables from the documents, in one transaction, streaming
-    /// one document at a time so memory stays bounded however many there are.
+    /// Rebuilds the materialized tables from the documents, in one transaction.
     pub async fn rebuild(&self) -> Result<RebuildReport, StoreError> {
-        self.write(|ctx| {
-            let conn = &ctx.conn;
-            for table in TABLES {
-                conn.execute_batch(&format!(
-                    "DROP TABLE IF EXISTS temp.rebuilt_{table};
-                     CREATE TEMP TABLE rebuilt_{table} AS SELECT * FROM main.{table} WHERE 0;"
-                ))?;
-            }
-            conn.execute_batch(
-                "CREATE UNIQUE INDEX temp.rebuilt_cases_id ON rebuilt_cases (id);
-                 CREATE UNIQUE INDEX temp.rebuilt_case_events_id ON rebuilt_case_events (case_id, event_id);
-                 CREATE UNIQUE INDEX temp.rebuilt_items_id ON rebuilt_items (id);",
-            )?;
-            let mut report = RebuildReport::default();
-            let mut stmt = conn.prepare("SELECT id, kind, bytes FROM documents ORDER BY id")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let (id, kind, bytes): (String, String, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(2)?);
-                let unreadable = |message: String| (id.clone(), message);
-                let Some(doc_id) = DocId::parse(&id) else {
-                    report.unreadable.push(unreadable("invalid id".into()));
-                    continue;
-                };
-                let document = match automerge::Automerge::load(&bytes) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        report.unreadable.push(unreadable(e.to_string()));
-                        continue;
-                    }
-                };
-                match DocKind::parse(&kind) {
-                    Some(DocKind::Item) => match doc::read_item(&document) {
-                        Ok(item_doc) => {
-                            store_item_row(conn, "rebuilt_", &doc::item_row(&doc_id, &item_doc))?;
-                            report.items += 1;
-                        }
-                        Err(e) => report.unreadable.push(unreadable(e.to_string())),
-                    },
-                    Some(DocKind::Case) => match doc::read_case(&document) {
-                        Ok(case_doc) => {
-                            let (case_row, events) = doc::case_rows(&doc_id, &case_doc, Calendar::china());
-                            store_case_rows(conn, "rebuilt_", &case_row, &events)?;
-                            report.cases += 1;
-                            report.events += events.len() as u64;
-                        }
-                        Err(e) => report.unreadable.push(unreadable(e.to_string())),
-                    },
-                    None => report.unreadable.push(unreadable(format!("unknown kind {kind:?}"))),
-                }
-            }
-            drop(rows);
-            drop(stmt);
-            for table in TABLES {
-                let differing: i64 = conn.query_row(
-                    &format!(
-                        "SELECT (SELECT count(*) FROM (SELECT * FROM main.{table} EXCEPT SELECT * FROM rebuilt_{table}))
-                              + (SELECT count(*) FROM (SELECT * FROM rebuilt_{table} EXCEPT SELECT * FROM main.{table}))"
-                    ),
-                    [],
-                    |r| r.get(0),
-                )?;
-                report.rows_differing += differing as u64;
-                conn.execute_batch(&format!(
-                    "DELETE FROM main.{table};
-                     INSERT INTO main.{table} SELECT * FROM rebuilt_{table};
-                     DROP TABLE rebuilt_{table};"
-                ))?;
-            }
-            Ok(report)
-        })
-        .await
+        self.write(|ctx| rebuild_rows(&ctx.conn)).await
     }
 
     /// SHA-256 over every row of every table, in primary-key order: equal digests mean
@@ -125,4 +58,86 @@ impl Store {
         })
         .await
     }
+}
+
+/// Rebuilds the materialized tables on `conn`, inside the caller's transaction, streaming
+/// one document at a time so memory stays bounded however many there are.
+pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreError> {
+    for (table, _) in TABLES {
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS temp.rebuilt_{table};
+             CREATE TEMP TABLE rebuilt_{table} AS SELECT * FROM main.{table} WHERE 0;"
+        ))?;
+    }
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX temp.rebuilt_cases_id ON rebuilt_cases (id);
+         CREATE UNIQUE INDEX temp.rebuilt_case_events_id ON rebuilt_case_events (case_id, event_id);
+         CREATE UNIQUE INDEX temp.rebuilt_items_id ON rebuilt_items (id);",
+    )?;
+    let mut report = RebuildReport::default();
+    let mut stmt = conn.prepare("SELECT id, kind, bytes FROM documents ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (id, kind, bytes): (String, String, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        match rebuild_one(conn, &id, &kind, &bytes, &mut report) {
+            Ok(()) => {}
+            Err(reason) => {
+                // Keep what the rows said before rather than dropping the document from view.
+                for (table, key) in TABLES {
+                    conn.execute(&format!("INSERT OR IGNORE INTO rebuilt_{table} SELECT * FROM main.{table} WHERE {key} = ?1"), [&id])?;
+                }
+                report.unreadable.push((id, reason));
+            }
+        }
+    }
+    drop(rows);
+    drop(stmt);
+    for (table, _) in TABLES {
+        let differing: i64 = conn.query_row(
+            &format!(
+                "SELECT (SELECT count(*) FROM (SELECT * FROM main.{table} EXCEPT SELECT * FROM rebuilt_{table}))
+                      + (SELECT count(*) FROM (SELECT * FROM rebuilt_{table} EXCEPT SELECT * FROM main.{table}))"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        report.rows_differing += differing as u64;
+        conn.execute_batch(&format!(
+            "DELETE FROM main.{table};
+             INSERT INTO main.{table} SELECT * FROM rebuilt_{table};
+             DROP TABLE rebuilt_{table};"
+        ))?;
+    }
+    Ok(report)
+}
+
+/// Derives one document's rows into the rebuilt tables; `Err` is why it is unreadable.
+fn rebuild_one(
+    conn: &Connection,
+    id: &str,
+    kind: &str,
+    bytes: &[u8],
+    report: &mut RebuildReport,
+) -> Result<(), String> {
+    let doc_id = DocId::parse(id).ok_or("invalid id")?;
+    let document = automerge::Automerge::load(bytes).map_err(|e| e.to_string())?;
+    let sql = |e: StoreError| e.to_string();
+    match DocKind::parse(kind) {
+        Some(DocKind::Item) => {
+            let item_doc = doc::read_item(&document).map_err(|e| e.to_string())?;
+            store_item_row(conn, "rebuilt_", &doc::item_row(&doc_id, &item_doc)).map_err(sql)?;
+            report.items += 1;
+        }
+        Some(DocKind::Case) => {
+            let case_doc = doc::read_case(&document).map_err(|e| e.to_string())?;
+            let (case_row, events) = doc::case_rows(&doc_id, &case_doc, Calendar::china());
+            store_case_rows(conn, "rebuilt_", &case_row, &events).map_err(sql)?;
+            report.cases += 1;
+            report.events += events.len() as u64;
+        }
+        // Registries have no materialized rows of their own yet.
+        Some(DocKind::Registry) => {}
+        None => return Err(format!("unknown kind {kind:?}")),
+    }
+    Ok(())
 }

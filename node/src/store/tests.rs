@@ -20,6 +20,7 @@ pub fn options() -> StoreOptions {
         doc_cache: 64,
         readers: 2,
         synchronous: Synchronous::Normal,
+        migrate: true,
     }
 }
 
@@ -363,27 +364,40 @@ async fn rebuild_reproduces_every_row() {
     let (_dir, store) = open_temp();
     publish_catalog(&store).await;
     let items = demo_catalog();
-    for (n, item) in items.iter().enumerate() {
-        let id = receive(&store, item, "2026-02-10").await;
+    // Writes in time order, as a node makes them: receive all, accept most, suspend some.
+    let mut ids = Vec::new();
+    for item in &items {
+        ids.push(receive(&store, item, "2026-02-10").await);
+    }
+    for (n, id) in ids.iter().enumerate() {
         if n % 3 != 0 {
-            accept(&store, &id, "2026-02-11").await;
-        }
-        if n % 4 == 1 {
-            let suspend = Action::Suspend {
-                procedure: "公示".into(),
-                reason: "公示7天".into(),
-            };
-            store
-                .act_on_case(
-                    id.clone(),
-                    vec![NewAction::Do(suspend)],
-                    staff(),
-                    at("2026-02-12"),
-                )
-                .await
-                .ok();
+            accept(&store, id, "2026-02-11").await;
         }
     }
+    let mut suspended = 0;
+    for (n, (id, item)) in ids.iter().zip(&items).enumerate() {
+        let Some(procedure) = item.special_procedures.iter().find(|p| !p.counted) else {
+            continue;
+        };
+        if n % 3 == 0 {
+            continue;
+        }
+        let suspend = Action::Suspend {
+            procedure: procedure.name.clone(),
+            reason: "按规定办理".into(),
+        };
+        store
+            .act_on_case(
+                id.clone(),
+                vec![NewAction::Do(suspend)],
+                staff(),
+                at("2026-02-12"),
+            )
+            .await
+            .unwrap();
+        suspended += 1;
+    }
+    assert!(suspended >= 3);
     let before = store.content_digest().await.unwrap();
     let report = store.rebuild().await.unwrap();
     assert_eq!(report.rows_differing, 0);
@@ -662,4 +676,116 @@ async fn accounts_and_tokens() {
             .await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn rebuild_keeps_the_rows_of_documents_it_cannot_read() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let id = receive(&store, &residence, "2026-03-02").await;
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    conn.execute(
+        "UPDATE documents SET bytes = x'00ff00' WHERE id = ?1",
+        [id.as_str()],
+    )
+    .unwrap();
+    drop(conn);
+    let report = store.rebuild().await.unwrap();
+    assert_eq!(report.unreadable.len(), 1);
+    assert_eq!(report.unreadable[0].0, id.as_str());
+    assert_eq!(
+        report.rows_differing, 0,
+        "the unreadable case keeps its rows"
+    );
+    let page = store.list_cases(filter("2026-03-02")).await.unwrap();
+    assert!(page.cases.iter().any(|c| c.id == id.as_str()));
+}
+
+#[tokio::test]
+async fn writes_stop_when_the_clock_is_far_behind_recorded_time() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    receive(&store, &residence, "2026-03-02").await;
+    // Three hours back is tolerated (events keep the newest time)...
+    let earlier = at("2026-03-02") - 3 * 3_600_000;
+    store
+        .create_case(
+            residence.impl_code.to_string(),
+            complete_application(&residence),
+            staff(),
+            earlier,
+        )
+        .await
+        .unwrap();
+    // ...a day back is refused with what to do.
+    let err = store
+        .create_case(
+            residence.impl_code.to_string(),
+            complete_application(&residence),
+            staff(),
+            at("2026-03-01"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ClockBehind { .. }), "{err}");
+    assert!(err.to_string().contains("set the clock right"), "{err}");
+}
+
+#[tokio::test]
+async fn a_new_calendar_recomputes_every_deadline_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("yizhan.db");
+    let store = Store::open(&path, options()).unwrap();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let id = receive(&store, &residence, "2026-03-02").await;
+    accept(&store, &id, "2026-03-02").await;
+    let right = store
+        .get_case(id.to_string(), "2026-03-02".parse().unwrap())
+        .await
+        .unwrap()
+        .summary
+        .committed_due;
+    store.shutdown().await;
+    drop(store);
+    // As if the deadlines had been computed by an older build with other figures.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE cases SET committed_due = '2026-01-01', red_on = '2026-01-02'",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE meta SET value = 'cn-mainland:2026.0' WHERE key = 'calendar'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path, options()).unwrap();
+    let case = store
+        .get_case(id.to_string(), "2026-03-02".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(case.summary.committed_due, right);
+    // A command that does not migrate does not recompute either, and refuses an old schema.
+    store.shutdown().await;
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    drop(conn);
+    let err = Store::open(
+        &path,
+        StoreOptions {
+            migrate: false,
+            ..options()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, OpenStoreError::NeedsMigration { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("yizhan serve"), "{err}");
 }

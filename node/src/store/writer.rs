@@ -27,6 +27,11 @@ use super::{OpenStoreError, StoreError};
 /// Most writes committed together. Bounds the latency a write waits behind others.
 const MAX_GROUP: usize = 256;
 
+/// How far the wall clock may lag behind the newest recorded event time before local
+/// writes are refused. Within it, events keep the newest time and dates stay right but for
+/// the hours around midnight; beyond it, dates on receipts would be wrong.
+const MAX_CLOCK_LAG_MS: u64 = 6 * 3_600_000;
+
 /// The staff member a write is made for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Staff {
@@ -43,6 +48,9 @@ pub struct WriteCtx {
     clock: HlcClock,
     /// Documents changed by the running closure; dropped from the cache if it fails.
     touched: Vec<DocId>,
+    /// Documents the running closure created; stored with a plain INSERT, so an id that
+    /// already exists is an error, never an overwrite.
+    created: Vec<DocId>,
     /// Published items by id and by implementation code, so receiving an application
     /// does not parse the item's JSON each time. Cleared whenever a write fails.
     items: HashMap<String, Arc<Item>>,
@@ -57,6 +65,10 @@ impl std::fmt::Debug for WriteCtx {
 }
 
 impl WriteCtx {
+    fn cache_clear_items(&mut self) {
+        self.items.clear();
+    }
+
     /// A published item by its id or implementation code.
     pub(super) fn item(&mut self, key: &str) -> Result<Arc<Item>, StoreError> {
         if let Some(item) = self.items.get(key) {
@@ -86,8 +98,24 @@ impl WriteCtx {
     }
 
     /// A new HLC time for a local event at wall time `wall_ms`.
-    pub(super) fn tick(&mut self, wall_ms: u64) -> Hlc {
-        self.clock.tick(wall_ms)
+    ///
+    /// Event times give acceptance dates, serial numbers and deadlines, and they never go
+    /// backwards. If the wall clock is far behind the newest time this node has recorded
+    /// (the clock was set back, or was once set far ahead), recording would stamp every new
+    /// event with that old future time; the write is refused until a person fixes the clock.
+    pub(super) fn tick(&mut self, wall_ms: u64) -> Result<Hlc, StoreError> {
+        let last_ms = self.clock.last().unix_ms();
+        if last_ms > wall_ms + MAX_CLOCK_LAG_MS {
+            return Err(StoreError::ClockBehind { wall_ms, last_ms });
+        }
+        if last_ms > wall_ms + 5 * 60_000 {
+            tracing::warn!(
+                clock.wall_ms = wall_ms,
+                clock.last_ms = last_ms,
+                "the system clock is behind the newest recorded event time"
+            );
+        }
+        Ok(self.clock.tick(wall_ms))
     }
 
     /// The document `id`, from the cache or the database, ready to change.
@@ -114,6 +142,7 @@ impl WriteCtx {
     /// Adds a document created by this write to the cache.
     pub(super) fn insert_doc(&mut self, id: DocId, doc: Automerge) {
         self.touched.push(id.clone());
+        self.created.push(id.clone());
         self.cache.insert(id, doc);
     }
 
@@ -131,7 +160,7 @@ impl WriteCtx {
             what: format!("document {id}"),
         })?;
         let change = doc.get_last_local_change().ok_or_else(|| {
-            StoreError::Invalid(format!("document {id} has no local change to record"))
+            StoreError::Internal(format!("document {id} has no local change to record"))
         })?;
         let change_hash = change.hash();
         // Deflated when over 256 bytes; still a valid change chunk for `Change::from_bytes`
@@ -139,13 +168,19 @@ impl WriteCtx {
         let change_bytes = change.raw_bytes().to_vec();
         let bytes = doc.save();
         let heads = doc::heads_bytes(doc);
-        self.conn
-            .prepare_cached(
-                "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads,
-                     updated_ms = excluded.updated_ms",
-            )?
-            .execute(params![id.as_str(), kind.as_str(), scope.as_str(), bytes, heads, now_ms as i64])?;
+        let sql = if self.created.contains(id) {
+            "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        } else {
+            "UPDATE documents SET kind = ?2, scope = ?3, bytes = ?4, heads = ?5, updated_ms = ?6 WHERE id = ?1"
+        };
+        self.conn.prepare_cached(sql)?.execute(params![
+            id.as_str(),
+            kind.as_str(),
+            scope.as_str(),
+            bytes,
+            heads,
+            now_ms as i64
+        ])?;
         let seq: i64 = self
             .conn
             .prepare_cached(
@@ -423,6 +458,7 @@ pub(super) fn spawn(
         division,
         clock: HlcClock::starting_after(newest),
         touched: Vec::new(),
+        created: Vec::new(),
         items: HashMap::new(),
     };
     let (sender, receiver) = channel();
@@ -462,12 +498,15 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
     }
     let mut committed = Vec::with_capacity(group.len());
     let mut touched = Vec::new();
-    for job in group {
+    let mut jobs = group.into_iter();
+    let mut lost: Option<StoreError> = None;
+    for job in jobs.by_ref() {
         if let Err(e) = ctx.conn.execute_batch("SAVEPOINT job") {
             job.abort(e.into());
             continue;
         }
         ctx.touched.clear();
+        ctx.created.clear();
         let ran = job.run(ctx);
         let released = ran.ok && ctx.conn.execute_batch("RELEASE job").is_ok();
         if released {
@@ -482,20 +521,34 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
             // The job's own error (or, if only RELEASE failed, a rollback) goes back now:
             // nothing of it will be committed.
             let outcome = if ran.ok {
-                Err(StoreError::Invalid("the write could not be saved".into()))
+                Err(StoreError::Internal("the write could not be saved".into()))
             } else {
                 Ok(())
             };
             (ran.complete)(outcome);
         }
+        // On a full disk or an I/O error SQLite may roll back the whole transaction. Then
+        // the writes released so far are gone too, and the rest must not run outside it.
+        if ctx.conn.is_autocommit() {
+            lost = Some(StoreError::Internal("the database rolled back the transaction (disk full or I/O error); nothing was saved".into()));
+            break;
+        }
     }
-    let commit = ctx.conn.execute_batch("COMMIT").map_err(StoreError::from);
-    if commit.is_err() {
-        let _ = ctx.conn.execute_batch("ROLLBACK");
+    let commit = match lost {
+        Some(error) => Err(error),
+        None => ctx.conn.execute_batch("COMMIT").map_err(StoreError::from),
+    };
+    if let Err(error) = &commit {
+        if !ctx.conn.is_autocommit() {
+            let _ = ctx.conn.execute_batch("ROLLBACK");
+        }
         for id in touched {
             ctx.cache.remove(&id);
         }
-        ctx.items.clear();
+        ctx.cache_clear_items();
+        for job in jobs {
+            job.abort(error.clone());
+        }
     }
     for complete in committed {
         complete(commit.clone());

@@ -398,9 +398,13 @@ impl Calendar {
         self.years.values()
     }
 
-    /// Whether the calendar has figures for the year of `date`.
+    /// Whether the calendar has official figures for the year of `date`. A provisional
+    /// year (statutory holidays only, make-up days not yet announced) is not covered:
+    /// deadlines in it may still move.
     pub fn covers(&self, date: Date) -> bool {
-        self.years.contains_key(&date.year())
+        self.years
+            .get(&date.year())
+            .is_some_and(|y| y.status == YearStatus::Official)
     }
 
     pub fn is_working_day(&self, date: Date) -> bool {
@@ -678,7 +682,8 @@ mod tests {
         for (date, working, why) in table {
             assert_eq!(cal.is_working_day(d(date)), working, "{date}: {why}");
         }
-        assert!(cal.covers(d("2027-12-31")));
+        assert!(cal.covers(d("2026-12-31")));
+        assert!(!cal.covers(d("2027-01-01")), "2027 is provisional");
         assert!(!cal.covers(d("2028-01-01")));
         assert_eq!(cal.version(), "cn-mainland:2026.1+2027.0p");
         let statuses: Vec<_> = cal.years().map(|y| (y.year, y.status)).collect();

@@ -13,7 +13,7 @@ use std::fmt;
 use super::calendar::{Calendar, Date, DateSpan, Deadlines, Limits, YellowThreshold};
 use super::codes::{CreditCode, DivisionCode, ImplCode, ResidentId};
 use super::hlc::Hlc;
-use super::item::{CaseType, Item, ItemStatus};
+use super::item::{CaseType, Item, ItemStatus, ServiceObject};
 use super::serial::SerialNo;
 use crate::ids::{DocId, NodeId};
 
@@ -30,6 +30,21 @@ pub struct ItemSnapshot {
     pub legal_extension_days: u32,
     pub yellow: YellowThreshold,
     pub materials: Vec<MaterialRule>,
+    /// The special procedures (特别程序) the item allows and whether their time counts.
+    #[serde(default)]
+    pub special_procedures: Vec<ProcedureRule>,
+}
+
+/// A special procedure of the item.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcedureRule {
+    pub name: String,
+    /// Whether its time counts toward the limits (是否计算在法定办结时限内); only procedures
+    /// that do not count suspend a case.
+    pub counted: bool,
+    /// Longest the procedure may stop the clock, in calendar days; time beyond it counts.
+    #[serde(default)]
+    pub max_days: Option<u32>,
 }
 
 /// A material the item asks for.
@@ -62,7 +77,23 @@ impl ItemSnapshot {
                     required: m.required,
                 })
                 .collect(),
+            special_procedures: item
+                .special_procedures
+                .iter()
+                .map(|p| ProcedureRule {
+                    name: p.name.clone(),
+                    counted: p.counted,
+                    max_days: p.max_days,
+                })
+                .collect(),
         }
+    }
+
+    /// The special procedure of this name, if the item has it.
+    pub fn procedure(&self, name: &str) -> Option<&ProcedureRule> {
+        self.special_procedures
+            .iter()
+            .find(|p| p.name == name.trim())
     }
 
     pub fn limits(&self) -> Limits {
@@ -250,6 +281,27 @@ impl Intake {
             return Err(CaseError::NotOnApplication {
                 name: item.name.clone(),
                 kind: item.kind.zh(),
+            });
+        }
+        let wanted = match &new.applicant {
+            Applicant::NaturalPerson { .. } => {
+                (ServiceObject::NaturalPerson, "natural person (自然人)")
+            }
+            Applicant::LegalPerson { .. } => (ServiceObject::LegalPerson, "legal person (法人)"),
+        };
+        if !item.service_objects.contains(&wanted.0) {
+            let serves = item
+                .service_objects
+                .iter()
+                .map(|o| match o {
+                    ServiceObject::NaturalPerson => "natural persons (自然人)",
+                    ServiceObject::LegalPerson => "legal persons (法人)",
+                })
+                .collect::<Vec<_>>()
+                .join(" and ");
+            return Err(CaseError::WrongApplicant {
+                applicant: wanted.1,
+                serves,
             });
         }
         let name_ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 100;
@@ -468,6 +520,9 @@ pub struct Event {
     pub at: Hlc,
     pub node: NodeId,
     pub staff: String,
+    /// The counter (窗口) the staff member acted at (DOMAIN §11).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub counter: String,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -622,10 +677,14 @@ pub struct CaseState {
     pub serial_no: Option<SerialNo>,
     pub accepted_on: Option<Date>,
     pub calendar: Option<String>,
-    /// Closed suspensions.
+    /// Days the clock stood still: closed suspensions, and an open one whose procedure
+    /// has a longest duration (counted as lasting that long until it is resumed).
     pub suspensions: Vec<DateSpan>,
     /// Day the current suspension began, while suspended.
     pub suspended_since: Option<Date>,
+    /// Whether the current suspension is open-ended (its procedure has no longest
+    /// duration), so the case's warning level is frozen until it resumes.
+    pub clock_frozen: bool,
     pub extension_days: u32,
     pub decision: Option<bool>,
     pub closed_on: Option<Date>,
@@ -665,6 +724,7 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         calendar: None,
         suspensions: Vec::new(),
         suspended_since: None,
+        clock_frozen: false,
         extension_days: 0,
         decision: None,
         closed_on: None,
@@ -674,10 +734,26 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         last_event_at: None,
     };
     add_received(&mut state.received, &intake.materials);
+    // The longest duration of the running suspension's procedure, if it has one.
+    let mut suspension_cap: Option<u32> = None;
+    let close_suspension = |state: &mut CaseState, cap: Option<u32>, end: Date| {
+        if let Some(start) = state.suspended_since.take() {
+            let end = end.max(start);
+            let end = cap.map_or(end, |days| end.min(start.add_days(days as i32)));
+            state.suspensions.push(DateSpan { start, end });
+        }
+    };
     for event in ordered {
         state.last_event_at = Some(event.at);
         let kind = event.action.kind();
-        let Some(next) = transition(state.status, kind) else {
+        let allowed = transition(state.status, kind).filter(|_| match &event.action {
+            // Concurrent extensions may not add up beyond what the law allows.
+            Action::Extend { days, .. } => {
+                state.extension_days + days <= intake.item.legal_extension_days
+            }
+            _ => true,
+        });
+        let Some(next) = allowed else {
             state.conflicts.push(Conflict {
                 event_id: event.id(),
                 action: kind,
@@ -696,15 +772,11 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                 state.accepted_on = Some(event.date());
                 state.calendar = Some(calendar.clone());
             }
-            Action::Suspend { .. } => state.suspended_since = Some(event.date()),
-            Action::Resume { .. } => {
-                if let Some(start) = state.suspended_since.take() {
-                    state.suspensions.push(DateSpan {
-                        start,
-                        end: event.date().max(start),
-                    });
-                }
+            Action::Suspend { procedure, .. } => {
+                state.suspended_since = Some(event.date());
+                suspension_cap = intake.item.procedure(procedure).and_then(|p| p.max_days);
             }
+            Action::Resume { .. } => close_suspension(&mut state, suspension_cap, event.date()),
             Action::Extend { days, .. } => state.extension_days += days,
             Action::Decide { approved, .. } => state.decision = Some(*approved),
             Action::NotifyMissing { .. }
@@ -714,8 +786,19 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         }
         if next.is_closed() {
             state.closed_on = Some(event.date());
+            close_suspension(&mut state, suspension_cap, event.date());
         }
         state.status = next;
+    }
+    if let Some(start) = state.suspended_since {
+        match suspension_cap {
+            // The clock runs again after the procedure's longest duration at the latest.
+            Some(days) => state.suspensions.push(DateSpan {
+                start,
+                end: start.add_days(days as i32),
+            }),
+            None => state.clock_frozen = true,
+        }
     }
     state.missing = shortfalls(&intake.item, &state.received);
     state
@@ -786,6 +869,15 @@ pub enum CaseError {
     },
     #[error("the case has a conflict between concurrent events; a lead must resolve it first")]
     Conflicted,
+    #[error("{name:?} is not a special procedure of this item (it lists: {})", if .listed.is_empty() { "none".to_string() } else { .listed.join("、") })]
+    UnknownProcedure { name: String, listed: Vec<String> },
+    #[error("the time of {name:?} counts toward the limit, so it does not suspend the case")]
+    CountedProcedure { name: String },
+    #[error("a {applicant} cannot apply for this item; it serves {serves}")]
+    WrongApplicant {
+        applicant: &'static str,
+        serves: String,
+    },
 }
 
 /// Checks an action a person wants to record, against the case as this node sees it.
@@ -858,6 +950,25 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
                     field: "procedure",
                     why: "the special procedure (e.g. 公示, 鉴定) and the reason",
                 });
+            }
+            match intake.item.procedure(procedure) {
+                None => {
+                    return Err(CaseError::UnknownProcedure {
+                        name: procedure.clone(),
+                        listed: intake
+                            .item
+                            .special_procedures
+                            .iter()
+                            .map(|p| p.name.clone())
+                            .collect(),
+                    });
+                }
+                Some(rule) if rule.counted => {
+                    return Err(CaseError::CountedProcedure {
+                        name: rule.name.clone(),
+                    });
+                }
+                Some(_) => {}
             }
         }
         Action::Resume { .. } => {}
@@ -1001,6 +1112,7 @@ mod tests {
             at: Hlc::new(ms(date, hour), 0),
             node,
             staff: "worker".into(),
+            counter: String::new(),
             action,
         }
     }
@@ -1503,6 +1615,9 @@ mod tests {
             make(&penalty, base.clone()),
             Err(CaseError::NotOnApplication { .. })
         ));
+        let mut both = item.clone();
+        both.service_objects
+            .push(crate::domain::item::ServiceObject::LegalPerson);
         let mut nameless = base.clone();
         nameless.applicant = Applicant::LegalPerson {
             name: "示范公司".into(),
@@ -1511,12 +1626,118 @@ mod tests {
             phone: Phone::parse("0755-12345678").unwrap(),
         };
         assert!(
-            make(&item, nameless)
+            make(&both, nameless)
                 .unwrap_err()
                 .to_string()
                 .contains("contact_name")
         );
         assert!(make(&item, base).is_ok());
+    }
+
+    #[test]
+    fn special_procedures_decide_whether_the_clock_stops() {
+        let intake = intake();
+        let accepted = derive(
+            &intake,
+            &[event(
+                STATION,
+                "2026-03-02",
+                10,
+                sample_action(ActionKind::Accept),
+            )],
+        );
+        let suspend = |procedure: &str| Action::Suspend {
+            procedure: procedure.into(),
+            reason: "r".into(),
+        };
+        let err = validate(&intake, &accepted, &suspend("听证")).unwrap_err();
+        assert!(
+            err.to_string().contains("公示、专家评审、现场核查"),
+            "{err}"
+        );
+        let err = validate(&intake, &accepted, &suspend("现场核查")).unwrap_err();
+        assert_eq!(
+            err,
+            CaseError::CountedProcedure {
+                name: "现场核查".into()
+            }
+        );
+        assert_eq!(validate(&intake, &accepted, &suspend(" 公示 ")), Ok(()));
+
+        // 公示 stops the clock for at most 7 calendar days, even if resumed later.
+        let base = vec![
+            event(STATION, "2026-03-02", 10, sample_action(ActionKind::Accept)),
+            event(STATION, "2026-03-04", 10, suspend("公示")),
+        ];
+        let mut late = base.clone();
+        late.push(event(
+            STATION,
+            "2026-03-20",
+            10,
+            sample_action(ActionKind::Resume),
+        ));
+        let state = derive(&intake, &late);
+        let span = DateSpan {
+            start: "2026-03-04".parse().unwrap(),
+            end: "2026-03-11".parse().unwrap(),
+        };
+        assert_eq!(state.suspensions, vec![span]);
+        // Still open: counted as lasting its 7 days, and the level is not frozen.
+        let open = derive(&intake, &base);
+        assert_eq!(
+            (open.suspensions.clone(), open.clock_frozen, open.status),
+            (vec![span], false, Status::Suspended)
+        );
+        // An open-ended procedure freezes the level instead.
+        let expert = derive(
+            &intake,
+            &[
+                base[0].clone(),
+                event(STATION, "2026-03-04", 10, suspend("专家评审")),
+            ],
+        );
+        assert!(expert.clock_frozen && expert.suspensions.is_empty());
+    }
+
+    #[test]
+    fn concurrent_extensions_cannot_exceed_the_legal_allowance() {
+        let intake = intake();
+        let extend = |days| Action::Extend {
+            days,
+            reason: "情况复杂".into(),
+        };
+        let events = vec![
+            event(STATION, "2026-03-02", 10, sample_action(ActionKind::Accept)),
+            event(STATION, "2026-03-05", 10, extend(10)),
+            event(HALL, "2026-03-05", 10, extend(10)),
+        ];
+        let state = derive(&intake, &events);
+        assert_eq!(state.extension_days, 10);
+        assert_eq!(state.conflicts.len(), 1);
+        assert_eq!(state.conflicts[0].action, ActionKind::Extend);
+    }
+
+    #[test]
+    fn the_applicant_must_be_one_the_item_serves() {
+        let item = sample_item();
+        let company = NewCase {
+            applicant: Applicant::LegalPerson {
+                name: "示范公司".into(),
+                credit_code: CreditCode::parse("91350100M000100Y43").unwrap(),
+                contact_name: "赵六".into(),
+                phone: Phone::parse("0755-12345678").unwrap(),
+            },
+            agent: None,
+            materials: vec![],
+            counter: String::new(),
+            note: String::new(),
+        };
+        let division = DivisionCode::parse("440399001001").unwrap();
+        let err = Intake::new(&item, company, "w", STATION, division, Hlc::new(1, 0)).unwrap_err();
+        assert!(
+            err.to_string().contains("legal person") && err.to_string().contains("natural persons"),
+            "{err}"
+        );
     }
 
     #[test]

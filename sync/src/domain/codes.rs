@@ -105,6 +105,61 @@ impl CreditCode {
     }
 }
 
+impl CodeError {
+    /// The same error with the offending code masked like an identity number.
+    fn masked(self) -> CodeError {
+        let mask = |code: String| {
+            let chars: Vec<char> = code.chars().collect();
+            if chars.len() <= 8 {
+                "*".repeat(chars.len())
+            } else {
+                let tail: String = chars[chars.len() - 4..].iter().collect();
+                format!(
+                    "{}{}{tail}",
+                    chars[..4].iter().collect::<String>(),
+                    "*".repeat(chars.len() - 8)
+                )
+            }
+        };
+        match self {
+            CodeError::Length {
+                what,
+                expected,
+                got,
+                code,
+            } => CodeError::Length {
+                what,
+                expected,
+                got,
+                code: mask(code),
+            },
+            CodeError::Charset {
+                what,
+                position,
+                code,
+            } => CodeError::Charset {
+                what,
+                position,
+                code: mask(code),
+            },
+            CodeError::CheckDigit {
+                what,
+                expected,
+                code,
+            } => CodeError::CheckDigit {
+                what,
+                expected,
+                code: mask(code),
+            },
+            CodeError::Invalid { what, reason, code } => CodeError::Invalid {
+                what,
+                reason,
+                code: mask(code),
+            },
+        }
+    }
+}
+
 /// Check character of a GB 11714 organisation code body (8 characters).
 fn org_check_char(body: &str) -> Option<char> {
     let mut sum = 0;
@@ -251,7 +306,13 @@ impl ImplCode {
 pub struct ResidentId(String);
 
 impl ResidentId {
+    /// Checks a number. Errors never repeat it in full (it is personal data and error
+    /// messages reach logs): they show it masked.
     pub fn parse(code: &str) -> Result<ResidentId, CodeError> {
+        ResidentId::parse_unmasked(code).map_err(|e| e.masked())
+    }
+
+    fn parse_unmasked(code: &str) -> Result<ResidentId, CodeError> {
         const WHAT: &str = "resident identity number (公民身份号码)";
         let code = code.to_ascii_uppercase();
         check_len(WHAT, &code, 18)?;
@@ -541,6 +602,13 @@ mod tests {
         for (code, valid) in table {
             assert_eq!(ResidentId::parse(code).is_ok(), valid, "{code}");
         }
+        let err = ResidentId::parse("440304199001011234")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("4403**********1234") && !err.contains("19900101"),
+            "{err}"
+        );
         let id = ResidentId::parse("440304199001011233").unwrap();
         assert_eq!(id.masked(), "440304********1233");
         assert!(!format!("{id:?}").contains("19900101"));

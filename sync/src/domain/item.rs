@@ -536,11 +536,23 @@ pub(crate) mod tests {
                     note: None,
                 },
             ],
-            special_procedures: vec![SpecialProcedure {
-                name: "公示".into(),
-                max_days: Some(7),
-                counted: false,
-            }],
+            special_procedures: vec![
+                SpecialProcedure {
+                    name: "公示".into(),
+                    max_days: Some(7),
+                    counted: false,
+                },
+                SpecialProcedure {
+                    name: "专家评审".into(),
+                    max_days: None,
+                    counted: false,
+                },
+                SpecialProcedure {
+                    name: "现场核查".into(),
+                    max_days: Some(5),
+                    counted: true,
+                },
+            ],
             online_depth: OnlineDepth::PreReview,
             fees: vec![],
             query_channels: vec!["窗口查询".into()],
