@@ -27,6 +27,7 @@ use automerge::{
     Automerge, AutomergeError, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, ValueRef,
 };
 
+use crate::auth::NodeRecord;
 use crate::domain::calendar::{Calendar, Date, Deadlines, WarningLevel};
 use crate::domain::case::{self, Event, Intake};
 use crate::domain::item::Item;
@@ -51,6 +52,10 @@ pub enum DocError {
     },
     #[error("document schema {0} is newer than this node understands ({SCHEMA}); upgrade the node")]
     NewerSchema(i64),
+    #[error("not a valid change: {0}")]
+    BadChange(String),
+    #[error("the change depends on {0} changes this node does not have")]
+    MissingDependencies(usize),
     #[error("{field} is not valid: {source}")]
     BadJson {
         field: String,
@@ -487,6 +492,134 @@ pub fn item_row(id: &DocId, item_doc: &ItemDoc) -> ItemRow {
         .join("\u{1f}"),
         body_json: to_json(item),
     }
+}
+
+/// The contents of a registry document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryDoc {
+    pub scope: Scope,
+    /// The records, in node-id order. Records for nodes outside the registry's division
+    /// are left out: a hall vouches only for its subtree.
+    pub records: Vec<NodeRecord>,
+}
+
+/// The document id of a hall's registry.
+pub fn registry_doc_id(division: &crate::domain::codes::DivisionCode) -> DocId {
+    DocId::parse(&format!("r-{division}")).expect("digits are a valid id")
+}
+
+/// Creates a hall's registry document with its first records.
+pub fn new_registry(
+    origin: &Origin,
+    scope: &Scope,
+    records: &[NodeRecord],
+    unix_ms: u64,
+) -> Result<(DocId, Automerge), DocError> {
+    let mut doc = new_doc(origin);
+    doc.transact_with(
+        |_| commit_options(unix_ms, "enroll"),
+        |tx| {
+            tx.put(ROOT, "schema", SCHEMA)?;
+            tx.put(ROOT, "kind", DocKind::Registry.as_str())?;
+            tx.put(ROOT, "scope", scope.as_str())?;
+            let nodes = tx.put_object(ROOT, "nodes", ObjType::Map)?;
+            for record in records {
+                tx.put(&nodes, record.node.to_hex(), to_json(record))?;
+            }
+            Ok::<_, AutomergeError>(())
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok((registry_doc_id(&scope.division()), doc))
+}
+
+/// Adds or replaces records (enrollment, revocation) in a registry document.
+pub fn put_records(
+    doc: &mut Automerge,
+    origin: &Origin,
+    records: &[NodeRecord],
+    unix_ms: u64,
+) -> Result<(), DocError> {
+    let nodes = match doc.get(ROOT, "nodes")? {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        _ => return Err(DocError::Missing("nodes")),
+    };
+    doc.set_actor(origin.actor());
+    doc.transact_with(
+        |_| commit_options(unix_ms, "enroll"),
+        |tx| {
+            for record in records {
+                tx.put(&nodes, record.node.to_hex(), to_json(record))?;
+            }
+            Ok::<_, AutomergeError>(())
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Reads a registry document.
+pub fn read_registry(doc: &Automerge) -> Result<RegistryDoc, DocError> {
+    let scope = expect_kind(doc, DocKind::Registry)?;
+    let nodes = match doc.get(ROOT, "nodes")? {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        _ => return Err(DocError::Missing("nodes")),
+    };
+    let division = scope.division();
+    let mut records = Vec::new();
+    for entry in doc.map_range(&nodes, ..) {
+        let ValueRef::Scalar(ScalarValueRef::Str(text)) = &entry.value else {
+            return Err(DocError::Missing("node record text"));
+        };
+        let record: NodeRecord = parse_json(&format!("nodes.{}", entry.key), text)?;
+        if record.node.to_hex() == entry.key
+            && record.is_consistent()
+            && record.division.is_within(&division)
+        {
+            records.push(record);
+        }
+    }
+    Ok(RegistryDoc { scope, records })
+}
+
+/// Applies a change received from another node to a document (`None`: the document is
+/// new here). Fails, leaving nothing half-applied, if the bytes are not a change or the
+/// change depends on changes the document does not have.
+pub fn apply_change(doc: Option<Automerge>, bytes: &[u8]) -> Result<Automerge, DocError> {
+    let change = automerge::Change::from_bytes(bytes.to_vec())
+        .map_err(|e| DocError::BadChange(e.to_string()))?;
+    let hash = change.hash();
+    let mut doc = doc.unwrap_or_default();
+    if doc.get_change_by_hash(&hash).is_some() {
+        return Ok(doc);
+    }
+    let missing = doc.get_missing_deps(change.deps());
+    if !missing.is_empty() {
+        return Err(DocError::MissingDependencies(missing.len()));
+    }
+    doc.apply_changes([change])?;
+    Ok(doc)
+}
+
+/// The derived rows of any document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rows {
+    Item(Box<ItemRow>),
+    Case(Box<CaseRow>, Vec<EventRow>),
+    Registry(RegistryDoc),
+}
+
+/// Reads a document of any kind and derives its rows.
+pub fn rows(id: &DocId, doc: &Automerge, calendar: &Calendar) -> Result<Rows, DocError> {
+    let (kind, _) = header(doc)?;
+    Ok(match kind {
+        DocKind::Item => Rows::Item(Box::new(item_row(id, &read_item(doc)?))),
+        DocKind::Case => {
+            let (case, events) = case_rows(id, &read_case(doc)?, calendar);
+            Rows::Case(Box::new(case), events)
+        }
+        DocKind::Registry => Rows::Registry(read_registry(doc)?),
+    })
 }
 
 #[cfg(test)]

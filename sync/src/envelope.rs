@@ -33,6 +33,9 @@ pub const CHAIN_START: ChainHash = [0; 32];
 pub struct Envelope {
     pub origin: Origin,
     pub seq: u64,
+    /// The origin's previous sequence number in the same scope (0 before its first): tells
+    /// a receiver whether a run continues what it holds or starts past a gap.
+    pub prev: u64,
     pub doc: DocId,
     pub kind: DocKind,
     pub scope: Scope,
@@ -129,6 +132,7 @@ mod tests {
                 epoch: 1,
             },
             seq,
+            prev: seq - 1,
             doc: DocId::parse("c-1").unwrap(),
             kind: DocKind::Case,
             scope: Scope::parse("case/440304001001").unwrap(),

@@ -205,13 +205,30 @@ pub fn check_batch(
         // Envelopes past what is held, with their chain values.
         let mut fresh: Vec<(usize, ChainHash)> = Vec::new();
         let mut broken: Option<String> = None;
+        let mut gap: Option<String> = None;
         for idx in indices {
             let envelope = &batch.envelopes[idx];
             if envelope.seq <= state.seq {
                 verdicts[idx] = Verdict::Duplicate;
                 continue;
             }
-            if broken.is_some() {
+            if broken.is_some() || gap.is_some() {
+                fresh.push((idx, state.chain));
+                continue;
+            }
+            if envelope.prev != state.seq {
+                if fresh.is_empty() && envelope.prev > state.seq {
+                    // A batch delivered out of order: ask again once the gap is filled.
+                    gap = Some(format!(
+                        "{origin} in {scope} continues after #{} but this node holds only up to #{}",
+                        envelope.prev, state.seq
+                    ));
+                } else {
+                    broken = Some(format!(
+                        "the run of {origin} in {scope} is not contiguous at #{}",
+                        envelope.seq
+                    ));
+                }
                 fresh.push((idx, state.chain));
                 continue;
             }
@@ -238,6 +255,8 @@ pub fn check_batch(
         let record = registry.get(&origin.node);
         let outcome: Result<(), Verdict> = if let Some(reason) = broken {
             Err(Verdict::Quarantine(reason))
+        } else if let Some(reason) = gap {
+            Err(Verdict::Defer(reason))
         } else if let Some(record) = record {
             match signatures.get(&(&scope, &origin, last_seq)) {
                 None => Err(Verdict::Quarantine(format!(
@@ -283,6 +302,78 @@ pub fn check_batch(
     verdicts
 }
 
+/// One change in a node's log, with the origin's signature on it when the node has it
+/// (always for its own changes; for relayed ones, where a received run ended).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub envelope: Envelope,
+    pub signature: Option<[u8; 64]>,
+}
+
+/// Builds the next batch from `entries`: the changes the receiver lacks, in the sender's
+/// storage order (so dependencies come first).
+///
+/// The batch is a prefix of `entries` of about `max_bytes` of change bytes that ends where
+/// every (scope, origin) run in it ends on a signed change, and it carries exactly one
+/// signature per run: the one on its last change. A relay can therefore always forward what
+/// it received, cut where its own batches were cut.
+pub fn build_batch(entries: impl IntoIterator<Item = LogEntry>, max_bytes: usize) -> Batch {
+    let mut envelopes: Vec<Envelope> = Vec::new();
+    let mut signed: HashMap<(Scope, Origin, u64), [u8; 64]> = HashMap::new();
+    let mut open: std::collections::HashSet<(Scope, Origin)> = std::collections::HashSet::new();
+    let mut closed_at = 0;
+    let mut bytes = 0;
+    let mut more = false;
+    for entry in entries {
+        if bytes >= max_bytes && open.is_empty() {
+            more = true;
+            break;
+        }
+        let key = (entry.envelope.scope.clone(), entry.envelope.origin);
+        match entry.signature {
+            Some(signature) => {
+                signed.insert((key.0.clone(), key.1, entry.envelope.seq), signature);
+                open.remove(&key);
+            }
+            None => {
+                open.insert(key);
+            }
+        }
+        bytes += entry.envelope.change.len();
+        envelopes.push(entry.envelope);
+        if open.is_empty() {
+            closed_at = envelopes.len();
+        }
+    }
+    if closed_at < envelopes.len() {
+        // The log ended inside an unsigned run (a relay that lost a signature): stop at the
+        // last point where every run was closed.
+        envelopes.truncate(closed_at);
+        more = true;
+    }
+    let mut last: BTreeMap<(Scope, Origin), u64> = BTreeMap::new();
+    for envelope in &envelopes {
+        last.insert((envelope.scope.clone(), envelope.origin), envelope.seq);
+    }
+    let signatures = last
+        .into_iter()
+        .map(|((scope, origin), seq)| {
+            let signature = signed[&(scope.clone(), origin, seq)];
+            SignedSeq {
+                scope,
+                origin,
+                seq,
+                signature,
+            }
+        })
+        .collect();
+    Batch {
+        envelopes,
+        signatures,
+        more,
+    }
+}
+
 /// Whether a peer speaking `hello` can talk to this build; `Err` says who must upgrade.
 pub fn compatible(hello: &Hello) -> Result<(), String> {
     if hello.protocol < MIN_PROTOCOL_VERSION {
@@ -312,6 +403,7 @@ mod tests {
         key: SigningKey,
         origin: Origin,
         chains: HashMap<Scope, ChainHash>,
+        last_in: HashMap<Scope, u64>,
         seq: u64,
     }
 
@@ -323,6 +415,7 @@ mod tests {
                 key,
                 origin: Origin { node, epoch: 1 },
                 chains: HashMap::new(),
+                last_in: HashMap::new(),
                 seq: 0,
             }
         }
@@ -335,9 +428,12 @@ mod tests {
             let change = doc.get_last_local_change().unwrap();
             self.seq += 1;
             let scope = Scope::parse(scope).unwrap();
+            let prev = self.last_in.get(&scope).copied().unwrap_or(0);
+            self.last_in.insert(scope.clone(), self.seq);
             let envelope = Envelope {
                 origin: self.origin,
                 seq: self.seq,
+                prev,
                 doc: DocId::parse(&format!("c-{n}")).unwrap(),
                 kind: DocKind::Case,
                 scope: scope.clone(),

@@ -12,4 +12,5 @@ pub mod domain;
 pub mod envelope;
 pub mod feed;
 pub mod ids;
+pub mod sim;
 pub mod wire;

@@ -299,6 +299,7 @@ impl Message for Batch {
         for e in &self.envelopes {
             put_origin(out, &e.origin);
             put_varint(out, e.seq);
+            put_varint(out, e.prev);
             put_bytes(out, e.doc.as_str().as_bytes());
             put_bytes(out, e.kind.as_str().as_bytes());
             put_bytes(out, e.scope.as_str().as_bytes());
@@ -319,6 +320,7 @@ impl Message for Batch {
         for _ in 0..input.count()? {
             let origin = input.origin()?;
             let seq = input.varint()?;
+            let prev = input.varint()?;
             let doc = DocId::parse(input.str()?).ok_or(DecodeError::Invalid("document id"))?;
             let kind = DocKind::parse(input.str()?).ok_or(DecodeError::Invalid("document kind"))?;
             let scope = input.scope()?;
@@ -328,6 +330,7 @@ impl Message for Batch {
             envelopes.push(Envelope {
                 origin,
                 seq,
+                prev,
                 doc,
                 kind,
                 scope,
@@ -407,6 +410,7 @@ mod tests {
                     epoch: 3,
                 },
                 seq: i as u64 + 1,
+                prev: i as u64,
                 doc: DocId::parse("c-0001").unwrap(),
                 kind: DocKind::Case,
                 scope: Scope::parse("case/440304001001").unwrap(),
