@@ -8,7 +8,7 @@ use clap::Args;
 use yizhan_sync::domain::calendar::{Date, WarningLevel};
 use yizhan_sync::domain::case::{Applicant, MaterialReceived, NewCase, Phone, Status};
 use yizhan_sync::domain::codes::{DivisionCode, ResidentId};
-use yizhan_sync::ids::{NodeId, Scope};
+use yizhan_sync::ids::Scope;
 
 use crate::demo::{DEMO_DISTRICT, DEMO_DIVISION, demo_catalog};
 use crate::store::{CaseFilter, NewAction, Staff, Store, StoreOptions, Synchronous};
@@ -51,8 +51,11 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
     let store = Store::open(
         &path,
         StoreOptions {
-            node_id: NodeId([0x42; 16]),
-            division: DivisionCode::parse(DEMO_DIVISION).expect("valid"),
+            identity: crate::identity::NodeKey::from_seed([0x42; 32]).identity(
+                yizhan_sync::auth::NodeRole::Station,
+                DivisionCode::parse(DEMO_DIVISION).expect("valid"),
+                "bench",
+            ),
             doc_cache: 512,
             readers: 4,
             synchronous,

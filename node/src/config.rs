@@ -123,6 +123,17 @@ impl Role {
     }
 }
 
+impl From<Role> for yizhan_sync::auth::NodeRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Station => yizhan_sync::auth::NodeRole::Station,
+            Role::Subdistrict => yizhan_sync::auth::NodeRole::Subdistrict,
+            Role::District => yizhan_sync::auth::NodeRole::District,
+            Role::City => yizhan_sync::auth::NodeRole::City,
+        }
+    }
+}
+
 /// Checks a division code against a role.
 pub fn division_for_role(role: Role, code: &str) -> Result<DivisionCode, String> {
     let division = DivisionCode::parse(code)

@@ -6,9 +6,12 @@ use std::io::Write;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
+use yizhan_sync::auth::{NodeRecord, NodeRole};
+use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::ids::{NodeId, hex, unhex};
 
 use crate::accounts::fill_random;
+use crate::store::Identity;
 
 /// The node's signing key.
 pub struct NodeKey {
@@ -46,6 +49,42 @@ impl NodeKey {
         NodeKey {
             signing: SigningKey::from_bytes(&seed),
         }
+    }
+
+    /// A key from a fixed seed (tests and benchmarks).
+    pub fn from_seed(seed: [u8; 32]) -> NodeKey {
+        NodeKey {
+            signing: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// The store's identity for a node with this key.
+    pub fn identity(&self, role: NodeRole, division: DivisionCode, name: &str) -> Identity {
+        let public_key = self.signing.verifying_key().to_bytes();
+        let node = self.node_id();
+        Identity {
+            key: self.signing.clone(),
+            record: NodeRecord {
+                node,
+                public_key,
+                role,
+                division,
+                name: name.to_string(),
+                enrolled_by: node,
+                enrolled_ms: 0,
+                revoked: None,
+            },
+        }
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// Signs a message (node-to-node request authentication).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
     }
 
     pub fn node_id(&self) -> NodeId {

@@ -114,8 +114,11 @@ impl DataDir {
         let store = Store::open(
             &self.database(),
             StoreOptions {
-                node_id: key.node_id(),
-                division: config.division(),
+                identity: key.identity(
+                    config.node.role.into(),
+                    config.division(),
+                    &config.node.name,
+                ),
                 doc_cache: config.store.doc_cache,
                 readers: config.store.readers,
                 synchronous: config.store.synchronous,

@@ -19,6 +19,7 @@ mod cases;
 mod items;
 mod migrations;
 mod rebuild;
+mod sync;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use yizhan_sync::auth::NodeRecord;
 use yizhan_sync::domain::case::CaseError;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::item::ItemInvalid;
@@ -37,6 +39,7 @@ pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, Ne
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use rebuild::RebuildReport;
+pub use sync::{PeerStatus, QuarantinedChange};
 pub use writer::{Staff, WriteCtx};
 
 /// How long a connection waits for a lock held by another process (a CLI command next to a
@@ -56,8 +59,8 @@ pub enum Synchronous {
 /// What the store needs to know about the node it belongs to.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    pub node_id: NodeId,
-    pub division: DivisionCode,
+    /// Who this node is: its signing key and its own record.
+    pub identity: Identity,
     /// Automerge documents kept loaded in the writer.
     pub doc_cache: usize,
     /// Read-only connections.
@@ -67,6 +70,35 @@ pub struct StoreOptions {
     /// (it holds the data dir's lock); a CLI command beside a running node never changes
     /// the schema under it.
     pub migrate: bool,
+}
+
+/// The node's key and record. The key signs every change the node writes.
+#[derive(Clone)]
+pub struct Identity {
+    pub key: ed25519_dalek::SigningKey,
+    pub record: NodeRecord,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Identity({} {} {})",
+            self.record.node,
+            self.record.role.as_str(),
+            self.record.division
+        )
+    }
+}
+
+impl Identity {
+    pub fn node_id(&self) -> NodeId {
+        self.record.node
+    }
+
+    pub fn division(&self) -> &DivisionCode {
+        &self.record.division
+    }
 }
 
 /// Opening the store failed.
@@ -127,6 +159,9 @@ pub enum StoreError {
     Serial(#[from] SerialError),
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this (a child's enrollment with a bad code, say).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Invalid(String),
     #[error("stored document {id} cannot be read: {message}")]
@@ -188,14 +223,16 @@ impl Store {
         } else {
             migrations::check_current(&conn, path)?;
         }
-        let origin = writer::claim_identity(&mut conn, options.node_id)?;
+        let origin = writer::claim_identity(&mut conn, options.identity.node_id())?;
         if options.migrate {
             refresh_for_calendar(&mut conn)?;
+            sync::sign_unsigned_changes(&mut conn, &options.identity, origin)?;
+            sync::pin_self(&conn, &options.identity.record)?;
         }
         let readers = (0..options.readers.max(1))
             .map(|_| open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
-        let writer = writer::spawn(conn, origin, options.division, options.doc_cache)?;
+        let writer = writer::spawn(conn, origin, options.identity.clone(), options.doc_cache)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),

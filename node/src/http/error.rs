@@ -100,6 +100,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Serial(_) => ApiError::new(S::BAD_REQUEST, "bad_serial", e.to_string()),
             StoreError::Conflict(_) => ApiError::new(S::CONFLICT, "conflict", e.to_string()),
+            StoreError::Forbidden(_) => ApiError::new(S::FORBIDDEN, "forbidden", e.to_string()),
             StoreError::Invalid(_) => ApiError::new(S::BAD_REQUEST, "bad_request", e.to_string()),
             StoreError::Closed => ApiError::new(
                 S::SERVICE_UNAVAILABLE,

@@ -49,9 +49,14 @@ impl DocCache {
     }
 
     pub fn remove(&mut self, id: &DocId) {
-        if let Some((_, used)) = self.docs.remove(id) {
-            self.by_use.remove(&used);
-        }
+        self.remove_doc(id);
+    }
+
+    /// Removes a document and hands it back.
+    pub fn remove_doc(&mut self, id: &DocId) -> Option<Automerge> {
+        let (doc, used) = self.docs.remove(id)?;
+        self.by_use.remove(&used);
+        Some(doc)
     }
 
     #[cfg(test)]

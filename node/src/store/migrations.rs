@@ -12,6 +12,7 @@ use super::OpenStoreError;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "documents", include_str!("migrations/001_documents.sql")),
     (2, "accounts", include_str!("migrations/002_accounts.sql")),
+    (3, "sync", include_str!("migrations/003_sync.sql")),
 ];
 
 /// The schema version this build writes.

@@ -25,7 +25,14 @@ pub struct RebuildReport {
     pub unreadable: Vec<(String, String)>,
 }
 
-const TABLES: [(&str, &str); 3] = [("items", "id"), ("cases", "id"), ("case_events", "case_id")];
+/// The derived tables, and the column that names a row's document (registry rows are
+/// found by the registry's scope, `registry/<division>` for document `r-<division>`).
+const TABLES: [(&str, &str); 4] = [
+    ("items", "id"),
+    ("cases", "id"),
+    ("case_events", "case_id"),
+    ("registry_records", "scope"),
+];
 
 impl Store {
     /// Rebuilds the materialized tables from the documents, in one transaction.
@@ -72,7 +79,8 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
     conn.execute_batch(
         "CREATE UNIQUE INDEX temp.rebuilt_cases_id ON rebuilt_cases (id);
          CREATE UNIQUE INDEX temp.rebuilt_case_events_id ON rebuilt_case_events (case_id, event_id);
-         CREATE UNIQUE INDEX temp.rebuilt_items_id ON rebuilt_items (id);",
+         CREATE UNIQUE INDEX temp.rebuilt_items_id ON rebuilt_items (id);
+         CREATE UNIQUE INDEX temp.rebuilt_registry_records_id ON rebuilt_registry_records (scope, node_id);",
     )?;
     let mut report = RebuildReport::default();
     let mut stmt = conn.prepare("SELECT id, kind, bytes FROM documents ORDER BY id")?;
@@ -83,8 +91,16 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
             Ok(()) => {}
             Err(reason) => {
                 // Keep what the rows said before rather than dropping the document from view.
+                let registry_scope = id
+                    .strip_prefix("r-")
+                    .map(|division| format!("registry/{division}"));
                 for (table, key) in TABLES {
-                    conn.execute(&format!("INSERT OR IGNORE INTO rebuilt_{table} SELECT * FROM main.{table} WHERE {key} = ?1"), [&id])?;
+                    let name = if key == "scope" {
+                        registry_scope.clone().unwrap_or_default()
+                    } else {
+                        id.clone()
+                    };
+                    conn.execute(&format!("INSERT OR IGNORE INTO rebuilt_{table} SELECT * FROM main.{table} WHERE {key} = ?1"), [&name])?;
                 }
                 report.unreadable.push((id, reason));
             }
@@ -135,8 +151,10 @@ fn rebuild_one(
             report.cases += 1;
             report.events += events.len() as u64;
         }
-        // Registries have no materialized rows of their own yet.
-        Some(DocKind::Registry) => {}
+        Some(DocKind::Registry) => {
+            let registry = doc::read_registry(&document).map_err(|e| e.to_string())?;
+            super::sync::store_registry_rows(conn, "rebuilt_", &registry).map_err(sql)?;
+        }
         None => return Err(format!("unknown kind {kind:?}")),
     }
     Ok(())

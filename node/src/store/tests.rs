@@ -8,15 +8,22 @@ use yizhan_sync::domain::case::{
 };
 use yizhan_sync::domain::codes::{DivisionCode, ResidentId};
 use yizhan_sync::domain::item::Item;
-use yizhan_sync::ids::{DocId, NodeId, Scope};
+use yizhan_sync::ids::{DocId, Scope};
 
 use super::*;
 use crate::demo::demo_catalog;
 
+pub fn identity(seed: u8, role: yizhan_sync::auth::NodeRole, division: &str) -> Identity {
+    crate::identity::NodeKey::from_seed([seed; 32]).identity(
+        role,
+        DivisionCode::parse(division).unwrap(),
+        &format!("node {seed}"),
+    )
+}
+
 pub fn options() -> StoreOptions {
     StoreOptions {
-        node_id: NodeId([7; 16]),
-        division: DivisionCode::parse("440399001001").unwrap(),
+        identity: identity(7, yizhan_sync::auth::NodeRole::Station, "440399001001"),
         doc_cache: 64,
         readers: 2,
         synchronous: Synchronous::Normal,
@@ -629,7 +636,7 @@ async fn refuses_a_database_of_another_node() {
     store.shutdown().await;
     drop(store);
     let other = StoreOptions {
-        node_id: NodeId([8; 16]),
+        identity: identity(8, yizhan_sync::auth::NodeRole::Station, "440399001001"),
         ..options()
     };
     let err = Store::open(&path, other).unwrap_err();

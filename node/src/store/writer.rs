@@ -19,10 +19,11 @@ use yizhan_sync::doc::{self, CaseRow, EventRow, ItemRow};
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::hlc::{Hlc, HlcClock};
 use yizhan_sync::domain::item::Item;
+use yizhan_sync::envelope::{self, Envelope};
 use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope};
 
 use super::cache::DocCache;
-use super::{OpenStoreError, StoreError};
+use super::{Identity, OpenStoreError, StoreError};
 
 /// Most writes committed together. Bounds the latency a write waits behind others.
 const MAX_GROUP: usize = 256;
@@ -45,6 +46,7 @@ pub struct WriteCtx {
     cache: DocCache,
     pub(super) origin: Origin,
     pub(super) division: DivisionCode,
+    pub(super) identity: Identity,
     clock: HlcClock,
     /// Documents changed by the running closure; dropped from the cache if it fails.
     touched: Vec<DocId>,
@@ -67,6 +69,72 @@ impl std::fmt::Debug for WriteCtx {
 impl WriteCtx {
     fn cache_clear_items(&mut self) {
         self.items.clear();
+    }
+
+    /// Drops cached items after a received catalog change.
+    pub(super) fn forget_items(&mut self) {
+        self.items.clear();
+    }
+
+    /// Takes note of an event time seen in received changes, unless it is implausibly far
+    /// ahead of this node's clock (a peer with a wrong clock must not drag this one along).
+    pub(super) fn observe(&mut self, seen: Hlc) {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if seen.unix_ms() <= wall + 5 * 60_000 {
+            self.clock.observe(seen);
+        }
+    }
+
+    /// Applies a change received from another node to document `id` (new here if it
+    /// does not exist). `Err` says why it cannot be applied; the document is unchanged.
+    pub(super) fn apply_received(&mut self, id: &DocId, bytes: &[u8]) -> Result<(), String> {
+        let existing = match self.doc_mut(id) {
+            Ok(_) => self.cache.remove_doc(id),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.to_string()),
+        };
+        let backup = existing.clone();
+        match doc::apply_change(existing, bytes) {
+            Ok(document) => {
+                self.touched.push(id.clone());
+                self.cache.insert(id.clone(), document);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(document) = backup {
+                    self.cache.insert(id.clone(), document);
+                }
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Saves a document changed by received changes.
+    pub(super) fn save_received(
+        &mut self,
+        id: &DocId,
+        kind: DocKind,
+        scope: &Scope,
+    ) -> Result<(), StoreError> {
+        let doc = self.cache.get_mut(id).ok_or_else(|| StoreError::NotFound {
+            what: format!("document {id}"),
+        })?;
+        let bytes = doc.save();
+        let heads = doc::heads_bytes(doc);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads, updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![id.as_str(), kind.as_str(), scope.as_str(), bytes, heads, now])?;
+        Ok(())
     }
 
     /// A published item by its id or implementation code.
@@ -187,20 +255,22 @@ impl WriteCtx {
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM changes WHERE origin_node = ?1 AND origin_epoch = ?2",
             )?
             .query_row(params![&origin.node.0[..], origin.epoch], |r| r.get(0))?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO changes (origin_node, origin_epoch, seq, doc_id, scope, hash, bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                &origin.node.0[..],
-                origin.epoch,
-                seq,
-                id.as_str(),
-                scope.as_str(),
-                &change_hash.0[..],
-                change_bytes,
-            ])?;
+        let envelope = Envelope {
+            origin,
+            seq: seq as u64,
+            prev: 0,
+            doc: id.clone(),
+            kind,
+            scope: scope.clone(),
+            hash: change_hash.0,
+            change: change_bytes,
+        };
+        let mut envelope = envelope;
+        let run = super::sync::run_state(&self.conn, scope, &origin)?;
+        envelope.prev = run.seq;
+        let chain = envelope::chain_next(&run.chain, &envelope);
+        let signature = envelope::sign(&self.identity.key, &origin, envelope.seq, &chain);
+        super::sync::insert_change(&self.conn, &envelope, &chain, Some(&signature))?;
         Ok(())
     }
 }
@@ -443,9 +513,10 @@ impl WriterHandle {
 pub(super) fn spawn(
     conn: Connection,
     origin: Origin,
-    division: DivisionCode,
+    identity: Identity,
     doc_cache: usize,
 ) -> Result<WriterHandle, OpenStoreError> {
+    let division = identity.record.division.clone();
     // The clock starts after the newest time stored, so a restart never issues an earlier
     // time even if the wall clock went back.
     let newest: Option<String> =
@@ -456,6 +527,7 @@ pub(super) fn spawn(
         cache: DocCache::new(doc_cache),
         origin,
         division,
+        identity,
         clock: HlcClock::starting_after(newest),
         touched: Vec::new(),
         created: Vec::new(),

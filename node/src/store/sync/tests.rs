@@ -1,0 +1,319 @@
+//! The SQLite store syncing with itself: two and three real stores exchanging batches
+//! through their own functions (the HTTP layer is tested in tests/).
+
+use yizhan_sync::auth::NodeRole;
+use yizhan_sync::domain::case::{Action, Status};
+use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::feed::Pull;
+use yizhan_sync::ids::Scope;
+
+use super::Relation;
+use crate::demo::demo_catalog;
+use crate::store::tests::{at, complete_application, identity, item, staff};
+use crate::store::{NewAction, Store, StoreOptions, Synchronous};
+
+struct Node {
+    _dir: tempfile::TempDir,
+    store: Store,
+}
+
+fn node(seed: u8, role: NodeRole, division: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        identity: identity(seed, role, division),
+        doc_cache: 16,
+        readers: 2,
+        synchronous: Synchronous::Normal,
+        migrate: true,
+    };
+    let store = Store::open(&dir.path().join("yizhan.db"), options).unwrap();
+    Node { _dir: dir, store }
+}
+
+async fn record(node: &Node) -> yizhan_sync::auth::NodeRecord {
+    node.store
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.relation == Relation::Own)
+        .unwrap()
+        .record
+}
+
+/// Enrolls `child` with `parent` through a one-time code, as the CLI does.
+async fn enroll(parent: &Node, child: &Node) {
+    let child_record = record(child).await;
+    parent
+        .store
+        .create_enroll_code(
+            "code-1234".into(),
+            child_record.division.clone(),
+            child_record.role,
+            at("2026-12-31"),
+        )
+        .await
+        .unwrap();
+    let above = parent
+        .store
+        .enroll_child("code-1234".into(), child_record, at("2026-03-01"))
+        .await
+        .unwrap();
+    for (n, record) in above.into_iter().enumerate() {
+        let relation = if n == 0 {
+            Relation::Parent
+        } else {
+            Relation::Ancestor
+        };
+        child.store.pin_peer(record, relation, None).await.unwrap();
+    }
+}
+
+/// One pull by `child` from `parent` and one push the other way, until both have nothing.
+async fn sync(parent: &Node, child: &Node) -> (u32, u32) {
+    let (parent_record, child_record) = (record(parent).await, record(child).await);
+    let (mut down, mut up) = (0, 0);
+    for _ in 0..100 {
+        let pull = Pull {
+            scopes: vec![],
+            have: child.store.vector().await.unwrap(),
+            max_bytes: 4096,
+        };
+        let batch = parent
+            .store
+            .serve_pull(child_record.clone(), pull)
+            .await
+            .unwrap();
+        let more_down = batch.more;
+        if !batch.envelopes.is_empty() {
+            down += child.store.receive_batch(batch).await.unwrap().applied;
+        }
+        let push = Pull {
+            scopes: vec![],
+            have: parent.store.vector().await.unwrap(),
+            max_bytes: 4096,
+        };
+        let batch = child
+            .store
+            .serve_pull(parent_record.clone(), push)
+            .await
+            .unwrap();
+        let more_up = batch.more;
+        let empty = batch.envelopes.is_empty();
+        if !empty {
+            up += parent.store.receive_batch(batch).await.unwrap().applied;
+        }
+        if !more_down && !more_up && empty {
+            break;
+        }
+    }
+    (down, up)
+}
+
+#[tokio::test]
+async fn catalogs_go_down_cases_go_up_and_decisions_come_back() {
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let (items, total) = station.store.list_items(Default::default()).await.unwrap();
+    assert_eq!(total as usize, demo_catalog().len(), "{items:?}");
+
+    let residence = item("居住证申领");
+    let id = station
+        .store
+        .create_case(
+            residence.impl_code.to_string(),
+            complete_application(&residence),
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    station
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Accept],
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    let at_district = district
+        .store
+        .get_case(id.to_string(), "2026-03-03".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(at_district.summary.status, Status::Accepted);
+
+    let decide = Action::Decide {
+        approved: true,
+        reason: String::new(),
+        basis: String::new(),
+        remedies: String::new(),
+    };
+    district
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Do(decide)],
+            staff(),
+            at("2026-03-05"),
+        )
+        .await
+        .unwrap();
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let back = station
+        .store
+        .get_case(id.to_string(), "2026-03-05".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(back.summary.status, Status::Decided);
+    assert_eq!(back.events.len(), 2);
+
+    // Nothing left to send, nothing quarantined, and every store rebuilds to the same rows.
+    assert_eq!(sync(&district, &sub).await, (0, 0));
+    for node in [&district, &sub, &station] {
+        assert!(node.store.quarantined(10).await.unwrap().is_empty());
+        let before = node.store.content_digest().await.unwrap();
+        assert_eq!(node.store.rebuild().await.unwrap().rows_differing, 0);
+        assert_eq!(node.store.content_digest().await.unwrap(), before);
+    }
+    // The district knows the station's key from the sub-district's registry.
+    let station_id = record(&station).await.node;
+    assert!(
+        district
+            .store
+            .registry()
+            .await
+            .unwrap()
+            .get(&station_id)
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn enrollment_codes_are_single_use_and_checked() {
+    let district = node(1, NodeRole::District, "440399");
+    let station = node(3, NodeRole::Station, "440399001001");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let sub_record = record(&sub).await;
+    district
+        .store
+        .create_enroll_code(
+            "abc".into(),
+            sub_record.division.clone(),
+            NodeRole::Subdistrict,
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    let station_record = record(&station).await;
+    let err = district
+        .store
+        .enroll_child("abc".into(), station_record, at("2026-03-01"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is for a subdistrict"), "{err}");
+    let err = district
+        .store
+        .enroll_child("abc".into(), sub_record.clone(), at("2026-03-03"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    let err = district
+        .store
+        .enroll_child("zzz".into(), sub_record.clone(), at("2026-03-01"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not known"), "{err}");
+    district
+        .store
+        .enroll_child("abc".into(), sub_record.clone(), at("2026-03-01"))
+        .await
+        .unwrap();
+    let err = district
+        .store
+        .enroll_child("abc".into(), sub_record, at("2026-03-01"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already used"), "{err}");
+}
+
+#[tokio::test]
+async fn a_revoked_station_is_refused_after_what_was_received() {
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&sub, &station).await;
+    // The station needs a catalog: the sub-district authors items of its own division.
+    let mut item = item("居住证申领");
+    item.version = 1;
+    sub.store
+        .publish_item(
+            Scope::catalog(&DivisionCode::parse("440399001").unwrap()),
+            item.clone(),
+            at("2026-03-01"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    let first = station
+        .store
+        .create_case(
+            item.impl_code.to_string(),
+            complete_application(&item),
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    let station_id = record(&station).await.node;
+    sub.store
+        .revoke(station_id, "PC stolen".into(), at("2026-03-03"))
+        .await
+        .unwrap();
+    let second = station
+        .store
+        .create_case(
+            item.impl_code.to_string(),
+            complete_application(&item),
+            staff(),
+            at("2026-03-04"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    assert!(
+        sub.store
+            .get_case(first.to_string(), "2026-03-04".parse().unwrap())
+            .await
+            .is_ok()
+    );
+    assert!(
+        sub.store
+            .get_case(second.to_string(), "2026-03-04".parse().unwrap())
+            .await
+            .is_err()
+    );
+    let quarantined = sub.store.quarantined(10).await.unwrap();
+    assert!(
+        quarantined.iter().any(|q| q.reason.contains("revoked")),
+        "{quarantined:?}"
+    );
+}
