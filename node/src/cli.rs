@@ -44,6 +44,45 @@ pub enum Command {
     },
     /// Regenerate every materialized table from the documents (the node must be stopped)
     Rebuild,
+    /// Issue a one-time code for a node to enroll with this hall
+    EnrollCode {
+        /// The new node's division code
+        #[arg(long, value_name = "CODE")]
+        division: String,
+        /// The new node's role
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Hours the code stays valid
+        #[arg(long, default_value_t = 24)]
+        valid_hours: u64,
+    },
+    /// Enroll this node with its parent hall, using a code from `yizhan enroll-code`
+    Enroll {
+        /// The parent's address, e.g. http://192.168.1.10:8080
+        url: String,
+        /// The one-time code the hall printed
+        code: String,
+    },
+    /// Revoke a node this hall enrolled (the node must be stopped here)
+    Revoke {
+        /// The node id (32 hex digits, see `yizhan status`)
+        node: String,
+        #[arg(long, default_value = "revoked by the hall")]
+        reason: String,
+    },
+    /// Show this node, its peers and its sync state
+    Status,
+    /// Publish the items of a catalog file in this hall's catalog (the node must be stopped)
+    ImportCatalog { file: PathBuf },
+    /// Write everything a node may read to a file, for a technician to carry to it
+    ExportBundle {
+        /// The node the bundle is for (32 hex digits)
+        #[arg(long = "for", value_name = "NODE")]
+        for_node: String,
+        file: PathBuf,
+    },
+    /// Apply a bundle made by `yizhan export-bundle` (the node must be stopped)
+    ImportBundle { file: PathBuf },
     /// Manage staff accounts
     #[command(subcommand)]
     User(UserCommand),
@@ -187,6 +226,62 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::EnrollCode {
+            division,
+            role,
+            valid_hours,
+        } => {
+            let node = data_dir.open_shared()?;
+            let result = crate::commands::enroll_code(
+                &node,
+                &division,
+                role.into(),
+                valid_hours,
+                clock.now_ms(),
+            )
+            .await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::Enroll { url, code } => {
+            let node = data_dir.open_shared()?;
+            let result = crate::commands::enroll(&node, &url, &code).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::Revoke {
+            node: target,
+            reason,
+        } => {
+            let (_lock, node) = data_dir.open_exclusive()?;
+            let result = crate::commands::revoke(&node, &target, &reason, clock.now_ms()).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::Status => {
+            let node = data_dir.open_shared()?;
+            let result = crate::commands::status(&node).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::ImportCatalog { file } => {
+            let (_lock, node) = data_dir.open_exclusive()?;
+            let result = crate::commands::import_catalog(&node, &file, clock.now_ms()).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::ExportBundle { for_node, file } => {
+            let node = data_dir.open_shared()?;
+            let result = crate::commands::export_bundle(&node, &for_node, &file).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::ImportBundle { file } => {
+            let (_lock, node) = data_dir.open_exclusive()?;
+            let result = crate::commands::import_bundle(&node, &file).await;
+            node.store.shutdown().await;
+            result
+        }
         Command::User(command) => {
             let node = data_dir.open_shared()?;
             let result = user(&node.store, command, clock.now_ms()).await;
@@ -229,6 +324,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
             ..HttpSection::default()
         },
         store: StoreSection::default(),
+        sync: Default::default(),
     };
     node::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();

@@ -23,6 +23,27 @@ pub struct Config {
     pub http: HttpSection,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub sync: SyncSection,
+}
+
+/// Sync with the parent node (set up with `yizhan enroll`).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSection {
+    /// Seconds between sessions with the parent when nothing is written locally.
+    pub interval_secs: u64,
+    /// Bytes of changes per batch. Smaller batches lose less on a link that drops often.
+    pub batch_bytes: u32,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            interval_secs: 60,
+            batch_bytes: 2 * 1024 * 1024,
+        }
+    }
 }
 
 /// Who this node is.
@@ -260,7 +281,17 @@ readers = {readers}
 # "full": a confirmed write survives a power cut. "normal": faster, but the last
 # writes may be lost on power loss (the database is never corrupted).
 synchronous = "{synchronous}"
+
+[sync]
+# Seconds between sessions with the parent node when nothing is written here; writes
+# start a session within a second. The parent itself is set by `yizhan enroll`.
+interval_secs = {interval}
+# Bytes of changes per batch; each batch commits on its own, so a dropped link resumes
+# after the last one. Smaller batches suit slow links that drop often.
+batch_bytes = {batch_bytes}
 "#,
+            interval = self.sync.interval_secs,
+            batch_bytes = self.sync.batch_bytes,
             role = self.node.role.as_str(),
             division = self.node.division,
             name = toml_string(&self.node.name),
@@ -307,6 +338,7 @@ mod tests {
             },
             http: HttpSection::default(),
             store: StoreSection::default(),
+            sync: Default::default(),
         }
     }
 

@@ -65,6 +65,7 @@ pub async fn run(
                 ..HttpSection::default()
             },
             store: StoreSection::default(),
+            sync: Default::default(),
         };
         node::create_data_dir(&dir, &config)?;
     }

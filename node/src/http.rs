@@ -8,6 +8,7 @@ pub mod cases;
 pub mod error;
 pub mod extract;
 pub mod items;
+pub mod sync;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +34,15 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub node: Arc<NodeInfo>,
+    /// Wakes the sync driver after writes, so changes travel soon.
+    pub sync_signal: Arc<tokio::sync::Notify>,
+    /// The state of the link to the parent, kept by the sync driver.
+    pub link: Arc<std::sync::Mutex<crate::link::LinkState>>,
+    /// Changes children pushed that this node already had, since start. Stays at zero
+    /// when senders resume from the receiver's vector as they should.
+    pub duplicates_received: Arc<std::sync::atomic::AtomicU64>,
+    /// Changes applied from pushes since start.
+    pub applied_received: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -73,10 +83,19 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/cases", get(cases::index).post(cases::create))
         .route("/cases/by-serial/{serial}", get(cases::by_serial))
         .route("/cases/{id}", get(cases::show))
-        .route("/cases/{id}/events", post(cases::add_event));
+        .route("/cases/{id}/events", post(cases::add_event))
+        .route("/sync/status", get(sync_status));
+    let sync_api = Router::new()
+        .route("/hello", post(sync::hello))
+        .route("/pull", post(sync::pull))
+        .route("/push", post(sync::push))
+        .route("/vector", post(sync::vector))
+        .route("/enroll", post(sync::enroll))
+        .layer(DefaultBodyLimit::max(sync::MAX_SYNC_BODY));
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
+        .nest("/sync/v1", sync_api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -145,13 +164,107 @@ async fn node_info(State(state): State<AppState>, _user: extract::Authenticated)
     Json((*state.node).clone())
 }
 
+/// One peer's sync state.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PeerSync {
+    pub node_id: String,
+    pub name: String,
+    pub role: String,
+    pub division: String,
+    /// `parent`, `ancestor`, `child` or `self`.
+    pub relation: String,
+    pub url: Option<String>,
+    pub revoked: bool,
+    pub last_ok_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+/// The node's sync state.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SyncStatus {
+    /// Whether the last session with the parent succeeded.
+    pub parent_link_up: bool,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<String>,
+    pub peers: Vec<PeerSync>,
+    /// Changes refused for good (forged, unauthorized, unreadable).
+    pub quarantined: u64,
+    pub recent_quarantine: Vec<QuarantineEntry>,
+    /// Changes applied from children's pushes since the node started.
+    pub received_applied: u64,
+    /// Changes children pushed that were already here, since the node started.
+    pub received_duplicates: u64,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct QuarantineEntry {
+    pub received_at: String,
+    pub origin: String,
+    pub seq: u64,
+    pub scope: String,
+    pub document: String,
+    pub reason: String,
+}
+
+/// Sync state of this node and its peers
+#[utoipa::path(get, path = "/api/v1/sync/status", tag = "node",
+    responses((status = 200, body = SyncStatus), (status = 401, body = error::ErrorBody)), security(("token" = [])))]
+async fn sync_status(
+    State(state): State<AppState>,
+    _user: extract::Authenticated,
+) -> Result<Json<SyncStatus>, ApiError> {
+    let link = state.link.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let peers = state.store.peers().await?;
+    let quarantine = state.store.quarantined(20).await?;
+    let quarantined = state.store.quarantine_count().await?;
+    Ok(Json(SyncStatus {
+        parent_link_up: link.up,
+        last_success_at: link.last_success_ms.map(|ms| rfc3339_cst(ms as i64)),
+        last_error: link.last_error,
+        peers: peers
+            .into_iter()
+            .map(|p| PeerSync {
+                node_id: p.record.node.to_hex(),
+                name: p.record.name.clone(),
+                role: p.record.role.as_str().into(),
+                division: p.record.division.to_string(),
+                relation: p.relation.as_str().into(),
+                url: p.url,
+                revoked: p.record.revoked.is_some(),
+                last_ok_at: p.last_ok_ms.map(rfc3339_cst),
+                last_error: p.last_error,
+                last_error_at: p.last_error_ms.map(rfc3339_cst),
+            })
+            .collect(),
+        quarantined,
+        received_applied: state
+            .applied_received
+            .load(std::sync::atomic::Ordering::Relaxed),
+        received_duplicates: state
+            .duplicates_received
+            .load(std::sync::atomic::Ordering::Relaxed),
+        recent_quarantine: quarantine
+            .into_iter()
+            .map(|q| QuarantineEntry {
+                received_at: rfc3339_cst(q.received_ms),
+                origin: q.origin,
+                seq: q.seq,
+                scope: q.scope,
+                document: q.doc_id,
+                reason: q.reason,
+            })
+            .collect(),
+    }))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Yizhan node API", description = "JSON API of a Yizhan node (SZDB/Z 176-2016). \
         Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
-          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event),
+          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, sync_status),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;

@@ -125,7 +125,12 @@ impl DataDir {
                 migrate,
             },
         )?;
-        Ok(OpenNode { config, key, store })
+        Ok(OpenNode {
+            config,
+            key,
+            store,
+            key_path: self.key(),
+        })
     }
 }
 
@@ -141,6 +146,7 @@ pub struct OpenNode {
     pub config: Config,
     pub key: NodeKey,
     pub store: Store,
+    key_path: PathBuf,
 }
 
 impl OpenNode {
@@ -148,6 +154,10 @@ impl OpenNode {
         AppState {
             store: self.store.clone(),
             clock,
+            sync_signal: Arc::new(tokio::sync::Notify::new()),
+            link: Arc::new(std::sync::Mutex::new(crate::link::LinkState::default())),
+            duplicates_received: Default::default(),
+            applied_received: Default::default(),
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),
@@ -177,11 +187,25 @@ impl OpenNode {
             writeln!(out, "listening on http://{local}")?;
             out.flush()?;
         }
-        let router = http::router(
-            self.app_state(Arc::new(SystemClock)),
-            self.config.http.max_body_bytes,
+        let state = self.app_state(Arc::new(SystemClock));
+        let hello = http::sync::own_hello(&state).map_err(|e| anyhow!("{}", e.message))?;
+        let driver = tokio::spawn(
+            crate::link::Driver {
+                store: self.store.clone(),
+                key: Arc::new(NodeKey::load(&self.key_path)?),
+                own: hello,
+                clock: Arc::new(SystemClock),
+                signal: state.sync_signal.clone(),
+                state: state.link.clone(),
+                interval: std::time::Duration::from_secs(self.config.sync.interval_secs.max(1)),
+                batch_bytes: self.config.sync.batch_bytes.max(1024),
+            }
+            .run(),
         );
-        http::serve(listener, router, shutdown).await?;
+        let router = http::router(state, self.config.http.max_body_bytes);
+        let served = http::serve(listener, router, shutdown).await;
+        driver.abort();
+        served?;
         self.store.shutdown().await;
         tracing::info!("stopped");
         Ok(())

@@ -39,7 +39,7 @@ pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, Ne
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use rebuild::RebuildReport;
-pub use sync::{PeerStatus, QuarantinedChange};
+pub use sync::{PeerStatus, QuarantinedChange, Relation};
 pub use writer::{Staff, WriteCtx};
 
 /// How long a connection waits for a lock held by another process (a CLI command next to a

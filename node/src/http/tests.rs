@@ -46,6 +46,10 @@ async fn api(role: &str) -> Api {
     let state = AppState {
         store: store.clone(),
         clock: Arc::new(FixedClock(at("2026-03-02"))),
+        sync_signal: Arc::new(tokio::sync::Notify::new()),
+        link: Default::default(),
+        duplicates_received: Default::default(),
+        applied_received: Default::default(),
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),

@@ -32,7 +32,7 @@ pub enum Relation {
 }
 
 impl Relation {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Relation::Own => "self",
             Relation::Parent => "parent",
@@ -494,6 +494,15 @@ impl Store {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn quarantine_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT count(*) FROM quarantine", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
         })
         .await
     }

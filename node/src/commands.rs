@@ -1,0 +1,455 @@
+//! The commands that link nodes: enrollment, revocation, status, catalog import and
+//! sneakernet bundles.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+use yizhan_sync::auth::NodeRole;
+use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::domain::item::Item;
+use yizhan_sync::feed::{Batch, Pull, VersionVector};
+use yizhan_sync::ids::{NodeId, Scope, hex};
+use yizhan_sync::wire::Message;
+
+use crate::http::rfc3339_cst;
+use crate::http::sync::{EnrollRequest, EnrollResponse};
+use crate::node::OpenNode;
+use crate::store::Relation;
+
+/// A short fingerprint of a public key, to compare by eye when enrolling.
+pub fn fingerprint(public_key: &[u8; 32]) -> String {
+    let digest = Sha256::digest(public_key);
+    let text = hex(&digest[..8]);
+    format!(
+        "{}-{}-{}-{}",
+        &text[0..4],
+        &text[4..8],
+        &text[8..12],
+        &text[12..16]
+    )
+}
+
+/// `yizhan enroll-code`: a one-time code for a child of this hall.
+pub async fn enroll_code(
+    node: &OpenNode,
+    division: &str,
+    role: NodeRole,
+    valid_hours: u64,
+    now_ms: u64,
+) -> anyhow::Result<()> {
+    let own_role: NodeRole = node.config.node.role.into();
+    if !own_role.is_hall() {
+        bail!("this node is a station; enrollment codes come from the hall above it");
+    }
+    let division =
+        DivisionCode::parse(division).with_context(|| format!("--division {division}"))?;
+    if division.level() != role.division_level() {
+        bail!(
+            "--division {division} does not fit --role {}",
+            role.as_str()
+        );
+    }
+    let own_division = node.config.division();
+    if !division.is_within(&own_division) || division == own_division {
+        bail!(
+            "{division} is not below this hall's division {own_division}; enroll it from the hall above it"
+        );
+    }
+    let code = enrollment_code();
+    let expires = now_ms + valid_hours.clamp(1, 24 * 30) * 3_600_000;
+    node.store
+        .create_enroll_code(code.clone(), division.clone(), role, expires)
+        .await?;
+    println!(
+        "enrollment code for a {} of {division}: {code}",
+        role.as_str()
+    );
+    println!(
+        "  valid until {} and for one enrollment only",
+        rfc3339_cst(expires as i64)
+    );
+    println!(
+        "  this hall: {} (node {}), key fingerprint {}",
+        node.config.node.name,
+        node.key.node_id(),
+        fingerprint(&node.key.public_key())
+    );
+    println!("on the new node run: yizhan enroll http://THIS-HALL:PORT {code}");
+    Ok(())
+}
+
+fn enrollment_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 12];
+    crate::accounts::fill_random(&mut bytes);
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// `yizhan enroll URL CODE`: exchanges keys with the parent hall.
+pub async fn enroll(node: &OpenNode, url: &str, code: &str) -> anyhow::Result<()> {
+    let url = url.trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!(
+            "the parent's address must start with http:// or https:// (e.g. http://192.168.1.10:8080)"
+        );
+    }
+    let own = node
+        .key
+        .identity(
+            node.config.node.role.into(),
+            node.config.division(),
+            &node.config.node.name,
+        )
+        .record;
+    let request = EnrollRequest {
+        code: code.trim().to_string(),
+        record: own,
+    };
+    let body = serde_json::to_vec(&serde_json_request(&request)).expect("serializes");
+    let response = reqwest::Client::new()
+        .post(format!("{url}/sync/v1/enroll"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach {url}; check the address and that the hall is running")
+        })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        bail!("the hall refused the enrollment ({status}): {message}");
+    }
+    let answer: EnrollResponse =
+        serde_json::from_str(&text).context("the hall's answer cannot be read")?;
+    if !answer.parent.is_consistent() {
+        bail!("the hall's record is inconsistent (its id does not match its key); not enrolling");
+    }
+    node.store
+        .pin_peer(
+            answer.parent.clone(),
+            Relation::Parent,
+            Some(url.to_string()),
+        )
+        .await?;
+    for record in answer.above {
+        node.store
+            .pin_peer(record, Relation::Ancestor, None)
+            .await?;
+    }
+    println!(
+        "enrolled with {} ({} {}), node {}",
+        answer.parent.name,
+        answer.parent.role.as_str(),
+        answer.parent.division,
+        answer.parent.node
+    );
+    println!(
+        "  its key fingerprint: {} (compare it with what `yizhan enroll-code` printed there)",
+        fingerprint(&answer.parent.public_key)
+    );
+    println!("  this node syncs with it while `yizhan serve` runs");
+    Ok(())
+}
+
+fn serde_json_request(request: &EnrollRequest) -> serde_json::Value {
+    serde_json::json!({ "code": request.code, "record": request.record })
+}
+
+/// `yizhan revoke NODE`: refuses the node's later changes everywhere.
+pub async fn revoke(
+    node: &OpenNode,
+    target: &str,
+    reason: &str,
+    now_ms: u64,
+) -> anyhow::Result<()> {
+    let id = NodeId::parse_hex(target).with_context(|| {
+        format!("{target:?} is not a node id (32 hex digits; see `yizhan status`)")
+    })?;
+    let record = node.store.revoke(id, reason.to_string(), now_ms).await?;
+    let kept = record
+        .revoked
+        .as_ref()
+        .map(|r| r.accepted_up_to.clone())
+        .unwrap_or_default();
+    println!(
+        "revoked {} ({} {})",
+        record.name,
+        record.role.as_str(),
+        record.division
+    );
+    println!(
+        "  its changes up to {kept:?} (epoch: seq) stay valid; later ones are refused wherever the revocation reaches"
+    );
+    Ok(())
+}
+
+/// `yizhan status`.
+pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
+    let config = &node.config;
+    println!(
+        "{} — {} {} (node {})",
+        config.node.name,
+        config.node.role.as_str(),
+        config.node.division,
+        node.key.node_id()
+    );
+    println!(
+        "  version {}, calendar {}",
+        env!("CARGO_PKG_VERSION"),
+        yizhan_sync::domain::calendar::Calendar::china().version()
+    );
+    println!(
+        "  database {} ({:.1} MB)",
+        node.store.path().display(),
+        node.store.disk_bytes() as f64 / 1e6
+    );
+    let (_, items) = node
+        .store
+        .list_items(crate::store::ItemFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    println!("  catalog items: {items}");
+    let vector = node.store.vector().await?;
+    let changes: u64 = vector.iter().map(|(_, _, seq)| seq).sum();
+    println!(
+        "  change runs: {} (about {changes} changes by sequence)",
+        vector.len()
+    );
+    println!("peers:");
+    for peer in node.store.peers().await? {
+        if peer.relation == Relation::Own {
+            continue;
+        }
+        let state = match (&peer.last_ok_ms, &peer.last_error_ms) {
+            (Some(ok), Some(err)) if err > ok => format!(
+                "failing since {}: {}",
+                rfc3339_cst(*err),
+                peer.last_error.clone().unwrap_or_default()
+            ),
+            (Some(ok), _) => format!("last sync {}", rfc3339_cst(*ok)),
+            (None, Some(err)) => format!(
+                "never synced; last error {}: {}",
+                rfc3339_cst(*err),
+                peer.last_error.clone().unwrap_or_default()
+            ),
+            (None, None) => "no session yet".to_string(),
+        };
+        println!(
+            "  {:<8} {} {} {} {}{}",
+            peer.relation.as_str(),
+            peer.record.node,
+            peer.record.role.as_str(),
+            peer.record.division,
+            peer.url.clone().unwrap_or_default(),
+            if peer.record.revoked.is_some() {
+                " REVOKED"
+            } else {
+                ""
+            }
+        );
+        println!("           {state}");
+    }
+    let quarantined = node.store.quarantine_count().await?;
+    println!("quarantined changes: {quarantined}");
+    for q in node.store.quarantined(10).await? {
+        println!(
+            "  {} {} #{} {}: {}",
+            rfc3339_cst(q.received_ms),
+            q.origin,
+            q.seq,
+            q.scope,
+            q.reason
+        );
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    items: Vec<Item>,
+}
+
+/// `yizhan import-catalog FILE`: validates every item, then publishes the new and
+/// changed ones in this hall's catalog.
+pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow::Result<()> {
+    let role: NodeRole = node.config.node.role.into();
+    if !matches!(role, NodeRole::District | NodeRole::City) {
+        bail!(
+            "this {} node does not author a catalog; district and city halls do",
+            role.as_str()
+        );
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let catalog: CatalogFile = toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        anyhow::anyhow!(
+            "{}:{}: {}",
+            file.display(),
+            line.map(|l| l.to_string()).unwrap_or_default(),
+            e.message()
+        )
+    })?;
+    let mut problems = Vec::new();
+    for (n, item) in catalog.items.iter().enumerate() {
+        if let Err(e) = item.validate() {
+            problems.push(format!(
+                "item {} ({}): {}",
+                n + 1,
+                item.name,
+                e.problems.join("; ")
+            ));
+        }
+    }
+    let mut codes: Vec<_> = catalog.items.iter().map(|i| i.impl_code.clone()).collect();
+    codes.sort();
+    if let Some(twice) = codes.windows(2).find(|w| w[0] == w[1]) {
+        problems.push(format!("{} appears twice", twice[0]));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{} has {} problems; nothing was published:\n  {}",
+            file.display(),
+            problems.len(),
+            problems.join("\n  ")
+        );
+    }
+    let scope = Scope::catalog(&node.config.division());
+    let (mut new, mut changed, mut unchanged) = (0, 0, 0);
+    for item in catalog.items {
+        match node.store.get_item(item.impl_code.to_string()).await {
+            Ok(current) if current == item => unchanged += 1,
+            Ok(current) if current.version >= item.version => {
+                bail!(
+                    "{} ({}) differs from the published version {} but keeps its version {}; raise its version to publish the change",
+                    item.impl_code,
+                    item.name,
+                    current.version,
+                    item.version
+                );
+            }
+            Ok(_) => {
+                node.store.publish_item(scope.clone(), item, now_ms).await?;
+                changed += 1;
+            }
+            Err(_) => {
+                node.store.publish_item(scope.clone(), item, now_ms).await?;
+                new += 1;
+            }
+        }
+    }
+    println!(
+        "catalog {}: {new} new, {changed} changed, {unchanged} unchanged items published in {scope}",
+        file.display()
+    );
+    Ok(())
+}
+
+const BUNDLE_MAGIC: &[u8; 4] = b"YZB1";
+
+/// `yizhan export-bundle --for NODE FILE`: everything the node may read, signed by this
+/// node, for a technician to carry to it.
+pub async fn export_bundle(node: &OpenNode, target: &str, file: &Path) -> anyhow::Result<()> {
+    let id = NodeId::parse_hex(target).with_context(|| {
+        format!("{target:?} is not a node id (32 hex digits; see `yizhan status`)")
+    })?;
+    let registry = node.store.registry().await?;
+    let record = registry
+        .get(&id)
+        .cloned()
+        .with_context(|| format!("node {id} is not known here"))?;
+    let pull = Pull {
+        scopes: Vec::new(),
+        have: VersionVector::default(),
+        max_bytes: u32::MAX,
+    };
+    let batch = node.store.serve_pull(record.clone(), pull).await?;
+    let body = batch.encode();
+    let signature = node.key.sign(&body);
+    let mut out = Vec::with_capacity(body.len() + 100);
+    out.extend_from_slice(BUNDLE_MAGIC);
+    out.extend_from_slice(&node.key.node_id().0);
+    out.extend_from_slice(&signature);
+    out.extend_from_slice(&body);
+    std::fs::write(file, &out).with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "wrote {} changes for {} ({} {}) to {} ({:.1} MB)",
+        batch.envelopes.len(),
+        record.name,
+        record.role.as_str(),
+        record.division,
+        file.display(),
+        out.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// `yizhan import-bundle FILE`: applies a bundle exactly as a sync batch.
+pub async fn import_bundle(node: &OpenNode, file: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if bytes.len() < 84 || &bytes[..4] != BUNDLE_MAGIC {
+        bail!(
+            "{} is not a yizhan bundle (made by `yizhan export-bundle`)",
+            file.display()
+        );
+    }
+    let from = NodeId(bytes[4..20].try_into().expect("16 bytes"));
+    let signature: [u8; 64] = bytes[20..84].try_into().expect("64 bytes");
+    let body = &bytes[84..];
+    let registry = node.store.registry().await?;
+    let sender = registry
+        .get(&from)
+        .with_context(|| format!("the bundle comes from node {from}, which is not known here"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&sender.public_key)
+        .context("the sender's key is not valid")?;
+    ed25519_dalek::Verifier::verify(
+        &key,
+        body,
+        &ed25519_dalek::Signature::from_bytes(&signature),
+    )
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the bundle's signature does not match {}'s key; it was altered",
+            sender.name
+        )
+    })?;
+    let batch =
+        Batch::decode(body).map_err(|e| anyhow::anyhow!("the bundle cannot be read: {e}"))?;
+    let total = batch.envelopes.len();
+    let ack = node.store.receive_batch(batch).await?;
+    println!(
+        "imported {} from {}: {} applied, {} already here, {} waiting for keys, {} quarantined in all",
+        file.display(),
+        sender.name,
+        ack.applied,
+        ack.duplicates,
+        ack.deferred,
+        ack.quarantined
+    );
+    if ack.applied == 0 && ack.duplicates == 0 && total > 0 {
+        bail!(
+            "nothing in the bundle could be applied; see `yizhan status` for quarantined changes"
+        );
+    }
+    Ok(())
+}

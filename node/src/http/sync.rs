@@ -1,0 +1,251 @@
+//! `/sync/v1`: the node-to-node API.
+//!
+//! Every request but enrollment proves the caller's node key: it carries the node id, the
+//! time and an Ed25519 signature over the method, path, time and a hash of the body
+//! ([`request_message`]). Unknown keys get 401, revoked ones 403. Bodies are the binary
+//! messages of `yizhan_sync::wire`; errors are the usual JSON.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use yizhan_sync::auth::NodeRecord;
+use yizhan_sync::feed::{self, Ack, Batch, Hello, Pull};
+use yizhan_sync::ids::{NodeId, unhex};
+use yizhan_sync::wire::Message;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::Body;
+
+/// Media type of the binary sync messages.
+pub const CONTENT_TYPE: &str = "application/x-yizhan-sync";
+
+/// Largest sync request body; a batch is cut well below it by its sender.
+pub const MAX_SYNC_BODY: usize = 64 * 1024 * 1024;
+
+/// How far apart the caller's and this node's clocks may be for a signed request.
+pub const MAX_REQUEST_SKEW_MS: i64 = 15 * 60_000;
+
+/// Header names of a signed request.
+pub const NODE_HEADER: &str = "x-yizhan-node";
+pub const TIME_HEADER: &str = "x-yizhan-time";
+pub const SIGNATURE_HEADER: &str = "x-yizhan-signature";
+
+/// What a node signs to make a request.
+pub fn request_message(method: &str, path: &str, time_ms: i64, body: &[u8]) -> Vec<u8> {
+    let body_hash = yizhan_sync::ids::hex(&Sha256::digest(body));
+    format!("yizhan-request-v1\n{method}\n{path}\n{time_ms}\n{body_hash}").into_bytes()
+}
+
+/// A request signed by a known, unrevoked node.
+#[derive(Debug)]
+pub struct SignedBy {
+    pub record: NodeRecord,
+    pub body: Bytes,
+}
+
+impl axum::extract::FromRequest<AppState> for SignedBy {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let claim = Claim::from_request_parts(&mut parts, state).await?;
+        let body = axum::body::to_bytes(body, MAX_SYNC_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the sync message is larger than this node accepts",
+                )
+            })?;
+        let registry = state.store.registry().await?;
+        let record = registry.get(&claim.node).cloned().ok_or_else(|| {
+            ApiError::unauthorized(format!(
+                "node {} is not known here; enroll it with a code from this hall (`yizhan enroll-code`)",
+                claim.node
+            ))
+        })?;
+        let message = request_message(
+            parts.method.as_str(),
+            parts.uri.path(),
+            claim.time_ms,
+            &body,
+        );
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&record.public_key)
+            .map_err(|_| ApiError::unauthorized("the node's key is not valid"))?;
+        let signature = ed25519_dalek::Signature::from_bytes(&claim.signature);
+        if ed25519_dalek::Verifier::verify(&key, &message, &signature).is_err() {
+            return Err(ApiError::unauthorized(
+                "the request signature does not verify with the node's pinned key",
+            ));
+        }
+        if !record.is_active() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "revoked",
+                format!("node {} is revoked", record.node),
+            ));
+        }
+        let skew = claim.time_ms - state.clock.now_ms() as i64;
+        if skew.abs() > MAX_REQUEST_SKEW_MS {
+            return Err(ApiError::unauthorized(format!(
+                "the request's time is {} minutes off this node's clock; set the clocks right",
+                skew / 60_000
+            )));
+        }
+        Ok(SignedBy { record, body })
+    }
+}
+
+struct Claim {
+    node: NodeId,
+    time_ms: i64,
+    signature: [u8; 64],
+}
+
+impl FromRequestParts<AppState> for Claim {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let missing = || {
+            ApiError::unauthorized(format!(
+                "a sync request must be signed by a node key ({NODE_HEADER}, {TIME_HEADER}, {SIGNATURE_HEADER})"
+            ))
+        };
+        let node = header(NODE_HEADER)
+            .and_then(NodeId::parse_hex)
+            .ok_or_else(missing)?;
+        let time_ms = header(TIME_HEADER)
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(missing)?;
+        let signature = header(SIGNATURE_HEADER)
+            .and_then(unhex)
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .ok_or_else(missing)?;
+        Ok(Claim {
+            node,
+            time_ms,
+            signature,
+        })
+    }
+}
+
+fn decode<M: Message>(bytes: &[u8]) -> ApiResult<M> {
+    M::decode(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_message",
+            format!("the {} message cannot be read: {e}", M::NAME),
+        )
+    })
+}
+
+fn binary(message: &impl Message) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], message.encode()).into_response()
+}
+
+/// This node's hello, as it answers another's.
+pub fn own_hello(state: &AppState) -> ApiResult<Hello> {
+    let division = yizhan_sync::domain::codes::DivisionCode::parse(&state.node.division)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let role = yizhan_sync::auth::NodeRole::parse(&state.node.role)
+        .ok_or_else(|| ApiError::invalid("role"))?;
+    Ok(Hello {
+        protocol: feed::PROTOCOL_VERSION,
+        min_protocol: feed::MIN_PROTOCOL_VERSION,
+        node: NodeId::parse_hex(&state.node.node_id).ok_or_else(|| ApiError::invalid("node id"))?,
+        role,
+        division,
+        name: state.node.name.clone(),
+        now_ms: state.clock.now_ms(),
+        capabilities: vec!["bundle".into()],
+    })
+}
+
+/// `POST /sync/v1/hello`: versions and clocks.
+pub async fn hello(State(state): State<AppState>, signed: SignedBy) -> ApiResult<Response> {
+    let theirs: Hello = decode(&signed.body)?;
+    feed::compatible(&theirs).map_err(|message| {
+        ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_needed", message)
+    })?;
+    Ok(binary(&own_hello(&state)?))
+}
+
+/// `POST /sync/v1/pull`: the changes the caller lacks, in the scopes it may read.
+pub async fn pull(State(state): State<AppState>, signed: SignedBy) -> ApiResult<Response> {
+    let pull: Pull = decode(&signed.body)?;
+    let batch = state.store.serve_pull(signed.record, pull).await?;
+    Ok(binary(&batch))
+}
+
+/// `POST /sync/v1/push`: a batch from the caller, checked and applied in one transaction.
+pub async fn push(State(state): State<AppState>, signed: SignedBy) -> ApiResult<Response> {
+    let batch: Batch = decode(&signed.body)?;
+    let ack = state.store.receive_batch(batch).await?;
+    state
+        .applied_received
+        .fetch_add(u64::from(ack.applied), std::sync::atomic::Ordering::Relaxed);
+    state.duplicates_received.fetch_add(
+        u64::from(ack.duplicates),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    state.sync_signal.notify_one();
+    Ok(binary(&ack))
+}
+
+/// `POST /sync/v1/vector`: this node's vector, so the caller knows what to push.
+pub async fn vector(State(state): State<AppState>, _signed: SignedBy) -> ApiResult<Response> {
+    let have = state.store.vector().await?;
+    Ok(binary(&Ack {
+        have,
+        ..Ack::default()
+    }))
+}
+
+/// A child's enrollment request.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub code: String,
+    pub record: NodeRecord,
+}
+
+/// The hall's answer: itself and the nodes above it, for the child to pin.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct EnrollResponse {
+    pub parent: NodeRecord,
+    pub above: Vec<NodeRecord>,
+}
+
+/// `POST /sync/v1/enroll`: a one-time code exchanges keys with a new child.
+pub async fn enroll(
+    State(state): State<AppState>,
+    Body(request): Body<EnrollRequest>,
+) -> ApiResult<axum::Json<EnrollResponse>> {
+    let mut chain = state
+        .store
+        .enroll_child(request.code, request.record, state.clock.now_ms())
+        .await?;
+    state.sync_signal.notify_one();
+    let parent = chain.remove(0);
+    Ok(axum::Json(EnrollResponse {
+        parent,
+        above: chain,
+    }))
+}
+
+/// Whether a response carries a binary sync message.
+pub fn is_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        == Some(CONTENT_TYPE)
+}

@@ -1,0 +1,353 @@
+//! The link to the parent node: the HTTP client of the sync protocol and the driver that
+//! keeps it in sync.
+//!
+//! A session is: hello (versions, clocks), pull until the parent has nothing more, then
+//! push what the parent lacks until it has everything. The driver runs a session shortly
+//! after local writes (debounced), every `interval` otherwise, and backs off exponentially
+//! (capped) while the parent cannot be reached. Each batch commits on its own, so a session
+//! cut at any point resumes where it stopped.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use yizhan_sync::auth::NodeRecord;
+use yizhan_sync::feed::{self, Ack, Batch, Hello, Pull, VersionVector};
+use yizhan_sync::wire::Message;
+
+use crate::clock::Clock;
+use crate::http::sync::{
+    CONTENT_TYPE, NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message,
+};
+use crate::identity::NodeKey;
+use crate::store::{Relation, Store};
+
+/// Why a session with a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot reach {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url} answered {status}: {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{0}")]
+    Protocol(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A client for one peer's `/sync/v1`.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Arc<NodeKey>,
+    clock: Arc<dyn ClockDebug>,
+}
+
+/// A clock usable in `Debug` structs.
+pub trait ClockDebug: Clock + std::fmt::Debug {}
+impl<T: Clock + std::fmt::Debug> ClockDebug for T {}
+
+impl Client {
+    pub fn new(base: &str, key: Arc<NodeKey>, clock: Arc<dyn ClockDebug>) -> Client {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("a plain HTTP client builds");
+        Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            key,
+            clock,
+        }
+    }
+
+    async fn call(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, LinkError> {
+        let url = format!("{}{path}", self.base);
+        let time = self.clock.now_ms() as i64;
+        let signature = self.key.sign(&request_message("POST", path, time, &body));
+        let response = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(NODE_HEADER, self.key.node_id().to_hex())
+            .header(TIME_HEADER, time.to_string())
+            .header(SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature))
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| LinkError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| LinkError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+            return Err(LinkError::Refused {
+                url,
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    async fn message<In: Message, Out: Message>(
+        &self,
+        path: &str,
+        message: &In,
+    ) -> Result<Out, LinkError> {
+        let bytes = self.call(path, message.encode()).await?;
+        Out::decode(&bytes).map_err(|e| LinkError::Protocol(format!("{path}: {e}")))
+    }
+
+    pub async fn hello(&self, hello: &Hello) -> Result<Hello, LinkError> {
+        self.message("/sync/v1/hello", hello).await
+    }
+
+    pub async fn pull(&self, pull: &Pull) -> Result<Batch, LinkError> {
+        self.message("/sync/v1/pull", pull).await
+    }
+
+    pub async fn push(&self, batch: &Batch) -> Result<Ack, LinkError> {
+        self.message("/sync/v1/push", batch).await
+    }
+
+    pub async fn vector(&self) -> Result<VersionVector, LinkError> {
+        let ack: Ack = Ack::decode(&self.call("/sync/v1/vector", Vec::new()).await?)
+            .map_err(|e| LinkError::Protocol(e.to_string()))?;
+        Ok(ack.have)
+    }
+}
+
+/// What one session moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionReport {
+    pub pulled_batches: u32,
+    pub pulled: u32,
+    pub pushed_batches: u32,
+    pub pushed: u32,
+    pub quarantined: u32,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+}
+
+/// Runs one full session with `peer` through `client`.
+pub async fn session(
+    store: &Store,
+    client: &Client,
+    own: &Hello,
+    peer: &NodeRecord,
+    batch_bytes: u32,
+) -> Result<SessionReport, LinkError> {
+    let theirs = client.hello(own).await?;
+    feed::compatible(&theirs).map_err(LinkError::Protocol)?;
+    if theirs.node != peer.node {
+        return Err(LinkError::Protocol(format!(
+            "the node at this address is {} but the pinned parent is {}; check the parent URL",
+            theirs.node, peer.node
+        )));
+    }
+    let mut report = SessionReport::default();
+    // Pull until the parent has nothing more (bounded: a session never loops forever).
+    for _ in 0..100_000 {
+        let pull = Pull {
+            scopes: Vec::new(),
+            have: store.vector().await?,
+            max_bytes: batch_bytes,
+        };
+        let batch = client.pull(&pull).await?;
+        report.bytes_down += batch.encode().len() as u64;
+        if batch.envelopes.is_empty() {
+            break;
+        }
+        let more = batch.more;
+        let ack = store.receive_batch(batch).await?;
+        report.pulled_batches += 1;
+        report.pulled += ack.applied;
+        report.quarantined = ack.quarantined;
+        if !more || ack.applied == 0 {
+            break;
+        }
+    }
+    // Push what the parent lacks.
+    let mut have = client.vector().await?;
+    for _ in 0..100_000 {
+        let batch = store
+            .serve_pull(
+                peer.clone(),
+                Pull {
+                    scopes: Vec::new(),
+                    have,
+                    max_bytes: batch_bytes,
+                },
+            )
+            .await?;
+        if batch.envelopes.is_empty() {
+            break;
+        }
+        let encoded_len = batch.encode().len() as u64;
+        let more = batch.more;
+        let ack = client.push(&batch).await?;
+        report.bytes_up += encoded_len;
+        report.pushed_batches += 1;
+        report.pushed += ack.applied;
+        if !more || ack.applied == 0 {
+            break;
+        }
+        have = ack.have;
+    }
+    Ok(report)
+}
+
+/// The state of the link to the parent, for `/api/v1/sync/status` and `yizhan status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LinkState {
+    pub up: bool,
+    pub last_success_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub last_report: Option<SessionReportView>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SessionReportView {
+    pub pulled: u32,
+    pub pushed: u32,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+}
+
+/// Keeps this node in sync with its parent while the node runs.
+#[derive(Debug)]
+pub struct Driver {
+    pub store: Store,
+    pub key: Arc<NodeKey>,
+    pub own: Hello,
+    pub clock: Arc<dyn ClockDebug>,
+    /// Notified after writes; a session starts half a second later.
+    pub signal: Arc<Notify>,
+    pub state: Arc<Mutex<LinkState>>,
+    /// Time between sessions when nothing happens.
+    pub interval: Duration,
+    pub batch_bytes: u32,
+}
+
+impl Driver {
+    /// Runs until the task is dropped.
+    pub async fn run(self) {
+        let Driver {
+            store,
+            key,
+            own,
+            clock,
+            signal,
+            state,
+            interval,
+            batch_bytes,
+        } = self;
+        drive(store, key, own, clock, signal, state, interval, batch_bytes).await
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    store: Store,
+    key: Arc<NodeKey>,
+    own: Hello,
+    clock: Arc<dyn ClockDebug>,
+    signal: Arc<Notify>,
+    state: Arc<Mutex<LinkState>>,
+    interval: Duration,
+    batch_bytes: u32,
+) {
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        let parent = match store.peers().await {
+            Ok(peers) => peers
+                .into_iter()
+                .find(|p| p.relation == Relation::Parent && p.url.is_some()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the peers");
+                None
+            }
+        };
+        let Some(parent) = parent else {
+            // No parent (a root hall, or a station not enrolled yet): wait to be told.
+            tokio::select! {
+                () = signal.notified() => {}
+                () = tokio::time::sleep(interval) => {}
+            }
+            continue;
+        };
+        let url = parent.url.clone().unwrap_or_default();
+        let client = Client::new(&url, key.clone(), clock.clone());
+        let result = session(&store, &client, &own, &parent.record, batch_bytes).await;
+        let wait = match &result {
+            Ok(report) => {
+                if report.pulled + report.pushed > 0 {
+                    tracing::info!(
+                        peer.id = %parent.record.node,
+                        sync.pulled = report.pulled,
+                        sync.pushed = report.pushed,
+                        sync.bytes_down = report.bytes_down,
+                        sync.bytes_up = report.bytes_up,
+                        "sync session finished"
+                    );
+                }
+                let mut link = state.lock().unwrap_or_else(|e| e.into_inner());
+                link.up = true;
+                link.last_success_ms = Some(clock.now_ms());
+                link.last_error = None;
+                link.last_report = Some(SessionReportView {
+                    pulled: report.pulled,
+                    pushed: report.pushed,
+                    bytes_down: report.bytes_down,
+                    bytes_up: report.bytes_up,
+                });
+                backoff = Duration::from_secs(2);
+                interval
+            }
+            Err(e) => {
+                tracing::warn!(peer.id = %parent.record.node, peer.url = %url, error = %e, "sync session failed");
+                let mut link = state.lock().unwrap_or_else(|e| e.into_inner());
+                link.up = false;
+                link.last_error = Some(e.to_string());
+                let wait = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+                wait
+            }
+        };
+        let _ = store
+            .record_link_result(
+                parent.record.node,
+                result.map(|_| ()).map_err(|e| e.to_string()),
+            )
+            .await;
+        tokio::select! {
+            () = signal.notified() => {
+                // Let a burst of writes settle into one session.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
