@@ -233,7 +233,8 @@ pub fn ensure_empty(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
         let mut entries =
             fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if entries.next().is_some() {
+        // A `lock` file left by a command run on the empty dir does not count.
+        if entries.any(|e| e.is_ok_and(|e| e.file_name() != "lock")) {
             bail!(
                 "data dir {} is not empty (does it hold a node already?); choose an empty or new directory with --data-dir",
                 path.display()

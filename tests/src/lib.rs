@@ -88,6 +88,13 @@ impl Node {
         ])
     }
 
+    /// `yizhan serve` again on the address `previous` had, as a restarted node keeps its
+    /// address (its children know it by that URL).
+    pub fn restart(data_dir: &Path, previous: &str) -> Node {
+        let addr = previous.trim_start_matches("http://");
+        Node::start(&["serve", "--data-dir", path(data_dir), "--listen", addr])
+    }
+
     fn start(args: &[&str]) -> Node {
         let mut child = Command::new(binary())
             .args(args)
@@ -275,4 +282,134 @@ pub fn temp_dir() -> tempfile::TempDir {
 /// Where a data dir keeps its database.
 pub fn database(data_dir: &Path) -> PathBuf {
     data_dir.join("yizhan.db")
+}
+
+/// `yizhan init` in `dir`; returns the admin password.
+pub fn init_node(dir: &Path, role: &str, division: &str, name: &str) -> String {
+    let out = run_ok(&[
+        "init",
+        "--role",
+        role,
+        "--division",
+        division,
+        "--name",
+        name,
+        "--data-dir",
+        path(dir),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("init prints the password")
+        .to_string()
+}
+
+/// Replaces `key = …` in the config file of `dir` (the first such line).
+pub fn set_config(dir: &Path, key: &str, value: &str) {
+    let file = dir.join("yizhan.toml");
+    let text = std::fs::read_to_string(&file).expect("config exists");
+    let mut done = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if !done && line.trim_start().starts_with(&format!("{key} =")) {
+                done = true;
+                format!("{key} = {value}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert!(done, "{key} is in the config");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("config written");
+}
+
+/// A new API token of `admin` on the node in `dir`.
+pub fn admin_token(dir: &Path) -> String {
+    let out = run_ok(&[
+        "token",
+        "create",
+        "--user",
+        "admin",
+        "--data-dir",
+        path(dir),
+    ]);
+    out.lines()
+        .find(|l| l.starts_with("yz_"))
+        .expect("a token is printed")
+        .to_string()
+}
+
+/// A one-time enrollment code from the hall in `hall`.
+pub fn enroll_code(hall: &Path, division: &str, role: &str) -> String {
+    let out = run_ok(&[
+        "enroll-code",
+        "--division",
+        division,
+        "--role",
+        role,
+        "--data-dir",
+        path(hall),
+    ]);
+    out.lines()
+        .find_map(|l| {
+            l.strip_prefix("enrollment code for ")
+                .and_then(|rest| rest.rsplit(": ").next())
+        })
+        .expect("a code is printed")
+        .trim()
+        .to_string()
+}
+
+/// Polls `check` until it returns `Some`, for at most `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// PUT JSON with a bearer token.
+pub fn put(
+    agent: &ureq::Agent,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<Answer, ureq::Error> {
+    let mut request = agent.put(url);
+    if let Some(token) = token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send_json(body)?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// POST raw bytes with headers; returns status and body bytes.
+pub fn post_bytes(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Result<(u16, Vec<u8>), ureq::Error> {
+    let mut request = agent.post(url);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request.send(&body[..])?;
+    let status = response.status().as_u16();
+    let bytes = response.body_mut().read_to_vec()?;
+    Ok((status, bytes))
 }

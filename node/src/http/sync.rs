@@ -72,12 +72,14 @@ impl axum::extract::FromRequest<AppState> for SignedBy {
                 claim.node
             ))
         })?;
-        let message = request_message(
-            parts.method.as_str(),
-            parts.uri.path(),
-            claim.time_ms,
-            &body,
-        );
+        // Nested routers see the path without their prefix; the signature covers the
+        // path the caller sent.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map(|uri| uri.0.path().to_string())
+            .unwrap_or_else(|| parts.uri.path().to_string());
+        let message = request_message(parts.method.as_str(), &path, claim.time_ms, &body);
         let key = ed25519_dalek::VerifyingKey::from_bytes(&record.public_key)
             .map_err(|_| ApiError::unauthorized("the node's key is not valid"))?;
         let signature = ed25519_dalek::Signature::from_bytes(&claim.signature);

@@ -797,3 +797,97 @@ async fn a_clock_far_behind_is_a_clear_503() {
         "{value}"
     );
 }
+
+#[tokio::test]
+async fn sync_requests_must_be_signed_by_a_known_node() {
+    use yizhan_sync::feed::Hello;
+    use yizhan_sync::wire::Message;
+    let api = api("subdistrict").await;
+    let child = crate::identity::NodeKey::from_seed([5; 32]);
+    let record = child
+        .identity(
+            yizhan_sync::auth::NodeRole::Station,
+            yizhan_sync::domain::codes::DivisionCode::parse("440399001001").unwrap(),
+            "c",
+        )
+        .record;
+    api.store
+        .pin_peer(record.clone(), crate::store::Relation::Child, None)
+        .await
+        .unwrap();
+    let hello = Hello {
+        protocol: 1,
+        min_protocol: 1,
+        node: record.node,
+        role: record.role,
+        division: record.division.clone(),
+        name: "c".into(),
+        now_ms: at("2026-03-02"),
+        capabilities: vec![],
+    }
+    .encode();
+    let send = |signer: &crate::identity::NodeKey, node: String, time: i64, path: &'static str| {
+        let signature = signer.sign(&super::sync::request_message("POST", path, time, &hello));
+        Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(super::sync::NODE_HEADER, node)
+            .header(super::sync::TIME_HEADER, time.to_string())
+            .header(
+                super::sync::SIGNATURE_HEADER,
+                yizhan_sync::ids::hex(&signature),
+            )
+            .body(HttpBody::from(hello.clone()))
+            .unwrap()
+    };
+    let now = at("2026-03-02") as i64;
+    let cases = [
+        (
+            send(&child, record.node.to_hex(), now, "/sync/v1/hello"),
+            StatusCode::OK,
+        ),
+        (
+            send(
+                &crate::identity::NodeKey::from_seed([6; 32]),
+                record.node.to_hex(),
+                now,
+                "/sync/v1/hello",
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            send(
+                &child,
+                record.node.to_hex(),
+                now - 3_600_000,
+                "/sync/v1/hello",
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            send(
+                &crate::identity::NodeKey::from_seed([6; 32]),
+                crate::identity::NodeKey::from_seed([6; 32])
+                    .node_id()
+                    .to_hex(),
+                now,
+                "/sync/v1/hello",
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (n, (request, expected)) in cases.into_iter().enumerate() {
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            status,
+            expected,
+            "case {n}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! Four real nodes on loopback — a district, a sub-district and two stations — enrolled
+//! through the command line and syncing over HTTP.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use yizhan_node::http::sync::{NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message};
+use yizhan_node::identity::NodeKey;
+use yizhan_sync::auth::NodeRole;
+use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::envelope::{self, CHAIN_START, Envelope};
+use yizhan_sync::feed::{Ack, Batch, SignedSeq};
+use yizhan_sync::ids::{DocId, DocKind, Origin, Scope};
+use yizhan_sync::wire::Message;
+use yizhan_tests::{
+    Node, admin_token, client, enroll_code, get, init_node, post, post_bytes, put, run, run_ok,
+    set_config, temp_dir, wait_for,
+};
+
+const CATALOG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../node/data/demo-catalog.toml"
+);
+const WAIT: Duration = Duration::from_secs(60);
+
+fn dir_arg(dir: &Path) -> &str {
+    dir.to_str().unwrap()
+}
+
+fn quick_sync(dir: &Path) {
+    set_config(dir, "interval_secs", "1");
+    set_config(dir, "batch_bytes", "4096");
+}
+
+/// Cases the node at `base` holds, by id → status.
+fn cases(base: &str, token: &str) -> Vec<(String, String)> {
+    let (status, list) = get(
+        &client(),
+        &format!("{base}/api/v1/cases?limit=200"),
+        Some(token),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{list}");
+    list["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn items(base: &str) -> Vec<Value> {
+    let (_, list) = get(&client(), &format!("{base}/api/v1/items?limit=500"), None).unwrap();
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn sync_status(base: &str, token: &str) -> Value {
+    let (status, value) = get(
+        &client(),
+        &format!("{base}/api/v1/sync/status"),
+        Some(token),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{value}");
+    value
+}
+
+/// Receives and accepts an application for the first item of the catalog.
+fn new_case(base: &str, token: &str, n: u32) -> String {
+    let http = client();
+    let (_, item) = get(
+        &http,
+        &format!("{base}/api/v1/items/1144039999000005XU5001099602000"),
+        None,
+    )
+    .unwrap();
+    let materials: Vec<Value> = item["materials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["required"] == true)
+        .map(|m| json!({"name": m["name"], "originals": m["originals"], "copies": m["copies"]}))
+        .collect();
+    let body = json!({
+        "item": "1144039999000005XU5001099602000",
+        "applicant": {"type": "natural_person", "name": format!("申请人{n}"), "id_number": "11010519491231002X", "phone": "13800138000"},
+        "materials": materials,
+    });
+    let (status, case) = post(&http, &format!("{base}/api/v1/cases"), Some(token), &body).unwrap();
+    assert_eq!(status, 201, "{case}");
+    let id = case["id"].as_str().unwrap().to_string();
+    let (status, accepted) = post(
+        &http,
+        &format!("{base}/api/v1/cases/{id}/events"),
+        Some(token),
+        &json!({"kind": "accept"}),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{accepted}");
+    id
+}
+
+/// A batch signed with `key` claiming `origin`, POSTed to `base`'s push endpoint by the
+/// node whose key it is.
+fn push_crafted(
+    base: &str,
+    sender: &NodeKey,
+    envelopes: Vec<(Envelope, [u8; 64])>,
+) -> (u16, Vec<u8>) {
+    let batch = Batch {
+        signatures: envelopes
+            .iter()
+            .map(|(e, signature)| SignedSeq {
+                scope: e.scope.clone(),
+                origin: e.origin,
+                seq: e.seq,
+                signature: *signature,
+            })
+            .collect(),
+        envelopes: envelopes.into_iter().map(|(e, _)| e).collect(),
+        more: false,
+    };
+    let body = batch.encode();
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let signature = sender.sign(&request_message("POST", "/sync/v1/push", time, &body));
+    let headers = [
+        (NODE_HEADER, sender.node_id().to_hex()),
+        (TIME_HEADER, time.to_string()),
+        (SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature)),
+        ("content-type", "application/x-yizhan-sync".to_string()),
+    ];
+    post_bytes(&client(), &format!("{base}/sync/v1/push"), &headers, body).unwrap()
+}
+
+/// An envelope of a fresh Automerge change in `scope`, chained from the start of its run.
+fn envelope(
+    origin: Origin,
+    seq: u64,
+    kind: DocKind,
+    scope: &str,
+    doc: &str,
+) -> (Envelope, [u8; 32]) {
+    let mut document = automerge::AutoCommit::new().with_actor(origin.actor());
+    automerge::transaction::Transactable::put(&mut document, automerge::ROOT, "forged", true)
+        .unwrap();
+    let change = document.get_last_local_change().unwrap();
+    let envelope = Envelope {
+        origin,
+        seq,
+        prev: 0,
+        doc: DocId::parse(doc).unwrap(),
+        kind,
+        scope: Scope::parse(scope).unwrap(),
+        hash: change.hash().0,
+        change: change.raw_bytes().to_vec(),
+    };
+    let chain = envelope::chain_next(&CHAIN_START, &envelope);
+    (envelope, chain)
+}
+
+#[test]
+fn four_nodes_sync_through_the_tree() {
+    let root = temp_dir();
+    let [d, s, a, b] = ["district", "sub", "station-a", "station-b"].map(|n| root.path().join(n));
+
+    // The district authors the catalog before it first starts.
+    init_node(&d, "district", "440304", "福田区行政服务中心");
+    quick_sync(&d);
+    let imported = run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    assert!(imported.contains("24 new"), "{imported}");
+    let district_token = admin_token(&d);
+    let district = Node::serve(&d);
+    let district_base = district.base.clone();
+
+    init_node(&s, "subdistrict", "440304001", "园岭街道行政服务大厅");
+    quick_sync(&s);
+    let code = enroll_code(&d, "440304001", "subdistrict");
+    let enrolled = run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&s)]);
+    assert!(
+        enrolled.contains("enrolled with 福田区行政服务中心"),
+        "{enrolled}"
+    );
+    // A code works once.
+    let again = run(&["enroll", &district.base, &code, "--data-dir", dir_arg(&s)]);
+    assert!(
+        !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already used")
+    );
+    let sub_token = admin_token(&s);
+    let mut sub = Node::serve(&s);
+    let sub_base = sub.base.clone();
+
+    for (dir, division, name) in [
+        (&a, "440304001001", "园岭社区"),
+        (&b, "440304001002", "百花社区"),
+    ] {
+        init_node(dir, "station", division, name);
+        quick_sync(dir);
+        let code = enroll_code(&s, division, "station");
+        run_ok(&["enroll", &sub.base, &code, "--data-dir", dir_arg(dir)]);
+    }
+    let (token_a, token_b) = (admin_token(&a), admin_token(&b));
+    let station_a = Node::serve(&a);
+    let station_b = Node::serve(&b);
+
+    // The catalog flows down to both stations.
+    for station in [&station_a, &station_b] {
+        wait_for("the catalog at the stations", WAIT, || {
+            (items(&station.base).len() == 24).then_some(())
+        });
+    }
+
+    // Stations accept cases while their parent is stopped.
+    sub.kill9();
+    let mut ids_a: Vec<String> = (0..5)
+        .map(|n| new_case(&station_a.base, &token_a, n))
+        .collect();
+    let ids_b: Vec<String> = (0..3)
+        .map(|n| new_case(&station_b.base, &token_b, 100 + n))
+        .collect();
+    sub = Node::restart(&s, &sub_base);
+    wait_for("every case at the district", WAIT, || {
+        let held: HashSet<String> = cases(&district.base, &district_token)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        ids_a
+            .iter()
+            .chain(&ids_b)
+            .all(|id| held.contains(id))
+            .then_some(())
+    });
+    assert!(
+        cases(&station_b.base, &token_b)
+            .iter()
+            .all(|(id, _)| !ids_a.contains(id)),
+        "B never holds A's cases"
+    );
+
+    // A decision at the district reaches the station.
+    let url = format!("{}/api/v1/cases/{}/events", district.base, ids_a[0]);
+    let (status, decided) = post(
+        &client(),
+        &url,
+        Some(&district_token),
+        &json!({"kind": "decide", "approved": true}),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{decided}");
+    wait_for("the decision at station A", WAIT, || {
+        cases(&station_a.base, &token_a)
+            .iter()
+            .any(|(id, status)| id == &ids_a[0] && status == "decided")
+            .then_some(())
+    });
+
+    // A new catalog version published at the district reaches both stations.
+    let (_, mut item) = get(
+        &client(),
+        &format!(
+            "{}/api/v1/items/1144039999000005XU5001099602000",
+            district.base
+        ),
+        None,
+    )
+    .unwrap();
+    let catalog: toml::Value = toml::from_str(&std::fs::read_to_string(CATALOG).unwrap()).unwrap();
+    let mut source = catalog["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["impl_code"].as_str() == item["impl_code"].as_str())
+        .unwrap()
+        .clone();
+    source["version"] = toml::Value::Integer(2);
+    source["name"] = toml::Value::String("居住证申领（新版）".into());
+    let body: Value = serde_json::to_value(&source).unwrap();
+    let (status, published) = put(
+        &client(),
+        &format!(
+            "{}/api/v1/items/{}",
+            district.base,
+            item["impl_code"].as_str().unwrap()
+        ),
+        Some(&district_token),
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{published}");
+    for station in [&station_a, &station_b] {
+        wait_for("version 2 at the stations", WAIT, || {
+            let (_, now) = get(
+                &client(),
+                &format!(
+                    "{}/api/v1/items/1144039999000005XU5001099602000",
+                    station.base
+                ),
+                None,
+            )
+            .unwrap();
+            (now["version"] == 2).then_some(())
+        });
+    }
+    item["version"] = json!(2);
+
+    // Station A tries to write the catalog, B's cases, and to forge B's writes.
+    let key_a = NodeKey::load(&a.join("node.key")).unwrap();
+    let key_b_id = NodeKey::load(&b.join("node.key")).unwrap().node_id();
+    let identity_a = key_a.identity(
+        NodeRole::Station,
+        DivisionCode::parse("440304001001").unwrap(),
+        "a",
+    );
+    let origin_a = Origin {
+        node: key_a.node_id(),
+        epoch: 1,
+    };
+    let (catalog_write, chain) = envelope(
+        origin_a,
+        1_000_001,
+        DocKind::Item,
+        "catalog/440304",
+        "i-forged",
+    );
+    let catalog_sig = envelope::sign(&identity_a.key, &origin_a, 1_000_001, &chain);
+    let (b_write, chain) = envelope(
+        origin_a,
+        1_000_002,
+        DocKind::Case,
+        "case/440304001002",
+        "c-forged",
+    );
+    let b_sig = envelope::sign(&identity_a.key, &origin_a, 1_000_002, &chain);
+    // A fresh epoch, so the run starts empty at the receiver and only the signature is wrong.
+    let origin_b = Origin {
+        node: key_b_id,
+        epoch: 2,
+    };
+    let (forged, chain) = envelope(
+        origin_b,
+        1_000_003,
+        DocKind::Case,
+        "case/440304001002",
+        "c-forged-b",
+    );
+    let forged_sig = envelope::sign(&identity_a.key, &origin_b, 1_000_003, &chain);
+    for crafted in [
+        (catalog_write, catalog_sig),
+        (b_write, b_sig),
+        (forged, forged_sig),
+    ] {
+        let (status, body) = push_crafted(&sub.base, &key_a, vec![crafted]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let ack = Ack::decode(&body).unwrap();
+        assert_eq!(ack.applied, 0);
+    }
+    let quarantine = sync_status(&sub.base, &sub_token);
+    let reasons: Vec<String> = quarantine["recent_quarantine"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("may not write catalog/440304")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("may not write case/440304001002")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("does not verify")),
+        "{reasons:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        sync_status(&district.base, &district_token)["quarantined"],
+        0,
+        "nothing refused was forwarded"
+    );
+    let (_, still) = get(
+        &client(),
+        &format!(
+            "{}/api/v1/items/1144039999000005XU5001099602000",
+            district.base
+        ),
+        None,
+    )
+    .unwrap();
+    assert_eq!(still["name"], "居住证申领（新版）");
+
+    // A transfer killed mid-stream resumes without resending what was acknowledged.
+    let mut resumed = false;
+    for attempt in 0..3 {
+        sub.kill9();
+        let batch_of: Vec<String> = (0..150 * (attempt + 1))
+            .map(|n| new_case(&station_a.base, &token_a, 1000 + n))
+            .collect();
+        sub = Node::restart(&s, &sub_base);
+        let seen = wait_for("the push to start", WAIT, || {
+            let applied = sync_status(&sub.base, &sub_token)["received_applied"]
+                .as_u64()
+                .unwrap();
+            (applied > 0).then_some(applied)
+        });
+        sub.kill9();
+        sub = Node::restart(&s, &sub_base);
+        wait_for("every pushed case at the sub-district", WAIT, || {
+            let held: HashSet<String> = cases(&sub.base, &sub_token)
+                .into_iter()
+                .map(|c| c.0)
+                .collect();
+            batch_of.iter().all(|id| held.contains(id)).then_some(())
+        });
+        let status = sync_status(&sub.base, &sub_token);
+        assert_eq!(
+            status["received_duplicates"], 0,
+            "acknowledged batches were sent again: {status}"
+        );
+        ids_a.extend(batch_of);
+        // 300 changes at most per attempt; seeing fewer before the kill means it was cut.
+        if seen < 2 * 150 * (attempt as u64 + 1) {
+            resumed = true;
+            break;
+        }
+    }
+    assert!(
+        resumed,
+        "the transfer was never cut mid-stream in three attempts"
+    );
+
+    // A revoked station is refused.
+    sub.kill9();
+    let id_a = yizhan_node::identity::NodeKey::load(&a.join("node.key"))
+        .unwrap()
+        .node_id()
+        .to_hex();
+    let revoked = run_ok(&[
+        "revoke",
+        &id_a,
+        "--reason",
+        "PC stolen",
+        "--data-dir",
+        dir_arg(&s),
+    ]);
+    assert!(revoked.contains("revoked 园岭社区"), "{revoked}");
+    sub = Node::restart(&s, &sub_base);
+    let late = new_case(&station_a.base, &token_a, 9999);
+    wait_for("station A to be refused", WAIT, || {
+        let status = sync_status(&station_a.base, &token_a);
+        status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("revoked"))
+            .then_some(())
+    });
+    assert!(
+        cases(&sub.base, &sub_token)
+            .iter()
+            .all(|(id, _)| id != &late)
+    );
+
+    // Sneakernet: station B's cases reach the district, which never had a link to B.
+    sub.kill9();
+    let offline: Vec<String> = (0..2)
+        .map(|n| new_case(&station_b.base, &token_b, 500 + n))
+        .collect();
+    let district_id = yizhan_node::identity::NodeKey::load(&d.join("node.key"))
+        .unwrap()
+        .node_id()
+        .to_hex();
+    let bundle = root.path().join("b-for-district.yzb");
+    let exported = run_ok(&[
+        "export-bundle",
+        "--for",
+        &district_id,
+        bundle.to_str().unwrap(),
+        "--data-dir",
+        dir_arg(&b),
+    ]);
+    assert!(exported.contains("wrote"), "{exported}");
+    drop(district);
+    let imported = run_ok(&[
+        "import-bundle",
+        bundle.to_str().unwrap(),
+        "--data-dir",
+        dir_arg(&d),
+    ]);
+    assert!(imported.contains("applied"), "{imported}");
+    let district = Node::restart(&d, &district_base);
+    let held: HashSet<String> = cases(&district.base, &district_token)
+        .into_iter()
+        .map(|c| c.0)
+        .collect();
+    assert!(
+        offline.iter().all(|id| held.contains(id)),
+        "the bundle carried B's offline cases"
+    );
+    // Importing the same bundle again changes nothing.
+    drop(district);
+    let again = run_ok(&[
+        "import-bundle",
+        bundle.to_str().unwrap(),
+        "--data-dir",
+        dir_arg(&d),
+    ]);
+    assert!(again.contains("0 applied"), "{again}");
+    drop((station_a, station_b));
+}
