@@ -235,3 +235,417 @@ pub fn peak_rss() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+#[derive(Debug, Args)]
+pub struct SyncBenchArgs {
+    /// Cases the station holds (each: ~10 fields and 5 events in 3 changes)
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cases: u64,
+    /// Bytes of changes per batch
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    pub batch_bytes: u32,
+    /// Keep the two data dirs in this directory
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<std::path::PathBuf>,
+}
+
+/// A station pushes all its cases to a district hall running as a separate `yizhan serve`
+/// process over loopback HTTP; then 1% of the cases get one more event and it pushes again.
+pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use yizhan_sync::auth::NodeRole;
+    use yizhan_sync::domain::case::Action;
+    use yizhan_sync::feed::Pull;
+
+    use crate::config::{Config, HttpSection, NodeSection, Role, StoreSection, SyncSection};
+    use crate::node::{DataDir, create_data_dir};
+    use crate::store::Relation;
+
+    let root = match &args.keep {
+        Some(dir) => {
+            crate::node::ensure_empty(dir)?;
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => tempfile_dir()?,
+    };
+    let make = |name: &str, role: Role, division: &str| -> anyhow::Result<DataDir> {
+        let dir = DataDir::new(root.join(name));
+        let config = Config {
+            node: NodeSection {
+                role,
+                division: division.into(),
+                name: name.into(),
+            },
+            http: HttpSection {
+                listen: "127.0.0.1:0".parse()?,
+                ..HttpSection::default()
+            },
+            store: StoreSection::default(),
+            sync: SyncSection {
+                interval_secs: 3600,
+                batch_bytes: args.batch_bytes,
+            },
+        };
+        create_data_dir(&dir, &config)?;
+        Ok(dir)
+    };
+    let hall_dir = make("hall", Role::District, DEMO_DISTRICT)?;
+    let station_dir = make("station", Role::Station, DEMO_DIVISION)?;
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+
+    // Enroll and give the station the catalog, in process, before the clock starts.
+    let station_record;
+    {
+        let (_hall_lock, hall) = hall_dir.open_exclusive()?;
+        let (_station_lock, station) = station_dir.open_exclusive()?;
+        let hall_record = hall
+            .key
+            .identity(NodeRole::District, hall.config.division(), "hall")
+            .record;
+        station_record = station
+            .key
+            .identity(NodeRole::Station, station.config.division(), "station")
+            .record;
+        hall.store
+            .create_enroll_code(
+                "bench".into(),
+                station_record.division.clone(),
+                NodeRole::Station,
+                now + 3_600_000,
+            )
+            .await?;
+        let above = hall
+            .store
+            .enroll_child("bench".into(), station_record.clone(), now)
+            .await?;
+        for (n, record) in above.into_iter().enumerate() {
+            station
+                .store
+                .pin_peer(
+                    record,
+                    if n == 0 {
+                        Relation::Parent
+                    } else {
+                        Relation::Ancestor
+                    },
+                    None,
+                )
+                .await?;
+        }
+        for item in demo_catalog() {
+            hall.store
+                .publish_item(Scope::catalog(&hall.config.division()), item, now)
+                .await?;
+        }
+        loop {
+            let pull = Pull {
+                scopes: vec![],
+                have: station.store.vector().await?,
+                max_bytes: 1 << 20,
+            };
+            let batch = hall.store.serve_pull(station_record.clone(), pull).await?;
+            if batch.envelopes.is_empty() {
+                break;
+            }
+            station.store.receive_batch(batch).await?;
+        }
+        let _ = hall_record;
+        hall.store.shutdown().await;
+        station.store.shutdown().await;
+    }
+
+    // The station's cases: intake; supplement + accept; suspend + resume + decide.
+    let (_station_lock, station) = station_dir.open_exclusive()?;
+    let items: Vec<_> = demo_catalog()
+        .into_iter()
+        .filter(|i| {
+            i.case_type == yizhan_sync::domain::item::CaseType::Committed
+                && i.special_procedures.iter().any(|p| !p.counted)
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let span_ms: u64 = args.cases * 20_000;
+    let start_ms = now - span_ms - 3_600_000;
+    let next = Arc::new(AtomicU64::new(0));
+    let items = Arc::new(items);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (store, items, next, total) = (
+            station.store.clone(),
+            items.clone(),
+            next.clone(),
+            args.cases,
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return anyhow::Ok(());
+                }
+                let time = start_ms + span_ms * i / total;
+                let item = &items[(i % items.len() as u64) as usize];
+                let mut new = application(item, i);
+                let held_back = new.materials.pop().expect("items ask for materials");
+                let staff = Staff {
+                    username: "bench".into(),
+                    counter: format!("{}号窗口", i % 6 + 1),
+                };
+                let id = store
+                    .create_case(item.impl_code.to_string(), new, staff.clone(), time)
+                    .await?;
+                let supplement = Action::Supplement {
+                    materials: vec![held_back],
+                };
+                store
+                    .act_on_case(
+                        id.clone(),
+                        vec![NewAction::Do(supplement), NewAction::Accept],
+                        staff.clone(),
+                        time + 60_000,
+                    )
+                    .await?;
+                let procedure = item
+                    .special_procedures
+                    .iter()
+                    .find(|p| !p.counted)
+                    .expect("filtered")
+                    .name
+                    .clone();
+                let later = vec![
+                    NewAction::Do(Action::Suspend {
+                        procedure,
+                        reason: "按规定公示".into(),
+                    }),
+                    NewAction::Do(Action::Resume {
+                        note: String::new(),
+                    }),
+                    NewAction::Do(Action::Decide {
+                        approved: true,
+                        reason: String::new(),
+                        basis: String::new(),
+                        remedies: String::new(),
+                    }),
+                ];
+                store.act_on_case(id, later, staff, time + 120_000).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let generated = started.elapsed().as_secs_f64();
+    let local_changes: u64 = station
+        .store
+        .vector()
+        .await?
+        .iter()
+        .map(|(_, _, seq)| seq)
+        .max()
+        .unwrap_or(0);
+
+    // The hall, as its own process.
+    let exe = std::env::current_exe()?;
+    let mut hall = std::process::Command::new(exe)
+        .args([
+            "serve",
+            "--data-dir",
+            root.join("hall").to_str().unwrap_or_default(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("YIZHAN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let base = {
+        use std::io::BufRead;
+        let stdout = hall.stdout.take().expect("piped");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(base) = line.strip_prefix("listening on ") {
+                        break base.to_string();
+                    }
+                }
+                _ => anyhow::bail!("the hall process did not start"),
+            }
+        }
+    };
+    let hall_pid = hall.id();
+    let result = async {
+        let key = Arc::new(crate::identity::NodeKey::load(&station_dir.key())?);
+        let client = crate::link::Client::new(&base, key, Arc::new(crate::clock::SystemClock));
+        let parent = station
+            .store
+            .peers()
+            .await?
+            .into_iter()
+            .find(|p| p.relation == Relation::Parent)
+            .expect("enrolled")
+            .record;
+        let hello = yizhan_sync::feed::Hello {
+            protocol: yizhan_sync::feed::PROTOCOL_VERSION,
+            min_protocol: yizhan_sync::feed::MIN_PROTOCOL_VERSION,
+            node: station_record.node,
+            role: NodeRole::Station,
+            division: station_record.division.clone(),
+            name: "station".into(),
+            now_ms: now,
+            capabilities: vec![],
+        };
+        reset_peak_rss();
+        let full_started = std::time::Instant::now();
+        let full = crate::link::session(&station.store, &client, &hello, &parent, args.batch_bytes)
+            .await?;
+        let full_secs = full_started.elapsed().as_secs_f64();
+        let station_rss = peak_rss();
+
+        // 1% of the cases get one more event.
+        let page = station
+            .store
+            .list_cases(CaseFilter {
+                status: Some(Status::Decided),
+                level: None,
+                impl_code: None,
+                counter: None,
+                created_from: None,
+                created_to: None,
+                conflict_only: false,
+                cursor: None,
+                limit: 200,
+                today: Date::from_unix_ms_cst(now as i64),
+            })
+            .await?;
+        let mut ids: Vec<String> = page.cases.into_iter().map(|c| c.id).collect();
+        let mut cursor = page.next_cursor;
+        while (ids.len() as u64) < args.cases / 100 {
+            let Some(c) = cursor.take() else { break };
+            let more = station
+                .store
+                .list_cases(CaseFilter {
+                    status: Some(Status::Decided),
+                    level: None,
+                    impl_code: None,
+                    counter: None,
+                    created_from: None,
+                    created_to: None,
+                    conflict_only: false,
+                    cursor: Some(c),
+                    limit: 200,
+                    today: Date::from_unix_ms_cst(now as i64),
+                })
+                .await?;
+            ids.extend(more.cases.into_iter().map(|c| c.id));
+            cursor = more.next_cursor;
+        }
+        ids.truncate((args.cases / 100).max(1) as usize);
+        let staff = Staff {
+            username: "bench".into(),
+            counter: "1号窗口".into(),
+        };
+        for id in &ids {
+            let done = Action::Complete {
+                result: "准予".into(),
+                delivery: "窗口领取".into(),
+            };
+            let id = yizhan_sync::ids::DocId::parse(id).expect("stored ids are valid");
+            station
+                .store
+                .act_on_case(id, vec![NewAction::Do(done)], staff.clone(), now)
+                .await?;
+        }
+        let catch_started = std::time::Instant::now();
+        let catch_up =
+            crate::link::session(&station.store, &client, &hello, &parent, args.batch_bytes)
+                .await?;
+        let catch_secs = catch_started.elapsed().as_secs_f64();
+        anyhow::Ok((
+            full,
+            full_secs,
+            station_rss,
+            ids.len(),
+            catch_up,
+            catch_secs,
+        ))
+    }
+    .await;
+    let hall_rss = std::fs::read_to_string(format!("/proc/{hall_pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
+    let _ = hall.kill();
+    let _ = hall.wait();
+    let (full, full_secs, station_rss, touched, catch_up, catch_secs) = result?;
+    let mb = |kb: Option<u64>| {
+        kb.map_or("unknown".to_string(), |kb| {
+            format!("{:.1} MB", kb as f64 / 1024.0)
+        })
+    };
+    println!(
+        "sync bench: station → district hall over loopback HTTP, {} cases ({local_changes} changes), batches of {} KB",
+        args.cases,
+        args.batch_bytes / 1024
+    );
+    println!(
+        "  generating the cases on the station took {generated:.1} s (not part of the figures)"
+    );
+    println!(
+        "  full push:  {full_secs:.2} s, {} changes in {} batches",
+        full.pushed, full.pushed_batches
+    );
+    println!(
+        "              bytes on the wire {:.1} MB up, {:.1} MB down",
+        full.bytes_up as f64 / 1e6,
+        full.bytes_down as f64 / 1e6
+    );
+    println!(
+        "              peak RSS: station (during sync) {}, hall {}",
+        mb(station_rss),
+        mb(hall_rss)
+    );
+    println!(
+        "  catch-up:   {catch_secs:.3} s for {touched} cases with one new event: {} changes, {:.1} KB up, {:.1} KB down",
+        catch_up.pushed,
+        catch_up.bytes_up as f64 / 1e3,
+        catch_up.bytes_down as f64 / 1e3
+    );
+    station.store.shutdown().await;
+    if args.keep.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(())
+}
+
+fn application(item: &yizhan_sync::domain::item::Item, i: u64) -> NewCase {
+    NewCase {
+        applicant: Applicant::NaturalPerson {
+            name: format!("测试申请人{}", i % 1000),
+            id_number: ResidentId::parse("11010519491231002X").expect("valid"),
+            phone: Phone::parse(&format!("138{:08}", i % 100_000_000)).expect("valid"),
+        },
+        agent: None,
+        materials: item
+            .materials
+            .iter()
+            .filter(|m| m.required)
+            .map(|m| MaterialReceived {
+                name: m.name.clone(),
+                originals: m.originals,
+                copies: m.copies,
+            })
+            .collect(),
+        counter: format!("{}号窗口", i % 6 + 1),
+        note: String::new(),
+    }
+}
+
+/// Resets the peak resident set size of this process (Linux), so a later reading covers
+/// only what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

@@ -156,6 +156,8 @@ pub enum TokenCommand {
 pub enum BenchCommand {
     /// Create and accept cases through the store, then time the counter's list query
     Store(crate::bench::StoreBenchArgs),
+    /// Push a station's cases to a hall over loopback HTTP, then a 1% catch-up
+    Sync(crate::bench::SyncBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -304,6 +306,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Store(args)) => crate::bench::store(args).await,
+        Command::Bench(BenchCommand::Sync(args)) => crate::bench::sync(args).await,
     }
 }
 

@@ -582,23 +582,21 @@ pub fn read_registry(doc: &Automerge) -> Result<RegistryDoc, DocError> {
     Ok(RegistryDoc { scope, records })
 }
 
-/// Applies a change received from another node to a document (`None`: the document is
-/// new here). Fails, leaving nothing half-applied, if the bytes are not a change or the
-/// change depends on changes the document does not have.
-pub fn apply_change(doc: Option<Automerge>, bytes: &[u8]) -> Result<Automerge, DocError> {
+/// Applies a change received from another node to a document (a new, empty one when the
+/// document is new here). Everything is checked before the document is touched: bytes that
+/// are not a change, or a change whose dependencies the document lacks, leave it as it was.
+pub fn apply_change(doc: &mut Automerge, bytes: &[u8]) -> Result<(), DocError> {
     let change = automerge::Change::from_bytes(bytes.to_vec())
         .map_err(|e| DocError::BadChange(e.to_string()))?;
-    let hash = change.hash();
-    let mut doc = doc.unwrap_or_default();
-    if doc.get_change_by_hash(&hash).is_some() {
-        return Ok(doc);
+    if doc.get_change_by_hash(&change.hash()).is_some() {
+        return Ok(());
     }
     let missing = doc.get_missing_deps(change.deps());
     if !missing.is_empty() {
         return Err(DocError::MissingDependencies(missing.len()));
     }
     doc.apply_changes([change])?;
-    Ok(doc)
+    Ok(())
 }
 
 /// The derived rows of any document.

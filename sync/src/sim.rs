@@ -307,11 +307,9 @@ impl Peer {
                             );
                             continue;
                         }
-                        let existing = self.docs.remove(&envelope.doc);
-                        let had = existing.clone();
-                        match doc::apply_change(existing, &envelope.change) {
-                            Ok(document) => {
-                                self.docs.insert(envelope.doc.clone(), document);
+                        let document = self.docs.entry(envelope.doc.clone()).or_default();
+                        match doc::apply_change(document, &envelope.change) {
+                            Ok(()) => {
                                 self.runs.insert(
                                     (envelope.scope.clone(), envelope.origin),
                                     RunState {
@@ -326,8 +324,12 @@ impl Peer {
                                 applied += 1;
                             }
                             Err(e) => {
-                                if let Some(d) = had {
-                                    self.docs.insert(envelope.doc.clone(), d);
+                                if self
+                                    .docs
+                                    .get(&envelope.doc)
+                                    .is_some_and(|d| d.get_heads().is_empty())
+                                {
+                                    self.docs.remove(&envelope.doc);
                                 }
                                 self.quarantine_once(envelope, e.to_string());
                             }

@@ -2,7 +2,7 @@
 //! applying batches in one transaction, the registry of node keys, enrollment codes,
 //! and quarantine.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -660,7 +660,8 @@ fn receive(ctx: &mut WriteCtx, batch: Batch) -> Result<Ack, StoreError> {
     let mut pending = batch.envelopes;
     let signatures = batch.signatures;
     let own = ctx.identity.record.clone();
-    let mut touched: BTreeSet<(DocId, Scope)> = BTreeSet::new();
+    // Documents changed by this batch, out of the cache until they are saved once each.
+    let mut working: BTreeMap<DocId, (Scope, automerge::Automerge)> = BTreeMap::new();
     let received_ms = now_ms();
     // Changes whose origin is unknown may become checkable once a registry in the same
     // batch is applied: retry them while that makes progress.
@@ -681,6 +682,7 @@ fn receive(ctx: &mut WriteCtx, batch: Batch) -> Result<Ack, StoreError> {
         };
         let mut deferred = Vec::new();
         let mut applied = 0;
+        let mut registries_changed = false;
         for (envelope, verdict) in current.envelopes.into_iter().zip(verdicts) {
             match verdict {
                 Verdict::Duplicate => ack.duplicates += 1,
@@ -698,13 +700,18 @@ fn receive(ctx: &mut WriteCtx, batch: Batch) -> Result<Ack, StoreError> {
                         )?;
                         continue;
                     }
-                    match ctx.apply_received(&envelope.doc, &envelope.change) {
+                    if !working.contains_key(&envelope.doc) {
+                        let document = ctx.take_doc(&envelope.doc)?.unwrap_or_default();
+                        working.insert(envelope.doc.clone(), (envelope.scope.clone(), document));
+                    }
+                    let (_, document) = working.get_mut(&envelope.doc).expect("inserted above");
+                    match doc::apply_change(document, &envelope.change) {
                         Ok(()) => {
                             insert_change(&ctx.conn, &envelope, &chain, signature.as_ref())?;
-                            touched.insert((envelope.doc.clone(), envelope.scope.clone()));
+                            registries_changed |= envelope.scope.kind() == ScopeKind::Registry;
                             applied += 1;
                         }
-                        Err(reason) => quarantine(&ctx.conn, &envelope, &reason, received_ms)?,
+                        Err(e) => quarantine(&ctx.conn, &envelope, &e.to_string(), received_ms)?,
                     }
                 }
             }
@@ -715,18 +722,26 @@ fn receive(ctx: &mut WriteCtx, batch: Batch) -> Result<Ack, StoreError> {
             break;
         }
         // Derived registry rows first, so the next round knows the new keys.
-        for (id, scope) in &touched {
-            if scope.kind() == ScopeKind::Registry {
-                materialize(ctx, id, scope)?;
+        if registries_changed {
+            for (scope, document) in working.values() {
+                if scope.kind() == ScopeKind::Registry
+                    && let Ok(registry) = doc::read_registry(document)
+                {
+                    store_registry_rows(&ctx.conn, "", &registry)?;
+                }
             }
         }
         pending = deferred;
     }
     let mut newest = Hlc::default();
-    for (id, scope) in &touched {
-        if let Some(hlc) = materialize(ctx, id, scope)? {
+    for (id, (scope, document)) in working {
+        if document.get_heads().is_empty() {
+            continue;
+        }
+        if let Some(hlc) = materialize(ctx, &id, &scope, &document)? {
             newest = newest.max(hlc);
         }
+        ctx.put_back(id, document);
     }
     ctx.observe(newest);
     ack.quarantined = ctx
@@ -768,10 +783,14 @@ fn quarantine(
 
 /// Saves a document changed by received changes and refreshes its derived rows. Returns
 /// the newest event time of a case, for the node's clock.
-fn materialize(ctx: &mut WriteCtx, id: &DocId, scope: &Scope) -> Result<Option<Hlc>, StoreError> {
-    ctx.save_received(id, scope_kind_doc(scope), scope)?;
-    let rows = doc::rows(id, ctx.doc_mut(id)?, Calendar::china());
-    match rows {
+fn materialize(
+    ctx: &mut WriteCtx,
+    id: &DocId,
+    scope: &Scope,
+    document: &automerge::Automerge,
+) -> Result<Option<Hlc>, StoreError> {
+    ctx.save_received(id, scope_kind_doc(scope), scope, document)?;
+    match doc::rows(id, document, Calendar::china()) {
         Ok(Rows::Item(row)) => {
             store_item_row(&ctx.conn, "", &row)?;
             ctx.forget_items();

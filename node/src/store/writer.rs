@@ -50,6 +50,8 @@ pub struct WriteCtx {
     clock: HlcClock,
     /// Documents changed by the running closure; dropped from the cache if it fails.
     touched: Vec<DocId>,
+    /// Whether the clock lag was already logged (once per episode, not per write).
+    clock_lag_warned: bool,
     /// Documents the running closure created; stored with a plain INSERT, so an id that
     /// already exists is an error, never an overwrite.
     created: Vec<DocId>,
@@ -88,28 +90,21 @@ impl WriteCtx {
         }
     }
 
-    /// Applies a change received from another node to document `id` (new here if it
-    /// does not exist). `Err` says why it cannot be applied; the document is unchanged.
-    pub(super) fn apply_received(&mut self, id: &DocId, bytes: &[u8]) -> Result<(), String> {
-        let existing = match self.doc_mut(id) {
-            Ok(_) => self.cache.remove_doc(id),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(e.to_string()),
-        };
-        let backup = existing.clone();
-        match doc::apply_change(existing, bytes) {
-            Ok(document) => {
-                self.touched.push(id.clone());
-                self.cache.insert(id.clone(), document);
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(document) = backup {
-                    self.cache.insert(id.clone(), document);
-                }
-                Err(e.to_string())
-            }
+    /// Takes document `id` out of the cache (or loads it) to change it outside the cache;
+    /// `None` if this node does not have it. Hand it back with [`WriteCtx::put_back`].
+    pub(super) fn take_doc(&mut self, id: &DocId) -> Result<Option<Automerge>, StoreError> {
+        match self.doc_mut(id) {
+            Ok(_) => Ok(self.cache.remove_doc(id)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Returns a document taken with [`WriteCtx::take_doc`] (it leaves the cache again if
+    /// the write fails).
+    pub(super) fn put_back(&mut self, id: DocId, doc: Automerge) {
+        self.touched.push(id.clone());
+        self.cache.insert(id, doc);
     }
 
     /// Saves a document changed by received changes.
@@ -118,10 +113,8 @@ impl WriteCtx {
         id: &DocId,
         kind: DocKind,
         scope: &Scope,
+        doc: &Automerge,
     ) -> Result<(), StoreError> {
-        let doc = self.cache.get_mut(id).ok_or_else(|| StoreError::NotFound {
-            what: format!("document {id}"),
-        })?;
         let bytes = doc.save();
         let heads = doc::heads_bytes(doc);
         let now = std::time::SystemTime::now()
@@ -176,13 +169,15 @@ impl WriteCtx {
         if last_ms > wall_ms + MAX_CLOCK_LAG_MS {
             return Err(StoreError::ClockBehind { wall_ms, last_ms });
         }
-        if last_ms > wall_ms + 5 * 60_000 {
+        let lagging = last_ms > wall_ms + 5 * 60_000;
+        if lagging && !self.clock_lag_warned {
             tracing::warn!(
                 clock.wall_ms = wall_ms,
                 clock.last_ms = last_ms,
-                "the system clock is behind the newest recorded event time"
+                "the system clock is behind the newest recorded event time; events keep the newer time"
             );
         }
+        self.clock_lag_warned = lagging;
         Ok(self.clock.tick(wall_ms))
     }
 
@@ -531,6 +526,7 @@ pub(super) fn spawn(
         clock: HlcClock::starting_after(newest),
         touched: Vec::new(),
         created: Vec::new(),
+        clock_lag_warned: false,
         items: HashMap::new(),
     };
     let (sender, receiver) = channel();
