@@ -2,13 +2,14 @@
 //! sneakernet bundles.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use yizhan_sync::auth::NodeRole;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::item::Item;
-use yizhan_sync::feed::{Batch, Pull, VersionVector};
+use yizhan_sync::feed::{ParsedBatch, Pull, VersionVector};
 use yizhan_sync::ids::{NodeId, Scope, hex};
 use yizhan_sync::wire::Message;
 
@@ -115,16 +116,21 @@ pub async fn enroll(node: &OpenNode, url: &str, code: &str) -> anyhow::Result<()
         record: own,
     };
     let body = serde_json::to_vec(&serde_json_request(&request)).expect("serializes");
-    let response = reqwest::Client::new()
-        .post(format!("{url}/sync/v1/enroll"))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach {url}; check the address and that the hall is running")
-        })?;
+    // The hall's key is not known yet: TLS records the key the handshake proves, and the
+    // answer must name that same key.
+    let proved = Arc::new(Mutex::new(None));
+    let response = crate::tls::http_client(
+        crate::tls::Pin::Record(proved.clone()),
+        std::time::Duration::from_secs(30),
+    )
+    .post(format!("{url}/sync/v1/enroll"))
+    .header(reqwest::header::CONTENT_TYPE, "application/json")
+    .body(body)
+    .send()
+    .await
+    .with_context(|| {
+        format!("cannot reach {url}; check the address and that the hall is running")
+    })?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if !status.is_success() {
@@ -138,6 +144,14 @@ pub async fn enroll(node: &OpenNode, url: &str, code: &str) -> anyhow::Result<()
         serde_json::from_str(&text).context("the hall's answer cannot be read")?;
     if !answer.parent.is_consistent() {
         bail!("the hall's record is inconsistent (its id does not match its key); not enrolling");
+    }
+    if url.starts_with("https://") {
+        let proved = *proved.lock().unwrap_or_else(|e| e.into_inner());
+        if proved != Some(answer.parent.public_key) {
+            bail!(
+                "the TLS connection was made with a different key than the hall's node key (someone may be in between); not enrolling"
+            );
+        }
     }
     node.store
         .pin_peer(
@@ -433,10 +447,10 @@ pub async fn import_bundle(node: &OpenNode, file: &Path) -> anyhow::Result<()> {
             sender.name
         )
     })?;
-    let batch =
-        Batch::decode(body).map_err(|e| anyhow::anyhow!("the bundle cannot be read: {e}"))?;
-    let total = batch.envelopes.len();
-    let ack = node.store.receive_batch(batch).await?;
+    let parsed =
+        ParsedBatch::decode(body).map_err(|e| anyhow::anyhow!("the bundle cannot be read: {e}"))?;
+    let total = parsed.batch.envelopes.len();
+    let ack = node.store.receive_parsed(parsed).await?;
     println!(
         "imported {} from {}: {} applied, {} already here, {} waiting for keys, {} quarantined in all",
         file.display(),

@@ -67,6 +67,9 @@ pub struct HttpSection {
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Serve HTTPS with a certificate made from the node key. Children of a hall reached
+    /// over an untrusted network enroll with an `https://` URL and pin that key.
+    pub tls: bool,
 }
 
 impl Default for HttpSection {
@@ -74,6 +77,7 @@ impl Default for HttpSection {
         HttpSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
+            tls: false,
         }
     }
 }
@@ -272,6 +276,10 @@ name = {name}
 listen = "{listen}"
 # Largest request body accepted, in bytes.
 max_body_bytes = {max_body}
+# true: serve HTTPS with a certificate made from the node key (no CA needed). Children
+# then enroll with https://ADDR:PORT and check that key on every connection. Browsers
+# will warn about the self-signed certificate; use it on halls reached across networks.
+tls = {tls}
 
 [store]
 # Automerge documents kept in memory (about 18 KB each).
@@ -297,6 +305,7 @@ batch_bytes = {batch_bytes}
             name = toml_string(&self.node.name),
             listen = self.http.listen,
             max_body = self.http.max_body_bytes,
+            tls = self.http.tls,
             doc_cache = self.store.doc_cache,
             readers = self.store.readers,
         )

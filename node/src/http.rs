@@ -20,7 +20,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use yizhan_sync::domain::calendar::Date;
 
@@ -104,11 +103,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes open requests.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

@@ -87,6 +87,18 @@ impl NodeKey {
         self.signing.sign(message).to_bytes()
     }
 
+    /// The private key as unencrypted PKCS#8 v1 (RFC 8410 §7), for the TLS server that
+    /// presents the node key as its certificate key. Never written to disk.
+    pub fn pkcs8_der(&self) -> Vec<u8> {
+        const PREFIX: [u8; 16] = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        let mut der = PREFIX.to_vec();
+        der.extend_from_slice(self.signing.as_bytes());
+        der
+    }
+
     pub fn node_id(&self) -> NodeId {
         NodeId::from_public_key(&self.signing.verifying_key().to_bytes())
     }

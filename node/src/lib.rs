@@ -21,3 +21,4 @@ pub mod identity;
 pub mod link;
 pub mod node;
 pub mod store;
+pub mod tls;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use yizhan_sync::auth::NodeRecord;
-use yizhan_sync::feed::{self, Ack, Batch, Hello, Pull, VersionVector};
+use yizhan_sync::feed::{self, Ack, Hello, ParsedBatch, Pull, VersionVector};
 use yizhan_sync::wire::Message;
 
 use crate::clock::Clock;
@@ -27,6 +27,12 @@ use crate::store::{Relation, Store};
 pub enum LinkError {
     #[error("cannot reach {url}: {source}")]
     Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the connection to {url} dropped mid-answer (what was committed stays): {source}")]
+    Dropped {
         url: String,
         #[source]
         source: reqwest::Error,
@@ -57,12 +63,16 @@ pub trait ClockDebug: Clock + std::fmt::Debug {}
 impl<T: Clock + std::fmt::Debug> ClockDebug for T {}
 
 impl Client {
-    pub fn new(base: &str, key: Arc<NodeKey>, clock: Arc<dyn ClockDebug>) -> Client {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("a plain HTTP client builds");
+    /// A client for the peer at `base` whose node key is `peer_key`; on `https://` URLs
+    /// the TLS handshake must prove that key (see [`crate::tls`]).
+    pub fn new(
+        base: &str,
+        peer_key: [u8; 32],
+        key: Arc<NodeKey>,
+        clock: Arc<dyn ClockDebug>,
+    ) -> Client {
+        let http =
+            crate::tls::http_client(crate::tls::Pin::Key(peer_key), Duration::from_secs(120));
         Client {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -93,7 +103,7 @@ impl Client {
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| LinkError::Unreachable {
+            .map_err(|source| LinkError::Dropped {
                 url: url.clone(),
                 source,
             })?;
@@ -124,12 +134,21 @@ impl Client {
         self.message("/sync/v1/hello", hello).await
     }
 
-    pub async fn pull(&self, pull: &Pull) -> Result<Batch, LinkError> {
-        self.message("/sync/v1/pull", pull).await
+    /// The batch, and its size on the wire.
+    pub async fn pull(&self, pull: &Pull) -> Result<(ParsedBatch, u64), LinkError> {
+        let bytes = self.call("/sync/v1/pull", pull.encode()).await?;
+        let size = bytes.len() as u64;
+        let parsed = tokio::task::spawn_blocking(move || ParsedBatch::decode(&bytes))
+            .await
+            .map_err(|e| LinkError::Protocol(format!("decoding a batch failed: {e}")))?
+            .map_err(|e| LinkError::Protocol(format!("/sync/v1/pull: {e}")))?;
+        Ok((parsed, size))
     }
 
-    pub async fn push(&self, batch: &Batch) -> Result<Ack, LinkError> {
-        self.message("/sync/v1/push", batch).await
+    /// Pushes a batch already encoded (see [`Message::encode`]).
+    pub async fn push_encoded(&self, batch: Vec<u8>) -> Result<Ack, LinkError> {
+        let bytes = self.call("/sync/v1/push", batch).await?;
+        Ack::decode(&bytes).map_err(|e| LinkError::Protocol(format!("/sync/v1/push: {e}")))
     }
 
     pub async fn vector(&self) -> Result<VersionVector, LinkError> {
@@ -159,6 +178,21 @@ pub async fn session(
     peer: &NodeRecord,
     batch_bytes: u32,
 ) -> Result<SessionReport, LinkError> {
+    let mut report = SessionReport::default();
+    session_into(store, client, own, peer, batch_bytes, &mut report).await?;
+    Ok(report)
+}
+
+/// A session that counts into `report` as it goes, so a session cut short still tells
+/// how far it got (the driver retries a link that moves data sooner than a dead one).
+async fn session_into(
+    store: &Store,
+    client: &Client,
+    own: &Hello,
+    peer: &NodeRecord,
+    batch_bytes: u32,
+    report: &mut SessionReport,
+) -> Result<(), LinkError> {
     let theirs = client.hello(own).await?;
     feed::compatible(&theirs).map_err(LinkError::Protocol)?;
     if theirs.node != peer.node {
@@ -167,7 +201,6 @@ pub async fn session(
             theirs.node, peer.node
         )));
     }
-    let mut report = SessionReport::default();
     // Pull until the parent has nothing more (bounded: a session never loops forever).
     for _ in 0..100_000 {
         let pull = Pull {
@@ -175,13 +208,13 @@ pub async fn session(
             have: store.vector().await?,
             max_bytes: batch_bytes,
         };
-        let batch = client.pull(&pull).await?;
-        report.bytes_down += batch.encode().len() as u64;
-        if batch.envelopes.is_empty() {
+        let (parsed, size) = client.pull(&pull).await?;
+        report.bytes_down += size;
+        if parsed.batch.envelopes.is_empty() {
             break;
         }
-        let more = batch.more;
-        let ack = store.receive_batch(batch).await?;
+        let more = parsed.batch.more;
+        let ack = store.receive_parsed(parsed).await?;
         report.pulled_batches += 1;
         report.pulled += ack.applied;
         report.quarantined = ack.quarantined;
@@ -189,34 +222,92 @@ pub async fn session(
             break;
         }
     }
-    // Push what the parent lacks.
-    let mut have = client.vector().await?;
+    // Push what the parent lacks. The next batch is read and encoded while the parent
+    // applies the previous one, assuming it takes all of it; if its answer says otherwise
+    // (it quarantined or deferred something), the prepared batch is dropped and the next
+    // one is built from what it really has.
+    let have = client.vector().await?;
+    let mut next = prepare_push(store, peer, have.clone(), batch_bytes).await?;
     for _ in 0..100_000 {
-        let batch = store
-            .serve_pull(
-                peer.clone(),
-                Pull {
-                    scopes: Vec::new(),
-                    have,
-                    max_bytes: batch_bytes,
-                },
-            )
-            .await?;
-        if batch.envelopes.is_empty() {
-            break;
-        }
-        let encoded_len = batch.encode().len() as u64;
-        let more = batch.more;
-        let ack = client.push(&batch).await?;
-        report.bytes_up += encoded_len;
+        let Some(prepared) = next.take() else { break };
+        let more = prepared.more;
+        let expected = prepared.expected.clone();
+        let ahead = async {
+            if more {
+                prepare_push(store, peer, expected.clone(), batch_bytes).await
+            } else {
+                Ok(None)
+            }
+        };
+        let (ack, ahead) = tokio::join!(client.push_encoded(prepared.bytes.clone()), ahead);
+        let ack = ack?;
+        report.bytes_up += prepared.bytes.len() as u64;
         report.pushed_batches += 1;
         report.pushed += ack.applied;
-        if !more || ack.applied == 0 {
+        if !more {
             break;
         }
-        have = ack.have;
+        if covers(&ack.have, &expected) {
+            next = ahead?;
+        } else if ack.applied == 0 {
+            // No progress: the rest waits for a later session (quarantined changes are
+            // reported by the parent's status).
+            break;
+        } else {
+            next = prepare_push(store, peer, ack.have, batch_bytes).await?;
+        }
     }
-    Ok(report)
+    Ok(())
+}
+
+/// A batch ready to push: its bytes, and the parent's vector once it is applied.
+struct Prepared {
+    bytes: Vec<u8>,
+    more: bool,
+    expected: VersionVector,
+}
+
+/// Reads and encodes what `peer` lacks beyond `have`, off the async threads; `None` when
+/// it lacks nothing.
+async fn prepare_push(
+    store: &Store,
+    peer: &NodeRecord,
+    have: VersionVector,
+    batch_bytes: u32,
+) -> Result<Option<Prepared>, LinkError> {
+    let batch = store
+        .serve_pull(
+            peer.clone(),
+            Pull {
+                scopes: Vec::new(),
+                have: have.clone(),
+                max_bytes: batch_bytes,
+            },
+        )
+        .await?;
+    if batch.envelopes.is_empty() {
+        return Ok(None);
+    }
+    let prepared = tokio::task::spawn_blocking(move || {
+        let mut expected = have;
+        for e in &batch.envelopes {
+            expected.advance(&e.scope, &e.origin, e.seq);
+        }
+        Prepared {
+            bytes: batch.encode(),
+            more: batch.more,
+            expected,
+        }
+    })
+    .await
+    .map_err(|e| LinkError::Protocol(format!("encoding a batch failed: {e}")))?;
+    Ok(Some(prepared))
+}
+
+/// Whether `have` is at or beyond `want` for every run `want` names.
+fn covers(have: &VersionVector, want: &VersionVector) -> bool {
+    want.iter()
+        .all(|(scope, origin, seq)| have.get(scope, origin) >= seq)
 }
 
 /// The state of the link to the parent, for `/api/v1/sync/status` and `yizhan status`.
@@ -299,10 +390,19 @@ async fn drive(
             continue;
         };
         let url = parent.url.clone().unwrap_or_default();
-        let client = Client::new(&url, key.clone(), clock.clone());
-        let result = session(&store, &client, &own, &parent.record, batch_bytes).await;
+        let client = Client::new(&url, parent.record.public_key, key.clone(), clock.clone());
+        let mut report = SessionReport::default();
+        let result = session_into(
+            &store,
+            &client,
+            &own,
+            &parent.record,
+            batch_bytes,
+            &mut report,
+        )
+        .await;
         let wait = match &result {
-            Ok(report) => {
+            Ok(()) => {
                 if report.pulled + report.pushed > 0 {
                     tracing::info!(
                         peer.id = %parent.record.node,
@@ -327,10 +427,16 @@ async fn drive(
                 interval
             }
             Err(e) => {
-                tracing::warn!(peer.id = %parent.record.node, peer.url = %url, error = %e, "sync session failed");
+                let moved = report.pulled_batches + report.pushed_batches;
+                tracing::warn!(peer.id = %parent.record.node, peer.url = %url, sync.batches = moved, error = %e, "sync session failed");
                 let mut link = state.lock().unwrap_or_else(|e| e.into_inner());
                 link.up = false;
                 link.last_error = Some(e.to_string());
+                if moved > 0 {
+                    // The link carries data but drops: committed batches stay, so try
+                    // again soon instead of backing off as from a dead link.
+                    backoff = Duration::from_secs(2);
+                }
                 let wait = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(300));
                 wait

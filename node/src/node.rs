@@ -181,10 +181,21 @@ impl OpenNode {
         let addr = listen.unwrap_or(self.config.http.listen);
         let listener = bind(addr).await?;
         let local = listener.local_addr()?;
-        tracing::info!(http.addr = %local, node.id = %self.key.node_id(), node.role = self.config.node.role.as_str(), "listening");
+        let scheme = if self.config.http.tls {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(http.addr = %local, http.scheme = scheme, node.id = %self.key.node_id(), node.role = self.config.node.role.as_str(), "listening");
+        let tls = if self.config.http.tls {
+            let key = NodeKey::load(&self.key_path)?;
+            Some(crate::tls::server_config(&key)?)
+        } else {
+            None
+        };
         {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "listening on http://{local}")?;
+            writeln!(out, "listening on {scheme}://{local}")?;
             out.flush()?;
         }
         let state = self.app_state(Arc::new(SystemClock));
@@ -203,7 +214,17 @@ impl OpenNode {
             .run(),
         );
         let router = http::router(state, self.config.http.max_body_bytes);
-        let served = http::serve(listener, router, shutdown).await;
+        let served = match tls {
+            Some(config) => {
+                http::serve(
+                    crate::tls::TlsListener::new(listener, config)?,
+                    router,
+                    shutdown,
+                )
+                .await
+            }
+            None => http::serve(listener, router, shutdown).await,
+        };
         driver.abort();
         served?;
         self.store.shutdown().await;

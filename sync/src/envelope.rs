@@ -39,8 +39,9 @@ pub struct Envelope {
     pub doc: DocId,
     pub kind: DocKind,
     pub scope: Scope,
-    /// The Automerge change hash; a receiver recomputes it from `change` and refuses a
-    /// mismatch, so the chain covers the bytes.
+    /// The Automerge change hash of `change`, so the chain covers the bytes. It is never
+    /// sent: wire decoding computes it from the bytes (all zeros when they are not a change),
+    /// which keeps it true for everything a node receives without hashing twice.
     pub hash: [u8; 32],
     /// The Automerge change, as `Change::raw_bytes`.
     pub change: Vec<u8>,
@@ -114,6 +115,11 @@ pub fn verify(
 }
 
 /// The Automerge hash of change bytes, or `None` if they are not a valid change.
+///
+/// Parsing a change is most of the cost of receiving one, so this runs once per change, at
+/// decoding; [`INVALID_HASH`] stands for bytes that are not a change.
+pub const INVALID_HASH: [u8; 32] = [0; 32];
+
 pub fn change_hash(bytes: &[u8]) -> Option<[u8; 32]> {
     automerge::Change::from_bytes(bytes.to_vec())
         .ok()

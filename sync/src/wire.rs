@@ -16,7 +16,7 @@ use flate2::write::DeflateEncoder;
 use crate::auth::NodeRole;
 use crate::domain::codes::DivisionCode;
 use crate::envelope::{self, Envelope};
-use crate::feed::{Ack, Batch, Hello, Pull, SignedSeq, VersionVector};
+use crate::feed::{Ack, Batch, Hello, ParsedBatch, Pull, SignedSeq, VersionVector};
 use crate::ids::{DocId, DocKind, NodeId, Origin, Scope};
 
 /// Version of this encoding.
@@ -76,35 +76,54 @@ pub trait Message: Sized {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() < 4 || bytes[0] != b'Y' || bytes[1] != b'Z' {
-            return Err(DecodeError::Magic);
-        }
-        if bytes[2] != ENCODING_VERSION {
-            return Err(DecodeError::Version(bytes[2]));
-        }
-        if bytes[3] != Self::TYPE as u8 {
-            return Err(DecodeError::Type {
-                expected: Self::NAME,
-                found: bytes[3],
-            });
-        }
-        let mut body = Vec::new();
-        DeflateDecoder::new(&bytes[4..])
-            .take(MAX_BODY_BYTES as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|_| DecodeError::Compression)?;
-        if body.len() > MAX_BODY_BYTES {
-            return Err(DecodeError::Compression);
-        }
-        let mut reader = Reader {
-            bytes: &body,
-            at: 0,
-        };
-        let message = Self::read_body(&mut reader)?;
-        match body.len() - reader.at {
-            0 => Ok(message),
-            left => Err(DecodeError::Trailing(left)),
-        }
+        let body = open(bytes, Self::TYPE, Self::NAME)?;
+        read_all(&body, Self::read_body)
+    }
+}
+
+/// The decompressed body of a message of type `ty`, after checking its header.
+fn open(bytes: &[u8], ty: MessageType, name: &'static str) -> Result<Vec<u8>, DecodeError> {
+    if bytes.len() < 4 || bytes[0] != b'Y' || bytes[1] != b'Z' {
+        return Err(DecodeError::Magic);
+    }
+    if bytes[2] != ENCODING_VERSION {
+        return Err(DecodeError::Version(bytes[2]));
+    }
+    if bytes[3] != ty as u8 {
+        return Err(DecodeError::Type {
+            expected: name,
+            found: bytes[3],
+        });
+    }
+    let mut body = Vec::new();
+    DeflateDecoder::new(&bytes[4..])
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| DecodeError::Compression)?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(DecodeError::Compression);
+    }
+    Ok(body)
+}
+
+/// Reads a whole body with `read`, refusing bytes left over.
+fn read_all<T>(
+    body: &[u8],
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let mut reader = Reader { bytes: body, at: 0 };
+    let message = read(&mut reader)?;
+    match body.len() - reader.at {
+        0 => Ok(message),
+        left => Err(DecodeError::Trailing(left)),
+    }
+}
+
+impl ParsedBatch {
+    /// Decodes a batch and keeps the changes it parsed to hash them.
+    pub fn decode(bytes: &[u8]) -> Result<ParsedBatch, DecodeError> {
+        let body = open(bytes, Batch::TYPE, Batch::NAME)?;
+        read_all(&body, read_batch)
     }
 }
 
@@ -316,52 +335,64 @@ impl Message for Batch {
     }
 
     fn read_body(input: &mut Reader<'_>) -> Result<Batch, DecodeError> {
-        let mut envelopes = Vec::new();
-        for _ in 0..input.count()? {
-            let origin = input.origin()?;
-            let seq = input.varint()?;
-            let prev = input.varint()?;
-            let doc = DocId::parse(input.str()?).ok_or(DecodeError::Invalid("document id"))?;
-            let kind = DocKind::parse(input.str()?).ok_or(DecodeError::Invalid("document kind"))?;
-            let scope = input.scope()?;
-            let change = input.bytes()?.to_vec();
-            // Recomputed here; bytes that are not a change get a hash no run can verify.
-            let hash = envelope::change_hash(&change).unwrap_or([0; 32]);
-            envelopes.push(Envelope {
-                origin,
-                seq,
-                prev,
-                doc,
-                kind,
-                scope,
-                hash,
-                change,
-            });
-        }
-        let mut signatures = Vec::new();
-        for _ in 0..input.count()? {
-            let scope = input.scope()?;
-            let origin = input.origin()?;
-            let seq = input.varint()?;
-            let signature = input.array()?;
-            signatures.push(SignedSeq {
-                scope,
-                origin,
-                seq,
-                signature,
-            });
-        }
-        let more = match input.u8()? {
-            0 => false,
-            1 => true,
-            _ => return Err(DecodeError::Invalid("flag")),
-        };
-        Ok(Batch {
+        read_batch(input).map(|parsed| parsed.batch)
+    }
+}
+
+fn read_batch(input: &mut Reader<'_>) -> Result<ParsedBatch, DecodeError> {
+    let mut envelopes = Vec::new();
+    let mut changes = Vec::new();
+    for _ in 0..input.count()? {
+        let origin = input.origin()?;
+        let seq = input.varint()?;
+        let prev = input.varint()?;
+        let doc = DocId::parse(input.str()?).ok_or(DecodeError::Invalid("document id"))?;
+        let kind = DocKind::parse(input.str()?).ok_or(DecodeError::Invalid("document kind"))?;
+        let scope = input.scope()?;
+        let change = input.bytes()?.to_vec();
+        // Recomputed here; bytes that are not a change get a hash no run can verify.
+        let parsed = automerge::Change::from_bytes(change.clone()).ok();
+        let hash = parsed
+            .as_ref()
+            .map_or(envelope::INVALID_HASH, |c| c.hash().0);
+        changes.push(parsed);
+        envelopes.push(Envelope {
+            origin,
+            seq,
+            prev,
+            doc,
+            kind,
+            scope,
+            hash,
+            change,
+        });
+    }
+    let mut signatures = Vec::new();
+    for _ in 0..input.count()? {
+        let scope = input.scope()?;
+        let origin = input.origin()?;
+        let seq = input.varint()?;
+        let signature = input.array()?;
+        signatures.push(SignedSeq {
+            scope,
+            origin,
+            seq,
+            signature,
+        });
+    }
+    let more = match input.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(DecodeError::Invalid("flag")),
+    };
+    Ok(ParsedBatch {
+        batch: Batch {
             envelopes,
             signatures,
             more,
-        })
-    }
+        },
+        changes,
+    })
 }
 
 impl Message for Ack {

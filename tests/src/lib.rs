@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod proxy;
+
 /// How long a node may take to print `listening on`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 

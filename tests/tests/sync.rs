@@ -520,3 +520,168 @@ fn four_nodes_sync_through_the_tree() {
     assert!(again.contains("0 applied"), "{again}");
     drop((station_a, station_b));
 }
+
+/// Whether the database of a running node holds case `id` (read-only, beside the node).
+fn db_has_case(dir: &Path, id: &str) -> bool {
+    let conn = rusqlite::Connection::open_with_flags(
+        yizhan_tests::database(dir),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row("SELECT count(*) FROM cases WHERE id = ?1", [id], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap()
+        == 1
+}
+
+#[test]
+fn a_tls_hall_is_reached_through_its_pinned_node_key() {
+    let root = temp_dir();
+    let [d, a] = ["district", "station"].map(|n| root.path().join(n));
+    init_node(&d, "district", "440304", "福田区行政服务中心");
+    quick_sync(&d);
+    set_config(&d, "tls", "true");
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let district = Node::serve(&d);
+    assert!(district.base.starts_with("https://"), "{}", district.base);
+
+    init_node(&a, "station", "440304001001", "园岭社区");
+    quick_sync(&a);
+    let code = enroll_code(&d, "440304001001", "station");
+    // Plain HTTP to a TLS hall fails clearly and does not use up the code.
+    let plain = run(&[
+        "enroll",
+        &district.base.replace("https://", "http://"),
+        &code,
+        "--data-dir",
+        dir_arg(&a),
+    ]);
+    assert!(!plain.status.success());
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("cannot reach"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let enrolled = run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&a)]);
+    assert!(
+        enrolled.contains("enrolled with 福田区行政服务中心"),
+        "{enrolled}"
+    );
+    let token = admin_token(&a);
+    let station = Node::serve(&a);
+
+    // Down (the catalog) and up (a case) over TLS.
+    wait_for("the catalog at the station", WAIT, || {
+        (items(&station.base).len() == 24).then_some(())
+    });
+    let id = new_case(&station.base, &token, 1);
+    wait_for("the case at the hall", WAIT, || {
+        db_has_case(&d, &id).then_some(())
+    });
+    assert_eq!(sync_status(&station.base, &token)["quarantined"], 0);
+}
+
+#[test]
+fn sync_converges_over_a_slow_lossy_link() {
+    use std::sync::atomic::Ordering;
+    use yizhan_tests::proxy::{Faults, LossyProxy};
+
+    let root = temp_dir();
+    let [d, a] = ["district", "station"].map(|n| root.path().join(n));
+    init_node(&d, "district", "440304", "福田区行政服务中心");
+    quick_sync(&d);
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let district_token = admin_token(&d);
+    let district = Node::serve(&d);
+
+    // 30 ms per chunk each way, 64 KB/s, every connection cut after 2–24 KB.
+    let proxy = LossyProxy::start(
+        &district.base,
+        Faults {
+            latency: Duration::from_millis(30),
+            bytes_per_sec: 64 * 1024,
+            cut_after: (2_000, 24_000),
+        },
+        20261128,
+    );
+    // Enrollment is a one-off done by a technician; the faults are for the sync link.
+    proxy.faulty.store(false, Ordering::Relaxed);
+    init_node(&a, "station", "440304001001", "园岭社区");
+    quick_sync(&a);
+    let code = enroll_code(&d, "440304001001", "station");
+    run_ok(&["enroll", &proxy.base, &code, "--data-dir", dir_arg(&a)]);
+    proxy.faulty.store(true, Ordering::Relaxed);
+    let token = admin_token(&a);
+    let station = Node::serve(&a);
+
+    let long = Duration::from_secs(180);
+    wait_for("the catalog at the station", long, || {
+        (items(&station.base).len() == 24).then_some(())
+    });
+    let ids: Vec<String> = (0..30)
+        .map(|n| new_case(&station.base, &token, n))
+        .collect();
+    wait_for("every case at the district", long, || {
+        let held: HashSet<String> = cases(&district.base, &district_token)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        ids.iter().all(|id| held.contains(id)).then_some(())
+    });
+    // Decisions flow back down the same bad link.
+    for id in &ids[..5] {
+        let (status, body) = post(
+            &client(),
+            &format!("{}/api/v1/cases/{id}/events", district.base),
+            Some(&district_token),
+            &json!({"kind": "decide", "approved": true}),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_for("the decisions at the station", long, || {
+        let decided = cases(&station.base, &token)
+            .into_iter()
+            .filter(|(_, status)| status == "decided")
+            .count();
+        (decided == 5).then_some(())
+    });
+
+    // No duplicate effects: both ends hold exactly these cases with the same events.
+    assert_eq!(cases(&district.base, &district_token).len(), ids.len());
+    for id in &ids {
+        let at = |base: &str, token: &str| {
+            let (status, case) =
+                get(&client(), &format!("{base}/api/v1/cases/{id}"), Some(token)).unwrap();
+            assert_eq!(status, 200, "{case}");
+            case["events"].clone()
+        };
+        let (here, there) = (
+            at(&station.base, &token),
+            at(&district.base, &district_token),
+        );
+        assert_eq!(here, there, "case {id}");
+        let event_ids: HashSet<String> = here
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(event_ids.len(), here.as_array().unwrap().len());
+    }
+    assert_eq!(sync_status(&station.base, &token)["quarantined"], 0);
+    assert_eq!(
+        sync_status(&district.base, &district_token)["quarantined"],
+        0
+    );
+    // The link really was bad.
+    let cuts = proxy.stats.cuts.load(Ordering::Relaxed);
+    assert!(cuts >= 3, "only {cuts} connections were cut");
+    eprintln!(
+        "lossy link: {} connections, {} cut, {} bytes",
+        proxy.stats.connections.load(Ordering::Relaxed),
+        cuts,
+        proxy.stats.bytes.load(Ordering::Relaxed)
+    );
+}

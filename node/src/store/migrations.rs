@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "documents", include_str!("migrations/001_documents.sql")),
     (2, "accounts", include_str!("migrations/002_accounts.sql")),
     (3, "sync", include_str!("migrations/003_sync.sql")),
+    (4, "run_heads", include_str!("migrations/004_run_heads.sql")),
 ];
 
 /// The schema version this build writes.

@@ -12,7 +12,9 @@ use yizhan_sync::domain::calendar::Calendar;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::hlc::Hlc;
 use yizhan_sync::envelope::{self, CHAIN_START, ChainHash, Envelope};
-use yizhan_sync::feed::{self, Ack, Batch, LogEntry, Pull, RunState, Verdict, VersionVector};
+use yizhan_sync::feed::{
+    self, Ack, Batch, LogEntry, ParsedBatch, Pull, RunState, Verdict, VersionVector,
+};
 use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope, ScopeKind};
 
 use super::writer::{WriteCtx, store_case_rows, store_item_row};
@@ -144,6 +146,18 @@ pub(super) fn insert_change(
         &chain[..],
         signature.map(|s| &s[..]),
     ])?;
+    // Runs only grow by one seq at a time in order (feed::check_batch), so this is the
+    // run's newest seq.
+    conn.prepare_cached(
+        "INSERT INTO run_heads (scope, origin_node, origin_epoch, seq) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (scope, origin_node, origin_epoch) DO UPDATE SET seq = max(seq, excluded.seq)",
+    )?
+    .execute(params![
+        envelope.scope.as_str(),
+        &envelope.origin.node.0[..],
+        envelope.origin.epoch,
+        envelope.seq as i64,
+    ])?;
     Ok(())
 }
 
@@ -234,7 +248,8 @@ pub(super) fn load_registry(conn: &Connection) -> Result<Registry, StoreError> {
 /// This node's vector: the highest seq held per (scope, origin).
 pub(super) fn load_vector(conn: &Connection) -> Result<VersionVector, StoreError> {
     let mut vector = VersionVector::default();
-    let mut stmt = conn.prepare_cached("SELECT scope, origin_node, origin_epoch, MAX(seq) FROM changes GROUP BY scope, origin_node, origin_epoch")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT scope, origin_node, origin_epoch, seq FROM run_heads")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let scope: String = row.get(0)?;
@@ -394,7 +409,20 @@ impl Store {
     /// Checks a batch and applies what passes, in one transaction: documents, change
     /// log, derived rows and vector move together, or not at all.
     pub async fn receive_batch(&self, batch: Batch) -> Result<Ack, StoreError> {
-        self.write(move |ctx| receive(ctx, batch)).await
+        let parsed = tokio::task::spawn_blocking(move || ParsedBatch::parse(batch))
+            .await
+            .map_err(|e| StoreError::Internal(format!("parsing a batch failed: {e}")))?;
+        self.receive_parsed(parsed).await
+    }
+
+    /// [`Store::receive_batch`] for a batch whose changes were parsed at decoding.
+    pub async fn receive_parsed(&self, parsed: ParsedBatch) -> Result<Ack, StoreError> {
+        if parsed.changes.len() != parsed.batch.envelopes.len() {
+            return Err(StoreError::Internal(
+                "a parsed batch needs one change per envelope".into(),
+            ));
+        }
+        self.write(move |ctx| receive(ctx, parsed)).await
     }
 
     /// Records a peer this node knows first-hand.
@@ -655,9 +683,11 @@ fn write_registry(ctx: &mut WriteCtx, records: &[NodeRecord], now: u64) -> Resul
 }
 
 /// Checks and applies a batch inside the writer's transaction.
-fn receive(ctx: &mut WriteCtx, batch: Batch) -> Result<Ack, StoreError> {
+fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch) -> Result<Ack, StoreError> {
     let mut ack = Ack::default();
+    let ParsedBatch { batch, changes } = parsed;
     let mut pending = batch.envelopes;
+    let mut pending_changes = changes;
     let signatures = batch.signatures;
     let own = ctx.identity.record.clone();
     // Documents changed by this batch, out of the cache until they are saved once each.
@@ -681,12 +711,17 @@ fn receive(ctx: &mut WriteCtx, batch: Batch) -> Result<Ack, StoreError> {
             )
         };
         let mut deferred = Vec::new();
+        let mut deferred_changes = Vec::new();
         let mut applied = 0;
         let mut registries_changed = false;
-        for (envelope, verdict) in current.envelopes.into_iter().zip(verdicts) {
+        let arrived = current.envelopes.into_iter().zip(pending_changes);
+        for ((envelope, change), verdict) in arrived.zip(verdicts) {
             match verdict {
                 Verdict::Duplicate => ack.duplicates += 1,
-                Verdict::Defer(_) => deferred.push(envelope),
+                Verdict::Defer(_) => {
+                    deferred.push(envelope);
+                    deferred_changes.push(change);
+                }
                 Verdict::Quarantine(reason) => {
                     quarantine(&ctx.conn, &envelope, &reason, received_ms)?
                 }
@@ -705,7 +740,13 @@ fn receive(ctx: &mut WriteCtx, batch: Batch) -> Result<Ack, StoreError> {
                         working.insert(envelope.doc.clone(), (envelope.scope.clone(), document));
                     }
                     let (_, document) = working.get_mut(&envelope.doc).expect("inserted above");
-                    match doc::apply_change(document, &envelope.change) {
+                    let result = match change {
+                        Some(change) => doc::apply_parsed(document, change),
+                        None => Err(doc::DocError::BadChange(
+                            "the bytes are not an Automerge change".into(),
+                        )),
+                    };
+                    match result {
                         Ok(()) => {
                             insert_change(&ctx.conn, &envelope, &chain, signature.as_ref())?;
                             registries_changed |= envelope.scope.kind() == ScopeKind::Registry;
@@ -732,6 +773,7 @@ fn receive(ctx: &mut WriteCtx, batch: Batch) -> Result<Ack, StoreError> {
             }
         }
         pending = deferred;
+        pending_changes = deferred_changes;
     }
     let mut newest = Hlc::default();
     for (id, (scope, document)) in working {

@@ -796,3 +796,14 @@ async fn a_new_calendar_recomputes_every_deadline_at_start() {
     );
     assert!(err.to_string().contains("yizhan serve"), "{err}");
 }
+
+#[tokio::test]
+async fn a_new_database_uses_8k_pages() {
+    let (dir, store) = open_temp();
+    store.shutdown().await;
+    let conn = rusqlite::Connection::open(dir.path().join("yizhan.db")).unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 8192);
+}
