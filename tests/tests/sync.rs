@@ -263,6 +263,25 @@ fn four_nodes_sync_through_the_tree() {
             .then_some(())
     });
 
+    // A transfer made at the district (转办 to a department) reaches the station too.
+    let (status, transferred) = post(
+        &client(),
+        &format!("{}/api/v1/cases/{}/events", district.base, ids_a[1]),
+        Some(&district_token),
+        &json!({"kind": "transfer", "to": "福田区民政局", "reason": "需区级部门审批"}),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{transferred}");
+    wait_for("the transfer at station A", WAIT, || {
+        let (_, case) = get(
+            &client(),
+            &format!("{}/api/v1/cases/{}", station_a.base, ids_a[1]),
+            Some(&token_a),
+        )
+        .unwrap();
+        (case["holder"] == "福田区民政局").then_some(case)
+    });
+
     // A new catalog version published at the district reaches both stations.
     let (_, mut item) = get(
         &client(),

@@ -211,6 +211,8 @@ pub enum EventInput {
     Complete { result: String, delivery: String },
     /// 撤回 at the applicant's request.
     Withdraw { reason: String },
+    /// 转办 (§5.5.4): hand the case to another office (a department or a higher hall).
+    Transfer { to: String, reason: String },
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -279,6 +281,7 @@ impl EventInput {
             }),
             EventInput::Complete { result, delivery } => one(Action::Complete { result, delivery }),
             EventInput::Withdraw { reason } => one(Action::Withdraw { reason }),
+            EventInput::Transfer { to, reason } => one(Action::Transfer { to, reason }),
         }
     }
 }
@@ -535,6 +538,8 @@ pub struct CaseView {
     pub calendar_covered: bool,
     pub materials_received: Vec<MaterialInput>,
     pub materials_missing: Vec<ShortfallView>,
+    /// The office the case was last transferred to (转办); none while it stays here.
+    pub holder: Option<String>,
     pub note: String,
     pub events: Vec<EventOut>,
 }
@@ -638,6 +643,7 @@ impl From<CaseDetail> for CaseView {
                     copies: m.copies,
                 })
                 .collect(),
+            holder: d.holder,
             materials_missing: d
                 .missing
                 .into_iter()

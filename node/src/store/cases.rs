@@ -120,6 +120,8 @@ pub struct CaseDetail {
     /// Materials received at intake and in supplements, summed per material.
     pub received: Vec<MaterialReceived>,
     pub missing: Vec<Shortfall>,
+    /// The office the case was last transferred to (转办), if any.
+    pub holder: Option<String>,
     pub calendar: Option<String>,
     pub calendar_covered: bool,
 }
@@ -364,6 +366,7 @@ fn read_detail(
         summary,
         received: state.received.clone(),
         missing: state.missing.clone(),
+        holder: state.holder.clone(),
         intake: case_doc.intake,
         events,
         calendar,

@@ -445,6 +445,10 @@ pub enum Action {
     Complete { result: String, delivery: String },
     /// 撤回 at the applicant's request.
     Withdraw { reason: String },
+    /// 转办 (§5.5.4): the case is handed to another office to handle — a department, or
+    /// a hall above the station. The status does not change and the time limits keep
+    /// running; the case now lies with `to`.
+    Transfer { to: String, reason: String },
 }
 
 /// The kind of an [`Action`], without its contents.
@@ -461,10 +465,11 @@ pub enum ActionKind {
     Decide,
     Complete,
     Withdraw,
+    Transfer,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 10] = [
+    pub const ALL: [ActionKind; 11] = [
         ActionKind::NotifyMissing,
         ActionKind::Supplement,
         ActionKind::Accept,
@@ -475,6 +480,7 @@ impl ActionKind {
         ActionKind::Decide,
         ActionKind::Complete,
         ActionKind::Withdraw,
+        ActionKind::Transfer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -489,6 +495,7 @@ impl ActionKind {
             ActionKind::Decide => "decide",
             ActionKind::Complete => "complete",
             ActionKind::Withdraw => "withdraw",
+            ActionKind::Transfer => "transfer",
         }
     }
 
@@ -510,6 +517,7 @@ impl Action {
             Action::Decide { .. } => ActionKind::Decide,
             Action::Complete { .. } => ActionKind::Complete,
             Action::Withdraw { .. } => ActionKind::Withdraw,
+            Action::Transfer { .. } => ActionKind::Transfer,
         }
     }
 }
@@ -641,6 +649,7 @@ pub fn transition(status: Status, action: ActionKind) -> Option<Status> {
         (S::Accepted, A::Suspend) => Some(S::Suspended),
         (S::Suspended, A::Resume) => Some(S::Accepted),
         (S::Accepted, A::Extend) => Some(S::Accepted),
+        (S::Accepted, A::Transfer) => Some(S::Accepted),
         (S::Accepted, A::Decide) => Some(S::Decided),
         (S::Accepted | S::Decided, A::Complete) => Some(S::Completed),
         (S::Submitted | S::AwaitingSupplement | S::Accepted | S::Suspended, A::Withdraw) => {
@@ -687,6 +696,8 @@ pub struct CaseState {
     pub clock_frozen: bool,
     pub extension_days: u32,
     pub decision: Option<bool>,
+    /// The office the case was last transferred to (转办), if any.
+    pub holder: Option<String>,
     pub closed_on: Option<Date>,
     /// All materials received, at intake and in supplements.
     pub received: Vec<MaterialReceived>,
@@ -727,6 +738,7 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         clock_frozen: false,
         extension_days: 0,
         decision: None,
+        holder: None,
         closed_on: None,
         received: Vec::new(),
         missing: Vec::new(),
@@ -779,6 +791,7 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
             Action::Resume { .. } => close_suspension(&mut state, suspension_cap, event.date()),
             Action::Extend { days, .. } => state.extension_days += days,
             Action::Decide { approved, .. } => state.decision = Some(*approved),
+            Action::Transfer { to, .. } => state.holder = Some(to.clone()),
             Action::NotifyMissing { .. }
             | Action::Refuse { .. }
             | Action::Complete { .. }
@@ -1015,6 +1028,14 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
                 });
             }
         }
+        Action::Transfer { to, reason } => {
+            if !filled(to) || !filled(reason) {
+                return Err(CaseError::Invalid {
+                    field: "to",
+                    why: "the office the case goes to and the reason for transferring it (转办)",
+                });
+            }
+        }
     }
     let texts_too_long = match action {
         Action::Refuse {
@@ -1036,6 +1057,9 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
         }
         Action::Extend { reason, .. } | Action::Withdraw { reason } => {
             reason.chars().count() > 4000
+        }
+        Action::Transfer { to, reason } => {
+            to.chars().count() > 200 || reason.chars().count() > 4000
         }
         Action::Complete { result, delivery } => {
             result.chars().count() > 4000 || delivery.chars().count() > 200
@@ -1171,6 +1195,10 @@ mod tests {
             ActionKind::Withdraw => Action::Withdraw {
                 reason: "申请人主动撤回".into(),
             },
+            ActionKind::Transfer => Action::Transfer {
+                to: "福田区民政局".into(),
+                reason: "需区级部门审批".into(),
+            },
         }
     }
 
@@ -1190,6 +1218,7 @@ mod tests {
             (S::AwaitingSupplement, A::Withdraw, S::Withdrawn),
             (S::Accepted, A::Suspend, S::Suspended),
             (S::Accepted, A::Extend, S::Accepted),
+            (S::Accepted, A::Transfer, S::Accepted),
             (S::Accepted, A::Decide, S::Decided),
             (S::Accepted, A::Complete, S::Completed),
             (S::Accepted, A::Withdraw, S::Withdrawn),
@@ -1212,7 +1241,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 80);
+        assert_eq!(checked, 88);
         for status in [S::Completed, S::Refused, S::Withdrawn] {
             assert!(
                 ActionKind::ALL
@@ -1292,6 +1321,38 @@ mod tests {
             dl.level_on("2026-04-02".parse().unwrap()),
             WarningLevel::Red
         );
+    }
+
+    #[test]
+    fn a_transfer_hands_the_case_on_without_stopping_its_clock() {
+        let intake = intake();
+        let accept = event(
+            STATION,
+            "2026-03-03",
+            10,
+            Action::Accept {
+                serial_no: serial(),
+                calendar: "cn".into(),
+            },
+        );
+        let accepted = derive(&intake, std::slice::from_ref(&accept));
+        let transfer = event(HALL, "2026-03-04", 10, sample_action(ActionKind::Transfer));
+        let transferred = derive(&intake, &[accept, transfer]);
+        assert_eq!(transferred.status, Status::Accepted);
+        assert_eq!(transferred.holder.as_deref(), Some("福田区民政局"));
+        assert!(transferred.conflicts.is_empty());
+        // The limits keep running as before (§5.5.4: a transfer is not a suspension).
+        assert_eq!(transferred.suspensions, accepted.suspensions);
+        assert_eq!(transferred.accepted_on, accepted.accepted_on);
+        // Where to and why are written down.
+        let blank = Action::Transfer {
+            to: " ".into(),
+            reason: "需区级部门审批".into(),
+        };
+        assert!(matches!(
+            validate(&intake, &transferred, &blank),
+            Err(CaseError::Invalid { field: "to", .. })
+        ));
     }
 
     #[test]

@@ -381,6 +381,10 @@ fn action(n: usize, peer: &Peer, case: &DocId) -> Action {
         case::ActionKind::Withdraw => Action::Withdraw {
             reason: written("申请人撤回"),
         },
+        case::ActionKind::Transfer => Action::Transfer {
+            to: written("福田区民政局"),
+            reason: written("需区级部门审批"),
+        },
         case::ActionKind::Refuse => Action::Refuse {
             reason: written("不符合条件"),
             basis: written("《社会救助暂行办法》"),
