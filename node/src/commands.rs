@@ -279,6 +279,18 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
             }
         );
         println!("           {state}");
+        let direction = if peer.relation == Relation::Parent {
+            "pending up"
+        } else {
+            "pending down"
+        };
+        match peer.pending {
+            Some((n, at)) => println!(
+                "           {direction}: {n} changes (against what it held at {})",
+                rfc3339_cst(at)
+            ),
+            None => println!("           {direction}: not known until it syncs"),
+        }
     }
     let quarantined = node.store.quarantine_count().await?;
     println!("quarantined changes: {quarantined}");

@@ -181,6 +181,11 @@ pub struct PeerSync {
     pub last_ok_at: Option<String>,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
+    /// Changes here that the peer lacks (pending up for the parent, down for a child),
+    /// counted against what it last told us; null until it has.
+    pub pending: Option<u64>,
+    /// When the peer last told us what it holds.
+    pub pending_as_of: Option<String>,
 }
 
 /// The node's sync state.
@@ -238,6 +243,8 @@ async fn sync_status(
                 last_ok_at: p.last_ok_ms.map(rfc3339_cst),
                 last_error: p.last_error,
                 last_error_at: p.last_error_ms.map(rfc3339_cst),
+                pending: p.pending.map(|(n, _)| n),
+                pending_as_of: p.pending.map(|(_, at)| rfc3339_cst(at)),
             })
             .collect(),
         quarantined,

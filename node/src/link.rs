@@ -159,8 +159,10 @@ impl Client {
 }
 
 /// What one session moved.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SessionReport {
+    /// What the parent said it holds, last in the session (for pending-up counts).
+    pub parent_have: Option<VersionVector>,
     pub pulled_batches: u32,
     pub pulled: u32,
     pub pushed_batches: u32,
@@ -227,6 +229,7 @@ async fn session_into(
     // (it quarantined or deferred something), the prepared batch is dropped and the next
     // one is built from what it really has.
     let have = client.vector().await?;
+    report.parent_have = Some(have.clone());
     let mut next = prepare_push(store, peer, have.clone(), batch_bytes).await?;
     for _ in 0..100_000 {
         let Some(prepared) = next.take() else { break };
@@ -241,6 +244,7 @@ async fn session_into(
         };
         let (ack, ahead) = tokio::join!(client.push_encoded(prepared.bytes.clone()), ahead);
         let ack = ack?;
+        report.parent_have = Some(ack.have.clone());
         report.bytes_up += prepared.bytes.len() as u64;
         report.pushed_batches += 1;
         report.pushed += ack.applied;
@@ -442,6 +446,9 @@ async fn drive(
                 wait
             }
         };
+        if let Some(have) = report.parent_have.take() {
+            let _ = store.record_peer_vector(parent.record.node, have).await;
+        }
         let _ = store
             .record_link_result(
                 parent.record.node,

@@ -227,6 +227,18 @@ fn four_nodes_sync_through_the_tree() {
     let ids_b: Vec<String> = (0..3)
         .map(|n| new_case(&station_b.base, &token_b, 100 + n))
         .collect();
+    // Status counts what waits for the parent, against what it held at the last session.
+    let pending_up = |base: &str, token: &str| {
+        sync_status(base, token)["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["relation"] == "parent")
+            .map(|p| p["pending"].as_u64())
+            .unwrap()
+    };
+    let waiting = pending_up(&station_a.base, &token_a).expect("a session ran before");
+    assert!(waiting >= 5, "only {waiting} changes pending up");
     sub = Node::restart(&s, &sub_base);
     wait_for("every case at the district", WAIT, || {
         let held: HashSet<String> = cases(&district.base, &district_token)
@@ -245,6 +257,9 @@ fn four_nodes_sync_through_the_tree() {
             .all(|(id, _)| !ids_a.contains(id)),
         "B never holds A's cases"
     );
+    wait_for("nothing pending up at station A", WAIT, || {
+        (pending_up(&station_a.base, &token_a) == Some(0)).then_some(())
+    });
 
     // A decision at the district reaches the station.
     let url = format!("{}/api/v1/cases/{}/events", district.base, ids_a[0]);
@@ -689,6 +704,18 @@ fn sync_converges_over_a_slow_lossy_link() {
             .collect();
         assert_eq!(event_ids.len(), here.as_array().unwrap().len());
     }
+    // Once the station has pulled again, the district counts nothing pending down to it.
+    wait_for("nothing pending down to the station", long, || {
+        let status = sync_status(&district.base, &district_token);
+        let child = status["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["relation"] == "child")
+            .cloned()
+            .unwrap();
+        (child["pending"] == 0).then_some(())
+    });
     assert_eq!(sync_status(&station.base, &token)["quarantined"], 0);
     assert_eq!(
         sync_status(&district.base, &district_token)["quarantined"],

@@ -184,6 +184,16 @@ pub async fn hello(State(state): State<AppState>, signed: SignedBy) -> ApiResult
 /// `POST /sync/v1/pull`: the changes the caller lacks, in the scopes it may read.
 pub async fn pull(State(state): State<AppState>, signed: SignedBy) -> ApiResult<Response> {
     let pull: Pull = decode(&signed.body)?;
+    if pull.scopes.is_empty() {
+        // What the child holds, for the pending-down count in status; not on the
+        // child's critical path.
+        let (store, node, have) = (state.store.clone(), signed.record.node, pull.have.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.record_peer_vector(node, have).await {
+                tracing::warn!(peer.id = %node, error = %e, "cannot note a child's vector");
+            }
+        });
+    }
     let batch = state.store.serve_pull(signed.record, pull).await?;
     Ok(binary(&batch))
 }

@@ -14,6 +14,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "accounts", include_str!("migrations/002_accounts.sql")),
     (3, "sync", include_str!("migrations/003_sync.sql")),
     (4, "run_heads", include_str!("migrations/004_run_heads.sql")),
+    (
+        5,
+        "peer_vectors",
+        include_str!("migrations/005_peer_vectors.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -16,6 +16,7 @@ use yizhan_sync::feed::{
     self, Ack, Batch, LogEntry, ParsedBatch, Pull, RunState, Verdict, VersionVector,
 };
 use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope, ScopeKind};
+use yizhan_sync::wire::Message;
 
 use super::writer::{WriteCtx, store_case_rows, store_item_row};
 use super::{Identity, OpenStoreError, Store, StoreError};
@@ -62,6 +63,10 @@ pub struct PeerStatus {
     pub last_ok_ms: Option<i64>,
     pub last_error: Option<String>,
     pub last_error_ms: Option<i64>,
+    /// Changes here that the peer lacks, counted against the vector it last told us (the
+    /// parent's answer in the last session, a child's last pull), and when it told us.
+    /// Pending up for the parent, pending down for a child; `None` until it has told us.
+    pub pending: Option<(u64, i64)>,
 }
 
 /// A change this node refused for good.
@@ -453,27 +458,63 @@ impl Store {
     pub async fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT record_json, relation, url, last_ok_ms, last_error, last_error_ms FROM peers ORDER BY relation, node_id",
+                "SELECT record_json, relation, url, last_ok_ms, last_error, last_error_ms, known_vector, known_vector_ms
+                 FROM peers ORDER BY relation, node_id",
             )?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
+                        (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?),
+                        (r.get(3)?, r.get(4)?, r.get(5)?),
+                        (r.get::<_, Option<Vec<u8>>>(6)?, r.get::<_, Option<i64>>(7)?),
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(json, relation, url, last_ok_ms, last_error, last_error_ms)| {
-                    let record = serde_json::from_str(&json).ok()?;
-                    Some(PeerStatus { record, relation: Relation::parse(&relation), url, last_ok_ms, last_error, last_error_ms })
-                })
-                .collect())
+            let local = load_vector(conn)?;
+            let mut peers = Vec::with_capacity(rows.len());
+            for ((json, relation, url), (last_ok_ms, last_error, last_error_ms), known) in rows {
+                let Ok(record) = serde_json::from_str::<NodeRecord>(&json) else {
+                    continue;
+                };
+                let pending = match known {
+                    (Some(bytes), Some(at)) => match Ack::decode(&bytes) {
+                        Ok(ack) => Some((count_lacking(conn, &local, &record, &ack.have)?, at)),
+                        Err(_) => None,
+                    },
+                    _ => None,
+                };
+                peers.push(PeerStatus {
+                    record,
+                    relation: Relation::parse(&relation),
+                    url,
+                    last_ok_ms,
+                    last_error,
+                    last_error_ms,
+                    pending,
+                });
+            }
+            Ok(peers)
+        })
+        .await
+    }
+
+    /// Notes what a peer holds, as it just told us.
+    pub async fn record_peer_vector(
+        &self,
+        node: NodeId,
+        have: VersionVector,
+    ) -> Result<(), StoreError> {
+        let bytes = Ack {
+            have,
+            ..Ack::default()
+        }
+        .encode();
+        self.write(move |ctx| {
+            ctx.conn.execute(
+                "UPDATE peers SET known_vector = ?2, known_vector_ms = ?3 WHERE node_id = ?1",
+                params![node.to_hex(), bytes, now_ms()],
+            )?;
+            Ok(())
         })
         .await
     }
@@ -857,3 +898,36 @@ fn materialize(
 
 #[cfg(test)]
 mod tests;
+
+/// How many changes here `peer` may read and lacks beyond `have`: one indexed count per
+/// run it is behind on.
+fn count_lacking(
+    conn: &Connection,
+    local: &VersionVector,
+    peer: &NodeRecord,
+    have: &VersionVector,
+) -> Result<u64, StoreError> {
+    let mut total = 0u64;
+    for (scope, origin, seq) in local.iter() {
+        let theirs = have.get(scope, origin);
+        if seq <= theirs || !auth::may_read(peer, scope) {
+            continue;
+        }
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM changes
+                 WHERE scope = ?1 AND origin_node = ?2 AND origin_epoch = ?3 AND seq > ?4",
+            )?
+            .query_row(
+                params![
+                    scope.as_str(),
+                    &origin.node.0[..],
+                    origin.epoch,
+                    theirs as i64
+                ],
+                |r| r.get(0),
+            )?;
+        total += n as u64;
+    }
+    Ok(total)
+}
