@@ -501,10 +501,15 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             capabilities: vec![],
         };
         reset_peak_rss();
+        let cpu_before = (cpu_secs("self"), cpu_secs(&hall_pid.to_string()));
         let full_started = std::time::Instant::now();
         let full = crate::link::session(&station.store, &client, &hello, &parent, args.batch_bytes)
             .await?;
         let full_secs = full_started.elapsed().as_secs_f64();
+        let cpu = (
+            cpu_secs("self") - cpu_before.0,
+            cpu_secs(&hall_pid.to_string()) - cpu_before.1,
+        );
         let station_rss = peak_rss();
 
         // 1% of the cases get one more event.
@@ -569,6 +574,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         anyhow::Ok((
             full,
             full_secs,
+            cpu,
             station_rss,
             ids.len(),
             catch_up,
@@ -585,7 +591,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         });
     let _ = hall.kill();
     let _ = hall.wait();
-    let (full, full_secs, station_rss, touched, catch_up, catch_secs) = result?;
+    let (full, full_secs, cpu, station_rss, touched, catch_up, catch_secs) = result?;
     let mb = |kb: Option<u64>| {
         kb.map_or("unknown".to_string(), |kb| {
             format!("{:.1} MB", kb as f64 / 1024.0)
@@ -607,6 +613,12 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         "              bytes on the wire {:.1} MB up, {:.1} MB down",
         full.bytes_up as f64 / 1e6,
         full.bytes_down as f64 / 1e6
+    );
+    println!(
+        "              CPU time: station {:.2} s, hall {:.2} s (of {:.2} s on 2 cores)",
+        cpu.0,
+        cpu.1,
+        2.0 * full_secs
     );
     println!(
         "              peak RSS: station (during sync) {}, hall {}",
@@ -727,4 +739,25 @@ fn signature_costs(changes: u64, wire_bytes: u64) -> anyhow::Result<()> {
         wire_bytes as f64 / 1e6
     );
     Ok(())
+}
+
+/// User plus system CPU seconds of a process (`self` or a pid), from `/proc`; 0 where
+/// that cannot be read.
+fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -128,8 +128,20 @@ pub(super) fn run_state(
     })
 }
 
-/// Appends a change to the log.
+/// Appends a change to the log and advances its run's head.
 pub(super) fn insert_change(
+    conn: &Connection,
+    envelope: &Envelope,
+    chain: &ChainHash,
+    signature: Option<&[u8; 64]>,
+) -> Result<(), StoreError> {
+    insert_change_row(conn, envelope, chain, signature)?;
+    advance_run_head(conn, &envelope.scope, &envelope.origin, envelope.seq)
+}
+
+/// Appends a change to the log without touching `run_heads`: a received batch advances
+/// each run's head once, after all its changes ([`advance_run_head`]).
+fn insert_change_row(
     conn: &Connection,
     envelope: &Envelope,
     chain: &ChainHash,
@@ -151,17 +163,26 @@ pub(super) fn insert_change(
         &chain[..],
         signature.map(|s| &s[..]),
     ])?;
-    // Runs only grow by one seq at a time in order (feed::check_batch), so this is the
-    // run's newest seq.
+    Ok(())
+}
+
+/// Records `seq` as the newest of its run. Runs only grow by one seq at a time in order
+/// (feed::check_batch), so the highest seq logged is the run's head.
+fn advance_run_head(
+    conn: &Connection,
+    scope: &Scope,
+    origin: &Origin,
+    seq: u64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO run_heads (scope, origin_node, origin_epoch, seq) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (scope, origin_node, origin_epoch) DO UPDATE SET seq = max(seq, excluded.seq)",
     )?
     .execute(params![
-        envelope.scope.as_str(),
-        &envelope.origin.node.0[..],
-        envelope.origin.epoch,
-        envelope.seq as i64,
+        scope.as_str(),
+        &origin.node.0[..],
+        origin.epoch,
+        seq as i64,
     ])?;
     Ok(())
 }
@@ -755,6 +776,8 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch) -> Result<Ack, StoreError> {
         let mut deferred_changes = Vec::new();
         let mut applied = 0;
         let mut registries_changed = false;
+        // The newest seq applied per run, written to `run_heads` once per round.
+        let mut heads: HashMap<(Scope, Origin), u64> = HashMap::new();
         let arrived = current.envelopes.into_iter().zip(pending_changes);
         for ((envelope, change), verdict) in arrived.zip(verdicts) {
             match verdict {
@@ -789,7 +812,11 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch) -> Result<Ack, StoreError> {
                     };
                     match result {
                         Ok(()) => {
-                            insert_change(&ctx.conn, &envelope, &chain, signature.as_ref())?;
+                            insert_change_row(&ctx.conn, &envelope, &chain, signature.as_ref())?;
+                            let head = heads
+                                .entry((envelope.scope.clone(), envelope.origin))
+                                .or_default();
+                            *head = (*head).max(envelope.seq);
                             registries_changed |= envelope.scope.kind() == ScopeKind::Registry;
                             applied += 1;
                         }
@@ -797,6 +824,9 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch) -> Result<Ack, StoreError> {
                     }
                 }
             }
+        }
+        for ((scope, origin), seq) in heads {
+            advance_run_head(&ctx.conn, &scope, &origin, seq)?;
         }
         ack.applied += applied;
         if deferred.is_empty() || applied == 0 {
@@ -896,9 +926,6 @@ fn materialize(
     }
 }
 
-#[cfg(test)]
-mod tests;
-
 /// How many changes here `peer` may read and lacks beyond `have`: one indexed count per
 /// run it is behind on.
 fn count_lacking(
@@ -931,3 +958,6 @@ fn count_lacking(
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests;
