@@ -42,6 +42,12 @@ pub struct AppState {
     pub duplicates_received: Arc<std::sync::atomic::AtomicU64>,
     /// Changes applied from pushes since start.
     pub applied_received: Arc<std::sync::atomic::AtomicU64>,
+    /// Staff sessions of the web UI.
+    pub sessions: Arc<crate::web::session::Sessions>,
+    /// Failed sign-ins, per account.
+    pub throttle: Arc<crate::web::session::Throttle>,
+    /// Whether the node serves HTTPS (session cookies are then `Secure`).
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -95,6 +101,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
         .nest("/sync/v1", sync_api)
+        .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

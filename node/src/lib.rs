@@ -22,3 +22,4 @@ pub mod link;
 pub mod node;
 pub mod store;
 pub mod tls;
+pub mod web;

@@ -158,6 +158,9 @@ impl OpenNode {
             link: Arc::new(std::sync::Mutex::new(crate::link::LinkState::default())),
             duplicates_received: Default::default(),
             applied_received: Default::default(),
+            sessions: Default::default(),
+            throttle: Default::default(),
+            tls: self.config.http.tls,
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod proxy;
+pub mod webdriver;
 
 /// How long a node may take to print `listening on`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -97,13 +98,44 @@ impl Node {
         Node::start(&["serve", "--data-dir", path(data_dir), "--listen", addr])
     }
 
+    /// `yizhan demo` with every log line (debug level) written to `log`.
+    pub fn demo_logged(data_dir: &Path, log: &Path) -> Node {
+        let file = std::fs::File::create(log).expect("log file");
+        Node::start_with(
+            &[
+                "demo",
+                "--data-dir",
+                path(data_dir),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "debug",
+            Stdio::from(file),
+        )
+    }
+
+    /// The password the demo printed for `user`.
+    pub fn demo_password(&self, user: &str) -> String {
+        self.printed
+            .iter()
+            .find_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                (words.len() == 3 && words[0] == user).then(|| words[2].to_string())
+            })
+            .expect("the demo prints each account's password")
+    }
+
     fn start(args: &[&str]) -> Node {
+        Node::start_with(args, "warn", Stdio::inherit())
+    }
+
+    fn start_with(args: &[&str], log_level: &str, stderr: Stdio) -> Node {
         let mut child = Command::new(binary())
             .args(args)
-            .env("YIZHAN_LOG", "warn")
+            .env("YIZHAN_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("the yizhan binary starts");
         let stdout = child.stdout.take().expect("piped");

@@ -50,6 +50,9 @@ async fn api(role: &str) -> Api {
         link: Default::default(),
         duplicates_received: Default::default(),
         applied_received: Default::default(),
+        sessions: Default::default(),
+        throttle: Default::default(),
+        tls: false,
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),

@@ -1,0 +1,877 @@
+//! The web UI for people: counter workers, leads, admins, and applicants reading guides.
+//!
+//! Pages are rendered on the node from the templates in `web/templates` (compiled in by
+//! askama), with strings from `web/i18n` and one stylesheet; nothing comes from the
+//! internet and no script runs. Handlers stay thin: read the request, call the store,
+//! fill a view model, render.
+//!
+//! Public: sign-in, the catalog and its guides, the printable notification sheet. Every
+//! other page needs a session ([`session`]); every form carries the session's CSRF token.
+
+pub mod i18n;
+pub mod session;
+
+use std::borrow::Cow;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use pinyin::ToPinyin;
+use yizhan_sync::domain::item::{CaseType, Item};
+
+use crate::accounts;
+use crate::http::AppState;
+use crate::store::{ItemFilter, Role, StoreError, UserRecord};
+use i18n::{Lang, Tr};
+use session::Session;
+
+const SESSION_COOKIE: &str = "yz_session";
+const LANG_COOKIE: &str = "yz_lang";
+/// The sign-in form's CSRF secret, before there is a session (double-submit cookie).
+const PRE_COOKIE: &str = "yz_pre";
+
+/// The routes of the web UI, merged into the node's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/signin", get(signin_form).post(signin))
+        .route("/signout", post(signout))
+        .route("/catalog", get(catalog))
+        .route("/catalog/{code}", get(item_guide))
+        .route("/catalog/{code}/notice", get(notice_sheet))
+        .route("/admin/users", get(admin_users))
+        .route("/lang/{code}", get(switch_lang))
+        .route("/static/app.css", get(stylesheet))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// What every page needs: the language, the node's name, and who is signed in.
+#[derive(Debug)]
+pub struct Ctx {
+    pub t: &'static Tr,
+    pub session: Option<Session>,
+    /// The path and query of this request, to come back to after sign-in or a switch.
+    pub here: String,
+    pub node_name: String,
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let lang = cookie(parts, LANG_COOKIE)
+            .and_then(|c| Lang::parse(&c))
+            .unwrap_or_default();
+        let session = cookie(parts, SESSION_COOKIE)
+            .and_then(|token| state.sessions.touch(&token, state.clock.now_ms()));
+        let here = parts
+            .uri
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.as_str().to_string());
+        Ok(Ctx {
+            t: Tr::of(lang),
+            session,
+            here,
+            node_name: state.node.name.clone(),
+        })
+    }
+}
+
+impl Ctx {
+    /// The way to the sign-in page, coming back here after.
+    fn to_signin(&self) -> Response {
+        Redirect::to(&format!("/signin?next={}", urlencode(&self.here))).into_response()
+    }
+
+    /// The header of every page.
+    fn chrome(&self) -> Chrome<'_> {
+        let other = self.t.lang.other();
+        Chrome {
+            t: self.t,
+            lang: self.t.lang.code(),
+            node_name: &self.node_name,
+            user: self.session.as_ref(),
+            switch_href: format!("/lang/{}?back={}", other.code(), urlencode(&self.here)),
+            switch_label: Tr::of(other).get("lang.name").into_owned(),
+        }
+    }
+}
+
+/// The shared header and footer (`base.html`).
+#[derive(Debug)]
+pub struct Chrome<'a> {
+    pub t: &'static Tr,
+    pub lang: &'static str,
+    pub node_name: &'a str,
+    pub user: Option<&'a Session>,
+    pub switch_href: String,
+    pub switch_label: String,
+}
+
+impl Chrome<'_> {
+    pub fn is_admin(&self) -> bool {
+        self.user.is_some_and(|u| u.role == Role::Admin)
+    }
+}
+
+fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    cookie_in(&parts.headers, name)
+}
+
+fn cookie_in(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Only paths on this node: never `//host` or `https://…` (no open redirects).
+fn local_path(target: Option<&str>) -> &str {
+    match target {
+        Some(t) if t.starts_with('/') && !t.starts_with("//") && !t.contains('\\') => t,
+        _ => "/",
+    }
+}
+
+fn render(status: StatusCode, page: impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A page that says what went wrong and what to do.
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    title: Cow<'static, str>,
+    message: String,
+}
+
+fn message(ctx: &Ctx, status: StatusCode, title_key: &'static str, message: String) -> Response {
+    render(
+        status,
+        MessagePage {
+            chrome: ctx.chrome(),
+            t: ctx.t,
+            title: ctx.t.get(title_key).into_owned().into(),
+            message,
+        },
+    )
+}
+
+fn store_failed(ctx: &Ctx, e: StoreError) -> Response {
+    match e {
+        StoreError::NotFound { .. } => message(
+            ctx,
+            StatusCode::NOT_FOUND,
+            "error.not_found",
+            ctx.t.get("error.not_found_text").into_owned(),
+        ),
+        e => {
+            tracing::error!(error = %e, "a page's store call failed");
+            message(
+                ctx,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error.internal",
+                ctx.t.get("error.internal_text").into_owned(),
+            )
+        }
+    }
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    // Pages can show personal data: never keep them in a shared cache.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../web/static/app.css"),
+    )
+        .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Back {
+    back: Option<String>,
+}
+
+/// `GET /lang/{code}`: remembers the language for a year and goes back.
+async fn switch_lang(Path(code): Path<String>, Query(back): Query<Back>) -> Response {
+    let lang = Lang::parse(&code).unwrap_or_default();
+    let target = local_path(back.back.as_deref()).to_string();
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, target),
+            (
+                header::SET_COOKIE,
+                format!(
+                    "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+                    lang.code()
+                ),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SigninPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    csrf: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// The sign-in form, with a fresh pre-session CSRF secret in a cookie and the form.
+fn signin_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    next: &str,
+    username: String,
+    error: Option<String>,
+) -> Response {
+    let csrf = session::random_token();
+    let mut response = render(
+        status,
+        SigninPage {
+            chrome: ctx.chrome(),
+            t: ctx.t,
+            csrf: csrf.clone(),
+            next: local_path(Some(next)).to_string(),
+            username,
+            error,
+        },
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "{PRE_COOKIE}={csrf}; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=3600"
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn signin_form(ctx: Ctx, Query(next): Query<NextQuery>) -> Response {
+    signin_page(
+        &ctx,
+        StatusCode::OK,
+        next.next.as_deref().unwrap_or("/"),
+        String::new(),
+        None,
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct SigninForm {
+    username: String,
+    password: String,
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+impl std::fmt::Debug for SigninForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never reaches a log.
+        f.debug_struct("SigninForm")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /signin`: checks the password (Argon2, off the async threads), counts failures,
+/// and starts a session.
+async fn signin(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    parts: axum::http::HeaderMap,
+    axum::Form(form): axum::Form<SigninForm>,
+) -> Response {
+    let now = state.clock.now_ms();
+    let pre = cookie_in(&parts, PRE_COOKIE);
+    let username = form.username.trim().to_string();
+    if pre.is_none_or(|pre| !session::same_secret(&pre, &form.csrf)) {
+        return signin_page(
+            &ctx,
+            StatusCode::FORBIDDEN,
+            &form.next,
+            username,
+            Some(ctx.t.get("signin.expired").into_owned()),
+        );
+    }
+    let key = format!("user:{username}");
+    if let Some(until) = state.throttle.locked_until(&key, now) {
+        return locked(&ctx, &form.next, username, until, now);
+    }
+    let found = match state.store.user_with_password(username.clone()).await {
+        Ok(found) => found,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let password = form.password;
+    let (user, ok) = tokio::task::spawn_blocking(move || match found {
+        Some((user, hash)) => {
+            let ok = accounts::verify_password(&password, &hash) && !user.disabled;
+            (Some(user), ok)
+        }
+        None => {
+            // The same work as for a real account, so timing does not tell names apart.
+            let _ = accounts::verify_password(&password, accounts::dummy_hash());
+            (None, false)
+        }
+    })
+    .await
+    .unwrap_or((None, false));
+    match (user, ok) {
+        (Some(user), true) => {
+            state.throttle.clear(&key);
+            tracing::info!(user.name = %user.username, "signed in");
+            let token = state.sessions.start(&user, now);
+            let secure = if state.tls { "; Secure" } else { "" };
+            let mut response = Redirect::to(local_path(Some(&form.next))).into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!(
+                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"
+            )) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        _ => {
+            tracing::warn!(user.name = %username, "failed sign-in");
+            match state.throttle.fail(&key, now) {
+                Some(until) => locked(&ctx, &form.next, username, until, now),
+                None => signin_page(
+                    &ctx,
+                    StatusCode::UNAUTHORIZED,
+                    &form.next,
+                    username,
+                    Some(ctx.t.get("signin.wrong").into_owned()),
+                ),
+            }
+        }
+    }
+}
+
+fn locked(ctx: &Ctx, next: &str, username: String, until: u64, now: u64) -> Response {
+    let minutes = until.saturating_sub(now).div_ceil(60_000).to_string();
+    signin_page(
+        ctx,
+        StatusCode::TOO_MANY_REQUESTS,
+        next,
+        username,
+        Some(ctx.t.with("signin.locked", "minutes", &minutes)),
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `None` when a form carries the session's CSRF token, else the page refusing it.
+fn refuse_without_csrf(ctx: &Ctx, staff: &Session, sent: &str) -> Option<Response> {
+    if session::same_secret(&staff.csrf, sent) {
+        return None;
+    }
+    tracing::warn!(user.name = %staff.username, "a form without a valid CSRF token was refused");
+    Some(message(
+        ctx,
+        StatusCode::FORBIDDEN,
+        "error.csrf",
+        ctx.t.get("error.csrf_text").into_owned(),
+    ))
+}
+
+/// `POST /signout`.
+async fn signout(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: axum::http::HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if let Some(refused) = refuse_without_csrf(&ctx, staff, &form.csrf) {
+        return refused;
+    }
+    let token = cookie_in(&headers, SESSION_COOKIE);
+    if let Some(token) = token {
+        state.sessions.end(&token);
+    }
+    tracing::info!(user.name = %staff.username, "signed out");
+    let mut response = Redirect::to("/signin").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("yz_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+// ---------------------------------------------------------------- home, admin
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    greeting: String,
+}
+
+/// `GET /`: the counter's start page.
+async fn home(ctx: Ctx) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    let who = if staff.counter.is_empty() {
+        staff.display_name.clone()
+    } else {
+        format!("{}（{}）", staff.display_name, staff.counter)
+    };
+    render(
+        StatusCode::OK,
+        HomePage {
+            chrome: ctx.chrome(),
+            t: ctx.t,
+            greeting: ctx.t.with("home.greeting", "name", &who),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    users: Vec<UserRecord>,
+}
+
+/// `GET /admin/users`: the staff accounts (admins only).
+async fn admin_users(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if staff.role != Role::Admin {
+        return message(
+            &ctx,
+            StatusCode::FORBIDDEN,
+            "error.forbidden",
+            ctx.t.get("error.forbidden_text").into_owned(),
+        );
+    }
+    match state.store.list_users().await {
+        Ok(users) => render(
+            StatusCode::OK,
+            UsersPage {
+                chrome: ctx.chrome(),
+                t: ctx.t,
+                users,
+            },
+        ),
+        Err(e) => store_failed(&ctx, e),
+    }
+}
+
+// ---------------------------------------------------------------- catalog
+
+/// One line of the catalog list.
+#[derive(Debug)]
+struct ItemLine {
+    impl_code: String,
+    name: String,
+    category: String,
+    case_type: Cow<'static, str>,
+    limits: String,
+}
+
+#[derive(Template)]
+#[template(path = "catalog.html")]
+struct CatalogPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    q: String,
+    category: String,
+    categories: Vec<(String, u64)>,
+    items: Vec<ItemLine>,
+    summary: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CatalogQuery {
+    q: Option<String>,
+    category: Option<String>,
+}
+
+/// The pinyin initials of a name: 低保申请 → `dbsq`. Other characters are kept as they
+/// are (lowercased), so `dbsq` and mixed names still match.
+pub fn pinyin_initials(name: &str) -> String {
+    name.chars()
+        .flat_map(|c| match c.to_pinyin() {
+            Some(p) => p.first_letter().chars().collect::<Vec<_>>(),
+            None => c.to_lowercase().collect(),
+        })
+        .collect()
+}
+
+/// Common short forms (简称) people say at the counter, with the full words catalog names
+/// use: searching for 低保 (or `dbsq`) finds 最低生活保障申请.
+const SHORT_FORMS: &[(&str, &str)] = &[
+    ("最低生活保障", "低保"),
+    ("医疗保险", "医保"),
+    ("社会保障卡", "社保卡"),
+    ("社会保险", "社保"),
+    ("特困人员", "特困"),
+    ("计划生育", "计生"),
+    ("残疾人证", "残疾证"),
+];
+
+/// The name and its spoken forms with short forms in place of the full words.
+fn spoken_forms(name: &str) -> Vec<String> {
+    let mut forms = vec![name.to_string()];
+    for (full, short) in SHORT_FORMS {
+        if name.contains(full) {
+            forms.push(name.replace(full, short));
+        }
+    }
+    forms
+}
+
+/// The query with short forms spelled out (低保 → 最低生活保障), when it has any.
+fn spelled_out(q: &str) -> Option<String> {
+    let mut out = q.to_string();
+    for (full, short) in SHORT_FORMS {
+        if !out.contains(full) {
+            out = out.replace(short, full);
+        }
+    }
+    (out != q).then_some(out)
+}
+
+/// Whether the query is meant as pinyin initials (letters only).
+fn is_initials(q: &str) -> bool {
+    !q.is_empty() && q.chars().all(|c| c.is_ascii_alphabetic())
+}
+
+/// `GET /catalog`: browse by category, search by Chinese words or pinyin initials.
+async fn catalog(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(query): Query<CatalogQuery>,
+) -> Response {
+    let t = ctx.t;
+    let q = query
+        .q
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(100)
+        .collect::<String>();
+    let category = query.category.unwrap_or_default();
+    let filter = |q: Option<String>| ItemFilter {
+        q,
+        category: (!category.is_empty()).then(|| category.clone()),
+        include_cancelled: false,
+        limit: 500,
+        offset: 0,
+    };
+    let mut found = match state
+        .store
+        .list_items(filter((!q.is_empty()).then(|| q.clone())))
+        .await
+    {
+        Ok((items, _)) => items,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    if let Some(full) = spelled_out(&q) {
+        match state.store.list_items(filter(Some(full))).await {
+            Ok((items, _)) => {
+                for item in items {
+                    if !found.iter().any(|f| f.impl_code == item.impl_code) {
+                        found.push(item);
+                    }
+                }
+            }
+            Err(e) => return store_failed(&ctx, e),
+        }
+    }
+    if is_initials(&q) {
+        let wanted = q.to_lowercase();
+        let all = match state.store.list_items(filter(None)).await {
+            Ok((items, _)) => items,
+            Err(e) => return store_failed(&ctx, e),
+        };
+        for item in all {
+            let matches = spoken_forms(&item.name)
+                .iter()
+                .any(|form| pinyin_initials(form).contains(&wanted));
+            if matches && !found.iter().any(|f| f.impl_code == item.impl_code) {
+                found.push(item);
+            }
+        }
+    }
+    let categories = match state.store.item_categories().await {
+        Ok(c) => c,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let items: Vec<ItemLine> = found
+        .into_iter()
+        .map(|i| ItemLine {
+            case_type: if i.case_type == "instant" {
+                t.get("item.instant")
+            } else {
+                t.get("item.committed")
+            }
+            .into_owned()
+            .into(),
+            limits: if i.case_type == "instant" {
+                t.get("item.on_the_spot").into_owned()
+            } else {
+                t.with(
+                    "item.limits_short",
+                    "committed",
+                    &i.committed_days.to_string(),
+                )
+                .replace("{legal}", &i.legal_days.to_string())
+            },
+            impl_code: i.impl_code,
+            name: i.name,
+            category: i.category,
+        })
+        .collect();
+    let summary = t.with("catalog.found", "count", &items.len().to_string());
+    render(
+        StatusCode::OK,
+        CatalogPage {
+            chrome: ctx.chrome(),
+            t,
+            q,
+            category,
+            categories,
+            items,
+            summary,
+        },
+    )
+}
+
+/// An item, ready for the guide and the notification sheet.
+#[derive(Debug)]
+struct GuideView {
+    item: Item,
+    case_type: String,
+    limits: String,
+    fees: String,
+    objects: String,
+}
+
+fn guide_view(t: &Tr, item: Item) -> GuideView {
+    let case_type = match item.case_type {
+        CaseType::Instant => t.get("item.instant").into_owned(),
+        CaseType::Committed => t.get("item.committed").into_owned(),
+    };
+    let limits = match item.case_type {
+        CaseType::Instant => t.get("item.instant_limits").into_owned(),
+        CaseType::Committed => t
+            .with(
+                "item.limits",
+                "committed",
+                &item.committed_limit_days.to_string(),
+            )
+            .replace("{legal}", &item.legal_limit_days.to_string()),
+    };
+    let fees = if item.fees.is_empty() {
+        t.get("item.free").into_owned()
+    } else {
+        item.fees
+            .iter()
+            .map(|f| format!("{}：{}（{}）", f.name, f.standard, f.basis))
+            .collect::<Vec<_>>()
+            .join("；")
+    };
+    let objects = item
+        .service_objects
+        .iter()
+        .map(|o| match o {
+            yizhan_sync::domain::item::ServiceObject::NaturalPerson => t.get("item.natural_person"),
+            yizhan_sync::domain::item::ServiceObject::LegalPerson => t.get("item.legal_person"),
+        })
+        .collect::<Vec<_>>()
+        .join("、");
+    GuideView {
+        item,
+        case_type,
+        limits,
+        fees,
+        objects,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "item.html")]
+struct ItemPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    g: GuideView,
+}
+
+/// `GET /catalog/{code}`: the service guide (办事指南) with every element of §9.1.2.
+async fn item_guide(State(state): State<AppState>, ctx: Ctx, Path(code): Path<String>) -> Response {
+    match state.store.get_item(code).await {
+        Ok(item) => render(
+            StatusCode::OK,
+            ItemPage {
+                chrome: ctx.chrome(),
+                t: ctx.t,
+                g: guide_view(ctx.t, item),
+            },
+        ),
+        Err(e) => store_failed(&ctx, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "notice_sheet.html")]
+struct NoticeSheet<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    g: GuideView,
+    printed_on: String,
+}
+
+/// `GET /catalog/{code}/notice`: the printable one-time notification sheet (一次性告知单)
+/// listing every material of the item (§7.5 一次性告知制度).
+async fn notice_sheet(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(code): Path<String>,
+) -> Response {
+    match state.store.get_item(code).await {
+        Ok(item) => render(
+            StatusCode::OK,
+            NoticeSheet {
+                chrome: ctx.chrome(),
+                t: ctx.t,
+                g: guide_view(ctx.t, item),
+                printed_on: state.today().to_string(),
+            },
+        ),
+        Err(e) => store_failed(&ctx, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinyin_initials_of_item_names() {
+        for (name, initials) in [
+            ("低保申请", "dbsq"),
+            ("最低生活保障申请", "zdshbzsq"),
+            ("居住证签注", "jzzqz"),
+            ("《残疾人证》办理", "《cjrz》bl"),
+            ("ABC证明", "abczm"),
+        ] {
+            assert_eq!(pinyin_initials(name), initials, "{name}");
+        }
+        assert!(
+            is_initials("dbsq")
+                && !is_initials("低保")
+                && !is_initials("db sq")
+                && !is_initials("")
+        );
+        // Short forms: 低保 is how people say 最低生活保障.
+        let forms = spoken_forms("最低生活保障申请");
+        assert!(
+            forms.iter().any(|f| pinyin_initials(f) == "dbsq"),
+            "{forms:?}"
+        );
+        assert_eq!(spelled_out("低保"), Some("最低生活保障".to_string()));
+        assert_eq!(spelled_out("最低生活保障"), None);
+        assert_eq!(spelled_out("救助"), None);
+    }
+
+    #[test]
+    fn redirects_stay_on_this_node() {
+        for (target, expected) in [
+            (Some("/catalog?q=x"), "/catalog?q=x"),
+            (Some("//evil.example/x"), "/"),
+            (Some("https://evil.example/"), "/"),
+            (Some("/\\evil"), "/"),
+            (None, "/"),
+        ] {
+            assert_eq!(local_path(target), expected, "{target:?}");
+        }
+        assert_eq!(urlencode("/catalog?q=低"), "/catalog%3Fq%3D%E4%BD%8E");
+    }
+}

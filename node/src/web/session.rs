@@ -1,0 +1,256 @@
+//! Staff sessions and the sign-in throttle, kept in memory (DESIGN §10).
+//!
+//! A session is a random 256-bit token in an HttpOnly, SameSite=Strict cookie; only its
+//! SHA-256 is kept here, with the user, a CSRF token for the session's forms and the time
+//! it was last used. Sessions end after `IDLE` without use, on sign-out, or when the node
+//! restarts (counter workers sign in again; no write to the database per page view).
+//!
+//! The throttle counts failed sign-ins per account and per client address: after
+//! `MAX_FAILURES` within `WINDOW` the account (or the address) is locked for `LOCK`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::store::{Role, UserRecord};
+
+/// A session ends after this long without a request.
+pub const IDLE_MS: u64 = 30 * 60 * 1000;
+/// Failed sign-ins allowed per account (or address) within [`WINDOW_MS`].
+pub const MAX_FAILURES: u32 = 5;
+pub const WINDOW_MS: u64 = 15 * 60 * 1000;
+/// How long an account (or address) stays locked after too many failures.
+pub const LOCK_MS: u64 = 15 * 60 * 1000;
+/// Sessions kept at most; the least recently used goes first beyond this.
+const MAX_SESSIONS: usize = 10_000;
+
+/// A signed-in staff member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub counter: String,
+    /// Every form of this session carries it.
+    pub csrf: String,
+    last_seen_ms: u64,
+}
+
+/// All live sessions.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_hash: Mutex<HashMap<[u8; 32], Session>>,
+}
+
+impl Sessions {
+    /// Starts a session for `user`; returns the cookie token.
+    pub fn start(&self, user: &UserRecord, now_ms: u64) -> String {
+        let token = random_token();
+        let session = Session {
+            user_id: user.id,
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role,
+            counter: user.counter.clone(),
+            csrf: random_token(),
+            last_seen_ms: now_ms,
+        };
+        let mut sessions = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| now_ms.saturating_sub(s.last_seen_ms) < IDLE_MS);
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen_ms)
+                .map(|(k, _)| *k)
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.insert(hash(&token), session);
+        token
+    }
+
+    /// The session of a cookie token, if it is live; marks it used.
+    pub fn touch(&self, token: &str, now_ms: u64) -> Option<Session> {
+        let key = hash(token);
+        let mut sessions = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
+        let session = sessions.get_mut(&key)?;
+        if now_ms.saturating_sub(session.last_seen_ms) >= IDLE_MS {
+            sessions.remove(&key);
+            return None;
+        }
+        session.last_seen_ms = now_ms;
+        Some(session.clone())
+    }
+
+    pub fn end(&self, token: &str) {
+        self.by_hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&hash(token));
+    }
+
+    /// Ends every session of a user (disabled account, new password).
+    pub fn end_all_of(&self, user_id: i64) {
+        self.by_hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, s| s.user_id != user_id);
+    }
+}
+
+/// Failed sign-ins per account and per client address.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    by_key: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    first_ms: u64,
+    locked_until_ms: u64,
+}
+
+impl Throttle {
+    /// When the key is locked, until when.
+    pub fn locked_until(&self, key: &str, now_ms: u64) -> Option<u64> {
+        let map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .map(|f| f.locked_until_ms)
+            .filter(|until| *until > now_ms)
+    }
+
+    /// Counts a failure; returns the lock's end when this one locks the key.
+    pub fn fail(&self, key: &str, now_ms: u64) -> Option<u64> {
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            // Bounded memory whatever is thrown at the sign-in form.
+            map.retain(|_, f| f.locked_until_ms > now_ms);
+        }
+        let entry = map.entry(key.to_string()).or_insert(Failures {
+            count: 0,
+            first_ms: now_ms,
+            locked_until_ms: 0,
+        });
+        if now_ms.saturating_sub(entry.first_ms) > WINDOW_MS {
+            *entry = Failures {
+                count: 0,
+                first_ms: now_ms,
+                locked_until_ms: 0,
+            };
+        }
+        entry.count += 1;
+        if entry.count >= MAX_FAILURES {
+            entry.locked_until_ms = now_ms + LOCK_MS;
+            entry.count = 0;
+            entry.first_ms = now_ms;
+            return Some(entry.locked_until_ms);
+        }
+        None
+    }
+
+    pub fn clear(&self, key: &str) {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// 256 random bits as 64 hex digits.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    crate::accounts::fill_random(&mut bytes);
+    yizhan_sync::ids::hex(&bytes)
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserRecord {
+        UserRecord {
+            id: 7,
+            username: "li".into(),
+            display_name: "李敏".into(),
+            role: Role::Worker,
+            counter: "1号窗口".into(),
+            disabled: false,
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_session_lives_while_used_and_ends_when_idle() {
+        let sessions = Sessions::default();
+        let token = sessions.start(&user(), 1_000);
+        assert_eq!(
+            sessions
+                .touch(&token, 1_000 + IDLE_MS - 1)
+                .unwrap()
+                .username,
+            "li"
+        );
+        // Used just now, so it lives another IDLE from here.
+        assert!(sessions.touch(&token, 1_000 + 2 * IDLE_MS - 2).is_some());
+        assert!(sessions.touch(&token, 1_000 + 4 * IDLE_MS).is_none());
+        assert!(sessions.touch("not-a-token", 1_000).is_none());
+    }
+
+    #[test]
+    fn sign_out_and_disabling_end_sessions() {
+        let sessions = Sessions::default();
+        let a = sessions.start(&user(), 0);
+        let b = sessions.start(&user(), 0);
+        assert_ne!(
+            sessions.touch(&a, 1).unwrap().csrf,
+            sessions.touch(&b, 1).unwrap().csrf
+        );
+        sessions.end(&a);
+        assert!(sessions.touch(&a, 2).is_none());
+        sessions.end_all_of(7);
+        assert!(sessions.touch(&b, 2).is_none());
+    }
+
+    #[test]
+    fn the_throttle_locks_after_repeated_failures_for_a_while() {
+        let throttle = Throttle::default();
+        for n in 1..MAX_FAILURES {
+            assert_eq!(throttle.fail("user:li", u64::from(n)), None);
+        }
+        let until = throttle.fail("user:li", 10).unwrap();
+        assert_eq!(until, 10 + LOCK_MS);
+        assert_eq!(throttle.locked_until("user:li", 11), Some(until));
+        assert_eq!(throttle.locked_until("user:li", until), None);
+        // Failures spread beyond the window do not add up.
+        let throttle = Throttle::default();
+        for n in 0..10 {
+            assert_eq!(throttle.fail("user:wang", n * (WINDOW_MS + 1)), None);
+        }
+        // A success clears the count.
+        for n in 0..10 {
+            assert_eq!(throttle.fail("user:zhao", n), None);
+            if n % 2 == 1 {
+                throttle.clear("user:zhao");
+            }
+        }
+        assert!(
+            same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("ab", "abc")
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! The web UI against a real `yizhan demo` process: sessions, roles, CSRF, the sign-in
+//! throttle and the logs over plain HTTP; then a counter worker's path in real headless
+//! Chromium.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use yizhan_tests::webdriver::Browser;
+use yizhan_tests::{Node, client, get, temp_dir};
+
+/// A browser-like HTTP visitor: keeps cookies, does not follow redirects.
+struct Visitor {
+    http: ureq::Agent,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+/// Status, body and `Location` of an answer.
+type Page = (u16, String, Option<String>);
+
+impl Visitor {
+    fn new(node: &Node) -> Visitor {
+        Visitor {
+            http: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_global(Some(Duration::from_secs(20)))
+                .build()
+                .into(),
+            base: node.base.clone(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn absorb(&mut self, response: &mut ureq::http::Response<ureq::Body>) -> Page {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        (status, body, location)
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        let mut response = self
+            .http
+            .get(&format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie_header())
+            .call()
+            .unwrap();
+        self.absorb(&mut response)
+    }
+
+    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut response = self
+            .http
+            .post(&format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie_header())
+            .send_form(fields.iter().copied())
+            .unwrap();
+        self.absorb(&mut response)
+    }
+
+    /// Signs in through the form, as a browser would.
+    fn sign_in(&mut self, username: &str, password: &str) -> Page {
+        let (status, form, _) = self.get("/signin");
+        assert_eq!(status, 200);
+        let csrf = hidden(&form, "csrf");
+        self.post(
+            "/signin",
+            &[
+                ("username", username),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/"),
+            ],
+        )
+    }
+
+    fn session_csrf(&mut self) -> String {
+        let (status, page, _) = self.get("/");
+        assert_eq!(status, 200, "signed in");
+        hidden(&page, "csrf")
+    }
+}
+
+/// The value of a hidden form field.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).expect("the form has the field") + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+const RELIEF: &str = "11440399990000017K4000599301000";
+
+#[test]
+fn pages_need_a_session_and_roles_decide_what_opens() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let mut anonymous = Visitor::new(&node);
+    for path in ["/", "/admin/users"] {
+        let (status, _, location) = anonymous.get(path);
+        assert_eq!(status, 303, "{path}");
+        assert!(
+            location.unwrap().starts_with("/signin?next="),
+            "{path} sends to sign-in"
+        );
+    }
+    // Sign-in, the catalog, the guides and the notification sheet are public.
+    for path in [
+        "/signin",
+        "/catalog",
+        &format!("/catalog/{RELIEF}"),
+        &format!("/catalog/{RELIEF}/notice"),
+        "/static/app.css",
+    ] {
+        let (status, _, _) = anonymous.get(path);
+        assert_eq!(status, 200, "{path}");
+    }
+    // The notification sheet lists every material of the item.
+    let (_, item) = get(
+        &client(),
+        &node.url(&format!("/api/v1/items/{RELIEF}")),
+        None,
+    )
+    .unwrap();
+    let (_, sheet, _) = anonymous.get(&format!("/catalog/{RELIEF}/notice"));
+    assert!(sheet.contains("一次性告知单"));
+    for material in item["materials"].as_array().unwrap() {
+        assert!(
+            sheet.contains(material["name"].as_str().unwrap()),
+            "{material}"
+        );
+    }
+    let (status, _, _) = anonymous.get("/catalog/00000000000000000000000000000000");
+    assert_eq!(status, 404);
+
+    let mut worker = Visitor::new(&node);
+    let (status, _, location) = worker.sign_in("worker", &node.demo_password("worker"));
+    assert_eq!((status, location.as_deref()), (303, Some("/")));
+    let (status, home, _) = worker.get("/");
+    assert_eq!(status, 200);
+    assert!(home.contains("您好"), "{home}");
+    let (status, refused, _) = worker.get("/admin/users");
+    assert_eq!(status, 403);
+    assert!(refused.contains("无权访问"));
+
+    let mut admin = Visitor::new(&node);
+    admin.sign_in("admin", &node.demo_password("admin"));
+    let (status, users, _) = admin.get("/admin/users");
+    assert_eq!(status, 200);
+    assert!(users.contains("worker") && users.contains("lead"));
+}
+
+#[test]
+fn forms_without_the_right_csrf_token_change_nothing() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let password = node.demo_password("worker");
+    // Sign-in without the form's secret (a cross-site post): refused, no session.
+    let mut forger = Visitor::new(&node);
+    let (status, _, _) = forger.post(
+        "/signin",
+        &[
+            ("username", "worker"),
+            ("password", &password),
+            ("csrf", "0000"),
+        ],
+    );
+    assert_eq!(status, 403);
+    assert!(!forger.cookies.contains_key("yz_session"));
+
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &password);
+    let csrf = worker.session_csrf();
+    for wrong in ["", "deadbeef", &csrf[..csrf.len() - 1]] {
+        let (status, page, _) = worker.post("/signout", &[("csrf", wrong)]);
+        assert_eq!(status, 403, "csrf {wrong:?}");
+        assert!(page.contains("未做任何更改"));
+        let (status, _, _) = worker.get("/");
+        assert_eq!(status, 200, "still signed in");
+    }
+    let (status, _, location) = worker.post("/signout", &[("csrf", &csrf)]);
+    assert_eq!((status, location.as_deref()), (303, Some("/signin")));
+    let (status, _, _) = worker.get("/");
+    assert_eq!(status, 303, "signed out");
+}
+
+#[test]
+fn repeated_wrong_passwords_lock_the_account_for_a_while() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let mut guesser = Visitor::new(&node);
+    for n in 1..5 {
+        let (status, page, _) = guesser.sign_in("worker", &format!("guess-{n}"));
+        assert_eq!(status, 401, "attempt {n}");
+        assert!(page.contains("用户名或密码不正确"));
+    }
+    let (status, page, _) = guesser.sign_in("worker", "guess-5");
+    assert_eq!(status, 429);
+    assert!(page.contains("锁定"), "{page}");
+    // Now even the right password waits.
+    let (status, _, _) = guesser.sign_in("worker", &node.demo_password("worker"));
+    assert_eq!(status, 429);
+    assert!(!guesser.cookies.contains_key("yz_session"));
+    // Other accounts are not affected.
+    let mut lead = Visitor::new(&node);
+    let (status, _, _) = lead.sign_in("lead", &node.demo_password("lead"));
+    assert_eq!(status, 303);
+    // An unknown name gets the same answer as a wrong password.
+    let (status, _, _) = Visitor::new(&node).sign_in("nobody", "whatever");
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn no_password_or_token_reaches_the_log() {
+    let dir = temp_dir();
+    let log = dir.path().join("node.log");
+    let data = dir.path().join("data");
+    let node = Node::demo_logged(&data, &log);
+    let password = node.demo_password("worker");
+    let api_token = node
+        .printed_after("API token of `worker`:")
+        .expect("the demo prints a token");
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", "Wrong-Secret-4711");
+    worker.sign_in("worker", &password);
+    let session = worker.cookies.get("yz_session").cloned().unwrap();
+    let csrf = worker.session_csrf();
+    let (status, _) = get(&client(), &node.url("/api/v1/cases"), Some(&api_token)).unwrap();
+    assert_eq!(status, 200);
+    worker.post("/signout", &[("csrf", &csrf)]);
+    drop(node);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("signed in"),
+        "the log records sign-ins: {text}"
+    );
+    assert!(text.contains("failed sign-in"));
+    for secret in [
+        password.as_str(),
+        "Wrong-Secret-4711",
+        api_token.as_str(),
+        &session,
+        &csrf,
+    ] {
+        assert!(!text.contains(secret), "a secret reached the log");
+    }
+}
+
+#[test]
+fn a_counter_worker_signs_in_finds_items_and_switches_language() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let browser = Browser::start();
+    browser.goto(&node.url("/"));
+    assert!(browser.current_url().contains("/signin"), "sent to sign-in");
+    browser.find("#username").type_text("worker");
+    browser
+        .find("#password")
+        .type_text(&node.demo_password("worker"));
+    browser.screenshot("01-signin");
+    browser.find("#signin-submit").click();
+    let greeting = browser.wait_text("#greeting", |t| t.contains("您好"));
+    assert!(
+        greeting.chars().count() > 3,
+        "the greeting names the worker: {greeting}"
+    );
+    browser.screenshot("02-home");
+
+    // A Chinese keyword.
+    browser.find("#q").type_text("救助");
+    browser.find("form.search button").click();
+    let found = browser.wait_texts("#items .item-link", |found| {
+        found.iter().any(|n| n == "临时救助申请（一般程序）")
+    });
+    assert!(
+        found
+            .iter()
+            .all(|n| n.contains("救助") || n.contains("最低生活保障")),
+        "{found:?}"
+    );
+    browser.screenshot("03-search-keyword");
+
+    // Pinyin initials of the way people say it: dbsq → 低保申请 → 最低生活保障申请.
+    let q = browser.find("#q");
+    q.clear();
+    q.type_text("dbsq");
+    browser.find("#search-submit").click();
+    browser.wait_texts("#items .item-link", |found| found == ["最低生活保障申请"]);
+    browser.screenshot("04-search-pinyin");
+
+    // The guide, with 承诺件 wording and the fee line.
+    browser.find("#items .item-link").click();
+    browser.wait_text("#item-name", |t| t == "最低生活保障申请");
+    assert!(browser.find("#case-type").text().contains("承诺件"));
+    assert!(browser.find("#time-limits").text().contains("个工作日"));
+    assert_eq!(browser.find("#fees").text(), "不收费");
+    browser.screenshot("05-guide");
+
+    // English and back.
+    browser.find("#lang-switch").click();
+    browser.wait_text("#case-type", |t| t.contains("Committed"));
+    assert!(browser.find("#time-limits").text().contains("working days"));
+    browser.screenshot("06-guide-english");
+    browser.find("#lang-switch").click();
+    browser.wait_text("#case-type", |t| t.contains("承诺件"));
+    browser.goto(&node.url(&format!("/catalog/{RELIEF}/notice")));
+    browser.wait_text("h1", |t| t.contains("一次性告知单"));
+    browser.screenshot("07-notice-sheet");
+}
