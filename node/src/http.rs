@@ -48,6 +48,10 @@ pub struct AppState {
     pub throttle: Arc<crate::web::session::Throttle>,
     /// Whether the node serves HTTPS (session cookies are then `Secure`).
     pub tls: bool,
+    /// The node key, which seals notices.
+    pub key: Arc<crate::identity::NodeKey>,
+    /// Application forms already turned into cases, so a form sent twice makes one case.
+    pub submitted_forms: Arc<crate::web::session::FormOnce>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -99,6 +99,13 @@ impl NodeKey {
         der
     }
 
+    /// A second handle on the same key (the serve loop and the web UI each hold one).
+    pub fn duplicate(&self) -> NodeKey {
+        NodeKey {
+            signing: SigningKey::from_bytes(self.signing.as_bytes()),
+        }
+    }
+
     pub fn node_id(&self) -> NodeId {
         NodeId::from_public_key(&self.signing.verifying_key().to_bytes())
     }

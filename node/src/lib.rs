@@ -20,6 +20,7 @@ pub mod http;
 pub mod identity;
 pub mod link;
 pub mod node;
+pub mod notice;
 pub mod store;
 pub mod tls;
 pub mod web;

@@ -161,6 +161,8 @@ impl OpenNode {
             sessions: Default::default(),
             throttle: Default::default(),
             tls: self.config.http.tls,
+            key: Arc::new(self.key.duplicate()),
+            submitted_forms: Default::default(),
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),

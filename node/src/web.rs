@@ -8,6 +8,7 @@
 //! Public: sign-in, the catalog and its guides, the printable notification sheet. Every
 //! other page needs a session ([`session`]); every form carries the session's CSRF token.
 
+pub mod cases;
 pub mod i18n;
 pub mod session;
 
@@ -45,6 +46,13 @@ pub fn routes() -> Router<AppState> {
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
         .route("/admin/users", get(admin_users))
+        .route("/cases", post(cases::create))
+        .route("/cases/new", get(cases::new_form))
+        .route("/cases/{id}", get(cases::show))
+        .route("/cases/{id}/supplement", post(cases::supplement))
+        .route("/cases/{id}/refuse", post(cases::refuse))
+        .route("/notices/{number}", get(cases::notice_page))
+        .route("/verify", get(cases::verify))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/app.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))

@@ -194,6 +194,24 @@ impl Browser {
         }
     }
 
+    /// Every element matching a CSS selector (empty when none).
+    pub fn find_all(&self, css: &str) -> Vec<Element<'_>> {
+        let list = self.session_call(
+            "POST",
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        );
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e[ELEMENT].as_str())
+            .map(|id| Element {
+                browser: self,
+                id: id.to_string(),
+            })
+            .collect()
+    }
+
     /// Saves a PNG of the page under `target/screenshots/NAME.png`.
     pub fn screenshot(&self, name: &str) {
         let data = self.session_call("GET", "/screenshot", Value::Null);

@@ -328,3 +328,242 @@ fn a_counter_worker_signs_in_finds_items_and_switches_language() {
     browser.wait_text("h1", |t| t.contains("一次性告知单"));
     browser.screenshot("07-notice-sheet");
 }
+
+/// Signs in through the browser.
+fn browser_sign_in(browser: &Browser, node: &Node, user: &str) {
+    browser.goto(&node.url("/signin"));
+    browser.find("#username").type_text(user);
+    browser
+        .find("#password")
+        .type_text(&node.demo_password(user));
+    browser.find("#signin-submit").click();
+    browser.wait_text("#greeting", |t| t.contains("您好"));
+}
+
+/// Fills the applicant of the application form (a natural person).
+fn fill_applicant(browser: &Browser, name: &str) {
+    browser.find("#name").type_text(name);
+    browser.find("#id_number").type_text("11010519491231002X");
+    browser.find("#phone").type_text("13800138000");
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn accepting_applications_issues_sealed_notices_that_verify() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let (_, item) = get(
+        &client(),
+        &node.url(&format!("/api/v1/items/{RELIEF}")),
+        None,
+    )
+    .unwrap();
+    let first = item["materials"][0]["name"].as_str().unwrap().to_string();
+    assert_eq!(item["materials"][0]["required"], true);
+    let browser = Browser::start();
+    browser_sign_in(&browser, &node, "worker");
+
+    // One required material missing → the one-time notice lists exactly that one.
+    browser.goto(&node.url(&format!("/cases/new?item={RELIEF}")));
+    fill_applicant(&browser, "张三");
+    for checkbox in browser.find_all("#materials-form input[type=checkbox]:not([name$='_0'])") {
+        checkbox.click();
+    }
+    browser.screenshot("10-application-form");
+    browser.find("#case-submit").click();
+    browser.wait_text("#case-status", |t| t == "待补正");
+    let case_url = browser.current_url();
+    browser.find("#notices .notice-link").click();
+    browser.wait_text("#notice-title", |t| t == "一次性告知书");
+    let missing = browser.wait_texts("#notice-missing .missing-name", |m| !m.is_empty());
+    assert_eq!(missing, vec![first.clone()]);
+    browser.screenshot("11-one-time-notice");
+
+    // Supplement → accepted, with the receipt showing the serial number and both dates.
+    browser.goto(&case_url);
+    for checkbox in browser.find_all("#supplement-form input[type=checkbox]") {
+        checkbox.click();
+    }
+    browser.find("#supplement-submit").click();
+    browser.wait_text("#case-status", |t| t == "办理中");
+    let serial = browser.find("#serial-no").text();
+    assert!(serial.starts_with(RELIEF), "{serial}");
+    let committed = browser.find("#committed-due").text();
+    let legal = browser.find("#legal-due").text();
+    assert!(committed.starts_with("20") && legal.starts_with("20") && committed <= legal);
+    let receipt_link = browser
+        .find_all("#notices .notice-link")
+        .into_iter()
+        .find(|l| l.text().contains("受理回执"))
+        .expect("a receipt");
+    receipt_link.click();
+    browser.wait_text("#notice-title", |t| t == "受理回执");
+    assert_eq!(browser.find("#notice-serial").text(), serial);
+    assert_eq!(browser.find("#notice-committed").text(), committed);
+    assert_eq!(browser.find("#notice-legal").text(), legal);
+    let qr = browser.find("#qr-text").text();
+    browser.screenshot("12-receipt");
+
+    // The seal verifies; a changed one does not.
+    browser.goto(&node.url(&format!("/verify?code={}", percent(&qr))));
+    browser.wait_text("#verdict-title", |t| t == "有效");
+    browser.screenshot("13-verify-valid");
+    let flip = |c: char| if c == '0' { '1' } else { '0' };
+    let mut tampered_sig = qr.clone();
+    let last = tampered_sig.pop().unwrap();
+    tampered_sig.push(flip(last));
+    browser.goto(&node.url(&format!("/verify?code={}", percent(&tampered_sig))));
+    browser.wait_text("#verdict-title", |t| t == "无效");
+    assert!(browser.find("#verdict-why").text().contains("不符"));
+    browser.screenshot("14-verify-tampered");
+    let renumbered = qr.replacen("-0000", "-9999", 1);
+    assert_ne!(renumbered, qr);
+    browser.goto(&node.url(&format!("/verify?code={}", percent(&renumbered))));
+    browser.wait_text("#verdict-title", |t| t == "无效");
+
+    // An on-the-spot item completes at once.
+    let (_, list) = get(&client(), &node.url("/api/v1/items?limit=500"), None).unwrap();
+    let instant = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["case_type"] == "instant")
+        .expect("the demo has an on-the-spot item")["impl_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.goto(&node.url(&format!("/cases/new?item={instant}")));
+    fill_applicant(&browser, "李四");
+    for checkbox in browser.find_all("#materials-form input[type=checkbox]") {
+        checkbox.click();
+    }
+    browser.find("#case-submit").click();
+    browser.wait_text("#case-status", |t| t == "已办结");
+    browser.screenshot("15-instant-completed");
+
+    // A refusal without its reasons is blocked with a message; with them, a notice.
+    browser.goto(&node.url(&format!("/cases/new?item={RELIEF}")));
+    fill_applicant(&browser, "王五");
+    browser.find("#case-submit").click();
+    browser.wait_text("#case-status", |t| t == "待补正");
+    browser.find("#refuse-submit").click();
+    browser.wait_text("#form-errors", |t| t.contains("理由"));
+    assert_eq!(browser.find("#case-status").text(), "待补正");
+    browser.find("#reason").type_text("申请人户籍不在本社区");
+    browser
+        .find("#basis")
+        .type_text("《社会救助暂行办法》第十一条");
+    browser
+        .find("#competent_authority")
+        .type_text("户籍所在地街道办事处");
+    browser.find("#refuse-submit").click();
+    browser.wait_text("#case-status", |t| t == "不予受理");
+    browser
+        .find_all("#notices .notice-link")
+        .into_iter()
+        .find(|l| l.text().contains("不予受理通知书"))
+        .expect("a refusal notice")
+        .click();
+    let refusal = browser.wait_text("#notice-refusal", |t| t.contains("户籍"));
+    assert!(refusal.contains("行政复议"), "{refusal}");
+    browser.screenshot("16-refusal-notice");
+}
+
+#[test]
+fn bad_applications_get_clear_messages_and_store_nothing() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let token = node
+        .printed_after("API token of `worker`:")
+        .expect("a token");
+    let count = || {
+        let (_, list) = get(
+            &client(),
+            &node.url("/api/v1/cases?limit=200"),
+            Some(&token),
+        )
+        .unwrap();
+        list["cases"].as_array().unwrap().len()
+    };
+    let before = count();
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &node.demo_password("worker"));
+    let (status, form, _) = worker.get(&format!("/cases/new?item={RELIEF}"));
+    assert_eq!(status, 200);
+    let csrf = hidden(&form, "csrf");
+    let form_id = hidden(&form, "form_id");
+    let base = |overrides: &[(&'static str, &'static str)]| {
+        let mut fields: Vec<(&str, String)> = vec![
+            ("csrf", csrf.clone()),
+            ("form_id", form_id.clone()),
+            ("item", RELIEF.to_string()),
+            ("applicant_type", "natural_person".into()),
+            ("name", "张三".into()),
+            ("id_number", "11010519491231002X".into()),
+            ("phone", "13800138000".into()),
+        ];
+        for (k, v) in overrides {
+            fields.retain(|(name, _)| name != k);
+            fields.push((k, v.to_string()));
+        }
+        fields
+    };
+    let send = |worker: &mut Visitor, fields: Vec<(&str, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        worker.post("/cases", &pairs)
+    };
+    for (overrides, says) in [
+        (
+            vec![("id_number", "110105194912310021")],
+            "居民身份证号码有误",
+        ),
+        (vec![("name", "  ")], "请填写申请人姓名"),
+        (
+            vec![
+                ("applicant_type", "legal_person"),
+                ("credit_code", "91440300MA5FXXXX0X"),
+                ("contact_name", "赵六"),
+            ],
+            "统一社会信用代码有误",
+        ),
+        (vec![("phone", "12")], "联系电话有误"),
+    ] {
+        let (status, page, _) = send(&mut worker, base(&overrides));
+        assert_eq!(status, 422, "{overrides:?}");
+        assert!(page.contains(says), "{overrides:?}: {says}");
+        // What was typed stays in the form.
+        assert!(page.contains("13800138000") || overrides.iter().any(|(k, _)| *k == "phone"));
+    }
+    let (status, page, _) = send(
+        &mut worker,
+        base(&[("item", "00000000000000000000000000000000")]),
+    );
+    assert_eq!(status, 422);
+    assert!(page.contains("没有该事项"));
+    assert_eq!(count(), before, "nothing stored");
+
+    // The same form sent twice makes one case.
+    let (status, _, first) = send(&mut worker, base(&[]));
+    assert_eq!(status, 303);
+    let (status, _, second) = send(&mut worker, base(&[]));
+    assert_eq!(status, 303);
+    assert_eq!(first, second);
+    assert!(first.unwrap().starts_with("/cases/c-"));
+    assert_eq!(count(), before + 1);
+
+    // Without the session's CSRF token nothing is created.
+    let (status, _, _) = send(
+        &mut worker,
+        base(&[("csrf", "forged"), ("form_id", "other")]),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(count(), before + 1);
+}

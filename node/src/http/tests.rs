@@ -53,6 +53,8 @@ async fn api(role: &str) -> Api {
         sessions: Default::default(),
         throttle: Default::default(),
         tls: false,
+        key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
+        submitted_forms: Default::default(),
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),

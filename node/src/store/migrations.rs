@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "peer_vectors",
         include_str!("migrations/005_peer_vectors.sql"),
     ),
+    (6, "notices", include_str!("migrations/006_notices.sql")),
 ];
 
 /// The schema version this build writes.

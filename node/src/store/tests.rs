@@ -807,3 +807,50 @@ async fn a_new_database_uses_8k_pages() {
         .unwrap();
     assert_eq!(page_size, 8192);
 }
+
+#[tokio::test]
+async fn notices_are_numbered_in_sequence_sealed_and_never_changed() {
+    let (dir, store) = open_temp();
+    let key = crate::identity::NodeKey::from_seed([9; 32]);
+    let public = key.public_key();
+    let signer = std::sync::Arc::new(key);
+    let mut numbers = Vec::new();
+    for case in ["c-1", "c-1", "c-2"] {
+        let sign = signer.clone();
+        let issued = store
+            .issue_notice(
+                "TZTEST".into(),
+                move |number| crate::notice::NoticeContent {
+                    number,
+                    case_id: case.into(),
+                    ..crate::notice::tests::sample("")
+                },
+                move |message| sign.sign(message),
+                at("2026-03-02"),
+            )
+            .await
+            .unwrap();
+        let seal = crate::notice::parse_qr(&crate::notice::qr_text(
+            &issued.content.node,
+            &issued.content.number,
+            &issued.digest,
+            &issued.signature,
+        ))
+        .unwrap();
+        assert!(crate::notice::signature_holds(&seal, &public));
+        numbers.push(issued.content.number);
+    }
+    assert_eq!(numbers, ["TZTEST-000001", "TZTEST-000002", "TZTEST-000003"]);
+    let of_case = store.notices_of_case("c-1".into()).await.unwrap();
+    assert_eq!(of_case.len(), 2);
+    let read = store.notice("TZTEST-000002".into()).await.unwrap().unwrap();
+    assert_eq!(read.content.digest(), read.digest);
+    store.shutdown().await;
+    // The table refuses any change.
+    let conn = rusqlite::Connection::open(dir.path().join("yizhan.db")).unwrap();
+    let changed = conn.execute(
+        "UPDATE notices SET content_json = '{}' WHERE number = 'TZTEST-000001'",
+        [],
+    );
+    assert!(changed.unwrap_err().to_string().contains("never changed"));
+}

@@ -159,6 +159,39 @@ impl Throttle {
     }
 }
 
+/// Application forms already submitted: form id → case id. A form carries a fresh id;
+/// sending it again (double click, reload, flaky network) finds the case made the first
+/// time instead of making a second one.
+#[derive(Debug, Default)]
+pub struct FormOnce {
+    seen: Mutex<HashMap<String, String>>,
+}
+
+impl FormOnce {
+    pub fn seen(&self, form_id: &str) -> Option<String> {
+        if form_id.is_empty() {
+            return None;
+        }
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(form_id)
+            .cloned()
+    }
+
+    pub fn remember(&self, form_id: String, case_id: String) {
+        if form_id.is_empty() {
+            return;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= 10_000 {
+            // Bounded: a form older than the last ten thousand is long closed.
+            seen.clear();
+        }
+        seen.insert(form_id, case_id);
+    }
+}
+
 fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }

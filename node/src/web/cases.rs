@@ -1,0 +1,845 @@
+//! Accepting applications at the counter (一口受理, §7.5) and the sealed notices it
+//! issues: the acceptance receipt, the one-time notice of missing materials and the
+//! refusal notice; and `/verify`, where anyone checks a notice's seal.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use yizhan_sync::domain::case::{
+    Action, Agent, Applicant, MaterialReceived, MissingMaterial, NewCase, Phone, Status,
+};
+use yizhan_sync::domain::codes::{CreditCode, ResidentId};
+use yizhan_sync::domain::item::{CaseType, Item};
+use yizhan_sync::ids::DocId;
+
+use super::{Chrome, Ctx, message, refuse_without_csrf, render, store_failed};
+use crate::http::{AppState, rfc3339_cst};
+use crate::notice::{
+    self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
+};
+use crate::store::{CaseDetail, NewAction, Staff, StoreError, StoredNotice};
+use crate::web::i18n::Tr;
+use crate::web::session::Session;
+
+/// A form's fields, in order (checkbox names vary with the item's materials).
+type Fields = Vec<(String, String)>;
+
+fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+        .trim()
+}
+
+fn staff_of(session: &Session) -> Staff {
+    Staff {
+        username: session.username.clone(),
+        counter: session.counter.clone(),
+    }
+}
+
+// ---------------------------------------------------------------- the application form
+
+#[derive(Template)]
+#[template(path = "case_new.html")]
+struct NewCasePage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    csrf: &'a str,
+    form_id: String,
+    item: Item,
+    /// Values to show again after a refused submission.
+    values: Fields,
+    errors: Vec<String>,
+}
+
+impl NewCasePage<'_> {
+    fn value(&self, name: &str) -> &str {
+        field(&self.values, name)
+    }
+
+    /// Whether the material checkbox `m_KIND_N` was ticked on the refused submission.
+    fn ticked(&self, kind: &str, n: &usize) -> bool {
+        let name = format!("m_{kind}_{n}");
+        self.values.iter().any(|(k, _)| *k == name)
+    }
+
+    fn legal_person(&self) -> bool {
+        self.value("applicant_type") == "legal_person"
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ItemQuery {
+    item: Option<String>,
+}
+
+/// `GET /cases/new?item=CODE`: receive an application for an item.
+pub async fn new_form(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(query): Query<ItemQuery>,
+) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    let Some(code) = query.item.filter(|c| !c.is_empty()) else {
+        return Redirect::to("/catalog").into_response();
+    };
+    let item = match state.store.get_item(code).await {
+        Ok(item) => item,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    render(
+        StatusCode::OK,
+        NewCasePage {
+            chrome: ctx.chrome(),
+            t: ctx.t,
+            csrf: &staff.csrf,
+            form_id: super::session::random_token(),
+            item,
+            values: Vec::new(),
+            errors: Vec::new(),
+        },
+    )
+}
+
+/// Reads the applicant and the materials from the form; every problem, in words.
+fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec<String>> {
+    let mut errors = Vec::new();
+    let name = field(fields, "name");
+    if name.is_empty() {
+        errors.push(t.get("case.error.name").into_owned());
+    }
+    let phone = Phone::parse(field(fields, "phone"))
+        .map_err(|e| errors.push(t.with("case.error.phone", "why", &e.to_string())))
+        .ok();
+    let applicant = if field(fields, "applicant_type") == "legal_person" {
+        let code = CreditCode::parse(field(fields, "credit_code"))
+            .map_err(|e| errors.push(t.with("case.error.credit_code", "why", &e.to_string())))
+            .ok();
+        let contact = field(fields, "contact_name");
+        if contact.is_empty() {
+            errors.push(t.get("case.error.contact").into_owned());
+        }
+        code.zip(phone.clone())
+            .map(|(credit_code, phone)| Applicant::LegalPerson {
+                name: name.to_string(),
+                credit_code,
+                contact_name: contact.to_string(),
+                phone,
+            })
+    } else {
+        let id = ResidentId::parse(field(fields, "id_number"))
+            .map_err(|e| errors.push(t.with("case.error.id_number", "why", &e.to_string())))
+            .ok();
+        id.zip(phone.clone())
+            .map(|(id_number, phone)| Applicant::NaturalPerson {
+                name: name.to_string(),
+                id_number,
+                phone,
+            })
+    };
+    let agent = if field(fields, "agent_name").is_empty() {
+        None
+    } else {
+        let id = ResidentId::parse(field(fields, "agent_id_number"))
+            .map_err(|e| errors.push(t.with("case.error.agent_id", "why", &e.to_string())))
+            .ok();
+        let phone = Phone::parse(field(fields, "agent_phone"))
+            .map_err(|e| errors.push(t.with("case.error.agent_phone", "why", &e.to_string())))
+            .ok();
+        id.zip(phone).map(|(id_number, phone)| Agent {
+            name: field(fields, "agent_name").to_string(),
+            id_number,
+            phone,
+        })
+    };
+    let materials = received_from(
+        item.materials
+            .iter()
+            .map(|m| (&m.name, m.originals, m.copies)),
+        fields,
+        "m",
+    );
+    match applicant {
+        Some(applicant) if errors.is_empty() => Ok(NewCase {
+            applicant,
+            agent,
+            materials,
+            counter: String::new(),
+            note: field(fields, "note").chars().take(2000).collect(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// The materials ticked on a form: `PREFIX_o_N` for originals and `PREFIX_c_N` for
+/// copies of the N-th material, each meaning "all the item asks for".
+fn received_from<'a>(
+    rules: impl Iterator<Item = (&'a String, u32, u32)>,
+    fields: &Fields,
+    prefix: &str,
+) -> Vec<MaterialReceived> {
+    rules
+        .enumerate()
+        .filter_map(|(n, (name, originals, copies))| {
+            let has = |kind: &str| {
+                fields
+                    .iter()
+                    .any(|(k, _)| *k == format!("{prefix}_{kind}_{n}"))
+            };
+            let received = MaterialReceived {
+                name: name.clone(),
+                originals: if has("o") { originals } else { 0 },
+                copies: if has("c") { copies } else { 0 },
+            };
+            (received.originals + received.copies > 0).then_some(received)
+        })
+        .collect()
+}
+
+/// `POST /cases`: receives the application; with every required material it is
+/// accepted at once (an instant item is completed too) and a receipt is issued, else a
+/// one-time notice lists exactly what is missing.
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    axum::Form(fields): axum::Form<Fields>,
+) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
+        return refused;
+    }
+    let form_id = field(&fields, "form_id").to_string();
+    if let Some(case_id) = state.submitted_forms.seen(&form_id) {
+        // The same form sent twice (a double click, a reload): the case exists already.
+        return Redirect::to(&format!("/cases/{case_id}")).into_response();
+    }
+    let item = match state
+        .store
+        .get_item(field(&fields, "item").to_string())
+        .await
+    {
+        Ok(item) => item,
+        Err(StoreError::NotFound { .. }) => {
+            return message(
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "case.error.title",
+                ctx.t.get("case.error.item").into_owned(),
+            );
+        }
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let mut new = match read_application(ctx.t, &item, &fields) {
+        Ok(new) => new,
+        Err(errors) => {
+            return render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                NewCasePage {
+                    chrome: ctx.chrome(),
+                    t: ctx.t,
+                    csrf: &staff.csrf,
+                    form_id,
+                    item,
+                    values: fields,
+                    errors,
+                },
+            );
+        }
+    };
+    new.counter = staff.counter.clone();
+    let now = state.clock.now_ms();
+    let id = match state
+        .store
+        .create_case(item.impl_code.to_string(), new, staff_of(staff), now)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return case_refused(&ctx, e),
+    };
+    state.submitted_forms.remember(form_id, id.to_string());
+    state.sync_signal.notify_one();
+    if let Err(e) = accept_or_notify(&state, staff, &item, &id).await {
+        return case_refused(&ctx, e);
+    }
+    Redirect::to(&format!("/cases/{id}")).into_response()
+}
+
+/// With every required material: accept (and for an instant item, complete) and issue
+/// the receipt; otherwise record and issue the one-time notice of what is missing.
+async fn accept_or_notify(
+    state: &AppState,
+    staff: &Session,
+    item: &Item,
+    id: &DocId,
+) -> Result<(), StoreError> {
+    let now = state.clock.now_ms();
+    let detail = state.store.get_case(id.to_string(), state.today()).await?;
+    if detail.missing.is_empty() {
+        let mut actions = vec![NewAction::Accept];
+        if item.case_type == CaseType::Instant {
+            actions.push(NewAction::Do(Action::Complete {
+                result: format!("准予办理：{}", item.result),
+                delivery: "窗口当场送达".into(),
+            }));
+        }
+        state
+            .store
+            .act_on_case(id.clone(), actions, staff_of(staff), now)
+            .await?;
+        issue(state, staff, item, id, NoticeKind::Receipt, None).await?;
+    } else {
+        let missing: Vec<MissingMaterial> = detail
+            .missing
+            .iter()
+            .map(|s| MissingMaterial {
+                name: s.name.clone(),
+                reason: missing_reason(
+                    item,
+                    &s.name,
+                    s.originals_needed - s.originals_received.min(s.originals_needed),
+                    s.copies_needed - s.copies_received.min(s.copies_needed),
+                ),
+            })
+            .collect();
+        state
+            .store
+            .act_on_case(
+                id.clone(),
+                vec![NewAction::Do(Action::NotifyMissing {
+                    missing,
+                    note: String::new(),
+                })],
+                staff_of(staff),
+                now,
+            )
+            .await?;
+        issue(state, staff, item, id, NoticeKind::OneTime, None).await?;
+    }
+    state.sync_signal.notify_one();
+    Ok(())
+}
+
+/// Why a material is asked for, in the notice's words: what is short, and the item's note.
+fn missing_reason(item: &Item, name: &str, originals: u32, copies: u32) -> String {
+    let mut parts = Vec::new();
+    if originals > 0 {
+        parts.push(format!("缺原件 {originals} 份"));
+    }
+    if copies > 0 {
+        parts.push(format!("缺复印件 {copies} 份"));
+    }
+    let mut reason = format!("本事项必需材料（{}）", parts.join("，"));
+    if let Some(note) = item
+        .materials
+        .iter()
+        .find(|m| m.name == name)
+        .and_then(|m| m.note.as_deref())
+    {
+        reason.push('；');
+        reason.push_str(note);
+    }
+    reason
+}
+
+fn case_refused(ctx: &Ctx, e: StoreError) -> Response {
+    match e {
+        StoreError::Case(e) => {
+            message(ctx, StatusCode::CONFLICT, "case.error.title", e.to_string())
+        }
+        e => store_failed(ctx, e),
+    }
+}
+
+/// Seals and stores a notice about the case as it is now.
+async fn issue(
+    state: &AppState,
+    staff: &Session,
+    item: &Item,
+    id: &DocId,
+    kind: NoticeKind,
+    supersedes: Option<String>,
+) -> Result<StoredNotice, StoreError> {
+    let detail = state.store.get_case(id.to_string(), state.today()).await?;
+    let now = state.clock.now_ms();
+    let content = notice_content(state, staff, item, &detail, kind, supersedes, now);
+    let key = state.key.clone();
+    let prefix = format!("TZ{}", &state.node.node_id[..8]).to_uppercase();
+    state
+        .store
+        .issue_notice(
+            prefix,
+            move |number| NoticeContent { number, ..content },
+            move |message| key.sign(message),
+            now,
+        )
+        .await
+}
+
+fn notice_content(
+    state: &AppState,
+    staff: &Session,
+    item: &Item,
+    detail: &CaseDetail,
+    kind: NoticeKind,
+    supersedes: Option<String>,
+    now: u64,
+) -> NoticeContent {
+    let refusal = detail.events.iter().rev().find_map(|e| match &e.action {
+        Action::Refuse {
+            reason,
+            basis,
+            remedies,
+            competent_authority,
+        } => Some(RefusalLine {
+            reason: reason.clone(),
+            basis: basis.clone(),
+            remedies: remedies.clone(),
+            competent_authority: competent_authority.clone(),
+        }),
+        _ => None,
+    });
+    let missing = detail.events.iter().rev().find_map(|e| match &e.action {
+        Action::NotifyMissing { missing, .. } => Some(missing.clone()),
+        _ => None,
+    });
+    let result = detail.events.iter().rev().find_map(|e| match &e.action {
+        Action::Complete { result, .. } => Some(result.clone()),
+        _ => None,
+    });
+    NoticeContent {
+        format: 1,
+        number: String::new(),
+        kind,
+        node: state.node.node_id.clone(),
+        office: state.node.name.clone(),
+        case_id: detail.summary.id.clone(),
+        serial_no: detail.summary.serial_no.clone(),
+        item_name: detail.intake.item.name.clone(),
+        impl_code: detail.intake.item.impl_code.to_string(),
+        item_version: detail.intake.item.version,
+        case_type: detail.intake.item.case_type.zh().to_string(),
+        applicant: detail.intake.applicant.name().to_string(),
+        applicant_id_masked: detail.intake.applicant.id_masked(),
+        received: detail
+            .received
+            .iter()
+            .map(|m| MaterialLine {
+                name: m.name.clone(),
+                originals: m.originals,
+                copies: m.copies,
+            })
+            .collect(),
+        missing: match kind {
+            NoticeKind::OneTime => missing
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| MissingLine {
+                    name: m.name,
+                    reason: m.reason,
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+        committed_due: detail.summary.committed_due.clone(),
+        legal_due: detail.summary.legal_due.clone(),
+        result: if kind == NoticeKind::Receipt {
+            result
+        } else {
+            None
+        },
+        refusal: if kind == NoticeKind::Refusal {
+            refusal
+        } else {
+            None
+        },
+        counter: staff.counter.clone(),
+        staff: staff.display_name.clone(),
+        consultation: item.consultation.clone(),
+        complaint: item.complaint.clone(),
+        issued_at: rfc3339_cst(now as i64),
+        supersedes,
+    }
+}
+
+// ---------------------------------------------------------------- the case page
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    csrf: &'a str,
+    d: CaseDetail,
+    status: String,
+    notices: Vec<StoredNotice>,
+    /// The item's materials with what is still missing of each, for the supplement form.
+    supplement: Vec<(usize, String, u32, u32, bool)>,
+    can_refuse: bool,
+    errors: Vec<String>,
+}
+
+impl CasePage<'_> {
+    fn notice_title(&self, n: &StoredNotice) -> String {
+        self.t
+            .get(&format!("notice.kind.{}", n.content.kind.as_str()))
+            .into_owned()
+    }
+
+    fn event_label(&self, e: &crate::store::EventView) -> String {
+        self.t
+            .get(&format!("event.{}", e.action.kind().as_str()))
+            .into_owned()
+    }
+}
+
+/// `GET /cases/{id}`.
+pub async fn show(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    case_page(&state, &ctx, &id, StatusCode::OK, Vec::new()).await
+}
+
+async fn case_page(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    status: StatusCode,
+    errors: Vec<String>,
+) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    let d = match state.store.get_case(id.to_string(), state.today()).await {
+        Ok(d) => d,
+        Err(e) => return store_failed(ctx, e),
+    };
+    let notices = match state.store.notices_of_case(d.summary.id.clone()).await {
+        Ok(n) => n,
+        Err(e) => return store_failed(ctx, e),
+    };
+    let supplement = d
+        .intake
+        .item
+        .materials
+        .iter()
+        .enumerate()
+        .map(|(n, rule)| {
+            let missing = d.missing.iter().any(|m| m.name == rule.name);
+            (n, rule.name.clone(), rule.originals, rule.copies, missing)
+        })
+        .collect();
+    let can_refuse = matches!(
+        d.summary.status,
+        Status::Submitted | Status::AwaitingSupplement
+    );
+    render(
+        status,
+        CasePage {
+            chrome: ctx.chrome(),
+            t: ctx.t,
+            csrf: &staff.csrf,
+            status: ctx
+                .t
+                .get(&format!("status.{}", d.summary.status.as_str()))
+                .into_owned(),
+            d,
+            notices,
+            supplement,
+            can_refuse,
+            errors,
+        },
+    )
+}
+
+async fn item_of(state: &AppState, d: &CaseDetail) -> Result<Item, StoreError> {
+    state
+        .store
+        .get_item(d.intake.item.impl_code.to_string())
+        .await
+}
+
+/// `POST /cases/{id}/supplement`: materials handed in later (补正); when nothing
+/// required is missing any more, the case is accepted and the receipt issued.
+pub async fn supplement(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(fields): axum::Form<Fields>,
+) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
+        return refused;
+    }
+    let d = match state.store.get_case(id.clone(), state.today()).await {
+        Ok(d) => d,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let materials = received_from(
+        d.intake
+            .item
+            .materials
+            .iter()
+            .map(|m| (&m.name, m.originals, m.copies)),
+        &fields,
+        "s",
+    );
+    if materials.is_empty() {
+        let errors = vec![ctx.t.get("case.error.supplement_empty").into_owned()];
+        return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+    }
+    let Some(doc_id) = DocId::parse(&id) else {
+        return store_failed(&ctx, StoreError::NotFound { what: id });
+    };
+    let now = state.clock.now_ms();
+    if let Err(e) = state
+        .store
+        .act_on_case(
+            doc_id.clone(),
+            vec![NewAction::Do(Action::Supplement { materials })],
+            staff_of(staff),
+            now,
+        )
+        .await
+    {
+        return case_refused(&ctx, e);
+    }
+    let item = match item_of(&state, &d).await {
+        Ok(item) => item,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    if let Err(e) = accept_or_notify(&state, staff, &item, &doc_id).await {
+        return case_refused(&ctx, e);
+    }
+    Redirect::to(&format!("/cases/{id}")).into_response()
+}
+
+/// `POST /cases/{id}/refuse`: 不予受理 with reason, legal basis and remedies, and the
+/// refusal notice.
+pub async fn refuse(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(fields): axum::Form<Fields>,
+) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
+        return refused;
+    }
+    let Some(doc_id) = DocId::parse(&id) else {
+        return store_failed(&ctx, StoreError::NotFound { what: id });
+    };
+    let (reason, basis, remedies) = (
+        field(&fields, "reason"),
+        field(&fields, "basis"),
+        field(&fields, "remedies"),
+    );
+    if reason.is_empty() || basis.is_empty() || remedies.is_empty() {
+        let errors = vec![ctx.t.get("case.error.refusal").into_owned()];
+        return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+    }
+    let authority = field(&fields, "competent_authority");
+    let action = Action::Refuse {
+        reason: reason.to_string(),
+        basis: basis.to_string(),
+        remedies: remedies.to_string(),
+        competent_authority: (!authority.is_empty()).then(|| authority.to_string()),
+    };
+    let now = state.clock.now_ms();
+    if let Err(e) = state
+        .store
+        .act_on_case(
+            doc_id.clone(),
+            vec![NewAction::Do(action)],
+            staff_of(staff),
+            now,
+        )
+        .await
+    {
+        return case_refused(&ctx, e);
+    }
+    let d = match state.store.get_case(id.clone(), state.today()).await {
+        Ok(d) => d,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let item = match item_of(&state, &d).await {
+        Ok(item) => item,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    if let Err(e) = issue(&state, staff, &item, &doc_id, NoticeKind::Refusal, None).await {
+        return case_refused(&ctx, e);
+    }
+    state.sync_signal.notify_one();
+    Redirect::to(&format!("/cases/{id}")).into_response()
+}
+
+// ---------------------------------------------------------------- notices
+
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct NoticePage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    n: NoticeContent,
+    title: String,
+    qr_svg: String,
+    qr_text: String,
+    digest: String,
+}
+
+/// `GET /notices/{number}`: a notice, printable, with its seal as a QR code.
+pub async fn notice_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(number): Path<String>,
+) -> Response {
+    if ctx.session.is_none() {
+        return ctx.to_signin();
+    }
+    let stored = match state.store.notice(number).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            return store_failed(
+                &ctx,
+                StoreError::NotFound {
+                    what: "notice".into(),
+                },
+            );
+        }
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let text = notice::qr_text(
+        &stored.content.node,
+        &stored.content.number,
+        &stored.digest,
+        &stored.signature,
+    );
+    let qr_svg =
+        match qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M) {
+            Ok(code) => code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .build(),
+            Err(_) => String::new(),
+        };
+    render(
+        StatusCode::OK,
+        NoticePage {
+            chrome: ctx.chrome(),
+            t: ctx.t,
+            title: ctx
+                .t
+                .get(&format!("notice.kind.{}", stored.content.kind.as_str()))
+                .into_owned(),
+            digest: yizhan_sync::ids::hex(&stored.digest),
+            n: stored.content,
+            qr_svg,
+            qr_text: text,
+        },
+    )
+}
+
+// ---------------------------------------------------------------- verification
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    code: String,
+    verdict: Option<Verdict>,
+}
+
+/// What `/verify` found.
+#[derive(Debug)]
+struct Verdict {
+    valid: bool,
+    why: String,
+    notice: Option<NoticeContent>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct VerifyQuery {
+    code: Option<String>,
+}
+
+/// `GET /verify?code=…` (public): checks a notice's seal from its QR text, offline.
+pub async fn verify(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(query): Query<VerifyQuery>,
+) -> Response {
+    let code: String = query
+        .code
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(1000)
+        .collect();
+    let verdict = if code.is_empty() {
+        None
+    } else {
+        match check(&state, ctx.t, &code).await {
+            Ok(verdict) => Some(verdict),
+            Err(e) => return store_failed(&ctx, e),
+        }
+    };
+    render(
+        StatusCode::OK,
+        VerifyPage {
+            chrome: ctx.chrome(),
+            t: ctx.t,
+            code,
+            verdict,
+        },
+    )
+}
+
+async fn check(state: &AppState, t: &Tr, code: &str) -> Result<Verdict, StoreError> {
+    let invalid = |key: &str| Verdict {
+        valid: false,
+        why: t.get(key).into_owned(),
+        notice: None,
+    };
+    let seal: QrSeal = match notice::parse_qr(code) {
+        Ok(seal) => seal,
+        Err(_) => return Ok(invalid("verify.not_a_seal")),
+    };
+    let Some(record) = state.store.node_record(seal.node.clone()).await? else {
+        return Ok(invalid("verify.unknown_key"));
+    };
+    if !notice::signature_holds(&seal, &record.public_key) {
+        return Ok(invalid("verify.bad_signature"));
+    }
+    if record.revoked.is_some() {
+        return Ok(invalid("verify.revoked"));
+    }
+    let held = if seal.node == state.node.node_id {
+        state.store.notice(seal.number.clone()).await?
+    } else {
+        None
+    };
+    Ok(match held {
+        Some(stored) if stored.content.digest() != seal.digest || stored.digest != seal.digest => {
+            invalid("verify.altered")
+        }
+        Some(stored) => Verdict {
+            valid: true,
+            why: t.with("verify.valid", "office", &record.name),
+            notice: Some(stored.content),
+        },
+        None => Verdict {
+            valid: true,
+            why: t.with("verify.valid_elsewhere", "office", &record.name),
+            notice: None,
+        },
+    })
+}
