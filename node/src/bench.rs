@@ -1,5 +1,8 @@
 //! `yizhan bench …`: performance figures printed for docs/benchmarks.md.
 
+mod web;
+pub use web::{WebBenchArgs, web};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -79,55 +82,16 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
             )
             .await?;
     }
-    let items = Arc::new(items);
-    let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
-        let (store, items, next, total) = (store.clone(), items.clone(), next.clone(), args.cases);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return anyhow::Ok(());
-                }
-                let time = start_ms + span_ms * i / total;
-                let item = &items[(i % items.len() as u64) as usize];
-                let new = NewCase {
-                    applicant: Applicant::NaturalPerson {
-                        name: "测试申请人".into(),
-                        id_number: ResidentId::parse("11010519491231002X").expect("valid"),
-                        phone: Phone::parse(&format!("138{:08}", i % 100_000_000)).expect("valid"),
-                    },
-                    agent: None,
-                    materials: item
-                        .materials
-                        .iter()
-                        .map(|m| MaterialReceived {
-                            name: m.name.clone(),
-                            originals: m.originals,
-                            copies: m.copies,
-                        })
-                        .collect(),
-                    counter: format!("{}号窗口", i % 6 + 1),
-                    note: String::new(),
-                };
-                let staff = Staff {
-                    username: "bench".into(),
-                    counter: String::new(),
-                };
-                let id = store
-                    .create_case(item.impl_code.to_string(), new, staff.clone(), time)
-                    .await?;
-                store
-                    .act_on_case(id, vec![NewAction::Accept], staff, time + 60_000)
-                    .await?;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+    fill_cases(
+        &store,
+        Arc::new(items),
+        args.cases,
+        args.concurrency,
+        start_ms,
+        span_ms,
+    )
+    .await?;
     let write_secs = started.elapsed().as_secs_f64();
     let db_bytes = store.disk_bytes();
     println!(
@@ -220,6 +184,66 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("yizhan-bench-{}", yizhan_sync::ids::hex(&suffix)));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Creates and accepts `total_cases` cases through the store with `concurrency`
+/// concurrent writers, spread evenly from `start_ms` over `span_ms`.
+pub(crate) async fn fill_cases(
+    store: &Store,
+    items: Arc<Vec<yizhan_sync::domain::item::Item>>,
+    total_cases: u64,
+    concurrency: u64,
+    start_ms: u64,
+    span_ms: u64,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (store, items, next, total) = (store.clone(), items.clone(), next.clone(), total_cases);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return anyhow::Ok(());
+                }
+                let time = start_ms + span_ms * i / total;
+                let item = &items[(i % items.len() as u64) as usize];
+                let new = NewCase {
+                    applicant: Applicant::NaturalPerson {
+                        name: "测试申请人".into(),
+                        id_number: ResidentId::parse("11010519491231002X").expect("valid"),
+                        phone: Phone::parse(&format!("138{:08}", i % 100_000_000)).expect("valid"),
+                    },
+                    agent: None,
+                    materials: item
+                        .materials
+                        .iter()
+                        .map(|m| MaterialReceived {
+                            name: m.name.clone(),
+                            originals: m.originals,
+                            copies: m.copies,
+                        })
+                        .collect(),
+                    counter: format!("{}号窗口", i % 6 + 1),
+                    note: String::new(),
+                };
+                let staff = Staff {
+                    username: "bench".into(),
+                    counter: String::new(),
+                };
+                let id = store
+                    .create_case(item.impl_code.to_string(), new, staff.clone(), time)
+                    .await?;
+                store
+                    .act_on_case(id, vec![NewAction::Accept], staff, time + 60_000)
+                    .await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
 }
 
 /// Bytes this process wrote through write(2) and friends (Linux), from /proc/self/io.

@@ -158,12 +158,15 @@ pub enum BenchCommand {
     Store(crate::bench::StoreBenchArgs),
     /// Push a station's cases to a hall over loopback HTTP, then a 1% catch-up
     Sync(crate::bench::SyncBenchArgs),
+    /// Time the counter's pages with many cases and concurrent clients
+    Web(crate::bench::WebBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
 pub fn main() -> std::process::ExitCode {
     use std::io::IsTerminal;
     let cli = Cli::parse();
+    crate::tls::install_crypto_provider();
     // Logs go to stderr, one line per event (journald adds its own timestamps); stdout is
     // kept for what commands print for people and scripts.
     let filter = tracing_subscriber::EnvFilter::try_from_env("YIZHAN_LOG")
@@ -307,6 +310,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Store(args)) => crate::bench::store(args).await,
         Command::Bench(BenchCommand::Sync(args)) => crate::bench::sync(args).await,
+        Command::Bench(BenchCommand::Web(args)) => crate::bench::web(args).await,
     }
 }
 

@@ -38,6 +38,12 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Makes ring the process's default TLS provider, so an HTTP client built anywhere
+/// works (reqwest brings no provider of its own here). Harmless when already done.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A self-signed certificate for `key`, valid for every name: clients pin the key, not
 /// the name, so the node may be reached by any address.
 fn certificate(key: &NodeKey) -> Result<CertificateDer<'static>, rcgen::Error> {

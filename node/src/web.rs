@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/{id}/refuse", post(cases::refuse))
         .route("/notices/{number}", get(cases::notice_page))
         .route("/verify", get(cases::verify))
+        .route("/worklist", get(cases::work_list))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/app.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))
@@ -209,6 +210,7 @@ fn message(ctx: &Ctx, status: StatusCode, title_key: &'static str, message: Stri
 
 fn store_failed(ctx: &Ctx, e: StoreError) -> Response {
     match e {
+        StoreError::Invalid(why) => message(ctx, StatusCode::BAD_REQUEST, "error.invalid", why),
         StoreError::NotFound { .. } => message(
             ctx,
             StatusCode::NOT_FOUND,

@@ -117,7 +117,14 @@ fn pages_need_a_session_and_roles_decide_what_opens() {
     let dir = temp_dir();
     let node = Node::demo(dir.path());
     let mut anonymous = Visitor::new(&node);
-    for path in ["/", "/admin/users"] {
+    for path in [
+        "/",
+        "/admin/users",
+        "/worklist",
+        "/cases/new?item=x",
+        "/cases/c-1",
+        "/notices/TZ-000001",
+    ] {
         let (status, _, location) = anonymous.get(path);
         assert_eq!(status, 303, "{path}");
         assert!(
@@ -132,6 +139,8 @@ fn pages_need_a_session_and_roles_decide_what_opens() {
         &format!("/catalog/{RELIEF}"),
         &format!("/catalog/{RELIEF}/notice"),
         "/static/app.css",
+        "/verify",
+        "/verify?code=YZN1%2Fjunk",
     ] {
         let (status, _, _) = anonymous.get(path);
         assert_eq!(status, 200, "{path}");
@@ -381,6 +390,15 @@ fn accepting_applications_issues_sealed_notices_that_verify() {
     browser.find("#case-submit").click();
     browser.wait_text("#case-status", |t| t == "待补正");
     let case_url = browser.current_url();
+    // The work list shows it among those awaiting materials, and opens it again.
+    browser.find("#nav-worklist").click();
+    browser.wait_text("#view-today", |t| !t.is_empty());
+    browser.find("#view-awaiting").click();
+    let case_id = case_url.rsplit('/').next().unwrap().to_string();
+    browser.wait_texts("#worklist .case-link", |links| !links.is_empty());
+    browser.screenshot("10b-work-list");
+    browser.goto(&node.url(&format!("/cases/{case_id}")));
+    browser.wait_text("#case-status", |t| t == "待补正");
     browser.find("#notices .notice-link").click();
     browser.wait_text("#notice-title", |t| t == "一次性告知书");
     let missing = browser.wait_texts("#notice-missing .missing-name", |m| !m.is_empty());
@@ -566,4 +584,46 @@ fn bad_applications_get_clear_messages_and_store_nothing() {
     );
     assert_eq!(status, 403);
     assert_eq!(count(), before + 1);
+}
+
+#[test]
+fn the_work_list_shows_each_view_as_the_api_counts_it() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let token = node
+        .printed_after("API token of `worker`:")
+        .expect("a token");
+    let api_count = |query: &str| {
+        let (status, list) = get(
+            &client(),
+            &node.url(&format!("/api/v1/cases?limit=50&{query}")),
+            Some(&token),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{list}");
+        list["cases"].as_array().unwrap().len()
+    };
+    let mut anonymous = Visitor::new(&node);
+    assert_eq!(anonymous.get("/worklist").0, 303);
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &node.demo_password("worker"));
+    let mut seen_any = false;
+    for (view, query) in [
+        ("awaiting", "status=awaiting_supplement"),
+        ("due_soon", "status=accepted&level=yellow"),
+        ("overdue", "status=accepted&level=red"),
+        ("breach", "status=accepted&level=legal_breach"),
+    ] {
+        let (status, page, _) = worker.get(&format!("/worklist?view={view}"));
+        assert_eq!(status, 200, "{view}");
+        let rows = page.matches("class=\"case-link\"").count();
+        assert_eq!(rows, api_count(query), "{view}");
+        seen_any |= rows > 0;
+        assert!(page.contains("aria-current=\"page\""));
+    }
+    assert!(seen_any, "the demo has cases to show");
+    // An unknown view falls back to today's; a junk cursor is a clear 4xx, not a crash.
+    assert_eq!(worker.get("/worklist?view=nonsense").0, 200);
+    let (status, _, _) = worker.get("/worklist?view=overdue&cursor=%22junk");
+    assert_eq!(status, 400);
 }
