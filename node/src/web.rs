@@ -52,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/{id}/supplement", post(cases::supplement))
         .route("/cases/{id}/refuse", post(cases::refuse))
         .route("/notices/{number}", get(cases::notice_page))
+        .route("/notices/{number}/correct", post(cases::correct_notice))
         .route("/verify", get(cases::verify))
         .route("/worklist", get(cases::work_list))
         .route("/lang/{code}", get(switch_lang))
@@ -561,6 +562,7 @@ struct ItemLine {
     impl_code: String,
     name: String,
     category: String,
+    level: String,
     case_type: Cow<'static, str>,
     limits: String,
 }
@@ -573,6 +575,8 @@ struct CatalogPage<'a> {
     q: String,
     category: String,
     categories: Vec<(String, u64)>,
+    level: String,
+    levels: Vec<String>,
     items: Vec<ItemLine>,
     summary: String,
 }
@@ -581,6 +585,8 @@ struct CatalogPage<'a> {
 struct CatalogQuery {
     q: Option<String>,
     category: Option<String>,
+    /// 办理层级, as the catalog names it (e.g. 村（社区）级).
+    level: Option<String>,
 }
 
 /// The pinyin initials of a name: 低保申请 → `dbsq`. Other characters are kept as they
@@ -648,6 +654,7 @@ async fn catalog(
         .take(100)
         .collect::<String>();
     let category = query.category.unwrap_or_default();
+    let level = query.level.unwrap_or_default();
     let filter = |q: Option<String>| ItemFilter {
         q,
         category: (!category.is_empty()).then(|| category.clone()),
@@ -675,12 +682,15 @@ async fn catalog(
             Err(e) => return store_failed(&ctx, e),
         }
     }
+    let all = match state.store.list_items(filter(None)).await {
+        Ok((items, _)) => items,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let mut levels: Vec<String> = all.iter().map(|i| i.level.clone()).collect();
+    levels.sort();
+    levels.dedup();
     if is_initials(&q) {
         let wanted = q.to_lowercase();
-        let all = match state.store.list_items(filter(None)).await {
-            Ok((items, _)) => items,
-            Err(e) => return store_failed(&ctx, e),
-        };
         for item in all {
             let matches = spoken_forms(&item.name)
                 .iter()
@@ -694,9 +704,13 @@ async fn catalog(
         Ok(c) => c,
         Err(e) => return store_failed(&ctx, e),
     };
+    if !level.is_empty() {
+        found.retain(|i| i.level == level);
+    }
     let items: Vec<ItemLine> = found
         .into_iter()
         .map(|i| ItemLine {
+            level: i.level.clone(),
             case_type: if i.case_type == "instant" {
                 t.get("item.instant")
             } else {
@@ -728,6 +742,8 @@ async fn catalog(
             q,
             category,
             categories,
+            level,
+            levels,
             items,
             summary,
         },

@@ -160,6 +160,20 @@ fn pages_need_a_session_and_roles_decide_what_opens() {
             "{material}"
         );
     }
+    // Browse by handling level: every row shown is of that level.
+    let (_, all, _) = anonymous.get("/catalog");
+    let level_of = |html: &str| -> Vec<String> {
+        html.split("class=\"item-level\">")
+            .skip(1)
+            .map(|rest| rest.split('<').next().unwrap().to_string())
+            .collect()
+    };
+    let levels = level_of(&all);
+    let level = levels.first().expect("items have levels").clone();
+    let (_, some, _) = anonymous.get(&format!("/catalog?level={}", percent(&level)));
+    let shown = level_of(&some);
+    assert!(!shown.is_empty() && shown.iter().all(|l| *l == level));
+    assert_eq!(shown.len(), levels.iter().filter(|l| **l == level).count());
     let (status, _, _) = anonymous.get("/catalog/00000000000000000000000000000000");
     assert_eq!(status, 404);
 
@@ -626,4 +640,54 @@ fn the_work_list_shows_each_view_as_the_api_counts_it() {
     assert_eq!(worker.get("/worklist?view=nonsense").0, 200);
     let (status, _, _) = worker.get("/worklist?view=overdue&cursor=%22junk");
     assert_eq!(status, 400);
+}
+
+#[test]
+fn a_correction_is_a_new_notice_and_the_old_one_stays_as_issued() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &node.demo_password("worker"));
+    let (_, form, _) = worker.get(&format!("/cases/new?item={RELIEF}"));
+    let (csrf, form_id) = (hidden(&form, "csrf"), hidden(&form, "form_id"));
+    let (status, _, case) = worker.post(
+        "/cases",
+        &[
+            ("csrf", &csrf),
+            ("form_id", &form_id),
+            ("item", RELIEF),
+            ("applicant_type", "natural_person"),
+            ("name", "张三"),
+            ("id_number", "11010519491231002X"),
+            ("phone", "13800138000"),
+        ],
+    );
+    assert_eq!(status, 303);
+    let (_, page, _) = worker.get(&case.unwrap());
+    let marker = "href=\"/notices/";
+    let start = page.find(marker).expect("a notice") + marker.len();
+    let old = page[start..].split('"').next().unwrap().to_string();
+    let (_, old_page, _) = worker.get(&format!("/notices/{old}"));
+    let old_qr = old_page
+        .split("id=\"qr-text\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    // Without the CSRF token: refused, no new notice.
+    let (status, _, _) = worker.post(&format!("/notices/{old}/correct"), &[("csrf", "x")]);
+    assert_eq!(status, 403);
+    let (status, _, new) = worker.post(&format!("/notices/{old}/correct"), &[("csrf", &csrf)]);
+    assert_eq!(status, 303);
+    let new = new.unwrap();
+    assert_ne!(new, format!("/notices/{old}"));
+    let (_, new_page, _) = worker.get(&new);
+    assert!(new_page.contains(&format!("更正并取代 {old}")));
+    let (_, old_again, _) = worker.get(&format!("/notices/{old}"));
+    assert!(old_again.contains("已被更正"));
+    // The old notice is unchanged: its seal still verifies.
+    let (_, verdict, _) = worker.get(&format!("/verify?code={}", percent(&old_qr)));
+    assert!(verdict.contains("id=\"verdict-title\">有效"), "{verdict}");
 }

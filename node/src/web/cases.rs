@@ -688,6 +688,11 @@ pub async fn refuse(
 struct NoticePage<'a> {
     chrome: Chrome<'a>,
     t: &'static Tr,
+    csrf: &'a str,
+    /// Where to check it: this node's `/verify`, as the counter PC reached it.
+    verify_address: String,
+    /// The later notice that corrects this one, if any.
+    superseded_by: Option<String>,
     n: NoticeContent,
     title: String,
     qr_svg: String,
@@ -699,11 +704,12 @@ struct NoticePage<'a> {
 pub async fn notice_page(
     State(state): State<AppState>,
     ctx: Ctx,
+    headers: axum::http::HeaderMap,
     Path(number): Path<String>,
 ) -> Response {
-    if ctx.session.is_none() {
+    let Some(staff) = ctx.session.as_ref() else {
         return ctx.to_signin();
-    }
+    };
     let stored = match state.store.notice(number).await {
         Ok(Some(stored)) => stored,
         Ok(None) => {
@@ -730,11 +736,36 @@ pub async fn notice_page(
                 .build(),
             Err(_) => String::new(),
         };
+    let superseded_by = match state
+        .store
+        .notices_of_case(stored.content.case_id.clone())
+        .await
+    {
+        Ok(all) => all
+            .into_iter()
+            .find(|n| n.content.supersedes.as_deref() == Some(stored.content.number.as_str()))
+            .map(|n| n.content.number),
+        Err(e) => return store_failed(&ctx, e),
+    };
     render(
         StatusCode::OK,
         NoticePage {
             chrome: ctx.chrome(),
             t: ctx.t,
+            csrf: &staff.csrf,
+            verify_address: {
+                let host = headers
+                    .get(axum::http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|h| {
+                        h.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+                    })
+                    .unwrap_or("");
+                let scheme = if state.tls { "https" } else { "http" };
+                format!("{scheme}://{host}/verify")
+            },
+            superseded_by,
             title: ctx
                 .t
                 .get(&format!("notice.kind.{}", stored.content.kind.as_str()))
@@ -745,6 +776,53 @@ pub async fn notice_page(
             qr_text: text,
         },
     )
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /notices/{number}/correct`: issues a new notice of the same kind from the case
+/// as it is now, naming the one it corrects. The old notice stays as it was.
+pub async fn correct_notice(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(number): Path<String>,
+    axum::Form(form): axum::Form<CsrfOnly>,
+) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if let Some(refused) = refuse_without_csrf(&ctx, staff, &form.csrf) {
+        return refused;
+    }
+    let old = match state.store.notice(number.clone()).await {
+        Ok(Some(old)) => old,
+        Ok(None) => return store_failed(&ctx, StoreError::NotFound { what: number }),
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let Some(case_id) = DocId::parse(&old.content.case_id) else {
+        return store_failed(&ctx, StoreError::NotFound { what: number });
+    };
+    let item = match state.store.get_item(old.content.impl_code.clone()).await {
+        Ok(item) => item,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    match issue(
+        &state,
+        staff,
+        &item,
+        &case_id,
+        old.content.kind,
+        Some(number),
+    )
+    .await
+    {
+        Ok(new) => Redirect::to(&format!("/notices/{}", new.content.number)).into_response(),
+        Err(e) => case_refused(&ctx, e),
+    }
 }
 
 // ---------------------------------------------------------------- verification
