@@ -72,6 +72,16 @@ pub enum Command {
     },
     /// Show this node, its peers and its sync state
     Status,
+    /// Back up the node (database, config and key) into DIR while it serves
+    Backup {
+        /// Where the archive and its .sha256 go (e.g. a USB disk)
+        dir: PathBuf,
+    },
+    /// Restore a backup into an empty --data-dir; the node then starts a new epoch
+    Restore {
+        /// The .tar.gz written by `yizhan backup` (its .sha256 must sit beside it)
+        archive: PathBuf,
+    },
     /// Publish the items of a catalog file in this hall's catalog (the node must be stopped)
     ImportCatalog { file: PathBuf },
     /// Write everything a node may read to a file, for a technician to carry to it
@@ -262,6 +272,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = crate::commands::revoke(&node, &target, &reason, clock.now_ms()).await;
             node.store.shutdown().await;
             result
+        }
+        Command::Backup { dir } => {
+            if !data_dir.is_initialized() {
+                bail!(
+                    "{} is not a node's data dir; pass the node's --data-dir",
+                    data_dir.path.display()
+                );
+            }
+            let archive = crate::backup::backup(&data_dir, &dir, clock.now_ms(), true)?;
+            println!("backup written: {}", archive.display());
+            println!(
+                "  with its checksum: {}.sha256 (keep both together)",
+                archive.display()
+            );
+            Ok(())
+        }
+        Command::Restore { archive } => {
+            if explicit_dir.is_none() {
+                bail!(
+                    "name the directory to restore into with --data-dir (it must be empty or new)"
+                );
+            }
+            let (manifest, epoch) = crate::backup::restore(&archive, &data_dir)?;
+            println!(
+                "restored node {} from its backup of {} into {}",
+                manifest.node_id,
+                manifest.created_at,
+                data_dir.path.display()
+            );
+            println!(
+                "  it now writes as epoch {epoch} (was {}), so no change or serial number is ever reused",
+                manifest.epoch
+            );
+            println!(
+                "  start it with `yizhan serve`; it fetches what it wrote since the backup from its parent"
+            );
+            Ok(())
         }
         Command::Status => {
             let node = data_dir.open_shared()?;

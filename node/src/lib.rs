@@ -10,6 +10,7 @@
 //! * [`demo`] and [`bench`] are the demo node and the benchmarks.
 
 pub mod accounts;
+pub mod backup;
 pub mod bench;
 pub mod cli;
 pub mod clock;

@@ -731,3 +731,151 @@ fn sync_converges_over_a_slow_lossy_link() {
         proxy.stats.bytes.load(Ordering::Relaxed)
     );
 }
+
+/// Case ids a node holds.
+fn case_ids(base: &str, token: &str) -> HashSet<String> {
+    cases(base, token).into_iter().map(|c| c.0).collect()
+}
+
+#[test]
+fn a_restored_station_starts_a_new_epoch_and_syncs_without_reusing_numbers() {
+    let root = temp_dir();
+    let [d, a, r1, r2] =
+        ["district", "station", "restored-1", "restored-2"].map(|n| root.path().join(n));
+    let backups = root.path().join("backups");
+    init_node(&d, "district", "440304", "福田区行政服务中心");
+    quick_sync(&d);
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let district_token = admin_token(&d);
+    let district = Node::serve(&d);
+    init_node(&a, "station", "440304001001", "园岭社区");
+    quick_sync(&a);
+    let code = enroll_code(&d, "440304001001", "station");
+    run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&a)]);
+    let token = admin_token(&a);
+    let station = Node::serve(&a);
+    wait_for("the catalog at the station", WAIT, || {
+        (items(&station.base).len() == 24).then_some(())
+    });
+
+    // A backup taken while the counter keeps writing is a consistent snapshot.
+    let writer = {
+        let base = station.base.clone();
+        let token = token.clone();
+        std::thread::spawn(move || {
+            (0..12)
+                .map(|n| new_case(&base, &token, n))
+                .collect::<Vec<_>>()
+        })
+    };
+    let during = run_ok(&[
+        "backup",
+        backups.join("during").to_str().unwrap(),
+        "--data-dir",
+        dir_arg(&a),
+    ]);
+    let mut written = writer.join().unwrap();
+    let archive = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("backup written: "))
+            .expect("the archive is named")
+            .to_string()
+    };
+    run_ok(&["restore", &archive(&during), "--data-dir", dir_arg(&r1)]);
+    let rebuilt = run_ok(&["rebuild", "--data-dir", dir_arg(&r1)]);
+    assert!(
+        rebuilt.contains("rows differing from before: 0"),
+        "{rebuilt}"
+    );
+
+    // With the counter idle, the restored copy has exactly the node's documents and rows.
+    wait_for("the cases at the district", WAIT, || {
+        let held = case_ids(&district.base, &district_token);
+        written.iter().all(|id| held.contains(id)).then_some(())
+    });
+    let quiet = run_ok(&[
+        "backup",
+        backups.join("quiet").to_str().unwrap(),
+        "--data-dir",
+        dir_arg(&a),
+    ]);
+    let rows_at_backup = yizhan_tests::materialized_rows(&yizhan_tests::database(&a));
+    // Written after the backup: only the parent keeps these once the PC dies.
+    let lost: Vec<String> = (0..3)
+        .map(|n| new_case(&station.base, &token, 50 + n))
+        .collect();
+    wait_for("the late cases at the district", WAIT, || {
+        let held = case_ids(&district.base, &district_token);
+        lost.iter().all(|id| held.contains(id)).then_some(())
+    });
+    station.kill9();
+    // A damaged archive is refused and leaves nothing behind.
+    let quiet_archive = archive(&quiet);
+    let damaged = root.path().join("damaged.tar.gz");
+    let mut bytes = std::fs::read(&quiet_archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&damaged, bytes).unwrap();
+    std::fs::copy(
+        format!("{quiet_archive}.sha256"),
+        root.path().join("damaged.tar.gz.sha256"),
+    )
+    .unwrap();
+    let refused = run(&[
+        "restore",
+        damaged.to_str().unwrap(),
+        "--data-dir",
+        dir_arg(&r2),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("checksum"));
+    let _ = std::fs::remove_dir_all(&r2);
+
+    let restored = run_ok(&["restore", &quiet_archive, "--data-dir", dir_arg(&r2)]);
+    assert!(restored.contains("epoch 2 (was 1)"), "{restored}");
+    assert_eq!(
+        yizhan_tests::materialized_rows(&yizhan_tests::database(&r2)),
+        rows_at_backup
+    );
+
+    // The restored node gets back what it wrote after the backup, from its parent.
+    let station = Node::serve(&r2);
+    wait_for("the lost cases back at the restored station", WAIT, || {
+        let held = case_ids(&station.base, &token);
+        lost.iter().all(|id| held.contains(id)).then_some(())
+    });
+    // Its new writes use a new epoch: no reused seq, no quarantine, unique serials.
+    let fresh: Vec<String> = (0..2)
+        .map(|n| new_case(&station.base, &token, 80 + n))
+        .collect();
+    wait_for(
+        "the restored station's new cases at the district",
+        WAIT,
+        || {
+            let held = case_ids(&district.base, &district_token);
+            fresh.iter().all(|id| held.contains(id)).then_some(())
+        },
+    );
+    assert_eq!(
+        sync_status(&district.base, &district_token)["quarantined"],
+        0
+    );
+    assert_eq!(sync_status(&station.base, &token)["quarantined"], 0);
+    written.extend(lost);
+    written.extend(fresh);
+    let (_, list) = get(
+        &client(),
+        &format!("{}/api/v1/cases?limit=200", district.base),
+        Some(&district_token),
+    )
+    .unwrap();
+    let serials: Vec<String> = list["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["serial_no"].as_str().map(str::to_string))
+        .collect();
+    let unique: HashSet<&String> = serials.iter().collect();
+    assert_eq!(unique.len(), serials.len(), "no serial number issued twice");
+    assert_eq!(serials.len(), written.len());
+}

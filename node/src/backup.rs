@@ -1,0 +1,336 @@
+//! Backups and restores (DESIGN §4–§5, §9).
+//!
+//! `yizhan backup DIR` copies the database with SQLite's online backup API while the node
+//! keeps serving (a consistent snapshot; writers are not stopped), and packs it with the
+//! config, the node key and a manifest into one `.tar.gz`, with a `.sha256` beside it.
+//! `yizhan restore ARCHIVE --data-dir DIR` checks both checksums, unpacks into an empty
+//! directory and starts a **new epoch**, so the restored node never reuses a change
+//! number, an Automerge actor or a serial number it issued after the backup was taken;
+//! its next session pulls back from the parent what it wrote after the backup.
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+
+use crate::identity::NodeKey;
+use crate::node::DataDir;
+
+/// What an archive says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub node_id: String,
+    pub epoch: u32,
+    pub schema_version: i64,
+    pub created_at: String,
+    pub yizhan_version: String,
+    /// SHA-256 of `yizhan.db` in the archive.
+    pub database_sha256: String,
+    pub database_bytes: u64,
+}
+
+const MANIFEST: &str = "MANIFEST.json";
+const DATABASE: &str = "yizhan.db";
+const CONFIG: &str = "yizhan.toml";
+const KEY: &str = "node.key";
+
+/// Bytes free for an unprivileged user on the filesystem holding `path`.
+pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let stat = rustix::fs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Refuses work that needs `needed` bytes where fewer are free (with a margin), so a
+/// backup or a migration never fills the disk under a running node.
+pub fn ensure_space(path: &Path, needed: u64, what: &str) -> anyhow::Result<()> {
+    let free = free_bytes(path)
+        .with_context(|| format!("cannot read the free space of {}", path.display()))?;
+    let wanted = needed.saturating_add(needed / 10).saturating_add(64 << 20);
+    if free < wanted {
+        bail!(
+            "not enough disk space for {what} in {}: {:.0} MB free, about {:.0} MB needed; free some space or choose another directory",
+            path.display(),
+            free as f64 / 1e6,
+            wanted as f64 / 1e6
+        );
+    }
+    Ok(())
+}
+
+/// `yizhan backup DIR`: writes `yizhan-NODE-TIME.tar.gz` (and `.sha256`) into `dir`;
+/// returns the archive's path. `now` names the archive and stamps the manifest.
+pub fn backup(
+    data_dir: &DataDir,
+    dir: &Path,
+    now_ms: u64,
+    progress: bool,
+) -> anyhow::Result<PathBuf> {
+    let key = NodeKey::load(&data_dir.key())?;
+    let db_path = data_dir.database();
+    if !db_path.exists() {
+        bail!(
+            "{} holds no database; is --data-dir the node's data directory?",
+            &data_dir.path.display()
+        );
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let db_bytes = fs::metadata(&db_path)?.len()
+        + fs::metadata(db_path.with_extension("db-wal")).map_or(0, |m| m.len());
+    // The copy and the compressed archive both sit in `dir` for a moment.
+    ensure_space(dir, db_bytes.saturating_mul(2), "the backup")?;
+
+    let stamp = crate::http::rfc3339_cst(now_ms as i64);
+    let compact: String = stamp
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(14)
+        .collect();
+    let node_hex = key.node_id().to_hex();
+    let name = format!("yizhan-{}-{compact}.tar.gz", &node_hex[..8]);
+    let archive_path = dir.join(&name);
+    if archive_path.exists() {
+        bail!(
+            "{} exists already; wait a second and run the backup again",
+            archive_path.display()
+        );
+    }
+    let staging = dir.join(format!(".{name}.db"));
+    let _ = fs::remove_file(&staging);
+
+    // The online backup: a consistent snapshot while the node writes.
+    let source = rusqlite::Connection::open_with_flags(
+        &db_path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {}", db_path.display()))?;
+    source.busy_timeout(std::time::Duration::from_secs(10))?;
+    let (schema_version, epoch) = {
+        let mut copy = rusqlite::Connection::open(&staging)?;
+        {
+            use rusqlite::backup::StepResult;
+            let backup = rusqlite::backup::Backup::new(&source, &mut copy)?;
+            let mut last_shown = -1;
+            // Bounded: a step copies 512 pages; waits while the writer holds a lock are
+            // short, and a database that stays locked for minutes is reported.
+            let mut waits = 0;
+            loop {
+                match backup.step(512)? {
+                    StepResult::Done => break,
+                    StepResult::More => {}
+                    StepResult::Busy | StepResult::Locked => {
+                        waits += 1;
+                        if waits > 60_000 {
+                            bail!("the database stayed locked for minutes; try the backup again");
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    _ => {}
+                }
+                let p = backup.progress();
+                if progress && p.pagecount > 0 {
+                    let done = 100 * (p.pagecount - p.remaining) / p.pagecount;
+                    if done / 5 != last_shown / 5 {
+                        last_shown = done;
+                        let bar = "#".repeat((done / 5) as usize);
+                        eprint!("\rbacking up the database [{bar:<20}] {done:>3}%");
+                    }
+                }
+            }
+        }
+        if progress {
+            eprintln!("\rbacking up the database [####################] 100%");
+        }
+        let schema: i64 = copy.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let epoch: String =
+            copy.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+                r.get(0)
+            })?;
+        let check: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            let _ = fs::remove_file(&staging);
+            bail!(
+                "the copied database fails SQLite's check ({check}); the node's database may be damaged: run `yizhan status` and see the deploy guide"
+            );
+        }
+        (schema, epoch.parse::<u32>().unwrap_or(1))
+    };
+    drop(source);
+
+    let database_sha256 = sha256_file(&staging)?;
+    let manifest = Manifest {
+        format: 1,
+        node_id: node_hex,
+        epoch,
+        schema_version,
+        created_at: stamp,
+        yizhan_version: env!("CARGO_PKG_VERSION").into(),
+        database_sha256,
+        database_bytes: fs::metadata(&staging)?.len(),
+    };
+    let result = (|| -> anyhow::Result<()> {
+        let file = File::create(&archive_path)
+            .with_context(|| format!("cannot write {}", archive_path.display()))?;
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        append_bytes(
+            &mut tar,
+            MANIFEST,
+            &serde_json::to_vec_pretty(&manifest)?,
+            0o600,
+        )?;
+        append_bytes(&mut tar, CONFIG, &fs::read(data_dir.config())?, 0o600)?;
+        append_bytes(&mut tar, KEY, &fs::read(data_dir.key())?, 0o600)?;
+        let mut db = File::open(&staging)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(manifest.database_bytes);
+        header.set_mode(0o600);
+        header.set_cksum();
+        tar.append_data(&mut header, DATABASE, &mut db)?;
+        let gz = tar.into_inner()?;
+        let file = gz.finish()?;
+        file.sync_all()?;
+        Ok(())
+    })();
+    let _ = fs::remove_file(&staging);
+    if let Err(e) = result {
+        let _ = fs::remove_file(&archive_path);
+        return Err(e);
+    }
+    let sum = sha256_file(&archive_path)?;
+    let mut side = File::create(sidecar(&archive_path))?;
+    writeln!(side, "{sum}  {name}")?;
+    side.sync_all()?;
+    Ok(archive_path)
+}
+
+/// `yizhan restore ARCHIVE --data-dir DIR`: checks, unpacks into an empty `DIR` and
+/// starts a new epoch. Returns the manifest and the new epoch.
+pub fn restore(archive: &Path, data_dir: &DataDir) -> anyhow::Result<(Manifest, u32)> {
+    crate::node::ensure_empty(&data_dir.path)?;
+    let side = sidecar(archive);
+    let expected = fs::read_to_string(&side).with_context(|| {
+        format!(
+            "cannot read {} (the checksum written beside every backup); copy it along with the archive",
+            side.display()
+        )
+    })?;
+    let expected = expected
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let actual = sha256_file(archive)?;
+    if expected != actual {
+        bail!(
+            "{} does not match its checksum: the archive is damaged or incomplete; use another backup",
+            archive.display()
+        );
+    }
+    let size = fs::metadata(archive)?.len();
+    fs::create_dir_all(&data_dir.path)?;
+    ensure_space(&data_dir.path, size.saturating_mul(8), "the restore")?;
+
+    let file = File::open(archive)?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
+    let mut manifest: Option<Manifest> = None;
+    let mut seen = Vec::new();
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.to_string_lossy().to_string();
+        let target = match name.as_str() {
+            MANIFEST => {
+                let mut text = String::new();
+                entry.read_to_string(&mut text)?;
+                manifest = Some(serde_json::from_str(&text).context("the manifest does not read")?);
+                continue;
+            }
+            DATABASE => data_dir.database(),
+            CONFIG => data_dir.config(),
+            KEY => data_dir.key(),
+            // Never write anything else, wherever its name points.
+            other => bail!("unexpected file {other:?} in the archive; not restoring"),
+        };
+        let mut out = File::create(&target)?;
+        std::io::copy(&mut entry, &mut out)?;
+        out.sync_all()?;
+        set_private(&target)?;
+        seen.push(name);
+    }
+    let manifest = manifest.ok_or_else(|| anyhow::anyhow!("the archive has no manifest"))?;
+    for needed in [DATABASE, CONFIG, KEY] {
+        if !seen.iter().any(|s| s == needed) {
+            bail!("the archive lacks {needed}; not a complete backup");
+        }
+    }
+    if sha256_file(&data_dir.database())? != manifest.database_sha256 {
+        bail!("the database in the archive does not match its manifest; use another backup");
+    }
+    let key = NodeKey::load(&data_dir.key())?;
+    if key.node_id().to_hex() != manifest.node_id {
+        bail!("the key in the archive belongs to another node than its manifest says");
+    }
+    // The new epoch: the restored node writes under a new origin and Automerge actor.
+    let conn = rusqlite::Connection::open(data_dir.database())?;
+    let epoch: String = conn.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+        r.get(0)
+    })?;
+    let next = epoch
+        .parse::<u32>()
+        .unwrap_or(manifest.epoch)
+        .max(manifest.epoch)
+        + 1;
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
+        [next.to_string()],
+    )?;
+    drop(conn);
+    Ok((manifest, next))
+}
+
+fn sidecar(archive: &Path) -> PathBuf {
+    let mut name = archive.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
+
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> anyhow::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(mode);
+    header.set_cksum();
+    tar.append_data(&mut header, name, bytes)?;
+    Ok(())
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(yizhan_sync::ids::hex(&hasher.finalize()))
+}
+
+#[cfg(unix)]
+fn set_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn set_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
