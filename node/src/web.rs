@@ -68,6 +68,8 @@ pub struct Ctx {
     /// The path and query of this request, to come back to after sign-in or a switch.
     pub here: String,
     pub node_name: String,
+    /// The client's address, when the server knows it (for the sign-in throttle).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -80,17 +82,38 @@ impl FromRequestParts<AppState> for Ctx {
         let lang = cookie(parts, LANG_COOKIE)
             .and_then(|c| Lang::parse(&c))
             .unwrap_or_default();
-        let session = cookie(parts, SESSION_COOKIE)
-            .and_then(|token| state.sessions.touch(&token, state.clock.now_ms()));
+        let token = cookie(parts, SESSION_COOKIE);
+        let mut session = token
+            .as_ref()
+            .and_then(|token| state.sessions.touch(token, state.clock.now_ms()));
+        // The account may have been disabled or given another role since sign-in.
+        if let Some(s) = session.as_mut() {
+            match state.store.user_standing(s.user_id).await {
+                Ok(Some((false, role))) => s.role = role,
+                Ok(_) => {
+                    state.sessions.end_all_of(s.user_id);
+                    session = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check a session's account");
+                    session = None;
+                }
+            }
+        }
         let here = parts
             .uri
             .path_and_query()
             .map_or("/".to_string(), |p| p.as_str().to_string());
+        let client = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<crate::http::ClientAddr>>()
+            .map(|info| info.0.0.ip());
         Ok(Ctx {
             t: Tr::of(lang),
             session,
             here,
             node_name: state.node.name.clone(),
+            client,
         })
     }
 }
@@ -160,10 +183,19 @@ fn urlencode(s: &str) -> String {
     out
 }
 
-/// Only paths on this node: never `//host` or `https://…` (no open redirects).
+/// Only paths on this node: never `//host`, `https://…`, or anything a browser might
+/// read as another host after dropping tabs or newlines (no open redirects).
 fn local_path(target: Option<&str>) -> &str {
     match target {
-        Some(t) if t.starts_with('/') && !t.starts_with("//") && !t.contains('\\') => t,
+        Some(t)
+            if t.starts_with('/')
+                && !t.starts_with("//")
+                && t.len() <= 512
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_.~%?=&-+,:".contains(&b)) =>
+        {
+            t
+        }
         _ => "/",
     }
 }
@@ -382,12 +414,21 @@ async fn signin(
         );
     }
     let key = format!("user:{username}");
-    if let Some(until) = state.throttle.locked_until(&key, now) {
+    let address = ctx.client.map(|ip| format!("addr:{ip}"));
+    // Each attempt takes a slot before the password is checked, so attempts sent all at
+    // once cannot slip past the limit while Argon2 runs.
+    let keys: Vec<String> = std::iter::once(key.clone())
+        .chain(address.clone())
+        .collect();
+    if let Err(until) = state.throttle.begin(&keys, now) {
         return locked(&ctx, &form.next, username, until, now);
     }
     let found = match state.store.user_with_password(username.clone()).await {
         Ok(found) => found,
-        Err(e) => return store_failed(&ctx, e),
+        Err(e) => {
+            state.throttle.end(&keys, None, now);
+            return store_failed(&ctx, e);
+        }
     };
     let password = form.password;
     let (user, ok) = tokio::task::spawn_blocking(move || match found {
@@ -405,7 +446,7 @@ async fn signin(
     .unwrap_or((None, false));
     match (user, ok) {
         (Some(user), true) => {
-            state.throttle.clear(&key);
+            state.throttle.end(&keys, Some(&key), now);
             tracing::info!(user.name = %user.username, "signed in");
             let token = state.sessions.start(&user, now);
             let secure = if state.tls { "; Secure" } else { "" };
@@ -419,7 +460,7 @@ async fn signin(
         }
         _ => {
             tracing::warn!(user.name = %username, "failed sign-in");
-            match state.throttle.fail(&key, now) {
+            match state.throttle.end(&keys, None, now) {
                 Some(until) => locked(&ctx, &form.next, username, until, now),
                 None => signin_page(
                     &ctx,
@@ -894,6 +935,8 @@ mod tests {
             (Some("//evil.example/x"), "/"),
             (Some("https://evil.example/"), "/"),
             (Some("/\\evil"), "/"),
+            (Some("/\t/evil.example"), "/"),
+            (Some("/x\r\nSet-Cookie: a=b"), "/"),
             (None, "/"),
         ] {
             assert_eq!(local_path(target), expected, "{target:?}");

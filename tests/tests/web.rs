@@ -687,7 +687,35 @@ fn a_correction_is_a_new_notice_and_the_old_one_stays_as_issued() {
     assert!(new_page.contains(&format!("更正并取代 {old}")));
     let (_, old_again, _) = worker.get(&format!("/notices/{old}"));
     assert!(old_again.contains("已被更正"));
-    // The old notice is unchanged: its seal still verifies.
+    // Only the newest notice of a line is corrected.
+    let (status, again, _) = worker.post(&format!("/notices/{old}/correct"), &[("csrf", &csrf)]);
+    assert_eq!(status, 409);
+    assert!(again.contains("已由"));
+    // The old notice is unchanged: its seal still verifies, and /verify says it was
+    // corrected and shows what was sealed.
     let (_, verdict, _) = worker.get(&format!("/verify?code={}", percent(&old_qr)));
     assert!(verdict.contains("id=\"verdict-title\">有效"), "{verdict}");
+    assert!(verdict.contains("id=\"verdict-superseded\""));
+    assert!(verdict.contains("110105********002X") && verdict.contains("一次性告知书"));
+}
+
+#[test]
+fn disabling_an_account_ends_its_sessions_at_once() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &node.demo_password("worker"));
+    assert_eq!(worker.get("/").0, 200);
+    yizhan_tests::run_ok(&[
+        "user",
+        "disable",
+        "worker",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (status, _, location) = worker.get("/");
+    assert_eq!(status, 303, "the session ended");
+    assert!(location.unwrap().starts_with("/signin"));
+    let (status, _, _) = Visitor::new(&node).sign_in("worker", &node.demo_password("worker"));
+    assert_eq!(status, 401, "a disabled account cannot sign in");
 }

@@ -141,6 +141,21 @@ impl Store {
         .await
     }
 
+    /// Whether a user may still act, and in which role (sessions check it on every page,
+    /// so disabling an account or changing its role takes effect at once).
+    pub async fn user_standing(&self, id: i64) -> Result<Option<(bool, Role)>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT disabled, role FROM users WHERE id = ?1")?
+                .query_row([id], |r| {
+                    let role: String = r.get(1)?;
+                    Ok((r.get(0)?, Role::parse(&role).unwrap_or(Role::Worker)))
+                })
+                .optional()?)
+        })
+        .await
+    }
+
     /// A user and their password hash, for signing in.
     pub async fn user_with_password(
         &self,

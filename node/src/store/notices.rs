@@ -96,15 +96,18 @@ impl Store {
     /// stations).
     pub async fn node_record(&self, node_hex: String) -> Result<Option<NodeRecord>, StoreError> {
         self.read(move |conn| {
-            let json: Option<String> = conn
+            // Every record this node holds of the key; a revocation anywhere wins, as it
+            // does for sync (auth::Registry).
+            let records: Vec<NodeRecord> = conn
                 .prepare_cached(
                     "SELECT record_json FROM peers WHERE node_id = ?1
-                     UNION ALL SELECT record_json FROM registry_records WHERE node_id = ?1
-                     LIMIT 1",
+                     UNION ALL SELECT record_json FROM registry_records WHERE node_id = ?1",
                 )?
-                .query_row([&node_hex], |r| r.get(0))
-                .optional()?;
-            Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+                .query_map([&node_hex], |r| r.get::<_, String>(0))?
+                .filter_map(|j| j.ok().and_then(|j| serde_json::from_str(&j).ok()))
+                .collect();
+            let revoked = records.iter().find(|r| r.revoked.is_some()).cloned();
+            Ok(revoked.or_else(|| records.into_iter().next()))
         })
         .await
     }

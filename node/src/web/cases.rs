@@ -216,10 +216,34 @@ pub async fn create(
         return refused;
     }
     let form_id = field(&fields, "form_id").to_string();
-    if let Some(case_id) = state.submitted_forms.seen(&form_id) {
+    match state.submitted_forms.claim(&form_id) {
+        super::session::Claim::New => {}
         // The same form sent twice (a double click, a reload): the case exists already.
-        return Redirect::to(&format!("/cases/{case_id}")).into_response();
+        super::session::Claim::Done(case_id) => {
+            return Redirect::to(&format!("/cases/{case_id}")).into_response();
+        }
+        super::session::Claim::InProgress => {
+            return message(
+                &ctx,
+                StatusCode::CONFLICT,
+                "case.error.title",
+                ctx.t.get("case.error.in_progress").into_owned(),
+            );
+        }
     }
+    let response = create_claimed(&state, &ctx, staff, form_id.clone(), fields).await;
+    // Unless a case was made (then the id is done), the form may be corrected and sent again.
+    state.submitted_forms.release(&form_id);
+    response
+}
+
+async fn create_claimed(
+    state: &AppState,
+    ctx: &Ctx,
+    staff: &Session,
+    form_id: String,
+    fields: Fields,
+) -> Response {
     let item = match state
         .store
         .get_item(field(&fields, "item").to_string())
@@ -228,13 +252,13 @@ pub async fn create(
         Ok(item) => item,
         Err(StoreError::NotFound { .. }) => {
             return message(
-                &ctx,
+                ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "case.error.title",
                 ctx.t.get("case.error.item").into_owned(),
             );
         }
-        Err(e) => return store_failed(&ctx, e),
+        Err(e) => return store_failed(ctx, e),
     };
     let mut new = match read_application(ctx.t, &item, &fields) {
         Ok(new) => new,
@@ -261,12 +285,12 @@ pub async fn create(
         .await
     {
         Ok(id) => id,
-        Err(e) => return case_refused(&ctx, e),
+        Err(e) => return case_refused(ctx, e),
     };
-    state.submitted_forms.remember(form_id, id.to_string());
+    state.submitted_forms.done(&form_id, id.to_string());
     state.sync_signal.notify_one();
-    if let Err(e) = accept_or_notify(&state, staff, &item, &id).await {
-        return case_refused(&ctx, e);
+    if let Err(e) = accept_or_notify(state, staff, &item, &id).await {
+        return case_refused(ctx, e);
     }
     Redirect::to(&format!("/cases/{id}")).into_response()
 }
@@ -370,7 +394,13 @@ async fn issue(
     let now = state.clock.now_ms();
     let content = notice_content(state, staff, item, &detail, kind, supersedes, now);
     let key = state.key.clone();
-    let prefix = format!("TZ{}", &state.node.node_id[..8]).to_uppercase();
+    // The epoch keeps numbers unique after a restore from a backup.
+    let prefix = format!(
+        "TZ{}E{}",
+        state.node.node_id.get(..8).unwrap_or("NODE"),
+        state.store.origin().epoch
+    )
+    .to_uppercase();
     state
         .store
         .issue_notice(
@@ -806,6 +836,48 @@ pub async fn correct_notice(
     let Some(case_id) = DocId::parse(&old.content.case_id) else {
         return store_failed(&ctx, StoreError::NotFound { what: number });
     };
+    // Only the newest notice of a line is corrected, and only while it still fits the case.
+    let (notices, detail) = match (
+        state
+            .store
+            .notices_of_case(old.content.case_id.clone())
+            .await,
+        state
+            .store
+            .get_case(old.content.case_id.clone(), state.today())
+            .await,
+    ) {
+        (Ok(n), Ok(d)) => (n, d),
+        (Err(e), _) | (_, Err(e)) => return store_failed(&ctx, e),
+    };
+    if let Some(newer) = notices
+        .iter()
+        .find(|n| n.content.supersedes.as_deref() == Some(number.as_str()))
+    {
+        return message(
+            &ctx,
+            StatusCode::CONFLICT,
+            "case.error.title",
+            ctx.t
+                .with("notice.already_corrected", "number", &newer.content.number),
+        );
+    }
+    let fits = match old.content.kind {
+        NoticeKind::OneTime => detail.summary.status == Status::AwaitingSupplement,
+        NoticeKind::Refusal => detail.summary.status == Status::Refused,
+        NoticeKind::Receipt => {
+            detail.summary.serial_no.is_some()
+                && !matches!(detail.summary.status, Status::Refused | Status::Withdrawn)
+        }
+    };
+    if !fits {
+        return message(
+            &ctx,
+            StatusCode::CONFLICT,
+            "case.error.title",
+            ctx.t.get("notice.no_longer_fits").into_owned(),
+        );
+    }
     let item = match state.store.get_item(old.content.impl_code.clone()).await {
         Ok(item) => item,
         Err(e) => return store_failed(&ctx, e),
@@ -841,7 +913,11 @@ struct VerifyPage<'a> {
 struct Verdict {
     valid: bool,
     why: String,
+    /// The sealed content, when this node holds it, so the reader can compare every line
+    /// with the paper in hand.
     notice: Option<NoticeContent>,
+    kind_title: String,
+    superseded_by: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -886,6 +962,8 @@ async fn check(state: &AppState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
         valid: false,
         why: t.get(key).into_owned(),
         notice: None,
+        kind_title: String::new(),
+        superseded_by: None,
     };
     let seal: QrSeal = match notice::parse_qr(code) {
         Ok(seal) => seal,
@@ -909,15 +987,30 @@ async fn check(state: &AppState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
         Some(stored) if stored.content.digest() != seal.digest || stored.digest != seal.digest => {
             invalid("verify.altered")
         }
-        Some(stored) => Verdict {
-            valid: true,
-            why: t.with("verify.valid", "office", &record.name),
-            notice: Some(stored.content),
-        },
+        Some(stored) => {
+            let superseded_by = state
+                .store
+                .notices_of_case(stored.content.case_id.clone())
+                .await?
+                .into_iter()
+                .find(|n| n.content.supersedes.as_deref() == Some(stored.content.number.as_str()))
+                .map(|n| n.content.number);
+            Verdict {
+                valid: true,
+                why: t.with("verify.valid", "office", &record.name),
+                kind_title: t
+                    .get(&format!("notice.kind.{}", stored.content.kind.as_str()))
+                    .into_owned(),
+                notice: Some(stored.content),
+                superseded_by,
+            }
+        }
         None => Verdict {
             valid: true,
             why: t.with("verify.valid_elsewhere", "office", &record.name),
             notice: None,
+            kind_title: String::new(),
+            superseded_by: None,
         },
     })
 }

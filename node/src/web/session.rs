@@ -111,6 +111,20 @@ struct Failures {
     count: u32,
     first_ms: u64,
     locked_until_ms: u64,
+    /// Attempts whose password is being checked right now.
+    in_flight: u32,
+}
+
+/// Failed sign-ins allowed per client address within [`WINDOW_MS`] (many staff may sign
+/// in from one counter PC or behind one router, so more than per account).
+pub const MAX_ADDRESS_FAILURES: u32 = 20;
+
+fn limit_of(key: &str) -> u32 {
+    if key.starts_with("addr:") {
+        MAX_ADDRESS_FAILURES
+    } else {
+        MAX_FAILURES
+    }
 }
 
 impl Throttle {
@@ -126,23 +140,30 @@ impl Throttle {
     pub fn fail(&self, key: &str, now_ms: u64) -> Option<u64> {
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 100_000 {
-            // Bounded memory whatever is thrown at the sign-in form.
-            map.retain(|_, f| f.locked_until_ms > now_ms);
+            // Bounded memory whatever is thrown at the sign-in form: drop only what no
+            // longer counts (expired windows without a running lock or attempt).
+            map.retain(|_, f| {
+                f.locked_until_ms > now_ms
+                    || f.in_flight > 0
+                    || now_ms.saturating_sub(f.first_ms) <= WINDOW_MS
+            });
         }
         let entry = map.entry(key.to_string()).or_insert(Failures {
             count: 0,
             first_ms: now_ms,
             locked_until_ms: 0,
+            in_flight: 0,
         });
         if now_ms.saturating_sub(entry.first_ms) > WINDOW_MS {
             *entry = Failures {
                 count: 0,
                 first_ms: now_ms,
                 locked_until_ms: 0,
+                in_flight: entry.in_flight,
             };
         }
         entry.count += 1;
-        if entry.count >= MAX_FAILURES {
+        if entry.count >= limit_of(key) {
             entry.locked_until_ms = now_ms + LOCK_MS;
             entry.count = 0;
             entry.first_ms = now_ms;
@@ -151,11 +172,67 @@ impl Throttle {
         None
     }
 
+    /// Takes a slot for one sign-in attempt under every key (account, address), or says
+    /// until when one of them is locked. Attempts in flight count as failures until they
+    /// end, so a burst cannot exceed the limit. Every `Ok` must be followed by [`Throttle::end`].
+    pub fn begin(&self, keys: &[String], now_ms: u64) -> Result<(), u64> {
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if let Some(f) = map.get(key) {
+                if f.locked_until_ms > now_ms {
+                    return Err(f.locked_until_ms);
+                }
+                let counting = now_ms.saturating_sub(f.first_ms) <= WINDOW_MS;
+                let used = if counting { f.count } else { 0 } + f.in_flight;
+                if used >= limit_of(key) {
+                    // Busy with attempts that may still fail: wait a little.
+                    return Err(now_ms + 60_000);
+                }
+            }
+        }
+        for key in keys {
+            map.entry(key.clone())
+                .or_insert(Failures {
+                    count: 0,
+                    first_ms: now_ms,
+                    locked_until_ms: 0,
+                    in_flight: 0,
+                })
+                .in_flight += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends an attempt begun with [`Throttle::begin`]: on success (`succeeded` names the
+    /// account) that account's count is cleared; on failure every key counts it. Returns
+    /// the lock's end when this failure locks a key.
+    pub fn end(&self, keys: &[String], succeeded: Option<&str>, now_ms: u64) -> Option<u64> {
+        {
+            let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+            for key in keys {
+                if let Some(f) = map.get_mut(key) {
+                    f.in_flight = f.in_flight.saturating_sub(1);
+                }
+            }
+        }
+        match succeeded {
+            Some(account) => {
+                self.clear(account);
+                None
+            }
+            None => keys.iter().filter_map(|key| self.fail(key, now_ms)).max(),
+        }
+    }
+
     pub fn clear(&self, key: &str) {
-        self.by_key
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = map.get_mut(key) {
+            f.count = 0;
+            f.locked_until_ms = 0;
+            if f.in_flight == 0 {
+                map.remove(key);
+            }
+        }
     }
 }
 
@@ -167,28 +244,52 @@ pub struct FormOnce {
     seen: Mutex<HashMap<String, String>>,
 }
 
-impl FormOnce {
-    pub fn seen(&self, form_id: &str) -> Option<String> {
-        if form_id.is_empty() {
-            return None;
-        }
-        self.seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(form_id)
-            .cloned()
-    }
+/// What a form id's submission may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The first submission: go ahead, then [`FormOnce::done`] or [`FormOnce::release`].
+    New,
+    /// Another submission of the same form is being handled right now.
+    InProgress,
+    /// Handled before: the case it made.
+    Done(String),
+}
 
-    pub fn remember(&self, form_id: String, case_id: String) {
-        if form_id.is_empty() {
-            return;
+impl FormOnce {
+    /// Reserves a form id atomically, so two submissions at once make one case.
+    pub fn claim(&self, form_id: &str) -> Claim {
+        if form_id.is_empty() || form_id.len() > 128 {
+            return Claim::New;
         }
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= 10_000 {
-            // Bounded: a form older than the last ten thousand is long closed.
-            seen.clear();
+        match seen.get(form_id) {
+            Some(case_id) if case_id.is_empty() => Claim::InProgress,
+            Some(case_id) => Claim::Done(case_id.clone()),
+            None => {
+                if seen.len() >= 10_000 {
+                    // Bounded: keep only what is in progress; older forms are long closed.
+                    seen.retain(|_, case_id| case_id.is_empty());
+                }
+                seen.insert(form_id.to_string(), String::new());
+                Claim::New
+            }
         }
-        seen.insert(form_id, case_id);
+    }
+
+    /// The form made this case.
+    pub fn done(&self, form_id: &str, case_id: String) {
+        if !form_id.is_empty() {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.insert(form_id.to_string(), case_id);
+        }
+    }
+
+    /// The submission made nothing (refused input): the form may be sent again.
+    pub fn release(&self, form_id: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(form_id).is_some_and(String::is_empty) {
+            seen.remove(form_id);
+        }
     }
 }
 
@@ -258,6 +359,48 @@ mod tests {
         assert!(sessions.touch(&a, 2).is_none());
         sessions.end_all_of(7);
         assert!(sessions.touch(&b, 2).is_none());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_limit() {
+        let throttle = Throttle::default();
+        let keys = vec!["user:li".to_string(), "addr:10.0.0.9".to_string()];
+        // A burst: only as many attempts as the account may still fail get through.
+        let admitted = (0..50).filter(|_| throttle.begin(&keys, 0).is_ok()).count();
+        assert_eq!(admitted as u32, MAX_FAILURES);
+        for _ in 0..admitted - 1 {
+            assert_eq!(throttle.end(&keys, None, 1), None);
+        }
+        assert!(
+            throttle.end(&keys, None, 1).is_some(),
+            "the fifth failure locks"
+        );
+        assert!(throttle.begin(&keys, 2).is_err());
+        // Another account from the same address still may try.
+        let other = vec!["user:wang".to_string(), "addr:10.0.0.9".to_string()];
+        assert!(throttle.begin(&other, 3).is_ok());
+        assert_eq!(throttle.end(&other, Some("user:wang"), 3), None);
+        // Many accounts from one address: the address locks too.
+        let throttle = Throttle::default();
+        for n in 0..MAX_ADDRESS_FAILURES {
+            let keys = vec![format!("user:u{n}"), "addr:10.0.0.7".to_string()];
+            assert!(throttle.begin(&keys, 0).is_ok());
+            throttle.end(&keys, None, 0);
+        }
+        let fresh = vec!["user:new".to_string(), "addr:10.0.0.7".to_string()];
+        assert!(throttle.begin(&fresh, 1).is_err());
+    }
+
+    #[test]
+    fn a_form_is_claimed_once() {
+        let forms = FormOnce::default();
+        assert_eq!(forms.claim("f1"), Claim::New);
+        assert_eq!(forms.claim("f1"), Claim::InProgress);
+        forms.done("f1", "c-1".into());
+        assert_eq!(forms.claim("f1"), Claim::Done("c-1".into()));
+        assert_eq!(forms.claim("f2"), Claim::New);
+        forms.release("f2");
+        assert_eq!(forms.claim("f2"), Claim::New);
     }
 
     #[test]
