@@ -334,3 +334,124 @@ fn set_private(path: &Path) -> std::io::Result<()> {
 fn set_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
+
+/// The newest backup archive in `dir` and when it was written.
+pub fn newest(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    archives(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let modified = fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+            Some((p, modified))
+        })
+        .max_by_key(|(_, modified)| *modified)
+}
+
+/// The backup archives in `dir`, oldest first (their names carry the time).
+fn archives(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("yizhan-") && n.ends_with(".tar.gz"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Deletes all but the newest `keep` archives (and their checksums) in `dir`.
+pub fn prune(dir: &Path, keep: usize) -> std::io::Result<usize> {
+    let all = archives(dir);
+    let excess = all.len().saturating_sub(keep.max(1));
+    for old in &all[..excess] {
+        fs::remove_file(old)?;
+        let _ = fs::remove_file(sidecar(old));
+    }
+    Ok(excess)
+}
+
+/// Takes a backup every `every_hours` into `dir` while the node runs, keeping `keep`.
+/// Runs until the task is dropped; a failed backup is logged and tried again an hour later.
+pub async fn schedule(data_dir: DataDir, dir: PathBuf, every_hours: u64, keep: usize) {
+    let every = std::time::Duration::from_secs(every_hours.max(1) * 3600);
+    loop {
+        let age = newest(&dir).and_then(|(_, at)| at.elapsed().ok());
+        let wait = match age {
+            Some(age) if age < every => every - age,
+            _ => {
+                let (data_dir, dir) = (data_dir.clone(), dir.clone());
+                let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+                let done = tokio::task::spawn_blocking(move || {
+                    let archive = backup(&data_dir, &dir, now, false)?;
+                    let removed = prune(&dir, keep)?;
+                    anyhow::Ok((archive, removed))
+                })
+                .await;
+                match done {
+                    Ok(Ok((archive, removed))) => {
+                        tracing::info!(backup = %archive.display(), backup.removed = removed, "scheduled backup written");
+                        every
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %format!("{e:#}"), "scheduled backup failed; trying again in an hour");
+                        std::time::Duration::from_secs(3600)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "scheduled backup task failed");
+                        std::time::Duration::from_secs(3600)
+                    }
+                }
+            }
+        };
+        tokio::time::sleep(wait.min(std::time::Duration::from_secs(3600))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        for stamp in ["20261101", "20261102", "20261103", "20261104"] {
+            let name = format!("yizhan-abcd1234-{stamp}020000.tar.gz");
+            fs::write(dir.path().join(&name), b"x").unwrap();
+            fs::write(dir.path().join(format!("{name}.sha256")), b"x").unwrap();
+        }
+        fs::write(dir.path().join("notes.txt"), b"not a backup").unwrap();
+        assert_eq!(prune(dir.path(), 2).unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "notes.txt",
+                "yizhan-abcd1234-20261103020000.tar.gz",
+                "yizhan-abcd1234-20261103020000.tar.gz.sha256",
+                "yizhan-abcd1234-20261104020000.tar.gz",
+                "yizhan-abcd1234-20261104020000.tar.gz.sha256",
+            ]
+        );
+        assert!(newest(dir.path()).is_some());
+    }
+
+    #[test]
+    fn too_little_space_is_refused_with_the_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ensure_space(dir.path(), u64::MAX / 4, "the backup").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not enough disk space for the backup"),
+            "{err}"
+        );
+        ensure_space(dir.path(), 1, "the backup").unwrap();
+    }
+}

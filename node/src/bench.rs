@@ -311,6 +311,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                 interval_secs: 3600,
                 batch_bytes: args.batch_bytes,
             },
+            backup: Default::default(),
         };
         create_data_dir(&dir, &config)?;
         Ok(dir)

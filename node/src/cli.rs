@@ -379,6 +379,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         },
         store: StoreSection::default(),
         sync: Default::default(),
+        backup: Default::default(),
     };
     node::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();

@@ -292,6 +292,17 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
             None => println!("           {direction}: not known until it syncs"),
         }
     }
+    if node.config.backup.dir.is_empty() {
+        println!("scheduled backups: off (set [backup] dir in the config)");
+    } else {
+        match crate::backup::newest(Path::new(&node.config.backup.dir)) {
+            Some((archive, at)) => {
+                let hours = at.elapsed().map_or(0, |d| d.as_secs() / 3600);
+                println!("last backup: {} ({hours} h ago)", archive.display());
+            }
+            None => println!("last backup: none yet in {}", node.config.backup.dir),
+        }
+    }
     let quarantined = node.store.quarantine_count().await?;
     println!("quarantined changes: {quarantined}");
     for q in node.store.quarantined(10).await? {

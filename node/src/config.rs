@@ -25,6 +25,30 @@ pub struct Config {
     pub store: StoreSection,
     #[serde(default)]
     pub sync: SyncSection,
+    #[serde(default)]
+    pub backup: BackupSection,
+}
+
+/// Scheduled backups while the node serves.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupSection {
+    /// Where scheduled backups go; empty turns them off. Best on another disk.
+    pub dir: String,
+    /// Hours between backups.
+    pub every_hours: u64,
+    /// Backups kept; older ones are deleted after a new one is written.
+    pub keep: usize,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            dir: String::new(),
+            every_hours: 24,
+            keep: 7,
+        }
+    }
 }
 
 /// Sync with the parent node (set up with `yizhan enroll`).
@@ -297,9 +321,20 @@ interval_secs = {interval}
 # Bytes of changes per batch; each batch commits on its own, so a dropped link resumes
 # after the last one. Smaller batches suit slow links that drop often.
 batch_bytes = {batch_bytes}
+
+[backup]
+# Scheduled backups while the node serves, into this directory (best on another disk or
+# a USB drive); empty turns them off. `yizhan backup DIR` takes one by hand.
+dir = {backup_dir}
+# Hours between backups, and how many to keep (older ones are deleted).
+every_hours = {backup_every}
+keep = {backup_keep}
 "#,
             interval = self.sync.interval_secs,
             batch_bytes = self.sync.batch_bytes,
+            backup_dir = toml_string(&self.backup.dir),
+            backup_every = self.backup.every_hours,
+            backup_keep = self.backup.keep,
             role = self.node.role.as_str(),
             division = self.node.division,
             name = toml_string(&self.node.name),
@@ -348,6 +383,7 @@ mod tests {
             http: HttpSection::default(),
             store: StoreSection::default(),
             sync: Default::default(),
+            backup: Default::default(),
         }
     }
 

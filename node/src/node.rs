@@ -86,7 +86,43 @@ impl DataDir {
     pub fn open_exclusive(&self) -> anyhow::Result<(DirLock, OpenNode)> {
         self.ensure_initialized()?;
         let lock = self.lock()?;
+        self.backup_before_migration()?;
         Ok((lock, self.open(true)?))
+    }
+
+    /// Before migrations change an existing database, takes a backup into
+    /// `backups/` in the data dir and checks the disk can hold the migration, so an
+    /// upgrade can always be undone by restoring (the operations issue, §4).
+    fn backup_before_migration(&self) -> anyhow::Result<()> {
+        let db = self.database();
+        if !db.exists() {
+            return Ok(());
+        }
+        let version: i64 = {
+            let conn = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .with_context(|| format!("cannot open {}", db.display()))?;
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))?
+        };
+        if version == 0 || version >= crate::store::SCHEMA_VERSION {
+            // New, current, or newer (which the store refuses with a clear message).
+            return Ok(());
+        }
+        let size = fs::metadata(&db)?.len();
+        // A migration may rewrite a table: room for the database once more.
+        crate::backup::ensure_space(&self.path, size, "the schema migration")?;
+        let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+        eprintln!(
+            "the database is at schema version {version}; this build uses {}: backing it up before migrating",
+            crate::store::SCHEMA_VERSION
+        );
+        let archive = crate::backup::backup(self, &self.path.join("backups"), now, true)
+            .context("the backup before the migration failed; nothing was migrated")?;
+        tracing::info!(backup = %archive.display(), schema.from = version, schema.to = crate::store::SCHEMA_VERSION, "backed up before migrating");
+        eprintln!("backup written: {}", archive.display());
+        Ok(())
     }
 
     /// Opens the node for a command that may run beside a serving node (accounts,
@@ -218,6 +254,15 @@ impl OpenNode {
             }
             .run(),
         );
+        let backups = (!self.config.backup.dir.is_empty()).then(|| {
+            let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
+            tokio::spawn(crate::backup::schedule(
+                data_dir,
+                PathBuf::from(&self.config.backup.dir),
+                self.config.backup.every_hours,
+                self.config.backup.keep,
+            ))
+        });
         let router = http::router(state, self.config.http.max_body_bytes);
         let served = match tls {
             Some(config) => {
@@ -231,6 +276,9 @@ impl OpenNode {
             None => http::serve(listener, router, shutdown).await,
         };
         driver.abort();
+        if let Some(backups) = backups {
+            backups.abort();
+        }
         served?;
         self.store.shutdown().await;
         tracing::info!("stopped");
@@ -304,5 +352,73 @@ pub fn remove_partial(dir: &Path) {
         "lock",
     ] {
         let _ = fs::remove_file(dir.join(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_database_is_backed_up_before_it_is_migrated() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(root.path().join("node"));
+        let config = Config {
+            node: crate::config::NodeSection {
+                role: crate::config::Role::Station,
+                division: "440304001001".into(),
+                name: "test".into(),
+            },
+            http: Default::default(),
+            store: Default::default(),
+            sync: Default::default(),
+            backup: Default::default(),
+        };
+        create_data_dir(&dir, &config).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (_lock, node) = dir.open_exclusive().unwrap();
+            node.store.shutdown().await;
+        });
+        assert!(
+            !dir.path.join("backups").exists(),
+            "a new database needs no backup"
+        );
+        // Make the database look one schema version old.
+        {
+            let conn = rusqlite::Connection::open(dir.database()).unwrap();
+            conn.execute_batch(
+                "DROP TRIGGER notices_are_immutable; DROP TABLE notices; PRAGMA user_version = 5;",
+            )
+            .unwrap();
+        }
+        runtime.block_on(async {
+            let (_lock, node) = dir.open_exclusive().unwrap();
+            node.store.shutdown().await;
+        });
+        let archives: Vec<_> = fs::read_dir(dir.path.join("backups"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(
+            archives.iter().any(|n| n.ends_with(".tar.gz")),
+            "{archives:?}"
+        );
+        assert!(archives.iter().any(|n| n.ends_with(".tar.gz.sha256")));
+        let conn = rusqlite::Connection::open(dir.database()).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, crate::store::SCHEMA_VERSION);
+        // A current database is not backed up again.
+        runtime.block_on(async {
+            let (_lock, node) = dir.open_exclusive().unwrap();
+            node.store.shutdown().await;
+        });
+        assert_eq!(fs::read_dir(dir.path.join("backups")).unwrap().count(), 2);
     }
 }

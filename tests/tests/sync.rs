@@ -747,6 +747,9 @@ fn a_restored_station_starts_a_new_epoch_and_syncs_without_reusing_numbers() {
     quick_sync(&d);
     run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
     let district_token = admin_token(&d);
+    // The district takes scheduled backups: the first one right after it starts.
+    let scheduled = root.path().join("scheduled");
+    set_config(&d, "dir", &format!("{:?}", scheduled.to_str().unwrap()));
     let district = Node::serve(&d);
     init_node(&a, "station", "440304001001", "园岭社区");
     quick_sync(&a);
@@ -757,6 +760,19 @@ fn a_restored_station_starts_a_new_epoch_and_syncs_without_reusing_numbers() {
     wait_for("the catalog at the station", WAIT, || {
         (items(&station.base).len() == 24).then_some(())
     });
+    wait_for("a scheduled backup of the district", WAIT, || {
+        let names: Vec<String> = std::fs::read_dir(&scheduled)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names
+            .iter()
+            .any(|n| n.ends_with(".tar.gz.sha256"))
+            .then_some(())
+    });
+    let status = run_ok(&["status", "--data-dir", dir_arg(&d)]);
+    assert!(status.contains("last backup: "), "{status}");
 
     // A backup taken while the counter keeps writing is a consistent snapshot.
     let writer = {
