@@ -52,6 +52,10 @@ pub struct AppState {
     pub key: Arc<crate::identity::NodeKey>,
     /// Application forms already turned into cases, so a form sent twice makes one case.
     pub submitted_forms: Arc<crate::web::session::FormOnce>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where scheduled backups go, for the backup age in `/metrics`.
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -103,13 +107,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(sync::MAX_SYNC_BODY));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .nest("/sync/v1", sync_api)
         .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn(trace_request))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            trace_request,
+        ))
         .with_state(state)
 }
 
@@ -156,7 +164,7 @@ where
 
 /// One line per request, named by the matched route template (low cardinality); health
 /// checks at debug level.
-async fn trace_request(request: Request, next: Next) -> Response {
+async fn trace_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request
@@ -167,12 +175,44 @@ async fn trace_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let micros = started.elapsed().as_micros() as u64;
+    state
+        .metrics
+        .request(method.as_str(), &route, status, micros as f64 / 1e6);
     if route == "/healthz" {
         tracing::debug!(http.method = %method, http.route = %route, http.status = status, http.micros = micros, "request");
     } else {
         tracing::info!(http.method = %method, http.route = %route, http.status = status, http.micros = micros, "request");
     }
     response
+}
+
+/// `/metrics`: counters and gauges in the Prometheus text format (no personal data).
+async fn metrics(State(state): State<AppState>) -> Response {
+    use axum::response::IntoResponse;
+    let peers = state.store.peers().await.unwrap_or_default();
+    let gauges = crate::metrics::Gauges {
+        pending_changes: peers.iter().filter_map(|p| p.pending.map(|(n, _)| n)).sum(),
+        quarantined: state.store.quarantine_count().await.unwrap_or(0),
+        database_bytes: state.store.disk_bytes(),
+        backup_age_seconds: state
+            .backup_dir
+            .as_deref()
+            .and_then(crate::backup::newest)
+            .and_then(|(_, at)| at.elapsed().ok())
+            .map(|age| age.as_secs()),
+        parent_link_up: peers
+            .iter()
+            .any(|p| p.relation == crate::store::Relation::Parent)
+            .then(|| state.link.lock().unwrap_or_else(|e| e.into_inner()).up),
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&gauges),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -20,6 +20,7 @@ pub mod demo;
 pub mod http;
 pub mod identity;
 pub mod link;
+pub mod metrics;
 pub mod node;
 pub mod notice;
 pub mod store;

@@ -344,6 +344,8 @@ pub struct Driver {
     /// Time between sessions when nothing happens.
     pub interval: Duration,
     pub batch_bytes: u32,
+    /// Sync bytes and changes, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Driver {
@@ -358,8 +360,20 @@ impl Driver {
             state,
             interval,
             batch_bytes,
+            metrics,
         } = self;
-        drive(store, key, own, clock, signal, state, interval, batch_bytes).await
+        drive(
+            store,
+            key,
+            own,
+            clock,
+            signal,
+            state,
+            interval,
+            batch_bytes,
+            metrics,
+        )
+        .await
     }
 }
 
@@ -373,6 +387,7 @@ async fn drive(
     state: Arc<Mutex<LinkState>>,
     interval: Duration,
     batch_bytes: u32,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut backoff = Duration::from_secs(2);
     loop {
@@ -446,6 +461,17 @@ async fn drive(
                 wait
             }
         };
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            metrics.sync_bytes_in.fetch_add(report.bytes_down, Relaxed);
+            metrics.sync_bytes_out.fetch_add(report.bytes_up, Relaxed);
+            metrics
+                .sync_changes_in
+                .fetch_add(u64::from(report.pulled), Relaxed);
+            metrics
+                .sync_changes_out
+                .fetch_add(u64::from(report.pushed), Relaxed);
+        }
         if let Some(have) = report.parent_have.take() {
             let _ = store.record_peer_vector(parent.record.node, have).await;
         }

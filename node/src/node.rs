@@ -199,6 +199,9 @@ impl OpenNode {
             tls: self.config.http.tls,
             key: Arc::new(self.key.duplicate()),
             submitted_forms: Default::default(),
+            metrics: Default::default(),
+            backup_dir: (!self.config.backup.dir.is_empty())
+                .then(|| PathBuf::from(&self.config.backup.dir)),
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),
@@ -251,6 +254,7 @@ impl OpenNode {
                 state: state.link.clone(),
                 interval: std::time::Duration::from_secs(self.config.sync.interval_secs.max(1)),
                 batch_bytes: self.config.sync.batch_bytes.max(1024),
+                metrics: state.metrics.clone(),
             }
             .run(),
         );

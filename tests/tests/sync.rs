@@ -721,6 +721,30 @@ fn sync_converges_over_a_slow_lossy_link() {
         sync_status(&district.base, &district_token)["quarantined"],
         0
     );
+    // Technicians see it in /metrics: routes by template, sync counters, gauges.
+    let metrics = client()
+        .get(&format!("{}/metrics", district.base))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+    };
+    assert!(value("yizhan_sync_received_changes_total") >= 30.0 * 2.0);
+    assert!(value("yizhan_sync_sent_changes_total") > 0.0);
+    assert!(value("yizhan_database_bytes") > 0.0);
+    assert_eq!(value("yizhan_sync_quarantined_changes"), 0.0);
+    assert!(metrics.contains(
+        "yizhan_http_requests_total{method=\"POST\",route=\"/sync/v1/push\",status=\"200\"}"
+    ));
+    assert!(!metrics.contains("c-"), "no case id in a label");
     // The link really was bad.
     let cuts = proxy.stats.cuts.load(Ordering::Relaxed);
     assert!(cuts >= 3, "only {cuts} connections were cut");

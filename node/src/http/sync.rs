@@ -195,13 +195,26 @@ pub async fn pull(State(state): State<AppState>, signed: SignedBy) -> ApiResult<
         });
     }
     let batch = state.store.serve_pull(signed.record, pull).await?;
-    Ok(binary(&batch))
+    let bytes = batch.encode();
+    let metrics = &state.metrics;
+    metrics
+        .sync_bytes_out
+        .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    metrics.sync_changes_out.fetch_add(
+        batch.envelopes.len() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response())
 }
 
 /// `POST /sync/v1/push`: a batch from the caller, checked and applied in one transaction.
 pub async fn push(State(state): State<AppState>, signed: SignedBy) -> ApiResult<Response> {
     // Decoding parses every change: a few milliseconds per batch, off the async threads.
     let body = signed.body;
+    state
+        .metrics
+        .sync_bytes_in
+        .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let parsed = tokio::task::spawn_blocking(move || ParsedBatch::decode(&body))
         .await
         .map_err(|e| {
@@ -221,6 +234,10 @@ pub async fn push(State(state): State<AppState>, signed: SignedBy) -> ApiResult<
     let ack = state.store.receive_parsed(parsed).await?;
     state
         .applied_received
+        .fetch_add(u64::from(ack.applied), std::sync::atomic::Ordering::Relaxed);
+    state
+        .metrics
+        .sync_changes_in
         .fetch_add(u64::from(ack.applied), std::sync::atomic::Ordering::Relaxed);
     state.duplicates_received.fetch_add(
         u64::from(ack.duplicates),

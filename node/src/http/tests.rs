@@ -55,6 +55,8 @@ async fn api(role: &str) -> Api {
         tls: false,
         key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
         submitted_forms: Default::default(),
+        metrics: Default::default(),
+        backup_dir: None,
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),
