@@ -312,6 +312,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                 batch_bytes: args.batch_bytes,
             },
             backup: Default::default(),
+            discovery: Default::default(),
         };
         create_data_dir(&dir, &config)?;
         Ok(dir)

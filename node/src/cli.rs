@@ -72,6 +72,12 @@ pub enum Command {
     },
     /// Show this node, its peers and its sync state
     Status,
+    /// List the Yizhan nodes on this LAN (mDNS), e.g. to find the hall to enroll with
+    Peers {
+        /// How long to listen
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+        seconds: u64,
+    },
     /// Back up the node (database, config and key) into DIR while it serves
     Backup {
         /// Where the archive and its .sha256 go (e.g. a USB disk)
@@ -273,6 +279,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             node.store.shutdown().await;
             result
         }
+        Command::Peers { seconds } => {
+            let port = Config::load(&data_dir.config()).map_or(5353, |c| c.discovery.port);
+            let discovery = crate::discovery::Discovery::browse_only(&crate::discovery::Options {
+                port,
+                loopback_only: false,
+            })
+            .map_err(|e| anyhow::anyhow!("LAN discovery (mDNS) could not start: {e}"))?;
+            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+            let seen = discovery.seen();
+            if let Some(why) = discovery.status() {
+                println!("{why}");
+            }
+            if seen.is_empty() {
+                println!("no Yizhan node answered on this LAN within {seconds} s");
+            }
+            for s in seen {
+                println!(
+                    "{} {:<11} {:<12} http://{}:{}  (protocol {})",
+                    s.node_id,
+                    s.role,
+                    s.division,
+                    s.addresses.first().map_or("?", String::as_str),
+                    s.port,
+                    s.protocol
+                );
+            }
+            println!(
+                "(what mDNS says is a hint; a node's identity is the key pinned at enrollment)"
+            );
+            Ok(())
+        }
         Command::Backup { dir } => {
             if !data_dir.is_initialized() {
                 bail!(
@@ -380,6 +417,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         store: StoreSection::default(),
         sync: Default::default(),
         backup: Default::default(),
+        discovery: Default::default(),
     };
     node::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();

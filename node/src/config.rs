@@ -27,6 +27,27 @@ pub struct Config {
     pub sync: SyncSection,
     #[serde(default)]
     pub backup: BackupSection,
+    #[serde(default)]
+    pub discovery: DiscoverySection,
+}
+
+/// LAN discovery (mDNS).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    /// Advertise this node and list the others on the LAN.
+    pub enabled: bool,
+    /// The mDNS port (5353 everywhere; another only for tests).
+    pub port: u16,
+}
+
+impl Default for DiscoverySection {
+    fn default() -> Self {
+        DiscoverySection {
+            enabled: true,
+            port: 5353,
+        }
+    }
 }
 
 /// Scheduled backups while the node serves.
@@ -329,12 +350,20 @@ dir = {backup_dir}
 # Hours between backups, and how many to keep (older ones are deleted).
 every_hours = {backup_every}
 keep = {backup_keep}
+
+[discovery]
+# Advertise this node on the LAN (mDNS, _yizhan._tcp) and list the nodes it sees, so a
+# technician finds the hall to enroll with. A hint only: identity comes from pinned keys.
+enabled = {discovery_enabled}
+port = {discovery_port}
 "#,
             interval = self.sync.interval_secs,
             batch_bytes = self.sync.batch_bytes,
             backup_dir = toml_string(&self.backup.dir),
             backup_every = self.backup.every_hours,
             backup_keep = self.backup.keep,
+            discovery_enabled = self.discovery.enabled,
+            discovery_port = self.discovery.port,
             role = self.node.role.as_str(),
             division = self.node.division,
             name = toml_string(&self.node.name),
@@ -384,6 +413,7 @@ mod tests {
             store: StoreSection::default(),
             sync: Default::default(),
             backup: Default::default(),
+            discovery: Default::default(),
         }
     }
 

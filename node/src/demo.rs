@@ -67,6 +67,7 @@ pub async fn run(
             store: StoreSection::default(),
             sync: Default::default(),
             backup: Default::default(),
+            discovery: Default::default(),
         };
         node::create_data_dir(&dir, &config)?;
     }

@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where scheduled backups go, for the backup age in `/metrics`.
     pub backup_dir: Option<std::path::PathBuf>,
+    /// LAN discovery, while it runs.
+    pub discovery: Option<Arc<crate::discovery::Discovery>>,
 }
 
 impl std::fmt::Debug for AppState {

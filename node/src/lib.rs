@@ -17,6 +17,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod http;
 pub mod identity;
 pub mod link;

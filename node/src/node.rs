@@ -202,6 +202,7 @@ impl OpenNode {
             metrics: Default::default(),
             backup_dir: (!self.config.backup.dir.is_empty())
                 .then(|| PathBuf::from(&self.config.backup.dir)),
+            discovery: None,
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),
@@ -242,7 +243,28 @@ impl OpenNode {
             writeln!(out, "listening on {scheme}://{local}")?;
             out.flush()?;
         }
-        let state = self.app_state(Arc::new(SystemClock));
+        let mut state = self.app_state(Arc::new(SystemClock));
+        if self.config.discovery.enabled {
+            // A node that listens on loopback only cannot be reached from the LAN, so it
+            // advertises on loopback only (the demo, tests).
+            let options = crate::discovery::Options {
+                port: self.config.discovery.port,
+                loopback_only: local.ip().is_loopback(),
+            };
+            let advert = crate::discovery::Advert {
+                node_id: self.key.node_id().to_hex(),
+                role: self.config.node.role.as_str().into(),
+                division: self.config.node.division.clone(),
+                protocol: u32::from(yizhan_sync::feed::PROTOCOL_VERSION),
+                port: local.port(),
+            };
+            match crate::discovery::Discovery::start(&advert, &options) {
+                Ok(discovery) => state.discovery = Some(Arc::new(discovery)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "LAN discovery (mDNS) could not start; the node runs without it")
+                }
+            }
+        }
         let hello = http::sync::own_hello(&state).map_err(|e| anyhow!("{}", e.message))?;
         let driver = tokio::spawn(
             crate::link::Driver {
@@ -377,6 +399,7 @@ mod tests {
             store: Default::default(),
             sync: Default::default(),
             backup: Default::default(),
+            discovery: Default::default(),
         };
         create_data_dir(&dir, &config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
         .route("/admin/users", get(admin_users))
+        .route("/admin/status", get(admin_status))
         .route("/cases", post(cases::create))
         .route("/cases/new", get(cases::new_form))
         .route("/cases/{id}", get(cases::show))
@@ -593,6 +594,159 @@ async fn admin_users(State(state): State<AppState>, ctx: Ctx) -> Response {
         ),
         Err(e) => store_failed(&ctx, e),
     }
+}
+
+/// One peer line of the status page.
+#[derive(Debug)]
+struct PeerLine {
+    relation: String,
+    name: String,
+    node: String,
+    role: String,
+    division: String,
+    state: String,
+    pending: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_status.html")]
+struct StatusPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    facts: Vec<(String, String)>,
+    peers: Vec<PeerLine>,
+    seen: Vec<crate::discovery::Seen>,
+    discovery_note: String,
+    /// Halls seen on the LAN, offered for enrollment when this node has no parent.
+    enroll_hint: Option<String>,
+}
+
+/// `GET /admin/status`: what a technician checks first (admins only).
+async fn admin_status(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if staff.role != Role::Admin {
+        return message(
+            &ctx,
+            StatusCode::FORBIDDEN,
+            "error.forbidden",
+            ctx.t.get("error.forbidden_text").into_owned(),
+        );
+    }
+    let t = ctx.t;
+    let (peers, quarantined) = match (
+        state.store.peers().await,
+        state.store.quarantine_count().await,
+    ) {
+        (Ok(p), Ok(q)) => (p, q),
+        (Err(e), _) | (_, Err(e)) => return store_failed(&ctx, e),
+    };
+    let backup = match state.backup_dir.as_deref() {
+        None => t.get("status.backup_off").into_owned(),
+        Some(dir) => match crate::backup::newest(dir) {
+            Some((archive, at)) => format!(
+                "{} ({} h)",
+                archive
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                at.elapsed().map_or(0, |d| d.as_secs() / 3600)
+            ),
+            None => t.get("status.backup_none").into_owned(),
+        },
+    };
+    let free = crate::backup::free_bytes(state.store.path())
+        .map_or("?".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
+    let link = state.link.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let facts = vec![
+        (
+            t.get("status.node").into_owned(),
+            format!(
+                "{} · {} · {}",
+                state.node.name, state.node.role, state.node.division
+            ),
+        ),
+        (
+            t.get("status.node_id").into_owned(),
+            state.node.node_id.clone(),
+        ),
+        (
+            t.get("status.version").into_owned(),
+            format!("{} · {}", state.node.version, state.node.calendar),
+        ),
+        (
+            t.get("status.data_size").into_owned(),
+            format!("{:.1} MB", state.store.disk_bytes() as f64 / 1e6),
+        ),
+        (t.get("status.disk_free").into_owned(), free),
+        (
+            t.get("status.quarantined").into_owned(),
+            quarantined.to_string(),
+        ),
+        (t.get("status.last_backup").into_owned(), backup),
+        (
+            t.get("status.parent_link").into_owned(),
+            match (link.up, &link.last_error) {
+                (true, _) => t.get("status.link_up").into_owned(),
+                (false, Some(e)) => e.clone(),
+                (false, None) => "—".into(),
+            },
+        ),
+    ];
+    let has_parent = peers
+        .iter()
+        .any(|p| p.relation == crate::store::Relation::Parent);
+    let peers: Vec<PeerLine> = peers
+        .into_iter()
+        .filter(|p| p.relation != crate::store::Relation::Own)
+        .map(|p| PeerLine {
+            relation: p.relation.as_str().into(),
+            name: p.record.name.clone(),
+            node: p.record.node.to_hex(),
+            role: p.record.role.as_str().into(),
+            division: p.record.division.to_string(),
+            state: if p.record.revoked.is_some() {
+                t.get("status.revoked").into_owned()
+            } else {
+                match (p.last_ok_ms, p.last_error_ms) {
+                    (Some(ok), Some(err)) if err > ok => p.last_error.clone().unwrap_or_default(),
+                    (Some(ok), _) => crate::http::rfc3339_cst(ok),
+                    (None, _) => "—".into(),
+                }
+            },
+            pending: p.pending.map_or("—".into(), |(n, _)| n.to_string()),
+        })
+        .collect();
+    let (seen, discovery_note) = match &state.discovery {
+        Some(d) => (d.seen(), d.status().map_or(String::new(), str::to_string)),
+        None => (Vec::new(), t.get("status.discovery_off").into_owned()),
+    };
+    let enroll_hint = (!has_parent && state.node.role == "station")
+        .then(|| {
+            seen.iter()
+                .filter(|s| s.role != "station")
+                .filter_map(|s| {
+                    s.addresses
+                        .first()
+                        .map(|a| format!("yizhan enroll http://{a}:{} CODE", s.port))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|h| !h.is_empty());
+    render(
+        StatusCode::OK,
+        StatusPage {
+            chrome: ctx.chrome(),
+            t,
+            facts,
+            peers,
+            seen,
+            discovery_note,
+            enroll_hint,
+        },
+    )
 }
 
 // ---------------------------------------------------------------- catalog

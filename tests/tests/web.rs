@@ -719,3 +719,30 @@ fn disabling_an_account_ends_its_sessions_at_once() {
     let (status, _, _) = Visitor::new(&node).sign_in("worker", &node.demo_password("worker"));
     assert_eq!(status, 401, "a disabled account cannot sign in");
 }
+
+#[test]
+fn the_admin_status_page_shows_the_node_and_the_nodes_on_the_lan() {
+    let (dir_a, dir_b) = (temp_dir(), temp_dir());
+    let a = Node::demo(dir_a.path());
+    let b = Node::demo(dir_b.path());
+    let b_token = b.printed_after("API token of `worker`:").expect("a token");
+    let (_, b_info) = get(&client(), &b.url("/api/v1/node"), Some(&b_token)).unwrap();
+    let b_id = b_info["node_id"].as_str().expect("a node id").to_string();
+    let mut worker = Visitor::new(&a);
+    worker.sign_in("worker", &a.demo_password("worker"));
+    assert_eq!(worker.get("/admin/status").0, 403);
+    let mut admin = Visitor::new(&a);
+    admin.sign_in("admin", &a.demo_password("admin"));
+    let (status, page, _) = admin.get("/admin/status");
+    assert_eq!(status, 200);
+    assert!(page.contains("节点状态") && page.contains("数据大小"));
+    // Both demos listen on loopback, so they advertise there (mDNS) and find each other.
+    yizhan_tests::wait_for(
+        "node B on node A's status page",
+        Duration::from_secs(20),
+        || {
+            let (_, page, _) = admin.get("/admin/status");
+            page.contains(&b_id).then_some(())
+        },
+    );
+}

@@ -56,6 +56,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             store: StoreSection::default(),
             sync: SyncSection::default(),
             backup: Default::default(),
+            discovery: Default::default(),
         },
     )?;
     let (_lock, node) = dir.open_exclusive()?;

@@ -57,6 +57,7 @@ async fn api(role: &str) -> Api {
         submitted_forms: Default::default(),
         metrics: Default::default(),
         backup_dir: None,
+        discovery: None,
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),
