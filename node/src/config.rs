@@ -400,6 +400,30 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
+    /// The example configs shipped in the .deb load and say what their names say.
+    #[test]
+    fn the_example_configs_load() {
+        for (text, role) in [
+            (
+                include_str!("../../deploy/config/station.example.toml"),
+                Role::Station,
+            ),
+            (
+                include_str!("../../deploy/config/subdistrict.example.toml"),
+                Role::Subdistrict,
+            ),
+            (
+                include_str!("../../deploy/config/district.example.toml"),
+                Role::District,
+            ),
+        ] {
+            let config: Config = toml::from_str(text).unwrap();
+            assert_eq!(config.node.role, role);
+            assert_eq!(config.http.listen.to_string(), "0.0.0.0:8080");
+            assert!(config.backup.dir.starts_with("/var/lib/yizhan"));
+        }
+    }
+
     use super::*;
 
     fn config() -> Config {
