@@ -1,7 +1,8 @@
-//! `yizhan bench web`: the counter's pages under load. A station with 100,000 cases
-//! serves its web UI on loopback; 50 concurrent clients (this process, reqwest over
-//! HTTP/1.1 keep-alive) request the work list and catalog searches with a signed-in
-//! session, and the latency of each page is reported.
+//! `yizhan bench web`: the counter's pages under load, and the node's footprint. A
+//! station with 100,000 cases runs as its own `yizhan serve` process on loopback; 50
+//! concurrent clients (this process, reqwest over HTTP/1.1 keep-alive) request the work
+//! list and catalog searches with a signed-in session. Printed: the latency of each
+//! page, the release binary's size, start-up time, idle RSS and peak RSS under load.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,14 +101,42 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
         )
         .await?;
 
-    let state = node.app_state(Arc::new(crate::clock::SystemClock));
-    let router = crate::http::router(state, node.config.http.max_body_bytes);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::http::serve(listener, router, async {
-        let _ = stopped.await;
-    }));
+    node.store.shutdown().await;
+    drop(node);
+    drop(_lock);
+
+    // The node as a technician runs it: its own `yizhan serve` process. Start-up is the
+    // time from spawning it to its "listening on" line, with the 100k cases in place.
+    let exe = std::env::current_exe()?;
+    let binary_bytes = std::fs::metadata(&exe)?.len();
+    let spawned = Instant::now();
+    let mut server = std::process::Command::new(&exe)
+        .args(["serve", "--data-dir"])
+        .arg(&dir.path)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("YIZHAN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let base = {
+        use std::io::BufRead;
+        let stdout = server.stdout.take().expect("piped");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(base) = line.strip_prefix("listening on ") {
+                        break base.to_string();
+                    }
+                }
+                _ => anyhow::bail!("the node process did not start"),
+            }
+        }
+    };
+    let startup = spawned.elapsed().as_secs_f64();
+    let server_pid = server.id();
+    // Idle: give it a moment (first sync attempt, discovery) before reading its memory.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_rss = proc_kb(server_pid, "VmRSS:");
 
     crate::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
@@ -150,9 +179,9 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
         }
     }
     let load_secs = load_started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    let _ = server.await;
-    node.store.shutdown().await;
+    let loaded_rss = proc_kb(server_pid, "VmHWM:");
+    let _ = server.kill();
+    let _ = server.wait();
     let _ = std::fs::remove_dir_all(&root);
 
     println!(
@@ -160,7 +189,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
         args.cases, args.clients, args.requests
     );
     println!(
-        "  load tool: this command (reqwest, HTTP/1.1 keep-alive, signed-in session); {:.0} requests/s overall",
+        "  load tool: this command (reqwest, HTTP/1.1 keep-alive, signed-in session) against a separate `yizhan serve` process; {:.0} requests/s overall",
         total as f64 / load_secs
     );
     for (n, (name, path)) in PAGES.iter().enumerate() {
@@ -175,14 +204,35 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             at(0.99)
         );
     }
+    let mb = |kb: Option<u64>| {
+        kb.map_or("unknown".into(), |kb| {
+            format!("{:.1} MB", kb as f64 / 1024.0)
+        })
+    };
     println!(
-        "  peak RSS {}",
-        super::peak_rss().map_or("unknown".into(), |kb| format!(
-            "{:.1} MB",
-            kb as f64 / 1024.0
-        ))
+        "footprint of the node process (`yizhan serve`, {} cases):",
+        args.cases
+    );
+    println!("  release binary   {:.1} MB", binary_bytes as f64 / 1e6);
+    println!("  start-up         {startup:.2} s to serving");
+    println!("  idle RSS         {}", mb(idle_rss));
+    println!(
+        "  peak RSS         {} (under the load above)",
+        mb(loaded_rss)
     );
     Ok(())
+}
+
+/// A `/proc/PID/status` field in kB.
+fn proc_kb(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Signs in through the form and returns the cookie header for the session.
