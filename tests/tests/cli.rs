@@ -295,3 +295,87 @@ fn the_store_benchmark_runs() {
         assert!(out.contains(needle), "{needle} missing from:\n{out}");
     }
 }
+
+/// Copies the data dir made by the first released schema (version 2: the foundation's
+/// `yizhan demo`, kept in tests/fixtures/schema-v2) into `to`.
+fn first_schema_node(to: &std::path::Path) {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schema-v2");
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["yizhan.db", "yizhan.toml", "node.key"] {
+        std::fs::copy(fixture.join(name), to.join(name)).unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(to.join("node.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_database_from_the_first_schema_is_backed_up_migrated_and_served() {
+    let root = temp_dir();
+    let dir = root.path().join("node");
+    first_schema_node(&dir);
+    let node = Node::serve(&dir);
+    // Backed up before the migration.
+    let backups: Vec<String> = std::fs::read_dir(dir.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        backups.iter().any(|n| n.ends_with(".tar.gz")),
+        "{backups:?}"
+    );
+    // Everything it held is served by this build.
+    let (status, items) = get(&client(), &node.url("/api/v1/items?limit=500"), None).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(items["items"].as_array().unwrap().len(), 24);
+    let out = run_ok(&[
+        "token",
+        "create",
+        "--user",
+        "admin",
+        "--data-dir",
+        dir_arg(&dir),
+    ]);
+    let token = out
+        .lines()
+        .find(|l| l.starts_with("yz_"))
+        .unwrap()
+        .to_string();
+    let (status, cases) = get(
+        &client(),
+        &node.url("/api/v1/cases?limit=200"),
+        Some(&token),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{cases}");
+    assert_eq!(cases["cases"].as_array().unwrap().len(), 10);
+    drop(node);
+    // The migrated rows are what the documents say.
+    let rebuilt = run_ok(&["rebuild", "--data-dir", dir_arg(&dir)]);
+    assert!(rebuilt.contains("rebuilt 24 items, 10 cases"), "{rebuilt}");
+    assert!(!rebuilt.contains("unreadable document"), "{rebuilt}");
+
+    // A database from a newer build is refused, and left as it was.
+    let future = root.path().join("future");
+    first_schema_node(&future);
+    {
+        let conn = rusqlite::Connection::open(future.join("yizhan.db")).unwrap();
+        conn.execute_batch("PRAGMA user_version = 999;").unwrap();
+    }
+    let refused = stderr_of(&[
+        "serve",
+        "--data-dir",
+        dir_arg(&future),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(refused.contains("newer"), "{refused}");
+    let conn = rusqlite::Connection::open(future.join("yizhan.db")).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 999);
+}
