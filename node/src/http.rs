@@ -272,6 +272,8 @@ pub struct PeerSync {
 pub struct SyncStatus {
     /// Whether the last session with the parent succeeded.
     pub parent_link_up: bool,
+    /// The parent's clock minus this node's at the last session, in milliseconds.
+    pub parent_clock_offset_ms: Option<i64>,
     pub last_success_at: Option<String>,
     pub last_error: Option<String>,
     pub peers: Vec<PeerSync>,
@@ -307,6 +309,7 @@ async fn sync_status(
     let quarantined = state.store.quarantine_count().await?;
     Ok(Json(SyncStatus {
         parent_link_up: link.up,
+        parent_clock_offset_ms: link.clock_offset_ms,
         last_success_at: link.last_success_ms.map(|ms| rfc3339_cst(ms as i64)),
         last_error: link.last_error,
         peers: peers

@@ -163,6 +163,8 @@ impl Client {
 pub struct SessionReport {
     /// What the parent said it holds, last in the session (for pending-up counts).
     pub parent_have: Option<VersionVector>,
+    /// The parent's clock minus this node's, in milliseconds, from the hello.
+    pub clock_offset_ms: Option<i64>,
     pub pulled_batches: u32,
     pub pulled: u32,
     pub pushed_batches: u32,
@@ -195,7 +197,15 @@ async fn session_into(
     batch_bytes: u32,
     report: &mut SessionReport,
 ) -> Result<(), LinkError> {
-    let theirs = client.hello(own).await?;
+    // The hello carries this node's clock as of now, not as of when the driver started.
+    let mut own = own.clone();
+    own.now_ms = client.clock.now_ms();
+    let asked = std::time::Instant::now();
+    let sent_ms = own.now_ms;
+    let theirs = client.hello(&own).await?;
+    // The parent's clock against ours, taking its answer as sent half-way through.
+    let half_trip = asked.elapsed().as_millis() as i64 / 2;
+    report.clock_offset_ms = Some(theirs.now_ms as i64 - (sent_ms as i64 + half_trip));
     feed::compatible(&theirs).map_err(LinkError::Protocol)?;
     if theirs.node != peer.node {
         return Err(LinkError::Protocol(format!(
@@ -321,6 +331,8 @@ pub struct LinkState {
     pub last_success_ms: Option<u64>,
     pub last_error: Option<String>,
     pub last_report: Option<SessionReportView>,
+    /// The parent's clock minus this node's at the last hello, in milliseconds.
+    pub clock_offset_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -436,6 +448,7 @@ async fn drive(
                 link.up = true;
                 link.last_success_ms = Some(clock.now_ms());
                 link.last_error = None;
+                link.clock_offset_ms = report.clock_offset_ms;
                 link.last_report = Some(SessionReportView {
                     pulled: report.pulled,
                     pushed: report.pushed,

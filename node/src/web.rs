@@ -686,6 +686,11 @@ async fn admin_status(State(state): State<AppState>, ctx: Ctx) -> Response {
         ),
         (t.get("status.last_backup").into_owned(), backup),
         (
+            t.get("status.clock_offset").into_owned(),
+            link.clock_offset_ms
+                .map_or("—".into(), |ms| format!("{:+.1} s", ms as f64 / 1000.0)),
+        ),
+        (
             t.get("status.parent_link").into_owned(),
             match (link.up, &link.last_error) {
                 (true, _) => t.get("status.link_up").into_owned(),

@@ -613,7 +613,13 @@ fn a_tls_hall_is_reached_through_its_pinned_node_key() {
     wait_for("the case at the hall", WAIT, || {
         db_has_case(&d, &id).then_some(())
     });
-    assert_eq!(sync_status(&station.base, &token)["quarantined"], 0);
+    let status = sync_status(&station.base, &token);
+    assert_eq!(status["quarantined"], 0);
+    // Both run on this machine: their clocks agree to within the round trip.
+    let offset = status["parent_clock_offset_ms"]
+        .as_i64()
+        .expect("the offset is known after a session");
+    assert!(offset.abs() < 2_000, "clock offset {offset} ms");
 }
 
 #[test]
