@@ -90,7 +90,9 @@ impl FromRequestParts<AppState> for Ctx {
         // The account may have been disabled or given another role since sign-in.
         if let Some(s) = session.as_mut() {
             match state.store.user_standing(s.user_id).await {
-                Ok(Some((false, role))) => s.role = role,
+                Ok(Some((false, role, hash))) if session::credential_of(&hash) == s.credential => {
+                    s.role = role
+                }
                 Ok(_) => {
                     state.sessions.end_all_of(s.user_id);
                     session = None;
@@ -435,7 +437,7 @@ async fn signin(
     let (user, ok) = tokio::task::spawn_blocking(move || match found {
         Some((user, hash)) => {
             let ok = accounts::verify_password(&password, &hash) && !user.disabled;
-            (Some(user), ok)
+            (Some((user, session::credential_of(&hash))), ok)
         }
         None => {
             // The same work as for a real account, so timing does not tell names apart.
@@ -446,10 +448,10 @@ async fn signin(
     .await
     .unwrap_or((None, false));
     match (user, ok) {
-        (Some(user), true) => {
+        (Some((user, credential)), true) => {
             state.throttle.end(&keys, Some(&key), now);
             tracing::info!(user.name = %user.username, "signed in");
-            let token = state.sessions.start(&user, now);
+            let token = state.sessions.start(&user, credential, now);
             let secure = if state.tls { "; Secure" } else { "" };
             let mut response = Redirect::to(local_path(Some(&form.next))).into_response();
             if let Ok(value) = HeaderValue::from_str(&format!(

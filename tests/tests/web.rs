@@ -718,6 +718,27 @@ fn disabling_an_account_ends_its_sessions_at_once() {
     assert!(location.unwrap().starts_with("/signin"));
     let (status, _, _) = Visitor::new(&node).sign_in("worker", &node.demo_password("worker"));
     assert_eq!(status, 401, "a disabled account cannot sign in");
+
+    // A new password ends the sessions opened with the old one.
+    let mut lead = Visitor::new(&node);
+    lead.sign_in("lead", &node.demo_password("lead"));
+    assert_eq!(lead.get("/").0, 200);
+    let out = yizhan_tests::run_ok(&[
+        "user",
+        "passwd",
+        "lead",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let new_password = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("new password of lead: "))
+        .expect("passwd prints the new password")
+        .trim()
+        .to_string();
+    assert_eq!(lead.get("/").0, 303, "the old session ended");
+    let (status, _, _) = Visitor::new(&node).sign_in("lead", &new_password);
+    assert_eq!(status, 303, "the new password works: {out}");
 }
 
 #[test]

@@ -143,13 +143,18 @@ impl Store {
 
     /// Whether a user may still act, and in which role (sessions check it on every page,
     /// so disabling an account or changing its role takes effect at once).
-    pub async fn user_standing(&self, id: i64) -> Result<Option<(bool, Role)>, StoreError> {
+    /// Also returns the password hash, so a session opened before a password change ends.
+    pub async fn user_standing(&self, id: i64) -> Result<Option<(bool, Role, String)>, StoreError> {
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT disabled, role FROM users WHERE id = ?1")?
+                .prepare_cached("SELECT disabled, role, password_hash FROM users WHERE id = ?1")?
                 .query_row([id], |r| {
                     let role: String = r.get(1)?;
-                    Ok((r.get(0)?, Role::parse(&role).unwrap_or(Role::Worker)))
+                    Ok((
+                        r.get(0)?,
+                        Role::parse(&role).unwrap_or(Role::Worker),
+                        r.get(2)?,
+                    ))
                 })
                 .optional()?)
         })

@@ -35,6 +35,8 @@ pub struct Session {
     pub counter: String,
     /// Every form of this session carries it.
     pub csrf: String,
+    /// A digest of the password hash at sign-in: a new password ends the session.
+    pub credential: [u8; 32],
     last_seen_ms: u64,
 }
 
@@ -46,7 +48,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// Starts a session for `user`; returns the cookie token.
-    pub fn start(&self, user: &UserRecord, now_ms: u64) -> String {
+    pub fn start(&self, user: &UserRecord, credential: [u8; 32], now_ms: u64) -> String {
         let token = random_token();
         let session = Session {
             user_id: user.id,
@@ -55,6 +57,7 @@ impl Sessions {
             role: user.role,
             counter: user.counter.clone(),
             csrf: random_token(),
+            credential,
             last_seen_ms: now_ms,
         };
         let mut sessions = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
@@ -293,6 +296,14 @@ impl FormOnce {
     }
 }
 
+/// What a session keeps of the password hash it was opened with (never the hash itself).
+pub fn credential_of(password_hash: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"yizhan-session-credential\0");
+    hasher.update(password_hash.as_bytes());
+    hasher.finalize().into()
+}
+
 fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -332,7 +343,7 @@ mod tests {
     #[test]
     fn a_session_lives_while_used_and_ends_when_idle() {
         let sessions = Sessions::default();
-        let token = sessions.start(&user(), 1_000);
+        let token = sessions.start(&user(), [0; 32], 1_000);
         assert_eq!(
             sessions
                 .touch(&token, 1_000 + IDLE_MS - 1)
@@ -349,8 +360,8 @@ mod tests {
     #[test]
     fn sign_out_and_disabling_end_sessions() {
         let sessions = Sessions::default();
-        let a = sessions.start(&user(), 0);
-        let b = sessions.start(&user(), 0);
+        let a = sessions.start(&user(), [0; 32], 0);
+        let b = sessions.start(&user(), [0; 32], 0);
         assert_ne!(
             sessions.touch(&a, 1).unwrap().csrf,
             sessions.touch(&b, 1).unwrap().csrf
