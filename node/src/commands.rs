@@ -228,9 +228,11 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
         yizhan_sync::domain::calendar::Calendar::china().version()
     );
     println!(
-        "  database {} ({:.1} MB)",
+        "  database {} ({:.1} MB; {} free on its disk)",
         node.store.path().display(),
-        node.store.disk_bytes() as f64 / 1e6
+        node.store.disk_bytes() as f64 / 1e6,
+        crate::backup::free_bytes(node.store.path())
+            .map_or("?".to_string(), |b| format!("{:.0} MB", b as f64 / 1e6))
     );
     let (_, items) = node
         .store
@@ -240,6 +242,8 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
         })
         .await?;
     println!("  catalog items: {items}");
+    let cases = node.store.case_count().await?;
+    println!("  cases: {cases}");
     let vector = node.store.vector().await?;
     let changes: u64 = vector.iter().map(|(_, _, seq)| seq).sum();
     println!(

@@ -251,6 +251,15 @@ impl Store {
         .await
     }
 
+    /// How many cases this node holds.
+    pub async fn case_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT count(*) FROM cases", [], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
     pub async fn get_case(&self, id: String, today: Date) -> Result<CaseDetail, StoreError> {
         self.read(move |conn| read_detail(conn, "id", &id, today))
             .await
