@@ -288,6 +288,12 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
         } else {
             "pending down"
         };
+        if let Some(ms) = peer.clock_offset_ms {
+            println!(
+                "           clock offset: {:+.1} s (its clock minus this one's)",
+                ms as f64 / 1000.0
+            );
+        }
         match peer.pending {
             Some((n, at)) => println!(
                 "           {direction}: {n} changes (against what it held at {})",

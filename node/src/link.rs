@@ -485,6 +485,9 @@ async fn drive(
                 .sync_changes_out
                 .fetch_add(u64::from(report.pushed), Relaxed);
         }
+        if let Some(offset) = report.clock_offset_ms {
+            let _ = store.record_clock_offset(parent.record.node, offset).await;
+        }
         if let Some(have) = report.parent_have.take() {
             let _ = store.record_peer_vector(parent.record.node, have).await;
         }

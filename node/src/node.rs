@@ -418,7 +418,8 @@ mod tests {
         {
             let conn = rusqlite::Connection::open(dir.database()).unwrap();
             conn.execute_batch(
-                "DROP TRIGGER notices_are_immutable; DROP TABLE notices; PRAGMA user_version = 5;",
+                "DROP TRIGGER notices_are_immutable; DROP TABLE notices;
+                 ALTER TABLE peers DROP COLUMN clock_offset_ms; PRAGMA user_version = 5;",
             )
             .unwrap();
         }

@@ -620,6 +620,8 @@ fn a_tls_hall_is_reached_through_its_pinned_node_key() {
         .as_i64()
         .expect("the offset is known after a session");
     assert!(offset.abs() < 2_000, "clock offset {offset} ms");
+    let status = run_ok(&["status", "--data-dir", dir_arg(&a)]);
+    assert!(status.contains("clock offset: "), "{status}");
 }
 
 #[test]

@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/005_peer_vectors.sql"),
     ),
     (6, "notices", include_str!("migrations/006_notices.sql")),
+    (
+        7,
+        "clock_offset",
+        include_str!("migrations/007_clock_offset.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

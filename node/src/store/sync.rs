@@ -67,6 +67,8 @@ pub struct PeerStatus {
     /// parent's answer in the last session, a child's last pull), and when it told us.
     /// Pending up for the parent, pending down for a child; `None` until it has told us.
     pub pending: Option<(u64, i64)>,
+    /// The peer's clock minus this node's at the last session (the parent only).
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// A change this node refused for good.
@@ -479,7 +481,8 @@ impl Store {
     pub async fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT record_json, relation, url, last_ok_ms, last_error, last_error_ms, known_vector, known_vector_ms
+                "SELECT record_json, relation, url, last_ok_ms, last_error, last_error_ms, known_vector, known_vector_ms,
+                        clock_offset_ms
                  FROM peers ORDER BY relation, node_id",
             )?;
             let rows = stmt
@@ -488,12 +491,13 @@ impl Store {
                         (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?),
                         (r.get(3)?, r.get(4)?, r.get(5)?),
                         (r.get::<_, Option<Vec<u8>>>(6)?, r.get::<_, Option<i64>>(7)?),
+                        r.get::<_, Option<i64>>(8)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             let local = load_vector(conn)?;
             let mut peers = Vec::with_capacity(rows.len());
-            for ((json, relation, url), (last_ok_ms, last_error, last_error_ms), known) in rows {
+            for ((json, relation, url), (last_ok_ms, last_error, last_error_ms), known, clock_offset_ms) in rows {
                 let Ok(record) = serde_json::from_str::<NodeRecord>(&json) else {
                     continue;
                 };
@@ -512,6 +516,7 @@ impl Store {
                     last_error,
                     last_error_ms,
                     pending,
+                    clock_offset_ms,
                 });
             }
             Ok(peers)
@@ -534,6 +539,22 @@ impl Store {
             ctx.conn.execute(
                 "UPDATE peers SET known_vector = ?2, known_vector_ms = ?3 WHERE node_id = ?1",
                 params![node.to_hex(), bytes, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Notes the peer's clock minus this node's, as the last hello showed it.
+    pub async fn record_clock_offset(
+        &self,
+        node: NodeId,
+        offset_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            ctx.conn.execute(
+                "UPDATE peers SET clock_offset_ms = ?2 WHERE node_id = ?1",
+                params![node.to_hex(), offset_ms],
             )?;
             Ok(())
         })
