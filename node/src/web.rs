@@ -52,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/cases/{id}", get(cases::show))
         .route("/cases/{id}/supplement", post(cases::supplement))
         .route("/cases/{id}/refuse", post(cases::refuse))
+        .route("/cases/{id}/act", post(cases::act))
         .route("/notices/{number}", get(cases::notice_page))
         .route("/notices/{number}/correct", post(cases::correct_notice))
         .route("/verify", get(cases::verify))

@@ -767,3 +767,142 @@ fn the_admin_status_page_shows_the_node_and_the_nodes_on_the_lan() {
         },
     );
 }
+
+#[test]
+fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let (_, item) = get(
+        &client(),
+        &node.url(&format!("/api/v1/items/{RELIEF}")),
+        None,
+    )
+    .unwrap();
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &node.demo_password("worker"));
+    let (_, form, _) = worker.get(&format!("/cases/new?item={RELIEF}"));
+    let (csrf, form_id) = (hidden(&form, "csrf"), hidden(&form, "form_id"));
+    let mut fields: Vec<(String, String)> = vec![
+        ("csrf".into(), csrf.clone()),
+        ("form_id".into(), form_id),
+        ("item".into(), RELIEF.into()),
+        ("applicant_type".into(), "natural_person".into()),
+        ("name".into(), "张三".into()),
+        ("id_number".into(), "11010519491231002X".into()),
+        ("phone".into(), "13800138000".into()),
+    ];
+    for (n, m) in item["materials"].as_array().unwrap().iter().enumerate() {
+        if m["originals"].as_u64().unwrap() > 0 {
+            fields.push((format!("m_o_{n}"), "on".into()));
+        }
+        if m["copies"].as_u64().unwrap() > 0 {
+            fields.push((format!("m_c_{n}"), "on".into()));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, _, case) = worker.post("/cases", &pairs);
+    assert_eq!(status, 303);
+    let case = case.unwrap();
+    let act = format!("{case}/act");
+    let status_of = |worker: &mut Visitor| {
+        let (_, page, _) = worker.get(&case);
+        page.split("id=\"case-status\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status_of(&mut worker), "办理中");
+
+    // Refusals say why and change nothing.
+    let (status, page, _) = worker.post(
+        &act,
+        &[
+            ("csrf", &csrf),
+            ("kind", "extend"),
+            ("days", "abc"),
+            ("reason", "x"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(page.contains("正整数"));
+    let (status, page, _) = worker.post(
+        &act,
+        &[
+            ("csrf", &csrf),
+            ("kind", "extend"),
+            ("days", "999"),
+            ("reason", "情况复杂"),
+        ],
+    );
+    assert_eq!(status, 409);
+    assert!(page.contains("form-errors"), "{page}");
+    let (status, _, _) = worker.post(
+        &act,
+        &[
+            ("csrf", &csrf),
+            ("kind", "complete"),
+            ("result", " "),
+            ("delivery", "窗口领取"),
+        ],
+    );
+    assert_eq!(status, 409);
+    let (status, _, _) = worker.post(
+        &act,
+        &[("csrf", "forged"), ("kind", "withdraw"), ("reason", "x")],
+    );
+    assert_eq!(status, 403);
+    assert_eq!(status_of(&mut worker), "办理中");
+
+    // A special procedure stops the clock, then it runs again.
+    let (_, page, _) = worker.get(&case);
+    let procedure = page
+        .split("<select id=\"procedure\" name=\"procedure\"><option>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the relief item has a special procedure that stops the clock")
+        .to_string();
+    {
+        let (status, _, _) = worker.post(
+            &act,
+            &[
+                ("csrf", &csrf),
+                ("kind", "suspend"),
+                ("procedure", &procedure),
+                ("reason", "需公示"),
+            ],
+        );
+        assert_eq!(status, 303);
+        assert_eq!(status_of(&mut worker), "特别程序中");
+        let (status, _, _) = worker.post(&act, &[("csrf", &csrf), ("kind", "resume")]);
+        assert_eq!(status, 303);
+        assert_eq!(status_of(&mut worker), "办理中");
+    }
+    let (status, _, _) = worker.post(
+        &act,
+        &[
+            ("csrf", &csrf),
+            ("kind", "complete"),
+            ("result", "准予"),
+            ("delivery", "窗口领取"),
+        ],
+    );
+    assert_eq!(status, 303);
+    assert_eq!(status_of(&mut worker), "已办结");
+    // Nothing follows completion.
+    let (status, page, _) = worker.post(
+        &act,
+        &[
+            ("csrf", &csrf),
+            ("kind", "withdraw"),
+            ("reason", "申请人撤回"),
+        ],
+    );
+    assert_eq!(status, 409);
+    assert!(page.contains("form-errors"));
+}

@@ -512,6 +512,10 @@ struct CasePage<'a> {
     /// The item's materials with what is still missing of each, for the supplement form.
     supplement: Vec<(usize, String, u32, u32, bool)>,
     can_refuse: bool,
+    /// Whether the follow-up actions apply (accepted, suspended or decided cases).
+    can_follow_up: bool,
+    /// Special procedures of the item that stop the clock (§7.3), for the suspend form.
+    procedures: Vec<String>,
     errors: Vec<String>,
 }
 
@@ -567,6 +571,18 @@ async fn case_page(
         d.summary.status,
         Status::Submitted | Status::AwaitingSupplement
     );
+    let can_follow_up = matches!(
+        d.summary.status,
+        Status::Accepted | Status::Suspended | Status::Decided
+    );
+    let procedures = d
+        .intake
+        .item
+        .special_procedures
+        .iter()
+        .filter(|p| !p.counted)
+        .map(|p| p.name.clone())
+        .collect();
     render(
         status,
         CasePage {
@@ -581,6 +597,8 @@ async fn case_page(
             notices,
             supplement,
             can_refuse,
+            can_follow_up,
+            procedures,
             errors,
         },
     )
@@ -648,6 +666,72 @@ pub async fn supplement(
         return case_refused(&ctx, e);
     }
     Redirect::to(&format!("/cases/{id}")).into_response()
+}
+
+/// `POST /cases/{id}/act`: the follow-up actions on an accepted case (§5.5, §7.3):
+/// suspend for a special procedure, resume, extend, complete, withdraw. Each is checked
+/// by the state machine and refused with a message saying why.
+pub async fn act(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    axum::Form(fields): axum::Form<Fields>,
+) -> Response {
+    let Some(staff) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
+        return refused;
+    }
+    let Some(doc_id) = DocId::parse(&id) else {
+        return store_failed(&ctx, StoreError::NotFound { what: id });
+    };
+    let text = |name: &str| field(&fields, name).to_string();
+    let action = match field(&fields, "kind") {
+        "suspend" => Action::Suspend {
+            procedure: text("procedure"),
+            reason: text("reason"),
+        },
+        "resume" => Action::Resume { note: text("note") },
+        "extend" => match field(&fields, "days").parse::<u32>() {
+            Ok(days) => Action::Extend {
+                days,
+                reason: text("reason"),
+            },
+            Err(_) => {
+                let errors = vec![ctx.t.get("case.error.days").into_owned()];
+                return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors)
+                    .await;
+            }
+        },
+        "complete" => Action::Complete {
+            result: text("result"),
+            delivery: text("delivery"),
+        },
+        "withdraw" => Action::Withdraw {
+            reason: text("reason"),
+        },
+        _ => {
+            let errors = vec![ctx.t.get("case.error.unknown_action").into_owned()];
+            return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+        }
+    };
+    let now = state.clock.now_ms();
+    match state
+        .store
+        .act_on_case(doc_id, vec![NewAction::Do(action)], staff_of(staff), now)
+        .await
+    {
+        Ok(()) => {
+            state.sync_signal.notify_one();
+            Redirect::to(&format!("/cases/{id}")).into_response()
+        }
+        // The state machine's or validation's own words, on the case page.
+        Err(StoreError::Case(e)) => {
+            case_page(&state, &ctx, &id, StatusCode::CONFLICT, vec![e.to_string()]).await
+        }
+        Err(e) => store_failed(&ctx, e),
+    }
 }
 
 /// `POST /cases/{id}/refuse`: 不予受理 with reason, legal basis and remedies, and the
