@@ -17,7 +17,8 @@ echo "built $deb"
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-dpkg-deb --info "$deb" | grep -q "Package: yizhan"
+# (No `| grep -q` under pipefail: grep quitting early would fail the pipeline with SIGPIPE.)
+[ "$(dpkg-deb --field "$deb" Package)" = "yizhan" ] || { echo "the package is not named yizhan" >&2; exit 1; }
 dpkg -x "$deb" "$root"
 for path in usr/bin/yizhan lib/systemd/system/yizhan.service \
             usr/share/doc/yizhan/README.md \
