@@ -246,6 +246,35 @@ pub(crate) async fn fill_cases(
     Ok(())
 }
 
+/// Starts `yizhan serve` for `data_dir` on a free loopback port as a child process;
+/// returns it and its base URL once it prints `listening on`.
+pub(crate) fn spawn_serve(
+    exe: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(std::process::Child, String)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(exe)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("YIZHAN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    for line in std::io::BufReader::new(stdout).lines() {
+        if let Some(base) = line?.strip_prefix("listening on ") {
+            return Ok((child, base.to_string()));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    anyhow::bail!(
+        "`yizhan serve --data-dir {}` did not start",
+        data_dir.display()
+    )
+}
+
 /// Bytes this process wrote through write(2) and friends (Linux), from /proc/self/io.
 fn bytes_written() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
@@ -473,32 +502,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
 
     // The hall, as its own process.
     let exe = std::env::current_exe()?;
-    let mut hall = std::process::Command::new(exe)
-        .args([
-            "serve",
-            "--data-dir",
-            root.join("hall").to_str().unwrap_or_default(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("YIZHAN_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let base = {
-        use std::io::BufRead;
-        let stdout = hall.stdout.take().expect("piped");
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(base) = line.strip_prefix("listening on ") {
-                        break base.to_string();
-                    }
-                }
-                _ => anyhow::bail!("the hall process did not start"),
-            }
-        }
-    };
+    let (mut hall, base) = spawn_serve(&exe, &root.join("hall"))?;
     let hall_pid = hall.id();
     let result = async {
         let key = Arc::new(crate::identity::NodeKey::load(&station_dir.key())?);

@@ -374,135 +374,109 @@ impl Driver {
             batch_bytes,
             metrics,
         } = self;
-        drive(
-            store,
-            key,
-            own,
-            clock,
-            signal,
-            state,
-            interval,
-            batch_bytes,
-            metrics,
-        )
-        .await
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn drive(
-    store: Store,
-    key: Arc<NodeKey>,
-    own: Hello,
-    clock: Arc<dyn ClockDebug>,
-    signal: Arc<Notify>,
-    state: Arc<Mutex<LinkState>>,
-    interval: Duration,
-    batch_bytes: u32,
-    metrics: Arc<crate::metrics::Metrics>,
-) {
-    let mut backoff = Duration::from_secs(2);
-    loop {
-        let parent = match store.peers().await {
-            Ok(peers) => peers
-                .into_iter()
-                .find(|p| p.relation == Relation::Parent && p.url.is_some()),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the peers");
-                None
-            }
-        };
-        let Some(parent) = parent else {
-            // No parent (a root hall, or a station not enrolled yet): wait to be told.
-            tokio::select! {
-                () = signal.notified() => {}
-                () = tokio::time::sleep(interval) => {}
-            }
-            continue;
-        };
-        let url = parent.url.clone().unwrap_or_default();
-        let client = Client::new(&url, parent.record.public_key, key.clone(), clock.clone());
-        let mut report = SessionReport::default();
-        let result = session_into(
-            &store,
-            &client,
-            &own,
-            &parent.record,
-            batch_bytes,
-            &mut report,
-        )
-        .await;
-        let wait = match &result {
-            Ok(()) => {
-                if report.pulled + report.pushed > 0 {
-                    tracing::info!(
-                        peer.id = %parent.record.node,
-                        sync.pulled = report.pulled,
-                        sync.pushed = report.pushed,
-                        sync.bytes_down = report.bytes_down,
-                        sync.bytes_up = report.bytes_up,
-                        "sync session finished"
-                    );
+        let mut backoff = Duration::from_secs(2);
+        loop {
+            let parent = match store.peers().await {
+                Ok(peers) => peers
+                    .into_iter()
+                    .find(|p| p.relation == Relation::Parent && p.url.is_some()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the peers");
+                    None
                 }
-                let mut link = state.lock().unwrap_or_else(|e| e.into_inner());
-                link.up = true;
-                link.last_success_ms = Some(clock.now_ms());
-                link.last_error = None;
-                link.clock_offset_ms = report.clock_offset_ms;
-                link.last_report = Some(SessionReportView {
-                    pulled: report.pulled,
-                    pushed: report.pushed,
-                    bytes_down: report.bytes_down,
-                    bytes_up: report.bytes_up,
-                });
-                backoff = Duration::from_secs(2);
-                interval
-            }
-            Err(e) => {
-                let moved = report.pulled_batches + report.pushed_batches;
-                tracing::warn!(peer.id = %parent.record.node, peer.url = %url, sync.batches = moved, error = %e, "sync session failed");
-                let mut link = state.lock().unwrap_or_else(|e| e.into_inner());
-                link.up = false;
-                link.last_error = Some(e.to_string());
-                if moved > 0 {
-                    // The link carries data but drops: committed batches stay, so try
-                    // again soon instead of backing off as from a dead link.
-                    backoff = Duration::from_secs(2);
+            };
+            let Some(parent) = parent else {
+                // No parent (a root hall, or a station not enrolled yet): wait to be told.
+                tokio::select! {
+                    () = signal.notified() => {}
+                    () = tokio::time::sleep(interval) => {}
                 }
-                let wait = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(300));
-                wait
-            }
-        };
-        {
-            use std::sync::atomic::Ordering::Relaxed;
-            metrics.sync_bytes_in.fetch_add(report.bytes_down, Relaxed);
-            metrics.sync_bytes_out.fetch_add(report.bytes_up, Relaxed);
-            metrics
-                .sync_changes_in
-                .fetch_add(u64::from(report.pulled), Relaxed);
-            metrics
-                .sync_changes_out
-                .fetch_add(u64::from(report.pushed), Relaxed);
-        }
-        if let Some(offset) = report.clock_offset_ms {
-            let _ = store.record_clock_offset(parent.record.node, offset).await;
-        }
-        if let Some(have) = report.parent_have.take() {
-            let _ = store.record_peer_vector(parent.record.node, have).await;
-        }
-        let _ = store
-            .record_link_result(
-                parent.record.node,
-                result.map(|_| ()).map_err(|e| e.to_string()),
+                continue;
+            };
+            let url = parent.url.clone().unwrap_or_default();
+            let client = Client::new(&url, parent.record.public_key, key.clone(), clock.clone());
+            let mut report = SessionReport::default();
+            let result = session_into(
+                &store,
+                &client,
+                &own,
+                &parent.record,
+                batch_bytes,
+                &mut report,
             )
             .await;
-        tokio::select! {
-            () = signal.notified() => {
-                // Let a burst of writes settle into one session.
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            let wait = match &result {
+                Ok(()) => {
+                    if report.pulled + report.pushed > 0 {
+                        tracing::info!(
+                            peer.id = %parent.record.node,
+                            sync.pulled = report.pulled,
+                            sync.pushed = report.pushed,
+                            sync.bytes_down = report.bytes_down,
+                            sync.bytes_up = report.bytes_up,
+                            "sync session finished"
+                        );
+                    }
+                    let mut link = state.lock().unwrap_or_else(|e| e.into_inner());
+                    link.up = true;
+                    link.last_success_ms = Some(clock.now_ms());
+                    link.last_error = None;
+                    link.clock_offset_ms = report.clock_offset_ms;
+                    link.last_report = Some(SessionReportView {
+                        pulled: report.pulled,
+                        pushed: report.pushed,
+                        bytes_down: report.bytes_down,
+                        bytes_up: report.bytes_up,
+                    });
+                    backoff = Duration::from_secs(2);
+                    interval
+                }
+                Err(e) => {
+                    let moved = report.pulled_batches + report.pushed_batches;
+                    tracing::warn!(peer.id = %parent.record.node, peer.url = %url, sync.batches = moved, error = %e, "sync session failed");
+                    let mut link = state.lock().unwrap_or_else(|e| e.into_inner());
+                    link.up = false;
+                    link.last_error = Some(e.to_string());
+                    if moved > 0 {
+                        // The link carries data but drops: committed batches stay, so try
+                        // again soon instead of backing off as from a dead link.
+                        backoff = Duration::from_secs(2);
+                    }
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(300));
+                    wait
+                }
+            };
+            {
+                use std::sync::atomic::Ordering::Relaxed;
+                metrics.sync_bytes_in.fetch_add(report.bytes_down, Relaxed);
+                metrics.sync_bytes_out.fetch_add(report.bytes_up, Relaxed);
+                metrics
+                    .sync_changes_in
+                    .fetch_add(u64::from(report.pulled), Relaxed);
+                metrics
+                    .sync_changes_out
+                    .fetch_add(u64::from(report.pushed), Relaxed);
             }
-            () = tokio::time::sleep(wait) => {}
+            if let Some(offset) = report.clock_offset_ms {
+                let _ = store.record_clock_offset(parent.record.node, offset).await;
+            }
+            if let Some(have) = report.parent_have.take() {
+                let _ = store.record_peer_vector(parent.record.node, have).await;
+            }
+            let _ = store
+                .record_link_result(
+                    parent.record.node,
+                    result.map(|_| ()).map_err(|e| e.to_string()),
+                )
+                .await;
+            tokio::select! {
+                () = signal.notified() => {
+                    // Let a burst of writes settle into one session.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     }
 }

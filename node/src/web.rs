@@ -123,6 +123,20 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 impl Ctx {
+    /// `None` for a signed-in admin; otherwise the sign-in page or a 403 page.
+    fn refuse_unless_admin(&self) -> Option<Response> {
+        match &self.session {
+            None => Some(self.to_signin()),
+            Some(staff) if staff.role == Role::Admin => None,
+            Some(_) => Some(message(
+                self,
+                StatusCode::FORBIDDEN,
+                "error.forbidden",
+                self.t.get("error.forbidden_text").into_owned(),
+            )),
+        }
+    }
+
     /// The way to the sign-in page, coming back here after.
     fn to_signin(&self) -> Response {
         Redirect::to(&format!("/signin?next={}", urlencode(&self.here))).into_response()
@@ -575,16 +589,8 @@ struct UsersPage<'a> {
 
 /// `GET /admin/users`: the staff accounts (admins only).
 async fn admin_users(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if staff.role != Role::Admin {
-        return message(
-            &ctx,
-            StatusCode::FORBIDDEN,
-            "error.forbidden",
-            ctx.t.get("error.forbidden_text").into_owned(),
-        );
+    if let Some(refused) = ctx.refuse_unless_admin() {
+        return refused;
     }
     match state.store.list_users().await {
         Ok(users) => render(
@@ -626,16 +632,8 @@ struct StatusPage<'a> {
 
 /// `GET /admin/status`: what a technician checks first (admins only).
 async fn admin_status(State(state): State<AppState>, ctx: Ctx) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if staff.role != Role::Admin {
-        return message(
-            &ctx,
-            StatusCode::FORBIDDEN,
-            "error.forbidden",
-            ctx.t.get("error.forbidden_text").into_owned(),
-        );
+    if let Some(refused) = ctx.refuse_unless_admin() {
+        return refused;
     }
     let t = ctx.t;
     let (peers, quarantined) = match (

@@ -110,28 +110,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let binary_bytes = std::fs::metadata(&exe)?.len();
     let spawned = Instant::now();
-    let mut server = std::process::Command::new(&exe)
-        .args(["serve", "--data-dir"])
-        .arg(&dir.path)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("YIZHAN_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let base = {
-        use std::io::BufRead;
-        let stdout = server.stdout.take().expect("piped");
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(base) = line.strip_prefix("listening on ") {
-                        break base.to_string();
-                    }
-                }
-                _ => anyhow::bail!("the node process did not start"),
-            }
-        }
-    };
+    let (mut server, base) = super::spawn_serve(&exe, &dir.path)?;
     let startup = spawned.elapsed().as_secs_f64();
     let server_pid = server.id();
     // Idle: give it a moment (first sync attempt, discovery) before reading its memory.
@@ -213,7 +192,10 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
         "footprint of the node process (`yizhan serve`, {} cases):",
         args.cases
     );
-    println!("  release binary   {:.1} MB", binary_bytes as f64 / 1e6);
+    println!(
+        "  binary           {:.1} MB (this build; use --release)",
+        binary_bytes as f64 / 1e6
+    );
     println!("  start-up         {startup:.2} s to serving");
     println!("  idle RSS         {}", mb(idle_rss));
     println!(

@@ -327,8 +327,8 @@ async fn accept_or_notify(
                 reason: missing_reason(
                     item,
                     &s.name,
-                    s.originals_needed - s.originals_received.min(s.originals_needed),
-                    s.copies_needed - s.copies_received.min(s.copies_needed),
+                    s.originals_needed.saturating_sub(s.originals_received),
+                    s.copies_needed.saturating_sub(s.copies_received),
                 ),
             })
             .collect();

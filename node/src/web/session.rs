@@ -131,14 +131,6 @@ fn limit_of(key: &str) -> u32 {
 }
 
 impl Throttle {
-    /// When the key is locked, until when.
-    pub fn locked_until(&self, key: &str, now_ms: u64) -> Option<u64> {
-        let map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key)
-            .map(|f| f.locked_until_ms)
-            .filter(|until| *until > now_ms)
-    }
-
     /// Counts a failure; returns the lock's end when this one locks the key.
     pub fn fail(&self, key: &str, now_ms: u64) -> Option<u64> {
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
@@ -422,8 +414,9 @@ mod tests {
         }
         let until = throttle.fail("user:li", 10).unwrap();
         assert_eq!(until, 10 + LOCK_MS);
-        assert_eq!(throttle.locked_until("user:li", 11), Some(until));
-        assert_eq!(throttle.locked_until("user:li", until), None);
+        let li = ["user:li".to_string()];
+        assert_eq!(throttle.begin(&li, 11), Err(until));
+        assert_eq!(throttle.begin(&li, until), Ok(()));
         // Failures spread beyond the window do not add up.
         let throttle = Throttle::default();
         for n in 0..10 {
