@@ -29,6 +29,24 @@ pub struct Config {
     pub backup: BackupSection,
     #[serde(default)]
     pub discovery: DiscoverySection,
+    #[serde(default)]
+    pub service: ServiceSection,
+}
+
+/// Local rules of service the standard leaves to each city.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSection {
+    /// Working days to rectify after a bad rating (差评整改; DOMAIN §8: set locally, 15 is
+    /// the common figure). Written into each rating, so every node derives the same
+    /// deadline even if this changes later.
+    pub rectify_days: u32,
+}
+
+impl Default for ServiceSection {
+    fn default() -> Self {
+        ServiceSection { rectify_days: 15 }
+    }
 }
 
 /// LAN discovery (mDNS).
@@ -277,6 +295,18 @@ impl Config {
                 message,
             });
         }
+        if !(1..=120).contains(&config.service.rectify_days) {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("rectify_days"))
+                .map(|i| i + 1);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                column: None,
+                message: "service.rectify_days must be 1 to 120 working days".into(),
+            });
+        }
         if config.node.name.trim().is_empty() {
             let line = text
                 .lines()
@@ -356,7 +386,12 @@ keep = {backup_keep}
 # technician finds the hall to enroll with. A hint only: identity comes from pinned keys.
 enabled = {discovery_enabled}
 port = {discovery_port}
+
+[service]
+# Working days allowed to rectify after a bad rating (差评整改), 1 to 120.
+rectify_days = {rectify_days}
 "#,
+            rectify_days = self.service.rectify_days,
             interval = self.sync.interval_secs,
             batch_bytes = self.sync.batch_bytes,
             backup_dir = toml_string(&self.backup.dir),
@@ -438,6 +473,7 @@ mod tests {
             sync: Default::default(),
             backup: Default::default(),
             discovery: Default::default(),
+            service: Default::default(),
         }
     }
 

@@ -58,6 +58,8 @@ pub struct AppState {
     pub backup_dir: Option<std::path::PathBuf>,
     /// LAN discovery, while it runs.
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
+    /// Working days allowed to rectify after a bad rating (`[service]` in the config).
+    pub rectify_days: u32,
 }
 
 impl std::fmt::Debug for AppState {

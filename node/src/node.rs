@@ -203,6 +203,7 @@ impl OpenNode {
             backup_dir: (!self.config.backup.dir.is_empty())
                 .then(|| PathBuf::from(&self.config.backup.dir)),
             discovery: None,
+            rectify_days: self.config.service.rectify_days,
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),
@@ -400,6 +401,7 @@ mod tests {
             sync: Default::default(),
             backup: Default::default(),
             discovery: Default::default(),
+            service: Default::default(),
         };
         create_data_dir(&dir, &config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -418,8 +420,12 @@ mod tests {
         {
             let conn = rusqlite::Connection::open(dir.database()).unwrap();
             conn.execute_batch(
-                "DROP TRIGGER notices_are_immutable; DROP TABLE notices;
-                 ALTER TABLE peers DROP COLUMN clock_offset_ms; PRAGMA user_version = 5;",
+                "DROP INDEX cases_holder; DROP INDEX cases_rectify;
+                 ALTER TABLE cases DROP COLUMN holder; ALTER TABLE cases DROP COLUMN holder_node;
+                 ALTER TABLE cases DROP COLUMN signed_on; ALTER TABLE cases DROP COLUMN rating;
+                 ALTER TABLE cases DROP COLUMN rated_on; ALTER TABLE cases DROP COLUMN rectify_due;
+                 ALTER TABLE cases DROP COLUMN rectified_on;
+                 ALTER TABLE case_events DROP COLUMN voided; PRAGMA user_version = 7;",
             )
             .unwrap();
         }

@@ -351,6 +351,16 @@ pub struct CaseRow {
     pub calendar_covered: bool,
     /// HLC of the newest event (or of the intake), as 16 hex digits.
     pub updated_hlc: String,
+    /// Where the case was last transferred (转办): the office, its node if a hall, and
+    /// the day it signed for the case.
+    pub holder: Option<String>,
+    pub holder_node: Option<String>,
+    pub signed_on: Option<String>,
+    /// 好差评: the level (1–5) and day; a bad one's rectification deadline and closing day.
+    pub rating: Option<u8>,
+    pub rated_on: Option<String>,
+    pub rectify_due: Option<String>,
+    pub rectified_on: Option<String>,
 }
 
 /// One `case_events` row.
@@ -366,6 +376,8 @@ pub struct EventRow {
     /// The event did not apply where it fell in the merged order.
     pub conflict: bool,
     pub body_json: String,
+    /// A lead's resolution voided the event.
+    pub voided: bool,
 }
 
 /// A warning date before every real date: the level was reached.
@@ -448,6 +460,17 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
         calendar: state.calendar.clone(),
         calendar_covered: deadlines.as_ref().is_none_or(|d| d.calendar_covered),
         updated_hlc: state.last_event_at.unwrap_or(intake.submitted_at).to_hex(),
+        holder: state.holder.clone(),
+        holder_node: state.holder_node.map(|n| n.to_hex()),
+        signed_on: state.signed_for.as_ref().map(|s| date(s.on)),
+        rating: state.rating.as_ref().map(|r| r.level),
+        rated_on: state.rating.as_ref().map(|r| date(r.on)),
+        rectify_due: state.rectification.as_ref().map(|r| date(r.due(calendar))),
+        rectified_on: state
+            .rectification
+            .as_ref()
+            .and_then(|r| r.closed_on)
+            .map(date),
     };
     let conflicting: Vec<&str> = state
         .conflicts
@@ -462,6 +485,7 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
             EventRow {
                 case_id: id.to_string(),
                 conflict: conflicting.contains(&event_id.as_str()),
+                voided: state.voided.contains(&event_id),
                 event_id,
                 at_hlc: event.at.to_hex(),
                 at_ms: event.at.unix_ms() as i64,

@@ -212,7 +212,27 @@ pub enum EventInput {
     /// 撤回 at the applicant's request.
     Withdraw { reason: String },
     /// 转办 (§5.5.4): hand the case to another office (a department or a higher hall).
-    Transfer { to: String, reason: String },
+    Transfer {
+        to: String,
+        reason: String,
+        /// The hall node's id (32 hex digits) when the case goes to a hall node.
+        #[serde(default)]
+        #[schema(value_type = Option<String>)]
+        to_node: Option<yizhan_sync::ids::NodeId>,
+    },
+    /// 签收: the receiving office takes a transferred case in.
+    SignFor {
+        #[serde(default)]
+        note: String,
+    },
+    /// 好差评, entered on the applicant's behalf (e.g. from a counter rating device).
+    Rate {
+        level: u8,
+        #[serde(default)]
+        comment: String,
+    },
+    /// 整改: the written response that closes a bad rating's rectification.
+    Rectify { response: String },
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -230,7 +250,7 @@ pub struct CompleteInput {
 }
 
 impl EventInput {
-    fn into_actions(self) -> Vec<NewAction> {
+    fn into_actions(self, rectify_days: u32) -> Vec<NewAction> {
         let one = |action| vec![NewAction::Do(action)];
         match self {
             EventInput::NotifyMissing { missing, note } => one(Action::NotifyMissing {
@@ -281,7 +301,22 @@ impl EventInput {
             }),
             EventInput::Complete { result, delivery } => one(Action::Complete { result, delivery }),
             EventInput::Withdraw { reason } => one(Action::Withdraw { reason }),
-            EventInput::Transfer { to, reason } => one(Action::Transfer { to, reason }),
+            EventInput::Transfer {
+                to,
+                reason,
+                to_node,
+            } => one(Action::Transfer {
+                to,
+                reason,
+                to_node,
+            }),
+            EventInput::SignFor { note } => one(Action::SignFor { note }),
+            EventInput::Rate { level, comment } => one(Action::Rate {
+                level,
+                comment,
+                rectify_days,
+            }),
+            EventInput::Rectify { response } => one(Action::Rectify { response }),
         }
     }
 }
@@ -319,7 +354,7 @@ pub async fn add_event(
         .store
         .act_on_case(
             id.clone(),
-            body.into_actions(),
+            body.into_actions(state.rectify_days),
             staff_of(&user),
             state.clock.now_ms(),
         )

@@ -87,6 +87,12 @@ impl From<StoreError> for ApiError {
                     ApiError::new(S::CONFLICT, "not_allowed", e.to_string())
                 }
                 CaseError::Conflicted => ApiError::new(S::CONFLICT, "case_conflict", e.to_string()),
+                CaseError::AlreadyRated
+                | CaseError::NothingToResolve
+                | CaseError::NothingToSignFor
+                | CaseError::NoOpenRectification => {
+                    ApiError::new(S::CONFLICT, "not_allowed", e.to_string())
+                }
                 CaseError::MaterialsMissing { .. } => {
                     ApiError::new(S::UNPROCESSABLE_ENTITY, "materials_missing", e.to_string())
                 }

@@ -58,6 +58,7 @@ async fn api(role: &str) -> Api {
         metrics: Default::default(),
         backup_dir: None,
         discovery: None,
+        rectify_days: 15,
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),

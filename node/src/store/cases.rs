@@ -230,6 +230,9 @@ impl Store {
                     },
                     NewAction::Do(action) => action,
                 };
+                if let Action::Resolve { void, .. } = &action {
+                    case::check_resolution(intake, &events, void)?;
+                }
                 case::validate(intake, &state, &action)?;
                 let event = Event {
                     at,

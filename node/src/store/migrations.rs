@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "clock_offset",
         include_str!("migrations/007_clock_offset.sql"),
     ),
+    (8, "follow_up", include_str!("migrations/008_follow_up.sql")),
 ];
 
 /// The schema version this build writes.

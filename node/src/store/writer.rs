@@ -290,16 +290,20 @@ pub(super) fn store_case_rows(
         "INSERT INTO {cases} (id, scope, impl_code, item_name, item_version, case_type, status, conflict,
             serial_no, applicant_name, applicant_id_masked, phone_tail, counter, staff, node, created_ms,
             created_on, accepted_on, committed_due, legal_due, yellow_on, red_on, breach_on,
-            clock_stopped_on, closed_on, calendar, calendar_covered, updated_hlc)
+            clock_stopped_on, closed_on, calendar, calendar_covered, updated_hlc,
+            holder, holder_node, signed_on, rating, rated_on, rectify_due, rectified_on)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
+            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, conflict = excluded.conflict,
             serial_no = excluded.serial_no, accepted_on = excluded.accepted_on,
             committed_due = excluded.committed_due, legal_due = excluded.legal_due,
             yellow_on = excluded.yellow_on, red_on = excluded.red_on, breach_on = excluded.breach_on,
             clock_stopped_on = excluded.clock_stopped_on, closed_on = excluded.closed_on,
             calendar = excluded.calendar, calendar_covered = excluded.calendar_covered,
-            updated_hlc = excluded.updated_hlc"
+            updated_hlc = excluded.updated_hlc, holder = excluded.holder,
+            holder_node = excluded.holder_node, signed_on = excluded.signed_on,
+            rating = excluded.rating, rated_on = excluded.rated_on,
+            rectify_due = excluded.rectify_due, rectified_on = excluded.rectified_on"
     ))?
     .execute(params![
         row.id,
@@ -330,11 +334,18 @@ pub(super) fn store_case_rows(
         row.calendar,
         row.calendar_covered,
         row.updated_hlc,
+        row.holder,
+        row.holder_node,
+        row.signed_on,
+        row.rating,
+        row.rated_on,
+        row.rectify_due,
+        row.rectified_on,
     ])?;
     let mut insert = conn.prepare_cached(&format!(
-        "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (case_id, event_id) DO UPDATE SET conflict = excluded.conflict"
+        "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json, voided)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (case_id, event_id) DO UPDATE SET conflict = excluded.conflict, voided = excluded.voided"
     ))?;
     for e in events {
         insert.execute(params![
@@ -346,7 +357,8 @@ pub(super) fn store_case_rows(
             e.staff,
             e.kind,
             e.conflict,
-            e.body_json
+            e.body_json,
+            e.voided
         ])?;
     }
     Ok(())

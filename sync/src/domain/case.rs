@@ -448,7 +448,35 @@ pub enum Action {
     /// 转办 (§5.5.4): the case is handed to another office to handle — a department, or
     /// a hall above the station. The status does not change and the time limits keep
     /// running; the case now lies with `to`.
-    Transfer { to: String, reason: String },
+    Transfer {
+        to: String,
+        reason: String,
+        /// The node of the hall the case went to, when it went to one: only that node
+        /// signs for it. `None` for a department without a node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_node: Option<NodeId>,
+    },
+    /// 签收: the office a case was transferred to confirms it has taken it in.
+    SignFor {
+        #[serde(default)]
+        note: String,
+    },
+    /// A lead's resolution of concurrent incompatible events: the events named in `void`
+    /// no longer count, with the reason on record. Syncs like any other event.
+    Resolve { void: Vec<String>, reason: String },
+    /// 好差评 (§8.7; 国办发〔2019〕51号): the applicant's rating, 5 = 非常满意 … 1 = 非常
+    /// 不满意. The two lowest levels are 差评 and open a rectification due
+    /// `rectify_days` working days later (the node's setting when the rating was given,
+    /// so every node derives the same deadline).
+    Rate {
+        level: u8,
+        #[serde(default)]
+        comment: String,
+        #[serde(default)]
+        rectify_days: u32,
+    },
+    /// 整改: the written response that closes the rectification a bad rating opened.
+    Rectify { response: String },
 }
 
 /// The kind of an [`Action`], without its contents.
@@ -466,10 +494,14 @@ pub enum ActionKind {
     Complete,
     Withdraw,
     Transfer,
+    SignFor,
+    Resolve,
+    Rate,
+    Rectify,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 11] = [
+    pub const ALL: [ActionKind; 15] = [
         ActionKind::NotifyMissing,
         ActionKind::Supplement,
         ActionKind::Accept,
@@ -481,6 +513,10 @@ impl ActionKind {
         ActionKind::Complete,
         ActionKind::Withdraw,
         ActionKind::Transfer,
+        ActionKind::SignFor,
+        ActionKind::Resolve,
+        ActionKind::Rate,
+        ActionKind::Rectify,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -496,6 +532,10 @@ impl ActionKind {
             ActionKind::Complete => "complete",
             ActionKind::Withdraw => "withdraw",
             ActionKind::Transfer => "transfer",
+            ActionKind::SignFor => "sign_for",
+            ActionKind::Resolve => "resolve",
+            ActionKind::Rate => "rate",
+            ActionKind::Rectify => "rectify",
         }
     }
 
@@ -518,6 +558,10 @@ impl Action {
             Action::Complete { .. } => ActionKind::Complete,
             Action::Withdraw { .. } => ActionKind::Withdraw,
             Action::Transfer { .. } => ActionKind::Transfer,
+            Action::SignFor { .. } => ActionKind::SignFor,
+            Action::Resolve { .. } => ActionKind::Resolve,
+            Action::Rate { .. } => ActionKind::Rate,
+            Action::Rectify { .. } => ActionKind::Rectify,
         }
     }
 }
@@ -614,7 +658,8 @@ impl Status {
         }
     }
 
-    /// Closed cases take no further transitions and carry no warning level.
+    /// Closed cases change status no more and carry no warning level; a completed case
+    /// can still be rated (and a bad rating rectified).
     pub fn is_closed(self) -> bool {
         matches!(
             self,
@@ -638,10 +683,16 @@ impl fmt::Display for Status {
 }
 
 /// The state machine: the status after `action` in `status`, or `None` if not allowed.
+///
+/// Signing for a transfer, rating, rectifying and resolving a conflict record something
+/// about the case without moving it; a resolution is possible in every status.
 pub fn transition(status: Status, action: ActionKind) -> Option<Status> {
     use ActionKind as A;
     use Status as S;
     match (status, action) {
+        (_, A::Resolve) => Some(status),
+        (S::Accepted | S::Suspended | S::Decided, A::SignFor) => Some(status),
+        (S::Completed, A::Rate | A::Rectify) => Some(S::Completed),
         (S::Submitted, A::NotifyMissing) => Some(S::AwaitingSupplement),
         (S::Submitted | S::AwaitingSupplement, A::Supplement) => Some(S::Submitted),
         (S::Submitted, A::Accept) => Some(S::Accepted),
@@ -667,6 +718,47 @@ pub struct Conflict {
     pub node: NodeId,
     /// The status the case had, in the merged order, when the event came.
     pub status_then: Status,
+    /// The event that brought the case into `status_then`: the other branch.
+    pub against: Option<String>,
+}
+
+/// Who signed for a transferred case, and when (签收).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedFor {
+    pub on: Date,
+    pub node: NodeId,
+    pub staff: String,
+}
+
+/// The applicant's rating (好差评).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rating {
+    pub level: u8,
+    pub comment: String,
+    pub on: Date,
+}
+
+impl Rating {
+    /// The two lowest of the five levels are 差评 (DOMAIN §8).
+    pub fn is_bad(level: u8) -> bool {
+        level <= 2
+    }
+}
+
+/// The rectification a bad rating opens (整改), due a number of working days later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rectification {
+    pub opened_on: Date,
+    pub days: u32,
+    pub closed_on: Option<Date>,
+    pub response: String,
+}
+
+impl Rectification {
+    /// The last day to close it: `days` working days after the rating, by the calendar.
+    pub fn due(&self, calendar: &Calendar) -> Date {
+        calendar.add_working_days(self.opened_on, self.days, &[])
+    }
 }
 
 /// A material still missing, with how much is asked and how much arrived.
@@ -698,6 +790,14 @@ pub struct CaseState {
     pub decision: Option<bool>,
     /// The office the case was last transferred to (转办), if any.
     pub holder: Option<String>,
+    /// The hall node the case was last transferred to, if it went to a node.
+    pub holder_node: Option<NodeId>,
+    /// Whether (and by whom) the last transfer was signed for.
+    pub signed_for: Option<SignedFor>,
+    pub rating: Option<Rating>,
+    pub rectification: Option<Rectification>,
+    /// Events a lead's resolution voided: kept in the record, without effect.
+    pub voided: Vec<String>,
     pub closed_on: Option<Date>,
     /// All materials received, at intake and in supplements.
     pub received: Vec<MaterialReceived>,
@@ -727,6 +827,23 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
     let mut ordered: Vec<&Event> = events.iter().collect();
     ordered.sort_by_key(|e| (e.at, e.node));
     ordered.dedup_by_key(|e| (e.at, e.node));
+    // A resolution voids the events it names wherever they fall; resolutions themselves
+    // cannot be voided, so the order in which they arrive does not matter.
+    let mut voided: Vec<String> = ordered
+        .iter()
+        .filter_map(|e| match &e.action {
+            Action::Resolve { void, .. } => Some(void.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|id| {
+            ordered
+                .iter()
+                .any(|e| e.id() == *id && e.action.kind() != ActionKind::Resolve)
+        })
+        .collect();
+    voided.sort();
+    voided.dedup();
 
     let mut state = CaseState {
         status: Status::Submitted,
@@ -739,6 +856,11 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         extension_days: 0,
         decision: None,
         holder: None,
+        holder_node: None,
+        signed_for: None,
+        rating: None,
+        rectification: None,
+        voided: Vec::new(),
         closed_on: None,
         received: Vec::new(),
         missing: Vec::new(),
@@ -748,6 +870,8 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
     add_received(&mut state.received, &intake.materials);
     // The longest duration of the running suspension's procedure, if it has one.
     let mut suspension_cap: Option<u32> = None;
+    // The last event that changed the status: what a conflicting event went against.
+    let mut last_move: Option<String> = None;
     let close_suspension = |state: &mut CaseState, cap: Option<u32>, end: Date| {
         if let Some(start) = state.suspended_since.take() {
             let end = end.max(start);
@@ -758,11 +882,20 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
     for event in ordered {
         state.last_event_at = Some(event.at);
         let kind = event.action.kind();
+        if kind == ActionKind::Resolve || voided.contains(&event.id()) {
+            continue;
+        }
         let allowed = transition(state.status, kind).filter(|_| match &event.action {
             // Concurrent extensions may not add up beyond what the law allows.
             Action::Extend { days, .. } => {
                 state.extension_days + days <= intake.item.legal_extension_days
             }
+            // One rating per case; a rectification closes once.
+            Action::Rate { .. } => state.rating.is_none(),
+            Action::Rectify { .. } => state
+                .rectification
+                .as_ref()
+                .is_some_and(|r| r.closed_on.is_none()),
             _ => true,
         });
         let Some(next) = allowed else {
@@ -771,9 +904,13 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                 action: kind,
                 node: event.node,
                 status_then: state.status,
+                against: last_move.clone(),
             });
             continue;
         };
+        if next != state.status {
+            last_move = Some(event.id());
+        }
         match &event.action {
             Action::Supplement { materials } => add_received(&mut state.received, materials),
             Action::Accept {
@@ -791,13 +928,53 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
             Action::Resume { .. } => close_suspension(&mut state, suspension_cap, event.date()),
             Action::Extend { days, .. } => state.extension_days += days,
             Action::Decide { approved, .. } => state.decision = Some(*approved),
-            Action::Transfer { to, .. } => state.holder = Some(to.clone()),
+            Action::Transfer { to, to_node, .. } => {
+                state.holder = Some(to.clone());
+                state.holder_node = *to_node;
+                state.signed_for = None;
+            }
+            Action::SignFor { .. } => {
+                // A second signature (two people at once) changes nothing.
+                if state.holder.is_some() && state.signed_for.is_none() {
+                    state.signed_for = Some(SignedFor {
+                        on: event.date(),
+                        node: event.node,
+                        staff: event.staff.clone(),
+                    });
+                }
+            }
+            Action::Rate {
+                level,
+                comment,
+                rectify_days,
+            } => {
+                state.rating = Some(Rating {
+                    level: *level,
+                    comment: comment.clone(),
+                    on: event.date(),
+                });
+                if Rating::is_bad(*level) {
+                    state.rectification = Some(Rectification {
+                        opened_on: event.date(),
+                        days: *rectify_days,
+                        closed_on: None,
+                        response: String::new(),
+                    });
+                }
+            }
+            Action::Rectify { response } => {
+                if let Some(r) = state.rectification.as_mut() {
+                    r.closed_on = Some(event.date());
+                    r.response = response.clone();
+                }
+            }
+            Action::Resolve { .. } => {}
             Action::NotifyMissing { .. }
             | Action::Refuse { .. }
             | Action::Complete { .. }
             | Action::Withdraw { .. } => {}
         }
-        if next.is_closed() {
+        if next.is_closed() && !state.status.is_closed() {
             state.closed_on = Some(event.date());
             close_suspension(&mut state, suspension_cap, event.date());
         }
@@ -814,7 +991,50 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         }
     }
     state.missing = shortfalls(&intake.item, &state.received);
+    state.voided = voided;
     state
+}
+
+/// Checks that a lead's resolution, added to `events`, leaves the case without conflicts:
+/// it must void one side of every conflict, and only events of this case.
+pub fn check_resolution(
+    intake: &Intake,
+    events: &[Event],
+    void: &[String],
+) -> Result<(), CaseError> {
+    let before = derive(intake, events);
+    if before.conflicts.is_empty() {
+        return Err(CaseError::NothingToResolve);
+    }
+    let sides: Vec<&str> = before
+        .conflicts
+        .iter()
+        .flat_map(|c| std::iter::once(c.event_id.as_str()).chain(c.against.as_deref()))
+        .collect();
+    if let Some(id) = void.iter().find(|id| !sides.contains(&id.as_str())) {
+        return Err(CaseError::NotASide {
+            event_id: id.clone(),
+        });
+    }
+    let mut with: Vec<Event> = events.to_vec();
+    let latest = events.iter().map(|e| e.at).max();
+    with.push(Event {
+        at: latest.map_or(Hlc::new(0, 0), |at| Hlc::new(at.unix_ms() + 1, 0)),
+        node: NodeId([0; 16]),
+        staff: String::new(),
+        counter: String::new(),
+        action: Action::Resolve {
+            void: void.to_vec(),
+            reason: String::new(),
+        },
+    });
+    let after = derive(intake, &with);
+    if !after.conflicts.is_empty() {
+        return Err(CaseError::ResolutionIncomplete {
+            left: after.conflicts.len(),
+        });
+    }
+    Ok(())
 }
 
 fn add_received(received: &mut Vec<MaterialReceived>, more: &[MaterialReceived]) {
@@ -882,6 +1102,22 @@ pub enum CaseError {
     },
     #[error("the case has a conflict between concurrent events; a lead must resolve it first")]
     Conflicted,
+    #[error("the case has no conflict to resolve")]
+    NothingToResolve,
+    #[error(
+        "event {event_id} is not one side of this case's conflicts; void the event you decide against"
+    )]
+    NotASide { event_id: String },
+    #[error("this resolution leaves {left} conflict(s) open; choose one side of every conflict")]
+    ResolutionIncomplete { left: usize },
+    #[error("the case was not transferred, or its transfer is already signed for")]
+    NothingToSignFor,
+    #[error("the rating must be one of the five levels, 1 (非常不满意) to 5 (非常满意)")]
+    BadRating,
+    #[error("this case has already been rated; a case is rated once (一事一评)")]
+    AlreadyRated,
+    #[error("the case has no open rectification")]
+    NoOpenRectification,
     #[error("{name:?} is not a special procedure of this item (it lists: {})", if .listed.is_empty() { "none".to_string() } else { .listed.join("、") })]
     UnknownProcedure { name: String, listed: Vec<String> },
     #[error("the time of {name:?} counts toward the limit, so it does not suspend the case")]
@@ -896,6 +1132,27 @@ pub enum CaseError {
 /// Checks an action a person wants to record, against the case as this node sees it.
 pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(), CaseError> {
     let kind = action.kind();
+    if let Action::Resolve { void, reason } = action {
+        if state.conflicts.is_empty() {
+            return Err(CaseError::NothingToResolve);
+        }
+        if void.is_empty() || void.len() > 64 || reason.trim().is_empty() {
+            return Err(CaseError::Invalid {
+                field: "reason",
+                why: "the side decided against and the reason for the decision",
+            });
+        }
+        if reason.chars().count() > 4000 {
+            return Err(CaseError::Invalid {
+                field: "text",
+                why: "texts of at most 4000 characters",
+            });
+        }
+        return Ok(());
+    }
+    if kind == ActionKind::Rate && state.rating.is_some() {
+        return Err(CaseError::AlreadyRated);
+    }
     if transition(state.status, kind).is_none() {
         return Err(CaseError::NotAllowed {
             action: kind,
@@ -1028,7 +1285,43 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
                 });
             }
         }
-        Action::Transfer { to, reason } => {
+        Action::SignFor { .. } => {
+            if state.holder.is_none() || state.signed_for.is_some() {
+                return Err(CaseError::NothingToSignFor);
+            }
+        }
+        Action::Rate {
+            level,
+            rectify_days,
+            ..
+        } => {
+            if !(1..=5).contains(level) {
+                return Err(CaseError::BadRating);
+            }
+            if Rating::is_bad(*level) && !(1..=120).contains(rectify_days) {
+                return Err(CaseError::Invalid {
+                    field: "rectify_days",
+                    why: "a rectification period of 1 to 120 working days",
+                });
+            }
+        }
+        Action::Rectify { response } => {
+            if state
+                .rectification
+                .as_ref()
+                .is_none_or(|r| r.closed_on.is_some())
+            {
+                return Err(CaseError::NoOpenRectification);
+            }
+            if !filled(response) {
+                return Err(CaseError::Invalid {
+                    field: "response",
+                    why: "the written response to the applicant's complaint (整改情况)",
+                });
+            }
+        }
+        Action::Resolve { .. } => {}
+        Action::Transfer { to, reason, .. } => {
             if !filled(to) || !filled(reason) {
                 return Err(CaseError::Invalid {
                     field: "to",
@@ -1058,9 +1351,12 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
         Action::Extend { reason, .. } | Action::Withdraw { reason } => {
             reason.chars().count() > 4000
         }
-        Action::Transfer { to, reason } => {
+        Action::Transfer { to, reason, .. } => {
             to.chars().count() > 200 || reason.chars().count() > 4000
         }
+        Action::SignFor { note } => note.chars().count() > 1000,
+        Action::Rate { comment, .. } => comment.chars().count() > 1000,
+        Action::Rectify { response } => response.chars().count() > 4000,
         Action::Complete { result, delivery } => {
             result.chars().count() > 4000 || delivery.chars().count() > 200
         }
@@ -1198,6 +1494,22 @@ mod tests {
             ActionKind::Transfer => Action::Transfer {
                 to: "福田区民政局".into(),
                 reason: "需区级部门审批".into(),
+                to_node: None,
+            },
+            ActionKind::SignFor => Action::SignFor {
+                note: String::new(),
+            },
+            ActionKind::Resolve => Action::Resolve {
+                void: vec!["x".into()],
+                reason: "组长裁定".into(),
+            },
+            ActionKind::Rate => Action::Rate {
+                level: 4,
+                comment: String::new(),
+                rectify_days: 15,
+            },
+            ActionKind::Rectify => Action::Rectify {
+                response: "已回访".into(),
             },
         }
     }
@@ -1225,14 +1537,24 @@ mod tests {
             (S::Suspended, A::Resume, S::Accepted),
             (S::Suspended, A::Withdraw, S::Withdrawn),
             (S::Decided, A::Complete, S::Completed),
+            (S::Accepted, A::SignFor, S::Accepted),
+            (S::Suspended, A::SignFor, S::Suspended),
+            (S::Decided, A::SignFor, S::Decided),
+            (S::Completed, A::Rate, S::Completed),
+            (S::Completed, A::Rectify, S::Completed),
         ];
         let mut checked = 0;
         for status in Status::ALL {
             for action in ActionKind::ALL {
-                let expected = allowed
-                    .iter()
-                    .find(|(s, a, _)| *s == status && *a == action)
-                    .map(|(_, _, next)| *next);
+                // A resolution is possible in every status and moves nothing.
+                let expected = if action == A::Resolve {
+                    Some(status)
+                } else {
+                    allowed
+                        .iter()
+                        .find(|(s, a, _)| *s == status && *a == action)
+                        .map(|(_, _, next)| *next)
+                };
                 assert_eq!(
                     transition(status, action),
                     expected,
@@ -1241,12 +1563,13 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 88);
+        assert_eq!(checked, 120);
+        // A closed case changes status no more.
         for status in [S::Completed, S::Refused, S::Withdrawn] {
             assert!(
                 ActionKind::ALL
                     .iter()
-                    .all(|a| transition(status, *a).is_none())
+                    .all(|a| transition(status, *a).is_none_or(|next| next == status))
             );
         }
     }
@@ -1257,11 +1580,31 @@ mod tests {
     fn validate_follows_the_state_machine_for_every_pair() {
         let intake = intake();
         for status in Status::ALL {
-            let state = CaseState {
-                status,
-                ..derive(&intake, &[])
-            };
             for kind in ActionKind::ALL {
+                // What the action itself needs besides the status.
+                let mut state = CaseState {
+                    status,
+                    ..derive(&intake, &[])
+                };
+                match kind {
+                    ActionKind::SignFor => state.holder = Some("福田区民政局".into()),
+                    ActionKind::Rectify => {
+                        state.rectification = Some(Rectification {
+                            opened_on: "2026-03-10".parse().unwrap(),
+                            days: 15,
+                            closed_on: None,
+                            response: String::new(),
+                        })
+                    }
+                    ActionKind::Resolve => state.conflicts.push(Conflict {
+                        event_id: "x".into(),
+                        action: ActionKind::Decide,
+                        node: HALL,
+                        status_then: status,
+                        against: None,
+                    }),
+                    _ => {}
+                }
                 let result = validate(&intake, &state, &sample_action(kind));
                 match transition(status, kind) {
                     Some(_) => assert_eq!(result, Ok(()), "{status:?} + {kind:?}"),
@@ -1348,6 +1691,7 @@ mod tests {
         let blank = Action::Transfer {
             to: " ".into(),
             reason: "需区级部门审批".into(),
+            to_node: None,
         };
         assert!(matches!(
             validate(&intake, &transferred, &blank),
@@ -1838,5 +2182,371 @@ mod tests {
         let back: Event = serde_json::from_str(&json).unwrap();
         assert_eq!(back, e);
         assert!(e.id().starts_with(&e.at.to_hex()));
+    }
+
+    fn accepted_on(date: &str) -> Event {
+        event(
+            STATION,
+            date,
+            10,
+            Action::Accept {
+                serial_no: serial(),
+                calendar: "cn".into(),
+            },
+        )
+    }
+
+    /// A suspension and an extension move both deadlines: the suspended days and the
+    /// extension's working days are added to the committed and to the legal limit alike.
+    #[test]
+    fn suspension_and_extension_move_both_deadlines() {
+        let intake = intake();
+        let cal = Calendar::china();
+        let base = [accepted_on("2026-03-02")];
+        let plain = derive(&intake, &base).deadlines(&intake, cal).unwrap();
+        // 20 wd from 03-02 → 03-30; 30 wd → 04-14 (04-06 is 清明).
+        assert_eq!(plain.committed_due, "2026-03-30".parse().unwrap());
+        assert_eq!(plain.legal_due, "2026-04-14".parse().unwrap());
+
+        let mut events = base.to_vec();
+        events.push(event(
+            HALL,
+            "2026-03-04",
+            10,
+            sample_action(ActionKind::Suspend),
+        ));
+        events.push(event(
+            HALL,
+            "2026-03-06",
+            10,
+            sample_action(ActionKind::Resume),
+        ));
+        let suspended = derive(&intake, &events).deadlines(&intake, cal).unwrap();
+        // 03-05 and 03-06 did not count: both deadlines move by two working days.
+        assert_eq!(suspended.committed_due, "2026-04-01".parse().unwrap());
+        assert_eq!(suspended.legal_due, "2026-04-16".parse().unwrap());
+
+        events.push(event(
+            HALL,
+            "2026-03-10",
+            10,
+            sample_action(ActionKind::Extend),
+        ));
+        let state = derive(&intake, &events);
+        assert_eq!(state.extension_days, 5);
+        let extended = state.deadlines(&intake, cal).unwrap();
+        // Five more working days each; 04-04..04-06 are 清明 holidays.
+        assert_eq!(extended.committed_due, "2026-04-09".parse().unwrap());
+        assert_eq!(extended.legal_due, "2026-04-23".parse().unwrap());
+        // Used and left, counted on the calendar without the suspended days.
+        assert_eq!(
+            cal.working_days_between(
+                "2026-03-02".parse().unwrap(),
+                "2026-03-13".parse().unwrap(),
+                &state.suspensions
+            ),
+            7
+        );
+        // The allowance is 15 days: 10 more are fine, 11 are not.
+        let more = |days| Action::Extend {
+            days,
+            reason: "情况复杂".into(),
+        };
+        assert_eq!(validate(&intake, &state, &more(10)), Ok(()));
+        assert_eq!(
+            validate(&intake, &state, &more(11)),
+            Err(CaseError::ExtensionTooLong {
+                requested: 11,
+                left: 10,
+                allowed: 15
+            })
+        );
+        // While suspended the clock is stopped: the dates are those of the day it stopped.
+        let open = derive(
+            &intake,
+            &[
+                accepted_on("2026-03-02"),
+                event(HALL, "2026-03-04", 10, sample_action(ActionKind::Suspend)),
+            ],
+        );
+        assert_eq!(open.status, Status::Suspended);
+        assert_eq!(open.suspended_since, Some("2026-03-04".parse().unwrap()));
+    }
+
+    fn completed() -> Vec<Event> {
+        vec![
+            accepted_on("2026-09-01"),
+            event(
+                STATION,
+                "2026-09-21",
+                10,
+                sample_action(ActionKind::Complete),
+            ),
+        ]
+    }
+
+    fn rate(level: u8, date: &str) -> Event {
+        event(
+            STATION,
+            date,
+            15,
+            Action::Rate {
+                level,
+                comment: String::new(),
+                rectify_days: 15,
+            },
+        )
+    }
+
+    #[test]
+    fn a_case_is_rated_once_and_only_after_completion() {
+        let intake = intake();
+        let good = Action::Rate {
+            level: 5,
+            comment: "很好".into(),
+            rectify_days: 15,
+        };
+        // Before completion: refused, naming the status.
+        let open = derive(&intake, &[accepted_on("2026-09-01")]);
+        assert_eq!(
+            validate(&intake, &open, &good),
+            Err(CaseError::NotAllowed {
+                action: ActionKind::Rate,
+                status: Status::Accepted
+            })
+        );
+        let done = derive(&intake, &completed());
+        assert_eq!(validate(&intake, &done, &good), Ok(()));
+        // Out of range levels are refused.
+        for level in [0, 6, 255] {
+            let bad = Action::Rate {
+                level,
+                comment: String::new(),
+                rectify_days: 15,
+            };
+            assert_eq!(validate(&intake, &done, &bad), Err(CaseError::BadRating));
+        }
+        // Once rated, a second rating is refused, whatever it says.
+        let mut events = completed();
+        events.push(rate(4, "2026-09-22"));
+        let rated = derive(&intake, &events);
+        assert_eq!(rated.rating.as_ref().map(|r| r.level), Some(4));
+        assert!(rated.rectification.is_none());
+        assert_eq!(rated.closed_on, Some("2026-09-21".parse().unwrap()));
+        assert_eq!(
+            validate(&intake, &rated, &good),
+            Err(CaseError::AlreadyRated)
+        );
+        // Two ratings that met in a merge: the first counts, the second is flagged.
+        events.push(rate(1, "2026-09-23"));
+        let merged = derive(&intake, &events);
+        assert_eq!(merged.rating.as_ref().map(|r| r.level), Some(4));
+        assert_eq!(merged.conflicts.len(), 1);
+        assert_eq!(merged.conflicts[0].action, ActionKind::Rate);
+    }
+
+    /// A bad rating on 09-22 opens a rectification of 15 working days. 中秋 (09-25..27)
+    /// and 国庆 (10-01..07) are off and 10-10 (Saturday) is a make-up working day, so it
+    /// is due 10-20, not 10-13 as weekends alone would give.
+    #[test]
+    fn the_rectification_deadline_counts_working_days_across_holidays() {
+        let intake = intake();
+        let cal = Calendar::china();
+        let mut events = completed();
+        events.push(rate(2, "2026-09-22"));
+        let state = derive(&intake, &events);
+        let r = state.rectification.clone().unwrap();
+        assert_eq!(r.opened_on, "2026-09-22".parse().unwrap());
+        assert_eq!(r.due(cal), "2026-10-20".parse().unwrap());
+        assert_eq!(cal.working_days_between(r.opened_on, r.due(cal), &[]), 15);
+        // Only a bad rating (the two lowest levels) opens one.
+        for (level, opens) in [(1, true), (2, true), (3, false), (4, false), (5, false)] {
+            let mut events = completed();
+            events.push(rate(level, "2026-09-22"));
+            assert_eq!(
+                derive(&intake, &events).rectification.is_some(),
+                opens,
+                "{level}"
+            );
+        }
+        // It closes with a written response, once.
+        let blank = Action::Rectify {
+            response: " ".into(),
+        };
+        assert!(matches!(
+            validate(&intake, &state, &blank),
+            Err(CaseError::Invalid {
+                field: "response",
+                ..
+            })
+        ));
+        events.push(event(
+            STATION,
+            "2026-10-12",
+            10,
+            Action::Rectify {
+                response: "已回访申请人并整改".into(),
+            },
+        ));
+        let closed = derive(&intake, &events);
+        let r = closed.rectification.unwrap();
+        assert_eq!(r.closed_on, Some("2026-10-12".parse().unwrap()));
+        assert_eq!(r.response, "已回访申请人并整改");
+        assert_eq!(
+            validate(
+                &intake,
+                &derive(&intake, &events),
+                &sample_action(ActionKind::Rectify)
+            ),
+            Err(CaseError::NoOpenRectification)
+        );
+        // No rectification without a bad rating.
+        assert_eq!(
+            validate(
+                &intake,
+                &derive(&intake, &completed()),
+                &sample_action(ActionKind::Rectify)
+            ),
+            Err(CaseError::NoOpenRectification)
+        );
+    }
+
+    #[test]
+    fn a_transfer_is_signed_for_once_and_a_new_transfer_needs_a_new_signature() {
+        let intake = intake();
+        let mut events = vec![accepted_on("2026-03-02")];
+        let state = derive(&intake, &events);
+        assert_eq!(
+            validate(&intake, &state, &sample_action(ActionKind::SignFor)),
+            Err(CaseError::NothingToSignFor)
+        );
+        events.push(event(
+            STATION,
+            "2026-03-03",
+            10,
+            Action::Transfer {
+                to: "园岭街道办事处".into(),
+                reason: "需街道审核".into(),
+                to_node: Some(HALL),
+            },
+        ));
+        let sent = derive(&intake, &events);
+        assert_eq!(sent.holder_node, Some(HALL));
+        assert!(sent.signed_for.is_none());
+        events.push(event(
+            HALL,
+            "2026-03-04",
+            9,
+            sample_action(ActionKind::SignFor),
+        ));
+        let signed = derive(&intake, &events);
+        assert_eq!(
+            signed.signed_for.as_ref().map(|s| (s.node, s.on)),
+            Some((HALL, "2026-03-04".parse().unwrap()))
+        );
+        assert_eq!(signed.status, Status::Accepted);
+        assert_eq!(
+            validate(&intake, &signed, &sample_action(ActionKind::SignFor)),
+            Err(CaseError::NothingToSignFor)
+        );
+        // A second signature from elsewhere (met in a merge) changes nothing.
+        events.push(event(
+            STATION,
+            "2026-03-04",
+            11,
+            sample_action(ActionKind::SignFor),
+        ));
+        assert_eq!(derive(&intake, &events).signed_for, signed.signed_for);
+        // Passed on again: the new office has to sign.
+        events.push(event(
+            HALL,
+            "2026-03-05",
+            9,
+            sample_action(ActionKind::Transfer),
+        ));
+        let again = derive(&intake, &events);
+        assert_eq!(again.holder.as_deref(), Some("福田区民政局"));
+        assert!(again.signed_for.is_none() && again.holder_node.is_none());
+    }
+
+    /// The station withdraws while the hall approves: a lead resolves it by voiding one
+    /// side; either choice leaves no conflict, and the voided event stays on record.
+    #[test]
+    fn a_lead_resolves_a_conflict_by_voiding_one_side() {
+        let intake = intake();
+        let accept = accepted_on("2026-03-02");
+        let approve = event(HALL, "2026-03-05", 10, sample_action(ActionKind::Decide));
+        let withdraw = event(
+            STATION,
+            "2026-03-05",
+            11,
+            sample_action(ActionKind::Withdraw),
+        );
+        let events = vec![accept.clone(), approve.clone(), withdraw.clone()];
+        let state = derive(&intake, &events);
+        assert_eq!(state.conflicts.len(), 1);
+        let c = &state.conflicts[0];
+        assert_eq!(c.event_id, withdraw.id());
+        assert_eq!(c.against.as_deref(), Some(approve.id().as_str()));
+
+        let resolve = |void: &Event, hour| {
+            event(
+                STATION,
+                "2026-03-06",
+                hour,
+                Action::Resolve {
+                    void: vec![void.id()],
+                    reason: "与申请人核实".into(),
+                },
+            )
+        };
+        // Keep the withdrawal: void the approval.
+        assert_eq!(check_resolution(&intake, &events, &[approve.id()]), Ok(()));
+        let mut kept_withdrawal = events.clone();
+        kept_withdrawal.push(resolve(&approve, 9));
+        let s = derive(&intake, &kept_withdrawal);
+        assert_eq!(s.status, Status::Withdrawn);
+        assert!(s.conflicts.is_empty());
+        assert_eq!(s.voided, vec![approve.id()]);
+        // Keep the approval: void the withdrawal.
+        let mut kept_approval = events.clone();
+        kept_approval.push(resolve(&withdraw, 9));
+        let s = derive(&intake, &kept_approval);
+        assert_eq!(s.status, Status::Decided);
+        assert!(s.conflicts.is_empty());
+        // Once resolved, there is nothing more to resolve, and the case moves on.
+        assert_eq!(
+            validate(&intake, &s, &sample_action(ActionKind::Resolve)),
+            Err(CaseError::NothingToResolve)
+        );
+        assert_eq!(
+            validate(&intake, &s, &sample_action(ActionKind::Complete)),
+            Ok(())
+        );
+        // Voiding the acceptance, or nothing of the conflict, is refused.
+        assert_eq!(
+            check_resolution(&intake, &events, &[accept.id()]),
+            Err(CaseError::NotASide {
+                event_id: accept.id()
+            })
+        );
+        assert_eq!(
+            check_resolution(&intake, &[accept.clone()], &[accept.id()]),
+            Err(CaseError::NothingToResolve)
+        );
+        // The order of arrival does not matter, and a resolution cannot be voided.
+        let mut reversed = kept_approval.clone();
+        reversed.reverse();
+        let r = resolve(&withdraw, 9);
+        reversed.push(event(
+            HALL,
+            "2026-03-07",
+            9,
+            Action::Resolve {
+                void: vec![r.id()],
+                reason: "x".into(),
+            },
+        ));
+        assert_eq!(derive(&intake, &reversed).status, Status::Decided);
     }
 }

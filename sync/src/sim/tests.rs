@@ -384,6 +384,22 @@ fn action(n: usize, peer: &Peer, case: &DocId) -> Action {
         case::ActionKind::Transfer => Action::Transfer {
             to: written("福田区民政局"),
             reason: written("需区级部门审批"),
+            to_node: None,
+        },
+        case::ActionKind::SignFor => Action::SignFor {
+            note: String::new(),
+        },
+        case::ActionKind::Resolve => Action::Resolve {
+            void: Vec::new(),
+            reason: written("组长裁定"),
+        },
+        case::ActionKind::Rate => Action::Rate {
+            level: 2,
+            comment: String::new(),
+            rectify_days: 15,
+        },
+        case::ActionKind::Rectify => Action::Rectify {
+            response: written("已回访整改"),
         },
         case::ActionKind::Refuse => Action::Refuse {
             reason: written("不符合条件"),
