@@ -60,6 +60,8 @@ pub struct AppState {
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).
     pub rectify_days: u32,
+    /// Rate limits and rating tickets of the applicants' status pages.
+    pub applicants: Arc<crate::web::follow::Applicants>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -204,6 +204,7 @@ impl OpenNode {
                 .then(|| PathBuf::from(&self.config.backup.dir)),
             discovery: None,
             rectify_days: self.config.service.rectify_days,
+            applicants: Default::default(),
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),

@@ -16,6 +16,7 @@
 mod accounts;
 mod cache;
 mod cases;
+mod follow_up;
 mod items;
 mod migrations;
 mod notices;
@@ -37,6 +38,7 @@ use yizhan_sync::ids::{NodeId, Origin};
 
 pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
 pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
+pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use notices::StoredNotice;

@@ -9,6 +9,7 @@
 //! other page needs a session ([`session`]); every form carries the session's CSRF token.
 
 pub mod cases;
+pub mod follow;
 pub mod i18n;
 pub mod session;
 
@@ -57,6 +58,12 @@ pub fn routes() -> Router<AppState> {
         .route("/notices/{number}/correct", post(cases::correct_notice))
         .route("/verify", get(cases::verify))
         .route("/worklist", get(cases::work_list))
+        .route("/transfers", get(follow::transfers))
+        .route(
+            "/status",
+            get(follow::status_form).post(follow::status_lookup),
+        )
+        .route("/status/rate", post(follow::rate))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/app.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))

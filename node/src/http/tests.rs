@@ -59,6 +59,7 @@ async fn api(role: &str) -> Api {
         backup_dir: None,
         discovery: None,
         rectify_days: 15,
+        applicants: Default::default(),
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),

@@ -109,6 +109,8 @@ pub struct EventView {
     pub action: Action,
     /// The event did not apply where it fell in the merged order.
     pub conflict: bool,
+    /// A lead's resolution voided it.
+    pub voided: bool,
 }
 
 /// Everything about one case.
@@ -122,6 +124,8 @@ pub struct CaseDetail {
     pub missing: Vec<Shortfall>,
     /// The office the case was last transferred to (转办), if any.
     pub holder: Option<String>,
+    /// Everything derived from the events: conflicts, suspensions, rating, transfer.
+    pub state: CaseState,
     pub calendar: Option<String>,
     pub calendar_covered: bool,
 }
@@ -359,13 +363,15 @@ fn read_detail(
         .iter()
         .map(|c| c.event_id.as_str())
         .collect();
-    let events = case_doc
-        .events
-        .iter()
+    let mut ordered: Vec<&Event> = case_doc.events.iter().collect();
+    ordered.sort_by_key(|e| (e.at, e.node));
+    let events = ordered
+        .into_iter()
         .map(|event| {
             let id = event.id();
             EventView {
                 conflict: conflicting.contains(&id.as_str()),
+                voided: state.voided.contains(&id),
                 id,
                 at_ms: event.at.unix_ms() as i64,
                 node: event.node.to_hex(),
@@ -380,6 +386,7 @@ fn read_detail(
         missing: state.missing.clone(),
         holder: state.holder.clone(),
         intake: case_doc.intake,
+        state,
         events,
         calendar,
         calendar_covered,

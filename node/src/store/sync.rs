@@ -90,7 +90,7 @@ fn scope_kind_doc(scope: &Scope) -> DocKind {
     }
 }
 
-fn origin_of(node: Vec<u8>, epoch: u32) -> Result<Origin, StoreError> {
+pub(super) fn origin_of(node: Vec<u8>, epoch: u32) -> Result<Origin, StoreError> {
     let node: [u8; 16] = node
         .try_into()
         .map_err(|_| StoreError::Internal("a stored origin is not 16 bytes".into()))?;

@@ -517,18 +517,14 @@ struct CasePage<'a> {
     /// Special procedures of the item that stop the clock (§7.3), for the suspend form.
     procedures: Vec<String>,
     errors: Vec<String>,
+    x: super::follow::CaseExtras,
+    received_at: String,
 }
 
 impl CasePage<'_> {
     fn notice_title(&self, n: &StoredNotice) -> String {
         self.t
             .get(&format!("notice.kind.{}", n.content.kind.as_str()))
-            .into_owned()
-    }
-
-    fn event_label(&self, e: &crate::store::EventView) -> String {
-        self.t
-            .get(&format!("event.{}", e.action.kind().as_str()))
             .into_owned()
     }
 }
@@ -554,6 +550,11 @@ async fn case_page(
     };
     let notices = match state.store.notices_of_case(d.summary.id.clone()).await {
         Ok(n) => n,
+        Err(e) => return store_failed(ctx, e),
+    };
+    let d_created_ms = d.summary.created_ms;
+    let x = match super::follow::case_extras(state, ctx.t, staff, &d).await {
+        Ok(x) => x,
         Err(e) => return store_failed(ctx, e),
     };
     let supplement = d
@@ -600,6 +601,8 @@ async fn case_page(
             can_follow_up,
             procedures,
             errors,
+            x,
+            received_at: super::follow::minute_cst(d_created_ms),
         },
     )
 }
@@ -711,9 +714,18 @@ pub async fn act(
         "withdraw" => Action::Withdraw {
             reason: text("reason"),
         },
-        _ => {
-            let errors = vec![ctx.t.get("case.error.unknown_action").into_owned()];
-            return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+        other => {
+            match super::follow::follow_up_action(&state, ctx.t, staff, other, &fields).await {
+                Some(Ok(action)) => action,
+                Some(Err((code, why))) => {
+                    return case_page(&state, &ctx, &id, code, vec![why]).await;
+                }
+                None => {
+                    let errors = vec![ctx.t.get("case.error.unknown_action").into_owned()];
+                    return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors)
+                        .await;
+                }
+            }
         }
     };
     let now = state.clock.now_ms();
@@ -1114,15 +1126,18 @@ pub enum View {
     Overdue,
     /// Past the legal limit.
     Breach,
+    /// Concurrent incompatible events waiting for a lead.
+    Conflicts,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Today,
         View::Awaiting,
         View::DueSoon,
         View::Overdue,
         View::Breach,
+        View::Conflicts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -1132,6 +1147,7 @@ impl View {
             View::DueSoon => "due_soon",
             View::Overdue => "overdue",
             View::Breach => "breach",
+            View::Conflicts => "conflicts",
         }
     }
 
@@ -1152,6 +1168,7 @@ struct WorkRow {
     level: String,
     level_class: &'static str,
     counter: String,
+    conflict: bool,
 }
 
 #[derive(Template)]
@@ -1221,6 +1238,7 @@ pub async fn work_list(
             filter.status = Some(Status::Accepted);
             filter.level = Some(WarningLevel::LegalBreach);
         }
+        View::Conflicts => filter.conflict_only = true,
     }
     let page = match state.store.list_cases(filter).await {
         Ok(page) => page,
@@ -1247,6 +1265,7 @@ pub async fn work_list(
                 level: level.into_owned(),
                 level_class,
                 counter: c.counter,
+                conflict: c.conflict,
                 id: c.id,
             }
         })

@@ -1,0 +1,904 @@
+//! Following a case up: what the case page shows beyond the intake (the timeline with
+//! reasons, both time limits in working days, where the case has got to on the way up,
+//! conflicts), the follow-up list of transferred cases (转办跟踪, §5.5.4), and the
+//! applicant's pages: status by serial number and phone digits, and the rating (好差评,
+//! §8.7) that may open a rectification.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use yizhan_sync::domain::calendar::{Calendar, Date, DateSpan};
+use yizhan_sync::domain::case::{Action, Rating, Status};
+use yizhan_sync::domain::serial::SerialNo;
+use yizhan_sync::ids::DocId;
+
+use super::{Chrome, Ctx, message, render, store_failed};
+use crate::http::AppState;
+use crate::store::{
+    CaseDetail, CaseSync, EventView, NewAction, Role, Staff, StoreError, TransferRow, Transfers,
+};
+use crate::web::i18n::Tr;
+use crate::web::session::{Session, random_token, same_secret};
+
+/// Leads (现场负责人) and admins resolve conflicts and close rectifications.
+pub(super) fn is_lead(session: &Session) -> bool {
+    matches!(session.role, Role::Lead | Role::Admin)
+}
+
+/// Day and minute in China Standard Time.
+pub(super) fn minute_cst(unix_ms: i64) -> String {
+    let date = Date::from_unix_ms_cst(unix_ms);
+    let minutes = (unix_ms + 8 * 3_600_000).rem_euclid(86_400_000) / 60_000;
+    format!("{date} {:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+// ---------------------------------------------------------------- the case page
+
+/// One event as the timeline shows it: what, when, who, where, and what was written.
+#[derive(Clone, Debug)]
+pub struct TimelineRow {
+    pub id: String,
+    pub time: String,
+    pub label: String,
+    pub staff: String,
+    pub node: String,
+    pub details: Vec<(String, String)>,
+    pub conflict: bool,
+    pub voided: bool,
+}
+
+/// One of the two time limits, in working days on the case's calendar.
+#[derive(Clone, Debug)]
+pub struct LimitRow {
+    /// `committed-due` or `legal-due`, the id of the due date's cell.
+    pub dom_id: &'static str,
+    pub label: String,
+    pub due: String,
+    pub used: u32,
+    pub left: u32,
+    /// Working days past the deadline (0 when not overdue).
+    pub overdue: u32,
+    /// Days left, or how far past the deadline, in words.
+    pub left_text: String,
+}
+
+/// A conflict: the event that could not apply, and the one it ran into.
+#[derive(Clone, Debug)]
+pub struct ConflictView {
+    pub event: TimelineRow,
+    pub against: Option<TimelineRow>,
+}
+
+/// The rectification a bad rating opened.
+#[derive(Clone, Debug)]
+pub struct RectView {
+    pub due: String,
+    pub overdue: bool,
+    pub closed_on: Option<String>,
+    pub response: String,
+}
+
+/// Everything the case page shows besides the intake and the forms it always had.
+#[derive(Clone, Debug)]
+pub struct CaseExtras {
+    pub timeline: Vec<TimelineRow>,
+    pub limits: Vec<LimitRow>,
+    pub level: Option<String>,
+    pub suspended_days: u32,
+    pub extension_days: u32,
+    pub clock_stopped_on: Option<String>,
+    pub sync: String,
+    pub decided_by: Option<String>,
+    pub origin: Option<String>,
+    pub conflicts: Vec<ConflictView>,
+    pub can_resolve: bool,
+    pub can_decide: bool,
+    pub can_transfer: bool,
+    pub transfer_targets: Vec<(String, String)>,
+    pub holder: Option<String>,
+    pub signed: Option<String>,
+    pub can_sign_for: bool,
+    pub rating: Option<String>,
+    pub rating_comment: String,
+    pub rectification: Option<RectView>,
+    pub can_rectify: bool,
+}
+
+/// Builds the case page's extras from the case and what the node knows around it.
+pub(super) async fn case_extras(
+    state: &AppState,
+    t: &'static Tr,
+    staff: &Session,
+    d: &CaseDetail,
+) -> Result<CaseExtras, StoreError> {
+    let names = state.store.node_names().await?;
+    let sync = state.store.case_sync(d.summary.id.clone()).await?;
+    let targets = state.store.transfer_targets().await?;
+    let own = state.node.node_id.as_str();
+    let name_of = |hex: &str| names.get(hex).cloned().unwrap_or_else(|| short(hex));
+    let rows: Vec<TimelineRow> = d
+        .events
+        .iter()
+        .map(|e| timeline_row(t, e, &name_of, &d.events))
+        .collect();
+    let conflicts = d
+        .state
+        .conflicts
+        .iter()
+        .filter_map(|c| {
+            let event = rows.iter().find(|r| r.id == c.event_id)?.clone();
+            let against = c
+                .against
+                .as_ref()
+                .and_then(|a| rows.iter().find(|r| &r.id == a))
+                .cloned();
+            Some(ConflictView { event, against })
+        })
+        .collect();
+    let today = state.today();
+    let calendar = Calendar::china();
+    let suspensions: &[DateSpan] = &d.state.suspensions;
+    let mut limits = Vec::new();
+    if let (Some(accepted), Some(_)) = (d.state.accepted_on, d.summary.committed_due.as_ref()) {
+        // While the clock is stopped, time used is counted up to the day it stopped.
+        let until = d
+            .state
+            .suspended_since
+            .map_or(today, |s| s.min(today))
+            .min(d.state.closed_on.unwrap_or(today));
+        for (key, dom_id, due) in [
+            (
+                "case.committed_due",
+                "committed-due",
+                &d.summary.committed_due,
+            ),
+            ("case.legal_due", "legal-due", &d.summary.legal_due),
+        ] {
+            let Some(due_text) = due else { continue };
+            let Ok(due) = due_text.parse::<Date>() else {
+                continue;
+            };
+            let left = calendar.working_days_between(until, due, suspensions);
+            let overdue = calendar.working_days_between(due, until, suspensions);
+            limits.push(LimitRow {
+                dom_id,
+                label: t.get(key).into_owned(),
+                due: due_text.clone(),
+                used: calendar.working_days_between(accepted, until.min(due), suspensions),
+                left,
+                overdue,
+                left_text: if overdue > 0 {
+                    t.with("follow.overdue_by", "n", &overdue.to_string())
+                } else {
+                    left.to_string()
+                },
+            });
+        }
+    }
+    let suspended_days = suspensions
+        .iter()
+        .map(|s| {
+            // Working days the clock stood still.
+            calendar.working_days_between(s.start.add_days(-1), s.end.add_days(-1), &[])
+        })
+        .sum();
+    let decided_by = d
+        .events
+        .iter()
+        .find(|e| matches!(e.action, Action::Decide { .. }) && !e.conflict && !e.voided)
+        .map(|e| name_of(&e.node));
+    let intake_node = d.intake.node.to_hex();
+    let origin = (intake_node != own).then(|| name_of(&intake_node));
+    let sync_text = sync_sentence(t, &sync);
+    let status = d.summary.status;
+    let holder_node = d.state.holder_node.map(|n| n.to_hex());
+    let rectification = d.state.rectification.as_ref().map(|r| {
+        let due = r.due(calendar);
+        RectView {
+            due: due.to_string(),
+            overdue: r.closed_on.is_none() && today > due,
+            closed_on: r.closed_on.map(|d| d.to_string()),
+            response: r.response.clone(),
+        }
+    });
+    Ok(CaseExtras {
+        timeline: rows,
+        limits,
+        level: d
+            .summary
+            .level
+            .map(|l| t.get(&format!("level.{}", l.as_str())).into_owned()),
+        suspended_days,
+        extension_days: d.state.extension_days,
+        clock_stopped_on: d.summary.clock_stopped_on.clone(),
+        sync: sync_text,
+        decided_by,
+        origin,
+        conflicts,
+        can_resolve: is_lead(staff) && !d.state.conflicts.is_empty(),
+        can_decide: status == Status::Accepted,
+        can_transfer: status == Status::Accepted,
+        transfer_targets: targets,
+        holder: d.state.holder.clone(),
+        signed: d.state.signed_for.as_ref().map(|s| {
+            t.get("follow.signed_by")
+                .replace("{who}", &s.staff)
+                .replace("{node}", &name_of(&s.node.to_hex()))
+                .replace("{date}", &s.on.to_string())
+        }),
+        can_sign_for: d.state.holder.is_some()
+            && d.state.signed_for.is_none()
+            && !status.is_closed()
+            && holder_node.as_deref().is_none_or(|n| n == own),
+        rating: d
+            .state
+            .rating
+            .as_ref()
+            .map(|r| t.get(&format!("rating.level.{}", r.level)).into_owned()),
+        rating_comment: d
+            .state
+            .rating
+            .as_ref()
+            .map_or(String::new(), |r| r.comment.clone()),
+        can_rectify: is_lead(staff)
+            && d.state
+                .rectification
+                .as_ref()
+                .is_some_and(|r| r.closed_on.is_none()),
+        rectification,
+    })
+}
+
+fn short(hex: &str) -> String {
+    hex.chars().take(8).collect()
+}
+
+fn sync_sentence(t: &Tr, sync: &CaseSync) -> String {
+    match &sync.parent {
+        None => t.get("follow.sync.no_parent").into_owned(),
+        Some(parent) if sync.reached_parent() => t
+            .get("follow.sync.reached")
+            .replace("{parent}", parent)
+            .replace("{when}", &sync.known_ms.map_or(String::new(), minute_cst)),
+        Some(parent) => t
+            .get("follow.sync.waiting")
+            .replace("{parent}", parent)
+            .replace("{n}", &(sync.changes - sync.at_parent).to_string()),
+    }
+}
+
+fn timeline_row(
+    t: &Tr,
+    e: &EventView,
+    name_of: &dyn Fn(&str) -> String,
+    all: &[EventView],
+) -> TimelineRow {
+    TimelineRow {
+        id: e.id.clone(),
+        time: minute_cst(e.at_ms),
+        label: t
+            .get(&format!("event.{}", e.action.kind().as_str()))
+            .into_owned(),
+        staff: e.staff.clone(),
+        node: name_of(&e.node),
+        details: details(t, &e.action, all),
+        conflict: e.conflict,
+        voided: e.voided,
+    }
+}
+
+/// What was written with an event, as (label, text) pairs.
+fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut put = |key: &str, value: String| {
+        if !value.trim().is_empty() {
+            out.push((t.get(key).into_owned(), value));
+        }
+    };
+    let materials = |list: &[yizhan_sync::domain::case::MaterialReceived]| {
+        list.iter()
+            .map(|m| {
+                t.get("follow.material_count")
+                    .replace("{name}", &m.name)
+                    .replace("{originals}", &m.originals.to_string())
+                    .replace("{copies}", &m.copies.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join("；")
+    };
+    match action {
+        Action::NotifyMissing { missing, note } => {
+            put(
+                "follow.field.missing",
+                missing
+                    .iter()
+                    .map(|m| format!("{}（{}）", m.name, m.reason))
+                    .collect::<Vec<_>>()
+                    .join("；"),
+            );
+            put("case.note", note.clone());
+        }
+        Action::Supplement { materials: list } => {
+            put("follow.field.materials", materials(list));
+        }
+        Action::Accept { serial_no, .. } => put("case.serial_no", serial_no.to_string()),
+        Action::Refuse {
+            reason,
+            basis,
+            remedies,
+            competent_authority,
+        } => {
+            put("follow.field.reason", reason.clone());
+            put("case.refuse_basis", basis.clone());
+            put("case.refuse_remedies", remedies.clone());
+            put(
+                "case.competent_authority",
+                competent_authority.clone().unwrap_or_default(),
+            );
+        }
+        Action::Suspend { procedure, reason } => {
+            put("case.procedure", procedure.clone());
+            put("follow.field.reason", reason.clone());
+        }
+        Action::Resume { note } => put("case.note", note.clone()),
+        Action::Extend { days, reason } => {
+            put("case.extend_days", days.to_string());
+            put("follow.field.reason", reason.clone());
+        }
+        Action::Decide {
+            approved,
+            reason,
+            basis,
+            remedies,
+        } => {
+            let key = if *approved {
+                "follow.decide.approved"
+            } else {
+                "follow.decide.denied"
+            };
+            put("follow.field.decision", t.get(key).into_owned());
+            put("follow.field.reason", reason.clone());
+            put("case.refuse_basis", basis.clone());
+            put("case.refuse_remedies", remedies.clone());
+        }
+        Action::Complete { result, delivery } => {
+            put("item.result", result.clone());
+            put("case.delivery", delivery.clone());
+        }
+        Action::Withdraw { reason } => put("follow.field.reason", reason.clone()),
+        Action::Transfer { to, reason, .. } => {
+            put("follow.field.to", to.clone());
+            put("follow.field.reason", reason.clone());
+        }
+        Action::SignFor { note } => put("case.note", note.clone()),
+        Action::Resolve { void, reason } => {
+            let voided = void
+                .iter()
+                .map(|id| match all.iter().find(|e| &e.id == id) {
+                    Some(e) => format!(
+                        "{} {}",
+                        t.get(&format!("event.{}", e.action.kind().as_str())),
+                        minute_cst(e.at_ms)
+                    ),
+                    None => id.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join("；");
+            put("follow.field.voided", voided);
+            put("follow.field.reason", reason.clone());
+        }
+        Action::Rate { level, comment, .. } => {
+            put(
+                "follow.field.rating",
+                t.get(&format!("rating.level.{level}")).into_owned(),
+            );
+            put("follow.field.comment", comment.clone());
+        }
+        Action::Rectify { response } => put("follow.field.response", response.clone()),
+    }
+    out
+}
+
+/// The action a follow-up form asks for, or the message saying what is wrong with it.
+/// `kind` values beyond the basic ones of `cases::act`.
+pub(super) async fn follow_up_action(
+    state: &AppState,
+    t: &Tr,
+    staff: &Session,
+    kind: &str,
+    fields: &[(String, String)],
+) -> Option<Result<Action, (StatusCode, String)>> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(String::new(), |(_, v)| v.trim().to_string())
+    };
+    let action = match kind {
+        "decide" => {
+            let approved = match field("approved").as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => {
+                    return Some(Err((
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        t.get("follow.error.decision").into_owned(),
+                    )));
+                }
+            };
+            Action::Decide {
+                approved,
+                reason: field("reason"),
+                basis: field("basis"),
+                remedies: field("remedies"),
+            }
+        }
+        "transfer" => {
+            let target = field("target");
+            let (to, to_node) = if let Some(hex) = target.strip_prefix("node:") {
+                let targets = match state.store.transfer_targets().await {
+                    Ok(targets) => targets,
+                    Err(e) => {
+                        return Some(Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+                    }
+                };
+                match targets.into_iter().find(|(id, _)| id == hex) {
+                    Some((id, name)) => (name, yizhan_sync::ids::NodeId::parse_hex(&id)),
+                    None => {
+                        return Some(Err((
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            t.get("follow.error.target").into_owned(),
+                        )));
+                    }
+                }
+            } else {
+                (field("dept"), None)
+            };
+            Action::Transfer {
+                to,
+                reason: field("reason"),
+                to_node,
+            }
+        }
+        "sign_for" => Action::SignFor {
+            note: field("note"),
+        },
+        "resolve" | "rectify" if !is_lead(staff) => {
+            return Some(Err((
+                StatusCode::FORBIDDEN,
+                t.get("follow.error.lead_only").into_owned(),
+            )));
+        }
+        "resolve" => {
+            // One choice per conflict: the value names the event decided against.
+            let void: Vec<String> = fields
+                .iter()
+                .filter(|(k, _)| k.starts_with("void_"))
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect();
+            if void.is_empty() {
+                return Some(Err((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    t.get("follow.error.choose_side").into_owned(),
+                )));
+            }
+            Action::Resolve {
+                void,
+                reason: field("reason"),
+            }
+        }
+        "rectify" => Action::Rectify {
+            response: field("response"),
+        },
+        _ => return None,
+    };
+    Some(Ok(action))
+}
+
+// ---------------------------------------------------------------- the follow-up list
+
+#[derive(Template)]
+#[template(path = "transfers.html")]
+struct TransfersPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    sent: Vec<TransferRow>,
+    received: Vec<TransferRow>,
+    names: HashMap<String, String>,
+}
+
+impl TransfersPage<'_> {
+    fn status(&self, s: &str) -> String {
+        self.t.get(&format!("status.{s}")).into_owned()
+    }
+
+    fn node_name(&self, row: &TransferRow) -> String {
+        match &row.holder_node {
+            Some(hex) => self.names.get(hex).cloned().unwrap_or_else(|| short(hex)),
+            None => String::new(),
+        }
+    }
+}
+
+/// `GET /transfers`: the cases sent on and whether the receiving end signed for them,
+/// and the cases sent here that wait to be signed for.
+pub async fn transfers(State(state): State<AppState>, ctx: Ctx) -> Response {
+    if ctx.session.is_none() {
+        return ctx.to_signin();
+    }
+    let own_node = state.node.node_id.clone();
+    let lists = async {
+        let sent = state
+            .store
+            .transfers(Transfers::Sent {
+                own_node: own_node.clone(),
+            })
+            .await?;
+        let received = state
+            .store
+            .transfers(Transfers::Received { own_node })
+            .await?;
+        let names = state.store.node_names().await?;
+        Ok::<_, StoreError>((sent, received, names))
+    };
+    match lists.await {
+        Ok((sent, received, names)) => render(
+            StatusCode::OK,
+            TransfersPage {
+                chrome: ctx.chrome(),
+                t: ctx.t,
+                sent,
+                received,
+                names,
+            },
+        ),
+        Err(e) => store_failed(&ctx, e),
+    }
+}
+
+// ---------------------------------------------------------------- the applicant's pages
+
+/// Lookups allowed per client address in [`WINDOW_MS`], found or not.
+pub const MAX_LOOKUPS: u32 = 20;
+/// Failed lookups allowed per client address, and per serial number, in [`WINDOW_MS`].
+/// Four phone digits have 10 000 values; five guesses per quarter hour per number make
+/// guessing them take weeks, while an applicant who mistypes twice is not stopped.
+pub const MAX_MISSES: u32 = 5;
+pub const WINDOW_MS: u64 = 15 * 60 * 1000;
+/// How long a rating form stays valid after the status was shown.
+const TICKET_MS: u64 = 30 * 60 * 1000;
+
+/// Counters and tickets of the applicants' pages, in memory (a restart forgets them).
+#[derive(Debug, Default)]
+pub struct Applicants {
+    windows: Mutex<HashMap<String, (u32, u64)>>,
+    tickets: Mutex<HashMap<String, (String, u64)>>,
+}
+
+impl Applicants {
+    /// Whether `key` has reached `limit` in the current window (without counting).
+    fn over(&self, key: &str, limit: u32, now_ms: u64) -> bool {
+        let map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .is_some_and(|(n, start)| now_ms.saturating_sub(*start) <= WINDOW_MS && *n >= limit)
+    }
+
+    /// Counts one against `key`.
+    fn count(&self, key: &str, now_ms: u64) {
+        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (_, start)| now_ms.saturating_sub(*start) <= WINDOW_MS);
+        }
+        let entry = map.entry(key.to_string()).or_insert((0, now_ms));
+        if now_ms.saturating_sub(entry.1) > WINDOW_MS {
+            *entry = (0, now_ms);
+        }
+        entry.0 += 1;
+    }
+
+    /// A one-use ticket for rating `case_id`.
+    fn ticket(&self, case_id: &str, now_ms: u64) -> String {
+        let token = random_token();
+        let mut map = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, until)| *until > now_ms);
+        }
+        map.insert(token.clone(), (case_id.to_string(), now_ms + TICKET_MS));
+        token
+    }
+
+    /// The case a ticket was issued for, using it up.
+    fn redeem(&self, token: &str, now_ms: u64) -> Option<String> {
+        let mut map = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        let key = map.keys().find(|k| same_secret(k, token))?.clone();
+        let (case_id, until) = map.remove(&key)?;
+        (until > now_ms).then_some(case_id)
+    }
+}
+
+/// What the applicant sees of a case: nothing personal beyond what they typed.
+#[derive(Clone, Debug)]
+pub struct PublicStatus {
+    pub serial_no: String,
+    pub item_name: String,
+    pub impl_code: String,
+    pub status: String,
+    pub accepted_on: Option<String>,
+    pub committed_due: Option<String>,
+    pub closed_on: Option<String>,
+    pub suspended: bool,
+    pub missing: Vec<String>,
+    pub rated: Option<String>,
+    /// The rating form's ticket, when the case can be rated now.
+    pub ticket: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "status_lookup.html")]
+struct StatusPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    serial: String,
+    error: Option<String>,
+    found: Option<PublicStatus>,
+}
+
+fn status_page(
+    ctx: &Ctx,
+    code: StatusCode,
+    serial: String,
+    error: Option<String>,
+    found: Option<PublicStatus>,
+) -> Response {
+    render(
+        code,
+        StatusPage {
+            chrome: ctx.chrome(),
+            t: ctx.t,
+            serial,
+            error,
+            found,
+        },
+    )
+}
+
+/// `GET /status`: the form.
+pub async fn status_form(ctx: Ctx) -> Response {
+    status_page(&ctx, StatusCode::OK, String::new(), None, None)
+}
+
+/// `POST /status`: the status of one case, for whoever knows its serial number and the
+/// last four digits of the applicant's phone. A miss says only that nothing matched.
+pub async fn status_lookup(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(String::new(), |(_, v)| v.trim().to_string())
+    };
+    let serial: String = get("serial")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
+    let digits = get("phone4");
+    let now = state.clock.now_ms();
+    let addr = format!(
+        "addr:{}",
+        ctx.client.map_or("unknown".to_string(), |a| a.to_string())
+    );
+    let by_serial = format!("serial:{serial}");
+    let wait = || {
+        status_page(
+            &ctx,
+            StatusCode::TOO_MANY_REQUESTS,
+            String::new(),
+            Some(ctx.t.get("applicant.too_many").into_owned()),
+            None,
+        )
+    };
+    if state.applicants.over(&addr, MAX_LOOKUPS, now)
+        || state
+            .applicants
+            .over(&format!("miss:{addr}"), MAX_MISSES, now)
+        || state.applicants.over(&by_serial, MAX_MISSES, now)
+    {
+        return wait();
+    }
+    state.applicants.count(&addr, now);
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return status_page(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serial,
+            Some(ctx.t.get("applicant.error.digits").into_owned()),
+            None,
+        );
+    }
+    let found = match SerialNo::parse(&serial) {
+        Ok(serial_no) => match state
+            .store
+            .get_case_by_serial(serial_no, state.today())
+            .await
+        {
+            Ok(d) if same_secret(&d.intake.applicant.phone().tail(), &digits) => Some(d),
+            Ok(_) | Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return store_failed(&ctx, e),
+        },
+        Err(_) => None,
+    };
+    let Some(d) = found else {
+        state.applicants.count(&format!("miss:{addr}"), now);
+        state.applicants.count(&by_serial, now);
+        return status_page(
+            &ctx,
+            StatusCode::NOT_FOUND,
+            serial,
+            Some(ctx.t.get("applicant.not_found").into_owned()),
+            None,
+        );
+    };
+    let view = public_status(&state, ctx.t, &d, now);
+    status_page(&ctx, StatusCode::OK, serial, None, Some(view))
+}
+
+fn public_status(state: &AppState, t: &Tr, d: &CaseDetail, now: u64) -> PublicStatus {
+    let can_rate = d.summary.status == Status::Completed
+        && d.state.rating.is_none()
+        && d.state.conflicts.is_empty();
+    PublicStatus {
+        serial_no: d.summary.serial_no.clone().unwrap_or_default(),
+        item_name: d.summary.item_name.clone(),
+        impl_code: d.summary.impl_code.clone(),
+        status: t
+            .get(&format!("status.{}", d.summary.status.as_str()))
+            .into_owned(),
+        accepted_on: d.summary.accepted_on.clone(),
+        committed_due: d.summary.committed_due.clone(),
+        closed_on: d.summary.closed_on.clone(),
+        suspended: d.summary.status == Status::Suspended,
+        missing: d.missing.iter().map(|m| m.name.clone()).collect(),
+        rated: d
+            .state
+            .rating
+            .as_ref()
+            .map(|r| t.get(&format!("rating.level.{}", r.level)).into_owned()),
+        ticket: can_rate.then(|| state.applicants.ticket(&d.summary.id, now)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "rated.html")]
+struct RatedPage<'a> {
+    chrome: Chrome<'a>,
+    t: &'static Tr,
+    bad: bool,
+}
+
+/// `POST /status/rate`: the applicant's rating, once per completed case, with the ticket
+/// the status page gave. No level is preselected and nothing steers the choice (GB/T
+/// 39734 §4.1).
+pub async fn rate(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(String::new(), |(_, v)| v.trim().to_string())
+    };
+    let now = state.clock.now_ms();
+    let level: Option<u8> = get("level").parse().ok().filter(|l| (1..=5).contains(l));
+    let Some(level) = level else {
+        return message(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "applicant.rate_title",
+            ctx.t.get("applicant.error.level").into_owned(),
+        );
+    };
+    let comment = get("comment");
+    if comment.chars().count() > 1000 {
+        return message(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "applicant.rate_title",
+            ctx.t.get("applicant.error.comment").into_owned(),
+        );
+    }
+    let Some(case_id) = state.applicants.redeem(&get("ticket"), now) else {
+        return message(
+            &ctx,
+            StatusCode::FORBIDDEN,
+            "applicant.rate_title",
+            ctx.t.get("applicant.error.ticket").into_owned(),
+        );
+    };
+    let Some(doc_id) = DocId::parse(&case_id) else {
+        return store_failed(&ctx, StoreError::NotFound { what: case_id });
+    };
+    let applicant = Staff {
+        username: "applicant".into(),
+        counter: String::new(),
+    };
+    let action = Action::Rate {
+        level,
+        comment,
+        rectify_days: state.rectify_days,
+    };
+    match state
+        .store
+        .act_on_case(doc_id, vec![NewAction::Do(action)], applicant, now)
+        .await
+    {
+        Ok(()) => {
+            state.sync_signal.notify_one();
+            render(
+                StatusCode::OK,
+                RatedPage {
+                    chrome: ctx.chrome(),
+                    t: ctx.t,
+                    bad: Rating::is_bad(level),
+                },
+            )
+        }
+        Err(StoreError::Case(_)) => message(
+            &ctx,
+            StatusCode::CONFLICT,
+            "applicant.rate_title",
+            ctx.t.get("applicant.error.rated").into_owned(),
+        ),
+        Err(e) => store_failed(&ctx, e),
+    }
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_windows_count_and_expire() {
+        let a = Applicants::default();
+        for _ in 0..MAX_MISSES {
+            assert!(!a.over("k", MAX_MISSES, 1_000));
+            a.count("k", 1_000);
+        }
+        assert!(a.over("k", MAX_MISSES, 1_000));
+        assert!(!a.over("other", MAX_MISSES, 1_000));
+        // A new window starts after WINDOW_MS.
+        assert!(!a.over("k", MAX_MISSES, 1_000 + WINDOW_MS + 1));
+    }
+
+    #[test]
+    fn tickets_are_used_once_and_expire() {
+        let a = Applicants::default();
+        let t = a.ticket("c-1", 0);
+        assert_eq!(a.redeem("nope", 1), None);
+        assert_eq!(a.redeem(&t, 1).as_deref(), Some("c-1"));
+        assert_eq!(a.redeem(&t, 2), None);
+        let late = a.ticket("c-2", 0);
+        assert_eq!(a.redeem(&late, TICKET_MS + 1), None);
+    }
+
+    #[test]
+    fn minutes_are_china_time() {
+        // 2026-03-01T16:30:00Z is 2026-03-02 00:30 in China.
+        let ms = (Date::from_ymd(2026, 3, 1).unwrap().days_since_epoch() as i64 * 86_400
+            + 16 * 3600
+            + 30 * 60)
+            * 1000;
+        assert_eq!(minute_cst(ms), "2026-03-02 00:30");
+    }
+}
