@@ -423,6 +423,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         sync: Default::default(),
         backup: Default::default(),
         discovery: Default::default(),
+        appointments: Default::default(),
     };
     node::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();

@@ -68,6 +68,7 @@ pub async fn run(
             sync: Default::default(),
             backup: Default::default(),
             discovery: Default::default(),
+            appointments: Default::default(),
         };
         node::create_data_dir(&dir, &config)?;
     }

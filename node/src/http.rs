@@ -58,6 +58,8 @@ pub struct AppState {
     pub backup_dir: Option<std::path::PathBuf>,
     /// LAN discovery, while it runs.
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
+    /// When applicants may book appointments; `None` when the station takes none.
+    pub appointments: Option<Arc<crate::appointments::Schedule>>,
 }
 
 impl std::fmt::Debug for AppState {

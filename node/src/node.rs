@@ -203,6 +203,12 @@ impl OpenNode {
             backup_dir: (!self.config.backup.dir.is_empty())
                 .then(|| PathBuf::from(&self.config.backup.dir)),
             discovery: None,
+            appointments: self
+                .config
+                .appointments
+                .enabled
+                .then(|| self.config.appointments.schedule().ok().map(Arc::new))
+                .flatten(),
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),
@@ -400,6 +406,7 @@ mod tests {
             sync: Default::default(),
             backup: Default::default(),
             discovery: Default::default(),
+            appointments: Default::default(),
         };
         create_data_dir(&dir, &config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -419,7 +426,8 @@ mod tests {
             let conn = rusqlite::Connection::open(dir.database()).unwrap();
             conn.execute_batch(
                 "DROP TRIGGER notices_are_immutable; DROP TABLE notices;
-                 ALTER TABLE peers DROP COLUMN clock_offset_ms; PRAGMA user_version = 5;",
+                 ALTER TABLE peers DROP COLUMN clock_offset_ms; DROP TABLE appointments;
+                 PRAGMA user_version = 5;",
             )
             .unwrap();
         }

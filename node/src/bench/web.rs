@@ -58,6 +58,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             sync: SyncSection::default(),
             backup: Default::default(),
             discovery: Default::default(),
+            appointments: Default::default(),
         },
     )?;
     let (_lock, node) = dir.open_exclusive()?;

@@ -58,6 +58,11 @@ async fn api(role: &str) -> Api {
         metrics: Default::default(),
         backup_dir: None,
         discovery: None,
+        appointments: Some(Arc::new(
+            crate::config::AppointmentsSection::default()
+                .schedule()
+                .unwrap(),
+        )),
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),

@@ -6,7 +6,8 @@
 //! restarts (counter workers sign in again; no write to the database per page view).
 //!
 //! The throttle counts failed sign-ins per account and per client address: after
-//! `MAX_FAILURES` within `WINDOW` the account (or the address) is locked for `LOCK`.
+//! `MAX_FAILURES` within `WINDOW` the account (or the address) is locked for `LOCK`. The
+//! same throttle limits how many appointments one client address books (`book:` keys).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -122,9 +123,16 @@ struct Failures {
 /// in from one counter PC or behind one router, so more than per account).
 pub const MAX_ADDRESS_FAILURES: u32 = 20;
 
+/// Appointments one client address may book within [`WINDOW_MS`] (keys `book:ADDR`):
+/// enough for a family or a helper at the station's own kiosk, too few to fill a day's
+/// slots from one machine. Every booking attempt counts, successful or not.
+pub const MAX_ADDRESS_BOOKINGS: u32 = 10;
+
 fn limit_of(key: &str) -> u32 {
     if key.starts_with("addr:") {
         MAX_ADDRESS_FAILURES
+    } else if key.starts_with("book:") {
+        MAX_ADDRESS_BOOKINGS
     } else {
         MAX_FAILURES
     }
