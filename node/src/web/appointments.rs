@@ -92,7 +92,8 @@ fn weekday(t: &Tr, day: Date) -> String {
         Weekday::Sat => "appointment.weekday.sat",
         Weekday::Sun => "appointment.weekday.sun",
     };
-    format!("{day}（{}）", t.get(key))
+    t.with("appointment.day_label", "day", &day.to_string())
+        .replace("{weekday}", &t.get(key))
 }
 
 fn status_label(t: &Tr, status: AppointmentStatus) -> String {
