@@ -1096,6 +1096,35 @@ async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
     assert!(!page.contains("13800138001"));
     let (status, _, _) = web(Method::GET, "/appointments/b/ZZZZZZZZ".into(), None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Cancelling takes the last four digits of the phone, and frees the place.
+    let cancel = format!("{}/cancel", codes[1]);
+    let (status, page, _) = web(
+        Method::POST,
+        cancel.clone(),
+        Some(cookie.clone()),
+        Some(format!("csrf={secret}&tail=0000")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("后四位不符"));
+    assert_eq!(api.store.content_digest().await.unwrap(), full);
+    let (status, page, _) = web(
+        Method::POST,
+        cancel.clone(),
+        Some(cookie.clone()),
+        Some(format!("csrf={secret}&tail=8002")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("预约已取消") && page.contains("已取消"));
+    let (status, _, _) = web(
+        Method::POST,
+        "/appointments/book".into(),
+        Some(cookie.clone()),
+        Some(form(&code, "2026-03-03T09:30", "13800138003")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the freed place is taken");
     // The counter's list needs a session.
     let (status, _, headers) = web(Method::GET, "/appointments".into(), None, None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);

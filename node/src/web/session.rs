@@ -403,6 +403,20 @@ mod tests {
     }
 
     #[test]
+    fn bookings_per_address_are_limited() {
+        let throttle = Throttle::default();
+        let keys = vec!["book:10.0.0.5".to_string()];
+        for _ in 0..MAX_ADDRESS_BOOKINGS {
+            assert!(throttle.begin(&keys, 0).is_ok());
+            throttle.end(&keys, None, 0);
+        }
+        assert_eq!(throttle.begin(&keys, 1), Err(LOCK_MS));
+        // Another address books on.
+        assert!(throttle.begin(&["book:10.0.0.6".to_string()], 1).is_ok());
+        assert!(throttle.begin(&keys, LOCK_MS).is_ok());
+    }
+
+    #[test]
     fn a_form_is_claimed_once() {
         let forms = FormOnce::default();
         assert_eq!(forms.claim("f1"), Claim::New);
