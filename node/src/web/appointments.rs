@@ -60,9 +60,10 @@ fn book_secret(headers: &HeaderMap) -> String {
         .unwrap_or_else(session::random_token)
 }
 
-fn with_book_cookie(mut response: Response, secret: &str) -> Response {
+fn with_book_cookie(mut response: Response, secret: &str, tls: bool) -> Response {
+    let secure = if tls { "; Secure" } else { "" };
     if let Ok(value) = HeaderValue::from_str(&format!(
-        "{BOOK_COOKIE}={secret}; Path=/appointments; HttpOnly; SameSite=Strict; Max-Age=7200"
+        "{BOOK_COOKIE}={secret}; Path=/appointments; HttpOnly; SameSite=Strict; Max-Age=7200{secure}"
     )) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -186,7 +187,7 @@ pub async fn book_form(
         },
     )
     .await;
-    with_book_cookie(response, &secret)
+    with_book_cookie(response, &secret, state.tls)
 }
 
 /// A published item of this node's catalog (the items this station accepts), or the
@@ -507,7 +508,7 @@ async fn booked_page(
         notice,
         a,
     };
-    with_book_cookie(render(status, page), &secret)
+    with_book_cookie(render(status, page), &secret, state.tls)
 }
 
 #[derive(Debug, serde::Deserialize)]
