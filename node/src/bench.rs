@@ -343,6 +343,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             backup: Default::default(),
             discovery: Default::default(),
             service: Default::default(),
+            appointments: Default::default(),
         };
         create_data_dir(&dir, &config)?;
         Ok(dir)

@@ -424,6 +424,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         backup: Default::default(),
         discovery: Default::default(),
         service: Default::default(),
+        appointments: Default::default(),
     };
     node::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();

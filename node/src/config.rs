@@ -31,6 +31,8 @@ pub struct Config {
     pub discovery: DiscoverySection,
     #[serde(default)]
     pub service: ServiceSection,
+    #[serde(default)]
+    pub appointments: AppointmentsSection,
 }
 
 /// Local rules of service the standard leaves to each city.
@@ -46,6 +48,146 @@ pub struct ServiceSection {
 impl Default for ServiceSection {
     fn default() -> Self {
         ServiceSection { rectify_days: 15 }
+    }
+}
+
+/// Appointments applicants book on the public pages (预约, SZDB/Z 176 §9.4). Defaults, so
+/// config files written before appointments existed still load.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppointmentsSection {
+    /// Offer the public booking pages.
+    pub enabled: bool,
+    /// Opening hours, `HH:MM` China Standard Time.
+    pub open: String,
+    pub close: String,
+    /// A break without slots, `HH:MM-HH:MM`; empty for none.
+    pub lunch: String,
+    /// Length of a slot in minutes.
+    pub slot_minutes: u16,
+    /// Counters taking appointments.
+    pub counters: u32,
+    /// Bookings each counter takes per slot.
+    pub per_counter: u32,
+    /// How many working days ahead one may book, today included when it is one.
+    pub days_ahead: u32,
+}
+
+impl Default for AppointmentsSection {
+    fn default() -> Self {
+        AppointmentsSection {
+            enabled: true,
+            open: "09:00".into(),
+            close: "18:00".into(),
+            lunch: "12:00-14:00".into(),
+            slot_minutes: 30,
+            counters: 2,
+            per_counter: 1,
+            days_ahead: 7,
+        }
+    }
+}
+
+impl AppointmentsSection {
+    /// The checked schedule, or what is wrong as `(key, message)`.
+    pub fn schedule(&self) -> Result<crate::appointments::Schedule, (&'static str, String)> {
+        use crate::appointments::{Minute, Schedule};
+        let time = |key: &'static str, text: &str| {
+            Minute::parse(text.trim()).ok_or_else(|| {
+                (
+                    key,
+                    format!(
+                        "appointments.{key} must be a time of day like \"09:00\", not {text:?}"
+                    ),
+                )
+            })
+        };
+        let open = time("open", &self.open)?;
+        let close = time("close", &self.close)?;
+        if open >= close {
+            return Err((
+                "close",
+                format!(
+                    "appointments.close ({}) must be later than appointments.open ({})",
+                    self.close, self.open
+                ),
+            ));
+        }
+        let lunch = match self.lunch.trim() {
+            "" => None,
+            text => {
+                let bad = || {
+                    (
+                        "lunch",
+                        format!(
+                            "appointments.lunch must be empty or a break like \"12:00-14:00\" within opening hours, not {text:?}"
+                        ),
+                    )
+                };
+                let (from, to) = text.split_once('-').ok_or_else(bad)?;
+                let (from, to) = (
+                    Minute::parse(from.trim()).ok_or_else(bad)?,
+                    Minute::parse(to.trim()).ok_or_else(bad)?,
+                );
+                if !(open < from && from < to && to < close) {
+                    return Err(bad());
+                }
+                Some((from, to))
+            }
+        };
+        if !(5..=240).contains(&self.slot_minutes) {
+            return Err((
+                "slot_minutes",
+                format!(
+                    "appointments.slot_minutes must be between 5 and 240, not {}",
+                    self.slot_minutes
+                ),
+            ));
+        }
+        // Every period of opening must split into whole slots, or its last slot would be
+        // cut short (or silently dropped).
+        let periods = match lunch {
+            None => vec![(open, close)],
+            Some((from, to)) => vec![(open, from), (to, close)],
+        };
+        if let Some((a, b)) = periods
+            .iter()
+            .find(|(a, b)| (b.minutes() - a.minutes()) % self.slot_minutes != 0)
+        {
+            return Err((
+                "slot_minutes",
+                format!(
+                    "appointments.slot_minutes ({}) must divide the opening period {a}-{b} into whole slots",
+                    self.slot_minutes
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("counters", self.counters),
+            ("per_counter", self.per_counter),
+            ("days_ahead", self.days_ahead),
+        ] {
+            if value == 0 {
+                return Err((key, format!("appointments.{key} must be at least 1")));
+            }
+        }
+        if self.days_ahead > 60 {
+            return Err((
+                "days_ahead",
+                format!(
+                    "appointments.days_ahead must be at most 60, not {}",
+                    self.days_ahead
+                ),
+            ));
+        }
+        Ok(Schedule {
+            open,
+            close,
+            lunch,
+            slot_minutes: self.slot_minutes,
+            capacity: self.counters.saturating_mul(self.per_counter),
+            days_ahead: self.days_ahead,
+        })
     }
 }
 
@@ -319,6 +461,29 @@ impl Config {
                 message: "node.name must not be empty; it is printed on receipts".into(),
             });
         }
+        if let Err((key, message)) = config.appointments.schedule() {
+            // The key's line within the [appointments] section.
+            let section = text
+                .lines()
+                .position(|l| l.trim() == "[appointments]")
+                .unwrap_or(0);
+            let line = text
+                .lines()
+                .enumerate()
+                .skip(section)
+                .find(|(_, l)| {
+                    l.trim_start()
+                        .strip_prefix(key)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                })
+                .map(|(i, _)| i + 1);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                column: None,
+                message,
+            });
+        }
         Ok(config)
     }
 
@@ -390,8 +555,33 @@ port = {discovery_port}
 [service]
 # Working days allowed to rectify after a bad rating (差评整改), 1 to 120.
 rectify_days = {rectify_days}
+
+[appointments]
+# Applicants book a time slot for an item on the public page /appointments/book; the
+# counter sees them on /appointments. Only working days of the calendar take bookings.
+enabled = {appt_enabled}
+# Opening hours (China Standard Time) and a break without slots ("" for none).
+open = {appt_open}
+close = {appt_close}
+lunch = {appt_lunch}
+# Minutes per slot; each opening period must split into whole slots.
+slot_minutes = {appt_slot}
+# Counters taking appointments, and bookings each takes per slot: a slot has
+# counters × per_counter places.
+counters = {appt_counters}
+per_counter = {appt_per_counter}
+# How many working days ahead one may book, today included.
+days_ahead = {appt_days}
 "#,
             rectify_days = self.service.rectify_days,
+            appt_enabled = self.appointments.enabled,
+            appt_open = toml_string(&self.appointments.open),
+            appt_close = toml_string(&self.appointments.close),
+            appt_lunch = toml_string(&self.appointments.lunch),
+            appt_slot = self.appointments.slot_minutes,
+            appt_counters = self.appointments.counters,
+            appt_per_counter = self.appointments.per_counter,
+            appt_days = self.appointments.days_ahead,
             interval = self.sync.interval_secs,
             batch_bytes = self.sync.batch_bytes,
             backup_dir = toml_string(&self.backup.dir),
@@ -456,6 +646,8 @@ mod tests {
             assert_eq!(config.node.role, role);
             assert_eq!(config.http.listen.to_string(), "0.0.0.0:8080");
             assert!(config.backup.dir.starts_with("/var/lib/yizhan"));
+            // Those without an [appointments] section get the defaults, which are valid.
+            assert!(config.appointments.schedule().is_ok());
         }
     }
 
@@ -474,6 +666,7 @@ mod tests {
             backup: Default::default(),
             discovery: Default::default(),
             service: Default::default(),
+            appointments: Default::default(),
         }
     }
 
@@ -523,6 +716,36 @@ mod tests {
                 "[node]\nrole = \"station\"\n".to_string(),
                 "yizhan.toml",
                 "missing field `division`",
+            ),
+            (
+                good.replace("close = \"18:00\"", "close = \"08:00\""),
+                "yizhan.toml:",
+                "appointments.close (08:00) must be later than appointments.open",
+            ),
+            (
+                good.replace("open = \"09:00\"", "open = \"9 am\""),
+                "yizhan.toml:",
+                "appointments.open must be a time of day",
+            ),
+            (
+                good.replace("slot_minutes = 30", "slot_minutes = 25"),
+                "yizhan.toml:",
+                "appointments.slot_minutes (25) must divide the opening period 09:00-12:00",
+            ),
+            (
+                good.replace("counters = 2", "counters = 0"),
+                "yizhan.toml:",
+                "appointments.counters must be at least 1",
+            ),
+            (
+                good.replace("lunch = \"12:00-14:00\"", "lunch = \"13:00-12:00\""),
+                "yizhan.toml:",
+                "appointments.lunch must be empty or a break",
+            ),
+            (
+                good.replace("days_ahead = 7", "days_ahead = 0"),
+                "yizhan.toml:",
+                "appointments.days_ahead must be at least 1",
             ),
         ];
         for (text, location, needle) in table {

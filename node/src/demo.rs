@@ -69,6 +69,7 @@ pub async fn run(
             backup: Default::default(),
             discovery: Default::default(),
             service: Default::default(),
+            appointments: Default::default(),
         };
         node::create_data_dir(&dir, &config)?;
     }

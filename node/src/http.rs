@@ -62,6 +62,8 @@ pub struct AppState {
     pub rectify_days: u32,
     /// Rate limits and rating tickets of the applicants' status pages.
     pub applicants: Arc<crate::web::follow::Applicants>,
+    /// When applicants may book appointments; `None` when the station takes none.
+    pub appointments: Option<Arc<crate::appointments::Schedule>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -6,10 +6,12 @@
 //! * [`node`] knows a data dir's files and serves a node; [`config`] and [`identity`] load
 //!   what it is.
 //! * [`store`] is the only module with SQL; [`http`] is the thin JSON edge over it.
+//! * [`appointments`] holds the rules of booking time slots (days, slots, codes).
 //! * [`accounts`] hashes passwords and tokens; [`clock`] is where "now" comes from.
 //! * [`demo`] and [`bench`] are the demo node and the benchmarks.
 
 pub mod accounts;
+pub mod appointments;
 pub mod backup;
 pub mod bench;
 pub mod cli;

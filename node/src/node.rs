@@ -205,6 +205,12 @@ impl OpenNode {
             discovery: None,
             rectify_days: self.config.service.rectify_days,
             applicants: Default::default(),
+            appointments: self
+                .config
+                .appointments
+                .enabled
+                .then(|| self.config.appointments.schedule().ok().map(Arc::new))
+                .flatten(),
             node: Arc::new(NodeInfo {
                 node_id: self.key.node_id().to_hex(),
                 role: self.config.node.role.as_str().into(),
@@ -403,6 +409,7 @@ mod tests {
             backup: Default::default(),
             discovery: Default::default(),
             service: Default::default(),
+            appointments: Default::default(),
         };
         create_data_dir(&dir, &config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -421,7 +428,8 @@ mod tests {
         {
             let conn = rusqlite::Connection::open(dir.database()).unwrap();
             conn.execute_batch(
-                "DROP INDEX cases_holder; DROP INDEX cases_rectify;
+                "DROP TABLE appointments;
+                 DROP INDEX cases_holder; DROP INDEX cases_rectify;
                  ALTER TABLE cases DROP COLUMN holder; ALTER TABLE cases DROP COLUMN holder_node;
                  ALTER TABLE cases DROP COLUMN signed_on; ALTER TABLE cases DROP COLUMN rating;
                  ALTER TABLE cases DROP COLUMN rated_on; ALTER TABLE cases DROP COLUMN rectify_due;

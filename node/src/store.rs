@@ -14,6 +14,7 @@
 //! nodes that accept the risk.
 
 mod accounts;
+mod appointments;
 mod cache;
 mod cases;
 mod follow_up;
@@ -37,6 +38,9 @@ use yizhan_sync::domain::serial::SerialError;
 use yizhan_sync::ids::{NodeId, Origin};
 
 pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
+pub use appointments::{
+    Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
+};
 pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};

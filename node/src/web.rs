@@ -5,9 +5,12 @@
 //! internet and no script runs. Handlers stay thin: read the request, call the store,
 //! fill a view model, render.
 //!
-//! Public: sign-in, the catalog and its guides, the printable notification sheet. Every
-//! other page needs a session ([`session`]); every form carries the session's CSRF token.
+//! Public: sign-in, the catalog and its guides, the printable notification sheet, and the
+//! appointment booking pages ([`appointments`], whose forms carry a cookie-bound token
+//! instead). Every other page needs a session ([`session`]); every form carries the
+//! session's CSRF token.
 
+pub mod appointments;
 pub mod cases;
 pub mod follow;
 pub mod i18n;
@@ -64,6 +67,13 @@ pub fn routes() -> Router<AppState> {
             get(follow::status_form).post(follow::status_lookup),
         )
         .route("/status/rate", post(follow::rate))
+        .route("/appointments", get(appointments::day_list))
+        .route(
+            "/appointments/book",
+            get(appointments::book_form).post(appointments::book),
+        )
+        .route("/appointments/b/{code}", get(appointments::booked))
+        .route("/appointments/b/{code}/cancel", post(appointments::cancel))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/app.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))

@@ -906,3 +906,80 @@ fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
     assert_eq!(status, 409);
     assert!(page.contains("form-errors"));
 }
+
+/// An applicant books a slot on the public page; the counter finds it on that day's list,
+/// starts the case from it in one step, and the appointment shows as arrived. The node
+/// runs on the real date, so the test books the first slot the page offers and opens
+/// the list on that day (today when today still has a slot).
+#[test]
+fn an_applicant_books_and_the_counter_starts_the_case_from_it() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let browser = Browser::start();
+
+    // The applicant, not signed in: the item, the first free slot, name and phone.
+    browser.goto(&node.url("/appointments/book"));
+    let items = browser.wait_texts("#bookable-items .book-item", |items| !items.is_empty());
+    assert!(items.iter().any(|i| i == "最低生活保障申请"), "{items:?}");
+    browser.goto(&node.url(&format!("/appointments/book?item={RELIEF}")));
+    browser.wait_text("#book-item-name", |t| t == "最低生活保障申请");
+    let first_day = browser.find(".day-label").text();
+    browser
+        .find("#book-form input[type=radio]:not([disabled])")
+        .click();
+    browser.find("#name").type_text("赵六");
+    browser.find("#phone").type_text("13912345678");
+    browser.screenshot("20-appointment-form");
+    browser.find("#book-submit").click();
+    let code = browser.wait_text("#booking-code", |t| t.len() == 8);
+    let day = browser.find("#booking-day").text();
+    assert_eq!(
+        day, first_day,
+        "the first slot offered is on the first day shown"
+    );
+    assert_eq!(browser.find("#booking-item").text(), "最低生活保障申请");
+    assert_eq!(browser.find("#booking-status").text(), "已预约");
+    assert!(
+        !browser.find_all("#booking-materials tbody tr").is_empty(),
+        "what to bring is listed"
+    );
+    browser.screenshot("21-appointment-booked");
+    let day = day.get(..10).unwrap().to_string();
+
+    // The counter: that day's list shows the booking, phone masked.
+    browser_sign_in(&browser, &node, "worker");
+    browser.find("#nav-appointments").click();
+    browser.wait_text("#list-day", |t| !t.is_empty());
+    browser.goto(&node.url(&format!("/appointments?day={day}")));
+    let names = browser.wait_texts("#appointments .appointment-name", |n| !n.is_empty());
+    assert_eq!(names, vec!["赵六".to_string()]);
+    let row = browser.find("#appointments tbody tr").text();
+    assert!(
+        row.contains("*******5678") && !row.contains("13912345678"),
+        "{row}"
+    );
+    assert!(row.contains("已预约"), "{row}");
+    browser.screenshot("22-appointment-list");
+
+    // 受理: the intake form opens with the item and the applicant; the counter adds the
+    // identity number and the materials, and the case is made from the appointment.
+    browser.find("#appointments .start-case").click();
+    browser.wait_text("#from-appointment", |t| !t.is_empty());
+    browser.find("#id_number").type_text("11010519491231002X");
+    for checkbox in browser.find_all("#materials-form input[type=checkbox]") {
+        checkbox.click();
+    }
+    browser.screenshot("23-case-from-appointment");
+    browser.find("#case-submit").click();
+    browser.wait_text("#case-status", |t| t == "办理中");
+    assert_eq!(browser.find("#case-appointment").text(), code);
+    let case_url = browser.current_url();
+
+    // The appointment is arrived, with a link to its case.
+    browser.goto(&node.url(&format!("/appointments?day={day}")));
+    browser.wait_text("#appointments .appointment-status", |t| t == "已到场受理");
+    browser.find("#appointments .case-link").click();
+    browser.wait_text("#case-status", |t| t == "办理中");
+    assert_eq!(browser.current_url(), case_url);
+    browser.screenshot("24-appointment-arrived");
+}

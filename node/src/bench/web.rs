@@ -59,6 +59,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             backup: Default::default(),
             discovery: Default::default(),
             service: Default::default(),
+            appointments: Default::default(),
         },
     )?;
     let (_lock, node) = dir.open_exclusive()?;

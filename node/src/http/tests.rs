@@ -60,6 +60,11 @@ async fn api(role: &str) -> Api {
         discovery: None,
         rectify_days: 15,
         applicants: Default::default(),
+        appointments: Some(Arc::new(
+            crate::config::AppointmentsSection::default()
+                .schedule()
+                .unwrap(),
+        )),
         node: Arc::new(NodeInfo {
             node_id: "07070707070707070707070707070707".into(),
             role: role.into(),
@@ -900,4 +905,235 @@ async fn sync_requests_must_be_signed_by_a_known_node() {
             String::from_utf8_lossy(&bytes)
         );
     }
+}
+
+/// The public booking form, driven in-process: every kind of bad input gets a 4xx page
+/// that says what is wrong, and changes nothing in the store. The clock is fixed at
+/// Monday 2026-03-02 10:00 China time; the schedule is the default one (09:00–18:00, lunch
+/// 12:00–14:00, 30-minute slots, 2 places, 7 working days).
+#[tokio::test]
+async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
+    let api = api("station").await;
+    let relief = demo_catalog()
+        .into_iter()
+        .find(|i| i.name == "最低生活保障申请")
+        .unwrap();
+    let code = relief.impl_code.to_string();
+    let web = |method: Method, uri: String, cookie: Option<String>, form: Option<String>| {
+        let state = api.state.clone();
+        async move {
+            let mut request = Request::builder().method(method).uri(uri);
+            if let Some(cookie) = cookie {
+                request = request.header(header::COOKIE, cookie);
+            }
+            if form.is_some() {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            }
+            let response = router(state, 64 * 1024)
+                .oneshot(
+                    request
+                        .body(form.map_or_else(HttpBody::empty, HttpBody::from))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).to_string(), headers)
+        }
+    };
+    let (status, page, headers) = web(
+        Method::GET,
+        format!("/appointments/book?item={code}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Today's slots before 10:00 are gone; 10:00 itself has started too.
+    assert!(!page.contains("2026-03-02T09:30") && !page.contains("2026-03-02T10:00"));
+    assert!(page.contains("2026-03-02T10:30") && page.contains("2026-03-10T17:30"));
+    assert!(!page.contains("2026-03-07T") && !page.contains("2026-03-11T"));
+    assert!(
+        !page.contains("2026-03-03T12:30"),
+        "no slot in the lunch break"
+    );
+    let cookie = headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let secret = cookie.split_once('=').unwrap().1.to_string();
+    let form = |item: &str, slot: &str, phone: &str| {
+        format!(
+            "csrf={secret}&item={item}&slot={}&name=%E6%9D%8E%E5%9B%9B&phone={phone}",
+            slot.replace(':', "%3A")
+        )
+    };
+    let before = api.store.content_digest().await.unwrap();
+    for (body, cookie, status, says) in [
+        (
+            form(&code, "2026-03-02T09:30", "13800138000"),
+            Some(cookie.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "已经开始或已过去",
+        ),
+        (
+            form(&code, "2026-03-07T09:30", "13800138000"),
+            Some(cookie.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "法定节假日",
+        ),
+        (
+            form(&code, "2026-03-20T09:30", "13800138000"),
+            Some(cookie.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "超出可预约的范围",
+        ),
+        (
+            form(&code, "2026-03-03T12:30", "13800138000"),
+            Some(cookie.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "没有这个时段",
+        ),
+        (
+            form(&code, "", "13800138000"),
+            Some(cookie.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "请选择一个预约时段",
+        ),
+        (
+            form(&code, "2026-03-03T09:30", "12ab"),
+            Some(cookie.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "手机号码格式不正确",
+        ),
+        (
+            form(
+                "11440399990000017K4000599309999",
+                "2026-03-03T09:30",
+                "13800138000",
+            ),
+            Some(cookie.clone()),
+            StatusCode::NOT_FOUND,
+            "不存在或已停止受理",
+        ),
+        // Without the cookie's secret (another site's form): refused.
+        (
+            form(&code, "2026-03-03T09:30", "13800138000"),
+            None,
+            StatusCode::FORBIDDEN,
+            "页面已过期",
+        ),
+    ] {
+        let (got, page, _) = web(
+            Method::POST,
+            "/appointments/book".into(),
+            cookie,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(got, status, "{body}");
+        assert!(page.contains(says), "{body}: {page}");
+        assert_eq!(api.store.content_digest().await.unwrap(), before, "{body}");
+    }
+    // Two places in a slot: the third booking is told it is full.
+    let mut codes = Vec::new();
+    for phone in ["13800138001", "13800138002"] {
+        let (status, _, headers) = web(
+            Method::POST,
+            "/appointments/book".into(),
+            Some(cookie.clone()),
+            Some(form(&code, "2026-03-03T09:30", phone)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        codes.push(headers[header::LOCATION].to_str().unwrap().to_string());
+    }
+    let full = api.store.content_digest().await.unwrap();
+    let (status, page, _) = web(
+        Method::POST,
+        "/appointments/book".into(),
+        Some(cookie.clone()),
+        Some(form(&code, "2026-03-03T09:30", "13800138003")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("已约满"));
+    assert_eq!(api.store.content_digest().await.unwrap(), full);
+    // The same phone again that day for the item: refused.
+    let (status, page, _) = web(
+        Method::POST,
+        "/appointments/book".into(),
+        Some(cookie.clone()),
+        Some(form(&code, "2026-03-03T15:00", "13800138001")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("不能重复预约"));
+    assert_eq!(api.store.content_digest().await.unwrap(), full);
+    // The form shows the full slot as such.
+    let (_, page, _) = web(
+        Method::GET,
+        format!("/appointments/book?item={code}"),
+        Some(cookie.clone()),
+        None,
+    )
+    .await;
+    assert!(
+        page.contains("value=\"2026-03-03T09:30\" disabled"),
+        "{page}"
+    );
+    // The confirmation: code, day, time, item and what to bring; no phone.
+    let (status, page, _) = web(Method::GET, codes[0].clone(), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let booking_code = codes[0].rsplit('/').next().unwrap();
+    assert!(
+        page.contains(booking_code) && page.contains("2026-03-03") && page.contains("09:30–10:00")
+    );
+    assert!(page.contains(&relief.name) && page.contains(&relief.materials[0].name));
+    assert!(!page.contains("13800138001"));
+    let (status, _, _) = web(Method::GET, "/appointments/b/ZZZZZZZZ".into(), None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Cancelling takes the last four digits of the phone, and frees the place.
+    let cancel = format!("{}/cancel", codes[1]);
+    let (status, page, _) = web(
+        Method::POST,
+        cancel.clone(),
+        Some(cookie.clone()),
+        Some(format!("csrf={secret}&tail=0000")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("后四位不符"));
+    assert_eq!(api.store.content_digest().await.unwrap(), full);
+    let (status, page, _) = web(
+        Method::POST,
+        cancel.clone(),
+        Some(cookie.clone()),
+        Some(format!("csrf={secret}&tail=8002")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("预约已取消") && page.contains("已取消"));
+    let (status, _, _) = web(
+        Method::POST,
+        "/appointments/book".into(),
+        Some(cookie.clone()),
+        Some(form(&code, "2026-03-03T09:30", "13800138003")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the freed place is taken");
+    // The counter's list needs a session.
+    let (status, _, headers) = web(Method::GET, "/appointments".into(), None, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/signin")
+    );
 }

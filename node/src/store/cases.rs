@@ -174,31 +174,8 @@ impl Store {
         staff: Staff,
         now_ms: u64,
     ) -> Result<DocId, StoreError> {
-        self.write(move |ctx| {
-            let item = ctx.item(&item_key)?;
-            let submitted_at = ctx.tick(now_ms)?;
-            let intake = Intake::new(
-                &item,
-                new,
-                &staff.username,
-                ctx.origin.node,
-                ctx.division.clone(),
-                submitted_at,
-            )?;
-            let scope = Scope::cases(&ctx.division);
-            let origin = ctx.origin;
-            let (id, document) = doc::new_case(&origin, &scope, &intake)
-                .map_err(|e| StoreError::Internal(e.to_string()))?;
-            ctx.insert_doc(id.clone(), document);
-            let case_doc = doc::CaseDoc {
-                scope,
-                intake,
-                events: Vec::new(),
-            };
-            finish_case_write(ctx, &id, &case_doc, now_ms)?;
-            Ok(id)
-        })
-        .await
+        self.write(move |ctx| create_case_in(ctx, &item_key, new, &staff, now_ms))
+            .await
     }
 
     /// Records one or more actions on a case, in order, as one change. Each is checked
@@ -288,6 +265,39 @@ impl Store {
 
 /// Saves the changed case document, logs the change and refreshes its rows from
 /// `case_doc`, the document's contents after the change.
+/// Creates a case inside a write (shared with starting a case from an appointment, which
+/// must happen in the same transaction).
+pub(super) fn create_case_in(
+    ctx: &mut WriteCtx,
+    item_key: &str,
+    new: NewCase,
+    staff: &Staff,
+    now_ms: u64,
+) -> Result<DocId, StoreError> {
+    let item = ctx.item(item_key)?;
+    let submitted_at = ctx.tick(now_ms)?;
+    let intake = Intake::new(
+        &item,
+        new,
+        &staff.username,
+        ctx.origin.node,
+        ctx.division.clone(),
+        submitted_at,
+    )?;
+    let scope = Scope::cases(&ctx.division);
+    let origin = ctx.origin;
+    let (id, document) =
+        doc::new_case(&origin, &scope, &intake).map_err(|e| StoreError::Internal(e.to_string()))?;
+    ctx.insert_doc(id.clone(), document);
+    let case_doc = doc::CaseDoc {
+        scope,
+        intake,
+        events: Vec::new(),
+    };
+    finish_case_write(ctx, &id, &case_doc, now_ms)?;
+    Ok(id)
+}
+
 fn finish_case_write(
     ctx: &mut WriteCtx,
     id: &DocId,

@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/007_clock_offset.sql"),
     ),
     (8, "follow_up", include_str!("migrations/008_follow_up.sql")),
+    (
+        9,
+        "appointments",
+        include_str!("migrations/009_appointments.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

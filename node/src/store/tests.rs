@@ -854,3 +854,185 @@ async fn notices_are_numbered_in_sequence_sealed_and_never_changed() {
     );
     assert!(changed.unwrap_err().to_string().contains("never changed"));
 }
+
+// ---------------------------------------------------------------- appointments
+
+fn booking(item: &Item, day: &str, start: &str, phone: &str) -> NewAppointment {
+    NewAppointment {
+        impl_code: item.impl_code.to_string(),
+        item_name: item.name.clone(),
+        slot: crate::appointments::Slot {
+            day: day.parse().unwrap(),
+            start: crate::appointments::Minute::parse(start).unwrap(),
+        },
+        name: "李四".into(),
+        phone: Phone::parse(phone).unwrap(),
+    }
+}
+
+/// Many bookings for one slot at once: exactly `capacity` succeed, the rest are told the
+/// slot is full, and the store holds exactly `capacity` of them.
+#[tokio::test]
+async fn concurrent_bookings_never_overbook_a_slot() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let relief = item("最低生活保障申请");
+    let capacity = 3;
+    let attempts = (0..40).map(|n| {
+        let store = store.clone();
+        let new = booking(&relief, "2026-03-03", "09:30", &format!("138{n:08}"));
+        tokio::spawn(async move {
+            store
+                .book_appointment(new, capacity, at("2026-03-02"))
+                .await
+        })
+    });
+    let mut booked = Vec::new();
+    let mut full = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap().unwrap() {
+            Ok(a) => booked.push(a),
+            Err(BookingRefused::Full) => full += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((booked.len(), full), (3, 37));
+    let codes: HashSet<_> = booked.iter().map(|a| a.code.clone()).collect();
+    assert_eq!(codes.len(), 3, "codes are unique");
+    let day: Date = "2026-03-03".parse().unwrap();
+    assert_eq!(store.appointments_on(day).await.unwrap().len(), 3);
+    let taken = store.appointments_taken(day, day).await.unwrap();
+    assert_eq!(taken.values().copied().collect::<Vec<_>>(), vec![3]);
+    // Another slot of the same day still has every place.
+    let other = booking(&relief, "2026-03-03", "10:00", "13900000000");
+    assert!(
+        store
+            .book_appointment(other, capacity, 0)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_phone_holds_one_booking_per_day_and_item_until_it_cancels() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let relief = item("最低生活保障申请");
+    let other_item = demo_catalog()
+        .into_iter()
+        .find(|i| i.impl_code != relief.impl_code)
+        .unwrap();
+    let first = store
+        .book_appointment(booking(&relief, "2026-03-03", "09:00", "13800138000"), 2, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let before = store.content_digest().await.unwrap();
+    // The same number typed with spaces is the same phone, even for another slot.
+    let again = booking(&relief, "2026-03-03", "15:00", "138 0013 8000");
+    assert_eq!(
+        store.book_appointment(again.clone(), 2, 0).await.unwrap(),
+        Err(BookingRefused::PhoneHasOne)
+    );
+    assert_eq!(
+        store.content_digest().await.unwrap(),
+        before,
+        "nothing stored"
+    );
+    // Another day or another item is fine.
+    for new in [
+        booking(&relief, "2026-03-04", "09:00", "13800138000"),
+        booking(&other_item, "2026-03-03", "09:00", "13800138000"),
+    ] {
+        assert!(store.book_appointment(new, 2, 0).await.unwrap().is_ok());
+    }
+    // Cancelling needs the last four digits; then the phone may book that day again and
+    // the place is free.
+    assert_eq!(
+        store
+            .cancel_appointment(first.code.clone(), "0000".into(), 1)
+            .await
+            .unwrap(),
+        Err(CancelRefused::NotFound)
+    );
+    assert_eq!(
+        store
+            .cancel_appointment(first.code.clone(), "8000".into(), 1)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        store
+            .cancel_appointment(first.code.clone(), "8000".into(), 2)
+            .await
+            .unwrap(),
+        Err(CancelRefused::NotBooked)
+    );
+    let found = store
+        .appointment_by_code(first.code)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.status, AppointmentStatus::Cancelled);
+    assert!(store.book_appointment(again, 2, 0).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn an_appointment_becomes_one_case() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let relief = item("最低生活保障申请");
+    let a = store
+        .book_appointment(booking(&relief, "2026-03-03", "09:00", "13800138000"), 2, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let start = |store: Store| {
+        let relief = relief.clone();
+        async move {
+            store
+                .create_case_from_appointment(
+                    a.id,
+                    relief.impl_code.to_string(),
+                    complete_application(&relief),
+                    staff(),
+                    at("2026-03-03"),
+                )
+                .await
+        }
+    };
+    // Two counters start it at once: one case, and the other is refused.
+    let (one, two) = tokio::join!(start(store.clone()), start(store.clone()));
+    let (made, refused) = match (one, two) {
+        (Ok(id), Err(e)) | (Err(e), Ok(id)) => (id, e),
+        other => panic!("exactly one start succeeds: {other:?}"),
+    };
+    assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
+    assert_eq!(store.case_count().await.unwrap(), 1);
+    let a = store.appointment(a.id).await.unwrap().unwrap();
+    assert_eq!(a.status, AppointmentStatus::Arrived);
+    assert_eq!(a.case_id.as_deref(), Some(made.to_string().as_str()));
+    let of_case = store.appointment_of_case(made.to_string()).await.unwrap();
+    assert_eq!(of_case.map(|a| a.code), Some(a.code));
+    // A refused case (bad item) leaves the appointment booked.
+    let b = store
+        .book_appointment(booking(&relief, "2026-03-03", "09:00", "13900139000"), 2, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = store
+        .create_case_from_appointment(
+            b.id,
+            "no-such-item".into(),
+            complete_application(&relief),
+            staff(),
+            at("2026-03-03"),
+        )
+        .await;
+    assert!(err.is_err());
+    let b = store.appointment(b.id).await.unwrap().unwrap();
+    assert_eq!((b.status, b.case_id), (AppointmentStatus::Booked, None));
+    assert_eq!(store.case_count().await.unwrap(), 1);
+}

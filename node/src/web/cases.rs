@@ -74,6 +74,8 @@ impl NewCasePage<'_> {
 #[derive(Debug, serde::Deserialize)]
 pub struct ItemQuery {
     item: Option<String>,
+    /// Start the case from this appointment: the form opens with its item and applicant.
+    appointment: Option<String>,
 }
 
 /// `GET /cases/new?item=CODE`: receive an application for an item.
@@ -85,7 +87,21 @@ pub async fn new_form(
     let Some(staff) = ctx.session.as_ref() else {
         return ctx.to_signin();
     };
-    let Some(code) = query.item.filter(|c| !c.is_empty()) else {
+    let mut values = Vec::new();
+    let mut code = query.item.filter(|c| !c.is_empty());
+    if let Some(id) = query.appointment.filter(|a| !a.is_empty()) {
+        let a = match appointment_to_start(&state, &ctx, &id).await {
+            Ok(a) => a,
+            Err(refused) => return *refused,
+        };
+        code = Some(a.impl_code);
+        values = vec![
+            ("name".to_string(), a.name),
+            ("phone".to_string(), a.phone),
+            ("appointment".to_string(), a.id.to_string()),
+        ];
+    }
+    let Some(code) = code else {
         return Redirect::to("/catalog").into_response();
     };
     let item = match state.store.get_item(code).await {
@@ -100,10 +116,46 @@ pub async fn new_form(
             csrf: &staff.csrf,
             form_id: super::session::random_token(),
             item,
-            values: Vec::new(),
+            values,
             errors: Vec::new(),
         },
     )
+}
+
+/// A booked appointment to start a case from; one already started leads to its case.
+async fn appointment_to_start(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+) -> Result<crate::store::Appointment, Box<Response>> {
+    let found = match id.parse::<i64>() {
+        Ok(id) => state
+            .store
+            .appointment(id)
+            .await
+            .map_err(|e| Box::new(store_failed(ctx, e)))?,
+        Err(_) => None,
+    };
+    match found {
+        None => Err(Box::new(message(
+            ctx,
+            StatusCode::NOT_FOUND,
+            "case.error.title",
+            ctx.t.get("appointment.error.no_booking").into_owned(),
+        ))),
+        Some(a) => match (&a.case_id, a.status) {
+            (Some(case_id), _) => Err(Box::new(
+                Redirect::to(&format!("/cases/{case_id}")).into_response(),
+            )),
+            (None, crate::store::AppointmentStatus::Booked) => Ok(a),
+            (None, _) => Err(Box::new(message(
+                ctx,
+                StatusCode::CONFLICT,
+                "case.error.title",
+                ctx.t.get("appointment.error.not_booked").into_owned(),
+            ))),
+        },
+    }
 }
 
 /// Reads the applicant and the materials from the form; every problem, in words.
@@ -279,11 +331,45 @@ async fn create_claimed(
     };
     new.counter = staff.counter.clone();
     let now = state.clock.now_ms();
-    let id = match state
-        .store
-        .create_case(item.impl_code.to_string(), new, staff_of(staff), now)
-        .await
-    {
+    let appointment = field(&fields, "appointment");
+    let created = if appointment.is_empty() {
+        state
+            .store
+            .create_case(item.impl_code.to_string(), new, staff_of(staff), now)
+            .await
+    } else {
+        // The case and the appointment's mark commit together; an appointment started
+        // meanwhile from another form is refused and leads to its case.
+        let a = match appointment_to_start(state, ctx, appointment).await {
+            Ok(a) => a,
+            Err(refused) => return *refused,
+        };
+        match state
+            .store
+            .create_case_from_appointment(
+                a.id,
+                item.impl_code.to_string(),
+                new,
+                staff_of(staff),
+                now,
+            )
+            .await
+        {
+            Err(StoreError::Conflict(_)) => {
+                return match appointment_to_start(state, ctx, appointment).await {
+                    Ok(_) => message(
+                        ctx,
+                        StatusCode::CONFLICT,
+                        "case.error.title",
+                        ctx.t.get("appointment.error.not_booked").into_owned(),
+                    ),
+                    Err(refused) => *refused,
+                };
+            }
+            created => created,
+        }
+    };
+    let id = match created {
         Ok(id) => id,
         Err(e) => return case_refused(ctx, e),
     };
@@ -519,6 +605,9 @@ struct CasePage<'a> {
     errors: Vec<String>,
     x: super::follow::CaseExtras,
     received_at: String,
+    /// The booking code of the appointment the case was started from (kept on this
+    /// station only: appointments do not sync).
+    appointment: Option<String>,
 }
 
 impl CasePage<'_> {
@@ -584,6 +673,10 @@ async fn case_page(
         .filter(|p| !p.counted)
         .map(|p| p.name.clone())
         .collect();
+    let appointment = match state.store.appointment_of_case(d.summary.id.clone()).await {
+        Ok(a) => a.map(|a| a.code),
+        Err(e) => return store_failed(ctx, e),
+    };
     render(
         status,
         CasePage {
@@ -603,6 +696,7 @@ async fn case_page(
             errors,
             x,
             received_at: super::follow::minute_cst(d_created_ms),
+            appointment,
         },
     )
 }

@@ -6,7 +6,8 @@
 //! restarts (counter workers sign in again; no write to the database per page view).
 //!
 //! The throttle counts failed sign-ins per account and per client address: after
-//! `MAX_FAILURES` within `WINDOW` the account (or the address) is locked for `LOCK`.
+//! `MAX_FAILURES` within `WINDOW` the account (or the address) is locked for `LOCK`. The
+//! same throttle limits how many appointments one client address books (`book:` keys).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -122,9 +123,16 @@ struct Failures {
 /// in from one counter PC or behind one router, so more than per account).
 pub const MAX_ADDRESS_FAILURES: u32 = 20;
 
+/// Appointments one client address may book within [`WINDOW_MS`] (keys `book:ADDR`):
+/// enough for a family or a helper at the station's own kiosk, too few to fill a day's
+/// slots from one machine. Every booking attempt counts, successful or not.
+pub const MAX_ADDRESS_BOOKINGS: u32 = 10;
+
 fn limit_of(key: &str) -> u32 {
     if key.starts_with("addr:") {
         MAX_ADDRESS_FAILURES
+    } else if key.starts_with("book:") {
+        MAX_ADDRESS_BOOKINGS
     } else {
         MAX_FAILURES
     }
@@ -392,6 +400,20 @@ mod tests {
         }
         let fresh = vec!["user:new".to_string(), "addr:10.0.0.7".to_string()];
         assert!(throttle.begin(&fresh, 1).is_err());
+    }
+
+    #[test]
+    fn bookings_per_address_are_limited() {
+        let throttle = Throttle::default();
+        let keys = vec!["book:10.0.0.5".to_string()];
+        for _ in 0..MAX_ADDRESS_BOOKINGS {
+            assert!(throttle.begin(&keys, 0).is_ok());
+            throttle.end(&keys, None, 0);
+        }
+        assert_eq!(throttle.begin(&keys, 1), Err(LOCK_MS));
+        // Another address books on.
+        assert!(throttle.begin(&["book:10.0.0.6".to_string()], 1).is_ok());
+        assert!(throttle.begin(&keys, LOCK_MS).is_ok());
     }
 
     #[test]
