@@ -983,3 +983,166 @@ fn an_applicant_books_and_the_counter_starts_the_case_from_it() {
     assert_eq!(browser.current_url(), case_url);
     browser.screenshot("24-appointment-arrived");
 }
+
+/// Receives an application with every material through the form; it is accepted at once.
+/// Returns the case's path and the worker's CSRF token.
+fn accepted_case(node: &Node, worker: &mut Visitor, name: &str) -> (String, String) {
+    let (_, item) = get(
+        &client(),
+        &node.url(&format!("/api/v1/items/{RELIEF}")),
+        None,
+    )
+    .unwrap();
+    let (_, form, _) = worker.get(&format!("/cases/new?item={RELIEF}"));
+    let (csrf, form_id) = (hidden(&form, "csrf"), hidden(&form, "form_id"));
+    let mut fields: Vec<(String, String)> = vec![
+        ("csrf".into(), csrf.clone()),
+        ("form_id".into(), form_id),
+        ("item".into(), RELIEF.into()),
+        ("applicant_type".into(), "natural_person".into()),
+        ("name".into(), name.into()),
+        ("id_number".into(), "11010519491231002X".into()),
+        ("phone".into(), "13800138000".into()),
+    ];
+    for (n, m) in item["materials"].as_array().unwrap().iter().enumerate() {
+        if m["originals"].as_u64().unwrap() > 0 {
+            fields.push((format!("m_o_{n}"), "on".into()));
+        }
+        if m["copies"].as_u64().unwrap() > 0 {
+            fields.push((format!("m_c_{n}"), "on".into()));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, _, case) = worker.post("/cases", &pairs);
+    assert_eq!(status, 303);
+    (case.unwrap(), csrf)
+}
+
+/// The text of the element with `id` (up to the next tag).
+fn text_of(page: &str, id: &str) -> String {
+    page.split(&format!("id=\"{id}\">"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no #{id}"))
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &node.demo_password("worker"));
+    let (case, csrf) = accepted_case(&node, &mut worker, "张三");
+    let (_, page, _) = worker.get(&case);
+    let serial = text_of(&page, "serial-no");
+    assert!(serial.starts_with(RELIEF), "{serial}");
+
+    // The right digits show the status and nothing personal.
+    let mut applicant = Visitor::new(&node);
+    let (status, page, _) = applicant.post("/status", &[("serial", &serial), ("phone4", "8000")]);
+    assert_eq!(status, 200);
+    assert_eq!(text_of(&page, "public-status"), "办理中");
+    for personal in ["张三", "110105", "13800138000", "worker"] {
+        assert!(!page.contains(personal), "{personal} shown");
+    }
+    // Not completed: no rating form, and a rating without a ticket is refused.
+    assert!(!page.contains("rating-form"));
+    let (status, _, _) = applicant.post("/status/rate", &[("ticket", "x"), ("level", "5")]);
+    assert_eq!(status, 403);
+
+    // Completed: the applicant rates it in the browser, with no level chosen for them.
+    let (status, _, _) = worker.post(
+        &format!("{case}/act"),
+        &[
+            ("csrf", &csrf),
+            ("kind", "complete"),
+            ("result", "准予"),
+            ("delivery", "窗口领取"),
+        ],
+    );
+    assert_eq!(status, 303);
+    let browser = Browser::start();
+    browser.goto(&node.url("/status"));
+    browser.find("#serial").type_text(&serial);
+    browser.find("#phone4").type_text("8000");
+    browser.find("#lookup-submit").click();
+    browser.wait_text("#public-status", |t| t == "已办结");
+    assert!(browser.find_all("#rating-form input:checked").is_empty());
+    assert_eq!(browser.find_all("#rating-form input[name=level]").len(), 5);
+    browser.screenshot("40-applicant-rating-form");
+    browser.find("#level-2").click();
+    browser.find("#rating-comment").type_text("等候时间太长");
+    browser.find("#rating-submit").click();
+    browser.wait_text("#rated-message", |t| t.contains("整改"));
+    // Rated once: the next lookup shows the rating and no form.
+    browser.goto(&node.url("/status"));
+    browser.find("#serial").type_text(&serial);
+    browser.find("#phone4").type_text("8000");
+    browser.find("#lookup-submit").click();
+    browser.wait_text("#already-rated", |t| t.contains("不满意"));
+    assert!(browser.find_all("#rating-form").is_empty());
+
+    // The bad rating opened a rectification, due 15 working days later; a lead closes it.
+    let today = yizhan_sync::domain::calendar::Date::from_unix_ms_cst(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    let due = yizhan_sync::domain::calendar::Calendar::china().add_working_days(today, 15, &[]);
+    browser_sign_in(&browser, &node, "lead");
+    browser.goto(&node.url(&case));
+    browser.wait_text("#case-rating", |t| {
+        t.contains("不满意") && t.contains("等候时间太长")
+    });
+    let open = browser.find("#rectification").text();
+    assert!(open.contains(&due.to_string()), "{open} vs {due}");
+    browser
+        .find("#rectify-response")
+        .type_text("已调整窗口排班，并电话回访申请人");
+    browser.find("#rectify-submit").click();
+    browser.wait_text("#rectification-closed", |t| t.contains("已调整窗口排班"));
+    let timeline = browser.wait_texts("#timeline li", |r| !r.is_empty());
+    assert!(
+        timeline
+            .iter()
+            .any(|r| r.contains("好差评") && r.contains("不满意"))
+    );
+    browser.screenshot("41-rectification-closed");
+
+    // Guessing: a wrong number and wrong digits get the same answer.
+    let (status, miss, _) = applicant.post("/status", &[("serial", &serial), ("phone4", "0000")]);
+    assert_eq!(status, 404);
+    assert!(!miss.contains("public-status") && !miss.contains("最低生活保障申请"));
+    let (status, unknown, _) = applicant.post(
+        "/status",
+        &[
+            ("serial", &format!("{RELIEF}20260101990010001")),
+            ("phone4", "8000"),
+        ],
+    );
+    assert_eq!(status, 404);
+    assert_eq!(
+        text_of(&miss, "lookup-error"),
+        text_of(&unknown, "lookup-error")
+    );
+    // Five misses from one address (two above, three here) stop its lookups for a while,
+    // even with the right digits.
+    for digits in ["0001", "0002", "0003"] {
+        let (status, _, _) = applicant.post("/status", &[("serial", &serial), ("phone4", digits)]);
+        assert_eq!(status, 404);
+    }
+    let (status, page, _) = applicant.post("/status", &[("serial", &serial), ("phone4", "8000")]);
+    assert_eq!(status, 429);
+    assert!(!page.contains("public-status"));
+    // Malformed input is a clear 4xx, never a 5xx.
+    let mut other = Visitor::new(&node);
+    let (status, _, _) = other.post("/status/rate", &[("ticket", "x"), ("level", "9")]);
+    assert_eq!(status, 422);
+}
