@@ -100,6 +100,11 @@ pub struct NoticeContent {
     pub issued_at: String,
     /// The number of the notice this one corrects.
     pub supersedes: Option<String>,
+    /// 代为受理 (§5.5.2): the department this office accepted the application for.
+    /// Absent from notices of items accepted in the office's own right, so their sealed
+    /// bytes are as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_for: Option<String>,
 }
 
 impl NoticeContent {
@@ -219,7 +224,29 @@ pub(crate) mod tests {
             complaint: vec!["12345".into()],
             issued_at: "2026-03-02T10:00:00+08:00".into(),
             supersedes: None,
+            accepted_for: None,
         }
+    }
+
+    /// A notice of an item accepted in the office's own right keeps the bytes it was
+    /// sealed with before `accepted_for` existed; a delegated one names the department.
+    #[test]
+    fn delegated_acceptance_is_sealed_only_when_there_is_one() {
+        let own = sample("A1");
+        let text = String::from_utf8(own.canonical()).unwrap();
+        assert!(!text.contains("accepted_for"));
+        let back: NoticeContent = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, own);
+        let delegated = NoticeContent {
+            accepted_for: Some("示范区民政局".into()),
+            ..sample("A1")
+        };
+        assert_ne!(delegated.digest(), own.digest());
+        assert!(
+            String::from_utf8(delegated.canonical())
+                .unwrap()
+                .contains("示范区民政局")
+        );
     }
 
     #[test]

@@ -438,6 +438,12 @@ fn accepting_applications_issues_sealed_notices_that_verify() {
         .expect("a receipt");
     receipt_link.click();
     browser.wait_text("#notice-title", |t| t == "受理回执");
+    // The station accepts this item on the district bureau's behalf (§5.5.2), and says so.
+    let delegated = browser.find("#accepted-for").text();
+    assert!(
+        delegated.contains("代为受理") && delegated.contains("示范区民政局"),
+        "{delegated}"
+    );
     assert_eq!(browser.find("#notice-serial").text(), serial);
     assert_eq!(browser.find("#notice-committed").text(), committed);
     assert_eq!(browser.find("#notice-legal").text(), legal);

@@ -581,6 +581,7 @@ fn notice_content(
         complaint: item.complaint.clone(),
         issued_at: rfc3339_cst(now as i64),
         supersedes,
+        accepted_for: detail.intake.item.delegated_by.clone(),
     }
 }
 

@@ -33,6 +33,9 @@ pub struct ItemSnapshot {
     /// The special procedures (特别程序) the item allows and whether their time counts.
     #[serde(default)]
     pub special_procedures: Vec<ProcedureRule>,
+    /// The department the item's acceptance is delegated by (§5.5.2 代为受理), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_by: Option<String>,
 }
 
 /// A special procedure of the item.
@@ -86,6 +89,7 @@ impl ItemSnapshot {
                     max_days: p.max_days,
                 })
                 .collect(),
+            delegated_by: item.delegated_by.clone(),
         }
     }
 

@@ -27,6 +27,10 @@ pub struct Item {
     pub category: String,
     /// 实施主体.
     pub subject: Subject,
+    /// 委托部门: the department that delegated accepting this item to the offices that
+    /// publish it (SZDB/Z 176 §5.5.2 代为受理). Receipts then say whom they accept for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_by: Option<String>,
     /// 服务对象.
     pub service_objects: Vec<ServiceObject>,
     /// 设定依据 (§9.1.2 设立依据), most authoritative first.
@@ -561,6 +565,7 @@ pub(crate) mod tests {
             remedies: "可依法申请行政复议或提起行政诉讼".into(),
             result: "低保证".into(),
             visits: 1,
+            delegated_by: None,
         }
     }
 
