@@ -22,6 +22,7 @@ mod items;
 mod migrations;
 mod notices;
 mod rebuild;
+mod stats;
 mod sync;
 mod writer;
 
@@ -47,6 +48,10 @@ pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use notices::StoredNotice;
 pub use rebuild::RebuildReport;
+pub use stats::{
+    EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,
+    Snapshot, Workload,
+};
 pub use sync::{PeerStatus, QuarantinedChange, Relation};
 pub use writer::{Staff, WriteCtx};
 

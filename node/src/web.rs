@@ -12,6 +12,8 @@
 
 pub mod appointments;
 pub mod cases;
+pub mod dashboard;
+pub mod export;
 pub mod follow;
 pub mod i18n;
 pub mod session;
@@ -74,6 +76,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/appointments/b/{code}", get(appointments::booked))
         .route("/appointments/b/{code}/cancel", post(appointments::cancel))
+        .route("/dashboard", get(dashboard::show))
+        .route("/dashboard/cases.csv", get(dashboard::cases_csv))
+        .route("/dashboard/cases.xlsx", get(dashboard::cases_xlsx))
+        .route("/dashboard/monthly.csv", get(dashboard::monthly_csv))
+        .route("/dashboard/monthly.xlsx", get(dashboard::monthly_xlsx))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/app.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))
@@ -154,6 +161,21 @@ impl Ctx {
         }
     }
 
+    /// `None` for a signed-in lead or admin (the dashboard's readers); otherwise the
+    /// sign-in page or a 403 page.
+    fn refuse_unless_lead(&self) -> Option<Response> {
+        match &self.session {
+            None => Some(self.to_signin()),
+            Some(staff) if matches!(staff.role, Role::Lead | Role::Admin) => None,
+            Some(_) => Some(message(
+                self,
+                StatusCode::FORBIDDEN,
+                "error.forbidden",
+                self.t.get("dashboard.forbidden_text").into_owned(),
+            )),
+        }
+    }
+
     /// The way to the sign-in page, coming back here after.
     fn to_signin(&self) -> Response {
         Redirect::to(&format!("/signin?next={}", urlencode(&self.here))).into_response()
@@ -187,6 +209,12 @@ pub struct Chrome<'a> {
 impl Chrome<'_> {
     pub fn is_admin(&self) -> bool {
         self.user.is_some_and(|u| u.role == Role::Admin)
+    }
+
+    /// Leads and admins see the dashboard.
+    pub fn is_lead(&self) -> bool {
+        self.user
+            .is_some_and(|u| matches!(u.role, Role::Lead | Role::Admin))
     }
 }
 

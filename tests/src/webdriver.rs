@@ -212,6 +212,15 @@ impl Browser {
             .collect()
     }
 
+    /// The value of the browser's cookie `name` for the current page's site, so a test
+    /// can fetch a download with the browser's own session.
+    pub fn cookie(&self, name: &str) -> String {
+        self.session_call("GET", &format!("/cookie/{name}"), Value::Null)["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no cookie {name}"))
+            .to_string()
+    }
+
     /// Saves a PNG of the page under `target/screenshots/NAME.png`.
     pub fn screenshot(&self, name: &str) {
         let data = self.session_call("GET", "/screenshot", Value::Null);
@@ -257,6 +266,19 @@ impl Element<'_> {
     pub fn clear(&self) {
         self.browser
             .session_call("POST", &format!("/element/{}/clear", self.id), json!({}));
+    }
+
+    /// An attribute of the element (`href` of a link, say); empty when it has none.
+    pub fn attribute(&self, name: &str) -> String {
+        self.browser
+            .session_call(
+                "GET",
+                &format!("/element/{}/attribute/{name}", self.id),
+                Value::Null,
+            )
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn text(&self) -> String {

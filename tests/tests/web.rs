@@ -1152,3 +1152,201 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
     let (status, _, _) = other.post("/status/rate", &[("ticket", "x"), ("level", "9")]);
     assert_eq!(status, 422);
 }
+
+/// The CSV's records after its byte-order mark (fields here hold no quoted line breaks).
+fn csv_records(body: &str) -> Vec<Vec<String>> {
+    let body = body
+        .strip_prefix('\u{feff}')
+        .expect("CSV starts with a BOM");
+    body.split("\r\n")
+        .filter(|line| !line.is_empty())
+        .map(|line| line.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// GET with the cookies of `visitor`: status, headers and the raw body.
+fn download(visitor: &Visitor, path: &str) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
+    let mut response = visitor
+        .http
+        .get(&format!("{}{path}", visitor.base))
+        .header("Cookie", &visitor.cookie_header())
+        .call()
+        .unwrap();
+    let headers = response.headers().clone();
+    let body = response.body_mut().read_to_vec().unwrap();
+    (response.status().as_u16(), headers, body)
+}
+
+#[test]
+fn the_dashboard_is_for_leads_and_admins_and_exports_its_month() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let paths = [
+        "/dashboard",
+        "/dashboard/cases.csv",
+        "/dashboard/cases.xlsx",
+        "/dashboard/monthly.csv",
+        "/dashboard/monthly.xlsx",
+    ];
+    let mut anonymous = Visitor::new(&node);
+    for path in paths {
+        let (status, _, location) = anonymous.get(path);
+        assert_eq!(status, 303, "{path}");
+        assert!(location.unwrap().starts_with("/signin?next="), "{path}");
+    }
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &node.demo_password("worker"));
+    for path in paths {
+        let (status, page, _) = worker.get(path);
+        assert_eq!(status, 403, "{path}");
+        assert!(page.contains("看板只对现场负责人和管理员开放"), "{path}");
+    }
+    assert!(!worker.get("/").1.contains("nav-dashboard"));
+
+    let mut lead = Visitor::new(&node);
+    lead.sign_in("lead", &node.demo_password("lead"));
+    assert!(lead.get("/").1.contains("id=\"nav-dashboard\""));
+    let (status, page, _) = lead.get("/dashboard");
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("role=\"img\"").count(), 3, "three charts");
+    assert!(!page.contains("<script"));
+    let month = hidden(&page, "month");
+    assert_eq!(month.len(), 7, "this month, YYYY-MM: {month}");
+    for bad in ["2026-13", "2026-3", "junk", "2026-03-01", "%E4%BB%8A"] {
+        for path in [
+            "/dashboard",
+            "/dashboard/cases.csv",
+            "/dashboard/monthly.xlsx",
+        ] {
+            let (status, page, _) = lead.get(&format!("{path}?month={bad}"));
+            assert_eq!(status, 400, "{path}?month={bad}");
+            assert!(page.contains("例如 2026-03"), "{page}");
+        }
+    }
+    let mut admin = Visitor::new(&node);
+    admin.sign_in("admin", &node.demo_password("admin"));
+    assert_eq!(admin.get("/dashboard?month=2025-01").0, 200);
+
+    // The month's case list: every case the API finds received in the month, once.
+    let token = node
+        .printed_after("API token of `worker`:")
+        .expect("a token");
+    let (status, headers, body) = download(&lead, &format!("/dashboard/cases.csv?month={month}"));
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        headers["content-disposition"],
+        format!("attachment; filename=\"yizhan-cases-{month}.csv\"").as_str()
+    );
+    let records = csv_records(&String::from_utf8(body).unwrap());
+    assert_eq!(records[0][0], "办件编号");
+    let (year, number) = month.split_once('-').unwrap();
+    let (year, number): (u32, u32) = (year.parse().unwrap(), number.parse().unwrap());
+    let last_day = match number {
+        2 if year % 4 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let (status, listed) = get(
+        &client(),
+        &node.url(&format!(
+            "/api/v1/cases?limit=200&from={month}-01&to={month}-{last_day}"
+        )),
+        Some(&token),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        records.len() - 1,
+        listed["cases"].as_array().unwrap().len(),
+        "one row per case received in {month}"
+    );
+    // The last twelve months hold every demo case.
+    let (_, all) = get(
+        &client(),
+        &node.url("/api/v1/cases?limit=200"),
+        Some(&token),
+    )
+    .unwrap();
+    let (status, _, body) = download(&lead, &format!("/dashboard/monthly.csv?month={month}"));
+    assert_eq!(status, 200);
+    let records = csv_records(&String::from_utf8(body).unwrap());
+    assert_eq!(records.len(), 13);
+    assert_eq!(records[12][0], month);
+    let received: usize = records[1..]
+        .iter()
+        .map(|r| r[1].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(received, all["cases"].as_array().unwrap().len());
+    for stem in ["cases", "monthly"] {
+        let (status, headers, body) =
+            download(&lead, &format!("/dashboard/{stem}.xlsx?month={month}"));
+        assert_eq!(status, 200);
+        assert_eq!(
+            headers["content-type"],
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        );
+        assert!(
+            headers["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains(&format!("yizhan-{stem}-{month}.xlsx"))
+        );
+        assert!(body.starts_with(b"PK"), "an .xlsx is a zip file");
+    }
+}
+
+#[test]
+fn a_lead_opens_the_dashboard_sees_counts_and_charts_and_gets_the_csv() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let browser = Browser::start();
+    browser_sign_in(&browser, &node, "lead");
+    browser.find("#nav-dashboard").click();
+    let total = browser.wait_text("#dash-open-total", |t| !t.is_empty());
+    let by_status: u64 = browser
+        .find_all("#dash-open tbody td.num")
+        .iter()
+        .map(|cell| cell.text().parse::<u64>().unwrap())
+        .sum();
+    assert!(by_status > 0, "the demo has open cases");
+    assert_eq!(total, by_status.to_string());
+    assert_eq!(browser.find_all("svg[role=img]").len(), 3);
+    assert_eq!(
+        browser.find_all("#chart-levels rect").len(),
+        4 + 3,
+        "4 bars, 3 patterns"
+    );
+    assert_eq!(browser.find_all("#chart-satisfaction g.bar").len(), 5);
+    assert!(
+        !browser.find_all("#dash-overdue .case-link").is_empty(),
+        "the demo has overdue cases"
+    );
+    browser.screenshot("20-dashboard");
+
+    // The CSV link, fetched with the browser's own session.
+    let href = browser.find("#export-cases-csv").attribute("href");
+    assert!(href.contains("/dashboard/cases.csv?month="), "{href}");
+    let url = if href.starts_with("http") {
+        href
+    } else {
+        node.url(&href)
+    };
+    let mut response = client()
+        .get(&url)
+        .header(
+            "Cookie",
+            &format!("yz_session={}", browser.cookie("yz_session")),
+        )
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.body_mut().read_to_string().unwrap();
+    assert!(body.starts_with("\u{feff}办件编号,"), "{body}");
+
+    // Another month, through the form's links.
+    browser.find("#prev-month").click();
+    browser.wait_text("#dash-period h2", |t| !t.is_empty());
+    assert!(browser.current_url().contains("month="));
+}

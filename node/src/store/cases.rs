@@ -130,7 +130,7 @@ pub struct CaseDetail {
     pub calendar_covered: bool,
 }
 
-const SUMMARY_COLUMNS: &str =
+pub(super) const SUMMARY_COLUMNS: &str =
     "id, serial_no, status, conflict, impl_code, item_name, case_type, applicant_name,
     applicant_id_masked, counter, staff, created_ms, accepted_on, committed_due, legal_due,
     CASE WHEN breach_on IS NULL THEN NULL
@@ -140,7 +140,7 @@ const SUMMARY_COLUMNS: &str =
          ELSE 'normal' END,
     clock_stopped_on, closed_on, red_on, breach_on";
 
-fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CaseSummary> {
+pub(super) fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CaseSummary> {
     let status: String = r.get(2)?;
     let level: Option<String> = r.get(15)?;
     Ok(CaseSummary {
