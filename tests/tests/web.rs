@@ -1103,6 +1103,15 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
     );
     let due = yizhan_sync::domain::calendar::Calendar::china().add_working_days(today, 15, &[]);
     browser_sign_in(&browser, &node, "lead");
+    // The lead's dashboard tracks it until it is closed.
+    browser.goto(&node.url("/dashboard"));
+    let open = browser.wait_texts("#dash-rectifications tbody tr", |r| !r.is_empty());
+    assert!(
+        open.iter()
+            .any(|r| r.contains(&serial) && r.contains(&due.to_string())),
+        "{open:?}"
+    );
+    assert!(browser.find("#dash-bad").text().starts_with("1 "));
     browser.goto(&node.url(&case));
     browser.wait_text("#case-rating", |t| {
         t.contains("不满意") && t.contains("等候时间太长")
@@ -1121,6 +1130,8 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
             .any(|r| r.contains("好差评") && r.contains("不满意"))
     );
     browser.screenshot("41-rectification-closed");
+    browser.goto(&node.url("/dashboard"));
+    browser.wait_text("#dash-rectifications-total", |t| t == "0");
 
     // Guessing: a wrong number and wrong digits get the same answer.
     let (status, miss, _) = applicant.post("/status", &[("serial", &serial), ("phone4", "0000")]);
@@ -1349,4 +1360,97 @@ fn a_lead_opens_the_dashboard_sees_counts_and_charts_and_gets_the_csv() {
     browser.find("#prev-month").click();
     browser.wait_text("#dash-period h2", |t| !t.is_empty());
     assert!(browser.current_url().contains("month="));
+}
+
+/// Suspend, resume, extend and complete in the browser, each with its reason on the
+/// timeline and its effect on the time limits; and a withdrawal at the applicant's request.
+#[test]
+fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let mut worker = Visitor::new(&node);
+    worker.sign_in("worker", &node.demo_password("worker"));
+    let (case, _) = accepted_case(&node, &mut worker, "赵六");
+    let (withdrawn, _) = accepted_case(&node, &mut worker, "钱七");
+    let browser = Browser::start();
+    browser_sign_in(&browser, &node, "worker");
+    browser.goto(&node.url(&case));
+    browser.wait_text("#case-status", |t| t == "办理中");
+    let committed = browser.find("#committed-due").text();
+    let legal = browser.find("#legal-due").text();
+    assert!(
+        browser
+            .find("#case-delegated")
+            .text()
+            .contains("示范区民政局")
+    );
+
+    // 特别程序: the clock stops from today, and the page says so.
+    browser.find("#procedure option").click();
+    browser.find("#suspend-reason").type_text("入户调查后公示");
+    browser.find("#suspend-submit").click();
+    browser.wait_text("#case-status", |t| t == "特别程序中");
+    assert!(browser.find("#limit-notes").text().contains("计时暂停自"));
+    browser.find("#resume-submit").click();
+    browser.wait_text("#case-status", |t| t == "办理中");
+
+    // 延期: both deadlines move; a refusal (too long) says why and changes nothing.
+    browser.find("#extend-days").type_text("99");
+    browser.find("#extend-reason").type_text("情况复杂");
+    browser.find("#extend-submit").click();
+    browser.wait_text("#form-errors", |t| t.contains("exceeds"));
+    assert_eq!(browser.find("#committed-due").text(), committed);
+    browser.find("#extend-days").clear();
+    browser.find("#extend-days").type_text("5");
+    browser
+        .find("#extend-reason")
+        .type_text("需补充核对家庭经济状况");
+    browser.find("#extend-submit").click();
+    browser.wait_text("#limit-notes", |t| t.contains("延长工作日： 5"));
+    let (committed_after, legal_after) = (
+        browser.find("#committed-due").text(),
+        browser.find("#legal-due").text(),
+    );
+    assert!(committed_after > committed && legal_after > legal);
+
+    // 办结 with result and delivery.
+    browser
+        .find("#complete-result")
+        .type_text("准予享受最低生活保障");
+    browser.find("#complete-delivery").type_text("窗口领取");
+    browser.find("#complete-submit").click();
+    browser.wait_text("#case-status", |t| t == "已办结");
+    // The limits stay on the page, counted up to the day it was completed.
+    assert_eq!(browser.find("#committed-due").text(), committed_after);
+    let timeline = browser.wait_texts("#timeline li", |r| r.len() >= 5);
+    for (what, written) in [
+        ("受理", RELIEF),
+        ("特别程序开始", "入户调查后公示"),
+        ("特别程序结束", ""),
+        ("延期", "需补充核对家庭经济状况"),
+        ("办结", "窗口领取"),
+    ] {
+        assert!(
+            timeline
+                .iter()
+                .any(|r| r.contains(what) && r.contains(written) && r.contains("worker")),
+            "{what} {written}: {timeline:?}"
+        );
+    }
+    browser.screenshot("42-case-timeline");
+
+    // 撤回 at the applicant's request.
+    browser.goto(&node.url(&withdrawn));
+    browser
+        .find("#withdraw-reason")
+        .type_text("申请人书面申请撤回");
+    browser.find("#withdraw-submit").click();
+    browser.wait_text("#case-status", |t| t == "已撤回");
+    let timeline = browser.wait_texts("#timeline li", |r| r.len() >= 2);
+    assert!(
+        timeline
+            .iter()
+            .any(|r| r.contains("撤回") && r.contains("申请人书面申请撤回"))
+    );
+    assert!(browser.find("#limits-none").text().contains("结束"));
 }

@@ -173,6 +173,8 @@ pub(super) async fn case_extras(
                 overdue,
                 left_text: if overdue > 0 {
                     t.with("follow.overdue_by", "n", &overdue.to_string())
+                } else if d.state.closed_on.is_some() {
+                    t.with("follow.left_at_close", "n", &left.to_string())
                 } else {
                     left.to_string()
                 },
