@@ -39,6 +39,14 @@ const PAGES: &[(&str, &str)] = &[
     ("catalog search dbsq (pinyin)", "/catalog?q=dbsq"),
 ];
 
+/// A lead's pages: heavier and opened now and then, so timed one request at a time
+/// after the load, with the month's cases (about 7,000 of 100,000).
+const LEAD_PAGES: &[(&str, &str)] = &[
+    ("lead dashboard", "/dashboard"),
+    ("month's cases as .xlsx", "/dashboard/cases.xlsx"),
+    ("monthly statistics as .csv", "/dashboard/monthly.csv"),
+];
+
 pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
     let root = super::tempfile_dir()?;
     let dir = DataDir::new(root.join("station"));
@@ -95,7 +103,8 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             NewUser {
                 username: "bench".into(),
                 display_name: "压测".into(),
-                role: StaffRole::Worker,
+                // A lead sees the counter's pages and the dashboard.
+                role: StaffRole::Lead,
                 counter: "1号窗口".into(),
                 password_hash: crate::accounts::hash_password(password)?,
             },
@@ -161,6 +170,19 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
     }
     let load_secs = load_started.elapsed().as_secs_f64();
     let loaded_rss = proc_kb(server_pid, "VmHWM:");
+    let mut lead_times: Vec<Vec<u64>> = Vec::new();
+    let mut lead_rss: Vec<Option<u64>> = Vec::new();
+    for (_, path) in LEAD_PAGES {
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let sent = Instant::now();
+            fetch(&http, &base, path, &cookie).await?;
+            times.push(sent.elapsed().as_micros() as u64);
+        }
+        times.sort_unstable();
+        lead_times.push(times);
+        lead_rss.push(proc_kb(server_pid, "VmHWM:"));
+    }
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&root);
@@ -183,6 +205,15 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             "  {name:<30} median {:>6.2} ms   p99 {:>6.2} ms   ({path})",
             at(0.5),
             at(0.99)
+        );
+    }
+    println!("  one request at a time, 10 each:");
+    for (((name, path), times), rss) in LEAD_PAGES.iter().zip(&lead_times).zip(&lead_rss) {
+        println!(
+            "  {name:<30} median {:>6.2} ms   max {:>6.2} ms   peak RSS after {:>6.1} MB   ({path})",
+            times[times.len() / 2] as f64 / 1000.0,
+            times[times.len() - 1] as f64 / 1000.0,
+            rss.map_or(0.0, |kb| kb as f64 / 1024.0)
         );
     }
     let mb = |kb: Option<u64>| {

@@ -88,6 +88,7 @@ impl From<StoreError> for ApiError {
                 }
                 CaseError::Conflicted => ApiError::new(S::CONFLICT, "case_conflict", e.to_string()),
                 CaseError::AlreadyRated
+                | CaseError::NotTheHolder
                 | CaseError::NothingToResolve
                 | CaseError::NothingToSignFor
                 | CaseError::NoOpenRectification => {

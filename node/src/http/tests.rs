@@ -1137,3 +1137,88 @@ async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
             .starts_with("/signin")
     );
 }
+
+/// Ratings entered for an applicant and closing a rectification are a lead's (or an
+/// admin's), through the API as on the pages; a worker's token is refused and nothing
+/// changes. Signing for a transfer to another node's hall is refused here.
+#[tokio::test]
+async fn ratings_and_rectifications_through_the_api_are_for_leads() {
+    let api = api("station").await;
+    let (worker, admin) = (Some(api.worker.as_str()), Some(api.admin.as_str()));
+    let (status, created) = api
+        .post("/api/v1/cases", worker, &application("最低生活保障申请"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let events = format!("/api/v1/cases/{}/events", created["id"].as_str().unwrap());
+    for body in [
+        json!({"kind": "accept"}),
+        json!({"kind": "complete", "result": "准予", "delivery": "窗口领取"}),
+    ] {
+        let (status, answer) = api.post(&events, worker, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let before = api.store.content_digest().await.unwrap();
+    for body in [
+        json!({"kind": "rate", "level": 5}),
+        json!({"kind": "rectify", "response": "已整改"}),
+    ] {
+        let (status, answer) = api.post(&events, worker, &body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+        assert!(answer["message"].as_str().unwrap().contains("lead"));
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    // An admin may: a bad rating opens a rectification, closed once.
+    let (status, rated) = api
+        .post(
+            &events,
+            admin,
+            &json!({"kind": "rate", "level": 1, "comment": "态度差"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rated}");
+    let (status, again) = api
+        .post(&events, admin, &json!({"kind": "rate", "level": 5}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    let (status, closed) = api
+        .post(
+            &events,
+            admin,
+            &json!({"kind": "rectify", "response": "已约谈并回访"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    let (status, _) = api
+        .post(
+            &events,
+            admin,
+            &json!({"kind": "rectify", "response": "再次"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // A transfer to another node's hall: only that node signs for it.
+    let (_, other) = api
+        .post("/api/v1/cases", worker, &application("最低生活保障申请"))
+        .await;
+    let events = format!("/api/v1/cases/{}/events", other["id"].as_str().unwrap());
+    api.post(&events, worker, &json!({"kind": "accept"})).await;
+    let (status, sent) = api
+        .post(
+            &events,
+            worker,
+            &json!({"kind": "transfer", "to": "园岭街道", "reason": "需街道审核", "to_node": "02".repeat(16)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    let (status, refused) = api
+        .post(&events, worker, &json!({"kind": "sign_for"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("only that node")
+    );
+}

@@ -211,9 +211,21 @@ impl Store {
                     },
                     NewAction::Do(action) => action,
                 };
-                if let Action::Resolve { void, .. } = &action {
-                    case::check_resolution(intake, &events, void)?;
-                }
+                // A resolution records the sides it keeps, so a later opposite one made
+                // elsewhere does not undo it; signing for a transfer is for its node.
+                let action = match action {
+                    Action::Resolve { void, reason, .. } => {
+                        case::check_resolution(intake, &events, &void)?;
+                        let keep = case::kept_sides(&state, &void);
+                        Action::Resolve { void, reason, keep }
+                    }
+                    Action::SignFor { .. }
+                        if state.holder_node.is_some_and(|n| n != ctx.origin.node) =>
+                    {
+                        return Err(StoreError::Case(case::CaseError::NotTheHolder));
+                    }
+                    other => other,
+                };
                 case::validate(intake, &state, &action)?;
                 let event = Event {
                     at,

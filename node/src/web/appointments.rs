@@ -540,7 +540,9 @@ pub async fn cancel(
     let now = state.clock.now_ms();
     // Guessing the last four digits is throttled like a password.
     let keys: Vec<String> = std::iter::once(format!("user:appointment:{code}"))
-        .chain(ctx.client.map(|ip| format!("addr:{ip}")))
+        // Its own address key: failed cancels must not lock staff sign-in from a
+        // station's shared public address.
+        .chain(ctx.client.map(|ip| format!("cancel-addr:{ip}")))
         .collect();
     if let Err(until) = state.throttle.begin(&keys, now) {
         let minutes = until.saturating_sub(now).div_ceil(60_000).to_string();

@@ -144,12 +144,14 @@ pub(super) async fn case_extras(
     let suspensions: &[DateSpan] = &d.state.suspensions;
     let mut limits = Vec::new();
     if let (Some(accepted), Some(_)) = (d.state.accepted_on, d.summary.committed_due.as_ref()) {
-        // While the clock is stopped, time used is counted up to the day it stopped.
-        let until = d
-            .state
-            .suspended_since
-            .map_or(today, |s| s.min(today))
-            .min(d.state.closed_on.unwrap_or(today));
+        // While the clock is frozen (an open-ended procedure), time is counted up to the
+        // day before it stopped (that day itself does not count); a procedure with a
+        // longest duration is already among the suspensions, so time runs to today.
+        let until = match d.state.suspended_since {
+            Some(since) if d.state.clock_frozen => since.add_days(-1).min(today),
+            _ => today,
+        }
+        .min(d.state.closed_on.unwrap_or(today));
         for (key, dom_id, due) in [
             (
                 "case.committed_due",
@@ -377,7 +379,7 @@ fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> 
             put("follow.field.reason", reason.clone());
         }
         Action::SignFor { note } => put("case.note", note.clone()),
-        Action::Resolve { void, reason } => {
+        Action::Resolve { void, reason, .. } => {
             let voided = void
                 .iter()
                 .map(|id| match all.iter().find(|e| &e.id == id) {
@@ -489,9 +491,11 @@ pub(super) async fn follow_up_action(
                     t.get("follow.error.choose_side").into_owned(),
                 )));
             }
+            // The store adds the sides kept (see `case::kept_sides`).
             Action::Resolve {
                 void,
                 reason: field("reason"),
+                keep: Vec::new(),
             }
         }
         "rectify" => Action::Rectify {
@@ -583,24 +587,40 @@ pub struct Applicants {
 }
 
 impl Applicants {
-    /// Whether `key` has reached `limit` in the current window (without counting).
-    fn over(&self, key: &str, limit: u32, now_ms: u64) -> bool {
-        let map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key)
-            .is_some_and(|(n, start)| now_ms.saturating_sub(*start) <= WINDOW_MS && *n >= limit)
-    }
-
-    /// Counts one against `key`.
-    fn count(&self, key: &str, now_ms: u64) {
+    /// Counts one against every key, or none if any has reached its limit in the
+    /// current window: checked and counted under one lock, so parallel requests cannot
+    /// all pass before the first is counted.
+    fn take(&self, keys: &[(&str, u32)], now_ms: u64) -> bool {
         let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 100_000 {
             map.retain(|_, (_, start)| now_ms.saturating_sub(*start) <= WINDOW_MS);
         }
-        let entry = map.entry(key.to_string()).or_insert((0, now_ms));
-        if now_ms.saturating_sub(entry.1) > WINDOW_MS {
-            *entry = (0, now_ms);
+        let used = |map: &HashMap<String, (u32, u64)>, key: &str| {
+            map.get(key)
+                .filter(|(_, start)| now_ms.saturating_sub(*start) <= WINDOW_MS)
+                .map_or(0, |(n, _)| *n)
+        };
+        if keys.iter().any(|(key, limit)| used(&map, key) >= *limit) {
+            return false;
         }
-        entry.0 += 1;
+        for (key, _) in keys {
+            let entry = map.entry(key.to_string()).or_insert((0, now_ms));
+            if now_ms.saturating_sub(entry.1) > WINDOW_MS {
+                *entry = (0, now_ms);
+            }
+            entry.0 += 1;
+        }
+        true
+    }
+
+    /// Gives back what [`Applicants::take`] counted against `keys` (a lookup that hit).
+    fn give_back(&self, keys: &[&str]) {
+        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if let Some(entry) = map.get_mut(*key) {
+                entry.0 = entry.0.saturating_sub(1);
+            }
+        }
     }
 
     /// A one-use ticket for rating `case_id`.
@@ -694,30 +714,28 @@ pub async fn status_lookup(
         .to_uppercase();
     let digits = get("phone4");
     let now = state.clock.now_ms();
-    let addr = format!(
-        "addr:{}",
-        ctx.client.map_or("unknown".to_string(), |a| a.to_string())
-    );
+    let addr = format!("addr:{}", address_key(ctx.client));
+    let miss_addr = format!("miss:{addr}");
     let by_serial = format!("serial:{serial}");
-    let wait = || {
-        status_page(
+    // A lookup, and a miss until it proves a hit, for the address and the number.
+    if !state.applicants.take(
+        &[
+            (&addr, MAX_LOOKUPS),
+            (&miss_addr, MAX_MISSES),
+            (&by_serial, MAX_MISSES),
+        ],
+        now,
+    ) {
+        return status_page(
             &ctx,
             StatusCode::TOO_MANY_REQUESTS,
             String::new(),
             Some(ctx.t.get("applicant.too_many").into_owned()),
             None,
-        )
-    };
-    if state.applicants.over(&addr, MAX_LOOKUPS, now)
-        || state
-            .applicants
-            .over(&format!("miss:{addr}"), MAX_MISSES, now)
-        || state.applicants.over(&by_serial, MAX_MISSES, now)
-    {
-        return wait();
+        );
     }
-    state.applicants.count(&addr, now);
     if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        state.applicants.give_back(&[&miss_addr, &by_serial]);
         return status_page(
             &ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -739,8 +757,6 @@ pub async fn status_lookup(
         Err(_) => None,
     };
     let Some(d) = found else {
-        state.applicants.count(&format!("miss:{addr}"), now);
-        state.applicants.count(&by_serial, now);
         return status_page(
             &ctx,
             StatusCode::NOT_FOUND,
@@ -749,8 +765,25 @@ pub async fn status_lookup(
             None,
         );
     };
+    state.applicants.give_back(&[&miss_addr, &by_serial]);
     let view = public_status(&state, ctx.t, &d, now);
     status_page(&ctx, StatusCode::OK, serial, None, Some(view))
+}
+
+/// The key an address counts under: IPv6 clients by their /64, which one household or
+/// phone can fill with addresses at will.
+fn address_key(client: Option<std::net::IpAddr>) -> String {
+    match client {
+        None => "unknown".to_string(),
+        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 fn public_status(state: &AppState, t: &Tr, d: &CaseDetail, now: u64) -> PublicStatus {
@@ -874,13 +907,42 @@ mod tests {
     fn lookup_windows_count_and_expire() {
         let a = Applicants::default();
         for _ in 0..MAX_MISSES {
-            assert!(!a.over("k", MAX_MISSES, 1_000));
-            a.count("k", 1_000);
+            assert!(a.take(&[("k", MAX_MISSES), ("addr", 100)], 1_000));
         }
-        assert!(a.over("k", MAX_MISSES, 1_000));
-        assert!(!a.over("other", MAX_MISSES, 1_000));
+        // All or nothing: a used-up key refuses the whole lookup and counts nothing.
+        assert!(!a.take(&[("addr", 100), ("k", MAX_MISSES)], 1_000));
+        assert!(a.take(&[("other", MAX_MISSES)], 1_000));
+        // A hit gives its miss back.
+        a.give_back(&["k"]);
+        assert!(a.take(&[("k", MAX_MISSES)], 1_000));
+        assert!(!a.take(&[("k", MAX_MISSES)], 1_000));
         // A new window starts after WINDOW_MS.
-        assert!(!a.over("k", MAX_MISSES, 1_000 + WINDOW_MS + 1));
+        assert!(a.take(&[("k", MAX_MISSES)], 1_000 + WINDOW_MS + 1));
+    }
+
+    /// Parallel guesses cannot pass together: exactly the limit gets through.
+    #[test]
+    fn parallel_lookups_are_counted_before_any_passes() {
+        let a = std::sync::Arc::new(Applicants::default());
+        let passed: u32 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..50)
+                .map(|_| {
+                    let a = a.clone();
+                    scope.spawn(move || a.take(&[("serial:x", MAX_MISSES)], 1_000) as u32)
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(passed, MAX_MISSES);
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(address_key(Some(a)), address_key(Some(b)));
+        let mapped: std::net::IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert_eq!(address_key(Some(mapped)), "10.0.0.7");
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub const MAX_ADDRESS_FAILURES: u32 = 20;
 pub const MAX_ADDRESS_BOOKINGS: u32 = 10;
 
 fn limit_of(key: &str) -> u32 {
-    if key.starts_with("addr:") {
+    if key.starts_with("addr:") || key.starts_with("cancel-addr:") {
         MAX_ADDRESS_FAILURES
     } else if key.starts_with("book:") {
         MAX_ADDRESS_BOOKINGS

@@ -466,8 +466,15 @@ pub enum Action {
         note: String,
     },
     /// A lead's resolution of concurrent incompatible events: the events named in `void`
-    /// no longer count, with the reason on record. Syncs like any other event.
-    Resolve { void: Vec<String>, reason: String },
+    /// no longer count, with the reason on record. Syncs like any other event. `keep`
+    /// names the sides chosen, so a later resolution made elsewhere that voids one of
+    /// them does not apply (the first decision stands).
+    Resolve {
+        void: Vec<String>,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keep: Vec<String>,
+    },
     /// 好差评 (§8.7; 国办发〔2019〕51号): the applicant's rating, 5 = 非常满意 … 1 = 非常
     /// 不满意. The two lowest levels are 差评 and open a rectification due
     /// `rectify_days` working days later (the node's setting when the rating was given,
@@ -831,21 +838,31 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
     let mut ordered: Vec<&Event> = events.iter().collect();
     ordered.sort_by_key(|e| (e.at, e.node));
     ordered.dedup_by_key(|e| (e.at, e.node));
-    // A resolution voids the events it names wherever they fall; resolutions themselves
-    // cannot be voided, so the order in which they arrive does not matter.
-    let mut voided: Vec<String> = ordered
-        .iter()
-        .filter_map(|e| match &e.action {
-            Action::Resolve { void, .. } => Some(void.iter().cloned()),
-            _ => None,
-        })
-        .flatten()
-        .filter(|id| {
-            ordered
-                .iter()
-                .any(|e| e.id() == *id && e.action.kind() != ActionKind::Resolve)
-        })
-        .collect();
+    // A resolution voids the events it names wherever they fall, so the order in which
+    // events arrive does not matter. Resolutions apply in (time, node) order; one that
+    // would void a side an earlier resolution kept (two leads deciding opposite ways
+    // while apart) is itself voided, and the earlier decision stands.
+    let mut voided: Vec<String> = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
+    for e in &ordered {
+        let Action::Resolve { void, keep, .. } = &e.action else {
+            continue;
+        };
+        if void.iter().any(|id| kept.contains(id)) {
+            voided.push(e.id());
+            continue;
+        }
+        voided.extend(
+            void.iter()
+                .filter(|id| {
+                    ordered
+                        .iter()
+                        .any(|e| e.id() == **id && e.action.kind() != ActionKind::Resolve)
+                })
+                .cloned(),
+        );
+        kept.extend(keep.iter().cloned());
+    }
     voided.sort();
     voided.dedup();
 
@@ -876,6 +893,9 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
     let mut suspension_cap: Option<u32> = None;
     // The last event that changed the status: what a conflicting event went against.
     let mut last_move: Option<String> = None;
+    // What a guard conflict goes against: the rating already given, the last extension.
+    let mut rated_by: Option<String> = None;
+    let mut last_extend: Option<String> = None;
     let close_suspension = |state: &mut CaseState, cap: Option<u32>, end: Date| {
         if let Some(start) = state.suspended_since.take() {
             let end = end.max(start);
@@ -887,6 +907,15 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         state.last_event_at = Some(event.at);
         let kind = event.action.kind();
         if kind == ActionKind::Resolve || voided.contains(&event.id()) {
+            continue;
+        }
+        // A second closing of the same rectification (two leads at once) changes nothing.
+        if kind == ActionKind::Rectify
+            && state
+                .rectification
+                .as_ref()
+                .is_some_and(|r| r.closed_on.is_some())
+        {
             continue;
         }
         let allowed = transition(state.status, kind).filter(|_| match &event.action {
@@ -903,15 +932,27 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
             _ => true,
         });
         let Some(next) = allowed else {
+            let against = match kind {
+                ActionKind::Rate if rated_by.is_some() => rated_by.clone(),
+                ActionKind::Extend if transition(state.status, kind).is_some() => {
+                    last_extend.clone()
+                }
+                _ => last_move.clone(),
+            };
             state.conflicts.push(Conflict {
                 event_id: event.id(),
                 action: kind,
                 node: event.node,
                 status_then: state.status,
-                against: last_move.clone(),
+                against,
             });
             continue;
         };
+        match kind {
+            ActionKind::Rate => rated_by = Some(event.id()),
+            ActionKind::Extend => last_extend = Some(event.id()),
+            _ => {}
+        }
         if next != state.status {
             last_move = Some(event.id());
         }
@@ -938,8 +979,12 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                 state.signed_for = None;
             }
             Action::SignFor { .. } => {
-                // A second signature (two people at once) changes nothing.
-                if state.holder.is_some() && state.signed_for.is_none() {
+                // Only the hall the case went to signs for it (anyone, for a department
+                // without a node); a second signature (two people at once) changes nothing.
+                if state.holder.is_some()
+                    && state.signed_for.is_none()
+                    && state.holder_node.is_none_or(|n| n == event.node)
+                {
                     state.signed_for = Some(SignedFor {
                         on: event.date(),
                         node: event.node,
@@ -999,6 +1044,21 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
     state
 }
 
+/// The sides a resolution keeps: for each conflict, the side it does not void.
+pub fn kept_sides(state: &CaseState, void: &[String]) -> Vec<String> {
+    let mut keep: Vec<String> = Vec::new();
+    for c in &state.conflicts {
+        let sides = std::iter::once(c.event_id.clone()).chain(c.against.clone());
+        let sides: Vec<String> = sides.collect();
+        if sides.iter().any(|s| void.contains(s)) {
+            keep.extend(sides.into_iter().filter(|s| !void.contains(s)));
+        }
+    }
+    keep.sort();
+    keep.dedup();
+    keep
+}
+
 /// Checks that a lead's resolution, added to `events`, leaves the case without conflicts:
 /// it must void one side of every conflict, and only events of this case.
 pub fn check_resolution(
@@ -1030,6 +1090,7 @@ pub fn check_resolution(
         action: Action::Resolve {
             void: void.to_vec(),
             reason: String::new(),
+            keep: Vec::new(),
         },
     });
     let after = derive(intake, &with);
@@ -1116,6 +1177,8 @@ pub enum CaseError {
     ResolutionIncomplete { left: usize },
     #[error("the case was not transferred, or its transfer is already signed for")]
     NothingToSignFor,
+    #[error("the case was transferred to another office's node; only that node signs for it")]
+    NotTheHolder,
     #[error("the rating must be one of the five levels, 1 (非常不满意) to 5 (非常满意)")]
     BadRating,
     #[error("this case has already been rated; a case is rated once (一事一评)")]
@@ -1136,7 +1199,7 @@ pub enum CaseError {
 /// Checks an action a person wants to record, against the case as this node sees it.
 pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(), CaseError> {
     let kind = action.kind();
-    if let Action::Resolve { void, reason } = action {
+    if let Action::Resolve { void, reason, .. } = action {
         if state.conflicts.is_empty() {
             return Err(CaseError::NothingToResolve);
         }
@@ -1506,6 +1569,7 @@ mod tests {
             ActionKind::Resolve => Action::Resolve {
                 void: vec!["x".into()],
                 reason: "组长裁定".into(),
+                keep: Vec::new(),
             },
             ActionKind::Rate => Action::Rate {
                 level: 4,
@@ -2501,6 +2565,7 @@ mod tests {
                 Action::Resolve {
                     void: vec![void.id()],
                     reason: "与申请人核实".into(),
+                    keep: Vec::new(),
                 },
             )
         };
@@ -2549,8 +2614,114 @@ mod tests {
             Action::Resolve {
                 void: vec![r.id()],
                 reason: "x".into(),
+                keep: Vec::new(),
             },
         ));
         assert_eq!(derive(&intake, &reversed).status, Status::Decided);
+    }
+
+    /// Two leads, apart, resolve the same conflict opposite ways: the first resolution in
+    /// the merged order stands, the second is voided, and nothing is left in conflict.
+    #[test]
+    fn opposite_resolutions_made_apart_keep_the_first() {
+        let intake = intake();
+        let approve = event(HALL, "2026-03-05", 10, sample_action(ActionKind::Decide));
+        let withdraw = event(
+            STATION,
+            "2026-03-05",
+            11,
+            sample_action(ActionKind::Withdraw),
+        );
+        let base = vec![accepted_on("2026-03-02"), approve.clone(), withdraw.clone()];
+        let state = derive(&intake, &base);
+        assert_eq!(kept_sides(&state, &[withdraw.id()]), vec![approve.id()]);
+        assert_eq!(kept_sides(&state, &[approve.id()]), vec![withdraw.id()]);
+        let resolve = |node, hour, void: &Event| {
+            event(
+                node,
+                "2026-03-06",
+                hour,
+                Action::Resolve {
+                    void: vec![void.id()],
+                    reason: "核实".into(),
+                    keep: kept_sides(&state, &[void.id()]),
+                },
+            )
+        };
+        let at_station = resolve(STATION, 9, &withdraw);
+        let at_hall = resolve(HALL, 10, &approve);
+        for events in [
+            [base.clone(), vec![at_station.clone(), at_hall.clone()]].concat(),
+            [vec![at_hall.clone(), at_station.clone()], base.clone()].concat(),
+        ] {
+            let s = derive(&intake, &events);
+            assert_eq!(s.status, Status::Decided);
+            assert!(s.conflicts.is_empty());
+            assert!(s.voided.contains(&withdraw.id()) && s.voided.contains(&at_hall.id()));
+            assert!(!s.voided.contains(&approve.id()));
+        }
+    }
+
+    /// A conflict from a guard points at the event it collides with: the rating already
+    /// given, the extension that used up the allowance.
+    #[test]
+    fn guard_conflicts_name_the_event_they_collide_with() {
+        let intake = intake();
+        let mut events = completed();
+        let first = rate(4, "2026-09-22");
+        let second = rate(1, "2026-09-23");
+        events.extend([first.clone(), second.clone()]);
+        let state = derive(&intake, &events);
+        assert_eq!(state.conflicts[0].event_id, second.id());
+        assert_eq!(
+            state.conflicts[0].against.as_deref(),
+            Some(first.id().as_str())
+        );
+        // Either rating can be kept.
+        assert_eq!(check_resolution(&intake, &events, &[second.id()]), Ok(()));
+        assert_eq!(check_resolution(&intake, &events, &[first.id()]), Ok(()));
+
+        let long = |node, hour| {
+            event(
+                node,
+                "2026-03-05",
+                hour,
+                Action::Extend {
+                    days: 10,
+                    reason: "复杂".into(),
+                },
+            )
+        };
+        let (a, b) = (long(STATION, 10), long(HALL, 11));
+        let events = vec![accepted_on("2026-03-02"), a.clone(), b.clone()];
+        let state = derive(&intake, &events);
+        assert_eq!(state.conflicts[0].event_id, b.id());
+        assert_eq!(state.conflicts[0].against.as_deref(), Some(a.id().as_str()));
+    }
+
+    /// Only the hall a case went to signs for it; a signature from elsewhere is ignored.
+    #[test]
+    fn only_the_receiving_node_signs_for_a_transfer() {
+        let intake = intake();
+        let events = vec![
+            accepted_on("2026-03-02"),
+            event(
+                STATION,
+                "2026-03-03",
+                10,
+                Action::Transfer {
+                    to: "园岭街道".into(),
+                    reason: "需街道审核".into(),
+                    to_node: Some(HALL),
+                },
+            ),
+            event(
+                STATION,
+                "2026-03-03",
+                11,
+                sample_action(ActionKind::SignFor),
+            ),
+        ];
+        assert!(derive(&intake, &events).signed_for.is_none());
     }
 }

@@ -392,6 +392,7 @@ fn action(n: usize, peer: &Peer, case: &DocId) -> Action {
         case::ActionKind::Resolve => Action::Resolve {
             void: Vec::new(),
             reason: written("组长裁定"),
+            keep: Vec::new(),
         },
         case::ActionKind::Rate => Action::Rate {
             level: 2,
