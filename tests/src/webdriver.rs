@@ -171,6 +171,25 @@ impl Browser {
         self.session_call("POST", "/url", json!({ "url": url }));
     }
 
+    /// Resizes the window, e.g. to a phone's 390×844 for the applicants' pages.
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.session_call(
+            "POST",
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        );
+    }
+
+    /// Runs a script in the page (through WebDriver, not the page's own scripts, which
+    /// the CSP forbids) and returns its value.
+    pub fn eval(&self, script: &str) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            json!({ "script": script, "args": [] }),
+        )
+    }
+
     pub fn current_url(&self) -> String {
         self.session_call("GET", "/url", Value::Null)
             .as_str()

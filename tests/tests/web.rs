@@ -1074,6 +1074,8 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
     );
     assert_eq!(status, 303);
     let browser = Browser::start();
+    // On a phone on the station's Wi-Fi: nothing wider than the screen.
+    browser.set_window_size(390, 844);
     browser.goto(&node.url("/status"));
     browser.find("#serial").type_text(&serial);
     browser.find("#phone4").type_text("8000");
@@ -1082,6 +1084,37 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
     assert!(browser.find_all("#rating-form input:checked").is_empty());
     assert_eq!(browser.find_all("#rating-form input[name=level]").len(), 5);
     browser.screenshot("40-applicant-rating-form");
+    let overflow = browser.eval(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+    );
+    assert_eq!(
+        overflow.as_i64(),
+        Some(0),
+        "the page scrolls sideways on a phone"
+    );
+    // The other pages applicants open on a phone fit too.
+    let status_page = browser.current_url();
+    for path in [
+        "/status".to_string(),
+        "/appointments/book".to_string(),
+        "/catalog".to_string(),
+        format!("/catalog/{RELIEF}"),
+    ] {
+        browser.goto(&node.url(&path));
+        let overflow = browser.eval(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        );
+        assert_eq!(
+            overflow.as_i64(),
+            Some(0),
+            "{path} scrolls sideways on a phone"
+        );
+    }
+    browser.goto(&status_page);
+    browser.find("#serial").type_text(&serial);
+    browser.find("#phone4").type_text("8000");
+    browser.find("#lookup-submit").click();
+    browser.wait_text("#public-status", |t| t == "已办结");
     browser.find("#level-2").click();
     browser.find("#rating-comment").type_text("等候时间太长");
     browser.find("#rating-submit").click();
@@ -1102,6 +1135,7 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
             .as_millis() as i64,
     );
     let due = yizhan_sync::domain::calendar::Calendar::china().add_working_days(today, 15, &[]);
+    browser.set_window_size(1366, 768);
     browser_sign_in(&browser, &node, "lead");
     // The lead's dashboard tracks it until it is closed.
     browser.goto(&node.url("/dashboard"));

@@ -43,8 +43,9 @@ const PAGES: &[(&str, &str)] = &[
 /// after the load, with the month's cases (about 7,000 of 100,000).
 const LEAD_PAGES: &[(&str, &str)] = &[
     ("lead dashboard", "/dashboard"),
-    ("month's cases as .xlsx", "/dashboard/cases.xlsx"),
     ("monthly statistics as .csv", "/dashboard/monthly.csv"),
+    ("month's cases as .csv", "/dashboard/cases.csv"),
+    ("month's cases as .xlsx", "/dashboard/cases.xlsx"),
 ];
 
 pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {

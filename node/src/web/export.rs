@@ -57,7 +57,9 @@ impl Table {
     /// filter, counts as numbers and shares as numbers formatted as percentages.
     pub fn to_xlsx(&self) -> Result<Vec<u8>, XlsxError> {
         let mut workbook = Workbook::new();
-        let sheet = workbook.add_worksheet();
+        // Rows go to a temporary file as they are written instead of staying in memory
+        // (a month of a busy hall is tens of thousands of rows on a small PC).
+        let sheet = workbook.add_worksheet_with_constant_memory()?;
         sheet.set_name(&self.sheet)?;
         let bold = Format::new().set_bold();
         let share = Format::new().set_num_format("0.0%");
