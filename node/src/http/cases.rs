@@ -588,6 +588,16 @@ pub struct CaseView {
     pub materials_missing: Vec<ShortfallView>,
     /// The office the case was last transferred to (转办); none while it stays here.
     pub holder: Option<String>,
+    /// The hall node it went to, if a node (32 hex digits), and the day it signed for it.
+    pub holder_node: Option<String>,
+    pub signed_on: Option<String>,
+    /// The department that delegated accepting the item to this office (§5.5.2).
+    pub delegated_by: Option<String>,
+    /// 好差评: 1 (非常不满意) to 5 (非常满意), once completed and rated.
+    pub rating: Option<u8>,
+    /// The rectification a bad rating opened: its deadline and the day it was closed.
+    pub rectify_due: Option<String>,
+    pub rectified_on: Option<String>,
     pub note: String,
     pub events: Vec<EventOut>,
 }
@@ -623,6 +633,8 @@ pub struct EventOut {
     pub details: serde_json::Value,
     /// The event did not apply where it fell in the merged order.
     pub conflict: bool,
+    /// A lead's resolution voided it; it stays on record without effect.
+    pub voided: bool,
 }
 
 impl From<EventView> for EventOut {
@@ -644,6 +656,7 @@ impl From<EventView> for EventOut {
             kind,
             details,
             conflict: e.conflict,
+            voided: e.voided,
         }
     }
 }
@@ -692,6 +705,20 @@ impl From<CaseDetail> for CaseView {
                 })
                 .collect(),
             holder: d.holder,
+            holder_node: d.state.holder_node.map(|n| n.to_hex()),
+            signed_on: d.state.signed_for.as_ref().map(|s| s.on.to_string()),
+            delegated_by: intake.item.delegated_by.clone(),
+            rating: d.state.rating.as_ref().map(|r| r.level),
+            rectify_due: d.state.rectification.as_ref().map(|r| {
+                r.due(yizhan_sync::domain::calendar::Calendar::china())
+                    .to_string()
+            }),
+            rectified_on: d
+                .state
+                .rectification
+                .as_ref()
+                .and_then(|r| r.closed_on)
+                .map(|d| d.to_string()),
             materials_missing: d
                 .missing
                 .into_iter()

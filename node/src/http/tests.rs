@@ -1176,6 +1176,11 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{rated}");
+    assert_eq!(rated["rating"], 1);
+    // Rated on 2026-03-02 (the test clock): 15 working days later.
+    assert_eq!(rated["rectify_due"], "2026-03-23");
+    assert_eq!(rated["rectified_on"], Value::Null);
+    assert_eq!(rated["delegated_by"], "示范区民政局");
     let (status, again) = api
         .post(&events, admin, &json!({"kind": "rate", "level": 5}))
         .await;
@@ -1188,6 +1193,7 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{closed}");
+    assert_eq!(closed["rectified_on"], "2026-03-02");
     let (status, _) = api
         .post(
             &events,
@@ -1211,6 +1217,8 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{sent}");
+    assert_eq!(sent["holder_node"], "02".repeat(16));
+    assert_eq!(sent["signed_on"], Value::Null);
     let (status, refused) = api
         .post(&events, worker, &json!({"kind": "sign_for"}))
         .await;

@@ -2600,7 +2600,7 @@ mod tests {
             })
         );
         assert_eq!(
-            check_resolution(&intake, &[accept.clone()], &[accept.id()]),
+            check_resolution(&intake, std::slice::from_ref(&accept), &[accept.id()]),
             Err(CaseError::NothingToResolve)
         );
         // The order of arrival does not matter, and a resolution cannot be voided.
