@@ -133,6 +133,11 @@ struct SlotView {
 struct DayView {
     label: String,
     slots: Vec<SlotView>,
+    /// Shown unfolded: the first day with a free place, and the day of the slot chosen.
+    /// The others fold away (`<details>`, no script), so a phone shows one day at a time.
+    open: bool,
+    /// Free places that day.
+    free: u32,
 }
 
 #[derive(Template)]
@@ -271,12 +276,23 @@ async fn book_page(
             };
             let label = weekday(t, slot.day);
             match days.last_mut() {
-                Some(DayView { label: l, slots }) if *l == label => slots.push(view),
+                Some(DayView {
+                    label: l, slots, ..
+                }) if *l == label => slots.push(view),
                 _ => days.push(DayView {
                     label,
                     slots: vec![view],
+                    open: false,
+                    free: 0,
                 }),
             }
+        }
+        for day in &mut days {
+            day.free = day.slots.iter().map(|s| s.left).sum();
+        }
+        let first_free = days.iter().position(|d| d.free > 0);
+        for (n, day) in days.iter_mut().enumerate() {
+            day.open = Some(n) == first_free || day.slots.iter().any(|s| s.checked);
         }
     }
     render(
