@@ -94,6 +94,8 @@ pub struct Ctx {
     /// The path and query of this request, to come back to after sign-in or a switch.
     pub here: String,
     pub node_name: String,
+    /// Whether this node takes appointments (`[appointments] enabled`).
+    pub appointments: bool,
     /// The client's address, when the server knows it (for the sign-in throttle).
     pub client: Option<std::net::IpAddr>,
 }
@@ -141,6 +143,7 @@ impl FromRequestParts<AppState> for Ctx {
             session,
             here,
             node_name: state.node.name.clone(),
+            appointments: state.appointments.is_some(),
             client,
         })
     }
@@ -188,6 +191,7 @@ impl Ctx {
             t: self.t,
             lang: self.t.lang.code(),
             node_name: &self.node_name,
+            appointments: self.appointments,
             user: self.session.as_ref(),
             switch_href: format!("/lang/{}?back={}", other.code(), urlencode(&self.here)),
             switch_label: Tr::of(other).get("lang.name").into_owned(),
@@ -201,6 +205,8 @@ pub struct Chrome<'a> {
     pub t: &'static Tr,
     pub lang: &'static str,
     pub node_name: &'a str,
+    /// Whether this node takes appointments (links to them are shown only then).
+    pub appointments: bool,
     pub user: Option<&'a Session>,
     pub switch_href: String,
     pub switch_label: String,

@@ -1230,3 +1230,30 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
             .contains("only that node")
     );
 }
+
+/// A station that takes no appointments links to none, and its booking page says so.
+#[tokio::test]
+async fn a_station_without_appointments_shows_no_links_to_them() {
+    let api = api("station").await;
+    let page = |state: AppState, uri: &'static str| async move {
+        let response = router(state, 64 * 1024)
+            .oneshot(Request::builder().uri(uri).body(HttpBody::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).to_string())
+    };
+    let (_, with) = page(api.state.clone(), "/signin").await;
+    assert!(with.contains("nav-book"));
+    let without = AppState {
+        appointments: None,
+        ..api.state.clone()
+    };
+    let (status, signin) = page(without.clone(), "/signin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!signin.contains("nav-book") && !signin.contains("/appointments"));
+    assert!(signin.contains("nav-status-public"));
+    let (status, _) = page(without, "/appointments/book").await;
+    assert!(status.is_client_error(), "{status}");
+}
