@@ -208,10 +208,10 @@ fn transfers_decisions_and_conflicts_travel_between_a_station_and_its_hall() {
     browser.find("#transfer-reason").type_text("需街道审核");
     browser.find("#transfer-submit").click();
     browser.wait_text("#case-holder", |t| t.contains("园岭街道行政服务大厅"));
-    assert_eq!(browser.find("#signed-state").text(), "对方未签收");
+    assert_eq!(browser.find("#signed-state").text(), "尚未签收");
     browser.find("#nav-transfers").click();
     let sent = browser.wait_texts("#transfers-sent tbody tr", |r| !r.is_empty());
-    assert!(sent[0].contains("园岭街道行政服务大厅") && sent[0].contains("对方未签收"));
+    assert!(sent[0].contains("园岭街道行政服务大厅") && sent[0].contains("尚未签收"));
     browser.screenshot("30-transfer-sent");
     sign_out(&browser);
 
@@ -228,7 +228,7 @@ fn transfers_decisions_and_conflicts_travel_between_a_station_and_its_hall() {
     sign_in(&browser, &tree.sub, "clerk", &pw("clerk"));
     browser.find("#nav-transfers").click();
     let received = browser.wait_texts("#transfers-received tbody tr", |r| !r.is_empty());
-    assert!(received[0].contains("对方未签收"), "{received:?}");
+    assert!(received[0].contains("尚未签收"), "{received:?}");
     browser.find("#transfers-received .case-link").click();
     browser.wait_text("#case-origin", |t| t == "园岭社区");
     browser.find("#sign-note").type_text("材料齐全");
@@ -271,7 +271,7 @@ fn transfers_decisions_and_conflicts_travel_between_a_station_and_its_hall() {
     browser.screenshot("32-station-sees-decision");
     browser.find("#nav-transfers").click();
     let sent = browser.wait_texts("#transfers-sent tbody tr", |r| !r.is_empty());
-    assert!(!sent[0].contains("对方未签收"), "{sent:?}");
+    assert!(!sent[0].contains("尚未签收"), "{sent:?}");
     sign_out(&browser);
 
     // ---- A withdrawal and an approval made while the link is down.
