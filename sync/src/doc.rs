@@ -69,6 +69,17 @@ pub struct CaseDoc {
     pub intake: Intake,
     /// Events in id order (which is the order `derive` applies them).
     pub events: Vec<Event>,
+    /// Events of a kind this version does not know (written by a newer node): kept in
+    /// the document and passed on by sync, shown as such, but not counted until this
+    /// node is upgraded. Nothing else about the case stops working meanwhile.
+    pub newer: Vec<NewerEvent>,
+}
+
+/// An event of a kind this version does not know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewerEvent {
+    pub id: String,
+    pub kind: String,
 }
 
 /// The contents of an item document.
@@ -279,11 +290,24 @@ fn read_case_root(doc: &Automerge, root: &Root) -> Result<CaseDoc, DocError> {
     let scope = root.expect_kind(DocKind::Case)?;
     let intake: Intake = parse_json("intake", root.text("intake")?)?;
     let mut events = Vec::new();
+    let mut newer = Vec::new();
     for entry in doc.map_range(root.map("events")?, ..) {
         let ValueRef::Scalar(ScalarValueRef::Str(text)) = &entry.value else {
             return Err(DocError::Missing("event text"));
         };
-        let event: Event = parse_json(&format!("events.{}", entry.key), text)?;
+        let event: Event = match parse_json(&format!("events.{}", entry.key), text) {
+            Ok(event) => event,
+            Err(e) => match newer_kind(text) {
+                Some(kind) => {
+                    newer.push(NewerEvent {
+                        id: entry.key.to_string(),
+                        kind,
+                    });
+                    continue;
+                }
+                None => return Err(e),
+            },
+        };
         if event.id() != entry.key {
             return Err(DocError::Missing("event under its own id"));
         }
@@ -293,7 +317,18 @@ fn read_case_root(doc: &Automerge, root: &Root) -> Result<CaseDoc, DocError> {
         scope,
         intake,
         events,
+        newer,
     })
+}
+
+/// The kind of an event this version cannot read because the kind is new to it: an
+/// object whose `kind` is a name none of this version's kinds has. Anything else that
+/// fails to read is damage, not news.
+fn newer_kind(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let kind = value.get("kind")?.as_str()?;
+    let known = crate::domain::case::ActionKind::parse(kind).is_some();
+    (!known && !kind.is_empty() && kind.len() <= 64).then(|| kind.to_string())
 }
 
 /// Reads an item document.
@@ -759,6 +794,55 @@ mod tests {
         assert_eq!(row.applicant_id_masked, "110105********002X");
         assert_eq!(events.len(), 1);
         assert!(!row.conflict);
+    }
+
+    /// An event of a kind from a newer version is kept and named, and the rest of the
+    /// case reads as before; damaged event text is still an error.
+    #[test]
+    fn events_of_a_newer_kind_are_kept_and_do_not_count() {
+        let scope = Scope::parse("case/440399001001").unwrap();
+        let (id, mut doc) = new_case(&origin(1), &scope, &intake()).unwrap();
+        add_events(&mut doc, &origin(1), &[accept_event(1, 1_772_413_300_000)]).unwrap();
+        let events = match doc.get(ROOT, "events").unwrap() {
+            Some((automerge::Value::Object(ObjType::Map), events)) => events,
+            other => panic!("{other:?}"),
+        };
+        let mut with_newer = doc.fork();
+        with_newer
+            .transact::<_, _, AutomergeError>(|tx| {
+                tx.put(
+                    &events,
+                    "0000000000000001-02020202020202020202020202020202",
+                    r#"{"at":"0000000000000001","node":"02020202020202020202020202020202","staff":"x","kind":"terminate","reason":"终止"}"#,
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let case_doc = read_case(&with_newer).unwrap();
+        assert_eq!(case_doc.events.len(), 1);
+        assert_eq!(case_doc.newer.len(), 1);
+        assert_eq!(case_doc.newer[0].kind, "terminate");
+        let (row, rows) = case_rows(&id, &case_doc, Calendar::china());
+        assert_eq!(row.status, "accepted");
+        assert_eq!(rows.len(), 1);
+
+        let mut damaged = doc.fork();
+        damaged
+            .transact::<_, _, AutomergeError>(|tx| {
+                tx.put(
+                    &events,
+                    "0000000000000001-02020202020202020202020202020202",
+                    "{not json",
+                )?;
+                tx.put(
+                    &events,
+                    "0000000000000002-02020202020202020202020202020202",
+                    r#"{"kind":"accept"}"#,
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert!(read_case(&damaged).is_err());
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct CaseDetail {
     pub holder: Option<String>,
     /// Everything derived from the events: conflicts, suspensions, rating, transfer.
     pub state: CaseState,
+    /// Kinds of events written by a newer version, which this node keeps but cannot
+    /// count until it is upgraded.
+    pub newer: Vec<String>,
     pub calendar: Option<String>,
     pub calendar_covered: bool,
 }
@@ -305,6 +308,7 @@ pub(super) fn create_case_in(
         scope,
         intake,
         events: Vec::new(),
+        newer: Vec::new(),
     };
     finish_case_write(ctx, &id, &case_doc, now_ms)?;
     Ok(id)
@@ -407,6 +411,7 @@ fn read_detail(
         received: state.received.clone(),
         missing: state.missing.clone(),
         holder: state.holder.clone(),
+        newer: case_doc.newer.iter().map(|n| n.kind.clone()).collect(),
         intake: case_doc.intake,
         state,
         events,
