@@ -233,6 +233,9 @@ pub enum EventInput {
     },
     /// 整改: the written response that closes a bad rating's rectification.
     Rectify { response: String },
+    /// A lead's resolution of a conflict: the ids of the events decided against (one
+    /// side of every conflict) and the reason. The node records the sides kept.
+    Resolve { void: Vec<String>, reason: String },
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -317,6 +320,11 @@ impl EventInput {
                 rectify_days,
             }),
             EventInput::Rectify { response } => one(Action::Rectify { response }),
+            EventInput::Resolve { void, reason } => one(Action::Resolve {
+                void,
+                reason,
+                keep: Vec::new(),
+            }),
         }
     }
 }
@@ -342,17 +350,19 @@ pub async fn add_event(
     Body(body): Body<EventInput>,
 ) -> ApiResult<Json<CaseView>> {
     let id = case_id(&id)?;
-    // Closing a rectification, and entering a rating for an applicant, are a lead's.
-    if matches!(body, EventInput::Rectify { .. } | EventInput::Rate { .. })
-        && !matches!(
-            user.0.role,
-            crate::store::Role::Lead | crate::store::Role::Admin
-        )
-    {
+    // Resolving a conflict, closing a rectification and entering a rating for an
+    // applicant are a lead's.
+    if matches!(
+        body,
+        EventInput::Rectify { .. } | EventInput::Rate { .. } | EventInput::Resolve { .. }
+    ) && !matches!(
+        user.0.role,
+        crate::store::Role::Lead | crate::store::Role::Admin
+    ) {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "forbidden",
-            "only a lead (现场负责人) or an admin records ratings and closes rectifications",
+            "only a lead (现场负责人) or an admin resolves conflicts, records ratings and closes rectifications",
         ));
     }
     if let EventInput::Accept { complete: Some(_) } = &body {

@@ -1161,6 +1161,7 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
     for body in [
         json!({"kind": "rate", "level": 5}),
         json!({"kind": "rectify", "response": "已整改"}),
+        json!({"kind": "resolve", "void": ["x"], "reason": "核实"}),
     ] {
         let (status, answer) = api.post(&events, worker, &body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
@@ -1202,6 +1203,16 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+    // Nothing to resolve: a clear refusal.
+    let (status, nothing) = api
+        .post(
+            &events,
+            admin,
+            &json!({"kind": "resolve", "void": ["x"], "reason": "核实"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{nothing}");
+    assert!(nothing["message"].as_str().unwrap().contains("no conflict"));
 
     // A transfer to another node's hall: only that node signs for it.
     let (_, other) = api
