@@ -447,3 +447,34 @@ pub fn post_bytes(
     let bytes = response.body_mut().read_to_vec()?;
     Ok((status, bytes))
 }
+
+/// Receives an application for `item` with every required material through the API and
+/// accepts it; returns the case id.
+pub fn accepted_case(base: &str, token: &str, item: &str, name: &str) -> String {
+    let http = client();
+    let (_, found) = get(&http, &format!("{base}/api/v1/items/{item}"), None).unwrap();
+    let materials: Vec<Value> = found["materials"]
+        .as_array()
+        .expect("the item exists here")
+        .iter()
+        .filter(|m| m["required"] == true)
+        .map(|m| serde_json::json!({"name": m["name"], "originals": m["originals"], "copies": m["copies"]}))
+        .collect();
+    let body = serde_json::json!({
+        "item": item,
+        "applicant": {"type": "natural_person", "name": name, "id_number": "11010519491231002X", "phone": "13800138000"},
+        "materials": materials,
+    });
+    let (status, case) = post(&http, &format!("{base}/api/v1/cases"), Some(token), &body).unwrap();
+    assert_eq!(status, 201, "{case}");
+    let id = case["id"].as_str().unwrap().to_string();
+    let (status, accepted) = post(
+        &http,
+        &format!("{base}/api/v1/cases/{id}/events"),
+        Some(token),
+        &serde_json::json!({"kind": "accept"}),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{accepted}");
+    id
+}

@@ -8,12 +8,11 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use yizhan_tests::proxy::{Faults, LossyProxy};
 use yizhan_tests::webdriver::Browser;
 use yizhan_tests::{
-    Node, admin_token, client, enroll_code, get, init_node, post, run_ok, set_config, temp_dir,
-    wait_for,
+    Node, accepted_case, admin_token, client, enroll_code, get, init_node, run_ok, set_config,
+    temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -78,32 +77,7 @@ fn poll(browser: &Browser, url: &str, css: &str, ready: impl Fn(&[String]) -> bo
 }
 
 fn new_case(base: &str, token: &str, name: &str) -> String {
-    let http = client();
-    let (_, item) = get(&http, &format!("{base}/api/v1/items/{ITEM}"), None).unwrap();
-    let materials: Vec<Value> = item["materials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["required"] == true)
-        .map(|m| json!({"name": m["name"], "originals": m["originals"], "copies": m["copies"]}))
-        .collect();
-    let body = json!({
-        "item": ITEM,
-        "applicant": {"type": "natural_person", "name": name, "id_number": "11010519491231002X", "phone": "13800138000"},
-        "materials": materials,
-    });
-    let (status, case) = post(&http, &format!("{base}/api/v1/cases"), Some(token), &body).unwrap();
-    assert_eq!(status, 201, "{case}");
-    let id = case["id"].as_str().unwrap().to_string();
-    let (status, accepted) = post(
-        &http,
-        &format!("{base}/api/v1/cases/{id}/events"),
-        Some(token),
-        &json!({"kind": "accept"}),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{accepted}");
-    id
+    accepted_case(base, token, ITEM, name)
 }
 
 fn has_case(base: &str, token: &str, id: &str) -> bool {

@@ -15,8 +15,8 @@ use yizhan_sync::feed::{Ack, Batch, SignedSeq};
 use yizhan_sync::ids::{DocId, DocKind, Origin, Scope};
 use yizhan_sync::wire::Message;
 use yizhan_tests::{
-    Node, admin_token, client, enroll_code, get, init_node, post, post_bytes, put, run, run_ok,
-    set_config, temp_dir, wait_for,
+    Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, post_bytes, put,
+    run, run_ok, set_config, temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -74,37 +74,12 @@ fn sync_status(base: &str, token: &str) -> Value {
 
 /// Receives and accepts an application for the first item of the catalog.
 fn new_case(base: &str, token: &str, n: u32) -> String {
-    let http = client();
-    let (_, item) = get(
-        &http,
-        &format!("{base}/api/v1/items/1144039999000005XU5001099602000"),
-        None,
+    accepted_case(
+        base,
+        token,
+        "1144039999000005XU5001099602000",
+        &format!("申请人{n}"),
     )
-    .unwrap();
-    let materials: Vec<Value> = item["materials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["required"] == true)
-        .map(|m| json!({"name": m["name"], "originals": m["originals"], "copies": m["copies"]}))
-        .collect();
-    let body = json!({
-        "item": "1144039999000005XU5001099602000",
-        "applicant": {"type": "natural_person", "name": format!("申请人{n}"), "id_number": "11010519491231002X", "phone": "13800138000"},
-        "materials": materials,
-    });
-    let (status, case) = post(&http, &format!("{base}/api/v1/cases"), Some(token), &body).unwrap();
-    assert_eq!(status, 201, "{case}");
-    let id = case["id"].as_str().unwrap().to_string();
-    let (status, accepted) = post(
-        &http,
-        &format!("{base}/api/v1/cases/{id}/events"),
-        Some(token),
-        &json!({"kind": "accept"}),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{accepted}");
-    id
 }
 
 /// A batch signed with `key` claiming `origin`, POSTed to `base`'s push endpoint by the

@@ -778,40 +778,9 @@ fn the_admin_status_page_shows_the_node_and_the_nodes_on_the_lan() {
 fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
     let dir = temp_dir();
     let node = Node::demo(dir.path());
-    let (_, item) = get(
-        &client(),
-        &node.url(&format!("/api/v1/items/{RELIEF}")),
-        None,
-    )
-    .unwrap();
     let mut worker = Visitor::new(&node);
     worker.sign_in("worker", &node.demo_password("worker"));
-    let (_, form, _) = worker.get(&format!("/cases/new?item={RELIEF}"));
-    let (csrf, form_id) = (hidden(&form, "csrf"), hidden(&form, "form_id"));
-    let mut fields: Vec<(String, String)> = vec![
-        ("csrf".into(), csrf.clone()),
-        ("form_id".into(), form_id),
-        ("item".into(), RELIEF.into()),
-        ("applicant_type".into(), "natural_person".into()),
-        ("name".into(), "张三".into()),
-        ("id_number".into(), "11010519491231002X".into()),
-        ("phone".into(), "13800138000".into()),
-    ];
-    for (n, m) in item["materials"].as_array().unwrap().iter().enumerate() {
-        if m["originals"].as_u64().unwrap() > 0 {
-            fields.push((format!("m_o_{n}"), "on".into()));
-        }
-        if m["copies"].as_u64().unwrap() > 0 {
-            fields.push((format!("m_c_{n}"), "on".into()));
-        }
-    }
-    let pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (status, _, case) = worker.post("/cases", &pairs);
-    assert_eq!(status, 303);
-    let case = case.unwrap();
+    let (case, csrf) = accepted_case(&node, &mut worker, "张三");
     let act = format!("{case}/act");
     let status_of = |worker: &mut Visitor| {
         let (_, page, _) = worker.get(&case);

@@ -714,7 +714,7 @@ impl From<CaseDetail> for CaseView {
                     copies: m.copies,
                 })
                 .collect(),
-            holder: d.holder,
+            holder: d.state.holder.clone(),
             holder_node: d.state.holder_node.map(|n| n.to_hex()),
             signed_on: d.state.signed_for.as_ref().map(|s| s.on.to_string()),
             delegated_by: intake.item.delegated_by.clone(),

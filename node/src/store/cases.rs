@@ -122,8 +122,6 @@ pub struct CaseDetail {
     /// Materials received at intake and in supplements, summed per material.
     pub received: Vec<MaterialReceived>,
     pub missing: Vec<Shortfall>,
-    /// The office the case was last transferred to (转办), if any.
-    pub holder: Option<String>,
     /// Everything derived from the events: conflicts, suspensions, rating, transfer.
     pub state: CaseState,
     /// Kinds of events written by a newer version, which this node keeps but cannot
@@ -410,7 +408,6 @@ fn read_detail(
         summary,
         received: state.received.clone(),
         missing: state.missing.clone(),
-        holder: state.holder.clone(),
         newer: case_doc.newer.iter().map(|n| n.kind.clone()).collect(),
         intake: case_doc.intake,
         state,

@@ -23,9 +23,9 @@ use crate::web::i18n::Tr;
 use crate::web::session::Session;
 
 /// A form's fields, in order (checkbox names vary with the item's materials).
-type Fields = Vec<(String, String)>;
+pub(super) type Fields = Vec<(String, String)>;
 
-fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+pub(super) fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
     fields
         .iter()
         .find(|(k, _)| k == name)
@@ -766,9 +766,10 @@ pub async fn supplement(
     Redirect::to(&format!("/cases/{id}")).into_response()
 }
 
-/// `POST /cases/{id}/act`: the follow-up actions on an accepted case (§5.5, §7.3):
-/// suspend for a special procedure, resume, extend, complete, withdraw. Each is checked
-/// by the state machine and refused with a message saying why.
+/// `POST /cases/{id}/act`: the follow-up actions on a case (§5.5, §7.3): suspend for a
+/// special procedure, resume, extend, complete, withdraw, and those of
+/// [`super::follow::follow_up_action`] (decide, transfer, sign for, resolve, rectify).
+/// Each is checked by the state machine and refused with a message saying why.
 pub async fn act(
     State(state): State<AppState>,
     ctx: Ctx,

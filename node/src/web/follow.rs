@@ -16,6 +16,7 @@ use yizhan_sync::domain::case::{Action, Rating, Status};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
+use super::cases::field;
 use super::{Chrome, Ctx, message, render, store_failed};
 use crate::http::AppState;
 use crate::store::{
@@ -117,7 +118,11 @@ pub(super) async fn case_extras(
 ) -> Result<CaseExtras, StoreError> {
     let names = state.store.node_names().await?;
     let sync = state.store.case_sync(d.summary.id.clone()).await?;
-    let targets = state.store.transfer_targets().await?;
+    let targets = if d.summary.status == Status::Accepted {
+        state.store.transfer_targets().await?
+    } else {
+        Vec::new()
+    };
     let own = state.node.node_id.as_str();
     let name_of = |hex: &str| names.get(hex).cloned().unwrap_or_else(|| short(hex));
     let rows: Vec<TimelineRow> = d
@@ -416,12 +421,7 @@ pub(super) async fn follow_up_action(
     kind: &str,
     fields: &[(String, String)],
 ) -> Option<Result<Action, (StatusCode, String)>> {
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or(String::new(), |(_, v)| v.trim().to_string())
-    };
+    let field = |name: &str| field(fields, name).to_string();
     let action = match kind {
         "decide" => {
             let approved = match field("approved").as_str() {
@@ -636,9 +636,9 @@ impl Applicants {
 
     /// The case a ticket was issued for, using it up.
     fn redeem(&self, token: &str, now_ms: u64) -> Option<String> {
+        // 256 random bits: a hash lookup gives nothing away worth timing.
         let mut map = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        let key = map.keys().find(|k| same_secret(k, token))?.clone();
-        let (case_id, until) = map.remove(&key)?;
+        let (case_id, until) = map.remove(token)?;
         (until > now_ms).then_some(case_id)
     }
 }
@@ -701,12 +701,7 @@ pub async fn status_lookup(
     ctx: Ctx,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or(String::new(), |(_, v)| v.trim().to_string())
-    };
+    let get = |name: &str| field(&fields, name);
     let serial: String = get("serial")
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -750,7 +745,7 @@ pub async fn status_lookup(
             .get_case_by_serial(serial_no, state.today())
             .await
         {
-            Ok(d) if same_secret(&d.intake.applicant.phone().tail(), &digits) => Some(d),
+            Ok(d) if same_secret(&d.intake.applicant.phone().tail(), digits) => Some(d),
             Ok(_) | Err(StoreError::NotFound { .. }) => None,
             Err(e) => return store_failed(&ctx, e),
         },
@@ -827,12 +822,7 @@ pub async fn rate(
     ctx: Ctx,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or(String::new(), |(_, v)| v.trim().to_string())
-    };
+    let get = |name: &str| field(&fields, name);
     let now = state.clock.now_ms();
     let level: Option<u8> = get("level").parse().ok().filter(|l| (1..=5).contains(l));
     let Some(level) = level else {
@@ -843,7 +833,7 @@ pub async fn rate(
             ctx.t.get("applicant.error.level").into_owned(),
         );
     };
-    let comment = get("comment");
+    let comment = get("comment").to_string();
     if comment.chars().count() > 1000 {
         return message(
             &ctx,
@@ -852,7 +842,7 @@ pub async fn rate(
             ctx.t.get("applicant.error.comment").into_owned(),
         );
     }
-    let Some(case_id) = state.applicants.redeem(&get("ticket"), now) else {
+    let Some(case_id) = state.applicants.redeem(get("ticket"), now) else {
         return message(
             &ctx,
             StatusCode::FORBIDDEN,

@@ -2603,7 +2603,7 @@ mod tests {
             check_resolution(&intake, std::slice::from_ref(&accept), &[accept.id()]),
             Err(CaseError::NothingToResolve)
         );
-        // The order of arrival does not matter, and a resolution cannot be voided.
+        // The order of arrival does not matter, and another Resolve cannot void one.
         let mut reversed = kept_approval.clone();
         reversed.reverse();
         let r = resolve(&withdraw, 9);
