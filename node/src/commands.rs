@@ -11,10 +11,10 @@ use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::item::Item;
 use yizhan_sync::feed::{ParsedBatch, Pull, VersionVector};
 use yizhan_sync::ids::{NodeId, Scope, hex};
+use yizhan_sync::request::{EnrollRequest, EnrollResponse};
 use yizhan_sync::wire::Message;
 
 use crate::http::rfc3339_cst;
-use crate::http::sync::{EnrollRequest, EnrollResponse};
 use crate::node::OpenNode;
 use crate::store::Relation;
 

@@ -13,12 +13,12 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use yizhan_sync::auth::NodeRecord;
 use yizhan_sync::feed::{self, Ack, Hello, ParsedBatch, Pull, VersionVector};
+use yizhan_sync::request::{
+    CONTENT_TYPE, NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message,
+};
 use yizhan_sync::wire::Message;
 
 use crate::clock::Clock;
-use crate::http::sync::{
-    CONTENT_TYPE, NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message,
-};
 use crate::identity::NodeKey;
 use crate::store::{Relation, Store};
 

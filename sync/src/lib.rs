@@ -12,5 +12,6 @@ pub mod domain;
 pub mod envelope;
 pub mod feed;
 pub mod ids;
+pub mod request;
 pub mod sim;
 pub mod wire;

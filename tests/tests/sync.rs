@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use yizhan_node::http::sync::{NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message};
 use yizhan_node::identity::NodeKey;
 use yizhan_sync::auth::NodeRole;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::envelope::{self, CHAIN_START, Envelope};
 use yizhan_sync::feed::{Ack, Batch, SignedSeq};
 use yizhan_sync::ids::{DocId, DocKind, Origin, Scope};
+use yizhan_sync::request::{NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message};
 use yizhan_sync::wire::Message;
 use yizhan_tests::{
     Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, post_bytes, put,

@@ -2,7 +2,7 @@
 //!
 //! Every request but enrollment proves the caller's node key: it carries the node id, the
 //! time and an Ed25519 signature over the method, path, time and a hash of the body
-//! ([`request_message`]). Unknown keys get 401, revoked ones 403. Bodies are the binary
+//! (`yizhan_sync::request`). Unknown keys get 401, revoked ones 403. Bodies are the binary
 //! messages of `yizhan_sync::wire`; errors are the usual JSON.
 
 use axum::body::Bytes;
@@ -10,35 +10,21 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 use yizhan_sync::auth::NodeRecord;
 use yizhan_sync::feed::{self, Ack, Hello, ParsedBatch, Pull};
 use yizhan_sync::ids::{NodeId, unhex};
+use yizhan_sync::request::{
+    CONTENT_TYPE, EnrollRequest, EnrollResponse, MAX_REQUEST_SKEW_MS, NODE_HEADER,
+    SIGNATURE_HEADER, TIME_HEADER, request_message,
+};
 use yizhan_sync::wire::Message;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::Body;
 
-/// Media type of the binary sync messages.
-pub const CONTENT_TYPE: &str = "application/x-yizhan-sync";
-
 /// Largest sync request body; a batch is cut well below it by its sender.
 pub const MAX_SYNC_BODY: usize = 64 * 1024 * 1024;
-
-/// How far apart the caller's and this node's clocks may be for a signed request.
-pub const MAX_REQUEST_SKEW_MS: i64 = 15 * 60_000;
-
-/// Header names of a signed request.
-pub const NODE_HEADER: &str = "x-yizhan-node";
-pub const TIME_HEADER: &str = "x-yizhan-time";
-pub const SIGNATURE_HEADER: &str = "x-yizhan-signature";
-
-/// What a node signs to make a request.
-pub fn request_message(method: &str, path: &str, time_ms: i64, body: &[u8]) -> Vec<u8> {
-    let body_hash = yizhan_sync::ids::hex(&Sha256::digest(body));
-    format!("yizhan-request-v1\n{method}\n{path}\n{time_ms}\n{body_hash}").into_bytes()
-}
 
 /// A request signed by a known, unrevoked node.
 #[derive(Debug)]
@@ -254,21 +240,6 @@ pub async fn vector(State(state): State<AppState>, _signed: SignedBy) -> ApiResu
         have,
         ..Ack::default()
     }))
-}
-
-/// A child's enrollment request.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollRequest {
-    pub code: String,
-    pub record: NodeRecord,
-}
-
-/// The hall's answer: itself and the nodes above it, for the child to pin.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct EnrollResponse {
-    pub parent: NodeRecord,
-    pub above: Vec<NodeRecord>,
 }
 
 /// `POST /sync/v1/enroll`: a one-time code exchanges keys with a new child.

@@ -842,14 +842,16 @@ async fn sync_requests_must_be_signed_by_a_known_node() {
     }
     .encode();
     let send = |signer: &crate::identity::NodeKey, node: String, time: i64, path: &'static str| {
-        let signature = signer.sign(&super::sync::request_message("POST", path, time, &hello));
+        let signature = signer.sign(&yizhan_sync::request::request_message(
+            "POST", path, time, &hello,
+        ));
         Request::builder()
             .method(Method::POST)
             .uri(path)
-            .header(super::sync::NODE_HEADER, node)
-            .header(super::sync::TIME_HEADER, time.to_string())
+            .header(yizhan_sync::request::NODE_HEADER, node)
+            .header(yizhan_sync::request::TIME_HEADER, time.to_string())
             .header(
-                super::sync::SIGNATURE_HEADER,
+                yizhan_sync::request::SIGNATURE_HEADER,
                 yizhan_sync::ids::hex(&signature),
             )
             .body(HttpBody::from(hello.clone()))
