@@ -82,7 +82,7 @@ pub fn backup(
     // The copy and the compressed archive both sit in `dir` for a moment.
     ensure_space(dir, db_bytes.saturating_mul(2), "the backup")?;
 
-    let stamp = crate::http::rfc3339_cst(now_ms as i64);
+    let stamp = crate::clock::rfc3339_cst(now_ms as i64);
     let compact: String = stamp
         .chars()
         .filter(|c| c.is_ascii_digit())

@@ -13,8 +13,9 @@ use yizhan_sync::domain::case::{Applicant, MaterialReceived, NewCase, Phone, Sta
 use yizhan_sync::domain::codes::{DivisionCode, ResidentId};
 use yizhan_sync::ids::Scope;
 
+use crate::config::Synchronous;
 use crate::demo::{DEMO_DISTRICT, DEMO_DIVISION, demo_catalog};
-use crate::store::{CaseFilter, NewAction, Staff, Store, StoreOptions, Synchronous};
+use crate::store::{CaseFilter, NewAction, Staff, Store, StoreOptions};
 
 #[derive(Debug, Args)]
 pub struct StoreBenchArgs {

@@ -1,7 +1,11 @@
-//! Where "now" comes from. The domain never reads a clock; handlers and commands take the
-//! time from a [`Clock`] so tests and the demo can fix it.
+//! Where "now" comes from, and how times are written for people. The domain never reads a
+//! clock; handlers and commands take the time from a [`Clock`] so tests and the demo can
+//! fix it. Times are shown in China Standard Time (UTC+8, no daylight saving), the same on
+//! every node, whatever the machine's time zone.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use yizhan_sync::domain::calendar::Date;
 
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
@@ -28,5 +32,47 @@ pub struct FixedClock(pub u64);
 impl Clock for FixedClock {
     fn now_ms(&self) -> u64 {
         self.0
+    }
+}
+
+/// RFC 3339 time in China Standard Time, e.g. `2026-03-02T09:30:00+08:00`.
+pub fn rfc3339_cst(unix_ms: i64) -> String {
+    let local_ms = unix_ms + 8 * 3_600_000;
+    let date = Date::from_unix_ms_cst(unix_ms);
+    let seconds_of_day = local_ms.rem_euclid(86_400_000) / 1000;
+    format!(
+        "{date}T{:02}:{:02}:{:02}+08:00",
+        seconds_of_day / 3600,
+        seconds_of_day / 60 % 60,
+        seconds_of_day % 60
+    )
+}
+
+/// Day and minute in China Standard Time, e.g. `2026-03-02 09:30`.
+pub fn minute_cst(unix_ms: i64) -> String {
+    let date = Date::from_unix_ms_cst(unix_ms);
+    let minutes = (unix_ms + 8 * 3_600_000).rem_euclid(86_400_000) / 60_000;
+    format!("{date} {:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_printed_in_china_standard_time() {
+        assert_eq!(rfc3339_cst(0), "1970-01-01T08:00:00+08:00");
+        assert_eq!(rfc3339_cst(1_772_726_399_000), "2026-03-05T23:59:59+08:00");
+        assert_eq!(rfc3339_cst(1_772_726_400_000), "2026-03-06T00:00:00+08:00");
+    }
+
+    #[test]
+    fn minutes_are_china_time() {
+        // 2026-03-01T16:30:00Z is 2026-03-02 00:30 in China.
+        let ms = (Date::from_ymd(2026, 3, 1).unwrap().days_since_epoch() as i64 * 86_400
+            + 16 * 3600
+            + 30 * 60)
+            * 1000;
+        assert_eq!(minute_cst(ms), "2026-03-02 00:30");
     }
 }

@@ -14,7 +14,7 @@ use yizhan_sync::ids::{NodeId, Scope, hex};
 use yizhan_sync::request::{EnrollRequest, EnrollResponse};
 use yizhan_sync::wire::Message;
 
-use crate::http::rfc3339_cst;
+use crate::clock::rfc3339_cst;
 use crate::node::OpenNode;
 use crate::store::Relation;
 

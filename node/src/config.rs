@@ -9,8 +9,6 @@ use std::path::Path;
 
 use yizhan_sync::domain::codes::{DivisionCode, DivisionLevel};
 
-use crate::store::Synchronous;
-
 /// Name of the config file inside the data dir.
 pub const CONFIG_FILE: &str = "yizhan.toml";
 
@@ -621,6 +619,16 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+/// How the writer syncs commits to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit reaches the disk before it is confirmed (the default).
+    Full,
+    /// Commits may be lost on power loss (never corrupted); faster single writes.
+    Normal,
 }
 
 #[cfg(test)]

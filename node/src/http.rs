@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use utoipa::OpenApi;
 use yizhan_sync::domain::calendar::Date;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, rfc3339_cst};
 use crate::store::Store;
 use error::ApiError;
 
@@ -389,19 +389,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "node", responses((status = 200, description = "OpenAPI 3 JSON")))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi_document())
-}
-
-/// RFC 3339 time in China Standard Time, e.g. `2026-03-02T09:30:00+08:00`.
-pub fn rfc3339_cst(unix_ms: i64) -> String {
-    let local_ms = unix_ms + 8 * 3_600_000;
-    let date = Date::from_unix_ms_cst(unix_ms);
-    let seconds_of_day = local_ms.rem_euclid(86_400_000) / 1000;
-    format!(
-        "{date}T{:02}:{:02}:{:02}+08:00",
-        seconds_of_day / 3600,
-        seconds_of_day / 60 % 60,
-        seconds_of_day % 60
-    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,35 @@ use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::ids::{NodeId, hex, unhex};
 
 use crate::accounts::fill_random;
-use crate::store::Identity;
+
+/// The node's key and record. The key signs every change the node writes.
+#[derive(Clone)]
+pub struct Identity {
+    pub key: ed25519_dalek::SigningKey,
+    pub record: NodeRecord,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Identity({} {} {})",
+            self.record.node,
+            self.record.role.as_str(),
+            self.record.division
+        )
+    }
+}
+
+impl Identity {
+    pub fn node_id(&self) -> NodeId {
+        self.record.node
+    }
+
+    pub fn division(&self) -> &DivisionCode {
+        &self.record.division
+    }
+}
 
 /// The node's signing key.
 pub struct NodeKey {

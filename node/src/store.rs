@@ -31,12 +31,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use yizhan_sync::auth::NodeRecord;
 use yizhan_sync::domain::case::CaseError;
-use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::item::ItemInvalid;
 use yizhan_sync::domain::serial::SerialError;
 use yizhan_sync::ids::{NodeId, Origin};
+
+use crate::config::Synchronous;
+use crate::identity::Identity;
 
 pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
 pub use appointments::{
@@ -59,16 +60,6 @@ pub use writer::{Staff, WriteCtx};
 /// running node) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How the writer syncs commits to disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    /// Every commit reaches the disk before it is confirmed (the default).
-    Full,
-    /// Commits may be lost on power loss (never corrupted); faster single writes.
-    Normal,
-}
-
 /// What the store needs to know about the node it belongs to.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -83,35 +74,6 @@ pub struct StoreOptions {
     /// (it holds the data dir's lock); a CLI command beside a running node never changes
     /// the schema under it.
     pub migrate: bool,
-}
-
-/// The node's key and record. The key signs every change the node writes.
-#[derive(Clone)]
-pub struct Identity {
-    pub key: ed25519_dalek::SigningKey,
-    pub record: NodeRecord,
-}
-
-impl std::fmt::Debug for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Identity({} {} {})",
-            self.record.node,
-            self.record.role.as_str(),
-            self.record.division
-        )
-    }
-}
-
-impl Identity {
-    pub fn node_id(&self) -> NodeId {
-        self.record.node
-    }
-
-    pub fn division(&self) -> &DivisionCode {
-        &self.record.division
-    }
 }
 
 /// Opening the store failed.
@@ -189,8 +151,8 @@ pub enum StoreError {
     #[error(
         "the system clock ({wall}) is more than six hours behind the newest event this node recorded ({last}); \
          set the clock right (or find why it was ahead) before recording more",
-        wall = crate::http::rfc3339_cst(*wall_ms as i64),
-        last = crate::http::rfc3339_cst(*last_ms as i64)
+        wall = crate::clock::rfc3339_cst(*wall_ms as i64),
+        last = crate::clock::rfc3339_cst(*last_ms as i64)
     )]
     ClockBehind { wall_ms: u64, last_ms: u64 },
 }

@@ -768,7 +768,7 @@ async fn admin_status(State(state): State<AppState>, ctx: Ctx) -> Response {
             } else {
                 match (p.last_ok_ms, p.last_error_ms) {
                     (Some(ok), Some(err)) if err > ok => p.last_error.clone().unwrap_or_default(),
-                    (Some(ok), _) => crate::http::rfc3339_cst(ok),
+                    (Some(ok), _) => crate::clock::rfc3339_cst(ok),
                     (None, _) => "—".into(),
                 }
             },

@@ -14,9 +14,10 @@ use yizhan_sync::domain::item::CaseType;
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
+use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
-use super::{AppState, rfc3339_cst};
+use crate::clock::rfc3339_cst;
 use crate::store::{CaseDetail, CaseFilter, CaseSummary, EventView, NewAction, Staff};
 
 /// An application received at the counter (收件).

@@ -725,19 +725,6 @@ async fn the_openapi_document_covers_every_route() {
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
 }
 
-#[test]
-fn times_are_printed_in_china_standard_time() {
-    assert_eq!(super::rfc3339_cst(0), "1970-01-01T08:00:00+08:00");
-    assert_eq!(
-        super::rfc3339_cst(1_772_726_399_000),
-        "2026-03-05T23:59:59+08:00"
-    );
-    assert_eq!(
-        super::rfc3339_cst(1_772_726_400_000),
-        "2026-03-06T00:00:00+08:00"
-    );
-}
-
 mod fuzz {
     use proptest::prelude::*;
 

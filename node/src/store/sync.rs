@@ -19,7 +19,8 @@ use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope, ScopeKind};
 use yizhan_sync::wire::Message;
 
 use super::writer::{WriteCtx, store_case_rows, store_item_row};
-use super::{Identity, OpenStoreError, Store, StoreError};
+use super::{OpenStoreError, Store, StoreError};
+use crate::identity::Identity;
 
 /// How a node relates to a peer it knows first-hand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,8 @@ use yizhan_sync::envelope::{self, Envelope};
 use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope};
 
 use super::cache::DocCache;
-use super::{Identity, OpenStoreError, StoreError};
+use super::{OpenStoreError, StoreError};
+use crate::identity::Identity;
 
 /// Most writes committed together. Bounds the latency a write waits behind others.
 const MAX_GROUP: usize = 256;

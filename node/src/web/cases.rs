@@ -14,7 +14,8 @@ use yizhan_sync::domain::item::{CaseType, Item};
 use yizhan_sync::ids::DocId;
 
 use super::{Chrome, Ctx, message, refuse_without_csrf, render, store_failed};
-use crate::http::{AppState, rfc3339_cst};
+use crate::clock::{minute_cst, rfc3339_cst};
+use crate::http::AppState;
 use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
 };
@@ -696,7 +697,7 @@ async fn case_page(
             procedures,
             errors,
             x,
-            received_at: super::follow::minute_cst(d_created_ms),
+            received_at: minute_cst(d_created_ms),
             appointment,
         },
     )

@@ -18,6 +18,7 @@ use yizhan_sync::ids::DocId;
 
 use super::cases::field;
 use super::{Chrome, Ctx, message, render, store_failed};
+use crate::clock::minute_cst;
 use crate::http::AppState;
 use crate::store::{
     CaseDetail, CaseSync, EventView, NewAction, Role, Staff, StoreError, TransferRow, Transfers,
@@ -28,13 +29,6 @@ use crate::web::session::{Session, random_token, same_secret};
 /// Leads (现场负责人) and admins resolve conflicts and close rectifications.
 pub(super) fn is_lead(session: &Session) -> bool {
     matches!(session.role, Role::Lead | Role::Admin)
-}
-
-/// Day and minute in China Standard Time.
-pub(super) fn minute_cst(unix_ms: i64) -> String {
-    let date = Date::from_unix_ms_cst(unix_ms);
-    let minutes = (unix_ms + 8 * 3_600_000).rem_euclid(86_400_000) / 60_000;
-    format!("{date} {:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 // ---------------------------------------------------------------- the case page
@@ -944,15 +938,5 @@ mod tests {
         assert_eq!(a.redeem(&t, 2), None);
         let late = a.ticket("c-2", 0);
         assert_eq!(a.redeem(&late, TICKET_MS + 1), None);
-    }
-
-    #[test]
-    fn minutes_are_china_time() {
-        // 2026-03-01T16:30:00Z is 2026-03-02 00:30 in China.
-        let ms = (Date::from_ymd(2026, 3, 1).unwrap().days_since_epoch() as i64 * 86_400
-            + 16 * 3600
-            + 30 * 60)
-            * 1000;
-        assert_eq!(minute_cst(ms), "2026-03-02 00:30");
     }
 }

@@ -8,9 +8,10 @@ use yizhan_sync::feed::Pull;
 use yizhan_sync::ids::Scope;
 
 use super::Relation;
+use crate::config::Synchronous;
 use crate::demo::demo_catalog;
 use crate::store::tests::{at, complete_application, identity, item, staff};
-use crate::store::{NewAction, Store, StoreOptions, Synchronous};
+use crate::store::{NewAction, Store, StoreOptions};
 
 struct Node {
     _dir: tempfile::TempDir,
