@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
+use crate::data_dir::DataDir;
 use crate::identity::NodeKey;
-use crate::node::DataDir;
+use crate::store::{Copied, FileError};
 
 /// What an archive says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -101,63 +102,32 @@ pub fn backup(
     let _ = fs::remove_file(&staging);
 
     // The online backup: a consistent snapshot while the node writes.
-    let source = rusqlite::Connection::open_with_flags(
-        &db_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("cannot open {}", db_path.display()))?;
-    source.busy_timeout(std::time::Duration::from_secs(10))?;
-    let (schema_version, epoch) = {
-        let mut copy = rusqlite::Connection::open(&staging)?;
-        {
-            use rusqlite::backup::StepResult;
-            let backup = rusqlite::backup::Backup::new(&source, &mut copy)?;
-            let mut last_shown = -1;
-            // Bounded: a step copies 512 pages; waits while the writer holds a lock are
-            // short, and a database that stays locked for minutes is reported.
-            let mut waits = 0;
-            loop {
-                match backup.step(512)? {
-                    StepResult::Done => break,
-                    StepResult::More => {}
-                    StepResult::Busy | StepResult::Locked => {
-                        waits += 1;
-                        if waits > 60_000 {
-                            bail!("the database stayed locked for minutes; try the backup again");
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    _ => {}
-                }
-                let p = backup.progress();
-                if progress && p.pagecount > 0 {
-                    let done = 100 * (p.pagecount - p.remaining) / p.pagecount;
-                    if done / 5 != last_shown / 5 {
-                        last_shown = done;
-                        let bar = "#".repeat((done / 5) as usize);
-                        eprint!("\rbacking up the database [{bar:<20}] {done:>3}%");
-                    }
-                }
+    let mut last_shown = -1;
+    let copied = crate::store::copy_database(&db_path, &staging, |pages, remaining| {
+        if progress && pages > 0 {
+            let done = 100 * (pages - remaining) / pages;
+            if done / 5 != last_shown / 5 {
+                last_shown = done;
+                let bar = "#".repeat((done / 5) as usize);
+                eprint!("\rbacking up the database [{bar:<20}] {done:>3}%");
             }
         }
-        if progress {
-            eprintln!("\rbacking up the database [####################] 100%");
+    });
+    if progress && matches!(copied, Ok(_) | Err(FileError::Damaged(_))) {
+        eprintln!("\rbacking up the database [####################] 100%");
+    }
+    let Copied {
+        schema_version,
+        epoch,
+    } = match copied {
+        Ok(copied) => copied,
+        Err(e) => {
+            if matches!(e, FileError::Damaged(_)) {
+                let _ = fs::remove_file(&staging);
+            }
+            return Err(e.into());
         }
-        let schema: i64 = copy.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let epoch: String =
-            copy.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
-                r.get(0)
-            })?;
-        let check: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-        if check != "ok" {
-            let _ = fs::remove_file(&staging);
-            bail!(
-                "the copied database fails SQLite's check ({check}); the node's database may be damaged: run `yizhan status` and see the deploy guide"
-            );
-        }
-        (schema, epoch.parse::<u32>().unwrap_or(1))
     };
-    drop(source);
 
     let database_sha256 = sha256_file(&staging)?;
     let manifest = Manifest {
@@ -209,7 +179,7 @@ pub fn backup(
 /// `yizhan restore ARCHIVE --data-dir DIR`: checks, unpacks into an empty `DIR` and
 /// starts a new epoch. Returns the manifest and the new epoch.
 pub fn restore(archive: &Path, data_dir: &DataDir) -> anyhow::Result<(Manifest, u32)> {
-    crate::node::ensure_empty(&data_dir.path)?;
+    crate::data_dir::ensure_empty(&data_dir.path)?;
     let side = sidecar(archive);
     let expected = fs::read_to_string(&side).with_context(|| {
         format!(
@@ -273,20 +243,7 @@ pub fn restore(archive: &Path, data_dir: &DataDir) -> anyhow::Result<(Manifest, 
         bail!("the key in the archive belongs to another node than its manifest says");
     }
     // The new epoch: the restored node writes under a new origin and Automerge actor.
-    let conn = rusqlite::Connection::open(data_dir.database())?;
-    let epoch: String = conn.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
-        r.get(0)
-    })?;
-    let next = epoch
-        .parse::<u32>()
-        .unwrap_or(manifest.epoch)
-        .max(manifest.epoch)
-        + 1;
-    conn.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
-        [next.to_string()],
-    )?;
-    drop(conn);
+    let next = crate::store::start_new_epoch(&data_dir.database(), manifest.epoch)?;
     Ok((manifest, next))
 }
 

@@ -45,7 +45,7 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
     };
     let dir = match &args.keep {
         Some(dir) => {
-            crate::node::ensure_empty(dir)?;
+            crate::data_dir::ensure_empty(dir)?;
             std::fs::create_dir_all(dir)?;
             dir.clone()
         }
@@ -313,12 +313,13 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
     use yizhan_sync::feed::Pull;
 
     use crate::config::{Config, HttpSection, NodeSection, Role, StoreSection, SyncSection};
-    use crate::node::{DataDir, create_data_dir};
+    use crate::data_dir::{DataDir, create_data_dir};
+    use crate::node::OpenNode;
     use crate::store::Relation;
 
     let root = match &args.keep {
         Some(dir) => {
-            crate::node::ensure_empty(dir)?;
+            crate::data_dir::ensure_empty(dir)?;
             std::fs::create_dir_all(dir)?;
             dir.clone()
         }
@@ -356,8 +357,8 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
     // Enroll and give the station the catalog, in process, before the clock starts.
     let station_record;
     {
-        let (_hall_lock, hall) = hall_dir.open_exclusive()?;
-        let (_station_lock, station) = station_dir.open_exclusive()?;
+        let (_hall_lock, hall) = OpenNode::exclusive(&hall_dir)?;
+        let (_station_lock, station) = OpenNode::exclusive(&station_dir)?;
         let hall_record = hall
             .key
             .identity(NodeRole::District, hall.config.division(), "hall")
@@ -415,7 +416,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
     }
 
     // The station's cases: intake; supplement + accept; suspend + resume + decide.
-    let (_station_lock, station) = station_dir.open_exclusive()?;
+    let (_station_lock, station) = OpenNode::exclusive(&station_dir)?;
     let items: Vec<_> = demo_catalog()
         .into_iter()
         .filter(|i| {

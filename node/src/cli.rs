@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::accounts::{generate_password, generate_token, hash_password, validate_username};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, HttpSection, NodeSection, Role, StoreSection};
-use crate::node::{self, DEFAULT_DATA_DIR, DataDir};
+use crate::data_dir::{self, DEFAULT_DATA_DIR, DataDir};
+use crate::node::OpenNode;
 use crate::store::{NewUser, Role as StaffRole, Store};
 
 /// Yizhan (驿站): offline-first node for community public service stations and service halls.
@@ -229,12 +230,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => init(&data_dir, args, clock.now_ms()).await,
         Command::Serve { listen } => {
-            let (_lock, node) = data_dir.open_exclusive()?;
+            let (_lock, node) = OpenNode::exclusive(&data_dir)?;
             node.serve(listen, shutdown_signal()).await
         }
         Command::Demo { listen } => crate::demo::run(explicit_dir, listen, shutdown_signal()).await,
         Command::Rebuild => {
-            let (_lock, node) = data_dir.open_exclusive()?;
+            let (_lock, node) = OpenNode::exclusive(&data_dir)?;
             let report = node.store.rebuild().await?;
             println!(
                 "rebuilt {} items, {} cases, {} events; rows differing from before: {}",
@@ -257,7 +258,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             role,
             valid_hours,
         } => {
-            let node = data_dir.open_shared()?;
+            let node = OpenNode::shared(&data_dir)?;
             let result = crate::commands::enroll_code(
                 &node,
                 &division,
@@ -270,7 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Enroll { url, code } => {
-            let node = data_dir.open_shared()?;
+            let node = OpenNode::shared(&data_dir)?;
             let result = crate::commands::enroll(&node, &url, &code).await;
             node.store.shutdown().await;
             result
@@ -279,7 +280,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             node: target,
             reason,
         } => {
-            let (_lock, node) = data_dir.open_exclusive()?;
+            let (_lock, node) = OpenNode::exclusive(&data_dir)?;
             let result = crate::commands::revoke(&node, &target, &reason, clock.now_ms()).await;
             node.store.shutdown().await;
             result
@@ -353,37 +354,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status => {
-            let node = data_dir.open_shared()?;
+            let node = OpenNode::shared(&data_dir)?;
             let result = crate::commands::status(&node).await;
             node.store.shutdown().await;
             result
         }
         Command::ImportCatalog { file } => {
-            let (_lock, node) = data_dir.open_exclusive()?;
+            let (_lock, node) = OpenNode::exclusive(&data_dir)?;
             let result = crate::commands::import_catalog(&node, &file, clock.now_ms()).await;
             node.store.shutdown().await;
             result
         }
         Command::ExportBundle { for_node, file } => {
-            let node = data_dir.open_shared()?;
+            let node = OpenNode::shared(&data_dir)?;
             let result = crate::commands::export_bundle(&node, &for_node, &file).await;
             node.store.shutdown().await;
             result
         }
         Command::ImportBundle { file } => {
-            let (_lock, node) = data_dir.open_exclusive()?;
+            let (_lock, node) = OpenNode::exclusive(&data_dir)?;
             let result = crate::commands::import_bundle(&node, &file).await;
             node.store.shutdown().await;
             result
         }
         Command::User(command) => {
-            let node = data_dir.open_shared()?;
+            let node = OpenNode::shared(&data_dir)?;
             let result = user(&node.store, command, clock.now_ms()).await;
             node.store.shutdown().await;
             result
         }
         Command::Token(TokenCommand::Create { user, label }) => {
-            let node = data_dir.open_shared()?;
+            let node = OpenNode::shared(&data_dir)?;
             let (token, hash) = generate_token();
             let result = node
                 .store
@@ -426,11 +427,11 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         service: Default::default(),
         appointments: Default::default(),
     };
-    node::ensure_empty(&data_dir.path)?;
+    data_dir::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();
     let result = async {
-        let key = node::create_data_dir(data_dir, &config)?;
-        let (_lock, opened) = data_dir.open_exclusive()?;
+        let key = data_dir::create_data_dir(data_dir, &config)?;
+        let (_lock, opened) = OpenNode::exclusive(data_dir)?;
         let password = generate_password();
         opened
             .store
@@ -453,7 +454,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         Ok(done) => done,
         Err(e) => {
             // The dir was empty or new: leave nothing half-made behind.
-            node::remove_partial(&data_dir.path);
+            data_dir::remove_partial(&data_dir.path);
             if !existed {
                 let _ = std::fs::remove_dir(&data_dir.path);
             }

@@ -17,7 +17,8 @@ use yizhan_sync::ids::{DocId, Scope};
 use crate::accounts::{generate_password, generate_token, hash_password};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, HttpSection, NodeSection, Role, StoreSection};
-use crate::node::{self, DataDir};
+use crate::data_dir::{self, DataDir};
+use crate::node::OpenNode;
 use crate::store::{NewAction, NewUser, Role as StaffRole, Staff, Store};
 
 /// The demo station's division: 示范区 示范街道 示范社区 (fictitious codes).
@@ -71,9 +72,9 @@ pub async fn run(
             service: Default::default(),
             appointments: Default::default(),
         };
-        node::create_data_dir(&dir, &config)?;
+        data_dir::create_data_dir(&dir, &config)?;
     }
-    let (_lock, opened) = dir.open_exclusive()?;
+    let (_lock, opened) = OpenNode::exclusive(&dir)?;
     if fresh {
         let credentials = seed(&opened.store, &SystemClock)
             .await

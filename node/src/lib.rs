@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod data_dir;
 pub mod demo;
 pub mod discovery;
 pub mod http;

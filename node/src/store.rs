@@ -17,6 +17,7 @@ mod accounts;
 mod appointments;
 mod cache;
 mod cases;
+mod file;
 mod follow_up;
 mod items;
 mod migrations;
@@ -44,6 +45,7 @@ pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };
 pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
+pub use file::{Copied, FileError, copy_database, schema_version, start_new_epoch};
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;

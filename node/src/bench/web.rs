@@ -13,8 +13,9 @@ use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::ids::Scope;
 
 use crate::config::{Config, HttpSection, NodeSection, Role, StoreSection, SyncSection};
+use crate::data_dir::{DataDir, create_data_dir};
 use crate::demo::{DEMO_DISTRICT, DEMO_DIVISION, demo_catalog};
-use crate::node::{DataDir, create_data_dir};
+use crate::node::OpenNode;
 use crate::store::{NewUser, Role as StaffRole};
 
 #[derive(Debug, Args)]
@@ -71,7 +72,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             appointments: Default::default(),
         },
     )?;
-    let (_lock, node) = dir.open_exclusive()?;
+    let (_lock, node) = OpenNode::exclusive(&dir)?;
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     // The same spread as `bench store`: one case every six minutes up to today, so every
     // warning level is present.

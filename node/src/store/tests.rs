@@ -21,6 +21,22 @@ pub fn identity(seed: u8, role: yizhan_sync::auth::NodeRole, division: &str) -> 
     )
 }
 
+/// Makes the database at `path` look one schema version old (7, before case follow-up
+/// and appointments), for the test that a node backs up before it migrates.
+pub(crate) fn downgrade_to_schema_7(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE appointments;
+         DROP INDEX cases_holder; DROP INDEX cases_rectify;
+         ALTER TABLE cases DROP COLUMN holder; ALTER TABLE cases DROP COLUMN holder_node;
+         ALTER TABLE cases DROP COLUMN signed_on; ALTER TABLE cases DROP COLUMN rating;
+         ALTER TABLE cases DROP COLUMN rated_on; ALTER TABLE cases DROP COLUMN rectify_due;
+         ALTER TABLE cases DROP COLUMN rectified_on;
+         ALTER TABLE case_events DROP COLUMN voided; PRAGMA user_version = 7;",
+    )
+    .unwrap();
+}
+
 pub fn options() -> StoreOptions {
     StoreOptions {
         identity: identity(7, yizhan_sync::auth::NodeRole::Station, "440399001001"),
