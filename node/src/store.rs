@@ -143,6 +143,13 @@ pub enum StoreError {
     Invalid(String),
     #[error("stored document {id} cannot be read: {message}")]
     Corrupt { id: String, message: String },
+    /// Another connection (a CLI command beside the node) held the database past the
+    /// busy timeout; trying again shortly works.
+    #[error("database error: {0}")]
+    Busy(Arc<rusqlite::Error>),
+    /// The disk holding the database is full; nothing of the write was saved.
+    #[error("database error: {0}")]
+    DiskFull(Arc<rusqlite::Error>),
     #[error("database error: {0}")]
     Sqlite(Arc<rusqlite::Error>),
     #[error("the store is shut down")]
@@ -159,9 +166,18 @@ pub enum StoreError {
     ClockBehind { wall_ms: u64, last_ms: u64 },
 }
 
+/// SQLite's errors, sorted into the cases callers tell apart, so no caller matches SQLite
+/// error codes.
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(Arc::new(e))
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(Arc::new(e))
+            }
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull(Arc::new(e)),
+            _ => StoreError::Sqlite(Arc::new(e)),
+        }
     }
 }
 

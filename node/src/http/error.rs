@@ -114,7 +114,7 @@ impl From<StoreError> for ApiError {
                 "shutting_down",
                 "the node is shutting down; try again shortly",
             ),
-            StoreError::Sqlite(inner) if is_busy(inner) => ApiError::new(
+            StoreError::Busy(_) => ApiError::new(
                 S::SERVICE_UNAVAILABLE,
                 "busy",
                 "the database is busy; try again shortly",
@@ -122,7 +122,10 @@ impl From<StoreError> for ApiError {
             StoreError::ClockBehind { .. } => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "clock_behind", e.to_string())
             }
-            StoreError::Corrupt { .. } | StoreError::Sqlite(_) | StoreError::Internal(_) => {
+            StoreError::Corrupt { .. }
+            | StoreError::DiskFull(_)
+            | StoreError::Sqlite(_)
+            | StoreError::Internal(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(
                     S::INTERNAL_SERVER_ERROR,
@@ -132,11 +135,4 @@ impl From<StoreError> for ApiError {
             }
         }
     }
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }

@@ -1052,3 +1052,19 @@ async fn an_appointment_becomes_one_case() {
     assert_eq!((b.status, b.case_id), (AppointmentStatus::Booked, None));
     assert_eq!(store.case_count().await.unwrap(), 1);
 }
+
+#[test]
+fn sqlite_errors_are_sorted_into_the_cases_callers_tell_apart() {
+    let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+    for (code, busy, full) in [
+        (rusqlite::ffi::SQLITE_BUSY, true, false),
+        (rusqlite::ffi::SQLITE_LOCKED, true, false),
+        (rusqlite::ffi::SQLITE_FULL, false, true),
+        (rusqlite::ffi::SQLITE_CORRUPT, false, false),
+    ] {
+        let e = StoreError::from(failure(code));
+        assert_eq!(matches!(e, StoreError::Busy(_)), busy, "{code}: {e:?}");
+        assert_eq!(matches!(e, StoreError::DiskFull(_)), full, "{code}: {e:?}");
+        assert!(e.to_string().starts_with("database error: "), "{e}");
+    }
+}
