@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use tokio::net::TcpListener;
 
+use crate::api::{self, AppState, NodeInfo};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::{DataDir, DirLock};
-use crate::http::{self, AppState, NodeInfo};
 use crate::identity::NodeKey;
 use crate::store::{Store, StoreOptions};
 
@@ -154,7 +154,7 @@ impl OpenNode {
                 }
             }
         }
-        let hello = http::sync::own_hello(&state).map_err(|e| anyhow!("{}", e.message))?;
+        let hello = api::sync::own_hello(&state).map_err(|e| anyhow!("{}", e.message))?;
         let driver = tokio::spawn(
             crate::link::Driver {
                 store: self.store.clone(),
@@ -178,17 +178,17 @@ impl OpenNode {
                 self.config.backup.keep,
             ))
         });
-        let router = http::router(state, self.config.http.max_body_bytes);
+        let router = api::router(state, self.config.http.max_body_bytes);
         let served = match tls {
             Some(config) => {
-                http::serve(
+                api::serve(
                     crate::tls::TlsListener::new(listener, config)?,
                     router,
                     shutdown,
                 )
                 .await
             }
-            None => http::serve(listener, router, shutdown).await,
+            None => api::serve(listener, router, shutdown).await,
         };
         driver.abort();
         if let Some(backups) = backups {

@@ -32,7 +32,7 @@ use pinyin::ToPinyin;
 use yizhan_sync::domain::item::{CaseType, Item};
 
 use crate::accounts;
-use crate::http::AppState;
+use crate::api::AppState;
 use crate::store::{ItemFilter, Role, StoreError, UserRecord};
 use i18n::{Lang, Tr};
 use session::Session;
@@ -136,7 +136,7 @@ impl FromRequestParts<AppState> for Ctx {
             .map_or("/".to_string(), |p| p.as_str().to_string());
         let client = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<crate::http::ClientAddr>>()
+            .get::<axum::extract::ConnectInfo<crate::api::ClientAddr>>()
             .map(|info| info.0.0.ip());
         Ok(Ctx {
             t: Tr::of(lang),

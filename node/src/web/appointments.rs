@@ -16,8 +16,8 @@ use yizhan_sync::domain::case::Phone;
 use yizhan_sync::domain::item::{Item, ItemStatus, Material};
 
 use super::{Chrome, Ctx, cookie_in, message, render, session, store_failed};
+use crate::api::AppState;
 use crate::appointments::{Minute, Schedule, Slot, mask_phone, normalize_code};
-use crate::http::AppState;
 use crate::store::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, ItemFilter, NewAppointment,
 };

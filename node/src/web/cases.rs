@@ -14,8 +14,8 @@ use yizhan_sync::domain::item::{CaseType, Item};
 use yizhan_sync::ids::DocId;
 
 use super::{Chrome, Ctx, message, refuse_without_csrf, render, store_failed};
+use crate::api::AppState;
 use crate::clock::{minute_cst, rfc3339_cst};
-use crate::http::AppState;
 use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
 };

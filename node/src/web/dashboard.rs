@@ -16,7 +16,7 @@ use yizhan_sync::domain::calendar::{Date, WarningLevel};
 use super::export::{Cell, Table, percent};
 use super::i18n::Tr;
 use super::{Chrome, Ctx, message, render, store_failed};
-use crate::http::AppState;
+use crate::api::AppState;
 use crate::store::{CaseSummary, EXPORT_CAP, ExportCase, Month, MonthFigures, Workload};
 
 /// How many cases each list on the page shows; "see all" leads to the work list.

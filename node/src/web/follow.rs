@@ -18,8 +18,8 @@ use yizhan_sync::ids::DocId;
 
 use super::cases::field;
 use super::{Chrome, Ctx, message, render, store_failed};
+use crate::api::AppState;
 use crate::clock::minute_cst;
-use crate::http::AppState;
 use crate::store::{
     CaseDetail, CaseSync, EventView, NewAction, Role, Staff, StoreError, TransferRow, Transfers,
 };

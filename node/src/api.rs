@@ -1,4 +1,5 @@
-//! The HTTP edge: the JSON API under `/api/v1` and its OpenAPI document.
+//! The JSON edge: the API under `/api/v1`, its OpenAPI document, and the node-to-node
+//! API under `/sync/v1`.
 //!
 //! Handlers are thin: extract, call the store, map the result. Wire types live here, never
 //! in the domain. Every failure is an [`error::ApiError`] with a JSON body; malformed input
