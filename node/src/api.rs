@@ -11,13 +11,14 @@ pub mod extract;
 pub mod items;
 pub mod sync;
 
-use std::future::Future;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -25,58 +26,44 @@ use utoipa::OpenApi;
 use yizhan_sync::domain::calendar::Date;
 
 use crate::clock::{Clock, rfc3339_cst};
+use crate::identity::ThisNode;
+use crate::metrics::{LinkState, Metrics};
 use crate::store::Store;
 use error::ApiError;
 
-/// What every handler can reach.
+/// What the JSON API and `/sync/v1` handlers see; the web UI's state is not here.
 #[derive(Clone)]
-pub struct AppState {
+pub struct ApiState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
-    pub node: Arc<NodeInfo>,
+    pub node: Arc<ThisNode>,
     /// Wakes the sync driver after writes, so changes travel soon.
     pub sync_signal: Arc<tokio::sync::Notify>,
     /// The state of the link to the parent, kept by the sync driver.
-    pub link: Arc<std::sync::Mutex<crate::link::LinkState>>,
+    pub link: Arc<Mutex<LinkState>>,
     /// Changes children pushed that this node already had, since start. Stays at zero
     /// when senders resume from the receiver's vector as they should.
-    pub duplicates_received: Arc<std::sync::atomic::AtomicU64>,
+    pub duplicates_received: Arc<AtomicU64>,
     /// Changes applied from pushes since start.
-    pub applied_received: Arc<std::sync::atomic::AtomicU64>,
-    /// Staff sessions of the web UI.
-    pub sessions: Arc<crate::web::session::Sessions>,
-    /// Failed sign-ins, per account.
-    pub throttle: Arc<crate::web::session::Throttle>,
-    /// Whether the node serves HTTPS (session cookies are then `Secure`).
-    pub tls: bool,
-    /// The node key, which seals notices.
-    pub key: Arc<crate::identity::NodeKey>,
-    /// Application forms already turned into cases, so a form sent twice makes one case.
-    pub submitted_forms: Arc<crate::web::session::FormOnce>,
+    pub applied_received: Arc<AtomicU64>,
     /// Counters for `/metrics`.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<Metrics>,
     /// Where scheduled backups go, for the backup age in `/metrics`.
-    pub backup_dir: Option<std::path::PathBuf>,
-    /// LAN discovery, while it runs.
-    pub discovery: Option<Arc<crate::discovery::Discovery>>,
+    pub backup_dir: Option<PathBuf>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).
     pub rectify_days: u32,
-    /// Rate limits and rating tickets of the applicants' status pages.
-    pub applicants: Arc<crate::web::follow::Applicants>,
-    /// When applicants may book appointments; `None` when the station takes none.
-    pub appointments: Option<Arc<crate::appointments::Schedule>>,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
+        f.debug_struct("ApiState")
             .field("store", &self.store)
             .field("node", &self.node)
             .finish_non_exhaustive()
     }
 }
 
-impl AppState {
+impl ApiState {
     /// Today in China Standard Time, for warning levels.
     pub fn today(&self) -> Date {
         Date::from_unix_ms_cst(self.clock.now_ms() as i64)
@@ -94,8 +81,26 @@ pub struct NodeInfo {
     pub calendar: String,
 }
 
-/// The router with every route; tests call it directly.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+impl From<&ThisNode> for NodeInfo {
+    fn from(node: &ThisNode) -> NodeInfo {
+        NodeInfo {
+            node_id: node.node_id.clone(),
+            role: node.role.clone(),
+            division: node.division.clone(),
+            name: node.name.clone(),
+            version: node.version.clone(),
+            calendar: node.calendar.clone(),
+        }
+    }
+}
+
+/// The routes of the API, merged into the node's router (`node::router`) with the web
+/// UI's; any state works that gives an [`ApiState`].
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ApiState: FromRef<S>,
+{
     let api = Router::new()
         .route("/node", get(node_info))
         .route("/openapi.json", get(openapi))
@@ -119,61 +124,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .nest("/sync/v1", sync_api)
-        .merge(crate::web::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            trace_request,
-        ))
-        .with_state(state)
-}
-
-/// The address a request came from, for handlers that need it (`ConnectInfo<ClientAddr>`).
-#[derive(Clone, Copy, Debug)]
-pub struct ClientAddr(pub std::net::SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes open requests.
-pub async fn serve<L>(
-    listener: L,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
-    ClientAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
-{
-    // Handlers see the client's address (the sign-in throttle counts per address).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<ClientAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }
 
 /// One line per request, named by the matched route template (low cardinality); health
-/// checks at debug level.
-async fn trace_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// checks at debug level. Counts every request, pages too, into `metrics`.
+pub async fn trace_request(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request
@@ -184,9 +143,7 @@ async fn trace_request(State(state): State<AppState>, request: Request, next: Ne
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let micros = started.elapsed().as_micros() as u64;
-    state
-        .metrics
-        .request(method.as_str(), &route, status, micros as f64 / 1e6);
+    metrics.request(method.as_str(), &route, status, micros as f64 / 1e6);
     if route == "/healthz" {
         tracing::debug!(http.method = %method, http.route = %route, http.status = status, http.micros = micros, "request");
     } else {
@@ -196,7 +153,7 @@ async fn trace_request(State(state): State<AppState>, request: Request, next: Ne
 }
 
 /// `/metrics`: counters and gauges in the Prometheus text format (no personal data).
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<ApiState>) -> Response {
     use axum::response::IntoResponse;
     let peers = state.store.peers().await.unwrap_or_default();
     let gauges = crate::metrics::Gauges {
@@ -224,11 +181,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn not_found() -> ApiError {
+/// Any path no route takes: a JSON 404 that says where the API is described.
+pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
 }
 
-async fn method_not_allowed() -> ApiError {
+/// A known path with a method it does not take.
+pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -249,8 +208,8 @@ async fn healthz() -> Json<Health> {
 
 /// Describe this node
 #[utoipa::path(get, path = "/api/v1/node", tag = "node", responses((status = 200, body = NodeInfo), (status = 401, body = error::ErrorBody)), security(("token" = [])))]
-async fn node_info(State(state): State<AppState>, _user: extract::Authenticated) -> Json<NodeInfo> {
-    Json((*state.node).clone())
+async fn node_info(State(state): State<ApiState>, _user: extract::Authenticated) -> Json<NodeInfo> {
+    Json(NodeInfo::from(&*state.node))
 }
 
 /// One peer's sync state.
@@ -307,7 +266,7 @@ pub struct QuarantineEntry {
 #[utoipa::path(get, path = "/api/v1/sync/status", tag = "node",
     responses((status = 200, body = SyncStatus), (status = 401, body = error::ErrorBody)), security(("token" = [])))]
 async fn sync_status(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     _user: extract::Authenticated,
 ) -> Result<Json<SyncStatus>, ApiError> {
     let link = state.link.lock().unwrap_or_else(|e| e.into_inner()).clone();

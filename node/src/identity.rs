@@ -1,5 +1,7 @@
-//! The node's Ed25519 key pair. The node id is derived from the public key, so identity
-//! always comes from the key, never from an address or an mDNS name.
+//! Who this node is: its Ed25519 key pair, the [`Identity`] the store signs with, and
+//! [`ThisNode`], what its pages and hello tell others. The node id is derived from the
+//! public key, so identity always comes from the key, never from an address or an mDNS
+//! name.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -8,6 +10,7 @@ use std::path::Path;
 use ed25519_dalek::SigningKey;
 use yizhan_sync::auth::{NodeRecord, NodeRole};
 use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::feed::{self, Hello};
 use yizhan_sync::ids::{NodeId, hex, unhex};
 
 use crate::accounts::fill_random;
@@ -38,6 +41,40 @@ impl Identity {
 
     pub fn division(&self) -> &DivisionCode {
         &self.record.division
+    }
+}
+
+/// What this node is, as its pages, its API and its hello tell others. Made once at start
+/// from the key and the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThisNode {
+    /// The node id (hex), derived from the public key.
+    pub node_id: String,
+    /// `station`, `subdistrict`, `district` or `city`.
+    pub role: String,
+    pub division: String,
+    pub name: String,
+    /// This build's version.
+    pub version: String,
+    /// The version of the working-day calendar shipped in this build.
+    pub calendar: String,
+}
+
+impl ThisNode {
+    /// This node's hello to a peer at `now_ms` (versions, identity, clock).
+    pub fn hello(&self, now_ms: u64) -> Result<Hello, String> {
+        let division = DivisionCode::parse(&self.division).map_err(|e| e.to_string())?;
+        let role = NodeRole::parse(&self.role).ok_or("role")?;
+        Ok(Hello {
+            protocol: feed::PROTOCOL_VERSION,
+            min_protocol: feed::MIN_PROTOCOL_VERSION,
+            node: NodeId::parse_hex(&self.node_id).ok_or("node id")?,
+            role,
+            division,
+            name: self.name.clone(),
+            now_ms,
+            capabilities: vec!["bundle".into()],
+        })
     }
 }
 

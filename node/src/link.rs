@@ -20,6 +20,7 @@ use yizhan_sync::wire::Message;
 
 use crate::clock::Clock;
 use crate::identity::NodeKey;
+use crate::metrics::{LinkState, SessionReportView};
 use crate::store::{Relation, Store};
 
 /// Why a session with a peer failed.
@@ -322,25 +323,6 @@ async fn prepare_push(
 fn covers(have: &VersionVector, want: &VersionVector) -> bool {
     want.iter()
         .all(|(scope, origin, seq)| have.get(scope, origin) >= seq)
-}
-
-/// The state of the link to the parent, for `/api/v1/sync/status` and `yizhan status`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct LinkState {
-    pub up: bool,
-    pub last_success_ms: Option<u64>,
-    pub last_error: Option<String>,
-    pub last_report: Option<SessionReportView>,
-    /// The parent's clock minus this node's at the last hello, in milliseconds.
-    pub clock_offset_ms: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SessionReportView {
-    pub pulled: u32,
-    pub pushed: u32,
-    pub bytes_down: u64,
-    pub bytes_up: u64,
 }
 
 /// Keeps this node in sync with its parent while the node runs.

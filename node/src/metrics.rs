@@ -1,4 +1,6 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4), for technicians.
+//! What the running node observes about itself: the counters behind `/metrics` in the
+//! Prometheus text format (version 0.0.4), for technicians, and the state of the link to
+//! the parent that the status pages show.
 //!
 //! Counters live in memory and start at zero with the process, as Prometheus expects;
 //! gauges (pending changes, quarantine, database size, backup age) are read when scraped.
@@ -45,6 +47,27 @@ pub struct Gauges {
     /// Seconds since the newest scheduled backup; `None` when backups are off or none exists.
     pub backup_age_seconds: Option<u64>,
     pub parent_link_up: Option<bool>,
+}
+
+/// The state of the link to the parent, kept by the sync driver and shown by
+/// `/api/v1/sync/status`, `/metrics` and the admin status page.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LinkState {
+    pub up: bool,
+    pub last_success_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub last_report: Option<SessionReportView>,
+    /// The parent's clock minus this node's at the last hello, in milliseconds.
+    pub clock_offset_ms: Option<i64>,
+}
+
+/// What the last successful session moved.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SessionReportView {
+    pub pulled: u32,
+    pub pushed: u32,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
 }
 
 impl Metrics {

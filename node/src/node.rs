@@ -4,17 +4,80 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState, NodeInfo};
+use crate::api::{self, ApiState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::{DataDir, DirLock};
-use crate::identity::NodeKey;
+use crate::identity::{NodeKey, ThisNode};
+use crate::metrics::LinkState;
 use crate::store::{Store, StoreOptions};
+use crate::tls::ClientAddr;
+use crate::web::{self, WebState};
+
+/// The server's state. The JSON API and the web UI each take their own half (axum's
+/// [`FromRef`]), so neither sees the other's: the API has no sessions, the pages have no
+/// sync counters.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub api: ApiState,
+    pub web: WebState,
+}
+
+impl FromRef<AppState> for ApiState {
+    fn from_ref(state: &AppState) -> ApiState {
+        state.api.clone()
+    }
+}
+
+impl FromRef<AppState> for WebState {
+    fn from_ref(state: &AppState) -> WebState {
+        state.web.clone()
+    }
+}
+
+/// The router with every route: the API's, the web UI's, a JSON 404 for anything else,
+/// the body limit, and one trace line and metrics count per request. Tests call it
+/// directly, with no socket.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let metrics = state.api.metrics.clone();
+    Router::new()
+        .merge(api::routes())
+        .merge(web::routes())
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            api::trace_request,
+        ))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes open requests.
+pub async fn serve<L>(
+    listener: L,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    ClientAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    // Handlers see the client's address (the sign-in throttle counts per address).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<ClientAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
 
 /// A node's config, key and store, ready to use.
 #[derive(Debug)]
@@ -67,41 +130,59 @@ impl OpenNode {
         })
     }
 
+    /// The server's state: the API's and the web UI's, sharing the store, the clock and
+    /// what the node knows about itself.
     pub fn app_state(&self, clock: Arc<dyn Clock>) -> AppState {
+        let node = Arc::new(ThisNode {
+            node_id: self.key.node_id().to_hex(),
+            role: self.config.node.role.as_str().into(),
+            division: self.config.node.division.clone(),
+            name: self.config.node.name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            calendar: yizhan_sync::domain::calendar::Calendar::china()
+                .version()
+                .into(),
+        });
+        let sync_signal = Arc::new(tokio::sync::Notify::new());
+        let link = Arc::new(Mutex::new(LinkState::default()));
+        let backup_dir =
+            (!self.config.backup.dir.is_empty()).then(|| PathBuf::from(&self.config.backup.dir));
+        let rectify_days = self.config.service.rectify_days;
         AppState {
-            store: self.store.clone(),
-            clock,
-            sync_signal: Arc::new(tokio::sync::Notify::new()),
-            link: Arc::new(std::sync::Mutex::new(crate::link::LinkState::default())),
-            duplicates_received: Default::default(),
-            applied_received: Default::default(),
-            sessions: Default::default(),
-            throttle: Default::default(),
-            tls: self.config.http.tls,
-            key: Arc::new(self.key.duplicate()),
-            submitted_forms: Default::default(),
-            metrics: Default::default(),
-            backup_dir: (!self.config.backup.dir.is_empty())
-                .then(|| PathBuf::from(&self.config.backup.dir)),
-            discovery: None,
-            rectify_days: self.config.service.rectify_days,
-            applicants: Default::default(),
-            appointments: self
-                .config
-                .appointments
-                .enabled
-                .then(|| self.config.appointments.schedule().ok().map(Arc::new))
-                .flatten(),
-            node: Arc::new(NodeInfo {
-                node_id: self.key.node_id().to_hex(),
-                role: self.config.node.role.as_str().into(),
-                division: self.config.node.division.clone(),
-                name: self.config.node.name.clone(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                calendar: yizhan_sync::domain::calendar::Calendar::china()
-                    .version()
-                    .into(),
-            }),
+            api: ApiState {
+                store: self.store.clone(),
+                clock: clock.clone(),
+                node: node.clone(),
+                sync_signal: sync_signal.clone(),
+                link: link.clone(),
+                duplicates_received: Default::default(),
+                applied_received: Default::default(),
+                metrics: Default::default(),
+                backup_dir: backup_dir.clone(),
+                rectify_days,
+            },
+            web: WebState {
+                store: self.store.clone(),
+                clock,
+                node,
+                sync_signal,
+                link,
+                backup_dir,
+                discovery: None,
+                tls: self.config.http.tls,
+                key: Arc::new(self.key.duplicate()),
+                rectify_days,
+                sessions: Default::default(),
+                throttle: Default::default(),
+                submitted_forms: Default::default(),
+                applicants: Default::default(),
+                appointments: self
+                    .config
+                    .appointments
+                    .enabled
+                    .then(|| self.config.appointments.schedule().ok().map(Arc::new))
+                    .flatten(),
+            },
         }
     }
 
@@ -148,24 +229,28 @@ impl OpenNode {
                 port: local.port(),
             };
             match crate::discovery::Discovery::start(&advert, &options) {
-                Ok(discovery) => state.discovery = Some(Arc::new(discovery)),
+                Ok(discovery) => state.web.discovery = Some(Arc::new(discovery)),
                 Err(e) => {
                     tracing::warn!(error = %e, "LAN discovery (mDNS) could not start; the node runs without it")
                 }
             }
         }
-        let hello = api::sync::own_hello(&state).map_err(|e| anyhow!("{}", e.message))?;
+        let hello = state
+            .api
+            .node
+            .hello(SystemClock.now_ms())
+            .map_err(|e| anyhow!("{e}"))?;
         let driver = tokio::spawn(
             crate::link::Driver {
                 store: self.store.clone(),
                 key: Arc::new(NodeKey::load(&self.key_path)?),
                 own: hello,
                 clock: Arc::new(SystemClock),
-                signal: state.sync_signal.clone(),
-                state: state.link.clone(),
+                signal: state.api.sync_signal.clone(),
+                state: state.api.link.clone(),
                 interval: std::time::Duration::from_secs(self.config.sync.interval_secs.max(1)),
                 batch_bytes: self.config.sync.batch_bytes.max(1024),
-                metrics: state.metrics.clone(),
+                metrics: state.api.metrics.clone(),
             }
             .run(),
         );
@@ -178,17 +263,17 @@ impl OpenNode {
                 self.config.backup.keep,
             ))
         });
-        let router = api::router(state, self.config.http.max_body_bytes);
+        let router = router(state, self.config.http.max_body_bytes);
         let served = match tls {
             Some(config) => {
-                api::serve(
+                serve(
                     crate::tls::TlsListener::new(listener, config)?,
                     router,
                     shutdown,
                 )
                 .await
             }
-            None => api::serve(listener, router, shutdown).await,
+            None => serve(listener, router, shutdown).await,
         };
         driver.abort();
         if let Some(backups) = backups {

@@ -216,6 +216,29 @@ pub fn http_client(pin: Pin, timeout: Duration) -> reqwest::Client {
         .expect("a client with a preconfigured TLS backend builds")
 }
 
+/// The address a request came from, on either listener (plain TCP or [`TlsListener`]):
+/// handlers read it as `ConnectInfo<ClientAddr>` (the sign-in throttle and the applicants'
+/// limits count per address).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
 /// Accepts TCP connections and finishes TLS handshakes off the accept loop, so a slow
 /// or silent client never holds up the others.
 #[derive(Debug)]

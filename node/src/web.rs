@@ -19,10 +19,12 @@ pub mod i18n;
 pub mod session;
 
 use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -32,8 +34,10 @@ use pinyin::ToPinyin;
 use yizhan_sync::domain::item::{CaseType, Item};
 
 use crate::accounts;
-use crate::api::AppState;
-use crate::store::{ItemFilter, Role, StoreError, UserRecord};
+use crate::clock::Clock;
+use crate::identity::{NodeKey, ThisNode};
+use crate::metrics::LinkState;
+use crate::store::{ItemFilter, Role, Store, StoreError, UserRecord};
 use i18n::{Lang, Tr};
 use session::Session;
 
@@ -42,8 +46,63 @@ const LANG_COOKIE: &str = "yz_lang";
 /// The sign-in form's CSRF secret, before there is a session (double-submit cookie).
 const PRE_COOKIE: &str = "yz_pre";
 
-/// The routes of the web UI, merged into the node's router.
-pub fn routes() -> Router<AppState> {
+/// What the web UI's handlers see: the store and what the node knows about itself, and
+/// the state only pages have (sessions, throttles, once-only forms, the applicants'
+/// limits, the appointment schedule). The JSON API sees none of the latter.
+#[derive(Clone)]
+pub struct WebState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub node: Arc<ThisNode>,
+    /// Wakes the sync driver after writes, so changes travel soon.
+    pub sync_signal: Arc<tokio::sync::Notify>,
+    /// The state of the link to the parent, kept by the sync driver (the status page).
+    pub link: Arc<Mutex<LinkState>>,
+    /// Where scheduled backups go, for the status page.
+    pub backup_dir: Option<PathBuf>,
+    /// LAN discovery, while it runs.
+    pub discovery: Option<Arc<crate::discovery::Discovery>>,
+    /// Whether the node serves HTTPS (session cookies are then `Secure`).
+    pub tls: bool,
+    /// The node key, which seals notices.
+    pub key: Arc<NodeKey>,
+    /// Working days allowed to rectify after a bad rating (`[service]` in the config).
+    pub rectify_days: u32,
+    /// Staff sessions.
+    pub sessions: Arc<session::Sessions>,
+    /// Failed sign-ins per account and address; bookings per address.
+    pub throttle: Arc<session::Throttle>,
+    /// Application forms already turned into cases, so a form sent twice makes one case.
+    pub submitted_forms: Arc<session::FormOnce>,
+    /// Rate limits and rating tickets of the applicants' status pages.
+    pub applicants: Arc<follow::Applicants>,
+    /// When applicants may book appointments; `None` when the station takes none.
+    pub appointments: Option<Arc<crate::appointments::Schedule>>,
+}
+
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("store", &self.store)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebState {
+    /// Today in China Standard Time, for warning levels.
+    pub fn today(&self) -> yizhan_sync::domain::calendar::Date {
+        yizhan_sync::domain::calendar::Date::from_unix_ms_cst(self.clock.now_ms() as i64)
+    }
+}
+
+/// The routes of the web UI, merged into the node's router (`node::router`) with the
+/// API's; any state works that gives a [`WebState`].
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    WebState: FromRef<S>,
+{
     Router::new()
         .route("/", get(home))
         .route("/signin", get(signin_form).post(signin))
@@ -100,13 +159,15 @@ pub struct Ctx {
     pub client: Option<std::net::IpAddr>,
 }
 
-impl FromRequestParts<AppState> for Ctx {
+impl<S> FromRequestParts<S> for Ctx
+where
+    S: Send + Sync,
+    WebState: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = WebState::from_ref(state);
         let lang = cookie(parts, LANG_COOKIE)
             .and_then(|c| Lang::parse(&c))
             .unwrap_or_default();
@@ -136,7 +197,7 @@ impl FromRequestParts<AppState> for Ctx {
             .map_or("/".to_string(), |p| p.as_str().to_string());
         let client = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<crate::api::ClientAddr>>()
+            .get::<axum::extract::ConnectInfo<crate::tls::ClientAddr>>()
             .map(|info| info.0.0.ip());
         Ok(Ctx {
             t: Tr::of(lang),
@@ -465,7 +526,7 @@ impl std::fmt::Debug for SigninForm {
 /// `POST /signin`: checks the password (Argon2, off the async threads), counts failures,
 /// and starts a session.
 async fn signin(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     parts: axum::http::HeaderMap,
     axum::Form(form): axum::Form<SigninForm>,
@@ -576,7 +637,7 @@ fn refuse_without_csrf(ctx: &Ctx, staff: &Session, sent: &str) -> Option<Respons
 
 /// `POST /signout`.
 async fn signout(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     headers: axum::http::HeaderMap,
     axum::Form(form): axum::Form<CsrfForm>,
@@ -639,7 +700,7 @@ struct UsersPage<'a> {
 }
 
 /// `GET /admin/users`: the staff accounts (admins only).
-async fn admin_users(State(state): State<AppState>, ctx: Ctx) -> Response {
+async fn admin_users(State(state): State<WebState>, ctx: Ctx) -> Response {
     if let Some(refused) = ctx.refuse_unless_admin() {
         return refused;
     }
@@ -682,7 +743,7 @@ struct StatusPage<'a> {
 }
 
 /// `GET /admin/status`: what a technician checks first (admins only).
-async fn admin_status(State(state): State<AppState>, ctx: Ctx) -> Response {
+async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
     if let Some(refused) = ctx.refuse_unless_admin() {
         return refused;
     }
@@ -893,7 +954,7 @@ fn is_initials(q: &str) -> bool {
 
 /// `GET /catalog`: browse by category, search by Chinese words or pinyin initials.
 async fn catalog(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(query): Query<CatalogQuery>,
 ) -> Response {
@@ -1063,7 +1124,7 @@ struct ItemPage<'a> {
 }
 
 /// `GET /catalog/{code}`: the service guide (办事指南) with every element of §9.1.2.
-async fn item_guide(State(state): State<AppState>, ctx: Ctx, Path(code): Path<String>) -> Response {
+async fn item_guide(State(state): State<WebState>, ctx: Ctx, Path(code): Path<String>) -> Response {
     match state.store.get_item(code).await {
         Ok(item) => render(
             StatusCode::OK,
@@ -1089,7 +1150,7 @@ struct NoticeSheet<'a> {
 /// `GET /catalog/{code}/notice`: the printable one-time notification sheet (一次性告知单)
 /// listing every material of the item (§7.5 一次性告知制度).
 async fn notice_sheet(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Path(code): Path<String>,
 ) -> Response {

@@ -14,7 +14,7 @@ use yizhan_sync::domain::item::CaseType;
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
-use super::AppState;
+use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
 use crate::clock::rfc3339_cst;
@@ -148,7 +148,7 @@ fn staff_of(user: &Authenticated) -> Staff {
         (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     user: Authenticated,
     Body(body): Body<CreateCase>,
 ) -> ApiResult<impl IntoResponse> {
@@ -345,7 +345,7 @@ fn case_id(id: &str) -> ApiResult<DocId> {
         (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn add_event(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     user: Authenticated,
     Path(id): Path<String>,
     Body(body): Body<EventInput>,
@@ -399,7 +399,7 @@ pub async fn add_event(
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     _user: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CaseView>> {
@@ -419,7 +419,7 @@ pub async fn show(
     responses((status = 200, body = CaseView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn by_serial(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     _user: Authenticated,
     Path(serial): Path<String>,
 ) -> ApiResult<Json<CaseView>> {
@@ -524,7 +524,7 @@ fn parse_date(name: &str, value: Option<String>) -> ApiResult<Option<Date>> {
     responses((status = 200, body = CaseList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn index(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     _user: Authenticated,
     Query(q): Query<ListCasesQuery>,
 ) -> ApiResult<Json<CaseList>> {

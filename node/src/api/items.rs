@@ -9,7 +9,7 @@ use yizhan_sync::domain::item::{
     CaseType, Item, ItemStatus, OnlineDepth, ServiceObject, SubjectNature,
 };
 
-use super::AppState;
+use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
 use crate::store::{ItemFilter, ItemSummary, Role as StaffRole};
@@ -79,7 +79,7 @@ pub struct ItemList {
 #[utoipa::path(get, path = "/api/v1/items", tag = "catalog", params(ListItemsQuery),
     responses((status = 200, body = ItemList), (status = 400, body = ErrorBody)))]
 pub async fn index(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Query(query): Query<ListItemsQuery>,
 ) -> ApiResult<Json<ItemList>> {
     let (items, total) = state
@@ -332,7 +332,7 @@ impl From<Item> for ItemView {
     params(("id" = String, Path, description = "Item id or implementation code (实施编码)")),
     responses((status = 200, body = ItemView), (status = 404, body = ErrorBody)))]
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ItemView>> {
     Ok(Json(state.store.get_item(id).await?.into()))
@@ -347,7 +347,7 @@ pub struct Category {
 /// List the catalog's categories
 #[utoipa::path(get, path = "/api/v1/item-categories", tag = "catalog",
     responses((status = 200, body = Vec<Category>)))]
-pub async fn categories(State(state): State<AppState>) -> ApiResult<Json<Vec<Category>>> {
+pub async fn categories(State(state): State<ApiState>) -> ApiResult<Json<Vec<Category>>> {
     let categories = state.store.item_categories().await?;
     Ok(Json(
         categories
@@ -373,7 +373,7 @@ pub async fn categories(State(state): State<AppState>) -> ApiResult<Json<Vec<Cat
         (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn publish(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     user: Authenticated,
     Path(impl_code): Path<String>,
     Body(item): Body<Item>,

@@ -6,7 +6,7 @@
 //! messages of `yizhan_sync::wire`; errors are the usual JSON.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRef, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use yizhan_sync::request::{
 };
 use yizhan_sync::wire::Message;
 
-use super::AppState;
+use super::ApiState;
 use super::error::{ApiError, ApiResult};
 use super::extract::Body;
 
@@ -33,15 +33,17 @@ pub struct SignedBy {
     pub body: Bytes,
 }
 
-impl axum::extract::FromRequest<AppState> for SignedBy {
+impl<S> axum::extract::FromRequest<S> for SignedBy
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request(
-        request: axum::extract::Request,
-        state: &AppState,
-    ) -> Result<Self, ApiError> {
-        let (mut parts, body) = request.into_parts();
-        let claim = Claim::from_request_parts(&mut parts, state).await?;
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let state = ApiState::from_ref(state);
+        let (parts, body) = request.into_parts();
+        let claim = Claim::from_headers(&parts)?;
         let body = axum::body::to_bytes(body, MAX_SYNC_BODY)
             .await
             .map_err(|_| {
@@ -98,10 +100,9 @@ struct Claim {
     signature: [u8; 64],
 }
 
-impl FromRequestParts<AppState> for Claim {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+impl Claim {
+    /// The caller's node, time and signature, from the request's headers.
+    fn from_headers(parts: &Parts) -> Result<Self, ApiError> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let missing = || {
             ApiError::unauthorized(format!(
@@ -140,35 +141,21 @@ fn binary(message: &impl Message) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], message.encode()).into_response()
 }
 
-/// This node's hello, as it answers another's.
-pub fn own_hello(state: &AppState) -> ApiResult<Hello> {
-    let division = yizhan_sync::domain::codes::DivisionCode::parse(&state.node.division)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let role = yizhan_sync::auth::NodeRole::parse(&state.node.role)
-        .ok_or_else(|| ApiError::invalid("role"))?;
-    Ok(Hello {
-        protocol: feed::PROTOCOL_VERSION,
-        min_protocol: feed::MIN_PROTOCOL_VERSION,
-        node: NodeId::parse_hex(&state.node.node_id).ok_or_else(|| ApiError::invalid("node id"))?,
-        role,
-        division,
-        name: state.node.name.clone(),
-        now_ms: state.clock.now_ms(),
-        capabilities: vec!["bundle".into()],
-    })
-}
-
 /// `POST /sync/v1/hello`: versions and clocks.
-pub async fn hello(State(state): State<AppState>, signed: SignedBy) -> ApiResult<Response> {
+pub async fn hello(State(state): State<ApiState>, signed: SignedBy) -> ApiResult<Response> {
     let theirs: Hello = decode(&signed.body)?;
     feed::compatible(&theirs).map_err(|message| {
         ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_needed", message)
     })?;
-    Ok(binary(&own_hello(&state)?))
+    let own = state
+        .node
+        .hello(state.clock.now_ms())
+        .map_err(ApiError::invalid)?;
+    Ok(binary(&own))
 }
 
 /// `POST /sync/v1/pull`: the changes the caller lacks, in the scopes it may read.
-pub async fn pull(State(state): State<AppState>, signed: SignedBy) -> ApiResult<Response> {
+pub async fn pull(State(state): State<ApiState>, signed: SignedBy) -> ApiResult<Response> {
     let pull: Pull = decode(&signed.body)?;
     if pull.scopes.is_empty() {
         // What the child holds, for the pending-down count in status; not on the
@@ -194,7 +181,7 @@ pub async fn pull(State(state): State<AppState>, signed: SignedBy) -> ApiResult<
 }
 
 /// `POST /sync/v1/push`: a batch from the caller, checked and applied in one transaction.
-pub async fn push(State(state): State<AppState>, signed: SignedBy) -> ApiResult<Response> {
+pub async fn push(State(state): State<ApiState>, signed: SignedBy) -> ApiResult<Response> {
     // Decoding parses every change: a few milliseconds per batch, off the async threads.
     let body = signed.body;
     state
@@ -234,7 +221,7 @@ pub async fn push(State(state): State<AppState>, signed: SignedBy) -> ApiResult<
 }
 
 /// `POST /sync/v1/vector`: this node's vector, so the caller knows what to push.
-pub async fn vector(State(state): State<AppState>, _signed: SignedBy) -> ApiResult<Response> {
+pub async fn vector(State(state): State<ApiState>, _signed: SignedBy) -> ApiResult<Response> {
     let have = state.store.vector().await?;
     Ok(binary(&Ack {
         have,
@@ -244,7 +231,7 @@ pub async fn vector(State(state): State<AppState>, _signed: SignedBy) -> ApiResu
 
 /// `POST /sync/v1/enroll`: a one-time code exchanges keys with a new child.
 pub async fn enroll(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     Body(request): Body<EnrollRequest>,
 ) -> ApiResult<axum::Json<EnrollResponse>> {
     let mut chain = state

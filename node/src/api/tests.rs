@@ -8,12 +8,15 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::{AppState, NodeInfo, router};
+use super::ApiState;
 use crate::accounts::generate_token;
 use crate::clock::FixedClock;
 use crate::demo::demo_catalog;
+use crate::identity::ThisNode;
+use crate::node::{AppState, router};
 use crate::store::tests::{at, open_temp, publish_catalog};
 use crate::store::{NewUser, Role, Store};
+use crate::web::WebState;
 
 struct Api {
     _dir: tempfile::TempDir,
@@ -43,40 +46,55 @@ async fn api(role: &str) -> Api {
             .unwrap();
         tokens.push(token);
     }
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(FixedClock(at("2026-03-02")));
+    let node = Arc::new(ThisNode {
+        node_id: "07070707070707070707070707070707".into(),
+        role: role.into(),
+        division: if role == "station" {
+            "440399001001".into()
+        } else {
+            "440399".into()
+        },
+        name: "测试节点".into(),
+        version: "test".into(),
+        calendar: "test".into(),
+    });
+    let sync_signal = Arc::new(tokio::sync::Notify::new());
+    let link: Arc<std::sync::Mutex<crate::metrics::LinkState>> = Default::default();
     let state = AppState {
-        store: store.clone(),
-        clock: Arc::new(FixedClock(at("2026-03-02"))),
-        sync_signal: Arc::new(tokio::sync::Notify::new()),
-        link: Default::default(),
-        duplicates_received: Default::default(),
-        applied_received: Default::default(),
-        sessions: Default::default(),
-        throttle: Default::default(),
-        tls: false,
-        key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
-        submitted_forms: Default::default(),
-        metrics: Default::default(),
-        backup_dir: None,
-        discovery: None,
-        rectify_days: 15,
-        applicants: Default::default(),
-        appointments: Some(Arc::new(
-            crate::config::AppointmentsSection::default()
-                .schedule()
-                .unwrap(),
-        )),
-        node: Arc::new(NodeInfo {
-            node_id: "07070707070707070707070707070707".into(),
-            role: role.into(),
-            division: if role == "station" {
-                "440399001001".into()
-            } else {
-                "440399".into()
-            },
-            name: "测试节点".into(),
-            version: "test".into(),
-            calendar: "test".into(),
-        }),
+        api: ApiState {
+            store: store.clone(),
+            clock: clock.clone(),
+            node: node.clone(),
+            sync_signal: sync_signal.clone(),
+            link: link.clone(),
+            duplicates_received: Default::default(),
+            applied_received: Default::default(),
+            metrics: Default::default(),
+            backup_dir: None,
+            rectify_days: 15,
+        },
+        web: WebState {
+            store: store.clone(),
+            clock,
+            node,
+            sync_signal,
+            link,
+            backup_dir: None,
+            discovery: None,
+            tls: false,
+            key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
+            rectify_days: 15,
+            sessions: Default::default(),
+            throttle: Default::default(),
+            submitted_forms: Default::default(),
+            applicants: Default::default(),
+            appointments: Some(Arc::new(
+                crate::config::AppointmentsSection::default()
+                    .schedule()
+                    .unwrap(),
+            )),
+        },
     };
     let admin = tokens.pop().unwrap();
     let worker = tokens.pop().unwrap();
@@ -789,7 +807,9 @@ async fn a_clock_far_behind_is_a_clear_503() {
         .post("/api/v1/cases", Some(&token), &application("居住证申领"))
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    api.state.clock = Arc::new(FixedClock(at("2026-03-01")));
+    let behind: Arc<dyn crate::clock::Clock> = Arc::new(FixedClock(at("2026-03-01")));
+    api.state.api.clock = behind.clone();
+    api.state.web.clock = behind;
     let (status, value) = api
         .post("/api/v1/cases", Some(&token), &application("居住证申领"))
         .await;
@@ -1246,10 +1266,8 @@ async fn a_station_without_appointments_shows_no_links_to_them() {
     };
     let (_, with) = page(api.state.clone(), "/signin").await;
     assert!(with.contains("nav-book"));
-    let without = AppState {
-        appointments: None,
-        ..api.state.clone()
-    };
+    let mut without = api.state.clone();
+    without.web.appointments = None;
     let (status, signin) = page(without.clone(), "/signin").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!signin.contains("nav-book") && !signin.contains("/appointments"));

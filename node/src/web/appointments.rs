@@ -15,8 +15,8 @@ use yizhan_sync::domain::calendar::{Calendar, Date, Weekday};
 use yizhan_sync::domain::case::Phone;
 use yizhan_sync::domain::item::{Item, ItemStatus, Material};
 
+use super::WebState;
 use super::{Chrome, Ctx, cookie_in, message, render, session, store_failed};
-use crate::api::AppState;
 use crate::appointments::{Minute, Schedule, Slot, mask_phone, normalize_code};
 use crate::store::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, ItemFilter, NewAppointment,
@@ -39,7 +39,7 @@ fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
 
 /// The schedule, or the page saying this station takes no appointments.
 fn schedule_or_refuse(
-    state: &AppState,
+    state: &WebState,
     ctx: &Ctx,
 ) -> Result<std::sync::Arc<Schedule>, Box<Response>> {
     state.appointments.clone().ok_or_else(|| {
@@ -111,7 +111,7 @@ fn until(schedule: &Schedule, start: Minute) -> Minute {
 }
 
 /// The time of day now, China Standard Time.
-fn now_minute(state: &AppState) -> Minute {
+fn now_minute(state: &WebState) -> Minute {
     Minute::from_unix_ms_cst(state.clock.now_ms() as i64)
 }
 
@@ -162,7 +162,7 @@ pub struct BookQuery {
 
 /// `GET /appointments/book[?item=CODE]`: pick an item, then a day and a slot.
 pub async fn book_form(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     headers: HeaderMap,
     Query(query): Query<BookQuery>,
@@ -197,7 +197,7 @@ pub async fn book_form(
 
 /// A published item of this node's catalog (the items this station accepts), or the
 /// page saying it cannot be booked.
-async fn bookable_item(state: &AppState, ctx: &Ctx, code: String) -> Result<Item, Box<Response>> {
+async fn bookable_item(state: &WebState, ctx: &Ctx, code: String) -> Result<Item, Box<Response>> {
     match state.store.get_item(code).await {
         Ok(item) if item.status == ItemStatus::Published => Ok(item),
         Ok(_) | Err(crate::store::StoreError::NotFound { .. }) => Err(Box::new(message(
@@ -219,7 +219,7 @@ struct Filled {
 }
 
 async fn book_page(
-    state: &AppState,
+    state: &WebState,
     ctx: &Ctx,
     schedule: &Schedule,
     status: StatusCode,
@@ -314,7 +314,7 @@ async fn book_page(
 /// `POST /appointments/book`: checks the item, the slot (a working day within reach, not
 /// started yet, with a place left), the name and the phone, then books and shows the code.
 pub async fn book(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     headers: HeaderMap,
     axum::Form(fields): axum::Form<Fields>,
@@ -349,7 +349,7 @@ pub async fn book(
 }
 
 async fn book_checked(
-    state: &AppState,
+    state: &WebState,
     ctx: &Ctx,
     schedule: &Schedule,
     headers: &HeaderMap,
@@ -464,7 +464,7 @@ struct BookedPage<'a> {
 /// code is the key (37 random bits); the page shows no phone and only the name's first
 /// character.
 pub async fn booked(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     headers: HeaderMap,
     Path(code): Path<String>,
@@ -473,7 +473,7 @@ pub async fn booked(
 }
 
 async fn booked_page(
-    state: &AppState,
+    state: &WebState,
     ctx: &Ctx,
     headers: &HeaderMap,
     code: &str,
@@ -538,7 +538,7 @@ pub struct CancelForm {
 /// `POST /appointments/b/{code}/cancel`: cancels with the last four digits of the phone,
 /// which frees the place.
 pub async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     headers: HeaderMap,
     Path(code): Path<String>,
@@ -641,7 +641,7 @@ pub struct DayQuery {
 /// `GET /appointments[?day=YYYY-MM-DD]`: a day's appointments for the counter, today by
 /// default, each booked one with the button that starts its case.
 pub async fn day_list(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(query): Query<DayQuery>,
 ) -> Response {

@@ -13,8 +13,8 @@ use yizhan_sync::domain::codes::{CreditCode, ResidentId};
 use yizhan_sync::domain::item::{CaseType, Item};
 use yizhan_sync::ids::DocId;
 
+use super::WebState;
 use super::{Chrome, Ctx, message, refuse_without_csrf, render, store_failed};
-use crate::api::AppState;
 use crate::clock::{minute_cst, rfc3339_cst};
 use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
@@ -81,7 +81,7 @@ pub struct ItemQuery {
 
 /// `GET /cases/new?item=CODE`: receive an application for an item.
 pub async fn new_form(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(query): Query<ItemQuery>,
 ) -> Response {
@@ -125,7 +125,7 @@ pub async fn new_form(
 
 /// A booked appointment to start a case from; one already started leads to its case.
 async fn appointment_to_start(
-    state: &AppState,
+    state: &WebState,
     ctx: &Ctx,
     id: &str,
 ) -> Result<crate::store::Appointment, Box<Response>> {
@@ -258,7 +258,7 @@ fn received_from<'a>(
 /// accepted at once (an instant item is completed too) and a receipt is issued, else a
 /// one-time notice lists exactly what is missing.
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     axum::Form(fields): axum::Form<Fields>,
 ) -> Response {
@@ -291,7 +291,7 @@ pub async fn create(
 }
 
 async fn create_claimed(
-    state: &AppState,
+    state: &WebState,
     ctx: &Ctx,
     staff: &Session,
     form_id: String,
@@ -385,7 +385,7 @@ async fn create_claimed(
 /// With every required material: accept (and for an instant item, complete) and issue
 /// the receipt; otherwise record and issue the one-time notice of what is missing.
 async fn accept_or_notify(
-    state: &AppState,
+    state: &WebState,
     staff: &Session,
     item: &Item,
     id: &DocId,
@@ -470,7 +470,7 @@ fn case_refused(ctx: &Ctx, e: StoreError) -> Response {
 
 /// Seals and stores a notice about the case as it is now.
 async fn issue(
-    state: &AppState,
+    state: &WebState,
     staff: &Session,
     item: &Item,
     id: &DocId,
@@ -500,7 +500,7 @@ async fn issue(
 }
 
 fn notice_content(
-    state: &AppState,
+    state: &WebState,
     staff: &Session,
     item: &Item,
     detail: &CaseDetail,
@@ -621,12 +621,12 @@ impl CasePage<'_> {
 }
 
 /// `GET /cases/{id}`.
-pub async fn show(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+pub async fn show(State(state): State<WebState>, ctx: Ctx, Path(id): Path<String>) -> Response {
     case_page(&state, &ctx, &id, StatusCode::OK, Vec::new()).await
 }
 
 async fn case_page(
-    state: &AppState,
+    state: &WebState,
     ctx: &Ctx,
     id: &str,
     status: StatusCode,
@@ -703,7 +703,7 @@ async fn case_page(
     )
 }
 
-async fn item_of(state: &AppState, d: &CaseDetail) -> Result<Item, StoreError> {
+async fn item_of(state: &WebState, d: &CaseDetail) -> Result<Item, StoreError> {
     state
         .store
         .get_item(d.intake.item.impl_code.to_string())
@@ -713,7 +713,7 @@ async fn item_of(state: &AppState, d: &CaseDetail) -> Result<Item, StoreError> {
 /// `POST /cases/{id}/supplement`: materials handed in later (补正); when nothing
 /// required is missing any more, the case is accepted and the receipt issued.
 pub async fn supplement(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Path(id): Path<String>,
     axum::Form(fields): axum::Form<Fields>,
@@ -772,7 +772,7 @@ pub async fn supplement(
 /// [`super::follow::follow_up_action`] (decide, transfer, sign for, resolve, rectify).
 /// Each is checked by the state machine and refused with a message saying why.
 pub async fn act(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Path(id): Path<String>,
     axum::Form(fields): axum::Form<Fields>,
@@ -846,7 +846,7 @@ pub async fn act(
 /// `POST /cases/{id}/refuse`: 不予受理 with reason, legal basis and remedies, and the
 /// refusal notice.
 pub async fn refuse(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Path(id): Path<String>,
     axum::Form(fields): axum::Form<Fields>,
@@ -925,7 +925,7 @@ struct NoticePage<'a> {
 
 /// `GET /notices/{number}`: a notice, printable, with its seal as a QR code.
 pub async fn notice_page(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     headers: axum::http::HeaderMap,
     Path(number): Path<String>,
@@ -1010,7 +1010,7 @@ pub struct CsrfOnly {
 /// `POST /notices/{number}/correct`: issues a new notice of the same kind from the case
 /// as it is now, naming the one it corrects. The old notice stays as it was.
 pub async fn correct_notice(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Path(number): Path<String>,
     axum::Form(form): axum::Form<CsrfOnly>,
@@ -1120,7 +1120,7 @@ pub struct VerifyQuery {
 
 /// `GET /verify?code=…` (public): checks a notice's seal from its QR text, offline.
 pub async fn verify(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(query): Query<VerifyQuery>,
 ) -> Response {
@@ -1150,7 +1150,7 @@ pub async fn verify(
     )
 }
 
-async fn check(state: &AppState, t: &Tr, code: &str) -> Result<Verdict, StoreError> {
+async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreError> {
     let invalid = |key: &str| Verdict {
         valid: false,
         why: t.get(key).into_owned(),
@@ -1290,7 +1290,7 @@ pub struct WorkQuery {
 /// `GET /worklist`: today's cases, those awaiting materials, due soon, overdue; 50 a
 /// page, newest or most urgent first, fast at 100k cases (the list query walks an index).
 pub async fn work_list(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(query): Query<WorkQuery>,
 ) -> Response {

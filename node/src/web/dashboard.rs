@@ -13,10 +13,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use yizhan_sync::domain::calendar::{Date, WarningLevel};
 
+use super::WebState;
 use super::export::{Cell, Table, percent};
 use super::i18n::Tr;
 use super::{Chrome, Ctx, message, render, store_failed};
-use crate::api::AppState;
 use crate::store::{CaseSummary, EXPORT_CAP, ExportCase, Month, MonthFigures, Workload};
 
 /// How many cases each list on the page shows; "see all" leads to the work list.
@@ -245,7 +245,7 @@ fn rating_label(t: &Tr, level: u8) -> String {
 
 /// `GET /dashboard?month=YYYY-MM`: the lead dashboard (leads and admins).
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(query): Query<PeriodQuery>,
 ) -> Response {
@@ -500,7 +500,7 @@ enum Format {
 }
 
 async fn export(
-    state: AppState,
+    state: WebState,
     ctx: Ctx,
     query: PeriodQuery,
     what: Export,
@@ -574,7 +574,7 @@ async fn export(
 
 /// `GET /dashboard/cases.csv?month=YYYY-MM`: the month's cases (at most [`EXPORT_CAP`]).
 pub async fn cases_csv(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
@@ -583,7 +583,7 @@ pub async fn cases_csv(
 
 /// `GET /dashboard/cases.xlsx?month=YYYY-MM`.
 pub async fn cases_xlsx(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
@@ -592,7 +592,7 @@ pub async fn cases_xlsx(
 
 /// `GET /dashboard/monthly.csv?month=YYYY-MM`: the twelve months ending with that one.
 pub async fn monthly_csv(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
@@ -601,7 +601,7 @@ pub async fn monthly_csv(
 
 /// `GET /dashboard/monthly.xlsx?month=YYYY-MM`.
 pub async fn monthly_xlsx(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {

@@ -16,9 +16,9 @@ use yizhan_sync::domain::case::{Action, Rating, Status};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
+use super::WebState;
 use super::cases::field;
 use super::{Chrome, Ctx, message, render, store_failed};
-use crate::api::AppState;
 use crate::clock::minute_cst;
 use crate::store::{
     CaseDetail, CaseSync, EventView, NewAction, Role, Staff, StoreError, TransferRow, Transfers,
@@ -105,7 +105,7 @@ pub struct CaseExtras {
 
 /// Builds the case page's extras from the case and what the node knows around it.
 pub(super) async fn case_extras(
-    state: &AppState,
+    state: &WebState,
     t: &'static Tr,
     staff: &Session,
     d: &CaseDetail,
@@ -409,7 +409,7 @@ fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> 
 /// The action a follow-up form asks for, or the message saying what is wrong with it.
 /// `kind` values beyond the basic ones of `cases::act`.
 pub(super) async fn follow_up_action(
-    state: &AppState,
+    state: &WebState,
     t: &Tr,
     staff: &Session,
     kind: &str,
@@ -527,7 +527,7 @@ impl TransfersPage<'_> {
 
 /// `GET /transfers`: the cases sent on and whether the receiving end signed for them,
 /// and the cases sent here that wait to be signed for.
-pub async fn transfers(State(state): State<AppState>, ctx: Ctx) -> Response {
+pub async fn transfers(State(state): State<WebState>, ctx: Ctx) -> Response {
     if ctx.session.is_none() {
         return ctx.to_signin();
     }
@@ -691,7 +691,7 @@ pub async fn status_form(ctx: Ctx) -> Response {
 /// `POST /status`: the status of one case, for whoever knows its serial number and the
 /// last four digits of the applicant's phone. A miss says only that nothing matched.
 pub async fn status_lookup(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
@@ -775,7 +775,7 @@ fn address_key(client: Option<std::net::IpAddr>) -> String {
     }
 }
 
-fn public_status(state: &AppState, t: &Tr, d: &CaseDetail, now: u64) -> PublicStatus {
+fn public_status(state: &WebState, t: &Tr, d: &CaseDetail, now: u64) -> PublicStatus {
     let can_rate = d.summary.status == Status::Completed
         && d.state.rating.is_none()
         && d.state.conflicts.is_empty();
@@ -812,7 +812,7 @@ struct RatedPage<'a> {
 /// the status page gave. No level is preselected and nothing steers the choice (GB/T
 /// 39734 §4.1).
 pub async fn rate(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     ctx: Ctx,
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
