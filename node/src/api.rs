@@ -37,8 +37,6 @@ pub struct ApiState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub node: Arc<ThisNode>,
-    /// Wakes the sync driver after writes, so changes travel soon.
-    pub sync_signal: Arc<tokio::sync::Notify>,
     /// The state of the link to the parent, kept by the sync driver.
     pub link: Arc<Mutex<LinkState>>,
     /// Changes children pushed that this node already had, since start. Stays at zero

@@ -332,7 +332,8 @@ pub struct Driver {
     pub key: Arc<NodeKey>,
     pub own: Hello,
     pub clock: Arc<dyn ClockDebug>,
-    /// Notified after writes; a session starts half a second later.
+    /// Notified after each commit with changes to pass on ([`Store::outgoing`]); a session
+    /// starts half a second later.
     pub signal: Arc<Notify>,
     pub state: Arc<Mutex<LinkState>>,
     /// Time between sessions when nothing happens.

@@ -143,7 +143,6 @@ impl OpenNode {
                 .version()
                 .into(),
         });
-        let sync_signal = Arc::new(tokio::sync::Notify::new());
         let link = Arc::new(Mutex::new(LinkState::default()));
         let backup_dir =
             (!self.config.backup.dir.is_empty()).then(|| PathBuf::from(&self.config.backup.dir));
@@ -153,7 +152,6 @@ impl OpenNode {
                 store: self.store.clone(),
                 clock: clock.clone(),
                 node: node.clone(),
-                sync_signal: sync_signal.clone(),
                 link: link.clone(),
                 duplicates_received: Default::default(),
                 applied_received: Default::default(),
@@ -165,7 +163,6 @@ impl OpenNode {
                 store: self.store.clone(),
                 clock,
                 node,
-                sync_signal,
                 link,
                 backup_dir,
                 discovery: None,
@@ -246,7 +243,7 @@ impl OpenNode {
                 key: Arc::new(NodeKey::load(&self.key_path)?),
                 own: hello,
                 clock: Arc::new(SystemClock),
-                signal: state.api.sync_signal.clone(),
+                signal: self.store.outgoing(),
                 state: state.api.link.clone(),
                 interval: std::time::Duration::from_secs(self.config.sync.interval_secs.max(1)),
                 batch_bytes: self.config.sync.batch_bytes.max(1024),

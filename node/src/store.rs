@@ -200,6 +200,7 @@ struct Inner {
     writer: writer::WriterHandle,
     readers: ReaderPool,
     origin: Origin,
+    outgoing: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -225,13 +226,21 @@ impl Store {
         let readers = (0..options.readers.max(1))
             .map(|_| open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
-        let writer = writer::spawn(conn, origin, options.identity.clone(), options.doc_cache)?;
+        let outgoing = Arc::new(tokio::sync::Notify::new());
+        let writer = writer::spawn(
+            conn,
+            origin,
+            options.identity.clone(),
+            options.doc_cache,
+            outgoing.clone(),
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer,
                 readers: ReaderPool::new(readers),
                 origin,
+                outgoing,
             }),
         })
     }
@@ -243,6 +252,15 @@ impl Store {
     /// This node's current origin (node id and epoch).
     pub fn origin(&self) -> Origin {
         self.inner.origin
+    }
+
+    /// Notified by the writer after each commit that holds changes to pass on: every
+    /// local change, and what a child pushed that was new here. The sync driver waits on
+    /// it, so a write travels soon without any handler telling it. Changes pulled from the
+    /// parent, duplicates and writes that are no change (peer notes, accounts) stay
+    /// silent, so the driver's own sessions never wake it again.
+    pub fn outgoing(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.outgoing.clone()
     }
 
     /// Runs `f` on the writer thread inside a savepoint of a group-committed transaction;

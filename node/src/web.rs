@@ -54,8 +54,6 @@ pub struct WebState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub node: Arc<ThisNode>,
-    /// Wakes the sync driver after writes, so changes travel soon.
-    pub sync_signal: Arc<tokio::sync::Notify>,
     /// The state of the link to the parent, kept by the sync driver (the status page).
     pub link: Arc<Mutex<LinkState>>,
     /// Where scheduled backups go, for the status page.

@@ -157,7 +157,6 @@ pub async fn create(
         .store
         .create_case(item, new, staff_of(&user), state.clock.now_ms())
         .await?;
-    state.sync_signal.notify_one();
     let detail = state.store.get_case(id.to_string(), state.today()).await?;
     Ok((
         StatusCode::CREATED,
@@ -383,7 +382,6 @@ pub async fn add_event(
             state.clock.now_ms(),
         )
         .await?;
-    state.sync_signal.notify_one();
     Ok(Json(
         state
             .store

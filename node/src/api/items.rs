@@ -407,7 +407,6 @@ pub async fn publish(
         .store
         .publish_item(Scope::catalog(&division), item, state.clock.now_ms())
         .await?;
-    state.sync_signal.notify_one();
     Ok((
         StatusCode::OK,
         Json(state.store.get_item(impl_code).await?.into()),

@@ -204,7 +204,7 @@ pub async fn push(State(state): State<ApiState>, signed: SignedBy) -> ApiResult<
                 format!("the batch message cannot be read: {e}"),
             )
         })?;
-    let ack = state.store.receive_parsed(parsed).await?;
+    let ack = state.store.receive_pushed(parsed).await?;
     state
         .applied_received
         .fetch_add(u64::from(ack.applied), std::sync::atomic::Ordering::Relaxed);
@@ -216,7 +216,6 @@ pub async fn push(State(state): State<ApiState>, signed: SignedBy) -> ApiResult<
         u64::from(ack.duplicates),
         std::sync::atomic::Ordering::Relaxed,
     );
-    state.sync_signal.notify_one();
     Ok(binary(&ack))
 }
 
@@ -238,7 +237,6 @@ pub async fn enroll(
         .store
         .enroll_child(request.code, request.record, state.clock.now_ms())
         .await?;
-    state.sync_signal.notify_one();
     let parent = chain.remove(0);
     Ok(axum::Json(EnrollResponse {
         parent,

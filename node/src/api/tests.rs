@@ -59,14 +59,12 @@ async fn api(role: &str) -> Api {
         version: "test".into(),
         calendar: "test".into(),
     });
-    let sync_signal = Arc::new(tokio::sync::Notify::new());
     let link: Arc<std::sync::Mutex<crate::metrics::LinkState>> = Default::default();
     let state = AppState {
         api: ApiState {
             store: store.clone(),
             clock: clock.clone(),
             node: node.clone(),
-            sync_signal: sync_signal.clone(),
             link: link.clone(),
             duplicates_received: Default::default(),
             applied_received: Default::default(),
@@ -78,7 +76,6 @@ async fn api(role: &str) -> Api {
             store: store.clone(),
             clock,
             node,
-            sync_signal,
             link,
             backup_dir: None,
             discovery: None,

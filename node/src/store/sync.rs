@@ -444,14 +444,33 @@ impl Store {
         self.receive_parsed(parsed).await
     }
 
-    /// [`Store::receive_batch`] for a batch whose changes were parsed at decoding.
+    /// [`Store::receive_batch`] for a batch whose changes were parsed at decoding: one
+    /// pulled from the parent or read from a bundle. It wakes nothing: the parent has it.
     pub async fn receive_parsed(&self, parsed: ParsedBatch) -> Result<Ack, StoreError> {
+        self.receive_from(parsed, false).await
+    }
+
+    /// [`Store::receive_parsed`] for a batch a child pushed: what it brings that is new
+    /// here may be new to the parent too, so once it is committed the sync driver is woken
+    /// to pass it on (see [`Store::outgoing`]). A push of duplicates wakes nothing.
+    pub async fn receive_pushed(&self, parsed: ParsedBatch) -> Result<Ack, StoreError> {
+        self.receive_from(parsed, true).await
+    }
+
+    async fn receive_from(&self, parsed: ParsedBatch, pushed: bool) -> Result<Ack, StoreError> {
         if parsed.changes.len() != parsed.batch.envelopes.len() {
             return Err(StoreError::Internal(
                 "a parsed batch needs one change per envelope".into(),
             ));
         }
-        self.write(move |ctx| receive(ctx, parsed)).await
+        self.write(move |ctx| {
+            let ack = receive(ctx, parsed)?;
+            if pushed && ack.applied > 0 {
+                ctx.pass_on();
+            }
+            Ok(ack)
+        })
+        .await
     }
 
     /// Records a peer this node knows first-hand.

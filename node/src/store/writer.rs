@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use automerge::Automerge;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use yizhan_sync::doc::{self, CaseRow, EventRow, ItemRow};
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::hlc::{Hlc, HlcClock};
@@ -59,6 +59,11 @@ pub struct WriteCtx {
     /// Published items by id and by implementation code, so receiving an application
     /// does not parse the item's JSON each time. Cleared whenever a write fails.
     items: HashMap<String, Arc<Item>>,
+    /// Whether the running closure added changes this node should pass on (see
+    /// [`WriteCtx::pass_on`]).
+    pass_on: bool,
+    /// Notified after each commit that holds changes to pass on: it wakes the sync driver.
+    outgoing: Arc<Notify>,
 }
 
 impl std::fmt::Debug for WriteCtx {
@@ -72,6 +77,13 @@ impl std::fmt::Debug for WriteCtx {
 impl WriteCtx {
     fn cache_clear_items(&mut self) {
         self.items.clear();
+    }
+
+    /// Marks the running write as one whose changes should travel: after its group
+    /// commits, the writer wakes the sync driver. Every local change is marked (see
+    /// [`WriteCtx::persist_local_change`]); received ones only when a child pushed them.
+    pub(super) fn pass_on(&mut self) {
+        self.pass_on = true;
     }
 
     /// Drops cached items after a received catalog change.
@@ -217,7 +229,8 @@ impl WriteCtx {
     }
 
     /// Saves a document this node just changed and records its newest local change in the
-    /// change log under this node's next sequence number.
+    /// change log under this node's next sequence number. The change is to pass on, so the
+    /// sync driver is woken once it is committed.
     pub(super) fn persist_local_change(
         &mut self,
         id: &DocId,
@@ -273,6 +286,7 @@ impl WriteCtx {
         let chain = envelope::chain_next(&run.chain, &envelope);
         let signature = envelope::sign(&self.identity.key, &origin, envelope.seq, &chain);
         super::sync::insert_change(&self.conn, &envelope, &chain, Some(&signature))?;
+        self.pass_on();
         Ok(())
     }
 }
@@ -529,6 +543,7 @@ pub(super) fn spawn(
     origin: Origin,
     identity: Identity,
     doc_cache: usize,
+    outgoing: Arc<Notify>,
 ) -> Result<WriterHandle, OpenStoreError> {
     let division = identity.record.division.clone();
     // The clock starts after the newest time stored, so a restart never issues an earlier
@@ -547,6 +562,8 @@ pub(super) fn spawn(
         created: Vec::new(),
         clock_lag_warned: None,
         items: HashMap::new(),
+        pass_on: false,
+        outgoing,
     };
     let (sender, receiver) = channel();
     let thread = std::thread::Builder::new()
@@ -585,6 +602,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
     }
     let mut committed = Vec::with_capacity(group.len());
     let mut touched = Vec::new();
+    let mut pass_on = false;
     let mut jobs = group.into_iter();
     let mut lost: Option<StoreError> = None;
     for job in jobs.by_ref() {
@@ -594,9 +612,11 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         }
         ctx.touched.clear();
         ctx.created.clear();
+        ctx.pass_on = false;
         let ran = job.run(ctx);
         let released = ran.ok && ctx.conn.execute_batch("RELEASE job").is_ok();
         if released {
+            pass_on |= ctx.pass_on;
             touched.append(&mut ctx.touched);
             committed.push(ran.complete);
         } else {
@@ -636,6 +656,10 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         for job in jobs {
             job.abort(error.clone());
         }
+    } else if pass_on {
+        // After COMMIT and before any caller hears back, so "written" implies "the
+        // driver knows". Notify keeps one permit: a burst of commits wakes it once.
+        ctx.outgoing.notify_one();
     }
     for complete in committed {
         complete(commit.clone());

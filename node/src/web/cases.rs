@@ -375,7 +375,6 @@ async fn create_claimed(
         Err(e) => return case_refused(ctx, e),
     };
     state.submitted_forms.done(&form_id, id.to_string());
-    state.sync_signal.notify_one();
     if let Err(e) = accept_or_notify(state, staff, &item, &id).await {
         return case_refused(ctx, e);
     }
@@ -433,7 +432,6 @@ async fn accept_or_notify(
             .await?;
         issue(state, staff, item, id, NoticeKind::OneTime, None).await?;
     }
-    state.sync_signal.notify_one();
     Ok(())
 }
 
@@ -831,10 +829,7 @@ pub async fn act(
         .act_on_case(doc_id, vec![NewAction::Do(action)], staff_of(staff), now)
         .await
     {
-        Ok(()) => {
-            state.sync_signal.notify_one();
-            Redirect::to(&format!("/cases/{id}")).into_response()
-        }
+        Ok(()) => Redirect::to(&format!("/cases/{id}")).into_response(),
         // The state machine's or validation's own words, on the case page.
         Err(StoreError::Case(e)) => {
             case_page(&state, &ctx, &id, StatusCode::CONFLICT, vec![e.to_string()]).await
@@ -900,7 +895,6 @@ pub async fn refuse(
     if let Err(e) = issue(&state, staff, &item, &doc_id, NoticeKind::Refusal, None).await {
         return case_refused(&ctx, e);
     }
-    state.sync_signal.notify_one();
     Redirect::to(&format!("/cases/{id}")).into_response()
 }
 

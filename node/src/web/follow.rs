@@ -861,17 +861,14 @@ pub async fn rate(
         .act_on_case(doc_id, vec![NewAction::Do(action)], applicant, now)
         .await
     {
-        Ok(()) => {
-            state.sync_signal.notify_one();
-            render(
-                StatusCode::OK,
-                RatedPage {
-                    chrome: ctx.chrome(),
-                    t: ctx.t,
-                    bad: Rating::is_bad(level),
-                },
-            )
-        }
+        Ok(()) => render(
+            StatusCode::OK,
+            RatedPage {
+                chrome: ctx.chrome(),
+                t: ctx.t,
+                bad: Rating::is_bad(level),
+            },
+        ),
         Err(StoreError::Case(_)) => message(
             &ctx,
             StatusCode::CONFLICT,

@@ -4,7 +4,7 @@
 use yizhan_sync::auth::NodeRole;
 use yizhan_sync::domain::case::{Action, Status};
 use yizhan_sync::domain::codes::DivisionCode;
-use yizhan_sync::feed::Pull;
+use yizhan_sync::feed::{ParsedBatch, Pull};
 use yizhan_sync::ids::Scope;
 
 use super::Relation;
@@ -317,4 +317,100 @@ async fn a_revoked_station_is_refused_after_what_was_received() {
         quarantined.iter().any(|q| q.reason.contains("revoked")),
         "{quarantined:?}"
     );
+}
+
+/// Whether the store's `outgoing` signal fired since it was last looked at (it keeps one
+/// permit, so a fired signal is seen at once; one that did not fire times out).
+async fn woken(store: &Store) -> bool {
+    let outgoing = store.outgoing();
+    tokio::time::timeout(std::time::Duration::from_millis(100), outgoing.notified())
+        .await
+        .is_ok()
+}
+
+/// A write triggers a sync soon: the writer wakes the sync driver after each commit with
+/// changes to pass on, a local change or something new a child pushed. It stays silent for
+/// what was pulled from the parent, for duplicate pushes and for writes that are no change,
+/// so the driver's own sessions never set off another (no session storm).
+#[tokio::test]
+async fn the_writer_wakes_the_sync_driver_only_for_changes_to_pass_on() {
+    let hall = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&hall, &station).await;
+    assert!(
+        woken(&hall.store).await,
+        "enrolling writes the hall's registry"
+    );
+    assert!(!woken(&station.store).await, "pinning peers is no change");
+    let scope = Scope::catalog(&DivisionCode::parse("440399001").unwrap());
+    let residence = item("居住证申领");
+    hall.store
+        .publish_item(scope, residence.clone(), at("2026-03-01"))
+        .await
+        .unwrap();
+    assert!(
+        woken(&hall.store).await,
+        "a published item is a local change"
+    );
+    assert!(!woken(&hall.store).await, "one commit, one wake-up");
+
+    // The station pulls the hall's registry and item: nothing to pass back up.
+    let (hall_record, station_record) = (record(&hall).await, record(&station).await);
+    let pull = Pull {
+        scopes: vec![],
+        have: station.store.vector().await.unwrap(),
+        max_bytes: 1 << 20,
+    };
+    let down = hall.store.serve_pull(station_record, pull).await.unwrap();
+    let ack = station
+        .store
+        .receive_parsed(ParsedBatch::parse(down))
+        .await
+        .unwrap();
+    assert!(ack.applied > 0);
+    assert!(!woken(&station.store).await, "a pulled batch wakes nothing");
+
+    // A case at the station is a local change; its push is new to the hall.
+    station
+        .store
+        .create_case(
+            residence.impl_code.to_string(),
+            complete_application(&residence),
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    assert!(woken(&station.store).await, "a new case is a local change");
+    let push = Pull {
+        scopes: vec![],
+        have: hall.store.vector().await.unwrap(),
+        max_bytes: 1 << 20,
+    };
+    let up = station.store.serve_pull(hall_record, push).await.unwrap();
+    let ack = hall
+        .store
+        .receive_pushed(ParsedBatch::parse(up.clone()))
+        .await
+        .unwrap();
+    assert!(ack.applied > 0);
+    assert!(woken(&hall.store).await, "a child's new changes travel on");
+    let again = hall
+        .store
+        .receive_pushed(ParsedBatch::parse(up))
+        .await
+        .unwrap();
+    assert_eq!((again.applied, again.duplicates > 0), (0, true));
+    assert!(
+        !woken(&hall.store).await,
+        "a push of duplicates wakes nothing"
+    );
+
+    // The driver's own notes are writes, not changes.
+    let station_id = record(&station).await.node;
+    hall.store
+        .record_peer_vector(station_id, station.store.vector().await.unwrap())
+        .await
+        .unwrap();
+    assert!(!woken(&hall.store).await, "notes about peers wake nothing");
 }
