@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::domain::case::ActionKind;
 use crate::domain::codes::{DivisionCode, DivisionLevel};
 use crate::ids::{NodeId, Origin, Scope, ScopeKind, hex, unhex};
 
@@ -152,7 +153,51 @@ pub fn may_vouch(hall: &NodeRecord, record: &NodeRecord) -> bool {
     hall.role.is_hall() && record.division.is_within(&hall.division) && record.is_consistent()
 }
 
-/// Why a change was refused.
+/// How a node stands to the cases of a division: what it may record on them follows from
+/// this (see [`may_record`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaseRelation {
+    /// The node of the case's own division: it received the application and owns the case.
+    Owner,
+    /// A hall above that division: it receives the case, and decides, signs for and
+    /// supervises it, but the counter's acts (acceptance, refusal, materials, the
+    /// applicant's withdrawal and rating) are the owner's.
+    Above,
+}
+
+/// How `node` stands to the cases of `division`, or `None` if it may not write them.
+pub fn case_relation(node: &NodeRecord, division: &DivisionCode) -> Option<CaseRelation> {
+    if node.division == *division {
+        Some(CaseRelation::Owner)
+    } else if node.role.is_hall() && division.is_within(&node.division) {
+        Some(CaseRelation::Above)
+    } else {
+        None
+    }
+}
+
+/// Which events a node may record on a case, by its relation to the case. One rule for
+/// the node's own writes and for every change it receives.
+pub fn may_record(relation: CaseRelation, kind: ActionKind) -> bool {
+    use ActionKind as A;
+    match relation {
+        CaseRelation::Owner => true,
+        CaseRelation::Above => matches!(
+            kind,
+            A::Suspend
+                | A::Resume
+                | A::Extend
+                | A::Decide
+                | A::Complete
+                | A::Transfer
+                | A::SignFor
+                | A::Resolve
+        ),
+    }
+}
+
+/// Why a change was refused. [`Refusal::code`] names the reason for people's screens; the
+/// `Display` text is for logs and the command line.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("the origin node {0} is not known here")]
@@ -166,6 +211,54 @@ pub enum Refusal {
         division: String,
         scope: String,
     },
+    #[error("the change was written under another Automerge actor than its origin {origin}")]
+    ForeignActor { origin: String },
+    #[error("{doc} is not a document id this node knows")]
+    UnknownDocument { doc: String },
+    #[error(
+        "the change lands in {doc}, a {kind} of {scope}, but is labelled a {label_kind} of {label_scope}"
+    )]
+    Mislabelled {
+        doc: String,
+        kind: &'static str,
+        scope: String,
+        label_kind: &'static str,
+        label_scope: String,
+    },
+    #[error("the change to {doc} builds on a change that was refused")]
+    BuildsOnRefused { doc: String },
+    #[error("the change to {doc} is not allowed: it {what}")]
+    Effect { doc: String, what: String },
+    #[error("node {node} ({role}) may not record a {kind} event on case {doc}")]
+    EventNotAllowed {
+        node: NodeId,
+        role: &'static str,
+        kind: &'static str,
+        doc: String,
+    },
+    #[error("hall {hall} may not vouch for node {node} in its registry")]
+    BadRecord { node: NodeId, hall: NodeId },
+    #[error("{0}")]
+    Apply(String),
+}
+
+impl Refusal {
+    /// A stable name for the reason, which the UI words in the reader's language.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::UnknownOrigin(_) => "unknown_origin",
+            Refusal::Revoked(_) => "revoked",
+            Refusal::NotAuthorized { .. } => "not_authorized",
+            Refusal::ForeignActor { .. } => "foreign_actor",
+            Refusal::UnknownDocument { .. } => "unknown_document",
+            Refusal::Mislabelled { .. } => "mislabelled",
+            Refusal::BuildsOnRefused { .. } => "builds_on_refused",
+            Refusal::Effect { .. } => "forbidden_effect",
+            Refusal::EventNotAllowed { .. } => "event_not_allowed",
+            Refusal::BadRecord { .. } => "bad_record",
+            Refusal::Apply(_) => "cannot_apply",
+        }
+    }
 }
 
 /// The keys this node trusts: its own pins (itself, the nodes above it, the nodes it

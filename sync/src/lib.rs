@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod doc;
 pub mod domain;
+pub mod effect;
 pub mod envelope;
 pub mod feed;
 pub mod ids;

@@ -1,0 +1,571 @@
+//! Authorization by effect (DESIGN §5): a received change is judged by the document it
+//! lands in and by what its operations do there, never by the label on its envelope.
+//!
+//! The envelope's kind, scope and document id are claims. A receiver checks them against
+//! what it can know without trusting the sender:
+//!
+//! * **The document's identity.** Every document id names its kind (`c-` a case, `i-` a
+//!   catalog item, `r-` a hall's registry), and its kind and scope are written by the
+//!   change that creates it. A change to a document this node holds must carry that
+//!   document's own kind and scope; a change to a document it does not hold must be the
+//!   creating change, and what it writes must agree with the id (a case's intake names
+//!   the node in its id, an item's JSON the implementation code in its id).
+//! * **The operations.** The Automerge change is decoded and every operation is checked
+//!   against the shape of its kind of document: a case's intake and header never change
+//!   after creation and its events are only ever added, under their own ids, by the node
+//!   they name; an item document only replaces its item; a registry only adds or replaces
+//!   node records its hall may vouch for. Nothing is ever deleted.
+//! * **The author.** Its role and division (from the registry, after the signature
+//!   checked out) decide which of those effects it may have: a station writes its own
+//!   cases, a hall above adds the events a hall may record ([`auth::may_record`]), only a
+//!   hall writes its own registry, only halls at or above a catalog write its items.
+//! * **The actor.** The change's Automerge actor must be the envelope's origin, so nobody
+//!   can write under another node's actor and poison its later changes.
+//!
+//! Anything else is refused with a [`Refusal`] that says why; the node quarantines it and
+//! never applies or forwards it.
+
+use automerge::legacy::{Key, ObjectId, Op, OpId, OpType};
+use automerge::{Automerge, Change, ExpandedChange, ObjType, ROOT, ReadDoc, ScalarValue};
+
+use crate::auth::{self, NodeRecord, Refusal};
+use crate::doc;
+use crate::domain::case::{Event, Intake};
+use crate::domain::item::Item;
+use crate::envelope::Envelope;
+use crate::ids::{DocId, DocKind, NodeId, Scope};
+
+/// What a receiver does with one authentic change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// Apply it.
+    Allow,
+    /// Never apply it, never forward it.
+    Refuse(Refusal),
+    /// It cannot be judged yet (the document it changes or changes it depends on are not
+    /// here, or it was written by a newer version); ask again later.
+    Defer(String),
+}
+
+/// The kind of document an id names, from its prefix.
+pub fn kind_of_id(id: &DocId) -> Option<DocKind> {
+    match id.as_str().split_once('-')?.0 {
+        "c" => Some(DocKind::Case),
+        "i" => Some(DocKind::Item),
+        "r" => Some(DocKind::Registry),
+        _ => None,
+    }
+}
+
+/// The node that created a case, from the case's id (`c-<time>-<node>`).
+pub fn case_creator(id: &DocId) -> Option<NodeId> {
+    let rest = id.as_str().strip_prefix("c-")?;
+    let (time, node) = rest.split_once('-')?;
+    (time.len() == 16 && time.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| NodeId::parse_hex(node))
+        .flatten()
+}
+
+/// Judges one change that arrived with `envelope`, written by `author`, that would land
+/// in `held` (the document as this node holds it; `None` if it holds none by that id).
+///
+/// `is_refused` tells whether a change hash is one this node refused (or was told was
+/// refused upstream): a change that depends on one is refused too, since what it builds on
+/// will never be here.
+pub fn judge(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    change: &Change,
+    held: Option<&Automerge>,
+    is_refused: &dyn Fn(&[u8; 32]) -> bool,
+) -> Judgement {
+    match judge_inner(author, envelope, change, held, is_refused) {
+        Ok(()) => Judgement::Allow,
+        Err(Verdict::Refuse(refusal)) => Judgement::Refuse(refusal),
+        Err(Verdict::Defer(why)) => Judgement::Defer(why),
+    }
+}
+
+enum Verdict {
+    Refuse(Refusal),
+    Defer(String),
+}
+
+impl From<Refusal> for Verdict {
+    fn from(refusal: Refusal) -> Verdict {
+        Verdict::Refuse(refusal)
+    }
+}
+
+fn effect(envelope: &Envelope, what: impl Into<String>) -> Verdict {
+    Verdict::Refuse(Refusal::Effect {
+        doc: envelope.doc.to_string(),
+        what: what.into(),
+    })
+}
+
+fn judge_inner(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    change: &Change,
+    held: Option<&Automerge>,
+    is_refused: &dyn Fn(&[u8; 32]) -> bool,
+) -> Result<(), Verdict> {
+    if change.actor_id().to_bytes() != envelope.origin.actor_bytes() {
+        return Err(Refusal::ForeignActor {
+            origin: envelope.origin.to_string(),
+        }
+        .into());
+    }
+    let id_kind = kind_of_id(&envelope.doc).ok_or_else(|| Refusal::UnknownDocument {
+        doc: envelope.doc.to_string(),
+    })?;
+    if id_kind != envelope.kind {
+        return Err(mislabelled(envelope, id_kind, &envelope.scope));
+    }
+    // The document this change really lands in, as this node knows it.
+    let held = match held {
+        Some(document) if !document.get_heads().is_empty() => Some(document),
+        _ => None,
+    };
+    if let Some(document) = held {
+        let (kind, scope) = doc::header(document).map_err(|e| match e {
+            doc::DocError::NewerSchema(_) => Verdict::Defer(e.to_string()),
+            other => effect(
+                envelope,
+                format!("the document it changes is damaged: {other}"),
+            ),
+        })?;
+        if kind != envelope.kind || scope != envelope.scope {
+            return Err(mislabelled(envelope, kind, &scope));
+        }
+        let missing = document.get_missing_deps(change.deps());
+        if !missing.is_empty() {
+            if missing.iter().any(|h| is_refused(&h.0)) {
+                return Err(Refusal::BuildsOnRefused {
+                    doc: envelope.doc.to_string(),
+                }
+                .into());
+            }
+            return Err(Verdict::Defer(format!(
+                "it depends on {} change(s) of {} this node does not have yet",
+                missing.len(),
+                envelope.doc
+            )));
+        }
+    } else if !change.deps().is_empty() {
+        if change.deps().iter().any(|h| is_refused(&h.0)) {
+            return Err(Refusal::BuildsOnRefused {
+                doc: envelope.doc.to_string(),
+            }
+            .into());
+        }
+        return Err(Verdict::Defer(format!(
+            "it changes {}, which this node does not have yet",
+            envelope.doc
+        )));
+    }
+    let expanded = change.decode();
+    let division = envelope.scope.division();
+    match envelope.kind {
+        DocKind::Case => {
+            let relation =
+                auth::case_relation(author, &division).ok_or_else(|| Refusal::NotAuthorized {
+                    node: author.node,
+                    role: author.role.as_str(),
+                    division: author.division.to_string(),
+                    scope: envelope.scope.to_string(),
+                })?;
+            match held {
+                None => case_creation(author, envelope, &expanded),
+                Some(document) => case_events(author, relation, envelope, &expanded, document),
+            }
+        }
+        DocKind::Item => {
+            if !auth::may_write(author, &envelope.scope) {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            item_change(envelope, &expanded, held.is_none())
+        }
+        DocKind::Registry => {
+            // Only the hall of the registry's own division writes it (its owner).
+            if !author.role.is_hall() || author.division != division {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            if envelope.doc != doc::registry_doc_id(&division) {
+                return Err(Refusal::UnknownDocument {
+                    doc: envelope.doc.to_string(),
+                }
+                .into());
+            }
+            registry_change(author, envelope, &expanded, held)
+        }
+    }
+}
+
+fn not_authorized(author: &NodeRecord, scope: &Scope) -> Verdict {
+    Verdict::Refuse(Refusal::NotAuthorized {
+        node: author.node,
+        role: author.role.as_str(),
+        division: author.division.to_string(),
+        scope: scope.to_string(),
+    })
+}
+
+fn mislabelled(envelope: &Envelope, kind: DocKind, scope: &Scope) -> Verdict {
+    Verdict::Refuse(Refusal::Mislabelled {
+        doc: envelope.doc.to_string(),
+        kind: kind.as_str(),
+        scope: scope.to_string(),
+        label_kind: envelope.kind.as_str(),
+        label_scope: envelope.scope.to_string(),
+    })
+}
+
+fn key_of(op: &Op) -> Option<&str> {
+    match &op.key {
+        Key::Map(key) => Some(key.as_str()),
+        Key::Seq(_) => None,
+    }
+}
+
+fn put_str(op: &Op) -> Option<&str> {
+    match &op.action {
+        OpType::Put(ScalarValue::Str(text)) => Some(text.as_str()),
+        _ => None,
+    }
+}
+
+/// The id of the `index`-th operation of a change.
+fn op_id(expanded: &ExpandedChange, index: usize) -> OpId {
+    OpId(
+        expanded.start_op.get() + index as u64,
+        expanded.actor_id.clone(),
+    )
+}
+
+/// The object id of a map held in a document, in the form changes use.
+fn held_object(document: &Automerge, key: &str) -> Option<ObjectId> {
+    match document.get(ROOT, key).ok()?? {
+        (automerge::Value::Object(ObjType::Map), automerge::ObjId::Id(counter, actor, _)) => {
+            Some(ObjectId::Id(OpId(counter, actor)))
+        }
+        _ => None,
+    }
+}
+
+/// What a creating change wrote: its text fields by key, and the map it made.
+type Creation<'a> = (Vec<(&'a str, &'a str)>, Option<OpId>);
+
+/// Checks the root operations of a creating change: exactly the header keys with the
+/// envelope's kind and scope, each written once, plus the keys `body` names with the
+/// checks it applies. Returns the id of the map made under `map_key`, if any.
+fn creation_header<'a>(
+    envelope: &Envelope,
+    expanded: &'a ExpandedChange,
+    body: &[&str],
+    map_key: Option<&str>,
+) -> Result<Creation<'a>, Verdict> {
+    if expanded.seq != 1 {
+        return Err(effect(
+            envelope,
+            "a new document must start with its creation",
+        ));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    let mut texts = Vec::new();
+    let mut made = None;
+    for (index, op) in expanded.operations.iter().enumerate() {
+        if op.obj != ObjectId::Root {
+            continue;
+        }
+        let key = key_of(op).ok_or_else(|| effect(envelope, "a list operation at the root"))?;
+        if seen.contains(&key) || !op.pred.is_empty() || op.insert {
+            return Err(effect(envelope, format!("{key} written twice at creation")));
+        }
+        seen.push(key);
+        match (key, &op.action) {
+            ("schema", OpType::Put(ScalarValue::Int(n))) => {
+                if *n > doc::SCHEMA {
+                    return Err(Verdict::Defer(format!(
+                        "{} has schema {n}, newer than this node knows; upgrade this node",
+                        envelope.doc
+                    )));
+                }
+                if *n < 1 {
+                    return Err(effect(envelope, "a document schema below 1"));
+                }
+            }
+            ("kind", _) if put_str(op) == Some(envelope.kind.as_str()) => {}
+            ("scope", _) if put_str(op) == Some(envelope.scope.as_str()) => {}
+            (key, OpType::Make(ObjType::Map)) if Some(key) == map_key => {
+                made = Some(op_id(expanded, index));
+            }
+            (key, _) if body.contains(&key) => {
+                let text =
+                    put_str(op).ok_or_else(|| effect(envelope, format!("{key} is not text")))?;
+                texts.push((key, text));
+            }
+            (key, _) => {
+                return Err(effect(
+                    envelope,
+                    format!("writes {key} at the root of a {}", envelope.kind.as_str()),
+                ));
+            }
+        }
+    }
+    let mut needed = vec!["schema", "kind", "scope"];
+    needed.extend_from_slice(body);
+    needed.extend(map_key);
+    if let Some(absent) = needed.iter().find(|k| !seen.contains(k)) {
+        return Err(effect(
+            envelope,
+            format!("creates a {} without {absent}", envelope.kind.as_str()),
+        ));
+    }
+    Ok((texts, made))
+}
+
+fn case_creation(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+) -> Result<(), Verdict> {
+    let (texts, events_map) = creation_header(envelope, expanded, &["intake"], Some("events"))?;
+    let intake_text = texts
+        .iter()
+        .find(|(k, _)| *k == "intake")
+        .map(|(_, v)| *v)
+        .unwrap_or_default();
+    let intake: Intake = serde_json::from_str(intake_text)
+        .map_err(|e| effect(envelope, format!("its intake does not read: {e}")))?;
+    let division = envelope.scope.division();
+    if intake.node != author.node
+        || intake.doc_id() != envelope.doc
+        || case_creator(&envelope.doc) != Some(author.node)
+    {
+        return Err(effect(
+            envelope,
+            "creates a case in another node's name (the intake and the id must name its author)",
+        ));
+    }
+    if intake.division != division || author.division != division {
+        return Err(effect(
+            envelope,
+            "creates a case outside its author's own division",
+        ));
+    }
+    let events_map = events_map.map(ObjectId::Id);
+    for op in expanded
+        .operations
+        .iter()
+        .filter(|op| op.obj != ObjectId::Root)
+    {
+        if Some(&op.obj) != events_map.as_ref() {
+            return Err(effect(envelope, "writes outside the case's fields"));
+        }
+        event_op(author, auth::CaseRelation::Owner, envelope, op, None)?;
+    }
+    Ok(())
+}
+
+fn case_events(
+    author: &NodeRecord,
+    relation: auth::CaseRelation,
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    held: &Automerge,
+) -> Result<(), Verdict> {
+    let events = held_object(held, "events")
+        .ok_or_else(|| effect(envelope, "the case it changes has no event list"))?;
+    let mut keys: Vec<&str> = Vec::new();
+    for op in &expanded.operations {
+        if op.obj == ObjectId::Root {
+            return Err(effect(
+                envelope,
+                "rewrites a case's intake or header, which never change after intake",
+            ));
+        }
+        if op.obj != events {
+            return Err(effect(envelope, "writes outside the case's event list"));
+        }
+        let key = event_op(author, relation, envelope, op, Some((held, &events)))?;
+        if keys.contains(&key) {
+            return Err(effect(envelope, format!("writes event {key} twice")));
+        }
+        keys.push(key);
+    }
+    Ok(())
+}
+
+/// Checks one operation on a case's event list: a new event under its own id, written by
+/// the node it names, of a kind that node may record on this case. Returns the event id.
+fn event_op<'a>(
+    author: &NodeRecord,
+    relation: auth::CaseRelation,
+    envelope: &Envelope,
+    op: &'a Op,
+    held: Option<(&Automerge, &ObjectId)>,
+) -> Result<&'a str, Verdict> {
+    let key = key_of(op).ok_or_else(|| effect(envelope, "a list operation on the events"))?;
+    let text = put_str(op)
+        .filter(|_| !op.insert && op.pred.is_empty())
+        .ok_or_else(|| {
+            effect(
+                envelope,
+                format!("changes or deletes event {key}; events are only ever added"),
+            )
+        })?;
+    if let Some((document, _)) = held {
+        let events = match document.get(ROOT, "events") {
+            Ok(Some((_, id))) => id,
+            _ => return Err(effect(envelope, "the case it changes has no event list")),
+        };
+        if matches!(document.get(&events, key), Ok(Some(_))) {
+            return Err(effect(
+                envelope,
+                format!("writes event {key} again; events are only ever added"),
+            ));
+        }
+    }
+    match serde_json::from_str::<Event>(text) {
+        Ok(event) => {
+            if event.id() != key || event.node != author.node {
+                return Err(effect(
+                    envelope,
+                    format!("event {key} names another node or id than its author's"),
+                ));
+            }
+            let kind = event.action.kind();
+            if !auth::may_record(relation, kind) {
+                return Err(Refusal::EventNotAllowed {
+                    node: author.node,
+                    role: author.role.as_str(),
+                    kind: kind.as_str(),
+                    doc: envelope.doc.to_string(),
+                }
+                .into());
+            }
+        }
+        Err(error) => {
+            // An event of a kind a newer version writes is kept (it counts nowhere here);
+            // it must still be the author's own, under its own id.
+            let value: serde_json::Value = serde_json::from_str(text)
+                .map_err(|_| effect(envelope, format!("event {key} does not read: {error}")))?;
+            let node = value.get("node").and_then(|n| n.as_str());
+            let kind = value.get("kind").and_then(|k| k.as_str());
+            let known = kind.and_then(crate::domain::case::ActionKind::parse);
+            let own_key = key.ends_with(&format!("-{}", author.node.to_hex()));
+            if known.is_some()
+                || kind.is_none_or(|k| k.is_empty() || k.len() > 64)
+                || node != Some(author.node.to_hex().as_str())
+                || !own_key
+            {
+                return Err(effect(
+                    envelope,
+                    format!("event {key} does not read: {error}"),
+                ));
+            }
+        }
+    }
+    Ok(key)
+}
+
+fn item_change(
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    creating: bool,
+) -> Result<(), Verdict> {
+    let texts = if creating {
+        creation_header(envelope, expanded, &["item"], None)?.0
+    } else {
+        let mut texts = Vec::new();
+        for op in &expanded.operations {
+            match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
+                (true, Some("item"), Some(text)) if !op.insert => texts.push(("item", text)),
+                _ => {
+                    return Err(effect(
+                        envelope,
+                        "changes an item document other than by publishing a version of the item",
+                    ));
+                }
+            }
+        }
+        texts
+    };
+    if texts.len() != 1 {
+        return Err(effect(envelope, "publishes no item, or several at once"));
+    }
+    let item: Item = serde_json::from_str(texts[0].1)
+        .map_err(|e| effect(envelope, format!("the item does not read: {e}")))?;
+    if Item::doc_id_for(&item.impl_code) != envelope.doc {
+        return Err(effect(
+            envelope,
+            "publishes an item under another item's document",
+        ));
+    }
+    Ok(())
+}
+
+fn registry_change(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    held: Option<&Automerge>,
+) -> Result<(), Verdict> {
+    let nodes = match held {
+        None => creation_header(envelope, expanded, &[], Some("nodes"))?
+            .1
+            .map(ObjectId::Id),
+        Some(document) => held_object(document, "nodes"),
+    }
+    .ok_or_else(|| effect(envelope, "the registry has no node list"))?;
+    let division = envelope.scope.division();
+    let held_nodes = held.and_then(|d| d.get(ROOT, "nodes").ok().flatten().map(|(_, id)| id));
+    for op in &expanded.operations {
+        if op.obj == ObjectId::Root && held.is_none() {
+            continue; // the header, checked above
+        }
+        if op.obj != nodes {
+            return Err(effect(envelope, "writes outside the registry's node list"));
+        }
+        let key = key_of(op).unwrap_or_default();
+        let text = put_str(op)
+            .filter(|_| !op.insert)
+            .ok_or_else(|| effect(envelope, "deletes or damages a node record"))?;
+        let record: NodeRecord = serde_json::from_str(text)
+            .map_err(|e| effect(envelope, format!("a node record does not read: {e}")))?;
+        let own_record = record.node == author.node;
+        let vouchable = record.is_consistent()
+            && record.node.to_hex() == key
+            && record.division.is_within(&division)
+            && if own_record {
+                record.role == author.role
+                    && record.division == author.division
+                    && record.public_key == author.public_key
+            } else {
+                // A hall vouches for nodes below it, never for another of its own level.
+                record.division != author.division
+            };
+        if !vouchable {
+            return Err(Refusal::BadRecord {
+                node: record.node,
+                hall: author.node,
+            }
+            .into());
+        }
+        // A revocation is for good: no record may undo one.
+        if let (Some(document), Some(nodes_id)) = (held, &held_nodes)
+            && record.revoked.is_none()
+            && let Ok(Some((automerge::Value::Scalar(old), _))) = document.get(nodes_id, key)
+            && let Some(old) = old.as_str()
+            && serde_json::from_str::<NodeRecord>(old).is_ok_and(|r| r.revoked.is_some())
+        {
+            return Err(effect(envelope, format!("undoes the revocation of {key}")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,570 @@
+//! Every forgery a node could try with its own key, judged against honest writes.
+
+use automerge::transaction::Transactable;
+use automerge::{AutomergeError, ObjType};
+
+use super::*;
+use crate::auth::NodeRole;
+use crate::auth::tests::record;
+use crate::domain::calendar::Calendar;
+use crate::domain::case::{Action, Applicant, MaterialReceived, NewCase, Phone};
+use crate::domain::codes::{DivisionCode, ResidentId};
+use crate::domain::hlc::Hlc;
+use crate::domain::item::tests::sample_item;
+use crate::domain::serial::SerialNo;
+use crate::ids::Origin;
+
+const T0: u64 = 1_772_413_200_000;
+
+fn origin_of(node: &NodeRecord) -> Origin {
+    Origin {
+        node: node.node,
+        epoch: 1,
+    }
+}
+
+fn station() -> NodeRecord {
+    record(4, NodeRole::Station, "440304001001")
+}
+
+fn other_station() -> NodeRecord {
+    record(5, NodeRole::Station, "440304001002")
+}
+
+fn sub() -> NodeRecord {
+    record(3, NodeRole::Subdistrict, "440304001")
+}
+
+fn district() -> NodeRecord {
+    record(2, NodeRole::District, "440304")
+}
+
+fn intake(by: &NodeRecord) -> Intake {
+    Intake::new(
+        &sample_item(),
+        NewCase {
+            applicant: Applicant::NaturalPerson {
+                name: "李四".into(),
+                id_number: ResidentId::parse("11010519491231002X").unwrap(),
+                phone: Phone::parse("13800138000").unwrap(),
+            },
+            agent: None,
+            materials: vec![MaterialReceived {
+                name: "户口簿".into(),
+                originals: 1,
+                copies: 1,
+            }],
+            counter: "1".into(),
+            note: String::new(),
+        },
+        "worker",
+        by.node,
+        by.division.clone(),
+        Hlc::new(T0, 0),
+    )
+    .unwrap()
+}
+
+fn envelope_for(
+    by: &NodeRecord,
+    doc: &DocId,
+    kind: DocKind,
+    scope: &Scope,
+    change: &Change,
+) -> Envelope {
+    Envelope {
+        origin: origin_of(by),
+        seq: 1,
+        prev: 0,
+        doc: doc.clone(),
+        kind,
+        scope: scope.clone(),
+        hash: change.hash().0,
+        change: change.raw_bytes().to_vec(),
+    }
+}
+
+/// A case held by everyone: created by the station.
+fn held_case() -> (DocId, Scope, Automerge) {
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let (id, document) = doc::new_case(&origin_of(&station), &scope, &intake(&station)).unwrap();
+    (id, scope, document)
+}
+
+fn event(by: &NodeRecord, ms: u64, action: Action) -> Event {
+    Event {
+        at: Hlc::new(ms, 0),
+        node: by.node,
+        staff: "x".into(),
+        counter: String::new(),
+        action,
+    }
+}
+
+fn accept(by: &NodeRecord) -> Event {
+    event(
+        by,
+        T0 + 1000,
+        Action::Accept {
+            serial_no: SerialNo::parse("11440399990000017K4000599301000202603029900100110001")
+                .unwrap(),
+            calendar: Calendar::china().version().into(),
+        },
+    )
+}
+
+fn decide(by: &NodeRecord) -> Event {
+    event(
+        by,
+        T0 + 2000,
+        Action::Decide {
+            approved: true,
+            reason: String::new(),
+            basis: String::new(),
+            remedies: String::new(),
+        },
+    )
+}
+
+/// `by` adds events to a copy of `held` the honest way.
+fn add(by: &NodeRecord, held: &Automerge, events: &[Event]) -> Change {
+    let mut copy = held.fork();
+    doc::add_events(&mut copy, &origin_of(by), events).unwrap();
+    copy.get_last_local_change().unwrap()
+}
+
+/// `by` makes an arbitrary change to a copy of `held`.
+fn raw(
+    by: &NodeRecord,
+    held: &Automerge,
+    f: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>,
+) -> Change {
+    let mut copy = held.fork();
+    copy.set_actor(origin_of(by).actor());
+    copy.transact(|tx| f(tx)).unwrap();
+    copy.get_last_local_change().unwrap()
+}
+
+fn events_id(held: &Automerge) -> automerge::ObjId {
+    held.get(ROOT, "events").unwrap().unwrap().1
+}
+
+fn never_refused(_: &[u8; 32]) -> bool {
+    false
+}
+
+fn check(
+    by: &NodeRecord,
+    change: &Change,
+    doc_id: &DocId,
+    kind: DocKind,
+    scope: &Scope,
+    held: Option<&Automerge>,
+) -> Judgement {
+    judge(
+        by,
+        &envelope_for(by, doc_id, kind, scope, change),
+        change,
+        held,
+        &never_refused,
+    )
+}
+
+fn refused_as(judgement: &Judgement, code: &str) -> bool {
+    matches!(judgement, Judgement::Refuse(r) if r.code() == code)
+}
+
+#[test]
+fn honest_writes_are_allowed() {
+    let station = station();
+    let (id, scope, held) = held_case();
+    let creation = held.get_changes(&[])[0].clone();
+    assert_eq!(
+        check(&station, &creation, &id, DocKind::Case, &scope, None),
+        Judgement::Allow
+    );
+    let accepted = add(&station, &held, &[accept(&station)]);
+    assert_eq!(
+        check(&station, &accepted, &id, DocKind::Case, &scope, Some(&held)),
+        Judgement::Allow
+    );
+    // Halls above may decide; the district two levels up too.
+    for hall in [sub(), district()] {
+        let decided = add(&hall, &held, &[decide(&hall)]);
+        assert_eq!(
+            check(&hall, &decided, &id, DocKind::Case, &scope, Some(&held)),
+            Judgement::Allow,
+            "{}",
+            hall.name
+        );
+    }
+}
+
+/// Each forgery, as a table: who writes, what, into which document, with which label.
+#[test]
+fn forgeries_are_refused_with_their_reason() {
+    let station = station();
+    let hall = sub();
+    let (case_id, case_scope, held) = held_case();
+    let registry_scope = Scope::registry(&hall.division);
+    let (registry_id, registry) = doc::new_registry(
+        &origin_of(&hall),
+        &registry_scope,
+        &[hall.clone(), station.clone()],
+        T0,
+    )
+    .unwrap();
+    let catalog_scope = Scope::catalog(&district().division);
+    let (item_id, item_doc) =
+        doc::new_item(&origin_of(&district()), &catalog_scope, &sample_item(), T0).unwrap();
+
+    // The attack that broke the first release: a station's change labelled as its own
+    // case, landing in the hall's registry, adding a district-level key of its own.
+    let mut forged_record = record(9, NodeRole::District, "440304");
+    forged_record.enrolled_by = hall.node;
+    let into_registry = raw(&station, &registry, |tx| {
+        let nodes = tx.get(ROOT, "nodes")?.unwrap().1;
+        tx.put(
+            &nodes,
+            forged_record.node.to_hex(),
+            serde_json::to_string(&forged_record).unwrap(),
+        )?;
+        Ok(())
+    });
+    let judged = check(
+        &station,
+        &into_registry,
+        &registry_id,
+        DocKind::Case,
+        &case_scope,
+        Some(&registry),
+    );
+    assert!(refused_as(&judged, "mislabelled"), "{judged:?}");
+    // Labelled honestly, it is refused all the same: stations write no registry.
+    let judged = check(
+        &station,
+        &into_registry,
+        &registry_id,
+        DocKind::Registry,
+        &registry_scope,
+        Some(&registry),
+    );
+    assert!(refused_as(&judged, "not_authorized"), "{judged:?}");
+    // Even the hall may not vouch for a node at or above its own level.
+    let hall_vouches_up = raw(&hall, &registry, |tx| {
+        let nodes = tx.get(ROOT, "nodes")?.unwrap().1;
+        tx.put(
+            &nodes,
+            forged_record.node.to_hex(),
+            serde_json::to_string(&forged_record).unwrap(),
+        )?;
+        Ok(())
+    });
+    let judged = check(
+        &hall,
+        &hall_vouches_up,
+        &registry_id,
+        DocKind::Registry,
+        &registry_scope,
+        Some(&registry),
+    );
+    assert!(refused_as(&judged, "bad_record"), "{judged:?}");
+
+    let events = events_id(&held);
+    let other = other_station();
+    // (what, author, change, expected code)
+    let table: Vec<(&str, &NodeRecord, Change, &str)> = vec![
+        (
+            "a station rewrites the applicant",
+            &station,
+            raw(&station, &held, |tx| {
+                tx.put(ROOT, "intake", "{}")?;
+                Ok(())
+            }),
+            "forbidden_effect",
+        ),
+        (
+            "a hall rewrites an event the station wrote",
+            &hall,
+            {
+                let accepted_id = accept(&station).id();
+                let with_accept = {
+                    let mut d = held.fork();
+                    doc::add_events(&mut d, &origin_of(&station), &[accept(&station)]).unwrap();
+                    d
+                };
+                let change = raw(&hall, &with_accept, |tx| {
+                    let events = tx.get(ROOT, "events")?.unwrap().1;
+                    tx.put(&events, &accepted_id, "{}")?;
+                    Ok(())
+                });
+                // Judged against the document that holds the accepted event.
+                let judged = check(
+                    &hall,
+                    &change,
+                    &case_id,
+                    DocKind::Case,
+                    &case_scope,
+                    Some(&with_accept),
+                );
+                assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+                change
+            },
+            "",
+        ),
+        (
+            "a station deletes the event list",
+            &station,
+            raw(&station, &held, |tx| {
+                tx.delete(ROOT, "events")?;
+                Ok(())
+            }),
+            "forbidden_effect",
+        ),
+        (
+            "a station writes an event in the hall's name",
+            &station,
+            {
+                let mut forged = decide(&hall);
+                forged.node = hall.node;
+                raw(&station, &held, |tx| {
+                    tx.put(
+                        &events,
+                        forged.id(),
+                        serde_json::to_string(&forged).unwrap(),
+                    )?;
+                    Ok(())
+                })
+            },
+            "forbidden_effect",
+        ),
+        (
+            "a hall accepts a station's case (a counter's act)",
+            &hall,
+            add(&hall, &held, &[accept(&hall)]),
+            "event_not_allowed",
+        ),
+        (
+            "another station decides the case",
+            &other,
+            add(&other, &held, &[decide(&other)]),
+            "not_authorized",
+        ),
+        (
+            "a station nests an object in the events",
+            &station,
+            raw(&station, &held, |tx| {
+                tx.put_object(&events, "x", ObjType::Map)?;
+                Ok(())
+            }),
+            "forbidden_effect",
+        ),
+    ];
+    for (what, author, change, code) in table {
+        if code.is_empty() {
+            continue;
+        }
+        let judged = check(
+            author,
+            &change,
+            &case_id,
+            DocKind::Case,
+            &case_scope,
+            Some(&held),
+        );
+        assert!(refused_as(&judged, code), "{what}: {judged:?}");
+    }
+
+    // A station publishing into the district's catalog.
+    let mut renamed = sample_item();
+    renamed.name = "伪造".into();
+    let item_forgery = raw(&station, &item_doc, |tx| {
+        tx.put(ROOT, "item", serde_json::to_string(&renamed).unwrap())?;
+        Ok(())
+    });
+    let judged = check(
+        &station,
+        &item_forgery,
+        &item_id,
+        DocKind::Item,
+        &catalog_scope,
+        Some(&item_doc),
+    );
+    assert!(refused_as(&judged, "not_authorized"), "{judged:?}");
+    // The district publishing another item's content under this item's document.
+    let mut elsewhere = sample_item();
+    elsewhere.impl_code =
+        crate::domain::codes::ImplCode::parse("11440399990000017K4000599302000").unwrap();
+    let swapped = raw(&district(), &item_doc, |tx| {
+        tx.put(ROOT, "item", serde_json::to_string(&elsewhere).unwrap())?;
+        Ok(())
+    });
+    let judged = check(
+        &district(),
+        &swapped,
+        &item_id,
+        DocKind::Item,
+        &catalog_scope,
+        Some(&item_doc),
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}
+
+#[test]
+fn creations_must_agree_with_their_id_and_author() {
+    let station = station();
+    let other = other_station();
+    let (id, scope, held) = held_case();
+    let creation = held.get_changes(&[])[0].clone();
+    // Another station replaying the creation under its own name is a foreign actor.
+    let judged = judge(
+        &other,
+        &Envelope {
+            origin: origin_of(&other),
+            ..envelope_for(&station, &id, DocKind::Case, &scope, &creation)
+        },
+        &creation,
+        None,
+        &never_refused,
+    );
+    assert!(refused_as(&judged, "foreign_actor"), "{judged:?}");
+    // A station creating a case in another station's scope.
+    let other_scope = Scope::cases(&other.division);
+    let (other_id, in_other) =
+        doc::new_case(&origin_of(&station), &other_scope, &intake(&station)).unwrap();
+    let judged = check(
+        &station,
+        &in_other.get_changes(&[])[0],
+        &other_id,
+        DocKind::Case,
+        &other_scope,
+        None,
+    );
+    assert!(refused_as(&judged, "not_authorized"), "{judged:?}");
+    // A hall creating a case in its station's scope.
+    let hall = sub();
+    let mut hall_intake = intake(&hall);
+    hall_intake.division = station.division.clone();
+    let (hall_id, hall_case) = doc::new_case(&origin_of(&hall), &scope, &hall_intake).unwrap();
+    let judged = check(
+        &hall,
+        &hall_case.get_changes(&[])[0],
+        &hall_id,
+        DocKind::Case,
+        &scope,
+        None,
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+    // The creation labelled under another id.
+    let wrong_id = DocId::parse("c-0000000000000001-00000000000000000000000000000000").unwrap();
+    let judged = check(&station, &creation, &wrong_id, DocKind::Case, &scope, None);
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+    // An id of no known form.
+    let judged = check(
+        &station,
+        &creation,
+        &DocId::parse("x-1").unwrap(),
+        DocKind::Case,
+        &scope,
+        None,
+    );
+    assert!(refused_as(&judged, "unknown_document"), "{judged:?}");
+}
+
+#[test]
+fn missing_dependencies_wait_unless_they_were_refused() {
+    let station = station();
+    let (id, scope, held) = held_case();
+    let accepted = add(&station, &held, &[accept(&station)]);
+    // Not holding the case yet: wait for it.
+    let judged = check(&station, &accepted, &id, DocKind::Case, &scope, None);
+    assert!(matches!(judged, Judgement::Defer(_)), "{judged:?}");
+    // Its creation was refused here: it will never come.
+    let creation_hash = held.get_heads()[0].0;
+    let judged = judge(
+        &station,
+        &envelope_for(&station, &id, DocKind::Case, &scope, &accepted),
+        &accepted,
+        None,
+        &|h| *h == creation_hash,
+    );
+    assert!(refused_as(&judged, "builds_on_refused"), "{judged:?}");
+}
+
+#[test]
+fn revocations_stand_and_halls_vouch_below_themselves() {
+    let hall = sub();
+    let station = station();
+    let scope = Scope::registry(&hall.division);
+    let (id, registry) = doc::new_registry(
+        &origin_of(&hall),
+        &scope,
+        &[hall.clone(), station.clone()],
+        T0,
+    )
+    .unwrap();
+    let creation = registry.get_changes(&[])[0].clone();
+    assert_eq!(
+        check(&hall, &creation, &id, DocKind::Registry, &scope, None),
+        Judgement::Allow
+    );
+    let mut revoked = station.clone();
+    revoked.revoked = Some(crate::auth::Revocation {
+        at_ms: T0,
+        by: hall.node,
+        reason: "stolen".into(),
+        accepted_up_to: Default::default(),
+    });
+    let mut after = registry.fork();
+    doc::put_records(
+        &mut after,
+        &origin_of(&hall),
+        std::slice::from_ref(&revoked),
+        T0,
+    )
+    .unwrap();
+    let revocation = after.get_last_local_change().unwrap();
+    assert_eq!(
+        check(
+            &hall,
+            &revocation,
+            &id,
+            DocKind::Registry,
+            &scope,
+            Some(&registry)
+        ),
+        Judgement::Allow
+    );
+    let mut undo = after.fork();
+    doc::put_records(
+        &mut undo,
+        &origin_of(&hall),
+        std::slice::from_ref(&station),
+        T0,
+    )
+    .unwrap();
+    let undoing = undo.get_last_local_change().unwrap();
+    let judged = check(
+        &hall,
+        &undoing,
+        &id,
+        DocKind::Registry,
+        &scope,
+        Some(&after),
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+    // The district may not write the sub-district's registry.
+    let mut by_district = registry.fork();
+    doc::put_records(&mut by_district, &origin_of(&district()), &[revoked], T0).unwrap();
+    let judged = check(
+        &district(),
+        &by_district.get_last_local_change().unwrap(),
+        &id,
+        DocKind::Registry,
+        &scope,
+        Some(&registry),
+    );
+    assert!(refused_as(&judged, "not_authorized"), "{judged:?}");
+    let _ = DivisionCode::parse("440304").unwrap();
+}
