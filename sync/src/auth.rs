@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::domain::case::ActionKind;
 use crate::domain::codes::{DivisionCode, DivisionLevel};
+use crate::domain::serial::{Segment, SegmentError};
 use crate::ids::{NodeId, Origin, Scope, ScopeKind, hex, unhex};
 
 /// The role of a node in the tree (DESIGN §3).
@@ -82,6 +83,10 @@ pub struct NodeRecord {
     pub enrolled_ms: u64,
     #[serde(default)]
     pub revoked: Option<Revocation>,
+    /// The node's part of the serial numbers it issues, given out by the hall that
+    /// enrolled it (see [`crate::domain::serial`]); `None` for a node no hall enrolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
 }
 
 /// A hall's revocation of a node's key.
@@ -101,6 +106,14 @@ impl NodeRecord {
     pub fn is_consistent(&self) -> bool {
         NodeId::from_public_key(&self.public_key) == self.node
             && self.division.level() == self.role.division_level()
+    }
+
+    /// The segment the node puts in its serial numbers: the one its hall gave it, or, for
+    /// a node no hall enrolled, the one it takes for itself ([`Segment::root`]).
+    pub fn serial_segment(&self) -> Segment {
+        self.segment
+            .clone()
+            .unwrap_or_else(|| Segment::root(&self.division, &self.node.0))
     }
 
     /// Whether the node may still act: not revoked.
@@ -146,6 +159,43 @@ pub fn may_read(reader: &NodeRecord, scope: &Scope) -> bool {
             reader.division.is_within(&division) || division.is_within(&reader.division)
         }
     }
+}
+
+/// The segment `hall` gives `child` when it enrolls it, given the records its registry
+/// already holds: the lowest number not yet given out. A city hall gives a district the
+/// segment of its code, and enrolls nothing else.
+pub fn assign_segment<'a>(
+    hall: &NodeRecord,
+    child: &NodeRecord,
+    enrolled: impl IntoIterator<Item = &'a NodeRecord>,
+) -> Result<Segment, SegmentError> {
+    let level = hall.division.level();
+    if level == DivisionLevel::City {
+        return if child.division.level() == DivisionLevel::District {
+            Ok(Segment::root(&child.division, &child.node.0))
+        } else {
+            Err(SegmentError::NotAnEnrollingHall("city"))
+        };
+    }
+    let own = hall.serial_segment();
+    let taken: std::collections::HashSet<Segment> = enrolled
+        .into_iter()
+        .filter(|r| r.node != child.node)
+        .filter_map(|r| r.segment.clone())
+        .filter(|s| own.gave(level, s))
+        .collect();
+    if let Some(existing) = enrolled_segment(child, &own, level) {
+        return Ok(existing);
+    }
+    (1..=Segment::MAX_ORDINAL)
+        .map(|ordinal| own.child(level, ordinal))
+        .find(|s| s.as_ref().is_ok_and(|s| !taken.contains(s)))
+        .unwrap_or(Err(SegmentError::Exhausted(Segment::MAX_ORDINAL)))
+}
+
+/// A segment `child` already holds from this hall (a node enrolled again keeps it).
+fn enrolled_segment(child: &NodeRecord, own: &Segment, level: DivisionLevel) -> Option<Segment> {
+    child.segment.clone().filter(|s| own.gave(level, s))
 }
 
 /// Whether a hall with record `hall` may vouch for `record` in its registry.
@@ -216,12 +266,14 @@ pub enum Refusal {
     #[error("{doc} is not a document id this node knows")]
     UnknownDocument { doc: String },
     #[error(
-        "the change lands in {doc}, a {kind} of {scope}, but is labelled a {label_kind} of {label_scope}"
+        "the change lands in {doc}, a {kind}{}, but is labelled a {label_kind} of {label_scope}",
+        .scope.as_ref().map(|s| format!(" of {s}")).unwrap_or_default()
     )]
     Mislabelled {
         doc: String,
         kind: &'static str,
-        scope: String,
+        /// The document's own scope, when this node holds it.
+        scope: Option<String>,
         label_kind: &'static str,
         label_scope: String,
     },
@@ -240,6 +292,10 @@ pub enum Refusal {
     BadRecord { node: NodeId, hall: NodeId },
     #[error("{0}")]
     Apply(String),
+    #[error("{scope} is not meant for this node")]
+    NotForThisNode { scope: String },
+    #[error("{0}")]
+    Unverified(String),
 }
 
 impl Refusal {
@@ -257,6 +313,8 @@ impl Refusal {
             Refusal::EventNotAllowed { .. } => "event_not_allowed",
             Refusal::BadRecord { .. } => "bad_record",
             Refusal::Apply(_) => "cannot_apply",
+            Refusal::NotForThisNode { .. } => "not_for_this_node",
+            Refusal::Unverified(_) => "unverified",
         }
     }
 }
@@ -357,6 +415,7 @@ pub(crate) mod tests {
             enrolled_by: NodeId([0; 16]),
             enrolled_ms: 0,
             revoked: None,
+            segment: None,
         }
     }
 

@@ -31,7 +31,9 @@ use automerge::{Automerge, Change, ExpandedChange, ObjType, ROOT, ReadDoc, Scala
 use crate::auth::{self, NodeRecord, Refusal};
 use crate::doc;
 use crate::domain::case::{Event, Intake};
+use crate::domain::codes::DivisionLevel;
 use crate::domain::item::Item;
+use crate::domain::serial::{self, Segment, SerialNo};
 use crate::envelope::Envelope;
 use crate::ids::{DocId, DocKind, NodeId, Scope};
 
@@ -121,7 +123,7 @@ fn judge_inner(
         doc: envelope.doc.to_string(),
     })?;
     if id_kind != envelope.kind {
-        return Err(mislabelled(envelope, id_kind, &envelope.scope));
+        return Err(mislabelled(envelope, id_kind, None));
     }
     // The document this change really lands in, as this node knows it.
     let held = match held {
@@ -137,7 +139,7 @@ fn judge_inner(
             ),
         })?;
         if kind != envelope.kind || scope != envelope.scope {
-            return Err(mislabelled(envelope, kind, &scope));
+            return Err(mislabelled(envelope, kind, Some(&scope)));
         }
         let missing = document.get_missing_deps(change.deps());
         if !missing.is_empty() {
@@ -185,11 +187,21 @@ fn judge_inner(
             if !auth::may_write(author, &envelope.scope) {
                 return Err(not_authorized(author, &envelope.scope));
             }
+            // Only the hall that authored an item publishes its later versions.
+            if let Some(document) = held
+                && creator(document) != Some(author.node)
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
             item_change(envelope, &expanded, held.is_none())
         }
         DocKind::Registry => {
-            // Only the hall of the registry's own division writes it (its owner).
-            if !author.role.is_hall() || author.division != division {
+            // Only the hall of the registry's own division writes it: the node that
+            // created it.
+            if !author.role.is_hall()
+                || author.division != division
+                || held.is_some_and(|d| creator(d) != Some(author.node))
+            {
                 return Err(not_authorized(author, &envelope.scope));
             }
             if envelope.doc != doc::registry_doc_id(&division) {
@@ -203,6 +215,18 @@ fn judge_inner(
     }
 }
 
+/// The node that created a document: the author of its `kind`, which only the creating
+/// change writes.
+fn creator(document: &Automerge) -> Option<NodeId> {
+    match document.get(ROOT, "kind").ok()?? {
+        (_, automerge::ObjId::Id(_, actor, _)) => {
+            let bytes: [u8; 16] = actor.to_bytes().get(..16)?.try_into().ok()?;
+            Some(NodeId(bytes))
+        }
+        (_, automerge::ObjId::Root) => None,
+    }
+}
+
 fn not_authorized(author: &NodeRecord, scope: &Scope) -> Verdict {
     Verdict::Refuse(Refusal::NotAuthorized {
         node: author.node,
@@ -212,11 +236,11 @@ fn not_authorized(author: &NodeRecord, scope: &Scope) -> Verdict {
     })
 }
 
-fn mislabelled(envelope: &Envelope, kind: DocKind, scope: &Scope) -> Verdict {
+fn mislabelled(envelope: &Envelope, kind: DocKind, scope: Option<&Scope>) -> Verdict {
     Verdict::Refuse(Refusal::Mislabelled {
         doc: envelope.doc.to_string(),
         kind: kind.as_str(),
-        scope: scope.to_string(),
+        scope: scope.map(Scope::to_string),
         label_kind: envelope.kind.as_str(),
         label_scope: envelope.scope.to_string(),
     })
@@ -446,6 +470,26 @@ fn event_op<'a>(
                 }
                 .into());
             }
+            // A node issues serial numbers only in its own segment and epoch.
+            if let crate::domain::case::Action::Accept { serial_no, .. } = &event.action
+                && serial_no.as_str().len() == SerialNo::LEN
+            {
+                let parts = serial_no.parts();
+                let own = [
+                    author.serial_segment(),
+                    Segment::provisional(&author.division, &author.node.0),
+                ];
+                let epoch_ok = serial::epoch_digit(envelope.origin.epoch)
+                    .is_ok_and(|digit| digit == parts.epoch_digit);
+                if !epoch_ok || !own.iter().any(|s| s.as_str() == parts.node_segment) {
+                    return Err(effect(
+                        envelope,
+                        format!(
+                            "issues serial number {serial_no} outside its own node segment and epoch"
+                        ),
+                    ));
+                }
+            }
         }
         Err(error) => {
             // An event of a kind a newer version writes is kept (it counts nowhere here);
@@ -522,6 +566,16 @@ fn registry_change(
     .ok_or_else(|| effect(envelope, "the registry has no node list"))?;
     let division = envelope.scope.division();
     let held_nodes = held.and_then(|d| d.get(ROOT, "nodes").ok().flatten().map(|(_, id)| id));
+    // The segments the registry gives out already, by node.
+    let held_segments: Vec<(NodeId, Segment)> = held
+        .and_then(|d| doc::read_registry(d).ok())
+        .map(|r| {
+            r.records
+                .into_iter()
+                .filter_map(|rec| rec.segment.map(|s| (rec.node, s)))
+                .collect()
+        })
+        .unwrap_or_default();
     for op in &expanded.operations {
         if op.obj == ObjectId::Root && held.is_none() {
             continue; // the header, checked above
@@ -547,7 +601,23 @@ fn registry_change(
                 // A hall vouches for nodes below it, never for another of its own level.
                 record.division != author.division
             };
-        if !vouchable {
+        // A segment it gives out must be one this hall can give, and no other node's.
+        let segment_ok = match (&record.segment, own_record) {
+            (None, _) | (Some(_), true) => true,
+            (Some(segment), false) => {
+                let level = author.division.level();
+                let given = if level == DivisionLevel::City {
+                    *segment == Segment::root(&record.division, &record.node.0)
+                } else {
+                    author.serial_segment().gave(level, segment)
+                };
+                given
+                    && !held_segments
+                        .iter()
+                        .any(|(node, s)| s == segment && *node != record.node)
+            }
+        };
+        if !vouchable || !segment_ok {
             return Err(Refusal::BadRecord {
                 node: record.node,
                 hall: author.node,

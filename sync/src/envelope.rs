@@ -43,20 +43,29 @@ pub struct Envelope {
     /// sent: wire decoding computes it from the bytes (all zeros when they are not a change),
     /// which keeps it true for everything a node receives without hashing twice.
     pub hash: [u8; 32],
-    /// The Automerge change, as `Change::raw_bytes`.
+    /// The Automerge change, as `Change::raw_bytes`; empty when `refused`.
     pub change: Vec<u8>,
+    /// Set when a node on the way refused the change (with its reason): the change's bytes
+    /// never travel on, but its place in the origin's run does, with `hash` as signed, so
+    /// the origin's later changes still verify and apply everywhere.
+    pub refused: Option<String>,
 }
 
 impl std::fmt::Debug for Envelope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Envelope({} #{} {} {} {}B)",
+            "Envelope({} #{} {} {} {}B{})",
             self.origin,
             self.seq,
             self.doc,
             self.scope,
-            self.change.len()
+            self.change.len(),
+            if self.refused.is_some() {
+                " refused"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -144,6 +153,7 @@ mod tests {
             scope: Scope::parse("case/440304001001").unwrap(),
             hash: [seq as u8; 32],
             change: vec![],
+            refused: None,
         }
     }
 

@@ -30,13 +30,14 @@ use std::collections::{BTreeMap, HashMap};
 use crate::auth::{NodeRole, Refusal, Registry};
 use crate::domain::codes::DivisionCode;
 use crate::envelope::{self, CHAIN_START, ChainHash, Envelope};
-use crate::ids::{NodeId, Origin, Scope};
+use crate::ids::{DocId, NodeId, Origin, Scope};
 
 /// The protocol version this build speaks. A peer whose range does not include it gets a
-/// clear "upgrade needed" answer.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// clear "upgrade needed" answer. 2: refused changes keep their place in a run, and
+/// receivers tell senders what they refused (wire encoding 2).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this build still speaks.
-pub const MIN_PROTOCOL_VERSION: u16 = 1;
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 
 /// Highest sequence number held, per (scope, origin).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,6 +104,24 @@ pub struct Hello {
     /// The sender's clock, so the receiver can report the offset.
     pub now_ms: u64,
     pub capabilities: Vec<String>,
+    /// Changes the sender refused lately that came from the receiver (what a child refused
+    /// of what it pulled), so the receiver learns of them: nothing fails silently.
+    pub refused: Vec<ChangeNote>,
+}
+
+/// What a receiver did with a change it did not apply, told back to whoever sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeNote {
+    pub scope: Scope,
+    pub origin: Origin,
+    pub seq: u64,
+    pub doc: DocId,
+    /// Refused for good (quarantined), or only waiting (deferred) for something to arrive.
+    pub waiting: bool,
+    /// The reason's code, for a person's screen (see `auth::Refusal::code`).
+    pub code: String,
+    /// The reason in words, for logs and the command line.
+    pub reason: String,
 }
 
 /// "Send me what you have beyond `have`, in `scopes`."
@@ -163,6 +182,9 @@ pub struct Ack {
     pub duplicates: u32,
     pub quarantined: u32,
     pub deferred: u32,
+    /// The changes of the pushed batch that were refused, and the first waiting change of
+    /// each run that waits, with why.
+    pub notes: Vec<ChangeNote>,
 }
 
 /// What a receiver knows of one (scope, origin) run: the last sequence number held and
@@ -193,8 +215,17 @@ pub enum Verdict {
     },
     /// Already held.
     Duplicate,
-    /// Never apply, never forward; keep it with the reason for a person to see.
+    /// Not authentic (a broken chain, a signature that does not verify, bytes that are not
+    /// a change): never apply, never forward, and it takes no place in its run; keep it
+    /// with the reason for a person to see.
     Quarantine(String),
+    /// Authentic, but its origin may not write there: never apply it; its place in the run
+    /// is kept (see [`Envelope::refused`]) so the origin's later changes still flow.
+    Refuse {
+        refusal: Refusal,
+        chain: ChainHash,
+        signature: Option<[u8; 64]>,
+    },
     /// Cannot be checked yet (its origin's key is not known here); ask again later.
     Defer(String),
 }
@@ -259,7 +290,7 @@ pub fn check_batch(
                     envelope.kind.as_str(),
                     envelope.scope
                 ));
-            } else if envelope.hash == envelope::INVALID_HASH {
+            } else if envelope.refused.is_none() && envelope.hash == envelope::INVALID_HASH {
                 // The hash itself was computed from the bytes at decoding (see Envelope::hash).
                 broken = Some("the change bytes are not a valid Automerge change".into());
             }
@@ -307,16 +338,22 @@ pub fn check_batch(
             let envelope = &batch.envelopes[idx];
             verdicts[idx] = match &outcome {
                 Err(verdict) => verdict.clone(),
-                Ok(()) => match registry.check_write(&origin, envelope.seq, &scope) {
-                    Ok(_) => Verdict::Apply {
-                        chain,
-                        signature: signatures
-                            .get(&(&scope, &origin, envelope.seq))
-                            .map(|s| **s),
-                    },
-                    Err(refusal @ Refusal::UnknownOrigin(_)) => Verdict::Defer(refusal.to_string()),
-                    Err(refusal) => Verdict::Quarantine(refusal.to_string()),
-                },
+                Ok(()) => {
+                    let signature = signatures
+                        .get(&(&scope, &origin, envelope.seq))
+                        .map(|s| **s);
+                    match registry.check_write(&origin, envelope.seq, &scope) {
+                        Ok(_) => Verdict::Apply { chain, signature },
+                        Err(refusal @ Refusal::UnknownOrigin(_)) => {
+                            Verdict::Defer(refusal.to_string())
+                        }
+                        Err(refusal) => Verdict::Refuse {
+                            refusal,
+                            chain,
+                            signature,
+                        },
+                    }
+                }
             };
         }
     }
@@ -460,6 +497,7 @@ mod tests {
                 scope: scope.clone(),
                 hash: change.hash().0,
                 change: change.raw_bytes().to_vec(),
+                refused: None,
             };
             let previous = self.chains.get(&scope).copied().unwrap_or(CHAIN_START);
             let chain = envelope::chain_next(&previous, &envelope);
@@ -585,7 +623,7 @@ mod tests {
         };
         let verdicts = check_batch(&batch, &|_, _| RunState::default(), &registry);
         assert!(
-            matches!(&verdicts[0], Verdict::Quarantine(r) if r.contains("may not write catalog/440304")),
+            matches!(&verdicts[0], Verdict::Refuse { refusal, .. } if refusal.to_string().contains("may not write catalog/440304")),
             "{verdicts:?}"
         );
 
@@ -631,6 +669,7 @@ mod tests {
             name: "x".into(),
             now_ms: 0,
             capabilities: vec![],
+            refused: vec![],
         };
         assert!(compatible(&hello).is_ok());
         let newer = Hello {

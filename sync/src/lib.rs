@@ -10,6 +10,7 @@ pub mod auth;
 pub mod doc;
 pub mod domain;
 pub mod effect;
+pub mod engine;
 pub mod envelope;
 pub mod feed;
 pub mod ids;

@@ -23,16 +23,18 @@ use automerge::Automerge;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{NodeRecord, NodeRole, Registry, may_read};
+use crate::auth::{NodeRecord, NodeRole, Refusal, Registry, may_read};
 use crate::doc::{self, Rows};
 use crate::domain::calendar::{Calendar, Date};
-use crate::domain::case::{self, Action, CaseError, Event, Intake, NewCase};
+use crate::domain::case::{self, Action, CaseError, Intake, NewCase};
 use crate::domain::codes::DivisionCode;
 use crate::domain::hlc::HlcClock;
 use crate::domain::item::Item;
 use crate::domain::serial::SerialNo;
+use crate::engine::session::{Input, Session, SessionReport, Want};
+use crate::engine::{self, Actor, ChangeLog, Person, Request, StaffRole};
 use crate::envelope::{self, Envelope};
-use crate::feed::{self, Ack, Batch, LogEntry, Pull, RunState, Verdict, VersionVector};
+use crate::feed::{self, Ack, Batch, LogEntry, ParsedBatch, Pull, RunState, VersionVector};
 use crate::ids::{DocId, DocKind, Origin, Scope};
 use crate::wire::Message;
 
@@ -53,6 +55,8 @@ pub struct Peer {
     serials: HashMap<(String, Date), u32>,
     /// Changes refused for good, with the reason.
     pub quarantine: Vec<(Envelope, String)>,
+    /// Hashes of the changes refused here or on the way.
+    refused: std::collections::HashSet<[u8; 32]>,
 }
 
 impl Peer {
@@ -70,6 +74,7 @@ impl Peer {
             enrolled_by: node,
             enrolled_ms: 0,
             revoked: None,
+            segment: None,
         };
         Peer {
             name: name.to_string(),
@@ -84,26 +89,40 @@ impl Peer {
             runs: HashMap::new(),
             serials: HashMap::new(),
             quarantine: Vec::new(),
+            refused: Default::default(),
         }
     }
 
     /// Records this peer's newest change to `id` in its log, signed.
     fn commit_local(&mut self, id: &DocId, kind: DocKind, scope: &Scope) {
-        let document = &self.docs[id];
-        let change = document
+        let change = self.docs[id]
             .get_last_local_change()
             .expect("a change was just made");
+        self.sign_and_log(id.clone(), kind, scope.clone(), change);
+    }
+
+    /// Appends `change` to this peer's own log under whatever labels it is given, signed
+    /// with its own key, so it travels up at the next exchange. Honest peers label their
+    /// changes truly; the adversarial tests use it to send what a hostile node would.
+    pub fn sign_and_log(
+        &mut self,
+        doc: DocId,
+        kind: DocKind,
+        scope: Scope,
+        change: automerge::Change,
+    ) {
         let key = (scope.clone(), self.origin);
         let state = self.runs.get(&key).copied().unwrap_or_default();
         let envelope = Envelope {
             origin: self.origin,
             seq: self.next_seq,
             prev: state.seq,
-            doc: id.clone(),
+            doc,
             kind,
-            scope: scope.clone(),
+            scope,
             hash: change.hash().0,
             change: change.raw_bytes().to_vec(),
+            refused: None,
         };
         let chain = envelope::chain_next(&state.chain, &envelope);
         let signature = envelope::sign(&self.key, &self.origin, envelope.seq, &chain);
@@ -119,6 +138,28 @@ impl Peer {
             signature: Some(signature),
         });
         self.next_seq += 1;
+    }
+
+    /// Puts an arbitrary entry in this peer's log (a replay, or a run in another node's
+    /// name signed with this peer's key): what a hostile relay could send.
+    pub fn inject(&mut self, entry: LogEntry) {
+        self.log.push(entry);
+    }
+
+    /// This peer's signature over a chain value, as `origin` at `seq`: a forgery unless
+    /// `origin` is its own.
+    pub fn sign_as(&self, origin: &Origin, seq: u64, chain: &envelope::ChainHash) -> [u8; 64] {
+        envelope::sign(&self.key, origin, seq, chain)
+    }
+
+    /// The documents this peer holds, by id.
+    pub fn doc(&self, id: &DocId) -> Option<&Automerge> {
+        self.docs.get(id)
+    }
+
+    /// This peer's change log, in its storage order.
+    pub fn log(&self) -> &[LogEntry] {
+        &self.log
     }
 
     /// Publishes an item version in this hall's catalog.
@@ -198,48 +239,57 @@ impl Peer {
         Ok(id)
     }
 
-    /// Records an action on a case this peer holds, checked as a node checks it.
-    /// `Accept` with any serial number gets this peer's next one.
+    /// Records an action on a case this peer holds through the engine, as a lead at this
+    /// node would. `Accept` (with any serial number) gets this peer's next one.
     pub fn act(&mut self, id: &DocId, action: Action, now_ms: u64) -> Result<(), CaseError> {
         let case_doc = doc::read_case(&self.docs[id]).expect("a case document");
-        let state = case::derive(&case_doc.intake, &case_doc.events);
-        let at = self.clock.tick(now_ms);
-        let action = match action {
-            Action::Accept { .. } => {
-                let date = Date::from_unix_ms_cst(at.unix_ms() as i64);
-                let code = case_doc.intake.item.impl_code.clone();
-                let counter = self.serials.entry((code.to_string(), date)).or_insert(0);
+        let request = match action {
+            Action::Accept { .. } => Request::Accept,
+            other => Request::Do(other),
+        };
+        let record = self.record.clone();
+        let person = sim_lead();
+        let epoch = self.origin.epoch;
+        let clock = &mut self.clock;
+        let serials = &mut self.serials;
+        let events = engine::act(
+            &case_doc,
+            vec![request],
+            Actor {
+                node: &record,
+                person: &person,
+            },
+            &mut || Ok(clock.tick(now_ms)),
+            &mut |code, date| {
+                let counter = serials.entry((code.to_string(), date)).or_insert(0);
                 *counter += 1;
-                let serial_no = SerialNo::issue(
-                    &code,
-                    date,
-                    &self.record.division,
-                    self.origin.epoch,
-                    *counter,
+                SerialNo::issue(code, date, &record.serial_segment(), epoch, *counter).map_err(
+                    |_| CaseError::Invalid {
+                        field: "serial",
+                        why: "sequence exhausted",
+                    },
                 )
-                .map_err(|_| CaseError::Invalid {
-                    field: "serial",
-                    why: "sequence exhausted",
-                })?;
-                Action::Accept {
-                    serial_no,
-                    calendar: Calendar::china().version().to_string(),
-                }
-            }
-            other => other,
-        };
-        case::validate(&case_doc.intake, &state, &action)?;
-        let event = Event {
-            at,
-            node: self.origin.node,
-            staff: "sim".into(),
-            counter: String::new(),
-            action,
-        };
-        doc::add_events(self.docs.get_mut(id).expect("held"), &self.origin, &[event])
+            },
+        )?;
+        doc::add_events(self.docs.get_mut(id).expect("held"), &self.origin, &events)
             .expect("event written");
         self.commit_local(id, DocKind::Case, &case_doc.scope);
         Ok(())
+    }
+
+    /// What a lead at this peer may record on a case, by the engine's rules.
+    pub fn allowed(&self, id: &DocId) -> Vec<case::ActionKind> {
+        let case_doc = doc::read_case(&self.docs[id]).expect("a case document");
+        let state = case::derive(&case_doc.intake, &case_doc.events);
+        let person = sim_lead();
+        engine::allowed_actions(
+            Actor {
+                node: &self.record,
+                person: &person,
+            },
+            &case_doc.intake,
+            &state,
+        )
     }
 
     /// The keys this peer trusts: its pins and every registry it holds.
@@ -278,76 +328,10 @@ impl Peer {
         feed::build_batch(entries, pull.max_bytes as usize)
     }
 
-    /// Checks and applies a batch, as a node does in one transaction.
+    /// Checks and applies a batch with the engine, as a node does in one transaction.
     pub fn receive(&mut self, batch: &Batch) -> Ack {
-        let mut ack = Ack::default();
-        let mut pending = batch.clone();
-        // Changes whose origin was unknown may become checkable once a registry in the
-        // same batch is applied; retry them while that makes progress.
-        for _round in 0..8 {
-            let registry = self.registry();
-            let runs = &self.runs;
-            let verdicts = feed::check_batch(
-                &pending,
-                &|s, o| runs.get(&(s.clone(), *o)).copied().unwrap_or_default(),
-                &registry,
-            );
-            let mut deferred = Vec::new();
-            let mut applied = 0;
-            for (envelope, verdict) in pending.envelopes.iter().zip(verdicts) {
-                match verdict {
-                    Verdict::Duplicate => ack.duplicates += 1,
-                    Verdict::Defer(_) => deferred.push(envelope.clone()),
-                    Verdict::Quarantine(reason) => self.quarantine_once(envelope, reason),
-                    Verdict::Apply { chain, signature } => {
-                        if !may_read(&self.record, &envelope.scope) {
-                            self.quarantine_once(
-                                envelope,
-                                format!("{} is not meant for this node", envelope.scope),
-                            );
-                            continue;
-                        }
-                        let document = self.docs.entry(envelope.doc.clone()).or_default();
-                        match doc::apply_change(document, &envelope.change) {
-                            Ok(()) => {
-                                self.runs.insert(
-                                    (envelope.scope.clone(), envelope.origin),
-                                    RunState {
-                                        seq: envelope.seq,
-                                        chain,
-                                    },
-                                );
-                                self.log.push(LogEntry {
-                                    envelope: envelope.clone(),
-                                    signature,
-                                });
-                                applied += 1;
-                            }
-                            Err(e) => {
-                                if self
-                                    .docs
-                                    .get(&envelope.doc)
-                                    .is_some_and(|d| d.get_heads().is_empty())
-                                {
-                                    self.docs.remove(&envelope.doc);
-                                }
-                                self.quarantine_once(envelope, e.to_string());
-                            }
-                        }
-                    }
-                }
-            }
-            ack.applied += applied;
-            if deferred.is_empty() || applied == 0 {
-                ack.deferred += deferred.len() as u32;
-                break;
-            }
-            pending = Batch {
-                envelopes: deferred,
-                signatures: batch.signatures.clone(),
-                more: batch.more,
-            };
-        }
+        let parsed = ParsedBatch::parse(batch.clone());
+        let Ok(mut ack) = engine::apply_batch(self, parsed);
         ack.quarantined = self.quarantine.len() as u32;
         ack.have = self.vector();
         ack
@@ -387,6 +371,83 @@ impl Peer {
         scopes.sort();
         scopes.dedup();
         scopes
+    }
+}
+
+impl ChangeLog for Peer {
+    type Error = std::convert::Infallible;
+
+    fn own(&self) -> &NodeRecord {
+        &self.record
+    }
+
+    fn registry(&mut self) -> Result<Registry, Self::Error> {
+        Ok(Peer::registry(self))
+    }
+
+    fn run_state(&mut self, scope: &Scope, origin: &Origin) -> Result<RunState, Self::Error> {
+        Ok(self
+            .runs
+            .get(&(scope.clone(), *origin))
+            .copied()
+            .unwrap_or_default())
+    }
+
+    fn is_refused(&mut self, hash: &[u8; 32]) -> Result<bool, Self::Error> {
+        Ok(self.refused.contains(hash))
+    }
+
+    fn take_doc(&mut self, id: &DocId) -> Result<Option<Automerge>, Self::Error> {
+        Ok(self.docs.remove(id))
+    }
+
+    fn append(&mut self, entry: LogEntry, chain: envelope::ChainHash) -> Result<(), Self::Error> {
+        let envelope = &entry.envelope;
+        self.runs.insert(
+            (envelope.scope.clone(), envelope.origin),
+            RunState {
+                seq: envelope.seq,
+                chain,
+            },
+        );
+        if envelope.refused.is_some() {
+            self.refused.insert(envelope.hash);
+        }
+        self.log.push(entry);
+        Ok(())
+    }
+
+    fn quarantine(&mut self, envelope: &Envelope, refusal: &Refusal) -> Result<(), Self::Error> {
+        self.quarantine_once(envelope, refusal.to_string());
+        Ok(())
+    }
+
+    fn registry_changed(&mut self, id: &DocId, document: &Automerge) -> Result<(), Self::Error> {
+        // Visible to `registry()` now; the engine gives the document back at the end.
+        self.docs.insert(id.clone(), document.clone());
+        Ok(())
+    }
+
+    fn put_doc(
+        &mut self,
+        id: DocId,
+        _kind: DocKind,
+        _scope: Scope,
+        document: Automerge,
+        _changed: bool,
+    ) -> Result<(), Self::Error> {
+        self.docs.insert(id, document);
+        Ok(())
+    }
+}
+
+/// The person every simulated action is recorded as: a lead, who may do everything a
+/// node's relation to a case allows.
+fn sim_lead() -> Person {
+    Person::Staff {
+        username: "sim".into(),
+        counter: String::new(),
+        role: StaffRole::Lead,
     }
 }
 
@@ -436,6 +497,15 @@ impl Network {
         let now = self.now_ms;
         let mut child_record = self.peers[child].record.clone();
         child_record.enrolled_by = self.peers[parent].record.node;
+        let enrolled = self.peers[parent].registry();
+        child_record.segment = Some(
+            crate::auth::assign_segment(
+                &self.peers[parent].record,
+                &child_record,
+                enrolled.records(),
+            )
+            .expect("a segment for the child"),
+        );
         self.peers[child].record = child_record.clone();
         self.peers[child].pins[0] = child_record.clone();
         self.peers[parent].enroll(&child_record, now);
@@ -493,6 +563,78 @@ impl Network {
         if !up_batch.envelopes.is_empty() {
             in_flight.push((false, up_batch.encode()));
         }
+    }
+
+    /// Runs one full session on a link, the child driving the engine's session machine
+    /// against the parent in memory (every message through its wire encoding).
+    pub fn session(&mut self, link: usize, max_bytes: u32) -> Result<SessionReport, String> {
+        let Link {
+            parent, child, up, ..
+        } = self.links[link];
+        if !up {
+            return Err("the link is down".into());
+        }
+        let hello = |peer: &Peer, now_ms: u64| feed::Hello {
+            protocol: feed::PROTOCOL_VERSION,
+            min_protocol: feed::MIN_PROTOCOL_VERSION,
+            node: peer.record.node,
+            role: peer.record.role,
+            division: peer.record.division.clone(),
+            name: peer.name.clone(),
+            now_ms,
+            capabilities: Vec::new(),
+            refused: Vec::new(),
+        };
+        let mut session = Session::new(hello(&self.peers[child], self.now_ms), max_bytes);
+        let mut want = session.start();
+        for _step in 0..10_000 {
+            let input = match want {
+                Want::Hello(own) => {
+                    let own = feed::Hello::decode(&own.encode()).map_err(|e| e.to_string())?;
+                    debug_assert_eq!(own.node, self.peers[child].record.node);
+                    Input::Hello(hello(&self.peers[parent], self.now_ms))
+                }
+                Want::LocalVector => Input::LocalVector(self.peers[child].vector()),
+                Want::Pull(pull) => {
+                    let pull = Pull::decode(&pull.encode()).map_err(|e| e.to_string())?;
+                    let requester = self.peers[child].record.clone();
+                    let bytes = self.peers[parent].serve_pull(&requester, &pull).encode();
+                    let batch = ParsedBatch::decode(&bytes).map_err(|e| e.to_string())?;
+                    Input::Pulled {
+                        batch,
+                        wire_bytes: bytes.len() as u64,
+                    }
+                }
+                Want::Apply(batch) => Input::Applied(self.peers[child].receive(&batch.batch)),
+                Want::ParentVector => Input::ParentVector(self.peers[parent].vector()),
+                Want::Build { have, max_bytes } => {
+                    let parent_record = self.peers[parent].record.clone();
+                    let batch = self.peers[child].serve_pull(
+                        &parent_record,
+                        &Pull {
+                            scopes: Vec::new(),
+                            have,
+                            max_bytes,
+                        },
+                    );
+                    Input::Built((!batch.envelopes.is_empty()).then_some(batch))
+                }
+                Want::Push { batch, .. } => {
+                    let bytes = batch.encode();
+                    let decoded = Batch::decode(&bytes).map_err(|e| e.to_string())?;
+                    let ack = self.peers[parent].receive(&decoded);
+                    let ack = Ack::decode(&ack.encode()).map_err(|e| e.to_string())?;
+                    Input::Pushed {
+                        ack,
+                        wire_bytes: bytes.len() as u64,
+                        ahead: None,
+                    }
+                }
+                Want::Done(result) => return result,
+            };
+            want = session.on(input);
+        }
+        Err("the session did not end in 10,000 steps".into())
     }
 
     /// Batches waiting on a link.
@@ -557,12 +699,22 @@ impl Network {
             for other in &holders[1..] {
                 let state = other.scope_state(&scope);
                 if state != reference {
+                    let differing = reference
+                        .iter()
+                        .zip(&state)
+                        .find(|(a, b)| a != b)
+                        .map(|(a, b)| {
+                            format!("first difference in {}: {:?} vs {:?}", a.0, a.2, b.2)
+                        })
+                        .unwrap_or_default();
                     return Err(format!(
-                        "{} and {} differ in {scope}: {} vs {} documents",
+                        "{} and {} differ in {scope}: {} vs {} documents; {differing}; quarantined: {:?} / {:?}",
                         first.name,
                         other.name,
                         reference.len(),
-                        state.len()
+                        state.len(),
+                        first.quarantine,
+                        other.quarantine,
                     ));
                 }
             }

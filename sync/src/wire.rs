@@ -4,7 +4,9 @@
 //! A message is `b"YZ"`, the encoding version, the message type, then a DEFLATE stream of
 //! the body. Integers are LEB128 varints; strings and byte strings are length-prefixed.
 //! Change hashes and chain values are never sent: the receiver recomputes them, so a sender
-//! cannot make the two disagree. Decoding never panics and never allocates more than the
+//! cannot make the two disagree. The one exception is a change refused on the way
+//! ([`Envelope::refused`]): its bytes stay behind, so its hash travels instead, covered by
+//! the origin's signature over the chain. Decoding never panics and never allocates more than the
 //! limits below, whatever the input (see `tests/fixtures/bad/`).
 
 use std::io::{Read, Write};
@@ -16,11 +18,14 @@ use flate2::write::DeflateEncoder;
 use crate::auth::NodeRole;
 use crate::domain::codes::DivisionCode;
 use crate::envelope::{self, Envelope};
-use crate::feed::{Ack, Batch, Hello, ParsedBatch, Pull, SignedSeq, VersionVector};
+use crate::feed::{Ack, Batch, ChangeNote, Hello, ParsedBatch, Pull, SignedSeq, VersionVector};
 use crate::ids::{DocId, DocKind, NodeId, Origin, Scope};
 
-/// Version of this encoding.
-pub const ENCODING_VERSION: u8 = 1;
+/// Version of this encoding. 2 added refused changes in batches and the notes of what a
+/// receiver refused (in acks and hellos).
+pub const ENCODING_VERSION: u8 = 2;
+/// Longest reason text carried for a refused change.
+pub const MAX_REASON_BYTES: usize = 1024;
 /// Largest decompressed body accepted (a batch is cut far below this by its sender).
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// Most items in any list of a message.
@@ -31,7 +36,9 @@ pub const MAX_ITEMS: u64 = 1_000_000;
 pub enum DecodeError {
     #[error("not a yizhan sync message (bad magic bytes)")]
     Magic,
-    #[error("message encoding {0} is not known here; upgrade this node")]
+    #[error(
+        "message encoding {0} is not the one this node speaks ({ENCODING_VERSION}); upgrade the older of the two nodes"
+    )]
     Version(u8),
     #[error("expected a {expected} message, got type {found}")]
     Type { expected: &'static str, found: u8 },
@@ -206,6 +213,68 @@ impl<'a> Reader<'a> {
     }
 }
 
+impl Reader<'_> {
+    fn notes(&mut self) -> Result<Vec<ChangeNote>, DecodeError> {
+        let n = self.count()?;
+        if n > MAX_NOTES {
+            return Err(DecodeError::Invalid("list length"));
+        }
+        (0..n)
+            .map(|_| {
+                let scope = self.scope()?;
+                let origin = self.origin()?;
+                let seq = self.varint()?;
+                let doc = DocId::parse(self.str()?).ok_or(DecodeError::Invalid("document id"))?;
+                let waiting = match self.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Invalid("flag")),
+                };
+                let code = self.str()?;
+                let reason = self.str()?;
+                if code.len() > 64 || reason.len() > MAX_REASON_BYTES {
+                    return Err(DecodeError::Invalid("reason"));
+                }
+                Ok(ChangeNote {
+                    scope,
+                    origin,
+                    seq,
+                    doc,
+                    waiting,
+                    code: code.to_string(),
+                    reason: reason.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Most notes in one message; a receiver that refused more tells the first ones.
+pub const MAX_NOTES: usize = 1000;
+
+fn put_notes(out: &mut Vec<u8>, notes: &[ChangeNote]) {
+    let notes = &notes[..notes.len().min(MAX_NOTES)];
+    put_varint(out, notes.len() as u64);
+    for note in notes {
+        put_bytes(out, note.scope.as_str().as_bytes());
+        put_origin(out, &note.origin);
+        put_varint(out, note.seq);
+        put_bytes(out, note.doc.as_str().as_bytes());
+        out.push(u8::from(note.waiting));
+        put_bytes(out, truncated(&note.code, 64).as_bytes());
+        put_bytes(out, truncated(&note.reason, MAX_REASON_BYTES).as_bytes());
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     loop {
         let byte = (value & 0x7f) as u8;
@@ -253,6 +322,7 @@ impl Message for Hello {
         for capability in &self.capabilities {
             put_bytes(out, capability.as_bytes());
         }
+        put_notes(out, &self.refused);
     }
 
     fn read_body(input: &mut Reader<'_>) -> Result<Hello, DecodeError> {
@@ -269,6 +339,7 @@ impl Message for Hello {
         let capabilities = (0..input.count()?)
             .map(|_| input.str().map(str::to_string))
             .collect::<Result<_, _>>()?;
+        let refused = input.notes()?;
         Ok(Hello {
             protocol,
             min_protocol,
@@ -278,6 +349,7 @@ impl Message for Hello {
             name,
             now_ms,
             capabilities,
+            refused,
         })
     }
 }
@@ -322,7 +394,17 @@ impl Message for Batch {
             put_bytes(out, e.doc.as_str().as_bytes());
             put_bytes(out, e.kind.as_str().as_bytes());
             put_bytes(out, e.scope.as_str().as_bytes());
-            put_bytes(out, &e.change);
+            match &e.refused {
+                None => {
+                    out.push(0);
+                    put_bytes(out, &e.change);
+                }
+                Some(reason) => {
+                    out.push(1);
+                    out.extend_from_slice(&e.hash);
+                    put_bytes(out, truncated(reason, MAX_REASON_BYTES).as_bytes());
+                }
+            }
         }
         put_varint(out, self.signatures.len() as u64);
         for s in &self.signatures {
@@ -349,13 +431,28 @@ fn read_batch(input: &mut Reader<'_>) -> Result<ParsedBatch, DecodeError> {
         let doc = DocId::parse(input.str()?).ok_or(DecodeError::Invalid("document id"))?;
         let kind = DocKind::parse(input.str()?).ok_or(DecodeError::Invalid("document kind"))?;
         let scope = input.scope()?;
-        let change = input.bytes()?.to_vec();
-        // Recomputed here; bytes that are not a change get a hash no run can verify.
-        let parsed = automerge::Change::from_bytes(change.clone()).ok();
-        let hash = parsed
-            .as_ref()
-            .map_or(envelope::INVALID_HASH, |c| c.hash().0);
-        changes.push(parsed);
+        let (hash, change, refused) = match input.u8()? {
+            0 => {
+                let change = input.bytes()?.to_vec();
+                // Recomputed here; bytes that are not a change get a hash no run can verify.
+                let parsed = automerge::Change::from_bytes(change.clone()).ok();
+                let hash = parsed
+                    .as_ref()
+                    .map_or(envelope::INVALID_HASH, |c| c.hash().0);
+                changes.push(parsed);
+                (hash, change, None)
+            }
+            1 => {
+                let hash = input.array()?;
+                let reason = input.str()?;
+                if reason.len() > MAX_REASON_BYTES {
+                    return Err(DecodeError::Invalid("reason"));
+                }
+                changes.push(None);
+                (hash, Vec::new(), Some(reason.to_string()))
+            }
+            _ => return Err(DecodeError::Invalid("flag")),
+        };
         envelopes.push(Envelope {
             origin,
             seq,
@@ -365,6 +462,7 @@ fn read_batch(input: &mut Reader<'_>) -> Result<ParsedBatch, DecodeError> {
             scope,
             hash,
             change,
+            refused,
         });
     }
     let mut signatures = Vec::new();
@@ -409,6 +507,7 @@ impl Message for Ack {
         ] {
             put_varint(out, u64::from(n));
         }
+        put_notes(out, &self.notes);
     }
 
     fn read_body(input: &mut Reader<'_>) -> Result<Ack, DecodeError> {
@@ -418,6 +517,7 @@ impl Message for Ack {
             duplicates: input.u32()?,
             quarantined: input.u32()?,
             deferred: input.u32()?,
+            notes: input.notes()?,
         })
     }
 }
@@ -447,6 +547,7 @@ mod tests {
                 scope: Scope::parse("case/440304001001").unwrap(),
                 hash: change.hash().0,
                 change: change.raw_bytes().to_vec(),
+                refused: None,
             });
         }
         let signatures = vec![SignedSeq {
@@ -467,8 +568,14 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let batch = sample_batch(5);
+        let mut batch = sample_batch(5);
         assert_eq!(Batch::decode(&batch.encode()).unwrap(), batch);
+        // A change refused on the way travels as its place in the run: hash and reason.
+        batch.envelopes[2].change = Vec::new();
+        batch.envelopes[2].refused = Some("forbidden_effect: 改写受理信息".into());
+        let decoded = ParsedBatch::decode(&batch.encode()).unwrap();
+        assert_eq!(decoded.batch, batch);
+        assert!(decoded.changes[2].is_none() && decoded.changes[3].is_some());
         let mut have = VersionVector::default();
         have.advance(
             &Scope::parse("catalog/440304").unwrap(),
@@ -490,6 +597,18 @@ mod tests {
             duplicates: 1,
             quarantined: 2,
             deferred: 0,
+            notes: vec![ChangeNote {
+                scope: Scope::parse("case/440304001001").unwrap(),
+                origin: Origin {
+                    node: NodeId([3; 16]),
+                    epoch: 2,
+                },
+                seq: 9,
+                doc: DocId::parse("c-1").unwrap(),
+                waiting: false,
+                code: "forbidden_effect".into(),
+                reason: "改写受理信息".into(),
+            }],
         };
         assert_eq!(Ack::decode(&ack.encode()).unwrap(), ack);
         let hello = Hello {
@@ -501,6 +620,7 @@ mod tests {
             name: "园岭街道".into(),
             now_ms: 1_772_000_000_000,
             capabilities: vec!["bundle".into()],
+            refused: vec![],
         };
         assert_eq!(Hello::decode(&hello.encode()).unwrap(), hello);
     }

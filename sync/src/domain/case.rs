@@ -840,15 +840,19 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
     ordered.dedup_by_key(|e| (e.at, e.node));
     // A resolution voids the events it names wherever they fall, so the order in which
     // events arrive does not matter. Resolutions apply in (time, node) order; one that
-    // would void a side an earlier resolution kept (two leads deciding opposite ways
-    // while apart) is itself voided, and the earlier decision stands.
+    // reverses an earlier one (voids a side it kept and keeps a side it voided: two leads
+    // deciding one conflict opposite ways while apart) is itself voided, and the earlier
+    // decision stands. A resolution of a conflict the earlier lead never saw (the side it
+    // kept against something else) applies.
     let mut voided: Vec<String> = Vec::new();
     let mut kept: Vec<String> = Vec::new();
     for e in &ordered {
         let Action::Resolve { void, keep, .. } = &e.action else {
             continue;
         };
-        if void.iter().any(|id| kept.contains(id)) {
+        let reverses =
+            void.iter().any(|id| kept.contains(id)) && keep.iter().any(|id| voided.contains(id));
+        if reverses {
             voided.push(e.id());
             continue;
         }
@@ -1090,7 +1094,7 @@ pub fn check_resolution(
         action: Action::Resolve {
             void: void.to_vec(),
             reason: String::new(),
-            keep: Vec::new(),
+            keep: kept_sides(&before, void),
         },
     });
     let after = derive(intake, &with);
@@ -1179,6 +1183,12 @@ pub enum CaseError {
     NothingToSignFor,
     #[error("the case was transferred to another office's node; only that node signs for it")]
     NotTheHolder,
+    #[error("this node may not record {action} on this case: it is an act of the office that received the application", action = .action.as_str())]
+    NotThisNodes { action: ActionKind },
+    #[error("only a lead (现场负责人) or an admin may {action} a case", action = .action.as_str())]
+    LeadsOnly { action: ActionKind },
+    #[error("an applicant may only rate a completed case")]
+    ApplicantsRateOnly,
     #[error("the rating must be one of the five levels, 1 (非常不满意) to 5 (非常满意)")]
     BadRating,
     #[error("this case has already been rated; a case is rated once (一事一评)")]
@@ -1196,13 +1206,87 @@ pub enum CaseError {
     },
 }
 
-/// Checks an action a person wants to record, against the case as this node sees it.
+impl CaseError {
+    /// A stable name for the error, which the UI and the API word in the reader's language
+    /// (with the error's fields as parameters).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CaseError::NotAllowed { .. } => "not_allowed",
+            CaseError::MaterialsMissing { .. } => "materials_missing",
+            CaseError::Invalid { .. } => "invalid",
+            CaseError::UnknownMaterial { .. } => "unknown_material",
+            CaseError::ItemCancelled { .. } => "item_cancelled",
+            CaseError::NotOnApplication { .. } => "not_on_application",
+            CaseError::ExtensionTooLong { .. } => "extension_too_long",
+            CaseError::Conflicted => "conflicted",
+            CaseError::NothingToResolve => "nothing_to_resolve",
+            CaseError::NotASide { .. } => "not_a_side",
+            CaseError::ResolutionIncomplete { .. } => "resolution_incomplete",
+            CaseError::NothingToSignFor => "nothing_to_sign_for",
+            CaseError::NotTheHolder => "not_the_holder",
+            CaseError::NotThisNodes { .. } => "not_this_nodes",
+            CaseError::LeadsOnly { .. } => "leads_only",
+            CaseError::ApplicantsRateOnly => "applicants_rate_only",
+            CaseError::BadRating => "bad_rating",
+            CaseError::AlreadyRated => "already_rated",
+            CaseError::NoOpenRectification => "no_open_rectification",
+            CaseError::UnknownProcedure { .. } => "unknown_procedure",
+            CaseError::CountedProcedure { .. } => "counted_procedure",
+            CaseError::WrongApplicant { .. } => "wrong_applicant",
+        }
+    }
+}
+
+/// Whether the case, as this node sees it, allows an action of `kind` at all, whoever
+/// asks: the state machine, an open conflict (only a resolution is possible then), and
+/// what each kind needs of the case (a conflict to resolve, a transfer to sign for, an
+/// open rectification to close, all materials before acceptance, no earlier rating).
+pub fn state_allows(state: &CaseState, kind: ActionKind) -> Result<(), CaseError> {
+    if kind == ActionKind::Resolve {
+        return if state.conflicts.is_empty() {
+            Err(CaseError::NothingToResolve)
+        } else {
+            Ok(())
+        };
+    }
+    if !state.conflicts.is_empty() {
+        return Err(CaseError::Conflicted);
+    }
+    if kind == ActionKind::Rate && state.rating.is_some() {
+        return Err(CaseError::AlreadyRated);
+    }
+    if transition(state.status, kind).is_none() {
+        return Err(CaseError::NotAllowed {
+            action: kind,
+            status: state.status,
+        });
+    }
+    match kind {
+        ActionKind::Accept if !state.missing.is_empty() => Err(CaseError::MaterialsMissing {
+            missing: state.missing.iter().map(|s| s.name.clone()).collect(),
+        }),
+        ActionKind::SignFor if state.holder.is_none() || state.signed_for.is_some() => {
+            Err(CaseError::NothingToSignFor)
+        }
+        ActionKind::Rectify
+            if state
+                .rectification
+                .as_ref()
+                .is_none_or(|r| r.closed_on.is_some()) =>
+        {
+            Err(CaseError::NoOpenRectification)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks an action a person wants to record, against the case as this node sees it:
+/// [`state_allows`] for its kind, then what it must carry (reasons, materials, limits).
+/// Who may record it is the engine's question (`engine::act`).
 pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(), CaseError> {
     let kind = action.kind();
+    state_allows(state, kind)?;
     if let Action::Resolve { void, reason, .. } = action {
-        if state.conflicts.is_empty() {
-            return Err(CaseError::NothingToResolve);
-        }
         if void.is_empty() || void.len() > 64 || reason.trim().is_empty() {
             return Err(CaseError::Invalid {
                 field: "reason",
@@ -1216,15 +1300,6 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             });
         }
         return Ok(());
-    }
-    if kind == ActionKind::Rate && state.rating.is_some() {
-        return Err(CaseError::AlreadyRated);
-    }
-    if transition(state.status, kind).is_none() {
-        return Err(CaseError::NotAllowed {
-            action: kind,
-            status: state.status,
-        });
     }
     let filled = |s: &str| !s.trim().is_empty();
     match action {
@@ -1266,13 +1341,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
                 .collect();
             check_materials(&names, materials)?;
         }
-        Action::Accept { .. } => {
-            if !state.missing.is_empty() {
-                return Err(CaseError::MaterialsMissing {
-                    missing: state.missing.iter().map(|s| s.name.clone()).collect(),
-                });
-            }
-        }
+        Action::Accept { .. } => {}
         Action::Refuse {
             reason,
             basis,
@@ -1352,11 +1421,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
                 });
             }
         }
-        Action::SignFor { .. } => {
-            if state.holder.is_none() || state.signed_for.is_some() {
-                return Err(CaseError::NothingToSignFor);
-            }
-        }
+        Action::SignFor { .. } => {}
         Action::Rate {
             level,
             rectify_days,
@@ -1373,13 +1438,6 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             }
         }
         Action::Rectify { response } => {
-            if state
-                .rectification
-                .as_ref()
-                .is_none_or(|r| r.closed_on.is_some())
-            {
-                return Err(CaseError::NoOpenRectification);
-            }
             if !filled(response) {
                 return Err(CaseError::Invalid {
                     field: "response",
@@ -1435,9 +1493,6 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             why: "texts of at most 4000 characters",
         });
     }
-    if !state.conflicts.is_empty() {
-        return Err(CaseError::Conflicted);
-    }
     Ok(())
 }
 
@@ -1453,21 +1508,21 @@ fn require_written_reasons(reason: &str, basis: &str, remedies: &str) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::calendar::WarningLevel;
     use crate::domain::item::tests::sample_item;
 
-    const STATION: NodeId = NodeId([1; 16]);
-    const HALL: NodeId = NodeId([2; 16]);
+    pub(crate) const STATION: NodeId = NodeId([1; 16]);
+    pub(crate) const HALL: NodeId = NodeId([2; 16]);
 
-    fn ms(date: &str, hour: u64) -> u64 {
+    pub(crate) fn ms(date: &str, hour: u64) -> u64 {
         let d: Date = date.parse().unwrap();
         // Midnight CST of `date` is 16:00 UTC the day before.
         (d.days_since_epoch() as u64 * 86_400 + hour * 3600 - 8 * 3600) * 1000
     }
 
-    fn intake() -> Intake {
+    pub(crate) fn intake() -> Intake {
         let item = sample_item();
         Intake::new(
             &item,
@@ -1494,7 +1549,7 @@ mod tests {
         .unwrap()
     }
 
-    fn event(node: NodeId, date: &str, hour: u64, action: Action) -> Event {
+    pub(crate) fn event(node: NodeId, date: &str, hour: u64, action: Action) -> Event {
         Event {
             at: Hlc::new(ms(date, hour), 0),
             node,
@@ -1504,11 +1559,11 @@ mod tests {
         }
     }
 
-    fn serial() -> SerialNo {
+    pub(crate) fn serial() -> SerialNo {
         SerialNo::parse("11440399990000017K4000599301000202603029900100110001").unwrap()
     }
 
-    fn sample_action(kind: ActionKind) -> Action {
+    pub(crate) fn sample_action(kind: ActionKind) -> Action {
         match kind {
             ActionKind::NotifyMissing => Action::NotifyMissing {
                 missing: vec![MissingMaterial {
@@ -2660,6 +2715,61 @@ mod tests {
             assert!(s.voided.contains(&withdraw.id()) && s.voided.contains(&at_hall.id()));
             assert!(!s.voided.contains(&approve.id()));
         }
+    }
+
+    /// A side kept against one event can still be voided against another that the first
+    /// lead never saw: the hall kept its decision against the sub-district's, then the
+    /// station's completion (made earlier, arriving later) conflicts with it.
+    #[test]
+    fn a_kept_side_can_lose_a_later_conflict() {
+        let intake = intake();
+        let complete = event(
+            STATION,
+            "2026-03-04",
+            9,
+            sample_action(ActionKind::Complete),
+        );
+        let first = event(HALL, "2026-03-05", 9, sample_action(ActionKind::Decide));
+        let second = event(
+            NodeId([3; 16]),
+            "2026-03-05",
+            10,
+            sample_action(ActionKind::Decide),
+        );
+        // The hall saw only the two decisions.
+        let at_hall = vec![accepted_on("2026-03-02"), first.clone(), second.clone()];
+        let hall_state = derive(&intake, &at_hall);
+        assert_eq!(hall_state.conflicts.len(), 1);
+        let keep_first = event(
+            HALL,
+            "2026-03-06",
+            9,
+            Action::Resolve {
+                void: vec![second.id()],
+                reason: "以区级决定为准".into(),
+                keep: kept_sides(&hall_state, &[second.id()]),
+            },
+        );
+        // With the completion, the kept decision conflicts with it; voiding it is allowed.
+        let mut all = at_hall.clone();
+        all.extend([keep_first.clone(), complete.clone()]);
+        let state = derive(&intake, &all);
+        assert_eq!(state.conflicts.len(), 1, "{:?}", state.conflicts);
+        assert_eq!(check_resolution(&intake, &all, &[first.id()]), Ok(()));
+        let void_first = event(
+            STATION,
+            "2026-03-07",
+            9,
+            Action::Resolve {
+                void: vec![first.id()],
+                reason: "已办结".into(),
+                keep: kept_sides(&state, &[first.id()]),
+            },
+        );
+        all.push(void_first);
+        let settled = derive(&intake, &all);
+        assert!(settled.conflicts.is_empty(), "{:?}", settled.conflicts);
+        assert_eq!(settled.status, Status::Completed);
     }
 
     /// A conflict from a guard points at the event it collides with: the rating already

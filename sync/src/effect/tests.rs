@@ -81,6 +81,7 @@ fn envelope_for(
         scope: scope.clone(),
         hash: change.hash().0,
         change: change.raw_bytes().to_vec(),
+        refused: None,
     }
 }
 
@@ -409,6 +410,41 @@ fn forgeries_are_refused_with_their_reason() {
         Some(&item_doc),
     );
     assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+    // The city may write the district's catalog, but not rewrite an item the district
+    // authored: only its author publishes its versions.
+    let city = record(1, NodeRole::City, "440300");
+    let by_city = raw(&city, &item_doc, |tx| {
+        tx.put(ROOT, "item", serde_json::to_string(&renamed).unwrap())?;
+        Ok(())
+    });
+    let judged = check(
+        &city,
+        &by_city,
+        &item_id,
+        DocKind::Item,
+        &catalog_scope,
+        Some(&item_doc),
+    );
+    assert!(refused_as(&judged, "not_authorized"), "{judged:?}");
+    // A second node of the sub-district's own division may not write its registry.
+    let twin = record(8, NodeRole::Subdistrict, "440304001");
+    let mut by_twin = registry.fork();
+    doc::put_records(
+        &mut by_twin,
+        &origin_of(&twin),
+        std::slice::from_ref(&twin),
+        T0,
+    )
+    .unwrap();
+    let judged = check(
+        &twin,
+        &by_twin.get_last_local_change().unwrap(),
+        &registry_id,
+        DocKind::Registry,
+        &registry_scope,
+        Some(&registry),
+    );
+    assert!(refused_as(&judged, "not_authorized"), "{judged:?}");
 }
 
 #[test]
@@ -567,4 +603,119 @@ fn revocations_stand_and_halls_vouch_below_themselves() {
     );
     assert!(refused_as(&judged, "not_authorized"), "{judged:?}");
     let _ = DivisionCode::parse("440304").unwrap();
+}
+
+#[test]
+fn serial_numbers_and_segments_stay_in_their_owners_space() {
+    use crate::domain::codes::DivisionLevel;
+    use crate::domain::serial::Segment;
+    let hall = sub();
+    let mut station = station();
+    let hall_segment = Segment::parse("040100").unwrap();
+    station.segment = Some(hall_segment.child(DivisionLevel::Subdistrict, 1).unwrap());
+    let (id, scope, held) = held_case();
+    let accept_with = |segment: &Segment, epoch: u32| {
+        event(
+            &station,
+            T0 + 1000,
+            Action::Accept {
+                serial_no: SerialNo::issue(
+                    &sample_item().impl_code,
+                    crate::domain::calendar::Date::from_unix_ms_cst(T0 as i64),
+                    segment,
+                    epoch,
+                    1,
+                )
+                .unwrap(),
+                calendar: Calendar::china().version().into(),
+            },
+        )
+    };
+    let own = add(
+        &station,
+        &held,
+        &[accept_with(&station.serial_segment(), 1)],
+    );
+    assert_eq!(
+        check(&station, &own, &id, DocKind::Case, &scope, Some(&held)),
+        Judgement::Allow
+    );
+    // Numbers from before enrollment (the provisional segment) still pass.
+    let provisional = Segment::provisional(&station.division, &station.node.0);
+    let early = add(&station, &held, &[accept_with(&provisional, 1)]);
+    assert_eq!(
+        check(&station, &early, &id, DocKind::Case, &scope, Some(&held)),
+        Judgement::Allow
+    );
+    let other_segment = hall_segment.child(DivisionLevel::Subdistrict, 2).unwrap();
+    for (what, change) in [
+        (
+            "another node's segment",
+            add(&station, &held, &[accept_with(&other_segment, 1)]),
+        ),
+        (
+            "another epoch",
+            add(
+                &station,
+                &held,
+                &[accept_with(&station.serial_segment(), 2)],
+            ),
+        ),
+    ] {
+        let judged = check(&station, &change, &id, DocKind::Case, &scope, Some(&held));
+        assert!(
+            refused_as(&judged, "forbidden_effect"),
+            "{what}: {judged:?}"
+        );
+    }
+
+    // A hall gives only segments below its own, each once.
+    let mut hall_record = hall.clone();
+    hall_record.segment = Some(hall_segment.clone());
+    let registry_scope = Scope::registry(&hall.division);
+    let (registry_id, registry) = doc::new_registry(
+        &origin_of(&hall),
+        &registry_scope,
+        &[hall_record.clone(), station.clone()],
+        T0,
+    )
+    .unwrap();
+    let vouch = |record: &NodeRecord| {
+        let mut copy = registry.fork();
+        doc::put_records(
+            &mut copy,
+            &origin_of(&hall),
+            std::slice::from_ref(record),
+            T0,
+        )
+        .unwrap();
+        copy.get_last_local_change().unwrap()
+    };
+    let mut second = other_station();
+    second.division = station.division.clone();
+    second.segment = Some(other_segment.clone());
+    assert_eq!(
+        check(
+            &hall_record,
+            &vouch(&second),
+            &registry_id,
+            DocKind::Registry,
+            &registry_scope,
+            Some(&registry)
+        ),
+        Judgement::Allow,
+        "a second node in one community gets its own segment"
+    );
+    for segment in [station.serial_segment(), Segment::parse("050101").unwrap()] {
+        second.segment = Some(segment.clone());
+        let judged = check(
+            &hall_record,
+            &vouch(&second),
+            &registry_id,
+            DocKind::Registry,
+            &registry_scope,
+            Some(&registry),
+        );
+        assert!(refused_as(&judged, "bad_record"), "{segment}: {judged:?}");
+    }
 }

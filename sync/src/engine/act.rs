@@ -1,0 +1,207 @@
+//! A person's action on a case: who may do what, decided once for the store, the API, the
+//! web UI and the simulation.
+//!
+//! [`allowed_actions`] lists what an actor may record on a case as it stands, so pages
+//! offer only that; [`act`] turns requested actions into events, refusing with a coded
+//! [`CaseError`] anything the rules forbid. Both ask [`may`], which combines
+//!
+//! * the case's state ([`case::state_allows`]: the state machine, conflicts, what each
+//!   kind needs of the case),
+//! * the node's relation to the case ([`auth::may_record`]: a hall above decides, signs
+//!   for and supervises, the counter's acts are the receiving office's), which every
+//!   receiver also checks on what it is sent ([`crate::effect`]),
+//! * the person's role: resolving conflicts, closing rectifications and entering a
+//!   rating given on paper are a lead's; an applicant only rates.
+
+use crate::auth::{self, NodeRecord};
+use crate::doc::CaseDoc;
+use crate::domain::calendar::{Calendar, Date};
+use crate::domain::case::{self, Action, ActionKind, CaseError, CaseState, Event, Intake};
+use crate::domain::codes::ImplCode;
+use crate::domain::hlc::Hlc;
+use crate::domain::serial::SerialNo;
+
+/// A staff member's role at a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StaffRole {
+    /// 窗口工作人员: receives and handles applications.
+    Worker,
+    /// 现场负责人: also supervises the counters, resolves conflicts, closes rectifications.
+    Lead,
+    /// Manages accounts and the node; may do what a lead does.
+    Admin,
+}
+
+impl StaffRole {
+    pub const ALL: [StaffRole; 3] = [StaffRole::Worker, StaffRole::Lead, StaffRole::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Worker => "worker",
+            StaffRole::Lead => "lead",
+            StaffRole::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StaffRole> {
+        StaffRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether the role may do a lead's acts.
+    pub fn leads(self) -> bool {
+        matches!(self, StaffRole::Lead | StaffRole::Admin)
+    }
+}
+
+/// Who records an action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Person {
+    /// A signed-in staff member at a counter.
+    Staff {
+        username: String,
+        counter: String,
+        role: StaffRole,
+    },
+    /// The applicant, on the public pages (only ever a rating).
+    Applicant,
+}
+
+impl Person {
+    /// The name events carry.
+    pub fn username(&self) -> &str {
+        match self {
+            Person::Staff { username, .. } => username,
+            Person::Applicant => "applicant",
+        }
+    }
+
+    fn counter(&self) -> &str {
+        match self {
+            Person::Staff { counter, .. } => counter,
+            Person::Applicant => "",
+        }
+    }
+}
+
+/// A person at a node.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor<'a> {
+    pub node: &'a NodeRecord,
+    pub person: &'a Person,
+}
+
+/// What a person asks for. Acceptance is the one action whose content the node fills in:
+/// the serial number and the calendar come from the node, never from the caller.
+#[derive(Clone, Debug)]
+pub enum Request {
+    Accept,
+    Do(Action),
+}
+
+impl Request {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Request::Accept => ActionKind::Accept,
+            Request::Do(action) => action.kind(),
+        }
+    }
+}
+
+/// Whether `actor` may record an action of `kind` on the case as it stands.
+pub fn may(
+    actor: Actor<'_>,
+    intake: &Intake,
+    state: &CaseState,
+    kind: ActionKind,
+) -> Result<(), CaseError> {
+    let relation = auth::case_relation(actor.node, &intake.division)
+        .ok_or(CaseError::NotThisNodes { action: kind })?;
+    if !auth::may_record(relation, kind) {
+        return Err(CaseError::NotThisNodes { action: kind });
+    }
+    match actor.person {
+        Person::Applicant if kind != ActionKind::Rate => return Err(CaseError::ApplicantsRateOnly),
+        Person::Applicant => {}
+        Person::Staff { role, .. } => {
+            let leads_only = matches!(
+                kind,
+                ActionKind::Resolve | ActionKind::Rectify | ActionKind::Rate
+            );
+            if leads_only && !role.leads() {
+                return Err(CaseError::LeadsOnly { action: kind });
+            }
+        }
+    }
+    case::state_allows(state, kind)?;
+    if kind == ActionKind::SignFor
+        && state
+            .holder_node
+            .is_some_and(|holder| holder != actor.node.node)
+    {
+        return Err(CaseError::NotTheHolder);
+    }
+    Ok(())
+}
+
+/// The kinds of action `actor` may record on the case as it stands, in the order of
+/// [`ActionKind::ALL`]; the pages offer exactly these.
+pub fn allowed_actions(actor: Actor<'_>, intake: &Intake, state: &CaseState) -> Vec<ActionKind> {
+    ActionKind::ALL
+        .into_iter()
+        .filter(|kind| may(actor, intake, state, *kind).is_ok())
+        .collect()
+}
+
+/// Turns requested actions into the events to record on a case, in order, each checked
+/// against the case as it stands after the ones before it. `tick` gives each event its
+/// time (the node's hybrid clock); `serial` issues the next serial number for an item on
+/// a day, for an acceptance.
+pub fn act<E: From<CaseError>>(
+    case_doc: &CaseDoc,
+    requests: Vec<Request>,
+    actor: Actor<'_>,
+    tick: &mut dyn FnMut() -> Result<Hlc, E>,
+    serial: &mut dyn FnMut(&ImplCode, Date) -> Result<SerialNo, E>,
+) -> Result<Vec<Event>, E> {
+    let intake = &case_doc.intake;
+    let mut events = case_doc.events.clone();
+    events.sort_by_key(|e| (e.at, e.node));
+    let mut state = case::derive(intake, &events);
+    let mut new_events = Vec::with_capacity(requests.len());
+    for request in requests {
+        may(actor, intake, &state, request.kind())?;
+        let at = tick()?;
+        let action = match request {
+            Request::Accept => Action::Accept {
+                serial_no: serial(
+                    &intake.item.impl_code,
+                    Date::from_unix_ms_cst(at.unix_ms() as i64),
+                )?,
+                calendar: Calendar::china().version().to_string(),
+            },
+            // A resolution records the sides it keeps, so a later opposite one made
+            // elsewhere does not undo it (the first decision stands).
+            Request::Do(Action::Resolve { void, reason, .. }) => {
+                case::check_resolution(intake, &events, &void)?;
+                let keep = case::kept_sides(&state, &void);
+                Action::Resolve { void, reason, keep }
+            }
+            Request::Do(action) => action,
+        };
+        case::validate(intake, &state, &action)?;
+        let event = Event {
+            at,
+            node: actor.node.node,
+            staff: actor.person.username().to_string(),
+            counter: actor.person.counter().to_string(),
+            action,
+        };
+        events.push(event.clone());
+        new_events.push(event);
+        state = case::derive(intake, &events);
+    }
+    Ok(new_events)
+}
+
+#[cfg(test)]
+mod tests;

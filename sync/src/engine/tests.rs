@@ -1,0 +1,1 @@
+//! Engine tests: see sim/tests.rs for the multi-peer properties.
