@@ -154,9 +154,13 @@ pub async fn trace_request(
 async fn metrics(State(state): State<ApiState>) -> Response {
     use axum::response::IntoResponse;
     let peers = state.store.peers().await.unwrap_or_default();
+    let refusals = state.store.peer_refusal_counts().await.unwrap_or((0, 0));
     let gauges = crate::metrics::Gauges {
         pending_changes: peers.iter().filter_map(|p| p.pending.map(|(n, _)| n)).sum(),
         quarantined: state.store.quarantine_count().await.unwrap_or(0),
+        refused_by_peers: refusals.0,
+        waiting_at_peers: refusals.1,
+        underived: state.store.underived_count().await.unwrap_or(0),
         database_bytes: state.store.disk_bytes(),
         backup_age_seconds: state
             .backup_dir
@@ -244,6 +248,10 @@ pub struct SyncStatus {
     /// Changes refused for good (forged, unauthorized, unreadable).
     pub quarantined: u64,
     pub recent_quarantine: Vec<QuarantineEntry>,
+    /// Changes this node sent that peers refused, and that they wait on.
+    pub refused_by_peers: u64,
+    pub waiting_at_peers: u64,
+    pub recent_refusals_by_peers: Vec<PeerRefusalEntry>,
     /// Changes applied from children's pushes since the node started.
     pub received_applied: u64,
     /// Changes children pushed that were already here, since the node started.
@@ -257,6 +265,24 @@ pub struct QuarantineEntry {
     pub seq: u64,
     pub scope: String,
     pub document: String,
+    /// The reason's code (e.g. `forbidden_effect`, `unverified`), stable for programs.
+    pub code: String,
+    pub reason: String,
+}
+
+/// A change this node sent that a peer refused or cannot apply yet.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PeerRefusalEntry {
+    /// The peer's node id.
+    pub peer: String,
+    pub noted_at: String,
+    pub origin: String,
+    pub seq: u64,
+    pub scope: String,
+    pub document: String,
+    /// Waiting (for a key or a change it depends on), not refused.
+    pub waiting: bool,
+    pub code: String,
     pub reason: String,
 }
 
@@ -271,6 +297,8 @@ async fn sync_status(
     let peers = state.store.peers().await?;
     let quarantine = state.store.quarantined(20).await?;
     let quarantined = state.store.quarantine_count().await?;
+    let refused_by_peers = state.store.peer_refusals(50).await?;
+    let (refused_count, waiting_count) = state.store.peer_refusal_counts().await?;
     Ok(Json(SyncStatus {
         parent_link_up: link.up,
         parent_clock_offset_ms: link.clock_offset_ms,
@@ -308,7 +336,24 @@ async fn sync_status(
                 seq: q.seq,
                 scope: q.scope,
                 document: q.doc_id,
+                code: q.code,
                 reason: q.reason,
+            })
+            .collect(),
+        refused_by_peers: refused_count,
+        waiting_at_peers: waiting_count,
+        recent_refusals_by_peers: refused_by_peers
+            .into_iter()
+            .map(|r| PeerRefusalEntry {
+                peer: r.peer,
+                noted_at: rfc3339_cst(r.noted_ms),
+                origin: r.origin,
+                seq: r.seq,
+                scope: r.scope,
+                document: r.doc_id,
+                waiting: r.waiting,
+                code: r.code,
+                reason: r.reason,
             })
             .collect(),
     }))

@@ -231,6 +231,7 @@ pub(crate) async fn fill_cases(
                 let staff = Staff {
                     username: "bench".into(),
                     counter: String::new(),
+                    role: crate::store::Role::Worker,
                 };
                 let id = store
                     .create_case(item.impl_code.to_string(), new, staff.clone(), time)
@@ -379,7 +380,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             .store
             .enroll_child("bench".into(), station_record.clone(), now)
             .await?;
-        for (n, record) in above.into_iter().enumerate() {
+        for (n, record) in above.chain.into_iter().enumerate() {
             station
                 .store
                 .pin_peer(
@@ -450,6 +451,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                 let staff = Staff {
                     username: "bench".into(),
                     counter: format!("{}号窗口", i % 6 + 1),
+                    role: crate::store::Role::Worker,
                 };
                 let id = store
                     .create_case(item.impl_code.to_string(), new, staff.clone(), time)
@@ -533,6 +535,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             name: "station".into(),
             now_ms: now,
             capabilities: vec![],
+            refused: vec![],
         };
         reset_peak_rss();
         let cpu_before = (cpu_secs("self"), cpu_secs(&hall_pid.to_string()));
@@ -588,6 +591,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         let staff = Staff {
             username: "bench".into(),
             counter: "1号窗口".into(),
+            role: crate::store::Role::Worker,
         };
         for id in &ids {
             let done = Action::Complete {
@@ -727,6 +731,7 @@ fn signature_costs(changes: u64, wire_bytes: u64) -> anyhow::Result<()> {
         scope: Scope::parse("case/440304001001").context("sample scope")?,
         hash: [7; 32],
         change: Vec::new(),
+        refused: None,
     };
     // Per change: every envelope carries its own signature, and each is verified.
     let mut chains = Vec::with_capacity(SAMPLE as usize);

@@ -111,6 +111,7 @@ pub async fn enroll(node: &OpenNode, url: &str, code: &str) -> anyhow::Result<()
             &node.config.node.name,
         )
         .record;
+    let (own_node, own_key) = (own.node, own.public_key);
     let request = EnrollRequest {
         code: code.trim().to_string(),
         record: own,
@@ -164,6 +165,14 @@ pub async fn enroll(node: &OpenNode, url: &str, code: &str) -> anyhow::Result<()
         node.store
             .pin_peer(record, Relation::Ancestor, None)
             .await?;
+    }
+    // The serial-number segment the hall gave this node, for the numbers it issues.
+    if let Some(segment) = answer
+        .record
+        .filter(|r| r.node == own_node && r.public_key == own_key)
+        .and_then(|r| r.segment)
+    {
+        node.store.set_own_segment(segment).await?;
     }
     println!(
         "enrolled with {} ({} {}), node {}",
@@ -312,6 +321,28 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
             }
             None => println!("last backup: none yet in {}", node.config.backup.dir),
         }
+    }
+    let (refused, waiting) = node.store.peer_refusal_counts().await?;
+    if refused + waiting > 0 {
+        println!("changes sent and refused by peers: {refused}; waiting at peers: {waiting}");
+        for r in node.store.peer_refusals(10).await? {
+            println!(
+                "  {} by {}: {} #{} {} {}: {}",
+                rfc3339_cst(r.noted_ms),
+                r.peer,
+                r.origin,
+                r.seq,
+                r.doc_id,
+                if r.waiting { "waits" } else { "refused" },
+                r.reason
+            );
+        }
+    }
+    let underived = node.store.underived_count().await?;
+    if underived > 0 {
+        println!(
+            "documents whose rows could not be derived: {underived} (see the log; `yizhan rebuild` derives them again)"
+        );
     }
     let quarantined = node.store.quarantine_count().await?;
     println!("quarantined changes: {quarantined}");

@@ -228,6 +228,7 @@ async fn seed_cases(store: &Store, now: u64) -> anyhow::Result<()> {
     let worker = Staff {
         username: "worker".into(),
         counter: "1号窗口".into(),
+        role: StaffRole::Worker,
     };
     let items: HashMap<String, Item> = demo_catalog()
         .into_iter()

@@ -74,6 +74,7 @@ impl ThisNode {
             name: self.name.clone(),
             now_ms,
             capabilities: vec!["bundle".into()],
+            refused: Vec::new(),
         })
     }
 }
@@ -138,6 +139,7 @@ impl NodeKey {
                 enrolled_by: node,
                 enrolled_ms: 0,
                 revoked: None,
+                segment: None,
             },
         }
     }

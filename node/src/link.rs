@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use yizhan_sync::auth::NodeRecord;
-use yizhan_sync::feed::{self, Ack, Hello, ParsedBatch, Pull, VersionVector};
+use yizhan_sync::engine::session::{self, Input, Session, Want};
+use yizhan_sync::feed::{self, Ack, Batch, Hello, ParsedBatch, Pull, VersionVector};
 use yizhan_sync::request::{
     CONTENT_TYPE, NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message,
 };
@@ -170,9 +171,23 @@ pub struct SessionReport {
     pub pulled: u32,
     pub pushed_batches: u32,
     pub pushed: u32,
-    pub quarantined: u32,
     pub bytes_down: u64,
     pub bytes_up: u64,
+    /// What the parent refused (or waits on) of what this node pushed, with why.
+    pub refused_up: Vec<feed::ChangeNote>,
+}
+
+impl SessionReport {
+    fn update(&mut self, from: &session::SessionReport) {
+        self.parent_have.clone_from(&from.parent_have);
+        self.pulled_batches = from.pulled_batches;
+        self.pulled = from.pulled;
+        self.pushed_batches = from.pushed_batches;
+        self.pushed = from.pushed;
+        self.bytes_down = from.bytes_down;
+        self.bytes_up = from.bytes_up;
+        self.refused_up.clone_from(&from.push_notes);
+    }
 }
 
 /// Runs one full session with `peer` through `client`.
@@ -188,8 +203,9 @@ pub async fn session(
     Ok(report)
 }
 
-/// A session that counts into `report` as it goes, so a session cut short still tells
-/// how far it got (the driver retries a link that moves data sooner than a dead one).
+/// A session run by the engine's session machine over HTTP, counting into `report` as it
+/// goes, so a session cut short still tells how far it got (the driver retries a link
+/// that moves data sooner than a dead one).
 async fn session_into(
     store: &Store,
     client: &Client,
@@ -198,131 +214,130 @@ async fn session_into(
     batch_bytes: u32,
     report: &mut SessionReport,
 ) -> Result<(), LinkError> {
-    // The hello carries this node's clock as of now, not as of when the driver started.
+    // The hello carries this node's clock as of now, not as of when the driver started,
+    // and what it refused lately of what the parent sent, so the parent learns of it.
     let mut own = own.clone();
     own.now_ms = client.clock.now_ms();
-    let asked = std::time::Instant::now();
-    let sent_ms = own.now_ms;
-    let theirs = client.hello(&own).await?;
-    // The parent's clock against ours, taking its answer as sent half-way through.
-    let half_trip = asked.elapsed().as_millis() as i64 / 2;
-    report.clock_offset_ms = Some(theirs.now_ms as i64 - (sent_ms as i64 + half_trip));
-    feed::compatible(&theirs).map_err(LinkError::Protocol)?;
-    if theirs.node != peer.node {
-        return Err(LinkError::Protocol(format!(
-            "the node at this address is {} but the pinned parent is {}; check the parent URL",
-            theirs.node, peer.node
-        )));
-    }
-    // Pull until the parent has nothing more (bounded: a session never loops forever).
-    for _ in 0..100_000 {
-        let pull = Pull {
-            scopes: Vec::new(),
-            have: store.vector().await?,
-            max_bytes: batch_bytes,
-        };
-        let (parsed, size) = client.pull(&pull).await?;
-        report.bytes_down += size;
-        if parsed.batch.envelopes.is_empty() {
-            break;
+    own.refused = store.recent_refusals(50).await?;
+    let mut machine = Session::new(own, batch_bytes);
+    let mut want = machine.start();
+    // The next batch, read and encoded while the parent applies the previous one.
+    let mut prefetched: Option<(Batch, Vec<u8>)> = None;
+    for _step in 0..4 * session::MAX_BATCHES {
+        if let Want::Done(result) = want {
+            report.update(machine.report());
+            return result.map(|_| ()).map_err(LinkError::Protocol);
         }
-        let more = parsed.batch.more;
-        let ack = store.receive_parsed(parsed).await?;
-        report.pulled_batches += 1;
-        report.pulled += ack.applied;
-        report.quarantined = ack.quarantined;
-        if !more || ack.applied == 0 {
-            break;
-        }
-    }
-    // Push what the parent lacks. The next batch is read and encoded while the parent
-    // applies the previous one, assuming it takes all of it; if its answer says otherwise
-    // (it quarantined or deferred something), the prepared batch is dropped and the next
-    // one is built from what it really has.
-    let have = client.vector().await?;
-    report.parent_have = Some(have.clone());
-    let mut next = prepare_push(store, peer, have.clone(), batch_bytes).await?;
-    for _ in 0..100_000 {
-        let Some(prepared) = next.take() else { break };
-        let more = prepared.more;
-        let expected = prepared.expected.clone();
-        let ahead = async {
-            if more {
-                prepare_push(store, peer, expected.clone(), batch_bytes).await
-            } else {
-                Ok(None)
+        let outcome = step(store, client, peer, batch_bytes, want, &mut prefetched).await;
+        let input = match outcome {
+            Ok((input, offset)) => {
+                if offset.is_some() {
+                    report.clock_offset_ms = offset;
+                }
+                input
+            }
+            Err(error) => {
+                report.update(machine.report());
+                return Err(error);
             }
         };
-        let (ack, ahead) = tokio::join!(client.push_encoded(prepared.bytes.clone()), ahead);
-        let ack = ack?;
-        report.parent_have = Some(ack.have.clone());
-        report.bytes_up += prepared.bytes.len() as u64;
-        report.pushed_batches += 1;
-        report.pushed += ack.applied;
-        if !more {
-            break;
-        }
-        if covers(&ack.have, &expected) {
-            next = ahead?;
-        } else if ack.applied == 0 {
-            // No progress: the rest waits for a later session (quarantined changes are
-            // reported by the parent's status).
-            break;
-        } else {
-            next = prepare_push(store, peer, ack.have, batch_bytes).await?;
-        }
+        want = machine.on(input);
+        report.update(machine.report());
     }
-    Ok(())
+    Err(LinkError::Protocol("the sync session did not end".into()))
 }
 
-/// A batch ready to push: its bytes, and the parent's vector once it is applied.
-struct Prepared {
-    bytes: Vec<u8>,
-    more: bool,
-    expected: VersionVector,
+/// Does what the session wants over HTTP; returns what to hand back and, after a hello,
+/// the parent's clock offset.
+async fn step(
+    store: &Store,
+    client: &Client,
+    peer: &NodeRecord,
+    batch_bytes: u32,
+    want: Want,
+    prefetched: &mut Option<(Batch, Vec<u8>)>,
+) -> Result<(Input, Option<i64>), LinkError> {
+    let input = match want {
+        Want::Hello(hello) => {
+            let asked = std::time::Instant::now();
+            let theirs = client.hello(&hello).await?;
+            // The parent's clock against ours, taking its answer as sent half-way.
+            let half_trip = asked.elapsed().as_millis() as i64 / 2;
+            let offset = theirs.now_ms as i64 - (hello.now_ms as i64 + half_trip);
+            if theirs.node != peer.node {
+                return Err(LinkError::Protocol(format!(
+                    "the node at this address is {} but the pinned parent is {}; check the parent URL",
+                    theirs.node, peer.node
+                )));
+            }
+            return Ok((Input::Hello(theirs), Some(offset)));
+        }
+        Want::LocalVector => Input::LocalVector(store.vector().await?),
+        Want::Pull(pull) => {
+            let (batch, wire_bytes) = client.pull(&pull).await?;
+            Input::Pulled { batch, wire_bytes }
+        }
+        Want::Apply(batch) => Input::Applied(store.receive_parsed(batch).await?),
+        Want::ParentVector => Input::ParentVector(client.vector().await?),
+        Want::Build { have, max_bytes } => {
+            Input::Built(build_push(store, peer, have, max_bytes).await?)
+        }
+        Want::Push { batch, next_have } => {
+            let bytes = match prefetched.take() {
+                Some((ready, bytes)) if ready == batch => bytes,
+                _ => encode(batch).await?,
+            };
+            let ahead = async {
+                let Some(have) = next_have else {
+                    return Ok(None);
+                };
+                let Some(next) = build_push(store, peer, have, batch_bytes).await? else {
+                    return Ok(None);
+                };
+                let bytes = encode(next.clone()).await?;
+                Ok::<_, LinkError>(Some((next, bytes)))
+            };
+            let (ack, ahead) = tokio::join!(client.push_encoded(bytes.clone()), ahead);
+            let ack = ack?;
+            let ahead = ahead?;
+            let next = ahead.as_ref().map(|(batch, _)| batch.clone());
+            *prefetched = ahead;
+            Input::Pushed {
+                ack,
+                wire_bytes: bytes.len() as u64,
+                ahead: next,
+            }
+        }
+        Want::Done(_) => return Err(LinkError::Protocol("the session is over".into())),
+    };
+    Ok((input, None))
 }
 
-/// Reads and encodes what `peer` lacks beyond `have`, off the async threads; `None` when
-/// it lacks nothing.
-async fn prepare_push(
+/// What `peer` lacks beyond `have`, read off the async threads; `None` when it lacks
+/// nothing.
+async fn build_push(
     store: &Store,
     peer: &NodeRecord,
     have: VersionVector,
-    batch_bytes: u32,
-) -> Result<Option<Prepared>, LinkError> {
+    max_bytes: u32,
+) -> Result<Option<Batch>, LinkError> {
     let batch = store
         .serve_pull(
             peer.clone(),
             Pull {
                 scopes: Vec::new(),
-                have: have.clone(),
-                max_bytes: batch_bytes,
+                have,
+                max_bytes,
             },
         )
         .await?;
-    if batch.envelopes.is_empty() {
-        return Ok(None);
-    }
-    let prepared = tokio::task::spawn_blocking(move || {
-        let mut expected = have;
-        for e in &batch.envelopes {
-            expected.advance(&e.scope, &e.origin, e.seq);
-        }
-        Prepared {
-            bytes: batch.encode(),
-            more: batch.more,
-            expected,
-        }
-    })
-    .await
-    .map_err(|e| LinkError::Protocol(format!("encoding a batch failed: {e}")))?;
-    Ok(Some(prepared))
+    Ok((!batch.envelopes.is_empty()).then_some(batch))
 }
 
-/// Whether `have` is at or beyond `want` for every run `want` names.
-fn covers(have: &VersionVector, want: &VersionVector) -> bool {
-    want.iter()
-        .all(|(scope, origin, seq)| have.get(scope, origin) >= seq)
+async fn encode(batch: Batch) -> Result<Vec<u8>, LinkError> {
+    tokio::task::spawn_blocking(move || batch.encode())
+        .await
+        .map_err(|e| LinkError::Protocol(format!("encoding a batch failed: {e}")))
 }
 
 /// Keeps this node in sync with its parent while the node runs.
@@ -446,6 +461,12 @@ impl Driver {
             }
             if let Some(have) = report.parent_have.take() {
                 let _ = store.record_peer_vector(parent.record.node, have).await;
+            }
+            if !report.refused_up.is_empty() {
+                let notes = std::mem::take(&mut report.refused_up);
+                if let Err(e) = store.record_peer_notes(parent.record.node, notes).await {
+                    tracing::warn!(error = %e, "cannot record what the parent refused");
+                }
             }
             let _ = store
                 .record_link_result(

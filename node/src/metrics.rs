@@ -43,6 +43,11 @@ pub struct Metrics {
 pub struct Gauges {
     pub pending_changes: u64,
     pub quarantined: u64,
+    /// What peers refused, and what they wait on, of what this node sent them.
+    pub refused_by_peers: u64,
+    pub waiting_at_peers: u64,
+    /// Documents whose changes applied here but whose rows could not be derived.
+    pub underived: u64,
     pub database_bytes: u64,
     /// Seconds since the newest scheduled backup; `None` when backups are off or none exists.
     pub backup_age_seconds: Option<u64>,
@@ -190,6 +195,24 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "yizhan_sync_refused_by_peers",
+            "Changes this node sent that a peer refused, with the reason in /api/v1/sync/status.",
+            gauges.refused_by_peers,
+        );
+        gauge(
+            &mut out,
+            "yizhan_sync_waiting_at_peers",
+            "Changes this node sent that a peer cannot apply yet (it waits on a key or a change).",
+            gauges.waiting_at_peers,
+        );
+        gauge(
+            &mut out,
+            "yizhan_underived_documents",
+            "Documents whose changes applied but whose rows could not be derived (see `yizhan status`).",
+            gauges.underived,
+        );
+        gauge(
+            &mut out,
             "yizhan_database_bytes",
             "Size of the database files, write-ahead log included.",
             gauges.database_bytes,
@@ -235,6 +258,9 @@ mod tests {
         let text = metrics.render(&Gauges {
             pending_changes: 3,
             quarantined: 1,
+            refused_by_peers: 3,
+            waiting_at_peers: 0,
+            underived: 0,
             database_bytes: 4096,
             backup_age_seconds: Some(60),
             parent_link_up: Some(true),
@@ -249,6 +275,7 @@ mod tests {
             "yizhan_sync_received_bytes_total 42",
             "yizhan_sync_pending_changes 3",
             "yizhan_sync_quarantined_changes 1",
+            "yizhan_sync_refused_by_peers 3",
             "yizhan_database_bytes 4096",
             "yizhan_backup_age_seconds 60",
             "yizhan_sync_parent_link_up 1",

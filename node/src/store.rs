@@ -55,7 +55,7 @@ pub use stats::{
     EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,
     Snapshot, Workload,
 };
-pub use sync::{PeerStatus, QuarantinedChange, Relation};
+pub use sync::{Enrolled, PeerRefusal, PeerStatus, QuarantinedChange, Relation};
 pub use writer::{Staff, WriteCtx};
 
 /// How long a connection waits for a lock held by another process (a CLI command next to a
@@ -166,6 +166,30 @@ pub enum StoreError {
     ClockBehind { wall_ms: u64, last_ms: u64 },
 }
 
+impl StoreError {
+    /// Whether the error concerns the whole database (the disk, the file, the connection)
+    /// rather than one row: then nothing of the transaction may be kept.
+    pub fn is_fatal(&self) -> bool {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::Busy(_) | StoreError::DiskFull(_) | StoreError::Closed => true,
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    ErrorCode::SystemIoFailure
+                        | ErrorCode::CannotOpen
+                        | ErrorCode::ReadOnly
+                        | ErrorCode::DatabaseCorrupt
+                        | ErrorCode::NotADatabase
+                        | ErrorCode::OutOfMemory
+                        | ErrorCode::OperationInterrupted
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// SQLite's errors, sorted into the cases callers tell apart, so no caller matches SQLite
 /// error codes.
 impl From<rusqlite::Error> for StoreError {
@@ -218,6 +242,9 @@ impl Store {
             migrations::check_current(&conn, path)?;
         }
         let origin = writer::claim_identity(&mut conn, options.identity.node_id())?;
+        let mut options = options;
+        // The serial-number segment the enrolling hall gave this node (DESIGN §6).
+        options.identity.record.segment = sync::own_segment(&conn, &options.identity.record)?;
         if options.migrate {
             refresh_for_calendar(&mut conn)?;
             sync::sign_unsigned_changes(&mut conn, &options.identity, origin)?;

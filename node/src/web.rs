@@ -727,6 +727,14 @@ struct PeerLine {
     pending: String,
 }
 
+/// A change this node sent that a peer refused or waits on, worded for the page.
+struct RefusalLine {
+    peer: String,
+    noted: String,
+    doc: String,
+    what: String,
+}
+
 #[derive(Template)]
 #[template(path = "admin_status.html")]
 struct StatusPage<'a> {
@@ -734,6 +742,7 @@ struct StatusPage<'a> {
     t: &'static Tr,
     facts: Vec<(String, String)>,
     peers: Vec<PeerLine>,
+    refusals: Vec<RefusalLine>,
     seen: Vec<crate::discovery::Seen>,
     discovery_note: String,
     /// Halls seen on the LAN, offered for enrollment when this node has no parent.
@@ -753,6 +762,31 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
         (Ok(p), Ok(q)) => (p, q),
         (Err(e), _) | (_, Err(e)) => return store_failed(&ctx, e),
     };
+    let (refused_counts, refused, underived) = match (
+        state.store.peer_refusal_counts().await,
+        state.store.peer_refusals(20).await,
+        state.store.underived_count().await,
+    ) {
+        (Ok(c), Ok(r), Ok(u)) => (c, r, u),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return store_failed(&ctx, e),
+    };
+    // What peers refused of what this node sent, in the page's language.
+    let refusals: Vec<RefusalLine> = refused
+        .into_iter()
+        .map(|r| RefusalLine {
+            peer: peers
+                .iter()
+                .find(|p| p.record.node.to_hex() == r.peer)
+                .map_or_else(|| r.peer.clone(), |p| p.record.name.clone()),
+            noted: crate::clock::rfc3339_cst(r.noted_ms),
+            doc: r.doc_id,
+            what: if r.waiting {
+                t.get("sync.reason.waiting").into_owned()
+            } else {
+                t.get(&format!("sync.reason.{}", r.code)).into_owned()
+            },
+        })
+        .collect();
     let backup = match state.backup_dir.as_deref() {
         None => t.get("status.backup_off").into_owned(),
         Some(dir) => match crate::backup::newest(dir) {
@@ -794,6 +828,16 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
         (
             t.get("status.quarantined").into_owned(),
             quarantined.to_string(),
+        ),
+        (
+            t.get("status.refused_by_peers").into_owned(),
+            t.get("status.refused_by_peers_value")
+                .replace("{refused}", &refused_counts.0.to_string())
+                .replace("{waiting}", &refused_counts.1.to_string()),
+        ),
+        (
+            t.get("status.underived").into_owned(),
+            underived.to_string(),
         ),
         (t.get("status.last_backup").into_owned(), backup),
         (
@@ -858,6 +902,7 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
             t,
             facts,
             peers,
+            refusals,
             seen,
             discovery_note,
             enroll_hint,

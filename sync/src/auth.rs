@@ -294,6 +294,8 @@ pub enum Refusal {
     Apply(String),
     #[error("{scope} is not meant for this node")]
     NotForThisNode { scope: String },
+    #[error("the change claims to be this node's own ({origin}), which only it writes")]
+    OwnOrigin { origin: String },
     #[error("{0}")]
     Unverified(String),
 }
@@ -314,6 +316,7 @@ impl Refusal {
             Refusal::BadRecord { .. } => "bad_record",
             Refusal::Apply(_) => "cannot_apply",
             Refusal::NotForThisNode { .. } => "not_for_this_node",
+            Refusal::OwnOrigin { .. } => "own_origin",
             Refusal::Unverified(_) => "unverified",
         }
     }

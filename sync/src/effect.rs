@@ -606,10 +606,15 @@ fn registry_change(
             (None, _) | (Some(_), true) => true,
             (Some(segment), false) => {
                 let level = author.division.level();
+                let own_segment = author.serial_segment();
                 let given = if level == DivisionLevel::City {
                     *segment == Segment::root(&record.division, &record.node.0)
+                        || own_segment.is_above(level, segment)
+                } else if record.enrolled_by == author.node {
+                    own_segment.gave(level, segment)
                 } else {
-                    author.serial_segment().gave(level, segment)
+                    // A record of a node a hall below enrolled (a revocation made here).
+                    own_segment.is_above(level, segment)
                 };
                 given
                     && !held_segments

@@ -43,6 +43,9 @@ pub trait ChangeLog {
     /// This node's own record: what it may read decides what it accepts at all.
     fn own(&self) -> &NodeRecord;
 
+    /// The origin this node writes its changes under now (its node and epoch).
+    fn own_origin(&self) -> Origin;
+
     /// The keys this node trusts now (its pins and the registries it holds).
     fn registry(&mut self) -> Result<Registry, Self::Error>;
 
@@ -97,15 +100,16 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
     // whether the batch changed it).
     let mut working: BTreeMap<DocId, (DocKind, Scope, Automerge, bool)> = BTreeMap::new();
     let own = log.own().clone();
+    let own_origin = log.own_origin();
     let mut last_waits: Vec<ChangeNote> = Vec::new();
     for _round in 0..ROUNDS {
         let registry = log.registry()?;
         let mut runs: HashMap<(Scope, Origin), RunState> = HashMap::new();
         for (envelope, _) in &pending {
             let key = (envelope.scope.clone(), envelope.origin);
-            if !runs.contains_key(&key) {
-                let state = log.run_state(&key.0, &key.1)?;
-                runs.insert(key, state);
+            if let std::collections::hash_map::Entry::Vacant(slot) = runs.entry(key) {
+                let state = log.run_state(&envelope.scope, &envelope.origin)?;
+                slot.insert(state);
             }
         }
         let current = Batch {
@@ -130,6 +134,18 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
         let mut registries_changed: Vec<DocId> = Vec::new();
         for ((envelope, change), verdict) in pending.into_iter().zip(verdicts) {
             let key = (envelope.scope.clone(), envelope.origin);
+            // This node writes its own runs; one arriving from elsewhere (even a place kept
+            // for a forgery in its name) would take sequence numbers it has yet to use.
+            let authentic = matches!(verdict, Verdict::Apply { .. } | Verdict::Refuse { .. });
+            if envelope.origin == own_origin && authentic {
+                let refusal = Refusal::OwnOrigin {
+                    origin: envelope.origin.to_string(),
+                };
+                log.quarantine(&envelope, &refusal)?;
+                ack.notes
+                    .push(note(&envelope, false, refusal.code(), &refusal.to_string()));
+                continue;
+            }
             let verdict = match verdict {
                 Verdict::Apply { .. } | Verdict::Refuse { .. } if blocked.contains(&key) => {
                     waiting.push((envelope, change));
@@ -204,12 +220,12 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
                         progress += 1;
                         continue;
                     };
-                    if !working.contains_key(&envelope.doc) {
-                        if let Some(document) = log.take_doc(&envelope.doc)? {
-                            let (kind, scope) = doc::header(&document)
-                                .unwrap_or((envelope.kind, envelope.scope.clone()));
-                            working.insert(envelope.doc.clone(), (kind, scope, document, false));
-                        }
+                    if !working.contains_key(&envelope.doc)
+                        && let Some(document) = log.take_doc(&envelope.doc)?
+                    {
+                        let (kind, scope) = doc::header(&document)
+                            .unwrap_or((envelope.kind, envelope.scope.clone()));
+                        working.insert(envelope.doc.clone(), (kind, scope, document, false));
                     }
                     let held = working.get(&envelope.doc).map(|(_, _, d, _)| d);
                     let refused_deps = refused_dependencies(log, held, &change)?;

@@ -45,11 +45,14 @@ pub struct EnrollRequest {
     pub record: NodeRecord,
 }
 
-/// The hall's answer: itself and the nodes above it, for the child to pin.
+/// The hall's answer: itself and the nodes above it, for the child to pin, and the
+/// child's own record as the hall registered it (with the serial-number segment it gave).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct EnrollResponse {
     pub parent: NodeRecord,
     pub above: Vec<NodeRecord>,
+    #[serde(default)]
+    pub record: Option<NodeRecord>,
 }
 
 #[cfg(test)]

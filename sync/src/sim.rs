@@ -381,6 +381,10 @@ impl ChangeLog for Peer {
         &self.record
     }
 
+    fn own_origin(&self) -> Origin {
+        self.origin
+    }
+
     fn registry(&mut self) -> Result<Registry, Self::Error> {
         Ok(Peer::registry(self))
     }

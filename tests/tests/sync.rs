@@ -138,6 +138,7 @@ fn envelope(
         scope: Scope::parse(scope).unwrap(),
         hash: change.hash().0,
         change: change.raw_bytes().to_vec(),
+        refused: None,
     };
     let chain = envelope::chain_next(&CHAIN_START, &envelope);
     (envelope, chain)

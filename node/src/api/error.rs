@@ -83,6 +83,12 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::NotFound { .. } => ApiError::new(S::NOT_FOUND, "not_found", e.to_string()),
             StoreError::Case(case) => match case {
+                // Who may do what is the engine's rule: the same codes in the UI.
+                CaseError::LeadsOnly { .. }
+                | CaseError::NotThisNodes { .. }
+                | CaseError::ApplicantsRateOnly => {
+                    ApiError::new(S::FORBIDDEN, case.code(), e.to_string())
+                }
                 CaseError::NotAllowed { .. } => {
                     ApiError::new(S::CONFLICT, "not_allowed", e.to_string())
                 }

@@ -147,6 +147,13 @@ pub async fn hello(State(state): State<ApiState>, signed: SignedBy) -> ApiResult
     feed::compatible(&theirs).map_err(|message| {
         ApiError::new(StatusCode::UPGRADE_REQUIRED, "upgrade_needed", message)
     })?;
+    // What the caller refused lately of what it pulled from here: nothing fails silently.
+    if !theirs.refused.is_empty() {
+        state
+            .store
+            .record_peer_notes(signed.record.node, theirs.refused)
+            .await?;
+    }
     let own = state
         .node
         .hello(state.clock.now_ms())
@@ -233,14 +240,15 @@ pub async fn enroll(
     State(state): State<ApiState>,
     Body(request): Body<EnrollRequest>,
 ) -> ApiResult<axum::Json<EnrollResponse>> {
-    let mut chain = state
+    let mut enrolled = state
         .store
         .enroll_child(request.code, request.record, state.clock.now_ms())
         .await?;
-    let parent = chain.remove(0);
+    let parent = enrolled.chain.remove(0);
     Ok(axum::Json(EnrollResponse {
         parent,
-        above: chain,
+        above: enrolled.chain,
+        record: Some(enrolled.record),
     }))
 }
 

@@ -835,14 +835,15 @@ async fn sync_requests_must_be_signed_by_a_known_node() {
         .await
         .unwrap();
     let hello = Hello {
-        protocol: 1,
-        min_protocol: 1,
+        protocol: yizhan_sync::feed::PROTOCOL_VERSION,
+        min_protocol: yizhan_sync::feed::MIN_PROTOCOL_VERSION,
         node: record.node,
         role: record.role,
         division: record.division.clone(),
         name: "c".into(),
         now_ms: at("2026-03-02"),
         capabilities: vec![],
+        refused: vec![],
     }
     .encode();
     let send = |signer: &crate::identity::NodeKey, node: String, time: i64, path: &'static str| {

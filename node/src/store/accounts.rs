@@ -4,32 +4,8 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError};
 
-/// What a staff member may do. Hall roles come later.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// 窗口工作人员: receives and handles applications.
-    Worker,
-    /// 现场负责人: also supervises counters and resolves conflicts.
-    Lead,
-    /// Manages accounts and the node.
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Worker, Role::Lead, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Worker => "worker",
-            Role::Lead => "lead",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
+/// What a staff member may do: the engine's roles, so one rule decides everywhere.
+pub use yizhan_sync::engine::StaffRole as Role;
 
 /// A user to create; the password is already hashed.
 #[derive(Clone, Debug)]

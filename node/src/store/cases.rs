@@ -8,18 +8,15 @@ use yizhan_sync::domain::case::{
 };
 use yizhan_sync::domain::codes::ImplCode;
 use yizhan_sync::domain::serial::SerialNo;
+use yizhan_sync::engine::{self, Actor, Person};
 use yizhan_sync::ids::{DocId, DocKind, Scope};
 
 use super::writer::{Staff, WriteCtx, store_case_rows};
 use super::{Store, StoreError};
 
-/// An action a person asks for. Acceptance is the one whose content the node fills in: the
-/// serial number and the calendar come from the node, not from the caller.
-#[derive(Clone, Debug)]
-pub enum NewAction {
-    Accept,
-    Do(Action),
-}
+/// An action a person asks for (the engine's `Request`): acceptance is the one whose
+/// content the node fills in, the serial number and the calendar.
+pub use yizhan_sync::engine::Request as NewAction;
 
 /// The order of a case list. Level filters sort by urgency so the first page holds the
 /// cases that need attention first; that order also lets the query walk an index.
@@ -179,69 +176,41 @@ impl Store {
             .await
     }
 
-    /// Records one or more actions on a case, in order, as one change. Each is checked
-    /// against the state machine as it stands after the ones before it.
+    /// Records one or more actions on a case, in order, as one change, by the engine's
+    /// rules (who may do what, the state machine, serial numbers): see `engine::act`.
     pub async fn act_on_case(
         &self,
         case_id: DocId,
         actions: Vec<NewAction>,
-        staff: Staff,
+        person: impl Into<Person>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        let person = person.into();
         self.write(move |ctx| {
             let case_doc =
                 doc::read_case(ctx.doc_mut(&case_id)?).map_err(|e| StoreError::Corrupt {
                     id: case_id.to_string(),
                     message: e.to_string(),
                 })?;
-            let intake = &case_doc.intake;
-            let mut events = case_doc.events.clone();
-            events.sort_by_key(|e| (e.at, e.node));
-            let mut state = case::derive(intake, &events);
-            let mut new_events = Vec::with_capacity(actions.len());
-            for requested in actions {
-                let at = ctx.tick(now_ms)?;
-                let action = match requested {
-                    NewAction::Accept => Action::Accept {
-                        serial_no: issue_serial(
-                            ctx,
-                            &intake.item.impl_code,
-                            Date::from_unix_ms_cst(at.unix_ms() as i64),
-                        )?,
-                        calendar: Calendar::china().version().to_string(),
+            let node = ctx.identity.record.clone();
+            let new_events = {
+                let ctx = std::cell::RefCell::new(&mut *ctx);
+                engine::act::<StoreError>(
+                    &case_doc,
+                    actions,
+                    Actor {
+                        node: &node,
+                        person: &person,
                     },
-                    NewAction::Do(action) => action,
-                };
-                // A resolution records the sides it keeps, so a later opposite one made
-                // elsewhere does not undo it; signing for a transfer is for its node.
-                let action = match action {
-                    Action::Resolve { void, reason, .. } => {
-                        case::check_resolution(intake, &events, &void)?;
-                        let keep = case::kept_sides(&state, &void);
-                        Action::Resolve { void, reason, keep }
-                    }
-                    Action::SignFor { .. }
-                        if state.holder_node.is_some_and(|n| n != ctx.origin.node) =>
-                    {
-                        return Err(StoreError::Case(case::CaseError::NotTheHolder));
-                    }
-                    other => other,
-                };
-                case::validate(intake, &state, &action)?;
-                let event = Event {
-                    at,
-                    node: ctx.origin.node,
-                    staff: staff.username.clone(),
-                    counter: staff.counter.clone(),
-                    action,
-                };
-                events.push(event.clone());
-                new_events.push(event);
-                state = case::derive(intake, &events);
-            }
+                    &mut || ctx.borrow_mut().tick(now_ms),
+                    &mut |code, date| issue_serial(&mut ctx.borrow_mut(), code, date),
+                )?
+            };
             let origin = ctx.origin;
             doc::add_events(ctx.doc_mut(&case_id)?, &origin, &new_events)
                 .map_err(|e| StoreError::Internal(e.to_string()))?;
+            let mut events = case_doc.events.clone();
+            events.extend(new_events);
             let case_doc = doc::CaseDoc { events, ..case_doc };
             finish_case_write(ctx, &case_id, &case_doc, now_ms)
         })
@@ -344,7 +313,7 @@ fn issue_serial(
     Ok(SerialNo::issue(
         impl_code,
         date,
-        &ctx.division,
+        &ctx.identity.record.serial_segment(),
         ctx.origin.epoch,
         sequence,
     )?)

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "appointments",
         include_str!("migrations/009_appointments.sql"),
     ),
+    (10, "engine", include_str!("migrations/010_engine.sql")),
 ];
 
 /// The schema version this build writes.

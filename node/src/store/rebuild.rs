@@ -51,7 +51,13 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             for table in tables {
                 hasher.update(table.as_bytes());
-                let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2"))?;
+                let columns: i64 = conn.query_row(
+                    &format!("SELECT count(*) FROM pragma_table_info('{table}')"),
+                    [],
+                    |r| r.get(0),
+                )?;
+                let order = if columns > 1 { "1, 2" } else { "1" };
+                let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY {order}"))?;
                 let columns = stmt.column_count();
                 let mut rows = stmt.query([])?;
                 while let Some(row) = rows.next()? {

@@ -551,6 +551,7 @@ mod tests {
         Staff {
             username: username.into(),
             counter: counter.into(),
+            role: crate::store::Role::Worker,
         }
     }
 
@@ -577,7 +578,15 @@ mod tests {
 
     async fn act(store: &Store, id: &DocId, action: NewAction, now_ms: u64) {
         store
-            .act_on_case(id.clone(), vec![action], desk("worker", "1号窗口"), now_ms)
+            .act_on_case(
+                id.clone(),
+                vec![action],
+                Staff {
+                    role: crate::store::Role::Lead,
+                    ..desk("worker", "1号窗口")
+                },
+                now_ms,
+            )
             .await
             .unwrap();
     }

@@ -2,18 +2,21 @@
 //! applying batches in one transaction, the registry of node keys, enrollment codes,
 //! and quarantine.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
+use yizhan_sync::auth::Refusal;
 use yizhan_sync::auth::{self, NodeRecord, NodeRole, Registry, Revocation};
 use yizhan_sync::doc::{self, Rows};
 use yizhan_sync::domain::calendar::Calendar;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::hlc::Hlc;
+use yizhan_sync::domain::serial::Segment;
+use yizhan_sync::engine::{self, ChangeLog};
 use yizhan_sync::envelope::{self, CHAIN_START, ChainHash, Envelope};
 use yizhan_sync::feed::{
-    self, Ack, Batch, LogEntry, ParsedBatch, Pull, RunState, Verdict, VersionVector,
+    self, Ack, Batch, ChangeNote, LogEntry, ParsedBatch, Pull, RunState, VersionVector,
 };
 use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope, ScopeKind};
 use yizhan_sync::wire::Message;
@@ -72,6 +75,37 @@ pub struct PeerStatus {
     pub clock_offset_ms: Option<i64>,
 }
 
+/// A change a peer refused (or waits on) of what this node sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRefusal {
+    /// The peer's node id (hex).
+    pub peer: String,
+    pub origin: String,
+    pub seq: u64,
+    pub scope: String,
+    pub doc_id: String,
+    /// Only waiting (for a key, a document, a change it depends on), not refused.
+    pub waiting: bool,
+    /// The reason's code (see `auth::Refusal::code`), for people's screens.
+    pub code: String,
+    pub reason: String,
+    pub noted_ms: i64,
+}
+
+/// Most notes kept from one message.
+fn feed_notes_cap() -> usize {
+    yizhan_sync::wire::MAX_NOTES
+}
+
+/// What a hall answers a child it enrolled.
+#[derive(Clone, Debug)]
+pub struct Enrolled {
+    /// The hall, then the nodes above it, for the child to pin.
+    pub chain: Vec<NodeRecord>,
+    /// The child's record as the hall registered it, with its serial segment.
+    pub record: NodeRecord,
+}
+
 /// A change this node refused for good.
 #[derive(Clone, Debug)]
 pub struct QuarantinedChange {
@@ -80,6 +114,8 @@ pub struct QuarantinedChange {
     pub seq: u64,
     pub scope: String,
     pub doc_id: String,
+    /// The reason's code (see `auth::Refusal::code`), for people's screens.
+    pub code: String,
     pub reason: String,
 }
 
@@ -151,8 +187,8 @@ fn insert_change_row(
     signature: Option<&[u8; 64]>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO changes (origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, chain, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO changes (origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, chain, signature, refused)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         &envelope.origin.node.0[..],
@@ -165,7 +201,12 @@ fn insert_change_row(
         &envelope.change,
         &chain[..],
         signature.map(|s| &s[..]),
+        envelope.refused.as_deref(),
     ])?;
+    if envelope.refused.is_some() {
+        conn.prepare_cached("INSERT OR IGNORE INTO refused_hashes (hash) VALUES (?1)")?
+            .execute([&envelope.hash[..]])?;
+    }
     Ok(())
 }
 
@@ -226,6 +267,7 @@ pub(super) fn sign_unsigned_changes(
             scope,
             hash,
             change: Vec::new(),
+            refused: None,
         };
         let chain = envelope::chain_next(&run.chain, &envelope);
         let signature = envelope::sign(&identity.key, &origin, envelope.seq, &chain);
@@ -240,6 +282,37 @@ pub(super) fn sign_unsigned_changes(
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The serial-number segment of this node: the one its enrolling hall gave it (kept at
+/// enrollment, or found in that hall's registry once synced, for a node enrolled before
+/// halls gave segments out); `None` while no hall has given one.
+pub(super) fn own_segment(
+    conn: &Connection,
+    own: &NodeRecord,
+) -> rusqlite::Result<Option<Segment>> {
+    let kept: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'segment'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(segment) = kept.and_then(|s| Segment::parse(&s).ok()) {
+        return Ok(Some(segment));
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT record_json FROM registry_records WHERE node_id = ?1 ORDER BY scope DESC",
+    )?;
+    let mut rows = stmt.query([own.node.to_hex()])?;
+    while let Some(row) = rows.next()? {
+        let json: String = row.get(0)?;
+        if let Ok(record) = serde_json::from_str::<NodeRecord>(&json)
+            && record.public_key == own.public_key
+            && let Some(segment) = record.segment
+        {
+            return Ok(Some(segment));
+        }
+    }
+    Ok(None)
 }
 
 /// Records (or refreshes) this node's own record among its peers.
@@ -371,7 +444,7 @@ impl Store {
                 }
             }
             let mut stmt = conn.prepare_cached(
-                "SELECT origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, signature
+                "SELECT origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, signature, refused
                  FROM changes WHERE local_seq >= ?1 ORDER BY local_seq",
             )?;
             let mut rows = stmt.query([start])?;
@@ -410,6 +483,7 @@ impl Store {
                             scope,
                             hash: bytes32(Some(row.get(6)?)).unwrap_or([0; 32]),
                             change: row.get(7)?,
+                            refused: row.get(9)?,
                         };
                         Ok(Some(LogEntry {
                             envelope,
@@ -550,6 +624,17 @@ impl Store {
         node: NodeId,
         have: VersionVector,
     ) -> Result<(), StoreError> {
+        let waits: Vec<(Vec<u8>, u32, i64, String)> = have
+            .iter()
+            .map(|(scope, origin, seq)| {
+                (
+                    origin.node.0.to_vec(),
+                    origin.epoch,
+                    seq as i64,
+                    scope.to_string(),
+                )
+            })
+            .collect();
         let bytes = Ack {
             have,
             ..Ack::default()
@@ -560,7 +645,122 @@ impl Store {
                 "UPDATE peers SET known_vector = ?2, known_vector_ms = ?3 WHERE node_id = ?1",
                 params![node.to_hex(), bytes, now_ms()],
             )?;
+            // What the peer waited on and now holds is no longer news.
+            let mut clear = ctx.conn.prepare_cached(
+                "DELETE FROM peer_refusals WHERE peer = ?1 AND waiting = 1
+                 AND origin_node = ?2 AND origin_epoch = ?3 AND seq <= ?4 AND scope = ?5",
+            )?;
+            for (origin_node, epoch, seq, scope) in &waits {
+                clear.execute(params![node.to_hex(), origin_node, epoch, seq, scope])?;
+            }
             Ok(())
+        })
+        .await
+    }
+
+    /// Keeps what a peer told us it refused of what this node sent it (or waits on).
+    pub async fn record_peer_notes(
+        &self,
+        peer: NodeId,
+        notes: Vec<ChangeNote>,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            let mut stmt = ctx.conn.prepare_cached(
+                "INSERT INTO peer_refusals (peer, origin_node, origin_epoch, seq, scope, doc_id, waiting, code, reason, noted_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (peer, origin_node, origin_epoch, seq, scope) DO UPDATE SET
+                     waiting = excluded.waiting, code = excluded.code, reason = excluded.reason,
+                     noted_ms = excluded.noted_ms",
+            )?;
+            for note in notes.iter().take(feed_notes_cap()) {
+                stmt.execute(params![
+                    peer.to_hex(),
+                    &note.origin.node.0[..],
+                    note.origin.epoch,
+                    note.seq as i64,
+                    note.scope.as_str(),
+                    note.doc.as_str(),
+                    note.waiting,
+                    note.code,
+                    note.reason,
+                    now_ms(),
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// What peers refused (or wait on) of what this node sent them, newest first.
+    pub async fn peer_refusals(&self, limit: u32) -> Result<Vec<PeerRefusal>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT peer, origin_node, origin_epoch, seq, scope, doc_id, waiting, code, reason, noted_ms
+                 FROM peer_refusals ORDER BY noted_ms DESC LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map([limit], |r| {
+                    let node: Vec<u8> = r.get(1)?;
+                    Ok(PeerRefusal {
+                        peer: r.get(0)?,
+                        origin: format!("{}.{}", yizhan_sync::ids::hex(&node), r.get::<_, u32>(2)?),
+                        seq: r.get::<_, i64>(3)? as u64,
+                        scope: r.get(4)?,
+                        doc_id: r.get(5)?,
+                        waiting: r.get(6)?,
+                        code: r.get(7)?,
+                        reason: r.get(8)?,
+                        noted_ms: r.get(9)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// How many changes peers refused, and how many they wait on, of what this node sent.
+    pub async fn peer_refusal_counts(&self) -> Result<(u64, u64), StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FILTER (WHERE NOT waiting), count(*) FILTER (WHERE waiting) FROM peer_refusals",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )?)
+        })
+        .await
+    }
+
+    /// The changes this node refused lately (30 days, newest first), to tell the parent
+    /// in the next hello.
+    pub async fn recent_refusals(&self, limit: u32) -> Result<Vec<ChangeNote>, StoreError> {
+        self.read(move |conn| {
+            let since = now_ms() - 30 * 86_400_000;
+            let mut stmt = conn.prepare_cached(
+                "SELECT origin_node, origin_epoch, seq, scope, doc_id, code, reason FROM quarantine
+                 WHERE received_ms >= ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![since, limit])?;
+            let mut notes = Vec::new();
+            while let Some(row) = rows.next()? {
+                let origin = origin_of(row.get(0)?, row.get(1)?)?;
+                let (Some(scope), Some(doc)) = (
+                    Scope::parse(&row.get::<_, String>(3)?),
+                    DocId::parse(&row.get::<_, String>(4)?),
+                ) else {
+                    continue;
+                };
+                notes.push(ChangeNote {
+                    scope,
+                    origin,
+                    seq: row.get::<_, i64>(2)? as u64,
+                    doc,
+                    waiting: false,
+                    code: row.get(5)?,
+                    reason: row.get(6)?,
+                });
+            }
+            Ok(notes)
         })
         .await
     }
@@ -608,7 +808,7 @@ impl Store {
     pub async fn quarantined(&self, limit: u32) -> Result<Vec<QuarantinedChange>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT received_ms, origin_node, origin_epoch, seq, scope, doc_id, reason FROM quarantine
+                "SELECT received_ms, origin_node, origin_epoch, seq, scope, doc_id, reason, code FROM quarantine
                  ORDER BY id DESC LIMIT ?1",
             )?;
             let rows = stmt
@@ -621,10 +821,22 @@ impl Store {
                         scope: r.get(4)?,
                         doc_id: r.get(5)?,
                         reason: r.get(6)?,
+                        code: r.get(7)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    /// How many documents have changes applied but rows not derived (see `underived`).
+    pub async fn underived_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            Ok(
+                conn.query_row("SELECT count(*) FROM underived", [], |r| r.get::<_, i64>(0))?
+                    as u64,
+            )
         })
         .await
     }
@@ -658,15 +870,16 @@ impl Store {
         .await
     }
 
-    /// Enrolls a child with a one-time code: checks the code, records the child in this
-    /// hall's registry (a signed change that flows to the subtree and up), pins it.
-    /// Returns the records the child should pin: this hall and the nodes above it.
+    /// Enrolls a child with a one-time code: checks the code, gives the child its serial
+    /// segment, records it in this hall's registry (a signed change that flows to the
+    /// subtree and up), pins it. Returns the records the child should pin (this hall and
+    /// the nodes above it) and the child's record as registered.
     pub async fn enroll_child(
         &self,
         code: String,
         mut child: NodeRecord,
         now: u64,
-    ) -> Result<Vec<NodeRecord>, StoreError> {
+    ) -> Result<Enrolled, StoreError> {
         self.write(move |ctx| {
             let hash: [u8; 32] = Sha256::digest(code.trim().as_bytes()).into();
             let found: Option<(String, String, i64, Option<i64>)> = ctx
@@ -702,6 +915,25 @@ impl Store {
             child.enrolled_by = own.node;
             child.enrolled_ms = now;
             child.revoked = None;
+            // The child's part of the serial numbers: the next this hall gives out. A hall
+            // with no segment of its own yet (enrolled before halls gave them) gives none;
+            // its children then number with provisional segments.
+            let mut own_with_segment = own.clone();
+            own_with_segment.segment = own_segment(&ctx.conn, &own)?;
+            let root = matches!(
+                own.division.level(),
+                yizhan_sync::domain::codes::DivisionLevel::City
+                    | yizhan_sync::domain::codes::DivisionLevel::District
+            );
+            child.segment = if own_with_segment.segment.is_some() || root {
+                let registry = load_registry(&ctx.conn)?;
+                Some(
+                    auth::assign_segment(&own_with_segment, &child, registry.records())
+                        .map_err(|e| refused(&e.to_string()))?,
+                )
+            } else {
+                None
+            };
             ctx.conn.execute(
                 "UPDATE enroll_codes SET used_ms = ?2, used_by = ?3 WHERE code_hash = ?1",
                 params![&hash[..], now as i64, child.node.to_hex()],
@@ -712,14 +944,28 @@ impl Store {
                  ON CONFLICT (node_id) DO UPDATE SET relation = 'child', record_json = excluded.record_json",
                 params![child.node.to_hex(), serde_json::to_string(&child).expect("serializes")],
             )?;
-            let mut chain = vec![own];
+            let mut chain = vec![own_with_segment];
             let mut stmt = ctx.conn.prepare_cached("SELECT record_json FROM peers WHERE relation IN ('parent', 'ancestor')")?;
             for json in stmt.query_map([], |r| r.get::<_, String>(0))? {
                 if let Ok(record) = serde_json::from_str(&json?) {
                     chain.push(record);
                 }
             }
-            Ok(chain)
+            Ok(Enrolled { chain, record: child })
+        })
+        .await
+    }
+
+    /// Keeps the serial-number segment the enrolling hall gave this node; it takes effect
+    /// at the next start (enrollment happens with the node stopped).
+    pub async fn set_own_segment(&self, segment: Segment) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            ctx.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('segment', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [segment.as_str()],
+            )?;
+            Ok(())
         })
         .await
     }
@@ -785,119 +1031,31 @@ fn write_registry(ctx: &mut WriteCtx, records: &[NodeRecord], now: u64) -> Resul
     store_registry_rows(&ctx.conn, "", &registry)
 }
 
-/// Checks and applies a batch inside the writer's transaction.
+/// Checks and applies a batch inside the writer's transaction, with the engine's rules.
 fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch) -> Result<Ack, StoreError> {
-    let mut ack = Ack::default();
-    let ParsedBatch { batch, changes } = parsed;
-    let mut pending = batch.envelopes;
-    let mut pending_changes = changes;
-    let signatures = batch.signatures;
     let own = ctx.identity.record.clone();
-    // Documents changed by this batch, out of the cache until they are saved once each.
-    let mut working: BTreeMap<DocId, (Scope, automerge::Automerge)> = BTreeMap::new();
-    let received_ms = now_ms();
-    // Changes whose origin is unknown may become checkable once a registry in the same
-    // batch is applied: retry them while that makes progress.
-    for _round in 0..8 {
-        let registry = load_registry(&ctx.conn)?;
-        let current = Batch {
-            envelopes: pending,
-            signatures: signatures.clone(),
-            more: false,
-        };
-        let verdicts = {
-            let conn = &ctx.conn;
-            feed::check_batch(
-                &current,
-                &|scope, origin| run_state(conn, scope, origin).unwrap_or_default(),
-                &registry,
-            )
-        };
-        let mut deferred = Vec::new();
-        let mut deferred_changes = Vec::new();
-        let mut applied = 0;
-        let mut registries_changed = false;
-        // The newest seq applied per run, written to `run_heads` once per round.
-        let mut heads: HashMap<(Scope, Origin), u64> = HashMap::new();
-        let arrived = current.envelopes.into_iter().zip(pending_changes);
-        for ((envelope, change), verdict) in arrived.zip(verdicts) {
-            match verdict {
-                Verdict::Duplicate => ack.duplicates += 1,
-                Verdict::Defer(_) => {
-                    deferred.push(envelope);
-                    deferred_changes.push(change);
-                }
-                Verdict::Quarantine(reason) => {
-                    quarantine(&ctx.conn, &envelope, &reason, received_ms)?
-                }
-                Verdict::Apply { chain, signature } => {
-                    if !auth::may_read(&own, &envelope.scope) {
-                        quarantine(
-                            &ctx.conn,
-                            &envelope,
-                            &format!("{} is not meant for this node", envelope.scope),
-                            received_ms,
-                        )?;
-                        continue;
-                    }
-                    if !working.contains_key(&envelope.doc) {
-                        let document = ctx.take_doc(&envelope.doc)?.unwrap_or_default();
-                        working.insert(envelope.doc.clone(), (envelope.scope.clone(), document));
-                    }
-                    let (_, document) = working.get_mut(&envelope.doc).expect("inserted above");
-                    let result = match change {
-                        Some(change) => doc::apply_parsed(document, change),
-                        None => Err(doc::DocError::BadChange(
-                            "the bytes are not an Automerge change".into(),
-                        )),
-                    };
-                    match result {
-                        Ok(()) => {
-                            insert_change_row(&ctx.conn, &envelope, &chain, signature.as_ref())?;
-                            let head = heads
-                                .entry((envelope.scope.clone(), envelope.origin))
-                                .or_default();
-                            *head = (*head).max(envelope.seq);
-                            registries_changed |= envelope.scope.kind() == ScopeKind::Registry;
-                            applied += 1;
-                        }
-                        Err(e) => quarantine(&ctx.conn, &envelope, &e.to_string(), received_ms)?,
-                    }
-                }
-            }
-        }
-        for ((scope, origin), seq) in heads {
-            advance_run_head(&ctx.conn, &scope, &origin, seq)?;
-        }
-        ack.applied += applied;
-        if deferred.is_empty() || applied == 0 {
-            ack.deferred += deferred.len() as u32;
-            break;
-        }
-        // Derived registry rows first, so the next round knows the new keys.
-        if registries_changed {
-            for (scope, document) in working.values() {
-                if scope.kind() == ScopeKind::Registry
-                    && let Ok(registry) = doc::read_registry(document)
-                {
-                    store_registry_rows(&ctx.conn, "", &registry)?;
-                }
-            }
-        }
-        pending = deferred;
-        pending_changes = deferred_changes;
-    }
-    let mut newest = Hlc::default();
-    for (id, (scope, document)) in working {
-        if document.get_heads().is_empty() {
-            continue;
-        }
-        if let Some(hlc) = materialize(ctx, &id, &scope, &document)? {
-            newest = newest.max(hlc);
-        }
-        ctx.put_back(id, document);
+    let mut log = StoreLog {
+        ctx,
+        own,
+        received_ms: now_ms(),
+        heads: HashMap::new(),
+        newest: Hlc::default(),
+        last_applied: HashMap::new(),
+        underived: Vec::new(),
+    };
+    let mut ack = engine::apply_batch(&mut log, parsed)?;
+    let StoreLog {
+        ctx,
+        heads,
+        newest,
+        underived,
+        ..
+    } = log;
+    for ((scope, origin), seq) in heads {
+        advance_run_head(&ctx.conn, &scope, &origin, seq)?;
     }
     ctx.observe(newest);
+    ack.notes.extend(underived);
     ack.quarantined = ctx
         .conn
         .query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?;
@@ -905,22 +1063,151 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch) -> Result<Ack, StoreError> {
     Ok(ack)
 }
 
+/// The store as the engine's [`ChangeLog`], inside the writer's transaction.
+struct StoreLog<'a> {
+    ctx: &'a mut WriteCtx,
+    own: NodeRecord,
+    received_ms: i64,
+    /// The newest seq appended per run, written to `run_heads` once, at the end.
+    heads: HashMap<(Scope, Origin), u64>,
+    /// The newest event time seen, for the node's clock.
+    newest: Hlc,
+    /// The last change applied to each document, to name it if its rows fail.
+    last_applied: HashMap<DocId, Envelope>,
+    /// Documents whose changes applied but whose rows could not be derived here.
+    underived: Vec<ChangeNote>,
+}
+
+impl ChangeLog for StoreLog<'_> {
+    type Error = StoreError;
+
+    fn own(&self) -> &NodeRecord {
+        &self.own
+    }
+
+    fn own_origin(&self) -> Origin {
+        self.ctx.origin
+    }
+
+    fn registry(&mut self) -> Result<Registry, StoreError> {
+        load_registry(&self.ctx.conn)
+    }
+
+    fn run_state(&mut self, scope: &Scope, origin: &Origin) -> Result<RunState, StoreError> {
+        run_state(&self.ctx.conn, scope, origin)
+    }
+
+    fn is_refused(&mut self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self
+            .ctx
+            .conn
+            .prepare_cached("SELECT 1 FROM refused_hashes WHERE hash = ?1")?
+            .query_row([&hash[..]], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn take_doc(&mut self, id: &DocId) -> Result<Option<automerge::Automerge>, StoreError> {
+        self.ctx.take_doc(id)
+    }
+
+    fn append(&mut self, entry: LogEntry, chain: ChainHash) -> Result<(), StoreError> {
+        let envelope = &entry.envelope;
+        insert_change_row(&self.ctx.conn, envelope, &chain, entry.signature.as_ref())?;
+        let head = self
+            .heads
+            .entry((envelope.scope.clone(), envelope.origin))
+            .or_default();
+        *head = (*head).max(envelope.seq);
+        if envelope.refused.is_none() {
+            self.last_applied
+                .insert(envelope.doc.clone(), entry.envelope.clone());
+        }
+        Ok(())
+    }
+
+    fn quarantine(&mut self, envelope: &Envelope, refusal: &Refusal) -> Result<(), StoreError> {
+        quarantine(&self.ctx.conn, envelope, refusal, self.received_ms)
+    }
+
+    fn registry_changed(
+        &mut self,
+        _id: &DocId,
+        document: &automerge::Automerge,
+    ) -> Result<(), StoreError> {
+        if let Ok(registry) = doc::read_registry(document) {
+            store_registry_rows(&self.ctx.conn, "", &registry)?;
+        }
+        Ok(())
+    }
+
+    fn put_doc(
+        &mut self,
+        id: DocId,
+        kind: DocKind,
+        scope: Scope,
+        document: automerge::Automerge,
+        changed: bool,
+    ) -> Result<(), StoreError> {
+        if changed {
+            self.ctx.save_received(&id, kind, &scope, &document)?;
+            // The document and its changes are kept whatever happens to its rows: a
+            // failure to derive them (a constraint, a bug) is reported, never a stall.
+            match materialize(self.ctx, &id, &document) {
+                Ok(Some(hlc)) => self.newest = self.newest.max(hlc),
+                Ok(None) => {}
+                Err(error) if error.is_fatal() => return Err(error),
+                Err(error) => {
+                    tracing::error!(doc.id = %id, error = %error, "the rows of a received document could not be derived");
+                    if let Some(envelope) = self.last_applied.get(&id) {
+                        self.underived.push(ChangeNote {
+                            scope: envelope.scope.clone(),
+                            origin: envelope.origin,
+                            seq: envelope.seq,
+                            doc: id.clone(),
+                            waiting: false,
+                            code: "cannot_derive".into(),
+                            reason: format!("applied, but its rows could not be derived: {error}"),
+                        });
+                    }
+                    record_underived(&self.ctx.conn, &id, &error.to_string())?;
+                }
+            }
+        }
+        self.ctx.put_back(id, document);
+        Ok(())
+    }
+}
+
+/// Notes a document whose rows could not be derived (shown in `status`; `yizhan rebuild`
+/// derives them again).
+fn record_underived(conn: &Connection, id: &DocId, error: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO underived (doc_id, error, at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (doc_id) DO UPDATE SET error = excluded.error, at_ms = excluded.at_ms",
+    )?
+    .execute(params![id.as_str(), error, now_ms()])?;
+    Ok(())
+}
+
 fn quarantine(
     conn: &Connection,
     envelope: &Envelope,
-    reason: &str,
+    refusal: &Refusal,
     received_ms: i64,
 ) -> Result<(), StoreError> {
+    let reason = refusal.to_string();
     tracing::warn!(
         sync.origin = %envelope.origin,
         sync.seq = envelope.seq,
         sync.scope = %envelope.scope,
+        sync.code = refusal.code(),
         sync.reason = reason,
         "quarantined a change"
     );
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO quarantine (received_ms, origin_node, origin_epoch, seq, scope, doc_id, reason, change)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR IGNORE INTO quarantine (received_ms, origin_node, origin_epoch, seq, scope, doc_id, reason, change, code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         received_ms,
@@ -931,19 +1218,40 @@ fn quarantine(
         envelope.doc.as_str(),
         reason,
         &envelope.change,
+        refusal.code(),
     ])?;
     Ok(())
 }
 
-/// Saves a document changed by received changes and refreshes its derived rows. Returns
-/// the newest event time of a case, for the node's clock.
+/// Refreshes the derived rows of a document changed by received changes, inside a
+/// savepoint so a failure leaves the rows as they were. Returns the newest event time of
+/// a case, for the node's clock.
 fn materialize(
     ctx: &mut WriteCtx,
     id: &DocId,
-    scope: &Scope,
     document: &automerge::Automerge,
 ) -> Result<Option<Hlc>, StoreError> {
-    ctx.save_received(id, scope_kind_doc(scope), scope, document)?;
+    ctx.conn.execute_batch("SAVEPOINT rows")?;
+    let result = derive_rows(ctx, id, document);
+    let end = if result.is_ok() {
+        "RELEASE rows"
+    } else {
+        "ROLLBACK TO rows; RELEASE rows"
+    };
+    ctx.conn.execute_batch(end)?;
+    if result.is_ok() {
+        ctx.conn
+            .prepare_cached("DELETE FROM underived WHERE doc_id = ?1")?
+            .execute([id.as_str()])?;
+    }
+    result
+}
+
+fn derive_rows(
+    ctx: &mut WriteCtx,
+    id: &DocId,
+    document: &automerge::Automerge,
+) -> Result<Option<Hlc>, StoreError> {
     match doc::rows(id, document, Calendar::china()) {
         Ok(Rows::Item(row)) => {
             store_item_row(&ctx.conn, "", &row)?;
@@ -958,12 +1266,10 @@ fn materialize(
             store_registry_rows(&ctx.conn, "", &registry)?;
             Ok(None)
         }
-        Err(e) => {
-            // The changes are authentic but their content does not read (a newer schema,
-            // say): keep them, log it, and leave the rows as they were.
-            tracing::warn!(doc.id = %id, error = %e, "a synced document cannot be read yet");
-            Ok(None)
-        }
+        Err(e) => Err(StoreError::Corrupt {
+            id: id.to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 

@@ -26,7 +26,10 @@ pub fn identity(seed: u8, role: yizhan_sync::auth::NodeRole, division: &str) -> 
 pub(crate) fn downgrade_to_schema_7(path: &Path) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP TABLE appointments;
+        "DROP TABLE refused_hashes; DROP TABLE peer_refusals; DROP TABLE underived;
+         ALTER TABLE changes DROP COLUMN refused; ALTER TABLE quarantine DROP COLUMN code;
+         DROP INDEX cases_serial;
+         DROP TABLE appointments;
          DROP INDEX cases_holder; DROP INDEX cases_rectify;
          ALTER TABLE cases DROP COLUMN holder; ALTER TABLE cases DROP COLUMN holder_node;
          ALTER TABLE cases DROP COLUMN signed_on; ALTER TABLE cases DROP COLUMN rating;
@@ -73,10 +76,19 @@ pub async fn publish_catalog(store: &Store) {
     }
 }
 
+/// The station's lead (现场负责人), who also enters ratings and closes rectifications.
+pub fn lead() -> Staff {
+    Staff {
+        role: crate::store::Role::Lead,
+        ..staff()
+    }
+}
+
 pub fn staff() -> Staff {
     Staff {
         username: "worker".into(),
         counter: "1号窗口".into(),
+        role: crate::store::Role::Worker,
     }
 }
 

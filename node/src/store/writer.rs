@@ -39,6 +39,18 @@ const MAX_CLOCK_LAG_MS: u64 = 6 * 3_600_000;
 pub struct Staff {
     pub username: String,
     pub counter: String,
+    /// What the engine lets them do (`engine::may`).
+    pub role: super::Role,
+}
+
+impl From<Staff> for yizhan_sync::engine::Person {
+    fn from(staff: Staff) -> yizhan_sync::engine::Person {
+        yizhan_sync::engine::Person::Staff {
+            username: staff.username,
+            counter: staff.counter,
+            role: staff.role,
+        }
+    }
 }
 
 /// What a write closure works with on the writer thread.
@@ -279,6 +291,7 @@ impl WriteCtx {
             scope: scope.clone(),
             hash: change_hash.0,
             change: change_bytes,
+            refused: None,
         };
         let mut envelope = envelope;
         let run = super::sync::run_state(&self.conn, scope, &origin)?;

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use yizhan_sync::domain::case::{
-    Action, Agent, Applicant, MaterialReceived, MissingMaterial, NewCase, Phone, Status,
+    Action, Agent, Applicant, CaseError, MaterialReceived, MissingMaterial, NewCase, Phone, Status,
 };
 use yizhan_sync::domain::codes::{CreditCode, ResidentId};
 use yizhan_sync::domain::item::{CaseType, Item};
@@ -38,6 +38,7 @@ fn staff_of(session: &Session) -> Staff {
     Staff {
         username: session.username.clone(),
         counter: session.counter.clone(),
+        role: session.role,
     }
 }
 
@@ -460,9 +461,26 @@ fn missing_reason(item: &Item, name: &str, originals: u32, copies: u32) -> Strin
 fn case_refused(ctx: &Ctx, e: StoreError) -> Response {
     match e {
         StoreError::Case(e) => {
-            message(ctx, StatusCode::CONFLICT, "case.error.title", e.to_string())
+            let (status, why) = case_error(ctx.t, &e);
+            message(ctx, status, "case.error.title", why)
         }
         e => store_failed(ctx, e),
+    }
+}
+
+/// How a page shows the engine's refusal of an action: who may not do it is a 403 in
+/// the page's language (the same rule and code the API answers with).
+pub(super) fn case_error(t: &Tr, e: &CaseError) -> (StatusCode, String) {
+    match e {
+        CaseError::LeadsOnly { .. } => (
+            StatusCode::FORBIDDEN,
+            t.get("follow.error.lead_only").into_owned(),
+        ),
+        CaseError::NotThisNodes { .. } | CaseError::ApplicantsRateOnly => (
+            StatusCode::FORBIDDEN,
+            t.get("case.error.not_this_nodes").into_owned(),
+        ),
+        other => (StatusCode::CONFLICT, other.to_string()),
     }
 }
 
@@ -809,19 +827,17 @@ pub async fn act(
         "withdraw" => Action::Withdraw {
             reason: text("reason"),
         },
-        other => {
-            match super::follow::follow_up_action(&state, ctx.t, staff, other, &fields).await {
-                Some(Ok(action)) => action,
-                Some(Err((code, why))) => {
-                    return case_page(&state, &ctx, &id, code, vec![why]).await;
-                }
-                None => {
-                    let errors = vec![ctx.t.get("case.error.unknown_action").into_owned()];
-                    return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors)
-                        .await;
-                }
+        other => match super::follow::follow_up_action(&state, ctx.t, other, &fields).await {
+            Some(Ok(action)) => action,
+            Some(Err((code, why))) => {
+                return case_page(&state, &ctx, &id, code, vec![why]).await;
             }
-        }
+            None => {
+                let errors = vec![ctx.t.get("case.error.unknown_action").into_owned()];
+                return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors)
+                    .await;
+            }
+        },
     };
     let now = state.clock.now_ms();
     match state
@@ -830,9 +846,10 @@ pub async fn act(
         .await
     {
         Ok(()) => Redirect::to(&format!("/cases/{id}")).into_response(),
-        // The state machine's or validation's own words, on the case page.
+        // The engine's refusal, on the case page.
         Err(StoreError::Case(e)) => {
-            case_page(&state, &ctx, &id, StatusCode::CONFLICT, vec![e.to_string()]).await
+            let (status, why) = case_error(ctx.t, &e);
+            case_page(&state, &ctx, &id, status, vec![why]).await
         }
         Err(e) => store_failed(&ctx, e),
     }

@@ -673,7 +673,7 @@ mod tests {
                 .act_on_case(
                     ids[0].clone(),
                     vec![NewAction::Do(action)],
-                    staff(),
+                    crate::store::tests::lead(),
                     at("2026-03-05"),
                 )
                 .await

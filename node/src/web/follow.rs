@@ -21,7 +21,7 @@ use super::cases::field;
 use super::{Chrome, Ctx, message, render, store_failed};
 use crate::clock::minute_cst;
 use crate::store::{
-    CaseDetail, CaseSync, EventView, NewAction, Role, Staff, StoreError, TransferRow, Transfers,
+    CaseDetail, CaseSync, EventView, NewAction, Role, StoreError, TransferRow, Transfers,
 };
 use crate::web::i18n::Tr;
 use crate::web::session::{Session, random_token, same_secret};
@@ -411,7 +411,6 @@ fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> 
 pub(super) async fn follow_up_action(
     state: &WebState,
     t: &Tr,
-    staff: &Session,
     kind: &str,
     fields: &[(String, String)],
 ) -> Option<Result<Action, (StatusCode, String)>> {
@@ -465,12 +464,6 @@ pub(super) async fn follow_up_action(
         "sign_for" => Action::SignFor {
             note: field("note"),
         },
-        "resolve" | "rectify" if !is_lead(staff) => {
-            return Some(Err((
-                StatusCode::FORBIDDEN,
-                t.get("follow.error.lead_only").into_owned(),
-            )));
-        }
         "resolve" => {
             // One choice per conflict: the value names the event decided against.
             let void: Vec<String> = fields
@@ -847,10 +840,7 @@ pub async fn rate(
     let Some(doc_id) = DocId::parse(&case_id) else {
         return store_failed(&ctx, StoreError::NotFound { what: case_id });
     };
-    let applicant = Staff {
-        username: "applicant".into(),
-        counter: String::new(),
-    };
+    let applicant = yizhan_sync::engine::Person::Applicant;
     let action = Action::Rate {
         level,
         comment,

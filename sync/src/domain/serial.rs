@@ -137,6 +137,22 @@ impl Segment {
         Ok(Segment(out.into_iter().collect()))
     }
 
+    /// Whether `other` lies in the part of the segment space a hall with this segment, at
+    /// `level`, is above: its own prefix, then a part it or a hall below it gave out.
+    pub fn is_above(&self, level: DivisionLevel, other: &Segment) -> bool {
+        let position = match level {
+            DivisionLevel::City => return true,
+            DivisionLevel::District => 2,
+            DivisionLevel::Subdistrict => 4,
+            DivisionLevel::Community => return false,
+        };
+        let (own, theirs) = (self.0.as_bytes(), other.0.as_bytes());
+        own[..position] == theirs[..position]
+            && own[position..].iter().all(|b| *b == b'0')
+            && theirs[position..position + 2] != *b"00"
+            && theirs[position] != b'Z'
+    }
+
     /// Whether `child` is a segment this hall segment, at `level`, could have given out:
     /// the same prefix, its own part filled in, the rest zero.
     pub fn gave(&self, level: DivisionLevel, child: &Segment) -> bool {

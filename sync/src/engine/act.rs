@@ -22,7 +22,7 @@ use crate::domain::hlc::Hlc;
 use crate::domain::serial::SerialNo;
 
 /// A staff member's role at a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StaffRole {
     /// 窗口工作人员: receives and handles applications.
     Worker,

@@ -610,7 +610,7 @@ fn run_in(
                     let prefer = |peer: &Peer, kind: case::ActionKind, n: usize| {
                         let allowed = peer.allowed(&id);
                         match allowed.iter().position(|k| *k == kind) {
-                            Some(i) if n % 4 != 0 => i,
+                            Some(i) if !n.is_multiple_of(4) => i,
                             _ => n,
                         }
                     };

@@ -60,7 +60,7 @@ async fn enroll(parent: &Node, child: &Node) {
         .enroll_child("code-1234".into(), child_record, at("2026-03-01"))
         .await
         .unwrap();
-    for (n, record) in above.into_iter().enumerate() {
+    for (n, record) in above.chain.into_iter().enumerate() {
         let relation = if n == 0 {
             Relation::Parent
         } else {

@@ -39,6 +39,15 @@ fn state_after(kinds: &[ActionKind]) -> CaseState {
     case::derive(&intake(), &events)
 }
 
+/// Who, as whom, on which case, what, and whether it is allowed (or the error's code).
+type Row<'a> = (
+    &'a NodeRecord,
+    &'a Person,
+    &'a CaseState,
+    ActionKind,
+    Result<(), &'static str>,
+);
+
 #[test]
 fn who_may_do_what() {
     let station = node(STATION, NodeRole::Station, "440399001001");
@@ -52,13 +61,7 @@ fn who_may_do_what() {
     let accepted = state_after(&[A::Accept]);
     let completed = state_after(&[A::Accept, A::Complete]);
     // (who, as whom, case, action, allowed or the error's code)
-    let table: Vec<(
-        &NodeRecord,
-        &Person,
-        &CaseState,
-        ActionKind,
-        Result<(), &str>,
-    )> = vec![
+    let table: Vec<Row> = vec![
         (&station, &worker, &submitted, A::Accept, Ok(())),
         (&hall, &worker, &submitted, A::Accept, Err("not_this_nodes")),
         (
