@@ -14,7 +14,7 @@ use yizhan_sync::domain::item::{CaseType, Item};
 use yizhan_sync::ids::DocId;
 
 use super::WebState;
-use super::{Chrome, Ctx, message, refuse_without_csrf, render, store_failed};
+use super::{CaseForm, Chrome, CsrfForm, Ctx, StaffForm, message, render, store_failed};
 use crate::clock::{minute_cst, rfc3339_cst};
 use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
@@ -259,15 +259,12 @@ fn received_from<'a>(
 /// one-time notice lists exactly what is missing.
 pub async fn create(
     State(state): State<WebState>,
-    ctx: Ctx,
-    axum::Form(fields): axum::Form<Fields>,
+    StaffForm {
+        ctx,
+        staff,
+        form: fields,
+    }: StaffForm<Fields>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
-        return refused;
-    }
     let form_id = field(&fields, "form_id").to_string();
     match state.submitted_forms.claim(&form_id) {
         super::session::Claim::New => {}
@@ -284,7 +281,7 @@ pub async fn create(
             );
         }
     }
-    let response = create_claimed(&state, &ctx, staff, form_id.clone(), fields).await;
+    let response = create_claimed(&state, &ctx, &staff, form_id.clone(), fields).await;
     // Unless a case was made (then the id is done), the form may be corrected and sent again.
     state.submitted_forms.release(&form_id);
     response
@@ -712,16 +709,14 @@ async fn item_of(state: &WebState, d: &CaseDetail) -> Result<Item, StoreError> {
 /// required is missing any more, the case is accepted and the receipt issued.
 pub async fn supplement(
     State(state): State<WebState>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    axum::Form(fields): axum::Form<Fields>,
+    CaseForm {
+        ctx,
+        staff,
+        id,
+        case: doc_id,
+        form: fields,
+    }: CaseForm<Fields>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
-        return refused;
-    }
     let d = match state.store.get_case(id.clone(), state.today()).await {
         Ok(d) => d,
         Err(e) => return store_failed(&ctx, e),
@@ -739,16 +734,13 @@ pub async fn supplement(
         let errors = vec![ctx.t.get("case.error.supplement_empty").into_owned()];
         return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
     }
-    let Some(doc_id) = DocId::parse(&id) else {
-        return store_failed(&ctx, StoreError::NotFound { what: id });
-    };
     let now = state.clock.now_ms();
     if let Err(e) = state
         .store
         .act_on_case(
             doc_id.clone(),
             vec![NewAction::Do(Action::Supplement { materials })],
-            staff_of(staff),
+            staff_of(&staff),
             now,
         )
         .await
@@ -759,7 +751,7 @@ pub async fn supplement(
         Ok(item) => item,
         Err(e) => return store_failed(&ctx, e),
     };
-    if let Err(e) = accept_or_notify(&state, staff, &item, &doc_id).await {
+    if let Err(e) = accept_or_notify(&state, &staff, &item, &doc_id).await {
         return case_refused(&ctx, e);
     }
     Redirect::to(&format!("/cases/{id}")).into_response()
@@ -771,19 +763,14 @@ pub async fn supplement(
 /// Each is checked by the state machine and refused with a message saying why.
 pub async fn act(
     State(state): State<WebState>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    axum::Form(fields): axum::Form<Fields>,
+    CaseForm {
+        ctx,
+        staff,
+        id,
+        case: doc_id,
+        form: fields,
+    }: CaseForm<Fields>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
-        return refused;
-    }
-    let Some(doc_id) = DocId::parse(&id) else {
-        return store_failed(&ctx, StoreError::NotFound { what: id });
-    };
     let text = |name: &str| field(&fields, name).to_string();
     let action = match field(&fields, "kind") {
         "suspend" => Action::Suspend {
@@ -810,7 +797,7 @@ pub async fn act(
             reason: text("reason"),
         },
         other => {
-            match super::follow::follow_up_action(&state, ctx.t, staff, other, &fields).await {
+            match super::follow::follow_up_action(&state, ctx.t, &staff, other, &fields).await {
                 Some(Ok(action)) => action,
                 Some(Err((code, why))) => {
                     return case_page(&state, &ctx, &id, code, vec![why]).await;
@@ -826,7 +813,7 @@ pub async fn act(
     let now = state.clock.now_ms();
     match state
         .store
-        .act_on_case(doc_id, vec![NewAction::Do(action)], staff_of(staff), now)
+        .act_on_case(doc_id, vec![NewAction::Do(action)], staff_of(&staff), now)
         .await
     {
         Ok(()) => Redirect::to(&format!("/cases/{id}")).into_response(),
@@ -842,19 +829,14 @@ pub async fn act(
 /// refusal notice.
 pub async fn refuse(
     State(state): State<WebState>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    axum::Form(fields): axum::Form<Fields>,
+    CaseForm {
+        ctx,
+        staff,
+        id,
+        case: doc_id,
+        form: fields,
+    }: CaseForm<Fields>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
-        return refused;
-    }
-    let Some(doc_id) = DocId::parse(&id) else {
-        return store_failed(&ctx, StoreError::NotFound { what: id });
-    };
     let (reason, basis, remedies) = (
         field(&fields, "reason"),
         field(&fields, "basis"),
@@ -877,7 +859,7 @@ pub async fn refuse(
         .act_on_case(
             doc_id.clone(),
             vec![NewAction::Do(action)],
-            staff_of(staff),
+            staff_of(&staff),
             now,
         )
         .await
@@ -892,7 +874,7 @@ pub async fn refuse(
         Ok(item) => item,
         Err(e) => return store_failed(&ctx, e),
     };
-    if let Err(e) = issue(&state, staff, &item, &doc_id, NoticeKind::Refusal, None).await {
+    if let Err(e) = issue(&state, &staff, &item, &doc_id, NoticeKind::Refusal, None).await {
         return case_refused(&ctx, e);
     }
     Redirect::to(&format!("/cases/{id}")).into_response()
@@ -995,26 +977,13 @@ pub async fn notice_page(
     )
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /notices/{number}/correct`: issues a new notice of the same kind from the case
 /// as it is now, naming the one it corrects. The old notice stays as it was.
 pub async fn correct_notice(
     State(state): State<WebState>,
-    ctx: Ctx,
     Path(number): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    StaffForm { ctx, staff, .. }: StaffForm<CsrfForm>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, &form.csrf) {
-        return refused;
-    }
     let old = match state.store.notice(number.clone()).await {
         Ok(Some(old)) => old,
         Ok(None) => return store_failed(&ctx, StoreError::NotFound { what: number }),
@@ -1071,7 +1040,7 @@ pub async fn correct_notice(
     };
     match issue(
         &state,
-        staff,
+        &staff,
         &item,
         &case_id,
         old.content.kind,
