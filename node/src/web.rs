@@ -328,7 +328,7 @@ fn local_path(target: Option<&str>) -> &str {
     }
 }
 
-fn render(status: StatusCode, page: impl Template) -> Response {
+fn render(t: &Tr, status: StatusCode, page: impl Template) -> Response {
     match page.render() {
         Ok(html) => (
             status,
@@ -340,7 +340,7 @@ fn render(status: StatusCode, page: impl Template) -> Response {
             tracing::error!(error = %e, "a page failed to render");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "the page failed to render",
+                t.get("error.render_failed").into_owned(),
             )
                 .into_response()
         }
@@ -359,6 +359,7 @@ struct MessagePage<'a> {
 
 fn message(ctx: &Ctx, status: StatusCode, title_key: &'static str, message: String) -> Response {
     render(
+        ctx.t,
         status,
         MessagePage {
             chrome: ctx.chrome(),
@@ -475,6 +476,7 @@ fn signin_page(
 ) -> Response {
     let csrf = session::random_token();
     let mut response = render(
+        ctx.t,
         status,
         SigninPage {
             chrome: ctx.chrome(),
@@ -780,6 +782,7 @@ async fn home(ctx: Ctx) -> Response {
         format!("{}（{}）", staff.display_name, staff.counter)
     };
     render(
+        ctx.t,
         StatusCode::OK,
         HomePage {
             chrome: ctx.chrome(),
@@ -804,6 +807,7 @@ async fn admin_users(State(state): State<WebState>, ctx: Ctx) -> Response {
     }
     match state.store.list_users().await {
         Ok(users) => render(
+            ctx.t,
             StatusCode::OK,
             UsersPage {
                 chrome: ctx.chrome(),
@@ -952,6 +956,7 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
         })
         .filter(|h| !h.is_empty());
     render(
+        ctx.t,
         StatusCode::OK,
         StatusPage {
             chrome: ctx.chrome(),
@@ -1146,6 +1151,7 @@ async fn catalog(
         .collect();
     let summary = t.with("catalog.found", "count", &items.len().to_string());
     render(
+        ctx.t,
         StatusCode::OK,
         CatalogPage {
             chrome: ctx.chrome(),
@@ -1225,6 +1231,7 @@ struct ItemPage<'a> {
 async fn item_guide(State(state): State<WebState>, ctx: Ctx, Path(code): Path<String>) -> Response {
     match state.store.get_item(code).await {
         Ok(item) => render(
+            ctx.t,
             StatusCode::OK,
             ItemPage {
                 chrome: ctx.chrome(),
@@ -1254,6 +1261,7 @@ async fn notice_sheet(
 ) -> Response {
     match state.store.get_item(code).await {
         Ok(item) => render(
+            ctx.t,
             StatusCode::OK,
             NoticeSheet {
                 chrome: ctx.chrome(),

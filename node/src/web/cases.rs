@@ -20,7 +20,7 @@ use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
 };
 use crate::store::{CaseDetail, NewAction, Staff, StoreError, StoredNotice};
-use crate::web::i18n::Tr;
+use crate::web::i18n::{Lang, Tr};
 use crate::web::session::Session;
 
 /// A form's fields, in order (checkbox names vary with the item's materials).
@@ -110,6 +110,7 @@ pub async fn new_form(
         Err(e) => return store_failed(&ctx, e),
     };
     render(
+        ctx.t,
         StatusCode::OK,
         NewCasePage {
             chrome: ctx.chrome(),
@@ -314,6 +315,7 @@ async fn create_claimed(
         Ok(new) => new,
         Err(errors) => {
             return render(
+                ctx.t,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 NewCasePage {
                     chrome: ctx.chrome(),
@@ -392,8 +394,8 @@ async fn accept_or_notify(
         let mut actions = vec![NewAction::Accept];
         if item.case_type == CaseType::Instant {
             actions.push(NewAction::Do(Action::Complete {
-                result: format!("准予办理：{}", item.result),
-                delivery: "窗口当场送达".into(),
+                result: record_words().with("record.instant_result", "result", &item.result),
+                delivery: record_words().get("record.instant_delivery").into_owned(),
             }));
         }
         state
@@ -432,23 +434,31 @@ async fn accept_or_notify(
     Ok(())
 }
 
+/// The words written into the case record and the notices: Chinese, whatever the page's
+/// language, since other nodes and the printed notices read them.
+fn record_words() -> &'static Tr {
+    Tr::of(Lang::Zh)
+}
+
 /// Why a material is asked for, in the notice's words: what is short, and the item's note.
 fn missing_reason(item: &Item, name: &str, originals: u32, copies: u32) -> String {
+    let words = record_words();
     let mut parts = Vec::new();
     if originals > 0 {
-        parts.push(format!("缺原件 {originals} 份"));
+        parts.push(words.with("record.short_originals", "count", &originals.to_string()));
     }
     if copies > 0 {
-        parts.push(format!("缺复印件 {copies} 份"));
+        parts.push(words.with("record.short_copies", "count", &copies.to_string()));
     }
-    let mut reason = format!("本事项必需材料（{}）", parts.join("，"));
+    let what = parts.join(&words.get("record.list_separator"));
+    let mut reason = words.with("record.missing_reason", "what", &what);
     if let Some(note) = item
         .materials
         .iter()
         .find(|m| m.name == name)
         .and_then(|m| m.note.as_deref())
     {
-        reason.push('；');
+        reason.push_str(&words.get("record.note_separator"));
         reason.push_str(note);
     }
     reason
@@ -675,6 +685,7 @@ async fn case_page(
         Err(e) => return store_failed(ctx, e),
     };
     render(
+        ctx.t,
         status,
         CasePage {
             chrome: ctx.chrome(),
@@ -947,6 +958,7 @@ pub async fn notice_page(
         Err(e) => return store_failed(&ctx, e),
     };
     render(
+        ctx.t,
         StatusCode::OK,
         NoticePage {
             chrome: ctx.chrome(),
@@ -1103,6 +1115,7 @@ pub async fn verify(
         }
     };
     render(
+        ctx.t,
         StatusCode::OK,
         VerifyPage {
             chrome: ctx.chrome(),
@@ -1349,6 +1362,7 @@ pub async fn work_list(
         )
     });
     render(
+        ctx.t,
         StatusCode::OK,
         WorkListPage {
             chrome: ctx.chrome(),
@@ -1360,4 +1374,34 @@ pub async fn work_list(
             next,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reasons a one-time notice gives are sealed and synced: their words must not
+    /// change with the page's language or a refactoring.
+    #[test]
+    fn missing_reasons_read_as_the_notices_always_did() {
+        let mut item = crate::store::tests::item("居住证申领");
+        let name = item.materials[0].name.clone();
+        assert_eq!(
+            missing_reason(&item, &name, 1, 2),
+            "本事项必需材料（缺原件 1 份，缺复印件 2 份）"
+        );
+        item.materials[0].note = Some("需本人签名".into());
+        assert_eq!(
+            missing_reason(&item, &name, 0, 1),
+            "本事项必需材料（缺复印件 1 份）；需本人签名"
+        );
+        assert_eq!(
+            record_words().with("record.instant_result", "result", "居住证"),
+            "准予办理：居住证"
+        );
+        assert_eq!(
+            record_words().get("record.instant_delivery"),
+            "窗口当场送达"
+        );
+    }
 }
