@@ -1,14 +1,20 @@
-//! The `yizhan` node: command line, configuration, SQLite store and HTTP API around the
-//! sans-IO core in `yizhan-sync`.
+//! The `yizhan` node: command line, configuration, SQLite store, JSON API, web UI and sync
+//! client around the sans-IO core in `yizhan-sync`.
 //!
-//! Layout:
-//! * [`cli`] parses arguments and runs commands; `main.rs` only sets up logging and calls it.
-//! * [`node`] knows a data dir's files and serves a node; [`config`] and [`identity`] load
-//!   what it is.
-//! * [`store`] is the only module with SQL; [`api`] is the thin JSON edge over it.
-//! * [`appointments`] holds the rules of booking time slots (days, slots, codes).
-//! * [`accounts`] hashes passwords and tokens; [`clock`] is where "now" comes from.
-//! * [`demo`] and [`bench`] are the demo node and the benchmarks.
+//! The modules form a one-way stack; each imports only the layers below it (the test
+//! `node/tests/layers.rs` checks it, ARCHITECTURE.md draws it):
+//!
+//! * [`cli`] parses arguments and runs commands; `main.rs` only installs the allocator.
+//! * [`bench`](mod@bench), [`demo`] and [`commands`] are programs built on a node.
+//! * [`node`] is the wiring: a data dir opened into a node, the router, the server.
+//! * [`api`] (the JSON API and `/sync/v1`), [`web`] (the pages) and [`link`] (the sync
+//!   client and driver) are the edges; none imports another.
+//! * [`backup`] writes and restores archives around the database.
+//! * [`store`] is the only module with SQL.
+//! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
+//!   [`appointments`] (the pure rules of booking), [`discovery`], [`notice`] (sealing),
+//!   [`metrics`], [`accounts`] (password and token hashing) and [`clock`] (where "now"
+//!   comes from, and how times are written).
 
 pub mod accounts;
 pub mod api;

@@ -3,8 +3,9 @@
 //!
 //! A session is: hello (versions, clocks), pull until the parent has nothing more, then
 //! push what the parent lacks until it has everything. The driver runs a session shortly
-//! after local writes (debounced), every `interval` otherwise, and backs off exponentially
-//! (capped) while the parent cannot be reached. Each batch commits on its own, so a session
+//! after the store signals a commit with changes to pass on (`Store::outgoing`: local
+//! writes, and what children pushed; debounced), every `interval` otherwise, and backs off
+//! exponentially (capped) while the parent cannot be reached. Each batch commits on its own, so a session
 //! cut at any point resumes where it stopped.
 
 use std::sync::{Arc, Mutex};

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{FromRef, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -328,7 +328,7 @@ fn local_path(target: Option<&str>) -> &str {
     }
 }
 
-fn render(status: StatusCode, page: impl Template) -> Response {
+fn render(t: &Tr, status: StatusCode, page: impl Template) -> Response {
     match page.render() {
         Ok(html) => (
             status,
@@ -340,7 +340,7 @@ fn render(status: StatusCode, page: impl Template) -> Response {
             tracing::error!(error = %e, "a page failed to render");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "the page failed to render",
+                t.get("error.render_failed").into_owned(),
             )
                 .into_response()
         }
@@ -359,6 +359,7 @@ struct MessagePage<'a> {
 
 fn message(ctx: &Ctx, status: StatusCode, title_key: &'static str, message: String) -> Response {
     render(
+        ctx.t,
         status,
         MessagePage {
             chrome: ctx.chrome(),
@@ -475,6 +476,7 @@ fn signin_page(
 ) -> Response {
     let csrf = session::random_token();
     let mut response = render(
+        ctx.t,
         status,
         SigninPage {
             chrome: ctx.chrome(),
@@ -613,10 +615,117 @@ fn locked(ctx: &Ctx, next: &str, username: String, until: u64, now: u64) -> Resp
     )
 }
 
+/// A form that carries nothing but the CSRF token (sign-out, correcting a notice).
 #[derive(Debug, serde::Deserialize)]
-struct CsrfForm {
+pub struct CsrfForm {
     #[serde(default)]
     csrf: String,
+}
+
+/// A form's CSRF token, wherever the form keeps it.
+pub trait CsrfToken {
+    fn csrf(&self) -> &str;
+}
+
+impl CsrfToken for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Forms whose fields vary (checkboxes per material) carry it as the field `csrf`.
+impl CsrfToken for Vec<(String, String)> {
+    fn csrf(&self) -> &str {
+        cases::field(self, "csrf")
+    }
+}
+
+/// A form a signed-in staff member sent, with the session's CSRF token checked: the
+/// preamble of every staff form, done once. Without a session the request is answered
+/// with the way to the sign-in page, without the right token with a refusal page, and
+/// the handler never runs, so nothing changes. A body that is not a form is refused as
+/// `axum::Form` refuses it.
+#[derive(Debug)]
+pub struct StaffForm<T> {
+    pub ctx: Ctx,
+    /// The session, also in `ctx` for the page's header.
+    pub staff: Session,
+    pub form: T,
+}
+
+impl<S, T> FromRequest<S> for StaffForm<T>
+where
+    S: Send + Sync,
+    WebState: FromRef<S>,
+    T: serde::de::DeserializeOwned + CsrfToken + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(ctx) = Ctx::from_request_parts(&mut parts, state).await;
+        let request = Request::from_parts(parts, body);
+        staff_form(ctx, request, state).await
+    }
+}
+
+/// A staff form about one case (`/cases/{id}/…`): [`StaffForm`] plus the case's id,
+/// checked before the handler runs (an id that cannot name a case is a 404 page).
+#[derive(Debug)]
+pub struct CaseForm<T> {
+    pub ctx: Ctx,
+    pub staff: Session,
+    /// The id as the path gave it (for redirects and pages).
+    pub id: String,
+    pub case: yizhan_sync::ids::DocId,
+    pub form: T,
+}
+
+impl<S, T> FromRequest<S> for CaseForm<T>
+where
+    S: Send + Sync,
+    WebState: FromRef<S>,
+    T: serde::de::DeserializeOwned + CsrfToken + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        // In the order the handlers took them: the page context, the path, the form.
+        let (mut parts, body) = request.into_parts();
+        let Ok(ctx) = Ctx::from_request_parts(&mut parts, state).await;
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let request = Request::from_parts(parts, body);
+        let StaffForm { ctx, staff, form } = staff_form(ctx, request, state).await?;
+        let Some(case) = yizhan_sync::ids::DocId::parse(&id) else {
+            return Err(store_failed(&ctx, StoreError::NotFound { what: id }));
+        };
+        Ok(CaseForm {
+            ctx,
+            staff,
+            id,
+            case,
+            form,
+        })
+    }
+}
+
+async fn staff_form<S, T>(ctx: Ctx, request: Request, state: &S) -> Result<StaffForm<T>, Response>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + CsrfToken + Send,
+{
+    let axum::Form(form) = axum::Form::<T>::from_request(request, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Some(staff) = ctx.session.clone() else {
+        return Err(ctx.to_signin());
+    };
+    if let Some(refused) = refuse_without_csrf(&ctx, &staff, form.csrf()) {
+        return Err(refused);
+    }
+    Ok(StaffForm { ctx, staff, form })
 }
 
 /// `None` when a form carries the session's CSRF token, else the page refusing it.
@@ -636,16 +745,9 @@ fn refuse_without_csrf(ctx: &Ctx, staff: &Session, sent: &str) -> Option<Respons
 /// `POST /signout`.
 async fn signout(
     State(state): State<WebState>,
-    ctx: Ctx,
     headers: axum::http::HeaderMap,
-    axum::Form(form): axum::Form<CsrfForm>,
+    StaffForm { staff, .. }: StaffForm<CsrfForm>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, &form.csrf) {
-        return refused;
-    }
     let token = cookie_in(&headers, SESSION_COOKIE);
     if let Some(token) = token {
         state.sessions.end(&token);
@@ -680,6 +782,7 @@ async fn home(ctx: Ctx) -> Response {
         format!("{}（{}）", staff.display_name, staff.counter)
     };
     render(
+        ctx.t,
         StatusCode::OK,
         HomePage {
             chrome: ctx.chrome(),
@@ -704,6 +807,7 @@ async fn admin_users(State(state): State<WebState>, ctx: Ctx) -> Response {
     }
     match state.store.list_users().await {
         Ok(users) => render(
+            ctx.t,
             StatusCode::OK,
             UsersPage {
                 chrome: ctx.chrome(),
@@ -896,6 +1000,7 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
         })
         .filter(|h| !h.is_empty());
     render(
+        ctx.t,
         StatusCode::OK,
         StatusPage {
             chrome: ctx.chrome(),
@@ -1091,6 +1196,7 @@ async fn catalog(
         .collect();
     let summary = t.with("catalog.found", "count", &items.len().to_string());
     render(
+        ctx.t,
         StatusCode::OK,
         CatalogPage {
             chrome: ctx.chrome(),
@@ -1170,6 +1276,7 @@ struct ItemPage<'a> {
 async fn item_guide(State(state): State<WebState>, ctx: Ctx, Path(code): Path<String>) -> Response {
     match state.store.get_item(code).await {
         Ok(item) => render(
+            ctx.t,
             StatusCode::OK,
             ItemPage {
                 chrome: ctx.chrome(),
@@ -1199,6 +1306,7 @@ async fn notice_sheet(
 ) -> Response {
     match state.store.get_item(code).await {
         Ok(item) => render(
+            ctx.t,
             StatusCode::OK,
             NoticeSheet {
                 chrome: ctx.chrome(),

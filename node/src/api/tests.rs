@@ -1273,3 +1273,82 @@ async fn a_station_without_appointments_shows_no_links_to_them() {
     let (status, _) = page(without, "/appointments/book").await;
     assert!(status.is_client_error(), "{status}");
 }
+
+/// Every staff form goes through one extractor (`web::StaffForm`, `web::CaseForm`):
+/// without a session it leads to the sign-in page, with a wrong CSRF token it is refused
+/// with a 403 page, a case id that names no case is a 404 page, and none of them changes
+/// anything.
+#[tokio::test]
+async fn staff_forms_need_a_session_and_its_csrf_token() {
+    let api = api("station").await;
+    let (status, created) = api
+        .post(
+            "/api/v1/cases",
+            Some(&api.worker),
+            &application("居住证申领"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_string();
+    let users = api.store.list_users().await.unwrap();
+    let worker = users.iter().find(|u| u.username == "worker").unwrap();
+    let now = at("2026-03-02");
+    let sessions = &api.state.web.sessions;
+    let token = sessions.start(worker, crate::web::session::credential_of("unused"), now);
+    let csrf = sessions.touch(&token, now).unwrap().csrf;
+    let post = |uri: String, cookie: Option<String>, form: String| {
+        let state = api.state.clone();
+        async move {
+            let mut request = Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            if let Some(cookie) = cookie {
+                request = request.header(header::COOKIE, cookie);
+            }
+            let response = router(state, 64 * 1024)
+                .oneshot(request.body(HttpBody::from(form)).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .map(|l| l.to_str().unwrap().to_string());
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                location,
+                String::from_utf8_lossy(&bytes).to_string(),
+            )
+        }
+    };
+    let before = api.store.content_digest().await.unwrap();
+    let cookie = format!("yz_session={token}");
+    for path in [
+        "/cases".to_string(),
+        format!("/cases/{id}/supplement"),
+        format!("/cases/{id}/act"),
+        format!("/cases/{id}/refuse"),
+        "/notices/TZ0-1/correct".to_string(),
+        "/signout".to_string(),
+    ] {
+        let form = format!("csrf={csrf}&kind=withdraw&reason=x&basis=x&remedies=x&s_0=1");
+        let (status, location, _) = post(path.clone(), None, form).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path} without a session");
+        assert!(location.unwrap().starts_with("/signin?next="), "{path}");
+        let form = "csrf=0000&kind=withdraw&reason=x&basis=x&remedies=x&s_0=1".to_string();
+        let (status, _, page) = post(path.clone(), Some(cookie.clone()), form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} with a wrong token");
+        assert!(page.contains("未做任何更改"), "{path}: {page}");
+    }
+    let (status, _, _) = post(
+        "/cases/not-a-case/act".to_string(),
+        Some(cookie.clone()),
+        format!("csrf={csrf}&kind=withdraw&reason=x"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    assert!(sessions.touch(&token, now).is_some(), "still signed in");
+}

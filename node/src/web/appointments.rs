@@ -296,6 +296,7 @@ async fn book_page(
         }
     }
     render(
+        ctx.t,
         status,
         BookPage {
             chrome: ctx.chrome(),
@@ -524,7 +525,7 @@ async fn booked_page(
         notice,
         a,
     };
-    with_book_cookie(render(status, page), &secret, state.tls)
+    with_book_cookie(render(ctx.t, status, page), &secret, state.tls)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -695,6 +696,7 @@ pub async fn day_list(
         })
         .collect();
     render(
+        ctx.t,
         StatusCode::OK,
         DayPage {
             chrome: ctx.chrome(),

@@ -14,13 +14,13 @@ use yizhan_sync::domain::item::{CaseType, Item};
 use yizhan_sync::ids::DocId;
 
 use super::WebState;
-use super::{Chrome, Ctx, message, refuse_without_csrf, render, store_failed};
+use super::{CaseForm, Chrome, CsrfForm, Ctx, StaffForm, message, render, store_failed};
 use crate::clock::{minute_cst, rfc3339_cst};
 use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
 };
 use crate::store::{CaseDetail, NewAction, Staff, StoreError, StoredNotice};
-use crate::web::i18n::Tr;
+use crate::web::i18n::{Lang, Tr};
 use crate::web::session::Session;
 
 /// A form's fields, in order (checkbox names vary with the item's materials).
@@ -111,6 +111,7 @@ pub async fn new_form(
         Err(e) => return store_failed(&ctx, e),
     };
     render(
+        ctx.t,
         StatusCode::OK,
         NewCasePage {
             chrome: ctx.chrome(),
@@ -260,15 +261,12 @@ fn received_from<'a>(
 /// one-time notice lists exactly what is missing.
 pub async fn create(
     State(state): State<WebState>,
-    ctx: Ctx,
-    axum::Form(fields): axum::Form<Fields>,
+    StaffForm {
+        ctx,
+        staff,
+        form: fields,
+    }: StaffForm<Fields>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
-        return refused;
-    }
     let form_id = field(&fields, "form_id").to_string();
     match state.submitted_forms.claim(&form_id) {
         super::session::Claim::New => {}
@@ -285,7 +283,7 @@ pub async fn create(
             );
         }
     }
-    let response = create_claimed(&state, &ctx, staff, form_id.clone(), fields).await;
+    let response = create_claimed(&state, &ctx, &staff, form_id.clone(), fields).await;
     // Unless a case was made (then the id is done), the form may be corrected and sent again.
     state.submitted_forms.release(&form_id);
     response
@@ -318,6 +316,7 @@ async fn create_claimed(
         Ok(new) => new,
         Err(errors) => {
             return render(
+                ctx.t,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 NewCasePage {
                     chrome: ctx.chrome(),
@@ -396,8 +395,8 @@ async fn accept_or_notify(
         let mut actions = vec![NewAction::Accept];
         if item.case_type == CaseType::Instant {
             actions.push(NewAction::Do(Action::Complete {
-                result: format!("准予办理：{}", item.result),
-                delivery: "窗口当场送达".into(),
+                result: record_words().with("record.instant_result", "result", &item.result),
+                delivery: record_words().get("record.instant_delivery").into_owned(),
             }));
         }
         state
@@ -436,23 +435,31 @@ async fn accept_or_notify(
     Ok(())
 }
 
+/// The words written into the case record and the notices: Chinese, whatever the page's
+/// language, since other nodes and the printed notices read them.
+fn record_words() -> &'static Tr {
+    Tr::of(Lang::Zh)
+}
+
 /// Why a material is asked for, in the notice's words: what is short, and the item's note.
 fn missing_reason(item: &Item, name: &str, originals: u32, copies: u32) -> String {
+    let words = record_words();
     let mut parts = Vec::new();
     if originals > 0 {
-        parts.push(format!("缺原件 {originals} 份"));
+        parts.push(words.with("record.short_originals", "count", &originals.to_string()));
     }
     if copies > 0 {
-        parts.push(format!("缺复印件 {copies} 份"));
+        parts.push(words.with("record.short_copies", "count", &copies.to_string()));
     }
-    let mut reason = format!("本事项必需材料（{}）", parts.join("，"));
+    let what = parts.join(&words.get("record.list_separator"));
+    let mut reason = words.with("record.missing_reason", "what", &what);
     if let Some(note) = item
         .materials
         .iter()
         .find(|m| m.name == name)
         .and_then(|m| m.note.as_deref())
     {
-        reason.push('；');
+        reason.push_str(&words.get("record.note_separator"));
         reason.push_str(note);
     }
     reason
@@ -696,6 +703,7 @@ async fn case_page(
         Err(e) => return store_failed(ctx, e),
     };
     render(
+        ctx.t,
         status,
         CasePage {
             chrome: ctx.chrome(),
@@ -730,16 +738,14 @@ async fn item_of(state: &WebState, d: &CaseDetail) -> Result<Item, StoreError> {
 /// required is missing any more, the case is accepted and the receipt issued.
 pub async fn supplement(
     State(state): State<WebState>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    axum::Form(fields): axum::Form<Fields>,
+    CaseForm {
+        ctx,
+        staff,
+        id,
+        case: doc_id,
+        form: fields,
+    }: CaseForm<Fields>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
-        return refused;
-    }
     let d = match state.store.get_case(id.clone(), state.today()).await {
         Ok(d) => d,
         Err(e) => return store_failed(&ctx, e),
@@ -757,16 +763,13 @@ pub async fn supplement(
         let errors = vec![ctx.t.get("case.error.supplement_empty").into_owned()];
         return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
     }
-    let Some(doc_id) = DocId::parse(&id) else {
-        return store_failed(&ctx, StoreError::NotFound { what: id });
-    };
     let now = state.clock.now_ms();
     if let Err(e) = state
         .store
         .act_on_case(
             doc_id.clone(),
             vec![NewAction::Do(Action::Supplement { materials })],
-            staff_of(staff),
+            staff_of(&staff),
             now,
         )
         .await
@@ -777,7 +780,7 @@ pub async fn supplement(
         Ok(item) => item,
         Err(e) => return store_failed(&ctx, e),
     };
-    if let Err(e) = accept_or_notify(&state, staff, &item, &doc_id).await {
+    if let Err(e) = accept_or_notify(&state, &staff, &item, &doc_id).await {
         return case_refused(&ctx, e);
     }
     Redirect::to(&format!("/cases/{id}")).into_response()
@@ -789,19 +792,14 @@ pub async fn supplement(
 /// Each is checked by the state machine and refused with a message saying why.
 pub async fn act(
     State(state): State<WebState>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    axum::Form(fields): axum::Form<Fields>,
+    CaseForm {
+        ctx,
+        staff,
+        id,
+        case: doc_id,
+        form: fields,
+    }: CaseForm<Fields>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
-        return refused;
-    }
-    let Some(doc_id) = DocId::parse(&id) else {
-        return store_failed(&ctx, StoreError::NotFound { what: id });
-    };
     let text = |name: &str| field(&fields, name).to_string();
     let action = match field(&fields, "kind") {
         "suspend" => Action::Suspend {
@@ -842,7 +840,7 @@ pub async fn act(
     let now = state.clock.now_ms();
     match state
         .store
-        .act_on_case(doc_id, vec![NewAction::Do(action)], staff_of(staff), now)
+        .act_on_case(doc_id, vec![NewAction::Do(action)], staff_of(&staff), now)
         .await
     {
         Ok(()) => Redirect::to(&format!("/cases/{id}")).into_response(),
@@ -859,19 +857,14 @@ pub async fn act(
 /// refusal notice.
 pub async fn refuse(
     State(state): State<WebState>,
-    ctx: Ctx,
-    Path(id): Path<String>,
-    axum::Form(fields): axum::Form<Fields>,
+    CaseForm {
+        ctx,
+        staff,
+        id,
+        case: doc_id,
+        form: fields,
+    }: CaseForm<Fields>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, field(&fields, "csrf")) {
-        return refused;
-    }
-    let Some(doc_id) = DocId::parse(&id) else {
-        return store_failed(&ctx, StoreError::NotFound { what: id });
-    };
     let (reason, basis, remedies) = (
         field(&fields, "reason"),
         field(&fields, "basis"),
@@ -894,7 +887,7 @@ pub async fn refuse(
         .act_on_case(
             doc_id.clone(),
             vec![NewAction::Do(action)],
-            staff_of(staff),
+            staff_of(&staff),
             now,
         )
         .await
@@ -909,7 +902,7 @@ pub async fn refuse(
         Ok(item) => item,
         Err(e) => return store_failed(&ctx, e),
     };
-    if let Err(e) = issue(&state, staff, &item, &doc_id, NoticeKind::Refusal, None).await {
+    if let Err(e) = issue(&state, &staff, &item, &doc_id, NoticeKind::Refusal, None).await {
         return case_refused(&ctx, e);
     }
     Redirect::to(&format!("/cases/{id}")).into_response()
@@ -982,6 +975,7 @@ pub async fn notice_page(
         Err(e) => return store_failed(&ctx, e),
     };
     render(
+        ctx.t,
         StatusCode::OK,
         NoticePage {
             chrome: ctx.chrome(),
@@ -1012,26 +1006,13 @@ pub async fn notice_page(
     )
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /notices/{number}/correct`: issues a new notice of the same kind from the case
 /// as it is now, naming the one it corrects. The old notice stays as it was.
 pub async fn correct_notice(
     State(state): State<WebState>,
-    ctx: Ctx,
     Path(number): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    StaffForm { ctx, staff, .. }: StaffForm<CsrfForm>,
 ) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    if let Some(refused) = refuse_without_csrf(&ctx, staff, &form.csrf) {
-        return refused;
-    }
     let old = match state.store.notice(number.clone()).await {
         Ok(Some(old)) => old,
         Ok(None) => return store_failed(&ctx, StoreError::NotFound { what: number }),
@@ -1088,7 +1069,7 @@ pub async fn correct_notice(
     };
     match issue(
         &state,
-        staff,
+        &staff,
         &item,
         &case_id,
         old.content.kind,
@@ -1151,6 +1132,7 @@ pub async fn verify(
         }
     };
     render(
+        ctx.t,
         StatusCode::OK,
         VerifyPage {
             chrome: ctx.chrome(),
@@ -1397,6 +1379,7 @@ pub async fn work_list(
         )
     });
     render(
+        ctx.t,
         StatusCode::OK,
         WorkListPage {
             chrome: ctx.chrome(),
@@ -1408,4 +1391,34 @@ pub async fn work_list(
             next,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reasons a one-time notice gives are sealed and synced: their words must not
+    /// change with the page's language or a refactoring.
+    #[test]
+    fn missing_reasons_read_as_the_notices_always_did() {
+        let mut item = crate::store::tests::item("居住证申领");
+        let name = item.materials[0].name.clone();
+        assert_eq!(
+            missing_reason(&item, &name, 1, 2),
+            "本事项必需材料（缺原件 1 份，缺复印件 2 份）"
+        );
+        item.materials[0].note = Some("需本人签名".into());
+        assert_eq!(
+            missing_reason(&item, &name, 0, 1),
+            "本事项必需材料（缺复印件 1 份）；需本人签名"
+        );
+        assert_eq!(
+            record_words().with("record.instant_result", "result", "居住证"),
+            "准予办理：居住证"
+        );
+        assert_eq!(
+            record_words().get("record.instant_delivery"),
+            "窗口当场送达"
+        );
+    }
 }

@@ -327,6 +327,7 @@ pub async fn show(
     };
     let overdue_total = snapshot.levels.red + snapshot.levels.legal_breach;
     render(
+        ctx.t,
         StatusCode::OK,
         DashboardPage {
             chrome: ctx.chrome(),

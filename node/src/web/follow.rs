@@ -541,6 +541,7 @@ pub async fn transfers(State(state): State<WebState>, ctx: Ctx) -> Response {
     };
     match lists.await {
         Ok((sent, received, names)) => render(
+            ctx.t,
             StatusCode::OK,
             TransfersPage {
                 chrome: ctx.chrome(),
@@ -665,6 +666,7 @@ fn status_page(
     found: Option<PublicStatus>,
 ) -> Response {
     render(
+        ctx.t,
         code,
         StatusPage {
             chrome: ctx.chrome(),
@@ -852,6 +854,7 @@ pub async fn rate(
         .await
     {
         Ok(()) => render(
+            ctx.t,
             StatusCode::OK,
             RatedPage {
                 chrome: ctx.chrome(),
