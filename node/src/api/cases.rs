@@ -399,7 +399,7 @@ pub async fn show(
 
 /// Get a case by its serial number (统一业务流水号)
 #[utoipa::path(get, path = "/api/v1/cases/by-serial/{serial}", tag = "cases",
-    params(("serial" = String, Path, description = "Serial number, 52 characters")),
+    params(("serial" = String, Path, description = "Serial number: 50 characters (52 for numbers issued before node segments were given out by halls)")),
     responses((status = 200, body = CaseView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn by_serial(
