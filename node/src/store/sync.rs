@@ -119,7 +119,8 @@ pub struct QuarantinedChange {
     pub reason: String,
 }
 
-fn scope_kind_doc(scope: &Scope) -> DocKind {
+/// The kind of a change logged before the log kept kinds: its scope's only kind then.
+fn kind_of(scope: &Scope) -> DocKind {
     match scope.kind() {
         ScopeKind::Catalog => DocKind::Item,
         ScopeKind::Case => DocKind::Case,
@@ -187,8 +188,8 @@ fn insert_change_row(
     signature: Option<&[u8; 64]>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO changes (origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, chain, signature, refused)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO changes (origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, chain, signature, refused, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         &envelope.origin.node.0[..],
@@ -202,6 +203,7 @@ fn insert_change_row(
         &chain[..],
         signature.map(|s| &s[..]),
         envelope.refused.as_deref(),
+        envelope.kind.as_str(),
     ])?;
     if envelope.refused.is_some() {
         conn.prepare_cached("INSERT OR IGNORE INTO refused_hashes (hash) VALUES (?1)")?
@@ -262,8 +264,8 @@ pub(super) fn sign_unsigned_changes(
             origin,
             seq: seq as u64,
             prev: run.seq,
+            kind: kind_of(&scope),
             doc,
-            kind: scope_kind_doc(&scope),
             scope,
             hash,
             change: Vec::new(),
@@ -444,7 +446,7 @@ impl Store {
                 }
             }
             let mut stmt = conn.prepare_cached(
-                "SELECT origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, signature, refused
+                "SELECT origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, signature, refused, kind
                  FROM changes WHERE local_seq >= ?1 ORDER BY local_seq",
             )?;
             let mut rows = stmt.query([start])?;
@@ -478,8 +480,11 @@ impl Store {
                             origin,
                             seq,
                             prev: row.get::<_, i64>(3)? as u64,
+                            kind: row
+                                .get::<_, Option<String>>(10)?
+                                .and_then(|k| DocKind::parse(&k))
+                                .unwrap_or_else(|| kind_of(&scope)),
                             doc,
-                            kind: scope_kind_doc(&scope),
                             scope,
                             hash: bytes32(Some(row.get(6)?)).unwrap_or([0; 32]),
                             change: row.get(7)?,
@@ -1266,6 +1271,10 @@ fn derive_rows(
             store_registry_rows(&ctx.conn, "", &registry)?;
             Ok(None)
         }
+        // Notices, supervision records and calendar years received from other nodes are
+        // kept as documents (checked by the engine on arrival); the pages that list them
+        // read their own tables, derived where those features live.
+        Ok(Rows::Record(_)) => Ok(None),
         Err(e) => Err(StoreError::Corrupt {
             id: id.to_string(),
             message: e.to_string(),

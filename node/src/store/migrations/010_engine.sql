@@ -6,6 +6,11 @@
 -- such (never its bytes), so the origin's later changes still verify everywhere.
 ALTER TABLE changes ADD COLUMN refused TEXT;
 
+-- The kind the change's envelope names, which its chain covers: several kinds of
+-- document now share a scope, so it is no longer implied by the scope (rows from before
+-- hold NULL: their kind is the scope's).
+ALTER TABLE changes ADD COLUMN kind TEXT;
+
 -- Hashes of the changes refused here or on the way: a change built on one of them is
 -- refused too (it would wait for ever otherwise). The change log has no hash index.
 CREATE TABLE refused_hashes (
