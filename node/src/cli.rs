@@ -410,6 +410,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
     if args.name.trim().is_empty() {
         bail!("--name must not be empty; it is printed on receipts");
     }
+    yizhan_sync::domain::text::line("--name", &args.name)?;
     let config = Config {
         node: NodeSection {
             role: args.role,
@@ -489,6 +490,7 @@ async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Resul
             counter,
         } => {
             validate_username(&username)?;
+            crate::accounts::validate_names(display_name.as_deref().unwrap_or_default(), &counter)?;
             let role = StaffRole::parse(&role)
                 .with_context(|| format!("--role {role:?}: use worker, lead or admin"))?;
             let password = generate_password();

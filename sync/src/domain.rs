@@ -8,3 +8,4 @@ pub mod codes;
 pub mod hlc;
 pub mod item;
 pub mod serial;
+pub mod text;

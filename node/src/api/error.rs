@@ -100,6 +100,9 @@ impl From<StoreError> for ApiError {
                 | CaseError::NoOpenRectification => {
                     ApiError::new(S::CONFLICT, "not_allowed", e.to_string())
                 }
+                CaseError::Text(_) => {
+                    ApiError::new(S::UNPROCESSABLE_ENTITY, case.code(), e.to_string())
+                }
                 CaseError::MaterialsMissing { .. } => {
                     ApiError::new(S::UNPROCESSABLE_ENTITY, "materials_missing", e.to_string())
                 }

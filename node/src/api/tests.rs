@@ -415,6 +415,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
     unknown_material["materials"] = json!([{"name": "护照", "originals": 1}]);
     let mut oversize = application("居住证申领");
     oversize["note"] = json!("很".repeat(30_000));
+    let mut rlo_name = application("居住证申领");
+    rlo_name["applicant"]["name"] = json!("王\u{202E}五");
+    let mut nul_note = application("居住证申领");
+    nul_note["note"] = json!("备注\u{0}");
 
     type Case<'a> = (
         &'a str,
@@ -481,6 +485,30 @@ async fn bad_input_is_refused_and_changes_nothing() {
             body(&unknown_material),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
+        ),
+        (
+            "a right-to-left override in a name",
+            "/api/v1/cases",
+            token,
+            body(&rlo_name),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "control_character",
+        ),
+        (
+            "a NUL in a note",
+            "/api/v1/cases",
+            token,
+            body(&nul_note),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "control_character",
+        ),
+        (
+            "an escape in a reason",
+            &events,
+            token,
+            body(&json!({"kind": "refuse", "reason": "\u{1b}[2J", "basis": "x", "remedies": "y"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "control_character",
         ),
         (
             "missing token",
@@ -1349,6 +1377,19 @@ async fn staff_forms_need_a_session_and_its_csrf_token() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A reason with a right-to-left override: a 422 page saying which field and which
+    // character, in the page's language.
+    let (status, _, page) = post(
+        format!("/cases/{id}/act"),
+        Some(cookie.clone()),
+        format!("csrf={csrf}&kind=withdraw&reason=%E2%80%AEx"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(
+        page.contains("理由含有不可见的控制字符") && page.contains("U+202E"),
+        "{page}"
+    );
     assert_eq!(api.store.content_digest().await.unwrap(), before);
     assert!(sessions.touch(&token, now).is_some(), "still signed in");
 }

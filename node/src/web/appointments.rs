@@ -383,6 +383,8 @@ async fn book_checked(
     let name = field(&fields, "name");
     if name.is_empty() || name.chars().count() > 50 {
         errors.push(t.get("appointment.error.name").into_owned());
+    } else if let Err(refused) = yizhan_sync::domain::text::line("name", name) {
+        errors.push(super::cases::text_refused(t, &refused));
     }
     let phone = Phone::parse(field(&fields, "phone"))
         .map_err(|_| errors.push(t.get("appointment.error.phone").into_owned()))

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use yizhan_sync::domain::calendar::{Calendar, Date, DateSpan};
-use yizhan_sync::domain::case::{Action, Rating, Status};
+use yizhan_sync::domain::case::{Action, CaseError, Rating, Status};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
@@ -861,6 +861,12 @@ pub async fn rate(
                 t: ctx.t,
                 bad: Rating::is_bad(level),
             },
+        ),
+        Err(StoreError::Case(CaseError::Text(refused))) => message(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "applicant.rate_title",
+            super::cases::text_refused(ctx.t, &refused),
         ),
         Err(StoreError::Case(_)) => message(
             &ctx,
