@@ -419,6 +419,17 @@ async fn bad_input_is_refused_and_changes_nothing() {
     rlo_name["applicant"]["name"] = json!("王\u{202E}五");
     let mut nul_note = application("居住证申领");
     nul_note["note"] = json!("备注\u{0}");
+    // Ids of documents of other kinds, given where a case id belongs.
+    let item_id = yizhan_sync::domain::item::Item::doc_id_for(
+        &demo_catalog()
+            .into_iter()
+            .find(|i| i.name == "居住证申领")
+            .unwrap()
+            .impl_code,
+    );
+    let item_events = format!("/api/v1/cases/{item_id}/events");
+    let registry_events = "/api/v1/cases/r-440399/events".to_string();
+    let own_registry_events = "/api/v1/cases/r-440399001001/events".to_string();
 
     type Case<'a> = (
         &'a str,
@@ -509,6 +520,30 @@ async fn bad_input_is_refused_and_changes_nothing() {
             body(&json!({"kind": "refuse", "reason": "\u{1b}[2J", "basis": "x", "remedies": "y"})),
             StatusCode::UNPROCESSABLE_ENTITY,
             "control_character",
+        ),
+        (
+            "an event on an item's id",
+            &item_events,
+            token,
+            body(&json!({"kind": "accept"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "an event on a registry's id",
+            &registry_events,
+            token,
+            body(&json!({"kind": "accept"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "an event on this node's own registry",
+            &own_registry_events,
+            token,
+            body(&json!({"kind": "withdraw", "reason": "x"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
         ),
         (
             "missing token",
@@ -605,6 +640,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
             "{why}: {value}"
         );
     }
+    let item_id_path = format!("/api/v1/cases/{item_id}");
+    let case_as_item = format!("/api/v1/items/{}", case["id"].as_str().unwrap());
     for (why, uri, status) in [
         (
             "unknown status",
@@ -644,6 +681,26 @@ async fn bad_input_is_refused_and_changes_nothing() {
         (
             "unknown case",
             "/api/v1/cases/c-nothing",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "an item's id as a case",
+            &item_id_path,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "a registry's id as a case",
+            "/api/v1/cases/r-440399001001",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "a case's id as an item",
+            &case_as_item,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "a registry's id as an item",
+            "/api/v1/items/r-440399001001",
             StatusCode::NOT_FOUND,
         ),
         ("unknown route", "/api/v1/nothing", StatusCode::NOT_FOUND),
@@ -1377,6 +1434,31 @@ async fn staff_forms_need_a_session_and_its_csrf_token() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Ids of an item or a registry name no case: a 404 page on every case path.
+    let item = demo_catalog().into_iter().next().unwrap();
+    let item_id = yizhan_sync::domain::item::Item::doc_id_for(&item.impl_code).to_string();
+    for other in [item_id.as_str(), "r-440399001001", "r-440399"] {
+        for action in ["act", "supplement", "refuse"] {
+            let (status, _, page) = post(
+                format!("/cases/{other}/{action}"),
+                Some(cookie.clone()),
+                format!("csrf={csrf}&kind=withdraw&reason=x&basis=x&remedies=x&s_0=1"),
+            )
+            .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{other}/{action}: {page}");
+        }
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(
+                Request::builder()
+                    .uri(format!("/cases/{other}"))
+                    .header(header::COOKIE, cookie.clone())
+                    .body(HttpBody::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "/cases/{other}");
+    }
     // A reason with a right-to-left override: a 422 page saying which field and which
     // character, in the page's language.
     let (status, _, page) = post(

@@ -233,6 +233,23 @@ impl WriteCtx {
         Ok(self.cache.get_mut(id).expect("just inserted"))
     }
 
+    /// The case `id`, ready to change. An id that names a document of another kind (an
+    /// item, a registry) is not found, like an id that names nothing: a caller never
+    /// reads an item as a case.
+    pub(super) fn case_doc_mut(&mut self, id: &DocId) -> Result<&mut Automerge, StoreError> {
+        let kind: Option<String> = self
+            .conn
+            .prepare_cached("SELECT kind FROM documents WHERE id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?;
+        if kind.is_some_and(|kind| kind != DocKind::Case.as_str()) {
+            return Err(StoreError::NotFound {
+                what: format!("case {id}"),
+            });
+        }
+        self.doc_mut(id)
+    }
+
     /// Adds a document created by this write to the cache.
     pub(super) fn insert_doc(&mut self, id: DocId, doc: Automerge) {
         self.touched.push(id.clone());
