@@ -379,6 +379,15 @@ fn store_failed(ctx: &Ctx, e: StoreError) -> Response {
             "error.not_found",
             ctx.t.get("error.not_found_text").into_owned(),
         ),
+        StoreError::DiskFull(e) => {
+            tracing::error!(error = %e, "the disk is full; a page's write was refused");
+            message(
+                ctx,
+                StatusCode::INSUFFICIENT_STORAGE,
+                "error.disk_full",
+                ctx.t.get("error.disk_full_text").into_owned(),
+            )
+        }
         e => {
             tracing::error!(error = %e, "a page's store call failed");
             message(

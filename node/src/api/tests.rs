@@ -1475,3 +1475,86 @@ async fn staff_forms_need_a_session_and_its_csrf_token() {
     assert_eq!(api.store.content_digest().await.unwrap(), before);
     assert!(sessions.touch(&token, now).is_some(), "still signed in");
 }
+
+/// A full disk: the API answers 507 `disk_full`, a page 507 in its language, nothing
+/// confirmed before is lost, and writes work again once there is room.
+#[tokio::test]
+async fn a_full_disk_is_a_507_that_loses_nothing() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (status, kept) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let kept = format!("/api/v1/cases/{}", kept["id"].as_str().unwrap());
+    crate::store::tests::limit_growth(&api.store, Some(0)).await;
+    // Writes fill the free pages left inside the file, then meet the full disk.
+    let mut confirmed = vec![kept.clone()];
+    let value = loop {
+        let (status, value) = api
+            .post("/api/v1/cases", token, &application("居住证申领"))
+            .await;
+        match status {
+            StatusCode::CREATED => {
+                confirmed.push(format!("/api/v1/cases/{}", value["id"].as_str().unwrap()));
+                assert!(confirmed.len() < 100, "the disk never filled");
+            }
+            StatusCode::INSUFFICIENT_STORAGE => break value,
+            other => panic!("{other}: {value}"),
+        }
+    };
+    let before = api.store.content_digest().await.unwrap();
+    assert_eq!(value["error"], "disk_full");
+    assert!(
+        value["message"]
+            .as_str()
+            .unwrap()
+            .contains("free disk space")
+    );
+
+    // The same through a page, in Chinese and in English.
+    let users = api.store.list_users().await.unwrap();
+    let worker = users.iter().find(|u| u.username == "worker").unwrap();
+    let now = at("2026-03-02");
+    let session =
+        api.state
+            .web
+            .sessions
+            .start(worker, crate::web::session::credential_of("unused"), now);
+    let csrf = api.state.web.sessions.touch(&session, now).unwrap().csrf;
+    let case_id = kept.rsplit('/').next().unwrap().to_string();
+    for (lang, words) in [("zh-CN", "磁盘已满"), ("en", "The disk is full")] {
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("/cases/{case_id}/act"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        header::COOKIE,
+                        format!("yz_session={session}; yz_lang={lang}"),
+                    )
+                    .body(HttpBody::from(format!(
+                        "csrf={csrf}&kind=withdraw&reason=%E6%9C%AC%E4%BA%BA%E8%A6%81%E6%B1%82"
+                    )))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let page = String::from_utf8_lossy(&bytes);
+        assert!(page.contains(words), "{lang}: {page}");
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    for case in &confirmed {
+        let (status, _) = api.get(case, token).await;
+        assert_eq!(status, StatusCode::OK, "{case}");
+    }
+
+    crate::store::tests::limit_growth(&api.store, None).await;
+    let (status, _) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}

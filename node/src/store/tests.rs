@@ -1080,3 +1080,86 @@ fn sqlite_errors_are_sorted_into_the_cases_callers_tell_apart() {
         assert!(e.to_string().starts_with("database error: "), "{e}");
     }
 }
+
+/// Makes the database "full" for the writer: it may not grow past `extra_pages` more
+/// pages (SQLite's `max_page_count`, a per-connection limit that answers SQLITE_FULL as a
+/// full disk does). `None` lifts the limit, as freeing disk space would.
+pub(crate) async fn limit_growth(store: &Store, extra_pages: Option<i64>) {
+    store
+        .write(move |ctx| {
+            let pages: i64 = ctx.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let limit = extra_pages.map_or(i64::from(u32::MAX - 1), |extra| pages + extra);
+            ctx.conn
+                .query_row(&format!("PRAGMA max_page_count = {limit}"), [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// On a full disk every write is refused as `DiskFull`, nothing confirmed before is lost,
+/// and the store writes again once there is room, without a restart.
+#[tokio::test]
+async fn a_full_disk_refuses_writes_and_keeps_what_was_confirmed() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let relief = item("最低生活保障申请");
+    let mut confirmed = Vec::new();
+    for _ in 0..3 {
+        let id = store
+            .create_case(
+                relief.impl_code.to_string(),
+                complete_application(&relief),
+                staff(),
+                at("2026-03-02"),
+            )
+            .await
+            .unwrap();
+        confirmed.push(id);
+    }
+    let before = store.content_digest().await.unwrap();
+    limit_growth(&store, Some(0)).await;
+    let mut refused = 0;
+    for n in 0..50 {
+        match store
+            .create_case(
+                relief.impl_code.to_string(),
+                complete_application(&relief),
+                staff(),
+                at("2026-03-02") + n,
+            )
+            .await
+        {
+            Err(StoreError::DiskFull(_)) => refused += 1,
+            Ok(id) => confirmed.push(id),
+            Err(e) => panic!("a full disk gave {e:?}"),
+        }
+    }
+    assert!(
+        refused > 40,
+        "only {refused} of 50 writes met the full disk"
+    );
+    for id in &confirmed {
+        store
+            .get_case(id.to_string(), "2026-03-02".parse().unwrap())
+            .await
+            .unwrap();
+    }
+    if confirmed.len() == 3 {
+        assert_eq!(store.content_digest().await.unwrap(), before);
+    }
+    limit_growth(&store, None).await;
+    store
+        .create_case(
+            relief.impl_code.to_string(),
+            complete_application(&relief),
+            staff(),
+            at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.case_count().await.unwrap(),
+        confirmed.len() as u64 + 1
+    );
+}
