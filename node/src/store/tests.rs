@@ -1163,3 +1163,77 @@ async fn a_full_disk_refuses_writes_and_keeps_what_was_confirmed() {
         confirmed.len() as u64 + 1
     );
 }
+
+/// The start-up check: a sound file passes, and each kind of damage is named.
+#[tokio::test]
+async fn the_start_up_check_names_what_is_wrong_with_a_file() {
+    let (dir, store) = open_temp();
+    publish_catalog(&store).await;
+    store.shutdown().await;
+    let sound = dir.path().join("yizhan.db");
+    let budget = Duration::from_secs(5);
+    let checked = check_file(&sound, budget).unwrap();
+    assert_eq!(checked.schema_version, SCHEMA_VERSION);
+    assert!(checked.finished);
+    let bytes = std::fs::read(&sound).unwrap();
+    let page = 8192;
+    assert!(bytes.len() >= 6 * page, "{} bytes", bytes.len());
+
+    let copy = |name: &str, edit: &dyn Fn(&mut Vec<u8>)| {
+        let path = dir.path().join(name);
+        let mut damaged = bytes.clone();
+        edit(&mut damaged);
+        std::fs::write(&path, damaged).unwrap();
+        path
+    };
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let table: Vec<(&str, Edit, &str)> = vec![
+        (
+            "text",
+            Box::new(|b| *b = b"not a database at all".repeat(10)),
+            "SQLite header",
+        ),
+        ("short", Box::new(|b| b.truncate(60)), "too short"),
+        (
+            "cut",
+            Box::new(|b| b.truncate(b.len() - 100)),
+            "whole number",
+        ),
+        (
+            "pages",
+            Box::new(move |b| {
+                let pages = b.len() / page;
+                for byte in &mut b[page * (pages / 3)..page * (2 * pages / 3)] {
+                    *byte = 0xA5;
+                }
+            }),
+            "SQLite's check",
+        ),
+        (
+            "page size",
+            Box::new(|b| b[16..18].copy_from_slice(&[0x03, 0x00])),
+            "impossible page size",
+        ),
+    ];
+    for (name, edit, needle) in table {
+        let path = copy(name, &*edit);
+        match check_file(&path, budget) {
+            Err(e @ FileError::DamagedFile { .. }) => {
+                assert!(e.to_string().contains(needle), "{name}: {e}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // A newer build's file, and a new one.
+    let newer = copy("newer", &|_| {});
+    Connection::open(&newer)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    assert!(matches!(
+        check_file(&newer, budget),
+        Err(FileError::Newer { .. })
+    ));
+    let fresh = check_file(&dir.path().join("none.db"), budget).unwrap();
+    assert_eq!((fresh.schema_version, fresh.finished), (0, true));
+}
