@@ -93,6 +93,9 @@ impl OpenNode {
     pub fn exclusive(dir: &DataDir) -> anyhow::Result<(DirLock, OpenNode)> {
         dir.ensure_initialized()?;
         let lock = dir.lock()?;
+        if let Some(crate::data_dir::Interrupted::Staging { archive }) = dir.interrupted_restore() {
+            tracing::warn!(restore.archive = %archive, "a restore stopped before its switch left restore-staging in the data dir; the node here is untouched; the next `yizhan restore` removes it");
+        }
         check_database(dir)?;
         backup_before_migration(dir)?;
         Ok((lock, OpenNode::open(dir, true)?))

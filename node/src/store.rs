@@ -46,7 +46,8 @@ pub use appointments::{
 };
 pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
 pub use file::{
-    Copied, FileCheck, FileError, check_file, copy_database, schema_version, start_new_epoch,
+    Copied, FileCheck, FileError, check_file, copy_database, identity_of, schema_version,
+    start_new_epoch,
 };
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};

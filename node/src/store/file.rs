@@ -232,6 +232,24 @@ pub fn schema_version(path: &Path) -> Result<i64, FileError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
+/// The node a database belongs to (its id in hex) and the epoch it writes in, read
+/// without changing anything.
+pub fn identity_of(path: &Path) -> Result<(String, u32), FileError> {
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
+            FileError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    let meta = |key: &str| -> Result<String, rusqlite::Error> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+    };
+    let node_id = meta("node_id")?;
+    let epoch = meta("epoch")?.parse::<u32>().unwrap_or(1);
+    Ok((node_id, epoch))
+}
+
 /// Starts a new epoch in the restored database at `path`, past both the epoch it holds
 /// and `backed_up` (the manifest's), so the node never reuses a change number, an
 /// Automerge actor or a serial number it issued after the backup was taken. Returns it.
@@ -241,9 +259,14 @@ pub fn start_new_epoch(path: &Path, backed_up: u32) -> Result<u32, FileError> {
         r.get(0)
     })?;
     let next = epoch.parse::<u32>().unwrap_or(backed_up).max(backed_up) + 1;
+    // A rollback journal, synced in full: the file alone holds the new epoch when the
+    // connection closes, with no write-ahead log beside it to move along.
+    conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
+    conn.execute_batch("PRAGMA synchronous = FULL")?;
     conn.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
         [next.to_string()],
     )?;
+    conn.close().map_err(|(_, e)| e)?;
     Ok(next)
 }
