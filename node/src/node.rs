@@ -174,6 +174,7 @@ impl OpenNode {
                 key: Arc::new(self.key.duplicate()),
                 rectify_days,
                 sessions: Default::default(),
+                guesses: Default::default(),
                 throttle: Default::default(),
                 submitted_forms: Default::default(),
                 applicants: Default::default(),

@@ -83,6 +83,7 @@ async fn api(role: &str) -> Api {
             key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
             rectify_days: 15,
             sessions: Default::default(),
+            guesses: Default::default(),
             throttle: Default::default(),
             submitted_forms: Default::default(),
             applicants: Default::default(),
@@ -1557,4 +1558,222 @@ async fn a_full_disk_is_a_507_that_loses_nothing() {
         .post("/api/v1/cases", token, &application("居住证申领"))
         .await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+/// A browser over the router: cookies kept, a client address of its own.
+struct Browser {
+    state: AppState,
+    address: std::net::SocketAddr,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(state: &AppState, address: &str) -> Browser {
+        Browser {
+            state: state.clone(),
+            address: std::net::SocketAddr::new(address.parse().unwrap(), 40_000),
+            cookies: Default::default(),
+        }
+    }
+
+    /// Sends a request; returns the status, the `Retry-After` seconds and the body.
+    async fn send(
+        &mut self,
+        method: Method,
+        uri: &str,
+        form: Option<String>,
+    ) -> (StatusCode, Option<u64>, String) {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, cookie);
+        if form.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let mut request = request
+            .body(form.map_or_else(HttpBody::empty, HttpBody::from))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(crate::tls::ClientAddr(
+                self.address,
+            )));
+        let response = router(self.state.clone(), 64 * 1024)
+            .oneshot(request)
+            .await
+            .unwrap();
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
+            if value.is_empty() || text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            retry_after,
+            String::from_utf8_lossy(&bytes).to_string(),
+        )
+    }
+
+    /// Signs in through the form, as a browser does.
+    async fn sign_in(&mut self, username: &str, password: &str) -> (StatusCode, Option<u64>) {
+        let (_, _, form) = self.send(Method::GET, "/signin", None).await;
+        let marker = "name=\"csrf\" value=\"";
+        let start = form.find(marker).unwrap() + marker.len();
+        let csrf = form[start..].split('"').next().unwrap().to_string();
+        let (status, retry_after, _) = self
+            .send(
+                Method::POST,
+                "/signin",
+                Some(format!(
+                    "username={username}&password={password}&csrf={csrf}&next=/"
+                )),
+            )
+            .await;
+        (status, retry_after)
+    }
+}
+
+/// Sign-in and the applicant's status page under attack from other addresses: the
+/// attacker is slowed, the real user still signs in and still sees their case.
+#[tokio::test]
+async fn an_attackers_failures_never_keep_the_real_user_out() {
+    let api = api("station").await;
+    let password = "correct-horse-battery";
+    api.store
+        .add_user(
+            NewUser {
+                username: "li".into(),
+                display_name: "李敏".into(),
+                role: Role::Worker,
+                counter: "1号窗口".into(),
+                password_hash: crate::accounts::hash_password(password).unwrap(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    // The user's own counter PC has signed in before.
+    let mut counter = Browser::new(&api.state, "10.0.0.5");
+    assert_eq!(
+        counter.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert!(counter.cookies.contains_key("yz_device"));
+    counter.cookies.remove("yz_session");
+
+    // A guesser on the station's Wi-Fi: the fifth wrong password already says to wait,
+    // and the right password from that browser waits too.
+    let mut thief = Browser::new(&api.state, "10.0.0.66");
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        statuses.push(thief.sign_in("li", &format!("guess-{n}")).await.0);
+    }
+    assert!(
+        statuses[..4].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[4..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let (status, wait) = thief.sign_in("li", password).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(wait.is_some_and(|w| w >= 1));
+    // And from many other addresses at once, enough to slow the account everywhere.
+    for n in 0..8 {
+        let mut botnet = Browser::new(&api.state, &format!("198.51.100.{n}"));
+        for m in 0..3 {
+            botnet.sign_in("li", &format!("bot-{n}-{m}")).await;
+        }
+    }
+
+    // The user's counter PC signs in at once, even from a new address (DHCP).
+    assert_eq!(
+        counter.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    counter.address = "10.0.0.77:40000".parse().unwrap();
+    counter.cookies.remove("yz_session");
+    assert_eq!(
+        counter.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    // A browser the user never used waits a while, then signs in: slowed, not locked.
+    let mut new_browser = Browser::new(&api.state, "10.0.0.5");
+    let (status, wait) = new_browser.sign_in("li", password).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let wait = wait.unwrap();
+    assert!(wait <= 5 * 60, "{wait} s");
+    let mut later = api.state.clone();
+    later.web.clock = Arc::new(FixedClock(at("2026-03-02") + wait * 1000));
+    new_browser.state = later;
+    assert_eq!(
+        new_browser.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    // The applicant's status page: a stranger misses many times on the case's number
+    // from several addresses; the applicant still sees the case from theirs.
+    let token = Some(api.worker.as_str());
+    let (_, created) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (_, accepted) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    let serial = accepted["serial_no"].as_str().unwrap().to_string();
+    let lookup = |digits: &str| Some(format!("serial={serial}&phone4={digits}"));
+    let mut stranger = Browser::new(&api.state, "2001:db8:7:7::1");
+    for n in 0..10 {
+        let (status, _, _) = stranger
+            .send(Method::POST, "/status", lookup(&format!("{n:04}")))
+            .await;
+        let expected = if n < 5 {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, expected, "miss {n}");
+    }
+    // Another address in the stranger's /64 is the same place.
+    let mut same_64 = Browser::new(&api.state, "2001:db8:7:7:ffff::2");
+    let (status, _, _) = same_64.send(Method::POST, "/status", lookup("8000")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    for n in 0..6 {
+        let mut elsewhere = Browser::new(&api.state, &format!("203.0.113.{n}"));
+        for m in 0..4 {
+            elsewhere
+                .send(Method::POST, "/status", lookup(&format!("9{n}{m}0")))
+                .await;
+        }
+    }
+    let mut applicant = Browser::new(&api.state, "10.0.0.9");
+    let (status, _, page) = applicant
+        .send(Method::POST, "/status", lookup("8000"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("public-status"), "{page}");
 }
