@@ -71,6 +71,8 @@ pub fn backup(
     now_ms: u64,
     progress: bool,
 ) -> anyhow::Result<PathBuf> {
+    // Never a backup of a data dir a restore is switching: its files belong to two nodes.
+    data_dir.ensure_initialized()?;
     let key = NodeKey::load(&data_dir.key())?;
     let db_path = data_dir.database();
     if !db_path.exists() {

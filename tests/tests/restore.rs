@@ -198,7 +198,17 @@ fn a_restore_killed_at_any_moment_leaves_the_old_node_nothing_or_the_new_one() {
                     )),
                     "round {round}: serve does not say how to finish: {why}"
                 );
-                // No other command opens it either.
+                // No other command opens it either, nor backs it up.
+                let backup = yizhan_tests::run(&[
+                    "backup",
+                    arg(&root.path().join("half")),
+                    "--data-dir",
+                    arg(&target),
+                ]);
+                assert!(
+                    !backup.status.success(),
+                    "round {round}: a half-restored node was backed up"
+                );
                 let status = yizhan_tests::run(&["status", "--data-dir", arg(&target)]);
                 assert!(
                     !status.status.success(),
