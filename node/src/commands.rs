@@ -461,7 +461,7 @@ pub async fn import_bundle(node: &OpenNode, file: &Path) -> anyhow::Result<()> {
     let parsed =
         ParsedBatch::decode(body).map_err(|e| anyhow::anyhow!("the bundle cannot be read: {e}"))?;
     let total = parsed.batch.envelopes.len();
-    let ack = node.store.receive_parsed(parsed).await?;
+    let ack = node.store.receive_bundle(parsed).await?;
     println!(
         "imported {} from {}: {} applied, {} already here, {} waiting for keys, {} quarantined in all",
         file.display(),
