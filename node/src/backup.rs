@@ -227,7 +227,13 @@ pub fn restore(
     // No node runs here while the files change, and no second restore.
     let _lock = data_dir.lock()?;
     let staging = data_dir.restore_staging();
-    let shown = archive.display().to_string();
+    // As the messages will name it: a relative path would not work from another directory.
+    let shown = match archive.is_relative() {
+        true => fs::canonicalize(archive).unwrap_or_else(|_| archive.to_path_buf()),
+        false => archive.to_path_buf(),
+    }
+    .display()
+    .to_string();
     if let Some(Interrupted::Switching { archive: earlier }) = data_dir.interrupted_restore() {
         if !same_archive(&earlier, archive) {
             bail!(
@@ -267,7 +273,7 @@ pub fn restore(
         ensure_only_restore_leftovers(&data_dir.path)?;
     }
 
-    let staged = stage(archive, data_dir);
+    let staged = stage(archive, &shown, data_dir);
     let (manifest, epoch) = match staged {
         Ok(staged) => staged,
         Err(e) => {
@@ -306,9 +312,10 @@ pub fn restore(
     })
 }
 
-/// Unpacks `archive` into the staging directory and checks it; gives the staged database
-/// its new epoch and syncs everything. Returns the manifest and the new epoch.
-fn stage(archive: &Path, data_dir: &DataDir) -> anyhow::Result<(Manifest, u32)> {
+/// Unpacks `archive` (`shown` as messages name it) into the staging directory and checks
+/// it; gives the staged database its new epoch and syncs everything. Returns the manifest
+/// and the new epoch.
+fn stage(archive: &Path, shown: &str, data_dir: &DataDir) -> anyhow::Result<(Manifest, u32)> {
     let side = sidecar(archive);
     let expected = fs::read_to_string(&side).with_context(|| {
         format!(
@@ -339,7 +346,7 @@ fn stage(archive: &Path, data_dir: &DataDir) -> anyhow::Result<(Manifest, u32)> 
     set_private_dir(&forming)?;
     write_synced(
         &forming.join(crate::data_dir::STAGED_FROM),
-        archive.display().to_string().as_bytes(),
+        shown.as_bytes(),
     )?;
     fs::rename(&forming, &staging)?;
 
