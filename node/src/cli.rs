@@ -94,6 +94,10 @@ pub enum Command {
     },
     /// Publish the items of a catalog file in this hall's catalog (the node must be stopped)
     ImportCatalog { file: PathBuf },
+    /// Publish a working-day calendar year file (the State Council's notice) as this
+    /// hall's; it flows down with the catalog and open deadlines are counted again (the
+    /// node must be stopped; a running hall takes `PUT /api/v1/calendars/{year}`)
+    PublishCalendar { file: PathBuf },
     /// Write everything a node may read to a file, for a technician to carry to it
     ExportBundle {
         /// The node the bundle is for (32 hex digits)
@@ -376,6 +380,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ImportCatalog { file } => {
             let (_lock, node) = OpenNode::exclusive(&data_dir)?;
             let result = crate::commands::import_catalog(&node, &file, clock.now_ms()).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::PublishCalendar { file } => {
+            let (_lock, node) = OpenNode::exclusive(&data_dir)?;
+            let result = crate::commands::publish_calendar(&node, &file, clock.now_ms()).await;
             node.store.shutdown().await;
             result
         }

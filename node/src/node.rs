@@ -143,9 +143,6 @@ impl OpenNode {
             division: self.config.node.division.clone(),
             name: self.config.node.name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
-            calendar: yizhan_sync::domain::calendar::Calendar::china()
-                .version()
-                .into(),
         });
         let link = Arc::new(Mutex::new(LinkState::default()));
         let backup_dir =

@@ -960,7 +960,11 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
         ),
         (
             t.get("status.version").into_owned(),
-            format!("{} · {}", state.node.version, state.node.calendar),
+            format!(
+                "{} · {}",
+                state.node.version,
+                state.store.calendar().version()
+            ),
         ),
         (
             t.get("status.data_size").into_owned(),

@@ -1394,6 +1394,12 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
     browser.wait_text("#case-status", |t| t == "办理中");
     let committed = browser.find("#committed-due").text();
     let legal = browser.find("#legal-due").text();
+    // The page names the calendar the deadlines count on (issue 13, point 13).
+    let calendar = browser.find("#limit-calendar").text();
+    assert!(
+        calendar.starts_with("按工作日历") && calendar.contains("cn-mainland:2026."),
+        "{calendar}"
+    );
     assert!(
         browser
             .find("#case-delegated")

@@ -27,7 +27,22 @@ struct Api {
 }
 
 async fn api(role: &str) -> Api {
-    let (dir, store) = open_temp();
+    let (dir, store) = if role == "district" {
+        // A district's own store (the catalog and calendar author).
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::store::StoreOptions {
+            identity: crate::store::tests::identity(
+                7,
+                yizhan_sync::auth::NodeRole::District,
+                "440399",
+            ),
+            ..crate::store::tests::options()
+        };
+        let store = Store::open(&dir.path().join("yizhan.db"), options).unwrap();
+        (dir, store)
+    } else {
+        open_temp()
+    };
     publish_catalog(&store).await;
     let mut tokens = Vec::new();
     for (name, staff_role) in [("worker", Role::Worker), ("admin", Role::Admin)] {
@@ -57,7 +72,6 @@ async fn api(role: &str) -> Api {
         },
         name: "测试节点".into(),
         version: "test".into(),
-        calendar: "test".into(),
     });
     let link: Arc<std::sync::Mutex<crate::metrics::LinkState>> = Default::default();
     let state = AppState {
@@ -801,6 +815,97 @@ async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
     );
 }
 
+async fn put_calendar(api: &Api, token: String, uri: &str, text: &str) -> (StatusCode, Value) {
+    let body = serde_json::to_vec(&json!({ "text": text })).unwrap();
+    let (status, value, _) = api.send(Method::PUT, uri, Some(&token), Some(body)).await;
+    (status, value)
+}
+
+/// A district admin publishes a calendar year through the API; a worker, a station, a
+/// file that does not read or names another year are refused with reasons.
+#[tokio::test]
+async fn calendar_years_are_published_by_hall_admins() {
+    let official = crate::store::calendars::OFFICIAL_2027;
+    let district = api("district").await;
+    let (status, shown) = district
+        .get("/api/v1/calendars", Some(&district.worker))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        shown["version"].as_str().unwrap().contains("2027.0p"),
+        "{shown}"
+    );
+    assert_eq!(shown["years"][1]["source"], "shipped");
+    let before = district.store.content_digest().await.unwrap();
+    for (why, token, uri, text, expected) in [
+        (
+            "a worker",
+            district.worker.clone(),
+            "/api/v1/calendars/2027",
+            official,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "another year's path",
+            district.admin.clone(),
+            "/api/v1/calendars/2028",
+            official,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "not a calendar",
+            district.admin.clone(),
+            "/api/v1/calendars/2027",
+            "year 2027\nbogus",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, value) = put_calendar(&district, token, uri, text).await;
+        assert_eq!(status, expected, "{why}: {value}");
+        assert!(
+            value["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{why}: {value}"
+        );
+    }
+    assert_eq!(district.store.content_digest().await.unwrap(), before);
+    let (status, value) = put_calendar(
+        &district,
+        district.admin.clone(),
+        "/api/v1/calendars/2027",
+        official,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert!(
+        value["version"].as_str().unwrap().contains("2027.1"),
+        "{value}"
+    );
+    assert_eq!(value["years"][1]["source"], "440399");
+    assert_eq!(value["years"][1]["status"], "official");
+    let (status, _) = put_calendar(
+        &district,
+        district.admin.clone(),
+        "/api/v1/calendars/2027",
+        official,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let station = api("station").await;
+    let (status, value) = put_calendar(
+        &station,
+        station.admin.clone(),
+        "/api/v1/calendars/2027",
+        official,
+    )
+    .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{value}"
+    );
+}
+
 #[tokio::test]
 async fn the_openapi_document_covers_every_route() {
     let api = api("station").await;
@@ -819,6 +924,8 @@ async fn the_openapi_document_covers_every_route() {
         "/api/v1/cases/{id}",
         "/api/v1/cases/by-serial/{serial}",
         "/api/v1/cases/{id}/events",
+        "/api/v1/calendars",
+        "/api/v1/calendars/{year}",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use yizhan_sync::domain::calendar::{Calendar, Date, DateSpan};
+use yizhan_sync::domain::calendar::{Date, DateSpan};
 use yizhan_sync::domain::case::{Action, CaseError, Rating, Status};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
@@ -139,7 +139,8 @@ pub(super) async fn case_extras(
         })
         .collect();
     let today = state.today();
-    let calendar = Calendar::china();
+    let calendar = state.store.calendar_for(&d.division);
+    let calendar = &*calendar;
     let suspensions: &[DateSpan] = &d.state.suspensions;
     let mut limits = Vec::new();
     if let (Some(accepted), Some(_)) = (d.state.accepted_on, d.summary.committed_due.as_ref()) {
