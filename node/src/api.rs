@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -46,6 +46,8 @@ pub struct ApiState {
     pub applied_received: Arc<AtomicU64>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// What `/sync/v1` keeps between requests: nonces, the body budget, its limits.
+    pub sync: Arc<sync::SyncServer>,
     /// Where scheduled backups go, for the backup age in `/metrics`.
     pub backup_dir: Option<PathBuf>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).
@@ -115,8 +117,7 @@ where
         .route("/pull", post(sync::pull))
         .route("/push", post(sync::push))
         .route("/vector", post(sync::vector))
-        .route("/enroll", post(sync::enroll))
-        .layer(DefaultBodyLimit::max(sync::MAX_SYNC_BODY));
+        .route("/enroll", post(sync::enroll));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

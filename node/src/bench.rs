@@ -342,6 +342,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             sync: SyncSection {
                 interval_secs: 3600,
                 batch_bytes: args.batch_bytes,
+                ..SyncSection::default()
             },
             backup: Default::default(),
             discovery: Default::default(),

@@ -238,6 +238,13 @@ pub struct SyncSection {
     pub interval_secs: u64,
     /// Bytes of changes per batch. Smaller batches lose less on a link that drops often.
     pub batch_bytes: u32,
+    /// Largest batch a child may push in one request, in bytes (checked before its body
+    /// is read). Children cut their batches at their `batch_bytes`, far below it.
+    pub max_push_bytes: u64,
+    /// Bytes of sync request bodies this node reads and handles at once, from all
+    /// children together; more waits, then gets "try again". Bounds the memory a burst of
+    /// pushes can take.
+    pub body_budget_bytes: u64,
 }
 
 impl Default for SyncSection {
@@ -245,6 +252,8 @@ impl Default for SyncSection {
         SyncSection {
             interval_secs: 60,
             batch_bytes: 2 * 1024 * 1024,
+            max_push_bytes: 16 * 1024 * 1024,
+            body_budget_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -15,9 +15,7 @@ use tokio::sync::Notify;
 use yizhan_sync::auth::NodeRecord;
 use yizhan_sync::engine::session::{self, Input, Session, Want};
 use yizhan_sync::feed::{self, Ack, Batch, Hello, ParsedBatch, Pull, VersionVector};
-use yizhan_sync::request::{
-    CONTENT_TYPE, NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message,
-};
+use yizhan_sync::request::{CONTENT_TYPE, RequestClaim};
 use yizhan_sync::wire::Message;
 
 use crate::clock::Clock;
@@ -86,22 +84,27 @@ impl Client {
 
     async fn call(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, LinkError> {
         let url = format!("{}{path}", self.base);
-        let time = self.clock.now_ms() as i64;
-        let signature = self.key.sign(&request_message("POST", path, time, &body));
-        let response = self
+        let mut nonce = [0u8; 16];
+        crate::accounts::fill_random(&mut nonce);
+        let claim =
+            RequestClaim::for_body(self.key.node_id(), self.clock.now_ms() as i64, nonce, &body);
+        let signature = self.key.sign(&claim.message("POST", path));
+        let mut request = self
             .http
             .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header(NODE_HEADER, self.key.node_id().to_hex())
-            .header(TIME_HEADER, time.to_string())
-            .header(SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature))
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| LinkError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE);
+        for (name, value) in claim.headers(&signature) {
+            request = request.header(name, value);
+        }
+        let response =
+            request
+                .body(body)
+                .send()
+                .await
+                .map_err(|source| LinkError::Unreachable {
+                    url: url.clone(),
+                    source,
+                })?;
         let status = response.status();
         let bytes = response
             .bytes()

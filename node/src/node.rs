@@ -156,6 +156,10 @@ impl OpenNode {
                 duplicates_received: Default::default(),
                 applied_received: Default::default(),
                 metrics: Default::default(),
+                sync: Arc::new(api::sync::SyncServer::new(api::sync::SyncLimits {
+                    max_push_bytes: self.config.sync.max_push_bytes,
+                    body_budget_bytes: self.config.sync.body_budget_bytes,
+                })),
                 backup_dir: backup_dir.clone(),
                 rectify_days,
             },

@@ -12,7 +12,7 @@ use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::envelope::{self, CHAIN_START, Envelope};
 use yizhan_sync::feed::{Ack, Batch, SignedSeq};
 use yizhan_sync::ids::{DocId, DocKind, Origin, Scope};
-use yizhan_sync::request::{NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message};
+use yizhan_sync::request::RequestClaim;
 use yizhan_sync::wire::Message;
 use yizhan_tests::{
     Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, post_bytes, put,
@@ -107,13 +107,14 @@ fn push_crafted(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let signature = sender.sign(&request_message("POST", "/sync/v1/push", time, &body));
-    let headers = [
-        (NODE_HEADER, sender.node_id().to_hex()),
-        (TIME_HEADER, time.to_string()),
-        (SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature)),
-        ("content-type", "application/x-yizhan-sync".to_string()),
-    ];
+    // Never the same twice: the hall refuses a nonce it has seen.
+    static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nonce = ((time as u128) << 32 | u128::from(n)).to_le_bytes();
+    let claim = RequestClaim::for_body(sender.node_id(), time, nonce, &body);
+    let signature = sender.sign(&claim.message("POST", "/sync/v1/push"));
+    let mut headers: Vec<(&str, String)> = claim.headers(&signature).into();
+    headers.push(("content-type", "application/x-yizhan-sync".to_string()));
     post_bytes(&client(), &format!("{base}/sync/v1/push"), &headers, body).unwrap()
 }
 

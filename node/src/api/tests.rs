@@ -69,6 +69,7 @@ async fn api(role: &str) -> Api {
             duplicates_received: Default::default(),
             applied_received: Default::default(),
             metrics: Default::default(),
+            sync: Default::default(),
             backup_dir: None,
             rectify_days: 15,
         },
@@ -817,12 +818,57 @@ async fn a_clock_far_behind_is_a_clear_503() {
     );
 }
 
+/// A body that records whether anyone read it, and never ends: a request the server
+/// refuses on its headers alone must leave it untouched.
+struct Untouched(Arc<std::sync::atomic::AtomicBool>);
+
+impl axum::body::HttpBody for Untouched {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Pending
+    }
+}
+
+/// A signed sync request as a node makes it. `sign` may change the claim before it is
+/// signed (a caller declaring a length), `alter` after (someone in between).
+#[allow(clippy::too_many_arguments)]
+fn signed_request(
+    signer: &crate::identity::NodeKey,
+    node: yizhan_sync::ids::NodeId,
+    time: i64,
+    nonce: u8,
+    path: &str,
+    body: &[u8],
+    sign: impl FnOnce(&mut yizhan_sync::request::RequestClaim),
+    alter: impl FnOnce(&mut yizhan_sync::request::RequestClaim),
+) -> axum::http::request::Builder {
+    let mut claim = yizhan_sync::request::RequestClaim::for_body(node, time, [nonce; 16], body);
+    sign(&mut claim);
+    let signature = signer.sign(&claim.message("POST", path));
+    alter(&mut claim);
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_LENGTH, claim.body_len);
+    for (name, value) in claim.headers(&signature) {
+        request = request.header(name, value);
+    }
+    request
+}
+
 #[tokio::test]
 async fn sync_requests_must_be_signed_by_a_known_node() {
     use yizhan_sync::feed::Hello;
     use yizhan_sync::wire::Message;
     let api = api("subdistrict").await;
     let child = crate::identity::NodeKey::from_seed([5; 32]);
+    let stranger = crate::identity::NodeKey::from_seed([6; 32]);
     let record = child
         .identity(
             yizhan_sync::auth::NodeRole::Station,
@@ -846,72 +892,244 @@ async fn sync_requests_must_be_signed_by_a_known_node() {
         refused: vec![],
     }
     .encode();
-    let send = |signer: &crate::identity::NodeKey, node: String, time: i64, path: &'static str| {
-        let signature = signer.sign(&yizhan_sync::request::request_message(
-            "POST", path, time, &hello,
-        ));
-        Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(yizhan_sync::request::NODE_HEADER, node)
-            .header(yizhan_sync::request::TIME_HEADER, time.to_string())
-            .header(
-                yizhan_sync::request::SIGNATURE_HEADER,
-                yizhan_sync::ids::hex(&signature),
-            )
-            .body(HttpBody::from(hello.clone()))
-            .unwrap()
-    };
     let now = at("2026-03-02") as i64;
-    let cases = [
+    let path = "/sync/v1/hello";
+    let send = |request: axum::http::request::Builder| {
+        let body = HttpBody::from(hello.clone());
+        let state = api.state.clone();
+        async move {
+            let response = router(state, 64 * 1024)
+                .oneshot(request.body(body).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).to_string())
+        }
+    };
+    let node = record.node;
+    let cases: Vec<(&str, axum::http::request::Builder, StatusCode, &str)> = vec![
         (
-            send(&child, record.node.to_hex(), now, "/sync/v1/hello"),
+            "signed by the node",
+            signed_request(&child, node, now, 1, path, &hello, |_| {}, |_| {}),
             StatusCode::OK,
+            "",
         ),
         (
-            send(
-                &crate::identity::NodeKey::from_seed([6; 32]),
-                record.node.to_hex(),
-                now,
-                "/sync/v1/hello",
-            ),
+            "the same nonce again",
+            signed_request(&child, node, now, 1, path, &hello, |_| {}, |_| {}),
             StatusCode::UNAUTHORIZED,
+            "nonce",
         ),
         (
-            send(
+            "signed by another key",
+            signed_request(&stranger, node, now, 2, path, &hello, |_| {}, |_| {}),
+            StatusCode::UNAUTHORIZED,
+            "does not verify",
+        ),
+        (
+            "an hour old",
+            signed_request(
                 &child,
-                record.node.to_hex(),
+                node,
                 now - 3_600_000,
-                "/sync/v1/hello",
+                3,
+                path,
+                &hello,
+                |_| {},
+                |_| {},
             ),
             StatusCode::UNAUTHORIZED,
+            "clock",
         ),
         (
-            send(
-                &crate::identity::NodeKey::from_seed([6; 32]),
-                crate::identity::NodeKey::from_seed([6; 32])
-                    .node_id()
-                    .to_hex(),
+            "six minutes ahead",
+            signed_request(&child, node, now + 360_000, 4, path, &hello, |_| {}, |_| {}),
+            StatusCode::UNAUTHORIZED,
+            "clock",
+        ),
+        (
+            "an unknown node",
+            signed_request(
+                &stranger,
+                stranger.node_id(),
                 now,
-                "/sync/v1/hello",
+                5,
+                path,
+                &hello,
+                |_| {},
+                |_| {},
             ),
             StatusCode::UNAUTHORIZED,
+            "not known",
+        ),
+        (
+            "the digest of another body",
+            signed_request(
+                &child,
+                node,
+                now,
+                6,
+                path,
+                b"other",
+                |_| {},
+                |c| c.body_len = hello.len() as u64,
+            ),
+            StatusCode::UNAUTHORIZED,
+            "does not verify",
+        ),
+        (
+            "a digest altered after signing",
+            signed_request(
+                &child,
+                node,
+                now,
+                7,
+                path,
+                &hello,
+                |_| {},
+                |c| c.body_sha256[0] ^= 1,
+            ),
+            StatusCode::UNAUTHORIZED,
+            "does not verify",
+        ),
+        (
+            "signed for another path",
+            signed_request(
+                &child,
+                node,
+                now,
+                8,
+                "/sync/v1/vector",
+                &hello,
+                |_| {},
+                |_| {},
+            )
+            .uri(path),
+            StatusCode::UNAUTHORIZED,
+            "does not verify",
+        ),
+        (
+            "unsigned (an older node)",
+            Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::CONTENT_LENGTH, hello.len()),
+            StatusCode::UNAUTHORIZED,
+            "upgrade",
         ),
     ];
-    for (n, (request, expected)) in cases.into_iter().enumerate() {
-        let response = router(api.state.clone(), 64 * 1024)
-            .oneshot(request)
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(
-            status,
-            expected,
-            "case {n}: {}",
-            String::from_utf8_lossy(&bytes)
+    for (what, request, expected, says) in cases {
+        let (status, body) = send(request).await;
+        assert_eq!(status, expected, "{what}: {body}");
+        assert!(body.contains(says), "{what}: {body}");
+    }
+}
+
+/// Nothing of a refused request's body is read: not from an unknown node, not over the
+/// route's limit, not without a length. What is read must match the signed digest.
+#[tokio::test]
+async fn sync_request_bodies_are_read_only_after_the_caller_is_known() {
+    let api = api("subdistrict").await;
+    let child = crate::identity::NodeKey::from_seed([5; 32]);
+    let stranger = crate::identity::NodeKey::from_seed([6; 32]);
+    let record = child
+        .identity(
+            yizhan_sync::auth::NodeRole::Station,
+            yizhan_sync::domain::codes::DivisionCode::parse("440399001001").unwrap(),
+            "c",
+        )
+        .record;
+    api.store
+        .pin_peer(record.clone(), crate::store::Relation::Child, None)
+        .await
+        .unwrap();
+    let now = at("2026-03-02") as i64;
+    let huge = 64 * 1024 * 1024 + 1;
+    let cases = [
+        (
+            "an unknown node",
+            signed_request(
+                &stranger,
+                stranger.node_id(),
+                now,
+                1,
+                "/sync/v1/push",
+                b"",
+                |c| c.body_len = huge,
+                |_| {},
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a push over the limit",
+            signed_request(
+                &child,
+                record.node,
+                now,
+                2,
+                "/sync/v1/push",
+                b"",
+                |c| c.body_len = huge,
+                |_| {},
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "a pull over the limit",
+            signed_request(
+                &child,
+                record.node,
+                now,
+                3,
+                "/sync/v1/pull",
+                b"",
+                |c| c.body_len = 5 << 20,
+                |_| {},
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let body = HttpBody::new(Untouched(read.clone()));
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            router(api.state.clone(), 64 * 1024).oneshot(request.body(body).unwrap()),
+        )
+        .await
+        .expect("answered at once, without waiting for the body")
+        .unwrap();
+        assert_eq!(response.status(), expected, "{what}");
+        assert!(
+            !read.load(std::sync::atomic::Ordering::SeqCst),
+            "{what}: the body was read"
         );
     }
+    // A body that differs from the signed digest is read, then refused.
+    let signed = signed_request(
+        &child,
+        record.node,
+        now,
+        4,
+        "/sync/v1/vector",
+        b"abc",
+        |_| {},
+        |_| {},
+    );
+    let response = router(api.state.clone(), 64 * 1024)
+        .oneshot(signed.body(HttpBody::from("abd")).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    assert!(String::from_utf8_lossy(&text).contains("digest"));
 }
 
 /// The public booking form, driven in-process: every kind of bad input gets a 4xx page
