@@ -282,6 +282,15 @@ pub struct HttpSection {
     /// Serve HTTPS with a certificate made from the node key. Children of a hall reached
     /// over an untrusted network enroll with an `https://` URL and pin that key.
     pub tls: bool,
+    /// Connections served at once; more wait until one closes. Each open file counts
+    /// against the process's limit (the systemd unit sets `LimitNOFILE=65536`).
+    pub max_connections: usize,
+    /// Seconds a connection has to send a complete request head, from when it opens or
+    /// from its last answer: it closes slow senders and idle connections alike.
+    pub header_timeout_secs: u64,
+    /// Seconds a page or API request may take, its body included (`/sync/v1` has its own
+    /// bounds).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for HttpSection {
@@ -290,6 +299,9 @@ impl Default for HttpSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
             tls: false,
+            max_connections: 4096,
+            header_timeout_secs: 10,
+            request_timeout_secs: 60,
         }
     }
 }
