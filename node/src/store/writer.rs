@@ -74,8 +74,23 @@ pub struct WriteCtx {
     /// Whether the running closure added changes this node should pass on (see
     /// [`WriteCtx::pass_on`]).
     pass_on: bool,
+    /// The runs of the change log the running closure advanced (see
+    /// [`WriteCtx::advanced`]).
+    advanced: Vec<(Scope, Origin, u64)>,
+    /// What the writer tells after a commit.
+    signals: Signals,
+}
+
+/// What the writer tells others after a commit, so nobody polls the database.
+#[derive(Clone, Debug)]
+pub(super) struct Signals {
     /// Notified after each commit that holds changes to pass on: it wakes the sync driver.
-    outgoing: Arc<Notify>,
+    pub(super) outgoing: Arc<Notify>,
+    /// Every commit that appended to the change log, with the runs it advanced.
+    pub(super) log: tokio::sync::broadcast::Sender<super::Advanced>,
+    /// Raised after each such commit (before it is told on `log`), so a cached vector of
+    /// an older generation is never used.
+    pub(super) log_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for WriteCtx {
@@ -96,6 +111,12 @@ impl WriteCtx {
     /// [`WriteCtx::persist_local_change`]); received ones only when a child pushed them.
     pub(super) fn pass_on(&mut self) {
         self.pass_on = true;
+    }
+
+    /// Notes that the running write advanced a run of the change log to `seq`: once the
+    /// group commits, everyone who follows the log hears of it (`Store::subscribe_log`).
+    pub(super) fn advanced(&mut self, scope: &Scope, origin: &Origin, seq: u64) {
+        self.advanced.push((scope.clone(), *origin, seq));
     }
 
     /// Drops cached items after a received catalog change.
@@ -299,6 +320,7 @@ impl WriteCtx {
         let chain = envelope::chain_next(&run.chain, &envelope);
         let signature = envelope::sign(&self.identity.key, &origin, envelope.seq, &chain);
         super::sync::insert_change(&self.conn, &envelope, &chain, Some(&signature))?;
+        self.advanced(scope, &origin, envelope.seq);
         self.pass_on();
         Ok(())
     }
@@ -556,7 +578,7 @@ pub(super) fn spawn(
     origin: Origin,
     identity: Identity,
     doc_cache: usize,
-    outgoing: Arc<Notify>,
+    signals: Signals,
 ) -> Result<WriterHandle, OpenStoreError> {
     let division = identity.record.division.clone();
     // The clock starts after the newest time stored, so a restart never issues an earlier
@@ -576,7 +598,8 @@ pub(super) fn spawn(
         clock_lag_warned: None,
         items: HashMap::new(),
         pass_on: false,
-        outgoing,
+        advanced: Vec::new(),
+        signals,
     };
     let (sender, receiver) = channel();
     let thread = std::thread::Builder::new()
@@ -616,6 +639,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
     let mut committed = Vec::with_capacity(group.len());
     let mut touched = Vec::new();
     let mut pass_on = false;
+    let mut advanced: Vec<(Scope, Origin, u64)> = Vec::new();
     let mut jobs = group.into_iter();
     let mut lost: Option<StoreError> = None;
     for job in jobs.by_ref() {
@@ -626,10 +650,12 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         ctx.touched.clear();
         ctx.created.clear();
         ctx.pass_on = false;
+        ctx.advanced.clear();
         let ran = job.run(ctx);
         let released = ran.ok && ctx.conn.execute_batch("RELEASE job").is_ok();
         if released {
             pass_on |= ctx.pass_on;
+            advanced.append(&mut ctx.advanced);
             touched.append(&mut ctx.touched);
             committed.push(ran.complete);
         } else {
@@ -669,10 +695,28 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         for job in jobs {
             job.abort(error.clone());
         }
-    } else if pass_on {
+    } else {
         // After COMMIT and before any caller hears back, so "written" implies "the
         // driver knows". Notify keeps one permit: a burst of commits wakes it once.
-        ctx.outgoing.notify_one();
+        if pass_on {
+            ctx.signals.outgoing.notify_one();
+        }
+        if !advanced.is_empty() {
+            ctx.signals
+                .log_generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            // One entry per run, its newest seq; nobody listening is fine.
+            let mut runs: HashMap<(Scope, Origin), u64> = HashMap::new();
+            for (scope, origin, seq) in advanced {
+                let newest = runs.entry((scope, origin)).or_default();
+                *newest = (*newest).max(seq);
+            }
+            let runs: super::Advanced = runs
+                .into_iter()
+                .map(|((scope, origin), seq)| (scope, origin, seq))
+                .collect();
+            let _ = ctx.signals.log.send(runs);
+        }
     }
     for complete in committed {
         complete(commit.clone());
