@@ -1,6 +1,8 @@
 //! `yizhan bench …`: performance figures printed for docs/benchmarks.md.
 
+mod flood;
 mod web;
+pub use flood::{FloodBenchArgs, flood};
 pub use web::{WebBenchArgs, web};
 
 use std::sync::Arc;

@@ -177,6 +177,8 @@ pub enum BenchCommand {
     Sync(crate::bench::SyncBenchArgs),
     /// Time the counter's pages with many cases and concurrent clients
     Web(crate::bench::WebBenchArgs),
+    /// Time a worker's work list while slow connections and oversize uploads hit the node
+    Flood(crate::bench::FloodBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -401,6 +403,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Store(args)) => crate::bench::store(args).await,
         Command::Bench(BenchCommand::Sync(args)) => crate::bench::sync(args).await,
         Command::Bench(BenchCommand::Web(args)) => crate::bench::web(args).await,
+        Command::Bench(BenchCommand::Flood(args)) => crate::bench::flood(args).await,
     }
 }
 
