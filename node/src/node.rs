@@ -364,6 +364,7 @@ impl OpenNode {
                 division: self.config.node.division.clone(),
                 protocol: u32::from(yizhan_sync::feed::PROTOCOL_VERSION),
                 port: local.port(),
+                boot: SystemClock.now_ms(),
             };
             match crate::discovery::Discovery::start(&advert, &options) {
                 Ok(discovery) => state.web.discovery = Some(Arc::new(discovery)),
