@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -17,7 +17,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::{DataDir, DirLock};
 use crate::identity::{NodeKey, ThisNode};
-use crate::metrics::LinkState;
 use crate::store::{Store, StoreOptions};
 use crate::tls::ClientAddr;
 use crate::web::{self, WebState};
@@ -279,7 +278,7 @@ impl OpenNode {
                 .version()
                 .into(),
         });
-        let link = Arc::new(Mutex::new(LinkState::default()));
+        let links = Arc::new(crate::links::Links::default());
         let backup_dir =
             (!self.config.backup.dir.is_empty()).then(|| PathBuf::from(&self.config.backup.dir));
         let rectify_days = self.config.service.rectify_days;
@@ -288,13 +287,14 @@ impl OpenNode {
                 store: self.store.clone(),
                 clock: clock.clone(),
                 node: node.clone(),
-                link: link.clone(),
+                links: links.clone(),
                 duplicates_received: Default::default(),
                 applied_received: Default::default(),
                 metrics: Default::default(),
                 sync: Arc::new(api::sync::SyncServer::new(api::sync::SyncLimits {
                     max_push_bytes: self.config.sync.max_push_bytes,
                     body_budget_bytes: self.config.sync.body_budget_bytes,
+                    max_sessions: self.config.sync.max_sessions,
                 })),
                 backup_dir: backup_dir.clone(),
                 rectify_days,
@@ -303,7 +303,7 @@ impl OpenNode {
                 store: self.store.clone(),
                 clock,
                 node,
-                link,
+                links,
                 backup_dir,
                 discovery: None,
                 tls: self.config.http.tls,
@@ -385,17 +385,31 @@ impl OpenNode {
                 own: hello,
                 clock: Arc::new(SystemClock),
                 signal: self.store.outgoing(),
-                state: state.api.link.clone(),
+                links: state.api.links.clone(),
                 interval: std::time::Duration::from_secs(self.config.sync.interval_secs.max(1)),
                 batch_bytes: self.config.sync.batch_bytes.max(1024),
                 metrics: state.api.metrics.clone(),
+                lan: state.web.discovery.as_ref().map(|d| d.events()),
             }
             .run(),
         );
+        let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
+        let control = match crate::control::Control::bind(&data_dir.control_socket()) {
+            Ok(control) => Some(tokio::spawn(control.serve(state.api.links.clone()))),
+            Err(e) => {
+                tracing::warn!(error = %e, "the control socket could not start; `yizhan sync now` and the live part of `yizhan status` will not reach this node");
+                None
+            }
+        };
+        // Children's long-polls end as soon as shutting down begins.
+        let links = state.api.links.clone();
+        let shutdown = async move {
+            shutdown.await;
+            links.close();
+        };
         let backups = (!self.config.backup.dir.is_empty()).then(|| {
-            let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
             tokio::spawn(crate::backup::schedule(
-                data_dir,
+                data_dir.clone(),
                 PathBuf::from(&self.config.backup.dir),
                 self.config.backup.every_hours,
                 self.config.backup.keep,
@@ -430,6 +444,10 @@ impl OpenNode {
         driver.abort();
         if let Some(backups) = backups {
             backups.abort();
+        }
+        if let Some(control) = control {
+            control.abort();
+            let _ = std::fs::remove_file(data_dir.control_socket());
         }
         served?;
         self.store.shutdown().await;

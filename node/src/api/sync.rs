@@ -11,6 +11,13 @@
 //! digest. So nobody unauthenticated makes the node read, store or parse anything, and
 //! what authenticated nodes send at once is bounded. Bodies are the binary messages of
 //! `yizhan_sync::wire`; errors are the usual JSON.
+//!
+//! A hall serves at most `max_sessions` children's sessions at once: a session holds a
+//! place from its first request until the child's long-poll (or 15 s without a request),
+//! and a child that finds no place is told to come back in a few seconds (503 with
+//! `Retry-After`, jittered, which the child honours), so a hall that 645 stations find
+//! again at once serves them in turn. The long-poll (`/sync/v1/wait`) is not a session:
+//! holding one costs a connection and a small task.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,9 +28,9 @@ use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use yizhan_sync::auth::NodeRecord;
-use yizhan_sync::feed::{self, Ack, Hello, ParsedBatch, Pull};
-use yizhan_sync::ids::NodeId;
+use yizhan_sync::auth::{self, NodeRecord};
+use yizhan_sync::feed::{self, Ack, Hello, ParsedBatch, Pull, VersionVector};
+use yizhan_sync::ids::{NodeId, Origin, Scope};
 use yizhan_sync::request::{
     CONTENT_TYPE, ClaimError, EnrollRequest, EnrollResponse, MAX_REQUEST_SKEW_MS, RequestClaim,
 };
@@ -45,6 +52,18 @@ const MAX_IN_FLIGHT_PER_NODE: u32 = 2;
 /// in ten minutes (a bulk push of 100,000 cases is about 130 requests).
 const MAX_NONCES_PER_NODE: usize = 4096;
 
+/// A session's place is kept this long after the child's last request.
+const SESSION_IDLE: Duration = Duration::from_secs(15);
+
+/// How long a request waits for a session's place before it is told to come back later:
+/// a few hundred quick pulls after one change queue briefly rather than retry seconds
+/// later.
+const SESSION_QUEUE: Duration = Duration::from_secs(3);
+
+/// How long a child's long-poll is held before the answer "nothing yet" (204); the child
+/// asks again at once. Below the idle timeouts of the NAT boxes between stations and halls.
+pub const LONG_POLL: Duration = Duration::from_secs(40);
+
 /// The limits of `/sync/v1`, from `[sync]` in the config.
 #[derive(Clone, Debug)]
 pub struct SyncLimits {
@@ -52,6 +71,8 @@ pub struct SyncLimits {
     pub max_push_bytes: u64,
     /// Bytes of request bodies being read or handled at once, from all callers together.
     pub body_budget_bytes: u64,
+    /// Children's sessions served at once.
+    pub max_sessions: usize,
 }
 
 impl Default for SyncLimits {
@@ -59,6 +80,7 @@ impl Default for SyncLimits {
         SyncLimits {
             max_push_bytes: 16 * 1024 * 1024,
             body_budget_bytes: 64 * 1024 * 1024,
+            max_sessions: 16,
         }
     }
 }
@@ -74,6 +96,10 @@ pub struct SyncServer {
     budget: Arc<Semaphore>,
     budget_kib: u32,
     in_flight: Arc<Mutex<HashMap<NodeId, u32>>>,
+    /// Children in a session, with the time of their last request.
+    sessions: Mutex<HashMap<NodeId, std::time::Instant>>,
+    /// Told when a session's place is given back.
+    session_freed: tokio::sync::Notify,
 }
 
 impl Default for SyncServer {
@@ -93,6 +119,72 @@ impl SyncServer {
             budget: Arc::new(Semaphore::new(budget_kib as usize)),
             budget_kib,
             in_flight: Arc::default(),
+            sessions: Mutex::default(),
+            session_freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A place for `node`'s session, kept while it makes requests. When every place is
+    /// taken the request waits up to [`SESSION_QUEUE`] for one, then is told to come back
+    /// in a few seconds.
+    async fn enter_session(&self, node: NodeId) -> ApiResult<()> {
+        let deadline = tokio::time::Instant::now() + SESSION_QUEUE;
+        loop {
+            // Listen before looking, so a place freed in between is not missed.
+            let freed = self.session_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_enter_session(node) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            // Places also free by idling out, which nobody announces.
+            tokio::select! {
+                () = &mut freed => {}
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        // 2 to 8 s, spread so the children turned away do not all come back at once.
+        let mut byte = [0u8; 1];
+        crate::accounts::fill_random(&mut byte);
+        let secs = 2 + u32::from(byte[0]) % 7;
+        Err(ApiError::busy(
+            secs,
+            format!(
+                "this node serves {} sessions at once; try again in {secs} s",
+                self.limits.max_sessions
+            ),
+        ))
+    }
+
+    fn try_enter_session(&self, node: NodeId) -> bool {
+        let now = std::time::Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(last) = sessions.get_mut(&node) {
+            *last = now;
+            return true;
+        }
+        sessions.retain(|_, last| now.duration_since(*last) < SESSION_IDLE);
+        if sessions.len() >= self.limits.max_sessions.max(1) {
+            return false;
+        }
+        sessions.insert(node, now);
+        true
+    }
+
+    /// `node`'s session is over (it holds a long-poll now).
+    fn leave_session(&self, node: NodeId) {
+        let left = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&node)
+            .is_some();
+        if left {
+            self.session_freed.notify_waiters();
         }
     }
 
@@ -283,6 +375,12 @@ where
         state
             .sync
             .check_nonce(claim.node, claim.nonce, claim.time_ms, now_ms)?;
+        state.links.child_seen(claim.node, now_ms as u64);
+        if path.ends_with("/wait") {
+            state.sync.leave_session(claim.node);
+        } else {
+            state.sync.enter_session(claim.node).await?;
+        }
         let ticket = state.sync.admit(claim.node, claim.body_len).await?;
         // A slow sender gets 30 s, plus a second per 64 KiB.
         let deadline = Duration::from_secs(30 + claim.body_len / (64 * 1024));
@@ -416,6 +514,69 @@ pub async fn push(State(state): State<ApiState>, signed: SignedBy) -> ApiResult<
         std::sync::atomic::Ordering::Relaxed,
     );
     Ok(binary(&ack))
+}
+
+/// `POST /sync/v1/wait`: a child's long-poll. The body is a pull whose vector is what the
+/// child holds or was already offered; the answer is 200 ("pull now") as soon as this
+/// node has something beyond it in a scope the child may read, whoever wrote it (a
+/// decision here, a change pulled from above, a sibling's catalog change no), or 204
+/// ("ask again") after [`LONG_POLL`], when a newer long-poll of the same child takes its
+/// place, or when the node shuts down. It waits on the store's log signal, checking only
+/// the runs each commit advanced: no thread and no database read per waiting child.
+pub async fn wait(State(state): State<ApiState>, signed: SignedBy) -> ApiResult<StatusCode> {
+    let SignedBy {
+        record,
+        body,
+        _ticket,
+    } = signed;
+    let pull: Pull = decode(&body)?;
+    // Waiting is not reading: its place among the requests in flight goes back now.
+    drop((body, _ticket));
+    let held = state.links.child_waiting(record.node, state.clock.now_ms());
+    // Follow the log before reading the vector, so no commit falls between the two.
+    let mut log = state.store.subscribe_log();
+    let vector = state.store.shared_vector().await?;
+    if news(&record, &pull.have, vector.iter()) {
+        return Ok(StatusCode::OK);
+    }
+    let deadline = tokio::time::sleep(LONG_POLL);
+    tokio::pin!(deadline);
+    let mut closing = state.links.closing();
+    loop {
+        tokio::select! {
+            advanced = log.recv() => match advanced {
+                Ok(runs) => {
+                    if news(&record, &pull.have, runs.iter().map(|(s, o, q)| (s, o, *q))) {
+                        return Ok(StatusCode::OK);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let vector = state.store.shared_vector().await?;
+                    if news(&record, &pull.have, vector.iter()) {
+                        return Ok(StatusCode::OK);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return Ok(StatusCode::NO_CONTENT);
+                }
+            },
+            () = &mut deadline => return Ok(StatusCode::NO_CONTENT),
+            () = held.superseded() => return Ok(StatusCode::NO_CONTENT),
+            () = async {
+                let _ = closing.wait_for(|closing| *closing).await;
+            } => return Ok(StatusCode::NO_CONTENT),
+        }
+    }
+}
+
+/// Whether any of `heads` is beyond `have` in a scope `reader` may read: what a pull by
+/// `reader` with `have` would return (the same rule as `Store::serve_pull`).
+fn news<'a>(
+    reader: &NodeRecord,
+    have: &VersionVector,
+    mut heads: impl Iterator<Item = (&'a Scope, &'a Origin, u64)>,
+) -> bool {
+    heads.any(|(scope, origin, seq)| seq > have.get(scope, origin) && auth::may_read(reader, scope))
 }
 
 /// `POST /sync/v1/vector`: this node's vector, so the caller knows what to push.
