@@ -73,6 +73,9 @@ pub enum Command {
     },
     /// Show this node, its peers and its sync state
     Status,
+    /// Sync with the parent while the node serves
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// List the Yizhan nodes on this LAN (mDNS), e.g. to find the hall to enroll with
     Peers {
         /// How long to listen
@@ -155,6 +158,13 @@ pub enum UserCommand {
     Enable { username: String },
     /// List accounts
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Ask the running node for a session with its parent now (cutting any retry wait
+    /// short) and print how it went
+    Now,
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,7 +367,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status => {
             let node = OpenNode::shared(&data_dir)?;
-            let result = crate::commands::status(&node).await;
+            let result = crate::commands::status(&node, &data_dir).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::Sync(SyncCommand::Now) => {
+            let node = OpenNode::shared(&data_dir)?;
+            let result = crate::commands::sync_now(&node, &data_dir).await;
             node.store.shutdown().await;
             result
         }
