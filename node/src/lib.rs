@@ -13,16 +13,17 @@
 //! * [`backup`] writes and restores archives around the database.
 //! * [`store`] is the only module with SQL.
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
-//!   [`appointments`] (the pure rules of booking), [`discovery`], [`notice`] (sealing),
-//!   [`metrics`], [`links`] (the state of the sync links, shared by the edges),
-//!   [`accounts`] (password and token hashing) and [`clock`] (where "now" comes from, and
-//!   how times are written).
+//!   [`appointments`] (the pure rules of booking), [`catalog`] (reading a catalog file),
+//!   [`discovery`], [`notice`] (sealing), [`metrics`], [`links`] (the state of the sync
+//!   links, shared by the edges), [`accounts`] (password and token hashing) and [`clock`]
+//!   (where "now" comes from, and how times are written).
 
 pub mod accounts;
 pub mod api;
 pub mod appointments;
 pub mod backup;
 pub mod bench;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod commands;

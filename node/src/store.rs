@@ -45,7 +45,10 @@ pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };
 pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
-pub use file::{Copied, FileError, copy_database, schema_version, start_new_epoch};
+pub use file::{
+    Copied, FileCheck, FileError, check_file, copy_database, identity_of, schema_version,
+    start_new_epoch,
+};
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;

@@ -91,6 +91,66 @@ impl Node {
         ])
     }
 
+    /// `yizhan serve` for `data_dir` if it starts; otherwise what it printed on stderr
+    /// before it exited (why it refused to start).
+    pub fn try_serve(data_dir: &Path) -> Result<Node, String> {
+        let mut child = Command::new(binary())
+            .args([
+                "serve",
+                "--data-dir",
+                path(data_dir),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("YIZHAN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the yizhan binary starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut printed = Vec::new();
+        loop {
+            match lines.recv_timeout(START_TIMEOUT) {
+                Ok(line) => {
+                    let base = line.strip_prefix("listening on ").map(str::to_string);
+                    printed.push(line);
+                    if let Some(base) = base {
+                        return Ok(Node {
+                            child,
+                            base,
+                            printed,
+                            lines,
+                        });
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    return Err(errors.join().unwrap_or_default());
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("yizhan serve neither started nor exited; it printed {printed:?}");
+                }
+            }
+        }
+    }
+
     /// `yizhan serve` again on the address `previous` had, as a restarted node keeps its
     /// address (its children know it by that URL).
     pub fn restart(data_dir: &Path, previous: &str) -> Node {
@@ -477,4 +537,29 @@ pub fn accepted_case(base: &str, token: &str, item: &str, name: &str) -> String 
     .unwrap();
     assert_eq!(status, 200, "{accepted}");
     id
+}
+
+/// POSTs a `/sync/v1` request to `base` signed by `sender`'s node key, as a node does (the
+/// signed-request format of `yizhan_sync::request`): the way a test sends what a hostile
+/// node would.
+pub fn post_signed(
+    base: &str,
+    sender: &yizhan_node::identity::NodeKey,
+    path: &'static str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    use yizhan_sync::request::RequestClaim;
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as i64;
+    // Never the same twice: a node refuses a nonce it has seen.
+    static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nonce = ((time as u128) << 32 | u128::from(n)).to_le_bytes();
+    let claim = RequestClaim::for_body(sender.node_id(), time, nonce, &body);
+    let signature = sender.sign(&claim.message("POST", path));
+    let mut headers: Vec<(&str, String)> = claim.headers(&signature).into();
+    headers.push(("content-type", "application/x-yizhan-sync".to_string()));
+    post_bytes(&client(), &format!("{base}{path}"), &headers, body).expect("the node answers")
 }
