@@ -1,8 +1,10 @@
 //! `yizhan bench …`: performance figures printed for docs/benchmarks.md.
 
 mod flood;
+mod longpoll;
 mod web;
 pub use flood::{FloodBenchArgs, flood};
+pub use longpoll::{LongPollBenchArgs, longpoll};
 pub use web::{WebBenchArgs, web};
 
 use std::sync::Arc;

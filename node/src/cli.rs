@@ -192,6 +192,8 @@ pub enum BenchCommand {
     Web(crate::bench::WebBenchArgs),
     /// Time a worker's work list while slow connections and oversize uploads hit the node
     Flood(crate::bench::FloodBenchArgs),
+    /// Time one change at a hall reaching 500 children that hold long-polls, and their memory
+    Longpoll(crate::bench::LongPollBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -434,6 +436,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sync(args)) => crate::bench::sync(args).await,
         Command::Bench(BenchCommand::Web(args)) => crate::bench::web(args).await,
         Command::Bench(BenchCommand::Flood(args)) => crate::bench::flood(args).await,
+        Command::Bench(BenchCommand::Longpoll(args)) => crate::bench::longpoll(args).await,
     }
 }
 
