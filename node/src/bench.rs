@@ -1,6 +1,10 @@
 //! `yizhan bench …`: performance figures printed for docs/benchmarks.md.
 
+mod flood;
+mod longpoll;
 mod web;
+pub use flood::{FloodBenchArgs, flood};
+pub use longpoll::{LongPollBenchArgs, longpoll};
 pub use web::{WebBenchArgs, web};
 
 use std::sync::Arc;
@@ -342,6 +346,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             sync: SyncSection {
                 interval_secs: 3600,
                 batch_bytes: args.batch_bytes,
+                ..SyncSection::default()
             },
             backup: Default::default(),
             discovery: Default::default(),

@@ -7,15 +7,16 @@
 //! * [`cli`] parses arguments and runs commands; `main.rs` only installs the allocator.
 //! * [`bench`](mod@bench), [`demo`] and [`commands`] are programs built on a node.
 //! * [`node`] is the wiring: a data dir opened into a node, the router, the server.
-//! * [`api`] (the JSON API and `/sync/v1`), [`web`] (the pages) and [`link`] (the sync
-//!   client and driver) are the edges; none imports another.
+//! * [`api`] (the JSON API and `/sync/v1`), [`web`] (the pages), [`link`] (the sync
+//!   client and driver) and [`control`] (the local socket `yizhan status` and
+//!   `yizhan sync now` talk to) are the edges; none imports another.
 //! * [`backup`] writes and restores archives around the database.
 //! * [`store`] is the only module with SQL.
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
 //!   [`appointments`] (the pure rules of booking), [`catalog`] (reading a catalog file),
-//!   [`discovery`], [`notice`] (sealing),
-//!   [`metrics`], [`accounts`] (password and token hashing) and [`clock`] (where "now"
-//!   comes from, and how times are written).
+//!   [`discovery`], [`notice`] (sealing), [`metrics`], [`links`] (the state of the sync
+//!   links, shared by the edges), [`accounts`] (password and token hashing) and [`clock`]
+//!   (where "now" comes from, and how times are written).
 
 pub mod accounts;
 pub mod api;
@@ -27,11 +28,13 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod data_dir;
 pub mod demo;
 pub mod discovery;
 pub mod identity;
 pub mod link;
+pub mod links;
 pub mod metrics;
 pub mod node;
 pub mod notice;
