@@ -105,4 +105,19 @@ if [ ${#cargo_args[@]} -gt 0 ]; then
     exec cargo test "${cargo_args[@]}"
 fi
 say "cargo test --workspace"
-exec cargo test --workspace
+# One test waits out a parent's five-minute outage (tests/links.rs) and does almost nothing
+# meanwhile; it runs beside the others instead of adding five minutes after them.
+long=a_station_syncs_within_10_s_of_its_hall_returning_from_a_long_outage
+cargo test --workspace --no-run
+mkdir -p target
+cargo test -p yizhan-tests --test links -- --exact "$long" >target/long-outage-test.log 2>&1 &
+long_pid=$!
+status=0
+cargo test --workspace -- --skip "$long" || status=$?
+if wait "$long_pid"; then
+    grep -E '^test .* ok$' target/long-outage-test.log || true
+else
+    cat target/long-outage-test.log
+    status=1
+fi
+exit "$status"
