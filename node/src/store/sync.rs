@@ -591,14 +591,34 @@ impl Store {
                 "a parsed batch needs one change per envelope".into(),
             ));
         }
-        self.write(move |ctx| {
-            let ack = receive(ctx, parsed, via)?;
-            if pushed && ack.applied > 0 {
-                ctx.pass_on();
+        // Rows are written without a savepoint per document (a nested savepoint copies
+        // every page it touches: it tripled the hall's time on a bulk push). Should a write
+        // of derived rows fail all the same, the whole batch rolls back and runs once more
+        // with each document's rows isolated, so the failure is reported for that document
+        // and the rest of the batch goes on (see `materialize`).
+        let again = parsed.batch.clone();
+        let run = move |parsed: ParsedBatch, isolate: bool| {
+            move |ctx: &mut WriteCtx| {
+                ctx.isolate_rows = isolate;
+                let ack = receive(ctx, parsed, via);
+                ctx.isolate_rows = false;
+                let ack = ack?;
+                if pushed && ack.applied > 0 {
+                    ctx.pass_on();
+                }
+                Ok(ack)
             }
-            Ok(ack)
-        })
-        .await
+        };
+        match self.write(run(parsed, false)).await {
+            Err(error) if !error.is_fatal() => {
+                tracing::warn!(error = %error, "applying a batch failed; applying it again with each document's rows isolated");
+                let parsed = tokio::task::spawn_blocking(move || ParsedBatch::parse(again))
+                    .await
+                    .map_err(|e| StoreError::Internal(format!("parsing a batch failed: {e}")))?;
+                self.write(run(parsed, true)).await
+            }
+            other => other,
+        }
     }
 
     /// Records a peer this node knows first-hand.
@@ -1217,7 +1237,7 @@ impl ChangeLog for StoreLog<'_> {
             self.ctx.save_received(&id, kind, &scope, &document)?;
             // The document and its changes are kept whatever happens to its rows: a
             // failure to derive them (a constraint, a bug) is reported, never a stall.
-            match materialize(self.ctx, &id, &document) {
+            match materialize(self.ctx, &id, &document)? {
                 Ok(Some(hlc)) => self.newest = self.newest.max(hlc),
                 Ok(None) => {}
                 Err(error) if error.is_fatal() => return Err(error),
@@ -1307,67 +1327,87 @@ fn quarantine(
     Ok(())
 }
 
-/// Refreshes the derived rows of a document changed by received changes, inside a
-/// savepoint so a failure leaves the rows as they were. Returns the newest event time of
-/// a case, for the node's clock.
+/// Refreshes the derived rows of a document changed by received changes. The outer
+/// error fails the batch (a full disk; or, outside isolation, any failed write, so the
+/// batch runs again isolated: see `Store::receive_from`); the inner one is a document
+/// whose rows could not be derived, reported while the rest goes on. Isolated, each
+/// document's rows are written inside a savepoint, so a failure leaves them as they were.
 fn materialize(
     ctx: &mut WriteCtx,
     id: &DocId,
     document: &automerge::Automerge,
-) -> Result<Option<Hlc>, StoreError> {
-    ctx.conn.execute_batch("SAVEPOINT rows")?;
-    let result = derive_rows(ctx, id, document);
-    let end = if result.is_ok() {
-        "RELEASE rows"
-    } else {
-        "ROLLBACK TO rows; RELEASE rows"
+) -> Result<Result<Option<Hlc>, StoreError>, StoreError> {
+    // Deriving is pure: a document that does not derive has written nothing.
+    let rows = match derive_rows(ctx, id, document) {
+        Ok(rows) => rows,
+        Err(error) => return Ok(Err(error)),
     };
-    ctx.conn.execute_batch(end)?;
-    if result.is_ok() {
+    let written = if ctx.isolate_rows {
+        ctx.conn.execute_batch("SAVEPOINT rows")?;
+        let result = write_rows(ctx, rows);
+        let end = if result.is_ok() {
+            "RELEASE rows"
+        } else {
+            "ROLLBACK TO rows; RELEASE rows"
+        };
+        ctx.conn.execute_batch(end)?;
+        match result {
+            Err(error) if error.is_fatal() => return Err(error),
+            other => other,
+        }
+    } else {
+        Ok(write_rows(ctx, rows)?)
+    };
+    if written.is_ok() {
         ctx.conn
             .prepare_cached("DELETE FROM underived WHERE doc_id = ?1")?
             .execute([id.as_str()])?;
     }
-    result
+    Ok(written)
 }
 
+/// The rows of a document, derived without writing anything.
 fn derive_rows(
-    ctx: &mut WriteCtx,
+    ctx: &WriteCtx,
     id: &DocId,
     document: &automerge::Automerge,
-) -> Result<Option<Hlc>, StoreError> {
+) -> Result<Rows, StoreError> {
     // A case counts on the calendar of where it is; other kinds use none.
     let calendar = match doc::header(document) {
         Ok((DocKind::Case, scope)) => ctx.calendar_for(&scope),
         _ => super::calendars::shipped(),
     };
-    match doc::rows(id, document, &calendar) {
-        Ok(Rows::Item(row)) => {
+    doc::rows(id, document, &calendar).map_err(|e| StoreError::Corrupt {
+        id: id.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Writes derived rows; the newest event time of a case, for the node's clock.
+fn write_rows(ctx: &mut WriteCtx, rows: Rows) -> Result<Option<Hlc>, StoreError> {
+    match rows {
+        Rows::Item(row) => {
             store_item_row(&ctx.conn, "", &row)?;
             ctx.forget_items();
             Ok(None)
         }
-        Ok(Rows::Case(row, events)) => {
+        Rows::Case(row, events) => {
             store_case_rows(&ctx.conn, "", &row, &events)?;
             Ok(Hlc::parse_hex(&row.updated_hlc))
         }
-        Ok(Rows::Registry(registry)) => {
+        Rows::Registry(registry) => {
             store_registry_rows(&ctx.conn, "", &registry)?;
             Ok(None)
         }
-        // Notices, supervision records and calendar years received from other nodes are
-        // kept as documents (checked by the engine on arrival); the pages that list them
-        // read their own tables, derived where those features live.
-        Ok(Rows::Record(record)) => {
+        // Notices and supervision records received from other nodes are kept as
+        // documents (checked by the engine on arrival); a calendar year changes the
+        // calendars and the deadlines that count on them.
+        Rows::Record(record) => {
             if record.kind == DocKind::Calendar {
                 ctx.calendars_changed()?;
             }
             Ok(None)
         }
-        Err(e) => Err(StoreError::Corrupt {
-            id: id.to_string(),
-            message: e.to_string(),
-        }),
     }
 }
 

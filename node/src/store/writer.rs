@@ -87,6 +87,9 @@ pub struct WriteCtx {
     shared_calendars: Arc<RwLock<Arc<Calendars>>>,
     /// Whether the running job changed the calendar years.
     calendars_touched: bool,
+    /// Whether received documents' rows are each written inside a savepoint (the second
+    /// attempt at a batch whose first failed; see `Store::receive_from`).
+    pub(super) isolate_rows: bool,
 }
 
 /// What the writer tells others after a commit, so nobody polls the database.
@@ -680,6 +683,7 @@ pub(super) fn spawn(
         calendars,
         shared_calendars,
         calendars_touched: false,
+        isolate_rows: false,
     };
     let (sender, receiver) = channel();
     let thread = std::thread::Builder::new()
