@@ -2,7 +2,7 @@
 # Runs every test of the project, first installing and starting what the tests need.
 #
 #   ./test.sh                 install what is missing, start services, run `cargo test --workspace`
-#   ./test.sh --setup-only    only install and start what the tests need
+#   ./test.sh --setup-only    only install what the tests need
 #   ./test.sh -- ARGS         run `cargo test ARGS` instead (e.g. `./test.sh -- -p yizhan-sync`)
 #
 # It needs Rust (stable) and a C compiler. System packages come from apt (Debian or Ubuntu):
@@ -31,10 +31,12 @@ say() { printf '== %s\n' "$*"; }
 # why. Add a line here when a test starts to need something new.
 # ---------------------------------------------------------------------------------------
 have_font() { fc-list 2>/dev/null | grep -i "wenquanyi\|noto sans cjk" >/dev/null; }
+have_postgres() { ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v psql >/dev/null; }
 needs=(
     "command -v chromium|chromium|the web UI tests drive headless Chromium"
     "command -v chromedriver|chromium-driver|ChromeDriver is the WebDriver server between the tests and Chromium"
     "have_font|fonts-wqy-microhei|a CJK font, so the screenshots under target/screenshots/ show Chinese text"
+    "have_postgres|postgresql|the PostgreSQL sink's tests write into a throwaway cluster (initdb, pg_ctl, psql)"
 )
 
 missing_packages=()
@@ -84,9 +86,26 @@ if $setup_only; then
     exit 0
 fi
 
+# A throwaway PostgreSQL cluster for the sink's tests, on a Unix socket in a temporary
+# directory (tests/postgres.sh), stopped and removed when the tests end. Tests that need it
+# fail, rather than skip, when it is missing under this script.
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/yizhan-pg.XXXXXX")
+stop_postgres() {
+    tests/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+}
+trap stop_postgres EXIT
+say "starting a throwaway PostgreSQL in $pg_dir"
+tests/postgres.sh start "$pg_dir"
+export YIZHAN_TEST_POSTGRES
+YIZHAN_TEST_POSTGRES=$(tests/postgres.sh url "$pg_dir")
+export YIZHAN_TEST_POSTGRES_DIR=$pg_dir
+export YIZHAN_TEST_POSTGRES_REQUIRED=1
+
 if [ ${#cargo_args[@]} -gt 0 ]; then
     say "cargo test ${cargo_args[*]}"
-    exec cargo test "${cargo_args[@]}"
+    cargo test "${cargo_args[@]}"
+else
+    say "cargo test --workspace"
+    cargo test --workspace
 fi
-say "cargo test --workspace"
-exec cargo test --workspace
