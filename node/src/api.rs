@@ -27,7 +27,7 @@ use yizhan_sync::domain::calendar::Date;
 
 use crate::clock::{Clock, rfc3339_cst};
 use crate::identity::ThisNode;
-use crate::metrics::{LinkState, Metrics};
+use crate::metrics::{LinkState, Metrics, SinkState};
 use crate::store::Store;
 use error::ApiError;
 
@@ -39,6 +39,8 @@ pub struct ApiState {
     pub node: Arc<ThisNode>,
     /// The state of the link to the parent, kept by the sync driver.
     pub link: Arc<Mutex<LinkState>>,
+    /// The state of the PostgreSQL sink, kept by its driver.
+    pub sink: Arc<Mutex<SinkState>>,
     /// Changes children pushed that this node already had, since start. Stays at zero
     /// when senders resume from the receiver's vector as they should.
     pub duplicates_received: Arc<AtomicU64>,
@@ -172,6 +174,8 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             .iter()
             .any(|p| p.relation == crate::store::Relation::Parent)
             .then(|| state.link.lock().unwrap_or_else(|e| e.into_inner()).up),
+        sink: Some(state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .filter(|s| s.enabled),
     };
     (
         [(
@@ -256,6 +260,24 @@ pub struct SyncStatus {
     pub received_applied: u64,
     /// Changes children pushed that were already here, since the node started.
     pub received_duplicates: u64,
+    /// The PostgreSQL sink; null when `[sink] postgres` is not set.
+    pub sink: Option<SinkStatus>,
+}
+
+/// Where the PostgreSQL sink is in this node's change feed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SinkStatus {
+    /// Whether the last batch (or check of an idle feed) reached PostgreSQL.
+    pub up: bool,
+    /// Changes in this node's log whose rows are not yet in PostgreSQL.
+    pub lag_changes: u64,
+    /// The position (`local_seq`) PostgreSQL holds, and the newest in the log.
+    pub position: u64,
+    pub head: u64,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<String>,
+    /// Rows written since the node started.
+    pub rows_written: u64,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -294,6 +316,7 @@ async fn sync_status(
     _user: extract::Authenticated,
 ) -> Result<Json<SyncStatus>, ApiError> {
     let link = state.link.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let sink = state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let peers = state.store.peers().await?;
     let quarantine = state.store.quarantined(20).await?;
     let quarantined = state.store.quarantine_count().await?;
@@ -356,6 +379,15 @@ async fn sync_status(
                 reason: r.reason,
             })
             .collect(),
+        sink: sink.enabled.then(|| SinkStatus {
+            up: sink.up,
+            lag_changes: sink.lag(),
+            position: sink.position,
+            head: sink.head,
+            last_success_at: sink.last_success_ms.map(|ms| rfc3339_cst(ms as i64)),
+            last_error: sink.last_error.clone(),
+            rows_written: sink.rows_written,
+        }),
     }))
 }
 

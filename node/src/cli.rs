@@ -109,6 +109,17 @@ pub enum Command {
     /// Measure performance
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The PostgreSQL sink ([sink] in the config)
+    #[command(subcommand)]
+    Sink(SinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SinkCommand {
+    /// Test the connection to PostgreSQL and its schema; show the sink's position and lag
+    Check,
+    /// Compare PostgreSQL's rows with this node's, row by row (best with the node stopped)
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +188,8 @@ pub enum BenchCommand {
     Sync(crate::bench::SyncBenchArgs),
     /// Time the counter's pages with many cases and concurrent clients
     Web(crate::bench::WebBenchArgs),
+    /// Stream a city hall's cases into PostgreSQL: rows/s, lag under a live sync, size
+    Sink(crate::bench::SinkBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -398,9 +411,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Sink(command) => {
+            let node = OpenNode::shared(&data_dir)?;
+            let result = match command {
+                SinkCommand::Check => crate::commands::sink_check(&node).await,
+                SinkCommand::Verify => crate::commands::sink_verify(&node).await,
+            };
+            node.store.shutdown().await;
+            result
+        }
         Command::Bench(BenchCommand::Store(args)) => crate::bench::store(args).await,
         Command::Bench(BenchCommand::Sync(args)) => crate::bench::sync(args).await,
         Command::Bench(BenchCommand::Web(args)) => crate::bench::web(args).await,
+        Command::Bench(BenchCommand::Sink(args)) => crate::bench::sink(args).await,
     }
 }
 
@@ -426,6 +449,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         discovery: Default::default(),
         service: Default::default(),
         appointments: Default::default(),
+        sink: Default::default(),
     };
     data_dir::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();

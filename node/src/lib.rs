@@ -7,8 +7,9 @@
 //! * [`cli`] parses arguments and runs commands; `main.rs` only installs the allocator.
 //! * [`bench`](mod@bench), [`demo`] and [`commands`] are programs built on a node.
 //! * [`node`] is the wiring: a data dir opened into a node, the router, the server.
-//! * [`api`] (the JSON API and `/sync/v1`), [`web`] (the pages) and [`link`] (the sync
-//!   client and driver) are the edges; none imports another.
+//! * [`api`] (the JSON API and `/sync/v1`), [`web`] (the pages), [`link`] (the sync
+//!   client and driver) and [`sink`] (the PostgreSQL sink's driver) are the edges; none
+//!   imports another.
 //! * [`backup`] writes and restores archives around the database.
 //! * [`store`] is the only module with SQL.
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
@@ -33,6 +34,7 @@ pub mod link;
 pub mod metrics;
 pub mod node;
 pub mod notice;
+pub mod sink;
 pub mod store;
 pub mod tls;
 pub mod web;

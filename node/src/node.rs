@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::{DataDir, DirLock};
 use crate::identity::{NodeKey, ThisNode};
-use crate::metrics::LinkState;
+use crate::metrics::{LinkState, SinkState};
 use crate::store::{Store, StoreOptions};
 use crate::tls::ClientAddr;
 use crate::web::{self, WebState};
@@ -144,6 +144,10 @@ impl OpenNode {
                 .into(),
         });
         let link = Arc::new(Mutex::new(LinkState::default()));
+        let sink = Arc::new(Mutex::new(SinkState {
+            enabled: !self.config.sink.postgres.is_empty(),
+            ..SinkState::default()
+        }));
         let backup_dir =
             (!self.config.backup.dir.is_empty()).then(|| PathBuf::from(&self.config.backup.dir));
         let rectify_days = self.config.service.rectify_days;
@@ -153,6 +157,7 @@ impl OpenNode {
                 clock: clock.clone(),
                 node: node.clone(),
                 link: link.clone(),
+                sink: sink.clone(),
                 duplicates_received: Default::default(),
                 applied_received: Default::default(),
                 metrics: Default::default(),
@@ -164,6 +169,7 @@ impl OpenNode {
                 clock,
                 node,
                 link,
+                sink,
                 backup_dir,
                 discovery: None,
                 tls: self.config.http.tls,
@@ -251,6 +257,20 @@ impl OpenNode {
             }
             .run(),
         );
+        // The PostgreSQL sink runs beside the server and never holds it up: when
+        // PostgreSQL is away it only falls behind (`sink`).
+        let sink = (!self.config.sink.postgres.is_empty()).then(|| {
+            tokio::spawn(
+                crate::sink::Sink {
+                    store: self.store.clone(),
+                    url: self.config.sink.postgres.clone(),
+                    batch_changes: self.config.sink.batch_changes.max(1),
+                    timeout: std::time::Duration::from_secs(self.config.sink.timeout_secs.max(1)),
+                    state: state.api.sink.clone(),
+                }
+                .run(),
+            )
+        });
         let backups = (!self.config.backup.dir.is_empty()).then(|| {
             let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
             tokio::spawn(crate::backup::schedule(
@@ -273,6 +293,9 @@ impl OpenNode {
             None => serve(listener, router, shutdown).await,
         };
         driver.abort();
+        if let Some(sink) = sink {
+            sink.abort();
+        }
         if let Some(backups) = backups {
             backups.abort();
         }
@@ -350,6 +373,7 @@ mod tests {
             discovery: Default::default(),
             service: Default::default(),
             appointments: Default::default(),
+            sink: Default::default(),
         };
         create_data_dir(&dir, &config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()

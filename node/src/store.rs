@@ -17,11 +17,13 @@ mod accounts;
 mod appointments;
 mod cache;
 mod cases;
+mod feed;
 mod file;
 mod follow_up;
 mod items;
 mod migrations;
 mod notices;
+pub mod postgres;
 mod rebuild;
 mod stats;
 mod sync;
@@ -45,6 +47,10 @@ pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };
 pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
+pub use feed::{
+    FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
+    FeedRegistry, OriginSeq,
+};
 pub use file::{Copied, FileError, copy_database, schema_version, start_new_epoch};
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};

@@ -36,7 +36,7 @@ use yizhan_sync::domain::item::{CaseType, Item};
 use crate::accounts;
 use crate::clock::Clock;
 use crate::identity::{NodeKey, ThisNode};
-use crate::metrics::LinkState;
+use crate::metrics::{LinkState, SinkState};
 use crate::store::{ItemFilter, Role, Store, StoreError, UserRecord};
 use i18n::{Lang, Tr};
 use session::Session;
@@ -56,6 +56,8 @@ pub struct WebState {
     pub node: Arc<ThisNode>,
     /// The state of the link to the parent, kept by the sync driver (the status page).
     pub link: Arc<Mutex<LinkState>>,
+    /// The state of the PostgreSQL sink (the status page).
+    pub sink: Arc<Mutex<SinkState>>,
     /// Where scheduled backups go, for the status page.
     pub backup_dir: Option<PathBuf>,
     /// LAN discovery, while it runs.
@@ -908,6 +910,23 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
     let free = crate::backup::free_bytes(state.store.path())
         .map_or("?".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
     let link = state.link.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let sink = state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let sink_fact = if !sink.enabled {
+        t.get("status.sink_off").into_owned()
+    } else if sink.up {
+        t.get("status.sink_up")
+            .replace("{lag}", &sink.lag().to_string())
+            .replace(
+                "{at}",
+                &sink
+                    .last_success_ms
+                    .map_or("—".into(), |ms| crate::clock::rfc3339_cst(ms as i64)),
+            )
+    } else {
+        t.get("status.sink_down")
+            .replace("{lag}", &sink.lag().to_string())
+            .replace("{error}", sink.last_error.as_deref().unwrap_or("—"))
+    };
     let facts = vec![
         (
             t.get("status.node").into_owned(),
@@ -957,6 +976,7 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
                 (false, None) => "—".into(),
             },
         ),
+        (t.get("status.sink").into_owned(), sink_fact),
     ];
     let has_parent = peers
         .iter()

@@ -26,8 +26,9 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     // Files around the database: archives, restores, disk checks.
     &["backup"],
-    // The edges: the JSON API and /sync/v1, the pages, the sync client.
-    &["api", "web", "link"],
+    // The edges: the JSON API and /sync/v1, the pages, the sync client, the PostgreSQL
+    // sink's driver.
+    &["api", "web", "link", "sink"],
     // The wiring: a data dir opened into a node, the router, the server.
     &["node"],
     // Programs built on a node.
