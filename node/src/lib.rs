@@ -13,7 +13,8 @@
 //! * [`backup`] writes and restores archives around the database.
 //! * [`store`] is the only module with SQL.
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
-//!   [`appointments`] (the pure rules of booking), [`discovery`], [`notice`] (sealing),
+//!   [`appointments`] (the pure rules of booking), [`catalog`] (reading a catalog file),
+//!   [`discovery`], [`notice`] (sealing),
 //!   [`metrics`], [`accounts`] (password and token hashing) and [`clock`] (where "now"
 //!   comes from, and how times are written).
 
@@ -22,6 +23,7 @@ pub mod api;
 pub mod appointments;
 pub mod backup;
 pub mod bench;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -7,4 +7,6 @@ pub mod case;
 pub mod codes;
 pub mod hlc;
 pub mod item;
+pub mod notice;
 pub mod serial;
+pub mod supervision;

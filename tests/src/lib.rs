@@ -478,3 +478,27 @@ pub fn accepted_case(base: &str, token: &str, item: &str, name: &str) -> String 
     assert_eq!(status, 200, "{accepted}");
     id
 }
+
+/// POSTs a `/sync/v1` request to `base` signed by `sender`'s node key, as a node does (the
+/// signed-request format of `yizhan_sync::request`): the way a test sends what a hostile
+/// node would.
+pub fn post_signed(
+    base: &str,
+    sender: &yizhan_node::identity::NodeKey,
+    path: &'static str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    use yizhan_sync::request::{NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message};
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as i64;
+    let signature = sender.sign(&request_message("POST", path, time, &body));
+    let headers = [
+        (NODE_HEADER, sender.node_id().to_hex()),
+        (TIME_HEADER, time.to_string()),
+        (SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature)),
+        ("content-type", "application/x-yizhan-sync".to_string()),
+    ];
+    post_bytes(&client(), &format!("{base}{path}"), &headers, body).expect("the node answers")
+}

@@ -35,7 +35,7 @@ fn cluster() -> Option<(String, PathBuf)> {
         (Ok(url), Ok(dir)) => Some((url, PathBuf::from(dir))),
         _ => {
             assert!(
-                std::env::var_os("YIZHAN_TEST_POSTGRES_REQUIRED").is_none()
+                std::env::var_os("YIZHAN_REQUIRE_TOOLS").is_none()
                     && std::env::var_os("CI").is_none(),
                 "YIZHAN_TEST_POSTGRES(_DIR) is not set: run the tests with ./test.sh, which starts a throwaway PostgreSQL"
             );

@@ -132,3 +132,17 @@ where
         Ok(Authenticated(user))
     }
 }
+
+/// A number from a query within the bounds the OpenAPI document states, or a 400 that
+/// says them.
+pub fn bounded(name: &str, value: u32, low: u32, high: u32) -> Result<u32, ApiError> {
+    if (low..=high).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("{name} must be from {low} to {high}"),
+        ))
+    }
+}

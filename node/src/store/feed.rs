@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::ReadDoc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use yizhan_sync::doc;
-use yizhan_sync::ids::{DocId, hex};
+use yizhan_sync::ids::{DocId, DocKind, hex};
 
 use super::{BUSY_TIMEOUT, Store, StoreError};
 
@@ -261,21 +261,27 @@ impl FeedReader {
                 batch.changes += 1;
                 let newest = origins.entry((origin_node, origin_epoch)).or_default();
                 *newest = (*newest).max(seq as u64);
-                match scope.split('/').next() {
-                    Some("case") => {
+                match DocId::parse(&doc_id).as_ref().and_then(DocKind::of_id) {
+                    Some(DocKind::Case) => {
                         cases.insert(doc_id);
                     }
-                    Some("catalog") => {
+                    Some(DocKind::Item) => {
                         let hashes = items.entry(doc_id).or_default();
                         if !refused {
                             hashes.push(hash);
                         }
                     }
-                    Some("registry") => {
+                    Some(DocKind::Registry) => {
                         registries.insert(scope);
                     }
-                    // A kind of document this version does not know: nothing to write.
-                    _ => {}
+                    // Notices, supervision notices, replies and calendar years are kept
+                    // as documents but derive no rows on the node yet; when they do, their
+                    // rows join the batch here and a migration adds their tables
+                    // (docs/sink.md). Unknown kinds have nothing to write.
+                    Some(
+                        DocKind::Notice | DocKind::Supervision | DocKind::Reply | DocKind::Calendar,
+                    )
+                    | None => {}
                 }
             }
         }

@@ -27,7 +27,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(
         "DROP TABLE refused_hashes; DROP TABLE peer_refusals; DROP TABLE underived;
-         ALTER TABLE changes DROP COLUMN refused; ALTER TABLE quarantine DROP COLUMN code;
+         ALTER TABLE changes DROP COLUMN refused; ALTER TABLE changes DROP COLUMN kind; ALTER TABLE quarantine DROP COLUMN code; ALTER TABLE quarantine DROP COLUMN via;
          DROP INDEX cases_serial;
          DROP TABLE appointments;
          DROP INDEX cases_holder; DROP INDEX cases_rectify;

@@ -13,8 +13,7 @@ use crate::store::{NewAction, Store};
 pub(crate) async fn test_database(hint: &str) -> Option<String> {
     let Ok(url) = std::env::var("YIZHAN_TEST_POSTGRES") else {
         assert!(
-            std::env::var_os("YIZHAN_TEST_POSTGRES_REQUIRED").is_none()
-                && std::env::var_os("CI").is_none(),
+            std::env::var_os("YIZHAN_REQUIRE_TOOLS").is_none() && std::env::var_os("CI").is_none(),
             "YIZHAN_TEST_POSTGRES is not set: run the tests with ./test.sh, which starts a throwaway PostgreSQL"
         );
         eprintln!(
