@@ -52,11 +52,28 @@ impl Sink {
                 s.up = false;
                 s.last_error = Some(detail);
             });
-            tokio::time::sleep(backoff).await;
+            self.wait_counting_lag(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
             if self.state.lock().unwrap_or_else(|e| e.into_inner()).up {
                 backoff = Duration::from_millis(500);
             }
+        }
+    }
+
+    /// Waits out a backoff while keeping the head current, so the lag shown in `status`,
+    /// `/metrics` and the admin page grows while PostgreSQL is away instead of freezing.
+    async fn wait_counting_lag(&self, backoff: Duration) {
+        let until = tokio::time::Instant::now() + backoff;
+        loop {
+            match self.store.feed_head().await {
+                Ok(head) => self.update(|s| s.head = head),
+                Err(e) => tracing::debug!(error = %e, "the sink cannot read the feed's head"),
+            }
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
         }
     }
 

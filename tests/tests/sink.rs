@@ -1,8 +1,9 @@
 //! The PostgreSQL sink with real processes: two stations → a district → the city, the
 //! city's sink on. While the stations keep writing, the city is killed with SIGKILL and
-//! PostgreSQL is restarted at random points (a fixed seed), 20 times each; afterwards
-//! PostgreSQL holds exactly the city's rows, none duplicated (`yizhan sink verify`), each
-//! case with its station.
+//! PostgreSQL is restarted at random points (a fixed seed), 20 times each; then
+//! PostgreSQL stays down a while and the city keeps syncing and shows the sink behind;
+//! afterwards PostgreSQL holds exactly the city's rows, none duplicated (`yizhan sink
+//! verify`), each case with its station.
 //!
 //! Needs the throwaway PostgreSQL that `./test.sh` starts (`YIZHAN_TEST_POSTGRES`,
 //! `YIZHAN_TEST_POSTGRES_DIR`).
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use yizhan_tests::visitor::Visitor;
 use yizhan_tests::{
     Node, Rng, accepted_case, admin_token, client, enroll_code, get, init_node, run, run_ok,
     set_config, temp_dir, wait_for,
@@ -144,7 +146,7 @@ fn the_city_sink_survives_kills_and_restarts_with_exactly_the_citys_rows() {
 
     let root = temp_dir();
     let [c, d, a, b] = ["city", "district", "station-a", "station-b"].map(|n| root.path().join(n));
-    init_node(&c, "city", "440300", "深圳市行政服务大厅");
+    let city_password = init_node(&c, "city", "440300", "深圳市行政服务大厅");
     quick_sync(&c);
     // Small batches, so the stream is many transactions long and a kill lands in one.
     let text = std::fs::read_to_string(c.join("yizhan.toml")).unwrap();
@@ -250,8 +252,61 @@ fn the_city_sink_survives_kills_and_restarts_with_exactly_the_citys_rows() {
         mid_stream >= ROUNDS as u32 / 2,
         "only {mid_stream} of {ROUNDS} kills came while the sink was behind"
     );
+    assert!(
+        written
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .sum::<u64>()
+            >= 20,
+        "the stations wrote too few cases"
+    );
+
+    // PostgreSQL away for longer: the city keeps serving and syncing, and its status, its
+    // /metrics, its admin page and `yizhan status` show the sink down and falling behind.
+    postgres_sh("stop", &cluster_dir);
+    for i in 0..3 {
+        accepted_case(&stations[0].base, &tokens[0], ITEM, &format!("停库时{i}"));
+        written[0].fetch_add(1, Ordering::Relaxed);
+    }
     let total: u64 = written.iter().map(|w| w.load(Ordering::Relaxed)).sum();
-    assert!(total >= 20, "the stations wrote only {total} cases");
+    wait_for(
+        "every case at the city while PostgreSQL is down",
+        Duration::from_secs(180),
+        || (case_count(&city.base, &city_token)? == total).then_some(()),
+    );
+    let lag = wait_for(
+        "the sink shown down and behind",
+        Duration::from_secs(60),
+        || {
+            let sink = sink_status(&city.base, &city_token)?;
+            let lag = sink["lag_changes"].as_u64()?;
+            (sink["up"] == false && lag > 0).then_some(lag)
+        },
+    );
+    let metrics = client()
+        .get(&format!("{}/metrics", city.base))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(metrics.contains("\nyizhan_sink_up 0\n"), "{metrics}");
+    let metric_lag: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("yizhan_sink_lag_changes "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no yizhan_sink_lag_changes in /metrics:\n{metrics}"));
+    assert!(metric_lag >= lag, "{metric_lag} < {lag}");
+    let mut admin = Visitor::new(&city);
+    assert_eq!(admin.sign_in("admin", &city_password).0, 303);
+    let (status, page, _) = admin.get("/admin/status");
+    assert_eq!(status, 200);
+    assert!(page.contains("无法连接 PostgreSQL"), "{page}");
+    let status = run_ok(&["status", "--data-dir", arg(&c)]);
+    assert!(status.contains("PostgreSQL sink: cannot reach"), "{status}");
+    let check = run(&["sink", "check", "--data-dir", arg(&c)]);
+    assert!(!check.status.success());
+    postgres_sh("start", &cluster_dir);
 
     // Everything reaches the city, then PostgreSQL.
     wait_for("every case at the city", Duration::from_secs(180), || {

@@ -23,7 +23,7 @@ pub struct SinkBenchArgs {
     /// there and drops it afterwards (the role needs CREATEDB)
     #[arg(long, env = "YIZHAN_BENCH_POSTGRES", value_name = "URL")]
     pub postgres: String,
-    /// Cases the city holds before the sink starts (from 10 stations in 2 districts)
+    /// Cases the city holds before the sink starts (from 10 stations in 10 districts)
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(10..))]
     pub cases: u64,
     /// Cases the city receives from its districts while the sink runs
@@ -52,9 +52,8 @@ pub async fn sink(args: SinkBenchArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Stations the backlog comes from, half in each of two districts; each is filled, synced
-/// to the city and deleted in turn, so the disk holds the city and one station at a time
-/// (a city with a million cases takes about 7 GB of SQLite).
+/// Districts the backlog comes from, each with one station (a city enrolls only districts;
+/// each district its stations). A city with a million cases takes several GB of SQLite.
 const STATIONS: u64 = 10;
 
 async fn run(args: &SinkBenchArgs, root: &std::path::Path, url: &str) -> anyhow::Result<()> {
@@ -79,75 +78,83 @@ async fn run(args: &SinkBenchArgs, root: &std::path::Path, url: &str) -> anyhow:
             .filter(|i| i.case_type == yizhan_sync::domain::item::CaseType::Committed)
             .collect::<Vec<_>>(),
     );
-    let station_at = |n: u64| {
-        let district = if n.is_multiple_of(2) {
-            "440304"
-        } else {
-            "440305"
-        };
-        format!("{district}001{:03}", n / 2 + 1)
-    };
+    let district_at = |n: u64| format!("4403{:02}", n + 2);
     let per_station = args.cases / STATIONS;
     let backlog_span = (span_ms - live_span - 86_400_000) / STATIONS;
+    // Concurrent writers record cases out of time order by up to `concurrency` cases'
+    // spacing; with few cases that spacing is hours, so fewer writers keep it under the
+    // store's six-hour clock check.
+    let concurrency = (per_station * 3 * 3_600_000 / backlog_span).clamp(1, 16);
+    // Each district with its one station is filled, synced up to the city and deleted
+    // in turn, so the disk holds the city and one district and station at a time.
+    let mut seed = 2u8;
+    let mut branch = |n: u64| {
+        let (district_seed, station_seed) = (seed, seed + 1);
+        seed += 2;
+        let district = district_at(n);
+        let root = root.to_path_buf();
+        let city = city.clone();
+        async move {
+            let hall = tree::open_node(
+                &root,
+                district_seed,
+                NodeRole::District,
+                &district,
+                Synchronous::Normal,
+            )
+            .await?;
+            tree::enroll(&city, &hall, now - span_ms).await?;
+            let station = tree::open_node(
+                &root,
+                station_seed,
+                NodeRole::Station,
+                &format!("{district}001001"),
+                Synchronous::Normal,
+            )
+            .await?;
+            tree::enroll(&hall, &station, now - span_ms).await?;
+            tree::transfer(&city, &hall).await?;
+            tree::transfer(&hall, &station).await?;
+            anyhow::Ok((hall, station))
+        }
+    };
     for n in 0..STATIONS {
-        let station = tree::open_node(
-            root,
-            10 + n as u8,
-            NodeRole::Station,
-            &station_at(n),
-            Synchronous::Normal,
-        )
-        .await?;
-        // Stations enroll with the city itself here: the path a case takes up the tree
-        // does not change what the sink reads.
-        tree::enroll(&city, &station, now - span_ms).await?;
-        tree::transfer(&city, &station).await?;
+        let (hall, station) = branch(n).await?;
         let start = now - span_ms + n * backlog_span;
         super::fill_cases(
             &station.store,
             items.clone(),
             per_station,
-            16,
+            concurrency,
             start,
             backlog_span,
         )
         .await?;
-        tree::transfer(&station, &city).await?;
-        station.store.shutdown().await;
-        let dir = station
-            .store
-            .path()
-            .parent()
-            .map(std::path::Path::to_path_buf);
-        drop(station);
-        if let Some(dir) = dir {
-            std::fs::remove_dir_all(dir)?;
+        tree::transfer(&station, &hall).await?;
+        tree::transfer(&hall, &city).await?;
+        for node in [station, hall] {
+            node.store.shutdown().await;
+            if let Some(dir) = node.store.path().parent() {
+                std::fs::remove_dir_all(dir)?;
+            }
         }
     }
-    // The live part waits at a station of its own until the city takes it in, below.
-    let live = tree::open_node(
-        root,
-        10 + STATIONS as u8,
-        NodeRole::Station,
-        &station_at(STATIONS),
-        Synchronous::Normal,
-    )
-    .await?;
-    tree::enroll(&city, &live, now - span_ms).await?;
-    tree::transfer(&city, &live).await?;
+    // The live part waits at a district of its own until the city takes it in, below.
+    let (live, live_station) = branch(STATIONS).await?;
     super::fill_cases(
-        &live.store,
+        &live_station.store,
         items.clone(),
         args.live_cases,
-        16,
+        (args.live_cases * 3 * 3_600_000 / (live_span / 2)).clamp(1, 16),
         now - live_span,
         live_span / 2,
     )
     .await?;
+    tree::transfer(&live_station, &live).await?;
     let city_store = city.store.clone();
     let cases_at_city = city_store.case_count().await?;
     println!(
-        "sink bench: a city hall with {cases_at_city} cases from {STATIONS} stations in 2 districts; preparing took {:.0} s (not measured)",
+        "sink bench: a city hall with {cases_at_city} cases from {STATIONS} stations in {STATIONS} districts; preparing took {:.0} s (not measured)",
         prepared.elapsed().as_secs_f64()
     );
     let city_node = city;
@@ -276,6 +283,7 @@ async fn run(args: &SinkBenchArgs, root: &std::path::Path, url: &str) -> anyhow:
     }
     sink.abort();
     live.store.shutdown().await;
+    live_station.store.shutdown().await;
     city.shutdown().await;
     Ok(())
 }
