@@ -5,6 +5,7 @@
 //! in the domain. Every failure is an [`error::ApiError`] with a JSON body; malformed input
 //! is a 4xx, never a 500.
 
+pub mod calendars;
 pub mod cases;
 pub mod error;
 pub mod extract;
@@ -21,7 +22,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use utoipa::OpenApi;
 use yizhan_sync::domain::calendar::Date;
 
@@ -81,15 +82,16 @@ pub struct NodeInfo {
     pub calendar: String,
 }
 
-impl From<&ThisNode> for NodeInfo {
-    fn from(node: &ThisNode) -> NodeInfo {
+impl NodeInfo {
+    /// What the node says of itself; the calendar is the one its deadlines count on now.
+    fn of(node: &ThisNode, calendar: String) -> NodeInfo {
         NodeInfo {
             node_id: node.node_id.clone(),
             role: node.role.clone(),
             division: node.division.clone(),
             name: node.name.clone(),
             version: node.version.clone(),
-            calendar: node.calendar.clone(),
+            calendar,
         }
     }
 }
@@ -106,6 +108,8 @@ where
         .route("/openapi.json", get(openapi))
         .route("/items", get(items::index))
         .route("/items/{id}", get(items::show).put(items::publish))
+        .route("/calendars", get(calendars::index))
+        .route("/calendars/{year}", put(calendars::publish))
         .route("/item-categories", get(items::categories))
         .route("/cases", get(cases::index).post(cases::create))
         .route("/cases/by-serial/{serial}", get(cases::by_serial))
@@ -215,7 +219,10 @@ async fn healthz() -> Json<Health> {
 /// Describe this node
 #[utoipa::path(get, path = "/api/v1/node", tag = "node", responses((status = 200, body = NodeInfo), (status = 401, body = error::ErrorBody)), security(("token" = [])))]
 async fn node_info(State(state): State<ApiState>, _user: extract::Authenticated) -> Json<NodeInfo> {
-    Json(NodeInfo::from(&*state.node))
+    Json(NodeInfo::of(
+        &state.node,
+        state.store.calendar().version().to_string(),
+    ))
 }
 
 /// One peer's sync state.
@@ -397,6 +404,7 @@ async fn sync_status(
         Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
+          calendars::index, calendars::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, sync_status),
     modifiers(&BearerAuth, &CommonResponses),
 )]

@@ -233,7 +233,7 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
     println!(
         "  version {}, calendar {}",
         env!("CARGO_PKG_VERSION"),
-        yizhan_sync::domain::calendar::Calendar::china().version()
+        node.store.calendar().version()
     );
     println!(
         "  database {} ({:.1} MB; {} free on its disk)",
@@ -489,6 +489,30 @@ pub async fn sink_verify(node: &OpenNode) -> anyhow::Result<()> {
 
 /// `yizhan import-catalog FILE`: validates every item, then publishes the new and
 /// changed ones in this hall's catalog.
+/// `yizhan publish-calendar FILE`: a hall publishes a calendar year.
+pub async fn publish_calendar(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let year = node
+        .store
+        .publish_calendar_year(text, now_ms)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    println!(
+        "published calendar year {} (version {}, {}) as {}; deadlines now count on {}",
+        year.year,
+        year.version,
+        if year.official {
+            "official"
+        } else {
+            "provisional"
+        },
+        year.doc_id,
+        node.store.calendar().version()
+    );
+    Ok(())
+}
+
 pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow::Result<()> {
     let role: NodeRole = node.config.node.role.into();
     if !matches!(role, NodeRole::District | NodeRole::City) {

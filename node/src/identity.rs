@@ -56,8 +56,6 @@ pub struct ThisNode {
     pub name: String,
     /// This build's version.
     pub version: String,
-    /// The version of the working-day calendar shipped in this build.
-    pub calendar: String,
 }
 
 impl ThisNode {

@@ -47,6 +47,11 @@ impl Sink {
         loop {
             let error = self.session().await;
             let detail = error.detail();
+            if matches!(error, SinkError::Rederived) {
+                // Not a failure: start again at once from the new generation's start.
+                tracing::info!("{detail}");
+                continue;
+            }
             tracing::warn!(error = %detail, retry.secs = backoff.as_secs_f32(), "the PostgreSQL sink stopped; the node keeps serving and the sink tries again");
             self.update(|s| {
                 s.up = false;
@@ -107,6 +112,9 @@ impl Sink {
         let mut last_check = std::time::Instant::now();
         loop {
             let batch = match batches.recv().await {
+                Some(Ok(batch)) if batch.generation != identity.generation => {
+                    return Err(SinkError::Rederived);
+                }
                 Some(Ok(batch)) => batch,
                 Some(Err(e)) => return Err(e.into()),
                 None => {

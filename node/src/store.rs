@@ -16,6 +16,7 @@
 mod accounts;
 mod appointments;
 mod cache;
+pub(crate) mod calendars;
 mod cases;
 mod feed;
 mod file;
@@ -46,12 +47,16 @@ pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
 pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };
+pub use calendars::PublishedYear;
 pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
 pub use feed::{
     FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
     FeedRegistry, OriginSeq,
 };
-pub use file::{Copied, FileError, copy_database, schema_version, start_new_epoch};
+pub use file::{
+    Copied, FileCheck, FileError, check_file, copy_database, identity_of, schema_version,
+    start_new_epoch,
+};
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
@@ -231,6 +236,10 @@ struct Inner {
     readers: ReaderPool,
     origin: Origin,
     outgoing: Arc<tokio::sync::Notify>,
+    /// The calendar years held, as of the last commit (see `store::calendars`).
+    calendars: Arc<std::sync::RwLock<Arc<calendars::Calendars>>>,
+    /// This node's division: the calendar its own pages count on.
+    division: yizhan_sync::domain::codes::DivisionCode,
 }
 
 impl Store {
@@ -260,12 +269,18 @@ impl Store {
             .map(|_| open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
         let outgoing = Arc::new(tokio::sync::Notify::new());
+        let calendars = Arc::new(std::sync::RwLock::new(Arc::new(
+            calendars::Calendars::load(&conn)
+                .map_err(|e| OpenStoreError::Calendar(e.to_string()))?,
+        )));
+        let division = options.identity.record.division.clone();
         let writer = writer::spawn(
             conn,
             origin,
             options.identity.clone(),
             options.doc_cache,
             outgoing.clone(),
+            calendars.clone(),
         )?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -274,8 +289,37 @@ impl Store {
                 readers: ReaderPool::new(readers),
                 origin,
                 outgoing,
+                calendars,
+                division,
             }),
         })
+    }
+
+    /// The calendar this node's own counting uses (work lists, appointments, the
+    /// dashboard): the shipped years with those its halls published.
+    pub fn calendar(&self) -> Arc<yizhan_sync::domain::calendar::Calendar> {
+        self.calendar_for(&self.inner.division)
+    }
+
+    /// The calendar the deadlines of a case in `division` count on.
+    pub fn calendar_for(
+        &self,
+        division: &yizhan_sync::domain::codes::DivisionCode,
+    ) -> Arc<yizhan_sync::domain::calendar::Calendar> {
+        self.inner
+            .calendars
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .for_division(division)
+    }
+
+    /// The calendar years published by halls that this node holds.
+    pub fn calendar_years(&self) -> Vec<PublishedYear> {
+        self.inner
+            .calendars
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .years()
     }
 
     pub fn path(&self) -> &Path {
@@ -337,13 +381,14 @@ impl Store {
     }
 }
 
-/// Deadlines are derived with the calendar shipped in the binary. When an upgrade ships
-/// different calendar figures (next year's official notice, say), every derived row is
+/// Deadlines are derived with the calendar shipped in the binary and the years the halls
+/// published (see `store::calendars`). When an upgrade ships different figures, or the
+/// years held changed without the writer noticing (a restore), every derived row is
 /// recomputed once at start, so no open case keeps deadlines from the old figures.
 fn refresh_for_calendar(conn: &mut Connection) -> Result<(), OpenStoreError> {
-    let shipped = yizhan_sync::domain::calendar::Calendar::china()
-        .version()
-        .to_string();
+    let shipped = calendars::Calendars::load(conn)
+        .map_err(|e| OpenStoreError::Calendar(e.to_string()))?
+        .fingerprint();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let recorded: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
         "SELECT value FROM meta WHERE key = 'calendar'",

@@ -492,7 +492,12 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
         breach_on,
         clock_stopped_on: state.suspended_since.map(date),
         closed_on: state.closed_on.map(date),
-        calendar: state.calendar.clone(),
+        // The calendar the deadlines were counted on now (a year the halls published since
+        // acceptance counts), else the one named at acceptance.
+        calendar: deadlines
+            .as_ref()
+            .map(|_| calendar.version().to_string())
+            .or_else(|| state.calendar.clone()),
         calendar_covered: deadlines.as_ref().is_none_or(|d| d.calendar_covered),
         updated_hlc: state.last_event_at.unwrap_or(intake.submitted_at).to_hex(),
         holder: state.holder.clone(),

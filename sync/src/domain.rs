@@ -10,3 +10,4 @@ pub mod item;
 pub mod notice;
 pub mod serial;
 pub mod supervision;
+pub mod text;

@@ -840,7 +840,10 @@ fn a_restored_station_starts_a_new_epoch_and_syncs_without_reusing_numbers() {
     ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("checksum"));
-    let _ = std::fs::remove_dir_all(&r2);
+    assert!(
+        !r2.join("yizhan.toml").exists() && !r2.join("restore-staging").exists(),
+        "a refused restore leaves no node and nothing staged"
+    );
 
     let restored = run_ok(&["restore", &quiet_archive, "--data-dir", dir_arg(&r2)]);
     assert!(restored.contains("epoch 2 (was 1)"), "{restored}");

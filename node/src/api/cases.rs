@@ -710,10 +710,7 @@ impl From<CaseDetail> for CaseView {
             signed_on: d.state.signed_for.as_ref().map(|s| s.on.to_string()),
             delegated_by: intake.item.delegated_by.clone(),
             rating: d.state.rating.as_ref().map(|r| r.level),
-            rectify_due: d.state.rectification.as_ref().map(|r| {
-                r.due(yizhan_sync::domain::calendar::Calendar::china())
-                    .to_string()
-            }),
+            rectify_due: d.rectify_due,
             rectified_on: d
                 .state
                 .rectification

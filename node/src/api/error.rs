@@ -100,6 +100,9 @@ impl From<StoreError> for ApiError {
                 | CaseError::NoOpenRectification => {
                     ApiError::new(S::CONFLICT, "not_allowed", e.to_string())
                 }
+                CaseError::Text(_) => {
+                    ApiError::new(S::UNPROCESSABLE_ENTITY, case.code(), e.to_string())
+                }
                 CaseError::MaterialsMissing { .. } => {
                     ApiError::new(S::UNPROCESSABLE_ENTITY, "materials_missing", e.to_string())
                 }
@@ -128,10 +131,15 @@ impl From<StoreError> for ApiError {
             StoreError::ClockBehind { .. } => {
                 ApiError::new(S::SERVICE_UNAVAILABLE, "clock_behind", e.to_string())
             }
-            StoreError::Corrupt { .. }
-            | StoreError::DiskFull(_)
-            | StoreError::Sqlite(_)
-            | StoreError::Internal(_) => {
+            StoreError::DiskFull(_) => {
+                tracing::error!(error = %e, "the disk is full; a write was refused");
+                ApiError::new(
+                    S::INSUFFICIENT_STORAGE,
+                    "disk_full",
+                    "the node's disk is full, so nothing of this request was saved; free disk space on the node (`yizhan status` shows how much is left) and send it again",
+                )
+            }
+            StoreError::Corrupt { .. } | StoreError::Sqlite(_) | StoreError::Internal(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(
                     S::INTERNAL_SERVER_ERROR,

@@ -223,6 +223,26 @@ async fn a_city_streams_its_tree_into_postgres() {
     .collect();
     assert_eq!(stations, expected);
 
+    // A calendar year published at the city derives the open cases' deadlines again
+    // without a change to their documents; the sink writes them again.
+    let head = city.feed_head().await.unwrap();
+    city.publish_calendar_year(
+        crate::store::calendars::OFFICIAL_2027.into(),
+        at("2026-03-20"),
+    )
+    .await
+    .unwrap();
+    caught_up(&city, &state).await;
+    assert!(state.lock().unwrap().position > head);
+    assert_same_rows(&city, &url).await;
+    let (in_pg, _) = pg.mirror_rows().await.unwrap();
+    assert!(
+        in_pg.tables["cases"]
+            .values()
+            .any(|row| row.contains("2027.1")),
+        "no case in PostgreSQL counts on the published year"
+    );
+
     for month in ["2026-02", "2026-03"] {
         month_query_matches_the_dashboard(&pg, &city, month).await;
     }

@@ -49,6 +49,8 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
 
 impl Store {
     pub async fn add_user(&self, user: NewUser, now_ms: u64) -> Result<UserRecord, StoreError> {
+        crate::accounts::validate_names(&user.display_name, &user.counter)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.write(move |ctx| {
             let exists: bool = ctx
                 .conn

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use yizhan_sync::doc;
-use yizhan_sync::domain::calendar::{Calendar, Date, WarningLevel};
+use yizhan_sync::domain::calendar::{Date, WarningLevel};
 use yizhan_sync::domain::case::{
     self, Action, CaseState, Event, Intake, MaterialReceived, NewCase, Shortfall, Status,
 };
@@ -124,8 +124,13 @@ pub struct CaseDetail {
     /// Kinds of events written by a newer version, which this node keeps but cannot
     /// count until it is upgraded.
     pub newer: Vec<String>,
+    /// The calendar version the deadlines count on (see `store::calendars`).
     pub calendar: Option<String>,
     pub calendar_covered: bool,
+    /// Where the case is: the calendar of this division counts its working days.
+    pub division: yizhan_sync::domain::codes::DivisionCode,
+    /// A bad rating's rectification deadline, on that calendar.
+    pub rectify_due: Option<String>,
 }
 
 pub(super) const SUMMARY_COLUMNS: &str =
@@ -188,7 +193,7 @@ impl Store {
         let person = person.into();
         self.write(move |ctx| {
             let case_doc =
-                doc::read_case(ctx.doc_mut(&case_id)?).map_err(|e| StoreError::Corrupt {
+                doc::read_case(ctx.case_doc_mut(&case_id)?).map_err(|e| StoreError::Corrupt {
                     id: case_id.to_string(),
                     message: e.to_string(),
                 })?;
@@ -288,7 +293,8 @@ fn finish_case_write(
     now_ms: u64,
 ) -> Result<(), StoreError> {
     ctx.persist_local_change(id, DocKind::Case, &case_doc.scope, now_ms)?;
-    let (row, events) = doc::case_rows(id, case_doc, Calendar::china());
+    let calendar = ctx.calendar_for(&case_doc.scope);
+    let (row, events) = doc::case_rows(id, case_doc, &calendar);
     store_case_rows(&ctx.conn, "", &row, &events)
 }
 
@@ -327,7 +333,7 @@ fn read_detail(
 ) -> Result<CaseDetail, StoreError> {
     let found = conn
         .prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS}, calendar, calendar_covered, d.bytes
+            "SELECT {SUMMARY_COLUMNS}, calendar, calendar_covered, d.bytes, cases.rectify_due
              FROM cases JOIN documents d USING (id) WHERE cases.{column} = ?2"
         ))?
         .query_row(params![today.to_string(), key], |r| {
@@ -336,10 +342,11 @@ fn read_detail(
                 r.get::<_, Option<String>>(20)?,
                 r.get::<_, bool>(21)?,
                 r.get::<_, Vec<u8>>(22)?,
+                r.get::<_, Option<String>>(23)?,
             ))
         })
         .optional()?;
-    let (summary, calendar, calendar_covered, bytes) =
+    let (summary, calendar, calendar_covered, bytes, rectify_due) =
         found.ok_or_else(|| StoreError::NotFound {
             what: format!("case {key}"),
         })?;
@@ -378,6 +385,8 @@ fn read_detail(
         received: state.received.clone(),
         missing: state.missing.clone(),
         newer: case_doc.newer.iter().map(|n| n.kind.clone()).collect(),
+        division: case_doc.scope.division(),
+        rectify_due,
         intake: case_doc.intake,
         state,
         events,

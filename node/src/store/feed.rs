@@ -150,6 +150,10 @@ pub struct FeedBatch {
     pub items: Vec<FeedItem>,
     pub item_versions: Vec<FeedItemVersion>,
     pub registries: Vec<FeedRegistry>,
+    /// The generation of the derived rows when the batch was read: when it differs from
+    /// the one the sink started with, rows changed outside the log and the whole feed is
+    /// written again.
+    pub generation: i64,
 }
 
 impl FeedBatch {
@@ -208,6 +212,18 @@ impl Store {
 /// The meta key counting rebuilds that changed derived rows.
 pub(super) const GENERATION_KEY: &str = "derived_generation";
 
+/// Records that derived rows changed without a change in the log (a rebuild, deadlines
+/// derived again for a new calendar year): a PostgreSQL sink then writes the whole feed
+/// again, since it only rereads the documents the log names.
+pub(super) fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [GENERATION_KEY],
+    )?;
+    Ok(())
+}
+
 impl FeedReader {
     /// This node, its epoch and the generation of its derived rows.
     pub fn identity(&self) -> Result<FeedIdentity, StoreError> {
@@ -236,6 +252,7 @@ impl FeedReader {
             after,
             through: after,
             head: head.unwrap_or(0).max(0) as u64,
+            generation: generation(&tx)?,
             ..FeedBatch::default()
         };
         let mut cases = BTreeSet::new();

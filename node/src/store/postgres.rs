@@ -57,6 +57,10 @@ pub enum SinkError {
         "the feed position in PostgreSQL is not where this sink left it (another writer, or PostgreSQL lost or restored commits); resuming from the position it holds"
     )]
     PositionMoved,
+    #[error(
+        "the node derived its rows again (a rebuild, or deadlines for a new calendar year); the sink writes its whole feed again"
+    )]
+    Rederived,
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),
     #[error("PostgreSQL: {0}")]

@@ -4,7 +4,6 @@
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 use yizhan_sync::doc;
-use yizhan_sync::domain::calendar::Calendar;
 use yizhan_sync::ids::{DocId, DocKind};
 
 use super::writer::{store_case_rows, store_item_row};
@@ -97,11 +96,12 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
          CREATE UNIQUE INDEX temp.rebuilt_registry_records_id ON rebuilt_registry_records (scope, node_id);",
     )?;
     let mut report = RebuildReport::default();
+    let calendars = super::calendars::Calendars::load(conn)?;
     let mut stmt = conn.prepare("SELECT id, kind, bytes FROM documents ORDER BY id")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let (id, kind, bytes): (String, String, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        match rebuild_one(conn, &id, &kind, &bytes, &mut report) {
+        match rebuild_one(conn, &calendars, &id, &kind, &bytes, &mut report) {
             Ok(()) => {}
             Err(reason) => {
                 // Keep what the rows said before rather than dropping the document from view.
@@ -141,11 +141,7 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
     if report.rows_differing > 0 {
         // Rows changed without a change in the log: a PostgreSQL sink must read the whole
         // feed again (store::feed).
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, '1')
-             ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            [super::feed::GENERATION_KEY],
-        )?;
+        super::feed::bump_generation(conn)?;
     }
     Ok(report)
 }
@@ -153,6 +149,7 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
 /// Derives one document's rows into the rebuilt tables; `Err` is why it is unreadable.
 fn rebuild_one(
     conn: &Connection,
+    calendars: &super::calendars::Calendars,
     id: &str,
     kind: &str,
     bytes: &[u8],
@@ -169,7 +166,8 @@ fn rebuild_one(
         }
         Some(DocKind::Case) => {
             let case_doc = doc::read_case(&document).map_err(|e| e.to_string())?;
-            let (case_row, events) = doc::case_rows(&doc_id, &case_doc, Calendar::china());
+            let calendar = calendars.for_division(&case_doc.scope.division());
+            let (case_row, events) = doc::case_rows(&doc_id, &case_doc, &calendar);
             store_case_rows(conn, "rebuilt_", &case_row, &events).map_err(sql)?;
             report.cases += 1;
             report.events += events.len() as u64;

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use rusqlite::{Connection, params};
-use yizhan_sync::domain::calendar::{Calendar, Date, WarningLevel};
+use yizhan_sync::domain::calendar::{Date, WarningLevel};
 use yizhan_sync::domain::case::Status;
 
 use super::cases::{SUMMARY_COLUMNS, summary_from_row};
@@ -225,14 +225,15 @@ pub struct ExportCase {
 impl Store {
     /// Open cases by status and level today, the overdue and due-soon lists (at most
     /// `cap` each) and the open rectifications. "Due soon" looks `soon_days` working days
-    /// ahead by the shipped calendar.
+    /// ahead by this node's calendar.
     pub async fn dashboard_snapshot(
         &self,
         today: Date,
         soon_days: u32,
         cap: u32,
     ) -> Result<Snapshot, StoreError> {
-        self.read(move |conn| snapshot(conn, today, soon_days, cap))
+        let calendar = self.calendar();
+        self.read(move |conn| snapshot(conn, &calendar, today, soon_days, cap))
             .await
     }
 
@@ -271,6 +272,7 @@ fn count(n: i64) -> u64 {
 
 fn snapshot(
     conn: &Connection,
+    calendar: &yizhan_sync::domain::calendar::Calendar,
     today: Date,
     soon_days: u32,
     cap: u32,
@@ -337,7 +339,7 @@ fn snapshot(
 
     // Due soon: yellow today, or not yet yellow but due within `soon_days` working days
     // while the clock runs (a suspended case's committed date is not its real end yet).
-    let until = Calendar::china().add_working_days(today, soon_days, &[]);
+    let until = calendar.add_working_days(today, soon_days, &[]);
     let until_s = until.to_string();
     let due_soon_where = "breach_on IS NOT NULL AND red_on > ?1
          AND (yellow_on <= ?1 OR (clock_stopped_on IS NULL AND committed_due <= ?2))";

@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 use yizhan_sync::auth::Refusal;
 use yizhan_sync::auth::{self, NodeRecord, NodeRole, Registry, Revocation};
 use yizhan_sync::doc::{self, Rows};
-use yizhan_sync::domain::calendar::Calendar;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::hlc::Hlc;
 use yizhan_sync::domain::serial::Segment;
@@ -1296,7 +1295,12 @@ fn derive_rows(
     id: &DocId,
     document: &automerge::Automerge,
 ) -> Result<Option<Hlc>, StoreError> {
-    match doc::rows(id, document, Calendar::china()) {
+    // A case counts on the calendar of where it is; other kinds use none.
+    let calendar = match doc::header(document) {
+        Ok((DocKind::Case, scope)) => ctx.calendar_for(&scope),
+        _ => super::calendars::shipped(),
+    };
+    match doc::rows(id, document, &calendar) {
         Ok(Rows::Item(row)) => {
             store_item_row(&ctx.conn, "", &row)?;
             ctx.forget_items();
@@ -1313,7 +1317,12 @@ fn derive_rows(
         // Notices, supervision records and calendar years received from other nodes are
         // kept as documents (checked by the engine on arrival); the pages that list them
         // read their own tables, derived where those features live.
-        Ok(Rows::Record(_)) => Ok(None),
+        Ok(Rows::Record(record)) => {
+            if record.kind == DocKind::Calendar {
+                ctx.calendars_changed()?;
+            }
+            Ok(None)
+        }
         Err(e) => Err(StoreError::Corrupt {
             id: id.to_string(),
             message: e.to_string(),

@@ -9,13 +9,14 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use automerge::Automerge;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, oneshot};
 use yizhan_sync::doc::{self, CaseRow, EventRow, ItemRow};
+use yizhan_sync::domain::calendar::Calendar;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::hlc::{Hlc, HlcClock};
 use yizhan_sync::domain::item::Item;
@@ -23,6 +24,7 @@ use yizhan_sync::envelope::{self, Envelope};
 use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope};
 
 use super::cache::DocCache;
+use super::calendars::Calendars;
 use super::{OpenStoreError, StoreError};
 use crate::identity::Identity;
 
@@ -76,6 +78,12 @@ pub struct WriteCtx {
     pass_on: bool,
     /// Notified after each commit that holds changes to pass on: it wakes the sync driver.
     outgoing: Arc<Notify>,
+    /// The calendar years held, as of the running transaction; readers get them once
+    /// the transaction commits (see [`WriteCtx::calendars_changed`]).
+    calendars: Arc<Calendars>,
+    shared_calendars: Arc<RwLock<Arc<Calendars>>>,
+    /// Whether the running job changed the calendar years.
+    calendars_touched: bool,
 }
 
 impl std::fmt::Debug for WriteCtx {
@@ -89,6 +97,52 @@ impl std::fmt::Debug for WriteCtx {
 impl WriteCtx {
     fn cache_clear_items(&mut self) {
         self.items.clear();
+    }
+
+    /// The calendar the deadlines of a case in `scope` count on.
+    pub(super) fn calendar_for(&self, scope: &Scope) -> Arc<Calendar> {
+        self.calendars.for_division(&scope.division())
+    }
+
+    /// After a calendar year document was created or changed in this transaction: reads
+    /// the years again and derives again every case whose dates may count on a changed
+    /// year, so no open case keeps deadlines from the old figures.
+    pub(super) fn calendars_changed(&mut self) -> Result<(), StoreError> {
+        let fresh = Calendars::load(&self.conn)?;
+        let changed = fresh.first_change(&self.calendars);
+        self.calendars = Arc::new(fresh);
+        self.calendars_touched = true;
+        if let Some(year) = changed {
+            let cases = super::calendars::rederive_cases(&self.conn, &self.calendars, year)?;
+            if cases > 0 {
+                super::feed::bump_generation(&self.conn)?;
+            }
+            tracing::info!(
+                calendar.from_year = year,
+                calendar.version = %self.calendars.fingerprint(),
+                cases,
+                "calendar years changed; deadlines derived again"
+            );
+        }
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('calendar', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [self.calendars.fingerprint()],
+        )?;
+        Ok(())
+    }
+
+    /// The calendar years held, as of the running transaction.
+    pub(super) fn calendar_years(&self) -> Vec<super::calendars::PublishedYear> {
+        self.calendars.years()
+    }
+
+    /// After a rollback: the calendar years are what the database holds again.
+    fn reload_calendars(&mut self) {
+        match Calendars::load(&self.conn) {
+            Ok(calendars) => self.calendars = Arc::new(calendars),
+            Err(e) => tracing::error!(error = %e, "reading the calendar years after a rollback"),
+        }
     }
 
     /// Marks the running write as one whose changes should travel: after its group
@@ -231,6 +285,23 @@ impl WriteCtx {
         }
         self.touched.push(id.clone());
         Ok(self.cache.get_mut(id).expect("just inserted"))
+    }
+
+    /// The case `id`, ready to change. An id that names a document of another kind (an
+    /// item, a registry) is not found, like an id that names nothing: a caller never
+    /// reads an item as a case.
+    pub(super) fn case_doc_mut(&mut self, id: &DocId) -> Result<&mut Automerge, StoreError> {
+        let kind: Option<String> = self
+            .conn
+            .prepare_cached("SELECT kind FROM documents WHERE id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?;
+        if kind.is_some_and(|kind| kind != DocKind::Case.as_str()) {
+            return Err(StoreError::NotFound {
+                what: format!("case {id}"),
+            });
+        }
+        self.doc_mut(id)
     }
 
     /// Adds a document created by this write to the cache.
@@ -480,6 +551,9 @@ trait Job: Send {
 
 struct Ran {
     ok: bool,
+    /// The write's own error, when it failed: a full disk stays a full disk for every
+    /// write the rolled-back transaction takes with it.
+    error: Option<StoreError>,
     complete: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
@@ -508,6 +582,7 @@ where
         });
         Ran {
             ok: result.is_ok(),
+            error: result.as_ref().err().cloned(),
             complete: Box::new(move |commit| {
                 let _ = reply.send(commit.and(result));
             }),
@@ -557,6 +632,7 @@ pub(super) fn spawn(
     identity: Identity,
     doc_cache: usize,
     outgoing: Arc<Notify>,
+    shared_calendars: Arc<RwLock<Arc<Calendars>>>,
 ) -> Result<WriterHandle, OpenStoreError> {
     let division = identity.record.division.clone();
     // The clock starts after the newest time stored, so a restart never issues an earlier
@@ -564,6 +640,10 @@ pub(super) fn spawn(
     let newest: Option<String> =
         conn.query_row("SELECT MAX(updated_hlc) FROM cases", [], |r| r.get(0))?;
     let newest = newest.and_then(|h| Hlc::parse_hex(&h)).unwrap_or_default();
+    let calendars = shared_calendars
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let ctx = WriteCtx {
         conn,
         cache: DocCache::new(doc_cache),
@@ -577,6 +657,9 @@ pub(super) fn spawn(
         items: HashMap::new(),
         pass_on: false,
         outgoing,
+        calendars,
+        shared_calendars,
+        calendars_touched: false,
     };
     let (sender, receiver) = channel();
     let thread = std::thread::Builder::new()
@@ -616,6 +699,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
     let mut committed = Vec::with_capacity(group.len());
     let mut touched = Vec::new();
     let mut pass_on = false;
+    let mut calendars_touched = false;
     let mut jobs = group.into_iter();
     let mut lost: Option<StoreError> = None;
     for job in jobs.by_ref() {
@@ -626,10 +710,16 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         ctx.touched.clear();
         ctx.created.clear();
         ctx.pass_on = false;
+        ctx.calendars_touched = false;
         let ran = job.run(ctx);
+        let full = ran
+            .error
+            .clone()
+            .filter(|e| matches!(e, StoreError::DiskFull(_)));
         let released = ran.ok && ctx.conn.execute_batch("RELEASE job").is_ok();
         if released {
             pass_on |= ctx.pass_on;
+            calendars_touched |= ctx.calendars_touched;
             touched.append(&mut ctx.touched);
             committed.push(ran.complete);
         } else {
@@ -638,6 +728,9 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
                 ctx.cache.remove(&id);
             }
             ctx.items.clear();
+            if ctx.calendars_touched {
+                ctx.reload_calendars();
+            }
             // The job's own error (or, if only RELEASE failed, a rollback) goes back now:
             // nothing of it will be committed.
             let outcome = if ran.ok {
@@ -650,7 +743,12 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         // On a full disk or an I/O error SQLite may roll back the whole transaction. Then
         // the writes released so far are gone too, and the rest must not run outside it.
         if ctx.conn.is_autocommit() {
-            lost = Some(StoreError::Internal("the database rolled back the transaction (disk full or I/O error); nothing was saved".into()));
+            lost = Some(full.unwrap_or_else(|| {
+                StoreError::Internal(
+                    "the database rolled back the transaction (I/O error); nothing was saved"
+                        .into(),
+                )
+            }));
             break;
         }
     }
@@ -666,13 +764,23 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
             ctx.cache.remove(&id);
         }
         ctx.cache_clear_items();
+        if calendars_touched {
+            ctx.reload_calendars();
+        }
         for job in jobs {
             job.abort(error.clone());
         }
-    } else if pass_on {
-        // After COMMIT and before any caller hears back, so "written" implies "the
-        // driver knows". Notify keeps one permit: a burst of commits wakes it once.
-        ctx.outgoing.notify_one();
+    } else {
+        if calendars_touched {
+            *ctx.shared_calendars
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = ctx.calendars.clone();
+        }
+        if pass_on {
+            // After COMMIT and before any caller hears back, so "written" implies "the
+            // driver knows". Notify keeps one permit: a burst of commits wakes it once.
+            ctx.outgoing.notify_one();
+        }
     }
     for complete in committed {
         complete(commit.clone());

@@ -487,8 +487,16 @@ pub(super) fn case_error(t: &Tr, e: &CaseError) -> (StatusCode, String) {
             StatusCode::FORBIDDEN,
             t.get("case.error.not_this_nodes").into_owned(),
         ),
+        CaseError::Text(refused) => (StatusCode::UNPROCESSABLE_ENTITY, text_refused(t, refused)),
         other => (StatusCode::CONFLICT, other.to_string()),
     }
+}
+
+/// The text rule's refusal in the page's language: which field, which character.
+pub(super) fn text_refused(t: &Tr, refused: &yizhan_sync::domain::text::Refused) -> String {
+    let field = t.get(&format!("field.{}", refused.field)).into_owned();
+    t.with("error.control_character", "field", &field)
+        .replace("{char}", &refused.code_point())
 }
 
 /// Seals and stores a notice about the case as it is now.

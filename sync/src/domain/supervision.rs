@@ -49,6 +49,9 @@ pub enum SupervisionError {
     NotACase(String),
     #[error("{0} is not a supervision notice")]
     NotANotice(String),
+    /// A text holds a control or layout character (see [`text`](super::text)).
+    #[error(transparent)]
+    Control(#[from] super::text::Refused),
 }
 
 impl SupervisionError {
@@ -59,6 +62,7 @@ impl SupervisionError {
             SupervisionError::ReplyDays => "supervision_reply_days",
             SupervisionError::NotACase(_) => "supervision_not_a_case",
             SupervisionError::NotANotice(_) => "supervision_not_a_notice",
+            SupervisionError::Control(_) => super::text::Refused::CODE,
         }
     }
 }
@@ -68,7 +72,7 @@ fn written(field: &'static str, text: &str, max: usize) -> Result<(), Supervisio
     if n == 0 || text.chars().count() > max {
         return Err(SupervisionError::Text { field, max });
     }
-    Ok(())
+    Ok(super::text::lines(field, text)?)
 }
 
 impl SupervisionNotice {
@@ -220,6 +224,9 @@ mod tests {
         let mut blank = notice("2026-09-25", 3);
         blank.todo = " ".into();
         assert_eq!(blank.validate().unwrap_err().code(), "supervision_text");
+        let mut rlo = notice("2026-09-25", 3);
+        rlo.todo = "\u{202E}请于三日内答复".into();
+        assert_eq!(rlo.validate().unwrap_err().code(), "control_character");
         assert_eq!(
             notice("2026-09-25", 0).validate().unwrap_err().code(),
             "supervision_reply_days"

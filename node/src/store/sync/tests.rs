@@ -415,3 +415,133 @@ async fn the_writer_wakes_the_sync_driver_only_for_changes_to_pass_on() {
         .unwrap();
     assert!(!woken(&hall.store).await, "notes about peers wake nothing");
 }
+
+/// A calendar year is data: the district publishes the State Council's 2027 notice, it
+/// reaches the station with the catalog, and the station's open case is counted on it at
+/// once (issue 13, point 13); the station cannot publish one itself.
+#[tokio::test]
+async fn a_published_calendar_year_recounts_open_deadlines_below() {
+    use yizhan_sync::domain::calendar::{Calendar, Deadlines};
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+
+    // An acceptance day whose committed deadline the official 2027 figures move.
+    let residence = item("居住证申领");
+    let official = Calendar::china_with(&[crate::store::calendars::OFFICIAL_2027]).unwrap();
+    let due = |calendar: &Calendar, day: yizhan_sync::domain::calendar::Date| {
+        let limits = yizhan_sync::domain::calendar::Limits {
+            committed_days: residence.committed_limit_days,
+            legal_days: residence.legal_limit_days,
+            yellow: residence.yellow,
+        };
+        Deadlines::compute(calendar, day, limits, &[], 0).committed_due
+    };
+    let accepted = (0..40)
+        .map(|n| {
+            "2027-01-04"
+                .parse::<yizhan_sync::domain::calendar::Date>()
+                .unwrap()
+                .add_days(n)
+        })
+        .find(|day| {
+            Calendar::china().is_working_day(*day)
+                && due(Calendar::china(), *day) != due(&official, *day)
+        })
+        .expect("the official figures move some deadline");
+    let when = at(&accepted.to_string()) + 10 * 3_600_000;
+    let id = station
+        .store
+        .create_case(
+            residence.impl_code.to_string(),
+            complete_application(&residence),
+            staff(),
+            when,
+        )
+        .await
+        .unwrap();
+    station
+        .store
+        .act_on_case(id.clone(), vec![NewAction::Accept], staff(), when)
+        .await
+        .unwrap();
+    let before = station
+        .store
+        .get_case(id.to_string(), accepted)
+        .await
+        .unwrap();
+    assert_eq!(
+        before.summary.committed_due.as_deref(),
+        Some(due(Calendar::china(), accepted).to_string().as_str())
+    );
+    assert!(before.calendar.as_deref().unwrap().contains("2027.0p"));
+
+    // A station does not publish calendars.
+    let refused = station
+        .store
+        .publish_calendar_year(crate::store::calendars::OFFICIAL_2027.into(), when)
+        .await;
+    assert!(
+        matches!(refused, Err(crate::store::StoreError::Forbidden(_))),
+        "{refused:?}"
+    );
+
+    let published = district
+        .store
+        .publish_calendar_year(crate::store::calendars::OFFICIAL_2027.into(), when)
+        .await
+        .unwrap();
+    assert_eq!((published.year, published.official), (2027, true));
+    assert!(district.store.calendar().version().contains("2027.1"));
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let after = station
+        .store
+        .get_case(id.to_string(), accepted)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.summary.committed_due.as_deref(),
+        Some(due(&official, accepted).to_string().as_str()),
+        "the open case is counted on the published year"
+    );
+    assert!(after.calendar.as_deref().unwrap().contains("2027.1"));
+    assert!(station.store.calendar().version().contains("2027.1"));
+    assert_eq!(station.store.calendar_years().len(), 1);
+    // The case went up before the year came down; the district counts it the same way.
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    let at_district = district
+        .store
+        .get_case(id.to_string(), accepted)
+        .await
+        .unwrap();
+    assert_eq!(
+        at_district.summary.committed_due,
+        after.summary.committed_due
+    );
+    // Publishing the same text again changes nothing and says so.
+    assert!(matches!(
+        district
+            .store
+            .publish_calendar_year(crate::store::calendars::OFFICIAL_2027.into(), when)
+            .await,
+        Err(crate::store::StoreError::Conflict(_))
+    ));
+    for node in [&district, &sub, &station] {
+        assert!(node.store.quarantined(10).await.unwrap().is_empty());
+        assert_eq!(node.store.rebuild().await.unwrap().rows_differing, 0);
+    }
+}
