@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post, put};
@@ -28,7 +28,8 @@ use yizhan_sync::domain::calendar::Date;
 
 use crate::clock::{Clock, rfc3339_cst};
 use crate::identity::ThisNode;
-use crate::metrics::{LinkState, Metrics, SinkState};
+use crate::links::Links;
+use crate::metrics::{Metrics, SinkState};
 use crate::store::Store;
 use error::ApiError;
 
@@ -38,8 +39,9 @@ pub struct ApiState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub node: Arc<ThisNode>,
-    /// The state of the link to the parent, kept by the sync driver.
-    pub link: Arc<Mutex<LinkState>>,
+    /// The sync links: the parent's, kept by the sync driver; the children's, kept by
+    /// `/sync/v1` as they call.
+    pub links: Arc<Links>,
     /// The state of the PostgreSQL sink, kept by its driver.
     pub sink: Arc<Mutex<SinkState>>,
     /// Changes children pushed that this node already had, since start. Stays at zero
@@ -49,6 +51,8 @@ pub struct ApiState {
     pub applied_received: Arc<AtomicU64>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// What `/sync/v1` keeps between requests: nonces, the body budget, its limits.
+    pub sync: Arc<sync::SyncServer>,
     /// Where scheduled backups go, for the backup age in `/metrics`.
     pub backup_dir: Option<PathBuf>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).
@@ -121,8 +125,8 @@ where
         .route("/pull", post(sync::pull))
         .route("/push", post(sync::push))
         .route("/vector", post(sync::vector))
-        .route("/enroll", post(sync::enroll))
-        .layer(DefaultBodyLimit::max(sync::MAX_SYNC_BODY));
+        .route("/wait", post(sync::wait))
+        .route("/enroll", post(sync::enroll));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -161,6 +165,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     use axum::response::IntoResponse;
     let peers = state.store.peers().await.unwrap_or_default();
     let refusals = state.store.peer_refusal_counts().await.unwrap_or((0, 0));
+    let children = state.links.children();
     let gauges = crate::metrics::Gauges {
         pending_changes: peers.iter().filter_map(|p| p.pending.map(|(n, _)| n)).sum(),
         quarantined: state.store.quarantine_count().await.unwrap_or(0),
@@ -174,10 +179,20 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             .and_then(crate::backup::newest)
             .and_then(|(_, at)| at.elapsed().ok())
             .map(|age| age.as_secs()),
-        parent_link_up: peers
+        parent: peers
             .iter()
             .any(|p| p.relation == crate::store::Relation::Parent)
-            .then(|| state.link.lock().unwrap_or_else(|e| e.into_inner()).up),
+            .then(|| {
+                let parent = state.links.parent();
+                crate::metrics::ParentGauges {
+                    up: parent.up,
+                    live: parent.live,
+                    retry_delay_seconds: parent.retry_delay_ms.map(|ms| ms as f64 / 1000.0),
+                    last_connected_seconds: parent.last_connected_ms.map(|ms| ms / 1000),
+                }
+            }),
+        children_live: children.values().filter(|c| c.live).count() as u64,
+        children_seen: children.len() as u64,
         sink: Some(state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone())
             .filter(|s| s.enabled),
     };
@@ -244,6 +259,14 @@ pub struct PeerSync {
     pub pending: Option<u64>,
     /// When the peer last told us what it holds.
     pub pending_as_of: Option<String>,
+    /// The parent: a long-poll to it is open now. A child: it holds one here now. What
+    /// reaches the upper node then reaches the lower one at once. Null for other peers.
+    pub live: Option<bool>,
+    /// When the parent last answered this node, or the child last called it, since this
+    /// node started.
+    pub last_connected_at: Option<String>,
+    /// The parent, while the link fails: seconds until the next attempt is made.
+    pub retry_delay_secs: Option<f64>,
 }
 
 /// The node's sync state.
@@ -251,6 +274,15 @@ pub struct PeerSync {
 pub struct SyncStatus {
     /// Whether the last session with the parent succeeded.
     pub parent_link_up: bool,
+    /// Whether a long-poll to the parent is open now.
+    pub parent_link_live: bool,
+    /// While the link to the parent fails: why (`unreachable`, `refused`, `busy`), the
+    /// wait before the next attempt, and when that is.
+    pub parent_failure: Option<String>,
+    pub parent_retry_delay_secs: Option<f64>,
+    pub parent_next_attempt_at: Option<String>,
+    /// When the parent last answered this node.
+    pub parent_last_connected_at: Option<String>,
     /// The parent's clock minus this node's at the last session, in milliseconds.
     pub parent_clock_offset_ms: Option<i64>,
     pub last_success_at: Option<String>,
@@ -322,7 +354,8 @@ async fn sync_status(
     State(state): State<ApiState>,
     _user: extract::Authenticated,
 ) -> Result<Json<SyncStatus>, ApiError> {
-    let link = state.link.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let link = state.links.parent();
+    let children = state.links.children();
     let sink = state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let peers = state.store.peers().await?;
     let quarantine = state.store.quarantined(20).await?;
@@ -331,24 +364,48 @@ async fn sync_status(
     let (refused_count, waiting_count) = state.store.peer_refusal_counts().await?;
     Ok(Json(SyncStatus {
         parent_link_up: link.up,
+        parent_link_live: link.live,
+        parent_failure: link.failure.map(|f| f.as_str().to_string()),
+        parent_retry_delay_secs: link.retry_delay_ms.map(|ms| ms as f64 / 1000.0),
+        parent_next_attempt_at: link.next_attempt_ms.map(|ms| rfc3339_cst(ms as i64)),
+        parent_last_connected_at: link.last_connected_ms.map(|ms| rfc3339_cst(ms as i64)),
         parent_clock_offset_ms: link.clock_offset_ms,
         last_success_at: link.last_success_ms.map(|ms| rfc3339_cst(ms as i64)),
         last_error: link.last_error,
         peers: peers
             .into_iter()
-            .map(|p| PeerSync {
-                node_id: p.record.node.to_hex(),
-                name: p.record.name.clone(),
-                role: p.record.role.as_str().into(),
-                division: p.record.division.to_string(),
-                relation: p.relation.as_str().into(),
-                url: p.url,
-                revoked: p.record.revoked.is_some(),
-                last_ok_at: p.last_ok_ms.map(rfc3339_cst),
-                last_error: p.last_error,
-                last_error_at: p.last_error_ms.map(rfc3339_cst),
-                pending: p.pending.map(|(n, _)| n),
-                pending_as_of: p.pending.map(|(_, at)| rfc3339_cst(at)),
+            .map(|p| {
+                let (live, last_connected_ms, retry_delay_ms) = match p.relation {
+                    crate::store::Relation::Parent => {
+                        (Some(link.live), link.last_connected_ms, link.retry_delay_ms)
+                    }
+                    crate::store::Relation::Child => {
+                        let child = children.get(&p.record.node);
+                        (
+                            Some(child.is_some_and(|c| c.live)),
+                            child.map(|c| c.last_connected_ms),
+                            None,
+                        )
+                    }
+                    _ => (None, None, None),
+                };
+                PeerSync {
+                    node_id: p.record.node.to_hex(),
+                    name: p.record.name.clone(),
+                    role: p.record.role.as_str().into(),
+                    division: p.record.division.to_string(),
+                    relation: p.relation.as_str().into(),
+                    url: p.url,
+                    revoked: p.record.revoked.is_some(),
+                    last_ok_at: p.last_ok_ms.map(rfc3339_cst),
+                    last_error: p.last_error,
+                    last_error_at: p.last_error_ms.map(rfc3339_cst),
+                    pending: p.pending.map(|(n, _)| n),
+                    pending_as_of: p.pending.map(|(_, at)| rfc3339_cst(at)),
+                    live,
+                    last_connected_at: last_connected_ms.map(|ms| rfc3339_cst(ms as i64)),
+                    retry_delay_secs: retry_delay_ms.map(|ms| ms as f64 / 1000.0),
+                }
             })
             .collect(),
         quarantined,

@@ -480,6 +480,7 @@ fn ensure_only_restore_leftovers(path: &Path) -> anyhow::Result<()> {
     for entry in fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))? {
         let name = entry?.file_name().to_string_lossy().to_string();
         let ours = name == "lock"
+            || name == "control.sock"
             || name == "backups"
             || name.starts_with("replaced-")
             || name.starts_with(crate::data_dir::RESTORE_STAGING);

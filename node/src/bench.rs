@@ -1,8 +1,12 @@
 //! `yizhan bench …`: performance figures printed for docs/benchmarks.md.
 
+mod flood;
+mod longpoll;
 mod sink;
 pub mod tree;
 mod web;
+pub use flood::{FloodBenchArgs, flood};
+pub use longpoll::{LongPollBenchArgs, longpoll};
 pub use sink::{SinkBenchArgs, sink};
 pub use web::{WebBenchArgs, web};
 
@@ -345,6 +349,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             sync: SyncSection {
                 interval_secs: 3600,
                 batch_bytes: args.batch_bytes,
+                ..SyncSection::default()
             },
             backup: Default::default(),
             discovery: Default::default(),

@@ -73,6 +73,9 @@ pub enum Command {
     },
     /// Show this node, its peers and its sync state
     Status,
+    /// Sync with the parent while the node serves
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// List the Yizhan nodes on this LAN (mDNS), e.g. to find the hall to enroll with
     Peers {
         /// How long to listen
@@ -176,6 +179,13 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Ask the running node for a session with its parent now (cutting any retry wait
+    /// short) and print how it went
+    Now,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create an API token for a user; printed once, stored only as a hash
     Create {
@@ -197,6 +207,10 @@ pub enum BenchCommand {
     Web(crate::bench::WebBenchArgs),
     /// Stream a city hall's cases into PostgreSQL: rows/s, lag under a live sync, size
     Sink(crate::bench::SinkBenchArgs),
+    /// Time a worker's work list while slow connections and oversize uploads hit the node
+    Flood(crate::bench::FloodBenchArgs),
+    /// Time one change at a hall reaching 500 children that hold long-polls, and their memory
+    Longpoll(crate::bench::LongPollBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -386,7 +400,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status => {
             let node = OpenNode::shared(&data_dir)?;
-            let result = crate::commands::status(&node).await;
+            let result = crate::commands::status(&node, &data_dir).await;
+            node.store.shutdown().await;
+            result
+        }
+        Command::Sync(SyncCommand::Now) => {
+            let node = OpenNode::shared(&data_dir)?;
+            let result = crate::commands::sync_now(&node, &data_dir).await;
             node.store.shutdown().await;
             result
         }
@@ -448,6 +468,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sync(args)) => crate::bench::sync(args).await,
         Command::Bench(BenchCommand::Web(args)) => crate::bench::web(args).await,
         Command::Bench(BenchCommand::Sink(args)) => crate::bench::sink(args).await,
+        Command::Bench(BenchCommand::Flood(args)) => crate::bench::flood(args).await,
+        Command::Bench(BenchCommand::Longpoll(args)) => crate::bench::longpoll(args).await,
     }
 }
 

@@ -14,6 +14,7 @@ use yizhan_sync::request::{EnrollRequest, EnrollResponse};
 use yizhan_sync::wire::Message;
 
 use crate::clock::rfc3339_cst;
+use crate::data_dir::DataDir;
 use crate::node::OpenNode;
 use crate::store::Relation;
 
@@ -220,9 +221,95 @@ pub async fn revoke(
     Ok(())
 }
 
+/// `yizhan sync now`: asks the running node for a session with its parent and prints
+/// how it ended.
+pub async fn sync_now(node: &OpenNode, data_dir: &DataDir) -> anyhow::Result<()> {
+    let has_parent = node
+        .store
+        .peers()
+        .await?
+        .iter()
+        .any(|p| p.relation == Relation::Parent && p.url.is_some());
+    if !has_parent {
+        bail!(
+            "this node has no parent to sync with; enroll it first with `yizhan enroll URL CODE` (the code comes from the hall's `yizhan enroll-code`)"
+        );
+    }
+    println!("asking the running node for a session with its parent …");
+    let outcome: crate::control::SyncOutcome = crate::control::ask(
+        &data_dir.control_socket(),
+        "sync-now",
+        crate::control::SYNC_NOW_TIMEOUT + std::time::Duration::from_secs(5),
+    )
+    .await?;
+    if !outcome.ok {
+        bail!(
+            "the session failed: {}; `yizhan status` shows the link and when it tries again",
+            outcome.message
+        );
+    }
+    println!("synced: {}", outcome.message);
+    Ok(())
+}
+
+/// The link of a peer in words, from what the running node reports.
+fn link_words(
+    relation: Relation,
+    live: &crate::control::LiveStatus,
+    node: &NodeId,
+) -> Option<String> {
+    let when = |ms: u64| rfc3339_cst(ms as i64);
+    match relation {
+        Relation::Parent => {
+            let parent = &live.parent;
+            let state = if parent.live {
+                "live (a long-poll is open: what the parent gets arrives at once)".to_string()
+            } else if parent.up {
+                "up".to_string()
+            } else if let Some(failure) = &parent.failure {
+                format!(
+                    "{failure}; next attempt in {:.0} s",
+                    parent.retry_delay_ms.unwrap_or(0) as f64 / 1000.0
+                )
+            } else {
+                "no session yet".to_string()
+            };
+            let contact = parent
+                .last_connected_ms
+                .map_or("never since start".to_string(), when);
+            Some(format!("link: {state}; last contact {contact}"))
+        }
+        Relation::Child => {
+            let hex = node.to_hex();
+            let child = live
+                .children
+                .iter()
+                .find(|(id, _)| *id == hex)
+                .map(|(_, c)| c);
+            Some(match child {
+                Some(c) if c.live => format!(
+                    "link: live (holds a long-poll here); last contact {}",
+                    when(c.last_connected_ms)
+                ),
+                Some(c) => format!("link: not live; last contact {}", when(c.last_connected_ms)),
+                None => "link: not live; no contact since this node started".to_string(),
+            })
+        }
+        _ => None,
+    }
+}
+
 /// `yizhan status`.
-pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
+pub async fn status(node: &OpenNode, data_dir: &DataDir) -> anyhow::Result<()> {
     let config = &node.config;
+    // The live part comes from the running node, if it runs.
+    let live: Option<crate::control::LiveStatus> = crate::control::ask(
+        &data_dir.control_socket(),
+        "status",
+        std::time::Duration::from_secs(3),
+    )
+    .await
+    .ok();
     println!(
         "{} — {} {} (node {})",
         config.node.name,
@@ -291,6 +378,12 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
             }
         );
         println!("           {state}");
+        if let Some(words) = live
+            .as_ref()
+            .and_then(|live| link_words(peer.relation, live, &peer.record.node))
+        {
+            println!("           {words}");
+        }
         let direction = if peer.relation == Relation::Parent {
             "pending up"
         } else {
@@ -309,6 +402,11 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
             ),
             None => println!("           {direction}: not known until it syncs"),
         }
+    }
+    if live.is_none() {
+        println!(
+            "(the node is not running here, or its control socket did not answer: links are shown as last recorded)"
+        );
     }
     if node.config.backup.dir.is_empty() {
         println!("scheduled backups: off (set [backup] dir in the config)");

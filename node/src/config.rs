@@ -309,10 +309,21 @@ impl Default for BackupSection {
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSection {
-    /// Seconds between sessions with the parent when nothing is written locally.
+    /// Seconds between sessions with the parent when nothing else starts one (a local
+    /// write, the parent's answer to the long-poll, a technician): the fallback.
     pub interval_secs: u64,
     /// Bytes of changes per batch. Smaller batches lose less on a link that drops often.
     pub batch_bytes: u32,
+    /// Largest batch a child may push in one request, in bytes (checked before its body
+    /// is read). Children cut their batches at their `batch_bytes`, far below it.
+    pub max_push_bytes: u64,
+    /// Bytes of sync request bodies this node reads and handles at once, from all
+    /// children together; more waits, then gets "try again". Bounds the memory a burst of
+    /// pushes can take.
+    pub body_budget_bytes: u64,
+    /// Children's sessions this node serves at once; a child that finds no place is told
+    /// to come back in a few seconds. Long-polls are not sessions and are not counted.
+    pub max_sessions: usize,
 }
 
 impl Default for SyncSection {
@@ -320,6 +331,9 @@ impl Default for SyncSection {
         SyncSection {
             interval_secs: 60,
             batch_bytes: 2 * 1024 * 1024,
+            max_push_bytes: 16 * 1024 * 1024,
+            body_budget_bytes: 64 * 1024 * 1024,
+            max_sessions: 16,
         }
     }
 }
@@ -348,6 +362,15 @@ pub struct HttpSection {
     /// Serve HTTPS with a certificate made from the node key. Children of a hall reached
     /// over an untrusted network enroll with an `https://` URL and pin that key.
     pub tls: bool,
+    /// Connections served at once; more wait until one closes. Each open file counts
+    /// against the process's limit (the systemd unit sets `LimitNOFILE=65536`).
+    pub max_connections: usize,
+    /// Seconds a connection has to send a complete request head, from when it opens or
+    /// from its last answer: it closes slow senders and idle connections alike.
+    pub header_timeout_secs: u64,
+    /// Seconds a page or API request may take, its body included (`/sync/v1` has its own
+    /// bounds).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for HttpSection {
@@ -356,6 +379,9 @@ impl Default for HttpSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
             tls: false,
+            max_connections: 4096,
+            header_timeout_secs: 10,
+            request_timeout_secs: 60,
         }
     }
 }
@@ -617,6 +643,14 @@ max_body_bytes = {max_body}
 # then enroll with https://ADDR:PORT and check that key on every connection. Browsers
 # will warn about the self-signed certificate; use it on halls reached across networks.
 tls = {tls}
+# Connections served at once; more wait until one closes. A hall holds one long-poll per
+# child besides its staff's browsers.
+max_connections = {max_connections}
+# Seconds a connection has to send a whole request head, from when it opens or from its
+# last answer: slow senders and idle connections are closed after it.
+header_timeout_secs = {header_timeout}
+# Seconds a page or API request may take, its body included.
+request_timeout_secs = {request_timeout}
 
 [store]
 # Automerge documents kept in memory (about 18 KB each).
@@ -628,12 +662,21 @@ readers = {readers}
 synchronous = "{synchronous}"
 
 [sync]
-# Seconds between sessions with the parent node when nothing is written here; writes
-# start a session within a second. The parent itself is set by `yizhan enroll`.
+# Seconds between sessions with the parent when nothing else starts one: the fallback.
+# While the link is up a long-poll brings what the parent gets at once, and local writes
+# go up within a second. The parent itself is set by `yizhan enroll`.
 interval_secs = {interval}
 # Bytes of changes per batch; each batch commits on its own, so a dropped link resumes
 # after the last one. Smaller batches suit slow links that drop often.
 batch_bytes = {batch_bytes}
+# What this node takes from its children: the largest push, and the bytes of request
+# bodies it reads at once from all of them (more wait, then are told to try again).
+# Both are checked before a body is read; only enrolled children are read at all.
+max_push_bytes = {max_push}
+body_budget_bytes = {body_budget}
+# Children's sessions served at once; more wait a moment, then are told when to come
+# back. Children's long-polls (which keep their links live) are not counted.
+max_sessions = {max_sessions}
 
 [backup]
 # Scheduled backups while the node serves, into this directory (best on another disk or
@@ -697,6 +740,12 @@ timeout_secs = {sink_timeout}
             appt_days = self.appointments.days_ahead,
             interval = self.sync.interval_secs,
             batch_bytes = self.sync.batch_bytes,
+            max_push = self.sync.max_push_bytes,
+            body_budget = self.sync.body_budget_bytes,
+            max_sessions = self.sync.max_sessions,
+            max_connections = self.http.max_connections,
+            header_timeout = self.http.header_timeout_secs,
+            request_timeout = self.http.request_timeout_secs,
             backup_dir = toml_string(&self.backup.dir),
             backup_every = self.backup.every_hours,
             backup_keep = self.backup.keep,

@@ -7,6 +7,7 @@
 //! node.key      Ed25519 private key, mode 0600
 //! yizhan.db     SQLite store (with -wal and -shm beside it while open)
 //! lock          held by the process that serves the node, so no second one writes
+//! control.sock  the serving node's control socket (`yizhan status`, `yizhan sync now`)
 //! backups/      backups taken before a schema migration
 //! ```
 //!
@@ -59,6 +60,12 @@ impl DataDir {
 
     pub fn database(&self) -> PathBuf {
         self.path.join("yizhan.db")
+    }
+
+    /// The Unix socket the serving node listens on for `yizhan status` and `yizhan sync
+    /// now`; only the data dir's owner can reach it.
+    pub fn control_socket(&self) -> PathBuf {
+        self.path.join("control.sock")
     }
 
     fn lock_file(&self) -> PathBuf {
@@ -216,6 +223,7 @@ pub fn remove_partial(dir: &Path) {
         "yizhan.db-wal",
         "yizhan.db-shm",
         "lock",
+        "control.sock",
     ] {
         let _ = fs::remove_file(dir.join(name));
     }

@@ -5,6 +5,11 @@
 //! address), never an identity: a node is trusted only through the key pinned at
 //! enrollment. Where multicast does not work, the node runs normally and says so once,
 //! in the log and in what [`Discovery::status`] reports.
+//!
+//! It is also a hint for the sync driver ([`Discovery::events`]): a node that starts
+//! announces itself with a new `boot` value, so a station hears its hall come back (and
+//! tries it at once instead of at its next retry); a new address of this machine means the
+//! network came up.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +21,15 @@ use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 /// The DNS-SD service type of Yizhan nodes.
 pub const SERVICE: &str = "_yizhan._tcp.local.";
 
+/// What discovery notices that may matter to a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LanEvent {
+    /// A node (its id, hex) was seen for the first time, or announced a new start.
+    Seen(String),
+    /// This machine got a new address: the network came up.
+    NetworkUp,
+}
+
 /// What a node advertises about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Advert {
@@ -24,6 +38,8 @@ pub struct Advert {
     pub division: String,
     pub protocol: u32,
     pub port: u16,
+    /// When this process started (ms): changes with every start, so peers notice one.
+    pub boot: u64,
 }
 
 /// A node seen on the LAN.
@@ -36,6 +52,8 @@ pub struct Seen {
     pub port: u16,
     pub addresses: Vec<String>,
     pub last_seen_ms: u64,
+    /// When the node last started, as it announced.
+    pub boot: u64,
 }
 
 /// Where discovery runs.
@@ -53,6 +71,7 @@ pub struct Discovery {
     seen: Arc<Mutex<BTreeMap<String, Seen>>>,
     failed: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    events: tokio::sync::broadcast::Sender<LanEvent>,
 }
 
 impl Discovery {
@@ -76,12 +95,14 @@ impl Discovery {
             let host = format!("yizhan-{}.local.", own.node_id.get(..12).unwrap_or("node"));
             let protocol = own.protocol.to_string();
             let port = own.port.to_string();
+            let boot = own.boot.to_string();
             let properties = [
                 ("node", own.node_id.as_str()),
                 ("role", own.role.as_str()),
                 ("division", own.division.as_str()),
                 ("proto", protocol.as_str()),
                 ("port", port.as_str()),
+                ("boot", boot.as_str()),
             ];
             let mut info =
                 ServiceInfo::new(SERVICE, &own.node_id, &host, "", own.port, &properties[..])?
@@ -96,8 +117,10 @@ impl Discovery {
         let stop = Arc::new(AtomicBool::new(false));
         let browse = daemon.browse(SERVICE)?;
         let monitor = daemon.monitor()?;
+        let events = tokio::sync::broadcast::channel(64).0;
         {
-            let (seen, failed, stop) = (seen.clone(), failed.clone(), stop.clone());
+            let (seen, failed, stop, events) =
+                (seen.clone(), failed.clone(), stop.clone(), events.clone());
             let own_id = own.map(|o| o.node_id.clone()).unwrap_or_default();
             std::thread::Builder::new()
                 .name("yizhan-discovery".into())
@@ -105,10 +128,15 @@ impl Discovery {
                     while !stop.load(Ordering::Relaxed) {
                         // Drain both channels; a browse receiver that falls behind is cut.
                         while let Ok(event) = monitor.try_recv() {
-                            if let DaemonEvent::Error(e) = event
-                                && !failed.swap(true, Ordering::Relaxed)
-                            {
-                                tracing::warn!(error = %e, "LAN discovery (mDNS) is not working here; the node runs without it");
+                            match event {
+                                DaemonEvent::Error(e) if !failed.swap(true, Ordering::Relaxed) => {
+                                    tracing::warn!(error = %e, "LAN discovery (mDNS) is not working here; the node runs without it");
+                                }
+                                DaemonEvent::IpAdd(address) => {
+                                    tracing::debug!(ip = %address, "a new address: the network is up");
+                                    let _ = events.send(LanEvent::NetworkUp);
+                                }
+                                _ => {}
                             }
                         }
                         match browse.recv_timeout(Duration::from_millis(250)) {
@@ -128,9 +156,18 @@ impl Discovery {
                                     port: found.get_port(),
                                     addresses,
                                     last_seen_ms: crate::clock::Clock::now_ms(&crate::clock::SystemClock),
+                                    boot: text("boot").parse().unwrap_or(0),
                                     node_id: node_id.clone(),
                                 };
-                                seen.lock().unwrap_or_else(|e| e.into_inner()).insert(node_id, entry);
+                                let fresh = {
+                                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                                    let fresh = seen.get(&node_id).is_none_or(|old| old.boot != entry.boot);
+                                    seen.insert(node_id.clone(), entry);
+                                    fresh
+                                };
+                                if fresh {
+                                    let _ = events.send(LanEvent::Seen(node_id));
+                                }
                             }
                             Ok(ServiceEvent::ServiceRemoved(_, fullname)) => {
                                 let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -149,7 +186,13 @@ impl Discovery {
             seen,
             failed,
             stop,
+            events,
         })
+    }
+
+    /// Follows what discovery notices (nodes seen or restarted, the network coming up).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<LanEvent> {
+        self.events.subscribe()
     }
 
     /// The nodes seen so far, by node id.
@@ -207,6 +250,7 @@ mod tests {
             division: "440304001".into(),
             protocol: 1,
             port: 8081,
+            boot: 1,
         };
         let station = Advert {
             node_id: "b2".repeat(16),
@@ -214,6 +258,7 @@ mod tests {
             division: "440304001001".into(),
             protocol: 1,
             port: 8082,
+            boot: 1,
         };
         let a = Discovery::start(&hall, &options).expect("mDNS starts on loopback");
         let b = Discovery::start(&station, &options).expect("mDNS starts on loopback");
@@ -257,5 +302,35 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(a.status(), None);
+
+        // The hall stops and starts again: the station hears it announce the new start.
+        let mut events = b.events();
+        drop(a);
+        let again = Advert {
+            boot: 2,
+            ..hall.clone()
+        };
+        let _a = Discovery::start(&again, &options).expect("mDNS starts on loopback");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match events.try_recv() {
+                Ok(LanEvent::Seen(node)) if node == hall.node_id => break,
+                Ok(_)
+                | Err(tokio::sync::broadcast::error::TryRecvError::Empty)
+                | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the restarted hall was not heard within 15 s (b sees {:?})",
+                b.seen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            b.seen()
+                .iter()
+                .any(|s| s.node_id == hall.node_id && s.boot == 2)
+        );
     }
 }

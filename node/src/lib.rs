@@ -8,15 +8,16 @@
 //! * [`bench`](mod@bench), [`demo`] and [`commands`] are programs built on a node.
 //! * [`node`] is the wiring: a data dir opened into a node, the router, the server.
 //! * [`api`] (the JSON API and `/sync/v1`), [`web`] (the pages), [`link`] (the sync
-//!   client and driver) and [`sink`] (the PostgreSQL sink's driver) are the edges; none
+//!   client and driver), [`sink`] (the PostgreSQL sink's driver) and [`control`] (the
+//!   local socket `yizhan status` and `yizhan sync now` talk to) are the edges; none
 //!   imports another.
 //! * [`backup`] writes and restores archives around the database.
 //! * [`store`] is the only module with SQL.
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
 //!   [`appointments`] (the pure rules of booking), [`catalog`] (reading a catalog file),
-//!   [`discovery`], [`notice`] (sealing),
-//!   [`metrics`], [`accounts`] (password and token hashing) and [`clock`] (where "now"
-//!   comes from, and how times are written).
+//!   [`discovery`], [`notice`] (sealing), [`metrics`], [`links`] (the state of the sync
+//!   links, shared by the edges), [`accounts`] (password and token hashing) and [`clock`]
+//!   (where "now" comes from, and how times are written).
 
 pub mod accounts;
 pub mod api;
@@ -28,11 +29,13 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod data_dir;
 pub mod demo;
 pub mod discovery;
 pub mod identity;
 pub mod link;
+pub mod links;
 pub mod metrics;
 pub mod node;
 pub mod notice;

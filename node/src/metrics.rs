@@ -1,6 +1,6 @@
 //! What the running node observes about itself: the counters behind `/metrics` in the
-//! Prometheus text format (version 0.0.4), for technicians, and the state of the link to
-//! the parent that the status pages show.
+//! Prometheus text format (version 0.0.4), for technicians. (The state of the sync links
+//! is kept in `links`; it reaches `/metrics` as gauges.)
 //!
 //! Counters live in memory and start at zero with the process, as Prometheus expects;
 //! gauges (pending changes, quarantine, database size, backup age) are read when scraped.
@@ -51,21 +51,26 @@ pub struct Gauges {
     pub database_bytes: u64,
     /// Seconds since the newest scheduled backup; `None` when backups are off or none exists.
     pub backup_age_seconds: Option<u64>,
-    pub parent_link_up: Option<bool>,
+    /// The link to the parent, when this node has one.
+    pub parent: Option<ParentGauges>,
+    /// Children holding a long-poll here now, and children that called since start.
+    pub children_live: u64,
+    pub children_seen: u64,
     /// The PostgreSQL sink, when one is configured.
     pub sink: Option<SinkState>,
 }
 
-/// The state of the link to the parent, kept by the sync driver and shown by
-/// `/api/v1/sync/status`, `/metrics` and the admin status page.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct LinkState {
+/// The link to the parent, as numbers.
+#[derive(Debug, Default)]
+pub struct ParentGauges {
+    /// The last session succeeded.
     pub up: bool,
-    pub last_success_ms: Option<u64>,
-    pub last_error: Option<String>,
-    pub last_report: Option<SessionReportView>,
-    /// The parent's clock minus this node's at the last hello, in milliseconds.
-    pub clock_offset_ms: Option<i64>,
+    /// A long-poll to the parent is open.
+    pub live: bool,
+    /// While failing, the wait before the next attempt.
+    pub retry_delay_seconds: Option<f64>,
+    /// When the parent last answered, in seconds since the Unix epoch.
+    pub last_connected_seconds: Option<u64>,
 }
 
 /// The state of the PostgreSQL sink, kept by its driver (`sink`) and shown by
@@ -91,15 +96,6 @@ impl SinkState {
     pub fn lag(&self) -> u64 {
         self.head.saturating_sub(self.position)
     }
-}
-
-/// What the last successful session moved.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SessionReportView {
-    pub pulled: u32,
-    pub pushed: u32,
-    pub bytes_down: u64,
-    pub bytes_up: u64,
 }
 
 impl Metrics {
@@ -244,13 +240,32 @@ impl Metrics {
             "Size of the database files, write-ahead log included.",
             gauges.database_bytes,
         );
-        if let Some(up) = gauges.parent_link_up {
+        if let Some(parent) = &gauges.parent {
             gauge(
                 &mut out,
                 "yizhan_sync_parent_link_up",
                 "1 when the last session with the parent succeeded.",
-                u64::from(up),
+                u64::from(parent.up),
             );
+            gauge(
+                &mut out,
+                "yizhan_sync_parent_link_live",
+                "1 while a long-poll to the parent is open (what it gets arrives at once).",
+                u64::from(parent.live),
+            );
+            let _ = writeln!(
+                out,
+                "# HELP yizhan_sync_parent_retry_delay_seconds While the link fails, the wait before the next attempt (0 when it does not).\n# TYPE yizhan_sync_parent_retry_delay_seconds gauge\nyizhan_sync_parent_retry_delay_seconds {}",
+                parent.retry_delay_seconds.unwrap_or(0.0)
+            );
+            if let Some(at) = parent.last_connected_seconds {
+                gauge(
+                    &mut out,
+                    "yizhan_sync_parent_last_connected_timestamp_seconds",
+                    "When the parent last answered, in seconds since the Unix epoch.",
+                    at,
+                );
+            }
         }
         if let Some(sink) = &gauges.sink {
             gauge(
@@ -283,6 +298,18 @@ impl Metrics {
                 );
             }
         }
+        gauge(
+            &mut out,
+            "yizhan_sync_children_live",
+            "Children holding a long-poll to this node now.",
+            gauges.children_live,
+        );
+        gauge(
+            &mut out,
+            "yizhan_sync_children_seen",
+            "Children that called this node since it started.",
+            gauges.children_seen,
+        );
         if let Some(age) = gauges.backup_age_seconds {
             gauge(
                 &mut out,
@@ -321,7 +348,14 @@ mod tests {
             underived: 0,
             database_bytes: 4096,
             backup_age_seconds: Some(60),
-            parent_link_up: Some(true),
+            parent: Some(ParentGauges {
+                up: true,
+                live: false,
+                retry_delay_seconds: Some(4.5),
+                last_connected_seconds: Some(1_772_000_000),
+            }),
+            children_live: 2,
+            children_seen: 3,
             sink: Some(SinkState {
                 enabled: true,
                 up: true,
@@ -348,6 +382,11 @@ mod tests {
             "yizhan_sink_up 1",
             "yizhan_sink_lag_changes 10",
             "yizhan_sink_rows_written_total 7",
+            "yizhan_sync_parent_link_live 0",
+            "yizhan_sync_parent_retry_delay_seconds 4.5",
+            "yizhan_sync_parent_last_connected_timestamp_seconds 1772000000",
+            "yizhan_sync_children_live 2",
+            "yizhan_sync_children_seen 3",
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use axum::Router;
@@ -16,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::{DataDir, DirLock};
 use crate::identity::{NodeKey, ThisNode};
-use crate::metrics::{LinkState, SinkState};
+use crate::metrics::SinkState;
 use crate::store::{Store, StoreOptions};
 use crate::tls::ClientAddr;
 use crate::web::{self, WebState};
@@ -60,23 +61,158 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes open requests.
+/// How long a `/sync/v1` request may take in all: what the sync client waits
+/// (`link::Client`), so the node never works on an answer nobody waits for.
+const SYNC_REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Bounds the time a request may take, its body included, so a client that sends its
+/// body slowly holds its connection for a while, not for ever. `/sync/v1` requests read
+/// their bodies within their own deadline (by size), so they get `sync` for the whole
+/// answer (a push may wait for the writer); the long-poll ends itself. The answer says
+/// the node took too long, which for a slow sender is beside the point.
+async fn deadline(
+    axum::extract::State((pages, sync)): axum::extract::State<(Duration, Duration)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(
+            || request.uri().path().to_string(),
+            |p| p.as_str().to_string(),
+        );
+    let limit = if route == "/sync/v1/wait" {
+        return next.run(request).await;
+    } else if route.starts_with("/sync/v1/") {
+        sync
+    } else {
+        pages
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(http.route = %route, "a request took longer than its deadline");
+            api::error::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("the request took longer than {} s", limit.as_secs()),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// What the HTTP server allows a connection (`[http]` in the config).
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// Connections served at once; more wait in the kernel's queue until one closes.
+    pub max_connections: usize,
+    /// Time a connection has to send a complete request head, counted from when it
+    /// opens or its last answer was sent: it bounds slow headers and idle connections.
+    pub header_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open requests
+/// finish (for at most ten seconds).
+///
+/// Our own accept loop rather than `axum::serve`, which has no connection limit and
+/// arms no header timer: at most `limits.max_connections` connections are served (the
+/// semaphore is taken before accepting, as mini-redis does), and hyper closes a connection
+/// that has not sent a complete request head within `limits.header_timeout`, whether it
+/// sends slowly or sits idle. A connection costs a task and hyper's buffers (about 10 KB
+/// while idle), so thousands of slow ones leave the node's pages responsive
+/// (`yizhan bench flood`, docs/benchmarks.md).
 pub async fn serve<L>(
-    listener: L,
+    mut listener: L,
     router: Router,
+    limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
-    ClientAddr: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
-    // Handlers see the client's address (the sign-in throttle counts per address).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<ClientAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    let mut warned_full: Option<std::time::Instant> = None;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if warned_full.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                    tracing::warn!(
+                        http.max_connections = limits.max_connections,
+                        "the connection limit is reached; new connections wait"
+                    );
+                    warned_full = Some(std::time::Instant::now());
+                }
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let (io, remote) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        // Handlers see the client's address (the sign-in throttle counts per address).
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(ClientAddr(remote)));
+                tower::ServiceExt::oneshot(router.clone(), request.map(axum::body::Body::new))
+            },
+        );
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let mut closed = closed.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(peer = %remote, error = %e, "connection ended");
+                    }
+                    return;
+                }
+                _ = closed.wait_for(|closing| *closing) => {}
+            }
+            // Finish the request in flight, then close.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+    }
+    let _ = closing.send(true);
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    if tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still open 10 s after shutdown began; stopping anyway");
+    }
+    Ok(())
 }
 
 /// A node's config, key and store, ready to use.
@@ -144,7 +280,7 @@ impl OpenNode {
             name: self.config.node.name.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
         });
-        let link = Arc::new(Mutex::new(LinkState::default()));
+        let links = Arc::new(crate::links::Links::default());
         let sink = Arc::new(Mutex::new(SinkState {
             enabled: !self.config.sink.postgres.is_empty(),
             ..SinkState::default()
@@ -157,11 +293,16 @@ impl OpenNode {
                 store: self.store.clone(),
                 clock: clock.clone(),
                 node: node.clone(),
-                link: link.clone(),
+                links: links.clone(),
                 sink: sink.clone(),
                 duplicates_received: Default::default(),
                 applied_received: Default::default(),
                 metrics: Default::default(),
+                sync: Arc::new(api::sync::SyncServer::new(api::sync::SyncLimits {
+                    max_push_bytes: self.config.sync.max_push_bytes,
+                    body_budget_bytes: self.config.sync.body_budget_bytes,
+                    max_sessions: self.config.sync.max_sessions,
+                })),
                 backup_dir: backup_dir.clone(),
                 rectify_days,
             },
@@ -169,7 +310,7 @@ impl OpenNode {
                 store: self.store.clone(),
                 clock,
                 node,
-                link,
+                links,
                 sink,
                 backup_dir,
                 discovery: None,
@@ -232,6 +373,7 @@ impl OpenNode {
                 division: self.config.node.division.clone(),
                 protocol: u32::from(yizhan_sync::feed::PROTOCOL_VERSION),
                 port: local.port(),
+                boot: SystemClock.now_ms(),
             };
             match crate::discovery::Discovery::start(&advert, &options) {
                 Ok(discovery) => state.web.discovery = Some(Arc::new(discovery)),
@@ -252,10 +394,11 @@ impl OpenNode {
                 own: hello,
                 clock: Arc::new(SystemClock),
                 signal: self.store.outgoing(),
-                state: state.api.link.clone(),
+                links: state.api.links.clone(),
                 interval: std::time::Duration::from_secs(self.config.sync.interval_secs.max(1)),
                 batch_bytes: self.config.sync.batch_bytes.max(1024),
                 metrics: state.api.metrics.clone(),
+                lan: state.web.discovery.as_ref().map(|d| d.events()),
             }
             .run(),
         );
@@ -273,26 +416,53 @@ impl OpenNode {
                 .run(),
             )
         });
+        let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
+        let control = match crate::control::Control::bind(&data_dir.control_socket()) {
+            Ok(control) => Some(tokio::spawn(control.serve(state.api.links.clone()))),
+            Err(e) => {
+                tracing::warn!(error = %e, "the control socket could not start; `yizhan sync now` and the live part of `yizhan status` will not reach this node");
+                None
+            }
+        };
+        // Children's long-polls end as soon as shutting down begins.
+        let links = state.api.links.clone();
+        let shutdown = async move {
+            shutdown.await;
+            links.close();
+        };
         let backups = (!self.config.backup.dir.is_empty()).then(|| {
-            let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
             tokio::spawn(crate::backup::schedule(
-                data_dir,
+                data_dir.clone(),
                 PathBuf::from(&self.config.backup.dir),
                 self.config.backup.every_hours,
                 self.config.backup.keep,
             ))
         });
-        let router = router(state, self.config.http.max_body_bytes);
+        let http = &self.config.http;
+        let router =
+            router(state, http.max_body_bytes).layer(axum::middleware::from_fn_with_state(
+                (
+                    Duration::from_secs(http.request_timeout_secs.max(1)),
+                    SYNC_REQUEST_DEADLINE,
+                ),
+                deadline,
+            ));
+        let limits = ServerLimits {
+            max_connections: http.max_connections.max(1),
+            header_timeout: Duration::from_secs(http.header_timeout_secs.max(1)),
+            ..ServerLimits::default()
+        };
         let served = match tls {
             Some(config) => {
                 serve(
                     crate::tls::TlsListener::new(listener, config)?,
                     router,
+                    limits,
                     shutdown,
                 )
                 .await
             }
-            None => serve(listener, router, shutdown).await,
+            None => serve(listener, router, limits, shutdown).await,
         };
         driver.abort();
         if let Some(sink) = sink {
@@ -300,6 +470,10 @@ impl OpenNode {
         }
         if let Some(backups) = backups {
             backups.abort();
+        }
+        if let Some(control) = control {
+            control.abort();
+            let _ = std::fs::remove_file(data_dir.control_socket());
         }
         served?;
         self.store.shutdown().await;
@@ -403,8 +577,131 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 mod tests {
     use std::fs;
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
     use crate::data_dir::create_data_dir;
+
+    /// A server with `limits` on a loopback port, answering `ok` on `/`; stops when the
+    /// returned sender is dropped.
+    async fn small_server(limits: ServerLimits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, router, limits, async move {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    /// Reads until the server closes the connection or `within` passes; returns what
+    /// was read and whether it closed.
+    async fn read_until_closed(
+        stream: &mut tokio::net::TcpStream,
+        within: Duration,
+    ) -> (String, bool) {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 1024];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&all).into(), true),
+                Ok(Ok(n)) => all.extend_from_slice(&buf[..n]),
+                Err(_) => return (String::from_utf8_lossy(&all).into(), false),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_and_idle_connections_are_closed_after_the_header_timeout() {
+        let (addr, _stop) = small_server(ServerLimits {
+            header_timeout: Duration::from_millis(300),
+            ..ServerLimits::default()
+        })
+        .await;
+        // Half a request head, then nothing.
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+        let started = std::time::Instant::now();
+        let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(5)).await;
+        assert!(closed, "a half-sent head keeps its connection");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        // A whole request is answered; the connection, idle after it, is closed too.
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(5)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+            "{answer}"
+        );
+        assert!(closed, "an idle kept-alive connection stays open");
+        // A connection that never sends a byte goes the same way.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
+        assert!(closed);
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_deadline_is_answered_503() {
+        use tower::ServiceExt;
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "late"
+        };
+        let router = Router::new()
+            .route("/page", axum::routing::get(slow))
+            .route("/sync/v1/wait", axum::routing::get(|| async { "held" }))
+            .layer(axum::middleware::from_fn_with_state(
+                (Duration::from_millis(100), Duration::from_millis(100)),
+                deadline,
+            ));
+        let request = |uri: &str| {
+            axum::http::Request::builder()
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let started = std::time::Instant::now();
+        let response = router.clone().oneshot(request("/page")).await.unwrap();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let response = router.oneshot(request("/sync/v1/wait")).await.unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_for_a_free_place() {
+        let (addr, _stop) = small_server(ServerLimits {
+            max_connections: 2,
+            header_timeout: Duration::from_secs(30),
+            ..ServerLimits::default()
+        })
+        .await;
+        let first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Let the server accept both before the third arrives.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        third
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (answer, _) = read_until_closed(&mut third, Duration::from_millis(500)).await;
+        assert_eq!(answer, "", "a third connection was served beside two");
+        drop(first);
+        let (answer, closed) = read_until_closed(&mut third, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 200") && closed, "{answer}");
+    }
 
     #[test]
     fn an_older_database_is_backed_up_before_it_is_migrated() {

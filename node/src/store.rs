@@ -235,12 +235,17 @@ struct Inner {
     writer: writer::WriterHandle,
     readers: ReaderPool,
     origin: Origin,
-    outgoing: Arc<tokio::sync::Notify>,
+    signals: writer::Signals,
+    /// The version vector as of a log generation (`Store::shared_vector`).
+    vector_cache: Mutex<Option<(u64, Arc<yizhan_sync::feed::VersionVector>)>>,
     /// The calendar years held, as of the last commit (see `store::calendars`).
     calendars: Arc<std::sync::RwLock<Arc<calendars::Calendars>>>,
     /// This node's division: the calendar its own pages count on.
     division: yizhan_sync::domain::codes::DivisionCode,
 }
+
+/// The runs of the change log one commit advanced: (scope, origin, newest seq).
+pub type Advanced = Arc<[(yizhan_sync::ids::Scope, Origin, u64)]>;
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, applies pending migrations and
@@ -268,7 +273,11 @@ impl Store {
         let readers = (0..options.readers.max(1))
             .map(|_| open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
-        let outgoing = Arc::new(tokio::sync::Notify::new());
+        let signals = writer::Signals {
+            outgoing: Arc::new(tokio::sync::Notify::new()),
+            log: tokio::sync::broadcast::channel(1024).0,
+            log_generation: Arc::default(),
+        };
         let calendars = Arc::new(std::sync::RwLock::new(Arc::new(
             calendars::Calendars::load(&conn)
                 .map_err(|e| OpenStoreError::Calendar(e.to_string()))?,
@@ -279,7 +288,7 @@ impl Store {
             origin,
             options.identity.clone(),
             options.doc_cache,
-            outgoing.clone(),
+            signals.clone(),
             calendars.clone(),
         )?;
         Ok(Store {
@@ -288,7 +297,8 @@ impl Store {
                 writer,
                 readers: ReaderPool::new(readers),
                 origin,
-                outgoing,
+                signals,
+                vector_cache: Mutex::new(None),
                 calendars,
                 division,
             }),
@@ -337,7 +347,7 @@ impl Store {
     /// parent, duplicates and writes that are no change (peer notes, accounts) stay
     /// silent, so the driver's own sessions never wake it again.
     pub fn outgoing(&self) -> Arc<tokio::sync::Notify> {
-        self.inner.outgoing.clone()
+        self.inner.signals.outgoing.clone()
     }
 
     /// Runs `f` on the writer thread inside a savepoint of a group-committed transaction;

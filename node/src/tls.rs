@@ -34,6 +34,10 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 /// How long a client gets to finish its handshake before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Handshakes under way at once; a connection beyond them is closed at once, so slow or
+/// silent clients cannot pile up work before the server's connection limit applies.
+const MAX_HANDSHAKES: usize = 1024;
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -210,6 +214,9 @@ impl ServerCertVerifier for PinnedKey {
 pub fn http_client(pin: Pin, timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        // Below the server's header timeout (10 s by default), which also closes idle
+        // connections: a connection is never reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(timeout)
         .tls_backend_preconfigured(client_config(pin))
         .build()
@@ -255,6 +262,7 @@ impl TlsListener {
         let local = listener.local_addr()?;
         let (send, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let (tcp, peer) = match listener.accept().await {
@@ -266,9 +274,14 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::debug!(peer = %peer, "too many TLS handshakes under way; connection closed");
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let ready = send.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let _ = ready.send((stream, peer)).await;

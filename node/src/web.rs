@@ -36,7 +36,8 @@ use yizhan_sync::domain::item::{CaseType, Item};
 use crate::accounts;
 use crate::clock::Clock;
 use crate::identity::{NodeKey, ThisNode};
-use crate::metrics::{LinkState, SinkState};
+use crate::links::{Failure, Links};
+use crate::metrics::SinkState;
 use crate::store::{ItemFilter, Role, Store, StoreError, UserRecord};
 use i18n::{Lang, Tr};
 use session::Session;
@@ -56,8 +57,8 @@ pub struct WebState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub node: Arc<ThisNode>,
-    /// The state of the link to the parent, kept by the sync driver (the status page).
-    pub link: Arc<Mutex<LinkState>>,
+    /// The sync links (the status page), and the way to ask for a sync now.
+    pub links: Arc<Links>,
     /// The state of the PostgreSQL sink (the status page).
     pub sink: Arc<Mutex<SinkState>>,
     /// Where scheduled backups go, for the status page.
@@ -116,6 +117,7 @@ where
         .route("/catalog/{code}/notice", get(notice_sheet))
         .route("/admin/users", get(admin_users))
         .route("/admin/status", get(admin_status))
+        .route("/admin/sync", post(admin_sync))
         .route("/cases", post(cases::create))
         .route("/cases/new", get(cases::new_form))
         .route("/cases/{id}", get(cases::show))
@@ -869,6 +871,10 @@ struct PeerLine {
     division: String,
     state: String,
     pending: String,
+    /// "Live" for the parent while a long-poll to it is open, and for a child holding
+    /// one here; a dash otherwise.
+    live: String,
+    last_connected: String,
 }
 
 /// A change this node sent that a peer refused or waits on, worded for the page.
@@ -891,10 +897,38 @@ struct StatusPage<'a> {
     discovery_note: String,
     /// Halls seen on the LAN, offered for enrollment when this node has no parent.
     enroll_hint: Option<String>,
+    /// Offer "sync now" (the node has a parent).
+    has_parent: bool,
+    /// A sync was just asked for with the button.
+    sync_started: bool,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StatusQuery {
+    #[serde(default)]
+    sync: Option<String>,
+}
+
+/// `POST /admin/sync`: a technician asks for a session with the parent now (admins
+/// only); the status page then says it started.
+async fn admin_sync(
+    State(state): State<WebState>,
+    StaffForm { ctx, .. }: StaffForm<CsrfForm>,
+) -> Response {
+    if let Some(refused) = ctx.refuse_unless_admin() {
+        return refused;
+    }
+    state.links.request_sync();
+    tracing::info!("a sync with the parent was asked for on the status page");
+    Redirect::to("/admin/status?sync=started").into_response()
 }
 
 /// `GET /admin/status`: what a technician checks first (admins only).
-async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
+async fn admin_status(
+    State(state): State<WebState>,
+    Query(query): Query<StatusQuery>,
+    ctx: Ctx,
+) -> Response {
     if let Some(refused) = ctx.refuse_unless_admin() {
         return refused;
     }
@@ -947,7 +981,10 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
     };
     let free = crate::backup::free_bytes(state.store.path())
         .map_or("?".into(), |b| format!("{:.0} MB", b as f64 / 1e6));
-    let link = state.link.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let link = state.links.parent();
+    let children = state.links.children();
+    let when =
+        |ms: Option<u64>| ms.map_or("—".to_string(), |ms| crate::clock::rfc3339_cst(ms as i64));
     let sink = state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let sink_fact = if !sink.enabled {
         t.get("status.sink_off").into_owned()
@@ -1012,11 +1049,11 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
         ),
         (
             t.get("status.parent_link").into_owned(),
-            match (link.up, &link.last_error) {
-                (true, _) => t.get("status.link_up").into_owned(),
-                (false, Some(e)) => e.clone(),
-                (false, None) => "—".into(),
-            },
+            parent_link_text(t, &link),
+        ),
+        (
+            t.get("status.last_connected").into_owned(),
+            when(link.last_connected_ms),
         ),
         (t.get("status.sink").into_owned(), sink_fact),
     ];
@@ -1042,6 +1079,22 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
                 }
             },
             pending: p.pending.map_or("—".into(), |(n, _)| n.to_string()),
+            live: match p.relation {
+                crate::store::Relation::Parent if link.live => t.get("status.live").into_owned(),
+                crate::store::Relation::Child
+                    if children.get(&p.record.node).is_some_and(|c| c.live) =>
+                {
+                    t.get("status.live").into_owned()
+                }
+                _ => "—".into(),
+            },
+            last_connected: match p.relation {
+                crate::store::Relation::Parent => when(link.last_connected_ms),
+                crate::store::Relation::Child => {
+                    when(children.get(&p.record.node).map(|c| c.last_connected_ms))
+                }
+                _ => "—".into(),
+            },
         })
         .collect();
     let (seen, discovery_note) = match &state.discovery {
@@ -1073,8 +1126,39 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
             seen,
             discovery_note,
             enroll_hint,
+            has_parent,
+            sync_started: query.sync.as_deref() == Some("started"),
         },
     )
+}
+
+/// The link to the parent in the page's words: live, up, or failing (why, and when the
+/// next attempt is).
+fn parent_link_text(t: &Tr, link: &crate::links::ParentLink) -> String {
+    if link.live {
+        return t.get("status.link_live").into_owned();
+    }
+    if link.up {
+        return t.get("status.link_up").into_owned();
+    }
+    let Some(failure) = link.failure else {
+        return "—".into();
+    };
+    let why = match failure {
+        Failure::Unreachable => t.get("status.failure.unreachable").into_owned(),
+        Failure::Busy => t.get("status.failure.busy").into_owned(),
+        Failure::Refused => t.with(
+            "status.failure.refused",
+            "error",
+            link.last_error.as_deref().unwrap_or(""),
+        ),
+    };
+    let seconds = link
+        .retry_delay_ms
+        .map_or("—".to_string(), |ms| format!("{:.0}", ms as f64 / 1000.0));
+    t.get("status.link_failing")
+        .replace("{why}", &why)
+        .replace("{seconds}", &seconds)
 }
 
 // ---------------------------------------------------------------- catalog

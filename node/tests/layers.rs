@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// below its own. Adding a module means adding it here.
 const LAYERS: &[&[&str]] = &[
     // Base: leaves that import nothing of the crate.
-    &["clock", "accounts", "metrics", "notice", "catalog"],
+    &["clock", "accounts", "metrics", "links", "notice", "catalog"],
     // Base: the node key, the pure booking rules, LAN discovery.
     &["identity", "appointments", "discovery"],
     // Base: TLS around the node key, the config file.
@@ -26,9 +26,9 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     // Files around the database: archives, restores, disk checks.
     &["backup"],
-    // The edges: the JSON API and /sync/v1, the pages, the sync client, the PostgreSQL
-    // sink's driver.
-    &["api", "web", "link", "sink"],
+    // The edges: the JSON API and /sync/v1, the pages, the sync client, the local
+    // control socket, the PostgreSQL sink's driver.
+    &["api", "web", "link", "control", "sink"],
     // The wiring: a data dir opened into a node, the router, the server.
     &["node"],
     // Programs built on a node.

@@ -34,10 +34,14 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 
 /// The protocol version this build speaks. A peer whose range does not include it gets a
 /// clear "upgrade needed" answer. 2: refused changes keep their place in a run, and
-/// receivers tell senders what they refused (wire encoding 2).
-pub const PROTOCOL_VERSION: u16 = 2;
-/// The oldest protocol version this build still speaks.
-pub const MIN_PROTOCOL_VERSION: u16 = 2;
+/// receivers tell senders what they refused (wire encoding 2). 3: requests are signed
+/// over a nonce and the body's length and digest, carried in headers, so a receiver
+/// authenticates the caller before it reads the body (`request`, `yizhan-request-v2`),
+/// and a child may hold a long-poll (`/sync/v1/wait`) open to its parent.
+pub const PROTOCOL_VERSION: u16 = 3;
+/// The oldest protocol version this build still speaks: 3, since a request signed the
+/// old way cannot be checked before its body is read.
+pub const MIN_PROTOCOL_VERSION: u16 = 3;
 
 /// Highest sequence number held, per (scope, origin).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -549,17 +549,18 @@ pub fn post_signed(
     path: &'static str,
     body: Vec<u8>,
 ) -> (u16, Vec<u8>) {
-    use yizhan_sync::request::{NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message};
+    use yizhan_sync::request::RequestClaim;
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("a clock after 1970")
         .as_millis() as i64;
-    let signature = sender.sign(&request_message("POST", path, time, &body));
-    let headers = [
-        (NODE_HEADER, sender.node_id().to_hex()),
-        (TIME_HEADER, time.to_string()),
-        (SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature)),
-        ("content-type", "application/x-yizhan-sync".to_string()),
-    ];
+    // Never the same twice: a node refuses a nonce it has seen.
+    static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nonce = ((time as u128) << 32 | u128::from(n)).to_le_bytes();
+    let claim = RequestClaim::for_body(sender.node_id(), time, nonce, &body);
+    let signature = sender.sign(&claim.message("POST", path));
+    let mut headers: Vec<(&str, String)> = claim.headers(&signature).into();
+    headers.push(("content-type", "application/x-yizhan-sync".to_string()));
     post_bytes(&client(), &format!("{base}{path}"), &headers, body).expect("the node answers")
 }

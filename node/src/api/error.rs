@@ -15,6 +15,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which the caller may try again (`Retry-After`), for answers that
+    /// push back on load rather than report a failure.
+    pub retry_after_secs: Option<u32>,
 }
 
 /// The JSON body of every error answer.
@@ -34,6 +37,16 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// `503 Service Unavailable` with `Retry-After`: the node is busy, the caller should
+    /// come back in `secs` seconds.
+    pub fn busy(secs: u32, message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(secs),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
         }
     }
 
@@ -56,9 +69,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // Pushing back on load is the node working as meant, not failing.
+        if self.status.is_server_error() && self.retry_after_secs.is_none() {
             tracing::error!(http.status = self.status.as_u16(), error.code = self.code, error.message = %self.message, "request failed");
         }
+        let retry_after_secs = self.retry_after_secs;
         let mut response = (
             self.status,
             Json(ErrorBody {
@@ -67,6 +82,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -73,17 +73,18 @@ async fn api(role: &str) -> Api {
         name: "测试节点".into(),
         version: "test".into(),
     });
-    let link: Arc<std::sync::Mutex<crate::metrics::LinkState>> = Default::default();
+    let links: Arc<crate::links::Links> = Default::default();
     let state = AppState {
         api: ApiState {
             store: store.clone(),
             clock: clock.clone(),
             node: node.clone(),
-            link: link.clone(),
+            links: links.clone(),
             sink: Default::default(),
             duplicates_received: Default::default(),
             applied_received: Default::default(),
             metrics: Default::default(),
+            sync: Default::default(),
             backup_dir: None,
             rectify_days: 15,
         },
@@ -91,7 +92,7 @@ async fn api(role: &str) -> Api {
             store: store.clone(),
             clock,
             node,
-            link,
+            links,
             sink: Default::default(),
             backup_dir: None,
             discovery: None,
@@ -1012,12 +1013,57 @@ async fn a_clock_far_behind_is_a_clear_503() {
     );
 }
 
+/// A body that records whether anyone read it, and never ends: a request the server
+/// refuses on its headers alone must leave it untouched.
+struct Untouched(Arc<std::sync::atomic::AtomicBool>);
+
+impl axum::body::HttpBody for Untouched {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Pending
+    }
+}
+
+/// A signed sync request as a node makes it. `sign` may change the claim before it is
+/// signed (a caller declaring a length), `alter` after (someone in between).
+#[allow(clippy::too_many_arguments)]
+fn signed_request(
+    signer: &crate::identity::NodeKey,
+    node: yizhan_sync::ids::NodeId,
+    time: i64,
+    nonce: u8,
+    path: &str,
+    body: &[u8],
+    sign: impl FnOnce(&mut yizhan_sync::request::RequestClaim),
+    alter: impl FnOnce(&mut yizhan_sync::request::RequestClaim),
+) -> axum::http::request::Builder {
+    let mut claim = yizhan_sync::request::RequestClaim::for_body(node, time, [nonce; 16], body);
+    sign(&mut claim);
+    let signature = signer.sign(&claim.message("POST", path));
+    alter(&mut claim);
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_LENGTH, claim.body_len);
+    for (name, value) in claim.headers(&signature) {
+        request = request.header(name, value);
+    }
+    request
+}
+
 #[tokio::test]
 async fn sync_requests_must_be_signed_by_a_known_node() {
     use yizhan_sync::feed::Hello;
     use yizhan_sync::wire::Message;
     let api = api("subdistrict").await;
     let child = crate::identity::NodeKey::from_seed([5; 32]);
+    let stranger = crate::identity::NodeKey::from_seed([6; 32]);
     let record = child
         .identity(
             yizhan_sync::auth::NodeRole::Station,
@@ -1041,72 +1087,244 @@ async fn sync_requests_must_be_signed_by_a_known_node() {
         refused: vec![],
     }
     .encode();
-    let send = |signer: &crate::identity::NodeKey, node: String, time: i64, path: &'static str| {
-        let signature = signer.sign(&yizhan_sync::request::request_message(
-            "POST", path, time, &hello,
-        ));
-        Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(yizhan_sync::request::NODE_HEADER, node)
-            .header(yizhan_sync::request::TIME_HEADER, time.to_string())
-            .header(
-                yizhan_sync::request::SIGNATURE_HEADER,
-                yizhan_sync::ids::hex(&signature),
-            )
-            .body(HttpBody::from(hello.clone()))
-            .unwrap()
-    };
     let now = at("2026-03-02") as i64;
-    let cases = [
+    let path = "/sync/v1/hello";
+    let send = |request: axum::http::request::Builder| {
+        let body = HttpBody::from(hello.clone());
+        let state = api.state.clone();
+        async move {
+            let response = router(state, 64 * 1024)
+                .oneshot(request.body(body).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&bytes).to_string())
+        }
+    };
+    let node = record.node;
+    let cases: Vec<(&str, axum::http::request::Builder, StatusCode, &str)> = vec![
         (
-            send(&child, record.node.to_hex(), now, "/sync/v1/hello"),
+            "signed by the node",
+            signed_request(&child, node, now, 1, path, &hello, |_| {}, |_| {}),
             StatusCode::OK,
+            "",
         ),
         (
-            send(
-                &crate::identity::NodeKey::from_seed([6; 32]),
-                record.node.to_hex(),
-                now,
-                "/sync/v1/hello",
-            ),
+            "the same nonce again",
+            signed_request(&child, node, now, 1, path, &hello, |_| {}, |_| {}),
             StatusCode::UNAUTHORIZED,
+            "nonce",
         ),
         (
-            send(
+            "signed by another key",
+            signed_request(&stranger, node, now, 2, path, &hello, |_| {}, |_| {}),
+            StatusCode::UNAUTHORIZED,
+            "does not verify",
+        ),
+        (
+            "an hour old",
+            signed_request(
                 &child,
-                record.node.to_hex(),
+                node,
                 now - 3_600_000,
-                "/sync/v1/hello",
+                3,
+                path,
+                &hello,
+                |_| {},
+                |_| {},
             ),
             StatusCode::UNAUTHORIZED,
+            "clock",
         ),
         (
-            send(
-                &crate::identity::NodeKey::from_seed([6; 32]),
-                crate::identity::NodeKey::from_seed([6; 32])
-                    .node_id()
-                    .to_hex(),
+            "six minutes ahead",
+            signed_request(&child, node, now + 360_000, 4, path, &hello, |_| {}, |_| {}),
+            StatusCode::UNAUTHORIZED,
+            "clock",
+        ),
+        (
+            "an unknown node",
+            signed_request(
+                &stranger,
+                stranger.node_id(),
                 now,
-                "/sync/v1/hello",
+                5,
+                path,
+                &hello,
+                |_| {},
+                |_| {},
             ),
             StatusCode::UNAUTHORIZED,
+            "not known",
+        ),
+        (
+            "the digest of another body",
+            signed_request(
+                &child,
+                node,
+                now,
+                6,
+                path,
+                b"other",
+                |_| {},
+                |c| c.body_len = hello.len() as u64,
+            ),
+            StatusCode::UNAUTHORIZED,
+            "does not verify",
+        ),
+        (
+            "a digest altered after signing",
+            signed_request(
+                &child,
+                node,
+                now,
+                7,
+                path,
+                &hello,
+                |_| {},
+                |c| c.body_sha256[0] ^= 1,
+            ),
+            StatusCode::UNAUTHORIZED,
+            "does not verify",
+        ),
+        (
+            "signed for another path",
+            signed_request(
+                &child,
+                node,
+                now,
+                8,
+                "/sync/v1/vector",
+                &hello,
+                |_| {},
+                |_| {},
+            )
+            .uri(path),
+            StatusCode::UNAUTHORIZED,
+            "does not verify",
+        ),
+        (
+            "unsigned (an older node)",
+            Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::CONTENT_LENGTH, hello.len()),
+            StatusCode::UNAUTHORIZED,
+            "upgrade",
         ),
     ];
-    for (n, (request, expected)) in cases.into_iter().enumerate() {
-        let response = router(api.state.clone(), 64 * 1024)
-            .oneshot(request)
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(
-            status,
-            expected,
-            "case {n}: {}",
-            String::from_utf8_lossy(&bytes)
+    for (what, request, expected, says) in cases {
+        let (status, body) = send(request).await;
+        assert_eq!(status, expected, "{what}: {body}");
+        assert!(body.contains(says), "{what}: {body}");
+    }
+}
+
+/// Nothing of a refused request's body is read: not from an unknown node, not over the
+/// route's limit, not without a length. What is read must match the signed digest.
+#[tokio::test]
+async fn sync_request_bodies_are_read_only_after_the_caller_is_known() {
+    let api = api("subdistrict").await;
+    let child = crate::identity::NodeKey::from_seed([5; 32]);
+    let stranger = crate::identity::NodeKey::from_seed([6; 32]);
+    let record = child
+        .identity(
+            yizhan_sync::auth::NodeRole::Station,
+            yizhan_sync::domain::codes::DivisionCode::parse("440399001001").unwrap(),
+            "c",
+        )
+        .record;
+    api.store
+        .pin_peer(record.clone(), crate::store::Relation::Child, None)
+        .await
+        .unwrap();
+    let now = at("2026-03-02") as i64;
+    let huge = 64 * 1024 * 1024 + 1;
+    let cases = [
+        (
+            "an unknown node",
+            signed_request(
+                &stranger,
+                stranger.node_id(),
+                now,
+                1,
+                "/sync/v1/push",
+                b"",
+                |c| c.body_len = huge,
+                |_| {},
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a push over the limit",
+            signed_request(
+                &child,
+                record.node,
+                now,
+                2,
+                "/sync/v1/push",
+                b"",
+                |c| c.body_len = huge,
+                |_| {},
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "a pull over the limit",
+            signed_request(
+                &child,
+                record.node,
+                now,
+                3,
+                "/sync/v1/pull",
+                b"",
+                |c| c.body_len = 5 << 20,
+                |_| {},
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let body = HttpBody::new(Untouched(read.clone()));
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            router(api.state.clone(), 64 * 1024).oneshot(request.body(body).unwrap()),
+        )
+        .await
+        .expect("answered at once, without waiting for the body")
+        .unwrap();
+        assert_eq!(response.status(), expected, "{what}");
+        assert!(
+            !read.load(std::sync::atomic::Ordering::SeqCst),
+            "{what}: the body was read"
         );
     }
+    // A body that differs from the signed digest is read, then refused.
+    let signed = signed_request(
+        &child,
+        record.node,
+        now,
+        4,
+        "/sync/v1/vector",
+        b"abc",
+        |_| {},
+        |_| {},
+    );
+    let response = router(api.state.clone(), 64 * 1024)
+        .oneshot(signed.body(HttpBody::from("abd")).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    assert!(String::from_utf8_lossy(&text).contains("digest"));
 }
 
 /// The public booking form, driven in-process: every kind of bad input gets a 4xx page
@@ -1584,6 +1802,338 @@ async fn staff_forms_need_a_session_and_its_csrf_token() {
     );
     assert_eq!(api.store.content_digest().await.unwrap(), before);
     assert!(sessions.touch(&token, now).is_some(), "still signed in");
+}
+
+/// Each link's state is visible: the admin page (with a "sync now" button that reaches
+/// the driver), `/api/v1/sync/status` and `/metrics` show whether the parent link and a
+/// child's link are live, when they last connected, and the retry delay while failing.
+#[tokio::test]
+async fn every_link_shows_whether_it_is_live_and_a_sync_can_be_asked_for() {
+    let api = api("subdistrict").await;
+    let parent = crate::identity::NodeKey::from_seed([11; 32])
+        .identity(
+            yizhan_sync::auth::NodeRole::District,
+            yizhan_sync::domain::codes::DivisionCode::parse("440300").unwrap(),
+            "区中心",
+        )
+        .record;
+    let child = crate::identity::NodeKey::from_seed([12; 32])
+        .identity(
+            yizhan_sync::auth::NodeRole::Station,
+            yizhan_sync::domain::codes::DivisionCode::parse("440399001001").unwrap(),
+            "社区站",
+        )
+        .record;
+    api.store
+        .pin_peer(
+            parent.clone(),
+            crate::store::Relation::Parent,
+            Some("http://hall".into()),
+        )
+        .await
+        .unwrap();
+    api.store
+        .pin_peer(child.clone(), crate::store::Relation::Child, None)
+        .await
+        .unwrap();
+    let links = api.state.api.links.clone();
+    let now = at("2026-03-02");
+    links.update_parent(|link| {
+        link.up = true;
+        link.live = true;
+        link.last_connected_ms = Some(now);
+    });
+    let _held = links.child_waiting(child.node, now);
+
+    let (status, sync) = api.get("/api/v1/sync/status", Some(&api.admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sync["parent_link_live"], true, "{sync}");
+    let peer = |relation: &str| {
+        sync["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["relation"] == relation)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(peer("parent")["live"], true);
+    assert_eq!(peer("child")["live"], true);
+    assert!(peer("child")["last_connected_at"].is_string(), "{sync}");
+
+    let users = api.store.list_users().await.unwrap();
+    let sessions = &api.state.web.sessions;
+    let session = |name: &str| {
+        let user = users.iter().find(|u| u.username == name).unwrap();
+        let token = sessions.start(user, crate::web::session::credential_of("unused"), now);
+        let csrf = sessions.touch(&token, now).unwrap().csrf;
+        (format!("yz_session={token}"), csrf)
+    };
+    let (admin, csrf) = session("admin");
+    let web = |method: Method, uri: &str, cookie: &str, form: Option<String>| {
+        let state = api.state.clone();
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form.map_or_else(HttpBody::empty, HttpBody::from))
+            .unwrap();
+        async move {
+            let response = router(state, 64 * 1024).oneshot(request).await.unwrap();
+            let status = response.status();
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .map(|l| l.to_str().unwrap().to_string());
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                location,
+                String::from_utf8_lossy(&bytes).to_string(),
+            )
+        }
+    };
+    let (status, _, page) = web(Method::GET, "/admin/status", &admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("实时连接：上级收到的本站相关变更会立即同步到本机"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>实时</td>"),
+        "the child's row says live: {page}"
+    );
+    assert!(page.contains("立即同步"));
+
+    // The button asks the driver for a session; without the token, or as a worker,
+    // nothing is asked.
+    let (worker, worker_csrf) = session("worker");
+    let (status, _, _) = web(
+        Method::POST,
+        "/admin/sync",
+        &worker,
+        Some(format!("csrf={worker_csrf}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = web(Method::POST, "/admin/sync", &admin, Some("csrf=0".into())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let asked = tokio::time::timeout(std::time::Duration::from_millis(50), links.sync_requested());
+    assert!(asked.await.is_err(), "nothing was asked yet");
+    let (status, location, _) = web(
+        Method::POST,
+        "/admin/sync",
+        &admin,
+        Some(format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/admin/status?sync=started"));
+    tokio::time::timeout(std::time::Duration::from_secs(1), links.sync_requested())
+        .await
+        .expect("the driver is asked for a session");
+    let (_, _, page) = web(Method::GET, "/admin/status?sync=started", &admin, None).await;
+    assert!(page.contains("已开始与上级节点同步"), "{page}");
+
+    // A failing link shows why and the wait before the next attempt.
+    links.update_parent(|link| {
+        link.up = false;
+        link.live = false;
+        link.failure = Some(crate::links::Failure::Unreachable);
+        link.retry_delay_ms = Some(4_000);
+    });
+    let (_, _, page) = web(Method::GET, "/admin/status", &admin, None).await;
+    assert!(page.contains("无法连接上级节点；4 秒后重试"), "{page}");
+    let (_, sync) = api.get("/api/v1/sync/status", Some(&api.admin)).await;
+    assert_eq!(
+        (
+            sync["parent_failure"].as_str(),
+            sync["parent_retry_delay_secs"].as_f64()
+        ),
+        (Some("unreachable"), Some(4.0))
+    );
+    let response = router(api.state.clone(), 64 * 1024)
+        .oneshot(
+            Request::builder()
+                .uri("/metrics")
+                .body(HttpBody::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for line in [
+        "yizhan_sync_parent_link_live 0",
+        "yizhan_sync_parent_retry_delay_seconds 4",
+        "yizhan_sync_children_live 1",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+}
+
+/// A station of the hall, pinned as its child, and its key.
+async fn child_of(
+    api: &Api,
+    seed: u8,
+    division: &str,
+) -> (crate::identity::NodeKey, yizhan_sync::auth::NodeRecord) {
+    let key = crate::identity::NodeKey::from_seed([seed; 32]);
+    let record = key
+        .identity(
+            yizhan_sync::auth::NodeRole::Station,
+            yizhan_sync::domain::codes::DivisionCode::parse(division).unwrap(),
+            "c",
+        )
+        .record;
+    api.store
+        .pin_peer(record.clone(), crate::store::Relation::Child, None)
+        .await
+        .unwrap();
+    (key, record)
+}
+
+/// A signed sync request by `key` to `path` with `body`, sent to the router.
+fn sync_call(
+    api: &Api,
+    key: &crate::identity::NodeKey,
+    nonce: u8,
+    path: &'static str,
+    body: Vec<u8>,
+) -> impl std::future::Future<Output = axum::response::Response> + use<> {
+    let request = signed_request(
+        key,
+        key.node_id(),
+        at("2026-03-02") as i64,
+        nonce,
+        path,
+        &body,
+        |_| {},
+        |_| {},
+    )
+    .body(HttpBody::from(body))
+    .unwrap();
+    let state = api.state.clone();
+    async move { router(state, 64 * 1024).oneshot(request).await.unwrap() }
+}
+
+/// A hall that serves as many sessions as it takes lets the next child wait a moment for
+/// a place (one frees when a child's session ends with its long-poll), and after that
+/// tells it when to come back: 503 with a `Retry-After` of 2 to 8 s.
+#[tokio::test]
+async fn a_full_hall_queues_a_session_briefly_then_says_when_to_come_back() {
+    use yizhan_sync::wire::Message;
+    let mut api = api("subdistrict").await;
+    api.state.api.sync = Arc::new(super::sync::SyncServer::new(super::sync::SyncLimits {
+        max_sessions: 1,
+        ..Default::default()
+    }));
+    let (a, _) = child_of(&api, 21, "440399001001").await;
+    let (b, _) = child_of(&api, 22, "440399001002").await;
+    let (c, _) = child_of(&api, 23, "440399001003").await;
+    let empty = yizhan_sync::feed::Pull {
+        scopes: vec![],
+        have: Default::default(),
+        max_bytes: 0,
+    }
+    .encode();
+    let response = sync_call(&api, &a, 1, "/sync/v1/vector", Vec::new()).await;
+    assert_eq!(response.status(), StatusCode::OK, "a takes the only place");
+    let b_waits = tokio::spawn(sync_call(&api, &b, 1, "/sync/v1/vector", Vec::new()));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!b_waits.is_finished(), "b waits for the place");
+    // a's session ends: it asks for news.
+    let a_holds = tokio::spawn(sync_call(&api, &a, 2, "/sync/v1/wait", empty));
+    let response = tokio::time::timeout(std::time::Duration::from_secs(2), b_waits)
+        .await
+        .expect("b gets the place a gave back")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let started = std::time::Instant::now();
+    let response = sync_call(&api, &c, 1, "/sync/v1/vector", Vec::new()).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "c waited in the queue first"
+    );
+    let retry: u32 = response.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2..=8).contains(&retry), "{retry}");
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"], "busy", "{body}");
+    a_holds.abort();
+}
+
+/// A child's long-poll answers as soon as the hall has something the child may read
+/// beyond what it holds, and not for what it may not read.
+#[tokio::test]
+async fn a_long_poll_answers_when_something_for_the_child_arrives() {
+    use yizhan_sync::wire::Message;
+    let api = api("subdistrict").await;
+    let (child, _) = child_of(&api, 31, "440399001001").await;
+    let pull = |have| {
+        yizhan_sync::feed::Pull {
+            scopes: vec![],
+            have,
+            max_bytes: 0,
+        }
+        .encode()
+    };
+    // Behind the hall: answered at once.
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        sync_call(&api, &child, 1, "/sync/v1/wait", pull(Default::default())),
+    )
+    .await
+    .expect("answered at once");
+    assert_eq!(response.status(), StatusCode::OK);
+    // Up to date: held.
+    let have = api.store.vector().await.unwrap();
+    let waiting = tokio::spawn(sync_call(&api, &child, 2, "/sync/v1/wait", pull(have)));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished());
+    let elsewhere = yizhan_sync::ids::Scope::catalog(
+        &yizhan_sync::domain::codes::DivisionCode::parse("440398").unwrap(),
+    );
+    let mut other = crate::store::tests::item("居住证申领");
+    other.impl_code =
+        yizhan_sync::domain::codes::ImplCode::parse("1144039899000001754000599301000").unwrap();
+    api.store
+        .publish_item(elsewhere, other, at("2026-03-02"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "another district's catalog is not news here"
+    );
+    let own = yizhan_sync::ids::Scope::catalog(
+        &yizhan_sync::domain::codes::DivisionCode::parse("440399").unwrap(),
+    );
+    let mut item = crate::store::tests::item("居住证申领");
+    item.version += 1;
+    api.store
+        .publish_item(own, item, at("2026-03-02"))
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(2), waiting)
+        .await
+        .expect("news answers the long-poll")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 /// A full disk: the API answers 507 `disk_full`, a page 507 in its language, nothing

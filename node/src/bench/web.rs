@@ -242,7 +242,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
 }
 
 /// A `/proc/PID/status` field in kB.
-fn proc_kb(pid: u32, field: &str) -> Option<u64> {
+pub(super) fn proc_kb(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
@@ -254,7 +254,11 @@ fn proc_kb(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// Signs in through the form and returns the cookie header for the session.
-async fn sign_in(http: &reqwest::Client, base: &str, password: &str) -> anyhow::Result<String> {
+pub(super) async fn sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let form = http.get(format!("{base}/signin")).send().await?;
     let pre = form
         .headers()
@@ -295,7 +299,12 @@ async fn sign_in(http: &reqwest::Client, base: &str, password: &str) -> anyhow::
         .ok_or_else(|| anyhow::anyhow!("signing in failed ({})", answer.status()))
 }
 
-async fn fetch(http: &reqwest::Client, base: &str, path: &str, cookie: &str) -> anyhow::Result<()> {
+pub(super) async fn fetch(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    cookie: &str,
+) -> anyhow::Result<()> {
     let response = http
         .get(format!("{base}{path}"))
         .header(reqwest::header::COOKIE, cookie)

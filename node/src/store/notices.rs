@@ -93,7 +93,8 @@ impl Store {
 
     /// What this node knows of a node's key: itself, its peers, and the registries it
     /// holds (so a station can check notices of its hall, and a hall those of its
-    /// stations).
+    /// stations). The sync server looks up each caller with it before reading a byte of
+    /// the request's body: one small read for that node alone.
     pub async fn node_record(&self, node_hex: String) -> Result<Option<NodeRecord>, StoreError> {
         self.read(move |conn| {
             // Every record this node holds of the key; a revocation anywhere wins, as it

@@ -3,6 +3,7 @@
 //! and quarantine.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -399,7 +400,46 @@ fn now_ms() -> i64 {
 impl Store {
     /// This node's version vector.
     pub async fn vector(&self) -> Result<VersionVector, StoreError> {
-        self.read(load_vector).await
+        Ok((*self.shared_vector().await?).clone())
+    }
+
+    /// This node's version vector, shared: read once per change to the log however many
+    /// ask (a hall's children all asking after one change read it once). Kept by
+    /// generation: the writer raises it after every commit that appends to the log, and
+    /// a vector read while it moved is not kept. (Only this process's writer appends;
+    /// commands that append changes run with the node stopped.)
+    pub async fn shared_vector(&self) -> Result<Arc<VersionVector>, StoreError> {
+        use std::sync::atomic::Ordering;
+        let generation = self.inner.signals.log_generation.load(Ordering::Acquire);
+        {
+            let cached = self
+                .inner
+                .vector_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some((at, vector)) = cached.as_ref()
+                && *at == generation
+            {
+                return Ok(vector.clone());
+            }
+        }
+        let vector = Arc::new(self.read(load_vector).await?);
+        if self.inner.signals.log_generation.load(Ordering::Acquire) == generation {
+            *self
+                .inner
+                .vector_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some((generation, vector.clone()));
+        }
+        Ok(vector)
+    }
+
+    /// Hears of every commit that appends to the change log (local writes, children's
+    /// pushes, batches pulled from the parent) with the runs it advanced, newest seq each.
+    /// The `/sync/v1` server holds children's long-polls on it. A receiver that falls more
+    /// than 1,024 commits behind is told it lagged and should read the vector again.
+    pub fn subscribe_log(&self) -> tokio::sync::broadcast::Receiver<super::Advanced> {
+        self.inner.signals.log.subscribe()
     }
 
     /// The keys this node trusts.
@@ -1068,6 +1108,7 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch, via: Via) -> Result<Ack, Sto
     } = log;
     for ((scope, origin), seq) in heads {
         advance_run_head(&ctx.conn, &scope, &origin, seq)?;
+        ctx.advanced(&scope, &origin, seq);
     }
     ctx.observe(newest);
     ack.notes.extend(underived);

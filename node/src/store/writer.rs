@@ -76,14 +76,29 @@ pub struct WriteCtx {
     /// Whether the running closure added changes this node should pass on (see
     /// [`WriteCtx::pass_on`]).
     pass_on: bool,
-    /// Notified after each commit that holds changes to pass on: it wakes the sync driver.
-    outgoing: Arc<Notify>,
+    /// The runs of the change log the running closure advanced (see
+    /// [`WriteCtx::advanced`]).
+    advanced: Vec<(Scope, Origin, u64)>,
+    /// What the writer tells after a commit.
+    signals: Signals,
     /// The calendar years held, as of the running transaction; readers get them once
     /// the transaction commits (see [`WriteCtx::calendars_changed`]).
     calendars: Arc<Calendars>,
     shared_calendars: Arc<RwLock<Arc<Calendars>>>,
     /// Whether the running job changed the calendar years.
     calendars_touched: bool,
+}
+
+/// What the writer tells others after a commit, so nobody polls the database.
+#[derive(Clone, Debug)]
+pub(super) struct Signals {
+    /// Notified after each commit that holds changes to pass on: it wakes the sync driver.
+    pub(super) outgoing: Arc<Notify>,
+    /// Every commit that appended to the change log, with the runs it advanced.
+    pub(super) log: tokio::sync::broadcast::Sender<super::Advanced>,
+    /// Raised after each such commit (before it is told on `log`), so a cached vector of
+    /// an older generation is never used.
+    pub(super) log_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for WriteCtx {
@@ -150,6 +165,12 @@ impl WriteCtx {
     /// [`WriteCtx::persist_local_change`]); received ones only when a child pushed them.
     pub(super) fn pass_on(&mut self) {
         self.pass_on = true;
+    }
+
+    /// Notes that the running write advanced a run of the change log to `seq`: once the
+    /// group commits, everyone who follows the log hears of it (`Store::subscribe_log`).
+    pub(super) fn advanced(&mut self, scope: &Scope, origin: &Origin, seq: u64) {
+        self.advanced.push((scope.clone(), *origin, seq));
     }
 
     /// Drops cached items after a received catalog change.
@@ -370,6 +391,7 @@ impl WriteCtx {
         let chain = envelope::chain_next(&run.chain, &envelope);
         let signature = envelope::sign(&self.identity.key, &origin, envelope.seq, &chain);
         super::sync::insert_change(&self.conn, &envelope, &chain, Some(&signature))?;
+        self.advanced(scope, &origin, envelope.seq);
         self.pass_on();
         Ok(())
     }
@@ -631,7 +653,7 @@ pub(super) fn spawn(
     origin: Origin,
     identity: Identity,
     doc_cache: usize,
-    outgoing: Arc<Notify>,
+    signals: Signals,
     shared_calendars: Arc<RwLock<Arc<Calendars>>>,
 ) -> Result<WriterHandle, OpenStoreError> {
     let division = identity.record.division.clone();
@@ -656,7 +678,8 @@ pub(super) fn spawn(
         clock_lag_warned: None,
         items: HashMap::new(),
         pass_on: false,
-        outgoing,
+        advanced: Vec::new(),
+        signals,
         calendars,
         shared_calendars,
         calendars_touched: false,
@@ -700,6 +723,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
     let mut touched = Vec::new();
     let mut pass_on = false;
     let mut calendars_touched = false;
+    let mut advanced: Vec<(Scope, Origin, u64)> = Vec::new();
     let mut jobs = group.into_iter();
     let mut lost: Option<StoreError> = None;
     for job in jobs.by_ref() {
@@ -711,6 +735,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         ctx.created.clear();
         ctx.pass_on = false;
         ctx.calendars_touched = false;
+        ctx.advanced.clear();
         let ran = job.run(ctx);
         let full = ran
             .error
@@ -720,6 +745,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         if released {
             pass_on |= ctx.pass_on;
             calendars_touched |= ctx.calendars_touched;
+            advanced.append(&mut ctx.advanced);
             touched.append(&mut ctx.touched);
             committed.push(ran.complete);
         } else {
@@ -776,10 +802,26 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
                 .write()
                 .unwrap_or_else(|e| e.into_inner()) = ctx.calendars.clone();
         }
+        // After COMMIT and before any caller hears back, so "written" implies "the
+        // driver knows". Notify keeps one permit: a burst of commits wakes it once.
         if pass_on {
-            // After COMMIT and before any caller hears back, so "written" implies "the
-            // driver knows". Notify keeps one permit: a burst of commits wakes it once.
-            ctx.outgoing.notify_one();
+            ctx.signals.outgoing.notify_one();
+        }
+        if !advanced.is_empty() {
+            ctx.signals
+                .log_generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            // One entry per run, its newest seq; nobody listening is fine.
+            let mut runs: HashMap<(Scope, Origin), u64> = HashMap::new();
+            for (scope, origin, seq) in advanced {
+                let newest = runs.entry((scope, origin)).or_default();
+                *newest = (*newest).max(seq);
+            }
+            let runs: super::Advanced = runs
+                .into_iter()
+                .map(|((scope, origin), seq)| (scope, origin, seq))
+                .collect();
+            let _ = ctx.signals.log.send(runs);
         }
     }
     for complete in committed {

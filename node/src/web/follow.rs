@@ -11,7 +11,6 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use yizhan_sync::domain::calendar::{Date, DateSpan};
 use yizhan_sync::domain::case::{Action, CaseError, Rating, Status};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
@@ -141,55 +140,32 @@ pub(super) async fn case_extras(
     let today = state.today();
     let calendar = state.store.calendar_for(&d.division);
     let calendar = &*calendar;
-    let suspensions: &[DateSpan] = &d.state.suspensions;
+    // Used and left come from the core, on the case's calendar: one rule, one place.
+    let used = d.state.time_used(&d.intake, calendar, today);
     let mut limits = Vec::new();
-    if let (Some(accepted), Some(_)) = (d.state.accepted_on, d.summary.committed_due.as_ref()) {
-        // While the clock is frozen (an open-ended procedure), time is counted up to the
-        // day before it stopped (that day itself does not count); a procedure with a
-        // longest duration is already among the suspensions, so time runs to today.
-        let until = match d.state.suspended_since {
-            Some(since) if d.state.clock_frozen => since.add_days(-1).min(today),
-            _ => today,
-        }
-        .min(d.state.closed_on.unwrap_or(today));
-        for (key, dom_id, due) in [
-            (
-                "case.committed_due",
-                "committed-due",
-                &d.summary.committed_due,
-            ),
-            ("case.legal_due", "legal-due", &d.summary.legal_due),
+    if let Some(used) = used {
+        for (key, dom_id, limit) in [
+            ("case.committed_due", "committed-due", used.committed),
+            ("case.legal_due", "legal-due", used.legal),
         ] {
-            let Some(due_text) = due else { continue };
-            let Ok(due) = due_text.parse::<Date>() else {
-                continue;
-            };
-            let left = calendar.working_days_between(until, due, suspensions);
-            let overdue = calendar.working_days_between(due, until, suspensions);
             limits.push(LimitRow {
                 dom_id,
                 label: t.get(key).into_owned(),
-                due: due_text.clone(),
-                used: calendar.working_days_between(accepted, until.min(due), suspensions),
-                left,
-                overdue,
-                left_text: if overdue > 0 {
-                    t.with("follow.overdue_by", "n", &overdue.to_string())
+                due: limit.due.to_string(),
+                used: limit.used,
+                left: limit.left,
+                overdue: limit.overdue,
+                left_text: if limit.overdue > 0 {
+                    t.with("follow.overdue_by", "n", &limit.overdue.to_string())
                 } else if d.state.closed_on.is_some() {
-                    t.with("follow.left_at_close", "n", &left.to_string())
+                    t.with("follow.left_at_close", "n", &limit.left.to_string())
                 } else {
-                    left.to_string()
+                    limit.left.to_string()
                 },
             });
         }
     }
-    let suspended_days = suspensions
-        .iter()
-        .map(|s| {
-            // Working days the clock stood still.
-            calendar.working_days_between(s.start.add_days(-1), s.end.add_days(-1), &[])
-        })
-        .sum();
+    let suspended_days = used.map_or(0, |u| u.suspended_days);
     let decided_by = d
         .events
         .iter()

@@ -849,6 +849,63 @@ impl CaseState {
             self.extension_days,
         ))
     }
+
+    /// How much of each time limit is used and left on `today`, in working days: what the
+    /// case page shows beside the deadlines. `None` before acceptance and for cases
+    /// without time limits.
+    pub fn time_used(&self, intake: &Intake, calendar: &Calendar, today: Date) -> Option<TimeUsed> {
+        if !self.status.has_deadlines() {
+            return None;
+        }
+        let accepted = self.accepted_on?;
+        let deadlines = self.deadlines(intake, calendar)?;
+        // While the clock is frozen (an open-ended procedure), time is counted up to the
+        // day before it stopped (that day itself does not count); a procedure with a
+        // longest duration is already among the suspensions, so time runs to today. A
+        // closed case counts to its closing day.
+        let until = match self.suspended_since {
+            Some(since) if self.clock_frozen => since.add_days(-1).min(today),
+            _ => today,
+        }
+        .min(self.closed_on.unwrap_or(today));
+        let excluded = &self.suspensions;
+        let limit = |due: Date| LimitUsed {
+            due,
+            used: calendar.working_days_between(accepted, until.min(due), excluded),
+            left: calendar.working_days_between(until, due, excluded),
+            overdue: calendar.working_days_between(due, until, excluded),
+        };
+        Some(TimeUsed {
+            committed: limit(deadlines.committed_due),
+            legal: limit(deadlines.legal_due),
+            // Working days the clock stood still.
+            suspended_days: excluded
+                .iter()
+                .map(|s| {
+                    calendar.working_days_between(s.start.add_days(-1), s.end.add_days(-1), &[])
+                })
+                .sum(),
+        })
+    }
+}
+
+/// One time limit on a given day, in working days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitUsed {
+    pub due: Date,
+    pub used: u32,
+    pub left: u32,
+    /// Working days past the deadline (0 when not overdue).
+    pub overdue: u32,
+}
+
+/// Both time limits of an accepted case on a given day (see [`CaseState::time_used`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeUsed {
+    pub committed: LimitUsed,
+    pub legal: LimitUsed,
+    /// Working days the clock stood still for special procedures.
+    pub suspended_days: u32,
 }
 
 /// Derives the state of a case from its intake and events, in any order given.
@@ -2513,6 +2570,56 @@ pub(crate) mod tests {
                 calendar: "cn".into(),
             },
         )
+    }
+
+    /// Time used and left, the way the case page shows it, day by day: table-driven over
+    /// the plain case and one with a special procedure (20 and 30 working days).
+    #[test]
+    fn time_used_and_left_in_working_days() {
+        let intake = intake();
+        let cal = Calendar::china();
+        let plain = vec![accepted_on("2026-03-02")];
+        let mut suspended = plain.clone();
+        suspended.push(event(
+            HALL,
+            "2026-03-04",
+            10,
+            sample_action(ActionKind::Suspend),
+        ));
+        suspended.push(event(
+            HALL,
+            "2026-03-06",
+            10,
+            sample_action(ActionKind::Resume),
+        ));
+        // (events, today) → (committed used, left, overdue), (legal used, left, overdue), suspended days
+        type Days = (u32, u32, u32);
+        let table: [(&[Event], &str, Days, Days, u32); 6] = [
+            (&plain, "2026-03-02", (0, 20, 0), (0, 30, 0), 0),
+            (&plain, "2026-03-09", (5, 15, 0), (5, 25, 0), 0),
+            (&plain, "2026-03-30", (20, 0, 0), (20, 10, 0), 0),
+            (&plain, "2026-03-31", (20, 0, 1), (21, 9, 0), 0),
+            (&plain, "2026-04-15", (20, 0, 11), (30, 0, 1), 0),
+            (&suspended, "2026-03-09", (3, 17, 0), (3, 27, 0), 2),
+        ];
+        for (events, today, committed, legal, suspended_days) in table {
+            let state = derive(&intake, events);
+            let used = state
+                .time_used(&intake, cal, today.parse().unwrap())
+                .unwrap();
+            let row = |l: LimitUsed| (l.used, l.left, l.overdue);
+            assert_eq!(
+                (row(used.committed), row(used.legal), used.suspended_days),
+                (committed, legal, suspended_days),
+                "{today} with {} events",
+                events.len()
+            );
+        }
+        assert_eq!(
+            derive(&intake, &[]).time_used(&intake, cal, "2026-03-09".parse().unwrap()),
+            None,
+            "not accepted: no limits run"
+        );
     }
 
     /// A suspension and an extension move both deadlines: the suspended days and the

@@ -416,6 +416,98 @@ async fn the_writer_wakes_the_sync_driver_only_for_changes_to_pass_on() {
     assert!(!woken(&hall.store).await, "notes about peers wake nothing");
 }
 
+/// Whoever follows the change log hears of every commit that appends to it, with the runs
+/// it advanced: a local change, a batch pulled from the parent and a child's push alike
+/// (a hall's children must hear of what it pulled). Duplicates and notes say nothing. The
+/// shared vector is never older than what was told.
+#[tokio::test]
+async fn every_commit_that_appends_to_the_log_is_told_with_its_runs() {
+    let hall = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&hall, &station).await;
+    let mut at_hall = hall.store.subscribe_log();
+    let mut at_station = station.store.subscribe_log();
+    let told = |receiver: &mut tokio::sync::broadcast::Receiver<crate::store::Advanced>| {
+        let mut runs = Vec::new();
+        while let Ok(advanced) = receiver.try_recv() {
+            runs.extend(
+                advanced
+                    .iter()
+                    .map(|(scope, _, seq)| (scope.to_string(), *seq)),
+            );
+        }
+        runs
+    };
+    let scope = Scope::catalog(&DivisionCode::parse("440399001").unwrap());
+    let residence = item("居住证申领");
+    hall.store
+        .publish_item(scope.clone(), residence.clone(), at("2026-03-01"))
+        .await
+        .unwrap();
+    let runs = told(&mut at_hall);
+    assert!(
+        runs.iter().any(|(s, _)| s == "catalog/440399001"),
+        "{runs:?}"
+    );
+    let vector = hall.store.shared_vector().await.unwrap();
+    let origin = hall.store.origin();
+    assert_eq!(
+        vector.get(&scope, &origin),
+        runs.iter()
+            .find(|(s, _)| s == "catalog/440399001")
+            .unwrap()
+            .1
+    );
+
+    // Pulled by the station: told there too.
+    let pull = Pull {
+        scopes: vec![],
+        have: station.store.vector().await.unwrap(),
+        max_bytes: 1 << 20,
+    };
+    let down = hall
+        .store
+        .serve_pull(record(&station).await, pull)
+        .await
+        .unwrap();
+    station
+        .store
+        .receive_parsed(ParsedBatch::parse(down.clone()))
+        .await
+        .unwrap();
+    let runs = told(&mut at_station);
+    assert!(
+        runs.iter().any(|(s, _)| s == "catalog/440399001"),
+        "{runs:?}"
+    );
+    assert_eq!(
+        station
+            .store
+            .shared_vector()
+            .await
+            .unwrap()
+            .get(&scope, &origin),
+        hall.store
+            .shared_vector()
+            .await
+            .unwrap()
+            .get(&scope, &origin)
+    );
+    // The same batch again appends nothing and tells nothing.
+    station
+        .store
+        .receive_parsed(ParsedBatch::parse(down))
+        .await
+        .unwrap();
+    assert_eq!(told(&mut at_station), vec![]);
+    station
+        .store
+        .record_peer_vector(record(&hall).await.node, hall.store.vector().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(told(&mut at_station), vec![]);
+}
+
 /// A calendar year is data: the district publishes the State Council's 2027 notice, it
 /// reaches the station with the catalog, and the station's open case is counted on it at
 /// once (issue 13, point 13); the station cannot publish one itself.
