@@ -31,11 +31,13 @@ say() { printf '== %s\n' "$*"; }
 # why. Add a line here when a test starts to need something new.
 # ---------------------------------------------------------------------------------------
 have_font() { fc-list 2>/dev/null | grep -i "wenquanyi\|noto sans cjk" >/dev/null; }
+have_postgres() { ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && command -v psql >/dev/null; }
 needs=(
     "python3 -c 'import venv, ensurepip'|python3-venv|the API test runs schemathesis (a Python tool) from a virtualenv"
     "command -v chromium|chromium|the web UI tests drive headless Chromium"
     "command -v chromedriver|chromium-driver|ChromeDriver is the WebDriver server between the tests and Chromium"
     "have_font|fonts-wqy-microhei|a CJK font, so the screenshots under target/screenshots/ show Chinese text"
+    "have_postgres|postgresql|the PostgreSQL sink's tests write into a throwaway cluster (initdb, pg_ctl, psql)"
 )
 
 missing_packages=()
@@ -100,9 +102,26 @@ if $setup_only; then
     exit 0
 fi
 
+# A throwaway PostgreSQL cluster for the sink's tests, on a Unix socket in a temporary
+# directory (tests/postgres.sh), stopped and removed when the tests end. Tests that need it
+# fail, rather than skip, when it is missing under this script.
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/yizhan-pg.XXXXXX")
+stop_postgres() {
+    tests/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+}
+trap stop_postgres EXIT
+say "starting a throwaway PostgreSQL in $pg_dir"
+tests/postgres.sh start "$pg_dir"
+export YIZHAN_TEST_POSTGRES
+YIZHAN_TEST_POSTGRES=$(tests/postgres.sh url "$pg_dir")
+export YIZHAN_TEST_POSTGRES_DIR=$pg_dir
+
 if [ ${#cargo_args[@]} -gt 0 ]; then
     say "cargo test ${cargo_args[*]}"
-    exec cargo test "${cargo_args[@]}"
+    # Not exec: the EXIT trap stops PostgreSQL afterwards.
+    cargo test "${cargo_args[@]}"
+    exit 0
 fi
 say "cargo test --workspace"
 # One test waits out a parent's five-minute outage (tests/links.rs) and does almost nothing

@@ -13,8 +13,8 @@ pub mod items;
 pub mod sync;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Json;
@@ -29,7 +29,7 @@ use yizhan_sync::domain::calendar::Date;
 use crate::clock::{Clock, rfc3339_cst};
 use crate::identity::ThisNode;
 use crate::links::Links;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SinkState};
 use crate::store::Store;
 use error::ApiError;
 
@@ -42,6 +42,8 @@ pub struct ApiState {
     /// The sync links: the parent's, kept by the sync driver; the children's, kept by
     /// `/sync/v1` as they call.
     pub links: Arc<Links>,
+    /// The state of the PostgreSQL sink, kept by its driver.
+    pub sink: Arc<Mutex<SinkState>>,
     /// Changes children pushed that this node already had, since start. Stays at zero
     /// when senders resume from the receiver's vector as they should.
     pub duplicates_received: Arc<AtomicU64>,
@@ -191,6 +193,8 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             }),
         children_live: children.values().filter(|c| c.live).count() as u64,
         children_seen: children.len() as u64,
+        sink: Some(state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .filter(|s| s.enabled),
     };
     (
         [(
@@ -295,6 +299,24 @@ pub struct SyncStatus {
     pub received_applied: u64,
     /// Changes children pushed that were already here, since the node started.
     pub received_duplicates: u64,
+    /// The PostgreSQL sink; null when `[sink] postgres` is not set.
+    pub sink: Option<SinkStatus>,
+}
+
+/// Where the PostgreSQL sink is in this node's change feed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SinkStatus {
+    /// Whether the last batch (or check of an idle feed) reached PostgreSQL.
+    pub up: bool,
+    /// Changes in this node's log whose rows are not yet in PostgreSQL.
+    pub lag_changes: u64,
+    /// The position (`local_seq`) PostgreSQL holds, and the newest in the log.
+    pub position: u64,
+    pub head: u64,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<String>,
+    /// Rows written since the node started.
+    pub rows_written: u64,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -334,6 +356,7 @@ async fn sync_status(
 ) -> Result<Json<SyncStatus>, ApiError> {
     let link = state.links.parent();
     let children = state.links.children();
+    let sink = state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let peers = state.store.peers().await?;
     let quarantine = state.store.quarantined(20).await?;
     let quarantined = state.store.quarantine_count().await?;
@@ -420,6 +443,15 @@ async fn sync_status(
                 reason: r.reason,
             })
             .collect(),
+        sink: sink.enabled.then(|| SinkStatus {
+            up: sink.up,
+            lag_changes: sink.lag(),
+            position: sink.position,
+            head: sink.head,
+            last_success_at: sink.last_success_ms.map(|ms| rfc3339_cst(ms as i64)),
+            last_error: sink.last_error.clone(),
+            rows_written: sink.rows_written,
+        }),
     }))
 }
 

@@ -2,9 +2,12 @@
 
 mod flood;
 mod longpoll;
+mod sink;
+pub mod tree;
 mod web;
 pub use flood::{FloodBenchArgs, flood};
 pub use longpoll::{LongPollBenchArgs, longpoll};
+pub use sink::{SinkBenchArgs, sink};
 pub use web::{WebBenchArgs, web};
 
 use std::sync::Arc;
@@ -352,6 +355,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             discovery: Default::default(),
             service: Default::default(),
             appointments: Default::default(),
+            sink: Default::default(),
         };
         create_data_dir(&dir, &config)?;
         Ok(dir)
@@ -787,7 +791,7 @@ fn signature_costs(changes: u64, wire_bytes: u64) -> anyhow::Result<()> {
 
 /// User plus system CPU seconds of a process (`self` or a pid), from `/proc`; 0 where
 /// that cannot be read.
-fn cpu_secs(pid: &str) -> f64 {
+pub(crate) fn cpu_secs(pid: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };

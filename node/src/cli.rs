@@ -119,6 +119,17 @@ pub enum Command {
     /// Measure performance
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The PostgreSQL sink ([sink] in the config)
+    #[command(subcommand)]
+    Sink(SinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SinkCommand {
+    /// Test the connection to PostgreSQL and its schema; show the sink's position and lag
+    Check,
+    /// Compare PostgreSQL's rows with this node's, row by row (best with the node stopped)
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +205,8 @@ pub enum BenchCommand {
     Sync(crate::bench::SyncBenchArgs),
     /// Time the counter's pages with many cases and concurrent clients
     Web(crate::bench::WebBenchArgs),
+    /// Stream a city hall's cases into PostgreSQL: rows/s, lag under a live sync, size
+    Sink(crate::bench::SinkBenchArgs),
     /// Time a worker's work list while slow connections and oversize uploads hit the node
     Flood(crate::bench::FloodBenchArgs),
     /// Time one change at a hall reaching 500 children that hold long-polls, and their memory
@@ -442,9 +455,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Sink(command) => {
+            let node = OpenNode::shared(&data_dir)?;
+            let result = match command {
+                SinkCommand::Check => crate::commands::sink_check(&node).await,
+                SinkCommand::Verify => crate::commands::sink_verify(&node).await,
+            };
+            node.store.shutdown().await;
+            result
+        }
         Command::Bench(BenchCommand::Store(args)) => crate::bench::store(args).await,
         Command::Bench(BenchCommand::Sync(args)) => crate::bench::sync(args).await,
         Command::Bench(BenchCommand::Web(args)) => crate::bench::web(args).await,
+        Command::Bench(BenchCommand::Sink(args)) => crate::bench::sink(args).await,
         Command::Bench(BenchCommand::Flood(args)) => crate::bench::flood(args).await,
         Command::Bench(BenchCommand::Longpoll(args)) => crate::bench::longpoll(args).await,
     }
@@ -473,6 +496,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         discovery: Default::default(),
         service: Default::default(),
         appointments: Default::default(),
+        sink: Default::default(),
     };
     data_dir::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();

@@ -441,6 +441,7 @@ pub async fn status(node: &OpenNode, data_dir: &DataDir) -> anyhow::Result<()> {
             "documents whose rows could not be derived: {underived} (see the log; `yizhan rebuild` derives them again)"
         );
     }
+    sink_status(node).await;
     let quarantined = node.store.quarantine_count().await?;
     println!("quarantined changes: {quarantined}");
     for q in node.store.quarantined(10).await? {
@@ -453,6 +454,134 @@ pub async fn status(node: &OpenNode, data_dir: &DataDir) -> anyhow::Result<()> {
             q.reason
         );
     }
+    Ok(())
+}
+
+/// The sink's lines of `yizhan status`: asks PostgreSQL where the sink is (briefly; a
+/// PostgreSQL that does not answer is reported, not waited for).
+async fn sink_status(node: &OpenNode) {
+    let url = &node.config.sink.postgres;
+    if url.is_empty() {
+        println!("PostgreSQL sink: off (set [sink] postgres in the config)");
+        return;
+    }
+    let timeout = std::time::Duration::from_secs(node.config.sink.timeout_secs.clamp(1, 5));
+    match crate::sink::report(&node.store, url, timeout).await {
+        Ok(report) => match (report.lag(), &report.position) {
+            (Some(lag), Some(position)) => println!(
+                "PostgreSQL sink: {lag} changes behind (PostgreSQL holds up to {} of {}; schema {})",
+                position.local_seq, report.head, report.schema
+            ),
+            _ => println!(
+                "PostgreSQL sink: reachable, no position for this node's log yet ({} changes to write; schema {} of {})",
+                report.head, report.schema, report.schema_known
+            ),
+        },
+        Err(e) => println!(
+            "PostgreSQL sink: cannot reach {}: {}",
+            crate::config::redact_postgres_url(url),
+            e.detail()
+        ),
+    }
+}
+
+/// `yizhan sink check`: the connection, the schema and the sink's position.
+pub async fn sink_check(node: &OpenNode) -> anyhow::Result<()> {
+    let url = &node.config.sink.postgres;
+    if url.is_empty() {
+        bail!("no [sink] postgres URL in the config; set one (docs/sink.md) and run this again");
+    }
+    let timeout = std::time::Duration::from_secs(node.config.sink.timeout_secs.max(1));
+    let report = crate::sink::report(&node.store, url, timeout)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.detail()))
+        .with_context(|| format!("checking {}", crate::config::redact_postgres_url(url)))?;
+    println!(
+        "PostgreSQL {} at {}: connected",
+        report.server_version,
+        crate::config::redact_postgres_url(url)
+    );
+    match report.schema.cmp(&report.schema_known) {
+        std::cmp::Ordering::Equal => println!("  schema: version {}, current", report.schema),
+        std::cmp::Ordering::Less => println!(
+            "  schema: version {} of {}; the sink applies the rest when the node serves",
+            report.schema, report.schema_known
+        ),
+        std::cmp::Ordering::Greater => bail!(
+            "the schema in PostgreSQL (version {}) is newer than this yizhan knows ({}); upgrade yizhan",
+            report.schema,
+            report.schema_known
+        ),
+    }
+    match (&report.position, report.lag()) {
+        (Some(position), _) if position.node_id != report.identity.node_id => bail!(
+            "this PostgreSQL database is fed by node {}, not by this node ({}); give each feeding node its own database",
+            position.node_id,
+            report.identity.node_id
+        ),
+        (Some(position), Some(lag)) => println!(
+            "  position: {} of {} in this node's change log: {lag} changes behind",
+            position.local_seq, report.head
+        ),
+        (Some(_), None) => println!(
+            "  position: from an earlier epoch or rebuild of this node; the sink writes the whole feed again ({} changes)",
+            report.head
+        ),
+        (None, _) => println!(
+            "  position: none yet; the sink writes the whole feed ({} changes) when the node serves",
+            report.head
+        ),
+    }
+    Ok(())
+}
+
+/// `yizhan sink verify`: PostgreSQL's rows against the node's, row by row.
+pub async fn sink_verify(node: &OpenNode) -> anyhow::Result<()> {
+    let url = &node.config.sink.postgres;
+    if url.is_empty() {
+        bail!("no [sink] postgres URL in the config; set one (docs/sink.md) and run this again");
+    }
+    let timeout = std::time::Duration::from_secs(node.config.sink.timeout_secs.max(1));
+    let postgres = crate::store::postgres::Postgres::connect(url, timeout)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let (in_postgres, duplicated) = postgres
+        .mirror_rows()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let on_node = node.store.mirror_rows().await?;
+    if let Some(position) = postgres
+        .position()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.detail()))?
+    {
+        println!(
+            "PostgreSQL holds this node's feed up to {} of {}",
+            position.local_seq,
+            node.store.feed_head().await?
+        );
+    }
+    let differences = in_postgres.differences(&on_node, 20);
+    for line in &duplicated {
+        println!("duplicated in PostgreSQL: {line}");
+    }
+    for line in &differences {
+        println!("{line}");
+    }
+    if !differences.is_empty() || !duplicated.is_empty() {
+        bail!(
+            "PostgreSQL does not hold exactly this node's rows (is the sink still catching up? see `yizhan status`)"
+        );
+    }
+    let counts: Vec<String> = on_node
+        .counts()
+        .iter()
+        .map(|(table, n)| format!("{table} {n}"))
+        .collect();
+    println!(
+        "PostgreSQL holds exactly this node's rows, none duplicated: {}",
+        counts.join(", ")
+    );
     Ok(())
 }
 

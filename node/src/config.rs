@@ -31,6 +31,81 @@ pub struct Config {
     pub service: ServiceSection,
     #[serde(default)]
     pub appointments: AppointmentsSection,
+    #[serde(default)]
+    pub sink: SinkSection,
+}
+
+/// The PostgreSQL sink (`docs/sink.md`): the node streams its derived rows into a
+/// PostgreSQL database the city already runs, exactly once and resumably.
+#[derive(Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkSection {
+    /// The database to feed, as a URL (`postgres://USER:PASSWORD@HOST:PORT/DB`, or
+    /// `postgres://USER@localhost/DB?host=/run/postgresql` for a Unix socket). Empty
+    /// turns the sink off.
+    pub postgres: String,
+    /// Changes of the node's log per PostgreSQL transaction; each commits the rows of the
+    /// documents they touched together with the sink's position.
+    pub batch_changes: u32,
+    /// Seconds to wait for PostgreSQL to connect or answer a batch before trying again.
+    pub timeout_secs: u64,
+}
+
+impl Default for SinkSection {
+    fn default() -> Self {
+        SinkSection {
+            postgres: String::new(),
+            batch_changes: 8192,
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// Written by hand so the password in the URL never reaches a log.
+impl fmt::Debug for SinkSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkSection")
+            .field("postgres", &redact_postgres_url(&self.postgres))
+            .field("batch_changes", &self.batch_changes)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+/// Checks a `[sink] postgres` URL without connecting; `Err` says what is wrong.
+pub fn check_postgres_url(url: &str) -> Result<(), String> {
+    use std::str::FromStr;
+    let config = tokio_postgres::Config::from_str(url).map_err(|e| e.to_string())?;
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(
+            "sslmode=require: this build speaks to PostgreSQL without TLS; connect over a Unix socket \
+             (?host=/run/postgresql), loopback or a trusted LAN, or through a tunnel"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A PostgreSQL URL with its password replaced, for logs and messages.
+pub fn redact_postgres_url(url: &str) -> String {
+    // postgres://user:password@host/… → postgres://user:***@host/…
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    // The key=value form: password=… anywhere.
+    url.split_whitespace()
+        .map(|part| {
+            if part.starts_with("password=") {
+                "password=***"
+            } else {
+                part
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Local rules of service the standard leaves to each city.
@@ -485,6 +560,30 @@ impl Config {
                 message: "node.name must not be empty; it is printed on receipts".into(),
             });
         }
+        if !config.sink.postgres.is_empty() {
+            let problem = check_postgres_url(&config.sink.postgres)
+                .err()
+                .or_else(|| {
+                    (config.sink.batch_changes == 0)
+                        .then(|| "sink.batch_changes must be at least 1".to_string())
+                })
+                .or_else(|| {
+                    (config.sink.timeout_secs == 0)
+                        .then(|| "sink.timeout_secs must be at least 1".to_string())
+                });
+            if let Some(problem) = problem {
+                let line = text
+                    .lines()
+                    .position(|l| l.trim() == "[sink]")
+                    .map(|i| i + 1);
+                return Err(ConfigError {
+                    file: file.to_string(),
+                    line,
+                    column: None,
+                    message: format!("[sink] postgres: {problem}"),
+                });
+            }
+        }
         if let Err((key, message)) = config.appointments.schedule() {
             // The key's line within the [appointments] section.
             let section = text
@@ -613,7 +712,23 @@ counters = {appt_counters}
 per_counter = {appt_per_counter}
 # How many working days ahead one may book, today included.
 days_ahead = {appt_days}
+
+[sink]
+# Stream this node's cases, events, items and nodes into PostgreSQL, exactly once and
+# resumably (usually at the city hall; docs/sink.md describes the tables and views).
+# A URL such as "postgres://yizhan:PASSWORD@db.example:5432/yizhan", or
+# "postgres://yizhan@localhost/yizhan?host=/run/postgresql" for a Unix socket. There is
+# no TLS: use a socket, loopback or a trusted LAN. Empty turns the sink off.
+# `yizhan sink check` tests the connection and the schema.
+postgres = {sink_postgres}
+# Changes of this node's log per PostgreSQL transaction.
+batch_changes = {sink_batch}
+# Seconds to wait for PostgreSQL before trying again (the node keeps serving meanwhile).
+timeout_secs = {sink_timeout}
 "#,
+            sink_postgres = toml_string(&self.sink.postgres),
+            sink_batch = self.sink.batch_changes,
+            sink_timeout = self.sink.timeout_secs,
             rectify_days = self.service.rectify_days,
             appt_enabled = self.appointments.enabled,
             appt_open = toml_string(&self.appointments.open),
@@ -724,6 +839,7 @@ mod tests {
             discovery: Default::default(),
             service: Default::default(),
             appointments: Default::default(),
+            sink: Default::default(),
         }
     }
 

@@ -71,6 +71,7 @@ pub async fn run(
             discovery: Default::default(),
             service: Default::default(),
             appointments: Default::default(),
+            sink: Default::default(),
         };
         data_dir::create_data_dir(&dir, &config)?;
     }

@@ -8,8 +8,9 @@
 //! * [`bench`](mod@bench), [`demo`] and [`commands`] are programs built on a node.
 //! * [`node`] is the wiring: a data dir opened into a node, the router, the server.
 //! * [`api`] (the JSON API and `/sync/v1`), [`web`] (the pages), [`link`] (the sync
-//!   client and driver) and [`control`] (the local socket `yizhan status` and
-//!   `yizhan sync now` talk to) are the edges; none imports another.
+//!   client and driver), [`sink`] (the PostgreSQL sink's driver) and [`control`] (the
+//!   local socket `yizhan status` and `yizhan sync now` talk to) are the edges; none
+//!   imports another.
 //! * [`backup`] writes and restores archives around the database.
 //! * [`store`] is the only module with SQL.
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
@@ -38,6 +39,7 @@ pub mod links;
 pub mod metrics;
 pub mod node;
 pub mod notice;
+pub mod sink;
 pub mod store;
 pub mod tls;
 pub mod web;

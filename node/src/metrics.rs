@@ -56,6 +56,8 @@ pub struct Gauges {
     /// Children holding a long-poll here now, and children that called since start.
     pub children_live: u64,
     pub children_seen: u64,
+    /// The PostgreSQL sink, when one is configured.
+    pub sink: Option<SinkState>,
 }
 
 /// The link to the parent, as numbers.
@@ -69,6 +71,31 @@ pub struct ParentGauges {
     pub retry_delay_seconds: Option<f64>,
     /// When the parent last answered, in seconds since the Unix epoch.
     pub last_connected_seconds: Option<u64>,
+}
+
+/// The state of the PostgreSQL sink, kept by its driver (`sink`) and shown by
+/// `/api/v1/sync/status`, `/metrics` and the admin status page.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SinkState {
+    /// A `[sink] postgres` URL is configured.
+    pub enabled: bool,
+    /// The last batch (or the last check of an idle feed) reached PostgreSQL.
+    pub up: bool,
+    /// The position in the node's change log whose rows PostgreSQL holds.
+    pub position: u64,
+    /// The newest position in the change log, as the sink last read it.
+    pub head: u64,
+    pub last_success_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// Rows written since the node started.
+    pub rows_written: u64,
+}
+
+impl SinkState {
+    /// Changes in the node's log whose rows are not yet in PostgreSQL.
+    pub fn lag(&self) -> u64 {
+        self.head.saturating_sub(self.position)
+    }
 }
 
 impl Metrics {
@@ -240,6 +267,37 @@ impl Metrics {
                 );
             }
         }
+        if let Some(sink) = &gauges.sink {
+            gauge(
+                &mut out,
+                "yizhan_sink_up",
+                "1 when the PostgreSQL sink's last batch or check reached PostgreSQL.",
+                u64::from(sink.up),
+            );
+            gauge(
+                &mut out,
+                "yizhan_sink_lag_changes",
+                "Changes in this node's log whose rows are not yet in PostgreSQL.",
+                sink.lag(),
+            );
+            counter(
+                &mut out,
+                "yizhan_sink_rows_written_total",
+                "Rows the sink wrote to PostgreSQL since the node started.",
+                sink.rows_written,
+            );
+            if let Some(ms) = sink.last_success_ms {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                gauge(
+                    &mut out,
+                    "yizhan_sink_last_success_age_seconds",
+                    "Seconds since the sink last reached PostgreSQL.",
+                    now.saturating_sub(ms) / 1000,
+                );
+            }
+        }
         gauge(
             &mut out,
             "yizhan_sync_children_live",
@@ -298,6 +356,14 @@ mod tests {
             }),
             children_live: 2,
             children_seen: 3,
+            sink: Some(SinkState {
+                enabled: true,
+                up: true,
+                position: 90,
+                head: 100,
+                rows_written: 7,
+                ..Default::default()
+            }),
         });
         for line in [
             "yizhan_http_requests_total{method=\"GET\",route=\"/cases/{id}\",status=\"200\"} 2",
@@ -313,6 +379,9 @@ mod tests {
             "yizhan_database_bytes 4096",
             "yizhan_backup_age_seconds 60",
             "yizhan_sync_parent_link_up 1",
+            "yizhan_sink_up 1",
+            "yizhan_sink_lag_changes 10",
+            "yizhan_sink_rows_written_total 7",
             "yizhan_sync_parent_link_live 0",
             "yizhan_sync_parent_retry_delay_seconds 4.5",
             "yizhan_sync_parent_last_connected_timestamp_seconds 1772000000",

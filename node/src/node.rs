@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -17,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::data_dir::{DataDir, DirLock};
 use crate::identity::{NodeKey, ThisNode};
+use crate::metrics::SinkState;
 use crate::store::{Store, StoreOptions};
 use crate::tls::ClientAddr;
 use crate::web::{self, WebState};
@@ -280,6 +281,10 @@ impl OpenNode {
             version: env!("CARGO_PKG_VERSION").into(),
         });
         let links = Arc::new(crate::links::Links::default());
+        let sink = Arc::new(Mutex::new(SinkState {
+            enabled: !self.config.sink.postgres.is_empty(),
+            ..SinkState::default()
+        }));
         let backup_dir =
             (!self.config.backup.dir.is_empty()).then(|| PathBuf::from(&self.config.backup.dir));
         let rectify_days = self.config.service.rectify_days;
@@ -289,6 +294,7 @@ impl OpenNode {
                 clock: clock.clone(),
                 node: node.clone(),
                 links: links.clone(),
+                sink: sink.clone(),
                 duplicates_received: Default::default(),
                 applied_received: Default::default(),
                 metrics: Default::default(),
@@ -305,6 +311,7 @@ impl OpenNode {
                 clock,
                 node,
                 links,
+                sink,
                 backup_dir,
                 discovery: None,
                 tls: self.config.http.tls,
@@ -395,6 +402,20 @@ impl OpenNode {
             }
             .run(),
         );
+        // The PostgreSQL sink runs beside the server and never holds it up: when
+        // PostgreSQL is away it only falls behind (`sink`).
+        let sink = (!self.config.sink.postgres.is_empty()).then(|| {
+            tokio::spawn(
+                crate::sink::Sink {
+                    store: self.store.clone(),
+                    url: self.config.sink.postgres.clone(),
+                    batch_changes: self.config.sink.batch_changes.max(1),
+                    timeout: std::time::Duration::from_secs(self.config.sink.timeout_secs.max(1)),
+                    state: state.api.sink.clone(),
+                }
+                .run(),
+            )
+        });
         let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
         let control = match crate::control::Control::bind(&data_dir.control_socket()) {
             Ok(control) => Some(tokio::spawn(control.serve(state.api.links.clone()))),
@@ -444,6 +465,9 @@ impl OpenNode {
             None => serve(listener, router, limits, shutdown).await,
         };
         driver.abort();
+        if let Some(sink) = sink {
+            sink.abort();
+        }
         if let Some(backups) = backups {
             backups.abort();
         }
@@ -696,6 +720,7 @@ mod tests {
             discovery: Default::default(),
             service: Default::default(),
             appointments: Default::default(),
+            sink: Default::default(),
         };
         create_data_dir(&dir, &config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()

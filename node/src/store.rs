@@ -18,11 +18,13 @@ mod appointments;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
+mod feed;
 mod file;
 mod follow_up;
 mod items;
 mod migrations;
 mod notices;
+pub mod postgres;
 mod rebuild;
 mod stats;
 mod sync;
@@ -47,6 +49,10 @@ pub use appointments::{
 };
 pub use calendars::PublishedYear;
 pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
+pub use feed::{
+    FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
+    FeedRegistry, OriginSeq,
+};
 pub use file::{
     Copied, FileCheck, FileError, check_file, copy_database, identity_of, schema_version,
     start_new_epoch,

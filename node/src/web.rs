@@ -20,7 +20,7 @@ pub mod session;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use axum::Router;
@@ -37,6 +37,7 @@ use crate::accounts;
 use crate::clock::Clock;
 use crate::identity::{NodeKey, ThisNode};
 use crate::links::{Failure, Links};
+use crate::metrics::SinkState;
 use crate::store::{ItemFilter, Role, Store, StoreError, UserRecord};
 use i18n::{Lang, Tr};
 use session::Session;
@@ -58,6 +59,8 @@ pub struct WebState {
     pub node: Arc<ThisNode>,
     /// The sync links (the status page), and the way to ask for a sync now.
     pub links: Arc<Links>,
+    /// The state of the PostgreSQL sink (the status page).
+    pub sink: Arc<Mutex<SinkState>>,
     /// Where scheduled backups go, for the status page.
     pub backup_dir: Option<PathBuf>,
     /// LAN discovery, while it runs.
@@ -982,6 +985,23 @@ async fn admin_status(
     let children = state.links.children();
     let when =
         |ms: Option<u64>| ms.map_or("—".to_string(), |ms| crate::clock::rfc3339_cst(ms as i64));
+    let sink = state.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let sink_fact = if !sink.enabled {
+        t.get("status.sink_off").into_owned()
+    } else if sink.up {
+        t.get("status.sink_up")
+            .replace("{lag}", &sink.lag().to_string())
+            .replace(
+                "{at}",
+                &sink
+                    .last_success_ms
+                    .map_or("—".into(), |ms| crate::clock::rfc3339_cst(ms as i64)),
+            )
+    } else {
+        t.get("status.sink_down")
+            .replace("{lag}", &sink.lag().to_string())
+            .replace("{error}", sink.last_error.as_deref().unwrap_or("—"))
+    };
     let facts = vec![
         (
             t.get("status.node").into_owned(),
@@ -1035,6 +1055,7 @@ async fn admin_status(
             t.get("status.last_connected").into_owned(),
             when(link.last_connected_ms),
         ),
+        (t.get("status.sink").into_owned(), sink_fact),
     ];
     let has_parent = peers
         .iter()

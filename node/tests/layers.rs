@@ -27,8 +27,8 @@ const LAYERS: &[&[&str]] = &[
     // Files around the database: archives, restores, disk checks.
     &["backup"],
     // The edges: the JSON API and /sync/v1, the pages, the sync client, the local
-    // control socket.
-    &["api", "web", "link", "control"],
+    // control socket, the PostgreSQL sink's driver.
+    &["api", "web", "link", "control", "sink"],
     // The wiring: a data dir opened into a node, the router, the server.
     &["node"],
     // Programs built on a node.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod proxy;
+pub mod visitor;
 pub mod webdriver;
 
 /// How long a node may take to print `listening on`.

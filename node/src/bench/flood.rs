@@ -87,6 +87,7 @@ pub async fn flood(args: FloodBenchArgs) -> anyhow::Result<()> {
             discovery: Default::default(),
             service: Default::default(),
             appointments: Default::default(),
+            sink: Default::default(),
         },
     )?;
     let password = "bench-password-4711";

@@ -66,6 +66,7 @@ async fn run(args: &LongPollBenchArgs, root: &std::path::Path) -> anyhow::Result
             discovery: Default::default(),
             service: Default::default(),
             appointments: Default::default(),
+            sink: Default::default(),
         },
     )?;
     let now = SystemClock.now_ms();

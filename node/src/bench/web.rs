@@ -70,6 +70,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             discovery: Default::default(),
             service: Default::default(),
             appointments: Default::default(),
+            sink: Default::default(),
         },
     )?;
     let (_lock, node) = OpenNode::exclusive(&dir)?;

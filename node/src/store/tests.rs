@@ -440,6 +440,9 @@ async fn rebuild_reproduces_every_row() {
     assert_eq!(report.items as usize, items.len());
     assert_eq!(report.cases as usize, items.len());
     assert_eq!(store.content_digest().await.unwrap(), before);
+    // A rebuild that changed nothing leaves a PostgreSQL sink's position valid.
+    let generation = || store.feed_reader().unwrap().identity().unwrap().generation;
+    assert_eq!(generation(), 0);
 
     // Damage a row behind the store's back; rebuild notices and repairs it.
     let path = store.path().to_path_buf();
@@ -459,6 +462,8 @@ async fn rebuild_reproduces_every_row() {
     let report = store.rebuild().await.unwrap();
     assert!(report.rows_differing >= 2, "{report:?}");
     assert_eq!(store.content_digest().await.unwrap(), before);
+    // One that changed rows makes the sink write the whole feed again.
+    assert_eq!(generation(), 1);
 }
 
 #[tokio::test]

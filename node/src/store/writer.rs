@@ -132,6 +132,9 @@ impl WriteCtx {
         self.calendars_touched = true;
         if let Some(year) = changed {
             let cases = super::calendars::rederive_cases(&self.conn, &self.calendars, year)?;
+            if cases > 0 {
+                super::feed::bump_generation(&self.conn)?;
+            }
             tracing::info!(
                 calendar.from_year = year,
                 calendar.version = %self.calendars.fingerprint(),

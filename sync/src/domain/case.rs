@@ -2593,7 +2593,8 @@ pub(crate) mod tests {
             sample_action(ActionKind::Resume),
         ));
         // (events, today) → (committed used, left, overdue), (legal used, left, overdue), suspended days
-        let table: [(&[Event], &str, (u32, u32, u32), (u32, u32, u32), u32); 6] = [
+        type Days = (u32, u32, u32);
+        let table: [(&[Event], &str, Days, Days, u32); 6] = [
             (&plain, "2026-03-02", (0, 20, 0), (0, 30, 0), 0),
             (&plain, "2026-03-09", (5, 15, 0), (5, 25, 0), 0),
             (&plain, "2026-03-30", (20, 0, 0), (20, 10, 0), 0),

@@ -1,0 +1,262 @@
+//! The PostgreSQL sink's driver: streams the rows of the node's change feed into
+//! PostgreSQL, batch by batch, for as long as the node serves (`docs/sink.md`).
+//!
+//! It never blocks the node. It reads the feed on a thread and a read-only connection of
+//! its own (`store::FeedReader`), writes to PostgreSQL on its own task, and when
+//! PostgreSQL is down or slow it only falls behind: the node keeps serving and syncing,
+//! the lag shows in [`SinkState`], and the sink resumes from the position PostgreSQL
+//! recorded once it answers again. Reading the next batch overlaps writing the last one.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::metrics::SinkState;
+use crate::store::postgres::{Postgres, SinkError};
+use crate::store::{FeedBatch, FeedIdentity, Store};
+
+/// How often an idle feed is read again: the most a change waits before the sink sees it.
+const POLL: Duration = Duration::from_millis(250);
+
+/// How often an idle sink checks that PostgreSQL still holds the position it wrote.
+const CHECK_IDLE: Duration = Duration::from_secs(2);
+
+/// The longest wait between two attempts to reach PostgreSQL.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Batches read ahead of the one being written.
+const READ_AHEAD: usize = 2;
+
+/// A running sink: what it feeds from and into, and where it reports.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub store: Store,
+    /// The `[sink] postgres` URL.
+    pub url: String,
+    /// Changes per batch (`[sink] batch_changes`).
+    pub batch_changes: u32,
+    /// How long PostgreSQL may take to connect or to take a batch.
+    pub timeout: Duration,
+    pub state: Arc<Mutex<SinkState>>,
+}
+
+impl Sink {
+    /// Streams until the task is dropped, reconnecting with backoff after any failure.
+    pub async fn run(self) {
+        self.update(|s| s.enabled = true);
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let error = self.session().await;
+            let detail = error.detail();
+            if matches!(error, SinkError::Rederived) {
+                // Not a failure: start again at once from the new generation's start.
+                tracing::info!("{detail}");
+                continue;
+            }
+            tracing::warn!(error = %detail, retry.secs = backoff.as_secs_f32(), "the PostgreSQL sink stopped; the node keeps serving and the sink tries again");
+            self.update(|s| {
+                s.up = false;
+                s.last_error = Some(detail);
+            });
+            self.wait_counting_lag(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if self.state.lock().unwrap_or_else(|e| e.into_inner()).up {
+                backoff = Duration::from_millis(500);
+            }
+        }
+    }
+
+    /// Waits out a backoff while keeping the head current, so the lag shown in `status`,
+    /// `/metrics` and the admin page grows while PostgreSQL is away instead of freezing.
+    async fn wait_counting_lag(&self, backoff: Duration) {
+        let until = tokio::time::Instant::now() + backoff;
+        loop {
+            match self.store.feed_head().await {
+                Ok(head) => self.update(|s| s.head = head),
+                Err(e) => tracing::debug!(error = %e, "the sink cannot read the feed's head"),
+            }
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        }
+    }
+
+    /// Connects, migrates, finds where to resume, and streams until something fails.
+    async fn session(&self) -> SinkError {
+        match self.stream().await {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+
+    async fn stream(&self) -> Result<std::convert::Infallible, SinkError> {
+        let mut postgres = Postgres::connect(&self.url, self.timeout).await?;
+        self.timed(postgres.migrate()).await?;
+        let reader = self.store.feed_reader()?;
+        let identity = reader.identity()?;
+        let head = reader.head()?;
+        let after = self.timed(postgres.start_feed(&identity, head)).await?;
+        tracing::info!(
+            sink.position = after,
+            sink.head = head,
+            "the PostgreSQL sink is streaming"
+        );
+        self.update(|s| {
+            s.up = true;
+            s.position = after;
+            s.head = head;
+            s.last_error = None;
+        });
+        let mut batches = spawn_reader(reader, after, self.batch_changes);
+        let mut last_check = std::time::Instant::now();
+        loop {
+            let batch = match batches.recv().await {
+                Some(Ok(batch)) if batch.generation != identity.generation => {
+                    return Err(SinkError::Rederived);
+                }
+                Some(Ok(batch)) => batch,
+                Some(Err(e)) => return Err(e.into()),
+                None => {
+                    return Err(SinkError::Feed(crate::store::StoreError::Internal(
+                        "the reader thread stopped".into(),
+                    )));
+                }
+            };
+            if !batch.is_empty() {
+                let written = self.timed(postgres.write(&identity, &batch)).await?;
+                tracing::debug!(
+                    sink.through = batch.through,
+                    sink.rows = written.rows,
+                    sink.cases = written.cases,
+                    "batch written"
+                );
+                self.update(|s| s.rows_written += written.rows);
+                last_check = std::time::Instant::now();
+            } else if last_check.elapsed() >= CHECK_IDLE {
+                // An idle sink still asks PostgreSQL where it is: a dead connection shows
+                // as down rather than as caught up, and a PostgreSQL that lost its last
+                // commits (a crash with synchronous_commit off, a restore) is written again
+                // from the position it holds.
+                let held = self.timed(postgres.position()).await?;
+                if held.map(|p| p.local_seq) != Some(batch.through) {
+                    return Err(SinkError::PositionMoved);
+                }
+                last_check = std::time::Instant::now();
+            }
+            let now = now_ms();
+            self.update(|s| {
+                s.up = true;
+                s.position = batch.through;
+                s.head = batch.head.max(batch.through);
+                s.last_success_ms = Some(now);
+                s.last_error = None;
+            });
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, SinkError>>,
+    ) -> Result<T, SinkError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| SinkError::Timeout(self.timeout))?
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SinkState)) {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// Reads batches after `after` on a thread of its own and hands them over, a few ahead;
+/// when the feed is idle, an empty batch every [`POLL`] carries the head. The thread ends
+/// when the receiver is dropped.
+fn spawn_reader(
+    mut reader: crate::store::FeedReader,
+    mut after: u64,
+    batch_changes: u32,
+) -> tokio::sync::mpsc::Receiver<Result<FeedBatch, crate::store::StoreError>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let spawned = std::thread::Builder::new()
+        .name("yizhan-sink-feed".into())
+        .spawn(move || {
+            loop {
+                let batch = reader.read(after, batch_changes);
+                let idle = match &batch {
+                    Ok(batch) => {
+                        after = batch.through;
+                        batch.is_empty()
+                    }
+                    Err(_) => true,
+                };
+                let failed = batch.is_err();
+                if sender.blocking_send(batch).is_err() || failed {
+                    return;
+                }
+                if idle {
+                    std::thread::sleep(POLL);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the sink's reader thread");
+    }
+    receiver
+}
+
+/// What `yizhan status` and `yizhan sink check` report about PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SinkReport {
+    pub server_version: String,
+    pub schema: i32,
+    pub schema_known: i32,
+    pub position: Option<crate::store::postgres::FeedPosition>,
+    /// The node's newest position in its change log.
+    pub head: u64,
+    pub identity: FeedIdentity,
+}
+
+impl SinkReport {
+    /// Changes not yet in PostgreSQL, when PostgreSQL's position counts this node's log.
+    pub fn lag(&self) -> Option<u64> {
+        let position = self.position.as_ref()?;
+        (position.node_id == self.identity.node_id
+            && position.epoch == self.identity.epoch
+            && position.generation == self.identity.generation)
+            .then(|| self.head.saturating_sub(position.local_seq))
+    }
+}
+
+/// Connects to PostgreSQL and reads what it holds about this node's feed, without
+/// changing anything.
+pub async fn report(store: &Store, url: &str, timeout: Duration) -> Result<SinkReport, SinkError> {
+    let postgres = Postgres::connect(url, timeout).await?;
+    let server_version = postgres.server_version().await?;
+    let schema = postgres.schema_version().await?;
+    let position = if schema >= 1 {
+        postgres.position().await?
+    } else {
+        None
+    };
+    let reader = store.feed_reader()?;
+    let identity = reader.identity()?;
+    let head = reader.head()?;
+    Ok(SinkReport {
+        server_version,
+        schema,
+        schema_known: crate::store::postgres::PG_SCHEMA_VERSION,
+        position,
+        head,
+        identity,
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! The PostgreSQL side against a real server: `./test.sh` starts a throwaway cluster and
+//! sets `YIZHAN_TEST_POSTGRES`; each test gets a database of its own.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{Postgres, SinkError};
+use crate::store::tests::{complete_application, item, open_temp, publish_catalog, staff};
+use crate::store::{NewAction, Store};
+
+/// A fresh database on the test cluster, as a URL; `None` (with a note) when no cluster
+/// is configured outside `./test.sh`. Under `./test.sh` or CI a missing cluster fails.
+pub(crate) async fn test_database(hint: &str) -> Option<String> {
+    let Ok(url) = std::env::var("YIZHAN_TEST_POSTGRES") else {
+        assert!(
+            std::env::var_os("YIZHAN_REQUIRE_TOOLS").is_none() && std::env::var_os("CI").is_none(),
+            "YIZHAN_TEST_POSTGRES is not set: run the tests with ./test.sh, which starts a throwaway PostgreSQL"
+        );
+        eprintln!(
+            "note: skipping a PostgreSQL test ({hint}): YIZHAN_TEST_POSTGRES is not set; ./test.sh starts a cluster and sets it"
+        );
+        return None;
+    };
+    let name = format!(
+        "yizhan_{hint}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let (client, connection) = tokio_postgres::Config::from_str(&url)
+        .unwrap()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("the test PostgreSQL (YIZHAN_TEST_POSTGRES) accepts connections");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    Some(with_database(&url, &name))
+}
+
+/// `url` with its database replaced by `name`.
+pub(crate) fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (server, _) = base.rsplit_once('/').expect("a URL with a database");
+    if query.is_empty() {
+        format!("{server}/{name}")
+    } else {
+        format!("{server}/{name}?{query}")
+    }
+}
+
+async fn connect(url: &str) -> Postgres {
+    Postgres::connect(url, Duration::from_secs(10))
+        .await
+        .unwrap()
+}
+
+async fn with_cases(n: usize) -> (tempfile::TempDir, Store) {
+    let (dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let card = item("老年人优待证办理");
+    for i in 0..n {
+        let at = crate::store::tests::at("2026-03-02") + i as u64 * 60_000;
+        let id = store
+            .create_case(
+                card.impl_code.to_string(),
+                complete_application(&card),
+                staff(),
+                at,
+            )
+            .await
+            .unwrap();
+        store
+            .act_on_case(id, vec![NewAction::Accept], staff(), at + 1_000)
+            .await
+            .unwrap();
+    }
+    (dir, store)
+}
+
+#[tokio::test]
+async fn migrations_apply_once_in_order() {
+    let Some(url) = test_database("migrate").await else {
+        return;
+    };
+    let mut pg = connect(&url).await;
+    assert_eq!(pg.schema_version().await.unwrap(), 0);
+    assert_eq!(pg.migrate().await.unwrap(), super::PG_SCHEMA_VERSION as u32);
+    assert_eq!(
+        pg.migrate().await.unwrap(),
+        0,
+        "a second run applies nothing"
+    );
+    assert_eq!(pg.schema_version().await.unwrap(), super::PG_SCHEMA_VERSION);
+    // The views analysts use exist and answer on empty tables.
+    for view in [
+        "nodes",
+        "v_cases",
+        "v_events",
+        "v_ratings",
+        "v_rectifications",
+    ] {
+        let rows = pg
+            .query_text(&format!("SELECT * FROM yizhan.{view}"), &[])
+            .await
+            .unwrap();
+        assert!(rows.is_empty(), "{view}");
+    }
+}
+
+/// A batch moves the position in the transaction that writes its rows: written again
+/// (a sink that crashed after the commit but before it learnt of it), it is refused, and
+/// a transaction cut before its commit leaves neither rows nor position.
+#[tokio::test]
+async fn a_batch_and_its_position_commit_together() {
+    let Some(url) = test_database("batch").await else {
+        return;
+    };
+    let (_dir, store) = with_cases(30).await;
+    let mut reader = store.feed_reader().unwrap();
+    let identity = reader.identity().unwrap();
+    let head = reader.head().unwrap();
+    let mut pg = connect(&url).await;
+    pg.migrate().await.unwrap();
+    assert_eq!(pg.start_feed(&identity, head).await.unwrap(), 0);
+
+    // Cut before the commit: the future is dropped mid-transaction, the connection too.
+    let first = reader.read(0, 20).unwrap();
+    {
+        let mut doomed = connect(&url).await;
+        let write = doomed.write(&identity, &first);
+        let _ = tokio::time::timeout(Duration::from_micros(50), write).await;
+    }
+    let pg_rows = pg.mirror_rows().await.unwrap().0;
+    assert!(
+        pg_rows.counts().iter().all(|(_, n)| *n == 0)
+            || pg.position().await.unwrap().unwrap().local_seq == first.through,
+        "rows without their position"
+    );
+    let resume = pg.start_feed(&identity, head).await.unwrap();
+    let mut after = resume;
+    // Bounded: each batch moves the position.
+    for _ in 0..100 {
+        let batch = reader.read(after, 20).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let written = pg.write(&identity, &batch).await.unwrap();
+        assert!(written.rows > 0);
+        after = batch.through;
+    }
+    assert_eq!(after, head);
+    assert!(matches!(
+        pg.write(&identity, &first).await,
+        Err(SinkError::PositionMoved)
+    ));
+    let (in_pg, duplicated) = pg.mirror_rows().await.unwrap();
+    assert!(duplicated.is_empty(), "{duplicated:?}");
+    let on_node = store.mirror_rows().await.unwrap();
+    assert_eq!(in_pg.differences(&on_node, 5), Vec::<String>::new());
+    assert_eq!(
+        on_node
+            .counts()
+            .iter()
+            .find(|(t, _)| *t == "cases")
+            .unwrap()
+            .1,
+        30
+    );
+    // Every published item version is there too (the demo catalog: version 1 each).
+    let versions = pg
+        .query_text("SELECT count(*) FROM yizhan.item_versions", &[])
+        .await
+        .unwrap();
+    assert_eq!(versions[0][0].as_deref(), Some("24"));
+    store.shutdown().await;
+}
+
+/// A position from another epoch or generation of the node's log, or beyond its head,
+/// means the whole feed again; a second node is refused.
+#[tokio::test]
+async fn a_foreign_position_restarts_the_feed_or_is_refused() {
+    let Some(url) = test_database("position").await else {
+        return;
+    };
+    let mut pg = connect(&url).await;
+    pg.migrate().await.unwrap();
+    let identity = crate::store::FeedIdentity {
+        node_id: "aa".repeat(16),
+        epoch: 1,
+        generation: 0,
+    };
+    assert_eq!(pg.start_feed(&identity, 100).await.unwrap(), 0);
+    let empty = crate::store::FeedBatch {
+        after: 0,
+        through: 40,
+        head: 100,
+        changes: 40,
+        ..Default::default()
+    };
+    pg.write(&identity, &empty).await.unwrap();
+    assert_eq!(pg.start_feed(&identity, 100).await.unwrap(), 40);
+    assert_eq!(
+        pg.start_feed(&identity, 30).await.unwrap(),
+        0,
+        "log shorter than the position"
+    );
+    pg.write(&identity, &empty).await.unwrap();
+    let restored = crate::store::FeedIdentity {
+        epoch: 2,
+        ..identity.clone()
+    };
+    assert_eq!(pg.start_feed(&restored, 100).await.unwrap(), 0);
+    let rebuilt = crate::store::FeedIdentity {
+        generation: 1,
+        ..restored.clone()
+    };
+    assert_eq!(pg.start_feed(&rebuilt, 100).await.unwrap(), 0);
+    let other = crate::store::FeedIdentity {
+        node_id: "bb".repeat(16),
+        ..identity
+    };
+    assert!(matches!(
+        pg.start_feed(&other, 100).await,
+        Err(SinkError::OtherNode { .. })
+    ));
+}
+
+#[test]
+fn urls_lose_their_password_in_messages() {
+    use crate::config::redact_postgres_url;
+    assert_eq!(
+        redact_postgres_url("postgres://yizhan:s3cret@db:5432/city"),
+        "postgres://yizhan:***@db:5432/city"
+    );
+    assert_eq!(
+        redact_postgres_url("host=db user=yizhan password=s3cret dbname=city"),
+        "host=db user=yizhan password=*** dbname=city"
+    );
+    assert_eq!(
+        redact_postgres_url("postgres://yizhan@localhost/city?host=/run/postgresql"),
+        "postgres://yizhan@localhost/city?host=/run/postgresql"
+    );
+    assert!(crate::config::check_postgres_url("postgres://db/city?sslmode=require").is_err());
+    assert!(
+        crate::config::check_postgres_url("postgres://yizhan@localhost/city?host=/run/postgresql")
+            .is_ok()
+    );
+    assert_eq!(
+        with_database("postgres://yizhan@localhost/postgres?host=/tmp/x", "t1"),
+        "postgres://yizhan@localhost/t1?host=/tmp/x"
+    );
+}
