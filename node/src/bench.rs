@@ -487,6 +487,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                         reason: String::new(),
                         basis: String::new(),
                         remedies: String::new(),
+                        on_behalf_of: None,
                     }),
                 ];
                 store.act_on_case(id, later, staff, time + 120_000).await?;

@@ -281,6 +281,13 @@ pub fn header(doc: &Automerge) -> Result<(DocKind, Scope), DocError> {
     Root::read(doc).header()
 }
 
+/// Reads only the intake of a case document (what receivers check events against).
+pub fn read_intake(doc: &Automerge) -> Result<Intake, DocError> {
+    let root = Root::read(doc);
+    root.expect_kind(DocKind::Case)?;
+    parse_json("intake", root.text("intake")?)
+}
+
 /// Reads a case document.
 pub fn read_case(doc: &Automerge) -> Result<CaseDoc, DocError> {
     read_case_root(doc, &Root::read(doc))
@@ -934,6 +941,7 @@ mod tests {
                 reason: "".into(),
                 basis: "".into(),
                 remedies: "".into(),
+                on_behalf_of: None,
             },
         };
         add_events(&mut station, &origin(1), std::slice::from_ref(&withdraw)).unwrap();

@@ -7,4 +7,5 @@ pub mod case;
 pub mod codes;
 pub mod hlc;
 pub mod item;
+pub mod query_code;
 pub mod serial;

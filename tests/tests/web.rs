@@ -111,6 +111,10 @@ fn hidden(html: &str, name: &str) -> String {
 }
 
 const RELIEF: &str = "11440399990000017K4000599301000";
+/// 居住证申领: a committed item the station decides itself.
+const RESIDENCE: &str = "1144039999000005XU5001099602000";
+/// 特困人员救助供养认定: the station decides it; 公示 stops the clock; no extension.
+const SUPPORT: &str = "11440399990000017K4000599302000";
 
 #[test]
 fn pages_need_a_session_and_roles_decide_what_opens() {
@@ -780,7 +784,7 @@ fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
     let node = Node::demo(dir.path());
     let mut worker = Visitor::new(&node);
     worker.sign_in("worker", &node.demo_password("worker"));
-    let (case, csrf) = accepted_case(&node, &mut worker, "张三");
+    let (case, csrf) = accepted_case_of(&node, &mut worker, SUPPORT, "张三");
     let act = format!("{case}/act");
     let status_of = |worker: &mut Visitor| {
         let (_, page, _) = worker.get(&case);
@@ -799,7 +803,7 @@ fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
         &act,
         &[
             ("csrf", &csrf),
-            ("kind", "extend"),
+            ("kind", "request_extension"),
             ("days", "abc"),
             ("reason", "x"),
         ],
@@ -810,12 +814,24 @@ fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
         &act,
         &[
             ("csrf", &csrf),
-            ("kind", "extend"),
+            ("kind", "request_extension"),
             ("days", "999"),
             ("reason", "情况复杂"),
         ],
     );
     assert_eq!(status, 409);
+    assert!(page.contains("form-errors"), "{page}");
+    // Extending is a lead's act (行政许可法 §42): a worker asks.
+    let (status, page, _) = worker.post(
+        &act,
+        &[
+            ("csrf", &csrf),
+            ("kind", "extend"),
+            ("days", "1"),
+            ("reason", "情况复杂"),
+        ],
+    );
+    assert_eq!(status, 403, "{page}");
     assert!(page.contains("form-errors"), "{page}");
     let (status, _, _) = worker.post(
         &act,
@@ -840,7 +856,7 @@ fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
         .split("<select id=\"procedure\" name=\"procedure\"><option>")
         .nth(1)
         .and_then(|rest| rest.split('<').next())
-        .expect("the relief item has a special procedure that stops the clock")
+        .expect("the item has a special procedure that stops the clock")
         .to_string();
     {
         let (status, _, _) = worker.post(
@@ -962,18 +978,18 @@ fn an_applicant_books_and_the_counter_starts_the_case_from_it() {
 /// Receives an application with every material through the form; it is accepted at once.
 /// Returns the case's path and the worker's CSRF token.
 fn accepted_case(node: &Node, worker: &mut Visitor, name: &str) -> (String, String) {
-    let (_, item) = get(
-        &client(),
-        &node.url(&format!("/api/v1/items/{RELIEF}")),
-        None,
-    )
-    .unwrap();
-    let (_, form, _) = worker.get(&format!("/cases/new?item={RELIEF}"));
+    accepted_case_of(node, worker, RELIEF, name)
+}
+
+/// [`accepted_case`] of another item.
+fn accepted_case_of(node: &Node, worker: &mut Visitor, code: &str, name: &str) -> (String, String) {
+    let (_, item) = get(&client(), &node.url(&format!("/api/v1/items/{code}")), None).unwrap();
+    let (_, form, _) = worker.get(&format!("/cases/new?item={code}"));
     let (csrf, form_id) = (hidden(&form, "csrf"), hidden(&form, "form_id"));
     let mut fields: Vec<(String, String)> = vec![
         ("csrf".into(), csrf.clone()),
         ("form_id".into(), form_id),
-        ("item".into(), RELIEF.into()),
+        ("item".into(), code.into()),
         ("applicant_type".into(), "natural_person".into()),
         ("name".into(), name.into()),
         ("id_number".into(), "11010519491231002X".into()),
@@ -1013,10 +1029,10 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
     let node = Node::demo(dir.path());
     let mut worker = Visitor::new(&node);
     worker.sign_in("worker", &node.demo_password("worker"));
-    let (case, csrf) = accepted_case(&node, &mut worker, "张三");
+    let (case, csrf) = accepted_case_of(&node, &mut worker, RESIDENCE, "张三");
     let (_, page, _) = worker.get(&case);
     let serial = text_of(&page, "serial-no");
-    assert!(serial.starts_with(RELIEF), "{serial}");
+    assert!(serial.starts_with(RESIDENCE), "{serial}");
 
     // The right digits show the status and nothing personal.
     let mut applicant = Visitor::new(&node);
@@ -1139,11 +1155,11 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
     // Guessing: a wrong number and wrong digits get the same answer.
     let (status, miss, _) = applicant.post("/status", &[("serial", &serial), ("phone4", "0000")]);
     assert_eq!(status, 404);
-    assert!(!miss.contains("public-status") && !miss.contains("最低生活保障申请"));
+    assert!(!miss.contains("public-status") && !miss.contains("居住证申领"));
     let (status, unknown, _) = applicant.post(
         "/status",
         &[
-            ("serial", &format!("{RELIEF}20260101990010001")),
+            ("serial", &format!("{RESIDENCE}20260101990010001")),
             ("phone4", "8000"),
         ],
     );
@@ -1397,7 +1413,7 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
     browser.find("#resume-submit").click();
     browser.wait_text("#case-status", |t| t == "办理中");
 
-    // 延期: both deadlines move; a refusal (too long) says why and changes nothing.
+    // 延期: the worker asks; a refusal (too long) says why and changes nothing.
     browser.find("#extend-days").type_text("99");
     browser.find("#extend-reason").type_text("情况复杂");
     browser.find("#extend-submit").click();
@@ -1409,6 +1425,12 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
         .find("#extend-reason")
         .type_text("需补充核对家庭经济状况");
     browser.find("#extend-submit").click();
+    browser.wait_text("#extension-request-days", |t| t == "5");
+    assert_eq!(browser.find("#committed-due").text(), committed);
+    // The lead approves it (行政许可法 §42): both deadlines move.
+    browser_sign_in(&browser, &node, "lead");
+    browser.goto(&node.url(&case));
+    browser.find("#approve-extension-submit").click();
     browser.wait_text("#limit-notes", |t| t.contains("延长工作日： 5"));
     let (committed_after, legal_after) = (
         browser.find("#committed-due").text(),
@@ -1416,7 +1438,20 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
     );
     assert!(committed_after > committed && legal_after > legal);
 
-    // 办结 with result and delivery.
+    // 代为受理: the district bureau decides. The case goes to it, the station signs for it
+    // on its behalf and enters its decision, then completes the case.
+    browser_sign_in(&browser, &node, "worker");
+    browser.goto(&node.url(&case));
+    browser.find("#transfer-target option[value=dept]").click();
+    browser.find("#transfer-dept").type_text("示范区民政局");
+    browser.find("#transfer-reason").type_text("由区民政局审批");
+    browser.find("#transfer-submit").click();
+    browser.wait_text("#case-holder", |t| t.contains("示范区民政局"));
+    browser.find("#sign-for-submit").click();
+    browser.wait_text("#signed-state", |t| t.contains("签收"));
+    browser.find("#decide-yes").click();
+    browser.find("#decide-submit").click();
+    browser.wait_text("#case-status", |t| t == "已决定");
     browser
         .find("#complete-result")
         .type_text("准予享受最低生活保障");
@@ -1430,13 +1465,16 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
         ("受理", RELIEF),
         ("特别程序开始", "入户调查后公示"),
         ("特别程序结束", ""),
+        ("申请延期", "需补充核对家庭经济状况"),
         ("延期", "需补充核对家庭经济状况"),
+        ("作出决定", "示范区民政局"),
         ("办结", "窗口领取"),
     ] {
         assert!(
-            timeline
-                .iter()
-                .any(|r| r.contains(what) && r.contains(written) && r.contains("worker")),
+            timeline.iter().any(|r| r.contains(what)
+                && r.contains(written)
+                && r.contains("worker")
+                || r.contains(what) && r.contains(written) && r.contains("lead")),
             "{what} {written}: {timeline:?}"
         );
     }

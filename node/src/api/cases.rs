@@ -196,8 +196,18 @@ pub enum EventInput {
         #[serde(default)]
         note: String,
     },
-    /// 延期: adds working days to both limits, within what the law allows.
-    Extend { days: u32, reason: String },
+    /// 延期: adds working days to both limits, within what the law allows. A lead's act
+    /// (行政许可法 §42); `request` names the worker's request it approves.
+    Extend {
+        days: u32,
+        reason: String,
+        #[serde(default)]
+        request: Option<String>,
+    },
+    /// 延期申请: a worker asks a lead to extend the limits.
+    RequestExtension { days: u32, reason: String },
+    /// A lead declines the pending extension request.
+    DeclineExtension { reason: String },
     /// 决定: approval, or denial with reason, basis and remedies.
     Decide {
         approved: bool,
@@ -291,7 +301,19 @@ impl EventInput {
             }),
             EventInput::Suspend { procedure, reason } => one(Action::Suspend { procedure, reason }),
             EventInput::Resume { note } => one(Action::Resume { note }),
-            EventInput::Extend { days, reason } => one(Action::Extend { days, reason }),
+            EventInput::Extend {
+                days,
+                reason,
+                request,
+            } => one(Action::Extend {
+                days,
+                reason,
+                request,
+            }),
+            EventInput::RequestExtension { days, reason } => {
+                one(Action::RequestExtension { days, reason })
+            }
+            EventInput::DeclineExtension { reason } => one(Action::DeclineExtension { reason }),
             EventInput::Decide {
                 approved,
                 reason,
@@ -302,6 +324,8 @@ impl EventInput {
                 reason,
                 basis,
                 remedies,
+                // The engine fills it in for a case lying with a department without a node.
+                on_behalf_of: None,
             }),
             EventInput::Complete { result, delivery } => one(Action::Complete { result, delivery }),
             EventInput::Withdraw { reason } => one(Action::Withdraw { reason }),
@@ -314,7 +338,10 @@ impl EventInput {
                 reason,
                 to_node,
             }),
-            EventInput::SignFor { note } => one(Action::SignFor { note }),
+            EventInput::SignFor { note } => one(Action::SignFor {
+                note,
+                on_behalf_of: None,
+            }),
             EventInput::Rate { level, comment } => one(Action::Rate {
                 level,
                 comment,

@@ -84,9 +84,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::new(S::NOT_FOUND, "not_found", e.to_string()),
             StoreError::Case(case) => match case {
                 // Who may do what is the engine's rule: the same codes in the UI.
-                CaseError::LeadsOnly { .. }
-                | CaseError::NotThisNodes { .. }
-                | CaseError::ApplicantsRateOnly => {
+                case if case.is_forbidden() => {
                     ApiError::new(S::FORBIDDEN, case.code(), e.to_string())
                 }
                 CaseError::NotAllowed { .. } => {

@@ -1157,8 +1157,23 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let events = format!("/api/v1/cases/{}/events", created["id"].as_str().unwrap());
+    // 代为受理: the station cannot decide (nor complete undecided) a case of an item it
+    // accepts for the district bureau; it sends the case there, signs for it and enters
+    // the bureau's decision on its behalf.
+    let (status, _) = api.post(&events, worker, &json!({"kind": "accept"})).await;
+    assert_eq!(status, StatusCode::OK);
     for body in [
-        json!({"kind": "accept"}),
+        json!({"kind": "decide", "approved": true}),
+        json!({"kind": "complete", "result": "准予", "delivery": "窗口领取"}),
+    ] {
+        let (status, refused) = api.post(&events, worker, &body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+        assert_eq!(refused["error"], "delegated_decision");
+    }
+    for body in [
+        json!({"kind": "transfer", "to": "示范区民政局", "reason": "由区民政局审批"}),
+        json!({"kind": "sign_for"}),
+        json!({"kind": "decide", "approved": true}),
         json!({"kind": "complete", "result": "准予", "delivery": "窗口领取"}),
     ] {
         let (status, answer) = api.post(&events, worker, &body).await;
@@ -1240,13 +1255,8 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
     let (status, refused) = api
         .post(&events, worker, &json!({"kind": "sign_for"}))
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("only that node")
-    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["error"], "not_the_holder");
 }
 
 /// A station that takes no appointments links to none, and its booking page says so.

@@ -340,8 +340,9 @@ async fn refused_writes_change_nothing() {
             NewAction::Do(Action::Extend {
                 days: 3,
                 reason: "r".into(),
+                request: None,
             }),
-            "cannot extend",
+            "only a lead",
         ),
     ];
     for (action, needle) in attempts {

@@ -633,6 +633,7 @@ struct CasePage<'a> {
     /// The booking code of the appointment the case was started from (kept on this
     /// station only: appointments do not sync).
     appointment: Option<String>,
+    is_lead: bool,
 }
 
 impl CasePage<'_> {
@@ -723,6 +724,7 @@ async fn case_page(
             x,
             received_at: minute_cst(d_created_ms),
             appointment,
+            is_lead: super::follow::is_lead(staff),
         },
     )
 }
@@ -807,10 +809,15 @@ pub async fn act(
             reason: text("reason"),
         },
         "resume" => Action::Resume { note: text("note") },
-        "extend" => match field(&fields, "days").parse::<u32>() {
+        "extend" | "request_extension" => match field(&fields, "days").parse::<u32>() {
+            Ok(days) if field(&fields, "kind") == "request_extension" => Action::RequestExtension {
+                days,
+                reason: text("reason"),
+            },
             Ok(days) => Action::Extend {
                 days,
                 reason: text("reason"),
+                request: Some(text("request")).filter(|r| !r.is_empty()),
             },
             Err(_) => {
                 let errors = vec![ctx.t.get("case.error.days").into_owned()];
@@ -823,6 +830,9 @@ pub async fn act(
             delivery: text("delivery"),
         },
         "withdraw" => Action::Withdraw {
+            reason: text("reason"),
+        },
+        "decline_extension" => Action::DeclineExtension {
             reason: text("reason"),
         },
         other => match super::follow::follow_up_action(&state, ctx.t, other, &fields).await {

@@ -348,16 +348,22 @@ fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> 
             put("follow.field.reason", reason.clone());
         }
         Action::Resume { note } => put("case.note", note.clone()),
-        Action::Extend { days, reason } => {
+        Action::Extend { days, reason, .. } | Action::RequestExtension { days, reason } => {
             put("case.extend_days", days.to_string());
             put("follow.field.reason", reason.clone());
         }
+        Action::DeclineExtension { reason } => put("follow.field.reason", reason.clone()),
         Action::Decide {
             approved,
             reason,
             basis,
             remedies,
+            on_behalf_of,
         } => {
+            put(
+                "follow.field.on_behalf_of",
+                on_behalf_of.clone().unwrap_or_default(),
+            );
             let key = if *approved {
                 "follow.decide.approved"
             } else {
@@ -377,7 +383,13 @@ fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> 
             put("follow.field.to", to.clone());
             put("follow.field.reason", reason.clone());
         }
-        Action::SignFor { note } => put("case.note", note.clone()),
+        Action::SignFor { note, on_behalf_of } => {
+            put(
+                "follow.field.on_behalf_of",
+                on_behalf_of.clone().unwrap_or_default(),
+            );
+            put("case.note", note.clone());
+        }
         Action::Resolve { void, reason, .. } => {
             let voided = void
                 .iter()
@@ -432,6 +444,7 @@ pub(super) async fn follow_up_action(
                 reason: field("reason"),
                 basis: field("basis"),
                 remedies: field("remedies"),
+                on_behalf_of: None,
             }
         }
         "transfer" => {
@@ -463,6 +476,7 @@ pub(super) async fn follow_up_action(
         }
         "sign_for" => Action::SignFor {
             note: field("note"),
+            on_behalf_of: None,
         },
         "resolve" => {
             // One choice per conflict: the value names the event decided against.
