@@ -13,8 +13,8 @@
 //! * [`store`] is the only module with SQL.
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
 //!   [`appointments`] (the pure rules of booking), [`discovery`], [`notice`] (sealing),
-//!   [`metrics`], [`accounts`] (password and token hashing) and [`clock`] (where "now"
-//!   comes from, and how times are written).
+//!   [`metrics`], [`accounts`] (password and token hashing), [`clock`] (where "now"
+//!   comes from, and how times are written) and [`i18n`] (the words of pages and errors).
 
 pub mod accounts;
 pub mod api;
@@ -28,6 +28,7 @@ pub mod config;
 pub mod data_dir;
 pub mod demo;
 pub mod discovery;
+pub mod i18n;
 pub mod identity;
 pub mod link;
 pub mod metrics;

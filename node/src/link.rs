@@ -92,6 +92,8 @@ impl Client {
             .http
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            // Refusals go to the log and the status page, which word them anew.
+            .header(reqwest::header::ACCEPT_LANGUAGE, "en")
             .header(NODE_HEADER, self.key.node_id().to_hex())
             .header(TIME_HEADER, time.to_string())
             .header(SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature))

@@ -38,6 +38,7 @@ use yizhan_sync::domain::serial::SerialError;
 use yizhan_sync::ids::{NodeId, Origin};
 
 use crate::config::Synchronous;
+use crate::i18n::Words;
 use crate::identity::Identity;
 
 pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
@@ -134,13 +135,15 @@ pub enum StoreError {
     Item(#[from] ItemInvalid),
     #[error(transparent)]
     Serial(#[from] SerialError),
+    /// The write clashes with what is stored (a user that exists, an appointment already
+    /// started).
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Words),
     /// The caller may not do this (a child's enrollment with a bad code, say).
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Words),
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Words),
     #[error("stored document {id} cannot be read: {message}")]
     Corrupt { id: String, message: String },
     /// Another connection (a CLI command beside the node) held the database past the
@@ -166,7 +169,105 @@ pub enum StoreError {
     ClockBehind { wall_ms: u64, last_ms: u64 },
 }
 
+/// What kind of failure a [`StoreError`] is, which decides how the edges answer it (both
+/// the API and the pages use [`ErrorClass::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    NotFound,
+    /// The caller may not do this.
+    Forbidden,
+    /// The request is fine but the case or the stored data does not allow it now.
+    Conflict,
+    /// Something in the request is malformed (a cursor, a serial number).
+    BadRequest,
+    /// Something in the request breaks a rule of its content (a missing reason).
+    Unprocessable,
+    /// Try again shortly.
+    Unavailable,
+    /// The node itself failed; logged.
+    Failed,
+}
+
+impl ErrorClass {
+    /// The HTTP status both edges answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorClass::NotFound => 404,
+            ErrorClass::Forbidden => 403,
+            ErrorClass::Conflict => 409,
+            ErrorClass::BadRequest => 400,
+            ErrorClass::Unprocessable => 422,
+            ErrorClass::Unavailable => 503,
+            ErrorClass::Failed => 500,
+        }
+    }
+}
+
 impl StoreError {
+    /// What kind of failure it is.
+    pub fn class(&self) -> ErrorClass {
+        use yizhan_sync::domain::serial::SerialError;
+        match self {
+            StoreError::NotFound { .. } => ErrorClass::NotFound,
+            StoreError::Case(case) => match case {
+                // Who may do what is the engine's rule: the same codes everywhere.
+                case if case.is_forbidden() => ErrorClass::Forbidden,
+                CaseError::MaterialsMissing { .. }
+                | CaseError::Invalid { .. }
+                | CaseError::UnknownMaterial { .. }
+                | CaseError::ItemCancelled { .. }
+                | CaseError::NotOnApplication { .. }
+                | CaseError::ExtensionTooLong { .. }
+                | CaseError::BadRating
+                | CaseError::NotASide { .. }
+                | CaseError::ResolutionIncomplete { .. }
+                | CaseError::UnknownProcedure { .. }
+                | CaseError::CountedProcedure { .. }
+                | CaseError::WrongApplicant { .. } => ErrorClass::Unprocessable,
+                _ => ErrorClass::Conflict,
+            },
+            StoreError::Item(_) => ErrorClass::Unprocessable,
+            StoreError::Serial(SerialError::Exhausted { .. } | SerialError::EpochsExhausted(_)) => {
+                ErrorClass::Conflict
+            }
+            StoreError::Serial(_) | StoreError::Invalid(_) => ErrorClass::BadRequest,
+            StoreError::Conflict(_) => ErrorClass::Conflict,
+            StoreError::Forbidden(_) => ErrorClass::Forbidden,
+            StoreError::Closed | StoreError::Busy(_) | StoreError::ClockBehind { .. } => {
+                ErrorClass::Unavailable
+            }
+            StoreError::Corrupt { .. }
+            | StoreError::DiskFull(_)
+            | StoreError::Sqlite(_)
+            | StoreError::Internal(_) => ErrorClass::Failed,
+        }
+    }
+
+    /// What the error says, for the reader's language (the API's `error` code and the
+    /// pages' message). Failures of the node itself say only that it failed.
+    pub fn words(&self) -> Words {
+        match self {
+            StoreError::NotFound { .. } => Words::new("not_found"),
+            StoreError::Case(e) => Words::from(e),
+            StoreError::Item(e) => {
+                Words::new("invalid_item").text("problems", e.problems.join("; "))
+            }
+            StoreError::Serial(e) => Words::new(e.code()),
+            StoreError::Conflict(words)
+            | StoreError::Forbidden(words)
+            | StoreError::Invalid(words) => words.clone(),
+            StoreError::Closed => Words::new("shutting_down"),
+            StoreError::Busy(_) => Words::new("busy"),
+            StoreError::ClockBehind { wall_ms, last_ms } => Words::new("clock_behind")
+                .text("wall", crate::clock::rfc3339_cst(*wall_ms as i64))
+                .text("last", crate::clock::rfc3339_cst(*last_ms as i64)),
+            StoreError::Corrupt { .. }
+            | StoreError::DiskFull(_)
+            | StoreError::Sqlite(_)
+            | StoreError::Internal(_) => Words::new("internal"),
+        }
+    }
+
     /// Whether the error concerns the whole database (the disk, the file, the connection)
     /// rather than one row: then nothing of the transaction may be kept.
     pub fn is_fatal(&self) -> bool {

@@ -15,7 +15,7 @@ pub mod cases;
 pub mod dashboard;
 pub mod export;
 pub mod follow;
-pub mod i18n;
+
 pub mod session;
 
 use std::borrow::Cow;
@@ -35,10 +35,10 @@ use yizhan_sync::domain::item::{CaseType, Item};
 
 use crate::accounts;
 use crate::clock::Clock;
+use crate::i18n::{Lang, Tr};
 use crate::identity::{NodeKey, ThisNode};
 use crate::metrics::LinkState;
 use crate::store::{ItemFilter, Role, Store, StoreError, UserRecord};
-use i18n::{Lang, Tr};
 use session::Session;
 
 const SESSION_COOKIE: &str = "yz_session";
@@ -370,25 +370,91 @@ fn message(ctx: &Ctx, status: StatusCode, title_key: &'static str, message: Stri
     )
 }
 
+/// A store error as a page in the reader's language, with the status the API answers
+/// with; failures of the node itself are logged and say only that.
 fn store_failed(ctx: &Ctx, e: StoreError) -> Response {
-    match e {
-        StoreError::Invalid(why) => message(ctx, StatusCode::BAD_REQUEST, "error.invalid", why),
-        StoreError::NotFound { .. } => message(
-            ctx,
-            StatusCode::NOT_FOUND,
-            "error.not_found",
-            ctx.t.get("error.not_found_text").into_owned(),
-        ),
-        e => {
+    use crate::store::ErrorClass;
+    let class = e.class();
+    let title = match class {
+        ErrorClass::NotFound => "error.not_found",
+        ErrorClass::Forbidden => "error.forbidden",
+        ErrorClass::BadRequest => "error.invalid",
+        ErrorClass::Failed => {
             tracing::error!(error = %e, "a page's store call failed");
-            message(
-                ctx,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "error.internal",
-                ctx.t.get("error.internal_text").into_owned(),
-            )
+            "error.internal"
         }
+        ErrorClass::Unavailable => "error.unavailable",
+        ErrorClass::Conflict | ErrorClass::Unprocessable => "case.error.title",
+    };
+    message(
+        ctx,
+        StatusCode::from_u16(class.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        title,
+        ctx.t.words(&e.words()),
+    )
+}
+
+/// `GET` of a path no page or API route takes: a page in the reader's language.
+pub async fn not_found(ctx: Ctx) -> Response {
+    message(
+        &ctx,
+        StatusCode::NOT_FOUND,
+        "error.not_found",
+        ctx.t.get("error.not_found_text").into_owned(),
+    )
+}
+
+/// A page's path with a method it does not take.
+pub async fn method_not_allowed(ctx: Ctx) -> Response {
+    message(
+        &ctx,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "error.invalid",
+        ctx.t.get("error.method_text").into_owned(),
+    )
+}
+
+/// Browsers get pages, never the plain-text or JSON refusals of axum's extractors: a form
+/// that is not a form, too big, or missing fields, a query or path that does not parse.
+/// The node wires it around the web routes (it needs the state for the page's header).
+pub async fn html_errors(State(state): State<WebState>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<crate::tls::ClientAddr>>()
+        .cloned();
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let status = response.status();
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_html {
+        return response;
     }
+    let mut again = Request::new(axum::body::Body::empty());
+    *again.method_mut() = method;
+    *again.uri_mut() = uri;
+    *again.headers_mut() = headers;
+    if let Some(client) = client {
+        again.extensions_mut().insert(client);
+    }
+    let (mut parts, _) = again.into_parts();
+    let Ok(ctx) = Ctx::from_request_parts(&mut parts, &state).await;
+    let (title, text) = match status {
+        StatusCode::NOT_FOUND => ("error.not_found", "error.not_found_text"),
+        StatusCode::METHOD_NOT_ALLOWED => ("error.invalid", "error.method_text"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("error.invalid", "error.too_large_text"),
+        s if s.is_server_error() => ("error.internal", "error.internal_text"),
+        _ => ("error.invalid", "error.bad_form_text"),
+    };
+    message(&ctx, status, title, ctx.t.get(text).into_owned())
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {
@@ -800,6 +866,12 @@ struct UsersPage<'a> {
     users: Vec<UserRecord>,
 }
 
+impl UsersPage<'_> {
+    fn role_key(&self, user: &UserRecord) -> String {
+        format!("role.{}", user.role.as_str())
+    }
+}
+
 /// `GET /admin/users`: the staff accounts (admins only).
 async fn admin_users(State(state): State<WebState>, ctx: Ctx) -> Response {
     if let Some(refused) = ctx.refuse_unless_admin() {
@@ -1042,6 +1114,12 @@ struct CatalogPage<'a> {
     summary: String,
 }
 
+impl CatalogPage<'_> {
+    fn level_label(&self, published: &str) -> String {
+        level_label(self.t, published)
+    }
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct CatalogQuery {
     q: Option<String>,
@@ -1171,7 +1249,7 @@ async fn catalog(
     let items: Vec<ItemLine> = found
         .into_iter()
         .map(|i| ItemLine {
-            level: i.level.clone(),
+            level: level_label(t, &i.level),
             case_type: if i.case_type == "instant" {
                 t.get("item.instant")
             } else {
@@ -1212,10 +1290,25 @@ async fn catalog(
     )
 }
 
+/// The handling level (行使层级) of an item as the catalog writes it (`县级（区）`), in the
+/// page's language; anything else as published.
+fn level_label(t: &Tr, published: &str) -> String {
+    use yizhan_sync::domain::codes::HandlingLevel;
+    HandlingLevel::ALL
+        .into_iter()
+        .find(|l| l.zh() == published)
+        .map_or_else(
+            || published.to_string(),
+            |l| t.get(&format!("handling.{}", l.digit())).into_owned(),
+        )
+}
+
 /// An item, ready for the guide and the notification sheet.
 #[derive(Debug)]
 struct GuideView {
     item: Item,
+    /// 事项类型 in the page's language.
+    kind: String,
     case_type: String,
     limits: String,
     fees: String,
@@ -1256,6 +1349,7 @@ fn guide_view(t: &Tr, item: Item) -> GuideView {
         .collect::<Vec<_>>()
         .join("、");
     GuideView {
+        kind: t.get(&format!("power.{}", item.kind.code())).into_owned(),
         item,
         case_type,
         limits,

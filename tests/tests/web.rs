@@ -819,8 +819,12 @@ fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
             ("reason", "情况复杂"),
         ],
     );
-    assert_eq!(status, 409);
-    assert!(page.contains("form-errors"), "{page}");
+    // The same status and words as the API's (extension_too_long).
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("form-errors") && page.contains("超过法律允许的期限"),
+        "{page}"
+    );
     // Extending is a lead's act (行政许可法 §42): a worker asks.
     let (status, page, _) = worker.post(
         &act,
@@ -842,7 +846,7 @@ fn follow_up_actions_go_through_the_state_machine_with_clear_refusals() {
             ("delivery", "窗口领取"),
         ],
     );
-    assert_eq!(status, 409);
+    assert_eq!(status, 422, "a missing result, as the API answers it");
     let (status, _, _) = worker.post(
         &act,
         &[("csrf", "forged"), ("kind", "withdraw"), ("reason", "x")],
@@ -1417,7 +1421,7 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
     browser.find("#extend-days").type_text("99");
     browser.find("#extend-reason").type_text("情况复杂");
     browser.find("#extend-submit").click();
-    browser.wait_text("#form-errors", |t| t.contains("exceeds"));
+    browser.wait_text("#form-errors", |t| t.contains("超过法律允许的期限"));
     assert_eq!(browser.find("#committed-due").text(), committed);
     browser.find("#extend-days").clear();
     browser.find("#extend-days").type_text("5");

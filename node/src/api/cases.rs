@@ -18,6 +18,7 @@ use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
 use crate::clock::rfc3339_cst;
+use crate::i18n::Words;
 use crate::store::{CaseDetail, CaseFilter, CaseSummary, EventView, NewAction, Staff};
 
 /// An application received at the counter (收件).
@@ -74,8 +75,18 @@ pub struct MaterialInput {
     pub copies: u32,
 }
 
-fn field<T, E: std::fmt::Display>(name: &str, result: Result<T, E>) -> ApiResult<T> {
-    result.map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+/// A field's value, or what is wrong with it in the caller's language (its code says
+/// which rule it breaks; `field` names the field).
+fn field<T, E>(name: &'static str, result: Result<T, E>) -> ApiResult<T>
+where
+    for<'e> &'e E: Into<Words>,
+{
+    result.map_err(|e| {
+        ApiError::words(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            (&e).into().text("field", name),
+        )
+    })
 }
 
 impl CreateCase {
@@ -381,8 +392,9 @@ pub async fn add_event(
     if let EventInput::Accept { complete: Some(_) } = &body {
         let current = state.store.get_case(id.to_string(), state.today()).await?;
         if current.intake.item.case_type != CaseType::Instant {
-            return Err(ApiError::invalid(
-                "only an instant item (即办件) is completed at acceptance; accept it, then record `complete` when it is done",
+            return Err(ApiError::words(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                Words::new("instant_only"),
             ));
         }
     }
@@ -434,7 +446,8 @@ pub async fn by_serial(
     _user: Authenticated,
     Path(serial): Path<String>,
 ) -> ApiResult<Json<CaseView>> {
-    let serial = SerialNo::parse(&serial).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let serial = SerialNo::parse(&serial)
+        .map_err(|e| ApiError::words(StatusCode::BAD_REQUEST, Words::new(e.code())))?;
     Ok(Json(
         state
             .store
@@ -521,12 +534,19 @@ impl From<CaseSummary> for CaseListEntry {
     }
 }
 
-fn parse_date(name: &str, value: Option<String>) -> ApiResult<Option<Date>> {
+/// A query parameter that does not parse, named with its value.
+fn bad_parameter(name: &'static str, value: &str) -> ApiError {
+    ApiError::words(
+        StatusCode::BAD_REQUEST,
+        Words::new("bad_parameter")
+            .text("name", name)
+            .text("value", value.chars().take(80).collect::<String>()),
+    )
+}
+
+fn parse_date(name: &'static str, value: Option<String>) -> ApiResult<Option<Date>> {
     value
-        .map(|v| {
-            v.parse::<Date>()
-                .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
-        })
+        .map(|v| v.parse::<Date>().map_err(|_| bad_parameter(name, &v)))
         .transpose()
 }
 
@@ -541,24 +561,15 @@ pub async fn index(
 ) -> ApiResult<Json<CaseList>> {
     let status = q
         .status
-        .map(|s| {
-            Status::parse(&s)
-                .ok_or_else(|| ApiError::bad_request(format!("status: unknown status {s:?}")))
-        })
+        .map(|s| Status::parse(&s).ok_or_else(|| bad_parameter("status", &s)))
         .transpose()?;
     let level = q
         .level
-        .map(|l| {
-            WarningLevel::parse(&l).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "level: {l:?} is not normal, yellow, red or legal_breach"
-                ))
-            })
-        })
+        .map(|l| WarningLevel::parse(&l).ok_or_else(|| bad_parameter("level", &l)))
         .transpose()?;
     let impl_code = q
         .item
-        .map(|c| ImplCode::parse(&c).map_err(|e| ApiError::bad_request(format!("item: {e}"))))
+        .map(|c| ImplCode::parse(&c).map_err(|_| bad_parameter("item", &c)))
         .transpose()?;
     let page = state
         .store

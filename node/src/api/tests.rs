@@ -456,7 +456,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             token,
             body(&bad_id),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
+            "code_check_character",
         ),
         (
             "wrong credit code",
@@ -464,7 +464,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             token,
             body(&bad_credit),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
+            "code_check_character",
         ),
         (
             "empty name",
@@ -480,7 +480,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             token,
             body(&unknown_material),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
+            "unknown_material",
         ),
         (
             "missing token",
@@ -536,7 +536,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             token,
             body(&json!({"kind": "accept", "complete": {"result": "x", "delivery": "y"}})),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
+            "instant_only",
         ),
         (
             "event on an unknown case",
@@ -685,7 +685,7 @@ async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
     let (status, value, _) = put(district.admin.clone(), item.clone()).await;
     assert_eq!(
         (status, value["error"].as_str()),
-        (StatusCode::CONFLICT, Some("conflict")),
+        (StatusCode::CONFLICT, Some("item_version")),
         "{value}"
     );
     assert_eq!(district.store.content_digest().await.unwrap(), before);
@@ -1187,7 +1187,7 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
     ] {
         let (status, answer) = api.post(&events, worker, &body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
-        assert!(answer["message"].as_str().unwrap().contains("lead"));
+        assert_eq!(answer["error"], "leads_only", "{answer}");
     }
     assert_eq!(api.store.content_digest().await.unwrap(), before);
     // An admin may: a bad rating opens a rectification, closed once.
@@ -1234,7 +1234,7 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{nothing}");
-    assert!(nothing["message"].as_str().unwrap().contains("no conflict"));
+    assert_eq!(nothing["error"], "nothing_to_resolve", "{nothing}");
 
     // A transfer to another node's hall: only that node signs for it.
     let (_, other) = api
@@ -1361,4 +1361,83 @@ async fn staff_forms_need_a_session_and_its_csrf_token() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(api.store.content_digest().await.unwrap(), before);
     assert!(sessions.touch(&token, now).is_some(), "still signed in");
+}
+
+/// An error's `message` is in the caller's `Accept-Language` (Chinese when absent), its
+/// `error` code the same in every language; unknown API paths answer JSON, unknown
+/// pages a page in the reader's language.
+#[tokio::test]
+async fn error_messages_follow_accept_language_with_the_same_code() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (_, created) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let events = format!("/api/v1/cases/{}/events", created["id"].as_str().unwrap());
+    let resume = serde_json::to_vec(&json!({"kind": "resume"})).unwrap();
+    let mut answers = Vec::new();
+    for language in [None, Some("zh-CN,zh;q=0.9"), Some("en-US,en;q=0.8")] {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(&events)
+            .header(header::AUTHORIZATION, format!("Bearer {}", api.worker))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(language) = language {
+            request = request.header(header::ACCEPT_LANGUAGE, language);
+        }
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(request.body(HttpBody::from(resume.clone())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        answers.push(serde_json::from_slice::<Value>(&bytes).unwrap());
+    }
+    for answer in &answers {
+        assert_eq!(answer["error"], "not_allowed", "{answer}");
+    }
+    let (zh, zh_asked, en) = (
+        &answers[0]["message"],
+        &answers[1]["message"],
+        &answers[2]["message"],
+    );
+    assert_eq!(zh, zh_asked);
+    assert_eq!(zh, "本件当前为“已收件”，不能“结束特别程序”。");
+    assert_eq!(
+        en,
+        "This case is “Received”: “End the special procedure” is not possible now."
+    );
+    // Unknown paths: JSON under the API, a page elsewhere.
+    let (status, value, headers) = api.send(Method::GET, "/api/v1/nothing", None, None).await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .contains("json")
+    );
+    let response = router(api.state.clone(), 64 * 1024)
+        .oneshot(
+            Request::get("/no/such/page")
+                .body(HttpBody::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        page.contains("<html lang=\"zh-CN\">") && page.contains("没有找到"),
+        "{page}"
+    );
 }

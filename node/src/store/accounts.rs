@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError};
+use crate::i18n::Words;
 
 /// What a staff member may do: the engine's roles, so one rule decides everywhere.
 pub use yizhan_sync::engine::StaffRole as Role;
@@ -54,7 +55,7 @@ impl Store {
                 .conn
                 .query_row("SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)", [&user.username], |r| r.get(0))?;
             if exists {
-                return Err(StoreError::Conflict(format!("user {} already exists", user.username)));
+                return Err(StoreError::Conflict(Words::new("user_exists").text("user", user.username.clone())));
             }
             ctx.conn.execute(
                 "INSERT INTO users (username, display_name, role, counter, password_hash, created_ms)

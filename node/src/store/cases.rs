@@ -13,6 +13,7 @@ use yizhan_sync::ids::{DocId, DocKind, Scope};
 
 use super::writer::{Staff, WriteCtx, store_case_rows};
 use super::{Store, StoreError};
+use crate::i18n::Words;
 
 /// An action a person asks for (the engine's `Request`): acceptance is the one whose
 /// content the node fills in, the serial number and the calendar.
@@ -482,8 +483,7 @@ fn parse_cursor(
     order: Order,
     cursor: &str,
 ) -> Result<(rusqlite::types::Value, String), StoreError> {
-    let bad =
-        || StoreError::Invalid("cursor is not valid for this list; start again without it".into());
+    let bad = || StoreError::Invalid(Words::new("bad_cursor"));
     let mut parts = cursor.splitn(3, '~');
     let (letter, key, id) = (
         parts.next().ok_or_else(bad)?,

@@ -502,8 +502,8 @@ where
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(panic.message = %message, "a store write panicked; it was rolled back");
-            Err(StoreError::Invalid(
-                "internal error; the write was not saved".into(),
+            Err(StoreError::Internal(
+                "a write panicked; it was not saved".into(),
             ))
         });
         Ran {

@@ -18,10 +18,10 @@ use yizhan_sync::domain::item::{Item, ItemStatus, Material};
 use super::WebState;
 use super::{Chrome, Ctx, cookie_in, message, render, session, store_failed};
 use crate::appointments::{Minute, Schedule, Slot, mask_phone, normalize_code};
+use crate::i18n::Tr;
 use crate::store::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, ItemFilter, NewAppointment,
 };
-use crate::web::i18n::Tr;
 
 /// The public forms' CSRF secret (double-submit cookie), for `/appointments/…` only.
 const BOOK_COOKIE: &str = "yz_book";

@@ -16,11 +16,11 @@ use yizhan_sync::ids::DocId;
 use super::WebState;
 use super::{CaseForm, Chrome, CsrfForm, Ctx, StaffForm, message, render, store_failed};
 use crate::clock::{minute_cst, rfc3339_cst};
+use crate::i18n::{Lang, Tr, Words};
 use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
 };
 use crate::store::{CaseDetail, NewAction, Staff, StoreError, StoredNotice};
-use crate::web::i18n::{Lang, Tr};
 use crate::web::session::Session;
 
 /// A form's fields, in order (checkbox names vary with the item's materials).
@@ -168,12 +168,16 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
     if name.is_empty() {
         errors.push(t.get("case.error.name").into_owned());
     }
+    // Each problem in the page's language: the rule a field breaks, or what is wrong
+    // with a code (its length, a character, its check character).
+    let case_words = |e: CaseError| t.words(&Words::from(&e));
+    let code_words = |e: yizhan_sync::domain::codes::CodeError| t.words(&Words::from(&e));
     let phone = Phone::parse(field(fields, "phone"))
-        .map_err(|e| errors.push(t.with("case.error.phone", "why", &e.to_string())))
+        .map_err(|e| errors.push(t.with("case.error.phone", "why", &case_words(e))))
         .ok();
     let applicant = if field(fields, "applicant_type") == "legal_person" {
         let code = CreditCode::parse(field(fields, "credit_code"))
-            .map_err(|e| errors.push(t.with("case.error.credit_code", "why", &e.to_string())))
+            .map_err(|e| errors.push(code_words(e)))
             .ok();
         let contact = field(fields, "contact_name");
         if contact.is_empty() {
@@ -188,7 +192,7 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
             })
     } else {
         let id = ResidentId::parse(field(fields, "id_number"))
-            .map_err(|e| errors.push(t.with("case.error.id_number", "why", &e.to_string())))
+            .map_err(|e| errors.push(code_words(e)))
             .ok();
         id.zip(phone.clone())
             .map(|(id_number, phone)| Applicant::NaturalPerson {
@@ -201,10 +205,10 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
         None
     } else {
         let id = ResidentId::parse(field(fields, "agent_id_number"))
-            .map_err(|e| errors.push(t.with("case.error.agent_id", "why", &e.to_string())))
+            .map_err(|e| errors.push(t.with("case.error.agent", "why", &code_words(e))))
             .ok();
         let phone = Phone::parse(field(fields, "agent_phone"))
-            .map_err(|e| errors.push(t.with("case.error.agent_phone", "why", &e.to_string())))
+            .map_err(|e| errors.push(t.with("case.error.agent_phone", "why", &case_words(e))))
             .ok();
         id.zip(phone).map(|(id_number, phone)| Agent {
             name: field(fields, "agent_name").to_string(),
@@ -475,20 +479,14 @@ fn case_refused(ctx: &Ctx, e: StoreError) -> Response {
     }
 }
 
-/// How a page shows the engine's refusal of an action: who may not do it is a 403 in
-/// the page's language (the same rule and code the API answers with).
+/// How a page shows the engine's refusal of an action: its words in the page's language
+/// and the status the API answers with (the same rule and code).
 pub(super) fn case_error(t: &Tr, e: &CaseError) -> (StatusCode, String) {
-    match e {
-        CaseError::LeadsOnly { .. } => (
-            StatusCode::FORBIDDEN,
-            t.get("follow.error.lead_only").into_owned(),
-        ),
-        CaseError::NotThisNodes { .. } | CaseError::ApplicantsRateOnly => (
-            StatusCode::FORBIDDEN,
-            t.get("case.error.not_this_nodes").into_owned(),
-        ),
-        other => (StatusCode::CONFLICT, other.to_string()),
-    }
+    let class = StoreError::Case(e.clone()).class();
+    (
+        StatusCode::from_u16(class.status()).unwrap_or(StatusCode::CONFLICT),
+        t.words(&Words::from(e)),
+    )
 }
 
 /// Seals and stores a notice about the case as it is now.

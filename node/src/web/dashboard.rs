@@ -15,8 +15,8 @@ use yizhan_sync::domain::calendar::{Date, WarningLevel};
 
 use super::WebState;
 use super::export::{Cell, Table, percent};
-use super::i18n::Tr;
 use super::{Chrome, Ctx, message, render, store_failed};
+use crate::i18n::Tr;
 use crate::store::{CaseSummary, EXPORT_CAP, ExportCase, Month, MonthFigures, Workload};
 
 /// How many cases each list on the page shows; "see all" leads to the work list.
@@ -614,10 +614,10 @@ mod tests {
     use yizhan_sync::domain::case::Action;
 
     use super::*;
+    use crate::i18n::Lang;
     use crate::store::NewAction;
     use crate::store::tests::{at, complete_application, item, open_temp, publish_catalog, staff};
     use crate::web::export::tests::{assert_same, parse_csv, read_xlsx};
-    use crate::web::i18n::Lang;
 
     /// Both exports, read back (the .xlsx with calamine), say the same as each other and
     /// as the store's list, row for row.

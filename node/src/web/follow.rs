@@ -20,10 +20,10 @@ use super::WebState;
 use super::cases::field;
 use super::{Chrome, Ctx, message, render, store_failed};
 use crate::clock::minute_cst;
+use crate::i18n::Tr;
 use crate::store::{
     CaseDetail, CaseSync, EventView, NewAction, Role, StoreError, TransferRow, Transfers,
 };
-use crate::web::i18n::Tr;
 use crate::web::session::{Session, random_token, same_secret};
 
 /// Leads (现场负责人) and admins resolve conflicts and close rectifications.
@@ -286,7 +286,12 @@ fn timeline_row(
         label: t
             .get(&format!("event.{}", e.action.kind().as_str()))
             .into_owned(),
-        staff: e.staff.clone(),
+        // The applicant rates on the public pages; events name them by a fixed word.
+        staff: if e.staff == yizhan_sync::engine::Person::Applicant.username() {
+            t.get("follow.by_applicant").into_owned()
+        } else {
+            e.staff.clone()
+        },
         node: name_of(&e.node),
         details: details(t, &e.action, all),
         conflict: e.conflict,

@@ -1661,6 +1661,8 @@ pub enum Param {
     Rule(Rule),
     Object(ServiceObject),
     Objects(Vec<ServiceObject>),
+    /// The kind of a code with a check character (an identity number, a credit code).
+    Code(super::codes::CodeKind),
 }
 
 /// Whether the case, as this node sees it, allows an action of `kind` at all, whoever
