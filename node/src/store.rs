@@ -45,7 +45,9 @@ pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
 pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };
-pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
+pub use cases::{
+    CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
+};
 pub use file::{Copied, FileError, copy_database, schema_version, start_new_epoch};
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};
@@ -325,6 +327,8 @@ struct Inner {
     writer: writer::WriterHandle,
     readers: ReaderPool,
     origin: Origin,
+    /// This node's own record, as the engine judges its acts.
+    own: yizhan_sync::auth::NodeRecord,
     outgoing: Arc<tokio::sync::Notify>,
 }
 
@@ -355,6 +359,7 @@ impl Store {
             .map(|_| open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
         let outgoing = Arc::new(tokio::sync::Notify::new());
+        let own = options.identity.record.clone();
         let writer = writer::spawn(
             conn,
             origin,
@@ -368,6 +373,7 @@ impl Store {
                 writer,
                 readers: ReaderPool::new(readers),
                 origin,
+                own,
                 outgoing,
             }),
         })
@@ -380,6 +386,12 @@ impl Store {
     /// This node's current origin (node id and epoch).
     pub fn origin(&self) -> Origin {
         self.inner.origin
+    }
+
+    /// This node's own record (role, division, serial segment): the node the engine
+    /// asks `allowed_actions` for.
+    pub fn own_record(&self) -> &yizhan_sync::auth::NodeRecord {
+        &self.inner.own
     }
 
     /// Notified by the writer after each commit that holds changes to pass on: every

@@ -17,6 +17,7 @@ pub mod export;
 pub mod follow;
 
 pub mod session;
+pub mod worklist;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -119,7 +120,7 @@ where
         .route("/notices/{number}", get(cases::notice_page))
         .route("/notices/{number}/correct", post(cases::correct_notice))
         .route("/verify", get(cases::verify))
-        .route("/worklist", get(cases::work_list))
+        .route("/worklist", get(worklist::show))
         .route("/transfers", get(follow::transfers))
         .route(
             "/status",
@@ -151,6 +152,9 @@ pub struct Ctx {
     /// The path and query of this request, to come back to after sign-in or a switch.
     pub here: String,
     pub node_name: String,
+    /// The node's role and division, for the enrollment hint.
+    pub node_role: String,
+    pub node_division: String,
     /// Whether this node takes appointments (`[appointments] enabled`).
     pub appointments: bool,
     /// The client's address, when the server knows it (for the sign-in throttle).
@@ -202,6 +206,8 @@ where
             session,
             here,
             node_name: state.node.name.clone(),
+            node_role: state.node.role.clone(),
+            node_division: state.node.division.clone(),
             appointments: state.appointments.is_some(),
             client,
         })
@@ -250,6 +256,8 @@ impl Ctx {
             t: self.t,
             lang: self.t.lang.code(),
             node_name: &self.node_name,
+            role: &self.node_role,
+            division: &self.node_division,
             appointments: self.appointments,
             user: self.session.as_ref(),
             switch_href: format!("/lang/{}?back={}", other.code(), urlencode(&self.here)),
@@ -264,6 +272,9 @@ pub struct Chrome<'a> {
     pub t: &'static Tr,
     pub lang: &'static str,
     pub node_name: &'a str,
+    /// This node's role (`station`, …) and division code.
+    pub role: &'a str,
+    pub division: &'a str,
     /// Whether this node takes appointments (links to them are shown only then).
     pub appointments: bool,
     pub user: Option<&'a Session>,
@@ -834,18 +845,19 @@ async fn signout(
 struct HomePage<'a> {
     chrome: Chrome<'a>,
     t: &'static Tr,
-    greeting: String,
+    /// The catalog is empty: this node has not received one yet (not enrolled).
+    no_catalog: bool,
 }
 
-/// `GET /`: the counter's start page.
-async fn home(ctx: Ctx) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    let who = if staff.counter.is_empty() {
-        staff.display_name.clone()
-    } else {
-        format!("{}（{}）", staff.display_name, staff.counter)
+/// `GET /`: applicants get the public pages (the catalog, booking, their case's status)
+/// and a link for staff to sign in; signed-in staff go to their work list.
+async fn home(State(state): State<WebState>, ctx: Ctx) -> Response {
+    if ctx.session.is_some() {
+        return Redirect::to("/worklist").into_response();
+    }
+    let no_catalog = match state.store.item_categories().await {
+        Ok(categories) => categories.is_empty(),
+        Err(e) => return store_failed(&ctx, e),
     };
     render(
         ctx.t,
@@ -853,7 +865,7 @@ async fn home(ctx: Ctx) -> Response {
         HomePage {
             chrome: ctx.chrome(),
             t: ctx.t,
-            greeting: ctx.t.with("home.greeting", "name", &who),
+            no_catalog,
         },
     )
 }
@@ -1112,6 +1124,8 @@ struct CatalogPage<'a> {
     levels: Vec<String>,
     items: Vec<ItemLine>,
     summary: String,
+    /// The node holds no item at all: it has not been enrolled (or synced) yet.
+    no_catalog: bool,
 }
 
 impl CatalogPage<'_> {
@@ -1178,6 +1192,53 @@ fn is_initials(q: &str) -> bool {
     !q.is_empty() && q.chars().all(|c| c.is_ascii_alphabetic())
 }
 
+/// The items a query finds in `category` (all when empty): by Chinese words, with short
+/// forms spelled out (低保), and by pinyin initials (dbsq); and every item of the category.
+async fn find_items(
+    state: &WebState,
+    q: &str,
+    category: &str,
+) -> Result<
+    (
+        Vec<crate::store::ItemSummary>,
+        Vec<crate::store::ItemSummary>,
+    ),
+    StoreError,
+> {
+    let filter = |q: Option<String>| ItemFilter {
+        q,
+        category: (!category.is_empty()).then(|| category.to_string()),
+        include_cancelled: false,
+        limit: 500,
+        offset: 0,
+    };
+    let (mut found, _) = state
+        .store
+        .list_items(filter((!q.is_empty()).then(|| q.to_string())))
+        .await?;
+    if let Some(full) = spelled_out(q) {
+        let (items, _) = state.store.list_items(filter(Some(full))).await?;
+        for item in items {
+            if !found.iter().any(|f| f.impl_code == item.impl_code) {
+                found.push(item);
+            }
+        }
+    }
+    let (all, _) = state.store.list_items(filter(None)).await?;
+    if is_initials(q) {
+        let wanted = q.to_lowercase();
+        for item in &all {
+            let matches = spoken_forms(&item.name)
+                .iter()
+                .any(|form| pinyin_initials(form).contains(&wanted));
+            if matches && !found.iter().any(|f| f.impl_code == item.impl_code) {
+                found.push(item.clone());
+            }
+        }
+    }
+    Ok((found, all))
+}
+
 /// `GET /catalog`: browse by category, search by Chinese words or pinyin initials.
 async fn catalog(
     State(state): State<WebState>,
@@ -1194,51 +1255,14 @@ async fn catalog(
         .collect::<String>();
     let category = query.category.unwrap_or_default();
     let level = query.level.unwrap_or_default();
-    let filter = |q: Option<String>| ItemFilter {
-        q,
-        category: (!category.is_empty()).then(|| category.clone()),
-        include_cancelled: false,
-        limit: 500,
-        offset: 0,
-    };
-    let mut found = match state
-        .store
-        .list_items(filter((!q.is_empty()).then(|| q.clone())))
-        .await
-    {
-        Ok((items, _)) => items,
-        Err(e) => return store_failed(&ctx, e),
-    };
-    if let Some(full) = spelled_out(&q) {
-        match state.store.list_items(filter(Some(full))).await {
-            Ok((items, _)) => {
-                for item in items {
-                    if !found.iter().any(|f| f.impl_code == item.impl_code) {
-                        found.push(item);
-                    }
-                }
-            }
-            Err(e) => return store_failed(&ctx, e),
-        }
-    }
-    let all = match state.store.list_items(filter(None)).await {
-        Ok((items, _)) => items,
+    let (mut found, all) = match find_items(&state, &q, &category).await {
+        Ok(found) => found,
         Err(e) => return store_failed(&ctx, e),
     };
     let mut levels: Vec<String> = all.iter().map(|i| i.level.clone()).collect();
     levels.sort();
     levels.dedup();
-    if is_initials(&q) {
-        let wanted = q.to_lowercase();
-        for item in all {
-            let matches = spoken_forms(&item.name)
-                .iter()
-                .any(|form| pinyin_initials(form).contains(&wanted));
-            if matches && !found.iter().any(|f| f.impl_code == item.impl_code) {
-                found.push(item);
-            }
-        }
-    }
+    let no_catalog = all.is_empty() && category.is_empty();
     let categories = match state.store.item_categories().await {
         Ok(c) => c,
         Err(e) => return store_failed(&ctx, e),
@@ -1286,6 +1310,7 @@ async fn catalog(
             levels,
             items,
             summary,
+            no_catalog,
         },
     )
 }

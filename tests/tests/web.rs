@@ -97,7 +97,7 @@ impl Visitor {
     }
 
     fn session_csrf(&mut self) -> String {
-        let (status, page, _) = self.get("/");
+        let (status, page, _) = self.get("/worklist");
         assert_eq!(status, 200, "signed in");
         hidden(&page, "csrf")
     }
@@ -122,7 +122,6 @@ fn pages_need_a_session_and_roles_decide_what_opens() {
     let node = Node::demo(dir.path());
     let mut anonymous = Visitor::new(&node);
     for path in [
-        "/",
         "/admin/users",
         "/worklist",
         "/cases/new?item=x",
@@ -136,8 +135,10 @@ fn pages_need_a_session_and_roles_decide_what_opens() {
             "{path} sends to sign-in"
         );
     }
-    // Sign-in, the catalog, the guides and the notification sheet are public.
+    // The start page, sign-in, the catalog, the guides and the notification sheet are
+    // public.
     for path in [
+        "/",
         "/signin",
         "/catalog",
         &format!("/catalog/{RELIEF}"),
@@ -184,7 +185,10 @@ fn pages_need_a_session_and_roles_decide_what_opens() {
     let mut worker = Visitor::new(&node);
     let (status, _, location) = worker.sign_in("worker", &node.demo_password("worker"));
     assert_eq!((status, location.as_deref()), (303, Some("/")));
-    let (status, home, _) = worker.get("/");
+    // Staff land on their work list.
+    let (status, _, location) = worker.get("/");
+    assert_eq!((status, location.as_deref()), (303, Some("/worklist")));
+    let (status, home, _) = worker.get("/worklist");
     assert_eq!(status, 200);
     assert!(home.contains("您好"), "{home}");
     let (status, refused, _) = worker.get("/admin/users");
@@ -223,12 +227,12 @@ fn forms_without_the_right_csrf_token_change_nothing() {
         let (status, page, _) = worker.post("/signout", &[("csrf", wrong)]);
         assert_eq!(status, 403, "csrf {wrong:?}");
         assert!(page.contains("未做任何更改"));
-        let (status, _, _) = worker.get("/");
+        let (status, _, _) = worker.get("/worklist");
         assert_eq!(status, 200, "still signed in");
     }
     let (status, _, location) = worker.post("/signout", &[("csrf", &csrf)]);
     assert_eq!((status, location.as_deref()), (303, Some("/signin")));
-    let (status, _, _) = worker.get("/");
+    let (status, _, _) = worker.get("/worklist");
     assert_eq!(status, 303, "signed out");
 }
 
@@ -299,8 +303,12 @@ fn a_counter_worker_signs_in_finds_items_and_switches_language() {
     let dir = temp_dir();
     let node = Node::demo(dir.path());
     let browser = Browser::start();
+    // The start page is for applicants, with a way in for staff.
     browser.goto(&node.url("/"));
-    assert!(browser.current_url().contains("/signin"), "sent to sign-in");
+    browser.wait_text("#home-title", |t| !t.is_empty());
+    browser.screenshot("00-public-home");
+    browser.find("#staff-signin").click();
+    browser.wait_text("#signin-submit", |t| !t.is_empty());
     browser.find("#username").type_text("worker");
     browser
         .find("#password")
@@ -312,7 +320,8 @@ fn a_counter_worker_signs_in_finds_items_and_switches_language() {
         greeting.chars().count() > 3,
         "the greeting names the worker: {greeting}"
     );
-    browser.screenshot("02-home");
+    browser.screenshot("02-work-list");
+    browser.goto(&node.url("/catalog"));
 
     // A Chinese keyword.
     browser.find("#q").type_text("救助");
@@ -406,6 +415,9 @@ fn accepting_applications_issues_sealed_notices_that_verify() {
     }
     browser.screenshot("10-application-form");
     browser.find("#case-submit").click();
+    // The one-time notice at once, to print; the case is a click away.
+    browser.wait_text("#notice-title", |t| t == "一次性告知书");
+    browser.find("#notice-case").click();
     browser.wait_text("#case-status", |t| t == "待补正");
     let case_url = browser.current_url();
     // The work list shows it among those awaiting materials, and opens it again.
@@ -429,6 +441,8 @@ fn accepting_applications_issues_sealed_notices_that_verify() {
         checkbox.click();
     }
     browser.find("#supplement-submit").click();
+    browser.wait_text("#notice-title", |t| t == "受理回执");
+    browser.find("#notice-case").click();
     browser.wait_text("#case-status", |t| t == "办理中");
     let serial = browser.find("#serial-no").text();
     assert!(serial.starts_with(RELIEF), "{serial}");
@@ -488,6 +502,8 @@ fn accepting_applications_issues_sealed_notices_that_verify() {
         checkbox.click();
     }
     browser.find("#case-submit").click();
+    browser.wait_text("#notice-title", |t| t == "受理回执");
+    browser.find("#notice-case").click();
     browser.wait_text("#case-status", |t| t == "已办结");
     browser.screenshot("15-instant-completed");
 
@@ -495,6 +511,8 @@ fn accepting_applications_issues_sealed_notices_that_verify() {
     browser.goto(&node.url(&format!("/cases/new?item={RELIEF}")));
     fill_applicant(&browser, "王五");
     browser.find("#case-submit").click();
+    browser.wait_text("#notice-title", |t| t == "一次性告知书");
+    browser.find("#notice-case").click();
     browser.wait_text("#case-status", |t| t == "待补正");
     browser.find("#refuse-submit").click();
     browser.wait_text("#form-errors", |t| t.contains("理由"));
@@ -598,7 +616,7 @@ fn bad_applications_get_clear_messages_and_store_nothing() {
     let (status, _, second) = send(&mut worker, base(&[]));
     assert_eq!(status, 303);
     assert_eq!(first, second);
-    assert!(first.unwrap().starts_with("/cases/c-"));
+    assert!(first.unwrap().starts_with("/notices/"), "the receipt first");
     assert_eq!(count(), before + 1);
 
     // Without the session's CSRF token nothing is created.
@@ -673,10 +691,11 @@ fn a_correction_is_a_new_notice_and_the_old_one_stays_as_issued() {
         ],
     );
     assert_eq!(status, 303);
-    let (_, page, _) = worker.get(&case.unwrap());
-    let marker = "href=\"/notices/";
-    let start = page.find(marker).expect("a notice") + marker.len();
-    let old = page[start..].split('"').next().unwrap().to_string();
+    let old = case
+        .unwrap()
+        .strip_prefix("/notices/")
+        .expect("the notice first")
+        .to_string();
     let (_, old_page, _) = worker.get(&format!("/notices/{old}"));
     let old_qr = old_page
         .split("id=\"qr-text\">")
@@ -715,7 +734,7 @@ fn disabling_an_account_ends_its_sessions_at_once() {
     let node = Node::demo(dir.path());
     let mut worker = Visitor::new(&node);
     worker.sign_in("worker", &node.demo_password("worker"));
-    assert_eq!(worker.get("/").0, 200);
+    assert_eq!(worker.get("/worklist").0, 200);
     yizhan_tests::run_ok(&[
         "user",
         "disable",
@@ -723,7 +742,7 @@ fn disabling_an_account_ends_its_sessions_at_once() {
         "--data-dir",
         dir.path().to_str().unwrap(),
     ]);
-    let (status, _, location) = worker.get("/");
+    let (status, _, location) = worker.get("/worklist");
     assert_eq!(status, 303, "the session ended");
     assert!(location.unwrap().starts_with("/signin"));
     let (status, _, _) = Visitor::new(&node).sign_in("worker", &node.demo_password("worker"));
@@ -732,7 +751,7 @@ fn disabling_an_account_ends_its_sessions_at_once() {
     // A new password ends the sessions opened with the old one.
     let mut lead = Visitor::new(&node);
     lead.sign_in("lead", &node.demo_password("lead"));
-    assert_eq!(lead.get("/").0, 200);
+    assert_eq!(lead.get("/worklist").0, 200);
     let out = yizhan_tests::run_ok(&[
         "user",
         "passwd",
@@ -746,7 +765,7 @@ fn disabling_an_account_ends_its_sessions_at_once() {
         .expect("passwd prints the new password")
         .trim()
         .to_string();
-    assert_eq!(lead.get("/").0, 303, "the old session ended");
+    assert_eq!(lead.get("/worklist").0, 303, "the old session ended");
     let (status, _, _) = Visitor::new(&node).sign_in("lead", &new_password);
     assert_eq!(status, 303, "the new password works: {out}");
 }
@@ -966,6 +985,8 @@ fn an_applicant_books_and_the_counter_starts_the_case_from_it() {
     }
     browser.screenshot("23-case-from-appointment");
     browser.find("#case-submit").click();
+    browser.wait_text("#notice-title", |t| t == "受理回执");
+    browser.find("#notice-case").click();
     browser.wait_text("#case-status", |t| t == "办理中");
     assert_eq!(browser.find("#case-appointment").text(), code);
     let case_url = browser.current_url();
@@ -1011,9 +1032,17 @@ fn accepted_case_of(node: &Node, worker: &mut Visitor, code: &str, name: &str) -
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (status, _, case) = worker.post("/cases", &pairs);
+    let (status, _, notice) = worker.post("/cases", &pairs);
     assert_eq!(status, 303);
-    (case.unwrap(), csrf)
+    // The receipt comes first; it links to its case.
+    let (_, receipt, _) = worker.get(&notice.unwrap());
+    let case = receipt
+        .split("id=\"notice-case\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the receipt links to its case")
+        .to_string();
+    (case, csrf)
 }
 
 /// The text of the element with `id` (up to the next tag).
@@ -1235,11 +1264,11 @@ fn the_dashboard_is_for_leads_and_admins_and_exports_its_month() {
         assert_eq!(status, 403, "{path}");
         assert!(page.contains("看板只对现场负责人和管理员开放"), "{path}");
     }
-    assert!(!worker.get("/").1.contains("nav-dashboard"));
+    assert!(!worker.get("/worklist").1.contains("nav-dashboard"));
 
     let mut lead = Visitor::new(&node);
     lead.sign_in("lead", &node.demo_password("lead"));
-    assert!(lead.get("/").1.contains("id=\"nav-dashboard\""));
+    assert!(lead.get("/worklist").1.contains("id=\"nav-dashboard\""));
     let (status, page, _) = lead.get("/dashboard");
     assert_eq!(status, 200);
     assert_eq!(page.matches("role=\"img\"").count(), 3, "three charts");
@@ -1447,7 +1476,11 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
     browser_sign_in(&browser, &node, "worker");
     browser.goto(&node.url(&case));
     browser.find("#transfer-target option[value=dept]").click();
-    browser.find("#transfer-dept").type_text("示范区民政局");
+    // The department the item is accepted for is filled in already.
+    assert_eq!(
+        browser.find("#transfer-dept").attribute("value"),
+        "示范区民政局"
+    );
     browser.find("#transfer-reason").type_text("由区民政局审批");
     browser.find("#transfer-submit").click();
     browser.wait_text("#case-holder", |t| t.contains("示范区民政局"));

@@ -19,7 +19,9 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
 use crate::clock::rfc3339_cst;
 use crate::i18n::Words;
-use crate::store::{CaseDetail, CaseFilter, CaseSummary, EventView, NewAction, Staff};
+use crate::store::{
+    CaseDetail, CaseFilter, CaseSearch, CaseSummary, EventView, NewAction, Order, Staff,
+};
 
 /// An application received at the counter (收件).
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -173,7 +175,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/cases/{id}"))],
-        Json(CaseView::from(detail)),
+        Json(CaseView::of(detail, &state, &user)),
     ))
 }
 
@@ -407,13 +409,8 @@ pub async fn add_event(
             state.clock.now_ms(),
         )
         .await?;
-    Ok(Json(
-        state
-            .store
-            .get_case(id.to_string(), state.today())
-            .await?
-            .into(),
-    ))
+    let detail = state.store.get_case(id.to_string(), state.today()).await?;
+    Ok(Json(CaseView::of(detail, &state, &user)))
 }
 
 /// Get a case
@@ -423,17 +420,12 @@ pub async fn add_event(
     security(("token" = [])))]
 pub async fn show(
     State(state): State<ApiState>,
-    _user: Authenticated,
+    user: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CaseView>> {
     let id = case_id(&id)?;
-    Ok(Json(
-        state
-            .store
-            .get_case(id.to_string(), state.today())
-            .await?
-            .into(),
-    ))
+    let detail = state.store.get_case(id.to_string(), state.today()).await?;
+    Ok(Json(CaseView::of(detail, &state, &user)))
 }
 
 /// Get a case by its serial number (统一业务流水号)
@@ -443,18 +435,16 @@ pub async fn show(
     security(("token" = [])))]
 pub async fn by_serial(
     State(state): State<ApiState>,
-    _user: Authenticated,
+    user: Authenticated,
     Path(serial): Path<String>,
 ) -> ApiResult<Json<CaseView>> {
     let serial = SerialNo::parse(&serial)
         .map_err(|e| ApiError::words(StatusCode::BAD_REQUEST, Words::new(e.code())))?;
-    Ok(Json(
-        state
-            .store
-            .get_case_by_serial(serial, state.today())
-            .await?
-            .into(),
-    ))
+    let detail = state
+        .store
+        .get_case_by_serial(serial, state.today())
+        .await?;
+    Ok(Json(CaseView::of(detail, &state, &user)))
 }
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
@@ -474,6 +464,13 @@ pub struct ListCasesQuery {
     pub to: Option<String>,
     /// Only cases with conflicting concurrent events.
     pub conflict: Option<bool>,
+    /// Only open cases (在办: received, awaiting materials, accepted, suspended, decided),
+    /// soonest committed deadline first (cases not yet accepted last).
+    pub open: Option<bool>,
+    /// Find cases by serial number (or its last characters), applicant name, identity
+    /// number or credit code, phone number (or its last four digits), or the applicant's
+    /// query code.
+    pub q: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1-200 (default 50).
@@ -581,6 +578,10 @@ pub async fn index(
             created_from: parse_date("from", q.from)?,
             created_to: parse_date("to", q.to)?,
             conflict_only: q.conflict.unwrap_or(false),
+            open_only: q.open.unwrap_or(false),
+            search: q.q.as_deref().and_then(CaseSearch::parse),
+            // Open cases come soonest deadline first unless a level says otherwise.
+            order: (q.open == Some(true) && level.is_none()).then_some(Order::Deadline),
             cursor: q.cursor,
             limit: q.limit.unwrap_or(50),
             today: state.today(),
@@ -633,6 +634,12 @@ pub struct CaseView {
     pub rectified_on: Option<String>,
     pub note: String,
     pub events: Vec<EventOut>,
+    /// The applicant's query code (查询码), printed on the notices: with the phone's last
+    /// four digits it finds the case on `/status`.
+    pub query_code: String,
+    /// What the token's user may record on the case now (the engine's rule): exactly the
+    /// `kind`s `POST /api/v1/cases/{id}/events` accepts from them.
+    pub allowed_actions: Vec<String>,
 }
 
 /// The item as frozen into the case at submission.
@@ -694,8 +701,20 @@ impl From<EventView> for EventOut {
     }
 }
 
+impl CaseView {
+    /// The case as `user` sees it at this node.
+    fn of(d: CaseDetail, state: &ApiState, user: &Authenticated) -> CaseView {
+        let allowed = d.allowed_actions(state.store.own_record(), staff_of(user));
+        CaseView {
+            allowed_actions: allowed.iter().map(|k| k.as_str().to_string()).collect(),
+            ..CaseView::from(d)
+        }
+    }
+}
+
 impl From<CaseDetail> for CaseView {
     fn from(d: CaseDetail) -> Self {
+        let query_code = d.query_code();
         let intake = d.intake;
         let s = d.summary;
         let item = &intake.item;
@@ -765,6 +784,8 @@ impl From<CaseDetail> for CaseView {
                 .collect(),
             note: intake.note.clone(),
             events: d.events.into_iter().map(Into::into).collect(),
+            query_code,
+            allowed_actions: Vec::new(),
         }
     }
 }

@@ -1441,3 +1441,70 @@ async fn error_messages_follow_accept_language_with_the_same_code() {
         "{page}"
     );
 }
+
+/// `?open=true` lists the open cases, `?q=` finds one, and a case says what its caller
+/// may record on it (the engine's allowed actions, exactly what the events route takes).
+#[tokio::test]
+async fn open_cases_search_and_allowed_actions_through_the_api() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (_, received) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    // All materials in: acceptance is offered, refusal too, nothing of a later stage.
+    let allowed: Vec<&str> = received["allowed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        allowed.contains(&"accept") && allowed.contains(&"refuse"),
+        "{allowed:?}"
+    );
+    assert!(!allowed.contains(&"resume") && !allowed.contains(&"extend"));
+    let id = received["id"].as_str().unwrap().to_string();
+    let (_, accepted) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    let allowed = accepted["allowed_actions"].to_string();
+    assert!(
+        allowed.contains("request_extension") && !allowed.contains("\"extend\""),
+        "a worker asks for an extension: {allowed}"
+    );
+    let (_, withdrawn) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let other = withdrawn["id"].as_str().unwrap();
+    api.post(
+        &format!("/api/v1/cases/{other}/events"),
+        token,
+        &json!({"kind": "withdraw", "reason": "申请人撤回"}),
+    )
+    .await;
+    let (status, open) = api.get("/api/v1/cases?open=true", token).await;
+    assert_eq!(status, StatusCode::OK, "{open}");
+    let open_ids: Vec<&str> = open["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(open_ids.contains(&id.as_str()) && !open_ids.contains(&other));
+    let code = accepted["query_code"].as_str().unwrap();
+    assert_eq!(code.len(), 8);
+    let (_, found) = api
+        .get(&format!("/api/v1/cases?q={}", code.to_lowercase()), token)
+        .await;
+    let found: Vec<&str> = found["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, vec![id.as_str()]);
+}

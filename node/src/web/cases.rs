@@ -10,7 +10,7 @@ use yizhan_sync::domain::case::{
     Action, Agent, Applicant, CaseError, MaterialReceived, MissingMaterial, NewCase, Phone, Status,
 };
 use yizhan_sync::domain::codes::{CreditCode, ResidentId};
-use yizhan_sync::domain::item::{CaseType, Item};
+use yizhan_sync::domain::item::{CaseType, Item, ServiceObject};
 use yizhan_sync::ids::DocId;
 
 use super::WebState;
@@ -20,7 +20,7 @@ use crate::i18n::{Lang, Tr, Words};
 use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
 };
-use crate::store::{CaseDetail, NewAction, Staff, StoreError, StoredNotice};
+use crate::store::{CaseDetail, NewAction, StoreError, StoredNotice};
 use crate::web::session::Session;
 
 /// A form's fields, in order (checkbox names vary with the item's materials).
@@ -34,13 +34,7 @@ pub(super) fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
         .trim()
 }
 
-fn staff_of(session: &Session) -> Staff {
-    Staff {
-        username: session.username.clone(),
-        counter: session.counter.clone(),
-        role: session.role,
-    }
-}
+use super::follow::staff_of;
 
 // ---------------------------------------------------------------- the application form
 
@@ -70,6 +64,25 @@ impl NewCasePage<'_> {
 
     fn legal_person(&self) -> bool {
         self.value("applicant_type") == "legal_person"
+            || (self.serves_legal() && !self.serves_natural())
+    }
+
+    /// Which applicants the item serves: only their fields are shown (a natural person
+    /// sees no legal-person fields).
+    fn serves_natural(&self) -> bool {
+        self.item
+            .service_objects
+            .contains(&ServiceObject::NaturalPerson)
+    }
+
+    fn serves_legal(&self) -> bool {
+        self.item
+            .service_objects
+            .contains(&ServiceObject::LegalPerson)
+    }
+
+    fn serves_both(&self) -> bool {
+        self.serves_natural() && self.serves_legal()
     }
 }
 
@@ -216,13 +229,28 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
             phone,
         })
     };
-    let materials = received_from(
+    let mut materials = received_from(
         item.materials
             .iter()
             .map(|m| (&m.name, m.originals, m.copies)),
         fields,
         "m",
     );
+    // "All materials received": every required material as the item asks for it, with
+    // whatever else was ticked.
+    if !field(fields, "all_materials").is_empty() {
+        for m in item.materials.iter().filter(|m| m.required) {
+            let full = MaterialReceived {
+                name: m.name.clone(),
+                originals: m.originals,
+                copies: m.copies,
+            };
+            match materials.iter_mut().find(|r| r.name == m.name) {
+                Some(r) => *r = full,
+                None => materials.push(full),
+            }
+        }
+    }
     match applicant {
         Some(applicant) if errors.is_empty() => Ok(NewCase {
             applicant,
@@ -274,9 +302,16 @@ pub async fn create(
     let form_id = field(&fields, "form_id").to_string();
     match state.submitted_forms.claim(&form_id) {
         super::session::Claim::New => {}
-        // The same form sent twice (a double click, a reload): the case exists already.
+        // The same form sent twice (a double click, a reload): the case exists already;
+        // show what the first sending showed (its newest notice).
         super::session::Claim::Done(case_id) => {
-            return Redirect::to(&format!("/cases/{case_id}")).into_response();
+            return match state.store.notices_of_case(case_id.clone()).await {
+                Ok(notices) => match notices.last() {
+                    Some(notice) => to_notice(notice),
+                    None => Redirect::to(&format!("/cases/{case_id}")).into_response(),
+                },
+                Err(e) => store_failed(&ctx, e),
+            };
         }
         super::session::Claim::InProgress => {
             return message(
@@ -379,20 +414,27 @@ async fn create_claimed(
         Err(e) => return case_refused(ctx, e),
     };
     state.submitted_forms.done(&form_id, id.to_string());
-    if let Err(e) = accept_or_notify(state, staff, &item, &id).await {
-        return case_refused(ctx, e);
+    match accept_or_notify(state, staff, &item, &id).await {
+        // The receipt (or the one-time notice) at once, to print and hand over.
+        Ok(notice) => to_notice(&notice),
+        Err(e) => case_refused(ctx, e),
     }
-    Redirect::to(&format!("/cases/{id}")).into_response()
+}
+
+/// The page of a notice just issued.
+fn to_notice(notice: &StoredNotice) -> Response {
+    Redirect::to(&format!("/notices/{}", notice.content.number)).into_response()
 }
 
 /// With every required material: accept (and for an instant item, complete) and issue
 /// the receipt; otherwise record and issue the one-time notice of what is missing.
+/// Returns the notice issued.
 async fn accept_or_notify(
     state: &WebState,
     staff: &Session,
     item: &Item,
     id: &DocId,
-) -> Result<(), StoreError> {
+) -> Result<StoredNotice, StoreError> {
     let now = state.clock.now_ms();
     let detail = state.store.get_case(id.to_string(), state.today()).await?;
     if detail.missing.is_empty() {
@@ -407,7 +449,7 @@ async fn accept_or_notify(
             .store
             .act_on_case(id.clone(), actions, staff_of(staff), now)
             .await?;
-        issue(state, staff, item, id, NoticeKind::Receipt, None).await?;
+        issue(state, staff, item, id, NoticeKind::Receipt, None).await
     } else {
         let missing: Vec<MissingMaterial> = detail
             .missing
@@ -434,9 +476,8 @@ async fn accept_or_notify(
                 now,
             )
             .await?;
-        issue(state, staff, item, id, NoticeKind::OneTime, None).await?;
+        issue(state, staff, item, id, NoticeKind::OneTime, None).await
     }
-    Ok(())
 }
 
 /// The words written into the case record and the notices: Chinese, whatever the page's
@@ -620,9 +661,6 @@ struct CasePage<'a> {
     notices: Vec<StoredNotice>,
     /// The item's materials with what is still missing of each, for the supplement form.
     supplement: Vec<(usize, String, u32, u32, bool)>,
-    can_refuse: bool,
-    /// Whether the follow-up actions apply (accepted, suspended or decided cases).
-    can_follow_up: bool,
     /// Special procedures of the item that stop the clock (§7.3), for the suspend form.
     procedures: Vec<String>,
     errors: Vec<String>,
@@ -631,10 +669,34 @@ struct CasePage<'a> {
     /// The booking code of the appointment the case was started from (kept on this
     /// station only: appointments do not sync).
     appointment: Option<String>,
-    is_lead: bool,
+    /// The applicant's query code (查询码).
+    query_code: String,
 }
 
 impl CasePage<'_> {
+    /// Whether the action of this kind is offered (`engine::allowed_actions`).
+    fn may(&self, kind: &str) -> bool {
+        self.x.may(kind)
+    }
+
+    /// Whether any follow-up action (beyond acceptance, supplements and refusal) is.
+    fn any_follow_up(&self) -> bool {
+        [
+            "sign_for",
+            "decide",
+            "transfer",
+            "suspend",
+            "resume",
+            "extend",
+            "request_extension",
+            "decline_extension",
+            "complete",
+            "withdraw",
+        ]
+        .iter()
+        .any(|k| self.may(k))
+    }
+
     fn notice_title(&self, n: &StoredNotice) -> String {
         self.t
             .get(&format!("notice.kind.{}", n.content.kind.as_str()))
@@ -681,14 +743,6 @@ async fn case_page(
             (n, rule.name.clone(), rule.originals, rule.copies, missing)
         })
         .collect();
-    let can_refuse = matches!(
-        d.summary.status,
-        Status::Submitted | Status::AwaitingSupplement
-    );
-    let can_follow_up = matches!(
-        d.summary.status,
-        Status::Accepted | Status::Suspended | Status::Decided
-    );
     let procedures = d
         .intake
         .item
@@ -701,6 +755,7 @@ async fn case_page(
         Ok(a) => a.map(|a| a.code),
         Err(e) => return store_failed(ctx, e),
     };
+    let query_code = d.query_code();
     render(
         ctx.t,
         status,
@@ -714,15 +769,13 @@ async fn case_page(
                 .into_owned(),
             d,
             notices,
+            query_code,
             supplement,
-            can_refuse,
-            can_follow_up,
             procedures,
             errors,
             x,
             received_at: minute_cst(d_created_ms),
             appointment,
-            is_lead: super::follow::is_lead(staff),
         },
     )
 }
@@ -780,10 +833,10 @@ pub async fn supplement(
         Ok(item) => item,
         Err(e) => return store_failed(&ctx, e),
     };
-    if let Err(e) = accept_or_notify(&state, &staff, &item, &doc_id).await {
-        return case_refused(&ctx, e);
+    match accept_or_notify(&state, &staff, &item, &doc_id).await {
+        Ok(notice) => to_notice(&notice),
+        Err(e) => case_refused(&ctx, e),
     }
-    Redirect::to(&format!("/cases/{id}")).into_response()
 }
 
 /// `POST /cases/{id}/act`: the follow-up actions on a case (§5.5, §7.3): suspend for a
@@ -801,6 +854,25 @@ pub async fn act(
     }: CaseForm<Fields>,
 ) -> Response {
     let text = |name: &str| field(&fields, name).to_string();
+    if field(&fields, "kind") == "accept" {
+        // 受理 a received application whose materials are all in: the receipt at once.
+        let d = match state.store.get_case(id.clone(), state.today()).await {
+            Ok(d) => d,
+            Err(e) => return store_failed(&ctx, e),
+        };
+        let item = match item_of(&state, &d).await {
+            Ok(item) => item,
+            Err(e) => return store_failed(&ctx, e),
+        };
+        return match accept_or_notify(&state, &staff, &item, &doc_id).await {
+            Ok(notice) => to_notice(&notice),
+            Err(StoreError::Case(e)) => {
+                let (status, why) = case_error(ctx.t, &e);
+                case_page(&state, &ctx, &id, status, vec![why]).await
+            }
+            Err(e) => store_failed(&ctx, e),
+        };
+    }
     let action = match field(&fields, "kind") {
         "suspend" => Action::Suspend {
             procedure: text("procedure"),
@@ -1207,198 +1279,6 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
             superseded_by: None,
         },
     })
-}
-
-// ---------------------------------------------------------------- the counter's work list
-
-/// The work list's views (tabs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View {
-    /// Received today.
-    Today,
-    /// 待补正: waiting for materials.
-    Awaiting,
-    /// Due soon (yellow).
-    DueSoon,
-    /// Past the committed date (red).
-    Overdue,
-    /// Past the legal limit.
-    Breach,
-    /// Concurrent incompatible events waiting for a lead.
-    Conflicts,
-}
-
-impl View {
-    pub const ALL: [View; 6] = [
-        View::Today,
-        View::Awaiting,
-        View::DueSoon,
-        View::Overdue,
-        View::Breach,
-        View::Conflicts,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            View::Today => "today",
-            View::Awaiting => "awaiting",
-            View::DueSoon => "due_soon",
-            View::Overdue => "overdue",
-            View::Breach => "breach",
-            View::Conflicts => "conflicts",
-        }
-    }
-
-    fn parse(s: &str) -> Option<View> {
-        View::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-/// One row of the work list.
-#[derive(Debug)]
-struct WorkRow {
-    id: String,
-    serial_no: String,
-    applicant: String,
-    item_name: String,
-    status: String,
-    committed_due: String,
-    level: String,
-    level_class: &'static str,
-    counter: String,
-    conflict: bool,
-}
-
-#[derive(Template)]
-#[template(path = "worklist.html")]
-struct WorkListPage<'a> {
-    chrome: Chrome<'a>,
-    t: &'static Tr,
-    view: View,
-    tabs: Vec<(&'static str, String, bool)>,
-    mine: bool,
-    rows: Vec<WorkRow>,
-    next: Option<String>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct WorkQuery {
-    view: Option<String>,
-    mine: Option<String>,
-    cursor: Option<String>,
-}
-
-/// `GET /worklist`: today's cases, those awaiting materials, due soon, overdue; 50 a
-/// page, newest or most urgent first, fast at 100k cases (the list query walks an index).
-pub async fn work_list(
-    State(state): State<WebState>,
-    ctx: Ctx,
-    Query(query): Query<WorkQuery>,
-) -> Response {
-    use yizhan_sync::domain::calendar::WarningLevel;
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    let view = query
-        .view
-        .as_deref()
-        .and_then(View::parse)
-        .unwrap_or(View::Today);
-    let mine = query.mine.as_deref() == Some("1");
-    let today = state.today();
-    let mut filter = crate::store::CaseFilter {
-        status: None,
-        level: None,
-        impl_code: None,
-        counter: mine.then(|| staff.counter.clone()),
-        created_from: None,
-        created_to: None,
-        conflict_only: false,
-        cursor: query.cursor.filter(|c| !c.is_empty() && c.len() < 200),
-        limit: 50,
-        today,
-    };
-    match view {
-        View::Today => {
-            filter.created_from = Some(today);
-            filter.created_to = Some(today);
-        }
-        View::Awaiting => filter.status = Some(Status::AwaitingSupplement),
-        View::DueSoon => {
-            filter.status = Some(Status::Accepted);
-            filter.level = Some(WarningLevel::Yellow);
-        }
-        View::Overdue => {
-            filter.status = Some(Status::Accepted);
-            filter.level = Some(WarningLevel::Red);
-        }
-        View::Breach => {
-            filter.status = Some(Status::Accepted);
-            filter.level = Some(WarningLevel::LegalBreach);
-        }
-        View::Conflicts => filter.conflict_only = true,
-    }
-    let page = match state.store.list_cases(filter).await {
-        Ok(page) => page,
-        Err(e) => return store_failed(&ctx, e),
-    };
-    let t = ctx.t;
-    let rows = page
-        .cases
-        .into_iter()
-        .map(|c| {
-            let (level, level_class) = match c.level {
-                Some(WarningLevel::Normal) => (t.get("level.normal"), "lv-normal"),
-                Some(WarningLevel::Yellow) => (t.get("level.yellow"), "lv-yellow"),
-                Some(WarningLevel::Red) => (t.get("level.red"), "lv-red"),
-                Some(WarningLevel::LegalBreach) => (t.get("level.legal_breach"), "lv-breach"),
-                None => (std::borrow::Cow::Borrowed(""), ""),
-            };
-            WorkRow {
-                serial_no: c.serial_no.unwrap_or_else(|| "—".into()),
-                applicant: format!("{}（{}）", c.applicant_name, c.applicant_id_masked),
-                item_name: c.item_name,
-                status: t.get(&format!("status.{}", c.status.as_str())).into_owned(),
-                committed_due: c.committed_due.unwrap_or_default(),
-                level: level.into_owned(),
-                level_class,
-                counter: c.counter,
-                conflict: c.conflict,
-                id: c.id,
-            }
-        })
-        .collect();
-    let mine_arg = if mine { "&mine=1" } else { "" };
-    let tabs = View::ALL
-        .into_iter()
-        .map(|v| {
-            (
-                v.as_str(),
-                t.get(&format!("work.view.{}", v.as_str())).into_owned(),
-                v == view,
-            )
-        })
-        .collect();
-    let next = page.next_cursor.map(|c| {
-        format!(
-            "/worklist?view={}{mine_arg}&cursor={}",
-            view.as_str(),
-            super::urlencode(&c)
-        )
-    });
-    render(
-        ctx.t,
-        StatusCode::OK,
-        WorkListPage {
-            chrome: ctx.chrome(),
-            t,
-            view,
-            tabs,
-            mine,
-            rows,
-            next,
-        },
-    )
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use yizhan_sync::domain::calendar::{Calendar, Date, DateSpan};
-use yizhan_sync::domain::case::{Action, Rating, Status};
+use yizhan_sync::domain::case::{Action, ActionKind, Rating, Status};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
@@ -22,13 +22,17 @@ use super::{Chrome, Ctx, message, render, store_failed};
 use crate::clock::minute_cst;
 use crate::i18n::Tr;
 use crate::store::{
-    CaseDetail, CaseSync, EventView, NewAction, Role, StoreError, TransferRow, Transfers,
+    CaseDetail, CaseSync, EventView, NewAction, StoreError, TransferRow, Transfers,
 };
 use crate::web::session::{Session, random_token, same_secret};
 
-/// Leads (现场负责人) and admins resolve conflicts and close rectifications.
-pub(super) fn is_lead(session: &Session) -> bool {
-    matches!(session.role, Role::Lead | Role::Admin)
+/// The person a session acts as, for the engine.
+pub(super) fn staff_of(session: &Session) -> crate::store::Staff {
+    crate::store::Staff {
+        username: session.username.clone(),
+        counter: session.counter.clone(),
+        role: session.role,
+    }
 }
 
 // ---------------------------------------------------------------- the case page
@@ -90,17 +94,25 @@ pub struct CaseExtras {
     pub decided_by: Option<String>,
     pub origin: Option<String>,
     pub conflicts: Vec<ConflictView>,
-    pub can_resolve: bool,
-    pub can_decide: bool,
-    pub can_transfer: bool,
+    /// What the signed-in person may record on the case now (`engine::allowed_actions`):
+    /// the page offers exactly these.
+    pub allowed: Vec<ActionKind>,
     pub transfer_targets: Vec<(String, String)>,
     pub holder: Option<String>,
+    /// The case lies with a department without a node: its signature and its decision
+    /// are entered here on its behalf.
+    pub holder_without_node: bool,
     pub signed: Option<String>,
-    pub can_sign_for: bool,
     pub rating: Option<String>,
     pub rating_comment: String,
     pub rectification: Option<RectView>,
-    pub can_rectify: bool,
+}
+
+impl CaseExtras {
+    /// Whether the action of this kind (`accept`, `sign_for`, …) is offered.
+    pub fn may(&self, kind: &str) -> bool {
+        self.allowed.iter().any(|k| k.as_str() == kind)
+    }
 }
 
 /// Builds the case page's extras from the case and what the node knows around it.
@@ -112,7 +124,8 @@ pub(super) async fn case_extras(
 ) -> Result<CaseExtras, StoreError> {
     let names = state.store.node_names().await?;
     let sync = state.store.case_sync(d.summary.id.clone()).await?;
-    let targets = if d.summary.status == Status::Accepted {
+    let allowed = d.allowed_actions(state.store.own_record(), staff_of(staff));
+    let targets = if allowed.contains(&ActionKind::Transfer) {
         state.store.transfer_targets().await?
     } else {
         Vec::new()
@@ -197,8 +210,6 @@ pub(super) async fn case_extras(
     let intake_node = d.intake.node.to_hex();
     let origin = (intake_node != own).then(|| name_of(&intake_node));
     let sync_text = sync_sentence(t, &sync);
-    let status = d.summary.status;
-    let holder_node = d.state.holder_node.map(|n| n.to_hex());
     let rectification = d.state.rectification.as_ref().map(|r| {
         let due = r.due(calendar);
         RectView {
@@ -222,21 +233,22 @@ pub(super) async fn case_extras(
         decided_by,
         origin,
         conflicts,
-        can_resolve: is_lead(staff) && !d.state.conflicts.is_empty(),
-        can_decide: status == Status::Accepted,
-        can_transfer: status == Status::Accepted,
+        allowed,
         transfer_targets: targets,
         holder: d.state.holder.clone(),
+        holder_without_node: d.state.holder.is_some() && d.state.holder_node.is_none(),
         signed: d.state.signed_for.as_ref().map(|s| {
-            t.get("follow.signed_by")
+            let key = if s.on_behalf_of.is_some() {
+                "follow.signed_on_behalf"
+            } else {
+                "follow.signed_by"
+            };
+            t.get(key)
                 .replace("{who}", &s.staff)
                 .replace("{node}", &name_of(&s.node.to_hex()))
                 .replace("{date}", &s.on.to_string())
+                .replace("{dept}", s.on_behalf_of.as_deref().unwrap_or_default())
         }),
-        can_sign_for: d.state.holder.is_some()
-            && d.state.signed_for.is_none()
-            && !status.is_closed()
-            && holder_node.as_deref().is_none_or(|n| n == own),
         rating: d
             .state
             .rating
@@ -247,11 +259,6 @@ pub(super) async fn case_extras(
             .rating
             .as_ref()
             .map_or(String::new(), |r| r.comment.clone()),
-        can_rectify: is_lead(staff)
-            && d.state
-                .rectification
-                .as_ref()
-                .is_some_and(|r| r.closed_on.is_none()),
         rectification,
     })
 }
