@@ -32,6 +32,7 @@ say() { printf '== %s\n' "$*"; }
 # ---------------------------------------------------------------------------------------
 have_font() { fc-list 2>/dev/null | grep -i "wenquanyi\|noto sans cjk" >/dev/null; }
 needs=(
+    "python3 -c 'import venv, ensurepip'|python3-venv|the API test runs schemathesis (a Python tool) from a virtualenv"
     "command -v chromium|chromium|the web UI tests drive headless Chromium"
     "command -v chromedriver|chromium-driver|ChromeDriver is the WebDriver server between the tests and Chromium"
     "have_font|fonts-wqy-microhei|a CJK font, so the screenshots under target/screenshots/ show Chinese text"
@@ -78,6 +79,21 @@ if ! command -v cc >/dev/null && ! command -v gcc >/dev/null; then
     echo "test.sh: no C compiler (the bundled SQLite needs one); as root: apt-get install -y gcc" >&2
     exit 1
 fi
+
+# Tools from the Python package index, pinned, in a virtualenv under target/ (ignored by
+# git, removed by `cargo clean`): schemathesis fuzzes the API from its OpenAPI document.
+SCHEMATHESIS_VERSION=4.32.5
+venv=target/tools/venv
+if [ "$("$venv/bin/st" --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
+    say "installing schemathesis $SCHEMATHESIS_VERSION into $venv (the API conformance test runs it)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+else
+    say "schemathesis $SCHEMATHESIS_VERSION: present"
+fi
+export YIZHAN_SCHEMATHESIS="$PWD/$venv/bin/st"
+# Under this script every test runs: one whose tool is missing fails instead of skipping.
+export YIZHAN_REQUIRE_TOOLS=1
 
 if $setup_only; then
     say "setup done"

@@ -24,6 +24,10 @@ pub enum AccountError {
     WeakPassword,
     #[error("could not hash the password: {0}")]
     Hash(String),
+    /// A display name or counter holds a control or layout character (the core's text
+    /// rule, `yizhan_sync::domain::text`).
+    #[error(transparent)]
+    Text(#[from] yizhan_sync::domain::text::Refused),
 }
 
 pub fn validate_username(name: &str) -> Result<(), AccountError> {
@@ -37,6 +41,14 @@ pub fn validate_username(name: &str) -> Result<(), AccountError> {
     } else {
         Err(AccountError::BadUsername(name.to_string()))
     }
+}
+
+/// Checks the names an account shows on pages and receipts: one line each, with none of
+/// the characters the core's text rule refuses.
+pub fn validate_names(display_name: &str, counter: &str) -> Result<(), AccountError> {
+    yizhan_sync::domain::text::line("display_name", display_name)?;
+    yizhan_sync::domain::text::line("counter", counter)?;
+    Ok(())
 }
 
 /// The Argon2id PHC string of a password.
@@ -118,6 +130,17 @@ mod tests {
         }
         for bad in ["", "a", "Worker", "1abc", "a b", "张三", &"a".repeat(33)] {
             assert!(validate_username(bad).is_err(), "{bad}");
+        }
+        assert_eq!(validate_names("李敏", "1号窗口"), Ok(()));
+        for (display_name, counter, field) in [
+            ("李\u{202E}敏", "1号窗口", "display_name"),
+            ("李敏", "1号\n窗口", "counter"),
+            ("\u{0}", "", "display_name"),
+        ] {
+            match validate_names(display_name, counter) {
+                Err(AccountError::Text(refused)) => assert_eq!(refused.field, field),
+                other => panic!("{display_name:?} {counter:?}: {other:?}"),
+            }
         }
     }
 

@@ -372,7 +372,7 @@ async fn sync_status(
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, sync_status),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
 )]
 struct ApiDoc;
 
@@ -386,6 +386,61 @@ impl utoipa::Modify for BearerAuth {
             "token",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// The answers every operation can give besides its own, so the document names every
+/// status the server sends (schemathesis checks it in CI): a body that is not JSON of
+/// the right shape (400), too large (413) or of another type (415); a missing or unknown
+/// token (401) where one is needed; a busy or shutting-down node (503); a full disk
+/// (507); and a failure of the node itself (500, logged).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, ResponseBuilder, content::Content};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        Content::new(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody"))),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                let mut add = |code: &str, description: &str| {
+                    responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| error(description));
+                };
+                if operation.request_body.is_some() {
+                    add("400", "The body is not JSON of the documented shape");
+                    add("413", "The body is too large");
+                    add("415", "The body is not application/json");
+                }
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add("401", "No valid API token (Authorization: Bearer TOKEN)");
+                }
+                add("500", "The node itself failed; it logged why");
+                add(
+                    "503",
+                    "The node is busy or shutting down; try again shortly",
+                );
+                add("507", "The node's disk is full; nothing was saved");
+            }
+        }
     }
 }
 

@@ -3,10 +3,12 @@
 //! `yizhan backup DIR` copies the database with SQLite's online backup API while the node
 //! keeps serving (a consistent snapshot; writers are not stopped), and packs it with the
 //! config, the node key and a manifest into one `.tar.gz`, with a `.sha256` beside it.
-//! `yizhan restore ARCHIVE --data-dir DIR` checks both checksums, unpacks into an empty
-//! directory and starts a **new epoch**, so the restored node never reuses a change
-//! number, an Automerge actor or a serial number it issued after the backup was taken;
-//! its next session pulls back from the parent what it wrote after the backup.
+//! `yizhan restore ARCHIVE --data-dir DIR` checks both checksums, unpacks beside the
+//! live files, checks again and starts a **new epoch** before anything moves, so the
+//! restored node never reuses a change number, an Automerge actor or a serial number it
+//! issued after the backup was taken; its next session pulls back from the parent what it
+//! wrote after the backup. The switch into place is atomic for every command that opens
+//! the node ([`restore`]).
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, Interrupted};
 use crate::identity::NodeKey;
 use crate::store::{Copied, FileError};
 
@@ -69,6 +71,8 @@ pub fn backup(
     now_ms: u64,
     progress: bool,
 ) -> anyhow::Result<PathBuf> {
+    // Never a backup of a data dir a restore is switching: its files belong to two nodes.
+    data_dir.ensure_initialized()?;
     let key = NodeKey::load(&data_dir.key())?;
     let db_path = data_dir.database();
     if !db_path.exists() {
@@ -84,11 +88,7 @@ pub fn backup(
     ensure_space(dir, db_bytes.saturating_mul(2), "the backup")?;
 
     let stamp = crate::clock::rfc3339_cst(now_ms as i64);
-    let compact: String = stamp
-        .chars()
-        .filter(|c| c.is_ascii_digit())
-        .take(14)
-        .collect();
+    let compact = compact_time(now_ms);
     let node_hex = key.node_id().to_hex();
     let name = format!("yizhan-{}-{compact}.tar.gz", &node_hex[..8]);
     let archive_path = dir.join(&name);
@@ -176,10 +176,146 @@ pub fn backup(
     Ok(archive_path)
 }
 
-/// `yizhan restore ARCHIVE --data-dir DIR`: checks, unpacks into an empty `DIR` and
-/// starts a new epoch. Returns the manifest and the new epoch.
-pub fn restore(archive: &Path, data_dir: &DataDir) -> anyhow::Result<(Manifest, u32)> {
-    crate::data_dir::ensure_empty(&data_dir.path)?;
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// What the archive says about itself.
+    pub manifest: Manifest,
+    /// The epoch the restored node writes in.
+    pub epoch: u32,
+    /// Where the files of the node it replaced were put, if it replaced one.
+    pub replaced: Option<PathBuf>,
+    /// Whether this run finished a restore that had stopped while switching.
+    pub finished_interrupted: bool,
+}
+
+/// What the switch of a restore records before it moves anything
+/// (`restore-in-progress`), so a later run can finish it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Switch {
+    archive: String,
+    manifest: Manifest,
+    epoch: u32,
+    /// The directory (in the data dir) the replaced node's files go to.
+    replaced: String,
+}
+
+/// `yizhan restore ARCHIVE --data-dir DIR [--replace]`: restores a backup atomically.
+///
+/// The archive is unpacked into `DIR/restore-staging` and checked there (its checksum,
+/// the manifest, the database's SHA-256, the node key, the config, SQLite's quick check
+/// and schema version); the database gets its new epoch and every file is synced. Only
+/// then does the switch begin: the marker `restore-in-progress` is written, the replaced
+/// node's files (with `replace`) move into `DIR/replaced-TIME`, and the staged files move
+/// in by rename, the config last; the marker goes last of all.
+///
+/// Killed at any moment, the data dir holds the old node untouched (or nothing, for a
+/// new one), a marker that stops every command and says how to finish, or the whole
+/// restored node with its new epoch; running the same restore again finishes or redoes
+/// it. A refused archive leaves the data dir as it was.
+pub fn restore(
+    archive: &Path,
+    data_dir: &DataDir,
+    replace: bool,
+    now_ms: u64,
+) -> anyhow::Result<Restored> {
+    if !data_dir.path.exists() {
+        fs::create_dir_all(&data_dir.path)
+            .with_context(|| format!("cannot create {}", data_dir.path.display()))?;
+        set_private_dir(&data_dir.path)?;
+    }
+    // No node runs here while the files change, and no second restore.
+    let _lock = data_dir.lock()?;
+    let staging = data_dir.restore_staging();
+    // As the messages will name it: a relative path would not work from another directory.
+    let shown = match archive.is_relative() {
+        true => fs::canonicalize(archive).unwrap_or_else(|_| archive.to_path_buf()),
+        false => archive.to_path_buf(),
+    }
+    .display()
+    .to_string();
+    if let Some(Interrupted::Switching { archive: earlier }) = data_dir.interrupted_restore() {
+        if !same_archive(&earlier, archive) {
+            bail!(
+                "a restore of {earlier} into {dir} stopped while it moved files into place; finish it first with `yizhan restore {earlier} --data-dir {dir}`, then restore another backup with --replace",
+                dir = data_dir.path.display()
+            );
+        }
+        let switch: Switch = serde_json::from_slice(&fs::read(data_dir.restore_marker())?)
+            .context("the restore's marker cannot be read; remove restore-in-progress and restore-staging from the data dir and restore again with --replace")?;
+        let replaced = finish_switch(data_dir, &switch)?;
+        return Ok(Restored {
+            manifest: switch.manifest,
+            epoch: switch.epoch,
+            replaced,
+            finished_interrupted: true,
+        });
+    }
+    // A marker half-written by a restore killed as its switch began: that switch had not
+    // begun, since the marker counts only once renamed into place.
+    let _ = fs::remove_file(temporary_of(&data_dir.restore_marker()));
+    let _ = fs::remove_dir_all(temporary_of(&staging));
+    if staging.exists() {
+        // A restore stopped before its switch: the data dir is as it was; start over.
+        fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot remove {}", staging.display()))?;
+    }
+    let holds_node = [data_dir.config(), data_dir.key(), data_dir.database()]
+        .iter()
+        .any(|p| p.exists());
+    if holds_node && !replace {
+        bail!(
+            "{dir} holds a node already; to replace it with this backup, stop it (systemctl stop yizhan) and run `yizhan restore {shown} --data-dir {dir} --replace` (its files are kept in {dir}/replaced-TIME), or restore into an empty directory",
+            dir = data_dir.path.display()
+        );
+    }
+    if !holds_node {
+        ensure_only_restore_leftovers(&data_dir.path)?;
+    }
+
+    let staged = stage(archive, &shown, data_dir);
+    let (manifest, epoch) = match staged {
+        Ok(staged) => staged,
+        Err(e) => {
+            // Refused: nothing of it stays, and the data dir is as it was.
+            let _ = fs::remove_dir_all(temporary_of(&staging));
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    // A directory of its own for the replaced files, even for two restores in a second.
+    let stamp = compact_time(now_ms);
+    let replaced = (1..)
+        .map(|n| match n {
+            1 => format!("replaced-{stamp}"),
+            n => format!("replaced-{stamp}-{n}"),
+        })
+        .find(|name| !data_dir.path.join(name).exists())
+        .expect("some name is free");
+    let switch = Switch {
+        archive: shown,
+        manifest: manifest.clone(),
+        epoch,
+        replaced,
+    };
+    write_synced(
+        &data_dir.restore_marker(),
+        &serde_json::to_vec_pretty(&switch)?,
+    )?;
+    sync_dir(&data_dir.path)?;
+    let replaced = finish_switch(data_dir, &switch)?;
+    Ok(Restored {
+        manifest,
+        epoch,
+        replaced,
+        finished_interrupted: false,
+    })
+}
+
+/// Unpacks `archive` (`shown` as messages name it) into the staging directory and checks
+/// it; gives the staged database its new epoch and syncs everything. Returns the manifest
+/// and the new epoch.
+fn stage(archive: &Path, shown: &str, data_dir: &DataDir) -> anyhow::Result<(Manifest, u32)> {
     let side = sidecar(archive);
     let expected = fs::read_to_string(&side).with_context(|| {
         format!(
@@ -200,51 +336,207 @@ pub fn restore(archive: &Path, data_dir: &DataDir) -> anyhow::Result<(Manifest, 
         );
     }
     let size = fs::metadata(archive)?.len();
-    fs::create_dir_all(&data_dir.path)?;
     ensure_space(&data_dir.path, size.saturating_mul(8), "the restore")?;
+
+    // The staging directory appears with the archive's name in it, so an interrupted
+    // restore can always say which archive to run again.
+    let staging = data_dir.restore_staging();
+    let forming = temporary_of(&staging);
+    fs::create_dir(&forming).with_context(|| format!("cannot create {}", forming.display()))?;
+    set_private_dir(&forming)?;
+    write_synced(
+        &forming.join(crate::data_dir::STAGED_FROM),
+        shown.as_bytes(),
+    )?;
+    fs::rename(&forming, &staging)?;
 
     let file = File::open(archive)?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
-    let mut manifest: Option<Manifest> = None;
     let mut seen = Vec::new();
     for entry in tar.entries()? {
         let mut entry = entry?;
         let name = entry.path()?.to_string_lossy().to_string();
-        let target = match name.as_str() {
-            MANIFEST => {
-                let mut text = String::new();
-                entry.read_to_string(&mut text)?;
-                manifest = Some(serde_json::from_str(&text).context("the manifest does not read")?);
-                continue;
-            }
-            DATABASE => data_dir.database(),
-            CONFIG => data_dir.config(),
-            KEY => data_dir.key(),
-            // Never write anything else, wherever its name points.
-            other => bail!("unexpected file {other:?} in the archive; not restoring"),
-        };
+        // Never write anything else, wherever its name points.
+        if ![MANIFEST, DATABASE, CONFIG, KEY].contains(&name.as_str()) {
+            bail!("unexpected file {name:?} in the archive; not restoring");
+        }
+        if seen.contains(&name) {
+            bail!("the archive holds {name} twice; not restoring");
+        }
+        let target = staging.join(&name);
         let mut out = File::create(&target)?;
         std::io::copy(&mut entry, &mut out)?;
         out.sync_all()?;
         set_private(&target)?;
         seen.push(name);
     }
-    let manifest = manifest.ok_or_else(|| anyhow::anyhow!("the archive has no manifest"))?;
-    for needed in [DATABASE, CONFIG, KEY] {
+    for needed in [MANIFEST, DATABASE, CONFIG, KEY] {
         if !seen.iter().any(|s| s == needed) {
             bail!("the archive lacks {needed}; not a complete backup");
         }
     }
-    if sha256_file(&data_dir.database())? != manifest.database_sha256 {
+    let manifest = read_manifest(&staging.join(MANIFEST))?;
+    let database = staging.join(DATABASE);
+    if sha256_file(&database)? != manifest.database_sha256 {
         bail!("the database in the archive does not match its manifest; use another backup");
     }
-    let key = NodeKey::load(&data_dir.key())?;
-    if key.node_id().to_hex() != manifest.node_id {
+    let key = NodeKey::load(&staging.join(KEY))?;
+    let node_id = key.node_id().to_hex();
+    if node_id != manifest.node_id {
         bail!("the key in the archive belongs to another node than its manifest says");
     }
-    // The new epoch: the restored node writes under a new origin and Automerge actor.
-    let next = crate::store::start_new_epoch(&data_dir.database(), manifest.epoch)?;
-    Ok((manifest, next))
+    crate::config::Config::load(&staging.join(CONFIG))
+        .context("the config in the archive is refused by this yizhan")?;
+    // A whole check: a restore may take its time, and a damaged copy must not start.
+    let checked = crate::store::check_file(&database, std::time::Duration::from_secs(3600))?;
+    if !checked.finished {
+        bail!("the check of the database in the archive did not finish; use another backup");
+    }
+    let (owner, backed_up_epoch) = crate::store::identity_of(&database)?;
+    if owner != node_id {
+        bail!(
+            "the database in the archive belongs to node {owner}, not to its key's node {node_id}; use another backup"
+        );
+    }
+    // Past every epoch the node wrote in, here and in the backup, so no change number,
+    // Automerge actor or serial number is ever reused.
+    let live = data_dir.database();
+    let live_epoch = if live.exists() {
+        match crate::store::identity_of(&live) {
+            Ok((owner, epoch)) if owner == node_id => epoch,
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!(
+                    "warning: the epoch of the database being replaced cannot be read ({e}); the restored node starts past the backup's epoch"
+                );
+                0
+            }
+        }
+    } else {
+        0
+    };
+    let epoch = crate::store::start_new_epoch(
+        &database,
+        manifest.epoch.max(backed_up_epoch).max(live_epoch),
+    )?;
+    File::open(&database)?.sync_all()?;
+    sync_dir(&staging)?;
+    Ok((manifest, epoch))
+}
+
+/// Moves the staged files into place, the replaced node's aside first, each by a rename;
+/// the config last, then the marker goes. Safe to run again after any interruption: a
+/// file still in the staging directory has not moved yet. Returns where the replaced
+/// files went, if any.
+fn finish_switch(data_dir: &DataDir, switch: &Switch) -> anyhow::Result<Option<PathBuf>> {
+    let staging = data_dir.restore_staging();
+    let aside = data_dir.path.join(&switch.replaced);
+    let mut replaced = None;
+    let mut move_aside = |name: &str| -> anyhow::Result<()> {
+        let live = data_dir.path.join(name);
+        if live.exists() {
+            fs::create_dir_all(&aside)?;
+            fs::rename(&live, aside.join(name))
+                .with_context(|| format!("cannot move {} aside", live.display()))?;
+            replaced = Some(aside.clone());
+        }
+        Ok(())
+    };
+    for name in [KEY, DATABASE, CONFIG] {
+        let staged = staging.join(name);
+        if !staged.exists() {
+            continue;
+        }
+        if name == DATABASE {
+            // The old database's write-ahead log belongs to it, not to the new one.
+            for part in [DATABASE, "yizhan.db-wal", "yizhan.db-shm"] {
+                move_aside(part)?;
+            }
+        } else {
+            move_aside(name)?;
+        }
+        if aside.exists() {
+            sync_dir(&aside)?;
+        }
+        fs::rename(&staged, data_dir.path.join(name))
+            .with_context(|| format!("cannot move the restored {name} into place"))?;
+        sync_dir(&data_dir.path)?;
+    }
+    // What is left in the staging directory (the manifest, the archive's name) goes at
+    // once by a rename, then the marker: a finished restore leaves neither behind.
+    let leftover = temporary_of(&staging);
+    if staging.exists() {
+        let _ = fs::remove_dir_all(&leftover);
+        fs::rename(&staging, &leftover)?;
+    }
+    let _ = fs::remove_dir_all(&leftover);
+    fs::remove_file(data_dir.restore_marker())?;
+    sync_dir(&data_dir.path)?;
+    Ok(replaced.or_else(|| aside.exists().then_some(aside)))
+}
+
+/// Refuses a data dir that holds anything but what a restore or a command leaves.
+fn ensure_only_restore_leftovers(path: &Path) -> anyhow::Result<()> {
+    for entry in fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        let ours = name == "lock"
+            || name == "backups"
+            || name.starts_with("replaced-")
+            || name.starts_with(crate::data_dir::RESTORE_STAGING);
+        if !ours {
+            bail!(
+                "data dir {} is not empty ({name} is there) but holds no node; choose an empty or new directory with --data-dir",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    let text = fs::read_to_string(path).context("the archive has no readable manifest")?;
+    serde_json::from_str(&text).context("the manifest does not read")
+}
+
+/// Whether `earlier` (as a marker recorded it) names the same archive as `archive`.
+fn same_archive(earlier: &str, archive: &Path) -> bool {
+    let canonical = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    Path::new(earlier) == archive || canonical(Path::new(earlier)) == canonical(archive)
+}
+
+/// `YYYYMMDDhhmmss` in China time, for file names.
+fn compact_time(now_ms: u64) -> String {
+    crate::clock::rfc3339_cst(now_ms as i64)
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(14)
+        .collect()
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, synced: `path` either
+/// does not exist or holds all of it.
+fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = temporary_of(path);
+    let mut file = File::create(&temporary)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&temporary, path)?;
+    Ok(())
+}
+
+/// Where [`write_synced`] writes before its rename.
+fn temporary_of(path: &Path) -> PathBuf {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    PathBuf::from(temporary)
+}
+
+/// Makes the entries of directory `path` (creations, renames, removals) durable.
+fn sync_dir(path: &Path) -> anyhow::Result<()> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("cannot sync {}", path.display()))
 }
 
 fn sidecar(archive: &Path) -> PathBuf {
@@ -289,6 +581,18 @@ fn set_private(path: &Path) -> std::io::Result<()> {
 
 #[cfg(not(unix))]
 fn set_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The data dir holds personal data and the node key: owner only (DESIGN §10).
+#[cfg(unix)]
+fn set_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn set_private_dir(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 

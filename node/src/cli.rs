@@ -84,10 +84,13 @@ pub enum Command {
         /// Where the archive and its .sha256 go (e.g. a USB disk)
         dir: PathBuf,
     },
-    /// Restore a backup into an empty --data-dir; the node then starts a new epoch
+    /// Restore a backup into --data-dir (empty, or with --replace); the node then starts a new epoch
     Restore {
         /// The .tar.gz written by `yizhan backup` (its .sha256 must sit beside it)
         archive: PathBuf,
+        /// Replace the node in --data-dir (stopped), keeping its files in DIR/replaced-TIME
+        #[arg(long)]
+        replace: bool,
     },
     /// Publish the items of a catalog file in this hall's catalog (the node must be stopped)
     ImportCatalog { file: PathBuf },
@@ -331,23 +334,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Restore { archive } => {
+        Command::Restore { archive, replace } => {
             if explicit_dir.is_none() {
                 bail!(
-                    "name the directory to restore into with --data-dir (it must be empty or new)"
+                    "name the directory to restore into with --data-dir (empty or new, or the node to replace with --replace)"
                 );
             }
-            let (manifest, epoch) = crate::backup::restore(&archive, &data_dir)?;
+            let restored = crate::backup::restore(&archive, &data_dir, replace, clock.now_ms())?;
+            if restored.finished_interrupted {
+                println!(
+                    "finished the restore that was interrupted while it moved files into place"
+                );
+            }
             println!(
                 "restored node {} from its backup of {} into {}",
-                manifest.node_id,
-                manifest.created_at,
+                restored.manifest.node_id,
+                restored.manifest.created_at,
                 data_dir.path.display()
             );
             println!(
-                "  it now writes as epoch {epoch} (was {}), so no change or serial number is ever reused",
-                manifest.epoch
+                "  it now writes as epoch {} (was {}), so no change or serial number is ever reused",
+                restored.epoch, restored.manifest.epoch
             );
+            if let Some(replaced) = &restored.replaced {
+                println!(
+                    "  the replaced node's files are kept in {}",
+                    replaced.display()
+                );
+            }
             println!(
                 "  start it with `yizhan serve`; it fetches what it wrote since the backup from its parent"
             );
@@ -410,6 +424,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
     if args.name.trim().is_empty() {
         bail!("--name must not be empty; it is printed on receipts");
     }
+    yizhan_sync::domain::text::line("--name", &args.name)?;
     let config = Config {
         node: NodeSection {
             role: args.role,
@@ -489,6 +504,7 @@ async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Resul
             counter,
         } => {
             validate_username(&username)?;
+            crate::accounts::validate_names(display_name.as_deref().unwrap_or_default(), &counter)?;
             let role = StaffRole::parse(&role)
                 .with_context(|| format!("--role {role:?}: use worker, lead or admin"))?;
             let password = generate_password();

@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use yizhan_sync::auth::NodeRole;
 use yizhan_sync::domain::codes::DivisionCode;
-use yizhan_sync::domain::item::Item;
 use yizhan_sync::feed::{ParsedBatch, Pull, VersionVector};
 use yizhan_sync::ids::{NodeId, Scope, hex};
 use yizhan_sync::request::{EnrollRequest, EnrollResponse};
@@ -361,12 +360,6 @@ pub async fn status(node: &OpenNode) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CatalogFile {
-    items: Vec<Item>,
-}
-
 /// `yizhan import-catalog FILE`: validates every item, then publishes the new and
 /// changed ones in this hall's catalog.
 pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow::Result<()> {
@@ -379,44 +372,15 @@ pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow
     }
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let catalog: CatalogFile = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        anyhow::anyhow!(
-            "{}:{}: {}",
-            file.display(),
-            line.map(|l| l.to_string()).unwrap_or_default(),
-            e.message()
-        )
-    })?;
-    let mut problems = Vec::new();
-    for (n, item) in catalog.items.iter().enumerate() {
-        if let Err(e) = item.validate() {
-            problems.push(format!(
-                "item {} ({}): {}",
-                n + 1,
-                item.name,
-                e.problems.join("; ")
-            ));
+    let items = crate::catalog::parse(&text).map_err(|e| match e {
+        crate::catalog::CatalogFileError::Syntax { line, message } => {
+            anyhow::anyhow!("{}:{line}: {message}", file.display())
         }
-    }
-    let mut codes: Vec<_> = catalog.items.iter().map(|i| i.impl_code.clone()).collect();
-    codes.sort();
-    if let Some(twice) = codes.windows(2).find(|w| w[0] == w[1]) {
-        problems.push(format!("{} appears twice", twice[0]));
-    }
-    if !problems.is_empty() {
-        bail!(
-            "{} has {} problems; nothing was published:\n  {}",
-            file.display(),
-            problems.len(),
-            problems.join("\n  ")
-        );
-    }
+        problems => anyhow::anyhow!("{}: {problems}", file.display()),
+    })?;
     let scope = Scope::catalog(&node.config.division());
     let (mut new, mut changed, mut unchanged) = (0, 0, 0);
-    for item in catalog.items {
+    for item in items {
         match node.store.get_item(item.impl_code.to_string()).await {
             Ok(current) if current == item => unchanged += 1,
             Ok(current) if current.version >= item.version => {
@@ -445,8 +409,6 @@ pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow
     Ok(())
 }
 
-const BUNDLE_MAGIC: &[u8; 4] = b"YZB1";
-
 /// `yizhan export-bundle --for NODE FILE`: everything the node may read, signed by this
 /// node, for a technician to carry to it.
 pub async fn export_bundle(node: &OpenNode, target: &str, file: &Path) -> anyhow::Result<()> {
@@ -465,12 +427,7 @@ pub async fn export_bundle(node: &OpenNode, target: &str, file: &Path) -> anyhow
     };
     let batch = node.store.serve_pull(record.clone(), pull).await?;
     let body = batch.encode();
-    let signature = node.key.sign(&body);
-    let mut out = Vec::with_capacity(body.len() + 100);
-    out.extend_from_slice(BUNDLE_MAGIC);
-    out.extend_from_slice(&node.key.node_id().0);
-    out.extend_from_slice(&signature);
-    out.extend_from_slice(&body);
+    let out = yizhan_sync::bundle::Bundle::write(node.key.node_id(), node.key.sign(&body), &body);
     std::fs::write(file, &out).with_context(|| format!("cannot write {}", file.display()))?;
     println!(
         "wrote {} changes for {} ({} {}) to {} ({:.1} MB)",
@@ -487,36 +444,26 @@ pub async fn export_bundle(node: &OpenNode, target: &str, file: &Path) -> anyhow
 /// `yizhan import-bundle FILE`: applies a bundle exactly as a sync batch.
 pub async fn import_bundle(node: &OpenNode, file: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if bytes.len() < 84 || &bytes[..4] != BUNDLE_MAGIC {
-        bail!(
-            "{} is not a yizhan bundle (made by `yizhan export-bundle`)",
-            file.display()
-        );
-    }
-    let from = NodeId(bytes[4..20].try_into().expect("16 bytes"));
-    let signature: [u8; 64] = bytes[20..84].try_into().expect("64 bytes");
-    let body = &bytes[84..];
+    let bundle = yizhan_sync::bundle::Bundle::parse(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let registry = node.store.registry().await?;
-    let sender = registry
-        .get(&from)
-        .with_context(|| format!("the bundle comes from node {from}, which is not known here"))?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&sender.public_key)
-        .context("the sender's key is not valid")?;
-    ed25519_dalek::Verifier::verify(
-        &key,
-        body,
-        &ed25519_dalek::Signature::from_bytes(&signature),
-    )
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "the bundle's signature does not match {}'s key; it was altered",
-            sender.name
+    let sender = registry.get(&bundle.from).with_context(|| {
+        format!(
+            "the bundle comes from node {}, which is not known here",
+            bundle.from
         )
     })?;
+    if !bundle.verify(&sender.public_key) {
+        bail!(
+            "the bundle's signature does not match {}'s key; it was altered",
+            sender.name
+        );
+    }
+    let body = bundle.body;
     let parsed =
         ParsedBatch::decode(body).map_err(|e| anyhow::anyhow!("the bundle cannot be read: {e}"))?;
     let total = parsed.batch.envelopes.len();
-    let ack = node.store.receive_parsed(parsed).await?;
+    let ack = node.store.receive_bundle(parsed).await?;
     println!(
         "imported {} from {}: {} applied, {} already here, {} waiting for keys, {} quarantined in all",
         file.display(),

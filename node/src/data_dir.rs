@@ -7,7 +7,21 @@
 //! node.key      Ed25519 private key, mode 0600
 //! yizhan.db     SQLite store (with -wal and -shm beside it while open)
 //! lock          held by the process that serves the node, so no second one writes
+//! backups/      backups taken before a schema migration
 //! ```
+//!
+//! A restore (`backup::restore`) adds, while it runs:
+//!
+//! ```text
+//! restore-staging/     the backup unpacked, checked and given its new epoch
+//! restore-in-progress  the switch has begun: files are moving into place
+//! replaced-TIME/       the files of the node a restore replaced (`--replace`), kept
+//! ```
+//!
+//! The marker makes the switch atomic for everything that opens the node: while it
+//! exists no command opens the data dir (it says how to finish), and the config moves
+//! last, so a data dir without the marker holds either the old node or the whole
+//! restored one.
 //!
 //! Opening the node a data dir holds (its store, with migrations) is `node`'s: this
 //! module sits below the store, so backups and commands can name a data dir's files.
@@ -51,6 +65,34 @@ impl DataDir {
         self.path.join("lock")
     }
 
+    /// Where a restore unpacks and checks a backup before switching it in.
+    pub fn restore_staging(&self) -> PathBuf {
+        self.path.join(RESTORE_STAGING)
+    }
+
+    /// Present while a restore moves its files into place.
+    pub fn restore_marker(&self) -> PathBuf {
+        self.path.join(RESTORE_MARKER)
+    }
+
+    /// Whether a restore into this data dir stopped before it finished, and from which
+    /// archive.
+    pub fn interrupted_restore(&self) -> Option<Interrupted> {
+        if let Ok(text) = fs::read_to_string(self.restore_marker()) {
+            let archive = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["archive"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "ARCHIVE".into());
+            return Some(Interrupted::Switching { archive });
+        }
+        if self.restore_staging().is_dir() {
+            let archive = fs::read_to_string(self.restore_staging().join(STAGED_FROM))
+                .unwrap_or_else(|_| "ARCHIVE".into());
+            return Some(Interrupted::Staging { archive });
+        }
+        None
+    }
+
     /// Whether `yizhan init` has run here.
     pub fn is_initialized(&self) -> bool {
         self.config().exists()
@@ -78,8 +120,20 @@ impl DataDir {
         }
     }
 
-    /// Fails with what to do unless `yizhan init` has run here.
+    /// Fails with what to do unless `yizhan init` (or a whole restore) has run here: a
+    /// restore that stopped half-way leaves nothing any command opens.
     pub fn ensure_initialized(&self) -> anyhow::Result<()> {
+        match self.interrupted_restore() {
+            Some(Interrupted::Switching { archive }) => bail!(
+                "a restore of {archive} into {dir} stopped while it moved files into place, so the node does not start; finish it with `yizhan restore {archive} --data-dir {dir}` (it uses what it already unpacked and checked)",
+                dir = self.path.display()
+            ),
+            Some(Interrupted::Staging { archive }) if !self.is_initialized() => bail!(
+                "a restore of {archive} into {dir} stopped before it finished, so there is no node here yet; run `yizhan restore {archive} --data-dir {dir}` again",
+                dir = self.path.display()
+            ),
+            _ => {}
+        }
         if !self.is_initialized() {
             bail!(
                 "{} is not a yizhan data dir (no {CONFIG_FILE}); create one with `yizhan init --data-dir {}` or pass the right --data-dir",
@@ -95,6 +149,22 @@ impl DataDir {
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
+}
+
+/// The staging directory of a restore (see the module doc).
+pub const RESTORE_STAGING: &str = "restore-staging";
+/// The marker of a restore's switch (see the module doc).
+pub const RESTORE_MARKER: &str = "restore-in-progress";
+/// The file in the staging directory that names the archive being restored.
+pub const STAGED_FROM: &str = "archive";
+
+/// A restore that stopped before it finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    /// Still unpacking or checking: the data dir is as it was before.
+    Staging { archive: String },
+    /// Moving files into place: nothing opens the data dir until it finishes.
+    Switching { archive: String },
 }
 
 /// Fails unless `path` is missing or an empty directory, so an existing node is never

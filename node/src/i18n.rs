@@ -181,6 +181,7 @@ impl Tr {
             Param::Code(kind) => self
                 .get(&format!("code.what.{}", kind.as_str()))
                 .into_owned(),
+            Param::Field(name) => self.get(&format!("field.{name}")).into_owned(),
         }
     }
 
@@ -280,7 +281,7 @@ mod tests {
             let mut words = Words::new(Box::leak(code.to_string().into_boxed_str()));
             for name in [
                 "detail", "why", "user", "case", "status", "item", "scope", "wanted", "version",
-                "next", "node", "problems", "wall", "last", "name", "value",
+                "next", "node", "problems", "wall", "last", "name", "value", "low", "high",
             ] {
                 words = words.text(name, "示例");
             }

@@ -12,15 +12,17 @@
 //! * [`backup`] writes and restores archives around the database.
 //! * [`store`] is the only module with SQL.
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
-//!   [`appointments`] (the pure rules of booking), [`discovery`], [`notice`] (sealing),
-//!   [`metrics`], [`accounts`] (password and token hashing), [`clock`] (where "now"
-//!   comes from, and how times are written) and [`i18n`] (the words of pages and errors).
+//!   [`appointments`] (the pure rules of booking), [`catalog`] (reading a catalog file),
+//!   [`discovery`], [`notice`] (sealing), [`metrics`], [`accounts`] (password and token
+//!   hashing), [`clock`] (where "now" comes from, and how times are written) and [`i18n`]
+//!   (the words of pages and errors).
 
 pub mod accounts;
 pub mod api;
 pub mod appointments;
 pub mod backup;
 pub mod bench;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod commands;

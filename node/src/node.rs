@@ -119,6 +119,10 @@ impl OpenNode {
     pub fn exclusive(dir: &DataDir) -> anyhow::Result<(DirLock, OpenNode)> {
         dir.ensure_initialized()?;
         let lock = dir.lock()?;
+        if let Some(crate::data_dir::Interrupted::Staging { archive }) = dir.interrupted_restore() {
+            tracing::warn!(restore.archive = %archive, "a restore stopped before its switch left restore-staging in the data dir; the node here is untouched; the next `yizhan restore` removes it");
+        }
+        check_database(dir)?;
         backup_before_migration(dir)?;
         Ok((lock, OpenNode::open(dir, true)?))
     }
@@ -196,6 +200,7 @@ impl OpenNode {
                 key: Arc::new(self.key.duplicate()),
                 rectify_days,
                 sessions: Default::default(),
+                guesses: Default::default(),
                 throttle: Default::default(),
                 submitted_forms: Default::default(),
                 applicants: Default::default(),
@@ -307,6 +312,54 @@ impl OpenNode {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// How long the start-up check of the database may read (`PRAGMA quick_check` reads
+/// every page: about a second per GB on a station PC's SSD).
+const CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Refuses to open a damaged database (header, schema version, SQLite's quick check),
+/// saying how to restore it, so a node never serves from a file that lost pages.
+fn check_database(dir: &DataDir) -> anyhow::Result<()> {
+    let db = dir.database();
+    let checked = match crate::store::check_file(&db, CHECK_BUDGET) {
+        Ok(checked) => checked,
+        Err(e @ crate::store::FileError::DamagedFile { .. }) => {
+            let backups = Config::load(&dir.config())
+                .ok()
+                .filter(|c| !c.backup.dir.is_empty())
+                .map(|c| PathBuf::from(c.backup.dir))
+                .into_iter()
+                .chain([dir.path.join("backups")]);
+            let newest = backups
+                .filter_map(|d| crate::backup::newest(&d))
+                .max_by_key(|(_, at)| *at)
+                .map(|(archive, _)| archive);
+            let archive = newest
+                .as_ref()
+                .map_or("BACKUP.tar.gz".into(), |a| a.display().to_string());
+            return Err(anyhow!(
+                "{e}; the node does not start on a damaged database.\n\
+                 Restore {} over it (the damaged files are kept aside in the data dir):\n  \
+                 yizhan restore {archive} --data-dir {} --replace\n\
+                 What the node wrote since that backup comes back from its parent hall at the first sync.",
+                if newest.is_some() {
+                    "the newest backup"
+                } else {
+                    "a backup made by `yizhan backup`"
+                },
+                dir.path.display()
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !checked.finished {
+        tracing::warn!(
+            check.budget_secs = CHECK_BUDGET.as_secs(),
+            "the database check stopped at its time limit (a large file); it found nothing wrong in what it read"
+        );
+    }
+    Ok(())
 }
 
 /// Before migrations change an existing database, takes a backup into

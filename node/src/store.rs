@@ -48,7 +48,10 @@ pub use appointments::{
 pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
 };
-pub use file::{Copied, FileError, copy_database, schema_version, start_new_epoch};
+pub use file::{
+    Copied, FileCheck, FileError, check_file, copy_database, identity_of, schema_version,
+    start_new_epoch,
+};
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
@@ -186,6 +189,8 @@ pub enum ErrorClass {
     Unprocessable,
     /// Try again shortly.
     Unavailable,
+    /// The disk is full: nothing of the request was saved (507).
+    DiskFull,
     /// The node itself failed; logged.
     Failed,
 }
@@ -200,6 +205,7 @@ impl ErrorClass {
             ErrorClass::BadRequest => 400,
             ErrorClass::Unprocessable => 422,
             ErrorClass::Unavailable => 503,
+            ErrorClass::DiskFull => 507,
             ErrorClass::Failed => 500,
         }
     }
@@ -225,7 +231,8 @@ impl StoreError {
                 | CaseError::ResolutionIncomplete { .. }
                 | CaseError::UnknownProcedure { .. }
                 | CaseError::CountedProcedure { .. }
-                | CaseError::WrongApplicant { .. } => ErrorClass::Unprocessable,
+                | CaseError::WrongApplicant { .. }
+                | CaseError::Text(_) => ErrorClass::Unprocessable,
                 _ => ErrorClass::Conflict,
             },
             StoreError::Item(_) => ErrorClass::Unprocessable,
@@ -238,10 +245,10 @@ impl StoreError {
             StoreError::Closed | StoreError::Busy(_) | StoreError::ClockBehind { .. } => {
                 ErrorClass::Unavailable
             }
-            StoreError::Corrupt { .. }
-            | StoreError::DiskFull(_)
-            | StoreError::Sqlite(_)
-            | StoreError::Internal(_) => ErrorClass::Failed,
+            StoreError::DiskFull(_) => ErrorClass::DiskFull,
+            StoreError::Corrupt { .. } | StoreError::Sqlite(_) | StoreError::Internal(_) => {
+                ErrorClass::Failed
+            }
         }
     }
 
@@ -263,10 +270,10 @@ impl StoreError {
             StoreError::ClockBehind { wall_ms, last_ms } => Words::new("clock_behind")
                 .text("wall", crate::clock::rfc3339_cst(*wall_ms as i64))
                 .text("last", crate::clock::rfc3339_cst(*last_ms as i64)),
-            StoreError::Corrupt { .. }
-            | StoreError::DiskFull(_)
-            | StoreError::Sqlite(_)
-            | StoreError::Internal(_) => Words::new("internal"),
+            StoreError::DiskFull(_) => Words::new("disk_full"),
+            StoreError::Corrupt { .. } | StoreError::Sqlite(_) | StoreError::Internal(_) => {
+                Words::new("internal")
+            }
         }
     }
 

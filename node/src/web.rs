@@ -46,6 +46,8 @@ const SESSION_COOKIE: &str = "yz_session";
 const LANG_COOKIE: &str = "yz_lang";
 /// The sign-in form's CSRF secret, before there is a session (double-submit cookie).
 const PRE_COOKIE: &str = "yz_pre";
+/// A browser that signed in before ([`session::Device`]), for the sign-in throttle.
+const DEVICE_COOKIE: &str = "yz_device";
 
 /// What the web UI's handlers see: the store and what the node knows about itself, and
 /// the state only pages have (sessions, throttles, once-only forms, the applicants'
@@ -69,7 +71,9 @@ pub struct WebState {
     pub rectify_days: u32,
     /// Staff sessions.
     pub sessions: Arc<session::Sessions>,
-    /// Failed sign-ins per account and address; bookings per address.
+    /// Failed sign-ins: growing waits per account and place, address and account.
+    pub guesses: Arc<session::Guesses>,
+    /// Bookings per address, cancellations per booking and address.
     pub throttle: Arc<session::Throttle>,
     /// Application forms already turned into cases, so a form sent twice makes one case.
     pub submitted_forms: Arc<session::FormOnce>,
@@ -395,6 +399,10 @@ fn store_failed(ctx: &Ctx, e: StoreError) -> Response {
             "error.internal"
         }
         ErrorClass::Unavailable => "error.unavailable",
+        ErrorClass::DiskFull => {
+            tracing::error!(error = %e, "the disk is full; a page's write was refused");
+            "error.disk_full"
+        }
         ErrorClass::Conflict | ErrorClass::Unprocessable => "case.error.title",
     };
     message(
@@ -620,20 +628,23 @@ async fn signin(
             Some(ctx.t.get("signin.expired").into_owned()),
         );
     }
-    let key = format!("user:{username}");
-    let address = ctx.client.map(|ip| format!("addr:{ip}"));
+    // A browser that signed in to this account before counts only its own failures.
+    let device = cookie_in(&parts, DEVICE_COOKIE)
+        .and_then(|value| session::Device::from_cookie(&value, &state.key));
+    let known = device
+        .as_ref()
+        .filter(|d| d.knows(&username))
+        .map(|d| d.id.clone());
+    let keys = session::sign_in_keys(&username, ctx.client, known.as_deref());
     // Each attempt takes a slot before the password is checked, so attempts sent all at
-    // once cannot slip past the limit while Argon2 runs.
-    let keys: Vec<String> = std::iter::once(key.clone())
-        .chain(address.clone())
-        .collect();
-    if let Err(until) = state.throttle.begin(&keys, now) {
-        return locked(&ctx, &form.next, username, until, now);
+    // once cannot slip past the waits while Argon2 runs.
+    if let Err(until) = state.guesses.begin(&keys, now) {
+        return slowed(&ctx, &form.next, username, until, now);
     }
     let found = match state.store.user_with_password(username.clone()).await {
         Ok(found) => found,
         Err(e) => {
-            state.throttle.end(&keys, None, now);
+            state.guesses.end(&keys, session::Attempt::Unchecked, now);
             return store_failed(&ctx, e);
         }
     };
@@ -653,7 +664,7 @@ async fn signin(
     .unwrap_or((None, false));
     match (user, ok) {
         (Some((user, credential)), true) => {
-            state.throttle.end(&keys, Some(&key), now);
+            state.guesses.end(&keys, session::Attempt::Succeeded, now);
             tracing::info!(user.name = %user.username, "signed in");
             let token = state.sessions.start(&user, credential, now);
             let secure = if state.tls { "; Secure" } else { "" };
@@ -663,12 +674,21 @@ async fn signin(
             )) {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
+            // This browser is known for this account from now on.
+            let device = device.unwrap_or_default().with_account(&user.username);
+            if let Ok(value) = HeaderValue::from_str(&format!(
+                "{DEVICE_COOKIE}={}; Path=/signin; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+                device.to_cookie(&state.key),
+                session::Device::MAX_AGE_SECS
+            )) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
             response
         }
         _ => {
             tracing::warn!(user.name = %username, "failed sign-in");
-            match state.throttle.end(&keys, None, now) {
-                Some(until) => locked(&ctx, &form.next, username, until, now),
+            match state.guesses.end(&keys, session::Attempt::Failed, now) {
+                Some(until) => slowed(&ctx, &form.next, username, until, now),
                 None => signin_page(
                     &ctx,
                     StatusCode::UNAUTHORIZED,
@@ -681,15 +701,28 @@ async fn signin(
     }
 }
 
-fn locked(ctx: &Ctx, next: &str, username: String, until: u64, now: u64) -> Response {
-    let minutes = until.saturating_sub(now).div_ceil(60_000).to_string();
-    signin_page(
+/// The sign-in page saying how long to wait before the next attempt.
+fn slowed(ctx: &Ctx, next: &str, username: String, until: u64, now: u64) -> Response {
+    let wait_ms = until.saturating_sub(now);
+    let wait = if wait_ms < 120_000 {
+        ctx.t
+            .with("time.seconds", "n", &wait_ms.div_ceil(1000).to_string())
+    } else {
+        ctx.t
+            .with("time.minutes", "n", &wait_ms.div_ceil(60_000).to_string())
+    };
+    let mut response = signin_page(
         ctx,
         StatusCode::TOO_MANY_REQUESTS,
         next,
         username,
-        Some(ctx.t.with("signin.locked", "minutes", &minutes)),
-    )
+        Some(ctx.t.with("signin.slowed", "wait", &wait)),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait_ms.div_ceil(1000)),
+    );
+    response
 }
 
 /// A form that carries nothing but the CSRF token (sign-out, correcting a notice).

@@ -731,12 +731,103 @@ pub fn apply_parsed(doc: &mut Automerge, change: automerge::Change) -> Result<()
     Ok(())
 }
 
+/// The contents of a record document (a notice, a supervision notice or reply, a
+/// calendar year): a few text fields beside the header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordDoc {
+    pub kind: DocKind,
+    pub scope: Scope,
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+impl RecordDoc {
+    /// A field's text, empty when absent.
+    pub fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", String::as_str)
+    }
+}
+
+/// The fields each kind of record document holds.
+pub fn record_fields(kind: DocKind) -> &'static [&'static str] {
+    match kind {
+        DocKind::Notice => &["content", "digest", "seal"],
+        DocKind::Supervision | DocKind::Reply => &["body"],
+        DocKind::Calendar => &["text"],
+        DocKind::Item | DocKind::Case | DocKind::Registry => &[],
+    }
+}
+
+/// Creates a record document with its fields, in one change.
+pub fn new_record(
+    origin: &Origin,
+    scope: &Scope,
+    kind: DocKind,
+    fields: &[(&str, String)],
+    unix_ms: u64,
+) -> Result<Automerge, DocError> {
+    let mut doc = new_doc(origin);
+    doc.transact_with(
+        |_| commit_options(unix_ms, kind.as_str()),
+        |tx| {
+            tx.put(ROOT, "schema", SCHEMA)?;
+            tx.put(ROOT, "kind", kind.as_str())?;
+            tx.put(ROOT, "scope", scope.as_str())?;
+            for (name, value) in fields {
+                tx.put(ROOT, *name, value.as_str())?;
+            }
+            Ok::<_, AutomergeError>(())
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok(doc)
+}
+
+/// Replaces a field of a record document that may change (a calendar year's text).
+pub fn put_record_field(
+    doc: &mut Automerge,
+    origin: &Origin,
+    field: &str,
+    value: &str,
+    unix_ms: u64,
+) -> Result<(), DocError> {
+    doc.set_actor(origin.actor());
+    doc.transact_with(
+        |_| commit_options(unix_ms, "publish"),
+        |tx| tx.put(ROOT, field, value),
+    )
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Reads a record document.
+pub fn read_record(doc: &Automerge) -> Result<RecordDoc, DocError> {
+    let root = Root::read(doc);
+    let (kind, scope) = root.header()?;
+    let names = record_fields(kind);
+    if names.is_empty() {
+        return Err(DocError::WrongKind {
+            expected: "a record",
+            found: kind.as_str().to_string(),
+        });
+    }
+    let mut fields = std::collections::BTreeMap::new();
+    for name in names {
+        fields.insert(name.to_string(), root.text(name)?.to_string());
+    }
+    Ok(RecordDoc {
+        kind,
+        scope,
+        fields,
+    })
+}
+
 /// The derived rows of any document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rows {
     Item(Box<ItemRow>),
     Case(Box<CaseRow>, Vec<EventRow>),
     Registry(RegistryDoc),
+    Record(RecordDoc),
 }
 
 /// Reads a document of any kind and derives its rows.
@@ -750,6 +841,9 @@ pub fn rows(id: &DocId, doc: &Automerge, calendar: &Calendar) -> Result<Rows, Do
             Rows::Case(Box::new(case), events)
         }
         DocKind::Registry => Rows::Registry(read_registry(doc)?),
+        DocKind::Notice | DocKind::Supervision | DocKind::Reply | DocKind::Calendar => {
+            Rows::Record(read_record(doc)?)
+        }
     })
 }
 

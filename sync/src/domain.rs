@@ -7,5 +7,8 @@ pub mod case;
 pub mod codes;
 pub mod hlc;
 pub mod item;
+pub mod notice;
 pub mod query_code;
 pub mod serial;
+pub mod supervision;
+pub mod text;

@@ -33,7 +33,9 @@ use crate::doc;
 use crate::domain::case::{Event, Intake};
 use crate::domain::codes::DivisionLevel;
 use crate::domain::item::Item;
+use crate::domain::notice;
 use crate::domain::serial::{self, Segment, SerialNo};
+use crate::domain::supervision::{SupervisionNotice, SupervisionReply};
 use crate::envelope::Envelope;
 use crate::ids::{DocId, DocKind, NodeId, Scope};
 
@@ -51,12 +53,7 @@ pub enum Judgement {
 
 /// The kind of document an id names, from its prefix.
 pub fn kind_of_id(id: &DocId) -> Option<DocKind> {
-    match id.as_str().split_once('-')?.0 {
-        "c" => Some(DocKind::Case),
-        "i" => Some(DocKind::Item),
-        "r" => Some(DocKind::Registry),
-        _ => None,
-    }
+    DocKind::of_id(id)
 }
 
 /// The node that created a case, from the case's id (`c-<time>-<node>`).
@@ -194,6 +191,30 @@ fn judge_inner(
                 return Err(not_authorized(author, &envelope.scope));
             }
             item_change(envelope, &expanded, held.is_none())
+        }
+        DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
+            if held.is_some() {
+                return Err(effect(
+                    envelope,
+                    "changes a record that is never changed once written (a correction is a new record)",
+                ));
+            }
+            let relation = auth::case_relation(author, &division)
+                .ok_or_else(|| not_authorized(author, &envelope.scope))?;
+            let (texts, _) =
+                creation_header(envelope, &expanded, doc::record_fields(envelope.kind), None)?;
+            record_creation(author, relation, envelope, &texts)
+        }
+        DocKind::Calendar => {
+            if !auth::may_write(author, &envelope.scope) {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            if let Some(document) = held
+                && creator(document) != Some(author.node)
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            calendar_change(envelope, &expanded, held.is_none())
         }
         DocKind::Registry => {
             // Only the hall of the registry's own division writes it: the node that
@@ -564,6 +585,153 @@ fn item_change(
         return Err(effect(
             envelope,
             "publishes an item under another item's document",
+        ));
+    }
+    Ok(())
+}
+
+/// The fields a new notice, supervision notice or reply writes must agree with its id and
+/// its author, and a notice's seal must hold under its author's key.
+fn record_creation(
+    author: &NodeRecord,
+    relation: auth::CaseRelation,
+    envelope: &Envelope,
+    texts: &[(&str, &str)],
+) -> Result<(), Verdict> {
+    let text = |name: &str| {
+        texts
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| *v)
+    };
+    match envelope.kind {
+        DocKind::Notice => {
+            let content = text("content");
+            let header: notice::NoticeHeader = serde_json::from_str(content)
+                .map_err(|e| effect(envelope, format!("its notice does not read: {e}")))?;
+            let digest = notice::digest(content.as_bytes());
+            let seal: Option<[u8; 64]> =
+                crate::ids::unhex(text("seal")).and_then(|b| b.try_into().ok());
+            if notice::doc_id(&header.number).as_ref() != Some(&envelope.doc)
+                || header.node != author.node.to_hex()
+            {
+                return Err(effect(
+                    envelope,
+                    "issues a notice under another number or node than its own",
+                ));
+            }
+            if crate::ids::unhex(text("digest")).as_deref() != Some(&digest[..])
+                || !seal.is_some_and(|seal| {
+                    notice::seal_holds(&author.public_key, &header.number, &digest, &seal)
+                })
+            {
+                return Err(effect(
+                    envelope,
+                    "carries a notice whose seal does not hold",
+                ));
+            }
+            if DocKind::of_id(
+                &DocId::parse(&header.case_id).unwrap_or_else(|| envelope.doc.clone()),
+            ) != Some(DocKind::Case)
+            {
+                return Err(effect(
+                    envelope,
+                    "issues a notice about something that is not a case",
+                ));
+            }
+        }
+        DocKind::Supervision => {
+            if relation != auth::CaseRelation::Above {
+                return Err(Refusal::EventNotAllowed {
+                    node: author.node,
+                    role: author.role.as_str(),
+                    kind: "supervision",
+                    doc: envelope.doc.to_string(),
+                }
+                .into());
+            }
+            let body: SupervisionNotice = serde_json::from_str(text("body")).map_err(|e| {
+                effect(
+                    envelope,
+                    format!("its supervision notice does not read: {e}"),
+                )
+            })?;
+            body.validate().map_err(|e| {
+                effect(
+                    envelope,
+                    format!("its supervision notice is not valid: {e}"),
+                )
+            })?;
+            if body.node != author.node || body.doc_id() != envelope.doc {
+                return Err(effect(
+                    envelope,
+                    "issues a supervision notice in another node's name",
+                ));
+            }
+        }
+        DocKind::Reply => {
+            if relation != auth::CaseRelation::Owner {
+                return Err(Refusal::EventNotAllowed {
+                    node: author.node,
+                    role: author.role.as_str(),
+                    kind: "reply",
+                    doc: envelope.doc.to_string(),
+                }
+                .into());
+            }
+            let body: SupervisionReply = serde_json::from_str(text("body"))
+                .map_err(|e| effect(envelope, format!("its reply does not read: {e}")))?;
+            body.validate()
+                .map_err(|e| effect(envelope, format!("its reply is not valid: {e}")))?;
+            if body.node != author.node || body.doc_id() != envelope.doc {
+                return Err(effect(envelope, "replies in another node's name"));
+            }
+        }
+        _ => return Err(effect(envelope, "is not a record")),
+    }
+    Ok(())
+}
+
+/// A calendar year published (or republished) by its hall: the text must read as exactly
+/// the year its id names, in a document of the hall's own division.
+fn calendar_change(
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    creating: bool,
+) -> Result<(), Verdict> {
+    let texts = if creating {
+        creation_header(envelope, expanded, &["text"], None)?.0
+    } else {
+        let mut texts = Vec::new();
+        for op in &expanded.operations {
+            match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
+                (true, Some("text"), Some(text)) if !op.insert => texts.push(("text", text)),
+                _ => {
+                    return Err(effect(
+                        envelope,
+                        "changes a calendar other than by publishing its year",
+                    ));
+                }
+            }
+        }
+        texts
+    };
+    let [(_, text)] = texts[..] else {
+        return Err(effect(
+            envelope,
+            "publishes no calendar year, or several at once",
+        ));
+    };
+    let calendar = crate::domain::calendar::Calendar::from_files(&[text])
+        .map_err(|e| effect(envelope, format!("its calendar does not read: {e}")))?;
+    let years: Vec<i32> = calendar.years().map(|y| y.year).collect();
+    let expected = years
+        .first()
+        .map(|year| format!("y-{}-{year}", envelope.scope.division()));
+    if years.len() != 1 || expected.as_deref() != Some(envelope.doc.as_str()) {
+        return Err(effect(
+            envelope,
+            "publishes a calendar year under another year's or division's document",
         ));
     }
     Ok(())

@@ -162,12 +162,23 @@ pub struct ParsedBatch {
 }
 
 impl ParsedBatch {
-    /// Parses the changes of a batch that was decoded without keeping them.
-    pub fn parse(batch: Batch) -> ParsedBatch {
+    /// Parses the changes of a batch that was decoded without keeping them. Each
+    /// envelope's hash is recomputed from its bytes (as wire decoding does), so a batch
+    /// handed over in memory cannot carry bytes its chain does not cover.
+    pub fn parse(mut batch: Batch) -> ParsedBatch {
         let changes = batch
             .envelopes
-            .iter()
-            .map(|e| automerge::Change::from_bytes(e.change.clone()).ok())
+            .iter_mut()
+            .map(|e| {
+                if e.refused.is_some() {
+                    return None;
+                }
+                let change = automerge::Change::from_bytes(e.change.clone()).ok();
+                e.hash = change
+                    .as_ref()
+                    .map_or(envelope::INVALID_HASH, |c| c.hash().0);
+                change
+            })
             .collect();
         ParsedBatch { batch, changes }
     }

@@ -93,16 +93,36 @@ pub enum DocKind {
     Case,
     /// A hall's node registry: the keys, roles and divisions of the nodes it enrolled.
     Registry,
+    /// A sealed notice about a case (受理回执, 一次性告知书, …), issued once, never changed.
+    Notice,
+    /// A hall's supervision notice (督办, §10.2) about a case or a station, never changed.
+    Supervision,
+    /// A station's reply to a supervision notice, never changed.
+    Reply,
+    /// One year of the working-day calendar, published by a hall, replaced by new versions.
+    Calendar,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 3] = [DocKind::Item, DocKind::Case, DocKind::Registry];
+    pub const ALL: [DocKind; 7] = [
+        DocKind::Item,
+        DocKind::Case,
+        DocKind::Registry,
+        DocKind::Notice,
+        DocKind::Supervision,
+        DocKind::Reply,
+        DocKind::Calendar,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DocKind::Item => "item",
             DocKind::Case => "case",
             DocKind::Registry => "registry",
+            DocKind::Notice => "notice",
+            DocKind::Supervision => "supervision",
+            DocKind::Reply => "reply",
+            DocKind::Calendar => "calendar",
         }
     }
 
@@ -110,13 +130,44 @@ impl DocKind {
         DocKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The kind of scope documents of this kind live in.
+    /// The prefix of this kind's document ids (`c-…`, `i-…`): any node can tell a
+    /// document's kind from its id, without trusting whoever sent it.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            DocKind::Item => "i",
+            DocKind::Case => "c",
+            DocKind::Registry => "r",
+            DocKind::Notice => "n",
+            DocKind::Supervision => "s",
+            DocKind::Reply => "sr",
+            DocKind::Calendar => "y",
+        }
+    }
+
+    /// The kind of a document id, from its prefix.
+    pub fn of_id(id: &DocId) -> Option<DocKind> {
+        let prefix = id.as_str().split_once('-')?.0;
+        DocKind::ALL.into_iter().find(|k| k.id_prefix() == prefix)
+    }
+
+    /// The kind of scope documents of this kind live in: notices, supervision and replies
+    /// travel with the cases of their division, calendars with the catalog.
     pub fn scope_kind(self) -> ScopeKind {
         match self {
-            DocKind::Item => ScopeKind::Catalog,
-            DocKind::Case => ScopeKind::Case,
+            DocKind::Item | DocKind::Calendar => ScopeKind::Catalog,
+            DocKind::Case | DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
+                ScopeKind::Case
+            }
             DocKind::Registry => ScopeKind::Registry,
         }
+    }
+
+    /// Whether a document of this kind is written once and never changed after.
+    pub fn immutable(self) -> bool {
+        matches!(
+            self,
+            DocKind::Notice | DocKind::Supervision | DocKind::Reply
+        )
     }
 }
 
@@ -162,6 +213,19 @@ impl DocId {
 impl fmt::Display for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for DocId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DocId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DocId, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DocId::parse(&s).ok_or_else(|| serde::de::Error::custom("not a document id"))
     }
 }
 

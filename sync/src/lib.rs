@@ -7,6 +7,7 @@
 //! HTTP and clocks around it.
 
 pub mod auth;
+pub mod bundle;
 pub mod doc;
 pub mod domain;
 pub mod effect;

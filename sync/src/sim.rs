@@ -252,7 +252,7 @@ impl Peer {
         let epoch = self.origin.epoch;
         let clock = &mut self.clock;
         let serials = &mut self.serials;
-        let events = engine::act(
+        let events = engine::act::<CaseError>(
             &case_doc,
             vec![request],
             Actor {

@@ -91,6 +91,66 @@ impl Node {
         ])
     }
 
+    /// `yizhan serve` for `data_dir` if it starts; otherwise what it printed on stderr
+    /// before it exited (why it refused to start).
+    pub fn try_serve(data_dir: &Path) -> Result<Node, String> {
+        let mut child = Command::new(binary())
+            .args([
+                "serve",
+                "--data-dir",
+                path(data_dir),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("YIZHAN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the yizhan binary starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut printed = Vec::new();
+        loop {
+            match lines.recv_timeout(START_TIMEOUT) {
+                Ok(line) => {
+                    let base = line.strip_prefix("listening on ").map(str::to_string);
+                    printed.push(line);
+                    if let Some(base) = base {
+                        return Ok(Node {
+                            child,
+                            base,
+                            printed,
+                            lines,
+                        });
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    return Err(errors.join().unwrap_or_default());
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("yizhan serve neither started nor exited; it printed {printed:?}");
+                }
+            }
+        }
+    }
+
     /// `yizhan serve` again on the address `previous` had, as a restarted node keeps its
     /// address (its children know it by that URL).
     pub fn restart(data_dir: &Path, previous: &str) -> Node {
@@ -477,4 +537,28 @@ pub fn accepted_case(base: &str, token: &str, item: &str, name: &str) -> String 
     .unwrap();
     assert_eq!(status, 200, "{accepted}");
     id
+}
+
+/// POSTs a `/sync/v1` request to `base` signed by `sender`'s node key, as a node does (the
+/// signed-request format of `yizhan_sync::request`): the way a test sends what a hostile
+/// node would.
+pub fn post_signed(
+    base: &str,
+    sender: &yizhan_node::identity::NodeKey,
+    path: &'static str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    use yizhan_sync::request::{NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message};
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as i64;
+    let signature = sender.sign(&request_message("POST", path, time, &body));
+    let headers = [
+        (NODE_HEADER, sender.node_id().to_hex()),
+        (TIME_HEADER, time.to_string()),
+        (SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature)),
+        ("content-type", "application/x-yizhan-sync".to_string()),
+    ];
+    post_bytes(&client(), &format!("{base}{path}"), &headers, body).expect("the node answers")
 }

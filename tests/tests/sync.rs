@@ -12,10 +12,9 @@ use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::envelope::{self, CHAIN_START, Envelope};
 use yizhan_sync::feed::{Ack, Batch, SignedSeq};
 use yizhan_sync::ids::{DocId, DocKind, Origin, Scope};
-use yizhan_sync::request::{NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_message};
 use yizhan_sync::wire::Message;
 use yizhan_tests::{
-    Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, post_bytes, put,
+    Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, post_signed, put,
     run, run_ok, set_config, temp_dir, wait_for,
 };
 
@@ -102,19 +101,7 @@ fn push_crafted(
         envelopes: envelopes.into_iter().map(|(e, _)| e).collect(),
         more: false,
     };
-    let body = batch.encode();
-    let time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let signature = sender.sign(&request_message("POST", "/sync/v1/push", time, &body));
-    let headers = [
-        (NODE_HEADER, sender.node_id().to_hex()),
-        (TIME_HEADER, time.to_string()),
-        (SIGNATURE_HEADER, yizhan_sync::ids::hex(&signature)),
-        ("content-type", "application/x-yizhan-sync".to_string()),
-    ];
-    post_bytes(&client(), &format!("{base}/sync/v1/push"), &headers, body).unwrap()
+    post_signed(base, sender, "/sync/v1/push", batch.encode())
 }
 
 /// An envelope of a fresh Automerge change in `scope`, chained from the start of its run.
@@ -853,7 +840,10 @@ fn a_restored_station_starts_a_new_epoch_and_syncs_without_reusing_numbers() {
     ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("checksum"));
-    let _ = std::fs::remove_dir_all(&r2);
+    assert!(
+        !r2.join("yizhan.toml").exists() && !r2.join("restore-staging").exists(),
+        "a refused restore leaves no node and nothing staged"
+    );
 
     let restored = run_ok(&["restore", &quiet_archive, "--data-dir", dir_arg(&r2)]);
     assert!(restored.contains("epoch 2 (was 1)"), "{restored}");

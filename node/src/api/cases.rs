@@ -370,8 +370,12 @@ impl EventInput {
     }
 }
 
+/// A case's document id; anything else (an item's or a registry's id, or no id at all)
+/// names no case: 404.
 fn case_id(id: &str) -> ApiResult<DocId> {
-    DocId::parse(id).ok_or_else(|| ApiError::not_found(format!("case {id} not found")))
+    DocId::parse(id)
+        .filter(|id| yizhan_sync::effect::kind_of_id(id) == Some(yizhan_sync::ids::DocKind::Case))
+        .ok_or_else(|| ApiError::not_found(format!("case {id} not found")))
 }
 
 /// Record an event on a case
@@ -379,6 +383,7 @@ fn case_id(id: &str) -> ApiResult<DocId> {
     params(("id" = String, Path, description = "Case id")),
     responses(
         (status = 200, body = CaseView, description = "Recorded; the case as it is now"),
+        (status = 403, body = ErrorBody, description = "Not this token's to do: a lead's act (leads_only), another office's (not_this_nodes)"),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Not allowed in the case's status"),
         (status = 422, body = ErrorBody, description = "Missing reason, materials missing, …"),
@@ -430,7 +435,7 @@ pub async fn show(
 
 /// Get a case by its serial number (统一业务流水号)
 #[utoipa::path(get, path = "/api/v1/cases/by-serial/{serial}", tag = "cases",
-    params(("serial" = String, Path, description = "Serial number, 52 characters")),
+    params(("serial" = String, Path, description = "Serial number: 50 characters (52 for numbers issued before node segments were given out by halls)")),
     responses((status = 200, body = CaseView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn by_serial(
@@ -474,6 +479,7 @@ pub struct ListCasesQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -583,7 +589,7 @@ pub async fn index(
             // Open cases come soonest deadline first unless a level says otherwise.
             order: (q.open == Some(true) && level.is_none()).then_some(Order::Deadline),
             cursor: q.cursor,
-            limit: q.limit.unwrap_or(50),
+            limit: super::extract::bounded("limit", q.limit.unwrap_or(50), 1, 200)?,
             today: state.today(),
         })
         .await?;

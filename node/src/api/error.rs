@@ -145,8 +145,12 @@ impl From<StoreError> for ApiError {
         let class = e.class();
         let status =
             StatusCode::from_u16(class.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if class == ErrorClass::Failed {
-            tracing::error!(error = %e, "store failure");
+        match class {
+            ErrorClass::Failed => tracing::error!(error = %e, "store failure"),
+            ErrorClass::DiskFull => {
+                tracing::error!(error = %e, "the disk is full; a write was refused")
+            }
+            _ => {}
         }
         ApiError::words(status, e.words())
     }

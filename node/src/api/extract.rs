@@ -132,3 +132,19 @@ where
         Ok(Authenticated(user))
     }
 }
+
+/// A number from a query within the bounds the OpenAPI document states, or a 400 that
+/// says them.
+pub fn bounded(name: &str, value: u32, low: u32, high: u32) -> Result<u32, ApiError> {
+    if (low..=high).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::words(
+            axum::http::StatusCode::BAD_REQUEST,
+            crate::i18n::Words::new("bad_query")
+                .text("name", name)
+                .text("low", low.to_string())
+                .text("high", high.to_string()),
+        ))
+    }
+}

@@ -25,8 +25,10 @@ pub struct ListItemsQuery {
     /// Only this category (主题分类).
     pub category: Option<String>,
     /// Page size, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
-    /// Items to skip.
+    /// Items to skip, at most 100,000.
+    #[param(minimum = 0, maximum = 100_000)]
     pub offset: Option<u32>,
 }
 
@@ -88,8 +90,8 @@ pub async fn index(
             q: query.q,
             category: query.category,
             include_cancelled: false,
-            limit: query.limit.unwrap_or(100),
-            offset: query.offset.unwrap_or(0),
+            limit: super::extract::bounded("limit", query.limit.unwrap_or(100), 1, 500)?,
+            offset: super::extract::bounded("offset", query.offset.unwrap_or(0), 0, 100_000)?,
         })
         .await?;
     Ok(Json(ItemList {

@@ -211,7 +211,10 @@ pub async fn push(State(state): State<ApiState>, signed: SignedBy) -> ApiResult<
                 format!("the batch message cannot be read: {e}"),
             )
         })?;
-    let ack = state.store.receive_pushed(parsed).await?;
+    let ack = state
+        .store
+        .receive_pushed(signed.record.node, parsed)
+        .await?;
     state
         .applied_received
         .fetch_add(u64::from(ack.applied), std::sync::atomic::Ordering::Relaxed);

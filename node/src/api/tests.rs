@@ -83,6 +83,7 @@ async fn api(role: &str) -> Api {
             key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
             rectify_days: 15,
             sessions: Default::default(),
+            guesses: Default::default(),
             throttle: Default::default(),
             submitted_forms: Default::default(),
             applicants: Default::default(),
@@ -415,6 +416,21 @@ async fn bad_input_is_refused_and_changes_nothing() {
     unknown_material["materials"] = json!([{"name": "护照", "originals": 1}]);
     let mut oversize = application("居住证申领");
     oversize["note"] = json!("很".repeat(30_000));
+    let mut rlo_name = application("居住证申领");
+    rlo_name["applicant"]["name"] = json!("王\u{202E}五");
+    let mut nul_note = application("居住证申领");
+    nul_note["note"] = json!("备注\u{0}");
+    // Ids of documents of other kinds, given where a case id belongs.
+    let item_id = yizhan_sync::domain::item::Item::doc_id_for(
+        &demo_catalog()
+            .into_iter()
+            .find(|i| i.name == "居住证申领")
+            .unwrap()
+            .impl_code,
+    );
+    let item_events = format!("/api/v1/cases/{item_id}/events");
+    let registry_events = "/api/v1/cases/r-440399/events".to_string();
+    let own_registry_events = "/api/v1/cases/r-440399001001/events".to_string();
 
     type Case<'a> = (
         &'a str,
@@ -481,6 +497,54 @@ async fn bad_input_is_refused_and_changes_nothing() {
             body(&unknown_material),
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_material",
+        ),
+        (
+            "a right-to-left override in a name",
+            "/api/v1/cases",
+            token,
+            body(&rlo_name),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "control_character",
+        ),
+        (
+            "a NUL in a note",
+            "/api/v1/cases",
+            token,
+            body(&nul_note),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "control_character",
+        ),
+        (
+            "an escape in a reason",
+            &events,
+            token,
+            body(&json!({"kind": "refuse", "reason": "\u{1b}[2J", "basis": "x", "remedies": "y"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "control_character",
+        ),
+        (
+            "an event on an item's id",
+            &item_events,
+            token,
+            body(&json!({"kind": "accept"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "an event on a registry's id",
+            &registry_events,
+            token,
+            body(&json!({"kind": "accept"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "an event on this node's own registry",
+            &own_registry_events,
+            token,
+            body(&json!({"kind": "withdraw", "reason": "x"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
         ),
         (
             "missing token",
@@ -577,6 +641,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
             "{why}: {value}"
         );
     }
+    let item_id_path = format!("/api/v1/cases/{item_id}");
+    let case_as_item = format!("/api/v1/items/{}", case["id"].as_str().unwrap());
     for (why, uri, status) in [
         (
             "unknown status",
@@ -616,6 +682,26 @@ async fn bad_input_is_refused_and_changes_nothing() {
         (
             "unknown case",
             "/api/v1/cases/c-nothing",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "an item's id as a case",
+            &item_id_path,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "a registry's id as a case",
+            "/api/v1/cases/r-440399001001",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "a case's id as an item",
+            &case_as_item,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "a registry's id as an item",
+            "/api/v1/items/r-440399001001",
             StatusCode::NOT_FOUND,
         ),
         ("unknown route", "/api/v1/nothing", StatusCode::NOT_FOUND),
@@ -1359,8 +1445,345 @@ async fn staff_forms_need_a_session_and_its_csrf_token() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Ids of an item or a registry name no case: a 404 page on every case path.
+    let item = demo_catalog().into_iter().next().unwrap();
+    let item_id = yizhan_sync::domain::item::Item::doc_id_for(&item.impl_code).to_string();
+    for other in [item_id.as_str(), "r-440399001001", "r-440399"] {
+        for action in ["act", "supplement", "refuse"] {
+            let (status, _, page) = post(
+                format!("/cases/{other}/{action}"),
+                Some(cookie.clone()),
+                format!("csrf={csrf}&kind=withdraw&reason=x&basis=x&remedies=x&s_0=1"),
+            )
+            .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{other}/{action}: {page}");
+        }
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(
+                Request::builder()
+                    .uri(format!("/cases/{other}"))
+                    .header(header::COOKIE, cookie.clone())
+                    .body(HttpBody::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "/cases/{other}");
+    }
+    // A reason with a right-to-left override: a 422 page saying which field and which
+    // character, in the page's language.
+    let (status, _, page) = post(
+        format!("/cases/{id}/act"),
+        Some(cookie.clone()),
+        format!("csrf={csrf}&kind=withdraw&reason=%E2%80%AEx"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(
+        page.contains("理由含有不可见的控制字符") && page.contains("U+202E"),
+        "{page}"
+    );
     assert_eq!(api.store.content_digest().await.unwrap(), before);
     assert!(sessions.touch(&token, now).is_some(), "still signed in");
+}
+
+/// A full disk: the API answers 507 `disk_full`, a page 507 in its language, nothing
+/// confirmed before is lost, and writes work again once there is room.
+#[tokio::test]
+async fn a_full_disk_is_a_507_that_loses_nothing() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (status, kept) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let kept = format!("/api/v1/cases/{}", kept["id"].as_str().unwrap());
+    crate::store::tests::limit_growth(&api.store, Some(0)).await;
+    // Writes fill the free pages left inside the file, then meet the full disk.
+    let mut confirmed = vec![kept.clone()];
+    let value = loop {
+        let (status, value) = api
+            .post("/api/v1/cases", token, &application("居住证申领"))
+            .await;
+        match status {
+            StatusCode::CREATED => {
+                confirmed.push(format!("/api/v1/cases/{}", value["id"].as_str().unwrap()));
+                assert!(confirmed.len() < 100, "the disk never filled");
+            }
+            StatusCode::INSUFFICIENT_STORAGE => break value,
+            other => panic!("{other}: {value}"),
+        }
+    };
+    let before = api.store.content_digest().await.unwrap();
+    assert_eq!(value["error"], "disk_full");
+    assert!(
+        value["message"].as_str().unwrap().contains("磁盘已满"),
+        "{value}"
+    );
+
+    // The same through a page, in Chinese and in English.
+    let users = api.store.list_users().await.unwrap();
+    let worker = users.iter().find(|u| u.username == "worker").unwrap();
+    let now = at("2026-03-02");
+    let session =
+        api.state
+            .web
+            .sessions
+            .start(worker, crate::web::session::credential_of("unused"), now);
+    let csrf = api.state.web.sessions.touch(&session, now).unwrap().csrf;
+    let case_id = kept.rsplit('/').next().unwrap().to_string();
+    for (lang, words) in [("zh-CN", "磁盘已满"), ("en", "The disk is full")] {
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("/cases/{case_id}/act"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        header::COOKIE,
+                        format!("yz_session={session}; yz_lang={lang}"),
+                    )
+                    .body(HttpBody::from(format!(
+                        "csrf={csrf}&kind=withdraw&reason=%E6%9C%AC%E4%BA%BA%E8%A6%81%E6%B1%82"
+                    )))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let page = String::from_utf8_lossy(&bytes);
+        assert!(page.contains(words), "{lang}: {page}");
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    for case in &confirmed {
+        let (status, _) = api.get(case, token).await;
+        assert_eq!(status, StatusCode::OK, "{case}");
+    }
+
+    crate::store::tests::limit_growth(&api.store, None).await;
+    let (status, _) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+/// A browser over the router: cookies kept, a client address of its own.
+struct Browser {
+    state: AppState,
+    address: std::net::SocketAddr,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(state: &AppState, address: &str) -> Browser {
+        Browser {
+            state: state.clone(),
+            address: std::net::SocketAddr::new(address.parse().unwrap(), 40_000),
+            cookies: Default::default(),
+        }
+    }
+
+    /// Sends a request; returns the status, the `Retry-After` seconds and the body.
+    async fn send(
+        &mut self,
+        method: Method,
+        uri: &str,
+        form: Option<String>,
+    ) -> (StatusCode, Option<u64>, String) {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, cookie);
+        if form.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let mut request = request
+            .body(form.map_or_else(HttpBody::empty, HttpBody::from))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(crate::tls::ClientAddr(
+                self.address,
+            )));
+        let response = router(self.state.clone(), 64 * 1024)
+            .oneshot(request)
+            .await
+            .unwrap();
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
+            if value.is_empty() || text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            retry_after,
+            String::from_utf8_lossy(&bytes).to_string(),
+        )
+    }
+
+    /// Signs in through the form, as a browser does.
+    async fn sign_in(&mut self, username: &str, password: &str) -> (StatusCode, Option<u64>) {
+        let (_, _, form) = self.send(Method::GET, "/signin", None).await;
+        let marker = "name=\"csrf\" value=\"";
+        let start = form.find(marker).unwrap() + marker.len();
+        let csrf = form[start..].split('"').next().unwrap().to_string();
+        let (status, retry_after, _) = self
+            .send(
+                Method::POST,
+                "/signin",
+                Some(format!(
+                    "username={username}&password={password}&csrf={csrf}&next=/"
+                )),
+            )
+            .await;
+        (status, retry_after)
+    }
+}
+
+/// Sign-in and the applicant's status page under attack from other addresses: the
+/// attacker is slowed, the real user still signs in and still sees their case.
+#[tokio::test]
+async fn an_attackers_failures_never_keep_the_real_user_out() {
+    let api = api("station").await;
+    let password = "correct-horse-battery";
+    api.store
+        .add_user(
+            NewUser {
+                username: "li".into(),
+                display_name: "李敏".into(),
+                role: Role::Worker,
+                counter: "1号窗口".into(),
+                password_hash: crate::accounts::hash_password(password).unwrap(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    // The user's own counter PC has signed in before.
+    let mut counter = Browser::new(&api.state, "10.0.0.5");
+    assert_eq!(
+        counter.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert!(counter.cookies.contains_key("yz_device"));
+    counter.cookies.remove("yz_session");
+
+    // A guesser on the station's Wi-Fi: the fifth wrong password already says to wait,
+    // and the right password from that browser waits too.
+    let mut thief = Browser::new(&api.state, "10.0.0.66");
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        statuses.push(thief.sign_in("li", &format!("guess-{n}")).await.0);
+    }
+    assert!(
+        statuses[..4].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[4..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let (status, wait) = thief.sign_in("li", password).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(wait.is_some_and(|w| w >= 1));
+    // And from many other addresses at once, enough to slow the account everywhere.
+    for n in 0..8 {
+        let mut botnet = Browser::new(&api.state, &format!("198.51.100.{n}"));
+        for m in 0..3 {
+            botnet.sign_in("li", &format!("bot-{n}-{m}")).await;
+        }
+    }
+
+    // The user's counter PC signs in at once, even from a new address (DHCP).
+    assert_eq!(
+        counter.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    counter.address = "10.0.0.77:40000".parse().unwrap();
+    counter.cookies.remove("yz_session");
+    assert_eq!(
+        counter.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    // A browser the user never used waits a while, then signs in: slowed, not locked.
+    let mut new_browser = Browser::new(&api.state, "10.0.0.5");
+    let (status, wait) = new_browser.sign_in("li", password).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let wait = wait.unwrap();
+    assert!(wait <= 5 * 60, "{wait} s");
+    let mut later = api.state.clone();
+    later.web.clock = Arc::new(FixedClock(at("2026-03-02") + wait * 1000));
+    new_browser.state = later;
+    assert_eq!(
+        new_browser.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    // The applicant's status page: a stranger misses many times on the case's number
+    // from several addresses; the applicant still sees the case from theirs.
+    let token = Some(api.worker.as_str());
+    let (_, created) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (_, accepted) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    let serial = accepted["serial_no"].as_str().unwrap().to_string();
+    let lookup = |digits: &str| Some(format!("serial={serial}&phone4={digits}"));
+    let mut stranger = Browser::new(&api.state, "2001:db8:7:7::1");
+    for n in 0..10 {
+        let (status, _, _) = stranger
+            .send(Method::POST, "/status", lookup(&format!("{n:04}")))
+            .await;
+        let expected = if n < 5 {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, expected, "miss {n}");
+    }
+    // Another address in the stranger's /64 is the same place.
+    let mut same_64 = Browser::new(&api.state, "2001:db8:7:7:ffff::2");
+    let (status, _, _) = same_64.send(Method::POST, "/status", lookup("8000")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    for n in 0..6 {
+        let mut elsewhere = Browser::new(&api.state, &format!("203.0.113.{n}"));
+        for m in 0..4 {
+            elsewhere
+                .send(Method::POST, "/status", lookup(&format!("9{n}{m}0")))
+                .await;
+        }
+    }
+    let mut applicant = Browser::new(&api.state, "10.0.0.9");
+    let (status, _, page) = applicant
+        .send(Method::POST, "/status", lookup("8000"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("public-status"), "{page}");
 }
 
 /// An error's `message` is in the caller's `Accept-Language` (Chinese when absent), its

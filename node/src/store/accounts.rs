@@ -50,6 +50,8 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
 
 impl Store {
     pub async fn add_user(&self, user: NewUser, now_ms: u64) -> Result<UserRecord, StoreError> {
+        crate::accounts::validate_names(&user.display_name, &user.counter)
+            .map_err(account_refused)?;
         self.write(move |ctx| {
             let exists: bool = ctx
                 .conn
@@ -197,5 +199,21 @@ impl Store {
                 .optional()?)
         })
         .await
+    }
+}
+
+/// What an account's checks refused, as the store answers it: a control character with
+/// the core's code, anything else as a bad request naming the rule.
+fn account_refused(e: crate::accounts::AccountError) -> StoreError {
+    use crate::accounts::AccountError;
+    match e {
+        AccountError::Text(refused) => {
+            StoreError::Case(yizhan_sync::domain::case::CaseError::Text(refused))
+        }
+        AccountError::BadUsername(name) => {
+            StoreError::Invalid(Words::new("bad_username").text("user", name))
+        }
+        AccountError::WeakPassword => StoreError::Invalid(Words::new("weak_password")),
+        AccountError::Hash(detail) => StoreError::Internal(detail),
     }
 }

@@ -299,7 +299,7 @@ impl Store {
         let person = person.into();
         self.write(move |ctx| {
             let case_doc =
-                doc::read_case(ctx.doc_mut(&case_id)?).map_err(|e| StoreError::Corrupt {
+                doc::read_case(ctx.case_doc_mut(&case_id)?).map_err(|e| StoreError::Corrupt {
                     id: case_id.to_string(),
                     message: e.to_string(),
                 })?;

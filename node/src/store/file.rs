@@ -1,7 +1,8 @@
 //! Work on a database file with no [`Store`](super::Store) open: the online copy a backup
-//! takes while the node keeps serving, the schema version read before migrating, and the
-//! new epoch a restored database starts. They live here because they are SQL; the
-//! archives, checksums and disk checks around them are `backup`'s.
+//! takes while the node keeps serving, the schema version read before migrating, the
+//! check `serve` runs before it opens a database, and the new epoch a restored database
+//! starts. They live here because they are SQL; the archives, checksums and disk checks
+//! around them are `backup`'s.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,19 @@ pub enum FileError {
         "the copied database fails SQLite's check ({0}); the node's database may be damaged: run `yizhan status` and see the deploy guide"
     )]
     Damaged(String),
+    /// A database file fails the check before it is opened ([`check_file`]).
+    #[error("{} is damaged: {why}", path.display())]
+    DamagedFile { path: PathBuf, why: String },
+    /// A database file from a newer yizhan ([`check_file`]).
+    #[error(
+        "{} was written by a newer yizhan (schema {found}, this build knows up to {known}); install the newer version",
+        path.display()
+    )]
+    Newer {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -92,6 +106,119 @@ pub fn copy_database(
     })
 }
 
+/// What [`check_file`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileCheck {
+    pub schema_version: i64,
+    /// Whether SQLite's quick check ran to its end within the time allowed (on a large
+    /// file it may not; what it read was sound).
+    pub finished: bool,
+}
+
+/// The bytes every SQLite database file starts with.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Checks the database file at `path` before a node opens it: the SQLite header, the
+/// schema version (not newer than this build's), and `PRAGMA quick_check` for at most
+/// `budget` (it reads every page, minutes on a very large file; a check cut short by the
+/// budget is reported as unfinished, not as damage). A missing or empty file is a new
+/// database and passes.
+pub fn check_file(path: &Path, budget: Duration) -> Result<FileCheck, FileError> {
+    let damaged = |why: String| FileError::DamagedFile {
+        path: path.to_path_buf(),
+        why,
+    };
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(damaged(format!("it cannot be read ({e})"))),
+    };
+    if len == 0 {
+        return Ok(FileCheck {
+            schema_version: 0,
+            finished: true,
+        });
+    }
+    let mut header = [0u8; 100];
+    {
+        use std::io::Read;
+        let mut file =
+            std::fs::File::open(path).map_err(|e| damaged(format!("it cannot be read ({e})")))?;
+        file.read_exact(&mut header).map_err(|_| {
+            damaged(format!(
+                "it is {len} bytes, too short for a SQLite database"
+            ))
+        })?;
+    }
+    if &header[..16] != SQLITE_MAGIC {
+        return Err(damaged("it does not start with the SQLite header".into()));
+    }
+    // The page size: a power of two from 512 to 32768, or 1 for 65536.
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n if n >= 512 && n.is_power_of_two() => u64::from(n),
+        n => {
+            return Err(damaged(format!(
+                "its header names an impossible page size ({n})"
+            )));
+        }
+    };
+    if len % page_size != 0 {
+        return Err(damaged(format!(
+            "its length ({len} bytes) is not a whole number of {page_size}-byte pages (cut short?)"
+        )));
+    }
+    let conn = Connection::open(path).map_err(|source| FileError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let schema_version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| damaged(format!("SQLite cannot read it ({e})")))?;
+    if schema_version > super::SCHEMA_VERSION {
+        return Err(FileError::Newer {
+            path: path.to_path_buf(),
+            found: schema_version,
+            known: super::SCHEMA_VERSION,
+        });
+    }
+    // The budget: a timer interrupts the check when it runs out.
+    let interrupt = conn.get_interrupt_handle();
+    let (done, finished_in_time) = std::sync::mpsc::channel::<()>();
+    let timer = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            finished_in_time.recv_timeout(budget)
+        {
+            interrupt.interrupt();
+        }
+    });
+    let problems: Result<Vec<String>, rusqlite::Error> =
+        conn.prepare("PRAGMA quick_check(20)").and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        });
+    drop(done);
+    let _ = timer.join();
+    match problems {
+        Ok(rows) if rows == ["ok"] => Ok(FileCheck {
+            schema_version,
+            finished: true,
+        }),
+        Ok(rows) => Err(damaged(format!(
+            "SQLite's check found: {}",
+            rows.join("; ")
+        ))),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+            Ok(FileCheck {
+                schema_version,
+                finished: false,
+            })
+        }
+        Err(e) => Err(damaged(format!("SQLite's check failed ({e})"))),
+    }
+}
+
 /// The schema version of the database at `path` (0 for a new, empty file), read without
 /// changing anything.
 pub fn schema_version(path: &Path) -> Result<i64, FileError> {
@@ -105,6 +232,24 @@ pub fn schema_version(path: &Path) -> Result<i64, FileError> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
+/// The node a database belongs to (its id in hex) and the epoch it writes in, read
+/// without changing anything.
+pub fn identity_of(path: &Path) -> Result<(String, u32), FileError> {
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
+            FileError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    let meta = |key: &str| -> Result<String, rusqlite::Error> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+    };
+    let node_id = meta("node_id")?;
+    let epoch = meta("epoch")?.parse::<u32>().unwrap_or(1);
+    Ok((node_id, epoch))
+}
+
 /// Starts a new epoch in the restored database at `path`, past both the epoch it holds
 /// and `backed_up` (the manifest's), so the node never reuses a change number, an
 /// Automerge actor or a serial number it issued after the backup was taken. Returns it.
@@ -114,9 +259,14 @@ pub fn start_new_epoch(path: &Path, backed_up: u32) -> Result<u32, FileError> {
         r.get(0)
     })?;
     let next = epoch.parse::<u32>().unwrap_or(backed_up).max(backed_up) + 1;
+    // A rollback journal, synced in full: the file alone holds the new epoch when the
+    // connection closes, with no write-ahead log beside it to move along.
+    conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
+    conn.execute_batch("PRAGMA synchronous = FULL")?;
     conn.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
         [next.to_string()],
     )?;
+    conn.close().map_err(|(_, e)| e)?;
     Ok(next)
 }

@@ -161,6 +161,10 @@ fn rebuild_one(
             let registry = doc::read_registry(&document).map_err(|e| e.to_string())?;
             super::sync::store_registry_rows(conn, "rebuilt_", &registry).map_err(sql)?;
         }
+        // Records have no rows here yet (see `store::sync::derive_rows`); they must read.
+        Some(DocKind::Notice | DocKind::Supervision | DocKind::Reply | DocKind::Calendar) => {
+            doc::read_record(&document).map_err(|e| e.to_string())?;
+        }
         None => return Err(format!("unknown kind {kind:?}")),
     }
     Ok(())

@@ -120,7 +120,8 @@ pub struct QuarantinedChange {
     pub reason: String,
 }
 
-fn scope_kind_doc(scope: &Scope) -> DocKind {
+/// The kind of a change logged before the log kept kinds: its scope's only kind then.
+fn kind_of(scope: &Scope) -> DocKind {
     match scope.kind() {
         ScopeKind::Catalog => DocKind::Item,
         ScopeKind::Case => DocKind::Case,
@@ -188,8 +189,8 @@ fn insert_change_row(
     signature: Option<&[u8; 64]>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO changes (origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, chain, signature, refused)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO changes (origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, chain, signature, refused, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         &envelope.origin.node.0[..],
@@ -203,6 +204,7 @@ fn insert_change_row(
         &chain[..],
         signature.map(|s| &s[..]),
         envelope.refused.as_deref(),
+        envelope.kind.as_str(),
     ])?;
     if envelope.refused.is_some() {
         conn.prepare_cached("INSERT OR IGNORE INTO refused_hashes (hash) VALUES (?1)")?
@@ -263,8 +265,8 @@ pub(super) fn sign_unsigned_changes(
             origin,
             seq: seq as u64,
             prev: run.seq,
+            kind: kind_of(&scope),
             doc,
-            kind: scope_kind_doc(&scope),
             scope,
             hash,
             change: Vec::new(),
@@ -445,7 +447,7 @@ impl Store {
                 }
             }
             let mut stmt = conn.prepare_cached(
-                "SELECT origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, signature, refused
+                "SELECT origin_node, origin_epoch, seq, prev, doc_id, scope, hash, bytes, signature, refused, kind
                  FROM changes WHERE local_seq >= ?1 ORDER BY local_seq",
             )?;
             let mut rows = stmt.query([start])?;
@@ -479,8 +481,11 @@ impl Store {
                             origin,
                             seq,
                             prev: row.get::<_, i64>(3)? as u64,
+                            kind: row
+                                .get::<_, Option<String>>(10)?
+                                .and_then(|k| DocKind::parse(&k))
+                                .unwrap_or_else(|| kind_of(&scope)),
                             doc,
-                            kind: scope_kind_doc(&scope),
                             scope,
                             hash: bytes32(Some(row.get(6)?)).unwrap_or([0; 32]),
                             change: row.get(7)?,
@@ -520,26 +525,36 @@ impl Store {
     }
 
     /// [`Store::receive_batch`] for a batch whose changes were parsed at decoding: one
-    /// pulled from the parent or read from a bundle. It wakes nothing: the parent has it.
+    /// pulled from the parent. It wakes nothing: the parent has it.
     pub async fn receive_parsed(&self, parsed: ParsedBatch) -> Result<Ack, StoreError> {
-        self.receive_from(parsed, false).await
+        self.receive_from(parsed, Via::Parent).await
     }
 
-    /// [`Store::receive_parsed`] for a batch a child pushed: what it brings that is new
+    /// A batch read from a sneakernet bundle.
+    pub async fn receive_bundle(&self, parsed: ParsedBatch) -> Result<Ack, StoreError> {
+        self.receive_from(parsed, Via::File).await
+    }
+
+    /// [`Store::receive_parsed`] for a batch `child` pushed: what it brings that is new
     /// here may be new to the parent too, so once it is committed the sync driver is woken
     /// to pass it on (see [`Store::outgoing`]). A push of duplicates wakes nothing.
-    pub async fn receive_pushed(&self, parsed: ParsedBatch) -> Result<Ack, StoreError> {
-        self.receive_from(parsed, true).await
+    pub async fn receive_pushed(
+        &self,
+        child: NodeId,
+        parsed: ParsedBatch,
+    ) -> Result<Ack, StoreError> {
+        self.receive_from(parsed, Via::Child(child)).await
     }
 
-    async fn receive_from(&self, parsed: ParsedBatch, pushed: bool) -> Result<Ack, StoreError> {
+    async fn receive_from(&self, parsed: ParsedBatch, via: Via) -> Result<Ack, StoreError> {
+        let pushed = matches!(via, Via::Child(_));
         if parsed.changes.len() != parsed.batch.envelopes.len() {
             return Err(StoreError::Internal(
                 "a parsed batch needs one change per envelope".into(),
             ));
         }
         self.write(move |ctx| {
-            let ack = receive(ctx, parsed)?;
+            let ack = receive(ctx, parsed, via)?;
             if pushed && ack.applied > 0 {
                 ctx.pass_on();
             }
@@ -732,14 +747,14 @@ impl Store {
         .await
     }
 
-    /// The changes this node refused lately (30 days, newest first), to tell the parent
-    /// in the next hello.
+    /// The changes this node refused lately (30 days, newest first) of what it pulled from
+    /// its parent, to tell the parent in the next hello.
     pub async fn recent_refusals(&self, limit: u32) -> Result<Vec<ChangeNote>, StoreError> {
         self.read(move |conn| {
             let since = now_ms() - 30 * 86_400_000;
             let mut stmt = conn.prepare_cached(
                 "SELECT origin_node, origin_epoch, seq, scope, doc_id, code, reason FROM quarantine
-                 WHERE received_ms >= ?1 ORDER BY id DESC LIMIT ?2",
+                 WHERE received_ms >= ?1 AND via = 'parent' ORDER BY id DESC LIMIT ?2",
             )?;
             let mut rows = stmt.query(params![since, limit])?;
             let mut notes = Vec::new();
@@ -1033,11 +1048,12 @@ fn write_registry(ctx: &mut WriteCtx, records: &[NodeRecord], now: u64) -> Resul
 }
 
 /// Checks and applies a batch inside the writer's transaction, with the engine's rules.
-fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch) -> Result<Ack, StoreError> {
+fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch, via: Via) -> Result<Ack, StoreError> {
     let own = ctx.identity.record.clone();
     let mut log = StoreLog {
         ctx,
         own,
+        via,
         received_ms: now_ms(),
         heads: HashMap::new(),
         newest: Hlc::default(),
@@ -1068,6 +1084,8 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch) -> Result<Ack, StoreError> {
 struct StoreLog<'a> {
     ctx: &'a mut WriteCtx,
     own: NodeRecord,
+    /// Where the batch came from, kept with what is refused of it.
+    via: Via,
     received_ms: i64,
     /// The newest seq appended per run, written to `run_heads` once, at the end.
     heads: HashMap<(Scope, Origin), u64>,
@@ -1128,7 +1146,13 @@ impl ChangeLog for StoreLog<'_> {
     }
 
     fn quarantine(&mut self, envelope: &Envelope, refusal: &Refusal) -> Result<(), StoreError> {
-        quarantine(&self.ctx.conn, envelope, refusal, self.received_ms)
+        quarantine(
+            &self.ctx.conn,
+            envelope,
+            refusal,
+            self.received_ms,
+            &self.via,
+        )
     }
 
     fn registry_changed(
@@ -1191,11 +1215,30 @@ fn record_underived(conn: &Connection, id: &DocId, error: &str) -> Result<(), St
     Ok(())
 }
 
+/// Where a received batch came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Parent,
+    Child(NodeId),
+    File,
+}
+
+impl Via {
+    fn as_text(&self) -> String {
+        match self {
+            Via::Parent => "parent".into(),
+            Via::Child(node) => node.to_hex(),
+            Via::File => "file".into(),
+        }
+    }
+}
+
 fn quarantine(
     conn: &Connection,
     envelope: &Envelope,
     refusal: &Refusal,
     received_ms: i64,
+    via: &Via,
 ) -> Result<(), StoreError> {
     let reason = refusal.to_string();
     tracing::warn!(
@@ -1207,8 +1250,8 @@ fn quarantine(
         "quarantined a change"
     );
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO quarantine (received_ms, origin_node, origin_epoch, seq, scope, doc_id, reason, change, code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR IGNORE INTO quarantine (received_ms, origin_node, origin_epoch, seq, scope, doc_id, reason, change, code, via)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         received_ms,
@@ -1220,6 +1263,7 @@ fn quarantine(
         reason,
         &envelope.change,
         refusal.code(),
+        via.as_text(),
     ])?;
     Ok(())
 }
@@ -1267,6 +1311,10 @@ fn derive_rows(
             store_registry_rows(&ctx.conn, "", &registry)?;
             Ok(None)
         }
+        // Notices, supervision records and calendar years received from other nodes are
+        // kept as documents (checked by the engine on arrival); the pages that list them
+        // read their own tables, derived where those features live.
+        Ok(Rows::Record(_)) => Ok(None),
         Err(e) => Err(StoreError::Corrupt {
             id: id.to_string(),
             message: e.to_string(),

@@ -31,7 +31,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
          ALTER TABLE cases DROP COLUMN query_code; ALTER TABLE cases DROP COLUMN applicant_id;
          ALTER TABLE cases DROP COLUMN phone_digits; ALTER TABLE cases DROP COLUMN signed_on_behalf;
          DROP TABLE refused_hashes; DROP TABLE peer_refusals; DROP TABLE underived;
-         ALTER TABLE changes DROP COLUMN refused; ALTER TABLE quarantine DROP COLUMN code;
+         ALTER TABLE changes DROP COLUMN refused; ALTER TABLE changes DROP COLUMN kind; ALTER TABLE quarantine DROP COLUMN code; ALTER TABLE quarantine DROP COLUMN via;
          DROP INDEX cases_serial;
          DROP TABLE appointments;
          DROP INDEX cases_holder; DROP INDEX cases_rectify;
@@ -1065,6 +1065,163 @@ fn sqlite_errors_are_sorted_into_the_cases_callers_tell_apart() {
         assert_eq!(matches!(e, StoreError::DiskFull(_)), full, "{code}: {e:?}");
         assert!(e.to_string().starts_with("database error: "), "{e}");
     }
+}
+
+/// Makes the database "full" for the writer: it may not grow past `extra_pages` more
+/// pages (SQLite's `max_page_count`, a per-connection limit that answers SQLITE_FULL as a
+/// full disk does). `None` lifts the limit, as freeing disk space would.
+pub(crate) async fn limit_growth(store: &Store, extra_pages: Option<i64>) {
+    store
+        .write(move |ctx| {
+            let pages: i64 = ctx.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let limit = extra_pages.map_or(i64::from(u32::MAX - 1), |extra| pages + extra);
+            ctx.conn
+                .query_row(&format!("PRAGMA max_page_count = {limit}"), [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// On a full disk every write is refused as `DiskFull`, nothing confirmed before is lost,
+/// and the store writes again once there is room, without a restart.
+#[tokio::test]
+async fn a_full_disk_refuses_writes_and_keeps_what_was_confirmed() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let relief = item("最低生活保障申请");
+    let mut confirmed = Vec::new();
+    for _ in 0..3 {
+        let id = store
+            .create_case(
+                relief.impl_code.to_string(),
+                complete_application(&relief),
+                staff(),
+                at("2026-03-02"),
+            )
+            .await
+            .unwrap();
+        confirmed.push(id);
+    }
+    let before = store.content_digest().await.unwrap();
+    limit_growth(&store, Some(0)).await;
+    let mut refused = 0;
+    for n in 0..50 {
+        match store
+            .create_case(
+                relief.impl_code.to_string(),
+                complete_application(&relief),
+                staff(),
+                at("2026-03-02") + n,
+            )
+            .await
+        {
+            Err(StoreError::DiskFull(_)) => refused += 1,
+            Ok(id) => confirmed.push(id),
+            Err(e) => panic!("a full disk gave {e:?}"),
+        }
+    }
+    assert!(
+        refused > 40,
+        "only {refused} of 50 writes met the full disk"
+    );
+    for id in &confirmed {
+        store
+            .get_case(id.to_string(), "2026-03-02".parse().unwrap())
+            .await
+            .unwrap();
+    }
+    if confirmed.len() == 3 {
+        assert_eq!(store.content_digest().await.unwrap(), before);
+    }
+    limit_growth(&store, None).await;
+    store
+        .create_case(
+            relief.impl_code.to_string(),
+            complete_application(&relief),
+            staff(),
+            at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.case_count().await.unwrap(),
+        confirmed.len() as u64 + 1
+    );
+}
+
+/// The start-up check: a sound file passes, and each kind of damage is named.
+#[tokio::test]
+async fn the_start_up_check_names_what_is_wrong_with_a_file() {
+    let (dir, store) = open_temp();
+    publish_catalog(&store).await;
+    store.shutdown().await;
+    let sound = dir.path().join("yizhan.db");
+    let budget = Duration::from_secs(5);
+    let checked = check_file(&sound, budget).unwrap();
+    assert_eq!(checked.schema_version, SCHEMA_VERSION);
+    assert!(checked.finished);
+    let bytes = std::fs::read(&sound).unwrap();
+    let page = 8192;
+    assert!(bytes.len() >= 6 * page, "{} bytes", bytes.len());
+
+    let copy = |name: &str, edit: &dyn Fn(&mut Vec<u8>)| {
+        let path = dir.path().join(name);
+        let mut damaged = bytes.clone();
+        edit(&mut damaged);
+        std::fs::write(&path, damaged).unwrap();
+        path
+    };
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let table: Vec<(&str, Edit, &str)> = vec![
+        (
+            "text",
+            Box::new(|b| *b = b"not a database at all".repeat(10)),
+            "SQLite header",
+        ),
+        ("short", Box::new(|b| b.truncate(60)), "too short"),
+        (
+            "cut",
+            Box::new(|b| b.truncate(b.len() - 100)),
+            "whole number",
+        ),
+        (
+            "pages",
+            Box::new(move |b| {
+                let pages = b.len() / page;
+                for byte in &mut b[page * (pages / 3)..page * (2 * pages / 3)] {
+                    *byte = 0xA5;
+                }
+            }),
+            "SQLite's check",
+        ),
+        (
+            "page size",
+            Box::new(|b| b[16..18].copy_from_slice(&[0x03, 0x00])),
+            "impossible page size",
+        ),
+    ];
+    for (name, edit, needle) in table {
+        let path = copy(name, &*edit);
+        match check_file(&path, budget) {
+            Err(e @ FileError::DamagedFile { .. }) => {
+                assert!(e.to_string().contains(needle), "{name}: {e}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // A newer build's file, and a new one.
+    let newer = copy("newer", &|_| {});
+    Connection::open(&newer)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    assert!(matches!(
+        check_file(&newer, budget),
+        Err(FileError::Newer { .. })
+    ));
+    let fresh = check_file(&dir.path().join("none.db"), budget).unwrap();
+    assert_eq!((fresh.schema_version, fresh.finished), (0, true));
 }
 
 /// A case accepted at 23:50 is still on the open list (在办) after midnight, which runs

@@ -233,6 +233,23 @@ impl WriteCtx {
         Ok(self.cache.get_mut(id).expect("just inserted"))
     }
 
+    /// The case `id`, ready to change. An id that names a document of another kind (an
+    /// item, a registry) is not found, like an id that names nothing: a caller never
+    /// reads an item as a case.
+    pub(super) fn case_doc_mut(&mut self, id: &DocId) -> Result<&mut Automerge, StoreError> {
+        let kind: Option<String> = self
+            .conn
+            .prepare_cached("SELECT kind FROM documents WHERE id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?;
+        if kind.is_some_and(|kind| kind != DocKind::Case.as_str()) {
+            return Err(StoreError::NotFound {
+                what: format!("case {id}"),
+            });
+        }
+        self.doc_mut(id)
+    }
+
     /// Adds a document created by this write to the cache.
     pub(super) fn insert_doc(&mut self, id: DocId, doc: Automerge) {
         self.touched.push(id.clone());
@@ -487,6 +504,9 @@ trait Job: Send {
 
 struct Ran {
     ok: bool,
+    /// The write's own error, when it failed: a full disk stays a full disk for every
+    /// write the rolled-back transaction takes with it.
+    error: Option<StoreError>,
     complete: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
@@ -515,6 +535,7 @@ where
         });
         Ran {
             ok: result.is_ok(),
+            error: result.as_ref().err().cloned(),
             complete: Box::new(move |commit| {
                 let _ = reply.send(commit.and(result));
             }),
@@ -634,6 +655,10 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         ctx.created.clear();
         ctx.pass_on = false;
         let ran = job.run(ctx);
+        let full = ran
+            .error
+            .clone()
+            .filter(|e| matches!(e, StoreError::DiskFull(_)));
         let released = ran.ok && ctx.conn.execute_batch("RELEASE job").is_ok();
         if released {
             pass_on |= ctx.pass_on;
@@ -657,7 +682,12 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
         // On a full disk or an I/O error SQLite may roll back the whole transaction. Then
         // the writes released so far are gone too, and the rest must not run outside it.
         if ctx.conn.is_autocommit() {
-            lost = Some(StoreError::Internal("the database rolled back the transaction (disk full or I/O error); nothing was saved".into()));
+            lost = Some(full.unwrap_or_else(|| {
+                StoreError::Internal(
+                    "the database rolled back the transaction (I/O error); nothing was saved"
+                        .into(),
+                )
+            }));
             break;
         }
     }

@@ -331,7 +331,7 @@ pub async fn book(
     // Every attempt from an address counts (a place is worth having, so failing ones too).
     let keys: Vec<String> = ctx
         .client
-        .map(|ip| format!("book:{ip}"))
+        .map(|ip| format!("book:{}", super::session::address_key(Some(ip))))
         .into_iter()
         .collect();
     if let Err(until) = state.throttle.begin(&keys, now) {
@@ -383,6 +383,8 @@ async fn book_checked(
     let name = field(&fields, "name");
     if name.is_empty() || name.chars().count() > 50 {
         errors.push(t.get("appointment.error.name").into_owned());
+    } else if let Err(refused) = yizhan_sync::domain::text::line("name", name) {
+        errors.push(super::cases::text_refused(t, &refused));
     }
     let phone = Phone::parse(field(&fields, "phone"))
         .map_err(|_| errors.push(t.get("appointment.error.phone").into_owned()))
@@ -555,12 +557,14 @@ pub async fn cancel(
         return booked_page(&state, &ctx, &headers, &code, StatusCode::NOT_FOUND, None).await;
     };
     let now = state.clock.now_ms();
-    // Guessing the last four digits is throttled like a password.
-    let keys: Vec<String> = std::iter::once(format!("user:appointment:{code}"))
-        // Its own address key: failed cancels must not lock staff sign-in from a
-        // station's shared public address.
-        .chain(ctx.client.map(|ip| format!("cancel-addr:{ip}")))
-        .collect();
+    // Guessing the last four digits is throttled per booking from one address, and per
+    // address: never per booking alone, or a stranger's misses would stop the person who
+    // booked from cancelling.
+    let place = super::session::address_key(ctx.client);
+    let keys: Vec<String> = vec![
+        format!("cancel:{code}@{place}"),
+        format!("cancel-addr:{place}"),
+    ];
     if let Err(until) = state.throttle.begin(&keys, now) {
         let minutes = until.saturating_sub(now).div_ceil(60_000).to_string();
         return message(

@@ -530,6 +530,11 @@ pub(super) fn case_error(t: &Tr, e: &CaseError) -> (StatusCode, String) {
     )
 }
 
+/// The text rule's refusal in the page's language: which field, which character.
+pub(super) fn text_refused(t: &Tr, refused: &yizhan_sync::domain::text::Refused) -> String {
+    t.words(&Words::from(&CaseError::Text(*refused)))
+}
+
 /// Seals and stores a notice about the case as it is now.
 async fn issue(
     state: &WebState,

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use yizhan_sync::domain::calendar::{Calendar, Date, DateSpan};
-use yizhan_sync::domain::case::{Action, ActionKind, Rating, Status};
+use yizhan_sync::domain::case::{Action, ActionKind, CaseError, Rating, Status};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
@@ -24,7 +24,7 @@ use crate::i18n::Tr;
 use crate::store::{
     CaseDetail, CaseSync, EventView, NewAction, StoreError, TransferRow, Transfers,
 };
-use crate::web::session::{Session, random_token, same_secret};
+use crate::web::session::{Session, address_key, random_token, same_secret};
 
 /// The person a session acts as, for the engine.
 pub(super) fn staff_of(session: &Session) -> crate::store::Staff {
@@ -585,9 +585,11 @@ pub async fn transfers(State(state): State<WebState>, ctx: Ctx) -> Response {
 
 /// Lookups allowed per client address in [`WINDOW_MS`], found or not.
 pub const MAX_LOOKUPS: u32 = 20;
-/// Failed lookups allowed per client address, and per serial number, in [`WINDOW_MS`].
-/// Four phone digits have 10 000 values; five guesses per quarter hour per number make
+/// Failed lookups allowed per client address (IPv6 by its /64) in [`WINDOW_MS`]. Four
+/// phone digits have 10 000 values; five guesses per quarter hour from one place make
 /// guessing them take weeks, while an applicant who mistypes twice is not stopped.
+/// Never per serial number alone: a stranger's misses on a number would then lock the
+/// applicant out of their own case.
 pub const MAX_MISSES: u32 = 5;
 pub const WINDOW_MS: u64 = 15 * 60 * 1000;
 /// How long a rating form stays valid after the status was shown.
@@ -726,16 +728,11 @@ pub async fn status_lookup(
     let now = state.clock.now_ms();
     let addr = format!("addr:{}", address_key(ctx.client));
     let miss_addr = format!("miss:{addr}");
-    let by_serial = format!("serial:{serial}");
-    // A lookup, and a miss until it proves a hit, for the address and the number.
-    if !state.applicants.take(
-        &[
-            (&addr, MAX_LOOKUPS),
-            (&miss_addr, MAX_MISSES),
-            (&by_serial, MAX_MISSES),
-        ],
-        now,
-    ) {
+    // A lookup, and a miss until it proves a hit, for the address.
+    if !state
+        .applicants
+        .take(&[(&addr, MAX_LOOKUPS), (&miss_addr, MAX_MISSES)], now)
+    {
         return status_page(
             &ctx,
             StatusCode::TOO_MANY_REQUESTS,
@@ -745,7 +742,7 @@ pub async fn status_lookup(
         );
     }
     if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        state.applicants.give_back(&[&miss_addr, &by_serial]);
+        state.applicants.give_back(&[&miss_addr]);
         return status_page(
             &ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -775,25 +772,9 @@ pub async fn status_lookup(
             None,
         );
     };
-    state.applicants.give_back(&[&miss_addr, &by_serial]);
+    state.applicants.give_back(&[&miss_addr]);
     let view = public_status(&state, ctx.t, &d, now);
     status_page(&ctx, StatusCode::OK, serial, None, Some(view))
-}
-
-/// The key an address counts under: IPv6 clients by their /64, which one household or
-/// phone can fill with addresses at will.
-fn address_key(client: Option<std::net::IpAddr>) -> String {
-    match client {
-        None => "unknown".to_string(),
-        Some(std::net::IpAddr::V4(v4)) => v4.to_string(),
-        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
 }
 
 fn public_status(state: &WebState, t: &Tr, d: &CaseDetail, now: u64) -> PublicStatus {
@@ -887,6 +868,12 @@ pub async fn rate(
                 t: ctx.t,
                 bad: Rating::is_bad(level),
             },
+        ),
+        Err(StoreError::Case(CaseError::Text(refused))) => message(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "applicant.rate_title",
+            super::cases::text_refused(ctx.t, &refused),
         ),
         Err(StoreError::Case(_)) => message(
             &ctx,

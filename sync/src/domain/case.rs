@@ -15,6 +15,7 @@ use super::codes::{CreditCode, DivisionCode, ImplCode, ResidentId};
 use super::hlc::Hlc;
 use super::item::{CaseType, Item, ItemStatus, ServiceObject};
 use super::serial::SerialNo;
+use super::text;
 use crate::ids::{DocId, NodeId};
 
 /// What a case keeps of its item, frozen at submission (DOMAIN §11): later catalog changes
@@ -326,6 +327,7 @@ impl Intake {
                 rule: Rule::CounterAndNote,
             });
         }
+        check_intake_texts(&new)?;
         check_materials(&item_snapshot_names(item), &new.materials)?;
         Ok(Intake {
             item: ItemSnapshot::of(item),
@@ -351,6 +353,22 @@ impl Intake {
         ))
         .expect("hex is a valid id")
     }
+}
+
+/// The text rule ([`text`]) for everything typed at intake.
+fn check_intake_texts(new: &NewCase) -> Result<(), text::Refused> {
+    text::line("applicant.name", new.applicant.name())?;
+    if let Applicant::LegalPerson { contact_name, .. } = &new.applicant {
+        text::line("applicant.contact_name", contact_name)?;
+    }
+    if let Some(agent) = &new.agent {
+        text::line("agent.name", &agent.name)?;
+    }
+    for m in &new.materials {
+        text::line("materials.name", &m.name)?;
+    }
+    text::line("counter", &new.counter)?;
+    text::lines("note", &new.note)
 }
 
 fn item_snapshot_names(item: &Item) -> Vec<&str> {
@@ -1402,11 +1420,14 @@ pub enum CaseError {
         applicant: ServiceObject,
         serves: Vec<ServiceObject>,
     },
+    /// A field holds a control or layout character (see [`text`]).
+    #[error(transparent)]
+    Text(#[from] text::Refused),
 }
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 27] = [
+    pub const CODES: [&'static str; 28] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1434,6 +1455,7 @@ impl CaseError {
         "unknown_procedure",
         "counted_procedure",
         "wrong_applicant",
+        "control_character",
     ];
 
     /// A stable name for the error, which the UI and the API word in the reader's language
@@ -1467,6 +1489,7 @@ impl CaseError {
             CaseError::UnknownProcedure { .. } => "unknown_procedure",
             CaseError::CountedProcedure { .. } => "counted_procedure",
             CaseError::WrongApplicant { .. } => "wrong_applicant",
+            CaseError::Text(_) => text::Refused::CODE,
         }
     }
 
@@ -1518,6 +1541,10 @@ impl CaseError {
             CaseError::WrongApplicant { applicant, serves } => vec![
                 ("applicant", P::Object(*applicant)),
                 ("serves", P::Objects(serves.clone())),
+            ],
+            CaseError::Text(refused) => vec![
+                ("field", P::Field(refused.field)),
+                ("char", P::Text(refused.code_point())),
             ],
             CaseError::ExtensionPending
             | CaseError::LeadsExtendDirectly
@@ -1593,6 +1620,10 @@ impl CaseError {
                 applicant: ServiceObject::LegalPerson,
                 serves: vec![ServiceObject::NaturalPerson],
             },
+            CaseError::Text(text::Refused {
+                field: "reason",
+                found: '\u{202E}',
+            }),
         ];
         all.extend(Rule::ALL.into_iter().map(|rule| CaseError::Invalid {
             field: "reason",
@@ -1627,7 +1658,8 @@ impl CaseError {
                 | CaseError::NoOpenRectification
                 | CaseError::UnknownProcedure { .. }
                 | CaseError::CountedProcedure { .. }
-                | CaseError::WrongApplicant { .. } => {}
+                | CaseError::WrongApplicant { .. }
+                | CaseError::Text(_) => {}
             }
         }
         all
@@ -1663,6 +1695,8 @@ pub enum Param {
     Objects(Vec<ServiceObject>),
     /// The kind of a code with a check character (an identity number, a credit code).
     Code(super::codes::CodeKind),
+    /// A field of a form or a request, by the name the API gives it (`applicant.name`).
+    Field(&'static str),
 }
 
 /// Whether the case, as this node sees it, allows an action of `kind` at all, whoever
@@ -1733,6 +1767,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
                 rule: Rule::TextLength,
             });
         }
+        check_action_texts(action)?;
         return Ok(());
     }
     let filled = |s: &str| !s.trim().is_empty();
@@ -1940,6 +1975,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             rule: Rule::TextLength,
         });
     }
+    check_action_texts(action)?;
     Ok(())
 }
 
@@ -1967,6 +2003,80 @@ fn check_extension(
         });
     }
     Ok(())
+}
+
+/// The text rule ([`text`]) for what an action carries: names and places are one line,
+/// reasons and notes may run over several.
+fn check_action_texts(action: &Action) -> Result<(), text::Refused> {
+    use text::{line, lines};
+    match action {
+        Action::NotifyMissing { missing, note } => {
+            for m in missing {
+                line("missing.name", &m.name)?;
+                lines("missing.reason", &m.reason)?;
+            }
+            lines("note", note)
+        }
+        Action::Supplement { materials } => materials
+            .iter()
+            .try_for_each(|m| line("materials.name", &m.name)),
+        Action::Accept { .. } => Ok(()),
+        Action::Refuse {
+            reason,
+            basis,
+            remedies,
+            competent_authority,
+        } => {
+            lines("reason", reason)?;
+            lines("basis", basis)?;
+            lines("remedies", remedies)?;
+            line(
+                "competent_authority",
+                competent_authority.as_deref().unwrap_or_default(),
+            )
+        }
+        Action::Suspend { procedure, reason } => {
+            line("procedure", procedure)?;
+            lines("reason", reason)
+        }
+        Action::Resume { note } => lines("note", note),
+        Action::SignFor { note, on_behalf_of } => {
+            line("on_behalf_of", on_behalf_of.as_deref().unwrap_or_default())?;
+            lines("note", note)
+        }
+        Action::Extend { reason, .. }
+        | Action::RequestExtension { reason, .. }
+        | Action::DeclineExtension { reason }
+        | Action::Withdraw { reason } => lines("reason", reason),
+        Action::Decide {
+            reason,
+            basis,
+            remedies,
+            on_behalf_of,
+            ..
+        } => {
+            lines("reason", reason)?;
+            lines("basis", basis)?;
+            lines("remedies", remedies)?;
+            line("on_behalf_of", on_behalf_of.as_deref().unwrap_or_default())
+        }
+        Action::Complete { result, delivery } => {
+            lines("result", result)?;
+            line("delivery", delivery)
+        }
+        Action::Transfer { to, reason, .. } => {
+            line("to", to)?;
+            lines("reason", reason)
+        }
+        Action::Resolve { void, reason, keep } => {
+            for id in void.iter().chain(keep) {
+                line("void", id)?;
+            }
+            lines("reason", reason)
+        }
+        Action::Rate { comment, .. } => lines("comment", comment),
+        Action::Rectify { response } => lines("response", response),
+    }
 }
 
 fn require_written_reasons(reason: &str, basis: &str, remedies: &str) -> Result<(), CaseError> {
@@ -2670,6 +2780,114 @@ pub(crate) mod tests {
                 .contains("contact_name")
         );
         assert!(make(&item, base).is_ok());
+    }
+
+    /// The text rule at intake and on every action: which field refuses which character.
+    #[test]
+    fn control_characters_are_refused_where_people_type() {
+        let item = sample_item();
+        let division = DivisionCode::parse("440399001001").unwrap();
+        let base = NewCase {
+            applicant: intake().applicant,
+            agent: None,
+            materials: vec![],
+            counter: "1号窗口".into(),
+            note: "第一行\r\n第二行\t备注".into(),
+        };
+        let rlo_name = |new: &mut NewCase| {
+            new.applicant = Applicant::NaturalPerson {
+                name: "张\u{202E}三".into(),
+                id_number: ResidentId::parse("440304199001011233").unwrap(),
+                phone: Phone::parse("13800138000").unwrap(),
+            }
+        };
+        type Edit = fn(&mut NewCase);
+        let intakes: Vec<(Edit, Option<(&str, char)>)> = vec![
+            (|_| {}, None),
+            (rlo_name, Some(("applicant.name", '\u{202E}'))),
+            (|n| n.counter = "1号\n窗口".into(), Some(("counter", '\n'))),
+            (|n| n.note = "\u{0}".into(), Some(("note", '\u{0}'))),
+            (
+                |n| {
+                    n.agent = Some(Agent {
+                        name: "王\u{1b}五".into(),
+                        id_number: ResidentId::parse("11010519491231002X").unwrap(),
+                        phone: Phone::parse("13900139000").unwrap(),
+                    })
+                },
+                Some(("agent.name", '\u{1b}')),
+            ),
+        ];
+        for (edit, refused) in intakes {
+            let mut new = base.clone();
+            edit(&mut new);
+            let got = Intake::new(&item, new, "w", STATION, division.clone(), Hlc::new(1, 0));
+            let expected =
+                refused.map(|(field, found)| CaseError::Text(text::Refused { field, found }));
+            assert_eq!(got.err(), expected);
+        }
+
+        let intake = intake();
+        let accepted = derive(
+            &intake,
+            &[event(
+                STATION,
+                "2026-03-02",
+                10,
+                sample_action(ActionKind::Accept),
+            )],
+        );
+        let actions: Vec<(Action, Option<(&str, char)>)> = vec![
+            (
+                Action::Withdraw {
+                    reason: "申请人\r\n本人要求".into(),
+                },
+                None,
+            ),
+            (
+                Action::Withdraw {
+                    reason: "\u{2066}x".into(),
+                },
+                Some(("reason", '\u{2066}')),
+            ),
+            (
+                Action::Complete {
+                    result: "准予".into(),
+                    delivery: "窗口\t领取".into(),
+                },
+                Some(("delivery", '\t')),
+            ),
+            (
+                Action::Transfer {
+                    to: "民政局\u{202E}".into(),
+                    reason: "x".into(),
+                    to_node: None,
+                },
+                Some(("to", '\u{202E}')),
+            ),
+            (
+                Action::Extend {
+                    days: 1,
+                    reason: "x\u{7f}".into(),
+                    request: None,
+                },
+                Some(("reason", '\u{7f}')),
+            ),
+        ];
+        for (action, refused) in actions {
+            let expected =
+                refused.map(|(field, found)| CaseError::Text(text::Refused { field, found }));
+            assert_eq!(
+                validate(&intake, &accepted, &action).err(),
+                expected,
+                "{action:?}"
+            );
+        }
+        let err = CaseError::Text(text::Refused {
+            field: "reason",
+            found: '\0',
+        });
+        assert_eq!(err.code(), "control_character");
     }
 
     #[test]

@@ -467,11 +467,64 @@ impl Item {
                 ));
             }
         }
+        problems.extend(self.text_problems().err().map(|r| r.to_string()));
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ItemInvalid { problems })
         }
+    }
+
+    /// The text rule ([`text`](super::text)) for every field a guide prints: names and
+    /// codes are one line, conditions, channels and notes may run over several.
+    fn text_problems(&self) -> Result<(), super::text::Refused> {
+        use super::text::{line, lines};
+        line("name", &self.name)?;
+        line("category", &self.category)?;
+        line("subject.name", &self.subject.name)?;
+        line(
+            "delegated_by",
+            self.delegated_by.as_deref().unwrap_or_default(),
+        )?;
+        for b in &self.legal_basis {
+            line("legal_basis.title", &b.title)?;
+            line("legal_basis.article", &b.article)?;
+        }
+        for c in &self.conditions {
+            lines("conditions", c)?;
+        }
+        line("place.address", &self.place.address)?;
+        lines("place.hours", &self.place.hours)?;
+        for step in &self.process {
+            line("process.name", &step.name)?;
+        }
+        for m in &self.materials {
+            line("materials.name", &m.name)?;
+            lines(
+                "materials.condition",
+                m.condition.as_deref().unwrap_or_default(),
+            )?;
+            lines("materials.note", m.note.as_deref().unwrap_or_default())?;
+        }
+        for p in &self.special_procedures {
+            line("special_procedures.name", &p.name)?;
+        }
+        for fee in &self.fees {
+            line("fees.name", &fee.name)?;
+            line("fees.standard", &fee.standard)?;
+            line("fees.basis", &fee.basis)?;
+        }
+        for (field, texts) in [
+            ("query_channels", &self.query_channels),
+            ("consultation", &self.consultation),
+            ("complaint", &self.complaint),
+        ] {
+            for text in texts {
+                lines(field, text)?;
+            }
+        }
+        lines("remedies", &self.remedies)?;
+        lines("result", &self.result)
     }
 
     /// Text of the fee element as a guide prints it: 不收费 when there is no fee line.
@@ -679,6 +732,21 @@ pub(crate) mod tests {
                 "0-100",
             ),
             ("version zero", |i| i.version = 0, "version"),
+            (
+                "an override in the name",
+                |i| i.name = "低保\u{202E}请申".into(),
+                "name contains the control or layout character U+202E",
+            ),
+            (
+                "a line break in a material's name",
+                |i| i.materials[0].name = "户口簿\n".into(),
+                "materials.name contains the control or layout character U+000A",
+            ),
+            (
+                "an escape in the result",
+                |i| i.result = "\u{1b}[2J".into(),
+                "result contains the control or layout character U+001B",
+            ),
         ];
         for (why, edit, needle) in table {
             let mut item = sample_item();

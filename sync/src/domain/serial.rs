@@ -520,6 +520,34 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The serial parser, fuzzed: any text is a serial number or an error, never a
+        /// panic; whatever parses has parts that read back.
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in "[0-9A-Z]{0,60}|\\PC{0,60}") {
+            if let Ok(serial) = SerialNo::parse(&text) {
+                let parts = serial.parts();
+                prop_assert!(parts.sequence >= 1);
+                prop_assert_eq!(serial.as_str(), text.as_str());
+            }
+            let _ = Segment::parse(&text);
+        }
+
+        /// Every number issued parses back to the same parts.
+        #[test]
+        fn issued_numbers_read_back(day in 0i32..3000, ordinal in 1u32..Segment::MAX_ORDINAL, epoch in 1u32..=SerialNo::MAX_EPOCH, seq in 1u32..=SerialNo::MAX_SEQUENCE) {
+            let date = Date::from_days(19_000 + day);
+            let segment = Segment::root(&div("440304"), &[0; 32]).child(DivisionLevel::District, ordinal).unwrap();
+            let serial = SerialNo::issue(&impl_code(), date, &segment, epoch, seq).unwrap();
+            let back = SerialNo::parse(serial.as_str()).unwrap();
+            let parts = back.parts();
+            prop_assert_eq!((parts.date, parts.node_segment.as_str(), parts.sequence), (date, segment.as_str(), seq));
+            prop_assert_eq!(parts.epoch_digit, epoch_digit(epoch).unwrap());
+        }
+    }
+
+    proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         /// Offline nodes accepting the same item on the same days, two of them in one

@@ -766,3 +766,202 @@ fn a_decision_on_a_delegated_item_must_be_the_departments() {
         Judgement::Allow
     );
 }
+
+#[test]
+fn records_are_written_once_by_whom_they_belong_to() {
+    use crate::domain::notice;
+    use crate::domain::supervision::{SupervisionNotice, SupervisionReply};
+    use ed25519_dalek::Signer;
+    let station = station();
+    let hall = sub();
+    let (case_id, case_scope, _) = held_case();
+    // A sealed receipt issued by the station, its seal under the station's key.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+    let notice_doc = |number: &str, node: &NodeRecord, seal_key: &ed25519_dalek::SigningKey| {
+        let content = serde_json::json!({
+            "format": 1, "number": number, "case_id": case_id.as_str(), "node": node.node.to_hex(),
+        })
+        .to_string();
+        let digest = notice::digest(content.as_bytes());
+        let seal = seal_key
+            .sign(&notice::sealed_message(number, &digest))
+            .to_bytes();
+        let id = notice::doc_id(number).unwrap();
+        let document = doc::new_record(
+            &origin_of(node),
+            &case_scope,
+            DocKind::Notice,
+            &[
+                ("content", content),
+                ("digest", crate::ids::hex(&digest)),
+                ("seal", crate::ids::hex(&seal)),
+            ],
+            T0,
+        )
+        .unwrap();
+        (id, document)
+    };
+    let (id, receipt) = notice_doc("TZ4E1-000001", &station, &key);
+    let creation = receipt.get_changes(&[])[0].clone();
+    assert_eq!(
+        check(&station, &creation, &id, DocKind::Notice, &case_scope, None),
+        Judgement::Allow
+    );
+    // Sealed with another key, or changed after issue: refused.
+    let (id2, forged) = notice_doc(
+        "TZ4E1-000002",
+        &station,
+        &ed25519_dalek::SigningKey::from_bytes(&[8; 32]),
+    );
+    let judged = check(
+        &station,
+        &forged.get_changes(&[])[0],
+        &id2,
+        DocKind::Notice,
+        &case_scope,
+        None,
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+    let edit = raw(&station, &receipt, |tx| {
+        tx.put(ROOT, "content", "{}")?;
+        Ok(())
+    });
+    let judged = check(
+        &station,
+        &edit,
+        &id,
+        DocKind::Notice,
+        &case_scope,
+        Some(&receipt),
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+
+    // Supervision: a hall above issues it, the station replies; not the other way round.
+    let supervision = SupervisionNotice {
+        at: Hlc::new(T0 + 5_000, 0),
+        node: hall.node,
+        staff: "督办员".into(),
+        case: Some(case_id.clone()),
+        reason: "已超过承诺时限".into(),
+        todo: "尽快办结".into(),
+        reply_days: 3,
+    };
+    let record = |node: &NodeRecord, kind: DocKind, body: String| {
+        doc::new_record(&origin_of(node), &case_scope, kind, &[("body", body)], T0).unwrap()
+    };
+    let issued = record(
+        &hall,
+        DocKind::Supervision,
+        serde_json::to_string(&supervision).unwrap(),
+    );
+    assert_eq!(
+        check(
+            &hall,
+            &issued.get_changes(&[])[0],
+            &supervision.doc_id(),
+            DocKind::Supervision,
+            &case_scope,
+            None
+        ),
+        Judgement::Allow
+    );
+    let mut by_station = supervision.clone();
+    by_station.node = station.node;
+    let self_issued = record(
+        &station,
+        DocKind::Supervision,
+        serde_json::to_string(&by_station).unwrap(),
+    );
+    let judged = check(
+        &station,
+        &self_issued.get_changes(&[])[0],
+        &by_station.doc_id(),
+        DocKind::Supervision,
+        &case_scope,
+        None,
+    );
+    assert!(refused_as(&judged, "event_not_allowed"), "{judged:?}");
+    let reply = SupervisionReply {
+        at: Hlc::new(T0 + 9_000, 0),
+        node: station.node,
+        staff: "站长".into(),
+        notice: supervision.doc_id(),
+        text: "已办结".into(),
+    };
+    let replied = record(
+        &station,
+        DocKind::Reply,
+        serde_json::to_string(&reply).unwrap(),
+    );
+    assert_eq!(
+        check(
+            &station,
+            &replied.get_changes(&[])[0],
+            &reply.doc_id(),
+            DocKind::Reply,
+            &case_scope,
+            None
+        ),
+        Judgement::Allow
+    );
+    let mut hall_reply = reply.clone();
+    hall_reply.node = hall.node;
+    let by_hall = record(
+        &hall,
+        DocKind::Reply,
+        serde_json::to_string(&hall_reply).unwrap(),
+    );
+    let judged = check(
+        &hall,
+        &by_hall.get_changes(&[])[0],
+        &hall_reply.doc_id(),
+        DocKind::Reply,
+        &case_scope,
+        None,
+    );
+    assert!(refused_as(&judged, "event_not_allowed"), "{judged:?}");
+
+    // A calendar year: a hall of the catalog publishes it; its text must be the year its
+    // id names.
+    let catalog_scope = Scope::catalog(&district().division);
+    let text = "calendar cn-mainland\nyear 2028\nversion 2028.1\nstatus official\nsource 国务院办公厅通知\noff 2028-01-03 元旦\n";
+    let year_id = DocId::parse("y-440304-2028").unwrap();
+    let published = doc::new_record(
+        &origin_of(&district()),
+        &catalog_scope,
+        DocKind::Calendar,
+        &[("text", text.into())],
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        check(
+            &district(),
+            &published.get_changes(&[])[0],
+            &year_id,
+            DocKind::Calendar,
+            &catalog_scope,
+            None
+        ),
+        Judgement::Allow
+    );
+    let judged = check(
+        &station,
+        &published.get_changes(&[])[0],
+        &year_id,
+        DocKind::Calendar,
+        &catalog_scope,
+        None,
+    );
+    assert!(matches!(judged, Judgement::Refuse(_)), "{judged:?}");
+    let wrong_year = DocId::parse("y-440304-2029").unwrap();
+    let judged = check(
+        &district(),
+        &published.get_changes(&[])[0],
+        &wrong_year,
+        DocKind::Calendar,
+        &catalog_scope,
+        None,
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}

@@ -1367,3 +1367,62 @@ fn a_side_kept_against_one_event_can_be_voided_against_another() {
     ];
     run_scenario(ops).unwrap();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases_from_env()))]
+
+    /// The receiving path, fuzzed: a real batch (a station's cases, with their signatures)
+    /// damaged at random positions is either refused by the decoder or handed to the engine,
+    /// which never panics and never applies a change that is not the station's own.
+    #[test]
+    fn damaged_batches_never_panic_a_receiver(
+        damage in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let Tree { mut net, district, sub, a, .. } = tree();
+        let now = net.now_ms();
+        net.peers[district].publish_item(&items()[0], now);
+        net.run_until_quiescent(1 << 20);
+        let item = net.peers[a].items()[0].clone();
+        for n in 0..3 {
+            let id = net.peers[a].create_case(&item, application(&item, true, n), now + HOUR).unwrap();
+            net.peers[a].act(&id, accept(), now + 2 * HOUR).unwrap();
+        }
+        let parent = net.peers[sub].record.clone();
+        let batch = net.peers[a].serve_pull(
+            &parent,
+            &Pull { scopes: Vec::new(), have: net.peers[sub].vector(), max_bytes: 1 << 20 },
+        );
+        // Damage the encoded message inside its compressed body, and the decoded batch too.
+        let mut bytes = batch.encode();
+        for (at, value) in &damage {
+            let i = 4 + at.index(bytes.len() - 4);
+            bytes[i] = *value;
+        }
+        if let Ok(decoded) = Batch::decode(&bytes) {
+            let _ = net.peers[sub].receive(&decoded);
+        }
+        let mut altered = batch.clone();
+        for (at, value) in &damage {
+            let e = at.index(altered.envelopes.len());
+            let change = &mut altered.envelopes[e].change;
+            if !change.is_empty() {
+                let i = at.index(change.len());
+                change[i] ^= value | 1;
+            }
+        }
+        let before = net.peers[sub].log().len();
+        let ack = net.peers[sub].receive(&altered);
+        // Only whole, authentic changes apply; the damaged ones are quarantined.
+        prop_assert!(ack.applied as usize <= altered.envelopes.len());
+        for entry in &net.peers[sub].log()[before..] {
+            if entry.envelope.refused.is_none() {
+                let original = batch
+                    .envelopes
+                    .iter()
+                    .find(|e| e.origin == entry.envelope.origin && e.seq == entry.envelope.seq)
+                    .unwrap();
+                prop_assert_eq!(&original.change, &entry.envelope.change);
+            }
+        }
+    }
+}

@@ -6,6 +6,11 @@
 -- such (never its bytes), so the origin's later changes still verify everywhere.
 ALTER TABLE changes ADD COLUMN refused TEXT;
 
+-- The kind the change's envelope names, which its chain covers: several kinds of
+-- document now share a scope, so it is no longer implied by the scope (rows from before
+-- hold NULL: their kind is the scope's).
+ALTER TABLE changes ADD COLUMN kind TEXT;
+
 -- Hashes of the changes refused here or on the way: a change built on one of them is
 -- refused too (it would wait for ever otherwise). The change log has no hash index.
 CREATE TABLE refused_hashes (
@@ -15,6 +20,9 @@ CREATE TABLE refused_hashes (
 -- The reason's code, for people's screens (auth::Refusal::code); older rows were all
 -- refusals of changes that did not verify or were not authorized.
 ALTER TABLE quarantine ADD COLUMN code TEXT NOT NULL DEFAULT 'unverified';
+-- Where the refused change came from: 'parent' (pulled), a child's node id (pushed), or
+-- 'file' (a bundle). A child tells its parent only what it refused of the parent's.
+ALTER TABLE quarantine ADD COLUMN via TEXT NOT NULL DEFAULT 'parent';
 
 -- What peers refused (or wait on) of what this node sent them: the parent's answers to
 -- pushes, and what children refused of what they pulled. Shown in `status`, on the admin

@@ -362,6 +362,7 @@ async fn the_writer_wakes_the_sync_driver_only_for_changes_to_pass_on() {
         have: station.store.vector().await.unwrap(),
         max_bytes: 1 << 20,
     };
+    let station_node = station_record.node;
     let down = hall.store.serve_pull(station_record, pull).await.unwrap();
     let ack = station
         .store
@@ -391,14 +392,14 @@ async fn the_writer_wakes_the_sync_driver_only_for_changes_to_pass_on() {
     let up = station.store.serve_pull(hall_record, push).await.unwrap();
     let ack = hall
         .store
-        .receive_pushed(ParsedBatch::parse(up.clone()))
+        .receive_pushed(station_node, ParsedBatch::parse(up.clone()))
         .await
         .unwrap();
     assert!(ack.applied > 0);
     assert!(woken(&hall.store).await, "a child's new changes travel on");
     let again = hall
         .store
-        .receive_pushed(ParsedBatch::parse(up))
+        .receive_pushed(station_node, ParsedBatch::parse(up))
         .await
         .unwrap();
     assert_eq!((again.applied, again.duplicates > 0), (0, true));

@@ -1,0 +1,102 @@
+//! The catalog file a hall publishes with `yizhan import-catalog`: TOML with one
+//! `[[items]]` table per item, in the layout of `node/data/demo-catalog.toml`. Reading it
+//! is a pure function, fuzzed with arbitrary and damaged files: a bad file gets a clear
+//! error naming its line or its items' problems, never a panic.
+
+use yizhan_sync::domain::item::Item;
+
+/// Why a catalog file cannot be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogFileError {
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("{} problems; nothing was published:\n  {}", .0.len(), .0.join("\n  "))]
+    Problems(Vec<String>),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    items: Vec<Item>,
+}
+
+/// Reads a catalog file and checks every item (codes and their check digits, limits,
+/// materials) and that no item appears twice.
+pub fn parse(text: &str) -> Result<Vec<Item>, CatalogFileError> {
+    let catalog: CatalogFile = toml::from_str(text).map_err(|e| CatalogFileError::Syntax {
+        line: e.span().map_or(0, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        }),
+        message: e.message().to_string(),
+    })?;
+    let mut problems = Vec::new();
+    for (n, item) in catalog.items.iter().enumerate() {
+        if let Err(e) = item.validate() {
+            problems.push(format!(
+                "item {} ({}): {}",
+                n + 1,
+                item.name,
+                e.problems.join("; ")
+            ));
+        }
+    }
+    let mut codes: Vec<_> = catalog.items.iter().map(|i| i.impl_code.clone()).collect();
+    codes.sort();
+    if let Some(twice) = codes.windows(2).find(|w| w[0] == w[1]) {
+        problems.push(format!("{} appears twice", twice[0]));
+    }
+    if problems.is_empty() {
+        Ok(catalog.items)
+    } else {
+        Err(CatalogFileError::Problems(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const DEMO: &str = include_str!("../data/demo-catalog.toml");
+
+    #[test]
+    fn the_demo_catalog_reads_and_bad_files_say_why() {
+        assert_eq!(parse(DEMO).unwrap().len(), 24);
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-catalogs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&corpus).unwrap() {
+            let path = entry.unwrap().path();
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            let error = parse(&text).expect_err(&path.display().to_string());
+            assert!(!error.to_string().is_empty());
+            seen += 1;
+        }
+        assert!(seen >= 3, "the corpus has {seen} files");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary text never panics.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = parse(&text);
+        }
+
+        /// The demo catalog with a stretch cut out or a character replaced: a catalog or
+        /// an error, never a panic.
+        #[test]
+        fn damaged_catalogs_never_panic(at in 0usize..DEMO.len(), len in 0usize..200, with in any::<char>()) {
+            let mut start = at.min(DEMO.len());
+            while !DEMO.is_char_boundary(start) { start -= 1; }
+            let mut end = (start + len).min(DEMO.len());
+            while !DEMO.is_char_boundary(end) { end -= 1; }
+            let cut = format!("{}{}", &DEMO[..start], &DEMO[end..]);
+            let _ = parse(&cut);
+            let replaced = format!("{}{with}{}", &DEMO[..start], &DEMO[end..]);
+            let _ = parse(&replaced);
+        }
+    }
+}

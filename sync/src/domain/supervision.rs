@@ -1,0 +1,238 @@
+//! Supervision (督办, SZDB/Z 176 §10.2): a hall tells a station below it, about one case or
+//! about the station, what is wrong and what to do, with a reply deadline in working
+//! days; the station replies with what was done. Both are written once and never changed
+//! (a later notice or reply is a new record), and both travel with the station's cases,
+//! so the station, its hall and every hall above see them.
+
+use super::calendar::{Calendar, Date};
+use super::hlc::Hlc;
+use crate::ids::{DocId, NodeId};
+
+/// A supervision notice.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SupervisionNotice {
+    /// When and where it was issued: together they name it.
+    pub at: Hlc,
+    pub node: NodeId,
+    pub staff: String,
+    /// The case it is about, if it is about one case rather than the station's work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<DocId>,
+    /// Why the hall supervises (e.g. the case is past its committed deadline).
+    pub reason: String,
+    /// What the station is to do.
+    pub todo: String,
+    /// Working days the station has to reply, counted from the day after issue.
+    pub reply_days: u32,
+}
+
+/// A station's reply.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SupervisionReply {
+    pub at: Hlc,
+    pub node: NodeId,
+    pub staff: String,
+    /// The notice it answers.
+    pub notice: DocId,
+    /// What was done.
+    pub text: String,
+}
+
+/// Why a supervision record is not valid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SupervisionError {
+    #[error("{field} must be written (1-{max} characters)")]
+    Text { field: &'static str, max: usize },
+    #[error("a reply is due in 1 to 60 working days")]
+    ReplyDays,
+    #[error("{0} is not a case")]
+    NotACase(String),
+    #[error("{0} is not a supervision notice")]
+    NotANotice(String),
+    /// A text holds a control or layout character (see [`text`](super::text)).
+    #[error(transparent)]
+    Control(#[from] super::text::Refused),
+}
+
+impl SupervisionError {
+    /// A stable name for the error, which the UI words in the reader's language.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SupervisionError::Text { .. } => "supervision_text",
+            SupervisionError::ReplyDays => "supervision_reply_days",
+            SupervisionError::NotACase(_) => "supervision_not_a_case",
+            SupervisionError::NotANotice(_) => "supervision_not_a_notice",
+            SupervisionError::Control(_) => super::text::Refused::CODE,
+        }
+    }
+}
+
+fn written(field: &'static str, text: &str, max: usize) -> Result<(), SupervisionError> {
+    let n = text.trim().chars().count();
+    if n == 0 || text.chars().count() > max {
+        return Err(SupervisionError::Text { field, max });
+    }
+    Ok(super::text::lines(field, text)?)
+}
+
+impl SupervisionNotice {
+    /// Its document id: `s-<time>-<node>`.
+    pub fn doc_id(&self) -> DocId {
+        DocId::parse(&format!("s-{}-{}", self.at.to_hex(), self.node.to_hex()))
+            .expect("hex is a valid id")
+    }
+
+    pub fn validate(&self) -> Result<(), SupervisionError> {
+        written("reason", &self.reason, 2000)?;
+        written("todo", &self.todo, 2000)?;
+        if !(1..=60).contains(&self.reply_days) {
+            return Err(SupervisionError::ReplyDays);
+        }
+        if let Some(case) = &self.case
+            && crate::ids::DocKind::of_id(case) != Some(crate::ids::DocKind::Case)
+        {
+            return Err(SupervisionError::NotACase(case.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The day it was issued (China Standard Time).
+    pub fn issued_on(&self) -> Date {
+        Date::from_unix_ms_cst(self.at.unix_ms() as i64)
+    }
+
+    /// The last day to reply.
+    pub fn reply_due(&self, calendar: &Calendar) -> Date {
+        calendar.add_working_days(self.issued_on(), self.reply_days, &[])
+    }
+}
+
+impl SupervisionReply {
+    /// Its document id: `sr-<time>-<node>`.
+    pub fn doc_id(&self) -> DocId {
+        DocId::parse(&format!("sr-{}-{}", self.at.to_hex(), self.node.to_hex()))
+            .expect("hex is a valid id")
+    }
+
+    pub fn validate(&self) -> Result<(), SupervisionError> {
+        written("text", &self.text, 4000)?;
+        if crate::ids::DocKind::of_id(&self.notice) != Some(crate::ids::DocKind::Supervision) {
+            return Err(SupervisionError::NotANotice(self.notice.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Where a notice stands on `today`: answered (on time or late), open, or overdue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyState {
+    AnsweredOnTime,
+    AnsweredLate,
+    Open,
+    Overdue,
+}
+
+/// The state of `notice` given the replies to it, on `today`: the first reply counts.
+pub fn reply_state(
+    notice: &SupervisionNotice,
+    replies: &[SupervisionReply],
+    today: Date,
+    calendar: &Calendar,
+) -> ReplyState {
+    let due = notice.reply_due(calendar);
+    let first = replies
+        .iter()
+        .filter(|r| r.notice == notice.doc_id())
+        .map(|r| Date::from_unix_ms_cst(r.at.unix_ms() as i64))
+        .min();
+    match first {
+        Some(day) if day <= due => ReplyState::AnsweredOnTime,
+        Some(_) => ReplyState::AnsweredLate,
+        None if today > due => ReplyState::Overdue,
+        None => ReplyState::Open,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(date: &str) -> Hlc {
+        let d: Date = date.parse().unwrap();
+        Hlc::new((d.days_since_epoch() as u64 * 86_400 + 2 * 3600) * 1000, 0)
+    }
+
+    fn notice(date: &str, days: u32) -> SupervisionNotice {
+        SupervisionNotice {
+            at: at(date),
+            node: NodeId([2; 16]),
+            staff: "督办员".into(),
+            case: Some(
+                DocId::parse("c-0000000000000001-01010101010101010101010101010101").unwrap(),
+            ),
+            reason: "已超过承诺时限".into(),
+            todo: "三个工作日内办结并说明原因".into(),
+            reply_days: days,
+        }
+    }
+
+    #[test]
+    fn replies_are_due_in_working_days_and_late_ones_count_as_late() {
+        let calendar = Calendar::china();
+        // Issued Friday 2026-09-25; 3 working days skip the weekend: due Wednesday 09-30.
+        let n = notice("2026-09-25", 3);
+        assert_eq!(n.reply_due(calendar).to_string(), "2026-09-30");
+        let reply = |date: &str| SupervisionReply {
+            at: at(date),
+            node: NodeId([1; 16]),
+            staff: "站长".into(),
+            notice: n.doc_id(),
+            text: "已办结".into(),
+        };
+        // (replies, today, state)
+        let table = [
+            (vec![], "2026-09-30", ReplyState::Open),
+            (vec![], "2026-10-09", ReplyState::Overdue),
+            (
+                vec![reply("2026-09-29")],
+                "2026-10-09",
+                ReplyState::AnsweredOnTime,
+            ),
+            (
+                vec![reply("2026-10-08")],
+                "2026-10-09",
+                ReplyState::AnsweredLate,
+            ),
+            (
+                vec![reply("2026-10-08"), reply("2026-09-28")],
+                "2026-10-09",
+                ReplyState::AnsweredOnTime,
+            ),
+        ];
+        for (replies, today, expected) in table {
+            assert_eq!(
+                reply_state(&n, &replies, today.parse().unwrap(), calendar),
+                expected,
+                "{today}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_must_say_something() {
+        assert!(notice("2026-09-25", 3).validate().is_ok());
+        let mut blank = notice("2026-09-25", 3);
+        blank.todo = " ".into();
+        assert_eq!(blank.validate().unwrap_err().code(), "supervision_text");
+        let mut rlo = notice("2026-09-25", 3);
+        rlo.todo = "\u{202E}请于三日内答复".into();
+        assert_eq!(rlo.validate().unwrap_err().code(), "control_character");
+        assert_eq!(
+            notice("2026-09-25", 0).validate().unwrap_err().code(),
+            "supervision_reply_days"
+        );
+        let mut wrong = notice("2026-09-25", 3);
+        wrong.case = Some(DocId::parse("i-x").unwrap());
+        assert!(wrong.validate().is_err());
+    }
+}
