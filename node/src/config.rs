@@ -273,6 +273,10 @@ pub struct HttpSection {
     /// Serve HTTPS with a certificate made from the node key. Children of a hall reached
     /// over an untrusted network enroll with an `https://` URL and pin that key.
     pub tls: bool,
+    /// The address applicants' phones reach this node by (`http://192.168.1.10:8080`),
+    /// printed in the QR code of every notice as a link to its `/verify` page. Empty: the
+    /// address the counter PC used, which is useless to a phone when it is `127.0.0.1`.
+    pub public_url: String,
 }
 
 impl Default for HttpSection {
@@ -281,7 +285,16 @@ impl Default for HttpSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
             tls: false,
+            public_url: String::new(),
         }
+    }
+}
+
+impl HttpSection {
+    /// The public address without a trailing slash, or `None` when not set.
+    pub fn public_url(&self) -> Option<String> {
+        let url = self.public_url.trim().trim_end_matches('/');
+        (!url.is_empty()).then(|| url.to_string())
     }
 }
 
@@ -447,6 +460,25 @@ impl Config {
                 message: "service.rectify_days must be 1 to 120 working days".into(),
             });
         }
+        let url = config.http.public_url.trim();
+        if !url.is_empty()
+            && !((url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() <= 200
+                && url.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("public_url"))
+                .map(|i| i + 1);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                column: None,
+                message:
+                    "http.public_url must be empty or an address like \"http://192.168.1.10:8080\""
+                        .into(),
+            });
+        }
         if config.node.name.trim().is_empty() {
             let line = text
                 .lines()
@@ -518,6 +550,10 @@ max_body_bytes = {max_body}
 # then enroll with https://ADDR:PORT and check that key on every connection. Browsers
 # will warn about the self-signed certificate; use it on halls reached across networks.
 tls = {tls}
+# The address phones on the station's network reach this node by, e.g.
+# "http://192.168.1.10:8080": the QR code on every notice links to its /verify page there.
+# Empty: the address the counter PC used (not reachable from a phone if it is 127.0.0.1).
+public_url = {public_url}
 
 [store]
 # Automerge documents kept in memory (about 18 KB each).
@@ -593,6 +629,7 @@ days_ahead = {appt_days}
             listen = self.http.listen,
             max_body = self.http.max_body_bytes,
             tls = self.http.tls,
+            public_url = toml_string(&self.http.public_url),
             doc_cache = self.store.doc_cache,
             readers = self.store.readers,
         )

@@ -197,6 +197,7 @@ impl OpenNode {
                 backup_dir,
                 discovery: None,
                 tls: self.config.http.tls,
+                public_url: self.config.http.public_url(),
                 key: Arc::new(self.key.duplicate()),
                 rectify_days,
                 sessions: Default::default(),

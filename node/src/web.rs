@@ -65,6 +65,9 @@ pub struct WebState {
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
     /// Whether the node serves HTTPS (session cookies are then `Secure`).
     pub tls: bool,
+    /// The address phones reach this node by (`[http] public_url`), for the QR link on
+    /// notices; `None`: the address the request came by.
+    pub public_url: Option<String>,
     /// The node key, which seals notices.
     pub key: Arc<NodeKey>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).

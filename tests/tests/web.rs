@@ -396,6 +396,12 @@ fn fill_applicant(browser: &Browser, name: &str) {
     browser.find("#phone").type_text("13800138000");
 }
 
+/// A day as the notices print it: 2026-03-05 → 2026年3月5日.
+fn human(iso: &str) -> String {
+    let parts: Vec<u32> = iso.split('-').map(|p| p.parse().unwrap()).collect();
+    format!("{}年{}月{}日", parts[0], parts[1], parts[2])
+}
+
 fn percent(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -476,8 +482,9 @@ fn accepting_applications_issues_sealed_notices_that_verify() {
         "{delegated}"
     );
     assert_eq!(browser.find("#notice-serial").text(), serial);
-    assert_eq!(browser.find("#notice-committed").text(), committed);
-    assert_eq!(browser.find("#notice-legal").text(), legal);
+    // On paper, dates as people write them.
+    assert_eq!(browser.find("#notice-committed").text(), human(&committed));
+    assert_eq!(browser.find("#notice-legal").text(), human(&legal));
     let qr = browser.find("#qr-text").text();
     browser.screenshot("12-receipt");
 
@@ -721,16 +728,32 @@ fn a_correction_is_a_new_notice_and_the_old_one_stays_as_issued() {
     // Without the CSRF token: refused, no new notice.
     let (status, _, _) = worker.post(&format!("/notices/{old}/correct"), &[("csrf", "x")]);
     assert_eq!(status, 403);
-    let (status, _, new) = worker.post(&format!("/notices/{old}/correct"), &[("csrf", &csrf)]);
+    // A correction says why, and the worker confirms the old notice is void.
+    for fields in [
+        vec![("csrf", csrf.as_str())],
+        vec![("csrf", csrf.as_str()), ("reason", "申请人姓名有误")],
+        vec![("csrf", csrf.as_str()), ("confirm", "yes")],
+    ] {
+        let (status, page, _) = worker.post(&format!("/notices/{old}/correct"), &fields);
+        assert_eq!(status, 422, "{fields:?}");
+        assert!(page.contains("更正理由"), "{page}");
+    }
+    let correct = [
+        ("csrf", csrf.as_str()),
+        ("reason", "申请人姓名有误"),
+        ("confirm", "yes"),
+    ];
+    let (status, _, new) = worker.post(&format!("/notices/{old}/correct"), &correct);
     assert_eq!(status, 303);
     let new = new.unwrap();
     assert_ne!(new, format!("/notices/{old}"));
     let (_, new_page, _) = worker.get(&new);
     assert!(new_page.contains(&format!("更正并取代 {old}")));
+    assert!(new_page.contains("申请人姓名有误"), "the reason is printed");
     let (_, old_again, _) = worker.get(&format!("/notices/{old}"));
     assert!(old_again.contains("已被更正"));
     // Only the newest notice of a line is corrected.
-    let (status, again, _) = worker.post(&format!("/notices/{old}/correct"), &[("csrf", &csrf)]);
+    let (status, again, _) = worker.post(&format!("/notices/{old}/correct"), &correct);
     assert_eq!(status, 409);
     assert!(again.contains("已由"));
     // The old notice is unchanged: its seal still verifies, and /verify says it was
@@ -1454,6 +1477,10 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
     browser.find("#procedure option").click();
     browser.find("#suspend-reason").type_text("入户调查后公示");
     browser.find("#suspend-submit").click();
+    // The applicant is told in writing (特别程序告知书), and the case page is a click away.
+    browser.wait_text("#notice-title", |t| t == "特别程序告知书");
+    assert!(browser.find("#notice-procedure").text().contains("公示"));
+    browser.find("#notice-case").click();
     browser.wait_text("#case-status", |t| t == "特别程序中");
     assert!(browser.find("#limit-notes").text().contains("计时暂停自"));
     browser.find("#resume-submit").click();
@@ -1477,6 +1504,13 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
     browser_sign_in(&browser, &node, "lead");
     browser.goto(&node.url(&case));
     browser.find("#approve-extension-submit").click();
+    // 延期通知书 with the new dates and the reason.
+    browser.wait_text("#notice-title", |t| t == "延期通知书");
+    assert_eq!(
+        browser.find("#notice-extension-reason").text(),
+        "需补充核对家庭经济状况"
+    );
+    browser.find("#notice-case").click();
     browser.wait_text("#limit-notes", |t| t.contains("延长工作日： 5"));
     let (committed_after, legal_after) = (
         browser.find("#committed-due").text(),

@@ -80,6 +80,7 @@ async fn api(role: &str) -> Api {
             backup_dir: None,
             discovery: None,
             tls: false,
+            public_url: Some("http://station.example:8080".into()),
             key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
             rectify_days: 15,
             sessions: Default::default(),

@@ -351,6 +351,30 @@ impl Store {
             .await
     }
 
+    /// The case with this query code whose applicant's phone ends in `phone_tail`, for the
+    /// applicants' status page. Codes repeat across many cases now and then; with the
+    /// phone's digits one matches (two would both be hidden: the lookup says not found).
+    pub async fn get_case_by_query_code(
+        &self,
+        query_code: String,
+        phone_tail: String,
+        today: Date,
+    ) -> Result<Option<CaseDetail>, StoreError> {
+        self.read(move |conn| {
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT id FROM cases WHERE query_code = ?1 AND phone_tail = ?2 LIMIT 2",
+                )?
+                .query_map(params![query_code, phone_tail], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            match &ids[..] {
+                [id] => read_detail(conn, "id", id, today).map(Some),
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
     pub async fn list_cases(&self, filter: CaseFilter) -> Result<CaseListPage, StoreError> {
         self.read(move |conn| list(conn, &filter)).await
     }

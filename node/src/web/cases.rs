@@ -7,14 +7,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use yizhan_sync::domain::case::{
-    Action, Agent, Applicant, CaseError, MaterialReceived, MissingMaterial, NewCase, Phone, Status,
+    Action, ActionKind, Agent, Applicant, CaseError, MaterialReceived, MissingMaterial, NewCase,
+    Phone, Status,
 };
 use yizhan_sync::domain::codes::{CreditCode, ResidentId};
 use yizhan_sync::domain::item::{CaseType, Item, ServiceObject};
 use yizhan_sync::ids::DocId;
 
 use super::WebState;
-use super::{CaseForm, Chrome, CsrfForm, Ctx, StaffForm, message, render, store_failed};
+use super::{CaseForm, Chrome, Ctx, StaffForm, message, render, store_failed};
 use crate::clock::{minute_cst, rfc3339_cst};
 use crate::i18n::{Lang, Tr, Words};
 use crate::notice::{
@@ -535,6 +536,13 @@ pub(super) fn text_refused(t: &Tr, refused: &yizhan_sync::domain::text::Refused)
     t.words(&Words::from(&CaseError::Text(*refused)))
 }
 
+/// A notice that corrects an earlier one: its number and why (更正理由).
+#[derive(Clone, Debug)]
+pub(super) struct Correction {
+    pub supersedes: String,
+    pub reason: String,
+}
+
 /// Seals and stores a notice about the case as it is now.
 async fn issue(
     state: &WebState,
@@ -542,11 +550,11 @@ async fn issue(
     item: &Item,
     id: &DocId,
     kind: NoticeKind,
-    supersedes: Option<String>,
+    correction: Option<Correction>,
 ) -> Result<StoredNotice, StoreError> {
     let detail = state.store.get_case(id.to_string(), state.today()).await?;
     let now = state.clock.now_ms();
-    let content = notice_content(state, staff, item, &detail, kind, supersedes, now);
+    let content = notice_content(state, staff, item, &detail, kind, correction, now);
     let key = state.key.clone();
     // The epoch keeps numbers unique after a restore from a backup.
     let prefix = format!(
@@ -572,9 +580,42 @@ fn notice_content(
     item: &Item,
     detail: &CaseDetail,
     kind: NoticeKind,
-    supersedes: Option<String>,
+    correction: Option<Correction>,
     now: u64,
 ) -> NoticeContent {
+    // What the latest extension and suspension said, for their own notices.
+    let applied = |e: &&crate::store::EventView| !e.conflict && !e.voided;
+    let extension = detail
+        .events
+        .iter()
+        .rev()
+        .filter(applied)
+        .find_map(|e| match &e.action {
+            Action::Extend { days, reason, .. } => Some(crate::notice::ExtensionLine {
+                days: *days,
+                reason: reason.clone(),
+                approved_by: e.staff.clone(),
+            }),
+            _ => None,
+        });
+    let suspension = detail
+        .events
+        .iter()
+        .rev()
+        .filter(applied)
+        .find_map(|e| match &e.action {
+            Action::Suspend { procedure, reason } => Some(crate::notice::SuspensionLine {
+                procedure: procedure.clone(),
+                reason: reason.clone(),
+                since: yizhan_sync::domain::calendar::Date::from_unix_ms_cst(e.at_ms).to_string(),
+                max_days: detail
+                    .intake
+                    .item
+                    .procedure(procedure)
+                    .and_then(|p| p.max_days),
+            }),
+            _ => None,
+        });
     let refusal = detail.events.iter().rev().find_map(|e| match &e.action {
         Action::Refuse {
             reason,
@@ -648,8 +689,12 @@ fn notice_content(
         consultation: item.consultation.clone(),
         complaint: item.complaint.clone(),
         issued_at: rfc3339_cst(now as i64),
-        supersedes,
+        supersedes: correction.as_ref().map(|c| c.supersedes.clone()),
         accepted_for: detail.intake.item.delegated_by.clone(),
+        query_code: Some(detail.query_code()),
+        extension: extension.filter(|_| kind == NoticeKind::Extension),
+        suspension: suspension.filter(|_| kind == NoticeKind::Suspension),
+        correction_reason: correction.map(|c| c.reason),
     }
 }
 
@@ -923,12 +968,40 @@ pub async fn act(
         },
     };
     let now = state.clock.now_ms();
+    // An extension or a special procedure is told to the applicant in writing (行政许可法
+    // §42, §45): its notice is issued and shown at once.
+    let notice = match action.kind() {
+        ActionKind::Extend => Some(NoticeKind::Extension),
+        ActionKind::Suspend => Some(NoticeKind::Suspension),
+        _ => None,
+    };
     match state
         .store
-        .act_on_case(doc_id, vec![NewAction::Do(action)], staff_of(&staff), now)
+        .act_on_case(
+            doc_id.clone(),
+            vec![NewAction::Do(action)],
+            staff_of(&staff),
+            now,
+        )
         .await
     {
-        Ok(()) => Redirect::to(&format!("/cases/{id}")).into_response(),
+        Ok(()) => match notice {
+            Some(kind) => {
+                let d = match state.store.get_case(id.clone(), state.today()).await {
+                    Ok(d) => d,
+                    Err(e) => return store_failed(&ctx, e),
+                };
+                let item = match item_of(&state, &d).await {
+                    Ok(item) => item,
+                    Err(e) => return store_failed(&ctx, e),
+                };
+                match issue(&state, &staff, &item, &doc_id, kind, None).await {
+                    Ok(notice) => to_notice(&notice),
+                    Err(e) => case_refused(&ctx, e),
+                }
+            }
+            None => Redirect::to(&format!("/cases/{id}")).into_response(),
+        },
         // The engine's refusal, on the case page.
         Err(StoreError::Case(e)) => {
             let (status, why) = case_error(ctx.t, &e);
@@ -1009,7 +1082,72 @@ struct NoticePage<'a> {
     title: String,
     qr_svg: String,
     qr_text: String,
+    /// The link the QR code holds.
+    qr_link: String,
+    /// When it was issued and the dates it states, as people write them.
+    issued: String,
+    dates: NoticeDates,
     digest: String,
+}
+
+/// Where phones reach this node: `[http] public_url`, or the address the request came by.
+fn public_base(state: &WebState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .unwrap_or("");
+    let scheme = if state.tls { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+/// A day as people write it: 2026年12月6日 (6 Dec 2026 in English).
+pub(super) fn human_date(t: &Tr, iso: &str) -> String {
+    let parts: Vec<&str> = iso.get(..10).unwrap_or(iso).split('-').collect();
+    match parts[..] {
+        [y, m, d] => t
+            .get("date.format")
+            .replace("{y}", y)
+            .replace("{m}", m.trim_start_matches('0'))
+            .replace("{d}", d.trim_start_matches('0'))
+            .replace(
+                "{mon}",
+                &t.get(&format!("date.month.{}", m.trim_start_matches('0'))),
+            ),
+        _ => iso.to_string(),
+    }
+}
+
+/// A day and a minute as people write them: 2026年12月6日 23:54.
+pub(super) fn human_time(t: &Tr, rfc3339: &str) -> String {
+    match rfc3339.get(11..16) {
+        Some(hm) => format!("{} {hm}", human_date(t, rfc3339)),
+        None => human_date(t, rfc3339),
+    }
+}
+
+/// The dates a notice states, as people write them.
+#[derive(Debug, Default)]
+struct NoticeDates {
+    committed_due: Option<String>,
+    legal_due: Option<String>,
+    since: Option<String>,
+}
+
+impl NoticeDates {
+    fn of(t: &Tr, n: &NoticeContent) -> NoticeDates {
+        NoticeDates {
+            committed_due: n.committed_due.as_deref().map(|d| human_date(t, d)),
+            legal_due: n.legal_due.as_deref().map(|d| human_date(t, d)),
+            since: n.suspension.as_ref().map(|s| human_date(t, &s.since)),
+        }
+    }
 }
 
 /// `GET /notices/{number}`: a notice, printable, with its seal as a QR code.
@@ -1040,8 +1178,15 @@ pub async fn notice_page(
         &stored.digest,
         &stored.signature,
     );
+    // The QR is a link a phone camera opens: this node's public address, its verify page,
+    // and the number with the seal.
+    let base = public_base(&state, &headers);
+    let link = format!(
+        "{base}/verify?c={}",
+        notice::short_code(&stored.content.number, &stored.signature)
+    );
     let qr_svg =
-        match qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M) {
+        match qrcode::QrCode::with_error_correction_level(link.as_bytes(), qrcode::EcLevel::M) {
             Ok(code) => code
                 .render::<qrcode::render::svg::Color<'_>>()
                 .min_dimensions(200, 200)
@@ -1066,18 +1211,10 @@ pub async fn notice_page(
             chrome: ctx.chrome(),
             t: ctx.t,
             csrf: &staff.csrf,
-            verify_address: {
-                let host = headers
-                    .get(axum::http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|h| {
-                        h.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
-                    })
-                    .unwrap_or("");
-                let scheme = if state.tls { "https" } else { "http" };
-                format!("{scheme}://{host}/verify")
-            },
+            verify_address: format!("{base}/verify"),
+            qr_link: link,
+            issued: human_time(ctx.t, &stored.content.issued_at),
+            dates: NoticeDates::of(ctx.t, &stored.content),
             superseded_by,
             title: ctx
                 .t
@@ -1092,12 +1229,34 @@ pub async fn notice_page(
 }
 
 /// `POST /notices/{number}/correct`: issues a new notice of the same kind from the case
-/// as it is now, naming the one it corrects. The old notice stays as it was.
+/// as it is now, naming the one it corrects and why; the worker confirms that the old one
+/// is void. The old notice stays as it was.
 pub async fn correct_notice(
     State(state): State<WebState>,
     Path(number): Path<String>,
-    StaffForm { ctx, staff, .. }: StaffForm<CsrfForm>,
+    StaffForm {
+        ctx,
+        staff,
+        form: fields,
+    }: StaffForm<Fields>,
 ) -> Response {
+    let reason: String = field(&fields, "reason").chars().take(1000).collect();
+    if reason.is_empty() || field(&fields, "confirm") != "yes" {
+        return message(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "case.error.title",
+            ctx.t.get("notice.correct_needs").into_owned(),
+        );
+    }
+    if let Err(refused) = yizhan_sync::domain::text::lines("reason", &reason) {
+        return message(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "case.error.title",
+            text_refused(ctx.t, &refused),
+        );
+    }
     let old = match state.store.notice(number.clone()).await {
         Ok(Some(old)) => old,
         Ok(None) => return store_failed(&ctx, StoreError::NotFound { what: number }),
@@ -1139,6 +1298,10 @@ pub async fn correct_notice(
             detail.summary.serial_no.is_some()
                 && !matches!(detail.summary.status, Status::Refused | Status::Withdrawn)
         }
+        NoticeKind::Extension => {
+            detail.state.extension_days > 0 && !detail.summary.status.is_closed()
+        }
+        NoticeKind::Suspension => detail.summary.status == Status::Suspended,
     };
     if !fits {
         return message(
@@ -1158,7 +1321,10 @@ pub async fn correct_notice(
         &item,
         &case_id,
         old.content.kind,
-        Some(number),
+        Some(Correction {
+            supersedes: number,
+            reason,
+        }),
     )
     .await
     {
@@ -1188,19 +1354,41 @@ struct Verdict {
     notice: Option<NoticeContent>,
     kind_title: String,
     superseded_by: Option<String>,
+    /// The dates the notice states, as people write them.
+    dates: NoticeDates,
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct VerifyQuery {
+    /// The full code printed on a notice (`YZN1/…`), pasted or typed.
     code: Option<String>,
+    /// The short code the QR link carries (`NUMBER.SEAL`).
+    c: Option<String>,
 }
 
-/// `GET /verify?code=…` (public): checks a notice's seal from its QR text, offline.
+/// `GET /verify?c=…` (public): the page a notice's QR link opens, showing the sealed
+/// content this node holds; `GET /verify?code=…` checks the full printed code, offline.
 pub async fn verify(
     State(state): State<WebState>,
     ctx: Ctx,
     Query(query): Query<VerifyQuery>,
 ) -> Response {
+    if let Some(short) = query.c.as_deref().filter(|c| !c.trim().is_empty()) {
+        let verdict = match check_short(&state, ctx.t, short).await {
+            Ok(verdict) => verdict,
+            Err(e) => return store_failed(&ctx, e),
+        };
+        return render(
+            ctx.t,
+            StatusCode::OK,
+            VerifyPage {
+                chrome: ctx.chrome(),
+                t: ctx.t,
+                code: String::new(),
+                verdict: Some(verdict),
+            },
+        );
+    }
     let code: String = query
         .code
         .unwrap_or_default()
@@ -1228,6 +1416,70 @@ pub async fn verify(
     )
 }
 
+/// The QR link's check: the notice with that number as this node holds it, its seal the
+/// one in the link and its content still what was sealed.
+async fn check_short(state: &WebState, t: &Tr, short: &str) -> Result<Verdict, StoreError> {
+    let invalid = |key: &str| Verdict {
+        valid: false,
+        why: t.get(key).into_owned(),
+        notice: None,
+        kind_title: String::new(),
+        superseded_by: None,
+        dates: NoticeDates::default(),
+    };
+    let Some((number, signature)) = notice::parse_short(short) else {
+        return Ok(invalid("verify.not_a_seal"));
+    };
+    let Some(stored) = state.store.notice(number).await? else {
+        return Ok(invalid("verify.not_held"));
+    };
+    let Some(record) = state.store.node_record(stored.content.node.clone()).await? else {
+        return Ok(invalid("verify.unknown_key"));
+    };
+    let seal = QrSeal {
+        node: stored.content.node.clone(),
+        number: stored.content.number.clone(),
+        digest: stored.digest,
+        signature,
+    };
+    if signature != stored.signature || !notice::signature_holds(&seal, &record.public_key) {
+        return Ok(invalid("verify.bad_signature"));
+    }
+    if record.revoked.is_some() {
+        return Ok(invalid("verify.revoked"));
+    }
+    if stored.content.digest() != stored.digest {
+        return Ok(invalid("verify.altered"));
+    }
+    held_verdict(state, t, &record.name, stored).await
+}
+
+/// A valid notice this node holds, with its content to compare and its correction.
+async fn held_verdict(
+    state: &WebState,
+    t: &Tr,
+    office: &str,
+    stored: StoredNotice,
+) -> Result<Verdict, StoreError> {
+    let superseded_by = state
+        .store
+        .notices_of_case(stored.content.case_id.clone())
+        .await?
+        .into_iter()
+        .find(|n| n.content.supersedes.as_deref() == Some(stored.content.number.as_str()))
+        .map(|n| n.content.number);
+    Ok(Verdict {
+        valid: true,
+        why: t.with("verify.valid", "office", office),
+        kind_title: t
+            .get(&format!("notice.kind.{}", stored.content.kind.as_str()))
+            .into_owned(),
+        dates: NoticeDates::of(t, &stored.content),
+        notice: Some(stored.content),
+        superseded_by,
+    })
+}
+
 async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreError> {
     let invalid = |key: &str| Verdict {
         valid: false,
@@ -1235,6 +1487,7 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
         notice: None,
         kind_title: String::new(),
         superseded_by: None,
+        dates: NoticeDates::default(),
     };
     let seal: QrSeal = match notice::parse_qr(code) {
         Ok(seal) => seal,
@@ -1258,30 +1511,14 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
         Some(stored) if stored.content.digest() != seal.digest || stored.digest != seal.digest => {
             invalid("verify.altered")
         }
-        Some(stored) => {
-            let superseded_by = state
-                .store
-                .notices_of_case(stored.content.case_id.clone())
-                .await?
-                .into_iter()
-                .find(|n| n.content.supersedes.as_deref() == Some(stored.content.number.as_str()))
-                .map(|n| n.content.number);
-            Verdict {
-                valid: true,
-                why: t.with("verify.valid", "office", &record.name),
-                kind_title: t
-                    .get(&format!("notice.kind.{}", stored.content.kind.as_str()))
-                    .into_owned(),
-                notice: Some(stored.content),
-                superseded_by,
-            }
-        }
+        Some(stored) => held_verdict(state, t, &record.name, stored).await?,
         None => Verdict {
             valid: true,
             why: t.with("verify.valid_elsewhere", "office", &record.name),
             notice: None,
             kind_title: String::new(),
             superseded_by: None,
+            dates: NoticeDates::default(),
         },
     })
 }

@@ -674,6 +674,23 @@ pub struct PublicStatus {
     pub rated: Option<String>,
     /// The rating form's ticket, when the case can be rated now.
     pub ticket: Option<String>,
+    /// The notices issued to the applicant (newest first): what each says of the case,
+    /// and the link to its sealed content.
+    pub notices: Vec<PublicNotice>,
+    /// The written response to a bad rating, once the lead has closed the rectification.
+    pub reply: Option<(String, String)>,
+}
+
+/// A notice as the applicant's status page lists it.
+#[derive(Clone, Debug)]
+pub struct PublicNotice {
+    pub title: String,
+    pub number: String,
+    pub issued: String,
+    /// The new dates or the procedure it announced, in words.
+    pub says: String,
+    /// `/verify?c=…`: the sealed notice.
+    pub link: String,
 }
 
 #[derive(Template)]
@@ -719,7 +736,13 @@ pub async fn status_lookup(
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let get = |name: &str| field(&fields, name);
-    let serial: String = get("serial")
+    // The query code printed on the notices, or the serial number.
+    let typed = if get("code").is_empty() {
+        get("serial")
+    } else {
+        get("code")
+    };
+    let serial: String = typed
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect::<String>()
@@ -751,17 +774,28 @@ pub async fn status_lookup(
             None,
         );
     }
-    let found = match SerialNo::parse(&serial) {
-        Ok(serial_no) => match state
+    let found = if let Some(code) = yizhan_sync::domain::query_code::normalize(&serial) {
+        match state
             .store
-            .get_case_by_serial(serial_no, state.today())
+            .get_case_by_query_code(code, digits.to_string(), state.today())
             .await
         {
-            Ok(d) if same_secret(&d.intake.applicant.phone().tail(), digits) => Some(d),
-            Ok(_) | Err(StoreError::NotFound { .. }) => None,
+            Ok(found) => found,
             Err(e) => return store_failed(&ctx, e),
-        },
-        Err(_) => None,
+        }
+    } else {
+        match SerialNo::parse(&serial) {
+            Ok(serial_no) => match state
+                .store
+                .get_case_by_serial(serial_no, state.today())
+                .await
+            {
+                Ok(d) if same_secret(&d.intake.applicant.phone().tail(), digits) => Some(d),
+                Ok(_) | Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return store_failed(&ctx, e),
+            },
+            Err(_) => None,
+        }
     };
     let Some(d) = found else {
         return status_page(
@@ -773,11 +807,62 @@ pub async fn status_lookup(
         );
     };
     state.applicants.give_back(&[&miss_addr]);
-    let view = public_status(&state, ctx.t, &d, now);
+    let notices = match state.store.notices_of_case(d.summary.id.clone()).await {
+        Ok(notices) => notices,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let view = public_status(&state, ctx.t, &d, notices, now);
     status_page(&ctx, StatusCode::OK, serial, None, Some(view))
 }
 
-fn public_status(state: &WebState, t: &Tr, d: &CaseDetail, now: u64) -> PublicStatus {
+fn public_status(
+    state: &WebState,
+    t: &Tr,
+    d: &CaseDetail,
+    notices: Vec<crate::store::StoredNotice>,
+    now: u64,
+) -> PublicStatus {
+    use super::cases::{human_date, human_time};
+    let notices = notices
+        .into_iter()
+        .rev()
+        .map(|n| {
+            let c = &n.content;
+            let says = match (&c.extension, &c.suspension) {
+                (Some(x), _) => t
+                    .get("applicant.notice_extension")
+                    .replace("{days}", &x.days.to_string())
+                    .replace(
+                        "{due}",
+                        &c.committed_due
+                            .as_deref()
+                            .map(|d| human_date(t, d))
+                            .unwrap_or_default(),
+                    ),
+                (_, Some(s)) => t
+                    .get("applicant.notice_suspension")
+                    .replace("{procedure}", &s.procedure)
+                    .replace("{since}", &human_date(t, &s.since)),
+                _ => String::new(),
+            };
+            PublicNotice {
+                title: t
+                    .get(&format!("notice.kind.{}", c.kind.as_str()))
+                    .into_owned(),
+                number: c.number.clone(),
+                issued: human_time(t, &c.issued_at),
+                says,
+                link: format!(
+                    "/verify?c={}",
+                    crate::notice::short_code(&c.number, &n.signature)
+                ),
+            }
+        })
+        .collect();
+    let reply = d.state.rectification.as_ref().and_then(|r| {
+        r.closed_on
+            .map(|on| (human_date(t, &on.to_string()), r.response.clone()))
+    });
     let can_rate = d.summary.status == Status::Completed
         && d.state.rating.is_none()
         && d.state.conflicts.is_empty();
@@ -799,6 +884,8 @@ fn public_status(state: &WebState, t: &Tr, d: &CaseDetail, now: u64) -> PublicSt
             .as_ref()
             .map(|r| t.get(&format!("rating.level.{}", r.level)).into_owned()),
         ticket: can_rate.then(|| state.applicants.ticket(&d.summary.id, now)),
+        notices,
+        reply,
     }
 }
 
