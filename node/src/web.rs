@@ -15,6 +15,7 @@ pub mod cases;
 pub mod dashboard;
 pub mod export;
 pub mod follow;
+pub mod staff;
 
 pub mod session;
 pub mod worklist;
@@ -39,7 +40,7 @@ use crate::clock::Clock;
 use crate::i18n::{Lang, Tr};
 use crate::identity::{NodeKey, ThisNode};
 use crate::metrics::LinkState;
-use crate::store::{ItemFilter, Role, Store, StoreError, UserRecord};
+use crate::store::{ItemFilter, Role, Store, StoreError};
 use session::Session;
 
 const SESSION_COOKIE: &str = "yz_session";
@@ -116,7 +117,13 @@ where
         .route("/catalog", get(catalog))
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
-        .route("/admin/users", get(admin_users))
+        .route("/admin/users", get(staff::index).post(staff::add))
+        .route(
+            "/admin/users/{username}/password",
+            post(staff::reset_password),
+        )
+        .route("/admin/users/{username}/state", post(staff::set_state))
+        .route("/admin/users/{username}/role", post(staff::set_role))
         .route("/admin/status", get(admin_status))
         .route("/cases", post(cases::create))
         .route("/cases/new", get(cases::new_form))
@@ -904,39 +911,6 @@ async fn home(State(state): State<WebState>, ctx: Ctx) -> Response {
             no_catalog,
         },
     )
-}
-
-#[derive(Template)]
-#[template(path = "admin_users.html")]
-struct UsersPage<'a> {
-    chrome: Chrome<'a>,
-    t: &'static Tr,
-    users: Vec<UserRecord>,
-}
-
-impl UsersPage<'_> {
-    fn role_key(&self, user: &UserRecord) -> String {
-        format!("role.{}", user.role.as_str())
-    }
-}
-
-/// `GET /admin/users`: the staff accounts (admins only).
-async fn admin_users(State(state): State<WebState>, ctx: Ctx) -> Response {
-    if let Some(refused) = ctx.refuse_unless_admin() {
-        return refused;
-    }
-    match state.store.list_users().await {
-        Ok(users) => render(
-            ctx.t,
-            StatusCode::OK,
-            UsersPage {
-                chrome: ctx.chrome(),
-                t: ctx.t,
-                users,
-            },
-        ),
-        Err(e) => store_failed(&ctx, e),
-    }
 }
 
 /// One peer line of the status page.

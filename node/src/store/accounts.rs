@@ -82,9 +82,45 @@ impl Store {
             .await
     }
 
+    /// Disables or enables an account. The last enabled admin is never disabled: the node
+    /// would have nobody left to manage its accounts.
     pub async fn set_disabled(&self, username: String, disabled: bool) -> Result<(), StoreError> {
-        self.update_user(username, "disabled = ?2", i64::from(disabled).into())
-            .await
+        self.write(move |ctx| {
+            if disabled {
+                keep_an_admin(&ctx.conn, &username)?;
+            }
+            update_in(
+                &ctx.conn,
+                &username,
+                "disabled = ?2",
+                i64::from(disabled).into(),
+            )
+        })
+        .await
+    }
+
+    /// Gives an account another role and counter (the same rules as `yizhan user set`):
+    /// the counter is one line of text, and the last enabled admin stays an admin.
+    pub async fn set_role_and_counter(
+        &self,
+        username: String,
+        role: Role,
+        counter: String,
+    ) -> Result<(), StoreError> {
+        crate::accounts::validate_names("-", &counter).map_err(account_refused)?;
+        self.write(move |ctx| {
+            if role != Role::Admin {
+                keep_an_admin(&ctx.conn, &username)?;
+            }
+            update_in(
+                &ctx.conn,
+                &username,
+                "role = ?2",
+                role.as_str().to_string().into(),
+            )?;
+            update_in(&ctx.conn, &username, "counter = ?2", counter.into())
+        })
+        .await
     }
 
     async fn update_user(
@@ -93,19 +129,8 @@ impl Store {
         set: &'static str,
         value: rusqlite::types::Value,
     ) -> Result<(), StoreError> {
-        self.write(move |ctx| {
-            let changed = ctx.conn.execute(
-                &format!("UPDATE users SET {set} WHERE username = ?1"),
-                params![username, value],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("user {username}"),
-                });
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |ctx| update_in(&ctx.conn, &username, set, value))
+            .await
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -216,4 +241,46 @@ fn account_refused(e: crate::accounts::AccountError) -> StoreError {
         AccountError::WeakPassword => StoreError::Invalid(Words::new("weak_password")),
         AccountError::Hash(detail) => StoreError::Internal(detail),
     }
+}
+
+/// Sets one column of a user (`set` is `column = ?2`).
+fn update_in(
+    conn: &rusqlite::Connection,
+    username: &str,
+    set: &str,
+    value: rusqlite::types::Value,
+) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        &format!("UPDATE users SET {set} WHERE username = ?1"),
+        params![username, value],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound {
+            what: format!("user {username}"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a change that would leave no enabled admin: `username` stops being one.
+fn keep_an_admin(conn: &rusqlite::Connection, username: &str) -> Result<(), StoreError> {
+    let others: i64 = conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND username != ?1",
+        [username],
+        |r| r.get(0),
+    )?;
+    let is_admin: bool = conn
+        .query_row(
+            "SELECT role = 'admin' AND disabled = 0 FROM users WHERE username = ?1",
+            [username],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if is_admin && others == 0 {
+        return Err(StoreError::Conflict(
+            Words::new("last_admin").text("user", username),
+        ));
+    }
+    Ok(())
 }

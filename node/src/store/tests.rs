@@ -1360,3 +1360,57 @@ async fn open_cases_list_by_deadline_and_search_finds_them_every_way() {
         assert!(found.cases.is_empty(), "{q} finds nothing");
     }
 }
+
+/// Accounts keep an enabled admin: the last one is neither disabled nor given another
+/// role, whether the admin page or `yizhan user` asks.
+#[tokio::test]
+async fn the_last_admin_stays_an_admin() {
+    let (_dir, store) = open_temp();
+    for (name, role) in [("root", Role::Admin), ("li.min", Role::Worker)] {
+        store
+            .add_user(
+                NewUser {
+                    username: name.into(),
+                    display_name: name.into(),
+                    role,
+                    counter: String::new(),
+                    password_hash: "x".into(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    for refused in [
+        store.set_disabled("root".into(), true).await,
+        store
+            .set_role_and_counter("root".into(), Role::Lead, "1号窗口".into())
+            .await,
+    ] {
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(w)) if w.code == "last_admin"),
+            "{refused:?}"
+        );
+    }
+    store
+        .set_role_and_counter("li.min".into(), Role::Admin, "2号窗口".into())
+        .await
+        .unwrap();
+    store.set_disabled("root".into(), true).await.unwrap();
+    let users = store.list_users().await.unwrap();
+    let li = users.iter().find(|u| u.username == "li.min").unwrap();
+    assert_eq!((li.role, li.counter.as_str()), (Role::Admin, "2号窗口"));
+    assert!(
+        users
+            .iter()
+            .find(|u| u.username == "root")
+            .unwrap()
+            .disabled
+    );
+    assert!(matches!(
+        store
+            .set_role_and_counter("li.min".into(), Role::Admin, "\u{202E}x".into())
+            .await,
+        Err(StoreError::Case(_))
+    ));
+}
