@@ -1286,6 +1286,10 @@ fn the_dashboard_is_for_leads_and_admins_and_exports_its_month() {
         "/dashboard/cases.xlsx",
         "/dashboard/monthly.csv",
         "/dashboard/monthly.xlsx",
+        "/dashboard/open.csv",
+        "/dashboard/open.xlsx",
+        "/dashboard/overdue.csv",
+        "/dashboard/overdue.xlsx",
     ];
     let mut anonymous = Visitor::new(&node);
     for path in paths {
@@ -1378,6 +1382,40 @@ fn the_dashboard_is_for_leads_and_admins_and_exports_its_month() {
         .map(|r| r[1].parse::<usize>().unwrap())
         .sum();
     assert_eq!(received, all["cases"].as_array().unwrap().len());
+    // What is open today, and what of it is overdue: every open case the API lists, once,
+    // soonest deadline first; the overdue ones are those past their committed date.
+    let (_, open) = get(
+        &client(),
+        &node.url("/api/v1/cases?open=true&limit=200"),
+        Some(&token),
+    )
+    .unwrap();
+    let open = open["cases"].as_array().unwrap();
+    let (status, headers, body) = download(&lead, "/dashboard/open.csv");
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("yizhan-open-")
+    );
+    let records = csv_records(&String::from_utf8(body).unwrap());
+    assert_eq!(records.len() - 1, open.len(), "one row per open case");
+    let due_column = records[0].iter().position(|h| h == "承诺办结日期").unwrap();
+    let dues: Vec<&str> = records[1..]
+        .iter()
+        .map(|r| r[due_column].as_str())
+        .filter(|d| !d.is_empty())
+        .collect();
+    assert!(dues.windows(2).all(|w| w[0] <= w[1]), "{dues:?}");
+    let overdue = open
+        .iter()
+        .filter(|c| matches!(c["warning_level"].as_str(), Some("red" | "legal_breach")))
+        .count();
+    let (_, _, body) = download(&lead, "/dashboard/overdue.csv");
+    let records = csv_records(&String::from_utf8(body).unwrap());
+    assert_eq!(records.len() - 1, overdue, "one row per overdue case");
+    assert!(overdue > 0, "the demo has overdue cases");
     for stem in ["cases", "monthly"] {
         let (status, headers, body) =
             download(&lead, &format!("/dashboard/{stem}.xlsx?month={month}"));
