@@ -61,6 +61,10 @@ pub struct AppointmentsSection {
     pub close: String,
     /// A break without slots, `HH:MM-HH:MM`; empty for none.
     pub lunch: String,
+    /// Saturday opening hours, `HH:MM-HH:MM` (周六上午); empty: closed on Saturdays. A
+    /// Saturday in a holiday stretch is closed, a make-up working Saturday has the
+    /// weekday hours.
+    pub saturday: String,
     /// Length of a slot in minutes.
     pub slot_minutes: u16,
     /// Counters taking appointments.
@@ -78,6 +82,7 @@ impl Default for AppointmentsSection {
             open: "09:00".into(),
             close: "18:00".into(),
             lunch: "12:00-14:00".into(),
+            saturday: "09:00-12:00".into(),
             slot_minutes: 30,
             counters: 2,
             per_counter: 1,
@@ -178,10 +183,33 @@ impl AppointmentsSection {
                 ),
             ));
         }
+        let saturday = match self.saturday.trim() {
+            "" => None,
+            text => {
+                let bad = || {
+                    (
+                        "saturday",
+                        format!(
+                            "appointments.saturday must be empty or hours like \"09:00-12:00\" that split into whole slots, not {text:?}"
+                        ),
+                    )
+                };
+                let (from, to) = text.split_once('-').ok_or_else(bad)?;
+                let (from, to) = (
+                    Minute::parse(from.trim()).ok_or_else(bad)?,
+                    Minute::parse(to.trim()).ok_or_else(bad)?,
+                );
+                if from >= to || (to.minutes() - from.minutes()) % self.slot_minutes != 0 {
+                    return Err(bad());
+                }
+                Some((from, to))
+            }
+        };
         Ok(Schedule {
             open,
             close,
             lunch,
+            saturday,
             slot_minutes: self.slot_minutes,
             capacity: self.counters.saturating_mul(self.per_counter),
             days_ahead: self.days_ahead,
@@ -598,6 +626,9 @@ enabled = {appt_enabled}
 open = {appt_open}
 close = {appt_close}
 lunch = {appt_lunch}
+# Saturday hours ("" for closed on Saturdays); holidays are closed, make-up working
+# Saturdays have the weekday hours.
+saturday = {appt_saturday}
 # Minutes per slot; each opening period must split into whole slots.
 slot_minutes = {appt_slot}
 # Counters taking appointments, and bookings each takes per slot: a slot has
@@ -612,6 +643,7 @@ days_ahead = {appt_days}
             appt_open = toml_string(&self.appointments.open),
             appt_close = toml_string(&self.appointments.close),
             appt_lunch = toml_string(&self.appointments.lunch),
+            appt_saturday = toml_string(&self.appointments.saturday),
             appt_slot = self.appointments.slot_minutes,
             appt_counters = self.appointments.counters,
             appt_per_counter = self.appointments.per_counter,
