@@ -996,10 +996,30 @@ fn an_applicant_books_and_the_counter_starts_the_case_from_it() {
     browser.screenshot("21-appointment-booked");
     let day = day.get(..10).unwrap().to_string();
 
-    // The counter: that day's list shows the booking, phone masked.
+    // The counter: the applicant shows the code; typed in lower case, it opens the list
+    // of the booking's day with its line marked.
     browser_sign_in(&browser, &node, "worker");
     browser.find("#nav-appointments").click();
     browser.wait_text("#list-day", |t| !t.is_empty());
+    browser.find("#code").type_text(&code.to_lowercase());
+    browser.find("#code-find").click();
+    browser.wait_text("#appointments tr.found .appointment-name", |t| t == "赵六");
+    assert!(browser.find("#list-day").text().starts_with(&day));
+    browser.screenshot("25-appointment-found-by-code");
+    // A code that cannot be one is a 400, one that books nothing a 404, each saying so.
+    let mut counter = Visitor::new(&node);
+    counter.sign_in("worker", &node.demo_password("worker"));
+    let (status, page, _) = counter.get("/appointments?code=12%2B");
+    assert_eq!(status, 400);
+    assert!(page.contains("预约码为 8 位字母或数字"), "{page}");
+    let unknown = if code == "33333333" {
+        "44444444"
+    } else {
+        "33333333"
+    };
+    let (status, page, _) = counter.get(&format!("/appointments?code={unknown}"));
+    assert_eq!(status, 404);
+    assert!(page.contains("没有找到这个预约"), "{page}");
     browser.goto(&node.url(&format!("/appointments?day={day}")));
     let names = browser.wait_texts("#appointments .appointment-name", |n| !n.is_empty());
     assert_eq!(names, vec!["赵六".to_string()]);
@@ -1616,4 +1636,37 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
             .any(|r| r.contains("撤回") && r.contains("申请人书面申请撤回"))
     );
     assert!(browser.find("#limits-none").text().contains("结束"));
+}
+
+/// Point 14: Saturday mornings are bookable (the demo opens 09:00-12:00 on Saturdays), and
+/// only in the morning; Sundays never.
+#[test]
+fn saturday_mornings_are_offered_for_booking() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let browser = Browser::start();
+    browser.goto(&node.url(&format!("/appointments/book?item={RELIEF}")));
+    let days = browser.wait_texts("#book-form .day-label", |d| !d.is_empty());
+    // Seven working days always span a weekend; only a holiday stretch closes its Saturday.
+    assert!(days.iter().any(|d| d.contains("周六")), "{days:?}");
+    assert!(!days.iter().any(|d| d.contains("周日")), "{days:?}");
+    let saturday_times: Vec<String> = browser
+        .eval(
+            "return [...document.querySelectorAll('#book-form details.day')]
+               .filter(d => d.querySelector('.day-label').textContent.includes('周六'))
+               .flatMap(d => [...d.querySelectorAll('.slot-time')].map(s => s.textContent.trim()));",
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(!saturday_times.is_empty());
+    assert!(
+        saturday_times
+            .iter()
+            .all(|t| t.as_str() >= "09:00" && t.as_str() < "12:00"),
+        "{saturday_times:?}"
+    );
+    browser.screenshot("26-appointment-saturday");
 }

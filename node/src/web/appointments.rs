@@ -636,15 +636,32 @@ struct DayPage<'a> {
     is_today: bool,
     lines: Vec<Line>,
     summary: String,
+    /// The booking code looked up, as typed, and the line it found.
+    code: String,
+    found: Option<i64>,
+    /// Why a looked-up code found nothing.
+    error: Option<String>,
+}
+
+impl DayPage<'_> {
+    /// Whether `id` is the booking a looked-up code found.
+    fn is_found(&self, id: &i64) -> bool {
+        self.found == Some(*id)
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct DayQuery {
     day: Option<String>,
+    /// A booking code an applicant shows at the counter: the list opens on its day.
+    code: Option<String>,
 }
 
-/// `GET /appointments[?day=YYYY-MM-DD]`: a day's appointments for the counter, today by
-/// default, each booked one with the button that starts its case.
+/// `GET /appointments[?day=YYYY-MM-DD][&code=CODE]`: a day's appointments for the counter,
+/// today by default, each booked one with the button that starts its case. With a booking
+/// code the list opens on that booking's day with its line marked, so the counter finds an
+/// applicant's booking from the code on the phone; a code that cannot be one is a 400, one
+/// that books nothing a 404, both on today's list.
 pub async fn day_list(
     State(state): State<WebState>,
     ctx: Ctx,
@@ -677,6 +694,29 @@ pub async fn day_list(
             }
         },
     };
+    let typed = query.code.as_deref().map(str::trim).unwrap_or_default();
+    let (day, found_id, status, error) = if typed.is_empty() {
+        (day, None, StatusCode::OK, None)
+    } else {
+        match normalize_code(typed) {
+            None => (
+                day,
+                None,
+                StatusCode::BAD_REQUEST,
+                Some("appointment.error.code_form"),
+            ),
+            Some(code) => match state.store.appointment_by_code(code).await {
+                Ok(Some(a)) => (a.day, Some(a.id), StatusCode::OK, None),
+                Ok(None) => (
+                    day,
+                    None,
+                    StatusCode::NOT_FOUND,
+                    Some("appointment.error.no_booking"),
+                ),
+                Err(e) => return store_failed(&ctx, e),
+            },
+        }
+    };
     let found = match state.store.appointments_on(day).await {
         Ok(found) => found,
         Err(e) => return store_failed(&ctx, e),
@@ -701,7 +741,7 @@ pub async fn day_list(
         .collect();
     render(
         ctx.t,
-        StatusCode::OK,
+        status,
         DayPage {
             chrome: ctx.chrome(),
             t: ctx.t,
@@ -714,6 +754,9 @@ pub async fn day_list(
             summary: ctx
                 .t
                 .with("appointment.count", "count", &booked.to_string()),
+            code: typed.chars().take(40).collect(),
+            found: found_id,
+            error: error.map(|key| ctx.t.get(key).into_owned()),
         },
     )
 }
