@@ -1670,3 +1670,94 @@ fn saturday_mornings_are_offered_for_booking() {
     );
     browser.screenshot("26-appointment-saturday");
 }
+
+/// Point 11: an admin adds an account on the page (its password shown once), changes its
+/// role and counter, resets its password and disables it; the last admin stays one, and a
+/// form the page never sends is a clear 400.
+#[test]
+fn an_admin_manages_accounts_on_the_page() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let browser = Browser::start();
+    browser_sign_in(&browser, &node, "admin");
+    browser.goto(&node.url("/admin/users"));
+    browser.find("#new-username").type_text("zhouqi");
+    browser.find("#new-display-name").type_text("周七");
+    browser.find("#new-counter").type_text("3号窗口");
+    browser.find("#add-user-submit").click();
+    let first = browser.wait_text("#new-password", |t| t.len() >= 8);
+    assert!(browser.find("#users-notice").text().contains("zhouqi"));
+    assert!(browser.find("#user-zhouqi").text().contains("周七"));
+    browser.screenshot("60-admin-users-added");
+    assert_eq!(
+        Visitor::new(&node).sign_in("zhouqi", &first).0,
+        303,
+        "it signs in"
+    );
+
+    // Role and counter.
+    browser.find("#role-zhouqi option[value=lead]").click();
+    browser.find("#counter-zhouqi").clear();
+    browser.find("#counter-zhouqi").type_text("5号窗口");
+    browser.find("#save-zhouqi").click();
+    browser.wait_text("#user-zhouqi .role-now", |t| t == "现场负责人 · 5号窗口");
+    assert!(
+        browser.find_all("#new-password").is_empty(),
+        "a password shows once"
+    );
+
+    // A new password; the old one stops working.
+    browser.find("#reset-zhouqi").click();
+    let second = browser.wait_text("#new-password", |t| t.len() >= 8);
+    assert_ne!(first, second);
+    assert_eq!(Visitor::new(&node).sign_in("zhouqi", &first).0, 401);
+    assert_eq!(Visitor::new(&node).sign_in("zhouqi", &second).0, 303);
+
+    // Disabled, then it cannot sign in.
+    browser.find("#toggle-zhouqi").click();
+    browser.wait_text("#user-zhouqi .user-state", |t| t == "停用");
+    assert_eq!(Visitor::new(&node).sign_in("zhouqi", &second).0, 401);
+
+    // The demo's only admin cannot be disabled or demoted.
+    browser.find("#toggle-admin").click();
+    let why = browser.wait_text("#users-error", |t| !t.is_empty());
+    assert!(why.contains("最后一个启用的管理员"), "{why}");
+    browser.screenshot("61-admin-users-last-admin");
+    let mut admin = Visitor::new(&node);
+    admin.sign_in("admin", &node.demo_password("admin"));
+    let (_, page, _) = admin.get("/admin/users");
+    let csrf = hidden(&page, "csrf");
+    let (status, page, _) = admin.post(
+        "/admin/users/admin/role",
+        &[("csrf", &csrf), ("role", "worker"), ("counter", "")],
+    );
+    assert_eq!(status, 409);
+    assert!(page.contains("最后一个启用的管理员"));
+    // Bad input: a role that does not exist, a user name out of form, an unknown user.
+    let (status, page, _) = admin.post(
+        "/admin/users/zhouqi/role",
+        &[("csrf", &csrf), ("role", "boss"), ("counter", "")],
+    );
+    assert_eq!(status, 400);
+    assert!(page.contains("表单内容不是本系统页面发出的"), "{page}");
+    let (status, page, _) = admin.post(
+        "/admin/users",
+        &[("csrf", &csrf), ("username", "Zhou Qi"), ("role", "worker")],
+    );
+    assert_eq!(status, 400);
+    assert!(page.contains("不符合要求"), "{page}");
+    let (status, _, _) = admin.post(
+        "/admin/users/nobody/state",
+        &[("csrf", &csrf), ("disabled", "1")],
+    );
+    assert_eq!(status, 404);
+    // Only admins.
+    let mut lead = Visitor::new(&node);
+    lead.sign_in("lead", &node.demo_password("lead"));
+    let csrf = lead.session_csrf();
+    let (status, _, _) = lead.post(
+        "/admin/users/worker/state",
+        &[("csrf", &csrf), ("disabled", "1")],
+    );
+    assert_eq!(status, 403);
+}
