@@ -52,6 +52,19 @@ pub enum LinkError {
     Store(#[from] crate::store::StoreError),
 }
 
+impl LinkError {
+    /// The kind of failure, a key under `link.error.` in `web/i18n`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LinkError::Unreachable { .. } => "unreachable",
+            LinkError::Dropped { .. } => "dropped",
+            LinkError::Refused { .. } => "refused",
+            LinkError::Protocol(_) => "protocol",
+            LinkError::Store(_) => "store",
+        }
+    }
+}
+
 /// A client for one peer's `/sync/v1`.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -375,6 +388,8 @@ impl Driver {
             batch_bytes,
             metrics,
         } = self;
+        state.lock().unwrap_or_else(|e| e.into_inner()).interval_ms =
+            u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
         let mut backoff = Duration::from_secs(2);
         loop {
             let parent = match store.peers().await {
@@ -422,6 +437,7 @@ impl Driver {
                     link.up = true;
                     link.last_success_ms = Some(clock.now_ms());
                     link.last_error = None;
+                    link.last_error_code = None;
                     link.clock_offset_ms = report.clock_offset_ms;
                     link.last_report = Some(SessionReportView {
                         pulled: report.pulled,
@@ -438,6 +454,7 @@ impl Driver {
                     let mut link = state.lock().unwrap_or_else(|e| e.into_inner());
                     link.up = false;
                     link.last_error = Some(e.to_string());
+                    link.last_error_code = Some(e.code());
                     if moved > 0 {
                         // The link carries data but drops: committed batches stay, so try
                         // again soon instead of backing off as from a dead link.

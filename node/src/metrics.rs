@@ -64,6 +64,13 @@ pub struct LinkState {
     pub last_report: Option<SessionReportView>,
     /// The parent's clock minus this node's at the last hello, in milliseconds.
     pub clock_offset_ms: Option<i64>,
+    /// What kind of failure `last_error` is (`LinkError::code`), so pages word it in
+    /// their reader's language.
+    #[serde(skip)]
+    pub last_error_code: Option<&'static str>,
+    /// The time between sessions: a parent silent for longer than this is lost.
+    #[serde(skip)]
+    pub interval_ms: u64,
 }
 
 /// What the last successful session moved.

@@ -949,6 +949,11 @@ struct StatusPage<'a> {
     discovery_note: String,
     /// Halls seen on the LAN, offered for enrollment when this node has no parent.
     enroll_hint: Option<String>,
+    /// A station with no parent yet: the page shows how to enroll it.
+    station_alone: bool,
+    /// The link to the parent: whether it works, and in words.
+    link_ok: bool,
+    link_words: String,
 }
 
 /// `GET /admin/status`: what a technician checks first (admins only).
@@ -1011,7 +1016,9 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
             t.get("status.node").into_owned(),
             format!(
                 "{} · {} · {}",
-                state.node.name, state.node.role, state.node.division
+                state.node.name,
+                t.get(&format!("node_role.{}", state.node.role)),
+                state.node.division
             ),
         ),
         (
@@ -1047,33 +1054,35 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
             link.clock_offset_ms
                 .map_or("—".into(), |ms| format!("{:+.1} s", ms as f64 / 1000.0)),
         ),
-        (
-            t.get("status.parent_link").into_owned(),
-            match (link.up, &link.last_error) {
-                (true, _) => t.get("status.link_up").into_owned(),
-                (false, Some(e)) => e.clone(),
-                (false, None) => "—".into(),
-            },
-        ),
     ];
     let has_parent = peers
         .iter()
         .any(|p| p.relation == crate::store::Relation::Parent);
+    let (link_ok, link_words) = parent_link(t, &link, has_parent, state.clock.now_ms());
     let peers: Vec<PeerLine> = peers
         .into_iter()
         .filter(|p| p.relation != crate::store::Relation::Own)
         .map(|p| PeerLine {
-            relation: p.relation.as_str().into(),
+            relation: t
+                .get(&format!("relation.{}", p.relation.as_str()))
+                .into_owned(),
             name: p.record.name.clone(),
             node: p.record.node.to_hex(),
-            role: p.record.role.as_str().into(),
+            role: t
+                .get(&format!("node_role.{}", p.record.role.as_str()))
+                .into_owned(),
             division: p.record.division.to_string(),
             state: if p.record.revoked.is_some() {
                 t.get("status.revoked").into_owned()
             } else {
+                // The failure's text is the sync client's English: the log keeps it.
                 match (p.last_ok_ms, p.last_error_ms) {
-                    (Some(ok), Some(err)) if err > ok => p.last_error.clone().unwrap_or_default(),
-                    (Some(ok), _) => crate::clock::rfc3339_cst(ok),
+                    (_, Some(err)) if p.last_ok_ms.is_none_or(|ok| err > ok) => {
+                        t.with("status.peer_failed", "time", &crate::clock::minute_cst(err))
+                    }
+                    (Some(ok), _) => {
+                        t.with("status.peer_ok", "time", &crate::clock::minute_cst(ok))
+                    }
                     (None, _) => "—".into(),
                 }
             },
@@ -1109,8 +1118,44 @@ async fn admin_status(State(state): State<WebState>, ctx: Ctx) -> Response {
             seen,
             discovery_note,
             enroll_hint,
+            station_alone: !has_parent && state.node.role == "station",
+            link_ok,
+            link_words,
         },
     )
+}
+
+/// The link to the parent in words, and whether it works: none yet (not enrolled), up
+/// (with the last sync), or lost, with why. A parent silent for longer than one sync
+/// interval past when the next session was due counts as lost even while a session still
+/// hangs on it, so the page notices a lost parent within one interval.
+fn parent_link(t: &Tr, link: &LinkState, has_parent: bool, now_ms: u64) -> (bool, String) {
+    let time = |ms: u64| crate::clock::minute_cst(ms as i64);
+    if !has_parent {
+        return (false, t.get("status.link_none").into_owned());
+    }
+    let silent_since = link
+        .last_success_ms
+        .filter(|ok| now_ms.saturating_sub(*ok) > link.interval_ms.saturating_mul(2));
+    match (link.up, link.last_error_code, link.last_success_ms) {
+        (true, _, Some(ok)) if silent_since.is_none() => {
+            (true, t.with("status.link_up_since", "time", &time(ok)))
+        }
+        (_, code, last) if code.is_some() || silent_since.is_some() => {
+            let why = match code {
+                Some(code) => t.get(&format!("link.error.{code}")).into_owned(),
+                None => t.get("link.error.silent").into_owned(),
+            };
+            let since = last.map_or_else(|| t.get("status.link_never").into_owned(), time);
+            (
+                false,
+                t.get("status.link_lost")
+                    .replace("{since}", &since)
+                    .replace("{why}", &why),
+            )
+        }
+        _ => (false, t.get("status.link_waiting").into_owned()),
+    }
 }
 
 // ---------------------------------------------------------------- catalog
@@ -1455,6 +1500,55 @@ async fn notice_sheet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parent link in words: none, up, lost with why, and lost when silent for more
+    /// than one interval past the next session's due time although no session failed yet.
+    #[test]
+    fn the_parent_link_in_words() {
+        let t = Tr::of(Lang::Zh);
+        let minute = 60_000;
+        let link = |up, code, last| LinkState {
+            up,
+            last_success_ms: last,
+            last_error_code: code,
+            interval_ms: minute,
+            ..LinkState::default()
+        };
+        let now = 1_772_726_400_000;
+        assert_eq!(
+            parent_link(t, &link(false, None, None), false, now),
+            (false, "未连接：本站尚未登记到上级大厅".into())
+        );
+        let (ok, words) = parent_link(t, &link(true, None, Some(now - minute)), true, now);
+        assert!(ok && words.starts_with("正常"), "{words}");
+        let (ok, words) = parent_link(
+            t,
+            &link(false, Some("unreachable"), Some(now - minute)),
+            true,
+            now,
+        );
+        assert!(
+            !ok && words.contains("已断开") && words.contains("连接不上"),
+            "{words}"
+        );
+        let (ok, words) = parent_link(t, &link(true, None, Some(now - 3 * minute)), true, now);
+        assert!(!ok && words.contains("没有应答"), "{words}");
+        let (ok, words) = parent_link(t, &link(false, None, None), true, now);
+        assert!(!ok && words.contains("第一次同步"), "{words}");
+        for lang in Lang::ALL {
+            for code in [
+                "unreachable",
+                "dropped",
+                "refused",
+                "protocol",
+                "store",
+                "silent",
+            ] {
+                let key = format!("link.error.{code}");
+                assert!(!Tr::of(lang).get(&key).contains('⟦'), "{key} in {lang:?}");
+            }
+        }
+    }
 
     #[test]
     fn pinyin_initials_of_item_names() {

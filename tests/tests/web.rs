@@ -1761,3 +1761,91 @@ fn an_admin_manages_accounts_on_the_page() {
     );
     assert_eq!(status, 403);
 }
+
+/// Point 15: a fresh station shows how to enroll (catalog and status page); enrolled, the
+/// status page says in words what it is and that its link is up; when the hall goes away
+/// the page says the parent is lost within one sync interval.
+#[test]
+fn a_station_shows_how_to_enroll_and_notices_a_lost_parent() {
+    use yizhan_tests::{enroll_code, init_node, run_ok, set_config};
+    let root = temp_dir();
+    let (hall_dir, station_dir) = (root.path().join("hall"), root.path().join("station"));
+    init_node(&hall_dir, "district", "440304", "福田区行政服务中心");
+    let password = init_node(&station_dir, "station", "440304001001", "园岭社区");
+    const INTERVAL: Duration = Duration::from_secs(4);
+    set_config(
+        &station_dir,
+        "interval_secs",
+        &INTERVAL.as_secs().to_string(),
+    );
+    let browser = Browser::start();
+    let sign_in = |node: &Node| {
+        browser.goto(&node.url("/signin"));
+        browser.find("#username").type_text("admin");
+        browser.find("#password").type_text(&password);
+        browser.find("#signin-submit").click();
+        browser.wait_text("#greeting", |t| !t.is_empty());
+    };
+
+    let station = Node::serve(&station_dir);
+    browser.goto(&station.url("/catalog"));
+    browser.wait_text("#enroll-steps h2", |t| t == "本站尚未登记到上级大厅");
+    sign_in(&station);
+    browser.goto(&station.url("/admin/status"));
+    let link = browser.wait_text("#parent-link", |t| !t.is_empty());
+    assert!(link.contains("本站尚未登记到上级大厅"), "{link}");
+    assert!(!browser.find_all("#status-facts").is_empty());
+    assert!(browser.find("#status-facts").text().contains("服务站"));
+    assert!(
+        browser
+            .find("#enroll-steps")
+            .text()
+            .contains("yizhan enroll")
+    );
+    browser.screenshot("62-status-not-enrolled");
+    station.kill9();
+
+    let hall = Node::serve(&hall_dir);
+    let code = enroll_code(&hall_dir, "440304001001", "station");
+    run_ok(&[
+        "enroll",
+        &hall.base,
+        &code,
+        "--data-dir",
+        station_dir.to_str().unwrap(),
+    ]);
+    let station = Node::serve(&station_dir);
+    sign_in(&station);
+    let status_text = |css: &str| {
+        browser.goto(&station.url("/admin/status"));
+        browser.find(css).text()
+    };
+    yizhan_tests::wait_for("the link up", Duration::from_secs(30), || {
+        status_text("#parent-link").contains("正常").then_some(())
+    });
+    let peers = browser.find("#status-peers").text();
+    assert!(
+        peers.contains("上级") && peers.contains("区（县）大厅"),
+        "{peers}"
+    );
+    assert!(browser.find_all("#enroll-steps").is_empty());
+    browser.screenshot("63-status-link-up");
+
+    hall.kill9();
+    let lost = std::time::Instant::now();
+    let words = yizhan_tests::wait_for("the parent lost", INTERVAL * 3, || {
+        let text = status_text("#parent-link");
+        text.contains("已断开").then_some(text)
+    });
+    // One interval until the next session, and a few seconds for this polling page.
+    assert!(
+        lost.elapsed() < INTERVAL + Duration::from_secs(3),
+        "{:?}: {words}",
+        lost.elapsed()
+    );
+    assert!(words.contains("连接不上上级节点"), "{words}");
+    browser.screenshot("64-status-parent-lost");
+    browser.goto(&station.url("/lang/en?back=/admin/status"));
+    let words = browser.wait_text("#parent-link", |t| t.contains("Lost"));
+    assert!(words.contains("cannot be reached"), "{words}");
+}
