@@ -1452,6 +1452,18 @@ fn the_dashboard_is_for_leads_and_admins_and_exports_its_month() {
         );
         assert!(body.starts_with(b"PK"), "an .xlsx is a zip file");
     }
+    for stem in ["open", "overdue"] {
+        let (status, headers, body) = download(&lead, &format!("/dashboard/{stem}.xlsx"));
+        assert_eq!(status, 200);
+        assert!(
+            headers["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains(&format!("yizhan-{stem}-")),
+            "named by today"
+        );
+        assert!(body.starts_with(b"PK"), "an .xlsx is a zip file");
+    }
 }
 
 #[test]
@@ -1501,6 +1513,15 @@ fn a_lead_opens_the_dashboard_sees_counts_and_charts_and_gets_the_csv() {
     assert_eq!(response.status().as_u16(), 200);
     let body = response.body_mut().read_to_string().unwrap();
     assert!(body.starts_with("\u{feff}办件编号,"), "{body}");
+    // What is open and what is overdue, in both formats, from the same list of exports.
+    for (id, path) in [
+        ("#export-open-csv", "/dashboard/open.csv"),
+        ("#export-open-xlsx", "/dashboard/open.xlsx"),
+        ("#export-overdue-csv", "/dashboard/overdue.csv"),
+        ("#export-overdue-xlsx", "/dashboard/overdue.xlsx"),
+    ] {
+        assert!(browser.find(id).attribute("href").ends_with(path), "{id}");
+    }
 
     // Another month, through the form's links.
     browser.find("#prev-month").click();
