@@ -257,6 +257,47 @@ impl Calendar {
         })
     }
 
+    /// The shipped calendar with years published by the halls (calendar documents, one
+    /// year file each) in place of the shipped figures for those years: a new year's
+    /// State Council notice reaches every node without a new binary. When two texts give
+    /// the same year, the caller has already chosen one (the highest hall's, then the
+    /// highest version).
+    pub fn china_with(published: &[&str]) -> Result<Calendar, CalendarError> {
+        let mut replaced = std::collections::BTreeSet::new();
+        for text in published {
+            let year = Calendar::from_files(&[text])?
+                .years()
+                .map(|y| y.year)
+                .next()
+                .ok_or(CalendarError {
+                    line: 0,
+                    message: "a published calendar holds no year".into(),
+                })?;
+            if !replaced.insert(year) {
+                return Err(CalendarError {
+                    line: 0,
+                    message: format!("year {year} is published twice"),
+                });
+            }
+        }
+        let mut files: Vec<&str> = SHIPPED
+            .iter()
+            .copied()
+            .filter(|text| {
+                Calendar::from_files(&[text])
+                    .map(|c| c.years().all(|y| !replaced.contains(&y.year)))
+                    .unwrap_or(false)
+            })
+            .collect();
+        files.extend_from_slice(published);
+        files.sort_by_key(|text| {
+            Calendar::from_files(&[text])
+                .ok()
+                .and_then(|c| c.years().map(|y| y.year).next())
+        });
+        Calendar::from_files(&files)
+    }
+
     /// Builds a calendar from year files (format described in `calendars/cn-2026.txt`).
     pub fn from_files(files: &[&str]) -> Result<Calendar, CalendarError> {
         let mut calendar = Calendar {
@@ -607,6 +648,34 @@ impl Deadlines {
 
 #[cfg(test)]
 mod tests {
+
+    /// A year published by a hall replaces the shipped figures for that year only, and
+    /// the version says so.
+    #[test]
+    fn a_published_year_replaces_the_shipped_one() {
+        let official_2027 = "calendar cn-mainland\nyear 2027\nversion 2027.1\nstatus official\nsource 国务院办公厅关于2027年部分节假日安排的通知\noff 2027-01-01 元旦\nwork 2027-02-20 春节调休上班\noff 2027-02-05 2027-02-11 春节\n";
+        let calendar = Calendar::china_with(&[official_2027]).unwrap();
+        let day = |s: &str| s.parse::<Date>().unwrap();
+        assert!(calendar.covers(day("2027-03-01")), "2027 is official now");
+        assert!(!Calendar::china().covers(day("2027-03-01")));
+        assert!(
+            calendar.is_working_day(day("2027-02-20")),
+            "a make-up Saturday"
+        );
+        assert!(!calendar.is_working_day(day("2027-02-11")));
+        // 2026 is untouched.
+        for d in ["2026-10-01", "2026-10-09", "2026-03-02"] {
+            assert_eq!(
+                calendar.is_working_day(day(d)),
+                Calendar::china().is_working_day(day(d)),
+                "{d}"
+            );
+        }
+        assert!(calendar.version().contains("2027.1") && !calendar.version().contains("2027.0p"));
+        assert!(Calendar::china_with(&[official_2027, official_2027]).is_err());
+        assert_eq!(Calendar::china_with(&[]).unwrap(), *Calendar::china());
+    }
+
     use super::*;
 
     fn d(s: &str) -> Date {
