@@ -1004,7 +1004,7 @@ async fn sync_requests_must_be_signed_by_a_known_node() {
 /// The public booking form, driven in-process: every kind of bad input gets a 4xx page
 /// that says what is wrong, and changes nothing in the store. The clock is fixed at
 /// Monday 2026-03-02 10:00 China time; the schedule is the default one (09:00–18:00, lunch
-/// 12:00–14:00, 30-minute slots, 2 places, 7 working days).
+/// 12:00–14:00, Saturdays 09:00–12:00, 30-minute slots, 2 places, 7 working days).
 #[tokio::test]
 async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
     let api = api("station").await;
@@ -1048,7 +1048,10 @@ async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
     // Today's slots before 10:00 are gone; 10:00 itself has started too.
     assert!(!page.contains("2026-03-02T09:30") && !page.contains("2026-03-02T10:00"));
     assert!(page.contains("2026-03-02T10:30") && page.contains("2026-03-10T17:30"));
-    assert!(!page.contains("2026-03-07T") && !page.contains("2026-03-11T"));
+    // Saturday mornings only; no Sunday; nothing past the seventh working day.
+    assert!(page.contains("2026-03-07T09:00") && page.contains("2026-03-07T11:30"));
+    assert!(!page.contains("2026-03-07T12:00") && !page.contains("2026-03-07T14:00"));
+    assert!(!page.contains("2026-03-08T") && !page.contains("2026-03-11T"));
     assert!(
         !page.contains("2026-03-03T12:30"),
         "no slot in the lunch break"
@@ -1076,10 +1079,17 @@ async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
             "已经开始或已过去",
         ),
         (
-            form(&code, "2026-03-07T09:30", "13800138000"),
+            form(&code, "2026-03-08T09:30", "13800138000"),
             Some(cookie.clone()),
             StatusCode::UNPROCESSABLE_ENTITY,
             "法定节假日",
+        ),
+        // Saturdays open in the morning only.
+        (
+            form(&code, "2026-03-07T14:00", "13800138000"),
+            Some(cookie.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "没有这个时段",
         ),
         (
             form(&code, "2026-03-20T09:30", "13800138000"),
