@@ -1870,3 +1870,50 @@ fn a_station_shows_how_to_enroll_and_notices_a_lost_parent() {
     let words = browser.wait_text("#parent-link", |t| t.contains("Lost"));
     assert!(words.contains("cannot be reached"), "{words}");
 }
+
+/// Point 1: the work list opens on every open case, soonest deadline first, and its one
+/// search box finds a case by the tail of its serial number and by the applicant's name.
+#[test]
+fn the_open_view_and_one_search_box_find_every_case() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let token = node
+        .printed_after("API token of `worker`:")
+        .expect("a token");
+    let (_, open) = get(
+        &client(),
+        &node.url("/api/v1/cases?open=true&limit=200"),
+        Some(&token),
+    )
+    .unwrap();
+    let open = open["cases"].as_array().unwrap().clone();
+    assert!(!open.is_empty(), "the demo has open cases");
+    let browser = Browser::start();
+    browser_sign_in(&browser, &node, "worker");
+    assert_eq!(
+        browser.find("#view-open").attribute("aria-current"),
+        "page",
+        "sign-in lands on the open cases"
+    );
+    let dues = browser.wait_texts("#worklist td.due", |d| !d.is_empty());
+    let given: Vec<&String> = dues.iter().filter(|d| !d.is_empty()).collect();
+    assert!(given.windows(2).all(|w| w[0] <= w[1]), "{dues:?}");
+    browser.screenshot("08-open-cases");
+    // A case accepted long ago, by the tail of its serial number and by name.
+    let case = open
+        .iter()
+        .find(|c| c["serial_no"].is_string())
+        .expect("an accepted open case");
+    let serial = case["serial_no"].as_str().unwrap();
+    let tail = &serial[serial.len() - 6..];
+    browser.find("#work-q").type_text(tail);
+    browser.find("#work-search-submit").click();
+    let found = browser.wait_texts("#worklist .case-link", |f| !f.is_empty());
+    assert!(found.iter().any(|f| f == serial), "{found:?}");
+    let name = case["applicant_name"].as_str().unwrap();
+    browser.goto(&node.url("/worklist"));
+    browser.find("#work-q").type_text(name);
+    browser.find("#work-search-submit").click();
+    let names = browser.wait_texts("#worklist .applicant", |f| !f.is_empty());
+    assert!(names.iter().all(|n| n.contains(name)), "{names:?}");
+}
