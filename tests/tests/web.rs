@@ -2003,3 +2003,100 @@ fn a_complete_application_reaches_its_receipt_in_few_steps() {
     assert!(interactions <= 8, "{interactions} interactions");
     assert!(keys <= 30, "{keys} key presses");
 }
+
+/// Points 4, 5 and 6: the main pages of every role in zh-CN show no untranslated key; an
+/// unknown address and a missing case are HTML pages in the reader's language, not JSON;
+/// the receipt's QR holds a short link to /verify that shows the sealed content.
+#[test]
+fn pages_speak_one_language_errors_are_pages_and_the_qr_opens_verify() {
+    let dir = temp_dir();
+    let node = Node::demo(dir.path());
+    let browser = Browser::start();
+    let body_text = || {
+        browser
+            .eval("return document.body.innerText;")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let walk = |paths: &[String]| {
+        for path in paths {
+            browser.goto(&node.url(path));
+            browser.wait_text("h1", |t| !t.is_empty());
+            let text = body_text();
+            assert!(
+                !text.contains('⟦'),
+                "{path} has an untranslated key: {text}"
+            );
+            let title = browser.eval("return document.title;");
+            let title = title.as_str().unwrap_or_default();
+            assert!(!title.contains(['⟦', '<']), "{path}: title {title}");
+        }
+    };
+    // The applicants' pages.
+    walk(&[
+        "/".into(),
+        "/catalog".into(),
+        format!("/catalog/{RELIEF}"),
+        format!("/catalog/{RELIEF}/notice"),
+        "/appointments/book".into(),
+        format!("/appointments/book?item={RELIEF}"),
+        "/status".into(),
+        "/verify".into(),
+    ]);
+    // The counter's.
+    browser_sign_in(&browser, &node, "worker");
+    let case = browser.find("#worklist .case-link").attribute("href");
+    walk(&[
+        "/worklist".into(),
+        "/worklist?view=overdue".into(),
+        "/worklist?q=dbsq".into(),
+        format!("/cases/new?item={RELIEF}"),
+        case.replace(&node.base, ""),
+        "/appointments".into(),
+        "/transfers".into(),
+    ]);
+
+    // Errors are pages, in the reader's language.
+    for path in ["/no-such-page", "/cases/00000000000000000000000000000000"] {
+        browser.goto(&node.url(path));
+        let title = browser.wait_text("h1", |t| !t.is_empty());
+        assert_eq!(title, "未找到", "{path}");
+        let kind = browser.eval("return document.contentType;");
+        assert_eq!(kind.as_str(), Some("text/html"), "{path}");
+    }
+
+    // The receipt's QR is a short link a phone camera opens: /verify?c=…
+    browser.goto(&node.url(&format!("/cases/new?item={RELIEF}")));
+    browser.wait_text("#intake-form legend", |t| !t.is_empty());
+    fill_applicant(&browser, "吴九");
+    browser.find("#all-materials").click();
+    browser.find("#case-submit-all").click();
+    browser.wait_text("#notice-title", |t| t == "受理回执");
+    let link = browser.find("#qr-link").text();
+    assert!(
+        link.starts_with(&format!("{}/verify?c=", node.base)) && link.len() < 160,
+        "{link}"
+    );
+    browser.goto(&link);
+    browser.wait_text("#verdict-title", |t| t == "有效");
+    assert!(browser.find("#verdict-content").text().contains("吴九"));
+    browser.screenshot("15-verify-from-qr");
+
+    // The lead's and the admin's pages.
+    for (user, paths) in [
+        (
+            "lead",
+            vec!["/dashboard".to_string(), "/worklist".to_string()],
+        ),
+        (
+            "admin",
+            vec!["/admin/status".to_string(), "/admin/users".to_string()],
+        ),
+    ] {
+        browser.find("form[action='/signout'] button").click();
+        browser.wait_text("h1", |t| !t.is_empty());
+        browser_sign_in(&browser, &node, user);
+        walk(&paths);
+    }
+}
