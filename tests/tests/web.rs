@@ -2004,9 +2004,10 @@ fn a_complete_application_reaches_its_receipt_in_few_steps() {
     assert!(keys <= 30, "{keys} key presses");
 }
 
-/// Points 4, 5 and 6: the main pages of every role in zh-CN show no untranslated key; an
+/// Points 4 to 7: the main pages of every role in zh-CN show no untranslated key; an
 /// unknown address and a missing case are HTML pages in the reader's language, not JSON;
-/// the receipt's QR holds a short link to /verify that shows the sealed content.
+/// the receipt's QR holds a short link to /verify that shows the sealed content, and its
+/// query code finds the case on a phone.
 #[test]
 fn pages_speak_one_language_errors_are_pages_and_the_qr_opens_verify() {
     let dir = temp_dir();
@@ -2078,10 +2079,24 @@ fn pages_speak_one_language_errors_are_pages_and_the_qr_opens_verify() {
         link.starts_with(&format!("{}/verify?c=", node.base)) && link.len() < 160,
         "{link}"
     );
+    // Point 7: the short query code on the receipt, typed on a phone in lower case with
+    // the phone's last four digits, finds the case.
+    let query_code = browser.find("#notice-query-code").text();
+    assert_eq!(query_code.chars().count(), 8, "{query_code}");
     browser.goto(&link);
     browser.wait_text("#verdict-title", |t| t == "有效");
     assert!(browser.find("#verdict-content").text().contains("吴九"));
     browser.screenshot("15-verify-from-qr");
+    browser.set_window_size(390, 844);
+    browser.goto(&node.url("/status"));
+    browser
+        .find("#serial")
+        .type_text(&query_code.to_lowercase());
+    browser.find("#phone4").type_text("8000");
+    browser.find("#lookup-submit").click();
+    browser.wait_text("#public-status", |t| t == "办理中");
+    browser.screenshot("43-status-by-query-code");
+    browser.set_window_size(1366, 768);
 
     // The lead's and the admin's pages.
     for (user, paths) in [
