@@ -41,7 +41,7 @@ use crate::config::Synchronous;
 use crate::i18n::Words;
 use crate::identity::Identity;
 
-pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
+pub use accounts::{NewUser, Role, TokenOwner, UserRecord, UserStanding};
 pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };

@@ -195,11 +195,15 @@ where
         let mut session = token
             .as_ref()
             .and_then(|token| state.sessions.touch(token, state.clock.now_ms()));
-        // The account may have been disabled or given another role since sign-in.
+        // The account may have been disabled or given another role or counter since sign-in.
         if let Some(s) = session.as_mut() {
             match state.store.user_standing(s.user_id).await {
-                Ok(Some((false, role, hash))) if session::credential_of(&hash) == s.credential => {
-                    s.role = role
+                Ok(Some(standing))
+                    if !standing.disabled
+                        && session::credential_of(&standing.password_hash) == s.credential =>
+                {
+                    s.role = standing.role;
+                    s.counter = standing.counter;
                 }
                 Ok(_) => {
                     state.sessions.end_all_of(s.user_id);

@@ -1710,18 +1710,19 @@ fn an_admin_manages_accounts_on_the_page() {
     assert!(browser.find("#users-notice").text().contains("zhouqi"));
     assert!(browser.find("#user-zhouqi").text().contains("周七"));
     browser.screenshot("60-admin-users-added");
-    assert_eq!(
-        Visitor::new(&node).sign_in("zhouqi", &first).0,
-        303,
-        "it signs in"
-    );
+    let mut zhouqi = Visitor::new(&node);
+    assert_eq!(zhouqi.sign_in("zhouqi", &first).0, 303, "it signs in");
+    assert_eq!(zhouqi.get("/dashboard").0, 403, "a worker's");
 
-    // Role and counter.
+    // Role and counter; a session open already follows them at once.
     browser.find("#role-zhouqi option[value=lead]").click();
     browser.find("#counter-zhouqi").clear();
     browser.find("#counter-zhouqi").type_text("5号窗口");
     browser.find("#save-zhouqi").click();
     browser.wait_text("#user-zhouqi .role-now", |t| t == "现场负责人 · 5号窗口");
+    assert_eq!(zhouqi.get("/dashboard").0, 200, "a lead's now");
+    let (_, page, _) = zhouqi.get("/worklist");
+    assert!(text_of(&page, "greeting").contains("5号窗口"), "{page}");
     assert!(
         browser.find_all("#new-password").is_empty(),
         "a password shows once"

@@ -145,20 +145,24 @@ impl Store {
         .await
     }
 
-    /// Whether a user may still act, and in which role (sessions check it on every page,
-    /// so disabling an account or changing its role takes effect at once).
+    /// Whether a user may still act, in which role and at which counter (sessions check it
+    /// on every page, so disabling an account or changing its role or counter takes effect
+    /// at once).
     /// Also returns the password hash, so a session opened before a password change ends.
-    pub async fn user_standing(&self, id: i64) -> Result<Option<(bool, Role, String)>, StoreError> {
+    pub async fn user_standing(&self, id: i64) -> Result<Option<UserStanding>, StoreError> {
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT disabled, role, password_hash FROM users WHERE id = ?1")?
+                .prepare_cached(
+                    "SELECT disabled, role, password_hash, counter FROM users WHERE id = ?1",
+                )?
                 .query_row([id], |r| {
                     let role: String = r.get(1)?;
-                    Ok((
-                        r.get(0)?,
-                        Role::parse(&role).unwrap_or(Role::Worker),
-                        r.get(2)?,
-                    ))
+                    Ok(UserStanding {
+                        disabled: r.get(0)?,
+                        role: Role::parse(&role).unwrap_or(Role::Worker),
+                        password_hash: r.get(2)?,
+                        counter: r.get(3)?,
+                    })
                 })
                 .optional()?)
         })
@@ -283,4 +287,14 @@ fn keep_an_admin(conn: &rusqlite::Connection, username: &str) -> Result<(), Stor
         ));
     }
     Ok(())
+}
+
+/// What a session checks of its account on every request: an admin may have disabled it,
+/// given it a new password, or another role or counter since sign-in.
+#[derive(Clone, Debug)]
+pub struct UserStanding {
+    pub disabled: bool,
+    pub role: Role,
+    pub password_hash: String,
+    pub counter: String,
 }
