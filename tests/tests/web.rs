@@ -1240,6 +1240,13 @@ fn applicants_see_their_case_with_the_phone_digits_and_rate_it_once() {
     browser.screenshot("41-rectification-closed");
     browser.goto(&node.url("/dashboard"));
     browser.wait_text("#dash-rectifications-total", |t| t == "0");
+    // Closed, the reply shows on the applicant's status page.
+    browser.goto(&node.url("/status"));
+    browser.find("#serial").type_text(&serial);
+    browser.find("#phone4").type_text("8000");
+    browser.find("#lookup-submit").click();
+    browser.wait_text("#rectification-reply", |t| t.contains("已调整窗口排班"));
+    browser.screenshot("44-applicant-sees-the-reply");
 
     // Guessing: a wrong number and wrong digits get the same answer.
     let (status, miss, _) = applicant.post("/status", &[("serial", &serial), ("phone4", "0000")]);
