@@ -206,7 +206,13 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// Any path no route takes: a JSON 404 that says where the API is described.
+/// Whether a path is the API's (JSON answers) rather than a page's.
+pub fn owns(path: &str) -> bool {
+    ["/api/", "/sync/"].iter().any(|p| path.starts_with(p))
+        || ["/api", "/sync", "/healthz", "/metrics"].contains(&path)
+}
+
+/// Any path no route takes under the API: a JSON 404 that says where it is described.
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
 }

@@ -60,6 +60,10 @@ pub struct Schedule {
     pub capacity: u32,
     /// How many working days ahead one may book, today included when it is one.
     pub days_ahead: u32,
+    /// Saturday opening hours (周六上午), when the station opens on Saturdays outside
+    /// holiday stretches; `None`: closed on Saturdays. A Saturday the calendar makes a
+    /// working day (调休上班) has the weekday hours.
+    pub saturday: Option<(Minute, Minute)>,
 }
 
 /// One bookable slot: the day and the time it starts.
@@ -73,10 +77,26 @@ impl Schedule {
     /// The start of every slot of a working day, in order: from opening, every
     /// `slot_minutes`, each ending by closing and none overlapping the lunch break.
     pub fn starts(&self) -> Vec<Minute> {
+        self.starts_between(self.open, self.close)
+    }
+
+    /// The slot starts of `day`: a working day's, an open Saturday's (its own hours), or
+    /// none on a day the station is closed.
+    pub fn starts_on(&self, calendar: &Calendar, day: Date) -> Vec<Minute> {
+        if calendar.is_working_day(day) {
+            self.starts()
+        } else if let Some((open, close)) = self.saturday.filter(|_| open_saturday(calendar, day)) {
+            self.starts_between(open, close)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn starts_between(&self, open: Minute, close: Minute) -> Vec<Minute> {
         let step = self.slot_minutes.max(1);
         let mut out = Vec::new();
-        let mut start = self.open.0;
-        while start + step <= self.close.0 {
+        let mut start = open.0;
+        while start + step <= close.0 {
             let end = start + step;
             let in_lunch = self
                 .lunch
@@ -93,31 +113,38 @@ impl Schedule {
     }
 
     /// The days that take appointments, from `today`: the next `days_ahead` working days
-    /// of the calendar, today included when it is a working day.
+    /// of the calendar, today included when it is a working day, and the open Saturdays
+    /// among them.
     pub fn days(&self, calendar: &Calendar, today: Date) -> Vec<Date> {
         let mut days = Vec::new();
-        if calendar.is_working_day(today) && self.days_ahead > 0 {
-            days.push(today);
+        let mut working = 0;
+        let mut day = today;
+        // A window of working days never spans more than twice its length and a holiday.
+        let horizon = self.days_ahead as i32 * 2 + 30;
+        while working < self.days_ahead
+            && day.days_since_epoch() - today.days_since_epoch() < horizon
+        {
+            if calendar.is_working_day(day) {
+                working += 1;
+                days.push(day);
+            } else if !self.starts_on(calendar, day).is_empty() {
+                days.push(day);
+            }
+            day = day.succ();
         }
-        days.extend(
-            calendar
-                .working_days_after(today, &[])
-                .take((self.days_ahead as usize).saturating_sub(days.len())),
-        );
         days
     }
 
     /// The slots one may book now: on the bookable days, and today only those that have
     /// not started yet.
     pub fn open_slots(&self, calendar: &Calendar, today: Date, now: Minute) -> Vec<Slot> {
-        let starts = self.starts();
         self.days(calendar, today)
             .into_iter()
             .flat_map(|day| {
-                starts
-                    .iter()
-                    .filter(move |start| day != today || **start > now)
-                    .map(move |start| Slot { day, start: *start })
+                self.starts_on(calendar, day)
+                    .into_iter()
+                    .filter(move |start| day != today || *start > now)
+                    .map(move |start| Slot { day, start })
             })
             .collect()
     }
@@ -133,17 +160,30 @@ impl Schedule {
         if slot.day < today || (slot.day == today && slot.start <= now) {
             return Some(Refusal::Past);
         }
-        if !calendar.is_working_day(slot.day) {
+        let starts = self.starts_on(calendar, slot.day);
+        if starts.is_empty() {
             return Some(Refusal::Closed);
         }
         if !self.days(calendar, today).contains(&slot.day) {
             return Some(Refusal::TooFar);
         }
-        if !self.starts().contains(&slot.start) {
+        if !starts.contains(&slot.start) {
             return Some(Refusal::NoSuchSlot);
         }
         None
     }
+}
+
+/// Whether a Saturday that is no working day is an ordinary one, open for Saturday
+/// hours, rather than part of a public-holiday stretch (春节, 国庆…): the shipped calendar
+/// tells working days only, and a Saturday inside a holiday stretch has a weekday off
+/// beside it (the Friday before or the Monday after).
+fn open_saturday(calendar: &Calendar, day: Date) -> bool {
+    use yizhan_sync::domain::calendar::Weekday;
+    day.weekday() == Weekday::Sat
+        && !calendar.is_working_day(day)
+        && calendar.is_working_day(day.add_days(-1))
+        && calendar.is_working_day(day.add_days(2))
 }
 
 /// Why a slot cannot be booked.
@@ -222,6 +262,7 @@ mod tests {
             slot_minutes: slot,
             capacity: 2,
             days_ahead: 3,
+            saturday: None,
         }
     }
 
@@ -305,6 +346,66 @@ mod tests {
                 .collect();
             assert_eq!(days, *expected, "from {today}");
         }
+    }
+
+    /// Saturday mornings open when the hours say so (周六 9:00-12:00), outside holiday
+    /// stretches; a make-up working Saturday has the weekday hours.
+    #[test]
+    fn saturday_mornings_are_bookable() {
+        let calendar = Calendar::china();
+        let d = |s: &str| s.parse::<Date>().unwrap();
+        let m = |s: &str| Minute::parse(s).unwrap();
+        let s = Schedule {
+            saturday: Some((m("09:00"), m("12:00"))),
+            ..schedule("09:00", "17:00", Some(("12:00", "14:00")), 60)
+        };
+        let starts = |day: &str| -> Vec<String> {
+            s.starts_on(calendar, d(day))
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            starts("2026-03-07"),
+            ["09:00", "10:00", "11:00"],
+            "a Saturday"
+        );
+        assert!(starts("2026-03-08").is_empty(), "a Sunday");
+        assert!(starts("2026-10-03").is_empty(), "National Day");
+        assert_eq!(starts("2026-10-10").len(), 6, "a make-up working Saturday");
+        let days: Vec<String> = s
+            .days(calendar, d("2026-03-06"))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            days,
+            ["2026-03-06", "2026-03-07", "2026-03-09", "2026-03-10"]
+        );
+        assert_eq!(
+            s.refuse(
+                calendar,
+                d("2026-03-06"),
+                m("10:00"),
+                Slot {
+                    day: d("2026-03-07"),
+                    start: m("10:00")
+                }
+            ),
+            None
+        );
+        assert_eq!(
+            s.refuse(
+                calendar,
+                d("2026-03-06"),
+                m("10:00"),
+                Slot {
+                    day: d("2026-03-07"),
+                    start: m("14:00")
+                }
+            ),
+            Some(Refusal::NoSuchSlot)
+        );
     }
 
     #[test]

@@ -174,6 +174,16 @@ pub enum UserCommand {
     Disable { username: String },
     /// Allow a disabled account again
     Enable { username: String },
+    /// Give an account another role and counter (the last admin stays an admin)
+    Set {
+        username: String,
+        /// worker (窗口工作人员), lead (现场负责人) or admin
+        #[arg(long)]
+        role: String,
+        /// The counter (窗口) this person usually staffs
+        #[arg(long, default_value = "")]
+        counter: String,
+    },
     /// List accounts
     List,
 }
@@ -619,6 +629,18 @@ async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Resul
         UserCommand::Enable { username } => {
             store.set_disabled(username.clone(), false).await?;
             println!("{username} is enabled");
+        }
+        UserCommand::Set {
+            username,
+            role,
+            counter,
+        } => {
+            let role = StaffRole::parse(&role)
+                .with_context(|| format!("--role {role:?}: use worker, lead or admin"))?;
+            store
+                .set_role_and_counter(username.clone(), role, counter.clone())
+                .await?;
+            println!("{username} is a {} at {counter:?}", role.as_str());
         }
         UserCommand::List => {
             println!(

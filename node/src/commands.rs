@@ -126,6 +126,8 @@ pub async fn enroll(node: &OpenNode, url: &str, code: &str) -> anyhow::Result<()
     )
     .post(format!("{url}/sync/v1/enroll"))
     .header(reqwest::header::CONTENT_TYPE, "application/json")
+    // The command line speaks English.
+    .header(reqwest::header::ACCEPT_LANGUAGE, "en")
     .body(body)
     .send()
     .await

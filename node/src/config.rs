@@ -136,6 +136,10 @@ pub struct AppointmentsSection {
     pub close: String,
     /// A break without slots, `HH:MM-HH:MM`; empty for none.
     pub lunch: String,
+    /// Saturday opening hours, `HH:MM-HH:MM` (周六上午); empty: closed on Saturdays. A
+    /// Saturday in a holiday stretch is closed, a make-up working Saturday has the
+    /// weekday hours.
+    pub saturday: String,
     /// Length of a slot in minutes.
     pub slot_minutes: u16,
     /// Counters taking appointments.
@@ -153,6 +157,7 @@ impl Default for AppointmentsSection {
             open: "09:00".into(),
             close: "18:00".into(),
             lunch: "12:00-14:00".into(),
+            saturday: "09:00-12:00".into(),
             slot_minutes: 30,
             counters: 2,
             per_counter: 1,
@@ -253,10 +258,33 @@ impl AppointmentsSection {
                 ),
             ));
         }
+        let saturday = match self.saturday.trim() {
+            "" => None,
+            text => {
+                let bad = || {
+                    (
+                        "saturday",
+                        format!(
+                            "appointments.saturday must be empty or hours like \"09:00-12:00\" that split into whole slots, not {text:?}"
+                        ),
+                    )
+                };
+                let (from, to) = text.split_once('-').ok_or_else(bad)?;
+                let (from, to) = (
+                    Minute::parse(from.trim()).ok_or_else(bad)?,
+                    Minute::parse(to.trim()).ok_or_else(bad)?,
+                );
+                if from >= to || (to.minutes() - from.minutes()) % self.slot_minutes != 0 {
+                    return Err(bad());
+                }
+                Some((from, to))
+            }
+        };
         Ok(Schedule {
             open,
             close,
             lunch,
+            saturday,
             slot_minutes: self.slot_minutes,
             capacity: self.counters.saturating_mul(self.per_counter),
             days_ahead: self.days_ahead,
@@ -371,6 +399,10 @@ pub struct HttpSection {
     /// Seconds a page or API request may take, its body included (`/sync/v1` has its own
     /// bounds).
     pub request_timeout_secs: u64,
+    /// The address applicants' phones reach this node by (`http://192.168.1.10:8080`),
+    /// printed in the QR code of every notice as a link to its `/verify` page. Empty: the
+    /// address the counter PC used, which is useless to a phone when it is `127.0.0.1`.
+    pub public_url: String,
 }
 
 impl Default for HttpSection {
@@ -382,7 +414,16 @@ impl Default for HttpSection {
             max_connections: 4096,
             header_timeout_secs: 10,
             request_timeout_secs: 60,
+            public_url: String::new(),
         }
+    }
+}
+
+impl HttpSection {
+    /// The public address without a trailing slash, or `None` when not set.
+    pub fn public_url(&self) -> Option<String> {
+        let url = self.public_url.trim().trim_end_matches('/');
+        (!url.is_empty()).then(|| url.to_string())
     }
 }
 
@@ -548,6 +589,25 @@ impl Config {
                 message: "service.rectify_days must be 1 to 120 working days".into(),
             });
         }
+        let url = config.http.public_url.trim();
+        if !url.is_empty()
+            && !((url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() <= 200
+                && url.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("public_url"))
+                .map(|i| i + 1);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                column: None,
+                message:
+                    "http.public_url must be empty or an address like \"http://192.168.1.10:8080\""
+                        .into(),
+            });
+        }
         if config.node.name.trim().is_empty() {
             let line = text
                 .lines()
@@ -651,6 +711,10 @@ max_connections = {max_connections}
 header_timeout_secs = {header_timeout}
 # Seconds a page or API request may take, its body included.
 request_timeout_secs = {request_timeout}
+# The address phones on the station's network reach this node by, e.g.
+# "http://192.168.1.10:8080": the QR code on every notice links to its /verify page there.
+# Empty: the address the counter PC used (not reachable from a phone if it is 127.0.0.1).
+public_url = {public_url}
 
 [store]
 # Automerge documents kept in memory (about 18 KB each).
@@ -704,6 +768,9 @@ enabled = {appt_enabled}
 open = {appt_open}
 close = {appt_close}
 lunch = {appt_lunch}
+# Saturday hours ("" for closed on Saturdays); holidays are closed, make-up working
+# Saturdays have the weekday hours.
+saturday = {appt_saturday}
 # Minutes per slot; each opening period must split into whole slots.
 slot_minutes = {appt_slot}
 # Counters taking appointments, and bookings each takes per slot: a slot has
@@ -734,6 +801,7 @@ timeout_secs = {sink_timeout}
             appt_open = toml_string(&self.appointments.open),
             appt_close = toml_string(&self.appointments.close),
             appt_lunch = toml_string(&self.appointments.lunch),
+            appt_saturday = toml_string(&self.appointments.saturday),
             appt_slot = self.appointments.slot_minutes,
             appt_counters = self.appointments.counters,
             appt_per_counter = self.appointments.per_counter,
@@ -757,6 +825,7 @@ timeout_secs = {sink_timeout}
             listen = self.http.listen,
             max_body = self.http.max_body_bytes,
             tls = self.http.tls,
+            public_url = toml_string(&self.http.public_url),
             doc_cache = self.store.doc_cache,
             readers = self.store.readers,
         )

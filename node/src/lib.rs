@@ -16,8 +16,9 @@
 //! * The base, importing nothing above it: [`data_dir`], [`config`], [`tls`], [`identity`],
 //!   [`appointments`] (the pure rules of booking), [`catalog`] (reading a catalog file),
 //!   [`discovery`], [`notice`] (sealing), [`metrics`], [`links`] (the state of the sync
-//!   links, shared by the edges), [`accounts`] (password and token hashing) and [`clock`]
-//!   (where "now" comes from, and how times are written).
+//!   links, shared by the edges), [`accounts`] (password and token hashing), [`clock`]
+//!   (where "now" comes from, and how times are written) and [`i18n`] (the words of pages
+//!   and errors).
 
 pub mod accounts;
 pub mod api;
@@ -33,6 +34,7 @@ pub mod control;
 pub mod data_dir;
 pub mod demo;
 pub mod discovery;
+pub mod i18n;
 pub mod identity;
 pub mod link;
 pub mod links;

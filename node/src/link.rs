@@ -70,6 +70,18 @@ pub enum LinkError {
 }
 
 impl LinkError {
+    /// The kind of failure, a key under `link.error.` in `web/i18n`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LinkError::Unreachable { .. } => "unreachable",
+            LinkError::Dropped { .. } => "dropped",
+            LinkError::Refused { .. } => "refused",
+            LinkError::Busy { .. } => "busy",
+            LinkError::Protocol(_) => "protocol",
+            LinkError::Store(_) => "store",
+        }
+    }
+
     /// What kind of failure this is, which decides the wait before the next attempt.
     pub fn failure(&self) -> Failure {
         match self {
@@ -129,7 +141,9 @@ impl Client {
         let mut request = self
             .http
             .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE);
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            // Refusals go to the log and the status page, which word them anew.
+            .header(reqwest::header::ACCEPT_LANGUAGE, "en");
         for (name, value) in claim.headers(&signature) {
             request = request.header(name, value);
         }
@@ -467,6 +481,9 @@ impl Driver {
             metrics,
             mut lan,
         } = self;
+        links.update_parent(|link| {
+            link.interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        });
         let mut retry = Retry::default();
         let mut client: Option<(String, [u8; 32], Client)> = None;
         // Sessions after news from the parent that moved nothing, in a row: the next
@@ -564,6 +581,7 @@ impl Driver {
                         link.last_success_ms = Some(now);
                         link.last_connected_ms = Some(now);
                         link.last_error = None;
+                        link.error_code = None;
                         link.failure = None;
                         link.retry_delay_ms = None;
                         link.next_attempt_ms = None;
@@ -630,6 +648,7 @@ impl Driver {
                         link.up = false;
                         link.live = false;
                         link.last_error = Some(error.to_string());
+                        link.error_code = Some(error.code());
                         link.failure = Some(failure);
                         link.retry_delay_ms = Some(delay.as_millis() as u64);
                         link.next_attempt_ms = Some(now + delay.as_millis() as u64);

@@ -48,6 +48,10 @@ pub struct ParentLink {
     pub last_connected_ms: Option<u64>,
     pub last_success_ms: Option<u64>,
     pub last_error: Option<String>,
+    /// What kind of failure `last_error` is (`LinkError::code`), so pages word it in
+    /// their reader's language.
+    #[serde(skip)]
+    pub error_code: Option<&'static str>,
     pub failure: Option<Failure>,
     /// While failing: the wait before the next attempt, and when that is.
     pub retry_delay_ms: Option<u64>,
@@ -55,6 +59,10 @@ pub struct ParentLink {
     pub last_report: Option<SessionReportView>,
     /// The parent's clock minus this node's at the last hello, in milliseconds.
     pub clock_offset_ms: Option<i64>,
+    /// The time between sessions when nothing else calls for one: a parent silent for
+    /// two of them is lost.
+    #[serde(skip)]
+    pub interval_ms: u64,
 }
 
 /// What the last successful session moved.

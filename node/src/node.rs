@@ -43,22 +43,48 @@ impl FromRef<AppState> for WebState {
     }
 }
 
-/// The router with every route: the API's, the web UI's, a JSON 404 for anything else,
-/// the body limit, and one trace line and metrics count per request. Tests call it
+/// The router with every route: the API's, the web UI's, a 404 for anything else (JSON
+/// under the API's paths, a page in the reader's language elsewhere), the body limit, the
+/// API's error language, and one trace line and metrics count per request. Tests call it
 /// directly, with no socket.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let metrics = state.api.metrics.clone();
+    let pages = web::routes().layer(axum::middleware::from_fn_with_state(
+        state.web.clone(),
+        web::html_errors,
+    ));
     Router::new()
         .merge(api::routes())
-        .merge(web::routes())
-        .fallback(api::not_found)
-        .method_not_allowed_fallback(api::method_not_allowed)
+        .merge(pages)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(api::error::with_language))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             api::trace_request,
         ))
         .with_state(state)
+}
+
+/// Any path no route takes: the API's JSON 404 under its paths, a page elsewhere.
+async fn not_found(uri: axum::http::Uri, ctx: web::Ctx) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if api::owns(uri.path()) {
+        api::not_found().await.into_response()
+    } else {
+        web::not_found(ctx).await
+    }
+}
+
+/// A known path with a method it does not take, answered the same way.
+async fn method_not_allowed(uri: axum::http::Uri, ctx: web::Ctx) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if api::owns(uri.path()) {
+        api::method_not_allowed().await.into_response()
+    } else {
+        web::method_not_allowed(ctx).await
+    }
 }
 
 /// How long a `/sync/v1` request may take in all: what the sync client waits
@@ -315,6 +341,7 @@ impl OpenNode {
                 backup_dir,
                 discovery: None,
                 tls: self.config.http.tls,
+                public_url: self.config.http.public_url(),
                 key: Arc::new(self.key.duplicate()),
                 rectify_days,
                 sessions: Default::default(),

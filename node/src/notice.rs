@@ -1,5 +1,7 @@
 //! Sealed notices (§7.5): the acceptance receipt (受理回执), the one-time notice of
-//! missing materials (一次性告知书) and the refusal notice (不予受理通知书).
+//! missing materials (一次性告知书), the refusal notice (不予受理通知书), and the notices
+//! that tell the applicant the limits moved: the extension notice (延期通知书, 行政许可法
+//! §42) and the special-procedure notice (特别程序告知书, §45).
 //!
 //! A notice's content is fixed when it is issued and serialized canonically (JSON with
 //! the fields in the order of [`NoticeContent`]). Its seal is the issuing node's Ed25519
@@ -7,7 +9,13 @@
 //! QR code carries node, number, digest and signature ([`qr_text`]), so `/verify` can
 //! check a notice with no network: the key must be known and not revoked, the signature
 //! must hold, and, where the node holds the notice, the content must still hash to the
-//! digest. Notices are never edited; a correction is a new notice naming the old one.
+//! digest. Notices are never edited; a correction is a new notice naming the old one and
+//! saying why.
+//!
+//! The printed QR code is a link a phone camera opens: the node's public address and
+//! `/verify?c=NUMBER.SEAL` ([`short_code`], the seal in base64url), which the node answers
+//! with the sealed content. The full code ([`qr_text`]) is printed below it, for `/verify`
+//! to check offline where the notice is not held.
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -23,6 +31,10 @@ pub enum NoticeKind {
     OneTime,
     /// 不予受理通知书.
     Refusal,
+    /// 延期通知书: the limits were extended, with the new dates and the reason.
+    Extension,
+    /// 特别程序告知书: a special procedure stopped the clock, with its reason.
+    Suspension,
 }
 
 impl NoticeKind {
@@ -31,17 +43,21 @@ impl NoticeKind {
             NoticeKind::Receipt => "receipt",
             NoticeKind::OneTime => "one_time",
             NoticeKind::Refusal => "refusal",
+            NoticeKind::Extension => "extension",
+            NoticeKind::Suspension => "suspension",
         }
     }
 
+    pub const ALL: [NoticeKind; 5] = [
+        NoticeKind::Receipt,
+        NoticeKind::OneTime,
+        NoticeKind::Refusal,
+        NoticeKind::Extension,
+        NoticeKind::Suspension,
+    ];
+
     pub fn parse(s: &str) -> Option<NoticeKind> {
-        [
-            NoticeKind::Receipt,
-            NoticeKind::OneTime,
-            NoticeKind::Refusal,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        NoticeKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -67,6 +83,26 @@ pub struct RefusalLine {
     pub basis: String,
     pub remedies: String,
     pub competent_authority: Option<String>,
+}
+
+/// What an extension notice says beyond the new dates (行政许可法 §42).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExtensionLine {
+    pub days: u32,
+    pub reason: String,
+    /// Who approved it (the lead's name as the node knows it).
+    pub approved_by: String,
+}
+
+/// What a special-procedure notice says (§45: 听证、检验、鉴定… not counted in the limit).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SuspensionLine {
+    pub procedure: String,
+    pub reason: String,
+    /// The day the clock stopped (YYYY-MM-DD).
+    pub since: String,
+    /// The longest the procedure may stop it, in days, when the item says.
+    pub max_days: Option<u32>,
 }
 
 /// Everything a notice says, sealed as one.
@@ -105,6 +141,18 @@ pub struct NoticeContent {
     /// bytes are as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_for: Option<String>,
+    /// The applicant's query code (查询码), to look the case up on `/status`. The fields
+    /// below are absent from notices issued before they existed, so those keep the bytes
+    /// they were sealed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<ExtensionLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<SuspensionLine>,
+    /// Why a correction was issued (更正理由), on a notice that supersedes another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction_reason: Option<String>,
 }
 
 impl NoticeContent {
@@ -133,6 +181,57 @@ pub fn sealed_message(number: &str, digest: &[u8; 32]) -> Vec<u8> {
 /// The text of the QR code printed on a notice.
 pub fn qr_text(node: &str, number: &str, digest: &[u8; 32], signature: &[u8; 64]) -> String {
     format!("YZN1/{node}/{number}/{}/{}", hex(digest), hex(signature))
+}
+
+/// The short code of a seal for the QR link: the number and the signature in base64url,
+/// e.g. `TZ07070707E1-000001.` and 86 characters.
+pub fn short_code(number: &str, signature: &[u8; 64]) -> String {
+    format!("{number}.{}", base64url(signature))
+}
+
+/// A short code taken apart: the number and the signature, if it could be one.
+pub fn parse_short(text: &str) -> Option<(String, [u8; 64])> {
+    let (number, seal) = text.trim().rsplit_once('.')?;
+    let number_ok = !number.is_empty()
+        && number.len() <= 64
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let signature: [u8; 64] = unbase64url(seal)?.try_into().ok()?;
+    number_ok.then(|| (number.to_string(), signature))
+}
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64url without padding (RFC 4648 §5): what a URL carries unescaped.
+fn base64url(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(BASE64URL[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn unbase64url(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes() {
+        let value = BASE64URL.iter().position(|b| *b == c)? as u32;
+        acc = (acc << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// A QR text taken apart.
@@ -225,7 +324,32 @@ pub(crate) mod tests {
             issued_at: "2026-03-02T10:00:00+08:00".into(),
             supersedes: None,
             accepted_for: None,
+            query_code: None,
+            extension: None,
+            suspension: None,
+            correction_reason: None,
         }
+    }
+
+    #[test]
+    fn the_short_code_carries_number_and_seal() {
+        let signature: [u8; 64] = std::array::from_fn(|i| (i * 37 % 256) as u8);
+        let code = short_code("TZ07070707E1-000001", &signature);
+        assert_eq!(code.len(), "TZ07070707E1-000001.".len() + 86);
+        assert!(
+            code.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "{code}"
+        );
+        assert_eq!(
+            parse_short(&code),
+            Some(("TZ07070707E1-000001".to_string(), signature))
+        );
+        for bad in ["", "x", "TZ-1.abc", "TZ/1.AAAA", &code.replace('.', "")] {
+            assert_eq!(parse_short(bad), None, "{bad}");
+        }
+        assert_eq!(base64url(b"hello"), "aGVsbG8");
+        assert_eq!(unbase64url("aGVsbG8").unwrap(), b"hello");
     }
 
     /// A notice of an item accepted in the office's own right keeps the bytes it was

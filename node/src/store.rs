@@ -41,14 +41,17 @@ use yizhan_sync::domain::serial::SerialError;
 use yizhan_sync::ids::{NodeId, Origin};
 
 use crate::config::Synchronous;
+use crate::i18n::Words;
 use crate::identity::Identity;
 
-pub use accounts::{NewUser, Role, TokenOwner, UserRecord};
+pub use accounts::{NewUser, Role, TokenOwner, UserRecord, UserStanding};
 pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };
 pub use calendars::PublishedYear;
-pub use cases::{CaseDetail, CaseFilter, CaseListPage, CaseSummary, EventView, NewAction, Order};
+pub use cases::{
+    CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
+};
 pub use feed::{
     FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
     FeedRegistry, OriginSeq,
@@ -145,13 +148,15 @@ pub enum StoreError {
     Item(#[from] ItemInvalid),
     #[error(transparent)]
     Serial(#[from] SerialError),
+    /// The write clashes with what is stored (a user that exists, an appointment already
+    /// started).
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Words),
     /// The caller may not do this (a child's enrollment with a bad code, say).
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Words),
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Words),
     #[error("stored document {id} cannot be read: {message}")]
     Corrupt { id: String, message: String },
     /// Another connection (a CLI command beside the node) held the database past the
@@ -177,7 +182,109 @@ pub enum StoreError {
     ClockBehind { wall_ms: u64, last_ms: u64 },
 }
 
+/// What kind of failure a [`StoreError`] is, which decides how the edges answer it (both
+/// the API and the pages use [`ErrorClass::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    NotFound,
+    /// The caller may not do this.
+    Forbidden,
+    /// The request is fine but the case or the stored data does not allow it now.
+    Conflict,
+    /// Something in the request is malformed (a cursor, a serial number).
+    BadRequest,
+    /// Something in the request breaks a rule of its content (a missing reason).
+    Unprocessable,
+    /// Try again shortly.
+    Unavailable,
+    /// The disk is full: nothing of the request was saved (507).
+    DiskFull,
+    /// The node itself failed; logged.
+    Failed,
+}
+
+impl ErrorClass {
+    /// The HTTP status both edges answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorClass::NotFound => 404,
+            ErrorClass::Forbidden => 403,
+            ErrorClass::Conflict => 409,
+            ErrorClass::BadRequest => 400,
+            ErrorClass::Unprocessable => 422,
+            ErrorClass::Unavailable => 503,
+            ErrorClass::DiskFull => 507,
+            ErrorClass::Failed => 500,
+        }
+    }
+}
+
 impl StoreError {
+    /// What kind of failure it is.
+    pub fn class(&self) -> ErrorClass {
+        use yizhan_sync::domain::serial::SerialError;
+        match self {
+            StoreError::NotFound { .. } => ErrorClass::NotFound,
+            StoreError::Case(case) => match case {
+                // Who may do what is the engine's rule: the same codes everywhere.
+                case if case.is_forbidden() => ErrorClass::Forbidden,
+                CaseError::MaterialsMissing { .. }
+                | CaseError::Invalid { .. }
+                | CaseError::UnknownMaterial { .. }
+                | CaseError::ItemCancelled { .. }
+                | CaseError::NotOnApplication { .. }
+                | CaseError::ExtensionTooLong { .. }
+                | CaseError::BadRating
+                | CaseError::NotASide { .. }
+                | CaseError::ResolutionIncomplete { .. }
+                | CaseError::UnknownProcedure { .. }
+                | CaseError::CountedProcedure { .. }
+                | CaseError::WrongApplicant { .. }
+                | CaseError::Text(_) => ErrorClass::Unprocessable,
+                _ => ErrorClass::Conflict,
+            },
+            StoreError::Item(_) => ErrorClass::Unprocessable,
+            StoreError::Serial(SerialError::Exhausted { .. } | SerialError::EpochsExhausted(_)) => {
+                ErrorClass::Conflict
+            }
+            StoreError::Serial(_) | StoreError::Invalid(_) => ErrorClass::BadRequest,
+            StoreError::Conflict(_) => ErrorClass::Conflict,
+            StoreError::Forbidden(_) => ErrorClass::Forbidden,
+            StoreError::Closed | StoreError::Busy(_) | StoreError::ClockBehind { .. } => {
+                ErrorClass::Unavailable
+            }
+            StoreError::DiskFull(_) => ErrorClass::DiskFull,
+            StoreError::Corrupt { .. } | StoreError::Sqlite(_) | StoreError::Internal(_) => {
+                ErrorClass::Failed
+            }
+        }
+    }
+
+    /// What the error says, for the reader's language (the API's `error` code and the
+    /// pages' message). Failures of the node itself say only that it failed.
+    pub fn words(&self) -> Words {
+        match self {
+            StoreError::NotFound { .. } => Words::new("not_found"),
+            StoreError::Case(e) => Words::from(e),
+            StoreError::Item(e) => {
+                Words::new("invalid_item").text("problems", e.problems.join("; "))
+            }
+            StoreError::Serial(e) => Words::new(e.code()),
+            StoreError::Conflict(words)
+            | StoreError::Forbidden(words)
+            | StoreError::Invalid(words) => words.clone(),
+            StoreError::Closed => Words::new("shutting_down"),
+            StoreError::Busy(_) => Words::new("busy"),
+            StoreError::ClockBehind { wall_ms, last_ms } => Words::new("clock_behind")
+                .text("wall", crate::clock::rfc3339_cst(*wall_ms as i64))
+                .text("last", crate::clock::rfc3339_cst(*last_ms as i64)),
+            StoreError::DiskFull(_) => Words::new("disk_full"),
+            StoreError::Corrupt { .. } | StoreError::Sqlite(_) | StoreError::Internal(_) => {
+                Words::new("internal")
+            }
+        }
+    }
+
     /// Whether the error concerns the whole database (the disk, the file, the connection)
     /// rather than one row: then nothing of the transaction may be kept.
     pub fn is_fatal(&self) -> bool {
@@ -242,6 +349,8 @@ struct Inner {
     calendars: Arc<std::sync::RwLock<Arc<calendars::Calendars>>>,
     /// This node's division: the calendar its own pages count on.
     division: yizhan_sync::domain::codes::DivisionCode,
+    /// This node's own record, as the engine judges its acts.
+    own: yizhan_sync::auth::NodeRecord,
 }
 
 /// The runs of the change log one commit advanced: (scope, origin, newest seq).
@@ -283,6 +392,7 @@ impl Store {
                 .map_err(|e| OpenStoreError::Calendar(e.to_string()))?,
         )));
         let division = options.identity.record.division.clone();
+        let own = options.identity.record.clone();
         let writer = writer::spawn(
             conn,
             origin,
@@ -301,6 +411,7 @@ impl Store {
                 vector_cache: Mutex::new(None),
                 calendars,
                 division,
+                own,
             }),
         })
     }
@@ -339,6 +450,12 @@ impl Store {
     /// This node's current origin (node id and epoch).
     pub fn origin(&self) -> Origin {
         self.inner.origin
+    }
+
+    /// This node's own record (role, division, serial segment): the node the engine
+    /// asks `allowed_actions` for.
+    pub fn own_record(&self) -> &yizhan_sync::auth::NodeRecord {
+        &self.inner.own
     }
 
     /// Notified by the writer after each commit that holds changes to pass on: every

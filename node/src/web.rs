@@ -15,8 +15,10 @@ pub mod cases;
 pub mod dashboard;
 pub mod export;
 pub mod follow;
-pub mod i18n;
+pub mod staff;
+
 pub mod session;
+pub mod worklist;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -35,11 +37,11 @@ use yizhan_sync::domain::item::{CaseType, Item};
 
 use crate::accounts;
 use crate::clock::Clock;
+use crate::i18n::{Lang, Tr};
 use crate::identity::{NodeKey, ThisNode};
-use crate::links::{Failure, Links};
+use crate::links::{Links, ParentLink};
 use crate::metrics::SinkState;
-use crate::store::{ItemFilter, Role, Store, StoreError, UserRecord};
-use i18n::{Lang, Tr};
+use crate::store::{ItemFilter, Role, Store, StoreError};
 use session::Session;
 
 const SESSION_COOKIE: &str = "yz_session";
@@ -67,6 +69,9 @@ pub struct WebState {
     pub discovery: Option<Arc<crate::discovery::Discovery>>,
     /// Whether the node serves HTTPS (session cookies are then `Secure`).
     pub tls: bool,
+    /// The address phones reach this node by (`[http] public_url`), for the QR link on
+    /// notices; `None`: the address the request came by.
+    pub public_url: Option<String>,
     /// The node key, which seals notices.
     pub key: Arc<NodeKey>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).
@@ -115,7 +120,13 @@ where
         .route("/catalog", get(catalog))
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
-        .route("/admin/users", get(admin_users))
+        .route("/admin/users", get(staff::index).post(staff::add))
+        .route(
+            "/admin/users/{username}/password",
+            post(staff::reset_password),
+        )
+        .route("/admin/users/{username}/state", post(staff::set_state))
+        .route("/admin/users/{username}/role", post(staff::set_role))
         .route("/admin/status", get(admin_status))
         .route("/admin/sync", post(admin_sync))
         .route("/cases", post(cases::create))
@@ -127,7 +138,7 @@ where
         .route("/notices/{number}", get(cases::notice_page))
         .route("/notices/{number}/correct", post(cases::correct_notice))
         .route("/verify", get(cases::verify))
-        .route("/worklist", get(cases::work_list))
+        .route("/worklist", get(worklist::show))
         .route("/transfers", get(follow::transfers))
         .route(
             "/status",
@@ -146,6 +157,10 @@ where
         .route("/dashboard/cases.xlsx", get(dashboard::cases_xlsx))
         .route("/dashboard/monthly.csv", get(dashboard::monthly_csv))
         .route("/dashboard/monthly.xlsx", get(dashboard::monthly_xlsx))
+        .route("/dashboard/open.csv", get(dashboard::open_csv))
+        .route("/dashboard/open.xlsx", get(dashboard::open_xlsx))
+        .route("/dashboard/overdue.csv", get(dashboard::overdue_csv))
+        .route("/dashboard/overdue.xlsx", get(dashboard::overdue_xlsx))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/app.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))
@@ -159,6 +174,9 @@ pub struct Ctx {
     /// The path and query of this request, to come back to after sign-in or a switch.
     pub here: String,
     pub node_name: String,
+    /// The node's role and division, for the enrollment hint.
+    pub node_role: String,
+    pub node_division: String,
     /// Whether this node takes appointments (`[appointments] enabled`).
     pub appointments: bool,
     /// The client's address, when the server knows it (for the sign-in throttle).
@@ -181,11 +199,15 @@ where
         let mut session = token
             .as_ref()
             .and_then(|token| state.sessions.touch(token, state.clock.now_ms()));
-        // The account may have been disabled or given another role since sign-in.
+        // The account may have been disabled or given another role or counter since sign-in.
         if let Some(s) = session.as_mut() {
             match state.store.user_standing(s.user_id).await {
-                Ok(Some((false, role, hash))) if session::credential_of(&hash) == s.credential => {
-                    s.role = role
+                Ok(Some(standing))
+                    if !standing.disabled
+                        && session::credential_of(&standing.password_hash) == s.credential =>
+                {
+                    s.role = standing.role;
+                    s.counter = standing.counter;
                 }
                 Ok(_) => {
                     state.sessions.end_all_of(s.user_id);
@@ -210,6 +232,8 @@ where
             session,
             here,
             node_name: state.node.name.clone(),
+            node_role: state.node.role.clone(),
+            node_division: state.node.division.clone(),
             appointments: state.appointments.is_some(),
             client,
         })
@@ -258,6 +282,8 @@ impl Ctx {
             t: self.t,
             lang: self.t.lang.code(),
             node_name: &self.node_name,
+            role: &self.node_role,
+            division: &self.node_division,
             appointments: self.appointments,
             user: self.session.as_ref(),
             switch_href: format!("/lang/{}?back={}", other.code(), urlencode(&self.here)),
@@ -272,6 +298,9 @@ pub struct Chrome<'a> {
     pub t: &'static Tr,
     pub lang: &'static str,
     pub node_name: &'a str,
+    /// This node's role (`station`, …) and division code.
+    pub role: &'a str,
+    pub division: &'a str,
     /// Whether this node takes appointments (links to them are shown only then).
     pub appointments: bool,
     pub user: Option<&'a Session>,
@@ -378,34 +407,95 @@ fn message(ctx: &Ctx, status: StatusCode, title_key: &'static str, message: Stri
     )
 }
 
+/// A store error as a page in the reader's language, with the status the API answers
+/// with; failures of the node itself are logged and say only that.
 fn store_failed(ctx: &Ctx, e: StoreError) -> Response {
-    match e {
-        StoreError::Invalid(why) => message(ctx, StatusCode::BAD_REQUEST, "error.invalid", why),
-        StoreError::NotFound { .. } => message(
-            ctx,
-            StatusCode::NOT_FOUND,
-            "error.not_found",
-            ctx.t.get("error.not_found_text").into_owned(),
-        ),
-        StoreError::DiskFull(e) => {
-            tracing::error!(error = %e, "the disk is full; a page's write was refused");
-            message(
-                ctx,
-                StatusCode::INSUFFICIENT_STORAGE,
-                "error.disk_full",
-                ctx.t.get("error.disk_full_text").into_owned(),
-            )
-        }
-        e => {
+    use crate::store::ErrorClass;
+    let class = e.class();
+    let title = match class {
+        ErrorClass::NotFound => "error.not_found",
+        ErrorClass::Forbidden => "error.forbidden",
+        ErrorClass::BadRequest => "error.invalid",
+        ErrorClass::Failed => {
             tracing::error!(error = %e, "a page's store call failed");
-            message(
-                ctx,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "error.internal",
-                ctx.t.get("error.internal_text").into_owned(),
-            )
+            "error.internal"
         }
+        ErrorClass::Unavailable => "error.unavailable",
+        ErrorClass::DiskFull => {
+            tracing::error!(error = %e, "the disk is full; a page's write was refused");
+            "error.disk_full"
+        }
+        ErrorClass::Conflict | ErrorClass::Unprocessable => "case.error.title",
+    };
+    message(
+        ctx,
+        StatusCode::from_u16(class.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        title,
+        ctx.t.words(&e.words()),
+    )
+}
+
+/// `GET` of a path no page or API route takes: a page in the reader's language.
+pub async fn not_found(ctx: Ctx) -> Response {
+    message(
+        &ctx,
+        StatusCode::NOT_FOUND,
+        "error.not_found",
+        ctx.t.get("error.not_found_text").into_owned(),
+    )
+}
+
+/// A page's path with a method it does not take.
+pub async fn method_not_allowed(ctx: Ctx) -> Response {
+    message(
+        &ctx,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "error.invalid",
+        ctx.t.get("error.method_text").into_owned(),
+    )
+}
+
+/// Browsers get pages, never the plain-text or JSON refusals of axum's extractors: a form
+/// that is not a form, too big, or missing fields, a query or path that does not parse.
+/// The node wires it around the web routes (it needs the state for the page's header).
+pub async fn html_errors(State(state): State<WebState>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<crate::tls::ClientAddr>>()
+        .cloned();
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let status = response.status();
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_html {
+        return response;
     }
+    let mut again = Request::new(axum::body::Body::empty());
+    *again.method_mut() = method;
+    *again.uri_mut() = uri;
+    *again.headers_mut() = headers;
+    if let Some(client) = client {
+        again.extensions_mut().insert(client);
+    }
+    let (mut parts, _) = again.into_parts();
+    let Ok(ctx) = Ctx::from_request_parts(&mut parts, &state).await;
+    let (title, text) = match status {
+        StatusCode::NOT_FOUND => ("error.not_found", "error.not_found_text"),
+        StatusCode::METHOD_NOT_ALLOWED => ("error.invalid", "error.method_text"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("error.invalid", "error.too_large_text"),
+        s if s.is_server_error() => ("error.internal", "error.internal_text"),
+        _ => ("error.invalid", "error.bad_form_text"),
+    };
+    message(&ctx, status, title, ctx.t.get(text).into_owned())
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {
@@ -810,18 +900,19 @@ async fn signout(
 struct HomePage<'a> {
     chrome: Chrome<'a>,
     t: &'static Tr,
-    greeting: String,
+    /// The catalog is empty: this node has not received one yet (not enrolled).
+    no_catalog: bool,
 }
 
-/// `GET /`: the counter's start page.
-async fn home(ctx: Ctx) -> Response {
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    let who = if staff.counter.is_empty() {
-        staff.display_name.clone()
-    } else {
-        format!("{}（{}）", staff.display_name, staff.counter)
+/// `GET /`: applicants get the public pages (the catalog, booking, their case's status)
+/// and a link for staff to sign in; signed-in staff go to their work list.
+async fn home(State(state): State<WebState>, ctx: Ctx) -> Response {
+    if ctx.session.is_some() {
+        return Redirect::to("/worklist").into_response();
+    }
+    let no_catalog = match state.store.item_categories().await {
+        Ok(categories) => categories.is_empty(),
+        Err(e) => return store_failed(&ctx, e),
     };
     render(
         ctx.t,
@@ -829,36 +920,9 @@ async fn home(ctx: Ctx) -> Response {
         HomePage {
             chrome: ctx.chrome(),
             t: ctx.t,
-            greeting: ctx.t.with("home.greeting", "name", &who),
+            no_catalog,
         },
     )
-}
-
-#[derive(Template)]
-#[template(path = "admin_users.html")]
-struct UsersPage<'a> {
-    chrome: Chrome<'a>,
-    t: &'static Tr,
-    users: Vec<UserRecord>,
-}
-
-/// `GET /admin/users`: the staff accounts (admins only).
-async fn admin_users(State(state): State<WebState>, ctx: Ctx) -> Response {
-    if let Some(refused) = ctx.refuse_unless_admin() {
-        return refused;
-    }
-    match state.store.list_users().await {
-        Ok(users) => render(
-            ctx.t,
-            StatusCode::OK,
-            UsersPage {
-                chrome: ctx.chrome(),
-                t: ctx.t,
-                users,
-            },
-        ),
-        Err(e) => store_failed(&ctx, e),
-    }
 }
 
 /// One peer line of the status page.
@@ -901,6 +965,11 @@ struct StatusPage<'a> {
     has_parent: bool,
     /// A sync was just asked for with the button.
     sync_started: bool,
+    /// A station with no parent yet: the page shows how to enroll it.
+    station_alone: bool,
+    /// The link to the parent: whether it works, and in words.
+    link_ok: bool,
+    link_words: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -1007,7 +1076,9 @@ async fn admin_status(
             t.get("status.node").into_owned(),
             format!(
                 "{} · {} · {}",
-                state.node.name, state.node.role, state.node.division
+                state.node.name,
+                t.get(&format!("node_role.{}", state.node.role)),
+                state.node.division
             ),
         ),
         (
@@ -1048,10 +1119,6 @@ async fn admin_status(
                 .map_or("—".into(), |ms| format!("{:+.1} s", ms as f64 / 1000.0)),
         ),
         (
-            t.get("status.parent_link").into_owned(),
-            parent_link_text(t, &link),
-        ),
-        (
             t.get("status.last_connected").into_owned(),
             when(link.last_connected_ms),
         ),
@@ -1060,21 +1127,31 @@ async fn admin_status(
     let has_parent = peers
         .iter()
         .any(|p| p.relation == crate::store::Relation::Parent);
+    let (link_ok, link_words) = parent_link(t, &link, has_parent, state.clock.now_ms());
     let peers: Vec<PeerLine> = peers
         .into_iter()
         .filter(|p| p.relation != crate::store::Relation::Own)
         .map(|p| PeerLine {
-            relation: p.relation.as_str().into(),
+            relation: t
+                .get(&format!("relation.{}", p.relation.as_str()))
+                .into_owned(),
             name: p.record.name.clone(),
             node: p.record.node.to_hex(),
-            role: p.record.role.as_str().into(),
+            role: t
+                .get(&format!("node_role.{}", p.record.role.as_str()))
+                .into_owned(),
             division: p.record.division.to_string(),
             state: if p.record.revoked.is_some() {
                 t.get("status.revoked").into_owned()
             } else {
+                // The failure's text is the sync client's English: the log keeps it.
                 match (p.last_ok_ms, p.last_error_ms) {
-                    (Some(ok), Some(err)) if err > ok => p.last_error.clone().unwrap_or_default(),
-                    (Some(ok), _) => crate::clock::rfc3339_cst(ok),
+                    (_, Some(err)) if p.last_ok_ms.is_none_or(|ok| err > ok) => {
+                        t.with("status.peer_failed", "time", &crate::clock::minute_cst(err))
+                    }
+                    (Some(ok), _) => {
+                        t.with("status.peer_ok", "time", &crate::clock::minute_cst(ok))
+                    }
                     (None, _) => "—".into(),
                 }
             },
@@ -1128,37 +1205,56 @@ async fn admin_status(
             enroll_hint,
             has_parent,
             sync_started: query.sync.as_deref() == Some("started"),
+            station_alone: !has_parent && state.node.role == "station",
+            link_ok,
+            link_words,
         },
     )
 }
 
-/// The link to the parent in the page's words: live, up, or failing (why, and when the
-/// next attempt is).
-fn parent_link_text(t: &Tr, link: &crate::links::ParentLink) -> String {
-    if link.live {
-        return t.get("status.link_live").into_owned();
+/// The link to the parent in words, and whether it works: none yet (not enrolled), up
+/// (with the last sync, and live while a long-poll is open), or lost, with why and when
+/// the next attempt is. A parent silent for longer than two sync intervals counts as lost
+/// even while a request still hangs on it, so the page notices a lost parent that never
+/// closed its connections.
+fn parent_link(t: &Tr, link: &ParentLink, has_parent: bool, now_ms: u64) -> (bool, String) {
+    let time = |ms: u64| crate::clock::minute_cst(ms as i64);
+    if !has_parent {
+        return (false, t.get("status.link_none").into_owned());
     }
-    if link.up {
-        return t.get("status.link_up").into_owned();
+    let heard = link.last_connected_ms.max(link.last_success_ms);
+    let silent = link.interval_ms > 0
+        && heard.is_some_and(|at| now_ms.saturating_sub(at) > link.interval_ms.saturating_mul(2));
+    match (link.up, link.error_code, link.last_success_ms) {
+        (true, _, Some(ok)) if !silent => {
+            let mut words = t.with("status.link_up_since", "time", &time(ok));
+            if link.live {
+                words.push_str(" · ");
+                words.push_str(&t.get("status.link_live"));
+            }
+            (true, words)
+        }
+        (_, code, last) if code.is_some() || silent => {
+            let mut why = match code {
+                Some(code) => t.get(&format!("link.error.{code}")).into_owned(),
+                None => t.get("link.error.silent").into_owned(),
+            };
+            if let Some(ms) = link.retry_delay_ms {
+                why = t
+                    .get("status.link_failing")
+                    .replace("{why}", &why)
+                    .replace("{seconds}", &format!("{:.0}", ms as f64 / 1000.0));
+            }
+            let since = last.map_or_else(|| t.get("status.link_never").into_owned(), time);
+            (
+                false,
+                t.get("status.link_lost")
+                    .replace("{since}", &since)
+                    .replace("{why}", &why),
+            )
+        }
+        _ => (false, t.get("status.link_waiting").into_owned()),
     }
-    let Some(failure) = link.failure else {
-        return "—".into();
-    };
-    let why = match failure {
-        Failure::Unreachable => t.get("status.failure.unreachable").into_owned(),
-        Failure::Busy => t.get("status.failure.busy").into_owned(),
-        Failure::Refused => t.with(
-            "status.failure.refused",
-            "error",
-            link.last_error.as_deref().unwrap_or(""),
-        ),
-    };
-    let seconds = link
-        .retry_delay_ms
-        .map_or("—".to_string(), |ms| format!("{:.0}", ms as f64 / 1000.0));
-    t.get("status.link_failing")
-        .replace("{why}", &why)
-        .replace("{seconds}", &seconds)
 }
 
 // ---------------------------------------------------------------- catalog
@@ -1186,6 +1282,14 @@ struct CatalogPage<'a> {
     levels: Vec<String>,
     items: Vec<ItemLine>,
     summary: String,
+    /// The node holds no item at all: it has not been enrolled (or synced) yet.
+    no_catalog: bool,
+}
+
+impl CatalogPage<'_> {
+    fn level_label(&self, published: &str) -> String {
+        level_label(self.t, published)
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -1246,6 +1350,53 @@ fn is_initials(q: &str) -> bool {
     !q.is_empty() && q.chars().all(|c| c.is_ascii_alphabetic())
 }
 
+/// The items a query finds in `category` (all when empty): by Chinese words, with short
+/// forms spelled out (低保), and by pinyin initials (dbsq); and every item of the category.
+async fn find_items(
+    state: &WebState,
+    q: &str,
+    category: &str,
+) -> Result<
+    (
+        Vec<crate::store::ItemSummary>,
+        Vec<crate::store::ItemSummary>,
+    ),
+    StoreError,
+> {
+    let filter = |q: Option<String>| ItemFilter {
+        q,
+        category: (!category.is_empty()).then(|| category.to_string()),
+        include_cancelled: false,
+        limit: 500,
+        offset: 0,
+    };
+    let (mut found, _) = state
+        .store
+        .list_items(filter((!q.is_empty()).then(|| q.to_string())))
+        .await?;
+    if let Some(full) = spelled_out(q) {
+        let (items, _) = state.store.list_items(filter(Some(full))).await?;
+        for item in items {
+            if !found.iter().any(|f| f.impl_code == item.impl_code) {
+                found.push(item);
+            }
+        }
+    }
+    let (all, _) = state.store.list_items(filter(None)).await?;
+    if is_initials(q) {
+        let wanted = q.to_lowercase();
+        for item in &all {
+            let matches = spoken_forms(&item.name)
+                .iter()
+                .any(|form| pinyin_initials(form).contains(&wanted));
+            if matches && !found.iter().any(|f| f.impl_code == item.impl_code) {
+                found.push(item.clone());
+            }
+        }
+    }
+    Ok((found, all))
+}
+
 /// `GET /catalog`: browse by category, search by Chinese words or pinyin initials.
 async fn catalog(
     State(state): State<WebState>,
@@ -1262,51 +1413,14 @@ async fn catalog(
         .collect::<String>();
     let category = query.category.unwrap_or_default();
     let level = query.level.unwrap_or_default();
-    let filter = |q: Option<String>| ItemFilter {
-        q,
-        category: (!category.is_empty()).then(|| category.clone()),
-        include_cancelled: false,
-        limit: 500,
-        offset: 0,
-    };
-    let mut found = match state
-        .store
-        .list_items(filter((!q.is_empty()).then(|| q.clone())))
-        .await
-    {
-        Ok((items, _)) => items,
-        Err(e) => return store_failed(&ctx, e),
-    };
-    if let Some(full) = spelled_out(&q) {
-        match state.store.list_items(filter(Some(full))).await {
-            Ok((items, _)) => {
-                for item in items {
-                    if !found.iter().any(|f| f.impl_code == item.impl_code) {
-                        found.push(item);
-                    }
-                }
-            }
-            Err(e) => return store_failed(&ctx, e),
-        }
-    }
-    let all = match state.store.list_items(filter(None)).await {
-        Ok((items, _)) => items,
+    let (mut found, all) = match find_items(&state, &q, &category).await {
+        Ok(found) => found,
         Err(e) => return store_failed(&ctx, e),
     };
     let mut levels: Vec<String> = all.iter().map(|i| i.level.clone()).collect();
     levels.sort();
     levels.dedup();
-    if is_initials(&q) {
-        let wanted = q.to_lowercase();
-        for item in all {
-            let matches = spoken_forms(&item.name)
-                .iter()
-                .any(|form| pinyin_initials(form).contains(&wanted));
-            if matches && !found.iter().any(|f| f.impl_code == item.impl_code) {
-                found.push(item);
-            }
-        }
-    }
+    let no_catalog = all.is_empty() && category.is_empty();
     let categories = match state.store.item_categories().await {
         Ok(c) => c,
         Err(e) => return store_failed(&ctx, e),
@@ -1317,7 +1431,7 @@ async fn catalog(
     let items: Vec<ItemLine> = found
         .into_iter()
         .map(|i| ItemLine {
-            level: i.level.clone(),
+            level: level_label(t, &i.level),
             case_type: if i.case_type == "instant" {
                 t.get("item.instant")
             } else {
@@ -1354,14 +1468,30 @@ async fn catalog(
             levels,
             items,
             summary,
+            no_catalog,
         },
     )
+}
+
+/// The handling level (行使层级) of an item as the catalog writes it (`县级（区）`), in the
+/// page's language; anything else as published.
+fn level_label(t: &Tr, published: &str) -> String {
+    use yizhan_sync::domain::codes::HandlingLevel;
+    HandlingLevel::ALL
+        .into_iter()
+        .find(|l| l.zh() == published)
+        .map_or_else(
+            || published.to_string(),
+            |l| t.get(&format!("handling.{}", l.digit())).into_owned(),
+        )
 }
 
 /// An item, ready for the guide and the notification sheet.
 #[derive(Debug)]
 struct GuideView {
     item: Item,
+    /// 事项类型 in the page's language.
+    kind: String,
     case_type: String,
     limits: String,
     fees: String,
@@ -1402,6 +1532,7 @@ fn guide_view(t: &Tr, item: Item) -> GuideView {
         .collect::<Vec<_>>()
         .join("、");
     GuideView {
+        kind: t.get(&format!("power.{}", item.kind.code())).into_owned(),
         item,
         case_type,
         limits,
@@ -1468,6 +1599,56 @@ async fn notice_sheet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parent link in words: none, up, lost with why, and lost when silent for more
+    /// than one interval past the next session's due time although no session failed yet.
+    #[test]
+    fn the_parent_link_in_words() {
+        let t = Tr::of(Lang::Zh);
+        let minute = 60_000;
+        let link = |up, code, last| ParentLink {
+            up,
+            last_success_ms: last,
+            error_code: code,
+            interval_ms: minute,
+            ..ParentLink::default()
+        };
+        let now = 1_772_726_400_000;
+        assert_eq!(
+            parent_link(t, &link(false, None, None), false, now),
+            (false, "未连接：本站尚未登记到上级大厅".into())
+        );
+        let (ok, words) = parent_link(t, &link(true, None, Some(now - minute)), true, now);
+        assert!(ok && words.starts_with("正常"), "{words}");
+        let (ok, words) = parent_link(
+            t,
+            &link(false, Some("unreachable"), Some(now - minute)),
+            true,
+            now,
+        );
+        assert!(
+            !ok && words.contains("已断开") && words.contains("连接不上"),
+            "{words}"
+        );
+        let (ok, words) = parent_link(t, &link(true, None, Some(now - 3 * minute)), true, now);
+        assert!(!ok && words.contains("没有应答"), "{words}");
+        let (ok, words) = parent_link(t, &link(false, None, None), true, now);
+        assert!(!ok && words.contains("第一次同步"), "{words}");
+        for lang in Lang::ALL {
+            for code in [
+                "unreachable",
+                "dropped",
+                "refused",
+                "busy",
+                "protocol",
+                "store",
+                "silent",
+            ] {
+                let key = format!("link.error.{code}");
+                assert!(!Tr::of(lang).get(&key).contains('⟦'), "{key} in {lang:?}");
+            }
+        }
+    }
 
     #[test]
     fn pinyin_initials_of_item_names() {

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 /// below its own. Adding a module means adding it here.
 const LAYERS: &[&[&str]] = &[
     // Base: leaves that import nothing of the crate.
-    &["clock", "accounts", "metrics", "links", "notice", "catalog"],
+    &[
+        "clock", "accounts", "metrics", "links", "notice", "catalog", "i18n",
+    ],
     // Base: the node key, the pure booking rules, LAN discovery.
     &["identity", "appointments", "discovery"],
     // Base: TLS around the node key, the config file.

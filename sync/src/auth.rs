@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::domain::case::ActionKind;
+use crate::domain::case::{Action, ActionKind, ItemSnapshot};
 use crate::domain::codes::{DivisionCode, DivisionLevel};
 use crate::domain::serial::{Segment, SegmentError};
 use crate::ids::{NodeId, Origin, Scope, ScopeKind, hex, unhex};
@@ -226,17 +226,58 @@ pub fn case_relation(node: &NodeRecord, division: &DivisionCode) -> Option<CaseR
     }
 }
 
+/// What a rule about recording an event needs to know besides the node's relation to the
+/// case: the event's kind, the department it is recorded for (a department without a node
+/// of its own, 代为签收/代录决定), and the department that delegated the item's acceptance
+/// to the receiving office (代为受理, SZDB/Z 176 §5.5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recording<'a> {
+    pub kind: ActionKind,
+    pub on_behalf_of: Option<&'a str>,
+    pub delegated_by: Option<&'a str>,
+}
+
+impl<'a> Recording<'a> {
+    /// The recording of `action` on a case of `item`.
+    pub fn of(action: &'a Action, item: &'a ItemSnapshot) -> Recording<'a> {
+        let on_behalf_of = match action {
+            Action::Decide { on_behalf_of, .. } | Action::SignFor { on_behalf_of, .. } => {
+                on_behalf_of.as_deref()
+            }
+            _ => None,
+        };
+        Recording {
+            kind: action.kind(),
+            on_behalf_of,
+            delegated_by: item.delegated_by.as_deref(),
+        }
+    }
+}
+
 /// Which events a node may record on a case, by its relation to the case. One rule for
-/// the node's own writes and for every change it receives.
-pub fn may_record(relation: CaseRelation, kind: ActionKind) -> bool {
+/// the node's own writes (the engine's `may`) and for every change it receives
+/// (`effect`):
+///
+/// * the owner (the receiving office) records everything, except that on an item it
+///   accepts on a department's behalf (代为受理) the decision is the department's: the
+///   owner enters one only on that department's behalf;
+/// * a hall above decides, signs for, supervises and extends, and its workers ask its
+///   lead for extensions; the counter's acts (acceptance, refusal, materials, the
+///   applicant's withdrawal and rating) are the owner's.
+pub fn may_record(relation: CaseRelation, recording: Recording<'_>) -> bool {
     use ActionKind as A;
     match relation {
-        CaseRelation::Owner => true,
+        CaseRelation::Owner => match (recording.kind, recording.delegated_by) {
+            (A::Decide, Some(department)) => recording.on_behalf_of == Some(department),
+            _ => true,
+        },
         CaseRelation::Above => matches!(
-            kind,
+            recording.kind,
             A::Suspend
                 | A::Resume
                 | A::Extend
+                | A::RequestExtension
+                | A::DeclineExtension
                 | A::Decide
                 | A::Complete
                 | A::Transfer
@@ -515,6 +556,54 @@ pub(crate) mod tests {
             err.to_string().contains("may not write catalog/440304"),
             "{err}"
         );
+    }
+
+    /// Who records what on a case: the relation, the event, whom it is recorded for and
+    /// whether the item was delegated; one table for the engine and the receivers.
+    #[test]
+    fn who_records_what_on_a_case() {
+        use ActionKind as A;
+        use CaseRelation::{Above, Owner};
+        let dept = Some("示范区民政局");
+        // (relation, kind, on behalf of, delegated by, may record)
+        type Row<'a> = (CaseRelation, A, Option<&'a str>, Option<&'a str>, bool);
+        let table: &[Row] = &[
+            (Owner, A::Accept, None, None, true),
+            (Owner, A::Accept, None, dept, true),
+            (Owner, A::Decide, None, None, true),
+            (Owner, A::Decide, None, dept, false),
+            (Owner, A::Decide, Some("另一部门"), dept, false),
+            (Owner, A::Decide, dept, dept, true),
+            (Owner, A::Decide, Some("福田区民政局"), None, true),
+            (Owner, A::Complete, None, dept, true),
+            (Owner, A::SignFor, dept, None, true),
+            (Owner, A::RequestExtension, None, None, true),
+            (Owner, A::DeclineExtension, None, None, true),
+            (Above, A::Accept, None, None, false),
+            (Above, A::Refuse, None, None, false),
+            (Above, A::Withdraw, None, None, false),
+            (Above, A::Rate, None, None, false),
+            (Above, A::Supplement, None, None, false),
+            (Above, A::Decide, None, dept, true),
+            (Above, A::Decide, None, None, true),
+            (Above, A::Extend, None, None, true),
+            (Above, A::RequestExtension, None, None, true),
+            (Above, A::DeclineExtension, None, None, true),
+            (Above, A::SignFor, None, None, true),
+            (Above, A::Resolve, None, None, true),
+        ];
+        for (relation, kind, on_behalf_of, delegated_by, expected) in table {
+            let recording = Recording {
+                kind: *kind,
+                on_behalf_of: *on_behalf_of,
+                delegated_by: *delegated_by,
+            };
+            assert_eq!(
+                may_record(*relation, recording),
+                *expected,
+                "{relation:?} {recording:?}"
+            );
+        }
     }
 
     #[test]

@@ -281,6 +281,13 @@ pub fn header(doc: &Automerge) -> Result<(DocKind, Scope), DocError> {
     Root::read(doc).header()
 }
 
+/// Reads only the intake of a case document (what receivers check events against).
+pub fn read_intake(doc: &Automerge) -> Result<Intake, DocError> {
+    let root = Root::read(doc);
+    root.expect_kind(DocKind::Case)?;
+    parse_json("intake", root.text("intake")?)
+}
+
 /// Reads a case document.
 pub fn read_case(doc: &Automerge) -> Result<CaseDoc, DocError> {
     read_case_root(doc, &Root::read(doc))
@@ -396,6 +403,14 @@ pub struct CaseRow {
     pub rated_on: Option<String>,
     pub rectify_due: Option<String>,
     pub rectified_on: Option<String>,
+    /// The applicant's query code ([`crate::domain::query_code`]).
+    pub query_code: String,
+    /// The full identity number or credit code, and the phone's digits, to find the
+    /// case by.
+    pub applicant_id: String,
+    pub phone_digits: String,
+    /// The last transfer was signed for by its sender on a department's behalf.
+    pub signed_on_behalf: bool,
 }
 
 /// One `case_events` row.
@@ -511,6 +526,26 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
             .as_ref()
             .and_then(|r| r.closed_on)
             .map(date),
+        query_code: crate::domain::query_code::of_case(id.as_str()),
+        applicant_id: match &intake.applicant {
+            crate::domain::case::Applicant::NaturalPerson { id_number, .. } => {
+                id_number.as_str().to_string()
+            }
+            crate::domain::case::Applicant::LegalPerson { credit_code, .. } => {
+                credit_code.as_str().to_string()
+            }
+        },
+        phone_digits: intake
+            .applicant
+            .phone()
+            .as_str()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect(),
+        signed_on_behalf: state
+            .signed_for
+            .as_ref()
+            .is_some_and(|s| s.on_behalf_of.is_some()),
     };
     let conflicting: Vec<&str> = state
         .conflicts
@@ -1033,6 +1068,7 @@ mod tests {
                 reason: "".into(),
                 basis: "".into(),
                 remedies: "".into(),
+                on_behalf_of: None,
             },
         };
         add_events(&mut station, &origin(1), std::slice::from_ref(&withdraw)).unwrap();

@@ -8,6 +8,7 @@ pub mod codes;
 pub mod hlc;
 pub mod item;
 pub mod notice;
+pub mod query_code;
 pub mod serial;
 pub mod supervision;
 pub mod text;

@@ -409,7 +409,14 @@ fn case_creation(
         if Some(&op.obj) != events_map.as_ref() {
             return Err(effect(envelope, "writes outside the case's fields"));
         }
-        event_op(author, auth::CaseRelation::Owner, envelope, op, None)?;
+        event_op(
+            author,
+            auth::CaseRelation::Owner,
+            &intake,
+            envelope,
+            op,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -423,6 +430,8 @@ fn case_events(
 ) -> Result<(), Verdict> {
     let events = held_object(held, "events")
         .ok_or_else(|| effect(envelope, "the case it changes has no event list"))?;
+    let intake = doc::read_intake(held)
+        .map_err(|e| effect(envelope, format!("the case it changes cannot be read: {e}")))?;
     let mut keys: Vec<&str> = Vec::new();
     for op in &expanded.operations {
         if op.obj == ObjectId::Root {
@@ -434,7 +443,14 @@ fn case_events(
         if op.obj != events {
             return Err(effect(envelope, "writes outside the case's event list"));
         }
-        let key = event_op(author, relation, envelope, op, Some((held, &events)))?;
+        let key = event_op(
+            author,
+            relation,
+            &intake,
+            envelope,
+            op,
+            Some((held, &events)),
+        )?;
         if keys.contains(&key) {
             return Err(effect(envelope, format!("writes event {key} twice")));
         }
@@ -444,10 +460,12 @@ fn case_events(
 }
 
 /// Checks one operation on a case's event list: a new event under its own id, written by
-/// the node it names, of a kind that node may record on this case. Returns the event id.
+/// the node it names, of a kind that node may record on this case (by [`auth::may_record`],
+/// as the author's own engine decided it). Returns the event id.
 fn event_op<'a>(
     author: &NodeRecord,
     relation: auth::CaseRelation,
+    intake: &Intake,
     envelope: &Envelope,
     op: &'a Op,
     held: Option<(&Automerge, &ObjectId)>,
@@ -482,7 +500,7 @@ fn event_op<'a>(
                 ));
             }
             let kind = event.action.kind();
-            if !auth::may_record(relation, kind) {
+            if !auth::may_record(relation, auth::Recording::of(&event.action, &intake.item)) {
                 return Err(Refusal::EventNotAllowed {
                     node: author.node,
                     role: author.role.as_str(),

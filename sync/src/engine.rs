@@ -21,7 +21,9 @@
 mod act;
 pub mod session;
 
-pub use act::{Actor, Person, Request, StaffRole, act, allowed_actions, may};
+pub use act::{
+    Actor, Person, Request, StaffRole, act, allowed_actions, may, on_behalf_of, role_may,
+};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -252,7 +252,7 @@ impl Peer {
         let epoch = self.origin.epoch;
         let clock = &mut self.clock;
         let serials = &mut self.serials;
-        let events = engine::act(
+        let events = engine::act::<CaseError>(
             &case_doc,
             vec![request],
             Actor {
@@ -263,11 +263,9 @@ impl Peer {
             &mut |code, date| {
                 let counter = serials.entry((code.to_string(), date)).or_insert(0);
                 *counter += 1;
-                SerialNo::issue(code, date, &record.serial_segment(), epoch, *counter).map_err(
-                    |_| CaseError::Invalid {
-                        field: "serial",
-                        why: "sequence exhausted",
-                    },
+                Ok(
+                    SerialNo::issue(code, date, &record.serial_segment(), epoch, *counter)
+                        .expect("the simulation never issues 9999 serial numbers a day"),
                 )
             },
         )?;

@@ -197,6 +197,35 @@ impl Browser {
             .to_string()
     }
 
+    /// Presses `keys` one after another into whatever has the focus, as a person at the
+    /// keyboard would (WebDriver's codes name special keys: `\u{E004}` Tab, `\u{E007}`
+    /// Enter).
+    pub fn press(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|c| {
+                let key = c.to_string();
+                [
+                    json!({"type": "keyDown", "value": key}),
+                    json!({"type": "keyUp", "value": key}),
+                ]
+            })
+            .collect();
+        self.session_call(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        );
+    }
+
+    /// The `id` of the element that has the focus (empty when it has none).
+    pub fn focused_id(&self) -> String {
+        self.eval("return document.activeElement ? document.activeElement.id : '';")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// The first element matching a CSS selector.
     pub fn find(&self, css: &str) -> Element<'_> {
         let value = self.session_call(

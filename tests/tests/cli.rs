@@ -118,6 +118,29 @@ fn init_creates_a_node_that_serves() {
         new_password.contains("new password of li.min"),
         "{new_password}"
     );
+
+    // Role and counter, with the admin page's rules: the last admin stays one.
+    let d = dir_arg(&dir);
+    let err = stderr_of(&["user", "set", "admin", "--role", "lead", "--data-dir", d]);
+    assert!(err.contains("last enabled admin"), "{err}");
+    let err = stderr_of(&["user", "disable", "admin", "--data-dir", d]);
+    assert!(err.contains("last enabled admin"), "{err}");
+    let err = stderr_of(&["user", "set", "li.min", "--role", "boss", "--data-dir", d]);
+    assert!(err.contains("use worker, lead or admin"), "{err}");
+    run_ok(&[
+        "user",
+        "set",
+        "li.min",
+        "--role",
+        "lead",
+        "--counter",
+        "3号窗口",
+        "--data-dir",
+        d,
+    ]);
+    let list = run_ok(&["user", "list", "--data-dir", d]);
+    let line = list.lines().find(|l| l.starts_with("li.min")).unwrap();
+    assert!(line.contains("lead") && line.contains("3号窗口"), "{list}");
 }
 
 #[test]

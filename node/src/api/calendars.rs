@@ -10,6 +10,7 @@ use yizhan_sync::domain::calendar::YearStatus;
 use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path};
+use crate::i18n::Words;
 use crate::store::{Role as StaffRole, StoreError};
 
 /// The calendar this node counts on.
@@ -107,20 +108,28 @@ pub async fn publish(
             "publishing a calendar year needs an admin account",
         ));
     }
-    let calendar = yizhan_sync::domain::calendar::Calendar::from_files(&[&body.text])
-        .map_err(|e| ApiError::invalid(format!("the calendar file does not read: {e}")))?;
-    let years: Vec<i32> = calendar.years().map(|y| y.year).collect();
-    if years != [year] {
-        return Err(ApiError::invalid(format!(
-            "the path names {year} but the file gives {years:?}; publish one year at its own path"
-        )));
+    let calendar =
+        yizhan_sync::domain::calendar::Calendar::from_files(&[&body.text]).map_err(|e| {
+            ApiError::words(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Words::new("calendar_unreadable").text("detail", e.to_string()),
+            )
+        })?;
+    let years: Vec<String> = calendar.years().map(|y| y.year.to_string()).collect();
+    if years != [year.to_string()] {
+        return Err(ApiError::words(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Words::new("calendar_year_mismatch")
+                .text("wanted", year.to_string())
+                .text("value", years.join(", ")),
+        ));
     }
     state
         .store
         .publish_calendar_year(body.text, state.clock.now_ms())
         .await
         .map_err(|e| match e {
-            StoreError::Invalid(message) => ApiError::invalid(message),
+            StoreError::Invalid(words) => ApiError::words(StatusCode::UNPROCESSABLE_ENTITY, words),
             other => other.into(),
         })?;
     Ok(Json(view(&state)))

@@ -18,7 +18,10 @@ use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
 use crate::clock::rfc3339_cst;
-use crate::store::{CaseDetail, CaseFilter, CaseSummary, EventView, NewAction, Staff};
+use crate::i18n::Words;
+use crate::store::{
+    CaseDetail, CaseFilter, CaseSearch, CaseSummary, EventView, NewAction, Order, Staff,
+};
 
 /// An application received at the counter (收件).
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -74,8 +77,18 @@ pub struct MaterialInput {
     pub copies: u32,
 }
 
-fn field<T, E: std::fmt::Display>(name: &str, result: Result<T, E>) -> ApiResult<T> {
-    result.map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+/// A field's value, or what is wrong with it in the caller's language (its code says
+/// which rule it breaks; `field` names the field).
+fn field<T, E>(name: &'static str, result: Result<T, E>) -> ApiResult<T>
+where
+    for<'e> &'e E: Into<Words>,
+{
+    result.map_err(|e| {
+        ApiError::words(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            (&e).into().text("field", name),
+        )
+    })
 }
 
 impl CreateCase {
@@ -162,7 +175,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/cases/{id}"))],
-        Json(CaseView::from(detail)),
+        Json(CaseView::of(detail, &state, &user)),
     ))
 }
 
@@ -196,8 +209,18 @@ pub enum EventInput {
         #[serde(default)]
         note: String,
     },
-    /// 延期: adds working days to both limits, within what the law allows.
-    Extend { days: u32, reason: String },
+    /// 延期: adds working days to both limits, within what the law allows. A lead's act
+    /// (行政许可法 §42); `request` names the worker's request it approves.
+    Extend {
+        days: u32,
+        reason: String,
+        #[serde(default)]
+        request: Option<String>,
+    },
+    /// 延期申请: a worker asks a lead to extend the limits.
+    RequestExtension { days: u32, reason: String },
+    /// A lead declines the pending extension request.
+    DeclineExtension { reason: String },
     /// 决定: approval, or denial with reason, basis and remedies.
     Decide {
         approved: bool,
@@ -291,7 +314,19 @@ impl EventInput {
             }),
             EventInput::Suspend { procedure, reason } => one(Action::Suspend { procedure, reason }),
             EventInput::Resume { note } => one(Action::Resume { note }),
-            EventInput::Extend { days, reason } => one(Action::Extend { days, reason }),
+            EventInput::Extend {
+                days,
+                reason,
+                request,
+            } => one(Action::Extend {
+                days,
+                reason,
+                request,
+            }),
+            EventInput::RequestExtension { days, reason } => {
+                one(Action::RequestExtension { days, reason })
+            }
+            EventInput::DeclineExtension { reason } => one(Action::DeclineExtension { reason }),
             EventInput::Decide {
                 approved,
                 reason,
@@ -302,6 +337,8 @@ impl EventInput {
                 reason,
                 basis,
                 remedies,
+                // The engine fills it in for a case lying with a department without a node.
+                on_behalf_of: None,
             }),
             EventInput::Complete { result, delivery } => one(Action::Complete { result, delivery }),
             EventInput::Withdraw { reason } => one(Action::Withdraw { reason }),
@@ -314,7 +351,10 @@ impl EventInput {
                 reason,
                 to_node,
             }),
-            EventInput::SignFor { note } => one(Action::SignFor { note }),
+            EventInput::SignFor { note } => one(Action::SignFor {
+                note,
+                on_behalf_of: None,
+            }),
             EventInput::Rate { level, comment } => one(Action::Rate {
                 level,
                 comment,
@@ -359,8 +399,9 @@ pub async fn add_event(
     if let EventInput::Accept { complete: Some(_) } = &body {
         let current = state.store.get_case(id.to_string(), state.today()).await?;
         if current.intake.item.case_type != CaseType::Instant {
-            return Err(ApiError::invalid(
-                "only an instant item (即办件) is completed at acceptance; accept it, then record `complete` when it is done",
+            return Err(ApiError::words(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                Words::new("instant_only"),
             ));
         }
     }
@@ -373,13 +414,8 @@ pub async fn add_event(
             state.clock.now_ms(),
         )
         .await?;
-    Ok(Json(
-        state
-            .store
-            .get_case(id.to_string(), state.today())
-            .await?
-            .into(),
-    ))
+    let detail = state.store.get_case(id.to_string(), state.today()).await?;
+    Ok(Json(CaseView::of(detail, &state, &user)))
 }
 
 /// Get a case
@@ -389,17 +425,12 @@ pub async fn add_event(
     security(("token" = [])))]
 pub async fn show(
     State(state): State<ApiState>,
-    _user: Authenticated,
+    user: Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CaseView>> {
     let id = case_id(&id)?;
-    Ok(Json(
-        state
-            .store
-            .get_case(id.to_string(), state.today())
-            .await?
-            .into(),
-    ))
+    let detail = state.store.get_case(id.to_string(), state.today()).await?;
+    Ok(Json(CaseView::of(detail, &state, &user)))
 }
 
 /// Get a case by its serial number (统一业务流水号)
@@ -409,17 +440,16 @@ pub async fn show(
     security(("token" = [])))]
 pub async fn by_serial(
     State(state): State<ApiState>,
-    _user: Authenticated,
+    user: Authenticated,
     Path(serial): Path<String>,
 ) -> ApiResult<Json<CaseView>> {
-    let serial = SerialNo::parse(&serial).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(Json(
-        state
-            .store
-            .get_case_by_serial(serial, state.today())
-            .await?
-            .into(),
-    ))
+    let serial = SerialNo::parse(&serial)
+        .map_err(|e| ApiError::words(StatusCode::BAD_REQUEST, Words::new(e.code())))?;
+    let detail = state
+        .store
+        .get_case_by_serial(serial, state.today())
+        .await?;
+    Ok(Json(CaseView::of(detail, &state, &user)))
 }
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
@@ -439,6 +469,13 @@ pub struct ListCasesQuery {
     pub to: Option<String>,
     /// Only cases with conflicting concurrent events.
     pub conflict: Option<bool>,
+    /// Only open cases (在办: received, awaiting materials, accepted, suspended, decided),
+    /// soonest committed deadline first (cases not yet accepted last).
+    pub open: Option<bool>,
+    /// Find cases by serial number (or its last characters), applicant name, identity
+    /// number or credit code, phone number (or its last four digits), or the applicant's
+    /// query code.
+    pub q: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1-200 (default 50).
@@ -500,12 +537,19 @@ impl From<CaseSummary> for CaseListEntry {
     }
 }
 
-fn parse_date(name: &str, value: Option<String>) -> ApiResult<Option<Date>> {
+/// A query parameter that does not parse, named with its value.
+fn bad_parameter(name: &'static str, value: &str) -> ApiError {
+    ApiError::words(
+        StatusCode::BAD_REQUEST,
+        Words::new("bad_parameter")
+            .text("name", name)
+            .text("value", value.chars().take(80).collect::<String>()),
+    )
+}
+
+fn parse_date(name: &'static str, value: Option<String>) -> ApiResult<Option<Date>> {
     value
-        .map(|v| {
-            v.parse::<Date>()
-                .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
-        })
+        .map(|v| v.parse::<Date>().map_err(|_| bad_parameter(name, &v)))
         .transpose()
 }
 
@@ -520,24 +564,15 @@ pub async fn index(
 ) -> ApiResult<Json<CaseList>> {
     let status = q
         .status
-        .map(|s| {
-            Status::parse(&s)
-                .ok_or_else(|| ApiError::bad_request(format!("status: unknown status {s:?}")))
-        })
+        .map(|s| Status::parse(&s).ok_or_else(|| bad_parameter("status", &s)))
         .transpose()?;
     let level = q
         .level
-        .map(|l| {
-            WarningLevel::parse(&l).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "level: {l:?} is not normal, yellow, red or legal_breach"
-                ))
-            })
-        })
+        .map(|l| WarningLevel::parse(&l).ok_or_else(|| bad_parameter("level", &l)))
         .transpose()?;
     let impl_code = q
         .item
-        .map(|c| ImplCode::parse(&c).map_err(|e| ApiError::bad_request(format!("item: {e}"))))
+        .map(|c| ImplCode::parse(&c).map_err(|_| bad_parameter("item", &c)))
         .transpose()?;
     let page = state
         .store
@@ -549,6 +584,10 @@ pub async fn index(
             created_from: parse_date("from", q.from)?,
             created_to: parse_date("to", q.to)?,
             conflict_only: q.conflict.unwrap_or(false),
+            open_only: q.open.unwrap_or(false),
+            search: q.q.as_deref().and_then(CaseSearch::parse),
+            // Open cases come soonest deadline first unless a level says otherwise.
+            order: (q.open == Some(true) && level.is_none()).then_some(Order::Deadline),
             cursor: q.cursor,
             limit: super::extract::bounded("limit", q.limit.unwrap_or(50), 1, 200)?,
             today: state.today(),
@@ -601,6 +640,12 @@ pub struct CaseView {
     pub rectified_on: Option<String>,
     pub note: String,
     pub events: Vec<EventOut>,
+    /// The applicant's query code (查询码), printed on the notices: with the phone's last
+    /// four digits it finds the case on `/status`.
+    pub query_code: String,
+    /// What the token's user may record on the case now (the engine's rule): exactly the
+    /// `kind`s `POST /api/v1/cases/{id}/events` accepts from them.
+    pub allowed_actions: Vec<String>,
 }
 
 /// The item as frozen into the case at submission.
@@ -662,8 +707,20 @@ impl From<EventView> for EventOut {
     }
 }
 
+impl CaseView {
+    /// The case as `user` sees it at this node.
+    fn of(d: CaseDetail, state: &ApiState, user: &Authenticated) -> CaseView {
+        let allowed = d.allowed_actions(state.store.own_record(), staff_of(user));
+        CaseView {
+            allowed_actions: allowed.iter().map(|k| k.as_str().to_string()).collect(),
+            ..CaseView::from(d)
+        }
+    }
+}
+
 impl From<CaseDetail> for CaseView {
     fn from(d: CaseDetail) -> Self {
+        let query_code = d.query_code();
         let intake = d.intake;
         let s = d.summary;
         let item = &intake.item;
@@ -730,6 +787,8 @@ impl From<CaseDetail> for CaseView {
                 .collect(),
             note: intake.note.clone(),
             events: d.events.into_iter().map(Into::into).collect(),
+            query_code,
+            allowed_actions: Vec::new(),
         }
     }
 }

@@ -139,10 +139,12 @@ pub fn bounded(name: &str, value: u32, low: u32, high: u32) -> Result<u32, ApiEr
     if (low..=high).contains(&value) {
         Ok(value)
     } else {
-        Err(ApiError::new(
+        Err(ApiError::words(
             axum::http::StatusCode::BAD_REQUEST,
-            "bad_query",
-            format!("{name} must be from {low} to {high}"),
+            crate::i18n::Words::new("bad_query")
+                .text("name", name)
+                .text("low", low.to_string())
+                .text("high", high.to_string()),
         ))
     }
 }

@@ -97,6 +97,7 @@ async fn api(role: &str) -> Api {
             backup_dir: None,
             discovery: None,
             tls: false,
+            public_url: Some("http://station.example:8080".into()),
             key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
             rectify_days: 15,
             sessions: Default::default(),
@@ -489,7 +490,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             token,
             body(&bad_id),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
+            "code_check_character",
         ),
         (
             "wrong credit code",
@@ -497,7 +498,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             token,
             body(&bad_credit),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
+            "code_check_character",
         ),
         (
             "empty name",
@@ -513,7 +514,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             token,
             body(&unknown_material),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
+            "unknown_material",
         ),
         (
             "a right-to-left override in a name",
@@ -617,7 +618,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             token,
             body(&json!({"kind": "accept", "complete": {"result": "x", "delivery": "y"}})),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
+            "instant_only",
         ),
         (
             "event on an unknown case",
@@ -788,7 +789,7 @@ async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
     let (status, value, _) = put(district.admin.clone(), item.clone()).await;
     assert_eq!(
         (status, value["error"].as_str()),
-        (StatusCode::CONFLICT, Some("conflict")),
+        (StatusCode::CONFLICT, Some("item_version")),
         "{value}"
     );
     assert_eq!(district.store.content_digest().await.unwrap(), before);
@@ -1330,7 +1331,7 @@ async fn sync_request_bodies_are_read_only_after_the_caller_is_known() {
 /// The public booking form, driven in-process: every kind of bad input gets a 4xx page
 /// that says what is wrong, and changes nothing in the store. The clock is fixed at
 /// Monday 2026-03-02 10:00 China time; the schedule is the default one (09:00–18:00, lunch
-/// 12:00–14:00, 30-minute slots, 2 places, 7 working days).
+/// 12:00–14:00, Saturdays 09:00–12:00, 30-minute slots, 2 places, 7 working days).
 #[tokio::test]
 async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
     let api = api("station").await;
@@ -1374,7 +1375,10 @@ async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
     // Today's slots before 10:00 are gone; 10:00 itself has started too.
     assert!(!page.contains("2026-03-02T09:30") && !page.contains("2026-03-02T10:00"));
     assert!(page.contains("2026-03-02T10:30") && page.contains("2026-03-10T17:30"));
-    assert!(!page.contains("2026-03-07T") && !page.contains("2026-03-11T"));
+    // Saturday mornings only; no Sunday; nothing past the seventh working day.
+    assert!(page.contains("2026-03-07T09:00") && page.contains("2026-03-07T11:30"));
+    assert!(!page.contains("2026-03-07T12:00") && !page.contains("2026-03-07T14:00"));
+    assert!(!page.contains("2026-03-08T") && !page.contains("2026-03-11T"));
     assert!(
         !page.contains("2026-03-03T12:30"),
         "no slot in the lunch break"
@@ -1402,10 +1406,17 @@ async fn bad_bookings_are_refused_with_a_message_and_store_nothing() {
             "已经开始或已过去",
         ),
         (
-            form(&code, "2026-03-07T09:30", "13800138000"),
+            form(&code, "2026-03-08T09:30", "13800138000"),
             Some(cookie.clone()),
             StatusCode::UNPROCESSABLE_ENTITY,
             "法定节假日",
+        ),
+        // Saturdays open in the morning only.
+        (
+            form(&code, "2026-03-07T14:00", "13800138000"),
+            Some(cookie.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "没有这个时段",
         ),
         (
             form(&code, "2026-03-20T09:30", "13800138000"),
@@ -1570,8 +1581,23 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let events = format!("/api/v1/cases/{}/events", created["id"].as_str().unwrap());
+    // 代为受理: the station cannot decide (nor complete undecided) a case of an item it
+    // accepts for the district bureau; it sends the case there, signs for it and enters
+    // the bureau's decision on its behalf.
+    let (status, _) = api.post(&events, worker, &json!({"kind": "accept"})).await;
+    assert_eq!(status, StatusCode::OK);
     for body in [
-        json!({"kind": "accept"}),
+        json!({"kind": "decide", "approved": true}),
+        json!({"kind": "complete", "result": "准予", "delivery": "窗口领取"}),
+    ] {
+        let (status, refused) = api.post(&events, worker, &body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+        assert_eq!(refused["error"], "delegated_decision");
+    }
+    for body in [
+        json!({"kind": "transfer", "to": "示范区民政局", "reason": "由区民政局审批"}),
+        json!({"kind": "sign_for"}),
+        json!({"kind": "decide", "approved": true}),
         json!({"kind": "complete", "result": "准予", "delivery": "窗口领取"}),
     ] {
         let (status, answer) = api.post(&events, worker, &body).await;
@@ -1585,7 +1611,7 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
     ] {
         let (status, answer) = api.post(&events, worker, &body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
-        assert!(answer["message"].as_str().unwrap().contains("lead"));
+        assert_eq!(answer["error"], "leads_only", "{answer}");
     }
     assert_eq!(api.store.content_digest().await.unwrap(), before);
     // An admin may: a bad rating opens a rectification, closed once.
@@ -1632,7 +1658,7 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{nothing}");
-    assert!(nothing["message"].as_str().unwrap().contains("no conflict"));
+    assert_eq!(nothing["error"], "nothing_to_resolve", "{nothing}");
 
     // A transfer to another node's hall: only that node signs for it.
     let (_, other) = api
@@ -1653,13 +1679,8 @@ async fn ratings_and_rectifications_through_the_api_are_for_leads() {
     let (status, refused) = api
         .post(&events, worker, &json!({"kind": "sign_for"}))
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("only that node")
-    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["error"], "not_the_holder");
 }
 
 /// A station that takes no appointments links to none, and its booking page says so.
@@ -2166,10 +2187,8 @@ async fn a_full_disk_is_a_507_that_loses_nothing() {
     let before = api.store.content_digest().await.unwrap();
     assert_eq!(value["error"], "disk_full");
     assert!(
-        value["message"]
-            .as_str()
-            .unwrap()
-            .contains("free disk space")
+        value["message"].as_str().unwrap().contains("磁盘已满"),
+        "{value}"
     );
 
     // The same through a page, in Chinese and in English.
@@ -2435,4 +2454,150 @@ async fn an_attackers_failures_never_keep_the_real_user_out() {
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("public-status"), "{page}");
+}
+
+/// An error's `message` is in the caller's `Accept-Language` (Chinese when absent), its
+/// `error` code the same in every language; unknown API paths answer JSON, unknown
+/// pages a page in the reader's language.
+#[tokio::test]
+async fn error_messages_follow_accept_language_with_the_same_code() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (_, created) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let events = format!("/api/v1/cases/{}/events", created["id"].as_str().unwrap());
+    let resume = serde_json::to_vec(&json!({"kind": "resume"})).unwrap();
+    let mut answers = Vec::new();
+    for language in [None, Some("zh-CN,zh;q=0.9"), Some("en-US,en;q=0.8")] {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(&events)
+            .header(header::AUTHORIZATION, format!("Bearer {}", api.worker))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(language) = language {
+            request = request.header(header::ACCEPT_LANGUAGE, language);
+        }
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(request.body(HttpBody::from(resume.clone())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        answers.push(serde_json::from_slice::<Value>(&bytes).unwrap());
+    }
+    for answer in &answers {
+        assert_eq!(answer["error"], "not_allowed", "{answer}");
+    }
+    let (zh, zh_asked, en) = (
+        &answers[0]["message"],
+        &answers[1]["message"],
+        &answers[2]["message"],
+    );
+    assert_eq!(zh, zh_asked);
+    assert_eq!(zh, "本件当前为“已收件”，不能“结束特别程序”。");
+    assert_eq!(
+        en,
+        "This case is “Received”: “End the special procedure” is not possible now."
+    );
+    // Unknown paths: JSON under the API, a page elsewhere.
+    let (status, value, headers) = api.send(Method::GET, "/api/v1/nothing", None, None).await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .contains("json")
+    );
+    let response = router(api.state.clone(), 64 * 1024)
+        .oneshot(
+            Request::get("/no/such/page")
+                .body(HttpBody::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        page.contains("<html lang=\"zh-CN\">") && page.contains("没有找到"),
+        "{page}"
+    );
+}
+
+/// `?open=true` lists the open cases, `?q=` finds one, and a case says what its caller
+/// may record on it (the engine's allowed actions, exactly what the events route takes).
+#[tokio::test]
+async fn open_cases_search_and_allowed_actions_through_the_api() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (_, received) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    // All materials in: acceptance is offered, refusal too, nothing of a later stage.
+    let allowed: Vec<&str> = received["allowed_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        allowed.contains(&"accept") && allowed.contains(&"refuse"),
+        "{allowed:?}"
+    );
+    assert!(!allowed.contains(&"resume") && !allowed.contains(&"extend"));
+    let id = received["id"].as_str().unwrap().to_string();
+    let (_, accepted) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    let allowed = accepted["allowed_actions"].to_string();
+    assert!(
+        allowed.contains("request_extension") && !allowed.contains("\"extend\""),
+        "a worker asks for an extension: {allowed}"
+    );
+    let (_, withdrawn) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let other = withdrawn["id"].as_str().unwrap();
+    api.post(
+        &format!("/api/v1/cases/{other}/events"),
+        token,
+        &json!({"kind": "withdraw", "reason": "申请人撤回"}),
+    )
+    .await;
+    let (status, open) = api.get("/api/v1/cases?open=true", token).await;
+    assert_eq!(status, StatusCode::OK, "{open}");
+    let open_ids: Vec<&str> = open["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(open_ids.contains(&id.as_str()) && !open_ids.contains(&other));
+    let code = accepted["query_code"].as_str().unwrap();
+    assert_eq!(code.len(), 8);
+    let (_, found) = api
+        .get(&format!("/api/v1/cases?q={}", code.to_lowercase()), token)
+        .await;
+    let found: Vec<&str> = found["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, vec![id.as_str()]);
 }

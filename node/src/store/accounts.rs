@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError};
+use crate::i18n::Words;
 
 /// What a staff member may do: the engine's roles, so one rule decides everywhere.
 pub use yizhan_sync::engine::StaffRole as Role;
@@ -50,13 +51,13 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
 impl Store {
     pub async fn add_user(&self, user: NewUser, now_ms: u64) -> Result<UserRecord, StoreError> {
         crate::accounts::validate_names(&user.display_name, &user.counter)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            .map_err(account_refused)?;
         self.write(move |ctx| {
             let exists: bool = ctx
                 .conn
                 .query_row("SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)", [&user.username], |r| r.get(0))?;
             if exists {
-                return Err(StoreError::Conflict(format!("user {} already exists", user.username)));
+                return Err(StoreError::Conflict(Words::new("user_exists").text("user", user.username.clone())));
             }
             ctx.conn.execute(
                 "INSERT INTO users (username, display_name, role, counter, password_hash, created_ms)
@@ -81,9 +82,45 @@ impl Store {
             .await
     }
 
+    /// Disables or enables an account. The last enabled admin is never disabled: the node
+    /// would have nobody left to manage its accounts.
     pub async fn set_disabled(&self, username: String, disabled: bool) -> Result<(), StoreError> {
-        self.update_user(username, "disabled = ?2", i64::from(disabled).into())
-            .await
+        self.write(move |ctx| {
+            if disabled {
+                keep_an_admin(&ctx.conn, &username)?;
+            }
+            update_in(
+                &ctx.conn,
+                &username,
+                "disabled = ?2",
+                i64::from(disabled).into(),
+            )
+        })
+        .await
+    }
+
+    /// Gives an account another role and counter (the same rules as `yizhan user set`):
+    /// the counter is one line of text, and the last enabled admin stays an admin.
+    pub async fn set_role_and_counter(
+        &self,
+        username: String,
+        role: Role,
+        counter: String,
+    ) -> Result<(), StoreError> {
+        crate::accounts::validate_names("-", &counter).map_err(account_refused)?;
+        self.write(move |ctx| {
+            if role != Role::Admin {
+                keep_an_admin(&ctx.conn, &username)?;
+            }
+            update_in(
+                &ctx.conn,
+                &username,
+                "role = ?2",
+                role.as_str().to_string().into(),
+            )?;
+            update_in(&ctx.conn, &username, "counter = ?2", counter.into())
+        })
+        .await
     }
 
     async fn update_user(
@@ -92,19 +129,8 @@ impl Store {
         set: &'static str,
         value: rusqlite::types::Value,
     ) -> Result<(), StoreError> {
-        self.write(move |ctx| {
-            let changed = ctx.conn.execute(
-                &format!("UPDATE users SET {set} WHERE username = ?1"),
-                params![username, value],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::NotFound {
-                    what: format!("user {username}"),
-                });
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |ctx| update_in(&ctx.conn, &username, set, value))
+            .await
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -119,20 +145,24 @@ impl Store {
         .await
     }
 
-    /// Whether a user may still act, and in which role (sessions check it on every page,
-    /// so disabling an account or changing its role takes effect at once).
+    /// Whether a user may still act, in which role and at which counter (sessions check it
+    /// on every page, so disabling an account or changing its role or counter takes effect
+    /// at once).
     /// Also returns the password hash, so a session opened before a password change ends.
-    pub async fn user_standing(&self, id: i64) -> Result<Option<(bool, Role, String)>, StoreError> {
+    pub async fn user_standing(&self, id: i64) -> Result<Option<UserStanding>, StoreError> {
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT disabled, role, password_hash FROM users WHERE id = ?1")?
+                .prepare_cached(
+                    "SELECT disabled, role, password_hash, counter FROM users WHERE id = ?1",
+                )?
                 .query_row([id], |r| {
                     let role: String = r.get(1)?;
-                    Ok((
-                        r.get(0)?,
-                        Role::parse(&role).unwrap_or(Role::Worker),
-                        r.get(2)?,
-                    ))
+                    Ok(UserStanding {
+                        disabled: r.get(0)?,
+                        role: Role::parse(&role).unwrap_or(Role::Worker),
+                        password_hash: r.get(2)?,
+                        counter: r.get(3)?,
+                    })
                 })
                 .optional()?)
         })
@@ -199,4 +229,72 @@ impl Store {
         })
         .await
     }
+}
+
+/// What an account's checks refused, as the store answers it: a control character with
+/// the core's code, anything else as a bad request naming the rule.
+fn account_refused(e: crate::accounts::AccountError) -> StoreError {
+    use crate::accounts::AccountError;
+    match e {
+        AccountError::Text(refused) => {
+            StoreError::Case(yizhan_sync::domain::case::CaseError::Text(refused))
+        }
+        AccountError::BadUsername(name) => {
+            StoreError::Invalid(Words::new("bad_username").text("user", name))
+        }
+        AccountError::WeakPassword => StoreError::Invalid(Words::new("weak_password")),
+        AccountError::Hash(detail) => StoreError::Internal(detail),
+    }
+}
+
+/// Sets one column of a user (`set` is `column = ?2`).
+fn update_in(
+    conn: &rusqlite::Connection,
+    username: &str,
+    set: &str,
+    value: rusqlite::types::Value,
+) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        &format!("UPDATE users SET {set} WHERE username = ?1"),
+        params![username, value],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound {
+            what: format!("user {username}"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a change that would leave no enabled admin: `username` stops being one.
+fn keep_an_admin(conn: &rusqlite::Connection, username: &str) -> Result<(), StoreError> {
+    let others: i64 = conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND username != ?1",
+        [username],
+        |r| r.get(0),
+    )?;
+    let is_admin: bool = conn
+        .query_row(
+            "SELECT role = 'admin' AND disabled = 0 FROM users WHERE username = ?1",
+            [username],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if is_admin && others == 0 {
+        return Err(StoreError::Conflict(
+            Words::new("last_admin").text("user", username),
+        ));
+    }
+    Ok(())
+}
+
+/// What a session checks of its account on every request: an admin may have disabled it,
+/// given it a new password, or another role or counter since sign-in.
+#[derive(Clone, Debug)]
+pub struct UserStanding {
+    pub disabled: bool,
+    pub role: Role,
+    pub password_hash: String,
+    pub counter: String,
 }

@@ -16,6 +16,7 @@ use super::cases::create_case_in;
 use super::writer::Staff;
 use super::{Store, StoreError};
 use crate::appointments::{Minute, Slot};
+use crate::i18n::Words;
 
 /// A booking as asked for; the store adds the code.
 #[derive(Clone)]
@@ -356,14 +357,14 @@ impl Store {
                     });
                 }
                 Some((_, Some(case_id))) => {
-                    return Err(StoreError::Conflict(format!(
-                        "appointment {appointment_id} was already started as case {case_id}"
-                    )));
+                    return Err(StoreError::Conflict(
+                        Words::new("appointment_started").text("case", case_id),
+                    ));
                 }
                 Some((status, None)) if status != "booked" => {
-                    return Err(StoreError::Conflict(format!(
-                        "appointment {appointment_id} is {status}"
-                    )));
+                    return Err(StoreError::Conflict(
+                        Words::new("appointment_not_booked").text("status", status),
+                    ));
                 }
                 Some(_) => {}
             }

@@ -21,6 +21,7 @@ use yizhan_sync::ids::DocId;
 
 use super::StoreError;
 use super::writer::store_case_rows;
+use crate::i18n::Words;
 
 /// One calendar year a hall published, as held here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,23 +225,21 @@ impl super::Store {
         text: String,
         now_ms: u64,
     ) -> Result<PublishedYear, StoreError> {
-        let calendar = Calendar::from_files(&[&text])
-            .map_err(|e| StoreError::Invalid(format!("the calendar file does not read: {e}")))?;
+        let calendar = Calendar::from_files(&[&text]).map_err(|e| {
+            StoreError::Invalid(Words::new("calendar_unreadable").text("detail", e.to_string()))
+        })?;
         let years: Vec<i32> = calendar.years().map(|y| y.year).collect();
         let [year] = years[..] else {
-            return Err(StoreError::Invalid(format!(
-                "a calendar file publishes exactly one year; this one holds {}",
-                years.len()
-            )));
+            return Err(StoreError::Invalid(
+                Words::new("calendar_one_year").text("value", years.len().to_string()),
+            ));
         };
         self.write(move |ctx| {
             let scope = yizhan_sync::ids::Scope::catalog(&ctx.division);
             if !ctx.identity.record.role.is_hall()
                 || !yizhan_sync::auth::may_write(&ctx.identity.record, &scope)
             {
-                return Err(StoreError::Forbidden(
-                    "calendar years are published by the city or district hall; this node receives them".into(),
-                ));
+                return Err(StoreError::Forbidden(Words::new("calendar_not_author")));
             }
             let id = DocId::parse(&format!("y-{}-{year}", ctx.division))
                 .ok_or_else(|| StoreError::Internal("calendar document id".into()))?;
@@ -253,9 +252,9 @@ impl super::Store {
                     })?;
                     if held.field("text") == text {
                         ctx.put_back(id.clone(), document);
-                        return Err(StoreError::Conflict(format!(
-                            "this hall already publishes exactly this text for {year}"
-                        )));
+                        return Err(StoreError::Conflict(
+                            Words::new("calendar_unchanged").text("value", year.to_string()),
+                        ));
                     }
                     doc::put_record_field(&mut document, &origin, "text", &text, now_ms)
                         .map_err(|e| StoreError::Internal(e.to_string()))?;

@@ -13,6 +13,7 @@ use yizhan_sync::ids::{DocId, DocKind, Scope};
 
 use super::writer::{Staff, WriteCtx, store_case_rows};
 use super::{Store, StoreError};
+use crate::i18n::Words;
 
 /// An action a person asks for (the engine's `Request`): acceptance is the one whose
 /// content the node fills in, the serial number and the calendar.
@@ -28,6 +29,9 @@ pub enum Order {
     DueSoon,
     /// Soonest (or oldest) legal deadline first.
     LegalDue,
+    /// Soonest committed deadline first, cases without one (not yet accepted) last: the
+    /// open cases (在办) as the counter works through them.
+    Deadline,
 }
 
 impl Order {
@@ -44,6 +48,7 @@ impl Order {
             Order::Created => 'c',
             Order::DueSoon => 'd',
             Order::LegalDue => 'l',
+            Order::Deadline => 'o',
         }
     }
 }
@@ -58,10 +63,83 @@ pub struct CaseFilter {
     pub created_from: Option<Date>,
     pub created_to: Option<Date>,
     pub conflict_only: bool,
+    /// Only cases still open (在办): received, awaiting materials, accepted, suspended or
+    /// decided.
+    pub open_only: bool,
+    /// What a search box asked for: the cases matching any of it.
+    pub search: Option<CaseSearch>,
+    /// The order, when not the one the level filter implies.
+    pub order: Option<Order>,
     pub cursor: Option<String>,
     pub limit: u32,
     /// The day warning levels are computed for.
     pub today: Date,
+}
+
+impl CaseFilter {
+    /// Every case, newest first, 50 a page.
+    pub fn all(today: Date) -> CaseFilter {
+        CaseFilter {
+            status: None,
+            level: None,
+            impl_code: None,
+            counter: None,
+            created_from: None,
+            created_to: None,
+            conflict_only: false,
+            open_only: false,
+            search: None,
+            order: None,
+            cursor: None,
+            limit: 50,
+            today,
+        }
+    }
+}
+
+/// What the text of a search box can mean; a case matches when it matches any of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaseSearch {
+    /// The applicant's query code, well formed with its check character.
+    pub query_code: Option<String>,
+    /// A full resident identity number or credit code.
+    pub applicant_id: Option<String>,
+    /// A phone number's digits (7 to 15).
+    pub phone: Option<String>,
+    /// Four digits: the last of the applicant's phone.
+    pub phone_tail: Option<String>,
+    /// A serial number or its last characters (at least four).
+    pub serial_tail: Option<String>,
+    /// Part of the applicant's name.
+    pub name: Option<String>,
+}
+
+impl CaseSearch {
+    /// What `text` can mean; `None` for an empty box.
+    pub fn parse(text: &str) -> Option<CaseSearch> {
+        use yizhan_sync::domain::codes::{CreditCode, ResidentId};
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if compact.is_empty() {
+            return None;
+        }
+        let compact: String = compact.chars().take(60).collect();
+        let upper = compact.to_uppercase();
+        let digits: String = compact.chars().filter(char::is_ascii_digit).collect();
+        let phone_like = compact
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-' || c == '+');
+        let alphanumeric = upper.chars().all(|c| c.is_ascii_alphanumeric());
+        Some(CaseSearch {
+            query_code: yizhan_sync::domain::query_code::normalize(&compact),
+            applicant_id: (ResidentId::parse(&upper).is_ok() || CreditCode::parse(&upper).is_ok())
+                .then(|| upper.clone()),
+            phone: (phone_like && (7..=15).contains(&digits.len())).then(|| digits.clone()),
+            phone_tail: (compact.len() == 4 && digits.len() == 4).then(|| digits.clone()),
+            serial_tail: (alphanumeric && upper.len() >= 4).then(|| upper.clone()),
+            // Anything with a letter or a character may be part of a name.
+            name: (!phone_like).then(|| text.trim().chars().take(60).collect()),
+        })
+    }
 }
 
 /// A case as lists show it.
@@ -132,6 +210,39 @@ pub struct CaseDetail {
     /// A bad rating's rectification deadline, on that calendar.
     pub rectify_due: Option<String>,
 }
+
+impl CaseDetail {
+    /// What `person` may record on the case at `node` as it stands: the engine's
+    /// `allowed_actions`, which pages and the API offer exactly.
+    pub fn allowed_actions(
+        &self,
+        node: &yizhan_sync::auth::NodeRecord,
+        person: impl Into<Person>,
+    ) -> Vec<yizhan_sync::domain::case::ActionKind> {
+        let person = person.into();
+        engine::allowed_actions(
+            Actor {
+                node,
+                person: &person,
+            },
+            &self.intake,
+            &self.state,
+        )
+    }
+
+    /// The applicant's query code (查询码).
+    pub fn query_code(&self) -> String {
+        yizhan_sync::domain::query_code::of_case(&self.summary.id)
+    }
+}
+
+/// The statuses of a case still open (在办), as SQL.
+const OPEN_STATUSES: &str =
+    "'submitted', 'awaiting_supplement', 'accepted', 'suspended', 'decided'";
+/// Sorts the open cases without a deadline last.
+const NO_DEADLINE: &str = "9999-12-31";
+/// Marks the deadline order's cursor key (not a column index).
+const DEADLINE_KEY: usize = usize::MAX;
 
 pub(super) const SUMMARY_COLUMNS: &str =
     "id, serial_no, status, conflict, impl_code, item_name, case_type, applicant_name,
@@ -243,6 +354,30 @@ impl Store {
     ) -> Result<CaseDetail, StoreError> {
         self.read(move |conn| read_detail(conn, "serial_no", serial.as_str(), today))
             .await
+    }
+
+    /// The case with this query code whose applicant's phone ends in `phone_tail`, for the
+    /// applicants' status page. Codes repeat across many cases now and then; with the
+    /// phone's digits one matches (two would both be hidden: the lookup says not found).
+    pub async fn get_case_by_query_code(
+        &self,
+        query_code: String,
+        phone_tail: String,
+        today: Date,
+    ) -> Result<Option<CaseDetail>, StoreError> {
+        self.read(move |conn| {
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT id FROM cases WHERE query_code = ?1 AND phone_tail = ?2 LIMIT 2",
+                )?
+                .query_map(params![query_code, phone_tail], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            match &ids[..] {
+                [id] => read_detail(conn, "id", id, today).map(Some),
+                _ => Ok(None),
+            }
+        })
+        .await
     }
 
     pub async fn list_cases(&self, filter: CaseFilter) -> Result<CaseListPage, StoreError> {
@@ -396,7 +531,9 @@ fn read_detail(
 }
 
 fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreError> {
-    let order = Order::for_level(filter.level);
+    let order = filter
+        .order
+        .unwrap_or_else(|| Order::for_level(filter.level));
     let limit = filter.limit.clamp(1, 200);
     // ?1 is today; filters follow.
     let mut args: Vec<rusqlite::types::Value> = vec![filter.today.to_string().into()];
@@ -440,10 +577,53 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
     if filter.conflict_only {
         conditions.push("conflict = 1".into());
     }
+    if filter.open_only {
+        conditions.push(format!("status IN ({OPEN_STATUSES})"));
+    }
+    if let Some(search) = &filter.search {
+        let like = |text: &str| {
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        let mut any: Vec<String> = Vec::new();
+        if let Some(code) = &search.query_code {
+            any.push(format!("query_code = {}", arg(code.clone().into())));
+        }
+        if let Some(id) = &search.applicant_id {
+            any.push(format!("applicant_id = {}", arg(id.clone().into())));
+        }
+        if let Some(phone) = &search.phone {
+            any.push(format!("phone_digits = {}", arg(phone.clone().into())));
+        }
+        if let Some(tail) = &search.phone_tail {
+            any.push(format!("phone_tail = {}", arg(tail.clone().into())));
+        }
+        if let Some(tail) = &search.serial_tail {
+            any.push(format!(
+                "serial_no LIKE '%' || {} ESCAPE '\\'",
+                arg(like(tail).into())
+            ));
+        }
+        if let Some(name) = &search.name {
+            any.push(format!(
+                "applicant_name LIKE '%' || {} || '%' ESCAPE '\\'",
+                arg(like(name).into())
+            ));
+        }
+        if any.is_empty() {
+            any.push("0".into());
+        }
+        conditions.push(format!("({})", any.join(" OR ")));
+    }
     let (order_sql, key_index) = match order {
         Order::Created => ("created_ms DESC, id DESC", 11),
         Order::DueSoon => ("red_on ASC, id ASC", 18),
         Order::LegalDue => ("breach_on ASC, id ASC", 19),
+        Order::Deadline => (
+            "COALESCE(committed_due, '9999-12-31') ASC, id ASC",
+            DEADLINE_KEY,
+        ),
     };
     if let Some(cursor) = &filter.cursor {
         let (key, id) = parse_cursor(order, cursor)?;
@@ -452,6 +632,9 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
             Order::Created => format!("(created_ms, id) < ({key_arg}, {id_arg})"),
             Order::DueSoon => format!("(red_on, id) > ({key_arg}, {id_arg})"),
             Order::LegalDue => format!("(breach_on, id) > ({key_arg}, {id_arg})"),
+            Order::Deadline => {
+                format!("(COALESCE(committed_due, '9999-12-31'), id) > ({key_arg}, {id_arg})")
+            }
         });
     }
     let where_sql = if conditions.is_empty() {
@@ -476,6 +659,9 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
         }
         last_key = match key_index {
             11 => row.get::<_, i64>(11)?.to_string(),
+            DEADLINE_KEY => row
+                .get::<_, Option<String>>(13)?
+                .unwrap_or_else(|| NO_DEADLINE.to_string()),
             i => row.get::<_, Option<String>>(i)?.unwrap_or_default(),
         };
         cases.push(summary_from_row(row)?);
@@ -491,8 +677,7 @@ fn parse_cursor(
     order: Order,
     cursor: &str,
 ) -> Result<(rusqlite::types::Value, String), StoreError> {
-    let bad =
-        || StoreError::Invalid("cursor is not valid for this list; start again without it".into());
+    let bad = || StoreError::Invalid(Words::new("bad_cursor"));
     let mut parts = cursor.splitn(3, '~');
     let (letter, key, id) = (
         parts.next().ok_or_else(bad)?,
@@ -504,7 +689,7 @@ fn parse_cursor(
     }
     let key = match order {
         Order::Created => rusqlite::types::Value::Integer(key.parse().map_err(|_| bad())?),
-        Order::DueSoon | Order::LegalDue => {
+        Order::DueSoon | Order::LegalDue | Order::Deadline => {
             let valid = key.parse::<Date>().is_ok()
                 || key == doc::LEVEL_REACHED
                 || key == doc::LEVEL_NOT_REACHED;

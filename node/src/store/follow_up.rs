@@ -42,6 +42,8 @@ pub struct TransferRow {
     pub holder: String,
     pub holder_node: Option<String>,
     pub signed_on: Option<String>,
+    /// Signed for by the sender on behalf of a department without a node.
+    pub signed_on_behalf: bool,
     pub committed_due: Option<String>,
 }
 
@@ -163,7 +165,7 @@ impl Store {
             };
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT id, serial_no, item_name, status, conflict, holder, holder_node, signed_on,
-                        committed_due
+                        committed_due, signed_on_behalf
                  FROM cases WHERE {condition}
                  ORDER BY signed_on IS NOT NULL, created_ms DESC, id LIMIT 500"
             ))?;
@@ -179,6 +181,7 @@ impl Store {
                         holder_node: r.get(6)?,
                         signed_on: r.get(7)?,
                         committed_due: r.get(8)?,
+                        signed_on_behalf: r.get(9)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -7,6 +7,7 @@ use yizhan_sync::ids::{DocId, DocKind, Scope};
 
 use super::writer::store_item_row;
 use super::{Store, StoreError};
+use crate::i18n::Words;
 
 /// Which items to list.
 #[derive(Clone, Debug, Default)]
@@ -55,18 +56,20 @@ impl Store {
                         message: e.to_string(),
                     })?;
                     if current.scope != scope {
-                        return Err(StoreError::Conflict(format!(
-                            "item {} belongs to {}, not {scope}",
-                            item.impl_code, current.scope
-                        )));
+                        return Err(StoreError::Conflict(
+                            Words::new("item_other_scope")
+                                .text("item", item.impl_code.to_string())
+                                .text("scope", current.scope.to_string())
+                                .text("wanted", scope.to_string()),
+                        ));
                     }
                     if item.version <= current.item.version {
-                        return Err(StoreError::Conflict(format!(
-                            "item {} is already at version {}; publish version {} or higher",
-                            item.impl_code,
-                            current.item.version,
-                            current.item.version.saturating_add(1)
-                        )));
+                        return Err(StoreError::Conflict(
+                            Words::new("item_version")
+                                .text("item", item.impl_code.to_string())
+                                .text("version", current.item.version.to_string())
+                                .text("next", current.item.version.saturating_add(1).to_string()),
+                        ));
                     }
                     doc::put_item(document, &origin, &item, now_ms)
                         .map_err(|e| StoreError::Internal(e.to_string()))?;

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/009_appointments.sql"),
     ),
     (10, "engine", include_str!("migrations/010_engine.sql")),
+    (11, "station", include_str!("migrations/011_station.sql")),
 ];
 
 /// The schema version this build writes.

@@ -262,6 +262,37 @@ impl Store {
         self.read(move |conn| export_cases(conn, month, today, cap.min(EXPORT_CAP)))
             .await
     }
+
+    /// The cases still open today (在办), soonest committed deadline first (not yet
+    /// accepted last); with `overdue_only`, those past their committed date (red or past
+    /// the legal limit). At most `cap` (never more than [`EXPORT_CAP`]).
+    pub async fn export_open_cases(
+        &self,
+        overdue_only: bool,
+        today: Date,
+        cap: u32,
+    ) -> Result<Vec<ExportCase>, StoreError> {
+        self.read(move |conn| {
+            let condition = if overdue_only {
+                "red_on <= ?1"
+            } else {
+                "status IN ('submitted', 'awaiting_supplement', 'accepted', 'suspended', 'decided')"
+            };
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS}, created_on, rating FROM cases WHERE {condition}
+                 ORDER BY COALESCE(committed_due, '9999-12-31'), id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![today.to_string(), cap.min(EXPORT_CAP)], |r| {
+                Ok(ExportCase {
+                    summary: summary_from_row(r)?,
+                    received_on: r.get(20)?,
+                    rating: r.get(21)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
 }
 
 const CLOSED: &str = "('completed', 'refused', 'withdrawn')";

@@ -23,6 +23,7 @@ use yizhan_sync::wire::Message;
 
 use super::writer::{WriteCtx, store_case_rows, store_item_row};
 use super::{OpenStoreError, Store, StoreError};
+use crate::i18n::Words;
 use crate::identity::Identity;
 
 /// How a node relates to a peer it knows first-hand.
@@ -964,7 +965,7 @@ impl Store {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            let refused = |why: &str| StoreError::Forbidden(format!("enrollment refused: {why}"));
+            let refused = |why: &str| StoreError::Forbidden(Words::new("enrollment_refused").text("why", why));
             let (division, role, expires_ms, used_ms) = found.ok_or_else(|| refused("the code is not known here; ask the hall for a new one"))?;
             if used_ms.is_some() {
                 return Err(refused("the code was already used; ask the hall for a new one"));
@@ -980,7 +981,7 @@ impl Store {
                 )));
             }
             if !child.is_consistent() {
-                return Err(StoreError::Invalid("the node id does not match its public key".into()));
+                return Err(StoreError::Invalid(Words::new("key_mismatch")));
             }
             let own = ctx.identity.record.clone();
             if !auth::may_vouch(&own, &child) {
@@ -1060,7 +1061,7 @@ impl Store {
                 .ok_or_else(|| StoreError::NotFound { what: format!("node {node} in this hall's registry") })?;
             let own = ctx.identity.record.clone();
             if record.node == own.node || !record.division.is_within(&own.division) {
-                return Err(StoreError::Forbidden(format!("node {node} is not below this hall; revoke it from the hall that enrolled it")));
+                return Err(StoreError::Forbidden(Words::new("not_below_this_hall").text("node", node.to_string())));
             }
             let mut accepted_up_to = std::collections::BTreeMap::new();
             let mut stmt = ctx.conn.prepare_cached("SELECT origin_epoch, MAX(seq) FROM changes WHERE origin_node = ?1 GROUP BY origin_epoch")?;

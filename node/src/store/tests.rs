@@ -26,7 +26,11 @@ pub fn identity(seed: u8, role: yizhan_sync::auth::NodeRole, division: &str) -> 
 pub(crate) fn downgrade_to_schema_7(path: &Path) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP TABLE refused_hashes; DROP TABLE peer_refusals; DROP TABLE underived;
+        "DROP INDEX cases_query_code; DROP INDEX cases_applicant_id;
+         DROP INDEX cases_phone_digits; DROP INDEX cases_open_due;
+         ALTER TABLE cases DROP COLUMN query_code; ALTER TABLE cases DROP COLUMN applicant_id;
+         ALTER TABLE cases DROP COLUMN phone_digits; ALTER TABLE cases DROP COLUMN signed_on_behalf;
+         DROP TABLE refused_hashes; DROP TABLE peer_refusals; DROP TABLE underived;
          ALTER TABLE changes DROP COLUMN refused; ALTER TABLE changes DROP COLUMN kind; ALTER TABLE quarantine DROP COLUMN code; ALTER TABLE quarantine DROP COLUMN via;
          DROP INDEX cases_serial;
          DROP TABLE appointments;
@@ -280,16 +284,8 @@ async fn a_failing_write_in_a_group_leaves_the_others_alone() {
     assert_eq!(refused, 20);
     let page = store
         .list_cases(CaseFilter {
-            status: None,
-            level: None,
-            impl_code: None,
-            counter: None,
-            created_from: None,
-            created_to: None,
-            conflict_only: false,
-            cursor: None,
             limit: 200,
-            today: "2026-03-02".parse().unwrap(),
+            ..CaseFilter::all("2026-03-02".parse().unwrap())
         })
         .await
         .unwrap();
@@ -340,8 +336,9 @@ async fn refused_writes_change_nothing() {
             NewAction::Do(Action::Extend {
                 days: 3,
                 reason: "r".into(),
+                request: None,
             }),
-            "cannot extend",
+            "only a lead",
         ),
     ];
     for (action, needle) in attempts {
@@ -496,18 +493,7 @@ async fn documents_are_reloaded_when_the_cache_is_small() {
 }
 
 fn filter(today: &str) -> CaseFilter {
-    CaseFilter {
-        status: None,
-        level: None,
-        impl_code: None,
-        counter: None,
-        created_from: None,
-        created_to: None,
-        conflict_only: false,
-        cursor: None,
-        limit: 50,
-        today: today.parse().unwrap(),
-    }
+    CaseFilter::all(today.parse().unwrap())
 }
 
 /// Warning levels come from today's date at query time, each level lists in order of
@@ -1241,4 +1227,195 @@ async fn the_start_up_check_names_what_is_wrong_with_a_file() {
     ));
     let fresh = check_file(&dir.path().join("none.db"), budget).unwrap();
     assert_eq!((fresh.schema_version, fresh.finished), (0, true));
+}
+
+/// A case accepted at 23:50 is still on the open list (在办) after midnight, which runs
+/// soonest committed deadline first with cases not yet accepted last; and one search box
+/// finds a case by its serial number or its tail, the applicant's name, identity number,
+/// phone or query code.
+#[tokio::test]
+async fn open_cases_list_by_deadline_and_search_finds_them_every_way() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    for name in ["就业困难人员认定", "困难残疾人生活补贴"] {
+        let other = item(name);
+        let other_id = receive(&store, &other, "2026-03-02").await;
+        store
+            .act_on_case(other_id, vec![NewAction::Accept], staff(), at("2026-03-02"))
+            .await
+            .unwrap();
+    }
+    let late = at("2026-03-02") + (13 * 60 + 50) * 60 * 1000; // 23:50 CST
+    let id = store
+        .create_case(
+            residence.impl_code.to_string(),
+            complete_application(&residence),
+            staff(),
+            late,
+        )
+        .await
+        .unwrap();
+    store
+        .act_on_case(id.clone(), vec![NewAction::Accept], staff(), late)
+        .await
+        .unwrap();
+    let short = NewCase {
+        materials: Vec::new(),
+        ..complete_application(&residence)
+    };
+    let waiting = store
+        .create_case(
+            residence.impl_code.to_string(),
+            short,
+            staff(),
+            at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    let next_day = "2026-03-03";
+    let today_only = store
+        .list_cases(CaseFilter {
+            created_from: Some(next_day.parse().unwrap()),
+            created_to: Some(next_day.parse().unwrap()),
+            ..filter(next_day)
+        })
+        .await
+        .unwrap();
+    assert!(!today_only.cases.iter().any(|c| c.id == id.to_string()));
+    let open = store
+        .list_cases(CaseFilter {
+            open_only: true,
+            order: Some(Order::Deadline),
+            ..filter(next_day)
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = open.cases.iter().map(|c| c.id.as_str()).collect();
+    assert!(ids.contains(&id.as_str()), "{ids:?}");
+    assert_eq!(
+        ids.last(),
+        Some(&waiting.as_str()),
+        "not yet accepted: last"
+    );
+    let dues: Vec<&str> = open
+        .cases
+        .iter()
+        .filter_map(|c| c.committed_due.as_deref())
+        .collect();
+    assert!(dues.windows(2).all(|w| w[0] <= w[1]), "{dues:?}");
+    assert_eq!(dues.len(), 3);
+    // Paging by deadline visits every open case once.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_cases(CaseFilter {
+                open_only: true,
+                order: Some(Order::Deadline),
+                limit: 1,
+                cursor,
+                ..filter(next_day)
+            })
+            .await
+            .unwrap();
+        seen.extend(page.cases.into_iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4);
+
+    let detail = store
+        .get_case(id.to_string(), next_day.parse().unwrap())
+        .await
+        .unwrap();
+    let serial = detail.summary.serial_no.clone().unwrap();
+    let code = detail.query_code();
+    for q in [
+        serial.as_str(),
+        &serial[serial.len() - 6..],
+        "张",
+        "11010519491231002x",
+        "138 0013 8000",
+        "8000",
+        &code.to_lowercase(),
+    ] {
+        let found = store
+            .list_cases(CaseFilter {
+                search: CaseSearch::parse(q),
+                ..filter(next_day)
+            })
+            .await
+            .unwrap();
+        assert!(
+            found.cases.iter().any(|c| c.id == id.to_string()),
+            "{q} finds the case"
+        );
+    }
+    for q in ["王五", "11010519491231003X", "%", "ZZZZZZZZ"] {
+        let found = store
+            .list_cases(CaseFilter {
+                search: CaseSearch::parse(q),
+                ..filter(next_day)
+            })
+            .await
+            .unwrap();
+        assert!(found.cases.is_empty(), "{q} finds nothing");
+    }
+}
+
+/// Accounts keep an enabled admin: the last one is neither disabled nor given another
+/// role, whether the admin page or `yizhan user` asks.
+#[tokio::test]
+async fn the_last_admin_stays_an_admin() {
+    let (_dir, store) = open_temp();
+    for (name, role) in [("root", Role::Admin), ("li.min", Role::Worker)] {
+        store
+            .add_user(
+                NewUser {
+                    username: name.into(),
+                    display_name: name.into(),
+                    role,
+                    counter: String::new(),
+                    password_hash: "x".into(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    for refused in [
+        store.set_disabled("root".into(), true).await,
+        store
+            .set_role_and_counter("root".into(), Role::Lead, "1号窗口".into())
+            .await,
+    ] {
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(w)) if w.code == "last_admin"),
+            "{refused:?}"
+        );
+    }
+    store
+        .set_role_and_counter("li.min".into(), Role::Admin, "2号窗口".into())
+        .await
+        .unwrap();
+    store.set_disabled("root".into(), true).await.unwrap();
+    let users = store.list_users().await.unwrap();
+    let li = users.iter().find(|u| u.username == "li.min").unwrap();
+    assert_eq!((li.role, li.counter.as_str()), (Role::Admin, "2号窗口"));
+    assert!(
+        users
+            .iter()
+            .find(|u| u.username == "root")
+            .unwrap()
+            .disabled
+    );
+    assert!(matches!(
+        store
+            .set_role_and_counter("li.min".into(), Role::Admin, "\u{202E}x".into())
+            .await,
+        Err(StoreError::Case(_))
+    ));
 }

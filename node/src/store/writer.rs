@@ -415,9 +415,11 @@ pub(super) fn store_case_rows(
             serial_no, applicant_name, applicant_id_masked, phone_tail, counter, staff, node, created_ms,
             created_on, accepted_on, committed_due, legal_due, yellow_on, red_on, breach_on,
             clock_stopped_on, closed_on, calendar, calendar_covered, updated_hlc,
-            holder, holder_node, signed_on, rating, rated_on, rectify_due, rectified_on)
+            holder, holder_node, signed_on, rating, rated_on, rectify_due, rectified_on,
+            query_code, applicant_id, phone_digits, signed_on_behalf)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)
+            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35,
+            ?36, ?37, ?38, ?39)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, conflict = excluded.conflict,
             serial_no = excluded.serial_no, accepted_on = excluded.accepted_on,
             committed_due = excluded.committed_due, legal_due = excluded.legal_due,
@@ -427,7 +429,8 @@ pub(super) fn store_case_rows(
             updated_hlc = excluded.updated_hlc, holder = excluded.holder,
             holder_node = excluded.holder_node, signed_on = excluded.signed_on,
             rating = excluded.rating, rated_on = excluded.rated_on,
-            rectify_due = excluded.rectify_due, rectified_on = excluded.rectified_on"
+            rectify_due = excluded.rectify_due, rectified_on = excluded.rectified_on,
+            signed_on_behalf = excluded.signed_on_behalf"
     ))?
     .execute(params![
         row.id,
@@ -465,6 +468,10 @@ pub(super) fn store_case_rows(
         row.rated_on,
         row.rectify_due,
         row.rectified_on,
+        row.query_code,
+        row.applicant_id,
+        row.phone_digits,
+        row.signed_on_behalf,
     ])?;
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json, voided)
@@ -601,8 +608,8 @@ where
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(panic.message = %message, "a store write panicked; it was rolled back");
-            Err(StoreError::Invalid(
-                "internal error; the write was not saved".into(),
+            Err(StoreError::Internal(
+                "a write panicked; it was not saved".into(),
             ))
         });
         Ran {

@@ -11,17 +11,17 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use yizhan_sync::domain::calendar::{Calendar, Date, Weekday};
+use yizhan_sync::domain::calendar::{Date, Weekday};
 use yizhan_sync::domain::case::Phone;
 use yizhan_sync::domain::item::{Item, ItemStatus, Material};
 
 use super::WebState;
 use super::{Chrome, Ctx, cookie_in, message, render, session, store_failed};
 use crate::appointments::{Minute, Schedule, Slot, mask_phone, normalize_code};
+use crate::i18n::Tr;
 use crate::store::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, ItemFilter, NewAppointment,
 };
-use crate::web::i18n::Tr;
 
 /// The public forms' CSRF secret (double-submit cookie), for `/appointments/…` only.
 const BOOK_COOKIE: &str = "yz_book";
@@ -250,7 +250,7 @@ async fn book_page(
         }
     } else {
         let today = state.today();
-        let open = schedule.open_slots(Calendar::china(), today, now_minute(state));
+        let open = schedule.open_slots(&state.store.calendar(), today, now_minute(state));
         let taken = match open.last() {
             Some(last) => match state.store.appointments_taken(today, last.day).await {
                 Ok(taken) => taken,
@@ -373,9 +373,12 @@ async fn book_checked(
     match slot {
         None => errors.push(t.get("appointment.error.pick").into_owned()),
         Some(slot) => {
-            if let Some(refusal) =
-                schedule.refuse(Calendar::china(), state.today(), now_minute(state), slot)
-            {
+            if let Some(refusal) = schedule.refuse(
+                &state.store.calendar(),
+                state.today(),
+                now_minute(state),
+                slot,
+            ) {
                 errors.push(t.get(refusal.key()).into_owned());
             }
         }
@@ -636,15 +639,32 @@ struct DayPage<'a> {
     is_today: bool,
     lines: Vec<Line>,
     summary: String,
+    /// The booking code looked up, as typed, and the line it found.
+    code: String,
+    found: Option<i64>,
+    /// Why a looked-up code found nothing.
+    error: Option<String>,
+}
+
+impl DayPage<'_> {
+    /// Whether `id` is the booking a looked-up code found.
+    fn is_found(&self, id: &i64) -> bool {
+        self.found == Some(*id)
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct DayQuery {
     day: Option<String>,
+    /// A booking code an applicant shows at the counter: the list opens on its day.
+    code: Option<String>,
 }
 
-/// `GET /appointments[?day=YYYY-MM-DD]`: a day's appointments for the counter, today by
-/// default, each booked one with the button that starts its case.
+/// `GET /appointments[?day=YYYY-MM-DD][&code=CODE]`: a day's appointments for the counter,
+/// today by default, each booked one with the button that starts its case. With a booking
+/// code the list opens on that booking's day with its line marked, so the counter finds an
+/// applicant's booking from the code on the phone; a code that cannot be one is a 400, one
+/// that books nothing a 404, both on today's list.
 pub async fn day_list(
     State(state): State<WebState>,
     ctx: Ctx,
@@ -677,6 +697,29 @@ pub async fn day_list(
             }
         },
     };
+    let typed = query.code.as_deref().map(str::trim).unwrap_or_default();
+    let (day, found_id, status, error) = if typed.is_empty() {
+        (day, None, StatusCode::OK, None)
+    } else {
+        match normalize_code(typed) {
+            None => (
+                day,
+                None,
+                StatusCode::BAD_REQUEST,
+                Some("appointment.error.code_form"),
+            ),
+            Some(code) => match state.store.appointment_by_code(code).await {
+                Ok(Some(a)) => (a.day, Some(a.id), StatusCode::OK, None),
+                Ok(None) => (
+                    day,
+                    None,
+                    StatusCode::NOT_FOUND,
+                    Some("appointment.error.no_booking"),
+                ),
+                Err(e) => return store_failed(&ctx, e),
+            },
+        }
+    };
     let found = match state.store.appointments_on(day).await {
         Ok(found) => found,
         Err(e) => return store_failed(&ctx, e),
@@ -701,7 +744,7 @@ pub async fn day_list(
         .collect();
     render(
         ctx.t,
-        StatusCode::OK,
+        status,
         DayPage {
             chrome: ctx.chrome(),
             t: ctx.t,
@@ -714,6 +757,9 @@ pub async fn day_list(
             summary: ctx
                 .t
                 .with("appointment.count", "count", &booked.to_string()),
+            code: typed.chars().take(40).collect(),
+            found: found_id,
+            error: error.map(|key| ctx.t.get(key).into_owned()),
         },
     )
 }

@@ -7,20 +7,21 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use yizhan_sync::domain::case::{
-    Action, Agent, Applicant, CaseError, MaterialReceived, MissingMaterial, NewCase, Phone, Status,
+    Action, ActionKind, Agent, Applicant, CaseError, MaterialReceived, MissingMaterial, NewCase,
+    Phone, Status,
 };
 use yizhan_sync::domain::codes::{CreditCode, ResidentId};
-use yizhan_sync::domain::item::{CaseType, Item};
+use yizhan_sync::domain::item::{CaseType, Item, ServiceObject};
 use yizhan_sync::ids::DocId;
 
 use super::WebState;
-use super::{CaseForm, Chrome, CsrfForm, Ctx, StaffForm, message, render, store_failed};
+use super::{CaseForm, Chrome, Ctx, StaffForm, message, render, store_failed};
 use crate::clock::{minute_cst, rfc3339_cst};
+use crate::i18n::{Lang, Tr, Words};
 use crate::notice::{
     self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
 };
-use crate::store::{CaseDetail, NewAction, Staff, StoreError, StoredNotice};
-use crate::web::i18n::{Lang, Tr};
+use crate::store::{CaseDetail, NewAction, StoreError, StoredNotice};
 use crate::web::session::Session;
 
 /// A form's fields, in order (checkbox names vary with the item's materials).
@@ -34,13 +35,7 @@ pub(super) fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
         .trim()
 }
 
-fn staff_of(session: &Session) -> Staff {
-    Staff {
-        username: session.username.clone(),
-        counter: session.counter.clone(),
-        role: session.role,
-    }
-}
+use super::follow::staff_of;
 
 // ---------------------------------------------------------------- the application form
 
@@ -70,6 +65,25 @@ impl NewCasePage<'_> {
 
     fn legal_person(&self) -> bool {
         self.value("applicant_type") == "legal_person"
+            || (self.serves_legal() && !self.serves_natural())
+    }
+
+    /// Which applicants the item serves: only their fields are shown (a natural person
+    /// sees no legal-person fields).
+    fn serves_natural(&self) -> bool {
+        self.item
+            .service_objects
+            .contains(&ServiceObject::NaturalPerson)
+    }
+
+    fn serves_legal(&self) -> bool {
+        self.item
+            .service_objects
+            .contains(&ServiceObject::LegalPerson)
+    }
+
+    fn serves_both(&self) -> bool {
+        self.serves_natural() && self.serves_legal()
     }
 }
 
@@ -168,12 +182,16 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
     if name.is_empty() {
         errors.push(t.get("case.error.name").into_owned());
     }
+    // Each problem in the page's language: the rule a field breaks, or what is wrong
+    // with a code (its length, a character, its check character).
+    let case_words = |e: CaseError| t.words(&Words::from(&e));
+    let code_words = |e: yizhan_sync::domain::codes::CodeError| t.words(&Words::from(&e));
     let phone = Phone::parse(field(fields, "phone"))
-        .map_err(|e| errors.push(t.with("case.error.phone", "why", &e.to_string())))
+        .map_err(|e| errors.push(t.with("case.error.phone", "why", &case_words(e))))
         .ok();
     let applicant = if field(fields, "applicant_type") == "legal_person" {
         let code = CreditCode::parse(field(fields, "credit_code"))
-            .map_err(|e| errors.push(t.with("case.error.credit_code", "why", &e.to_string())))
+            .map_err(|e| errors.push(code_words(e)))
             .ok();
         let contact = field(fields, "contact_name");
         if contact.is_empty() {
@@ -188,7 +206,7 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
             })
     } else {
         let id = ResidentId::parse(field(fields, "id_number"))
-            .map_err(|e| errors.push(t.with("case.error.id_number", "why", &e.to_string())))
+            .map_err(|e| errors.push(code_words(e)))
             .ok();
         id.zip(phone.clone())
             .map(|(id_number, phone)| Applicant::NaturalPerson {
@@ -201,10 +219,10 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
         None
     } else {
         let id = ResidentId::parse(field(fields, "agent_id_number"))
-            .map_err(|e| errors.push(t.with("case.error.agent_id", "why", &e.to_string())))
+            .map_err(|e| errors.push(t.with("case.error.agent", "why", &code_words(e))))
             .ok();
         let phone = Phone::parse(field(fields, "agent_phone"))
-            .map_err(|e| errors.push(t.with("case.error.agent_phone", "why", &e.to_string())))
+            .map_err(|e| errors.push(t.with("case.error.agent_phone", "why", &case_words(e))))
             .ok();
         id.zip(phone).map(|(id_number, phone)| Agent {
             name: field(fields, "agent_name").to_string(),
@@ -212,13 +230,28 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
             phone,
         })
     };
-    let materials = received_from(
+    let mut materials = received_from(
         item.materials
             .iter()
             .map(|m| (&m.name, m.originals, m.copies)),
         fields,
         "m",
     );
+    // "All materials received": every required material as the item asks for it, with
+    // whatever else was ticked.
+    if !field(fields, "all_materials").is_empty() {
+        for m in item.materials.iter().filter(|m| m.required) {
+            let full = MaterialReceived {
+                name: m.name.clone(),
+                originals: m.originals,
+                copies: m.copies,
+            };
+            match materials.iter_mut().find(|r| r.name == m.name) {
+                Some(r) => *r = full,
+                None => materials.push(full),
+            }
+        }
+    }
     match applicant {
         Some(applicant) if errors.is_empty() => Ok(NewCase {
             applicant,
@@ -270,9 +303,16 @@ pub async fn create(
     let form_id = field(&fields, "form_id").to_string();
     match state.submitted_forms.claim(&form_id) {
         super::session::Claim::New => {}
-        // The same form sent twice (a double click, a reload): the case exists already.
+        // The same form sent twice (a double click, a reload): the case exists already;
+        // show what the first sending showed (its newest notice).
         super::session::Claim::Done(case_id) => {
-            return Redirect::to(&format!("/cases/{case_id}")).into_response();
+            return match state.store.notices_of_case(case_id.clone()).await {
+                Ok(notices) => match notices.last() {
+                    Some(notice) => to_notice(notice),
+                    None => Redirect::to(&format!("/cases/{case_id}")).into_response(),
+                },
+                Err(e) => store_failed(&ctx, e),
+            };
         }
         super::session::Claim::InProgress => {
             return message(
@@ -375,20 +415,27 @@ async fn create_claimed(
         Err(e) => return case_refused(ctx, e),
     };
     state.submitted_forms.done(&form_id, id.to_string());
-    if let Err(e) = accept_or_notify(state, staff, &item, &id).await {
-        return case_refused(ctx, e);
+    match accept_or_notify(state, staff, &item, &id).await {
+        // The receipt (or the one-time notice) at once, to print and hand over.
+        Ok(notice) => to_notice(&notice),
+        Err(e) => case_refused(ctx, e),
     }
-    Redirect::to(&format!("/cases/{id}")).into_response()
+}
+
+/// The page of a notice just issued.
+fn to_notice(notice: &StoredNotice) -> Response {
+    Redirect::to(&format!("/notices/{}", notice.content.number)).into_response()
 }
 
 /// With every required material: accept (and for an instant item, complete) and issue
 /// the receipt; otherwise record and issue the one-time notice of what is missing.
+/// Returns the notice issued.
 async fn accept_or_notify(
     state: &WebState,
     staff: &Session,
     item: &Item,
     id: &DocId,
-) -> Result<(), StoreError> {
+) -> Result<StoredNotice, StoreError> {
     let now = state.clock.now_ms();
     let detail = state.store.get_case(id.to_string(), state.today()).await?;
     if detail.missing.is_empty() {
@@ -403,7 +450,7 @@ async fn accept_or_notify(
             .store
             .act_on_case(id.clone(), actions, staff_of(staff), now)
             .await?;
-        issue(state, staff, item, id, NoticeKind::Receipt, None).await?;
+        issue(state, staff, item, id, NoticeKind::Receipt, None).await
     } else {
         let missing: Vec<MissingMaterial> = detail
             .missing
@@ -430,9 +477,8 @@ async fn accept_or_notify(
                 now,
             )
             .await?;
-        issue(state, staff, item, id, NoticeKind::OneTime, None).await?;
+        issue(state, staff, item, id, NoticeKind::OneTime, None).await
     }
-    Ok(())
 }
 
 /// The words written into the case record and the notices: Chinese, whatever the page's
@@ -475,28 +521,26 @@ fn case_refused(ctx: &Ctx, e: StoreError) -> Response {
     }
 }
 
-/// How a page shows the engine's refusal of an action: who may not do it is a 403 in
-/// the page's language (the same rule and code the API answers with).
+/// How a page shows the engine's refusal of an action: its words in the page's language
+/// and the status the API answers with (the same rule and code).
 pub(super) fn case_error(t: &Tr, e: &CaseError) -> (StatusCode, String) {
-    match e {
-        CaseError::LeadsOnly { .. } => (
-            StatusCode::FORBIDDEN,
-            t.get("follow.error.lead_only").into_owned(),
-        ),
-        CaseError::NotThisNodes { .. } | CaseError::ApplicantsRateOnly => (
-            StatusCode::FORBIDDEN,
-            t.get("case.error.not_this_nodes").into_owned(),
-        ),
-        CaseError::Text(refused) => (StatusCode::UNPROCESSABLE_ENTITY, text_refused(t, refused)),
-        other => (StatusCode::CONFLICT, other.to_string()),
-    }
+    let class = StoreError::Case(e.clone()).class();
+    (
+        StatusCode::from_u16(class.status()).unwrap_or(StatusCode::CONFLICT),
+        t.words(&Words::from(e)),
+    )
 }
 
 /// The text rule's refusal in the page's language: which field, which character.
 pub(super) fn text_refused(t: &Tr, refused: &yizhan_sync::domain::text::Refused) -> String {
-    let field = t.get(&format!("field.{}", refused.field)).into_owned();
-    t.with("error.control_character", "field", &field)
-        .replace("{char}", &refused.code_point())
+    t.words(&Words::from(&CaseError::Text(*refused)))
+}
+
+/// A notice that corrects an earlier one: its number and why (更正理由).
+#[derive(Clone, Debug)]
+pub(super) struct Correction {
+    pub supersedes: String,
+    pub reason: String,
 }
 
 /// Seals and stores a notice about the case as it is now.
@@ -506,11 +550,11 @@ async fn issue(
     item: &Item,
     id: &DocId,
     kind: NoticeKind,
-    supersedes: Option<String>,
+    correction: Option<Correction>,
 ) -> Result<StoredNotice, StoreError> {
     let detail = state.store.get_case(id.to_string(), state.today()).await?;
     let now = state.clock.now_ms();
-    let content = notice_content(state, staff, item, &detail, kind, supersedes, now);
+    let content = notice_content(state, staff, item, &detail, kind, correction, now);
     let key = state.key.clone();
     // The epoch keeps numbers unique after a restore from a backup.
     let prefix = format!(
@@ -536,9 +580,42 @@ fn notice_content(
     item: &Item,
     detail: &CaseDetail,
     kind: NoticeKind,
-    supersedes: Option<String>,
+    correction: Option<Correction>,
     now: u64,
 ) -> NoticeContent {
+    // What the latest extension and suspension said, for their own notices.
+    let applied = |e: &&crate::store::EventView| !e.conflict && !e.voided;
+    let extension = detail
+        .events
+        .iter()
+        .rev()
+        .filter(applied)
+        .find_map(|e| match &e.action {
+            Action::Extend { days, reason, .. } => Some(crate::notice::ExtensionLine {
+                days: *days,
+                reason: reason.clone(),
+                approved_by: e.staff.clone(),
+            }),
+            _ => None,
+        });
+    let suspension = detail
+        .events
+        .iter()
+        .rev()
+        .filter(applied)
+        .find_map(|e| match &e.action {
+            Action::Suspend { procedure, reason } => Some(crate::notice::SuspensionLine {
+                procedure: procedure.clone(),
+                reason: reason.clone(),
+                since: yizhan_sync::domain::calendar::Date::from_unix_ms_cst(e.at_ms).to_string(),
+                max_days: detail
+                    .intake
+                    .item
+                    .procedure(procedure)
+                    .and_then(|p| p.max_days),
+            }),
+            _ => None,
+        });
     let refusal = detail.events.iter().rev().find_map(|e| match &e.action {
         Action::Refuse {
             reason,
@@ -612,8 +689,12 @@ fn notice_content(
         consultation: item.consultation.clone(),
         complaint: item.complaint.clone(),
         issued_at: rfc3339_cst(now as i64),
-        supersedes,
+        supersedes: correction.as_ref().map(|c| c.supersedes.clone()),
         accepted_for: detail.intake.item.delegated_by.clone(),
+        query_code: Some(detail.query_code()),
+        extension: extension.filter(|_| kind == NoticeKind::Extension),
+        suspension: suspension.filter(|_| kind == NoticeKind::Suspension),
+        correction_reason: correction.map(|c| c.reason),
     }
 }
 
@@ -630,9 +711,6 @@ struct CasePage<'a> {
     notices: Vec<StoredNotice>,
     /// The item's materials with what is still missing of each, for the supplement form.
     supplement: Vec<(usize, String, u32, u32, bool)>,
-    can_refuse: bool,
-    /// Whether the follow-up actions apply (accepted, suspended or decided cases).
-    can_follow_up: bool,
     /// Special procedures of the item that stop the clock (§7.3), for the suspend form.
     procedures: Vec<String>,
     errors: Vec<String>,
@@ -641,9 +719,34 @@ struct CasePage<'a> {
     /// The booking code of the appointment the case was started from (kept on this
     /// station only: appointments do not sync).
     appointment: Option<String>,
+    /// The applicant's query code (查询码).
+    query_code: String,
 }
 
 impl CasePage<'_> {
+    /// Whether the action of this kind is offered (`engine::allowed_actions`).
+    fn may(&self, kind: &str) -> bool {
+        self.x.may(kind)
+    }
+
+    /// Whether any follow-up action (beyond acceptance, supplements and refusal) is.
+    fn any_follow_up(&self) -> bool {
+        [
+            "sign_for",
+            "decide",
+            "transfer",
+            "suspend",
+            "resume",
+            "extend",
+            "request_extension",
+            "decline_extension",
+            "complete",
+            "withdraw",
+        ]
+        .iter()
+        .any(|k| self.may(k))
+    }
+
     fn notice_title(&self, n: &StoredNotice) -> String {
         self.t
             .get(&format!("notice.kind.{}", n.content.kind.as_str()))
@@ -690,14 +793,6 @@ async fn case_page(
             (n, rule.name.clone(), rule.originals, rule.copies, missing)
         })
         .collect();
-    let can_refuse = matches!(
-        d.summary.status,
-        Status::Submitted | Status::AwaitingSupplement
-    );
-    let can_follow_up = matches!(
-        d.summary.status,
-        Status::Accepted | Status::Suspended | Status::Decided
-    );
     let procedures = d
         .intake
         .item
@@ -710,6 +805,7 @@ async fn case_page(
         Ok(a) => a.map(|a| a.code),
         Err(e) => return store_failed(ctx, e),
     };
+    let query_code = d.query_code();
     render(
         ctx.t,
         status,
@@ -723,9 +819,8 @@ async fn case_page(
                 .into_owned(),
             d,
             notices,
+            query_code,
             supplement,
-            can_refuse,
-            can_follow_up,
             procedures,
             errors,
             x,
@@ -788,10 +883,10 @@ pub async fn supplement(
         Ok(item) => item,
         Err(e) => return store_failed(&ctx, e),
     };
-    if let Err(e) = accept_or_notify(&state, &staff, &item, &doc_id).await {
-        return case_refused(&ctx, e);
+    match accept_or_notify(&state, &staff, &item, &doc_id).await {
+        Ok(notice) => to_notice(&notice),
+        Err(e) => case_refused(&ctx, e),
     }
-    Redirect::to(&format!("/cases/{id}")).into_response()
 }
 
 /// `POST /cases/{id}/act`: the follow-up actions on a case (§5.5, §7.3): suspend for a
@@ -809,16 +904,40 @@ pub async fn act(
     }: CaseForm<Fields>,
 ) -> Response {
     let text = |name: &str| field(&fields, name).to_string();
+    if field(&fields, "kind") == "accept" {
+        // 受理 a received application whose materials are all in: the receipt at once.
+        let d = match state.store.get_case(id.clone(), state.today()).await {
+            Ok(d) => d,
+            Err(e) => return store_failed(&ctx, e),
+        };
+        let item = match item_of(&state, &d).await {
+            Ok(item) => item,
+            Err(e) => return store_failed(&ctx, e),
+        };
+        return match accept_or_notify(&state, &staff, &item, &doc_id).await {
+            Ok(notice) => to_notice(&notice),
+            Err(StoreError::Case(e)) => {
+                let (status, why) = case_error(ctx.t, &e);
+                case_page(&state, &ctx, &id, status, vec![why]).await
+            }
+            Err(e) => store_failed(&ctx, e),
+        };
+    }
     let action = match field(&fields, "kind") {
         "suspend" => Action::Suspend {
             procedure: text("procedure"),
             reason: text("reason"),
         },
         "resume" => Action::Resume { note: text("note") },
-        "extend" => match field(&fields, "days").parse::<u32>() {
+        "extend" | "request_extension" => match field(&fields, "days").parse::<u32>() {
+            Ok(days) if field(&fields, "kind") == "request_extension" => Action::RequestExtension {
+                days,
+                reason: text("reason"),
+            },
             Ok(days) => Action::Extend {
                 days,
                 reason: text("reason"),
+                request: Some(text("request")).filter(|r| !r.is_empty()),
             },
             Err(_) => {
                 let errors = vec![ctx.t.get("case.error.days").into_owned()];
@@ -831,6 +950,9 @@ pub async fn act(
             delivery: text("delivery"),
         },
         "withdraw" => Action::Withdraw {
+            reason: text("reason"),
+        },
+        "decline_extension" => Action::DeclineExtension {
             reason: text("reason"),
         },
         other => match super::follow::follow_up_action(&state, ctx.t, other, &fields).await {
@@ -846,12 +968,40 @@ pub async fn act(
         },
     };
     let now = state.clock.now_ms();
+    // An extension or a special procedure is told to the applicant in writing (行政许可法
+    // §42, §45): its notice is issued and shown at once.
+    let notice = match action.kind() {
+        ActionKind::Extend => Some(NoticeKind::Extension),
+        ActionKind::Suspend => Some(NoticeKind::Suspension),
+        _ => None,
+    };
     match state
         .store
-        .act_on_case(doc_id, vec![NewAction::Do(action)], staff_of(&staff), now)
+        .act_on_case(
+            doc_id.clone(),
+            vec![NewAction::Do(action)],
+            staff_of(&staff),
+            now,
+        )
         .await
     {
-        Ok(()) => Redirect::to(&format!("/cases/{id}")).into_response(),
+        Ok(()) => match notice {
+            Some(kind) => {
+                let d = match state.store.get_case(id.clone(), state.today()).await {
+                    Ok(d) => d,
+                    Err(e) => return store_failed(&ctx, e),
+                };
+                let item = match item_of(&state, &d).await {
+                    Ok(item) => item,
+                    Err(e) => return store_failed(&ctx, e),
+                };
+                match issue(&state, &staff, &item, &doc_id, kind, None).await {
+                    Ok(notice) => to_notice(&notice),
+                    Err(e) => case_refused(&ctx, e),
+                }
+            }
+            None => Redirect::to(&format!("/cases/{id}")).into_response(),
+        },
         // The engine's refusal, on the case page.
         Err(StoreError::Case(e)) => {
             let (status, why) = case_error(ctx.t, &e);
@@ -932,7 +1082,72 @@ struct NoticePage<'a> {
     title: String,
     qr_svg: String,
     qr_text: String,
+    /// The link the QR code holds.
+    qr_link: String,
+    /// When it was issued and the dates it states, as people write them.
+    issued: String,
+    dates: NoticeDates,
     digest: String,
+}
+
+/// Where phones reach this node: `[http] public_url`, or the address the request came by.
+fn public_base(state: &WebState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .unwrap_or("");
+    let scheme = if state.tls { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+/// A day as people write it: 2026年12月6日 (6 Dec 2026 in English).
+pub(super) fn human_date(t: &Tr, iso: &str) -> String {
+    let parts: Vec<&str> = iso.get(..10).unwrap_or(iso).split('-').collect();
+    match parts[..] {
+        [y, m, d] => t
+            .get("date.format")
+            .replace("{y}", y)
+            .replace("{m}", m.trim_start_matches('0'))
+            .replace("{d}", d.trim_start_matches('0'))
+            .replace(
+                "{mon}",
+                &t.get(&format!("date.month.{}", m.trim_start_matches('0'))),
+            ),
+        _ => iso.to_string(),
+    }
+}
+
+/// A day and a minute as people write them: 2026年12月6日 23:54.
+pub(super) fn human_time(t: &Tr, rfc3339: &str) -> String {
+    match rfc3339.get(11..16) {
+        Some(hm) => format!("{} {hm}", human_date(t, rfc3339)),
+        None => human_date(t, rfc3339),
+    }
+}
+
+/// The dates a notice states, as people write them.
+#[derive(Debug, Default)]
+struct NoticeDates {
+    committed_due: Option<String>,
+    legal_due: Option<String>,
+    since: Option<String>,
+}
+
+impl NoticeDates {
+    fn of(t: &Tr, n: &NoticeContent) -> NoticeDates {
+        NoticeDates {
+            committed_due: n.committed_due.as_deref().map(|d| human_date(t, d)),
+            legal_due: n.legal_due.as_deref().map(|d| human_date(t, d)),
+            since: n.suspension.as_ref().map(|s| human_date(t, &s.since)),
+        }
+    }
 }
 
 /// `GET /notices/{number}`: a notice, printable, with its seal as a QR code.
@@ -963,8 +1178,15 @@ pub async fn notice_page(
         &stored.digest,
         &stored.signature,
     );
+    // The QR is a link a phone camera opens: this node's public address, its verify page,
+    // and the number with the seal.
+    let base = public_base(&state, &headers);
+    let link = format!(
+        "{base}/verify?c={}",
+        notice::short_code(&stored.content.number, &stored.signature)
+    );
     let qr_svg =
-        match qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M) {
+        match qrcode::QrCode::with_error_correction_level(link.as_bytes(), qrcode::EcLevel::M) {
             Ok(code) => code
                 .render::<qrcode::render::svg::Color<'_>>()
                 .min_dimensions(200, 200)
@@ -989,18 +1211,10 @@ pub async fn notice_page(
             chrome: ctx.chrome(),
             t: ctx.t,
             csrf: &staff.csrf,
-            verify_address: {
-                let host = headers
-                    .get(axum::http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|h| {
-                        h.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
-                    })
-                    .unwrap_or("");
-                let scheme = if state.tls { "https" } else { "http" };
-                format!("{scheme}://{host}/verify")
-            },
+            verify_address: format!("{base}/verify"),
+            qr_link: link,
+            issued: human_time(ctx.t, &stored.content.issued_at),
+            dates: NoticeDates::of(ctx.t, &stored.content),
             superseded_by,
             title: ctx
                 .t
@@ -1015,12 +1229,34 @@ pub async fn notice_page(
 }
 
 /// `POST /notices/{number}/correct`: issues a new notice of the same kind from the case
-/// as it is now, naming the one it corrects. The old notice stays as it was.
+/// as it is now, naming the one it corrects and why; the worker confirms that the old one
+/// is void. The old notice stays as it was.
 pub async fn correct_notice(
     State(state): State<WebState>,
     Path(number): Path<String>,
-    StaffForm { ctx, staff, .. }: StaffForm<CsrfForm>,
+    StaffForm {
+        ctx,
+        staff,
+        form: fields,
+    }: StaffForm<Fields>,
 ) -> Response {
+    let reason: String = field(&fields, "reason").chars().take(1000).collect();
+    if reason.is_empty() || field(&fields, "confirm") != "yes" {
+        return message(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "case.error.title",
+            ctx.t.get("notice.correct_needs").into_owned(),
+        );
+    }
+    if let Err(refused) = yizhan_sync::domain::text::lines("reason", &reason) {
+        return message(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "case.error.title",
+            text_refused(ctx.t, &refused),
+        );
+    }
     let old = match state.store.notice(number.clone()).await {
         Ok(Some(old)) => old,
         Ok(None) => return store_failed(&ctx, StoreError::NotFound { what: number }),
@@ -1062,6 +1298,10 @@ pub async fn correct_notice(
             detail.summary.serial_no.is_some()
                 && !matches!(detail.summary.status, Status::Refused | Status::Withdrawn)
         }
+        NoticeKind::Extension => {
+            detail.state.extension_days > 0 && !detail.summary.status.is_closed()
+        }
+        NoticeKind::Suspension => detail.summary.status == Status::Suspended,
     };
     if !fits {
         return message(
@@ -1081,7 +1321,10 @@ pub async fn correct_notice(
         &item,
         &case_id,
         old.content.kind,
-        Some(number),
+        Some(Correction {
+            supersedes: number,
+            reason,
+        }),
     )
     .await
     {
@@ -1111,19 +1354,41 @@ struct Verdict {
     notice: Option<NoticeContent>,
     kind_title: String,
     superseded_by: Option<String>,
+    /// The dates the notice states, as people write them.
+    dates: NoticeDates,
 }
 
 #[derive(Debug, serde::Deserialize)]
 pub struct VerifyQuery {
+    /// The full code printed on a notice (`YZN1/…`), pasted or typed.
     code: Option<String>,
+    /// The short code the QR link carries (`NUMBER.SEAL`).
+    c: Option<String>,
 }
 
-/// `GET /verify?code=…` (public): checks a notice's seal from its QR text, offline.
+/// `GET /verify?c=…` (public): the page a notice's QR link opens, showing the sealed
+/// content this node holds; `GET /verify?code=…` checks the full printed code, offline.
 pub async fn verify(
     State(state): State<WebState>,
     ctx: Ctx,
     Query(query): Query<VerifyQuery>,
 ) -> Response {
+    if let Some(short) = query.c.as_deref().filter(|c| !c.trim().is_empty()) {
+        let verdict = match check_short(&state, ctx.t, short).await {
+            Ok(verdict) => verdict,
+            Err(e) => return store_failed(&ctx, e),
+        };
+        return render(
+            ctx.t,
+            StatusCode::OK,
+            VerifyPage {
+                chrome: ctx.chrome(),
+                t: ctx.t,
+                code: String::new(),
+                verdict: Some(verdict),
+            },
+        );
+    }
     let code: String = query
         .code
         .unwrap_or_default()
@@ -1151,6 +1416,70 @@ pub async fn verify(
     )
 }
 
+/// The QR link's check: the notice with that number as this node holds it, its seal the
+/// one in the link and its content still what was sealed.
+async fn check_short(state: &WebState, t: &Tr, short: &str) -> Result<Verdict, StoreError> {
+    let invalid = |key: &str| Verdict {
+        valid: false,
+        why: t.get(key).into_owned(),
+        notice: None,
+        kind_title: String::new(),
+        superseded_by: None,
+        dates: NoticeDates::default(),
+    };
+    let Some((number, signature)) = notice::parse_short(short) else {
+        return Ok(invalid("verify.not_a_seal"));
+    };
+    let Some(stored) = state.store.notice(number).await? else {
+        return Ok(invalid("verify.not_held"));
+    };
+    let Some(record) = state.store.node_record(stored.content.node.clone()).await? else {
+        return Ok(invalid("verify.unknown_key"));
+    };
+    let seal = QrSeal {
+        node: stored.content.node.clone(),
+        number: stored.content.number.clone(),
+        digest: stored.digest,
+        signature,
+    };
+    if signature != stored.signature || !notice::signature_holds(&seal, &record.public_key) {
+        return Ok(invalid("verify.bad_signature"));
+    }
+    if record.revoked.is_some() {
+        return Ok(invalid("verify.revoked"));
+    }
+    if stored.content.digest() != stored.digest {
+        return Ok(invalid("verify.altered"));
+    }
+    held_verdict(state, t, &record.name, stored).await
+}
+
+/// A valid notice this node holds, with its content to compare and its correction.
+async fn held_verdict(
+    state: &WebState,
+    t: &Tr,
+    office: &str,
+    stored: StoredNotice,
+) -> Result<Verdict, StoreError> {
+    let superseded_by = state
+        .store
+        .notices_of_case(stored.content.case_id.clone())
+        .await?
+        .into_iter()
+        .find(|n| n.content.supersedes.as_deref() == Some(stored.content.number.as_str()))
+        .map(|n| n.content.number);
+    Ok(Verdict {
+        valid: true,
+        why: t.with("verify.valid", "office", office),
+        kind_title: t
+            .get(&format!("notice.kind.{}", stored.content.kind.as_str()))
+            .into_owned(),
+        dates: NoticeDates::of(t, &stored.content),
+        notice: Some(stored.content),
+        superseded_by,
+    })
+}
+
 async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreError> {
     let invalid = |key: &str| Verdict {
         valid: false,
@@ -1158,6 +1487,7 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
         notice: None,
         kind_title: String::new(),
         superseded_by: None,
+        dates: NoticeDates::default(),
     };
     let seal: QrSeal = match notice::parse_qr(code) {
         Ok(seal) => seal,
@@ -1181,224 +1511,16 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
         Some(stored) if stored.content.digest() != seal.digest || stored.digest != seal.digest => {
             invalid("verify.altered")
         }
-        Some(stored) => {
-            let superseded_by = state
-                .store
-                .notices_of_case(stored.content.case_id.clone())
-                .await?
-                .into_iter()
-                .find(|n| n.content.supersedes.as_deref() == Some(stored.content.number.as_str()))
-                .map(|n| n.content.number);
-            Verdict {
-                valid: true,
-                why: t.with("verify.valid", "office", &record.name),
-                kind_title: t
-                    .get(&format!("notice.kind.{}", stored.content.kind.as_str()))
-                    .into_owned(),
-                notice: Some(stored.content),
-                superseded_by,
-            }
-        }
+        Some(stored) => held_verdict(state, t, &record.name, stored).await?,
         None => Verdict {
             valid: true,
             why: t.with("verify.valid_elsewhere", "office", &record.name),
             notice: None,
             kind_title: String::new(),
             superseded_by: None,
+            dates: NoticeDates::default(),
         },
     })
-}
-
-// ---------------------------------------------------------------- the counter's work list
-
-/// The work list's views (tabs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View {
-    /// Received today.
-    Today,
-    /// 待补正: waiting for materials.
-    Awaiting,
-    /// Due soon (yellow).
-    DueSoon,
-    /// Past the committed date (red).
-    Overdue,
-    /// Past the legal limit.
-    Breach,
-    /// Concurrent incompatible events waiting for a lead.
-    Conflicts,
-}
-
-impl View {
-    pub const ALL: [View; 6] = [
-        View::Today,
-        View::Awaiting,
-        View::DueSoon,
-        View::Overdue,
-        View::Breach,
-        View::Conflicts,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            View::Today => "today",
-            View::Awaiting => "awaiting",
-            View::DueSoon => "due_soon",
-            View::Overdue => "overdue",
-            View::Breach => "breach",
-            View::Conflicts => "conflicts",
-        }
-    }
-
-    fn parse(s: &str) -> Option<View> {
-        View::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-/// One row of the work list.
-#[derive(Debug)]
-struct WorkRow {
-    id: String,
-    serial_no: String,
-    applicant: String,
-    item_name: String,
-    status: String,
-    committed_due: String,
-    level: String,
-    level_class: &'static str,
-    counter: String,
-    conflict: bool,
-}
-
-#[derive(Template)]
-#[template(path = "worklist.html")]
-struct WorkListPage<'a> {
-    chrome: Chrome<'a>,
-    t: &'static Tr,
-    view: View,
-    tabs: Vec<(&'static str, String, bool)>,
-    mine: bool,
-    rows: Vec<WorkRow>,
-    next: Option<String>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct WorkQuery {
-    view: Option<String>,
-    mine: Option<String>,
-    cursor: Option<String>,
-}
-
-/// `GET /worklist`: today's cases, those awaiting materials, due soon, overdue; 50 a
-/// page, newest or most urgent first, fast at 100k cases (the list query walks an index).
-pub async fn work_list(
-    State(state): State<WebState>,
-    ctx: Ctx,
-    Query(query): Query<WorkQuery>,
-) -> Response {
-    use yizhan_sync::domain::calendar::WarningLevel;
-    let Some(staff) = ctx.session.as_ref() else {
-        return ctx.to_signin();
-    };
-    let view = query
-        .view
-        .as_deref()
-        .and_then(View::parse)
-        .unwrap_or(View::Today);
-    let mine = query.mine.as_deref() == Some("1");
-    let today = state.today();
-    let mut filter = crate::store::CaseFilter {
-        status: None,
-        level: None,
-        impl_code: None,
-        counter: mine.then(|| staff.counter.clone()),
-        created_from: None,
-        created_to: None,
-        conflict_only: false,
-        cursor: query.cursor.filter(|c| !c.is_empty() && c.len() < 200),
-        limit: 50,
-        today,
-    };
-    match view {
-        View::Today => {
-            filter.created_from = Some(today);
-            filter.created_to = Some(today);
-        }
-        View::Awaiting => filter.status = Some(Status::AwaitingSupplement),
-        View::DueSoon => {
-            filter.status = Some(Status::Accepted);
-            filter.level = Some(WarningLevel::Yellow);
-        }
-        View::Overdue => {
-            filter.status = Some(Status::Accepted);
-            filter.level = Some(WarningLevel::Red);
-        }
-        View::Breach => {
-            filter.status = Some(Status::Accepted);
-            filter.level = Some(WarningLevel::LegalBreach);
-        }
-        View::Conflicts => filter.conflict_only = true,
-    }
-    let page = match state.store.list_cases(filter).await {
-        Ok(page) => page,
-        Err(e) => return store_failed(&ctx, e),
-    };
-    let t = ctx.t;
-    let rows = page
-        .cases
-        .into_iter()
-        .map(|c| {
-            let (level, level_class) = match c.level {
-                Some(WarningLevel::Normal) => (t.get("level.normal"), "lv-normal"),
-                Some(WarningLevel::Yellow) => (t.get("level.yellow"), "lv-yellow"),
-                Some(WarningLevel::Red) => (t.get("level.red"), "lv-red"),
-                Some(WarningLevel::LegalBreach) => (t.get("level.legal_breach"), "lv-breach"),
-                None => (std::borrow::Cow::Borrowed(""), ""),
-            };
-            WorkRow {
-                serial_no: c.serial_no.unwrap_or_else(|| "—".into()),
-                applicant: format!("{}（{}）", c.applicant_name, c.applicant_id_masked),
-                item_name: c.item_name,
-                status: t.get(&format!("status.{}", c.status.as_str())).into_owned(),
-                committed_due: c.committed_due.unwrap_or_default(),
-                level: level.into_owned(),
-                level_class,
-                counter: c.counter,
-                conflict: c.conflict,
-                id: c.id,
-            }
-        })
-        .collect();
-    let mine_arg = if mine { "&mine=1" } else { "" };
-    let tabs = View::ALL
-        .into_iter()
-        .map(|v| {
-            (
-                v.as_str(),
-                t.get(&format!("work.view.{}", v.as_str())).into_owned(),
-                v == view,
-            )
-        })
-        .collect();
-    let next = page.next_cursor.map(|c| {
-        format!(
-            "/worklist?view={}{mine_arg}&cursor={}",
-            view.as_str(),
-            super::urlencode(&c)
-        )
-    });
-    render(
-        ctx.t,
-        StatusCode::OK,
-        WorkListPage {
-            chrome: ctx.chrome(),
-            t,
-            view,
-            tabs,
-            mine,
-            rows,
-            next,
-        },
-    )
 }
 
 #[cfg(test)]

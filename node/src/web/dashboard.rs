@@ -15,8 +15,8 @@ use yizhan_sync::domain::calendar::{Date, WarningLevel};
 
 use super::WebState;
 use super::export::{Cell, Table, percent};
-use super::i18n::Tr;
 use super::{Chrome, Ctx, message, render, store_failed};
+use crate::i18n::Tr;
 use crate::store::{CaseSummary, EXPORT_CAP, ExportCase, Month, MonthFigures, Workload};
 
 /// How many cases each list on the page shows; "see all" leads to the work list.
@@ -413,6 +413,7 @@ fn cases_table(t: &Tr, cases: Vec<ExportCase>) -> Table {
     .map(|key| t.get(key).into_owned())
     .collect();
     let text = |s: Option<String>| Cell::Text(s.unwrap_or_default());
+    let day = |s: Option<String>| Cell::Date(s.and_then(|s| s.parse().ok()));
     let rows = cases
         .into_iter()
         .map(|e| {
@@ -424,11 +425,11 @@ fn cases_table(t: &Tr, cases: Vec<ExportCase>) -> Table {
                 Cell::Text(format!("{}（{}）", c.applicant_name, c.applicant_id_masked)),
                 Cell::Text(c.counter),
                 Cell::Text(c.staff),
-                Cell::Text(e.received_on),
-                text(c.accepted_on),
-                text(c.committed_due),
-                text(c.legal_due),
-                text(c.closed_on),
+                day(Some(e.received_on)),
+                day(c.accepted_on),
+                day(c.committed_due),
+                day(c.legal_due),
+                day(c.closed_on),
                 Cell::Text(level_label(t, c.level).0),
                 match e.rating {
                     Some(level) => Cell::Text(format!("{level} {}", rating_label(t, level))),
@@ -490,8 +491,13 @@ fn monthly_table(t: &Tr, months: Vec<(Month, MonthFigures)>) -> Table {
 /// Which export, in which format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Export {
+    /// The cases received in the month.
     Cases,
     Monthly,
+    /// Every case open today (在办).
+    Open,
+    /// The open cases past their committed date.
+    Overdue,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -524,6 +530,11 @@ async fn export(
             .monthly_stats(month, EXPORT_MONTHS)
             .await
             .map(|months| monthly_table(ctx.t, months)),
+        Export::Open | Export::Overdue => state
+            .store
+            .export_open_cases(what == Export::Overdue, state.today(), EXPORT_CAP)
+            .await
+            .map(|cases| cases_table(ctx.t, cases)),
     };
     let table = match table {
         Ok(table) => table,
@@ -532,6 +543,13 @@ async fn export(
     let stem = match what {
         Export::Cases => "cases",
         Export::Monthly => "monthly",
+        Export::Open => "open",
+        Export::Overdue => "overdue",
+    };
+    // A list of what is open is as of today, not of a month.
+    let period = match what {
+        Export::Open | Export::Overdue => state.today().to_string(),
+        Export::Cases | Export::Monthly => month.to_string(),
     };
     // Writing a large workbook is CPU work: keep it off the async threads.
     let bytes = tokio::task::spawn_blocking(move || match format {
@@ -565,7 +583,7 @@ async fn export(
             (header::CONTENT_TYPE, content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"yizhan-{stem}-{month}.{extension}\""),
+                format!("attachment; filename=\"yizhan-{stem}-{period}.{extension}\""),
             ),
         ],
         bytes,
@@ -600,6 +618,42 @@ pub async fn monthly_csv(
     export(state, ctx, q, Export::Monthly, Format::Csv).await
 }
 
+/// `GET /dashboard/open.csv`: every case open today, soonest deadline first.
+pub async fn open_csv(
+    State(state): State<WebState>,
+    ctx: Ctx,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    export(state, ctx, q, Export::Open, Format::Csv).await
+}
+
+/// `GET /dashboard/open.xlsx`.
+pub async fn open_xlsx(
+    State(state): State<WebState>,
+    ctx: Ctx,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    export(state, ctx, q, Export::Open, Format::Xlsx).await
+}
+
+/// `GET /dashboard/overdue.csv`: the open cases past their committed date.
+pub async fn overdue_csv(
+    State(state): State<WebState>,
+    ctx: Ctx,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    export(state, ctx, q, Export::Overdue, Format::Csv).await
+}
+
+/// `GET /dashboard/overdue.xlsx`.
+pub async fn overdue_xlsx(
+    State(state): State<WebState>,
+    ctx: Ctx,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    export(state, ctx, q, Export::Overdue, Format::Xlsx).await
+}
+
 /// `GET /dashboard/monthly.xlsx?month=YYYY-MM`.
 pub async fn monthly_xlsx(
     State(state): State<WebState>,
@@ -614,10 +668,10 @@ mod tests {
     use yizhan_sync::domain::case::Action;
 
     use super::*;
+    use crate::i18n::Lang;
     use crate::store::NewAction;
     use crate::store::tests::{at, complete_application, item, open_temp, publish_catalog, staff};
     use crate::web::export::tests::{assert_same, parse_csv, read_xlsx};
-    use crate::web::i18n::Lang;
 
     /// Both exports, read back (the .xlsx with calamine), say the same as each other and
     /// as the store's list, row for row.

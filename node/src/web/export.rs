@@ -5,8 +5,11 @@
 //! CRLF. A text field that a spreadsheet would take for a formula (it starts with `=`,
 //! `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (CSV injection, OWASP).
 //! The .xlsx writes text cells as strings, which are never evaluated, so it needs no guard.
+//! Its dates are dates (a spreadsheet sorts and filters them as such), and each column is
+//! as wide as what it holds.
 
-use rust_xlsxwriter::{Format, Workbook, XlsxError};
+use rust_xlsxwriter::{ExcelDateTime, Format, Workbook, XlsxError};
+use yizhan_sync::domain::calendar::Date;
 
 /// One cell of an exported table.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,6 +18,28 @@ pub enum Cell {
     Count(u64),
     /// A share between 0 and 1; `None` when there was nothing to divide by.
     Share(Option<f64>),
+    /// A day: `YYYY-MM-DD` in CSV, a date cell in the .xlsx; `None` for none.
+    Date(Option<Date>),
+}
+
+impl Cell {
+    /// The text the cell shows (as the CSV writes it).
+    fn shown(&self) -> String {
+        match self {
+            Cell::Text(text) => text.clone(),
+            Cell::Count(n) => n.to_string(),
+            Cell::Share(share) => percent(*share),
+            Cell::Date(day) => day.map(|d| d.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// How wide a text shows in a spreadsheet, in characters of a Latin font: CJK and other
+/// wide characters count double.
+fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| if (c as u32) < 0x1100 { 1 } else { 2 })
+        .sum()
 }
 
 /// A table with a header row, ready to be written in either format.
@@ -45,8 +70,7 @@ impl Table {
                 &mut out,
                 &mut row.iter().map(|cell| match cell {
                     Cell::Text(text) => csv_text(text),
-                    Cell::Count(n) => n.to_string(),
-                    Cell::Share(share) => percent(*share),
+                    other => other.shown(),
                 }),
             );
         }
@@ -63,15 +87,21 @@ impl Table {
         sheet.set_name(&self.sheet)?;
         let bold = Format::new().set_bold();
         let share = Format::new().set_num_format("0.0%");
+        let day = Format::new().set_num_format("yyyy-mm-dd");
         for (col, header) in self.headers.iter().enumerate() {
+            // As wide as the widest of the header and the column's cells (a constant-memory
+            // sheet takes widths before its rows); CJK characters count double.
+            let widest = self
+                .rows
+                .iter()
+                .filter_map(|row| row.get(col))
+                .map(|cell| display_width(&cell.shown()))
+                .chain(std::iter::once(display_width(header)))
+                .max()
+                .unwrap_or(0);
             let col = col as u16;
+            sheet.set_column_width(col, (widest.clamp(6, 60) + 2) as f64)?;
             sheet.write_string_with_format(0, col, header, &bold)?;
-            // Wide enough for the header or a date; CJK characters count double.
-            let width = header
-                .chars()
-                .map(|c| if c.is_ascii() { 1 } else { 2 })
-                .sum::<usize>();
-            sheet.set_column_width(col, width.max(12) as f64 + 2.0)?;
         }
         for (r, row) in self.rows.iter().enumerate() {
             let r = r as u32 + 1;
@@ -88,7 +118,12 @@ impl Table {
                     Cell::Share(Some(s)) => {
                         sheet.write_number_with_format(r, col, *s, &share)?;
                     }
-                    Cell::Share(None) => {}
+                    Cell::Share(None) | Cell::Date(None) => {}
+                    Cell::Date(Some(date)) => {
+                        let (y, m, d) = date.ymd();
+                        let date = ExcelDateTime::from_ymd(y as u16, m as u8, d as u8)?;
+                        sheet.write_date_with_format(r, col, &date, &day)?;
+                    }
                 }
             }
         }
@@ -174,6 +209,11 @@ pub(crate) mod tests {
                     Data::String(s) => s == field,
                     Data::Float(f) => format!("{f}") == field || percent(Some(*f)) == field,
                     Data::Int(i) => i.to_string() == field,
+                    // Excel counts days from 1899-12-30.
+                    Data::DateTime(d) => {
+                        let epoch = Date::from_ymd(1899, 12, 30).unwrap();
+                        epoch.add_days(d.as_f64() as i32).to_string() == field
+                    }
                     _ => false,
                 };
                 assert!(same, "row {r}: {cell:?} in the .xlsx, {field:?} in the CSV");
@@ -221,6 +261,34 @@ pub(crate) mod tests {
                 ],
             ],
         }
+    }
+
+    /// Dates are date cells in the .xlsx, `YYYY-MM-DD` in the CSV; columns are as wide as
+    /// their widest cell.
+    #[test]
+    fn dates_are_dates_and_columns_fit() {
+        let table = Table {
+            sheet: "在办".into(),
+            headers: vec!["到期日".into(), "事项名称".into()],
+            rows: vec![
+                vec![
+                    Cell::Date(Some(Date::from_ymd(2026, 12, 7).unwrap())),
+                    Cell::Text("城乡居民基本医疗保险参保登记".into()),
+                ],
+                vec![Cell::Date(None), Cell::Text("x".into())],
+            ],
+        };
+        let csv = parse_csv(&table.to_csv());
+        assert_eq!(csv[1][0], "2026-12-07");
+        let xlsx = read_xlsx(&table.to_xlsx().unwrap());
+        assert!(
+            matches!(xlsx[1][0], calamine::Data::DateTime(_)),
+            "{:?}",
+            xlsx[1][0]
+        );
+        assert_same(&xlsx, &csv);
+        assert_eq!(display_width("城乡居民基本医疗保险参保登记"), 28);
+        assert_eq!(display_width("2026-12-07"), 10);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use yizhan_sync::domain::case::{Action, CaseError, Rating, Status};
+use yizhan_sync::domain::case::{Action, ActionKind, CaseError, Rating, Status};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
@@ -19,15 +19,19 @@ use super::WebState;
 use super::cases::field;
 use super::{Chrome, Ctx, message, render, store_failed};
 use crate::clock::minute_cst;
+use crate::i18n::Tr;
 use crate::store::{
-    CaseDetail, CaseSync, EventView, NewAction, Role, StoreError, TransferRow, Transfers,
+    CaseDetail, CaseSync, EventView, NewAction, StoreError, TransferRow, Transfers,
 };
-use crate::web::i18n::Tr;
 use crate::web::session::{Session, address_key, random_token, same_secret};
 
-/// Leads (现场负责人) and admins resolve conflicts and close rectifications.
-pub(super) fn is_lead(session: &Session) -> bool {
-    matches!(session.role, Role::Lead | Role::Admin)
+/// The person a session acts as, for the engine.
+pub(super) fn staff_of(session: &Session) -> crate::store::Staff {
+    crate::store::Staff {
+        username: session.username.clone(),
+        counter: session.counter.clone(),
+        role: session.role,
+    }
 }
 
 // ---------------------------------------------------------------- the case page
@@ -89,17 +93,25 @@ pub struct CaseExtras {
     pub decided_by: Option<String>,
     pub origin: Option<String>,
     pub conflicts: Vec<ConflictView>,
-    pub can_resolve: bool,
-    pub can_decide: bool,
-    pub can_transfer: bool,
+    /// What the signed-in person may record on the case now (`engine::allowed_actions`):
+    /// the page offers exactly these.
+    pub allowed: Vec<ActionKind>,
     pub transfer_targets: Vec<(String, String)>,
     pub holder: Option<String>,
+    /// The case lies with a department without a node: its signature and its decision
+    /// are entered here on its behalf.
+    pub holder_without_node: bool,
     pub signed: Option<String>,
-    pub can_sign_for: bool,
     pub rating: Option<String>,
     pub rating_comment: String,
     pub rectification: Option<RectView>,
-    pub can_rectify: bool,
+}
+
+impl CaseExtras {
+    /// Whether the action of this kind (`accept`, `sign_for`, …) is offered.
+    pub fn may(&self, kind: &str) -> bool {
+        self.allowed.iter().any(|k| k.as_str() == kind)
+    }
 }
 
 /// Builds the case page's extras from the case and what the node knows around it.
@@ -111,7 +123,8 @@ pub(super) async fn case_extras(
 ) -> Result<CaseExtras, StoreError> {
     let names = state.store.node_names().await?;
     let sync = state.store.case_sync(d.summary.id.clone()).await?;
-    let targets = if d.summary.status == Status::Accepted {
+    let allowed = d.allowed_actions(state.store.own_record(), staff_of(staff));
+    let targets = if allowed.contains(&ActionKind::Transfer) {
         state.store.transfer_targets().await?
     } else {
         Vec::new()
@@ -174,8 +187,6 @@ pub(super) async fn case_extras(
     let intake_node = d.intake.node.to_hex();
     let origin = (intake_node != own).then(|| name_of(&intake_node));
     let sync_text = sync_sentence(t, &sync);
-    let status = d.summary.status;
-    let holder_node = d.state.holder_node.map(|n| n.to_hex());
     let rectification = d.state.rectification.as_ref().map(|r| {
         let due = r.due(calendar);
         RectView {
@@ -199,21 +210,22 @@ pub(super) async fn case_extras(
         decided_by,
         origin,
         conflicts,
-        can_resolve: is_lead(staff) && !d.state.conflicts.is_empty(),
-        can_decide: status == Status::Accepted,
-        can_transfer: status == Status::Accepted,
+        allowed,
         transfer_targets: targets,
         holder: d.state.holder.clone(),
+        holder_without_node: d.state.holder.is_some() && d.state.holder_node.is_none(),
         signed: d.state.signed_for.as_ref().map(|s| {
-            t.get("follow.signed_by")
+            let key = if s.on_behalf_of.is_some() {
+                "follow.signed_on_behalf"
+            } else {
+                "follow.signed_by"
+            };
+            t.get(key)
                 .replace("{who}", &s.staff)
                 .replace("{node}", &name_of(&s.node.to_hex()))
                 .replace("{date}", &s.on.to_string())
+                .replace("{dept}", s.on_behalf_of.as_deref().unwrap_or_default())
         }),
-        can_sign_for: d.state.holder.is_some()
-            && d.state.signed_for.is_none()
-            && !status.is_closed()
-            && holder_node.as_deref().is_none_or(|n| n == own),
         rating: d
             .state
             .rating
@@ -224,11 +236,6 @@ pub(super) async fn case_extras(
             .rating
             .as_ref()
             .map_or(String::new(), |r| r.comment.clone()),
-        can_rectify: is_lead(staff)
-            && d.state
-                .rectification
-                .as_ref()
-                .is_some_and(|r| r.closed_on.is_none()),
         rectification,
     })
 }
@@ -263,7 +270,12 @@ fn timeline_row(
         label: t
             .get(&format!("event.{}", e.action.kind().as_str()))
             .into_owned(),
-        staff: e.staff.clone(),
+        // The applicant rates on the public pages; events name them by a fixed word.
+        staff: if e.staff == yizhan_sync::engine::Person::Applicant.username() {
+            t.get("follow.by_applicant").into_owned()
+        } else {
+            e.staff.clone()
+        },
         node: name_of(&e.node),
         details: details(t, &e.action, all),
         conflict: e.conflict,
@@ -325,16 +337,22 @@ fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> 
             put("follow.field.reason", reason.clone());
         }
         Action::Resume { note } => put("case.note", note.clone()),
-        Action::Extend { days, reason } => {
+        Action::Extend { days, reason, .. } | Action::RequestExtension { days, reason } => {
             put("case.extend_days", days.to_string());
             put("follow.field.reason", reason.clone());
         }
+        Action::DeclineExtension { reason } => put("follow.field.reason", reason.clone()),
         Action::Decide {
             approved,
             reason,
             basis,
             remedies,
+            on_behalf_of,
         } => {
+            put(
+                "follow.field.on_behalf_of",
+                on_behalf_of.clone().unwrap_or_default(),
+            );
             let key = if *approved {
                 "follow.decide.approved"
             } else {
@@ -354,7 +372,13 @@ fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> 
             put("follow.field.to", to.clone());
             put("follow.field.reason", reason.clone());
         }
-        Action::SignFor { note } => put("case.note", note.clone()),
+        Action::SignFor { note, on_behalf_of } => {
+            put(
+                "follow.field.on_behalf_of",
+                on_behalf_of.clone().unwrap_or_default(),
+            );
+            put("case.note", note.clone());
+        }
         Action::Resolve { void, reason, .. } => {
             let voided = void
                 .iter()
@@ -409,6 +433,7 @@ pub(super) async fn follow_up_action(
                 reason: field("reason"),
                 basis: field("basis"),
                 remedies: field("remedies"),
+                on_behalf_of: None,
             }
         }
         "transfer" => {
@@ -440,6 +465,7 @@ pub(super) async fn follow_up_action(
         }
         "sign_for" => Action::SignFor {
             note: field("note"),
+            on_behalf_of: None,
         },
         "resolve" => {
             // One choice per conflict: the value names the event decided against.
@@ -625,6 +651,23 @@ pub struct PublicStatus {
     pub rated: Option<String>,
     /// The rating form's ticket, when the case can be rated now.
     pub ticket: Option<String>,
+    /// The notices issued to the applicant (newest first): what each says of the case,
+    /// and the link to its sealed content.
+    pub notices: Vec<PublicNotice>,
+    /// The written response to a bad rating, once the lead has closed the rectification.
+    pub reply: Option<(String, String)>,
+}
+
+/// A notice as the applicant's status page lists it.
+#[derive(Clone, Debug)]
+pub struct PublicNotice {
+    pub title: String,
+    pub number: String,
+    pub issued: String,
+    /// The new dates or the procedure it announced, in words.
+    pub says: String,
+    /// `/verify?c=…`: the sealed notice.
+    pub link: String,
 }
 
 #[derive(Template)]
@@ -670,7 +713,13 @@ pub async fn status_lookup(
     axum::Form(fields): axum::Form<Vec<(String, String)>>,
 ) -> Response {
     let get = |name: &str| field(&fields, name);
-    let serial: String = get("serial")
+    // The query code printed on the notices, or the serial number.
+    let typed = if get("code").is_empty() {
+        get("serial")
+    } else {
+        get("code")
+    };
+    let serial: String = typed
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect::<String>()
@@ -702,17 +751,28 @@ pub async fn status_lookup(
             None,
         );
     }
-    let found = match SerialNo::parse(&serial) {
-        Ok(serial_no) => match state
+    let found = if let Some(code) = yizhan_sync::domain::query_code::normalize(&serial) {
+        match state
             .store
-            .get_case_by_serial(serial_no, state.today())
+            .get_case_by_query_code(code, digits.to_string(), state.today())
             .await
         {
-            Ok(d) if same_secret(&d.intake.applicant.phone().tail(), digits) => Some(d),
-            Ok(_) | Err(StoreError::NotFound { .. }) => None,
+            Ok(found) => found,
             Err(e) => return store_failed(&ctx, e),
-        },
-        Err(_) => None,
+        }
+    } else {
+        match SerialNo::parse(&serial) {
+            Ok(serial_no) => match state
+                .store
+                .get_case_by_serial(serial_no, state.today())
+                .await
+            {
+                Ok(d) if same_secret(&d.intake.applicant.phone().tail(), digits) => Some(d),
+                Ok(_) | Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return store_failed(&ctx, e),
+            },
+            Err(_) => None,
+        }
     };
     let Some(d) = found else {
         return status_page(
@@ -724,11 +784,62 @@ pub async fn status_lookup(
         );
     };
     state.applicants.give_back(&[&miss_addr]);
-    let view = public_status(&state, ctx.t, &d, now);
+    let notices = match state.store.notices_of_case(d.summary.id.clone()).await {
+        Ok(notices) => notices,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let view = public_status(&state, ctx.t, &d, notices, now);
     status_page(&ctx, StatusCode::OK, serial, None, Some(view))
 }
 
-fn public_status(state: &WebState, t: &Tr, d: &CaseDetail, now: u64) -> PublicStatus {
+fn public_status(
+    state: &WebState,
+    t: &Tr,
+    d: &CaseDetail,
+    notices: Vec<crate::store::StoredNotice>,
+    now: u64,
+) -> PublicStatus {
+    use super::cases::{human_date, human_time};
+    let notices = notices
+        .into_iter()
+        .rev()
+        .map(|n| {
+            let c = &n.content;
+            let says = match (&c.extension, &c.suspension) {
+                (Some(x), _) => t
+                    .get("applicant.notice_extension")
+                    .replace("{days}", &x.days.to_string())
+                    .replace(
+                        "{due}",
+                        &c.committed_due
+                            .as_deref()
+                            .map(|d| human_date(t, d))
+                            .unwrap_or_default(),
+                    ),
+                (_, Some(s)) => t
+                    .get("applicant.notice_suspension")
+                    .replace("{procedure}", &s.procedure)
+                    .replace("{since}", &human_date(t, &s.since)),
+                _ => String::new(),
+            };
+            PublicNotice {
+                title: t
+                    .get(&format!("notice.kind.{}", c.kind.as_str()))
+                    .into_owned(),
+                number: c.number.clone(),
+                issued: human_time(t, &c.issued_at),
+                says,
+                link: format!(
+                    "/verify?c={}",
+                    crate::notice::short_code(&c.number, &n.signature)
+                ),
+            }
+        })
+        .collect();
+    let reply = d.state.rectification.as_ref().and_then(|r| {
+        r.closed_on
+            .map(|on| (human_date(t, &on.to_string()), r.response.clone()))
+    });
     let can_rate = d.summary.status == Status::Completed
         && d.state.rating.is_none()
         && d.state.conflicts.is_empty();
@@ -750,6 +861,8 @@ fn public_status(state: &WebState, t: &Tr, d: &CaseDetail, now: u64) -> PublicSt
             .as_ref()
             .map(|r| t.get(&format!("rating.level.{}", r.level)).into_owned()),
         ticket: can_rate.then(|| state.applicants.ticket(&d.summary.id, now)),
+        notices,
+        reply,
     }
 }
 

@@ -194,7 +194,7 @@ impl Phone {
         } else {
             Err(CaseError::Invalid {
                 field: "phone",
-                why: "a telephone number of 7-15 digits (e.g. 13800138000 or 0755-12345678)",
+                rule: Rule::Phone,
             })
         }
     }
@@ -289,31 +289,20 @@ impl Intake {
             });
         }
         let wanted = match &new.applicant {
-            Applicant::NaturalPerson { .. } => {
-                (ServiceObject::NaturalPerson, "natural person (自然人)")
-            }
-            Applicant::LegalPerson { .. } => (ServiceObject::LegalPerson, "legal person (法人)"),
+            Applicant::NaturalPerson { .. } => ServiceObject::NaturalPerson,
+            Applicant::LegalPerson { .. } => ServiceObject::LegalPerson,
         };
-        if !item.service_objects.contains(&wanted.0) {
-            let serves = item
-                .service_objects
-                .iter()
-                .map(|o| match o {
-                    ServiceObject::NaturalPerson => "natural persons (自然人)",
-                    ServiceObject::LegalPerson => "legal persons (法人)",
-                })
-                .collect::<Vec<_>>()
-                .join(" and ");
+        if !item.service_objects.contains(&wanted) {
             return Err(CaseError::WrongApplicant {
-                applicant: wanted.1,
-                serves,
+                applicant: wanted,
+                serves: item.service_objects.clone(),
             });
         }
         let name_ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 100;
         if !name_ok(new.applicant.name()) {
             return Err(CaseError::Invalid {
                 field: "applicant.name",
-                why: "a name of 1-100 characters",
+                rule: Rule::Name,
             });
         }
         if let Applicant::LegalPerson { contact_name, .. } = &new.applicant
@@ -321,7 +310,7 @@ impl Intake {
         {
             return Err(CaseError::Invalid {
                 field: "applicant.contact_name",
-                why: "the name of the contact person, 1-100 characters",
+                rule: Rule::ContactName,
             });
         }
         if let Some(agent) = &new.agent
@@ -329,13 +318,13 @@ impl Intake {
         {
             return Err(CaseError::Invalid {
                 field: "agent.name",
-                why: "a name of 1-100 characters",
+                rule: Rule::Name,
             });
         }
         if new.counter.chars().count() > 40 || new.note.chars().count() > 2000 {
             return Err(CaseError::Invalid {
                 field: "counter",
-                why: "a counter name of at most 40 characters and a note of at most 2000",
+                rule: Rule::CounterAndNote,
             });
         }
         check_intake_texts(&new)?;
@@ -396,13 +385,13 @@ fn check_materials(known: &[&str], received: &[MaterialReceived]) -> Result<(), 
         if received[..i].iter().any(|other| other.name == m.name) {
             return Err(CaseError::Invalid {
                 field: "materials",
-                why: "each material once, with its counts of originals and copies",
+                rule: Rule::MaterialsOnce,
             });
         }
         if m.originals > 99 || m.copies > 99 {
             return Err(CaseError::Invalid {
                 field: "materials",
-                why: "at most 99 originals or copies",
+                rule: Rule::MaterialCounts,
             });
         }
     }
@@ -451,8 +440,21 @@ pub enum Action {
         #[serde(default)]
         note: String,
     },
-    /// 延期: both limits grow, within what the law allows.
-    Extend { days: u32, reason: String },
+    /// 延期: both limits grow, within what the law allows. Recorded by a lead (行政许可法
+    /// §42: 经本行政机关负责人批准), approving a worker's [`Action::RequestExtension`]
+    /// when `request` names it.
+    Extend {
+        days: u32,
+        reason: String,
+        /// The id of the request this extension approves, if it approves one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+    },
+    /// A worker asks the lead to extend the limits (延期申请); nothing moves until a lead
+    /// approves it with [`Action::Extend`] or declines it.
+    RequestExtension { days: u32, reason: String },
+    /// A lead declines the pending extension request, with the reason.
+    DeclineExtension { reason: String },
     /// 决定: approval, or denial with reason, basis and remedies.
     Decide {
         approved: bool,
@@ -462,6 +464,10 @@ pub enum Action {
         basis: String,
         #[serde(default)]
         remedies: String,
+        /// The department (without a node of its own) whose decision this is, entered
+        /// by the node it sent the case back through (代录部门决定).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<String>,
     },
     /// 办结, with the result and how it reached the applicant (送达).
     Complete { result: String, delivery: String },
@@ -482,6 +488,10 @@ pub enum Action {
     SignFor {
         #[serde(default)]
         note: String,
+        /// The department (without a node of its own) this signature is recorded for, by
+        /// the node that sent the case there (代为签收).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<String>,
     },
     /// A lead's resolution of concurrent incompatible events: the events named in `void`
     /// no longer count, with the reason on record. Syncs like any other event. `keep`
@@ -519,6 +529,8 @@ pub enum ActionKind {
     Suspend,
     Resume,
     Extend,
+    RequestExtension,
+    DeclineExtension,
     Decide,
     Complete,
     Withdraw,
@@ -530,7 +542,7 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 15] = [
+    pub const ALL: [ActionKind; 17] = [
         ActionKind::NotifyMissing,
         ActionKind::Supplement,
         ActionKind::Accept,
@@ -538,6 +550,8 @@ impl ActionKind {
         ActionKind::Suspend,
         ActionKind::Resume,
         ActionKind::Extend,
+        ActionKind::RequestExtension,
+        ActionKind::DeclineExtension,
         ActionKind::Decide,
         ActionKind::Complete,
         ActionKind::Withdraw,
@@ -557,6 +571,8 @@ impl ActionKind {
             ActionKind::Suspend => "suspend",
             ActionKind::Resume => "resume",
             ActionKind::Extend => "extend",
+            ActionKind::RequestExtension => "request_extension",
+            ActionKind::DeclineExtension => "decline_extension",
             ActionKind::Decide => "decide",
             ActionKind::Complete => "complete",
             ActionKind::Withdraw => "withdraw",
@@ -583,6 +599,8 @@ impl Action {
             Action::Suspend { .. } => ActionKind::Suspend,
             Action::Resume { .. } => ActionKind::Resume,
             Action::Extend { .. } => ActionKind::Extend,
+            Action::RequestExtension { .. } => ActionKind::RequestExtension,
+            Action::DeclineExtension { .. } => ActionKind::DeclineExtension,
             Action::Decide { .. } => ActionKind::Decide,
             Action::Complete { .. } => ActionKind::Complete,
             Action::Withdraw { .. } => ActionKind::Withdraw,
@@ -728,7 +746,7 @@ pub fn transition(status: Status, action: ActionKind) -> Option<Status> {
         (S::Submitted | S::AwaitingSupplement, A::Refuse) => Some(S::Refused),
         (S::Accepted, A::Suspend) => Some(S::Suspended),
         (S::Suspended, A::Resume) => Some(S::Accepted),
-        (S::Accepted, A::Extend) => Some(S::Accepted),
+        (S::Accepted, A::Extend | A::RequestExtension | A::DeclineExtension) => Some(S::Accepted),
         (S::Accepted, A::Transfer) => Some(S::Accepted),
         (S::Accepted, A::Decide) => Some(S::Decided),
         (S::Accepted | S::Decided, A::Complete) => Some(S::Completed),
@@ -756,6 +774,19 @@ pub struct Conflict {
 pub struct SignedFor {
     pub on: Date,
     pub node: NodeId,
+    pub staff: String,
+    /// The department without a node the signature was recorded for, by the sender.
+    pub on_behalf_of: Option<String>,
+}
+
+/// A worker's request to extend the limits, waiting for a lead (延期申请).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionRequest {
+    /// The request's event id, which the lead's approval names.
+    pub event_id: String,
+    pub days: u32,
+    pub reason: String,
+    pub on: Date,
     pub staff: String,
 }
 
@@ -816,11 +847,18 @@ pub struct CaseState {
     /// duration), so the case's warning level is frozen until it resumes.
     pub clock_frozen: bool,
     pub extension_days: u32,
+    /// An extension a worker asked for that no lead has approved or declined yet.
+    pub extension_request: Option<ExtensionRequest>,
     pub decision: Option<bool>,
+    /// The department whose decision it was, when another node entered it for it.
+    pub decided_on_behalf_of: Option<String>,
     /// The office the case was last transferred to (转办), if any.
     pub holder: Option<String>,
     /// The hall node the case was last transferred to, if it went to a node.
     pub holder_node: Option<NodeId>,
+    /// The node that made the last transfer: for a department without a node, it signs
+    /// for the case and enters the department's answer on its behalf.
+    pub transferred_by: Option<NodeId>,
     /// Whether (and by whom) the last transfer was signed for.
     pub signed_for: Option<SignedFor>,
     pub rating: Option<Rating>,
@@ -954,9 +992,12 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         suspended_since: None,
         clock_frozen: false,
         extension_days: 0,
+        extension_request: None,
         decision: None,
+        decided_on_behalf_of: None,
         holder: None,
         holder_node: None,
+        transferred_by: None,
         signed_for: None,
         rating: None,
         rectification: None,
@@ -998,10 +1039,18 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
             continue;
         }
         let allowed = transition(state.status, kind).filter(|_| match &event.action {
-            // Concurrent extensions may not add up beyond what the law allows.
-            Action::Extend { days, .. } => {
+            // Concurrent extensions may not add up beyond what the law allows, and a
+            // request is approved once (two leads approving it at once: one conflicts).
+            Action::Extend { days, request, .. } => {
                 state.extension_days + days <= intake.item.legal_extension_days
+                    && request.as_ref().is_none_or(|id| {
+                        state
+                            .extension_request
+                            .as_ref()
+                            .is_some_and(|r| r.event_id == *id)
+                    })
             }
+            Action::DeclineExtension { .. } => state.extension_request.is_some(),
             // One rating per case; a rectification closes once.
             Action::Rate { .. } => state.rating.is_none(),
             Action::Rectify { .. } => state
@@ -1050,14 +1099,35 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                 suspension_cap = intake.item.procedure(procedure).and_then(|p| p.max_days);
             }
             Action::Resume { .. } => close_suspension(&mut state, suspension_cap, event.date()),
-            Action::Extend { days, .. } => state.extension_days += days,
-            Action::Decide { approved, .. } => state.decision = Some(*approved),
+            Action::Extend { days, .. } => {
+                state.extension_days += days;
+                state.extension_request = None;
+            }
+            Action::RequestExtension { days, reason } => {
+                state.extension_request = Some(ExtensionRequest {
+                    event_id: event.id(),
+                    days: *days,
+                    reason: reason.clone(),
+                    on: event.date(),
+                    staff: event.staff.clone(),
+                });
+            }
+            Action::DeclineExtension { .. } => state.extension_request = None,
+            Action::Decide {
+                approved,
+                on_behalf_of,
+                ..
+            } => {
+                state.decision = Some(*approved);
+                state.decided_on_behalf_of = on_behalf_of.clone();
+            }
             Action::Transfer { to, to_node, .. } => {
                 state.holder = Some(to.clone());
                 state.holder_node = *to_node;
+                state.transferred_by = Some(event.node);
                 state.signed_for = None;
             }
-            Action::SignFor { .. } => {
+            Action::SignFor { on_behalf_of, .. } => {
                 // Only the hall the case went to signs for it (anyone, for a department
                 // without a node); a second signature (two people at once) changes nothing.
                 if state.holder.is_some()
@@ -1068,6 +1138,7 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                         on: event.date(),
                         node: event.node,
                         staff: event.staff.clone(),
+                        on_behalf_of: on_behalf_of.clone(),
                     });
                 }
             }
@@ -1213,7 +1284,123 @@ fn shortfalls(item: &ItemSnapshot, received: &[MaterialReceived]) -> Vec<Shortfa
         .collect()
 }
 
-/// Why an action on a case was refused. Each message says what to do instead.
+/// What a field of an action or an application must hold: a stable code the UI words in
+/// the reader's language (`error.rule.CODE`), with an English sentence for logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rule {
+    Phone,
+    Name,
+    ContactName,
+    CounterAndNote,
+    MaterialsOnce,
+    MaterialCounts,
+    ResolutionReason,
+    TextLength,
+    MissingList,
+    SupplementEmpty,
+    SuspendReason,
+    ExtensionDays,
+    DeclineReason,
+    CompleteResult,
+    WithdrawReason,
+    RectifyDays,
+    RectifyResponse,
+    TransferTo,
+    WrittenReasons,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 19] = [
+        Rule::Phone,
+        Rule::Name,
+        Rule::ContactName,
+        Rule::CounterAndNote,
+        Rule::MaterialsOnce,
+        Rule::MaterialCounts,
+        Rule::ResolutionReason,
+        Rule::TextLength,
+        Rule::MissingList,
+        Rule::SupplementEmpty,
+        Rule::SuspendReason,
+        Rule::ExtensionDays,
+        Rule::DeclineReason,
+        Rule::CompleteResult,
+        Rule::WithdrawReason,
+        Rule::RectifyDays,
+        Rule::RectifyResponse,
+        Rule::TransferTo,
+        Rule::WrittenReasons,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::Phone => "phone",
+            Rule::Name => "name",
+            Rule::ContactName => "contact_name",
+            Rule::CounterAndNote => "counter_and_note",
+            Rule::MaterialsOnce => "materials_once",
+            Rule::MaterialCounts => "material_counts",
+            Rule::ResolutionReason => "resolution_reason",
+            Rule::TextLength => "text_length",
+            Rule::MissingList => "missing_list",
+            Rule::SupplementEmpty => "supplement_empty",
+            Rule::SuspendReason => "suspend_reason",
+            Rule::ExtensionDays => "extension_days",
+            Rule::DeclineReason => "decline_reason",
+            Rule::CompleteResult => "complete_result",
+            Rule::WithdrawReason => "withdraw_reason",
+            Rule::RectifyDays => "rectify_days",
+            Rule::RectifyResponse => "rectify_response",
+            Rule::TransferTo => "transfer_to",
+            Rule::WrittenReasons => "written_reasons",
+        }
+    }
+
+    /// The rule in English, for logs and the command line.
+    pub fn english(self) -> &'static str {
+        match self {
+            Rule::Phone => "a telephone number of 7-15 digits (e.g. 13800138000 or 0755-12345678)",
+            Rule::Name => "a name of 1-100 characters",
+            Rule::ContactName => "the name of the contact person, 1-100 characters",
+            Rule::CounterAndNote => {
+                "a counter name of at most 40 characters and a note of at most 2000"
+            }
+            Rule::MaterialsOnce => "each material once, with its counts of originals and copies",
+            Rule::MaterialCounts => "at most 99 originals or copies",
+            Rule::ResolutionReason => "the side decided against and the reason for the decision",
+            Rule::TextLength => "texts of at most 4000 characters",
+            Rule::MissingList => {
+                "every missing material, each with the reason it is needed (一次性告知)"
+            }
+            Rule::SupplementEmpty => "the materials handed in",
+            Rule::SuspendReason => "the special procedure (e.g. 公示, 鉴定) and the reason",
+            Rule::ExtensionDays => {
+                "a number of working days above zero and the reason (told to the applicant)"
+            }
+            Rule::DeclineReason => "the reason the extension is declined",
+            Rule::CompleteResult => "the result and how it was delivered (送达方式)",
+            Rule::WithdrawReason => "the applicant's reason for withdrawing",
+            Rule::RectifyDays => "a rectification period of 1 to 120 working days",
+            Rule::RectifyResponse => "the written response to the applicant's complaint (整改情况)",
+            Rule::TransferTo => {
+                "the office the case goes to and the reason for transferring it (转办)"
+            }
+            Rule::WrittenReasons => {
+                "a refusal needs the reason, its legal basis and the applicant's remedies (复议/诉讼)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.english())
+    }
+}
+
+/// Why an action on a case was refused. Each message says what to do instead; the UI and
+/// the API word it from [`CaseError::code`] and [`CaseError::params`] in the reader's
+/// language, the `Display` text is English for logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CaseError {
     #[error("cannot {action} a case that is {status}", action = .action.as_str(), status = .status.as_str())]
@@ -1223,11 +1410,8 @@ pub enum CaseError {
         .missing.join("、")
     )]
     MaterialsMissing { missing: Vec<String> },
-    #[error("{field} is required: {why}")]
-    Invalid {
-        field: &'static str,
-        why: &'static str,
-    },
+    #[error("{field} is required: {rule}")]
+    Invalid { field: &'static str, rule: Rule },
     #[error("{name:?} is not one of this item's materials")]
     UnknownMaterial { name: String },
     #[error("the item {name:?} is cancelled and takes no new applications")]
@@ -1244,6 +1428,16 @@ pub enum CaseError {
         left: u32,
         allowed: u32,
     },
+    #[error("an extension request is already waiting for a lead's decision")]
+    ExtensionPending,
+    #[error("a lead extends the limits directly; asking for an extension is a worker's step")]
+    LeadsExtendDirectly,
+    #[error("the case has no extension request waiting for a lead")]
+    NoExtensionRequest,
+    #[error(
+        "the item is accepted here on behalf of {department} (代为受理), which decides; transfer the case to it and enter its decision when it comes back"
+    )]
+    DelegatedDecision { department: String },
     #[error("the case has a conflict between concurrent events; a lead must resolve it first")]
     Conflicted,
     #[error("the case has no conflict to resolve")]
@@ -1258,6 +1452,10 @@ pub enum CaseError {
     NothingToSignFor,
     #[error("the case was transferred to another office's node; only that node signs for it")]
     NotTheHolder,
+    #[error(
+        "the case went to a department without a node; the node that sent it signs for it on the department's behalf"
+    )]
+    NotTheSender,
     #[error("this node may not record {action} on this case: it is an act of the office that received the application", action = .action.as_str())]
     NotThisNodes { action: ActionKind },
     #[error("only a lead (现场负责人) or an admin may {action} a case", action = .action.as_str())]
@@ -1274,10 +1472,10 @@ pub enum CaseError {
     UnknownProcedure { name: String, listed: Vec<String> },
     #[error("the time of {name:?} counts toward the limit, so it does not suspend the case")]
     CountedProcedure { name: String },
-    #[error("a {applicant} cannot apply for this item; it serves {serves}")]
+    #[error("a {applicant} cannot apply for this item; it serves {}", .serves.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "))]
     WrongApplicant {
-        applicant: &'static str,
-        serves: String,
+        applicant: ServiceObject,
+        serves: Vec<ServiceObject>,
     },
     /// A field holds a control or layout character (see [`text`]).
     #[error(transparent)]
@@ -1285,6 +1483,38 @@ pub enum CaseError {
 }
 
 impl CaseError {
+    /// Every code [`CaseError::code`] returns, so a test can check each has its words.
+    pub const CODES: [&'static str; 28] = [
+        "not_allowed",
+        "materials_missing",
+        "invalid",
+        "unknown_material",
+        "item_cancelled",
+        "not_on_application",
+        "extension_too_long",
+        "extension_pending",
+        "leads_extend_directly",
+        "no_extension_request",
+        "delegated_decision",
+        "conflicted",
+        "nothing_to_resolve",
+        "not_a_side",
+        "resolution_incomplete",
+        "nothing_to_sign_for",
+        "not_the_holder",
+        "not_the_sender",
+        "not_this_nodes",
+        "leads_only",
+        "applicants_rate_only",
+        "bad_rating",
+        "already_rated",
+        "no_open_rectification",
+        "unknown_procedure",
+        "counted_procedure",
+        "wrong_applicant",
+        "control_character",
+    ];
+
     /// A stable name for the error, which the UI and the API word in the reader's language
     /// (with the error's fields as parameters).
     pub fn code(&self) -> &'static str {
@@ -1296,12 +1526,17 @@ impl CaseError {
             CaseError::ItemCancelled { .. } => "item_cancelled",
             CaseError::NotOnApplication { .. } => "not_on_application",
             CaseError::ExtensionTooLong { .. } => "extension_too_long",
+            CaseError::ExtensionPending => "extension_pending",
+            CaseError::LeadsExtendDirectly => "leads_extend_directly",
+            CaseError::NoExtensionRequest => "no_extension_request",
+            CaseError::DelegatedDecision { .. } => "delegated_decision",
             CaseError::Conflicted => "conflicted",
             CaseError::NothingToResolve => "nothing_to_resolve",
             CaseError::NotASide { .. } => "not_a_side",
             CaseError::ResolutionIncomplete { .. } => "resolution_incomplete",
             CaseError::NothingToSignFor => "nothing_to_sign_for",
             CaseError::NotTheHolder => "not_the_holder",
+            CaseError::NotTheSender => "not_the_sender",
             CaseError::NotThisNodes { .. } => "not_this_nodes",
             CaseError::LeadsOnly { .. } => "leads_only",
             CaseError::ApplicantsRateOnly => "applicants_rate_only",
@@ -1314,6 +1549,211 @@ impl CaseError {
             CaseError::Text(_) => text::Refused::CODE,
         }
     }
+
+    /// The error's fields, typed so the UI words each in the reader's language.
+    pub fn params(&self) -> Vec<(&'static str, Param)> {
+        use Param as P;
+        match self {
+            CaseError::NotAllowed { action, status } => {
+                vec![
+                    ("action", P::Action(*action)),
+                    ("status", P::Status(*status)),
+                ]
+            }
+            CaseError::MaterialsMissing { missing } => vec![("missing", P::List(missing.clone()))],
+            CaseError::Invalid { field, rule } => {
+                vec![
+                    ("field", P::Text((*field).to_string())),
+                    ("rule", P::Rule(*rule)),
+                ]
+            }
+            CaseError::UnknownMaterial { name }
+            | CaseError::ItemCancelled { name }
+            | CaseError::CountedProcedure { name } => vec![("name", P::Text(name.clone()))],
+            CaseError::NotOnApplication { name, kind } => vec![
+                ("name", P::Text(name.clone())),
+                ("kind", P::Text((*kind).to_string())),
+            ],
+            CaseError::ExtensionTooLong {
+                requested,
+                left,
+                allowed,
+            } => vec![
+                ("requested", P::Number(u64::from(*requested))),
+                ("left", P::Number(u64::from(*left))),
+                ("allowed", P::Number(u64::from(*allowed))),
+            ],
+            CaseError::DelegatedDecision { department } => {
+                vec![("department", P::Text(department.clone()))]
+            }
+            CaseError::NotASide { event_id } => vec![("event", P::Text(event_id.clone()))],
+            CaseError::ResolutionIncomplete { left } => vec![("left", P::Number(*left as u64))],
+            CaseError::NotThisNodes { action } | CaseError::LeadsOnly { action } => {
+                vec![("action", P::Action(*action))]
+            }
+            CaseError::UnknownProcedure { name, listed } => vec![
+                ("name", P::Text(name.clone())),
+                ("listed", P::List(listed.clone())),
+            ],
+            CaseError::WrongApplicant { applicant, serves } => vec![
+                ("applicant", P::Object(*applicant)),
+                ("serves", P::Objects(serves.clone())),
+            ],
+            CaseError::Text(refused) => vec![
+                ("field", P::Field(refused.field)),
+                ("char", P::Text(refused.code_point())),
+            ],
+            CaseError::ExtensionPending
+            | CaseError::LeadsExtendDirectly
+            | CaseError::NoExtensionRequest
+            | CaseError::Conflicted
+            | CaseError::NothingToResolve
+            | CaseError::NothingToSignFor
+            | CaseError::NotTheHolder
+            | CaseError::NotTheSender
+            | CaseError::ApplicantsRateOnly
+            | CaseError::BadRating
+            | CaseError::AlreadyRated
+            | CaseError::NoOpenRectification => Vec::new(),
+        }
+    }
+
+    /// One error of every kind (and an [`CaseError::Invalid`] of every rule), for tests
+    /// that word them all.
+    pub fn examples() -> Vec<CaseError> {
+        let name = || "户口簿".to_string();
+        let mut all = vec![
+            CaseError::NotAllowed {
+                action: ActionKind::Resume,
+                status: Status::Accepted,
+            },
+            CaseError::MaterialsMissing {
+                missing: vec![name(), "收入证明".into()],
+            },
+            CaseError::UnknownMaterial { name: name() },
+            CaseError::ItemCancelled { name: name() },
+            CaseError::NotOnApplication {
+                name: name(),
+                kind: "行政检查",
+            },
+            CaseError::ExtensionTooLong {
+                requested: 99,
+                left: 10,
+                allowed: 15,
+            },
+            CaseError::ExtensionPending,
+            CaseError::LeadsExtendDirectly,
+            CaseError::NoExtensionRequest,
+            CaseError::DelegatedDecision {
+                department: "示范区民政局".into(),
+            },
+            CaseError::Conflicted,
+            CaseError::NothingToResolve,
+            CaseError::NotASide {
+                event_id: "x".into(),
+            },
+            CaseError::ResolutionIncomplete { left: 2 },
+            CaseError::NothingToSignFor,
+            CaseError::NotTheHolder,
+            CaseError::NotTheSender,
+            CaseError::NotThisNodes {
+                action: ActionKind::Accept,
+            },
+            CaseError::LeadsOnly {
+                action: ActionKind::Extend,
+            },
+            CaseError::ApplicantsRateOnly,
+            CaseError::BadRating,
+            CaseError::AlreadyRated,
+            CaseError::NoOpenRectification,
+            CaseError::UnknownProcedure {
+                name: "听证".into(),
+                listed: vec!["公示".into()],
+            },
+            CaseError::CountedProcedure {
+                name: "现场核查".into(),
+            },
+            CaseError::WrongApplicant {
+                applicant: ServiceObject::LegalPerson,
+                serves: vec![ServiceObject::NaturalPerson],
+            },
+            CaseError::Text(text::Refused {
+                field: "reason",
+                found: '\u{202E}',
+            }),
+        ];
+        all.extend(Rule::ALL.into_iter().map(|rule| CaseError::Invalid {
+            field: "reason",
+            rule,
+        }));
+        // Adding a variant fails to compile here until it is among the examples.
+        for e in &all {
+            match e {
+                CaseError::NotAllowed { .. }
+                | CaseError::MaterialsMissing { .. }
+                | CaseError::Invalid { .. }
+                | CaseError::UnknownMaterial { .. }
+                | CaseError::ItemCancelled { .. }
+                | CaseError::NotOnApplication { .. }
+                | CaseError::ExtensionTooLong { .. }
+                | CaseError::ExtensionPending
+                | CaseError::LeadsExtendDirectly
+                | CaseError::NoExtensionRequest
+                | CaseError::DelegatedDecision { .. }
+                | CaseError::Conflicted
+                | CaseError::NothingToResolve
+                | CaseError::NotASide { .. }
+                | CaseError::ResolutionIncomplete { .. }
+                | CaseError::NothingToSignFor
+                | CaseError::NotTheHolder
+                | CaseError::NotTheSender
+                | CaseError::NotThisNodes { .. }
+                | CaseError::LeadsOnly { .. }
+                | CaseError::ApplicantsRateOnly
+                | CaseError::BadRating
+                | CaseError::AlreadyRated
+                | CaseError::NoOpenRectification
+                | CaseError::UnknownProcedure { .. }
+                | CaseError::CountedProcedure { .. }
+                | CaseError::WrongApplicant { .. }
+                | CaseError::Text(_) => {}
+            }
+        }
+        all
+    }
+
+    /// Whether the error says who may not do this (a 403), rather than what the case or
+    /// the request lacks.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(
+            self,
+            CaseError::LeadsOnly { .. }
+                | CaseError::NotThisNodes { .. }
+                | CaseError::ApplicantsRateOnly
+                | CaseError::DelegatedDecision { .. }
+                | CaseError::NotTheHolder
+                | CaseError::NotTheSender
+        )
+    }
+}
+
+/// A parameter of an error, typed so the UI words it in the reader's language: an action
+/// or a status by its name there, a list joined as the language joins lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// Words as they are (a name, an id, item data).
+    Text(String),
+    Number(u64),
+    List(Vec<String>),
+    Action(ActionKind),
+    Status(Status),
+    Rule(Rule),
+    Object(ServiceObject),
+    Objects(Vec<ServiceObject>),
+    /// The kind of a code with a check character (an identity number, a credit code).
+    Code(super::codes::CodeKind),
+    /// A field of a form or a request, by the name the API gives it (`applicant.name`).
+    Field(&'static str),
 }
 
 /// Whether the case, as this node sees it, allows an action of `kind` at all, whoever
@@ -1347,6 +1787,12 @@ pub fn state_allows(state: &CaseState, kind: ActionKind) -> Result<(), CaseError
         ActionKind::SignFor if state.holder.is_none() || state.signed_for.is_some() => {
             Err(CaseError::NothingToSignFor)
         }
+        ActionKind::RequestExtension if state.extension_request.is_some() => {
+            Err(CaseError::ExtensionPending)
+        }
+        ActionKind::DeclineExtension if state.extension_request.is_none() => {
+            Err(CaseError::NoExtensionRequest)
+        }
         ActionKind::Rectify
             if state
                 .rectification
@@ -1369,13 +1815,13 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
         if void.is_empty() || void.len() > 64 || reason.trim().is_empty() {
             return Err(CaseError::Invalid {
                 field: "reason",
-                why: "the side decided against and the reason for the decision",
+                rule: Rule::ResolutionReason,
             });
         }
         if reason.chars().count() > 4000 {
             return Err(CaseError::Invalid {
                 field: "text",
-                why: "texts of at most 4000 characters",
+                rule: Rule::TextLength,
             });
         }
         check_action_texts(action)?;
@@ -1391,7 +1837,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             {
                 return Err(CaseError::Invalid {
                     field: "missing",
-                    why: "every missing material, each with the reason it is needed (一次性告知)",
+                    rule: Rule::MissingList,
                 });
             }
             let names: Vec<&str> = intake
@@ -1410,7 +1856,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             if materials.is_empty() {
                 return Err(CaseError::Invalid {
                     field: "materials",
-                    why: "the materials handed in",
+                    rule: Rule::SupplementEmpty,
                 });
             }
             let names: Vec<&str> = intake
@@ -1434,7 +1880,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             if !filled(procedure) || !filled(reason) {
                 return Err(CaseError::Invalid {
                     field: "procedure",
-                    why: "the special procedure (e.g. 公示, 鉴定) and the reason",
+                    rule: Rule::SuspendReason,
                 });
             }
             match intake.item.procedure(procedure) {
@@ -1458,20 +1904,29 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             }
         }
         Action::Resume { .. } => {}
-        Action::Extend { days, reason } => {
-            if *days == 0 || !filled(reason) {
-                return Err(CaseError::Invalid {
-                    field: "days",
-                    why: "a number of working days above zero and the reason (told to the applicant)",
-                });
+        Action::Extend {
+            days,
+            reason,
+            request,
+        } => {
+            if let Some(id) = request
+                && state
+                    .extension_request
+                    .as_ref()
+                    .is_none_or(|r| r.event_id != *id)
+            {
+                return Err(CaseError::NoExtensionRequest);
             }
-            let allowed = intake.item.legal_extension_days;
-            let left = allowed.saturating_sub(state.extension_days);
-            if *days > left {
-                return Err(CaseError::ExtensionTooLong {
-                    requested: *days,
-                    left,
-                    allowed,
+            check_extension(intake, state, *days, reason)?;
+        }
+        Action::RequestExtension { days, reason } => {
+            check_extension(intake, state, *days, reason)?;
+        }
+        Action::DeclineExtension { reason } => {
+            if !filled(reason) {
+                return Err(CaseError::Invalid {
+                    field: "reason",
+                    rule: Rule::DeclineReason,
                 });
             }
         }
@@ -1480,6 +1935,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             reason,
             basis,
             remedies,
+            ..
         } => {
             if !approved {
                 require_written_reasons(reason, basis, remedies)?;
@@ -1489,7 +1945,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             if !filled(result) || !filled(delivery) {
                 return Err(CaseError::Invalid {
                     field: "result",
-                    why: "the result and how it was delivered (送达方式)",
+                    rule: Rule::CompleteResult,
                 });
             }
         }
@@ -1497,7 +1953,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             if !filled(reason) {
                 return Err(CaseError::Invalid {
                     field: "reason",
-                    why: "the applicant's reason for withdrawing",
+                    rule: Rule::WithdrawReason,
                 });
             }
         }
@@ -1513,7 +1969,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             if Rating::is_bad(*level) && !(1..=120).contains(rectify_days) {
                 return Err(CaseError::Invalid {
                     field: "rectify_days",
-                    why: "a rectification period of 1 to 120 working days",
+                    rule: Rule::RectifyDays,
                 });
             }
         }
@@ -1521,7 +1977,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             if !filled(response) {
                 return Err(CaseError::Invalid {
                     field: "response",
-                    why: "the written response to the applicant's complaint (整改情况)",
+                    rule: Rule::RectifyResponse,
                 });
             }
         }
@@ -1530,7 +1986,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
             if !filled(to) || !filled(reason) {
                 return Err(CaseError::Invalid {
                     field: "to",
-                    why: "the office the case goes to and the reason for transferring it (转办)",
+                    rule: Rule::TransferTo,
                 });
             }
         }
@@ -1559,7 +2015,10 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
         Action::Transfer { to, reason, .. } => {
             to.chars().count() > 200 || reason.chars().count() > 4000
         }
-        Action::SignFor { note } => note.chars().count() > 1000,
+        Action::SignFor { note, .. } => note.chars().count() > 1000,
+        Action::RequestExtension { reason, .. } | Action::DeclineExtension { reason } => {
+            reason.chars().count() > 4000
+        }
         Action::Rate { comment, .. } => comment.chars().count() > 1000,
         Action::Rectify { response } => response.chars().count() > 4000,
         Action::Complete { result, delivery } => {
@@ -1570,10 +2029,36 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
     if texts_too_long {
         return Err(CaseError::Invalid {
             field: "text",
-            why: "texts of at most 4000 characters",
+            rule: Rule::TextLength,
         });
     }
     check_action_texts(action)?;
+    Ok(())
+}
+
+/// An extension (or a request for one): days above zero within what the law leaves, and
+/// the reason told to the applicant.
+fn check_extension(
+    intake: &Intake,
+    state: &CaseState,
+    days: u32,
+    reason: &str,
+) -> Result<(), CaseError> {
+    if days == 0 || reason.trim().is_empty() {
+        return Err(CaseError::Invalid {
+            field: "days",
+            rule: Rule::ExtensionDays,
+        });
+    }
+    let allowed = intake.item.legal_extension_days;
+    let left = allowed.saturating_sub(state.extension_days);
+    if days > left {
+        return Err(CaseError::ExtensionTooLong {
+            requested: days,
+            left,
+            allowed,
+        });
+    }
     Ok(())
 }
 
@@ -1611,17 +2096,26 @@ fn check_action_texts(action: &Action) -> Result<(), text::Refused> {
             line("procedure", procedure)?;
             lines("reason", reason)
         }
-        Action::Resume { note } | Action::SignFor { note } => lines("note", note),
-        Action::Extend { reason, .. } | Action::Withdraw { reason } => lines("reason", reason),
+        Action::Resume { note } => lines("note", note),
+        Action::SignFor { note, on_behalf_of } => {
+            line("on_behalf_of", on_behalf_of.as_deref().unwrap_or_default())?;
+            lines("note", note)
+        }
+        Action::Extend { reason, .. }
+        | Action::RequestExtension { reason, .. }
+        | Action::DeclineExtension { reason }
+        | Action::Withdraw { reason } => lines("reason", reason),
         Action::Decide {
             reason,
             basis,
             remedies,
+            on_behalf_of,
             ..
         } => {
             lines("reason", reason)?;
             lines("basis", basis)?;
-            lines("remedies", remedies)
+            lines("remedies", remedies)?;
+            line("on_behalf_of", on_behalf_of.as_deref().unwrap_or_default())
         }
         Action::Complete { result, delivery } => {
             lines("result", result)?;
@@ -1647,7 +2141,7 @@ fn require_written_reasons(reason: &str, basis: &str, remedies: &str) -> Result<
     if !filled(reason) || !filled(basis) || !filled(remedies) {
         return Err(CaseError::Invalid {
             field: "reason",
-            why: "a refusal needs the reason, its legal basis and the applicant's remedies (复议/诉讼)",
+            rule: Rule::WrittenReasons,
         });
     }
     Ok(())
@@ -1745,12 +2239,21 @@ pub(crate) mod tests {
             ActionKind::Extend => Action::Extend {
                 days: 5,
                 reason: "情况复杂".into(),
+                request: None,
+            },
+            ActionKind::RequestExtension => Action::RequestExtension {
+                days: 5,
+                reason: "需入户核查".into(),
+            },
+            ActionKind::DeclineExtension => Action::DeclineExtension {
+                reason: "可在期限内办结".into(),
             },
             ActionKind::Decide => Action::Decide {
                 approved: true,
                 reason: String::new(),
                 basis: String::new(),
                 remedies: String::new(),
+                on_behalf_of: None,
             },
             ActionKind::Complete => Action::Complete {
                 result: "准予".into(),
@@ -1766,6 +2269,7 @@ pub(crate) mod tests {
             },
             ActionKind::SignFor => Action::SignFor {
                 note: String::new(),
+                on_behalf_of: None,
             },
             ActionKind::Resolve => Action::Resolve {
                 void: vec!["x".into()],
@@ -1781,6 +2285,17 @@ pub(crate) mod tests {
                 response: "已回访".into(),
             },
         }
+    }
+
+    /// The examples cover every code, and every code is listed.
+    #[test]
+    fn every_error_code_is_listed_and_exemplified() {
+        let mut seen: Vec<&str> = CaseError::examples().iter().map(CaseError::code).collect();
+        seen.sort();
+        seen.dedup();
+        let mut listed = CaseError::CODES.to_vec();
+        listed.sort();
+        assert_eq!(seen, listed);
     }
 
     /// Every (status, action) pair of the state machine.
@@ -1799,6 +2314,8 @@ pub(crate) mod tests {
             (S::AwaitingSupplement, A::Withdraw, S::Withdrawn),
             (S::Accepted, A::Suspend, S::Suspended),
             (S::Accepted, A::Extend, S::Accepted),
+            (S::Accepted, A::RequestExtension, S::Accepted),
+            (S::Accepted, A::DeclineExtension, S::Accepted),
             (S::Accepted, A::Transfer, S::Accepted),
             (S::Accepted, A::Decide, S::Decided),
             (S::Accepted, A::Complete, S::Completed),
@@ -1832,7 +2349,7 @@ pub(crate) mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 120);
+        assert_eq!(checked, 8 * 17);
         // A closed case changes status no more.
         for status in [S::Completed, S::Refused, S::Withdrawn] {
             assert!(
@@ -1857,6 +2374,15 @@ pub(crate) mod tests {
                 };
                 match kind {
                     ActionKind::SignFor => state.holder = Some("福田区民政局".into()),
+                    ActionKind::DeclineExtension => {
+                        state.extension_request = Some(ExtensionRequest {
+                            event_id: "r".into(),
+                            days: 5,
+                            reason: "需入户核查".into(),
+                            on: "2026-03-10".parse().unwrap(),
+                            staff: "worker".into(),
+                        })
+                    }
                     ActionKind::Rectify => {
                         state.rectification = Some(Rectification {
                             opened_on: "2026-03-10".parse().unwrap(),
@@ -2151,6 +2677,7 @@ pub(crate) mod tests {
                     reason: "x".into(),
                     basis: "".into(),
                     remedies: "y".into(),
+                    on_behalf_of: None,
                 },
                 "legal basis",
             ),
@@ -2160,6 +2687,7 @@ pub(crate) mod tests {
                 Action::Extend {
                     days: 16,
                     reason: "x".into(),
+                    request: None,
                 },
                 "15 left of 15",
             ),
@@ -2169,6 +2697,7 @@ pub(crate) mod tests {
                 Action::Extend {
                     days: 0,
                     reason: "x".into(),
+                    request: None,
                 },
                 "above zero",
             ),
@@ -2228,6 +2757,7 @@ pub(crate) mod tests {
                     Action::Extend {
                         days: 10,
                         reason: "x".into(),
+                        request: None,
                     },
                 ),
             ],
@@ -2238,6 +2768,7 @@ pub(crate) mod tests {
             &Action::Extend {
                 days: 6,
                 reason: "x".into(),
+                request: None,
             },
         )
         .unwrap_err();
@@ -2395,6 +2926,7 @@ pub(crate) mod tests {
                 Action::Extend {
                     days: 1,
                     reason: "x\u{7f}".into(),
+                    request: None,
                 },
                 Some(("reason", '\u{7f}')),
             ),
@@ -2486,6 +3018,7 @@ pub(crate) mod tests {
         let extend = |days| Action::Extend {
             days,
             reason: "情况复杂".into(),
+            request: None,
         };
         let events = vec![
             event(STATION, "2026-03-02", 10, sample_action(ActionKind::Accept)),
@@ -2516,7 +3049,7 @@ pub(crate) mod tests {
         let division = DivisionCode::parse("440399001001").unwrap();
         let err = Intake::new(&item, company, "w", STATION, division, Hlc::new(1, 0)).unwrap_err();
         assert!(
-            err.to_string().contains("legal person") && err.to_string().contains("natural persons"),
+            err.to_string().contains("legal person") && err.to_string().contains("natural person"),
             "{err}"
         );
     }
@@ -2677,6 +3210,7 @@ pub(crate) mod tests {
         let more = |days| Action::Extend {
             days,
             reason: "情况复杂".into(),
+            request: None,
         };
         assert_eq!(validate(&intake, &state, &more(10)), Ok(()));
         assert_eq!(
@@ -3102,6 +3636,7 @@ pub(crate) mod tests {
                 Action::Extend {
                     days: 10,
                     reason: "复杂".into(),
+                    request: None,
                 },
             )
         };

@@ -6,31 +6,78 @@
 
 use std::fmt;
 
+/// Which kind of code an error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CodeKind {
+    CreditCode,
+    OrgCode,
+    BasicCode,
+    ImplCode,
+    ResidentId,
+    DivisionCode,
+}
+
+impl CodeKind {
+    pub const ALL: [CodeKind; 6] = [
+        CodeKind::CreditCode,
+        CodeKind::OrgCode,
+        CodeKind::BasicCode,
+        CodeKind::ImplCode,
+        CodeKind::ResidentId,
+        CodeKind::DivisionCode,
+    ];
+
+    /// A stable name, which the UI words in the reader's language.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeKind::CreditCode => "credit_code",
+            CodeKind::OrgCode => "org_code",
+            CodeKind::BasicCode => "basic_code",
+            CodeKind::ImplCode => "impl_code",
+            CodeKind::ResidentId => "resident_id",
+            CodeKind::DivisionCode => "division_code",
+        }
+    }
+}
+
+impl fmt::Display for CodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CodeKind::CreditCode => "unified social credit code",
+            CodeKind::OrgCode => "organisation code inside the unified social credit code",
+            CodeKind::BasicCode => "basic code (基本编码)",
+            CodeKind::ImplCode => "implementation code (实施编码)",
+            CodeKind::ResidentId => "resident identity number (公民身份号码)",
+            CodeKind::DivisionCode => "division code",
+        })
+    }
+}
+
 /// Why a code was rejected. The message names the code and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
     #[error("{what} must be {expected} characters, got {got}: {code:?}")]
     Length {
-        what: &'static str,
+        what: CodeKind,
         expected: usize,
         got: usize,
         code: String,
     },
     #[error("{what} contains a character that is not allowed at position {position}: {code:?}")]
     Charset {
-        what: &'static str,
+        what: CodeKind,
         position: usize,
         code: String,
     },
     #[error("{what} has a wrong check character (expected {expected:?}): {code:?}")]
     CheckDigit {
-        what: &'static str,
+        what: CodeKind,
         expected: char,
         code: String,
     },
     #[error("{what} is not valid: {reason}: {code:?}")]
     Invalid {
-        what: &'static str,
+        what: CodeKind,
         reason: &'static str,
         code: String,
     },
@@ -51,7 +98,7 @@ pub struct CreditCode(String);
 
 impl CreditCode {
     pub fn parse(code: &str) -> Result<CreditCode, CodeError> {
-        const WHAT: &str = "unified social credit code";
+        const WHAT: CodeKind = CodeKind::CreditCode;
         check_len(WHAT, code, 18)?;
         let mut sum = 0;
         for (i, c) in code.chars().enumerate() {
@@ -87,7 +134,7 @@ impl CreditCode {
         })?;
         if !org.ends_with(expected_org) {
             return Err(CodeError::CheckDigit {
-                what: "organisation code inside the unified social credit code",
+                what: CodeKind::OrgCode,
                 expected: expected_org,
                 code: code.to_string(),
             });
@@ -106,6 +153,46 @@ impl CreditCode {
 }
 
 impl CodeError {
+    /// Every code [`CodeError::code`] returns.
+    pub const CODES: [&'static str; 4] = [
+        "code_length",
+        "code_charset",
+        "code_check_character",
+        "code_invalid",
+    ];
+
+    /// A stable name for the error, which the UI words in the reader's language.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CodeError::Length { .. } => "code_length",
+            CodeError::Charset { .. } => "code_charset",
+            CodeError::CheckDigit { .. } => "code_check_character",
+            CodeError::Invalid { .. } => "code_invalid",
+        }
+    }
+
+    /// Which kind of code it is about.
+    pub fn kind(&self) -> CodeKind {
+        match self {
+            CodeError::Length { what, .. }
+            | CodeError::Charset { what, .. }
+            | CodeError::CheckDigit { what, .. }
+            | CodeError::Invalid { what, .. } => *what,
+        }
+    }
+
+    /// The error's figures (the kind of code is [`CodeError::kind`]); the rule a code
+    /// breaks in [`CodeError::Invalid`] stays in English, for the technician.
+    pub fn figures(&self) -> Vec<(&'static str, String)> {
+        match self {
+            CodeError::Length { expected, got, .. } => {
+                vec![("expected", expected.to_string()), ("got", got.to_string())]
+            }
+            CodeError::Charset { position, .. } => vec![("position", position.to_string())],
+            CodeError::CheckDigit { .. } | CodeError::Invalid { .. } => Vec::new(),
+        }
+    }
+
     /// The same error with the offending code masked like an identity number.
     fn masked(self) -> CodeError {
         let mask = |code: String| {
@@ -185,7 +272,7 @@ pub struct BasicCode(String);
 
 impl BasicCode {
     pub fn parse(code: &str) -> Result<BasicCode, CodeError> {
-        const WHAT: &str = "basic code (基本编码)";
+        const WHAT: CodeKind = CodeKind::BasicCode;
         check_len(WHAT, code, 12)?;
         check_charset(WHAT, code, |c| c.is_ascii_digit() || c.is_ascii_uppercase())?;
         Ok(BasicCode(code.to_string()))
@@ -257,7 +344,7 @@ impl ImplCode {
     pub const LEN: usize = 31;
 
     pub fn parse(code: &str) -> Result<ImplCode, CodeError> {
-        const WHAT: &str = "implementation code (实施编码)";
+        const WHAT: CodeKind = CodeKind::ImplCode;
         check_len(WHAT, code, Self::LEN)?;
         check_charset(WHAT, code, |c| c.is_ascii_digit() || c.is_ascii_uppercase())?;
         CreditCode::parse(&code[..18])?;
@@ -313,7 +400,7 @@ impl ResidentId {
     }
 
     fn parse_unmasked(code: &str) -> Result<ResidentId, CodeError> {
-        const WHAT: &str = "resident identity number (公民身份号码)";
+        const WHAT: CodeKind = CodeKind::ResidentId;
         let code = code.to_ascii_uppercase();
         check_len(WHAT, &code, 18)?;
         check_charset(WHAT, &code[..17], |c| c.is_ascii_digit())?;
@@ -368,7 +455,7 @@ pub struct DivisionCode(String);
 
 impl DivisionCode {
     pub fn parse(code: &str) -> Result<DivisionCode, CodeError> {
-        const WHAT: &str = "division code";
+        const WHAT: CodeKind = CodeKind::DivisionCode;
         if ![6, 9, 12].contains(&code.len()) {
             return Err(CodeError::Invalid {
                 what: WHAT,
@@ -435,7 +522,7 @@ impl DivisionCode {
     }
 }
 
-fn check_len(what: &'static str, code: &str, expected: usize) -> Result<(), CodeError> {
+fn check_len(what: CodeKind, code: &str, expected: usize) -> Result<(), CodeError> {
     let got = code.chars().count();
     if got != expected || code.len() != expected {
         return Err(CodeError::Length {
@@ -449,7 +536,7 @@ fn check_len(what: &'static str, code: &str, expected: usize) -> Result<(), Code
 }
 
 fn check_charset(
-    what: &'static str,
+    what: CodeKind,
     code: &str,
     allowed: impl Fn(char) -> bool,
 ) -> Result<(), CodeError> {

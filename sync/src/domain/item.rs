@@ -192,6 +192,24 @@ pub enum ServiceObject {
     LegalPerson,
 }
 
+impl ServiceObject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceObject::NaturalPerson => "natural_person",
+            ServiceObject::LegalPerson => "legal_person",
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServiceObject::NaturalPerson => "natural person (自然人)",
+            ServiceObject::LegalPerson => "legal person (法人)",
+        })
+    }
+}
+
 /// One legal source: a law, regulation or rule, and the article.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -124,6 +124,7 @@ fn decide(by: &NodeRecord) -> Event {
             reason: String::new(),
             basis: String::new(),
             remedies: String::new(),
+            on_behalf_of: None,
         },
     )
 }
@@ -718,6 +719,52 @@ fn serial_numbers_and_segments_stay_in_their_owners_space() {
         );
         assert!(refused_as(&judged, "bad_record"), "{segment}: {judged:?}");
     }
+}
+
+/// 代为受理: a station's decision on an item it accepts for a department is refused by
+/// receivers unless it is entered on that department's behalf; a hall's is not.
+#[test]
+fn a_decision_on_a_delegated_item_must_be_the_departments() {
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let mut delegated_intake = intake(&station);
+    delegated_intake.item.delegated_by = Some("示范区民政局".into());
+    let (id, mut held) = doc::new_case(&origin_of(&station), &scope, &delegated_intake).unwrap();
+    doc::add_events(&mut held, &origin_of(&station), &[accept(&station)]).unwrap();
+    let own_decision = add(&station, &held, &[decide(&station)]);
+    assert!(refused_as(
+        &check(
+            &station,
+            &own_decision,
+            &id,
+            DocKind::Case,
+            &scope,
+            Some(&held)
+        ),
+        "event_not_allowed"
+    ));
+    let for_department = event(
+        &station,
+        T0 + 2000,
+        Action::Decide {
+            approved: true,
+            reason: String::new(),
+            basis: String::new(),
+            remedies: String::new(),
+            on_behalf_of: Some("示范区民政局".into()),
+        },
+    );
+    let entered = add(&station, &held, &[for_department]);
+    assert_eq!(
+        check(&station, &entered, &id, DocKind::Case, &scope, Some(&held)),
+        Judgement::Allow
+    );
+    let hall = sub();
+    let by_hall = add(&hall, &held, &[decide(&hall)]);
+    assert_eq!(
+        check(&hall, &by_hall, &id, DocKind::Case, &scope, Some(&held)),
+        Judgement::Allow
+    );
 }
 
 #[test]

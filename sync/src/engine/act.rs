@@ -10,8 +10,13 @@
 //! * the node's relation to the case ([`auth::may_record`]: a hall above decides, signs
 //!   for and supervises, the counter's acts are the receiving office's), which every
 //!   receiver also checks on what it is sent ([`crate::effect`]),
-//! * the person's role: resolving conflicts, closing rectifications and entering a
-//!   rating given on paper are a lead's; an applicant only rates.
+//! * the person's role ([`role_may`]): resolving conflicts, closing rectifications,
+//!   entering a rating given on paper and extending limits are a lead's, a worker asks a
+//!   lead for an extension; an applicant only rates.
+//!
+//! A signature for, or a decision on, a case that lies with a department without a node
+//! is recorded on that department's behalf ([`on_behalf_of`]): the engine fills it in, as
+//! it fills in the serial number of an acceptance.
 
 use crate::auth::{self, NodeRecord};
 use crate::doc::CaseDoc;
@@ -116,31 +121,83 @@ pub fn may(
 ) -> Result<(), CaseError> {
     let relation = auth::case_relation(actor.node, &intake.division)
         .ok_or(CaseError::NotThisNodes { action: kind })?;
-    if !auth::may_record(relation, kind) {
-        return Err(CaseError::NotThisNodes { action: kind });
+    let delegated_by = intake.item.delegated_by.as_deref();
+    let behalf = on_behalf_of(state, kind);
+    let recording = auth::Recording {
+        kind,
+        on_behalf_of: behalf.as_deref(),
+        delegated_by,
+    };
+    if !auth::may_record(relation, recording) {
+        return Err(match (kind, delegated_by) {
+            // 代为受理: the department decides; the station enters its decision once the
+            // case has gone to it.
+            (ActionKind::Decide, Some(department)) if relation == auth::CaseRelation::Owner => {
+                CaseError::DelegatedDecision {
+                    department: department.to_string(),
+                }
+            }
+            _ => CaseError::NotThisNodes { action: kind },
+        });
     }
     match actor.person {
         Person::Applicant if kind != ActionKind::Rate => return Err(CaseError::ApplicantsRateOnly),
         Person::Applicant => {}
-        Person::Staff { role, .. } => {
-            let leads_only = matches!(
-                kind,
-                ActionKind::Resolve | ActionKind::Rectify | ActionKind::Rate
-            );
-            if leads_only && !role.leads() {
-                return Err(CaseError::LeadsOnly { action: kind });
-            }
-        }
+        Person::Staff { role, .. } => role_may(*role, kind)?,
     }
     case::state_allows(state, kind)?;
-    if kind == ActionKind::SignFor
-        && state
-            .holder_node
-            .is_some_and(|holder| holder != actor.node.node)
+    // Nor may it complete one the department has not decided.
+    if kind == ActionKind::Complete
+        && relation == auth::CaseRelation::Owner
+        && state.decision.is_none()
+        && let Some(department) = delegated_by
     {
-        return Err(CaseError::NotTheHolder);
+        return Err(CaseError::DelegatedDecision {
+            department: department.to_string(),
+        });
+    }
+    if kind == ActionKind::SignFor {
+        match state.holder_node {
+            Some(holder) if holder != actor.node.node => return Err(CaseError::NotTheHolder),
+            // A department without a node: the node that sent it signs on its behalf.
+            None if state.transferred_by != Some(actor.node.node) => {
+                return Err(CaseError::NotTheSender);
+            }
+            _ => {}
+        }
     }
     Ok(())
+}
+
+/// What a staff member's role allows: resolving conflicts, closing rectifications, entering
+/// a rating given on paper, and extending the limits or declining a request to (行政许可法
+/// §42: 经本行政机关负责人批准) are a lead's; a worker asks a lead for an extension, a lead
+/// extends directly.
+pub fn role_may(role: StaffRole, kind: ActionKind) -> Result<(), CaseError> {
+    use ActionKind as A;
+    let leads_only = matches!(
+        kind,
+        A::Resolve | A::Rectify | A::Rate | A::Extend | A::DeclineExtension
+    );
+    if leads_only && !role.leads() {
+        return Err(CaseError::LeadsOnly { action: kind });
+    }
+    if kind == A::RequestExtension && role.leads() {
+        return Err(CaseError::LeadsExtendDirectly);
+    }
+    Ok(())
+}
+
+/// The department without a node of its own an event of `kind` is recorded for: a
+/// signature for, or a decision on, a case that lies with such a department is entered on
+/// its behalf by the node it was sent through.
+pub fn on_behalf_of(state: &CaseState, kind: ActionKind) -> Option<String> {
+    match kind {
+        ActionKind::Decide | ActionKind::SignFor if state.holder_node.is_none() => {
+            state.holder.clone()
+        }
+        _ => None,
+    }
 }
 
 /// The kinds of action `actor` may record on the case as it stands, in the order of
@@ -186,6 +243,24 @@ pub fn act<E: From<CaseError>>(
                 let keep = case::kept_sides(&state, &void);
                 Action::Resolve { void, reason, keep }
             }
+            // A signature or a decision for a department without a node says so.
+            Request::Do(Action::SignFor { note, .. }) => Action::SignFor {
+                note,
+                on_behalf_of: on_behalf_of(&state, ActionKind::SignFor),
+            },
+            Request::Do(Action::Decide {
+                approved,
+                reason,
+                basis,
+                remedies,
+                ..
+            }) => Action::Decide {
+                approved,
+                reason,
+                basis,
+                remedies,
+                on_behalf_of: on_behalf_of(&state, ActionKind::Decide),
+            },
             Request::Do(action) => action,
         };
         case::validate(intake, &state, &action)?;

@@ -132,6 +132,7 @@ fn catalogs_flow_down_cases_up_and_decisions_back() {
         reason: String::new(),
         basis: String::new(),
         remedies: String::new(),
+        on_behalf_of: None,
     };
     net.peers[district]
         .act(&case, decide, now + 3 * HOUR)
@@ -461,12 +462,21 @@ fn action(n: usize, peer: &Peer, case: &DocId) -> Action {
         case::ActionKind::Extend => Action::Extend {
             days: 5,
             reason: written("情况复杂"),
+            request: None,
+        },
+        case::ActionKind::RequestExtension => Action::RequestExtension {
+            days: 5,
+            reason: written("情况复杂"),
+        },
+        case::ActionKind::DeclineExtension => Action::DeclineExtension {
+            reason: written("理由不足"),
         },
         case::ActionKind::Decide => Action::Decide {
             approved: !n.is_multiple_of(3),
             reason: written("不符合条件"),
             basis: written("《社会救助暂行办法》"),
             remedies: written("可申请复议或诉讼"),
+            on_behalf_of: None,
         },
         case::ActionKind::Complete => Action::Complete {
             result: written("准予"),
@@ -482,6 +492,7 @@ fn action(n: usize, peer: &Peer, case: &DocId) -> Action {
         },
         case::ActionKind::SignFor => Action::SignFor {
             note: String::new(),
+            on_behalf_of: None,
         },
         case::ActionKind::Resolve => Action::Resolve {
             void,
@@ -1010,6 +1021,7 @@ fn forge(net: &mut Network, hostile: &Hostile, stations: [usize; 2], what: usize
                     reason: String::new(),
                     basis: String::new(),
                     remedies: String::new(),
+                    on_behalf_of: None,
                 },
             };
             let Some(change) = change_to(document, &district_actor, |tx| {
@@ -1085,6 +1097,7 @@ fn forge(net: &mut Network, hostile: &Hostile, stations: [usize; 2], what: usize
                             reason: "伪造".into(),
                             basis: "无".into(),
                             remedies: "无".into(),
+                            on_behalf_of: None,
                         },
                     );
                     change_to(document, &x_origin, |tx| {

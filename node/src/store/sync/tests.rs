@@ -166,6 +166,7 @@ async fn catalogs_go_down_cases_go_up_and_decisions_come_back() {
         reason: String::new(),
         basis: String::new(),
         remedies: String::new(),
+        on_behalf_of: None,
     };
     district
         .store

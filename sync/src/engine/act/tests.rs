@@ -212,3 +212,179 @@ fn act_fills_in_acceptance_and_refuses_what_may_not_be_done() {
         }
     );
 }
+
+/// 行政许可法 §42: a worker asks, a lead approves or declines; a request is approved once.
+#[test]
+fn an_extension_is_a_workers_request_and_a_leads_approval() {
+    use ActionKind as A;
+    let station = node(STATION, NodeRole::Station, "440399001001");
+    let worker = staff(StaffRole::Worker);
+    let lead = staff(StaffRole::Lead);
+    let accepted = state_after(&[A::Accept]);
+    let requested = state_after(&[A::Accept, A::RequestExtension]);
+    let as_worker = Actor {
+        node: &station,
+        person: &worker,
+    };
+    let as_lead = Actor {
+        node: &station,
+        person: &lead,
+    };
+    let table: Vec<(Actor, &CaseState, ActionKind, Result<(), &str>)> = vec![
+        (as_worker, &accepted, A::Extend, Err("leads_only")),
+        (as_worker, &accepted, A::RequestExtension, Ok(())),
+        (
+            as_worker,
+            &requested,
+            A::RequestExtension,
+            Err("extension_pending"),
+        ),
+        (
+            as_worker,
+            &requested,
+            A::DeclineExtension,
+            Err("leads_only"),
+        ),
+        (as_lead, &accepted, A::Extend, Ok(())),
+        (
+            as_lead,
+            &accepted,
+            A::RequestExtension,
+            Err("leads_extend_directly"),
+        ),
+        (
+            as_lead,
+            &accepted,
+            A::DeclineExtension,
+            Err("no_extension_request"),
+        ),
+        (as_lead, &requested, A::DeclineExtension, Ok(())),
+        (as_lead, &requested, A::Extend, Ok(())),
+    ];
+    for (actor, state, kind, expected) in table {
+        assert_eq!(
+            may(actor, &intake(), state, kind).map_err(|e| e.code()),
+            expected,
+            "{:?}: {kind:?}",
+            actor.person
+        );
+    }
+    let request = requested.extension_request.clone().expect("pending");
+    assert_eq!(request.days, 5);
+    // The lead's approval names the request, moves both limits and clears it.
+    let approve = Action::Extend {
+        days: request.days,
+        reason: request.reason.clone(),
+        request: Some(request.event_id.clone()),
+    };
+    let mut events: Vec<Event> = [A::Accept, A::RequestExtension]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| event(STATION, "2026-03-03", 9 + i as u64, sample_action(*k)))
+        .collect();
+    assert_eq!(case::validate(&intake(), &requested, &approve), Ok(()));
+    events.push(event(STATION, "2026-03-04", 9, approve.clone()));
+    let approved = case::derive(&intake(), &events);
+    assert_eq!(approved.extension_days, 5);
+    assert!(approved.extension_request.is_none() && approved.conflicts.is_empty());
+    // A second lead approving the same request elsewhere at the same time conflicts
+    // rather than doubling the extension.
+    events.push(event(HALL, "2026-03-04", 10, approve));
+    let twice = case::derive(&intake(), &events);
+    assert_eq!(twice.extension_days, 5);
+    assert_eq!(twice.conflicts.len(), 1);
+}
+
+fn delegated() -> Intake {
+    let mut intake = intake();
+    intake.item.delegated_by = Some("示范区民政局".into());
+    intake
+}
+
+/// 代为受理: the department decides. The station transfers the case to it, signs for it on
+/// its behalf (the department runs no node) and enters its decision on its behalf.
+#[test]
+fn a_station_enters_the_decision_of_the_department_it_accepts_for() {
+    use ActionKind as A;
+    let station = node(STATION, NodeRole::Station, "440399001001");
+    let hall = node(HALL, NodeRole::Subdistrict, "440399001");
+    let worker = staff(StaffRole::Worker);
+    let at_station = Actor {
+        node: &station,
+        person: &worker,
+    };
+    let at_hall = Actor {
+        node: &hall,
+        person: &worker,
+    };
+    let intake = delegated();
+    let accept = event(STATION, "2026-03-03", 9, sample_action(A::Accept));
+    let accepted = case::derive(&intake, std::slice::from_ref(&accept));
+    assert_eq!(
+        may(at_station, &intake, &accepted, A::Decide).map_err(|e| e.code()),
+        Err("delegated_decision")
+    );
+    assert_eq!(
+        may(at_station, &intake, &accepted, A::Complete).map_err(|e| e.code()),
+        Err("delegated_decision")
+    );
+    assert!(!allowed_actions(at_station, &intake, &accepted).contains(&A::Decide));
+    assert_eq!(may(at_hall, &intake, &accepted, A::Decide), Ok(()));
+    let to_department = Action::Transfer {
+        to: "示范区民政局".into(),
+        reason: "由区民政局审批".into(),
+        to_node: None,
+    };
+    let case_doc = CaseDoc {
+        scope: crate::ids::Scope::cases(&station.division),
+        intake: intake.clone(),
+        events: vec![
+            accept,
+            event(STATION, "2026-03-03", 10, to_department.clone()),
+        ],
+        newer: Vec::new(),
+    };
+    let transferred = case::derive(&intake, &case_doc.events);
+    // Only the sender signs for a department without a node.
+    assert_eq!(
+        may(at_hall, &intake, &transferred, A::SignFor).map_err(|e| e.code()),
+        Err("not_the_sender")
+    );
+    let mut clock = HlcClock::default();
+    let now = crate::domain::case::tests::ms("2026-03-05", 10);
+    let events = act::<CaseError>(
+        &case_doc,
+        vec![
+            Request::Do(sample_action(A::SignFor)),
+            Request::Do(sample_action(A::Decide)),
+            Request::Do(sample_action(A::Complete)),
+        ],
+        at_station,
+        &mut || Ok(clock.tick(now)),
+        &mut |_, _| panic!("no acceptance here"),
+    )
+    .unwrap();
+    for e in &events[..2] {
+        let behalf = match &e.action {
+            Action::SignFor { on_behalf_of, .. } | Action::Decide { on_behalf_of, .. } => {
+                on_behalf_of.as_deref()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(behalf, Some("示范区民政局"), "{:?}", e.action.kind());
+        // Receivers judge it by the same rule.
+        assert!(auth::may_record(
+            auth::CaseRelation::Owner,
+            auth::Recording::of(&e.action, &intake.item)
+        ));
+    }
+    let mut all = case_doc.events.clone();
+    all.extend(events);
+    let done = case::derive(&intake, &all);
+    assert_eq!(done.status, case::Status::Completed);
+    assert_eq!(done.decided_on_behalf_of.as_deref(), Some("示范区民政局"));
+    assert_eq!(
+        done.signed_for.and_then(|s| s.on_behalf_of).as_deref(),
+        Some("示范区民政局")
+    );
+}
