@@ -1226,7 +1226,8 @@ fn parent_link(t: &Tr, link: &ParentLink, has_parent: bool, now_ms: u64) -> (boo
     let silent = link.interval_ms > 0
         && heard.is_some_and(|at| now_ms.saturating_sub(at) > link.interval_ms.saturating_mul(2));
     match (link.up, link.error_code, link.last_success_ms) {
-        (true, _, Some(ok)) if !silent => {
+        (true, _, _) if !silent && heard.is_some() => {
+            let ok = link.last_success_ms.or(heard).unwrap_or_default();
             let mut words = t.with("status.link_up_since", "time", &time(ok));
             if link.live {
                 words.push_str(" · ");
@@ -1234,10 +1235,13 @@ fn parent_link(t: &Tr, link: &ParentLink, has_parent: bool, now_ms: u64) -> (boo
             }
             (true, words)
         }
-        (_, code, last) if code.is_some() || silent => {
-            let mut why = match code {
-                Some(code) => t.get(&format!("link.error.{code}")).into_owned(),
-                None => t.get("link.error.silent").into_owned(),
+        (_, code, last) if code.is_some() || link.failure.is_some() || silent => {
+            let mut why = match (code, link.failure) {
+                (Some(code), _) => t.get(&format!("link.error.{code}")).into_owned(),
+                (None, Some(failure)) => t
+                    .get(&format!("status.failure.{}", failure.as_str()))
+                    .replace("{error}", link.last_error.as_deref().unwrap_or("")),
+                (None, None) => t.get("link.error.silent").into_owned(),
             };
             if let Some(ms) = link.retry_delay_ms {
                 why = t

@@ -905,7 +905,7 @@ async fn calendar_years_are_published_by_hall_admins() {
     .await;
     assert_eq!(
         (status, value["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden")),
+        (StatusCode::FORBIDDEN, Some("calendar_not_author")),
         "{value}"
     );
 }
@@ -2600,4 +2600,89 @@ async fn open_cases_search_and_allowed_actions_through_the_api() {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(found, vec![id.as_str()]);
+}
+
+/// One rule, one place (issue "One engine"): a worker's lead-only act (extending the
+/// limits directly, rather than asking a lead) is refused by the engine once, with the
+/// same code and the same words through the API and on the case page, and changes
+/// nothing.
+#[tokio::test]
+async fn a_workers_lead_only_act_is_refused_alike_by_the_api_and_the_page() {
+    use yizhan_sync::domain::case::{ActionKind, CaseError};
+    let api = api("station").await;
+    let password = "correct-horse-battery";
+    api.store
+        .add_user(
+            NewUser {
+                username: "li".into(),
+                display_name: "李敏".into(),
+                role: Role::Worker,
+                counter: "1号窗口".into(),
+                password_hash: crate::accounts::hash_password(password).unwrap(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let (token, hash) = generate_token();
+    api.store
+        .add_token("li".into(), hash, "test".into(), 0)
+        .await
+        .unwrap();
+    let li = Some(token.as_str());
+    let (status, created) = api
+        .post("/api/v1/cases", li, &application("居住证申领"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let events = format!("/api/v1/cases/{id}/events");
+    let (status, accepted) = api.post(&events, li, &json!({"kind": "accept"})).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let before = api.store.content_digest().await.unwrap();
+    let expected = crate::i18n::Tr::of(crate::i18n::Lang::Zh).words(&crate::i18n::Words::from(
+        &CaseError::LeadsOnly {
+            action: ActionKind::Extend,
+        },
+    ));
+
+    let (status, answer) = api
+        .post(
+            &events,
+            li,
+            &json!({"kind": "extend", "days": 5, "reason": "需要现场核查"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("leads_only")),
+        "{answer}"
+    );
+    assert_eq!(answer["message"], expected.as_str(), "{answer}");
+
+    let mut browser = Browser::new(&api.state, "10.0.0.5");
+    assert_eq!(
+        browser.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("name=\"kind\" value=\"extend\""),
+        "the page does not offer a worker the lead's act"
+    );
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_string();
+    let (status, _, refused) = browser
+        .send(
+            Method::POST,
+            &format!("/cases/{id}/act"),
+            Some(format!("csrf={csrf}&kind=extend&days=5&reason=x")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(refused.contains(&expected), "{expected} not in the page");
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
 }
