@@ -96,7 +96,7 @@ impl Visitor {
     }
 
     pub fn session_csrf(&mut self) -> String {
-        let (status, page, _) = self.get("/");
+        let (status, page, _) = self.get("/worklist");
         assert_eq!(status, 200, "signed in");
         hidden(&page, "csrf")
     }
