@@ -435,6 +435,8 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         .filter(|i| {
             i.case_type == yizhan_sync::domain::item::CaseType::Committed
                 && i.special_procedures.iter().any(|p| !p.counted)
+                // The station decides these itself (no 代为受理 for a department).
+                && i.delegated_by.is_none()
         })
         .collect();
     let started = std::time::Instant::now();
