@@ -35,6 +35,9 @@ pub struct PublishedYear {
     /// Official, or provisional until the State Council's notice.
     pub official: bool,
     pub text: String,
+    /// A short SHA-256 of `text`, taken once: it keys the built calendars on every
+    /// derivation.
+    pub digest: String,
 }
 
 /// Every calendar year this node holds, and the calendars built from them.
@@ -100,7 +103,7 @@ impl Calendars {
         }
         let key: String = chosen
             .values()
-            .map(|y| format!("{}:{};", y.doc_id, digest(&y.text)))
+            .map(|y| format!("{}:{};", y.doc_id, y.digest))
             .collect();
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(calendar) = built.get(&key) {
@@ -124,7 +127,7 @@ impl Calendars {
     pub fn fingerprint(&self) -> String {
         let mut out = Calendar::china().version().to_string();
         for year in self.years() {
-            out.push_str(&format!(";{}@{}", year.doc_id, digest(&year.text)));
+            out.push_str(&format!(";{}@{}", year.doc_id, year.digest));
         }
         out
     }
@@ -134,7 +137,7 @@ impl Calendars {
         let key = |c: &Calendars| -> std::collections::BTreeSet<(i32, String, String)> {
             c.years
                 .iter()
-                .map(|y| (y.year, y.doc_id.clone(), digest(&y.text)))
+                .map(|y| (y.year, y.doc_id.clone(), y.digest.clone()))
                 .collect()
         };
         let (a, b) = (key(self), key(other));
@@ -179,6 +182,7 @@ fn read_year(id: &str, bytes: &[u8]) -> Result<PublishedYear, String> {
         year: year.year,
         version: year.version.clone(),
         official: year.status == yizhan_sync::domain::calendar::YearStatus::Official,
+        digest: digest(&text),
         text,
     })
 }
@@ -298,6 +302,7 @@ mod tests {
             year: 2027,
             version: "2027.1".into(),
             official: true,
+            digest: digest(text),
             text: text.into(),
         };
         let city = OFFICIAL_2027;
