@@ -517,7 +517,15 @@ const CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// saying how to restore it, so a node never serves from a file that lost pages.
 fn check_database(dir: &DataDir) -> anyhow::Result<()> {
     let db = dir.database();
-    let checked = match crate::store::check_file(&db, CHECK_BUDGET) {
+    // After a clean close with the file untouched since, the pages were sound when the
+    // last connection closed: only the header and schema are read (a large hall's file
+    // takes seconds to read whole). After a crash or a kill, every page is checked.
+    let checked = if crate::store::take_clean_close(&db) {
+        crate::store::check_header(&db)
+    } else {
+        crate::store::check_file(&db, CHECK_BUDGET)
+    };
+    let checked = match checked {
         Ok(checked) => checked,
         Err(e @ crate::store::FileError::DamagedFile { .. }) => {
             let backups = Config::load(&dir.config())

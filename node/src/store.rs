@@ -57,8 +57,8 @@ pub use feed::{
     FeedRegistry, OriginSeq,
 };
 pub use file::{
-    Copied, FileCheck, FileError, check_file, copy_database, identity_of, schema_version,
-    start_new_epoch,
+    Copied, FileCheck, FileError, check_file, check_header, copy_database, identity_of,
+    schema_version, start_new_epoch, take_clean_close,
 };
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};
@@ -351,6 +351,27 @@ struct Inner {
     division: yizhan_sync::domain::codes::DivisionCode,
     /// This node's own record, as the engine judges its acts.
     own: yizhan_sync::auth::NodeRecord,
+    /// Last, so it drops after every connection above has closed.
+    close: CleanClose,
+}
+
+/// Leaves the clean-close marker (`store::take_clean_close`) when the store is dropped
+/// after [`Store::shutdown`] finished: the writer joined and, since this field drops last,
+/// every reader closed.
+struct CleanClose {
+    path: PathBuf,
+    writer_joined: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for CleanClose {
+    fn drop(&mut self) {
+        if self
+            .writer_joined
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            file::mark_clean_close(&self.path);
+        }
+    }
 }
 
 /// The runs of the change log one commit advanced: (scope, origin, newest seq).
@@ -360,6 +381,9 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, applies pending migrations and
     /// starts the writer. The first open records `options.node_id` as the owner.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, OpenStoreError> {
+        // From here on the file may change: a marker of an earlier clean close no longer
+        // holds, whoever opens it.
+        file::take_clean_close(path);
         let mut conn = Connection::open(path).map_err(|source| OpenStoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -412,6 +436,10 @@ impl Store {
                 calendars,
                 division,
                 own,
+                close: CleanClose {
+                    path: path.to_path_buf(),
+                    writer_joined: std::sync::atomic::AtomicBool::new(false),
+                },
             }),
         })
     }
@@ -505,6 +533,10 @@ impl Store {
     /// Waits for queued writes and stops the writer thread.
     pub async fn shutdown(&self) {
         self.inner.writer.shutdown().await;
+        self.inner
+            .close
+            .writer_joined
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 

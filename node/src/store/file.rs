@@ -124,6 +124,17 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// budget is reported as unfinished, not as damage). A missing or empty file is a new
 /// database and passes.
 pub fn check_file(path: &Path, budget: Duration) -> Result<FileCheck, FileError> {
+    check(path, Some(budget))
+}
+
+/// [`check_file`] without SQLite's page check: for a file the store closed cleanly and
+/// nothing changed since ([`take_clean_close`]), where reading every page would only
+/// delay the start (seconds on a large hall) to find what the last close already knew.
+pub fn check_header(path: &Path) -> Result<FileCheck, FileError> {
+    check(path, None)
+}
+
+fn check(path: &Path, budget: Option<Duration>) -> Result<FileCheck, FileError> {
     let damaged = |why: String| FileError::DamagedFile {
         path: path.to_path_buf(),
         why,
@@ -183,6 +194,12 @@ pub fn check_file(path: &Path, budget: Duration) -> Result<FileCheck, FileError>
             known: super::SCHEMA_VERSION,
         });
     }
+    let Some(budget) = budget else {
+        return Ok(FileCheck {
+            schema_version,
+            finished: true,
+        });
+    };
     // The budget: a timer interrupts the check when it runs out.
     let interrupt = conn.get_interrupt_handle();
     let (done, finished_in_time) = std::sync::mpsc::channel::<()>();
@@ -269,4 +286,52 @@ pub fn start_new_epoch(path: &Path, backed_up: u32) -> Result<u32, FileError> {
     )?;
     conn.close().map_err(|(_, e)| e)?;
     Ok(next)
+}
+
+/// The marker a clean close leaves beside the database: the file's length and
+/// modification time when the last connection closed.
+fn clean_close_marker(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".closed");
+    PathBuf::from(name)
+}
+
+/// What identifies the database file's content cheaply: its length and modification time
+/// (nanoseconds), and that no write-ahead log is left beside it.
+fn file_stamp(path: &Path) -> Option<String> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0) {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("{} {}", meta.len(), modified.as_nanos()))
+}
+
+/// Records that the store closed the database at `path` cleanly (every connection closed,
+/// the log checkpointed). Best effort: without the marker the next start checks every page.
+pub(super) fn mark_clean_close(path: &Path) {
+    if let Some(stamp) = file_stamp(path) {
+        let _ = std::fs::write(clean_close_marker(path), stamp);
+    }
+}
+
+/// Whether the database at `path` was closed cleanly and not touched since (same length
+/// and modification time, no log beside it). Consumes the marker, so a node that then
+/// stops abruptly has its pages checked at the next start; any open of the store removes
+/// it too. Damage while the node was stopped that leaves both unchanged (a disk that
+/// silently loses bits) is not seen here; SQLite reports it when it reads the page, and
+/// every backup checks its copy.
+pub fn take_clean_close(path: &Path) -> bool {
+    let marker = clean_close_marker(path);
+    let recorded = std::fs::read_to_string(&marker).ok();
+    if recorded.is_some() {
+        let _ = std::fs::remove_file(&marker);
+    }
+    recorded.is_some_and(|r| Some(r) == file_stamp(path))
 }

@@ -1155,6 +1155,46 @@ async fn a_full_disk_refuses_writes_and_keeps_what_was_confirmed() {
     );
 }
 
+/// A clean close leaves a marker that spares the next start the page check; a close
+/// without shutdown, a later open, or any change to the file takes it away.
+#[tokio::test]
+async fn only_a_clean_close_with_the_file_untouched_spares_the_page_check() {
+    let (dir, store) = open_temp();
+    let path = dir.path().join("yizhan.db");
+    publish_catalog(&store).await;
+    store.shutdown().await;
+    drop(store);
+    assert!(crate::store::take_clean_close(&path), "closed cleanly");
+    assert!(
+        !crate::store::take_clean_close(&path),
+        "the marker is used once"
+    );
+
+    // Closed cleanly, then opened again: the open takes the marker away.
+    let store = Store::open(&path, options()).unwrap();
+    store.shutdown().await;
+    drop(store);
+    let store = Store::open(&path, options()).unwrap();
+    drop(store);
+    assert!(!crate::store::take_clean_close(&path), "opened since");
+
+    // Dropped without shutdown (as a crash would leave it): no marker.
+    let store = Store::open(&path, options()).unwrap();
+    drop(store);
+    assert!(!crate::store::take_clean_close(&path), "no clean close");
+
+    // Closed cleanly, then the file written behind the store's back.
+    let store = Store::open(&path, options()).unwrap();
+    store.shutdown().await;
+    drop(store);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::thread::sleep(Duration::from_millis(5));
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(!crate::store::take_clean_close(&path), "written since");
+}
+
 /// The start-up check: a sound file passes, and each kind of damage is named.
 #[tokio::test]
 async fn the_start_up_check_names_what_is_wrong_with_a_file() {
