@@ -26,6 +26,7 @@ mod migrations;
 mod notices;
 pub mod postgres;
 mod rebuild;
+mod snapshot;
 mod stats;
 mod sync;
 mod writer;

@@ -1,7 +1,8 @@
 //! A bounded least-recently-used cache of loaded Automerge documents.
 //!
 //! A small loaded document costs about 18 KB of heap (crate-facts §2), so a node keeps
-//! only the documents it is working on and loads the rest from SQLite on demand.
+//! only the documents it is working on and loads the rest from SQLite on demand. With
+//! each document it keeps how many changes it took since its snapshot (`store::snapshot`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,7 +12,7 @@ use yizhan_sync::ids::DocId;
 pub struct DocCache {
     capacity: usize,
     tick: u64,
-    docs: HashMap<DocId, (Automerge, u64)>,
+    docs: HashMap<DocId, (Automerge, u64, u32)>,
     by_use: BTreeMap<u64, DocId>,
 }
 
@@ -28,14 +29,24 @@ impl DocCache {
     pub fn get_mut(&mut self, id: &DocId) -> Option<&mut Automerge> {
         self.tick += 1;
         let tick = self.tick;
-        let (doc, used) = self.docs.get_mut(id)?;
+        let (doc, used, _) = self.docs.get_mut(id)?;
         self.by_use.remove(used);
         *used = tick;
         self.by_use.insert(tick, id.clone());
         Some(doc)
     }
 
+    /// How many changes the cached document took since its snapshot was written.
+    pub fn since_snapshot(&mut self, id: &DocId) -> Option<&mut u32> {
+        self.docs.get_mut(id).map(|(_, _, since)| since)
+    }
+
     pub fn insert(&mut self, id: DocId, doc: Automerge) {
+        self.insert_since(id, doc, 0);
+    }
+
+    /// Caches a document that took `since` changes since its snapshot.
+    pub fn insert_since(&mut self, id: DocId, doc: Automerge, since: u32) {
         self.remove(&id);
         while self.docs.len() >= self.capacity {
             let Some((_, oldest)) = self.by_use.pop_first() else {
@@ -45,7 +56,7 @@ impl DocCache {
         }
         self.tick += 1;
         self.by_use.insert(self.tick, id.clone());
-        self.docs.insert(id, (doc, self.tick));
+        self.docs.insert(id, (doc, self.tick, since));
     }
 
     pub fn remove(&mut self, id: &DocId) {
@@ -54,9 +65,14 @@ impl DocCache {
 
     /// Removes a document and hands it back.
     pub fn remove_doc(&mut self, id: &DocId) -> Option<Automerge> {
-        let (doc, used) = self.docs.remove(id)?;
+        self.remove_entry(id).map(|(doc, _)| doc)
+    }
+
+    /// Removes a document and hands it back with its changes since its snapshot.
+    pub fn remove_entry(&mut self, id: &DocId) -> Option<(Automerge, u32)> {
+        let (doc, used, since) = self.docs.remove(id)?;
         self.by_use.remove(&used);
-        Some(doc)
+        Some((doc, since))
     }
 
     #[cfg(test)]

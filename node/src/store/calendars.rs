@@ -197,19 +197,19 @@ pub(super) fn rederive_cases(
 ) -> Result<u64, StoreError> {
     let since = format!("{from_year:04}-01-01");
     let mut stmt = conn.prepare(
-        "SELECT c.id, d.bytes FROM cases c JOIN documents d ON d.id = c.id
+        "SELECT c.id, d.bytes, d.upto FROM cases c JOIN documents d ON d.id = c.id
          WHERE c.closed_on IS NULL OR c.legal_due >= ?1 OR c.committed_due >= ?1 OR c.rectify_due >= ?1",
     )?;
     let mut rows = stmt.query([&since])?;
     let mut count = 0;
     while let Some(row) = rows.next()? {
-        let (id, bytes): (String, Vec<u8>) = (row.get(0)?, row.get(1)?);
+        let (id, bytes, upto): (String, Vec<u8>, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let corrupt = |message: String| StoreError::Corrupt {
             id: id.clone(),
             message,
         };
         let doc_id = DocId::parse(&id).ok_or_else(|| corrupt("invalid id".into()))?;
-        let document = automerge::Automerge::load(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let (document, _) = super::snapshot::load_from(conn, &id, &bytes, upto)?;
         let case_doc = doc::read_case(&document).map_err(|e| corrupt(e.to_string()))?;
         let calendar = calendars.for_division(&case_doc.scope.division());
         let (case_row, events) = doc::case_rows(&doc_id, &case_doc, &calendar);
@@ -249,20 +249,20 @@ impl super::Store {
                 .ok_or_else(|| StoreError::Internal("calendar document id".into()))?;
             let origin = ctx.origin;
             match ctx.take_doc(&id)? {
-                Some(mut document) => {
+                Some((mut document, since)) => {
                     let held = doc::read_record(&document).map_err(|e| StoreError::Corrupt {
                         id: id.to_string(),
                         message: e.to_string(),
                     })?;
                     if held.field("text") == text {
-                        ctx.put_back(id.clone(), document);
+                        ctx.put_back(id.clone(), document, since);
                         return Err(StoreError::Conflict(
                             Words::new("calendar_unchanged").text("value", year.to_string()),
                         ));
                     }
                     doc::put_record_field(&mut document, &origin, "text", &text, now_ms)
                         .map_err(|e| StoreError::Internal(e.to_string()))?;
-                    ctx.put_back(id.clone(), document);
+                    ctx.put_back(id.clone(), document, since);
                 }
                 None => {
                     let document = doc::new_record(

@@ -468,7 +468,7 @@ fn read_detail(
 ) -> Result<CaseDetail, StoreError> {
     let found = conn
         .prepare_cached(&format!(
-            "SELECT {SUMMARY_COLUMNS}, calendar, calendar_covered, d.bytes, cases.rectify_due
+            "SELECT {SUMMARY_COLUMNS}, calendar, calendar_covered, d.bytes, cases.rectify_due, d.upto
              FROM cases JOIN documents d USING (id) WHERE cases.{column} = ?2"
         ))?
         .query_row(params![today.to_string(), key], |r| {
@@ -478,10 +478,11 @@ fn read_detail(
                 r.get::<_, bool>(21)?,
                 r.get::<_, Vec<u8>>(22)?,
                 r.get::<_, Option<String>>(23)?,
+                r.get::<_, i64>(24)?,
             ))
         })
         .optional()?;
-    let (summary, calendar, calendar_covered, bytes, rectify_due) =
+    let (summary, calendar, calendar_covered, bytes, rectify_due, upto) =
         found.ok_or_else(|| StoreError::NotFound {
             what: format!("case {key}"),
         })?;
@@ -490,7 +491,7 @@ fn read_detail(
         id: summary.id.clone(),
         message,
     };
-    let document = automerge::Automerge::load(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let (document, _) = super::snapshot::load_from(conn, &summary.id, &bytes, upto)?;
     let case_doc = doc::read_case(&document).map_err(|e| corrupt(e.to_string()))?;
     let state: CaseState = case::derive(&case_doc.intake, &case_doc.events);
     let conflicting: Vec<&str> = state

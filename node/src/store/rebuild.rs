@@ -97,11 +97,12 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
     )?;
     let mut report = RebuildReport::default();
     let calendars = super::calendars::Calendars::load(conn)?;
-    let mut stmt = conn.prepare("SELECT id, kind, bytes FROM documents ORDER BY id")?;
+    let mut stmt = conn.prepare("SELECT id, kind, bytes, upto FROM documents ORDER BY id")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let (id, kind, bytes): (String, String, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        match rebuild_one(conn, &calendars, &id, &kind, &bytes, &mut report) {
+        let (id, kind, bytes, upto): (String, String, Vec<u8>, i64) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        match rebuild_one(conn, &calendars, &id, &kind, (&bytes, upto), &mut report) {
             Ok(()) => {}
             Err(reason) => {
                 // Keep what the rows said before rather than dropping the document from view.
@@ -152,11 +153,14 @@ fn rebuild_one(
     calendars: &super::calendars::Calendars,
     id: &str,
     kind: &str,
-    bytes: &[u8],
+    (bytes, upto): (&[u8], i64),
     report: &mut RebuildReport,
 ) -> Result<(), String> {
     let doc_id = DocId::parse(id).ok_or("invalid id")?;
-    let document = automerge::Automerge::load(bytes).map_err(|e| e.to_string())?;
+    let (document, _) = super::snapshot::load_from(conn, id, bytes, upto).map_err(|e| match e {
+        StoreError::Corrupt { message, .. } => message,
+        other => other.to_string(),
+    })?;
     let sql = |e: StoreError| e.to_string();
     match DocKind::parse(kind) {
         Some(DocKind::Item) => {

@@ -1118,6 +1118,8 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch, via: Via) -> Result<Ack, Sto
         newest: Hlc::default(),
         last_applied: HashMap::new(),
         underived: Vec::new(),
+        since_snapshot: HashMap::new(),
+        applied: HashMap::new(),
     };
     let mut ack = engine::apply_batch(&mut log, parsed)?;
     let StoreLog {
@@ -1155,6 +1157,11 @@ struct StoreLog<'a> {
     last_applied: HashMap<DocId, Envelope>,
     /// Documents whose changes applied but whose rows could not be derived here.
     underived: Vec<ChangeNote>,
+    /// Documents taken out of the cache for the batch, with the changes each had taken
+    /// since its snapshot (`store::snapshot`); a document missing here is new.
+    since_snapshot: HashMap<DocId, u32>,
+    /// Changes applied per document in this batch.
+    applied: HashMap<DocId, u32>,
 }
 
 impl ChangeLog for StoreLog<'_> {
@@ -1187,7 +1194,10 @@ impl ChangeLog for StoreLog<'_> {
     }
 
     fn take_doc(&mut self, id: &DocId) -> Result<Option<automerge::Automerge>, StoreError> {
-        self.ctx.take_doc(id)
+        Ok(self.ctx.take_doc(id)?.map(|(document, since)| {
+            self.since_snapshot.insert(id.clone(), since);
+            document
+        }))
     }
 
     fn append(&mut self, entry: LogEntry, chain: ChainHash) -> Result<(), StoreError> {
@@ -1199,6 +1209,7 @@ impl ChangeLog for StoreLog<'_> {
             .or_default();
         *head = (*head).max(envelope.seq);
         if envelope.refused.is_none() {
+            *self.applied.entry(envelope.doc.clone()).or_default() += 1;
             self.last_applied
                 .insert(envelope.doc.clone(), entry.envelope.clone());
         }
@@ -1234,8 +1245,13 @@ impl ChangeLog for StoreLog<'_> {
         document: automerge::Automerge,
         changed: bool,
     ) -> Result<(), StoreError> {
+        let held = self.since_snapshot.remove(&id);
+        let mut since = held.unwrap_or(0);
         if changed {
-            self.ctx.save_received(&id, kind, &scope, &document)?;
+            let applied = self.applied.get(&id).copied().unwrap_or(0);
+            since =
+                self.ctx
+                    .save_received(&id, kind, &scope, &document, held.map(|s| s + applied))?;
             // The document and its changes are kept whatever happens to its rows: a
             // failure to derive them (a constraint, a bug) is reported, never a stall.
             match materialize(self.ctx, &id, &document)? {
@@ -1259,7 +1275,7 @@ impl ChangeLog for StoreLog<'_> {
                 }
             }
         }
-        self.ctx.put_back(id, document);
+        self.ctx.put_back(id, document, since);
         Ok(())
     }
 }

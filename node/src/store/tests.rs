@@ -39,7 +39,8 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
          ALTER TABLE cases DROP COLUMN signed_on; ALTER TABLE cases DROP COLUMN rating;
          ALTER TABLE cases DROP COLUMN rated_on; ALTER TABLE cases DROP COLUMN rectify_due;
          ALTER TABLE cases DROP COLUMN rectified_on;
-         ALTER TABLE case_events DROP COLUMN voided; PRAGMA user_version = 7;",
+         ALTER TABLE case_events DROP COLUMN voided; ALTER TABLE documents DROP COLUMN upto;
+         PRAGMA user_version = 7;",
     )
     .unwrap();
 }
@@ -1153,6 +1154,112 @@ async fn a_full_disk_refuses_writes_and_keeps_what_was_confirmed() {
         store.case_count().await.unwrap(),
         confirmed.len() as u64 + 1
     );
+}
+
+/// A case is kept as a snapshot plus the changes after it: the snapshot is written when
+/// the case is created and then every `SNAPSHOT_EVERY` changes, and a case read from the
+/// database (after a restart, by a page, by a rebuild) holds every change all the same.
+#[tokio::test]
+async fn a_case_reads_whole_from_its_snapshot_and_the_changes_after_it() {
+    use super::snapshot::SNAPSHOT_EVERY;
+    let (dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let items = demo_catalog();
+    let (item, procedure) = items
+        .iter()
+        .find_map(|i| Some((i, i.special_procedures.iter().find(|p| !p.counted)?)))
+        .expect("a demo item with an uncounted special procedure");
+    let id = receive(&store, item, "2026-02-10").await;
+    accept(&store, &id, "2026-02-10").await;
+    let path = dir.path().join("yizhan.db");
+    let snapshot_upto = |id: &DocId| -> (i64, i64) {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row(
+            "SELECT upto, (SELECT count(*) FROM changes c WHERE c.doc_id = d.id AND c.local_seq > d.upto)
+             FROM documents d WHERE id = ?1",
+            [id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let base = store
+        .get_case(id.to_string(), "2026-02-10".parse().unwrap())
+        .await
+        .unwrap()
+        .events
+        .len();
+    let (created_upto, after) = snapshot_upto(&id);
+    assert_eq!(
+        after, 1,
+        "the acceptance waits in the log, not in a new snapshot"
+    );
+    // Suspend and resume, over and over: more changes than one snapshot interval.
+    let rounds = SNAPSHOT_EVERY as usize + 4;
+    for n in 0..rounds {
+        let action = if n % 2 == 0 {
+            Action::Suspend {
+                procedure: procedure.name.clone(),
+                reason: format!("第{n}次"),
+            }
+        } else {
+            Action::Resume {
+                note: format!("第{n}次"),
+            }
+        };
+        store
+            .act_on_case(
+                id.clone(),
+                vec![NewAction::Do(action)],
+                lead(),
+                at("2026-02-11") + n as u64 * 60_000,
+            )
+            .await
+            .unwrap();
+    }
+    let (upto, after) = snapshot_upto(&id);
+    assert!(upto > created_upto, "a second snapshot was written");
+    assert!(
+        after < i64::from(SNAPSHOT_EVERY),
+        "{after} changes after the snapshot"
+    );
+    let events_now = store
+        .get_case(id.to_string(), "2026-02-12".parse().unwrap())
+        .await
+        .unwrap()
+        .events
+        .len();
+    assert_eq!(events_now, base + rounds);
+
+    // Read cold: a restarted store, its cache empty.
+    store.shutdown().await;
+    drop(store);
+    let store = Store::open(&path, options()).unwrap();
+    let case = store
+        .get_case(id.to_string(), "2026-02-12".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(case.events.len(), base + rounds);
+    // The writer loads it the same way to change it again.
+    store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Do(Action::Suspend {
+                procedure: procedure.name.clone(),
+                reason: "再次".into(),
+            })],
+            lead(),
+            at("2026-02-12"),
+        )
+        .await
+        .unwrap();
+    let case = store
+        .get_case(id.to_string(), "2026-02-12".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(case.events.len(), base + 1 + rounds);
+    let report = store.rebuild().await.unwrap();
+    assert_eq!(report.rows_differing, 0);
+    assert!(report.unreadable.is_empty());
 }
 
 /// A clean close leaves a marker that spares the next start the page check; a close

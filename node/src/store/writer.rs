@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use automerge::Automerge;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, oneshot};
-use yizhan_sync::doc::{self, CaseRow, EventRow, ItemRow};
+use yizhan_sync::doc::{CaseRow, EventRow, ItemRow};
 use yizhan_sync::domain::calendar::Calendar;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::hlc::{Hlc, HlcClock};
@@ -25,6 +25,7 @@ use yizhan_sync::ids::{DocId, DocKind, NodeId, Origin, Scope};
 
 use super::cache::DocCache;
 use super::calendars::Calendars;
+use super::snapshot;
 use super::{OpenStoreError, StoreError};
 use crate::identity::Identity;
 
@@ -193,47 +194,48 @@ impl WriteCtx {
         }
     }
 
-    /// Takes document `id` out of the cache (or loads it) to change it outside the cache;
-    /// `None` if this node does not have it. Hand it back with [`WriteCtx::put_back`].
-    pub(super) fn take_doc(&mut self, id: &DocId) -> Result<Option<Automerge>, StoreError> {
+    /// Takes document `id` out of the cache (or loads it) to change it outside the cache,
+    /// with how many changes it took since its snapshot; `None` if this node does not have
+    /// it. Hand it back with [`WriteCtx::put_back`].
+    pub(super) fn take_doc(&mut self, id: &DocId) -> Result<Option<(Automerge, u32)>, StoreError> {
         match self.doc_mut(id) {
-            Ok(_) => Ok(self.cache.remove_doc(id)),
+            Ok(_) => Ok(self.cache.remove_entry(id)),
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Returns a document taken with [`WriteCtx::take_doc`] (it leaves the cache again if
-    /// the write fails).
-    pub(super) fn put_back(&mut self, id: DocId, doc: Automerge) {
+    /// the write fails), with how many changes it took since its snapshot.
+    pub(super) fn put_back(&mut self, id: DocId, doc: Automerge, since_snapshot: u32) {
         self.touched.push(id.clone());
-        self.cache.insert(id, doc);
+        self.cache.insert_since(id, doc, since_snapshot);
     }
 
-    /// Saves a document changed by received changes.
+    /// After received changes to a document (their rows are in the change log already):
+    /// writes its snapshot when it is new here, is not a case, or took enough changes
+    /// since the last one (`store::snapshot`). Returns the changes since its snapshot now.
     pub(super) fn save_received(
         &mut self,
         id: &DocId,
         kind: DocKind,
         scope: &Scope,
         doc: &Automerge,
-    ) -> Result<(), StoreError> {
-        // Uncompressed: DEFLATE was a fifth of a hall's time applying a batch (profiled with
-        // `yizhan bench sync`), and case documents come out no larger (their columns are
-        // mostly under Automerge's 256-byte compression threshold). Both forms load alike.
-        let bytes = doc.save_nocompress();
-        let heads = doc::heads_bytes(doc);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        self.conn
-            .prepare_cached(
-                "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads, updated_ms = excluded.updated_ms",
-            )?
-            .execute(params![id.as_str(), kind.as_str(), scope.as_str(), bytes, heads, now])?;
-        Ok(())
+        since_snapshot: Option<u32>,
+    ) -> Result<u32, StoreError> {
+        match since_snapshot {
+            Some(since) if snapshot::deferred(kind) && since < snapshot::SNAPSHOT_EVERY => {
+                Ok(since)
+            }
+            _ => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                snapshot::write(&self.conn, id, kind, scope, doc, false, now)?;
+                Ok(0)
+            }
+        }
     }
 
     /// A published item by its id or implementation code.
@@ -293,19 +295,11 @@ impl WriteCtx {
     /// The document `id`, from the cache or the database, ready to change.
     pub(super) fn doc_mut(&mut self, id: &DocId) -> Result<&mut Automerge, StoreError> {
         if self.cache.get_mut(id).is_none() {
-            let bytes: Option<Vec<u8>> = self
-                .conn
-                .prepare_cached("SELECT bytes FROM documents WHERE id = ?1")?
-                .query_row([id.as_str()], |r| r.get(0))
-                .optional()?;
-            let bytes = bytes.ok_or_else(|| StoreError::NotFound {
-                what: format!("document {id}"),
-            })?;
-            let doc = Automerge::load(&bytes).map_err(|e| StoreError::Corrupt {
-                id: id.to_string(),
-                message: e.to_string(),
-            })?;
-            self.cache.insert(id.clone(), doc);
+            let (doc, since) =
+                snapshot::load(&self.conn, id.as_str())?.ok_or_else(|| StoreError::NotFound {
+                    what: format!("document {id}"),
+                })?;
+            self.cache.insert_since(id.clone(), doc, since);
         }
         self.touched.push(id.clone());
         Ok(self.cache.get_mut(id).expect("just inserted"))
@@ -356,21 +350,6 @@ impl WriteCtx {
         // Deflated when over 256 bytes; still a valid change chunk for `Change::from_bytes`
         // and `load_incremental`.
         let change_bytes = change.raw_bytes().to_vec();
-        let bytes = doc.save();
-        let heads = doc::heads_bytes(doc);
-        let sql = if self.created.contains(id) {
-            "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-        } else {
-            "UPDATE documents SET kind = ?2, scope = ?3, bytes = ?4, heads = ?5, updated_ms = ?6 WHERE id = ?1"
-        };
-        self.conn.prepare_cached(sql)?.execute(params![
-            id.as_str(),
-            kind.as_str(),
-            scope.as_str(),
-            bytes,
-            heads,
-            now_ms as i64
-        ])?;
         let seq: i64 = self
             .conn
             .prepare_cached(
@@ -394,6 +373,20 @@ impl WriteCtx {
         let chain = envelope::chain_next(&run.chain, &envelope);
         let signature = envelope::sign(&self.identity.key, &origin, envelope.seq, &chain);
         super::sync::insert_change(&self.conn, &envelope, &chain, Some(&signature))?;
+        // The change is in the log; the snapshot follows only when it pays off.
+        let created = self.created.contains(id);
+        let since = self.cache.since_snapshot(id).map_or(0, |s| *s) + 1;
+        if created || !snapshot::deferred(kind) || since >= snapshot::SNAPSHOT_EVERY {
+            let doc = self.cache.get_mut(id).ok_or_else(|| StoreError::NotFound {
+                what: format!("document {id}"),
+            })?;
+            snapshot::write(&self.conn, id, kind, scope, doc, created, now_ms as i64)?;
+            if let Some(s) = self.cache.since_snapshot(id) {
+                *s = 0;
+            }
+        } else if let Some(s) = self.cache.since_snapshot(id) {
+            *s = since;
+        }
         self.advanced(scope, &origin, envelope.seq);
         self.pass_on();
         Ok(())

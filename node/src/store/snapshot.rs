@@ -1,0 +1,113 @@
+//! A case document is kept as a snapshot plus the changes after it.
+//!
+//! Every change a node holds is already in the change log (`changes`), so saving the whole
+//! Automerge document again after each one wrote every case several times over (a save
+//! re-encodes the whole document: most of the writer's time and of the bytes written per
+//! case). A case's snapshot (`documents.bytes`) is written when the case is created and
+//! then again only every [`SNAPSHOT_EVERY`] changes; `documents.upto` is the newest
+//! `changes.local_seq` it holds, and loading applies the applied changes after it.
+//!
+//! Only cases: items, registries, calendars, notices and supervision records change
+//! rarely (or never) and are read whole by code that does not know about snapshots, so
+//! each of their changes still saves the whole document.
+
+use automerge::Automerge;
+use rusqlite::{Connection, OptionalExtension, params};
+use yizhan_sync::doc;
+use yizhan_sync::ids::{DocId, DocKind, Scope};
+
+use super::StoreError;
+
+/// Changes a case takes after its snapshot before the next one is written: a case is
+/// created, accepted and decided in about six, so most cases are loaded from their first
+/// snapshot and a handful of changes, and a long-lived one never from more than this.
+pub(super) const SNAPSHOT_EVERY: u32 = 16;
+
+/// Whether documents of `kind` are kept as a snapshot plus later changes.
+pub(super) fn deferred(kind: DocKind) -> bool {
+    kind == DocKind::Case
+}
+
+/// Loads the document `id` from its snapshot and the changes after it; `None` if this
+/// node holds none. Also returns how many changes were applied after the snapshot.
+pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<(Automerge, u32)>, StoreError> {
+    let row: Option<(Vec<u8>, i64)> = conn
+        .prepare_cached("SELECT bytes, upto FROM documents WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        Some((bytes, upto)) => Ok(Some(load_from(conn, id, &bytes, upto)?)),
+        None => Ok(None),
+    }
+}
+
+/// Loads a document whose snapshot the caller already read (with its `upto`).
+pub(super) fn load_from(
+    conn: &Connection,
+    id: &str,
+    snapshot: &[u8],
+    upto: i64,
+) -> Result<(Automerge, u32), StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        id: id.to_string(),
+        message,
+    };
+    let mut document = Automerge::load(snapshot).map_err(|e| corrupt(e.to_string()))?;
+    let mut later = conn.prepare_cached(
+        "SELECT bytes FROM changes
+         WHERE doc_id = ?1 AND local_seq > ?2 AND refused IS NULL ORDER BY local_seq",
+    )?;
+    let mut rows = later.query(params![id, upto])?;
+    let mut chunks = Vec::new();
+    let mut count = 0u32;
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(0)?;
+        chunks.extend_from_slice(&bytes);
+        count += 1;
+    }
+    if count > 0 {
+        document
+            .load_incremental(&chunks)
+            .map_err(|e| corrupt(format!("a change after its snapshot: {e}")))?;
+    }
+    Ok((document, count))
+}
+
+/// Writes the snapshot of `document`, holding every change of it up to the log's
+/// newest `local_seq`. `create`: the document is new here (a plain insert, so an id that
+/// exists already is an error rather than an overwrite).
+pub(super) fn write(
+    conn: &Connection,
+    id: &DocId,
+    kind: DocKind,
+    scope: &Scope,
+    document: &Automerge,
+    create: bool,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    // Uncompressed: DEFLATE was a fifth of a hall's time applying a batch (profiled with
+    // `yizhan bench sync`), and case documents come out no larger (their columns are
+    // mostly under Automerge's 256-byte compression threshold). Both forms load alike.
+    let bytes = document.save_nocompress();
+    let heads = doc::heads_bytes(document);
+    let upto: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(local_seq), 0) FROM changes")?
+        .query_row([], |r| r.get(0))?;
+    let sql = if create {
+        "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms, upto) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    } else {
+        "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms, upto) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, heads = excluded.heads,
+            updated_ms = excluded.updated_ms, upto = excluded.upto"
+    };
+    conn.prepare_cached(sql)?.execute(params![
+        id.as_str(),
+        kind.as_str(),
+        scope.as_str(),
+        bytes,
+        heads,
+        now_ms,
+        upto
+    ])?;
+    Ok(())
+}
