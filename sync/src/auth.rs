@@ -240,6 +240,12 @@ pub struct Recording<'a> {
 impl<'a> Recording<'a> {
     /// The recording of `action` on a case of `item`.
     pub fn of(action: &'a Action, item: &'a ItemSnapshot) -> Recording<'a> {
+        Recording::delegated(action, item.delegated_by.as_deref())
+    }
+
+    /// The recording of `action` on a case whose item's acceptance `delegated_by` a
+    /// department (what a receiver reads of the intake).
+    pub fn delegated(action: &'a Action, delegated_by: Option<&'a str>) -> Recording<'a> {
         let on_behalf_of = match action {
             Action::Decide { on_behalf_of, .. } | Action::SignFor { on_behalf_of, .. } => {
                 on_behalf_of.as_deref()
@@ -249,7 +255,7 @@ impl<'a> Recording<'a> {
         Recording {
             kind: action.kind(),
             on_behalf_of,
-            delegated_by: item.delegated_by.as_deref(),
+            delegated_by,
         }
     }
 }

@@ -22,6 +22,8 @@
 //! Materialized rows ([`CaseRow`], [`EventRow`], [`ItemRow`]) are a pure function of a
 //! document and the calendar, so any node, or `yizhan rebuild`, derives identical rows.
 
+use std::borrow::Cow;
+
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{Automerge, AutomergeError, ObjType, ROOT, ReadDoc, ScalarValueRef, ValueRef};
 
@@ -196,29 +198,30 @@ pub fn put_item(
 
 /// The root map of a document, read in one pass. Each `get` is a seek through the ops, and
 /// reading a case that way took eight of them: a sixth of a hall's time applying a sync.
-struct Root {
+struct Root<'a> {
     schema: Option<i64>,
-    texts: Vec<(String, String)>,
-    maps: Vec<(String, automerge::ObjId)>,
+    /// Borrowed from the document: a case's intake is its largest text, read for every
+    /// change a hall receives.
+    texts: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    maps: Vec<(Cow<'a, str>, automerge::ObjId)>,
 }
 
-impl Root {
-    fn read(doc: &Automerge) -> Root {
+impl<'a> Root<'a> {
+    fn read(doc: &'a Automerge) -> Root<'a> {
         let mut root = Root {
             schema: None,
             texts: Vec::new(),
             maps: Vec::new(),
         };
         for entry in doc.map_range(ROOT, ..) {
-            match &entry.value {
+            match entry.value {
                 ValueRef::Scalar(ScalarValueRef::Int(n)) if entry.key == "schema" => {
-                    root.schema = Some(*n)
+                    root.schema = Some(n)
                 }
-                ValueRef::Scalar(ScalarValueRef::Str(text)) => {
-                    root.texts.push((entry.key.to_string(), text.to_string()))
-                }
+                ValueRef::Scalar(ScalarValueRef::Str(text)) => root.texts.push((entry.key, text)),
                 ValueRef::Object(ObjType::Map) => {
-                    root.maps.push((entry.key.to_string(), entry.id()))
+                    let id = entry.id();
+                    root.maps.push((entry.key, id))
                 }
                 _ => {}
             }
@@ -230,7 +233,7 @@ impl Root {
         self.texts
             .iter()
             .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
             .ok_or(DocError::Missing(key))
     }
 
@@ -288,12 +291,30 @@ pub fn read_intake(doc: &Automerge) -> Result<Intake, DocError> {
     parse_json("intake", root.text("intake")?)
 }
 
+/// The department a case's item is accepted on behalf of (代为受理), if any: all that
+/// judging a received event needs of the intake, read without building the rest of it.
+pub fn read_delegation(doc: &Automerge) -> Result<Option<String>, DocError> {
+    #[derive(serde::Deserialize)]
+    struct Delegation {
+        #[serde(default)]
+        delegated_by: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct IntakeItem {
+        item: Delegation,
+    }
+    let root = Root::read(doc);
+    root.expect_kind(DocKind::Case)?;
+    let intake: IntakeItem = parse_json("intake", root.text("intake")?)?;
+    Ok(intake.item.delegated_by)
+}
+
 /// Reads a case document.
 pub fn read_case(doc: &Automerge) -> Result<CaseDoc, DocError> {
     read_case_root(doc, &Root::read(doc))
 }
 
-fn read_case_root(doc: &Automerge, root: &Root) -> Result<CaseDoc, DocError> {
+fn read_case_root(doc: &Automerge, root: &Root<'_>) -> Result<CaseDoc, DocError> {
     let scope = root.expect_kind(DocKind::Case)?;
     let intake: Intake = parse_json("intake", root.text("intake")?)?;
     let mut events = Vec::new();

@@ -412,7 +412,7 @@ fn case_creation(
         event_op(
             author,
             auth::CaseRelation::Owner,
-            &intake,
+            intake.item.delegated_by.as_deref(),
             envelope,
             op,
             None,
@@ -430,8 +430,14 @@ fn case_events(
 ) -> Result<(), Verdict> {
     let events = held_object(held, "events")
         .ok_or_else(|| effect(envelope, "the case it changes has no event list"))?;
-    let intake = doc::read_intake(held)
+    // Of the intake, judging an event needs only the department the item's acceptance was
+    // delegated by; the events map is looked up once for all the change's operations.
+    let delegated_by = doc::read_delegation(held)
         .map_err(|e| effect(envelope, format!("the case it changes cannot be read: {e}")))?;
+    let events_id = match held.get(ROOT, "events") {
+        Ok(Some((_, id))) => id,
+        _ => return Err(effect(envelope, "the case it changes has no event list")),
+    };
     let mut keys: Vec<&str> = Vec::new();
     for op in &expanded.operations {
         if op.obj == ObjectId::Root {
@@ -446,10 +452,10 @@ fn case_events(
         let key = event_op(
             author,
             relation,
-            &intake,
+            delegated_by.as_deref(),
             envelope,
             op,
-            Some((held, &events)),
+            Some((held, &events_id)),
         )?;
         if keys.contains(&key) {
             return Err(effect(envelope, format!("writes event {key} twice")));
@@ -465,10 +471,10 @@ fn case_events(
 fn event_op<'a>(
     author: &NodeRecord,
     relation: auth::CaseRelation,
-    intake: &Intake,
+    delegated_by: Option<&str>,
     envelope: &Envelope,
     op: &'a Op,
-    held: Option<(&Automerge, &ObjectId)>,
+    held: Option<(&Automerge, &automerge::ObjId)>,
 ) -> Result<&'a str, Verdict> {
     let key = key_of(op).ok_or_else(|| effect(envelope, "a list operation on the events"))?;
     let text = put_str(op)
@@ -479,17 +485,13 @@ fn event_op<'a>(
                 format!("changes or deletes event {key}; events are only ever added"),
             )
         })?;
-    if let Some((document, _)) = held {
-        let events = match document.get(ROOT, "events") {
-            Ok(Some((_, id))) => id,
-            _ => return Err(effect(envelope, "the case it changes has no event list")),
-        };
-        if matches!(document.get(&events, key), Ok(Some(_))) {
-            return Err(effect(
-                envelope,
-                format!("writes event {key} again; events are only ever added"),
-            ));
-        }
+    if let Some((document, events)) = held
+        && matches!(document.get(events, key), Ok(Some(_)))
+    {
+        return Err(effect(
+            envelope,
+            format!("writes event {key} again; events are only ever added"),
+        ));
     }
     match serde_json::from_str::<Event>(text) {
         Ok(event) => {
@@ -500,7 +502,10 @@ fn event_op<'a>(
                 ));
             }
             let kind = event.action.kind();
-            if !auth::may_record(relation, auth::Recording::of(&event.action, &intake.item)) {
+            if !auth::may_record(
+                relation,
+                auth::Recording::delegated(&event.action, delegated_by),
+            ) {
                 return Err(Refusal::EventNotAllowed {
                     node: author.node,
                     role: author.role.as_str(),
