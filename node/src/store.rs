@@ -580,6 +580,15 @@ fn refresh_for_calendar(conn: &mut Connection) -> Result<(), OpenStoreError> {
 
 fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The query planner stability guarantee: a cached statement keeps its plan whatever is
+    // bound to it. Without it this SQLite build marks statements to be prepared again on
+    // every new binding (the change log's run lookup was re-parsed on each local write:
+    // an eighth of the writer's time under `bench store`); our statements are written for
+    // their indexes, not for the planner to reconsider per value.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     // 8 KiB pages hold three saved case documents (~2.5 KB each) where 4 KiB pages held
     // one: a third less disk and write-ahead log per synced case (docs/benchmarks.md).
     // Only takes effect on a new, empty database (before WAL mode writes its header).
@@ -619,6 +628,11 @@ fn open_reader(path: &Path) -> Result<Connection, OpenStoreError> {
         source,
     })?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // As for the writer (see `configure`): the pages' list queries keep their plans.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 

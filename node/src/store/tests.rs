@@ -1262,6 +1262,33 @@ async fn a_case_reads_whole_from_its_snapshot_and_the_changes_after_it() {
     assert!(report.unreadable.is_empty());
 }
 
+/// The writer's cached statements keep their plans whatever is bound: without the query
+/// planner stability guarantee this SQLite re-prepares them on every new binding.
+#[tokio::test]
+async fn the_writer_never_prepares_a_cached_statement_again_for_new_values() {
+    let (_dir, store) = open_temp();
+    use rusqlite::OptionalExtension;
+    let reprepared = store
+        .write(|ctx| {
+            let mut statement = ctx.conn.prepare(
+                "SELECT seq FROM changes WHERE scope = ?1 AND origin_node = ?2 AND origin_epoch = ?3
+                 ORDER BY seq DESC LIMIT 1",
+            )?;
+            for n in 0..3u8 {
+                statement
+                    .query_row(
+                        rusqlite::params![format!("case/44030{n}"), vec![n; 16], n],
+                        |_| Ok(()),
+                    )
+                    .optional()?;
+            }
+            Ok(statement.get_status(rusqlite::StatementStatus::RePrepare))
+        })
+        .await
+        .unwrap();
+    assert_eq!(reprepared, 0);
+}
+
 /// A clean close leaves a marker that spares the next start the page check; a close
 /// without shutdown, a later open, or any change to the file takes it away.
 #[tokio::test]
