@@ -399,8 +399,9 @@ impl Store {
         let mut options = options;
         // The serial-number segment the enrolling hall gave this node (DESIGN §6).
         options.identity.record.segment = sync::own_segment(&conn, &options.identity.record)?;
+        let mut calendars_held = None;
         if options.migrate {
-            refresh_for_calendar(&mut conn)?;
+            calendars_held = Some(refresh_for_calendar(&mut conn)?);
             sync::sign_unsigned_changes(&mut conn, &options.identity, origin)?;
             sync::pin_self(&conn, &options.identity.record)?;
         }
@@ -412,10 +413,12 @@ impl Store {
             log: tokio::sync::broadcast::channel(1024).0,
             log_generation: Arc::default(),
         };
-        let calendars = Arc::new(std::sync::RwLock::new(Arc::new(
-            calendars::Calendars::load(&conn)
+        let calendars = match calendars_held {
+            Some(held) => held,
+            None => calendars::Calendars::load(&conn)
                 .map_err(|e| OpenStoreError::Calendar(e.to_string()))?,
-        )));
+        };
+        let calendars = Arc::new(std::sync::RwLock::new(Arc::new(calendars)));
         let division = options.identity.record.division.clone();
         let own = options.identity.record.clone();
         let writer = writer::spawn(
@@ -545,10 +548,10 @@ impl Store {
 /// published (see `store::calendars`). When an upgrade ships different figures, or the
 /// years held changed without the writer noticing (a restore), every derived row is
 /// recomputed once at start, so no open case keeps deadlines from the old figures.
-fn refresh_for_calendar(conn: &mut Connection) -> Result<(), OpenStoreError> {
-    let shipped = calendars::Calendars::load(conn)
-        .map_err(|e| OpenStoreError::Calendar(e.to_string()))?
-        .fingerprint();
+fn refresh_for_calendar(conn: &mut Connection) -> Result<calendars::Calendars, OpenStoreError> {
+    let held =
+        calendars::Calendars::load(conn).map_err(|e| OpenStoreError::Calendar(e.to_string()))?;
+    let shipped = held.fingerprint();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let recorded: Option<String> = rusqlite::OptionalExtension::optional(tx.query_row(
         "SELECT value FROM meta WHERE key = 'calendar'",
@@ -575,7 +578,7 @@ fn refresh_for_calendar(conn: &mut Connection) -> Result<(), OpenStoreError> {
         )?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(held)
 }
 
 fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite::Error> {
