@@ -387,6 +387,17 @@ impl OpenNode {
             out.flush()?;
         }
         let mut state = self.app_state(Arc::new(SystemClock));
+        // Notices sealed before they were documents (migration 012) go up like new ones.
+        match self.store.publish_local_notices(SystemClock.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                notices.published = n,
+                "published older notices as documents"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "older notices could not be published as documents; they are served here")
+            }
+        }
         if self.config.discovery.enabled {
             // A node that listens on loopback only cannot be reached from the LAN, so it
             // advertises on loopback only (the demo, tests).

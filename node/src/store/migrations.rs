@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (10, "engine", include_str!("migrations/010_engine.sql")),
     (11, "station", include_str!("migrations/011_station.sql")),
+    (
+        12,
+        "notices_supervision",
+        include_str!("migrations/012_notices_supervision.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

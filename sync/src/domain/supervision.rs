@@ -52,6 +52,18 @@ pub enum SupervisionError {
     /// A text holds a control or layout character (see [`text`](super::text)).
     #[error(transparent)]
     Control(#[from] super::text::Refused),
+    /// Only a hall above a station supervises it.
+    #[error("only a hall above the station issues its supervision notices")]
+    NotAbove,
+    /// Only supervisors and admins at the hall issue notices.
+    #[error("only supervisors and admins issue supervision notices")]
+    SupervisorsOnly,
+    /// Only the station supervised replies.
+    #[error("only the station supervised replies to its notices")]
+    NotTheStation,
+    /// At the station, its lead or admin replies.
+    #[error("the station's lead or admin replies to supervision notices")]
+    LeadsReply,
 }
 
 impl SupervisionError {
@@ -63,6 +75,10 @@ impl SupervisionError {
             SupervisionError::NotACase(_) => "supervision_not_a_case",
             SupervisionError::NotANotice(_) => "supervision_not_a_notice",
             SupervisionError::Control(_) => super::text::Refused::CODE,
+            SupervisionError::NotAbove => "supervision_not_above",
+            SupervisionError::SupervisorsOnly => "supervision_supervisors_only",
+            SupervisionError::NotTheStation => "supervision_not_the_station",
+            SupervisionError::LeadsReply => "supervision_leads_reply",
         }
     }
 }

@@ -1,0 +1,74 @@
+-- Notices become documents (issue 14): every sealed notice is a record document in the
+-- case scope of its station, and this table holds the notices of every such document
+-- this node has, its own and those received from below, derived by one rule
+-- (store::notices::notice_row). A notice is named by its number; the issuing node's
+-- numbers are the largest of its own prefix (store::notices), so received notices no
+-- longer share a row counter with local ones. The kind is not checked here: a notice of
+-- a kind a newer node issues is kept as its document and reported as underived.
+-- issued_ms is the sealed issue time (its `issued_at`, whole seconds), so a rebuild gives
+-- the same rows; a node's older rows are taken over as they are and published as
+-- documents at the next start (Store::publish_local_notices).
+CREATE TABLE notices_new (
+    number        TEXT PRIMARY KEY,
+    doc_id        TEXT NOT NULL UNIQUE,
+    case_id       TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    content_json  TEXT NOT NULL,
+    digest        BLOB NOT NULL,
+    signature     BLOB NOT NULL,
+    issued_ms     INTEGER NOT NULL,
+    supersedes    TEXT
+) STRICT;
+INSERT INTO notices_new
+SELECT number, 'n-' || lower(number), case_id, lower(json_extract(content_json, '$.node')), kind,
+       content_json, digest, signature,
+       unixepoch(json_extract(content_json, '$.issued_at')) * 1000, supersedes
+FROM notices;
+DROP TABLE notices;
+ALTER TABLE notices_new RENAME TO notices;
+CREATE INDEX notices_case ON notices (case_id, issued_ms, number);
+CREATE TRIGGER notices_are_immutable BEFORE UPDATE ON notices
+BEGIN
+    SELECT RAISE(ABORT, 'notices are never changed; issue a new one that supersedes it');
+END;
+
+-- Supervision notices (督办, §10.2) and the stations' replies, derived from their record
+-- documents (store::supervision). What is due when, and whether a notice is open,
+-- answered or overdue, is never stored: it is counted at read time on the calendar
+-- (sync::domain::supervision::reply_state), so a calendar year published later moves it
+-- at every node alike.
+CREATE TABLE supervision_notices (
+    id          TEXT PRIMARY KEY,
+    station     TEXT NOT NULL,
+    case_id     TEXT,
+    node        TEXT NOT NULL,
+    staff       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    todo        TEXT NOT NULL,
+    reply_days  INTEGER NOT NULL,
+    issued_ms   INTEGER NOT NULL,
+    body_json   TEXT NOT NULL
+) STRICT;
+CREATE INDEX supervision_notices_station ON supervision_notices (station, issued_ms);
+CREATE INDEX supervision_notices_case ON supervision_notices (case_id) WHERE case_id IS NOT NULL;
+
+CREATE TABLE supervision_replies (
+    id          TEXT PRIMARY KEY,
+    notice_id   TEXT NOT NULL,
+    node        TEXT NOT NULL,
+    staff       TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    replied_ms  INTEGER NOT NULL,
+    body_json   TEXT NOT NULL
+) STRICT;
+CREATE INDEX supervision_replies_notice ON supervision_replies (notice_id, replied_ms);
+
+CREATE TRIGGER supervision_notices_are_immutable BEFORE UPDATE ON supervision_notices
+BEGIN
+    SELECT RAISE(ABORT, 'supervision notices are never changed; issue a new one');
+END;
+CREATE TRIGGER supervision_replies_are_immutable BEFORE UPDATE ON supervision_replies
+BEGIN
+    SELECT RAISE(ABORT, 'replies are never changed; reply again');
+END;

@@ -1,0 +1,348 @@
+//! Supervision notices (督办, §10.2) and the stations' replies: record documents in the
+//! case scope of the station supervised, so a notice travels down to the station and a
+//! reply up to every hall above it. Each is written once (`engine::may_supervise` decides
+//! who may) and derived into `supervision_notices` / `supervision_replies` by one rule at
+//! every node that holds it. Whether a notice is open, answered or overdue is counted at
+//! read time on the calendar ([`reply_state`]), never stored.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use yizhan_sync::doc::{self, RecordDoc};
+use yizhan_sync::domain::calendar::Date;
+use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::domain::supervision::{
+    ReplyState, SupervisionNotice, SupervisionReply, reply_state,
+};
+use yizhan_sync::engine::{SupervisionAct, may_supervise};
+use yizhan_sync::ids::{DocId, DocKind, Scope};
+
+use super::{Staff, Store, StoreError};
+use crate::i18n::Words;
+
+/// What a hall asks to issue.
+#[derive(Clone, Debug)]
+pub struct NewSupervision {
+    /// The station supervised (its division).
+    pub station: DivisionCode,
+    /// The case it is about, if any; it must be one of the station's.
+    pub case: Option<DocId>,
+    pub reason: String,
+    pub todo: String,
+    pub reply_days: u32,
+}
+
+/// Which notices a list shows.
+#[derive(Clone, Debug, Default)]
+pub struct SupervisionFilter {
+    /// Only those about this case.
+    pub case_id: Option<String>,
+    /// Only those in this state on the day of the list.
+    pub state: Option<ReplyState>,
+}
+
+/// A supervision notice as the lists show it, with its replies and where it stands.
+#[derive(Clone, Debug)]
+pub struct SupervisionView {
+    pub notice: SupervisionNotice,
+    pub id: String,
+    pub station: DivisionCode,
+    /// The last day to reply, on the station's calendar.
+    pub due: Date,
+    pub state: ReplyState,
+    /// Oldest first.
+    pub replies: Vec<SupervisionReply>,
+}
+
+impl Store {
+    /// Issues a supervision notice as `staff` at this hall: one record document in the
+    /// station's case scope and its row, in one transaction.
+    pub async fn issue_supervision(
+        &self,
+        new: NewSupervision,
+        staff: Staff,
+        now_ms: u64,
+    ) -> Result<SupervisionView, StoreError> {
+        let view = self
+            .write(move |ctx| {
+                may_supervise(
+                    &ctx.identity.record,
+                    staff.role,
+                    &new.station,
+                    SupervisionAct::Issue,
+                )
+                .map_err(|e| StoreError::Forbidden(Words::from(&e)))?;
+                let scope = Scope::cases(&new.station);
+                if let Some(case) = &new.case {
+                    let held: Option<String> = ctx
+                        .conn
+                        .prepare_cached(
+                            "SELECT scope FROM documents WHERE id = ?1 AND kind = 'case'",
+                        )?
+                        .query_row([case.as_str()], |r| r.get(0))
+                        .optional()?;
+                    if held.as_deref() != Some(scope.as_str()) {
+                        return Err(StoreError::NotFound {
+                            what: format!("case {case} of {}", new.station),
+                        });
+                    }
+                }
+                let notice = SupervisionNotice {
+                    at: ctx.tick(now_ms)?,
+                    node: ctx.identity.record.node,
+                    staff: staff.username,
+                    case: new.case,
+                    reason: new.reason,
+                    todo: new.todo,
+                    reply_days: new.reply_days,
+                };
+                notice
+                    .validate()
+                    .map_err(|e| StoreError::Invalid(Words::from(&e)))?;
+                let id = notice.doc_id();
+                let body = serde_json::to_string(&notice)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
+                write_record(ctx, &id, DocKind::Supervision, &scope, body, now_ms)?;
+                Ok(id)
+            })
+            .await?;
+        self.supervision_notice(view.to_string(), Date::from_unix_ms_cst(now_ms as i64))
+            .await?
+            .ok_or_else(|| StoreError::Internal("the issued notice is not held".into()))
+    }
+
+    /// Replies to a supervision notice as `staff` at the station it was sent to.
+    pub async fn reply_supervision(
+        &self,
+        notice_id: String,
+        text: String,
+        staff: Staff,
+        now_ms: u64,
+    ) -> Result<SupervisionView, StoreError> {
+        let id = notice_id.clone();
+        self.write(move |ctx| {
+            let station: Option<String> = ctx
+                .conn
+                .prepare_cached("SELECT station FROM supervision_notices WHERE id = ?1")?
+                .query_row([&notice_id], |r| r.get(0))
+                .optional()?;
+            let (Some(station), Some(notice)) = (
+                station.and_then(|s| DivisionCode::parse(&s).ok()),
+                DocId::parse(&notice_id),
+            ) else {
+                return Err(StoreError::NotFound {
+                    what: format!("supervision notice {notice_id}"),
+                });
+            };
+            may_supervise(
+                &ctx.identity.record,
+                staff.role,
+                &station,
+                SupervisionAct::Reply,
+            )
+            .map_err(|e| StoreError::Forbidden(Words::from(&e)))?;
+            let reply = SupervisionReply {
+                at: ctx.tick(now_ms)?,
+                node: ctx.identity.record.node,
+                staff: staff.username,
+                notice,
+                text,
+            };
+            reply
+                .validate()
+                .map_err(|e| StoreError::Invalid(Words::from(&e)))?;
+            let body =
+                serde_json::to_string(&reply).map_err(|e| StoreError::Internal(e.to_string()))?;
+            write_record(
+                ctx,
+                &reply.doc_id(),
+                DocKind::Reply,
+                &Scope::cases(&station),
+                body,
+                now_ms,
+            )
+        })
+        .await?;
+        self.supervision_notice(id, Date::from_unix_ms_cst(now_ms as i64))
+            .await?
+            .ok_or_else(|| StoreError::Internal("the answered notice is not held".into()))
+    }
+
+    /// One supervision notice with its replies, as of today.
+    pub async fn supervision_notice(
+        &self,
+        id: String,
+        today: Date,
+    ) -> Result<Option<SupervisionView>, StoreError> {
+        let rows = self
+            .read(move |conn| read_notices(conn, "WHERE id = ?1", &[&id as &dyn rusqlite::ToSql]))
+            .await?;
+        Ok(self.views(rows, today, None).into_iter().next())
+    }
+
+    /// The supervision notices this node holds (a hall: those it and the halls below it
+    /// issued to its stations; a station: those it received), newest first, each with
+    /// where it stands on `today`. At most `limit`.
+    pub async fn supervision_list(
+        &self,
+        filter: SupervisionFilter,
+        today: Date,
+        limit: usize,
+    ) -> Result<Vec<SupervisionView>, StoreError> {
+        let case_id = filter.case_id.clone();
+        let rows = self
+            .read(move |conn| match &case_id {
+                Some(case) => {
+                    read_notices(conn, "WHERE case_id = ?1", &[case as &dyn rusqlite::ToSql])
+                }
+                None => read_notices(conn, "", &[]),
+            })
+            .await?;
+        let mut views = self.views(rows, today, filter.state);
+        views.truncate(limit);
+        Ok(views)
+    }
+
+    fn views(
+        &self,
+        rows: Vec<(SupervisionNotice, DivisionCode, Vec<SupervisionReply>)>,
+        today: Date,
+        state: Option<ReplyState>,
+    ) -> Vec<SupervisionView> {
+        rows.into_iter()
+            .filter_map(|(notice, station, replies)| {
+                let calendar = self.calendar_for(&station);
+                let now = reply_state(&notice, &replies, today, &calendar);
+                if state.is_some_and(|s| s != now) {
+                    return None;
+                }
+                Some(SupervisionView {
+                    id: notice.doc_id().to_string(),
+                    due: notice.reply_due(&calendar),
+                    state: now,
+                    notice,
+                    station,
+                    replies,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The notices selected by `filter` (a `WHERE` clause), newest first, with their replies.
+type NoticeWithReplies = (SupervisionNotice, DivisionCode, Vec<SupervisionReply>);
+
+fn read_notices(
+    conn: &Connection,
+    filter: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<NoticeWithReplies>, StoreError> {
+    let rows: Vec<(String, String, String)> = conn
+        .prepare_cached(&format!(
+            "SELECT id, station, body_json FROM supervision_notices {filter}
+             ORDER BY issued_ms DESC, id"
+        ))?
+        .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, station, body) in rows {
+        let corrupt = |message: &str| StoreError::Corrupt {
+            id: id.clone(),
+            message: message.to_string(),
+        };
+        let notice: SupervisionNotice =
+            serde_json::from_str(&body).map_err(|_| corrupt("the notice does not read"))?;
+        let station =
+            DivisionCode::parse(&station).map_err(|_| corrupt("the station is not a division"))?;
+        let replies = conn
+            .prepare_cached(
+                "SELECT body_json FROM supervision_replies WHERE notice_id = ?1
+                 ORDER BY replied_ms, id",
+            )?
+            .query_map([&id], |r| r.get::<_, String>(0))?
+            .map(|body| {
+                serde_json::from_str::<SupervisionReply>(&body?)
+                    .map_err(|_| corrupt("a reply does not read"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push((notice, station, replies));
+    }
+    Ok(out)
+}
+
+/// Creates a supervision record this node writes, as its document and its row.
+fn write_record(
+    ctx: &mut super::writer::WriteCtx,
+    id: &DocId,
+    kind: DocKind,
+    scope: &Scope,
+    body: String,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let document = doc::new_record(&ctx.origin, scope, kind, &[("body", body)], now_ms)
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    let record = doc::read_record(&document).map_err(|e| StoreError::Corrupt {
+        id: id.to_string(),
+        message: e.to_string(),
+    })?;
+    ctx.insert_doc(id.clone(), document);
+    ctx.persist_local_change(id, kind, scope, now_ms)?;
+    store_supervision_rows(&ctx.conn, "", id, &record)
+}
+
+/// Writes the row of a supervision notice or reply document into `{prefix}supervision_*`
+/// (`rebuilt_` while rebuilding): the same at every node that holds it. A row already
+/// there stays (records never change).
+pub(super) fn store_supervision_rows(
+    conn: &Connection,
+    prefix: &str,
+    id: &DocId,
+    record: &RecordDoc,
+) -> Result<(), StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        id: id.to_string(),
+        message,
+    };
+    let body = record.field("body");
+    match record.kind {
+        DocKind::Supervision => {
+            let notice: SupervisionNotice = serde_json::from_str(body)
+                .map_err(|e| corrupt(format!("the supervision notice does not read: {e}")))?;
+            conn.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {prefix}supervision_notices
+                 (id, station, case_id, node, staff, reason, todo, reply_days, issued_ms, body_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?
+            .execute(params![
+                id.as_str(),
+                record.scope.division().to_string(),
+                notice.case.as_ref().map(DocId::as_str),
+                notice.node.to_hex(),
+                notice.staff,
+                notice.reason,
+                notice.todo,
+                notice.reply_days,
+                notice.at.unix_ms() as i64,
+                body,
+            ])?;
+        }
+        DocKind::Reply => {
+            let reply: SupervisionReply = serde_json::from_str(body)
+                .map_err(|e| corrupt(format!("the reply does not read: {e}")))?;
+            conn.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {prefix}supervision_replies
+                 (id, notice_id, node, staff, text, replied_ms, body_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?
+            .execute(params![
+                id.as_str(),
+                reply.notice.as_str(),
+                reply.node.to_hex(),
+                reply.staff,
+                reply.text,
+                reply.at.unix_ms() as i64,
+                body,
+            ])?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
