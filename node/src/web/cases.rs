@@ -12,6 +12,7 @@ use yizhan_sync::domain::case::{
 };
 use yizhan_sync::domain::codes::{CreditCode, ResidentId};
 use yizhan_sync::domain::item::{CaseType, Item, ServiceObject};
+use yizhan_sync::domain::supervision::ReplyState;
 use yizhan_sync::ids::DocId;
 
 use super::WebState;
@@ -564,6 +565,8 @@ struct CasePage<'a> {
     d: CaseDetail,
     status: String,
     notices: Vec<StoredNotice>,
+    /// The supervision notices about the case: state, reply-by date, reason, overdue.
+    supervision: Vec<(String, String, String, bool)>,
     /// The item's materials with what is still missing of each, for the supplement form.
     supplement: Vec<(usize, String, u32, u32, bool)>,
     /// Special procedures of the item that stop the clock (§7.3), for the suspend form.
@@ -632,6 +635,39 @@ async fn case_page(
         Ok(n) => n,
         Err(e) => return store_failed(ctx, e),
     };
+    // Supervision of this case (督办): where each notice stands, seen at the station and
+    // at every hall above; the list page has the issue and reply forms.
+    let supervision = match state
+        .store
+        .supervision_list(
+            crate::store::SupervisionFilter {
+                case_id: Some(d.summary.id.clone()),
+                state: None,
+            },
+            state.today(),
+            50,
+        )
+        .await
+    {
+        Ok(list) => list
+            .into_iter()
+            .map(|v| {
+                let key = match v.state {
+                    ReplyState::Open => "open",
+                    ReplyState::Overdue => "overdue",
+                    ReplyState::AnsweredOnTime => "answered_on_time",
+                    ReplyState::AnsweredLate => "answered_late",
+                };
+                (
+                    ctx.t.get(&format!("supervision.state.{key}")).into_owned(),
+                    v.due.to_string(),
+                    v.notice.reason,
+                    v.state == ReplyState::Overdue,
+                )
+            })
+            .collect(),
+        Err(e) => return store_failed(ctx, e),
+    };
     let d_created_ms = d.summary.created_ms;
     let x = match super::follow::case_extras(state, ctx.t, staff, &d).await {
         Ok(x) => x,
@@ -674,6 +710,7 @@ async fn case_page(
                 .into_owned(),
             d,
             notices,
+            supervision,
             query_code,
             supplement,
             procedures,

@@ -18,6 +18,18 @@ pub enum SupervisionAct {
     Reply,
 }
 
+/// Whether a person of `role` at `node` issues supervision notices at all (to some
+/// station below): the pages offer the form for a station only then.
+pub fn may_issue_supervision(node: &NodeRecord, role: StaffRole) -> Result<(), SupervisionError> {
+    if !node.role.is_hall() {
+        return Err(SupervisionError::NotAbove);
+    }
+    if !matches!(role, StaffRole::Supervisor | StaffRole::Admin) {
+        return Err(SupervisionError::SupervisorsOnly);
+    }
+    Ok(())
+}
+
 /// Whether a person of `role` at `node` may do `act` for the station of `station`.
 pub fn may_supervise(
     node: &NodeRecord,
@@ -31,9 +43,7 @@ pub fn may_supervise(
             if relation != Some(CaseRelation::Above) {
                 return Err(SupervisionError::NotAbove);
             }
-            if !matches!(role, StaffRole::Supervisor | StaffRole::Admin) {
-                return Err(SupervisionError::SupervisorsOnly);
-            }
+            may_issue_supervision(node, role)?;
         }
         SupervisionAct::Reply => {
             if relation != Some(CaseRelation::Owner) {
