@@ -359,6 +359,27 @@ impl OpenNode {
         }
     }
 
+    /// The clock of the pages and the API: the system's, or moved by
+    /// `YIZHAN_CLOCK_OFFSET_DAYS` whole days (process tests of deadlines; see
+    /// [`crate::clock::OffsetClock`]), said in the log since nobody should run a station so.
+    fn page_clock() -> Arc<dyn Clock> {
+        match std::env::var("YIZHAN_CLOCK_OFFSET_DAYS")
+            .ok()
+            .and_then(|days| days.trim().parse::<i64>().ok())
+        {
+            Some(days) if days != 0 => {
+                tracing::warn!(
+                    clock.offset_days = days,
+                    "the pages and the API count time {days} day(s) from the system clock (YIZHAN_CLOCK_OFFSET_DAYS)"
+                );
+                Arc::new(crate::clock::OffsetClock {
+                    offset_ms: days * 86_400_000,
+                })
+            }
+            _ => Arc::new(SystemClock),
+        }
+    }
+
     /// Serves the node until `shutdown` resolves. Prints `listening on http://ADDR` on
     /// stdout once the socket is bound, so scripts and tests can find a port-0 address.
     pub async fn serve(
@@ -386,7 +407,7 @@ impl OpenNode {
             writeln!(out, "listening on {scheme}://{local}")?;
             out.flush()?;
         }
-        let mut state = self.app_state(Arc::new(SystemClock));
+        let mut state = self.app_state(Self::page_clock());
         // Notices sealed before they were documents (migration 012) go up like new ones.
         match self.store.publish_local_notices(SystemClock.now_ms()).await {
             Ok(0) => {}

@@ -72,3 +72,32 @@ CREATE TRIGGER supervision_replies_are_immutable BEFORE UPDATE ON supervision_re
 BEGIN
     SELECT RAISE(ABORT, 'replies are never changed; reply again');
 END;
+
+-- Staff roles are the engine's (`engine::StaffRole`); the table no longer lists them, so
+-- a new role (here the hall's supervisor, 督办人员) needs no rebuild: the store reads a
+-- role it does not know as a worker's. SQLite cannot drop a CHECK, so both account tables
+-- are rebuilt with the same rows (the tokens first, so no row ever lacks its user).
+CREATE TABLE users_new (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE,
+    display_name  TEXT NOT NULL,
+    role          TEXT NOT NULL,
+    counter       TEXT NOT NULL DEFAULT '',
+    password_hash TEXT NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created_ms    INTEGER NOT NULL
+) STRICT;
+INSERT INTO users_new SELECT * FROM users;
+CREATE TABLE api_tokens_new (
+    id           INTEGER PRIMARY KEY,
+    user_id      INTEGER NOT NULL REFERENCES users_new (id),
+    token_hash   BLOB NOT NULL UNIQUE,
+    label        TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL
+) STRICT;
+INSERT INTO api_tokens_new SELECT * FROM api_tokens;
+DROP TABLE api_tokens;
+DROP TABLE users;
+ALTER TABLE users_new RENAME TO users;
+ALTER TABLE api_tokens_new RENAME TO api_tokens;
+CREATE INDEX api_tokens_user ON api_tokens (user_id);
