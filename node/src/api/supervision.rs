@@ -206,6 +206,7 @@ pub async fn index(
         (status = 400, body = ErrorBody, description = "A text is empty, too long or holds control characters; reply days outside 1-60; not a division"),
         (status = 403, body = ErrorBody, description = "Not a supervisor or admin (supervision_supervisors_only), or the station is not below this hall (supervision_not_above)"),
         (status = 404, body = ErrorBody, description = "No such case of that station here"),
+        (status = 422, body = ErrorBody, description = "The body does not read as a notice (an unknown field, a wrong type)"),
         (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn create(
@@ -278,6 +279,7 @@ pub async fn show(
         (status = 400, body = ErrorBody, description = "The text is empty, too long or holds control characters"),
         (status = 403, body = ErrorBody, description = "Not the station's lead or admin (supervision_leads_reply), or not the station supervised (supervision_not_the_station)"),
         (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The body does not read as a reply (an unknown field, a wrong type)"),
         (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn reply(
