@@ -507,6 +507,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         service: Default::default(),
         appointments: Default::default(),
         sink: Default::default(),
+        supervision: Default::default(),
     };
     data_dir::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();

@@ -475,6 +475,19 @@ impl OpenNode {
                 .run(),
             )
         });
+        // A hall whose rules say so supervises red (or legally breached) cases by itself.
+        let auto_supervision = match (
+            self.config.supervision.auto.threshold(),
+            self.store.own_record().role.is_hall(),
+        ) {
+            (Some(threshold), true) => Some(tokio::spawn(auto_supervise(
+                self.store.clone(),
+                state.api.clock.clone(),
+                threshold,
+                self.config.supervision.reply_days,
+            ))),
+            _ => None,
+        };
         let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
         let control = match crate::control::Control::bind(&data_dir.control_socket()) {
             Ok(control) => Some(tokio::spawn(control.serve(state.api.links.clone()))),
@@ -530,6 +543,9 @@ impl OpenNode {
         if let Some(backups) = backups {
             backups.abort();
         }
+        if let Some(auto) = auto_supervision {
+            auto.abort();
+        }
         if let Some(control) = control {
             control.abort();
             let _ = std::fs::remove_file(data_dir.control_socket());
@@ -538,6 +554,45 @@ impl OpenNode {
         self.store.shutdown().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often a hall looks for cases to supervise by itself (`[supervision] auto`): warning
+/// levels change by the day, so a few minutes late is soon enough.
+const AUTO_SUPERVISION_EVERY: Duration = Duration::from_secs(300);
+
+/// Opens supervision notices for the cases below this hall whose warning reached
+/// `threshold`, a little after start and then every [`AUTO_SUPERVISION_EVERY`], by the
+/// same rule as a person's (`engine::may_supervise`, as the hall's supervisor).
+async fn auto_supervise(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    threshold: yizhan_sync::domain::calendar::WarningLevel,
+    reply_days: u32,
+) {
+    let staff = crate::store::Staff {
+        username: crate::i18n::Tr::of(crate::i18n::Lang::Zh)
+            .get("record.auto_supervision_staff")
+            .into_owned(),
+        counter: String::new(),
+        role: crate::store::Role::Supervisor,
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    loop {
+        match store
+            .auto_supervise(threshold, reply_days, staff.clone(), clock.now_ms(), 200)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                supervision.opened = n,
+                "supervision notices opened by the hall's rules"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "automatic supervision failed; it tries again later")
+            }
+        }
+        tokio::time::sleep(AUTO_SUPERVISION_EVERY).await;
     }
 }
 
@@ -780,6 +835,7 @@ mod tests {
             service: Default::default(),
             appointments: Default::default(),
             sink: Default::default(),
+            supervision: Default::default(),
         };
         create_data_dir(&dir, &config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -20,7 +20,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 use yizhan_sync::domain::calendar::Date;
 
-use super::feed::{FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem};
+use super::feed::{
+    FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedNotice, FeedReply, FeedSupervision,
+};
 use crate::config::{check_postgres_url, redact_postgres_url};
 
 /// `(version, name, sql)`; versions are 1, 2, 3, … with no gaps. A migration is never
@@ -28,6 +30,11 @@ use crate::config::{check_postgres_url, redact_postgres_url};
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "base", include_str!("postgres/001_base.sql")),
     (2, "views", include_str!("postgres/002_views.sql")),
+    (
+        3,
+        "notices_supervision",
+        include_str!("postgres/003_notices_supervision.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema version this build writes.
@@ -413,6 +420,15 @@ impl Postgres {
                     ],
                 )
                 .await?;
+        }
+        if !batch.notices.is_empty() {
+            written.rows += upsert_notices(&tx, &batch.notices).await?;
+        }
+        if !batch.supervision.is_empty() {
+            written.rows += upsert_supervision(&tx, &batch.supervision).await?;
+        }
+        if !batch.replies.is_empty() {
+            written.rows += upsert_replies(&tx, &batch.replies).await?;
         }
         if !batch.origins.is_empty() {
             let node: Vec<&str> = batch.origins.iter().map(|o| o.node.as_str()).collect();
@@ -976,6 +992,164 @@ async fn upsert_items(
                 &col!(status),
                 &col!(version),
                 &col!(search_text),
+                &col!(body_json),
+            ],
+        )
+        .await?)
+}
+
+async fn upsert_notices(
+    tx: &tokio_postgres::Transaction<'_>,
+    notices: &[FeedNotice],
+) -> Result<u64, SinkError> {
+    macro_rules! col {
+        ($f:ident) => {
+            notices.iter().map(|n| n.$f.clone()).collect::<Vec<_>>()
+        };
+    }
+    let mut places_of: [Vec<Option<String>>; 3] = Default::default();
+    let mut division = Vec::new();
+    for notice in notices {
+        let (d, station, subdistrict, district) = places(&notice.scope);
+        division.push(d);
+        places_of[0].push(station);
+        places_of[1].push(subdistrict);
+        places_of[2].push(district);
+    }
+    let sql = upsert_sql(
+        "notices",
+        &[
+            ("number", "text", ""),
+            ("doc_id", "text", ""),
+            ("case_id", "text", ""),
+            ("division", "text", ""),
+            ("station", "text", ""),
+            ("subdistrict", "text", ""),
+            ("district", "text", ""),
+            ("node", "text", ""),
+            ("kind", "text", ""),
+            ("issued_ms", "bigint", ""),
+            ("supersedes", "text", ""),
+            ("digest", "text", ""),
+            ("seal", "text", ""),
+            ("content", "text", ""),
+        ],
+        "number",
+    );
+    Ok(tx
+        .execute(
+            &sql,
+            &[
+                &col!(number),
+                &col!(doc_id),
+                &col!(case_id),
+                &division,
+                &places_of[0],
+                &places_of[1],
+                &places_of[2],
+                &col!(node),
+                &col!(kind),
+                &col!(issued_ms),
+                &col!(supersedes),
+                &col!(digest),
+                &col!(seal),
+                &col!(content_json),
+            ],
+        )
+        .await?)
+}
+
+async fn upsert_supervision(
+    tx: &tokio_postgres::Transaction<'_>,
+    notices: &[FeedSupervision],
+) -> Result<u64, SinkError> {
+    macro_rules! col {
+        ($f:ident) => {
+            notices.iter().map(|n| n.$f.clone()).collect::<Vec<_>>()
+        };
+    }
+    let mut places_of: [Vec<Option<String>>; 3] = Default::default();
+    let mut division = Vec::new();
+    for notice in notices {
+        let (d, station, subdistrict, district) = places(&notice.scope);
+        division.push(d);
+        places_of[0].push(station);
+        places_of[1].push(subdistrict);
+        places_of[2].push(district);
+    }
+    let sql = upsert_sql(
+        "supervision_notices",
+        &[
+            ("id", "text", ""),
+            ("division", "text", ""),
+            ("station", "text", ""),
+            ("subdistrict", "text", ""),
+            ("district", "text", ""),
+            ("case_id", "text", ""),
+            ("node", "text", ""),
+            ("staff", "text", ""),
+            ("reason", "text", ""),
+            ("todo", "text", ""),
+            ("reply_days", "bigint", "int"),
+            ("issued_ms", "bigint", ""),
+            ("body", "text", "jsonb"),
+        ],
+        "id",
+    );
+    Ok(tx
+        .execute(
+            &sql,
+            &[
+                &col!(id),
+                &division,
+                &places_of[0],
+                &places_of[1],
+                &places_of[2],
+                &col!(case_id),
+                &col!(node),
+                &col!(staff),
+                &col!(reason),
+                &col!(todo),
+                &col!(reply_days),
+                &col!(issued_ms),
+                &col!(body_json),
+            ],
+        )
+        .await?)
+}
+
+async fn upsert_replies(
+    tx: &tokio_postgres::Transaction<'_>,
+    replies: &[FeedReply],
+) -> Result<u64, SinkError> {
+    macro_rules! col {
+        ($f:ident) => {
+            replies.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+        };
+    }
+    let sql = upsert_sql(
+        "supervision_replies",
+        &[
+            ("id", "text", ""),
+            ("notice_id", "text", ""),
+            ("node", "text", ""),
+            ("staff", "text", ""),
+            ("text", "text", ""),
+            ("replied_ms", "bigint", ""),
+            ("body", "text", "jsonb"),
+        ],
+        "id",
+    );
+    Ok(tx
+        .execute(
+            &sql,
+            &[
+                &col!(id),
+                &col!(notice_id),
+                &col!(node),
+                &col!(staff),
+                &col!(text),
+                &col!(replied_ms),
                 &col!(body_json),
             ],
         )

@@ -201,6 +201,71 @@ impl Store {
         Ok(views)
     }
 
+    /// Opens a supervision notice, as this hall, for every case below it whose warning
+    /// has reached `threshold` (red, or only a legal breach) and that this hall has not
+    /// supervised yet ([supervision] auto): one notice per case and hall, its words the
+    /// record words (Chinese, as every node reads them), issued by `staff` through the
+    /// same rule as a person's (`engine::may_supervise`). At most `limit` per call; returns
+    /// how many it opened.
+    pub async fn auto_supervise(
+        &self,
+        threshold: yizhan_sync::domain::calendar::WarningLevel,
+        reply_days: u32,
+        staff: Staff,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<u32, StoreError> {
+        use yizhan_sync::domain::calendar::WarningLevel;
+        let today = Date::from_unix_ms_cst(now_ms as i64).to_string();
+        let own = self.own_record().clone();
+        let own_scope = Scope::cases(&own.division).to_string();
+        let red = threshold != WarningLevel::LegalBreach;
+        let candidates: Vec<(String, String, bool)> = self
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT c.id, c.scope, c.breach_on <= ?1 FROM cases c
+                         WHERE (c.breach_on <= ?1 OR (?2 AND c.red_on <= ?1))
+                           AND c.scope <> ?3
+                           AND NOT EXISTS (SELECT 1 FROM supervision_notices s
+                                           WHERE s.case_id = c.id AND s.node = ?4)
+                         ORDER BY c.breach_on, c.red_on, c.id LIMIT ?5",
+                    )?
+                    .query_map(
+                        params![today, red, own_scope, own.node.to_hex(), limit as i64],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await?;
+        let words = crate::i18n::Tr::of(crate::i18n::Lang::Zh);
+        let mut opened = 0;
+        for (id, scope, breach) in candidates {
+            let (Some(case), Some(scope)) = (DocId::parse(&id), Scope::parse(&scope)) else {
+                continue;
+            };
+            let reason = if breach {
+                "record.auto_supervision_breach"
+            } else {
+                "record.auto_supervision_red"
+            };
+            let new = NewSupervision {
+                station: scope.division(),
+                case: Some(case),
+                reason: words.get(reason).into_owned(),
+                todo: words.get("record.auto_supervision_todo").into_owned(),
+                reply_days,
+            };
+            match self.issue_supervision(new, staff.clone(), now_ms).await {
+                Ok(_) => opened += 1,
+                // A case this hall may not supervise (none should reach here) is skipped.
+                Err(StoreError::Forbidden(_) | StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(opened)
+    }
+
     fn views(
         &self,
         rows: Vec<(SupervisionNotice, DivisionCode, Vec<SupervisionReply>)>,

@@ -867,3 +867,103 @@ async fn notices_and_supervision_travel_the_tree() {
         assert_eq!(node.store.content_digest().await.unwrap(), before);
     }
 }
+
+/// `[supervision] auto`: a hall opens one notice per case whose warning reached its
+/// threshold, worded in the record words, and never a second.
+#[tokio::test]
+async fn a_hall_supervises_red_and_breached_cases_by_itself() {
+    use yizhan_sync::domain::calendar::WarningLevel;
+
+    use crate::store::{Role, Staff, SupervisionFilter};
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let residence = item("居住证申领");
+    let mut ids = Vec::new();
+    for day in ["2026-03-02", "2026-04-29"] {
+        let id = station
+            .store
+            .create_case(
+                residence.impl_code.to_string(),
+                complete_application(&residence),
+                staff(),
+                at(day),
+            )
+            .await
+            .unwrap();
+        station
+            .store
+            .act_on_case(id.clone(), vec![NewAction::Accept], staff(), at(day))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    let auto = Staff {
+        username: "自动督办".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    let now = at("2026-04-30");
+    // The first case is long past both deadlines, the second within them.
+    let opened = district
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto.clone(), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(opened, 1);
+    let again = district
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto.clone(), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "one automatic notice per case and hall");
+    let opened = sub
+        .store
+        .auto_supervise(WarningLevel::LegalBreach, 5, auto.clone(), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(opened, 1);
+    // A station supervises nobody.
+    let none = station
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto, now, 100)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let today = "2026-04-30".parse().unwrap();
+    let at_station = station
+        .store
+        .supervision_list(SupervisionFilter::default(), today, 100)
+        .await
+        .unwrap();
+    assert_eq!(at_station.len(), 2);
+    assert!(
+        at_station
+            .iter()
+            .all(|v| v.notice.case.as_ref() == Some(&ids[0]))
+    );
+    let reasons: Vec<&str> = at_station
+        .iter()
+        .map(|v| v.notice.reason.as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"办件已超过法定时限，系统自动督办"),
+        "{reasons:?}"
+    );
+}
