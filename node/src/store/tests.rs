@@ -942,6 +942,23 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
             ],
         )
         .unwrap();
+        // One about a case this node does not hold (any more): it stays a row.
+        let orphan = crate::notice::NoticeContent {
+            number: "TZ0LD-000009".into(),
+            case_id: "c-0000000000000009-09090909090909090909090909090909".into(),
+            ..content.clone()
+        };
+        conn.execute(
+            "INSERT INTO notices VALUES (9, ?1, ?2, 'receipt', ?3, ?4, ?5, 0, NULL)",
+            rusqlite::params![
+                orphan.number,
+                orphan.case_id,
+                String::from_utf8(orphan.canonical()).unwrap(),
+                &orphan.digest()[..],
+                &signature[..],
+            ],
+        )
+        .unwrap();
     }
     let store = Store::open(&path, options()).unwrap();
     let held = store.notice("TZ0LD-000001".into()).await.unwrap().unwrap();
@@ -962,7 +979,8 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
     let before = store.content_digest().await.unwrap();
     assert_eq!(store.rebuild().await.unwrap().rows_differing, 0);
     assert_eq!(store.content_digest().await.unwrap(), before);
-    // Its numbers go on after it.
+    assert!(store.notice("TZ0LD-000009".into()).await.unwrap().is_some());
+    // Its numbers go on after the highest.
     let next = store
         .issue_notice(
             "TZ0LD".into(),
@@ -972,7 +990,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
         )
         .await
         .unwrap();
-    assert_eq!(next.content.number, "TZ0LD-000002");
+    assert_eq!(next.content.number, "TZ0LD-000010");
 }
 
 // ---------------------------------------------------------------- appointments
