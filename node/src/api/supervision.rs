@@ -188,6 +188,7 @@ pub async fn index(
             None => None,
             Some(s) => Some(parse_state(s).ok_or_else(|| bad("state", s))?),
         },
+        unanswered: false,
     };
     let limit = super::extract::bounded("limit", q.limit.unwrap_or(100), 1, 500)?;
     let notices = state

@@ -37,6 +37,8 @@ pub struct SupervisionFilter {
     pub case_id: Option<String>,
     /// Only those in this state on the day of the list.
     pub state: Option<ReplyState>,
+    /// Only those not answered yet (open or overdue).
+    pub unanswered: bool,
 }
 
 /// A supervision notice as the lists show it, with its replies and where it stands.
@@ -187,13 +189,42 @@ impl Store {
         today: Date,
         limit: usize,
     ) -> Result<Vec<SupervisionView>, StoreError> {
+        // Whether a notice has a reply is a row; whether it is overdue is counted on the
+        // calendar below. Without a state the newest `limit` are read, no more.
+        let answered = match filter.state {
+            Some(ReplyState::Open | ReplyState::Overdue) => Some(false),
+            Some(ReplyState::AnsweredOnTime | ReplyState::AnsweredLate) => Some(true),
+            None => filter.unanswered.then_some(false),
+        };
+        let sql_limit = if filter.state.is_some() {
+            i64::MAX
+        } else {
+            limit as i64
+        };
         let case_id = filter.case_id.clone();
         let rows = self
-            .read(move |conn| match &case_id {
-                Some(case) => {
-                    read_notices(conn, "WHERE case_id = ?1", &[case as &dyn rusqlite::ToSql])
+            .read(move |conn| {
+                let mut conditions = Vec::new();
+                let mut params: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+                if let Some(case) = case_id {
+                    params.push(Box::new(case));
+                    conditions.push(format!("case_id = ?{}", params.len()));
                 }
-                None => read_notices(conn, "", &[]),
+                let exists = "EXISTS (SELECT 1 FROM supervision_replies r WHERE r.notice_id = supervision_notices.id)";
+                match answered {
+                    Some(true) => conditions.push(exists.to_string()),
+                    Some(false) => conditions.push(format!("NOT {exists}")),
+                    None => {}
+                }
+                let filter = if conditions.is_empty() {
+                    String::new()
+                } else {
+                    format!("WHERE {}", conditions.join(" AND "))
+                };
+                params.push(Box::new(sql_limit));
+                let filter = format!("{filter} ORDER BY issued_ms DESC, id LIMIT ?{}", params.len());
+                let params: Vec<&dyn rusqlite::ToSql> = params.iter().map(|p| p.as_ref()).collect();
+                read_notices(conn, &filter, &params)
             })
             .await?;
         let mut views = self.views(rows, today, filter.state);
@@ -292,9 +323,11 @@ impl Store {
     }
 }
 
-/// The notices selected by `filter` (a `WHERE` clause), newest first, with their replies.
+/// A notice, its station and its replies.
 type NoticeWithReplies = (SupervisionNotice, DivisionCode, Vec<SupervisionReply>);
 
+/// The notices selected by `filter` (a `WHERE` clause, its order and limit), with their
+/// replies.
 fn read_notices(
     conn: &Connection,
     filter: &str,
@@ -302,8 +335,7 @@ fn read_notices(
 ) -> Result<Vec<NoticeWithReplies>, StoreError> {
     let rows: Vec<(String, String, String)> = conn
         .prepare_cached(&format!(
-            "SELECT id, station, body_json FROM supervision_notices {filter}
-             ORDER BY issued_ms DESC, id"
+            "SELECT id, station, body_json FROM supervision_notices {filter}"
         ))?
         .query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;

@@ -643,6 +643,7 @@ async fn case_page(
             crate::store::SupervisionFilter {
                 case_id: Some(d.summary.id.clone()),
                 state: None,
+                unanswered: false,
             },
             state.today(),
             50,

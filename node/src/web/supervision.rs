@@ -191,6 +191,7 @@ async fn page(state: &WebState, ctx: &Ctx, query: ListQuery, refused: Refused) -
             SupervisionFilter {
                 case_id: case.as_ref().map(DocId::to_string),
                 state: filter_state,
+                unanswered: false,
             },
             state.today(),
             LIST_LIMIT,

@@ -209,7 +209,14 @@ pub async fn show(
     let hall = state.store.own_record().role.is_hall();
     let waiting = match state
         .store
-        .supervision_list(Default::default(), today, 500)
+        .supervision_list(
+            crate::store::SupervisionFilter {
+                unanswered: true,
+                ..Default::default()
+            },
+            today,
+            500,
+        )
         .await
     {
         Ok(list) => list
