@@ -686,6 +686,22 @@ impl Store {
                 let (scope, node_id, json) = record?;
                 rows.add_record(&scope, &node_id, &json);
             }
+            // The records the feed sends: those of documents this node holds.
+            let mut batch = FeedBatch::default();
+            let ids: Vec<(String, String)> = conn
+                .prepare(
+                    "SELECT kind, id FROM documents WHERE kind IN ('notice', 'supervision', 'reply')",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (kind, id) in ids {
+                if let Some(kind) = DocKind::parse(&kind) {
+                    read_record(conn, kind, &id, &mut batch)?;
+                }
+            }
+            batch.notices.iter().for_each(|n| rows.add_notice(n));
+            batch.supervision.iter().for_each(|n| rows.add_supervision(n));
+            batch.replies.iter().for_each(|r| rows.add_reply(r));
             Ok(rows)
         })
         .await

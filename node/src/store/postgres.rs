@@ -614,6 +614,72 @@ impl Postgres {
                 &r.get::<_, String>(2),
             );
         }
+        for r in self
+            .client
+            .query(
+                "SELECT number, doc_id, case_id, 'case/' || division, node, kind, issued_ms,
+                        supersedes, digest, seal, content
+                 FROM yizhan.notices",
+                &[],
+            )
+            .await?
+        {
+            rows.add_notice(&FeedNotice {
+                number: r.get(0),
+                doc_id: r.get(1),
+                case_id: r.get(2),
+                scope: r.get(3),
+                node: r.get(4),
+                kind: r.get(5),
+                issued_ms: r.get(6),
+                supersedes: r.get(7),
+                digest: r.get(8),
+                seal: r.get(9),
+                content_json: r.get(10),
+            });
+        }
+        for r in self
+            .client
+            .query(
+                "SELECT id, 'case/' || division, case_id, node, staff, reason, todo,
+                        reply_days::bigint, issued_ms, body::text
+                 FROM yizhan.supervision_notices",
+                &[],
+            )
+            .await?
+        {
+            rows.add_supervision(&FeedSupervision {
+                id: r.get(0),
+                scope: r.get(1),
+                case_id: r.get(2),
+                node: r.get(3),
+                staff: r.get(4),
+                reason: r.get(5),
+                todo: r.get(6),
+                reply_days: r.get(7),
+                issued_ms: r.get(8),
+                body_json: r.get(9),
+            });
+        }
+        for r in self
+            .client
+            .query(
+                "SELECT id, notice_id, node, staff, text, replied_ms, body::text
+                 FROM yizhan.supervision_replies",
+                &[],
+            )
+            .await?
+        {
+            rows.add_reply(&FeedReply {
+                id: r.get(0),
+                notice_id: r.get(1),
+                node: r.get(2),
+                staff: r.get(3),
+                text: r.get(4),
+                replied_ms: r.get(5),
+                body_json: r.get(6),
+            });
+        }
         let mut duplicated = Vec::new();
         for (what, sql) in [
             (
@@ -1234,6 +1300,35 @@ impl MirrorRows {
             .entry("node_records")
             .or_default()
             .insert(format!("{scope} {node_id}"), canonical_json(json));
+    }
+
+    pub fn add_notice(&mut self, notice: &FeedNotice) {
+        self.tables
+            .entry("notices")
+            .or_default()
+            .insert(notice.number.clone(), format!("{notice:?}"));
+    }
+
+    pub fn add_supervision(&mut self, notice: &FeedSupervision) {
+        let notice = FeedSupervision {
+            body_json: canonical_json(&notice.body_json),
+            ..notice.clone()
+        };
+        self.tables
+            .entry("supervision_notices")
+            .or_default()
+            .insert(notice.id.clone(), format!("{notice:?}"));
+    }
+
+    pub fn add_reply(&mut self, reply: &FeedReply) {
+        let reply = FeedReply {
+            body_json: canonical_json(&reply.body_json),
+            ..reply.clone()
+        };
+        self.tables
+            .entry("supervision_replies")
+            .or_default()
+            .insert(reply.id.clone(), format!("{reply:?}"));
     }
 
     /// Rows per table.
