@@ -3,7 +3,7 @@
 //! reply up to every hall above it. Each is written once (`engine::may_supervise` decides
 //! who may) and derived into `supervision_notices` / `supervision_replies` by one rule at
 //! every node that holds it. Whether a notice is open, answered or overdue is counted at
-//! read time on the calendar ([`reply_state`]), never stored.
+//! read time on the issuing hall's calendar ([`reply_state`]), never stored.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use yizhan_sync::doc::{self, RecordDoc};
@@ -177,7 +177,7 @@ impl Store {
         let rows = self
             .read(move |conn| read_notices(conn, "WHERE id = ?1", &[&id as &dyn rusqlite::ToSql]))
             .await?;
-        Ok(self.views(rows, today, None).into_iter().next())
+        Ok(self.views(rows, today, None).await?.into_iter().next())
     }
 
     /// The supervision notices this node holds (a hall: those it and the halls below it
@@ -227,7 +227,7 @@ impl Store {
                 read_notices(conn, &filter, &params)
             })
             .await?;
-        let mut views = self.views(rows, today, filter.state);
+        let mut views = self.views(rows, today, filter.state).await?;
         views.truncate(limit);
         Ok(views)
     }
@@ -297,15 +297,30 @@ impl Store {
         Ok(opened)
     }
 
-    fn views(
+    /// Where each notice stands on `today`. Its reply deadline counts on the calendar of
+    /// the hall that issued it (`calendar_for` its division): every node holding the
+    /// notice holds that hall's calendar years and its ancestors' (they travel down with
+    /// the catalog), so the station, the hall and the halls between count the same day.
+    async fn views(
         &self,
-        rows: Vec<(SupervisionNotice, DivisionCode, Vec<SupervisionReply>)>,
+        rows: Vec<NoticeWithReplies>,
         today: Date,
         state: Option<ReplyState>,
-    ) -> Vec<SupervisionView> {
-        rows.into_iter()
+    ) -> Result<Vec<SupervisionView>, StoreError> {
+        let mut halls: std::collections::HashMap<yizhan_sync::ids::NodeId, DivisionCode> =
+            std::collections::HashMap::new();
+        for (notice, _, _) in &rows {
+            if !halls.contains_key(&notice.node)
+                && let Some(record) = self.node_record(notice.node.to_hex()).await?
+            {
+                halls.insert(notice.node, record.division);
+            }
+        }
+        Ok(rows
+            .into_iter()
             .filter_map(|(notice, station, replies)| {
-                let calendar = self.calendar_for(&station);
+                // A hall whose record this node lacks (none should be): the station's.
+                let calendar = self.calendar_for(halls.get(&notice.node).unwrap_or(&station));
                 let now = reply_state(&notice, &replies, today, &calendar);
                 if state.is_some_and(|s| s != now) {
                     return None;
@@ -319,7 +334,7 @@ impl Store {
                     replies,
                 })
             })
-            .collect()
+            .collect())
     }
 }
 

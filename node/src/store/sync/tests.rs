@@ -967,3 +967,73 @@ async fn a_hall_supervises_red_and_breached_cases_by_itself() {
         "{reasons:?}"
     );
 }
+
+/// A supervision notice's reply deadline counts on the calendar of the hall that issued
+/// it, the same at the station and every hall between, even where a hall between
+/// publishes a year of its own for its stations.
+#[tokio::test]
+async fn reply_deadlines_count_on_the_issuing_halls_calendar_everywhere() {
+    use crate::store::{NewSupervision, Role, Staff, SupervisionFilter};
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    // The sub-district gives its stations a day off on Wednesday 2026-03-04.
+    let year = include_str!("../../../../sync/src/domain/calendars/cn-2026.txt")
+        .replace("version 2026.1", "version 2026.9")
+        + "off 2026-03-04 街道调休\n";
+    sub.store
+        .publish_calendar_year(year, at("2026-03-01"))
+        .await
+        .unwrap();
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let station_division = DivisionCode::parse("440399001001").unwrap();
+    let wednesday = "2026-03-04".parse().unwrap();
+    assert!(
+        !station
+            .store
+            .calendar_for(&station_division)
+            .is_working_day(wednesday),
+        "the station counts its cases on the sub-district's year"
+    );
+    let supervisor = Staff {
+        username: "dubanyuan".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    // Tuesday 03-03, three working days on the district's calendar: Friday 03-06 (on the
+    // station's own calendar it would be Monday 03-09).
+    let issued = district
+        .store
+        .issue_supervision(
+            NewSupervision {
+                station: DivisionCode::parse("440399001001").unwrap(),
+                case: None,
+                reason: "窗口等候时间过长".into(),
+                todo: "整改并报告".into(),
+                reply_days: 3,
+            },
+            supervisor,
+            at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.due.to_string(), "2026-03-06");
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    for node in [&sub, &station] {
+        let list = node
+            .store
+            .supervision_list(
+                SupervisionFilter::default(),
+                "2026-03-04".parse().unwrap(),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].due.to_string(), "2026-03-06");
+    }
+}
