@@ -47,9 +47,23 @@ impl Store {
     /// Publishes as documents the notices this node issued before notices were
     /// documents (their rows came through migration 012 as they were): their seals hold
     /// under this node's key, so the halls above take them like any new one. Run at every
-    /// start; a node with nothing to publish reads one index. Returns how many it published.
+    /// start; only the first start after the migration, which marks a node that had
+    /// notices, reads the table. Returns how many it published.
     pub async fn publish_local_notices(&self, now_ms: u64) -> Result<u64, StoreError> {
         self.write(move |ctx| {
+            let pending: Option<String> = ctx
+                .conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'notices_to_publish'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if pending.is_none() {
+                return Ok(0);
+            }
+            ctx.conn
+                .execute("DELETE FROM meta WHERE key = 'notices_to_publish'", [])?;
             let this_node = ctx.identity.record.node.to_hex();
             let rows: Vec<(String, NoticeRow)> = ctx
                 .conn

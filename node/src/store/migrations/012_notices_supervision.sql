@@ -28,6 +28,8 @@ FROM notices;
 DROP TABLE notices;
 ALTER TABLE notices_new RENAME TO notices;
 CREATE INDEX notices_case ON notices (case_id, issued_ms, number);
+-- Store::publish_local_notices runs at start while this is set, and clears it.
+INSERT INTO meta (key, value) SELECT 'notices_to_publish', '1' WHERE EXISTS (SELECT 1 FROM notices);
 CREATE TRIGGER notices_are_immutable BEFORE UPDATE ON notices
 BEGIN
     SELECT RAISE(ABORT, 'notices are never changed; issue a new one that supersedes it');
