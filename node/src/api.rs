@@ -10,6 +10,8 @@ pub mod cases;
 pub mod error;
 pub mod extract;
 pub mod items;
+pub mod notices;
+pub mod supervision;
 pub mod sync;
 
 use std::path::PathBuf;
@@ -119,6 +121,13 @@ where
         .route("/cases/by-serial/{serial}", get(cases::by_serial))
         .route("/cases/{id}", get(cases::show))
         .route("/cases/{id}/events", post(cases::add_event))
+        .route("/notices/{number}", get(notices::show))
+        .route(
+            "/supervision",
+            get(supervision::index).post(supervision::create),
+        )
+        .route("/supervision/{id}", get(supervision::show))
+        .route("/supervision/{id}/replies", post(supervision::reply))
         .route("/sync/status", get(sync_status));
     let sync_api = Router::new()
         .route("/hello", post(sync::hello))
@@ -468,7 +477,9 @@ async fn sync_status(
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
           calendars::index, calendars::publish,
-          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, sync_status),
+          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, sync_status,
+          notices::show, supervision::index, supervision::create, supervision::show,
+          supervision::reply),
     modifiers(&BearerAuth, &CommonResponses),
 )]
 struct ApiDoc;

@@ -359,6 +359,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             service: Default::default(),
             appointments: Default::default(),
             sink: Default::default(),
+            supervision: Default::default(),
         };
         create_data_dir(&dir, &config)?;
         Ok(dir)

@@ -153,7 +153,7 @@ pub enum UserCommand {
     /// Create an account; prints a generated password once
     Add {
         username: String,
-        /// worker (窗口工作人员), lead (现场负责人) or admin
+        /// worker (窗口工作人员), lead (现场负责人), admin, or supervisor (督办人员, at a hall)
         #[arg(long, default_value = "worker")]
         role: String,
         /// Name shown on pages and receipts [default: the username]
@@ -177,7 +177,7 @@ pub enum UserCommand {
     /// Give an account another role and counter (the last admin stays an admin)
     Set {
         username: String,
-        /// worker (窗口工作人员), lead (现场负责人) or admin
+        /// worker (窗口工作人员), lead (现场负责人), admin, or supervisor (督办人员, at a hall)
         #[arg(long)]
         role: String,
         /// The counter (窗口) this person usually staffs
@@ -507,6 +507,7 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
         service: Default::default(),
         appointments: Default::default(),
         sink: Default::default(),
+        supervision: Default::default(),
     };
     data_dir::ensure_empty(&data_dir.path)?;
     let existed = data_dir.path.exists();
@@ -571,8 +572,9 @@ async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Resul
         } => {
             validate_username(&username)?;
             crate::accounts::validate_names(display_name.as_deref().unwrap_or_default(), &counter)?;
-            let role = StaffRole::parse(&role)
-                .with_context(|| format!("--role {role:?}: use worker, lead or admin"))?;
+            let role = StaffRole::parse(&role).with_context(|| {
+                format!("--role {role:?}: use worker, lead, admin or supervisor")
+            })?;
             let password = generate_password();
             let user = store
                 .add_user(
@@ -635,8 +637,9 @@ async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Resul
             role,
             counter,
         } => {
-            let role = StaffRole::parse(&role)
-                .with_context(|| format!("--role {role:?}: use worker, lead or admin"))?;
+            let role = StaffRole::parse(&role).with_context(|| {
+                format!("--role {role:?}: use worker, lead, admin or supervisor")
+            })?;
             store
                 .set_role_and_counter(username.clone(), role, counter.clone())
                 .await?;

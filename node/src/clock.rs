@@ -35,6 +35,22 @@ impl Clock for FixedClock {
     }
 }
 
+/// The system clock moved by a fixed offset: what `serve` gives the pages and the API
+/// when `YIZHAN_CLOCK_OFFSET_DAYS` is set, so process tests can see deadlines pass (a
+/// supervision notice escalating) without waiting days. `/sync/v1` judges request times
+/// by the same clock, so such a node's links fail as with any clock set wrong: a test
+/// moves a node's clock on only for what it reads there.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    pub offset_ms: i64,
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms().saturating_add_signed(self.offset_ms)
+    }
+}
+
 /// RFC 3339 time in China Standard Time, e.g. `2026-03-02T09:30:00+08:00`.
 pub fn rfc3339_cst(unix_ms: i64) -> String {
     let local_ms = unix_ms + 8 * 3_600_000;

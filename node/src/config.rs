@@ -33,6 +33,62 @@ pub struct Config {
     pub appointments: AppointmentsSection,
     #[serde(default)]
     pub sink: SinkSection,
+    #[serde(default)]
+    pub supervision: SupervisionSection,
+}
+
+/// Supervision notices a hall opens by itself (督办, SZDB/Z 176 §10.2): where the hall's
+/// rules say so, a case below it whose warning reaches red, or the legal breach, gets a
+/// notice to its station without anyone typing it. Only halls do this; at a station the
+/// section is read and ignored.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionSection {
+    /// Which warnings open a notice: `off` (none, the default), `red` (past the committed
+    /// deadline, and so also past the legal one) or `legal_breach` (past the legal
+    /// deadline only). One automatic notice per case and hall; a case the hall already
+    /// supervises gets none.
+    pub auto: AutoSupervision,
+    /// Working days the station has to reply to an automatic notice, 1 to 60.
+    pub reply_days: u32,
+}
+
+impl Default for SupervisionSection {
+    fn default() -> Self {
+        SupervisionSection {
+            auto: AutoSupervision::Off,
+            reply_days: 3,
+        }
+    }
+}
+
+/// Which warnings open a supervision notice by themselves (`[supervision] auto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoSupervision {
+    Off,
+    Red,
+    LegalBreach,
+}
+
+impl AutoSupervision {
+    /// The warning level that opens a notice, or `None` when off.
+    pub fn threshold(self) -> Option<yizhan_sync::domain::calendar::WarningLevel> {
+        use yizhan_sync::domain::calendar::WarningLevel;
+        match self {
+            AutoSupervision::Off => None,
+            AutoSupervision::Red => Some(WarningLevel::Red),
+            AutoSupervision::LegalBreach => Some(WarningLevel::LegalBreach),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            AutoSupervision::Off => "off",
+            AutoSupervision::Red => "red",
+            AutoSupervision::LegalBreach => "legal_breach",
+        }
+    }
 }
 
 /// The PostgreSQL sink (`docs/sink.md`): the node streams its derived rows into a
@@ -589,6 +645,18 @@ impl Config {
                 message: "service.rectify_days must be 1 to 120 working days".into(),
             });
         }
+        if !(1..=60).contains(&config.supervision.reply_days) {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("reply_days"))
+                .map(|i| i + 1);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                column: None,
+                message: "supervision.reply_days must be 1 to 60 working days".into(),
+            });
+        }
         let url = config.http.public_url.trim();
         if !url.is_empty()
             && !((url.starts_with("http://") || url.starts_with("https://"))
@@ -792,7 +860,17 @@ postgres = {sink_postgres}
 batch_changes = {sink_batch}
 # Seconds to wait for PostgreSQL before trying again (the node keeps serving meanwhile).
 timeout_secs = {sink_timeout}
+
+[supervision]
+# At a hall: which warnings open a supervision notice (督办) to the case's station by
+# themselves: "off", "red" (past the committed deadline) or "legal_breach" (past the
+# legal deadline). One automatic notice per case and hall. Ignored at a station.
+auto = "{supervision_auto}"
+# Working days the station has to reply to an automatic notice, 1 to 60.
+reply_days = {supervision_days}
 "#,
+            supervision_auto = self.supervision.auto.as_str(),
+            supervision_days = self.supervision.reply_days,
             sink_postgres = toml_string(&self.sink.postgres),
             sink_batch = self.sink.batch_changes,
             sink_timeout = self.sink.timeout_secs,
@@ -909,6 +987,7 @@ mod tests {
             service: Default::default(),
             appointments: Default::default(),
             sink: Default::default(),
+            supervision: Default::default(),
         }
     }
 

@@ -72,6 +72,7 @@ pub async fn run(
             service: Default::default(),
             appointments: Default::default(),
             sink: Default::default(),
+            supervision: Default::default(),
         };
         data_dir::create_data_dir(&dir, &config)?;
     }

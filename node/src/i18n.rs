@@ -56,6 +56,20 @@ impl From<&CaseError> for Words {
     }
 }
 
+impl From<&yizhan_sync::domain::supervision::SupervisionError> for Words {
+    fn from(e: &yizhan_sync::domain::supervision::SupervisionError) -> Words {
+        use yizhan_sync::domain::supervision::SupervisionError as E;
+        match e {
+            // The text rule's refusal is worded as it is for case fields.
+            E::Control(refused) => Words::from(&CaseError::Text(*refused)),
+            E::Text { field, max } => Words::new(e.code())
+                .with("field", Param::Field(field))
+                .text("max", max.to_string()),
+            _ => Words::new(e.code()),
+        }
+    }
+}
+
 impl From<&CodeError> for Words {
     fn from(e: &CodeError) -> Words {
         let mut words = Words::new(e.code()).with("what", Param::Code(e.kind()));
@@ -272,6 +286,25 @@ mod tests {
         let mut listed: Vec<&str> = CaseError::CODES.to_vec();
         listed.extend(CodeError::CODES);
         listed.extend(["serial_exhausted", "epochs_exhausted", "serial_malformed"]);
+        {
+            use yizhan_sync::domain::supervision::SupervisionError as E;
+            for e in [
+                E::Text {
+                    field: "reason",
+                    max: 2000,
+                },
+                E::ReplyDays,
+                E::NotACase("x".into()),
+                E::NotANotice("x".into()),
+                E::NotAbove,
+                E::SupervisorsOnly,
+                E::NotTheStation,
+                E::LeadsReply,
+            ] {
+                listed.push(e.code());
+                examples.push(Words::from(&e));
+            }
+        }
         let sources = codes_in_sources();
         assert!(
             sources.contains("user_exists") && sources.contains("bad_request"),

@@ -359,6 +359,27 @@ impl OpenNode {
         }
     }
 
+    /// The clock of the pages and the API: the system's, or moved by
+    /// `YIZHAN_CLOCK_OFFSET_DAYS` whole days (process tests of deadlines; see
+    /// [`crate::clock::OffsetClock`]), said in the log since nobody should run a station so.
+    fn page_clock() -> Arc<dyn Clock> {
+        match std::env::var("YIZHAN_CLOCK_OFFSET_DAYS")
+            .ok()
+            .and_then(|days| days.trim().parse::<i64>().ok())
+        {
+            Some(days) if days != 0 => {
+                tracing::warn!(
+                    clock.offset_days = days,
+                    "the pages and the API count time {days} day(s) from the system clock (YIZHAN_CLOCK_OFFSET_DAYS)"
+                );
+                Arc::new(crate::clock::OffsetClock {
+                    offset_ms: days * 86_400_000,
+                })
+            }
+            _ => Arc::new(SystemClock),
+        }
+    }
+
     /// Serves the node until `shutdown` resolves. Prints `listening on http://ADDR` on
     /// stdout once the socket is bound, so scripts and tests can find a port-0 address.
     pub async fn serve(
@@ -386,7 +407,18 @@ impl OpenNode {
             writeln!(out, "listening on {scheme}://{local}")?;
             out.flush()?;
         }
-        let mut state = self.app_state(Arc::new(SystemClock));
+        let mut state = self.app_state(Self::page_clock());
+        // Notices sealed before they were documents (migration 012) go up like new ones.
+        match self.store.publish_local_notices(SystemClock.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                notices.published = n,
+                "published older notices as documents"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "older notices could not be published as documents; they are served here")
+            }
+        }
         if self.config.discovery.enabled {
             // A node that listens on loopback only cannot be reached from the LAN, so it
             // advertises on loopback only (the demo, tests).
@@ -443,6 +475,19 @@ impl OpenNode {
                 .run(),
             )
         });
+        // A hall whose rules say so supervises red (or legally breached) cases by itself.
+        let auto_supervision = match (
+            self.config.supervision.auto.threshold(),
+            self.store.own_record().role.is_hall(),
+        ) {
+            (Some(threshold), true) => Some(tokio::spawn(auto_supervise(
+                self.store.clone(),
+                state.api.clock.clone(),
+                threshold,
+                self.config.supervision.reply_days,
+            ))),
+            _ => None,
+        };
         let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
         let control = match crate::control::Control::bind(&data_dir.control_socket()) {
             Ok(control) => Some(tokio::spawn(control.serve(state.api.links.clone()))),
@@ -498,6 +543,9 @@ impl OpenNode {
         if let Some(backups) = backups {
             backups.abort();
         }
+        if let Some(auto) = auto_supervision {
+            auto.abort();
+        }
         if let Some(control) = control {
             control.abort();
             let _ = std::fs::remove_file(data_dir.control_socket());
@@ -506,6 +554,45 @@ impl OpenNode {
         self.store.shutdown().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often a hall looks for cases to supervise by itself (`[supervision] auto`): warning
+/// levels change by the day, so a few minutes late is soon enough.
+const AUTO_SUPERVISION_EVERY: Duration = Duration::from_secs(300);
+
+/// Opens supervision notices for the cases below this hall whose warning reached
+/// `threshold`, a little after start and then every [`AUTO_SUPERVISION_EVERY`], by the
+/// same rule as a person's (`engine::may_supervise`, as the hall's supervisor).
+async fn auto_supervise(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    threshold: yizhan_sync::domain::calendar::WarningLevel,
+    reply_days: u32,
+) {
+    let staff = crate::store::Staff {
+        username: crate::i18n::Tr::of(crate::i18n::Lang::Zh)
+            .get("record.auto_supervision_staff")
+            .into_owned(),
+        counter: String::new(),
+        role: crate::store::Role::Supervisor,
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    loop {
+        match store
+            .auto_supervise(threshold, reply_days, staff.clone(), clock.now_ms(), 200)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                supervision.opened = n,
+                "supervision notices opened by the hall's rules"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "automatic supervision failed; it tries again later")
+            }
+        }
+        tokio::time::sleep(AUTO_SUPERVISION_EVERY).await;
     }
 }
 
@@ -756,6 +843,7 @@ mod tests {
             service: Default::default(),
             appointments: Default::default(),
             sink: Default::default(),
+            supervision: Default::default(),
         };
         create_data_dir(&dir, &config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()

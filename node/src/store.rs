@@ -28,6 +28,7 @@ pub mod postgres;
 mod rebuild;
 mod snapshot;
 mod stats;
+mod supervision;
 mod sync;
 mod writer;
 
@@ -64,12 +65,13 @@ pub use file::{
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
-pub use notices::StoredNotice;
+pub use notices::{Correction, Issuer, StoredNotice, notice_content};
 pub use rebuild::RebuildReport;
 pub use stats::{
     EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,
     Snapshot, Workload,
 };
+pub use supervision::{NewSupervision, SupervisionFilter, SupervisionView};
 pub use sync::{Enrolled, PeerRefusal, PeerStatus, QuarantinedChange, Relation};
 pub use writer::{Staff, WriteCtx};
 

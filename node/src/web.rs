@@ -16,6 +16,7 @@ pub mod dashboard;
 pub mod export;
 pub mod follow;
 pub mod staff;
+pub mod supervision;
 
 pub mod session;
 pub mod worklist;
@@ -139,6 +140,11 @@ where
         .route("/notices/{number}/correct", post(cases::correct_notice))
         .route("/verify", get(cases::verify))
         .route("/worklist", get(worklist::show))
+        .route(
+            "/supervision",
+            get(supervision::index).post(supervision::issue),
+        )
+        .route("/supervision/{id}/reply", post(supervision::reply))
         .route("/transfers", get(follow::transfers))
         .route(
             "/status",

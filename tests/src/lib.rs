@@ -190,9 +190,28 @@ impl Node {
         Node::start_with(args, "warn", Stdio::inherit())
     }
 
+    /// `yizhan serve` again on the address `previous` had, with its pages and API
+    /// counting time `days` days ahead of the system clock (`YIZHAN_CLOCK_OFFSET_DAYS`):
+    /// deadlines pass without waiting. Its links fail on request times, as with any
+    /// clock set wrong: read what it holds, do not sync it any more.
+    pub fn restart_days_later(data_dir: &Path, previous: &str, days: u32) -> Node {
+        let addr = previous.trim_start_matches("http://");
+        Node::start_env(
+            &["serve", "--data-dir", path(data_dir), "--listen", addr],
+            "warn",
+            Stdio::inherit(),
+            &[("YIZHAN_CLOCK_OFFSET_DAYS", &days.to_string())],
+        )
+    }
+
     fn start_with(args: &[&str], log_level: &str, stderr: Stdio) -> Node {
+        Node::start_env(args, log_level, stderr, &[])
+    }
+
+    fn start_env(args: &[&str], log_level: &str, stderr: Stdio, env: &[(&str, &str)]) -> Node {
         let mut child = Command::new(binary())
             .args(args)
+            .envs(env.iter().copied())
             .env("YIZHAN_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

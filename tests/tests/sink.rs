@@ -3,7 +3,7 @@
 //! PostgreSQL is restarted at random points (a fixed seed), 20 times each; then
 //! PostgreSQL stays down a while and the city keeps syncing and shows the sink behind;
 //! afterwards PostgreSQL holds exactly the city's rows, none duplicated (`yizhan sink
-//! verify`), each case with its station.
+//! verify`), each case with its station, and each case's sealed receipt with its station.
 //!
 //! Needs the throwaway PostgreSQL that `./test.sh` starts (`YIZHAN_TEST_POSTGRES`,
 //! `YIZHAN_TEST_POSTGRES_DIR`).
@@ -341,6 +341,26 @@ fn the_city_sink_survives_kills_and_restarts_with_exactly_the_citys_rows() {
         written[1].load(Ordering::Relaxed)
     );
     assert_eq!(per_station, expected);
+    // Every case was accepted through its station's API: each has its sealed receipt in
+    // PostgreSQL, with the station that issued it (issue 14).
+    let receipts = psql(
+        &url,
+        "SELECT station || ' ' || subdistrict || ' ' || district || ' ' || count(*)
+         FROM yizhan.notices WHERE kind = 'receipt'
+         GROUP BY station, subdistrict, district ORDER BY station",
+    );
+    assert_eq!(receipts, expected);
+    let elsewhere = psql(
+        &url,
+        "SELECT count(*) FROM yizhan.notices n JOIN yizhan.cases c ON c.id = n.case_id
+         WHERE c.station IS DISTINCT FROM n.station",
+    );
+    assert_eq!(elsewhere, "0");
+    let unnamed = psql(
+        &url,
+        "SELECT count(*) FROM yizhan.v_notices WHERE station_name IS NULL OR unified_serial_no IS NULL",
+    );
+    assert_eq!(unnamed, "0");
     let events = psql(&url, "SELECT count(*) FROM yizhan.case_events");
     assert!(events.parse::<u64>().unwrap() >= total, "{events}");
     let checked = run_ok(&["sink", "check", "--data-dir", arg(&c)]);

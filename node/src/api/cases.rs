@@ -19,8 +19,9 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
 use crate::clock::rfc3339_cst;
 use crate::i18n::Words;
+use crate::notice::NoticeKind;
 use crate::store::{
-    CaseDetail, CaseFilter, CaseSearch, CaseSummary, EventView, NewAction, Order, Staff,
+    CaseDetail, CaseFilter, CaseSearch, CaseSummary, EventView, Issuer, NewAction, Order, Staff,
 };
 
 /// An application received at the counter (收件).
@@ -175,7 +176,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/cases/{id}"))],
-        Json(CaseView::of(detail, &state, &user)),
+        Json(CaseView::of(detail, &state, &user).await?),
     ))
 }
 
@@ -405,6 +406,17 @@ pub async fn add_event(
             ));
         }
     }
+    // What the applicant is told in writing gets its sealed notice, as at the counter:
+    // the receipt of an acceptance, the one-time notice, the refusal, and the notices of
+    // an extension or a special procedure (行政许可法 §32, §42, §45).
+    let notice = match &body {
+        EventInput::Accept { .. } => Some(NoticeKind::Receipt),
+        EventInput::NotifyMissing { .. } => Some(NoticeKind::OneTime),
+        EventInput::Refuse { .. } => Some(NoticeKind::Refusal),
+        EventInput::Extend { .. } => Some(NoticeKind::Extension),
+        EventInput::Suspend { .. } => Some(NoticeKind::Suspension),
+        _ => None,
+    };
     state
         .store
         .act_on_case(
@@ -414,8 +426,19 @@ pub async fn add_event(
             state.clock.now_ms(),
         )
         .await?;
+    if let Some(kind) = notice {
+        let issuer = Issuer {
+            office: state.node.name.clone(),
+            counter: user.0.counter.clone(),
+            staff: user.0.display_name.clone(),
+        };
+        state
+            .store
+            .issue_case_notice(issuer, id.clone(), kind, None, state.clock.now_ms())
+            .await?;
+    }
     let detail = state.store.get_case(id.to_string(), state.today()).await?;
-    Ok(Json(CaseView::of(detail, &state, &user)))
+    Ok(Json(CaseView::of(detail, &state, &user).await?))
 }
 
 /// Get a case
@@ -430,7 +453,7 @@ pub async fn show(
 ) -> ApiResult<Json<CaseView>> {
     let id = case_id(&id)?;
     let detail = state.store.get_case(id.to_string(), state.today()).await?;
-    Ok(Json(CaseView::of(detail, &state, &user)))
+    Ok(Json(CaseView::of(detail, &state, &user).await?))
 }
 
 /// Get a case by its serial number (统一业务流水号)
@@ -449,7 +472,7 @@ pub async fn by_serial(
         .store
         .get_case_by_serial(serial, state.today())
         .await?;
-    Ok(Json(CaseView::of(detail, &state, &user)))
+    Ok(Json(CaseView::of(detail, &state, &user).await?))
 }
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
@@ -646,6 +669,9 @@ pub struct CaseView {
     /// What the token's user may record on the case now (the engine's rule): exactly the
     /// `kind`s `POST /api/v1/cases/{id}/events` accepts from them.
     pub allowed_actions: Vec<String>,
+    /// The numbers of the case's sealed notices this node holds, oldest first
+    /// (`GET /api/v1/notices/{number}`).
+    pub notices: Vec<String>,
 }
 
 /// The item as frozen into the case at submission.
@@ -708,13 +734,15 @@ impl From<EventView> for EventOut {
 }
 
 impl CaseView {
-    /// The case as `user` sees it at this node.
-    fn of(d: CaseDetail, state: &ApiState, user: &Authenticated) -> CaseView {
+    /// The case as `user` sees it at this node, with its notices.
+    async fn of(d: CaseDetail, state: &ApiState, user: &Authenticated) -> ApiResult<CaseView> {
         let allowed = d.allowed_actions(state.store.own_record(), staff_of(user));
-        CaseView {
+        let notices = state.store.notices_of_case(d.summary.id.clone()).await?;
+        Ok(CaseView {
             allowed_actions: allowed.iter().map(|k| k.as_str().to_string()).collect(),
+            notices: notices.into_iter().map(|n| n.content.number).collect(),
             ..CaseView::from(d)
-        }
+        })
     }
 }
 
@@ -789,6 +817,7 @@ impl From<CaseDetail> for CaseView {
             events: d.events.into_iter().map(Into::into).collect(),
             query_code,
             allowed_actions: Vec::new(),
+            notices: Vec::new(),
         }
     }
 }

@@ -2699,3 +2699,125 @@ async fn a_workers_lead_only_act_is_refused_alike_by_the_api_and_the_page() {
     assert!(refused.contains(&expected), "{expected} not in the page");
     assert_eq!(api.store.content_digest().await.unwrap(), before);
 }
+
+/// Issue 14: a case accepted through the API gets its sealed receipt, which
+/// `/api/v1/notices/{number}` serves with its seal checked.
+#[tokio::test]
+async fn an_acceptance_through_the_api_seals_a_receipt() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (status, created) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["notices"], json!([]));
+    let id = created["id"].as_str().unwrap();
+    let (status, accepted) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    let numbers = accepted["notices"].as_array().unwrap();
+    assert_eq!(numbers.len(), 1, "{accepted}");
+    let number = numbers[0].as_str().unwrap();
+    let (status, notice) = api.get(&format!("/api/v1/notices/{number}"), token).await;
+    assert_eq!(status, StatusCode::OK, "{notice}");
+    assert_eq!(notice["kind"], "receipt");
+    assert_eq!(notice["case_id"], id);
+    assert_eq!(notice["valid"], true, "{notice}");
+    assert_eq!(notice["content"]["serial_no"], accepted["serial_no"]);
+    assert_eq!(notice["content"]["staff"], "worker");
+    let (status, _) = api.get(&format!("/api/v1/notices/{number}"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for bad in ["TZ-999999", "a%20b", &"A".repeat(65)] {
+        let (status, body) = api.get(&format!("/api/v1/notices/{bad}"), token).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{bad}"
+        );
+    }
+}
+
+/// Issue 14: supervision through the API at a district: who may issue, the bounds, the
+/// list and its filters; a hall does not reply for its station.
+#[tokio::test]
+async fn supervision_is_issued_listed_and_refused_by_the_engines_rules() {
+    let api = api("district").await;
+    let (admin, worker) = (Some(api.admin.as_str()), Some(api.worker.as_str()));
+    let notice = json!({
+        "station": "440399001001",
+        "reason": "本月逾期办件较多",
+        "todo": "五个工作日内说明原因并整改",
+        "reply_days": 5,
+    });
+    let (status, body) = api.post("/api/v1/supervision", worker, &notice).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("supervision_supervisors_only"))
+    );
+    let mut elsewhere = notice.clone();
+    elsewhere["station"] = json!("440305001001");
+    let (status, body) = api.post("/api/v1/supervision", admin, &elsewhere).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("supervision_not_above"))
+    );
+    for (field, value, code) in [
+        ("reply_days", json!(0), "supervision_reply_days"),
+        ("reply_days", json!(61), "supervision_reply_days"),
+        ("reason", json!(" "), "supervision_text"),
+        ("todo", json!("\u{202E}x"), "control_character"),
+        ("station", json!("44"), "division_code_length"),
+    ] {
+        let mut bad = notice.clone();
+        bad[field] = value;
+        let (status, body) = api.post("/api/v1/supervision", admin, &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {body}");
+        if field != "station" {
+            assert_eq!(body["error"], code, "{field}");
+        }
+    }
+    let (status, issued) = api.post("/api/v1/supervision", admin, &notice).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    // Monday 2026-03-02 and five working days: Monday 03-09.
+    assert_eq!(issued["due"], "2026-03-09");
+    assert_eq!(
+        (issued["state"].as_str(), issued["level"].as_str()),
+        (Some("open"), Some("normal"))
+    );
+    let id = issued["id"].as_str().unwrap();
+    let (status, shown) = api.get(&format!("/api/v1/supervision/{id}"), worker).await;
+    assert_eq!(
+        (status, &shown["reason"]),
+        (StatusCode::OK, &notice["reason"])
+    );
+    let (_, list) = api.get("/api/v1/supervision?state=open", worker).await;
+    assert_eq!(list["notices"].as_array().unwrap().len(), 1);
+    let (_, list) = api.get("/api/v1/supervision?state=overdue", worker).await;
+    assert_eq!(list["notices"].as_array().unwrap().len(), 0);
+    for bad in ["state=late", "limit=0", "limit=501", "bogus=1"] {
+        let (status, _) = api.get(&format!("/api/v1/supervision?{bad}"), worker).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/supervision/{id}/replies"),
+            admin,
+            &json!({"text": "已整改"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("supervision_not_the_station"))
+    );
+    for missing in ["s-nothing", "c-1", "x"] {
+        let (status, _) = api
+            .get(&format!("/api/v1/supervision/{missing}"), worker)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    }
+}

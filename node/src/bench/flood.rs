@@ -88,6 +88,7 @@ pub async fn flood(args: FloodBenchArgs) -> anyhow::Result<()> {
             service: Default::default(),
             appointments: Default::default(),
             sink: Default::default(),
+            supervision: Default::default(),
         },
     )?;
     let password = "bench-password-4711";

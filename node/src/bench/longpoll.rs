@@ -67,6 +67,7 @@ async fn run(args: &LongPollBenchArgs, root: &std::path::Path) -> anyhow::Result
             service: Default::default(),
             appointments: Default::default(),
             sink: Default::default(),
+            supervision: Default::default(),
         },
     )?;
     let now = SystemClock.now_ms();

@@ -71,6 +71,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
             service: Default::default(),
             appointments: Default::default(),
             sink: Default::default(),
+            supervision: Default::default(),
         },
     )?;
     let (_lock, node) = OpenNode::exclusive(&dir)?;

@@ -134,6 +134,50 @@ pub struct FeedRegistry {
     pub records: Vec<(String, String)>,
 }
 
+/// A sealed notice's row, with the scope of the case that holds it (its station).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedNotice {
+    pub number: String,
+    pub doc_id: String,
+    pub case_id: String,
+    pub scope: String,
+    pub node: String,
+    pub kind: String,
+    pub issued_ms: i64,
+    pub supersedes: Option<String>,
+    /// Hex.
+    pub digest: String,
+    pub seal: String,
+    pub content_json: String,
+}
+
+/// A supervision notice's row, with the scope of the station it was sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedSupervision {
+    pub id: String,
+    pub scope: String,
+    pub case_id: Option<String>,
+    pub node: String,
+    pub staff: String,
+    pub reason: String,
+    pub todo: String,
+    pub reply_days: i64,
+    pub issued_ms: i64,
+    pub body_json: String,
+}
+
+/// A station's reply to a supervision notice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedReply {
+    pub id: String,
+    pub notice_id: String,
+    pub node: String,
+    pub staff: String,
+    pub text: String,
+    pub replied_ms: i64,
+    pub body_json: String,
+}
+
 /// What changed after a position: the rows of every document touched, once each.
 #[derive(Clone, Debug, Default)]
 pub struct FeedBatch {
@@ -150,6 +194,9 @@ pub struct FeedBatch {
     pub items: Vec<FeedItem>,
     pub item_versions: Vec<FeedItemVersion>,
     pub registries: Vec<FeedRegistry>,
+    pub notices: Vec<FeedNotice>,
+    pub supervision: Vec<FeedSupervision>,
+    pub replies: Vec<FeedReply>,
     /// The generation of the derived rows when the batch was read: when it differs from
     /// the one the sink started with, rows changed outside the log and the whole feed is
     /// written again.
@@ -172,7 +219,10 @@ impl FeedBatch {
                 .registries
                 .iter()
                 .map(|r| r.records.len())
-                .sum::<usize>()) as u64
+                .sum::<usize>()
+            + self.notices.len()
+            + self.supervision.len()
+            + self.replies.len()) as u64
     }
 }
 
@@ -258,6 +308,7 @@ impl FeedReader {
         let mut cases = BTreeSet::new();
         let mut items: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         let mut registries = BTreeSet::new();
+        let mut records: BTreeSet<(&'static str, String)> = BTreeSet::new();
         let mut origins: BTreeMap<(Vec<u8>, u32), u64> = BTreeMap::new();
         {
             let mut stmt = tx.prepare_cached(
@@ -291,14 +342,12 @@ impl FeedReader {
                     Some(DocKind::Registry) => {
                         registries.insert(scope);
                     }
-                    // Notices, supervision notices, replies and calendar years are kept
-                    // as documents but derive no rows on the node yet; when they do, their
-                    // rows join the batch here and a migration adds their tables
-                    // (docs/sink.md). Unknown kinds have nothing to write.
-                    Some(
-                        DocKind::Notice | DocKind::Supervision | DocKind::Reply | DocKind::Calendar,
-                    )
-                    | None => {}
+                    Some(kind @ (DocKind::Notice | DocKind::Supervision | DocKind::Reply)) => {
+                        records.insert((kind.as_str(), doc_id));
+                    }
+                    // Calendar years change deadlines, which reach the sink as the cases'
+                    // rows; unknown kinds have nothing to write.
+                    Some(DocKind::Calendar) | None => {}
                 }
             }
         }
@@ -331,9 +380,97 @@ impl FeedReader {
                 .collect::<Result<Vec<(String, String)>, _>>()?;
             batch.registries.push(FeedRegistry { scope, records });
         }
+        for (kind, id) in &records {
+            if let Some(kind) = DocKind::parse(kind) {
+                read_record(&tx, kind, id, &mut batch)?;
+            }
+        }
         tx.finish()?;
         Ok(batch)
     }
+}
+
+/// The row of a notice, supervision notice or reply document, into its list of `batch`
+/// (none when the document derived no row: a refused change's document).
+fn read_record(
+    conn: &Connection,
+    kind: DocKind,
+    id: &str,
+    batch: &mut FeedBatch,
+) -> Result<(), StoreError> {
+    match kind {
+        DocKind::Notice => {
+            let row = conn
+                .prepare_cached(
+                    "SELECT n.number, n.doc_id, n.case_id, d.scope, n.node, n.kind, n.issued_ms,
+                            n.supersedes, n.digest, n.signature, n.content_json
+                     FROM notices n JOIN documents d ON d.id = n.doc_id WHERE n.doc_id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok(FeedNotice {
+                        number: r.get(0)?,
+                        doc_id: r.get(1)?,
+                        case_id: r.get(2)?,
+                        scope: r.get(3)?,
+                        node: r.get(4)?,
+                        kind: r.get(5)?,
+                        issued_ms: r.get(6)?,
+                        supersedes: r.get(7)?,
+                        digest: hex(&r.get::<_, Vec<u8>>(8)?),
+                        seal: hex(&r.get::<_, Vec<u8>>(9)?),
+                        content_json: r.get(10)?,
+                    })
+                })
+                .optional()?;
+            batch.notices.extend(row);
+        }
+        DocKind::Supervision => {
+            let row = conn
+                .prepare_cached(
+                    "SELECT s.id, d.scope, s.case_id, s.node, s.staff, s.reason, s.todo,
+                            s.reply_days, s.issued_ms, s.body_json
+                     FROM supervision_notices s JOIN documents d ON d.id = s.id WHERE s.id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok(FeedSupervision {
+                        id: r.get(0)?,
+                        scope: r.get(1)?,
+                        case_id: r.get(2)?,
+                        node: r.get(3)?,
+                        staff: r.get(4)?,
+                        reason: r.get(5)?,
+                        todo: r.get(6)?,
+                        reply_days: r.get(7)?,
+                        issued_ms: r.get(8)?,
+                        body_json: r.get(9)?,
+                    })
+                })
+                .optional()?;
+            batch.supervision.extend(row);
+        }
+        DocKind::Reply => {
+            let row = conn
+                .prepare_cached(
+                    "SELECT id, notice_id, node, staff, text, replied_ms, body_json
+                     FROM supervision_replies WHERE id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok(FeedReply {
+                        id: r.get(0)?,
+                        notice_id: r.get(1)?,
+                        node: r.get(2)?,
+                        staff: r.get(3)?,
+                        text: r.get(4)?,
+                        replied_ms: r.get(5)?,
+                        body_json: r.get(6)?,
+                    })
+                })
+                .optional()?;
+            batch.replies.extend(row);
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn generation(conn: &Connection) -> Result<i64, StoreError> {
@@ -549,6 +686,22 @@ impl Store {
                 let (scope, node_id, json) = record?;
                 rows.add_record(&scope, &node_id, &json);
             }
+            // The records the feed sends: those of documents this node holds.
+            let mut batch = FeedBatch::default();
+            let ids: Vec<(String, String)> = conn
+                .prepare(
+                    "SELECT kind, id FROM documents WHERE kind IN ('notice', 'supervision', 'reply')",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (kind, id) in ids {
+                if let Some(kind) = DocKind::parse(&kind) {
+                    read_record(conn, kind, &id, &mut batch)?;
+                }
+            }
+            batch.notices.iter().for_each(|n| rows.add_notice(n));
+            batch.supervision.iter().for_each(|n| rows.add_supervision(n));
+            batch.replies.iter().for_each(|r| rows.add_reply(r));
             Ok(rows)
         })
         .await

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "station", include_str!("migrations/011_station.sql")),
     (
         12,
+        "notices_supervision",
+        include_str!("migrations/012_notices_supervision.sql"),
+    ),
+    (
+        13,
         "snapshots",
         include_str!("migrations/014_snapshots.sql"),
     ),

@@ -20,7 +20,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 use yizhan_sync::domain::calendar::Date;
 
-use super::feed::{FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem};
+use super::feed::{
+    FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedNotice, FeedReply, FeedSupervision,
+};
 use crate::config::{check_postgres_url, redact_postgres_url};
 
 /// `(version, name, sql)`; versions are 1, 2, 3, … with no gaps. A migration is never
@@ -28,6 +30,11 @@ use crate::config::{check_postgres_url, redact_postgres_url};
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "base", include_str!("postgres/001_base.sql")),
     (2, "views", include_str!("postgres/002_views.sql")),
+    (
+        3,
+        "notices_supervision",
+        include_str!("postgres/003_notices_supervision.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema version this build writes.
@@ -414,6 +421,15 @@ impl Postgres {
                 )
                 .await?;
         }
+        if !batch.notices.is_empty() {
+            written.rows += upsert_notices(&tx, &batch.notices).await?;
+        }
+        if !batch.supervision.is_empty() {
+            written.rows += upsert_supervision(&tx, &batch.supervision).await?;
+        }
+        if !batch.replies.is_empty() {
+            written.rows += upsert_replies(&tx, &batch.replies).await?;
+        }
         if !batch.origins.is_empty() {
             let node: Vec<&str> = batch.origins.iter().map(|o| o.node.as_str()).collect();
             let epoch: Vec<i64> = batch.origins.iter().map(|o| i64::from(o.epoch)).collect();
@@ -597,6 +613,72 @@ impl Postgres {
                 &r.get::<_, String>(1),
                 &r.get::<_, String>(2),
             );
+        }
+        for r in self
+            .client
+            .query(
+                "SELECT number, doc_id, case_id, 'case/' || division, node, kind, issued_ms,
+                        supersedes, digest, seal, content
+                 FROM yizhan.notices",
+                &[],
+            )
+            .await?
+        {
+            rows.add_notice(&FeedNotice {
+                number: r.get(0),
+                doc_id: r.get(1),
+                case_id: r.get(2),
+                scope: r.get(3),
+                node: r.get(4),
+                kind: r.get(5),
+                issued_ms: r.get(6),
+                supersedes: r.get(7),
+                digest: r.get(8),
+                seal: r.get(9),
+                content_json: r.get(10),
+            });
+        }
+        for r in self
+            .client
+            .query(
+                "SELECT id, 'case/' || division, case_id, node, staff, reason, todo,
+                        reply_days::bigint, issued_ms, body::text
+                 FROM yizhan.supervision_notices",
+                &[],
+            )
+            .await?
+        {
+            rows.add_supervision(&FeedSupervision {
+                id: r.get(0),
+                scope: r.get(1),
+                case_id: r.get(2),
+                node: r.get(3),
+                staff: r.get(4),
+                reason: r.get(5),
+                todo: r.get(6),
+                reply_days: r.get(7),
+                issued_ms: r.get(8),
+                body_json: r.get(9),
+            });
+        }
+        for r in self
+            .client
+            .query(
+                "SELECT id, notice_id, node, staff, text, replied_ms, body::text
+                 FROM yizhan.supervision_replies",
+                &[],
+            )
+            .await?
+        {
+            rows.add_reply(&FeedReply {
+                id: r.get(0),
+                notice_id: r.get(1),
+                node: r.get(2),
+                staff: r.get(3),
+                text: r.get(4),
+                replied_ms: r.get(5),
+                body_json: r.get(6),
+            });
         }
         let mut duplicated = Vec::new();
         for (what, sql) in [
@@ -982,6 +1064,164 @@ async fn upsert_items(
         .await?)
 }
 
+async fn upsert_notices(
+    tx: &tokio_postgres::Transaction<'_>,
+    notices: &[FeedNotice],
+) -> Result<u64, SinkError> {
+    macro_rules! col {
+        ($f:ident) => {
+            notices.iter().map(|n| n.$f.clone()).collect::<Vec<_>>()
+        };
+    }
+    let mut places_of: [Vec<Option<String>>; 3] = Default::default();
+    let mut division = Vec::new();
+    for notice in notices {
+        let (d, station, subdistrict, district) = places(&notice.scope);
+        division.push(d);
+        places_of[0].push(station);
+        places_of[1].push(subdistrict);
+        places_of[2].push(district);
+    }
+    let sql = upsert_sql(
+        "notices",
+        &[
+            ("number", "text", ""),
+            ("doc_id", "text", ""),
+            ("case_id", "text", ""),
+            ("division", "text", ""),
+            ("station", "text", ""),
+            ("subdistrict", "text", ""),
+            ("district", "text", ""),
+            ("node", "text", ""),
+            ("kind", "text", ""),
+            ("issued_ms", "bigint", ""),
+            ("supersedes", "text", ""),
+            ("digest", "text", ""),
+            ("seal", "text", ""),
+            ("content", "text", ""),
+        ],
+        "number",
+    );
+    Ok(tx
+        .execute(
+            &sql,
+            &[
+                &col!(number),
+                &col!(doc_id),
+                &col!(case_id),
+                &division,
+                &places_of[0],
+                &places_of[1],
+                &places_of[2],
+                &col!(node),
+                &col!(kind),
+                &col!(issued_ms),
+                &col!(supersedes),
+                &col!(digest),
+                &col!(seal),
+                &col!(content_json),
+            ],
+        )
+        .await?)
+}
+
+async fn upsert_supervision(
+    tx: &tokio_postgres::Transaction<'_>,
+    notices: &[FeedSupervision],
+) -> Result<u64, SinkError> {
+    macro_rules! col {
+        ($f:ident) => {
+            notices.iter().map(|n| n.$f.clone()).collect::<Vec<_>>()
+        };
+    }
+    let mut places_of: [Vec<Option<String>>; 3] = Default::default();
+    let mut division = Vec::new();
+    for notice in notices {
+        let (d, station, subdistrict, district) = places(&notice.scope);
+        division.push(d);
+        places_of[0].push(station);
+        places_of[1].push(subdistrict);
+        places_of[2].push(district);
+    }
+    let sql = upsert_sql(
+        "supervision_notices",
+        &[
+            ("id", "text", ""),
+            ("division", "text", ""),
+            ("station", "text", ""),
+            ("subdistrict", "text", ""),
+            ("district", "text", ""),
+            ("case_id", "text", ""),
+            ("node", "text", ""),
+            ("staff", "text", ""),
+            ("reason", "text", ""),
+            ("todo", "text", ""),
+            ("reply_days", "bigint", "int"),
+            ("issued_ms", "bigint", ""),
+            ("body", "text", "jsonb"),
+        ],
+        "id",
+    );
+    Ok(tx
+        .execute(
+            &sql,
+            &[
+                &col!(id),
+                &division,
+                &places_of[0],
+                &places_of[1],
+                &places_of[2],
+                &col!(case_id),
+                &col!(node),
+                &col!(staff),
+                &col!(reason),
+                &col!(todo),
+                &col!(reply_days),
+                &col!(issued_ms),
+                &col!(body_json),
+            ],
+        )
+        .await?)
+}
+
+async fn upsert_replies(
+    tx: &tokio_postgres::Transaction<'_>,
+    replies: &[FeedReply],
+) -> Result<u64, SinkError> {
+    macro_rules! col {
+        ($f:ident) => {
+            replies.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+        };
+    }
+    let sql = upsert_sql(
+        "supervision_replies",
+        &[
+            ("id", "text", ""),
+            ("notice_id", "text", ""),
+            ("node", "text", ""),
+            ("staff", "text", ""),
+            ("text", "text", ""),
+            ("replied_ms", "bigint", ""),
+            ("body", "text", "jsonb"),
+        ],
+        "id",
+    );
+    Ok(tx
+        .execute(
+            &sql,
+            &[
+                &col!(id),
+                &col!(notice_id),
+                &col!(node),
+                &col!(staff),
+                &col!(text),
+                &col!(replied_ms),
+                &col!(body_json),
+            ],
+        )
+        .await?)
+}
+
 /// `INSERT INTO yizhan.TABLE (…) SELECT … FROM unnest($1::T1[], …) ON CONFLICT (KEY) DO
 /// UPDATE …` for columns `(name, array element type sent, cast in SQL or "")`. Rows that
 /// would not change are left alone, so writing a batch again makes no dead tuples.
@@ -1060,6 +1300,35 @@ impl MirrorRows {
             .entry("node_records")
             .or_default()
             .insert(format!("{scope} {node_id}"), canonical_json(json));
+    }
+
+    pub fn add_notice(&mut self, notice: &FeedNotice) {
+        self.tables
+            .entry("notices")
+            .or_default()
+            .insert(notice.number.clone(), format!("{notice:?}"));
+    }
+
+    pub fn add_supervision(&mut self, notice: &FeedSupervision) {
+        let notice = FeedSupervision {
+            body_json: canonical_json(&notice.body_json),
+            ..notice.clone()
+        };
+        self.tables
+            .entry("supervision_notices")
+            .or_default()
+            .insert(notice.id.clone(), format!("{notice:?}"));
+    }
+
+    pub fn add_reply(&mut self, reply: &FeedReply) {
+        let reply = FeedReply {
+            body_json: canonical_json(&reply.body_json),
+            ..reply.clone()
+        };
+        self.tables
+            .entry("supervision_replies")
+            .or_default()
+            .insert(reply.id.clone(), format!("{reply:?}"));
     }
 
     /// Rows per table.

@@ -1361,7 +1361,7 @@ fn materialize(
     };
     let written = if ctx.isolate_rows {
         ctx.conn.execute_batch("SAVEPOINT rows")?;
-        let result = write_rows(ctx, rows);
+        let result = write_rows(ctx, id, rows);
         let end = if result.is_ok() {
             "RELEASE rows"
         } else {
@@ -1373,7 +1373,7 @@ fn materialize(
             other => other,
         }
     } else {
-        Ok(write_rows(ctx, rows)?)
+        Ok(write_rows(ctx, id, rows)?)
     };
     if written.is_ok() {
         ctx.conn
@@ -1401,7 +1401,7 @@ fn derive_rows(
 }
 
 /// Writes derived rows; the newest event time of a case, for the node's clock.
-fn write_rows(ctx: &mut WriteCtx, rows: Rows) -> Result<Option<Hlc>, StoreError> {
+fn write_rows(ctx: &mut WriteCtx, id: &DocId, rows: Rows) -> Result<Option<Hlc>, StoreError> {
     match rows {
         Rows::Item(row) => {
             store_item_row(&ctx.conn, "", &row)?;
@@ -1416,12 +1416,25 @@ fn write_rows(ctx: &mut WriteCtx, rows: Rows) -> Result<Option<Hlc>, StoreError>
             store_registry_rows(&ctx.conn, "", &registry)?;
             Ok(None)
         }
-        // Notices and supervision records received from other nodes are kept as
-        // documents (checked by the engine on arrival); a calendar year changes the
-        // calendars and the deadlines that count on them.
+        // Notices and supervision records derive their rows by the same rule as where
+        // they were written; a calendar year changes the calendars and the deadlines that
+        // count on them.
         Rows::Record(record) => {
-            if record.kind == DocKind::Calendar {
-                ctx.calendars_changed()?;
+            match record.kind {
+                DocKind::Calendar => ctx.calendars_changed()?,
+                DocKind::Notice => {
+                    let row = super::notices::notice_row(id, &record).map_err(|message| {
+                        StoreError::Corrupt {
+                            id: id.to_string(),
+                            message,
+                        }
+                    })?;
+                    super::notices::store_notice_row(&ctx.conn, "", &row)?;
+                }
+                DocKind::Supervision | DocKind::Reply => {
+                    super::supervision::store_supervision_rows(&ctx.conn, "", id, &record)?;
+                }
+                _ => {}
             }
             Ok(None)
         }

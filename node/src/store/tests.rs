@@ -40,6 +40,12 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
          ALTER TABLE cases DROP COLUMN rated_on; ALTER TABLE cases DROP COLUMN rectify_due;
          ALTER TABLE cases DROP COLUMN rectified_on;
          ALTER TABLE case_events DROP COLUMN voided; ALTER TABLE documents DROP COLUMN upto;
+         DROP TABLE supervision_notices; DROP TABLE supervision_replies; DROP TABLE notices;
+         CREATE TABLE notices (
+             id INTEGER PRIMARY KEY, number TEXT NOT NULL UNIQUE, case_id TEXT NOT NULL,
+             kind TEXT NOT NULL CHECK (kind IN ('receipt', 'one_time', 'refusal')),
+             content_json TEXT NOT NULL, digest BLOB NOT NULL, signature BLOB NOT NULL,
+             issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
          PRAGMA user_version = 7;",
     )
     .unwrap();
@@ -831,18 +837,28 @@ async fn a_new_database_uses_8k_pages() {
 #[tokio::test]
 async fn notices_are_numbered_in_sequence_sealed_and_never_changed() {
     let (dir, store) = open_temp();
-    let key = crate::identity::NodeKey::from_seed([9; 32]);
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let (c1, c2) = (
+        receive(&store, &residence, "2026-03-02").await,
+        receive(&store, &residence, "2026-03-02").await,
+    );
+    // The node's own key: a notice is a document its receivers check under that key.
+    let key = crate::identity::NodeKey::from_seed([7; 32]);
     let public = key.public_key();
+    let node = key.node_id().to_hex();
     let signer = std::sync::Arc::new(key);
     let mut numbers = Vec::new();
-    for case in ["c-1", "c-1", "c-2"] {
+    for case in [c1.to_string(), c1.to_string(), c2.to_string()] {
         let sign = signer.clone();
+        let node = node.clone();
         let issued = store
             .issue_notice(
                 "TZTEST".into(),
                 move |number| crate::notice::NoticeContent {
                     number,
-                    case_id: case.into(),
+                    case_id: case,
+                    node,
                     ..crate::notice::tests::sample("")
                 },
                 move |message| sign.sign(message),
@@ -861,10 +877,19 @@ async fn notices_are_numbered_in_sequence_sealed_and_never_changed() {
         numbers.push(issued.content.number);
     }
     assert_eq!(numbers, ["TZTEST-000001", "TZTEST-000002", "TZTEST-000003"]);
-    let of_case = store.notices_of_case("c-1".into()).await.unwrap();
+    let of_case = store.notices_of_case(c1.to_string()).await.unwrap();
     assert_eq!(of_case.len(), 2);
     let read = store.notice("TZTEST-000002".into()).await.unwrap().unwrap();
     assert_eq!(read.content.digest(), read.digest);
+    // Each is a document too, and its row is what the document derives.
+    let before = store.content_digest().await.unwrap();
+    assert_eq!(store.rebuild().await.unwrap().rows_differing, 0);
+    assert_eq!(store.content_digest().await.unwrap(), before);
+    // Nothing of this node's is left to publish.
+    assert_eq!(
+        store.publish_local_notices(at("2026-03-03")).await.unwrap(),
+        0
+    );
     store.shutdown().await;
     // The table refuses any change.
     let conn = rusqlite::Connection::open(dir.path().join("yizhan.db")).unwrap();
@@ -873,6 +898,100 @@ async fn notices_are_numbered_in_sequence_sealed_and_never_changed() {
         [],
     );
     assert!(changed.unwrap_err().to_string().contains("never changed"));
+}
+
+/// A node upgraded with notices in its table (schema 11, before notices were documents)
+/// keeps them as they were sealed and publishes them as documents at its next start.
+#[tokio::test]
+async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
+    let (dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let case = receive(&store, &item("居住证申领"), "2026-03-02").await;
+    let key = crate::identity::NodeKey::from_seed([7; 32]);
+    let content = crate::notice::NoticeContent {
+        number: "TZ0LD-000001".into(),
+        case_id: case.to_string(),
+        node: key.node_id().to_hex(),
+        ..crate::notice::tests::sample("")
+    };
+    let digest = content.digest();
+    let signature = key.sign(&crate::notice::sealed_message(&content.number, &digest));
+    store.shutdown().await;
+    let path = dir.path().join("yizhan.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE notices;
+             CREATE TABLE notices (
+                 id INTEGER PRIMARY KEY, number TEXT NOT NULL UNIQUE, case_id TEXT NOT NULL,
+                 kind TEXT NOT NULL, content_json TEXT NOT NULL, digest BLOB NOT NULL,
+                 signature BLOB NOT NULL, issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
+             DROP TABLE supervision_notices; DROP TABLE supervision_replies;
+             ALTER TABLE documents DROP COLUMN upto;
+             PRAGMA user_version = 11;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO notices VALUES (1, ?1, ?2, 'receipt', ?3, ?4, ?5, ?6, NULL)",
+            rusqlite::params![
+                content.number,
+                content.case_id,
+                String::from_utf8(content.canonical()).unwrap(),
+                &digest[..],
+                &signature[..],
+                at("2026-03-02") as i64 + 123,
+            ],
+        )
+        .unwrap();
+        // One about a case this node does not hold (any more): it stays a row.
+        let orphan = crate::notice::NoticeContent {
+            number: "TZ0LD-000009".into(),
+            case_id: "c-0000000000000009-09090909090909090909090909090909".into(),
+            ..content.clone()
+        };
+        conn.execute(
+            "INSERT INTO notices VALUES (9, ?1, ?2, 'receipt', ?3, ?4, ?5, 0, NULL)",
+            rusqlite::params![
+                orphan.number,
+                orphan.case_id,
+                String::from_utf8(orphan.canonical()).unwrap(),
+                &orphan.digest()[..],
+                &signature[..],
+            ],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, options()).unwrap();
+    let held = store.notice("TZ0LD-000001".into()).await.unwrap().unwrap();
+    assert_eq!(
+        (held.content.clone(), held.signature),
+        (content.clone(), signature)
+    );
+    // The sealed issue time, to the second, as a rebuild derives it.
+    assert_eq!(held.issued_ms, at("2026-03-02") as i64);
+    assert_eq!(
+        store.publish_local_notices(at("2026-03-03")).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.publish_local_notices(at("2026-03-03")).await.unwrap(),
+        0
+    );
+    let before = store.content_digest().await.unwrap();
+    assert_eq!(store.rebuild().await.unwrap().rows_differing, 0);
+    assert_eq!(store.content_digest().await.unwrap(), before);
+    assert!(store.notice("TZ0LD-000009".into()).await.unwrap().is_some());
+    // Its numbers go on after the highest.
+    let next = store
+        .issue_notice(
+            "TZ0LD".into(),
+            move |number| crate::notice::NoticeContent { number, ..content },
+            move |message| key.sign(message),
+            at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.content.number, "TZ0LD-000010");
 }
 
 // ---------------------------------------------------------------- appointments

@@ -12,16 +12,15 @@ use yizhan_sync::domain::case::{
 };
 use yizhan_sync::domain::codes::{CreditCode, ResidentId};
 use yizhan_sync::domain::item::{CaseType, Item, ServiceObject};
+use yizhan_sync::domain::supervision::ReplyState;
 use yizhan_sync::ids::DocId;
 
 use super::WebState;
 use super::{CaseForm, Chrome, Ctx, StaffForm, message, render, store_failed};
-use crate::clock::{minute_cst, rfc3339_cst};
+use crate::clock::minute_cst;
 use crate::i18n::{Lang, Tr, Words};
-use crate::notice::{
-    self, MaterialLine, MissingLine, NoticeContent, NoticeKind, QrSeal, RefusalLine,
-};
-use crate::store::{CaseDetail, NewAction, StoreError, StoredNotice};
+use crate::notice::{self, NoticeContent, NoticeKind, QrSeal};
+use crate::store::{CaseDetail, Correction, Issuer, NewAction, StoreError, StoredNotice};
 use crate::web::session::Session;
 
 /// A form's fields, in order (checkbox names vary with the item's materials).
@@ -450,7 +449,7 @@ async fn accept_or_notify(
             .store
             .act_on_case(id.clone(), actions, staff_of(staff), now)
             .await?;
-        issue(state, staff, item, id, NoticeKind::Receipt, None).await
+        issue(state, staff, id, NoticeKind::Receipt, None).await
     } else {
         let missing: Vec<MissingMaterial> = detail
             .missing
@@ -477,7 +476,7 @@ async fn accept_or_notify(
                 now,
             )
             .await?;
-        issue(state, staff, item, id, NoticeKind::OneTime, None).await
+        issue(state, staff, id, NoticeKind::OneTime, None).await
     }
 }
 
@@ -536,166 +535,23 @@ pub(super) fn text_refused(t: &Tr, refused: &yizhan_sync::domain::text::Refused)
     t.words(&Words::from(&CaseError::Text(*refused)))
 }
 
-/// A notice that corrects an earlier one: its number and why (更正理由).
-#[derive(Clone, Debug)]
-pub(super) struct Correction {
-    pub supersedes: String,
-    pub reason: String,
-}
-
-/// Seals and stores a notice about the case as it is now.
+/// Seals and stores a notice about the case as it is now (`Store::issue_case_notice`).
 async fn issue(
     state: &WebState,
     staff: &Session,
-    item: &Item,
     id: &DocId,
     kind: NoticeKind,
     correction: Option<Correction>,
 ) -> Result<StoredNotice, StoreError> {
-    let detail = state.store.get_case(id.to_string(), state.today()).await?;
-    let now = state.clock.now_ms();
-    let content = notice_content(state, staff, item, &detail, kind, correction, now);
-    let key = state.key.clone();
-    // The epoch keeps numbers unique after a restore from a backup.
-    let prefix = format!(
-        "TZ{}E{}",
-        state.node.node_id.get(..8).unwrap_or("NODE"),
-        state.store.origin().epoch
-    )
-    .to_uppercase();
-    state
-        .store
-        .issue_notice(
-            prefix,
-            move |number| NoticeContent { number, ..content },
-            move |message| key.sign(message),
-            now,
-        )
-        .await
-}
-
-fn notice_content(
-    state: &WebState,
-    staff: &Session,
-    item: &Item,
-    detail: &CaseDetail,
-    kind: NoticeKind,
-    correction: Option<Correction>,
-    now: u64,
-) -> NoticeContent {
-    // What the latest extension and suspension said, for their own notices.
-    let applied = |e: &&crate::store::EventView| !e.conflict && !e.voided;
-    let extension = detail
-        .events
-        .iter()
-        .rev()
-        .filter(applied)
-        .find_map(|e| match &e.action {
-            Action::Extend { days, reason, .. } => Some(crate::notice::ExtensionLine {
-                days: *days,
-                reason: reason.clone(),
-                approved_by: e.staff.clone(),
-            }),
-            _ => None,
-        });
-    let suspension = detail
-        .events
-        .iter()
-        .rev()
-        .filter(applied)
-        .find_map(|e| match &e.action {
-            Action::Suspend { procedure, reason } => Some(crate::notice::SuspensionLine {
-                procedure: procedure.clone(),
-                reason: reason.clone(),
-                since: yizhan_sync::domain::calendar::Date::from_unix_ms_cst(e.at_ms).to_string(),
-                max_days: detail
-                    .intake
-                    .item
-                    .procedure(procedure)
-                    .and_then(|p| p.max_days),
-            }),
-            _ => None,
-        });
-    let refusal = detail.events.iter().rev().find_map(|e| match &e.action {
-        Action::Refuse {
-            reason,
-            basis,
-            remedies,
-            competent_authority,
-        } => Some(RefusalLine {
-            reason: reason.clone(),
-            basis: basis.clone(),
-            remedies: remedies.clone(),
-            competent_authority: competent_authority.clone(),
-        }),
-        _ => None,
-    });
-    let missing = detail.events.iter().rev().find_map(|e| match &e.action {
-        Action::NotifyMissing { missing, .. } => Some(missing.clone()),
-        _ => None,
-    });
-    let result = detail.events.iter().rev().find_map(|e| match &e.action {
-        Action::Complete { result, .. } => Some(result.clone()),
-        _ => None,
-    });
-    NoticeContent {
-        format: 1,
-        number: String::new(),
-        kind,
-        node: state.node.node_id.clone(),
+    let issuer = Issuer {
         office: state.node.name.clone(),
-        case_id: detail.summary.id.clone(),
-        serial_no: detail.summary.serial_no.clone(),
-        item_name: detail.intake.item.name.clone(),
-        impl_code: detail.intake.item.impl_code.to_string(),
-        item_version: detail.intake.item.version,
-        case_type: detail.intake.item.case_type.zh().to_string(),
-        applicant: detail.intake.applicant.name().to_string(),
-        applicant_id_masked: detail.intake.applicant.id_masked(),
-        received: detail
-            .received
-            .iter()
-            .map(|m| MaterialLine {
-                name: m.name.clone(),
-                originals: m.originals,
-                copies: m.copies,
-            })
-            .collect(),
-        missing: match kind {
-            NoticeKind::OneTime => missing
-                .unwrap_or_default()
-                .into_iter()
-                .map(|m| MissingLine {
-                    name: m.name,
-                    reason: m.reason,
-                })
-                .collect(),
-            _ => Vec::new(),
-        },
-        committed_due: detail.summary.committed_due.clone(),
-        legal_due: detail.summary.legal_due.clone(),
-        result: if kind == NoticeKind::Receipt {
-            result
-        } else {
-            None
-        },
-        refusal: if kind == NoticeKind::Refusal {
-            refusal
-        } else {
-            None
-        },
         counter: staff.counter.clone(),
         staff: staff.display_name.clone(),
-        consultation: item.consultation.clone(),
-        complaint: item.complaint.clone(),
-        issued_at: rfc3339_cst(now as i64),
-        supersedes: correction.as_ref().map(|c| c.supersedes.clone()),
-        accepted_for: detail.intake.item.delegated_by.clone(),
-        query_code: Some(detail.query_code()),
-        extension: extension.filter(|_| kind == NoticeKind::Extension),
-        suspension: suspension.filter(|_| kind == NoticeKind::Suspension),
-        correction_reason: correction.map(|c| c.reason),
-    }
+    };
+    state
+        .store
+        .issue_case_notice(issuer, id.clone(), kind, correction, state.clock.now_ms())
+        .await
 }
 
 // ---------------------------------------------------------------- the case page
@@ -709,6 +565,8 @@ struct CasePage<'a> {
     d: CaseDetail,
     status: String,
     notices: Vec<StoredNotice>,
+    /// The supervision notices about the case: state, reply-by date, reason, overdue.
+    supervision: Vec<(String, String, String, bool)>,
     /// The item's materials with what is still missing of each, for the supplement form.
     supplement: Vec<(usize, String, u32, u32, bool)>,
     /// Special procedures of the item that stop the clock (§7.3), for the suspend form.
@@ -777,6 +635,40 @@ async fn case_page(
         Ok(n) => n,
         Err(e) => return store_failed(ctx, e),
     };
+    // Supervision of this case (督办): where each notice stands, seen at the station and
+    // at every hall above; the list page has the issue and reply forms.
+    let supervision = match state
+        .store
+        .supervision_list(
+            crate::store::SupervisionFilter {
+                case_id: Some(d.summary.id.clone()),
+                state: None,
+                unanswered: false,
+            },
+            state.today(),
+            50,
+        )
+        .await
+    {
+        Ok(list) => list
+            .into_iter()
+            .map(|v| {
+                let key = match v.state {
+                    ReplyState::Open => "open",
+                    ReplyState::Overdue => "overdue",
+                    ReplyState::AnsweredOnTime => "answered_on_time",
+                    ReplyState::AnsweredLate => "answered_late",
+                };
+                (
+                    ctx.t.get(&format!("supervision.state.{key}")).into_owned(),
+                    v.due.to_string(),
+                    v.notice.reason,
+                    v.state == ReplyState::Overdue,
+                )
+            })
+            .collect(),
+        Err(e) => return store_failed(ctx, e),
+    };
     let d_created_ms = d.summary.created_ms;
     let x = match super::follow::case_extras(state, ctx.t, staff, &d).await {
         Ok(x) => x,
@@ -819,6 +711,7 @@ async fn case_page(
                 .into_owned(),
             d,
             notices,
+            supervision,
             query_code,
             supplement,
             procedures,
@@ -986,20 +879,10 @@ pub async fn act(
         .await
     {
         Ok(()) => match notice {
-            Some(kind) => {
-                let d = match state.store.get_case(id.clone(), state.today()).await {
-                    Ok(d) => d,
-                    Err(e) => return store_failed(&ctx, e),
-                };
-                let item = match item_of(&state, &d).await {
-                    Ok(item) => item,
-                    Err(e) => return store_failed(&ctx, e),
-                };
-                match issue(&state, &staff, &item, &doc_id, kind, None).await {
-                    Ok(notice) => to_notice(&notice),
-                    Err(e) => case_refused(&ctx, e),
-                }
-            }
+            Some(kind) => match issue(&state, &staff, &doc_id, kind, None).await {
+                Ok(notice) => to_notice(&notice),
+                Err(e) => case_refused(&ctx, e),
+            },
             None => Redirect::to(&format!("/cases/{id}")).into_response(),
         },
         // The engine's refusal, on the case page.
@@ -1052,15 +935,7 @@ pub async fn refuse(
     {
         return case_refused(&ctx, e);
     }
-    let d = match state.store.get_case(id.clone(), state.today()).await {
-        Ok(d) => d,
-        Err(e) => return store_failed(&ctx, e),
-    };
-    let item = match item_of(&state, &d).await {
-        Ok(item) => item,
-        Err(e) => return store_failed(&ctx, e),
-    };
-    if let Err(e) = issue(&state, &staff, &item, &doc_id, NoticeKind::Refusal, None).await {
+    if let Err(e) = issue(&state, &staff, &doc_id, NoticeKind::Refusal, None).await {
         return case_refused(&ctx, e);
     }
     Redirect::to(&format!("/cases/{id}")).into_response()
@@ -1311,14 +1186,9 @@ pub async fn correct_notice(
             ctx.t.get("notice.no_longer_fits").into_owned(),
         );
     }
-    let item = match state.store.get_item(old.content.impl_code.clone()).await {
-        Ok(item) => item,
-        Err(e) => return store_failed(&ctx, e),
-    };
     match issue(
         &state,
         &staff,
-        &item,
         &case_id,
         old.content.kind,
         Some(Correction {
@@ -1502,11 +1372,12 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
     if record.revoked.is_some() {
         return Ok(invalid("verify.revoked"));
     }
-    let held = if seal.node == state.node.node_id {
-        state.store.notice(seal.number.clone()).await?
-    } else {
-        None
-    };
+    // Notices travel up with their cases: a hall holds its stations' as they do.
+    let held = state
+        .store
+        .notice(seal.number.clone())
+        .await?
+        .filter(|stored| stored.content.node.eq_ignore_ascii_case(&seal.node));
     Ok(match held {
         Some(stored) if stored.content.digest() != seal.digest || stored.digest != seal.digest => {
             invalid("verify.altered")

@@ -34,8 +34,8 @@ impl UsersPage<'_> {
         format!("role.{}", user.role.as_str())
     }
 
-    fn roles(&self) -> [Role; 3] {
-        Role::ALL
+    fn roles(&self) -> Vec<Role> {
+        Role::ALL.to_vec()
     }
 }
 

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use yizhan_sync::domain::calendar::WarningLevel;
 use yizhan_sync::domain::case::Status;
+use yizhan_sync::domain::supervision::ReplyState;
 
 use super::{Chrome, Ctx, WebState, render, store_failed};
 use crate::i18n::Tr;
@@ -102,6 +103,8 @@ struct WorkListPage<'a> {
     items: Vec<ItemHit>,
     rows: Vec<WorkRow>,
     next: Option<String>,
+    /// Supervision notices not answered yet (督办): the work list says how many.
+    supervision_waiting: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -202,6 +205,40 @@ pub async fn show(
         }
     };
     let t = ctx.t;
+    // A station's notices waiting for its reply; at a hall, those overdue (escalated).
+    let hall = state.store.own_record().role.is_hall();
+    let waiting = match state
+        .store
+        .supervision_list(
+            crate::store::SupervisionFilter {
+                unanswered: true,
+                ..Default::default()
+            },
+            today,
+            500,
+        )
+        .await
+    {
+        Ok(list) => list
+            .iter()
+            .filter(|v| match v.state {
+                ReplyState::Overdue => true,
+                ReplyState::Open => !hall,
+                _ => false,
+            })
+            .count(),
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let key = if hall {
+        "work.supervision_overdue"
+    } else {
+        "work.supervision_waiting"
+    };
+    let supervision_waiting = if waiting == 0 {
+        String::new()
+    } else {
+        t.with(key, "n", &waiting.to_string())
+    };
     let rows = page
         .cases
         .into_iter()
@@ -272,6 +309,7 @@ pub async fn show(
             items,
             rows,
             next,
+            supervision_waiting,
         },
     )
 }

@@ -52,6 +52,18 @@ pub enum SupervisionError {
     /// A text holds a control or layout character (see [`text`](super::text)).
     #[error(transparent)]
     Control(#[from] super::text::Refused),
+    /// Only a hall above a station supervises it.
+    #[error("only a hall above the station issues its supervision notices")]
+    NotAbove,
+    /// Only supervisors and admins at the hall issue notices.
+    #[error("only supervisors and admins issue supervision notices")]
+    SupervisorsOnly,
+    /// Only the station supervised replies.
+    #[error("only the station supervised replies to its notices")]
+    NotTheStation,
+    /// At the station, its lead or admin replies.
+    #[error("the station's lead or admin replies to supervision notices")]
+    LeadsReply,
 }
 
 impl SupervisionError {
@@ -63,6 +75,10 @@ impl SupervisionError {
             SupervisionError::NotACase(_) => "supervision_not_a_case",
             SupervisionError::NotANotice(_) => "supervision_not_a_notice",
             SupervisionError::Control(_) => super::text::Refused::CODE,
+            SupervisionError::NotAbove => "supervision_not_above",
+            SupervisionError::SupervisorsOnly => "supervision_supervisors_only",
+            SupervisionError::NotTheStation => "supervision_not_the_station",
+            SupervisionError::LeadsReply => "supervision_leads_reply",
         }
     }
 }
@@ -214,6 +230,39 @@ mod tests {
                 reply_state(&n, &replies, today.parse().unwrap(), calendar),
                 expected,
                 "{today}"
+            );
+        }
+    }
+
+    /// Reply deadlines count working days on the calendar (holidays skipped, make-up
+    /// Saturdays counted), from the day after issue; a notice escalates (is overdue) the
+    /// day after its deadline, never on it.
+    #[test]
+    fn deadlines_skip_holidays_and_escalate_the_day_after() {
+        let calendar = Calendar::china();
+        // (issued, reply days, due)
+        let table = [
+            // Monday, 3 days: Thursday.
+            ("2026-03-02", 3, "2026-03-05"),
+            // Friday, 1 day: the next Monday.
+            ("2026-03-06", 1, "2026-03-09"),
+            // Tuesday 09-29, 3 days: 09-30, then the National Day holiday (10-01..07),
+            // then 10-08.
+            ("2026-09-29", 3, "2026-10-09"),
+            // Issued on a holiday: the count starts after it, the make-up Saturday counts.
+            ("2026-10-03", 1, "2026-10-08"),
+            ("2026-10-08", 2, "2026-10-10"),
+        ];
+        for (issued, days, due) in table {
+            let n = notice(issued, days);
+            assert_eq!(n.reply_due(calendar).to_string(), due, "{issued} + {days}");
+            let due: Date = due.parse().unwrap();
+            let day_after = due.add_days(1);
+            assert_eq!(reply_state(&n, &[], due, calendar), ReplyState::Open);
+            assert_eq!(
+                reply_state(&n, &[], day_after, calendar),
+                ReplyState::Overdue,
+                "{issued} + {days}"
             );
         }
     }

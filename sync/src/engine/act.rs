@@ -35,16 +35,25 @@ pub enum StaffRole {
     Lead,
     /// Manages accounts and the node; may do what a lead does.
     Admin,
+    /// 督办员 at a hall: issues supervision notices to the stations below (§10.2);
+    /// records nothing a lead alone may record.
+    Supervisor,
 }
 
 impl StaffRole {
-    pub const ALL: [StaffRole; 3] = [StaffRole::Worker, StaffRole::Lead, StaffRole::Admin];
+    pub const ALL: [StaffRole; 4] = [
+        StaffRole::Worker,
+        StaffRole::Lead,
+        StaffRole::Admin,
+        StaffRole::Supervisor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             StaffRole::Worker => "worker",
             StaffRole::Lead => "lead",
             StaffRole::Admin => "admin",
+            StaffRole::Supervisor => "supervisor",
         }
     }
 

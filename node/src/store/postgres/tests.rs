@@ -75,7 +75,23 @@ async fn with_cases(n: usize) -> (tempfile::TempDir, Store) {
             .await
             .unwrap();
         store
-            .act_on_case(id, vec![NewAction::Accept], staff(), at + 1_000)
+            .act_on_case(id.clone(), vec![NewAction::Accept], staff(), at + 1_000)
+            .await
+            .unwrap();
+        // Each with its sealed receipt, as at the counter.
+        let issuer = crate::store::Issuer {
+            office: "示例社区".into(),
+            counter: "1号窗口".into(),
+            staff: "李敏".into(),
+        };
+        store
+            .issue_case_notice(
+                issuer,
+                id,
+                crate::notice::NoticeKind::Receipt,
+                None,
+                at + 2_000,
+            )
             .await
             .unwrap();
     }
@@ -103,6 +119,8 @@ async fn migrations_apply_once_in_order() {
         "v_events",
         "v_ratings",
         "v_rectifications",
+        "v_notices",
+        "v_supervision",
     ] {
         let rows = pg
             .query_text(&format!("SELECT * FROM yizhan.{view}"), &[])
@@ -171,6 +189,15 @@ async fn a_batch_and_its_position_commit_together() {
             .1,
         30
     );
+    // Every case's receipt, with its station.
+    let receipts = pg
+        .query_text(
+            "SELECT count(*) FROM yizhan.notices WHERE kind = 'receipt' AND station = '440399001001'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipts[0][0].as_deref(), Some("30"));
     // Every published item version is there too (the demo catalog: version 1 each).
     let versions = pg
         .query_text("SELECT count(*) FROM yizhan.item_versions", &[])

@@ -10,7 +10,7 @@ use yizhan_sync::ids::Scope;
 use super::Relation;
 use crate::config::Synchronous;
 use crate::demo::demo_catalog;
-use crate::store::tests::{at, complete_application, identity, item, staff};
+use crate::store::tests::{at, complete_application, identity, item, lead, staff};
 use crate::store::{NewAction, Store, StoreOptions};
 
 struct Node {
@@ -636,5 +636,404 @@ async fn a_published_calendar_year_recounts_open_deadlines_below() {
     for node in [&district, &sub, &station] {
         assert!(node.store.quarantined(10).await.unwrap().is_empty());
         assert_eq!(node.store.rebuild().await.unwrap().rows_differing, 0);
+    }
+}
+
+/// Issue 14: a receipt sealed at the station is a document that reaches the district
+/// unchanged; a supervision notice from the district reaches the station, is answered
+/// there, and the answer is seen at the district and the sub-district between; one left
+/// unanswered is overdue at both halls once its deadline has passed.
+#[tokio::test]
+async fn notices_and_supervision_travel_the_tree() {
+    use yizhan_sync::domain::supervision::ReplyState;
+
+    use crate::store::{Issuer, NewSupervision, Role, Staff, SupervisionFilter};
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let residence = item("居住证申领");
+    let id = station
+        .store
+        .create_case(
+            residence.impl_code.to_string(),
+            complete_application(&residence),
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    station
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Accept],
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    let issuer = Issuer {
+        office: "示例社区".into(),
+        counter: "1号窗口".into(),
+        staff: "李敏".into(),
+    };
+    let receipt = station
+        .store
+        .issue_case_notice(
+            issuer,
+            id.clone(),
+            crate::notice::NoticeKind::Receipt,
+            None,
+            at("2026-03-02") + 1000,
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    let held = district
+        .store
+        .notice(receipt.content.number.clone())
+        .await
+        .unwrap()
+        .expect("the receipt reached the district");
+    assert_eq!(held.content, receipt.content);
+    assert_eq!(
+        (held.digest, held.signature),
+        (receipt.digest, receipt.signature)
+    );
+    let station_record = record(&station).await;
+    let seal = crate::notice::QrSeal {
+        node: held.content.node.clone(),
+        number: held.content.number.clone(),
+        digest: held.digest,
+        signature: held.signature,
+    };
+    assert!(crate::notice::signature_holds(
+        &seal,
+        &station_record.public_key
+    ));
+    assert_eq!(
+        district
+            .store
+            .notices_of_case(id.to_string())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The district supervises the case and the station; only a supervisor or an admin
+    // issues, only the station's lead or admin replies.
+    let supervisor = Staff {
+        username: "dubanyuan".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    let station_division = DivisionCode::parse("440399001001").unwrap();
+    let new = |case: Option<yizhan_sync::ids::DocId>, days| NewSupervision {
+        station: station_division.clone(),
+        case,
+        reason: "已超过承诺时限".into(),
+        todo: "三个工作日内办结并说明原因".into(),
+        reply_days: days,
+    };
+    let refused = district
+        .store
+        .issue_supervision(new(Some(id.clone()), 3), staff(), at("2026-03-03"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "supervision_supervisors_only");
+    let refused = station
+        .store
+        .issue_supervision(new(None, 3), lead(), at("2026-03-03"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "supervision_not_above");
+    // Tuesday 2026-03-03: three working days, due Friday 03-06.
+    let about_case = district
+        .store
+        .issue_supervision(
+            new(Some(id.clone()), 3),
+            supervisor.clone(),
+            at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(about_case.due.to_string(), "2026-03-06");
+    assert_eq!(about_case.state, ReplyState::Open);
+    let about_station = district
+        .store
+        .issue_supervision(new(None, 1), supervisor, at("2026-03-03") + 1000)
+        .await
+        .unwrap();
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let today: yizhan_sync::domain::calendar::Date = "2026-03-04".parse().unwrap();
+    let at_station = station
+        .store
+        .supervision_list(SupervisionFilter::default(), today, 100)
+        .await
+        .unwrap();
+    assert_eq!(at_station.len(), 2);
+    let refused = station
+        .store
+        .reply_supervision(
+            about_case.id.clone(),
+            "已办结".into(),
+            staff(),
+            at("2026-03-04"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "supervision_leads_reply");
+    let answered = station
+        .store
+        .reply_supervision(
+            about_case.id.clone(),
+            "已于当日办结，原因是材料核验延误".into(),
+            lead(),
+            at("2026-03-04"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answered.state, ReplyState::AnsweredOnTime);
+    let refused = district
+        .store
+        .reply_supervision(about_case.id.clone(), "x".into(), lead(), at("2026-03-04"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "supervision_not_the_station");
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    // A week later: the reply is seen at both halls; the notice about the station, due
+    // Wednesday 03-04, is overdue (red) at both.
+    let later: yizhan_sync::domain::calendar::Date = "2026-03-10".parse().unwrap();
+    for hall in [&district, &sub] {
+        let list = hall
+            .store
+            .supervision_list(SupervisionFilter::default(), later, 100)
+            .await
+            .unwrap();
+        let state_of = |id: &str| list.iter().find(|v| v.id == id).map(|v| v.state);
+        assert_eq!(state_of(&about_case.id), Some(ReplyState::AnsweredOnTime));
+        assert_eq!(state_of(&about_station.id), Some(ReplyState::Overdue));
+        let reply = &list.iter().find(|v| v.id == about_case.id).unwrap().replies;
+        assert_eq!(reply.len(), 1);
+        assert_eq!(reply[0].text, "已于当日办结，原因是材料核验延误");
+        let overdue = hall
+            .store
+            .supervision_list(
+                SupervisionFilter {
+                    state: Some(ReplyState::Overdue),
+                    ..Default::default()
+                },
+                later,
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(overdue.len(), 1);
+        let of_case = hall
+            .store
+            .supervision_list(
+                SupervisionFilter {
+                    case_id: Some(id.to_string()),
+                    ..Default::default()
+                },
+                later,
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(of_case.len(), 1);
+    }
+    // Nothing refused anywhere, and every node rebuilds its rows to the same.
+    for node in [&district, &sub, &station] {
+        assert!(node.store.quarantined(10).await.unwrap().is_empty());
+        let before = node.store.content_digest().await.unwrap();
+        assert_eq!(node.store.rebuild().await.unwrap().rows_differing, 0);
+        assert_eq!(node.store.content_digest().await.unwrap(), before);
+    }
+}
+
+/// `[supervision] auto`: a hall opens one notice per case whose warning reached its
+/// threshold, worded in the record words, and never a second.
+#[tokio::test]
+async fn a_hall_supervises_red_and_breached_cases_by_itself() {
+    use yizhan_sync::domain::calendar::WarningLevel;
+
+    use crate::store::{Role, Staff, SupervisionFilter};
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let residence = item("居住证申领");
+    let mut ids = Vec::new();
+    for day in ["2026-03-02", "2026-04-29"] {
+        let id = station
+            .store
+            .create_case(
+                residence.impl_code.to_string(),
+                complete_application(&residence),
+                staff(),
+                at(day),
+            )
+            .await
+            .unwrap();
+        station
+            .store
+            .act_on_case(id.clone(), vec![NewAction::Accept], staff(), at(day))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    let auto = Staff {
+        username: "自动督办".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    let now = at("2026-04-30");
+    // The first case is long past both deadlines, the second within them.
+    let opened = district
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto.clone(), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(opened, 1);
+    let again = district
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto.clone(), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "one automatic notice per case and hall");
+    let opened = sub
+        .store
+        .auto_supervise(WarningLevel::LegalBreach, 5, auto.clone(), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(opened, 1);
+    // A station supervises nobody.
+    let none = station
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto, now, 100)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let today = "2026-04-30".parse().unwrap();
+    let at_station = station
+        .store
+        .supervision_list(SupervisionFilter::default(), today, 100)
+        .await
+        .unwrap();
+    assert_eq!(at_station.len(), 2);
+    assert!(
+        at_station
+            .iter()
+            .all(|v| v.notice.case.as_ref() == Some(&ids[0]))
+    );
+    let reasons: Vec<&str> = at_station
+        .iter()
+        .map(|v| v.notice.reason.as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"办件已超过法定时限，系统自动督办"),
+        "{reasons:?}"
+    );
+}
+
+/// A supervision notice's reply deadline counts on the calendar of the hall that issued
+/// it, the same at the station and every hall between, even where a hall between
+/// publishes a year of its own for its stations.
+#[tokio::test]
+async fn reply_deadlines_count_on_the_issuing_halls_calendar_everywhere() {
+    use crate::store::{NewSupervision, Role, Staff, SupervisionFilter};
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    // The sub-district gives its stations a day off on Wednesday 2026-03-04.
+    let year = include_str!("../../../../sync/src/domain/calendars/cn-2026.txt")
+        .replace("version 2026.1", "version 2026.9")
+        + "off 2026-03-04 街道调休\n";
+    sub.store
+        .publish_calendar_year(year, at("2026-03-01"))
+        .await
+        .unwrap();
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let station_division = DivisionCode::parse("440399001001").unwrap();
+    let wednesday = "2026-03-04".parse().unwrap();
+    assert!(
+        !station
+            .store
+            .calendar_for(&station_division)
+            .is_working_day(wednesday),
+        "the station counts its cases on the sub-district's year"
+    );
+    let supervisor = Staff {
+        username: "dubanyuan".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    // Tuesday 03-03, three working days on the district's calendar: Friday 03-06 (on the
+    // station's own calendar it would be Monday 03-09).
+    let issued = district
+        .store
+        .issue_supervision(
+            NewSupervision {
+                station: DivisionCode::parse("440399001001").unwrap(),
+                case: None,
+                reason: "窗口等候时间过长".into(),
+                todo: "整改并报告".into(),
+                reply_days: 3,
+            },
+            supervisor,
+            at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.due.to_string(), "2026-03-06");
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    for node in [&sub, &station] {
+        let list = node
+            .store
+            .supervision_list(
+                SupervisionFilter::default(),
+                "2026-03-04".parse().unwrap(),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].due.to_string(), "2026-03-06");
     }
 }
