@@ -10,6 +10,7 @@ pub mod cases;
 pub mod error;
 pub mod extract;
 pub mod items;
+pub mod stations;
 pub mod sync;
 
 use std::path::PathBuf;
@@ -57,6 +58,9 @@ pub struct ApiState {
     pub backup_dir: Option<PathBuf>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).
     pub rectify_days: u32,
+    /// Hours after which a station not heard from is marked stale in `/api/v1/stations`
+    /// (`[service] stale_sync_hours`).
+    pub stale_sync_hours: u32,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -119,6 +123,7 @@ where
         .route("/cases/by-serial/{serial}", get(cases::by_serial))
         .route("/cases/{id}", get(cases::show))
         .route("/cases/{id}/events", post(cases::add_event))
+        .route("/stations", get(stations::index))
         .route("/sync/status", get(sync_status));
     let sync_api = Router::new()
         .route("/hello", post(sync::hello))
@@ -468,7 +473,7 @@ async fn sync_status(
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
           calendars::index, calendars::publish,
-          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, sync_status),
+          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, sync_status),
     modifiers(&BearerAuth, &CommonResponses),
 )]
 struct ApiDoc;

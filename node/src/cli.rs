@@ -221,6 +221,8 @@ pub enum BenchCommand {
     Flood(crate::bench::FloodBenchArgs),
     /// Time one change at a hall reaching 500 children that hold long-polls, and their memory
     Longpoll(crate::bench::LongPollBenchArgs),
+    /// A district holding many stations' cases: its subtree list and per-station overview
+    Hall(crate::bench::HallBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -480,6 +482,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sink(args)) => crate::bench::sink(args).await,
         Command::Bench(BenchCommand::Flood(args)) => crate::bench::flood(args).await,
         Command::Bench(BenchCommand::Longpoll(args)) => crate::bench::longpoll(args).await,
+        Command::Bench(BenchCommand::Hall(args)) => crate::bench::hall(args).await,
     }
 }
 

@@ -21,6 +21,7 @@ mod cases;
 mod feed;
 mod file;
 mod follow_up;
+mod hall;
 mod items;
 mod migrations;
 mod notices;
@@ -61,6 +62,7 @@ pub use file::{
     start_new_epoch,
 };
 pub use follow_up::{CaseSync, TransferRow, Transfers};
+pub use hall::{Overview, OverviewLine, StationFigures, SubtreeNode};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use notices::StoredNotice;

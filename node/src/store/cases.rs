@@ -60,6 +60,11 @@ pub struct CaseFilter {
     pub level: Option<WarningLevel>,
     pub impl_code: Option<ImplCode>,
     pub counter: Option<String>,
+    /// Only the cases of this division and the divisions below it: one station's (its
+    /// 12-digit code) or a sub-district's (9 digits), at a hall.
+    pub division: Option<yizhan_sync::domain::codes::DivisionCode>,
+    /// Only the cases sent to this department (转办 to it, its name as the transfer says).
+    pub holder: Option<String>,
     pub created_from: Option<Date>,
     pub created_to: Option<Date>,
     pub conflict_only: bool,
@@ -84,6 +89,8 @@ impl CaseFilter {
             level: None,
             impl_code: None,
             counter: None,
+            division: None,
+            holder: None,
             created_from: None,
             created_to: None,
             conflict_only: false,
@@ -164,6 +171,8 @@ pub struct CaseSummary {
     pub level: Option<WarningLevel>,
     pub clock_stopped_on: Option<String>,
     pub closed_on: Option<String>,
+    /// The division whose cases it is (its station's), in lists; `None` elsewhere.
+    pub division: Option<String>,
 }
 
 /// One page of a case list.
@@ -276,6 +285,7 @@ pub(super) fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CaseSummary> {
         level: level.as_deref().and_then(WarningLevel::parse),
         clock_stopped_on: r.get(16)?,
         closed_on: r.get(17)?,
+        division: None,
     })
 }
 
@@ -568,6 +578,22 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
     if let Some(counter) = &filter.counter {
         conditions.push(format!("counter = {}", arg(counter.clone().into())));
     }
+    if let Some(division) = &filter.division {
+        let scope = Scope::cases(division).to_string();
+        if division.as_str().len() >= 12 {
+            // A station: equality lets its (scope, level date) index give the order.
+            conditions.push(format!("scope = {}", arg(scope.into())));
+        } else {
+            // A sub-district: its own cases and those of every division below it
+            // (`~` sorts after every digit).
+            let from = arg(scope.clone().into());
+            let to = arg(format!("{scope}~").into());
+            conditions.push(format!("scope >= {from} AND scope < {to}"));
+        }
+    }
+    if let Some(holder) = &filter.holder {
+        conditions.push(format!("holder = {}", arg(holder.clone().into())));
+    }
     if let Some(from) = filter.created_from {
         conditions.push(format!("created_on >= {}", arg(from.to_string().into())));
     }
@@ -643,7 +669,7 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
         format!("WHERE {}", conditions.join(" AND "))
     };
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM cases {where_sql} ORDER BY {order_sql} LIMIT {}",
+        "SELECT {SUMMARY_COLUMNS}, scope FROM cases {where_sql} ORDER BY {order_sql} LIMIT {}",
         limit + 1
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -664,7 +690,10 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
                 .unwrap_or_else(|| NO_DEADLINE.to_string()),
             i => row.get::<_, Option<String>>(i)?.unwrap_or_default(),
         };
-        cases.push(summary_from_row(row)?);
+        let mut summary = summary_from_row(row)?;
+        summary.division =
+            Scope::parse(&row.get::<_, String>(20)?).map(|s| s.division().to_string());
+        cases.push(summary);
     }
     Ok(CaseListPage { cases, next_cursor })
 }

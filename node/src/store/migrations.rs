@@ -33,6 +33,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (10, "engine", include_str!("migrations/010_engine.sql")),
     (11, "station", include_str!("migrations/011_station.sql")),
+    // The file is numbered 013: branch `hall-notices` adds 012; when both merge, this
+    // entry becomes version 13 after theirs (versions have no gaps).
+    (
+        12,
+        "hall_view",
+        include_str!("migrations/013_hall_view.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

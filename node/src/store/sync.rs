@@ -1414,7 +1414,7 @@ fn write_rows(ctx: &mut WriteCtx, rows: Rows) -> Result<Option<Hlc>, StoreError>
 
 /// How many changes here `peer` may read and lacks beyond `have`: one indexed count per
 /// run it is behind on.
-fn count_lacking(
+pub(super) fn count_lacking(
     conn: &Connection,
     local: &VersionVector,
     peer: &NodeRecord,

@@ -35,16 +35,26 @@ pub enum StaffRole {
     Lead,
     /// Manages accounts and the node; may do what a lead does.
     Admin,
+    /// 进驻部门 staff at a hall: sign for and decide the cases sent to their department
+    /// (the account's counter field names the department, as transfers name it), and
+    /// nothing else.
+    Department,
 }
 
 impl StaffRole {
-    pub const ALL: [StaffRole; 3] = [StaffRole::Worker, StaffRole::Lead, StaffRole::Admin];
+    pub const ALL: [StaffRole; 4] = [
+        StaffRole::Worker,
+        StaffRole::Lead,
+        StaffRole::Admin,
+        StaffRole::Department,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             StaffRole::Worker => "worker",
             StaffRole::Lead => "lead",
             StaffRole::Admin => "admin",
+            StaffRole::Department => "department",
         }
     }
 
@@ -55,6 +65,14 @@ impl StaffRole {
     /// Whether the role may do a lead's acts.
     pub fn leads(self) -> bool {
         matches!(self, StaffRole::Lead | StaffRole::Admin)
+    }
+
+    /// The roles a node of this kind offers its accounts: department staff work at halls.
+    pub fn offered_at(node_role: crate::auth::NodeRole) -> Vec<StaffRole> {
+        StaffRole::ALL
+            .into_iter()
+            .filter(|r| *r != StaffRole::Department || node_role.is_hall())
+            .collect()
     }
 }
 
@@ -143,7 +161,13 @@ pub fn may(
     match actor.person {
         Person::Applicant if kind != ActionKind::Rate => return Err(CaseError::ApplicantsRateOnly),
         Person::Applicant => {}
-        Person::Staff { role, .. } => role_may(*role, kind)?,
+        Person::Staff { role, counter, .. } => {
+            role_may(*role, kind)?;
+            // Department staff act only on what was sent to their department.
+            if *role == StaffRole::Department && state.holder.as_deref() != Some(counter.as_str()) {
+                return Err(CaseError::DepartmentsCasesOnly { action: kind });
+            }
+        }
     }
     case::state_allows(state, kind)?;
     // Nor may it complete one the department has not decided.
@@ -184,6 +208,9 @@ pub fn role_may(role: StaffRole, kind: ActionKind) -> Result<(), CaseError> {
     }
     if kind == A::RequestExtension && role.leads() {
         return Err(CaseError::LeadsExtendDirectly);
+    }
+    if role == StaffRole::Department && !matches!(kind, A::SignFor | A::Decide) {
+        return Err(CaseError::DepartmentsCasesOnly { action: kind });
     }
     Ok(())
 }
