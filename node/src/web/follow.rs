@@ -221,7 +221,11 @@ pub(super) async fn case_extras(
             .map(|k| t.get(&format!("action.{}", k.as_str())).into_owned())
             .collect();
         if !offered.is_empty() {
-            format!("{}{}", t.get("hall.may_do"), offered.join("、"))
+            format!(
+                "{}{}",
+                t.get("hall.may_do"),
+                offered.join(&t.get("record.list_separator"))
+            )
         } else {
             t.get("hall.may_supervise").into_owned()
         }
