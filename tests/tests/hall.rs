@@ -332,6 +332,13 @@ fn cases_made_at_stations_show_in_their_halls_views_with_their_station() {
     );
     assert_eq!(browser.find_all("svg[role=img]").len(), 2);
     browser.screenshot("hall-03-stations");
+    // The accounts page of a hall offers department staff (a station's does not).
+    browser.goto(&district.url("/admin/users"));
+    browser.wait_text("h1", |t| !t.is_empty());
+    assert_eq!(
+        browser.find_all("#new-role option[value=department]").len(),
+        1
+    );
     // The CSV of the overview, with the browser's session.
     let mut response = client()
         .get(&district.url("/hall/stations.csv"))

@@ -465,8 +465,10 @@ pub struct ListCasesQuery {
     pub counter: Option<String>,
     /// At a hall: only the cases of this station (its 12-digit division code) or of this
     /// sub-district and its stations (9 digits).
+    #[param(pattern = "^[0-9]{6,12}$")]
     pub station: Option<String>,
     /// Only the cases sent (转办) to this department, by the name the transfer gave.
+    #[param(max_length = 60)]
     pub department: Option<String>,
     /// Received on or after this date (YYYY-MM-DD).
     pub from: Option<String>,

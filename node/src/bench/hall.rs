@@ -167,7 +167,49 @@ pub async fn hall(args: HallBenchArgs) -> anyhow::Result<()> {
         args.queries,
         rows as f64 / args.queries as f64
     );
-    // The sub-district filter (a range of stations) and the unfiltered open list.
+    // The page a hall's staff land on: every open case below, soonest deadline first,
+    // and the pages after it (keyset paging).
+    let mut landing = Vec::new();
+    let mut cursor = None;
+    for _ in 0..args.queries.min(200) {
+        let started = Instant::now();
+        let page = store
+            .list_cases(CaseFilter {
+                open_only: true,
+                order: Some(crate::store::Order::Deadline),
+                cursor: cursor.take(),
+                limit: 50,
+                ..CaseFilter::all(today)
+            })
+            .await?;
+        landing.push(started.elapsed().as_secs_f64() * 1000.0);
+        cursor = page.next_cursor;
+    }
+    let (p50, p99) = percentiles(&mut landing);
+    println!(
+        "  subtree list (every open case, by deadline, pages 1 to {}): p50 {p50:.2} ms, p99 {p99:.2} ms",
+        landing.len()
+    );
+    let mut one_station = Vec::new();
+    for q in 0..args.queries.min(200) {
+        let station = &stations[(q as usize * 7) % stations.len()];
+        let started = Instant::now();
+        store
+            .list_cases(CaseFilter {
+                division: Some(DivisionCode::parse(station).expect("valid")),
+                open_only: true,
+                order: Some(crate::store::Order::Deadline),
+                limit: 50,
+                ..CaseFilter::all(today)
+            })
+            .await?;
+        one_station.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (p50, p99) = percentiles(&mut one_station);
+    println!(
+        "  subtree list (one station's open cases, by deadline): p50 {p50:.2} ms, p99 {p99:.2} ms"
+    );
+    // The sub-district filter (a range of stations).
     let mut sub_times = Vec::new();
     for q in 0..args.queries.min(200) {
         let sub = &stations[(q as usize * 7) % stations.len()][..9];

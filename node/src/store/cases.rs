@@ -668,8 +668,19 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
+    // The open cases by deadline walk the deadline index (the subtree's, or one
+    // station's) rather than sorting every open case: without statistics SQLite would
+    // pick the status index and sort (migration 013).
+    let indexed = if order == Order::Deadline && filter.open_only && filter.status.is_none() {
+        match &filter.division {
+            Some(division) if division.as_str().len() >= 12 => " INDEXED BY cases_scope_deadline",
+            _ => " INDEXED BY cases_open_deadline",
+        }
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, scope FROM cases {where_sql} ORDER BY {order_sql} LIMIT {}",
+        "SELECT {SUMMARY_COLUMNS}, scope FROM cases{indexed} {where_sql} ORDER BY {order_sql} LIMIT {}",
         limit + 1
     );
     let mut stmt = conn.prepare_cached(&sql)?;

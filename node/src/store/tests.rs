@@ -26,7 +26,7 @@ pub fn identity(seed: u8, role: yizhan_sync::auth::NodeRole, division: &str) -> 
 pub(crate) fn downgrade_to_schema_7(path: &Path) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP INDEX cases_scope_red; DROP INDEX cases_scope_breach; DROP INDEX cases_scope_open;
+        "DROP INDEX cases_scope_red; DROP INDEX cases_scope_breach; DROP INDEX cases_open_deadline; DROP INDEX cases_scope_deadline;
          DROP INDEX cases_open_levels; DROP INDEX cases_completed_scope;
          DROP INDEX cases_rated_scope; DROP INDEX cases_scope_updated; DROP INDEX cases_holder_name;
          DROP INDEX cases_query_code; DROP INDEX cases_applicant_id;

@@ -5,7 +5,12 @@
 -- (the level filters' orders: red_on, breach_on; the open view's: committed deadline).
 CREATE INDEX cases_scope_red ON cases (scope, red_on, id) WHERE red_on IS NOT NULL;
 CREATE INDEX cases_scope_breach ON cases (scope, breach_on, id) WHERE breach_on IS NOT NULL;
-CREATE INDEX cases_scope_open ON cases (scope, committed_due, id)
+-- The open list's order is an expression (no deadline sorts last); these indexes hold it,
+-- for the whole subtree and for one station (the store names them with INDEXED BY: with
+-- no statistics SQLite would sort every open case instead).
+CREATE INDEX cases_open_deadline ON cases (COALESCE(committed_due, '9999-12-31'), id)
+    WHERE status IN ('submitted', 'awaiting_supplement', 'accepted', 'suspended', 'decided');
+CREATE INDEX cases_scope_deadline ON cases (scope, COALESCE(committed_due, '9999-12-31'), id)
     WHERE status IN ('submitted', 'awaiting_supplement', 'accepted', 'suspended', 'decided');
 -- The overview counts each station's open cases by level from this index alone.
 CREATE INDEX cases_open_levels ON cases (scope, yellow_on, red_on, breach_on)
