@@ -584,11 +584,16 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
             // A station: equality lets its (scope, level date) index give the order.
             conditions.push(format!("scope = {}", arg(scope.into())));
         } else {
-            // A sub-district: its own cases and those of every division below it
-            // (`~` sorts after every digit).
-            let from = arg(scope.clone().into());
-            let to = arg(format!("{scope}~").into());
-            conditions.push(format!("scope >= {from} AND scope < {to}"));
+            // A sub-district: its own cases and those of every division below it, named
+            // one by one so each station's (scope, level date) index slice is read, not
+            // the whole subtree's level (a range over scopes would scan it).
+            let scopes = scopes_within(conn, &scope)?;
+            if scopes.is_empty() {
+                conditions.push("0".into());
+            } else {
+                let list: Vec<String> = scopes.into_iter().map(|s| arg(s.into())).collect();
+                conditions.push(format!("scope IN ({})", list.join(", ")));
+            }
         }
     }
     if let Some(holder) = &filter.holder {
@@ -707,6 +712,37 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
         cases.push(summary);
     }
     Ok(CaseListPage { cases, next_cursor })
+}
+
+/// The case scopes held here that are `scope` or lie below it (`~` sorts after every
+/// digit), found by one index seek each.
+fn scopes_within(conn: &Connection, scope: &str) -> Result<Vec<String>, StoreError> {
+    let end = format!("{scope}~");
+    let mut found: Vec<String> = Vec::new();
+    let own: Option<i64> = conn
+        .prepare_cached(
+            "SELECT 1 FROM cases INDEXED BY cases_scope_updated WHERE scope = ?1 LIMIT 1",
+        )?
+        .query_row([scope], |r| r.get(0))
+        .optional()?;
+    if own.is_some() {
+        found.push(scope.to_string());
+    }
+    let mut next = conn.prepare_cached(
+        "SELECT min(scope) FROM cases INDEXED BY cases_scope_updated
+         WHERE scope > ?1 AND scope < ?2",
+    )?;
+    let mut from = scope.to_string();
+    // Bounded: a sub-district has at most 999 divisions below it.
+    for _ in 0..1000 {
+        let Some(scope) = next.query_row(params![from, end], |r| r.get::<_, Option<String>>(0))?
+        else {
+            break;
+        };
+        from = scope.clone();
+        found.push(scope);
+    }
+    Ok(found)
 }
 
 fn cursor_after(order: Order, last: &CaseSummary, key: &str) -> String {

@@ -266,7 +266,7 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
     }
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT scope, count(*) FROM cases
+            "SELECT scope, count(*) FROM cases INDEXED BY cases_rectify_scope
              WHERE rectify_due IS NOT NULL AND rectified_on IS NULL AND rating <= 2
              GROUP BY scope",
         )?;

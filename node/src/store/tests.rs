@@ -28,7 +28,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
     conn.execute_batch(
         "DROP INDEX cases_scope_red; DROP INDEX cases_scope_breach; DROP INDEX cases_open_deadline; DROP INDEX cases_scope_deadline;
          DROP INDEX cases_open_levels; DROP INDEX cases_completed_scope;
-         DROP INDEX cases_rated_scope; DROP INDEX cases_scope_updated; DROP INDEX cases_holder_name;
+         DROP INDEX cases_rated_scope; DROP INDEX cases_rectify_scope; DROP INDEX cases_scope_updated; DROP INDEX cases_holder_name;
          DROP INDEX cases_query_code; DROP INDEX cases_applicant_id;
          DROP INDEX cases_phone_digits; DROP INDEX cases_open_due;
          ALTER TABLE cases DROP COLUMN query_code; ALTER TABLE cases DROP COLUMN applicant_id;
