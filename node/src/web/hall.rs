@@ -43,6 +43,8 @@ struct HallRow {
 struct HallPage<'a> {
     chrome: Chrome<'a>,
     t: &'static Tr,
+    /// 您好，name（counter）, as on the work list.
+    greeting: String,
     /// The filters as asked, to fill the form again.
     f: HallQuery,
     stations: Vec<SubtreeNode>,
@@ -163,10 +165,16 @@ pub async fn show(
     ctx: Ctx,
     Query(query): Query<HallQuery>,
 ) -> Response {
-    if ctx.session.is_none() {
+    let Some(staff) = ctx.session.as_ref() else {
         return ctx.to_signin();
-    }
+    };
     let t = ctx.t;
+    let who = if staff.counter.is_empty() {
+        staff.display_name.clone()
+    } else {
+        format!("{}（{}）", staff.display_name, staff.counter)
+    };
+    let greeting = t.with("home.greeting", "name", &who);
     let filter = match query.filter(state.today()) {
         Ok(filter) => filter,
         Err(name) => {
@@ -247,6 +255,7 @@ pub async fn show(
         HallPage {
             chrome: ctx.chrome(),
             t,
+            greeting,
             f: query,
             stations,
             subdistricts,
