@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod items;
 pub mod notices;
+pub mod stations;
 pub mod supervision;
 pub mod sync;
 
@@ -59,6 +60,9 @@ pub struct ApiState {
     pub backup_dir: Option<PathBuf>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).
     pub rectify_days: u32,
+    /// Hours after which a station not heard from is marked stale in `/api/v1/stations`
+    /// (`[service] stale_sync_hours`).
+    pub stale_sync_hours: u32,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -128,6 +132,7 @@ where
         )
         .route("/supervision/{id}", get(supervision::show))
         .route("/supervision/{id}/replies", post(supervision::reply))
+        .route("/stations", get(stations::index))
         .route("/sync/status", get(sync_status));
     let sync_api = Router::new()
         .route("/hello", post(sync::hello))
@@ -477,7 +482,7 @@ async fn sync_status(
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
           calendars::index, calendars::publish,
-          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, sync_status,
+          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,
           supervision::reply),
     modifiers(&BearerAuth, &CommonResponses),

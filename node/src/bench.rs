@@ -1,11 +1,13 @@
 //! `yizhan bench …`: performance figures printed for docs/benchmarks.md.
 
 mod flood;
+mod hall;
 mod longpoll;
 mod sink;
 pub mod tree;
 mod web;
 pub use flood::{FloodBenchArgs, flood};
+pub use hall::{HallBenchArgs, hall};
 pub use longpoll::{LongPollBenchArgs, longpoll};
 pub use sink::{SinkBenchArgs, sink};
 pub use web::{WebBenchArgs, web};
@@ -149,6 +151,8 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
                     level: Some(level),
                     impl_code: None,
                     counter: None,
+                    division: None,
+                    holder: None,
                     created_from: None,
                     created_to: None,
                     conflict_only: false,
@@ -573,6 +577,8 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                 level: None,
                 impl_code: None,
                 counter: None,
+                division: None,
+                holder: None,
                 created_from: None,
                 created_to: None,
                 conflict_only: false,
@@ -595,6 +601,8 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                     level: None,
                     impl_code: None,
                     counter: None,
+                    division: None,
+                    holder: None,
                     created_from: None,
                     created_to: None,
                     conflict_only: false,

@@ -221,6 +221,8 @@ pub enum BenchCommand {
     Flood(crate::bench::FloodBenchArgs),
     /// Time one change at a hall reaching 500 children that hold long-polls, and their memory
     Longpoll(crate::bench::LongPollBenchArgs),
+    /// A district holding many stations' cases: its subtree list and per-station overview
+    Hall(crate::bench::HallBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -480,6 +482,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sink(args)) => crate::bench::sink(args).await,
         Command::Bench(BenchCommand::Flood(args)) => crate::bench::flood(args).await,
         Command::Bench(BenchCommand::Longpoll(args)) => crate::bench::longpoll(args).await,
+        Command::Bench(BenchCommand::Hall(args)) => crate::bench::hall(args).await,
     }
 }
 
@@ -562,6 +565,22 @@ async fn init(data_dir: &DataDir, args: InitArgs, now_ms: u64) -> anyhow::Result
     Ok(())
 }
 
+/// A role this kind of node offers its accounts (the engine's `StaffRole::offered_at`, as
+/// the accounts page offers them), or an error naming those it does.
+fn offered_role(store: &Store, role: &str) -> anyhow::Result<StaffRole> {
+    let offered = StaffRole::offered_at(store.own_record().role);
+    StaffRole::parse(role)
+        .filter(|r| offered.contains(r))
+        .with_context(|| {
+            let names: Vec<&str> = offered.iter().map(|r| r.as_str()).collect();
+            format!(
+                "--role {role:?}: a {} offers {}",
+                store.own_record().role.as_str(),
+                names.join(", ")
+            )
+        })
+}
+
 async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Result<()> {
     match command {
         UserCommand::Add {
@@ -572,9 +591,7 @@ async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Resul
         } => {
             validate_username(&username)?;
             crate::accounts::validate_names(display_name.as_deref().unwrap_or_default(), &counter)?;
-            let role = StaffRole::parse(&role).with_context(|| {
-                format!("--role {role:?}: use worker, lead, admin or supervisor")
-            })?;
+            let role = offered_role(store, &role)?;
             let password = generate_password();
             let user = store
                 .add_user(
@@ -637,9 +654,7 @@ async fn user(store: &Store, command: UserCommand, now_ms: u64) -> anyhow::Resul
             role,
             counter,
         } => {
-            let role = StaffRole::parse(&role).with_context(|| {
-                format!("--role {role:?}: use worker, lead, admin or supervisor")
-            })?;
+            let role = offered_role(store, &role)?;
             store
                 .set_role_and_counter(username.clone(), role, counter.clone())
                 .await?;

@@ -172,11 +172,17 @@ pub struct ServiceSection {
     /// the common figure). Written into each rating, so every node derives the same
     /// deadline even if this changes later.
     pub rectify_days: u32,
+    /// Hours without news from a station (no change of its cases, no sync session here)
+    /// after which the hall's overview marks it (`/hall/stations`, `/api/v1/stations`).
+    pub stale_sync_hours: u32,
 }
 
 impl Default for ServiceSection {
     fn default() -> Self {
-        ServiceSection { rectify_days: 15 }
+        ServiceSection {
+            rectify_days: 15,
+            stale_sync_hours: 24,
+        }
     }
 }
 
@@ -657,6 +663,18 @@ impl Config {
                 message: "supervision.reply_days must be 1 to 60 working days".into(),
             });
         }
+        if !(1..=8760).contains(&config.service.stale_sync_hours) {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("stale_sync_hours"))
+                .map(|i| i + 1);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                column: None,
+                message: "service.stale_sync_hours must be 1 to 8760 hours".into(),
+            });
+        }
         let url = config.http.public_url.trim();
         if !url.is_empty()
             && !((url.starts_with("http://") || url.starts_with("https://"))
@@ -827,6 +845,9 @@ port = {discovery_port}
 [service]
 # Working days allowed to rectify after a bad rating (差评整改), 1 to 120.
 rectify_days = {rectify_days}
+# At a hall: hours without news from a station (no change of its cases, no sync session)
+# after which the station overview marks it, 1 to 8760.
+stale_sync_hours = {stale_sync_hours}
 
 [appointments]
 # Applicants book a time slot for an item on the public page /appointments/book; the
@@ -875,6 +896,7 @@ reply_days = {supervision_days}
             sink_batch = self.sink.batch_changes,
             sink_timeout = self.sink.timeout_secs,
             rectify_days = self.service.rectify_days,
+            stale_sync_hours = self.service.stale_sync_hours,
             appt_enabled = self.appointments.enabled,
             appt_open = toml_string(&self.appointments.open),
             appt_close = toml_string(&self.appointments.close),

@@ -314,6 +314,7 @@ impl OpenNode {
         let backup_dir =
             (!self.config.backup.dir.is_empty()).then(|| PathBuf::from(&self.config.backup.dir));
         let rectify_days = self.config.service.rectify_days;
+        let stale_sync_hours = self.config.service.stale_sync_hours;
         AppState {
             api: ApiState {
                 store: self.store.clone(),
@@ -331,6 +332,7 @@ impl OpenNode {
                 })),
                 backup_dir: backup_dir.clone(),
                 rectify_days,
+                stale_sync_hours,
             },
             web: WebState {
                 store: self.store.clone(),
@@ -344,6 +346,7 @@ impl OpenNode {
                 public_url: self.config.http.public_url(),
                 key: Arc::new(self.key.duplicate()),
                 rectify_days,
+                stale_sync_hours,
                 sessions: Default::default(),
                 guesses: Default::default(),
                 throttle: Default::default(),

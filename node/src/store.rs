@@ -21,6 +21,7 @@ mod cases;
 mod feed;
 mod file;
 mod follow_up;
+mod hall;
 mod items;
 mod migrations;
 mod notices;
@@ -63,6 +64,7 @@ pub use file::{
     schema_version, start_new_epoch, take_clean_close,
 };
 pub use follow_up::{CaseSync, TransferRow, Transfers};
+pub use hall::{Overview, OverviewLine, StationFigures, SubtreeNode};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use notices::{Correction, Issuer, StoredNotice, notice_content};

@@ -15,6 +15,7 @@ pub mod cases;
 pub mod dashboard;
 pub mod export;
 pub mod follow;
+pub mod hall;
 pub mod staff;
 pub mod supervision;
 
@@ -77,6 +78,9 @@ pub struct WebState {
     pub key: Arc<NodeKey>,
     /// Working days allowed to rectify after a bad rating (`[service]` in the config).
     pub rectify_days: u32,
+    /// Hours after which a station not heard from stands out on the hall's overview
+    /// (`[service] stale_sync_hours`).
+    pub stale_sync_hours: u32,
     /// Staff sessions.
     pub sessions: Arc<session::Sessions>,
     /// Failed sign-ins: growing waits per account and place, address and account.
@@ -145,6 +149,10 @@ where
             get(supervision::index).post(supervision::issue),
         )
         .route("/supervision/{id}/reply", post(supervision::reply))
+        .route("/hall", get(hall::show))
+        .route("/hall/stations", get(hall::stations))
+        .route("/hall/stations.csv", get(hall::stations_csv))
+        .route("/hall/stations.xlsx", get(hall::stations_xlsx))
         .route("/transfers", get(follow::transfers))
         .route(
             "/status",
@@ -317,6 +325,11 @@ pub struct Chrome<'a> {
 impl Chrome<'_> {
     pub fn is_admin(&self) -> bool {
         self.user.is_some_and(|u| u.role == Role::Admin)
+    }
+
+    /// A hall (sub-district, district, city): its staff work on the subtree view.
+    pub fn is_hall(&self) -> bool {
+        yizhan_sync::auth::NodeRole::parse(self.role).is_some_and(|r| r.is_hall())
     }
 
     /// Leads and admins see the dashboard.
@@ -914,7 +927,10 @@ struct HomePage<'a> {
 /// and a link for staff to sign in; signed-in staff go to their work list.
 async fn home(State(state): State<WebState>, ctx: Ctx) -> Response {
     if ctx.session.is_some() {
-        return Redirect::to("/worklist").into_response();
+        // A hall's staff start from the cases below it, a station's from the counter.
+        let hall =
+            yizhan_sync::auth::NodeRole::parse(&state.node.role).is_some_and(|r| r.is_hall());
+        return Redirect::to(if hall { "/hall" } else { "/worklist" }).into_response();
     }
     let no_catalog = match state.store.item_categories().await {
         Ok(categories) => categories.is_empty(),

@@ -126,7 +126,21 @@ fn init_creates_a_node_that_serves() {
     let err = stderr_of(&["user", "disable", "admin", "--data-dir", d]);
     assert!(err.contains("last enabled admin"), "{err}");
     let err = stderr_of(&["user", "set", "li.min", "--role", "boss", "--data-dir", d]);
-    assert!(err.contains("use worker, lead or admin"), "{err}");
+    assert!(
+        err.contains("a station offers worker, lead, admin"),
+        "{err}"
+    );
+    // Hall roles are not offered at a station.
+    let err = stderr_of(&[
+        "user",
+        "set",
+        "li.min",
+        "--role",
+        "supervisor",
+        "--data-dir",
+        d,
+    ]);
+    assert!(err.contains("a station offers"), "{err}");
     run_ok(&[
         "user",
         "set",
@@ -292,7 +306,7 @@ fn errors_say_what_is_wrong_and_how_to_fix_it() {
         "--data-dir",
         dir_arg(&node_dir),
     ]);
-    assert!(err.contains("worker, lead or admin"), "{err}");
+    assert!(err.contains("offers worker, lead, admin"), "{err}");
 }
 
 /// The benchmark command stays runnable (the figures themselves are in docs/benchmarks.md).

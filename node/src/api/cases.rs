@@ -486,6 +486,13 @@ pub struct ListCasesQuery {
     /// Implementation code of the item.
     pub item: Option<String>,
     pub counter: Option<String>,
+    /// At a hall: only the cases of this station (its 12-digit division code) or of this
+    /// sub-district and its stations (9 digits).
+    #[param(pattern = "^[0-9]{6,12}$")]
+    pub station: Option<String>,
+    /// Only the cases sent (转办) to this department, by the name the transfer gave.
+    #[param(max_length = 60)]
+    pub department: Option<String>,
     /// Received on or after this date (YYYY-MM-DD).
     pub from: Option<String>,
     /// Received on or before this date (YYYY-MM-DD).
@@ -534,11 +541,44 @@ pub struct CaseListEntry {
     pub warning_level: Option<String>,
     pub clock_stopped_on: Option<String>,
     pub closed_on: Option<String>,
+    /// The station that holds the case: the node of its division.
+    pub station: StationRef,
+}
+
+/// A station (or any node below a hall) as lists name it.
+#[derive(Clone, Debug, serde::Serialize, ToSchema)]
+pub struct StationRef {
+    /// The node id (32 hex digits); empty when no registry here names the division's node.
+    pub node: String,
+    pub name: String,
+    /// Its division code (12 digits for a station).
+    pub division: String,
+}
+
+impl CaseListEntry {
+    /// The entry of a listed case, its station named from `stations` (by division).
+    fn of(s: CaseSummary, stations: &std::collections::HashMap<String, StationRef>) -> Self {
+        let division = s.division.clone().unwrap_or_default();
+        let station = stations.get(&division).cloned().unwrap_or(StationRef {
+            node: String::new(),
+            name: division.clone(),
+            division,
+        });
+        CaseListEntry {
+            station,
+            ..CaseListEntry::from(s)
+        }
+    }
 }
 
 impl From<CaseSummary> for CaseListEntry {
     fn from(s: CaseSummary) -> Self {
         CaseListEntry {
+            station: StationRef {
+                node: String::new(),
+                name: String::new(),
+                division: s.division.clone().unwrap_or_default(),
+            },
             id: s.id,
             serial_no: s.serial_no,
             status: s.status.as_str().into(),
@@ -597,6 +637,22 @@ pub async fn index(
         .item
         .map(|c| ImplCode::parse(&c).map_err(|_| bad_parameter("item", &c)))
         .transpose()?;
+    let division = q
+        .station
+        .map(|d| {
+            yizhan_sync::domain::codes::DivisionCode::parse(&d)
+                .map_err(|_| bad_parameter("station", &d))
+        })
+        .transpose()?;
+    if q.department
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 60)
+    {
+        return Err(bad_parameter(
+            "department",
+            q.department.as_deref().unwrap_or(""),
+        ));
+    }
     let page = state
         .store
         .list_cases(CaseFilter {
@@ -604,6 +660,8 @@ pub async fn index(
             level,
             impl_code,
             counter: q.counter,
+            division,
+            holder: q.department,
             created_from: parse_date("from", q.from)?,
             created_to: parse_date("to", q.to)?,
             conflict_only: q.conflict.unwrap_or(false),
@@ -616,8 +674,13 @@ pub async fn index(
             today: state.today(),
         })
         .await?;
+    let stations = super::stations::station_refs(&state).await?;
     Ok(Json(CaseList {
-        cases: page.cases.into_iter().map(Into::into).collect(),
+        cases: page
+            .cases
+            .into_iter()
+            .map(|c| CaseListEntry::of(c, &stations))
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }

@@ -87,6 +87,7 @@ async fn api(role: &str) -> Api {
             sync: Default::default(),
             backup_dir: None,
             rectify_days: 15,
+            stale_sync_hours: 24,
         },
         web: WebState {
             store: store.clone(),
@@ -100,6 +101,7 @@ async fn api(role: &str) -> Api {
             public_url: Some("http://station.example:8080".into()),
             key: Arc::new(crate::identity::NodeKey::from_seed([7; 32])),
             rectify_days: 15,
+            stale_sync_hours: 24,
             sessions: Default::default(),
             guesses: Default::default(),
             throttle: Default::default(),

@@ -60,6 +60,11 @@ pub struct CaseFilter {
     pub level: Option<WarningLevel>,
     pub impl_code: Option<ImplCode>,
     pub counter: Option<String>,
+    /// Only the cases of this division and the divisions below it: one station's (its
+    /// 12-digit code) or a sub-district's (9 digits), at a hall.
+    pub division: Option<yizhan_sync::domain::codes::DivisionCode>,
+    /// Only the cases sent to this department (转办 to it, its name as the transfer says).
+    pub holder: Option<String>,
     pub created_from: Option<Date>,
     pub created_to: Option<Date>,
     pub conflict_only: bool,
@@ -84,6 +89,8 @@ impl CaseFilter {
             level: None,
             impl_code: None,
             counter: None,
+            division: None,
+            holder: None,
             created_from: None,
             created_to: None,
             conflict_only: false,
@@ -164,6 +171,8 @@ pub struct CaseSummary {
     pub level: Option<WarningLevel>,
     pub clock_stopped_on: Option<String>,
     pub closed_on: Option<String>,
+    /// The division whose cases it is (its station's), in lists; `None` elsewhere.
+    pub division: Option<String>,
 }
 
 /// One page of a case list.
@@ -276,6 +285,7 @@ pub(super) fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CaseSummary> {
         level: level.as_deref().and_then(WarningLevel::parse),
         clock_stopped_on: r.get(16)?,
         closed_on: r.get(17)?,
+        division: None,
     })
 }
 
@@ -569,6 +579,27 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
     if let Some(counter) = &filter.counter {
         conditions.push(format!("counter = {}", arg(counter.clone().into())));
     }
+    if let Some(division) = &filter.division {
+        let scope = Scope::cases(division).to_string();
+        if division.as_str().len() >= 12 {
+            // A station: equality lets its (scope, level date) index give the order.
+            conditions.push(format!("scope = {}", arg(scope.into())));
+        } else {
+            // A sub-district: its own cases and those of every division below it, named
+            // one by one so each station's (scope, level date) index slice is read, not
+            // the whole subtree's level (a range over scopes would scan it).
+            let scopes = scopes_within(conn, &scope)?;
+            if scopes.is_empty() {
+                conditions.push("0".into());
+            } else {
+                let list: Vec<String> = scopes.into_iter().map(|s| arg(s.into())).collect();
+                conditions.push(format!("scope IN ({})", list.join(", ")));
+            }
+        }
+    }
+    if let Some(holder) = &filter.holder {
+        conditions.push(format!("holder = {}", arg(holder.clone().into())));
+    }
     if let Some(from) = filter.created_from {
         conditions.push(format!("created_on >= {}", arg(from.to_string().into())));
     }
@@ -643,8 +674,19 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
+    // The open cases by deadline walk the deadline index (the subtree's, or one
+    // station's) rather than sorting every open case: without statistics SQLite would
+    // pick the status index and sort (migration 013).
+    let indexed = if order == Order::Deadline && filter.open_only && filter.status.is_none() {
+        match &filter.division {
+            Some(division) if division.as_str().len() >= 12 => " INDEXED BY cases_scope_deadline",
+            _ => " INDEXED BY cases_open_deadline",
+        }
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM cases {where_sql} ORDER BY {order_sql} LIMIT {}",
+        "SELECT {SUMMARY_COLUMNS}, scope FROM cases{indexed} {where_sql} ORDER BY {order_sql} LIMIT {}",
         limit + 1
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -665,9 +707,43 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
                 .unwrap_or_else(|| NO_DEADLINE.to_string()),
             i => row.get::<_, Option<String>>(i)?.unwrap_or_default(),
         };
-        cases.push(summary_from_row(row)?);
+        let mut summary = summary_from_row(row)?;
+        summary.division =
+            Scope::parse(&row.get::<_, String>(20)?).map(|s| s.division().to_string());
+        cases.push(summary);
     }
     Ok(CaseListPage { cases, next_cursor })
+}
+
+/// The case scopes held here that are `scope` or lie below it (`~` sorts after every
+/// digit), found by one index seek each.
+fn scopes_within(conn: &Connection, scope: &str) -> Result<Vec<String>, StoreError> {
+    let end = format!("{scope}~");
+    let mut found: Vec<String> = Vec::new();
+    let own: Option<i64> = conn
+        .prepare_cached(
+            "SELECT 1 FROM cases INDEXED BY cases_scope_updated WHERE scope = ?1 LIMIT 1",
+        )?
+        .query_row([scope], |r| r.get(0))
+        .optional()?;
+    if own.is_some() {
+        found.push(scope.to_string());
+    }
+    let mut next = conn.prepare_cached(
+        "SELECT min(scope) FROM cases INDEXED BY cases_scope_updated
+         WHERE scope > ?1 AND scope < ?2",
+    )?;
+    let mut from = scope.to_string();
+    // Bounded: a sub-district has at most 999 divisions below it.
+    for _ in 0..1000 {
+        let Some(scope) = next.query_row(params![from, end], |r| r.get::<_, Option<String>>(0))?
+        else {
+            break;
+        };
+        from = scope.clone();
+        found.push(scope);
+    }
+    Ok(found)
 }
 
 fn cursor_after(order: Order, last: &CaseSummary, key: &str) -> String {

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         13,
+        "hall_view",
+        include_str!("migrations/013_hall_view.sql"),
+    ),
+    (
+        14,
         "snapshots",
         include_str!("migrations/014_snapshots.sql"),
     ),

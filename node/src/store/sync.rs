@@ -1443,7 +1443,7 @@ fn write_rows(ctx: &mut WriteCtx, id: &DocId, rows: Rows) -> Result<Option<Hlc>,
 
 /// How many changes here `peer` may read and lacks beyond `have`: one indexed count per
 /// run it is behind on.
-fn count_lacking(
+pub(super) fn count_lacking(
     conn: &Connection,
     local: &VersionVector,
     peer: &NodeRecord,

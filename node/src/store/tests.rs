@@ -26,7 +26,10 @@ pub fn identity(seed: u8, role: yizhan_sync::auth::NodeRole, division: &str) -> 
 pub(crate) fn downgrade_to_schema_7(path: &Path) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP INDEX cases_query_code; DROP INDEX cases_applicant_id;
+        "DROP INDEX cases_scope_red; DROP INDEX cases_scope_breach; DROP INDEX cases_open_deadline; DROP INDEX cases_scope_deadline;
+         DROP INDEX cases_open_levels; DROP INDEX cases_completed_scope;
+         DROP INDEX cases_rated_scope; DROP INDEX cases_rectify_scope; DROP INDEX cases_scope_updated; DROP INDEX cases_holder_name;
+         DROP INDEX cases_query_code; DROP INDEX cases_applicant_id;
          DROP INDEX cases_phone_digits; DROP INDEX cases_open_due;
          ALTER TABLE cases DROP COLUMN query_code; ALTER TABLE cases DROP COLUMN applicant_id;
          ALTER TABLE cases DROP COLUMN phone_digits; ALTER TABLE cases DROP COLUMN signed_on_behalf;
@@ -927,6 +930,11 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
                  kind TEXT NOT NULL, content_json TEXT NOT NULL, digest BLOB NOT NULL,
                  signature BLOB NOT NULL, issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
              DROP TABLE supervision_notices; DROP TABLE supervision_replies;
+             DROP INDEX cases_scope_red; DROP INDEX cases_scope_breach;
+             DROP INDEX cases_open_deadline; DROP INDEX cases_scope_deadline;
+             DROP INDEX cases_open_levels; DROP INDEX cases_completed_scope;
+             DROP INDEX cases_rated_scope; DROP INDEX cases_rectify_scope;
+             DROP INDEX cases_scope_updated; DROP INDEX cases_holder_name;
              ALTER TABLE documents DROP COLUMN upto;
              PRAGMA user_version = 11;",
         )

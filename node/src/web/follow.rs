@@ -105,6 +105,12 @@ pub struct CaseExtras {
     pub rating: Option<String>,
     pub rating_comment: String,
     pub rectification: Option<RectView>,
+    /// At a hall, for a case of a division below it: which station holds it (name and
+    /// division) and when that station last synced.
+    pub station: Option<String>,
+    /// At a hall: what this node may do on the case, from `allowed`, in words; a case
+    /// not sent here it only supervises.
+    pub hall_may: Option<String>,
 }
 
 impl CaseExtras {
@@ -186,7 +192,51 @@ pub(super) async fn case_extras(
         .map(|e| name_of(&e.node));
     let intake_node = d.intake.node.to_hex();
     let origin = (intake_node != own).then(|| name_of(&intake_node));
-    let sync_text = sync_sentence(t, &sync);
+    let from_below = d.division.as_str() != state.node.division;
+    let station = if from_below {
+        let heard = state.store.last_heard(d.division.clone()).await?;
+        let station = state
+            .store
+            .subtree_nodes()
+            .await?
+            .into_iter()
+            .find(|n| n.division == d.division.as_str())
+            .map_or_else(|| d.division.to_string(), |n| n.name);
+        Some(
+            t.get("hall.case_station")
+                .replace("{station}", &station)
+                .replace("{division}", d.division.as_str())
+                .replace(
+                    "{when}",
+                    &heard.map_or_else(|| t.get("hall.never").into_owned(), minute_cst),
+                ),
+        )
+    } else {
+        None
+    };
+    let is_hall = yizhan_sync::auth::NodeRole::parse(&state.node.role).is_some_and(|r| r.is_hall());
+    let hall_may = (is_hall && from_below && !d.summary.status.is_closed()).then(|| {
+        let offered: Vec<String> = allowed
+            .iter()
+            .map(|k| t.get(&format!("action.{}", k.as_str())).into_owned())
+            .collect();
+        if !offered.is_empty() {
+            format!(
+                "{}{}",
+                t.get("hall.may_do"),
+                offered.join(&t.get("record.list_separator"))
+            )
+        } else {
+            t.get("hall.may_supervise").into_owned()
+        }
+    });
+    // A case that came from a station is not "only on this node" at a hall without a
+    // parent: the station line says where it is.
+    let sync_text = if from_below && sync.parent.is_none() {
+        String::new()
+    } else {
+        sync_sentence(t, &sync)
+    };
     let rectification = d.state.rectification.as_ref().map(|r| {
         let due = r.due(calendar);
         RectView {
@@ -237,6 +287,8 @@ pub(super) async fn case_extras(
             .as_ref()
             .map_or(String::new(), |r| r.comment.clone()),
         rectification,
+        station,
+        hall_may,
     })
 }
 

@@ -34,9 +34,22 @@ impl UsersPage<'_> {
         format!("role.{}", user.role.as_str())
     }
 
+    /// The roles this kind of node offers (department staff only at halls).
     fn roles(&self) -> Vec<Role> {
-        Role::ALL.to_vec()
+        offered_roles(self.chrome.role)
     }
+}
+
+/// The roles accounts may have at a node of this role (`station`, `district`, …).
+fn offered_roles(node_role: &str) -> Vec<Role> {
+    yizhan_sync::auth::NodeRole::parse(node_role)
+        .map(Role::offered_at)
+        .unwrap_or_else(|| Role::ALL.to_vec())
+}
+
+/// The role a form names, if this node offers it.
+fn offered_role(ctx: &Ctx, form: &Fields) -> Option<Role> {
+    Role::parse(field(form, "role")).filter(|r| offered_roles(&ctx.node_role).contains(r))
 }
 
 /// The page, after a form or not.
@@ -97,7 +110,7 @@ pub async fn add(
         return refused;
     }
     let username = field(&form, "username").to_string();
-    let Some(role) = Role::parse(field(&form, "role")) else {
+    let Some(role) = offered_role(&ctx, &form) else {
         return refused(&state, &ctx, bad_form()).await;
     };
     if validate_username(&username).is_err() {
@@ -206,7 +219,7 @@ pub async fn set_role(
     if let Some(refused) = ctx.refuse_unless_admin() {
         return refused;
     }
-    let Some(role) = Role::parse(field(&form, "role")) else {
+    let Some(role) = offered_role(&ctx, &form) else {
         return refused(&state, &ctx, bad_form()).await;
     };
     let counter = field(&form, "counter").to_string();

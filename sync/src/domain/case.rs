@@ -1460,6 +1460,10 @@ pub enum CaseError {
     NotThisNodes { action: ActionKind },
     #[error("only a lead (现场负责人) or an admin may {action} a case", action = .action.as_str())]
     LeadsOnly { action: ActionKind },
+    #[error("department staff may only sign for and decide the cases sent to their department, not {action}", action = .action.as_str())]
+    DepartmentsCasesOnly { action: ActionKind },
+    #[error("a supervisor supervises the stations' cases and records none of them, not {action}", action = .action.as_str())]
+    SupervisorsSuperviseOnly { action: ActionKind },
     #[error("an applicant may only rate a completed case")]
     ApplicantsRateOnly,
     #[error("the rating must be one of the five levels, 1 (非常不满意) to 5 (非常满意)")]
@@ -1484,7 +1488,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 28] = [
+    pub const CODES: [&'static str; 30] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1505,6 +1509,8 @@ impl CaseError {
         "not_the_sender",
         "not_this_nodes",
         "leads_only",
+        "departments_cases_only",
+        "supervisors_supervise_only",
         "applicants_rate_only",
         "bad_rating",
         "already_rated",
@@ -1539,6 +1545,8 @@ impl CaseError {
             CaseError::NotTheSender => "not_the_sender",
             CaseError::NotThisNodes { .. } => "not_this_nodes",
             CaseError::LeadsOnly { .. } => "leads_only",
+            CaseError::DepartmentsCasesOnly { .. } => "departments_cases_only",
+            CaseError::SupervisorsSuperviseOnly { .. } => "supervisors_supervise_only",
             CaseError::ApplicantsRateOnly => "applicants_rate_only",
             CaseError::BadRating => "bad_rating",
             CaseError::AlreadyRated => "already_rated",
@@ -1588,7 +1596,10 @@ impl CaseError {
             }
             CaseError::NotASide { event_id } => vec![("event", P::Text(event_id.clone()))],
             CaseError::ResolutionIncomplete { left } => vec![("left", P::Number(*left as u64))],
-            CaseError::NotThisNodes { action } | CaseError::LeadsOnly { action } => {
+            CaseError::NotThisNodes { action }
+            | CaseError::LeadsOnly { action }
+            | CaseError::DepartmentsCasesOnly { action }
+            | CaseError::SupervisorsSuperviseOnly { action } => {
                 vec![("action", P::Action(*action))]
             }
             CaseError::UnknownProcedure { name, listed } => vec![
@@ -1662,6 +1673,12 @@ impl CaseError {
             CaseError::LeadsOnly {
                 action: ActionKind::Extend,
             },
+            CaseError::DepartmentsCasesOnly {
+                action: ActionKind::Decide,
+            },
+            CaseError::SupervisorsSuperviseOnly {
+                action: ActionKind::Decide,
+            },
             CaseError::ApplicantsRateOnly,
             CaseError::BadRating,
             CaseError::AlreadyRated,
@@ -1709,6 +1726,8 @@ impl CaseError {
                 | CaseError::NotTheSender
                 | CaseError::NotThisNodes { .. }
                 | CaseError::LeadsOnly { .. }
+                | CaseError::DepartmentsCasesOnly { .. }
+                | CaseError::SupervisorsSuperviseOnly { .. }
                 | CaseError::ApplicantsRateOnly
                 | CaseError::BadRating
                 | CaseError::AlreadyRated

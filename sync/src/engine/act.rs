@@ -35,17 +35,22 @@ pub enum StaffRole {
     Lead,
     /// Manages accounts and the node; may do what a lead does.
     Admin,
-    /// 督办员 at a hall: issues supervision notices to the stations below (§10.2);
-    /// records nothing a lead alone may record.
+    /// 督办员 at a hall: issues supervision notices to the stations below (§10.2), and
+    /// records no act on a case.
     Supervisor,
+    /// 进驻部门 staff at a hall: sign for and decide the cases sent to their department
+    /// (the account's counter field names the department, as transfers name it), and
+    /// nothing else.
+    Department,
 }
 
 impl StaffRole {
-    pub const ALL: [StaffRole; 4] = [
+    pub const ALL: [StaffRole; 5] = [
         StaffRole::Worker,
         StaffRole::Lead,
         StaffRole::Admin,
         StaffRole::Supervisor,
+        StaffRole::Department,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +59,7 @@ impl StaffRole {
             StaffRole::Lead => "lead",
             StaffRole::Admin => "admin",
             StaffRole::Supervisor => "supervisor",
+            StaffRole::Department => "department",
         }
     }
 
@@ -64,6 +70,17 @@ impl StaffRole {
     /// Whether the role may do a lead's acts.
     pub fn leads(self) -> bool {
         matches!(self, StaffRole::Lead | StaffRole::Admin)
+    }
+
+    /// The roles a node of this kind offers its accounts: department staff and
+    /// supervisors work at halls.
+    pub fn offered_at(node_role: crate::auth::NodeRole) -> Vec<StaffRole> {
+        StaffRole::ALL
+            .into_iter()
+            .filter(|r| {
+                !matches!(r, StaffRole::Department | StaffRole::Supervisor) || node_role.is_hall()
+            })
+            .collect()
     }
 }
 
@@ -152,7 +169,13 @@ pub fn may(
     match actor.person {
         Person::Applicant if kind != ActionKind::Rate => return Err(CaseError::ApplicantsRateOnly),
         Person::Applicant => {}
-        Person::Staff { role, .. } => role_may(*role, kind)?,
+        Person::Staff { role, counter, .. } => {
+            role_may(*role, kind)?;
+            // Department staff act only on what was sent to their department.
+            if *role == StaffRole::Department && state.holder.as_deref() != Some(counter.as_str()) {
+                return Err(CaseError::DepartmentsCasesOnly { action: kind });
+            }
+        }
     }
     case::state_allows(state, kind)?;
     // Nor may it complete one the department has not decided.
@@ -184,6 +207,11 @@ pub fn may(
 /// extends directly.
 pub fn role_may(role: StaffRole, kind: ActionKind) -> Result<(), CaseError> {
     use ActionKind as A;
+    // A supervisor's acts are supervision notices (`engine::may_supervise`), never a
+    // counter's or a decider's act on the case itself (§10.2).
+    if role == StaffRole::Supervisor {
+        return Err(CaseError::SupervisorsSuperviseOnly { action: kind });
+    }
     let leads_only = matches!(
         kind,
         A::Resolve | A::Rectify | A::Rate | A::Extend | A::DeclineExtension
@@ -193,6 +221,9 @@ pub fn role_may(role: StaffRole, kind: ActionKind) -> Result<(), CaseError> {
     }
     if kind == A::RequestExtension && role.leads() {
         return Err(CaseError::LeadsExtendDirectly);
+    }
+    if role == StaffRole::Department && !matches!(kind, A::SignFor | A::Decide) {
+        return Err(CaseError::DepartmentsCasesOnly { action: kind });
     }
     Ok(())
 }

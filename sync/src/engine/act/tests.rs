@@ -388,3 +388,99 @@ fn a_station_enters_the_decision_of_the_department_it_accepts_for() {
         Some("示范区民政局")
     );
 }
+
+/// Department staff at a hall (issue 14, point 7) sign for and decide only the cases sent
+/// to their department (the account's counter names it), and do nothing else.
+#[test]
+fn department_staff_act_only_on_what_was_sent_to_their_department() {
+    use ActionKind as A;
+    let hall = node(HALL, NodeRole::Subdistrict, "440399001");
+    let department = |name: &str| Person::Staff {
+        username: "d".into(),
+        counter: name.into(),
+        role: StaffRole::Department,
+    };
+    let accept = event(STATION, "2026-03-03", 9, sample_action(A::Accept));
+    let to_hall = Action::Transfer {
+        to: "区民政局".into(),
+        reason: "由区民政局审批".into(),
+        to_node: Some(HALL),
+    };
+    let sent = case::derive(
+        &intake(),
+        &[accept.clone(), event(STATION, "2026-03-03", 10, to_hall)],
+    );
+    let not_sent = case::derive(&intake(), std::slice::from_ref(&accept));
+    let ours = department("区民政局");
+    let theirs = department("区人社局");
+    let at = |person| Actor {
+        node: &hall,
+        person,
+    };
+    assert_eq!(
+        allowed_actions(at(&ours), &intake(), &sent),
+        vec![A::Decide, A::SignFor]
+    );
+    assert_eq!(
+        may(at(&ours), &intake(), &sent, A::SignFor).map_err(|e| e.code()),
+        Ok(())
+    );
+    for (person, state) in [(&theirs, &sent), (&ours, &not_sent)] {
+        for kind in [A::SignFor, A::Decide] {
+            assert_eq!(
+                may(at(person), &intake(), state, kind).map_err(|e| e.code()),
+                Err("departments_cases_only")
+            );
+        }
+    }
+    assert!(may(at(&ours), &intake(), &sent, A::Extend).is_err());
+    for kind in [A::Transfer, A::Complete, A::Suspend] {
+        assert_eq!(
+            may(at(&ours), &intake(), &sent, kind).map_err(|e| e.code()),
+            Err("departments_cases_only"),
+            "{kind:?}"
+        );
+    }
+    assert_eq!(
+        StaffRole::offered_at(NodeRole::Station),
+        vec![StaffRole::Worker, StaffRole::Lead, StaffRole::Admin]
+    );
+    assert!(StaffRole::offered_at(NodeRole::District).contains(&StaffRole::Department));
+}
+
+/// A supervisor at a hall (§10.2) issues supervision notices (`engine::may_supervise`)
+/// and records no act on any case, not even on one sent to the hall; the role is offered
+/// only at halls.
+#[test]
+fn supervisors_record_no_act_on_a_case() {
+    let hall = node(HALL, NodeRole::District, "440399");
+    let supervisor = Person::Staff {
+        username: "s".into(),
+        counter: "督办科".into(),
+        role: StaffRole::Supervisor,
+    };
+    let actor = Actor {
+        node: &hall,
+        person: &supervisor,
+    };
+    let accept = event(STATION, "2026-03-03", 9, sample_action(ActionKind::Accept));
+    let to_hall = Action::Transfer {
+        to: "区民政局".into(),
+        reason: "由区民政局审批".into(),
+        to_node: Some(HALL),
+    };
+    let sent = case::derive(
+        &intake(),
+        &[accept, event(STATION, "2026-03-03", 10, to_hall)],
+    );
+    assert_eq!(allowed_actions(actor, &intake(), &sent), vec![]);
+    for kind in ActionKind::ALL {
+        assert_eq!(
+            role_may(StaffRole::Supervisor, kind).map_err(|e| e.code()),
+            Err("supervisors_supervise_only"),
+            "{kind:?}"
+        );
+    }
+    assert!(StaffRole::offered_at(NodeRole::District).contains(&StaffRole::Supervisor));
+    assert!(!StaffRole::offered_at(NodeRole::Station).contains(&StaffRole::Supervisor));
+}

@@ -1,0 +1,358 @@
+//! The hall's view of its subtree (issue 14), over a three-tier tree of real processes: a
+//! district, two sub-districts and three stations, enrolled and linked as technicians do.
+//! Cases made at the stations appear in the right sub-district's and the district's
+//! subtree lists (the API and the page in headless Chromium) with their station; the
+//! per-station overview's figures for a small fixture are checked exactly.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use yizhan_tests::webdriver::Browser;
+use yizhan_tests::{
+    Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, run_ok, temp_dir,
+    wait_for,
+};
+
+const CATALOG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../node/data/demo-catalog.toml"
+);
+/// 居住证申领: accepted, decided and completed at the station.
+const ITEM: &str = "1144039999000005XU5001099602000";
+const WAIT: Duration = Duration::from_secs(60);
+
+const DISTRICT: &str = "440304";
+const SUB_1: &str = "440304001";
+const SUB_2: &str = "440304002";
+const STATION_A: &str = "440304001001";
+const STATION_B: &str = "440304001002";
+const STATION_C: &str = "440304002001";
+
+fn dir_arg(dir: &Path) -> &str {
+    dir.to_str().unwrap()
+}
+
+/// A node enrolled with the hall in `hall_dir` (served at `hall`), serving.
+fn child(
+    root: &Path,
+    hall_dir: &Path,
+    hall: &Node,
+    role: &str,
+    division: &str,
+    name: &str,
+) -> (std::path::PathBuf, Node, String) {
+    let dir = root.join(division);
+    init_node(&dir, role, division, name);
+    let code = enroll_code(hall_dir, division, role);
+    run_ok(&["enroll", &hall.base, &code, "--data-dir", dir_arg(&dir)]);
+    let token = admin_token(&dir);
+    let node = Node::serve(&dir);
+    (dir, node, token)
+}
+
+/// The open cases below a node through the API: (id, station division, station name).
+fn subtree(base: &str, token: &str, filter: &str) -> Vec<(String, String, String)> {
+    let (status, list) = get(
+        &client(),
+        &format!("{base}/api/v1/cases?open=true&limit=200{filter}"),
+        Some(token),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{list}");
+    list["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["station"]["division"].as_str().unwrap().to_string(),
+                c["station"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn event(base: &str, token: &str, id: &str, body: Value) {
+    let (status, answer) = post(
+        &client(),
+        &format!("{base}/api/v1/cases/{id}/events"),
+        Some(token),
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body} → {answer}");
+}
+
+/// A case decided, completed today (on time) and rated `level`.
+fn completed_and_rated(base: &str, token: &str, name: &str, level: u8) -> String {
+    let id = accepted_case(base, token, ITEM, name);
+    event(
+        base,
+        token,
+        &id,
+        json!({"kind": "decide", "approved": true, "reason": "符合条件", "basis": "《居住证暂行条例》"}),
+    );
+    event(
+        base,
+        token,
+        &id,
+        json!({"kind": "complete", "result": "已制证", "delivery": "窗口领取"}),
+    );
+    event(base, token, &id, json!({"kind": "rate", "level": level}));
+    id
+}
+
+fn stations(base: &str, token: &str) -> Vec<Value> {
+    let (status, list) = get(&client(), &format!("{base}/api/v1/stations"), Some(token)).unwrap();
+    assert_eq!(status, 200, "{list}");
+    list["stations"].as_array().unwrap().clone()
+}
+
+fn line<'a>(lines: &'a [Value], division: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["station"]["division"] == division)
+        .unwrap_or_else(|| panic!("no line for {division} in {lines:?}"))
+}
+
+/// The figures of a line that the fixture fixes, in one tuple to compare.
+fn figures(l: &Value) -> (u64, u64, u64, u64, u64, u64, u64, u64, u64) {
+    let n = |k: &str| l[k].as_u64().unwrap_or_else(|| panic!("{k} in {l}"));
+    (
+        n("open"),
+        n("due_soon"),
+        n("overdue"),
+        n("legal_breach"),
+        n("completed_this_month"),
+        n("on_time_this_month"),
+        n("rated_this_month"),
+        n("satisfied_this_month"),
+        n("open_rectifications"),
+    )
+}
+
+#[test]
+fn cases_made_at_stations_show_in_their_halls_views_with_their_station() {
+    let root = temp_dir();
+    let d = root.path().join(DISTRICT);
+    let district_password = init_node(&d, "district", DISTRICT, "福田区行政服务中心");
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let district_token = admin_token(&d);
+    let district = Node::serve(&d);
+    let (s1_dir, sub1, sub1_token) =
+        child(root.path(), &d, &district, "subdistrict", SUB_1, "园岭街道");
+    let (_s2_dir, sub2, sub2_token) =
+        child(root.path(), &d, &district, "subdistrict", SUB_2, "南园街道");
+    let (_a_dir, a, a_token) = child(
+        root.path(),
+        &s1_dir,
+        &sub1,
+        "station",
+        STATION_A,
+        "红荔社区",
+    );
+    let (_b_dir, b, b_token) = child(
+        root.path(),
+        &s1_dir,
+        &sub1,
+        "station",
+        STATION_B,
+        "百花社区",
+    );
+    let s2_dir = root.path().join(SUB_2);
+    let (_c_dir, c, c_token) = child(
+        root.path(),
+        &s2_dir,
+        &sub2,
+        "station",
+        STATION_C,
+        "南华社区",
+    );
+    for (station, what) in [(&a, "A"), (&b, "B"), (&c, "C")] {
+        wait_for(&format!("the catalog at station {what}"), WAIT, || {
+            let (status, _) = get(
+                &client(),
+                &station.url(&format!("/api/v1/items/{ITEM}")),
+                None,
+            )
+            .ok()?;
+            (status == 200).then_some(())
+        });
+    }
+
+    // The fixture: A has two open cases and two completed ones this month (rated 5 and
+    // 1: one satisfied, one bad rating with its rectification open); B one open case; C
+    // two open cases.
+    let a_open: Vec<String> = (0..2)
+        .map(|n| accepted_case(&a.base, &a_token, ITEM, &format!("红荔申请人{n}")))
+        .collect();
+    let a_done = [
+        completed_and_rated(&a.base, &a_token, "红荔满意", 5),
+        completed_and_rated(&a.base, &a_token, "红荔差评", 1),
+    ];
+    let b_open = accepted_case(&b.base, &b_token, ITEM, "百花申请人");
+    let c_open: Vec<String> = (0..2)
+        .map(|n| accepted_case(&c.base, &c_token, ITEM, &format!("南华申请人{n}")))
+        .collect();
+
+    // Up the tree: the sub-district sees its two stations' open cases, not C's.
+    let at_sub1 = wait_for("A's and B's cases at sub-district 1", WAIT, || {
+        let found = subtree(&sub1.base, &sub1_token, "");
+        (found.len() == 3).then_some(found)
+    });
+    for id in &a_open {
+        assert!(
+            at_sub1.contains(&(id.clone(), STATION_A.into(), "红荔社区".into())),
+            "{at_sub1:?}"
+        );
+    }
+    assert!(at_sub1.contains(&(b_open.clone(), STATION_B.into(), "百花社区".into())));
+    wait_for("C's cases at sub-district 2", WAIT, || {
+        (subtree(&sub2.base, &sub2_token, "").len() == 2).then_some(())
+    });
+    // The district sees all five, each with its station, and filters by station and by
+    // sub-district.
+    let at_district = wait_for("every open case at the district", WAIT, || {
+        let found = subtree(&district.base, &district_token, "");
+        (found.len() == 5).then_some(found)
+    });
+    for id in &c_open {
+        assert!(at_district.contains(&(id.clone(), STATION_C.into(), "南华社区".into())));
+    }
+    let only_a = subtree(
+        &district.base,
+        &district_token,
+        &format!("&station={STATION_A}"),
+    );
+    assert_eq!(only_a.len(), 2, "{only_a:?}");
+    let only_sub1 = subtree(
+        &district.base,
+        &district_token,
+        &format!("&station={SUB_1}"),
+    );
+    assert_eq!(only_sub1.len(), 3, "{only_sub1:?}");
+    let (status, bad) = get(
+        &client(),
+        &district.url("/api/v1/cases?station=12345"),
+        Some(&district_token),
+    )
+    .unwrap();
+    assert_eq!(status, 400, "{bad}");
+
+    // The overview's figures, exactly, once the completions and ratings are up too.
+    let lines = wait_for("the ratings at the district", WAIT, || {
+        let lines = stations(&district.base, &district_token);
+        let rated = lines
+            .iter()
+            .find(|l| l["station"]["division"] == STATION_A)
+            .and_then(|l| l["rated_this_month"].as_u64());
+        (rated == Some(2)).then_some(lines)
+    });
+    assert_eq!(
+        figures(line(&lines, STATION_A)),
+        (2, 0, 0, 0, 2, 2, 2, 1, 1)
+    );
+    assert_eq!(
+        figures(line(&lines, STATION_B)),
+        (1, 0, 0, 0, 0, 0, 0, 0, 0)
+    );
+    assert_eq!(
+        figures(line(&lines, STATION_C)),
+        (2, 0, 0, 0, 0, 0, 0, 0, 0)
+    );
+    // A sub-district's line sums its stations.
+    assert_eq!(figures(line(&lines, SUB_1)), (3, 0, 0, 0, 2, 2, 2, 1, 1));
+    assert_eq!(figures(line(&lines, SUB_2)), (2, 0, 0, 0, 0, 0, 0, 0, 0));
+    let a_line = line(&lines, STATION_A);
+    assert_eq!(a_line["station"]["name"], "红荔社区");
+    assert_eq!(a_line["subdistrict"], SUB_1);
+    assert_eq!(a_line["on_time_rate"], 1.0);
+    assert_eq!(a_line["satisfaction"], 0.5);
+    assert_eq!(a_line["stale"], false, "{a_line}");
+    assert!(a_line["last_synced_at"].is_string());
+    // Only a child of this hall has a count of changes it has yet to take.
+    assert!(a_line["pending_changes"].is_null());
+    let at_sub1_lines = stations(&sub1.base, &sub1_token);
+    assert_eq!(at_sub1_lines.len(), 2, "{at_sub1_lines:?}");
+    assert_eq!(
+        figures(line(&at_sub1_lines, STATION_B)),
+        (1, 0, 0, 0, 0, 0, 0, 0, 0)
+    );
+    let _ = a_done;
+
+    // In Chromium: the district's admin lands on the subtree list, filters by station,
+    // opens a case that came from a station, and reads the overview.
+    let browser = Browser::start();
+    browser.goto(&district.url("/signin"));
+    browser.find("#username").type_text("admin");
+    browser.find("#password").type_text(&district_password);
+    browser.find("#signin-submit").click();
+    browser.wait_text("h1", |t| t.contains("辖区办件"));
+    let stations_shown = browser.wait_texts("#hall-cases td.station", |t| t.len() == 5);
+    for name in ["红荔社区", "百花社区", "南华社区"] {
+        assert!(
+            stations_shown.iter().any(|s| s == name),
+            "{stations_shown:?}"
+        );
+    }
+    assert!(
+        browser.find_all("#nav-worklist").is_empty(),
+        "a hall's navigation leads to /hall"
+    );
+    browser.screenshot("hall-01-subtree");
+    browser.goto(&district.url(&format!("/hall?station={STATION_C}")));
+    let only_c = browser.wait_texts("#hall-cases td.station", |t| t.len() == 2);
+    assert!(only_c.iter().all(|s| s == "南华社区"), "{only_c:?}");
+    browser.find("#hall-cases .case-link").click();
+    let held = browser.wait_text("#case-station", |t| !t.is_empty());
+    assert!(
+        held.contains("南华社区") && held.contains(STATION_C),
+        "{held}"
+    );
+    assert!(
+        browser
+            .find_all("#sync-state")
+            .iter()
+            .all(|e| !e.text().contains("仅在本节点"))
+    );
+    assert!(!browser.wait_text("#hall-may", |t| !t.is_empty()).is_empty());
+    browser.screenshot("hall-02-case");
+    browser.goto(&district.url("/hall/stations"));
+    let open_a = browser.wait_text(&format!("#st-{STATION_A} td.open"), |t| !t.is_empty());
+    assert_eq!(open_a, "2");
+    assert_eq!(browser.find(&format!("#st-{SUB_1} td.open")).text(), "3");
+    assert_eq!(browser.find("#st-total td.open").text(), "5");
+    assert_eq!(
+        browser
+            .find(&format!("#st-{STATION_A} td.satisfaction"))
+            .text(),
+        "50.0%"
+    );
+    assert_eq!(browser.find_all("svg[role=img]").len(), 2);
+    browser.screenshot("hall-03-stations");
+    // The accounts page of a hall offers department staff (a station's does not).
+    browser.goto(&district.url("/admin/users"));
+    browser.wait_text("h1", |t| !t.is_empty());
+    assert_eq!(
+        browser.find_all("#new-role option[value=department]").len(),
+        1
+    );
+    // The CSV of the overview, with the browser's session.
+    let mut response = client()
+        .get(&district.url("/hall/stations.csv"))
+        .header(
+            "Cookie",
+            &format!("yz_session={}", browser.cookie("yz_session")),
+        )
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let csv = response.body_mut().read_to_string().unwrap();
+    assert!(csv.starts_with("\u{feff}站点,区划代码,在办"), "{csv}");
+    assert!(
+        csv.contains(&format!("红荔社区,{STATION_A},2,0,0,0,100.0%,50.0%,1,")),
+        "{csv}"
+    );
+}
