@@ -384,6 +384,8 @@ fn case_creation(
         .unwrap_or_default();
     let intake: Intake = serde_json::from_str(intake_text)
         .map_err(|e| effect(envelope, format!("its intake does not read: {e}")))?;
+    crate::domain::case::check_received_intake(&intake)
+        .map_err(|refused| effect(envelope, format!("its intake: {refused}")))?;
     let division = envelope.scope.division();
     if intake.node != author.node
         || intake.doc_id() != envelope.doc
@@ -501,6 +503,8 @@ fn event_op<'a>(
                     format!("event {key} names another node or id than its author's"),
                 ));
             }
+            crate::domain::case::check_received_event(&event)
+                .map_err(|refused| effect(envelope, format!("event {key}: {refused}")))?;
             let kind = event.action.kind();
             if !auth::may_record(
                 relation,

@@ -357,18 +357,56 @@ impl Intake {
 
 /// The text rule ([`text`]) for everything typed at intake.
 fn check_intake_texts(new: &NewCase) -> Result<(), text::Refused> {
-    text::line("applicant.name", new.applicant.name())?;
-    if let Applicant::LegalPerson { contact_name, .. } = &new.applicant {
+    check_typed_at_intake(
+        &new.applicant,
+        new.agent.as_ref(),
+        &new.materials,
+        &new.counter,
+        &new.note,
+    )
+}
+
+fn check_typed_at_intake(
+    applicant: &Applicant,
+    agent: Option<&Agent>,
+    materials: &[MaterialReceived],
+    counter: &str,
+    note: &str,
+) -> Result<(), text::Refused> {
+    text::line("applicant.name", applicant.name())?;
+    if let Applicant::LegalPerson { contact_name, .. } = applicant {
         text::line("applicant.contact_name", contact_name)?;
     }
-    if let Some(agent) = &new.agent {
+    if let Some(agent) = agent {
         text::line("agent.name", &agent.name)?;
     }
-    for m in &new.materials {
+    for m in materials {
         text::line("materials.name", &m.name)?;
     }
-    text::line("counter", &new.counter)?;
-    text::lines("note", &new.note)
+    text::line("counter", counter)?;
+    text::lines("note", note)
+}
+
+/// The text rule for an intake another node wrote: every receiver checks what people
+/// typed elsewhere, as the node that took it should have (a hostile or older node may
+/// not have).
+pub fn check_received_intake(intake: &Intake) -> Result<(), text::Refused> {
+    check_typed_at_intake(
+        &intake.applicant,
+        intake.agent.as_ref(),
+        &intake.materials,
+        &intake.counter,
+        &intake.note,
+    )?;
+    text::line("staff", &intake.staff)
+}
+
+/// The text rule for an event another node recorded: its action's texts, and the staff
+/// member and counter it names.
+pub fn check_received_event(event: &Event) -> Result<(), text::Refused> {
+    text::line("staff", &event.staff)?;
+    text::line("counter", &event.counter)?;
+    check_action_texts(&event.action)
 }
 
 fn item_snapshot_names(item: &Item) -> Vec<&str> {

@@ -965,3 +965,50 @@ fn records_are_written_once_by_whom_they_belong_to() {
     );
     assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
 }
+
+/// What people typed at another node is checked again on arrival, by the one text rule
+/// (`domain::text`): a hostile or older node cannot put a control or layout character into
+/// the notices, pages, exports and logs of every node above it.
+#[test]
+fn text_typed_elsewhere_is_checked_again_on_arrival() {
+    let station = station();
+    let (id, scope, held) = held_case();
+    let suspend = |reason: &str| {
+        event(
+            &station,
+            T0 + 3000,
+            Action::Suspend {
+                procedure: "听证".into(),
+                reason: reason.into(),
+            },
+        )
+    };
+    // Honest text passes, line breaks included where the field has lines.
+    let honest = add(&station, &held, &[suspend("按规定\n办理")]);
+    let judged = check(&station, &honest, &id, DocKind::Case, &scope, Some(&held));
+    assert_eq!(judged, Judgement::Allow);
+    // A right-to-left override in a reason, an escape in the staff name, a line break in
+    // the counter: each refused for what it does.
+    let mut escaped = suspend("按规定办理");
+    escaped.staff = "x\u{1b}[2J".into();
+    let mut broken = suspend("按规定办理");
+    broken.counter = "1号\n窗口".into();
+    for bad in [suspend("附件.txt\u{202E}exe"), escaped, broken] {
+        let change = add(&station, &held, &[bad]);
+        let judged = check(&station, &change, &id, DocKind::Case, &scope, Some(&held));
+        assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+    }
+    // A case created with a NUL in its intake note.
+    let mut bad_intake = intake(&station);
+    bad_intake.note = "备注\u{0}".into();
+    let (bad_id, created) = doc::new_case(&origin_of(&station), &scope, &bad_intake).unwrap();
+    let judged = check(
+        &station,
+        &created.get_changes(&[])[0],
+        &bad_id,
+        DocKind::Case,
+        &scope,
+        None,
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}
