@@ -653,15 +653,26 @@ fn sync_converges_over_a_slow_lossy_link() {
         (decided == 5).then_some(())
     });
 
-    // No duplicate effects: both ends hold exactly these cases with the same events.
+    // No duplicate effects: both ends hold exactly these cases with the same events. The
+    // last cases' acceptances (and their receipts) may still be on their way up the bad
+    // link when the decisions have come down: wait until both ends agree, then compare.
+    let events_at = |base: &str, token: &str, id: &str| {
+        let (status, case) =
+            get(&client(), &format!("{base}/api/v1/cases/{id}"), Some(token)).unwrap();
+        assert_eq!(status, 200, "{case}");
+        case["events"].clone()
+    };
+    wait_for("the same events at both ends", long, || {
+        ids.iter()
+            .all(|id| {
+                events_at(&station.base, &token, id)
+                    == events_at(&district.base, &district_token, id)
+            })
+            .then_some(())
+    });
     assert_eq!(cases(&district.base, &district_token).len(), ids.len());
     for id in &ids {
-        let at = |base: &str, token: &str| {
-            let (status, case) =
-                get(&client(), &format!("{base}/api/v1/cases/{id}"), Some(token)).unwrap();
-            assert_eq!(status, 200, "{case}");
-            case["events"].clone()
-        };
+        let at = |base: &str, token: &str| events_at(base, token, id);
         let (here, there) = (
             at(&station.base, &token),
             at(&district.base, &district_token),
