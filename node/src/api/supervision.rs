@@ -99,27 +99,6 @@ pub struct ListSupervisionQuery {
     pub limit: Option<u32>,
 }
 
-/// The name of a reply state on the wire and in the pages' word keys.
-pub fn state_name(state: ReplyState) -> &'static str {
-    match state {
-        ReplyState::Open => "open",
-        ReplyState::Overdue => "overdue",
-        ReplyState::AnsweredOnTime => "answered_on_time",
-        ReplyState::AnsweredLate => "answered_late",
-    }
-}
-
-fn parse_state(s: &str) -> Option<ReplyState> {
-    [
-        ReplyState::Open,
-        ReplyState::Overdue,
-        ReplyState::AnsweredOnTime,
-        ReplyState::AnsweredLate,
-    ]
-    .into_iter()
-    .find(|state| state_name(*state) == s)
-}
-
 impl SupervisionNoticeView {
     fn of(v: SupervisionView) -> SupervisionNoticeView {
         SupervisionNoticeView {
@@ -132,7 +111,7 @@ impl SupervisionNoticeView {
             todo: v.notice.todo.clone(),
             reply_days: v.notice.reply_days,
             due: v.due.to_string(),
-            state: state_name(v.state).to_string(),
+            state: v.state.as_str().to_string(),
             level: if v.state == ReplyState::Overdue {
                 "red"
             } else {
@@ -186,7 +165,7 @@ pub async fn index(
         case_id: q.case,
         state: match q.state.as_deref() {
             None => None,
-            Some(s) => Some(parse_state(s).ok_or_else(|| bad("state", s))?),
+            Some(s) => Some(ReplyState::parse(s).ok_or_else(|| bad("state", s))?),
         },
         unanswered: false,
     };

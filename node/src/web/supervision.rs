@@ -66,12 +66,12 @@ struct SupervisionPage<'a> {
 impl SupervisionPage<'_> {
     fn state_word(&self, row: &Row) -> String {
         self.t
-            .get(&format!("supervision.state.{}", state_key(row.view.state)))
+            .get(&format!("supervision.state.{}", row.view.state.as_str()))
             .into_owned()
     }
 
     fn state_class(&self, row: &Row) -> &'static str {
-        state_key(row.view.state)
+        row.view.state.as_str()
     }
 
     /// Unanswered past its deadline: shown red (escalated).
@@ -115,27 +115,6 @@ impl SupervisionPage<'_> {
     }
 }
 
-/// The name of a reply state in the query and the word keys.
-fn state_key(state: ReplyState) -> &'static str {
-    match state {
-        ReplyState::Open => "open",
-        ReplyState::Overdue => "overdue",
-        ReplyState::AnsweredOnTime => "answered_on_time",
-        ReplyState::AnsweredLate => "answered_late",
-    }
-}
-
-fn parse_state(s: &str) -> Option<ReplyState> {
-    [
-        ReplyState::Open,
-        ReplyState::Overdue,
-        ReplyState::AnsweredOnTime,
-        ReplyState::AnsweredLate,
-    ]
-    .into_iter()
-    .find(|state| state_key(*state) == s)
-}
-
 fn staff_of(session: &Session) -> Staff {
     Staff {
         username: session.username.clone(),
@@ -171,7 +150,7 @@ async fn page(state: &WebState, ctx: &Ctx, query: ListQuery, refused: Refused) -
         return ctx.to_signin();
     };
     let own = state.store.own_record();
-    let filter_state = query.state.as_deref().and_then(parse_state);
+    let filter_state = query.state.as_deref().and_then(ReplyState::parse);
     let case = query
         .case
         .as_deref()
@@ -222,7 +201,10 @@ async fn page(state: &WebState, ctx: &Ctx, query: ListQuery, refused: Refused) -
             csrf: &session.csrf,
             hall: own.role.is_hall(),
             rows,
-            state: filter_state.map(state_key).unwrap_or("").to_string(),
+            state: filter_state
+                .map(ReplyState::as_str)
+                .unwrap_or("")
+                .to_string(),
             case: case.map(|c| c.to_string()),
             station,
             may_issue,

@@ -148,6 +148,31 @@ pub enum ReplyState {
     Overdue,
 }
 
+impl ReplyState {
+    pub const ALL: [ReplyState; 4] = [
+        ReplyState::Open,
+        ReplyState::Overdue,
+        ReplyState::AnsweredOnTime,
+        ReplyState::AnsweredLate,
+    ];
+
+    /// The state's name on the wire, in queries and in the pages' word keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyState::Open => "open",
+            ReplyState::Overdue => "overdue",
+            ReplyState::AnsweredOnTime => "answered_on_time",
+            ReplyState::AnsweredLate => "answered_late",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReplyState> {
+        ReplyState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
 /// The state of `notice` given the replies to it, on `today`: the first reply counts.
 pub fn reply_state(
     notice: &SupervisionNotice,
