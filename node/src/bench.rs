@@ -223,25 +223,7 @@ pub(crate) async fn fill_cases(
                 }
                 let time = start_ms + span_ms * i / total;
                 let item = &items[(i % items.len() as u64) as usize];
-                let new = NewCase {
-                    applicant: Applicant::NaturalPerson {
-                        name: "测试申请人".into(),
-                        id_number: ResidentId::parse("11010519491231002X").expect("valid"),
-                        phone: Phone::parse(&format!("138{:08}", i % 100_000_000)).expect("valid"),
-                    },
-                    agent: None,
-                    materials: item
-                        .materials
-                        .iter()
-                        .map(|m| MaterialReceived {
-                            name: m.name.clone(),
-                            originals: m.originals,
-                            copies: m.copies,
-                        })
-                        .collect(),
-                    counter: format!("{}号窗口", i % 6 + 1),
-                    note: String::new(),
-                };
+                let new = full_application(item, i, "138");
                 let staff = Staff {
                     username: "bench".into(),
                     counter: String::new(),
@@ -829,4 +811,33 @@ pub(crate) fn cpu_secs(pid: &str) -> f64 {
     };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The store's and the hall's benchmarks' `i`-th application for `item`: every listed
+/// material handed in (the sync benchmark's [`application`] brings only the required
+/// ones), at one of six counters, a phone number of its own under `phone_prefix`.
+pub(crate) fn full_application(
+    item: &yizhan_sync::domain::item::Item,
+    i: u64,
+    phone_prefix: &str,
+) -> NewCase {
+    NewCase {
+        applicant: Applicant::NaturalPerson {
+            name: "测试申请人".into(),
+            id_number: ResidentId::parse("11010519491231002X").expect("valid"),
+            phone: Phone::parse(&format!("{phone_prefix}{:08}", i % 100_000_000)).expect("valid"),
+        },
+        agent: None,
+        materials: item
+            .materials
+            .iter()
+            .map(|m| MaterialReceived {
+                name: m.name.clone(),
+                originals: m.originals,
+                copies: m.copies,
+            })
+            .collect(),
+        counter: format!("{}号窗口", i % 6 + 1),
+        note: String::new(),
+    }
 }

@@ -15,8 +15,8 @@ use std::time::Instant;
 use clap::Args;
 use yizhan_sync::auth::NodeRole;
 use yizhan_sync::domain::calendar::{Date, WarningLevel};
-use yizhan_sync::domain::case::{Action, Applicant, MaterialReceived, NewCase, Phone};
-use yizhan_sync::domain::codes::{DivisionCode, ResidentId};
+use yizhan_sync::domain::case::Action;
+use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::item::Item;
 use yizhan_sync::ids::Scope;
 
@@ -348,25 +348,7 @@ async fn fill_station(
         match step {
             Step::Receive => {
                 let item = &items[(i % items.len() as u64) as usize];
-                let new = NewCase {
-                    applicant: Applicant::NaturalPerson {
-                        name: "测试申请人".into(),
-                        id_number: ResidentId::parse("11010519491231002X").expect("valid"),
-                        phone: Phone::parse(&format!("139{:08}", i % 100_000_000)).expect("valid"),
-                    },
-                    agent: None,
-                    materials: item
-                        .materials
-                        .iter()
-                        .map(|m| MaterialReceived {
-                            name: m.name.clone(),
-                            originals: m.originals,
-                            copies: m.copies,
-                        })
-                        .collect(),
-                    counter: format!("{}号窗口", i % 6 + 1),
-                    note: String::new(),
-                };
+                let new = super::full_application(item, i, "139");
                 let id = store
                     .create_case(item.impl_code.to_string(), new, staff.clone(), at)
                     .await?;
