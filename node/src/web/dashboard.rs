@@ -9,12 +9,12 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use yizhan_sync::domain::calendar::{Date, WarningLevel};
 
 use super::WebState;
-use super::export::{Cell, Table, percent};
+use super::export::{Cell, Download, Table, download, percent};
 use super::{Chrome, Ctx, message, render, store_failed};
 use crate::i18n::Tr;
 use crate::store::{CaseSummary, EXPORT_CAP, ExportCase, Month, MonthFigures, Workload};
@@ -500,18 +500,12 @@ enum Export {
     Overdue,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Csv,
-    Xlsx,
-}
-
 async fn export(
     state: WebState,
     ctx: Ctx,
     query: PeriodQuery,
     what: Export,
-    format: Format,
+    format: Download,
 ) -> Response {
     if let Some(refused) = ctx.refuse_unless_lead() {
         return refused;
@@ -551,44 +545,7 @@ async fn export(
         Export::Open | Export::Overdue => state.today().to_string(),
         Export::Cases | Export::Monthly => month.to_string(),
     };
-    // Writing a large workbook is CPU work: keep it off the async threads.
-    let bytes = tokio::task::spawn_blocking(move || match format {
-        Format::Csv => Ok(table.to_csv()),
-        Format::Xlsx => table.to_xlsx().map_err(|e| e.to_string()),
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|written| written);
-    let bytes = match bytes {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::error!(error = %e, "an export failed to write");
-            return message(
-                &ctx,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "error.internal",
-                ctx.t.get("error.internal_text").into_owned(),
-            );
-        }
-    };
-    let (content_type, extension) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-        Format::Xlsx => (
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "xlsx",
-        ),
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"yizhan-{stem}-{period}.{extension}\""),
-            ),
-        ],
-        bytes,
-    )
-        .into_response()
+    download(&ctx, table, format, &format!("{stem}-{period}")).await
 }
 
 /// `GET /dashboard/cases.csv?month=YYYY-MM`: the month's cases (at most [`EXPORT_CAP`]).
@@ -597,7 +554,7 @@ pub async fn cases_csv(
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    export(state, ctx, q, Export::Cases, Format::Csv).await
+    export(state, ctx, q, Export::Cases, Download::Csv).await
 }
 
 /// `GET /dashboard/cases.xlsx?month=YYYY-MM`.
@@ -606,7 +563,7 @@ pub async fn cases_xlsx(
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    export(state, ctx, q, Export::Cases, Format::Xlsx).await
+    export(state, ctx, q, Export::Cases, Download::Xlsx).await
 }
 
 /// `GET /dashboard/monthly.csv?month=YYYY-MM`: the twelve months ending with that one.
@@ -615,7 +572,7 @@ pub async fn monthly_csv(
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    export(state, ctx, q, Export::Monthly, Format::Csv).await
+    export(state, ctx, q, Export::Monthly, Download::Csv).await
 }
 
 /// `GET /dashboard/open.csv`: every case open today, soonest deadline first.
@@ -624,7 +581,7 @@ pub async fn open_csv(
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    export(state, ctx, q, Export::Open, Format::Csv).await
+    export(state, ctx, q, Export::Open, Download::Csv).await
 }
 
 /// `GET /dashboard/open.xlsx`.
@@ -633,7 +590,7 @@ pub async fn open_xlsx(
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    export(state, ctx, q, Export::Open, Format::Xlsx).await
+    export(state, ctx, q, Export::Open, Download::Xlsx).await
 }
 
 /// `GET /dashboard/overdue.csv`: the open cases past their committed date.
@@ -642,7 +599,7 @@ pub async fn overdue_csv(
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    export(state, ctx, q, Export::Overdue, Format::Csv).await
+    export(state, ctx, q, Export::Overdue, Download::Csv).await
 }
 
 /// `GET /dashboard/overdue.xlsx`.
@@ -651,7 +608,7 @@ pub async fn overdue_xlsx(
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    export(state, ctx, q, Export::Overdue, Format::Xlsx).await
+    export(state, ctx, q, Export::Overdue, Download::Xlsx).await
 }
 
 /// `GET /dashboard/monthly.xlsx?month=YYYY-MM`.
@@ -660,7 +617,7 @@ pub async fn monthly_xlsx(
     ctx: Ctx,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    export(state, ctx, q, Export::Monthly, Format::Xlsx).await
+    export(state, ctx, q, Export::Monthly, Download::Xlsx).await
 }
 
 #[cfg(test)]

@@ -8,8 +8,60 @@
 //! Its dates are dates (a spreadsheet sorts and filters them as such), and each column is
 //! as wide as what it holds.
 
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook, XlsxError};
 use yizhan_sync::domain::calendar::Date;
+
+/// The two forms a table downloads in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Download {
+    Csv,
+    Xlsx,
+}
+
+/// `table` as an attachment named `yizhan-{name}.csv` or `.xlsx`. Writing a large workbook
+/// is CPU work, so it runs off the async threads; a failure is logged and the page says so
+/// in its language.
+pub async fn download(ctx: &super::Ctx, table: Table, form: Download, name: &str) -> Response {
+    let written = tokio::task::spawn_blocking(move || match form {
+        Download::Csv => Ok(table.to_csv()),
+        Download::Xlsx => table.to_xlsx().map_err(|e| e.to_string()),
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|written| written);
+    let bytes = match written {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, download = name, "a download failed to write");
+            return super::message(
+                ctx,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error.internal",
+                ctx.t.get("error.internal_text").into_owned(),
+            );
+        }
+    };
+    let (content_type, extension) = match form {
+        Download::Csv => ("text/csv; charset=utf-8", "csv"),
+        Download::Xlsx => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+        ),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"yizhan-{name}.{extension}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
 
 /// One cell of an exported table.
 #[derive(Clone, Debug, PartialEq)]

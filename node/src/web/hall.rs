@@ -10,14 +10,14 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use yizhan_sync::domain::calendar::{Date, WarningLevel};
 use yizhan_sync::domain::case::Status;
 use yizhan_sync::domain::codes::{DivisionCode, DivisionLevel, ImplCode};
 
 use super::dashboard::{BarChart, bar_chart};
-use super::export::{Cell, Table, percent};
+use super::export::{Cell, Download, Table, download, percent};
 use super::{Chrome, Ctx, WebState, message, render, store_failed};
 use crate::i18n::Tr;
 use crate::store::{CaseFilter, CaseSearch, Order, Overview, SubtreeNode};
@@ -492,45 +492,6 @@ async fn stations_export(state: WebState, ctx: Ctx, xlsx: bool) -> Response {
         state.stale_sync_hours,
     );
     let table = overview_table(ctx.t, rows, &overview);
-    let bytes = tokio::task::spawn_blocking(move || {
-        if xlsx {
-            table.to_xlsx().map_err(|e| e.to_string())
-        } else {
-            Ok(table.to_csv())
-        }
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|written| written);
-    let bytes = match bytes {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::error!(error = %e, "the station overview failed to write");
-            return message(
-                &ctx,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "error.internal",
-                ctx.t.get("error.internal_text").into_owned(),
-            );
-        }
-    };
-    let (content_type, extension) = if xlsx {
-        (
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "xlsx",
-        )
-    } else {
-        ("text/csv; charset=utf-8", "csv")
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"yizhan-stations-{today}.{extension}\""),
-            ),
-        ],
-        bytes,
-    )
-        .into_response()
+    let form = if xlsx { Download::Xlsx } else { Download::Csv };
+    download(&ctx, table, form, &format!("stations-{today}")).await
 }
