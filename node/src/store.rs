@@ -408,6 +408,7 @@ impl Store {
             calendars_held = Some(refresh_for_calendar(&mut conn)?);
             sync::sign_unsigned_changes(&mut conn, &options.identity, origin)?;
             sync::pin_self(&conn, &options.identity.record)?;
+            hall::keep_hall_indexes(&conn, options.identity.record.role.is_hall())?;
         }
         let readers = (0..options.readers.max(1))
             .map(|_| open_reader(path))

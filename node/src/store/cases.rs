@@ -1,6 +1,7 @@
 //! Cases: receiving applications, recording events, and the counter's lists.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use yizhan_sync::auth::NodeRecord;
 use yizhan_sync::doc;
 use yizhan_sync::domain::calendar::{Date, WarningLevel};
 use yizhan_sync::domain::case::{
@@ -11,6 +12,7 @@ use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::engine::{self, Actor, Person};
 use yizhan_sync::ids::{DocId, DocKind, Scope};
 
+use super::hall::hall_index;
 use super::writer::{Staff, WriteCtx, store_case_rows};
 use super::{Store, StoreError};
 use crate::i18n::Words;
@@ -391,7 +393,8 @@ impl Store {
     }
 
     pub async fn list_cases(&self, filter: CaseFilter) -> Result<CaseListPage, StoreError> {
-        self.read(move |conn| list(conn, &filter)).await
+        let own = self.own_record().clone();
+        self.read(move |conn| list(conn, &own, &filter)).await
     }
 }
 
@@ -541,7 +544,11 @@ fn read_detail(
     })
 }
 
-fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreError> {
+fn list(
+    conn: &Connection,
+    own: &NodeRecord,
+    filter: &CaseFilter,
+) -> Result<CaseListPage, StoreError> {
     let order = filter
         .order
         .unwrap_or_else(|| Order::for_level(filter.level));
@@ -588,7 +595,7 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
             // A sub-district: its own cases and those of every division below it, named
             // one by one so each station's (scope, level date) index slice is read, not
             // the whole subtree's level (a range over scopes would scan it).
-            let scopes = scopes_within(conn, &scope)?;
+            let scopes = scopes_within(conn, own, &scope)?;
             if scopes.is_empty() {
                 conditions.push("0".into());
             } else {
@@ -679,11 +686,13 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
     // pick the status index and sort (migration 013).
     let indexed = if order == Order::Deadline && filter.open_only && filter.status.is_none() {
         match &filter.division {
-            Some(division) if division.as_str().len() >= 12 => " INDEXED BY cases_scope_deadline",
-            _ => " INDEXED BY cases_open_deadline",
+            Some(division) if division.as_str().len() >= 12 => {
+                hall_index(own, "cases_scope_deadline")
+            }
+            _ => " INDEXED BY cases_open_deadline".to_string(),
         }
     } else {
-        ""
+        String::new()
     };
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, scope FROM cases{indexed} {where_sql} ORDER BY {order_sql} LIMIT {}",
@@ -717,22 +726,26 @@ fn list(conn: &Connection, filter: &CaseFilter) -> Result<CaseListPage, StoreErr
 
 /// The case scopes held here that are `scope` or lie below it (`~` sorts after every
 /// digit), found by one index seek each.
-fn scopes_within(conn: &Connection, scope: &str) -> Result<Vec<String>, StoreError> {
+fn scopes_within(
+    conn: &Connection,
+    own: &NodeRecord,
+    scope: &str,
+) -> Result<Vec<String>, StoreError> {
     let end = format!("{scope}~");
     let mut found: Vec<String> = Vec::new();
-    let own: Option<i64> = conn
-        .prepare_cached(
-            "SELECT 1 FROM cases INDEXED BY cases_scope_updated WHERE scope = ?1 LIMIT 1",
-        )?
+    let indexed = hall_index(own, "cases_scope_updated");
+    let held: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT 1 FROM cases{indexed} WHERE scope = ?1 LIMIT 1"
+        ))?
         .query_row([scope], |r| r.get(0))
         .optional()?;
-    if own.is_some() {
+    if held.is_some() {
         found.push(scope.to_string());
     }
-    let mut next = conn.prepare_cached(
-        "SELECT min(scope) FROM cases INDEXED BY cases_scope_updated
-         WHERE scope > ?1 AND scope < ?2",
-    )?;
+    let mut next = conn.prepare_cached(&format!(
+        "SELECT min(scope) FROM cases{indexed} WHERE scope > ?1 AND scope < ?2"
+    ))?;
     let mut from = scope.to_string();
     // Bounded: a sub-district has at most 999 divisions below it.
     for _ in 0..1000 {

@@ -23,6 +23,70 @@ use super::stats::Month;
 use super::sync::{count_lacking, load_vector};
 use super::{Store, StoreError};
 
+/// The indexes only a hall's pages read: each is prefixed by a case's scope (its station),
+/// and a station holds one scope, so there they would only cost page writes on every case
+/// write. Kept at halls and dropped at stations whenever the store opens
+/// ([`keep_hall_indexes`]); migration 013 made them at every node. A query that names one
+/// with `INDEXED BY` asks [`hall_index`] first, so it still runs (by a scan) at a station.
+const HALL_INDEXES: [(&str, &str); 8] = [
+    (
+        "cases_scope_red",
+        "ON cases (scope, red_on, id) WHERE red_on IS NOT NULL",
+    ),
+    (
+        "cases_scope_breach",
+        "ON cases (scope, breach_on, id) WHERE breach_on IS NOT NULL",
+    ),
+    (
+        "cases_scope_deadline",
+        "ON cases (scope, COALESCE(committed_due, '9999-12-31'), id)
+         WHERE status IN ('submitted', 'awaiting_supplement', 'accepted', 'suspended', 'decided')",
+    ),
+    (
+        "cases_open_levels",
+        "ON cases (scope, status, yellow_on, red_on, breach_on)
+         WHERE status IN ('submitted', 'awaiting_supplement', 'accepted', 'suspended', 'decided')",
+    ),
+    (
+        "cases_completed_scope",
+        "ON cases (closed_on, scope, committed_due, status) WHERE status = 'completed'",
+    ),
+    (
+        "cases_rated_scope",
+        "ON cases (rated_on, scope, rating) WHERE rating IS NOT NULL",
+    ),
+    (
+        "cases_rectify_scope",
+        "ON cases (scope, rectified_on, rating) WHERE rectify_due IS NOT NULL",
+    ),
+    ("cases_scope_updated", "ON cases (scope, updated_hlc)"),
+];
+
+/// Makes the hall's indexes exist at a hall and not at a station (the node's role is
+/// fixed by its config, so this changes something only at the first open after an
+/// upgrade, or after a role change).
+pub(super) fn keep_hall_indexes(conn: &Connection, is_hall: bool) -> rusqlite::Result<()> {
+    for (name, definition) in HALL_INDEXES {
+        if is_hall {
+            conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} {definition}"))?;
+        } else {
+            conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `" INDEXED BY name"` at a hall, where the hall's index `name` exists; nothing at a
+/// station, where the query reads its one scope without it.
+pub(super) fn hall_index(own: &NodeRecord, name: &str) -> String {
+    debug_assert!(HALL_INDEXES.iter().any(|(n, _)| *n == name));
+    if own.role.is_hall() {
+        format!(" INDEXED BY {name}")
+    } else {
+        String::new()
+    }
+}
+
 /// A node below this one, as the hall's lists name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubtreeNode {
@@ -121,13 +185,13 @@ impl Store {
     /// The last time this node heard from the node of `division`: the newest event on its
     /// cases, or its last sync session here if it is a child, whichever is later.
     pub async fn last_heard(&self, division: DivisionCode) -> Result<Option<i64>, StoreError> {
+        let indexed = hall_index(self.own_record(), "cases_scope_updated");
         self.read(move |conn| {
             let scope = Scope::cases(&division).to_string();
             let heard: Option<String> = conn
-                .prepare_cached(
-                    "SELECT max(updated_hlc) FROM cases INDEXED BY cases_scope_updated
-                     WHERE scope = ?1",
-                )?
+                .prepare_cached(&format!(
+                    "SELECT max(updated_hlc) FROM cases{indexed} WHERE scope = ?1"
+                ))?
                 .query_row([&scope], |r| r.get(0))?;
             let heard = heard
                 .as_deref()
@@ -215,7 +279,8 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
                     coalesce(sum(yellow_on <= ?1 AND red_on > ?1), 0),
                     coalesce(sum(red_on <= ?1 AND breach_on > ?1), 0),
                     coalesce(sum(breach_on <= ?1), 0)
-             FROM cases INDEXED BY cases_open_levels WHERE {OPEN} GROUP BY scope"
+             FROM cases{} WHERE {OPEN} GROUP BY scope",
+            hall_index(own, "cases_open_levels")
         ))?;
         let mut rows = stmt.query(params![today_s])?;
         while let Some(row) = rows.next()? {
@@ -230,13 +295,14 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
         }
     }
     {
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT scope, count(*), coalesce(sum(closed_on <= committed_due), 0)
-             FROM cases INDEXED BY cases_completed_scope
+             FROM cases{}
              WHERE status = 'completed' AND closed_on BETWEEN ?1 AND ?2
                AND committed_due IS NOT NULL
              GROUP BY scope",
-        )?;
+            hall_index(own, "cases_completed_scope")
+        ))?;
         let mut rows = stmt.query(params![from, to])?;
         while let Some(row) = rows.next()? {
             let Some(division) = division_of(row.get(0)?) else {
@@ -248,12 +314,13 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
         }
     }
     {
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT scope, count(*), coalesce(sum(rating >= 4), 0)
-             FROM cases INDEXED BY cases_rated_scope
+             FROM cases{}
              WHERE rating IS NOT NULL AND rated_on BETWEEN ?1 AND ?2 AND rating BETWEEN 1 AND 5
              GROUP BY scope",
-        )?;
+            hall_index(own, "cases_rated_scope")
+        ))?;
         let mut rows = stmt.query(params![from, to])?;
         while let Some(row) = rows.next()? {
             let Some(division) = division_of(row.get(0)?) else {
@@ -265,11 +332,12 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
         }
     }
     {
-        let mut stmt = conn.prepare_cached(
-            "SELECT scope, count(*) FROM cases INDEXED BY cases_rectify_scope
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT scope, count(*) FROM cases{}
              WHERE rectify_due IS NOT NULL AND rectified_on IS NULL AND rating <= 2
              GROUP BY scope",
-        )?;
+            hall_index(own, "cases_rectify_scope")
+        ))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let Some(division) = division_of(row.get(0)?) else {
@@ -324,9 +392,10 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
             );
         }
     }
-    let mut newest = conn.prepare_cached(
-        "SELECT max(updated_hlc) FROM cases INDEXED BY cases_scope_updated WHERE scope = ?1",
-    )?;
+    let mut newest = conn.prepare_cached(&format!(
+        "SELECT max(updated_hlc) FROM cases{} WHERE scope = ?1",
+        hall_index(own, "cases_scope_updated")
+    ))?;
     let mut lines: Vec<OverviewLine> = Vec::with_capacity(nodes.len());
     for (division, node) in nodes {
         let scope = DivisionCode::parse(&division)

@@ -26,9 +26,9 @@ pub fn identity(seed: u8, role: yizhan_sync::auth::NodeRole, division: &str) -> 
 pub(crate) fn downgrade_to_schema_7(path: &Path) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(
-        "DROP INDEX cases_scope_red; DROP INDEX cases_scope_breach; DROP INDEX cases_open_deadline; DROP INDEX cases_scope_deadline;
-         DROP INDEX cases_open_levels; DROP INDEX cases_completed_scope;
-         DROP INDEX cases_rated_scope; DROP INDEX cases_rectify_scope; DROP INDEX cases_scope_updated; DROP INDEX cases_holder_name;
+        "DROP INDEX IF EXISTS cases_scope_red; DROP INDEX IF EXISTS cases_scope_breach; DROP INDEX cases_open_deadline; DROP INDEX IF EXISTS cases_scope_deadline;
+         DROP INDEX IF EXISTS cases_open_levels; DROP INDEX IF EXISTS cases_completed_scope;
+         DROP INDEX IF EXISTS cases_rated_scope; DROP INDEX IF EXISTS cases_rectify_scope; DROP INDEX IF EXISTS cases_scope_updated; DROP INDEX cases_holder_name;
          DROP INDEX cases_query_code; DROP INDEX cases_applicant_id;
          DROP INDEX cases_phone_digits; DROP INDEX cases_open_due;
          ALTER TABLE cases DROP COLUMN query_code; ALTER TABLE cases DROP COLUMN applicant_id;
@@ -930,11 +930,11 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
                  kind TEXT NOT NULL, content_json TEXT NOT NULL, digest BLOB NOT NULL,
                  signature BLOB NOT NULL, issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
              DROP TABLE supervision_notices; DROP TABLE supervision_replies;
-             DROP INDEX cases_scope_red; DROP INDEX cases_scope_breach;
-             DROP INDEX cases_open_deadline; DROP INDEX cases_scope_deadline;
-             DROP INDEX cases_open_levels; DROP INDEX cases_completed_scope;
-             DROP INDEX cases_rated_scope; DROP INDEX cases_rectify_scope;
-             DROP INDEX cases_scope_updated; DROP INDEX cases_holder_name;
+             DROP INDEX IF EXISTS cases_scope_red; DROP INDEX IF EXISTS cases_scope_breach;
+             DROP INDEX cases_open_deadline; DROP INDEX IF EXISTS cases_scope_deadline;
+             DROP INDEX IF EXISTS cases_open_levels; DROP INDEX IF EXISTS cases_completed_scope;
+             DROP INDEX IF EXISTS cases_rated_scope; DROP INDEX IF EXISTS cases_rectify_scope;
+             DROP INDEX IF EXISTS cases_scope_updated; DROP INDEX cases_holder_name;
              ALTER TABLE documents DROP COLUMN upto;
              PRAGMA user_version = 11;",
         )
@@ -1719,4 +1719,74 @@ async fn the_last_admin_stays_an_admin() {
             .await,
         Err(StoreError::Case(_))
     ));
+}
+
+/// The hall's scope-prefixed indexes exist only at a hall (a station holds one scope, so
+/// they would only cost writes there), and every query that names them still answers at
+/// a station; the same file reopened as a hall gets them.
+#[tokio::test]
+async fn hall_indexes_exist_only_at_halls_and_every_query_answers_without_them() {
+    let (dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let id = receive(&store, &residence, "2026-03-02").await;
+    accept(&store, &id, "2026-03-02").await;
+    async fn hall_indexes(store: &Store) -> Vec<String> {
+        store
+            .read(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'
+                     AND name IN ('cases_scope_red', 'cases_scope_breach', 'cases_scope_deadline',
+                       'cases_open_levels', 'cases_completed_scope', 'cases_rated_scope',
+                       'cases_rectify_scope', 'cases_scope_updated')
+                     ORDER BY name",
+                )?;
+                let names = stmt.query_map([], |r| r.get(0))?;
+                Ok(names.collect::<Result<Vec<String>, _>>()?)
+            })
+            .await
+            .unwrap()
+    }
+    async fn answers(store: &Store, id: &DocId, hall: bool) {
+        let today = "2026-03-03";
+        for division in ["440399001001", "440399001"] {
+            for (level, order) in [
+                (None, Some(Order::Deadline)),
+                (Some(WarningLevel::Normal), None),
+            ] {
+                let page = store
+                    .list_cases(CaseFilter {
+                        division: Some(DivisionCode::parse(division).unwrap()),
+                        open_only: true,
+                        level,
+                        order,
+                        ..filter(today)
+                    })
+                    .await
+                    .unwrap();
+                let ids: Vec<&str> = page.cases.iter().map(|c| c.id.as_str()).collect();
+                assert_eq!(ids, [id.as_str()], "{division} {level:?}");
+            }
+        }
+        let heard = store
+            .last_heard(DivisionCode::parse("440399001001").unwrap())
+            .await
+            .unwrap();
+        assert!(heard.is_some());
+        let overview = store
+            .station_overview(today.parse().unwrap())
+            .await
+            .unwrap();
+        // A station has no stations below it; the hall counts the case at its station.
+        assert_eq!(overview.total.open, u64::from(hall), "{overview:?}");
+    }
+    assert_eq!(hall_indexes(&store).await, Vec::<String>::new());
+    answers(&store, &id, false).await;
+    store.shutdown().await;
+    drop(store);
+    let mut as_hall = options();
+    as_hall.identity = identity(7, yizhan_sync::auth::NodeRole::District, "440399");
+    let hall = Store::open(&dir.path().join("yizhan.db"), as_hall).unwrap();
+    assert_eq!(hall_indexes(&hall).await.len(), 8);
+    answers(&hall, &id, true).await;
 }
