@@ -1,11 +1,17 @@
-//! The hall's view of its subtree (issue 14), over a three-tier tree of real processes: a
-//! district, two sub-districts and three stations, enrolled and linked as technicians do.
+//! The hall (issue 14), over a three-tier tree of real processes: a district, two
+//! sub-districts and three stations, enrolled and linked as technicians do.
 //! Cases made at the stations appear in the right sub-district's and the district's
 //! subtree lists (the API and the page in headless Chromium) with their station; the
-//! per-station overview's figures for a small fixture are checked exactly.
+//! per-station overview's figures for a small fixture are checked exactly. A receipt
+//! sealed at a station verifies at the district (`/verify` and `/api/v1/notices/{number}`);
+//! a supervision notice issued at the district reaches the station, is answered there in
+//! Chromium by the station's lead, and the answer is seen at the district and at the
+//! sub-district between (and not at the other sub-district); a notice left unanswered is
+//! overdue and red at both halls once its deadline has passed (their pages' clock moved
+//! ten days on with `YIZHAN_CLOCK_OFFSET_DAYS`), where the district's supervisor sees it.
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use yizhan_tests::webdriver::Browser;
@@ -33,6 +39,24 @@ fn dir_arg(dir: &Path) -> &str {
     dir.to_str().unwrap()
 }
 
+/// A node initialised and enrolled with the hall in `hall_dir` (served at `hall`), not yet
+/// serving: its data dir and an admin token.
+fn enrolled(
+    root: &Path,
+    hall_dir: &Path,
+    hall: &Node,
+    role: &str,
+    division: &str,
+    name: &str,
+) -> (PathBuf, String) {
+    let dir = root.join(division);
+    init_node(&dir, role, division, name);
+    let code = enroll_code(hall_dir, division, role);
+    run_ok(&["enroll", &hall.base, &code, "--data-dir", dir_arg(&dir)]);
+    let token = admin_token(&dir);
+    (dir, token)
+}
+
 /// A node enrolled with the hall in `hall_dir` (served at `hall`), serving.
 fn child(
     root: &Path,
@@ -41,12 +65,8 @@ fn child(
     role: &str,
     division: &str,
     name: &str,
-) -> (std::path::PathBuf, Node, String) {
-    let dir = root.join(division);
-    init_node(&dir, role, division, name);
-    let code = enroll_code(hall_dir, division, role);
-    run_ok(&["enroll", &hall.base, &code, "--data-dir", dir_arg(&dir)]);
-    let token = admin_token(&dir);
+) -> (PathBuf, Node, String) {
+    let (dir, token) = enrolled(root, hall_dir, hall, role, division, name);
     let node = Node::serve(&dir);
     (dir, node, token)
 }
@@ -133,19 +153,75 @@ fn figures(l: &Value) -> (u64, u64, u64, u64, u64, u64, u64, u64, u64) {
     )
 }
 
+/// Adds an account and returns its password.
+fn add_user(dir: &Path, username: &str, role: &str) -> String {
+    let out = run_ok(&[
+        "user",
+        "add",
+        username,
+        "--role",
+        role,
+        "--counter",
+        "1号窗口",
+        "--data-dir",
+        dir_arg(dir),
+    ]);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("a password is printed")
+        .to_string()
+}
+
+fn sign_in(browser: &Browser, node: &Node, user: &str, password: &str) {
+    browser.goto(&node.url("/signin"));
+    browser.find("#username").type_text(user);
+    browser.find("#password").type_text(password);
+    browser.find("#signin-submit").click();
+    browser.wait_text("#greeting", |t| !t.is_empty());
+}
+
+/// Polls `url` with `token` until `ready` holds of its JSON answer.
+fn poll_api(url: &str, token: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let http = client();
+    wait_for(what, WAIT, || {
+        get(&http, url, Some(token))
+            .ok()
+            .filter(|(status, body)| *status == 200 && ready(body))
+            .map(|(_, body)| body)
+    })
+}
+
+/// Reloads `url` until the texts at `css` satisfy `ready`.
+fn poll_page(browser: &Browser, url: &str, css: &str, ready: impl Fn(&[String]) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        browser.goto(url);
+        let texts: Vec<String> = browser.find_all(css).iter().map(|e| e.text()).collect();
+        if ready(&texts) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {css} on {url}; last saw {texts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 #[test]
-fn cases_made_at_stations_show_in_their_halls_views_with_their_station() {
+fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
     let root = temp_dir();
     let d = root.path().join(DISTRICT);
     let district_password = init_node(&d, "district", DISTRICT, "福田区行政服务中心");
     run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let supervisor_password = add_user(&d, "duban", "supervisor");
     let district_token = admin_token(&d);
     let district = Node::serve(&d);
     let (s1_dir, sub1, sub1_token) =
         child(root.path(), &d, &district, "subdistrict", SUB_1, "园岭街道");
     let (_s2_dir, sub2, sub2_token) =
         child(root.path(), &d, &district, "subdistrict", SUB_2, "南园街道");
-    let (_a_dir, a, a_token) = child(
+    let (a_dir, a_token) = enrolled(
         root.path(),
         &s1_dir,
         &sub1,
@@ -153,6 +229,8 @@ fn cases_made_at_stations_show_in_their_halls_views_with_their_station() {
         STATION_A,
         "红荔社区",
     );
+    let lead_password = add_user(&a_dir, "lead", "lead");
+    let a = Node::serve(&a_dir);
     let (_b_dir, b, b_token) = child(
         root.path(),
         &s1_dir,
@@ -354,5 +432,187 @@ fn cases_made_at_stations_show_in_their_halls_views_with_their_station() {
     assert!(
         csv.contains(&format!("红荔社区,{STATION_A},2,0,0,0,100.0%,50.0%,1,")),
         "{csv}"
+    );
+
+    // Receipts and supervision, with station A (below sub-district 1). A case accepted
+    // through the station's API has its sealed receipt.
+    let http = client();
+    let case = a_open[0].clone();
+    let (_, at_station) = get(
+        &http,
+        &format!("{}/api/v1/cases/{case}", a.base),
+        Some(&a_token),
+    )
+    .unwrap();
+    let number = at_station["notices"][0]
+        .as_str()
+        .expect("a receipt")
+        .to_string();
+
+    // It reaches the district, where its seal holds, through the API and on /verify.
+    let notice = poll_api(
+        &format!("{}/api/v1/notices/{number}", district.base),
+        &district_token,
+        "the receipt at the district",
+        |n| n["valid"] == true,
+    );
+    assert_eq!(notice["kind"], "receipt");
+    assert_eq!(notice["case_id"], case.as_str());
+    assert_eq!(notice["office"], "红荔社区");
+    let full_code = format!(
+        "YZN1/{}/{}/{}/{}",
+        notice["node"].as_str().unwrap(),
+        number,
+        notice["digest"].as_str().unwrap(),
+        notice["seal"].as_str().unwrap()
+    );
+    browser.set_window_size(390, 844);
+    browser.goto(&district.url(&format!("/verify?code={full_code}")));
+    browser.wait_text("#verdict-title", |t| !t.is_empty());
+    assert_eq!(browser.find("#verdict").attribute("class"), "valid");
+    assert!(browser.find("#verdict-why").text().contains("红荔社区"));
+    assert!(!browser.find("#verdict-kind").text().is_empty());
+
+    // The district supervises the case; the notice reaches the station.
+    let body = json!({
+        "station": STATION_A,
+        "case_id": case,
+        "reason": "请说明办理进度",
+        "todo": "三个工作日内答复办理情况",
+        "reply_days": 3,
+    });
+    let (status, issued) = post(
+        &http,
+        &format!("{}/api/v1/supervision", district.base),
+        Some(&district_token),
+        &body,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{issued}");
+    let answered_id = issued["id"].as_str().unwrap().to_string();
+    // A second one, about the station's work, due the next working day, stays unanswered.
+    let (status, unanswered) = post(
+        &http,
+        &format!("{}/api/v1/supervision", district.base),
+        Some(&district_token),
+        &json!({"station": STATION_A, "reason": "窗口等候时间过长", "todo": "整改并报告", "reply_days": 1}),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{unanswered}");
+    let unanswered_id = unanswered["id"].as_str().unwrap().to_string();
+    poll_api(
+        &format!("{}/api/v1/supervision", a.base),
+        &a_token,
+        "both notices at the station",
+        |list| list["notices"].as_array().is_some_and(|n| n.len() == 2),
+    );
+
+    // The station's lead answers the one about the case in the browser: the work list
+    // says a notice waits, the supervision page has the reply form.
+    sign_in(&browser, &a, "lead", &lead_password);
+    browser.goto(&a.url("/worklist"));
+    browser.wait_text("#work-supervision", |t| t.contains('2'));
+    browser.goto(&a.url(&format!("/cases/{case}")));
+    browser.wait_text("#case-supervision", |t| t.contains("请说明办理进度"));
+    browser.goto(&a.url("/supervision"));
+    browser.wait_text("#supervision-title", |t| t.contains("待答复"));
+    let form = format!("#sv-{answered_id} form.sv-reply-form");
+    browser
+        .find(&format!("{form} textarea"))
+        .type_text("已于今日办结，延误原因为材料核验");
+    browser.find(&format!("{form} button")).click();
+    browser.wait_text(&format!("#sv-{answered_id} .sv-reply"), |t| {
+        t.contains("已于今日办结")
+    });
+    browser.wait_text(&format!("#sv-{answered_id} .sv-state"), |t| {
+        t.contains("按期答复")
+    });
+
+    // The reply reaches the district and the sub-district between.
+    for (node, token) in [(&district, &district_token), (&sub1, &sub1_token)] {
+        let seen = poll_api(
+            &format!("{}/api/v1/supervision/{answered_id}", node.base),
+            token,
+            "the reply at the halls",
+            |n| n["replies"].as_array().is_some_and(|r| r.len() == 1),
+        );
+        assert_eq!(seen["state"], "answered_on_time", "{seen}");
+        assert_eq!(
+            seen["replies"][0]["text"],
+            "已于今日办结，延误原因为材料核验"
+        );
+    }
+    // Both halls hold the unanswered one before their clocks move on.
+    poll_api(
+        &format!("{}/api/v1/supervision/{unanswered_id}", sub1.base),
+        &sub1_token,
+        "the unanswered notice at the sub-district",
+        |n| n["state"] == "open",
+    );
+    // The other sub-district's tree holds neither (a notice lives in its station's scope).
+    let (status, elsewhere) = get(
+        &http,
+        &format!("{}/api/v1/supervision", sub2.base),
+        Some(&sub2_token),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{elsewhere}");
+    assert_eq!(elsewhere["notices"].as_array().map(Vec::len), Some(0));
+
+    // Ten days on, the unanswered notice is overdue and red at the district and at the
+    // sub-district; the one answered stays answered on time.
+    let (district_base, sub_base) = (district.base.clone(), sub1.base.clone());
+    drop(district);
+    drop(sub1);
+    let district = Node::restart_days_later(&d, &district_base, 10);
+    let sub1 = Node::restart_days_later(&s1_dir, &sub_base, 10);
+    for (node, token) in [(&district, &district_token), (&sub1, &sub1_token)] {
+        let (status, overdue) = get(
+            &http,
+            &format!("{}/api/v1/supervision?state=overdue", node.base),
+            Some(token),
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+        let notices = overdue["notices"].as_array().unwrap();
+        assert_eq!(notices.len(), 1, "{overdue}");
+        assert_eq!(notices[0]["id"], unanswered_id.as_str());
+        assert_eq!(notices[0]["level"], "red");
+        let (_, answered) = get(
+            &http,
+            &format!("{}/api/v1/supervision/{answered_id}", node.base),
+            Some(token),
+        )
+        .unwrap();
+        assert_eq!(answered["state"], "answered_on_time");
+    }
+
+    // The district's supervisor sees it red on the supervision list, and the work list
+    // counts it.
+    sign_in(&browser, &district, "duban", &supervisor_password);
+    browser.goto(&district.url("/worklist"));
+    browser.wait_text("#work-supervision", |t| t.contains('1'));
+    poll_page(
+        &browser,
+        &district.url("/supervision?state=overdue"),
+        "#supervision-list article.lv-red .sv-escalated",
+        |texts| texts.len() == 1,
+    );
+    browser.wait_text(&format!("#sv-{unanswered_id} .sv-state"), |t| {
+        t.contains("逾期未答复")
+    });
+    // A supervisor issues one from the case page's link, with the case filled in.
+    browser.goto(&district.url(&format!("/cases/{case}")));
+    browser.find("#case-supervision-link").click();
+    browser.wait_text("#sv-station", |_| true);
+    assert_eq!(browser.find("#sv-station").attribute("value"), STATION_A);
+    browser.find("#sv-reason").type_text("复查");
+    browser.find("#sv-todo").type_text("请补充说明");
+    browser.find("#sv-issue").click();
+    poll_page(
+        &browser,
+        &district.url(&format!("/supervision?case={case}")),
+        "#supervision-list article",
+        |texts| texts.len() == 2,
     );
 }
