@@ -51,6 +51,49 @@ impl Clock for OffsetClock {
     }
 }
 
+/// The system clock moved by an offset read from a file on every call: what `serve` gives
+/// the pages and the API when `YIZHAN_CLOCK_FILE` is set, so a browser test can walk one
+/// session through midnight, a holiday and a deadline while the node runs (a restart
+/// would hide anything that remembers "today"). The file holds the offset in signed
+/// milliseconds; a file that cannot be read keeps the last offset read. Only ever move it
+/// forward: the store refuses writes timed before what it recorded.
+#[derive(Debug)]
+pub struct FileClock {
+    path: std::path::PathBuf,
+    last_offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl FileClock {
+    pub fn new(path: std::path::PathBuf) -> FileClock {
+        let clock = FileClock {
+            path,
+            last_offset_ms: std::sync::atomic::AtomicI64::new(0),
+        };
+        clock.offset_ms();
+        clock
+    }
+
+    fn offset_ms(&self) -> i64 {
+        use std::sync::atomic::Ordering;
+        match std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+        {
+            Some(offset) => {
+                self.last_offset_ms.store(offset, Ordering::Relaxed);
+                offset
+            }
+            None => self.last_offset_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Clock for FileClock {
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms().saturating_add_signed(self.offset_ms())
+    }
+}
+
 /// RFC 3339 time in China Standard Time, e.g. `2026-03-02T09:30:00+08:00`.
 pub fn rfc3339_cst(unix_ms: i64) -> String {
     let local_ms = unix_ms + 8 * 3_600_000;

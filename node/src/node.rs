@@ -362,10 +362,19 @@ impl OpenNode {
         }
     }
 
-    /// The clock of the pages and the API: the system's, or moved by
-    /// `YIZHAN_CLOCK_OFFSET_DAYS` whole days (process tests of deadlines; see
-    /// [`crate::clock::OffsetClock`]), said in the log since nobody should run a station so.
+    /// The clock of the pages and the API: the system's, or moved by the offset in the file
+    /// `YIZHAN_CLOCK_FILE` names (read on every call: browser tests that cross midnight; see
+    /// [`crate::clock::FileClock`]) or by `YIZHAN_CLOCK_OFFSET_DAYS` whole days (process
+    /// tests of deadlines; [`crate::clock::OffsetClock`]), said in the log since nobody
+    /// should run a station so.
     fn page_clock() -> Arc<dyn Clock> {
+        if let Some(file) = std::env::var_os("YIZHAN_CLOCK_FILE") {
+            tracing::warn!(
+                clock.file = %std::path::Path::new(&file).display(),
+                "the pages and the API count time from the system clock moved by the offset in YIZHAN_CLOCK_FILE"
+            );
+            return Arc::new(crate::clock::FileClock::new(file.into()));
+        }
         match std::env::var("YIZHAN_CLOCK_OFFSET_DAYS")
             .ok()
             .and_then(|days| days.trim().parse::<i64>().ok())

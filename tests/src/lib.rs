@@ -81,6 +81,23 @@ impl Node {
         ])
     }
 
+    /// `yizhan demo` as [`Node::demo`] does, with extra environment variables (an injected
+    /// clock: `YIZHAN_CLOCK_FILE`).
+    pub fn demo_env(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        Node::start_env(
+            &[
+                "demo",
+                "--data-dir",
+                path(data_dir),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "warn",
+            Stdio::inherit(),
+            env,
+        )
+    }
+
     /// `yizhan serve` on a free port for an initialized `data_dir`.
     pub fn serve(data_dir: &Path) -> Node {
         Node::start(&[
