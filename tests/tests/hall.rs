@@ -380,6 +380,17 @@ fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
         "a hall's navigation leads to /hall"
     );
     browser.screenshot("hall-01-subtree");
+    // The item filter is a list of the catalog's items; choosing one keeps it chosen.
+    browser.goto(&district.url(&format!("/hall?item={ITEM}")));
+    let by_item = browser.wait_texts("#hall-cases td.station", |t| t.len() == 5);
+    assert_eq!(by_item.len(), 5);
+    assert_eq!(
+        browser
+            .find(&format!("#hall-item option[value='{ITEM}']"))
+            .attribute("selected"),
+        "true"
+    );
+    assert!(browser.find_all("#hall-item option").len() > 10);
     browser.goto(&district.url(&format!("/hall?station={STATION_C}")));
     let only_c = browser.wait_texts("#hall-cases td.station", |t| t.len() == 2);
     assert!(only_c.iter().all(|s| s == "南华社区"), "{only_c:?}");

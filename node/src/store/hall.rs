@@ -182,6 +182,31 @@ impl Store {
 }
 
 impl Store {
+    /// The departments cases here were sent to (转办), for the subtree list's filter: one
+    /// index seek each, at most 500.
+    pub async fn case_departments(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            let mut next = conn.prepare_cached(
+                "SELECT min(holder) FROM cases INDEXED BY cases_holder_name
+                 WHERE holder IS NOT NULL AND holder > ?1",
+            )?;
+            let mut found: Vec<String> = Vec::new();
+            let mut from = String::new();
+            for _ in 0..500 {
+                let Some(holder) = next.query_row([&from], |r| r.get::<_, Option<String>>(0))?
+                else {
+                    break;
+                };
+                from.clone_from(&holder);
+                found.push(holder);
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
+impl Store {
     /// The last time this node heard from the node of `division`: the newest event on its
     /// cases, or its last sync session here if it is a child, whichever is later.
     pub async fn last_heard(&self, division: DivisionCode) -> Result<Option<i64>, StoreError> {

@@ -1790,3 +1790,44 @@ async fn hall_indexes_exist_only_at_halls_and_every_query_answers_without_them()
     assert_eq!(hall_indexes(&hall).await.len(), 8);
     answers(&hall, &id, true).await;
 }
+
+/// The subtree list offers the departments cases were sent to, each once, in order.
+#[tokio::test]
+async fn the_departments_cases_were_sent_to_are_listed_once_each() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    assert_eq!(
+        store.case_departments().await.unwrap(),
+        Vec::<String>::new()
+    );
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = receive(&store, &residence, "2026-03-02").await;
+        accept(&store, &id, "2026-03-02").await;
+        ids.push(id);
+    }
+    for (n, (id, to)) in ids
+        .into_iter()
+        .zip(["区民政局", "区人社局", "区民政局"])
+        .enumerate()
+    {
+        store
+            .act_on_case(
+                id,
+                vec![NewAction::Do(Action::Transfer {
+                    to: to.into(),
+                    reason: format!("转办 {n}"),
+                    to_node: None,
+                })],
+                staff(),
+                at("2026-03-03"),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.case_departments().await.unwrap(),
+        ["区人社局", "区民政局"]
+    );
+}

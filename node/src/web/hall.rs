@@ -20,7 +20,7 @@ use super::dashboard::{BarChart, bar_chart};
 use super::export::{Cell, Download, Table, download, percent};
 use super::{Chrome, Ctx, WebState, message, render, store_failed};
 use crate::i18n::Tr;
-use crate::store::{CaseFilter, CaseSearch, Order, Overview, SubtreeNode};
+use crate::store::{CaseFilter, CaseSearch, ItemFilter, Order, Overview, SubtreeNode};
 
 /// One row of the subtree list.
 #[derive(Debug)]
@@ -51,6 +51,10 @@ struct HallPage<'a> {
     subdistricts: Vec<SubtreeNode>,
     statuses: Vec<(&'static str, String)>,
     levels: Vec<(&'static str, String)>,
+    /// The catalog's items (implementation code, name) and the departments cases here
+    /// were sent to, for the filters' lists.
+    items: Vec<(String, String)>,
+    departments: Vec<String>,
     rows: Vec<HallRow>,
     next: Option<String>,
 }
@@ -190,13 +194,30 @@ pub async fn show(
             );
         }
     };
-    let (nodes, page) = match (
+    let every_item = ItemFilter {
+        include_cancelled: true,
+        limit: 500,
+        ..ItemFilter::default()
+    };
+    let (nodes, page, items, departments) = match (
         state.store.subtree_nodes().await,
         state.store.list_cases(filter).await,
+        state.store.list_items(every_item).await,
+        state.store.case_departments().await,
     ) {
-        (Ok(n), Ok(p)) => (n, p),
-        (Err(e), _) | (_, Err(e)) => return store_failed(&ctx, e),
+        (Ok(n), Ok(p), Ok((i, _)), Ok(d)) => (n, p, i, d),
+        (Err(e), ..) | (_, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
+            return store_failed(&ctx, e);
+        }
     };
+    // Each item once (a published item may have older versions), by name.
+    let mut items: Vec<(String, String)> = items
+        .into_iter()
+        .map(|i| (i.impl_code, i.name))
+        .collect::<HashMap<_, _>>()
+        .into_iter()
+        .collect();
+    items.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     let names = names(&nodes);
     let own = state.node.division.clone();
     let rows = page
@@ -261,6 +282,8 @@ pub async fn show(
             subdistricts,
             statuses,
             levels,
+            items,
+            departments,
             rows,
             next,
         },
