@@ -60,6 +60,16 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// The halls above this peer, as its enrollment pinned them: where it may send a case
+    /// (转办 to a hall's node).
+    pub fn halls_above(&self) -> Vec<crate::ids::NodeId> {
+        self.pins
+            .iter()
+            .filter(|r| r.node != self.record.node && r.role.is_hall())
+            .map(|r| r.node)
+            .collect()
+    }
+
     fn new(name: &str, role: NodeRole, division: &str) -> Peer {
         let seed: [u8; 32] = Sha256::digest(name.as_bytes()).into();
         let key = SigningKey::from_bytes(&seed);

@@ -600,3 +600,38 @@ pub fn post_signed(
     headers.push(("content-type", "application/x-yizhan-sync".to_string()));
     post_bytes(&client(), &format!("{base}{path}"), &headers, body).expect("the node answers")
 }
+
+/// Sends case `id` from the station at `station` to the hall whose data dir is `hall_dir`
+/// (转办 to the hall's node) and waits until the hall at `hall` holds the transfer: a hall
+/// acts only on the cases a station sent it.
+pub fn send_to_hall(
+    station: &str,
+    station_token: &str,
+    id: &str,
+    hall_dir: &Path,
+    hall: &str,
+    hall_token: &str,
+) {
+    let hall_node = yizhan_node::identity::NodeKey::load(&hall_dir.join("node.key"))
+        .expect("the hall's key")
+        .node_id()
+        .to_hex();
+    let http = client();
+    let (status, body) = post(
+        &http,
+        &format!("{station}/api/v1/cases/{id}/events"),
+        Some(station_token),
+        &serde_json::json!({"kind": "transfer", "to": "上级大厅", "reason": "需上级审批", "to_node": hall_node}),
+    )
+    .expect("the station answers");
+    assert_eq!(status, 200, "{body}");
+    wait_for("the transfer at the hall", Duration::from_secs(60), || {
+        let (status, case) = get(
+            &http,
+            &format!("{hall}/api/v1/cases/{id}"),
+            Some(hall_token),
+        )
+        .ok()?;
+        (status == 200 && case["holder_node"] == hall_node.as_str()).then_some(())
+    });
+}

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use yizhan_tests::proxy::{Faults, LossyProxy};
 use yizhan_tests::webdriver::Browser;
 use yizhan_tests::{
-    Node, accepted_case, admin_token, client, enroll_code, get, init_node, run_ok, set_config,
-    temp_dir, wait_for,
+    Node, accepted_case, admin_token, client, enroll_code, get, init_node, run_ok, send_to_hall,
+    set_config, temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -90,6 +90,7 @@ struct Tree {
     _root: tempfile::TempDir,
     _district: Node,
     sub: Node,
+    sub_dir: std::path::PathBuf,
     station: Node,
     proxy: LossyProxy,
     sub_token: String,
@@ -148,6 +149,7 @@ fn tree() -> Tree {
         _root: root,
         _district: district,
         sub,
+        sub_dir: s,
         station,
         proxy,
         sub_token,
@@ -253,6 +255,15 @@ fn transfers_decisions_and_conflicts_travel_between_a_station_and_its_hall() {
     wait_for("the second case at the hall", WAIT, || {
         has_case(&tree.sub.base, &tree.sub_token, &id).then_some(())
     });
+    // It too goes to the hall for its decision (a hall decides only what it was sent).
+    send_to_hall(
+        &tree.station.base,
+        &tree.station_token,
+        &id,
+        &tree.sub_dir,
+        &tree.sub.base,
+        &tree.sub_token,
+    );
     tree.proxy.faulty.store(true, Ordering::Relaxed);
     let station_case = tree.station.url(&format!("/cases/{id}"));
     let hall_case_2 = tree.sub.url(&format!("/cases/{id}"));

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use yizhan_tests::{
-    Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, run_ok, temp_dir,
-    wait_for,
+    Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, run_ok,
+    send_to_hall, temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -193,6 +193,15 @@ fn a_decision_at_the_district_reaches_a_station_two_levels_down_within_5_s() {
             .any(|p| p["relation"] == "child" && p["live"] == true)
             .then_some(())
     });
+    // The station sends the case to the district (a hall decides only what it was sent).
+    send_to_hall(
+        &station.base,
+        &token,
+        &id,
+        &d,
+        &district.base,
+        &district_token,
+    );
     // Let every session of the case's way up end.
     std::thread::sleep(Duration::from_secs(2));
 

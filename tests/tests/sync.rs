@@ -15,7 +15,7 @@ use yizhan_sync::ids::{DocId, DocKind, Origin, Scope};
 use yizhan_sync::wire::Message;
 use yizhan_tests::{
     Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, post_signed, put,
-    run, run_ok, set_config, temp_dir, wait_for,
+    run, run_ok, send_to_hall, set_config, temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -224,7 +224,15 @@ fn four_nodes_sync_through_the_tree() {
         (pending_up(&station_a.base, &token_a) == Some(0)).then_some(())
     });
 
-    // A decision at the district reaches the station.
+    // A decision at the district, on a case the station sent it, reaches the station.
+    send_to_hall(
+        &station_a.base,
+        &token_a,
+        &ids_a[0],
+        &d,
+        &district.base,
+        &district_token,
+    );
     let url = format!("{}/api/v1/cases/{}/events", district.base, ids_a[0]);
     let (status, decided) = post(
         &client(),
@@ -241,7 +249,16 @@ fn four_nodes_sync_through_the_tree() {
             .then_some(())
     });
 
-    // A transfer made at the district (转办 to a department) reaches the station too.
+    // A transfer made at the district (转办 onward to a department, of a case the station
+    // sent it) reaches the station too.
+    send_to_hall(
+        &station_a.base,
+        &token_a,
+        &ids_a[1],
+        &d,
+        &district.base,
+        &district_token,
+    );
     let (status, transferred) = post(
         &client(),
         &format!("{}/api/v1/cases/{}/events", district.base, ids_a[1]),
@@ -634,7 +651,17 @@ fn sync_converges_over_a_slow_lossy_link() {
             .collect();
         ids.iter().all(|id| held.contains(id)).then_some(())
     });
-    // Decisions flow back down the same bad link.
+    // Decisions flow back down the same bad link, on cases the station sent up.
+    for id in &ids[..5] {
+        send_to_hall(
+            &station.base,
+            &token,
+            id,
+            &d,
+            &district.base,
+            &district_token,
+        );
+    }
     for id in &ids[..5] {
         let (status, body) = post(
             &client(),

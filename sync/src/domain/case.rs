@@ -1502,6 +1502,8 @@ pub enum CaseError {
     DepartmentsCasesOnly { action: ActionKind },
     #[error("a supervisor supervises the stations' cases and records none of them, not {action}", action = .action.as_str())]
     SupervisorsSuperviseOnly { action: ActionKind },
+    #[error("a hall may {action} only a case a station sent it (转办); it supervises the others", action = .action.as_str())]
+    NotSentHere { action: ActionKind },
     #[error("an applicant may only rate a completed case")]
     ApplicantsRateOnly,
     #[error("the rating must be one of the five levels, 1 (非常不满意) to 5 (非常满意)")]
@@ -1526,7 +1528,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 30] = [
+    pub const CODES: [&'static str; 31] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1549,6 +1551,7 @@ impl CaseError {
         "leads_only",
         "departments_cases_only",
         "supervisors_supervise_only",
+        "not_sent_here",
         "applicants_rate_only",
         "bad_rating",
         "already_rated",
@@ -1585,6 +1588,7 @@ impl CaseError {
             CaseError::LeadsOnly { .. } => "leads_only",
             CaseError::DepartmentsCasesOnly { .. } => "departments_cases_only",
             CaseError::SupervisorsSuperviseOnly { .. } => "supervisors_supervise_only",
+            CaseError::NotSentHere { .. } => "not_sent_here",
             CaseError::ApplicantsRateOnly => "applicants_rate_only",
             CaseError::BadRating => "bad_rating",
             CaseError::AlreadyRated => "already_rated",
@@ -1637,7 +1641,8 @@ impl CaseError {
             CaseError::NotThisNodes { action }
             | CaseError::LeadsOnly { action }
             | CaseError::DepartmentsCasesOnly { action }
-            | CaseError::SupervisorsSuperviseOnly { action } => {
+            | CaseError::SupervisorsSuperviseOnly { action }
+            | CaseError::NotSentHere { action } => {
                 vec![("action", P::Action(*action))]
             }
             CaseError::UnknownProcedure { name, listed } => vec![
@@ -1717,6 +1722,9 @@ impl CaseError {
             CaseError::SupervisorsSuperviseOnly {
                 action: ActionKind::Decide,
             },
+            CaseError::NotSentHere {
+                action: ActionKind::Decide,
+            },
             CaseError::ApplicantsRateOnly,
             CaseError::BadRating,
             CaseError::AlreadyRated,
@@ -1766,6 +1774,7 @@ impl CaseError {
                 | CaseError::LeadsOnly { .. }
                 | CaseError::DepartmentsCasesOnly { .. }
                 | CaseError::SupervisorsSuperviseOnly { .. }
+                | CaseError::NotSentHere { .. }
                 | CaseError::ApplicantsRateOnly
                 | CaseError::BadRating
                 | CaseError::AlreadyRated

@@ -25,6 +25,7 @@ use crate::domain::case::{self, Action, ActionKind, CaseError, CaseState, Event,
 use crate::domain::codes::ImplCode;
 use crate::domain::hlc::Hlc;
 use crate::domain::serial::SerialNo;
+use crate::ids::NodeId;
 
 /// A staff member's role at a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -177,6 +178,18 @@ pub fn may(
             }
         }
     }
+    // A hall acts on a case only once it was sent there (转办, §5.5.4): to the hall's own
+    // node, or through it to a department without a node; on the others it supervises
+    // (§10.2). Signing for has its own rule below, and resolving conflicts stays a lead's
+    // wherever the case is. The local rule: receivers judge a hall's change by its
+    // relation to the case (`auth::may_record`), since whether a case lay with the hall
+    // depends on changes that may still be on their way.
+    if relation == auth::CaseRelation::Above
+        && !matches!(kind, ActionKind::SignFor | ActionKind::Resolve)
+        && !lies_with(state, actor.node.node)
+    {
+        return Err(CaseError::NotSentHere { action: kind });
+    }
     case::state_allows(state, kind)?;
     // Nor may it complete one the department has not decided.
     if kind == ActionKind::Complete
@@ -199,6 +212,15 @@ pub fn may(
         }
     }
     Ok(())
+}
+
+/// Whether the case lies with `node`: sent to it, or sent by it to a department without a
+/// node of its own (whose acts it enters on the department's behalf).
+fn lies_with(state: &CaseState, node: NodeId) -> bool {
+    match state.holder_node {
+        Some(holder) => holder == node,
+        None => state.holder.is_some() && state.transferred_by == Some(node),
+    }
 }
 
 /// What a staff member's role allows: resolving conflicts, closing rectifications, entering

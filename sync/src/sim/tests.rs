@@ -134,8 +134,28 @@ fn catalogs_flow_down_cases_up_and_decisions_back() {
         remedies: String::new(),
         on_behalf_of: None,
     };
+    // A hall decides only what a station sent it.
+    assert_eq!(
+        net.peers[district]
+            .act(&case, decide.clone(), now + 3 * HOUR)
+            .map_err(|e| e.code()),
+        Err("not_sent_here")
+    );
+    let district_node = net.peers[district].record.node;
+    net.peers[a]
+        .act(
+            &case,
+            Action::Transfer {
+                to: "区行政服务大厅".into(),
+                reason: "需区级审批".into(),
+                to_node: Some(district_node),
+            },
+            now + 3 * HOUR,
+        )
+        .unwrap();
+    net.run_until_quiescent(4096);
     net.peers[district]
-        .act(&case, decide, now + 3 * HOUR)
+        .act(&case, decide, now + 3 * HOUR + 60_000)
         .unwrap();
     net.run_until_quiescent(4096);
     let at_station = doc::read_case(&net.peers[a].docs[&case]).unwrap();
@@ -485,11 +505,27 @@ fn action(n: usize, peer: &Peer, case: &DocId) -> Action {
         case::ActionKind::Withdraw => Action::Withdraw {
             reason: written("申请人撤回"),
         },
-        case::ActionKind::Transfer => Action::Transfer {
-            to: written("福田区民政局"),
-            reason: written("需区级部门审批"),
-            to_node: None,
-        },
+        // To a hall above (which may then act on it) two times in three, else to a
+        // department without a node.
+        case::ActionKind::Transfer => {
+            let halls = peer.halls_above();
+            match halls
+                .get(n % 3)
+                .or(halls.first())
+                .filter(|_| !n.is_multiple_of(3))
+            {
+                Some(hall) => Action::Transfer {
+                    to: written("上级大厅"),
+                    reason: written("需上级审批"),
+                    to_node: Some(*hall),
+                },
+                None => Action::Transfer {
+                    to: written("福田区民政局"),
+                    reason: written("需区级部门审批"),
+                    to_node: None,
+                },
+            }
+        }
         case::ActionKind::SignFor => Action::SignFor {
             note: String::new(),
             on_behalf_of: None,
@@ -532,6 +568,8 @@ struct Outcome {
     resolutions: usize,
     /// Resolutions made in the final, concurrent settling round.
     settled: usize,
+    /// Resolutions voided by an earlier opposite one (concurrent opposite resolutions).
+    overruled: usize,
     statuses: std::collections::BTreeSet<&'static str>,
     changes: usize,
 }
@@ -604,16 +642,43 @@ fn run_in(
             } => {
                 let hall = [district, sub][hall];
                 let station = if case % 2 == 0 { a } else { b };
-                let ids: Vec<DocId> = net.peers[station]
+                // Cases the hall may decide, or the station may send it (转办) first.
+                let may = |peer: &Peer, id: &DocId, kind| peer.allowed(id).contains(&kind);
+                let candidates: Vec<DocId> = net.peers[station]
                     .case_ids()
                     .into_iter()
                     .filter(|id| {
-                        net.peers[hall].case_ids().contains(id)
-                            && net.peers[hall]
-                                .allowed(id)
-                                .contains(&case::ActionKind::Decide)
+                        (net.peers[hall].case_ids().contains(id)
+                            && may(&net.peers[hall], id, case::ActionKind::Decide))
+                            || may(&net.peers[station], id, case::ActionKind::Transfer)
                     })
                     .collect();
+                let mut ids = Vec::new();
+                if let Some(id) = candidates.get(case % candidates.len().max(1)).cloned() {
+                    // A hall acts only on a case sent to it: the station sends it, and the
+                    // sessions on the way carry the case and the transfer up (a cut link
+                    // carries nothing, and this race does not happen).
+                    let decides = |net: &Network| {
+                        net.peers[hall].case_ids().contains(&id)
+                            && may(&net.peers[hall], &id, case::ActionKind::Decide)
+                    };
+                    if !decides(&net) {
+                        let send = Action::Transfer {
+                            to: "上级大厅".into(),
+                            reason: "需上级审批".into(),
+                            to_node: Some(net.peers[hall].record.node),
+                        };
+                        if net.peers[station].act(&id, send, now).is_ok() {
+                            let _ = net.session(if station == a { 1 } else { 2 }, 1 << 20);
+                            if hall == district {
+                                let _ = net.session(0, 1 << 20);
+                            }
+                        }
+                    }
+                    if decides(&net) {
+                        ids.push(id);
+                    }
+                }
                 if !ids.is_empty() {
                     let id = ids[case % ids.len()].clone();
                     // Mostly the classic race: the applicant withdraws at the station while
@@ -746,6 +811,13 @@ fn run_in(
                 e.action.kind() == case::ActionKind::Resolve && !state.voided.contains(&e.id())
             })
             .count();
+        outcome.overruled += case_doc
+            .events
+            .iter()
+            .filter(|e| {
+                e.action.kind() == case::ActionKind::Resolve && state.voided.contains(&e.id())
+            })
+            .count();
         outcome.statuses.insert(state.status.as_str());
     }
     Ok((outcome, net))
@@ -786,6 +858,7 @@ fn the_scenarios_cover_conflicts_and_every_status() {
         total.conflicts += outcome.conflicts;
         total.resolutions += outcome.resolutions;
         total.settled += outcome.settled;
+        total.overruled += outcome.overruled;
         total.changes += outcome.changes;
         total.statuses.extend(outcome.statuses);
     }
@@ -796,7 +869,7 @@ fn the_scenarios_cover_conflicts_and_every_status() {
         "resolutions are exercised: {total:?}"
     );
     assert!(
-        total.settled > total.resolutions,
+        total.overruled >= 3,
         "concurrent opposite resolutions too: {total:?}"
     );
     assert!(total.statuses.len() >= 7, "{total:?}");

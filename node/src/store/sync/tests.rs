@@ -2,7 +2,7 @@
 //! through their own functions (the HTTP layer is tested in tests/).
 
 use yizhan_sync::auth::NodeRole;
-use yizhan_sync::domain::case::{Action, Status};
+use yizhan_sync::domain::case::{Action, CaseError, Status};
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::feed::{ParsedBatch, Pull};
 use yizhan_sync::ids::Scope;
@@ -11,7 +11,7 @@ use super::Relation;
 use crate::config::Synchronous;
 use crate::demo::demo_catalog;
 use crate::store::tests::{at, complete_application, identity, item, lead, staff};
-use crate::store::{NewAction, Store, StoreOptions};
+use crate::store::{NewAction, Store, StoreError, StoreOptions};
 
 struct Node {
     _dir: tempfile::TempDir,
@@ -161,6 +161,46 @@ async fn catalogs_go_down_cases_go_up_and_decisions_come_back() {
         .unwrap();
     assert_eq!(at_district.summary.status, Status::Accepted);
 
+    // The district decides once the station sent it the case (转办 to its node).
+    let district_node = record(&district).await.node;
+    let refused = district
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Do(Action::Decide {
+                approved: true,
+                reason: String::new(),
+                basis: String::new(),
+                remedies: String::new(),
+                on_behalf_of: None,
+            })],
+            staff(),
+            at("2026-03-04"),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Case(CaseError::NotSentHere { .. }))
+        ),
+        "{refused:?}"
+    );
+    station
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Do(Action::Transfer {
+                to: "福田区行政服务中心".into(),
+                reason: "需区级审批".into(),
+                to_node: Some(district_node),
+            })],
+            staff(),
+            at("2026-03-04"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
     let decide = Action::Decide {
         approved: true,
         reason: String::new(),
@@ -186,7 +226,7 @@ async fn catalogs_go_down_cases_go_up_and_decisions_come_back() {
         .await
         .unwrap();
     assert_eq!(back.summary.status, Status::Decided);
-    assert_eq!(back.events.len(), 2);
+    assert_eq!(back.events.len(), 3);
 
     // Nothing left to send, nothing quarantined, and every store rebuilds to the same rows.
     assert_eq!(sync(&district, &sub).await, (0, 0));

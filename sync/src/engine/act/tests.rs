@@ -60,6 +60,23 @@ fn who_may_do_what() {
     let submitted = state_after(&[]);
     let accepted = state_after(&[A::Accept]);
     let completed = state_after(&[A::Accept, A::Complete]);
+    // Sent to the hall (转办 to its node).
+    let sent = case::derive(
+        &intake(),
+        &[
+            event(STATION, "2026-03-03", 9, sample_action(A::Accept)),
+            event(
+                STATION,
+                "2026-03-03",
+                10,
+                Action::Transfer {
+                    to: "园岭街道".into(),
+                    reason: "需街道审批".into(),
+                    to_node: Some(HALL),
+                },
+            ),
+        ],
+    );
     // (who, as whom, case, action, allowed or the error's code)
     let table: Vec<Row> = vec![
         (&station, &worker, &submitted, A::Accept, Ok(())),
@@ -71,7 +88,14 @@ fn who_may_do_what() {
             A::Decide,
             Err("not_this_nodes"),
         ),
-        (&hall, &worker, &accepted, A::Decide, Ok(())),
+        // A hall acts only on what a station sent it; the others it supervises.
+        (&hall, &worker, &accepted, A::Decide, Err("not_sent_here")),
+        (&hall, &lead, &accepted, A::Suspend, Err("not_sent_here")),
+        (&hall, &worker, &accepted, A::Complete, Err("not_sent_here")),
+        (&hall, &worker, &sent, A::SignFor, Ok(())),
+        (&hall, &worker, &sent, A::Decide, Ok(())),
+        (&hall, &lead, &sent, A::Suspend, Ok(())),
+        (&station, &worker, &sent, A::SignFor, Err("not_the_holder")),
         (
             &hall,
             &worker,
@@ -329,7 +353,10 @@ fn a_station_enters_the_decision_of_the_department_it_accepts_for() {
         Err("delegated_decision")
     );
     assert!(!allowed_actions(at_station, &intake, &accepted).contains(&A::Decide));
-    assert_eq!(may(at_hall, &intake, &accepted, A::Decide), Ok(()));
+    assert_eq!(
+        may(at_hall, &intake, &accepted, A::Decide).map_err(|e| e.code()),
+        Err("not_sent_here")
+    );
     let to_department = Action::Transfer {
         to: "示范区民政局".into(),
         reason: "由区民政局审批".into(),
