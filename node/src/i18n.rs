@@ -300,6 +300,7 @@ mod tests {
                 E::SupervisorsOnly,
                 E::NotTheStation,
                 E::LeadsReply,
+                E::AssessmentRole,
             ] {
                 listed.push(e.code());
                 examples.push(Words::from(&e));

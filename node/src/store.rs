@@ -15,6 +15,7 @@
 
 mod accounts;
 mod appointments;
+mod assessment;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
@@ -51,6 +52,7 @@ pub use accounts::{NewUser, Role, TokenOwner, UserRecord, UserStanding};
 pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };
+pub use assessment::{Assessment, AssessmentBy, AssessmentFigures, AssessmentLine};
 pub use calendars::PublishedYear;
 pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,

@@ -297,6 +297,27 @@ impl Store {
         Ok(opened)
     }
 
+    /// The notices issued from `from_ms` (inclusive) to `to_ms` (exclusive), each with
+    /// where it stands on `today`, counted as the lists count it (the month's assessment
+    /// reads them here, so a notice answered on time is the same everywhere).
+    pub(super) async fn supervision_issued_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        today: Date,
+    ) -> Result<Vec<SupervisionView>, StoreError> {
+        let rows = self
+            .read(move |conn| {
+                read_notices(
+                    conn,
+                    "WHERE issued_ms >= ?1 AND issued_ms < ?2 ORDER BY issued_ms, id",
+                    &[&from_ms, &to_ms],
+                )
+            })
+            .await?;
+        self.views(rows, today, None).await
+    }
+
     /// Where each notice stands on `today`. Its reply deadline counts on the calendar of
     /// the hall that issued it (`calendar_for` its division): every node holding the
     /// notice holds that hall's calendar years and its ancestors' (they travel down with

@@ -64,6 +64,10 @@ pub enum SupervisionError {
     /// At the station, its lead or admin replies.
     #[error("the station's lead or admin replies to supervision notices")]
     LeadsReply,
+    /// The month's assessment is read at a hall by its supervisors and admins, at a
+    /// station by its lead and admin.
+    #[error("the assessment is for a hall's supervisors and admins and a station's lead and admin")]
+    AssessmentRole,
 }
 
 impl SupervisionError {
@@ -79,6 +83,7 @@ impl SupervisionError {
             SupervisionError::SupervisorsOnly => "supervision_supervisors_only",
             SupervisionError::NotTheStation => "supervision_not_the_station",
             SupervisionError::LeadsReply => "supervision_leads_reply",
+            SupervisionError::AssessmentRole => "assessment_role",
         }
     }
 }
