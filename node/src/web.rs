@@ -11,6 +11,7 @@
 //! session's CSRF token.
 
 pub mod appointments;
+pub mod assessment;
 pub mod cases;
 pub mod dashboard;
 pub mod export;
@@ -151,6 +152,9 @@ where
         .route("/supervision/{id}/reply", post(supervision::reply))
         .route("/hall", get(hall::show))
         .route("/hall/stations", get(hall::stations))
+        .route("/hall/assessment", get(assessment::show))
+        .route("/hall/assessment.csv", get(assessment::csv))
+        .route("/hall/assessment.xlsx", get(assessment::xlsx))
         .route("/hall/stations.csv", get(hall::stations_csv))
         .route("/hall/stations.xlsx", get(hall::stations_xlsx))
         .route("/transfers", get(follow::transfers))
