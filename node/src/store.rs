@@ -26,6 +26,7 @@ mod hall;
 mod items;
 mod migrations;
 mod notices;
+mod notification;
 pub mod postgres;
 mod rebuild;
 mod snapshot;
@@ -70,6 +71,7 @@ pub use hall::{Overview, OverviewLine, StationFigures, SubtreeNode};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use notices::{Correction, Issuer, StoredNotice, notice_content};
+pub use notification::{NewNotification, NotificationView};
 pub use rebuild::RebuildReport;
 pub use stats::{
     EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,

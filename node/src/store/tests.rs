@@ -930,6 +930,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
                  kind TEXT NOT NULL, content_json TEXT NOT NULL, digest BLOB NOT NULL,
                  signature BLOB NOT NULL, issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
              DROP TABLE supervision_notices; DROP TABLE supervision_replies;
+             DROP TABLE notifications;
              DROP INDEX cases_scope_red; DROP INDEX cases_scope_breach;
              DROP INDEX cases_open_deadline; DROP INDEX cases_scope_deadline;
              DROP INDEX cases_open_levels; DROP INDEX cases_completed_scope;

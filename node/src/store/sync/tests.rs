@@ -1440,3 +1440,91 @@ async fn the_months_assessment_matches_a_hand_computed_fixture() {
         assert_eq!(refused.words().code, "assessment_role");
     }
 }
+
+/// A notification (通报) published at a district reaches the sub-district and the station
+/// below it in the district's catalog scope; the station it names gets a supervision
+/// notice referring to its number; rebuild derives the same row; only a supervisor or an
+/// admin publishes, only stations below may be named.
+#[tokio::test]
+async fn a_notification_published_at_a_district_reaches_the_stations_below() {
+    use crate::store::{NewNotification, Role, Staff, SupervisionFilter};
+
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let supervisor = Staff {
+        username: "dubanyuan".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    let new = NewNotification {
+        month: "2026-04".into(),
+        title: "2026年4月政务服务情况通报".into(),
+        text: "4月逾期办件较多，点名站点限期整改。".into(),
+        figures: "月度考核 2026-04（按站点）".into(),
+        rectify: vec![DivisionCode::parse("440399001001").unwrap()],
+        reply_days: 5,
+    };
+    let refused = district
+        .store
+        .publish_notification(new.clone(), lead(), at("2026-05-06"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "supervision_supervisors_only");
+    let refused = district
+        .store
+        .publish_notification(
+            NewNotification {
+                rectify: vec![DivisionCode::parse("440305001001").unwrap()],
+                ..new.clone()
+            },
+            supervisor.clone(),
+            at("2026-05-06"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "notification_station");
+    let refused = station
+        .store
+        .publish_notification(new.clone(), lead(), at("2026-05-06"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "supervision_not_above");
+    let published = district
+        .store
+        .publish_notification(new, supervisor, at("2026-05-06"))
+        .await
+        .unwrap();
+    assert!(published.id.starts_with("b-"), "{}", published.id);
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    for below in [&sub, &station] {
+        let held = below.store.notifications(10).await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].id, published.id);
+        assert_eq!(held[0].division, "440399");
+        assert_eq!(held[0].notification, published.notification);
+    }
+    let today: yizhan_sync::domain::calendar::Date = "2026-05-06".parse().unwrap();
+    let notices = station
+        .store
+        .supervision_list(SupervisionFilter::default(), today, 10)
+        .await
+        .unwrap();
+    assert_eq!(notices.len(), 1);
+    assert!(
+        notices[0].notice.reason.contains(&published.id),
+        "{}",
+        notices[0].notice.reason
+    );
+    assert_eq!(notices[0].notice.reply_days, 5);
+    // The station's row is derived alike by rebuild.
+    let before = station.store.content_digest().await.unwrap();
+    let report = station.store.rebuild().await.unwrap();
+    assert_eq!(report.rows_differing, 0);
+    assert_eq!(station.store.content_digest().await.unwrap(), before);
+}
