@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod export;
 pub mod follow;
 pub mod hall;
+pub mod notifications;
 pub mod staff;
 pub mod supervision;
 
@@ -150,6 +151,10 @@ where
             get(supervision::index).post(supervision::issue),
         )
         .route("/supervision/{id}/reply", post(supervision::reply))
+        .route(
+            "/notifications",
+            get(notifications::index).post(notifications::publish),
+        )
         .route("/hall", get(hall::show))
         .route("/hall/stations", get(hall::stations))
         .route("/hall/assessment", get(assessment::show))

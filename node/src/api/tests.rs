@@ -3060,3 +3060,92 @@ async fn the_months_assessment_as_a_page_a_download_and_json() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
 }
+
+/// A notification (通报) published through the page at a district: listed there in both
+/// languages; a worker sees no form and cannot publish; a station elsewhere is refused.
+#[tokio::test]
+async fn a_notification_is_published_and_listed_through_the_pages() {
+    let api = api("district").await;
+    let password = "correct-horse-battery";
+    for (username, role) in [("dubanyuan", Role::Supervisor), ("li", Role::Worker)] {
+        api.store
+            .add_user(
+                NewUser {
+                    username: username.into(),
+                    display_name: username.into(),
+                    role,
+                    counter: String::new(),
+                    password_hash: crate::accounts::hash_password(password).unwrap(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let csrf_of = |page: &str| {
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).unwrap() + marker.len();
+        page[start..].split('"').next().unwrap().to_string()
+    };
+    let mut supervisor = Browser::new(&api.state, "10.0.0.5");
+    supervisor.sign_in("dubanyuan", password).await;
+    let (status, _, page) = supervisor.send(Method::GET, "/notifications", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"notification-publish\""), "{page}");
+    assert!(
+        page.contains("value=\"2026-02\""),
+        "last month by default: {page}"
+    );
+    let csrf = csrf_of(&page);
+    let (status, _, page) = supervisor
+        .send(
+            Method::POST,
+            "/notifications",
+            Some(format!(
+                "csrf={csrf}&month=2026-02&title=%E4%BA%8C%E6%9C%88%E9%80%9A%E6%8A%A5&text=%E9%80%BE%E6%9C%9F%E8%BE%83%E5%A4%9A&figures=&station=440305001001&reply_days=5"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("不是本大厅辖区内的服务站"), "{page}");
+    let (status, _, _) = supervisor
+        .send(
+            Method::POST,
+            "/notifications",
+            Some(format!(
+                "csrf={csrf}&month=2026-02&title=%E4%BA%8C%E6%9C%88%E9%80%9A%E6%8A%A5&text=%E9%80%BE%E6%9C%9F%E8%BE%83%E5%A4%9A&figures=&reply_days=5"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = supervisor.send(Method::GET, "/notifications", None).await;
+    assert!(
+        page.contains("二月通报") && page.contains("逾期较多"),
+        "{page}"
+    );
+    assert!(page.contains("class=\"nt-number\">b-"), "{page}");
+    supervisor.cookies.insert("yz_lang".into(), "en".into());
+    let (_, _, page) = supervisor.send(Method::GET, "/notifications", None).await;
+    assert!(
+        page.contains("Publish a notification") && page.contains("二月通报"),
+        "{page}"
+    );
+
+    let mut worker = Browser::new(&api.state, "10.0.0.6");
+    worker.sign_in("li", password).await;
+    let (status, _, page) = worker.send(Method::GET, "/notifications", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("二月通报") && !page.contains("notification-publish"));
+    let csrf = csrf_of(&page);
+    let (status, _, page) = worker
+        .send(
+            Method::POST,
+            "/notifications",
+            Some(format!(
+                "csrf={csrf}&month=2026-02&title=x&text=y&reply_days=5"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert_eq!(api.store.notifications(10).await.unwrap().len(), 1);
+}
