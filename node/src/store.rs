@@ -400,6 +400,9 @@ impl Store {
         configure(&conn, options.synchronous)?;
         if options.migrate {
             migrations::run(&mut conn, path)?;
+            if options.identity.record.role.is_hall() {
+                migrations::hall_indexes(&conn)?;
+            }
         } else {
             migrations::check_current(&conn, path)?;
         }

@@ -346,10 +346,31 @@ fn case_figures(
     let today_s = today.to_string();
     let count = |n: i64| n.max(0) as u64;
     let mut fine: BTreeMap<Fine, AssessmentFigures> = BTreeMap::new();
-    // Received: by the creation time, which the index on created_ms holds.
+    // A hall reads covering indexes of its own (`hall_indexes.sql`); a station, with a few
+    // thousand cases a month at most, the overview's.
+    let hall_indexes: bool = conn
+        .prepare_cached(
+            "SELECT count(*) = 3 FROM sqlite_master WHERE type = 'index'
+             AND name IN ('cases_assess_received', 'cases_assess_completed', 'cases_assess_rated')",
+        )?
+        .query_row([], |r| r.get(0))?;
+    let (received_index, completed_index, rated_index) = if hall_indexes {
+        (
+            "cases_assess_received",
+            "cases_assess_completed",
+            "cases_assess_rated",
+        )
+    } else {
+        (
+            "cases_created",
+            "cases_completed_scope",
+            "cases_rated_scope",
+        )
+    };
+    // Received: by the creation time.
     {
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {KEY_COLUMNS}, count(*) FROM cases
+            "SELECT {KEY_COLUMNS}, count(*) FROM cases INDEXED BY {received_index}
              WHERE created_ms >= ?1 AND created_ms < ?2 GROUP BY 1, 2, 3, 4"
         ))?;
         let from_ms = cst_midnight_ms(month.first_day());
@@ -370,7 +391,7 @@ fn case_figures(
                     coalesce(sum(closed_on <= committed_due), 0),
                     coalesce(sum(closed_on > committed_due), 0),
                     coalesce(sum(closed_on > legal_due), 0)
-             FROM cases INDEXED BY cases_completed_scope
+             FROM cases INDEXED BY {completed_index}
              WHERE status = 'completed' AND closed_on BETWEEN ?1 AND ?2
              GROUP BY 1, 2, 3, 4, 5, 6"
         ))?;
@@ -421,7 +442,7 @@ fn case_figures(
             "SELECT {KEY_COLUMNS}, rating, count(*),
                     coalesce(sum(rectified_on <= rectify_due), 0),
                     coalesce(sum(rectified_on > rectify_due), 0)
-             FROM cases INDEXED BY cases_rated_scope
+             FROM cases INDEXED BY {rated_index}
              WHERE rating IS NOT NULL AND rated_on BETWEEN ?1 AND ?2 AND rating BETWEEN 1 AND 5
              GROUP BY 1, 2, 3, 4, 5"
         ))?;

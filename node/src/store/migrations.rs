@@ -55,6 +55,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Creates the indexes only halls hold (`hall_indexes.sql`), if missing: the month's
+/// assessment of a subtree reads them; a station's case writes never pay for them.
+pub(super) fn hall_indexes(conn: &Connection) -> Result<(), OpenStoreError> {
+    conn.execute_batch(include_str!("migrations/hall_indexes.sql"))
+        .map_err(|source| OpenStoreError::Migration {
+            version: SCHEMA_VERSION,
+            source,
+        })
+}
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
