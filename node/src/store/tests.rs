@@ -44,6 +44,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
          ALTER TABLE cases DROP COLUMN rectified_on;
          ALTER TABLE case_events DROP COLUMN voided; ALTER TABLE documents DROP COLUMN upto;
          DROP TABLE supervision_notices; DROP TABLE supervision_replies; DROP TABLE notices;
+         DROP TABLE notifications;
          CREATE TABLE notices (
              id INTEGER PRIMARY KEY, number TEXT NOT NULL UNIQUE, case_id TEXT NOT NULL,
              kind TEXT NOT NULL CHECK (kind IN ('receipt', 'one_time', 'refusal')),
