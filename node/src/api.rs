@@ -5,6 +5,7 @@
 //! in the domain. Every failure is an [`error::ApiError`] with a JSON body; malformed input
 //! is a 4xx, never a 500.
 
+pub mod assessment;
 pub mod calendars;
 pub mod cases;
 pub mod error;
@@ -133,6 +134,7 @@ where
         .route("/supervision/{id}", get(supervision::show))
         .route("/supervision/{id}/replies", post(supervision::reply))
         .route("/stations", get(stations::index))
+        .route("/assessment", get(assessment::index))
         .route("/sync/status", get(sync_status));
     let sync_api = Router::new()
         .route("/hello", post(sync::hello))
@@ -482,7 +484,7 @@ async fn sync_status(
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
           calendars::index, calendars::publish,
-          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, sync_status,
+          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,
           supervision::reply),
     modifiers(&BearerAuth, &CommonResponses),

@@ -65,6 +65,9 @@ impl From<&yizhan_sync::domain::supervision::SupervisionError> for Words {
             E::Text { field, max } => Words::new(e.code())
                 .with("field", Param::Field(field))
                 .text("max", max.to_string()),
+            E::NotificationMonth(detail) | E::NotificationStation(detail) => {
+                Words::new(e.code()).text("detail", detail.clone())
+            }
             _ => Words::new(e.code()),
         }
     }
@@ -300,6 +303,9 @@ mod tests {
                 E::SupervisorsOnly,
                 E::NotTheStation,
                 E::LeadsReply,
+                E::AssessmentRole,
+                E::NotificationMonth("x".into()),
+                E::NotificationStation("x".into()),
             ] {
                 listed.push(e.code());
                 examples.push(Words::from(&e));

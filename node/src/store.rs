@@ -15,6 +15,7 @@
 
 mod accounts;
 mod appointments;
+mod assessment;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
@@ -25,6 +26,7 @@ mod hall;
 mod items;
 mod migrations;
 mod notices;
+mod notification;
 pub mod postgres;
 mod rebuild;
 mod snapshot;
@@ -51,6 +53,7 @@ pub use accounts::{NewUser, Role, TokenOwner, UserRecord, UserStanding};
 pub use appointments::{
     Appointment, AppointmentStatus, BookingRefused, CancelRefused, NewAppointment,
 };
+pub use assessment::{Assessment, AssessmentBy, AssessmentFigures, AssessmentLine};
 pub use calendars::PublishedYear;
 pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
@@ -68,6 +71,7 @@ pub use hall::{Overview, OverviewLine, StationFigures, SubtreeNode};
 pub use items::{ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use notices::{Correction, Issuer, StoredNotice, notice_content};
+pub use notification::{NewNotification, NotificationView};
 pub use rebuild::RebuildReport;
 pub use stats::{
     EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,

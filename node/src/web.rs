@@ -11,11 +11,13 @@
 //! session's CSRF token.
 
 pub mod appointments;
+pub mod assessment;
 pub mod cases;
 pub mod dashboard;
 pub mod export;
 pub mod follow;
 pub mod hall;
+pub mod notifications;
 pub mod staff;
 pub mod supervision;
 
@@ -149,8 +151,15 @@ where
             get(supervision::index).post(supervision::issue),
         )
         .route("/supervision/{id}/reply", post(supervision::reply))
+        .route(
+            "/notifications",
+            get(notifications::index).post(notifications::publish),
+        )
         .route("/hall", get(hall::show))
         .route("/hall/stations", get(hall::stations))
+        .route("/hall/assessment", get(assessment::show))
+        .route("/hall/assessment.csv", get(assessment::csv))
+        .route("/hall/assessment.xlsx", get(assessment::xlsx))
         .route("/hall/stations.csv", get(hall::stations_csv))
         .route("/hall/stations.xlsx", get(hall::stations_xlsx))
         .route("/transfers", get(follow::transfers))

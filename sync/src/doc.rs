@@ -777,7 +777,7 @@ impl RecordDoc {
 pub fn record_fields(kind: DocKind) -> &'static [&'static str] {
     match kind {
         DocKind::Notice => &["content", "digest", "seal"],
-        DocKind::Supervision | DocKind::Reply => &["body"],
+        DocKind::Supervision | DocKind::Reply | DocKind::Notification => &["body"],
         DocKind::Calendar => &["text"],
         DocKind::Item | DocKind::Case | DocKind::Registry => &[],
     }
@@ -867,9 +867,11 @@ pub fn rows(id: &DocId, doc: &Automerge, calendar: &Calendar) -> Result<Rows, Do
             Rows::Case(Box::new(case), events)
         }
         DocKind::Registry => Rows::Registry(read_registry(doc)?),
-        DocKind::Notice | DocKind::Supervision | DocKind::Reply | DocKind::Calendar => {
-            Rows::Record(read_record(doc)?)
-        }
+        DocKind::Notice
+        | DocKind::Supervision
+        | DocKind::Reply
+        | DocKind::Calendar
+        | DocKind::Notification => Rows::Record(read_record(doc)?),
     })
 }
 

@@ -35,7 +35,7 @@ use crate::domain::codes::DivisionLevel;
 use crate::domain::item::Item;
 use crate::domain::notice;
 use crate::domain::serial::{self, Segment, SerialNo};
-use crate::domain::supervision::{SupervisionNotice, SupervisionReply};
+use crate::domain::supervision::{Notification, SupervisionNotice, SupervisionReply};
 use crate::envelope::Envelope;
 use crate::ids::{DocId, DocKind, NodeId, Scope};
 
@@ -204,6 +204,25 @@ fn judge_inner(
             let (texts, _) =
                 creation_header(envelope, &expanded, doc::record_fields(envelope.kind), None)?;
             record_creation(author, relation, envelope, &texts)
+        }
+        DocKind::Notification => {
+            if held.is_some() {
+                return Err(effect(
+                    envelope,
+                    "changes a notification, which is never changed once published",
+                ));
+            }
+            // Only the hall whose catalog scope it is publishes there: the scope reaches
+            // exactly the nodes below that hall.
+            if !author.role.is_hall()
+                || envelope.scope.kind() != crate::ids::ScopeKind::Catalog
+                || author.division != division
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            let (texts, _) =
+                creation_header(envelope, &expanded, doc::record_fields(envelope.kind), None)?;
+            notification_creation(author, envelope, &texts)
         }
         DocKind::Calendar => {
             if !auth::may_write(author, &envelope.scope) {
@@ -698,6 +717,44 @@ fn record_creation(
         }
         _ => return Err(effect(envelope, "is not a record")),
     }
+    Ok(())
+}
+
+/// A new notification must read, be the author's own under its id, have been published by
+/// a role the engine lets publish, and name only stations below the author.
+fn notification_creation(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    texts: &[(&str, &str)],
+) -> Result<(), Verdict> {
+    let body = texts
+        .iter()
+        .find(|(k, _)| *k == "body")
+        .map_or("", |(_, v)| *v);
+    let notification: Notification = serde_json::from_str(body)
+        .map_err(|e| effect(envelope, format!("its notification does not read: {e}")))?;
+    notification
+        .validate()
+        .map_err(|e| effect(envelope, format!("its notification is not valid: {e}")))?;
+    if notification.node != author.node || notification.doc_id() != envelope.doc {
+        return Err(effect(
+            envelope,
+            "publishes a notification in another node's name",
+        ));
+    }
+    let role = crate::engine::StaffRole::parse(&notification.role);
+    if role.is_none_or(|role| crate::engine::may_issue_supervision(author, role).is_err()) {
+        return Err(Refusal::EventNotAllowed {
+            node: author.node,
+            role: author.role.as_str(),
+            kind: "notification",
+            doc: envelope.doc.to_string(),
+        }
+        .into());
+    }
+    notification
+        .stations_below(&author.division)
+        .map_err(|e| effect(envelope, format!("names {e}")))?;
     Ok(())
 }
 

@@ -101,10 +101,13 @@ pub enum DocKind {
     Reply,
     /// One year of the working-day calendar, published by a hall, replaced by new versions.
     Calendar,
+    /// A hall's notification (通报, §10.3), in its catalog scope so it reaches every node
+    /// below the hall; never changed.
+    Notification,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 7] = [
+    pub const ALL: [DocKind; 8] = [
         DocKind::Item,
         DocKind::Case,
         DocKind::Registry,
@@ -112,6 +115,7 @@ impl DocKind {
         DocKind::Supervision,
         DocKind::Reply,
         DocKind::Calendar,
+        DocKind::Notification,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +127,7 @@ impl DocKind {
             DocKind::Supervision => "supervision",
             DocKind::Reply => "reply",
             DocKind::Calendar => "calendar",
+            DocKind::Notification => "notification",
         }
     }
 
@@ -141,6 +146,7 @@ impl DocKind {
             DocKind::Supervision => "s",
             DocKind::Reply => "sr",
             DocKind::Calendar => "y",
+            DocKind::Notification => "b",
         }
     }
 
@@ -154,7 +160,7 @@ impl DocKind {
     /// travel with the cases of their division, calendars with the catalog.
     pub fn scope_kind(self) -> ScopeKind {
         match self {
-            DocKind::Item | DocKind::Calendar => ScopeKind::Catalog,
+            DocKind::Item | DocKind::Calendar | DocKind::Notification => ScopeKind::Catalog,
             DocKind::Case | DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
                 ScopeKind::Case
             }
@@ -166,7 +172,7 @@ impl DocKind {
     pub fn immutable(self) -> bool {
         matches!(
             self,
-            DocKind::Notice | DocKind::Supervision | DocKind::Reply
+            DocKind::Notice | DocKind::Supervision | DocKind::Reply | DocKind::Notification
         )
     }
 }

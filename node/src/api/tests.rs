@@ -2823,3 +2823,329 @@ async fn supervision_is_issued_listed_and_refused_by_the_engines_rules() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
     }
 }
+
+/// The month's assessment through the router (issue 14 point 5): the page in both
+/// languages with last month's figures beside this month's, the CSV and .xlsx, and the
+/// API; a worker is refused by the engine's rule alike by the page and the API.
+#[tokio::test]
+async fn the_months_assessment_as_a_page_a_download_and_json() {
+    use yizhan_sync::domain::case::Action;
+
+    use crate::store::NewAction;
+    use crate::store::tests::{complete_application, item, lead};
+
+    let api = api("district").await;
+    let password = "correct-horse-battery";
+    for (username, role) in [("dubanyuan", Role::Supervisor), ("li", Role::Worker)] {
+        api.store
+            .add_user(
+                NewUser {
+                    username: username.into(),
+                    display_name: username.into(),
+                    role,
+                    counter: String::new(),
+                    password_hash: crate::accounts::hash_password(password).unwrap(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    // February: one case received 02-10, accepted, completed 02-12 (two working days,
+    // on time), rated 5. March: one received 03-02, still waiting.
+    let card = item("老年人优待证办理");
+    let feb = api
+        .store
+        .create_case(
+            card.impl_code.to_string(),
+            complete_application(&card),
+            crate::store::tests::staff(),
+            at("2026-02-10"),
+        )
+        .await
+        .unwrap();
+    for (action, day) in [
+        (NewAction::Accept, "2026-02-10"),
+        (
+            NewAction::Do(Action::Complete {
+                result: "已办结".into(),
+                delivery: "窗口领取".into(),
+            }),
+            "2026-02-12",
+        ),
+        (
+            NewAction::Do(Action::Rate {
+                level: 5,
+                comment: String::new(),
+                rectify_days: 15,
+            }),
+            "2026-02-12",
+        ),
+    ] {
+        api.store
+            .act_on_case(feb.clone(), vec![action], lead(), at(day) + 60_000)
+            .await
+            .unwrap();
+    }
+    api.store
+        .create_case(
+            card.impl_code.to_string(),
+            complete_application(&card),
+            crate::store::tests::staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+
+    let mut supervisor = Browser::new(&api.state, "10.0.0.5");
+    assert_eq!(
+        supervisor.sign_in("dubanyuan", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _, page) = supervisor
+        .send(
+            Method::GET,
+            "/hall/assessment?month=2026-03&by=station",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("<h1>月度考核 2026-03</h1>"), "{page}");
+    assert!(page.contains("data-division=\"440399\""), "{page}");
+    // Received: 1 in March, 1 in February; completed: 0, 1; on time: none, 100.0%.
+    let cells = |page: &str| -> Vec<String> {
+        let row = page.split("data-division=\"440399\"").nth(1).unwrap();
+        let row = row.split("</tr>").next().unwrap();
+        row.split("<td class=\"num\">")
+            .skip(1)
+            .map(|cell| cell.split("</td>").next().unwrap().to_string())
+            .collect()
+    };
+    let march = cells(&page);
+    let before = |now: &str, then: &str| {
+        format!("{now}<span class=\"before\" title=\"2026-02\">{then}</span>")
+    };
+    assert_eq!(march[0], before("1", "1"));
+    assert_eq!(march[1], before("0", "1"));
+    assert_eq!(march[2], before("", "100.0%"));
+    assert_eq!(march[3], before("", "2.0"));
+    assert_eq!(march[6], before("0", "1"), "非常满意");
+    assert_eq!(march[11], before("", "100.0%"), "满意率");
+    supervisor.cookies.insert("yz_lang".into(), "en".into());
+    let (status, _, page) = supervisor
+        .send(
+            Method::GET,
+            "/hall/assessment?month=2026-03&by=station",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("<h1>Monthly assessment 2026-03</h1>"),
+        "{page}"
+    );
+    assert!(page.contains("Average working days") && page.contains("Answered on time"));
+    assert_eq!(cells(&page), march);
+    // Every grouping a hall offers shows; a bad month or grouping is a clear 400.
+    for by in ["subdistrict", "department", "counter", "staff"] {
+        let (status, _, _) = supervisor
+            .send(
+                Method::GET,
+                &format!("/hall/assessment?month=2026-03&by={by}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{by}");
+    }
+    for bad in ["month=2026-13", "month=26-03", "by=nobody"] {
+        let (status, _, page) = supervisor
+            .send(Method::GET, &format!("/hall/assessment?{bad}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(page.contains("is not valid"), "{bad}: {page}");
+    }
+
+    // The downloads: each figure, then last month's.
+    supervisor.cookies.insert("yz_lang".into(), "zh-CN".into());
+    let (status, _, csv) = supervisor
+        .send(
+            Method::GET,
+            "/hall/assessment.csv?month=2026-02&by=station",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').split("\r\n").collect();
+    assert!(
+        lines[0]
+            .starts_with("站点,区划代码,收件数,收件数（上月）,办结数,办结数（上月）,按时办结率,"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1],
+        "测试节点,440399,1,0,1,0,100.0%,,2.0,,0,0,0,0,1,0,0,0,0,0,0,0,0,0,100.0%,,0,0,0,0,0,0,0,0"
+    );
+    assert!(lines[2].starts_with("合计,,1,0,1,0,"), "{}", lines[2]);
+    let response = router(api.state.clone(), 64 * 1024)
+        .oneshot(
+            Request::builder()
+                .uri("/hall/assessment.xlsx?month=2026-02&by=station")
+                .header(
+                    header::COOKIE,
+                    format!("yz_session={}", supervisor.cookies["yz_session"]),
+                )
+                .body(HttpBody::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("yizhan-assessment-2026-02-station.xlsx")
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(bytes.starts_with(b"PK"), "an .xlsx is a zip");
+
+    // A worker is refused, by the page and by the API, with the engine's code.
+    let mut worker = Browser::new(&api.state, "10.0.0.6");
+    worker.sign_in("li", password).await;
+    let (status, _, page) = worker
+        .send(Method::GET, "/hall/assessment?month=2026-03", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("督办人员、管理员"), "{page}");
+    let (status, body) = api
+        .get("/api/v1/assessment?month=2026-02", Some(&api.worker))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("assessment_role"))
+    );
+
+    // The API: the same figures.
+    let (status, body) = api
+        .get(
+            "/api/v1/assessment?month=2026-02&by=station",
+            Some(&api.admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["month"].as_str(), body["previous_month"].as_str()),
+        (Some("2026-02"), Some("2026-01"))
+    );
+    let line = &body["lines"][0];
+    assert_eq!(line["division"], "440399");
+    assert_eq!(line["month"]["received"], 1);
+    assert_eq!(line["month"]["on_time_rate"], 1.0);
+    assert_eq!(line["month"]["average_working_days"], 2.0);
+    assert_eq!(line["month"]["ratings"], json!([0, 0, 0, 0, 1]));
+    assert_eq!(line["previous"]["received"], 0);
+    assert_eq!(body["total"]["completed"], 1);
+    for bad in [
+        "",
+        "?month=2026-13",
+        "?month=1999-12",
+        "?month=2026-1",
+        "?month=2026-02&by=nobody",
+        "?month=2026-02&bogus=1",
+    ] {
+        let (status, body) = api
+            .get(&format!("/api/v1/assessment{bad}"), Some(&api.admin))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}
+
+/// A notification (通报) published through the page at a district: listed there in both
+/// languages; a worker sees no form and cannot publish; a station elsewhere is refused.
+#[tokio::test]
+async fn a_notification_is_published_and_listed_through_the_pages() {
+    let api = api("district").await;
+    let password = "correct-horse-battery";
+    for (username, role) in [("dubanyuan", Role::Supervisor), ("li", Role::Worker)] {
+        api.store
+            .add_user(
+                NewUser {
+                    username: username.into(),
+                    display_name: username.into(),
+                    role,
+                    counter: String::new(),
+                    password_hash: crate::accounts::hash_password(password).unwrap(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let csrf_of = |page: &str| {
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).unwrap() + marker.len();
+        page[start..].split('"').next().unwrap().to_string()
+    };
+    let mut supervisor = Browser::new(&api.state, "10.0.0.5");
+    supervisor.sign_in("dubanyuan", password).await;
+    let (status, _, page) = supervisor.send(Method::GET, "/notifications", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"notification-publish\""), "{page}");
+    assert!(
+        page.contains("value=\"2026-02\""),
+        "last month by default: {page}"
+    );
+    let csrf = csrf_of(&page);
+    let (status, _, page) = supervisor
+        .send(
+            Method::POST,
+            "/notifications",
+            Some(format!(
+                "csrf={csrf}&month=2026-02&title=%E4%BA%8C%E6%9C%88%E9%80%9A%E6%8A%A5&text=%E9%80%BE%E6%9C%9F%E8%BE%83%E5%A4%9A&figures=&station=440305001001&reply_days=5"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("不是本大厅辖区内的服务站"), "{page}");
+    let (status, _, _) = supervisor
+        .send(
+            Method::POST,
+            "/notifications",
+            Some(format!(
+                "csrf={csrf}&month=2026-02&title=%E4%BA%8C%E6%9C%88%E9%80%9A%E6%8A%A5&text=%E9%80%BE%E6%9C%9F%E8%BE%83%E5%A4%9A&figures=&reply_days=5"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = supervisor.send(Method::GET, "/notifications", None).await;
+    assert!(
+        page.contains("二月通报") && page.contains("逾期较多"),
+        "{page}"
+    );
+    assert!(page.contains("class=\"nt-number\">b-"), "{page}");
+    supervisor.cookies.insert("yz_lang".into(), "en".into());
+    let (_, _, page) = supervisor.send(Method::GET, "/notifications", None).await;
+    assert!(
+        page.contains("Publish a notification") && page.contains("二月通报"),
+        "{page}"
+    );
+
+    let mut worker = Browser::new(&api.state, "10.0.0.6");
+    worker.sign_in("li", password).await;
+    let (status, _, page) = worker.send(Method::GET, "/notifications", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("二月通报") && !page.contains("notification-publish"));
+    let csrf = csrf_of(&page);
+    let (status, _, page) = worker
+        .send(
+            Method::POST,
+            "/notifications",
+            Some(format!(
+                "csrf={csrf}&month=2026-02&title=x&text=y&reply_days=5"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert_eq!(api.store.notifications(10).await.unwrap().len(), 1);
+}

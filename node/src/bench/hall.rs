@@ -20,7 +20,7 @@ use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::item::Item;
 use yizhan_sync::ids::Scope;
 
-use super::tree::{enroll, open_node, transfer};
+use super::tree::{TreeNode, enroll, open_node, transfer};
 use super::{percentiles, tempfile_dir};
 use crate::config::Synchronous;
 use crate::demo::{DEMO_DISTRICT, demo_catalog};
@@ -46,91 +46,27 @@ pub struct HallBenchArgs {
     /// Keep the district's data in this directory instead of deleting it
     #[arg(long, value_name = "DIR")]
     pub keep: Option<std::path::PathBuf>,
+    /// Build nothing: time the queries on the district kept earlier in DIR with --keep
+    /// (opened, and migrated if this build is newer, in place)
+    #[arg(long, value_name = "DIR", conflicts_with = "keep")]
+    pub reuse: Option<std::path::PathBuf>,
 }
 
 const DAY_MS: u64 = 86_400_000;
 
-/// Builds the district and times its pages' queries.
+/// Builds the district (or opens the one `--reuse` names) and times its pages' queries.
 pub async fn hall(args: HallBenchArgs) -> anyhow::Result<()> {
     let synchronous = match args.synchronous.as_str() {
         "full" => Synchronous::Full,
         "normal" => Synchronous::Normal,
         other => anyhow::bail!("--synchronous {other:?}: use full or normal"),
     };
-    let root = match &args.keep {
-        Some(dir) => {
-            crate::data_dir::ensure_empty(dir)?;
-            std::fs::create_dir_all(dir)?;
-            dir.clone()
-        }
-        None => tempfile_dir()?,
-    };
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-    let start_ms = now - 365 * DAY_MS;
-    let district = open_node(&root, 1, NodeRole::District, DEMO_DISTRICT, synchronous).await?;
-    let items: Vec<Item> = demo_catalog()
-        .into_iter()
-        // The station may not decide a delegated item's cases (the department does).
-        .filter(|i| i.delegated_by.is_none())
-        .collect();
-    for item in &items {
-        district
-            .store
-            .publish_item(
-                Scope::catalog(&DivisionCode::parse(DEMO_DISTRICT).expect("valid")),
-                item.clone(),
-                start_ms - DAY_MS,
-            )
-            .await?;
-    }
-    let items = Arc::new(items);
-    let built = Instant::now();
-    let per_station = args.cases / args.stations;
-    let mut stations = Vec::new();
-    let mut changes_up = 0u64;
-    let all: Vec<u64> = (0..args.stations).collect();
-    for group in all.chunks(args.concurrency.max(1) as usize) {
-        let mut tasks = Vec::new();
-        for &s in group {
-            let division = format!("{DEMO_DISTRICT}{:03}{:03}", s / 10 + 1, s % 10 + 1);
-            let seed = (s + 2) as u8;
-            let station = open_node(&root, seed, NodeRole::Station, &division, synchronous).await?;
-            enroll(&district, &station, start_ms - DAY_MS).await?;
-            transfer(&district, &station).await?;
-            let n = per_station + u64::from(s < args.cases % args.stations);
-            let (items, district) = (items.clone(), district.clone());
-            let root = root.clone();
-            tasks.push(tokio::spawn(async move {
-                fill_station(&station.store, &items, n, start_ms, now).await?;
-                let moved = transfer(&station, &district).await?;
-                station.store.shutdown().await;
-                std::fs::remove_dir_all(root.join(format!("station-{division}"))).ok();
-                anyhow::Ok((division, moved))
-            }));
-        }
-        for task in tasks {
-            let (division, moved) = task.await??;
-            changes_up += moved;
-            stations.push(division);
-        }
-        println!(
-            "  … {} stations, {} changes up, {:.0} s",
-            stations.len(),
-            changes_up,
-            built.elapsed().as_secs_f64()
-        );
-    }
-    let build_secs = built.elapsed().as_secs_f64();
+    let (root, district, stations) = match &args.reuse {
+        Some(dir) => reuse(dir, synchronous).await?,
+        None => build(&args, synchronous, now).await?,
+    };
     let store = &district.store;
-    let held = store.case_count().await?;
-    println!(
-        "hall bench: a district holding {held} cases from {} stations ({} changes), synchronous={}",
-        args.stations, changes_up, args.synchronous
-    );
-    println!(
-        "  built in        {build_secs:.0} s ({:.0} cases/s, stations and district together)",
-        held as f64 / build_secs
-    );
     println!(
         "  district db     {:.1} MB",
         store.disk_bytes() as f64 / 1e6
@@ -254,6 +190,33 @@ pub async fn hall(args: HallBenchArgs) -> anyhow::Result<()> {
     }
     let (p50, p99) = percentiles(&mut overview_times);
     println!("  per-station overview ({lines} lines): p50 {p50:.1} ms, max of 10 {p99:.1} ms");
+    // The month's assessment (this month and the last whole one, each beside the month
+    // before it), per grouping, as the page, its downloads and the API ask for it.
+    let this_month = crate::store::Month::of(today);
+    for month in [this_month.prev(), this_month] {
+        for by in crate::store::AssessmentBy::ALL {
+            let mut times = Vec::new();
+            let mut lines = 0;
+            let mut total = Default::default();
+            for _ in 0..3 {
+                let started = Instant::now();
+                let assessment = store.assessment(month, by, Role::Admin, today).await?;
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+                lines = assessment.lines.len();
+                total = assessment.total;
+            }
+            let (p50, max) = percentiles(&mut times);
+            let total: crate::store::AssessmentFigures = total;
+            println!(
+                "  assessment {month} by {:<11} ({lines} lines; received {}, completed {}, rated {}, notices {}): p50 {p50:.0} ms, max of 3 {max:.0} ms",
+                by.as_str(),
+                total.received,
+                total.completed,
+                total.rated(),
+                total.supervision
+            );
+        }
+    }
     println!(
         "  peak RSS        {}",
         super::peak_rss().map_or("unknown".into(), |kb| format!(
@@ -262,10 +225,150 @@ pub async fn hall(args: HallBenchArgs) -> anyhow::Result<()> {
         ))
     );
     store.shutdown().await;
-    if args.keep.is_none() {
+    if args.keep.is_none() && args.reuse.is_none() {
         std::fs::remove_dir_all(&root).ok();
     }
     Ok(())
+}
+
+/// Builds a district of `args.stations` stations holding `args.cases` cases made at the
+/// stations and synced up; returns its directory, the district and the stations.
+async fn build(
+    args: &HallBenchArgs,
+    synchronous: Synchronous,
+    now: u64,
+) -> anyhow::Result<(std::path::PathBuf, TreeNode, Vec<String>)> {
+    let root = match &args.keep {
+        Some(dir) => {
+            crate::data_dir::ensure_empty(dir)?;
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => tempfile_dir()?,
+    };
+    let start_ms = now - 365 * DAY_MS;
+    let district = open_node(&root, 1, NodeRole::District, DEMO_DISTRICT, synchronous).await?;
+    let items: Vec<Item> = demo_catalog()
+        .into_iter()
+        // The station may not decide a delegated item's cases (the department does).
+        .filter(|i| i.delegated_by.is_none())
+        .collect();
+    for item in &items {
+        district
+            .store
+            .publish_item(
+                Scope::catalog(&DivisionCode::parse(DEMO_DISTRICT).expect("valid")),
+                item.clone(),
+                start_ms - DAY_MS,
+            )
+            .await?;
+    }
+    let items = Arc::new(items);
+    let built = Instant::now();
+    let per_station = args.cases / args.stations;
+    let mut stations = Vec::new();
+    let mut changes_up = 0u64;
+    let all: Vec<u64> = (0..args.stations).collect();
+    for group in all.chunks(args.concurrency.max(1) as usize) {
+        let mut tasks = Vec::new();
+        for &s in group {
+            let division = format!("{DEMO_DISTRICT}{:03}{:03}", s / 10 + 1, s % 10 + 1);
+            let seed = (s + 2) as u8;
+            let station = open_node(&root, seed, NodeRole::Station, &division, synchronous).await?;
+            enroll(&district, &station, start_ms - DAY_MS).await?;
+            transfer(&district, &station).await?;
+            let n = per_station + u64::from(s < args.cases % args.stations);
+            let (items, district) = (items.clone(), district.clone());
+            let root = root.clone();
+            tasks.push(tokio::spawn(async move {
+                fill_station(&station.store, &items, n, start_ms, now).await?;
+                let moved = transfer(&station, &district).await?;
+                station.store.shutdown().await;
+                std::fs::remove_dir_all(root.join(format!("station-{division}"))).ok();
+                anyhow::Ok((division, moved))
+            }));
+        }
+        for task in tasks {
+            let (division, moved) = task.await??;
+            changes_up += moved;
+            stations.push(division);
+        }
+        println!(
+            "  … {} stations, {} changes up, {:.0} s",
+            stations.len(),
+            changes_up,
+            built.elapsed().as_secs_f64()
+        );
+    }
+    // One supervision notice to each station, so the assessment counts some.
+    let supervisor = Staff {
+        username: "bench-duban".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    for station in &stations {
+        district
+            .store
+            .issue_supervision(
+                crate::store::NewSupervision {
+                    station: DivisionCode::parse(station).expect("valid"),
+                    case: None,
+                    reason: "月度考核发现逾期办件较多".into(),
+                    todo: "五个工作日内说明原因并整改".into(),
+                    reply_days: 5,
+                },
+                supervisor.clone(),
+                now,
+            )
+            .await?;
+    }
+    let build_secs = built.elapsed().as_secs_f64();
+    let store = &district.store;
+    let held = store.case_count().await?;
+    println!(
+        "hall bench: a district holding {held} cases from {} stations ({} changes), synchronous={}",
+        args.stations, changes_up, args.synchronous
+    );
+    println!(
+        "  built in        {build_secs:.0} s ({:.0} cases/s, stations and district together)",
+        held as f64 / build_secs
+    );
+
+    Ok((root, district, stations))
+}
+
+/// Opens the district kept in `dir` by an earlier `--keep` run, and names its stations.
+async fn reuse(
+    dir: &std::path::Path,
+    synchronous: Synchronous,
+) -> anyhow::Result<(std::path::PathBuf, TreeNode, Vec<String>)> {
+    let opened = Instant::now();
+    let district = open_node(dir, 1, NodeRole::District, DEMO_DISTRICT, synchronous).await?;
+    let mut stations: Vec<String> = district
+        .store
+        .subtree_nodes()
+        .await?
+        .into_iter()
+        .filter(|n| {
+            DivisionCode::parse(&n.division)
+                .is_ok_and(|d| d.level() == yizhan_sync::domain::codes::DivisionLevel::Community)
+        })
+        .map(|n| n.division)
+        .collect();
+    stations.sort();
+    anyhow::ensure!(
+        !stations.is_empty(),
+        "{} holds no district with stations kept by `yizhan bench hall --keep`",
+        dir.display()
+    );
+    let held = district.store.case_count().await?;
+    println!(
+        "hall bench: the district kept in {} holding {held} cases from {} stations (opened in {:.1} s)",
+        dir.display(),
+        stations.len(),
+        opened.elapsed().as_secs_f64()
+    );
+    Ok((dir.to_path_buf(), district, stations))
 }
 
 /// What becomes of a case, by its number and how old it is today.

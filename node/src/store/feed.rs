@@ -346,8 +346,9 @@ impl FeedReader {
                         records.insert((kind.as_str(), doc_id));
                     }
                     // Calendar years change deadlines, which reach the sink as the cases'
-                    // rows; unknown kinds have nothing to write.
-                    Some(DocKind::Calendar) | None => {}
+                    // rows; the sink keeps no notifications (通报) yet, which the halls'
+                    // pages show; unknown kinds have nothing to write.
+                    Some(DocKind::Calendar | DocKind::Notification) | None => {}
                 }
             }
         }

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "snapshots",
         include_str!("migrations/014_snapshots.sql"),
     ),
+    (
+        15,
+        "assessment",
+        include_str!("migrations/015_assessment.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -26,7 +26,7 @@ pub struct RebuildReport {
 
 /// The derived tables, and the column that names a row's document (registry rows are
 /// found by the registry's scope, `registry/<division>` for document `r-<division>`).
-const TABLES: [(&str, &str); 7] = [
+const TABLES: [(&str, &str); 8] = [
     ("items", "id"),
     ("cases", "id"),
     ("case_events", "case_id"),
@@ -34,6 +34,7 @@ const TABLES: [(&str, &str); 7] = [
     ("notices", "doc_id"),
     ("supervision_notices", "id"),
     ("supervision_replies", "id"),
+    ("notifications", "id"),
 ];
 
 impl Store {
@@ -99,7 +100,8 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
          CREATE UNIQUE INDEX temp.rebuilt_registry_records_id ON rebuilt_registry_records (scope, node_id);
          CREATE UNIQUE INDEX temp.rebuilt_notices_number ON rebuilt_notices (number);
          CREATE UNIQUE INDEX temp.rebuilt_supervision_notices_id ON rebuilt_supervision_notices (id);
-         CREATE UNIQUE INDEX temp.rebuilt_supervision_replies_id ON rebuilt_supervision_replies (id);",
+         CREATE UNIQUE INDEX temp.rebuilt_supervision_replies_id ON rebuilt_supervision_replies (id);
+         CREATE UNIQUE INDEX temp.rebuilt_notifications_id ON rebuilt_notifications (id);",
     )?;
     let mut report = RebuildReport::default();
     let calendars = super::calendars::Calendars::load(conn)?;
@@ -201,6 +203,11 @@ fn rebuild_one(
             let record = doc::read_record(&document).map_err(|e| e.to_string())?;
             super::supervision::store_supervision_rows(conn, "rebuilt_", &doc_id, &record)
                 .map_err(sql)?;
+        }
+        Some(DocKind::Notification) => {
+            let record = doc::read_record(&document).map_err(|e| e.to_string())?;
+            super::notification::notification_record_row(conn, "rebuilt_", &doc_id, &record)
+                .map_err(|e| e.to_string())?;
         }
         // Calendar years have no rows of their own; they must read.
         Some(DocKind::Calendar) => {

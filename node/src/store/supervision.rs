@@ -64,47 +64,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<SupervisionView, StoreError> {
         let view = self
-            .write(move |ctx| {
-                may_supervise(
-                    &ctx.identity.record,
-                    staff.role,
-                    &new.station,
-                    SupervisionAct::Issue,
-                )
-                .map_err(|e| StoreError::Forbidden(Words::from(&e)))?;
-                let scope = Scope::cases(&new.station);
-                if let Some(case) = &new.case {
-                    let held: Option<String> = ctx
-                        .conn
-                        .prepare_cached(
-                            "SELECT scope FROM documents WHERE id = ?1 AND kind = 'case'",
-                        )?
-                        .query_row([case.as_str()], |r| r.get(0))
-                        .optional()?;
-                    if held.as_deref() != Some(scope.as_str()) {
-                        return Err(StoreError::NotFound {
-                            what: format!("case {case} of {}", new.station),
-                        });
-                    }
-                }
-                let notice = SupervisionNotice {
-                    at: ctx.tick(now_ms)?,
-                    node: ctx.identity.record.node,
-                    staff: staff.username,
-                    case: new.case,
-                    reason: new.reason,
-                    todo: new.todo,
-                    reply_days: new.reply_days,
-                };
-                notice
-                    .validate()
-                    .map_err(|e| StoreError::Invalid(Words::from(&e)))?;
-                let id = notice.doc_id();
-                let body = serde_json::to_string(&notice)
-                    .map_err(|e| StoreError::Internal(e.to_string()))?;
-                write_record(ctx, &id, DocKind::Supervision, &scope, body, now_ms)?;
-                Ok(id)
-            })
+            .write(move |ctx| issue_in(ctx, new, &staff, now_ms))
             .await?;
         self.supervision_notice(view.to_string(), Date::from_unix_ms_cst(now_ms as i64))
             .await?
@@ -297,6 +257,27 @@ impl Store {
         Ok(opened)
     }
 
+    /// The notices issued from `from_ms` (inclusive) to `to_ms` (exclusive), each with
+    /// where it stands on `today`, counted as the lists count it (the month's assessment
+    /// reads them here, so a notice answered on time is the same everywhere).
+    pub(super) async fn supervision_issued_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        today: Date,
+    ) -> Result<Vec<SupervisionView>, StoreError> {
+        let rows = self
+            .read(move |conn| {
+                read_notices(
+                    conn,
+                    "WHERE issued_ms >= ?1 AND issued_ms < ?2 ORDER BY issued_ms, id",
+                    &[&from_ms, &to_ms],
+                )
+            })
+            .await?;
+        self.views(rows, today, None).await
+    }
+
     /// Where each notice stands on `today`. Its reply deadline counts on the calendar of
     /// the hall that issued it (`calendar_for` its division): every node holding the
     /// notice holds that hall's calendar years and its ancestors' (they travel down with
@@ -336,6 +317,52 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Issues a supervision notice inside the writer's transaction: the engine's rule, the
+/// case (if any) one of the station's, one record document and its row.
+pub(super) fn issue_in(
+    ctx: &mut super::writer::WriteCtx,
+    new: NewSupervision,
+    staff: &Staff,
+    now_ms: u64,
+) -> Result<DocId, StoreError> {
+    may_supervise(
+        &ctx.identity.record,
+        staff.role,
+        &new.station,
+        SupervisionAct::Issue,
+    )
+    .map_err(|e| StoreError::Forbidden(Words::from(&e)))?;
+    let scope = Scope::cases(&new.station);
+    if let Some(case) = &new.case {
+        let held: Option<String> = ctx
+            .conn
+            .prepare_cached("SELECT scope FROM documents WHERE id = ?1 AND kind = 'case'")?
+            .query_row([case.as_str()], |r| r.get(0))
+            .optional()?;
+        if held.as_deref() != Some(scope.as_str()) {
+            return Err(StoreError::NotFound {
+                what: format!("case {case} of {}", new.station),
+            });
+        }
+    }
+    let notice = SupervisionNotice {
+        at: ctx.tick(now_ms)?,
+        node: ctx.identity.record.node,
+        staff: staff.username.clone(),
+        case: new.case,
+        reason: new.reason,
+        todo: new.todo,
+        reply_days: new.reply_days,
+    };
+    notice
+        .validate()
+        .map_err(|e| StoreError::Invalid(Words::from(&e)))?;
+    let id = notice.doc_id();
+    let body = serde_json::to_string(&notice).map_err(|e| StoreError::Internal(e.to_string()))?;
+    write_record(ctx, &id, DocKind::Supervision, &scope, body, now_ms)?;
+    Ok(id)
 }
 
 /// A notice, its station and its replies.
@@ -381,7 +408,7 @@ fn read_notices(
 }
 
 /// Creates a supervision record this node writes, as its document and its row.
-fn write_record(
+pub(super) fn write_record(
     ctx: &mut super::writer::WriteCtx,
     id: &DocId,
     kind: DocKind,

@@ -1434,6 +1434,9 @@ fn write_rows(ctx: &mut WriteCtx, id: &DocId, rows: Rows) -> Result<Option<Hlc>,
                 DocKind::Supervision | DocKind::Reply => {
                     super::supervision::store_supervision_rows(&ctx.conn, "", id, &record)?;
                 }
+                DocKind::Notification => {
+                    super::notification::notification_record_row(&ctx.conn, "", id, &record)?;
+                }
                 _ => {}
             }
             Ok(None)

@@ -44,6 +44,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
          ALTER TABLE cases DROP COLUMN rectified_on;
          ALTER TABLE case_events DROP COLUMN voided; ALTER TABLE documents DROP COLUMN upto;
          DROP TABLE supervision_notices; DROP TABLE supervision_replies; DROP TABLE notices;
+         DROP TABLE notifications;
          CREATE TABLE notices (
              id INTEGER PRIMARY KEY, number TEXT NOT NULL UNIQUE, case_id TEXT NOT NULL,
              kind TEXT NOT NULL CHECK (kind IN ('receipt', 'one_time', 'refusal')),
@@ -930,6 +931,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
                  kind TEXT NOT NULL, content_json TEXT NOT NULL, digest BLOB NOT NULL,
                  signature BLOB NOT NULL, issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
              DROP TABLE supervision_notices; DROP TABLE supervision_replies;
+             DROP TABLE notifications;
              DROP INDEX IF EXISTS cases_scope_red; DROP INDEX IF EXISTS cases_scope_breach;
              DROP INDEX cases_open_deadline; DROP INDEX IF EXISTS cases_scope_deadline;
              DROP INDEX IF EXISTS cases_open_levels; DROP INDEX IF EXISTS cases_completed_scope;
@@ -1738,7 +1740,8 @@ async fn hall_indexes_exist_only_at_halls_and_every_query_answers_without_them()
                     "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases'
                      AND name IN ('cases_scope_red', 'cases_scope_breach', 'cases_scope_deadline',
                        'cases_open_levels', 'cases_completed_scope', 'cases_rated_scope',
-                       'cases_rectify_scope', 'cases_scope_updated')
+                       'cases_rectify_scope', 'cases_scope_updated', 'cases_assess_received',
+                       'cases_assess_completed', 'cases_assess_rated')
                      ORDER BY name",
                 )?;
                 let names = stmt.query_map([], |r| r.get(0))?;
@@ -1787,7 +1790,7 @@ async fn hall_indexes_exist_only_at_halls_and_every_query_answers_without_them()
     let mut as_hall = options();
     as_hall.identity = identity(7, yizhan_sync::auth::NodeRole::District, "440399");
     let hall = Store::open(&dir.path().join("yizhan.db"), as_hall).unwrap();
-    assert_eq!(hall_indexes(&hall).await.len(), 8);
+    assert_eq!(hall_indexes(&hall).await.len(), 11);
     answers(&hall, &id, true).await;
 }
 

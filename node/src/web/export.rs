@@ -72,6 +72,8 @@ pub enum Cell {
     Share(Option<f64>),
     /// A day: `YYYY-MM-DD` in CSV, a date cell in the .xlsx; `None` for none.
     Date(Option<Date>),
+    /// A number with one decimal (an average); `None` when there was nothing to average.
+    Decimal(Option<f64>),
 }
 
 impl Cell {
@@ -82,6 +84,7 @@ impl Cell {
             Cell::Count(n) => n.to_string(),
             Cell::Share(share) => percent(*share),
             Cell::Date(day) => day.map(|d| d.to_string()).unwrap_or_default(),
+            Cell::Decimal(n) => decimal(*n),
         }
     }
 }
@@ -101,6 +104,11 @@ pub struct Table {
     pub sheet: String,
     pub headers: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
+}
+
+/// The text an average shows in CSV (and on the page): one decimal.
+pub fn decimal(n: Option<f64>) -> String {
+    n.map_or(String::new(), |n| format!("{n:.1}"))
 }
 
 /// The text a share shows in CSV (and on the page): one decimal, a percent sign.
@@ -140,6 +148,7 @@ impl Table {
         let bold = Format::new().set_bold();
         let share = Format::new().set_num_format("0.0%");
         let day = Format::new().set_num_format("yyyy-mm-dd");
+        let tenths = Format::new().set_num_format("0.0");
         for (col, header) in self.headers.iter().enumerate() {
             // As wide as the widest of the header and the column's cells (a constant-memory
             // sheet takes widths before its rows); CJK characters count double.
@@ -170,7 +179,10 @@ impl Table {
                     Cell::Share(Some(s)) => {
                         sheet.write_number_with_format(r, col, *s, &share)?;
                     }
-                    Cell::Share(None) | Cell::Date(None) => {}
+                    Cell::Decimal(Some(n)) => {
+                        sheet.write_number_with_format(r, col, *n, &tenths)?;
+                    }
+                    Cell::Share(None) | Cell::Date(None) | Cell::Decimal(None) => {}
                     Cell::Date(Some(date)) => {
                         let (y, m, d) = date.ymd();
                         let date = ExcelDateTime::from_ymd(y as u16, m as u8, d as u8)?;

@@ -5,6 +5,7 @@
 //! so the station, its hall and every hall above see them.
 
 use super::calendar::{Calendar, Date};
+use super::codes::DivisionCode;
 use super::hlc::Hlc;
 use crate::ids::{DocId, NodeId};
 
@@ -24,6 +25,80 @@ pub struct SupervisionNotice {
     pub todo: String,
     /// Working days the station has to reply, counted from the day after issue.
     pub reply_days: u32,
+}
+
+/// A hall's notification (通报, §10.3): what its checks of a month found, published down
+/// to every node below it in the hall's catalog scope, written once and never changed.
+/// Each station it names for rectification also gets a supervision notice (which carries
+/// the reply, deadline and escalation) referring to it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notification {
+    /// When and where it was published: together they name it.
+    pub at: Hlc,
+    pub node: NodeId,
+    pub staff: String,
+    /// The publisher's role (`engine::StaffRole::as_str`): every receiver checks it
+    /// against the one rule for who publishes (`engine::may_issue_supervision`).
+    pub role: String,
+    /// The month it is about, `YYYY-MM`.
+    pub month: String,
+    pub title: String,
+    pub text: String,
+    /// The figures it is about (e.g. the assessment's grouping), if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub figures: String,
+    /// The stations named for rectification (each below the hall).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rectify: Vec<DivisionCode>,
+    /// Working days the stations named have to reply to their supervision notices.
+    pub reply_days: u32,
+}
+
+impl Notification {
+    /// Its document id and number: `b-<time>-<node>`.
+    pub fn doc_id(&self) -> DocId {
+        DocId::parse(&format!("b-{}-{}", self.at.to_hex(), self.node.to_hex()))
+            .expect("hex is a valid id")
+    }
+
+    /// The texts, the month and the stations as written; whether the stations lie below
+    /// the hall is the effect's and the engine's to check, since it needs the hall.
+    pub fn validate(&self) -> Result<(), SupervisionError> {
+        written("title", &self.title, 200)?;
+        written("notification_text", &self.text, 8000)?;
+        if !self.figures.is_empty() {
+            written("figures", &self.figures, 2000)?;
+        }
+        let (year, month) = self.month.split_once('-').unwrap_or_default();
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(year, 4) || !digits(month, 2) || !("01"..="12").contains(&month) {
+            return Err(SupervisionError::NotificationMonth(self.month.clone()));
+        }
+        if !(1..=60).contains(&self.reply_days) {
+            return Err(SupervisionError::ReplyDays);
+        }
+        if self.rectify.len() > 500 {
+            return Err(SupervisionError::NotificationStation(format!(
+                "{} stations",
+                self.rectify.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `hall` may name every station of it: each a station's division strictly
+    /// below the hall's.
+    pub fn stations_below(&self, hall: &DivisionCode) -> Result<(), SupervisionError> {
+        for station in &self.rectify {
+            if station == hall
+                || !station.is_within(hall)
+                || station.level() != super::codes::DivisionLevel::Community
+            {
+                return Err(SupervisionError::NotificationStation(station.to_string()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A station's reply.
@@ -64,6 +139,16 @@ pub enum SupervisionError {
     /// At the station, its lead or admin replies.
     #[error("the station's lead or admin replies to supervision notices")]
     LeadsReply,
+    /// The month's assessment is read at a hall by its supervisors and admins, at a
+    /// station by its lead and admin.
+    #[error("the assessment is for a hall's supervisors and admins and a station's lead and admin")]
+    AssessmentRole,
+    /// A notification's month is not `YYYY-MM`.
+    #[error("{0} is not a month (YYYY-MM)")]
+    NotificationMonth(String),
+    /// A notification names a station that is not a station below the hall.
+    #[error("{0} is not a station below this hall")]
+    NotificationStation(String),
 }
 
 impl SupervisionError {
@@ -79,6 +164,9 @@ impl SupervisionError {
             SupervisionError::SupervisorsOnly => "supervision_supervisors_only",
             SupervisionError::NotTheStation => "supervision_not_the_station",
             SupervisionError::LeadsReply => "supervision_leads_reply",
+            SupervisionError::AssessmentRole => "assessment_role",
+            SupervisionError::NotificationMonth(_) => "notification_month",
+            SupervisionError::NotificationStation(_) => "notification_station",
         }
     }
 }

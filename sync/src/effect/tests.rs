@@ -1012,3 +1012,164 @@ fn text_typed_elsewhere_is_checked_again_on_arrival() {
     );
     assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
 }
+
+/// A notification (通报, §10.3) lives in its hall's catalog scope: only that hall
+/// publishes it, by a role the engine lets publish, naming stations below it, once; a
+/// hall above, a station, another's name, a worker's role, a station elsewhere and any
+/// later change are all refused.
+#[test]
+fn notifications_come_only_from_the_hall_of_their_scope_and_never_change() {
+    use crate::domain::supervision::Notification;
+    let hall = district();
+    let scope = Scope::catalog(&hall.division);
+    let honest = Notification {
+        at: Hlc::new(T0 + 1_000, 0),
+        node: hall.node,
+        staff: "督办员".into(),
+        role: "supervisor".into(),
+        month: "2026-04".into(),
+        title: "2026年4月政务服务情况通报".into(),
+        text: "逾期办件较多的站点限期整改。".into(),
+        figures: "assessment 2026-04 by station".into(),
+        rectify: vec![station().division],
+        reply_days: 5,
+    };
+    let publish = |by: &NodeRecord, n: &Notification, scope: &Scope| {
+        let document = doc::new_record(
+            &origin_of(by),
+            scope,
+            DocKind::Notification,
+            &[("body", serde_json::to_string(n).unwrap())],
+            T0,
+        )
+        .unwrap();
+        let change = document.get_changes(&[])[0].clone();
+        (document, change)
+    };
+    let (published, creation) = publish(&hall, &honest, &scope);
+    assert_eq!(
+        check(
+            &hall,
+            &creation,
+            &honest.doc_id(),
+            DocKind::Notification,
+            &scope,
+            None
+        ),
+        Judgement::Allow
+    );
+    // (who writes, what it says, in which scope, the refusal's code)
+    let by = |node: &NodeRecord| Notification {
+        node: node.node,
+        ..honest.clone()
+    };
+    let elsewhere = record(9, NodeRole::District, "440305");
+    let table: Vec<(NodeRecord, Notification, Scope, &str)> = vec![
+        // The sub-district below writes into the district's scope.
+        (sub(), by(&sub()), scope.clone(), "not_authorized"),
+        // A station publishes in its own catalog scope.
+        (
+            station(),
+            by(&station()),
+            Scope::catalog(&station().division),
+            "not_authorized",
+        ),
+        // Another district into this one's scope.
+        (
+            elsewhere.clone(),
+            by(&elsewhere),
+            scope.clone(),
+            "not_authorized",
+        ),
+        // In the district's own scope but in the sub-district's name.
+        (hall.clone(), by(&sub()), scope.clone(), "forbidden_effect"),
+        // A worker's or a lead's, which the engine does not let publish.
+        (
+            hall.clone(),
+            Notification {
+                role: "worker".into(),
+                ..honest.clone()
+            },
+            scope.clone(),
+            "event_not_allowed",
+        ),
+        (
+            hall.clone(),
+            Notification {
+                role: "nobody".into(),
+                ..honest.clone()
+            },
+            scope.clone(),
+            "event_not_allowed",
+        ),
+        // Naming a station of another district, or the hall itself.
+        (
+            hall.clone(),
+            Notification {
+                rectify: vec![DivisionCode::parse("440305001001").unwrap()],
+                ..honest.clone()
+            },
+            scope.clone(),
+            "forbidden_effect",
+        ),
+        (
+            hall.clone(),
+            Notification {
+                rectify: vec![hall.division.clone()],
+                ..honest.clone()
+            },
+            scope.clone(),
+            "forbidden_effect",
+        ),
+        // A month that is not one, or text with a bidi override.
+        (
+            hall.clone(),
+            Notification {
+                month: "2026-13".into(),
+                ..honest.clone()
+            },
+            scope.clone(),
+            "forbidden_effect",
+        ),
+        (
+            hall.clone(),
+            Notification {
+                text: "\u{202E}整改".into(),
+                ..honest.clone()
+            },
+            scope.clone(),
+            "forbidden_effect",
+        ),
+    ];
+    for (author, notification, scope, code) in table {
+        let (_, change) = publish(&author, &notification, &scope);
+        let judged = check(
+            &author,
+            &change,
+            &notification.doc_id(),
+            DocKind::Notification,
+            &scope,
+            None,
+        );
+        assert!(
+            refused_as(&judged, code),
+            "{} {:?}: {judged:?}",
+            author.division,
+            notification.role
+        );
+    }
+    // Once published it never changes, not even by its hall.
+    let edit = raw(&hall, &published, |tx| {
+        tx.put(ROOT, "body", "{}")?;
+        Ok(())
+    });
+    let judged = check(
+        &hall,
+        &edit,
+        &honest.doc_id(),
+        DocKind::Notification,
+        &scope,
+        Some(&published),
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}

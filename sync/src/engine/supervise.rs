@@ -30,6 +30,22 @@ pub fn may_issue_supervision(node: &NodeRecord, role: StaffRole) -> Result<(), S
     Ok(())
 }
 
+/// Whether a person of `role` at `node` reads the month's assessment (§10.1): at a hall
+/// its supervisors and admins (of every station below), at a station its lead and admin
+/// (of its own counters and staff), since the figures rank people and places.
+pub fn may_assess(node: &NodeRecord, role: StaffRole) -> Result<(), SupervisionError> {
+    let allowed = if node.role.is_hall() {
+        matches!(role, StaffRole::Supervisor | StaffRole::Admin)
+    } else {
+        role.leads()
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(SupervisionError::AssessmentRole)
+    }
+}
+
 /// Whether a person of `role` at `node` may do `act` for the station of `station`.
 pub fn may_supervise(
     node: &NodeRecord,
@@ -75,6 +91,31 @@ mod tests {
             enrolled_ms: 0,
             revoked: None,
             segment: None,
+        }
+    }
+
+    #[test]
+    fn supervisors_at_halls_and_leads_at_stations_read_the_assessment() {
+        use StaffRole::{Admin, Department, Lead, Supervisor, Worker};
+        let district = node("440304", NodeRole::District);
+        let station = node("440304001001", NodeRole::Station);
+        let table = [
+            (&district, Supervisor, true),
+            (&district, Admin, true),
+            (&district, Lead, false),
+            (&district, Worker, false),
+            (&district, Department, false),
+            (&station, Lead, true),
+            (&station, Admin, true),
+            (&station, Worker, false),
+            (&station, Supervisor, false),
+        ];
+        for (node, role, allowed) in table {
+            let got = may_assess(node, role);
+            assert_eq!(got.is_ok(), allowed, "{} {role:?}", node.division);
+            if let Err(e) = got {
+                assert_eq!(e.code(), "assessment_role");
+            }
         }
     }
 

@@ -45,10 +45,12 @@ async fn record(node: &Node) -> yizhan_sync::auth::NodeRecord {
 /// Enrolls `child` with `parent` through a one-time code, as the CLI does.
 async fn enroll(parent: &Node, child: &Node) {
     let child_record = record(child).await;
+    // One code per child, so a hall enrolls several.
+    let code = format!("code-{}", child_record.division);
     parent
         .store
         .create_enroll_code(
-            "code-1234".into(),
+            code.clone(),
             child_record.division.clone(),
             child_record.role,
             at("2026-12-31"),
@@ -57,7 +59,7 @@ async fn enroll(parent: &Node, child: &Node) {
         .unwrap();
     let above = parent
         .store
-        .enroll_child("code-1234".into(), child_record, at("2026-03-01"))
+        .enroll_child(code, child_record, at("2026-03-01"))
         .await
         .unwrap();
     for (n, record) in above.chain.into_iter().enumerate() {
@@ -1076,4 +1078,493 @@ async fn reply_deadlines_count_on_the_issuing_halls_calendar_everywhere() {
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].due.to_string(), "2026-03-06");
     }
+}
+
+/// The month's assessment against figures worked out by hand (issue 14 point 5): three
+/// stations under a district (two in sub-district 440399001, one in 440399002), cases of
+/// 老年人优待证办理 (committed 5 working days, legal 10, counted from acceptance) made
+/// through the stores and synced up, supervision from the district answered down there.
+/// April 2026 is assessed (Qingming: 4–6 April off), beside March; May's case and
+/// everything of March stay out of April's figures. Read at the district on 6 May.
+#[tokio::test]
+async fn the_months_assessment_matches_a_hand_computed_fixture() {
+    use yizhan_sync::domain::calendar::Date;
+
+    use crate::store::{
+        AssessmentBy, AssessmentFigures, NewSupervision, Role, Staff, stats::Month,
+    };
+
+    let district = node(1, NodeRole::District, "440399");
+    let s1 = node(2, NodeRole::Station, "440399001001");
+    let s2 = node(3, NodeRole::Station, "440399001002");
+    let s3 = node(4, NodeRole::Station, "440399002001");
+    for station in [&s1, &s2, &s3] {
+        enroll(&district, station).await;
+    }
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    for station in [&s1, &s2, &s3] {
+        sync(&district, station).await;
+    }
+    let card = item("老年人优待证办理");
+    let desk = |username: &str, counter: &str| Staff {
+        username: username.into(),
+        counter: counter.into(),
+        role: Role::Worker,
+    };
+    // Each store writes in time order; `n` keeps same-day writes apart.
+    let mut n = 0u64;
+    let mut tick = |date: &str| {
+        n += 1;
+        at(date) + n * 60_000
+    };
+    let receive = async |station: &Node, who: Staff, now: u64| {
+        let mut application = complete_application(&card);
+        application.counter = who.counter.clone();
+        station
+            .store
+            .create_case(card.impl_code.to_string(), application, who, now)
+            .await
+            .unwrap()
+    };
+    let act = async |station: &Node, id: &yizhan_sync::ids::DocId, action: NewAction, now| {
+        station
+            .store
+            .act_on_case(id.clone(), vec![action], lead(), now)
+            .await
+            .unwrap();
+    };
+    let complete = || {
+        NewAction::Do(Action::Complete {
+            result: "已办结".into(),
+            delivery: "窗口领取".into(),
+        })
+    };
+    let rate = |level| {
+        NewAction::Do(Action::Rate {
+            level,
+            comment: String::new(),
+            rectify_days: 5,
+        })
+    };
+    let rectify = || {
+        NewAction::Do(Action::Rectify {
+            response: "已回访并整改".into(),
+        })
+    };
+    let supervisor = Staff {
+        username: "dubanyuan".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    let notice = |station: &str, case: Option<yizhan_sync::ids::DocId>, days| NewSupervision {
+        station: DivisionCode::parse(station).unwrap(),
+        case,
+        reason: "本月考核发现问题".into(),
+        todo: "限期整改并答复".into(),
+        reply_days: days,
+    };
+
+    // March at S3 (qian, 1号窗口): I received 03-10, done 03-16 on time (4 working
+    // days), rated 5; J received 03-20 (due 03-27, legal 04-03), done 04-01: late, not
+    // past the legal limit, 8 working days, April's.
+    let i = receive(&s3, desk("qian", "1号窗口"), tick("2026-03-10")).await;
+    act(&s3, &i, NewAction::Accept, tick("2026-03-10")).await;
+    act(&s3, &i, complete(), tick("2026-03-16")).await;
+    act(&s3, &i, rate(5), tick("2026-03-16")).await;
+    let j = receive(&s3, desk("qian", "1号窗口"), tick("2026-03-20")).await;
+    act(&s3, &j, NewAction::Accept, tick("2026-03-20")).await;
+    // N3 to S3 on 03-25, 3 working days (due 03-30), answered 03-26: on time, March's.
+    let n3 = district
+        .store
+        .issue_supervision(
+            notice("440399002001", None, 3),
+            supervisor.clone(),
+            tick("2026-03-25"),
+        )
+        .await
+        .unwrap();
+    sync(&district, &s3).await;
+    s3.store
+        .reply_supervision(n3.id.clone(), "已整改".into(), lead(), tick("2026-03-26"))
+        .await
+        .unwrap();
+    // S1: D (wang, 1号窗口) received 03-30 (due 04-07, legal 04-14), done 04-03 on time
+    // (4 working days), rated 4: received in March, completed in April.
+    let d = receive(&s1, desk("wang", "1号窗口"), tick("2026-03-30")).await;
+    act(&s1, &d, NewAction::Accept, tick("2026-03-30")).await;
+    act(&s3, &j, complete(), tick("2026-04-01")).await;
+    // S2: E (zhao, 1号窗口) received 04-01 (due 04-09, legal 04-16), done 04-20: late and
+    // past the legal limit, 12 working days; rated 2 (rectify by 04-27), rectified 04-29.
+    let e = receive(&s2, desk("zhao", "1号窗口"), tick("2026-04-01")).await;
+    act(&s2, &e, NewAction::Accept, tick("2026-04-01")).await;
+    // S1: A (wang, 1号窗口) and B (li, 2号窗口) received 04-02 (due 04-10 over Qingming,
+    // legal 04-17). A done 04-09 on time (4 working days), rated 5. B done 04-14 late
+    // (7 working days), rated 1 (rectify by 04-21), rectified 04-20: on time.
+    let a = receive(&s1, desk("wang", "1号窗口"), tick("2026-04-02")).await;
+    act(&s1, &a, NewAction::Accept, tick("2026-04-02")).await;
+    let b = receive(&s1, desk("li", "2号窗口"), tick("2026-04-02")).await;
+    act(&s1, &b, NewAction::Accept, tick("2026-04-02")).await;
+    act(&s1, &d, complete(), tick("2026-04-03")).await;
+    act(&s1, &d, rate(4), tick("2026-04-03")).await;
+    // S2: H (zhao) received, accepted and done 04-08 (0 working days), rated 3.
+    let h = receive(&s2, desk("zhao", "1号窗口"), tick("2026-04-08")).await;
+    act(&s2, &h, NewAction::Accept, tick("2026-04-08")).await;
+    act(&s2, &h, complete(), tick("2026-04-08")).await;
+    act(&s2, &h, rate(3), tick("2026-04-08")).await;
+    act(&s1, &a, complete(), tick("2026-04-09")).await;
+    act(&s1, &a, rate(5), tick("2026-04-09")).await;
+    // S1: C (zhang, 1号窗口) received 04-13 (due 04-20, legal 04-27), still open on 05-06:
+    // overdue from 04-21 and past the legal limit from 04-28, both in April.
+    let c = receive(&s1, desk("zhang", "1号窗口"), tick("2026-04-13")).await;
+    act(&s1, &c, NewAction::Accept, tick("2026-04-13")).await;
+    act(&s1, &b, complete(), tick("2026-04-14")).await;
+    act(&s1, &b, rate(1), tick("2026-04-14")).await;
+    act(&s1, &b, rectify(), tick("2026-04-20")).await;
+    act(&s2, &e, complete(), tick("2026-04-20")).await;
+    act(&s2, &e, rate(2), tick("2026-04-20")).await;
+    // The district supervises C (N1, 5 days: due 04-29, answered 04-28 on time) and S2 as
+    // a whole (N2, due 04-29, answered 04-30: late).
+    sync(&district, &s1).await;
+    let n1 = district
+        .store
+        .issue_supervision(
+            notice("440399001001", Some(c.clone()), 5),
+            supervisor.clone(),
+            tick("2026-04-22"),
+        )
+        .await
+        .unwrap();
+    let n2 = district
+        .store
+        .issue_supervision(
+            notice("440399001002", None, 5),
+            supervisor.clone(),
+            tick("2026-04-22"),
+        )
+        .await
+        .unwrap();
+    sync(&district, &s1).await;
+    sync(&district, &s2).await;
+    s1.store
+        .reply_supervision(
+            n1.id.clone(),
+            "已督促办结".into(),
+            lead(),
+            tick("2026-04-28"),
+        )
+        .await
+        .unwrap();
+    act(&s2, &e, rectify(), tick("2026-04-29")).await;
+    // F (zhao) received 04-30, never accepted: received in April, nothing more.
+    receive(&s2, desk("zhao", "1号窗口"), tick("2026-04-30")).await;
+    s2.store
+        .reply_supervision(
+            n2.id.clone(),
+            "已说明情况".into(),
+            lead(),
+            tick("2026-04-30"),
+        )
+        .await
+        .unwrap();
+    // G (zhao) in May: counts in no figure of April's.
+    let g = receive(&s2, desk("zhao", "1号窗口"), tick("2026-05-06")).await;
+    act(&s2, &g, NewAction::Accept, tick("2026-05-06")).await;
+    act(&s2, &g, complete(), tick("2026-05-06")).await;
+    act(&s2, &g, rate(1), tick("2026-05-06")).await;
+    for station in [&s1, &s2, &s3] {
+        sync(&district, station).await;
+    }
+
+    let today: Date = "2026-05-06".parse().unwrap();
+    let april = Month::parse("2026-04").unwrap();
+    let assess = async |by| {
+        district
+            .store
+            .assessment(april, by, Role::Supervisor, today)
+            .await
+            .unwrap()
+    };
+    /// received, completed, (on time, with deadline), (working days, timed), overdue,
+    /// breach, ratings, (rectified on time, late), (supervision on time, notices).
+    #[allow(clippy::too_many_arguments)]
+    fn fig(
+        received: u64,
+        completed: u64,
+        on_time: (u64, u64),
+        days: (u64, u64),
+        overdue: u64,
+        legal_breach: u64,
+        ratings: [u64; 5],
+        rectified: (u64, u64),
+        supervision: (u64, u64),
+    ) -> AssessmentFigures {
+        AssessmentFigures {
+            received,
+            completed,
+            on_time: on_time.0,
+            with_deadline: on_time.1,
+            working_days: days.0,
+            timed: days.1,
+            overdue,
+            legal_breach,
+            ratings,
+            rectified_on_time: rectified.0,
+            rectified_late: rectified.1,
+            supervision_on_time: supervision.0,
+            supervision: supervision.1,
+        }
+    }
+    let none = AssessmentFigures::default();
+    let lines = |a: &crate::store::Assessment| -> Vec<(String, String, AssessmentFigures, AssessmentFigures)> {
+        a.lines
+            .iter()
+            .map(|l| (l.division.clone(), l.name.clone(), l.month.clone(), l.previous.clone()))
+            .collect()
+    };
+    let s1_april = fig(3, 3, (2, 3), (15, 3), 2, 1, [1, 0, 0, 1, 1], (1, 0), (1, 1));
+    let s2_april = fig(3, 2, (1, 2), (12, 2), 1, 1, [0, 1, 1, 0, 0], (0, 1), (0, 1));
+    let s3_april = fig(0, 1, (0, 1), (8, 1), 1, 0, [0; 5], (0, 0), (0, 0));
+    let s1_march = fig(1, 0, (0, 0), (0, 0), 0, 0, [0; 5], (0, 0), (0, 0));
+    let s3_march = fig(2, 1, (1, 1), (4, 1), 0, 0, [0, 0, 0, 0, 1], (0, 0), (1, 1));
+    let by_station = assess(AssessmentBy::Station).await;
+    assert_eq!(
+        lines(&by_station),
+        [
+            (
+                "440399001001".into(),
+                String::new(),
+                s1_april.clone(),
+                s1_march.clone()
+            ),
+            (
+                "440399001002".into(),
+                String::new(),
+                s2_april.clone(),
+                none.clone()
+            ),
+            (
+                "440399002001".into(),
+                String::new(),
+                s3_april.clone(),
+                s3_march.clone()
+            ),
+        ]
+    );
+    assert_eq!(
+        by_station.total,
+        fig(6, 6, (3, 6), (35, 6), 4, 2, [1, 1, 1, 1, 1], (1, 1), (1, 2))
+    );
+    assert_eq!(
+        by_station.previous_total,
+        fig(3, 1, (1, 1), (4, 1), 0, 0, [0, 0, 0, 0, 1], (0, 0), (1, 1))
+    );
+    let t = &by_station.total;
+    assert_eq!(t.on_time_rate(), Some(0.5));
+    assert_eq!(t.average_days().map(|d| (d * 100.0).round()), Some(583.0));
+    assert_eq!(
+        (t.satisfied(), t.bad(), t.satisfaction()),
+        (2, 2, Some(0.4))
+    );
+    assert_eq!(t.supervision_rate(), Some(0.5));
+
+    let by_sub = assess(AssessmentBy::Subdistrict).await;
+    assert_eq!(
+        lines(&by_sub),
+        [
+            (
+                "440399001".into(),
+                String::new(),
+                fig(6, 5, (3, 5), (27, 5), 3, 2, [1, 1, 1, 1, 1], (1, 1), (1, 2)),
+                s1_march,
+            ),
+            ("440399002".into(), String::new(), s3_april, s3_march),
+        ]
+    );
+
+    // By counter: the notice about S2 as a whole counts at no counter.
+    let by_counter = assess(AssessmentBy::Counter).await;
+    assert_eq!(
+        lines(&by_counter),
+        [
+            (
+                "440399001001".into(),
+                "1号窗口".into(),
+                fig(2, 2, (2, 2), (8, 2), 1, 1, [0, 0, 0, 1, 1], (0, 0), (1, 1)),
+                fig(1, 0, (0, 0), (0, 0), 0, 0, [0; 5], (0, 0), (0, 0)),
+            ),
+            (
+                "440399001001".into(),
+                "2号窗口".into(),
+                fig(1, 1, (0, 1), (7, 1), 1, 0, [1, 0, 0, 0, 0], (1, 0), (0, 0)),
+                none.clone(),
+            ),
+            (
+                "440399001002".into(),
+                "1号窗口".into(),
+                fig(3, 2, (1, 2), (12, 2), 1, 1, [0, 1, 1, 0, 0], (0, 1), (0, 0)),
+                none.clone(),
+            ),
+            (
+                "440399002001".into(),
+                "1号窗口".into(),
+                fig(0, 1, (0, 1), (8, 1), 1, 0, [0; 5], (0, 0), (0, 0)),
+                fig(2, 1, (1, 1), (4, 1), 0, 0, [0, 0, 0, 0, 1], (0, 0), (0, 0)),
+            ),
+        ]
+    );
+
+    // By staff: wang (A, D), zhang (C, and the notice about it), li (B), zhao, qian.
+    let by_staff = assess(AssessmentBy::Staff).await;
+    assert_eq!(
+        lines(&by_staff),
+        [
+            (
+                "440399001001".into(),
+                "li".into(),
+                fig(1, 1, (0, 1), (7, 1), 1, 0, [1, 0, 0, 0, 0], (1, 0), (0, 0)),
+                none.clone(),
+            ),
+            (
+                "440399001001".into(),
+                "wang".into(),
+                fig(1, 2, (2, 2), (8, 2), 0, 0, [0, 0, 0, 1, 1], (0, 0), (0, 0)),
+                fig(1, 0, (0, 0), (0, 0), 0, 0, [0; 5], (0, 0), (0, 0)),
+            ),
+            (
+                "440399001001".into(),
+                "zhang".into(),
+                fig(1, 0, (0, 0), (0, 0), 1, 1, [0; 5], (0, 0), (1, 1)),
+                none.clone(),
+            ),
+            (
+                "440399001002".into(),
+                "zhao".into(),
+                fig(3, 2, (1, 2), (12, 2), 1, 1, [0, 1, 1, 0, 0], (0, 1), (0, 0)),
+                none.clone(),
+            ),
+            (
+                "440399002001".into(),
+                "qian".into(),
+                fig(0, 1, (0, 1), (8, 1), 1, 0, [0; 5], (0, 0), (0, 0)),
+                fig(2, 1, (1, 1), (4, 1), 0, 0, [0, 0, 0, 0, 1], (0, 0), (0, 0)),
+            ),
+        ]
+    );
+
+    // Nothing was sent to a department: one line of every case, without one.
+    let by_department = assess(AssessmentBy::Department).await;
+    assert_eq!(by_department.lines.len(), 1);
+    assert_eq!(by_department.lines[0].name, "");
+    assert_eq!(by_department.lines[0].month.received, 6);
+
+    // A station assesses its own; a worker, or a lead at a hall, does not.
+    let own = s1
+        .store
+        .assessment(april, AssessmentBy::Staff, Role::Lead, today)
+        .await
+        .unwrap();
+    assert_eq!(own.lines.len(), 3);
+    assert_eq!(own.total.received, 3);
+    for (store, role) in [(&s1.store, Role::Worker), (&district.store, Role::Lead)] {
+        let refused = store
+            .assessment(april, AssessmentBy::Station, role, today)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.words().code, "assessment_role");
+    }
+}
+
+/// A notification (通报) published at a district reaches the sub-district and the station
+/// below it in the district's catalog scope; the station it names gets a supervision
+/// notice referring to its number; rebuild derives the same row; only a supervisor or an
+/// admin publishes, only stations below may be named.
+#[tokio::test]
+async fn a_notification_published_at_a_district_reaches_the_stations_below() {
+    use crate::store::{NewNotification, Role, Staff, SupervisionFilter};
+
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let supervisor = Staff {
+        username: "dubanyuan".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    let new = NewNotification {
+        month: "2026-04".into(),
+        title: "2026年4月政务服务情况通报".into(),
+        text: "4月逾期办件较多，点名站点限期整改。".into(),
+        figures: "月度考核 2026-04（按站点）".into(),
+        rectify: vec![DivisionCode::parse("440399001001").unwrap()],
+        reply_days: 5,
+    };
+    let refused = district
+        .store
+        .publish_notification(new.clone(), lead(), at("2026-05-06"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "supervision_supervisors_only");
+    let refused = district
+        .store
+        .publish_notification(
+            NewNotification {
+                rectify: vec![DivisionCode::parse("440305001001").unwrap()],
+                ..new.clone()
+            },
+            supervisor.clone(),
+            at("2026-05-06"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "notification_station");
+    let refused = station
+        .store
+        .publish_notification(new.clone(), lead(), at("2026-05-06"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.words().code, "supervision_not_above");
+    let published = district
+        .store
+        .publish_notification(new, supervisor, at("2026-05-06"))
+        .await
+        .unwrap();
+    assert!(published.id.starts_with("b-"), "{}", published.id);
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    for below in [&sub, &station] {
+        let held = below.store.notifications(10).await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].id, published.id);
+        assert_eq!(held[0].division, "440399");
+        assert_eq!(held[0].notification, published.notification);
+    }
+    let today: yizhan_sync::domain::calendar::Date = "2026-05-06".parse().unwrap();
+    let notices = station
+        .store
+        .supervision_list(SupervisionFilter::default(), today, 10)
+        .await
+        .unwrap();
+    assert_eq!(notices.len(), 1);
+    assert!(
+        notices[0].notice.reason.contains(&published.id),
+        "{}",
+        notices[0].notice.reason
+    );
+    assert_eq!(notices[0].notice.reply_days, 5);
+    // The station's row is derived alike by rebuild.
+    let before = station.store.content_digest().await.unwrap();
+    let report = station.store.rebuild().await.unwrap();
+    assert_eq!(report.rows_differing, 0);
+    assert_eq!(station.store.content_digest().await.unwrap(), before);
 }
