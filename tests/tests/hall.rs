@@ -40,7 +40,7 @@ fn dir_arg(dir: &Path) -> &str {
 }
 
 /// A node initialised and enrolled with the hall in `hall_dir` (served at `hall`), not yet
-/// serving: its data dir and an admin token.
+/// serving: its data dir, an admin token and the admin's password.
 fn enrolled(
     root: &Path,
     hall_dir: &Path,
@@ -48,16 +48,17 @@ fn enrolled(
     role: &str,
     division: &str,
     name: &str,
-) -> (PathBuf, String) {
+) -> (PathBuf, String, String) {
     let dir = root.join(division);
-    init_node(&dir, role, division, name);
+    let password = init_node(&dir, role, division, name);
     let code = enroll_code(hall_dir, division, role);
     run_ok(&["enroll", &hall.base, &code, "--data-dir", dir_arg(&dir)]);
     let token = admin_token(&dir);
-    (dir, token)
+    (dir, token, password)
 }
 
-/// A node enrolled with the hall in `hall_dir` (served at `hall`), serving.
+/// A node enrolled with the hall in `hall_dir` (served at `hall`), serving, and the
+/// admin's password.
 fn child(
     root: &Path,
     hall_dir: &Path,
@@ -65,10 +66,10 @@ fn child(
     role: &str,
     division: &str,
     name: &str,
-) -> (PathBuf, Node, String) {
-    let (dir, token) = enrolled(root, hall_dir, hall, role, division, name);
+) -> (PathBuf, Node, String, String) {
+    let (dir, token, password) = enrolled(root, hall_dir, hall, role, division, name);
     let node = Node::serve(&dir);
-    (dir, node, token)
+    (dir, node, token, password)
 }
 
 /// The open cases below a node through the API: (id, station division, station name).
@@ -217,11 +218,11 @@ fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
     let supervisor_password = add_user(&d, "duban", "supervisor");
     let district_token = admin_token(&d);
     let district = Node::serve(&d);
-    let (s1_dir, sub1, sub1_token) =
+    let (s1_dir, sub1, sub1_token, _) =
         child(root.path(), &d, &district, "subdistrict", SUB_1, "园岭街道");
-    let (_s2_dir, sub2, sub2_token) =
+    let (_s2_dir, sub2, sub2_token, _) =
         child(root.path(), &d, &district, "subdistrict", SUB_2, "南园街道");
-    let (a_dir, a_token) = enrolled(
+    let (a_dir, a_token, _) = enrolled(
         root.path(),
         &s1_dir,
         &sub1,
@@ -231,7 +232,7 @@ fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
     );
     let lead_password = add_user(&a_dir, "lead", "lead");
     let a = Node::serve(&a_dir);
-    let (_b_dir, b, b_token) = child(
+    let (_b_dir, b, b_token, b_password) = child(
         root.path(),
         &s1_dir,
         &sub1,
@@ -240,7 +241,7 @@ fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
         "百花社区",
     );
     let s2_dir = root.path().join(SUB_2);
-    let (_c_dir, c, c_token) = child(
+    let (_c_dir, c, c_token, _) = child(
         root.path(),
         &s2_dir,
         &sub2,
@@ -569,6 +570,69 @@ fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
     .unwrap();
     assert_eq!(status, 200, "{elsewhere}");
     assert_eq!(elsewhere["notices"].as_array().map(Vec::len), Some(0));
+
+    // The month's assessment at the district, by station, read by its supervisor (at 390 px,
+    // as the browser still is): each station's cases received this month (A four, B one, C
+    // two), as the fixture above made them.
+    sign_in(&browser, &district, "duban", &supervisor_password);
+    // This month (the page opens on the last whole month by default).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let month = &yizhan_sync::domain::calendar::Date::from_unix_ms_cst(now_ms).to_string()[..7];
+    browser.goto(&district.url(&format!("/hall/assessment?by=station&month={month}")));
+    browser.wait_text("#assessment-total", |t| !t.is_empty());
+    for (station, received) in [(STATION_A, "4"), (STATION_B, "1"), (STATION_C, "2")] {
+        let cell = browser
+            .find(&format!(
+                "#assessment tbody tr[data-division='{station}'] td:first-of-type"
+            ))
+            .text();
+        assert!(cell.starts_with(received), "{station}: {cell}");
+    }
+    browser.screenshot("hall-04-assessment");
+    // A notification (通报) published at the district names station B for rectification:
+    // it reaches every station below, and B gets a supervision notice to answer.
+    browser.goto(&district.url("/notifications"));
+    browser.find("#nt-title").type_text("十一月办件情况通报");
+    browser
+        .find("#nt-text")
+        .type_text("百花社区受理量偏低，请分析原因并整改。");
+    browser
+        .find(&format!("#nt-stations input[value='{STATION_B}']"))
+        .click();
+    browser.find("#nt-days").clear();
+    browser.find("#nt-days").type_text("30");
+    browser.find("#nt-publish").click();
+    let published = browser.wait_texts("#notifications-list .nt-number", |n| n.len() == 1);
+    let at_b = poll_api(
+        &format!("{}/api/v1/supervision", b.base),
+        &b_token,
+        "the notification's supervision notice at station B",
+        |list| list["notices"].as_array().is_some_and(|n| n.len() == 1),
+    );
+    assert!(
+        at_b["notices"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(published[0].as_str())),
+        "{at_b}"
+    );
+    sign_in(&browser, &b, "admin", &b_password);
+    poll_page(
+        &browser,
+        &b.url("/notifications"),
+        "#notifications-list .nt-rectify",
+        |flags| flags.len() == 1,
+    );
+    // Station C, under the other sub-district, holds the notification too, and no notice.
+    let (_, at_c) = get(
+        &http,
+        &format!("{}/api/v1/supervision", c.base),
+        Some(&c_token),
+    )
+    .unwrap();
+    assert_eq!(at_c["notices"].as_array().map(Vec::len), Some(0), "{at_c}");
 
     // Ten days on, the unanswered notice is overdue and red at the district and at the
     // sub-district; the one answered stays answered on time.
