@@ -341,6 +341,14 @@ impl Chrome<'_> {
         yizhan_sync::auth::NodeRole::parse(self.role).is_some_and(|r| r.is_hall())
     }
 
+    /// Whether the signed-in person may read the month's assessment here (the engine's rule).
+    pub fn may_assess(&self) -> bool {
+        let node = yizhan_sync::auth::NodeRole::parse(self.role);
+        self.user.is_some_and(|u| {
+            node.is_some_and(|n| yizhan_sync::engine::assessment_open_to(n, u.role))
+        })
+    }
+
     /// Leads and admins see the dashboard.
     pub fn is_lead(&self) -> bool {
         self.user

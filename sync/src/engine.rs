@@ -25,7 +25,9 @@ mod supervise;
 pub use act::{
     Actor, Person, Request, StaffRole, act, allowed_actions, may, on_behalf_of, role_may,
 };
-pub use supervise::{SupervisionAct, may_assess, may_issue_supervision, may_supervise};
+pub use supervise::{
+    SupervisionAct, assessment_open_to, may_assess, may_issue_supervision, may_supervise,
+};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

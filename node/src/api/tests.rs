@@ -3018,6 +3018,10 @@ async fn the_months_assessment_as_a_page_a_download_and_json() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(page.contains("督办人员、管理员"), "{page}");
+    // Nor does the navigation offer it to the worker; it does to the supervisor.
+    assert!(!page.contains("id=\"nav-assessment\""), "{page}");
+    let (_, _, page) = supervisor.send(Method::GET, "/hall", None).await;
+    assert!(page.contains("id=\"nav-assessment\""), "{page}");
     let (status, body) = api
         .get("/api/v1/assessment?month=2026-02", Some(&api.worker))
         .await;

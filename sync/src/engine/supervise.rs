@@ -3,7 +3,7 @@
 //! admin, issues; the station itself, by its lead or admin, replies. Every receiver checks
 //! the node's part again on what it is sent ([`crate::effect`]).
 
-use crate::auth::{self, CaseRelation, NodeRecord};
+use crate::auth::{self, CaseRelation, NodeRecord, NodeRole};
 use crate::domain::codes::DivisionCode;
 use crate::domain::supervision::SupervisionError;
 
@@ -34,15 +34,19 @@ pub fn may_issue_supervision(node: &NodeRecord, role: StaffRole) -> Result<(), S
 /// its supervisors and admins (of every station below), at a station its lead and admin
 /// (of its own counters and staff), since the figures rank people and places.
 pub fn may_assess(node: &NodeRecord, role: StaffRole) -> Result<(), SupervisionError> {
-    let allowed = if node.role.is_hall() {
-        matches!(role, StaffRole::Supervisor | StaffRole::Admin)
-    } else {
-        role.leads()
-    };
-    if allowed {
+    if assessment_open_to(node.role, role) {
         Ok(())
     } else {
         Err(SupervisionError::AssessmentRole)
+    }
+}
+
+/// The rule of [`may_assess`] by the node's role alone (what the pages' navigation offers).
+pub fn assessment_open_to(node: NodeRole, role: StaffRole) -> bool {
+    if node.is_hall() {
+        matches!(role, StaffRole::Supervisor | StaffRole::Admin)
+    } else {
+        role.leads()
     }
 }
 
