@@ -111,7 +111,10 @@ impl Sink {
         let mut batches = spawn_reader(reader, after, self.batch_changes);
         let mut last_check = std::time::Instant::now();
         loop {
-            let batch = match batches.recv().await {
+            let waited = std::time::Instant::now();
+            let received = batches.recv().await;
+            let waited = waited.elapsed().as_secs_f64();
+            let batch = match received {
                 Some(Ok(batch)) if batch.generation != identity.generation => {
                     return Err(SinkError::Rederived);
                 }
@@ -124,7 +127,13 @@ impl Sink {
                 }
             };
             if !batch.is_empty() {
+                let writing = std::time::Instant::now();
                 let written = self.timed(postgres.write(&identity, &batch)).await?;
+                let writing = writing.elapsed().as_secs_f64();
+                self.update(|s| {
+                    s.feed_wait_secs += waited;
+                    s.write_secs += writing;
+                });
                 tracing::debug!(
                     sink.through = batch.through,
                     sink.rows = written.rows,

@@ -464,6 +464,27 @@ impl Postgres {
         Ok(written)
     }
 
+    /// Forgets which node feeds this database, keeping its rows, so another node's sink
+    /// may take it over (the benchmark's live part after `--from`).
+    pub async fn release_feed(&self) -> Result<(), SinkError> {
+        self.client
+            .execute("DELETE FROM yizhan.feed_position", &[])
+            .await?;
+        Ok(())
+    }
+
+    /// The process id of the server backend serving a connection of `application`.
+    pub async fn backend_of(&self, application: &str) -> Result<Option<i32>, SinkError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 LIMIT 1",
+                &[&application],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     /// Bytes PostgreSQL uses for the database, and for each table (partitions summed),
     /// indexes included.
     pub async fn sizes(&self) -> Result<(u64, Vec<(String, u64)>), SinkError> {
