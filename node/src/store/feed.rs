@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::ReadDoc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use yizhan_sync::doc;
-use yizhan_sync::ids::{DocId, DocKind, hex};
+use yizhan_sync::domain::calendar::Date;
+use yizhan_sync::domain::supervision::SupervisionNotice;
+use yizhan_sync::ids::{DocId, DocKind, Scope, hex};
 
 use super::{BUSY_TIMEOUT, Store, StoreError};
 
@@ -163,6 +165,9 @@ pub struct FeedSupervision {
     pub todo: String,
     pub reply_days: i64,
     pub issued_ms: i64,
+    /// The last day to reply (`YYYY-MM-DD`), counted on the issuing hall's calendar as
+    /// the node's pages count it (`SupervisionNotice::reply_due`).
+    pub reply_due: String,
     pub body_json: String,
 }
 
@@ -274,6 +279,28 @@ pub(super) fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether a supervision notice's reply deadline may count on calendar years from
+/// `from_year` on (all years when `None`): those issued since the start of the year before
+/// (a reply is due within 60 working days). The sink writes their due dates, so a change
+/// to those years makes it write its feed again, as for cases' deadlines.
+pub(super) fn supervision_due_may_change(
+    conn: &Connection,
+    from_year: Option<i32>,
+) -> rusqlite::Result<bool> {
+    let since_ms = match from_year {
+        // Midnight in China (UTC+8) of the first day of the year before.
+        Some(year) => Date::from_ymd(year - 1, 1, 1).map_or(0, |d| {
+            i64::from(d.days_since_epoch()) * 86_400_000 - 8 * 3_600_000
+        }),
+        None => 0,
+    };
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM supervision_notices WHERE issued_ms >= ?1)",
+        [since_ms],
+        |r| r.get(0),
+    )
+}
+
 impl FeedReader {
     /// This node, its epoch and the generation of its derived rows.
     pub fn identity(&self) -> Result<FeedIdentity, StoreError> {
@@ -380,9 +407,10 @@ impl FeedReader {
                 .collect::<Result<Vec<(String, String)>, _>>()?;
             batch.registries.push(FeedRegistry { scope, records });
         }
+        let mut calendars = None;
         for (kind, id) in &records {
             if let Some(kind) = DocKind::parse(kind) {
-                read_record(&tx, kind, id, &mut batch)?;
+                read_record(&tx, kind, id, &mut calendars, &mut batch)?;
             }
         }
         tx.finish()?;
@@ -391,11 +419,13 @@ impl FeedReader {
 }
 
 /// The row of a notice, supervision notice or reply document, into its list of `batch`
-/// (none when the document derived no row: a refused change's document).
+/// (none when the document derived no row: a refused change's document). `calendars` is
+/// read from `conn` (the same snapshot) at the first supervision notice.
 fn read_record(
     conn: &Connection,
     kind: DocKind,
     id: &str,
+    calendars: &mut Option<super::calendars::Calendars>,
     batch: &mut FeedBatch,
 ) -> Result<(), StoreError> {
     match kind {
@@ -442,11 +472,19 @@ fn read_record(
                         todo: r.get(6)?,
                         reply_days: r.get(7)?,
                         issued_ms: r.get(8)?,
+                        reply_due: String::new(),
                         body_json: r.get(9)?,
                     })
                 })
                 .optional()?;
-            batch.supervision.extend(row);
+            if let Some(mut row) = row {
+                if calendars.is_none() {
+                    *calendars = Some(super::calendars::Calendars::load(conn)?);
+                }
+                let calendars = calendars.as_ref().expect("loaded above");
+                row.reply_due = reply_due(conn, calendars, &row)?.to_string();
+                batch.supervision.push(row);
+            }
         }
         DocKind::Reply => {
             let row = conn
@@ -471,6 +509,30 @@ fn read_record(
         _ => {}
     }
     Ok(())
+}
+
+/// The last day to reply to a supervision notice: on the calendar of the hall that issued
+/// it (its division as this node's registries record it; the station's when this node
+/// lacks the record, as the node's pages count it).
+fn reply_due(
+    conn: &Connection,
+    calendars: &super::calendars::Calendars,
+    row: &FeedSupervision,
+) -> Result<Date, StoreError> {
+    let notice: SupervisionNotice =
+        serde_json::from_str(&row.body_json).map_err(|e| StoreError::Corrupt {
+            id: row.id.clone(),
+            message: format!("the supervision notice does not read: {e}"),
+        })?;
+    let station = Scope::parse(&row.scope)
+        .map(|s| s.division())
+        .ok_or_else(|| StoreError::Corrupt {
+            id: row.id.clone(),
+            message: format!("{} is not a scope", row.scope),
+        })?;
+    let hall = super::notices::record_of(conn, &row.node)?.map(|r| r.division);
+    let calendar = calendars.for_division(hall.as_ref().unwrap_or(&station));
+    Ok(notice.reply_due(&calendar))
 }
 
 fn generation(conn: &Connection) -> Result<i64, StoreError> {
@@ -694,9 +756,10 @@ impl Store {
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
+            let mut calendars = None;
             for (kind, id) in ids {
                 if let Some(kind) = DocKind::parse(&kind) {
-                    read_record(conn, kind, &id, &mut batch)?;
+                    read_record(conn, kind, &id, &mut calendars, &mut batch)?;
                 }
             }
             batch.notices.iter().for_each(|n| rows.add_notice(n));

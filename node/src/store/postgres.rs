@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "notices_supervision",
         include_str!("postgres/003_notices_supervision.sql"),
     ),
+    (
+        4,
+        "partition_notices_due",
+        include_str!("postgres/004_partition_notices_due.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema version this build writes.
@@ -187,6 +192,11 @@ impl Postgres {
     /// Applies the migrations PostgreSQL lacks, each in the same transaction as its
     /// record; returns how many it applied.
     pub async fn migrate(&mut self) -> Result<u32, SinkError> {
+        self.migrate_to(PG_SCHEMA_VERSION).await
+    }
+
+    /// Applies the migrations PostgreSQL lacks up to version `last`.
+    async fn migrate_to(&mut self, last: i32) -> Result<u32, SinkError> {
         let tx = self.client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
@@ -213,7 +223,10 @@ impl Postgres {
             });
         }
         let mut applied = 0;
-        for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > found) {
+        for (version, name, sql) in MIGRATIONS
+            .iter()
+            .filter(|(v, _, _)| *v > found && *v <= last)
+        {
             tx.batch_execute(sql).await?;
             tx.execute(
                 "INSERT INTO yizhan.sink_migrations (version, name) VALUES ($1, $2)",
@@ -318,19 +331,35 @@ impl Postgres {
         identity: &FeedIdentity,
         batch: &FeedBatch,
     ) -> Result<Written, SinkError> {
-        let case_months: BTreeSet<String> = batch
-            .cases
-            .iter()
-            .map(|c| month_of(&c.created_on))
-            .collect();
-        let event_months: BTreeSet<String> = batch
-            .events
-            .iter()
-            .map(|e| month_of(&event_day(e)))
-            .collect();
+        let day_of_ms = |ms: i64| Date::from_unix_ms_cst(ms).to_string();
+        let months = |days: &mut dyn Iterator<Item = String>| -> BTreeSet<String> {
+            days.map(|d| month_of(&d)).collect()
+        };
+        let partitioned = [
+            (
+                "cases",
+                months(&mut batch.cases.iter().map(|c| c.created_on.clone())),
+            ),
+            (
+                "case_events",
+                months(&mut batch.events.iter().map(event_day)),
+            ),
+            (
+                "notices",
+                months(&mut batch.notices.iter().map(|n| day_of_ms(n.issued_ms))),
+            ),
+            (
+                "supervision_notices",
+                months(&mut batch.supervision.iter().map(|n| day_of_ms(n.issued_ms))),
+            ),
+            (
+                "supervision_replies",
+                months(&mut batch.replies.iter().map(|r| day_of_ms(r.replied_ms))),
+            ),
+        ];
         let mut created = Vec::new();
         let tx = self.client.transaction().await?;
-        for (table, months) in [("cases", &case_months), ("case_events", &event_months)] {
+        for (table, months) in &partitioned {
             for month in months {
                 let name = format!("{table}_y{}m{}", &month[..4], &month[5..7]);
                 if self.partitions.contains(&name) {
@@ -663,7 +692,7 @@ impl Postgres {
             .client
             .query(
                 "SELECT id, 'case/' || division, case_id, node, staff, reason, todo,
-                        reply_days::bigint, issued_ms, body::text
+                        reply_days::bigint, issued_ms, coalesce(reply_due::text, ''), body::text
                  FROM yizhan.supervision_notices",
                 &[],
             )
@@ -679,7 +708,8 @@ impl Postgres {
                 todo: r.get(6),
                 reply_days: r.get(7),
                 issued_ms: r.get(8),
-                body_json: r.get(9),
+                reply_due: r.get(9),
+                body_json: r.get(10),
             });
         }
         for r in self
@@ -710,6 +740,18 @@ impl Postgres {
             (
                 "event",
                 "SELECT case_id || ' ' || event_id FROM yizhan.case_events GROUP BY case_id, event_id HAVING count(*) > 1",
+            ),
+            (
+                "notice",
+                "SELECT number FROM yizhan.notices GROUP BY number HAVING count(*) > 1",
+            ),
+            (
+                "supervision notice",
+                "SELECT id FROM yizhan.supervision_notices GROUP BY id HAVING count(*) > 1",
+            ),
+            (
+                "reply",
+                "SELECT id FROM yizhan.supervision_replies GROUP BY id HAVING count(*) > 1",
             ),
         ] {
             for r in self.client.query(sql, &[]).await? {
@@ -1103,6 +1145,10 @@ async fn upsert_notices(
         places_of[1].push(subdistrict);
         places_of[2].push(district);
     }
+    let issued_on: Vec<String> = notices
+        .iter()
+        .map(|n| Date::from_unix_ms_cst(n.issued_ms).to_string())
+        .collect();
     let sql = upsert_sql(
         "notices",
         &[
@@ -1116,12 +1162,13 @@ async fn upsert_notices(
             ("node", "text", ""),
             ("kind", "text", ""),
             ("issued_ms", "bigint", ""),
+            ("issued_on", "text", "date"),
             ("supersedes", "text", ""),
             ("digest", "text", ""),
             ("seal", "text", ""),
             ("content", "text", ""),
         ],
-        "number",
+        "number, issued_on",
     );
     Ok(tx
         .execute(
@@ -1137,6 +1184,7 @@ async fn upsert_notices(
                 &col!(node),
                 &col!(kind),
                 &col!(issued_ms),
+                &issued_on,
                 &col!(supersedes),
                 &col!(digest),
                 &col!(seal),
@@ -1164,6 +1212,10 @@ async fn upsert_supervision(
         places_of[1].push(subdistrict);
         places_of[2].push(district);
     }
+    let issued_on: Vec<String> = notices
+        .iter()
+        .map(|n| Date::from_unix_ms_cst(n.issued_ms).to_string())
+        .collect();
     let sql = upsert_sql(
         "supervision_notices",
         &[
@@ -1179,9 +1231,11 @@ async fn upsert_supervision(
             ("todo", "text", ""),
             ("reply_days", "bigint", "int"),
             ("issued_ms", "bigint", ""),
+            ("issued_on", "text", "date"),
+            ("reply_due", "text", "date"),
             ("body", "text", "jsonb"),
         ],
-        "id",
+        "id, issued_on",
     );
     Ok(tx
         .execute(
@@ -1199,6 +1253,8 @@ async fn upsert_supervision(
                 &col!(todo),
                 &col!(reply_days),
                 &col!(issued_ms),
+                &issued_on,
+                &col!(reply_due),
                 &col!(body_json),
             ],
         )
@@ -1214,6 +1270,10 @@ async fn upsert_replies(
             replies.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
         };
     }
+    let replied_on: Vec<String> = replies
+        .iter()
+        .map(|r| Date::from_unix_ms_cst(r.replied_ms).to_string())
+        .collect();
     let sql = upsert_sql(
         "supervision_replies",
         &[
@@ -1223,9 +1283,10 @@ async fn upsert_replies(
             ("staff", "text", ""),
             ("text", "text", ""),
             ("replied_ms", "bigint", ""),
+            ("replied_on", "text", "date"),
             ("body", "text", "jsonb"),
         ],
-        "id",
+        "id, replied_on",
     );
     Ok(tx
         .execute(
@@ -1237,6 +1298,7 @@ async fn upsert_replies(
                 &col!(staff),
                 &col!(text),
                 &col!(replied_ms),
+                &replied_on,
                 &col!(body_json),
             ],
         )
