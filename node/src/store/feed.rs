@@ -11,7 +11,7 @@
 //! The reader has its own read-only connection, so the sink never waits for (or takes) one
 //! of the connections that serve pages and the API.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::ReadDoc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -202,6 +202,9 @@ pub struct FeedBatch {
     pub notices: Vec<FeedNotice>,
     pub supervision: Vec<FeedSupervision>,
     pub replies: Vec<FeedReply>,
+    /// Cases the batch touched whose rows an earlier batch of the same reader already
+    /// carried as they are now.
+    pub cases_read_before: u64,
     /// The generation of the derived rows when the batch was read: when it differs from
     /// the one the sink started with, rows changed outside the log and the whole feed is
     /// written again.
@@ -237,7 +240,15 @@ pub struct FeedReader {
     conn: Connection,
     origin_node: String,
     origin_epoch: u32,
+    /// Cases whose rows this reader has read, with the head of the snapshot it read them
+    /// in: a later batch whose changes to the case are all at or before that head would
+    /// read the same rows again, so it leaves them out (see [`FeedReader::read`]).
+    read_at: HashMap<String, u64>,
 }
+
+/// At most this many cases are remembered in [`FeedReader::read_at`] (about 100 MB at
+/// most); beyond it, cases are simply read again.
+const READ_AT_MAX: usize = 1_000_000;
 
 impl std::fmt::Debug for FeedReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -260,6 +271,7 @@ impl Store {
             conn,
             origin_node: origin.node.to_hex(),
             origin_epoch: origin.epoch,
+            read_at: HashMap::new(),
         })
     }
 }
@@ -321,8 +333,19 @@ impl FeedReader {
 
     /// The rows of the documents touched by at most `max_changes` changes after `after`,
     /// all read in one snapshot.
+    ///
+    /// A case whose rows this reader already read, in the snapshot of an earlier batch
+    /// that held every change to it in this batch, is left out: those rows are the ones
+    /// this batch would write, and they are in PostgreSQL before this batch's position
+    /// is (batches commit in order, and a batch that fails ends the reader). A backlog
+    /// then writes each case once, not once per batch its changes fall in.
     pub fn read(&mut self, after: u64, max_changes: u32) -> Result<FeedBatch, StoreError> {
-        let tx = self.conn.transaction()?;
+        let FeedReader { conn, read_at, .. } = self;
+        if read_at.len() >= READ_AT_MAX {
+            // Cases read at or before `after` will change again only after it.
+            read_at.retain(|_, head| *head > after);
+        }
+        let tx = conn.transaction()?;
         let head: Option<i64> =
             tx.query_row("SELECT max(local_seq) FROM changes", [], |r| r.get(0))?;
         let mut batch = FeedBatch {
@@ -332,7 +355,8 @@ impl FeedReader {
             generation: generation(&tx)?,
             ..FeedBatch::default()
         };
-        let mut cases = BTreeSet::new();
+        // Each case touched, with the newest of its changes in the batch.
+        let mut cases: BTreeMap<String, u64> = BTreeMap::new();
         let mut items: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         let mut registries = BTreeSet::new();
         let mut records: BTreeSet<(&'static str, String)> = BTreeSet::new();
@@ -358,7 +382,7 @@ impl FeedReader {
                 *newest = (*newest).max(seq as u64);
                 match DocId::parse(&doc_id).as_ref().and_then(DocKind::of_id) {
                     Some(DocKind::Case) => {
-                        cases.insert(doc_id);
+                        cases.insert(doc_id, local_seq as u64);
                     }
                     Some(DocKind::Item) => {
                         let hashes = items.entry(doc_id).or_default();
@@ -386,10 +410,17 @@ impl FeedReader {
                 seq,
             })
             .collect();
-        for id in &cases {
-            if let Some(case) = read_case(&tx, id)? {
+        for (id, newest) in cases {
+            if read_at.get(&id).is_some_and(|head| newest <= *head) {
+                batch.cases_read_before += 1;
+                continue;
+            }
+            if let Some(case) = read_case(&tx, &id)? {
                 batch.cases.push(case);
-                read_events(&tx, id, &mut batch.events)?;
+                read_events(&tx, &id, &mut batch.events)?;
+                if read_at.len() < READ_AT_MAX {
+                    read_at.insert(id, batch.head);
+                }
             }
         }
         for (id, hashes) in &items {

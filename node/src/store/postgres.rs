@@ -502,12 +502,13 @@ impl Postgres {
         Ok(())
     }
 
-    /// The process id of the server backend serving a connection of `application`.
+    /// The process id of the server backend serving another connection of `application`.
     pub async fn backend_of(&self, application: &str) -> Result<Option<i32>, SinkError> {
         let row = self
             .client
             .query_opt(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 LIMIT 1",
+                "SELECT pid FROM pg_stat_activity
+                 WHERE application_name = $1 AND pid <> pg_backend_pid() LIMIT 1",
                 &[&application],
             )
             .await?;
@@ -934,7 +935,7 @@ async fn upsert_cases(
         col!(rectify_due),
         col!(rectified_on),
     );
-    let params: [&(dyn ToSql + Sync); 39] = [
+    let columns: [&(dyn ToSql + Sync); 39] = [
         &id,
         &scope,
         &division,
@@ -975,7 +976,8 @@ async fn upsert_cases(
         &rectify_due,
         &rectified_on,
     ];
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "cases",
         &[
             ("id", "text", ""),
@@ -1019,8 +1021,9 @@ async fn upsert_cases(
             ("rectified_on", "text", "date"),
         ],
         "id, created_on",
-    );
-    Ok(tx.execute(&sql, &params).await?)
+        &columns,
+    )
+    .await
 }
 
 async fn upsert_events(
@@ -1045,7 +1048,8 @@ async fn upsert_events(
         col!(voided),
         col!(body_json),
     );
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "case_events",
         &[
             ("case_id", "text", ""),
@@ -1061,16 +1065,12 @@ async fn upsert_events(
             ("body", "text", "jsonb"),
         ],
         "case_id, event_id, at_on",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &case_id, &event_id, &at_hlc, &at_ms, &at_on, &node, &staff, &kind, &conflict,
-                &voided, &body,
-            ],
-        )
-        .await?)
+        &[
+            &case_id, &event_id, &at_hlc, &at_ms, &at_on, &node, &staff, &kind, &conflict, &voided,
+            &body,
+        ],
+    )
+    .await
 }
 
 async fn upsert_items(
@@ -1082,7 +1082,8 @@ async fn upsert_items(
             items.iter().map(|i| i.$f.clone()).collect::<Vec<_>>()
         };
     }
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "items",
         &[
             ("id", "text", ""),
@@ -1102,29 +1103,25 @@ async fn upsert_items(
             ("body", "text", "jsonb"),
         ],
         "id",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &col!(id),
-                &col!(scope),
-                &col!(impl_code),
-                &col!(basic_code),
-                &col!(name),
-                &col!(category),
-                &col!(kind),
-                &col!(level),
-                &col!(case_type),
-                &col!(legal_days),
-                &col!(committed_days),
-                &col!(status),
-                &col!(version),
-                &col!(search_text),
-                &col!(body_json),
-            ],
-        )
-        .await?)
+        &[
+            &col!(id),
+            &col!(scope),
+            &col!(impl_code),
+            &col!(basic_code),
+            &col!(name),
+            &col!(category),
+            &col!(kind),
+            &col!(level),
+            &col!(case_type),
+            &col!(legal_days),
+            &col!(committed_days),
+            &col!(status),
+            &col!(version),
+            &col!(search_text),
+            &col!(body_json),
+        ],
+    )
+    .await
 }
 
 async fn upsert_notices(
@@ -1149,7 +1146,8 @@ async fn upsert_notices(
         .iter()
         .map(|n| Date::from_unix_ms_cst(n.issued_ms).to_string())
         .collect();
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "notices",
         &[
             ("number", "text", ""),
@@ -1169,29 +1167,25 @@ async fn upsert_notices(
             ("content", "text", ""),
         ],
         "number, issued_on",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &col!(number),
-                &col!(doc_id),
-                &col!(case_id),
-                &division,
-                &places_of[0],
-                &places_of[1],
-                &places_of[2],
-                &col!(node),
-                &col!(kind),
-                &col!(issued_ms),
-                &issued_on,
-                &col!(supersedes),
-                &col!(digest),
-                &col!(seal),
-                &col!(content_json),
-            ],
-        )
-        .await?)
+        &[
+            &col!(number),
+            &col!(doc_id),
+            &col!(case_id),
+            &division,
+            &places_of[0],
+            &places_of[1],
+            &places_of[2],
+            &col!(node),
+            &col!(kind),
+            &col!(issued_ms),
+            &issued_on,
+            &col!(supersedes),
+            &col!(digest),
+            &col!(seal),
+            &col!(content_json),
+        ],
+    )
+    .await
 }
 
 async fn upsert_supervision(
@@ -1216,7 +1210,8 @@ async fn upsert_supervision(
         .iter()
         .map(|n| Date::from_unix_ms_cst(n.issued_ms).to_string())
         .collect();
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "supervision_notices",
         &[
             ("id", "text", ""),
@@ -1236,29 +1231,25 @@ async fn upsert_supervision(
             ("body", "text", "jsonb"),
         ],
         "id, issued_on",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &col!(id),
-                &division,
-                &places_of[0],
-                &places_of[1],
-                &places_of[2],
-                &col!(case_id),
-                &col!(node),
-                &col!(staff),
-                &col!(reason),
-                &col!(todo),
-                &col!(reply_days),
-                &col!(issued_ms),
-                &issued_on,
-                &col!(reply_due),
-                &col!(body_json),
-            ],
-        )
-        .await?)
+        &[
+            &col!(id),
+            &division,
+            &places_of[0],
+            &places_of[1],
+            &places_of[2],
+            &col!(case_id),
+            &col!(node),
+            &col!(staff),
+            &col!(reason),
+            &col!(todo),
+            &col!(reply_days),
+            &col!(issued_ms),
+            &issued_on,
+            &col!(reply_due),
+            &col!(body_json),
+        ],
+    )
+    .await
 }
 
 async fn upsert_replies(
@@ -1274,7 +1265,8 @@ async fn upsert_replies(
         .iter()
         .map(|r| Date::from_unix_ms_cst(r.replied_ms).to_string())
         .collect();
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "supervision_replies",
         &[
             ("id", "text", ""),
@@ -1287,27 +1279,40 @@ async fn upsert_replies(
             ("body", "text", "jsonb"),
         ],
         "id, replied_on",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &col!(id),
-                &col!(notice_id),
-                &col!(node),
-                &col!(staff),
-                &col!(text),
-                &col!(replied_ms),
-                &replied_on,
-                &col!(body_json),
-            ],
-        )
-        .await?)
+        &[
+            &col!(id),
+            &col!(notice_id),
+            &col!(node),
+            &col!(staff),
+            &col!(text),
+            &col!(replied_ms),
+            &replied_on,
+            &col!(body_json),
+        ],
+    )
+    .await
+}
+
+/// Upserts the rows of `columns` (one array each) into `yizhan.TABLE`, for columns
+/// `(name, type sent, cast in SQL or "")` keyed by `key`, in one statement.
+///
+/// Measured against a binary `COPY` into a temporary staging table and one `INSERT …
+/// SELECT` from it (docs/benchmarks.md, "Sink"): the same PostgreSQL CPU within noise
+/// (the executor, the indexes and the WAL cost the same either way) and more on the
+/// node's side, so the arrays stay.
+async fn upsert(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    spec: &[(&str, &str, &str)],
+    key: &str,
+    columns: &[&(dyn ToSql + Sync)],
+) -> Result<u64, SinkError> {
+    Ok(tx.execute(&upsert_sql(table, spec, key), columns).await?)
 }
 
 /// `INSERT INTO yizhan.TABLE (…) SELECT … FROM unnest($1::T1[], …) ON CONFLICT (KEY) DO
-/// UPDATE …` for columns `(name, array element type sent, cast in SQL or "")`. Rows that
-/// would not change are left alone, so writing a batch again makes no dead tuples.
+/// UPDATE …`. Rows that would not change are left alone, so writing a batch again makes
+/// no dead tuples.
 fn upsert_sql(table: &str, columns: &[(&str, &str, &str)], key: &str) -> String {
     let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
     let selected: Vec<String> = columns
