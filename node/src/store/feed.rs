@@ -11,7 +11,7 @@
 //! The reader has its own read-only connection, so the sink never waits for (or takes) one
 //! of the connections that serve pages and the API.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::ReadDoc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -205,6 +205,10 @@ pub struct FeedBatch {
     /// Cases the batch touched whose rows an earlier batch of the same reader already
     /// carried as they are now.
     pub cases_read_before: u64,
+    /// Whether the batch writes a row the batch before it (read by the same reader) also
+    /// writes: a case or record in both, or items or registries in either. Only batches
+    /// that do not overlap are written while the one before commits.
+    pub overlaps_previous: bool,
     /// The generation of the derived rows when the batch was read: when it differs from
     /// the one the sink started with, rows changed outside the log and the whole feed is
     /// written again.
@@ -244,6 +248,10 @@ pub struct FeedReader {
     /// in: a later batch whose changes to the case are all at or before that head would
     /// read the same rows again, so it leaves them out (see [`FeedReader::read`]).
     read_at: HashMap<String, u64>,
+    /// The cases and records the last batch wrote, and whether it wrote items or
+    /// registries (for [`FeedBatch::overlaps_previous`]).
+    last_written: HashSet<String>,
+    last_shared: bool,
 }
 
 /// At most this many cases are remembered in [`FeedReader::read_at`] (about 100 MB at
@@ -272,6 +280,8 @@ impl Store {
             origin_node: origin.node.to_hex(),
             origin_epoch: origin.epoch,
             read_at: HashMap::new(),
+            last_written: HashSet::new(),
+            last_shared: false,
         })
     }
 }
@@ -340,7 +350,13 @@ impl FeedReader {
     /// is (batches commit in order, and a batch that fails ends the reader). A backlog
     /// then writes each case once, not once per batch its changes fall in.
     pub fn read(&mut self, after: u64, max_changes: u32) -> Result<FeedBatch, StoreError> {
-        let FeedReader { conn, read_at, .. } = self;
+        let FeedReader {
+            conn,
+            read_at,
+            last_written,
+            last_shared,
+            ..
+        } = self;
         if read_at.len() >= READ_AT_MAX {
             // Cases read at or before `after` will change again only after it.
             read_at.retain(|_, head| *head > after);
@@ -445,6 +461,18 @@ impl FeedReader {
             }
         }
         tx.finish()?;
+        let written: HashSet<String> = batch
+            .cases
+            .iter()
+            .map(|c| c.id.clone())
+            .chain(records.into_iter().map(|(_, id)| id))
+            .collect();
+        let shared = !batch.items.is_empty()
+            || !batch.item_versions.is_empty()
+            || !batch.registries.is_empty();
+        batch.overlaps_previous = shared || *last_shared || !written.is_disjoint(last_written);
+        *last_written = written;
+        *last_shared = shared;
         Ok(batch)
     }
 }

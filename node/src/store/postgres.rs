@@ -331,56 +331,57 @@ impl Postgres {
         identity: &FeedIdentity,
         batch: &FeedBatch,
     ) -> Result<Written, SinkError> {
-        let day_of_ms = |ms: i64| Date::from_unix_ms_cst(ms).to_string();
-        let months = |days: &mut dyn Iterator<Item = String>| -> BTreeSet<String> {
-            days.map(|d| month_of(&d)).collect()
-        };
-        let partitioned = [
-            (
-                "cases",
-                months(&mut batch.cases.iter().map(|c| c.created_on.clone())),
-            ),
-            (
-                "case_events",
-                months(&mut batch.events.iter().map(event_day)),
-            ),
-            (
-                "notices",
-                months(&mut batch.notices.iter().map(|n| day_of_ms(n.issued_ms))),
-            ),
-            (
-                "supervision_notices",
-                months(&mut batch.supervision.iter().map(|n| day_of_ms(n.issued_ms))),
-            ),
-            (
-                "supervision_replies",
-                months(&mut batch.replies.iter().map(|r| day_of_ms(r.replied_ms))),
-            ),
-        ];
+        self.write_after(identity, batch, std::future::ready(true))
+            .await
+    }
+
+    /// Whether writing `batch` may run while another connection writes the batch before
+    /// it: their rows do not overlap (`FeedBatch::overlaps_previous`) and every month
+    /// partition it needs exists already (creating one locks its table).
+    pub fn may_overlap(&self, batch: &FeedBatch) -> bool {
+        !batch.overlaps_previous
+            && partitions_of(batch)
+                .iter()
+                .all(|(name, _, _)| self.partitions.contains(name))
+    }
+
+    /// [`Postgres::write`] on one of two connections: the rows first, then, once `before`
+    /// says the batch before this one committed (on the other connection), the position
+    /// and the commit. The position still moves only from where the previous batch left
+    /// it, so batches commit in the feed's order or not at all. A batch that may not
+    /// overlap ([`Postgres::may_overlap`]) waits for `before` before it starts.
+    pub async fn write_after(
+        &mut self,
+        identity: &FeedIdentity,
+        batch: &FeedBatch,
+        before: impl std::future::Future<Output = bool>,
+    ) -> Result<Written, SinkError> {
+        let mut before = std::pin::pin!(before);
+        let overlap = self.may_overlap(batch);
+        if !overlap && !before.as_mut().await {
+            return Err(SinkError::PositionMoved);
+        }
         let mut created = Vec::new();
         let tx = self.client.transaction().await?;
-        for (table, months) in &partitioned {
-            for month in months {
-                let name = format!("{table}_y{}m{}", &month[..4], &month[5..7]);
-                if self.partitions.contains(&name) {
-                    continue;
-                }
-                let Some(from) = Date::from_str(&format!("{month}-01")).ok() else {
-                    continue;
-                };
-                let (y, m, _) = from.ymd();
-                let to = if m == 12 {
-                    format!("{}-01-01", y + 1)
-                } else {
-                    format!("{y:04}-{:02}-01", m + 1)
-                };
-                tx.batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS yizhan.{name} PARTITION OF yizhan.{table}
-                     FOR VALUES FROM ('{month}-01') TO ('{to}')"
-                ))
-                .await?;
-                created.push(name);
+        for (name, table, month) in partitions_of(batch) {
+            if self.partitions.contains(&name) {
+                continue;
             }
+            let Some(from) = Date::from_str(&format!("{month}-01")).ok() else {
+                continue;
+            };
+            let (y, m, _) = from.ymd();
+            let to = if m == 12 {
+                format!("{}-01-01", y + 1)
+            } else {
+                format!("{y:04}-{:02}-01", m + 1)
+            };
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS yizhan.{name} PARTITION OF yizhan.{table}
+                 FOR VALUES FROM ('{month}-01') TO ('{to}')"
+            ))
+            .await?;
+            created.push(name);
         }
         let mut written = Written::default();
         if !batch.cases.is_empty() {
@@ -458,6 +459,11 @@ impl Postgres {
         }
         if !batch.replies.is_empty() {
             written.rows += upsert_replies(&tx, &batch.replies).await?;
+        }
+        // The rows are in; what every batch touches (the origins' rows, the position) waits
+        // for the batch before, so the two connections never wait on each other.
+        if overlap && !before.as_mut().await {
+            return Err(SinkError::PositionMoved);
         }
         if !batch.origins.is_empty() {
             let node: Vec<&str> = batch.origins.iter().map(|o| o.node.as_str()).collect();
@@ -849,6 +855,53 @@ fn plain_identifier(name: &str) -> Result<&str, SinkError> {
             "{name:?} is not a plain database name"
         )))
     }
+}
+
+/// The month partitions a batch writes into: `(partition, table, YYYY-MM)`.
+fn partitions_of(batch: &FeedBatch) -> Vec<(String, &'static str, String)> {
+    let day_of_ms = |ms: i64| Date::from_unix_ms_cst(ms).to_string();
+    let mut months: BTreeSet<(&'static str, String)> = BTreeSet::new();
+    months.extend(
+        batch
+            .cases
+            .iter()
+            .map(|c| ("cases", month_of(&c.created_on))),
+    );
+    months.extend(
+        batch
+            .events
+            .iter()
+            .map(|e| ("case_events", month_of(&event_day(e)))),
+    );
+    months.extend(
+        batch
+            .notices
+            .iter()
+            .map(|n| ("notices", month_of(&day_of_ms(n.issued_ms)))),
+    );
+    months.extend(
+        batch
+            .supervision
+            .iter()
+            .map(|n| ("supervision_notices", month_of(&day_of_ms(n.issued_ms)))),
+    );
+    months.extend(
+        batch
+            .replies
+            .iter()
+            .map(|r| ("supervision_replies", month_of(&day_of_ms(r.replied_ms)))),
+    );
+    months
+        .into_iter()
+        .filter(|(_, month)| month.len() == 7)
+        .map(|(table, month)| {
+            (
+                format!("{table}_y{}m{}", &month[..4], &month[5..7]),
+                table,
+                month,
+            )
+        })
+        .collect()
 }
 
 /// `YYYY-MM` of a `YYYY-MM-DD` day.
