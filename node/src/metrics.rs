@@ -89,6 +89,13 @@ pub struct SinkState {
     pub last_error: Option<String>,
     /// Rows written since the node started.
     pub rows_written: u64,
+    /// Seconds the sink waited for the feed reader with nothing to write, and seconds it
+    /// waited for PostgreSQL to take its batches, since the node started: where a
+    /// catching-up sink's time goes (`yizhan bench sink`).
+    #[serde(skip)]
+    pub feed_wait_secs: f64,
+    #[serde(skip)]
+    pub write_secs: f64,
 }
 
 impl SinkState {

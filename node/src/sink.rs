@@ -93,6 +93,8 @@ impl Sink {
     async fn stream(&self) -> Result<std::convert::Infallible, SinkError> {
         let mut postgres = Postgres::connect(&self.url, self.timeout).await?;
         self.timed(postgres.migrate()).await?;
+        // A second connection writes a batch while the first commits the one before.
+        let second = Postgres::connect(&self.url, self.timeout).await?;
         let reader = self.store.feed_reader()?;
         let identity = reader.identity()?;
         let head = reader.head()?;
@@ -109,9 +111,35 @@ impl Sink {
             s.last_error = None;
         });
         let mut batches = spawn_reader(reader, after, self.batch_changes);
+        let mut writers = Writers {
+            idle: vec![second, postgres],
+            running: std::collections::VecDeque::new(),
+            committed: None,
+        };
+        let result = self
+            .stream_batches(&identity, &mut batches, &mut writers)
+            .await;
+        // A batch still in flight either commits in order or rolls back; either way the
+        // next session resumes from the position PostgreSQL holds.
+        for (task, _) in writers.running.drain(..) {
+            task.abort();
+        }
+        result
+    }
+
+    async fn stream_batches(
+        &self,
+        identity: &FeedIdentity,
+        batches: &mut tokio::sync::mpsc::Receiver<Result<FeedBatch, crate::store::StoreError>>,
+        writers: &mut Writers,
+    ) -> Result<std::convert::Infallible, SinkError> {
         let mut last_check = std::time::Instant::now();
         loop {
-            let batch = match batches.recv().await {
+            let waited = std::time::Instant::now();
+            let received = batches.recv().await;
+            let waited = waited.elapsed().as_secs_f64();
+            self.update(|s| s.feed_wait_secs += waited);
+            let batch = match received {
                 Some(Ok(batch)) if batch.generation != identity.generation => {
                     return Err(SinkError::Rederived);
                 }
@@ -124,20 +152,54 @@ impl Sink {
                 }
             };
             if !batch.is_empty() {
-                let written = self.timed(postgres.write(&identity, &batch)).await?;
-                tracing::debug!(
-                    sink.through = batch.through,
-                    sink.rows = written.rows,
-                    sink.cases = written.cases,
-                    "batch written"
-                );
-                self.update(|s| s.rows_written += written.rows);
+                if writers.idle.is_empty() {
+                    self.finish_oldest(writers).await?;
+                }
+                let Some(mut postgres) = writers.idle.pop() else {
+                    return Err(SinkError::PositionMoved);
+                };
+                let (done, committed) = tokio::sync::oneshot::channel::<bool>();
+                let before = writers.committed.replace(committed);
+                let (identity, timeout) = (identity.clone(), self.timeout);
+                let (through, head) = (batch.through, batch.head);
+                let task = tokio::spawn(async move {
+                    let before = async move {
+                        match before {
+                            Some(committed) => committed.await.unwrap_or(false),
+                            None => true,
+                        }
+                    };
+                    let written = tokio::time::timeout(
+                        timeout,
+                        postgres.write_after(&identity, &batch, before),
+                    )
+                    .await
+                    .map_err(|_| SinkError::Timeout(timeout))
+                    .and_then(|r| r);
+                    let _ = done.send(written.is_ok());
+                    tracing::debug!(
+                        sink.through = batch.through,
+                        sink.ok = written.is_ok(),
+                        "batch written"
+                    );
+                    (postgres, written)
+                });
+                writers.running.push_back((task, (through, head)));
                 last_check = std::time::Instant::now();
-            } else if last_check.elapsed() >= CHECK_IDLE {
+                continue;
+            }
+            // The feed is at its head: everything in flight first.
+            while !writers.running.is_empty() {
+                self.finish_oldest(writers).await?;
+            }
+            if last_check.elapsed() >= CHECK_IDLE {
                 // An idle sink still asks PostgreSQL where it is: a dead connection shows
                 // as down rather than as caught up, and a PostgreSQL that lost its last
                 // commits (a crash with synchronous_commit off, a restore) is written again
                 // from the position it holds.
+                let Some(postgres) = writers.idle.first() else {
+                    return Err(SinkError::PositionMoved);
+                };
                 let held = self.timed(postgres.position()).await?;
                 if held.map(|p| p.local_seq) != Some(batch.through) {
                     return Err(SinkError::PositionMoved);
@@ -155,6 +217,33 @@ impl Sink {
         }
     }
 
+    /// Waits for the oldest batch in flight and takes its connection back.
+    async fn finish_oldest(&self, writers: &mut Writers) -> Result<(), SinkError> {
+        let Some((task, (through, head))) = writers.running.pop_front() else {
+            return Ok(());
+        };
+        let waited = std::time::Instant::now();
+        let (postgres, written) = task.await.map_err(|e| {
+            SinkError::Feed(crate::store::StoreError::Internal(format!(
+                "the sink's writer task failed: {e}"
+            )))
+        })?;
+        let written = written?;
+        writers.idle.push(postgres);
+        let waited = waited.elapsed().as_secs_f64();
+        let now = now_ms();
+        self.update(|s| {
+            s.write_secs += waited;
+            s.rows_written += written.rows;
+            s.up = true;
+            s.position = through;
+            s.head = head.max(through);
+            s.last_success_ms = Some(now);
+            s.last_error = None;
+        });
+        Ok(())
+    }
+
     async fn timed<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, SinkError>>,
@@ -168,6 +257,19 @@ impl Sink {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
 }
+
+/// The sink's two connections: idle ones, and the batches in flight (oldest first, each
+/// with the position it reaches and the head it saw), and whether the newest one
+/// committed.
+struct Writers {
+    idle: Vec<Postgres>,
+    running: std::collections::VecDeque<(WriteTask, (u64, u64))>,
+    committed: Option<tokio::sync::oneshot::Receiver<bool>>,
+}
+
+/// A batch being written: gives its connection back with what it wrote.
+type WriteTask =
+    tokio::task::JoinHandle<(Postgres, Result<crate::store::postgres::Written, SinkError>)>;
 
 /// Reads batches after `after` on a thread of its own and hands them over, a few ahead;
 /// when the feed is idle, an empty batch every [`POLL`] carries the head. The thread ends

@@ -581,6 +581,11 @@ fn refresh_for_calendar(conn: &mut Connection) -> Result<calendars::Calendars, O
                 "calendar changed: recomputed every deadline"
             );
         }
+        // Supervision notices' due dates are counted when the sink reads them: a new
+        // calendar makes it write them (and so its whole feed) again.
+        if feed::supervision_due_may_change(&tx, None)? {
+            feed::bump_generation(&tx)?;
+        }
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('calendar', ?1)",
             [&shipped],

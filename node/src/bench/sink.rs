@@ -11,7 +11,7 @@ use yizhan_sync::auth::NodeRole;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::ids::Scope;
 
-use super::tree;
+use super::tree::{self, TreeNode};
 use crate::config::Synchronous;
 use crate::metrics::SinkState;
 use crate::sink::Sink;
@@ -35,6 +35,13 @@ pub struct SinkBenchArgs {
     /// Keep the nodes' data dirs and the PostgreSQL database
     #[arg(long)]
     pub keep: bool,
+    /// Stream the backlog of a hall that already exists instead of preparing a city: a
+    /// directory holding one `city-DIVISION` or `district-DIVISION` data dir (as
+    /// `yizhan bench sink --keep` or `yizhan bench hall --keep` leave it, node key from
+    /// seed 1). It is only opened, never written: the live sync then goes to a small city
+    /// of its own whose sink takes over the same, already filled, database
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<std::path::PathBuf>,
 }
 
 /// Builds a city with `--cases` cases from its stations, streams them into PostgreSQL
@@ -58,139 +65,94 @@ const STATIONS: u64 = 10;
 
 async fn run(args: &SinkBenchArgs, root: &std::path::Path, url: &str) -> anyhow::Result<()> {
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
-    let span_ms: u64 = 420 * 86_400_000;
-    let live_span = 3 * 86_400_000;
-    let prepared = Instant::now();
-    // Preparation is not measured: the nodes' durability settings do not matter here.
-    let city = tree::open_node(root, 1, NodeRole::City, "440300", Synchronous::Normal).await?;
-    for item in crate::demo::demo_catalog() {
-        city.store
-            .publish_item(
-                Scope::catalog(&DivisionCode::parse("440300").expect("valid")),
-                item,
-                now - span_ms - 86_400_000,
-            )
-            .await?;
-    }
     let items = Arc::new(
         crate::demo::demo_catalog()
             .into_iter()
             .filter(|i| i.case_type == yizhan_sync::domain::item::CaseType::Committed)
             .collect::<Vec<_>>(),
     );
-    let district_at = |n: u64| format!("4403{:02}", n + 2);
-    let per_station = args.cases / STATIONS;
-    let backlog_span = (span_ms - live_span - 86_400_000) / STATIONS;
-    // Concurrent writers record cases out of time order by up to `concurrency` cases'
-    // spacing; with few cases that spacing is hours, so fewer writers keep it under the
-    // store's six-hour clock check.
-    let concurrency = (per_station * 3 * 3_600_000 / backlog_span).clamp(1, 16);
-    // Each district with its one station is filled, synced up to the city and deleted
-    // in turn, so the disk holds the city and one district and station at a time.
-    let mut seed = 2u8;
-    let mut branch = |n: u64| {
-        let (district_seed, station_seed) = (seed, seed + 1);
-        seed += 2;
-        let district = district_at(n);
-        let root = root.to_path_buf();
-        let city = city.clone();
-        async move {
-            let hall = tree::open_node(
-                &root,
-                district_seed,
-                NodeRole::District,
-                &district,
-                Synchronous::Normal,
-            )
-            .await?;
-            tree::enroll(&city, &hall, now - span_ms).await?;
-            let station = tree::open_node(
-                &root,
-                station_seed,
-                NodeRole::Station,
-                &format!("{district}001001"),
-                Synchronous::Normal,
-            )
-            .await?;
-            tree::enroll(&hall, &station, now - span_ms).await?;
-            tree::transfer(&city, &hall).await?;
-            tree::transfer(&hall, &station).await?;
-            anyhow::Ok((hall, station))
+    let prepared = Instant::now();
+    let (hall, mut live) = match &args.from {
+        Some(dir) => (open_existing(dir).await?, None),
+        None => {
+            let (city, live) = prepare_city(args, root, now, &items).await?;
+            (city, Some(live))
         }
     };
-    for n in 0..STATIONS {
-        let (hall, station) = branch(n).await?;
-        let start = now - span_ms + n * backlog_span;
-        super::fill_cases(
-            &station.store,
-            items.clone(),
-            per_station,
-            concurrency,
-            start,
-            backlog_span,
-        )
-        .await?;
-        tree::transfer(&station, &hall).await?;
-        tree::transfer(&hall, &city).await?;
-        for node in [station, hall] {
-            node.store.shutdown().await;
-            if let Some(dir) = node.store.path().parent() {
-                std::fs::remove_dir_all(dir)?;
-            }
-        }
+    let city = hall.store.clone();
+    let cases_at_city = city.case_count().await?;
+    let sqlite_bytes = city.disk_bytes();
+    match &args.from {
+        Some(dir) => println!(
+            "sink bench: the {} hall in {} with {cases_at_city} cases",
+            hall.record.role.as_str(),
+            dir.display()
+        ),
+        None => println!(
+            "sink bench: a city hall with {cases_at_city} cases from {STATIONS} stations in {STATIONS} districts; preparing took {:.0} s (not measured)",
+            prepared.elapsed().as_secs_f64()
+        ),
     }
-    // The live part waits at a district of its own until the city takes it in, below.
-    let (live, live_station) = branch(STATIONS).await?;
-    super::fill_cases(
-        &live_station.store,
-        items.clone(),
-        args.live_cases,
-        (args.live_cases * 3 * 3_600_000 / (live_span / 2)).clamp(1, 16),
-        now - live_span,
-        live_span / 2,
-    )
-    .await?;
-    tree::transfer(&live_station, &live).await?;
-    let city_store = city.store.clone();
-    let cases_at_city = city_store.case_count().await?;
-    println!(
-        "sink bench: a city hall with {cases_at_city} cases from {STATIONS} stations in {STATIONS} districts; preparing took {:.0} s (not measured)",
-        prepared.elapsed().as_secs_f64()
-    );
-    let city_node = city;
-    let city = city_store;
 
-    // The backlog: everything the city holds, from an empty database.
+    // The backlog: everything the hall holds, from an empty database.
     let state = Arc::new(Mutex::new(SinkState::default()));
-    let sink = tokio::spawn(
-        Sink {
-            store: city.clone(),
-            url: url.to_string(),
-            batch_changes: args.batch_changes,
-            timeout: Duration::from_secs(120),
-            state: state.clone(),
-        }
-        .run(),
-    );
+    let mut sink = spawn_sink(&city, url, args.batch_changes, &state);
     let head = city.feed_head().await?;
     let cpu_before = super::cpu_secs("self");
     let started = Instant::now();
+    let postgres = Postgres::connect(url, Duration::from_secs(30)).await?;
+    // The sink's PostgreSQL backend, for its CPU time (the server runs on this machine).
+    let backend = sink_backend(&postgres).await;
     wait_until(&state, head, Duration::from_secs(3600)).await?;
     let backlog_secs = started.elapsed().as_secs_f64();
     let cpu = super::cpu_secs("self") - cpu_before;
-    let rows = state.lock().unwrap_or_else(|e| e.into_inner()).rows_written;
-    let postgres = Postgres::connect(url, Duration::from_secs(30)).await?;
+    let backend_cpu = backend.map(|pid| super::cpu_secs(&pid.to_string()));
+    let (rows, feed_wait, write_secs) = {
+        let s = state.lock().unwrap_or_else(|e| e.into_inner());
+        (s.rows_written, s.feed_wait_secs, s.write_secs)
+    };
     let pg_cases = postgres.row_count("cases").await?;
     let pg_events = postgres.row_count("case_events").await?;
     println!(
         "  backlog:   {pg_cases} case rows and {pg_events} event rows ({rows} rows in all, {head} changes) in {backlog_secs:.1} s"
     );
     println!(
-        "             {:.0} case rows/s, {:.0} rows/s; batches of {} changes; CPU of this process (node side) {cpu:.1} s",
+        "             {:.0} case rows/s, {:.0} rows/s; batches of {} changes; CPU of this process (node side) {cpu:.1} s, of the sink's PostgreSQL backend {}",
         cases_at_city as f64 / backlog_secs,
         rows as f64 / backlog_secs,
-        args.batch_changes
+        args.batch_changes,
+        backend_cpu.map_or("unknown".into(), |s| format!("{s:.1} s"))
     );
+    println!(
+        "             the sink's writer waited {feed_wait:.1} s for the feed reader and {write_secs:.1} s for PostgreSQL; load average {}",
+        load_average()
+    );
+
+    // With --from the hall is not written: a small city of its own takes over the
+    // database (its rows stay) and ingests the live sync.
+    let (city_node, city) = match live.take() {
+        Some(branch) => {
+            live = Some(branch);
+            (hall, city)
+        }
+        None => {
+            sink.abort();
+            let taken = Postgres::connect(url, Duration::from_secs(30)).await?;
+            taken.release_feed().await?;
+            let (new_city, branch) = live_city(args, root, now, &items).await?;
+            live = Some(branch);
+            let store = new_city.store.clone();
+            *state.lock().unwrap_or_else(|e| e.into_inner()) = SinkState::default();
+            sink = spawn_sink(&store, url, args.batch_changes, &state);
+            let head = store.feed_head().await?;
+            wait_until(&state, head, Duration::from_secs(600)).await?;
+            hall.store.shutdown().await;
+            (new_city, store)
+        }
+    };
+    let Some((live, live_station)) = live else {
+        anyhow::bail!("no live branch");
+    };
 
     // Live: the districts push what their stations sent while the sink runs.
     let samples = Arc::new(Mutex::new(Vec::<(f64, u64, u64)>::new()));
@@ -250,12 +212,12 @@ async fn run(args: &SinkBenchArgs, root: &std::path::Path, url: &str) -> anyhow:
         caught_up_secs - ingest_secs
     );
     let (total, tables) = postgres.sizes().await?;
-    let cases_now = city.case_count().await?;
+    let cases_now = postgres.row_count("cases").await?;
     println!(
-        "  PostgreSQL: {:.0} MB for {cases_now} cases ({:.2} KB per case, indexes included); the city's SQLite: {:.0} MB",
+        "  PostgreSQL: {:.0} MB for {cases_now} cases ({:.2} KB per case, indexes included); the hall's SQLite: {:.0} MB",
         total as f64 / 1e6,
         total as f64 / 1e3 / cases_now.max(1) as f64,
-        city.disk_bytes() as f64 / 1e6
+        sqlite_bytes as f64 / 1e6
     );
     for (table, bytes) in tables.iter().filter(|(_, b)| *b > 1_000_000) {
         println!("              {table}: {:.0} MB", *bytes as f64 / 1e6);
@@ -286,6 +248,200 @@ async fn run(args: &SinkBenchArgs, root: &std::path::Path, url: &str) -> anyhow:
     live_station.store.shutdown().await;
     city.shutdown().await;
     Ok(())
+}
+
+/// Builds the city with the backlog (`--cases` from [`STATIONS`] districts, one station
+/// each) and the district and station that hold the live sync, not yet at the city.
+async fn prepare_city(
+    args: &SinkBenchArgs,
+    root: &std::path::Path,
+    now: u64,
+    items: &Arc<Vec<yizhan_sync::domain::item::Item>>,
+) -> anyhow::Result<(TreeNode, (TreeNode, TreeNode))> {
+    // Preparation is not measured: the nodes' durability settings do not matter here.
+    let city = new_city(root, 1, now).await?;
+    let per_station = args.cases / STATIONS;
+    let backlog_span = (SPAN_MS - LIVE_SPAN_MS - 86_400_000) / STATIONS;
+    // Concurrent writers record cases out of time order by up to `concurrency` cases'
+    // spacing; with few cases that spacing is hours, so fewer writers keep it under the
+    // store's six-hour clock check.
+    let concurrency = (per_station * 3 * 3_600_000 / backlog_span).clamp(1, 16);
+    // Each district with its one station is filled, synced up to the city and deleted
+    // in turn, so the disk holds the city and one district and station at a time.
+    for n in 0..STATIONS {
+        let (hall, station) = branch(root, &city, n, 2 + 2 * n as u8, now).await?;
+        let start = now - SPAN_MS + n * backlog_span;
+        super::fill_cases(
+            &station.store,
+            items.clone(),
+            per_station,
+            concurrency,
+            start,
+            backlog_span,
+        )
+        .await?;
+        tree::transfer(&station, &hall).await?;
+        tree::transfer(&hall, &city).await?;
+        for node in [station, hall] {
+            node.store.shutdown().await;
+            if let Some(dir) = node.store.path().parent() {
+                std::fs::remove_dir_all(dir)?;
+            }
+        }
+    }
+    let live = live_branch(args, root, &city, 2 + 2 * STATIONS as u8, now, items).await?;
+    Ok((city, live))
+}
+
+/// A small city of its own (no backlog) with the district and station of the live sync,
+/// for `--from`.
+async fn live_city(
+    args: &SinkBenchArgs,
+    root: &std::path::Path,
+    now: u64,
+    items: &Arc<Vec<yizhan_sync::domain::item::Item>>,
+) -> anyhow::Result<(TreeNode, (TreeNode, TreeNode))> {
+    // Seed 1 is the hall's of --from; this city's key differs.
+    let city = new_city(root, 200, now).await?;
+    let live = live_branch(args, root, &city, 201, now, items).await?;
+    Ok((city, live))
+}
+
+/// The live part waits at a district of its own until the city takes it in.
+async fn live_branch(
+    args: &SinkBenchArgs,
+    root: &std::path::Path,
+    city: &TreeNode,
+    seed: u8,
+    now: u64,
+    items: &Arc<Vec<yizhan_sync::domain::item::Item>>,
+) -> anyhow::Result<(TreeNode, TreeNode)> {
+    let (live, live_station) = branch(root, city, STATIONS, seed, now).await?;
+    super::fill_cases(
+        &live_station.store,
+        items.clone(),
+        args.live_cases,
+        (args.live_cases * 3 * 3_600_000 / (LIVE_SPAN_MS / 2)).clamp(1, 16),
+        now - LIVE_SPAN_MS,
+        LIVE_SPAN_MS / 2,
+    )
+    .await?;
+    tree::transfer(&live_station, &live).await?;
+    Ok((live, live_station))
+}
+
+/// The cases span 14 months before now; the live ones the last three days.
+const SPAN_MS: u64 = 420 * 86_400_000;
+const LIVE_SPAN_MS: u64 = 3 * 86_400_000;
+
+async fn new_city(root: &std::path::Path, seed: u8, now: u64) -> anyhow::Result<TreeNode> {
+    let city = tree::open_node(root, seed, NodeRole::City, "440300", Synchronous::Normal).await?;
+    for item in crate::demo::demo_catalog() {
+        city.store
+            .publish_item(
+                Scope::catalog(&DivisionCode::parse("440300").expect("valid")),
+                item,
+                now - SPAN_MS - 86_400_000,
+            )
+            .await?;
+    }
+    Ok(city)
+}
+
+/// District `n` below `city` (`4403NN`, NN = n + 2) with its one station, enrolled and
+/// holding the catalog; keys from `seed` and the one after it.
+async fn branch(
+    root: &std::path::Path,
+    city: &TreeNode,
+    n: u64,
+    seed: u8,
+    now: u64,
+) -> anyhow::Result<(TreeNode, TreeNode)> {
+    let district = format!("4403{:02}", n + 2);
+    let hall = tree::open_node(
+        root,
+        seed,
+        NodeRole::District,
+        &district,
+        Synchronous::Normal,
+    )
+    .await?;
+    tree::enroll(city, &hall, now - SPAN_MS).await?;
+    let station = tree::open_node(
+        root,
+        seed.wrapping_add(1),
+        NodeRole::Station,
+        &format!("{district}001001"),
+        Synchronous::Normal,
+    )
+    .await?;
+    tree::enroll(&hall, &station, now - SPAN_MS).await?;
+    tree::transfer(city, &hall).await?;
+    tree::transfer(&hall, &station).await?;
+    Ok((hall, station))
+}
+
+/// Opens the one `city-…` or `district-…` data dir under `dir` (`--from`).
+async fn open_existing(dir: &std::path::Path) -> anyhow::Result<TreeNode> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let Some((role, division)) = name.split_once('-') else {
+            continue;
+        };
+        let role = match role {
+            "city" => NodeRole::City,
+            "district" => NodeRole::District,
+            "subdistrict" => NodeRole::Subdistrict,
+            _ => continue,
+        };
+        if dir.join(&name).join("yizhan.db").is_file() {
+            found.push((role, division.to_string()));
+        }
+    }
+    let [(role, division)] = found.as_slice() else {
+        anyhow::bail!(
+            "{} should hold one hall's data dir (city-DIVISION or district-DIVISION with a yizhan.db), found {}",
+            dir.display(),
+            found.len()
+        );
+    };
+    tree::open_node(dir, 1, *role, division, Synchronous::Normal).await
+}
+
+fn spawn_sink(
+    store: &crate::store::Store,
+    url: &str,
+    batch_changes: u32,
+    state: &Arc<Mutex<SinkState>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(
+        Sink {
+            store: store.clone(),
+            url: url.to_string(),
+            batch_changes,
+            timeout: Duration::from_secs(120),
+            state: state.clone(),
+        }
+        .run(),
+    )
+}
+
+/// The process id of the sink's PostgreSQL backend, once it has connected.
+async fn sink_backend(postgres: &Postgres) -> Option<i32> {
+    for _ in 0..200 {
+        if let Ok(Some(pid)) = postgres.backend_of("yizhan-sink").await {
+            return Some(pid);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 async fn wait_until(

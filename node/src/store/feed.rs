@@ -11,12 +11,14 @@
 //! The reader has its own read-only connection, so the sink never waits for (or takes) one
 //! of the connections that serve pages and the API.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::ReadDoc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use yizhan_sync::doc;
-use yizhan_sync::ids::{DocId, DocKind, hex};
+use yizhan_sync::domain::calendar::Date;
+use yizhan_sync::domain::supervision::SupervisionNotice;
+use yizhan_sync::ids::{DocId, DocKind, Scope, hex};
 
 use super::{BUSY_TIMEOUT, Store, StoreError};
 
@@ -163,6 +165,9 @@ pub struct FeedSupervision {
     pub todo: String,
     pub reply_days: i64,
     pub issued_ms: i64,
+    /// The last day to reply (`YYYY-MM-DD`), counted on the issuing hall's calendar as
+    /// the node's pages count it (`SupervisionNotice::reply_due`).
+    pub reply_due: String,
     pub body_json: String,
 }
 
@@ -197,6 +202,13 @@ pub struct FeedBatch {
     pub notices: Vec<FeedNotice>,
     pub supervision: Vec<FeedSupervision>,
     pub replies: Vec<FeedReply>,
+    /// Cases the batch touched whose rows an earlier batch of the same reader already
+    /// carried as they are now.
+    pub cases_read_before: u64,
+    /// Whether the batch writes a row the batch before it (read by the same reader) also
+    /// writes: a case or record in both, or items or registries in either. Only batches
+    /// that do not overlap are written while the one before commits.
+    pub overlaps_previous: bool,
     /// The generation of the derived rows when the batch was read: when it differs from
     /// the one the sink started with, rows changed outside the log and the whole feed is
     /// written again.
@@ -232,7 +244,19 @@ pub struct FeedReader {
     conn: Connection,
     origin_node: String,
     origin_epoch: u32,
+    /// Cases whose rows this reader has read, with the head of the snapshot it read them
+    /// in: a later batch whose changes to the case are all at or before that head would
+    /// read the same rows again, so it leaves them out (see [`FeedReader::read`]).
+    read_at: HashMap<String, u64>,
+    /// The cases and records the last batch wrote, and whether it wrote items or
+    /// registries (for [`FeedBatch::overlaps_previous`]).
+    last_written: HashSet<String>,
+    last_shared: bool,
 }
+
+/// At most this many cases are remembered in [`FeedReader::read_at`] (about 100 MB at
+/// most); beyond it, cases are simply read again.
+const READ_AT_MAX: usize = 1_000_000;
 
 impl std::fmt::Debug for FeedReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -255,6 +279,9 @@ impl Store {
             conn,
             origin_node: origin.node.to_hex(),
             origin_epoch: origin.epoch,
+            read_at: HashMap::new(),
+            last_written: HashSet::new(),
+            last_shared: false,
         })
     }
 }
@@ -272,6 +299,28 @@ pub(super) fn bump_generation(conn: &Connection) -> rusqlite::Result<()> {
         [GENERATION_KEY],
     )?;
     Ok(())
+}
+
+/// Whether a supervision notice's reply deadline may count on calendar years from
+/// `from_year` on (all years when `None`): those issued since the start of the year before
+/// (a reply is due within 60 working days). The sink writes their due dates, so a change
+/// to those years makes it write its feed again, as for cases' deadlines.
+pub(super) fn supervision_due_may_change(
+    conn: &Connection,
+    from_year: Option<i32>,
+) -> rusqlite::Result<bool> {
+    let since_ms = match from_year {
+        // Midnight in China (UTC+8) of the first day of the year before.
+        Some(year) => Date::from_ymd(year - 1, 1, 1).map_or(0, |d| {
+            i64::from(d.days_since_epoch()) * 86_400_000 - 8 * 3_600_000
+        }),
+        None => 0,
+    };
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM supervision_notices WHERE issued_ms >= ?1)",
+        [since_ms],
+        |r| r.get(0),
+    )
 }
 
 impl FeedReader {
@@ -294,8 +343,25 @@ impl FeedReader {
 
     /// The rows of the documents touched by at most `max_changes` changes after `after`,
     /// all read in one snapshot.
+    ///
+    /// A case whose rows this reader already read, in the snapshot of an earlier batch
+    /// that held every change to it in this batch, is left out: those rows are the ones
+    /// this batch would write, and they are in PostgreSQL before this batch's position
+    /// is (batches commit in order, and a batch that fails ends the reader). A backlog
+    /// then writes each case once, not once per batch its changes fall in.
     pub fn read(&mut self, after: u64, max_changes: u32) -> Result<FeedBatch, StoreError> {
-        let tx = self.conn.transaction()?;
+        let FeedReader {
+            conn,
+            read_at,
+            last_written,
+            last_shared,
+            ..
+        } = self;
+        if read_at.len() >= READ_AT_MAX {
+            // Cases read at or before `after` will change again only after it.
+            read_at.retain(|_, head| *head > after);
+        }
+        let tx = conn.transaction()?;
         let head: Option<i64> =
             tx.query_row("SELECT max(local_seq) FROM changes", [], |r| r.get(0))?;
         let mut batch = FeedBatch {
@@ -305,7 +371,8 @@ impl FeedReader {
             generation: generation(&tx)?,
             ..FeedBatch::default()
         };
-        let mut cases = BTreeSet::new();
+        // Each case touched, with the newest of its changes in the batch.
+        let mut cases: BTreeMap<String, u64> = BTreeMap::new();
         let mut items: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         let mut registries = BTreeSet::new();
         let mut records: BTreeSet<(&'static str, String)> = BTreeSet::new();
@@ -331,7 +398,7 @@ impl FeedReader {
                 *newest = (*newest).max(seq as u64);
                 match DocId::parse(&doc_id).as_ref().and_then(DocKind::of_id) {
                     Some(DocKind::Case) => {
-                        cases.insert(doc_id);
+                        cases.insert(doc_id, local_seq as u64);
                     }
                     Some(DocKind::Item) => {
                         let hashes = items.entry(doc_id).or_default();
@@ -360,10 +427,17 @@ impl FeedReader {
                 seq,
             })
             .collect();
-        for id in &cases {
-            if let Some(case) = read_case(&tx, id)? {
+        for (id, newest) in cases {
+            if read_at.get(&id).is_some_and(|head| newest <= *head) {
+                batch.cases_read_before += 1;
+                continue;
+            }
+            if let Some(case) = read_case(&tx, &id)? {
                 batch.cases.push(case);
-                read_events(&tx, id, &mut batch.events)?;
+                read_events(&tx, &id, &mut batch.events)?;
+                if read_at.len() < READ_AT_MAX {
+                    read_at.insert(id, batch.head);
+                }
             }
         }
         for (id, hashes) in &items {
@@ -381,22 +455,37 @@ impl FeedReader {
                 .collect::<Result<Vec<(String, String)>, _>>()?;
             batch.registries.push(FeedRegistry { scope, records });
         }
+        let mut calendars = None;
         for (kind, id) in &records {
             if let Some(kind) = DocKind::parse(kind) {
-                read_record(&tx, kind, id, &mut batch)?;
+                read_record(&tx, kind, id, &mut calendars, &mut batch)?;
             }
         }
         tx.finish()?;
+        let written: HashSet<String> = batch
+            .cases
+            .iter()
+            .map(|c| c.id.clone())
+            .chain(records.into_iter().map(|(_, id)| id))
+            .collect();
+        let shared = !batch.items.is_empty()
+            || !batch.item_versions.is_empty()
+            || !batch.registries.is_empty();
+        batch.overlaps_previous = shared || *last_shared || !written.is_disjoint(last_written);
+        *last_written = written;
+        *last_shared = shared;
         Ok(batch)
     }
 }
 
 /// The row of a notice, supervision notice or reply document, into its list of `batch`
-/// (none when the document derived no row: a refused change's document).
+/// (none when the document derived no row: a refused change's document). `calendars` is
+/// read from `conn` (the same snapshot) at the first supervision notice.
 fn read_record(
     conn: &Connection,
     kind: DocKind,
     id: &str,
+    calendars: &mut Option<super::calendars::Calendars>,
     batch: &mut FeedBatch,
 ) -> Result<(), StoreError> {
     match kind {
@@ -443,11 +532,19 @@ fn read_record(
                         todo: r.get(6)?,
                         reply_days: r.get(7)?,
                         issued_ms: r.get(8)?,
+                        reply_due: String::new(),
                         body_json: r.get(9)?,
                     })
                 })
                 .optional()?;
-            batch.supervision.extend(row);
+            if let Some(mut row) = row {
+                if calendars.is_none() {
+                    *calendars = Some(super::calendars::Calendars::load(conn)?);
+                }
+                let calendars = calendars.as_ref().expect("loaded above");
+                row.reply_due = reply_due(conn, calendars, &row)?.to_string();
+                batch.supervision.push(row);
+            }
         }
         DocKind::Reply => {
             let row = conn
@@ -472,6 +569,30 @@ fn read_record(
         _ => {}
     }
     Ok(())
+}
+
+/// The last day to reply to a supervision notice: on the calendar of the hall that issued
+/// it (its division as this node's registries record it; the station's when this node
+/// lacks the record, as the node's pages count it).
+fn reply_due(
+    conn: &Connection,
+    calendars: &super::calendars::Calendars,
+    row: &FeedSupervision,
+) -> Result<Date, StoreError> {
+    let notice: SupervisionNotice =
+        serde_json::from_str(&row.body_json).map_err(|e| StoreError::Corrupt {
+            id: row.id.clone(),
+            message: format!("the supervision notice does not read: {e}"),
+        })?;
+    let station = Scope::parse(&row.scope)
+        .map(|s| s.division())
+        .ok_or_else(|| StoreError::Corrupt {
+            id: row.id.clone(),
+            message: format!("{} is not a scope", row.scope),
+        })?;
+    let hall = super::notices::record_of(conn, &row.node)?.map(|r| r.division);
+    let calendar = calendars.for_division(hall.as_ref().unwrap_or(&station));
+    Ok(notice.reply_due(&calendar))
 }
 
 fn generation(conn: &Connection) -> Result<i64, StoreError> {
@@ -695,9 +816,10 @@ impl Store {
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
+            let mut calendars = None;
             for (kind, id) in ids {
                 if let Some(kind) = DocKind::parse(&kind) {
-                    read_record(conn, kind, &id, &mut batch)?;
+                    read_record(conn, kind, &id, &mut calendars, &mut batch)?;
                 }
             }
             batch.notices.iter().for_each(|n| rows.add_notice(n));

@@ -96,21 +96,7 @@ impl Store {
     /// stations). The sync server looks up each caller with it before reading a byte of
     /// the request's body: one small read for that node alone.
     pub async fn node_record(&self, node_hex: String) -> Result<Option<NodeRecord>, StoreError> {
-        self.read(move |conn| {
-            // Every record this node holds of the key; a revocation anywhere wins, as it
-            // does for sync (auth::Registry).
-            let records: Vec<NodeRecord> = conn
-                .prepare_cached(
-                    "SELECT record_json FROM peers WHERE node_id = ?1
-                     UNION ALL SELECT record_json FROM registry_records WHERE node_id = ?1",
-                )?
-                .query_map([&node_hex], |r| r.get::<_, String>(0))?
-                .filter_map(|j| j.ok().and_then(|j| serde_json::from_str(&j).ok()))
-                .collect();
-            let revoked = records.iter().find(|r| r.revoked.is_some()).cloned();
-            Ok(revoked.or_else(|| records.into_iter().next()))
-        })
-        .await
+        self.read(move |conn| record_of(conn, &node_hex)).await
     }
 
     /// A notice by its number.
@@ -521,4 +507,22 @@ fn stored(
             .map_err(|_| corrupt("signature is not 64 bytes"))?,
         issued_ms,
     })
+}
+
+/// The record this node holds of a node key (hex): every record of the key; a revocation
+/// anywhere wins, as it does for sync (auth::Registry).
+pub(super) fn record_of(
+    conn: &rusqlite::Connection,
+    node_hex: &str,
+) -> Result<Option<NodeRecord>, StoreError> {
+    let records: Vec<NodeRecord> = conn
+        .prepare_cached(
+            "SELECT record_json FROM peers WHERE node_id = ?1
+             UNION ALL SELECT record_json FROM registry_records WHERE node_id = ?1",
+        )?
+        .query_map([node_hex], |r| r.get::<_, String>(0))?
+        .filter_map(|j| j.ok().and_then(|j| serde_json::from_str(&j).ok()))
+        .collect();
+    let revoked = records.iter().find(|r| r.revoked.is_some()).cloned();
+    Ok(revoked.or_else(|| records.into_iter().next()))
 }

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "notices_supervision",
         include_str!("postgres/003_notices_supervision.sql"),
     ),
+    (
+        4,
+        "partition_notices_due",
+        include_str!("postgres/004_partition_notices_due.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema version this build writes.
@@ -187,6 +192,11 @@ impl Postgres {
     /// Applies the migrations PostgreSQL lacks, each in the same transaction as its
     /// record; returns how many it applied.
     pub async fn migrate(&mut self) -> Result<u32, SinkError> {
+        self.migrate_to(PG_SCHEMA_VERSION).await
+    }
+
+    /// Applies the migrations PostgreSQL lacks up to version `last`.
+    async fn migrate_to(&mut self, last: i32) -> Result<u32, SinkError> {
         let tx = self.client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
@@ -213,7 +223,10 @@ impl Postgres {
             });
         }
         let mut applied = 0;
-        for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > found) {
+        for (version, name, sql) in MIGRATIONS
+            .iter()
+            .filter(|(v, _, _)| *v > found && *v <= last)
+        {
             tx.batch_execute(sql).await?;
             tx.execute(
                 "INSERT INTO yizhan.sink_migrations (version, name) VALUES ($1, $2)",
@@ -318,40 +331,57 @@ impl Postgres {
         identity: &FeedIdentity,
         batch: &FeedBatch,
     ) -> Result<Written, SinkError> {
-        let case_months: BTreeSet<String> = batch
-            .cases
-            .iter()
-            .map(|c| month_of(&c.created_on))
-            .collect();
-        let event_months: BTreeSet<String> = batch
-            .events
-            .iter()
-            .map(|e| month_of(&event_day(e)))
-            .collect();
+        self.write_after(identity, batch, std::future::ready(true))
+            .await
+    }
+
+    /// Whether writing `batch` may run while another connection writes the batch before
+    /// it: their rows do not overlap (`FeedBatch::overlaps_previous`) and every month
+    /// partition it needs exists already (creating one locks its table).
+    pub fn may_overlap(&self, batch: &FeedBatch) -> bool {
+        !batch.overlaps_previous
+            && partitions_of(batch)
+                .iter()
+                .all(|(name, _, _)| self.partitions.contains(name))
+    }
+
+    /// [`Postgres::write`] on one of two connections: the rows first, then, once `before`
+    /// says the batch before this one committed (on the other connection), the position
+    /// and the commit. The position still moves only from where the previous batch left
+    /// it, so batches commit in the feed's order or not at all. A batch that may not
+    /// overlap ([`Postgres::may_overlap`]) waits for `before` before it starts.
+    pub async fn write_after(
+        &mut self,
+        identity: &FeedIdentity,
+        batch: &FeedBatch,
+        before: impl std::future::Future<Output = bool>,
+    ) -> Result<Written, SinkError> {
+        let mut before = std::pin::pin!(before);
+        let overlap = self.may_overlap(batch);
+        if !overlap && !before.as_mut().await {
+            return Err(SinkError::PositionMoved);
+        }
         let mut created = Vec::new();
         let tx = self.client.transaction().await?;
-        for (table, months) in [("cases", &case_months), ("case_events", &event_months)] {
-            for month in months {
-                let name = format!("{table}_y{}m{}", &month[..4], &month[5..7]);
-                if self.partitions.contains(&name) {
-                    continue;
-                }
-                let Some(from) = Date::from_str(&format!("{month}-01")).ok() else {
-                    continue;
-                };
-                let (y, m, _) = from.ymd();
-                let to = if m == 12 {
-                    format!("{}-01-01", y + 1)
-                } else {
-                    format!("{y:04}-{:02}-01", m + 1)
-                };
-                tx.batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS yizhan.{name} PARTITION OF yizhan.{table}
-                     FOR VALUES FROM ('{month}-01') TO ('{to}')"
-                ))
-                .await?;
-                created.push(name);
+        for (name, table, month) in partitions_of(batch) {
+            if self.partitions.contains(&name) {
+                continue;
             }
+            let Some(from) = Date::from_str(&format!("{month}-01")).ok() else {
+                continue;
+            };
+            let (y, m, _) = from.ymd();
+            let to = if m == 12 {
+                format!("{}-01-01", y + 1)
+            } else {
+                format!("{y:04}-{:02}-01", m + 1)
+            };
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS yizhan.{name} PARTITION OF yizhan.{table}
+                 FOR VALUES FROM ('{month}-01') TO ('{to}')"
+            ))
+            .await?;
+            created.push(name);
         }
         let mut written = Written::default();
         if !batch.cases.is_empty() {
@@ -430,6 +460,11 @@ impl Postgres {
         if !batch.replies.is_empty() {
             written.rows += upsert_replies(&tx, &batch.replies).await?;
         }
+        // The rows are in; what every batch touches (the origins' rows, the position) waits
+        // for the batch before, so the two connections never wait on each other.
+        if overlap && !before.as_mut().await {
+            return Err(SinkError::PositionMoved);
+        }
         if !batch.origins.is_empty() {
             let node: Vec<&str> = batch.origins.iter().map(|o| o.node.as_str()).collect();
             let epoch: Vec<i64> = batch.origins.iter().map(|o| i64::from(o.epoch)).collect();
@@ -462,6 +497,28 @@ impl Postgres {
         tx.commit().await?;
         self.partitions.extend(created);
         Ok(written)
+    }
+
+    /// Forgets which node feeds this database, keeping its rows, so another node's sink
+    /// may take it over (the benchmark's live part after `--from`).
+    pub async fn release_feed(&self) -> Result<(), SinkError> {
+        self.client
+            .execute("DELETE FROM yizhan.feed_position", &[])
+            .await?;
+        Ok(())
+    }
+
+    /// The process id of the server backend serving another connection of `application`.
+    pub async fn backend_of(&self, application: &str) -> Result<Option<i32>, SinkError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity
+                 WHERE application_name = $1 AND pid <> pg_backend_pid() LIMIT 1",
+                &[&application],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// Bytes PostgreSQL uses for the database, and for each table (partitions summed),
@@ -642,7 +699,7 @@ impl Postgres {
             .client
             .query(
                 "SELECT id, 'case/' || division, case_id, node, staff, reason, todo,
-                        reply_days::bigint, issued_ms, body::text
+                        reply_days::bigint, issued_ms, coalesce(reply_due::text, ''), body::text
                  FROM yizhan.supervision_notices",
                 &[],
             )
@@ -658,7 +715,8 @@ impl Postgres {
                 todo: r.get(6),
                 reply_days: r.get(7),
                 issued_ms: r.get(8),
-                body_json: r.get(9),
+                reply_due: r.get(9),
+                body_json: r.get(10),
             });
         }
         for r in self
@@ -689,6 +747,18 @@ impl Postgres {
             (
                 "event",
                 "SELECT case_id || ' ' || event_id FROM yizhan.case_events GROUP BY case_id, event_id HAVING count(*) > 1",
+            ),
+            (
+                "notice",
+                "SELECT number FROM yizhan.notices GROUP BY number HAVING count(*) > 1",
+            ),
+            (
+                "supervision notice",
+                "SELECT id FROM yizhan.supervision_notices GROUP BY id HAVING count(*) > 1",
+            ),
+            (
+                "reply",
+                "SELECT id FROM yizhan.supervision_replies GROUP BY id HAVING count(*) > 1",
             ),
         ] {
             for r in self.client.query(sql, &[]).await? {
@@ -787,6 +857,53 @@ fn plain_identifier(name: &str) -> Result<&str, SinkError> {
     }
 }
 
+/// The month partitions a batch writes into: `(partition, table, YYYY-MM)`.
+fn partitions_of(batch: &FeedBatch) -> Vec<(String, &'static str, String)> {
+    let day_of_ms = |ms: i64| Date::from_unix_ms_cst(ms).to_string();
+    let mut months: BTreeSet<(&'static str, String)> = BTreeSet::new();
+    months.extend(
+        batch
+            .cases
+            .iter()
+            .map(|c| ("cases", month_of(&c.created_on))),
+    );
+    months.extend(
+        batch
+            .events
+            .iter()
+            .map(|e| ("case_events", month_of(&event_day(e)))),
+    );
+    months.extend(
+        batch
+            .notices
+            .iter()
+            .map(|n| ("notices", month_of(&day_of_ms(n.issued_ms)))),
+    );
+    months.extend(
+        batch
+            .supervision
+            .iter()
+            .map(|n| ("supervision_notices", month_of(&day_of_ms(n.issued_ms)))),
+    );
+    months.extend(
+        batch
+            .replies
+            .iter()
+            .map(|r| ("supervision_replies", month_of(&day_of_ms(r.replied_ms)))),
+    );
+    months
+        .into_iter()
+        .filter(|(_, month)| month.len() == 7)
+        .map(|(table, month)| {
+            (
+                format!("{table}_y{}m{}", &month[..4], &month[5..7]),
+                table,
+                month,
+            )
+        })
+        .collect()
+}
+
 /// `YYYY-MM` of a `YYYY-MM-DD` day.
 fn month_of(day: &str) -> String {
     day.get(..7).unwrap_or("0000-01").to_string()
@@ -871,7 +988,7 @@ async fn upsert_cases(
         col!(rectify_due),
         col!(rectified_on),
     );
-    let params: [&(dyn ToSql + Sync); 39] = [
+    let columns: [&(dyn ToSql + Sync); 39] = [
         &id,
         &scope,
         &division,
@@ -912,7 +1029,8 @@ async fn upsert_cases(
         &rectify_due,
         &rectified_on,
     ];
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "cases",
         &[
             ("id", "text", ""),
@@ -956,8 +1074,9 @@ async fn upsert_cases(
             ("rectified_on", "text", "date"),
         ],
         "id, created_on",
-    );
-    Ok(tx.execute(&sql, &params).await?)
+        &columns,
+    )
+    .await
 }
 
 async fn upsert_events(
@@ -982,7 +1101,8 @@ async fn upsert_events(
         col!(voided),
         col!(body_json),
     );
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "case_events",
         &[
             ("case_id", "text", ""),
@@ -998,16 +1118,12 @@ async fn upsert_events(
             ("body", "text", "jsonb"),
         ],
         "case_id, event_id, at_on",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &case_id, &event_id, &at_hlc, &at_ms, &at_on, &node, &staff, &kind, &conflict,
-                &voided, &body,
-            ],
-        )
-        .await?)
+        &[
+            &case_id, &event_id, &at_hlc, &at_ms, &at_on, &node, &staff, &kind, &conflict, &voided,
+            &body,
+        ],
+    )
+    .await
 }
 
 async fn upsert_items(
@@ -1019,7 +1135,8 @@ async fn upsert_items(
             items.iter().map(|i| i.$f.clone()).collect::<Vec<_>>()
         };
     }
-    let sql = upsert_sql(
+    upsert(
+        tx,
         "items",
         &[
             ("id", "text", ""),
@@ -1039,29 +1156,25 @@ async fn upsert_items(
             ("body", "text", "jsonb"),
         ],
         "id",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &col!(id),
-                &col!(scope),
-                &col!(impl_code),
-                &col!(basic_code),
-                &col!(name),
-                &col!(category),
-                &col!(kind),
-                &col!(level),
-                &col!(case_type),
-                &col!(legal_days),
-                &col!(committed_days),
-                &col!(status),
-                &col!(version),
-                &col!(search_text),
-                &col!(body_json),
-            ],
-        )
-        .await?)
+        &[
+            &col!(id),
+            &col!(scope),
+            &col!(impl_code),
+            &col!(basic_code),
+            &col!(name),
+            &col!(category),
+            &col!(kind),
+            &col!(level),
+            &col!(case_type),
+            &col!(legal_days),
+            &col!(committed_days),
+            &col!(status),
+            &col!(version),
+            &col!(search_text),
+            &col!(body_json),
+        ],
+    )
+    .await
 }
 
 async fn upsert_notices(
@@ -1082,7 +1195,12 @@ async fn upsert_notices(
         places_of[1].push(subdistrict);
         places_of[2].push(district);
     }
-    let sql = upsert_sql(
+    let issued_on: Vec<String> = notices
+        .iter()
+        .map(|n| Date::from_unix_ms_cst(n.issued_ms).to_string())
+        .collect();
+    upsert(
+        tx,
         "notices",
         &[
             ("number", "text", ""),
@@ -1095,34 +1213,32 @@ async fn upsert_notices(
             ("node", "text", ""),
             ("kind", "text", ""),
             ("issued_ms", "bigint", ""),
+            ("issued_on", "text", "date"),
             ("supersedes", "text", ""),
             ("digest", "text", ""),
             ("seal", "text", ""),
             ("content", "text", ""),
         ],
-        "number",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &col!(number),
-                &col!(doc_id),
-                &col!(case_id),
-                &division,
-                &places_of[0],
-                &places_of[1],
-                &places_of[2],
-                &col!(node),
-                &col!(kind),
-                &col!(issued_ms),
-                &col!(supersedes),
-                &col!(digest),
-                &col!(seal),
-                &col!(content_json),
-            ],
-        )
-        .await?)
+        "number, issued_on",
+        &[
+            &col!(number),
+            &col!(doc_id),
+            &col!(case_id),
+            &division,
+            &places_of[0],
+            &places_of[1],
+            &places_of[2],
+            &col!(node),
+            &col!(kind),
+            &col!(issued_ms),
+            &issued_on,
+            &col!(supersedes),
+            &col!(digest),
+            &col!(seal),
+            &col!(content_json),
+        ],
+    )
+    .await
 }
 
 async fn upsert_supervision(
@@ -1143,7 +1259,12 @@ async fn upsert_supervision(
         places_of[1].push(subdistrict);
         places_of[2].push(district);
     }
-    let sql = upsert_sql(
+    let issued_on: Vec<String> = notices
+        .iter()
+        .map(|n| Date::from_unix_ms_cst(n.issued_ms).to_string())
+        .collect();
+    upsert(
+        tx,
         "supervision_notices",
         &[
             ("id", "text", ""),
@@ -1158,30 +1279,30 @@ async fn upsert_supervision(
             ("todo", "text", ""),
             ("reply_days", "bigint", "int"),
             ("issued_ms", "bigint", ""),
+            ("issued_on", "text", "date"),
+            ("reply_due", "text", "date"),
             ("body", "text", "jsonb"),
         ],
-        "id",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &col!(id),
-                &division,
-                &places_of[0],
-                &places_of[1],
-                &places_of[2],
-                &col!(case_id),
-                &col!(node),
-                &col!(staff),
-                &col!(reason),
-                &col!(todo),
-                &col!(reply_days),
-                &col!(issued_ms),
-                &col!(body_json),
-            ],
-        )
-        .await?)
+        "id, issued_on",
+        &[
+            &col!(id),
+            &division,
+            &places_of[0],
+            &places_of[1],
+            &places_of[2],
+            &col!(case_id),
+            &col!(node),
+            &col!(staff),
+            &col!(reason),
+            &col!(todo),
+            &col!(reply_days),
+            &col!(issued_ms),
+            &issued_on,
+            &col!(reply_due),
+            &col!(body_json),
+        ],
+    )
+    .await
 }
 
 async fn upsert_replies(
@@ -1193,7 +1314,12 @@ async fn upsert_replies(
             replies.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
         };
     }
-    let sql = upsert_sql(
+    let replied_on: Vec<String> = replies
+        .iter()
+        .map(|r| Date::from_unix_ms_cst(r.replied_ms).to_string())
+        .collect();
+    upsert(
+        tx,
         "supervision_replies",
         &[
             ("id", "text", ""),
@@ -1202,29 +1328,44 @@ async fn upsert_replies(
             ("staff", "text", ""),
             ("text", "text", ""),
             ("replied_ms", "bigint", ""),
+            ("replied_on", "text", "date"),
             ("body", "text", "jsonb"),
         ],
-        "id",
-    );
-    Ok(tx
-        .execute(
-            &sql,
-            &[
-                &col!(id),
-                &col!(notice_id),
-                &col!(node),
-                &col!(staff),
-                &col!(text),
-                &col!(replied_ms),
-                &col!(body_json),
-            ],
-        )
-        .await?)
+        "id, replied_on",
+        &[
+            &col!(id),
+            &col!(notice_id),
+            &col!(node),
+            &col!(staff),
+            &col!(text),
+            &col!(replied_ms),
+            &replied_on,
+            &col!(body_json),
+        ],
+    )
+    .await
+}
+
+/// Upserts the rows of `columns` (one array each) into `yizhan.TABLE`, for columns
+/// `(name, type sent, cast in SQL or "")` keyed by `key`, in one statement.
+///
+/// Measured against a binary `COPY` into a temporary staging table and one `INSERT …
+/// SELECT` from it (docs/benchmarks.md, "Sink"): the same PostgreSQL CPU within noise
+/// (the executor, the indexes and the WAL cost the same either way) and more on the
+/// node's side, so the arrays stay.
+async fn upsert(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    spec: &[(&str, &str, &str)],
+    key: &str,
+    columns: &[&(dyn ToSql + Sync)],
+) -> Result<u64, SinkError> {
+    Ok(tx.execute(&upsert_sql(table, spec, key), columns).await?)
 }
 
 /// `INSERT INTO yizhan.TABLE (…) SELECT … FROM unnest($1::T1[], …) ON CONFLICT (KEY) DO
-/// UPDATE …` for columns `(name, array element type sent, cast in SQL or "")`. Rows that
-/// would not change are left alone, so writing a batch again makes no dead tuples.
+/// UPDATE …`. Rows that would not change are left alone, so writing a batch again makes
+/// no dead tuples.
 fn upsert_sql(table: &str, columns: &[(&str, &str, &str)], key: &str) -> String {
     let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
     let selected: Vec<String> = columns

@@ -133,7 +133,7 @@ impl WriteCtx {
         self.calendars_touched = true;
         if let Some(year) = changed {
             let cases = super::calendars::rederive_cases(&self.conn, &self.calendars, year)?;
-            if cases > 0 {
+            if cases > 0 || super::feed::supervision_due_may_change(&self.conn, Some(year))? {
                 super::feed::bump_generation(&self.conn)?;
             }
             tracing::info!(

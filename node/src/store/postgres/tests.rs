@@ -282,3 +282,154 @@ fn urls_lose_their_password_in_messages() {
         "postgres://yizhan@localhost/t1?host=/tmp/x"
     );
 }
+
+/// Migration 4 moves the notices, supervision notices and replies of an older schema into
+/// their month partitions, and sends the sink back to the start of its feed so every
+/// supervision notice gets its due date.
+#[tokio::test]
+async fn notices_move_into_month_partitions() {
+    let Some(url) = test_database("partition").await else {
+        return;
+    };
+    let mut pg = connect(&url).await;
+    assert_eq!(pg.migrate_to(3).await.unwrap(), 3);
+    // 2026-03-31 23:30 in China is 15:30 UTC: its row belongs to March, not April.
+    let march_31_late: i64 = 1_774_971_000_000;
+    let april_2: i64 = march_31_late + 2 * 86_400_000;
+    pg.client
+        .execute(
+            "INSERT INTO yizhan.feed_position (node_id, epoch, generation, local_seq)
+             VALUES ('n1', 1, 0, 50)",
+            &[],
+        )
+        .await
+        .unwrap();
+    for (number, ms) in [("N1", march_31_late), ("N2", april_2)] {
+        pg.client
+            .execute(
+                "INSERT INTO yizhan.notices (number, doc_id, case_id, division, node, kind,
+                     issued_ms, digest, seal, content)
+                 VALUES ($1, 'n-' || $1, 'c-1', '440399001001', 'n1', 'receipt', $2, 'd', 's', '{}')",
+                &[&number, &ms],
+            )
+            .await
+            .unwrap();
+    }
+    pg.client
+        .execute(
+            "INSERT INTO yizhan.supervision_notices (id, division, node, staff, reason, todo,
+                 reply_days, issued_ms, body)
+             VALUES ('s-1', '440399001001', 'h1', 'x', 'r', 't', 3, $1, '{}')",
+            &[&march_31_late],
+        )
+        .await
+        .unwrap();
+    pg.client
+        .execute(
+            "INSERT INTO yizhan.supervision_replies (id, notice_id, node, staff, text, replied_ms, body)
+             VALUES ('sr-1', 's-1', 'n1', 'x', 'done', $1, '{}')",
+            &[&april_2],
+        )
+        .await
+        .unwrap();
+    assert_eq!(pg.migrate().await.unwrap(), 1);
+    let rows = pg
+        .query_text(
+            "SELECT c.relname, number, issued_on FROM yizhan.notices n
+             JOIN pg_class c ON c.oid = n.tableoid ORDER BY number",
+            &[],
+        )
+        .await
+        .unwrap();
+    let text = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    assert_eq!(
+        rows,
+        vec![
+            text(&["notices_y2026m03", "N1", "2026-03-31"]),
+            text(&["notices_y2026m04", "N2", "2026-04-02"]),
+        ]
+    );
+    let rows = pg
+        .query_text(
+            "SELECT c.relname, id, issued_on, reply_due FROM yizhan.supervision_notices n
+             JOIN pg_class c ON c.oid = n.tableoid",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            Some("supervision_notices_y2026m03".into()),
+            Some("s-1".into()),
+            Some("2026-03-31".into()),
+            None
+        ]]
+    );
+    let rows = pg
+        .query_text(
+            "SELECT c.relname, replied_on FROM yizhan.supervision_replies r
+             JOIN pg_class c ON c.oid = r.tableoid",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![text(&["supervision_replies_y2026m04", "2026-04-02"])]
+    );
+    // No due date yet, so no state; the sink writes everything again from the start.
+    let rows = pg
+        .query_text("SELECT replies, state FROM yizhan.v_supervision", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec![Some("1".into()), None]]);
+    assert_eq!(pg.position().await.unwrap().unwrap().local_seq, 0);
+}
+
+/// A reader leaves out a case whose rows it already read in a snapshot that held the
+/// batch's changes to it, and reads it again once it changes after that snapshot.
+#[tokio::test]
+async fn a_case_read_whole_is_not_read_again_for_its_older_changes() {
+    let (_dir, store) = with_cases(2).await;
+    let mut reader = store.feed_reader().unwrap();
+    // The first change to a case (the intake of the first) reads it as it is now,
+    // accepted; the catalog's changes come before.
+    let mut first = reader.read(0, 1).unwrap();
+    for _ in 0..100 {
+        if !first.cases.is_empty() {
+            break;
+        }
+        first = reader.read(first.through, 1).unwrap();
+    }
+    assert_eq!(first.cases.len(), 1);
+    assert_eq!(first.cases[0].status, "accepted");
+    let id = first.cases[0].id.clone();
+    let mut after = first.through;
+    let mut again = 0;
+    for _ in 0..100 {
+        let batch = reader.read(after, 1).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.cases.iter().all(|c| c.id != id), "read again");
+        again += batch.cases_read_before;
+        after = batch.through;
+    }
+    assert_eq!(again, 2, "the acceptance of each case");
+    store
+        .act_on_case(
+            yizhan_sync::ids::DocId::parse(&id).unwrap(),
+            vec![NewAction::Do(yizhan_sync::domain::case::Action::Withdraw {
+                reason: "申请人撤回".into(),
+            })],
+            staff(),
+            crate::store::tests::at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    let later = reader.read(after, 10).unwrap();
+    assert_eq!(later.cases.len(), 1);
+    assert_eq!(later.cases[0].id, id);
+    store.shutdown().await;
+}

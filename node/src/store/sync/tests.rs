@@ -901,6 +901,84 @@ async fn notices_and_supervision_travel_the_tree() {
             .unwrap();
         assert_eq!(of_case.len(), 1);
     }
+    // A late reply to the notice about the station, and a notice issued today; then the
+    // district's feed into PostgreSQL: each supervision notice with the due day and the
+    // state the node's own list gives today.
+    station
+        .store
+        .reply_supervision(
+            about_station.id.clone(),
+            "已整改".into(),
+            lead(),
+            at("2026-03-10"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let supervisor = Staff {
+        username: "dubanyuan".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    district
+        .store
+        .issue_supervision(new(None, 5), supervisor, now_ms)
+        .await
+        .unwrap();
+    if let Some(url) = crate::store::postgres::tests::test_database("supervision").await {
+        let mut pg =
+            crate::store::postgres::Postgres::connect(&url, std::time::Duration::from_secs(10))
+                .await
+                .unwrap();
+        pg.migrate().await.unwrap();
+        let mut reader = district.store.feed_reader().unwrap();
+        let identity = reader.identity().unwrap();
+        let head = reader.head().unwrap();
+        let mut after = pg.start_feed(&identity, head).await.unwrap();
+        while after < head {
+            let batch = reader.read(after, 16).unwrap();
+            pg.write(&identity, &batch).await.unwrap();
+            after = batch.through;
+        }
+        let today = yizhan_sync::domain::calendar::Date::from_unix_ms_cst(now_ms as i64);
+        let mut expected: Vec<Vec<Option<String>>> = district
+            .store
+            .supervision_list(SupervisionFilter::default(), today, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| {
+                vec![
+                    Some(v.id),
+                    Some(v.due.to_string()),
+                    Some(v.state.as_str().to_string()),
+                ]
+            })
+            .collect();
+        expected.sort();
+        let states: Vec<&str> = expected
+            .iter()
+            .filter_map(|row| row[2].as_deref())
+            .collect();
+        assert_eq!(states.len(), 3);
+        for state in ["answered_on_time", "answered_late", "open"] {
+            assert!(states.contains(&state), "{state} in {states:?}");
+        }
+        let in_pg = pg
+            .query_text(
+                "SELECT id, reply_due, state FROM yizhan.v_supervision ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(in_pg, expected);
+        let (rows, duplicated) = pg.mirror_rows().await.unwrap();
+        assert!(duplicated.is_empty(), "{duplicated:?}");
+        let on_node = district.store.mirror_rows().await.unwrap();
+        assert_eq!(rows.differences(&on_node, 5), Vec::<String>::new());
+    }
     // Nothing refused anywhere, and every node rebuilds its rows to the same.
     for node in [&district, &sub, &station] {
         assert!(node.store.quarantined(10).await.unwrap().is_empty());
