@@ -398,21 +398,35 @@ impl Store {
             source,
         })?;
         configure(&conn, options.synchronous)?;
+        // Each step of opening, timed at debug level: start-up must not grow with the data.
+        let started = std::time::Instant::now();
+        let step = |name: &str| {
+            tracing::debug!(
+                store.step = name,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "opening the store"
+            );
+        };
         if options.migrate {
             migrations::run(&mut conn, path)?;
         } else {
             migrations::check_current(&conn, path)?;
         }
+        step("migrations");
         let origin = writer::claim_identity(&mut conn, options.identity.node_id())?;
         let mut options = options;
         // The serial-number segment the enrolling hall gave this node (DESIGN §6).
         options.identity.record.segment = sync::own_segment(&conn, &options.identity.record)?;
+        step("identity");
         let mut calendars_held = None;
         if options.migrate {
             calendars_held = Some(refresh_for_calendar(&mut conn)?);
+            step("calendars");
             sync::sign_unsigned_changes(&mut conn, &options.identity, origin)?;
+            step("signing");
             sync::pin_self(&conn, &options.identity.record)?;
             hall::keep_hall_indexes(&conn, options.identity.record.role.is_hall())?;
+            step("hall indexes");
         }
         let readers = (0..options.readers.max(1))
             .map(|_| open_reader(path))
@@ -430,6 +444,7 @@ impl Store {
         let calendars = Arc::new(std::sync::RwLock::new(Arc::new(calendars)));
         let division = options.identity.record.division.clone();
         let own = options.identity.record.clone();
+        step("readers");
         let writer = writer::spawn(
             conn,
             origin,
@@ -438,6 +453,7 @@ impl Store {
             signals.clone(),
             calendars.clone(),
         )?;
+        step("writer");
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
