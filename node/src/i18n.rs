@@ -68,6 +68,7 @@ impl From<&yizhan_sync::domain::supervision::SupervisionError> for Words {
             E::NotificationMonth(detail) | E::NotificationStation(detail) => {
                 Words::new(e.code()).text("detail", detail.clone())
             }
+            E::NotificationStations { max } => Words::new(e.code()).text("max", max.to_string()),
             _ => Words::new(e.code()),
         }
     }
@@ -306,6 +307,11 @@ mod tests {
                 E::AssessmentRole,
                 E::NotificationMonth("x".into()),
                 E::NotificationStation("x".into()),
+                E::NotificationStations { max: 500 },
+                E::Text {
+                    field: "staff",
+                    max: 64,
+                },
             ] {
                 listed.push(e.code());
                 examples.push(Words::from(&e));

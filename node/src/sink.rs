@@ -115,6 +115,7 @@ impl Sink {
             idle: vec![second, postgres],
             running: std::collections::VecDeque::new(),
             committed: None,
+            previous_creates_partitions: false,
         };
         let result = self
             .stream_batches(&identity, &mut batches, &mut writers)
@@ -162,16 +163,26 @@ impl Sink {
                 let before = writers.committed.replace(committed);
                 let (identity, timeout) = (identity.clone(), self.timeout);
                 let (through, head) = (batch.through, batch.head);
+                // A batch that creates a month partition holds its parent table's lock
+                // until it commits: the next one waits for that commit before it starts.
+                let after_exclusive = std::mem::replace(
+                    &mut writers.previous_creates_partitions,
+                    postgres.creates_partitions(&batch),
+                );
                 let task = tokio::spawn(async move {
+                    // The wait for the batch before has its own bound, so this batch's
+                    // time limit is its own work's (the outer one allows both).
                     let before = async move {
                         match before {
-                            Some(committed) => committed.await.unwrap_or(false),
+                            Some(committed) => tokio::time::timeout(timeout, committed)
+                                .await
+                                .is_ok_and(|r| r.unwrap_or(false)),
                             None => true,
                         }
                     };
                     let written = tokio::time::timeout(
-                        timeout,
-                        postgres.write_after(&identity, &batch, before),
+                        timeout * 2,
+                        postgres.write_after(&identity, &batch, before, after_exclusive),
                     )
                     .await
                     .map_err(|_| SinkError::Timeout(timeout))
@@ -265,6 +276,9 @@ struct Writers {
     idle: Vec<Postgres>,
     running: std::collections::VecDeque<(WriteTask, (u64, u64))>,
     committed: Option<tokio::sync::oneshot::Receiver<bool>>,
+    /// Whether the last batch handed out creates a month partition (see
+    /// `Postgres::creates_partitions`).
+    previous_creates_partitions: bool,
 }
 
 /// A batch being written: gives its connection back with what it wrote.

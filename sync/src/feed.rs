@@ -37,11 +37,13 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 /// receivers tell senders what they refused (wire encoding 2). 3: requests are signed
 /// over a nonce and the body's length and digest, carried in headers, so a receiver
 /// authenticates the caller before it reads the body (`request`, `yizhan-request-v2`),
-/// and a child may hold a long-poll (`/sync/v1/wait`) open to its parent.
-pub const PROTOCOL_VERSION: u16 = 3;
-/// The oldest protocol version this build still speaks: 3, since a request signed the
-/// old way cannot be checked before its body is read.
-pub const MIN_PROTOCOL_VERSION: u16 = 3;
+/// and a child may hold a long-poll (`/sync/v1/wait`) open to its parent. 4: documents of
+/// the kind `notification` (a hall's 通报) travel in batches.
+pub const PROTOCOL_VERSION: u16 = 4;
+/// The oldest protocol version this build still speaks: 4, since a node of 3 cannot
+/// decode a batch that carries a notification and would fail every pull rather than hear
+/// "upgrade needed".
+pub const MIN_PROTOCOL_VERSION: u16 = 4;
 
 /// Highest sequence number held, per (scope, origin).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -241,7 +241,7 @@ fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
         "百花社区",
     );
     let s2_dir = root.path().join(SUB_2);
-    let (_c_dir, c, c_token, _) = child(
+    let (_c_dir, c, c_token, c_password) = child(
         root.path(),
         &s2_dir,
         &sub2,
@@ -626,6 +626,14 @@ fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
         |flags| flags.len() == 1,
     );
     // Station C, under the other sub-district, holds the notification too, and no notice.
+    sign_in(&browser, &c, "admin", &c_password);
+    poll_page(
+        &browser,
+        &c.url("/notifications"),
+        "#notifications-list .nt-number",
+        |numbers| numbers == [published[0].clone()],
+    );
+    assert!(browser.find_all("#notifications-list .nt-rectify").len() == 1);
     let (_, at_c) = get(
         &http,
         &format!("{}/api/v1/supervision", c.base),

@@ -2984,7 +2984,7 @@ async fn the_months_assessment_as_a_page_a_download_and_json() {
     );
     assert_eq!(
         lines[1],
-        "测试节点,440399,1,0,1,0,100.0%,,2.0,,0,0,0,0,1,0,0,0,0,0,0,0,0,0,100.0%,,0,0,0,0,0,0,0,0"
+        "测试节点,440399,1,0,1,0,100.0%,,2.0,,0,0,0,0,1,0,0,0,0,0,0,0,0,0,100.0%,,0,0,0,0,0,0,0,0,0,0"
     );
     assert!(lines[2].starts_with("合计,,1,0,1,0,"), "{}", lines[2]);
     let response = router(api.state.clone(), 64 * 1024)

@@ -227,17 +227,19 @@ impl Store {
                 previous: before.get(key).cloned().unwrap_or_default(),
             })
             .collect();
-        let sum = |fine: &BTreeMap<Fine, AssessmentFigures>| {
+        // The total is the sum of the lines shown (a notice about a station as a whole has
+        // no counter, member of staff or department, so it is in no such line).
+        let sum = |lines: &BTreeMap<(String, String), AssessmentFigures>| {
             let mut total = AssessmentFigures::default();
-            fine.values().for_each(|f| total.add(f));
+            lines.values().for_each(|f| total.add(f));
             total
         };
         Ok(Assessment {
             month,
             by,
             lines,
-            total: sum(&current),
-            previous_total: sum(&previous),
+            total: sum(&now),
+            previous_total: sum(&before),
         })
     }
 

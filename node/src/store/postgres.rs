@@ -331,7 +331,7 @@ impl Postgres {
         identity: &FeedIdentity,
         batch: &FeedBatch,
     ) -> Result<Written, SinkError> {
-        self.write_after(identity, batch, std::future::ready(true))
+        self.write_after(identity, batch, std::future::ready(true), false)
             .await
     }
 
@@ -339,10 +339,17 @@ impl Postgres {
     /// it: their rows do not overlap (`FeedBatch::overlaps_previous`) and every month
     /// partition it needs exists already (creating one locks its table).
     pub fn may_overlap(&self, batch: &FeedBatch) -> bool {
-        !batch.overlaps_previous
-            && partitions_of(batch)
-                .iter()
-                .all(|(name, _, _)| self.partitions.contains(name))
+        !batch.overlaps_previous && !self.creates_partitions(batch)
+    }
+
+    /// Whether writing `batch` creates a month partition this connection has not seen:
+    /// `CREATE TABLE … PARTITION OF` locks the parent table until the commit, so the batch
+    /// after it must not start before (it would hold the parent's lock the other waits for,
+    /// while it waits for that commit itself).
+    pub fn creates_partitions(&self, batch: &FeedBatch) -> bool {
+        partitions_of(batch)
+            .iter()
+            .any(|(name, _, _)| !self.partitions.contains(name))
     }
 
     /// [`Postgres::write`] on one of two connections: the rows first, then, once `before`
@@ -355,9 +362,12 @@ impl Postgres {
         identity: &FeedIdentity,
         batch: &FeedBatch,
         before: impl std::future::Future<Output = bool>,
+        after_exclusive: bool,
     ) -> Result<Written, SinkError> {
         let mut before = std::pin::pin!(before);
-        let overlap = self.may_overlap(batch);
+        // After a batch that creates partitions (`after_exclusive`), this one starts only
+        // once it committed.
+        let overlap = !after_exclusive && self.may_overlap(batch);
         if !overlap && !before.as_mut().await {
             return Err(SinkError::PositionMoved);
         }

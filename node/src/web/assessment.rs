@@ -60,7 +60,7 @@ struct AssessmentPage<'a> {
 /// The columns, in order: their word keys and how each is read from the figures.
 type Column = (&'static str, fn(&AssessmentFigures) -> Cell);
 
-const COLUMNS: [Column; 16] = [
+const COLUMNS: [Column; 17] = [
     ("assessment.col.received", |f| Cell::Count(f.received)),
     ("assessment.col.completed", |f| Cell::Count(f.completed)),
     ("assessment.col.on_time", |f| Cell::Share(f.on_time_rate())),
@@ -78,6 +78,9 @@ const COLUMNS: [Column; 16] = [
     ("assessment.col.bad", |f| Cell::Count(f.bad())),
     ("assessment.col.rectified_on_time", |f| {
         Cell::Count(f.rectified_on_time)
+    }),
+    ("assessment.col.rectified_late", |f| {
+        Cell::Count(f.rectified_late)
     }),
     ("assessment.col.supervision", |f| Cell::Count(f.supervision)),
     ("assessment.col.supervision_on_time", |f| {

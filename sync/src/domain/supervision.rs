@@ -71,19 +71,24 @@ impl Notification {
         }
         let (year, month) = self.month.split_once('-').unwrap_or_default();
         let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(year, 4) || !digits(month, 2) || !("01"..="12").contains(&month) {
+        if !digits(year, 4)
+            || !("2000"..="2999").contains(&year)
+            || !digits(month, 2)
+            || !("01"..="12").contains(&month)
+        {
             return Err(SupervisionError::NotificationMonth(self.month.clone()));
         }
         if !(1..=60).contains(&self.reply_days) {
             return Err(SupervisionError::ReplyDays);
         }
-        if self.rectify.len() > 500 {
-            return Err(SupervisionError::NotificationStation(format!(
-                "{} stations",
-                self.rectify.len()
-            )));
+        if self.rectify.len() > MAX_STATIONS {
+            return Err(SupervisionError::NotificationStations { max: MAX_STATIONS });
         }
-        Ok(())
+        let mut named = std::collections::HashSet::new();
+        if let Some(twice) = self.rectify.iter().find(|s| !named.insert(*s)) {
+            return Err(SupervisionError::NotificationStation(twice.to_string()));
+        }
+        staff_name(&self.staff)
     }
 
     /// Whether `hall` may name every station of it: each a station's division strictly
@@ -146,9 +151,12 @@ pub enum SupervisionError {
     /// A notification's month is not `YYYY-MM`.
     #[error("{0} is not a month (YYYY-MM)")]
     NotificationMonth(String),
-    /// A notification names a station that is not a station below the hall.
-    #[error("{0} is not a station below this hall")]
+    /// A notification names a station that is not a station below the hall, or twice.
+    #[error("{0} is not a station below this hall, or is named twice")]
     NotificationStation(String),
+    /// A notification names more stations than one notification may.
+    #[error("a notification names at most {max} stations")]
+    NotificationStations { max: usize },
 }
 
 impl SupervisionError {
@@ -167,8 +175,24 @@ impl SupervisionError {
             SupervisionError::AssessmentRole => "assessment_role",
             SupervisionError::NotificationMonth(_) => "notification_month",
             SupervisionError::NotificationStation(_) => "notification_station",
+            SupervisionError::NotificationStations { .. } => "notification_stations",
         }
     }
+}
+
+/// Most stations one notification names.
+const MAX_STATIONS: usize = 500;
+
+/// Who wrote a record, as every node below shows it: empty (written by the node itself) or
+/// one line of at most 64 characters, by the one text rule.
+fn staff_name(staff: &str) -> Result<(), SupervisionError> {
+    if staff.chars().count() > 64 {
+        return Err(SupervisionError::Text {
+            field: "staff",
+            max: 64,
+        });
+    }
+    Ok(super::text::line("staff", staff)?)
 }
 
 fn written(field: &'static str, text: &str, max: usize) -> Result<(), SupervisionError> {
@@ -197,7 +221,7 @@ impl SupervisionNotice {
         {
             return Err(SupervisionError::NotACase(case.to_string()));
         }
-        Ok(())
+        staff_name(&self.staff)
     }
 
     /// The day it was issued (China Standard Time).
@@ -223,7 +247,7 @@ impl SupervisionReply {
         if crate::ids::DocKind::of_id(&self.notice) != Some(crate::ids::DocKind::Supervision) {
             return Err(SupervisionError::NotANotice(self.notice.to_string()));
         }
-        Ok(())
+        staff_name(&self.staff)
     }
 }
 
@@ -396,5 +420,75 @@ mod tests {
         let mut wrong = notice("2026-09-25", 3);
         wrong.case = Some(DocId::parse("i-x").unwrap());
         assert!(wrong.validate().is_err());
+    }
+}
+
+#[cfg(test)]
+mod record_text_tests {
+    use super::*;
+
+    fn notification() -> Notification {
+        Notification {
+            at: Hlc::new(1_780_000_000_000, 0),
+            node: NodeId([7; 16]),
+            staff: "督办员".into(),
+            role: "supervisor".into(),
+            month: "2026-11".into(),
+            title: "十一月通报".into(),
+            text: "请整改".into(),
+            figures: String::new(),
+            rectify: vec![DivisionCode::parse("440304001001").unwrap()],
+            reply_days: 5,
+        }
+    }
+
+    /// What a hall writes into a notification every node below shows: the staff name by
+    /// the text rule, a month of this millennium, each station once, at most 500.
+    #[test]
+    fn a_notification_is_refused_for_each_bad_field() {
+        assert_eq!(notification().validate(), Ok(()));
+        let station = |n: usize| {
+            DivisionCode::parse(&format!("4403040{:02}{:03}", n / 999 + 1, n % 999 + 1)).unwrap()
+        };
+        let table: Vec<(Notification, &str)> = vec![
+            (
+                Notification {
+                    staff: "督办\u{202E}员".into(),
+                    ..notification()
+                },
+                "control_character",
+            ),
+            (
+                Notification {
+                    staff: "长".repeat(65),
+                    ..notification()
+                },
+                "supervision_text",
+            ),
+            (
+                Notification {
+                    month: "0000-01".into(),
+                    ..notification()
+                },
+                "notification_month",
+            ),
+            (
+                Notification {
+                    rectify: vec![station(1), station(1)],
+                    ..notification()
+                },
+                "notification_station",
+            ),
+            (
+                Notification {
+                    rectify: (0..501).map(station).collect(),
+                    ..notification()
+                },
+                "notification_stations",
+            ),
+        ];
+        for (bad, code) in table {
+            assert_eq!(bad.validate().map_err(|e| e.code()), Err(code), "{bad:?}");
+        }
     }
 }

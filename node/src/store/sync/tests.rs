@@ -1497,6 +1497,11 @@ async fn the_months_assessment_matches_a_hand_computed_fixture() {
             ),
         ]
     );
+    // Its total is the sum of its lines: the notice about S2 as a whole is in none.
+    assert_eq!(
+        by_counter.total,
+        fig(6, 6, (3, 6), (35, 6), 4, 2, [1, 1, 1, 1, 1], (1, 1), (1, 1))
+    );
 
     // By staff: wang (A, D), zhang (C, and the notice about it), li (B), zhao, qian.
     let by_staff = assess(AssessmentBy::Staff).await;
