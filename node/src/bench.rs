@@ -289,9 +289,14 @@ pub fn peak_rss() -> Option<u64> {
 
 #[derive(Debug, Args)]
 pub struct SyncBenchArgs {
-    /// Cases the station holds (each: ~10 fields and 5 events in 3 changes)
+    /// Cases the station holds (each: ~10 fields and 5 events, one change per action as
+    /// the counter makes them: 6 changes)
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub cases: u64,
+    /// Pack each case's events into 3 changes (intake; supplement + accept; suspend +
+    /// resume + decide), the earlier shape of this benchmark, for comparison
+    #[arg(long)]
+    pub packed: bool,
     /// Bytes of changes per batch
     #[arg(long, default_value_t = 2 * 1024 * 1024)]
     pub batch_bytes: u32,
@@ -301,7 +306,8 @@ pub struct SyncBenchArgs {
 }
 
 /// A station pushes all its cases to a district hall running as a separate `yizhan serve`
-/// process over loopback HTTP; then 1% of the cases get one more event and it pushes again.
+/// process over loopback HTTP; then 1% of the cases, spread over the whole span, get one
+/// more event and it pushes again.
 pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
     use std::sync::Arc;
 
@@ -431,8 +437,13 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
     let start_ms = now - span_ms - 3_600_000;
     let next = Arc::new(AtomicU64::new(0));
     let items = Arc::new(items);
+    // Every hundredth case, for the catch-up: 1 % of the cases, spread over the store's
+    // whole span as later edits are in the field (old and new cases alike).
+    let spread: Arc<std::sync::Mutex<Vec<yizhan_sync::ids::DocId>>> = Arc::default();
+    let packed = args.packed;
     let mut tasks = Vec::new();
     for _ in 0..16 {
+        let spread = spread.clone();
         let (store, items, next, total) = (
             station.store.clone(),
             items.clone(),
@@ -457,17 +468,29 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                 let id = store
                     .create_case(item.impl_code.to_string(), new, staff.clone(), time)
                     .await?;
+                if i % 100 == 0 {
+                    spread.lock().expect("not poisoned").push(id.clone());
+                }
                 let supplement = Action::Supplement {
                     materials: vec![held_back],
                 };
-                store
-                    .act_on_case(
-                        id.clone(),
-                        vec![NewAction::Do(supplement), NewAction::Accept],
-                        staff.clone(),
-                        time + 60_000,
-                    )
-                    .await?;
+                let accepting = vec![NewAction::Do(supplement), NewAction::Accept];
+                if packed {
+                    store
+                        .act_on_case(id.clone(), accepting, staff.clone(), time + 60_000)
+                        .await?;
+                } else {
+                    for (n, action) in accepting.into_iter().enumerate() {
+                        store
+                            .act_on_case(
+                                id.clone(),
+                                vec![action],
+                                staff.clone(),
+                                time + 60_000 + n as u64 * 1_000,
+                            )
+                            .await?;
+                    }
+                }
                 let procedure = item
                     .special_procedures
                     .iter()
@@ -491,7 +514,20 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                         on_behalf_of: None,
                     }),
                 ];
-                store.act_on_case(id, later, staff, time + 120_000).await?;
+                if packed {
+                    store.act_on_case(id, later, staff, time + 120_000).await?;
+                } else {
+                    for (n, action) in later.into_iter().enumerate() {
+                        store
+                            .act_on_case(
+                                id.clone(),
+                                vec![action],
+                                staff.clone(),
+                                time + 120_000 + n as u64 * 1_000,
+                            )
+                            .await?;
+                    }
+                }
             }
         }));
     }
@@ -551,55 +587,8 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         );
         let station_rss = peak_rss();
 
-        // 1% of the cases get one more event.
-        let page = station
-            .store
-            .list_cases(CaseFilter {
-                status: Some(Status::Decided),
-                level: None,
-                impl_code: None,
-                counter: None,
-                division: None,
-                holder: None,
-                created_from: None,
-                created_to: None,
-                conflict_only: false,
-                open_only: false,
-                search: None,
-                order: None,
-                cursor: None,
-                limit: 200,
-                today: Date::from_unix_ms_cst(now as i64),
-            })
-            .await?;
-        let mut ids: Vec<String> = page.cases.into_iter().map(|c| c.id).collect();
-        let mut cursor = page.next_cursor;
-        while (ids.len() as u64) < args.cases / 100 {
-            let Some(c) = cursor.take() else { break };
-            let more = station
-                .store
-                .list_cases(CaseFilter {
-                    status: Some(Status::Decided),
-                    level: None,
-                    impl_code: None,
-                    counter: None,
-                    division: None,
-                    holder: None,
-                    created_from: None,
-                    created_to: None,
-                    conflict_only: false,
-                    open_only: false,
-                    search: None,
-                    order: None,
-                    cursor: Some(c),
-                    limit: 200,
-                    today: Date::from_unix_ms_cst(now as i64),
-                })
-                .await?;
-            ids.extend(more.cases.into_iter().map(|c| c.id));
-            cursor = more.next_cursor;
-        }
-        ids.truncate((args.cases / 100).max(1) as usize);
+        // 1% of the cases get one more event: every hundredth, over the whole span.
+        let ids: Vec<yizhan_sync::ids::DocId> = spread.lock().expect("not poisoned").clone();
         let staff = Staff {
             username: "bench".into(),
             counter: "1号窗口".into(),
@@ -610,10 +599,9 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                 result: "准予".into(),
                 delivery: "窗口领取".into(),
             };
-            let id = yizhan_sync::ids::DocId::parse(id).expect("stored ids are valid");
             station
                 .store
-                .act_on_case(id, vec![NewAction::Do(done)], staff.clone(), now)
+                .act_on_case(id.clone(), vec![NewAction::Do(done)], staff.clone(), now)
                 .await?;
         }
         let catch_started = std::time::Instant::now();
@@ -648,8 +636,13 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         })
     };
     println!(
-        "sync bench: station → district hall over loopback HTTP, {} cases ({local_changes} changes), batches of {} KB",
+        "sync bench: station → district hall over loopback HTTP, {} cases ({local_changes} changes, {}), batches of {} KB",
         args.cases,
+        if args.packed {
+            "packed: 3 changes a case"
+        } else {
+            "one change per action, as counters make them"
+        },
         args.batch_bytes / 1024
     );
     println!(
