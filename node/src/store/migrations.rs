@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "assessment",
         include_str!("migrations/015_assessment.sql"),
     ),
+    (
+        16,
+        "changes_doc",
+        include_str!("migrations/016_changes_doc.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

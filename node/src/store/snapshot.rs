@@ -41,6 +41,13 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<(Automerge, u32
     }
 }
 
+/// The changes of a document after its snapshot, through the document's index (which
+/// holds `local_seq` as its row id, so in order): without `INDEXED BY`, SQLite may walk
+/// the log from the snapshot's position to avoid a sort, and reading an old case would
+/// read every change written since (47 ms a change at a 100,000-case hall).
+const LATER_CHANGES: &str = "SELECT bytes FROM changes INDEXED BY changes_doc
+     WHERE doc_id = ?1 AND local_seq > ?2 AND refused IS NULL ORDER BY local_seq";
+
 /// Loads a document whose snapshot the caller already read (with its `upto`).
 pub(super) fn load_from(
     conn: &Connection,
@@ -53,10 +60,7 @@ pub(super) fn load_from(
         message,
     };
     let mut document = Automerge::load(snapshot).map_err(|e| corrupt(e.to_string()))?;
-    let mut later = conn.prepare_cached(
-        "SELECT bytes FROM changes
-         WHERE doc_id = ?1 AND local_seq > ?2 AND refused IS NULL ORDER BY local_seq",
-    )?;
+    let mut later = conn.prepare_cached(LATER_CHANGES)?;
     let mut rows = later.query(params![id, upto])?;
     let mut chunks = Vec::new();
     let mut count = 0u32;
@@ -110,4 +114,31 @@ pub(super) fn write(
         upto
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reading an old case reads its own changes, never the log written since.
+    #[test]
+    fn the_changes_after_a_snapshot_are_read_through_the_documents_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut conn = Connection::open(&path).unwrap();
+        super::super::migrations::run(&mut conn, &path).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {LATER_CHANGES}"))
+            .unwrap()
+            .query_map(params!["c-x", 0], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.starts_with("SEARCH changes USING INDEX changes_doc")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
+    }
 }
