@@ -475,22 +475,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                     materials: vec![held_back],
                 };
                 let accepting = vec![NewAction::Do(supplement), NewAction::Accept];
-                if packed {
-                    store
-                        .act_on_case(id.clone(), accepting, staff.clone(), time + 60_000)
-                        .await?;
-                } else {
-                    for (n, action) in accepting.into_iter().enumerate() {
-                        store
-                            .act_on_case(
-                                id.clone(),
-                                vec![action],
-                                staff.clone(),
-                                time + 60_000 + n as u64 * 1_000,
-                            )
-                            .await?;
-                    }
-                }
+                record(&store, &id, accepting, &staff, time + 60_000, packed).await?;
                 let procedure = item
                     .special_procedures
                     .iter()
@@ -514,20 +499,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
                         on_behalf_of: None,
                     }),
                 ];
-                if packed {
-                    store.act_on_case(id, later, staff, time + 120_000).await?;
-                } else {
-                    for (n, action) in later.into_iter().enumerate() {
-                        store
-                            .act_on_case(
-                                id.clone(),
-                                vec![action],
-                                staff.clone(),
-                                time + 120_000 + n as u64 * 1_000,
-                            )
-                            .await?;
-                    }
-                }
+                record(&store, &id, later, &staff, time + 120_000, packed).await?;
             }
         }));
     }
@@ -678,6 +650,35 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
     station.store.shutdown().await;
     if args.keep.is_none() {
         let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(())
+}
+
+/// Records `actions` on a case as a counter does, one change each a second apart, or (the
+/// packed shape, `bench sync --packed`) all in one change at `at`.
+async fn record(
+    store: &Store,
+    id: &yizhan_sync::ids::DocId,
+    actions: Vec<NewAction>,
+    staff: &Staff,
+    at: u64,
+    packed: bool,
+) -> anyhow::Result<()> {
+    if packed {
+        store
+            .act_on_case(id.clone(), actions, staff.clone(), at)
+            .await?;
+        return Ok(());
+    }
+    for (n, action) in actions.into_iter().enumerate() {
+        store
+            .act_on_case(
+                id.clone(),
+                vec![action],
+                staff.clone(),
+                at + n as u64 * 1_000,
+            )
+            .await?;
     }
     Ok(())
 }

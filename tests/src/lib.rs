@@ -635,3 +635,32 @@ pub fn send_to_hall(
         (status == 200 && case["holder_node"] == hall_node.as_str()).then_some(())
     });
 }
+
+/// Adds an account at the counter 1号窗口 with `yizhan user add` (the node stopped) and
+/// returns its password.
+pub fn add_user(dir: &Path, username: &str, role: &str) -> String {
+    let out = run_ok(&[
+        "user",
+        "add",
+        username,
+        "--role",
+        role,
+        "--counter",
+        "1号窗口",
+        "--data-dir",
+        path(dir),
+    ]);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("a password is printed")
+        .to_string()
+}
+
+/// Signs `user` in on `node`'s sign-in page and waits for the greeting.
+pub fn sign_in(browser: &webdriver::Browser, node: &Node, user: &str, password: &str) {
+    browser.goto(&node.url("/signin"));
+    browser.find("#username").type_text(user);
+    browser.find("#password").type_text(password);
+    browser.find("#signin-submit").click();
+    browser.wait_text("#greeting", |t| !t.is_empty());
+}

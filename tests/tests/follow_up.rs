@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use yizhan_tests::proxy::{Faults, LossyProxy};
 use yizhan_tests::webdriver::Browser;
 use yizhan_tests::{
-    Node, accepted_case, admin_token, client, enroll_code, get, init_node, run_ok, send_to_hall,
-    set_config, temp_dir, wait_for,
+    Node, accepted_case, add_user, admin_token, client, enroll_code, get, init_node, run_ok,
+    send_to_hall, set_config, sign_in, temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -25,33 +25,6 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn dir_arg(dir: &Path) -> &str {
     dir.to_str().unwrap()
-}
-
-/// Adds an account and returns its password.
-fn add_user(dir: &Path, username: &str, role: &str) -> String {
-    let out = run_ok(&[
-        "user",
-        "add",
-        username,
-        "--role",
-        role,
-        "--counter",
-        "1号窗口",
-        "--data-dir",
-        dir_arg(dir),
-    ]);
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .expect("a password is printed")
-        .to_string()
-}
-
-fn sign_in(browser: &Browser, node: &Node, user: &str, password: &str) {
-    browser.goto(&node.url("/signin"));
-    browser.find("#username").type_text(user);
-    browser.find("#password").type_text(password);
-    browser.find("#signin-submit").click();
-    browser.wait_text("#greeting", |t| t.contains("您好"));
 }
 
 fn sign_out(browser: &Browser) {

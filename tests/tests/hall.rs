@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use yizhan_tests::webdriver::Browser;
 use yizhan_tests::{
-    Node, accepted_case, admin_token, client, enroll_code, get, init_node, post, run_ok, temp_dir,
-    wait_for,
+    Node, accepted_case, add_user, admin_token, client, enroll_code, get, init_node, post, run_ok,
+    sign_in, temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -152,33 +152,6 @@ fn figures(l: &Value) -> (u64, u64, u64, u64, u64, u64, u64, u64, u64) {
         n("satisfied_this_month"),
         n("open_rectifications"),
     )
-}
-
-/// Adds an account and returns its password.
-fn add_user(dir: &Path, username: &str, role: &str) -> String {
-    let out = run_ok(&[
-        "user",
-        "add",
-        username,
-        "--role",
-        role,
-        "--counter",
-        "1号窗口",
-        "--data-dir",
-        dir_arg(dir),
-    ]);
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .expect("a password is printed")
-        .to_string()
-}
-
-fn sign_in(browser: &Browser, node: &Node, user: &str, password: &str) {
-    browser.goto(&node.url("/signin"));
-    browser.find("#username").type_text(user);
-    browser.find("#password").type_text(password);
-    browser.find("#signin-submit").click();
-    browser.wait_text("#greeting", |t| !t.is_empty());
 }
 
 /// Polls `url` with `token` until `ready` holds of its JSON answer.
