@@ -779,6 +779,7 @@ pub fn record_fields(kind: DocKind) -> &'static [&'static str] {
         DocKind::Notice => &["content", "digest", "seal"],
         DocKind::Supervision | DocKind::Reply | DocKind::Notification => &["body"],
         DocKind::Calendar => &["text"],
+        DocKind::Staff => &["account"],
         DocKind::Item | DocKind::Case | DocKind::Registry => &[],
     }
 }
@@ -871,7 +872,8 @@ pub fn rows(id: &DocId, doc: &Automerge, calendar: &Calendar) -> Result<Rows, Do
         | DocKind::Supervision
         | DocKind::Reply
         | DocKind::Calendar
-        | DocKind::Notification => Rows::Record(read_record(doc)?),
+        | DocKind::Notification
+        | DocKind::Staff => Rows::Record(read_record(doc)?),
     })
 }
 
