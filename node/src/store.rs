@@ -30,6 +30,7 @@ mod notification;
 pub mod postgres;
 mod rebuild;
 mod snapshot;
+mod staff;
 mod stats;
 mod supervision;
 mod sync;
@@ -73,6 +74,7 @@ pub use migrations::SCHEMA_VERSION;
 pub use notices::{Correction, Issuer, StoredNotice, notice_content};
 pub use notification::{NewNotification, NotificationView};
 pub use rebuild::RebuildReport;
+pub use staff::{NewStaff, StaffPatch, Standing, TreeAccount, staff_refused};
 pub use stats::{
     EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,
     Snapshot, Workload,

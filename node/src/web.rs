@@ -20,6 +20,7 @@ pub mod hall;
 pub mod notifications;
 pub mod staff;
 pub mod supervision;
+pub mod tree_staff;
 
 pub mod session;
 pub mod worklist;
@@ -134,6 +135,8 @@ where
         )
         .route("/admin/users/{username}/state", post(staff::set_state))
         .route("/admin/users/{username}/role", post(staff::set_role))
+        .route("/admin/staff", get(tree_staff::index).post(tree_staff::add))
+        .route("/admin/staff/{username}", post(tree_staff::change))
         .route("/admin/status", get(admin_status))
         .route("/admin/sync", post(admin_sync))
         .route("/cases", post(cases::create))
