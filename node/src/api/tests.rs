@@ -3153,3 +3153,179 @@ async fn a_notification_is_published_and_listed_through_the_pages() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert_eq!(api.store.notifications(10).await.unwrap().len(), 1);
 }
+
+/// `/api/v1/staff` (§8.6.3): a hall's admin writes the tree's accounts; the same store
+/// rules and codes as the admin page; no verifier ever leaves the API.
+#[tokio::test]
+async fn a_halls_admin_writes_tree_accounts_through_the_api() {
+    let api = api("district").await;
+    let body =
+        json!({"username": "li.ming", "display_name": "李明", "role": "worker", "counter": "3"});
+    let (status, refused) = api.post("/api/v1/staff", Some(&api.worker), &body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, written, headers) = api
+        .send(
+            Method::POST,
+            "/api/v1/staff",
+            Some(&api.admin),
+            Some(serde_json::to_vec(&body).unwrap()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{written}");
+    assert_eq!(headers[header::LOCATION], "/api/v1/staff/li.ming");
+    assert_eq!(written["password"].as_str().unwrap().len(), 16);
+    assert_eq!(
+        (
+            &written["account"]["source"],
+            &written["account"]["standing"],
+            &written["account"]["generation"],
+            &written["account"]["own"]
+        ),
+        (&json!("tree"), &json!("here"), &json!(1), &json!(true))
+    );
+    assert!(!written.to_string().contains("argon2"));
+
+    // (body, status, code): every refusal is a code people read in their language.
+    let table = [
+        (body.clone(), StatusCode::CONFLICT, "staff_name_taken"),
+        (
+            json!({"username": "worker", "role": "worker"}),
+            StatusCode::CONFLICT,
+            "staff_name_taken",
+        ),
+        (
+            json!({"username": "Li Ming", "role": "worker"}),
+            StatusCode::BAD_REQUEST,
+            "bad_username",
+        ),
+        (
+            json!({"username": "wang", "role": "root"}),
+            StatusCode::BAD_REQUEST,
+            "staff_role",
+        ),
+        (
+            json!({"username": "wang", "role": "worker", "chief": true}),
+            StatusCode::BAD_REQUEST,
+            "staff_chief_department",
+        ),
+        (
+            json!({"username": "wang", "role": "worker", "sign_in_at": ["440305001001"]}),
+            StatusCode::BAD_REQUEST,
+            "staff_place",
+        ),
+        (
+            json!({"username": "wang", "role": "worker", "password": "short"}),
+            StatusCode::BAD_REQUEST,
+            "weak_password",
+        ),
+    ];
+    for (body, status, code) in table {
+        let (got, answer) = api.post("/api/v1/staff", Some(&api.admin), &body).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        assert!(!answer["message"].as_str().unwrap().is_empty());
+    }
+    let (status, answer) = api
+        .post(
+            "/api/v1/staff",
+            Some(&api.admin),
+            &json!({"username": "wang", "role": "worker", "password_hash": "$argon2id$x"}),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {answer}");
+
+    // Listed beside the local accounts; one by name.
+    let (status, list) = api.get("/api/v1/staff", Some(&api.admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<(String, String)> = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["username"].as_str().unwrap().into(),
+                a["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for expected in [("admin", "local"), ("worker", "local"), ("li.ming", "tree")] {
+        assert!(
+            names.contains(&(expected.0.into(), expected.1.into())),
+            "{names:?}"
+        );
+    }
+    let (status, _) = api.get("/api/v1/staff", Some(&api.worker)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, one) = api.get("/api/v1/staff/li.ming", Some(&api.admin)).await;
+    assert_eq!(
+        (status, &one["display_name"]),
+        (StatusCode::OK, &json!("李明"))
+    );
+    let (status, _) = api.get("/api/v1/staff/nobody", Some(&api.admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A reset answers a new password once and bumps the generation; disabling holds.
+    let patch = |body: Value| {
+        let api = &api;
+        async move {
+            let (status, value, _) = api
+                .send(
+                    Method::PATCH,
+                    "/api/v1/staff/li.ming",
+                    Some(&api.admin),
+                    Some(serde_json::to_vec(&body).unwrap()),
+                )
+                .await;
+            (status, value)
+        }
+    };
+    let (status, reset) = patch(json!({"reset_password": true})).await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_eq!(reset["account"]["generation"], 2);
+    assert_ne!(reset["password"], written["password"]);
+    let (status, disabled) = patch(json!({"disabled": true, "stand_in": "wang"})).await;
+    assert_eq!(status, StatusCode::OK, "{disabled}");
+    assert_eq!(
+        (
+            &disabled["account"]["disabled"],
+            &disabled["account"]["stand_in"]
+        ),
+        (&json!(true), &json!("wang"))
+    );
+    assert!(disabled.get("password").is_none());
+    let (status, refused) = patch(json!({"stand_in": "li.ming"})).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("staff_stand_in"))
+    );
+    let (status, _, _) = api
+        .send(
+            Method::PATCH,
+            "/api/v1/staff/nobody",
+            Some(&api.admin),
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A station's admin manages its local accounts only.
+    let station = api_station_admin().await;
+    let (status, refused) = station
+        .post(
+            "/api/v1/staff",
+            Some(&station.admin),
+            &json!({"username": "wang", "role": "worker"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("staff_admins_only"))
+    );
+}
+
+async fn api_station_admin() -> Api {
+    api("station").await
+}
