@@ -19,6 +19,7 @@ mod assessment;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
+mod counters;
 mod feed;
 mod file;
 mod follow_up;
@@ -59,6 +60,7 @@ pub use calendars::PublishedYear;
 pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
 };
+pub use counters::Counter;
 pub use feed::{
     FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
     FeedRegistry, OriginSeq,

@@ -3329,3 +3329,123 @@ async fn a_halls_admin_writes_tree_accounts_through_the_api() {
 async fn api_station_admin() -> Api {
     api("station").await
 }
+
+/// The pages of the tree's accounts and of the counters: a hall's admin writes accounts,
+/// a station's admin reads them; counters are an admin's.
+#[tokio::test]
+async fn tree_account_and_counter_pages_follow_the_same_rules() {
+    async fn page(
+        api: &Api,
+        method: Method,
+        uri: &str,
+        cookie: &str,
+        form: Option<String>,
+    ) -> (StatusCode, String) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, cookie);
+        if form.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(
+                request
+                    .body(form.map_or_else(HttpBody::empty, HttpBody::from))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).to_string())
+    }
+    async fn session(api: &Api, name: &str) -> (String, String) {
+        let users = api.store.list_users().await.unwrap();
+        let user = users.into_iter().find(|u| u.username == name).unwrap();
+        let now = at("2026-03-02");
+        let sessions = &api.state.web.sessions;
+        let token = sessions.start(&user, crate::web::session::credential_of("unused"), now);
+        let csrf = sessions.touch(&token, now).unwrap().csrf;
+        (format!("yz_session={token}"), csrf)
+    }
+
+    let hall = api("district").await;
+    let (cookie, csrf) = session(&hall, "admin").await;
+    let (status, html) = page(&hall, Method::GET, "/admin/staff", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("id=\"add-staff\""),
+        "a hall's admin writes accounts"
+    );
+    let (status, html) = page(
+        &hall,
+        Method::POST,
+        "/admin/staff",
+        &cookie,
+        Some(format!(
+            "csrf={csrf}&username=zhou&display_name=%E5%91%A8&role=worker&counter=2"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"new-password\"") && html.contains("周"));
+    let (status, html) = page(
+        &hall,
+        Method::POST,
+        "/admin/staff/zhou",
+        &cookie,
+        Some(format!("csrf={csrf}&action=disable")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        hall.store
+            .tree_account("zhou".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .account
+            .disabled
+    );
+    let (status, html) = page(
+        &hall,
+        Method::POST,
+        "/admin/staff",
+        &cookie,
+        Some(format!("csrf={csrf}&username=worker&role=worker")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("已被"), "worded in Chinese: {html}");
+    let (worker_cookie, _) = session(&hall, "worker").await;
+    let (status, _) = page(&hall, Method::GET, "/admin/counters", &worker_cookie, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, html) = page(
+        &hall,
+        Method::POST,
+        "/admin/counters",
+        &cookie,
+        Some(format!(
+            "csrf={csrf}&action=save&number=7&name=%E7%A4%BE%E4%BF%9D&serves=x"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("社保"));
+
+    let station = api("station").await;
+    let (cookie, csrf) = session(&station, "admin").await;
+    let (status, html) = page(&station, Method::GET, "/admin/staff", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("id=\"add-staff\""), "read-only at a station");
+    let (status, _) = page(
+        &station,
+        Method::POST,
+        "/admin/staff",
+        &cookie,
+        Some(format!("csrf={csrf}&username=zhou&role=worker")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -62,6 +62,7 @@ impl Store {
             }
             // The tree's names are reserved here (store::staff).
             super::staff::name_free(&ctx.conn, &ctx.identity.record.division, &user.username)?;
+            super::counters::ensure_counter(&ctx.conn, user.role, &user.counter, now_ms)?;
             ctx.conn.execute(
                 "INSERT INTO users (username, display_name, role, counter, password_hash, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -121,6 +122,7 @@ impl Store {
                 "role = ?2",
                 role.as_str().to_string().into(),
             )?;
+            super::counters::ensure_counter(&ctx.conn, role, &counter, 0)?;
             update_in(&ctx.conn, &username, "counter = ?2", counter.into())
         })
         .await

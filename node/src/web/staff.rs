@@ -22,6 +22,8 @@ struct UsersPage<'a> {
     t: &'static Tr,
     csrf: &'a str,
     users: Vec<UserRecord>,
+    /// The node's counters (窗口), offered for the counter fields.
+    counters: Vec<crate::store::Counter>,
     /// What the last form did, or why it was refused.
     notice: Option<String>,
     error: Option<String>,
@@ -67,8 +69,16 @@ async fn page(
     let Some(staff) = ctx.session.as_ref() else {
         return ctx.to_signin();
     };
-    match state.store.list_users().await {
-        Ok(users) => render(
+    let listed = match state.store.list_users().await {
+        Ok(users) => state
+            .store
+            .counters()
+            .await
+            .map(|counters| (users, counters)),
+        Err(e) => Err(e),
+    };
+    match listed {
+        Ok((users, counters)) => render(
             ctx.t,
             status,
             UsersPage {
@@ -76,6 +86,7 @@ async fn page(
                 t: ctx.t,
                 csrf: &staff.csrf,
                 users,
+                counters,
                 notice,
                 error,
                 password,
