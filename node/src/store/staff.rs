@@ -404,12 +404,15 @@ fn local_exists(conn: &Connection, username: &str) -> Result<bool, StoreError> {
         .query_row([username], |r| r.get(0))?)
 }
 
-/// The tree accounts named `username` that sign in at a node of `own`: (doc id, row).
+/// A tree account that signs in here: its document id, number and account.
+type Applying = (String, (i64, StaffAccount));
+
+/// The tree accounts named `username` that sign in at a node of `own`.
 fn applying(
     conn: &Connection,
     own: &DivisionCode,
     username: &str,
-) -> Result<Vec<(String, (i64, StaffAccount))>, StoreError> {
+) -> Result<Vec<Applying>, StoreError> {
     let rows: Vec<(String, i64, String, String)> = conn
         .prepare_cached(
             "SELECT doc_id, id, hall_division, account_json FROM staff_accounts WHERE username = ?1",
