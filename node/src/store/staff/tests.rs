@@ -71,6 +71,7 @@ async fn a_halls_account_signs_in_below_it_and_never_over_a_local_one() {
             "{refused:?}"
         );
     }
+    let before = sub.store.feed_head().await.unwrap();
     let created = sub
         .store
         .create_staff(new_staff("li.ming"), admin(), at("2026-03-02"))
@@ -82,6 +83,16 @@ async fn a_halls_account_signs_in_below_it_and_never_over_a_local_one() {
         Standing::Here,
         "it signs in at its own hall"
     );
+    // The PostgreSQL sink's feed passes the change by: verifiers never leave the tree.
+    let batch = sub
+        .store
+        .feed_reader()
+        .unwrap()
+        .read(before, 10_000)
+        .unwrap();
+    assert_eq!(batch.changes, 1);
+    assert_eq!(batch.rows(), 0, "{batch:?}");
+    assert!(!format!("{batch:?}").contains("argon2"));
     // The same name again at the hall, or a local account under it there.
     assert!(matches!(
         sub.store
