@@ -54,6 +54,7 @@ struct Tree {
     sub_password: String,
     station: Node,
     station_token: String,
+    station_password: String,
 }
 
 fn tree() -> Tree {
@@ -63,7 +64,7 @@ fn tree() -> Tree {
     let district = Node::serve(&d);
     let (s_dir, sub, sub_token, sub_password) =
         child(root.path(), &d, &district, "subdistrict", SUB, "园岭街道");
-    let (_, station, station_token, _) =
+    let (_, station, station_token, station_password) =
         child(root.path(), &s_dir, &sub, "station", STATION, "红荔社区");
     Tree {
         _root: root,
@@ -73,6 +74,7 @@ fn tree() -> Tree {
         sub_password,
         station,
         station_token,
+        station_password,
     }
 }
 
@@ -127,6 +129,19 @@ fn one_staff_account_signs_in_at_two_nodes_and_disabled_at_the_hall_is_refused_a
         ),
         (Some("tree"), Some("here"))
     );
+    // The station's admin sees it beside the station's own accounts, read-only.
+    let mut station_admin = Visitor::new(&tree.station);
+    station_admin.sign_in("admin", &tree.station_password);
+    let (status, users, _) = station_admin.get("/admin/users");
+    assert_eq!(status, 200);
+    let tree_table = users
+        .split("id=\"tree-users\"")
+        .nth(1)
+        .expect("the tree's accounts");
+    assert!(tree_table.contains("li.ming") && tree_table.contains(SUB));
+    let (status, page, _) = station_admin.get("/admin/staff");
+    assert_eq!(status, 200);
+    assert!(page.contains("li.ming") && !page.contains("id=\"add-staff\""));
     // The same account signs in at the hall and at the station.
     let mut at_hall = Visitor::new(&tree.sub);
     let mut below = Visitor::new(&tree.station);
