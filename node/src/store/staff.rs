@@ -6,13 +6,14 @@
 //! accounts share one namespace at a node, and neither ever takes the other's place:
 //!
 //! * a name the tree uses here is reserved: creating a local account (or a tree account
-//!   at a hall) under it is refused (`staff_name_taken`);
+//!   at a hall) under it is refused (`staff_name_taken`), and so is a hall's new account
+//!   under a name a hall above or below it (whose accounts reach it) already uses;
 //! * a tree account that arrives under a name a local account already has here does not
 //!   sign in here (the local account keeps it); the account is listed as a clash, on the
 //!   admin page and in the API, and a warning names its document;
-//! * two halls' accounts under one name that both apply here (a district's and a
-//!   sub-district's) sign in as neither, and are listed as a clash, until one hall
-//!   renames or restricts its account.
+//! * two halls' accounts under one name that both apply here (written while the halls
+//!   had not yet heard of each other's) sign in as neither, and are listed as a clash,
+//!   until one hall disables or restricts its account.
 //!
 //! A tree account signs in only at the nodes its places name (`StaffAccount::signs_in_at`).
 //! Its number in sessions is negative and fixed by its document id, so a session or token
@@ -139,6 +140,7 @@ impl Store {
             };
             account.validate(&own.division).map_err(staff_refused)?;
             name_free(&ctx.conn, &own.division, &account.username)?;
+            areas_free(&ctx.conn, &own.division, &account.username)?;
             check_chief(&ctx.conn, &own.division, &account)?;
             let id = StaffAccount::doc_id_for(&own.division, &account.username)
                 .ok_or_else(|| StoreError::Internal("staff document id".into()))?;
@@ -436,6 +438,26 @@ pub(super) fn name_free(
     username: &str,
 ) -> Result<(), StoreError> {
     if local_exists(conn, username)? || !applying(conn, own, username)?.is_empty() {
+        return Err(StoreError::Conflict(
+            Words::new("staff_name_taken").text("user", username),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a name a hall above or below (whose accounts reach this hall, catalogs travel
+/// both ways) already gives an account: their areas overlap, so the two would clash at
+/// the nodes of the smaller one.
+fn areas_free(conn: &Connection, own: &DivisionCode, username: &str) -> Result<(), StoreError> {
+    let halls: Vec<String> = conn
+        .prepare_cached("SELECT hall_division FROM staff_accounts WHERE username = ?1")?
+        .query_map([username], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let overlaps = halls
+        .iter()
+        .filter_map(|h| DivisionCode::parse(h).ok())
+        .any(|hall| hall != *own && (hall.is_within(own) || own.is_within(&hall)));
+    if overlaps {
         return Err(StoreError::Conflict(
             Words::new("staff_name_taken").text("user", username),
         ));

@@ -237,9 +237,9 @@ async fn a_halls_account_signs_in_below_it_and_never_over_a_local_one() {
             .disabled
     );
 
-    // The district above writes its own account of the same name: at the station both
-    // apply, so neither signs in, and both are listed as a clash.
-    sync(&district, &sub).await;
+    // The district above, not yet having heard of the sub-district's account, writes
+    // its own under the same name: at the station both apply, so neither signs in, and
+    // both are listed as a clash.
     district
         .store
         .create_staff(new_staff("li.ming"), admin(), at("2026-03-05"))
@@ -265,8 +265,16 @@ async fn a_halls_account_signs_in_below_it_and_never_over_a_local_one() {
         .map(|a| a.standing)
         .collect::<Vec<_>>();
     assert_eq!(clashing, vec![Standing::Clash, Standing::Clash]);
-    // The sub-district's accounts reached the district too (catalogs go up), where they
-    // do not sign in.
+    // Once it has heard of the sub-district's accounts (catalogs go up too), where they
+    // do not sign in, it may not give their names to another account.
+    let refused = district
+        .store
+        .create_staff(new_staff("zhao"), admin(), at("2026-03-06"))
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(w)) if w.code == "staff_name_taken"),
+        "{refused:?}"
+    );
     let at_district = district.store.tree_accounts().await.unwrap();
     assert!(
         at_district
