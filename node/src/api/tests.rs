@@ -3286,6 +3286,20 @@ async fn a_halls_admin_writes_tree_accounts_through_the_api() {
     assert_eq!(status, StatusCode::OK, "{reset}");
     assert_eq!(reset["account"]["generation"], 2);
     assert_ne!(reset["password"], written["password"]);
+    let (status, refused) = patch(json!({"stand_in": "wang"})).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("staff_stand_in_unknown")),
+        "a stand-in is an account of the hall"
+    );
+    let (status, _) = api
+        .post(
+            "/api/v1/staff",
+            Some(&api.admin),
+            &json!({"username": "wang", "role": "worker", "password": "a long password"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let (status, disabled) = patch(json!({"disabled": true, "stand_in": "wang"})).await;
     assert_eq!(status, StatusCode::OK, "{disabled}");
     assert_eq!(

@@ -142,6 +142,7 @@ impl Store {
             name_free(&ctx.conn, &own.division, &account.username)?;
             areas_free(&ctx.conn, &own.division, &account.username)?;
             check_chief(&ctx.conn, &own.division, &account)?;
+            check_stand_in(&ctx.conn, &own.division, &account)?;
             let id = StaffAccount::doc_id_for(&own.division, &account.username)
                 .ok_or_else(|| StoreError::Internal("staff document id".into()))?;
             if ctx.take_doc(&id)?.is_some() {
@@ -229,7 +230,8 @@ impl Store {
                 .validate(&own.division)
                 .and_then(|()| next.may_follow(&held))
                 .map_err(staff_refused)
-                .and_then(|()| check_chief(&ctx.conn, &own.division, &next));
+                .and_then(|()| check_chief(&ctx.conn, &own.division, &next))
+                .and_then(|()| check_stand_in(&ctx.conn, &own.division, &next));
             if let Err(e) = checked {
                 ctx.put_back(id.clone(), document, since);
                 return Err(e);
@@ -460,6 +462,28 @@ fn areas_free(conn: &Connection, own: &DivisionCode, username: &str) -> Result<(
     if overlaps {
         return Err(StoreError::Conflict(
             Words::new("staff_name_taken").text("user", username),
+        ));
+    }
+    Ok(())
+}
+
+/// A stand-in (B角, §7.4.1.3) is another account of the same hall.
+fn check_stand_in(
+    conn: &Connection,
+    hall: &DivisionCode,
+    account: &StaffAccount,
+) -> Result<(), StoreError> {
+    let Some(stand_in) = &account.stand_in else {
+        return Ok(());
+    };
+    let known: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM staff_accounts WHERE hall_division = ?1 AND username = ?2)",
+        )?
+        .query_row(params![hall.as_str(), stand_in], |r| r.get(0))?;
+    if !known {
+        return Err(StoreError::Invalid(
+            Words::new("staff_stand_in_unknown").text("user", stand_in.clone()),
         ));
     }
     Ok(())
