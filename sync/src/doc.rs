@@ -926,6 +926,7 @@ mod tests {
             node: NodeId([node; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Accept {
                 serial_no: SerialNo::parse("11440399990000017K4000599301000202603029900100110001")
                     .unwrap(),
@@ -1017,6 +1018,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Suspend {
                 procedure: "专家评审".into(),
                 reason: "需专家评审，期限未定".into(),
@@ -1036,6 +1038,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Resume {
                 note: String::new(),
             },
@@ -1045,6 +1048,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Withdraw {
                 reason: "申请人撤回".into(),
             },
@@ -1079,6 +1083,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Withdraw {
                 reason: "申请人撤回".into(),
             },
@@ -1088,6 +1093,7 @@ mod tests {
             node: NodeId([2; 16]),
             staff: "h".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Decide {
                 approved: true,
                 reason: "".into(),

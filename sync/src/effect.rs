@@ -538,6 +538,17 @@ fn event_op<'a>(
             }
             crate::domain::case::check_received_event(&event)
                 .map_err(|refused| effect(envelope, format!("event {key}: {refused}")))?;
+            // A stand-in acts for another person: a sign-in name, never the actor's own.
+            if let Some(first) = &event.stand_in_for
+                && (crate::domain::staff::check_username(first).is_err() || *first == event.staff)
+            {
+                return Err(effect(
+                    envelope,
+                    format!(
+                        "event {key} is recorded for {first:?}, who is not another staff member"
+                    ),
+                ));
+            }
             let kind = event.action.kind();
             if !auth::may_record(
                 relation,
@@ -979,4 +990,4 @@ fn registry_change(
 #[cfg(test)]
 mod staff_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

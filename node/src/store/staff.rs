@@ -516,6 +516,18 @@ fn check_chief(
     Ok(())
 }
 
+/// The staff members `username` stands in for (their accounts name it as their B角),
+/// for `engine::stand_in_for`.
+pub(super) fn stands_in_for(conn: &Connection, username: &str) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT username FROM staff_accounts
+             WHERE json_extract(account_json, '$.stand_in') = ?1 ORDER BY username",
+        )?
+        .query_map([username], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
 /// A tree account signing in by name here: `None` when a local account has the name
 /// (the caller found it first), when none or several apply here.
 pub(super) fn sign_in_account(

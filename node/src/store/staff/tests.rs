@@ -340,3 +340,113 @@ async fn one_chief_representative_per_department_and_a_stand_in_by_name() {
         "{worker_chief:?}"
     );
 }
+
+#[tokio::test]
+async fn a_stand_ins_act_on_the_case_of_the_one_they_stand_in_for_says_so() {
+    use crate::demo::demo_catalog;
+    use crate::store::NewAction;
+    use crate::store::tests::{complete_application, item};
+    use yizhan_sync::domain::case::Action;
+    use yizhan_sync::domain::codes::DivisionCode;
+
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    sub.store
+        .create_staff(new_staff("wang"), admin(), 1)
+        .await
+        .unwrap();
+    sub.store
+        .create_staff(
+            NewStaff {
+                stand_in: Some("wang".into()),
+                ..new_staff("li.ming")
+            },
+            admin(),
+            2,
+        )
+        .await
+        .unwrap();
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+
+    let as_staff = |username: &str| Staff {
+        username: username.into(),
+        counter: "3".into(),
+        role: Role::Worker,
+    };
+    let residence = item("居住证申领");
+    let id = station
+        .store
+        .create_case(
+            residence.impl_code.to_string(),
+            complete_application(&residence),
+            as_staff("li.ming"),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    station
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Accept],
+            as_staff("li.ming"),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    // Wang, li.ming's B角, transfers li.ming's case: the event says for whom.
+    station
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Do(Action::Transfer {
+                to: "区民政局".into(),
+                reason: "需区级审批".into(),
+                to_node: None,
+            })],
+            as_staff("wang"),
+            at("2026-03-03"),
+        )
+        .await
+        .unwrap();
+    let detail = station
+        .store
+        .get_case(id.to_string(), "2026-03-03".parse().unwrap())
+        .await
+        .unwrap();
+    let recorded: Vec<(String, Option<String>)> = detail
+        .events
+        .iter()
+        .map(|e| (e.staff.clone(), e.stand_in_for.clone()))
+        .collect();
+    assert_eq!(
+        recorded,
+        vec![
+            ("li.ming".to_string(), None),
+            ("wang".to_string(), Some("li.ming".to_string()))
+        ]
+    );
+    // The hall above receives the event and keeps what it says.
+    sync(&sub, &station).await;
+    let at_hall = sub
+        .store
+        .get_case(id.to_string(), "2026-03-03".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        at_hall.events.last().unwrap().stand_in_for.as_deref(),
+        Some("li.ming")
+    );
+}
