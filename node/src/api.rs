@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod items;
 pub mod notices;
+pub mod staff;
 pub mod stations;
 pub mod supervision;
 pub mod sync;
@@ -133,6 +134,8 @@ where
         )
         .route("/supervision/{id}", get(supervision::show))
         .route("/supervision/{id}/replies", post(supervision::reply))
+        .route("/staff", get(staff::index).post(staff::create))
+        .route("/staff/{username}", get(staff::show).patch(staff::update))
         .route("/stations", get(stations::index))
         .route("/assessment", get(assessment::index))
         .route("/sync/status", get(sync_status));
@@ -486,7 +489,7 @@ async fn sync_status(
           calendars::index, calendars::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,
-          supervision::reply),
+          supervision::reply, staff::index, staff::create, staff::show, staff::update),
     modifiers(&BearerAuth, &CommonResponses),
 )]
 struct ApiDoc;

@@ -74,6 +74,18 @@ impl From<&yizhan_sync::domain::supervision::SupervisionError> for Words {
     }
 }
 
+impl From<&yizhan_sync::domain::staff::StaffError> for Words {
+    fn from(e: &yizhan_sync::domain::staff::StaffError) -> Words {
+        use yizhan_sync::domain::staff::StaffError as E;
+        match e {
+            E::Control(refused) => Words::from(&CaseError::Text(*refused)),
+            E::Username(user) | E::StandIn(user) => Words::new(e.code()).text("user", user.clone()),
+            E::Role(value) | E::Place(value) => Words::new(e.code()).text("value", value.clone()),
+            _ => Words::new(e.code()),
+        }
+    }
+}
+
 impl From<&CodeError> for Words {
     fn from(e: &CodeError) -> Words {
         let mut words = Words::new(e.code()).with("what", Param::Code(e.kind()));
@@ -312,6 +324,23 @@ mod tests {
                     field: "staff",
                     max: 64,
                 },
+            ] {
+                listed.push(e.code());
+                examples.push(Words::from(&e));
+            }
+        }
+        {
+            use yizhan_sync::domain::staff::StaffError as E;
+            for e in [
+                E::Username("x".into()),
+                E::Length,
+                E::Role("x".into()),
+                E::Verifier,
+                E::Place("x".into()),
+                E::StandIn("x".into()),
+                E::ChiefNotDepartment,
+                E::Generation,
+                E::NotAnAdminAtAHall,
             ] {
                 listed.push(e.code());
                 examples.push(Words::from(&e));

@@ -19,6 +19,7 @@ mod assessment;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
+mod counters;
 mod feed;
 mod file;
 mod follow_up;
@@ -30,6 +31,7 @@ mod notification;
 pub mod postgres;
 mod rebuild;
 mod snapshot;
+mod staff;
 mod stats;
 mod supervision;
 mod sync;
@@ -58,6 +60,7 @@ pub use calendars::PublishedYear;
 pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
 };
+pub use counters::Counter;
 pub use feed::{
     FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
     FeedRegistry, OriginSeq,
@@ -73,6 +76,7 @@ pub use migrations::SCHEMA_VERSION;
 pub use notices::{Correction, Issuer, StoredNotice, notice_content};
 pub use notification::{NewNotification, NotificationView};
 pub use rebuild::RebuildReport;
+pub use staff::{NewStaff, StaffPatch, Standing, TreeAccount, staff_refused};
 pub use stats::{
     EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,
     Snapshot, Workload,

@@ -13,6 +13,7 @@
 pub mod appointments;
 pub mod assessment;
 pub mod cases;
+pub mod counters;
 pub mod dashboard;
 pub mod export;
 pub mod follow;
@@ -20,6 +21,7 @@ pub mod hall;
 pub mod notifications;
 pub mod staff;
 pub mod supervision;
+pub mod tree_staff;
 
 pub mod session;
 pub mod worklist;
@@ -134,6 +136,12 @@ where
         )
         .route("/admin/users/{username}/state", post(staff::set_state))
         .route("/admin/users/{username}/role", post(staff::set_role))
+        .route("/admin/staff", get(tree_staff::index).post(tree_staff::add))
+        .route(
+            "/admin/counters",
+            get(counters::index).post(counters::change),
+        )
+        .route("/admin/staff/{username}", post(tree_staff::change))
         .route("/admin/status", get(admin_status))
         .route("/admin/sync", post(admin_sync))
         .route("/cases", post(cases::create))

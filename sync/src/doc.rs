@@ -779,6 +779,7 @@ pub fn record_fields(kind: DocKind) -> &'static [&'static str] {
         DocKind::Notice => &["content", "digest", "seal"],
         DocKind::Supervision | DocKind::Reply | DocKind::Notification => &["body"],
         DocKind::Calendar => &["text"],
+        DocKind::Staff => &["account"],
         DocKind::Item | DocKind::Case | DocKind::Registry => &[],
     }
 }
@@ -871,7 +872,8 @@ pub fn rows(id: &DocId, doc: &Automerge, calendar: &Calendar) -> Result<Rows, Do
         | DocKind::Supervision
         | DocKind::Reply
         | DocKind::Calendar
-        | DocKind::Notification => Rows::Record(read_record(doc)?),
+        | DocKind::Notification
+        | DocKind::Staff => Rows::Record(read_record(doc)?),
     })
 }
 
@@ -924,6 +926,7 @@ mod tests {
             node: NodeId([node; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Accept {
                 serial_no: SerialNo::parse("11440399990000017K4000599301000202603029900100110001")
                     .unwrap(),
@@ -1015,6 +1018,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Suspend {
                 procedure: "专家评审".into(),
                 reason: "需专家评审，期限未定".into(),
@@ -1034,6 +1038,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Resume {
                 note: String::new(),
             },
@@ -1043,6 +1048,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Withdraw {
                 reason: "申请人撤回".into(),
             },
@@ -1077,6 +1083,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Withdraw {
                 reason: "申请人撤回".into(),
             },
@@ -1086,6 +1093,7 @@ mod tests {
             node: NodeId([2; 16]),
             staff: "h".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Decide {
                 approved: true,
                 reason: "".into(),

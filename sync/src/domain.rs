@@ -10,5 +10,6 @@ pub mod item;
 pub mod notice;
 pub mod query_code;
 pub mod serial;
+pub mod staff;
 pub mod supervision;
 pub mod text;

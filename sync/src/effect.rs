@@ -35,6 +35,7 @@ use crate::domain::codes::DivisionLevel;
 use crate::domain::item::Item;
 use crate::domain::notice;
 use crate::domain::serial::{self, Segment, SerialNo};
+use crate::domain::staff::StaffAccount;
 use crate::domain::supervision::{Notification, SupervisionNotice, SupervisionReply};
 use crate::envelope::Envelope;
 use crate::ids::{DocId, DocKind, NodeId, Scope};
@@ -223,6 +224,19 @@ fn judge_inner(
             let (texts, _) =
                 creation_header(envelope, &expanded, doc::record_fields(envelope.kind), None)?;
             notification_creation(author, envelope, &texts)
+        }
+        DocKind::Staff => {
+            // Only the hall whose catalog scope it is writes its accounts there (the scope
+            // reaches exactly the hall's subtree), and only the hall that created one
+            // changes it: a parent hall does not write into a child hall's accounts.
+            if !author.role.is_hall()
+                || envelope.scope.kind() != crate::ids::ScopeKind::Catalog
+                || author.division != division
+                || held.is_some_and(|d| creator(d) != Some(author.node))
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            staff_change(author, envelope, &expanded, held)
         }
         DocKind::Calendar => {
             if !auth::may_write(author, &envelope.scope) {
@@ -524,6 +538,17 @@ fn event_op<'a>(
             }
             crate::domain::case::check_received_event(&event)
                 .map_err(|refused| effect(envelope, format!("event {key}: {refused}")))?;
+            // A stand-in acts for another person: a sign-in name, never the actor's own.
+            if let Some(first) = &event.stand_in_for
+                && (crate::domain::staff::check_username(first).is_err() || *first == event.staff)
+            {
+                return Err(effect(
+                    envelope,
+                    format!(
+                        "event {key} is recorded for {first:?}, who is not another staff member"
+                    ),
+                ));
+            }
             let kind = event.action.kind();
             if !auth::may_record(
                 relation,
@@ -758,6 +783,74 @@ fn notification_creation(
     Ok(())
 }
 
+/// A staff account written or replaced by its hall (§8.6.3): the account must be valid,
+/// name its hall and the id it lands in, be written by a role the engine lets manage
+/// accounts, and, replacing one, follow it (a new verifier only with a new generation).
+fn staff_change(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    held: Option<&Automerge>,
+) -> Result<(), Verdict> {
+    let texts = match held {
+        None => creation_header(envelope, expanded, &["account"], None)?.0,
+        Some(_) => {
+            let mut texts = Vec::new();
+            for op in &expanded.operations {
+                match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
+                    (true, Some("account"), Some(text)) if !op.insert => {
+                        texts.push(("account", text))
+                    }
+                    _ => {
+                        return Err(effect(
+                            envelope,
+                            "changes a staff account other than by writing its next version",
+                        ));
+                    }
+                }
+            }
+            texts
+        }
+    };
+    let [(_, text)] = texts[..] else {
+        return Err(effect(envelope, "writes no account, or several at once"));
+    };
+    let account: StaffAccount = serde_json::from_str(text)
+        .map_err(|e| effect(envelope, format!("its account does not read: {e}")))?;
+    let division = envelope.scope.division();
+    account
+        .validate(&division)
+        .map_err(|e| effect(envelope, format!("its account is not valid: {e}")))?;
+    if account.hall != author.node
+        || StaffAccount::doc_id_for(&division, &account.username).as_ref() != Some(&envelope.doc)
+    {
+        return Err(effect(
+            envelope,
+            "writes an account in another node's name or under another account's id",
+        ));
+    }
+    let role = crate::engine::StaffRole::parse(&account.by_role);
+    if role.is_none_or(|role| crate::engine::may_manage_staff(author, role).is_err()) {
+        return Err(Refusal::EventNotAllowed {
+            node: author.node,
+            role: author.role.as_str(),
+            kind: "staff",
+            doc: envelope.doc.to_string(),
+        }
+        .into());
+    }
+    if let Some(document) = held {
+        let before: StaffAccount = doc::read_record(document)
+            .ok()
+            .and_then(|r| serde_json::from_str(r.field("account")).ok())
+            .ok_or_else(|| effect(envelope, "the account it replaces cannot be read"))?;
+        account
+            .may_follow(&before)
+            .map_err(|e| effect(envelope, format!("does not follow the account held: {e}")))?;
+    }
+    Ok(())
+}
+
 /// A calendar year published (or republished) by its hall: the text must read as exactly
 /// the year its id names, in a document of the hall's own division.
 fn calendar_change(
@@ -895,4 +988,6 @@ fn registry_change(
 }
 
 #[cfg(test)]
-mod tests;
+mod staff_tests;
+#[cfg(test)]
+pub(crate) mod tests;

@@ -20,11 +20,13 @@
 
 mod act;
 pub mod session;
+mod staff;
 mod supervise;
 
 pub use act::{
     Actor, Person, Request, StaffRole, act, allowed_actions, may, on_behalf_of, role_may,
 };
+pub use staff::{chief_authorizes, may_manage_staff, stand_in_for};
 pub use supervise::{
     SupervisionAct, assessment_open_to, may_assess, may_issue_supervision, may_supervise,
 };

@@ -104,10 +104,13 @@ pub enum DocKind {
     /// A hall's notification (通报, §10.3), in its catalog scope so it reaches every node
     /// below the hall; never changed.
     Notification,
+    /// A staff account a hall's admin wrote (§8.6.3), in the hall's catalog scope so it
+    /// reaches every node below the hall; its hall replaces it (disable, reset).
+    Staff,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 8] = [
+    pub const ALL: [DocKind; 9] = [
         DocKind::Item,
         DocKind::Case,
         DocKind::Registry,
@@ -116,6 +119,7 @@ impl DocKind {
         DocKind::Reply,
         DocKind::Calendar,
         DocKind::Notification,
+        DocKind::Staff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +132,7 @@ impl DocKind {
             DocKind::Reply => "reply",
             DocKind::Calendar => "calendar",
             DocKind::Notification => "notification",
+            DocKind::Staff => "staff",
         }
     }
 
@@ -147,6 +152,7 @@ impl DocKind {
             DocKind::Reply => "sr",
             DocKind::Calendar => "y",
             DocKind::Notification => "b",
+            DocKind::Staff => "u",
         }
     }
 
@@ -160,7 +166,9 @@ impl DocKind {
     /// travel with the cases of their division, calendars with the catalog.
     pub fn scope_kind(self) -> ScopeKind {
         match self {
-            DocKind::Item | DocKind::Calendar | DocKind::Notification => ScopeKind::Catalog,
+            DocKind::Item | DocKind::Calendar | DocKind::Notification | DocKind::Staff => {
+                ScopeKind::Catalog
+            }
             DocKind::Case | DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
                 ScopeKind::Case
             }

@@ -763,6 +763,9 @@ pub struct EventOut {
     pub at: String,
     pub node: String,
     pub staff: String,
+    /// Whom `staff` acted for as their stand-in (B角, SZDB/Z 176 §7.4.1.3), if anyone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stand_in_for: Option<String>,
     pub kind: String,
     /// The event's fields (reason, serial number, materials, …).
     pub details: serde_json::Value,
@@ -788,6 +791,7 @@ impl From<EventView> for EventOut {
             at: rfc3339_cst(e.at_ms),
             node: e.node,
             staff: e.staff,
+            stand_in_for: e.stand_in_for,
             kind,
             details,
             conflict: e.conflict,

@@ -3153,3 +3153,313 @@ async fn a_notification_is_published_and_listed_through_the_pages() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert_eq!(api.store.notifications(10).await.unwrap().len(), 1);
 }
+
+/// `/api/v1/staff` (§8.6.3): a hall's admin writes the tree's accounts; the same store
+/// rules and codes as the admin page; no verifier ever leaves the API.
+#[tokio::test]
+async fn a_halls_admin_writes_tree_accounts_through_the_api() {
+    let api = api("district").await;
+    let body =
+        json!({"username": "li.ming", "display_name": "李明", "role": "worker", "counter": "3"});
+    let (status, refused) = api.post("/api/v1/staff", Some(&api.worker), &body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, written, headers) = api
+        .send(
+            Method::POST,
+            "/api/v1/staff",
+            Some(&api.admin),
+            Some(serde_json::to_vec(&body).unwrap()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{written}");
+    assert_eq!(headers[header::LOCATION], "/api/v1/staff/li.ming");
+    assert_eq!(written["password"].as_str().unwrap().len(), 16);
+    assert_eq!(
+        (
+            &written["account"]["source"],
+            &written["account"]["standing"],
+            &written["account"]["generation"],
+            &written["account"]["own"]
+        ),
+        (&json!("tree"), &json!("here"), &json!(1), &json!(true))
+    );
+    assert!(!written.to_string().contains("argon2"));
+
+    // (body, status, code): every refusal is a code people read in their language.
+    let table = [
+        (body.clone(), StatusCode::CONFLICT, "staff_name_taken"),
+        (
+            json!({"username": "worker", "role": "worker"}),
+            StatusCode::CONFLICT,
+            "staff_name_taken",
+        ),
+        (
+            json!({"username": "Li Ming", "role": "worker"}),
+            StatusCode::BAD_REQUEST,
+            "bad_username",
+        ),
+        (
+            json!({"username": "wang", "role": "root"}),
+            StatusCode::BAD_REQUEST,
+            "staff_role",
+        ),
+        (
+            json!({"username": "wang", "role": "worker", "chief": true}),
+            StatusCode::BAD_REQUEST,
+            "staff_chief_department",
+        ),
+        (
+            json!({"username": "wang", "role": "worker", "sign_in_at": ["440305001001"]}),
+            StatusCode::BAD_REQUEST,
+            "staff_place",
+        ),
+        (
+            json!({"username": "wang", "role": "worker", "password": "short"}),
+            StatusCode::BAD_REQUEST,
+            "weak_password",
+        ),
+    ];
+    for (body, status, code) in table {
+        let (got, answer) = api.post("/api/v1/staff", Some(&api.admin), &body).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+        assert!(!answer["message"].as_str().unwrap().is_empty());
+    }
+    let (status, answer) = api
+        .post(
+            "/api/v1/staff",
+            Some(&api.admin),
+            &json!({"username": "wang", "role": "worker", "password_hash": "$argon2id$x"}),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {answer}");
+
+    // Listed beside the local accounts; one by name.
+    let (status, list) = api.get("/api/v1/staff", Some(&api.admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<(String, String)> = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["username"].as_str().unwrap().into(),
+                a["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for expected in [("admin", "local"), ("worker", "local"), ("li.ming", "tree")] {
+        assert!(
+            names.contains(&(expected.0.into(), expected.1.into())),
+            "{names:?}"
+        );
+    }
+    let (status, _) = api.get("/api/v1/staff", Some(&api.worker)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, one) = api.get("/api/v1/staff/li.ming", Some(&api.admin)).await;
+    assert_eq!(
+        (status, &one["display_name"]),
+        (StatusCode::OK, &json!("李明"))
+    );
+    let (status, _) = api.get("/api/v1/staff/nobody", Some(&api.admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A reset answers a new password once and bumps the generation; disabling holds.
+    let patch = |body: Value| {
+        let api = &api;
+        async move {
+            let (status, value, _) = api
+                .send(
+                    Method::PATCH,
+                    "/api/v1/staff/li.ming",
+                    Some(&api.admin),
+                    Some(serde_json::to_vec(&body).unwrap()),
+                )
+                .await;
+            (status, value)
+        }
+    };
+    let (status, reset) = patch(json!({"reset_password": true})).await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_eq!(reset["account"]["generation"], 2);
+    assert_ne!(reset["password"], written["password"]);
+    let (status, refused) = patch(json!({"stand_in": "wang"})).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("staff_stand_in_unknown")),
+        "a stand-in is an account of the hall"
+    );
+    let (status, _) = api
+        .post(
+            "/api/v1/staff",
+            Some(&api.admin),
+            &json!({"username": "wang", "role": "worker", "password": "a long password"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, disabled) = patch(json!({"disabled": true, "stand_in": "wang"})).await;
+    assert_eq!(status, StatusCode::OK, "{disabled}");
+    assert_eq!(
+        (
+            &disabled["account"]["disabled"],
+            &disabled["account"]["stand_in"]
+        ),
+        (&json!(true), &json!("wang"))
+    );
+    assert!(disabled.get("password").is_none());
+    let (status, refused) = patch(json!({"stand_in": "li.ming"})).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("staff_stand_in"))
+    );
+    let (status, _, _) = api
+        .send(
+            Method::PATCH,
+            "/api/v1/staff/nobody",
+            Some(&api.admin),
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A station's admin manages its local accounts only.
+    let station = api_station_admin().await;
+    let (status, refused) = station
+        .post(
+            "/api/v1/staff",
+            Some(&station.admin),
+            &json!({"username": "wang", "role": "worker"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("staff_admins_only"))
+    );
+}
+
+async fn api_station_admin() -> Api {
+    api("station").await
+}
+
+/// The pages of the tree's accounts and of the counters: a hall's admin writes accounts,
+/// a station's admin reads them; counters are an admin's.
+#[tokio::test]
+async fn tree_account_and_counter_pages_follow_the_same_rules() {
+    async fn page(
+        api: &Api,
+        method: Method,
+        uri: &str,
+        cookie: &str,
+        form: Option<String>,
+    ) -> (StatusCode, String) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, cookie);
+        if form.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let response = router(api.state.clone(), 64 * 1024)
+            .oneshot(
+                request
+                    .body(form.map_or_else(HttpBody::empty, HttpBody::from))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).to_string())
+    }
+    async fn session(api: &Api, name: &str) -> (String, String) {
+        let users = api.store.list_users().await.unwrap();
+        let user = users.into_iter().find(|u| u.username == name).unwrap();
+        let now = at("2026-03-02");
+        let sessions = &api.state.web.sessions;
+        let token = sessions.start(&user, crate::web::session::credential_of("unused"), now);
+        let csrf = sessions.touch(&token, now).unwrap().csrf;
+        (format!("yz_session={token}"), csrf)
+    }
+
+    let hall = api("district").await;
+    let (cookie, csrf) = session(&hall, "admin").await;
+    let (status, html) = page(&hall, Method::GET, "/admin/staff", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("id=\"add-staff\""),
+        "a hall's admin writes accounts"
+    );
+    let (status, html) = page(
+        &hall,
+        Method::POST,
+        "/admin/staff",
+        &cookie,
+        Some(format!(
+            "csrf={csrf}&username=zhou&display_name=%E5%91%A8&role=worker&counter=2"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"new-password\"") && html.contains("周"));
+    let (status, html) = page(
+        &hall,
+        Method::POST,
+        "/admin/staff/zhou",
+        &cookie,
+        Some(format!("csrf={csrf}&action=disable")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        hall.store
+            .tree_account("zhou".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .account
+            .disabled
+    );
+    let (status, html) = page(
+        &hall,
+        Method::POST,
+        "/admin/staff",
+        &cookie,
+        Some(format!("csrf={csrf}&username=worker&role=worker")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("已被"), "worded in Chinese: {html}");
+    let (worker_cookie, _) = session(&hall, "worker").await;
+    let (status, _) = page(&hall, Method::GET, "/admin/counters", &worker_cookie, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, html) = page(
+        &hall,
+        Method::POST,
+        "/admin/counters",
+        &cookie,
+        Some(format!(
+            "csrf={csrf}&action=save&number=7&name=%E7%A4%BE%E4%BF%9D&serves=x"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("社保"));
+
+    let station = api("station").await;
+    let (cookie, csrf) = session(&station, "admin").await;
+    let (status, html) = page(&station, Method::GET, "/admin/staff", &cookie, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("id=\"add-staff\""), "read-only at a station");
+    let (status, _) = page(
+        &station,
+        Method::POST,
+        "/admin/staff",
+        &cookie,
+        Some(format!("csrf={csrf}&username=zhou&role=worker")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

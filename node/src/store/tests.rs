@@ -51,6 +51,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
              content_json TEXT NOT NULL, digest BLOB NOT NULL, signature BLOB NOT NULL,
              issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
          DROP INDEX IF EXISTS changes_doc;
+         DROP TABLE staff_accounts; DROP TABLE staff_tokens; DROP TABLE counters;
          PRAGMA user_version = 7;",
     )
     .unwrap();
@@ -940,6 +941,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
              DROP INDEX IF EXISTS cases_scope_updated; DROP INDEX cases_holder_name;
              ALTER TABLE documents DROP COLUMN upto;
              DROP INDEX IF EXISTS changes_doc;
+             DROP TABLE staff_accounts; DROP TABLE staff_tokens; DROP TABLE counters;
              PRAGMA user_version = 11;",
         )
         .unwrap();

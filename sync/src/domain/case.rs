@@ -660,6 +660,11 @@ pub struct Event {
     /// The counter (窗口) the staff member acted at (DOMAIN §11).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub counter: String,
+    /// The staff member `staff` acted in place of, as their stand-in (B角 for the A角 who
+    /// holds the case, SZDB/Z 176 §7.4.1.3; `engine::stand_in_for`). Absent in events
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stand_in_for: Option<String>,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -1275,6 +1280,7 @@ pub fn check_resolution(
         node: NodeId([0; 16]),
         staff: String::new(),
         counter: String::new(),
+        stand_in_for: None,
         action: Action::Resolve {
             void: void.to_vec(),
             reason: String::new(),
@@ -2261,6 +2267,7 @@ pub(crate) mod tests {
             node,
             staff: "worker".into(),
             counter: String::new(),
+            stand_in_for: None,
             action,
         }
     }

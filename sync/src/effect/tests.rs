@@ -39,7 +39,7 @@ fn district() -> NodeRecord {
     record(2, NodeRole::District, "440304")
 }
 
-fn intake(by: &NodeRecord) -> Intake {
+pub(crate) fn intake(by: &NodeRecord) -> Intake {
     Intake::new(
         &sample_item(),
         NewCase {
@@ -99,6 +99,7 @@ fn event(by: &NodeRecord, ms: u64, action: Action) -> Event {
         node: by.node,
         staff: "x".into(),
         counter: String::new(),
+        stand_in_for: None,
         action,
     }
 }
@@ -1010,6 +1011,42 @@ fn text_typed_elsewhere_is_checked_again_on_arrival() {
         &scope,
         None,
     );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}
+
+/// An event a stand-in (B角, §7.4.1.3) records names another staff member by a sign-in
+/// name; naming the actor or something that is no name is refused on arrival.
+#[test]
+fn an_event_for_another_staff_member_names_one() {
+    let station = station();
+    let (id, scope, held) = held_case();
+    let for_whom = |first: Option<&str>| {
+        let mut e = event(
+            &station,
+            T0 + 3000,
+            Action::Suspend {
+                procedure: "听证".into(),
+                reason: "按规定办理".into(),
+            },
+        );
+        e.stand_in_for = first.map(str::to_string);
+        e
+    };
+    for (first, allowed) in [
+        (None, true),
+        (Some("li.ming"), true),
+        (Some("x"), false),
+        (Some("li.ming\u{202E}"), false),
+    ] {
+        let change = add(&station, &held, &[for_whom(first)]);
+        let judged = check(&station, &change, &id, DocKind::Case, &scope, Some(&held));
+        assert_eq!(judged == Judgement::Allow, allowed, "{first:?}: {judged:?}");
+    }
+    // The actor's own name ("x" in these events) is no stand-in's.
+    let mut own = for_whom(Some("wang"));
+    own.staff = "wang".into();
+    let change = add(&station, &held, &[own]);
+    let judged = check(&station, &change, &id, DocKind::Case, &scope, Some(&held));
     assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
 }
 

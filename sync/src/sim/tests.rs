@@ -1089,6 +1089,7 @@ fn forge(net: &mut Network, hostile: &Hostile, stations: [usize; 2], what: usize
                 node: x_origin.node,
                 staff: "xavier".into(),
                 counter: String::new(),
+                stand_in_for: None,
                 action: Action::Decide {
                     approved: true,
                     reason: String::new(),
@@ -1133,6 +1134,7 @@ fn forge(net: &mut Network, hostile: &Hostile, stations: [usize; 2], what: usize
                 node,
                 staff: "xavier".into(),
                 counter: String::new(),
+                stand_in_for: None,
                 action,
             };
             let change = match w {
