@@ -128,6 +128,7 @@ impl CreateCase {
             None => None,
         };
         let new = NewCase {
+            situations: Vec::new(),
             applicant,
             agent,
             materials: self.materials.into_iter().map(material).collect(),

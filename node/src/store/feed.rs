@@ -414,8 +414,10 @@ impl FeedReader {
                     }
                     // Calendar years change deadlines, which reach the sink as the cases'
                     // rows; the sink keeps no notifications (通报) yet, which the halls'
-                    // pages show; unknown kinds have nothing to write.
-                    Some(DocKind::Calendar | DocKind::Notification) | None => {}
+                    // pages show, nor attachments (files a guide offers, not figures);
+                    // unknown kinds have nothing to write.
+                    Some(DocKind::Calendar | DocKind::Notification | DocKind::Attachment)
+                    | None => {}
                 }
             }
         }

@@ -253,6 +253,7 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
     }
     match applicant {
         Some(applicant) if errors.is_empty() => Ok(NewCase {
+            situations: Vec::new(),
             applicant,
             agent,
             materials,
