@@ -52,6 +52,12 @@ pub fn parse(text: &str) -> Result<Vec<Item>, CatalogFileError> {
     }
 }
 
+/// Where a guide's attachment (blank form or sample) is downloaded: under the item that
+/// offers it, so the pages and the API name it alike.
+pub fn attachment_path(impl_code: &str, id: &str) -> String {
+    format!("/catalog/{impl_code}/attachments/{id}")
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

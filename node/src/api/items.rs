@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use utoipa::{IntoParams, ToSchema};
 use yizhan_sync::domain::calendar::YellowThreshold;
 use yizhan_sync::domain::item::{
-    CaseType, Item, ItemStatus, OnlineDepth, ServiceObject, SubjectNature,
+    CaseType, Item, ItemStatus, Material, OnlineDepth, ServiceObject, SubjectNature,
 };
 
 use super::ApiState;
@@ -158,6 +158,28 @@ pub struct ItemView {
     pub result: String,
     /// 到办事现场次数.
     pub visits: u32,
+    /// 办理形式: `window`, `online`, `self_service`, `post`.
+    pub handling_forms: Vec<String>,
+    /// 是否支持预约.
+    pub booking: bool,
+    /// 情形: variants that change the materials, chosen at intake.
+    pub situations: Vec<SituationView>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SituationView {
+    pub name: String,
+    /// Materials it asks for on top of the item's own.
+    pub adds: Vec<MaterialView>,
+    /// Names of the item's materials it does not need.
+    pub not_needed: Vec<String>,
+}
+
+/// A blank form or sample: its id and where the guide offers it for download.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct AttachmentRef {
+    pub id: String,
+    pub url: String,
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -189,7 +211,10 @@ pub struct PlaceView {
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ProcessStepView {
     pub name: String,
+    /// 环节时限, working days.
     pub days: Option<u32>,
+    /// 责任岗位.
+    pub post: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -200,6 +225,43 @@ pub struct MaterialView {
     pub required: bool,
     pub condition: Option<String>,
     pub note: Option<String>,
+    /// 来源渠道: `applicant` or `government` (with `issuer`).
+    pub source: Option<String>,
+    pub issuer: Option<String>,
+    /// 形式: `paper`, `electronic` or `both`.
+    pub form: Option<String>,
+    /// 纸质规格.
+    pub paper_spec: Option<String>,
+    /// 受理标准.
+    pub standard: Option<String>,
+    /// 空表.
+    pub blank_form: Option<AttachmentRef>,
+    /// 样表.
+    pub sample: Option<AttachmentRef>,
+}
+
+fn material_view(impl_code: &str, m: &Material) -> MaterialView {
+    let attachment = |id: &Option<String>| {
+        id.as_ref().map(|id| AttachmentRef {
+            id: id.clone(),
+            url: crate::catalog::attachment_path(impl_code, id),
+        })
+    };
+    MaterialView {
+        name: m.name.clone(),
+        originals: m.originals,
+        copies: m.copies,
+        required: m.required,
+        condition: m.condition.clone(),
+        note: m.note.clone(),
+        source: m.source.map(|s| s.as_str().to_string()),
+        issuer: m.issuer.clone(),
+        form: m.form.map(|f| f.as_str().to_string()),
+        paper_spec: m.paper_spec.clone(),
+        standard: m.standard.clone(),
+        blank_form: attachment(&m.blank_form),
+        sample: attachment(&m.sample),
+    }
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -271,6 +333,7 @@ impl From<Item> for ItemView {
                 .map(|s| ProcessStepView {
                     name: s.name.clone(),
                     days: s.days,
+                    post: s.post.clone(),
                 })
                 .collect(),
             case_type: snake::<CaseType>(&item.case_type),
@@ -289,14 +352,7 @@ impl From<Item> for ItemView {
             materials: item
                 .materials
                 .iter()
-                .map(|m| MaterialView {
-                    name: m.name.clone(),
-                    originals: m.originals,
-                    copies: m.copies,
-                    required: m.required,
-                    condition: m.condition.clone(),
-                    note: m.note.clone(),
-                })
+                .map(|m| material_view(item.impl_code.as_str(), m))
                 .collect(),
             special_procedures: item
                 .special_procedures
@@ -324,6 +380,25 @@ impl From<Item> for ItemView {
             remedies: item.remedies.clone(),
             result: item.result.clone(),
             visits: item.visits,
+            handling_forms: item
+                .handling_forms
+                .iter()
+                .map(|f| f.as_str().to_string())
+                .collect(),
+            booking: item.booking,
+            situations: item
+                .situations
+                .iter()
+                .map(|s| SituationView {
+                    name: s.name.clone(),
+                    adds: s
+                        .adds
+                        .iter()
+                        .map(|m| material_view(item.impl_code.as_str(), m))
+                        .collect(),
+                    not_needed: s.not_needed.clone(),
+                })
+                .collect(),
             name: item.name,
         }
     }
@@ -380,6 +455,28 @@ pub async fn publish(
     Path(impl_code): Path<String>,
     Body(item): Body<Item>,
 ) -> ApiResult<(StatusCode, Json<ItemView>)> {
+    may_publish_catalog(&state, &user)?;
+    if item.impl_code.as_str() != impl_code {
+        return Err(ApiError::invalid(format!(
+            "the path names {impl_code} but the body is item {}",
+            item.impl_code
+        )));
+    }
+    let division =
+        DivisionCode::parse(&state.node.division).map_err(|e| ApiError::invalid(e.to_string()))?;
+    state
+        .store
+        .publish_item(Scope::catalog(&division), item, state.clock.now_ms())
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Json(state.store.get_item(impl_code).await?.into()),
+    ))
+}
+
+/// Who publishes to the catalog through the API (items and the attachments they name):
+/// an admin of a district or city hall, the nodes that author a catalog.
+pub(super) fn may_publish_catalog(state: &ApiState, user: &Authenticated) -> ApiResult<()> {
     if user.0.role != StaffRole::Admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -397,20 +494,5 @@ pub async fn publish(
             ),
         ));
     }
-    if item.impl_code.as_str() != impl_code {
-        return Err(ApiError::invalid(format!(
-            "the path names {impl_code} but the body is item {}",
-            item.impl_code
-        )));
-    }
-    let division =
-        DivisionCode::parse(&state.node.division).map_err(|e| ApiError::invalid(e.to_string()))?;
-    state
-        .store
-        .publish_item(Scope::catalog(&division), item, state.clock.now_ms())
-        .await?;
-    Ok((
-        StatusCode::OK,
-        Json(state.store.get_item(impl_code).await?.into()),
-    ))
+    Ok(())
 }
