@@ -121,6 +121,7 @@ where
         .route("/items", get(items::index))
         .route("/items/{id}", get(items::show).put(items::publish))
         .route("/attachments", post(attachments::create))
+        .route("/catalog/export", get(items::export))
         .route("/calendars", get(calendars::index))
         .route("/calendars/{year}", put(calendars::publish))
         .route("/item-categories", get(items::categories))
@@ -485,7 +486,7 @@ async fn sync_status(
         Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
-          attachments::create,
+          attachments::create, items::export,
           calendars::index, calendars::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,

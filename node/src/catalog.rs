@@ -5,6 +5,8 @@
 
 use yizhan_sync::domain::item::Item;
 
+pub mod sheets;
+
 /// Why a catalog file cannot be published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogFileError {
@@ -56,6 +58,22 @@ pub fn parse(text: &str) -> Result<Vec<Item>, CatalogFileError> {
 /// offers it, so the pages and the API name it alike.
 pub fn attachment_path(impl_code: &str, id: &str) -> String {
     format!("/catalog/{impl_code}/attachments/{id}")
+}
+
+/// `Content-Disposition` for a download named `file` (RFC 6266: the name UTF-8 encoded,
+/// so a Chinese name survives every browser).
+pub fn download_disposition(file: &str) -> String {
+    let encoded: String = file
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename*=UTF-8''{encoded}")
 }
 
 #[cfg(test)]

@@ -129,6 +129,8 @@ where
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
         .route("/catalog/{code}/attachments/{id}", get(guide::download))
+        .route("/catalog/export.xlsx", get(guide::export_xlsx))
+        .route("/catalog/export.csv", get(guide::export_csv))
         .route("/admin/users", get(staff::index).post(staff::add))
         .route(
             "/admin/users/{username}/password",

@@ -496,3 +496,76 @@ pub(super) fn may_publish_catalog(state: &ApiState, user: &Authenticated) -> Api
     }
     Ok(())
 }
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `xlsx` (every sheet in one workbook, the default) or `csv` (one sheet).
+    pub format: Option<String>,
+    /// With `csv`: the sheet (事项, 申请材料, 办理情形, 办理流程, 设定依据, 特别程序,
+    /// 收费项目); 事项 by default.
+    pub sheet: Option<String>,
+}
+
+/// Export the catalog as .xlsx or CSV
+///
+/// Every item held here, in the layout `yizhan import-catalog` reads: one row per item on
+/// the sheet 事项 with the national list's element names as headers, materials,
+/// situations, steps, legal bases, special procedures and fees on further sheets keyed by
+/// 实施编码. As CSV, one sheet a request.
+#[utoipa::path(get, path = "/api/v1/catalog/export", tag = "catalog", params(ExportQuery),
+    responses(
+        (status = 200, description = "The workbook or the sheet", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 400, body = ErrorBody, description = "An unknown format or sheet"),
+        (status = 409, body = ErrorBody, description = "An item cannot be written in the layout")))]
+pub async fn export(
+    State(state): State<ApiState>,
+    Query(query): Query<ExportQuery>,
+) -> ApiResult<axum::response::Response> {
+    use crate::catalog::sheets;
+    use axum::response::IntoResponse;
+    let items = state.store.all_items().await?;
+    let not_exportable = |problems: Vec<String>| {
+        ApiError::words(
+            StatusCode::CONFLICT,
+            crate::i18n::Words::new("catalog_not_exportable").text("problems", problems.join("; ")),
+        )
+    };
+    let (content_type, file, bytes) = match query.format.as_deref().unwrap_or("xlsx") {
+        "xlsx" => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "catalog.xlsx".to_string(),
+            sheets::to_xlsx(&items).map_err(not_exportable)?,
+        ),
+        "csv" => {
+            let wanted = query.sheet.as_deref().unwrap_or("事项");
+            let sheet = sheets::to_sheets(&items)
+                .map_err(not_exportable)?
+                .into_iter()
+                .find(|s| s.name == wanted)
+                .ok_or_else(|| ApiError::invalid(format!("there is no sheet {wanted}")))?;
+            (
+                "text/csv; charset=utf-8",
+                format!("{wanted}.csv"),
+                sheets::to_csv(&sheet),
+            )
+        }
+        other => {
+            return Err(ApiError::invalid(format!(
+                "format {other:?}: ask for xlsx or csv"
+            )));
+        }
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                crate::catalog::download_disposition(&file),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

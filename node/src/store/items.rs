@@ -160,6 +160,27 @@ impl Store {
         .await
     }
 
+    /// Every item held here, published or cancelled, by implementation code: the catalog
+    /// as its spreadsheets export it.
+    pub async fn all_items(&self) -> Result<Vec<Item>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, body_json FROM items ORDER BY impl_code")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, body)| {
+                    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                        id,
+                        message: e.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// The categories of published items, with how many items each has.
     pub async fn item_categories(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|conn| {

@@ -172,18 +172,7 @@ pub fn attachment_response(
     attachment: &yizhan_sync::domain::attachment::Attachment,
     bytes: Vec<u8>,
 ) -> Response {
-    let encoded: String = attachment
-        .name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let disposition = format!("attachment; filename*=UTF-8''{encoded}");
+    let disposition = crate::catalog::download_disposition(&attachment.name);
     let mut response = (StatusCode::OK, bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -202,4 +191,74 @@ pub fn attachment_response(
         HeaderValue::from_static("public, max-age=86400, immutable"),
     );
     response
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct SheetQuery {
+    sheet: Option<String>,
+}
+
+/// `GET /catalog/export.xlsx`: the catalog as the workbook `import-catalog` reads.
+pub(super) async fn export_xlsx(State(state): State<WebState>, ctx: Ctx) -> Response {
+    let items = match state.store.all_items().await {
+        Ok(items) => items,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    match tokio::task::spawn_blocking(move || crate::catalog::sheets::to_xlsx(&items)).await {
+        Ok(Ok(bytes)) => file_download(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "catalog.xlsx",
+            bytes,
+        ),
+        Ok(Err(problems)) => not_exportable(&ctx, problems),
+        Err(e) => store_failed(&ctx, crate::store::StoreError::Internal(e.to_string())),
+    }
+}
+
+/// `GET /catalog/export.csv?sheet=NAME`: one sheet of the catalog as CSV.
+pub(super) async fn export_csv(
+    State(state): State<WebState>,
+    ctx: Ctx,
+    axum::extract::Query(query): axum::extract::Query<SheetQuery>,
+) -> Response {
+    let items = match state.store.all_items().await {
+        Ok(items) => items,
+        Err(e) => return store_failed(&ctx, e),
+    };
+    let wanted = query.sheet.unwrap_or_else(|| "事项".into());
+    match crate::catalog::sheets::to_sheets(&items) {
+        Ok(sheets) => match sheets.into_iter().find(|s| s.name == wanted) {
+            Some(sheet) => file_download(
+                "text/csv; charset=utf-8",
+                &format!("{wanted}.csv"),
+                crate::catalog::sheets::to_csv(&sheet),
+            ),
+            None => store_failed(
+                &ctx,
+                crate::store::StoreError::NotFound {
+                    what: format!("sheet {wanted}"),
+                },
+            ),
+        },
+        Err(problems) => not_exportable(&ctx, problems),
+    }
+}
+
+fn file_download(content_type: &'static str, file: &str, bytes: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&crate::catalog::download_disposition(file)) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+fn not_exportable(ctx: &Ctx, problems: Vec<String>) -> Response {
+    store_failed(
+        ctx,
+        crate::store::StoreError::Conflict(
+            crate::i18n::Words::new("catalog_not_exportable").text("problems", problems.join("; ")),
+        ),
+    )
 }
