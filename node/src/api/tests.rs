@@ -3211,7 +3211,8 @@ mod guide {
         let upload = "/api/v1/attachments?name=%E7%A9%BA%E8%A1%A8.pdf"; // 空表.pdf
         let before = district.store.content_digest().await.unwrap();
         let oversize = [PDF, &vec![b' '; MAX_BYTES][..]].concat();
-        let refusals: Vec<(&Api, &str, &str, Vec<u8>, StatusCode, &str)> = vec![
+        type Refusal<'a> = (&'a Api, &'a str, &'a str, Vec<u8>, StatusCode, &'a str);
+        let refusals: Vec<Refusal> = vec![
             (
                 &district,
                 &district.worker,

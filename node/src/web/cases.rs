@@ -134,7 +134,7 @@ pub async fn new_form(
     let mut values = Vec::new();
     let mut code = Some(field(&query, "item").to_string()).filter(|c| !c.is_empty());
     if let Some(id) = Some(field(&query, "appointment")).filter(|a| !a.is_empty()) {
-        let a = match appointment_to_start(&state, &ctx, &id).await {
+        let a = match appointment_to_start(&state, &ctx, id).await {
             Ok(a) => a,
             Err(refused) => return *refused,
         };
@@ -549,6 +549,7 @@ fn missing_reason(item: &Item, name: &str, originals: u32, copies: u32) -> Strin
     if let Some(note) = item
         .materials
         .iter()
+        .chain(item.situations.iter().flat_map(|s| &s.adds))
         .find(|m| m.name == name)
         .and_then(|m| m.note.as_deref())
     {

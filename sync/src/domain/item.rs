@@ -625,12 +625,14 @@ impl Item {
             if step.name.chars().count() > 100 {
                 problems.push(format!("process[{i}].name: at most 100 characters"));
             }
-            if let Some(post) = &step.post {
-                if post.trim().is_empty() || post.chars().count() > 50 {
-                    problems.push(format!(
-                        "process[{i}].post: name the post in 1-50 characters"
-                    ));
-                }
+            if step
+                .post
+                .as_ref()
+                .is_some_and(|post| post.trim().is_empty() || post.chars().count() > 50)
+            {
+                problems.push(format!(
+                    "process[{i}].post: name the post in 1-50 characters"
+                ));
             }
         }
         let total: u64 = self

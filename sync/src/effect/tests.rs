@@ -1203,7 +1203,8 @@ fn attachments_come_only_from_their_hall_hold_their_file_and_never_change() {
         ..honest.clone()
     };
     // (who writes, its record, its bytes, in which scope, under which id, the refusal)
-    let table: Vec<(NodeRecord, Attachment, Vec<u8>, Scope, DocId, &str)> = vec![
+    type Forgery = (NodeRecord, Attachment, Vec<u8>, Scope, DocId, &'static str);
+    let table: Vec<Forgery> = vec![
         // A station, in the hall's scope and in its own.
         (
             station(),
