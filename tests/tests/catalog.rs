@@ -168,3 +168,104 @@ fn a_bad_csv_names_each_bad_cell_and_publishes_nothing() {
 fn urlencode(text: &str) -> String {
     text.bytes().map(|b| format!("%{b:02X}")).collect()
 }
+
+/// 居住证申领.
+const RESIDENCE: &str = "1144039999000005XU5001099602000";
+
+/// A blank form a district publishes and names in an item reaches its station with the
+/// catalog, and the station's guide serves it, as published, to anyone.
+#[test]
+fn an_attachment_travels_down_with_the_catalog_and_the_station_serves_it() {
+    use std::time::Duration;
+    use yizhan_tests::{admin_token, enroll_code, post_bytes, put, wait_for};
+    let root = temp_dir();
+    let (d, s) = (root.path().join("district"), root.path().join("station"));
+    init_node(&d, "district", "440304", "福田区行政服务中心");
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let district_token = admin_token(&d);
+    let district = Node::serve(&d);
+    init_node(&s, "station", "440304001001", "园岭社区");
+    let code = enroll_code(&d, "440304001001", "station");
+    run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&s)]);
+    set_interval(&s);
+    let station = Node::serve(&s);
+
+    let pdf = b"%PDF-1.4\n% blank form\n%%EOF\n".to_vec();
+    let agent = client();
+    let (status, body) = post_bytes(
+        &agent,
+        &district.url("/api/v1/attachments?name=form.pdf"),
+        &[
+            ("Authorization", format!("Bearer {district_token}")),
+            ("Content-Type", "application/pdf".into()),
+        ],
+        pdf.clone(),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut catalog: toml::Value =
+        toml::from_str(&std::fs::read_to_string(CATALOG).unwrap()).unwrap();
+    let item = catalog["items"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|i| i["impl_code"].as_str() == Some(RESIDENCE))
+        .unwrap();
+    item["version"] = toml::Value::Integer(2);
+    item["materials"][0]
+        .as_table_mut()
+        .unwrap()
+        .insert("blank_form".into(), toml::Value::String(id.clone()));
+    let (status, answer) = put(
+        &agent,
+        &district.url(&format!("/api/v1/items/{RESIDENCE}")),
+        Some(&district_token),
+        &serde_json::to_value(&*item).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+
+    let url = format!("/catalog/{RESIDENCE}/attachments/{id}");
+    wait_for(
+        "the blank form at the station",
+        Duration::from_secs(30),
+        || {
+            let (_, guide) = get(
+                &agent,
+                &station.url(&format!("/api/v1/items/{RESIDENCE}")),
+                None,
+            )
+            .ok()?;
+            (guide["materials"][0]["blank_form"]["url"] == url.as_str()).then_some(())
+        },
+    );
+    let mut response = agent.get(&station.url(&url)).call().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/pdf"
+    );
+    assert_eq!(
+        response.headers()["x-content-type-options"]
+            .to_str()
+            .unwrap(),
+        "nosniff"
+    );
+    assert_eq!(response.body_mut().read_to_vec().unwrap(), pdf);
+    // Nothing is derived from an attachment that a rebuild would find differing, and the
+    // rebuilt station still reads it.
+    drop(station);
+    let out = run_ok(&["rebuild", "--data-dir", dir_arg(&s)]);
+    assert!(out.contains("rows differing from before: 0"), "{out}");
+    let station = Node::serve(&s);
+    let mut response = agent.get(&station.url(&url)).call().unwrap();
+    assert_eq!(response.body_mut().read_to_vec().unwrap(), pdf);
+}
+
+fn set_interval(dir: &Path) {
+    yizhan_tests::set_config(dir, "interval_secs", "1");
+}
