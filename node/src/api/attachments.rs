@@ -40,7 +40,8 @@ pub struct AttachmentView {
 /// (.doc/.docx) or Excel (.xls/.xlsx), at most 2 MiB; its contents must be of that type.
 /// The same file published again answers the same attachment.
 #[utoipa::path(post, path = "/api/v1/attachments", tag = "catalog", params(UploadQuery),
-    request_body(content = Vec<u8>, description = "The file", content_type = "application/pdf"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The file's bytes; send its own type (application/pdf, image/png, image/jpeg, application/msword, application/vnd.ms-excel or the OOXML types) as Content-Type"),
     responses(
         (status = 201, body = AttachmentView, description = "Published"),
         (status = 400, body = ErrorBody, description = "Empty, of a type not taken, or not what its type says"),

@@ -517,7 +517,8 @@ pub struct ExportQuery {
 #[utoipa::path(get, path = "/api/v1/catalog/export", tag = "catalog", params(ExportQuery),
     responses(
         (status = 200, description = "The workbook or the sheet", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-        (status = 400, body = ErrorBody, description = "An unknown format or sheet"),
+        (status = 400, body = ErrorBody, description = "A malformed query"),
+        (status = 422, body = ErrorBody, description = "An unknown format or sheet"),
         (status = 409, body = ErrorBody, description = "An item cannot be written in the layout")))]
 pub async fn export(
     State(state): State<ApiState>,
