@@ -100,6 +100,23 @@ mod tests {
         assert!(seen >= 3, "the corpus has {seen} files");
     }
 
+    /// Every step of every demo item has its working days and its post (issue 15), and
+    /// `Item::validate` already holds the days within the committed limit.
+    #[test]
+    fn every_demo_step_has_its_days_and_post() {
+        for item in parse(DEMO).unwrap() {
+            for step in &item.process {
+                assert!(
+                    step.days.is_some() && step.post.as_deref().is_some_and(|p| !p.is_empty()),
+                    "{}: {}",
+                    item.name,
+                    step.name
+                );
+            }
+            assert!(!item.handling_forms.is_empty(), "{}", item.name);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 

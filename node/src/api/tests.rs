@@ -3371,6 +3371,18 @@ mod guide {
             "the guide links the blank form"
         );
         assert!(page.contains("区公安分局人口管理岗") && page.contains("以连续就读为由申领"));
+        // The printable one-time notification sheet lists the situations' materials too.
+        let (_, _, sheet) = raw(
+            &district,
+            Method::GET,
+            &format!("/catalog/{code_of_item}/notice"),
+            None,
+            "",
+            Vec::new(),
+        )
+        .await;
+        let sheet = String::from_utf8(sheet).unwrap();
+        assert!(sheet.contains("以连续就读为由申领") && sheet.contains("在读证明"));
         let other = format!(
             "/catalog/{code_of_item}/attachments/a-440399-{}",
             "0".repeat(64)
