@@ -3310,6 +3310,26 @@ mod guide {
             id.as_str()
         );
 
+        // An item may name only an attachment held here.
+        let mut naming_none = demo_catalog()
+            .into_iter()
+            .find(|i| i.name == "居住证申领")
+            .unwrap();
+        naming_none.version += 1;
+        naming_none.materials[0].sample = Some(format!("a-440399-{}", "1".repeat(64)));
+        let (status, _, bytes) = raw(
+            &district,
+            Method::PUT,
+            &format!("/api/v1/items/{}", naming_none.impl_code),
+            Some(&district.admin),
+            "application/json",
+            serde_json::to_vec(&naming_none).unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&bytes)),
+            (StatusCode::BAD_REQUEST, json!("attachment_unknown"))
+        );
         // An item names it as a material's blank form.
         let mut item = demo_catalog()
             .into_iter()

@@ -47,6 +47,28 @@ impl Store {
     ) -> Result<DocId, StoreError> {
         item.validate()?;
         self.write(move |ctx| {
+            // A guide offers only files this node holds: a blank form or sample must be
+            // published (`POST /api/v1/attachments`) before the item that names it.
+            for attachment in item
+                .materials
+                .iter()
+                .chain(item.situations.iter().flat_map(|s| &s.adds))
+                .flat_map(|m| [&m.blank_form, &m.sample])
+                .flatten()
+            {
+                let held: bool = ctx.conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM documents WHERE id = ?1 AND kind = 'attachment')",
+                    params![attachment],
+                    |r| r.get(0),
+                )?;
+                if !held {
+                    return Err(StoreError::Invalid(
+                        Words::new("attachment_unknown")
+                            .text("item", item.impl_code.to_string())
+                            .text("name", attachment.clone()),
+                    ));
+                }
+            }
             let id = Item::doc_id_for(&item.impl_code);
             let origin = ctx.origin;
             match ctx.doc_mut(&id) {
