@@ -6,6 +6,7 @@
 //! is a 4xx, never a 500.
 
 pub mod assessment;
+pub mod attachments;
 pub mod calendars;
 pub mod cases;
 pub mod error;
@@ -120,6 +121,8 @@ where
         .route("/openapi.json", get(openapi))
         .route("/items", get(items::index))
         .route("/items/{id}", get(items::show).put(items::publish))
+        .route("/attachments", post(attachments::create))
+        .route("/catalog/export", get(items::export))
         .route("/calendars", get(calendars::index))
         .route("/calendars/{year}", put(calendars::publish))
         .route("/item-categories", get(items::categories))
@@ -486,6 +489,7 @@ async fn sync_status(
         Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
+          attachments::create, items::export,
           calendars::index, calendars::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,

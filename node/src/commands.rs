@@ -621,14 +621,7 @@ pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow
             role.as_str()
         );
     }
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let items = crate::catalog::parse(&text).map_err(|e| match e {
-        crate::catalog::CatalogFileError::Syntax { line, message } => {
-            anyhow::anyhow!("{}:{line}: {message}", file.display())
-        }
-        problems => anyhow::anyhow!("{}: {problems}", file.display()),
-    })?;
+    let items = read_catalog_file(file)?;
     let scope = Scope::catalog(&node.config.division());
     let (mut new, mut changed, mut unchanged) = (0, 0, 0);
     for item in items {
@@ -658,6 +651,46 @@ pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow
         file.display()
     );
     Ok(())
+}
+
+/// The items of a catalog file: an .xlsx workbook, CSV files (a folder holding them, or
+/// one of them, whose folder is read), or the TOML catalog file; every problem is
+/// reported and none of it is returned unless the whole file is valid.
+fn read_catalog_file(file: &Path) -> anyhow::Result<Vec<yizhan_sync::domain::item::Item>> {
+    use crate::catalog::sheets;
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let sheet_problems = |problems: Vec<sheets::CellProblem>| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{}: {} problems; nothing was published:\n  {}",
+            file.display(),
+            lines.len(),
+            lines.join("\n  ")
+        )
+    };
+    if file.is_dir() || extension.as_deref() == Some("csv") {
+        let dir = if file.is_dir() {
+            file
+        } else {
+            file.parent().unwrap_or(Path::new("."))
+        };
+        return sheets::read_csv_dir(dir).map_err(sheet_problems);
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if extension.as_deref() == Some("xlsx") {
+        return sheets::read_xlsx(&bytes).map_err(sheet_problems);
+    }
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is not UTF-8 text (nor .xlsx or .csv)", file.display()))?;
+    crate::catalog::parse(&text).map_err(|e| match e {
+        crate::catalog::CatalogFileError::Syntax { line, message } => {
+            anyhow::anyhow!("{}:{line}: {message}", file.display())
+        }
+        problems => anyhow::anyhow!("{}: {problems}", file.display()),
+    })
 }
 
 /// `yizhan export-bundle --for NODE FILE`: everything the node may read, signed by this

@@ -86,6 +86,16 @@ impl From<&yizhan_sync::domain::staff::StaffError> for Words {
     }
 }
 
+impl From<&yizhan_sync::domain::attachment::AttachmentError> for Words {
+    fn from(e: &yizhan_sync::domain::attachment::AttachmentError) -> Words {
+        e.params()
+            .into_iter()
+            .fold(Words::new(e.code()), |words, (name, value)| {
+                words.text(name, value)
+            })
+    }
+}
+
 impl From<&CodeError> for Words {
     fn from(e: &CodeError) -> Words {
         let mut words = Words::new(e.code()).with("what", Param::Code(e.kind()));
@@ -341,6 +351,23 @@ mod tests {
                 E::ChiefNotDepartment,
                 E::Generation,
                 E::NotAnAdminAtAHall,
+            ] {
+                listed.push(e.code());
+                examples.push(Words::from(&e));
+            }
+        }
+        {
+            use yizhan_sync::domain::attachment::{AttachmentError as E, ContentType};
+            for e in [
+                E::Empty,
+                E::TooLarge { size: 3_000_000 },
+                E::UnknownType {
+                    content_type: "application/json".into(),
+                },
+                E::NotWhatItSays {
+                    declared: ContentType::Pdf,
+                },
+                E::BadName,
             ] {
                 listed.push(e.code());
                 examples.push(Words::from(&e));

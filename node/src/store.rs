@@ -16,6 +16,7 @@
 mod accounts;
 mod appointments;
 mod assessment;
+mod attachments;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
@@ -244,6 +245,7 @@ impl StoreError {
                 CaseError::MaterialsMissing { .. }
                 | CaseError::Invalid { .. }
                 | CaseError::UnknownMaterial { .. }
+                | CaseError::UnknownSituation { .. }
                 | CaseError::ItemCancelled { .. }
                 | CaseError::NotOnApplication { .. }
                 | CaseError::ExtensionTooLong { .. }

@@ -17,6 +17,7 @@ pub mod counters;
 pub mod dashboard;
 pub mod export;
 pub mod follow;
+mod guide;
 pub mod hall;
 pub mod notifications;
 pub mod staff;
@@ -129,6 +130,9 @@ where
         .route("/catalog", get(catalog))
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
+        .route("/catalog/{code}/attachments/{id}", get(guide::download))
+        .route("/catalog/export.xlsx", get(guide::export_xlsx))
+        .route("/catalog/export.csv", get(guide::export_csv))
         .route("/admin/users", get(staff::index).post(staff::add))
         .route(
             "/admin/users/{username}/password",
@@ -1547,6 +1551,8 @@ struct GuideView {
     limits: String,
     fees: String,
     objects: String,
+    /// The implementation-list elements beyond §9.1.2's (DOMAIN §4).
+    extra: guide::GuideExtras,
 }
 
 fn guide_view(t: &Tr, item: Item) -> GuideView {
@@ -1584,6 +1590,7 @@ fn guide_view(t: &Tr, item: Item) -> GuideView {
         .join("、");
     GuideView {
         kind: t.get(&format!("power.{}", item.kind.code())).into_owned(),
+        extra: guide::extras(t, &item),
         item,
         case_type,
         limits,

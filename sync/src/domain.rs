@@ -2,6 +2,7 @@
 //! check digits, the working-day calendar and time limits, serial numbers, items, and the
 //! case state machine. Nothing here reads a clock, a file or a socket; callers pass `now`.
 
+pub mod attachment;
 pub mod calendar;
 pub mod case;
 pub mod codes;

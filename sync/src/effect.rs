@@ -30,6 +30,7 @@ use automerge::{Automerge, Change, ExpandedChange, ObjType, ROOT, ReadDoc, Scala
 
 use crate::auth::{self, NodeRecord, Refusal};
 use crate::doc;
+use crate::domain::attachment::Attachment;
 use crate::domain::case::{Event, Intake};
 use crate::domain::codes::DivisionLevel;
 use crate::domain::item::Item;
@@ -238,6 +239,23 @@ fn judge_inner(
             }
             staff_change(author, envelope, &expanded, held)
         }
+        DocKind::Attachment => {
+            if held.is_some() {
+                return Err(effect(
+                    envelope,
+                    "changes an attachment, which is never changed once published",
+                ));
+            }
+            // Only the hall whose catalog scope it is publishes there, as it publishes
+            // the items that name it.
+            if !author.role.is_hall()
+                || envelope.scope.kind() != crate::ids::ScopeKind::Catalog
+                || author.division != division
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            attachment_creation(envelope, &expanded)
+        }
         DocKind::Calendar => {
             if !auth::may_write(author, &envelope.scope) {
                 return Err(not_authorized(author, &envelope.scope));
@@ -376,6 +394,9 @@ fn creation_header<'a>(
             }
             ("kind", _) if put_str(op) == Some(envelope.kind.as_str()) => {}
             ("scope", _) if put_str(op) == Some(envelope.scope.as_str()) => {}
+            // An attachment's bytes, checked against its record by `attachment_creation`.
+            ("content", OpType::Put(ScalarValue::Bytes(_)))
+                if envelope.kind == DocKind::Attachment => {}
             (key, OpType::Make(ObjType::Map)) if Some(key) == map_key => {
                 made = Some(op_id(expanded, index));
             }
@@ -395,6 +416,9 @@ fn creation_header<'a>(
     let mut needed = vec!["schema", "kind", "scope"];
     needed.extend_from_slice(body);
     needed.extend(map_key);
+    if envelope.kind == DocKind::Attachment {
+        needed.push("content");
+    }
     if let Some(absent) = needed.iter().find(|k| !seen.contains(k)) {
         return Err(effect(
             envelope,
@@ -419,6 +443,11 @@ fn case_creation(
         .map_err(|e| effect(envelope, format!("its intake does not read: {e}")))?;
     crate::domain::case::check_received_intake(&intake)
         .map_err(|refused| effect(envelope, format!("its intake: {refused}")))?;
+    crate::domain::case::check_situations(
+        &intake.situations,
+        intake.item.situations.iter().map(String::as_str),
+    )
+    .map_err(|e| effect(envelope, format!("its intake: {e}")))?;
     let division = envelope.scope.division();
     if intake.node != author.node
         || intake.doc_id() != envelope.doc
@@ -847,6 +876,41 @@ fn staff_change(
         account
             .may_follow(&before)
             .map_err(|e| effect(envelope, format!("does not follow the account held: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A new attachment must hold the bytes its record describes, of a type taken, under the
+/// id its hall's division and its digest make.
+fn attachment_creation(envelope: &Envelope, expanded: &ExpandedChange) -> Result<(), Verdict> {
+    let (texts, _) = creation_header(envelope, expanded, &["meta"], None)?;
+    let meta = texts
+        .iter()
+        .find(|(k, _)| *k == "meta")
+        .map_or("", |(_, v)| *v);
+    let attachment: Attachment = serde_json::from_str(meta)
+        .map_err(|e| effect(envelope, format!("its record does not read: {e}")))?;
+    let bytes = expanded
+        .operations
+        .iter()
+        .find_map(|op| match (&op.obj, key_of(op), &op.action) {
+            (ObjectId::Root, Some("content"), OpType::Put(ScalarValue::Bytes(bytes))) => {
+                Some(bytes.as_slice())
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    if !attachment.holds(bytes) {
+        return Err(effect(
+            envelope,
+            "carries a file that is not what its record says (name, type, size or digest)",
+        ));
+    }
+    if attachment.doc_id(&envelope.scope.division()) != envelope.doc {
+        return Err(effect(
+            envelope,
+            "publishes an attachment under another file's or hall's id",
+        ));
     }
     Ok(())
 }

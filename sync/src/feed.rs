@@ -38,10 +38,13 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 /// over a nonce and the body's length and digest, carried in headers, so a receiver
 /// authenticates the caller before it reads the body (`request`, `yizhan-request-v2`),
 /// and a child may hold a long-poll (`/sync/v1/wait`) open to its parent. 4: documents of
-/// the kind `notification` (a hall's 通报) travel in batches.
+/// the kind `notification` (a hall's 通报) travel in batches. 5: documents of the kinds
+/// `attachment` (a hall's blank forms and samples) and `staff` (the tree's accounts)
+/// travel in batches.
 pub const PROTOCOL_VERSION: u16 = 5;
-/// The oldest protocol version this build still speaks: 4, since a node of 3 cannot
-/// decode a batch that carries a notification and would fail every pull rather than hear
+/// The oldest protocol version this build still speaks: 5, since a node of 4 cannot
+/// decode a batch that carries an attachment or an account and would fail every pull
+/// rather than hear
 /// "upgrade needed".
 pub const MIN_PROTOCOL_VERSION: u16 = 5;
 

@@ -107,10 +107,13 @@ pub enum DocKind {
     /// A staff account a hall's admin wrote (§8.6.3), in the hall's catalog scope so it
     /// reaches every node below the hall; its hall replaces it (disable, reset).
     Staff,
+    /// A file a hall publishes with its catalog (an item's blank form or sample, 空表/样表),
+    /// in its catalog scope; written once, never changed.
+    Attachment,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 9] = [
+    pub const ALL: [DocKind; 10] = [
         DocKind::Item,
         DocKind::Case,
         DocKind::Registry,
@@ -120,6 +123,7 @@ impl DocKind {
         DocKind::Calendar,
         DocKind::Notification,
         DocKind::Staff,
+        DocKind::Attachment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +137,7 @@ impl DocKind {
             DocKind::Calendar => "calendar",
             DocKind::Notification => "notification",
             DocKind::Staff => "staff",
+            DocKind::Attachment => "attachment",
         }
     }
 
@@ -153,6 +158,7 @@ impl DocKind {
             DocKind::Calendar => "y",
             DocKind::Notification => "b",
             DocKind::Staff => "u",
+            DocKind::Attachment => "a",
         }
     }
 
@@ -166,9 +172,11 @@ impl DocKind {
     /// travel with the cases of their division, calendars with the catalog.
     pub fn scope_kind(self) -> ScopeKind {
         match self {
-            DocKind::Item | DocKind::Calendar | DocKind::Notification | DocKind::Staff => {
-                ScopeKind::Catalog
-            }
+            DocKind::Item
+            | DocKind::Calendar
+            | DocKind::Notification
+            | DocKind::Staff
+            | DocKind::Attachment => ScopeKind::Catalog,
             DocKind::Case | DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
                 ScopeKind::Case
             }
@@ -180,7 +188,11 @@ impl DocKind {
     pub fn immutable(self) -> bool {
         matches!(
             self,
-            DocKind::Notice | DocKind::Supervision | DocKind::Reply | DocKind::Notification
+            DocKind::Notice
+                | DocKind::Supervision
+                | DocKind::Reply
+                | DocKind::Notification
+                | DocKind::Attachment
         )
     }
 }

@@ -415,8 +415,15 @@ impl FeedReader {
                     // Calendar years change deadlines, which reach the sink as the cases'
                     // rows; the sink keeps no notifications (通报) yet, which the halls'
                     // pages show; staff accounts (password verifiers) never leave the tree;
-                    // unknown kinds have nothing to write.
-                    Some(DocKind::Calendar | DocKind::Notification | DocKind::Staff) | None => {}
+                    // nor attachments (files a guide offers, not figures); unknown kinds have
+                    // nothing to write.
+                    Some(
+                        DocKind::Calendar
+                        | DocKind::Notification
+                        | DocKind::Staff
+                        | DocKind::Attachment,
+                    )
+                    | None => {}
                 }
             }
         }

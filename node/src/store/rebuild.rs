@@ -226,6 +226,10 @@ fn rebuild_one(
         Some(DocKind::Calendar) => {
             doc::read_record(&document).map_err(|e| e.to_string())?;
         }
+        // Attachments are read from their documents, with no rows; they must read.
+        Some(DocKind::Attachment) => {
+            doc::read_attachment(&document).map_err(|e| e.to_string())?;
+        }
         None => return Err(format!("unknown kind {kind:?}")),
     }
     Ok(())

@@ -1445,6 +1445,8 @@ fn write_rows(ctx: &mut WriteCtx, id: &DocId, rows: Rows) -> Result<Option<Hlc>,
             }
             Ok(None)
         }
+        // An attachment is served from its document; nothing is derived from it.
+        Rows::Attachment(..) => Ok(None),
     }
 }
 

@@ -112,6 +112,7 @@ pub fn staff() -> Staff {
 /// An application for `item` with all its required materials.
 pub fn complete_application(item: &Item) -> NewCase {
     NewCase {
+        situations: Vec::new(),
         applicant: Applicant::NaturalPerson {
             name: "张三".into(),
             id_number: ResidentId::parse("11010519491231002X").unwrap(),
@@ -1568,6 +1569,7 @@ async fn open_cases_list_by_deadline_and_search_finds_them_every_way() {
         .await
         .unwrap();
     let short = NewCase {
+        situations: Vec::new(),
         materials: Vec::new(),
         ..complete_application(&residence)
     };

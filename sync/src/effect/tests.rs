@@ -43,6 +43,7 @@ pub(crate) fn intake(by: &NodeRecord) -> Intake {
     Intake::new(
         &sample_item(),
         NewCase {
+            situations: Vec::new(),
             applicant: Applicant::NaturalPerson {
                 name: "李四".into(),
                 id_number: ResidentId::parse("11010519491231002X").unwrap(),
@@ -1209,4 +1210,167 @@ fn notifications_come_only_from_the_hall_of_their_scope_and_never_change() {
         Some(&published),
     );
     assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}
+
+/// An attachment comes only from the hall whose catalog scope holds it, carries exactly
+/// the file its record and id describe, and is never changed, not even by its hall.
+#[test]
+fn attachments_come_only_from_their_hall_hold_their_file_and_never_change() {
+    use crate::domain::attachment::{Attachment, ContentType};
+    let hall = district();
+    let scope = Scope::catalog(&hall.division);
+    let pdf = b"%PDF-1.4\n% blank form\n%%EOF\n".to_vec();
+    let honest = Attachment::check("空表.pdf", "application/pdf", &pdf).unwrap();
+    let publish = |by: &NodeRecord, meta: &Attachment, bytes: &[u8], scope: &Scope| {
+        let (_, document) = doc::new_attachment(&origin_of(by), scope, meta, bytes, T0).unwrap();
+        let change = document.get_changes(&[])[0].clone();
+        (document, change)
+    };
+    let id = honest.doc_id(&hall.division);
+    let (published, creation) = publish(&hall, &honest, &pdf, &scope);
+    assert_eq!(
+        check(&hall, &creation, &id, DocKind::Attachment, &scope, None),
+        Judgement::Allow
+    );
+    let elsewhere = record(9, NodeRole::District, "440305");
+    let html = b"<html><script>alert(1)</script></html>".to_vec();
+    let as_html = Attachment {
+        sha256: crate::ids::hex(&<sha2::Sha256 as sha2::Digest>::digest(&html)),
+        size: html.len() as u64,
+        ..honest.clone()
+    };
+    // (who writes, its record, its bytes, in which scope, under which id, the refusal)
+    type Forgery = (NodeRecord, Attachment, Vec<u8>, Scope, DocId, &'static str);
+    let table: Vec<Forgery> = vec![
+        // A station, in the hall's scope and in its own.
+        (
+            station(),
+            honest.clone(),
+            pdf.clone(),
+            scope.clone(),
+            id.clone(),
+            "not_authorized",
+        ),
+        (
+            station(),
+            honest.clone(),
+            pdf.clone(),
+            Scope::catalog(&station().division),
+            honest.doc_id(&station().division),
+            "not_authorized",
+        ),
+        // The sub-district below, and another district, into this district's scope.
+        (
+            sub(),
+            honest.clone(),
+            pdf.clone(),
+            scope.clone(),
+            id.clone(),
+            "not_authorized",
+        ),
+        (
+            elsewhere,
+            honest.clone(),
+            pdf.clone(),
+            scope.clone(),
+            id.clone(),
+            "not_authorized",
+        ),
+        // Its own hall, but other bytes than the record's digest, or a web page declared
+        // as a PDF with a digest that matches it.
+        (
+            hall.clone(),
+            honest.clone(),
+            b"%PDF-1.4 another file".to_vec(),
+            scope.clone(),
+            id.clone(),
+            "forbidden_effect",
+        ),
+        (
+            hall.clone(),
+            as_html.clone(),
+            html.clone(),
+            scope.clone(),
+            as_html.doc_id(&hall.division),
+            "forbidden_effect",
+        ),
+        // A type not taken, under a name that turns around.
+        (
+            hall.clone(),
+            Attachment {
+                name: "form\u{202E}fdp.exe".into(),
+                ..honest.clone()
+            },
+            pdf.clone(),
+            scope.clone(),
+            id.clone(),
+            "forbidden_effect",
+        ),
+        // Under another file's id.
+        (
+            hall.clone(),
+            honest.clone(),
+            pdf.clone(),
+            scope.clone(),
+            as_html.doc_id(&hall.division),
+            "forbidden_effect",
+        ),
+    ];
+    for (author, meta, bytes, scope, id, code) in table {
+        let (_, change) = publish(&author, &meta, &bytes, &scope);
+        let judged = check(&author, &change, &id, DocKind::Attachment, &scope, None);
+        assert!(
+            refused_as(&judged, code),
+            "{} {}: {judged:?}",
+            author.division,
+            meta.name
+        );
+    }
+    assert_eq!(ContentType::parse("text/html"), None);
+    // Once published it never changes, not even by its hall.
+    let edit = raw(&hall, &published, |tx| {
+        tx.put(ROOT, "content", b"%PDF-1.4 swapped".to_vec())?;
+        Ok(())
+    });
+    let judged = check(
+        &hall,
+        &edit,
+        &id,
+        DocKind::Attachment,
+        &scope,
+        Some(&published),
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}
+
+/// A case's intake may only choose situations its item version has, each once: every
+/// receiver checks it against the snapshot the intake carries.
+#[test]
+fn an_intake_chooses_only_its_items_situations() {
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let create = |intake: &Intake| {
+        let (id, document) = doc::new_case(&origin_of(&station), &scope, intake).unwrap();
+        (id, document.get_changes(&[])[0].clone())
+    };
+    let mut chosen = intake(&station);
+    chosen.situations = vec!["申请人为残疾人".into()];
+    let (id, change) = create(&chosen);
+    assert_eq!(
+        check(&station, &change, &id, DocKind::Case, &scope, None),
+        Judgement::Allow
+    );
+    for situations in [
+        vec!["没有的情形".to_string()],
+        vec!["申请人为残疾人".into(), "申请人为残疾人".into()],
+    ] {
+        let mut forged = intake(&station);
+        forged.situations = situations.clone();
+        let (id, change) = create(&forged);
+        let judged = check(&station, &change, &id, DocKind::Case, &scope, None);
+        assert!(
+            refused_as(&judged, "forbidden_effect"),
+            "{situations:?}: {judged:?}"
+        );
+    }
 }

@@ -71,6 +71,7 @@ fn application(item: &Item, complete: bool, n: u64) -> NewCase {
         materials.clear();
     }
     NewCase {
+        situations: Vec::new(),
         applicant: Applicant::NaturalPerson {
             name: format!("申请人{n}"),
             id_number: ResidentId::parse("11010519491231002X").unwrap(),
