@@ -19,6 +19,7 @@ mod assessment;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
+mod departments;
 mod feed;
 mod file;
 mod follow_up;

@@ -32,6 +32,7 @@ use crate::auth::{self, NodeRecord, Refusal};
 use crate::doc;
 use crate::domain::case::{Event, Intake};
 use crate::domain::codes::DivisionLevel;
+use crate::domain::department::Department;
 use crate::domain::item::Item;
 use crate::domain::notice;
 use crate::domain::serial::{self, Segment, SerialNo};
@@ -223,6 +224,18 @@ fn judge_inner(
             let (texts, _) =
                 creation_header(envelope, &expanded, doc::record_fields(envelope.kind), None)?;
             notification_creation(author, envelope, &texts)
+        }
+        DocKind::Department => {
+            // Only the hall whose catalog scope it is defines its departments (§9.6), and
+            // only the hall that created one republishes it.
+            if !author.role.is_hall()
+                || envelope.scope.kind() != crate::ids::ScopeKind::Catalog
+                || author.division != division
+                || held.is_some_and(|d| creator(d) != Some(author.node))
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            department_change(author, envelope, &expanded, held)
         }
         DocKind::Calendar => {
             if !auth::may_write(author, &envelope.scope) {
@@ -430,10 +443,14 @@ fn case_creation(
         if Some(&op.obj) != events_map.as_ref() {
             return Err(effect(envelope, "writes outside the case's fields"));
         }
+        let rules = doc::ItemRules {
+            delegated_by: intake.item.delegated_by.clone(),
+            decided_by: intake.item.decided_by.clone(),
+        };
         event_op(
             author,
             auth::CaseRelation::Owner,
-            intake.item.delegated_by.as_deref(),
+            &rules,
             envelope,
             op,
             None,
@@ -452,8 +469,9 @@ fn case_events(
     let events = held_object(held, "events")
         .ok_or_else(|| effect(envelope, "the case it changes has no event list"))?;
     // Of the intake, judging an event needs only the department the item's acceptance was
-    // delegated by; the events map is looked up once for all the change's operations.
-    let delegated_by = doc::read_delegation(held)
+    // delegated by and the one that decides; the events map is looked up once for all the
+    // change's operations.
+    let rules = doc::read_item_rules(held)
         .map_err(|e| effect(envelope, format!("the case it changes cannot be read: {e}")))?;
     let events_id = match held.get(ROOT, "events") {
         Ok(Some((_, id))) => id,
@@ -473,7 +491,7 @@ fn case_events(
         let key = event_op(
             author,
             relation,
-            delegated_by.as_deref(),
+            &rules,
             envelope,
             op,
             Some((held, &events_id)),
@@ -492,7 +510,7 @@ fn case_events(
 fn event_op<'a>(
     author: &NodeRecord,
     relation: auth::CaseRelation,
-    delegated_by: Option<&str>,
+    rules: &doc::ItemRules,
     envelope: &Envelope,
     op: &'a Op,
     held: Option<(&Automerge, &automerge::ObjId)>,
@@ -525,10 +543,15 @@ fn event_op<'a>(
             crate::domain::case::check_received_event(&event)
                 .map_err(|refused| effect(envelope, format!("event {key}: {refused}")))?;
             let kind = event.action.kind();
-            if !auth::may_record(
-                relation,
-                auth::Recording::delegated(&event.action, delegated_by),
-            ) {
+            // A decision on a case a department decides comes only from its hall (§5.7.2).
+            let decides = kind != crate::domain::case::ActionKind::Decide
+                || auth::may_decide(author.node, rules.decided_by.as_ref());
+            if !decides
+                || !auth::may_record(
+                    relation,
+                    auth::Recording::delegated(&event.action, rules.delegated_by.as_deref()),
+                )
+            {
                 return Err(Refusal::EventNotAllowed {
                     node: author.node,
                     role: author.role.as_str(),
@@ -650,8 +673,10 @@ fn record_creation(
             }
             if crate::ids::unhex(text("digest")).as_deref() != Some(&digest[..])
                 || !seal.is_some_and(|seal| {
-                    notice::seal_holds(&author.public_key, &header.number, &digest, &seal)
+                    notice::notice_seal_holds(&author.public_key, &header, &digest, &seal)
                 })
+                // A department's seal works through a hall (§9.6).
+                || (header.seal.is_some() && !author.role.is_hall())
             {
                 return Err(effect(
                     envelope,
@@ -755,6 +780,79 @@ fn notification_creation(
     notification
         .stations_below(&author.division)
         .map_err(|e| effect(envelope, format!("names {e}")))?;
+    Ok(())
+}
+
+/// A department published (or republished, with a new seal key) by its hall: it must read,
+/// be the author's own under its id, published by a role the engine lets manage
+/// departments, with every seal certified by the author's own key; a later version keeps
+/// what the earlier one said and only adds seals.
+fn department_change(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    held: Option<&Automerge>,
+) -> Result<(), Verdict> {
+    let texts = match held {
+        None => creation_header(envelope, expanded, &["body"], None)?.0,
+        Some(_) => {
+            let mut texts = Vec::new();
+            for op in &expanded.operations {
+                match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
+                    (true, Some("body"), Some(text)) if !op.insert => texts.push(("body", text)),
+                    _ => {
+                        return Err(effect(
+                            envelope,
+                            "changes a department other than by republishing it",
+                        ));
+                    }
+                }
+            }
+            texts
+        }
+    };
+    let [(_, body)] = texts[..] else {
+        return Err(effect(
+            envelope,
+            "publishes no department, or several at once",
+        ));
+    };
+    let department: Department = serde_json::from_str(body)
+        .map_err(|e| effect(envelope, format!("its department does not read: {e}")))?;
+    if department.hall != author.node
+        || department.division != author.division
+        || department.doc_id().as_ref() != Some(&envelope.doc)
+    {
+        return Err(effect(
+            envelope,
+            "publishes a department in another node's name or under another id",
+        ));
+    }
+    let role = crate::engine::StaffRole::parse(&department.role);
+    if role.is_none_or(|role| crate::engine::may_manage_departments(author, role).is_err()) {
+        return Err(Refusal::EventNotAllowed {
+            node: author.node,
+            role: author.role.as_str(),
+            kind: "department",
+            doc: envelope.doc.to_string(),
+        }
+        .into());
+    }
+    department.check(&author.public_key).map_err(|e| {
+        effect(
+            envelope,
+            format!("carries a seal its hall did not certify: {e}"),
+        )
+    })?;
+    if let Some(document) = held {
+        let before: Department = doc::read_record(document)
+            .ok()
+            .and_then(|r| serde_json::from_str(r.field("body")).ok())
+            .ok_or_else(|| effect(envelope, "the department it changes does not read"))?;
+        department
+            .continues(&before)
+            .map_err(|e| effect(envelope, e.to_string()))?;
+    }
     Ok(())
 }
 

@@ -19,12 +19,14 @@
 //! learns of both from the [`Ack`]'s notes.
 
 mod act;
+mod departments;
 pub mod session;
 mod supervise;
 
 pub use act::{
     Actor, Person, Request, StaffRole, act, allowed_actions, may, on_behalf_of, role_may,
 };
+pub use departments::may_manage_departments;
 pub use supervise::{
     SupervisionAct, assessment_open_to, may_assess, may_issue_supervision, may_supervise,
 };

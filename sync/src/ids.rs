@@ -104,10 +104,14 @@ pub enum DocKind {
     /// A hall's notification (通报, §10.3), in its catalog scope so it reaches every node
     /// below the hall; never changed.
     Notification,
+    /// A department (进驻部门) working through a hall, with the seals the hall certified
+    /// (审批专用章, SZDB/Z 176 §9.6); in the hall's catalog scope so every node below can
+    /// check its seals. Republished whole when a seal key is added.
+    Department,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 8] = [
+    pub const ALL: [DocKind; 9] = [
         DocKind::Item,
         DocKind::Case,
         DocKind::Registry,
@@ -116,6 +120,7 @@ impl DocKind {
         DocKind::Reply,
         DocKind::Calendar,
         DocKind::Notification,
+        DocKind::Department,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +133,7 @@ impl DocKind {
             DocKind::Reply => "reply",
             DocKind::Calendar => "calendar",
             DocKind::Notification => "notification",
+            DocKind::Department => "department",
         }
     }
 
@@ -147,6 +153,7 @@ impl DocKind {
             DocKind::Reply => "sr",
             DocKind::Calendar => "y",
             DocKind::Notification => "b",
+            DocKind::Department => "d",
         }
     }
 
@@ -160,7 +167,9 @@ impl DocKind {
     /// travel with the cases of their division, calendars with the catalog.
     pub fn scope_kind(self) -> ScopeKind {
         match self {
-            DocKind::Item | DocKind::Calendar | DocKind::Notification => ScopeKind::Catalog,
+            DocKind::Item | DocKind::Calendar | DocKind::Notification | DocKind::Department => {
+                ScopeKind::Catalog
+            }
             DocKind::Case | DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
                 ScopeKind::Case
             }

@@ -413,9 +413,10 @@ impl FeedReader {
                         records.insert((kind.as_str(), doc_id));
                     }
                     // Calendar years change deadlines, which reach the sink as the cases'
-                    // rows; the sink keeps no notifications (通报) yet, which the halls'
-                    // pages show; unknown kinds have nothing to write.
-                    Some(DocKind::Calendar | DocKind::Notification) | None => {}
+                    // rows; the sink keeps no notifications (通报) nor departments yet,
+                    // which the halls' pages show; unknown kinds have nothing to write.
+                    Some(DocKind::Calendar | DocKind::Notification | DocKind::Department)
+                    | None => {}
                 }
             }
         }

@@ -1437,6 +1437,9 @@ fn write_rows(ctx: &mut WriteCtx, id: &DocId, rows: Rows) -> Result<Option<Hlc>,
                 DocKind::Notification => {
                     super::notification::notification_record_row(&ctx.conn, "", id, &record)?;
                 }
+                DocKind::Department => {
+                    super::departments::department_record_row(&ctx.conn, "", id, &record)?;
+                }
                 _ => {}
             }
             Ok(None)
