@@ -8,6 +8,7 @@
 pub mod assessment;
 pub mod calendars;
 pub mod cases;
+pub mod departments;
 pub mod error;
 pub mod extract;
 pub mod items;
@@ -121,6 +122,12 @@ where
         .route("/items/{id}", get(items::show).put(items::publish))
         .route("/calendars", get(calendars::index))
         .route("/calendars/{year}", put(calendars::publish))
+        .route(
+            "/departments",
+            get(departments::index).post(departments::create),
+        )
+        .route("/departments/{code}", get(departments::show))
+        .route("/departments/{code}/rotate", post(departments::rotate))
         .route("/item-categories", get(items::categories))
         .route("/cases", get(cases::index).post(cases::create))
         .route("/cases/by-serial/{serial}", get(cases::by_serial))
@@ -484,6 +491,7 @@ async fn sync_status(
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
           calendars::index, calendars::publish,
+          departments::index, departments::create, departments::show, departments::rotate,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,
           supervision::reply),

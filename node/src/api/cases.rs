@@ -417,6 +417,7 @@ pub async fn add_event(
         EventInput::Suspend { .. } => Some(NoticeKind::Suspension),
         _ => None,
     };
+    let decides = matches!(body, EventInput::Decide { .. });
     state
         .store
         .act_on_case(
@@ -426,15 +427,21 @@ pub async fn add_event(
             state.clock.now_ms(),
         )
         .await?;
+    let issuer = Issuer {
+        office: state.node.name.clone(),
+        counter: user.0.counter.clone(),
+        staff: user.0.display_name.clone(),
+    };
     if let Some(kind) = notice {
-        let issuer = Issuer {
-            office: state.node.name.clone(),
-            counter: user.0.counter.clone(),
-            staff: user.0.display_name.clone(),
-        };
         state
             .store
             .issue_case_notice(issuer, id.clone(), kind, None, state.clock.now_ms())
+            .await?;
+    } else if decides {
+        // The deciding department's decision notice, under its seal (§9.6).
+        state
+            .store
+            .issue_decision_notice(issuer, id.clone(), state.clock.now_ms())
             .await?;
     }
     let detail = state.store.get_case(id.to_string(), state.today()).await?;

@@ -932,6 +932,9 @@ async fn the_openapi_document_covers_every_route() {
         "/api/v1/cases/{id}/events",
         "/api/v1/calendars",
         "/api/v1/calendars/{year}",
+        "/api/v1/departments",
+        "/api/v1/departments/{code}",
+        "/api/v1/departments/{code}/rotate",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
@@ -3152,4 +3155,141 @@ async fn a_notification_is_published_and_listed_through_the_pages() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert_eq!(api.store.notifications(10).await.unwrap().len(), 1);
+}
+
+/// A hall's admin creates a department and rotates its seal through the API; a worker, a
+/// station, a bad code or name and a taken code are refused with codes, and change nothing.
+#[tokio::test]
+async fn departments_are_created_listed_and_rotated_by_a_halls_admin() {
+    let hall = api("district").await;
+    let before = hall.store.content_digest().await.unwrap();
+    for (why, token, body, status, code) in [
+        (
+            "a worker",
+            hall.worker.clone(),
+            json!({"code": "MZJ", "name": "区民政局"}),
+            StatusCode::FORBIDDEN,
+            "departments_admins_only",
+        ),
+        (
+            "a bad code",
+            hall.admin.clone(),
+            json!({"code": "M Z", "name": "区民政局"}),
+            StatusCode::BAD_REQUEST,
+            "department_code",
+        ),
+        (
+            "an empty name",
+            hall.admin.clone(),
+            json!({"code": "MZJ", "name": ""}),
+            StatusCode::BAD_REQUEST,
+            "department_name",
+        ),
+        (
+            "an unknown field",
+            hall.admin.clone(),
+            json!({"code": "MZJ", "name": "区民政局", "hall": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+    ] {
+        let (got, value) = hall.post("/api/v1/departments", Some(&token), &body).await;
+        assert_eq!(got, status, "{why}: {value}");
+        if !code.is_empty() {
+            assert_eq!(value["error"], code, "{why}: {value}");
+        }
+        assert!(value["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(hall.store.content_digest().await.unwrap(), before);
+    let (status, made) = hall
+        .post(
+            "/api/v1/departments",
+            Some(&hall.admin),
+            &json!({"code": "MZJ", "name": "区民政局"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["id"], "d-440399-mzj");
+    assert_eq!(made["seals"].as_array().unwrap().len(), 1);
+    let (status, value) = hall
+        .post(
+            "/api/v1/departments",
+            Some(&hall.admin),
+            &json!({"code": "mzj", "name": "区人社局"}),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::CONFLICT, Some("department_exists"))
+    );
+    let (status, rotated) = hall
+        .post(
+            "/api/v1/departments/MZJ/rotate",
+            Some(&hall.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let seals = rotated["seals"].as_array().unwrap();
+    assert_eq!(seals.len(), 2);
+    assert_eq!(seals[0], made["seals"][0]);
+    assert_eq!(seals[1]["key_no"], 2);
+    let (status, value) = hall
+        .post(
+            "/api/v1/departments/MZJ/rotate",
+            Some(&hall.worker),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("departments_admins_only"))
+    );
+    let (status, value) = hall
+        .post(
+            "/api/v1/departments/RSJ/rotate",
+            Some(&hall.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{value}");
+    let (status, listed) = hall.get("/api/v1/departments", Some(&hall.worker)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0], rotated);
+    let (status, shown) = hall
+        .get("/api/v1/departments/mzj", Some(&hall.worker))
+        .await;
+    assert_eq!((status, &shown), (StatusCode::OK, &rotated));
+    let (status, _) = hall
+        .get("/api/v1/departments/RSJ", Some(&hall.worker))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = hall.get("/api/v1/departments", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // No seal's private key is ever in an answer.
+    let key = hall
+        .store
+        .seal_keys()
+        .get("d-440399-mzj", 2)
+        .unwrap()
+        .unwrap();
+    assert!(
+        !rotated
+            .to_string()
+            .contains(&yizhan_sync::ids::hex(key.as_bytes()))
+    );
+    // A station has no departments of its own.
+    let station = api("station").await;
+    let (status, value) = station
+        .post(
+            "/api/v1/departments",
+            Some(&station.admin),
+            &json!({"code": "MZJ", "name": "民政局"}),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("departments_halls_only"))
+    );
 }

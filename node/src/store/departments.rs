@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use yizhan_sync::doc::{self, RecordDoc};
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::domain::department::{
-    self, Department, DepartmentError, SealCertificate, certificate_message,
+    self, Department, DepartmentError, NoticeSeal, SealCertificate, certificate_message,
 };
 use yizhan_sync::engine::may_manage_departments;
 use yizhan_sync::ids::{DocId, DocKind, Scope};
@@ -175,6 +175,47 @@ impl Store {
         let division = self.inner.division.clone();
         self.read(move |conn| department_for(conn, &code, &division))
             .await
+    }
+
+    /// The current seal of this hall's department `code`: what a notice carries of it and
+    /// the private key that signs. A key the data dir lost is a failure of the node, named
+    /// so a technician restores `seals.key` from a backup.
+    pub(super) async fn current_seal(
+        &self,
+        code: String,
+    ) -> Result<(NoticeSeal, ed25519_dalek::SigningKey), StoreError> {
+        let own = self.own_record().clone();
+        let keys = self.seal_keys();
+        let department = self
+            .read(move |conn| department_for(conn, &code, &own.division))
+            .await?
+            .filter(|d| d.hall == self.own_record().node)
+            .ok_or_else(|| StoreError::NotFound {
+                what: "the deciding department at this hall".into(),
+            })?;
+        let certificate = department
+            .current_seal()
+            .cloned()
+            .ok_or_else(|| StoreError::Internal("a department without a seal".into()))?;
+        let key = keys
+            .get(&certificate.department, certificate.key_no)
+            .map_err(internal)?
+            .filter(|k| k.verifying_key().to_bytes() == certificate.public_key)
+            .ok_or_else(|| {
+                StoreError::Internal(format!(
+                    "seal key {} of {} is not in {}; restore it from a backup",
+                    certificate.key_no,
+                    certificate.department,
+                    crate::seals::FILE
+                ))
+            })?;
+        Ok((
+            NoticeSeal {
+                department: department.code,
+                certificate,
+            },
+            key,
+        ))
     }
 
     /// The seal certificates of the departments of the hall `hall` (32 hex digits) this
