@@ -14,6 +14,7 @@ pub mod appointments;
 pub mod assessment;
 pub mod cases;
 pub mod dashboard;
+pub mod departments;
 pub mod export;
 pub mod follow;
 pub mod hall;
@@ -155,6 +156,11 @@ where
             "/notifications",
             get(notifications::index).post(notifications::publish),
         )
+        .route(
+            "/departments",
+            get(departments::index).post(departments::create),
+        )
+        .route("/departments/{code}/rotate", post(departments::rotate))
         .route("/hall", get(hall::show))
         .route("/hall/stations", get(hall::stations))
         .route("/hall/assessment", get(assessment::show))

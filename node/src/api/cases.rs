@@ -726,6 +726,9 @@ pub struct CaseView {
     pub signed_on: Option<String>,
     /// The department that delegated accepting the item to this office (§5.5.2).
     pub delegated_by: Option<String>,
+    /// The department that decides the case (§5.7.2), as frozen at intake: its code,
+    /// name and hall node; only its members at that hall record the decision.
+    pub decided_by: Option<DeciderView>,
     /// 好差评: 1 (非常不满意) to 5 (非常满意), once completed and rated.
     pub rating: Option<u8>,
     /// The rectification a bad rating opened: its deadline and the day it was closed.
@@ -742,6 +745,15 @@ pub struct CaseView {
     /// The numbers of the case's sealed notices this node holds, oldest first
     /// (`GET /api/v1/notices/{number}`).
     pub notices: Vec<String>,
+}
+
+/// The department that decides a case.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct DeciderView {
+    pub code: String,
+    pub name: String,
+    /// The hall node where it works (32 hex digits).
+    pub hall: String,
 }
 
 /// The item as frozen into the case at submission.
@@ -864,6 +876,11 @@ impl From<CaseDetail> for CaseView {
             holder_node: d.state.holder_node.map(|n| n.to_hex()),
             signed_on: d.state.signed_for.as_ref().map(|s| s.on.to_string()),
             delegated_by: intake.item.delegated_by.clone(),
+            decided_by: intake.item.decided_by.as_ref().map(|d| DeciderView {
+                code: d.code.clone(),
+                name: d.name.clone(),
+                hall: d.hall.to_hex(),
+            }),
             rating: d.state.rating.as_ref().map(|r| r.level),
             rectify_due: d.rectify_due,
             rectified_on: d

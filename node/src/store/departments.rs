@@ -170,11 +170,25 @@ impl Store {
     }
 
     /// The department `code` as this node's division sees it: its own hall's, else the
-    /// nearest hall's above.
+    /// nearest hall's above, else (at a hall) the first of a hall below.
     pub async fn department(&self, code: String) -> Result<Option<Department>, StoreError> {
         let division = self.inner.division.clone();
-        self.read(move |conn| department_for(conn, &code, &division))
-            .await
+        self.read(move |conn| {
+            if let Some(found) = department_for(conn, &code, &division)? {
+                return Ok(Some(found));
+            }
+            let below: Option<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT id, body_json FROM departments WHERE code = ?1 COLLATE NOCASE
+                     ORDER BY length(division), division LIMIT 1",
+                )?
+                .query_row([&code], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            below
+                .map(|(id, body)| parse_department(&id, &body))
+                .transpose()
+        })
+        .await
     }
 
     /// The current seal of this hall's department `code`: what a notice carries of it and
