@@ -29,6 +29,7 @@ use yizhan_sync::envelope::{self, CHAIN_START, Envelope};
 use yizhan_sync::feed::{Ack, Batch, SignedSeq};
 use yizhan_sync::ids::{DocId, DocKind, Origin, Scope, hex};
 use yizhan_sync::wire::Message;
+use yizhan_tests::webdriver::Browser;
 use yizhan_tests::{
     Node, accepted_case, admin_token, client, database, enroll_code, get, init_node, post,
     post_signed, run_ok, set_config, temp_dir, wait_for,
@@ -75,6 +76,21 @@ fn token_of(dir: &Path, user: &str) -> String {
 }
 
 fn tree() -> Tree {
+    tree_with(|sub, token, _| {
+        let (status, made) = post(
+            &client(),
+            &sub.url("/api/v1/departments"),
+            Some(token),
+            &json!({"code": "MZJ", "name": DEPARTMENT}),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{made}");
+    })
+}
+
+/// The tree, with the department defined at the hall by `define` (given the hall, its
+/// admin's token and password).
+fn tree_with(define: impl FnOnce(&Node, &str, &str)) -> Tree {
     let root = temp_dir();
     let [d, s, a] = [DISTRICT, SUB, STATION].map(|n| root.path().join(n));
     // The district's catalog, with the item naming its deciding department.
@@ -91,7 +107,7 @@ fn tree() -> Tree {
     run_ok(&["import-catalog", arg(&catalog_file), "--data-dir", arg(&d)]);
     let district_token = admin_token(&d);
     let district = Node::serve(&d);
-    init_node(&s, "subdistrict", SUB, "园岭街道行政服务大厅");
+    let sub_password = init_node(&s, "subdistrict", SUB, "园岭街道行政服务大厅");
     set_config(&s, "interval_secs", "1");
     let code = enroll_code(&d, SUB, "subdistrict");
     run_ok(&["enroll", &district.base, &code, "--data-dir", arg(&s)]);
@@ -118,14 +134,7 @@ fn tree() -> Tree {
     let station = Node::serve(&a);
     let http = client();
     // The hall's admin defines the department; it reaches the station with the catalog.
-    let (status, made) = post(
-        &http,
-        &sub.url("/api/v1/departments"),
-        Some(&sub_token),
-        &json!({"code": "MZJ", "name": DEPARTMENT}),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{made}");
+    define(&sub, &sub_token, &sub_password);
     wait_for("the department and the item at the station", WAIT, || {
         let (status, _) = get(
             &http,
@@ -295,15 +304,22 @@ fn department_decides(t: &Tree) -> String {
     );
     assert_eq!(status, 200, "{decided}");
     assert_eq!(decided["status"], "decided", "{decided}");
-    let notices = decided["notices"].as_array().unwrap();
-    let number = notices.last().unwrap().as_str().unwrap().to_string();
-    let (_, notice) = get(
-        &client(),
-        &t.sub.url(&format!("/api/v1/notices/{number}")),
-        Some(&t.sub_token),
-    )
-    .unwrap();
-    assert_eq!(notice["kind"], "decision", "{notice}");
+    // The case's notices: the station's receipt and the department's decision notice.
+    let numbers = decided["notices"].as_array().unwrap();
+    let number = numbers
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| {
+            let (_, notice) = get(
+                &client(),
+                &t.sub.url(&format!("/api/v1/notices/{n}")),
+                Some(&t.sub_token),
+            )
+            .unwrap();
+            notice["kind"] == "decision"
+        })
+        .unwrap_or_else(|| panic!("no decision notice among {numbers:?}"))
+        .to_string();
     number
 }
 
@@ -494,9 +510,11 @@ fn a_notice_sealed_by_a_department_verifies_at_the_station_and_the_district_and_
         },
     };
     let forged_number = format!("TZ{}E1-000099", &sub_key.node_id().to_hex()[..8]).to_uppercase();
+    // In its own name (a notice in another node's name is refused anyway), carrying the
+    // made-up certificate of the hall's department.
     let content = json!({
         "format": 1, "number": forged_number, "kind": "decision", "case_id": t.case,
-        "node": sub_key.node_id().to_hex(), "seal": forged_seal,
+        "node": key.node_id().to_hex(), "seal": forged_seal,
     })
     .to_string();
     let digest = yizhan_sync::domain::notice::digest(content.as_bytes());
@@ -570,4 +588,84 @@ fn a_notice_sealed_by_a_department_verifies_at_the_station_and_the_district_and_
         assert!(!page.contains("id=\"verdict-department\""), "{page}");
     }
     assert_ne!(hex(&resigned), seal_hex);
+
+    // The seal keys are kept like the node key: owner-only, in the backup, restored.
+    let keys = t.sub_dir.join("seals.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let backups = t._root.path().join("backups");
+    let out = run_ok(&["backup", arg(&backups), "--data-dir", arg(&t.sub_dir)]);
+    let archive = out
+        .lines()
+        .find_map(|l| l.strip_prefix("backup written: "))
+        .expect("the archive is named")
+        .to_string();
+    let restored = t._root.path().join("restored");
+    run_ok(&["restore", &archive, "--data-dir", arg(&restored)]);
+    assert_eq!(
+        std::fs::read(restored.join("seals.key")).unwrap(),
+        std::fs::read(&keys).unwrap()
+    );
+}
+
+/// In Chromium: the hall's admin creates the department on its page (a worker is offered
+/// no form), and once its member decided, the decision notice's QR link opened at the
+/// station shows the department's seal on `/verify`.
+#[test]
+fn in_the_browser_a_hall_admin_creates_a_department_and_its_seal_shows_on_verify_at_the_station() {
+    let browser = Browser::start();
+    let t = tree_with(|sub, _, password| {
+        browser.goto(&sub.url("/signin"));
+        browser.find("#username").type_text("admin");
+        browser.find("#password").type_text(password);
+        browser.find("#signin-submit").click();
+        browser.wait_text("#greeting", |t| !t.is_empty());
+        browser.find("#nav-departments").click();
+        browser.wait_text("#departments-title", |t| !t.is_empty());
+        assert!(!browser.find_all("#departments-empty").is_empty());
+        browser.find("#dept-code").type_text("MZJ");
+        browser.find("#dept-name").type_text(DEPARTMENT);
+        browser.screenshot("departments-01-create");
+        browser.find("#dept-create").click();
+        let names = browser.wait_texts("#departments-list td.dept-name", |t| !t.is_empty());
+        assert_eq!(names, [DEPARTMENT]);
+        let seals = browser.find("#departments-list td.dept-seals").text();
+        assert!(seals.contains('1'), "{seals}");
+        // A code taken already is refused on the page, in words.
+        browser.find("#dept-code").type_text("mzj");
+        browser.find("#dept-name").type_text("区人社局");
+        browser.find("#dept-create").click();
+        let why = browser.wait_text("#form-errors", |t| !t.is_empty());
+        assert!(why.contains("MZJ") || why.contains("mzj"), "{why}");
+        // A rotation adds key 2.
+        browser.find(".dept-rotate").click();
+        browser.wait_texts("#departments-list .dept-seal", |t| t.len() == 2);
+        browser.screenshot("departments-02-rotated");
+    });
+    let number = department_decides(&t);
+    let (_, notice) = wait_for("the decision notice at the station", WAIT, || {
+        get(
+            &client(),
+            &t.station.url(&format!("/api/v1/notices/{number}")),
+            Some(&t.station_token),
+        )
+        .ok()
+        .filter(|(status, _)| *status == 200)
+    });
+    assert_eq!(notice["department"]["key_no"], 2, "{notice}");
+    let signature: [u8; 64] = yizhan_sync::ids::unhex(notice["seal"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let short = yizhan_node::notice::short_code(&number, &signature);
+    browser.goto(&t.station.url(&format!("/verify?c={short}")));
+    let seal = browser.wait_text("#verdict-department", |t| !t.is_empty());
+    assert!(seal.contains(DEPARTMENT) && seal.contains('2'), "{seal}");
+    assert_eq!(browser.find("#verdict").attribute("class"), "valid");
+    assert!(!browser.find("#verdict-kind").text().is_empty());
+    browser.screenshot("departments-03-verify-at-station");
 }
