@@ -306,7 +306,7 @@ fn department_decides(t: &Tree) -> String {
     assert_eq!(decided["status"], "decided", "{decided}");
     // The case's notices: the station's receipt and the department's decision notice.
     let numbers = decided["notices"].as_array().unwrap();
-    let number = numbers
+    numbers
         .iter()
         .filter_map(|n| n.as_str())
         .find(|n| {
@@ -319,8 +319,7 @@ fn department_decides(t: &Tree) -> String {
             notice["kind"] == "decision"
         })
         .unwrap_or_else(|| panic!("no decision notice among {numbers:?}"))
-        .to_string();
-    number
+        .to_string()
 }
 
 #[test]
