@@ -79,7 +79,54 @@ pub fn judge(
     held: Option<&Automerge>,
     is_refused: &dyn Fn(&[u8; 32]) -> bool,
 ) -> Judgement {
-    match judge_inner(author, envelope, change, held, is_refused) {
+    judge_knowing(author, envelope, change, held, is_refused, None)
+}
+
+/// What a receiver knows of the catalog item a new case names, to check the item the
+/// intake froze against (§5.7.2): a station cannot drop or change the department that
+/// decides the case to decide it itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemFacts {
+    /// The version of the item this node holds.
+    pub version: u32,
+    /// The department that version names as deciding (its code), and that department's
+    /// hall where this node holds the department.
+    pub decided_by: Option<String>,
+    pub hall: Option<NodeId>,
+}
+
+/// The implementation code and version of the item a case's creating change freezes, if
+/// the change creates a case: what [`ItemFacts`] are looked up for.
+pub fn created_case_item(change: &Change) -> Option<(String, u32)> {
+    #[derive(serde::Deserialize)]
+    struct Frozen {
+        impl_code: String,
+        version: u32,
+    }
+    #[derive(serde::Deserialize)]
+    struct IntakeItem {
+        item: Frozen,
+    }
+    let expanded = change.decode();
+    expanded.operations.iter().find_map(|op| {
+        (op.obj == ObjectId::Root && key_of(op) == Some("intake"))
+            .then(|| put_str(op))
+            .flatten()
+            .and_then(|text| serde_json::from_str::<IntakeItem>(text).ok())
+            .map(|i| (i.item.impl_code, i.item.version))
+    })
+}
+
+/// [`judge`], with what this node knows of the item a new case names.
+pub fn judge_knowing(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    change: &Change,
+    held: Option<&Automerge>,
+    is_refused: &dyn Fn(&[u8; 32]) -> bool,
+    item: Option<&ItemFacts>,
+) -> Judgement {
+    match judge_inner(author, envelope, change, held, is_refused, item) {
         Ok(()) => Judgement::Allow,
         Err(Verdict::Refuse(refusal)) => Judgement::Refuse(refusal),
         Err(Verdict::Defer(why)) => Judgement::Defer(why),
@@ -110,6 +157,7 @@ fn judge_inner(
     change: &Change,
     held: Option<&Automerge>,
     is_refused: &dyn Fn(&[u8; 32]) -> bool,
+    item: Option<&ItemFacts>,
 ) -> Result<(), Verdict> {
     if change.actor_id().to_bytes() != envelope.origin.actor_bytes() {
         return Err(Refusal::ForeignActor {
@@ -177,7 +225,7 @@ fn judge_inner(
                     scope: envelope.scope.to_string(),
                 })?;
             match held {
-                None => case_creation(author, envelope, &expanded),
+                None => case_creation(author, envelope, &expanded, item),
                 Some(document) => case_events(author, relation, envelope, &expanded, document),
             }
         }
@@ -407,6 +455,7 @@ fn case_creation(
     author: &NodeRecord,
     envelope: &Envelope,
     expanded: &ExpandedChange,
+    item: Option<&ItemFacts>,
 ) -> Result<(), Verdict> {
     let (texts, events_map) = creation_header(envelope, expanded, &["intake"], Some("events"))?;
     let intake_text = texts
@@ -433,6 +482,26 @@ fn case_creation(
             envelope,
             "creates a case outside its author's own division",
         ));
+    }
+    // The deciding department as the catalog's item of that version names it (§5.7.2),
+    // where this node holds that version: never dropped, never another.
+    if let Some(facts) = item.filter(|f| f.version == intake.item.version) {
+        let frozen = intake.item.decided_by.as_ref();
+        let same_code = match (frozen, &facts.decided_by) {
+            (None, None) => true,
+            (Some(d), Some(code)) => d.code.eq_ignore_ascii_case(code),
+            _ => false,
+        };
+        let same_hall = match (frozen, facts.hall) {
+            (Some(d), Some(hall)) => d.hall == hall,
+            _ => true,
+        };
+        if !same_code || !same_hall {
+            return Err(effect(
+                envelope,
+                "freezes its item with another deciding department than the catalog names",
+            ));
+        }
     }
     let events_map = events_map.map(ObjectId::Id);
     for op in expanded

@@ -79,6 +79,18 @@ pub trait ChangeLog {
     /// [`ChangeLog::registry`] before the next round.
     fn registry_changed(&mut self, id: &DocId, document: &Automerge) -> Result<(), Self::Error>;
 
+    /// What this node knows of the catalog item `impl_code` a new case of `scope` froze
+    /// at `version` ([`effect::ItemFacts`]); `None` when it holds no such item (nothing
+    /// to check the intake against).
+    fn item_facts(
+        &mut self,
+        _impl_code: &str,
+        _version: u32,
+        _scope: &Scope,
+    ) -> Result<Option<effect::ItemFacts>, Self::Error> {
+        Ok(None)
+    }
+
     /// Gives back a document taken with [`ChangeLog::take_doc`]. When `changed`, the batch
     /// changed it: save it and derive its rows.
     fn put_doc(
@@ -237,9 +249,24 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
                     }
                     let held = working.get(&envelope.doc).map(|(_, _, d, _)| d);
                     let refused_deps = refused_dependencies(log, held, &change)?;
-                    let judgement = effect::judge(author, &envelope, &change, held, &|h| {
-                        refused_deps.contains(h)
-                    });
+                    // What this node knows of the item a new case names (§5.7.2).
+                    let item = match (envelope.kind, held) {
+                        (DocKind::Case, None) => match effect::created_case_item(&change) {
+                            Some((code, version)) => {
+                                log.item_facts(&code, version, &envelope.scope)?
+                            }
+                            None => None,
+                        },
+                        _ => None,
+                    };
+                    let judgement = effect::judge_knowing(
+                        author,
+                        &envelope,
+                        &change,
+                        held,
+                        &|h| refused_deps.contains(h),
+                        item.as_ref(),
+                    );
                     match judgement {
                         Judgement::Defer(reason) => {
                             blocked.insert(key);

@@ -229,6 +229,18 @@ fn push_forged(
     })
     .unwrap();
     let change = copy.get_last_local_change().unwrap();
+    push_change(base, key, origin, &change, doc, kind)
+}
+
+/// `change`, the first of `origin`'s run, enveloped and signed by `key`, pushed to `base`.
+fn push_change(
+    base: &str,
+    key: &NodeKey,
+    origin: Origin,
+    change: &automerge::Change,
+    doc: &str,
+    kind: DocKind,
+) -> Ack {
     let envelope = Envelope {
         origin,
         seq: 1,
@@ -379,6 +391,27 @@ fn a_stations_decision_on_a_department_decided_item_is_refused_by_the_core_and_t
     assert!(refused_as(&ack, "event_not_allowed"), "{:?}", ack.notes);
     let at_hall = case_at(&t.sub, &t.sub_token, &t.case).unwrap();
     assert_ne!(at_hall["status"], "decided", "{at_hall}");
+    // Nor can it drop the deciding department from a new case's intake to decide that
+    // one itself: the hall holds the item and knows which department decides it.
+    let mut intake = yizhan_sync::doc::read_intake(&case_doc).unwrap();
+    intake.item.decided_by = None;
+    intake.submitted_at = Hlc::new(4_000_000_000_000, 1);
+    let forger = Origin {
+        node: key.node_id(),
+        epoch: 93,
+    };
+    let scope = Scope::parse(&format!("case/{STATION}")).unwrap();
+    let (forged_id, forged_case) = yizhan_sync::doc::new_case(&forger, &scope, &intake).unwrap();
+    let creation = forged_case.get_changes(&[])[0].clone();
+    let ack = push_change(
+        &t.sub.base,
+        &key,
+        forger,
+        &creation,
+        forged_id.as_str(),
+        DocKind::Case,
+    );
+    assert!(refused_as(&ack, "forbidden_effect"), "{:?}", ack.notes);
     // The hall's admin is no member of the department either.
     let (status, refused) = event(
         &t.sub.base,

@@ -1540,3 +1540,87 @@ fn a_department_sealed_notice_holds_only_under_its_halls_certificate() {
         }
     }
 }
+
+/// What a receiver knows of the item a new case names: a station that drops or changes
+/// the deciding department in its intake (to decide the case itself) is refused where
+/// the receiver holds that item version; other versions it cannot check.
+#[test]
+fn a_new_case_keeps_the_deciding_department_its_catalog_names() {
+    use crate::domain::department::Decider;
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let honest_decider = Decider {
+        code: "MZJ".into(),
+        name: "民政局".into(),
+        hall: sub().node,
+    };
+    let facts = ItemFacts {
+        version: intake(&station).item.version,
+        decided_by: Some("MZJ".into()),
+        hall: Some(sub().node),
+    };
+    let with = |decider: Option<Decider>| {
+        let mut i = intake(&station);
+        i.item.decided_by = decider;
+        i
+    };
+    let older = ItemFacts {
+        version: facts.version + 1,
+        ..facts.clone()
+    };
+    let undecided = ItemFacts {
+        decided_by: None,
+        hall: None,
+        ..facts.clone()
+    };
+    // (the intake's decider, what the receiver knows, refused?)
+    let rows: Vec<(Option<Decider>, Option<&ItemFacts>, bool)> = vec![
+        (Some(honest_decider.clone()), Some(&facts), false),
+        (None, Some(&facts), true),
+        (
+            Some(Decider {
+                code: "RSJ".into(),
+                ..honest_decider.clone()
+            }),
+            Some(&facts),
+            true,
+        ),
+        (
+            Some(Decider {
+                hall: station.node,
+                ..honest_decider.clone()
+            }),
+            Some(&facts),
+            true,
+        ),
+        (Some(honest_decider.clone()), Some(&undecided), true),
+        (None, Some(&undecided), false),
+        // The receiver holds another version of the item, or none: nothing to check.
+        (None, Some(&older), false),
+        (None, None, false),
+    ];
+    for (n, (decider, known, refused)) in rows.into_iter().enumerate() {
+        let (id, created) = doc::new_case(&origin_of(&station), &scope, &with(decider)).unwrap();
+        let change = created.get_changes(&[])[0].clone();
+        assert_eq!(
+            created_case_item(&change),
+            Some((intake(&station).item.impl_code.to_string(), facts.version))
+        );
+        let judged = judge_knowing(
+            &station,
+            &envelope_for(&station, &id, DocKind::Case, &scope, &change),
+            &change,
+            None,
+            &never_refused,
+            known,
+        );
+        if refused {
+            assert!(
+                refused_as(&judged, "forbidden_effect"),
+                "row {n}: {judged:?}"
+            );
+        } else {
+            assert_eq!(judged, Judgement::Allow, "row {n}");
+        }
+    }
+}
