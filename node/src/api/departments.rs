@@ -104,7 +104,8 @@ pub async fn index(
         (status = 201, body = DepartmentView, description = "Created, with seal key 1 certified by this hall"),
         (status = 403, body = ErrorBody, description = "Not an admin, or not a hall"),
         (status = 409, body = ErrorBody, description = "A department of this code or name exists at this hall"),
-        (status = 400, body = ErrorBody, description = "A bad code or name, or a malformed body"),
+        (status = 400, body = ErrorBody, description = "A bad code or name"),
+        (status = 422, body = ErrorBody, description = "A body that does not read (a field missing or unknown)"),
         (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn create(
