@@ -3293,3 +3293,105 @@ async fn departments_are_created_listed_and_rotated_by_a_halls_admin() {
         (StatusCode::FORBIDDEN, Some("departments_halls_only"))
     );
 }
+
+/// The departments page at a hall: the admin is offered the forms and creates one (a bad
+/// code comes back as a page in words, nothing stored); a worker sees the list without
+/// the forms, and a worker's forged post is refused by the engine's rule.
+#[tokio::test]
+async fn departments_are_created_through_the_pages_by_the_halls_admin_only() {
+    let api = api("district").await;
+    let password = "correct-horse-battery";
+    for (username, role) in [("guanli", Role::Admin), ("li", Role::Worker)] {
+        api.store
+            .add_user(
+                NewUser {
+                    username: username.into(),
+                    display_name: username.into(),
+                    role,
+                    counter: String::new(),
+                    password_hash: crate::accounts::hash_password(password).unwrap(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let csrf_of = |page: &str| {
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).unwrap() + marker.len();
+        page[start..].split('"').next().unwrap().to_string()
+    };
+    let mut admin = Browser::new(&api.state, "10.0.0.5");
+    admin.sign_in("guanli", password).await;
+    let (status, _, page) = admin.send(Method::GET, "/departments", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"department-create\""), "{page}");
+    let csrf = csrf_of(&page);
+    let before = api.store.content_digest().await.unwrap();
+    let (status, _, page) = admin
+        .send(
+            Method::POST,
+            "/departments",
+            Some(format!(
+                "csrf={csrf}&code=M%20Z&name=%E5%8C%BA%E6%B0%91%E6%94%BF%E5%B1%80"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("部门代码为1至32位字母"), "{page}");
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    let (status, _, _) = admin
+        .send(
+            Method::POST,
+            "/departments",
+            Some(format!(
+                "csrf={csrf}&code=MZJ&name=%E5%8C%BA%E6%B0%91%E6%94%BF%E5%B1%80"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = admin.send(Method::GET, "/departments", None).await;
+    assert!(page.contains("class=\"dept-name\">区民政局"), "{page}");
+    assert!(page.contains("class=\"dept-rotate\""), "{page}");
+    let (status, _, _) = admin
+        .send(
+            Method::POST,
+            "/departments/MZJ/rotate",
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        api.store
+            .department("MZJ".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .seals
+            .len(),
+        2
+    );
+
+    let mut worker = Browser::new(&api.state, "10.0.0.6");
+    worker.sign_in("li", password).await;
+    let (status, _, page) = worker.send(Method::GET, "/departments", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("区民政局"), "{page}");
+    assert!(!page.contains("id=\"department-create\""), "{page}");
+    assert!(!page.contains("class=\"dept-rotate\""), "{page}");
+    let csrf = csrf_of(&page);
+    let before = api.store.content_digest().await.unwrap();
+    for (path, body) in [
+        ("/departments", format!("csrf={csrf}&code=RSJ&name=x")),
+        ("/departments/MZJ/rotate", format!("csrf={csrf}")),
+    ] {
+        let (status, _, page) = worker.send(Method::POST, path, Some(body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {page}");
+        assert!(page.contains("只有大厅管理员"), "{page}");
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    // Without a session the page sends to sign-in.
+    let mut anonymous = Browser::new(&api.state, "10.0.0.7");
+    let (status, _, _) = anonymous.send(Method::GET, "/departments", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
