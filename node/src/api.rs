@@ -9,6 +9,7 @@ pub mod assessment;
 pub mod attachments;
 pub mod calendars;
 pub mod cases;
+pub mod departments;
 pub mod error;
 pub mod extract;
 pub mod items;
@@ -125,6 +126,12 @@ where
         .route("/catalog/export", get(items::export))
         .route("/calendars", get(calendars::index))
         .route("/calendars/{year}", put(calendars::publish))
+        .route(
+            "/departments",
+            get(departments::index).post(departments::create),
+        )
+        .route("/departments/{code}", get(departments::show))
+        .route("/departments/{code}/rotate", post(departments::rotate))
         .route("/item-categories", get(items::categories))
         .route("/cases", get(cases::index).post(cases::create))
         .route("/cases/by-serial/{serial}", get(cases::by_serial))
@@ -491,6 +498,7 @@ async fn sync_status(
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
           attachments::create, items::export,
           calendars::index, calendars::publish,
+          departments::index, departments::create, departments::show, departments::rotate,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,
           supervision::reply, staff::index, staff::create, staff::show, staff::update),

@@ -39,6 +39,9 @@ const MANIFEST: &str = "MANIFEST.json";
 const DATABASE: &str = "yizhan.db";
 const CONFIG: &str = "yizhan.toml";
 const KEY: &str = "node.key";
+/// The departments' seal keys (`seals`), kept like the node key; a hall without
+/// departments has none.
+const SEALS: &str = crate::seals::FILE;
 
 /// Bytes free for an unprivileged user on the filesystem holding `path`.
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
@@ -153,6 +156,10 @@ pub fn backup(
         )?;
         append_bytes(&mut tar, CONFIG, &fs::read(data_dir.config())?, 0o600)?;
         append_bytes(&mut tar, KEY, &fs::read(data_dir.key())?, 0o600)?;
+        let seals = data_dir.path.join(SEALS);
+        if seals.exists() {
+            append_bytes(&mut tar, SEALS, &fs::read(&seals)?, 0o600)?;
+        }
         let mut db = File::open(&staging)?;
         let mut header = tar::Header::new_gnu();
         header.set_size(manifest.database_bytes);
@@ -357,7 +364,7 @@ fn stage(archive: &Path, shown: &str, data_dir: &DataDir) -> anyhow::Result<(Man
         let mut entry = entry?;
         let name = entry.path()?.to_string_lossy().to_string();
         // Never write anything else, wherever its name points.
-        if ![MANIFEST, DATABASE, CONFIG, KEY].contains(&name.as_str()) {
+        if ![MANIFEST, DATABASE, CONFIG, KEY, SEALS].contains(&name.as_str()) {
             bail!("unexpected file {name:?} in the archive; not restoring");
         }
         if seen.contains(&name) {
@@ -442,7 +449,7 @@ fn finish_switch(data_dir: &DataDir, switch: &Switch) -> anyhow::Result<Option<P
         }
         Ok(())
     };
-    for name in [KEY, DATABASE, CONFIG] {
+    for name in [KEY, SEALS, DATABASE, CONFIG] {
         let staged = staging.join(name);
         if !staged.exists() {
             continue;

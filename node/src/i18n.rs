@@ -96,6 +96,16 @@ impl From<&yizhan_sync::domain::attachment::AttachmentError> for Words {
     }
 }
 
+impl From<&yizhan_sync::domain::department::DepartmentError> for Words {
+    fn from(e: &yizhan_sync::domain::department::DepartmentError) -> Words {
+        let mut words = Words::new(e.code());
+        for (name, value) in e.params() {
+            words = words.text(name, value);
+        }
+        words
+    }
+}
+
 impl From<&CodeError> for Words {
     fn from(e: &CodeError) -> Words {
         let mut words = Words::new(e.code()).with("what", Param::Code(e.kind()));
@@ -372,6 +382,26 @@ mod tests {
                 listed.push(e.code());
                 examples.push(Words::from(&e));
             }
+        }
+        {
+            use yizhan_sync::domain::department::DepartmentError as E;
+            for e in [
+                E::Code,
+                E::Name,
+                E::Seals,
+                E::Changed,
+                E::AdminsOnly,
+                E::HallsOnly,
+                E::Exists { code: "M1".into() },
+                E::Unknown { code: "M1".into() },
+            ] {
+                listed.push(e.code());
+                examples.push(Words::from(&e));
+            }
+            assert_eq!(
+                listed.iter().filter(|c| E::CODES.contains(c)).count(),
+                E::CODES.len()
+            );
         }
         let sources = codes_in_sources();
         assert!(

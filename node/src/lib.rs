@@ -41,6 +41,7 @@ pub mod links;
 pub mod metrics;
 pub mod node;
 pub mod notice;
+pub mod seals;
 pub mod sink;
 pub mod store;
 pub mod tls;

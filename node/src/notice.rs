@@ -35,6 +35,9 @@ pub enum NoticeKind {
     Extension,
     /// 特别程序告知书: a special procedure stopped the clock, with its reason.
     Suspension,
+    /// 准予/不予行政许可决定书 (行政许可法 §38): the decision of the department that decides
+    /// the item (SZDB/Z 176 §5.7.2), sealed with its approval seal (§9.6).
+    Decision,
 }
 
 impl NoticeKind {
@@ -45,15 +48,17 @@ impl NoticeKind {
             NoticeKind::Refusal => "refusal",
             NoticeKind::Extension => "extension",
             NoticeKind::Suspension => "suspension",
+            NoticeKind::Decision => "decision",
         }
     }
 
-    pub const ALL: [NoticeKind; 5] = [
+    pub const ALL: [NoticeKind; 6] = [
         NoticeKind::Receipt,
         NoticeKind::OneTime,
         NoticeKind::Refusal,
         NoticeKind::Extension,
         NoticeKind::Suspension,
+        NoticeKind::Decision,
     ];
 
     pub fn parse(s: &str) -> Option<NoticeKind> {
@@ -105,6 +110,19 @@ pub struct SuspensionLine {
     pub max_days: Option<u32>,
 }
 
+/// What a decision notice says (行政许可法 §38: a denial gives its reasons, basis and the
+/// applicant's remedies).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DecisionLine {
+    pub approved: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basis: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remedies: String,
+}
+
 /// Everything a notice says, sealed as one.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NoticeContent {
@@ -153,6 +171,15 @@ pub struct NoticeContent {
     /// Why a correction was issued (更正理由), on a notice that supersedes another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correction_reason: Option<String>,
+    /// What the decision was, on a decision notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionLine>,
+    /// The department whose approval seal (审批专用章, SZDB/Z 176 §9.6) seals the notice,
+    /// with the certificate of that seal's key by its hall: the notice's signature is by
+    /// that key, and anyone who knows the hall's key checks the chain from the notice
+    /// alone. Absent when the issuing node's own key seals it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<yizhan_sync::domain::department::NoticeSeal>,
 }
 
 impl NoticeContent {
@@ -275,6 +302,27 @@ pub fn parse_qr(text: &str) -> Result<QrSeal, NotASeal> {
     })
 }
 
+/// How a notice's seal checks out here against the key of the node that issued it (as
+/// the tree's registry knows it): by that key, or, for a department's seal, by the
+/// department's key certified by that node (SZDB/Z 176 §9.6).
+pub fn seal_check(
+    content_seal: Option<&yizhan_sync::domain::department::NoticeSeal>,
+    seal: &QrSeal,
+    issuer_key: &[u8; 32],
+) -> yizhan_sync::domain::department::SealCheck {
+    use yizhan_sync::domain::department::{SealCheck, check_seal};
+    match content_seal {
+        None if signature_holds(seal, issuer_key) => SealCheck::Genuine,
+        None => SealCheck::BadSignature,
+        Some(department) => check_seal(
+            department,
+            issuer_key,
+            &sealed_message(&seal.number, &seal.digest),
+            &seal.signature,
+        ),
+    }
+}
+
 /// Whether `seal` carries a valid signature by `public_key`.
 pub fn signature_holds(seal: &QrSeal, public_key: &[u8; 32]) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(public_key) else {
@@ -328,6 +376,8 @@ pub(crate) mod tests {
             extension: None,
             suspension: None,
             correction_reason: None,
+            decision: None,
+            seal: None,
         }
     }
 

@@ -21,6 +21,7 @@ mod cache;
 pub(crate) mod calendars;
 mod cases;
 mod counters;
+mod departments;
 mod feed;
 mod file;
 mod follow_up;

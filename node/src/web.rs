@@ -15,6 +15,7 @@ pub mod assessment;
 pub mod cases;
 pub mod counters;
 pub mod dashboard;
+pub mod departments;
 pub mod export;
 pub mod follow;
 mod guide;
@@ -167,6 +168,11 @@ where
             "/notifications",
             get(notifications::index).post(notifications::publish),
         )
+        .route(
+            "/departments",
+            get(departments::index).post(departments::create),
+        )
+        .route("/departments/{code}/rotate", post(departments::rotate))
         .route("/hall", get(hall::show))
         .route("/hall/stations", get(hall::stations))
         .route("/hall/assessment", get(assessment::show))

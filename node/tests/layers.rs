@@ -18,8 +18,9 @@ const LAYERS: &[&[&str]] = &[
     &[
         "clock", "accounts", "metrics", "links", "notice", "catalog", "i18n",
     ],
-    // Base: the node key, the pure booking rules, LAN discovery.
-    &["identity", "appointments", "discovery"],
+    // Base: the node key and the departments' seal keys, the pure booking rules, LAN
+    // discovery.
+    &["identity", "seals", "appointments", "discovery"],
     // Base: TLS around the node key, the config file.
     &["tls", "config"],
     // Base: the files of a data dir.

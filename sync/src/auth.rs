@@ -293,6 +293,15 @@ pub fn may_record(relation: CaseRelation, recording: Recording<'_>) -> bool {
     }
 }
 
+/// Whether `node` may record the decision on a case whose item `decider` decides (SZDB/Z
+/// 176 §5.7.2: the department's head authorizes its window; the decision is the
+/// department's): only the hall where the department works. One rule for the engine's
+/// local act and for every receiver's judgement of a decision event; a case without a
+/// deciding department leaves it to [`may_record`].
+pub fn may_decide(node: NodeId, decider: Option<&crate::domain::department::Decider>) -> bool {
+    decider.is_none_or(|d| d.hall == node)
+}
+
 /// Why a change was refused. [`Refusal::code`] names the reason for people's screens; the
 /// `Display` text is for logs and the command line.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -294,22 +294,27 @@ pub fn read_intake(doc: &Automerge) -> Result<Intake, DocError> {
     parse_json("intake", root.text("intake")?)
 }
 
-/// The department a case's item is accepted on behalf of (代为受理), if any: all that
-/// judging a received event needs of the intake, read without building the rest of it.
-pub fn read_delegation(doc: &Automerge) -> Result<Option<String>, DocError> {
-    #[derive(serde::Deserialize)]
-    struct Delegation {
-        #[serde(default)]
-        delegated_by: Option<String>,
-    }
+/// What judging a received event needs of a case's intake, read without building the
+/// rest of it: the department its item's acceptance was delegated by (代为受理), and the
+/// department that decides it (§5.7.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct ItemRules {
+    #[serde(default)]
+    pub delegated_by: Option<String>,
+    #[serde(default)]
+    pub decided_by: Option<crate::domain::department::Decider>,
+}
+
+/// Reads a case's [`ItemRules`].
+pub fn read_item_rules(doc: &Automerge) -> Result<ItemRules, DocError> {
     #[derive(serde::Deserialize)]
     struct IntakeItem {
-        item: Delegation,
+        item: ItemRules,
     }
     let root = Root::read(doc);
     root.expect_kind(DocKind::Case)?;
     let intake: IntakeItem = parse_json("intake", root.text("intake")?)?;
-    Ok(intake.item.delegated_by)
+    Ok(intake.item)
 }
 
 /// Reads a case document.
@@ -780,7 +785,9 @@ impl RecordDoc {
 pub fn record_fields(kind: DocKind) -> &'static [&'static str] {
     match kind {
         DocKind::Notice => &["content", "digest", "seal"],
-        DocKind::Supervision | DocKind::Reply | DocKind::Notification => &["body"],
+        DocKind::Supervision | DocKind::Reply | DocKind::Notification | DocKind::Department => {
+            &["body"]
+        }
         DocKind::Calendar => &["text"],
         DocKind::Staff => &["account"],
         DocKind::Item | DocKind::Case | DocKind::Registry | DocKind::Attachment => &[],
@@ -878,7 +885,8 @@ pub fn rows(id: &DocId, doc: &Automerge, calendar: &Calendar) -> Result<Rows, Do
         | DocKind::Reply
         | DocKind::Calendar
         | DocKind::Notification
-        | DocKind::Staff => Rows::Record(read_record(doc)?),
+        | DocKind::Staff
+        | DocKind::Department => Rows::Record(read_record(doc)?),
         DocKind::Attachment => {
             let (scope, attachment) = read_attachment_meta(doc)?;
             Rows::Attachment(scope, attachment)

@@ -33,6 +33,7 @@ use crate::doc;
 use crate::domain::attachment::Attachment;
 use crate::domain::case::{Event, Intake};
 use crate::domain::codes::DivisionLevel;
+use crate::domain::department::Department;
 use crate::domain::item::Item;
 use crate::domain::notice;
 use crate::domain::serial::{self, Segment, SerialNo};
@@ -80,7 +81,54 @@ pub fn judge(
     held: Option<&Automerge>,
     is_refused: &dyn Fn(&[u8; 32]) -> bool,
 ) -> Judgement {
-    match judge_inner(author, envelope, change, held, is_refused) {
+    judge_knowing(author, envelope, change, held, is_refused, None)
+}
+
+/// What a receiver knows of the catalog item a new case names, to check the item the
+/// intake froze against (§5.7.2): a station cannot drop or change the department that
+/// decides the case to decide it itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemFacts {
+    /// The version of the item this node holds.
+    pub version: u32,
+    /// The department that version names as deciding (its code), and that department's
+    /// hall where this node holds the department.
+    pub decided_by: Option<String>,
+    pub hall: Option<NodeId>,
+}
+
+/// The implementation code and version of the item a case's creating change freezes, if
+/// the change creates a case: what [`ItemFacts`] are looked up for.
+pub fn created_case_item(change: &Change) -> Option<(String, u32)> {
+    #[derive(serde::Deserialize)]
+    struct Frozen {
+        impl_code: String,
+        version: u32,
+    }
+    #[derive(serde::Deserialize)]
+    struct IntakeItem {
+        item: Frozen,
+    }
+    let expanded = change.decode();
+    expanded.operations.iter().find_map(|op| {
+        (op.obj == ObjectId::Root && key_of(op) == Some("intake"))
+            .then(|| put_str(op))
+            .flatten()
+            .and_then(|text| serde_json::from_str::<IntakeItem>(text).ok())
+            .map(|i| (i.item.impl_code, i.item.version))
+    })
+}
+
+/// [`judge`], with what this node knows of the item a new case names.
+pub fn judge_knowing(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    change: &Change,
+    held: Option<&Automerge>,
+    is_refused: &dyn Fn(&[u8; 32]) -> bool,
+    item: Option<&ItemFacts>,
+) -> Judgement {
+    match judge_inner(author, envelope, change, held, is_refused, item) {
         Ok(()) => Judgement::Allow,
         Err(Verdict::Refuse(refusal)) => Judgement::Refuse(refusal),
         Err(Verdict::Defer(why)) => Judgement::Defer(why),
@@ -111,6 +159,7 @@ fn judge_inner(
     change: &Change,
     held: Option<&Automerge>,
     is_refused: &dyn Fn(&[u8; 32]) -> bool,
+    item: Option<&ItemFacts>,
 ) -> Result<(), Verdict> {
     if change.actor_id().to_bytes() != envelope.origin.actor_bytes() {
         return Err(Refusal::ForeignActor {
@@ -178,7 +227,7 @@ fn judge_inner(
                     scope: envelope.scope.to_string(),
                 })?;
             match held {
-                None => case_creation(author, envelope, &expanded),
+                None => case_creation(author, envelope, &expanded, item),
                 Some(document) => case_events(author, relation, envelope, &expanded, document),
             }
         }
@@ -255,6 +304,18 @@ fn judge_inner(
                 return Err(not_authorized(author, &envelope.scope));
             }
             attachment_creation(envelope, &expanded)
+        }
+        DocKind::Department => {
+            // Only the hall whose catalog scope it is defines its departments (§9.6), and
+            // only the hall that created one republishes it.
+            if !author.role.is_hall()
+                || envelope.scope.kind() != crate::ids::ScopeKind::Catalog
+                || author.division != division
+                || held.is_some_and(|d| creator(d) != Some(author.node))
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            department_change(author, envelope, &expanded, held)
         }
         DocKind::Calendar => {
             if !auth::may_write(author, &envelope.scope) {
@@ -432,6 +493,7 @@ fn case_creation(
     author: &NodeRecord,
     envelope: &Envelope,
     expanded: &ExpandedChange,
+    item: Option<&ItemFacts>,
 ) -> Result<(), Verdict> {
     let (texts, events_map) = creation_header(envelope, expanded, &["intake"], Some("events"))?;
     let intake_text = texts
@@ -464,6 +526,26 @@ fn case_creation(
             "creates a case outside its author's own division",
         ));
     }
+    // The deciding department as the catalog's item of that version names it (§5.7.2),
+    // where this node holds that version: never dropped, never another.
+    if let Some(facts) = item.filter(|f| f.version == intake.item.version) {
+        let frozen = intake.item.decided_by.as_ref();
+        let same_code = match (frozen, &facts.decided_by) {
+            (None, None) => true,
+            (Some(d), Some(code)) => d.code.eq_ignore_ascii_case(code),
+            _ => false,
+        };
+        let same_hall = match (frozen, facts.hall) {
+            (Some(d), Some(hall)) => d.hall == hall,
+            _ => true,
+        };
+        if !same_code || !same_hall {
+            return Err(effect(
+                envelope,
+                "freezes its item with another deciding department than the catalog names",
+            ));
+        }
+    }
     let events_map = events_map.map(ObjectId::Id);
     for op in expanded
         .operations
@@ -473,10 +555,14 @@ fn case_creation(
         if Some(&op.obj) != events_map.as_ref() {
             return Err(effect(envelope, "writes outside the case's fields"));
         }
+        let rules = doc::ItemRules {
+            delegated_by: intake.item.delegated_by.clone(),
+            decided_by: intake.item.decided_by.clone(),
+        };
         event_op(
             author,
             auth::CaseRelation::Owner,
-            intake.item.delegated_by.as_deref(),
+            &rules,
             envelope,
             op,
             None,
@@ -495,8 +581,9 @@ fn case_events(
     let events = held_object(held, "events")
         .ok_or_else(|| effect(envelope, "the case it changes has no event list"))?;
     // Of the intake, judging an event needs only the department the item's acceptance was
-    // delegated by; the events map is looked up once for all the change's operations.
-    let delegated_by = doc::read_delegation(held)
+    // delegated by and the one that decides; the events map is looked up once for all the
+    // change's operations.
+    let rules = doc::read_item_rules(held)
         .map_err(|e| effect(envelope, format!("the case it changes cannot be read: {e}")))?;
     let events_id = match held.get(ROOT, "events") {
         Ok(Some((_, id))) => id,
@@ -516,7 +603,7 @@ fn case_events(
         let key = event_op(
             author,
             relation,
-            delegated_by.as_deref(),
+            &rules,
             envelope,
             op,
             Some((held, &events_id)),
@@ -535,7 +622,7 @@ fn case_events(
 fn event_op<'a>(
     author: &NodeRecord,
     relation: auth::CaseRelation,
-    delegated_by: Option<&str>,
+    rules: &doc::ItemRules,
     envelope: &Envelope,
     op: &'a Op,
     held: Option<(&Automerge, &automerge::ObjId)>,
@@ -579,10 +666,15 @@ fn event_op<'a>(
                 ));
             }
             let kind = event.action.kind();
-            if !auth::may_record(
-                relation,
-                auth::Recording::delegated(&event.action, delegated_by),
-            ) {
+            // A decision on a case a department decides comes only from its hall (§5.7.2).
+            let decides = kind != crate::domain::case::ActionKind::Decide
+                || auth::may_decide(author.node, rules.decided_by.as_ref());
+            if !decides
+                || !auth::may_record(
+                    relation,
+                    auth::Recording::delegated(&event.action, rules.delegated_by.as_deref()),
+                )
+            {
                 return Err(Refusal::EventNotAllowed {
                     node: author.node,
                     role: author.role.as_str(),
@@ -704,8 +796,10 @@ fn record_creation(
             }
             if crate::ids::unhex(text("digest")).as_deref() != Some(&digest[..])
                 || !seal.is_some_and(|seal| {
-                    notice::seal_holds(&author.public_key, &header.number, &digest, &seal)
+                    notice::notice_seal_holds(&author.public_key, &header, &digest, &seal)
                 })
+                // A department's seal works through a hall (§9.6).
+                || (header.seal.is_some() && !author.role.is_hall())
             {
                 return Err(effect(
                     envelope,
@@ -876,6 +970,79 @@ fn staff_change(
         account
             .may_follow(&before)
             .map_err(|e| effect(envelope, format!("does not follow the account held: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A department published (or republished, with a new seal key) by its hall: it must read,
+/// be the author's own under its id, published by a role the engine lets manage
+/// departments, with every seal certified by the author's own key; a later version keeps
+/// what the earlier one said and only adds seals.
+fn department_change(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    held: Option<&Automerge>,
+) -> Result<(), Verdict> {
+    let texts = match held {
+        None => creation_header(envelope, expanded, &["body"], None)?.0,
+        Some(_) => {
+            let mut texts = Vec::new();
+            for op in &expanded.operations {
+                match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
+                    (true, Some("body"), Some(text)) if !op.insert => texts.push(("body", text)),
+                    _ => {
+                        return Err(effect(
+                            envelope,
+                            "changes a department other than by republishing it",
+                        ));
+                    }
+                }
+            }
+            texts
+        }
+    };
+    let [(_, body)] = texts[..] else {
+        return Err(effect(
+            envelope,
+            "publishes no department, or several at once",
+        ));
+    };
+    let department: Department = serde_json::from_str(body)
+        .map_err(|e| effect(envelope, format!("its department does not read: {e}")))?;
+    if department.hall != author.node
+        || department.division != author.division
+        || department.doc_id().as_ref() != Some(&envelope.doc)
+    {
+        return Err(effect(
+            envelope,
+            "publishes a department in another node's name or under another id",
+        ));
+    }
+    let role = crate::engine::StaffRole::parse(&department.role);
+    if role.is_none_or(|role| crate::engine::may_manage_departments(author, role).is_err()) {
+        return Err(Refusal::EventNotAllowed {
+            node: author.node,
+            role: author.role.as_str(),
+            kind: "department",
+            doc: envelope.doc.to_string(),
+        }
+        .into());
+    }
+    department.check(&author.public_key).map_err(|e| {
+        effect(
+            envelope,
+            format!("carries a seal its hall did not certify: {e}"),
+        )
+    })?;
+    if let Some(document) = held {
+        let before: Department = doc::read_record(document)
+            .ok()
+            .and_then(|r| serde_json::from_str(r.field("body")).ok())
+            .ok_or_else(|| effect(envelope, "the department it changes does not read"))?;
+        department
+            .continues(&before)
+            .map_err(|e| effect(envelope, e.to_string()))?;
     }
     Ok(())
 }

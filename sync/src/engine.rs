@@ -19,6 +19,7 @@
 //! learns of both from the [`Ack`]'s notes.
 
 mod act;
+mod departments;
 pub mod session;
 mod staff;
 mod supervise;
@@ -26,6 +27,7 @@ mod supervise;
 pub use act::{
     Actor, Person, Request, StaffRole, act, allowed_actions, may, on_behalf_of, role_may,
 };
+pub use departments::may_manage_departments;
 pub use staff::{chief_authorizes, may_manage_staff, stand_in_for};
 pub use supervise::{
     SupervisionAct, assessment_open_to, may_assess, may_issue_supervision, may_supervise,
@@ -78,6 +80,18 @@ pub trait ChangeLog {
     /// A registry document changed mid-batch: make its records known to
     /// [`ChangeLog::registry`] before the next round.
     fn registry_changed(&mut self, id: &DocId, document: &Automerge) -> Result<(), Self::Error>;
+
+    /// What this node knows of the catalog item `impl_code` a new case of `scope` froze
+    /// at `version` ([`effect::ItemFacts`]); `None` when it holds no such item (nothing
+    /// to check the intake against).
+    fn item_facts(
+        &mut self,
+        _impl_code: &str,
+        _version: u32,
+        _scope: &Scope,
+    ) -> Result<Option<effect::ItemFacts>, Self::Error> {
+        Ok(None)
+    }
 
     /// Gives back a document taken with [`ChangeLog::take_doc`]. When `changed`, the batch
     /// changed it: save it and derive its rows.
@@ -237,9 +251,24 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
                     }
                     let held = working.get(&envelope.doc).map(|(_, _, d, _)| d);
                     let refused_deps = refused_dependencies(log, held, &change)?;
-                    let judgement = effect::judge(author, &envelope, &change, held, &|h| {
-                        refused_deps.contains(h)
-                    });
+                    // What this node knows of the item a new case names (§5.7.2).
+                    let item = match (envelope.kind, held) {
+                        (DocKind::Case, None) => match effect::created_case_item(&change) {
+                            Some((code, version)) => {
+                                log.item_facts(&code, version, &envelope.scope)?
+                            }
+                            None => None,
+                        },
+                        _ => None,
+                    };
+                    let judgement = effect::judge_knowing(
+                        author,
+                        &envelope,
+                        &change,
+                        held,
+                        &|h| refused_deps.contains(h),
+                        item.as_ref(),
+                    );
                     match judgement {
                         Judgement::Defer(reason) => {
                             blocked.insert(key);

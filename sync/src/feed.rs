@@ -39,13 +39,12 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 /// authenticates the caller before it reads the body (`request`, `yizhan-request-v2`),
 /// and a child may hold a long-poll (`/sync/v1/wait`) open to its parent. 4: documents of
 /// the kind `notification` (a hall's 通报) travel in batches. 5: documents of the kinds
-/// `attachment` (a hall's blank forms and samples) and `staff` (the tree's accounts)
-/// travel in batches.
+/// `attachment` (a hall's blank forms and samples), `staff` (the tree's accounts) and
+/// `department` (a hall's departments and their seals) travel in batches.
 pub const PROTOCOL_VERSION: u16 = 5;
 /// The oldest protocol version this build still speaks: 5, since a node of 4 cannot
-/// decode a batch that carries an attachment or an account and would fail every pull
-/// rather than hear
-/// "upgrade needed".
+/// decode a batch that carries one of these kinds and would fail every pull rather than
+/// hear "upgrade needed".
 pub const MIN_PROTOCOL_VERSION: u16 = 5;
 
 /// Highest sequence number held, per (scope, origin).

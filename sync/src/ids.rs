@@ -110,10 +110,14 @@ pub enum DocKind {
     /// A file a hall publishes with its catalog (an item's blank form or sample, 空表/样表),
     /// in its catalog scope; written once, never changed.
     Attachment,
+    /// A department (进驻部门) working through a hall, with the seals the hall certified
+    /// (审批专用章, SZDB/Z 176 §9.6); in the hall's catalog scope so every node below can
+    /// check its seals. Republished whole when a seal key is added.
+    Department,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 10] = [
+    pub const ALL: [DocKind; 11] = [
         DocKind::Item,
         DocKind::Case,
         DocKind::Registry,
@@ -124,6 +128,7 @@ impl DocKind {
         DocKind::Notification,
         DocKind::Staff,
         DocKind::Attachment,
+        DocKind::Department,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -138,6 +143,7 @@ impl DocKind {
             DocKind::Notification => "notification",
             DocKind::Staff => "staff",
             DocKind::Attachment => "attachment",
+            DocKind::Department => "department",
         }
     }
 
@@ -159,6 +165,7 @@ impl DocKind {
             DocKind::Notification => "b",
             DocKind::Staff => "u",
             DocKind::Attachment => "a",
+            DocKind::Department => "d",
         }
     }
 
@@ -176,7 +183,8 @@ impl DocKind {
             | DocKind::Calendar
             | DocKind::Notification
             | DocKind::Staff
-            | DocKind::Attachment => ScopeKind::Catalog,
+            | DocKind::Attachment
+            | DocKind::Department => ScopeKind::Catalog,
             DocKind::Case | DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
                 ScopeKind::Case
             }

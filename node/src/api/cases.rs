@@ -422,6 +422,7 @@ pub async fn add_event(
         EventInput::Suspend { .. } => Some(NoticeKind::Suspension),
         _ => None,
     };
+    let decides = matches!(body, EventInput::Decide { .. });
     state
         .store
         .act_on_case(
@@ -431,15 +432,21 @@ pub async fn add_event(
             state.clock.now_ms(),
         )
         .await?;
+    let issuer = Issuer {
+        office: state.node.name.clone(),
+        counter: user.0.counter.clone(),
+        staff: user.0.display_name.clone(),
+    };
     if let Some(kind) = notice {
-        let issuer = Issuer {
-            office: state.node.name.clone(),
-            counter: user.0.counter.clone(),
-            staff: user.0.display_name.clone(),
-        };
         state
             .store
             .issue_case_notice(issuer, id.clone(), kind, None, state.clock.now_ms())
+            .await?;
+    } else if decides {
+        // The deciding department's decision notice, under its seal (§9.6).
+        state
+            .store
+            .issue_decision_notice(issuer, id.clone(), state.clock.now_ms())
             .await?;
     }
     let detail = state.store.get_case(id.to_string(), state.today()).await?;
@@ -726,6 +733,9 @@ pub struct CaseView {
     pub signed_on: Option<String>,
     /// The department that delegated accepting the item to this office (§5.5.2).
     pub delegated_by: Option<String>,
+    /// The department that decides the case (§5.7.2), as frozen at intake: its code,
+    /// name and hall node; only its members at that hall record the decision.
+    pub decided_by: Option<DeciderView>,
     /// 好差评: 1 (非常不满意) to 5 (非常满意), once completed and rated.
     pub rating: Option<u8>,
     /// The rectification a bad rating opened: its deadline and the day it was closed.
@@ -742,6 +752,15 @@ pub struct CaseView {
     /// The numbers of the case's sealed notices this node holds, oldest first
     /// (`GET /api/v1/notices/{number}`).
     pub notices: Vec<String>,
+}
+
+/// The department that decides a case.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct DeciderView {
+    pub code: String,
+    pub name: String,
+    /// The hall node where it works (32 hex digits).
+    pub hall: String,
 }
 
 /// The item as frozen into the case at submission.
@@ -869,6 +888,11 @@ impl From<CaseDetail> for CaseView {
             holder_node: d.state.holder_node.map(|n| n.to_hex()),
             signed_on: d.state.signed_for.as_ref().map(|s| s.on.to_string()),
             delegated_by: intake.item.delegated_by.clone(),
+            decided_by: intake.item.decided_by.as_ref().map(|d| DeciderView {
+                code: d.code.clone(),
+                name: d.name.clone(),
+                hall: d.hall.to_hex(),
+            }),
             rating: d.state.rating.as_ref().map(|r| r.level),
             rectify_due: d.rectify_due,
             rectified_on: d

@@ -11,12 +11,13 @@ use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Path};
 use crate::notice::{self, QrSeal};
+use yizhan_sync::domain::department::SealCheck;
 
 /// A sealed notice as this node holds it.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct NoticeView {
     pub number: String,
-    /// receipt, one_time, refusal, extension or suspension.
+    /// receipt, one_time, refusal, extension, suspension or decision.
     pub kind: String,
     pub case_id: String,
     /// The issuing node (32 hex digits) and its office name as sealed.
@@ -29,14 +30,34 @@ pub struct NoticeView {
     pub digest: String,
     pub seal: String,
     /// Whether the seal holds here: the issuing node's key is known and not revoked, the
-    /// signature holds, and the content still hashes to the digest.
+    /// signature holds (for a department's seal: by a key the issuing hall certified),
+    /// and the content still hashes to the digest.
     pub valid: bool,
+    /// The department whose approval seal (审批专用章, SZDB/Z 176 §9.6) the notice
+    /// carries, when a department's seal signs it rather than the node's key.
+    pub department: Option<DepartmentSealView>,
     /// The number of the notice it corrects, if any; and of the one correcting it.
     pub supersedes: Option<String>,
     pub superseded_by: Option<String>,
     /// The sealed content, every field as issued.
     #[schema(value_type = Object)]
     pub content: serde_json::Value,
+}
+
+/// A department's approval seal on a notice, as certified by its hall.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct DepartmentSealView {
+    /// The department's code and name.
+    pub code: String,
+    pub name: String,
+    /// The hall that certified the seal (32 hex digits) and the seal's key number.
+    pub hall: String,
+    pub key_no: u32,
+    /// The seal's public key (hex).
+    pub public_key: String,
+    /// Whether the chain holds here: the notice's signature by the seal key, the key
+    /// certified by the hall, the hall's key as this node's registry knows it.
+    pub certified: bool,
 }
 
 /// Get a sealed notice
@@ -69,9 +90,24 @@ pub async fn show(
         digest: stored.digest,
         signature: stored.signature,
     };
-    let valid = record.is_some_and(|record| {
-        record.revoked.is_none() && notice::signature_holds(&seal, &record.public_key)
-    }) && stored.content.digest() == stored.digest;
+    let check = record.as_ref().map(|record| {
+        if stored.content.seal.is_some() && !record.role.is_hall() {
+            SealCheck::NotCertified
+        } else {
+            notice::seal_check(stored.content.seal.as_ref(), &seal, &record.public_key)
+        }
+    });
+    let valid = record.as_ref().is_some_and(|r| r.revoked.is_none())
+        && check == Some(SealCheck::Genuine)
+        && stored.content.digest() == stored.digest;
+    let department = stored.content.seal.as_ref().map(|s| DepartmentSealView {
+        code: s.department.clone(),
+        name: s.certificate.name.clone(),
+        hall: s.certificate.hall.to_hex(),
+        key_no: s.certificate.key_no,
+        public_key: hex(&s.certificate.public_key),
+        certified: check.is_some_and(|c| c != SealCheck::NotCertified),
+    });
     let superseded_by = state
         .store
         .notices_of_case(stored.content.case_id.clone())
@@ -92,6 +128,7 @@ pub async fn show(
         digest: hex(&stored.digest),
         seal: hex(&stored.signature),
         valid,
+        department,
         supersedes: c.supersedes,
         superseded_by,
         content,

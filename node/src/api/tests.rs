@@ -932,6 +932,9 @@ async fn the_openapi_document_covers_every_route() {
         "/api/v1/cases/{id}/events",
         "/api/v1/calendars",
         "/api/v1/calendars/{year}",
+        "/api/v1/departments",
+        "/api/v1/departments/{code}",
+        "/api/v1/departments/{code}/rotate",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
@@ -3788,4 +3791,243 @@ mod guide {
         assert!(refused["message"].as_str().unwrap().contains("没有的情形"));
         assert_eq!(api.store.content_digest().await.unwrap(), before);
     }
+}
+
+/// A hall's admin creates a department and rotates its seal through the API; a worker, a
+/// station, a bad code or name and a taken code are refused with codes, and change nothing.
+#[tokio::test]
+async fn departments_are_created_listed_and_rotated_by_a_halls_admin() {
+    let hall = api("district").await;
+    let before = hall.store.content_digest().await.unwrap();
+    for (why, token, body, status, code) in [
+        (
+            "a worker",
+            hall.worker.clone(),
+            json!({"code": "MZJ", "name": "区民政局"}),
+            StatusCode::FORBIDDEN,
+            "departments_admins_only",
+        ),
+        (
+            "a bad code",
+            hall.admin.clone(),
+            json!({"code": "M Z", "name": "区民政局"}),
+            StatusCode::BAD_REQUEST,
+            "department_code",
+        ),
+        (
+            "an empty name",
+            hall.admin.clone(),
+            json!({"code": "MZJ", "name": ""}),
+            StatusCode::BAD_REQUEST,
+            "department_name",
+        ),
+        (
+            "an unknown field",
+            hall.admin.clone(),
+            json!({"code": "MZJ", "name": "区民政局", "hall": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+    ] {
+        let (got, value) = hall.post("/api/v1/departments", Some(&token), &body).await;
+        assert_eq!(got, status, "{why}: {value}");
+        if !code.is_empty() {
+            assert_eq!(value["error"], code, "{why}: {value}");
+        }
+        assert!(value["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(hall.store.content_digest().await.unwrap(), before);
+    let (status, made) = hall
+        .post(
+            "/api/v1/departments",
+            Some(&hall.admin),
+            &json!({"code": "MZJ", "name": "区民政局"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["id"], "d-440399-mzj");
+    assert_eq!(made["seals"].as_array().unwrap().len(), 1);
+    let (status, value) = hall
+        .post(
+            "/api/v1/departments",
+            Some(&hall.admin),
+            &json!({"code": "mzj", "name": "区人社局"}),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::CONFLICT, Some("department_exists"))
+    );
+    let (status, rotated) = hall
+        .post(
+            "/api/v1/departments/MZJ/rotate",
+            Some(&hall.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let seals = rotated["seals"].as_array().unwrap();
+    assert_eq!(seals.len(), 2);
+    assert_eq!(seals[0], made["seals"][0]);
+    assert_eq!(seals[1]["key_no"], 2);
+    let (status, value) = hall
+        .post(
+            "/api/v1/departments/MZJ/rotate",
+            Some(&hall.worker),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("departments_admins_only"))
+    );
+    let (status, value) = hall
+        .post(
+            "/api/v1/departments/RSJ/rotate",
+            Some(&hall.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{value}");
+    let (status, listed) = hall.get("/api/v1/departments", Some(&hall.worker)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0], rotated);
+    let (status, shown) = hall
+        .get("/api/v1/departments/mzj", Some(&hall.worker))
+        .await;
+    assert_eq!((status, &shown), (StatusCode::OK, &rotated));
+    let (status, _) = hall
+        .get("/api/v1/departments/RSJ", Some(&hall.worker))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = hall.get("/api/v1/departments", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // No seal's private key is ever in an answer.
+    let key = hall
+        .store
+        .seal_keys()
+        .get("d-440399-mzj", 2)
+        .unwrap()
+        .unwrap();
+    assert!(
+        !rotated
+            .to_string()
+            .contains(&yizhan_sync::ids::hex(key.as_bytes()))
+    );
+    // A station has no departments of its own.
+    let station = api("station").await;
+    let (status, value) = station
+        .post(
+            "/api/v1/departments",
+            Some(&station.admin),
+            &json!({"code": "MZJ", "name": "民政局"}),
+        )
+        .await;
+    assert_eq!(
+        (status, value["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("departments_halls_only"))
+    );
+}
+
+/// The departments page at a hall: the admin is offered the forms and creates one (a bad
+/// code comes back as a page in words, nothing stored); a worker sees the list without
+/// the forms, and a worker's forged post is refused by the engine's rule.
+#[tokio::test]
+async fn departments_are_created_through_the_pages_by_the_halls_admin_only() {
+    let api = api("district").await;
+    let password = "correct-horse-battery";
+    for (username, role) in [("guanli", Role::Admin), ("li", Role::Worker)] {
+        api.store
+            .add_user(
+                NewUser {
+                    username: username.into(),
+                    display_name: username.into(),
+                    role,
+                    counter: String::new(),
+                    password_hash: crate::accounts::hash_password(password).unwrap(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let csrf_of = |page: &str| {
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).unwrap() + marker.len();
+        page[start..].split('"').next().unwrap().to_string()
+    };
+    let mut admin = Browser::new(&api.state, "10.0.0.5");
+    admin.sign_in("guanli", password).await;
+    let (status, _, page) = admin.send(Method::GET, "/departments", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"department-create\""), "{page}");
+    let csrf = csrf_of(&page);
+    let before = api.store.content_digest().await.unwrap();
+    let (status, _, page) = admin
+        .send(
+            Method::POST,
+            "/departments",
+            Some(format!(
+                "csrf={csrf}&code=M%20Z&name=%E5%8C%BA%E6%B0%91%E6%94%BF%E5%B1%80"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("部门代码为1至32位字母"), "{page}");
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    let (status, _, _) = admin
+        .send(
+            Method::POST,
+            "/departments",
+            Some(format!(
+                "csrf={csrf}&code=MZJ&name=%E5%8C%BA%E6%B0%91%E6%94%BF%E5%B1%80"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = admin.send(Method::GET, "/departments", None).await;
+    assert!(page.contains("class=\"dept-name\">区民政局"), "{page}");
+    assert!(page.contains("class=\"dept-rotate\""), "{page}");
+    let (status, _, _) = admin
+        .send(
+            Method::POST,
+            "/departments/MZJ/rotate",
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        api.store
+            .department("MZJ".into())
+            .await
+            .unwrap()
+            .unwrap()
+            .seals
+            .len(),
+        2
+    );
+
+    let mut worker = Browser::new(&api.state, "10.0.0.6");
+    worker.sign_in("li", password).await;
+    let (status, _, page) = worker.send(Method::GET, "/departments", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("区民政局"), "{page}");
+    assert!(!page.contains("id=\"department-create\""), "{page}");
+    assert!(!page.contains("class=\"dept-rotate\""), "{page}");
+    let csrf = csrf_of(&page);
+    let before = api.store.content_digest().await.unwrap();
+    for (path, body) in [
+        ("/departments", format!("csrf={csrf}&code=RSJ&name=x")),
+        ("/departments/MZJ/rotate", format!("csrf={csrf}")),
+    ] {
+        let (status, _, page) = worker.send(Method::POST, path, Some(body)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {page}");
+        assert!(page.contains("只有大厅管理员"), "{page}");
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    // Without a session the page sends to sign-in.
+    let mut anonymous = Browser::new(&api.state, "10.0.0.7");
+    let (status, _, _) = anonymous.send(Method::GET, "/departments", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
 }

@@ -73,6 +73,7 @@ const ITEM_COLUMNS: &[&str] = &[
     "实施主体",
     "实施主体性质",
     "委托部门",
+    "决定部门",
     "服务对象",
     "受理条件",
     "办理地点",
@@ -194,6 +195,7 @@ pub fn to_sheets(items: &[Item]) -> Result<Vec<Sheet>, Vec<String>> {
             text(&item.subject.name),
             text(nature_zh(item.subject.nature)),
             opt(&item.delegated_by),
+            opt(&item.decided_by),
             text(
                 &item
                     .service_objects
@@ -841,6 +843,7 @@ fn read_item(r: &mut RowReader<'_>) -> Option<Item> {
             nature: nature?,
         },
         delegated_by: r.optional("委托部门"),
+        decided_by: r.optional("决定部门"),
         service_objects,
         legal_basis: Vec::new(),
         conditions: r.lines("受理条件"),

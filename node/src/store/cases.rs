@@ -430,6 +430,12 @@ pub(super) fn create_case_in(
         ctx.division.clone(),
         submitted_at,
     )?;
+    // The department that decides (§5.7.2), as this node knows it, frozen into the case.
+    let decider = match &item.decided_by {
+        Some(code) => super::departments::department_for(&ctx.conn, code, &ctx.division)?,
+        None => None,
+    };
+    let intake = intake.with_decider(&item, decider.as_ref())?;
     let scope = Scope::cases(&ctx.division);
     let origin = ctx.origin;
     let (id, document) =

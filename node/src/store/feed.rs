@@ -413,13 +413,14 @@ impl FeedReader {
                         records.insert((kind.as_str(), doc_id));
                     }
                     // Calendar years change deadlines, which reach the sink as the cases'
-                    // rows; the sink keeps no notifications (通报) yet, which the halls'
-                    // pages show; staff accounts (password verifiers) never leave the tree;
-                    // nor attachments (files a guide offers, not figures); unknown kinds have
-                    // nothing to write.
+                    // rows; the sink keeps no notifications (通报) nor departments yet,
+                    // which the halls' pages show; staff accounts (password verifiers)
+                    // never leave the tree; nor attachments (files a guide offers, not
+                    // figures); unknown kinds have nothing to write.
                     Some(
                         DocKind::Calendar
                         | DocKind::Notification
+                        | DocKind::Department
                         | DocKind::Staff
                         | DocKind::Attachment,
                     )

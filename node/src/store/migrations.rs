@@ -58,11 +58,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "changes_doc",
         include_str!("migrations/016_changes_doc.sql"),
     ),
-    // Placeholders for the numbers given to the branches `authoring` (17) and `guide`
-    // (18) of the same issue: their migrations replace these lines when merged.
+    // A placeholder for the number given to the branch `authoring` of the same issue:
+    // its migration replaces this line when merged.
     (17, "reserved_authoring", ""),
-    (18, "reserved_guide", ""),
+    // Given to the branch `guide`, which needed no table: the number stays empty.
+    (18, "unused", ""),
     (19, "staff", include_str!("migrations/019_staff.sql")),
+    (
+        20,
+        "departments",
+        include_str!("migrations/020_departments.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -14,7 +14,9 @@ use yizhan_sync::domain::item::Item;
 
 use super::CaseDetail;
 use crate::clock::rfc3339_cst;
+use crate::i18n::Words;
 use crate::notice::{MaterialLine, MissingLine, NoticeContent, NoticeKind, RefusalLine};
+use yizhan_sync::domain::case::CaseError;
 
 /// A notice as stored, with its seal.
 #[derive(Clone, Debug)]
@@ -150,6 +152,32 @@ pub struct Correction {
 }
 
 impl Store {
+    /// The decision notice (准予/不予…决定书, 行政许可法 §38) of a case whose item a
+    /// department decides (§5.7.2), issued at that department's hall once its member
+    /// recorded the decision, sealed with the department's approval seal (§9.6); `None`
+    /// for a case no department decides (its decision stays an event of the case).
+    pub async fn issue_decision_notice(
+        &self,
+        issuer: Issuer,
+        id: DocId,
+        now_ms: u64,
+    ) -> Result<Option<StoredNotice>, StoreError> {
+        let today = yizhan_sync::domain::calendar::Date::from_unix_ms_cst(now_ms as i64);
+        let detail = self.get_case(id.to_string(), today).await?;
+        let ours = detail
+            .intake
+            .item
+            .decided_by
+            .as_ref()
+            .is_some_and(|d| d.hall == self.origin().node);
+        if !ours || detail.state.decision.is_none() {
+            return Ok(None);
+        }
+        self.issue_case_notice(issuer, id, NoticeKind::Decision, None, now_ms)
+            .await
+            .map(Some)
+    }
+
     /// Seals and stores a notice of `kind` about the case as it is now, for the web pages
     /// and the API alike: numbered in this node's sequence (the epoch keeps numbers unique
     /// after a restore from a backup), sealed with this node's key.
@@ -168,12 +196,34 @@ impl Store {
             .await?;
         let origin = self.origin();
         let node_id = origin.node.to_hex();
-        let content = notice_content(&node_id, &issuer, &item, &detail, kind, correction, now_ms);
+        let mut content =
+            notice_content(&node_id, &issuer, &item, &detail, kind, correction, now_ms);
         let prefix =
             format!("TZ{}E{}", node_id.get(..8).unwrap_or("NODE"), origin.epoch).to_uppercase();
+        // A decision of the department that decides the item is sealed with its approval
+        // seal (§9.6), at its hall only; the other notices with this node's key.
+        let department_seal = match (&detail.intake.item.decided_by, kind) {
+            (Some(decider), NoticeKind::Decision) => {
+                if decider.hall != origin.node {
+                    return Err(StoreError::Forbidden(Words::from(
+                        &CaseError::NotDecidingDepartment {
+                            department: decider.name.clone(),
+                        },
+                    )));
+                }
+                Some(self.current_seal(decider.code.clone()).await?)
+            }
+            _ => None,
+        };
+        if let Some((seal, _)) = &department_seal {
+            content.seal = Some(seal.clone());
+        }
         self.write(move |ctx| {
             use ed25519_dalek::Signer;
-            let key = ctx.identity.key.clone();
+            let key = match department_seal {
+                Some((_, key)) => key,
+                None => ctx.identity.key.clone(),
+            };
             let stored = seal(
                 &ctx.conn,
                 &prefix,
@@ -277,6 +327,26 @@ pub fn notice_content(
         Action::NotifyMissing { missing, .. } => Some(missing.clone()),
         _ => None,
     });
+    let decision = detail
+        .events
+        .iter()
+        .rev()
+        .filter(applied)
+        .find_map(|e| match &e.action {
+            Action::Decide {
+                approved,
+                reason,
+                basis,
+                remedies,
+                ..
+            } => Some(crate::notice::DecisionLine {
+                approved: *approved,
+                reason: reason.clone(),
+                basis: basis.clone(),
+                remedies: remedies.clone(),
+            }),
+            _ => None,
+        });
     let result = detail.events.iter().rev().find_map(|e| match &e.action {
         Action::Complete { result, .. } => Some(result.clone()),
         _ => None,
@@ -338,6 +408,8 @@ pub fn notice_content(
         extension: extension.filter(|_| kind == NoticeKind::Extension),
         suspension: suspension.filter(|_| kind == NoticeKind::Suspension),
         correction_reason: correction.map(|c| c.reason),
+        decision: decision.filter(|_| kind == NoticeKind::Decision),
+        seal: None,
     }
 }
 

@@ -26,7 +26,7 @@ pub struct RebuildReport {
 
 /// The derived tables, and the column that names a row's document (registry rows are
 /// found by the registry's scope, `registry/<division>` for document `r-<division>`).
-const TABLES: [(&str, &str); 9] = [
+const TABLES: [(&str, &str); 10] = [
     ("items", "id"),
     ("cases", "id"),
     ("case_events", "case_id"),
@@ -36,6 +36,7 @@ const TABLES: [(&str, &str); 9] = [
     ("supervision_replies", "id"),
     ("notifications", "id"),
     ("staff_accounts", "doc_id"),
+    ("departments", "id"),
 ];
 
 impl Store {
@@ -103,7 +104,9 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
          CREATE UNIQUE INDEX temp.rebuilt_supervision_notices_id ON rebuilt_supervision_notices (id);
          CREATE UNIQUE INDEX temp.rebuilt_supervision_replies_id ON rebuilt_supervision_replies (id);
          CREATE UNIQUE INDEX temp.rebuilt_notifications_id ON rebuilt_notifications (id);
-         CREATE UNIQUE INDEX temp.rebuilt_staff_accounts_id ON rebuilt_staff_accounts (doc_id);",
+         CREATE UNIQUE INDEX temp.rebuilt_staff_accounts_id ON rebuilt_staff_accounts (doc_id);
+
+         CREATE UNIQUE INDEX temp.rebuilt_departments_id ON rebuilt_departments (id);",
     )?;
     let mut report = RebuildReport::default();
     let calendars = super::calendars::Calendars::load(conn)?;
@@ -221,6 +224,11 @@ fn rebuild_one(
                 record.field("account"),
             )
             .map_err(|e| e.to_string())?;
+        }
+        Some(DocKind::Department) => {
+            let record = doc::read_record(&document).map_err(|e| e.to_string())?;
+            super::departments::department_record_row(conn, "rebuilt_", &doc_id, &record)
+                .map_err(|e| e.to_string())?;
         }
         // Calendar years have no rows of their own; they must read.
         Some(DocKind::Calendar) => {

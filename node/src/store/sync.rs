@@ -1193,6 +1193,37 @@ impl ChangeLog for StoreLog<'_> {
             .is_some())
     }
 
+    fn item_facts(
+        &mut self,
+        impl_code: &str,
+        version: u32,
+        scope: &Scope,
+    ) -> Result<Option<yizhan_sync::effect::ItemFacts>, StoreError> {
+        let body: Option<String> = self
+            .ctx
+            .conn
+            .prepare_cached("SELECT body_json FROM items WHERE impl_code = ?1 AND version = ?2")?
+            .query_row(params![impl_code, version], |r| r.get(0))
+            .optional()?;
+        let Some(item) =
+            body.and_then(|b| serde_json::from_str::<yizhan_sync::domain::item::Item>(&b).ok())
+        else {
+            return Ok(None);
+        };
+        let hall = match &item.decided_by {
+            Some(code) => {
+                super::departments::department_for(&self.ctx.conn, code, &scope.division())?
+                    .map(|d| d.hall)
+            }
+            None => None,
+        };
+        Ok(Some(yizhan_sync::effect::ItemFacts {
+            version,
+            decided_by: item.decided_by,
+            hall,
+        }))
+    }
+
     fn take_doc(&mut self, id: &DocId) -> Result<Option<automerge::Automerge>, StoreError> {
         Ok(self.ctx.take_doc(id)?.map(|(document, since)| {
             self.since_snapshot.insert(id.clone(), since);
@@ -1440,6 +1471,9 @@ fn write_rows(ctx: &mut WriteCtx, id: &DocId, rows: Rows) -> Result<Option<Hlc>,
                 DocKind::Staff => {
                     let own = ctx.identity.record.division.clone();
                     super::staff::received_staff_row(&ctx.conn, &own, id, &record)?;
+                }
+                DocKind::Department => {
+                    super::departments::department_record_row(&ctx.conn, "", id, &record)?;
                 }
                 _ => {}
             }

@@ -44,7 +44,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
          ALTER TABLE cases DROP COLUMN rectified_on;
          ALTER TABLE case_events DROP COLUMN voided; ALTER TABLE documents DROP COLUMN upto;
          DROP TABLE supervision_notices; DROP TABLE supervision_replies; DROP TABLE notices;
-         DROP TABLE notifications;
+         DROP TABLE notifications; DROP TABLE departments;
          CREATE TABLE notices (
              id INTEGER PRIMARY KEY, number TEXT NOT NULL UNIQUE, case_id TEXT NOT NULL,
              kind TEXT NOT NULL CHECK (kind IN ('receipt', 'one_time', 'refusal')),
@@ -934,7 +934,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
                  kind TEXT NOT NULL, content_json TEXT NOT NULL, digest BLOB NOT NULL,
                  signature BLOB NOT NULL, issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
              DROP TABLE supervision_notices; DROP TABLE supervision_replies;
-             DROP TABLE notifications;
+             DROP TABLE notifications; DROP TABLE departments;
              DROP INDEX IF EXISTS cases_scope_red; DROP INDEX IF EXISTS cases_scope_breach;
              DROP INDEX cases_open_deadline; DROP INDEX IF EXISTS cases_scope_deadline;
              DROP INDEX IF EXISTS cases_open_levels; DROP INDEX IF EXISTS cases_completed_scope;

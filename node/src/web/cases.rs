@@ -22,6 +22,7 @@ use crate::i18n::{Lang, Tr, Words};
 use crate::notice::{self, NoticeContent, NoticeKind, QrSeal};
 use crate::store::{CaseDetail, Correction, Issuer, NewAction, StoreError, StoredNotice};
 use crate::web::session::Session;
+use yizhan_sync::domain::department::SealCheck;
 
 /// A form's fields, in order (checkbox names vary with the item's materials).
 pub(super) type Fields = Vec<(String, String)>;
@@ -585,6 +586,15 @@ pub(super) fn text_refused(t: &Tr, refused: &yizhan_sync::domain::text::Refused)
 }
 
 /// Seals and stores a notice about the case as it is now (`Store::issue_case_notice`).
+/// Who issues a notice from this page: this node's office and the signed-in staff.
+fn issuer_of(state: &WebState, staff: &Session) -> Issuer {
+    Issuer {
+        office: state.node.name.clone(),
+        counter: staff.counter.clone(),
+        staff: staff.display_name.clone(),
+    }
+}
+
 async fn issue(
     state: &WebState,
     staff: &Session,
@@ -592,11 +602,7 @@ async fn issue(
     kind: NoticeKind,
     correction: Option<Correction>,
 ) -> Result<StoredNotice, StoreError> {
-    let issuer = Issuer {
-        office: state.node.name.clone(),
-        counter: staff.counter.clone(),
-        staff: staff.display_name.clone(),
-    };
+    let issuer = issuer_of(state, staff);
     state
         .store
         .issue_case_notice(issuer, id.clone(), kind, correction, state.clock.now_ms())
@@ -917,6 +923,7 @@ pub async fn act(
         ActionKind::Suspend => Some(NoticeKind::Suspension),
         _ => None,
     };
+    let decides = action.kind() == ActionKind::Decide;
     match state
         .store
         .act_on_case(
@@ -930,6 +937,16 @@ pub async fn act(
         Ok(()) => match notice {
             Some(kind) => match issue(&state, &staff, &doc_id, kind, None).await {
                 Ok(notice) => to_notice(&notice),
+                Err(e) => case_refused(&ctx, e),
+            },
+            // The deciding department's decision notice, under its seal (§9.6).
+            None if decides => match state
+                .store
+                .issue_decision_notice(issuer_of(&state, &staff), doc_id.clone(), now)
+                .await
+            {
+                Ok(Some(notice)) => to_notice(&notice),
+                Ok(None) => Redirect::to(&format!("/cases/{id}")).into_response(),
                 Err(e) => case_refused(&ctx, e),
             },
             None => Redirect::to(&format!("/cases/{id}")).into_response(),
@@ -1226,6 +1243,7 @@ pub async fn correct_notice(
             detail.state.extension_days > 0 && !detail.summary.status.is_closed()
         }
         NoticeKind::Suspension => detail.summary.status == Status::Suspended,
+        NoticeKind::Decision => detail.state.decision.is_some(),
     };
     if !fits {
         return message(
@@ -1275,6 +1293,8 @@ struct Verdict {
     superseded_by: Option<String>,
     /// The dates the notice states, as people write them.
     dates: NoticeDates,
+    /// Whose approval seal (§9.6) it carries, worded, when a department's.
+    department: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -1345,6 +1365,7 @@ async fn check_short(state: &WebState, t: &Tr, short: &str) -> Result<Verdict, S
         kind_title: String::new(),
         superseded_by: None,
         dates: NoticeDates::default(),
+        department: None,
     };
     let Some((number, signature)) = notice::parse_short(short) else {
         return Ok(invalid("verify.not_a_seal"));
@@ -1361,8 +1382,13 @@ async fn check_short(state: &WebState, t: &Tr, short: &str) -> Result<Verdict, S
         digest: stored.digest,
         signature,
     };
-    if signature != stored.signature || !notice::signature_holds(&seal, &record.public_key) {
+    if signature != stored.signature {
         return Ok(invalid("verify.bad_signature"));
+    }
+    match sealed_by(stored.content.seal.as_ref(), &seal, &record) {
+        SealCheck::Genuine => {}
+        SealCheck::BadSignature => return Ok(invalid("verify.bad_signature")),
+        SealCheck::NotCertified => return Ok(invalid("verify.not_certified")),
     }
     if record.revoked.is_some() {
         return Ok(invalid("verify.revoked"));
@@ -1387,7 +1413,9 @@ async fn held_verdict(
         .into_iter()
         .find(|n| n.content.supersedes.as_deref() == Some(stored.content.number.as_str()))
         .map(|n| n.content.number);
+    let department = stored.content.seal.as_ref().map(|s| department_words(t, s));
     Ok(Verdict {
+        department,
         valid: true,
         why: t.with("verify.valid", "office", office),
         kind_title: t
@@ -1407,6 +1435,7 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
         kind_title: String::new(),
         superseded_by: None,
         dates: NoticeDates::default(),
+        department: None,
     };
     let seal: QrSeal = match notice::parse_qr(code) {
         Ok(seal) => seal,
@@ -1415,18 +1444,36 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
     let Some(record) = state.store.node_record(seal.node.clone()).await? else {
         return Ok(invalid("verify.unknown_key"));
     };
-    if !notice::signature_holds(&seal, &record.public_key) {
-        return Ok(invalid("verify.bad_signature"));
-    }
-    if record.revoked.is_some() {
-        return Ok(invalid("verify.revoked"));
-    }
     // Notices travel up with their cases: a hall holds its stations' as they do.
     let held = state
         .store
         .notice(seal.number.clone())
         .await?
         .filter(|stored| stored.content.node.eq_ignore_ascii_case(&seal.node));
+    // The seal it carries: the one in the notice held here, else, for a code alone, the
+    // hall's own key or one of the department seals it certified that this node knows.
+    let department = match &held {
+        Some(stored) => stored.content.seal.clone(),
+        None if notice::signature_holds(&seal, &record.public_key) => None,
+        None => state
+            .store
+            .seals_of_hall(seal.node.clone())
+            .await?
+            .into_iter()
+            .map(|certificate| yizhan_sync::domain::department::NoticeSeal {
+                department: String::new(),
+                certificate,
+            })
+            .find(|s| sealed_by(Some(s), &seal, &record) == SealCheck::Genuine),
+    };
+    match sealed_by(department.as_ref(), &seal, &record) {
+        SealCheck::Genuine => {}
+        SealCheck::BadSignature => return Ok(invalid("verify.bad_signature")),
+        SealCheck::NotCertified => return Ok(invalid("verify.not_certified")),
+    }
+    if record.revoked.is_some() {
+        return Ok(invalid("verify.revoked"));
+    }
     Ok(match held {
         Some(stored) if stored.content.digest() != seal.digest || stored.digest != seal.digest => {
             invalid("verify.altered")
@@ -1439,8 +1486,29 @@ async fn check(state: &WebState, t: &Tr, code: &str) -> Result<Verdict, StoreErr
             kind_title: String::new(),
             superseded_by: None,
             dates: NoticeDates::default(),
+            department: department.as_ref().map(|s| department_words(t, s)),
         },
     })
+}
+
+/// How a notice's seal checks out against its issuing node's record: a department's
+/// seal only at a hall, and only certified by it (SZDB/Z 176 §9.6).
+fn sealed_by(
+    department: Option<&yizhan_sync::domain::department::NoticeSeal>,
+    seal: &QrSeal,
+    record: &yizhan_sync::auth::NodeRecord,
+) -> SealCheck {
+    if department.is_some() && !record.role.is_hall() {
+        return SealCheck::NotCertified;
+    }
+    notice::seal_check(department, seal, &record.public_key)
+}
+
+/// "The approval seal of 区民政局 (key 2)".
+fn department_words(t: &Tr, seal: &yizhan_sync::domain::department::NoticeSeal) -> String {
+    t.get("verify.department_seal")
+        .replace("{name}", &seal.certificate.name)
+        .replace("{key}", &seal.certificate.key_no.to_string())
 }
 
 #[cfg(test)]

@@ -41,6 +41,10 @@ pub struct ItemSnapshot {
     /// check the ones an intake chose; `materials` is already the list of those chosen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub situations: Vec<String>,
+    /// The department that decides (§5.7.2), when the item names one: its code, name and
+    /// hall, resolved at intake ([`Intake::with_decider`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<crate::domain::department::Decider>,
 }
 
 /// A special procedure of the item.
@@ -102,6 +106,7 @@ impl ItemSnapshot {
                 .collect(),
             delegated_by: item.delegated_by.clone(),
             situations: item.situations.iter().map(|s| s.name.clone()).collect(),
+            decided_by: None,
         }
     }
 
@@ -286,6 +291,23 @@ pub struct NewCase {
 }
 
 impl Intake {
+    /// Freezes the department that decides the case (§5.7.2), when the item names one:
+    /// `department` is the one of that code this node knows (the nearest hall's).
+    pub fn with_decider(
+        mut self,
+        item: &Item,
+        department: Option<&crate::domain::department::Department>,
+    ) -> Result<Intake, CaseError> {
+        self.item.decided_by = match (&item.decided_by, department) {
+            (None, _) => None,
+            (Some(code), Some(d)) if d.code.eq_ignore_ascii_case(code) => Some(d.decider()),
+            (Some(code), _) => {
+                return Err(CaseError::UnknownDecidingDepartment { code: code.clone() });
+            }
+        };
+        Ok(self)
+    }
+
     /// Checks an application against the item and builds its intake.
     pub fn new(
         item: &Item,
@@ -1536,6 +1558,14 @@ pub enum CaseError {
         "the item is accepted here on behalf of {department} (代为受理), which decides; transfer the case to it and enter its decision when it comes back"
     )]
     DelegatedDecision { department: String },
+    /// §5.7.2: the decision is the deciding department's, recorded by its members at the
+    /// hall where it works.
+    #[error(
+        "only members of {department}, at the hall where it works, decide cases of this item (§5.7.2)"
+    )]
+    NotDecidingDepartment { department: String },
+    #[error("the item is decided by department {code}, which this node does not know yet")]
+    UnknownDecidingDepartment { code: String },
     #[error("the case has a conflict between concurrent events; a lead must resolve it first")]
     Conflicted,
     #[error("the case has no conflict to resolve")]
@@ -1588,7 +1618,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 32] = [
+    pub const CODES: [&'static str; 34] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1600,6 +1630,8 @@ impl CaseError {
         "leads_extend_directly",
         "no_extension_request",
         "delegated_decision",
+        "not_deciding_department",
+        "unknown_deciding_department",
         "conflicted",
         "nothing_to_resolve",
         "not_a_side",
@@ -1639,6 +1671,8 @@ impl CaseError {
             CaseError::LeadsExtendDirectly => "leads_extend_directly",
             CaseError::NoExtensionRequest => "no_extension_request",
             CaseError::DelegatedDecision { .. } => "delegated_decision",
+            CaseError::NotDecidingDepartment { .. } => "not_deciding_department",
+            CaseError::UnknownDecidingDepartment { .. } => "unknown_deciding_department",
             CaseError::Conflicted => "conflicted",
             CaseError::NothingToResolve => "nothing_to_resolve",
             CaseError::NotASide { .. } => "not_a_side",
@@ -1696,8 +1730,12 @@ impl CaseError {
                 ("left", P::Number(u64::from(*left))),
                 ("allowed", P::Number(u64::from(*allowed))),
             ],
-            CaseError::DelegatedDecision { department } => {
+            CaseError::DelegatedDecision { department }
+            | CaseError::NotDecidingDepartment { department } => {
                 vec![("department", P::Text(department.clone()))]
+            }
+            CaseError::UnknownDecidingDepartment { code } => {
+                vec![("code", P::Text(code.clone()))]
             }
             CaseError::NotASide { event_id } => vec![("event", P::Text(event_id.clone()))],
             CaseError::ResolutionIncomplete { left } => vec![("left", P::Number(*left as u64))],
@@ -1767,6 +1805,10 @@ impl CaseError {
             CaseError::DelegatedDecision {
                 department: "示范区民政局".into(),
             },
+            CaseError::NotDecidingDepartment {
+                department: "民政局".into(),
+            },
+            CaseError::UnknownDecidingDepartment { code: "M1".into() },
             CaseError::Conflicted,
             CaseError::NothingToResolve,
             CaseError::NotASide {
@@ -1830,6 +1872,8 @@ impl CaseError {
                 | CaseError::LeadsExtendDirectly
                 | CaseError::NoExtensionRequest
                 | CaseError::DelegatedDecision { .. }
+                | CaseError::NotDecidingDepartment { .. }
+                | CaseError::UnknownDecidingDepartment { .. }
                 | CaseError::Conflicted
                 | CaseError::NothingToResolve
                 | CaseError::NotASide { .. }
@@ -1864,6 +1908,7 @@ impl CaseError {
                 | CaseError::NotThisNodes { .. }
                 | CaseError::ApplicantsRateOnly
                 | CaseError::DelegatedDecision { .. }
+                | CaseError::NotDecidingDepartment { .. }
                 | CaseError::NotTheHolder
                 | CaseError::NotTheSender
         )

@@ -31,6 +31,11 @@ pub struct Item {
     /// publish it (SZDB/Z 176 §5.5.2 代为受理). Receipts then say whom they accept for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegated_by: Option<String>,
+    /// 决定部门: the code of the department (at a hall, `domain::department`) that decides
+    /// cases of this item (SZDB/Z 176 §5.7.2): only its members, at its hall, record the
+    /// decision; with `delegated_by`, the station accepts and the department decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
     /// 服务对象.
     pub service_objects: Vec<ServiceObject>,
     /// 设定依据 (§9.1.2 设立依据), most authoritative first.
@@ -515,6 +520,12 @@ impl Item {
             "service_objects: name at least one",
         );
         need(
+            self.decided_by
+                .as_deref()
+                .is_none_or(super::department::code_ok),
+            "decided_by: a department code, 1 to 32 letters, digits or '-'",
+        );
+        need(
             !self.legal_basis.is_empty() && self.legal_basis.iter().all(|b| filled(&b.title)),
             "legal_basis: at least one law or regulation, each with a title (§9.1.2 设立依据)",
         );
@@ -986,6 +997,7 @@ pub(crate) mod tests {
                 }],
                 not_needed: vec![],
             }],
+            decided_by: None,
         }
     }
 

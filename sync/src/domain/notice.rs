@@ -12,6 +12,10 @@ pub struct NoticeHeader {
     pub case_id: String,
     /// The issuing node, 32 hex digits.
     pub node: String,
+    /// The department whose approval seal (§9.6) the notice carries, with its hall's
+    /// certificate; absent when the issuing node's own key seals it.
+    #[serde(default)]
+    pub seal: Option<crate::domain::department::NoticeSeal>,
 }
 
 /// The digest of a notice's canonical content.
@@ -42,6 +46,28 @@ pub fn seal_holds(public_key: &[u8; 32], number: &str, digest: &[u8; 32], seal: 
         &ed25519_dalek::Signature::from_bytes(seal),
     )
     .is_ok()
+}
+
+/// Whether a notice's seal holds as issued by `issuer` (its node key): a notice carrying a
+/// department's seal must be signed by that seal's key, certified by the issuing hall
+/// itself (SZDB/Z 176 §9.6); any other by the issuer's own key.
+pub fn notice_seal_holds(
+    issuer_key: &[u8; 32],
+    header: &NoticeHeader,
+    digest: &[u8; 32],
+    seal: &[u8; 64],
+) -> bool {
+    match &header.seal {
+        None => seal_holds(issuer_key, &header.number, digest, seal),
+        Some(department) => {
+            crate::domain::department::check_seal(
+                department,
+                issuer_key,
+                &sealed_message(&header.number, digest),
+                seal,
+            ) == crate::domain::department::SealCheck::Genuine
+        }
+    }
 }
 
 /// The document id of the notice numbered `number`, or `None` if the number cannot be

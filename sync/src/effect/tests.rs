@@ -1374,3 +1374,454 @@ fn an_intake_chooses_only_its_items_situations() {
         );
     }
 }
+
+/// A department (进驻部门, §9.6) lives in its hall's catalog scope: only that hall, by an
+/// admin, defines it, with seals certified by its own key, and republishes it only to add
+/// a seal. A forged seal key, a station, a sibling or foreign hall, a wrong role, another
+/// node's name, and a later version that drops a seal are all refused.
+#[test]
+fn departments_come_only_from_their_hall_with_seals_it_certified() {
+    use crate::domain::department::{Department, testing::certify};
+    let hall = sub();
+    let hall_key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let seal = |seed: u8| {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes()
+    };
+    let scope = Scope::catalog(&hall.division);
+    let honest = Department {
+        code: "MZJ".into(),
+        name: "民政局".into(),
+        hall: hall.node,
+        division: hall.division.clone(),
+        role: "admin".into(),
+        seals: vec![certify(
+            &hall_key,
+            &hall.division,
+            "MZJ",
+            "民政局",
+            &seal(40),
+            1,
+        )],
+    };
+    let id = honest.doc_id().unwrap();
+    let publish = |by: &NodeRecord, d: &Department, scope: &Scope| {
+        let document = doc::new_record(
+            &origin_of(by),
+            scope,
+            DocKind::Department,
+            &[("body", serde_json::to_string(d).unwrap())],
+            T0,
+        )
+        .unwrap();
+        let change = document.get_changes(&[])[0].clone();
+        (document, change)
+    };
+    let (published, creation) = publish(&hall, &honest, &scope);
+    assert_eq!(
+        check(&hall, &creation, &id, DocKind::Department, &scope, None),
+        Judgement::Allow
+    );
+    let sibling = record(6, NodeRole::Subdistrict, "440304002");
+    let foreign = record(9, NodeRole::District, "440305");
+    let in_name_of = |node: &NodeRecord| Department {
+        hall: node.node,
+        division: node.division.clone(),
+        ..honest.clone()
+    };
+    let mut forged_key = honest.clone();
+    forged_key.seals[0].public_key = seal(66);
+    let by_sibling_key = Department {
+        seals: vec![certify(
+            &ed25519_dalek::SigningKey::from_bytes(&[6; 32]),
+            &hall.division,
+            "MZJ",
+            "民政局",
+            &seal(40),
+            1,
+        )],
+        ..honest.clone()
+    };
+    // (who writes, what it says, in which scope, the refusal's code)
+    let table: Vec<(NodeRecord, Department, Scope, &str)> = vec![
+        // A station, in its hall's scope and in its own.
+        (
+            station(),
+            in_name_of(&station()),
+            scope.clone(),
+            "not_authorized",
+        ),
+        (
+            station(),
+            in_name_of(&station()),
+            Scope::catalog(&station().division),
+            "not_authorized",
+        ),
+        // A sibling hall and a foreign district into this hall's scope.
+        (
+            sibling.clone(),
+            in_name_of(&sibling),
+            scope.clone(),
+            "not_authorized",
+        ),
+        (
+            foreign.clone(),
+            in_name_of(&foreign),
+            scope.clone(),
+            "not_authorized",
+        ),
+        // The district above writes into the sub-district's scope.
+        (
+            district(),
+            in_name_of(&district()),
+            scope.clone(),
+            "not_authorized",
+        ),
+        // In the hall's own scope but in another node's name.
+        (
+            hall.clone(),
+            in_name_of(&sibling),
+            scope.clone(),
+            "forbidden_effect",
+        ),
+        // A seal key the hall never certified, and a certificate by another hall's key.
+        (hall.clone(), forged_key, scope.clone(), "forbidden_effect"),
+        (
+            hall.clone(),
+            by_sibling_key,
+            scope.clone(),
+            "forbidden_effect",
+        ),
+        // A lead's or a department member's, which the engine does not let manage.
+        (
+            hall.clone(),
+            Department {
+                role: "lead".into(),
+                ..honest.clone()
+            },
+            scope.clone(),
+            "event_not_allowed",
+        ),
+        (
+            hall.clone(),
+            Department {
+                role: "department".into(),
+                ..honest.clone()
+            },
+            scope.clone(),
+            "event_not_allowed",
+        ),
+    ];
+    for (author, department, scope, code) in table {
+        let (_, change) = publish(&author, &department, &scope);
+        let judged = check(&author, &change, &id, DocKind::Department, &scope, None);
+        assert!(
+            refused_as(&judged, code),
+            "{} {:?}: {judged:?}",
+            author.division,
+            department.role
+        );
+    }
+    // A rotation adds key 2 and keeps key 1: allowed; dropping key 1 or renaming is not.
+    let mut rotated = honest.clone();
+    rotated.seals.push(certify(
+        &hall_key,
+        &hall.division,
+        "MZJ",
+        "民政局",
+        &seal(41),
+        2,
+    ));
+    let republish = |by: &NodeRecord, d: &Department| {
+        raw(by, &published, |tx| {
+            tx.put(ROOT, "body", serde_json::to_string(d).unwrap())?;
+            Ok(())
+        })
+    };
+    let judged = check(
+        &hall,
+        &republish(&hall, &rotated),
+        &id,
+        DocKind::Department,
+        &scope,
+        Some(&published),
+    );
+    assert_eq!(judged, Judgement::Allow);
+    let mut dropped = rotated.clone();
+    dropped.seals.remove(0);
+    dropped.seals[0] = certify(&hall_key, &hall.division, "MZJ", "民政局", &seal(41), 1);
+    for (author, department, code) in [
+        (hall.clone(), dropped, "forbidden_effect"),
+        // The district above rotates the sub-district's department.
+        (district(), rotated.clone(), "not_authorized"),
+    ] {
+        let judged = check(
+            &author,
+            &republish(&author, &department),
+            &id,
+            DocKind::Department,
+            &scope,
+            Some(&published),
+        );
+        assert!(refused_as(&judged, code), "{judged:?}");
+    }
+    // Anything besides republishing its body.
+    let edit = raw(&hall, &published, |tx| {
+        tx.put(ROOT, "other", "x")?;
+        Ok(())
+    });
+    let judged = check(
+        &hall,
+        &edit,
+        &id,
+        DocKind::Department,
+        &scope,
+        Some(&published),
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}
+
+/// §5.7.2 by effect: on a case whose item a department decides, a decision event is
+/// applied only from the department's hall; the station (even on the department's
+/// behalf), the district above and a sibling hall are refused, judged by the case's own
+/// intake and the author node.
+#[test]
+fn a_decision_on_a_department_decided_case_comes_only_from_its_hall() {
+    use crate::domain::department::Decider;
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let mut decided = intake(&station);
+    decided.item.delegated_by = Some("民政局".into());
+    decided.item.decided_by = Some(Decider {
+        code: "MZJ".into(),
+        name: "民政局".into(),
+        hall: sub().node,
+    });
+    let (id, held) = doc::new_case(&origin_of(&station), &scope, &decided).unwrap();
+    let held = {
+        let mut copy = held.fork();
+        doc::add_events(&mut copy, &origin_of(&station), &[accept(&station)]).unwrap();
+        copy
+    };
+    let on_behalf = |by: &NodeRecord| {
+        let mut e = decide(by);
+        if let Action::Decide { on_behalf_of, .. } = &mut e.action {
+            *on_behalf_of = Some("民政局".into());
+        }
+        e
+    };
+    let sibling = record(6, NodeRole::Subdistrict, "440304002");
+    for (author, event, expected) in [
+        (sub(), decide(&sub()), None),
+        (station.clone(), decide(&station), Some("event_not_allowed")),
+        (
+            station.clone(),
+            on_behalf(&station),
+            Some("event_not_allowed"),
+        ),
+        (district(), decide(&district()), Some("event_not_allowed")),
+        (sibling.clone(), decide(&sibling), Some("not_authorized")),
+    ] {
+        let change = add(&author, &held, &[event]);
+        let judged = check(&author, &change, &id, DocKind::Case, &scope, Some(&held));
+        match expected {
+            None => assert_eq!(judged, Judgement::Allow, "{}", author.division),
+            Some(code) => assert!(refused_as(&judged, code), "{}: {judged:?}", author.division),
+        }
+    }
+}
+
+/// A notice sealed by a department (§9.6): signed by the department's seal key, carrying
+/// the certificate its hall made; accepted from that hall, refused with a seal key the
+/// hall never certified, a certificate of another hall, or from a station.
+#[test]
+fn a_department_sealed_notice_holds_only_under_its_halls_certificate() {
+    use crate::domain::department::{NoticeSeal, testing::certify};
+    use crate::domain::notice;
+    use ed25519_dalek::Signer;
+    let (case_id, case_scope, _) = held_case();
+    let hall = sub();
+    let hall_key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let seal_key = ed25519_dalek::SigningKey::from_bytes(&[40; 32]);
+    let certificate = |by: &ed25519_dalek::SigningKey, key: &ed25519_dalek::SigningKey| {
+        certify(
+            by,
+            &hall.division,
+            "MZJ",
+            "民政局",
+            &key.verifying_key().to_bytes(),
+            1,
+        )
+    };
+    let sealed = |number: &str,
+                  node: &NodeRecord,
+                  cert: crate::domain::department::SealCertificate,
+                  signer: &ed25519_dalek::SigningKey| {
+        let seal = NoticeSeal {
+            department: "MZJ".into(),
+            certificate: cert,
+        };
+        let content = serde_json::json!({
+            "format": 1, "number": number, "case_id": case_id.as_str(),
+            "node": node.node.to_hex(), "seal": seal,
+        })
+        .to_string();
+        let digest = notice::digest(content.as_bytes());
+        let signature = signer
+            .sign(&notice::sealed_message(number, &digest))
+            .to_bytes();
+        let document = doc::new_record(
+            &origin_of(node),
+            &case_scope,
+            DocKind::Notice,
+            &[
+                ("content", content),
+                ("digest", crate::ids::hex(&digest)),
+                ("seal", crate::ids::hex(&signature)),
+            ],
+            T0,
+        )
+        .unwrap();
+        (
+            notice::doc_id(number).unwrap(),
+            document.get_changes(&[])[0].clone(),
+        )
+    };
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[66; 32]);
+    let station_key = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+    let sibling_key = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+    // (author, certificate, signer, refused as)
+    let table: Vec<(NodeRecord, _, &ed25519_dalek::SigningKey, Option<&str>)> = vec![
+        (
+            hall.clone(),
+            certificate(&hall_key, &seal_key),
+            &seal_key,
+            None,
+        ),
+        // Signed by the hall's own key though it claims the department's seal.
+        (
+            hall.clone(),
+            certificate(&hall_key, &seal_key),
+            &hall_key,
+            Some("forbidden_effect"),
+        ),
+        // A forged seal key with a certificate the hall never signed.
+        (
+            hall.clone(),
+            {
+                let mut c = certificate(&hall_key, &seal_key);
+                c.public_key = forger.verifying_key().to_bytes();
+                c
+            },
+            &forger,
+            Some("forbidden_effect"),
+        ),
+        // A certificate by a sibling hall's key.
+        (
+            hall.clone(),
+            certificate(&sibling_key, &seal_key),
+            &seal_key,
+            Some("forbidden_effect"),
+        ),
+        // A station certifying a "department" with its own key.
+        (
+            station(),
+            certificate(&station_key, &seal_key),
+            &seal_key,
+            Some("forbidden_effect"),
+        ),
+    ];
+    for (n, (author, cert, signer, expected)) in table.into_iter().enumerate() {
+        let (id, change) = sealed(&format!("TZ3E1-00000{n}"), &author, cert, signer);
+        let judged = check(&author, &change, &id, DocKind::Notice, &case_scope, None);
+        match expected {
+            None => assert_eq!(judged, Judgement::Allow, "row {n}"),
+            Some(code) => assert!(refused_as(&judged, code), "row {n}: {judged:?}"),
+        }
+    }
+}
+
+/// What a receiver knows of the item a new case names: a station that drops or changes
+/// the deciding department in its intake (to decide the case itself) is refused where
+/// the receiver holds that item version; other versions it cannot check.
+#[test]
+fn a_new_case_keeps_the_deciding_department_its_catalog_names() {
+    use crate::domain::department::Decider;
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let honest_decider = Decider {
+        code: "MZJ".into(),
+        name: "民政局".into(),
+        hall: sub().node,
+    };
+    let facts = ItemFacts {
+        version: intake(&station).item.version,
+        decided_by: Some("MZJ".into()),
+        hall: Some(sub().node),
+    };
+    let with = |decider: Option<Decider>| {
+        let mut i = intake(&station);
+        i.item.decided_by = decider;
+        i
+    };
+    let older = ItemFacts {
+        version: facts.version + 1,
+        ..facts.clone()
+    };
+    let undecided = ItemFacts {
+        decided_by: None,
+        hall: None,
+        ..facts.clone()
+    };
+    // (the intake's decider, what the receiver knows, refused?)
+    let rows: Vec<(Option<Decider>, Option<&ItemFacts>, bool)> = vec![
+        (Some(honest_decider.clone()), Some(&facts), false),
+        (None, Some(&facts), true),
+        (
+            Some(Decider {
+                code: "RSJ".into(),
+                ..honest_decider.clone()
+            }),
+            Some(&facts),
+            true,
+        ),
+        (
+            Some(Decider {
+                hall: station.node,
+                ..honest_decider.clone()
+            }),
+            Some(&facts),
+            true,
+        ),
+        (Some(honest_decider.clone()), Some(&undecided), true),
+        (None, Some(&undecided), false),
+        // The receiver holds another version of the item, or none: nothing to check.
+        (None, Some(&older), false),
+        (None, None, false),
+    ];
+    for (n, (decider, known, refused)) in rows.into_iter().enumerate() {
+        let (id, created) = doc::new_case(&origin_of(&station), &scope, &with(decider)).unwrap();
+        let change = created.get_changes(&[])[0].clone();
+        assert_eq!(
+            created_case_item(&change),
+            Some((intake(&station).item.impl_code.to_string(), facts.version))
+        );
+        let judged = judge_knowing(
+            &station,
+            &envelope_for(&station, &id, DocKind::Case, &scope, &change),
+            &change,
+            None,
+            &never_refused,
+            known,
+        );
+        if refused {
+            assert!(
+                refused_as(&judged, "forbidden_effect"),
+                "row {n}: {judged:?}"
+            );
+        } else {
+            assert_eq!(judged, Judgement::Allow, "row {n}");
+        }
+    }
+}

@@ -149,6 +149,21 @@ pub fn may(
     let relation = auth::case_relation(actor.node, &intake.division)
         .ok_or(CaseError::NotThisNodes { action: kind })?;
     let delegated_by = intake.item.delegated_by.as_deref();
+    // §5.7.2: a case a department decides is decided by its members at its hall alone;
+    // every receiver checks the node's part ([`auth::may_decide`]).
+    if kind == ActionKind::Decide
+        && let Some(decider) = &intake.item.decided_by
+    {
+        let member = matches!(
+            actor.person,
+            Person::Staff { role: StaffRole::Department, counter, .. } if *counter == decider.name
+        );
+        if !auth::may_decide(actor.node.node, Some(decider)) || !member {
+            return Err(CaseError::NotDecidingDepartment {
+                department: decider.name.clone(),
+            });
+        }
+    }
     let behalf = on_behalf_of(state, kind);
     let recording = auth::Recording {
         kind,
@@ -195,11 +210,17 @@ pub fn may(
     if kind == ActionKind::Complete
         && relation == auth::CaseRelation::Owner
         && state.decision.is_none()
-        && let Some(department) = delegated_by
     {
-        return Err(CaseError::DelegatedDecision {
-            department: department.to_string(),
-        });
+        if let Some(department) = delegated_by {
+            return Err(CaseError::DelegatedDecision {
+                department: department.to_string(),
+            });
+        }
+        if let Some(decider) = &intake.item.decided_by {
+            return Err(CaseError::NotDecidingDepartment {
+                department: decider.name.clone(),
+            });
+        }
     }
     if kind == ActionKind::SignFor {
         match state.holder_node {

@@ -511,3 +511,143 @@ fn supervisors_record_no_act_on_a_case() {
     assert!(StaffRole::offered_at(NodeRole::District).contains(&StaffRole::Supervisor));
     assert!(!StaffRole::offered_at(NodeRole::Station).contains(&StaffRole::Supervisor));
 }
+
+/// §5.7.2: a case whose item a department decides is decided only by a member of that
+/// department (a Department account whose counter names it) at the hall where it works;
+/// the station that accepted it, even on the department's behalf (代为受理), a lead or
+/// worker at that hall, another department, and another hall are all refused.
+#[test]
+fn only_the_deciding_department_at_its_hall_decides() {
+    use ActionKind as A;
+    let station = node(STATION, NodeRole::Station, "440399001001");
+    let hall = node(HALL, NodeRole::Subdistrict, "440399001");
+    let district = node(NodeId([7; 16]), NodeRole::District, "440399");
+    let as_department = |name: &str| Person::Staff {
+        username: "d".into(),
+        counter: name.into(),
+        role: StaffRole::Department,
+    };
+    let mut intake = delegated();
+    intake.item.decided_by = Some(crate::domain::department::Decider {
+        code: "MZJ".into(),
+        name: "区民政局".into(),
+        hall: HALL,
+    });
+    let accept = event(STATION, "2026-03-03", 9, sample_action(A::Accept));
+    let to = |node: NodeId| Action::Transfer {
+        to: "区民政局".into(),
+        reason: "由区民政局审批".into(),
+        to_node: Some(node),
+    };
+    let accepted = case::derive(&intake, std::slice::from_ref(&accept));
+    let sent = case::derive(
+        &intake,
+        &[accept.clone(), event(STATION, "2026-03-03", 10, to(HALL))],
+    );
+    let sent_to_district = case::derive(
+        &intake,
+        &[accept, event(STATION, "2026-03-03", 10, to(district.node))],
+    );
+    let member = as_department("区民政局");
+    let other_department = as_department("区人社局");
+    let (lead, worker, admin) = (
+        staff(StaffRole::Lead),
+        staff(StaffRole::Worker),
+        staff(StaffRole::Admin),
+    );
+    let rows: Vec<Row<'_>> = vec![
+        (&hall, &member, &sent, A::Decide, Ok(())),
+        (
+            &station,
+            &lead,
+            &accepted,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &station,
+            &admin,
+            &accepted,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &station,
+            &member,
+            &accepted,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &station,
+            &worker,
+            &accepted,
+            A::Complete,
+            Err("delegated_decision"),
+        ),
+        (
+            &hall,
+            &lead,
+            &sent,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &hall,
+            &admin,
+            &sent,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &hall,
+            &worker,
+            &sent,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &hall,
+            &other_department,
+            &sent,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &district,
+            &member,
+            &sent_to_district,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        // Signing for stays the department's at its hall.
+        (&hall, &member, &sent, A::SignFor, Ok(())),
+    ];
+    for (node, person, state, kind, expected) in rows {
+        let actor = Actor { node, person };
+        assert_eq!(
+            may(actor, &intake, state, kind).map_err(|e| e.code()),
+            expected,
+            "{:?} {person:?} {kind:?}",
+            node.role
+        );
+        // The receivers' half of the rule, by node alone.
+        if kind == A::Decide {
+            assert_eq!(
+                auth::may_decide(node.node, intake.item.decided_by.as_ref()),
+                node.node == HALL
+            );
+        }
+    }
+    assert!(
+        !allowed_actions(
+            Actor {
+                node: &station,
+                person: &lead
+            },
+            &intake,
+            &accepted
+        )
+        .contains(&A::Decide)
+    );
+}
