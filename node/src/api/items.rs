@@ -117,6 +117,12 @@ pub struct ItemView {
     pub category: String,
     /// 实施主体.
     pub subject: SubjectView,
+    /// 委托部门: the department that delegated accepting this item to the office that
+    /// publishes it (代为受理, §5.5.2); absent when the office accepts in its own right.
+    pub delegated_by: Option<String>,
+    /// 决定部门: the code of the department that decides its cases (§5.7.2, see
+    /// `/api/v1/departments/{code}`); absent when the accepting office decides.
+    pub decided_by: Option<String>,
     /// 行使层级.
     pub level: String,
     /// 服务对象: `natural_person` and/or `legal_person`.
@@ -308,6 +314,8 @@ impl From<Item> for ItemView {
                 nature: snake::<SubjectNature>(&item.subject.nature),
                 credit_code: item.impl_code.subject().to_string(),
             },
+            delegated_by: item.delegated_by.clone(),
+            decided_by: item.decided_by.clone(),
             level: item.level().zh().into(),
             service_objects: item
                 .service_objects

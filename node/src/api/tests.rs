@@ -246,6 +246,24 @@ async fn the_catalog_is_public_and_searchable() {
             );
         }
     }
+    // 委托部门 and 决定部门 are shown as the catalog has them (§5.5.2, §5.7.2).
+    let mut delegated = 0;
+    for item in demo_catalog() {
+        let (_, view) = api
+            .get(&format!("/api/v1/items/{}", item.impl_code), None)
+            .await;
+        assert_eq!(
+            (view["delegated_by"].as_str(), view["decided_by"].as_str()),
+            (item.delegated_by.as_deref(), item.decided_by.as_deref()),
+            "{}",
+            item.name
+        );
+        delegated += usize::from(item.delegated_by.is_some());
+    }
+    assert!(
+        delegated > 0,
+        "the demo has an item accepted on a department's behalf"
+    );
     let code = demo_catalog()[0].impl_code.to_string();
     let (status, by_code) = api.get(&format!("/api/v1/items/{code}"), None).await;
     assert_eq!(
