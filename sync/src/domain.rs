@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod case;
 pub mod codes;
+pub mod draft;
 pub mod hlc;
 pub mod item;
 pub mod notice;

@@ -19,11 +19,15 @@
 //! learns of both from the [`Ack`]'s notes.
 
 mod act;
+mod authoring;
 pub mod session;
 mod supervise;
 
 pub use act::{
     Actor, Person, Request, StaffRole, act, allowed_actions, may, on_behalf_of, role_may,
+};
+pub use authoring::{
+    AuthoringAct, AuthoringError, authoring_open_to, level_authored_by, may_author, may_review,
 };
 pub use supervise::{
     SupervisionAct, assessment_open_to, may_assess, may_issue_supervision, may_supervise,

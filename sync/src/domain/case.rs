@@ -1502,6 +1502,8 @@ pub enum CaseError {
     DepartmentsCasesOnly { action: ActionKind },
     #[error("a supervisor supervises the stations' cases and records none of them, not {action}", action = .action.as_str())]
     SupervisorsSuperviseOnly { action: ActionKind },
+    #[error("the catalog's editors and reviewers author items and record no act on a case, not {action}", action = .action.as_str())]
+    CatalogStaffOnly { action: ActionKind },
     #[error("a hall may {action} only a case a station sent it (转办); it supervises the others", action = .action.as_str())]
     NotSentHere { action: ActionKind },
     #[error("an applicant may only rate a completed case")]
@@ -1528,7 +1530,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 31] = [
+    pub const CODES: [&'static str; 32] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1551,6 +1553,7 @@ impl CaseError {
         "leads_only",
         "departments_cases_only",
         "supervisors_supervise_only",
+        "catalog_staff_only",
         "not_sent_here",
         "applicants_rate_only",
         "bad_rating",
@@ -1588,6 +1591,7 @@ impl CaseError {
             CaseError::LeadsOnly { .. } => "leads_only",
             CaseError::DepartmentsCasesOnly { .. } => "departments_cases_only",
             CaseError::SupervisorsSuperviseOnly { .. } => "supervisors_supervise_only",
+            CaseError::CatalogStaffOnly { .. } => "catalog_staff_only",
             CaseError::NotSentHere { .. } => "not_sent_here",
             CaseError::ApplicantsRateOnly => "applicants_rate_only",
             CaseError::BadRating => "bad_rating",
@@ -1642,6 +1646,7 @@ impl CaseError {
             | CaseError::LeadsOnly { action }
             | CaseError::DepartmentsCasesOnly { action }
             | CaseError::SupervisorsSuperviseOnly { action }
+            | CaseError::CatalogStaffOnly { action }
             | CaseError::NotSentHere { action } => {
                 vec![("action", P::Action(*action))]
             }
@@ -1722,6 +1727,9 @@ impl CaseError {
             CaseError::SupervisorsSuperviseOnly {
                 action: ActionKind::Decide,
             },
+            CaseError::CatalogStaffOnly {
+                action: ActionKind::Accept,
+            },
             CaseError::NotSentHere {
                 action: ActionKind::Decide,
             },
@@ -1774,6 +1782,7 @@ impl CaseError {
                 | CaseError::LeadsOnly { .. }
                 | CaseError::DepartmentsCasesOnly { .. }
                 | CaseError::SupervisorsSuperviseOnly { .. }
+                | CaseError::CatalogStaffOnly { .. }
                 | CaseError::NotSentHere { .. }
                 | CaseError::ApplicantsRateOnly
                 | CaseError::BadRating
@@ -1795,6 +1804,7 @@ impl CaseError {
             self,
             CaseError::LeadsOnly { .. }
                 | CaseError::NotThisNodes { .. }
+                | CaseError::CatalogStaffOnly { .. }
                 | CaseError::ApplicantsRateOnly
                 | CaseError::DelegatedDecision { .. }
                 | CaseError::NotTheHolder
