@@ -8,6 +8,7 @@
 pub mod assessment;
 pub mod calendars;
 pub mod cases;
+pub mod drafts;
 pub mod error;
 pub mod extract;
 pub mod items;
@@ -118,6 +119,11 @@ where
         .route("/node", get(node_info))
         .route("/openapi.json", get(openapi))
         .route("/items", get(items::index))
+        .route("/items/drafts", get(drafts::index).post(drafts::create))
+        .route("/items/drafts/{id}", get(drafts::show).put(drafts::update))
+        .route("/items/drafts/{id}/submit", post(drafts::submit))
+        .route("/items/drafts/{id}/approve", post(drafts::approve))
+        .route("/items/drafts/{id}/reject", post(drafts::reject))
         .route("/items/{id}", get(items::show).put(items::publish))
         .route("/calendars", get(calendars::index))
         .route("/calendars/{year}", put(calendars::publish))
@@ -483,6 +489,7 @@ async fn sync_status(
         Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
+          drafts::index, drafts::create, drafts::show, drafts::update, drafts::submit, drafts::approve, drafts::reject,
           calendars::index, calendars::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,

@@ -74,6 +74,26 @@ impl From<&yizhan_sync::domain::supervision::SupervisionError> for Words {
     }
 }
 
+impl From<&yizhan_sync::engine::AuthoringError> for Words {
+    fn from(e: &yizhan_sync::engine::AuthoringError) -> Words {
+        use yizhan_sync::engine::AuthoringError as E;
+        match e {
+            E::Level { level } => Words::new(e.code()).text("level", level.to_string()),
+            _ => Words::new(e.code()),
+        }
+    }
+}
+
+impl From<&yizhan_sync::domain::draft::DraftError> for Words {
+    fn from(e: &yizhan_sync::domain::draft::DraftError) -> Words {
+        let mut words = Words::new(e.code());
+        for (name, value) in e.params() {
+            words = words.text(name, value);
+        }
+        words
+    }
+}
+
 impl From<&CodeError> for Words {
     fn from(e: &CodeError) -> Words {
         let mut words = Words::new(e.code()).with("what", Param::Code(e.kind()));
@@ -316,6 +336,14 @@ mod tests {
                 listed.push(e.code());
                 examples.push(Words::from(&e));
             }
+        }
+        for e in yizhan_sync::engine::AuthoringError::examples() {
+            listed.push(e.code());
+            examples.push(Words::from(&e));
+        }
+        for e in yizhan_sync::domain::draft::DraftError::examples() {
+            listed.push(e.code());
+            examples.push(Words::from(&e));
         }
         let sources = codes_in_sources();
         assert!(

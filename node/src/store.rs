@@ -19,6 +19,7 @@ mod assessment;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
+mod drafts;
 mod feed;
 mod file;
 mod follow_up;
@@ -58,6 +59,7 @@ pub use calendars::PublishedYear;
 pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
 };
+pub use drafts::{Draft, DraftEdit, Review, authoring_refused, draft_refused};
 pub use feed::{
     FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
     FeedRegistry, OriginSeq,

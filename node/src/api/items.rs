@@ -12,8 +12,9 @@ use yizhan_sync::domain::item::{
 use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
-use crate::store::{ItemFilter, ItemSummary, Role as StaffRole};
+use crate::store::{ItemFilter, ItemSummary, authoring_refused};
 use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::engine::{AuthoringAct, may_author};
 use yizhan_sync::ids::Scope;
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
@@ -369,7 +370,7 @@ pub async fn categories(State(state): State<ApiState>) -> ApiResult<Json<Vec<Cat
     request_body(content = Object, description = "The item, as in a catalog file"),
     responses(
         (status = 200, body = ItemView, description = "Published"),
-        (status = 403, body = ErrorBody, description = "Not an admin, or this node does not author the catalog"),
+        (status = 403, body = ErrorBody, description = "Not an admin (`authoring_admins_only`), a station (`authoring_station`), or an item at a level this hall does not author (`authoring_level`)"),
         (status = 409, body = ErrorBody, description = "The version is not higher than the published one"),
         (status = 422, body = ErrorBody, description = "The item breaks a catalog rule, e.g. committed limit above the legal one"),
         (status = 401, body = ErrorBody)),
@@ -380,23 +381,14 @@ pub async fn publish(
     Path(impl_code): Path<String>,
     Body(item): Body<Item>,
 ) -> ApiResult<(StatusCode, Json<ItemView>)> {
-    if user.0.role != StaffRole::Admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "publishing catalog items needs an admin account",
-        ));
-    }
-    if !matches!(state.node.role.as_str(), "district" | "city") {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_catalog_author",
-            format!(
-                "this {} node receives its catalog from the district; items are authored on district or city nodes",
-                state.node.role
-            ),
-        ));
-    }
+    // Publishing without review is the admins' bulk path (§8.4.1): the engine's rule.
+    may_author(
+        state.store.own_record(),
+        user.0.role,
+        Some(item.level()),
+        AuthoringAct::Publish,
+    )
+    .map_err(authoring_refused)?;
     if item.impl_code.as_str() != impl_code {
         return Err(ApiError::invalid(format!(
             "the path names {impl_code} but the body is item {}",

@@ -785,7 +785,7 @@ async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
     let (status, value, _) = put(district.worker.clone(), item.clone()).await;
     assert_eq!(
         (status, value["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
+        (StatusCode::FORBIDDEN, Some("authoring_admins_only"))
     );
     item["version"] = json!(1);
     let (status, value, _) = put(district.admin.clone(), item.clone()).await;
@@ -817,7 +817,7 @@ async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
         .await;
     assert_eq!(
         (status, value["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("not_catalog_author"))
+        (StatusCode::FORBIDDEN, Some("authoring_station"))
     );
 }
 
@@ -3153,3 +3153,5 @@ async fn a_notification_is_published_and_listed_through_the_pages() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert_eq!(api.store.notifications(10).await.unwrap().len(), 1);
 }
+
+mod drafts;

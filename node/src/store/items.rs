@@ -46,52 +46,8 @@ impl Store {
         now_ms: u64,
     ) -> Result<DocId, StoreError> {
         item.validate()?;
-        self.write(move |ctx| {
-            let id = Item::doc_id_for(&item.impl_code);
-            let origin = ctx.origin;
-            match ctx.doc_mut(&id) {
-                Ok(document) => {
-                    let current = doc::read_item(document).map_err(|e| StoreError::Corrupt {
-                        id: id.to_string(),
-                        message: e.to_string(),
-                    })?;
-                    if current.scope != scope {
-                        return Err(StoreError::Conflict(
-                            Words::new("item_other_scope")
-                                .text("item", item.impl_code.to_string())
-                                .text("scope", current.scope.to_string())
-                                .text("wanted", scope.to_string()),
-                        ));
-                    }
-                    if item.version <= current.item.version {
-                        return Err(StoreError::Conflict(
-                            Words::new("item_version")
-                                .text("item", item.impl_code.to_string())
-                                .text("version", current.item.version.to_string())
-                                .text("next", current.item.version.saturating_add(1).to_string()),
-                        ));
-                    }
-                    doc::put_item(document, &origin, &item, now_ms)
-                        .map_err(|e| StoreError::Internal(e.to_string()))?;
-                }
-                Err(StoreError::NotFound { .. }) => {
-                    let (_, document) = doc::new_item(&origin, &scope, &item, now_ms)
-                        .map_err(|e| StoreError::Internal(e.to_string()))?;
-                    ctx.insert_doc(id.clone(), document);
-                }
-                Err(e) => return Err(e),
-            }
-            ctx.persist_local_change(&id, DocKind::Item, &scope, now_ms)?;
-            let item_doc = doc::ItemDoc {
-                scope: scope.clone(),
-                item,
-            };
-            store_item_row(&ctx.conn, "", &doc::item_row(&id, &item_doc))?;
-            // New applications must snapshot the new version from now on.
-            ctx.remember_item(std::sync::Arc::new(item_doc.item));
-            Ok(id)
-        })
-        .await
+        self.write(move |ctx| publish_in(ctx, &scope, item, now_ms))
+            .await
     }
 
     pub async fn list_items(
@@ -173,4 +129,59 @@ impl Store {
         })
         .await
     }
+}
+
+/// Publishes `item` in `scope` inside the running write: the one path every publication
+/// takes (a direct one, an import, an approved draft), so versions only go up and the
+/// item's row and the intake cache follow the document.
+pub(super) fn publish_in(
+    ctx: &mut super::WriteCtx,
+    scope: &Scope,
+    item: Item,
+    now_ms: u64,
+) -> Result<DocId, StoreError> {
+    item.validate()?;
+    let id = Item::doc_id_for(&item.impl_code);
+    let origin = ctx.origin;
+    match ctx.doc_mut(&id) {
+        Ok(document) => {
+            let current = doc::read_item(document).map_err(|e| StoreError::Corrupt {
+                id: id.to_string(),
+                message: e.to_string(),
+            })?;
+            if &current.scope != scope {
+                return Err(StoreError::Conflict(
+                    Words::new("item_other_scope")
+                        .text("item", item.impl_code.to_string())
+                        .text("scope", current.scope.to_string())
+                        .text("wanted", scope.to_string()),
+                ));
+            }
+            if item.version <= current.item.version {
+                return Err(StoreError::Conflict(
+                    Words::new("item_version")
+                        .text("item", item.impl_code.to_string())
+                        .text("version", current.item.version.to_string())
+                        .text("next", current.item.version.saturating_add(1).to_string()),
+                ));
+            }
+            doc::put_item(document, &origin, &item, now_ms)
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+        }
+        Err(StoreError::NotFound { .. }) => {
+            let (_, document) = doc::new_item(&origin, scope, &item, now_ms)
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            ctx.insert_doc(id.clone(), document);
+        }
+        Err(e) => return Err(e),
+    }
+    ctx.persist_local_change(&id, DocKind::Item, scope, now_ms)?;
+    let item_doc = doc::ItemDoc {
+        scope: scope.clone(),
+        item,
+    };
+    store_item_row(&ctx.conn, "", &doc::item_row(&id, &item_doc))?;
+    // New applications must snapshot the new version from now on.
+    ctx.remember_item(std::sync::Arc::new(item_doc.item));
+    Ok(id)
 }

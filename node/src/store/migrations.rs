@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "changes_doc",
         include_str!("migrations/016_changes_doc.sql"),
     ),
+    (
+        17,
+        "item_drafts",
+        include_str!("migrations/017_item_drafts.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
