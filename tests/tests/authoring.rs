@@ -1,0 +1,274 @@
+//! Catalog authoring with review (issue 15, point 1), over a tree of real processes: a
+//! district, a sub-district below it and a station below that, enrolled as technicians
+//! do. At the district an item editor drafts a new item and submits it; the editor cannot
+//! approve it (four eyes); an item reviewer does, and the item reaches the station, which
+//! accepts a case under it. A change is drafted, approved and reaches the station too,
+//! while the case keeps the version it was accepted under. The sub-district's editor
+//! cannot draft a district-level item.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use yizhan_tests::{
+    Node, accepted_case, add_user, admin_token, client, enroll_code, get, init_node, post, put,
+    run_ok, temp_dir, wait_for,
+};
+
+const CATALOG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../node/data/demo-catalog.toml"
+);
+/// A district-level item of the demo catalog, whose guide the new item starts from.
+const TEMPLATE: &str = "11440399990000017K4000599301000";
+/// The new item: the same implementing body and level, another basic code.
+const NEW_ITEM: &str = "11440399990000017K4000599399000";
+const WAIT: Duration = Duration::from_secs(60);
+
+const DISTRICT: &str = "440304";
+const SUB: &str = "440304001";
+const STATION: &str = "440304001001";
+
+const SITUATIONS: [&str; 6] = [
+    "standards_suffice",
+    "no_legal_basis",
+    "law_changed",
+    "duplicate_review",
+    "checked_before",
+    "one_step_enough",
+];
+
+fn dir_arg(dir: &Path) -> &str {
+    dir.to_str().unwrap()
+}
+
+/// A token of `user` on the node in `dir` (stopped).
+fn token_of(dir: &Path, user: &str) -> String {
+    let out = run_ok(&[
+        "token",
+        "create",
+        "--user",
+        user,
+        "--data-dir",
+        dir_arg(dir),
+    ]);
+    out.lines()
+        .find(|l| l.starts_with("yz_"))
+        .expect("a token is printed")
+        .to_string()
+}
+
+fn checklist() -> Value {
+    Value::Array(
+        SITUATIONS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                json!({
+                    "situation": s,
+                    "applies": i == 3,
+                    "note": if i == 3 { "合并初审与复审为一个环节" } else { "" },
+                })
+            })
+            .collect(),
+    )
+}
+
+/// POSTs `body` to `url` and expects `status`; returns the answer.
+fn posted(url: &str, token: &str, body: Value, status: u16) -> Value {
+    let (got, answer) = post(&client(), url, Some(token), &body).unwrap();
+    assert_eq!(got, status, "{url} {body} → {answer}");
+    answer
+}
+
+/// Drafts `body` (as a draft of `kind`, from `item`) at `base` as `editor`, submits it
+/// and returns the draft's URL and revision.
+fn draft_and_submit(
+    base: &str,
+    editor: &str,
+    start: Value,
+    edit: impl FnOnce(&mut Value),
+) -> (String, u64) {
+    let drafts = format!("{base}/api/v1/items/drafts");
+    let draft = posted(&drafts, editor, start, 201);
+    let url = format!("{drafts}/{}", draft["id"]);
+    let mut item = draft["item"].clone();
+    edit(&mut item);
+    let (status, saved) = put(
+        &client(),
+        &url,
+        Some(editor),
+        &json!({ "revision": draft["revision"], "item": item, "checklist": checklist() }),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["problems"], json!([]), "{saved}");
+    let submitted = posted(
+        &format!("{url}/submit"),
+        editor,
+        json!({ "revision": saved["revision"] }),
+        200,
+    );
+    assert_eq!(submitted["status"], "submitted");
+    (url, submitted["revision"].as_u64().unwrap())
+}
+
+fn item_at(node: &Node, code: &str) -> Option<Value> {
+    let (status, item) = get(&client(), &node.url(&format!("/api/v1/items/{code}")), None).ok()?;
+    (status == 200).then_some(item)
+}
+
+#[test]
+fn a_district_drafts_an_item_a_second_person_approves_it_and_it_reaches_a_station() {
+    let root = temp_dir();
+    let d = root.path().join(DISTRICT);
+    init_node(&d, "district", DISTRICT, "福田区行政服务中心");
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    add_user(&d, "bianji", "item_editor");
+    add_user(&d, "shenhe", "item_reviewer");
+    let editor = token_of(&d, "bianji");
+    let reviewer = token_of(&d, "shenhe");
+    let district = Node::serve(&d);
+
+    let s = root.path().join(SUB);
+    init_node(&s, "subdistrict", SUB, "园岭街道");
+    let code = enroll_code(&d, SUB, "subdistrict");
+    run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&s)]);
+    add_user(&s, "jiedao_bianji", "item_editor");
+    let sub_editor = token_of(&s, "jiedao_bianji");
+    let sub = Node::serve(&s);
+
+    let a = root.path().join(STATION);
+    init_node(&a, "station", STATION, "红荔社区");
+    let code = enroll_code(&s, STATION, "station");
+    run_ok(&["enroll", &sub.base, &code, "--data-dir", dir_arg(&a)]);
+    let station_token = admin_token(&a);
+    let station = Node::serve(&a);
+    wait_for("the demo catalog at the station", WAIT, || {
+        item_at(&station, TEMPLATE)
+    });
+
+    // The guide of a published item, in the catalog file's form, from a change draft.
+    let template = posted(
+        &district.url("/api/v1/items/drafts"),
+        &editor,
+        json!({ "kind": "change", "item": TEMPLATE }),
+        201,
+    )["item"]
+        .clone();
+
+    // The sub-district drafts no district-level item.
+    let refused = posted(
+        &sub.url("/api/v1/items/drafts"),
+        &sub_editor,
+        json!({ "kind": "change", "item": TEMPLATE }),
+        403,
+    );
+    assert_eq!(refused["error"], "item_other_scope", "{refused}");
+    let blank = posted(
+        &sub.url("/api/v1/items/drafts"),
+        &sub_editor,
+        json!({ "kind": "new" }),
+        201,
+    );
+    let mut district_item = template.clone();
+    district_item["impl_code"] = json!(NEW_ITEM);
+    let (status, refused) = put(
+        &client(),
+        &sub.url(&format!("/api/v1/items/drafts/{}", blank["id"])),
+        Some(&sub_editor),
+        &json!({ "revision": blank["revision"], "item": district_item, "checklist": [] }),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("authoring_level")),
+        "{refused}"
+    );
+
+    // A new item at the district: drafted and submitted by the editor …
+    let (url, revision) =
+        draft_and_submit(&district.base, &editor, json!({ "kind": "new" }), |item| {
+            *item = template.clone();
+            item["impl_code"] = json!(NEW_ITEM);
+            item["name"] = json!("示范新事项（起草审核）");
+        });
+    // … whom four eyes keep from approving it …
+    let refused = posted(
+        &format!("{url}/approve"),
+        &editor,
+        json!({ "revision": revision }),
+        403,
+    );
+    assert_eq!(refused["error"], "authoring_reviewers_only");
+    assert!(item_at(&district, NEW_ITEM).is_none());
+    // … and approved by the reviewer, which publishes it.
+    let approved = posted(
+        &format!("{url}/approve"),
+        &reviewer,
+        json!({ "revision": revision }),
+        200,
+    );
+    assert_eq!(
+        (
+            approved["status"].as_str(),
+            approved["published_version"].as_u64()
+        ),
+        (Some("published"), Some(1))
+    );
+    assert_eq!(approved["checklist"][3]["note"], "合并初审与复审为一个环节");
+
+    // Down the tree to the station, which accepts an application for it.
+    let at_station = wait_for("the new item at the station", WAIT, || {
+        item_at(&station, NEW_ITEM)
+    });
+    assert_eq!(
+        (at_station["name"].as_str(), at_station["version"].as_u64()),
+        (Some("示范新事项（起草审核）"), Some(1))
+    );
+    let case = accepted_case(&station.base, &station_token, NEW_ITEM, "起草审核申请人");
+
+    // A change: the committed limit shortened, approved, and version 2 reaches the station.
+    let committed = template["committed_limit_days"].as_u64().unwrap();
+    let (url, revision) = draft_and_submit(
+        &district.base,
+        &editor,
+        json!({ "kind": "change", "item": NEW_ITEM }),
+        |item| {
+            item["committed_limit_days"] = json!(committed - 1);
+        },
+    );
+    let review = get(&client(), &url, Some(&reviewer)).unwrap().1;
+    assert_eq!(
+        review["diff"],
+        json!([{ "field": "committed_limit_days", "before": committed.to_string(), "after": (committed - 1).to_string() }])
+    );
+    posted(
+        &format!("{url}/approve"),
+        &reviewer,
+        json!({ "revision": revision }),
+        200,
+    );
+    let changed = wait_for("version 2 at the station", WAIT, || {
+        item_at(&station, NEW_ITEM).filter(|i| i["version"] == 2)
+    });
+    assert_eq!(
+        changed["committed_limit_days"].as_u64(),
+        Some(committed - 1)
+    );
+    // The case keeps the version it was accepted under.
+    let (status, case) = get(
+        &client(),
+        &station.url(&format!("/api/v1/cases/{case}")),
+        Some(&station_token),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{case}");
+    assert_eq!(
+        (
+            case["item"]["version"].as_u64(),
+            case["item"]["committed_limit_days"].as_u64()
+        ),
+        (Some(1), Some(committed))
+    );
+}
