@@ -5,14 +5,20 @@
 //! accepts a case under it. A change is drafted, approved and reaches the station too,
 //! while the case keeps the version it was accepted under. The sub-district's editor
 //! cannot draft a district-level item.
+//!
+//! In Chromium: an item editor drafts a change on the page, a number that does not read
+//! comes back beside its field with the typed input kept, the editor answers the §9.2.2
+//! checklist and submits; an item reviewer sees the diff and the checklist, approves, and
+//! the new version shows in the catalog.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use yizhan_tests::webdriver::Browser;
 use yizhan_tests::{
     Node, accepted_case, add_user, admin_token, client, enroll_code, get, init_node, post, put,
-    run_ok, temp_dir, wait_for,
+    run_ok, sign_in, temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -271,4 +277,113 @@ fn a_district_drafts_an_item_a_second_person_approves_it_and_it_reaches_a_statio
         ),
         (Some(1), Some(committed))
     );
+}
+
+#[test]
+fn an_editor_drafts_on_the_page_and_a_reviewer_approves_it_in_chromium() {
+    let root = temp_dir();
+    let d = root.path().join(DISTRICT);
+    init_node(&d, "district", DISTRICT, "福田区行政服务中心");
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let editor_password = add_user(&d, "bianji", "item_editor");
+    let reviewer_password = add_user(&d, "shenhe", "item_reviewer");
+    let worker_password = add_user(&d, "chuangkou", "worker");
+    let district = Node::serve(&d);
+    let browser = Browser::start();
+
+    // A worker is not offered the drafts.
+    sign_in(&browser, &district, "chuangkou", &worker_password);
+    assert!(browser.find_all("#nav-drafts").is_empty());
+    sign_out(&browser);
+
+    // The editor starts a change of a published item from the drafts list.
+    sign_in(&browser, &district, "bianji", &editor_password);
+    browser.find("#nav-drafts").click();
+    browser.wait_text("#drafts-title", |t| t.contains("事项草稿"));
+    browser.find("#draft-from-item").type_text(TEMPLATE);
+    browser.find("#draft-from-submit").click();
+    browser.wait_text("#draft-status", |t| t == "编辑中");
+    let draft_url = browser.current_url();
+    browser.find("#f-name").clear();
+    browser
+        .find("#f-name")
+        .type_text("最低生活保障申请（审核后）");
+    // A limit that is not a number comes back beside its field, as typed.
+    browser.find("#f-committed_limit_days").clear();
+    browser.find("#f-committed_limit_days").type_text("十五");
+    browser.find("#draft-save").click();
+    let refused = browser.wait_text("#err-committed_limit_days", |t| !t.is_empty());
+    assert!(refused.contains("整数"), "{refused}");
+    assert_eq!(
+        browser.find("#f-committed_limit_days").attribute("value"),
+        "十五"
+    );
+    assert_eq!(
+        browser.find("#f-name").attribute("value"),
+        "最低生活保障申请（审核后）"
+    );
+    browser.screenshot("authoring-01-refused-field");
+    browser.find("#f-committed_limit_days").clear();
+    browser.find("#f-committed_limit_days").type_text("15");
+    // Submitting without the checklist is refused at the checklist.
+    browser.find("#draft-submit").click();
+    browser.wait_text("#err-checklist", |t| t.contains("9.2.2"));
+    for (i, key) in SITUATIONS.iter().enumerate() {
+        let answer = if i == 5 { "yes" } else { "no" };
+        browser.find(&format!("#cl-{key}-{answer}")).click();
+    }
+    browser
+        .find("#cl-one_step_enough-note")
+        .type_text("初审与复审合并为一个环节");
+    browser.find("#draft-submit").click();
+    browser.wait_text("#draft-status", |t| t == "待审核");
+    // The editor sees the draft but cannot review it.
+    assert!(browser.find_all("#draft-approve-submit").is_empty());
+    sign_out(&browser);
+
+    // The reviewer reads the diff and the checklist, and approves.
+    sign_in(&browser, &district, "shenhe", &reviewer_password);
+    browser.find("#nav-drafts").click();
+    browser.wait_text("#drafts-list .draft-status", |t| t == "待审核");
+    browser.goto(&draft_url);
+    let changed: Vec<String> = browser
+        .wait_texts("#draft-diff th[scope=row]", |t| !t.is_empty())
+        .to_vec();
+    assert_eq!(changed, ["committed_limit_days", "name"]);
+    assert_eq!(
+        browser.find("#draft-diff .diff-name .diff-after").text(),
+        "最低生活保障申请（审核后）"
+    );
+    assert_eq!(
+        browser
+            .find("#draft-diff .diff-committed_limit_days .diff-before")
+            .text(),
+        "20"
+    );
+    let notes: Vec<String> = browser
+        .find_all("#draft-checklist .cl-note")
+        .iter()
+        .map(|e| e.text())
+        .collect();
+    assert_eq!(notes, ["初审与复审合并为一个环节"]);
+    browser.screenshot("authoring-02-review");
+    browser.find("#draft-approve-submit").click();
+    let published = browser.wait_text("#draft-published", |t| !t.is_empty());
+    assert!(published.contains("第 2 版"), "{published}");
+    browser.find("#draft-see-item").click();
+    browser.wait_text("h1", |t| t.contains("最低生活保障申请（审核后）"));
+    browser.screenshot("authoring-03-published");
+    let at_district = item_at(&district, TEMPLATE).unwrap();
+    assert_eq!(
+        (
+            at_district["version"].as_u64(),
+            at_district["committed_limit_days"].as_u64()
+        ),
+        (Some(2), Some(15))
+    );
+}
+
+fn sign_out(browser: &Browser) {
+    browser.find("header form.inline button").click();
+    browser.wait_text("#signin-submit", |_| true);
 }

@@ -180,6 +180,15 @@ mod tests {
         }
     }
 
+    /// Node, role, level, act, and the engine's answer.
+    type Row<'a> = (
+        &'a NodeRecord,
+        StaffRole,
+        Option<HandlingLevel>,
+        AuthoringAct,
+        Result<(), AuthoringError>,
+    );
+
     #[test]
     fn who_drafts_reviews_and_publishes_which_items() {
         use AuthoringAct::{Draft, Publish, Review};
@@ -189,13 +198,7 @@ mod tests {
         let district = node("440304", NodeRole::District);
         let sub = node("440304001", NodeRole::Subdistrict);
         let station = node("440304001001", NodeRole::Station);
-        let table: &[(
-            &NodeRecord,
-            StaffRole,
-            Option<HandlingLevel>,
-            AuthoringAct,
-            Result<(), AuthoringError>,
-        )] = &[
+        let table: &[Row] = &[
             (&district, ItemEditor, Some(District), Draft, Ok(())),
             (&district, Admin, Some(District), Draft, Ok(())),
             (&district, ItemEditor, None, Draft, Ok(())),
