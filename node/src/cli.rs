@@ -423,6 +423,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::ImportCatalog { file } => {
+            // A serving node publishes it through its own writer; otherwise this command
+            // opens the node alone.
+            if std::os::unix::net::UnixStream::connect(data_dir.control_socket()).is_ok() {
+                return crate::commands::import_catalog_live(&data_dir, &file).await;
+            }
             let (_lock, node) = OpenNode::exclusive(&data_dir)?;
             let result = crate::commands::import_catalog(&node, &file, clock.now_ms()).await;
             node.store.shutdown().await;

@@ -614,13 +614,43 @@ pub async fn publish_calendar(node: &OpenNode, file: &Path, now_ms: u64) -> anyh
 }
 
 pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow::Result<()> {
-    let role: NodeRole = node.config.node.role.into();
-    if !matches!(role, NodeRole::District | NodeRole::City) {
+    let (_, items) = read_catalog(file)?;
+    let counts = node
+        .store
+        .import_catalog(items, now_ms)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was published", file.display()))?;
+    report_import(file, counts, &Scope::catalog(&node.config.division()));
+    Ok(())
+}
+
+/// `yizhan import-catalog FILE` beside a serving node: the file is checked here first,
+/// then sent over the control socket, and the node publishes it through its own writer.
+pub async fn import_catalog_live(data_dir: &DataDir, file: &Path) -> anyhow::Result<()> {
+    let (text, _) = read_catalog(file)?;
+    let outcome: crate::control::ImportOutcome = crate::control::ask_with(
+        &data_dir.control_socket(),
+        "import-catalog",
+        text.as_bytes(),
+        std::time::Duration::from_secs(120),
+    )
+    .await?;
+    if !outcome.ok {
         bail!(
-            "this {} node does not author a catalog; district and city halls do",
-            role.as_str()
+            "{}: {}; nothing was published",
+            file.display(),
+            outcome.message
         );
     }
+    let counts: crate::store::ImportCounts = serde_json::from_str(&outcome.message)
+        .with_context(|| format!("the running node answered {:?}", outcome.message))?;
+    let config = crate::config::Config::load(&data_dir.config())?;
+    report_import(file, counts, &Scope::catalog(&config.division()));
+    Ok(())
+}
+
+/// Reads and checks a catalog file: every item is valid before anything is published.
+fn read_catalog(file: &Path) -> anyhow::Result<(String, Vec<yizhan_sync::domain::item::Item>)> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let items = crate::catalog::parse(&text).map_err(|e| match e {
@@ -629,35 +659,17 @@ pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow
         }
         problems => anyhow::anyhow!("{}: {problems}", file.display()),
     })?;
-    let scope = Scope::catalog(&node.config.division());
-    let (mut new, mut changed, mut unchanged) = (0, 0, 0);
-    for item in items {
-        match node.store.get_item(item.impl_code.to_string()).await {
-            Ok(current) if current == item => unchanged += 1,
-            Ok(current) if current.version >= item.version => {
-                bail!(
-                    "{} ({}) differs from the published version {} but keeps its version {}; raise its version to publish the change",
-                    item.impl_code,
-                    item.name,
-                    current.version,
-                    item.version
-                );
-            }
-            Ok(_) => {
-                node.store.publish_item(scope.clone(), item, now_ms).await?;
-                changed += 1;
-            }
-            Err(_) => {
-                node.store.publish_item(scope.clone(), item, now_ms).await?;
-                new += 1;
-            }
-        }
-    }
+    Ok((text, items))
+}
+
+fn report_import(file: &Path, counts: crate::store::ImportCounts, scope: &Scope) {
     println!(
-        "catalog {}: {new} new, {changed} changed, {unchanged} unchanged items published in {scope}",
-        file.display()
+        "catalog {}: {} new, {} changed, {} unchanged items published in {scope}",
+        file.display(),
+        counts.new,
+        counts.changed,
+        counts.unchanged
     );
-    Ok(())
 }
 
 /// `yizhan export-bundle --for NODE FILE`: everything the node may read, signed by this

@@ -70,7 +70,7 @@ pub use file::{
 };
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use hall::{Overview, OverviewLine, StationFigures, SubtreeNode};
-pub use items::{ItemFilter, ItemSummary};
+pub use items::{ImportCounts, ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use notices::{Correction, Issuer, StoredNotice, notice_content};
 pub use notification::{NewNotification, NotificationView};

@@ -6,6 +6,9 @@
 //! while the case keeps the version it was accepted under. The sub-district's editor
 //! cannot draft a district-level item.
 //!
+//! `yizhan import-catalog` works while the district serves: the file goes to the running
+//! node over its control socket, all or nothing, and the new version reaches a station.
+//!
 //! In Chromium: an item editor drafts a change on the page, a number that does not read
 //! comes back beside its field with the typed input kept, the editor answers the §9.2.2
 //! checklist and submits; an item reviewer sees the diff and the checklist, approves, and
@@ -386,4 +389,84 @@ fn an_editor_drafts_on_the_page_and_a_reviewer_approves_it_in_chromium() {
 fn sign_out(browser: &Browser) {
     browser.find("header form.inline button").click();
     browser.wait_text("#signin-submit", |_| true);
+}
+
+/// The demo catalog with `edits` applied to the items they name, written to `to`.
+fn catalog_with(to: &Path, edits: &[(&str, u32, &str)]) {
+    let mut catalog: toml::Value =
+        toml::from_str(&std::fs::read_to_string(CATALOG).unwrap()).unwrap();
+    for (code, version, name) in edits {
+        let item = catalog["items"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|i| i["impl_code"].as_str() == Some(code))
+            .unwrap();
+        item["version"] = toml::Value::Integer(i64::from(*version));
+        item["name"] = toml::Value::String(name.to_string());
+    }
+    std::fs::write(to, toml::to_string(&catalog).unwrap()).unwrap();
+}
+
+#[test]
+fn import_catalog_works_while_the_node_runs() {
+    let root = temp_dir();
+    let d = root.path().join(DISTRICT);
+    init_node(&d, "district", DISTRICT, "福田区行政服务中心");
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let district = Node::serve(&d);
+    let a = root.path().join(STATION);
+    init_node(&a, "station", STATION, "红荔社区");
+    let code = enroll_code(&d, STATION, "station");
+    run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&a)]);
+    let station = Node::serve(&a);
+    wait_for("the demo catalog at the station", WAIT, || {
+        item_at(&station, TEMPLATE)
+    });
+
+    // A file where one item changes with a new version and another changes but keeps its
+    // version: refused as a whole, nothing published.
+    const OTHER: &str = "11440399990000017K4000599302000";
+    let bad = root.path().join("bad.toml");
+    catalog_with(
+        &bad,
+        &[
+            (TEMPLATE, 2, "低保（新版）"),
+            (OTHER, 1, "改了名字却没升版本"),
+        ],
+    );
+    let out = yizhan_tests::run(&[
+        "import-catalog",
+        bad.to_str().unwrap(),
+        "--data-dir",
+        dir_arg(&d),
+    ]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(OTHER) && said.contains("nothing was published"),
+        "{said}"
+    );
+    assert_eq!(item_at(&district, TEMPLATE).unwrap()["version"], 1);
+
+    // A good one is published by the running node and flows down.
+    let good = root.path().join("good.toml");
+    catalog_with(&good, &[(TEMPLATE, 2, "低保（新版）")]);
+    let said = run_ok(&[
+        "import-catalog",
+        good.to_str().unwrap(),
+        "--data-dir",
+        dir_arg(&d),
+    ]);
+    assert!(said.contains("0 new, 1 changed, 23 unchanged"), "{said}");
+    assert_eq!(
+        item_at(&district, TEMPLATE).unwrap()["name"],
+        "低保（新版）"
+    );
+    wait_for("version 2 at the station", WAIT, || {
+        item_at(&station, TEMPLATE).filter(|i| i["version"] == 2)
+    });
+    // The node kept serving throughout.
+    let (status, _) = get(&client(), &district.url("/api/v1/item-categories"), None).unwrap();
+    assert_eq!(status, 200);
 }

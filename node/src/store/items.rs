@@ -36,6 +36,14 @@ pub struct ItemSummary {
     pub version: u32,
 }
 
+/// What a catalog import did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportCounts {
+    pub new: u32,
+    pub changed: u32,
+    pub unchanged: u32,
+}
+
 impl Store {
     /// Publishes an item in `scope`: creates its document, or stores a new version in it.
     /// Versions only go up, so a stale copy of the catalog can never overwrite a newer one.
@@ -48,6 +56,71 @@ impl Store {
         item.validate()?;
         self.write(move |ctx| publish_in(ctx, &scope, item, now_ms))
             .await
+    }
+
+    /// Publishes a catalog file's items in this hall's catalog in one transaction (all or
+    /// nothing): new and changed items are published, unchanged ones left; an item that
+    /// differs from its published version but keeps its version number refuses the whole
+    /// import. Importing is an admin's direct publication (`engine::may_author`, the
+    /// technician's bulk path of §8.4.1), so a station imports nothing and a sub-district
+    /// only items at its level.
+    pub async fn import_catalog(
+        &self,
+        items: Vec<Item>,
+        now_ms: u64,
+    ) -> Result<ImportCounts, StoreError> {
+        use yizhan_sync::engine::{AuthoringAct, StaffRole, may_author};
+        let node = self.own_record().clone();
+        for item in &items {
+            may_author(
+                &node,
+                StaffRole::Admin,
+                Some(item.level()),
+                AuthoringAct::Publish,
+            )
+            .map_err(super::authoring_refused)?;
+            item.validate()?;
+        }
+        let scope = Scope::catalog(&node.division);
+        self.write(move |ctx| {
+            let mut counts = ImportCounts::default();
+            for item in items {
+                let current: Option<String> = ctx
+                    .conn
+                    .prepare_cached("SELECT body_json FROM items WHERE impl_code = ?1")?
+                    .query_row([item.impl_code.as_str()], |r| r.get(0))
+                    .optional()?;
+                let current: Option<Item> = current
+                    .map(|body| {
+                        serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                            id: item.impl_code.to_string(),
+                            message: e.to_string(),
+                        })
+                    })
+                    .transpose()?;
+                match current {
+                    Some(current) if current == item => counts.unchanged += 1,
+                    Some(current) if current.version >= item.version => {
+                        return Err(StoreError::Conflict(
+                            Words::new("item_version")
+                                .text("item", item.impl_code.to_string())
+                                .text("version", current.version.to_string())
+                                .text("next", current.version.saturating_add(1).to_string()),
+                        ));
+                    }
+                    Some(_) => {
+                        publish_in(ctx, &scope, item, now_ms)?;
+                        counts.changed += 1;
+                    }
+                    None => {
+                        publish_in(ctx, &scope, item, now_ms)?;
+                        counts.new += 1;
+                    }
+                }
+            }
+            Ok(counts)
+        })
+        .await
     }
 
     pub async fn list_items(
