@@ -243,6 +243,7 @@ impl StoreError {
                 | CaseError::Invalid { .. }
                 | CaseError::UnknownMaterial { .. }
                 | CaseError::ItemCancelled { .. }
+                | CaseError::NotYetEffective { .. }
                 | CaseError::NotOnApplication { .. }
                 | CaseError::ExtensionTooLong { .. }
                 | CaseError::BadRating

@@ -6,6 +6,9 @@
 //! while the case keeps the version it was accepted under. The sub-district's editor
 //! cannot draft a district-level item.
 //!
+//! A new item approved with tomorrow's effective date (生效日期) reaches the station,
+//! which refuses applications for it until its clock reaches that day.
+//!
 //! `yizhan import-catalog` works while the district serves: the file goes to the running
 //! node over its control socket, all or nothing, and the new version reaches a station.
 //!
@@ -469,4 +472,90 @@ fn import_catalog_works_while_the_node_runs() {
     // The node kept serving throughout.
     let (status, _) = get(&client(), &district.url("/api/v1/item-categories"), None).unwrap();
     assert_eq!(status, 200);
+}
+
+/// Today in China Standard Time, as the nodes count it.
+fn today_cst() -> yizhan_sync::domain::calendar::Date {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    yizhan_sync::domain::calendar::Date::from_unix_ms_cst(ms)
+}
+
+#[test]
+fn a_new_item_is_taken_at_a_station_only_from_its_effective_date() {
+    let root = temp_dir();
+    let d = root.path().join(DISTRICT);
+    init_node(&d, "district", DISTRICT, "福田区行政服务中心");
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    add_user(&d, "bianji", "item_editor");
+    add_user(&d, "shenhe", "item_reviewer");
+    let editor = token_of(&d, "bianji");
+    let reviewer = token_of(&d, "shenhe");
+    let district = Node::serve(&d);
+    let a = root.path().join(STATION);
+    init_node(&a, "station", STATION, "红荔社区");
+    let code = enroll_code(&d, STATION, "station");
+    run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&a)]);
+    let station_token = admin_token(&a);
+    let station = Node::serve(&a);
+    wait_for("the demo catalog at the station", WAIT, || {
+        item_at(&station, TEMPLATE)
+    });
+
+    let template = posted(
+        &district.url("/api/v1/items/drafts"),
+        &editor,
+        json!({ "kind": "change", "item": TEMPLATE }),
+        201,
+    )["item"]
+        .clone();
+    let tomorrow = today_cst().succ().to_string();
+    let (url, revision) =
+        draft_and_submit(&district.base, &editor, json!({ "kind": "new" }), |item| {
+            *item = template.clone();
+            item["impl_code"] = json!(NEW_ITEM);
+            item["name"] = json!("明日生效的新事项");
+            item["effective_date"] = json!(tomorrow);
+        });
+    posted(
+        &format!("{url}/approve"),
+        &reviewer,
+        json!({ "revision": revision }),
+        200,
+    );
+    let at_station = wait_for("the new item at the station", WAIT, || {
+        item_at(&station, NEW_ITEM)
+    });
+    assert_eq!(at_station["effective_date"], json!(tomorrow));
+
+    // Today the station refuses an application for it, saying from when.
+    let body = json!({
+        "item": NEW_ITEM,
+        "applicant": {"type": "natural_person", "name": "早到的申请人", "id_number": "11010519491231002X", "phone": "13800138000"},
+        "materials": [],
+    });
+    let (status, refused) = post(
+        &client(),
+        &station.url("/api/v1/cases"),
+        Some(&station_token),
+        &body,
+    )
+    .unwrap();
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (422, Some("item_not_yet_effective")),
+        "{refused}"
+    );
+    assert!(
+        refused["message"].as_str().unwrap().contains(&tomorrow),
+        "{refused}"
+    );
+
+    // Tomorrow (the station's clock moved a day on) it takes one.
+    let base = station.base.clone();
+    drop(station);
+    let station = Node::restart_days_later(&a, &base, 1);
+    accepted_case(&station.base, &station_token, NEW_ITEM, "次日的申请人");
 }

@@ -111,6 +111,10 @@ pub struct ItemView {
     pub version: u32,
     /// `published` or `cancelled`.
     pub status: String,
+    /// 生效日期 (YYYY-MM-DD): a new item takes applications from it; absent when the
+    /// version is in force from its publication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<String>,
     /// 事项名称.
     pub name: String,
     /// 事项性质: code and name of the kind of power.
@@ -232,6 +236,7 @@ impl From<Item> for ItemView {
             impl_code: item.impl_code.to_string(),
             basic_code: item.basic_code().to_string(),
             version: item.version,
+            effective_date: item.effective_date.map(|d| d.to_string()),
             status: match item.status {
                 ItemStatus::Published => "published",
                 ItemStatus::Cancelled => "cancelled",

@@ -14,6 +14,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use yizhan_sync::domain::codes::{HandlingLevel, ImplCode};
 use yizhan_sync::domain::draft::{
     ChecklistAnswer, DraftAct, DraftError, DraftKind, DraftStatus, check_checklist, draft_allows,
+    effective_on_approval,
 };
 use yizhan_sync::domain::item::{Item, ItemStatus};
 use yizhan_sync::engine::{AuthoringAct, AuthoringError, may_author, may_review};
@@ -425,7 +426,13 @@ impl Store {
                     Ok((load(&ctx.conn, id)?, None))
                 }
                 Review::Approve => {
-                    let item = draft.item()?;
+                    let mut item = draft.item()?;
+                    let today =
+                        yizhan_sync::domain::calendar::Date::from_unix_ms_cst(now_ms as i64);
+                    item.effective_date = Some(
+                        effective_on_approval(draft.kind, item.effective_date, today)
+                            .map_err(draft_refused)?,
+                    );
                     check_base(&ctx.conn, &draft, item.impl_code.as_str())?;
                     let version = item.version;
                     let doc = super::items::publish_in(ctx, &scope, item, now_ms)?;

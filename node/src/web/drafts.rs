@@ -132,8 +132,9 @@ impl DraftPage<'_> {
 }
 
 /// The item's fields the form edits and shows problems beside.
-const FORM_FIELDS: [&str; 27] = [
+const FORM_FIELDS: [&str; 28] = [
     "impl_code",
+    "effective_date",
     "name",
     "kind",
     "category",
@@ -577,6 +578,7 @@ fn form_values(body: &Value, checklist: &[ChecklistAnswer]) -> Fields {
     ] {
         put(key, text(&body[key]));
     }
+    put("effective_date", text(&body["effective_date"]));
     put("subject_name", text(&body["subject"]["name"]));
     put("subject_nature", text(&body["subject"]["nature"]));
     put("place_address", text(&body["place"]["address"]));
@@ -711,6 +713,17 @@ fn read_form(
         body[key] = json!(raw(key).trim());
     }
     body["remedies"] = json!(raw("remedies").trim());
+    match raw("effective_date").trim() {
+        "" => {
+            body.as_object_mut().map(|o| o.remove("effective_date"));
+        }
+        date => {
+            if date.parse::<yizhan_sync::domain::calendar::Date>().is_err() {
+                errors.push(("effective_date".into(), t.words(&Words::new("draft_date"))));
+            }
+            body["effective_date"] = json!(date);
+        }
+    }
     match raw("delegated_by").trim() {
         "" => {
             body.as_object_mut().map(|o| o.remove("delegated_by"));

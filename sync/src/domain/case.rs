@@ -282,6 +282,16 @@ impl Intake {
                 name: item.name.clone(),
             });
         }
+        // A new item is taken only from its effective date (生效日期), on the day the
+        // application is received, in China time.
+        if let Some(date) = item.effective_date
+            && crate::domain::calendar::Date::from_unix_ms_cst(submitted_at.unix_ms() as i64) < date
+        {
+            return Err(CaseError::NotYetEffective {
+                name: item.name.clone(),
+                date: date.to_string(),
+            });
+        }
         if !item.kind.on_application() {
             return Err(CaseError::NotOnApplication {
                 name: item.name.clone(),
@@ -1454,6 +1464,8 @@ pub enum CaseError {
     UnknownMaterial { name: String },
     #[error("the item {name:?} is cancelled and takes no new applications")]
     ItemCancelled { name: String },
+    #[error("the item {name} takes applications from {date}, its effective date")]
+    NotYetEffective { name: String, date: String },
     #[error(
         "the item {name:?} is a {kind}, which is started by the authority, not by application at a counter"
     )]
@@ -1530,12 +1542,13 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 32] = [
+    pub const CODES: [&'static str; 33] = [
         "not_allowed",
         "materials_missing",
         "invalid",
         "unknown_material",
         "item_cancelled",
+        "item_not_yet_effective",
         "not_on_application",
         "extension_too_long",
         "extension_pending",
@@ -1574,6 +1587,7 @@ impl CaseError {
             CaseError::Invalid { .. } => "invalid",
             CaseError::UnknownMaterial { .. } => "unknown_material",
             CaseError::ItemCancelled { .. } => "item_cancelled",
+            CaseError::NotYetEffective { .. } => "item_not_yet_effective",
             CaseError::NotOnApplication { .. } => "not_on_application",
             CaseError::ExtensionTooLong { .. } => "extension_too_long",
             CaseError::ExtensionPending => "extension_pending",
@@ -1624,6 +1638,10 @@ impl CaseError {
             CaseError::UnknownMaterial { name }
             | CaseError::ItemCancelled { name }
             | CaseError::CountedProcedure { name } => vec![("name", P::Text(name.clone()))],
+            CaseError::NotYetEffective { name, date } => vec![
+                ("name", P::Text(name.clone())),
+                ("date", P::Text(date.clone())),
+            ],
             CaseError::NotOnApplication { name, kind } => vec![
                 ("name", P::Text(name.clone())),
                 ("kind", P::Text((*kind).to_string())),
@@ -1691,6 +1709,10 @@ impl CaseError {
             },
             CaseError::UnknownMaterial { name: name() },
             CaseError::ItemCancelled { name: name() },
+            CaseError::NotYetEffective {
+                name: name(),
+                date: "2027-01-01".into(),
+            },
             CaseError::NotOnApplication {
                 name: name(),
                 kind: "行政检查",
@@ -1765,6 +1787,7 @@ impl CaseError {
                 | CaseError::Invalid { .. }
                 | CaseError::UnknownMaterial { .. }
                 | CaseError::ItemCancelled { .. }
+                | CaseError::NotYetEffective { .. }
                 | CaseError::NotOnApplication { .. }
                 | CaseError::ExtensionTooLong { .. }
                 | CaseError::ExtensionPending
@@ -2890,6 +2913,32 @@ pub(crate) mod tests {
             make(&cancelled, base.clone()),
             Err(CaseError::ItemCancelled { .. })
         ));
+        // A new item is taken from its effective date, on the day received (China time:
+        // 16:00 UTC on the 9th is already the 10th).
+        let received = |utc: &str| {
+            let day: crate::domain::calendar::Date = utc.parse().unwrap();
+            Hlc::new(
+                day.days_since_epoch() as u64 * 86_400_000 + 16 * 3_600_000,
+                0,
+            )
+        };
+        let mut scheduled = item.clone();
+        scheduled.effective_date = Some("2026-03-10".parse().unwrap());
+        let on = |utc: &str| {
+            Intake::new(
+                &scheduled,
+                base.clone(),
+                "w",
+                STATION,
+                division.clone(),
+                received(utc),
+            )
+            .err()
+            .map(|e| e.code())
+        };
+        assert_eq!(on("2026-03-08"), Some("item_not_yet_effective"));
+        assert_eq!(on("2026-03-09"), None);
+        assert_eq!(on("2026-03-20"), None);
         let mut penalty = item.clone();
         penalty.kind = crate::domain::item::PowerKind::Penalty;
         assert!(matches!(

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use super::calendar::Date;
 use super::item::Item;
 
 /// What a draft does to the catalog (§8.4.1 新增、变更、取消).
@@ -122,11 +123,14 @@ pub enum DraftError {
     /// A draft of a new item names an item that exists, or a change names one that does not.
     #[error("item {item} is already in the catalog; draft a change of it")]
     Exists { item: String },
+    /// A change is in force from its approval, so it is approved on or after its date.
+    #[error("a change is in force from its approval: approve it on or after {date}")]
+    EffectiveLater { date: String },
 }
 
 impl DraftError {
     /// Every code [`DraftError::code`] returns.
-    pub const CODES: [&'static str; 7] = [
+    pub const CODES: [&'static str; 8] = [
         "draft_state",
         "draft_edited",
         "draft_stale",
@@ -134,6 +138,7 @@ impl DraftError {
         "draft_checklist",
         "draft_checklist_note",
         "draft_exists",
+        "draft_effective_later",
     ];
 
     /// A stable name for the error, which the UI words in the reader's language.
@@ -146,6 +151,7 @@ impl DraftError {
             DraftError::Checklist { .. } => "draft_checklist",
             DraftError::ChecklistNote { .. } => "draft_checklist_note",
             DraftError::Exists { .. } => "draft_exists",
+            DraftError::EffectiveLater { .. } => "draft_effective_later",
         }
     }
 
@@ -164,6 +170,7 @@ impl DraftError {
             DraftError::Checklist { missing } => vec![("missing", missing.clone())],
             DraftError::ChecklistNote { situation } => vec![("situation", situation.clone())],
             DraftError::Exists { item } => vec![("item", item.clone())],
+            DraftError::EffectiveLater { date } => vec![("date", date.clone())],
         }
     }
 
@@ -175,6 +182,7 @@ impl DraftError {
                 | DraftError::Edited { .. }
                 | DraftError::Stale { .. }
                 | DraftError::Exists { .. }
+                | DraftError::EffectiveLater { .. }
         )
     }
 
@@ -198,6 +206,9 @@ impl DraftError {
                 situation: "2".into(),
             },
             DraftError::Exists { item: "x".into() },
+            DraftError::EffectiveLater {
+                date: "2027-01-01".into(),
+            },
         ]
     }
 }
@@ -216,6 +227,26 @@ pub fn draft_allows(status: DraftStatus, act: DraftAct) -> Result<(), DraftError
         Ok(())
     } else {
         Err(DraftError::State { status, act })
+    }
+}
+
+/// The effective date (生效日期) the version an approval publishes carries: a new item's
+/// own date, whenever it is (before it no station takes applications for it), or the
+/// approval day; a change or cancellation is in force from its approval (the item
+/// document holds one version, so a later version cannot wait beside the one in force),
+/// so its date is the approval day, and a date after it refuses the approval until then.
+pub fn effective_on_approval(
+    kind: DraftKind,
+    drafted: Option<Date>,
+    today: Date,
+) -> Result<Date, DraftError> {
+    match (kind, drafted) {
+        (_, None) => Ok(today),
+        (DraftKind::New, Some(date)) => Ok(date),
+        (_, Some(date)) if date > today => Err(DraftError::EffectiveLater {
+            date: date.to_string(),
+        }),
+        (_, Some(_)) => Ok(today),
     }
 }
 
@@ -346,6 +377,37 @@ fn as_text(value: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::domain::item::tests::sample_item;
+
+    #[test]
+    fn the_effective_date_an_approval_publishes() {
+        let d = |s: &str| s.parse::<Date>().unwrap();
+        let today = d("2026-03-10");
+        let table = [
+            (DraftKind::New, None, Ok(today)),
+            (DraftKind::New, Some(d("2026-04-01")), Ok(d("2026-04-01"))),
+            (DraftKind::New, Some(d("2026-03-01")), Ok(d("2026-03-01"))),
+            (DraftKind::Change, None, Ok(today)),
+            (DraftKind::Change, Some(d("2026-03-10")), Ok(today)),
+            (DraftKind::Change, Some(d("2026-03-01")), Ok(today)),
+            (
+                DraftKind::Change,
+                Some(d("2026-03-11")),
+                Err("draft_effective_later"),
+            ),
+            (
+                DraftKind::Cancel,
+                Some(d("2026-04-01")),
+                Err("draft_effective_later"),
+            ),
+        ];
+        for (kind, drafted, expected) in table {
+            assert_eq!(
+                effective_on_approval(kind, drafted, today).map_err(|e| e.code()),
+                expected,
+                "{kind:?} {drafted:?}"
+            );
+        }
+    }
 
     #[test]
     fn which_acts_each_state_allows() {

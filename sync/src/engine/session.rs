@@ -17,7 +17,8 @@
 //! ```
 //! use yizhan_sync::engine::session::{Input, Session, Want};
 //! use yizhan_sync::feed::{Ack, Hello, VersionVector};
-//! # let hello = Hello { protocol: 4, min_protocol: 4, node: yizhan_sync::ids::NodeId([1; 16]),
+//! # let hello = Hello { protocol: yizhan_sync::feed::PROTOCOL_VERSION,
+//! #     min_protocol: yizhan_sync::feed::MIN_PROTOCOL_VERSION, node: yizhan_sync::ids::NodeId([1; 16]),
 //! #     role: yizhan_sync::auth::NodeRole::Station,
 //! #     division: yizhan_sync::domain::codes::DivisionCode::parse("440304001001").unwrap(),
 //! #     name: String::new(), now_ms: 0, capabilities: vec![], refused: vec![] };

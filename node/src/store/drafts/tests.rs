@@ -420,3 +420,65 @@ async fn submission_needs_a_valid_item_a_full_checklist_and_the_right_node() {
         .unwrap_err();
     assert_eq!(code(&err), "authoring_station");
 }
+
+#[tokio::test]
+async fn a_change_is_in_force_from_its_approval_and_never_before_its_date() {
+    let (_dir, store, item) = with_item().await;
+    let t = at("2026-03-03");
+    let draft = store
+        .create_draft(
+            DraftKind::Change,
+            Some(item.impl_code.to_string()),
+            editor(),
+            t,
+        )
+        .await
+        .unwrap();
+    let mut body = draft.body.clone();
+    body["effective_date"] = serde_json::json!("2026-03-04");
+    store
+        .save_draft(
+            draft.id,
+            DraftEdit {
+                body,
+                checklist: answers(),
+                revision: draft.revision,
+            },
+            editor(),
+            t,
+        )
+        .await
+        .unwrap();
+    let submitted = store
+        .submit_draft(draft.id, draft.revision + 1, editor(), t)
+        .await
+        .unwrap();
+    let err = store
+        .review_draft(draft.id, submitted.revision, Review::Approve, reviewer(), t)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "draft_effective_later");
+    assert_eq!(
+        store
+            .get_item(item.impl_code.to_string())
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    store
+        .review_draft(
+            draft.id,
+            submitted.revision,
+            Review::Approve,
+            reviewer(),
+            at("2026-03-04"),
+        )
+        .await
+        .unwrap();
+    let now = store.get_item(item.impl_code.to_string()).await.unwrap();
+    assert_eq!(
+        (now.version, now.effective_date.map(|d| d.to_string())),
+        (2, Some("2026-03-04".into()))
+    );
+}
