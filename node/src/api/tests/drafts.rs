@@ -360,3 +360,97 @@ async fn a_new_item_from_blank_names_its_problems_until_it_is_complete() {
             .all(|c| c["before"] == json!(""))
     );
 }
+
+/// The pages in-process: the drafts are linked and open only for whom the engine lets
+/// draft or review, a refused form comes back with each problem at its field and the
+/// typed input kept, and a refusal of the review is a page in the reader's language.
+#[tokio::test]
+async fn the_pages_refuse_with_words_at_the_field_and_keep_what_was_typed() {
+    let district = api("district").await;
+    let password = "correct-horse-battery";
+    for (name, role) in [("bianji", Role::ItemEditor), ("chuangkou", Role::Worker)] {
+        district
+            .store
+            .add_user(
+                NewUser {
+                    username: name.into(),
+                    display_name: name.into(),
+                    role,
+                    counter: String::new(),
+                    password_hash: crate::accounts::hash_password(password).unwrap(),
+                },
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let csrf_of = |page: &str| {
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).unwrap() + marker.len();
+        page[start..].split('"').next().unwrap().to_string()
+    };
+
+    let mut worker = Browser::new(&district.state, "10.0.0.7");
+    worker.sign_in("chuangkou", password).await;
+    let (_, _, home) = worker.send(Method::GET, "/catalog", None).await;
+    assert!(!home.contains("nav-drafts"));
+    let (status, _, page) = worker.send(Method::GET, "/catalog/drafts", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("只有事项编辑或管理员可以起草事项"), "{page}");
+
+    let mut editor = Browser::new(&district.state, "10.0.0.8");
+    editor.sign_in("bianji", password).await;
+    let (status, _, list) = editor.send(Method::GET, "/catalog/drafts", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains("nav-drafts"));
+    let csrf = csrf_of(&list);
+    let (status, _, _) = editor
+        .send(
+            Method::POST,
+            "/catalog/drafts",
+            Some(format!("csrf={csrf}&kind=new")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, page) = editor.send(Method::GET, "/catalog/drafts/1", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"draft-form\""), "{page}");
+    // A wrong check character and a limit that is not a number: both at their fields,
+    // nothing saved, what was typed kept.
+    let form = format!(
+        "csrf={csrf}&revision=1&then=save&impl_code=11440399990000017X4000599399000&name=%E6%96%B0%E4%BA%8B%E9%A1%B9&legal_limit_days=30&legal_extension_days=0&committed_limit_days=%E5%8D%81%E4%BA%94&visits=1"
+    );
+    let (status, _, page) = editor
+        .send(Method::POST, "/catalog/drafts/1", Some(form))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"err-impl_code\""), "{page}");
+    assert!(page.contains("校验位不符"), "{page}");
+    assert!(page.contains("id=\"err-committed_limit_days\""), "{page}");
+    assert!(page.contains("value=\"十五\""), "{page}");
+    assert!(page.contains("value=\"新事项\""), "{page}");
+    let (draft, _) = district.store.draft(1).await.unwrap();
+    assert_eq!(draft.revision, 1);
+    // In English, the same refusal in English.
+    let (_, _, _) = editor.send(Method::GET, "/lang/en?back=/", None).await;
+    let form = format!(
+        "csrf={csrf}&revision=1&then=save&impl_code=11440399990000017X4000599399000&legal_limit_days=30&legal_extension_days=0&committed_limit_days=1&visits=1"
+    );
+    let (_, _, page) = editor
+        .send(Method::POST, "/catalog/drafts/1", Some(form))
+        .await;
+    assert!(page.contains("check character does not match"), "{page}");
+    // The editor may not review: the page says so.
+    let (status, _, page) = editor
+        .send(
+            Method::POST,
+            "/catalog/drafts/1/review",
+            Some(format!("csrf={csrf}&revision=1&decision=approve")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        page.contains("Only an item reviewer reviews item drafts"),
+        "{page}"
+    );
+}
