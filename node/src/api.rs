@@ -125,6 +125,7 @@ where
         .route("/items/drafts/{id}/approve", post(drafts::approve))
         .route("/items/drafts/{id}/reject", post(drafts::reject))
         .route("/items/{id}", get(items::show).put(items::publish))
+        .route("/items/{id}/versions", get(items::versions))
         .route("/calendars", get(calendars::index))
         .route("/calendars/{year}", put(calendars::publish))
         .route("/item-categories", get(items::categories))
@@ -488,7 +489,7 @@ async fn sync_status(
     info(title = "Yizhan node API", description = "JSON API of a Yizhan node (SZDB/Z 176-2016). \
         Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
         Errors are `{ \"error\": code, \"message\": text }`."),
-    paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
+    paths(healthz, node_info, items::index, items::show, items::categories, items::publish, items::versions,
           drafts::index, drafts::create, drafts::show, drafts::update, drafts::submit, drafts::approve, drafts::reject,
           calendars::index, calendars::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,

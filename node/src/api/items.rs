@@ -411,3 +411,54 @@ pub async fn publish(
         Json(state.store.get_item(impl_code).await?.into()),
     ))
 }
+
+/// One version of an item, with what changed from the version before it.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemVersionView {
+    pub version: u32,
+    /// `published` or `cancelled`.
+    pub status: String,
+    pub name: String,
+    /// 生效日期, when the version carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<String>,
+    /// The fields that differ from the version before (every field for the first).
+    pub changes: Vec<crate::api::drafts::FieldChangeView>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemVersions {
+    pub versions: Vec<ItemVersionView>,
+}
+
+/// The versions of an item this node holds, each with its field-by-field changes
+#[utoipa::path(get, path = "/api/v1/items/{id}/versions", tag = "catalog",
+    params(("id" = String, Path, description = "Item id or implementation code (实施编码)")),
+    responses((status = 200, body = ItemVersions), (status = 404, body = ErrorBody)))]
+pub async fn versions(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ItemVersions>> {
+    let held = state.store.item_versions(id).await?;
+    let mut before: Option<Item> = None;
+    let mut versions = Vec::new();
+    for item in held {
+        let changes = yizhan_sync::domain::draft::diff_items(before.as_ref(), &item)
+            .into_iter()
+            .map(|c| crate::api::drafts::FieldChangeView {
+                field: c.field,
+                before: c.before,
+                after: c.after,
+            })
+            .collect();
+        versions.push(ItemVersionView {
+            version: item.version,
+            status: snake::<ItemStatus>(&item.status),
+            name: item.name.clone(),
+            effective_date: item.effective_date.map(|d| d.to_string()),
+            changes,
+        });
+        before = Some(item);
+    }
+    Ok(Json(ItemVersions { versions }))
+}

@@ -189,6 +189,27 @@ impl Store {
         .await
     }
 
+    /// Every version of an item this node holds, oldest first, read from its document's
+    /// history (derived, never stored beside it), by the item's id or implementation code.
+    pub async fn item_versions(&self, key: String) -> Result<Vec<Item>, StoreError> {
+        self.read(move |conn| {
+            let id: Option<String> = conn
+                .prepare_cached("SELECT id FROM items WHERE id = ?1 OR impl_code = ?1")?
+                .query_row(params![key], |r| r.get(0))
+                .optional()?;
+            let not_found = || StoreError::NotFound {
+                what: format!("item {key}"),
+            };
+            let id = id.ok_or_else(not_found)?;
+            let (document, _) = super::snapshot::load(conn, &id)?.ok_or_else(not_found)?;
+            doc::item_versions(&document).map_err(|e| StoreError::Corrupt {
+                id,
+                message: e.to_string(),
+            })
+        })
+        .await
+    }
+
     /// The categories of published items, with how many items each has.
     pub async fn item_categories(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|conn| {

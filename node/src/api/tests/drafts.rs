@@ -238,6 +238,26 @@ async fn a_change_is_drafted_reviewed_and_published_with_every_refusal_coded() {
         (published["version"].as_u64(), published["name"].as_str()),
         (Some(2), Some(format!("{}（新）", item.name).as_str()))
     );
+    // Both versions the district holds, the second with what it changed.
+    let (status, history, _) = district
+        .send(
+            Method::GET,
+            &format!("/api/v1/items/{code}/versions"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let versions = history["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{history}");
+    let changed: Vec<&str> = versions[1]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["effective_date", "name"]);
+    assert_eq!(versions[1]["effective_date"], json!("2026-03-02"));
     // The list; a worker reads none of it; a station authors nothing.
     let (status, list) = call(&district, Method::GET, drafts, &reviewer, Value::Null).await;
     assert_eq!(status, StatusCode::OK);
