@@ -355,7 +355,7 @@ fn an_editor_drafts_on_the_page_and_a_reviewer_approves_it_in_chromium() {
     let changed: Vec<String> = browser
         .wait_texts("#draft-diff th[scope=row]", |t| !t.is_empty())
         .to_vec();
-    assert_eq!(changed, ["committed_limit_days", "name"]);
+    assert_eq!(changed, ["承诺办结时限", "事项名称"]);
     assert_eq!(
         browser.find("#draft-diff .diff-name .diff-after").text(),
         "最低生活保障申请（审核后）"

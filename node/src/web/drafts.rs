@@ -129,6 +129,17 @@ impl DraftPage<'_> {
     fn item_code(&self) -> String {
         code_of(&self.draft)
     }
+
+    /// An item field's name in the reader's language; a field this build has no words
+    /// for (a newer item's) shows as it is named in the catalog file.
+    fn label(&self, field: &str) -> String {
+        let words = self.t.get(&format!("item_field.{field}")).into_owned();
+        if words.contains('⟦') {
+            field.to_string()
+        } else {
+            words
+        }
+    }
 }
 
 /// The item's fields the form edits and shows problems beside.
