@@ -95,7 +95,8 @@ pub enum Command {
         #[arg(long)]
         replace: bool,
     },
-    /// Publish the items of a catalog file in this hall's catalog (the node must be stopped)
+    /// Publish the items of a catalog file in this hall's catalog, all or nothing (a
+    /// serving node publishes it through its control socket)
     ImportCatalog { file: PathBuf },
     /// Publish a working-day calendar year file (the State Council's notice) as this
     /// hall's; it flows down with the catalog and open deadlines are counted again (the
