@@ -4,7 +4,8 @@
 //! approve it (four eyes); an item reviewer does, and the item reaches the station, which
 //! accepts a case under it. A change is drafted, approved and reaches the station too,
 //! while the case keeps the version it was accepted under. The sub-district's editor
-//! cannot draft a district-level item.
+//! cannot draft a district-level item, but drafts and reviews one at its own level, which
+//! the station below takes too.
 //!
 //! A new item approved with tomorrow's effective date (生效日期) reaches the station,
 //! which refuses applications for it until its clock reaches that day.
@@ -35,6 +36,8 @@ const CATALOG: &str = concat!(
 const TEMPLATE: &str = "11440399990000017K4000599301000";
 /// The new item: the same implementing body and level, another basic code.
 const NEW_ITEM: &str = "11440399990000017K4000599399000";
+/// An item handled at the sub-district's level (the 19th character, 5).
+const SUB_ITEM: &str = "11440399990000017K5000599398000";
 const WAIT: Duration = Duration::from_secs(60);
 
 const DISTRICT: &str = "440304";
@@ -147,7 +150,9 @@ fn a_district_drafts_an_item_a_second_person_approves_it_and_it_reaches_a_statio
     let code = enroll_code(&d, SUB, "subdistrict");
     run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&s)]);
     add_user(&s, "jiedao_bianji", "item_editor");
+    add_user(&s, "jiedao_shenhe", "item_reviewer");
     let sub_editor = token_of(&s, "jiedao_bianji");
+    let sub_reviewer = token_of(&s, "jiedao_shenhe");
     let sub = Node::serve(&s);
 
     let a = root.path().join(STATION);
@@ -197,6 +202,24 @@ fn a_district_drafts_an_item_a_second_person_approves_it_and_it_reaches_a_statio
         (403, Some("authoring_level")),
         "{refused}"
     );
+    // An item at the sub-district's own level it drafts and reviews itself, and the
+    // station below takes it (every receiver checks the level against the author).
+    let (url, revision) =
+        draft_and_submit(&sub.base, &sub_editor, json!({ "kind": "new" }), |item| {
+            *item = template.clone();
+            item["impl_code"] = json!(SUB_ITEM);
+            item["name"] = json!("街道层级的新事项");
+        });
+    posted(
+        &format!("{url}/approve"),
+        &sub_reviewer,
+        json!({ "revision": revision }),
+        200,
+    );
+    let at_station = wait_for("the sub-district's item at the station", WAIT, || {
+        item_at(&station, SUB_ITEM)
+    });
+    assert_eq!(at_station["name"], "街道层级的新事项");
 
     // A new item at the district: drafted and submitted by the editor …
     let (url, revision) =
