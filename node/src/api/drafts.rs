@@ -261,7 +261,7 @@ pub async fn create(
 /// One draft, with its problems and its difference from the published version
 #[utoipa::path(get, path = "/api/v1/items/drafts/{id}", tag = "authoring",
     params(("id" = i64, Path, description = "Draft number")),
-    responses((status = 200, body = DraftView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = DraftView), (status = 400, body = ErrorBody, description = "The id is not a number"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn show(
     State(state): State<ApiState>,
@@ -280,7 +280,8 @@ pub async fn show(
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Submitted or published (`draft_state`), or saved by someone else since (`draft_edited`)"),
-        (status = 400, body = ErrorBody, description = "`draft_item_fixed`: a change tried to change its item's code")),
+        (status = 400, body = ErrorBody, description = "`draft_item_fixed`: a change tried to change its item's code"),
+        (status = 422, body = ErrorBody, description = "The body does not read as a draft update")),
     security(("token" = [])))]
 pub async fn update(
     State(state): State<ApiState>,
@@ -345,7 +346,9 @@ pub async fn submit(
         (status = 200, body = DraftView),
         (status = 403, body = ErrorBody, description = "`authoring_reviewers_only` or `authoring_four_eyes`"),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "`draft_state`, `draft_edited`, `draft_stale` or `draft_exists`")),
+        (status = 409, body = ErrorBody, description = "`draft_state`, `draft_edited`, `draft_stale`, `draft_exists` or `draft_effective_later`"),
+        (status = 422, body = ErrorBody, description = "`invalid_item`"),
+        (status = 400, body = ErrorBody, description = "`draft_unreadable`, or the id is not a number")),
     security(("token" = [])))]
 pub async fn approve(
     State(state): State<ApiState>,
@@ -374,6 +377,7 @@ pub async fn approve(
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The reason holds a control or layout character"),
         (status = 400, body = ErrorBody, description = "`draft_reason`: no reason given")),
     security(("token" = [])))]
 pub async fn reject(
