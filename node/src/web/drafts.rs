@@ -252,7 +252,7 @@ pub async fn create(
         .await
     {
         Ok(draft) => Redirect::to(&format!("/catalog/drafts/{}", draft.id)).into_response(),
-        Err(e) if !e.class().status().to_string().starts_with('5') => {
+        Err(e) if e.class().status() < 500 => {
             let status = StatusCode::from_u16(e.class().status())
                 .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
             list(&state, &ctx, status, Some(ctx.t.words(&e.words()))).await
@@ -310,8 +310,9 @@ async fn page(
             &draft.edited_by,
         )
         .is_ok();
-    // What stops the stored draft being published, shown beside its fields.
-    if typed.is_none() && editable {
+    // What stops the stored draft being published, shown beside its fields (unless a
+    // refusal just named them).
+    if typed.is_none() && editable && errors.is_empty() {
         errors.extend(problems(ctx.t, &draft));
     }
     let values = typed.unwrap_or_else(|| form_values(&draft.body, &draft.checklist));
