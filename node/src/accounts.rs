@@ -30,17 +30,11 @@ pub enum AccountError {
     Text(#[from] yizhan_sync::domain::text::Refused),
 }
 
+/// The one rule for sign-in names, local and tree accounts alike
+/// (`domain::staff::check_username`).
 pub fn validate_username(name: &str) -> Result<(), AccountError> {
-    let ok = (2..=32).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(AccountError::BadUsername(name.to_string()))
-    }
+    yizhan_sync::domain::staff::check_username(name)
+        .map_err(|_| AccountError::BadUsername(name.to_string()))
 }
 
 /// Checks the names an account shows on pages and receipts: one line each, with none of

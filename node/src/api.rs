@@ -6,6 +6,7 @@
 //! is a 4xx, never a 500.
 
 pub mod assessment;
+pub mod attachments;
 pub mod calendars;
 pub mod cases;
 pub mod drafts;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod items;
 pub mod notices;
+pub mod staff;
 pub mod stations;
 pub mod supervision;
 pub mod sync;
@@ -126,6 +128,8 @@ where
         .route("/items/drafts/{id}/reject", post(drafts::reject))
         .route("/items/{id}", get(items::show).put(items::publish))
         .route("/items/{id}/versions", get(items::versions))
+        .route("/attachments", post(attachments::create))
+        .route("/catalog/export", get(items::export))
         .route("/calendars", get(calendars::index))
         .route("/calendars/{year}", put(calendars::publish))
         .route("/item-categories", get(items::categories))
@@ -140,6 +144,8 @@ where
         )
         .route("/supervision/{id}", get(supervision::show))
         .route("/supervision/{id}/replies", post(supervision::reply))
+        .route("/staff", get(staff::index).post(staff::create))
+        .route("/staff/{username}", get(staff::show).patch(staff::update))
         .route("/stations", get(stations::index))
         .route("/assessment", get(assessment::index))
         .route("/sync/status", get(sync_status));
@@ -491,10 +497,11 @@ async fn sync_status(
         Errors are `{ \"error\": code, \"message\": text }`."),
     paths(healthz, node_info, items::index, items::show, items::categories, items::publish, items::versions,
           drafts::index, drafts::create, drafts::show, drafts::update, drafts::submit, drafts::approve, drafts::reject,
+          attachments::create, items::export,
           calendars::index, calendars::publish,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,
-          supervision::reply),
+          supervision::reply, staff::index, staff::create, staff::show, staff::update),
     modifiers(&BearerAuth, &CommonResponses),
 )]
 struct ApiDoc;

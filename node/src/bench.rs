@@ -685,6 +685,7 @@ async fn record(
 
 fn application(item: &yizhan_sync::domain::item::Item, i: u64) -> NewCase {
     NewCase {
+        situations: Vec::new(),
         applicant: Applicant::NaturalPerson {
             name: format!("测试申请人{}", i % 1000),
             id_number: ResidentId::parse("11010519491231002X").expect("valid"),
@@ -816,6 +817,7 @@ pub(crate) fn full_application(
     phone_prefix: &str,
 ) -> NewCase {
     NewCase {
+        situations: Vec::new(),
         applicant: Applicant::NaturalPerson {
             name: "测试申请人".into(),
             id_number: ResidentId::parse("11010519491231002X").expect("valid"),

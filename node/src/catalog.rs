@@ -5,6 +5,8 @@
 
 use yizhan_sync::domain::item::Item;
 
+pub mod sheets;
+
 /// Why a catalog file cannot be published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogFileError {
@@ -52,6 +54,28 @@ pub fn parse(text: &str) -> Result<Vec<Item>, CatalogFileError> {
     }
 }
 
+/// Where a guide's attachment (blank form or sample) is downloaded: under the item that
+/// offers it, so the pages and the API name it alike.
+pub fn attachment_path(impl_code: &str, id: &str) -> String {
+    format!("/catalog/{impl_code}/attachments/{id}")
+}
+
+/// `Content-Disposition` for a download named `file` (RFC 6266: the name UTF-8 encoded,
+/// so a Chinese name survives every browser).
+pub fn download_disposition(file: &str) -> String {
+    let encoded: String = file
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename*=UTF-8''{encoded}")
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -74,6 +98,23 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 3, "the corpus has {seen} files");
+    }
+
+    /// Every step of every demo item has its working days and its post (issue 15), and
+    /// `Item::validate` already holds the days within the committed limit.
+    #[test]
+    fn every_demo_step_has_its_days_and_post() {
+        for item in parse(DEMO).unwrap() {
+            for step in &item.process {
+                assert!(
+                    step.days.is_some() && step.post.as_deref().is_some_and(|p| !p.is_empty()),
+                    "{}: {}",
+                    item.name,
+                    step.name
+                );
+            }
+            assert!(!item.handling_forms.is_empty(), "{}", item.name);
+        }
     }
 
     proptest! {

@@ -96,7 +96,10 @@ pub enum Command {
         replace: bool,
     },
     /// Publish the items of a catalog file in this hall's catalog, all or nothing (a
-    /// serving node publishes it through its control socket)
+    /// serving node publishes them through its control socket): an .xlsx workbook in the
+    /// layout the catalog exports (sheets 事项, 申请材料, 办理情形, 办理流程, 设定依据,
+    /// 特别程序, 收费项目), a folder of those sheets as CSV files (事项.csv, …) or one of
+    /// them, or a TOML catalog file
     ImportCatalog { file: PathBuf },
     /// Publish a working-day calendar year file (the State Council's notice) as this
     /// hall's; it flows down with the catalog and open deadlines are counted again (the

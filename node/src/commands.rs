@@ -614,7 +614,7 @@ pub async fn publish_calendar(node: &OpenNode, file: &Path, now_ms: u64) -> anyh
 }
 
 pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow::Result<()> {
-    let (_, items) = read_catalog(file)?;
+    let items = read_catalog_file(file)?;
     let counts = node
         .store
         .import_catalog(items, now_ms)
@@ -624,14 +624,16 @@ pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow
     Ok(())
 }
 
-/// `yizhan import-catalog FILE` beside a serving node: the file is checked here first,
-/// then sent over the control socket, and the node publishes it through its own writer.
+/// `yizhan import-catalog FILE` beside a serving node: the file is read and checked here
+/// first (every item valid), then its items are sent over the control socket, and the
+/// node publishes them through its own writer, all or nothing.
 pub async fn import_catalog_live(data_dir: &DataDir, file: &Path) -> anyhow::Result<()> {
-    let (text, _) = read_catalog(file)?;
+    let items = read_catalog_file(file)?;
+    let body = serde_json::to_vec(&items).context("the catalog's items as JSON")?;
     let outcome: crate::control::ImportOutcome = crate::control::ask_with(
         &data_dir.control_socket(),
         "import-catalog",
-        text.as_bytes(),
+        &body,
         std::time::Duration::from_secs(120),
     )
     .await?;
@@ -649,19 +651,6 @@ pub async fn import_catalog_live(data_dir: &DataDir, file: &Path) -> anyhow::Res
     Ok(())
 }
 
-/// Reads and checks a catalog file: every item is valid before anything is published.
-fn read_catalog(file: &Path) -> anyhow::Result<(String, Vec<yizhan_sync::domain::item::Item>)> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let items = crate::catalog::parse(&text).map_err(|e| match e {
-        crate::catalog::CatalogFileError::Syntax { line, message } => {
-            anyhow::anyhow!("{}:{line}: {message}", file.display())
-        }
-        problems => anyhow::anyhow!("{}: {problems}", file.display()),
-    })?;
-    Ok((text, items))
-}
-
 fn report_import(file: &Path, counts: crate::store::ImportCounts, scope: &Scope) {
     println!(
         "catalog {}: {} new, {} changed, {} unchanged items published in {scope}",
@@ -670,6 +659,46 @@ fn report_import(file: &Path, counts: crate::store::ImportCounts, scope: &Scope)
         counts.changed,
         counts.unchanged
     );
+}
+
+/// The items of a catalog file: an .xlsx workbook, CSV files (a folder holding them, or
+/// one of them, whose folder is read), or the TOML catalog file; every problem is
+/// reported and none of it is returned unless the whole file is valid.
+fn read_catalog_file(file: &Path) -> anyhow::Result<Vec<yizhan_sync::domain::item::Item>> {
+    use crate::catalog::sheets;
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let sheet_problems = |problems: Vec<sheets::CellProblem>| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{}: {} problems; nothing was published:\n  {}",
+            file.display(),
+            lines.len(),
+            lines.join("\n  ")
+        )
+    };
+    if file.is_dir() || extension.as_deref() == Some("csv") {
+        let dir = if file.is_dir() {
+            file
+        } else {
+            file.parent().unwrap_or(Path::new("."))
+        };
+        return sheets::read_csv_dir(dir).map_err(sheet_problems);
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if extension.as_deref() == Some("xlsx") {
+        return sheets::read_xlsx(&bytes).map_err(sheet_problems);
+    }
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is not UTF-8 text (nor .xlsx or .csv)", file.display()))?;
+    crate::catalog::parse(&text).map_err(|e| match e {
+        crate::catalog::CatalogFileError::Syntax { line, message } => {
+            anyhow::anyhow!("{}:{line}: {message}", file.display())
+        }
+        problems => anyhow::anyhow!("{}: {problems}", file.display()),
+    })
 }
 
 /// `yizhan export-bundle --for NODE FILE`: everything the node may read, signed by this

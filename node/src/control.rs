@@ -5,7 +5,7 @@
 //! Only the data dir's owner reaches it (the dir is mode 0700), the same person who may
 //! open the database beside the node, so it needs no other authentication. The protocol
 //! is one line each way: a command (`status` or `sync-now`), then one line of JSON.
-//! `import-catalog` is followed by the catalog file's text up to the end of the stream:
+//! `import-catalog` is followed by the catalog's items as JSON up to the end of the stream:
 //! the running node publishes it through its own writer (`Store::import_catalog`), since
 //! a second writer beside it would hold a stale copy of the documents it caches.
 
@@ -63,7 +63,7 @@ pub struct ImportOutcome {
     pub message: String,
 }
 
-/// The largest catalog file `import-catalog` reads over the socket.
+/// The largest catalog (its items as JSON) `import-catalog` reads over the socket.
 pub const MAX_CATALOG_BYTES: u64 = 32 << 20;
 
 /// A bound control socket, ready to serve.
@@ -173,15 +173,15 @@ async fn answer(
     Ok(())
 }
 
-/// Checks the whole file first, then publishes it in one transaction.
+/// Checks every item first, then publishes them in one transaction.
 async fn import_catalog(store: Option<&crate::store::Store>, text: &str) -> ImportOutcome {
     let refused = |message: String| ImportOutcome { ok: false, message };
     let Some(store) = store else {
         return refused("this node does not take a catalog over its control socket".into());
     };
-    let items = match crate::catalog::parse(text) {
+    let items: Vec<yizhan_sync::domain::item::Item> = match serde_json::from_str(text) {
         Ok(items) => items,
-        Err(e) => return refused(e.to_string()),
+        Err(e) => return refused(format!("the items do not read: {e}")),
     };
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     match store.import_catalog(items, now).await {

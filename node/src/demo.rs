@@ -281,6 +281,7 @@ async fn seed_cases(store: &Store, now: u64) -> anyhow::Result<()> {
                     materials.retain(|m| !m.name.contains("照片"));
                 }
                 let new = NewCase {
+                    situations: Vec::new(),
                     applicant: Applicant::NaturalPerson {
                         name: name.into(),
                         id_number: demo_resident_id(birth, 10 + idx as u32),

@@ -84,6 +84,18 @@ impl From<&yizhan_sync::engine::AuthoringError> for Words {
     }
 }
 
+impl From<&yizhan_sync::domain::staff::StaffError> for Words {
+    fn from(e: &yizhan_sync::domain::staff::StaffError) -> Words {
+        use yizhan_sync::domain::staff::StaffError as E;
+        match e {
+            E::Control(refused) => Words::from(&CaseError::Text(*refused)),
+            E::Username(user) | E::StandIn(user) => Words::new(e.code()).text("user", user.clone()),
+            E::Role(value) | E::Place(value) => Words::new(e.code()).text("value", value.clone()),
+            _ => Words::new(e.code()),
+        }
+    }
+}
+
 impl From<&yizhan_sync::domain::draft::DraftError> for Words {
     fn from(e: &yizhan_sync::domain::draft::DraftError) -> Words {
         let mut words = Words::new(e.code());
@@ -91,6 +103,16 @@ impl From<&yizhan_sync::domain::draft::DraftError> for Words {
             words = words.text(name, value);
         }
         words
+    }
+}
+
+impl From<&yizhan_sync::domain::attachment::AttachmentError> for Words {
+    fn from(e: &yizhan_sync::domain::attachment::AttachmentError) -> Words {
+        e.params()
+            .into_iter()
+            .fold(Words::new(e.code()), |words, (name, value)| {
+                words.text(name, value)
+            })
     }
 }
 
@@ -344,6 +366,40 @@ mod tests {
         for e in yizhan_sync::domain::draft::DraftError::examples() {
             listed.push(e.code());
             examples.push(Words::from(&e));
+        }
+        {
+            use yizhan_sync::domain::staff::StaffError as E;
+            for e in [
+                E::Username("x".into()),
+                E::Length,
+                E::Role("x".into()),
+                E::Verifier,
+                E::Place("x".into()),
+                E::StandIn("x".into()),
+                E::ChiefNotDepartment,
+                E::Generation,
+                E::NotAnAdminAtAHall,
+            ] {
+                listed.push(e.code());
+                examples.push(Words::from(&e));
+            }
+        }
+        {
+            use yizhan_sync::domain::attachment::{AttachmentError as E, ContentType};
+            for e in [
+                E::Empty,
+                E::TooLarge { size: 3_000_000 },
+                E::UnknownType {
+                    content_type: "application/json".into(),
+                },
+                E::NotWhatItSays {
+                    declared: ContentType::Pdf,
+                },
+                E::BadName,
+            ] {
+                listed.push(e.code());
+                examples.push(Words::from(&e));
+            }
         }
         let sources = codes_in_sources();
         assert!(

@@ -16,9 +16,11 @@
 mod accounts;
 mod appointments;
 mod assessment;
+mod attachments;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
+mod counters;
 mod drafts;
 mod feed;
 mod file;
@@ -31,6 +33,7 @@ mod notification;
 pub mod postgres;
 mod rebuild;
 mod snapshot;
+mod staff;
 mod stats;
 mod supervision;
 mod sync;
@@ -59,6 +62,7 @@ pub use calendars::PublishedYear;
 pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
 };
+pub use counters::Counter;
 pub use drafts::{Draft, DraftEdit, Review, authoring_refused, draft_refused};
 pub use feed::{
     FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
@@ -75,6 +79,7 @@ pub use migrations::SCHEMA_VERSION;
 pub use notices::{Correction, Issuer, StoredNotice, notice_content};
 pub use notification::{NewNotification, NotificationView};
 pub use rebuild::RebuildReport;
+pub use staff::{NewStaff, StaffPatch, Standing, TreeAccount, staff_refused};
 pub use stats::{
     EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,
     Snapshot, Workload,
@@ -242,6 +247,7 @@ impl StoreError {
                 CaseError::MaterialsMissing { .. }
                 | CaseError::Invalid { .. }
                 | CaseError::UnknownMaterial { .. }
+                | CaseError::UnknownSituation { .. }
                 | CaseError::ItemCancelled { .. }
                 | CaseError::NotYetEffective { .. }
                 | CaseError::NotOnApplication { .. }

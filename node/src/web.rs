@@ -13,14 +13,17 @@
 pub mod appointments;
 pub mod assessment;
 pub mod cases;
+pub mod counters;
 pub mod dashboard;
 pub mod drafts;
 pub mod export;
 pub mod follow;
+mod guide;
 pub mod hall;
 pub mod notifications;
 pub mod staff;
 pub mod supervision;
+pub mod tree_staff;
 
 pub mod session;
 pub mod worklist;
@@ -131,6 +134,9 @@ where
         .route("/catalog/drafts/{id}/review", post(drafts::review))
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
+        .route("/catalog/{code}/attachments/{id}", get(guide::download))
+        .route("/catalog/export.xlsx", get(guide::export_xlsx))
+        .route("/catalog/export.csv", get(guide::export_csv))
         .route("/admin/users", get(staff::index).post(staff::add))
         .route(
             "/admin/users/{username}/password",
@@ -138,6 +144,12 @@ where
         )
         .route("/admin/users/{username}/state", post(staff::set_state))
         .route("/admin/users/{username}/role", post(staff::set_role))
+        .route("/admin/staff", get(tree_staff::index).post(tree_staff::add))
+        .route(
+            "/admin/counters",
+            get(counters::index).post(counters::change),
+        )
+        .route("/admin/staff/{username}", post(tree_staff::change))
         .route("/admin/status", get(admin_status))
         .route("/admin/sync", post(admin_sync))
         .route("/cases", post(cases::create))
@@ -1556,6 +1568,8 @@ struct GuideView {
     limits: String,
     fees: String,
     objects: String,
+    /// The implementation-list elements beyond §9.1.2's (DOMAIN §4).
+    extra: guide::GuideExtras,
 }
 
 fn guide_view(t: &Tr, item: Item) -> GuideView {
@@ -1593,6 +1607,7 @@ fn guide_view(t: &Tr, item: Item) -> GuideView {
         .join("、");
     GuideView {
         kind: t.get(&format!("power.{}", item.kind.code())).into_owned(),
+        extra: guide::extras(t, &item),
         item,
         case_type,
         limits,

@@ -11,6 +11,8 @@
 //! | `item`   | (items) the whole [`Item`] as a JSON string                  |
 //! | `intake` | (cases) the [`Intake`] as a JSON string, written once        |
 //! | `events` | (cases) map from event id to the [`Event`] as a JSON string  |
+//! | `meta`   | (attachments) the [`Attachment`] as a JSON string           |
+//! | `content`| (attachments) the file's bytes                              |
 //!
 //! Why JSON strings and not nested Automerge maps: an item version is published as one
 //! consistent unit, so it is a last-writer-wins register as a whole, never a field-by-field
@@ -28,6 +30,7 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{Automerge, AutomergeError, ObjType, ROOT, ReadDoc, ScalarValueRef, ValueRef};
 
 use crate::auth::NodeRecord;
+use crate::domain::attachment::Attachment;
 use crate::domain::calendar::{Calendar, Date, Deadlines, WarningLevel};
 use crate::domain::case::{self, Event, Intake};
 use crate::domain::item::Item;
@@ -804,7 +807,8 @@ pub fn record_fields(kind: DocKind) -> &'static [&'static str] {
         DocKind::Notice => &["content", "digest", "seal"],
         DocKind::Supervision | DocKind::Reply | DocKind::Notification => &["body"],
         DocKind::Calendar => &["text"],
-        DocKind::Item | DocKind::Case | DocKind::Registry => &[],
+        DocKind::Staff => &["account"],
+        DocKind::Item | DocKind::Case | DocKind::Registry | DocKind::Attachment => &[],
     }
 }
 
@@ -879,6 +883,8 @@ pub enum Rows {
     Case(Box<CaseRow>, Vec<EventRow>),
     Registry(RegistryDoc),
     Record(RecordDoc),
+    /// An attachment's record, without its bytes.
+    Attachment(Scope, Attachment),
 }
 
 /// Reads a document of any kind and derives its rows.
@@ -896,8 +902,58 @@ pub fn rows(id: &DocId, doc: &Automerge, calendar: &Calendar) -> Result<Rows, Do
         | DocKind::Supervision
         | DocKind::Reply
         | DocKind::Calendar
-        | DocKind::Notification => Rows::Record(read_record(doc)?),
+        | DocKind::Notification
+        | DocKind::Staff => Rows::Record(read_record(doc)?),
+        DocKind::Attachment => {
+            let (scope, attachment) = read_attachment_meta(doc)?;
+            Rows::Attachment(scope, attachment)
+        }
     })
+}
+
+/// Creates an attachment document: its record and its bytes, in one change that is never
+/// followed by another.
+pub fn new_attachment(
+    origin: &Origin,
+    scope: &Scope,
+    attachment: &Attachment,
+    bytes: &[u8],
+    unix_ms: u64,
+) -> Result<(DocId, Automerge), DocError> {
+    let mut doc = new_doc(origin);
+    doc.transact_with(
+        |_| commit_options(unix_ms, "attach"),
+        |tx| {
+            tx.put(ROOT, "schema", SCHEMA)?;
+            tx.put(ROOT, "kind", DocKind::Attachment.as_str())?;
+            tx.put(ROOT, "scope", scope.as_str())?;
+            tx.put(ROOT, "meta", to_json(attachment))?;
+            tx.put(ROOT, "content", bytes.to_vec())?;
+            Ok::<_, AutomergeError>(())
+        },
+    )
+    .map_err(|f| f.error)?;
+    Ok((attachment.doc_id(&scope.division()), doc))
+}
+
+/// Reads an attachment's scope and record, leaving its bytes in the document.
+pub fn read_attachment_meta(doc: &Automerge) -> Result<(Scope, Attachment), DocError> {
+    let root = Root::read(doc);
+    let scope = root.expect_kind(DocKind::Attachment)?;
+    Ok((scope, parse_json("meta", root.text("meta")?)?))
+}
+
+/// Reads an attachment's record and bytes.
+pub fn read_attachment(doc: &Automerge) -> Result<(Scope, Attachment, Vec<u8>), DocError> {
+    let (scope, attachment) = read_attachment_meta(doc)?;
+    let bytes = match doc.get(ROOT, "content")? {
+        Some((automerge::Value::Scalar(value), _)) => match value.as_ref() {
+            automerge::ScalarValue::Bytes(bytes) => bytes.clone(),
+            _ => return Err(DocError::Missing("content")),
+        },
+        _ => return Err(DocError::Missing("content")),
+    };
+    Ok((scope, attachment, bytes))
 }
 
 #[cfg(test)]
@@ -921,6 +977,7 @@ mod tests {
         Intake::new(
             &sample_item(),
             NewCase {
+                situations: Vec::new(),
                 applicant: Applicant::NaturalPerson {
                     name: "李四".into(),
                     id_number: ResidentId::parse("11010519491231002X").unwrap(),
@@ -949,6 +1006,7 @@ mod tests {
             node: NodeId([node; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Accept {
                 serial_no: SerialNo::parse("11440399990000017K4000599301000202603029900100110001")
                     .unwrap(),
@@ -1040,6 +1098,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Suspend {
                 procedure: "专家评审".into(),
                 reason: "需专家评审，期限未定".into(),
@@ -1059,6 +1118,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Resume {
                 note: String::new(),
             },
@@ -1068,6 +1128,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Withdraw {
                 reason: "申请人撤回".into(),
             },
@@ -1102,6 +1163,7 @@ mod tests {
             node: NodeId([1; 16]),
             staff: "w".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Withdraw {
                 reason: "申请人撤回".into(),
             },
@@ -1111,6 +1173,7 @@ mod tests {
             node: NodeId([2; 16]),
             staff: "h".into(),
             counter: String::new(),
+            stand_in_for: None,
             action: Action::Decide {
                 approved: true,
                 reason: "".into(),

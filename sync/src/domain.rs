@@ -2,6 +2,7 @@
 //! check digits, the working-day calendar and time limits, serial numbers, items, and the
 //! case state machine. Nothing here reads a clock, a file or a socket; callers pass `now`.
 
+pub mod attachment;
 pub mod calendar;
 pub mod case;
 pub mod codes;
@@ -11,5 +12,6 @@ pub mod item;
 pub mod notice;
 pub mod query_code;
 pub mod serial;
+pub mod staff;
 pub mod supervision;
 pub mod text;

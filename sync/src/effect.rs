@@ -30,11 +30,13 @@ use automerge::{Automerge, Change, ExpandedChange, ObjType, ROOT, ReadDoc, Scala
 
 use crate::auth::{self, NodeRecord, Refusal};
 use crate::doc;
+use crate::domain::attachment::Attachment;
 use crate::domain::case::{Event, Intake};
 use crate::domain::codes::DivisionLevel;
 use crate::domain::item::Item;
 use crate::domain::notice;
 use crate::domain::serial::{self, Segment, SerialNo};
+use crate::domain::staff::StaffAccount;
 use crate::domain::supervision::{Notification, SupervisionNotice, SupervisionReply};
 use crate::envelope::Envelope;
 use crate::ids::{DocId, DocKind, NodeId, Scope};
@@ -224,6 +226,36 @@ fn judge_inner(
                 creation_header(envelope, &expanded, doc::record_fields(envelope.kind), None)?;
             notification_creation(author, envelope, &texts)
         }
+        DocKind::Staff => {
+            // Only the hall whose catalog scope it is writes its accounts there (the scope
+            // reaches exactly the hall's subtree), and only the hall that created one
+            // changes it: a parent hall does not write into a child hall's accounts.
+            if !author.role.is_hall()
+                || envelope.scope.kind() != crate::ids::ScopeKind::Catalog
+                || author.division != division
+                || held.is_some_and(|d| creator(d) != Some(author.node))
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            staff_change(author, envelope, &expanded, held)
+        }
+        DocKind::Attachment => {
+            if held.is_some() {
+                return Err(effect(
+                    envelope,
+                    "changes an attachment, which is never changed once published",
+                ));
+            }
+            // Only the hall whose catalog scope it is publishes there, as it publishes
+            // the items that name it.
+            if !author.role.is_hall()
+                || envelope.scope.kind() != crate::ids::ScopeKind::Catalog
+                || author.division != division
+            {
+                return Err(not_authorized(author, &envelope.scope));
+            }
+            attachment_creation(envelope, &expanded)
+        }
         DocKind::Calendar => {
             if !auth::may_write(author, &envelope.scope) {
                 return Err(not_authorized(author, &envelope.scope));
@@ -362,6 +394,9 @@ fn creation_header<'a>(
             }
             ("kind", _) if put_str(op) == Some(envelope.kind.as_str()) => {}
             ("scope", _) if put_str(op) == Some(envelope.scope.as_str()) => {}
+            // An attachment's bytes, checked against its record by `attachment_creation`.
+            ("content", OpType::Put(ScalarValue::Bytes(_)))
+                if envelope.kind == DocKind::Attachment => {}
             (key, OpType::Make(ObjType::Map)) if Some(key) == map_key => {
                 made = Some(op_id(expanded, index));
             }
@@ -381,6 +416,9 @@ fn creation_header<'a>(
     let mut needed = vec!["schema", "kind", "scope"];
     needed.extend_from_slice(body);
     needed.extend(map_key);
+    if envelope.kind == DocKind::Attachment {
+        needed.push("content");
+    }
     if let Some(absent) = needed.iter().find(|k| !seen.contains(k)) {
         return Err(effect(
             envelope,
@@ -405,6 +443,11 @@ fn case_creation(
         .map_err(|e| effect(envelope, format!("its intake does not read: {e}")))?;
     crate::domain::case::check_received_intake(&intake)
         .map_err(|refused| effect(envelope, format!("its intake: {refused}")))?;
+    crate::domain::case::check_situations(
+        &intake.situations,
+        intake.item.situations.iter().map(String::as_str),
+    )
+    .map_err(|e| effect(envelope, format!("its intake: {e}")))?;
     let division = envelope.scope.division();
     if intake.node != author.node
         || intake.doc_id() != envelope.doc
@@ -524,6 +567,17 @@ fn event_op<'a>(
             }
             crate::domain::case::check_received_event(&event)
                 .map_err(|refused| effect(envelope, format!("event {key}: {refused}")))?;
+            // A stand-in acts for another person: a sign-in name, never the actor's own.
+            if let Some(first) = &event.stand_in_for
+                && (crate::domain::staff::check_username(first).is_err() || *first == event.staff)
+            {
+                return Err(effect(
+                    envelope,
+                    format!(
+                        "event {key} is recorded for {first:?}, who is not another staff member"
+                    ),
+                ));
+            }
             let kind = event.action.kind();
             if !auth::may_record(
                 relation,
@@ -771,6 +825,109 @@ fn notification_creation(
     Ok(())
 }
 
+/// A staff account written or replaced by its hall (§8.6.3): the account must be valid,
+/// name its hall and the id it lands in, be written by a role the engine lets manage
+/// accounts, and, replacing one, follow it (a new verifier only with a new generation).
+fn staff_change(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    held: Option<&Automerge>,
+) -> Result<(), Verdict> {
+    let texts = match held {
+        None => creation_header(envelope, expanded, &["account"], None)?.0,
+        Some(_) => {
+            let mut texts = Vec::new();
+            for op in &expanded.operations {
+                match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
+                    (true, Some("account"), Some(text)) if !op.insert => {
+                        texts.push(("account", text))
+                    }
+                    _ => {
+                        return Err(effect(
+                            envelope,
+                            "changes a staff account other than by writing its next version",
+                        ));
+                    }
+                }
+            }
+            texts
+        }
+    };
+    let [(_, text)] = texts[..] else {
+        return Err(effect(envelope, "writes no account, or several at once"));
+    };
+    let account: StaffAccount = serde_json::from_str(text)
+        .map_err(|e| effect(envelope, format!("its account does not read: {e}")))?;
+    let division = envelope.scope.division();
+    account
+        .validate(&division)
+        .map_err(|e| effect(envelope, format!("its account is not valid: {e}")))?;
+    if account.hall != author.node
+        || StaffAccount::doc_id_for(&division, &account.username).as_ref() != Some(&envelope.doc)
+    {
+        return Err(effect(
+            envelope,
+            "writes an account in another node's name or under another account's id",
+        ));
+    }
+    let role = crate::engine::StaffRole::parse(&account.by_role);
+    if role.is_none_or(|role| crate::engine::may_manage_staff(author, role).is_err()) {
+        return Err(Refusal::EventNotAllowed {
+            node: author.node,
+            role: author.role.as_str(),
+            kind: "staff",
+            doc: envelope.doc.to_string(),
+        }
+        .into());
+    }
+    if let Some(document) = held {
+        let before: StaffAccount = doc::read_record(document)
+            .ok()
+            .and_then(|r| serde_json::from_str(r.field("account")).ok())
+            .ok_or_else(|| effect(envelope, "the account it replaces cannot be read"))?;
+        account
+            .may_follow(&before)
+            .map_err(|e| effect(envelope, format!("does not follow the account held: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A new attachment must hold the bytes its record describes, of a type taken, under the
+/// id its hall's division and its digest make.
+fn attachment_creation(envelope: &Envelope, expanded: &ExpandedChange) -> Result<(), Verdict> {
+    let (texts, _) = creation_header(envelope, expanded, &["meta"], None)?;
+    let meta = texts
+        .iter()
+        .find(|(k, _)| *k == "meta")
+        .map_or("", |(_, v)| *v);
+    let attachment: Attachment = serde_json::from_str(meta)
+        .map_err(|e| effect(envelope, format!("its record does not read: {e}")))?;
+    let bytes = expanded
+        .operations
+        .iter()
+        .find_map(|op| match (&op.obj, key_of(op), &op.action) {
+            (ObjectId::Root, Some("content"), OpType::Put(ScalarValue::Bytes(bytes))) => {
+                Some(bytes.as_slice())
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    if !attachment.holds(bytes) {
+        return Err(effect(
+            envelope,
+            "carries a file that is not what its record says (name, type, size or digest)",
+        ));
+    }
+    if attachment.doc_id(&envelope.scope.division()) != envelope.doc {
+        return Err(effect(
+            envelope,
+            "publishes an attachment under another file's or hall's id",
+        ));
+    }
+    Ok(())
+}
+
 /// A calendar year published (or republished) by its hall: the text must read as exactly
 /// the year its id names, in a document of the hall's own division.
 fn calendar_change(
@@ -908,4 +1065,6 @@ fn registry_change(
 }
 
 #[cfg(test)]
-mod tests;
+mod staff_tests;
+#[cfg(test)]
+pub(crate) mod tests;

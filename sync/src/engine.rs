@@ -21,6 +21,7 @@
 mod act;
 mod authoring;
 pub mod session;
+mod staff;
 mod supervise;
 
 pub use act::{
@@ -29,6 +30,7 @@ pub use act::{
 pub use authoring::{
     AuthoringAct, AuthoringError, authoring_open_to, level_authored_by, may_author, may_review,
 };
+pub use staff::{chief_authorizes, may_manage_staff, stand_in_for};
 pub use supervise::{
     SupervisionAct, assessment_open_to, may_assess, may_issue_supervision, may_supervise,
 };

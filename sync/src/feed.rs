@@ -38,12 +38,14 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 /// over a nonce and the body's length and digest, carried in headers, so a receiver
 /// authenticates the caller before it reads the body (`request`, `yizhan-request-v2`),
 /// and a child may hold a long-poll (`/sync/v1/wait`) open to its parent. 4: documents of
-/// the kind `notification` (a hall's 通报) travel in batches. 5: items carry new fields
-/// (the effective date of a version, and the guide's new elements), which a node of 4
-/// refuses as unknown.
+/// the kind `notification` (a hall's 通报) travel in batches. 5: documents of the kinds
+/// `attachment` (a hall's blank forms and samples) and `staff` (the tree's accounts)
+/// travel in batches, and items carry new fields (the guide's new elements, a version's
+/// effective date), which a node of 4 refuses as unknown.
 pub const PROTOCOL_VERSION: u16 = 5;
-/// The oldest protocol version this build still speaks: 5, since a node of 4 refuses the
-/// item versions of 5 as unknown fields and would quarantine them rather than hear
+/// The oldest protocol version this build still speaks: 5, since a node of 4 cannot
+/// decode a batch that carries an attachment or an account, and refuses the item
+/// versions of 5, and would fail every pull rather than hear
 /// "upgrade needed".
 pub const MIN_PROTOCOL_VERSION: u16 = 5;
 

@@ -104,10 +104,16 @@ pub enum DocKind {
     /// A hall's notification (通报, §10.3), in its catalog scope so it reaches every node
     /// below the hall; never changed.
     Notification,
+    /// A staff account a hall's admin wrote (§8.6.3), in the hall's catalog scope so it
+    /// reaches every node below the hall; its hall replaces it (disable, reset).
+    Staff,
+    /// A file a hall publishes with its catalog (an item's blank form or sample, 空表/样表),
+    /// in its catalog scope; written once, never changed.
+    Attachment,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 8] = [
+    pub const ALL: [DocKind; 10] = [
         DocKind::Item,
         DocKind::Case,
         DocKind::Registry,
@@ -116,6 +122,8 @@ impl DocKind {
         DocKind::Reply,
         DocKind::Calendar,
         DocKind::Notification,
+        DocKind::Staff,
+        DocKind::Attachment,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +136,8 @@ impl DocKind {
             DocKind::Reply => "reply",
             DocKind::Calendar => "calendar",
             DocKind::Notification => "notification",
+            DocKind::Staff => "staff",
+            DocKind::Attachment => "attachment",
         }
     }
 
@@ -147,6 +157,8 @@ impl DocKind {
             DocKind::Reply => "sr",
             DocKind::Calendar => "y",
             DocKind::Notification => "b",
+            DocKind::Staff => "u",
+            DocKind::Attachment => "a",
         }
     }
 
@@ -160,7 +172,11 @@ impl DocKind {
     /// travel with the cases of their division, calendars with the catalog.
     pub fn scope_kind(self) -> ScopeKind {
         match self {
-            DocKind::Item | DocKind::Calendar | DocKind::Notification => ScopeKind::Catalog,
+            DocKind::Item
+            | DocKind::Calendar
+            | DocKind::Notification
+            | DocKind::Staff
+            | DocKind::Attachment => ScopeKind::Catalog,
             DocKind::Case | DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
                 ScopeKind::Case
             }
@@ -172,7 +188,11 @@ impl DocKind {
     pub fn immutable(self) -> bool {
         matches!(
             self,
-            DocKind::Notice | DocKind::Supervision | DocKind::Reply | DocKind::Notification
+            DocKind::Notice
+                | DocKind::Supervision
+                | DocKind::Reply
+                | DocKind::Notification
+                | DocKind::Attachment
         )
     }
 }

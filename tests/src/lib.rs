@@ -508,6 +508,26 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
+/// PATCH JSON with a bearer token.
+pub fn patch(
+    agent: &ureq::Agent,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<Answer, ureq::Error> {
+    let mut request = agent.patch(url);
+    if let Some(token) = token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send_json(body)?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_json::<Value>()
+        .unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
 /// PUT JSON with a bearer token.
 pub fn put(
     agent: &ureq::Agent,

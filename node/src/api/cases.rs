@@ -40,6 +40,10 @@ pub struct CreateCase {
     pub counter: Option<String>,
     #[serde(default)]
     pub note: String,
+    /// The item's situations (情形) the applicant is in, by name; the materials are
+    /// checked against theirs.
+    #[serde(default)]
+    pub situations: Vec<String>,
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -128,6 +132,7 @@ impl CreateCase {
             None => None,
         };
         let new = NewCase {
+            situations: self.situations,
             applicant,
             agent,
             materials: self.materials.into_iter().map(material).collect(),
@@ -710,6 +715,8 @@ pub struct CaseView {
     pub calendar: Option<String>,
     /// False when a deadline lies beyond the years the calendar covers.
     pub calendar_covered: bool,
+    /// The item's situations (情形) chosen at intake; the materials are theirs.
+    pub situations: Vec<String>,
     pub materials_received: Vec<MaterialInput>,
     pub materials_missing: Vec<ShortfallView>,
     /// The office the case was last transferred to (转办); none while it stays here.
@@ -763,6 +770,9 @@ pub struct EventOut {
     pub at: String,
     pub node: String,
     pub staff: String,
+    /// Whom `staff` acted for as their stand-in (B角, SZDB/Z 176 §7.4.1.3), if anyone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stand_in_for: Option<String>,
     pub kind: String,
     /// The event's fields (reason, serial number, materials, …).
     pub details: serde_json::Value,
@@ -788,6 +798,7 @@ impl From<EventView> for EventOut {
             at: rfc3339_cst(e.at_ms),
             node: e.node,
             staff: e.staff,
+            stand_in_for: e.stand_in_for,
             kind,
             details,
             conflict: e.conflict,
@@ -844,6 +855,7 @@ impl From<CaseDetail> for CaseView {
             closed_on: s.closed_on,
             calendar: d.calendar,
             calendar_covered: d.calendar_covered,
+            situations: intake.situations.clone(),
             materials_received: d
                 .received
                 .into_iter()

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use utoipa::{IntoParams, ToSchema};
 use yizhan_sync::domain::calendar::YellowThreshold;
 use yizhan_sync::domain::item::{
-    CaseType, Item, ItemStatus, OnlineDepth, ServiceObject, SubjectNature,
+    CaseType, Item, ItemStatus, Material, OnlineDepth, ServiceObject, SubjectNature,
 };
 
 use super::ApiState;
@@ -163,6 +163,28 @@ pub struct ItemView {
     pub result: String,
     /// 到办事现场次数.
     pub visits: u32,
+    /// 办理形式: `window`, `online`, `self_service`, `post`.
+    pub handling_forms: Vec<String>,
+    /// 是否支持预约.
+    pub booking: bool,
+    /// 情形: variants that change the materials, chosen at intake.
+    pub situations: Vec<SituationView>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SituationView {
+    pub name: String,
+    /// Materials it asks for on top of the item's own.
+    pub adds: Vec<MaterialView>,
+    /// Names of the item's materials it does not need.
+    pub not_needed: Vec<String>,
+}
+
+/// A blank form or sample: its id and where the guide offers it for download.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct AttachmentRef {
+    pub id: String,
+    pub url: String,
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -194,7 +216,10 @@ pub struct PlaceView {
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ProcessStepView {
     pub name: String,
+    /// 环节时限, working days.
     pub days: Option<u32>,
+    /// 责任岗位.
+    pub post: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -205,6 +230,43 @@ pub struct MaterialView {
     pub required: bool,
     pub condition: Option<String>,
     pub note: Option<String>,
+    /// 来源渠道: `applicant` or `government` (with `issuer`).
+    pub source: Option<String>,
+    pub issuer: Option<String>,
+    /// 形式: `paper`, `electronic` or `both`.
+    pub form: Option<String>,
+    /// 纸质规格.
+    pub paper_spec: Option<String>,
+    /// 受理标准.
+    pub standard: Option<String>,
+    /// 空表.
+    pub blank_form: Option<AttachmentRef>,
+    /// 样表.
+    pub sample: Option<AttachmentRef>,
+}
+
+fn material_view(impl_code: &str, m: &Material) -> MaterialView {
+    let attachment = |id: &Option<String>| {
+        id.as_ref().map(|id| AttachmentRef {
+            id: id.clone(),
+            url: crate::catalog::attachment_path(impl_code, id),
+        })
+    };
+    MaterialView {
+        name: m.name.clone(),
+        originals: m.originals,
+        copies: m.copies,
+        required: m.required,
+        condition: m.condition.clone(),
+        note: m.note.clone(),
+        source: m.source.map(|s| s.as_str().to_string()),
+        issuer: m.issuer.clone(),
+        form: m.form.map(|f| f.as_str().to_string()),
+        paper_spec: m.paper_spec.clone(),
+        standard: m.standard.clone(),
+        blank_form: attachment(&m.blank_form),
+        sample: attachment(&m.sample),
+    }
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -277,6 +339,7 @@ impl From<Item> for ItemView {
                 .map(|s| ProcessStepView {
                     name: s.name.clone(),
                     days: s.days,
+                    post: s.post.clone(),
                 })
                 .collect(),
             case_type: snake::<CaseType>(&item.case_type),
@@ -295,14 +358,7 @@ impl From<Item> for ItemView {
             materials: item
                 .materials
                 .iter()
-                .map(|m| MaterialView {
-                    name: m.name.clone(),
-                    originals: m.originals,
-                    copies: m.copies,
-                    required: m.required,
-                    condition: m.condition.clone(),
-                    note: m.note.clone(),
-                })
+                .map(|m| material_view(item.impl_code.as_str(), m))
                 .collect(),
             special_procedures: item
                 .special_procedures
@@ -330,6 +386,25 @@ impl From<Item> for ItemView {
             remedies: item.remedies.clone(),
             result: item.result.clone(),
             visits: item.visits,
+            handling_forms: item
+                .handling_forms
+                .iter()
+                .map(|f| f.as_str().to_string())
+                .collect(),
+            booking: item.booking,
+            situations: item
+                .situations
+                .iter()
+                .map(|s| SituationView {
+                    name: s.name.clone(),
+                    adds: s
+                        .adds
+                        .iter()
+                        .map(|m| material_view(item.impl_code.as_str(), m))
+                        .collect(),
+                    not_needed: s.not_needed.clone(),
+                })
+                .collect(),
             name: item.name,
         }
     }
@@ -461,4 +536,91 @@ pub async fn versions(
         before = Some(item);
     }
     Ok(Json(ItemVersions { versions }))
+}
+
+/// Who publishes to the catalog directly through the API (the attachments items name):
+/// an admin of a hall that authors a catalog, the engine's rule (`engine::may_author`,
+/// the admins' bulk path of §8.4.1).
+pub(super) fn may_publish_catalog(state: &ApiState, user: &Authenticated) -> ApiResult<()> {
+    may_author(
+        state.store.own_record(),
+        user.0.role,
+        None,
+        AuthoringAct::Publish,
+    )
+    .map_err(|e| authoring_refused(e).into())
+}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `xlsx` (every sheet in one workbook, the default) or `csv` (one sheet).
+    pub format: Option<String>,
+    /// With `csv`: the sheet (事项, 申请材料, 办理情形, 办理流程, 设定依据, 特别程序,
+    /// 收费项目); 事项 by default.
+    pub sheet: Option<String>,
+}
+
+/// Export the catalog as .xlsx or CSV
+///
+/// Every item held here, in the layout `yizhan import-catalog` reads: one row per item on
+/// the sheet 事项 with the national list's element names as headers, materials,
+/// situations, steps, legal bases, special procedures and fees on further sheets keyed by
+/// 实施编码. As CSV, one sheet a request.
+#[utoipa::path(get, path = "/api/v1/catalog/export", tag = "catalog", params(ExportQuery),
+    responses(
+        (status = 200, description = "The workbook or the sheet", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 400, body = ErrorBody, description = "A malformed query"),
+        (status = 422, body = ErrorBody, description = "An unknown format or sheet"),
+        (status = 409, body = ErrorBody, description = "An item cannot be written in the layout")))]
+pub async fn export(
+    State(state): State<ApiState>,
+    Query(query): Query<ExportQuery>,
+) -> ApiResult<axum::response::Response> {
+    use crate::catalog::sheets;
+    use axum::response::IntoResponse;
+    let items = state.store.all_items().await?;
+    let not_exportable = |problems: Vec<String>| {
+        ApiError::words(
+            StatusCode::CONFLICT,
+            crate::i18n::Words::new("catalog_not_exportable").text("problems", problems.join("; ")),
+        )
+    };
+    let (content_type, file, bytes) = match query.format.as_deref().unwrap_or("xlsx") {
+        "xlsx" => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "catalog.xlsx".to_string(),
+            sheets::to_xlsx(&items).map_err(not_exportable)?,
+        ),
+        "csv" => {
+            let wanted = query.sheet.as_deref().unwrap_or("事项");
+            let sheet = sheets::to_sheets(&items)
+                .map_err(not_exportable)?
+                .into_iter()
+                .find(|s| s.name == wanted)
+                .ok_or_else(|| ApiError::invalid(format!("there is no sheet {wanted}")))?;
+            (
+                "text/csv; charset=utf-8",
+                format!("{wanted}.csv"),
+                sheets::to_csv(&sheet),
+            )
+        }
+        other => {
+            return Err(ApiError::invalid(format!(
+                "format {other:?}: ask for xlsx or csv"
+            )));
+        }
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                crate::catalog::download_disposition(&file),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

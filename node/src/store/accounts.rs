@@ -1,4 +1,5 @@
-//! Staff accounts and API tokens (local to the node, never synced).
+//! Node-local staff accounts and API tokens (never synced); sign-in and sessions also
+//! find the tree's accounts (`store::staff`).
 
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -59,6 +60,9 @@ impl Store {
             if exists {
                 return Err(StoreError::Conflict(Words::new("user_exists").text("user", user.username.clone())));
             }
+            // The tree's names are reserved here (store::staff).
+            super::staff::name_free(&ctx.conn, &ctx.identity.record.division, &user.username)?;
+            super::counters::ensure_counter(&ctx.conn, user.role, &user.counter, now_ms)?;
             ctx.conn.execute(
                 "INSERT INTO users (username, display_name, role, counter, password_hash, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -118,6 +122,7 @@ impl Store {
                 "role = ?2",
                 role.as_str().to_string().into(),
             )?;
+            super::counters::ensure_counter(&ctx.conn, role, &counter, 0)?;
             update_in(&ctx.conn, &username, "counter = ?2", counter.into())
         })
         .await
@@ -149,8 +154,23 @@ impl Store {
     /// on every page, so disabling an account or changing its role or counter takes effect
     /// at once).
     /// Also returns the password hash, so a session opened before a password change ends.
+    /// A tree account's (negative `id`) counts as disabled once it no longer signs in
+    /// here (`store::staff`).
     pub async fn user_standing(&self, id: i64) -> Result<Option<UserStanding>, StoreError> {
+        let own = self.own_record().division.clone();
         self.read(move |conn| {
+            if id < 0 {
+                return Ok(
+                    super::staff::by_number(conn, &own, id)?.map(|(record, account)| {
+                        UserStanding {
+                            disabled: record.disabled,
+                            role: record.role,
+                            password_hash: account.verifier,
+                            counter: record.counter,
+                        }
+                    }),
+                );
+            }
             Ok(conn
                 .prepare_cached(
                     "SELECT disabled, role, password_hash, counter FROM users WHERE id = ?1",
@@ -169,18 +189,25 @@ impl Store {
         .await
     }
 
-    /// A user and their password hash, for signing in.
+    /// A user and their password hash (a tree account's verifier), for signing in: the
+    /// local account of that name, else the one tree account of that name that signs in
+    /// here (`store::staff`).
     pub async fn user_with_password(
         &self,
         username: String,
     ) -> Result<Option<(UserRecord, String)>, StoreError> {
+        let own = self.own_record().division.clone();
         self.read(move |conn| {
-            Ok(conn
+            let local = conn
                 .prepare_cached(&format!(
                     "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"
                 ))?
                 .query_row([&username], |r| Ok((user_from_row(r)?, r.get(7)?)))
-                .optional()?)
+                .optional()?;
+            match local {
+                Some(found) => Ok(Some(found)),
+                None => super::staff::sign_in_account(conn, &own, &username),
+            }
         })
         .await
     }
@@ -198,7 +225,14 @@ impl Store {
                 .conn
                 .query_row("SELECT id FROM users WHERE username = ?1", [&username], |r| r.get(0))
                 .optional()?;
-            let user_id = user_id.ok_or_else(|| StoreError::NotFound { what: format!("user {username}") })?;
+            let Some(user_id) = user_id else {
+                // A tree account's token is kept here only, under its generation.
+                let own = ctx.identity.record.division.clone();
+                if super::staff::add_tree_token(&ctx.conn, &own, &username, token_hash, &label, now_ms)? {
+                    return Ok(());
+                }
+                return Err(StoreError::NotFound { what: format!("user {username}") });
+            };
             ctx.conn.execute(
                 "INSERT INTO api_tokens (user_id, token_hash, label, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![user_id, &token_hash[..], label, now_ms as i64],
@@ -213,8 +247,9 @@ impl Store {
         &self,
         token_hash: [u8; 32],
     ) -> Result<Option<TokenOwner>, StoreError> {
+        let own = self.own_record().division.clone();
         self.read(move |conn| {
-            Ok(conn
+            let local = conn
                 .prepare_cached(&format!(
                     "SELECT {} FROM api_tokens t JOIN users u ON u.id = t.user_id
                      WHERE t.token_hash = ?1 AND u.disabled = 0",
@@ -225,7 +260,11 @@ impl Store {
                         .join(", ")
                 ))?
                 .query_row([&token_hash[..]], user_from_row)
-                .optional()?)
+                .optional()?;
+            match local {
+                Some(owner) => Ok(Some(owner)),
+                None => super::staff::tree_token_owner(conn, &own, token_hash),
+            }
         })
         .await
     }

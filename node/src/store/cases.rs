@@ -192,6 +192,8 @@ pub struct EventView {
     pub at_ms: i64,
     pub node: String,
     pub staff: String,
+    /// Whom `staff` acted for as their stand-in (B角), if anyone.
+    pub stand_in_for: Option<String>,
     pub action: Action,
     /// The event did not apply where it fell in the merged order.
     pub conflict: bool,
@@ -334,6 +336,15 @@ impl Store {
                     &mut |code, date| issue_serial(&mut ctx.borrow_mut(), code, date),
                 )?
             };
+            // A stand-in's acts on the case of the one they stand in for say so (§7.4.1.3).
+            let mut new_events = new_events;
+            if let Person::Staff { username, .. } = &person {
+                let firsts = super::staff::stands_in_for(&ctx.conn, username)?;
+                let first = engine::stand_in_for(&case_doc, username, &firsts);
+                for event in &mut new_events {
+                    event.stand_in_for = first.clone();
+                }
+            }
             let origin = ctx.origin;
             doc::add_events(ctx.doc_mut(&case_id)?, &origin, &new_events)
                 .map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -525,6 +536,7 @@ fn read_detail(
                 at_ms: event.at.unix_ms() as i64,
                 node: event.node.to_hex(),
                 staff: event.staff.clone(),
+                stand_in_for: event.stand_in_for.clone(),
                 action: event.action.clone(),
             }
         })

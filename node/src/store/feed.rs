@@ -414,8 +414,16 @@ impl FeedReader {
                     }
                     // Calendar years change deadlines, which reach the sink as the cases'
                     // rows; the sink keeps no notifications (通报) yet, which the halls'
-                    // pages show; unknown kinds have nothing to write.
-                    Some(DocKind::Calendar | DocKind::Notification) | None => {}
+                    // pages show; staff accounts (password verifiers) never leave the tree;
+                    // nor attachments (files a guide offers, not figures); unknown kinds have
+                    // nothing to write.
+                    Some(
+                        DocKind::Calendar
+                        | DocKind::Notification
+                        | DocKind::Staff
+                        | DocKind::Attachment,
+                    )
+                    | None => {}
                 }
             }
         }

@@ -210,6 +210,27 @@ impl Store {
         .await
     }
 
+    /// Every item held here, published or cancelled, by implementation code: the catalog
+    /// as its spreadsheets export it.
+    pub async fn all_items(&self) -> Result<Vec<Item>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, body_json FROM items ORDER BY impl_code")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, body)| {
+                    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                        id,
+                        message: e.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// The categories of published items, with how many items each has.
     pub async fn item_categories(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|conn| {
@@ -235,6 +256,28 @@ pub(super) fn publish_in(
     now_ms: u64,
 ) -> Result<DocId, StoreError> {
     item.validate()?;
+    // A guide offers only files this node holds: a blank form or sample must be
+    // published (`POST /api/v1/attachments`) before the item that names it.
+    for attachment in item
+        .materials
+        .iter()
+        .chain(item.situations.iter().flat_map(|s| &s.adds))
+        .flat_map(|m| [&m.blank_form, &m.sample])
+        .flatten()
+    {
+        let held: bool = ctx.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM documents WHERE id = ?1 AND kind = 'attachment')",
+            params![attachment],
+            |r| r.get(0),
+        )?;
+        if !held {
+            return Err(StoreError::Invalid(
+                Words::new("attachment_unknown")
+                    .text("item", item.impl_code.to_string())
+                    .text("name", attachment.clone()),
+            ));
+        }
+    }
     let id = Item::doc_id_for(&item.impl_code);
     let origin = ctx.origin;
     match ctx.doc_mut(&id) {

@@ -26,7 +26,7 @@ pub struct RebuildReport {
 
 /// The derived tables, and the column that names a row's document (registry rows are
 /// found by the registry's scope, `registry/<division>` for document `r-<division>`).
-const TABLES: [(&str, &str); 8] = [
+const TABLES: [(&str, &str); 9] = [
     ("items", "id"),
     ("cases", "id"),
     ("case_events", "case_id"),
@@ -35,6 +35,7 @@ const TABLES: [(&str, &str); 8] = [
     ("supervision_notices", "id"),
     ("supervision_replies", "id"),
     ("notifications", "id"),
+    ("staff_accounts", "doc_id"),
 ];
 
 impl Store {
@@ -101,7 +102,8 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
          CREATE UNIQUE INDEX temp.rebuilt_notices_number ON rebuilt_notices (number);
          CREATE UNIQUE INDEX temp.rebuilt_supervision_notices_id ON rebuilt_supervision_notices (id);
          CREATE UNIQUE INDEX temp.rebuilt_supervision_replies_id ON rebuilt_supervision_replies (id);
-         CREATE UNIQUE INDEX temp.rebuilt_notifications_id ON rebuilt_notifications (id);",
+         CREATE UNIQUE INDEX temp.rebuilt_notifications_id ON rebuilt_notifications (id);
+         CREATE UNIQUE INDEX temp.rebuilt_staff_accounts_id ON rebuilt_staff_accounts (doc_id);",
     )?;
     let mut report = RebuildReport::default();
     let calendars = super::calendars::Calendars::load(conn)?;
@@ -209,9 +211,24 @@ fn rebuild_one(
             super::notification::notification_record_row(conn, "rebuilt_", &doc_id, &record)
                 .map_err(|e| e.to_string())?;
         }
+        Some(DocKind::Staff) => {
+            let record = doc::read_record(&document).map_err(|e| e.to_string())?;
+            super::staff::store_staff_row(
+                conn,
+                "rebuilt_",
+                &doc_id,
+                &record.scope,
+                record.field("account"),
+            )
+            .map_err(|e| e.to_string())?;
+        }
         // Calendar years have no rows of their own; they must read.
         Some(DocKind::Calendar) => {
             doc::read_record(&document).map_err(|e| e.to_string())?;
+        }
+        // Attachments are read from their documents, with no rows; they must read.
+        Some(DocKind::Attachment) => {
+            doc::read_attachment(&document).map_err(|e| e.to_string())?;
         }
         None => return Err(format!("unknown kind {kind:?}")),
     }

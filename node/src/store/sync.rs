@@ -1437,10 +1437,16 @@ fn write_rows(ctx: &mut WriteCtx, id: &DocId, rows: Rows) -> Result<Option<Hlc>,
                 DocKind::Notification => {
                     super::notification::notification_record_row(&ctx.conn, "", id, &record)?;
                 }
+                DocKind::Staff => {
+                    let own = ctx.identity.record.division.clone();
+                    super::staff::received_staff_row(&ctx.conn, &own, id, &record)?;
+                }
                 _ => {}
             }
             Ok(None)
         }
+        // An attachment is served from its document; nothing is derived from it.
+        Rows::Attachment(..) => Ok(None),
     }
 }
 
@@ -1478,4 +1484,4 @@ pub(super) fn count_lacking(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -51,6 +51,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
              content_json TEXT NOT NULL, digest BLOB NOT NULL, signature BLOB NOT NULL,
              issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
          DROP INDEX IF EXISTS changes_doc;
+         DROP TABLE staff_accounts; DROP TABLE staff_tokens; DROP TABLE counters;
          PRAGMA user_version = 7;",
     )
     .unwrap();
@@ -111,6 +112,7 @@ pub fn staff() -> Staff {
 /// An application for `item` with all its required materials.
 pub fn complete_application(item: &Item) -> NewCase {
     NewCase {
+        situations: Vec::new(),
         applicant: Applicant::NaturalPerson {
             name: "张三".into(),
             id_number: ResidentId::parse("11010519491231002X").unwrap(),
@@ -940,6 +942,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
              DROP INDEX IF EXISTS cases_scope_updated; DROP INDEX cases_holder_name;
              ALTER TABLE documents DROP COLUMN upto;
              DROP INDEX IF EXISTS changes_doc;
+             DROP TABLE staff_accounts; DROP TABLE staff_tokens; DROP TABLE counters;
              PRAGMA user_version = 11;",
         )
         .unwrap();
@@ -1566,6 +1569,7 @@ async fn open_cases_list_by_deadline_and_search_finds_them_every_way() {
         .await
         .unwrap();
     let short = NewCase {
+        situations: Vec::new(),
         materials: Vec::new(),
         ..complete_application(&residence)
     };

@@ -11,7 +11,7 @@ use yizhan_sync::domain::case::{
     Phone, Status,
 };
 use yizhan_sync::domain::codes::{CreditCode, ResidentId};
-use yizhan_sync::domain::item::{CaseType, Item, ServiceObject};
+use yizhan_sync::domain::item::{CaseType, Item, Material, ServiceObject};
 use yizhan_sync::domain::supervision::ReplyState;
 use yizhan_sync::ids::DocId;
 
@@ -46,6 +46,9 @@ struct NewCasePage<'a> {
     csrf: &'a str,
     form_id: String,
     item: Item,
+    /// The item's situations (情形) chosen, and the materials they ask for.
+    situations: Vec<String>,
+    materials: Vec<Material>,
     /// Values to show again after a refused submission.
     values: Fields,
     errors: Vec<String>,
@@ -54,6 +57,10 @@ struct NewCasePage<'a> {
 impl NewCasePage<'_> {
     fn value(&self, name: &str) -> &str {
         field(&self.values, name)
+    }
+
+    fn chosen(&self, situation: &str) -> bool {
+        self.situations.iter().any(|s| s == situation)
     }
 
     /// Whether the material checkbox `m_KIND_N` was ticked on the refused submission.
@@ -86,26 +93,48 @@ impl NewCasePage<'_> {
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct ItemQuery {
-    item: Option<String>,
-    /// Start the case from this appointment: the form opens with its item and applicant.
-    appointment: Option<String>,
+/// The situations (情形) a form or query chose: every `situation` field.
+fn situations_of(fields: &[(String, String)]) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|(k, v)| k == "situation" && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
 }
 
-/// `GET /cases/new?item=CODE`: receive an application for an item.
+/// The situations chosen and the materials they ask for, or what is wrong with them in
+/// the page's language (the engine's rule, `check_situations`, as the store will ask).
+fn materials_in(
+    t: &Tr,
+    item: &Item,
+    chosen: Vec<String>,
+) -> Result<(Vec<String>, Vec<Material>), String> {
+    let refused = |e: CaseError| t.words(&Words::from(&e));
+    yizhan_sync::domain::case::check_situations(
+        &chosen,
+        item.situations.iter().map(|s| s.name.as_str()),
+    )
+    .map_err(refused)?;
+    let materials = item
+        .materials_for(&chosen)
+        .map_err(|name| refused(CaseError::UnknownSituation { name }))?;
+    Ok((chosen, materials))
+}
+
+/// `GET /cases/new?item=CODE[&situation=NAME…]`: receive an application for an item, in
+/// the situations chosen (their materials are the form's).
 pub async fn new_form(
     State(state): State<WebState>,
     ctx: Ctx,
-    Query(query): Query<ItemQuery>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     let Some(staff) = ctx.session.as_ref() else {
         return ctx.to_signin();
     };
     let mut values = Vec::new();
-    let mut code = query.item.filter(|c| !c.is_empty());
-    if let Some(id) = query.appointment.filter(|a| !a.is_empty()) {
-        let a = match appointment_to_start(&state, &ctx, &id).await {
+    let mut code = Some(field(&query, "item").to_string()).filter(|c| !c.is_empty());
+    if let Some(id) = Some(field(&query, "appointment")).filter(|a| !a.is_empty()) {
+        let a = match appointment_to_start(&state, &ctx, id).await {
             Ok(a) => a,
             Err(refused) => return *refused,
         };
@@ -123,17 +152,29 @@ pub async fn new_form(
         Ok(item) => item,
         Err(e) => return store_failed(&ctx, e),
     };
+    let (status, situations, materials, errors) =
+        match materials_in(ctx.t, &item, situations_of(&query)) {
+            Ok((situations, materials)) => (StatusCode::OK, situations, materials, Vec::new()),
+            Err(error) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Vec::new(),
+                item.materials.clone(),
+                vec![error],
+            ),
+        };
     render(
         ctx.t,
-        StatusCode::OK,
+        status,
         NewCasePage {
             chrome: ctx.chrome(),
             t: ctx.t,
             csrf: &staff.csrf,
             form_id: super::session::random_token(),
             item,
+            situations,
+            materials,
             values,
-            errors: Vec::new(),
+            errors,
         },
     )
 }
@@ -177,6 +218,8 @@ async fn appointment_to_start(
 /// Reads the applicant and the materials from the form; every problem, in words.
 fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec<String>> {
     let mut errors = Vec::new();
+    let (situations, item_materials) =
+        materials_in(t, item, situations_of(fields)).map_err(|error| vec![error])?;
     let name = field(fields, "name");
     if name.is_empty() {
         errors.push(t.get("case.error.name").into_owned());
@@ -230,7 +273,7 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
         })
     };
     let mut materials = received_from(
-        item.materials
+        item_materials
             .iter()
             .map(|m| (&m.name, m.originals, m.copies)),
         fields,
@@ -239,7 +282,7 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
     // "All materials received": every required material as the item asks for it, with
     // whatever else was ticked.
     if !field(fields, "all_materials").is_empty() {
-        for m in item.materials.iter().filter(|m| m.required) {
+        for m in item_materials.iter().filter(|m| m.required) {
             let full = MaterialReceived {
                 name: m.name.clone(),
                 originals: m.originals,
@@ -253,6 +296,7 @@ fn read_application(t: &Tr, item: &Item, fields: &Fields) -> Result<NewCase, Vec
     }
     match applicant {
         Some(applicant) if errors.is_empty() => Ok(NewCase {
+            situations,
             applicant,
             agent,
             materials,
@@ -362,6 +406,10 @@ async fn create_claimed(
                     t: ctx.t,
                     csrf: &staff.csrf,
                     form_id,
+                    situations: situations_of(&fields),
+                    materials: item
+                        .materials_for(&situations_of(&fields))
+                        .unwrap_or_else(|_| item.materials.clone()),
                     item,
                     values: fields,
                     errors,
@@ -501,6 +549,7 @@ fn missing_reason(item: &Item, name: &str, originals: u32, copies: u32) -> Strin
     if let Some(note) = item
         .materials
         .iter()
+        .chain(item.situations.iter().flat_map(|s| &s.adds))
         .find(|m| m.name == name)
         .and_then(|m| m.note.as_deref())
     {

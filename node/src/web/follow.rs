@@ -325,6 +325,10 @@ fn timeline_row(
         // The applicant rates on the public pages; events name them by a fixed word.
         staff: if e.staff == yizhan_sync::engine::Person::Applicant.username() {
             t.get("follow.by_applicant").into_owned()
+        } else if let Some(first) = &e.stand_in_for {
+            // A stand-in's act (B角, §7.4.1.3) names whom it was for.
+            t.with("follow.stand_in_for", "user", first)
+                .replace("{staff}", &e.staff)
         } else {
             e.staff.clone()
         },

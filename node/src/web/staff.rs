@@ -22,6 +22,10 @@ struct UsersPage<'a> {
     t: &'static Tr,
     csrf: &'a str,
     users: Vec<UserRecord>,
+    /// The node's counters (窗口), offered for the counter fields.
+    counters: Vec<crate::store::Counter>,
+    /// The tree's accounts held here (written by a hall), shown read-only beside.
+    tree: Vec<crate::store::TreeAccount>,
     /// What the last form did, or why it was refused.
     notice: Option<String>,
     error: Option<String>,
@@ -32,6 +36,14 @@ struct UsersPage<'a> {
 impl UsersPage<'_> {
     fn role_key(&self, user: &UserRecord) -> String {
         format!("role.{}", user.role.as_str())
+    }
+
+    fn tree_role_key(&self, a: &crate::store::TreeAccount) -> String {
+        format!("role.{}", a.account.role)
+    }
+
+    fn standing_key(&self, a: &crate::store::TreeAccount) -> String {
+        format!("staff.standing.{}", a.standing.as_str())
     }
 
     /// The roles this kind of node offers (department staff only at halls).
@@ -67,8 +79,15 @@ async fn page(
     let Some(staff) = ctx.session.as_ref() else {
         return ctx.to_signin();
     };
-    match state.store.list_users().await {
-        Ok(users) => render(
+    let listed = async {
+        Ok::<_, StoreError>((
+            state.store.list_users().await?,
+            state.store.counters().await?,
+            state.store.tree_accounts().await?,
+        ))
+    };
+    match listed.await {
+        Ok((users, counters, tree)) => render(
             ctx.t,
             status,
             UsersPage {
@@ -76,6 +95,8 @@ async fn page(
                 t: ctx.t,
                 csrf: &staff.csrf,
                 users,
+                counters,
+                tree,
                 notice,
                 error,
                 password,

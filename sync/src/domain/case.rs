@@ -37,6 +37,10 @@ pub struct ItemSnapshot {
     /// The department the item's acceptance is delegated by (§5.5.2 代为受理), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegated_by: Option<String>,
+    /// The names of the item's situations (情形) in this version, so every receiver can
+    /// check the ones an intake chose; `materials` is already the list of those chosen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub situations: Vec<String>,
 }
 
 /// A special procedure of the item.
@@ -61,7 +65,14 @@ pub struct MaterialRule {
 }
 
 impl ItemSnapshot {
+    /// The snapshot of an item for an application in no particular situation.
     pub fn of(item: &Item) -> ItemSnapshot {
+        ItemSnapshot::in_situations(item, &item.materials)
+    }
+
+    /// The snapshot of an item whose materials are those of the chosen situations
+    /// ([`Item::materials_for`]).
+    fn in_situations(item: &Item, materials: &[crate::domain::item::Material]) -> ItemSnapshot {
         ItemSnapshot {
             impl_code: item.impl_code.clone(),
             version: item.version,
@@ -71,8 +82,7 @@ impl ItemSnapshot {
             legal_limit_days: item.legal_limit_days,
             legal_extension_days: item.legal_extension_days,
             yellow: item.yellow,
-            materials: item
-                .materials
+            materials: materials
                 .iter()
                 .map(|m| MaterialRule {
                     name: m.name.clone(),
@@ -91,6 +101,7 @@ impl ItemSnapshot {
                 })
                 .collect(),
             delegated_by: item.delegated_by.clone(),
+            situations: item.situations.iter().map(|s| s.name.clone()).collect(),
         }
     }
 
@@ -255,11 +266,18 @@ pub struct Intake {
     pub submitted_at: Hlc,
     #[serde(default)]
     pub note: String,
+    /// The item's situations (情形) chosen at intake (DOMAIN §11: a case freezes its item,
+    /// version and situation); the snapshot's materials are theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub situations: Vec<String>,
 }
 
 /// Everything needed to receive an application, before it has a time and a node.
 #[derive(Clone, Debug)]
 pub struct NewCase {
+    /// The item's situations (情形) that apply, chosen by the counter; none for the
+    /// item's own list.
+    pub situations: Vec<String>,
     pub applicant: Applicant,
     pub agent: Option<Agent>,
     pub materials: Vec<MaterialReceived>,
@@ -338,9 +356,19 @@ impl Intake {
             });
         }
         check_intake_texts(&new)?;
-        check_materials(&item_snapshot_names(item), &new.materials)?;
+        check_situations(
+            &new.situations,
+            item.situations.iter().map(|s| s.name.as_str()),
+        )?;
+        let materials = item
+            .materials_for(&new.situations)
+            .map_err(|name| CaseError::UnknownSituation { name })?;
+        let snapshot = ItemSnapshot::in_situations(item, &materials);
+        let known: Vec<&str> = snapshot.materials.iter().map(|m| m.name.as_str()).collect();
+        check_materials(&known, &new.materials)?;
         Ok(Intake {
-            item: ItemSnapshot::of(item),
+            item: snapshot,
+            situations: new.situations,
             applicant: new.applicant,
             agent: new.agent,
             materials: new.materials,
@@ -408,7 +436,31 @@ pub fn check_received_intake(intake: &Intake) -> Result<(), text::Refused> {
         &intake.counter,
         &intake.note,
     )?;
+    for name in &intake.situations {
+        text::line("situations", name)?;
+    }
     text::line("staff", &intake.staff)
+}
+
+/// The situations an intake chose must be the item's, each once: asked where the intake
+/// is made, of the item, and by every receiver, of the item version the intake names
+/// (its snapshot), which is what a receiver can know of the item.
+pub fn check_situations<'a>(
+    chosen: &[String],
+    known: impl Iterator<Item = &'a str> + Clone,
+) -> Result<(), CaseError> {
+    for (i, name) in chosen.iter().enumerate() {
+        if !known.clone().any(|k| k == name) {
+            return Err(CaseError::UnknownSituation { name: name.clone() });
+        }
+        if chosen[..i].contains(name) {
+            return Err(CaseError::Invalid {
+                field: "situations",
+                rule: Rule::SituationsOnce,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The text rule for an event another node recorded: its action's texts, and the staff
@@ -417,10 +469,6 @@ pub fn check_received_event(event: &Event) -> Result<(), text::Refused> {
     text::line("staff", &event.staff)?;
     text::line("counter", &event.counter)?;
     check_action_texts(&event.action)
-}
-
-fn item_snapshot_names(item: &Item) -> Vec<&str> {
-    item.materials.iter().map(|m| m.name.as_str()).collect()
 }
 
 fn check_materials(known: &[&str], received: &[MaterialReceived]) -> Result<(), CaseError> {
@@ -670,6 +718,11 @@ pub struct Event {
     /// The counter (窗口) the staff member acted at (DOMAIN §11).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub counter: String,
+    /// The staff member `staff` acted in place of, as their stand-in (B角 for the A角 who
+    /// holds the case, SZDB/Z 176 §7.4.1.3; `engine::stand_in_for`). Absent in events
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stand_in_for: Option<String>,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -1285,6 +1338,7 @@ pub fn check_resolution(
         node: NodeId([0; 16]),
         staff: String::new(),
         counter: String::new(),
+        stand_in_for: None,
         action: Action::Resolve {
             void: void.to_vec(),
             reason: String::new(),
@@ -1355,10 +1409,11 @@ pub enum Rule {
     RectifyResponse,
     TransferTo,
     WrittenReasons,
+    SituationsOnce,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 19] = [
+    pub const ALL: [Rule; 20] = [
         Rule::Phone,
         Rule::Name,
         Rule::ContactName,
@@ -1378,6 +1433,7 @@ impl Rule {
         Rule::RectifyResponse,
         Rule::TransferTo,
         Rule::WrittenReasons,
+        Rule::SituationsOnce,
     ];
 
     pub fn code(self) -> &'static str {
@@ -1401,6 +1457,7 @@ impl Rule {
             Rule::RectifyResponse => "rectify_response",
             Rule::TransferTo => "transfer_to",
             Rule::WrittenReasons => "written_reasons",
+            Rule::SituationsOnce => "situations_once",
         }
     }
 
@@ -1429,6 +1486,7 @@ impl Rule {
             Rule::CompleteResult => "the result and how it was delivered (送达方式)",
             Rule::WithdrawReason => "the applicant's reason for withdrawing",
             Rule::RectifyDays => "a rectification period of 1 to 120 working days",
+            Rule::SituationsOnce => "each situation (情形) once",
             Rule::RectifyResponse => "the written response to the applicant's complaint (整改情况)",
             Rule::TransferTo => {
                 "the office the case goes to and the reason for transferring it (转办)"
@@ -1462,6 +1520,8 @@ pub enum CaseError {
     Invalid { field: &'static str, rule: Rule },
     #[error("{name:?} is not one of this item's materials")]
     UnknownMaterial { name: String },
+    #[error("{name:?} is not one of this item's situations (情形)")]
+    UnknownSituation { name: String },
     #[error("the item {name:?} is cancelled and takes no new applications")]
     ItemCancelled { name: String },
     #[error("the item {name} takes applications from {date}, its effective date")]
@@ -1542,7 +1602,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 33] = [
+    pub const CODES: [&'static str; 34] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1576,6 +1636,7 @@ impl CaseError {
         "counted_procedure",
         "wrong_applicant",
         "control_character",
+        "unknown_situation",
     ];
 
     /// A stable name for the error, which the UI and the API word in the reader's language
@@ -1586,6 +1647,7 @@ impl CaseError {
             CaseError::MaterialsMissing { .. } => "materials_missing",
             CaseError::Invalid { .. } => "invalid",
             CaseError::UnknownMaterial { .. } => "unknown_material",
+            CaseError::UnknownSituation { .. } => "unknown_situation",
             CaseError::ItemCancelled { .. } => "item_cancelled",
             CaseError::NotYetEffective { .. } => "item_not_yet_effective",
             CaseError::NotOnApplication { .. } => "not_on_application",
@@ -1636,6 +1698,7 @@ impl CaseError {
                 ]
             }
             CaseError::UnknownMaterial { name }
+            | CaseError::UnknownSituation { name }
             | CaseError::ItemCancelled { name }
             | CaseError::CountedProcedure { name } => vec![("name", P::Text(name.clone()))],
             CaseError::NotYetEffective { name, date } => vec![
@@ -1708,6 +1771,9 @@ impl CaseError {
                 missing: vec![name(), "收入证明".into()],
             },
             CaseError::UnknownMaterial { name: name() },
+            CaseError::UnknownSituation {
+                name: "委托他人代办".into(),
+            },
             CaseError::ItemCancelled { name: name() },
             CaseError::NotYetEffective {
                 name: name(),
@@ -1786,6 +1852,7 @@ impl CaseError {
                 | CaseError::MaterialsMissing { .. }
                 | CaseError::Invalid { .. }
                 | CaseError::UnknownMaterial { .. }
+                | CaseError::UnknownSituation { .. }
                 | CaseError::ItemCancelled { .. }
                 | CaseError::NotYetEffective { .. }
                 | CaseError::NotOnApplication { .. }
@@ -2266,6 +2333,7 @@ pub(crate) mod tests {
         Intake::new(
             &item,
             NewCase {
+                situations: Vec::new(),
                 applicant: Applicant::NaturalPerson {
                     name: "张三".into(),
                     id_number: ResidentId::parse("440304199001011233").unwrap(),
@@ -2294,6 +2362,7 @@ pub(crate) mod tests {
             node,
             staff: "worker".into(),
             counter: String::new(),
+            stand_in_for: None,
             action,
         }
     }
@@ -2676,6 +2745,7 @@ pub(crate) mod tests {
     fn accepting_needs_every_required_material() {
         let item = sample_item();
         let mut new_case = NewCase {
+            situations: Vec::new(),
             applicant: intake().applicant,
             agent: None,
             materials: vec![MaterialReceived {
@@ -2885,6 +2955,7 @@ pub(crate) mod tests {
     fn intake_rules() {
         let item = sample_item();
         let base = NewCase {
+            situations: Vec::new(),
             applicant: intake().applicant,
             agent: None,
             materials: vec![],
@@ -2970,6 +3041,7 @@ pub(crate) mod tests {
         let item = sample_item();
         let division = DivisionCode::parse("440399001001").unwrap();
         let base = NewCase {
+            situations: Vec::new(),
             applicant: intake().applicant,
             agent: None,
             materials: vec![],
@@ -3160,6 +3232,7 @@ pub(crate) mod tests {
     fn the_applicant_must_be_one_the_item_serves() {
         let item = sample_item();
         let company = NewCase {
+            situations: Vec::new(),
             applicant: Applicant::LegalPerson {
                 name: "示范公司".into(),
                 credit_code: CreditCode::parse("91350100M000100Y43").unwrap(),
@@ -3796,5 +3869,88 @@ pub(crate) mod tests {
             ),
         ];
         assert!(derive(&intake, &events).signed_for.is_none());
+    }
+
+    /// A situation chosen at intake changes the list the case is checked against: what it
+    /// adds is missing until handed in, and a situation the item lacks is refused.
+    #[test]
+    fn the_chosen_situation_sets_the_materials() {
+        let item = sample_item();
+        let application = |situations: Vec<String>| NewCase {
+            situations,
+            ..intake_application()
+        };
+        let at = |situations| {
+            Intake::new(
+                &item,
+                application(situations),
+                "worker",
+                STATION,
+                DivisionCode::parse("440304001001").unwrap(),
+                Hlc::new(ms("2026-03-02", 10), 0),
+            )
+        };
+        let plain = at(Vec::new()).unwrap();
+        assert!(derive(&plain, &[]).missing.is_empty());
+        let disabled = at(vec!["申请人为残疾人".into()]).unwrap();
+        assert_eq!(disabled.situations, ["申请人为残疾人"]);
+        assert_eq!(disabled.item.situations, ["申请人为残疾人"]);
+        let missing: Vec<String> = derive(&disabled, &[])
+            .missing
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(missing, ["残疾人证"]);
+        assert_eq!(
+            at(vec!["没有的情形".into()]).unwrap_err().code(),
+            "unknown_situation"
+        );
+        assert_eq!(
+            at(vec!["申请人为残疾人".into(), "申请人为残疾人".into()])
+                .unwrap_err()
+                .code(),
+            "invalid"
+        );
+        // Materials of a situation not chosen are not this case's.
+        let mut handed_in = application(Vec::new());
+        handed_in.materials.push(MaterialReceived {
+            name: "残疾人证".into(),
+            originals: 1,
+            copies: 1,
+        });
+        let refused = Intake::new(
+            &item,
+            handed_in,
+            "worker",
+            STATION,
+            DivisionCode::parse("440304001001").unwrap(),
+            Hlc::new(ms("2026-03-02", 10), 0),
+        );
+        assert_eq!(refused.unwrap_err().code(), "unknown_material");
+        // An intake written before situations existed still reads.
+        let mut old = serde_json::to_value(&plain).unwrap();
+        old.as_object_mut().unwrap().remove("situations");
+        old["item"].as_object_mut().unwrap().remove("situations");
+        let back: Intake = serde_json::from_value(old).unwrap();
+        assert!(back.situations.is_empty());
+    }
+
+    fn intake_application() -> NewCase {
+        NewCase {
+            situations: Vec::new(),
+            applicant: Applicant::NaturalPerson {
+                name: "张三".into(),
+                id_number: ResidentId::parse("440304199001011233").unwrap(),
+                phone: Phone::parse("13800138000").unwrap(),
+            },
+            agent: None,
+            materials: vec![MaterialReceived {
+                name: "户口簿".into(),
+                originals: 1,
+                copies: 1,
+            }],
+            counter: "1号窗口".into(),
+            note: String::new(),
+        }
     }
 }

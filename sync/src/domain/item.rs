@@ -82,6 +82,130 @@ pub struct Item {
     pub result: String,
     /// 到办事现场次数.
     pub visits: u32,
+    /// 办理形式 (DOMAIN §4 Handling): how an application may be made; several may apply.
+    /// Empty in items published before the element existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handling_forms: Vec<HandlingForm>,
+    /// 是否支持预约: whether the station books appointments for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub booking: bool,
+    /// 情形 (业务情形): named case variants that change the material list, one or more of
+    /// which the counter chooses at intake (DOMAIN §4 Conditions & materials).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub situations: Vec<Situation>,
+}
+
+/// 办理形式: a way of applying for an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandlingForm {
+    /// 窗口办理.
+    Window,
+    /// 网上办理.
+    Online,
+    /// 自助办理.
+    SelfService,
+    /// 邮寄办理.
+    Post,
+}
+
+impl HandlingForm {
+    pub const ALL: [HandlingForm; 4] = [
+        HandlingForm::Window,
+        HandlingForm::Online,
+        HandlingForm::SelfService,
+        HandlingForm::Post,
+    ];
+
+    /// The stable code: the key of its words in `web/i18n` and its value in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlingForm::Window => "window",
+            HandlingForm::Online => "online",
+            HandlingForm::SelfService => "self_service",
+            HandlingForm::Post => "post",
+        }
+    }
+
+    /// The name the national list uses, as catalog spreadsheets write it.
+    pub fn zh(self) -> &'static str {
+        match self {
+            HandlingForm::Window => "窗口办理",
+            HandlingForm::Online => "网上办理",
+            HandlingForm::SelfService => "自助办理",
+            HandlingForm::Post => "邮寄办理",
+        }
+    }
+}
+
+/// 业务情形: a variant of an item that asks for more materials, or fewer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Situation {
+    /// The name the counter chooses by, e.g. 委托他人代办; unique within the item.
+    pub name: String,
+    /// Materials this situation asks for on top of the item's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adds: Vec<Material>,
+    /// Names of the item's own materials this situation does not need.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_needed: Vec<String>,
+}
+
+/// 来源渠道 of a material.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaterialSource {
+    /// 申请人自备.
+    Applicant,
+    /// 政府部门核发: the material names its issuer.
+    Government,
+}
+
+impl MaterialSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaterialSource::Applicant => "applicant",
+            MaterialSource::Government => "government",
+        }
+    }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            MaterialSource::Applicant => "申请人自备",
+            MaterialSource::Government => "政府部门核发",
+        }
+    }
+}
+
+/// 材料形式.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaterialForm {
+    /// 纸质.
+    Paper,
+    /// 电子.
+    Electronic,
+    /// 纸质和电子.
+    Both,
+}
+
+impl MaterialForm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaterialForm::Paper => "paper",
+            MaterialForm::Electronic => "electronic",
+            MaterialForm::Both => "both",
+        }
+    }
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            MaterialForm::Paper => "纸质",
+            MaterialForm::Electronic => "电子",
+            MaterialForm::Both => "纸质和电子",
+        }
+    }
 }
 
 /// Lifecycle of a published item (§8.4.1: new, changed, cancelled).
@@ -232,13 +356,16 @@ pub struct Place {
     pub hours: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessStep {
     pub name: String,
     /// Time limit of this step in working days, when it has one of its own (环节时限).
     #[serde(default)]
     pub days: Option<u32>,
+    /// 责任岗位: the post that carries the step out (DOMAIN §4 Process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
 }
 
 /// 办件类型.
@@ -261,7 +388,7 @@ impl CaseType {
 }
 
 /// One required or conditional material (申请材料).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Material {
     pub name: String,
@@ -275,6 +402,27 @@ pub struct Material {
     pub condition: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+    /// 来源渠道.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<MaterialSource>,
+    /// The issuing body (出具单位) when the source is a government body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// 材料形式: paper, electronic or both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<MaterialForm>,
+    /// 纸质规格, e.g. A4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paper_spec: Option<String>,
+    /// 受理标准 (接件标准): what the counter checks the material against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard: Option<String>,
+    /// 空表: the attachment (`a-…`) holding the blank form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blank_form: Option<String>,
+    /// 样表: the attachment (`a-…`) holding a filled-in sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
 }
 
 /// A special procedure (特别程序) and whether its time counts toward the limit.
@@ -438,25 +586,18 @@ impl Item {
             "materials: list at least one material",
         );
         for (i, m) in self.materials.iter().enumerate() {
-            if !filled(&m.name) {
-                problems.push(format!("materials[{i}].name: must not be empty"));
-            }
-            if m.originals == 0 && m.copies == 0 {
-                problems.push(format!(
-                    "materials[{i}] ({}): ask for at least one original or copy",
-                    m.name
-                ));
-            }
-            if !m.required && m.condition.as_deref().is_none_or(|c| !filled(c)) {
-                problems.push(format!(
-                    "materials[{i}] ({}): a conditional material must say when it is needed",
-                    m.name
-                ));
-            }
+            material_problems(&format!("materials[{i}]"), m, &mut problems);
             if self.materials[..i].iter().any(|other| other.name == m.name) {
                 problems.push(format!("materials[{i}]: {} is listed twice", m.name));
             }
         }
+        for (i, form) in self.handling_forms.iter().enumerate() {
+            if self.handling_forms[..i].contains(form) {
+                problems.push(format!("handling_forms: {} is listed twice", form.as_str()));
+            }
+        }
+        self.step_problems(&mut problems);
+        self.situation_problems(&mut problems);
         for (i, p) in self.special_procedures.iter().enumerate() {
             if !filled(&p.name) {
                 problems.push(format!("special_procedures[{i}].name: must not be empty"));
@@ -481,6 +622,106 @@ impl Item {
         }
     }
 
+    /// The steps' posts and durations: a step's 环节时限 is part of the committed limit,
+    /// so the steps of an item together take at most that limit (SZDB/Z 176 §7.5: the
+    /// actual time may not exceed the committed one; DOMAIN §6), and a 即办件's steps
+    /// take no day at all.
+    fn step_problems(&self, problems: &mut Vec<String>) {
+        for (i, step) in self.process.iter().enumerate() {
+            if step.name.chars().count() > 100 {
+                problems.push(format!("process[{i}].name: at most 100 characters"));
+            }
+            if step
+                .post
+                .as_ref()
+                .is_some_and(|post| post.trim().is_empty() || post.chars().count() > 50)
+            {
+                problems.push(format!(
+                    "process[{i}].post: name the post in 1-50 characters"
+                ));
+            }
+        }
+        let total: u64 = self
+            .process
+            .iter()
+            .filter_map(|s| s.days)
+            .map(u64::from)
+            .sum();
+        if total > u64::from(self.committed_limit_days) {
+            problems.push(format!(
+                "process: the steps take {total} working days together, more than the committed limit of {} (§7.5 承诺办结制度)",
+                self.committed_limit_days
+            ));
+        }
+    }
+
+    /// Situations: each named once, each changing the list, adding only new materials
+    /// and leaving out only the item's own.
+    fn situation_problems(&self, problems: &mut Vec<String>) {
+        for (i, situation) in self.situations.iter().enumerate() {
+            let at = format!("situations[{i}]");
+            if situation.name.trim().is_empty() || situation.name.chars().count() > 100 {
+                problems.push(format!("{at}.name: name the situation in 1-100 characters"));
+            }
+            if self.situations[..i]
+                .iter()
+                .any(|s| s.name == situation.name)
+            {
+                problems.push(format!("{at}: {} is listed twice", situation.name));
+            }
+            if situation.adds.is_empty() && situation.not_needed.is_empty() {
+                problems.push(format!(
+                    "{at} ({}): a situation must add materials or leave some out",
+                    situation.name
+                ));
+            }
+            for (j, m) in situation.adds.iter().enumerate() {
+                material_problems(&format!("{at}.adds[{j}]"), m, problems);
+                if self.materials.iter().any(|own| own.name == m.name)
+                    || situation.adds[..j].iter().any(|other| other.name == m.name)
+                {
+                    problems.push(format!("{at}.adds[{j}]: {} is already in the list", m.name));
+                }
+            }
+            for (j, name) in situation.not_needed.iter().enumerate() {
+                if !self.materials.iter().any(|own| &own.name == name) {
+                    problems.push(format!(
+                        "{at}.not_needed[{j}]: {name} is not one of the item's materials"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The materials a case of this item needs in the chosen situations: the item's own,
+    /// without those any chosen situation does not need, followed by what the chosen
+    /// situations add (a material two situations add is listed once).
+    ///
+    /// Errs with the first name that is not one of the item's situations.
+    pub fn materials_for(&self, chosen: &[String]) -> Result<Vec<Material>, String> {
+        let mut situations = Vec::new();
+        for name in chosen {
+            let situation = self
+                .situations
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| name.clone())?;
+            situations.push(situation);
+        }
+        let mut materials: Vec<Material> = self
+            .materials
+            .iter()
+            .filter(|m| !situations.iter().any(|s| s.not_needed.contains(&m.name)))
+            .cloned()
+            .collect();
+        for added in situations.iter().flat_map(|s| &s.adds) {
+            if !materials.iter().any(|m| m.name == added.name) {
+                materials.push(added.clone());
+            }
+        }
+        Ok(materials)
+    }
+
     /// The text rule ([`text`](super::text)) for every field a guide prints: names and
     /// codes are one line, conditions, channels and notes may run over several.
     fn text_problems(&self) -> Result<(), super::text::Refused> {
@@ -503,14 +744,34 @@ impl Item {
         lines("place.hours", &self.place.hours)?;
         for step in &self.process {
             line("process.name", &step.name)?;
+            line("process.post", step.post.as_deref().unwrap_or_default())?;
         }
-        for m in &self.materials {
+        for m in self
+            .materials
+            .iter()
+            .chain(self.situations.iter().flat_map(|s| &s.adds))
+        {
             line("materials.name", &m.name)?;
             lines(
                 "materials.condition",
                 m.condition.as_deref().unwrap_or_default(),
             )?;
             lines("materials.note", m.note.as_deref().unwrap_or_default())?;
+            line("materials.issuer", m.issuer.as_deref().unwrap_or_default())?;
+            line(
+                "materials.paper_spec",
+                m.paper_spec.as_deref().unwrap_or_default(),
+            )?;
+            lines(
+                "materials.standard",
+                m.standard.as_deref().unwrap_or_default(),
+            )?;
+        }
+        for situation in &self.situations {
+            line("situations.name", &situation.name)?;
+            for name in &situation.not_needed {
+                line("situations.not_needed", name)?;
+            }
         }
         for p in &self.special_procedures {
             line("special_procedures.name", &p.name)?;
@@ -558,6 +819,74 @@ impl Item {
     }
 }
 
+/// The rules of one material, wherever it is listed (the item's own, or a situation's).
+fn material_problems(at: &str, m: &Material, problems: &mut Vec<String>) {
+    let filled = |s: &str| !s.trim().is_empty();
+    if !filled(&m.name) {
+        problems.push(format!("{at}.name: must not be empty"));
+    }
+    if m.name.chars().count() > 200 {
+        problems.push(format!("{at}.name: at most 200 characters"));
+    }
+    if m.originals == 0 && m.copies == 0 {
+        problems.push(format!(
+            "{at} ({}): ask for at least one original or copy",
+            m.name
+        ));
+    }
+    if !m.required && m.condition.as_deref().is_none_or(|c| !filled(c)) {
+        problems.push(format!(
+            "{at} ({}): a conditional material must say when it is needed",
+            m.name
+        ));
+    }
+    match (m.source, m.issuer.as_deref()) {
+        (Some(MaterialSource::Government), issuer) if issuer.is_none_or(|i| !filled(i)) => problems
+            .push(format!(
+                "{at} ({}): a material a government body issues must name the issuer",
+                m.name
+            )),
+        (Some(MaterialSource::Applicant) | None, Some(_)) => problems.push(format!(
+            "{at} ({}): only a material a government body issues names an issuer",
+            m.name
+        )),
+        _ => {}
+    }
+    if m.issuer.as_deref().is_some_and(|i| i.chars().count() > 100) {
+        problems.push(format!("{at}.issuer: at most 100 characters"));
+    }
+    if m.paper_spec.is_some() && m.form == Some(MaterialForm::Electronic) {
+        problems.push(format!(
+            "{at} ({}): an electronic material has no paper size",
+            m.name
+        ));
+    }
+    if m.paper_spec
+        .as_deref()
+        .is_some_and(|p| !filled(p) || p.chars().count() > 50)
+    {
+        problems.push(format!("{at}.paper_spec: 1-50 characters"));
+    }
+    if m.standard
+        .as_deref()
+        .is_some_and(|p| !filled(p) || p.chars().count() > 500)
+    {
+        problems.push(format!("{at}.standard: 1-500 characters"));
+    }
+    for (field, id) in [("blank_form", &m.blank_form), ("sample", &m.sample)] {
+        let is_attachment = |id: &str| {
+            crate::ids::DocId::parse(id)
+                .and_then(|id| crate::ids::DocKind::of_id(&id))
+                .is_some_and(|kind| kind == crate::ids::DocKind::Attachment)
+        };
+        if id.as_deref().is_some_and(|id| !is_attachment(id)) {
+            problems.push(format!(
+                "{at}.{field}: must be the id of an attachment (a-…)"
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -588,10 +917,12 @@ pub(crate) mod tests {
                 ProcessStep {
                     name: "社区代为申请".into(),
                     days: None,
+                    post: None,
                 },
                 ProcessStep {
                     name: "区民政确认".into(),
                     days: Some(10),
+                    post: Some("区民政局社会救助科".into()),
                 },
             ],
             case_type: CaseType::Committed,
@@ -605,8 +936,11 @@ pub(crate) mod tests {
                     originals: 1,
                     copies: 1,
                     required: true,
-                    condition: None,
-                    note: None,
+                    source: Some(MaterialSource::Government),
+                    issuer: Some("公安机关".into()),
+                    form: Some(MaterialForm::Paper),
+                    paper_spec: Some("A4".into()),
+                    ..Material::default()
                 },
                 Material {
                     name: "委托书".into(),
@@ -614,7 +948,7 @@ pub(crate) mod tests {
                     copies: 0,
                     required: false,
                     condition: Some("代办时".into()),
-                    note: None,
+                    ..Material::default()
                 },
             ],
             special_procedures: vec![
@@ -644,6 +978,21 @@ pub(crate) mod tests {
             visits: 1,
             delegated_by: None,
             effective_date: None,
+            handling_forms: vec![HandlingForm::Window, HandlingForm::Online],
+            booking: true,
+            situations: vec![Situation {
+                name: "申请人为残疾人".into(),
+                adds: vec![Material {
+                    name: "残疾人证".into(),
+                    originals: 1,
+                    copies: 1,
+                    required: true,
+                    source: Some(MaterialSource::Government),
+                    issuer: Some("区残疾人联合会".into()),
+                    ..Material::default()
+                }],
+                not_needed: vec![],
+            }],
         }
     }
 
@@ -740,6 +1089,96 @@ pub(crate) mod tests {
             ),
             ("version zero", |i| i.version = 0, "version"),
             (
+                "steps longer than the committed limit",
+                |i| i.process[0].days = Some(11),
+                "the steps take 21 working days together, more than the committed limit of 20",
+            ),
+            (
+                "a step of an instant item that takes a day",
+                |i| {
+                    i.case_type = CaseType::Instant;
+                    i.committed_limit_days = 0;
+                    i.process[1].days = Some(1)
+                },
+                "more than the committed limit of 0",
+            ),
+            (
+                "an empty post",
+                |i| i.process[1].post = Some(" ".into()),
+                "process[1].post",
+            ),
+            (
+                "a handling form twice",
+                |i| i.handling_forms.push(HandlingForm::Window),
+                "handling_forms: window is listed twice",
+            ),
+            (
+                "a government material without its issuer",
+                |i| i.materials[0].issuer = None,
+                "must name the issuer",
+            ),
+            (
+                "an applicant's material with an issuer",
+                |i| i.materials[1].issuer = Some("公安机关".into()),
+                "only a material a government body issues names an issuer",
+            ),
+            (
+                "an electronic material with a paper size",
+                |i| i.materials[0].form = Some(MaterialForm::Electronic),
+                "an electronic material has no paper size",
+            ),
+            (
+                "a blank form that is not an attachment",
+                |i| i.materials[0].blank_form = Some("i-11440399".into()),
+                "materials[0].blank_form: must be the id of an attachment",
+            ),
+            (
+                "an empty acceptance standard",
+                |i| i.materials[0].standard = Some("".into()),
+                "materials[0].standard",
+            ),
+            (
+                "a situation twice",
+                |i| {
+                    let s = i.situations[0].clone();
+                    i.situations.push(s)
+                },
+                "situations[1]: 申请人为残疾人 is listed twice",
+            ),
+            (
+                "a situation that changes nothing",
+                |i| i.situations[0].adds.clear(),
+                "must add materials or leave some out",
+            ),
+            (
+                "a situation adding a material the item has",
+                |i| i.situations[0].adds[0].name = "户口簿".into(),
+                "situations[0].adds[0]: 户口簿 is already in the list",
+            ),
+            (
+                "a situation leaving out what the item lacks",
+                |i| i.situations[0].not_needed.push("房产证".into()),
+                "situations[0].not_needed[0]: 房产证 is not one of the item's materials",
+            ),
+            (
+                "a situation's material without copies",
+                |i| {
+                    i.situations[0].adds[0].originals = 0;
+                    i.situations[0].adds[0].copies = 0
+                },
+                "situations[0].adds[0] (残疾人证): ask for at least one original or copy",
+            ),
+            (
+                "a situation without a name",
+                |i| i.situations[0].name = "".into(),
+                "situations[0].name",
+            ),
+            (
+                "an override in a situation's name",
+                |i| i.situations[0].name = "残疾\u{202E}".into(),
+                "situations.name contains the control or layout character U+202E",
+            ),
+            (
                 "an override in the name",
                 |i| i.name = "低保\u{202E}请申".into(),
                 "name contains the control or layout character U+202E",
@@ -761,6 +1200,32 @@ pub(crate) mod tests {
             let err = item.validate().expect_err(why);
             assert!(err.to_string().contains(needle), "{why}: {err}");
         }
+    }
+
+    #[test]
+    fn situations_change_the_material_list() {
+        let mut item = sample_item();
+        item.situations.push(Situation {
+            name: "本人办理".into(),
+            adds: vec![],
+            not_needed: vec!["委托书".into()],
+        });
+        item.validate().unwrap();
+        let names = |chosen: &[&str]| {
+            let chosen: Vec<String> = chosen.iter().map(|s| s.to_string()).collect();
+            item.materials_for(&chosen)
+                .map(|ms| ms.into_iter().map(|m| m.name).collect::<Vec<_>>())
+        };
+        assert_eq!(names(&[]).unwrap(), ["户口簿", "委托书"]);
+        assert_eq!(
+            names(&["申请人为残疾人"]).unwrap(),
+            ["户口簿", "委托书", "残疾人证"]
+        );
+        assert_eq!(
+            names(&["本人办理", "申请人为残疾人"]).unwrap(),
+            ["户口簿", "残疾人证"]
+        );
+        assert_eq!(names(&["没有的情形"]), Err("没有的情形".to_string()));
     }
 
     #[test]

@@ -39,10 +39,11 @@ fn district() -> NodeRecord {
     record(2, NodeRole::District, "440304")
 }
 
-fn intake(by: &NodeRecord) -> Intake {
+pub(crate) fn intake(by: &NodeRecord) -> Intake {
     Intake::new(
         &sample_item(),
         NewCase {
+            situations: Vec::new(),
             applicant: Applicant::NaturalPerson {
                 name: "李四".into(),
                 id_number: ResidentId::parse("11010519491231002X").unwrap(),
@@ -99,6 +100,7 @@ fn event(by: &NodeRecord, ms: u64, action: Action) -> Event {
         node: by.node,
         staff: "x".into(),
         counter: String::new(),
+        stand_in_for: None,
         action,
     }
 }
@@ -1013,6 +1015,42 @@ fn text_typed_elsewhere_is_checked_again_on_arrival() {
     assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
 }
 
+/// An event a stand-in (B角, §7.4.1.3) records names another staff member by a sign-in
+/// name; naming the actor or something that is no name is refused on arrival.
+#[test]
+fn an_event_for_another_staff_member_names_one() {
+    let station = station();
+    let (id, scope, held) = held_case();
+    let for_whom = |first: Option<&str>| {
+        let mut e = event(
+            &station,
+            T0 + 3000,
+            Action::Suspend {
+                procedure: "听证".into(),
+                reason: "按规定办理".into(),
+            },
+        );
+        e.stand_in_for = first.map(str::to_string);
+        e
+    };
+    for (first, allowed) in [
+        (None, true),
+        (Some("li.ming"), true),
+        (Some("x"), false),
+        (Some("li.ming\u{202E}"), false),
+    ] {
+        let change = add(&station, &held, &[for_whom(first)]);
+        let judged = check(&station, &change, &id, DocKind::Case, &scope, Some(&held));
+        assert_eq!(judged == Judgement::Allow, allowed, "{first:?}: {judged:?}");
+    }
+    // The actor's own name ("x" in these events) is no stand-in's.
+    let mut own = for_whom(Some("wang"));
+    own.staff = "wang".into();
+    let change = add(&station, &held, &[own]);
+    let judged = check(&station, &change, &id, DocKind::Case, &scope, Some(&held));
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}
+
 /// A notification (通报, §10.3) lives in its hall's catalog scope: only that hall
 /// publishes it, by a role the engine lets publish, naming stations below it, once; a
 /// hall above, a station, another's name, a worker's role, a station elsewhere and any
@@ -1200,5 +1238,168 @@ fn a_hall_publishes_only_items_at_its_levels() {
                 "{code}: {judged:?}"
             );
         }
+    }
+}
+
+/// An attachment comes only from the hall whose catalog scope holds it, carries exactly
+/// the file its record and id describe, and is never changed, not even by its hall.
+#[test]
+fn attachments_come_only_from_their_hall_hold_their_file_and_never_change() {
+    use crate::domain::attachment::{Attachment, ContentType};
+    let hall = district();
+    let scope = Scope::catalog(&hall.division);
+    let pdf = b"%PDF-1.4\n% blank form\n%%EOF\n".to_vec();
+    let honest = Attachment::check("空表.pdf", "application/pdf", &pdf).unwrap();
+    let publish = |by: &NodeRecord, meta: &Attachment, bytes: &[u8], scope: &Scope| {
+        let (_, document) = doc::new_attachment(&origin_of(by), scope, meta, bytes, T0).unwrap();
+        let change = document.get_changes(&[])[0].clone();
+        (document, change)
+    };
+    let id = honest.doc_id(&hall.division);
+    let (published, creation) = publish(&hall, &honest, &pdf, &scope);
+    assert_eq!(
+        check(&hall, &creation, &id, DocKind::Attachment, &scope, None),
+        Judgement::Allow
+    );
+    let elsewhere = record(9, NodeRole::District, "440305");
+    let html = b"<html><script>alert(1)</script></html>".to_vec();
+    let as_html = Attachment {
+        sha256: crate::ids::hex(&<sha2::Sha256 as sha2::Digest>::digest(&html)),
+        size: html.len() as u64,
+        ..honest.clone()
+    };
+    // (who writes, its record, its bytes, in which scope, under which id, the refusal)
+    type Forgery = (NodeRecord, Attachment, Vec<u8>, Scope, DocId, &'static str);
+    let table: Vec<Forgery> = vec![
+        // A station, in the hall's scope and in its own.
+        (
+            station(),
+            honest.clone(),
+            pdf.clone(),
+            scope.clone(),
+            id.clone(),
+            "not_authorized",
+        ),
+        (
+            station(),
+            honest.clone(),
+            pdf.clone(),
+            Scope::catalog(&station().division),
+            honest.doc_id(&station().division),
+            "not_authorized",
+        ),
+        // The sub-district below, and another district, into this district's scope.
+        (
+            sub(),
+            honest.clone(),
+            pdf.clone(),
+            scope.clone(),
+            id.clone(),
+            "not_authorized",
+        ),
+        (
+            elsewhere,
+            honest.clone(),
+            pdf.clone(),
+            scope.clone(),
+            id.clone(),
+            "not_authorized",
+        ),
+        // Its own hall, but other bytes than the record's digest, or a web page declared
+        // as a PDF with a digest that matches it.
+        (
+            hall.clone(),
+            honest.clone(),
+            b"%PDF-1.4 another file".to_vec(),
+            scope.clone(),
+            id.clone(),
+            "forbidden_effect",
+        ),
+        (
+            hall.clone(),
+            as_html.clone(),
+            html.clone(),
+            scope.clone(),
+            as_html.doc_id(&hall.division),
+            "forbidden_effect",
+        ),
+        // A type not taken, under a name that turns around.
+        (
+            hall.clone(),
+            Attachment {
+                name: "form\u{202E}fdp.exe".into(),
+                ..honest.clone()
+            },
+            pdf.clone(),
+            scope.clone(),
+            id.clone(),
+            "forbidden_effect",
+        ),
+        // Under another file's id.
+        (
+            hall.clone(),
+            honest.clone(),
+            pdf.clone(),
+            scope.clone(),
+            as_html.doc_id(&hall.division),
+            "forbidden_effect",
+        ),
+    ];
+    for (author, meta, bytes, scope, id, code) in table {
+        let (_, change) = publish(&author, &meta, &bytes, &scope);
+        let judged = check(&author, &change, &id, DocKind::Attachment, &scope, None);
+        assert!(
+            refused_as(&judged, code),
+            "{} {}: {judged:?}",
+            author.division,
+            meta.name
+        );
+    }
+    assert_eq!(ContentType::parse("text/html"), None);
+    // Once published it never changes, not even by its hall.
+    let edit = raw(&hall, &published, |tx| {
+        tx.put(ROOT, "content", b"%PDF-1.4 swapped".to_vec())?;
+        Ok(())
+    });
+    let judged = check(
+        &hall,
+        &edit,
+        &id,
+        DocKind::Attachment,
+        &scope,
+        Some(&published),
+    );
+    assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+}
+
+/// A case's intake may only choose situations its item version has, each once: every
+/// receiver checks it against the snapshot the intake carries.
+#[test]
+fn an_intake_chooses_only_its_items_situations() {
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let create = |intake: &Intake| {
+        let (id, document) = doc::new_case(&origin_of(&station), &scope, intake).unwrap();
+        (id, document.get_changes(&[])[0].clone())
+    };
+    let mut chosen = intake(&station);
+    chosen.situations = vec!["申请人为残疾人".into()];
+    let (id, change) = create(&chosen);
+    assert_eq!(
+        check(&station, &change, &id, DocKind::Case, &scope, None),
+        Judgement::Allow
+    );
+    for situations in [
+        vec!["没有的情形".to_string()],
+        vec!["申请人为残疾人".into(), "申请人为残疾人".into()],
+    ] {
+        let mut forged = intake(&station);
+        forged.situations = situations.clone();
+        let (id, change) = create(&forged);
+        let judged = check(&station, &change, &id, DocKind::Case, &scope, None);
+        assert!(
+            refused_as(&judged, "forbidden_effect"),
+            "{situations:?}: {judged:?}"
+        );
     }
 }

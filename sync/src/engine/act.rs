@@ -352,6 +352,7 @@ pub fn act<E: From<CaseError>>(
             node: actor.node.node,
             staff: actor.person.username().to_string(),
             counter: actor.person.counter().to_string(),
+            stand_in_for: None,
             action,
         };
         events.push(event.clone());

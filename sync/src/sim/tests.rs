@@ -71,6 +71,7 @@ fn application(item: &Item, complete: bool, n: u64) -> NewCase {
         materials.clear();
     }
     NewCase {
+        situations: Vec::new(),
         applicant: Applicant::NaturalPerson {
             name: format!("申请人{n}"),
             id_number: ResidentId::parse("11010519491231002X").unwrap(),
@@ -1089,6 +1090,7 @@ fn forge(net: &mut Network, hostile: &Hostile, stations: [usize; 2], what: usize
                 node: x_origin.node,
                 staff: "xavier".into(),
                 counter: String::new(),
+                stand_in_for: None,
                 action: Action::Decide {
                     approved: true,
                     reason: String::new(),
@@ -1133,6 +1135,7 @@ fn forge(net: &mut Network, hostile: &Hostile, stations: [usize; 2], what: usize
                 node,
                 staff: "xavier".into(),
                 counter: String::new(),
+                stand_in_for: None,
                 action,
             };
             let change = match w {

@@ -13,12 +13,12 @@ use crate::demo::demo_catalog;
 use crate::store::tests::{at, complete_application, identity, item, lead, staff};
 use crate::store::{NewAction, Store, StoreError, StoreOptions};
 
-struct Node {
+pub(crate) struct Node {
     _dir: tempfile::TempDir,
-    store: Store,
+    pub(crate) store: Store,
 }
 
-fn node(seed: u8, role: NodeRole, division: &str) -> Node {
+pub(crate) fn node(seed: u8, role: NodeRole, division: &str) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let options = StoreOptions {
         identity: identity(seed, role, division),
@@ -43,7 +43,7 @@ async fn record(node: &Node) -> yizhan_sync::auth::NodeRecord {
 }
 
 /// Enrolls `child` with `parent` through a one-time code, as the CLI does.
-async fn enroll(parent: &Node, child: &Node) {
+pub(crate) async fn enroll(parent: &Node, child: &Node) {
     let child_record = record(child).await;
     // One code per child, so a hall enrolls several.
     let code = format!("code-{}", child_record.division);
@@ -73,7 +73,7 @@ async fn enroll(parent: &Node, child: &Node) {
 }
 
 /// One pull by `child` from `parent` and one push the other way, until both have nothing.
-async fn sync(parent: &Node, child: &Node) -> (u32, u32) {
+pub(crate) async fn sync(parent: &Node, child: &Node) -> (u32, u32) {
     let (parent_record, child_record) = (record(parent).await, record(child).await);
     let (mut down, mut up) = (0, 0);
     for _ in 0..100 {
