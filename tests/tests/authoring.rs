@@ -263,20 +263,20 @@ fn a_district_drafts_an_item_a_second_person_approves_it_and_it_reaches_a_statio
     );
     let case = accepted_case(&station.base, &station_token, NEW_ITEM, "起草审核申请人");
 
-    // A change: the committed limit shortened, approved, and version 2 reaches the station.
+    // A change: the committed limit lengthened, approved, and version 2 reaches the station.
     let committed = template["committed_limit_days"].as_u64().unwrap();
     let (url, revision) = draft_and_submit(
         &district.base,
         &editor,
         json!({ "kind": "change", "item": NEW_ITEM }),
         |item| {
-            item["committed_limit_days"] = json!(committed - 1);
+            item["committed_limit_days"] = json!(committed + 1);
         },
     );
     let review = get(&client(), &url, Some(&reviewer)).unwrap().1;
     assert_eq!(
         review["diff"],
-        json!([{ "field": "committed_limit_days", "before": committed.to_string(), "after": (committed - 1).to_string() }])
+        json!([{ "field": "committed_limit_days", "before": committed.to_string(), "after": (committed + 1).to_string() }])
     );
     posted(
         &format!("{url}/approve"),
@@ -289,7 +289,7 @@ fn a_district_drafts_an_item_a_second_person_approves_it_and_it_reaches_a_statio
     });
     assert_eq!(
         changed["committed_limit_days"].as_u64(),
-        Some(committed - 1)
+        Some(committed + 1)
     );
     // The case keeps the version it was accepted under.
     let (status, case) = get(
@@ -353,7 +353,7 @@ fn an_editor_drafts_on_the_page_and_a_reviewer_approves_it_in_chromium() {
     );
     browser.screenshot("authoring-01-refused-field");
     browser.find("#f-committed_limit_days").clear();
-    browser.find("#f-committed_limit_days").type_text("15");
+    browser.find("#f-committed_limit_days").type_text("25");
     // Submitting without the checklist is refused at the checklist.
     browser.find("#draft-submit").click();
     browser.wait_text("#err-checklist", |t| t.contains("9.2.2"));
@@ -408,7 +408,7 @@ fn an_editor_drafts_on_the_page_and_a_reviewer_approves_it_in_chromium() {
             at_district["version"].as_u64(),
             at_district["committed_limit_days"].as_u64()
         ),
-        (Some(2), Some(15))
+        (Some(2), Some(25))
     );
 }
 

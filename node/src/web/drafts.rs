@@ -611,7 +611,10 @@ fn form_values(body: &Value, checklist: &[ChecklistAnswer]) -> Fields {
         "legal_basis",
         rows_of(&body["legal_basis"], &["title", "article"]),
     );
-    put("process", rows_of(&body["process"], &["name", "days"]));
+    put(
+        "process",
+        rows_of(&body["process"], &["name", "days", "post"]),
+    );
     put(
         "fees",
         rows_of(&body["fees"], &["name", "standard", "basis"]),
@@ -771,7 +774,7 @@ fn read_form(
             json!({ "title": parts[0], "article": parts.get(1).cloned().unwrap_or_default() }),
         );
     }
-    body["legal_basis"] = Value::Array(basis);
+    body["legal_basis"] = keep_rest(&stored["legal_basis"], basis, "title");
     let mut steps = Vec::new();
     for line in raw("process").lines().filter(|l| !l.trim().is_empty()) {
         let parts = split(line);
@@ -785,16 +788,20 @@ fn read_form(
                 }
             },
         };
-        steps.push(json!({ "name": parts[0], "days": days }));
+        let post = parts
+            .get(2)
+            .filter(|p| !p.is_empty())
+            .map_or(Value::Null, |p| json!(p));
+        steps.push(json!({ "name": parts[0], "days": days, "post": post }));
     }
-    body["process"] = Value::Array(steps);
+    body["process"] = keep_rest(&stored["process"], steps, "name");
     let mut fees = Vec::new();
     for line in raw("fees").lines().filter(|l| !l.trim().is_empty()) {
         let parts = split(line);
         let part = |i: usize| parts.get(i).cloned().unwrap_or_default();
         fees.push(json!({ "name": part(0), "standard": part(1), "basis": part(2) }));
     }
-    body["fees"] = Value::Array(fees);
+    body["fees"] = keep_rest(&stored["fees"], fees, "name");
     let mut materials = Vec::new();
     let mut procedures = Vec::new();
     for i in 0..200 {
@@ -832,8 +839,8 @@ fn read_form(
             }));
         }
     }
-    body["materials"] = Value::Array(materials);
-    body["special_procedures"] = Value::Array(procedures);
+    body["materials"] = keep_rest(&stored["materials"], materials, "name");
+    body["special_procedures"] = keep_rest(&stored["special_procedures"], procedures, "name");
     // Numbers refused inside a row are shown at the rows' field.
     for (field, _) in errors.iter_mut() {
         if field.starts_with("m_") {
@@ -854,4 +861,81 @@ fn read_form(
         })
         .collect();
     (body, checklist, errors)
+}
+
+/// The form's rows over the stored entries: each row keeps the fields of the stored entry
+/// it edits (the one of the same name, else the one at its place) that the form does not
+/// show, such as a material's source or blank form, so saving the form never drops them.
+fn keep_rest(stored: &Value, rows: Vec<Value>, key: &str) -> Value {
+    let stored: Vec<&serde_json::Map<String, Value>> = stored
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default();
+    let names: Vec<&Value> = rows.iter().map(|r| &r[key]).collect();
+    let mut used = vec![false; stored.len()];
+    let merged = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let same_name = stored
+                .iter()
+                .enumerate()
+                .position(|(j, s)| !used[j] && s.get(key) == Some(&row[key]));
+            let same_place = (i < stored.len()
+                && !used[i]
+                && !names.contains(&stored[i].get(key).unwrap_or(&Value::Null)))
+            .then_some(i);
+            let mut entry = match same_name.or(same_place) {
+                Some(j) => {
+                    used[j] = true;
+                    stored[j].clone()
+                }
+                None => serde_json::Map::new(),
+            };
+            if let Some(fields) = row.as_object() {
+                for (k, v) in fields {
+                    entry.insert(k.clone(), v.clone());
+                }
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    Value::Array(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Saving the form keeps what it does not show (a material's source and blank form, a
+    /// step's post), follows a row by its name when rows move, and drops a removed row.
+    #[test]
+    fn the_form_keeps_the_fields_it_does_not_show() {
+        let stored = json!([
+            { "name": "户口簿", "copies": 1, "source": "government", "blank_form": "a1" },
+            { "name": "委托书", "copies": 0, "source": "applicant" },
+            { "name": "收入证明", "copies": 1, "sample": "a2" },
+        ]);
+        let rows = vec![
+            json!({ "name": "收入证明", "copies": 2 }),
+            json!({ "name": "户口簿", "copies": 1 }),
+            json!({ "name": "新材料", "copies": 0 }),
+        ];
+        let merged = keep_rest(&stored, rows, "name");
+        assert_eq!(
+            merged,
+            json!([
+                { "name": "收入证明", "copies": 2, "sample": "a2" },
+                { "name": "户口簿", "copies": 1, "source": "government", "blank_form": "a1" },
+                { "name": "新材料", "copies": 0 },
+            ])
+        );
+        // A renamed row in its place keeps its other fields.
+        let merged = keep_rest(
+            &stored,
+            vec![json!({ "name": "户口本", "copies": 1 })],
+            "name",
+        );
+        assert_eq!(merged[0]["blank_form"], "a1");
+    }
 }
