@@ -1048,7 +1048,9 @@ mod tests {
     /// same items, every field; and through CSV files alike.
     #[test]
     fn the_demo_catalog_round_trips_through_xlsx_and_csv() {
-        let items = demo();
+        let mut items = demo();
+        // One version with its effective date (生效日期), which the last column carries.
+        items[0].effective_date = Some("2027-01-01".parse().unwrap());
         let xlsx = to_xlsx(&items).unwrap();
         assert_eq!(read_xlsx(&xlsx).unwrap(), items);
         let dir = tempfile::tempdir().unwrap();
@@ -1060,6 +1062,25 @@ mod tests {
             .unwrap();
         }
         assert_eq!(read_csv_dir(dir.path()).unwrap(), items);
+    }
+
+    /// A sheet written before the effective date's column still reads.
+    #[test]
+    fn a_sheet_without_the_later_columns_reads() {
+        let mut sheets: Vec<(String, Vec<Vec<String>>)> = to_sheets(&demo())
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let mut rows = vec![s.headers.iter().map(|h| h.to_string()).collect()];
+                rows.extend(s.rows.iter().map(|r| r.iter().map(Value::text).collect()));
+                (s.name.to_string(), rows)
+            })
+            .collect();
+        let at = sheets[0].1[0].iter().position(|h| h == "生效日期").unwrap();
+        for row in &mut sheets[0].1 {
+            row.remove(at);
+        }
+        assert_eq!(from_sheets(sheets).unwrap(), demo());
     }
 
     /// Sheets as text rows, edited, to read back.
