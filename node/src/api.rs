@@ -10,6 +10,7 @@ pub mod attachments;
 pub mod calendars;
 pub mod cases;
 pub mod departments;
+pub mod drafts;
 pub mod error;
 pub mod extract;
 pub mod items;
@@ -121,7 +122,13 @@ where
         .route("/node", get(node_info))
         .route("/openapi.json", get(openapi))
         .route("/items", get(items::index))
+        .route("/items/drafts", get(drafts::index).post(drafts::create))
+        .route("/items/drafts/{id}", get(drafts::show).put(drafts::update))
+        .route("/items/drafts/{id}/submit", post(drafts::submit))
+        .route("/items/drafts/{id}/approve", post(drafts::approve))
+        .route("/items/drafts/{id}/reject", post(drafts::reject))
         .route("/items/{id}", get(items::show).put(items::publish))
+        .route("/items/{id}/versions", get(items::versions))
         .route("/attachments", post(attachments::create))
         .route("/catalog/export", get(items::export))
         .route("/calendars", get(calendars::index))
@@ -495,7 +502,8 @@ async fn sync_status(
     info(title = "Yizhan node API", description = "JSON API of a Yizhan node (SZDB/Z 176-2016). \
         Catalog endpoints are public; case endpoints need `Authorization: Bearer TOKEN`. \
         Errors are `{ \"error\": code, \"message\": text }`."),
-    paths(healthz, node_info, items::index, items::show, items::categories, items::publish,
+    paths(healthz, node_info, items::index, items::show, items::categories, items::publish, items::versions,
+          drafts::index, drafts::create, drafts::show, drafts::update, drafts::submit, drafts::approve, drafts::reject,
           attachments::create, items::export,
           calendars::index, calendars::publish,
           departments::index, departments::create, departments::show, departments::rotate,

@@ -95,10 +95,11 @@ pub enum Command {
         #[arg(long)]
         replace: bool,
     },
-    /// Publish the items of a catalog file in this hall's catalog (the node must be stopped):
-    /// an .xlsx workbook in the layout the catalog exports (sheets 事项, 申请材料, 办理情形,
-    /// 办理流程, 设定依据, 特别程序, 收费项目), a folder of those sheets as CSV files
-    /// (事项.csv, …) or one of them, or a TOML catalog file
+    /// Publish the items of a catalog file in this hall's catalog, all or nothing (a
+    /// serving node publishes them through its control socket): an .xlsx workbook in the
+    /// layout the catalog exports (sheets 事项, 申请材料, 办理情形, 办理流程, 设定依据,
+    /// 特别程序, 收费项目), a folder of those sheets as CSV files (事项.csv, …) or one of
+    /// them, or a TOML catalog file
     ImportCatalog { file: PathBuf },
     /// Publish a working-day calendar year file (the State Council's notice) as this
     /// hall's; it flows down with the catalog and open deadlines are counted again (the
@@ -426,6 +427,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::ImportCatalog { file } => {
+            // A serving node publishes it through its own writer; otherwise this command
+            // opens the node alone.
+            if std::os::unix::net::UnixStream::connect(data_dir.control_socket()).is_ok() {
+                return crate::commands::import_catalog_live(&data_dir, &file).await;
+            }
             let (_lock, node) = OpenNode::exclusive(&data_dir)?;
             let result = crate::commands::import_catalog(&node, &file, clock.now_ms()).await;
             node.store.shutdown().await;

@@ -614,43 +614,51 @@ pub async fn publish_calendar(node: &OpenNode, file: &Path, now_ms: u64) -> anyh
 }
 
 pub async fn import_catalog(node: &OpenNode, file: &Path, now_ms: u64) -> anyhow::Result<()> {
-    let role: NodeRole = node.config.node.role.into();
-    if !matches!(role, NodeRole::District | NodeRole::City) {
+    let items = read_catalog_file(file)?;
+    let counts = node
+        .store
+        .import_catalog(items, now_ms)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was published", file.display()))?;
+    report_import(file, counts, &Scope::catalog(&node.config.division()));
+    Ok(())
+}
+
+/// `yizhan import-catalog FILE` beside a serving node: the file is read and checked here
+/// first (every item valid), then its items are sent over the control socket, and the
+/// node publishes them through its own writer, all or nothing.
+pub async fn import_catalog_live(data_dir: &DataDir, file: &Path) -> anyhow::Result<()> {
+    let items = read_catalog_file(file)?;
+    let body = serde_json::to_vec(&items).context("the catalog's items as JSON")?;
+    let outcome: crate::control::ImportOutcome = crate::control::ask_with(
+        &data_dir.control_socket(),
+        "import-catalog",
+        &body,
+        std::time::Duration::from_secs(120),
+    )
+    .await?;
+    if !outcome.ok {
         bail!(
-            "this {} node does not author a catalog; district and city halls do",
-            role.as_str()
+            "{}: {}; nothing was published",
+            file.display(),
+            outcome.message
         );
     }
-    let items = read_catalog_file(file)?;
-    let scope = Scope::catalog(&node.config.division());
-    let (mut new, mut changed, mut unchanged) = (0, 0, 0);
-    for item in items {
-        match node.store.get_item(item.impl_code.to_string()).await {
-            Ok(current) if current == item => unchanged += 1,
-            Ok(current) if current.version >= item.version => {
-                bail!(
-                    "{} ({}) differs from the published version {} but keeps its version {}; raise its version to publish the change",
-                    item.impl_code,
-                    item.name,
-                    current.version,
-                    item.version
-                );
-            }
-            Ok(_) => {
-                node.store.publish_item(scope.clone(), item, now_ms).await?;
-                changed += 1;
-            }
-            Err(_) => {
-                node.store.publish_item(scope.clone(), item, now_ms).await?;
-                new += 1;
-            }
-        }
-    }
-    println!(
-        "catalog {}: {new} new, {changed} changed, {unchanged} unchanged items published in {scope}",
-        file.display()
-    );
+    let counts: crate::store::ImportCounts = serde_json::from_str(&outcome.message)
+        .with_context(|| format!("the running node answered {:?}", outcome.message))?;
+    let config = crate::config::Config::load(&data_dir.config())?;
+    report_import(file, counts, &Scope::catalog(&config.division()));
     Ok(())
+}
+
+fn report_import(file: &Path, counts: crate::store::ImportCounts, scope: &Scope) {
+    println!(
+        "catalog {}: {} new, {} changed, {} unchanged items published in {scope}",
+        file.display(),
+        counts.new,
+        counts.changed,
+        counts.unchanged
+    );
 }
 
 /// The items of a catalog file: an .xlsx workbook, CSV files (a folder holding them, or

@@ -5,6 +5,9 @@
 //! Only the data dir's owner reaches it (the dir is mode 0700), the same person who may
 //! open the database beside the node, so it needs no other authentication. The protocol
 //! is one line each way: a command (`status` or `sync-now`), then one line of JSON.
+//! `import-catalog` is followed by the catalog's items as JSON up to the end of the stream:
+//! the running node publishes it through its own writer (`Store::import_catalog`), since
+//! a second writer beside it would hold a stale copy of the documents it caches.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,11 +56,23 @@ pub struct SyncOutcome {
     pub message: String,
 }
 
+/// What `import-catalog` answers.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ImportOutcome {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// The largest catalog (its items as JSON) `import-catalog` reads over the socket.
+pub const MAX_CATALOG_BYTES: u64 = 32 << 20;
+
 /// A bound control socket, ready to serve.
 #[derive(Debug)]
 pub struct Control {
     listener: UnixListener,
     path: PathBuf,
+    /// The store `import-catalog` publishes into; without it the command is refused.
+    store: Option<crate::store::Store>,
 }
 
 impl Control {
@@ -69,7 +84,14 @@ impl Control {
         Ok(Control {
             listener,
             path: path.to_path_buf(),
+            store: None,
         })
+    }
+
+    /// Lets `import-catalog` publish into `store` (the serving node's).
+    pub fn with_catalog(mut self, store: crate::store::Store) -> Control {
+        self.store = Some(store);
+        self
     }
 
     /// Answers requests until the task is dropped.
@@ -81,8 +103,9 @@ impl Control {
                 continue;
             };
             let links = links.clone();
+            let store = self.store.clone();
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, &links).await {
+                if let Err(e) = answer(stream, &links, store.as_ref()).await {
                     tracing::debug!(error = %e, "a control request failed");
                 }
             });
@@ -90,12 +113,31 @@ impl Control {
     }
 }
 
-async fn answer(stream: UnixStream, links: &Links) -> anyhow::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    links: &Links,
+    store: Option<&crate::store::Store>,
+) -> anyhow::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
-    let mut reader = BufReader::new(reader.take(256));
-    tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await??;
+    let mut reader = BufReader::new(reader);
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        (&mut reader).take(256).read_line(&mut line),
+    )
+    .await??;
     let reply = match line.trim() {
+        "import-catalog" => {
+            let mut text = String::new();
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                (&mut reader)
+                    .take(MAX_CATALOG_BYTES)
+                    .read_to_string(&mut text),
+            )
+            .await??;
+            serde_json::to_string(&import_catalog(store, &text).await)?
+        }
         "status" => serde_json::to_string(&live_status(links))?,
         "sync-now" => {
             let mut sessions = links.sessions();
@@ -122,13 +164,33 @@ async fn answer(stream: UnixStream, links: &Links) -> anyhow::Result<()> {
             serde_json::to_string(&outcome)?
         }
         other => serde_json::to_string(&serde_json::json!({
-            "error": format!("unknown command {other:?}; use status or sync-now")
+            "error": format!("unknown command {other:?}; use status, sync-now or import-catalog")
         }))?,
     };
     writer.write_all(reply.as_bytes()).await?;
     writer.write_all(b"\n").await?;
     writer.shutdown().await?;
     Ok(())
+}
+
+/// Checks every item first, then publishes them in one transaction.
+async fn import_catalog(store: Option<&crate::store::Store>, text: &str) -> ImportOutcome {
+    let refused = |message: String| ImportOutcome { ok: false, message };
+    let Some(store) = store else {
+        return refused("this node does not take a catalog over its control socket".into());
+    };
+    let items: Vec<yizhan_sync::domain::item::Item> = match serde_json::from_str(text) {
+        Ok(items) => items,
+        Err(e) => return refused(format!("the items do not read: {e}")),
+    };
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    match store.import_catalog(items, now).await {
+        Ok(counts) => ImportOutcome {
+            ok: true,
+            message: serde_json::to_string(&counts).unwrap_or_default(),
+        },
+        Err(e) => refused(e.words().to_string()),
+    }
 }
 
 fn live_status(links: &Links) -> LiveStatus {
@@ -182,6 +244,16 @@ pub async fn ask<T: serde::de::DeserializeOwned>(
     command: &str,
     timeout: Duration,
 ) -> anyhow::Result<T> {
+    ask_with(path, command, &[], timeout).await
+}
+
+/// Sends `command` followed by `body` (to the end of the stream), and reads the answer.
+pub async fn ask_with<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    command: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> anyhow::Result<T> {
     let exchange = async {
         let mut stream = UnixStream::connect(path).await.with_context(|| {
             format!(
@@ -190,6 +262,9 @@ pub async fn ask<T: serde::de::DeserializeOwned>(
             )
         })?;
         stream.write_all(format!("{command}\n").as_bytes()).await?;
+        stream.write_all(body).await?;
+        // The end of the request (a body runs to it).
+        stream.shutdown().await?;
         let mut line = String::new();
         BufReader::new(stream.take(1 << 20))
             .read_line(&mut line)

@@ -74,6 +74,16 @@ impl From<&yizhan_sync::domain::supervision::SupervisionError> for Words {
     }
 }
 
+impl From<&yizhan_sync::engine::AuthoringError> for Words {
+    fn from(e: &yizhan_sync::engine::AuthoringError) -> Words {
+        use yizhan_sync::engine::AuthoringError as E;
+        match e {
+            E::Level { level } => Words::new(e.code()).text("level", level.to_string()),
+            _ => Words::new(e.code()),
+        }
+    }
+}
+
 impl From<&yizhan_sync::domain::staff::StaffError> for Words {
     fn from(e: &yizhan_sync::domain::staff::StaffError) -> Words {
         use yizhan_sync::domain::staff::StaffError as E;
@@ -83,6 +93,16 @@ impl From<&yizhan_sync::domain::staff::StaffError> for Words {
             E::Role(value) | E::Place(value) => Words::new(e.code()).text("value", value.clone()),
             _ => Words::new(e.code()),
         }
+    }
+}
+
+impl From<&yizhan_sync::domain::draft::DraftError> for Words {
+    fn from(e: &yizhan_sync::domain::draft::DraftError) -> Words {
+        let mut words = Words::new(e.code());
+        for (name, value) in e.params() {
+            words = words.text(name, value);
+        }
+        words
     }
 }
 
@@ -348,6 +368,14 @@ mod tests {
                 listed.push(e.code());
                 examples.push(Words::from(&e));
             }
+        }
+        for e in yizhan_sync::engine::AuthoringError::examples() {
+            listed.push(e.code());
+            examples.push(Words::from(&e));
+        }
+        for e in yizhan_sync::domain::draft::DraftError::examples() {
+            listed.push(e.code());
+            examples.push(Words::from(&e));
         }
         {
             use yizhan_sync::domain::staff::StaffError as E;

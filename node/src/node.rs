@@ -502,7 +502,11 @@ impl OpenNode {
         };
         let data_dir = DataDir::new(self.key_path.parent().unwrap_or(Path::new(".")));
         let control = match crate::control::Control::bind(&data_dir.control_socket()) {
-            Ok(control) => Some(tokio::spawn(control.serve(state.api.links.clone()))),
+            Ok(control) => Some(tokio::spawn(
+                control
+                    .with_catalog(state.api.store.clone())
+                    .serve(state.api.links.clone()),
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "the control socket could not start; `yizhan sync now` and the live part of `yizhan status` will not reach this node");
                 None

@@ -22,6 +22,7 @@ pub(crate) mod calendars;
 mod cases;
 mod counters;
 mod departments;
+mod drafts;
 mod feed;
 mod file;
 mod follow_up;
@@ -63,6 +64,7 @@ pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
 };
 pub use counters::Counter;
+pub use drafts::{Draft, DraftEdit, Review, authoring_refused, draft_refused};
 pub use feed::{
     FeedBatch, FeedCase, FeedEvent, FeedIdentity, FeedItem, FeedItemVersion, FeedReader,
     FeedRegistry, OriginSeq,
@@ -73,7 +75,7 @@ pub use file::{
 };
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use hall::{Overview, OverviewLine, StationFigures, SubtreeNode};
-pub use items::{ItemFilter, ItemSummary};
+pub use items::{ImportCounts, ItemFilter, ItemSummary};
 pub use migrations::SCHEMA_VERSION;
 pub use notices::{Correction, Issuer, StoredNotice, notice_content};
 pub use notification::{NewNotification, NotificationView};
@@ -248,6 +250,7 @@ impl StoreError {
                 | CaseError::UnknownMaterial { .. }
                 | CaseError::UnknownSituation { .. }
                 | CaseError::ItemCancelled { .. }
+                | CaseError::NotYetEffective { .. }
                 | CaseError::NotOnApplication { .. }
                 | CaseError::ExtensionTooLong { .. }
                 | CaseError::BadRating

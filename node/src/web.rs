@@ -16,6 +16,7 @@ pub mod cases;
 pub mod counters;
 pub mod dashboard;
 pub mod departments;
+pub mod drafts;
 pub mod export;
 pub mod follow;
 mod guide;
@@ -129,6 +130,9 @@ where
         .route("/signin", get(signin_form).post(signin))
         .route("/signout", post(signout))
         .route("/catalog", get(catalog))
+        .route("/catalog/drafts", get(drafts::index).post(drafts::create))
+        .route("/catalog/drafts/{id}", get(drafts::show).post(drafts::save))
+        .route("/catalog/drafts/{id}/review", post(drafts::review))
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
         .route("/catalog/{code}/attachments/{id}", get(guide::download))
@@ -364,6 +368,19 @@ impl Chrome<'_> {
         let node = yizhan_sync::auth::NodeRole::parse(self.role);
         self.user.is_some_and(|u| {
             node.is_some_and(|n| yizhan_sync::engine::assessment_open_to(n, u.role))
+        })
+    }
+
+    /// Whether the signed-in person drafts or reviews catalog items here (the engine's
+    /// rule), so the navigation links the drafts.
+    pub fn may_author(&self) -> bool {
+        use yizhan_sync::engine::{AuthoringAct, authoring_open_to};
+        let node = yizhan_sync::auth::NodeRole::parse(self.role);
+        self.user.is_some_and(|u| {
+            node.is_some_and(|n| {
+                authoring_open_to(n, u.role, AuthoringAct::Draft)
+                    || authoring_open_to(n, u.role, AuthoringAct::Review)
+            })
         })
     }
 

@@ -375,6 +375,31 @@ pub fn read_item(doc: &Automerge) -> Result<ItemDoc, DocError> {
     Ok(ItemDoc { scope, item })
 }
 
+/// Every version of an item its document holds, oldest first, read from the document's
+/// history at each change (only the item's author writes it, so the history is its
+/// versions in order): the versions a node held are derived again from the document,
+/// never kept beside it.
+pub fn item_versions(doc: &Automerge) -> Result<Vec<Item>, DocError> {
+    let mut versions: Vec<Item> = Vec::new();
+    for change in doc.get_changes(&[]) {
+        let heads = [change.hash()];
+        let Some((automerge::Value::Scalar(value), _)) = doc.get_at(ROOT, "item", &heads)? else {
+            continue;
+        };
+        let automerge::ScalarValue::Str(text) = value.as_ref() else {
+            continue;
+        };
+        let item: Item = parse_json("item", text)?;
+        if versions
+            .last()
+            .is_none_or(|last| last.version != item.version)
+        {
+            versions.push(item);
+        }
+    }
+    Ok(versions)
+}
+
 /// Heads as one byte string: the sorted 32-byte hashes, concatenated, so two sets of heads
 /// compare equal exactly when the bytes do.
 pub fn heads_bytes(doc: &Automerge) -> Vec<u8> {
@@ -1195,6 +1220,13 @@ mod tests {
             (2, "05", "committed")
         );
         assert!(row.search_text.contains("审核确认"));
+        // Every version held is read again from the history, from a saved copy too.
+        let versions = item_versions(&Automerge::load(&doc.save()).unwrap()).unwrap();
+        let held: Vec<(u32, &str)> = versions
+            .iter()
+            .map(|i| (i.version, i.name.as_str()))
+            .collect();
+        assert_eq!(held, [(1, "最低生活保障申请"), (2, "最低生活保障审核确认")]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod case;
 pub mod codes;
 pub mod department;
+pub mod draft;
 pub mod hlc;
 pub mod item;
 pub mod notice;

@@ -241,7 +241,7 @@ fn judge_inner(
             {
                 return Err(not_authorized(author, &envelope.scope));
             }
-            item_change(envelope, &expanded, held.is_none())
+            item_change(author, envelope, &expanded, held.is_none())
         }
         DocKind::Notice | DocKind::Supervision | DocKind::Reply => {
             if held.is_some() {
@@ -729,6 +729,7 @@ fn event_op<'a>(
 }
 
 fn item_change(
+    author: &NodeRecord,
     envelope: &Envelope,
     expanded: &ExpandedChange,
     creating: bool,
@@ -759,6 +760,18 @@ fn item_change(
         return Err(effect(
             envelope,
             "publishes an item under another item's document",
+        ));
+    }
+    // A hall publishes only items handled at the levels it authors (§8.4.2, the level is
+    // in the implementation code): a sub-district cannot publish a district's item.
+    if !crate::engine::level_authored_by(author.role, item.level()) {
+        return Err(effect(
+            envelope,
+            format!(
+                "publishes an item handled at level {}, which a {} does not author",
+                item.level().digit(),
+                author.role.as_str()
+            ),
         ));
     }
     Ok(())

@@ -19,6 +19,7 @@
 //! learns of both from the [`Ack`]'s notes.
 
 mod act;
+mod authoring;
 mod departments;
 pub mod session;
 mod staff;
@@ -26,6 +27,9 @@ mod supervise;
 
 pub use act::{
     Actor, Person, Request, StaffRole, act, allowed_actions, may, on_behalf_of, role_may,
+};
+pub use authoring::{
+    AuthoringAct, AuthoringError, authoring_open_to, level_authored_by, may_author, may_review,
 };
 pub use departments::may_manage_departments;
 pub use staff::{chief_authorizes, may_manage_staff, stand_in_for};

@@ -40,11 +40,13 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 /// and a child may hold a long-poll (`/sync/v1/wait`) open to its parent. 4: documents of
 /// the kind `notification` (a hall's 通报) travel in batches. 5: documents of the kinds
 /// `attachment` (a hall's blank forms and samples), `staff` (the tree's accounts) and
-/// `department` (a hall's departments and their seals) travel in batches.
+/// `department` (a hall's departments and their seals) travel in batches, and items carry
+/// new fields (the guide's new elements, a version's effective date, the deciding
+/// department), which a node of 4 refuses as unknown.
 pub const PROTOCOL_VERSION: u16 = 5;
 /// The oldest protocol version this build still speaks: 5, since a node of 4 cannot
-/// decode a batch that carries one of these kinds and would fail every pull rather than
-/// hear "upgrade needed".
+/// decode a batch that carries one of these kinds, refuses the item versions of 5, and
+/// would fail every pull rather than hear "upgrade needed".
 pub const MIN_PROTOCOL_VERSION: u16 = 5;
 
 /// Highest sequence number held, per (scope, origin).

@@ -90,7 +90,7 @@ fn a_station_syncs_within_10_s_of_its_hall_returning_from_a_long_outage() {
     district.kill9();
     let down_since = Instant::now();
     // While the hall is away it publishes nothing; a technician changes its catalog with
-    // the node stopped, as `import-catalog` requires.
+    // the node stopped.
     let changed = root.path().join("catalog-v2.toml");
     catalog_with_new_version(&changed);
     let imported = run_ok(&[

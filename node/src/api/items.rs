@@ -12,8 +12,9 @@ use yizhan_sync::domain::item::{
 use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path, Query};
-use crate::store::{ItemFilter, ItemSummary, Role as StaffRole};
+use crate::store::{ItemFilter, ItemSummary, authoring_refused};
 use yizhan_sync::domain::codes::DivisionCode;
+use yizhan_sync::engine::{AuthoringAct, may_author};
 use yizhan_sync::ids::Scope;
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
@@ -110,6 +111,10 @@ pub struct ItemView {
     pub version: u32,
     /// `published` or `cancelled`.
     pub status: String,
+    /// 生效日期 (YYYY-MM-DD): a new item takes applications from it; absent when the
+    /// version is in force from its publication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<String>,
     /// 事项名称.
     pub name: String,
     /// 事项性质: code and name of the kind of power.
@@ -299,6 +304,7 @@ impl From<Item> for ItemView {
             impl_code: item.impl_code.to_string(),
             basic_code: item.basic_code().to_string(),
             version: item.version,
+            effective_date: item.effective_date.map(|d| d.to_string()),
             status: match item.status {
                 ItemStatus::Published => "published",
                 ItemStatus::Cancelled => "cancelled",
@@ -452,7 +458,7 @@ pub async fn categories(State(state): State<ApiState>) -> ApiResult<Json<Vec<Cat
     request_body(content = Object, description = "The item, as in a catalog file"),
     responses(
         (status = 200, body = ItemView, description = "Published"),
-        (status = 403, body = ErrorBody, description = "Not an admin, or this node does not author the catalog"),
+        (status = 403, body = ErrorBody, description = "Not an admin (`authoring_admins_only`), a station (`authoring_station`), or an item at a level this hall does not author (`authoring_level`)"),
         (status = 409, body = ErrorBody, description = "The version is not higher than the published one"),
         (status = 422, body = ErrorBody, description = "The item breaks a catalog rule, e.g. committed limit above the legal one"),
         (status = 401, body = ErrorBody)),
@@ -463,7 +469,14 @@ pub async fn publish(
     Path(impl_code): Path<String>,
     Body(item): Body<Item>,
 ) -> ApiResult<(StatusCode, Json<ItemView>)> {
-    may_publish_catalog(&state, &user)?;
+    // Publishing without review is the admins' bulk path (§8.4.1): the engine's rule.
+    may_author(
+        state.store.own_record(),
+        user.0.role,
+        Some(item.level()),
+        AuthoringAct::Publish,
+    )
+    .map_err(authoring_refused)?;
     if item.impl_code.as_str() != impl_code {
         return Err(ApiError::invalid(format!(
             "the path names {impl_code} but the body is item {}",
@@ -482,27 +495,68 @@ pub async fn publish(
     ))
 }
 
-/// Who publishes to the catalog through the API (items and the attachments they name):
-/// an admin of a district or city hall, the nodes that author a catalog.
+/// One version of an item, with what changed from the version before it.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemVersionView {
+    pub version: u32,
+    /// `published` or `cancelled`.
+    pub status: String,
+    pub name: String,
+    /// 生效日期, when the version carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<String>,
+    /// The fields that differ from the version before (every field for the first).
+    pub changes: Vec<crate::api::drafts::FieldChangeView>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemVersions {
+    pub versions: Vec<ItemVersionView>,
+}
+
+/// The versions of an item this node holds, each with its field-by-field changes
+#[utoipa::path(get, path = "/api/v1/items/{id}/versions", tag = "catalog",
+    params(("id" = String, Path, description = "Item id or implementation code (实施编码)")),
+    responses((status = 200, body = ItemVersions), (status = 404, body = ErrorBody)))]
+pub async fn versions(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ItemVersions>> {
+    let held = state.store.item_versions(id).await?;
+    let mut before: Option<Item> = None;
+    let mut versions = Vec::new();
+    for item in held {
+        let changes = yizhan_sync::domain::draft::diff_items(before.as_ref(), &item)
+            .into_iter()
+            .map(|c| crate::api::drafts::FieldChangeView {
+                field: c.field,
+                before: c.before,
+                after: c.after,
+            })
+            .collect();
+        versions.push(ItemVersionView {
+            version: item.version,
+            status: snake::<ItemStatus>(&item.status),
+            name: item.name.clone(),
+            effective_date: item.effective_date.map(|d| d.to_string()),
+            changes,
+        });
+        before = Some(item);
+    }
+    Ok(Json(ItemVersions { versions }))
+}
+
+/// Who publishes to the catalog directly through the API (the attachments items name):
+/// an admin of a hall that authors a catalog, the engine's rule (`engine::may_author`,
+/// the admins' bulk path of §8.4.1).
 pub(super) fn may_publish_catalog(state: &ApiState, user: &Authenticated) -> ApiResult<()> {
-    if user.0.role != StaffRole::Admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "publishing catalog items needs an admin account",
-        ));
-    }
-    if !matches!(state.node.role.as_str(), "district" | "city") {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_catalog_author",
-            format!(
-                "this {} node receives its catalog from the district; items are authored on district or city nodes",
-                state.node.role
-            ),
-        ));
-    }
-    Ok(())
+    may_author(
+        state.store.own_record(),
+        user.0.role,
+        None,
+        AuthoringAct::Publish,
+    )
+    .map_err(|e| authoring_refused(e).into())
 }
 
 #[derive(Debug, serde::Deserialize, IntoParams)]

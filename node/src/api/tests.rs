@@ -803,7 +803,7 @@ async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
     let (status, value, _) = put(district.worker.clone(), item.clone()).await;
     assert_eq!(
         (status, value["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
+        (StatusCode::FORBIDDEN, Some("authoring_admins_only"))
     );
     item["version"] = json!(1);
     let (status, value, _) = put(district.admin.clone(), item.clone()).await;
@@ -835,7 +835,7 @@ async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
         .await;
     assert_eq!(
         (status, value["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("not_catalog_author"))
+        (StatusCode::FORBIDDEN, Some("authoring_station"))
     );
 }
 
@@ -3177,6 +3177,7 @@ async fn a_notification_is_published_and_listed_through_the_pages() {
     assert_eq!(api.store.notifications(10).await.unwrap().len(), 1);
 }
 
+mod drafts;
 /// `/api/v1/staff` (§8.6.3): a hall's admin writes the tree's accounts; the same store
 /// rules and codes as the admin page; no verifier ever leaves the API.
 #[tokio::test]
@@ -3550,7 +3551,7 @@ mod guide {
                 "application/pdf",
                 PDF.to_vec(),
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                "authoring_admins_only",
             ),
             (
                 &station,
@@ -3558,7 +3559,7 @@ mod guide {
                 "application/pdf",
                 PDF.to_vec(),
                 StatusCode::FORBIDDEN,
-                "not_catalog_author",
+                "authoring_station",
             ),
             (
                 &district,

@@ -92,7 +92,11 @@ const ITEM_COLUMNS: &[&str] = &[
     "行政救济途径",
     "审批结果",
     "到办事现场次数",
+    "生效日期",
 ];
+
+/// Columns a sheet written before they existed may lack: read as empty.
+const LATER_COLUMNS: &[&str] = &["生效日期"];
 
 const MATERIAL_COLUMNS: &[&str] = &[
     "实施编码",
@@ -228,6 +232,7 @@ pub fn to_sheets(items: &[Item]) -> Result<Vec<Sheet>, Vec<String>> {
             text(&item.remedies),
             text(&item.result),
             Value::Number(item.visits),
+            opt(&item.effective_date.map(|d| d.to_string())),
         ]);
         let material_row = |situation: &str, m: &Material| {
             vec![
@@ -647,7 +652,10 @@ pub fn from_sheets(given: Vec<(String, Vec<Vec<String>>)>) -> Result<Vec<Item>, 
                 });
             }
         }
-        for header in headers.iter().filter(|h| !columns.contains_key(**h)) {
+        for header in headers
+            .iter()
+            .filter(|h| !columns.contains_key(**h) && !LATER_COLUMNS.contains(*h))
+        {
             problems.push(CellProblem {
                 sheet: name.clone(),
                 row: 1,
@@ -760,6 +768,13 @@ fn read_item(r: &mut RowReader<'_>) -> Option<Item> {
         Err(_) => None,
     };
     let version = r.number("事项版本号");
+    // 生效日期: absent in sheets written before it, and for versions in force from
+    // their publication.
+    let effective_date = r.optional("生效日期").and_then(|date| {
+        date.parse::<yizhan_sync::domain::calendar::Date>()
+            .map_err(|e| r.bad("生效日期", format!("{date:?}: {e}")))
+            .ok()
+    });
     let status = r.choice(
         "事项状态",
         &[
@@ -834,6 +849,7 @@ fn read_item(r: &mut RowReader<'_>) -> Option<Item> {
     Some(Item {
         impl_code: impl_code?,
         version,
+        effective_date,
         status: status?,
         name,
         kind: kind?,
@@ -1035,7 +1051,9 @@ mod tests {
     /// same items, every field; and through CSV files alike.
     #[test]
     fn the_demo_catalog_round_trips_through_xlsx_and_csv() {
-        let items = demo();
+        let mut items = demo();
+        // One version with its effective date (生效日期), which the last column carries.
+        items[0].effective_date = Some("2027-01-01".parse().unwrap());
         let xlsx = to_xlsx(&items).unwrap();
         assert_eq!(read_xlsx(&xlsx).unwrap(), items);
         let dir = tempfile::tempdir().unwrap();
@@ -1047,6 +1065,25 @@ mod tests {
             .unwrap();
         }
         assert_eq!(read_csv_dir(dir.path()).unwrap(), items);
+    }
+
+    /// A sheet written before the effective date's column still reads.
+    #[test]
+    fn a_sheet_without_the_later_columns_reads() {
+        let mut sheets: Vec<(String, Vec<Vec<String>>)> = to_sheets(&demo())
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let mut rows = vec![s.headers.iter().map(|h| h.to_string()).collect()];
+                rows.extend(s.rows.iter().map(|r| r.iter().map(Value::text).collect()));
+                (s.name.to_string(), rows)
+            })
+            .collect();
+        let at = sheets[0].1[0].iter().position(|h| h == "生效日期").unwrap();
+        for row in &mut sheets[0].1 {
+            row.remove(at);
+        }
+        assert_eq!(from_sheets(sheets).unwrap(), demo());
     }
 
     /// Sheets as text rows, edited, to read back.

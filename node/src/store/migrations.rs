@@ -58,10 +58,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "changes_doc",
         include_str!("migrations/016_changes_doc.sql"),
     ),
-    // A placeholder for the number given to the branch `authoring` of the same issue:
-    // its migration replaces this line when merged.
-    (17, "reserved_authoring", ""),
-    // Given to the branch `guide`, which needed no table: the number stays empty.
+    (
+        17,
+        "item_drafts",
+        include_str!("migrations/017_item_drafts.sql"),
+    ),
+    // Given to the branch `guide` of issue 15, which needed no table: the number stays
+    // empty, so the numbering stays whole.
     (18, "unused", ""),
     (19, "staff", include_str!("migrations/019_staff.sql")),
     (

@@ -322,6 +322,16 @@ impl Intake {
                 name: item.name.clone(),
             });
         }
+        // A new item is taken only from its effective date (生效日期), on the day the
+        // application is received, in China time.
+        if let Some(date) = item.effective_date
+            && crate::domain::calendar::Date::from_unix_ms_cst(submitted_at.unix_ms() as i64) < date
+        {
+            return Err(CaseError::NotYetEffective {
+                name: item.name.clone(),
+                date: date.to_string(),
+            });
+        }
         if !item.kind.on_application() {
             return Err(CaseError::NotOnApplication {
                 name: item.name.clone(),
@@ -1536,6 +1546,8 @@ pub enum CaseError {
     UnknownSituation { name: String },
     #[error("the item {name:?} is cancelled and takes no new applications")]
     ItemCancelled { name: String },
+    #[error("the item {name} takes applications from {date}, its effective date")]
+    NotYetEffective { name: String, date: String },
     #[error(
         "the item {name:?} is a {kind}, which is started by the authority, not by application at a counter"
     )]
@@ -1592,6 +1604,8 @@ pub enum CaseError {
     DepartmentsCasesOnly { action: ActionKind },
     #[error("a supervisor supervises the stations' cases and records none of them, not {action}", action = .action.as_str())]
     SupervisorsSuperviseOnly { action: ActionKind },
+    #[error("the catalog's editors and reviewers author items and record no act on a case, not {action}", action = .action.as_str())]
+    CatalogStaffOnly { action: ActionKind },
     #[error("a hall may {action} only a case a station sent it (转办); it supervises the others", action = .action.as_str())]
     NotSentHere { action: ActionKind },
     #[error("an applicant may only rate a completed case")]
@@ -1618,12 +1632,13 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 34] = [
+    pub const CODES: [&'static str; 36] = [
         "not_allowed",
         "materials_missing",
         "invalid",
         "unknown_material",
         "item_cancelled",
+        "item_not_yet_effective",
         "not_on_application",
         "extension_too_long",
         "extension_pending",
@@ -1643,6 +1658,7 @@ impl CaseError {
         "leads_only",
         "departments_cases_only",
         "supervisors_supervise_only",
+        "catalog_staff_only",
         "not_sent_here",
         "applicants_rate_only",
         "bad_rating",
@@ -1665,6 +1681,7 @@ impl CaseError {
             CaseError::UnknownMaterial { .. } => "unknown_material",
             CaseError::UnknownSituation { .. } => "unknown_situation",
             CaseError::ItemCancelled { .. } => "item_cancelled",
+            CaseError::NotYetEffective { .. } => "item_not_yet_effective",
             CaseError::NotOnApplication { .. } => "not_on_application",
             CaseError::ExtensionTooLong { .. } => "extension_too_long",
             CaseError::ExtensionPending => "extension_pending",
@@ -1684,6 +1701,7 @@ impl CaseError {
             CaseError::LeadsOnly { .. } => "leads_only",
             CaseError::DepartmentsCasesOnly { .. } => "departments_cases_only",
             CaseError::SupervisorsSuperviseOnly { .. } => "supervisors_supervise_only",
+            CaseError::CatalogStaffOnly { .. } => "catalog_staff_only",
             CaseError::NotSentHere { .. } => "not_sent_here",
             CaseError::ApplicantsRateOnly => "applicants_rate_only",
             CaseError::BadRating => "bad_rating",
@@ -1717,6 +1735,10 @@ impl CaseError {
             | CaseError::UnknownSituation { name }
             | CaseError::ItemCancelled { name }
             | CaseError::CountedProcedure { name } => vec![("name", P::Text(name.clone()))],
+            CaseError::NotYetEffective { name, date } => vec![
+                ("name", P::Text(name.clone())),
+                ("date", P::Text(date.clone())),
+            ],
             CaseError::NotOnApplication { name, kind } => vec![
                 ("name", P::Text(name.clone())),
                 ("kind", P::Text((*kind).to_string())),
@@ -1743,6 +1765,7 @@ impl CaseError {
             | CaseError::LeadsOnly { action }
             | CaseError::DepartmentsCasesOnly { action }
             | CaseError::SupervisorsSuperviseOnly { action }
+            | CaseError::CatalogStaffOnly { action }
             | CaseError::NotSentHere { action } => {
                 vec![("action", P::Action(*action))]
             }
@@ -1790,6 +1813,10 @@ impl CaseError {
                 name: "委托他人代办".into(),
             },
             CaseError::ItemCancelled { name: name() },
+            CaseError::NotYetEffective {
+                name: name(),
+                date: "2027-01-01".into(),
+            },
             CaseError::NotOnApplication {
                 name: name(),
                 kind: "行政检查",
@@ -1830,6 +1857,9 @@ impl CaseError {
             CaseError::SupervisorsSuperviseOnly {
                 action: ActionKind::Decide,
             },
+            CaseError::CatalogStaffOnly {
+                action: ActionKind::Accept,
+            },
             CaseError::NotSentHere {
                 action: ActionKind::Decide,
             },
@@ -1866,6 +1896,7 @@ impl CaseError {
                 | CaseError::UnknownMaterial { .. }
                 | CaseError::UnknownSituation { .. }
                 | CaseError::ItemCancelled { .. }
+                | CaseError::NotYetEffective { .. }
                 | CaseError::NotOnApplication { .. }
                 | CaseError::ExtensionTooLong { .. }
                 | CaseError::ExtensionPending
@@ -1885,6 +1916,7 @@ impl CaseError {
                 | CaseError::LeadsOnly { .. }
                 | CaseError::DepartmentsCasesOnly { .. }
                 | CaseError::SupervisorsSuperviseOnly { .. }
+                | CaseError::CatalogStaffOnly { .. }
                 | CaseError::NotSentHere { .. }
                 | CaseError::ApplicantsRateOnly
                 | CaseError::BadRating
@@ -1906,6 +1938,7 @@ impl CaseError {
             self,
             CaseError::LeadsOnly { .. }
                 | CaseError::NotThisNodes { .. }
+                | CaseError::CatalogStaffOnly { .. }
                 | CaseError::ApplicantsRateOnly
                 | CaseError::DelegatedDecision { .. }
                 | CaseError::NotDecidingDepartment { .. }
@@ -2996,6 +3029,32 @@ pub(crate) mod tests {
             make(&cancelled, base.clone()),
             Err(CaseError::ItemCancelled { .. })
         ));
+        // A new item is taken from its effective date, on the day received (China time:
+        // 16:00 UTC on the 9th is already the 10th).
+        let received = |utc: &str| {
+            let day: crate::domain::calendar::Date = utc.parse().unwrap();
+            Hlc::new(
+                day.days_since_epoch() as u64 * 86_400_000 + 16 * 3_600_000,
+                0,
+            )
+        };
+        let mut scheduled = item.clone();
+        scheduled.effective_date = Some("2026-03-10".parse().unwrap());
+        let on = |utc: &str| {
+            Intake::new(
+                &scheduled,
+                base.clone(),
+                "w",
+                STATION,
+                division.clone(),
+                received(utc),
+            )
+            .err()
+            .map(|e| e.code())
+        };
+        assert_eq!(on("2026-03-08"), Some("item_not_yet_effective"));
+        assert_eq!(on("2026-03-09"), None);
+        assert_eq!(on("2026-03-20"), None);
         let mut penalty = item.clone();
         penalty.kind = crate::domain::item::PowerKind::Penalty;
         assert!(matches!(

@@ -19,6 +19,12 @@ pub struct Item {
     pub version: u32,
     #[serde(default)]
     pub status: ItemStatus,
+    /// 生效日期: the day from which this version is in force. A new item is not taken for
+    /// intake before it (`Intake::new`); a change is in force from its approval, which
+    /// writes that day here (`domain::draft::effective_on_approval`). Absent on versions
+    /// published directly: in force from publication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<super::calendar::Date>,
     /// 事项名称.
     pub name: String,
     /// 事项类型 / 性质 from the national list (§9.1.2 性质).
@@ -982,6 +988,7 @@ pub(crate) mod tests {
             result: "低保证".into(),
             visits: 1,
             delegated_by: None,
+            effective_date: None,
             handling_forms: vec![HandlingForm::Window, HandlingForm::Online],
             booking: true,
             situations: vec![Situation {

@@ -1212,6 +1212,35 @@ fn notifications_come_only_from_the_hall_of_their_scope_and_never_change() {
     assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
 }
 
+/// A hall publishes only the items handled at the levels it authors (§8.4.2): the level
+/// is the 19th character of the implementation code, and every receiver checks it.
+#[test]
+fn a_hall_publishes_only_items_at_its_levels() {
+    use crate::domain::codes::ImplCode;
+    let sub = sub();
+    let scope = Scope::catalog(&sub.division);
+    let table = [
+        ("11440399990000017K5000599301000", true),
+        ("11440399990000017K4000599301000", false),
+        ("11440399990000017K6000599301000", false),
+    ];
+    for (code, allowed) in table {
+        let mut item = sample_item();
+        item.impl_code = ImplCode::parse(code).unwrap();
+        let (id, created) = doc::new_item(&origin_of(&sub), &scope, &item, T0).unwrap();
+        let creation = created.get_changes(&[])[0].clone();
+        let judged = check(&sub, &creation, &id, DocKind::Item, &scope, None);
+        if allowed {
+            assert_eq!(judged, Judgement::Allow, "{code}");
+        } else {
+            assert!(
+                refused_as(&judged, "forbidden_effect"),
+                "{code}: {judged:?}"
+            );
+        }
+    }
+}
+
 /// An attachment comes only from the hall whose catalog scope holds it, carries exactly
 /// the file its record and id describe, and is never changed, not even by its hall.
 #[test]

@@ -43,15 +43,23 @@ pub enum StaffRole {
     /// (the account's counter field names the department, as transfers name it), and
     /// nothing else.
     Department,
+    /// 事项编辑 at a hall: drafts new, changed and cancelled catalog items
+    /// (`engine::may_author`, §8.4.1), and records no act on a case.
+    ItemEditor,
+    /// 事项审核 at a hall: approves or rejects the drafts others wrote (§8.4.1 审查), so
+    /// nothing reaches the catalog on one person's word.
+    ItemReviewer,
 }
 
 impl StaffRole {
-    pub const ALL: [StaffRole; 5] = [
+    pub const ALL: [StaffRole; 7] = [
         StaffRole::Worker,
         StaffRole::Lead,
         StaffRole::Admin,
         StaffRole::Supervisor,
         StaffRole::Department,
+        StaffRole::ItemEditor,
+        StaffRole::ItemReviewer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +69,8 @@ impl StaffRole {
             StaffRole::Admin => "admin",
             StaffRole::Supervisor => "supervisor",
             StaffRole::Department => "department",
+            StaffRole::ItemEditor => "item_editor",
+            StaffRole::ItemReviewer => "item_reviewer",
         }
     }
 
@@ -73,13 +83,19 @@ impl StaffRole {
         matches!(self, StaffRole::Lead | StaffRole::Admin)
     }
 
-    /// The roles a node of this kind offers its accounts: department staff and
-    /// supervisors work at halls.
+    /// The roles a node of this kind offers its accounts: department staff, supervisors
+    /// and the catalog's editors and reviewers work at halls.
     pub fn offered_at(node_role: crate::auth::NodeRole) -> Vec<StaffRole> {
         StaffRole::ALL
             .into_iter()
             .filter(|r| {
-                !matches!(r, StaffRole::Department | StaffRole::Supervisor) || node_role.is_hall()
+                !matches!(
+                    r,
+                    StaffRole::Department
+                        | StaffRole::Supervisor
+                        | StaffRole::ItemEditor
+                        | StaffRole::ItemReviewer
+                ) || node_role.is_hall()
             })
             .collect()
     }
@@ -254,6 +270,11 @@ pub fn role_may(role: StaffRole, kind: ActionKind) -> Result<(), CaseError> {
     // counter's or a decider's act on the case itself (§10.2).
     if role == StaffRole::Supervisor {
         return Err(CaseError::SupervisorsSuperviseOnly { action: kind });
+    }
+    // The catalog's editors and reviewers author items (`engine::may_author`), never a
+    // case (§8.4.1 is the catalog's management, not a counter's).
+    if matches!(role, StaffRole::ItemEditor | StaffRole::ItemReviewer) {
+        return Err(CaseError::CatalogStaffOnly { action: kind });
     }
     let leads_only = matches!(
         kind,
