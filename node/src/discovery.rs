@@ -161,9 +161,15 @@ impl Discovery {
                                 };
                                 let fresh = {
                                     let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-                                    let fresh = seen.get(&node_id).is_none_or(|old| old.boot != entry.boot);
-                                    seen.insert(node_id.clone(), entry);
-                                    fresh
+                                    // A late answer of an earlier start (a smaller boot) never
+                                    // replaces the newer one, nor wakes anyone.
+                                    let known = seen.get(&node_id).map(|old| old.boot);
+                                    if known.is_some_and(|boot| boot > entry.boot) {
+                                        false
+                                    } else {
+                                        seen.insert(node_id.clone(), entry.clone());
+                                        known != Some(entry.boot)
+                                    }
                                 };
                                 if fresh {
                                     let _ = events.send(LanEvent::Seen(node_id));
@@ -312,9 +318,19 @@ mod tests {
         };
         let _a = Discovery::start(&again, &options).expect("mDNS starts on loopback");
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        // An answer the old start sent may still arrive (boot 1): wait until the station
+        // has both been told and holds the new start.
+        let mut told = false;
         loop {
+            let restarted = b
+                .seen()
+                .iter()
+                .any(|s| s.node_id == hall.node_id && s.boot == 2);
+            if told && restarted {
+                break;
+            }
             match events.try_recv() {
-                Ok(LanEvent::Seen(node)) if node == hall.node_id => break,
+                Ok(LanEvent::Seen(node)) if node == hall.node_id => told = true,
                 Ok(_)
                 | Err(tokio::sync::broadcast::error::TryRecvError::Empty)
                 | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
@@ -327,10 +343,5 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(
-            b.seen()
-                .iter()
-                .any(|s| s.node_id == hall.node_id && s.boot == 2)
-        );
     }
 }
