@@ -74,8 +74,9 @@ fn choosing_a_situation_at_intake_changes_the_listed_materials() {
     browser.find("#phone").type_text("13800138000");
     browser.find("#all-materials").click();
     browser.find("#case-submit-all").click();
-    let receipt = browser.wait_text("main", |t| t.contains("受理回执") || t.contains("告知"));
-    assert!(receipt.contains("受理回执"), "{receipt}");
+    // The intake form itself speaks of 告知书: wait for the notice page's own title.
+    browser.wait_text("#notice-title", |t| t == "受理回执");
+    let receipt = browser.wait_text("main", |t| t.contains("受理回执"));
     assert!(receipt.contains("在读证明"), "{receipt}");
     assert!(!receipt.contains("居住登记记录"), "{receipt}");
     browser.screenshot("guide-03-receipt");
