@@ -928,29 +928,14 @@ fn staff_change(
     expanded: &ExpandedChange,
     held: Option<&Automerge>,
 ) -> Result<(), Verdict> {
-    let texts = match held {
-        None => creation_header(envelope, expanded, &["account"], None)?.0,
-        Some(_) => {
-            let mut texts = Vec::new();
-            for op in &expanded.operations {
-                match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
-                    (true, Some("account"), Some(text)) if !op.insert => {
-                        texts.push(("account", text))
-                    }
-                    _ => {
-                        return Err(effect(
-                            envelope,
-                            "changes a staff account other than by writing its next version",
-                        ));
-                    }
-                }
-            }
-            texts
-        }
-    };
-    let [(_, text)] = texts[..] else {
-        return Err(effect(envelope, "writes no account, or several at once"));
-    };
+    let text = whole_text(
+        envelope,
+        expanded,
+        held.is_none(),
+        "account",
+        "changes a staff account other than by writing its next version",
+        "writes no account, or several at once",
+    )?;
     let account: StaffAccount = serde_json::from_str(text)
         .map_err(|e| effect(envelope, format!("its account does not read: {e}")))?;
     let division = envelope.scope.division();
@@ -997,30 +982,14 @@ fn department_change(
     expanded: &ExpandedChange,
     held: Option<&Automerge>,
 ) -> Result<(), Verdict> {
-    let texts = match held {
-        None => creation_header(envelope, expanded, &["body"], None)?.0,
-        Some(_) => {
-            let mut texts = Vec::new();
-            for op in &expanded.operations {
-                match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
-                    (true, Some("body"), Some(text)) if !op.insert => texts.push(("body", text)),
-                    _ => {
-                        return Err(effect(
-                            envelope,
-                            "changes a department other than by republishing it",
-                        ));
-                    }
-                }
-            }
-            texts
-        }
-    };
-    let [(_, body)] = texts[..] else {
-        return Err(effect(
-            envelope,
-            "publishes no department, or several at once",
-        ));
-    };
+    let body = whole_text(
+        envelope,
+        expanded,
+        held.is_none(),
+        "body",
+        "changes a department other than by republishing it",
+        "publishes no department, or several at once",
+    )?;
     let department: Department = serde_json::from_str(body)
         .map_err(|e| effect(envelope, format!("its department does not read: {e}")))?;
     if department.hall != author.node
@@ -1095,6 +1064,35 @@ fn attachment_creation(envelope: &Envelope, expanded: &ExpandedChange) -> Result
     Ok(())
 }
 
+/// The one text field `key` a document holds whole (a calendar year, a department, a
+/// staff account): written with the record's header at creation, and later only replaced
+/// whole, once per change; anything else is refused with `otherwise` or `not_one`.
+fn whole_text<'a>(
+    envelope: &Envelope,
+    expanded: &'a ExpandedChange,
+    creating: bool,
+    key: &'static str,
+    otherwise: &str,
+    not_one: &str,
+) -> Result<&'a str, Verdict> {
+    let texts = if creating {
+        creation_header(envelope, expanded, &[key], None)?.0
+    } else {
+        let mut texts = Vec::new();
+        for op in &expanded.operations {
+            match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
+                (true, Some(k), Some(text)) if k == key && !op.insert => texts.push((key, text)),
+                _ => return Err(effect(envelope, otherwise)),
+            }
+        }
+        texts
+    };
+    match texts[..] {
+        [(_, text)] => Ok(text),
+        _ => Err(effect(envelope, not_one)),
+    }
+}
+
 /// A calendar year published (or republished) by its hall: the text must read as exactly
 /// the year its id names, in a document of the hall's own division.
 fn calendar_change(
@@ -1102,29 +1100,14 @@ fn calendar_change(
     expanded: &ExpandedChange,
     creating: bool,
 ) -> Result<(), Verdict> {
-    let texts = if creating {
-        creation_header(envelope, expanded, &["text"], None)?.0
-    } else {
-        let mut texts = Vec::new();
-        for op in &expanded.operations {
-            match (op.obj == ObjectId::Root, key_of(op), put_str(op)) {
-                (true, Some("text"), Some(text)) if !op.insert => texts.push(("text", text)),
-                _ => {
-                    return Err(effect(
-                        envelope,
-                        "changes a calendar other than by publishing its year",
-                    ));
-                }
-            }
-        }
-        texts
-    };
-    let [(_, text)] = texts[..] else {
-        return Err(effect(
-            envelope,
-            "publishes no calendar year, or several at once",
-        ));
-    };
+    let text = whole_text(
+        envelope,
+        expanded,
+        creating,
+        "text",
+        "changes a calendar other than by publishing its year",
+        "publishes no calendar year, or several at once",
+    )?;
     let calendar = crate::domain::calendar::Calendar::from_files(&[text])
         .map_err(|e| effect(envelope, format!("its calendar does not read: {e}")))?;
     let years: Vec<i32> = calendar.years().map(|y| y.year).collect();
