@@ -230,7 +230,12 @@ impl std::fmt::Debug for Discovery {
 impl Drop for Discovery {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.daemon.shutdown();
+        // Wait (briefly) until the daemon has sent its goodbye, so peers forget this start
+        // before a next one announces: a goodbye that lands after the next start's
+        // announcement would make them forget the running node too.
+        if let Ok(done) = self.daemon.shutdown() {
+            let _ = done.recv_timeout(Duration::from_secs(2));
+        }
     }
 }
 
@@ -312,6 +317,16 @@ mod tests {
         // The hall stops and starts again: the station hears it announce the new start.
         let mut events = b.events();
         drop(a);
+        // Its goodbye reaches the station (which forgets it about a second later, RFC 6762
+        // §10.1) before the new start announces itself, as in a real restart.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !b.seen().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stopped hall's goodbye was not heard within 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let again = Advert {
             boot: 2,
             ..hall.clone()
