@@ -460,6 +460,7 @@ fn sim_lead() -> Person {
         username: "sim".into(),
         counter: String::new(),
         role: StaffRole::Lead,
+        chief: false,
     }
 }
 

@@ -829,7 +829,8 @@ impl From<EventView> for EventOut {
 impl CaseView {
     /// The case as `user` sees it at this node, with its notices.
     async fn of(d: CaseDetail, state: &ApiState, user: &Authenticated) -> ApiResult<CaseView> {
-        let allowed = d.allowed_actions(state.store.own_record(), staff_of(user));
+        let person = state.store.person(staff_of(user)).await?;
+        let allowed = d.allowed_actions(state.store.own_record(), person);
         let notices = state.store.notices_of_case(d.summary.id.clone()).await?;
         Ok(CaseView {
             allowed_actions: allowed.iter().map(|k| k.as_str().to_string()).collect(),

@@ -7,7 +7,7 @@ use yizhan_sync::domain::calendar::{Date, WarningLevel};
 use yizhan_sync::domain::case::{
     self, Action, CaseState, Event, Intake, MaterialReceived, NewCase, Shortfall, Status,
 };
-use yizhan_sync::domain::codes::ImplCode;
+use yizhan_sync::domain::codes::{DivisionCode, ImplCode};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::engine::{self, Actor, Person};
 use yizhan_sync::ids::{DocId, DocKind, Scope};
@@ -317,6 +317,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let person = person.into();
         self.write(move |ctx| {
+            let person = with_chief(&ctx.conn, &ctx.division, person)?;
             let case_doc =
                 doc::read_case(ctx.case_doc_mut(&case_id)?).map_err(|e| StoreError::Corrupt {
                     id: case_id.to_string(),
@@ -354,6 +355,14 @@ impl Store {
             finish_case_write(ctx, &case_id, &case_doc, now_ms)
         })
         .await
+    }
+
+    /// The person `staff` acts as here, with what their tree account adds (a chief
+    /// representative's flag): what pages and the API offer is what `act_on_case` allows.
+    pub async fn person(&self, staff: Staff) -> Result<Person, StoreError> {
+        let division = self.own_record().division.clone();
+        self.read(move |conn| with_chief(conn, &division, staff.into()))
+            .await
     }
 
     /// How many cases this node holds.
@@ -449,6 +458,24 @@ pub(super) fn create_case_in(
     };
     finish_case_write(ctx, &id, &case_doc, now_ms)?;
     Ok(id)
+}
+
+/// `person` with the chief representative's flag of their tree account here.
+fn with_chief(conn: &Connection, own: &DivisionCode, person: Person) -> Result<Person, StoreError> {
+    Ok(match person {
+        Person::Staff {
+            username,
+            counter,
+            role,
+            ..
+        } => Person::Staff {
+            chief: super::staff::is_chief(conn, own, &username)?,
+            username,
+            counter,
+            role,
+        },
+        Person::Applicant => Person::Applicant,
+    })
 }
 
 fn finish_case_write(

@@ -528,6 +528,21 @@ pub(super) fn stands_in_for(conn: &Connection, username: &str) -> Result<Vec<Str
         .collect::<Result<_, _>>()?)
 }
 
+/// Whether `username` is, here, the tree account of a department's chief representative
+/// (首席代表, §7.5) and not disabled: read at each act, so a flag taken away at the hall
+/// counts from the next sync on. A local account never is one.
+pub(super) fn is_chief(
+    conn: &Connection,
+    own: &DivisionCode,
+    username: &str,
+) -> Result<bool, StoreError> {
+    if local_exists(conn, username)? {
+        return Ok(false);
+    }
+    let found = applying(conn, own, username)?;
+    Ok(matches!(found.as_slice(), [(_, (_, account))] if account.chief && !account.disabled))
+}
+
 /// A tree account signing in by name here: `None` when a local account has the name
 /// (the caller found it first), when none or several apply here.
 pub(super) fn sign_in_account(

@@ -52,6 +52,8 @@ impl From<Staff> for yizhan_sync::engine::Person {
             username: staff.username,
             counter: staff.counter,
             role: staff.role,
+            // Resolved from the tree account where it matters (`Store::person`).
+            chief: false,
         }
     }
 }

@@ -129,7 +129,8 @@ pub(super) async fn case_extras(
 ) -> Result<CaseExtras, StoreError> {
     let names = state.store.node_names().await?;
     let sync = state.store.case_sync(d.summary.id.clone()).await?;
-    let allowed = d.allowed_actions(state.store.own_record(), staff_of(staff));
+    let person = state.store.person(staff_of(staff)).await?;
+    let allowed = d.allowed_actions(state.store.own_record(), person);
     let targets = if allowed.contains(&ActionKind::Transfer) {
         state.store.transfer_targets().await?
     } else {

@@ -109,6 +109,9 @@ pub enum Person {
         username: String,
         counter: String,
         role: StaffRole,
+        /// Whether the account is its department's chief representative (首席代表, §7.5),
+        /// who approves extensions for the department ([`crate::engine::chief_authorizes`]).
+        chief: bool,
     },
     /// The applicant, on the public pages (only ever a rating).
     Applicant,
@@ -201,8 +204,17 @@ pub fn may(
     match actor.person {
         Person::Applicant if kind != ActionKind::Rate => return Err(CaseError::ApplicantsRateOnly),
         Person::Applicant => {}
-        Person::Staff { role, counter, .. } => {
-            role_may(*role, kind)?;
+        Person::Staff {
+            role,
+            counter,
+            chief,
+            ..
+        } => {
+            // A chief representative approves or declines extensions for the department
+            // (§7.5, 行政许可法 §42), which the role alone leaves to a lead.
+            if !super::chief_authorizes(*role, *chief, kind) {
+                role_may(*role, kind)?;
+            }
             // Department staff act only on what was sent to their department.
             if *role == StaffRole::Department && state.holder.as_deref() != Some(counter.as_str()) {
                 return Err(CaseError::DepartmentsCasesOnly { action: kind });

@@ -450,3 +450,131 @@ async fn a_stand_ins_act_on_the_case_of_the_one_they_stand_in_for_says_so() {
         Some("li.ming")
     );
 }
+
+/// §7.5: the department's chief representative at the hall extends a case sent to the
+/// department; another member of it may not, nor the chief once the hall disables the
+/// account. The flag comes from the tree account at each act, never from the caller.
+#[tokio::test]
+async fn a_chief_representative_extends_a_case_sent_to_the_department() {
+    use crate::demo::demo_catalog;
+    use crate::store::NewAction;
+    use crate::store::tests::{complete_application, item};
+    use yizhan_sync::domain::case::Action;
+    use yizhan_sync::domain::codes::DivisionCode;
+
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    let member = |name: &str, chief: bool| NewStaff {
+        role: Role::Department,
+        counter: "区民政局".into(),
+        chief,
+        ..new_staff(name)
+    };
+    for (n, (name, chief)) in [("wang", true), ("li", false)].into_iter().enumerate() {
+        sub.store
+            .create_staff(member(name, chief), admin(), n as u64 + 1)
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+
+    let worker = Staff {
+        username: "w".into(),
+        counter: "3".into(),
+        role: Role::Lead,
+    };
+    // 最低生活保障 has a legal extension (15 working days) to approve.
+    let relief = item("最低生活保障申请");
+    let id = station
+        .store
+        .create_case(
+            relief.impl_code.to_string(),
+            complete_application(&relief),
+            worker.clone(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    let hall = sub.store.own_record().node;
+    station
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![
+                NewAction::Accept,
+                NewAction::Do(Action::Transfer {
+                    to: "区民政局".into(),
+                    reason: "需区级审批".into(),
+                    to_node: Some(hall),
+                }),
+            ],
+            worker,
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+
+    let as_member = |name: &str| Staff {
+        username: name.into(),
+        counter: "区民政局".into(),
+        role: Role::Department,
+    };
+    let extend = || {
+        vec![NewAction::Do(Action::Extend {
+            days: 5,
+            reason: "需现场核查".into(),
+            request: None,
+        })]
+    };
+    let by_li = sub
+        .store
+        .act_on_case(id.clone(), extend(), as_member("li"), at("2026-03-03"))
+        .await;
+    assert!(
+        matches!(&by_li, Err(StoreError::Case(e)) if e.code() == "leads_only"),
+        "{by_li:?}"
+    );
+    assert!(matches!(
+        sub.store.person(as_member("wang")).await.unwrap(),
+        yizhan_sync::engine::Person::Staff { chief: true, .. }
+    ));
+    sub.store
+        .act_on_case(id.clone(), extend(), as_member("wang"), at("2026-03-03"))
+        .await
+        .unwrap();
+
+    // Disabled at the hall, the account is no chief any more.
+    sub.store
+        .update_staff(
+            "wang".into(),
+            StaffPatch {
+                disabled: Some(true),
+                ..Default::default()
+            },
+            admin(),
+            9,
+        )
+        .await
+        .unwrap();
+    let after = sub
+        .store
+        .act_on_case(id.clone(), extend(), as_member("wang"), at("2026-03-04"))
+        .await;
+    assert!(
+        matches!(&after, Err(StoreError::Case(e)) if e.code() == "leads_only"),
+        "{after:?}"
+    );
+}

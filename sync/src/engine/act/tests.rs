@@ -26,6 +26,7 @@ fn staff(role: StaffRole) -> Person {
         username: "w".into(),
         counter: "1".into(),
         role,
+        chief: false,
     }
 }
 
@@ -426,6 +427,7 @@ fn department_staff_act_only_on_what_was_sent_to_their_department() {
         username: "d".into(),
         counter: name.into(),
         role: StaffRole::Department,
+        chief: false,
     };
     let accept = event(STATION, "2026-03-03", 9, sample_action(A::Accept));
     let to_hall = Action::Transfer {
@@ -475,6 +477,81 @@ fn department_staff_act_only_on_what_was_sent_to_their_department() {
     assert!(StaffRole::offered_at(NodeRole::District).contains(&StaffRole::Department));
 }
 
+/// A department's chief representative (首席代表, §7.5) approves or declines an extension
+/// of a case sent to the department (行政许可法 §42), as a lead would; the flag gives
+/// nothing else, and nothing on another department's case or one not sent to it.
+#[test]
+fn a_chief_representative_extends_the_departments_cases_and_nothing_more() {
+    use ActionKind as A;
+    let hall = node(HALL, NodeRole::Subdistrict, "440399001");
+    let member = |name: &str, chief: bool| Person::Staff {
+        username: "d".into(),
+        counter: name.into(),
+        role: StaffRole::Department,
+        chief,
+    };
+    let accept = event(STATION, "2026-03-03", 9, sample_action(A::Accept));
+    let to_hall = Action::Transfer {
+        to: "区民政局".into(),
+        reason: "由区民政局审批".into(),
+        to_node: Some(HALL),
+    };
+    let sent = case::derive(
+        &intake(),
+        &[accept.clone(), event(STATION, "2026-03-03", 10, to_hall)],
+    );
+    let not_sent = case::derive(&intake(), std::slice::from_ref(&accept));
+    let at = |person| Actor {
+        node: &hall,
+        person,
+    };
+    let chief = member("区民政局", true);
+    // (person, case, action, expected)
+    let table = [
+        (&chief, &sent, A::Extend, Ok(())),
+        // The role allows it; the case has no request to decline.
+        (
+            &chief,
+            &sent,
+            A::DeclineExtension,
+            Err("no_extension_request"),
+        ),
+        (
+            &member("区民政局", false),
+            &sent,
+            A::DeclineExtension,
+            Err("leads_only"),
+        ),
+        (&chief, &sent, A::Decide, Ok(())),
+        (&chief, &sent, A::Complete, Err("departments_cases_only")),
+        (&chief, &sent, A::Resolve, Err("leads_only")),
+        (&chief, &not_sent, A::Extend, Err("departments_cases_only")),
+        (
+            &member("区民政局", false),
+            &sent,
+            A::Extend,
+            Err("leads_only"),
+        ),
+        (
+            &member("区人社局", true),
+            &sent,
+            A::Extend,
+            Err("departments_cases_only"),
+        ),
+    ];
+    for (person, state, kind, expected) in table {
+        assert_eq!(
+            may(at(person), &intake(), state, kind).map_err(|e| e.code()),
+            expected,
+            "{person:?} {kind:?}"
+        );
+    }
+    assert!(allowed_actions(at(&chief), &intake(), &sent).contains(&A::Extend));
+    assert!(
+        !allowed_actions(at(&member("区民政局", false)), &intake(), &sent).contains(&A::Extend)
+    );
+}
+
 /// A supervisor at a hall (§10.2) issues supervision notices (`engine::may_supervise`)
 /// and records no act on any case, not even on one sent to the hall; the role is offered
 /// only at halls.
@@ -485,6 +562,7 @@ fn supervisors_record_no_act_on_a_case() {
         username: "s".into(),
         counter: "督办科".into(),
         role: StaffRole::Supervisor,
+        chief: false,
     };
     let actor = Actor {
         node: &hall,
@@ -526,6 +604,7 @@ fn only_the_deciding_department_at_its_hall_decides() {
         username: "d".into(),
         counter: name.into(),
         role: StaffRole::Department,
+        chief: false,
     };
     let mut intake = delegated();
     intake.item.decided_by = Some(crate::domain::department::Decider {
