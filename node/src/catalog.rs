@@ -38,7 +38,11 @@ pub fn parse(text: &str) -> Result<Vec<Item>, CatalogFileError> {
                 "item {} ({}): {}",
                 n + 1,
                 item.name,
-                e.problems.join("; ")
+                e.problems
+                    .iter()
+                    .map(|p| p.english())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ));
         }
     }

@@ -126,6 +126,15 @@ impl From<&yizhan_sync::domain::department::DepartmentError> for Words {
     }
 }
 
+impl From<&yizhan_sync::domain::item::ItemProblem> for Words {
+    fn from(p: &yizhan_sync::domain::item::ItemProblem) -> Words {
+        p.params.iter().fold(
+            Words::new(p.code).with("field", Param::ItemField(p.field.clone())),
+            |words, (name, value)| words.text(name, value.clone()),
+        )
+    }
+}
+
 impl From<&CodeError> for Words {
     fn from(e: &CodeError) -> Words {
         let mut words = Words::new(e.code()).with("what", Param::Code(e.kind()));
@@ -252,7 +261,39 @@ impl Tr {
                 .get(&format!("code.what.{}", kind.as_str()))
                 .into_owned(),
             Param::Field(name) => self.get(&format!("field.{name}")).into_owned(),
+            Param::ItemField(path) => self.item_field(path),
+            Param::ItemProblems(problems) => problems
+                .iter()
+                .map(|p| self.words(&Words::from(p)))
+                .collect::<Vec<_>>()
+                .join(&self.get("list.sentences")),
         }
+    }
+
+    /// An item's field by its path (`materials[1].name`): the field under `item_field.`,
+    /// a part of an entry under `item_field.of.`, a row by its number from 1 (申请材料 2 · 名称).
+    pub fn item_field(&self, path: &str) -> String {
+        path.split('.')
+            .enumerate()
+            .map(|(at, part)| {
+                let (name, row) = match part.split_once('[') {
+                    Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+                    None => (part, None),
+                };
+                // A part of an entry (a material's name) has words of its own.
+                let key = if at == 0 {
+                    "item_field"
+                } else {
+                    "item_field.of"
+                };
+                let word = self.get(&format!("{key}.{name}")).into_owned();
+                match row {
+                    Some(i) => format!("{word} {}", i + 1),
+                    None => word,
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" · ")
     }
 
     #[cfg(test)]
@@ -318,6 +359,82 @@ mod tests {
             }
         }
         codes
+    }
+
+    /// An item broken in every way validation knows reads, in both languages, with every
+    /// field it names worded (no `⟦key⟧`, no English in Chinese), as a draft's editor sees it.
+    #[test]
+    fn an_items_problems_are_worded_with_their_fields() {
+        use yizhan_sync::domain::item::{
+            FeeLine, MaterialForm, MaterialSource, ProcessStep, Situation, SpecialProcedure,
+        };
+        let mut item = crate::demo::demo_catalog().remove(0);
+        item.name = String::new();
+        item.category = " ".into();
+        item.subject.name = "民政\u{202E}局".into();
+        item.remedies.clear();
+        item.conditions.push(String::new());
+        item.query_channels.clear();
+        item.committed_limit_days = item.legal_limit_days + 1;
+        item.legal_extension_days = 400;
+        item.decided_by = Some("民政局!".into());
+        let mut m = item.materials[0].clone();
+        m.originals = 0;
+        m.copies = 0;
+        m.required = false;
+        m.condition = None;
+        m.source = Some(MaterialSource::Applicant);
+        m.issuer = Some("区民政局".into());
+        m.form = Some(MaterialForm::Electronic);
+        m.paper_spec = Some("A4".into());
+        m.standard = Some(" ".into());
+        m.blank_form = Some("x-1".into());
+        item.materials.push(m.clone());
+        item.materials.push(m.clone());
+        item.process.push(ProcessStep {
+            name: "审查".into(),
+            days: Some(400),
+            post: Some(" ".into()),
+        });
+        item.special_procedures.push(SpecialProcedure {
+            name: String::new(),
+            max_days: None,
+            counted: false,
+        });
+        item.fees.push(FeeLine {
+            name: "工本费".into(),
+            standard: String::new(),
+            basis: String::new(),
+        });
+        item.situations.push(Situation {
+            name: String::new(),
+            adds: vec![m],
+            not_needed: vec!["没有的材料".into()],
+        });
+        let invalid = item.validate().unwrap_err();
+        assert!(invalid.problems.len() >= 20, "{invalid}");
+        for lang in Lang::ALL {
+            let t = Tr::of(lang);
+            for problem in &invalid.problems {
+                let text = t.words(&Words::from(problem));
+                assert!(
+                    !text.contains('⟦') && !text.contains('{'),
+                    "{}: {problem:?} reads {text:?}",
+                    lang.code()
+                );
+                if lang == Lang::Zh {
+                    assert!(
+                        !text.contains("materials") && !text.contains("must"),
+                        "English in zh-CN: {text:?}"
+                    );
+                }
+            }
+        }
+        let t = Tr::of(Lang::Zh);
+        assert_eq!(t.item_field("materials[1].name"), "申请材料 2 · 名称");
+        let all = Words::new("invalid_item")
+            .with("problems", Param::ItemProblems(invalid.problems.clone()));
+        assert!(t.words(&all).contains("；"), "{}", t.words(&all));
     }
 
     /// Every error the core, the store or the API can return has its words in both
@@ -430,6 +547,24 @@ mod tests {
                 listed.iter().filter(|c| E::CODES.contains(c)).count(),
                 E::CODES.len()
             );
+        }
+        {
+            use yizhan_sync::domain::item::{ITEM_PROBLEMS, ItemProblem};
+            for (code, _) in ITEM_PROBLEMS {
+                let figures = [
+                    ("name", "户口簿"),
+                    ("max", "50"),
+                    ("min", "1"),
+                    ("total", "21"),
+                    ("limit", "20"),
+                    ("char", "U+202E"),
+                ];
+                examples.push(Words::from(&ItemProblem {
+                    field: "materials[1].name".into(),
+                    code,
+                    params: figures.map(|(n, v)| (n, v.to_string())).to_vec(),
+                }));
+            }
         }
         let sources = codes_in_sources();
         assert!(

@@ -51,7 +51,7 @@ use yizhan_sync::domain::serial::SerialError;
 use yizhan_sync::ids::{NodeId, Origin};
 
 use crate::config::Synchronous;
-use crate::i18n::Words;
+use crate::i18n::{Param, Words};
 use crate::identity::Identity;
 
 pub use accounts::{NewUser, Role, TokenOwner, UserRecord, UserStanding};
@@ -286,7 +286,7 @@ impl StoreError {
             StoreError::NotFound { .. } => Words::new("not_found"),
             StoreError::Case(e) => Words::from(e),
             StoreError::Item(e) => {
-                Words::new("invalid_item").text("problems", e.problems.join("; "))
+                Words::new("invalid_item").with("problems", Param::ItemProblems(e.problems.clone()))
             }
             StoreError::Serial(e) => Words::new(e.code()),
             StoreError::Conflict(words)

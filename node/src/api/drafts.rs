@@ -14,7 +14,7 @@ use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path};
 use crate::clock::rfc3339_cst;
-use crate::i18n::Words;
+use crate::i18n::{Tr, Words};
 use crate::store::{Draft, DraftEdit, Review, Staff, StoreError, UserRecord, authoring_refused};
 
 /// How many drafts the list gives at most.
@@ -129,10 +129,22 @@ pub struct DraftView {
     #[schema(value_type = Object)]
     pub item: serde_json::Value,
     pub checklist: Vec<ChecklistEntry>,
-    /// Each rule the item breaks now, naming its field; empty when it can be submitted.
-    pub problems: Vec<String>,
+    /// Each rule the item breaks now, at its field; empty when it can be submitted.
+    pub problems: Vec<ProblemView>,
     /// The fields that differ from the published version (every field for a new item).
     pub diff: Vec<FieldChangeView>,
+}
+
+/// A rule a draft's item breaks.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ProblemView {
+    /// The item's field, as the catalog file names it: `materials[1].issuer` (empty: the
+    /// draft as a whole).
+    pub field: String,
+    /// Stable and machine-readable, e.g. `item_material_issuer`.
+    pub code: String,
+    /// What is wrong, in the request's `Accept-Language` (zh-CN when absent).
+    pub message: String,
 }
 
 fn staff(user: &UserRecord) -> Staff {
@@ -173,10 +185,26 @@ fn summary(draft: Draft) -> DraftSummary {
 }
 
 fn view(draft: Draft, base: Option<serde_json::Value>) -> DraftView {
+    let t = Tr::of(super::error::request_language());
     let problems = match draft.item() {
         Ok(_) => Vec::new(),
-        Err(StoreError::Item(invalid)) => invalid.problems,
-        Err(other) => vec![other.to_string()],
+        Err(StoreError::Item(invalid)) => invalid
+            .problems
+            .iter()
+            .map(|p| ProblemView {
+                field: p.field.clone(),
+                code: p.code.to_string(),
+                message: t.words(&Words::from(p)),
+            })
+            .collect(),
+        Err(other) => {
+            let words = other.words();
+            vec![ProblemView {
+                field: String::new(),
+                code: words.code.to_string(),
+                message: t.words(&words),
+            }]
+        }
     };
     DraftView {
         diff: diff(base.as_ref(), &draft.body)

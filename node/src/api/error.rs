@@ -41,6 +41,12 @@ tokio::task_local! {
     static LANGUAGE: Lang;
 }
 
+/// The language of the request being answered (zh-CN outside one), for answers that word
+/// problems in a body of their own, as a draft's problems.
+pub fn request_language() -> Lang {
+    LANGUAGE.try_with(|lang| *lang).unwrap_or_default()
+}
+
 /// Keeps the request's language for the errors its answer may carry.
 pub async fn with_language(request: Request, next: Next) -> Response {
     let lang = accept_language(
@@ -135,7 +141,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let lang = LANGUAGE.try_with(|lang| *lang).unwrap_or_default();
+        let lang = request_language();
         // Pushing back on load is the node working as meant, not failing.
         if self.status.is_server_error() && self.retry_after_secs.is_none() {
             tracing::error!(http.status = self.status.as_u16(), error.code = self.code(), error.message = %self.words, "request failed");

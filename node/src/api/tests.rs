@@ -797,7 +797,7 @@ async fn catalog_publishing_is_for_admins_on_authoring_nodes() {
         value["message"]
             .as_str()
             .unwrap()
-            .contains("may not exceed the legal limit")
+            .contains("承诺时限不能超过法定时限")
     );
     item["committed_limit_days"] = json!(8);
     let (status, value, _) = put(district.worker.clone(), item.clone()).await;

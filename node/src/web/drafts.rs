@@ -504,7 +504,7 @@ fn located(t: &Tr, e: &StoreError) -> Vec<(String, String)> {
         StoreError::Item(invalid) => invalid
             .problems
             .iter()
-            .map(|p| (field_of(p), p.clone()))
+            .map(|p| (field_of(&p.field), t.words(&Words::from(p))))
             .collect(),
         other => {
             let words = other.words();
@@ -517,8 +517,7 @@ fn located(t: &Tr, e: &StoreError) -> Vec<(String, String)> {
     }
 }
 
-/// The item field a problem names: the text rule's and validation's problems start with
-/// the field (`materials[1].name: …`, `name contains …`).
+/// The form's field for an item problem's path (`materials[1].name` → `materials`).
 fn field_of(problem: &str) -> String {
     problem
         .chars()

@@ -1965,6 +1965,10 @@ pub enum Param {
     Code(super::codes::CodeKind),
     /// A field of a form or a request, by the name the API gives it (`applicant.name`).
     Field(&'static str),
+    /// A field of an item by its path (`materials[1].name`), worded part by part.
+    ItemField(String),
+    /// An item's problems, each worded in turn.
+    ItemProblems(Vec<super::item::ItemProblem>),
 }
 
 /// Whether the case, as this node sees it, allows an action of `kind` at all, whoever

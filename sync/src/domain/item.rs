@@ -476,11 +476,158 @@ pub struct FeeLine {
     pub basis: String,
 }
 
+/// One thing wrong with an item: where (the field's path, `materials[1].name`), what (a
+/// stable code, worded under `err.CODE` in `web/i18n`, so an editor reads it in the page's
+/// language), and the figures the words need. [`ItemProblem::english`] is for logs and
+/// the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemProblem {
+    pub field: String,
+    pub code: &'static str,
+    pub params: Vec<(&'static str, String)>,
+}
+
+/// Every problem code with its English words (`{name}` stands for a parameter); the
+/// translation files word the same codes (a test in the node checks each is there).
+pub const ITEM_PROBLEMS: &[(&str, &str)] = &[
+    ("item_version_min", "version: must be 1 or more"),
+    ("item_empty", "{field}: must not be empty"),
+    ("item_too_long", "{field}: at most {max} characters"),
+    ("item_length", "{field}: {min} to {max} characters"),
+    ("item_service_objects", "service_objects: name at least one"),
+    (
+        "item_department_code",
+        "decided_by: a department code, 1 to 32 letters, digits or '-'",
+    ),
+    (
+        "item_legal_basis",
+        "legal_basis: at least one law or regulation, each with a title (§9.1.2 设立依据)",
+    ),
+    (
+        "item_conditions",
+        "conditions: at least one, none empty (§9.1.2 办理条件)",
+    ),
+    (
+        "item_place",
+        "place: address and hours must be given (§9.1.2 办理场所)",
+    ),
+    (
+        "item_process",
+        "process: at least one named step (§9.1.2 办理过程)",
+    ),
+    (
+        "item_list_empty",
+        "{field}: at least one, none empty (§9.1.2)",
+    ),
+    (
+        "item_committed_over_legal",
+        "committed_limit_days: the committed limit may not exceed the legal limit (§7.5 承诺办结制度)",
+    ),
+    (
+        "item_instant_limit",
+        "committed_limit_days: must be 0 for an instant item (即办件)",
+    ),
+    (
+        "item_committed_limit",
+        "committed_limit_days: a committed item (承诺件) needs at least 1 working day",
+    ),
+    ("item_limit_max", "{field}: at most {max} working days"),
+    ("item_yellow_percent", "yellow: a percentage must be 0-100"),
+    ("item_materials", "materials: list at least one material"),
+    ("item_twice", "{field}: {name} is listed twice"),
+    (
+        "item_steps_over_limit",
+        "process: the steps take {total} working days together, more than the committed limit of {limit} (§7.5 承诺办结制度)",
+    ),
+    (
+        "item_situation_empty",
+        "{field} ({name}): a situation must add materials or leave some out",
+    ),
+    (
+        "item_situation_adds_listed",
+        "{field}: {name} is already in the list",
+    ),
+    (
+        "item_situation_not_needed",
+        "{field}: {name} is not one of the item's materials",
+    ),
+    (
+        "item_fee_incomplete",
+        "{field}: name and standard must be given",
+    ),
+    (
+        "item_fee_basis",
+        "{field} ({name}): a fee needs the law or regulation that allows it (§9.5)",
+    ),
+    (
+        "item_material_copies",
+        "{field} ({name}): ask for at least one original or copy",
+    ),
+    (
+        "item_material_condition",
+        "{field} ({name}): a conditional material must say when it is needed",
+    ),
+    (
+        "item_material_issuer",
+        "{field} ({name}): a material a government body issues must name the issuer",
+    ),
+    (
+        "item_material_no_issuer",
+        "{field} ({name}): only a material a government body issues names an issuer",
+    ),
+    (
+        "item_material_paper",
+        "{field} ({name}): an electronic material has no paper size",
+    ),
+    (
+        "item_attachment",
+        "{field}: must be the id of an attachment (a-…)",
+    ),
+    (
+        super::text::Refused::CODE,
+        "{field} contains the control or layout character {char}; type the text again without it",
+    ),
+];
+
+impl ItemProblem {
+    fn new(field: impl Into<String>, code: &'static str) -> ItemProblem {
+        debug_assert!(ITEM_PROBLEMS.iter().any(|(c, _)| *c == code), "{code}");
+        ItemProblem {
+            field: field.into(),
+            code,
+            params: Vec::new(),
+        }
+    }
+
+    fn with(mut self, name: &'static str, value: impl ToString) -> ItemProblem {
+        self.params.push((name, value.to_string()));
+        self
+    }
+
+    /// In English, for logs and the command line.
+    pub fn english(&self) -> String {
+        let template = ITEM_PROBLEMS
+            .iter()
+            .find(|(code, _)| *code == self.code)
+            .map_or(self.code, |(_, words)| words);
+        self.params.iter().fold(
+            template.replace("{field}", &self.field),
+            |text, (name, value)| text.replace(&format!("{{{name}}}"), value),
+        )
+    }
+}
+
+impl std::fmt::Display for ItemProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.english())
+    }
+}
+
 /// Why an item is not acceptable; one entry per problem, each naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid item: {}", .problems.join("; "))]
+#[error("invalid item: {}", .problems.iter().map(ItemProblem::english).collect::<Vec<_>>().join("; "))]
 pub struct ItemInvalid {
-    pub problems: Vec<String>,
+    pub problems: Vec<ItemProblem>,
 }
 
 impl Item {
@@ -501,131 +648,130 @@ impl Item {
 
     /// Checks every rule a published item must satisfy.
     pub fn validate(&self) -> Result<(), ItemInvalid> {
+        type P = ItemProblem;
         let mut problems = Vec::new();
-        let mut need = |ok: bool, problem: &str| {
+        let mut need = |ok: bool, problem: ItemProblem| {
             if !ok {
-                problems.push(problem.to_string());
+                problems.push(problem);
             }
         };
         let filled = |s: &str| !s.trim().is_empty();
         let all_filled = |v: &[String]| !v.is_empty() && v.iter().all(|s| filled(s));
 
-        need(self.version >= 1, "version: must be 1 or more");
-        need(filled(&self.name), "name: must not be empty");
+        need(self.version >= 1, P::new("version", "item_version_min"));
+        for (field, text) in [
+            ("name", &self.name),
+            ("category", &self.category),
+            ("subject.name", &self.subject.name),
+            ("remedies", &self.remedies),
+            ("result", &self.result),
+        ] {
+            need(filled(text), P::new(field, "item_empty"));
+        }
         need(
             self.name.chars().count() <= 200,
-            "name: at most 200 characters",
-        );
-        need(filled(&self.category), "category: must not be empty");
-        need(
-            filled(&self.subject.name),
-            "subject.name: must not be empty",
+            P::new("name", "item_too_long").with("max", 200),
         );
         need(
             !self.service_objects.is_empty(),
-            "service_objects: name at least one",
+            P::new("service_objects", "item_service_objects"),
         );
         need(
             self.decided_by
                 .as_deref()
                 .is_none_or(super::department::code_ok),
-            "decided_by: a department code, 1 to 32 letters, digits or '-'",
+            P::new("decided_by", "item_department_code"),
         );
         need(
             !self.legal_basis.is_empty() && self.legal_basis.iter().all(|b| filled(&b.title)),
-            "legal_basis: at least one law or regulation, each with a title (§9.1.2 设立依据)",
+            P::new("legal_basis", "item_legal_basis"),
         );
         need(
             all_filled(&self.conditions),
-            "conditions: at least one, none empty (§9.1.2 办理条件)",
+            P::new("conditions", "item_conditions"),
         );
         need(
             filled(&self.place.address) && filled(&self.place.hours),
-            "place: address and hours must be given (§9.1.2 办理场所)",
+            P::new("place", "item_place"),
         );
         need(
             !self.process.is_empty() && self.process.iter().all(|s| filled(&s.name)),
-            "process: at least one named step (§9.1.2 办理过程)",
+            P::new("process", "item_process"),
         );
-        need(
-            all_filled(&self.query_channels),
-            "query_channels: at least one (§9.1.2 查询渠道)",
-        );
-        need(
-            all_filled(&self.consultation),
-            "consultation: at least one (§9.1.2 咨询)",
-        );
-        need(
-            all_filled(&self.complaint),
-            "complaint: at least one (§9.1.2 投诉)",
-        );
-        need(
-            filled(&self.remedies),
-            "remedies: state the 复议/诉讼 channels",
-        );
-        need(
-            filled(&self.result),
-            "result: name what the applicant receives",
-        );
+        for (field, list) in [
+            ("query_channels", &self.query_channels),
+            ("consultation", &self.consultation),
+            ("complaint", &self.complaint),
+        ] {
+            need(all_filled(list), P::new(field, "item_list_empty"));
+        }
         need(
             self.committed_limit_days <= self.legal_limit_days,
-            "committed_limit_days: the committed limit may not exceed the legal limit (§7.5 承诺办结制度)",
+            P::new("committed_limit_days", "item_committed_over_legal"),
         );
         match self.case_type {
             CaseType::Instant => need(
                 self.committed_limit_days == 0,
-                "committed_limit_days: must be 0 for an instant item (即办件)",
+                P::new("committed_limit_days", "item_instant_limit"),
             ),
             CaseType::Committed => need(
                 self.committed_limit_days >= 1,
-                "committed_limit_days: a committed item (承诺件) needs at least 1 working day",
+                P::new("committed_limit_days", "item_committed_limit"),
             ),
         }
-        need(
-            self.legal_limit_days <= 365,
-            "legal_limit_days: at most 365 working days",
-        );
-        need(
-            self.legal_extension_days <= 365,
-            "legal_extension_days: at most 365 working days",
-        );
+        for (field, days) in [
+            ("legal_limit_days", self.legal_limit_days),
+            ("legal_extension_days", self.legal_extension_days),
+        ] {
+            need(
+                days <= 365,
+                P::new(field, "item_limit_max").with("max", 365),
+            );
+        }
         if let YellowThreshold::PercentUsed(p) = self.yellow {
-            need(p <= 100, "yellow: a percentage must be 0-100");
+            need(p <= 100, P::new("yellow", "item_yellow_percent"));
         }
         need(
             !self.materials.is_empty(),
-            "materials: list at least one material",
+            P::new("materials", "item_materials"),
         );
         for (i, m) in self.materials.iter().enumerate() {
-            material_problems(&format!("materials[{i}]"), m, &mut problems);
+            let at = format!("materials[{i}]");
+            material_problems(&at, m, &mut problems);
             if self.materials[..i].iter().any(|other| other.name == m.name) {
-                problems.push(format!("materials[{i}]: {} is listed twice", m.name));
+                problems.push(P::new(at, "item_twice").with("name", &m.name));
             }
         }
         for (i, form) in self.handling_forms.iter().enumerate() {
             if self.handling_forms[..i].contains(form) {
-                problems.push(format!("handling_forms: {} is listed twice", form.as_str()));
+                problems.push(P::new("handling_forms", "item_twice").with("name", form.as_str()));
             }
         }
         self.step_problems(&mut problems);
         self.situation_problems(&mut problems);
         for (i, p) in self.special_procedures.iter().enumerate() {
             if !filled(&p.name) {
-                problems.push(format!("special_procedures[{i}].name: must not be empty"));
-            }
-        }
-        for (i, fee) in self.fees.iter().enumerate() {
-            if !filled(&fee.name) || !filled(&fee.standard) {
-                problems.push(format!("fees[{i}]: name and standard must be given"));
-            }
-            if !filled(&fee.basis) {
-                problems.push(format!(
-                    "fees[{i}] ({}): a fee needs the law or regulation that allows it (§9.5)",
-                    fee.name
+                problems.push(P::new(
+                    format!("special_procedures[{i}].name"),
+                    "item_empty",
                 ));
             }
         }
-        problems.extend(self.text_problems().err().map(|r| r.to_string()));
+        for (i, fee) in self.fees.iter().enumerate() {
+            let at = format!("fees[{i}]");
+            if !filled(&fee.name) || !filled(&fee.standard) {
+                problems.push(P::new(&at, "item_fee_incomplete"));
+            }
+            if !filled(&fee.basis) {
+                problems.push(P::new(at, "item_fee_basis").with("name", &fee.name));
+            }
+        }
+        if let Err(refused) = self.text_problems() {
+            problems.push(
+                P::new(refused.field, super::text::Refused::CODE)
+                    .with("char", refused.code_point()),
+            );
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -637,19 +783,24 @@ impl Item {
     /// so the steps of an item together take at most that limit (SZDB/Z 176 §7.5: the
     /// actual time may not exceed the committed one; DOMAIN §6), and a 即办件's steps
     /// take no day at all.
-    fn step_problems(&self, problems: &mut Vec<String>) {
+    fn step_problems(&self, problems: &mut Vec<ItemProblem>) {
         for (i, step) in self.process.iter().enumerate() {
             if step.name.chars().count() > 100 {
-                problems.push(format!("process[{i}].name: at most 100 characters"));
+                problems.push(
+                    ItemProblem::new(format!("process[{i}].name"), "item_too_long")
+                        .with("max", 100),
+                );
             }
             if step
                 .post
                 .as_ref()
                 .is_some_and(|post| post.trim().is_empty() || post.chars().count() > 50)
             {
-                problems.push(format!(
-                    "process[{i}].post: name the post in 1-50 characters"
-                ));
+                problems.push(
+                    ItemProblem::new(format!("process[{i}].post"), "item_length")
+                        .with("min", 1)
+                        .with("max", 50),
+                );
             }
         }
         let total: u64 = self
@@ -659,46 +810,53 @@ impl Item {
             .map(u64::from)
             .sum();
         if total > u64::from(self.committed_limit_days) {
-            problems.push(format!(
-                "process: the steps take {total} working days together, more than the committed limit of {} (§7.5 承诺办结制度)",
-                self.committed_limit_days
-            ));
+            problems.push(
+                ItemProblem::new("process", "item_steps_over_limit")
+                    .with("total", total)
+                    .with("limit", self.committed_limit_days),
+            );
         }
     }
 
     /// Situations: each named once, each changing the list, adding only new materials
     /// and leaving out only the item's own.
-    fn situation_problems(&self, problems: &mut Vec<String>) {
+    fn situation_problems(&self, problems: &mut Vec<ItemProblem>) {
+        type P = ItemProblem;
         for (i, situation) in self.situations.iter().enumerate() {
             let at = format!("situations[{i}]");
             if situation.name.trim().is_empty() || situation.name.chars().count() > 100 {
-                problems.push(format!("{at}.name: name the situation in 1-100 characters"));
+                problems.push(
+                    P::new(format!("{at}.name"), "item_length")
+                        .with("min", 1)
+                        .with("max", 100),
+                );
             }
             if self.situations[..i]
                 .iter()
                 .any(|s| s.name == situation.name)
             {
-                problems.push(format!("{at}: {} is listed twice", situation.name));
+                problems.push(P::new(&at, "item_twice").with("name", &situation.name));
             }
             if situation.adds.is_empty() && situation.not_needed.is_empty() {
-                problems.push(format!(
-                    "{at} ({}): a situation must add materials or leave some out",
-                    situation.name
-                ));
+                problems.push(P::new(&at, "item_situation_empty").with("name", &situation.name));
             }
             for (j, m) in situation.adds.iter().enumerate() {
                 material_problems(&format!("{at}.adds[{j}]"), m, problems);
                 if self.materials.iter().any(|own| own.name == m.name)
                     || situation.adds[..j].iter().any(|other| other.name == m.name)
                 {
-                    problems.push(format!("{at}.adds[{j}]: {} is already in the list", m.name));
+                    problems.push(
+                        P::new(format!("{at}.adds[{j}]"), "item_situation_adds_listed")
+                            .with("name", &m.name),
+                    );
                 }
             }
             for (j, name) in situation.not_needed.iter().enumerate() {
                 if !self.materials.iter().any(|own| &own.name == name) {
-                    problems.push(format!(
-                        "{at}.not_needed[{j}]: {name} is not one of the item's materials"
-                    ));
+                    problems.push(
+                        P::new(format!("{at}.not_needed[{j}]"), "item_situation_not_needed")
+                            .with("name", name),
+                    );
                 }
             }
         }
@@ -831,58 +989,51 @@ impl Item {
 }
 
 /// The rules of one material, wherever it is listed (the item's own, or a situation's).
-fn material_problems(at: &str, m: &Material, problems: &mut Vec<String>) {
+fn material_problems(at: &str, m: &Material, problems: &mut Vec<ItemProblem>) {
+    type P = ItemProblem;
     let filled = |s: &str| !s.trim().is_empty();
+    let named = |code| P::new(at, code).with("name", &m.name);
     if !filled(&m.name) {
-        problems.push(format!("{at}.name: must not be empty"));
+        problems.push(P::new(format!("{at}.name"), "item_empty"));
     }
     if m.name.chars().count() > 200 {
-        problems.push(format!("{at}.name: at most 200 characters"));
+        problems.push(P::new(format!("{at}.name"), "item_too_long").with("max", 200));
     }
     if m.originals == 0 && m.copies == 0 {
-        problems.push(format!(
-            "{at} ({}): ask for at least one original or copy",
-            m.name
-        ));
+        problems.push(named("item_material_copies"));
     }
     if !m.required && m.condition.as_deref().is_none_or(|c| !filled(c)) {
-        problems.push(format!(
-            "{at} ({}): a conditional material must say when it is needed",
-            m.name
-        ));
+        problems.push(named("item_material_condition"));
     }
     match (m.source, m.issuer.as_deref()) {
-        (Some(MaterialSource::Government), issuer) if issuer.is_none_or(|i| !filled(i)) => problems
-            .push(format!(
-                "{at} ({}): a material a government body issues must name the issuer",
-                m.name
-            )),
-        (Some(MaterialSource::Applicant) | None, Some(_)) => problems.push(format!(
-            "{at} ({}): only a material a government body issues names an issuer",
-            m.name
-        )),
+        (Some(MaterialSource::Government), issuer) if issuer.is_none_or(|i| !filled(i)) => {
+            problems.push(named("item_material_issuer"));
+        }
+        (Some(MaterialSource::Applicant) | None, Some(_)) => {
+            problems.push(named("item_material_no_issuer"));
+        }
         _ => {}
     }
     if m.issuer.as_deref().is_some_and(|i| i.chars().count() > 100) {
-        problems.push(format!("{at}.issuer: at most 100 characters"));
+        problems.push(P::new(format!("{at}.issuer"), "item_too_long").with("max", 100));
     }
     if m.paper_spec.is_some() && m.form == Some(MaterialForm::Electronic) {
-        problems.push(format!(
-            "{at} ({}): an electronic material has no paper size",
-            m.name
-        ));
+        problems.push(named("item_material_paper"));
     }
-    if m.paper_spec
-        .as_deref()
-        .is_some_and(|p| !filled(p) || p.chars().count() > 50)
-    {
-        problems.push(format!("{at}.paper_spec: 1-50 characters"));
-    }
-    if m.standard
-        .as_deref()
-        .is_some_and(|p| !filled(p) || p.chars().count() > 500)
-    {
-        problems.push(format!("{at}.standard: 1-500 characters"));
+    for (field, max, text) in [
+        ("paper_spec", 50, &m.paper_spec),
+        ("standard", 500, &m.standard),
+    ] {
+        if text
+            .as_deref()
+            .is_some_and(|p| !filled(p) || p.chars().count() > max)
+        {
+            problems.push(
+                P::new(format!("{at}.{field}"), "item_length")
+                    .with("min", 1)
+                    .with("max", max),
+            );
+        }
     }
     for (field, id) in [("blank_form", &m.blank_form), ("sample", &m.sample)] {
         let is_attachment = |id: &str| {
@@ -891,9 +1042,7 @@ fn material_problems(at: &str, m: &Material, problems: &mut Vec<String>) {
                 .is_some_and(|kind| kind == crate::ids::DocKind::Attachment)
         };
         if id.as_deref().is_some_and(|id| !is_attachment(id)) {
-            problems.push(format!(
-                "{at}.{field}: must be the id of an attachment (a-…)"
-            ));
+            problems.push(P::new(format!("{at}.{field}"), "item_attachment"));
         }
     }
 }
@@ -1211,6 +1360,14 @@ pub(crate) mod tests {
             edit(&mut item);
             let err = item.validate().expect_err(why);
             assert!(err.to_string().contains(needle), "{why}: {err}");
+            // Every problem is a known code with each of its words' figures given.
+            for problem in &err.problems {
+                assert!(
+                    ITEM_PROBLEMS.iter().any(|(code, _)| *code == problem.code),
+                    "{problem:?}"
+                );
+                assert!(!problem.english().contains('{'), "{why}: {problem}");
+            }
         }
     }
 
