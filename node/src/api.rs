@@ -9,6 +9,7 @@ pub mod assessment;
 pub mod attachments;
 pub mod calendars;
 pub mod cases;
+pub mod counters;
 pub mod departments;
 pub mod drafts;
 pub mod error;
@@ -153,6 +154,11 @@ where
         .route("/supervision/{id}/replies", post(supervision::reply))
         .route("/staff", get(staff::index).post(staff::create))
         .route("/staff/{username}", get(staff::show).patch(staff::update))
+        .route("/counters", get(counters::index))
+        .route(
+            "/counters/{number}",
+            put(counters::put).delete(counters::remove),
+        )
         .route("/stations", get(stations::index))
         .route("/assessment", get(assessment::index))
         .route("/sync/status", get(sync_status));
@@ -509,7 +515,8 @@ async fn sync_status(
           departments::index, departments::create, departments::show, departments::rotate,
           cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,
-          supervision::reply, staff::index, staff::create, staff::show, staff::update),
+          supervision::reply, staff::index, staff::create, staff::show, staff::update,
+          counters::index, counters::put, counters::remove),
     modifiers(&BearerAuth, &CommonResponses),
 )]
 struct ApiDoc;

@@ -4050,3 +4050,97 @@ async fn departments_are_created_through_the_pages_by_the_halls_admin_only() {
     let (status, _, _) = anonymous.send(Method::GET, "/departments", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+/// §7.4: the counters are records an admin keeps through the API as on the admin page;
+/// a worker reads them, a counter an account works at is not removed, bad numbers are
+/// refused with words.
+#[tokio::test]
+async fn counters_are_kept_by_the_admin_and_read_by_staff() {
+    let api = api("station").await;
+    let put = |token: String, number: &str, body: Value| {
+        let uri = format!("/api/v1/counters/{number}");
+        let api = &api;
+        async move {
+            let (status, value, _) = api
+                .send(
+                    Method::PUT,
+                    &uri,
+                    Some(&token),
+                    Some(serde_json::to_vec(&body).unwrap()),
+                )
+                .await;
+            (status, value)
+        }
+    };
+    let (status, body) = put(
+        api.admin.clone(),
+        "7",
+        json!({ "name": "七号窗口", "serves": "社保、医保" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "七号窗口");
+    let (status, _) = put(api.worker.clone(), "8", json!({ "name": "八" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = put(api.admin.clone(), "%20x", json!({})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("counter_number")),
+        "{body}"
+    );
+    let (status, body) = put(api.admin.clone(), "9", json!({ "colour": "red" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let (status, list) = api.get("/api/v1/counters", Some(&api.worker)).await;
+    assert_eq!(status, StatusCode::OK);
+    let numbers: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["number"].as_str().unwrap())
+        .collect();
+    assert!(numbers.contains(&"7"), "{list}");
+    assert!(!numbers.contains(&"8"), "{list}");
+    let (status, _) = api.get("/api/v1/counters", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The worker's account works at a counter: it stays.
+    let worker_counter = api
+        .store
+        .counters()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.number != "7")
+        .expect("the test accounts' counter is a record")
+        .number;
+    let (status, body, _) = api
+        .send(
+            Method::DELETE,
+            &format!(
+                "/api/v1/counters/{}",
+                worker_counter
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect::<String>()
+            ),
+            Some(&api.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("counter_in_use")),
+        "{body}"
+    );
+    for (token, expected) in [
+        (&api.worker, StatusCode::FORBIDDEN),
+        (&api.admin, StatusCode::NO_CONTENT),
+        (&api.admin, StatusCode::NOT_FOUND),
+    ] {
+        let (status, _, _) = api
+            .send(Method::DELETE, "/api/v1/counters/7", Some(token), None)
+            .await;
+        assert_eq!(status, expected);
+    }
+}
