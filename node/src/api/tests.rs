@@ -3537,7 +3537,7 @@ mod guide {
     /// change nothing; a hall admin's file is published once, named by an item, shown on its
     /// guide and downloaded without a session as what it is.
     #[tokio::test]
-    async fn attachments_are_published_by_catalog_admins_and_offered_by_the_guide() {
+    async fn attachments_are_published_by_item_drafters_and_offered_by_the_guide() {
         let district = api("district").await;
         let station = api("station").await;
         let upload = "/api/v1/attachments?name=%E7%A9%BA%E8%A1%A8.pdf"; // 空表.pdf
@@ -3551,7 +3551,7 @@ mod guide {
                 "application/pdf",
                 PDF.to_vec(),
                 StatusCode::FORBIDDEN,
-                "authoring_admins_only",
+                "authoring_editors_only",
             ),
             (
                 &station,
