@@ -2346,6 +2346,47 @@ impl Browser {
         )
     }
 
+    /// Sends any body with the given headers (a script's `fetch`); returns the status,
+    /// the content type and the body.
+    async fn send_raw(
+        &mut self,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::COOKIE, cookie);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(HttpBody::from(body)).unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(crate::tls::ClientAddr(
+                self.address,
+            )));
+        let response = router(self.state.clone(), 64 * 1024)
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, bytes.to_vec())
+    }
+
     /// Signs in through the form, as a browser does.
     async fn sign_in(&mut self, username: &str, password: &str) -> (StatusCode, Option<u64>) {
         let (_, _, form) = self.send(Method::GET, "/signin", None).await;
