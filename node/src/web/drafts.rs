@@ -782,9 +782,8 @@ fn rows_of(value: &Value, keys: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// The form's values for a stored draft: what its page shows in its fields (also what
-/// the in-process tests start a typed form from).
-pub(crate) fn form_values(body: &Value, checklist: &[ChecklistAnswer]) -> Fields {
+/// The form's values for a stored draft.
+fn form_values(body: &Value, checklist: &[ChecklistAnswer]) -> Fields {
     let mut values: Fields = Vec::new();
     let mut put = |k: &str, v: String| values.push((k.to_string(), v));
     for key in [
