@@ -620,7 +620,8 @@ async fn the_draft_page_uploads_blank_forms_by_the_drafting_rule() {
     let mut browsers = [editor, worker, station_admin];
     let tokens = [csrf.clone(), worker_csrf, station_csrf];
     let pdf = "application/pdf";
-    let refusals: Vec<(usize, &str, bool, Vec<u8>, StatusCode, &str)> = vec![
+    type Refusal<'a> = (usize, &'a str, bool, Vec<u8>, StatusCode, &'a str);
+    let refusals: Vec<Refusal> = vec![
         (
             0,
             "text/html",
