@@ -529,6 +529,13 @@ fn an_editor_authors_every_guide_element_and_a_station_offers_the_blank_form_in_
         .find("#draft-diff .diff-situations .diff-after")
         .text();
     assert!(situations.contains("申请人为重度残疾人"), "{situations}");
+    // The blank form is there to read before approving.
+    let file_link = browser.find("#draft-files a");
+    assert_eq!(file_link.text(), "申请审批表（空表）.pdf");
+    let before_approval = district.url(&file_link.attribute("href"));
+    // Not to anyone without a session: the file is not public before an item names it.
+    let mut anonymous = client().get(&before_approval).call().unwrap();
+    assert_ne!(anonymous.body_mut().read_to_vec().unwrap(), pdf);
     browser.find("#draft-approve-submit").click();
     browser.wait_text("#draft-published", |t| t.contains("第 2 版"));
 
