@@ -2,7 +2,8 @@
 //!
 //! Pages are rendered on the node from the templates in `web/templates` (compiled in by
 //! askama), with strings from `web/i18n` and one stylesheet; nothing comes from the
-//! internet and no script runs. Handlers stay thin: read the request, call the store,
+//! internet, and the only script is the draft form's upload of blank forms and samples
+//! (`web/static/draft.js`, served from here; everything else works without it). Handlers stay thin: read the request, call the store,
 //! fill a view model, render.
 //!
 //! Public: sign-in, the catalog and its guides, the printable notification sheet, and the
@@ -133,6 +134,8 @@ where
         .route("/catalog/drafts", get(drafts::index).post(drafts::create))
         .route("/catalog/drafts/{id}", get(drafts::show).post(drafts::save))
         .route("/catalog/drafts/{id}/review", post(drafts::review))
+        .route("/catalog/attachments", post(drafts::upload))
+        .route("/catalog/attachments/{id}", get(drafts::attachment))
         .route("/catalog/{code}", get(item_guide))
         .route("/catalog/{code}/notice", get(notice_sheet))
         .route("/catalog/{code}/attachments/{id}", get(guide::download))
@@ -208,6 +211,7 @@ where
         .route("/dashboard/overdue.xlsx", get(dashboard::overdue_xlsx))
         .route("/lang/{code}", get(switch_lang))
         .route("/static/app.css", get(stylesheet))
+        .route("/static/draft.js", get(draft_script))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -575,7 +579,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     for (name, value) in [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
@@ -588,6 +592,19 @@ async fn security_headers(request: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// The one script: the draft form's uploads of blank forms and samples, which a form
+/// cannot send as a file's own bytes (`web/static/draft.js`).
+async fn draft_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../web/static/draft.js"),
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {

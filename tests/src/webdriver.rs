@@ -180,8 +180,8 @@ impl Browser {
         );
     }
 
-    /// Runs a script in the page (through WebDriver, not the page's own scripts, which
-    /// the CSP forbids) and returns its value.
+    /// Runs a script in the page (through WebDriver, not one of the node's own scripts)
+    /// and returns its value.
     pub fn eval(&self, script: &str) -> Value {
         self.session_call(
             "POST",

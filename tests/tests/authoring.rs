@@ -16,7 +16,9 @@
 //! In Chromium: an item editor drafts a change on the page, a number that does not read
 //! comes back beside its field with the typed input kept, the editor answers the §9.2.2
 //! checklist and submits; an item reviewer sees the diff and the checklist, approves, and
-//! the new version shows in the catalog.
+//! the new version shows in the catalog. An editor authors every element a guide shows
+//! on the page (a government-issued material, a situation, a step, a fee) and uploads a
+//! blank form, which the station's guide offers once a reviewer approves.
 
 use std::path::Path;
 use std::time::Duration;
@@ -410,6 +412,165 @@ fn an_editor_drafts_on_the_page_and_a_reviewer_approves_it_in_chromium() {
         ),
         (Some(2), Some(25))
     );
+}
+
+/// Every element a guide shows, authored on the page in Chromium: an item editor adds a
+/// material a government body issues with its issuer, a situation that adds a material
+/// and leaves one out, a step with its days and post and a fee line, and uploads a blank
+/// form (the page's script sends the file; the form keeps working at a phone's width);
+/// a reviewer approves, and the station's guide shows the situation, the issuer, the step
+/// and the fee, and offers the blank form, byte for byte.
+#[test]
+fn an_editor_authors_every_guide_element_and_a_station_offers_the_blank_form_in_chromium() {
+    let root = temp_dir();
+    let d = root.path().join(DISTRICT);
+    init_node(&d, "district", DISTRICT, "福田区行政服务中心");
+    run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
+    let editor_password = add_user(&d, "bianji", "item_editor");
+    let reviewer_password = add_user(&d, "shenhe", "item_reviewer");
+    let district = Node::serve(&d);
+    let a = root.path().join(STATION);
+    init_node(&a, "station", STATION, "红荔社区");
+    let code = enroll_code(&d, STATION, "station");
+    run_ok(&["enroll", &district.base, &code, "--data-dir", dir_arg(&a)]);
+    let station = Node::serve(&a);
+    wait_for("the demo catalog at the station", WAIT, || {
+        item_at(&station, TEMPLATE)
+    });
+    let pdf = "%PDF-1.4\n% 最低生活保障申请审批表（空表）\n%%EOF\n"
+        .as_bytes()
+        .to_vec();
+    let file = root.path().join("申请审批表（空表）.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let browser = Browser::start();
+
+    sign_in(&browser, &district, "bianji", &editor_password);
+    browser.find("#nav-drafts").click();
+    browser.wait_text("#drafts-title", |t| t.contains("事项草稿"));
+    browser.find("#draft-from-item").type_text(TEMPLATE);
+    browser.find("#draft-from-submit").click();
+    browser.wait_text("#draft-status", |t| t == "编辑中");
+    let draft_url = browser.current_url();
+
+    // A wrong file is refused beside the material, in words; a PDF is taken.
+    let wrong = root.path().join("note.txt");
+    std::fs::write(&wrong, "not a form").unwrap();
+    browser
+        .find("#up-m_blank_0")
+        .type_text(wrong.to_str().unwrap());
+    let refused = browser.wait_text("#uperr-m_blank_0", |t| t.contains("不接受"));
+    assert!(refused.contains("文件"), "{refused}");
+    assert_eq!(
+        browser.find("#drop-m_blank_0").text(),
+        "",
+        "no file yet, nothing to remove"
+    );
+    browser
+        .find("#up-m_blank_0")
+        .type_text(file.to_str().unwrap());
+    browser.wait_text("#link-m_blank_0", |t| t == "申请审批表（空表）.pdf");
+    assert_eq!(browser.find("#drop-m_blank_0").text(), "从本材料移除");
+    assert_eq!(browser.find("#uperr-m_blank_0").text(), "");
+
+    // A material a government body issues, with its issuer, in the first empty row.
+    browser.find("#f-m_name_4").type_text("居住证明");
+    browser
+        .find("#f-m_source_4 option[value=government]")
+        .click();
+    browser.find("#f-m_issuer_4").type_text("福田区公安分局");
+    browser.find("#f-m_form_4 option[value=paper]").click();
+    // A second situation: it adds a material and leaves one of the item's out.
+    browser.find("#f-s_name_1").type_text("申请人为重度残疾人");
+    browser
+        .find("#situation-1 input[name=s_not_1][value=\"家庭收入证明\"]")
+        .click();
+    browser.find("#f-s1m_name_0").type_text("残疾人证");
+    // A step with its days and post (the committed limit grows to hold it), a fee line.
+    browser.find("#f-committed_limit_days").clear();
+    browser.find("#f-committed_limit_days").type_text("25");
+    browser
+        .find("#f-process")
+        .type_text("\u{E007}区民政复核 | 5 | 区民政局复核岗");
+    browser
+        .find("#f-fees")
+        .type_text("证书工本费 | 10元/证 | 《深圳市行政事业性收费目录》");
+    for (i, key) in SITUATIONS.iter().enumerate() {
+        let answer = if i == 5 { "yes" } else { "no" };
+        browser.find(&format!("#cl-{key}-{answer}")).click();
+    }
+    browser
+        .find("#cl-one_step_enough-note")
+        .type_text("初审与复审合并为一个环节");
+    // At a phone's width the form still fits: no sideways scroll of the page.
+    browser.set_window_size(390, 844);
+    let overflow = browser.eval(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+    );
+    let wide = browser.eval(
+        "var w = document.documentElement.clientWidth; return Array.from(document.querySelectorAll('body *')).filter(function (e) { var r = e.getBoundingClientRect(); return r.right > w + 1 && !e.closest('.table-wrap'); }).slice(0, 12).map(function (e) { return e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right); });",
+    );
+    assert!(overflow.as_i64().unwrap() <= 0, "{overflow}: {wide}");
+    browser.screenshot("authoring-04-form-390px");
+    browser.set_window_size(1366, 768);
+    browser.find("#draft-submit").click();
+    browser.wait_text("#draft-status", |t| t == "待审核");
+    sign_out(&browser);
+
+    // The reviewer reads the new elements in the diff and approves.
+    sign_in(&browser, &district, "shenhe", &reviewer_password);
+    browser.goto(&draft_url);
+    let changed: Vec<String> = browser
+        .wait_texts("#draft-diff th[scope=row]", |t| !t.is_empty())
+        .to_vec();
+    for field in ["申请材料", "办理情形", "办理流程", "收费"] {
+        assert!(changed.iter().any(|c| c == field), "{field} in {changed:?}");
+    }
+    let situations = browser
+        .find("#draft-diff .diff-situations .diff-after")
+        .text();
+    assert!(situations.contains("申请人为重度残疾人"), "{situations}");
+    // The blank form is there to read before approving.
+    let file_link = browser.find("#draft-files a");
+    assert_eq!(file_link.text(), "申请审批表（空表）.pdf");
+    let before_approval = district.url(&file_link.attribute("href"));
+    // Not to anyone without a session: the file is not public before an item names it.
+    let mut anonymous = client().get(&before_approval).call().unwrap();
+    assert_ne!(anonymous.body_mut().read_to_vec().unwrap(), pdf);
+    browser.find("#draft-approve-submit").click();
+    browser.wait_text("#draft-published", |t| t.contains("第 2 版"));
+
+    // The station's guide: the situation, the issuer, the step, the fee, the blank form.
+    wait_for("version 2 at the station", WAIT, || {
+        item_at(&station, TEMPLATE).filter(|i| i["version"] == 2)
+    });
+    sign_out(&browser);
+    browser.goto(&station.url(&format!("/catalog/{TEMPLATE}")));
+    browser.wait_text("h1", |t| t.contains("最低生活保障申请"));
+    let situations: Vec<String> = browser
+        .find_all(".situation h3")
+        .iter()
+        .map(|e| e.text())
+        .collect();
+    assert!(
+        situations.iter().any(|s| s == "申请人为重度残疾人"),
+        "{situations:?}"
+    );
+    assert!(browser.find("#materials").text().contains("福田区公安分局"));
+    let process = browser.find("#process").text();
+    assert!(
+        process.contains("区民政复核")
+            && process.contains("区民政局复核岗")
+            && process.contains('5'),
+        "{process}"
+    );
+    assert!(browser.find("#fees").text().contains("证书工本费"));
+    let link = browser.find("#materials a.attachment");
+    assert_eq!(link.text(), "空表");
+    let href = link.attribute("href");
+    browser.screenshot("authoring-05-station-guide");
+    let mut response = client().get(&station.url(&href)).call().unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{href}");
+    assert_eq!(response.body_mut().read_to_vec().unwrap(), pdf);
 }
 
 fn sign_out(browser: &Browser) {

@@ -1,5 +1,8 @@
 //! `/api/v1/attachments`: a hall publishes the blank forms and samples (空表/样表) its
-//! items name (DOMAIN §4); the guide pages offer them for download.
+//! items name (DOMAIN §4); the guide pages offer them for download. Whoever drafts items
+//! uploads them (the engine's `may_author`, as the draft page's upload in `web::drafts`):
+//! an attachment is published as it is uploaded, but reaches a guide only once a reviewed
+//! item version names it.
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -13,6 +16,8 @@ use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Query};
 use crate::i18n::Words;
+use crate::store::authoring_refused;
+use yizhan_sync::engine::{AuthoringAct, may_author};
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -34,7 +39,7 @@ pub struct AttachmentView {
     pub sha256: String,
 }
 
-/// Publish a blank form or sample (hall nodes that author the catalog)
+/// Publish a blank form or sample (item editors and admins at halls that author the catalog)
 ///
 /// The body is the file itself, with its type in `Content-Type`: PDF, PNG, JPEG, Word
 /// (.doc/.docx) or Excel (.xls/.xlsx), at most 2 MiB; its contents must be of that type.
@@ -46,7 +51,7 @@ pub struct AttachmentView {
         (status = 201, body = AttachmentView, description = "Published"),
         (status = 400, body = ErrorBody, description = "Empty, of a type not taken, or not what its type says"),
         (status = 413, body = ErrorBody, description = "Larger than 2 MiB"),
-        (status = 403, body = ErrorBody, description = "Not an admin, or this node does not author the catalog"),
+        (status = 403, body = ErrorBody, description = "Not an item editor or admin, or this node does not author the catalog"),
         (status = 401, body = ErrorBody)),
     security(("token" = [])))]
 pub async fn create(
@@ -55,7 +60,14 @@ pub async fn create(
     Query(query): Query<UploadQuery>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<AttachmentView>)> {
-    super::items::may_publish_catalog(&state, &user)?;
+    // The rule of who drafts the catalog (the engine's), as the draft page's upload.
+    may_author(
+        state.store.own_record(),
+        user.0.role,
+        None,
+        AuthoringAct::Draft,
+    )
+    .map_err(authoring_refused)?;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)

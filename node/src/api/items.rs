@@ -546,19 +546,6 @@ pub async fn versions(
     Ok(Json(ItemVersions { versions }))
 }
 
-/// Who publishes to the catalog directly through the API (the attachments items name):
-/// an admin of a hall that authors a catalog, the engine's rule (`engine::may_author`,
-/// the admins' bulk path of §8.4.1).
-pub(super) fn may_publish_catalog(state: &ApiState, user: &Authenticated) -> ApiResult<()> {
-    may_author(
-        state.store.own_record(),
-        user.0.role,
-        None,
-        AuthoringAct::Publish,
-    )
-    .map_err(|e| authoring_refused(e).into())
-}
-
 #[derive(Debug, serde::Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

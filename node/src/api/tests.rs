@@ -2346,6 +2346,47 @@ impl Browser {
         )
     }
 
+    /// Sends any body with the given headers (a script's `fetch`); returns the status,
+    /// the content type and the body.
+    async fn send_raw(
+        &mut self,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::COOKIE, cookie);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(HttpBody::from(body)).unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(crate::tls::ClientAddr(
+                self.address,
+            )));
+        let response = router(self.state.clone(), 64 * 1024)
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, bytes.to_vec())
+    }
+
     /// Signs in through the form, as a browser does.
     async fn sign_in(&mut self, username: &str, password: &str) -> (StatusCode, Option<u64>) {
         let (_, _, form) = self.send(Method::GET, "/signin", None).await;
@@ -3537,7 +3578,7 @@ mod guide {
     /// change nothing; a hall admin's file is published once, named by an item, shown on its
     /// guide and downloaded without a session as what it is.
     #[tokio::test]
-    async fn attachments_are_published_by_catalog_admins_and_offered_by_the_guide() {
+    async fn attachments_are_published_by_item_drafters_and_offered_by_the_guide() {
         let district = api("district").await;
         let station = api("station").await;
         let upload = "/api/v1/attachments?name=%E7%A9%BA%E8%A1%A8.pdf"; // 空表.pdf
@@ -3551,7 +3592,7 @@ mod guide {
                 "application/pdf",
                 PDF.to_vec(),
                 StatusCode::FORBIDDEN,
-                "authoring_admins_only",
+                "authoring_editors_only",
             ),
             (
                 &station,

@@ -3,7 +3,7 @@
 //! open rectifications, and the exports of the month's cases and of monthly figures as
 //! CSV and .xlsx.
 //!
-//! Charts are SVG drawn on the server (the CSP allows no script): black strokes, grey
+//! Charts are SVG drawn on the server (no script: the only one is the draft form's upload): black strokes, grey
 //! hatching and a printed value on every bar, so they read the same on a laser printer.
 //! The geometry is computed here; `dashboard.html` draws it.
 

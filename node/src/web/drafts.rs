@@ -12,12 +12,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
-use yizhan_sync::domain::codes::ImplCode;
+use yizhan_sync::domain::attachment::{AttachmentError, MAX_BYTES};
+use yizhan_sync::domain::codes::{DivisionCode, ImplCode};
 use yizhan_sync::domain::draft::{
     ChecklistAnswer, DraftKind, DraftStatus, FieldChange, SIMPLIFICATION, diff,
 };
-use yizhan_sync::domain::item::PowerKind;
+use yizhan_sync::domain::item::{HandlingForm, PowerKind};
 use yizhan_sync::engine::{AuthoringAct, may_author, may_review};
+use yizhan_sync::ids::Scope;
 
 use super::cases::{Fields, field};
 use super::{Chrome, Ctx, StaffForm, WebState, render, store_failed};
@@ -29,6 +31,11 @@ use crate::store::{Draft, DraftEdit, Review, Staff, StoreError, authoring_refuse
 const LIST_LIMIT: u32 = 300;
 /// Empty rows the form offers below the materials and procedures it has.
 const SPARE_ROWS: usize = 3;
+/// Empty rows below a situation's added materials, and empty situations below the list.
+const SPARE_SITUATION_ROWS: usize = 2;
+const SPARE_SITUATIONS: usize = 1;
+/// Rows of one list the form reads at most.
+const MAX_ROWS: usize = 200;
 
 #[derive(Template)]
 #[template(path = "drafts.html")]
@@ -65,6 +72,13 @@ struct DraftPage<'a> {
     values: Fields,
     material_rows: Vec<usize>,
     procedure_rows: Vec<usize>,
+    /// The situations' rows: each with its added materials' rows.
+    situation_rows: Vec<SituationRows>,
+    /// The departments the hall knows, to choose the deciding one: (code, name).
+    departments: Vec<(String, String)>,
+    /// The names of the attachments the materials name, to show and link them.
+    files: Vec<(String, String)>,
+    handling_forms: Vec<&'static str>,
     /// Problems by field (`""`: the draft as a whole).
     errors: Vec<(String, String)>,
     changes: Vec<FieldChange>,
@@ -77,7 +91,42 @@ struct DraftPage<'a> {
     reason: String,
 }
 
+/// One situation of the form: its index, its materials' row prefix and rows.
+struct SituationRows {
+    k: usize,
+    prefix: String,
+    rows: Vec<usize>,
+}
+
 impl DraftPage<'_> {
+    /// A material row's field: `{prefix}_{field}_{i}`.
+    fn mrow(&self, prefix: &str, field: &str, i: impl std::fmt::Display) -> &str {
+        self.v(&format!("{prefix}_{field}_{i}"))
+    }
+
+    /// The names of the item's own materials, as the form holds them, for the situations
+    /// to leave out.
+    fn own_materials(&self) -> Vec<&str> {
+        (0..MAX_ROWS)
+            .map(|i| self.v(&format!("m_name_{i}")).trim())
+            .filter(|name| !name.is_empty())
+            .collect()
+    }
+
+    /// Whether situation `k` leaves out the material `name`.
+    fn leaves_out(&self, k: impl std::fmt::Display, name: &str) -> bool {
+        let key = format!("s_not_{k}");
+        self.values.iter().any(|(f, v)| f == &key && v == name)
+    }
+
+    /// An attachment's file name, or its id when it is not held here.
+    fn file_name<'b>(&'b self, id: &'b str) -> &'b str {
+        self.files
+            .iter()
+            .find(|(known, _)| known == id)
+            .map_or(id, |(_, name)| name.as_str())
+    }
+
     fn v(&self, name: &str) -> &str {
         self.values
             .iter()
@@ -143,8 +192,13 @@ impl DraftPage<'_> {
 }
 
 /// The item's fields the form edits and shows problems beside.
-const FORM_FIELDS: [&str; 28] = [
+const FORM_FIELDS: [&str; 33] = [
     "impl_code",
+    "decided_by",
+    "handling_forms",
+    "booking",
+    "situations",
+    "yellow",
     "effective_date",
     "name",
     "kind",
@@ -316,14 +370,60 @@ async fn page(
         errors.extend(problems(ctx.t, &draft));
     }
     let values = typed.unwrap_or_else(|| form_values(&draft.body, &draft.checklist));
-    let rows = |prefix: &str| {
-        let filled = (0..200)
-            .take_while(|i| values.iter().any(|(k, _)| k == &format!("{prefix}_{i}")))
-            .count();
-        (0..filled + SPARE_ROWS).collect::<Vec<_>>()
+    // Rows up to the last named one, and spare ones below.
+    let filled = |prefix: &str| {
+        (0..MAX_ROWS)
+            .rev()
+            .find(|i| {
+                let key = format!("{prefix}_{i}");
+                values
+                    .iter()
+                    .any(|(k, v)| k == &key && !v.trim().is_empty())
+            })
+            .map_or(0, |last| last + 1)
     };
-    let material_rows = rows("m_name");
-    let procedure_rows = rows("p_name");
+    let material_rows = (0..filled("m_name") + SPARE_ROWS).collect();
+    let procedure_rows = (0..filled("p_name") + SPARE_ROWS).collect();
+    let situation_rows = (0..filled("s_name") + SPARE_SITUATIONS)
+        .map(|k| {
+            let prefix = format!("s{k}m");
+            let rows = (0..filled(&format!("{prefix}_name")) + SPARE_SITUATION_ROWS).collect();
+            SituationRows { k, prefix, rows }
+        })
+        .collect();
+    let mut departments: Vec<(String, String)> = Vec::new();
+    match state.store.departments().await {
+        Ok(known) => {
+            for d in known {
+                if !departments.iter().any(|(code, _)| code == &d.code) {
+                    departments.push((d.code, d.name));
+                }
+            }
+        }
+        Err(e) => return store_failed(ctx, e),
+    }
+    // A department this node does not know (yet) stays chosen, never silently dropped.
+    let chosen = field(&values, "decided_by").to_string();
+    if !chosen.is_empty() && !departments.iter().any(|(code, _)| code == &chosen) {
+        departments.push((chosen.clone(), chosen));
+    }
+    let mut files: Vec<(String, String)> = Vec::new();
+    for (key, id) in &values {
+        let is_file = key.starts_with('m') || key.starts_with('s');
+        let is_file = is_file
+            && (key.contains("_blank_") || key.contains("_sample_"))
+            && !key.contains("_drop_");
+        if !is_file || id.trim().is_empty() || files.iter().any(|(known, _)| known == id) {
+            continue;
+        }
+        match state.store.get_attachment(id.trim().to_string()).await {
+            Ok((attachment, _)) => files.push((id.clone(), attachment.name)),
+            // Not held here (or not an attachment): shown as its id, and validation
+            // says what is wrong with it.
+            Err(e) if e.class().status() == 404 => {}
+            Err(e) => return store_failed(ctx, e),
+        }
+    }
     let changes = diff(base.as_ref(), &draft.body);
     render(
         ctx.t,
@@ -339,6 +439,10 @@ async fn page(
             values,
             material_rows,
             procedure_rows,
+            situation_rows,
+            departments,
+            files,
+            handling_forms: HandlingForm::ALL.iter().map(|f| f.as_str()).collect(),
             errors,
             changes,
             kinds: PowerKind::ALL
@@ -482,6 +586,115 @@ pub async fn review(
     }
 }
 
+/// `?name=` of an upload: the file name people download it as.
+#[derive(Debug, serde::Deserialize)]
+pub struct UploadQuery {
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /catalog/attachments?name=…`: the draft page's upload of a blank form or sample
+/// (空表/样表). The body is the file itself with its type as `Content-Type` and the
+/// session's CSRF token in `X-CSRF-Token` (a form cannot send a file's own bytes, and
+/// axum here reads no multipart); it is published by the store's one call the API's
+/// `POST /api/v1/attachments` makes, by the same rule of who may (the engine's
+/// `may_author` for drafting), and answers `201` with the attachment's id and name, or
+/// the refusal as a page whose message the script shows beside the file.
+pub async fn upload(
+    State(state): State<WebState>,
+    ctx: Ctx,
+    axum::extract::Query(query): axum::extract::Query<UploadQuery>,
+    request: axum::extract::Request,
+) -> Response {
+    let Some(session) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    let sent = request
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(refused) = super::refuse_without_csrf(&ctx, session, &sent) {
+        return refused;
+    }
+    if let Err(e) = may_author(
+        state.store.own_record(),
+        session.role,
+        None,
+        AuthoringAct::Draft,
+    ) {
+        return store_failed(&ctx, authoring_refused(e));
+    }
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    // At most one byte more than an attachment holds, to tell an oversize file.
+    let Ok(bytes) = axum::body::to_bytes(request.into_body(), MAX_BYTES + 1).await else {
+        let words = Words::from(&AttachmentError::TooLarge {
+            size: MAX_BYTES as u64 + 1,
+        });
+        return super::message(
+            &ctx,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "error.invalid",
+            ctx.t.words(&words),
+        );
+    };
+    let division = match DivisionCode::parse(&state.node.division) {
+        Ok(division) => division,
+        Err(e) => return store_failed(&ctx, StoreError::Internal(e.to_string())),
+    };
+    match state
+        .store
+        .publish_attachment(
+            Scope::catalog(&division),
+            query.name,
+            content_type,
+            bytes.to_vec(),
+            state.clock.now_ms(),
+        )
+        .await
+    {
+        Ok((id, attachment)) => (
+            StatusCode::CREATED,
+            axum::Json(json!({ "id": id.to_string(), "name": attachment.name })),
+        )
+            .into_response(),
+        Err(e) => store_failed(&ctx, e),
+    }
+}
+
+/// `GET /catalog/attachments/{id}`: a blank form or sample for those who read the drafts,
+/// before any published item offers it (a guide serves the published ones, publicly).
+pub async fn attachment(
+    State(state): State<WebState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(session) = ctx.session.as_ref() else {
+        return ctx.to_signin();
+    };
+    if let Err(e) = may_read(&state, session.role) {
+        return store_failed(&ctx, e);
+    }
+    match state.store.get_attachment(id).await {
+        Ok((attachment, bytes)) => {
+            let mut response = super::guide::attachment_response(&attachment, bytes);
+            // Staff-only: never kept by a shared cache.
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("private, no-store"),
+            );
+            response
+        }
+        Err(e) => store_failed(&ctx, e),
+    }
+}
+
 /// What stops `draft` being published, each problem at its field.
 fn problems(t: &Tr, draft: &Draft) -> Vec<(String, String)> {
     let mut found = Vec::new();
@@ -618,26 +831,39 @@ fn form_values(body: &Value, checklist: &[ChecklistAnswer]) -> Fields {
         "fees",
         rows_of(&body["fees"], &["name", "standard", "basis"]),
     );
-    for (i, m) in body["materials"]
+    put_materials(&mut put, "m", &body["materials"]);
+    for (k, situation) in body["situations"]
         .as_array()
         .into_iter()
         .flatten()
         .enumerate()
     {
-        put(&format!("m_name_{i}"), text(&m["name"]));
-        put(&format!("m_originals_{i}"), text(&m["originals"]));
-        put(&format!("m_copies_{i}"), text(&m["copies"]));
-        put(
-            &format!("m_required_{i}"),
-            if m["required"] == true {
-                "on".into()
-            } else {
-                String::new()
-            },
-        );
-        put(&format!("m_condition_{i}"), text(&m["condition"]));
-        put(&format!("m_note_{i}"), text(&m["note"]));
+        put(&format!("s_name_{k}"), text(&situation["name"]));
+        for name in situation["not_needed"].as_array().into_iter().flatten() {
+            put(&format!("s_not_{k}"), text(name));
+        }
+        put_materials(&mut put, &format!("s{k}m"), &situation["adds"]);
     }
+    for form in HandlingForm::ALL {
+        let on = body["handling_forms"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f == form.as_str()));
+        put(
+            &format!("hf_{}", form.as_str()),
+            if on { "on".into() } else { String::new() },
+        );
+    }
+    put(
+        "booking",
+        if body["booking"] == true {
+            "on".into()
+        } else {
+            String::new()
+        },
+    );
+    put("decided_by", text(&body["decided_by"]));
+    put("yellow_rule", text(&body["yellow"]["rule"]));
+    put("yellow_value", text(&body["yellow"]["value"]));
     for (i, p) in body["special_procedures"]
         .as_array()
         .into_iter()
@@ -666,6 +892,97 @@ fn form_values(body: &Value, checklist: &[ChecklistAnswer]) -> Fields {
         );
     }
     values
+}
+
+/// A material's optional texts: (the form's name for it, the item's field). Absent
+/// fields are left out of the item, as the item writes them (`skip_serializing_if`), so
+/// an unchanged material is no change in the diff.
+const MATERIAL_TEXTS: [(&str, &str); 7] = [
+    ("source", "source"),
+    ("issuer", "issuer"),
+    ("form", "form"),
+    ("paper", "paper_spec"),
+    ("standard", "standard"),
+    ("blank", "blank_form"),
+    ("sample", "sample"),
+];
+
+/// Puts a list of materials into the form as rows `{prefix}_{field}_{i}`: the item's own
+/// (`m`) and each situation's additions (`s{k}m`) take the same row.
+fn put_materials(put: &mut impl FnMut(&str, String), prefix: &str, materials: &Value) {
+    for (i, m) in materials.as_array().into_iter().flatten().enumerate() {
+        put(&format!("{prefix}_name_{i}"), text(&m["name"]));
+        put(&format!("{prefix}_originals_{i}"), text(&m["originals"]));
+        put(&format!("{prefix}_copies_{i}"), text(&m["copies"]));
+        put(
+            &format!("{prefix}_required_{i}"),
+            if m["required"] == true {
+                "on".into()
+            } else {
+                String::new()
+            },
+        );
+        put(&format!("{prefix}_condition_{i}"), text(&m["condition"]));
+        put(&format!("{prefix}_note_{i}"), text(&m["note"]));
+        for (form, field) in MATERIAL_TEXTS {
+            put(&format!("{prefix}_{form}_{i}"), text(&m[field]));
+        }
+    }
+}
+
+/// Reads the material rows `{prefix}_…_{i}` (rows without a name are not kept) over the
+/// stored list, each row's numbers refused at `at`.
+fn read_materials(
+    t: &Tr,
+    raw: &dyn Fn(&str) -> String,
+    prefix: &str,
+    stored: &Value,
+    at: &str,
+    errors: &mut Vec<(String, String)>,
+) -> Value {
+    let mut rows = Vec::new();
+    for i in 0..MAX_ROWS {
+        let name = raw(&format!("{prefix}_name_{i}"));
+        if name.trim().is_empty() {
+            continue;
+        }
+        let trimmed = |k: &str| raw(&format!("{prefix}_{k}_{i}")).trim().to_string();
+        let optional = |k: &str| match trimmed(k) {
+            v if v.is_empty() => Value::Null,
+            v => json!(v),
+        };
+        let mut number = |k: &str| match trimmed(k).parse::<u32>() {
+            Ok(n) => json!(n),
+            Err(_) => {
+                errors.push((at.to_string(), t.words(&Words::new("draft_number"))));
+                json!(0)
+            }
+        };
+        let mut row = json!({
+            "name": name.trim(),
+            "originals": number("originals"),
+            "copies": number("copies"),
+            "required": !trimmed("required").is_empty(),
+            "condition": optional("condition"),
+            "note": optional("note"),
+        });
+        for (form, field) in MATERIAL_TEXTS {
+            let dropped = !trimmed(&format!("{form}_drop")).is_empty();
+            row[field] = if dropped { Value::Null } else { optional(form) };
+        }
+        rows.push(row);
+    }
+    let mut merged = keep_rest(stored, rows, "name");
+    for entry in merged.as_array_mut().into_iter().flatten() {
+        if let Some(fields) = entry.as_object_mut() {
+            for (_, field) in MATERIAL_TEXTS {
+                if fields.get(field) == Some(&Value::Null) {
+                    fields.remove(field);
+                }
+            }
+        }
+    }
+    merged
 }
 
 /// Reads the form into the item's JSON form, over the stored body (so fields the form
@@ -794,6 +1111,14 @@ fn read_form(
         steps.push(json!({ "name": parts[0], "days": days, "post": post }));
     }
     body["process"] = keep_rest(&stored["process"], steps, "name");
+    // A step without a post has none, as the item writes it (no `post` at all).
+    for step in body["process"].as_array_mut().into_iter().flatten() {
+        if step["post"].is_null()
+            && let Some(fields) = step.as_object_mut()
+        {
+            fields.remove("post");
+        }
+    }
     let mut fees = Vec::new();
     for line in raw("fees").lines().filter(|l| !l.trim().is_empty()) {
         let parts = split(line);
@@ -801,28 +1126,10 @@ fn read_form(
         fees.push(json!({ "name": part(0), "standard": part(1), "basis": part(2) }));
     }
     body["fees"] = keep_rest(&stored["fees"], fees, "name");
-    let mut materials = Vec::new();
+    body["materials"] =
+        read_materials(t, &raw, "m", &stored["materials"], "materials", &mut errors);
     let mut procedures = Vec::new();
-    for i in 0..200 {
-        let name = raw(&format!("m_name_{i}"));
-        if !name.trim().is_empty() {
-            let optional = |k: &str| {
-                let v = raw(&format!("m_{k}_{i}"));
-                if v.trim().is_empty() {
-                    Value::Null
-                } else {
-                    json!(v.trim())
-                }
-            };
-            materials.push(json!({
-                "name": name.trim(),
-                "originals": number(&format!("m_originals_{i}"), &mut errors),
-                "copies": number(&format!("m_copies_{i}"), &mut errors),
-                "required": !raw(&format!("m_required_{i}")).is_empty(),
-                "condition": optional("condition"),
-                "note": optional("note"),
-            }));
-        }
+    for i in 0..MAX_ROWS {
         let name = raw(&format!("p_name_{i}"));
         if !name.trim().is_empty() {
             let max = raw(&format!("p_max_{i}"));
@@ -838,12 +1145,78 @@ fn read_form(
             }));
         }
     }
-    body["materials"] = keep_rest(&stored["materials"], materials, "name");
     body["special_procedures"] = keep_rest(&stored["special_procedures"], procedures, "name");
+    let mut situations = Vec::new();
+    for k in 0..MAX_ROWS {
+        let name = raw(&format!("s_name_{k}"));
+        if name.trim().is_empty() {
+            continue;
+        }
+        let stored_situation = stored["situations"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["name"] == name.trim()))
+            .unwrap_or(&Value::Null);
+        let not_needed: Vec<Value> = form
+            .iter()
+            .filter(|(key, v)| key == &format!("s_not_{k}") && !v.trim().is_empty())
+            .map(|(_, v)| json!(v.trim()))
+            .collect();
+        let adds = read_materials(
+            t,
+            &raw,
+            &format!("s{k}m"),
+            &stored_situation["adds"],
+            "situations",
+            &mut errors,
+        );
+        let mut situation = json!({ "name": name.trim() });
+        if adds.as_array().is_some_and(|a| !a.is_empty()) {
+            situation["adds"] = adds;
+        }
+        if !not_needed.is_empty() {
+            situation["not_needed"] = Value::Array(not_needed);
+        }
+        situations.push(situation);
+    }
+    let forms: Vec<Value> = HandlingForm::ALL
+        .iter()
+        .filter(|f| !raw(&format!("hf_{}", f.as_str())).is_empty())
+        .map(|f| json!(f.as_str()))
+        .collect();
+    let object = body.as_object_mut().expect("made an object above");
+    // Left out when empty, as the item writes them, so an unchanged item is no change.
+    for (key, value) in [
+        ("situations", Value::Array(situations)),
+        ("handling_forms", Value::Array(forms)),
+        ("booking", json!(!raw("booking").is_empty())),
+        ("decided_by", json!(raw("decided_by").trim())),
+    ] {
+        let nothing = match &value {
+            Value::Array(a) => a.is_empty(),
+            Value::Bool(b) => !b,
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        };
+        if nothing {
+            object.remove(key);
+        } else {
+            object.insert(key.to_string(), value);
+        }
+    }
+    match raw("yellow_rule").trim() {
+        // A form from before the rule was on it keeps the stored one.
+        "" => {}
+        rule => {
+            let value = number("yellow_value", &mut errors);
+            body["yellow"] = json!({ "rule": rule, "value": value });
+        }
+    }
     // Numbers refused inside a row are shown at the rows' field.
     for (field, _) in errors.iter_mut() {
         if field.starts_with("m_") {
             *field = "materials".into();
+        } else if field.starts_with("yellow_") {
+            *field = "yellow".into();
         } else if field.starts_with("p_") {
             *field = "special_procedures".into();
         }
@@ -905,6 +1278,33 @@ fn keep_rest(stored: &Value, rows: Vec<Value>, key: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every demo item, put into the form and read back unchanged, is the same item:
+    /// the form shows every element a guide prints and drops none, so saving an
+    /// untouched form is no change in the review's diff.
+    #[test]
+    fn every_demo_item_reads_back_from_its_form_unchanged() {
+        let t = Tr::of(crate::i18n::Lang::Zh);
+        for item in crate::demo::demo_catalog() {
+            let body = serde_json::to_value(&item).unwrap();
+            let values = form_values(&body, &[]);
+            // What the browser sends: the form's fields as the page fills them.
+            let (read, _, errors) = read_form(t, &values, &body);
+            assert!(errors.is_empty(), "{}: {errors:?}", item.name);
+            assert_eq!(diff(Some(&body), &read), vec![], "{}", item.name);
+            let back: yizhan_sync::domain::item::Item = serde_json::from_value(read).unwrap();
+            assert_eq!(back, item);
+            // Read over nothing stored (a new draft), the same item too: the form alone
+            // carries every element.
+            let (fresh, _, _) = read_form(
+                t,
+                &values,
+                &json!({ "version": item.version, "status": "published" }),
+            );
+            let fresh: yizhan_sync::domain::item::Item = serde_json::from_value(fresh).unwrap();
+            assert_eq!(fresh, item, "{}", item.name);
+        }
+    }
 
     /// Saving the form keeps what it does not show (a material's source and blank form, a
     /// step's post), follows a row by its name when rows move, and drops a removed row.

@@ -512,4 +512,54 @@ mod tests {
             assert!(DraftError::CODES.contains(&e.code()));
         }
     }
+
+    /// The guide elements beyond §9.1.2 (DOMAIN §4) are fields of the diff too: a
+    /// reviewer sees a situation, a way to apply, booking, the deciding department, the
+    /// yellow rule and a material's source, issuer or blank form change.
+    #[test]
+    fn the_diff_names_the_guide_elements() {
+        use crate::domain::calendar::YellowThreshold;
+        use crate::domain::item::{HandlingForm, Material, MaterialSource, Situation};
+        let before = sample_item();
+        let mut after = before.clone();
+        after.situations.push(Situation {
+            name: "委托他人代办".into(),
+            adds: vec![Material {
+                name: "授权委托书".into(),
+                originals: 1,
+                required: true,
+                ..Material::default()
+            }],
+            not_needed: Vec::new(),
+        });
+        after.handling_forms = vec![HandlingForm::Window, HandlingForm::Post];
+        after.booking = !before.booking;
+        after.decided_by = Some("MZJ".into());
+        after.yellow = YellowThreshold::PercentUsed(80);
+        after.materials[0].source = Some(MaterialSource::Government);
+        after.materials[0].issuer = Some("区公安分局".into());
+        after.materials[0].blank_form = Some("a-440399-00".into());
+        let changes = diff_items(Some(&before), &after);
+        let mut fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "booking",
+                "decided_by",
+                "handling_forms",
+                "materials",
+                "situations",
+                "yellow"
+            ]
+        );
+        let situations = changes.iter().find(|c| c.field == "situations").unwrap();
+        assert!(
+            situations.after.contains("授权委托书"),
+            "{}",
+            situations.after
+        );
+        let materials = changes.iter().find(|c| c.field == "materials").unwrap();
+        assert!(materials.after.contains("区公安分局") && !materials.before.contains("区公安分局"));
+    }
 }
