@@ -52,6 +52,9 @@ pub struct SupervisionView {
     pub state: ReplyState,
     /// Oldest first.
     pub replies: Vec<SupervisionReply>,
+    /// For a notice about a case: the case's step that is late today, if one is (§10.2),
+    /// so the hall sees which step of the case holds it up.
+    pub late_step: Option<super::LateStep>,
 }
 
 impl Store {
@@ -297,7 +300,7 @@ impl Store {
                 halls.insert(notice.node, record.division);
             }
         }
-        Ok(rows
+        let mut views: Vec<SupervisionView> = rows
             .into_iter()
             .filter_map(|(notice, station, replies)| {
                 // A hall whose record this node lacks (none should be): the station's.
@@ -313,9 +316,16 @@ impl Store {
                     notice,
                     station,
                     replies,
+                    late_step: None,
                 })
             })
-            .collect())
+            .collect();
+        for view in &mut views {
+            if let Some(case) = &view.notice.case {
+                view.late_step = self.late_step(case.to_string(), today).await?;
+            }
+        }
+        Ok(views)
     }
 }
 

@@ -607,21 +607,14 @@ impl Deadlines {
     ) -> Deadlines {
         let committed_days = limits.committed_days + extension_days;
         let legal_days = limits.legal_days.max(limits.committed_days) + extension_days;
-        let committed_due = calendar.add_working_days(accepted_on, committed_days, excluded);
+        let (committed_due, yellow_on) = due_and_yellow(
+            calendar,
+            accepted_on,
+            committed_days,
+            limits.yellow,
+            excluded,
+        );
         let legal_due = calendar.add_working_days(accepted_on, legal_days, excluded);
-        let yellow_after = match limits.yellow {
-            YellowThreshold::WorkingDaysBefore(n) => committed_days.saturating_sub(n),
-            YellowThreshold::PercentUsed(p) => {
-                // The day on which at least p% of the limit is used; at least one day in.
-                let used = (u64::from(committed_days) * u64::from(p.min(100))).div_ceil(100);
-                (used as u32).max(1).min(committed_days)
-            }
-        };
-        let yellow_on = if yellow_after == 0 {
-            accepted_on
-        } else {
-            calendar.add_working_days(accepted_on, yellow_after, excluded)
-        };
         Deadlines {
             committed_due,
             legal_due,
@@ -634,15 +627,87 @@ impl Deadlines {
 
     /// The warning level on `today`.
     pub fn level_on(&self, today: Date) -> WarningLevel {
-        if today >= self.breach_on {
-            WarningLevel::LegalBreach
-        } else if today >= self.red_on {
-            WarningLevel::Red
-        } else if today >= self.yellow_on {
-            WarningLevel::Yellow
-        } else {
-            WarningLevel::Normal
+        level_on(today, self.yellow_on, self.red_on, Some(self.breach_on))
+    }
+}
+
+/// The limit of one process step (环节时限, SZDB/Z 176 §9.2.2 办理流程; DOMAIN §6): its
+/// deadline and warning days, counted like a case's committed limit (the same yellow
+/// threshold, red from the day after), from the day the step started. A step has no legal
+/// limit of its own, so it never reaches [`WarningLevel::LegalBreach`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepDeadline {
+    pub due: Date,
+    pub yellow_on: Date,
+    pub red_on: Date,
+    /// False when the deadline lies in a year the calendar has no figures for.
+    pub calendar_covered: bool,
+}
+
+impl StepDeadline {
+    /// The deadline of a step of `days` working days that started on `started_on`, with
+    /// the item's yellow threshold; `excluded` are the case's suspensions, which stop a
+    /// step's clock as they stop the case's.
+    pub fn compute(
+        calendar: &Calendar,
+        started_on: Date,
+        days: u32,
+        yellow: YellowThreshold,
+        excluded: &[DateSpan],
+    ) -> StepDeadline {
+        let (due, yellow_on) = due_and_yellow(calendar, started_on, days, yellow, excluded);
+        StepDeadline {
+            due,
+            yellow_on,
+            red_on: due.succ(),
+            calendar_covered: calendar.covers(due),
         }
+    }
+
+    /// The warning level on `today`, by the rule of a case's own ([`Deadlines::level_on`]).
+    pub fn level_on(&self, today: Date) -> WarningLevel {
+        level_on(today, self.yellow_on, self.red_on, None)
+    }
+}
+
+/// The one rule for a limit's deadline and the first day of its yellow warning: `days`
+/// working days counted after `start`, yellow by the item's threshold (DOMAIN §7). Both a
+/// case's committed limit and a step's limit count by it.
+fn due_and_yellow(
+    calendar: &Calendar,
+    start: Date,
+    days: u32,
+    yellow: YellowThreshold,
+    excluded: &[DateSpan],
+) -> (Date, Date) {
+    let due = calendar.add_working_days(start, days, excluded);
+    let yellow_after = match yellow {
+        YellowThreshold::WorkingDaysBefore(n) => days.saturating_sub(n),
+        YellowThreshold::PercentUsed(p) => {
+            // The day on which at least p% of the limit is used; at least one day in.
+            let used = (u64::from(days) * u64::from(p.min(100))).div_ceil(100);
+            (used as u32).max(1).min(days)
+        }
+    };
+    let yellow_on = if yellow_after == 0 {
+        start
+    } else {
+        calendar.add_working_days(start, yellow_after, excluded)
+    };
+    (due, yellow_on)
+}
+
+/// The one rule for a warning level on `today` from the first day of each level (§10.2
+/// 预警): a case's and a step's warnings are decided here alike.
+fn level_on(today: Date, yellow_on: Date, red_on: Date, breach_on: Option<Date>) -> WarningLevel {
+    if breach_on.is_some_and(|breach_on| today >= breach_on) {
+        WarningLevel::LegalBreach
+    } else if today >= red_on {
+        WarningLevel::Red
+    } else if today >= yellow_on {
+        WarningLevel::Yellow
+    } else {
+        WarningLevel::Normal
     }
 }
 

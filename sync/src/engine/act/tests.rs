@@ -444,16 +444,17 @@ fn department_staff_act_only_on_what_was_sent_to_their_department() {
         node: &hall,
         person,
     };
+    // The item lists steps: the department finishes the ones of the case sent to it.
     assert_eq!(
         allowed_actions(at(&ours), &intake(), &sent),
-        vec![A::Decide, A::SignFor]
+        vec![A::Decide, A::SignFor, A::FinishStep]
     );
     assert_eq!(
         may(at(&ours), &intake(), &sent, A::SignFor).map_err(|e| e.code()),
         Ok(())
     );
     for (person, state) in [(&theirs, &sent), (&ours, &not_sent)] {
-        for kind in [A::SignFor, A::Decide] {
+        for kind in [A::SignFor, A::Decide, A::FinishStep] {
             assert_eq!(
                 may(at(person), &intake(), state, kind).map_err(|e| e.code()),
                 Err("departments_cases_only")
