@@ -1246,4 +1246,6 @@ fn registry_change(
 #[cfg(test)]
 mod staff_tests;
 #[cfg(test)]
+mod step_tests;
+#[cfg(test)]
 pub(crate) mod tests;

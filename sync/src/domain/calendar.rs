@@ -1055,6 +1055,129 @@ mod tests {
         }
     }
 
+    /// A step's limit (环节时限) counts like a case's committed limit: working days after
+    /// its start, over weekends, holidays and make-up days, skipping suspensions, yellow
+    /// by the item's threshold, red the day after; never a legal breach.
+    #[test]
+    fn step_deadlines_over_weekends_holidays_and_suspensions() {
+        let cal = Calendar::china();
+        let before = YellowThreshold::WorkingDaysBefore(1);
+        #[allow(clippy::type_complexity)]
+        let table: &[(
+            &str,
+            u32,
+            YellowThreshold,
+            &[(&str, &str)],
+            &str,
+            &str,
+            &str,
+        )] = &[
+            (
+                "2026-03-02",
+                2,
+                before,
+                &[],
+                "2026-03-04",
+                "2026-03-03",
+                "Monday, two days",
+            ),
+            (
+                "2026-03-06",
+                2,
+                before,
+                &[],
+                "2026-03-10",
+                "2026-03-09",
+                "Friday: over the weekend",
+            ),
+            (
+                "2026-04-30",
+                2,
+                before,
+                &[],
+                "2026-05-07",
+                "2026-05-06",
+                "over 劳动节 1-5 May",
+            ),
+            (
+                "2026-10-09",
+                2,
+                before,
+                &[],
+                "2026-10-12",
+                "2026-10-10",
+                "the make-up Saturday counts",
+            ),
+            (
+                "2026-03-02",
+                2,
+                before,
+                &[("2026-03-03", "2026-03-05")],
+                "2026-03-06",
+                "2026-03-05",
+                "a suspension Tuesday-Wednesday pushes it two working days",
+            ),
+            (
+                "2026-03-02",
+                10,
+                YellowThreshold::PercentUsed(80),
+                &[],
+                "2026-03-16",
+                "2026-03-12",
+                "yellow once 80% is used",
+            ),
+            (
+                "2026-03-02",
+                0,
+                before,
+                &[],
+                "2026-03-02",
+                "2026-03-02",
+                "a step of no day",
+            ),
+        ];
+        for (start, days, yellow, spans, due, yellow_on, why) in table {
+            let spans: Vec<DateSpan> = spans
+                .iter()
+                .map(|(s, e)| DateSpan {
+                    start: d(s),
+                    end: d(e),
+                })
+                .collect();
+            let step = StepDeadline::compute(cal, d(start), *days, *yellow, &spans);
+            assert_eq!(step.due, d(due), "due: {why}");
+            assert_eq!(step.yellow_on, d(yellow_on), "yellow: {why}");
+            assert_eq!(step.red_on, step.due.succ(), "{why}");
+            if step.yellow_on > d(start) {
+                assert_eq!(step.level_on(d(start)), WarningLevel::Normal, "{why}");
+            }
+            assert_eq!(step.level_on(step.yellow_on), WarningLevel::Yellow, "{why}");
+            assert_eq!(step.level_on(step.due.succ()), WarningLevel::Red, "{why}");
+            assert_eq!(
+                step.level_on(step.due.add_days(400)),
+                WarningLevel::Red,
+                "no legal breach: {why}"
+            );
+            // The same rule as a case's committed limit of the same days.
+            let case = Deadlines::compute(
+                cal,
+                d(start),
+                Limits {
+                    committed_days: *days,
+                    legal_days: *days + 20,
+                    yellow: *yellow,
+                },
+                &spans,
+                0,
+            );
+            assert_eq!(
+                (case.committed_due, case.yellow_on),
+                (step.due, step.yellow_on),
+                "{why}"
+            );
+        }
+    }
+
     #[test]
     fn warning_levels_on_each_day() {
         let cal = Calendar::china();

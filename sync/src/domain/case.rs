@@ -4234,3 +4234,6 @@ pub(crate) mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod step_tests;
