@@ -89,6 +89,7 @@ fn the_snapshot_freezes_the_items_steps() {
 fn steps_derive_from_the_acceptance_and_the_finishing_events() {
     let intake = stepped();
     // (what, events, current step, finished steps, conflicts)
+    #[allow(clippy::type_complexity)]
     let table: Vec<(&str, Vec<Event>, Option<u32>, usize, usize)> = vec![
         ("received only: no step has started", vec![], None, 0, 0),
         (
