@@ -4185,3 +4185,91 @@ async fn steps_are_listed_finished_in_order_and_warned_through_the_api() {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
+
+/// The case page shows the steps and finishes the one under way with its form; a step out
+/// of order is refused on the page with the core's words and changes nothing; the work
+/// list shows the step a case is in.
+#[tokio::test]
+async fn the_case_page_lists_the_steps_and_finishes_the_one_under_way() {
+    use yizhan_sync::domain::case::CaseError;
+    let api = api("station").await;
+    let password = "correct-horse-battery";
+    api.store
+        .add_user(
+            NewUser {
+                username: "li".into(),
+                display_name: "李敏".into(),
+                role: Role::Worker,
+                counter: "1号窗口".into(),
+                password_hash: crate::accounts::hash_password(password).unwrap(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let token = Some(api.worker.as_str());
+    let (_, created) = api
+        .post("/api/v1/cases", token, &application("就业困难人员认定"))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut browser = Browser::new(&api.state, "10.0.0.6");
+    assert_eq!(
+        browser.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"steps\""), "{page}");
+    assert!(page.contains("第 1 步（共 3 步）：社区受理"), "{page}");
+    assert!(page.contains("2026-03-03 到期"), "{page}");
+    assert!(page.contains("name=\"kind\" value=\"finish_step\""));
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_string();
+
+    let before = api.store.content_digest().await.unwrap();
+    let (status, _, refused) = browser
+        .send(
+            Method::POST,
+            &format!("/cases/{id}/act"),
+            Some(format!("csrf={csrf}&kind=finish_step&step=2")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    let expected = crate::i18n::Tr::of(crate::i18n::Lang::Zh).words(&crate::i18n::Words::from(
+        &CaseError::NotCurrentStep {
+            step: 2,
+            current: 1,
+        },
+    ));
+    assert!(refused.contains(&expected), "{expected} not in the page");
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+
+    let (status, _, _) = browser
+        .send(
+            Method::POST,
+            &format!("/cases/{id}/act"),
+            Some(format!("csrf={csrf}&kind=finish_step&step=1&note=齐全")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert!(page.contains("第 2 步（共 3 步）：街道初审"), "{page}");
+    assert!(page.contains("环节办结"), "the timeline names the event");
+    assert!(page.contains("1. 社区受理"), "and the step it finished");
+    let (_, _, list) = browser.send(Method::GET, "/worklist", None).await;
+    assert!(list.contains("2. 街道初审 · 2026-03-06 到期"), "{list}");
+}
