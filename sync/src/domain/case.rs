@@ -1808,6 +1808,8 @@ pub enum CaseError {
     NotCurrentStep { step: u32, current: u32 },
     #[error("no process step of this case is under way")]
     NoStepUnderWay,
+    #[error("the case lies with another office's node; its steps are finished there")]
+    StepsLieElsewhere,
     #[error("a {applicant} cannot apply for this item; it serves {}", .serves.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "))]
     WrongApplicant {
         applicant: ServiceObject,
@@ -1820,7 +1822,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 38] = [
+    pub const CODES: [&'static str; 39] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1859,6 +1861,7 @@ impl CaseError {
         "unknown_situation",
         "not_current_step",
         "no_step_under_way",
+        "steps_lie_elsewhere",
     ];
 
     /// A stable name for the error, which the UI and the API word in the reader's language
@@ -1900,6 +1903,7 @@ impl CaseError {
             CaseError::UnknownProcedure { .. } => "unknown_procedure",
             CaseError::NotCurrentStep { .. } => "not_current_step",
             CaseError::NoStepUnderWay => "no_step_under_way",
+            CaseError::StepsLieElsewhere => "steps_lie_elsewhere",
             CaseError::CountedProcedure { .. } => "counted_procedure",
             CaseError::WrongApplicant { .. } => "wrong_applicant",
             CaseError::Text(_) => text::Refused::CODE,
@@ -1989,7 +1993,8 @@ impl CaseError {
             | CaseError::BadRating
             | CaseError::AlreadyRated
             | CaseError::NoOpenRectification
-            | CaseError::NoStepUnderWay => Vec::new(),
+            | CaseError::NoStepUnderWay
+            | CaseError::StepsLieElsewhere => Vec::new(),
         }
     }
 
@@ -2076,6 +2081,7 @@ impl CaseError {
                 current: 2,
             },
             CaseError::NoStepUnderWay,
+            CaseError::StepsLieElsewhere,
             CaseError::WrongApplicant {
                 applicant: ServiceObject::LegalPerson,
                 serves: vec![ServiceObject::NaturalPerson],
@@ -2128,6 +2134,7 @@ impl CaseError {
                 | CaseError::CountedProcedure { .. }
                 | CaseError::NotCurrentStep { .. }
                 | CaseError::NoStepUnderWay
+                | CaseError::StepsLieElsewhere
                 | CaseError::WrongApplicant { .. }
                 | CaseError::Text(_) => {}
             }
@@ -2148,6 +2155,7 @@ impl CaseError {
                 | CaseError::NotDecidingDepartment { .. }
                 | CaseError::NotTheHolder
                 | CaseError::NotTheSender
+                | CaseError::StepsLieElsewhere
         )
     }
 }

@@ -229,7 +229,7 @@ pub fn may(
             .holder_node
             .is_some_and(|holder| holder != actor.node.node)
     {
-        return Err(CaseError::NotTheHolder);
+        return Err(CaseError::StepsLieElsewhere);
     }
     case::state_allows(state, kind)?;
     // Nor may it complete one the department has not decided.
