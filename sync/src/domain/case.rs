@@ -1121,10 +1121,11 @@ impl CaseState {
                     }),
                     _ => WarningLevel::Normal,
                 };
+                // Lateness counts to the day the step finished; a step still open counts
+                // to the last counted day (its closing day, once the case closed with it).
                 let end = match record.and_then(|r| r.finished.as_ref()) {
                     Some(finished) => finished.on,
-                    None if is_current => until,
-                    None => Date::from_days(i32::MIN / 2),
+                    None => until,
                 };
                 let late_days = deadline.map_or(0, |d| {
                     calendar.working_days_between(d.due, end, &self.suspensions)
