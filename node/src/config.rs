@@ -45,8 +45,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct SupervisionSection {
     /// Which warnings open a notice: `off` (none, the default), `red` (past the committed
-    /// deadline, and so also past the legal one) or `legal_breach` (past the legal
-    /// deadline only). One automatic notice per case and hall; a case the hall already
+    /// deadline, and so also past the legal one, or a step past its limit, §10.2) or
+    /// `legal_breach` (past the legal deadline only). One automatic notice per case and hall; a case the hall already
     /// supervises gets none.
     pub auto: AutoSupervision,
     /// Working days the station has to reply to an automatic notice, 1 to 60.
@@ -884,8 +884,9 @@ timeout_secs = {sink_timeout}
 
 [supervision]
 # At a hall: which warnings open a supervision notice (督办) to the case's station by
-# themselves: "off", "red" (past the committed deadline) or "legal_breach" (past the
-# legal deadline). One automatic notice per case and hall. Ignored at a station.
+# themselves: "off", "red" (past the committed deadline, or a step past its own limit)
+# or "legal_breach" (past the legal deadline). One automatic notice per case and hall.
+# Ignored at a station.
 auto = "{supervision_auto}"
 # Working days the station has to reply to an automatic notice, 1 to 60.
 reply_days = {supervision_days}

@@ -61,7 +61,8 @@ pub use appointments::{
 pub use assessment::{Assessment, AssessmentBy, AssessmentFigures, AssessmentLine};
 pub use calendars::PublishedYear;
 pub use cases::{
-    CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, NewAction, Order,
+    CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, LateStep, NewAction,
+    Order, StepSummary,
 };
 pub use counters::Counter;
 pub use drafts::{Draft, DraftEdit, Review, authoring_refused, draft_refused};

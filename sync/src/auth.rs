@@ -267,8 +267,8 @@ impl<'a> Recording<'a> {
 /// * the owner (the receiving office) records everything, except that on an item it
 ///   accepts on a department's behalf (代为受理) the decision is the department's: the
 ///   owner enters one only on that department's behalf;
-/// * a hall above decides, signs for, supervises and extends, and its workers ask its
-///   lead for extensions; the counter's acts (acceptance, refusal, materials, the
+/// * a hall above decides, signs for, supervises and extends, finishes the process steps
+///   of a case sent to it (§9.2.2), and its workers ask its lead for extensions; the counter's acts (acceptance, refusal, materials, the
 ///   applicant's withdrawal and rating) are the owner's.
 pub fn may_record(relation: CaseRelation, recording: Recording<'_>) -> bool {
     use ActionKind as A;
@@ -289,6 +289,7 @@ pub fn may_record(relation: CaseRelation, recording: Recording<'_>) -> bool {
                 | A::Transfer
                 | A::SignFor
                 | A::Resolve
+                | A::FinishStep
         ),
     }
 }

@@ -465,6 +465,15 @@ pub struct CaseRow {
     pub phone_digits: String,
     /// The last transfer was signed for by its sender on a department's behalf.
     pub signed_on_behalf: bool,
+    /// The process step the open case is in (§9.2.2), counted from 1, and its name.
+    pub step_no: Option<u32>,
+    pub step_name: Option<String>,
+    /// That step's deadline and the first days of its yellow and red warnings, when it has
+    /// a limit of its own: stored as the case's own are ([`CaseRow::yellow_on`]), frozen
+    /// alike while the clock is stopped, so a query derives the step's level from today.
+    pub step_due: Option<String>,
+    pub step_yellow_on: Option<String>,
+    pub step_red_on: Option<String>,
 }
 
 /// One `case_events` row.
@@ -521,6 +530,60 @@ fn warning_dates(state: &case::CaseState, deadlines: Option<&Deadlines>) -> [Opt
     }
 }
 
+/// The current step of a case as stored: its number and name, and its deadline and warning
+/// dates (real dates while the clock runs, the frozen level while it is stopped), by the
+/// rule the case's own warning dates follow ([`warning_dates`]).
+#[allow(clippy::type_complexity)]
+fn step_columns(
+    state: &case::CaseState,
+    intake: &case::Intake,
+    calendar: &Calendar,
+) -> (Option<u32>, Option<String>, [Option<String>; 3]) {
+    let Some(number) = state.current_step() else {
+        return (None, None, [None, None, None]);
+    };
+    let Some(rule) = intake.item.steps.get(number as usize - 1) else {
+        return (None, None, [None, None, None]);
+    };
+    let (started_on, days) = match (state.steps.last(), rule.days) {
+        (Some(record), Some(days)) => (record.started_on, days),
+        _ => return (Some(number), Some(rule.name.clone()), [None, None, None]),
+    };
+    let step = crate::domain::calendar::StepDeadline::compute(
+        calendar,
+        started_on,
+        days,
+        intake.item.yellow,
+        &state.suspensions,
+    );
+    let dates = match (state.clock_frozen, state.suspended_since) {
+        (true, Some(since)) => {
+            let level = step.level_on(since);
+            let mark = |l: WarningLevel| {
+                Some(
+                    if level >= l {
+                        LEVEL_REACHED
+                    } else {
+                        LEVEL_NOT_REACHED
+                    }
+                    .to_string(),
+                )
+            };
+            [
+                Some(step.due.to_string()),
+                mark(WarningLevel::Yellow),
+                mark(WarningLevel::Red),
+            ]
+        }
+        _ => [
+            Some(step.due.to_string()),
+            Some(step.yellow_on.to_string()),
+            Some(step.red_on.to_string()),
+        ],
+    };
+    (Some(number), Some(rule.name.clone()), dates)
+}
+
 /// Derives the rows of a case.
 pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRow, Vec<EventRow>) {
     let intake = &case_doc.intake;
@@ -531,6 +594,8 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
         None
     };
     let [yellow_on, red_on, breach_on] = warning_dates(&state, deadlines.as_ref());
+    let (step_no, step_name, [step_due, step_yellow_on, step_red_on]) =
+        step_columns(&state, intake, calendar);
     let date = |d: Date| d.to_string();
     let row = CaseRow {
         id: id.to_string(),
@@ -600,6 +665,11 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
             .signed_for
             .as_ref()
             .is_some_and(|s| s.on_behalf_of.is_some()),
+        step_no,
+        step_name,
+        step_due,
+        step_yellow_on,
+        step_red_on,
     };
     let conflicting: Vec<&str> = state
         .conflicts

@@ -612,8 +612,37 @@ fn case_events(
             return Err(effect(envelope, format!("writes event {key} twice")));
         }
         keys.push(key);
+        step_in_order(envelope, expanded, held, op)?;
     }
     Ok(())
+}
+
+/// A step finishes only while it is the step the case is in (`case::check_finish_step`):
+/// judged on the case as its author saw it, the document at the change's own
+/// dependencies, so every receiver judges it alike whatever else arrived meanwhile (two
+/// nodes' concurrent events are [`case::derive`]'s to order). No step finishes before
+/// the case was accepted, before the step started, twice, or after the case closed.
+fn step_in_order(
+    envelope: &Envelope,
+    expanded: &ExpandedChange,
+    held: &Automerge,
+    op: &Op,
+) -> Result<(), Verdict> {
+    let Some(Ok(Event {
+        action: crate::domain::case::Action::FinishStep { step, .. },
+        ..
+    })) = put_str(op).map(serde_json::from_str::<Event>)
+    else {
+        return Ok(());
+    };
+    let seen = held
+        .fork_at(&expanded.deps)
+        .map_err(|e| Verdict::Defer(format!("the case as its author saw it: {e}")))?;
+    let case = doc::read_case(&seen)
+        .map_err(|e| effect(envelope, format!("the case it changes cannot be read: {e}")))?;
+    let state = crate::domain::case::derive(&case.intake, &case.events);
+    crate::domain::case::check_finish_step(&state, step)
+        .map_err(|e| effect(envelope, format!("finishes a step out of order: {e}")))
 }
 
 /// Checks one operation on a case's event list: a new event under its own id, written by
@@ -1216,5 +1245,7 @@ fn registry_change(
 
 #[cfg(test)]
 mod staff_tests;
+#[cfg(test)]
+mod step_tests;
 #[cfg(test)]
 pub(crate) mod tests;

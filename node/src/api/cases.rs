@@ -266,6 +266,13 @@ pub enum EventInput {
     /// A lead's resolution of a conflict: the ids of the events decided against (one
     /// side of every conflict) and the reason. The node records the sides kept.
     Resolve { void: Vec<String>, reason: String },
+    /// 环节办结 (§9.2.2): the step the case is in (`current_step`, counted from 1) is
+    /// finished; the next starts today. Recorded where the case lies.
+    FinishStep {
+        step: u32,
+        #[serde(default)]
+        note: String,
+    },
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -367,6 +374,7 @@ impl EventInput {
                 rectify_days,
             }),
             EventInput::Rectify { response } => one(Action::Rectify { response }),
+            EventInput::FinishStep { step, note } => one(Action::FinishStep { step, note }),
             EventInput::Resolve { void, reason } => one(Action::Resolve {
                 void,
                 reason,
@@ -555,6 +563,18 @@ pub struct CaseListEntry {
     pub closed_on: Option<String>,
     /// The station that holds the case: the node of its division.
     pub station: StationRef,
+    /// The process step the open case is in (§9.2.2), when its item lists steps.
+    pub step: Option<StepSummaryView>,
+}
+
+/// The step a listed case is in: its number (from 1) and name, its deadline, and its
+/// warning today (normal, yellow or red; absent when it has no limit of its own).
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct StepSummaryView {
+    pub number: u32,
+    pub name: String,
+    pub due: Option<String>,
+    pub warning_level: Option<String>,
 }
 
 /// A station (or any node below a hall) as lists name it.
@@ -608,6 +628,12 @@ impl From<CaseSummary> for CaseListEntry {
             warning_level: s.level.map(|l| l.as_str().into()),
             clock_stopped_on: s.clock_stopped_on,
             closed_on: s.closed_on,
+            step: s.step.map(|step| StepSummaryView {
+                number: step.number,
+                name: step.name,
+                due: step.due,
+                warning_level: step.level.map(|l| l.as_str().into()),
+            }),
         }
     }
 }
@@ -752,6 +778,60 @@ pub struct CaseView {
     /// The numbers of the case's sealed notices this node holds, oldest first
     /// (`GET /api/v1/notices/{number}`).
     pub notices: Vec<String>,
+    /// The item's process steps as the case ran them (§9.2.2), on the case's calendar
+    /// today; empty when the item version lists none.
+    pub steps: Vec<StepView>,
+    /// The step the case is in now (counted from 1), if one is under way: the `step` a
+    /// `finish_step` event names.
+    pub current_step: Option<u32>,
+}
+
+/// A process step of a case (环节, SZDB/Z 176 §9.2.2): its limit and post as the item
+/// version the case froze lists them, when it ran, and how it stands against its limit
+/// (the warning rule of the case's own, §10.2).
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct StepView {
+    /// Counted from 1.
+    pub number: u32,
+    pub name: String,
+    /// 责任岗位.
+    pub post: Option<String>,
+    /// Its own limit in working days (环节时限), if it has one.
+    pub days: Option<u32>,
+    pub started_on: Option<String>,
+    pub finished_on: Option<String>,
+    /// Who finished it and at which node (32 hex digits).
+    pub finished_by: Option<String>,
+    pub finished_node: Option<String>,
+    /// Its deadline, once started, when it has a limit.
+    pub due: Option<String>,
+    /// Whether the case is in this step now.
+    pub current: bool,
+    /// The current step's warning today: normal, yellow or red; absent for the others
+    /// and for steps without a limit.
+    pub warning_level: Option<String>,
+    /// Working days past its deadline: today while it runs, at its end once finished.
+    pub late_days: u32,
+}
+
+impl From<yizhan_sync::domain::case::StepTime> for StepView {
+    fn from(s: yizhan_sync::domain::case::StepTime) -> Self {
+        StepView {
+            number: s.number,
+            name: s.rule.name,
+            post: s.rule.post,
+            days: s.rule.days,
+            started_on: s.started_on.map(|d| d.to_string()),
+            finished_on: s.finished.as_ref().map(|f| f.on.to_string()),
+            finished_by: s.finished.as_ref().map(|f| f.staff.clone()),
+            finished_node: s.finished.as_ref().map(|f| f.node.to_hex()),
+            due: s.deadline.map(|d| d.due.to_string()),
+            current: s.current,
+            warning_level: (s.current && s.deadline.is_some())
+                .then(|| s.level.as_str().to_string()),
+            late_days: s.late_days,
+        }
+    }
 }
 
 /// The department that decides a case.
@@ -832,9 +912,14 @@ impl CaseView {
         let person = state.store.person(staff_of(user)).await?;
         let allowed = d.allowed_actions(state.store.own_record(), person);
         let notices = state.store.notices_of_case(d.summary.id.clone()).await?;
+        // The steps' deadlines count on the case's calendar, as its own limits do.
+        let calendar = state.store.calendar_for(&d.division);
+        let steps = d.state.step_times(&d.intake, &calendar, state.today());
         Ok(CaseView {
             allowed_actions: allowed.iter().map(|k| k.as_str().to_string()).collect(),
             notices: notices.into_iter().map(|n| n.content.number).collect(),
+            current_step: d.state.current_step(),
+            steps: steps.into_iter().map(StepView::from).collect(),
             ..CaseView::from(d)
         })
     }
@@ -918,6 +1003,8 @@ impl From<CaseDetail> for CaseView {
             query_code,
             allowed_actions: Vec::new(),
             notices: Vec::new(),
+            steps: Vec::new(),
+            current_step: None,
         }
     }
 }

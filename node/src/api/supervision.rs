@@ -41,6 +41,20 @@ pub struct SupervisionNoticeView {
     /// above), otherwise `normal`.
     pub level: String,
     pub replies: Vec<SupervisionReplyView>,
+    /// For a notice about a case: the case's process step that is past its limit today
+    /// (§9.2.2, §10.2), if one is.
+    pub late_step: Option<LateStepView>,
+}
+
+/// A case's step past its limit (环节超期).
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct LateStepView {
+    /// Counted from 1.
+    pub number: u32,
+    pub name: String,
+    pub due: String,
+    /// Working days past `due`, today, on the case's calendar.
+    pub late_days: u32,
 }
 
 /// A station's reply.
@@ -129,6 +143,12 @@ impl SupervisionNoticeView {
                     text: r.text.clone(),
                 })
                 .collect(),
+            late_step: v.late_step.map(|s| LateStepView {
+                number: s.number,
+                name: s.name,
+                due: s.due.to_string(),
+                late_days: s.late_days,
+            }),
             id: v.id,
         }
     }

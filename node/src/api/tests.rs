@@ -4185,3 +4185,225 @@ async fn counters_are_kept_by_the_admin_and_read_by_staff() {
         assert_eq!(status, expected);
     }
 }
+/// A case's process steps through the API (§9.2.2, §10.2): listed with their limits from
+/// the item version the case froze, finished in order by `finish_step` (anything else
+/// refused with its code, nothing recorded), each next step counted from the day the one
+/// before finished, and a step past its limit red with its working days late, in the case
+/// view and in the list, counted on the days the clock says.
+#[tokio::test]
+async fn steps_are_listed_finished_in_order_and_warned_through_the_api() {
+    let mut api = api("station").await;
+    let worker = api.worker.clone();
+    let token = Some(worker.as_str());
+    let (status, created) = api
+        .post("/api/v1/cases", token, &application("就业困难人员认定"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        created["current_step"],
+        Value::Null,
+        "no step before acceptance"
+    );
+    let events = format!("/api/v1/cases/{id}/events");
+    let (status, accepted) = api.post(&events, token, &json!({"kind": "accept"})).await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    // Accepted on Monday 2 March 2026: the first step (one working day) is due Tuesday.
+    assert_eq!(accepted["current_step"], 1);
+    let steps = accepted["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(
+        (&steps[0]["name"], &steps[0]["days"], &steps[0]["post"]),
+        (&json!("社区受理"), &json!(1), &json!("综合窗口受理岗"))
+    );
+    assert_eq!(steps[0]["started_on"], "2026-03-02");
+    assert_eq!(steps[0]["due"], "2026-03-03");
+    assert_eq!(steps[0]["warning_level"], "normal");
+    assert_eq!(steps[1]["due"], Value::Null);
+    assert!(
+        accepted["allowed_actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("finish_step"))
+    );
+
+    // Out of order, twice or malformed: refused with a code, nothing recorded.
+    for (body, status_expected, code) in [
+        (
+            json!({"kind": "finish_step", "step": 2}),
+            StatusCode::CONFLICT,
+            "not_current_step",
+        ),
+        (
+            json!({"kind": "finish_step", "step": 0}),
+            StatusCode::CONFLICT,
+            "not_current_step",
+        ),
+        (
+            json!({"kind": "finish_step"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            json!({"kind": "finish_step", "step": "一"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+    ] {
+        let (status, refused) = api.post(&events, token, &body).await;
+        assert_eq!(status, status_expected, "{body} → {refused}");
+        assert!(
+            !refused["message"].as_str().unwrap_or_default().is_empty(),
+            "{refused}"
+        );
+        if !code.is_empty() {
+            assert_eq!(refused["error"], code, "{refused}");
+        }
+    }
+    let (_, unchanged) = api.get(&format!("/api/v1/cases/{id}"), token).await;
+    assert_eq!(unchanged["events"].as_array().unwrap().len(), 1);
+
+    // Finished on Monday: the second step (four working days) is due Friday.
+    let (status, finished) = api
+        .post(
+            &events,
+            token,
+            &json!({"kind": "finish_step", "step": 1, "note": "材料齐全"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{finished}");
+    assert_eq!(finished["current_step"], 2);
+    assert_eq!(finished["steps"][0]["finished_on"], "2026-03-02");
+    assert_eq!(finished["steps"][0]["finished_by"], "worker");
+    assert_eq!(finished["steps"][1]["started_on"], "2026-03-02");
+    assert_eq!(finished["steps"][1]["due"], "2026-03-06");
+    let last = finished["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["kind"], "finish_step");
+    assert_eq!(last["details"]["step"], 1);
+    let (status, again) = api
+        .post(&events, token, &json!({"kind": "finish_step", "step": 1}))
+        .await;
+    assert_eq!(
+        (status, &again["error"]),
+        (StatusCode::CONFLICT, &json!("not_current_step"))
+    );
+
+    // Thursday the 12th: the step is four working days late and red; the case itself
+    // (ten working days, due the 16th) is still on time, not red.
+    api.state.api.clock = Arc::new(FixedClock(at("2026-03-12")));
+    let (_, late) = api.get(&format!("/api/v1/cases/{id}"), token).await;
+    assert_eq!(late["steps"][1]["warning_level"], "red", "{late}");
+    assert_eq!(late["steps"][1]["late_days"], 4);
+    assert_eq!(late["steps"][0]["late_days"], 0);
+    assert_ne!(late["warning_level"], "red");
+    let (_, list) = api.get("/api/v1/cases?open=true", token).await;
+    let entry = list["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry["step"],
+        json!({"number": 2, "name": "街道初审", "due": "2026-03-06", "warning_level": "red"})
+    );
+    // The OpenAPI document describes the steps.
+    let (_, doc) = api.get("/api/v1/openapi.json", None).await;
+    for schema in ["StepView", "StepSummaryView", "LateStepView"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+}
+
+/// The case page shows the steps and finishes the one under way with its form; a step out
+/// of order is refused on the page with the core's words and changes nothing; the work
+/// list shows the step a case is in.
+#[tokio::test]
+async fn the_case_page_lists_the_steps_and_finishes_the_one_under_way() {
+    use yizhan_sync::domain::case::CaseError;
+    let api = api("station").await;
+    let password = "correct-horse-battery";
+    api.store
+        .add_user(
+            NewUser {
+                username: "li".into(),
+                display_name: "李敏".into(),
+                role: Role::Worker,
+                counter: "1号窗口".into(),
+                password_hash: crate::accounts::hash_password(password).unwrap(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let token = Some(api.worker.as_str());
+    let (_, created) = api
+        .post("/api/v1/cases", token, &application("就业困难人员认定"))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut browser = Browser::new(&api.state, "10.0.0.6");
+    assert_eq!(
+        browser.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"steps\""), "{page}");
+    assert!(page.contains("第 1 步（共 3 步）：社区受理"), "{page}");
+    assert!(page.contains("2026-03-03 到期"), "{page}");
+    assert!(page.contains("name=\"kind\" value=\"finish_step\""));
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_string();
+
+    let before = api.store.content_digest().await.unwrap();
+    let (status, _, refused) = browser
+        .send(
+            Method::POST,
+            &format!("/cases/{id}/act"),
+            Some(format!("csrf={csrf}&kind=finish_step&step=2")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    let expected = crate::i18n::Tr::of(crate::i18n::Lang::Zh).words(&crate::i18n::Words::from(
+        &CaseError::NotCurrentStep {
+            step: 2,
+            current: 1,
+        },
+    ));
+    assert!(refused.contains(&expected), "{expected} not in the page");
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+
+    let (status, _, _) = browser
+        .send(
+            Method::POST,
+            &format!("/cases/{id}/act"),
+            Some(format!("csrf={csrf}&kind=finish_step&step=1&note=齐全")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert!(page.contains("第 2 步（共 3 步）：街道初审"), "{page}");
+    assert!(page.contains("环节办结"), "the timeline names the event");
+    assert!(page.contains("1. 社区受理"), "and the step it finished");
+    let (_, _, list) = browser.send(Method::GET, "/worklist", None).await;
+    assert!(list.contains("2. 街道初审 · 2026-03-06 到期"), "{list}");
+}

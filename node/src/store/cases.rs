@@ -175,6 +175,32 @@ pub struct CaseSummary {
     pub closed_on: Option<String>,
     /// The division whose cases it is (its station's), in lists; `None` elsewhere.
     pub division: Option<String>,
+    /// The process step the open case is in (§9.2.2), if its item lists steps.
+    pub step: Option<StepSummary>,
+}
+
+/// A case's step past its limit (环节超期), as supervision names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LateStep {
+    /// Counted from 1.
+    pub number: u32,
+    pub name: String,
+    pub due: Date,
+    /// Working days past `due`, today.
+    pub late_days: u32,
+}
+
+/// The step a case is in, as lists show it (derived as `doc::case_rows` stores it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepSummary {
+    /// Counted from 1.
+    pub number: u32,
+    pub name: String,
+    /// Its deadline, when it has a limit of its own.
+    pub due: Option<String>,
+    /// Its warning level today by the case's rule (never a legal breach); `None` without
+    /// a limit.
+    pub level: Option<WarningLevel>,
 }
 
 /// One page of a case list.
@@ -265,7 +291,15 @@ pub(super) const SUMMARY_COLUMNS: &str =
          WHEN red_on <= ?1 THEN 'red'
          WHEN yellow_on <= ?1 THEN 'yellow'
          ELSE 'normal' END,
-    clock_stopped_on, closed_on, red_on, breach_on";
+    clock_stopped_on, closed_on, red_on, breach_on,
+    step_no, step_name, step_due,
+    CASE WHEN step_red_on IS NULL THEN NULL
+         WHEN step_red_on <= ?1 THEN 'red'
+         WHEN step_yellow_on <= ?1 THEN 'yellow'
+         ELSE 'normal' END";
+
+/// How many columns [`SUMMARY_COLUMNS`] selects: a query's own columns follow them.
+pub(super) const SUMMARY_LEN: usize = 24;
 
 pub(super) fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CaseSummary> {
     let status: String = r.get(2)?;
@@ -290,6 +324,18 @@ pub(super) fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CaseSummary> {
         clock_stopped_on: r.get(16)?,
         closed_on: r.get(17)?,
         division: None,
+        step: match r.get::<_, Option<u32>>(20)? {
+            Some(number) => {
+                let level: Option<String> = r.get(23)?;
+                Some(StepSummary {
+                    number,
+                    name: r.get::<_, Option<String>>(21)?.unwrap_or_default(),
+                    due: r.get(22)?,
+                    level: level.as_deref().and_then(WarningLevel::parse),
+                })
+            }
+            None => None,
+        },
     })
 }
 
@@ -377,6 +423,41 @@ impl Store {
     pub async fn get_case(&self, id: String, today: Date) -> Result<CaseDetail, StoreError> {
         self.read(move |conn| read_detail(conn, "id", &id, today))
             .await
+    }
+
+    /// The step of case `id` that is late on `today` (red by the case's warning rule,
+    /// §10.2: a 环节 overrunning its limit although the case may still be on time), with
+    /// how many working days, counted on the case's calendar by the core
+    /// (`CaseState::step_times`). `None` when no step of it is late or it is not held
+    /// here. The stored warning day finds late ones without reading the document.
+    pub async fn late_step(&self, id: String, today: Date) -> Result<Option<LateStep>, StoreError> {
+        let key = id.clone();
+        let red_on: Option<String> = self
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached("SELECT step_red_on FROM cases WHERE id = ?1")?
+                    .query_row([&key], |r| r.get::<_, Option<String>>(0))
+                    .optional()?
+                    .flatten())
+            })
+            .await?;
+        if red_on.is_none_or(|red_on| red_on.as_str() > today.to_string().as_str()) {
+            return Ok(None);
+        }
+        let d = self.get_case(id, today).await?;
+        let calendar = self.calendar_for(&d.division);
+        Ok(d.state
+            .step_times(&d.intake, &calendar, today)
+            .into_iter()
+            .find(|s| s.current && s.level >= WarningLevel::Red)
+            .and_then(|s| {
+                Some(LateStep {
+                    number: s.number,
+                    name: s.rule.name,
+                    due: s.deadline?.due,
+                    late_days: s.late_days,
+                })
+            }))
     }
 
     pub async fn get_case_by_serial(
@@ -531,11 +612,11 @@ fn read_detail(
         .query_row(params![today.to_string(), key], |r| {
             Ok((
                 summary_from_row(r)?,
-                r.get::<_, Option<String>>(20)?,
-                r.get::<_, bool>(21)?,
-                r.get::<_, Vec<u8>>(22)?,
-                r.get::<_, Option<String>>(23)?,
-                r.get::<_, i64>(24)?,
+                r.get::<_, Option<String>>(SUMMARY_LEN)?,
+                r.get::<_, bool>(SUMMARY_LEN + 1)?,
+                r.get::<_, Vec<u8>>(SUMMARY_LEN + 2)?,
+                r.get::<_, Option<String>>(SUMMARY_LEN + 3)?,
+                r.get::<_, i64>(SUMMARY_LEN + 4)?,
             ))
         })
         .optional()?;
@@ -763,7 +844,7 @@ fn list(
         };
         let mut summary = summary_from_row(row)?;
         summary.division =
-            Scope::parse(&row.get::<_, String>(20)?).map(|s| s.division().to_string());
+            Scope::parse(&row.get::<_, String>(SUMMARY_LEN)?).map(|s| s.division().to_string());
         cases.push(summary);
     }
     Ok(CaseListPage { cases, next_cursor })

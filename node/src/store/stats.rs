@@ -13,7 +13,7 @@ use rusqlite::{Connection, params};
 use yizhan_sync::domain::calendar::{Date, WarningLevel};
 use yizhan_sync::domain::case::Status;
 
-use super::cases::{SUMMARY_COLUMNS, summary_from_row};
+use super::cases::{SUMMARY_COLUMNS, SUMMARY_LEN, summary_from_row};
 use super::{CaseSummary, Store, StoreError};
 
 /// At most this many rows go into one case-list export. A station receives a few hundred
@@ -285,8 +285,8 @@ impl Store {
             let rows = stmt.query_map(params![today.to_string(), cap.min(EXPORT_CAP)], |r| {
                 Ok(ExportCase {
                     summary: summary_from_row(r)?,
-                    received_on: r.get(20)?,
-                    rating: r.get(21)?,
+                    received_on: r.get(SUMMARY_LEN)?,
+                    rating: r.get(SUMMARY_LEN + 1)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -562,8 +562,8 @@ fn export_cases(
         |r| {
             Ok(ExportCase {
                 summary: summary_from_row(r)?,
-                received_on: r.get(20)?,
-                rating: r.get(21)?,
+                received_on: r.get(SUMMARY_LEN)?,
+                rating: r.get(SUMMARY_LEN + 1)?,
             })
         },
     )?;

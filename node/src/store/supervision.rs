@@ -52,6 +52,9 @@ pub struct SupervisionView {
     pub state: ReplyState,
     /// Oldest first.
     pub replies: Vec<SupervisionReply>,
+    /// For a notice about a case: the case's step that is late today, if one is (§10.2),
+    /// so the hall sees which step of the case holds it up.
+    pub late_step: Option<super::LateStep>,
 }
 
 impl Store {
@@ -194,7 +197,9 @@ impl Store {
 
     /// Opens a supervision notice, as this hall, for every case below it whose warning
     /// has reached `threshold` (red, or only a legal breach) and that this hall has not
-    /// supervised yet ([supervision] auto): one notice per case and hall, its words the
+    /// supervised yet ([supervision] auto); at red, also for a case whose step is past its
+    /// limit though the case may still be on time (环节超时, §10.2; DOMAIN §7), the notice
+    /// naming the step. One notice per case and hall, its words the
     /// record words (Chinese, as every node reads them), issued by `staff` through the
     /// same rule as a person's (`engine::may_supervise`). At most `limit` per call; returns
     /// how many it opened.
@@ -211,39 +216,57 @@ impl Store {
         let own = self.own_record().clone();
         let own_scope = Scope::cases(&own.division).to_string();
         let red = threshold != WarningLevel::LegalBreach;
-        let candidates: Vec<(String, String, bool)> = self
+        #[allow(clippy::type_complexity)]
+        let candidates: Vec<(String, String, bool, bool, Option<u32>, Option<String>)> = self
             .read(move |conn| {
                 Ok(conn
                     .prepare_cached(
-                        "SELECT c.id, c.scope, c.breach_on <= ?1 FROM cases c
-                         WHERE (c.breach_on <= ?1 OR (?2 AND c.red_on <= ?1))
+                        "SELECT c.id, c.scope, coalesce(c.breach_on <= ?1, 0),
+                                coalesce(c.red_on <= ?1, 0), c.step_no, c.step_name
+                         FROM cases c
+                         WHERE (c.breach_on <= ?1 OR (?2 AND (c.red_on <= ?1 OR c.step_red_on <= ?1)))
                            AND c.scope <> ?3
                            AND NOT EXISTS (SELECT 1 FROM supervision_notices s
                                            WHERE s.case_id = c.id AND s.node = ?4)
-                         ORDER BY c.breach_on, c.red_on, c.id LIMIT ?5",
+                         ORDER BY c.breach_on, c.red_on, c.step_red_on, c.id LIMIT ?5",
                     )?
                     .query_map(
                         params![today, red, own_scope, own.node.to_hex(), limit as i64],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        |r| {
+                            Ok((
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                            ))
+                        },
                     )?
                     .collect::<Result<_, _>>()?)
             })
             .await?;
         let words = crate::i18n::Tr::of(crate::i18n::Lang::Zh);
         let mut opened = 0;
-        for (id, scope, breach) in candidates {
+        for (id, scope, breach, case_red, step_no, step_name) in candidates {
             let (Some(case), Some(scope)) = (DocId::parse(&id), Scope::parse(&scope)) else {
                 continue;
             };
             let reason = if breach {
-                "record.auto_supervision_breach"
+                words.get("record.auto_supervision_breach").into_owned()
+            } else if case_red {
+                words.get("record.auto_supervision_red").into_owned()
             } else {
-                "record.auto_supervision_red"
+                // Only its step is late: the notice names the step.
+                words
+                    .get("record.auto_supervision_step")
+                    .replace("{n}", &step_no.unwrap_or_default().to_string())
+                    .replace("{name}", step_name.as_deref().unwrap_or_default())
             };
             let new = NewSupervision {
                 station: scope.division(),
                 case: Some(case),
-                reason: words.get(reason).into_owned(),
+                reason,
                 todo: words.get("record.auto_supervision_todo").into_owned(),
                 reply_days,
             };
@@ -297,7 +320,7 @@ impl Store {
                 halls.insert(notice.node, record.division);
             }
         }
-        Ok(rows
+        let mut views: Vec<SupervisionView> = rows
             .into_iter()
             .filter_map(|(notice, station, replies)| {
                 // A hall whose record this node lacks (none should be): the station's.
@@ -313,9 +336,16 @@ impl Store {
                     notice,
                     station,
                     replies,
+                    late_step: None,
                 })
             })
-            .collect())
+            .collect();
+        for view in &mut views {
+            if let Some(case) = &view.notice.case {
+                view.late_step = self.late_step(case.to_string(), today).await?;
+            }
+        }
+        Ok(views)
     }
 }
 

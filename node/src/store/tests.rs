@@ -52,6 +52,9 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
              issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
          DROP INDEX IF EXISTS changes_doc;
          DROP TABLE staff_accounts; DROP TABLE staff_tokens; DROP TABLE counters;
+         ALTER TABLE cases DROP COLUMN step_no; ALTER TABLE cases DROP COLUMN step_name;
+         ALTER TABLE cases DROP COLUMN step_due; ALTER TABLE cases DROP COLUMN step_yellow_on;
+         ALTER TABLE cases DROP COLUMN step_red_on;
          PRAGMA user_version = 7;",
     )
     .unwrap();
@@ -444,6 +447,38 @@ async fn rebuild_reproduces_every_row() {
         suspended += 1;
     }
     assert!(suspended >= 3);
+    // The accepted cases of items with steps finish their first step (§9.2.2): the step
+    // each is in and its warning days are derived rows too.
+    let mut stepped = 0;
+    for (n, (id, item)) in ids.iter().zip(&items).enumerate() {
+        if n % 3 == 0 || item.process.len() < 2 {
+            continue;
+        }
+        let finish = Action::FinishStep {
+            step: 1,
+            note: String::new(),
+        };
+        store
+            .act_on_case(
+                id.clone(),
+                vec![NewAction::Do(finish)],
+                staff(),
+                at("2026-02-13"),
+            )
+            .await
+            .unwrap();
+        stepped += 1;
+    }
+    assert!(stepped >= 3);
+    let in_step_two: i64 = rusqlite::Connection::open(store.path())
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM cases WHERE step_no = 2 AND step_name IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(in_step_two, stepped);
     let before = store.content_digest().await.unwrap();
     let report = store.rebuild().await.unwrap();
     assert_eq!(report.rows_differing, 0);
@@ -460,6 +495,11 @@ async fn rebuild_reproduces_every_row() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
         "UPDATE cases SET status = 'completed', red_on = NULL WHERE rowid = 1",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE cases SET step_no = NULL, step_red_on = NULL WHERE step_no = 2",
         [],
     )
     .unwrap();
@@ -943,6 +983,10 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
              ALTER TABLE documents DROP COLUMN upto;
              DROP INDEX IF EXISTS changes_doc;
              DROP TABLE staff_accounts; DROP TABLE staff_tokens; DROP TABLE counters;
+             ALTER TABLE cases DROP COLUMN step_no; ALTER TABLE cases DROP COLUMN step_name;
+             ALTER TABLE cases DROP COLUMN step_due;
+             ALTER TABLE cases DROP COLUMN step_yellow_on;
+             ALTER TABLE cases DROP COLUMN step_red_on;
              PRAGMA user_version = 11;",
         )
         .unwrap();

@@ -411,10 +411,11 @@ pub(super) fn store_case_rows(
             created_on, accepted_on, committed_due, legal_due, yellow_on, red_on, breach_on,
             clock_stopped_on, closed_on, calendar, calendar_covered, updated_hlc,
             holder, holder_node, signed_on, rating, rated_on, rectify_due, rectified_on,
-            query_code, applicant_id, phone_digits, signed_on_behalf)
+            query_code, applicant_id, phone_digits, signed_on_behalf,
+            step_no, step_name, step_due, step_yellow_on, step_red_on)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
             ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35,
-            ?36, ?37, ?38, ?39)
+            ?36, ?37, ?38, ?39, ?40, ?41, ?42, ?43, ?44)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, conflict = excluded.conflict,
             serial_no = excluded.serial_no, accepted_on = excluded.accepted_on,
             committed_due = excluded.committed_due, legal_due = excluded.legal_due,
@@ -425,7 +426,9 @@ pub(super) fn store_case_rows(
             holder_node = excluded.holder_node, signed_on = excluded.signed_on,
             rating = excluded.rating, rated_on = excluded.rated_on,
             rectify_due = excluded.rectify_due, rectified_on = excluded.rectified_on,
-            signed_on_behalf = excluded.signed_on_behalf"
+            signed_on_behalf = excluded.signed_on_behalf, step_no = excluded.step_no,
+            step_name = excluded.step_name, step_due = excluded.step_due,
+            step_yellow_on = excluded.step_yellow_on, step_red_on = excluded.step_red_on"
     ))?
     .execute(params![
         row.id,
@@ -467,6 +470,11 @@ pub(super) fn store_case_rows(
         row.applicant_id,
         row.phone_digits,
         row.signed_on_behalf,
+        row.step_no,
+        row.step_name,
+        row.step_due,
+        row.step_yellow_on,
+        row.step_red_on,
     ])?;
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json, voided)

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use yizhan_sync::domain::case::{Action, ActionKind, CaseError, Rating, Status};
+use yizhan_sync::domain::case::{Action, ActionKind, CaseError, Rating, Status, StepRule};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::ids::DocId;
 
@@ -64,6 +64,25 @@ pub struct LimitRow {
     pub left_text: String,
 }
 
+/// One process step of the case (§9.2.2): its rule, when it ran and how it stands.
+#[derive(Clone, Debug)]
+pub struct StepRow {
+    pub number: u32,
+    pub name: String,
+    pub post: String,
+    /// Its limit in words, or empty when it has none.
+    pub days: String,
+    pub started_on: String,
+    /// When and by whom it finished, in words, or empty.
+    pub finished: String,
+    pub due: String,
+    /// `normal`, `yellow` or `red` (the current step's warning, by the case's rule).
+    pub level: &'static str,
+    /// Where it stands in words: waiting, running, late by, finished late by.
+    pub state: String,
+    pub current: bool,
+}
+
 /// A conflict: the event that could not apply, and the one it ran into.
 #[derive(Clone, Debug)]
 pub struct ConflictView {
@@ -111,6 +130,10 @@ pub struct CaseExtras {
     /// At a hall: what this node may do on the case, from `allowed`, in words; a case
     /// not sent here it only supervises.
     pub hall_may: Option<String>,
+    /// The item's process steps as the case ran them (empty when the item lists none).
+    pub steps: Vec<StepRow>,
+    /// The step the case is in, in one sentence ("step 2 of 4: 审查, due …, late by …").
+    pub step_now: Option<String>,
 }
 
 impl CaseExtras {
@@ -141,7 +164,7 @@ pub(super) async fn case_extras(
     let rows: Vec<TimelineRow> = d
         .events
         .iter()
-        .map(|e| timeline_row(t, e, &name_of, &d.events))
+        .map(|e| timeline_row(t, e, &name_of, &d.events, &d.intake.item.steps))
         .collect();
     let conflicts = d
         .state
@@ -186,6 +209,7 @@ pub(super) async fn case_extras(
         }
     }
     let suspended_days = used.map_or(0, |u| u.suspended_days);
+    let (steps, step_now) = step_rows(t, &d.state.step_times(&d.intake, calendar, today), &name_of);
     let decided_by = d
         .events
         .iter()
@@ -290,7 +314,83 @@ pub(super) async fn case_extras(
         rectification,
         station,
         hall_may,
+        steps,
+        step_now,
     })
+}
+
+/// The case's steps as the page shows them, and the sentence for the one it is in: the
+/// core's [`yizhan_sync::domain::case::CaseState::step_times`], worded.
+fn step_rows(
+    t: &Tr,
+    times: &[yizhan_sync::domain::case::StepTime],
+    name_of: &dyn Fn(&str) -> String,
+) -> (Vec<StepRow>, Option<String>) {
+    use yizhan_sync::domain::calendar::WarningLevel;
+    let total = times.len().to_string();
+    let mut now = None;
+    let rows = times
+        .iter()
+        .map(|s| {
+            let due = s.deadline.map(|d| d.due.to_string()).unwrap_or_default();
+            let state = if s.current && s.late_days > 0 {
+                t.with("step.late_by", "n", &s.late_days.to_string())
+            } else if s.current {
+                t.get("step.running").into_owned()
+            } else if s.finished.is_some() && s.late_days > 0 {
+                t.with("step.finished_late", "n", &s.late_days.to_string())
+            } else if s.finished.is_some() {
+                t.get("step.finished_on_time").into_owned()
+            } else if s.started_on.is_some() {
+                // Started, never finished, and the case closed meanwhile.
+                t.get("step.ended_with_case").into_owned()
+            } else {
+                t.get("step.waiting").into_owned()
+            };
+            if s.current {
+                let mut sentence = t
+                    .get("step.now")
+                    .replace("{n}", &s.number.to_string())
+                    .replace("{total}", &total)
+                    .replace("{name}", &s.rule.name);
+                if !due.is_empty() {
+                    sentence.push_str(&t.get("record.list_separator"));
+                    sentence.push_str(&t.with("step.due_on", "date", &due));
+                }
+                if s.late_days > 0 {
+                    sentence.push_str(&t.get("record.list_separator"));
+                    sentence.push_str(&state);
+                }
+                now = Some(sentence);
+            }
+            StepRow {
+                number: s.number,
+                name: s.rule.name.clone(),
+                post: s.rule.post.clone().unwrap_or_default(),
+                days: s
+                    .rule
+                    .days
+                    .map(|n| t.with("step.days", "n", &n.to_string()))
+                    .unwrap_or_default(),
+                started_on: s.started_on.map(|d| d.to_string()).unwrap_or_default(),
+                finished: s.finished.as_ref().map_or(String::new(), |f| {
+                    t.get("step.finished_by")
+                        .replace("{date}", &f.on.to_string())
+                        .replace("{who}", &f.staff)
+                        .replace("{node}", &name_of(&f.node.to_hex()))
+                }),
+                due,
+                level: match s.level {
+                    WarningLevel::Normal => "normal",
+                    WarningLevel::Yellow => "yellow",
+                    WarningLevel::Red | WarningLevel::LegalBreach => "red",
+                },
+                state,
+                current: s.current,
+            }
+        })
+        .collect();
+    (rows, now)
 }
 
 fn short(hex: &str) -> String {
@@ -316,6 +416,7 @@ fn timeline_row(
     e: &EventView,
     name_of: &dyn Fn(&str) -> String,
     all: &[EventView],
+    steps: &[StepRule],
 ) -> TimelineRow {
     TimelineRow {
         id: e.id.clone(),
@@ -334,14 +435,19 @@ fn timeline_row(
             e.staff.clone()
         },
         node: name_of(&e.node),
-        details: details(t, &e.action, all),
+        details: details(t, &e.action, all, steps),
         conflict: e.conflict,
         voided: e.voided,
     }
 }
 
 /// What was written with an event, as (label, text) pairs.
-fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> {
+fn details(
+    t: &Tr,
+    action: &Action,
+    all: &[EventView],
+    steps: &[StepRule],
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut put = |key: &str, value: String| {
         if !value.trim().is_empty() {
@@ -460,6 +566,19 @@ fn details(t: &Tr, action: &Action, all: &[EventView]) -> Vec<(String, String)> 
             put("follow.field.comment", comment.clone());
         }
         Action::Rectify { response } => put("follow.field.response", response.clone()),
+        Action::FinishStep { step, note } => {
+            let name = step
+                .checked_sub(1)
+                .and_then(|i| steps.get(i as usize))
+                .map_or(String::new(), |s| s.name.clone());
+            put(
+                "follow.field.step",
+                t.get("step.numbered")
+                    .replace("{n}", &step.to_string())
+                    .replace("{name}", &name),
+            );
+            put("case.note", note.clone());
+        }
     }
     out
 }
@@ -547,6 +666,12 @@ pub(super) async fn follow_up_action(
         }
         "rectify" => Action::Rectify {
             response: field("response"),
+        },
+        // The step the form names; a number that is not the current step's is the core's
+        // to refuse with its words (`case::check_finish_step`).
+        "finish_step" => Action::FinishStep {
+            step: field("step").trim().parse().unwrap_or(0),
+            note: field("note"),
         },
         _ => return None,
     };

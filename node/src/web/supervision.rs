@@ -74,6 +74,18 @@ impl SupervisionPage<'_> {
         row.view.state.as_str()
     }
 
+    /// The case's late step in words, when the notice is about a case with one (§10.2).
+    fn late_step(&self, row: &Row) -> Option<String> {
+        row.view.late_step.as_ref().map(|s| {
+            self.t
+                .get("step.late_line")
+                .replace("{n}", &s.number.to_string())
+                .replace("{name}", &s.name)
+                .replace("{date}", &s.due.to_string())
+                .replace("{days}", &s.late_days.to_string())
+        })
+    }
+
     /// Unanswered past its deadline: shown red (escalated).
     fn overdue(&self, row: &Row) -> bool {
         row.view.state == ReplyState::Overdue

@@ -75,6 +75,9 @@ struct WorkRow {
     committed_due: String,
     level: String,
     level_class: &'static str,
+    /// The step the case is in (§9.2.2) and its due day, and its warning class.
+    step: String,
+    step_class: &'static str,
     counter: String,
     conflict: bool,
 }
@@ -250,7 +253,10 @@ pub async fn show(
                 Some(WarningLevel::LegalBreach) => (t.get("level.legal_breach"), "lv-breach"),
                 None => (std::borrow::Cow::Borrowed(""), ""),
             };
+            let (step, step_class) = step_cell(t, c.step.as_ref());
             WorkRow {
+                step,
+                step_class,
                 serial_no: c.serial_no,
                 applicant: format!("{}（{}）", c.applicant_name, c.applicant_id_masked),
                 item_name: c.item_name,
@@ -312,4 +318,30 @@ pub async fn show(
             supervision_waiting,
         },
     )
+}
+
+/// The worklist's step cell: "2. 审查 · due …" and its warning class, by the step's level
+/// as the store derived it (the case's rule, `domain::calendar::StepDeadline`).
+pub(super) fn step_cell(
+    t: &Tr,
+    step: Option<&crate::store::StepSummary>,
+) -> (String, &'static str) {
+    let Some(step) = step else {
+        return (String::new(), "");
+    };
+    let mut text = t
+        .get("step.numbered")
+        .replace("{n}", &step.number.to_string())
+        .replace("{name}", &step.name);
+    if let Some(due) = &step.due {
+        text.push_str(" · ");
+        text.push_str(&t.with("step.due_on", "date", due));
+    }
+    let class = match step.level {
+        Some(WarningLevel::Yellow) => "lv-yellow",
+        Some(WarningLevel::Red | WarningLevel::LegalBreach) => "lv-red",
+        Some(WarningLevel::Normal) => "lv-normal",
+        None => "",
+    };
+    (text, class)
 }

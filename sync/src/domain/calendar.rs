@@ -607,21 +607,14 @@ impl Deadlines {
     ) -> Deadlines {
         let committed_days = limits.committed_days + extension_days;
         let legal_days = limits.legal_days.max(limits.committed_days) + extension_days;
-        let committed_due = calendar.add_working_days(accepted_on, committed_days, excluded);
+        let (committed_due, yellow_on) = due_and_yellow(
+            calendar,
+            accepted_on,
+            committed_days,
+            limits.yellow,
+            excluded,
+        );
         let legal_due = calendar.add_working_days(accepted_on, legal_days, excluded);
-        let yellow_after = match limits.yellow {
-            YellowThreshold::WorkingDaysBefore(n) => committed_days.saturating_sub(n),
-            YellowThreshold::PercentUsed(p) => {
-                // The day on which at least p% of the limit is used; at least one day in.
-                let used = (u64::from(committed_days) * u64::from(p.min(100))).div_ceil(100);
-                (used as u32).max(1).min(committed_days)
-            }
-        };
-        let yellow_on = if yellow_after == 0 {
-            accepted_on
-        } else {
-            calendar.add_working_days(accepted_on, yellow_after, excluded)
-        };
         Deadlines {
             committed_due,
             legal_due,
@@ -634,15 +627,87 @@ impl Deadlines {
 
     /// The warning level on `today`.
     pub fn level_on(&self, today: Date) -> WarningLevel {
-        if today >= self.breach_on {
-            WarningLevel::LegalBreach
-        } else if today >= self.red_on {
-            WarningLevel::Red
-        } else if today >= self.yellow_on {
-            WarningLevel::Yellow
-        } else {
-            WarningLevel::Normal
+        level_on(today, self.yellow_on, self.red_on, Some(self.breach_on))
+    }
+}
+
+/// The limit of one process step (环节时限, SZDB/Z 176 §9.2.2 办理流程; DOMAIN §6): its
+/// deadline and warning days, counted like a case's committed limit (the same yellow
+/// threshold, red from the day after), from the day the step started. A step has no legal
+/// limit of its own, so it never reaches [`WarningLevel::LegalBreach`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepDeadline {
+    pub due: Date,
+    pub yellow_on: Date,
+    pub red_on: Date,
+    /// False when the deadline lies in a year the calendar has no figures for.
+    pub calendar_covered: bool,
+}
+
+impl StepDeadline {
+    /// The deadline of a step of `days` working days that started on `started_on`, with
+    /// the item's yellow threshold; `excluded` are the case's suspensions, which stop a
+    /// step's clock as they stop the case's.
+    pub fn compute(
+        calendar: &Calendar,
+        started_on: Date,
+        days: u32,
+        yellow: YellowThreshold,
+        excluded: &[DateSpan],
+    ) -> StepDeadline {
+        let (due, yellow_on) = due_and_yellow(calendar, started_on, days, yellow, excluded);
+        StepDeadline {
+            due,
+            yellow_on,
+            red_on: due.succ(),
+            calendar_covered: calendar.covers(due),
         }
+    }
+
+    /// The warning level on `today`, by the rule of a case's own ([`Deadlines::level_on`]).
+    pub fn level_on(&self, today: Date) -> WarningLevel {
+        level_on(today, self.yellow_on, self.red_on, None)
+    }
+}
+
+/// The one rule for a limit's deadline and the first day of its yellow warning: `days`
+/// working days counted after `start`, yellow by the item's threshold (DOMAIN §7). Both a
+/// case's committed limit and a step's limit count by it.
+fn due_and_yellow(
+    calendar: &Calendar,
+    start: Date,
+    days: u32,
+    yellow: YellowThreshold,
+    excluded: &[DateSpan],
+) -> (Date, Date) {
+    let due = calendar.add_working_days(start, days, excluded);
+    let yellow_after = match yellow {
+        YellowThreshold::WorkingDaysBefore(n) => days.saturating_sub(n),
+        YellowThreshold::PercentUsed(p) => {
+            // The day on which at least p% of the limit is used; at least one day in.
+            let used = (u64::from(days) * u64::from(p.min(100))).div_ceil(100);
+            (used as u32).max(1).min(days)
+        }
+    };
+    let yellow_on = if yellow_after == 0 {
+        start
+    } else {
+        calendar.add_working_days(start, yellow_after, excluded)
+    };
+    (due, yellow_on)
+}
+
+/// The one rule for a warning level on `today` from the first day of each level (§10.2
+/// 预警): a case's and a step's warnings are decided here alike.
+fn level_on(today: Date, yellow_on: Date, red_on: Date, breach_on: Option<Date>) -> WarningLevel {
+    if breach_on.is_some_and(|breach_on| today >= breach_on) {
+        WarningLevel::LegalBreach
+    } else if today >= red_on {
+        WarningLevel::Red
+    } else if today >= yellow_on {
+        WarningLevel::Yellow
+    } else {
+        WarningLevel::Normal
     }
 }
 
@@ -987,6 +1052,129 @@ mod tests {
             assert_eq!(dl.legal_due, d(legal_due), "legal: {why}");
             assert_eq!(dl.red_on, dl.committed_due.succ());
             assert_eq!(dl.breach_on, dl.legal_due.succ());
+        }
+    }
+
+    /// A step's limit (环节时限) counts like a case's committed limit: working days after
+    /// its start, over weekends, holidays and make-up days, skipping suspensions, yellow
+    /// by the item's threshold, red the day after; never a legal breach.
+    #[test]
+    fn step_deadlines_over_weekends_holidays_and_suspensions() {
+        let cal = Calendar::china();
+        let before = YellowThreshold::WorkingDaysBefore(1);
+        #[allow(clippy::type_complexity)]
+        let table: &[(
+            &str,
+            u32,
+            YellowThreshold,
+            &[(&str, &str)],
+            &str,
+            &str,
+            &str,
+        )] = &[
+            (
+                "2026-03-02",
+                2,
+                before,
+                &[],
+                "2026-03-04",
+                "2026-03-03",
+                "Monday, two days",
+            ),
+            (
+                "2026-03-06",
+                2,
+                before,
+                &[],
+                "2026-03-10",
+                "2026-03-09",
+                "Friday: over the weekend",
+            ),
+            (
+                "2026-04-30",
+                2,
+                before,
+                &[],
+                "2026-05-07",
+                "2026-05-06",
+                "over 劳动节 1-5 May",
+            ),
+            (
+                "2026-10-09",
+                2,
+                before,
+                &[],
+                "2026-10-12",
+                "2026-10-10",
+                "the make-up Saturday counts",
+            ),
+            (
+                "2026-03-02",
+                2,
+                before,
+                &[("2026-03-03", "2026-03-05")],
+                "2026-03-06",
+                "2026-03-05",
+                "a suspension Tuesday-Wednesday pushes it two working days",
+            ),
+            (
+                "2026-03-02",
+                10,
+                YellowThreshold::PercentUsed(80),
+                &[],
+                "2026-03-16",
+                "2026-03-12",
+                "yellow once 80% is used",
+            ),
+            (
+                "2026-03-02",
+                0,
+                before,
+                &[],
+                "2026-03-02",
+                "2026-03-02",
+                "a step of no day",
+            ),
+        ];
+        for (start, days, yellow, spans, due, yellow_on, why) in table {
+            let spans: Vec<DateSpan> = spans
+                .iter()
+                .map(|(s, e)| DateSpan {
+                    start: d(s),
+                    end: d(e),
+                })
+                .collect();
+            let step = StepDeadline::compute(cal, d(start), *days, *yellow, &spans);
+            assert_eq!(step.due, d(due), "due: {why}");
+            assert_eq!(step.yellow_on, d(yellow_on), "yellow: {why}");
+            assert_eq!(step.red_on, step.due.succ(), "{why}");
+            if step.yellow_on > d(start) {
+                assert_eq!(step.level_on(d(start)), WarningLevel::Normal, "{why}");
+            }
+            assert_eq!(step.level_on(step.yellow_on), WarningLevel::Yellow, "{why}");
+            assert_eq!(step.level_on(step.due.succ()), WarningLevel::Red, "{why}");
+            assert_eq!(
+                step.level_on(step.due.add_days(400)),
+                WarningLevel::Red,
+                "no legal breach: {why}"
+            );
+            // The same rule as a case's committed limit of the same days.
+            let case = Deadlines::compute(
+                cal,
+                d(start),
+                Limits {
+                    committed_days: *days,
+                    legal_days: *days + 20,
+                    yellow: *yellow,
+                },
+                &spans,
+                0,
+            );
+            assert_eq!(
+                (case.committed_due, case.yellow_on),
+                (step.due, step.yellow_on),
+                "{why}"
+            );
         }
     }
 

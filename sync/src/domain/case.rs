@@ -10,7 +10,9 @@
 
 use std::fmt;
 
-use super::calendar::{Calendar, Date, DateSpan, Deadlines, Limits, YellowThreshold};
+use super::calendar::{
+    Calendar, Date, DateSpan, Deadlines, Limits, StepDeadline, WarningLevel, YellowThreshold,
+};
 use super::codes::{CreditCode, DivisionCode, ImplCode, ResidentId};
 use super::hlc::Hlc;
 use super::item::{CaseType, Item, ItemStatus, ServiceObject};
@@ -45,6 +47,23 @@ pub struct ItemSnapshot {
     /// hall, resolved at intake ([`Intake::with_decider`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<crate::domain::department::Decider>,
+    /// The item's process steps with their limits and posts (办理流程, SZDB/Z 176 §9.2.2),
+    /// frozen so a later catalog change never moves a running case's step limits. Empty
+    /// in cases received before steps were kept, and for items that list none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRule>,
+}
+
+/// A process step of the item a case was received under (环节, DOMAIN §4 Process).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepRule {
+    pub name: String,
+    /// The step's own limit in working days (环节时限); none when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    /// 责任岗位: the post that carries the step out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
 }
 
 /// A special procedure of the item.
@@ -107,6 +126,15 @@ impl ItemSnapshot {
             delegated_by: item.delegated_by.clone(),
             situations: item.situations.iter().map(|s| s.name.clone()).collect(),
             decided_by: None,
+            steps: item
+                .process
+                .iter()
+                .map(|p| StepRule {
+                    name: p.name.clone(),
+                    days: p.days,
+                    post: p.post.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -634,6 +662,14 @@ pub enum Action {
     },
     /// 整改: the written response that closes the rectification a bad rating opened.
     Rectify { response: String },
+    /// 环节办结 (SZDB/Z 176 §9.2.2 办理流程, §10.2 全过程跟踪): step `step` (counted from 1,
+    /// of the item snapshot's steps) is finished, and the next one starts the same day.
+    /// The first step starts with the acceptance; steps finish in order, one at a time.
+    FinishStep {
+        step: u32,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        note: String,
+    },
 }
 
 /// The kind of an [`Action`], without its contents.
@@ -657,10 +693,11 @@ pub enum ActionKind {
     Resolve,
     Rate,
     Rectify,
+    FinishStep,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 17] = [
+    pub const ALL: [ActionKind; 18] = [
         ActionKind::NotifyMissing,
         ActionKind::Supplement,
         ActionKind::Accept,
@@ -678,6 +715,7 @@ impl ActionKind {
         ActionKind::Resolve,
         ActionKind::Rate,
         ActionKind::Rectify,
+        ActionKind::FinishStep,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -699,6 +737,7 @@ impl ActionKind {
             ActionKind::Resolve => "resolve",
             ActionKind::Rate => "rate",
             ActionKind::Rectify => "rectify",
+            ActionKind::FinishStep => "finish_step",
         }
     }
 
@@ -727,6 +766,7 @@ impl Action {
             Action::Resolve { .. } => ActionKind::Resolve,
             Action::Rate { .. } => ActionKind::Rate,
             Action::Rectify { .. } => ActionKind::Rectify,
+            Action::FinishStep { .. } => ActionKind::FinishStep,
         }
     }
 }
@@ -861,7 +901,7 @@ pub fn transition(status: Status, action: ActionKind) -> Option<Status> {
     use Status as S;
     match (status, action) {
         (_, A::Resolve) => Some(status),
-        (S::Accepted | S::Suspended | S::Decided, A::SignFor) => Some(status),
+        (S::Accepted | S::Suspended | S::Decided, A::SignFor | A::FinishStep) => Some(status),
         (S::Completed, A::Rate | A::Rectify) => Some(S::Completed),
         (S::Submitted, A::NotifyMissing) => Some(S::AwaitingSupplement),
         (S::Submitted | S::AwaitingSupplement, A::Supplement) => Some(S::Submitted),
@@ -995,9 +1035,127 @@ pub struct CaseState {
     pub missing: Vec<Shortfall>,
     pub conflicts: Vec<Conflict>,
     pub last_event_at: Option<Hlc>,
+    /// The process steps started so far, in order (§9.2.2): the first from the
+    /// acceptance, each next one from the day the one before finished. Empty before
+    /// acceptance and for items without steps.
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step of a case as its events record it (环节开始, 环节办结).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepRecord {
+    pub started_on: Date,
+    /// When and by whom it finished, if it has.
+    pub finished: Option<StepFinished>,
+}
+
+/// Who finished a step, where and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepFinished {
+    pub on: Date,
+    pub node: NodeId,
+    pub staff: String,
+}
+
+/// A step of a case on a given day: its rule, when it ran and how it stands against its
+/// limit ([`CaseState::step_times`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepTime {
+    /// Counted from 1.
+    pub number: u32,
+    pub rule: StepRule,
+    pub started_on: Option<Date>,
+    pub finished: Option<StepFinished>,
+    /// Its deadline, once started, when it has a limit of its own.
+    pub deadline: Option<StepDeadline>,
+    /// Whether it is the step the case is in now (started, not finished, case open).
+    pub current: bool,
+    /// The current step's warning level, by the case's own rule; `Normal` for the others.
+    pub level: WarningLevel,
+    /// Working days past its deadline: on the day asked for while it runs, on the day it
+    /// finished once finished (0 when on time).
+    pub late_days: u32,
 }
 
 impl CaseState {
+    /// The number (from 1) of the step the case is in now: started, not finished, and the
+    /// case still open. `None` before acceptance, after the last step and once closed.
+    pub fn current_step(&self) -> Option<u32> {
+        if self.status.is_closed() {
+            return None;
+        }
+        let last = self.steps.last()?;
+        last.finished.is_none().then_some(self.steps.len() as u32)
+    }
+
+    /// Every step of the item with where it stands on `today` (SZDB/Z 176 §10.2 全过程跟踪
+    /// 和预警): a step's deadline counts its days on the case's calendar from the day it
+    /// started, skipping the case's suspensions as the case's own limit does; its warning
+    /// uses the case's rule and thresholds, frozen like the case's while an open-ended
+    /// procedure stops the clock.
+    pub fn step_times(&self, intake: &Intake, calendar: &Calendar, today: Date) -> Vec<StepTime> {
+        let current = self.current_step();
+        let until = self.counted_until(today);
+        intake
+            .item
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let number = i as u32 + 1;
+                let record = self.steps.get(i);
+                let deadline = record.zip(rule.days).map(|(r, days)| {
+                    StepDeadline::compute(
+                        calendar,
+                        r.started_on,
+                        days,
+                        intake.item.yellow,
+                        &self.suspensions,
+                    )
+                });
+                let is_current = current == Some(number);
+                let level = match deadline {
+                    Some(d) if is_current => d.level_on(match self.suspended_since {
+                        Some(since) if self.clock_frozen => since,
+                        _ => today,
+                    }),
+                    _ => WarningLevel::Normal,
+                };
+                // Lateness counts to the day the step finished; a step still open counts
+                // to the last counted day (its closing day, once the case closed with it).
+                let end = match record.and_then(|r| r.finished.as_ref()) {
+                    Some(finished) => finished.on,
+                    None => until,
+                };
+                let late_days = deadline.map_or(0, |d| {
+                    calendar.working_days_between(d.due, end, &self.suspensions)
+                });
+                StepTime {
+                    number,
+                    rule: rule.clone(),
+                    started_on: record.map(|r| r.started_on),
+                    finished: record.and_then(|r| r.finished.clone()),
+                    deadline,
+                    current: is_current,
+                    level,
+                    late_days,
+                }
+            })
+            .collect()
+    }
+
+    /// The last day time is counted to on `today`: while the clock is frozen (an
+    /// open-ended procedure), the day before it stopped (that day itself does not count);
+    /// a procedure with a longest duration is already among the suspensions, so time runs
+    /// to today. A closed case counts to its closing day.
+    fn counted_until(&self, today: Date) -> Date {
+        match self.suspended_since {
+            Some(since) if self.clock_frozen => since.add_days(-1).min(today),
+            _ => today,
+        }
+        .min(self.closed_on.unwrap_or(today))
+    }
+
     /// Both deadlines and warning dates, once accepted. While suspended, the dates are
     /// those the case had when the clock stopped; [`CaseState::suspended_since`] says so.
     pub fn deadlines(&self, intake: &Intake, calendar: &Calendar) -> Option<Deadlines> {
@@ -1020,15 +1178,7 @@ impl CaseState {
         }
         let accepted = self.accepted_on?;
         let deadlines = self.deadlines(intake, calendar)?;
-        // While the clock is frozen (an open-ended procedure), time is counted up to the
-        // day before it stopped (that day itself does not count); a procedure with a
-        // longest duration is already among the suspensions, so time runs to today. A
-        // closed case counts to its closing day.
-        let until = match self.suspended_since {
-            Some(since) if self.clock_frozen => since.add_days(-1).min(today),
-            _ => today,
-        }
-        .min(self.closed_on.unwrap_or(today));
+        let until = self.counted_until(today);
         let excluded = &self.suspensions;
         let limit = |due: Date| LimitUsed {
             due,
@@ -1130,6 +1280,7 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         missing: Vec::new(),
         conflicts: Vec::new(),
         last_event_at: None,
+        steps: Vec::new(),
     };
     add_received(&mut state.received, &intake.materials);
     // The longest duration of the running suspension's procedure, if it has one.
@@ -1150,6 +1301,16 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         state.last_event_at = Some(event.at);
         let kind = event.action.kind();
         if kind == ActionKind::Resolve || voided.contains(&event.id()) {
+            continue;
+        }
+        // A second finishing of a step already finished (two people at once) changes
+        // nothing.
+        if let Action::FinishStep { step, .. } = &event.action
+            && step
+                .checked_sub(1)
+                .and_then(|i| state.steps.get(i as usize))
+                .is_some_and(|s| s.finished.is_some())
+        {
             continue;
         }
         // A second closing of the same rectification (two leads at once) changes nothing.
@@ -1180,6 +1341,8 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                 .rectification
                 .as_ref()
                 .is_some_and(|r| r.closed_on.is_none()),
+            // Steps finish in order, the one the case is in.
+            Action::FinishStep { step, .. } => state.current_step() == Some(*step),
             _ => true,
         });
         let Some(next) = allowed else {
@@ -1216,6 +1379,13 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                 state.serial_no = Some(serial_no.clone());
                 state.accepted_on = Some(event.date());
                 state.calendar = Some(calendar.clone());
+                // The first step starts with the acceptance (§9.2.2).
+                if !intake.item.steps.is_empty() {
+                    state.steps.push(StepRecord {
+                        started_on: event.date(),
+                        finished: None,
+                    });
+                }
             }
             Action::Suspend { procedure, .. } => {
                 state.suspended_since = Some(event.date());
@@ -1288,6 +1458,21 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                 if let Some(r) = state.rectification.as_mut() {
                     r.closed_on = Some(event.date());
                     r.response = response.clone();
+                }
+            }
+            Action::FinishStep { .. } => {
+                if let Some(running) = state.steps.last_mut() {
+                    running.finished = Some(StepFinished {
+                        on: event.date(),
+                        node: event.node,
+                        staff: event.staff.clone(),
+                    });
+                }
+                if state.steps.len() < intake.item.steps.len() {
+                    state.steps.push(StepRecord {
+                        started_on: event.date(),
+                        finished: None,
+                    });
                 }
             }
             Action::Resolve { .. } => {}
@@ -1620,6 +1805,12 @@ pub enum CaseError {
     UnknownProcedure { name: String, listed: Vec<String> },
     #[error("the time of {name:?} counts toward the limit, so it does not suspend the case")]
     CountedProcedure { name: String },
+    #[error("step {step} is not the step the case is in (now: {current}; 0 when none)")]
+    NotCurrentStep { step: u32, current: u32 },
+    #[error("no process step of this case is under way")]
+    NoStepUnderWay,
+    #[error("the case lies with another office's node; its steps are finished there")]
+    StepsLieElsewhere,
     #[error("a {applicant} cannot apply for this item; it serves {}", .serves.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "))]
     WrongApplicant {
         applicant: ServiceObject,
@@ -1632,7 +1823,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 36] = [
+    pub const CODES: [&'static str; 39] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1669,6 +1860,9 @@ impl CaseError {
         "wrong_applicant",
         "control_character",
         "unknown_situation",
+        "not_current_step",
+        "no_step_under_way",
+        "steps_lie_elsewhere",
     ];
 
     /// A stable name for the error, which the UI and the API word in the reader's language
@@ -1708,6 +1902,9 @@ impl CaseError {
             CaseError::AlreadyRated => "already_rated",
             CaseError::NoOpenRectification => "no_open_rectification",
             CaseError::UnknownProcedure { .. } => "unknown_procedure",
+            CaseError::NotCurrentStep { .. } => "not_current_step",
+            CaseError::NoStepUnderWay => "no_step_under_way",
+            CaseError::StepsLieElsewhere => "steps_lie_elsewhere",
             CaseError::CountedProcedure { .. } => "counted_procedure",
             CaseError::WrongApplicant { .. } => "wrong_applicant",
             CaseError::Text(_) => text::Refused::CODE,
@@ -1773,6 +1970,10 @@ impl CaseError {
                 ("name", P::Text(name.clone())),
                 ("listed", P::List(listed.clone())),
             ],
+            CaseError::NotCurrentStep { step, current } => vec![
+                ("step", P::Number(u64::from(*step))),
+                ("current", P::Number(u64::from(*current))),
+            ],
             CaseError::WrongApplicant { applicant, serves } => vec![
                 ("applicant", P::Object(*applicant)),
                 ("serves", P::Objects(serves.clone())),
@@ -1792,7 +1993,9 @@ impl CaseError {
             | CaseError::ApplicantsRateOnly
             | CaseError::BadRating
             | CaseError::AlreadyRated
-            | CaseError::NoOpenRectification => Vec::new(),
+            | CaseError::NoOpenRectification
+            | CaseError::NoStepUnderWay
+            | CaseError::StepsLieElsewhere => Vec::new(),
         }
     }
 
@@ -1874,6 +2077,12 @@ impl CaseError {
             CaseError::CountedProcedure {
                 name: "现场核查".into(),
             },
+            CaseError::NotCurrentStep {
+                step: 3,
+                current: 2,
+            },
+            CaseError::NoStepUnderWay,
+            CaseError::StepsLieElsewhere,
             CaseError::WrongApplicant {
                 applicant: ServiceObject::LegalPerson,
                 serves: vec![ServiceObject::NaturalPerson],
@@ -1924,6 +2133,9 @@ impl CaseError {
                 | CaseError::NoOpenRectification
                 | CaseError::UnknownProcedure { .. }
                 | CaseError::CountedProcedure { .. }
+                | CaseError::NotCurrentStep { .. }
+                | CaseError::NoStepUnderWay
+                | CaseError::StepsLieElsewhere
                 | CaseError::WrongApplicant { .. }
                 | CaseError::Text(_) => {}
             }
@@ -1944,6 +2156,7 @@ impl CaseError {
                 | CaseError::NotDecidingDepartment { .. }
                 | CaseError::NotTheHolder
                 | CaseError::NotTheSender
+                | CaseError::StepsLieElsewhere
         )
     }
 }
@@ -2008,6 +2221,8 @@ pub fn state_allows(state: &CaseState, kind: ActionKind) -> Result<(), CaseError
         ActionKind::DeclineExtension if state.extension_request.is_none() => {
             Err(CaseError::NoExtensionRequest)
         }
+        // A step finishes only while one is under way (§9.2.2).
+        ActionKind::FinishStep if state.current_step().is_none() => Err(CaseError::NoStepUnderWay),
         ActionKind::Rectify
             if state
                 .rectification
@@ -2017,6 +2232,21 @@ pub fn state_allows(state: &CaseState, kind: ActionKind) -> Result<(), CaseError
             Err(CaseError::NoOpenRectification)
         }
         _ => Ok(()),
+    }
+}
+
+/// Whether step `step` may finish now: it is the step the case is in (started, not
+/// finished, the case open), so no step finishes before it started, twice, out of order or
+/// after the case closed (§9.2.2). The one rule for a person's act ([`validate`]) and for
+/// every receiver's judgement of a received one (`effect`, on the case as its author saw
+/// it).
+pub fn check_finish_step(state: &CaseState, step: u32) -> Result<(), CaseError> {
+    match state.current_step() {
+        Some(current) if current == step => Ok(()),
+        current => Err(CaseError::NotCurrentStep {
+            step,
+            current: current.unwrap_or(0),
+        }),
     }
 }
 
@@ -2205,6 +2435,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
                 });
             }
         }
+        Action::FinishStep { step, .. } => check_finish_step(state, *step)?,
     }
     let texts_too_long = match action {
         Action::Refuse {
@@ -2236,6 +2467,7 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
         }
         Action::Rate { comment, .. } => comment.chars().count() > 1000,
         Action::Rectify { response } => response.chars().count() > 4000,
+        Action::FinishStep { note, .. } => note.chars().count() > 4000,
         Action::Complete { result, delivery } => {
             result.chars().count() > 4000 || delivery.chars().count() > 200
         }
@@ -2293,6 +2525,7 @@ fn check_action_texts(action: &Action) -> Result<(), text::Refused> {
             .iter()
             .try_for_each(|m| line("materials.name", &m.name)),
         Action::Accept { .. } => Ok(()),
+        Action::FinishStep { note, .. } => lines("note", note),
         Action::Refuse {
             reason,
             basis,
@@ -2501,6 +2734,10 @@ pub(crate) mod tests {
             ActionKind::Rectify => Action::Rectify {
                 response: "已回访".into(),
             },
+            ActionKind::FinishStep => Action::FinishStep {
+                step: 1,
+                note: String::new(),
+            },
         }
     }
 
@@ -2545,6 +2782,9 @@ pub(crate) mod tests {
             (S::Decided, A::SignFor, S::Decided),
             (S::Completed, A::Rate, S::Completed),
             (S::Completed, A::Rectify, S::Completed),
+            (S::Accepted, A::FinishStep, S::Accepted),
+            (S::Suspended, A::FinishStep, S::Suspended),
+            (S::Decided, A::FinishStep, S::Decided),
         ];
         let mut checked = 0;
         for status in Status::ALL {
@@ -2566,7 +2806,7 @@ pub(crate) mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 8 * 17);
+        assert_eq!(checked, 8 * 18);
         // A closed case changes status no more.
         for status in [S::Completed, S::Refused, S::Withdrawn] {
             assert!(
@@ -2608,6 +2848,10 @@ pub(crate) mod tests {
                             response: String::new(),
                         })
                     }
+                    ActionKind::FinishStep => state.steps.push(StepRecord {
+                        started_on: "2026-03-10".parse().unwrap(),
+                        finished: None,
+                    }),
                     ActionKind::Resolve => state.conflicts.push(Conflict {
                         event_id: "x".into(),
                         action: ActionKind::Decide,
@@ -4003,3 +4247,6 @@ pub(crate) mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod step_tests;

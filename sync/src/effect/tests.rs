@@ -14,24 +14,24 @@ use crate::domain::item::tests::sample_item;
 use crate::domain::serial::SerialNo;
 use crate::ids::Origin;
 
-const T0: u64 = 1_772_413_200_000;
+pub(super) const T0: u64 = 1_772_413_200_000;
 
-fn origin_of(node: &NodeRecord) -> Origin {
+pub(super) fn origin_of(node: &NodeRecord) -> Origin {
     Origin {
         node: node.node,
         epoch: 1,
     }
 }
 
-fn station() -> NodeRecord {
+pub(super) fn station() -> NodeRecord {
     record(4, NodeRole::Station, "440304001001")
 }
 
-fn other_station() -> NodeRecord {
+pub(super) fn other_station() -> NodeRecord {
     record(5, NodeRole::Station, "440304001002")
 }
 
-fn sub() -> NodeRecord {
+pub(super) fn sub() -> NodeRecord {
     record(3, NodeRole::Subdistrict, "440304001")
 }
 
@@ -87,14 +87,14 @@ fn envelope_for(
 }
 
 /// A case held by everyone: created by the station.
-fn held_case() -> (DocId, Scope, Automerge) {
+pub(super) fn held_case() -> (DocId, Scope, Automerge) {
     let station = station();
     let scope = Scope::cases(&station.division);
     let (id, document) = doc::new_case(&origin_of(&station), &scope, &intake(&station)).unwrap();
     (id, scope, document)
 }
 
-fn event(by: &NodeRecord, ms: u64, action: Action) -> Event {
+pub(super) fn event(by: &NodeRecord, ms: u64, action: Action) -> Event {
     Event {
         at: Hlc::new(ms, 0),
         node: by.node,
@@ -105,7 +105,7 @@ fn event(by: &NodeRecord, ms: u64, action: Action) -> Event {
     }
 }
 
-fn accept(by: &NodeRecord) -> Event {
+pub(super) fn accept(by: &NodeRecord) -> Event {
     event(
         by,
         T0 + 1000,
@@ -132,7 +132,7 @@ fn decide(by: &NodeRecord) -> Event {
 }
 
 /// `by` adds events to a copy of `held` the honest way.
-fn add(by: &NodeRecord, held: &Automerge, events: &[Event]) -> Change {
+pub(super) fn add(by: &NodeRecord, held: &Automerge, events: &[Event]) -> Change {
     let mut copy = held.fork();
     doc::add_events(&mut copy, &origin_of(by), events).unwrap();
     copy.get_last_local_change().unwrap()
@@ -158,7 +158,7 @@ fn never_refused(_: &[u8; 32]) -> bool {
     false
 }
 
-fn check(
+pub(super) fn check(
     by: &NodeRecord,
     change: &Change,
     doc_id: &DocId,
@@ -175,7 +175,7 @@ fn check(
     )
 }
 
-fn refused_as(judgement: &Judgement, code: &str) -> bool {
+pub(super) fn refused_as(judgement: &Judgement, code: &str) -> bool {
     matches!(judgement, Judgement::Refuse(r) if r.code() == code)
 }
 

@@ -40,8 +40,8 @@ pub enum StaffRole {
     /// records no act on a case.
     Supervisor,
     /// 进驻部门 staff at a hall: sign for and decide the cases sent to their department
-    /// (the account's counter field names the department, as transfers name it), and
-    /// nothing else.
+    /// (the account's counter field names the department, as transfers name it) and
+    /// finish their process steps, and nothing else.
     Department,
     /// 事项编辑 at a hall: drafts new, changed and cancelled catalog items
     /// (`engine::may_author`, §8.4.1), and records no act on a case.
@@ -233,6 +233,16 @@ pub fn may(
     {
         return Err(CaseError::NotSentHere { action: kind });
     }
+    // A case's process steps are finished where it lies (§9.2.2): at the receiving office
+    // until it is sent to a hall, then at that hall.
+    if kind == ActionKind::FinishStep
+        && relation == auth::CaseRelation::Owner
+        && state
+            .holder_node
+            .is_some_and(|holder| holder != actor.node.node)
+    {
+        return Err(CaseError::StepsLieElsewhere);
+    }
     case::state_allows(state, kind)?;
     // Nor may it complete one the department has not decided.
     if kind == ActionKind::Complete
@@ -298,7 +308,7 @@ pub fn role_may(role: StaffRole, kind: ActionKind) -> Result<(), CaseError> {
     if kind == A::RequestExtension && role.leads() {
         return Err(CaseError::LeadsExtendDirectly);
     }
-    if role == StaffRole::Department && !matches!(kind, A::SignFor | A::Decide) {
+    if role == StaffRole::Department && !matches!(kind, A::SignFor | A::Decide | A::FinishStep) {
         return Err(CaseError::DepartmentsCasesOnly { action: kind });
     }
     Ok(())

@@ -544,6 +544,13 @@ fn action(n: usize, peer: &Peer, case: &DocId) -> Action {
         case::ActionKind::Rectify => Action::Rectify {
             response: written("已回访整改"),
         },
+        // The step the case is in, as this peer sees it.
+        case::ActionKind::FinishStep => Action::FinishStep {
+            step: case::derive(&intake, &case_doc.events)
+                .current_step()
+                .unwrap_or(1),
+            note: String::new(),
+        },
         case::ActionKind::Refuse => Action::Refuse {
             reason: written("不符合条件"),
             basis: written("《社会救助暂行办法》"),

@@ -1651,3 +1651,116 @@ async fn a_notification_published_at_a_district_reaches_the_stations_below() {
     assert_eq!(report.rows_differing, 0);
     assert_eq!(station.store.content_digest().await.unwrap(), before);
 }
+
+/// `[supervision] auto = "red"` also supervises a case whose step is past its limit
+/// though the case is on time (环节超时, §10.2; DOMAIN §7), naming the step; the hall's
+/// list names the late step and how late it is. A legal-breach threshold leaves it.
+#[tokio::test]
+async fn a_hall_supervises_a_late_step_of_a_case_still_on_time() {
+    use yizhan_sync::domain::calendar::WarningLevel;
+
+    use crate::store::{Role, Staff, SupervisionFilter};
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    // 就业困难人员认定: 社区受理 takes one working day, the case ten.
+    let hard = item("就业困难人员认定");
+    let id = station
+        .store
+        .create_case(
+            hard.impl_code.to_string(),
+            complete_application(&hard),
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    station
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Accept],
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    let auto = Staff {
+        username: "自动督办".into(),
+        counter: String::new(),
+        role: Role::Supervisor,
+    };
+    // Tuesday the 3rd the step is due: nothing yet.
+    let opened = district
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto.clone(), at("2026-03-03"), 100)
+        .await
+        .unwrap();
+    assert_eq!(opened, 0);
+    // Thursday the 5th it is two working days late; the case is due the 16th.
+    let now = at("2026-03-05");
+    let opened = sub
+        .store
+        .auto_supervise(WarningLevel::LegalBreach, 5, auto.clone(), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(opened, 0, "a legal-breach threshold leaves a late step");
+    let opened = district
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto.clone(), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(opened, 1);
+    let again = district
+        .store
+        .auto_supervise(WarningLevel::Red, 3, auto, now, 100)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "one automatic notice per case and hall");
+    let today = "2026-03-05".parse().unwrap();
+    let list = district
+        .store
+        .supervision_list(SupervisionFilter::default(), today, 100)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(
+        list[0].notice.reason.contains("第 1 步（社区受理）"),
+        "{}",
+        list[0].notice.reason
+    );
+    let late = list[0].late_step.clone().unwrap();
+    assert_eq!(
+        (
+            late.number,
+            late.name.as_str(),
+            late.due.to_string(),
+            late.late_days
+        ),
+        (1, "社区受理", "2026-03-03".to_string(), 2)
+    );
+    let case = district
+        .store
+        .get_case(id.to_string(), today)
+        .await
+        .unwrap();
+    assert_ne!(
+        case.summary.level,
+        Some(WarningLevel::Red),
+        "the case is on time"
+    );
+}

@@ -56,6 +56,7 @@ fn who_may_do_what() {
     let neighbour = node(NodeId([3; 16]), NodeRole::Station, "440399001002");
     let worker = staff(StaffRole::Worker);
     let lead = staff(StaffRole::Lead);
+    let supervisor = staff(StaffRole::Supervisor);
     let applicant = Person::Applicant;
     use ActionKind as A;
     let submitted = state_after(&[]);
@@ -97,6 +98,53 @@ fn who_may_do_what() {
         (&hall, &worker, &sent, A::Decide, Ok(())),
         (&hall, &lead, &sent, A::Suspend, Ok(())),
         (&station, &worker, &sent, A::SignFor, Err("not_the_holder")),
+        // A case's steps are finished where it lies (§9.2.2): the station until it sends
+        // it to a hall, then that hall; never before acceptance, a neighbour or a
+        // supervisor.
+        (&station, &worker, &accepted, A::FinishStep, Ok(())),
+        (
+            &station,
+            &worker,
+            &submitted,
+            A::FinishStep,
+            Err("not_allowed"),
+        ),
+        (
+            &station,
+            &worker,
+            &completed,
+            A::FinishStep,
+            Err("not_allowed"),
+        ),
+        (
+            &hall,
+            &worker,
+            &accepted,
+            A::FinishStep,
+            Err("not_sent_here"),
+        ),
+        (&hall, &worker, &sent, A::FinishStep, Ok(())),
+        (
+            &station,
+            &worker,
+            &sent,
+            A::FinishStep,
+            Err("steps_lie_elsewhere"),
+        ),
+        (
+            &neighbour,
+            &worker,
+            &accepted,
+            A::FinishStep,
+            Err("not_this_nodes"),
+        ),
+        (
+            &hall,
+            &supervisor,
+            &sent,
+            A::FinishStep,
+            Err("supervisors_supervise_only"),
+        ),
         (
             &hall,
             &worker,
@@ -446,16 +494,17 @@ fn department_staff_act_only_on_what_was_sent_to_their_department() {
         node: &hall,
         person,
     };
+    // The item lists steps: the department finishes the ones of the case sent to it.
     assert_eq!(
         allowed_actions(at(&ours), &intake(), &sent),
-        vec![A::Decide, A::SignFor]
+        vec![A::Decide, A::SignFor, A::FinishStep]
     );
     assert_eq!(
         may(at(&ours), &intake(), &sent, A::SignFor).map_err(|e| e.code()),
         Ok(())
     );
     for (person, state) in [(&theirs, &sent), (&ours, &not_sent)] {
-        for kind in [A::SignFor, A::Decide] {
+        for kind in [A::SignFor, A::Decide, A::FinishStep] {
             assert_eq!(
                 may(at(person), &intake(), state, kind).map_err(|e| e.code()),
                 Err("departments_cases_only")
