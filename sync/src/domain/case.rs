@@ -45,6 +45,11 @@ pub struct ItemSnapshot {
     /// hall, resolved at intake ([`Intake::with_decider`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<crate::domain::department::Decider>,
+    /// The parts of a combined item (并联审批, §7.5), their departments resolved at intake
+    /// ([`Intake::with_parts`]); a sub-case keeps them too, so its binding is checked
+    /// from its own intake (`domain::combined`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<crate::domain::combined::PartSnapshot>,
 }
 
 /// A special procedure of the item.
@@ -107,6 +112,7 @@ impl ItemSnapshot {
             delegated_by: item.delegated_by.clone(),
             situations: item.situations.iter().map(|s| s.name.clone()).collect(),
             decided_by: None,
+            parts: Vec::new(),
         }
     }
 
@@ -275,6 +281,10 @@ pub struct Intake {
     /// version and situation); the snapshot's materials are theirs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub situations: Vec<String>,
+    /// For a sub-case of a combined item (并联审批, §7.5): its parent and part; fixed at
+    /// creation like the rest of the intake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<crate::domain::combined::PartOf>,
 }
 
 /// Everything needed to receive an application, before it has a time and a node.
@@ -305,6 +315,45 @@ impl Intake {
                 return Err(CaseError::UnknownDecidingDepartment { code: code.clone() });
             }
         };
+        Ok(self)
+    }
+
+    /// Freezes a combined item's parts (并联审批, §7.5) with their departments (`find`:
+    /// the department of a code this node knows) and the whole's limits (行政许可法 §26:
+    /// 45 working days, +15, unless the item says less).
+    pub fn with_parts(
+        mut self,
+        item: &Item,
+        find: impl Fn(&str) -> Option<crate::domain::department::Department>,
+    ) -> Result<Intake, CaseError> {
+        if item.parts.is_empty() {
+            return Ok(self);
+        }
+        let whole = crate::domain::combined::whole_limits(
+            item.committed_limit_days,
+            item.legal_limit_days,
+            item.legal_extension_days,
+        );
+        self.item.committed_limit_days = whole.committed_days;
+        self.item.legal_limit_days = whole.legal_days;
+        self.item.legal_extension_days = whole.extension_days;
+        self.item.parts = item
+            .parts
+            .iter()
+            .map(|part| {
+                let department = find(&part.department)
+                    .filter(|d| d.code.eq_ignore_ascii_case(&part.department))
+                    .ok_or_else(|| CaseError::UnknownDecidingDepartment {
+                        code: part.department.clone(),
+                    })?;
+                Ok(crate::domain::combined::PartSnapshot {
+                    decider: department.decider(),
+                    name: part.name.clone(),
+                    limit_days: crate::domain::combined::part_limits(whole, part.limit_days)
+                        .legal_days,
+                })
+            })
+            .collect::<Result<_, CaseError>>()?;
         Ok(self)
     }
 
@@ -400,6 +449,7 @@ impl Intake {
             division,
             submitted_at,
             note: new.note,
+            part_of: None,
         })
     }
 
@@ -1578,6 +1628,12 @@ pub enum CaseError {
     NotDecidingDepartment { department: String },
     #[error("the item is decided by department {code}, which this node does not know yet")]
     UnknownDecidingDepartment { code: String },
+    /// 并联审批 (§7.5; 行政许可法 §26): a combined case is decided by its parts'
+    /// departments; it is neither decided as a whole nor completed before they all are.
+    #[error(
+        "this combined case is decided by its parts' departments ({left} of {parts} not yet decided)"
+    )]
+    DecidedByParts { left: u32, parts: u32 },
     #[error("the case has a conflict between concurrent events; a lead must resolve it first")]
     Conflicted,
     #[error("the case has no conflict to resolve")]
@@ -1632,7 +1688,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 36] = [
+    pub const CODES: [&'static str; 37] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1647,6 +1703,7 @@ impl CaseError {
         "delegated_decision",
         "not_deciding_department",
         "unknown_deciding_department",
+        "decided_by_parts",
         "conflicted",
         "nothing_to_resolve",
         "not_a_side",
@@ -1690,6 +1747,7 @@ impl CaseError {
             CaseError::DelegatedDecision { .. } => "delegated_decision",
             CaseError::NotDecidingDepartment { .. } => "not_deciding_department",
             CaseError::UnknownDecidingDepartment { .. } => "unknown_deciding_department",
+            CaseError::DecidedByParts { .. } => "decided_by_parts",
             CaseError::Conflicted => "conflicted",
             CaseError::NothingToResolve => "nothing_to_resolve",
             CaseError::NotASide { .. } => "not_a_side",
@@ -1759,6 +1817,10 @@ impl CaseError {
             CaseError::UnknownDecidingDepartment { code } => {
                 vec![("code", P::Text(code.clone()))]
             }
+            CaseError::DecidedByParts { left, parts } => vec![
+                ("left", P::Number(u64::from(*left))),
+                ("parts", P::Number(u64::from(*parts))),
+            ],
             CaseError::NotASide { event_id } => vec![("event", P::Text(event_id.clone()))],
             CaseError::ResolutionIncomplete { left } => vec![("left", P::Number(*left as u64))],
             CaseError::NotThisNodes { action }
@@ -1836,6 +1898,7 @@ impl CaseError {
                 department: "民政局".into(),
             },
             CaseError::UnknownDecidingDepartment { code: "M1".into() },
+            CaseError::DecidedByParts { left: 2, parts: 3 },
             CaseError::Conflicted,
             CaseError::NothingToResolve,
             CaseError::NotASide {
@@ -1905,6 +1968,7 @@ impl CaseError {
                 | CaseError::DelegatedDecision { .. }
                 | CaseError::NotDecidingDepartment { .. }
                 | CaseError::UnknownDecidingDepartment { .. }
+                | CaseError::DecidedByParts { .. }
                 | CaseError::Conflicted
                 | CaseError::NothingToResolve
                 | CaseError::NotASide { .. }

@@ -42,6 +42,11 @@ pub struct Item {
     /// decision; with `delegated_by`, the station accepts and the department decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+    /// 并联审批 (SZDB/Z 176 §7.5; 行政许可法 §26): the parts of a combined item, each decided
+    /// by its own department at the same time; empty for an ordinary item. One acceptance
+    /// makes a parent case and a sub-case per part (`domain::combined`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<super::combined::ItemPart>,
     /// 服务对象.
     pub service_objects: Vec<ServiceObject>,
     /// 设定依据 (§9.1.2 设立依据), most authoritative first.
@@ -609,6 +614,10 @@ impl Item {
         }
         self.step_problems(&mut problems);
         self.situation_problems(&mut problems);
+        // 并联审批 (§7.5): the parts' own rule, as a code with its English words.
+        if let Err(invalid) = super::combined::check_parts(self) {
+            problems.push(format!("parts: {} ({})", invalid, invalid.code()));
+        }
         for (i, p) in self.special_procedures.iter().enumerate() {
             if !filled(&p.name) {
                 problems.push(format!("special_procedures[{i}].name: must not be empty"));
@@ -1005,6 +1014,7 @@ pub(crate) mod tests {
                 not_needed: vec![],
             }],
             decided_by: None,
+            parts: Vec::new(),
         }
     }
 
