@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "departments",
         include_str!("migrations/020_departments.sql"),
     ),
+    (
+        21,
+        "case_parts",
+        include_str!("migrations/021_case_parts.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
