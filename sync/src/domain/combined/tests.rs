@@ -163,7 +163,8 @@ fn deadlines_of_the_whole_and_its_parts_count_working_days_over_holidays() {
     // extended, the legal deadline). Counted by hand on the shipped 2026 and 2027 tables:
     // from 2026-09-18 (a Friday) the 20th September is a make-up working day (调休上班),
     // 25–27 September (中秋) and 1–7 October (国庆) are off, 10 October is worked.
-    let rows: [(&str, (u32, u32, u32), Option<u32>, u32, &str); 8] = [
+    type Row<'a> = (&'a str, (u32, u32, u32), Option<u32>, u32, &'a str);
+    let rows: [Row<'_>; 8] = [
         // The whole: 45 days, though the item says 60.
         ("2026-09-18", (20, 60, 30), None, 0, "2026-11-26"),
         // The whole extended by its 15 (行政许可法 §26).
@@ -487,5 +488,8 @@ fn the_parent_is_decided_only_when_every_part_is_and_approved_only_if_all_are() 
     // A sub-case, or an ordinary case, is its own state whatever is passed.
     let second = sub(&parent, 1);
     let own = derive(&second, std::slice::from_ref(&accept));
-    assert_eq!(combine(&second, own.clone(), &[yes.clone()]), own);
+    assert_eq!(
+        combine(&second, own.clone(), std::slice::from_ref(&yes)),
+        own
+    );
 }

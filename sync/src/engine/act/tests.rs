@@ -722,14 +722,16 @@ fn a_combined_case_is_decided_by_its_parts_departments_and_completed_after_all()
     assert_eq!(all_three.decision, Some(false));
     let (fire_member, planning_member) = (as_department("区消防局"), as_department("区规划局"));
     let (lead, worker) = (staff(StaffRole::Lead), staff(StaffRole::Worker));
-    let rows: Vec<(
-        &NodeRecord,
-        &Person,
-        &Intake,
-        &CaseState,
+    // (where, who, the part or the whole, as it stands, what, allowed or the code)
+    type Row<'a> = (
+        &'a NodeRecord,
+        &'a Person,
+        &'a Intake,
+        &'a CaseState,
         ActionKind,
-        Result<(), &str>,
-    )> = vec![
+        Result<(), &'a str>,
+    );
+    let rows: Vec<Row<'_>> = vec![
         (&hall, &fire_member, &fire, &sent, A::Decide, Ok(())),
         (
             &hall,
