@@ -140,7 +140,7 @@ fn four_nodes_sync_through_the_tree() {
     init_node(&d, "district", "440304", "福田区行政服务中心");
     quick_sync(&d);
     let imported = run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
-    assert!(imported.contains("24 new"), "{imported}");
+    assert!(imported.contains("25 new"), "{imported}");
     let district_token = admin_token(&d);
     let district = Node::serve(&d);
     let district_base = district.base.clone();
