@@ -98,8 +98,9 @@ fn a_combined_case_with_three_departments_completes_only_when_all_three_have_dec
     set_config(&s, "interval_secs", "1");
     let code = enroll_code(&d, SUB, "subdistrict");
     run_ok(&["enroll", &district.base, &code, "--data-dir", arg(&s)]);
+    let mut passwords = Vec::new();
     for (_, name, user) in DEPARTMENTS {
-        run_ok(&[
+        let added = run_ok(&[
             "user",
             "add",
             user,
@@ -110,6 +111,13 @@ fn a_combined_case_with_three_departments_completes_only_when_all_three_have_dec
             "--data-dir",
             arg(&s),
         ]);
+        passwords.push(
+            added
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("password: "))
+                .expect("a password is printed")
+                .to_string(),
+        );
     }
     let members: Vec<String> = DEPARTMENTS
         .iter()
@@ -207,6 +215,34 @@ fn a_combined_case_with_three_departments_completes_only_when_all_three_have_dec
         );
         assert_eq!(refused["error"], code, "{refused}");
     }
+
+    // At the hall, a department's member finds the parts among the cases sent there,
+    // each page naming the case it is a part of.
+    wait_for("the parts at the hall", WAIT, || {
+        subs.iter()
+            .all(|sub| case_at(&hall, &members[0], sub).is_some())
+            .then_some(())
+    });
+    let mut member = Visitor::new(&hall);
+    member.sign_in(DEPARTMENTS[0].2, &passwords[0]);
+    let (status, page, _) = member.get("/transfers");
+    assert_eq!(status, 200);
+    let received = page
+        .split("id=\"transfers-received\"")
+        .nth(1)
+        .expect("cases sent here");
+    for sub in &subs {
+        assert!(
+            received.contains(&format!("/cases/{sub}")),
+            "{sub} not on {page}"
+        );
+    }
+    let (status, page, _) = member.get(&format!("/cases/{}", subs[0]));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("href=\"/cases/{parent}\"")),
+        "{page}"
+    );
 
     // The departments decide at the hall, one by one.
     for (n, (sub, token)) in subs.iter().zip(&members).enumerate() {

@@ -1631,9 +1631,9 @@ pub enum CaseError {
     /// 并联审批 (§7.5; 行政许可法 §26): a combined case is decided by its parts'
     /// departments; it is neither decided as a whole nor completed before they all are.
     #[error(
-        "this combined case is decided by its parts' departments ({left} of {parts} not yet decided)"
+        "this combined case is decided by its {parts} parts' departments, and completed once all have decided"
     )]
-    DecidedByParts { left: u32, parts: u32 },
+    DecidedByParts { parts: u32 },
     #[error("the case has a conflict between concurrent events; a lead must resolve it first")]
     Conflicted,
     #[error("the case has no conflict to resolve")]
@@ -1817,10 +1817,9 @@ impl CaseError {
             CaseError::UnknownDecidingDepartment { code } => {
                 vec![("code", P::Text(code.clone()))]
             }
-            CaseError::DecidedByParts { left, parts } => vec![
-                ("left", P::Number(u64::from(*left))),
-                ("parts", P::Number(u64::from(*parts))),
-            ],
+            CaseError::DecidedByParts { parts } => {
+                vec![("parts", P::Number(u64::from(*parts)))]
+            }
             CaseError::NotASide { event_id } => vec![("event", P::Text(event_id.clone()))],
             CaseError::ResolutionIncomplete { left } => vec![("left", P::Number(*left as u64))],
             CaseError::NotThisNodes { action }
@@ -1898,7 +1897,7 @@ impl CaseError {
                 department: "民政局".into(),
             },
             CaseError::UnknownDecidingDepartment { code: "M1".into() },
-            CaseError::DecidedByParts { left: 2, parts: 3 },
+            CaseError::DecidedByParts { parts: 3 },
             CaseError::Conflicted,
             CaseError::NothingToResolve,
             CaseError::NotASide {

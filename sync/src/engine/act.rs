@@ -173,10 +173,8 @@ pub fn may(
         && (kind == ActionKind::Decide
             || (kind == ActionKind::Complete && state.status != case::Status::Decided))
     {
-        let parts = intake.item.parts.len() as u32;
         return Err(CaseError::DecidedByParts {
-            left: if state.decision.is_some() { 0 } else { parts },
-            parts,
+            parts: intake.item.parts.len() as u32,
         });
     }
     // §5.7.2: a case a department decides is decided by its members at its hall alone;
