@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use yizhan_node::identity::NodeKey;
 use yizhan_tests::visitor::Visitor;
 use yizhan_tests::{
-    Node, accepted_case, add_user, admin_token, client, enroll_code, get, init_node, post, run_ok,
-    set_config, temp_dir, wait_for,
+    Node, add_user, admin_token, client, enroll_code, get, init_node, post, run_ok, set_config,
+    temp_dir, wait_for,
 };
 
 /// The demo catalog's combined item (see node/data/demo-catalog.toml, COM-04).
@@ -181,7 +181,35 @@ fn a_combined_case_with_three_departments_completes_only_when_all_three_have_dec
     );
 
     // One acceptance: one case with three parts, each a sub-case sent to the hall.
-    let parent = accepted_case(&station.base, &station_token, ITEM, "王五");
+    let (_, item) = get(&http, &station.url(&format!("/api/v1/items/{ITEM}")), None).unwrap();
+    let materials: Vec<Value> = item["materials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| json!({"name": m["name"], "originals": m["originals"], "copies": m["copies"]}))
+        .collect();
+    let (status, received) = post(
+        &http,
+        &station.url("/api/v1/cases"),
+        Some(&station_token),
+        &json!({
+            "item": ITEM,
+            "applicant": {"type": "natural_person", "name": "王五", "id_number": "11010519491231002X", "phone": "13800138000"},
+            "materials": materials,
+        }),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{received}");
+    // The creation answers with the parent and its parts, not yet made into sub-cases.
+    let parent = received["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        received["parts"].as_array().map(Vec::len),
+        Some(3),
+        "{received}"
+    );
+    assert!(received["parts"][0]["case_id"].is_null(), "{received}");
+    let (status, accepted) = event(&station, &station_token, &parent, json!({"kind": "accept"}));
+    assert_eq!(status, 200, "{accepted}");
     let view = case_at(&station, &station_token, &parent).unwrap();
     assert_eq!(view["status"], "accepted", "{view}");
     let parts = view["parts"].as_array().unwrap().clone();
@@ -200,6 +228,17 @@ fn a_combined_case_with_three_departments_completes_only_when_all_three_have_dec
     assert_eq!(first["part_of"]["parent"], parent.as_str(), "{first}");
     assert_eq!(first["decided_by"]["code"], "SCJ", "{first}");
     assert_eq!(first["holder_node"], hall_node.as_str(), "{first}");
+    // One receipt, the parent's: the applicant holds one query code and one notice.
+    assert_eq!(
+        accepted["notices"].as_array().map(Vec::len),
+        Some(1),
+        "{accepted}"
+    );
+    assert_eq!(
+        first["notices"].as_array().map(Vec::len),
+        Some(0),
+        "{first}"
+    );
     // The station decides neither the whole nor a part, nor completes the whole.
     let decide = json!({"kind": "decide", "approved": true, "reason": "符合条件", "basis": "《行政许可法》"});
     let complete = json!({"kind": "complete", "result": "准予", "delivery": "窗口领取"});
