@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn the_demo_catalog_reads_and_bad_files_say_why() {
-        assert_eq!(parse(DEMO).unwrap().len(), 24);
+        assert_eq!(parse(DEMO).unwrap().len(), 25);
         let corpus =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-catalogs");
         let mut seen = 0;

@@ -558,6 +558,9 @@ mod tests {
                     ("total", "21"),
                     ("limit", "20"),
                     ("char", "U+202E"),
+                    ("code", "X1"),
+                    ("days", "50"),
+                    ("whole", "45"),
                 ];
                 examples.push(Words::from(&ItemProblem {
                     field: "materials[1].name".into(),

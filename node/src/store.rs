@@ -62,7 +62,7 @@ pub use assessment::{Assessment, AssessmentBy, AssessmentFigures, AssessmentLine
 pub use calendars::PublishedYear;
 pub use cases::{
     CaseDetail, CaseFilter, CaseListPage, CaseSearch, CaseSummary, EventView, LateStep, NewAction,
-    Order, StepSummary,
+    Order, PartView, StepSummary,
 };
 pub use counters::Counter;
 pub use drafts::{Draft, DraftEdit, Review, authoring_refused, draft_refused};

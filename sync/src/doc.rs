@@ -303,6 +303,10 @@ pub struct ItemRules {
     pub delegated_by: Option<String>,
     #[serde(default)]
     pub decided_by: Option<crate::domain::department::Decider>,
+    /// A combined item's parts: a case with parts and no single deciding department is a
+    /// whole that only its parts decide (`domain::combined`).
+    #[serde(default)]
+    pub parts: Vec<crate::domain::combined::PartSnapshot>,
 }
 
 /// Reads a case's [`ItemRules`].
@@ -412,6 +416,8 @@ pub fn heads_bytes(doc: &Automerge) -> Vec<u8> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaseRow {
     pub id: String,
+    /// A sub-case's parent and part (并联审批, `domain::combined`), from its intake.
+    pub part_of: Option<(String, u32)>,
     pub scope: String,
     pub impl_code: String,
     pub item_name: String,
@@ -599,6 +605,7 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
     let date = |d: Date| d.to_string();
     let row = CaseRow {
         id: id.to_string(),
+        part_of: intake.part_of.as_ref().map(|p| (p.parent.clone(), p.index)),
         scope: case_doc.scope.to_string(),
         impl_code: intake.item.impl_code.to_string(),
         item_name: intake.item.name.clone(),

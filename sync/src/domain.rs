@@ -6,6 +6,7 @@ pub mod attachment;
 pub mod calendar;
 pub mod case;
 pub mod codes;
+pub mod combined;
 pub mod department;
 pub mod draft;
 pub mod hlc;

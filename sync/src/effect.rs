@@ -95,6 +95,9 @@ pub struct ItemFacts {
     /// hall where this node holds the department.
     pub decided_by: Option<String>,
     pub hall: Option<NodeId>,
+    /// A combined item's parts (并联审批, §7.5): each deciding department's code and, where
+    /// this node holds it, its hall.
+    pub parts: Vec<(String, Option<NodeId>)>,
 }
 
 /// The implementation code and version of the item a case's creating change freezes, if
@@ -527,8 +530,11 @@ fn case_creation(
         ));
     }
     // The deciding department as the catalog's item of that version names it (§5.7.2),
-    // where this node holds that version: never dropped, never another.
-    if let Some(facts) = item.filter(|f| f.version == intake.item.version) {
+    // where this node holds that version: never dropped, never another. A sub-case's is
+    // its part's, checked with the parts below.
+    if let Some(facts) = item.filter(|f| f.version == intake.item.version)
+        && intake.part_of.is_none()
+    {
         let frozen = intake.item.decided_by.as_ref();
         let same_code = match (frozen, &facts.decided_by) {
             (None, None) => true,
@@ -546,6 +552,31 @@ fn case_creation(
             ));
         }
     }
+    // 并联审批 (§7.5): a sub-case bound to its part's department under its part's limits,
+    // to an earlier case of its own node; a whole within 45 (+15) days (行政许可法 §26).
+    let own_time = envelope.doc.as_str().get(2..18).unwrap_or_default();
+    crate::domain::combined::check_binding(&intake, |parent| {
+        DocId::parse(parent).is_some_and(|p| {
+            case_creator(&p) == Some(author.node)
+                && p.as_str().get(2..18).is_some_and(|t| t < own_time)
+        })
+    })
+    .map_err(|what| effect(envelope, what))?;
+    // The parts as the catalog's item of that version names them, where this node holds it.
+    if let Some(facts) = item.filter(|f| f.version == intake.item.version) {
+        let frozen = &intake.item.parts;
+        let same = frozen.len() == facts.parts.len()
+            && frozen.iter().zip(&facts.parts).all(|(part, (code, hall))| {
+                part.decider.code.eq_ignore_ascii_case(code)
+                    && hall.is_none_or(|h| h == part.decider.hall)
+            });
+        if !same {
+            return Err(effect(
+                envelope,
+                "freezes its item with other parts or departments than the catalog names",
+            ));
+        }
+    }
     let events_map = events_map.map(ObjectId::Id);
     for op in expanded
         .operations
@@ -558,6 +589,7 @@ fn case_creation(
         let rules = doc::ItemRules {
             delegated_by: intake.item.delegated_by.clone(),
             decided_by: intake.item.decided_by.clone(),
+            parts: intake.item.parts.clone(),
         };
         event_op(
             author,
@@ -696,8 +728,10 @@ fn event_op<'a>(
             }
             let kind = event.action.kind();
             // A decision on a case a department decides comes only from its hall (§5.7.2).
+            // A combined case is decided by its parts alone (§7.5, 行政许可法 §26).
             let decides = kind != crate::domain::case::ActionKind::Decide
-                || auth::may_decide(author.node, rules.decided_by.as_ref());
+                || (auth::may_decide(author.node, rules.decided_by.as_ref())
+                    && (rules.parts.is_empty() || rules.decided_by.is_some()));
             if !decides
                 || !auth::may_record(
                     relation,

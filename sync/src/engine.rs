@@ -26,7 +26,8 @@ mod staff;
 mod supervise;
 
 pub use act::{
-    Actor, Person, Request, StaffRole, act, allowed_actions, may, on_behalf_of, role_may,
+    Actor, Person, Request, StaffRole, act, act_combined, allowed_actions, may, on_behalf_of,
+    role_may,
 };
 pub use authoring::{
     AuthoringAct, AuthoringError, authoring_open_to, level_authored_by, may_author, may_review,

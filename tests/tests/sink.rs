@@ -161,7 +161,7 @@ fn the_city_sink_survives_kills_and_restarts_with_exactly_the_citys_rows() {
     init_node(&d, "district", "440304", "福田区行政服务中心");
     quick_sync(&d);
     let imported = run_ok(&["import-catalog", CATALOG, "--data-dir", arg(&d)]);
-    assert!(imported.contains("24 new"), "{imported}");
+    assert!(imported.contains("25 new"), "{imported}");
     let code = enroll_code(&c, "440304", "district");
     run_ok(&["enroll", &city.base, &code, "--data-dir", arg(&d)]);
     let district = Node::serve(&d);

@@ -140,7 +140,7 @@ fn four_nodes_sync_through_the_tree() {
     init_node(&d, "district", "440304", "福田区行政服务中心");
     quick_sync(&d);
     let imported = run_ok(&["import-catalog", CATALOG, "--data-dir", dir_arg(&d)]);
-    assert!(imported.contains("24 new"), "{imported}");
+    assert!(imported.contains("25 new"), "{imported}");
     let district_token = admin_token(&d);
     let district = Node::serve(&d);
     let district_base = district.base.clone();
@@ -178,7 +178,7 @@ fn four_nodes_sync_through_the_tree() {
     // The catalog flows down to both stations.
     for station in [&station_a, &station_b] {
         wait_for("the catalog at the stations", WAIT, || {
-            (items(&station.base).len() == 24).then_some(())
+            (items(&station.base).len() == 25).then_some(())
         });
     }
 
@@ -587,7 +587,7 @@ fn a_tls_hall_is_reached_through_its_pinned_node_key() {
 
     // Down (the catalog) and up (a case) over TLS.
     wait_for("the catalog at the station", WAIT, || {
-        (items(&station.base).len() == 24).then_some(())
+        (items(&station.base).len() == 25).then_some(())
     });
     let id = new_case(&station.base, &token, 1);
     wait_for("the case at the hall", WAIT, || {
@@ -639,7 +639,7 @@ fn sync_converges_over_a_slow_lossy_link() {
 
     let long = Duration::from_secs(180);
     wait_for("the catalog at the station", long, || {
-        (items(&station.base).len() == 24).then_some(())
+        (items(&station.base).len() == 25).then_some(())
     });
     let ids: Vec<String> = (0..30)
         .map(|n| new_case(&station.base, &token, n))
@@ -791,7 +791,7 @@ fn a_restored_station_starts_a_new_epoch_and_syncs_without_reusing_numbers() {
     let token = admin_token(&a);
     let station = Node::serve(&a);
     wait_for("the catalog at the station", WAIT, || {
-        (items(&station.base).len() == 24).then_some(())
+        (items(&station.base).len() == 25).then_some(())
     });
     wait_for("a scheduled backup of the district", WAIT, || {
         let names: Vec<String> = std::fs::read_dir(&scheduled)

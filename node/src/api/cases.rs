@@ -762,6 +762,16 @@ pub struct CaseView {
     /// The department that decides the case (§5.7.2), as frozen at intake: its code,
     /// name and hall node; only its members at that hall record the decision.
     pub decided_by: Option<DeciderView>,
+    /// The decision: approved or not, once decided (a combined case's: approved only
+    /// when every part is, 行政许可法 §26).
+    pub decision: Option<bool>,
+    /// 并联审批 (SZDB/Z 176 §7.5): a combined case's parts, one per department, with
+    /// their sub-cases as this node holds them; the case is decided only when all are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartOut>,
+    /// A sub-case's parent (the case the applicant sees) and its part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<PartOfOut>,
     /// 好差评: 1 (非常不满意) to 5 (非常满意), once completed and rated.
     pub rating: Option<u8>,
     /// The rectification a bad rating opened: its deadline and the day it was closed.
@@ -832,6 +842,32 @@ impl From<yizhan_sync::domain::case::StepTime> for StepView {
             late_days: s.late_days,
         }
     }
+}
+
+/// A part of a combined case.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PartOut {
+    pub index: u32,
+    /// What the part decides.
+    pub name: String,
+    /// The deciding department's code and name.
+    pub department_code: String,
+    pub department: String,
+    /// The part's limit in working days.
+    pub limit_days: u32,
+    /// Its sub-case (`GET /api/v1/cases/{id}`), once this node holds it.
+    pub case_id: Option<String>,
+    /// The sub-case's status, once held.
+    pub status: Option<String>,
+    pub decision: Option<bool>,
+    pub legal_due: Option<String>,
+}
+
+/// What binds a sub-case to its parent.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PartOfOut {
+    pub parent: String,
+    pub index: u32,
 }
 
 /// The department that decides a case.
@@ -934,7 +970,8 @@ impl From<CaseDetail> for CaseView {
         CaseView {
             id: s.id,
             serial_no: s.serial_no,
-            status: s.status.as_str().into(),
+            // The derived state's: a combined case's is the whole's, with its parts.
+            status: d.state.status.as_str().into(),
             conflict: s.conflict,
             item: CaseItemView {
                 impl_code: item.impl_code.to_string(),
@@ -978,6 +1015,26 @@ impl From<CaseDetail> for CaseView {
                 code: d.code.clone(),
                 name: d.name.clone(),
                 hall: d.hall.to_hex(),
+            }),
+            decision: d.state.decision,
+            parts: d
+                .parts
+                .into_iter()
+                .map(|p| PartOut {
+                    index: p.index,
+                    name: p.name,
+                    department_code: p.department_code,
+                    department: p.department,
+                    limit_days: p.limit_days,
+                    case_id: p.case_id,
+                    status: p.status.map(|s| s.as_str().to_string()),
+                    decision: p.decision,
+                    legal_due: p.legal_due,
+                })
+                .collect(),
+            part_of: intake.part_of.as_ref().map(|p| PartOfOut {
+                parent: p.parent.clone(),
+                index: p.index,
             }),
             rating: d.state.rating.as_ref().map(|r| r.level),
             rectify_due: d.rectify_due,

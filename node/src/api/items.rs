@@ -101,6 +101,17 @@ pub async fn index(
     }))
 }
 
+/// A part of a combined item: the code of the department that decides it (see
+/// `/api/v1/departments/{code}`), what it decides, and its own limit when shorter than
+/// the whole's.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ItemPartView {
+    pub department: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_days: Option<u32>,
+}
+
 /// One item's full service guide (办事指南) with every SZDB/Z 176 §9.1.2 element.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct ItemView {
@@ -128,6 +139,10 @@ pub struct ItemView {
     /// 决定部门: the code of the department that decides its cases (§5.7.2, see
     /// `/api/v1/departments/{code}`); absent when the accepting office decides.
     pub decided_by: Option<String>,
+    /// 并联审批 (SZDB/Z 176 §7.5; 行政许可法 §26): a combined item's parts, each decided by
+    /// its department at the same time; empty for an ordinary item.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<ItemPartView>,
     /// 行使层级.
     pub level: String,
     /// 服务对象: `natural_person` and/or `legal_person`.
@@ -322,6 +337,15 @@ impl From<Item> for ItemView {
             },
             delegated_by: item.delegated_by.clone(),
             decided_by: item.decided_by.clone(),
+            parts: item
+                .parts
+                .iter()
+                .map(|p| ItemPartView {
+                    department: p.department.clone(),
+                    name: p.name.clone(),
+                    limit_days: p.limit_days,
+                })
+                .collect(),
             level: item.level().zh().into(),
             service_objects: item
                 .service_objects

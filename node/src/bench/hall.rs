@@ -252,6 +252,8 @@ async fn build(
         .into_iter()
         // The station may not decide a delegated item's cases (the department does).
         .filter(|i| i.delegated_by.is_none())
+        // Nor a combined item's (its departments decide, 并联审批).
+        .filter(|i| i.parts.is_empty())
         .collect();
     for item in &items {
         district

@@ -69,6 +69,8 @@ async fn run(args: &SinkBenchArgs, root: &std::path::Path, url: &str) -> anyhow:
         crate::demo::demo_catalog()
             .into_iter()
             .filter(|i| i.case_type == yizhan_sync::domain::item::CaseType::Committed)
+            // A combined item (并联审批) needs its departments at a hall.
+            .filter(|i| i.parts.is_empty())
             .collect::<Vec<_>>(),
     );
     let prepared = Instant::now();

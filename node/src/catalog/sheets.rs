@@ -93,10 +93,11 @@ const ITEM_COLUMNS: &[&str] = &[
     "审批结果",
     "到办事现场次数",
     "生效日期",
+    "并联审批部门",
 ];
 
 /// Columns a sheet written before they existed may lack: read as empty.
-const LATER_COLUMNS: &[&str] = &["生效日期"];
+const LATER_COLUMNS: &[&str] = &["生效日期", "并联审批部门"];
 
 const MATERIAL_COLUMNS: &[&str] = &[
     "实施编码",
@@ -233,6 +234,18 @@ pub fn to_sheets(items: &[Item]) -> Result<Vec<Sheet>, Vec<String>> {
             text(&item.result),
             Value::Number(item.visits),
             opt(&item.effective_date.map(|d| d.to_string())),
+            // 并联审批 (§7.5): one part a line, `部门代码|审查内容|时限`, the limit optional.
+            text(
+                &item
+                    .parts
+                    .iter()
+                    .map(|p| match p.limit_days {
+                        Some(days) => format!("{}|{}|{days}", p.department, p.name),
+                        None => format!("{}|{}", p.department, p.name),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
         ]);
         let material_row = |situation: &str, m: &Material| {
             vec![
@@ -608,6 +621,42 @@ impl RowReader<'_> {
     }
 }
 
+/// The parts of a combined item (并联审批, §7.5), one a line: `部门代码|审查内容|时限`.
+fn read_parts(r: &mut RowReader<'_>) -> Vec<yizhan_sync::domain::combined::ItemPart> {
+    const COLUMN: &str = "并联审批部门";
+    let mut parts = Vec::new();
+    for line in r.lines(COLUMN) {
+        let fields: Vec<&str> = line.split('|').map(str::trim).collect();
+        let limit_days = match fields.get(2) {
+            None => None,
+            Some(days) => match days.parse::<u32>() {
+                Ok(days) => Some(days),
+                Err(_) => {
+                    r.bad(
+                        COLUMN,
+                        format!("{line:?}: {days:?} is not a number of days"),
+                    );
+                    continue;
+                }
+            },
+        };
+        match fields[..] {
+            [department, name] | [department, name, _] => {
+                parts.push(yizhan_sync::domain::combined::ItemPart {
+                    department: department.to_string(),
+                    name: name.to_string(),
+                    limit_days,
+                })
+            }
+            _ => r.bad(
+                COLUMN,
+                format!("{line:?} is not 部门代码|审查内容 or 部门代码|审查内容|时限"),
+            ),
+        }
+    }
+    parts
+}
+
 /// Builds the catalog from sheets given as rows of text (the first row the headers).
 pub fn from_sheets(given: Vec<(String, Vec<Vec<String>>)>) -> Result<Vec<Item>, Vec<CellProblem>> {
     let mut problems = Vec::new();
@@ -846,7 +895,9 @@ fn read_item(r: &mut RowReader<'_>) -> Option<Item> {
     let remedies = r.required("行政救济途径");
     let result = r.required("审批结果");
     let visits = r.number("到办事现场次数");
+    let parts = read_parts(r);
     Some(Item {
+        parts,
         impl_code: impl_code?,
         version,
         effective_date,

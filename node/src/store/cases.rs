@@ -8,6 +8,7 @@ use yizhan_sync::domain::case::{
     self, Action, CaseState, Event, Intake, MaterialReceived, NewCase, Shortfall, Status,
 };
 use yizhan_sync::domain::codes::{DivisionCode, ImplCode};
+use yizhan_sync::domain::combined::{self, PartState};
 use yizhan_sync::domain::serial::SerialNo;
 use yizhan_sync::engine::{self, Actor, Person};
 use yizhan_sync::ids::{DocId, DocKind, Scope};
@@ -248,6 +249,26 @@ pub struct CaseDetail {
     pub division: yizhan_sync::domain::codes::DivisionCode,
     /// A bad rating's rectification deadline, on that calendar.
     pub rectify_due: Option<String>,
+    /// A combined case's parts (并联审批, §7.5), one per part of its item, as this node
+    /// holds their sub-cases; `state` is the whole's, derived with them.
+    pub parts: Vec<PartView>,
+}
+
+/// One part of a combined case as its page and the API show it: the department that
+/// decides it and where its sub-case stands.
+#[derive(Clone, Debug)]
+pub struct PartView {
+    pub index: u32,
+    pub name: String,
+    /// The deciding department's name and code.
+    pub department: String,
+    pub department_code: String,
+    pub limit_days: u32,
+    /// The sub-case, once this node holds it.
+    pub case_id: Option<String>,
+    pub status: Option<Status>,
+    pub decision: Option<bool>,
+    pub legal_due: Option<String>,
 }
 
 impl CaseDetail {
@@ -370,10 +391,17 @@ impl Store {
                     message: e.to_string(),
                 })?;
             let node = ctx.identity.record.clone();
+            // A combined case is judged with its parts (并联审批, `domain::combined`).
+            let parts = if case_doc.intake.is_parent() {
+                parts_of(&ctx.conn, case_id.as_str(), &case_doc.intake)?.0
+            } else {
+                Vec::new()
+            };
             let new_events = {
                 let ctx = std::cell::RefCell::new(&mut *ctx);
-                engine::act::<StoreError>(
+                engine::act_combined::<StoreError>(
                     &case_doc,
+                    &parts,
                     actions,
                     Actor {
                         node: &node,
@@ -395,10 +423,19 @@ impl Store {
             let origin = ctx.origin;
             doc::add_events(ctx.doc_mut(&case_id)?, &origin, &new_events)
                 .map_err(|e| StoreError::Internal(e.to_string()))?;
+            let accepted_now = new_events
+                .iter()
+                .any(|e| matches!(e.action, Action::Accept { .. }));
             let mut events = case_doc.events.clone();
             events.extend(new_events);
             let case_doc = doc::CaseDoc { events, ..case_doc };
-            finish_case_write(ctx, &case_id, &case_doc, now_ms)
+            finish_case_write(ctx, &case_id, &case_doc, now_ms)?;
+            // One acceptance of a combined item makes its sub-cases, in the same
+            // transaction: each accepted and sent to its department's hall (§7.5).
+            if accepted_now && case_doc.intake.is_parent() {
+                create_parts(ctx, &case_id, &case_doc, &person, now_ms)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -526,6 +563,23 @@ pub(super) fn create_case_in(
         None => None,
     };
     let intake = intake.with_decider(&item, decider.as_ref())?;
+    // A combined item's parts (并联审批, §7.5), each with its department as this node
+    // knows it; an unknown one refuses the intake as for `decided_by`.
+    let mut departments = Vec::with_capacity(item.parts.len());
+    for part in &item.parts {
+        departments.push(super::departments::department_for(
+            &ctx.conn,
+            &part.department,
+            &ctx.division,
+        )?);
+    }
+    let intake = intake.with_parts(&item, |code| {
+        departments
+            .iter()
+            .flatten()
+            .find(|d| d.code.eq_ignore_ascii_case(code))
+            .cloned()
+    })?;
     let scope = Scope::cases(&ctx.division);
     let origin = ctx.origin;
     let (id, document) =
@@ -598,6 +652,122 @@ fn issue_serial(
     )?)
 }
 
+/// The parts of the combined case `parent_id` as this node holds their sub-cases: one
+/// entry per part of its item (`None`/empty where none is held yet); of two sub-cases
+/// bound to one part (only a misbehaving node makes two), the first by id counts.
+fn parts_of(
+    conn: &Connection,
+    parent_id: &str,
+    parent: &Intake,
+) -> Result<(Vec<Option<PartState>>, Vec<PartView>), StoreError> {
+    let mut states: Vec<Option<PartState>> = vec![None; parent.item.parts.len()];
+    let mut views: Vec<PartView> = parent
+        .item
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(index, part)| PartView {
+            index: index as u32,
+            name: part.name.clone(),
+            department: part.decider.name.clone(),
+            department_code: part.decider.code.clone(),
+            limit_days: part.limit_days,
+            case_id: None,
+            status: None,
+            decision: None,
+            legal_due: None,
+        })
+        .collect();
+    let held: Vec<(String, Vec<u8>, i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT p.id, d.bytes, d.upto, c.legal_due FROM case_parts p
+             JOIN documents d ON d.id = p.id LEFT JOIN cases c ON c.id = p.id
+             WHERE p.parent_id = ?1 ORDER BY p.part_index, p.id",
+        )?
+        .query_map([parent_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (id, bytes, upto, legal_due) in held {
+        let (document, _) = super::snapshot::load_from(conn, &id, &bytes, upto)?;
+        let sub = doc::read_case(&document).map_err(|e| StoreError::Corrupt {
+            id: id.clone(),
+            message: e.to_string(),
+        })?;
+        let Some(index) = combined::counts_for(parent_id, parent, &sub.intake) else {
+            continue;
+        };
+        if states[index].is_some() {
+            continue;
+        }
+        let state = case::derive(&sub.intake, &sub.events);
+        views[index].case_id = Some(id);
+        views[index].status = Some(state.status);
+        views[index].decision = state.decision;
+        views[index].legal_due = legal_due;
+        states[index] = Some(PartState {
+            status: state.status,
+            decision: state.decision,
+        });
+    }
+    Ok((states, views))
+}
+
+/// The sub-cases of a combined case just accepted (并联审批, §7.5): one per part, bound to
+/// the parent and the part's department, accepted by the same person (each with its own
+/// serial number) and sent (转办) to the department at its hall, where its members decide
+/// it. All in the parent's acceptance's transaction.
+fn create_parts(
+    ctx: &mut WriteCtx,
+    parent_id: &DocId,
+    parent: &doc::CaseDoc,
+    person: &Person,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let origin = ctx.origin;
+    let node = ctx.identity.record.clone();
+    for (index, part) in parent.intake.item.parts.iter().enumerate() {
+        let submitted_at = ctx.tick(now_ms)?;
+        let intake = parent.intake.part(parent_id.as_str(), index, submitted_at);
+        let scope = parent.scope.clone();
+        let (id, document) = doc::new_case(&origin, &scope, &intake)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        ctx.insert_doc(id.clone(), document);
+        let sub = doc::CaseDoc {
+            scope,
+            intake,
+            events: Vec::new(),
+            newer: Vec::new(),
+        };
+        finish_case_write(ctx, &id, &sub, now_ms)?;
+        let events = {
+            let ctx = std::cell::RefCell::new(&mut *ctx);
+            engine::act::<StoreError>(
+                &sub,
+                vec![
+                    NewAction::Accept,
+                    NewAction::Do(Action::Transfer {
+                        to: part.decider.name.clone(),
+                        reason: part.name.clone(),
+                        to_node: Some(part.decider.hall),
+                    }),
+                ],
+                Actor {
+                    node: &node,
+                    person,
+                },
+                &mut || ctx.borrow_mut().tick(now_ms),
+                &mut |code, date| issue_serial(&mut ctx.borrow_mut(), code, date),
+            )?
+        };
+        doc::add_events(ctx.doc_mut(&id)?, &origin, &events)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let sub = doc::CaseDoc { events, ..sub };
+        finish_case_write(ctx, &id, &sub, now_ms)?;
+    }
+    Ok(())
+}
+
 fn read_detail(
     conn: &Connection,
     column: &str,
@@ -631,7 +801,13 @@ fn read_detail(
     };
     let (document, _) = super::snapshot::load_from(conn, &summary.id, &bytes, upto)?;
     let case_doc = doc::read_case(&document).map_err(|e| corrupt(e.to_string()))?;
-    let state: CaseState = case::derive(&case_doc.intake, &case_doc.events);
+    let own: CaseState = case::derive(&case_doc.intake, &case_doc.events);
+    let (part_states, parts) = if case_doc.intake.is_parent() {
+        parts_of(conn, &summary.id, &case_doc.intake)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let state = combined::combine(&case_doc.intake, own, &part_states);
     let conflicting: Vec<&str> = state
         .conflicts
         .iter()
@@ -662,6 +838,7 @@ fn read_detail(
         newer: case_doc.newer.iter().map(|n| n.kind.clone()).collect(),
         division: case_doc.scope.division(),
         rectify_due,
+        parts,
         intake: case_doc.intake,
         state,
         events,

@@ -72,8 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "departments",
         include_str!("migrations/020_departments.sql"),
     ),
-    // Given to another branch of issue 15: empty here until that branch's file takes it.
-    (21, "unused", ""),
+    (
+        21,
+        "case_parts",
+        include_str!("migrations/021_case_parts.sql"),
+    ),
     (
         22,
         "case_steps",

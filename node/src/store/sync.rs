@@ -1217,10 +1217,21 @@ impl ChangeLog for StoreLog<'_> {
             }
             None => None,
         };
+        let mut parts = Vec::with_capacity(item.parts.len());
+        for part in &item.parts {
+            let hall = super::departments::department_for(
+                &self.ctx.conn,
+                &part.department,
+                &scope.division(),
+            )?
+            .map(|d| d.hall);
+            parts.push((part.department.clone(), hall));
+        }
         Ok(Some(yizhan_sync::effect::ItemFacts {
             version,
             decided_by: item.decided_by,
             hall,
+            parts,
         }))
     }
 

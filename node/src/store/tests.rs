@@ -55,6 +55,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
          ALTER TABLE cases DROP COLUMN step_no; ALTER TABLE cases DROP COLUMN step_name;
          ALTER TABLE cases DROP COLUMN step_due; ALTER TABLE cases DROP COLUMN step_yellow_on;
          ALTER TABLE cases DROP COLUMN step_red_on;
+         DROP TABLE case_parts;
          PRAGMA user_version = 7;",
     )
     .unwrap();
@@ -412,7 +413,12 @@ async fn refused_writes_change_nothing() {
 async fn rebuild_reproduces_every_row() {
     let (_dir, store) = open_temp();
     publish_catalog(&store).await;
-    let items = demo_catalog();
+    // A combined item needs its departments, which a station alone has not: its own
+    // test (`a_combined_case_is_decided_by_its_parts_and_rebuilt`) covers it.
+    let items: Vec<Item> = demo_catalog()
+        .into_iter()
+        .filter(|i| i.parts.is_empty())
+        .collect();
     // Writes in time order, as a node makes them: receive all, accept most, suspend some.
     let mut ids = Vec::new();
     for item in &items {
@@ -483,7 +489,7 @@ async fn rebuild_reproduces_every_row() {
     let report = store.rebuild().await.unwrap();
     assert_eq!(report.rows_differing, 0);
     assert!(report.unreadable.is_empty());
-    assert_eq!(report.items as usize, items.len());
+    assert_eq!(report.items as usize, demo_catalog().len());
     assert_eq!(report.cases as usize, items.len());
     assert_eq!(store.content_digest().await.unwrap(), before);
     // A rebuild that changed nothing leaves a PostgreSQL sink's position valid.
@@ -987,6 +993,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
              ALTER TABLE cases DROP COLUMN step_due;
              ALTER TABLE cases DROP COLUMN step_yellow_on;
              ALTER TABLE cases DROP COLUMN step_red_on;
+             DROP TABLE case_parts;
              PRAGMA user_version = 11;",
         )
         .unwrap();
@@ -1883,4 +1890,171 @@ async fn the_departments_cases_were_sent_to_are_listed_once_each() {
         store.case_departments().await.unwrap(),
         ["区人社局", "区民政局"]
     );
+}
+
+/// 并联审批 (SZDB/Z 176 §7.5; 行政许可法 §26) in the store, at a hall whose departments
+/// decide: one acceptance of the demo's combined item makes its three sub-cases, each
+/// accepted and sent to its department; the whole is decided only once the third part
+/// is, its limits are the law's 45 days, and a rebuild derives the parts' rows again.
+#[tokio::test]
+async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
+    use yizhan_sync::auth::NodeRole;
+    let day = |d: &str| -> Date { d.parse().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options();
+    opts.identity = identity(9, NodeRole::Subdistrict, "440399001");
+    let store = Store::open(&dir.path().join("yizhan.db"), opts).unwrap();
+    publish_catalog(&store).await;
+    let combined = demo_catalog()
+        .into_iter()
+        .find(|i| !i.parts.is_empty())
+        .expect("the demo catalog has a combined item");
+    let admin = Staff {
+        role: crate::store::Role::Admin,
+        ..staff()
+    };
+    // Without its departments the intake is refused, naming the first unknown one.
+    let refused = store
+        .create_case(
+            combined.impl_code.to_string(),
+            complete_application(&combined),
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Case(CaseError::UnknownDecidingDepartment { code }) if code == "SCJ"),
+        "{refused:?}"
+    );
+    let names = ["区市场监督管理局", "区消防救援大队", "区城市管理局"];
+    for (part, name) in combined.parts.iter().zip(names) {
+        store
+            .create_department(
+                part.department.clone(),
+                name.into(),
+                admin.clone(),
+                at("2026-03-02"),
+            )
+            .await
+            .unwrap();
+    }
+    let id = receive(&store, &combined, "2026-03-02").await;
+    let received = store
+        .get_case(id.to_string(), day("2026-03-02"))
+        .await
+        .unwrap();
+    assert_eq!(received.parts.len(), 3);
+    assert!(received.parts.iter().all(|p| p.case_id.is_none()));
+    assert_eq!(received.intake.item.legal_limit_days, 45);
+    assert_eq!(received.intake.item.legal_extension_days, 15);
+    accept(&store, &id, "2026-03-02").await;
+    let accepted = store
+        .get_case(id.to_string(), day("2026-03-02"))
+        .await
+        .unwrap();
+    assert_eq!(accepted.state.status, Status::Accepted);
+    // 45 working days from 2 March 2026 (清明 and 劳动节 off, 9 May worked).
+    assert_eq!(accepted.summary.legal_due.as_deref(), Some("2026-05-08"));
+    let subs: Vec<DocId> = accepted
+        .parts
+        .iter()
+        .map(|p| DocId::parse(p.case_id.as_deref().expect("made at acceptance")).unwrap())
+        .collect();
+    for (n, (sub, name)) in subs.iter().zip(names).enumerate() {
+        let part = store
+            .get_case(sub.to_string(), day("2026-03-03"))
+            .await
+            .unwrap();
+        assert_eq!(part.state.status, Status::Accepted);
+        assert_eq!(part.state.holder.as_deref(), Some(name));
+        assert!(part.summary.serial_no.is_some());
+        // The fire check's own 10 days: 16 March.
+        if n == 1 {
+            assert_eq!(part.summary.legal_due.as_deref(), Some("2026-03-16"));
+        }
+        let member = Staff {
+            username: format!("dept{n}"),
+            counter: name.into(),
+            role: crate::store::Role::Department,
+        };
+        // The whole is never decided as such, nor completed before its parts.
+        let early = store
+            .act_on_case(
+                id.clone(),
+                vec![NewAction::Do(Action::Complete {
+                    result: "准予".into(),
+                    delivery: "窗口领取".into(),
+                })],
+                admin.clone(),
+                at("2026-03-10"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(early, StoreError::Case(CaseError::DecidedByParts { .. })),
+            "{early:?}"
+        );
+        store
+            .act_on_case(
+                sub.clone(),
+                vec![
+                    NewAction::Do(Action::SignFor {
+                        note: String::new(),
+                        on_behalf_of: None,
+                    }),
+                    NewAction::Do(Action::Decide {
+                        approved: true,
+                        reason: "符合条件".into(),
+                        basis: "《行政许可法》".into(),
+                        remedies: String::new(),
+                        on_behalf_of: None,
+                    }),
+                ],
+                member,
+                at("2026-03-10"),
+            )
+            .await
+            .unwrap();
+        let whole = store
+            .get_case(id.to_string(), day("2026-03-10"))
+            .await
+            .unwrap();
+        let expected = if n < 2 {
+            Status::Accepted
+        } else {
+            Status::Decided
+        };
+        assert_eq!(whole.state.status, expected, "after part {n}");
+        assert_eq!(whole.parts[n].status, Some(Status::Decided));
+    }
+    let whole = store
+        .get_case(id.to_string(), day("2026-03-10"))
+        .await
+        .unwrap();
+    assert_eq!(whole.state.decision, Some(true));
+    store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Do(Action::Complete {
+                result: "准予".into(),
+                delivery: "窗口领取".into(),
+            })],
+            admin,
+            at("2026-03-11"),
+        )
+        .await
+        .unwrap();
+    let report = store.rebuild().await.unwrap();
+    assert_eq!(report.rows_differing, 0, "{report:?}");
+    let bound: i64 = store
+        .read(|conn| Ok(conn.query_row("SELECT count(*) FROM case_parts", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(bound, 3);
+    let done = store
+        .get_case(id.to_string(), day("2026-03-11"))
+        .await
+        .unwrap();
+    assert_eq!(done.state.status, Status::Completed);
 }

@@ -383,6 +383,11 @@ impl WriteCtx {
                 what: format!("document {id}"),
             })?;
             snapshot::write(&self.conn, id, kind, scope, doc, created, now_ms as i64)?;
+            // Inserted once; a later change in the same write (a sub-case accepted as it
+            // is made) updates it.
+            if created {
+                self.created.retain(|c| c != id);
+            }
             if let Some(s) = self.cache.since_snapshot(id) {
                 *s = 0;
             }
@@ -476,6 +481,13 @@ pub(super) fn store_case_rows(
         row.step_yellow_on,
         row.step_red_on,
     ])?;
+    // A sub-case's binding to its parent (并联审批): fixed at creation, written once.
+    if let Some((parent, index)) = &row.part_of {
+        conn.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO {prefix}case_parts (id, parent_id, part_index) VALUES (?1, ?2, ?3)"
+        ))?
+        .execute(params![row.id, parent, index])?;
+    }
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json, voided)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)

@@ -634,6 +634,46 @@ struct CasePage<'a> {
     appointment: Option<String>,
     /// The applicant's query code (查询码).
     query_code: String,
+    /// A combined case's parts (并联审批, §7.5): what each decides, its department, its
+    /// sub-case here (if held) and where it stands, in words.
+    parts: Vec<PartRow>,
+}
+
+/// A part of a combined case, in words, for the case page and the applicant's status page.
+#[derive(Clone, Debug)]
+pub struct PartRow {
+    pub name: String,
+    pub department: String,
+    pub case_id: Option<String>,
+    pub state: String,
+}
+
+/// The parts of a combined case in the reader's words: the sub-case's status, with the
+/// decision once decided; a part whose sub-case has not reached this node says so.
+pub fn part_rows(t: &Tr, d: &CaseDetail) -> Vec<PartRow> {
+    d.parts
+        .iter()
+        .map(|p| PartRow {
+            name: p.name.clone(),
+            department: p.department.clone(),
+            case_id: p.case_id.clone(),
+            state: match (p.status, p.decision) {
+                (None, _) => t.get("case.part_not_here").into_owned(),
+                (Some(status), decision) => {
+                    let mut words = t.get(&format!("status.{}", status.as_str())).into_owned();
+                    if let Some(approved) = decision {
+                        words.push_str(" · ");
+                        words.push_str(&t.get(if approved {
+                            "case.part_approved"
+                        } else {
+                            "case.part_denied"
+                        }));
+                    }
+                    words
+                }
+            },
+        })
+        .collect()
 }
 
 impl CasePage<'_> {
@@ -753,6 +793,7 @@ async fn case_page(
         Err(e) => return store_failed(ctx, e),
     };
     let query_code = d.query_code();
+    let parts = part_rows(ctx.t, &d);
     render(
         ctx.t,
         status,
@@ -760,10 +801,12 @@ async fn case_page(
             chrome: ctx.chrome(),
             t: ctx.t,
             csrf: &staff.csrf,
+            // The derived state's: a combined case's is the whole's, with its parts.
             status: ctx
                 .t
-                .get(&format!("status.{}", d.summary.status.as_str()))
+                .get(&format!("status.{}", d.state.status.as_str()))
                 .into_owned(),
+            parts,
             d,
             notices,
             supervision,

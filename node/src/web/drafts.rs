@@ -192,8 +192,9 @@ impl DraftPage<'_> {
 }
 
 /// The item's fields the form edits and shows problems beside.
-const FORM_FIELDS: [&str; 33] = [
+const FORM_FIELDS: [&str; 34] = [
     "impl_code",
+    "parts",
     "decided_by",
     "handling_forms",
     "booking",
@@ -831,6 +832,10 @@ fn form_values(body: &Value, checklist: &[ChecklistAnswer]) -> Fields {
         "fees",
         rows_of(&body["fees"], &["name", "standard", "basis"]),
     );
+    put(
+        "parts",
+        rows_of(&body["parts"], &["department", "name", "limit_days"]),
+    );
     put_materials(&mut put, "m", &body["materials"]);
     for (k, situation) in body["situations"]
         .as_array()
@@ -1126,6 +1131,29 @@ fn read_form(
         fees.push(json!({ "name": part(0), "standard": part(1), "basis": part(2) }));
     }
     body["fees"] = keep_rest(&stored["fees"], fees, "name");
+    // 并联审批 (§7.5): one part a line, department code | what it decides | its own limit.
+    let mut parts = Vec::new();
+    for line in raw("parts").lines().filter(|l| !l.trim().is_empty()) {
+        let cells = split(line);
+        let cell = |i: usize| cells.get(i).cloned().unwrap_or_default();
+        let mut part = json!({ "department": cell(0), "name": cell(1) });
+        match cells.get(2).map(String::as_str) {
+            None | Some("") => {}
+            Some(days) => match days.parse::<u32>() {
+                Ok(n) => part["limit_days"] = json!(n),
+                Err(_) => errors.push(("parts".into(), t.words(&Words::new("draft_number")))),
+            },
+        }
+        parts.push(part);
+    }
+    // No parts: none at all, as the item writes it.
+    if parts.is_empty() {
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("parts");
+        }
+    } else {
+        body["parts"] = Value::Array(parts);
+    }
     body["materials"] =
         read_materials(t, &raw, "m", &stored["materials"], "materials", &mut errors);
     let mut procedures = Vec::new();

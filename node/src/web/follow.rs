@@ -838,6 +838,8 @@ pub struct PublicStatus {
     pub notices: Vec<PublicNotice>,
     /// The written response to a bad rating, once the lead has closed the rectification.
     pub reply: Option<(String, String)>,
+    /// A combined case's parts (并联审批, §7.5): each department and where its part stands.
+    pub parts: Vec<super::cases::PartRow>,
 }
 
 /// A notice as the applicant's status page lists it.
@@ -1029,13 +1031,15 @@ fn public_status(
         serial_no: d.summary.serial_no.clone().unwrap_or_default(),
         item_name: d.summary.item_name.clone(),
         impl_code: d.summary.impl_code.clone(),
+        // The derived state's: a combined case's is the whole's, with its parts.
         status: t
-            .get(&format!("status.{}", d.summary.status.as_str()))
+            .get(&format!("status.{}", d.state.status.as_str()))
             .into_owned(),
+        parts: super::cases::part_rows(t, d),
         accepted_on: d.summary.accepted_on.clone(),
         committed_due: d.summary.committed_due.clone(),
         closed_on: d.summary.closed_on.clone(),
-        suspended: d.summary.status == Status::Suspended,
+        suspended: d.state.status == Status::Suspended,
         missing: d.missing.iter().map(|m| m.name.clone()).collect(),
         rated: d
             .state

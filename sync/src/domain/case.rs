@@ -52,6 +52,11 @@ pub struct ItemSnapshot {
     /// in cases received before steps were kept, and for items that list none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepRule>,
+    /// The parts of a combined item (并联审批, §7.5), their departments resolved at intake
+    /// ([`Intake::with_parts`]); a sub-case keeps them too, so its binding is checked
+    /// from its own intake (`domain::combined`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<crate::domain::combined::PartSnapshot>,
 }
 
 /// A process step of the item a case was received under (环节, DOMAIN §4 Process).
@@ -135,6 +140,7 @@ impl ItemSnapshot {
                     post: p.post.clone(),
                 })
                 .collect(),
+            parts: Vec::new(),
         }
     }
 
@@ -303,6 +309,10 @@ pub struct Intake {
     /// version and situation); the snapshot's materials are theirs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub situations: Vec<String>,
+    /// For a sub-case of a combined item (并联审批, §7.5): its parent and part; fixed at
+    /// creation like the rest of the intake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<crate::domain::combined::PartOf>,
 }
 
 /// Everything needed to receive an application, before it has a time and a node.
@@ -333,6 +343,45 @@ impl Intake {
                 return Err(CaseError::UnknownDecidingDepartment { code: code.clone() });
             }
         };
+        Ok(self)
+    }
+
+    /// Freezes a combined item's parts (并联审批, §7.5) with their departments (`find`:
+    /// the department of a code this node knows) and the whole's limits (行政许可法 §26:
+    /// 45 working days, +15, unless the item says less).
+    pub fn with_parts(
+        mut self,
+        item: &Item,
+        find: impl Fn(&str) -> Option<crate::domain::department::Department>,
+    ) -> Result<Intake, CaseError> {
+        if item.parts.is_empty() {
+            return Ok(self);
+        }
+        let whole = crate::domain::combined::whole_limits(
+            item.committed_limit_days,
+            item.legal_limit_days,
+            item.legal_extension_days,
+        );
+        self.item.committed_limit_days = whole.committed_days;
+        self.item.legal_limit_days = whole.legal_days;
+        self.item.legal_extension_days = whole.extension_days;
+        self.item.parts = item
+            .parts
+            .iter()
+            .map(|part| {
+                let department = find(&part.department)
+                    .filter(|d| d.code.eq_ignore_ascii_case(&part.department))
+                    .ok_or_else(|| CaseError::UnknownDecidingDepartment {
+                        code: part.department.clone(),
+                    })?;
+                Ok(crate::domain::combined::PartSnapshot {
+                    decider: department.decider(),
+                    name: part.name.clone(),
+                    limit_days: crate::domain::combined::part_limits(whole, part.limit_days)
+                        .legal_days,
+                })
+            })
+            .collect::<Result<_, CaseError>>()?;
         Ok(self)
     }
 
@@ -428,6 +477,7 @@ impl Intake {
             division,
             submitted_at,
             note: new.note,
+            part_of: None,
         })
     }
 
@@ -1763,6 +1813,12 @@ pub enum CaseError {
     NotDecidingDepartment { department: String },
     #[error("the item is decided by department {code}, which this node does not know yet")]
     UnknownDecidingDepartment { code: String },
+    /// 并联审批 (§7.5; 行政许可法 §26): a combined case is decided by its parts'
+    /// departments; it is neither decided as a whole nor completed before they all are.
+    #[error(
+        "this combined case is decided by its {parts} parts' departments, and completed once all have decided"
+    )]
+    DecidedByParts { parts: u32 },
     #[error("the case has a conflict between concurrent events; a lead must resolve it first")]
     Conflicted,
     #[error("the case has no conflict to resolve")]
@@ -1823,7 +1879,7 @@ pub enum CaseError {
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 39] = [
+    pub const CODES: [&'static str; 40] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1838,6 +1894,7 @@ impl CaseError {
         "delegated_decision",
         "not_deciding_department",
         "unknown_deciding_department",
+        "decided_by_parts",
         "conflicted",
         "nothing_to_resolve",
         "not_a_side",
@@ -1884,6 +1941,7 @@ impl CaseError {
             CaseError::DelegatedDecision { .. } => "delegated_decision",
             CaseError::NotDecidingDepartment { .. } => "not_deciding_department",
             CaseError::UnknownDecidingDepartment { .. } => "unknown_deciding_department",
+            CaseError::DecidedByParts { .. } => "decided_by_parts",
             CaseError::Conflicted => "conflicted",
             CaseError::NothingToResolve => "nothing_to_resolve",
             CaseError::NotASide { .. } => "not_a_side",
@@ -1955,6 +2013,9 @@ impl CaseError {
             }
             CaseError::UnknownDecidingDepartment { code } => {
                 vec![("code", P::Text(code.clone()))]
+            }
+            CaseError::DecidedByParts { parts } => {
+                vec![("parts", P::Number(u64::from(*parts)))]
             }
             CaseError::NotASide { event_id } => vec![("event", P::Text(event_id.clone()))],
             CaseError::ResolutionIncomplete { left } => vec![("left", P::Number(*left as u64))],
@@ -2039,6 +2100,7 @@ impl CaseError {
                 department: "民政局".into(),
             },
             CaseError::UnknownDecidingDepartment { code: "M1".into() },
+            CaseError::DecidedByParts { parts: 3 },
             CaseError::Conflicted,
             CaseError::NothingToResolve,
             CaseError::NotASide {
@@ -2114,6 +2176,7 @@ impl CaseError {
                 | CaseError::DelegatedDecision { .. }
                 | CaseError::NotDecidingDepartment { .. }
                 | CaseError::UnknownDecidingDepartment { .. }
+                | CaseError::DecidedByParts { .. }
                 | CaseError::Conflicted
                 | CaseError::NothingToResolve
                 | CaseError::NotASide { .. }

@@ -42,6 +42,11 @@ pub struct Item {
     /// decision; with `delegated_by`, the station accepts and the department decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+    /// 并联审批 (SZDB/Z 176 §7.5; 行政许可法 §26): the parts of a combined item, each decided
+    /// by its own department at the same time; empty for an ordinary item. One acceptance
+    /// makes a parent case and a sub-case per part (`domain::combined`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<super::combined::ItemPart>,
     /// 服务对象.
     pub service_objects: Vec<ServiceObject>,
     /// 设定依据 (§9.1.2 设立依据), most authoritative first.
@@ -584,6 +589,30 @@ pub const ITEM_PROBLEMS: &[(&str, &str)] = &[
         "{field}: must be the id of an attachment (a-…)",
     ),
     (
+        "item_parts_too_few",
+        "parts: a combined item needs at least two parts",
+    ),
+    (
+        "item_parts_department",
+        "{field}: {code} is not a department code",
+    ),
+    (
+        "item_parts_department_twice",
+        "{field}: department {code} decides another part already",
+    ),
+    (
+        "item_parts_limit",
+        "{field}: its limit of {days} days is not 1 to the whole's {whole}",
+    ),
+    (
+        "item_parts_decided_by_one",
+        "decided_by: a combined item is decided by its parts' departments, not by one",
+    ),
+    (
+        "item_parts_instant",
+        "case_type: a combined item is a committed item (承诺件)",
+    ),
+    (
         super::text::Refused::CODE,
         "{field} contains the control or layout character {char}; type the text again without it",
     ),
@@ -749,6 +778,10 @@ impl Item {
         }
         self.step_problems(&mut problems);
         self.situation_problems(&mut problems);
+        // 并联审批 (§7.5): the parts' own rule, as a code with its English words.
+        if let Err(invalid) = super::combined::check_parts(self) {
+            problems.push(parts_problem(&invalid));
+        }
         for (i, p) in self.special_procedures.iter().enumerate() {
             if !filled(&p.name) {
                 problems.push(P::new(
@@ -988,6 +1021,27 @@ impl Item {
     }
 }
 
+/// A combined item's parts' problem (并联审批, §7.5) as one of the item's.
+fn parts_problem(invalid: &super::combined::PartsInvalid) -> ItemProblem {
+    use super::combined::PartsInvalid as E;
+    let at = |index: &usize| format!("parts[{index}]");
+    match invalid {
+        E::TooFew => ItemProblem::new("parts", "item_parts_too_few"),
+        E::BadDepartment { index, code } => {
+            ItemProblem::new(at(index), "item_parts_department").with("code", code)
+        }
+        E::DepartmentTwice { index, code } => {
+            ItemProblem::new(at(index), "item_parts_department_twice").with("code", code)
+        }
+        E::NoName { index } => ItemProblem::new(format!("parts[{index}].name"), "item_empty"),
+        E::Limit { index, days, whole } => ItemProblem::new(at(index), "item_parts_limit")
+            .with("days", days)
+            .with("whole", whole),
+        E::DecidedByOne => ItemProblem::new("decided_by", "item_parts_decided_by_one"),
+        E::Instant => ItemProblem::new("case_type", "item_parts_instant"),
+    }
+}
+
 /// The rules of one material, wherever it is listed (the item's own, or a situation's).
 fn material_problems(at: &str, m: &Material, problems: &mut Vec<ItemProblem>) {
     type P = ItemProblem;
@@ -1154,6 +1208,7 @@ pub(crate) mod tests {
                 not_needed: vec![],
             }],
             decided_by: None,
+            parts: Vec::new(),
         }
     }
 

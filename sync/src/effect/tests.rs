@@ -1788,6 +1788,7 @@ fn a_new_case_keeps_the_deciding_department_its_catalog_names() {
         version: intake(&station).item.version,
         decided_by: Some("MZJ".into()),
         hall: Some(sub().node),
+        parts: Vec::new(),
     };
     let with = |decider: Option<Decider>| {
         let mut i = intake(&station);
@@ -1852,5 +1853,240 @@ fn a_new_case_keeps_the_deciding_department_its_catalog_names() {
         } else {
             assert_eq!(judged, Judgement::Allow, "row {n}");
         }
+    }
+}
+
+/// 并联审批 (§7.5; 行政许可法 §26): a station's combined case and its sub-cases, each bound
+/// to its part's department. The station's honest creation passes; a sub-case bound to
+/// another department or to none (so the station could decide it), to a part the item
+/// lacks, under a longer limit, or to a parent that is not the station's; a whole longer
+/// than 45 days; parts that differ from the catalog's; a decision on a part by the station
+/// or on the whole by anyone; and a rebinding after creation are all refused.
+#[test]
+fn a_combined_cases_parts_are_bound_to_their_departments_and_decided_only_there() {
+    use crate::domain::combined::PartSnapshot;
+    use crate::domain::department::Decider;
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let hall = sub();
+    let other_hall = record(6, NodeRole::Subdistrict, "440304002");
+    let decider = |code: &str, hall: &NodeRecord| Decider {
+        code: code.into(),
+        name: format!("{code}局"),
+        hall: hall.node,
+    };
+    let mut parent = intake(&station);
+    parent.item.parts = ["GHJ", "XFJ", "HBJ"]
+        .iter()
+        .map(|code| PartSnapshot {
+            decider: decider(code, &hall),
+            name: format!("{code} 审查"),
+            limit_days: 20,
+        })
+        .collect();
+    let parent_id = parent.doc_id();
+    let part =
+        |index: usize| parent.part(parent_id.as_str(), index, Hlc::new(T0, 1 + index as u16));
+    let facts = ItemFacts {
+        version: parent.item.version,
+        decided_by: None,
+        hall: None,
+        parts: ["GHJ", "XFJ", "HBJ"]
+            .iter()
+            .map(|c| (c.to_string(), Some(hall.node)))
+            .collect(),
+    };
+    let reordered = ItemFacts {
+        parts: ["XFJ", "GHJ", "HBJ"]
+            .iter()
+            .map(|c| (c.to_string(), Some(hall.node)))
+            .collect(),
+        ..facts.clone()
+    };
+    let no_parts = ItemFacts {
+        parts: Vec::new(),
+        ..facts.clone()
+    };
+    type Edit = Box<dyn Fn(&mut Intake)>;
+    // (what, the intake created, what the receiver knows of the item, refused?)
+    let rows: Vec<(&str, Intake, Edit, Option<&ItemFacts>, bool)> = vec![
+        (
+            "the parent",
+            parent.clone(),
+            Box::new(|_| {}),
+            Some(&facts),
+            false,
+        ),
+        ("a part", part(1), Box::new(|_| {}), Some(&facts), false),
+        (
+            "a part, the item unknown here",
+            part(2),
+            Box::new(|_| {}),
+            None,
+            false,
+        ),
+        (
+            "a part bound to another department",
+            part(1),
+            Box::new(move |i| i.item.decided_by = Some(decider("GHJ", &sub()))),
+            None,
+            true,
+        ),
+        (
+            "a part bound to no department, for the station to decide",
+            part(1),
+            Box::new(|i| i.item.decided_by = None),
+            None,
+            true,
+        ),
+        (
+            "a part bound to its department at another hall",
+            part(1),
+            Box::new(move |i| i.item.decided_by = Some(decider("XFJ", &other_hall))),
+            None,
+            true,
+        ),
+        (
+            "a part the item does not have",
+            part(1),
+            Box::new(|i| i.part_of.as_mut().unwrap().index = 7),
+            None,
+            true,
+        ),
+        (
+            "a part with a longer limit than its part's",
+            part(1),
+            Box::new(|i| i.item.legal_limit_days = 30),
+            None,
+            true,
+        ),
+        (
+            "a part of another station's case",
+            part(1),
+            Box::new(|i| {
+                i.part_of.as_mut().unwrap().parent =
+                    format!("c-0000000000000001-{}", other_station().node.to_hex())
+            }),
+            None,
+            true,
+        ),
+        (
+            "a whole of 46 days",
+            parent.clone(),
+            Box::new(|i| i.item.legal_limit_days = 46),
+            None,
+            true,
+        ),
+        (
+            "a whole whose parts differ from the catalog's",
+            parent.clone(),
+            Box::new(|_| {}),
+            Some(&reordered),
+            true,
+        ),
+        (
+            "a whole whose catalog item names no parts",
+            parent.clone(),
+            Box::new(|_| {}),
+            Some(&no_parts),
+            true,
+        ),
+    ];
+    for (what, mut made, edit, known, refused) in rows {
+        edit(&mut made);
+        let (id, created) = doc::new_case(&origin_of(&station), &scope, &made).unwrap();
+        let change = created.get_changes(&[])[0].clone();
+        let judged = judge_knowing(
+            &station,
+            &envelope_for(&station, &id, DocKind::Case, &scope, &change),
+            &change,
+            None,
+            &never_refused,
+            known,
+        );
+        if refused {
+            assert!(
+                refused_as(&judged, "forbidden_effect"),
+                "{what}: {judged:?}"
+            );
+        } else {
+            assert_eq!(judged, Judgement::Allow, "{what}");
+        }
+    }
+    // Decisions: a part only from its department's hall; the whole from nobody.
+    let accepted = |intake: &Intake| {
+        let (id, held) = doc::new_case(&origin_of(&station), &scope, intake).unwrap();
+        let mut copy = held.fork();
+        doc::add_events(&mut copy, &origin_of(&station), &[accept(&station)]).unwrap();
+        (id, copy)
+    };
+    let (part_id, held_part) = accepted(&part(0));
+    let (whole_id, held_whole) = accepted(&parent);
+    let rows = [
+        (
+            "the department's hall decides its part",
+            &part_id,
+            &held_part,
+            hall.clone(),
+            None,
+        ),
+        (
+            "the station decides a part",
+            &part_id,
+            &held_part,
+            station.clone(),
+            Some("event_not_allowed"),
+        ),
+        (
+            "the district above decides a part",
+            &part_id,
+            &held_part,
+            district(),
+            Some("event_not_allowed"),
+        ),
+        (
+            "the station decides the whole",
+            &whole_id,
+            &held_whole,
+            station.clone(),
+            Some("event_not_allowed"),
+        ),
+        (
+            "the departments' hall decides the whole",
+            &whole_id,
+            &held_whole,
+            hall.clone(),
+            Some("event_not_allowed"),
+        ),
+    ];
+    for (what, id, held, author, expected) in rows {
+        let change = add(&author, held, &[decide(&author)]);
+        let judged = check(&author, &change, id, DocKind::Case, &scope, Some(held));
+        match expected {
+            None => assert_eq!(judged, Judgement::Allow, "{what}"),
+            Some(code) => assert!(refused_as(&judged, code), "{what}: {judged:?}"),
+        }
+    }
+    // A rebinding after creation: the station rewrites its part's intake to bind it to
+    // no department (or to another part) and is refused, whatever it writes.
+    for rebound in [
+        {
+            let mut i = part(0);
+            i.item.decided_by = None;
+            i
+        },
+        part(1),
+    ] {
+        let text = serde_json::to_string(&rebound).unwrap();
+        let change = raw(&station, &held_part, |tx| tx.put(ROOT, "intake", text));
+        let judged = check(
+            &station,
+            &change,
+            &part_id,
+            DocKind::Case,
+            &scope,
+            Some(&held_part),
+        );
+        assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
     }
 }

@@ -23,6 +23,7 @@ use crate::doc::CaseDoc;
 use crate::domain::calendar::{Calendar, Date};
 use crate::domain::case::{self, Action, ActionKind, CaseError, CaseState, Event, Intake};
 use crate::domain::codes::ImplCode;
+use crate::domain::combined::{PartState, combine};
 use crate::domain::hlc::Hlc;
 use crate::domain::serial::SerialNo;
 use crate::ids::NodeId;
@@ -168,6 +169,17 @@ pub fn may(
     let relation = auth::case_relation(actor.node, &intake.division)
         .ok_or(CaseError::NotThisNodes { action: kind })?;
     let delegated_by = intake.item.delegated_by.as_deref();
+    // 并联审批 (§7.5; 行政许可法 §26): a combined case is decided by its parts' departments
+    // (`state` is the parent's combined with its parts, `domain::combined::combine`); the
+    // station completes it once they all have.
+    if intake.is_parent()
+        && (kind == ActionKind::Decide
+            || (kind == ActionKind::Complete && state.status != case::Status::Decided))
+    {
+        return Err(CaseError::DecidedByParts {
+            parts: intake.item.parts.len() as u32,
+        });
+    }
     // §5.7.2: a case a department decides is decided by its members at its hall alone;
     // every receiver checks the node's part ([`auth::may_decide`]).
     if kind == ActionKind::Decide
@@ -346,10 +358,25 @@ pub fn act<E: From<CaseError>>(
     tick: &mut dyn FnMut() -> Result<Hlc, E>,
     serial: &mut dyn FnMut(&ImplCode, Date) -> Result<SerialNo, E>,
 ) -> Result<Vec<Event>, E> {
+    act_combined(case_doc, &[], requests, actor, tick, serial)
+}
+
+/// [`act`] on a case whose state is combined with its parts' (a combined item's parent,
+/// `domain::combined::combine`; `parts` has one entry per part, `None` where this node
+/// holds no sub-case for it).
+pub fn act_combined<E: From<CaseError>>(
+    case_doc: &CaseDoc,
+    parts: &[Option<PartState>],
+    requests: Vec<Request>,
+    actor: Actor<'_>,
+    tick: &mut dyn FnMut() -> Result<Hlc, E>,
+    serial: &mut dyn FnMut(&ImplCode, Date) -> Result<SerialNo, E>,
+) -> Result<Vec<Event>, E> {
     let intake = &case_doc.intake;
     let mut events = case_doc.events.clone();
     events.sort_by_key(|e| (e.at, e.node));
-    let mut state = case::derive(intake, &events);
+    let derive = |events: &[Event]| combine(intake, case::derive(intake, events), parts);
+    let mut state = derive(&events);
     let mut new_events = Vec::with_capacity(requests.len());
     for request in requests {
         may(actor, intake, &state, request.kind())?;
@@ -400,7 +427,7 @@ pub fn act<E: From<CaseError>>(
         };
         events.push(event.clone());
         new_events.push(event);
-        state = case::derive(intake, &events);
+        state = derive(&events);
     }
     Ok(new_events)
 }

@@ -779,3 +779,181 @@ fn only_the_deciding_department_at_its_hall_decides() {
         .contains(&A::Decide)
     );
 }
+
+/// 并联审批 (§7.5; 行政许可法 §26): each part is decided by its own department's member at
+/// its hall, never by another department's; the whole is never decided as such, and the
+/// station completes it only once every part is decided.
+#[test]
+fn a_combined_case_is_decided_by_its_parts_departments_and_completed_after_all() {
+    use crate::domain::combined::{PartSnapshot, PartState, combine};
+    use crate::domain::department::Decider;
+    use ActionKind as A;
+    let station = node(STATION, NodeRole::Station, "440399001001");
+    let hall = node(HALL, NodeRole::Subdistrict, "440399001");
+    let as_department = |name: &str| Person::Staff {
+        username: "d".into(),
+        counter: name.into(),
+        role: StaffRole::Department,
+        chief: false,
+    };
+    let mut parent = intake();
+    parent.item.parts = [
+        ("GHJ", "区规划局"),
+        ("XFJ", "区消防局"),
+        ("HBJ", "区环保局"),
+    ]
+    .iter()
+    .map(|(code, name)| PartSnapshot {
+        decider: Decider {
+            code: (*code).into(),
+            name: (*name).into(),
+            hall: HALL,
+        },
+        name: format!("{name}审查"),
+        limit_days: 20,
+    })
+    .collect();
+    let fire = parent.part(
+        parent.doc_id().as_str(),
+        1,
+        crate::domain::hlc::Hlc::new(crate::domain::case::tests::ms("2026-03-02", 9), 1),
+    );
+    let accept = event(STATION, "2026-03-03", 9, sample_action(A::Accept));
+    let sent = case::derive(
+        &fire,
+        &[
+            accept.clone(),
+            event(
+                STATION,
+                "2026-03-03",
+                10,
+                Action::Transfer {
+                    to: "区消防局".into(),
+                    reason: "并联审批".into(),
+                    to_node: Some(HALL),
+                },
+            ),
+        ],
+    );
+    let own = case::derive(&parent, std::slice::from_ref(&accept));
+    let decided = |approved| {
+        Some(PartState {
+            status: case::Status::Decided,
+            decision: Some(approved),
+        })
+    };
+    let two_of_three = combine(&parent, own.clone(), &[decided(true), decided(true), None]);
+    let all_three = combine(
+        &parent,
+        own.clone(),
+        &[decided(true), decided(false), decided(true)],
+    );
+    assert_eq!(all_three.decision, Some(false));
+    let (fire_member, planning_member) = (as_department("区消防局"), as_department("区规划局"));
+    let (lead, worker) = (staff(StaffRole::Lead), staff(StaffRole::Worker));
+    // (where, who, the part or the whole, as it stands, what, allowed or the code)
+    type Row<'a> = (
+        &'a NodeRecord,
+        &'a Person,
+        &'a Intake,
+        &'a CaseState,
+        ActionKind,
+        Result<(), &'a str>,
+    );
+    let rows: Vec<Row<'_>> = vec![
+        (&hall, &fire_member, &fire, &sent, A::Decide, Ok(())),
+        (
+            &hall,
+            &planning_member,
+            &fire,
+            &sent,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &station,
+            &lead,
+            &fire,
+            &sent,
+            A::Decide,
+            Err("not_deciding_department"),
+        ),
+        (
+            &station,
+            &lead,
+            &parent,
+            &own,
+            A::Decide,
+            Err("decided_by_parts"),
+        ),
+        (
+            &hall,
+            &fire_member,
+            &parent,
+            &own,
+            A::Decide,
+            Err("decided_by_parts"),
+        ),
+        (
+            &station,
+            &worker,
+            &parent,
+            &own,
+            A::Complete,
+            Err("decided_by_parts"),
+        ),
+        (
+            &station,
+            &worker,
+            &parent,
+            &two_of_three,
+            A::Complete,
+            Err("decided_by_parts"),
+        ),
+        (&station, &worker, &parent, &all_three, A::Complete, Ok(())),
+        // The whole is still accepted, suspended and extended at the station.
+        (&station, &lead, &parent, &own, A::Extend, Ok(())),
+    ];
+    for (node, person, intake, state, kind, expected) in rows {
+        let actor = Actor { node, person };
+        assert_eq!(
+            may(actor, intake, state, kind).map_err(|e| e.code()),
+            expected,
+            "{:?} {person:?} {kind:?}",
+            node.role
+        );
+    }
+    // `act_combined` derives the whole with its parts: completion once all are decided.
+    let case_doc = CaseDoc {
+        scope: crate::ids::Scope::cases(&station.division),
+        intake: parent.clone(),
+        events: vec![accept],
+        newer: Vec::new(),
+    };
+    let complete = || vec![Request::Do(sample_action(A::Complete))];
+    let mut clock = HlcClock::default();
+    let now = crate::domain::case::tests::ms("2026-03-20", 10);
+    let actor = Actor {
+        node: &station,
+        person: &worker,
+    };
+    let early = act_combined::<CaseError>(
+        &case_doc,
+        &[decided(true), decided(true), None],
+        complete(),
+        actor,
+        &mut || Ok(clock.tick(now)),
+        &mut |_, _| panic!("no serial number"),
+    );
+    assert_eq!(early.unwrap_err().code(), "decided_by_parts");
+    let done = act_combined::<CaseError>(
+        &case_doc,
+        &[decided(true), decided(true), decided(true)],
+        complete(),
+        actor,
+        &mut || Ok(clock.tick(now)),
+        &mut |_, _| panic!("no serial number"),
+    )
+    .unwrap();
+    assert_eq!(done.len(), 1);
+}
