@@ -455,6 +455,16 @@ mod tests {
         keys.extend(Status::ALL.iter().map(|s| format!("status.{}", s.as_str())));
         keys.extend(Rule::ALL.iter().map(|r| format!("rule.{}", r.code())));
         keys.extend(
+            yizhan_sync::domain::fee::PayMethod::ALL
+                .iter()
+                .map(|m| format!("fee.method.{}", m.as_str())),
+        );
+        keys.extend(
+            ActionKind::ALL
+                .iter()
+                .map(|k| format!("event.{}", k.as_str())),
+        );
+        keys.extend(
             CodeKind::ALL
                 .iter()
                 .map(|k| format!("code.what.{}", k.as_str())),

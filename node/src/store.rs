@@ -82,8 +82,8 @@ pub use notification::{NewNotification, NotificationView};
 pub use rebuild::RebuildReport;
 pub use staff::{NewStaff, StaffPatch, Standing, TreeAccount, staff_refused};
 pub use stats::{
-    EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,
-    Snapshot, Workload,
+    EXPORT_CAP, ExportCase, FeeFigures, LevelCounts, Month, MonthFigures, OpenRectification,
+    PeriodStats, Snapshot, Workload,
 };
 pub use supervision::{NewSupervision, SupervisionFilter, SupervisionView};
 pub use sync::{Enrolled, PeerRefusal, PeerStatus, QuarantinedChange, Relation};

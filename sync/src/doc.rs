@@ -303,6 +303,9 @@ pub struct ItemRules {
     pub delegated_by: Option<String>,
     #[serde(default)]
     pub decided_by: Option<crate::domain::department::Decider>,
+    /// The item version's fee lines (§9.5): what a payment or an exemption may name.
+    #[serde(default)]
+    pub fees: Vec<crate::domain::item::FeeLine>,
 }
 
 /// Reads a case's [`ItemRules`].
@@ -465,6 +468,24 @@ pub struct CaseRow {
     pub phone_digits: String,
     /// The last transfer was signed for by its sender on a department's behalf.
     pub signed_on_behalf: bool,
+    /// The payments and exemptions that count (§9.5), for the fee statistics.
+    pub fees: Vec<FeeRow>,
+}
+
+/// One `case_fees` row: a payment or an exemption that counts (neither voided nor in
+/// conflict), as `derive` applied it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeeRow {
+    pub event_id: String,
+    /// `pay` or `exempt`, as the event kinds.
+    pub kind: &'static str,
+    pub fee: String,
+    pub amount_fen: u64,
+    pub method: Option<&'static str>,
+    pub receipt: Option<String>,
+    /// The day it was recorded, China time.
+    pub on: String,
+    pub staff: String,
 }
 
 /// One `case_events` row.
@@ -519,6 +540,38 @@ fn warning_dates(state: &case::CaseState, deadlines: Option<&Deadlines>) -> [Opt
         }
         _ => [d.yellow_on, d.red_on, d.breach_on].map(|date| Some(date.to_string())),
     }
+}
+
+/// The payments and exemptions of a case's fee lines, one row each.
+fn fee_rows(fees: &crate::domain::fee::CaseFees) -> Vec<FeeRow> {
+    let mut rows = Vec::new();
+    for line in &fees.lines {
+        if let Some(p) = &line.payment {
+            rows.push(FeeRow {
+                event_id: p.event_id.clone(),
+                kind: "pay",
+                fee: line.line.name.clone(),
+                amount_fen: p.amount_fen,
+                method: Some(p.method.as_str()),
+                receipt: Some(p.receipt.clone()),
+                on: p.on.to_string(),
+                staff: p.staff.clone(),
+            });
+        }
+        if let Some(e) = &line.exemption {
+            rows.push(FeeRow {
+                event_id: e.event_id.clone(),
+                kind: "exempt",
+                fee: line.line.name.clone(),
+                amount_fen: e.amount_fen,
+                method: None,
+                receipt: None,
+                on: e.on.to_string(),
+                staff: e.staff.clone(),
+            });
+        }
+    }
+    rows
 }
 
 /// Derives the rows of a case.
@@ -600,6 +653,7 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
             .signed_for
             .as_ref()
             .is_some_and(|s| s.on_behalf_of.is_some()),
+        fees: fee_rows(&state.fees),
     };
     let conflicting: Vec<&str> = state
         .conflicts

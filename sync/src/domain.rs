@@ -8,6 +8,7 @@ pub mod case;
 pub mod codes;
 pub mod department;
 pub mod draft;
+pub mod fee;
 pub mod hlc;
 pub mod item;
 pub mod notice;

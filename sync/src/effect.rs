@@ -558,6 +558,7 @@ fn case_creation(
         let rules = doc::ItemRules {
             delegated_by: intake.item.delegated_by.clone(),
             decided_by: intake.item.decided_by.clone(),
+            fees: intake.item.fees.clone(),
         };
         event_op(
             author,
@@ -682,6 +683,18 @@ fn event_op<'a>(
                     doc: envelope.doc.to_string(),
                 }
                 .into());
+            }
+            // §9.5.1: a payment or an exemption only of a fee line the case's own item
+            // version lists, above zero and within its fixed amount.
+            if let crate::domain::case::Action::Pay {
+                fee, amount_fen, ..
+            }
+            | crate::domain::case::Action::Exempt {
+                fee, amount_fen, ..
+            } = &event.action
+                && let Err(refused) = crate::domain::fee::check_line(&rules.fees, fee, *amount_fen)
+            {
+                return Err(effect(envelope, format!("event {key}: {refused}")));
             }
             // A node issues serial numbers only in its own segment and epoch.
             if let crate::domain::case::Action::Accept { serial_no, .. } = &event.action

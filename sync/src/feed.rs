@@ -43,11 +43,11 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 /// `department` (a hall's departments and their seals) travel in batches, and items carry
 /// new fields (the guide's new elements, a version's effective date, the deciding
 /// department), which a node of 4 refuses as unknown.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 /// The oldest protocol version this build still speaks: 5, since a node of 4 cannot
 /// decode a batch that carries one of these kinds, refuses the item versions of 5, and
 /// would fail every pull rather than hear "upgrade needed".
-pub const MIN_PROTOCOL_VERSION: u16 = 5;
+pub const MIN_PROTOCOL_VERSION: u16 = 6;
 
 /// Highest sequence number held, per (scope, origin).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

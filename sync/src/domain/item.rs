@@ -474,6 +474,11 @@ pub struct FeeLine {
     pub standard: String,
     /// 收费依据.
     pub basis: String,
+    /// The fixed amount of one charge in fen (分), when the standard is one: what a case's
+    /// payment and exemption of this line may add up to (`domain::fee`). Absent for a
+    /// standard a person reads (e.g. by area or a first issue free): any amount above zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_fen: Option<u64>,
 }
 
 /// Why an item is not acceptable; one entry per problem, each naming the field.
@@ -623,6 +628,19 @@ impl Item {
                     "fees[{i}] ({}): a fee needs the law or regulation that allows it (§9.5)",
                     fee.name
                 ));
+            }
+            if fee
+                .amount_fen
+                .is_some_and(|a| a == 0 || a > crate::domain::fee::MAX_FEN)
+            {
+                problems.push(format!(
+                    "fees[{i}] ({}): an amount in fen must be above zero and at most {}",
+                    fee.name,
+                    crate::domain::fee::MAX_FEN
+                ));
+            }
+            if self.fees[..i].iter().any(|other| other.name == fee.name) {
+                problems.push(format!("fees[{i}]: {} is listed twice", fee.name));
             }
         }
         problems.extend(self.text_problems().err().map(|r| r.to_string()));
@@ -1069,6 +1087,7 @@ pub(crate) mod tests {
                         name: "工本费".into(),
                         standard: "20元".into(),
                         basis: "".into(),
+                        amount_fen: None,
                     })
                 },
                 "needs the law",
@@ -1247,6 +1266,7 @@ pub(crate) mod tests {
             name: "工本费".into(),
             standard: "20元/证".into(),
             basis: "《居住证暂行条例》第十五条".into(),
+            amount_fen: Some(2000),
         });
         item.validate().unwrap();
         assert_eq!(
