@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use yizhan_sync::domain::case::CaseError;
+use yizhan_sync::domain::fee::FeeRefused;
 use yizhan_sync::domain::item::ItemInvalid;
 use yizhan_sync::domain::serial::SerialError;
 use yizhan_sync::ids::{NodeId, Origin};
@@ -260,6 +261,12 @@ impl StoreError {
                 | CaseError::CountedProcedure { .. }
                 | CaseError::WrongApplicant { .. }
                 | CaseError::Text(_) => ErrorClass::Unprocessable,
+                // A second payment or exemption of a line is the case's state; the rest is
+                // what the request says.
+                CaseError::Fee(
+                    FeeRefused::AlreadyPaid { .. } | FeeRefused::AlreadyExempted { .. },
+                ) => ErrorClass::Conflict,
+                CaseError::Fee(_) => ErrorClass::Unprocessable,
                 _ => ErrorClass::Conflict,
             },
             StoreError::Item(_) => ErrorClass::Unprocessable,

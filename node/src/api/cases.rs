@@ -266,6 +266,22 @@ pub enum EventInput {
     /// A lead's resolution of a conflict: the ids of the events decided against (one
     /// side of every conflict) and the reason. The node records the sides kept.
     Resolve { void: Vec<String>, reason: String },
+    /// 收费 (§9.5.2): a fee line of the item paid, in fen, how (cash, card, mobile or
+    /// bank_transfer) and the receipt's number; as `POST /api/v1/cases/{id}/fees`.
+    Pay {
+        fee: String,
+        amount_fen: u64,
+        #[schema(value_type = String, example = "cash")]
+        method: yizhan_sync::domain::fee::PayMethod,
+        receipt: String,
+    },
+    /// 减免: part or all of a fee line waived, with the reason and the policy.
+    Exempt {
+        fee: String,
+        amount_fen: u64,
+        reason: String,
+        basis: String,
+    },
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -372,13 +388,35 @@ impl EventInput {
                 reason,
                 keep: Vec::new(),
             }),
+            EventInput::Pay {
+                fee,
+                amount_fen,
+                method,
+                receipt,
+            } => one(Action::Pay {
+                fee,
+                amount_fen,
+                method,
+                receipt,
+            }),
+            EventInput::Exempt {
+                fee,
+                amount_fen,
+                reason,
+                basis,
+            } => one(Action::Exempt {
+                fee,
+                amount_fen,
+                reason,
+                basis,
+            }),
         }
     }
 }
 
 /// A case's document id; anything else (an item's or a registry's id, or no id at all)
 /// names no case: 404.
-fn case_id(id: &str) -> ApiResult<DocId> {
+pub(super) fn case_id(id: &str) -> ApiResult<DocId> {
     DocId::parse(id)
         .filter(|id| yizhan_sync::effect::kind_of_id(id) == Some(yizhan_sync::ids::DocKind::Case))
         .ok_or_else(|| ApiError::not_found(format!("case {id} not found")))
@@ -752,6 +790,8 @@ pub struct CaseView {
     /// The numbers of the case's sealed notices this node holds, oldest first
     /// (`GET /api/v1/notices/{number}`).
     pub notices: Vec<String>,
+    /// The item version's fee lines with what was paid and waived (§9.5).
+    pub fees: super::fees::CaseFeesView,
 }
 
 /// The department that decides a case.
@@ -917,6 +957,7 @@ impl From<CaseDetail> for CaseView {
             query_code,
             allowed_actions: Vec::new(),
             notices: Vec::new(),
+            fees: super::fees::CaseFeesView::of(&d.state.fees),
         }
     }
 }

@@ -953,11 +953,155 @@ async fn the_openapi_document_covers_every_route() {
         "/api/v1/departments",
         "/api/v1/departments/{code}",
         "/api/v1/departments/{code}/rotate",
+        "/api/v1/cases/{id}/fees",
+        "/api/v1/fees",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
     assert!(doc["components"]["schemas"]["CreateCase"].is_object());
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
+}
+
+/// §9.5 through the API: a case's fee lines, a payment and an exemption recorded and
+/// listed, every bad request refused with its code and nothing written, and the month's
+/// figures for the station's lead or admin only.
+#[tokio::test]
+async fn fees_through_the_api() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (_, case) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let line = case["fees"]["lines"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(case["fees"]["settled"], false);
+    assert!(
+        case["allowed_actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pay"))
+    );
+    let fees = format!("/api/v1/cases/{id}/fees");
+    let before = api.store.content_digest().await.unwrap();
+    for (body, status, code) in [
+        (
+            json!({"kind": "pay", "fee": "办证费", "amount_fen": 2000, "method": "cash", "receipt": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_fee_line",
+        ),
+        (
+            json!({"kind": "pay", "fee": line, "amount_fen": 0, "method": "cash", "receipt": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fee_amount_zero",
+        ),
+        (
+            json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "cash", "receipt": " "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"kind": "exempt", "fee": line, "amount_fen": 500, "reason": "低保户", "basis": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"kind": "pay", "fee": line, "amount_fen": -5, "method": "cash", "receipt": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "cheque", "receipt": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ] {
+        let (got, answer) = api.post(&fees, token, &body).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+
+    let (status, paid) = api
+        .post(
+            &fees,
+            token,
+            &json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "mobile", "receipt": "粤财 No.0001"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(paid["paid_fen"], 2000);
+    assert_eq!(paid["lines"][0]["payment"]["receipt"], "粤财 No.0001");
+    assert_eq!(paid["lines"][0]["payment"]["method"], "mobile");
+    assert_eq!(paid["lines"][0]["payment"]["staff"], "worker");
+    assert_eq!(paid["settled"], true);
+    let (status, twice) = api
+        .post(
+            &fees,
+            token,
+            &json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "cash", "receipt": "2"}),
+        )
+        .await;
+    assert_eq!(
+        (status, twice["error"].as_str()),
+        (StatusCode::CONFLICT, Some("fee_already_paid"))
+    );
+    // The same act as an event.
+    let (status, exempted) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "exempt", "fee": line, "amount_fen": 500, "reason": "低保户", "basis": "民政减免规定"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exempted}");
+    assert_eq!(exempted["fees"]["exempt_fen"], 500);
+    let (status, listed) = api.get(&fees, token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["lines"][0]["exemption"]["reason"], "低保户");
+
+    // An item that charges nothing.
+    let (_, free) = api
+        .post("/api/v1/cases", token, &application("最低生活保障申请"))
+        .await;
+    assert_eq!(free["fees"]["lines"], json!([]));
+    assert!(
+        !free["allowed_actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pay"))
+    );
+    let (status, refused) = api
+        .post(
+            &format!("/api/v1/cases/{}/fees", free["id"].as_str().unwrap()),
+            token,
+            &json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "cash", "receipt": "1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_fees"))
+    );
+
+    // The month's figures: the admin reads them, a worker does not.
+    let (status, report) = api
+        .get("/api/v1/fees?month=2026-03", Some(&api.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["items"][0]["collected_fen"], 2000);
+    assert_eq!(report["items"][0]["paid_cases"], 1);
+    assert_eq!(report["items"][0]["exemptions"], 1);
+    assert_eq!(report["total"]["exempt_fen"], 500);
+    let (status, _) = api.get("/api/v1/fees?month=2026-03", token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.get("/api/v1/fees?month=2026-3", Some(&api.admin)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 mod fuzz {

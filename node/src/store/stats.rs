@@ -279,6 +279,18 @@ impl Store {
         self.read(move |conn| fee_stats(conn, month)).await
     }
 
+    /// [`Store::fee_stats`] for a person of `role` here: the figures of a station's or a
+    /// subtree's counters are read by whom the month's assessment is (`engine::may_assess`).
+    pub async fn fee_report(
+        &self,
+        month: Month,
+        role: yizhan_sync::engine::StaffRole,
+    ) -> Result<Vec<FeeFigures>, StoreError> {
+        yizhan_sync::engine::may_assess(self.own_record(), role)
+            .map_err(|e| StoreError::Forbidden(crate::i18n::Words::from(&e)))?;
+        self.fee_stats(month).await
+    }
+
     /// The figures of each of the `n` months ending with `last`, oldest first.
     pub async fn monthly_stats(
         &self,
