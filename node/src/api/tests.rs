@@ -4194,3 +4194,155 @@ async fn departments_are_created_through_the_pages_by_the_halls_admin_only() {
     let (status, _, _) = anonymous.send(Method::GET, "/departments", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+/// §9.5 on the case page: the fee lines and what is due, the payment and exemption forms
+/// with their errors in both languages (an amount that is not yuan, no way of paying, no
+/// receipt, a line paid twice), nothing written by a refused form, and the worker told of
+/// an unpaid fee beside the completion form.
+#[tokio::test]
+async fn the_case_page_records_fees_and_says_what_is_wrong() {
+    let api = api("station").await;
+    let password = "correct-horse-battery";
+    api.store
+        .add_user(
+            NewUser {
+                username: "li".into(),
+                display_name: "李敏".into(),
+                role: Role::Worker,
+                counter: "1号窗口".into(),
+                password_hash: crate::accounts::hash_password(password).unwrap(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let (_, created) = api
+        .post(
+            "/api/v1/cases",
+            Some(&api.worker),
+            &application("居住证申领"),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            Some(&api.worker),
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let line = created["fees"]["lines"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fee = url_encode(&line);
+    let mut browser = Browser::new(&api.state, "10.0.0.5");
+    assert_eq!(
+        browser.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for part in [
+        "id=\"fees\"",
+        "id=\"pay-form\"",
+        "id=\"exempt-form\"",
+        "待缴费（按收费标准）",
+        "id=\"fee-warning\"",
+        "扫码支付",
+    ] {
+        assert!(page.contains(part), "{part} not on the page");
+    }
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_string();
+    let act = format!("/cases/{id}/act");
+    let before = api.store.content_digest().await.unwrap();
+    for (lang, form, says) in [
+        (
+            "zh-CN",
+            format!("kind=pay&fee={fee}&amount=12.505&method=cash&receipt=1"),
+            "请按元填写金额",
+        ),
+        (
+            "en",
+            format!("kind=pay&fee={fee}&amount=abc&method=cash&receipt=1"),
+            "Enter the amount in yuan",
+        ),
+        (
+            "zh-CN",
+            format!("kind=pay&fee={fee}&amount=20&method=&receipt=1"),
+            "请选择缴费方式",
+        ),
+        (
+            "en",
+            format!("kind=pay&fee={fee}&amount=20&method=cash&receipt=+"),
+            "Enter the number of the receipt",
+        ),
+        (
+            "zh-CN",
+            format!("kind=pay&fee={fee}&amount=0&method=cash&receipt=1"),
+            "金额须大于零",
+        ),
+        (
+            "en",
+            "kind=pay&fee=%E5%8A%9E%E8%AF%81%E8%B4%B9&amount=20&method=cash&receipt=1".to_string(),
+            "is not one of this item&#39;s fees",
+        ),
+        (
+            "zh-CN",
+            format!("kind=exempt&fee={fee}&amount=5&reason=%E4%BD%8E%E4%BF%9D&basis="),
+            "请写明减免理由和减免依据",
+        ),
+    ] {
+        browser.cookies.insert("yz_lang".into(), lang.into());
+        let (status, _, page) = browser
+            .send(Method::POST, &act, Some(format!("csrf={csrf}&{form}")))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{form}");
+        assert!(page.contains(says), "{lang} {form}: {says} not in the page");
+        assert!(page.contains("id=\"pay-form\""), "the form again");
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    browser.cookies.insert("yz_lang".into(), "zh-CN".into());
+    let (status, _, _) = browser
+        .send(
+            Method::POST,
+            &act,
+            Some(format!("csrf={csrf}&kind=pay&fee={fee}&amount=%C2%A520.00&method=mobile&receipt=%E7%B2%A4%E8%B4%A20001")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert!(
+        page.contains("已缴 ¥20.00") && page.contains("粤财0001") && page.contains("已结清"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"fee-warning\""));
+    assert!(page.contains("缴费"), "the timeline names the payment");
+    let (status, _, page) = browser
+        .send(
+            Method::POST,
+            &act,
+            Some(format!(
+                "csrf={csrf}&kind=pay&fee={fee}&amount=20&method=cash&receipt=2"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("已登记缴费，不能重复登记"), "{page}");
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
