@@ -52,6 +52,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
              issued_ms INTEGER NOT NULL, supersedes TEXT) STRICT;
          DROP INDEX IF EXISTS changes_doc;
          DROP TABLE staff_accounts; DROP TABLE staff_tokens; DROP TABLE counters;
+         DROP TABLE case_fees;
          PRAGMA user_version = 7;",
     )
     .unwrap();
@@ -943,6 +944,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
              ALTER TABLE documents DROP COLUMN upto;
              DROP INDEX IF EXISTS changes_doc;
              DROP TABLE staff_accounts; DROP TABLE staff_tokens; DROP TABLE counters;
+             DROP TABLE case_fees;
              PRAGMA user_version = 11;",
         )
         .unwrap();

@@ -2935,7 +2935,7 @@ pub(crate) mod tests {
                 },
             )
         };
-        let state = derive(&intake, &[accept.clone()]);
+        let state = derive(&intake, std::slice::from_ref(&accept));
         assert_eq!(state.fees.outstanding_fen(), 2000);
         assert_eq!(state.fees.unsettled().len(), 1);
         let state = derive(

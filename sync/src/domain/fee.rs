@@ -333,10 +333,13 @@ mod tests {
         assert_eq!(yuan(2500), "¥25.00");
     }
 
+    /// (the item's lines, the line named, the amount, what the rule says).
+    type RecordCase<'a> = (&'a [FeeLine], &'a str, u64, Result<(), FeeRefused>);
+
     #[test]
     fn a_record_needs_a_line_of_the_item_and_an_amount_it_allows() {
         let fixed = [line("工本费", Some(2000)), line("登记费", None)];
-        let cases: [(&[FeeLine], &str, u64, Result<(), FeeRefused>); 7] = [
+        let cases: [RecordCase<'_>; 7] = [
             (&fixed, "工本费", 2000, Ok(())),
             (&fixed, "工本费", 500, Ok(())),
             (&fixed, "登记费", 123_456, Ok(())),
