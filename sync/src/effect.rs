@@ -95,6 +95,8 @@ pub struct ItemFacts {
     /// hall where this node holds the department.
     pub decided_by: Option<String>,
     pub hall: Option<NodeId>,
+    /// The fee lines that version lists (§9.5): a case charges exactly these.
+    pub fees: Vec<crate::domain::item::FeeLine>,
 }
 
 /// The implementation code and version of the item a case's creating change freezes, if
@@ -543,6 +545,13 @@ fn case_creation(
             return Err(effect(
                 envelope,
                 "freezes its item with another deciding department than the catalog names",
+            ));
+        }
+        // §9.5.1: no fee line the catalog's version does not list, none dropped.
+        if intake.item.fees != facts.fees {
+            return Err(effect(
+                envelope,
+                "freezes its item with other fee lines than the catalog's version lists (§9.5)",
             ));
         }
     }

@@ -1221,6 +1221,7 @@ impl ChangeLog for StoreLog<'_> {
             version,
             decided_by: item.decided_by,
             hall,
+            fees: item.fees,
         }))
     }
 

@@ -1788,6 +1788,7 @@ fn a_new_case_keeps_the_deciding_department_its_catalog_names() {
         version: intake(&station).item.version,
         decided_by: Some("MZJ".into()),
         hall: Some(sub().node),
+        fees: Vec::new(),
     };
     let with = |decider: Option<Decider>| {
         let mut i = intake(&station);
@@ -1956,4 +1957,60 @@ fn payments_name_a_fee_line_of_the_cases_item_and_come_from_its_office() {
         matches!(verdict, Judgement::Refuse(_)),
         "another station: {verdict:?}"
     );
+}
+
+/// §9.5.1: a new case freezes exactly the fee lines its item version lists, where the
+/// receiver holds that version: a station cannot add a fee to an item that charges
+/// nothing, raise one, or drop one.
+#[test]
+fn a_new_case_keeps_the_fee_lines_its_catalog_version_lists() {
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let line = crate::domain::item::FeeLine {
+        name: "工本费".into(),
+        standard: "20元/证".into(),
+        basis: "《居住证暂行条例》第十五条".into(),
+        amount_fen: Some(2000),
+    };
+    let facts = |fees: Vec<crate::domain::item::FeeLine>| ItemFacts {
+        version: intake(&station).item.version,
+        decided_by: None,
+        hall: None,
+        fees,
+    };
+    let raised = crate::domain::item::FeeLine {
+        amount_fen: Some(5000),
+        ..line.clone()
+    };
+    // (the intake's fee lines, the catalog version's, refused?)
+    let rows = [
+        (vec![], vec![], false),
+        (vec![line.clone()], vec![line.clone()], false),
+        (vec![line.clone()], vec![], true),
+        (vec![], vec![line.clone()], true),
+        (vec![raised], vec![line.clone()], true),
+    ];
+    for (n, (frozen, catalog, refused)) in rows.into_iter().enumerate() {
+        let mut forged = intake(&station);
+        forged.item.fees = frozen;
+        let (id, created) = doc::new_case(&origin_of(&station), &scope, &forged).unwrap();
+        let change = created.get_changes(&[])[0].clone();
+        let known = facts(catalog);
+        let judged = judge_knowing(
+            &station,
+            &envelope_for(&station, &id, DocKind::Case, &scope, &change),
+            &change,
+            None,
+            &never_refused,
+            Some(&known),
+        );
+        if refused {
+            assert!(
+                refused_as(&judged, "forbidden_effect"),
+                "row {n}: {judged:?}"
+            );
+        } else {
+            assert_eq!(judged, Judgement::Allow, "row {n}");
+        }
+    }
 }
