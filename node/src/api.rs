@@ -14,6 +14,7 @@ pub mod departments;
 pub mod drafts;
 pub mod error;
 pub mod extract;
+pub mod fees;
 pub mod items;
 pub mod notices;
 pub mod staff;
@@ -145,6 +146,8 @@ where
         .route("/cases/by-serial/{serial}", get(cases::by_serial))
         .route("/cases/{id}", get(cases::show))
         .route("/cases/{id}/events", post(cases::add_event))
+        .route("/cases/{id}/fees", get(fees::show).post(fees::create))
+        .route("/fees", get(fees::report))
         .route("/notices/{number}", get(notices::show))
         .route(
             "/supervision",
@@ -513,7 +516,7 @@ async fn sync_status(
           attachments::create, items::export,
           calendars::index, calendars::publish,
           departments::index, departments::create, departments::show, departments::rotate,
-          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, stations::index, assessment::index, sync_status,
+          cases::create, cases::index, cases::show, cases::by_serial, cases::add_event, fees::show, fees::create, fees::report, stations::index, assessment::index, sync_status,
           notices::show, supervision::index, supervision::create, supervision::show,
           supervision::reply, staff::index, staff::create, staff::show, staff::update,
           counters::index, counters::put, counters::remove),

@@ -405,6 +405,7 @@ mod tests {
             name: "工本费".into(),
             standard: String::new(),
             basis: String::new(),
+            amount_fen: Some(0),
         });
         item.situations.push(Situation {
             name: String::new(),
@@ -592,6 +593,16 @@ mod tests {
         );
         keys.extend(Status::ALL.iter().map(|s| format!("status.{}", s.as_str())));
         keys.extend(Rule::ALL.iter().map(|r| format!("rule.{}", r.code())));
+        keys.extend(
+            yizhan_sync::domain::fee::PayMethod::ALL
+                .iter()
+                .map(|m| format!("fee.method.{}", m.as_str())),
+        );
+        keys.extend(
+            ActionKind::ALL
+                .iter()
+                .map(|k| format!("event.{}", k.as_str())),
+        );
         keys.extend(
             CodeKind::ALL
                 .iter()

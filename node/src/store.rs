@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use yizhan_sync::domain::case::CaseError;
+use yizhan_sync::domain::fee::FeeRefused;
 use yizhan_sync::domain::item::ItemInvalid;
 use yizhan_sync::domain::serial::SerialError;
 use yizhan_sync::ids::{NodeId, Origin};
@@ -83,8 +84,8 @@ pub use notification::{NewNotification, NotificationView};
 pub use rebuild::RebuildReport;
 pub use staff::{NewStaff, StaffPatch, Standing, TreeAccount, staff_refused};
 pub use stats::{
-    EXPORT_CAP, ExportCase, LevelCounts, Month, MonthFigures, OpenRectification, PeriodStats,
-    Snapshot, Workload,
+    EXPORT_CAP, ExportCase, FeeFigures, LevelCounts, Month, MonthFigures, OpenRectification,
+    PeriodStats, Snapshot, Workload,
 };
 pub use supervision::{NewSupervision, SupervisionFilter, SupervisionView};
 pub use sync::{Enrolled, PeerRefusal, PeerStatus, QuarantinedChange, Relation};
@@ -261,6 +262,12 @@ impl StoreError {
                 | CaseError::CountedProcedure { .. }
                 | CaseError::WrongApplicant { .. }
                 | CaseError::Text(_) => ErrorClass::Unprocessable,
+                // A second payment or exemption of a line is the case's state; the rest is
+                // what the request says.
+                CaseError::Fee(
+                    FeeRefused::AlreadyPaid { .. } | FeeRefused::AlreadyExempted { .. },
+                ) => ErrorClass::Conflict,
+                CaseError::Fee(_) => ErrorClass::Unprocessable,
                 _ => ErrorClass::Conflict,
             },
             StoreError::Item(_) => ErrorClass::Unprocessable,

@@ -307,6 +307,9 @@ pub struct ItemRules {
     /// whole that only its parts decide (`domain::combined`).
     #[serde(default)]
     pub parts: Vec<crate::domain::combined::PartSnapshot>,
+    /// The item version's fee lines (§9.5): what a payment or an exemption may name.
+    #[serde(default)]
+    pub fees: Vec<crate::domain::item::FeeLine>,
 }
 
 /// Reads a case's [`ItemRules`].
@@ -480,6 +483,24 @@ pub struct CaseRow {
     pub step_due: Option<String>,
     pub step_yellow_on: Option<String>,
     pub step_red_on: Option<String>,
+    /// The payments and exemptions that count (§9.5), for the fee statistics.
+    pub fees: Vec<FeeRow>,
+}
+
+/// One `case_fees` row: a payment or an exemption that counts (neither voided nor in
+/// conflict), as `derive` applied it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeeRow {
+    pub event_id: String,
+    /// `pay` or `exempt`, as the event kinds.
+    pub kind: &'static str,
+    pub fee: String,
+    pub amount_fen: u64,
+    pub method: Option<&'static str>,
+    pub receipt: Option<String>,
+    /// The day it was recorded, China time.
+    pub on: String,
+    pub staff: String,
 }
 
 /// One `case_events` row.
@@ -590,6 +611,38 @@ fn step_columns(
     (Some(number), Some(rule.name.clone()), dates)
 }
 
+/// The payments and exemptions of a case's fee lines, one row each.
+fn fee_rows(fees: &crate::domain::fee::CaseFees) -> Vec<FeeRow> {
+    let mut rows = Vec::new();
+    for line in &fees.lines {
+        if let Some(p) = &line.payment {
+            rows.push(FeeRow {
+                event_id: p.event_id.clone(),
+                kind: "pay",
+                fee: line.line.name.clone(),
+                amount_fen: p.amount_fen,
+                method: Some(p.method.as_str()),
+                receipt: Some(p.receipt.clone()),
+                on: p.on.to_string(),
+                staff: p.staff.clone(),
+            });
+        }
+        if let Some(e) = &line.exemption {
+            rows.push(FeeRow {
+                event_id: e.event_id.clone(),
+                kind: "exempt",
+                fee: line.line.name.clone(),
+                amount_fen: e.amount_fen,
+                method: None,
+                receipt: None,
+                on: e.on.to_string(),
+                staff: e.staff.clone(),
+            });
+        }
+    }
+    rows
+}
+
 /// Derives the rows of a case.
 pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRow, Vec<EventRow>) {
     let intake = &case_doc.intake;
@@ -677,6 +730,7 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
         step_due,
         step_yellow_on,
         step_red_on,
+        fees: fee_rows(&state.fees),
     };
     let conflicting: Vec<&str> = state
         .conflicts

@@ -9,6 +9,7 @@ pub mod codes;
 pub mod combined;
 pub mod department;
 pub mod draft;
+pub mod fee;
 pub mod hlc;
 pub mod item;
 pub mod notice;

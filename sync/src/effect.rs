@@ -98,6 +98,8 @@ pub struct ItemFacts {
     /// A combined item's parts (并联审批, §7.5): each deciding department's code and, where
     /// this node holds it, its hall.
     pub parts: Vec<(String, Option<NodeId>)>,
+    /// The fee lines that version lists (§9.5): a case charges exactly these.
+    pub fees: Vec<crate::domain::item::FeeLine>,
 }
 
 /// The implementation code and version of the item a case's creating change freezes, if
@@ -551,6 +553,13 @@ fn case_creation(
                 "freezes its item with another deciding department than the catalog names",
             ));
         }
+        // §9.5.1: no fee line the catalog's version does not list, none dropped.
+        if intake.item.fees != facts.fees {
+            return Err(effect(
+                envelope,
+                "freezes its item with other fee lines than the catalog's version lists (§9.5)",
+            ));
+        }
     }
     // 并联审批 (§7.5): a sub-case bound to its part's department under its part's limits,
     // to an earlier case of its own node; a whole within 45 (+15) days (行政许可法 §26).
@@ -590,6 +599,7 @@ fn case_creation(
             delegated_by: intake.item.delegated_by.clone(),
             decided_by: intake.item.decided_by.clone(),
             parts: intake.item.parts.clone(),
+            fees: intake.item.fees.clone(),
         };
         event_op(
             author,
@@ -745,6 +755,18 @@ fn event_op<'a>(
                     doc: envelope.doc.to_string(),
                 }
                 .into());
+            }
+            // §9.5.1: a payment or an exemption only of a fee line the case's own item
+            // version lists, above zero and within its fixed amount.
+            if let crate::domain::case::Action::Pay {
+                fee, amount_fen, ..
+            }
+            | crate::domain::case::Action::Exempt {
+                fee, amount_fen, ..
+            } = &event.action
+                && let Err(refused) = crate::domain::fee::check_line(&rules.fees, fee, *amount_fen)
+            {
+                return Err(effect(envelope, format!("event {key}: {refused}")));
             }
             // A node issues serial numbers only in its own segment and epoch.
             if let crate::domain::case::Action::Accept { serial_no, .. } = &event.action

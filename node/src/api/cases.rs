@@ -273,6 +273,22 @@ pub enum EventInput {
         #[serde(default)]
         note: String,
     },
+    /// 收费 (§9.5.2): a fee line of the item paid, in fen, how (cash, card, mobile or
+    /// bank_transfer) and the receipt's number; as `POST /api/v1/cases/{id}/fees`.
+    Pay {
+        fee: String,
+        amount_fen: u64,
+        #[schema(value_type = String, example = "cash")]
+        method: yizhan_sync::domain::fee::PayMethod,
+        receipt: String,
+    },
+    /// 减免: part or all of a fee line waived, with the reason and the policy.
+    Exempt {
+        fee: String,
+        amount_fen: u64,
+        reason: String,
+        basis: String,
+    },
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -380,13 +396,35 @@ impl EventInput {
                 reason,
                 keep: Vec::new(),
             }),
+            EventInput::Pay {
+                fee,
+                amount_fen,
+                method,
+                receipt,
+            } => one(Action::Pay {
+                fee,
+                amount_fen,
+                method,
+                receipt,
+            }),
+            EventInput::Exempt {
+                fee,
+                amount_fen,
+                reason,
+                basis,
+            } => one(Action::Exempt {
+                fee,
+                amount_fen,
+                reason,
+                basis,
+            }),
         }
     }
 }
 
 /// A case's document id; anything else (an item's or a registry's id, or no id at all)
 /// names no case: 404.
-fn case_id(id: &str) -> ApiResult<DocId> {
+pub(super) fn case_id(id: &str) -> ApiResult<DocId> {
     DocId::parse(id)
         .filter(|id| yizhan_sync::effect::kind_of_id(id) == Some(yizhan_sync::ids::DocKind::Case))
         .ok_or_else(|| ApiError::not_found(format!("case {id} not found")))
@@ -794,6 +832,8 @@ pub struct CaseView {
     /// The step the case is in now (counted from 1), if one is under way: the `step` a
     /// `finish_step` event names.
     pub current_step: Option<u32>,
+    /// The item version's fee lines with what was paid and waived (§9.5).
+    pub fees: super::fees::CaseFeesView,
 }
 
 /// A process step of a case (环节, SZDB/Z 176 §9.2.2): its limit and post as the item
@@ -1062,6 +1102,7 @@ impl From<CaseDetail> for CaseView {
             notices: Vec::new(),
             steps: Vec::new(),
             current_step: None,
+            fees: super::fees::CaseFeesView::of(&d.state.fees),
         }
     }
 }

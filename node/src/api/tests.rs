@@ -953,11 +953,155 @@ async fn the_openapi_document_covers_every_route() {
         "/api/v1/departments",
         "/api/v1/departments/{code}",
         "/api/v1/departments/{code}/rotate",
+        "/api/v1/cases/{id}/fees",
+        "/api/v1/fees",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
     assert!(doc["components"]["schemas"]["CreateCase"].is_object());
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
+}
+
+/// §9.5 through the API: a case's fee lines, a payment and an exemption recorded and
+/// listed, every bad request refused with its code and nothing written, and the month's
+/// figures for the station's lead or admin only.
+#[tokio::test]
+async fn fees_through_the_api() {
+    let api = api("station").await;
+    let token = Some(api.worker.as_str());
+    let (_, case) = api
+        .post("/api/v1/cases", token, &application("居住证申领"))
+        .await;
+    let id = case["id"].as_str().unwrap().to_string();
+    let line = case["fees"]["lines"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(case["fees"]["settled"], false);
+    assert!(
+        case["allowed_actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pay"))
+    );
+    let fees = format!("/api/v1/cases/{id}/fees");
+    let before = api.store.content_digest().await.unwrap();
+    for (body, status, code) in [
+        (
+            json!({"kind": "pay", "fee": "办证费", "amount_fen": 2000, "method": "cash", "receipt": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_fee_line",
+        ),
+        (
+            json!({"kind": "pay", "fee": line, "amount_fen": 0, "method": "cash", "receipt": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fee_amount_zero",
+        ),
+        (
+            json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "cash", "receipt": " "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"kind": "exempt", "fee": line, "amount_fen": 500, "reason": "低保户", "basis": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"kind": "pay", "fee": line, "amount_fen": -5, "method": "cash", "receipt": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "cheque", "receipt": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ] {
+        let (got, answer) = api.post(&fees, token, &body).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+
+    let (status, paid) = api
+        .post(
+            &fees,
+            token,
+            &json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "mobile", "receipt": "粤财 No.0001"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(paid["paid_fen"], 2000);
+    assert_eq!(paid["lines"][0]["payment"]["receipt"], "粤财 No.0001");
+    assert_eq!(paid["lines"][0]["payment"]["method"], "mobile");
+    assert_eq!(paid["lines"][0]["payment"]["staff"], "worker");
+    assert_eq!(paid["settled"], true);
+    let (status, twice) = api
+        .post(
+            &fees,
+            token,
+            &json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "cash", "receipt": "2"}),
+        )
+        .await;
+    assert_eq!(
+        (status, twice["error"].as_str()),
+        (StatusCode::CONFLICT, Some("fee_already_paid"))
+    );
+    // The same act as an event.
+    let (status, exempted) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            token,
+            &json!({"kind": "exempt", "fee": line, "amount_fen": 500, "reason": "低保户", "basis": "民政减免规定"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exempted}");
+    assert_eq!(exempted["fees"]["exempt_fen"], 500);
+    let (status, listed) = api.get(&fees, token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["lines"][0]["exemption"]["reason"], "低保户");
+
+    // An item that charges nothing.
+    let (_, free) = api
+        .post("/api/v1/cases", token, &application("最低生活保障申请"))
+        .await;
+    assert_eq!(free["fees"]["lines"], json!([]));
+    assert!(
+        !free["allowed_actions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pay"))
+    );
+    let (status, refused) = api
+        .post(
+            &format!("/api/v1/cases/{}/fees", free["id"].as_str().unwrap()),
+            token,
+            &json!({"kind": "pay", "fee": line, "amount_fen": 2000, "method": "cash", "receipt": "1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_fees"))
+    );
+
+    // The month's figures: the admin reads them, a worker does not.
+    let (status, report) = api
+        .get("/api/v1/fees?month=2026-03", Some(&api.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["items"][0]["collected_fen"], 2000);
+    assert_eq!(report["items"][0]["paid_cases"], 1);
+    assert_eq!(report["items"][0]["exemptions"], 1);
+    assert_eq!(report["total"]["exempt_fen"], 500);
+    let (status, _) = api.get("/api/v1/fees?month=2026-03", token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.get("/api/v1/fees?month=2026-3", Some(&api.admin)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 mod fuzz {
@@ -4406,4 +4550,156 @@ async fn the_case_page_lists_the_steps_and_finishes_the_one_under_way() {
     assert!(page.contains("1. 社区受理"), "and the step it finished");
     let (_, _, list) = browser.send(Method::GET, "/worklist", None).await;
     assert!(list.contains("2. 街道初审 · 2026-03-06 到期"), "{list}");
+}
+
+/// §9.5 on the case page: the fee lines and what is due, the payment and exemption forms
+/// with their errors in both languages (an amount that is not yuan, no way of paying, no
+/// receipt, a line paid twice), nothing written by a refused form, and the worker told of
+/// an unpaid fee beside the completion form.
+#[tokio::test]
+async fn the_case_page_records_fees_and_says_what_is_wrong() {
+    let api = api("station").await;
+    let password = "correct-horse-battery";
+    api.store
+        .add_user(
+            NewUser {
+                username: "li".into(),
+                display_name: "李敏".into(),
+                role: Role::Worker,
+                counter: "1号窗口".into(),
+                password_hash: crate::accounts::hash_password(password).unwrap(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let (_, created) = api
+        .post(
+            "/api/v1/cases",
+            Some(&api.worker),
+            &application("居住证申领"),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/cases/{id}/events"),
+            Some(&api.worker),
+            &json!({"kind": "accept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let line = created["fees"]["lines"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fee = url_encode(&line);
+    let mut browser = Browser::new(&api.state, "10.0.0.5");
+    assert_eq!(
+        browser.sign_in("li", password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for part in [
+        "id=\"fees\"",
+        "id=\"pay-form\"",
+        "id=\"exempt-form\"",
+        "待缴费（按收费标准）",
+        "id=\"fee-warning\"",
+        "扫码支付",
+    ] {
+        assert!(page.contains(part), "{part} not on the page");
+    }
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_string();
+    let act = format!("/cases/{id}/act");
+    let before = api.store.content_digest().await.unwrap();
+    for (lang, form, says) in [
+        (
+            "zh-CN",
+            format!("kind=pay&fee={fee}&amount=12.505&method=cash&receipt=1"),
+            "请按元填写金额",
+        ),
+        (
+            "en",
+            format!("kind=pay&fee={fee}&amount=abc&method=cash&receipt=1"),
+            "Enter the amount in yuan",
+        ),
+        (
+            "zh-CN",
+            format!("kind=pay&fee={fee}&amount=20&method=&receipt=1"),
+            "请选择缴费方式",
+        ),
+        (
+            "en",
+            format!("kind=pay&fee={fee}&amount=20&method=cash&receipt=+"),
+            "Enter the number of the receipt",
+        ),
+        (
+            "zh-CN",
+            format!("kind=pay&fee={fee}&amount=0&method=cash&receipt=1"),
+            "金额须大于零",
+        ),
+        (
+            "en",
+            "kind=pay&fee=%E5%8A%9E%E8%AF%81%E8%B4%B9&amount=20&method=cash&receipt=1".to_string(),
+            "is not one of this item&#39;s fees",
+        ),
+        (
+            "zh-CN",
+            format!("kind=exempt&fee={fee}&amount=5&reason=%E4%BD%8E%E4%BF%9D&basis="),
+            "请写明减免理由和减免依据",
+        ),
+    ] {
+        browser.cookies.insert("yz_lang".into(), lang.into());
+        let (status, _, page) = browser
+            .send(Method::POST, &act, Some(format!("csrf={csrf}&{form}")))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{form}");
+        assert!(page.contains(says), "{lang} {form}: {says} not in the page");
+        assert!(page.contains("id=\"pay-form\""), "the form again");
+    }
+    assert_eq!(api.store.content_digest().await.unwrap(), before);
+    browser.cookies.insert("yz_lang".into(), "zh-CN".into());
+    let (status, _, _) = browser
+        .send(
+            Method::POST,
+            &act,
+            Some(format!("csrf={csrf}&kind=pay&fee={fee}&amount=%C2%A520.00&method=mobile&receipt=%E7%B2%A4%E8%B4%A20001")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = browser
+        .send(Method::GET, &format!("/cases/{id}"), None)
+        .await;
+    assert!(
+        page.contains("已缴 ¥20.00") && page.contains("粤财0001") && page.contains("已结清"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"fee-warning\""));
+    assert!(page.contains("缴费"), "the timeline names the payment");
+    let (status, _, page) = browser
+        .send(
+            Method::POST,
+            &act,
+            Some(format!(
+                "csrf={csrf}&kind=pay&fee={fee}&amount=20&method=cash&receipt=2"
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("已登记缴费，不能重复登记"), "{page}");
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -41,7 +41,16 @@ pub const SHEETS: [(&str, &[&str]); 7] = [
             "是否计算在法定办结时限内",
         ],
     ),
-    (FEES, &["实施编码", "收费项目", "收费标准", "收费依据"]),
+    (
+        FEES,
+        &[
+            "实施编码",
+            "收费项目",
+            "收费标准",
+            "收费依据",
+            "收费金额（分）",
+        ],
+    ),
 ];
 
 /// The sheets' names, in order (a CSV file each).
@@ -97,7 +106,7 @@ const ITEM_COLUMNS: &[&str] = &[
 ];
 
 /// Columns a sheet written before they existed may lack: read as empty.
-const LATER_COLUMNS: &[&str] = &["生效日期", "并联审批部门"];
+const LATER_COLUMNS: &[&str] = &["生效日期", "并联审批部门", "收费金额（分）"];
 
 const MATERIAL_COLUMNS: &[&str] = &[
     "实施编码",
@@ -304,6 +313,9 @@ pub fn to_sheets(items: &[Item]) -> Result<Vec<Sheet>, Vec<String>> {
                 text(&f.name),
                 text(&f.standard),
                 text(&f.basis),
+                f.amount_fen
+                    .and_then(|a| u32::try_from(a).ok())
+                    .map_or(Value::Text(String::new()), Value::Number),
             ]
         }));
     }
@@ -1013,6 +1025,9 @@ fn read_child(sheet: &str, r: &mut RowReader<'_>, item: &mut Item) {
             name: r.required("收费项目"),
             standard: r.required("收费标准"),
             basis: r.required("收费依据"),
+            // A fixed amount in fen, when the standard is one (§9.5.2); absent in sheets
+            // written before it.
+            amount_fen: r.optional_number("收费金额（分）").map(u64::from),
         }),
         _ => {}
     }

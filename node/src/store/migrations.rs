@@ -82,6 +82,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "case_steps",
         include_str!("migrations/022_case_steps.sql"),
     ),
+    (
+        23,
+        "case_fees",
+        include_str!("migrations/023_case_fees.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

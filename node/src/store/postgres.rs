@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "partition_notices_due",
         include_str!("postgres/004_partition_notices_due.sql"),
     ),
+    (5, "fees", include_str!("postgres/005_fees.sql")),
 ];
 
 /// The PostgreSQL schema version this build writes.

@@ -26,11 +26,12 @@ pub struct RebuildReport {
 
 /// The derived tables, and the column that names a row's document (registry rows are
 /// found by the registry's scope, `registry/<division>` for document `r-<division>`).
-const TABLES: [(&str, &str); 11] = [
+const TABLES: [(&str, &str); 12] = [
     ("items", "id"),
     ("cases", "id"),
     ("case_parts", "id"),
     ("case_events", "case_id"),
+    ("case_fees", "case_id"),
     ("registry_records", "scope"),
     ("notices", "doc_id"),
     ("supervision_notices", "id"),
@@ -100,6 +101,7 @@ pub(super) fn rebuild_rows(conn: &Connection) -> Result<RebuildReport, StoreErro
         "CREATE UNIQUE INDEX temp.rebuilt_cases_id ON rebuilt_cases (id);
          CREATE UNIQUE INDEX temp.rebuilt_case_parts_id ON rebuilt_case_parts (id);
          CREATE UNIQUE INDEX temp.rebuilt_case_events_id ON rebuilt_case_events (case_id, event_id);
+         CREATE UNIQUE INDEX temp.rebuilt_case_fees_id ON rebuilt_case_fees (case_id, event_id);
          CREATE UNIQUE INDEX temp.rebuilt_items_id ON rebuilt_items (id);
          CREATE UNIQUE INDEX temp.rebuilt_registry_records_id ON rebuilt_registry_records (scope, node_id);
          CREATE UNIQUE INDEX temp.rebuilt_notices_number ON rebuilt_notices (number);

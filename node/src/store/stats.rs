@@ -212,6 +212,38 @@ pub struct PeriodStats {
     pub completed_rated: u64,
     pub per_counter: Vec<Workload>,
     pub per_staff: Vec<Workload>,
+    /// The fees collected and waived in the month, by item (§9.5).
+    pub fees: Vec<FeeFigures>,
+}
+
+/// What one item's cases paid and had waived in a period (§9.5): counted from the
+/// payments and exemptions that count (`case_fees`), by the day each was recorded. A hall
+/// holds its subtree's cases, so its figures are the subtree's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeeFigures {
+    pub impl_code: String,
+    pub item_name: String,
+    /// Fen collected.
+    pub collected_fen: u64,
+    /// Cases with a payment.
+    pub paid_cases: u64,
+    /// Exemptions (减免) and the fen they waived.
+    pub exemptions: u64,
+    pub exempt_fen: u64,
+}
+
+impl FeeFigures {
+    /// The figures of all items together.
+    pub fn total(all: &[FeeFigures]) -> FeeFigures {
+        FeeFigures {
+            impl_code: String::new(),
+            item_name: String::new(),
+            collected_fen: all.iter().map(|f| f.collected_fen).sum(),
+            paid_cases: all.iter().map(|f| f.paid_cases).sum(),
+            exemptions: all.iter().map(|f| f.exemptions).sum(),
+            exempt_fen: all.iter().map(|f| f.exempt_fen).sum(),
+        }
+    }
 }
 
 /// A case as the export lists it.
@@ -240,6 +272,23 @@ impl Store {
     /// The dashboard's figures for `month`.
     pub async fn period_stats(&self, month: Month) -> Result<PeriodStats, StoreError> {
         self.read(move |conn| period_stats(conn, month)).await
+    }
+
+    /// The fees collected and waived in `month`, by item (§9.5).
+    pub async fn fee_stats(&self, month: Month) -> Result<Vec<FeeFigures>, StoreError> {
+        self.read(move |conn| fee_stats(conn, month)).await
+    }
+
+    /// [`Store::fee_stats`] for a person of `role` here: the figures of a station's or a
+    /// subtree's counters are read by whom the month's assessment is (`engine::may_assess`).
+    pub async fn fee_report(
+        &self,
+        month: Month,
+        role: yizhan_sync::engine::StaffRole,
+    ) -> Result<Vec<FeeFigures>, StoreError> {
+        yizhan_sync::engine::may_assess(self.own_record(), role)
+            .map_err(|e| StoreError::Forbidden(crate::i18n::Words::from(&e)))?;
+        self.fee_stats(month).await
     }
 
     /// The figures of each of the `n` months ending with `last`, oldest first.
@@ -428,6 +477,33 @@ fn snapshot(
     })
 }
 
+fn fee_stats(conn: &Connection, month: Month) -> Result<Vec<FeeFigures>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.impl_code, max(c.item_name),
+                sum(CASE WHEN f.kind = 'pay' THEN f.amount_fen ELSE 0 END),
+                count(DISTINCT CASE WHEN f.kind = 'pay' THEN f.case_id END),
+                sum(f.kind = 'exempt'),
+                sum(CASE WHEN f.kind = 'exempt' THEN f.amount_fen ELSE 0 END)
+         FROM case_fees f JOIN cases c ON c.id = f.case_id
+         WHERE f.on_day BETWEEN ?1 AND ?2
+         GROUP BY c.impl_code ORDER BY c.impl_code",
+    )?;
+    let rows = stmt.query_map(
+        params![month.first_day().to_string(), month.last_day().to_string()],
+        |r| {
+            Ok(FeeFigures {
+                impl_code: r.get(0)?,
+                item_name: r.get(1)?,
+                collected_fen: count(r.get(2)?),
+                paid_cases: count(r.get(3)?),
+                exemptions: count(r.get(4)?),
+                exempt_fen: count(r.get(5)?),
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn period_stats(conn: &Connection, month: Month) -> Result<PeriodStats, StoreError> {
     let figures = monthly(conn, month, 1)?
         .pop()
@@ -466,6 +542,7 @@ fn period_stats(conn: &Connection, month: Month) -> Result<PeriodStats, StoreErr
         completed_rated: count(completed_rated),
         per_counter: workload("counter")?,
         per_staff: workload("staff")?,
+        fees: fee_stats(conn, month)?,
     })
 }
 

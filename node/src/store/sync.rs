@@ -1232,6 +1232,7 @@ impl ChangeLog for StoreLog<'_> {
             decided_by: item.decided_by,
             hall,
             parts,
+            fees: item.fees,
         }))
     }
 

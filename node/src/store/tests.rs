@@ -56,6 +56,7 @@ pub(crate) fn downgrade_to_schema_7(path: &Path) {
          ALTER TABLE cases DROP COLUMN step_due; ALTER TABLE cases DROP COLUMN step_yellow_on;
          ALTER TABLE cases DROP COLUMN step_red_on;
          DROP TABLE case_parts;
+         DROP TABLE case_fees;
          PRAGMA user_version = 7;",
     )
     .unwrap();
@@ -994,6 +995,7 @@ async fn notices_of_an_older_node_are_kept_and_published_as_documents() {
              ALTER TABLE cases DROP COLUMN step_yellow_on;
              ALTER TABLE cases DROP COLUMN step_red_on;
              DROP TABLE case_parts;
+             DROP TABLE case_fees;
              PRAGMA user_version = 11;",
         )
         .unwrap();
@@ -2057,4 +2059,139 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
         .await
         .unwrap();
     assert_eq!(done.state.status, Status::Completed);
+}
+
+/// §9.5: payments and exemptions are recorded on the case, derived into `case_fees`,
+/// counted by item in the month's statistics, and rebuilt from the documents alike; an
+/// item that charges nothing takes none.
+#[tokio::test]
+async fn fees_are_recorded_counted_and_rebuilt() {
+    use yizhan_sync::domain::fee::{FeeRefused, PayMethod};
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let permit = item("居住证申领");
+    assert!(!permit.fees.is_empty());
+    let pay = |amount_fen, receipt: &str| {
+        NewAction::Do(Action::Pay {
+            fee: permit.fees[0].name.clone(),
+            amount_fen,
+            method: PayMethod::Mobile,
+            receipt: receipt.into(),
+        })
+    };
+    let first = receive(&store, &permit, "2026-02-10").await;
+    accept(&store, &first, "2026-02-10").await;
+    store
+        .act_on_case(
+            first.clone(),
+            vec![
+                pay(2000, "粤财0001"),
+                NewAction::Do(Action::Exempt {
+                    fee: permit.fees[0].name.clone(),
+                    amount_fen: 500,
+                    reason: "低保户".into(),
+                    basis: "民政部门减免规定".into(),
+                }),
+            ],
+            staff(),
+            at("2026-02-11"),
+        )
+        .await
+        .unwrap();
+    let second = receive(&store, &permit, "2026-02-12").await;
+    store
+        .act_on_case(
+            second.clone(),
+            vec![pay(1500, "粤财0002")],
+            staff(),
+            at("2026-02-12"),
+        )
+        .await
+        .unwrap();
+    // Twice the same line: refused, nothing written.
+    let before = store.content_digest().await.unwrap();
+    let twice = store
+        .act_on_case(
+            second.clone(),
+            vec![pay(1500, "粤财0003")],
+            staff(),
+            at("2026-02-13"),
+        )
+        .await;
+    assert!(
+        matches!(
+            twice,
+            Err(StoreError::Case(CaseError::Fee(
+                FeeRefused::AlreadyPaid { .. }
+            )))
+        ),
+        "{twice:?}"
+    );
+    // An item without fees (不收费) takes no payment.
+    let free = demo_catalog()
+        .into_iter()
+        .find(|i| i.fees.is_empty())
+        .unwrap();
+    let other = receive(&store, &free, "2026-02-13").await;
+    let before_free = store.content_digest().await.unwrap();
+    let refused = store
+        .act_on_case(
+            other,
+            vec![NewAction::Do(Action::Pay {
+                fee: "工本费".into(),
+                amount_fen: 2000,
+                method: PayMethod::Cash,
+                receipt: "1".into(),
+            })],
+            staff(),
+            at("2026-02-13"),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Case(CaseError::Fee(FeeRefused::NoFees)))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.content_digest().await.unwrap(), before_free);
+    assert_ne!(before, before_free);
+
+    let detail = store
+        .get_case(first.to_string(), "2026-02-11".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(detail.state.fees.paid_fen(), 2000);
+    assert_eq!(detail.state.fees.exempt_fen(), 500);
+    let figures = store
+        .fee_stats(Month::parse("2026-02").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        figures,
+        vec![crate::store::FeeFigures {
+            impl_code: permit.impl_code.to_string(),
+            item_name: permit.name.clone(),
+            collected_fen: 3500,
+            paid_cases: 2,
+            exemptions: 1,
+            exempt_fen: 500,
+        }]
+    );
+    assert!(
+        store
+            .fee_stats(Month::parse("2026-03").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let period = store
+        .period_stats(Month::parse("2026-02").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(period.fees, figures);
+    let digest = store.content_digest().await.unwrap();
+    let report = store.rebuild().await.unwrap();
+    assert_eq!(report.rows_differing, 0);
+    assert_eq!(store.content_digest().await.unwrap(), digest);
 }

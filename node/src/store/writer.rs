@@ -488,6 +488,28 @@ pub(super) fn store_case_rows(
         ))?
         .execute(params![row.id, parent, index])?;
     }
+    // The payments and exemptions that count now (a resolution may void one): replaced
+    // whole, as few as a case's fee lines.
+    let case_fees = format!("{prefix}case_fees");
+    conn.prepare_cached(&format!("DELETE FROM {case_fees} WHERE case_id = ?1"))?
+        .execute([&row.id])?;
+    let mut fee = conn.prepare_cached(&format!(
+        "INSERT INTO {case_fees} (case_id, event_id, kind, fee, amount_fen, method, receipt, on_day, staff)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?;
+    for f in &row.fees {
+        fee.execute(params![
+            row.id,
+            f.event_id,
+            f.kind,
+            f.fee,
+            f.amount_fen as i64,
+            f.method,
+            f.receipt,
+            f.on,
+            f.staff
+        ])?;
+    }
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json, voided)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)

@@ -11,6 +11,7 @@ use yizhan_sync::domain::case::{
     Phone, Status,
 };
 use yizhan_sync::domain::codes::{CreditCode, ResidentId};
+use yizhan_sync::domain::fee::{CaseFees, LineFees, PayMethod, parse_yuan, yuan};
 use yizhan_sync::domain::item::{CaseType, Item, Material, ServiceObject};
 use yizhan_sync::domain::supervision::ReplyState;
 use yizhan_sync::ids::DocId;
@@ -637,6 +638,16 @@ struct CasePage<'a> {
     /// A combined case's parts (并联审批, §7.5): what each decides, its department, its
     /// sub-case here (if held) and where it stands, in words.
     parts: Vec<PartRow>,
+    /// The item's fee lines with what was paid and waived (§9.5); empty: 不收费.
+    fees: Vec<FeeRow>,
+    /// 待缴费 ¥25.00, or 已结清; empty when the item charges nothing.
+    fee_summary: String,
+    /// Whether something is still due.
+    fee_due: bool,
+    /// What the worker is told beside the completion form while a fee is unpaid.
+    fee_warning: String,
+    /// The ways to pay (code, words).
+    pay_methods: Vec<(&'static str, String)>,
 }
 
 /// A part of a combined case, in words, for the case page and the applicant's status page.
@@ -674,6 +685,63 @@ pub fn part_rows(t: &Tr, d: &CaseDetail) -> Vec<PartRow> {
             },
         })
         .collect()
+}
+
+/// A fee line as the case page shows it.
+struct FeeRow {
+    name: String,
+    standard: String,
+    basis: String,
+    /// 已缴 ¥20.00 · 现金 · 票据号 …, or empty.
+    paid: String,
+    /// 减免 ¥5.00 · reason (basis), or empty.
+    exempted: String,
+    /// 待缴费 ¥15.00, 待缴费（按收费标准） or 已结清.
+    state: String,
+    settled: bool,
+}
+
+/// The fee lines of a case in the reader's language: what each had and what is due.
+fn fee_rows(t: &Tr, fees: &CaseFees) -> Vec<FeeRow> {
+    fees.lines
+        .iter()
+        .map(|l| FeeRow {
+            name: l.line.name.clone(),
+            standard: l.line.standard.clone(),
+            basis: l.line.basis.clone(),
+            paid: l.payment.as_ref().map_or(String::new(), |p| {
+                format!(
+                    "{} · {} · {} {} · {}",
+                    t.with("fee.paid", "amount", &yuan(p.amount_fen)),
+                    t.get(&format!("fee.method.{}", p.method.as_str())),
+                    t.get("fee.receipt"),
+                    p.receipt,
+                    t.with("fee.recorded_by", "staff", &p.staff)
+                        .replace("{date}", &p.on.to_string()),
+                )
+            }),
+            exempted: l.exemption.as_ref().map_or(String::new(), |e| {
+                format!(
+                    "{} · {}（{}）· {}",
+                    t.with("fee.exempted", "amount", &yuan(e.amount_fen)),
+                    e.reason,
+                    e.basis,
+                    t.with("fee.recorded_by", "staff", &e.staff)
+                        .replace("{date}", &e.on.to_string()),
+                )
+            }),
+            state: fee_state(t, l),
+            settled: l.settled(),
+        })
+        .collect()
+}
+
+fn fee_state(t: &Tr, line: &LineFees) -> String {
+    match line.outstanding_fen() {
+        _ if line.settled() => t.get("fee.settled").into_owned(),
+        Some(left) => t.with("fee.outstanding", "amount", &yuan(left)),
+        None => t.get("fee.outstanding_open").into_owned(),
+    }
 }
 
 impl CasePage<'_> {
@@ -794,6 +862,47 @@ async fn case_page(
     };
     let query_code = d.query_code();
     let parts = part_rows(ctx.t, &d);
+    let t = ctx.t;
+    let fees = fee_rows(t, &d.state.fees);
+    let unsettled = d.state.fees.unsettled();
+    let fee_due = !unsettled.is_empty();
+    let fee_summary = if fees.is_empty() {
+        String::new()
+    } else if !fee_due {
+        t.get("fee.settled").into_owned()
+    } else if d.state.fees.outstanding_fen() > 0 {
+        t.with(
+            "fee.outstanding",
+            "amount",
+            &yuan(d.state.fees.outstanding_fen()),
+        )
+    } else {
+        t.get("fee.outstanding_open").into_owned()
+    };
+    // §9.5.2: the worker is told before completing; completion is not refused, since a
+    // fee line's standard may not apply to every applicant (a first issue free).
+    let fee_warning = if fee_due && x.may("complete") {
+        t.with(
+            "fee.before_complete",
+            "lines",
+            &unsettled
+                .iter()
+                .map(|l| format!("{}（{}）", l.line.name, fee_state(t, l)))
+                .collect::<Vec<_>>()
+                .join(t.get("list.separator").as_ref()),
+        )
+    } else {
+        String::new()
+    };
+    let pay_methods = PayMethod::ALL
+        .into_iter()
+        .map(|m| {
+            (
+                m.as_str(),
+                t.get(&format!("fee.method.{}", m.as_str())).into_owned(),
+            )
+        })
+        .collect();
     render(
         ctx.t,
         status,
@@ -817,6 +926,11 @@ async fn case_page(
             x,
             received_at: minute_cst(d_created_ms),
             appointment,
+            fees,
+            fee_summary,
+            fee_due,
+            fee_warning,
+            pay_methods,
         },
     )
 }
@@ -946,6 +1060,34 @@ pub async fn act(
         "decline_extension" => Action::DeclineExtension {
             reason: text("reason"),
         },
+        // §9.5: amounts are typed in yuan and kept in fen, exactly.
+        kind @ ("pay" | "exempt") => {
+            let Some(amount_fen) = parse_yuan(field(&fields, "amount")) else {
+                let errors = vec![ctx.t.get("fee.error.amount").into_owned()];
+                return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors)
+                    .await;
+            };
+            if kind == "exempt" {
+                Action::Exempt {
+                    fee: text("fee"),
+                    amount_fen,
+                    reason: text("reason"),
+                    basis: text("basis"),
+                }
+            } else {
+                let Some(method) = PayMethod::parse(field(&fields, "method")) else {
+                    let errors = vec![ctx.t.get("fee.error.method").into_owned()];
+                    return case_page(&state, &ctx, &id, StatusCode::UNPROCESSABLE_ENTITY, errors)
+                        .await;
+                };
+                Action::Pay {
+                    fee: text("fee"),
+                    amount_fen,
+                    method,
+                    receipt: text("receipt"),
+                }
+            }
+        }
         other => match super::follow::follow_up_action(&state, ctx.t, other, &fields).await {
             Some(Ok(action)) => action,
             Some(Err((code, why))) => {

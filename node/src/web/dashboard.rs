@@ -12,6 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use yizhan_sync::domain::calendar::{Date, WarningLevel};
+use yizhan_sync::domain::fee::yuan;
 
 use super::WebState;
 use super::export::{Cell, Download, Table, download, percent};
@@ -189,6 +190,9 @@ struct DashboardPage<'a> {
     months_chart: BarChart,
     per_counter: Vec<Workload>,
     per_staff: Vec<Workload>,
+    /// The month's fees by item (§9.5) as (item, collected, cases paid, exemptions,
+    /// exempted), amounts as ¥; the last line is the total.
+    fees: Vec<(String, String, u64, u64, String)>,
     on_time: String,
     on_time_of: String,
     ratings: Vec<RatingLine>,
@@ -357,6 +361,28 @@ pub async fn show(
                 .with("dashboard.due_soon_rule", "days", &SOON_DAYS.to_string())
                 .replace("{until}", &snapshot.due_soon_until.to_string()),
             months_chart,
+            fees: if stats.fees.is_empty() {
+                Vec::new()
+            } else {
+                let line = |name: String, f: &crate::store::FeeFigures| {
+                    (
+                        name,
+                        yuan(f.collected_fen),
+                        f.paid_cases,
+                        f.exemptions,
+                        yuan(f.exempt_fen),
+                    )
+                };
+                stats
+                    .fees
+                    .iter()
+                    .map(|f| line(f.item_name.clone(), f))
+                    .chain(std::iter::once(line(
+                        t.get("fee.stats.total").into_owned(),
+                        &crate::store::FeeFigures::total(&stats.fees),
+                    )))
+                    .collect()
+            },
             per_counter: stats.per_counter,
             per_staff: stats.per_staff,
             on_time: percent_or_dash(share(f.on_time, f.with_deadline)),

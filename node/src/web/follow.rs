@@ -558,6 +558,32 @@ fn details(
             put("follow.field.voided", voided);
             put("follow.field.reason", reason.clone());
         }
+        Action::Pay {
+            fee,
+            amount_fen,
+            method,
+            receipt,
+        } => {
+            put("fee.line", fee.clone());
+            put("fee.amount", yizhan_sync::domain::fee::yuan(*amount_fen));
+            put(
+                "fee.method",
+                t.get(&format!("fee.method.{}", method.as_str()))
+                    .into_owned(),
+            );
+            put("fee.receipt", receipt.clone());
+        }
+        Action::Exempt {
+            fee,
+            amount_fen,
+            reason,
+            basis,
+        } => {
+            put("fee.line", fee.clone());
+            put("fee.amount", yizhan_sync::domain::fee::yuan(*amount_fen));
+            put("follow.field.reason", reason.clone());
+            put("fee.exempt_basis", basis.clone());
+        }
         Action::Rate { level, comment, .. } => {
             put(
                 "follow.field.rating",

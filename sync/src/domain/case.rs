@@ -14,8 +14,9 @@ use super::calendar::{
     Calendar, Date, DateSpan, Deadlines, Limits, StepDeadline, WarningLevel, YellowThreshold,
 };
 use super::codes::{CreditCode, DivisionCode, ImplCode, ResidentId};
+use super::fee::{self, CaseFees, FeeRefused, PayMethod};
 use super::hlc::Hlc;
-use super::item::{CaseType, Item, ItemStatus, ServiceObject};
+use super::item::{CaseType, FeeLine, Item, ItemStatus, ServiceObject};
 use super::serial::SerialNo;
 use super::text;
 use crate::ids::{DocId, NodeId};
@@ -57,6 +58,10 @@ pub struct ItemSnapshot {
     /// from its own intake (`domain::combined`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<crate::domain::combined::PartSnapshot>,
+    /// The fee lines of the item version (§9.5.2), so a case charges what its version
+    /// said whatever the catalog says later; none (不收费) in cases written before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fees: Vec<FeeLine>,
 }
 
 /// A process step of the item a case was received under (环节, DOMAIN §4 Process).
@@ -141,6 +146,7 @@ impl ItemSnapshot {
                 })
                 .collect(),
             parts: Vec::new(),
+            fees: item.fees.clone(),
         }
     }
 
@@ -720,6 +726,22 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         note: String,
     },
+    /// 收费 (§9.5.2): a payment of one of the item's fee lines, in fen, how it was paid
+    /// and the number of the finance department's receipt (票据) handed over. Rules in
+    /// [`fee`].
+    Pay {
+        fee: String,
+        amount_fen: u64,
+        method: PayMethod,
+        receipt: String,
+    },
+    /// 减免: part or all of a fee line waived, with the reason and the policy it rests on.
+    Exempt {
+        fee: String,
+        amount_fen: u64,
+        reason: String,
+        basis: String,
+    },
 }
 
 /// The kind of an [`Action`], without its contents.
@@ -744,10 +766,12 @@ pub enum ActionKind {
     Rate,
     Rectify,
     FinishStep,
+    Pay,
+    Exempt,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 18] = [
+    pub const ALL: [ActionKind; 20] = [
         ActionKind::NotifyMissing,
         ActionKind::Supplement,
         ActionKind::Accept,
@@ -766,6 +790,8 @@ impl ActionKind {
         ActionKind::Rate,
         ActionKind::Rectify,
         ActionKind::FinishStep,
+        ActionKind::Pay,
+        ActionKind::Exempt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -788,6 +814,8 @@ impl ActionKind {
             ActionKind::Rate => "rate",
             ActionKind::Rectify => "rectify",
             ActionKind::FinishStep => "finish_step",
+            ActionKind::Pay => "pay",
+            ActionKind::Exempt => "exempt",
         }
     }
 
@@ -817,6 +845,8 @@ impl Action {
             Action::Rate { .. } => ActionKind::Rate,
             Action::Rectify { .. } => ActionKind::Rectify,
             Action::FinishStep { .. } => ActionKind::FinishStep,
+            Action::Pay { .. } => ActionKind::Pay,
+            Action::Exempt { .. } => ActionKind::Exempt,
         }
     }
 }
@@ -944,8 +974,9 @@ impl fmt::Display for Status {
 
 /// The state machine: the status after `action` in `status`, or `None` if not allowed.
 ///
-/// Signing for a transfer, rating, rectifying and resolving a conflict record something
-/// about the case without moving it; a resolution is possible in every status.
+/// Signing for a transfer, rating, rectifying, paying, exempting and resolving a conflict
+/// record something about the case without moving it; a resolution is possible in every
+/// status.
 pub fn transition(status: Status, action: ActionKind) -> Option<Status> {
     use ActionKind as A;
     use Status as S;
@@ -953,6 +984,17 @@ pub fn transition(status: Status, action: ActionKind) -> Option<Status> {
         (_, A::Resolve) => Some(status),
         (S::Accepted | S::Suspended | S::Decided, A::SignFor | A::FinishStep) => Some(status),
         (S::Completed, A::Rate | A::Rectify) => Some(S::Completed),
+        // A fee is paid or waived while the case is open, or at the handover that
+        // completes it; never on a case refused or withdrawn (no refunds in this version).
+        (
+            S::Submitted
+            | S::AwaitingSupplement
+            | S::Accepted
+            | S::Suspended
+            | S::Decided
+            | S::Completed,
+            A::Pay | A::Exempt,
+        ) => Some(status),
         (S::Submitted, A::NotifyMissing) => Some(S::AwaitingSupplement),
         (S::Submitted | S::AwaitingSupplement, A::Supplement) => Some(S::Submitted),
         (S::Submitted, A::Accept) => Some(S::Accepted),
@@ -1089,6 +1131,8 @@ pub struct CaseState {
     /// acceptance, each next one from the day the one before finished. Empty before
     /// acceptance and for items without steps.
     pub steps: Vec<StepRecord>,
+    /// The item's fee lines with their payments and exemptions (§9.5).
+    pub fees: CaseFees,
 }
 
 /// One step of a case as its events record it (环节开始, 环节办结).
@@ -1331,6 +1375,7 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
         conflicts: Vec::new(),
         last_event_at: None,
         steps: Vec::new(),
+        fees: CaseFees::of(&intake.item.fees),
     };
     add_received(&mut state.received, &intake.materials);
     // The longest duration of the running suspension's procedure, if it has one.
@@ -1393,6 +1438,14 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                 .is_some_and(|r| r.closed_on.is_none()),
             // Steps finish in order, the one the case is in.
             Action::FinishStep { step, .. } => state.current_step() == Some(*step),
+            // Two payments of one line recorded apart, or together beyond its amount:
+            // the later one conflicts.
+            Action::Pay {
+                fee, amount_fen, ..
+            } => fee::check_against(&state.fees, fee::Record::Payment, fee, *amount_fen).is_ok(),
+            Action::Exempt {
+                fee, amount_fen, ..
+            } => fee::check_against(&state.fees, fee::Record::Exemption, fee, *amount_fen).is_ok(),
             _ => true,
         });
         let Some(next) = allowed else {
@@ -1522,6 +1575,40 @@ pub fn derive(intake: &Intake, events: &[Event]) -> CaseState {
                     state.steps.push(StepRecord {
                         started_on: event.date(),
                         finished: None,
+                    });
+                }
+            }
+            Action::Pay {
+                fee,
+                amount_fen,
+                method,
+                receipt,
+            } => {
+                if let Some(line) = state.fees.lines.iter_mut().find(|l| l.line.name == *fee) {
+                    line.payment = Some(fee::Payment {
+                        event_id: event.id(),
+                        amount_fen: *amount_fen,
+                        method: *method,
+                        receipt: receipt.clone(),
+                        staff: event.staff.clone(),
+                        on: event.date(),
+                    });
+                }
+            }
+            Action::Exempt {
+                fee,
+                amount_fen,
+                reason,
+                basis,
+            } => {
+                if let Some(line) = state.fees.lines.iter_mut().find(|l| l.line.name == *fee) {
+                    line.exemption = Some(fee::Exemption {
+                        event_id: event.id(),
+                        amount_fen: *amount_fen,
+                        reason: reason.clone(),
+                        basis: basis.clone(),
+                        staff: event.staff.clone(),
+                        on: event.date(),
                     });
                 }
             }
@@ -1667,10 +1754,12 @@ pub enum Rule {
     TransferTo,
     WrittenReasons,
     SituationsOnce,
+    PaymentReceipt,
+    ExemptionReason,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 20] = [
+    pub const ALL: [Rule; 22] = [
         Rule::Phone,
         Rule::Name,
         Rule::ContactName,
@@ -1691,6 +1780,8 @@ impl Rule {
         Rule::TransferTo,
         Rule::WrittenReasons,
         Rule::SituationsOnce,
+        Rule::PaymentReceipt,
+        Rule::ExemptionReason,
     ];
 
     pub fn code(self) -> &'static str {
@@ -1715,6 +1806,8 @@ impl Rule {
             Rule::TransferTo => "transfer_to",
             Rule::WrittenReasons => "written_reasons",
             Rule::SituationsOnce => "situations_once",
+            Rule::PaymentReceipt => "payment_receipt",
+            Rule::ExemptionReason => "exemption_reason",
         }
     }
 
@@ -1750,6 +1843,12 @@ impl Rule {
             }
             Rule::WrittenReasons => {
                 "a refusal needs the reason, its legal basis and the applicant's remedies (复议/诉讼)"
+            }
+            Rule::PaymentReceipt => {
+                "the number of the receipt (票据号) handed over, at most 40 characters"
+            }
+            Rule::ExemptionReason => {
+                "the reason for the exemption (减免) and the policy it rests on"
             }
         }
     }
@@ -1875,11 +1974,14 @@ pub enum CaseError {
     /// A field holds a control or layout character (see [`text`]).
     #[error(transparent)]
     Text(#[from] text::Refused),
+    /// A payment or an exemption the fee rules refuse (§9.5, [`fee`]).
+    #[error(transparent)]
+    Fee(#[from] FeeRefused),
 }
 
 impl CaseError {
     /// Every code [`CaseError::code`] returns, so a test can check each has its words.
-    pub const CODES: [&'static str; 40] = [
+    pub const CODES: [&'static str; 46] = [
         "not_allowed",
         "materials_missing",
         "invalid",
@@ -1920,6 +2022,12 @@ impl CaseError {
         "not_current_step",
         "no_step_under_way",
         "steps_lie_elsewhere",
+        "no_fees",
+        "unknown_fee_line",
+        "fee_amount_zero",
+        "fee_too_much",
+        "fee_already_paid",
+        "fee_already_exempted",
     ];
 
     /// A stable name for the error, which the UI and the API word in the reader's language
@@ -1966,6 +2074,14 @@ impl CaseError {
             CaseError::CountedProcedure { .. } => "counted_procedure",
             CaseError::WrongApplicant { .. } => "wrong_applicant",
             CaseError::Text(_) => text::Refused::CODE,
+            CaseError::Fee(refused) => match refused {
+                FeeRefused::NoFees => "no_fees",
+                FeeRefused::UnknownLine { .. } => "unknown_fee_line",
+                FeeRefused::Zero => "fee_amount_zero",
+                FeeRefused::TooMuch { .. } => "fee_too_much",
+                FeeRefused::AlreadyPaid { .. } => "fee_already_paid",
+                FeeRefused::AlreadyExempted { .. } => "fee_already_exempted",
+            },
         }
     }
 
@@ -2043,6 +2159,16 @@ impl CaseError {
                 ("field", P::Field(refused.field)),
                 ("char", P::Text(refused.code_point())),
             ],
+            CaseError::Fee(refused) => match refused {
+                FeeRefused::NoFees | FeeRefused::Zero => Vec::new(),
+                FeeRefused::UnknownLine { name }
+                | FeeRefused::AlreadyPaid { name }
+                | FeeRefused::AlreadyExempted { name } => vec![("name", P::Text(name.clone()))],
+                FeeRefused::TooMuch { name, allowed } => vec![
+                    ("name", P::Text(name.clone())),
+                    ("allowed", P::Text(fee::yuan(*allowed))),
+                ],
+            },
             CaseError::ExtensionPending
             | CaseError::LeadsExtendDirectly
             | CaseError::NoExtensionRequest
@@ -2153,6 +2279,21 @@ impl CaseError {
                 field: "reason",
                 found: '\u{202E}',
             }),
+            CaseError::Fee(FeeRefused::NoFees),
+            CaseError::Fee(FeeRefused::UnknownLine {
+                name: "办证费".into(),
+            }),
+            CaseError::Fee(FeeRefused::Zero),
+            CaseError::Fee(FeeRefused::TooMuch {
+                name: "工本费".into(),
+                allowed: 2000,
+            }),
+            CaseError::Fee(FeeRefused::AlreadyPaid {
+                name: "工本费".into(),
+            }),
+            CaseError::Fee(FeeRefused::AlreadyExempted {
+                name: "工本费".into(),
+            }),
         ];
         all.extend(Rule::ALL.into_iter().map(|rule| CaseError::Invalid {
             field: "reason",
@@ -2200,7 +2341,8 @@ impl CaseError {
                 | CaseError::NoStepUnderWay
                 | CaseError::StepsLieElsewhere
                 | CaseError::WrongApplicant { .. }
-                | CaseError::Text(_) => {}
+                | CaseError::Text(_)
+                | CaseError::Fee(_) => {}
             }
         }
         all
@@ -2293,6 +2435,10 @@ pub fn state_allows(state: &CaseState, kind: ActionKind) -> Result<(), CaseError
                 .is_none_or(|r| r.closed_on.is_some()) =>
         {
             Err(CaseError::NoOpenRectification)
+        }
+        // §9.5.1: nothing to pay on an item that charges nothing.
+        ActionKind::Pay | ActionKind::Exempt if state.fees.lines.is_empty() => {
+            Err(FeeRefused::NoFees.into())
         }
         _ => Ok(()),
     }
@@ -2489,6 +2635,36 @@ pub fn validate(intake: &Intake, state: &CaseState, action: &Action) -> Result<(
                 });
             }
         }
+        Action::Pay {
+            fee,
+            amount_fen,
+            receipt,
+            ..
+        } => {
+            fee::check_line(&intake.item.fees, fee, *amount_fen)?;
+            if !filled(receipt) || receipt.chars().count() > 40 {
+                return Err(CaseError::Invalid {
+                    field: "receipt",
+                    rule: Rule::PaymentReceipt,
+                });
+            }
+            fee::check_against(&state.fees, fee::Record::Payment, fee, *amount_fen)?;
+        }
+        Action::Exempt {
+            fee,
+            amount_fen,
+            reason,
+            basis,
+        } => {
+            fee::check_line(&intake.item.fees, fee, *amount_fen)?;
+            if !filled(reason) || !filled(basis) {
+                return Err(CaseError::Invalid {
+                    field: "reason",
+                    rule: Rule::ExemptionReason,
+                });
+            }
+            fee::check_against(&state.fees, fee::Record::Exemption, fee, *amount_fen)?;
+        }
         Action::Resolve { .. } => {}
         Action::Transfer { to, reason, .. } => {
             if !filled(to) || !filled(reason) {
@@ -2636,6 +2812,17 @@ fn check_action_texts(action: &Action) -> Result<(), text::Refused> {
             line("to", to)?;
             lines("reason", reason)
         }
+        Action::Pay { fee, receipt, .. } => {
+            line("fee", fee)?;
+            line("receipt", receipt)
+        }
+        Action::Exempt {
+            fee, reason, basis, ..
+        } => {
+            line("fee", fee)?;
+            lines("reason", reason)?;
+            lines("basis", basis)
+        }
         Action::Resolve { void, reason, keep } => {
             for id in void.iter().chain(keep) {
                 line("void", id)?;
@@ -2699,6 +2886,22 @@ pub(crate) mod tests {
             Hlc::new(ms("2026-03-02", 9), 0),
         )
         .unwrap()
+    }
+
+    /// The sample intake of an item that charges a fixed 工本费 of ¥20.00 (§9.5.2).
+    pub(crate) fn intake_with_fee() -> Intake {
+        let mut intake = intake();
+        intake.item.fees.push(fee_line());
+        intake
+    }
+
+    pub(crate) fn fee_line() -> FeeLine {
+        FeeLine {
+            name: "工本费".into(),
+            standard: "20元/证".into(),
+            basis: "《居住证暂行条例》第十五条".into(),
+            amount_fen: Some(2000),
+        }
     }
 
     pub(crate) fn event(node: NodeId, date: &str, hour: u64, action: Action) -> Event {
@@ -2794,6 +2997,18 @@ pub(crate) mod tests {
                 comment: String::new(),
                 rectify_days: 15,
             },
+            ActionKind::Pay => Action::Pay {
+                fee: "工本费".into(),
+                amount_fen: 2000,
+                method: PayMethod::Cash,
+                receipt: "NO.0001".into(),
+            },
+            ActionKind::Exempt => Action::Exempt {
+                fee: "工本费".into(),
+                amount_fen: 500,
+                reason: "低保户减半".into(),
+                basis: "市政府文件".into(),
+            },
             ActionKind::Rectify => Action::Rectify {
                 response: "已回访".into(),
             },
@@ -2848,6 +3063,18 @@ pub(crate) mod tests {
             (S::Accepted, A::FinishStep, S::Accepted),
             (S::Suspended, A::FinishStep, S::Suspended),
             (S::Decided, A::FinishStep, S::Decided),
+            (S::Submitted, A::Pay, S::Submitted),
+            (S::AwaitingSupplement, A::Pay, S::AwaitingSupplement),
+            (S::Accepted, A::Pay, S::Accepted),
+            (S::Suspended, A::Pay, S::Suspended),
+            (S::Decided, A::Pay, S::Decided),
+            (S::Completed, A::Pay, S::Completed),
+            (S::Submitted, A::Exempt, S::Submitted),
+            (S::AwaitingSupplement, A::Exempt, S::AwaitingSupplement),
+            (S::Accepted, A::Exempt, S::Accepted),
+            (S::Suspended, A::Exempt, S::Suspended),
+            (S::Decided, A::Exempt, S::Decided),
+            (S::Completed, A::Exempt, S::Completed),
         ];
         let mut checked = 0;
         for status in Status::ALL {
@@ -2869,7 +3096,7 @@ pub(crate) mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 8 * 18);
+        assert_eq!(checked, 8 * 20);
         // A closed case changes status no more.
         for status in [S::Completed, S::Refused, S::Withdrawn] {
             assert!(
@@ -2880,11 +3107,240 @@ pub(crate) mod tests {
         }
     }
 
+    /// §9.5: what a payment or an exemption may be, against the case as it stands.
+    #[test]
+    fn fees_are_recorded_only_as_the_item_allows() {
+        let with_fee = intake_with_fee();
+        let without = intake();
+        let accepted = |intake: &Intake| {
+            derive(
+                intake,
+                &[event(
+                    STATION,
+                    "2026-03-02",
+                    10,
+                    sample_action(ActionKind::Accept),
+                )],
+            )
+        };
+        let pay = |fee: &str, amount_fen: u64, receipt: &str| Action::Pay {
+            fee: fee.into(),
+            amount_fen,
+            method: PayMethod::Card,
+            receipt: receipt.into(),
+        };
+        let exempt = |amount_fen: u64, reason: &str, basis: &str| Action::Exempt {
+            fee: "工本费".into(),
+            amount_fen,
+            reason: reason.into(),
+            basis: basis.into(),
+        };
+        let invalid = |field, rule| Err(CaseError::Invalid { field, rule });
+        let fee_err = |r: FeeRefused| Err(CaseError::Fee(r));
+        let cases: Vec<(&str, &Intake, Action, Result<(), CaseError>)> = vec![
+            (
+                "the whole fee",
+                &with_fee,
+                pay("工本费", 2000, "NO.1"),
+                Ok(()),
+            ),
+            ("part of it", &with_fee, pay("工本费", 1000, "NO.1"), Ok(())),
+            (
+                "an item without fees",
+                &without,
+                pay("工本费", 2000, "NO.1"),
+                fee_err(FeeRefused::NoFees),
+            ),
+            (
+                "a line the item lacks",
+                &with_fee,
+                pay("办证费", 2000, "NO.1"),
+                fee_err(FeeRefused::UnknownLine {
+                    name: "办证费".into(),
+                }),
+            ),
+            (
+                "nothing",
+                &with_fee,
+                pay("工本费", 0, "NO.1"),
+                fee_err(FeeRefused::Zero),
+            ),
+            (
+                "more than the standard",
+                &with_fee,
+                pay("工本费", 2001, "NO.1"),
+                fee_err(FeeRefused::TooMuch {
+                    name: "工本费".into(),
+                    allowed: 2000,
+                }),
+            ),
+            (
+                "no receipt",
+                &with_fee,
+                pay("工本费", 2000, " "),
+                invalid("receipt", Rule::PaymentReceipt),
+            ),
+            (
+                "a receipt number too long",
+                &with_fee,
+                pay("工本费", 2000, &"9".repeat(41)),
+                invalid("receipt", Rule::PaymentReceipt),
+            ),
+            (
+                "an exemption",
+                &with_fee,
+                exempt(2000, "残疾人", "市政策"),
+                Ok(()),
+            ),
+            (
+                "an exemption without its basis",
+                &with_fee,
+                exempt(2000, "残疾人", ""),
+                invalid("reason", Rule::ExemptionReason),
+            ),
+            (
+                "an exemption without its reason",
+                &with_fee,
+                exempt(2000, "", "市政策"),
+                invalid("reason", Rule::ExemptionReason),
+            ),
+        ];
+        for (what, intake, action, expected) in cases {
+            assert_eq!(
+                validate(intake, &accepted(intake), &action),
+                expected,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn payments_add_up_to_the_line_and_a_second_one_conflicts() {
+        let intake = intake_with_fee();
+        let accept = event(STATION, "2026-03-02", 10, sample_action(ActionKind::Accept));
+        let exempt = event(
+            STATION,
+            "2026-03-03",
+            9,
+            Action::Exempt {
+                fee: "工本费".into(),
+                amount_fen: 500,
+                reason: "低保户减半".into(),
+                basis: "市政府文件".into(),
+            },
+        );
+        let pay = |hour, node, amount_fen| {
+            event(
+                node,
+                "2026-03-03",
+                hour,
+                Action::Pay {
+                    fee: "工本费".into(),
+                    amount_fen,
+                    method: PayMethod::Mobile,
+                    receipt: "NO.0001".into(),
+                },
+            )
+        };
+        let state = derive(&intake, std::slice::from_ref(&accept));
+        assert_eq!(state.fees.outstanding_fen(), 2000);
+        assert_eq!(state.fees.unsettled().len(), 1);
+        let state = derive(
+            &intake,
+            &[accept.clone(), exempt.clone(), pay(10, STATION, 1500)],
+        );
+        assert!(state.conflicts.is_empty());
+        assert_eq!(
+            (
+                state.fees.paid_fen(),
+                state.fees.exempt_fen(),
+                state.fees.outstanding_fen()
+            ),
+            (1500, 500, 0)
+        );
+        assert!(state.fees.unsettled().is_empty());
+        let line = &state.fees.lines[0];
+        let payment = line.payment.as_ref().unwrap();
+        assert_eq!(
+            (payment.receipt.as_str(), payment.staff.as_str()),
+            ("NO.0001", "worker")
+        );
+        assert_eq!(payment.on, "2026-03-03".parse().unwrap());
+        // The same line paid twice, at two nodes apart: the later one is a conflict and
+        // counts for nothing until a lead resolves it; so is a payment beyond what is
+        // left after the exemption.
+        let twice = derive(
+            &intake,
+            &[accept.clone(), pay(10, STATION, 2000), pay(11, HALL, 2000)],
+        );
+        assert_eq!(twice.conflicts.len(), 1);
+        assert_eq!(twice.fees.paid_fen(), 2000);
+        let beyond = derive(&intake, &[accept.clone(), exempt, pay(10, STATION, 2000)]);
+        assert_eq!(beyond.conflicts.len(), 1);
+        assert_eq!(beyond.fees.paid_fen(), 0);
+        // Not on a withdrawn case (no refunds in this version), still at the handover.
+        let withdrawn = derive(
+            &intake,
+            &[
+                accept.clone(),
+                event(
+                    STATION,
+                    "2026-03-03",
+                    8,
+                    sample_action(ActionKind::Withdraw),
+                ),
+            ],
+        );
+        assert_eq!(
+            state_allows(&withdrawn, ActionKind::Pay),
+            Err(CaseError::NotAllowed {
+                action: ActionKind::Pay,
+                status: Status::Withdrawn
+            })
+        );
+        let completed = derive(
+            &intake,
+            &[
+                accept,
+                event(
+                    STATION,
+                    "2026-03-03",
+                    8,
+                    sample_action(ActionKind::Complete),
+                ),
+            ],
+        );
+        assert_eq!(state_allows(&completed, ActionKind::Pay), Ok(()));
+        // Cases of an item without fees are offered neither.
+        let plain = derive(&super::tests::intake(), &[]);
+        assert_eq!(
+            state_allows(&plain, ActionKind::Exempt),
+            Err(CaseError::Fee(FeeRefused::NoFees))
+        );
+    }
+
+    /// A case written before fees existed reads, charging nothing; one written now keeps
+    /// its item version's fee lines.
+    #[test]
+    fn the_snapshot_keeps_the_fee_lines_and_old_cases_read() {
+        let intake = intake_with_fee();
+        let json = serde_json::to_value(&intake).unwrap();
+        assert_eq!(json["item"]["fees"][0]["amount_fen"], 2000);
+        let mut old = serde_json::to_value(super::tests::intake()).unwrap();
+        assert!(old["item"].get("fees").is_none());
+        old["item"].as_object_mut().unwrap().remove("fees");
+        let read: Intake = serde_json::from_value(old).unwrap();
+        assert!(read.item.fees.is_empty());
+        let mut item = sample_item();
+        item.fees.push(fee_line());
+        assert_eq!(ItemSnapshot::of(&item).fees, vec![fee_line()]);
+    }
+
     /// `validate` refuses exactly the pairs the state machine refuses, with a message that
     /// names both, for every (status, action) pair.
     #[test]
     fn validate_follows_the_state_machine_for_every_pair() {
-        let intake = intake();
+        let intake = intake_with_fee();
         for status in Status::ALL {
             for kind in ActionKind::ALL {
                 // What the action itself needs besides the status.

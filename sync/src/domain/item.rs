@@ -479,6 +479,11 @@ pub struct FeeLine {
     pub standard: String,
     /// 收费依据.
     pub basis: String,
+    /// The fixed amount of one charge in fen (分), when the standard is one: what a case's
+    /// payment and exemption of this line may add up to (`domain::fee`). Absent for a
+    /// standard a person reads (e.g. by area or a first issue free): any amount above zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_fen: Option<u64>,
 }
 
 /// One thing wrong with an item: where (the field's path, `materials[1].name`), what (a
@@ -587,6 +592,10 @@ pub const ITEM_PROBLEMS: &[(&str, &str)] = &[
     (
         "item_attachment",
         "{field}: must be the id of an attachment (a-…)",
+    ),
+    (
+        "item_fee_amount",
+        "{field} ({name}): an amount in fen must be above zero and at most {max}",
     ),
     (
         "item_parts_too_few",
@@ -792,6 +801,19 @@ impl Item {
         }
         for (i, fee) in self.fees.iter().enumerate() {
             let at = format!("fees[{i}]");
+            if fee
+                .amount_fen
+                .is_some_and(|a| a == 0 || a > crate::domain::fee::MAX_FEN)
+            {
+                problems.push(
+                    P::new(&at, "item_fee_amount")
+                        .with("name", &fee.name)
+                        .with("max", crate::domain::fee::MAX_FEN),
+                );
+            }
+            if self.fees[..i].iter().any(|other| other.name == fee.name) {
+                problems.push(P::new(&at, "item_twice").with("name", &fee.name));
+            }
             if !filled(&fee.name) || !filled(&fee.standard) {
                 problems.push(P::new(&at, "item_fee_incomplete"));
             }
@@ -1273,6 +1295,7 @@ pub(crate) mod tests {
                         name: "工本费".into(),
                         standard: "20元".into(),
                         basis: "".into(),
+                        amount_fen: None,
                     })
                 },
                 "needs the law",
@@ -1459,6 +1482,7 @@ pub(crate) mod tests {
             name: "工本费".into(),
             standard: "20元/证".into(),
             basis: "《居住证暂行条例》第十五条".into(),
+            amount_fen: Some(2000),
         });
         item.validate().unwrap();
         assert_eq!(

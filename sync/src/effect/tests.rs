@@ -1789,6 +1789,7 @@ fn a_new_case_keeps_the_deciding_department_its_catalog_names() {
         decided_by: Some("MZJ".into()),
         hall: Some(sub().node),
         parts: Vec::new(),
+        fees: Vec::new(),
     };
     let with = |decider: Option<Decider>| {
         let mut i = intake(&station);
@@ -1895,6 +1896,7 @@ fn a_combined_cases_parts_are_bound_to_their_departments_and_decided_only_there(
             .iter()
             .map(|c| (c.to_string(), Some(hall.node)))
             .collect(),
+        fees: Vec::new(),
     };
     let reordered = ItemFacts {
         parts: ["XFJ", "GHJ", "HBJ"]
@@ -2088,5 +2090,165 @@ fn a_combined_cases_parts_are_bound_to_their_departments_and_decided_only_there(
             Some(&held_part),
         );
         assert!(refused_as(&judged, "forbidden_effect"), "{judged:?}");
+    }
+}
+
+/// §9.5: a payment or an exemption lands only on a case whose own item version lists the
+/// fee line, above zero and within the line's fixed amount, recorded by the office that
+/// received the case. Everything else a node could send with its own key is refused.
+#[test]
+fn payments_name_a_fee_line_of_the_cases_item_and_come_from_its_office() {
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let fee_line = crate::domain::item::FeeLine {
+        name: "工本费".into(),
+        standard: "20元/证".into(),
+        basis: "《居住证暂行条例》第十五条".into(),
+        amount_fen: Some(2000),
+    };
+    let mut charging = intake(&station);
+    charging.item.fees.push(fee_line);
+    let (id, mut held) = doc::new_case(&origin_of(&station), &scope, &charging).unwrap();
+    doc::add_events(&mut held, &origin_of(&station), &[accept(&station)]).unwrap();
+    let (plain_id, mut plain) =
+        doc::new_case(&origin_of(&station), &scope, &intake(&station)).unwrap();
+    doc::add_events(&mut plain, &origin_of(&station), &[accept(&station)]).unwrap();
+    let pay = |by: &NodeRecord, fee: &str, amount_fen: u64| {
+        event(
+            by,
+            T0 + 3000,
+            Action::Pay {
+                fee: fee.into(),
+                amount_fen,
+                method: crate::domain::fee::PayMethod::Cash,
+                receipt: "NO.0001".into(),
+            },
+        )
+    };
+    let exempt = |amount_fen: u64| {
+        event(
+            &station,
+            T0 + 3000,
+            Action::Exempt {
+                fee: "工本费".into(),
+                amount_fen,
+                reason: "残疾人".into(),
+                basis: "市政策".into(),
+            },
+        )
+    };
+    let judged = |by: &NodeRecord, doc_id: &DocId, held: &Automerge, e: Event| {
+        check(
+            by,
+            &add(by, held, &[e]),
+            doc_id,
+            DocKind::Case,
+            &scope,
+            Some(held),
+        )
+    };
+    // The honest ones.
+    assert_eq!(
+        judged(&station, &id, &held, pay(&station, "工本费", 2000)),
+        Judgement::Allow
+    );
+    assert_eq!(judged(&station, &id, &held, exempt(2000)), Judgement::Allow);
+    // A payment on an item without fees, on a line the item lacks, of nothing, beyond
+    // the standard, and an exemption beyond it.
+    for (what, doc_id, document, e) in [
+        ("no fees", &plain_id, &plain, pay(&station, "工本费", 2000)),
+        ("unknown line", &id, &held, pay(&station, "办证费", 2000)),
+        ("zero", &id, &held, pay(&station, "工本费", 0)),
+        ("too much", &id, &held, pay(&station, "工本费", 2001)),
+        ("exempt too much", &id, &held, exempt(2001)),
+    ] {
+        let verdict = judged(&station, doc_id, document, e);
+        assert!(
+            refused_as(&verdict, "forbidden_effect"),
+            "{what}: {verdict:?}"
+        );
+    }
+    // A negative amount does not even read as a payment.
+    let mut negative = serde_json::to_value(pay(&station, "工本费", 100)).unwrap();
+    negative["amount_fen"] = serde_json::json!(-100);
+    let key = pay(&station, "工本费", 100).id();
+    let events = events_id(&held);
+    let forged = raw(&station, &held, |tx| {
+        tx.put(&events, key.as_str(), negative.to_string())
+    });
+    let verdict = check(&station, &forged, &id, DocKind::Case, &scope, Some(&held));
+    assert!(
+        refused_as(&verdict, "forbidden_effect"),
+        "negative: {verdict:?}"
+    );
+    // The hall above does not collect the station's fees, and another station holds no
+    // part of the case.
+    let hall = sub();
+    assert!(refused_as(
+        &judged(&hall, &id, &held, pay(&hall, "工本费", 2000)),
+        "event_not_allowed"
+    ));
+    let other = other_station();
+    let verdict = judged(&other, &id, &held, pay(&other, "工本费", 2000));
+    assert!(
+        matches!(verdict, Judgement::Refuse(_)),
+        "another station: {verdict:?}"
+    );
+}
+
+/// §9.5.1: a new case freezes exactly the fee lines its item version lists, where the
+/// receiver holds that version: a station cannot add a fee to an item that charges
+/// nothing, raise one, or drop one.
+#[test]
+fn a_new_case_keeps_the_fee_lines_its_catalog_version_lists() {
+    let station = station();
+    let scope = Scope::cases(&station.division);
+    let line = crate::domain::item::FeeLine {
+        name: "工本费".into(),
+        standard: "20元/证".into(),
+        basis: "《居住证暂行条例》第十五条".into(),
+        amount_fen: Some(2000),
+    };
+    let facts = |fees: Vec<crate::domain::item::FeeLine>| ItemFacts {
+        version: intake(&station).item.version,
+        decided_by: None,
+        hall: None,
+        parts: Vec::new(),
+        fees,
+    };
+    let raised = crate::domain::item::FeeLine {
+        amount_fen: Some(5000),
+        ..line.clone()
+    };
+    // (the intake's fee lines, the catalog version's, refused?)
+    let rows = [
+        (vec![], vec![], false),
+        (vec![line.clone()], vec![line.clone()], false),
+        (vec![line.clone()], vec![], true),
+        (vec![], vec![line.clone()], true),
+        (vec![raised], vec![line.clone()], true),
+    ];
+    for (n, (frozen, catalog, refused)) in rows.into_iter().enumerate() {
+        let mut forged = intake(&station);
+        forged.item.fees = frozen;
+        let (id, created) = doc::new_case(&origin_of(&station), &scope, &forged).unwrap();
+        let change = created.get_changes(&[])[0].clone();
+        let known = facts(catalog);
+        let judged = judge_knowing(
+            &station,
+            &envelope_for(&station, &id, DocKind::Case, &scope, &change),
+            &change,
+            None,
+            &never_refused,
+            Some(&known),
+        );
+        if refused {
+            assert!(
+                refused_as(&judged, "forbidden_effect"),
+                "row {n}: {judged:?}"
+            );
+        } else {
+            assert_eq!(judged, Judgement::Allow, "row {n}");
+        }
     }
 }

@@ -51,6 +51,15 @@ fn items() -> Vec<Item> {
                 item.case_type = crate::domain::item::CaseType::Instant;
                 item.committed_limit_days = 0;
             }
+            // One item charges a fee (§9.5), so payments and exemptions converge too.
+            if n == 1 {
+                item.fees.push(crate::domain::item::FeeLine {
+                    name: "工本费".into(),
+                    standard: "20元/证".into(),
+                    basis: "《居住证暂行条例》第十五条".into(),
+                    amount_fen: Some(2000),
+                });
+            }
             item
         })
         .collect()
@@ -550,6 +559,28 @@ fn action(n: usize, peer: &Peer, case: &DocId) -> Action {
                 .current_step()
                 .unwrap_or(1),
             note: String::new(),
+        },
+        case::ActionKind::Pay => Action::Pay {
+            fee: intake
+                .item
+                .fees
+                .first()
+                .map(|f| f.name.clone())
+                .unwrap_or_default(),
+            amount_fen: 1500,
+            method: crate::domain::fee::PayMethod::Mobile,
+            receipt: written("NO.0001"),
+        },
+        case::ActionKind::Exempt => Action::Exempt {
+            fee: intake
+                .item
+                .fees
+                .first()
+                .map(|f| f.name.clone())
+                .unwrap_or_default(),
+            amount_fen: 500,
+            reason: written("低保户减半"),
+            basis: written("市政府文件"),
         },
         case::ActionKind::Refuse => Action::Refuse {
             reason: written("不符合条件"),

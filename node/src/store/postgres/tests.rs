@@ -332,7 +332,7 @@ async fn notices_move_into_month_partitions() {
         )
         .await
         .unwrap();
-    assert_eq!(pg.migrate().await.unwrap(), 1);
+    assert_eq!(pg.migrate_to(4).await.unwrap(), 1);
     let rows = pg
         .query_text(
             "SELECT c.relname, number, issued_on FROM yizhan.notices n
@@ -432,4 +432,92 @@ async fn a_case_read_whole_is_not_read_again_for_its_older_changes() {
     assert_eq!(later.cases.len(), 1);
     assert_eq!(later.cases[0].id, id);
     store.shutdown().await;
+}
+
+/// §9.5 in the city's database: a station's payment and exemption reach PostgreSQL with
+/// their case's events, and `v_fees_by_month` counts them per station and item as the
+/// node's own figures do.
+#[tokio::test]
+async fn fees_reach_the_citys_figures() {
+    use yizhan_sync::domain::case::Action;
+    use yizhan_sync::domain::fee::PayMethod;
+    let Some(url) = test_database("fees").await else {
+        return;
+    };
+    let (_dir, store) = with_cases(1).await;
+    let permit = item("居住证申领");
+    let at = crate::store::tests::at("2026-03-03");
+    let id = store
+        .create_case(
+            permit.impl_code.to_string(),
+            complete_application(&permit),
+            staff(),
+            at,
+        )
+        .await
+        .unwrap();
+    store
+        .act_on_case(
+            id,
+            vec![
+                NewAction::Accept,
+                NewAction::Do(Action::Pay {
+                    fee: permit.fees[0].name.clone(),
+                    amount_fen: 2000,
+                    method: PayMethod::Card,
+                    receipt: "粤财0001".into(),
+                }),
+                NewAction::Do(Action::Exempt {
+                    fee: permit.fees[0].name.clone(),
+                    amount_fen: 500,
+                    reason: "低保户".into(),
+                    basis: "民政减免规定".into(),
+                }),
+            ],
+            staff(),
+            at + 1_000,
+        )
+        .await
+        .unwrap();
+    let mut reader = store.feed_reader().unwrap();
+    let identity = reader.identity().unwrap();
+    let head = reader.head().unwrap();
+    let mut pg = connect(&url).await;
+    pg.migrate().await.unwrap();
+    let mut after = pg.start_feed(&identity, head).await.unwrap();
+    for _ in 0..100 {
+        let batch = reader.read(after, 50).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        pg.write(&identity, &batch).await.unwrap();
+        after = batch.through;
+    }
+    assert_eq!(after, head);
+    let rows = pg
+        .query_text(
+            "SELECT month, station, impl_code, collected_fen, paid_cases, exemptions, exempt_fen
+             FROM yizhan.v_fees_by_month ORDER BY impl_code",
+            &[],
+        )
+        .await
+        .unwrap();
+    let text = |v: &str| Some(v.to_string());
+    assert_eq!(
+        rows,
+        vec![vec![
+            text("2026-03"),
+            text("440399001001"),
+            text(permit.impl_code.as_str()),
+            text("2000"),
+            text("1"),
+            text("1"),
+            text("500"),
+        ]]
+    );
+    let node = store
+        .fee_stats(crate::store::Month::parse("2026-03").unwrap())
+        .await
+        .unwrap();
+    assert_eq!((node[0].collected_fen, node[0].exempt_fen), (2000, 500));
 }
