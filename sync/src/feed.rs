@@ -42,11 +42,14 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 /// `attachment` (a hall's blank forms and samples), `staff` (the tree's accounts) and
 /// `department` (a hall's departments and their seals) travel in batches, and items carry
 /// new fields (the guide's new elements, a version's effective date, the deciding
-/// department), which a node of 4 refuses as unknown.
+/// department), which a node of 4 refuses as unknown. 6: cases carry new actions
+/// (`finish_step`, `pay`, `exempt`) and their snapshots the item version's steps, fee
+/// lines and a combined item's parts; items may be combined (并联审批), with fee amounts.
 pub const PROTOCOL_VERSION: u16 = 6;
-/// The oldest protocol version this build still speaks: 5, since a node of 4 cannot
-/// decode a batch that carries one of these kinds, refuses the item versions of 5, and
-/// would fail every pull rather than hear "upgrade needed".
+/// The oldest protocol version this build still speaks: 6, since a node of 5 would refuse
+/// a case with an action it does not know, or judge a sub-case or a payment by rules
+/// that miss its binding or its fee line, and would fail every pull rather than hear
+/// "upgrade needed".
 pub const MIN_PROTOCOL_VERSION: u16 = 6;
 
 /// Highest sequence number held, per (scope, origin).
