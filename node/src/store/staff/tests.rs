@@ -4,7 +4,7 @@
 use yizhan_sync::auth::NodeRole;
 
 use super::*;
-use crate::store::sync::tests::{enroll, node, sync};
+use crate::store::sync::tests::{enroll, node, sync, tree_with_demo_catalog};
 use crate::store::tests::at;
 use crate::store::{NewUser, RebuildReport};
 
@@ -343,25 +343,11 @@ async fn one_chief_representative_per_department_and_a_stand_in_by_name() {
 
 #[tokio::test]
 async fn a_stand_ins_act_on_the_case_of_the_one_they_stand_in_for_says_so() {
-    use crate::demo::demo_catalog;
     use crate::store::NewAction;
     use crate::store::tests::{complete_application, item};
     use yizhan_sync::domain::case::Action;
-    use yizhan_sync::domain::codes::DivisionCode;
 
-    let district = node(1, NodeRole::District, "440399");
-    let sub = node(2, NodeRole::Subdistrict, "440399001");
-    let station = node(3, NodeRole::Station, "440399001001");
-    enroll(&district, &sub).await;
-    enroll(&sub, &station).await;
-    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
-    for item in demo_catalog() {
-        district
-            .store
-            .publish_item(scope.clone(), item, at("2026-03-01"))
-            .await
-            .unwrap();
-    }
+    let [district, sub, station] = tree_with_demo_catalog().await;
     sub.store
         .create_staff(new_staff("wang"), admin(), 1)
         .await
@@ -456,25 +442,11 @@ async fn a_stand_ins_act_on_the_case_of_the_one_they_stand_in_for_says_so() {
 /// account. The flag comes from the tree account at each act, never from the caller.
 #[tokio::test]
 async fn a_chief_representative_extends_a_case_sent_to_the_department() {
-    use crate::demo::demo_catalog;
     use crate::store::NewAction;
     use crate::store::tests::{complete_application, item};
     use yizhan_sync::domain::case::Action;
-    use yizhan_sync::domain::codes::DivisionCode;
 
-    let district = node(1, NodeRole::District, "440399");
-    let sub = node(2, NodeRole::Subdistrict, "440399001");
-    let station = node(3, NodeRole::Station, "440399001001");
-    enroll(&district, &sub).await;
-    enroll(&sub, &station).await;
-    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
-    for item in demo_catalog() {
-        district
-            .store
-            .publish_item(scope.clone(), item, at("2026-03-01"))
-            .await
-            .unwrap();
-    }
+    let [district, sub, station] = tree_with_demo_catalog().await;
     let member = |name: &str, chief: bool| NewStaff {
         role: Role::Department,
         counter: "区民政局".into(),

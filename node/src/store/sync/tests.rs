@@ -72,6 +72,25 @@ pub(crate) async fn enroll(parent: &Node, child: &Node) {
     }
 }
 
+/// A district, a sub-district and a station enrolled below each other, the demo catalog
+/// published at the district (not yet synced down): the tree most store tests start from.
+pub(crate) async fn tree_with_demo_catalog() -> [Node; 3] {
+    let district = node(1, NodeRole::District, "440399");
+    let sub = node(2, NodeRole::Subdistrict, "440399001");
+    let station = node(3, NodeRole::Station, "440399001001");
+    enroll(&district, &sub).await;
+    enroll(&sub, &station).await;
+    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
+    for item in demo_catalog() {
+        district
+            .store
+            .publish_item(scope.clone(), item, at("2026-03-01"))
+            .await
+            .unwrap();
+    }
+    [district, sub, station]
+}
+
 /// One pull by `child` from `parent` and one push the other way, until both have nothing.
 pub(crate) async fn sync(parent: &Node, child: &Node) -> (u32, u32) {
     let (parent_record, child_record) = (record(parent).await, record(child).await);
@@ -115,19 +134,7 @@ pub(crate) async fn sync(parent: &Node, child: &Node) -> (u32, u32) {
 
 #[tokio::test]
 async fn catalogs_go_down_cases_go_up_and_decisions_come_back() {
-    let district = node(1, NodeRole::District, "440399");
-    let sub = node(2, NodeRole::Subdistrict, "440399001");
-    let station = node(3, NodeRole::Station, "440399001001");
-    enroll(&district, &sub).await;
-    enroll(&sub, &station).await;
-    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
-    for item in demo_catalog() {
-        district
-            .store
-            .publish_item(scope.clone(), item, at("2026-03-01"))
-            .await
-            .unwrap();
-    }
+    let [district, sub, station] = tree_with_demo_catalog().await;
     sync(&district, &sub).await;
     sync(&sub, &station).await;
     let (items, total) = station.store.list_items(Default::default()).await.unwrap();
@@ -557,19 +564,7 @@ async fn every_commit_that_appends_to_the_log_is_told_with_its_runs() {
 #[tokio::test]
 async fn a_published_calendar_year_recounts_open_deadlines_below() {
     use yizhan_sync::domain::calendar::{Calendar, Deadlines};
-    let district = node(1, NodeRole::District, "440399");
-    let sub = node(2, NodeRole::Subdistrict, "440399001");
-    let station = node(3, NodeRole::Station, "440399001001");
-    enroll(&district, &sub).await;
-    enroll(&sub, &station).await;
-    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
-    for item in demo_catalog() {
-        district
-            .store
-            .publish_item(scope.clone(), item, at("2026-03-01"))
-            .await
-            .unwrap();
-    }
+    let [district, sub, station] = tree_with_demo_catalog().await;
     sync(&district, &sub).await;
     sync(&sub, &station).await;
 
@@ -690,19 +685,7 @@ async fn notices_and_supervision_travel_the_tree() {
     use yizhan_sync::domain::supervision::ReplyState;
 
     use crate::store::{Issuer, NewSupervision, Role, Staff, SupervisionFilter};
-    let district = node(1, NodeRole::District, "440399");
-    let sub = node(2, NodeRole::Subdistrict, "440399001");
-    let station = node(3, NodeRole::Station, "440399001001");
-    enroll(&district, &sub).await;
-    enroll(&sub, &station).await;
-    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
-    for item in demo_catalog() {
-        district
-            .store
-            .publish_item(scope.clone(), item, at("2026-03-01"))
-            .await
-            .unwrap();
-    }
+    let [district, sub, station] = tree_with_demo_catalog().await;
     sync(&district, &sub).await;
     sync(&sub, &station).await;
     let residence = item("居住证申领");
@@ -995,19 +978,7 @@ async fn a_hall_supervises_red_and_breached_cases_by_itself() {
     use yizhan_sync::domain::calendar::WarningLevel;
 
     use crate::store::{Role, Staff, SupervisionFilter};
-    let district = node(1, NodeRole::District, "440399");
-    let sub = node(2, NodeRole::Subdistrict, "440399001");
-    let station = node(3, NodeRole::Station, "440399001001");
-    enroll(&district, &sub).await;
-    enroll(&sub, &station).await;
-    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
-    for item in demo_catalog() {
-        district
-            .store
-            .publish_item(scope.clone(), item, at("2026-03-01"))
-            .await
-            .unwrap();
-    }
+    let [district, sub, station] = tree_with_demo_catalog().await;
     sync(&district, &sub).await;
     sync(&sub, &station).await;
     let residence = item("居住证申领");
@@ -1660,19 +1631,7 @@ async fn a_hall_supervises_a_late_step_of_a_case_still_on_time() {
     use yizhan_sync::domain::calendar::WarningLevel;
 
     use crate::store::{Role, Staff, SupervisionFilter};
-    let district = node(1, NodeRole::District, "440399");
-    let sub = node(2, NodeRole::Subdistrict, "440399001");
-    let station = node(3, NodeRole::Station, "440399001001");
-    enroll(&district, &sub).await;
-    enroll(&sub, &station).await;
-    let scope = Scope::catalog(&DivisionCode::parse("440399").unwrap());
-    for item in demo_catalog() {
-        district
-            .store
-            .publish_item(scope.clone(), item, at("2026-03-01"))
-            .await
-            .unwrap();
-    }
+    let [district, sub, station] = tree_with_demo_catalog().await;
     sync(&district, &sub).await;
     sync(&sub, &station).await;
     // 就业困难人员认定: 社区受理 takes one working day, the case ten.
