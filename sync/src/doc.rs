@@ -421,6 +421,8 @@ pub struct CaseRow {
     pub id: String,
     /// A sub-case's parent and part (并联审批, `domain::combined`), from its intake.
     pub part_of: Option<(String, u32)>,
+    /// A combined case whose status its parts decide: written again as they change.
+    pub combined_parent: bool,
     pub scope: String,
     pub impl_code: String,
     pub item_name: String,
@@ -643,10 +645,25 @@ fn fee_rows(fees: &crate::domain::fee::CaseFees) -> Vec<FeeRow> {
     rows
 }
 
-/// Derives the rows of a case.
+/// Derives the rows of a case from its own document. A combined case's row is derived
+/// as if none of its parts were held; the store writes it again with the parts it holds
+/// ([`case_rows_with_parts`]).
 pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRow, Vec<EventRow>) {
+    case_rows_with_parts(id, case_doc, &[], calendar)
+}
+
+/// Derives the rows of a case; a combined case's status and decision come from its parts
+/// as this node holds them (`combined::combine`, 行政许可法 §26), as its page shows them,
+/// so lists, warnings and statistics count the whole as decided once every part is.
+pub fn case_rows_with_parts(
+    id: &DocId,
+    case_doc: &CaseDoc,
+    parts: &[Option<crate::domain::combined::PartState>],
+    calendar: &Calendar,
+) -> (CaseRow, Vec<EventRow>) {
     let intake = &case_doc.intake;
-    let state = case::derive(intake, &case_doc.events);
+    let state =
+        crate::domain::combined::combine(intake, case::derive(intake, &case_doc.events), parts);
     let deadlines = if state.status.has_deadlines() {
         state.deadlines(intake, calendar)
     } else {
@@ -659,6 +676,7 @@ pub fn case_rows(id: &DocId, case_doc: &CaseDoc, calendar: &Calendar) -> (CaseRo
     let row = CaseRow {
         id: id.to_string(),
         part_of: intake.part_of.as_ref().map(|p| (p.parent.clone(), p.index)),
+        combined_parent: intake.is_parent(),
         scope: case_doc.scope.to_string(),
         impl_code: intake.item.impl_code.to_string(),
         item_name: intake.item.name.clone(),

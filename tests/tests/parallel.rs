@@ -313,6 +313,23 @@ fn a_combined_case_with_three_departments_completes_only_when_all_three_have_dec
         case_at(&station, &station_token, &parent).filter(|c| c["status"] == "decided")
     });
     assert_eq!(whole["decision"], true, "{whole}");
+    // The station's list counts the whole decided too: its row follows the parts it
+    // received, not only its own document.
+    let (status, listed) = get(
+        &client(),
+        &station.url("/api/v1/cases?status=decided"),
+        Some(&station_token),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        listed["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == parent.as_str()),
+        "the whole is not listed as decided: {listed}"
+    );
     assert!(
         whole["allowed_actions"]
             .as_array()

@@ -217,7 +217,7 @@ pub(super) fn rederive_cases(
         let case_doc = doc::read_case(&document).map_err(|e| corrupt(e.to_string()))?;
         let calendar = calendars.for_division(&case_doc.scope.division());
         let (case_row, events) = doc::case_rows(&doc_id, &case_doc, &calendar);
-        store_case_rows(conn, "", &case_row, &events)?;
+        store_case_rows(conn, "", &case_row, &events, &calendar)?;
         count += 1;
     }
     Ok(count)

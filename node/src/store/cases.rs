@@ -3,7 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use yizhan_sync::auth::NodeRecord;
 use yizhan_sync::doc;
-use yizhan_sync::domain::calendar::{Date, WarningLevel};
+use yizhan_sync::doc::{CaseRow, EventRow};
+use yizhan_sync::domain::calendar::{Calendar, Date, WarningLevel};
 use yizhan_sync::domain::case::{
     self, Action, CaseState, Event, Intake, MaterialReceived, NewCase, Shortfall, Status,
 };
@@ -622,7 +623,7 @@ fn finish_case_write(
     ctx.persist_local_change(id, DocKind::Case, &case_doc.scope, now_ms)?;
     let calendar = ctx.calendar_for(&case_doc.scope);
     let (row, events) = doc::case_rows(id, case_doc, &calendar);
-    store_case_rows(&ctx.conn, "", &row, &events)
+    store_case_rows(&ctx.conn, "", &row, &events, &calendar)
 }
 
 /// The next serial number for an item on `date`, counted in the same transaction as the
@@ -660,6 +661,49 @@ fn parts_of(
     parent_id: &str,
     parent: &Intake,
 ) -> Result<(Vec<Option<PartState>>, Vec<PartView>), StoreError> {
+    parts_in(conn, "", parent_id, parent)
+}
+
+/// The rows of the combined case `parent_id` with its parts as the `prefix` tables hold
+/// them (`doc::case_rows_with_parts`); `None` when the whole is not held here or is not a
+/// combined case.
+pub(super) fn rows_of_combined(
+    conn: &Connection,
+    prefix: &str,
+    parent_id: &str,
+    calendar: &Calendar,
+) -> Result<Option<(CaseRow, Vec<EventRow>)>, StoreError> {
+    let Some(id) = DocId::parse(parent_id) else {
+        return Ok(None);
+    };
+    let held: Option<(Vec<u8>, i64)> = conn
+        .prepare_cached("SELECT bytes, upto FROM documents WHERE id = ?1 AND kind = 'case'")?
+        .query_row([parent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((bytes, upto)) = held else {
+        return Ok(None);
+    };
+    let (document, _) = super::snapshot::load_from(conn, parent_id, &bytes, upto)?;
+    let parent = doc::read_case(&document).map_err(|e| StoreError::Corrupt {
+        id: parent_id.to_string(),
+        message: e.to_string(),
+    })?;
+    if !parent.intake.is_parent() {
+        return Ok(None);
+    }
+    let (states, _) = parts_in(conn, prefix, parent_id, &parent.intake)?;
+    Ok(Some(doc::case_rows_with_parts(
+        &id, &parent, &states, calendar,
+    )))
+}
+
+/// `parts_of` over the `prefix` tables (the live ones, or a rebuild's).
+fn parts_in(
+    conn: &Connection,
+    prefix: &str,
+    parent_id: &str,
+    parent: &Intake,
+) -> Result<(Vec<Option<PartState>>, Vec<PartView>), StoreError> {
     let mut states: Vec<Option<PartState>> = vec![None; parent.item.parts.len()];
     let mut views: Vec<PartView> = parent
         .item
@@ -679,11 +723,11 @@ fn parts_of(
         })
         .collect();
     let held: Vec<(String, Vec<u8>, i64, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT p.id, d.bytes, d.upto, c.legal_due FROM case_parts p
-             JOIN documents d ON d.id = p.id LEFT JOIN cases c ON c.id = p.id
-             WHERE p.parent_id = ?1 ORDER BY p.part_index, p.id",
-        )?
+        .prepare_cached(&format!(
+            "SELECT p.id, d.bytes, d.upto, c.legal_due FROM {prefix}case_parts p
+             JOIN documents d ON d.id = p.id LEFT JOIN {prefix}cases c ON c.id = p.id
+             WHERE p.parent_id = ?1 ORDER BY p.part_index, p.id"
+        ))?
         .query_map([parent_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?

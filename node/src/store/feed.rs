@@ -436,6 +436,28 @@ impl FeedReader {
                 seq,
             })
             .collect();
+        // A combined case's row follows its parts (并联审批, `cases::rows_of_combined`),
+        // which change without a change to the whole's document: a part read here brings
+        // its whole's row again.
+        let mut wholes: Vec<String> = Vec::new();
+        for id in cases.keys() {
+            let parent: Option<String> = tx
+                .prepare_cached("SELECT parent_id FROM case_parts WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            if let Some(parent) = parent
+                && !cases.contains_key(&parent)
+                && !wholes.contains(&parent)
+            {
+                wholes.push(parent);
+            }
+        }
+        for id in wholes {
+            if let Some(case) = read_case(&tx, &id)? {
+                batch.cases.push(case);
+                read_events(&tx, &id, &mut batch.events)?;
+            }
+        }
         for (id, newest) in cases {
             if read_at.get(&id).is_some_and(|head| newest <= *head) {
                 batch.cases_read_before += 1;

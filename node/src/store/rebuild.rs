@@ -195,7 +195,7 @@ fn rebuild_one(
             let case_doc = doc::read_case(&document).map_err(|e| e.to_string())?;
             let calendar = calendars.for_division(&case_doc.scope.division());
             let (case_row, events) = doc::case_rows(&doc_id, &case_doc, &calendar);
-            store_case_rows(conn, "rebuilt_", &case_row, &events).map_err(sql)?;
+            store_case_rows(conn, "rebuilt_", &case_row, &events, &calendar).map_err(sql)?;
             report.cases += 1;
             report.events += events.len() as u64;
         }

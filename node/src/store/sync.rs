@@ -1452,7 +1452,11 @@ fn write_rows(ctx: &mut WriteCtx, id: &DocId, rows: Rows) -> Result<Option<Hlc>,
             Ok(None)
         }
         Rows::Case(row, events) => {
-            store_case_rows(&ctx.conn, "", &row, &events)?;
+            let calendar = match Scope::parse(&row.scope) {
+                Some(scope) => ctx.calendar_for(&scope),
+                None => super::calendars::shipped(),
+            };
+            store_case_rows(&ctx.conn, "", &row, &events, &calendar)?;
             Ok(Hlc::parse_hex(&row.updated_hlc))
         }
         Rows::Registry(registry) => {

@@ -1997,6 +1997,7 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
             matches!(early, StoreError::Case(CaseError::DecidedByParts { .. })),
             "{early:?}"
         );
+        let before = store.feed_head().await.unwrap();
         store
             .act_on_case(
                 sub.clone(),
@@ -2028,6 +2029,17 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
             Status::Decided
         };
         assert_eq!(whole.state.status, expected, "after part {n}");
+        // The row lists, warnings and statistics read says the same as the page.
+        assert_eq!(whole.summary.status, expected, "the row after part {n}");
+        // The sink's feed brings the whole's row again with the part's change, though the
+        // whole's document did not change.
+        let batch = store.feed_reader().unwrap().read(before, 1_000).unwrap();
+        let fed = batch.cases.iter().find(|c| c.id == id.as_str());
+        assert_eq!(
+            fed.map(|c| c.status.as_str()),
+            Some(expected.as_str()),
+            "the feed after part {n}"
+        );
         assert_eq!(whole.parts[n].status, Some(Status::Decided));
     }
     let whole = store
@@ -2059,6 +2071,8 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
         .await
         .unwrap();
     assert_eq!(done.state.status, Status::Completed);
+    assert_eq!(done.summary.status, Status::Completed);
+    assert_eq!(done.summary.closed_on.as_deref(), Some("2026-03-11"));
 }
 
 /// §9.5: payments and exemptions are recorded on the case, derived into `case_fees`,

@@ -402,7 +402,32 @@ impl WriteCtx {
 
 /// Writes the derived rows of a case into `{prefix}cases` and `{prefix}case_events`
 /// (`prefix` is empty for the live tables and `rebuilt_` while rebuilding).
+///
+/// A combined case's row (并联审批) depends on its parts as this node holds them: writing
+/// the whole's or a part's rows writes the whole's again from its document and its parts
+/// (`cases::rows_of_combined`), whatever order they arrive in. `calendar` is the case's.
 pub(super) fn store_case_rows(
+    conn: &Connection,
+    prefix: &str,
+    row: &CaseRow,
+    events: &[EventRow],
+    calendar: &Calendar,
+) -> Result<(), StoreError> {
+    write_case_rows(conn, prefix, row, events)?;
+    let parent = match &row.part_of {
+        Some((parent, _)) => Some(parent.as_str()),
+        None if row.combined_parent => Some(row.id.as_str()),
+        None => None,
+    };
+    if let Some(parent) = parent
+        && let Some((row, events)) = super::cases::rows_of_combined(conn, prefix, parent, calendar)?
+    {
+        write_case_rows(conn, prefix, &row, &events)?;
+    }
+    Ok(())
+}
+
+fn write_case_rows(
     conn: &Connection,
     prefix: &str,
     row: &CaseRow,
