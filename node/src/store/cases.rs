@@ -6,7 +6,8 @@ use yizhan_sync::doc;
 use yizhan_sync::doc::{CaseRow, EventRow};
 use yizhan_sync::domain::calendar::{Calendar, Date, WarningLevel};
 use yizhan_sync::domain::case::{
-    self, Action, CaseState, Event, Intake, MaterialReceived, NewCase, Shortfall, Status,
+    self, Action, ActionKind, CaseState, Event, Intake, MaterialReceived, NewCase, Shortfall,
+    Status,
 };
 use yizhan_sync::domain::codes::{DivisionCode, ImplCode};
 use yizhan_sync::domain::combined::{self, PartState};
@@ -427,6 +428,10 @@ impl Store {
             let accepted_now = new_events
                 .iter()
                 .any(|e| matches!(e.action, Action::Accept { .. }));
+            let withdrawn_now = new_events.iter().find_map(|e| match &e.action {
+                Action::Withdraw { reason } => Some(reason.clone()),
+                _ => None,
+            });
             let mut events = case_doc.events.clone();
             events.extend(new_events);
             let case_doc = doc::CaseDoc { events, ..case_doc };
@@ -435,6 +440,14 @@ impl Store {
             // transaction: each accepted and sent to its department's hall (§7.5).
             if accepted_now && case_doc.intake.is_parent() {
                 create_parts(ctx, &case_id, &case_doc, &person, now_ms)?;
+            }
+            // An application withdrawn whole is withdrawn at every department still
+            // deciding its part, in the same transaction, so no part stays open and
+            // falls overdue there.
+            if let Some(reason) = withdrawn_now
+                && case_doc.intake.is_parent()
+            {
+                withdraw_parts(ctx, &case_id, &case_doc, &person, &reason, now_ms)?;
             }
             Ok(())
         })
@@ -755,6 +768,58 @@ fn parts_in(
         });
     }
     Ok((states, views))
+}
+
+/// Withdraws the parts of the combined case `parent_id` that may still be withdrawn (a
+/// part its department has decided stays decided), each by `person` with the whole's
+/// reason, by the engine's rules as any withdrawal.
+fn withdraw_parts(
+    ctx: &mut WriteCtx,
+    parent_id: &DocId,
+    parent: &doc::CaseDoc,
+    person: &Person,
+    reason: &str,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let (_, views) = parts_of(&ctx.conn, parent_id.as_str(), &parent.intake)?;
+    let node = ctx.identity.record.clone();
+    let origin = ctx.origin;
+    for id in views.into_iter().filter_map(|v| v.case_id) {
+        let Some(id) = DocId::parse(&id) else {
+            continue;
+        };
+        let sub = doc::read_case(ctx.case_doc_mut(&id)?).map_err(|e| StoreError::Corrupt {
+            id: id.to_string(),
+            message: e.to_string(),
+        })?;
+        let actor = Actor {
+            node: &node,
+            person,
+        };
+        let state = case::derive(&sub.intake, &sub.events);
+        if engine::may(actor, &sub.intake, &state, ActionKind::Withdraw).is_err() {
+            continue;
+        }
+        let events = {
+            let ctx = std::cell::RefCell::new(&mut *ctx);
+            engine::act::<StoreError>(
+                &sub,
+                vec![NewAction::Do(Action::Withdraw {
+                    reason: reason.to_string(),
+                })],
+                actor,
+                &mut || ctx.borrow_mut().tick(now_ms),
+                &mut |code, date| issue_serial(&mut ctx.borrow_mut(), code, date),
+            )?
+        };
+        doc::add_events(ctx.doc_mut(&id)?, &origin, &events)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut all = sub.events.clone();
+        all.extend(events);
+        let sub = doc::CaseDoc { events: all, ..sub };
+        finish_case_write(ctx, &id, &sub, now_ms)?;
+    }
+    Ok(())
 }
 
 /// The sub-cases of a combined case just accepted (并联审批, §7.5): one per part, bound to

@@ -2075,6 +2075,113 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
     assert_eq!(done.summary.closed_on.as_deref(), Some("2026-03-11"));
 }
 
+/// An application for a combined item withdrawn whole is withdrawn at each department
+/// still deciding its part (in the same write), so no part stays open and falls overdue
+/// there; a part already decided stays decided.
+#[tokio::test]
+async fn withdrawing_a_combined_case_withdraws_its_open_parts() {
+    use yizhan_sync::auth::NodeRole;
+    let day = |d: &str| -> Date { d.parse().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options();
+    opts.identity = identity(9, NodeRole::Subdistrict, "440399001");
+    let store = Store::open(&dir.path().join("yizhan.db"), opts).unwrap();
+    publish_catalog(&store).await;
+    let combined = demo_catalog()
+        .into_iter()
+        .find(|i| !i.parts.is_empty())
+        .expect("the demo catalog has a combined item");
+    let admin = Staff {
+        role: crate::store::Role::Admin,
+        ..staff()
+    };
+    for (n, part) in combined.parts.iter().enumerate() {
+        store
+            .create_department(
+                part.department.clone(),
+                format!("部门{n}"),
+                admin.clone(),
+                at("2026-03-02"),
+            )
+            .await
+            .unwrap();
+    }
+    let id = receive(&store, &combined, "2026-03-02").await;
+    accept(&store, &id, "2026-03-02").await;
+    let accepted = store
+        .get_case(id.to_string(), day("2026-03-02"))
+        .await
+        .unwrap();
+    let subs: Vec<String> = accepted
+        .parts
+        .iter()
+        .map(|p| p.case_id.clone().expect("made at acceptance"))
+        .collect();
+    // The first department decides its part before the applicant withdraws.
+    store
+        .act_on_case(
+            DocId::parse(&subs[0]).unwrap(),
+            vec![
+                NewAction::Do(Action::SignFor {
+                    note: String::new(),
+                    on_behalf_of: None,
+                }),
+                NewAction::Do(Action::Decide {
+                    approved: true,
+                    reason: "符合条件".into(),
+                    basis: "《行政许可法》".into(),
+                    remedies: String::new(),
+                    on_behalf_of: None,
+                }),
+            ],
+            Staff {
+                username: "dept0".into(),
+                counter: "部门0".into(),
+                role: crate::store::Role::Department,
+            },
+            at("2026-03-04"),
+        )
+        .await
+        .unwrap();
+    store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Do(Action::Withdraw {
+                reason: "申请人撤回申请".into(),
+            })],
+            staff(),
+            at("2026-03-05"),
+        )
+        .await
+        .unwrap();
+    let whole = store
+        .get_case(id.to_string(), day("2026-03-05"))
+        .await
+        .unwrap();
+    assert_eq!(whole.state.status, Status::Withdrawn);
+    assert_eq!(whole.summary.status, Status::Withdrawn);
+    let statuses: Vec<Option<Status>> = whole.parts.iter().map(|p| p.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            Some(Status::Decided),
+            Some(Status::Withdrawn),
+            Some(Status::Withdrawn)
+        ]
+    );
+    for sub in &subs[1..] {
+        let part = store
+            .get_case(sub.clone(), day("2026-03-05"))
+            .await
+            .unwrap();
+        assert_eq!(part.summary.status, Status::Withdrawn);
+        assert_eq!(part.summary.level, None, "a withdrawn part never warns");
+        assert_eq!(part.summary.closed_on.as_deref(), Some("2026-03-05"));
+    }
+    let report = store.rebuild().await.unwrap();
+    assert_eq!(report.rows_differing, 0, "{report:?}");
+}
+
 /// §9.5: payments and exemptions are recorded on the case, derived into `case_fees`,
 /// counted by item in the month's statistics, and rebuilt from the documents alike; an
 /// item that charges nothing takes none.
