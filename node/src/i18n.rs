@@ -126,6 +126,12 @@ impl From<&yizhan_sync::domain::department::DepartmentError> for Words {
     }
 }
 
+impl From<&yizhan_sync::engine::NodeAdminError> for Words {
+    fn from(e: &yizhan_sync::engine::NodeAdminError) -> Words {
+        Words::new(e.code())
+    }
+}
+
 impl From<&yizhan_sync::domain::item::ItemProblem> for Words {
     fn from(p: &yizhan_sync::domain::item::ItemProblem) -> Words {
         p.params.iter().fold(
@@ -508,6 +514,13 @@ mod tests {
                 E::Generation,
                 E::NotAnAdminAtAHall,
             ] {
+                listed.push(e.code());
+                examples.push(Words::from(&e));
+            }
+        }
+        {
+            use yizhan_sync::engine::NodeAdminError as E;
+            for e in [E::AdminsOnly, E::DashboardLeadsOnly] {
                 listed.push(e.code());
                 examples.push(Words::from(&e));
             }

@@ -292,31 +292,33 @@ where
 impl Ctx {
     /// `None` for a signed-in admin; otherwise the sign-in page or a 403 page.
     fn refuse_unless_admin(&self) -> Option<Response> {
+        self.refuse_unless(yizhan_sync::engine::may_administer)
+    }
+
+    /// `None` when the signed-in person passes the engine's `rule`; otherwise the sign-in
+    /// page or a 403 page in the reader's language.
+    fn refuse_unless(
+        &self,
+        rule: fn(Role) -> Result<(), yizhan_sync::engine::NodeAdminError>,
+    ) -> Option<Response> {
         match &self.session {
             None => Some(self.to_signin()),
-            Some(staff) if staff.role == Role::Admin => None,
-            Some(_) => Some(message(
-                self,
-                StatusCode::FORBIDDEN,
-                "error.forbidden",
-                self.t.get("error.forbidden_text").into_owned(),
-            )),
+            Some(staff) => match rule(staff.role) {
+                Ok(()) => None,
+                Err(refused) => Some(message(
+                    self,
+                    StatusCode::FORBIDDEN,
+                    "error.forbidden",
+                    self.t.words(&crate::i18n::Words::from(&refused)),
+                )),
+            },
         }
     }
 
     /// `None` for a signed-in lead or admin (the dashboard's readers); otherwise the
     /// sign-in page or a 403 page.
     fn refuse_unless_lead(&self) -> Option<Response> {
-        match &self.session {
-            None => Some(self.to_signin()),
-            Some(staff) if matches!(staff.role, Role::Lead | Role::Admin) => None,
-            Some(_) => Some(message(
-                self,
-                StatusCode::FORBIDDEN,
-                "error.forbidden",
-                self.t.get("dashboard.forbidden_text").into_owned(),
-            )),
-        }
+        self.refuse_unless(yizhan_sync::engine::may_read_dashboard)
     }
 
     /// The way to the sign-in page, coming back here after.
@@ -359,7 +361,8 @@ pub struct Chrome<'a> {
 
 impl Chrome<'_> {
     pub fn is_admin(&self) -> bool {
-        self.user.is_some_and(|u| u.role == Role::Admin)
+        self.user
+            .is_some_and(|u| yizhan_sync::engine::may_administer(u.role).is_ok())
     }
 
     /// A hall (sub-district, district, city): its staff work on the subtree view.
@@ -391,7 +394,7 @@ impl Chrome<'_> {
     /// Leads and admins see the dashboard.
     pub fn is_lead(&self) -> bool {
         self.user
-            .is_some_and(|u| matches!(u.role, Role::Lead | Role::Admin))
+            .is_some_and(|u| yizhan_sync::engine::may_read_dashboard(u.role).is_ok())
     }
 }
 

@@ -21,6 +21,7 @@
 mod act;
 mod authoring;
 mod departments;
+mod node_admin;
 pub mod session;
 mod staff;
 mod supervise;
@@ -33,6 +34,7 @@ pub use authoring::{
     AuthoringAct, AuthoringError, authoring_open_to, level_authored_by, may_author, may_review,
 };
 pub use departments::may_manage_departments;
+pub use node_admin::{NodeAdminError, may_administer, may_read_dashboard};
 pub use staff::{chief_authorizes, may_manage_staff, stand_in_for};
 pub use supervise::{
     SupervisionAct, assessment_open_to, may_assess, may_issue_supervision, may_supervise,

@@ -11,7 +11,7 @@ use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path};
 use crate::i18n::Words;
-use crate::store::{Role as StaffRole, StoreError};
+use crate::store::StoreError;
 
 /// The calendar this node counts on.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -101,13 +101,7 @@ pub async fn publish(
     Path(year): Path<i32>,
     Body(body): Body<PublishCalendar>,
 ) -> ApiResult<Json<CalendarView>> {
-    if user.0.role != StaffRole::Admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "publishing a calendar year needs an admin account",
-        ));
-    }
+    user.administers()?;
     let calendar =
         yizhan_sync::domain::calendar::Calendar::from_files(&[&body.text]).map_err(|e| {
             ApiError::words(

@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use utoipa::ToSchema;
 
 use super::ApiState;
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiResult, ErrorBody};
 use super::extract::{Authenticated, Body, Path};
-use crate::store::{Counter, Role};
+use crate::store::Counter;
 
 /// One counter of this node.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -42,19 +42,6 @@ pub struct PutCounter {
     pub serves: String,
 }
 
-/// Counters are the node's set-up, an admin's (as its local accounts are).
-fn admin_only(user: &Authenticated) -> ApiResult<()> {
-    if user.0.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the counters are an admin's",
-        ))
-    }
-}
-
 /// The counters of this node
 #[utoipa::path(get, path = "/api/v1/counters", tag = "staff",
     responses((status = 200, body = Vec<CounterView>), (status = 401, body = ErrorBody)),
@@ -84,7 +71,7 @@ pub async fn put(
     Path(number): Path<String>,
     Body(body): Body<PutCounter>,
 ) -> ApiResult<Json<CounterView>> {
-    admin_only(&user)?;
+    user.administers()?;
     let counter = Counter {
         number,
         name: body.name,
@@ -112,7 +99,7 @@ pub async fn remove(
     user: Authenticated,
     Path(number): Path<String>,
 ) -> ApiResult<StatusCode> {
-    admin_only(&user)?;
+    user.administers()?;
     state.store.remove_counter(number).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -99,6 +99,16 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub UserRecord);
 
+impl Authenticated {
+    /// Refuses (403, worded in the request's language) unless this person sets up the
+    /// node (`engine::may_administer`): its accounts, counters and calendars.
+    pub fn administers(&self) -> Result<(), ApiError> {
+        yizhan_sync::engine::may_administer(self.0.role).map_err(|refused| {
+            ApiError::words(StatusCode::FORBIDDEN, crate::i18n::Words::from(&refused))
+        })
+    }
+}
+
 impl<S> FromRequestParts<S> for Authenticated
 where
     S: Send + Sync,

@@ -142,18 +142,6 @@ pub struct StaffWritten {
     pub password: Option<String>,
 }
 
-fn admin_only(user: &UserRecord) -> ApiResult<()> {
-    if user.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "staff accounts are an admin's",
-        ))
-    }
-}
-
 fn staff_of(user: &UserRecord) -> Staff {
     Staff {
         username: user.username.clone(),
@@ -212,7 +200,7 @@ pub async fn index(
     State(state): State<ApiState>,
     user: Authenticated,
 ) -> ApiResult<Json<StaffList>> {
-    admin_only(&user.0)?;
+    user.administers()?;
     let mut accounts: Vec<StaffView> = state
         .store
         .list_users()
@@ -241,7 +229,7 @@ pub async fn show(
     user: Authenticated,
     Path(username): Path<String>,
 ) -> ApiResult<Json<StaffView>> {
-    admin_only(&user.0)?;
+    user.administers()?;
     if let Some(local) = state
         .store
         .list_users()
@@ -282,7 +270,7 @@ pub async fn create(
     [(header::HeaderName, String); 1],
     Json<StaffWritten>,
 )> {
-    admin_only(&user.0)?;
+    user.administers()?;
     yizhan_sync::domain::staff::check_username(&body.username)
         .map_err(|e| ApiError::from(crate::store::staff_refused(e)))?;
     let role = role(&body.role)?;
@@ -341,7 +329,7 @@ pub async fn update(
     Path(username): Path<String>,
     Body(body): Body<PatchStaff>,
 ) -> ApiResult<Json<StaffWritten>> {
-    admin_only(&user.0)?;
+    user.administers()?;
     let (password_hash, password) = if body.reset_password {
         let (hash, password) = hashed(None).await?;
         (Some(hash), password)

@@ -3642,8 +3642,31 @@ async fn tree_account_and_counter_pages_follow_the_same_rules() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(html.contains("已被"), "worded in Chinese: {html}");
     let (worker_cookie, _) = session(&hall, "worker").await;
-    let (status, _) = page(&hall, Method::GET, "/admin/counters", &worker_cookie, None).await;
+    let (status, html) = page(&hall, Method::GET, "/admin/counters", &worker_cookie, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // One rule (`engine::may_administer`), one refusal: the page and the API word the
+    // same code the same way.
+    let admins_only = crate::i18n::Tr::of(crate::i18n::Lang::Zh).words(&crate::i18n::Words::from(
+        &yizhan_sync::engine::NodeAdminError::AdminsOnly,
+    ));
+    assert!(html.contains(&admins_only), "{html}");
+    let (status, body, _) = hall
+        .send(
+            Method::DELETE,
+            "/api/v1/counters/7",
+            Some(&hall.worker),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["message"].as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("admins_only"),
+            Some(admins_only.as_str())
+        ),
+        "{body}"
+    );
     let (status, html) = page(
         &hall,
         Method::POST,
