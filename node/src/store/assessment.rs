@@ -108,6 +108,26 @@ pub struct AssessmentFigures {
 }
 
 impl AssessmentFigures {
+    /// Takes out what `o` counted (a combined case's parts, counted among all cases).
+    fn subtract(&mut self, o: &AssessmentFigures) {
+        let less = |a: &mut u64, b: u64| *a = a.saturating_sub(b);
+        less(&mut self.received, o.received);
+        less(&mut self.completed, o.completed);
+        less(&mut self.with_deadline, o.with_deadline);
+        less(&mut self.on_time, o.on_time);
+        less(&mut self.timed, o.timed);
+        less(&mut self.working_days, o.working_days);
+        less(&mut self.overdue, o.overdue);
+        less(&mut self.legal_breach, o.legal_breach);
+        for (sum, n) in self.ratings.iter_mut().zip(o.ratings) {
+            less(sum, n);
+        }
+        less(&mut self.rectified_on_time, o.rectified_on_time);
+        less(&mut self.rectified_late, o.rectified_late);
+        less(&mut self.supervision, o.supervision);
+        less(&mut self.supervision_on_time, o.supervision_on_time);
+    }
+
     fn add(&mut self, o: &AssessmentFigures) {
         self.received += o.received;
         self.completed += o.completed;
@@ -190,6 +210,9 @@ pub struct Assessment {
 struct Fine {
     division: String,
     case: Option<(String, String, String)>,
+    /// A part of a combined application (并联审批, §7.5): the department's work, counted
+    /// in department lines only; the application counts once, as its whole.
+    part: bool,
 }
 
 impl Store {
@@ -287,6 +310,7 @@ impl Store {
                 .entry(Fine {
                     division: view.station.to_string(),
                     case,
+                    part: false,
                 })
                 .or_default();
             figures.supervision += 1;
@@ -299,6 +323,9 @@ impl Store {
 /// The line a finest key counts in, or `None` when it counts in none of this grouping
 /// (a notice about a whole station, grouped by counter, staff or department).
 fn line_key(key: &Fine, by: AssessmentBy) -> Option<(String, String)> {
+    if key.part && by != AssessmentBy::Department {
+        return None;
+    }
     let division = key.division.clone();
     match (by, &key.case) {
         (AssessmentBy::Station, _) => Some((division, String::new())),
@@ -330,6 +357,7 @@ fn fine_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Fine>> {
     Ok(Scope::parse(&scope).map(|s| Fine {
         division: s.division().to_string(),
         case,
+        part: false,
     }))
 }
 
@@ -348,6 +376,42 @@ fn case_figures(
     month: Month,
     today: Date,
 ) -> Result<(BTreeMap<Fine, AssessmentFigures>, Spans), StoreError> {
+    let (mut fine, spans) = counted_figures(conn, Some(own), month, today)?;
+    // 并联审批 (§7.5): a combined application counts once, as its whole. Its parts, counted
+    // above among all cases, move to keys of their own that only department lines read;
+    // the parts are few, so they are counted again on their own rather than filtered out
+    // of every row of the hall's covering indexes.
+    let (parts, part_spans) = counted_figures(conn, None, month, today)?;
+    for (key, figures) in parts {
+        if let Some(whole) = fine.get_mut(&key) {
+            whole.subtract(&figures);
+        }
+        fine.entry(Fine { part: true, ..key })
+            .or_default()
+            .add(&figures);
+    }
+    let mut spans = spans;
+    for (key, accepted, closed, n) in part_spans {
+        if let Some(span) = spans
+            .iter_mut()
+            .find(|(k, a, c, _)| *k == key && *a == accepted && *c == closed)
+        {
+            span.3 = span.3.saturating_sub(n);
+        }
+        spans.push((Fine { part: true, ..key }, accepted, closed, n));
+    }
+    spans.retain(|span| span.3 > 0);
+    Ok((fine, spans))
+}
+
+/// The figures of [`case_figures`] over every case (`own`, whose indexes to read), or
+/// over the parts of combined cases only (`None`).
+fn counted_figures(
+    conn: &Connection,
+    own: Option<&NodeRecord>,
+    month: Month,
+    today: Date,
+) -> Result<(BTreeMap<Fine, AssessmentFigures>, Spans), StoreError> {
     let (from, to) = (month.first_day().to_string(), month.last_day().to_string());
     let today_s = today.to_string();
     let count = |n: i64| n.max(0) as u64;
@@ -355,18 +419,19 @@ fn case_figures(
     // A hall reads covering indexes of its own (`hall::HALL_INDEXES`): a month of a 1 M-case
     // subtree without touching the case rows. A station, with a few thousand cases a month
     // at most, reads its creation index and lets SQLite choose for the rest.
-    let (received_index, completed_index, rated_index) = if own.role.is_hall() {
-        (
+    const PARTS: &str = " JOIN case_parts ON case_parts.id = cases.id";
+    let (received_index, completed_index, rated_index) = match own {
+        None => (PARTS.to_string(), PARTS.to_string(), PARTS.to_string()),
+        Some(own) if own.role.is_hall() => (
             hall_index(own, "cases_assess_received"),
             hall_index(own, "cases_assess_completed"),
             hall_index(own, "cases_assess_rated"),
-        )
-    } else {
-        (
+        ),
+        Some(_) => (
             " INDEXED BY cases_created".to_string(),
             String::new(),
             String::new(),
-        )
+        ),
     };
     // Received: by the creation time.
     {
@@ -419,8 +484,12 @@ fn case_figures(
     }
     // Still open today, and fell overdue (or past the legal limit) in the month.
     for (column, index) in [("red_on", "cases_red"), ("breach_on", "cases_breach")] {
+        let index = match own {
+            None => PARTS.to_string(),
+            Some(_) => format!(" INDEXED BY {index}"),
+        };
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {KEY_COLUMNS}, count(*) FROM cases INDEXED BY {index}
+            "SELECT {KEY_COLUMNS}, count(*) FROM cases{index}
              WHERE {column} BETWEEN ?1 AND ?2 AND {column} <= ?3 AND {OPEN}
              GROUP BY 1, 2, 3, 4"
         ))?;

@@ -317,14 +317,22 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
     let mut figures: BTreeMap<String, StationFigures> = BTreeMap::new();
     let division_of = |scope: String| Scope::parse(&scope).map(|s| s.division().to_string());
     let count = |n: i64| n.max(0) as u64;
-    {
+    // Open cases and their levels. The parts of a combined application (并联审批, §7.5) are
+    // its departments' work: the station's figures count the application once, as its
+    // whole, so the parts (few: counted on their own) are taken out again.
+    for (source, sign) in [
+        (hall_index(own, "cases_open_levels"), 1),
+        (
+            " JOIN case_parts ON case_parts.id = cases.id".to_string(),
+            -1,
+        ),
+    ] {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT scope, count(*),
                     coalesce(sum(yellow_on <= ?1 AND red_on > ?1), 0),
                     coalesce(sum(red_on <= ?1 AND breach_on > ?1), 0),
                     coalesce(sum(breach_on <= ?1), 0)
-             FROM cases{} WHERE {OPEN} GROUP BY scope",
-            hall_index(own, "cases_open_levels")
+             FROM cases{source} WHERE {OPEN} GROUP BY scope"
         ))?;
         let mut rows = stmt.query(params![today_s])?;
         while let Some(row) = rows.next()? {
@@ -332,10 +340,17 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
                 continue;
             };
             let f = figures.entry(division).or_default();
-            f.open = count(row.get(1)?);
-            f.due_soon = count(row.get(2)?);
-            f.overdue = count(row.get(3)?);
-            f.legal_breach = count(row.get(4)?);
+            let add = |figure: &mut u64, n: i64| {
+                *figure = if sign > 0 {
+                    *figure + count(n)
+                } else {
+                    figure.saturating_sub(count(n))
+                }
+            };
+            add(&mut f.open, row.get(1)?);
+            add(&mut f.due_soon, row.get(2)?);
+            add(&mut f.overdue, row.get(3)?);
+            add(&mut f.legal_breach, row.get(4)?);
         }
     }
     {

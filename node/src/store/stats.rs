@@ -504,6 +504,10 @@ fn fee_stats(conn: &Connection, month: Month) -> Result<Vec<FeeFigures>, StoreEr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A case counted in the month's statistics: not a part of a combined application
+/// (并联审批, §7.5), which counts once, as its whole; its parts are its departments' work.
+const WHOLE: &str = "NOT EXISTS (SELECT 1 FROM case_parts WHERE case_parts.id = cases.id)";
+
 fn period_stats(conn: &Connection, month: Month) -> Result<PeriodStats, StoreError> {
     let figures = monthly(conn, month, 1)?
         .pop()
@@ -511,8 +515,10 @@ fn period_stats(conn: &Connection, month: Month) -> Result<PeriodStats, StoreErr
         .unwrap_or_default();
     let (from, to) = (month.first_day().to_string(), month.last_day().to_string());
     let completed_rated: i64 = conn.query_row(
-        "SELECT count(rating) FROM cases
-         WHERE status = 'completed' AND closed_on BETWEEN ?1 AND ?2",
+        &format!(
+            "SELECT count(rating) FROM cases
+             WHERE status = 'completed' AND closed_on BETWEEN ?1 AND ?2 AND {WHOLE}"
+        ),
         params![from, to],
         |r| r.get(0),
     )?;
@@ -523,7 +529,7 @@ fn period_stats(conn: &Connection, month: Month) -> Result<PeriodStats, StoreErr
                     sum(status = 'completed' AND closed_on BETWEEN ?1 AND ?2),
                     sum(created_on BETWEEN ?1 AND ?2 AND status NOT IN {CLOSED})
              FROM cases
-             WHERE created_on BETWEEN ?1 AND ?2 OR closed_on BETWEEN ?1 AND ?2
+             WHERE (created_on BETWEEN ?1 AND ?2 OR closed_on BETWEEN ?1 AND ?2) AND {WHOLE}
              GROUP BY {column} ORDER BY {column}"
         ))?;
         let rows = stmt.query_map(params![from, to], |r| {
@@ -558,28 +564,29 @@ fn monthly(
         .iter()
         .map(|m| (*m, MonthFigures::default()))
         .collect();
-    // One grouped count per measure, each keyed by the month of its own date column.
-    let mut stmt = conn.prepare_cached(
+    // One grouped count per measure, each keyed by the month of its own date column; a
+    // combined application once, as its whole (`WHOLE`).
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT 'received', substr(created_on, 1, 7), count(*), 0 FROM cases
-           WHERE created_on BETWEEN ?1 AND ?2 GROUP BY 2
+           WHERE created_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 2
          UNION ALL
          SELECT 'accepted', substr(accepted_on, 1, 7), count(*), 0 FROM cases
-           WHERE accepted_on BETWEEN ?1 AND ?2 GROUP BY 2
+           WHERE accepted_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 2
          UNION ALL
          SELECT status, substr(closed_on, 1, 7), count(*), 0 FROM cases
-           WHERE closed_on BETWEEN ?1 AND ?2 GROUP BY 1, 2
+           WHERE closed_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 1, 2
          UNION ALL
          SELECT 'with_deadline', substr(closed_on, 1, 7), count(*),
                 sum(closed_on <= committed_due) FROM cases
            WHERE status = 'completed' AND committed_due IS NOT NULL
-             AND closed_on BETWEEN ?1 AND ?2 GROUP BY 2
+             AND closed_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 2
          UNION ALL
          SELECT 'rating', substr(rated_on, 1, 7), count(*), rating FROM cases
-           WHERE rated_on BETWEEN ?1 AND ?2 AND rating BETWEEN 1 AND 5 GROUP BY 2, 4
+           WHERE rated_on BETWEEN ?1 AND ?2 AND rating BETWEEN 1 AND 5 AND {WHOLE} GROUP BY 2, 4
          UNION ALL
          SELECT 'rectified', substr(rectified_on, 1, 7), count(*), 0 FROM cases
-           WHERE rectified_on BETWEEN ?1 AND ?2 GROUP BY 2",
-    )?;
+           WHERE rectified_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 2"
+    ))?;
     let rows = stmt.query_map(params![from, to], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -627,7 +634,7 @@ fn export_cases(
 ) -> Result<Vec<ExportCase>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {SUMMARY_COLUMNS}, created_on, rating FROM cases
-         WHERE created_on BETWEEN ?2 AND ?3 ORDER BY created_ms, id LIMIT ?4"
+         WHERE created_on BETWEEN ?2 AND ?3 AND {WHOLE} ORDER BY created_ms, id LIMIT ?4"
     ))?;
     let rows = stmt.query_map(
         params![

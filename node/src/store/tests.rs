@@ -2073,6 +2073,38 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
     assert_eq!(done.state.status, Status::Completed);
     assert_eq!(done.summary.status, Status::Completed);
     assert_eq!(done.summary.closed_on.as_deref(), Some("2026-03-11"));
+
+    // The statistics count the application once, as its whole; its parts are the
+    // departments' work, counted in the assessment's department lines only.
+    let march = crate::store::Month::parse("2026-03").unwrap();
+    let (_, figures) = store.monthly_stats(march, 1).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (figures.received, figures.accepted, figures.completed),
+        (1, 1, 1)
+    );
+    let period = store.period_stats(march).await.unwrap();
+    let received: u64 = period.per_counter.iter().map(|w| w.received).sum();
+    assert_eq!(received, 1);
+    let assess = |by| store.assessment(march, by, crate::store::Role::Admin, day("2026-03-11"));
+    let by_station = assess(crate::store::AssessmentBy::Station).await.unwrap();
+    assert_eq!(
+        (by_station.total.received, by_station.total.completed),
+        (1, 1)
+    );
+    let by_department = assess(crate::store::AssessmentBy::Department)
+        .await
+        .unwrap();
+    let mut lines: Vec<(String, u64)> = by_department
+        .lines
+        .iter()
+        .map(|l| (l.name.clone(), l.month.received))
+        .collect();
+    lines.sort();
+    let mut expected: Vec<(String, u64)> = names.iter().map(|n| (n.to_string(), 1)).collect();
+    // The whole itself was never sent to a department.
+    expected.push((String::new(), 1));
+    expected.sort();
+    assert_eq!(lines, expected);
 }
 
 /// An application for a combined item withdrawn whole is withdrawn at each department

@@ -1723,3 +1723,125 @@ async fn a_hall_supervises_a_late_step_of_a_case_still_on_time() {
         "the case is on time"
     );
 }
+
+/// 并联审批 (§7.5) across the tree: a station's combined application is one open case in
+/// the district's per-station overview (its parts are the departments' work, not three
+/// more applications of the station); the departments decide the parts at the district,
+/// and once their decisions come down the station's row of the whole reads decided, as its
+/// page does, so the station's lists and statistics follow.
+#[tokio::test]
+async fn a_combined_application_counts_once_up_the_tree_and_its_parts_decide_it_below() {
+    use crate::store::{Role, Staff};
+    let [district, sub, station] = tree_with_demo_catalog().await;
+    let combined = demo_catalog()
+        .into_iter()
+        .find(|i| !i.parts.is_empty())
+        .expect("the demo catalog has a combined item");
+    let admin = Staff {
+        role: Role::Admin,
+        ..staff()
+    };
+    let names = ["区市场监督管理局", "区消防救援大队", "区城市管理局"];
+    for (part, name) in combined.parts.iter().zip(names) {
+        district
+            .store
+            .create_department(
+                part.department.clone(),
+                name.into(),
+                admin.clone(),
+                at("2026-03-01"),
+            )
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let id = station
+        .store
+        .create_case(
+            combined.impl_code.to_string(),
+            complete_application(&combined),
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    station
+        .store
+        .act_on_case(
+            id.clone(),
+            vec![NewAction::Accept],
+            staff(),
+            at("2026-03-02"),
+        )
+        .await
+        .unwrap();
+    sync(&sub, &station).await;
+    sync(&district, &sub).await;
+    let day = |d: &str| -> yizhan_sync::domain::calendar::Date { d.parse().unwrap() };
+    let overview = district
+        .store
+        .station_overview(day("2026-03-03"))
+        .await
+        .unwrap();
+    let line = overview
+        .lines
+        .iter()
+        .find(|l| l.node.division == "440399001001")
+        .expect("the station's line");
+    assert_eq!(line.figures.open, 1, "{line:?}");
+
+    let whole = district
+        .store
+        .get_case(id.to_string(), day("2026-03-03"))
+        .await
+        .unwrap();
+    for (n, part) in whole.parts.iter().enumerate() {
+        let member = Staff {
+            username: format!("dept{n}"),
+            counter: names[n].into(),
+            role: Role::Department,
+        };
+        district
+            .store
+            .act_on_case(
+                yizhan_sync::ids::DocId::parse(part.case_id.as_deref().unwrap()).unwrap(),
+                vec![
+                    NewAction::Do(Action::SignFor {
+                        note: String::new(),
+                        on_behalf_of: None,
+                    }),
+                    NewAction::Do(Action::Decide {
+                        approved: true,
+                        reason: "符合条件".into(),
+                        basis: "《行政许可法》".into(),
+                        remedies: String::new(),
+                        on_behalf_of: None,
+                    }),
+                ],
+                member,
+                at("2026-03-05"),
+            )
+            .await
+            .unwrap();
+    }
+    sync(&district, &sub).await;
+    sync(&sub, &station).await;
+    let below = station
+        .store
+        .get_case(id.to_string(), day("2026-03-05"))
+        .await
+        .unwrap();
+    assert_eq!(below.state.status, Status::Decided);
+    assert_eq!(below.summary.status, Status::Decided, "the station's row");
+    let listed = station
+        .store
+        .list_cases(crate::store::CaseFilter {
+            status: Some(Status::Decided),
+            ..crate::store::CaseFilter::all(day("2026-03-05"))
+        })
+        .await
+        .unwrap()
+        .cases;
+    assert!(listed.iter().any(|c| c.id == id.as_str()), "{listed:?}");
+}
