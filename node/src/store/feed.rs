@@ -80,6 +80,8 @@ pub struct FeedCase {
     pub rated_on: Option<String>,
     pub rectify_due: Option<String>,
     pub rectified_on: Option<String>,
+    /// The whole a part of a combined application belongs to (并联审批).
+    pub part_of: Option<String>,
 }
 
 /// A `case_events` row as the sink writes it.
@@ -643,7 +645,8 @@ pub(super) const CASE_COLUMNS: &str =
      applicant_name, applicant_id_masked, phone_tail, counter, staff, node, created_ms, created_on,
      accepted_on, committed_due, legal_due, yellow_on, red_on, breach_on, clock_stopped_on,
      closed_on, calendar, calendar_covered, updated_hlc, holder, holder_node, signed_on, rating,
-     rated_on, rectify_due, rectified_on";
+     rated_on, rectify_due, rectified_on,
+     (SELECT parent_id FROM case_parts WHERE case_parts.id = cases.id)";
 
 fn read_case(conn: &Connection, id: &str) -> Result<Option<FeedCase>, StoreError> {
     let mut stmt =
@@ -688,6 +691,7 @@ pub(super) fn case_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedCase>
         rated_on: r.get(32)?,
         rectify_due: r.get(33)?,
         rectified_on: r.get(34)?,
+        part_of: r.get(35)?,
     })
 }
 

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("postgres/004_partition_notices_due.sql"),
     ),
     (5, "fees", include_str!("postgres/005_fees.sql")),
+    (6, "parts", include_str!("postgres/006_parts.sql")),
 ];
 
 /// The PostgreSQL schema version this build writes.
@@ -574,7 +575,8 @@ impl Postgres {
                         created_ms, created_on::text, accepted_on::text, committed_due::text, legal_due::text,
                         yellow_on, red_on, breach_on, clock_stopped_on::text, closed_on::text, calendar,
                         calendar_covered, updated_hlc, holder, holder_node, signed_on::text,
-                        rating::bigint, rated_on::text, rectify_due::text, rectified_on::text
+                        rating::bigint, rated_on::text, rectify_due::text, rectified_on::text,
+                        part_of
                  FROM yizhan.cases",
                 &[],
             )
@@ -616,6 +618,7 @@ impl Postgres {
                 rated_on: r.get(32),
                 rectify_due: r.get(33),
                 rectified_on: r.get(34),
+                part_of: r.get(35),
             });
         }
         for r in self
@@ -993,13 +996,14 @@ async fn upsert_cases(
         col!(holder_node),
         col!(signed_on),
     );
-    let (rating, rated_on, rectify_due, rectified_on) = (
+    let (rating, rated_on, rectify_due, rectified_on, part_of) = (
         col!(rating),
         col!(rated_on),
         col!(rectify_due),
         col!(rectified_on),
+        col!(part_of),
     );
-    let columns: [&(dyn ToSql + Sync); 39] = [
+    let columns: [&(dyn ToSql + Sync); 40] = [
         &id,
         &scope,
         &division,
@@ -1039,6 +1043,7 @@ async fn upsert_cases(
         &rated_on,
         &rectify_due,
         &rectified_on,
+        &part_of,
     ];
     upsert(
         tx,
@@ -1083,6 +1088,7 @@ async fn upsert_cases(
             ("rated_on", "text", "date"),
             ("rectify_due", "text", "date"),
             ("rectified_on", "text", "date"),
+            ("part_of", "text", ""),
         ],
         "id, created_on",
         &columns,

@@ -1844,4 +1844,40 @@ async fn a_combined_application_counts_once_up_the_tree_and_its_parts_decide_it_
         .unwrap()
         .cases;
     assert!(listed.iter().any(|c| c.id == id.as_str()), "{listed:?}");
+
+    // The city's SQL (docs/sink.md) counts it once too, and PostgreSQL holds exactly the
+    // district's rows, each part naming its whole.
+    sync(&district, &sub).await;
+    if let Some(url) = crate::store::postgres::tests::test_database("parts").await {
+        let mut pg =
+            crate::store::postgres::Postgres::connect(&url, std::time::Duration::from_secs(10))
+                .await
+                .unwrap();
+        pg.migrate().await.unwrap();
+        let mut reader = district.store.feed_reader().unwrap();
+        let identity = reader.identity().unwrap();
+        let head = reader.head().unwrap();
+        let mut after = pg.start_feed(&identity, head).await.unwrap();
+        while after < head {
+            let batch = reader.read(after, 16).unwrap();
+            pg.write(&identity, &batch).await.unwrap();
+            after = batch.through;
+        }
+        let parts = pg
+            .query_text(
+                "SELECT count(*)::text FROM yizhan.v_cases WHERE part_of = $1",
+                &[id.as_str()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(parts, vec![vec![Some("3".to_string())]]);
+        let (rows, duplicated) = pg.mirror_rows().await.unwrap();
+        assert!(duplicated.is_empty(), "{duplicated:?}");
+        let on_node = district.store.mirror_rows().await.unwrap();
+        assert_eq!(rows.differences(&on_node, 5), Vec::<String>::new());
+        let figures =
+            crate::sink::tests::month_query_matches_the_dashboard(&pg, &district.store, "2026-03")
+                .await;
+        assert_eq!((figures.received, figures.accepted), (1, 1));
+    }
 }
