@@ -1263,6 +1263,18 @@ mod tests {
                 .to_string()
                 .contains("refers to nothing earlier in the batch")
         );
+        // The same two in the bad-input corpus, as files.
+        let bad = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad");
+        for (file, what) in [
+            ("dangling-reference.bin", "dependency"),
+            ("unknown-document-reference.bin", "document"),
+        ] {
+            let bytes = std::fs::read(bad.join(file)).unwrap();
+            assert_eq!(
+                Batch::decode(&bytes).unwrap_err(),
+                DecodeError::Reference(what)
+            );
+        }
     }
 
     #[test]
