@@ -10,7 +10,7 @@
 //! limits below, whatever the input (see `tests/fixtures/bad/`).
 //!
 //! **Batches (encoding 3)** are written compactly, because a station's batch is mostly a
-//! case's changes one after another (issue 16: 100,000 cases, 600,000 changes, took 40.7 MB
+//! case's changes one after another (issue 16: 100,000 cases, 600,000 changes, took over 40 MB
 //! in encoding 2, over half of it bytes DEFLATE cannot shrink):
 //!
 //! * Each Automerge change carries the 32-byte hashes of the changes it depends on, and its
