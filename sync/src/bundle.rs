@@ -4,7 +4,9 @@
 //! pushed one, through the engine.
 //!
 //! Layout: `YZB1`, the writer's node id (16 bytes), its Ed25519 signature over the rest
-//! (64 bytes), then the batch in its wire encoding.
+//! (64 bytes), then the batch in its wire encoding: 3 from this build; a bundle written in
+//! encoding 2 by an older build still reads, while an older build refuses one of 3 with
+//! "upgrade the older of the two nodes" (`wire::DecodeError::Version`).
 
 use crate::ids::NodeId;
 
@@ -87,6 +89,30 @@ mod tests {
         *altered.last_mut().unwrap() ^= 1;
         assert!(!Bundle::parse(&altered).unwrap().verify(&public));
         assert_eq!(Bundle::parse(&bytes[..83]), Err(NotABundle));
+    }
+
+    /// A bundle written before wire encoding 3 holds a batch of encoding 2: it still reads,
+    /// and its changes come out with their hashes.
+    #[test]
+    fn a_bundle_of_an_older_build_still_reads() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let public = key.verifying_key().to_bytes();
+        let body = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/batch-encoding-2.bin"),
+        )
+        .unwrap();
+        assert_eq!(body[2], 2, "written in encoding 2");
+        let bytes = Bundle::write(
+            NodeId::from_public_key(&public),
+            key.sign(&body).to_bytes(),
+            &body,
+        );
+        let bundle = Bundle::parse(&bytes).unwrap();
+        assert!(bundle.verify(&public));
+        let parsed = crate::feed::ParsedBatch::decode(bundle.body).unwrap();
+        assert_eq!(parsed.batch.envelopes.len(), 4);
+        assert_eq!(parsed.changes.iter().filter(|c| c.is_some()).count(), 3);
     }
 
     proptest! {

@@ -45,12 +45,14 @@ use crate::ids::{DocId, NodeId, Origin, Scope};
 /// department), which a node of 4 refuses as unknown. 6: cases carry new actions
 /// (`finish_step`, `pay`, `exempt`) and their snapshots the item version's steps, fee
 /// lines and a combined item's parts; items may be combined (并联审批), with fee amounts.
-pub const PROTOCOL_VERSION: u16 = 6;
-/// The oldest protocol version this build still speaks: 6, since a node of 5 would refuse
-/// a case with an action it does not know, or judge a sub-case or a payment by rules
-/// that miss its binding or its fee line, and would fail every pull rather than hear
-/// "upgrade needed".
-pub const MIN_PROTOCOL_VERSION: u16 = 6;
+/// 7: batches travel in wire encoding 3 (dependencies as references into the batch,
+/// per-batch dictionaries: `wire`), which a node of 6 cannot read; what documents and
+/// changes carry is the same as in 6.
+pub const PROTOCOL_VERSION: u16 = 7;
+/// The oldest protocol version this build still speaks: 7, since a node of 6 cannot read
+/// a batch of encoding 3 and would fail every push and pull rather than hear "upgrade
+/// needed" (hellos stay in encoding 2, so it reads this node's hello and says so).
+pub const MIN_PROTOCOL_VERSION: u16 = 7;
 
 /// Highest sequence number held, per (scope, origin).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
