@@ -28,7 +28,7 @@ use yizhan_sync::auth::NodeRole;
 use yizhan_sync::domain::calendar::Date;
 use yizhan_sync::domain::case::{Action, MaterialReceived, MissingMaterial};
 use yizhan_sync::domain::item::Item;
-use yizhan_sync::ids::{DocId, DocKind, Scope};
+use yizhan_sync::ids::{DocId, DocKind, NodeId, Scope};
 
 use super::tree::{Moved, NodeCaches, TreeNode, enroll, open_node_with, transfer_measured};
 use crate::config::Synchronous;
@@ -248,8 +248,9 @@ where
 
 /// Opens and enrolls the tree under `root`, the city publishing the demo catalog at `at`;
 /// then moves the catalog and the registries down and the registries up with every link
-/// up, as the nodes' first sessions would.
-pub async fn build(root: &Path, config: &CityConfig, at: u64) -> anyhow::Result<City> {
+/// up, as the nodes' first sessions would; returns the tree and what that first sync
+/// moved.
+pub async fn build(root: &Path, config: &CityConfig, at: u64) -> anyhow::Result<(City, Figures)> {
     anyhow::ensure!(
         config.districts >= 1
             && config.subdistricts >= config.districts
@@ -368,7 +369,7 @@ pub async fn build(root: &Path, config: &CityConfig, at: u64) -> anyhow::Result<
         .await?;
     city.pass(Direction::Up, &all_up, config, &mut first)
         .await?;
-    Ok(city)
+    Ok((city, first))
 }
 
 /// Refuses to start when the process may not open the files every store needs open at
@@ -455,6 +456,8 @@ pub struct Figures {
     pub from_above: [Received; 4],
     /// Links down, summed over the rounds.
     pub links_cut: usize,
+    /// Cases the districts decided once their stations' transfers reached them.
+    pub decided_at_halls: u64,
 }
 
 impl City {
@@ -538,16 +541,73 @@ impl City {
         Ok(moved)
     }
 
-    /// One round: the links drawn for it, up then down; the changes moved.
+    /// One round: the links drawn for it, up; the districts deciding the cases sent to
+    /// them that reached them (at `at`); down. Returns the changes moved and made.
     async fn round(
         &self,
         up: &Links,
         config: &CityConfig,
         figures: &mut Figures,
+        sent: &mut Vec<(usize, DocId)>,
+        at: u64,
     ) -> anyhow::Result<u64> {
         figures.links_cut += up.down();
         let moved = self.pass(Direction::Up, up, config, figures).await?;
-        Ok(moved + self.pass(Direction::Down, up, config, figures).await?)
+        let decided = self.hall_work(sent, at).await?;
+        figures.decided_at_halls += decided;
+        Ok(moved + decided + self.pass(Direction::Down, up, config, figures).await?)
+    }
+
+    /// The index of station `s`'s district.
+    fn district_of(&self, s: usize) -> usize {
+        self.sub_district[self.station_sub[s]]
+    }
+
+    /// Each district decides the cases of `pending` (station, case) that have reached it,
+    /// as its staff would on its work list; the others stay pending. Returns how many.
+    async fn hall_work(&self, pending: &mut Vec<(usize, DocId)>, at: u64) -> anyhow::Result<u64> {
+        let staff = Staff {
+            username: "bench-qu".into(),
+            counter: "区级窗口".into(),
+            role: Role::Lead,
+        };
+        let today = Date::from_unix_ms_cst(at as i64);
+        let mut decided = 0;
+        let mut waiting = Vec::new();
+        for (s, id) in pending.drain(..) {
+            let district = &self.districts[self.district_of(s)];
+            match district
+                .store
+                .get_case(id.as_str().to_string(), today)
+                .await
+            {
+                Ok(_) => {}
+                Err(StoreError::NotFound { .. }) => {
+                    waiting.push((s, id));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            district
+                .store
+                .act_on_case(
+                    id.clone(),
+                    vec![NewAction::Do(Action::Decide {
+                        approved: true,
+                        reason: "经区级审查，符合法定条件".into(),
+                        basis: "《行政许可法》第三十八条".into(),
+                        remedies: "如不服，可依法申请行政复议或者提起行政诉讼".into(),
+                        on_behalf_of: None,
+                    })],
+                    staff.clone(),
+                    at,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{} deciding {id}: {e}", name(district)))?;
+            decided += 1;
+        }
+        *pending = waiting;
+        Ok(decided)
     }
 
     /// Every store, for shutting down.
@@ -568,7 +628,14 @@ pub struct Made {
     /// Actions the case's state did not allow when their time came (an immediate item
     /// completed at acceptance), skipped as the page would not offer them.
     pub skipped: u64,
+    /// Cases a station sent to its district (转办, §5.5.4), by station index: the
+    /// district decides them once they reach it, and the decision flows back down.
+    pub sent: Vec<(usize, DocId)>,
 }
+
+/// The share of cases a station sends to its district to decide (转办 to the hall's
+/// node: the hall may act on a case only once a station sent it there).
+const SENT_TO_HALL: f64 = 0.02;
 
 /// The items stations take applications for: a delegated item's cases are decided by its
 /// department and a combined one's by its parts' departments, not at the station.
@@ -589,6 +656,11 @@ pub async fn make_cases(city: &City, config: &CityConfig, day_start: u64) -> any
     let inputs: Vec<(usize, u64)> = per_station.into_iter().enumerate().collect();
     let results = bounded(inputs, config.concurrency, |(s, n)| {
         let station = city.stations[s].clone();
+        let district = &city.districts[city.district_of(s)];
+        let hall = (
+            format!("{} 行政服务中心", district.record.division.as_str()),
+            district.record.node,
+        );
         let items = items.clone();
         let seed = config.seed;
         async move {
@@ -596,6 +668,7 @@ pub async fn make_cases(city: &City, config: &CityConfig, day_start: u64) -> any
                 &station,
                 &items,
                 n,
+                &hall,
                 Rng::new(seed, 100 + s as u64),
                 day_start,
             )
@@ -604,10 +677,11 @@ pub async fn make_cases(city: &City, config: &CityConfig, day_start: u64) -> any
     })
     .await?;
     let mut made = Made::default();
-    for (ids, changes, skipped) in results {
-        made.cases.push(ids);
-        made.changes += changes;
-        made.skipped += skipped;
+    for (s, filled) in results.into_iter().enumerate() {
+        made.cases.push(filled.ids);
+        made.changes += filled.changes;
+        made.skipped += filled.skipped;
+        made.sent.extend(filled.sent.into_iter().map(|id| (s, id)));
     }
     Ok(made)
 }
@@ -623,7 +697,13 @@ enum Step {
 /// realistic share of later events the same day: a special procedure suspending and
 /// resuming the clock, a decision and most often the completion, a withdrawal. The rest
 /// stay open at the end of the day. Times only grow, and never pass the day's end.
-fn plan(item: &Item, t: u64, day_end: u64, rng: &mut Rng) -> Vec<(u64, NewAction)> {
+fn plan(
+    item: &Item,
+    t: u64,
+    day_end: u64,
+    hall: &(String, NodeId),
+    rng: &mut Rng,
+) -> Vec<(u64, NewAction)> {
     let mut at = t;
     let mut next = |low: u64, high: u64, rng: &mut Rng| {
         at = (at + rng.between(low, high)).min(day_end);
@@ -655,6 +735,18 @@ fn plan(item: &Item, t: u64, day_end: u64, rng: &mut Rng) -> Vec<(u64, NewAction
         ));
     }
     steps.push((next(MINUTE_MS, 4 * MINUTE_MS, rng), NewAction::Accept));
+    let roll = rng.unit();
+    if roll < SENT_TO_HALL {
+        steps.push((
+            next(30 * MINUTE_MS, 120 * MINUTE_MS, rng),
+            NewAction::Do(Action::Transfer {
+                to: hall.0.clone(),
+                reason: "需区级审批".into(),
+                to_node: Some(hall.1),
+            }),
+        ));
+        return steps;
+    }
     let roll = rng.unit();
     if roll < 0.03 {
         steps.push((
@@ -703,22 +795,22 @@ fn plan(item: &Item, t: u64, day_end: u64, rng: &mut Rng) -> Vec<(u64, NewAction
 
 /// Makes `n` cases at `station`, received between 09:00 and 17:00 of the day starting at
 /// `day_start` (09:00 China time), each action one change, all in time order as the
-/// counters record them. Returns the cases made, the changes written and the actions
-/// skipped.
+/// counters record them; `hall` (name and node) is the district a few are sent to.
 async fn fill_station(
     station: &TreeNode,
     items: &[Item],
     n: u64,
+    hall: &(String, NodeId),
     mut rng: Rng,
     day_start: u64,
-) -> anyhow::Result<(Vec<DocId>, u64, u64)> {
+) -> anyhow::Result<Filled> {
     let day_end = day_start + 9 * HOUR_MS;
     let mut steps: Vec<(u64, u64, Step)> = Vec::new();
     for i in 0..n {
         let t = day_start + rng.between(0, 8 * HOUR_MS);
         let item = rng.between(0, items.len() as u64) as usize;
         steps.push((t, i, Step::Receive { item }));
-        for (at, action) in plan(&items[item], t, day_end, &mut rng) {
+        for (at, action) in plan(&items[item], t, day_end, hall, &mut rng) {
             steps.push((at, i, Step::Act(action)));
         }
     }
@@ -731,7 +823,7 @@ async fn fill_station(
     };
     let store = &station.store;
     let mut ids: Vec<Option<DocId>> = vec![None; n as usize];
-    let (mut changes, mut skipped) = (0u64, 0u64);
+    let (mut changes, mut skipped, mut sent) = (0u64, 0u64, Vec::new());
     for (at, i, step) in steps {
         match step {
             Step::Receive { item } => {
@@ -745,8 +837,17 @@ async fn fill_station(
             }
             Step::Act(action) => {
                 let id = ids[i as usize].clone().expect("received before acted on");
-                match store.act_on_case(id, vec![action], staff.clone(), at).await {
-                    Ok(()) => changes += 1,
+                let transfer = matches!(action, NewAction::Do(Action::Transfer { .. }));
+                match store
+                    .act_on_case(id.clone(), vec![action], staff.clone(), at)
+                    .await
+                {
+                    Ok(()) => {
+                        changes += 1;
+                        if transfer {
+                            sent.push(id);
+                        }
+                    }
                     Err(StoreError::Case(_)) => skipped += 1,
                     Err(e) => return Err(e.into()),
                 }
@@ -757,7 +858,20 @@ async fn fill_station(
         .into_iter()
         .map(|id| id.expect("every case made"))
         .collect();
-    Ok((ids, changes, skipped))
+    Ok(Filled {
+        ids,
+        changes,
+        skipped,
+        sent,
+    })
+}
+
+/// What [`fill_station`] made at one station.
+struct Filled {
+    ids: Vec<DocId>,
+    changes: u64,
+    skipped: u64,
+    sent: Vec<DocId>,
 }
 
 /// What a node holds of the cases: each case document with its heads, and each `cases`
@@ -935,6 +1049,9 @@ pub struct Phases {
 #[derive(Debug)]
 pub struct Day {
     pub city: City,
+    /// What the first sync after enrollment moved: the catalog and registries down, the
+    /// registries up.
+    pub initial: Figures,
     pub made: Made,
     pub figures: Figures,
     pub phases: Phases,
@@ -950,7 +1067,7 @@ const CATCH_UP_ROUNDS: u32 = 8;
 pub async fn simulate(root: &Path, config: &CityConfig, day_start: u64) -> anyhow::Result<Day> {
     let mut phases = Phases::default();
     let started = Instant::now();
-    let city = build(root, config, day_start - DAY_MS).await?;
+    let (city, initial) = build(root, config, day_start - DAY_MS).await?;
     phases.build = started.elapsed().as_secs_f64();
     phases.rss[0] = rss_now();
     let started = Instant::now();
@@ -959,10 +1076,14 @@ pub async fn simulate(root: &Path, config: &CityConfig, day_start: u64) -> anyho
     phases.rss[1] = rss_now();
     let mut figures = Figures::default();
     let mut rng = Rng::new(config.seed, 3);
+    let mut sent = made.sent.clone();
+    // The districts decide in the evening, after the stations' day.
+    let evening = day_start + 9 * HOUR_MS + 30 * MINUTE_MS;
     let started = Instant::now();
     for _ in 0..config.rounds {
         let up = Links::draw(&city, config.cut, &mut rng);
-        city.round(&up, config, &mut figures).await?;
+        city.round(&up, config, &mut figures, &mut sent, evening)
+            .await?;
     }
     phases.rounds = started.elapsed().as_secs_f64();
     phases.rss[2] = rss_now();
@@ -975,14 +1096,24 @@ pub async fn simulate(root: &Path, config: &CityConfig, day_start: u64) -> anyho
             "the tree did not settle: changes still moved after {CATCH_UP_ROUNDS} rounds with every link up"
         );
         catch_up_rounds += 1;
-        if city.round(&all_up, config, &mut figures).await? == 0 {
+        if city
+            .round(&all_up, config, &mut figures, &mut sent, evening)
+            .await?
+            == 0
+        {
             break;
         }
     }
+    anyhow::ensure!(
+        sent.is_empty(),
+        "{} cases sent to a district never reached it",
+        sent.len()
+    );
     phases.catch_up = started.elapsed().as_secs_f64();
     phases.rss[3] = rss_now();
     Ok(Day {
         city,
+        initial,
         made,
         figures,
         phases,
@@ -1081,6 +1212,10 @@ async fn run(
         per_station.iter().max().unwrap_or(&0)
     );
     println!(
+        "  sent to a hall  {} cases sent to their district (转办), decided there and back at their stations",
+        day.figures.decided_at_halls
+    );
+    println!(
         "  links cut       {} link-rounds of {} (each of {} links, {} rounds)",
         day.figures.links_cut,
         config.rounds as usize
@@ -1116,7 +1251,7 @@ async fn run(
         let r = day.figures.from_above[tier as usize];
         if r.moved.changes > 0 {
             println!(
-                "  {:<17} from above: {} changes (catalog, registries) in {:.1} s, {:.2} MB on the wire",
+                "  {:<17} from above: {} changes (the districts' decisions) in {:.1} s, {:.2} MB on the wire",
                 tier.name(),
                 r.moved.changes,
                 r.secs,
@@ -1124,6 +1259,22 @@ async fn run(
             );
         }
     }
+    let first = |r: &[Received; 4]| {
+        r.iter().fold(Moved::default(), |mut sum, r| {
+            sum += r.moved;
+            sum
+        })
+    };
+    let (down, up) = (
+        first(&day.initial.from_above),
+        first(&day.initial.from_below),
+    );
+    println!(
+        "  first sync      the catalog and registries down ({} changes, {:.1} MB on the wire), the registries up ({} changes), in the build's time",
+        down.changes,
+        down.wire_bytes as f64 / 1e6,
+        up.changes
+    );
     let encode: f64 = day
         .figures
         .from_below
@@ -1251,6 +1402,25 @@ mod tests {
         }
         // Later events were made, not only intakes and acceptances.
         assert!(day.made.changes > 2 * 240, "{:?}", day.made.changes);
+        // The cases sent to a district were decided there, and the decision is back at
+        // the station that sent them.
+        assert!(!day.made.sent.is_empty());
+        assert_eq!(day.figures.decided_at_halls, day.made.sent.len() as u64);
+        for (s, id) in &day.made.sent {
+            let case = day.city.stations[*s]
+                .store
+                .get_case(
+                    id.as_str().to_string(),
+                    Date::from_unix_ms_cst(monday() as i64),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                case.summary.status,
+                yizhan_sync::domain::case::Status::Decided,
+                "{id}"
+            );
+        }
         day.city.shutdown().await;
     }
 

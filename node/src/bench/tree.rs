@@ -79,16 +79,22 @@ pub async fn open_node_with(
         &format!("{} {division}", role.as_str()),
     );
     let record = identity.record.clone();
-    let store = Store::open(
-        &dir.join("yizhan.db"),
-        StoreOptions {
-            identity,
-            doc_cache: caches.doc_cache,
-            readers: caches.readers,
-            synchronous,
-            migrate: true,
-        },
-    )?;
+    // Opening migrates and syncs the new file: off the runtime's threads, so that a
+    // tree's nodes open concurrently.
+    let path = dir.join("yizhan.db");
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(
+            &path,
+            StoreOptions {
+                identity,
+                doc_cache: caches.doc_cache,
+                readers: caches.readers,
+                synchronous,
+                migrate: true,
+            },
+        )
+    })
+    .await??;
     Ok(TreeNode { store, record })
 }
 
