@@ -203,7 +203,8 @@ fn key_seed(seed: u64, role: NodeRole, index: usize) -> [u8; 32] {
     key
 }
 
-/// Small caches for stations (a few documents in use at a time), the defaults for halls.
+/// Small caches for stations (730 stores share one process, and a station works on one
+/// case at a time), the defaults for halls.
 fn caches(role: NodeRole) -> NodeCaches {
     match role {
         NodeRole::Station => NodeCaches {
