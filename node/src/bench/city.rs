@@ -626,9 +626,10 @@ pub struct Made {
     pub cases: Vec<Vec<DocId>>,
     /// Changes written: intakes and actions.
     pub changes: u64,
-    /// Actions the case's state did not allow when their time came (an immediate item
-    /// completed at acceptance), skipped as the page would not offer them.
-    pub skipped: u64,
+    /// Actions the case's state did not allow when their time came, skipped as the page
+    /// would not offer them, by the code of the refusal (none in the planned day: a
+    /// refusal here means the plan asks for something a counter could not do).
+    pub skipped: std::collections::BTreeMap<&'static str, u64>,
     /// Cases a station sent to its district (转办, §5.5.4), by station index: the
     /// district decides them once they reach it, and the decision flows back down.
     pub sent: Vec<(usize, DocId)>,
@@ -681,7 +682,9 @@ pub async fn make_cases(city: &City, config: &CityConfig, day_start: u64) -> any
     for (s, filled) in results.into_iter().enumerate() {
         made.cases.push(filled.ids);
         made.changes += filled.changes;
-        made.skipped += filled.skipped;
+        for (code, n) in filled.skipped {
+            *made.skipped.entry(code).or_insert(0) += n;
+        }
         made.sent.extend(filled.sent.into_iter().map(|id| (s, id)));
     }
     Ok(made)
@@ -756,11 +759,14 @@ fn plan(
                 reason: "申请人主动撤回".into(),
             }),
         ));
-    } else if roll < 0.08 {
+    } else if roll < 0.08
+        && let Some(procedure) = item.special_procedures.first()
+    {
+        // A special procedure the item lists (特别程序): the clock stops, then runs again.
         steps.push((
             next(30 * MINUTE_MS, 120 * MINUTE_MS, rng),
             NewAction::Do(Action::Suspend {
-                procedure: "现场核查".into(),
+                procedure: procedure.name.clone(),
                 reason: "需现场核查申请材料".into(),
             }),
         ));
@@ -824,7 +830,8 @@ async fn fill_station(
     };
     let store = &station.store;
     let mut ids: Vec<Option<DocId>> = vec![None; n as usize];
-    let (mut changes, mut skipped, mut sent) = (0u64, 0u64, Vec::new());
+    let (mut changes, mut skipped, mut sent) =
+        (0u64, std::collections::BTreeMap::new(), Vec::new());
     for (at, i, step) in steps {
         match step {
             Step::Receive { item } => {
@@ -849,7 +856,9 @@ async fn fill_station(
                             sent.push(id);
                         }
                     }
-                    Err(StoreError::Case(_)) => skipped += 1,
+                    Err(StoreError::Case(refused)) => {
+                        *skipped.entry(refused.code()).or_insert(0) += 1
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -871,7 +880,7 @@ async fn fill_station(
 struct Filled {
     ids: Vec<DocId>,
     changes: u64,
-    skipped: u64,
+    skipped: std::collections::BTreeMap<&'static str, u64>,
     sent: Vec<DocId>,
 }
 
@@ -1204,7 +1213,7 @@ async fn run(
     );
     let per_station: Vec<usize> = day.made.cases.iter().map(Vec::len).collect();
     println!(
-        "  made            {} cases, {} changes ({:.1} a case; {} actions the case's state no longer allowed skipped); per station {} to {}",
+        "  made            {} cases, {} changes ({:.1} a case; actions the case's state no longer allowed, skipped: {:?}); per station {} to {}",
         checked.cases[Tier::Station as usize],
         day.made.changes,
         day.made.changes as f64 / checked.cases[Tier::Station as usize].max(1) as f64,
@@ -1401,8 +1410,10 @@ mod tests {
             assert!(r.moved.changes >= day.made.changes, "{tier:?}: {r:?}");
             assert!(r.moved.wire_bytes > 0);
         }
-        // Later events were made, not only intakes and acceptances.
+        // Later events were made, not only intakes and acceptances, and every planned
+        // action was one the case allowed.
         assert!(day.made.changes > 2 * 240, "{:?}", day.made.changes);
+        assert!(day.made.skipped.is_empty(), "{:?}", day.made.skipped);
         // The cases sent to a district were decided there, and the decision is back at
         // the station that sent them.
         assert!(!day.made.sent.is_empty());

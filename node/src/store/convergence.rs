@@ -3,6 +3,7 @@
 //! with them that each hall of a simulated tree holds exactly the documents and derived
 //! rows of its subtree (counts alone would hide a document held at an older state).
 
+use rusqlite::types::ValueRef;
 use yizhan_sync::doc;
 use yizhan_sync::ids::DocKind;
 
@@ -36,7 +37,7 @@ impl Store {
     }
 
     /// Every `cases` row, in id order, each column as text (`name=value`, in the table's
-    /// column order): nodes holding the same case documents derive the same rows.
+    /// column order; text quoted, NULL as `NULL`): nodes holding the same case documents derive the same rows.
     pub async fn case_rows(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached("SELECT * FROM cases ORDER BY id")?;
@@ -50,12 +51,84 @@ impl Store {
                     if i > 0 {
                         text.push_str(", ");
                     }
-                    text.push_str(&format!("{name}={:?}", row.get_ref(i)?));
+                    text.push_str(name);
+                    text.push('=');
+                    text.push_str(&match row.get_ref(i)? {
+                        ValueRef::Null => "NULL".to_string(),
+                        ValueRef::Integer(n) => n.to_string(),
+                        ValueRef::Real(x) => x.to_string(),
+                        ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+                        ValueRef::Blob(b) => format!("x'{}'", yizhan_sync::ids::hex(b)),
+                    });
                 }
                 out.push((id, text));
             }
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yizhan_sync::domain::case::Action;
+    use yizhan_sync::ids::DocKind;
+
+    use super::super::tests::{at, complete_application, item, lead, open_temp, publish_catalog};
+    use crate::store::NewAction;
+
+    /// A case's heads move with every change, past its snapshots too (a station's writes
+    /// keep one line of history, so one head), and its row follows its status.
+    #[tokio::test]
+    async fn heads_and_rows_follow_every_change_of_a_case() {
+        let (_dir, store) = open_temp();
+        publish_catalog(&store).await;
+        let dibao = item("最低生活保障申请");
+        let id = store
+            .create_case(
+                dibao.impl_code.to_string(),
+                complete_application(&dibao),
+                lead(),
+                at("2026-03-02"),
+            )
+            .await
+            .unwrap();
+        let heads = |store: crate::store::Store| async move {
+            let all = store.document_heads(DocKind::Case).await.unwrap();
+            assert_eq!(all.len(), 1);
+            all[0].1.clone()
+        };
+        let mut seen = vec![heads(store.clone()).await];
+        assert_eq!(seen[0].len(), 32, "one head");
+        let procedure = dibao.special_procedures[0].name.clone();
+        let suspend = || {
+            NewAction::Do(Action::Suspend {
+                procedure: procedure.clone(),
+                reason: "需现场核查".into(),
+            })
+        };
+        let mut actions = vec![NewAction::Accept];
+        for _ in 0..10 {
+            actions.push(suspend());
+            actions.push(NewAction::Do(Action::Resume {
+                note: String::new(),
+            }));
+        }
+        actions.push(suspend());
+        // 22 changes after the intake: past the snapshot written every 16.
+        for action in actions {
+            store
+                .act_on_case(id.clone(), vec![action], lead(), at("2026-03-03"))
+                .await
+                .unwrap();
+            let now = heads(store.clone()).await;
+            assert_eq!(now.len(), 32, "one head");
+            assert!(!seen.contains(&now), "the heads moved with the change");
+            seen.push(now);
+        }
+        let rows = store.case_rows().await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0, id.as_str());
+        assert!(rows[0].1.contains("status=\"suspended\""), "{}", rows[0].1);
     }
 }
