@@ -4,9 +4,10 @@
 //! 74 and 645 by default), each a real store in its own directory, enrolled tier by tier as
 //! `yizhan enroll` would; the city publishes the demo catalog and it reaches every station.
 //! One working day's cases are made at the stations through the store's own write path,
-//! one action per change, busy and quiet stations alike; then the tree syncs in rounds in
-//! which each link is cut at random, and a final catch-up with every link up runs until
-//! nothing moves. Changes move as sync sessions move them (`tree::transfer`:
+//! one action per change, busy and quiet stations alike, a few sent to their district
+//! (转办, §5.5.4); then the tree syncs in rounds in which each link is cut at random, the
+//! districts deciding the cases sent to them as they arrive (the decisions flow back
+//! down), and a final catch-up with every link up runs until nothing moves. Changes move as sync sessions move them (`tree::transfer`:
 //! `serve_pull` at the sender, `receive_batch` at the receiver), so every receiver runs the
 //! shipped engine (`engine::apply_batch`: authenticity, authorization by effect, apply).
 //!
