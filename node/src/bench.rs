@@ -1,11 +1,13 @@
 //! `yizhan bench …`: performance figures printed for docs/benchmarks.md.
 
+mod city;
 mod flood;
 mod hall;
 mod longpoll;
 mod sink;
 pub mod tree;
 mod web;
+pub use city::{CityBenchArgs, city};
 pub use flood::{FloodBenchArgs, flood};
 pub use hall::{HallBenchArgs, hall};
 pub use longpoll::{LongPollBenchArgs, longpoll};

@@ -227,6 +227,9 @@ pub enum BenchCommand {
     Longpoll(crate::bench::LongPollBenchArgs),
     /// A district holding many stations' cases: its subtree list and per-station overview
     Hall(crate::bench::HallBenchArgs),
+    /// A simulated Shenzhen day: 645 stations, 74 sub-districts, 10 districts and the city
+    /// syncing with cut links, checked to converge exactly
+    City(crate::bench::CityBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -492,6 +495,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Flood(args)) => crate::bench::flood(args).await,
         Command::Bench(BenchCommand::Longpoll(args)) => crate::bench::longpoll(args).await,
         Command::Bench(BenchCommand::Hall(args)) => crate::bench::hall(args).await,
+        Command::Bench(BenchCommand::City(args)) => crate::bench::city(args).await,
     }
 }
 

@@ -20,6 +20,7 @@ mod attachments;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
+mod convergence;
 mod counters;
 mod departments;
 mod drafts;

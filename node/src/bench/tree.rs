@@ -38,25 +38,63 @@ pub async fn open_node(
     division: &str,
     synchronous: Synchronous,
 ) -> anyhow::Result<TreeNode> {
+    open_node_with(
+        root,
+        [seed; 32],
+        role,
+        division,
+        synchronous,
+        NodeCaches {
+            doc_cache: 512,
+            readers: 2,
+        },
+    )
+    .await
+}
+
+/// How much a node of the tree keeps open: a city of 645 stations in one process keeps
+/// its stations' caches small (each has one writer and few documents in use at a time).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeCaches {
+    pub doc_cache: usize,
+    pub readers: usize,
+}
+
+/// [`open_node`] with the whole key seed and the caches given: for trees of more than
+/// 255 nodes.
+pub async fn open_node_with(
+    root: &Path,
+    seed: [u8; 32],
+    role: NodeRole,
+    division: &str,
+    synchronous: Synchronous,
+    caches: NodeCaches,
+) -> anyhow::Result<TreeNode> {
     let division = DivisionCode::parse(division).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dir = root.join(format!("{}-{division}", role.as_str()));
     std::fs::create_dir_all(&dir)?;
-    let identity = crate::identity::NodeKey::from_seed([seed; 32]).identity(
+    let identity = crate::identity::NodeKey::from_seed(seed).identity(
         role,
         division.clone(),
         &format!("{} {division}", role.as_str()),
     );
     let record = identity.record.clone();
-    let store = Store::open(
-        &dir.join("yizhan.db"),
-        StoreOptions {
-            identity,
-            doc_cache: 512,
-            readers: 2,
-            synchronous,
-            migrate: true,
-        },
-    )?;
+    // Opening migrates and syncs the new file: off the runtime's threads, so that a
+    // tree's nodes open concurrently.
+    let path = dir.join("yizhan.db");
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open(
+            &path,
+            StoreOptions {
+                identity,
+                doc_cache: caches.doc_cache,
+                readers: caches.readers,
+                synchronous,
+                migrate: true,
+            },
+        )
+    })
+    .await??;
     Ok(TreeNode { store, record })
 }
 
@@ -171,7 +209,41 @@ pub async fn enroll(hall: &TreeNode, child: &TreeNode, now: u64) -> anyhow::Resu
 /// Moves what `to` may read and lacks from `from`, batch by batch, as a sync session
 /// would; returns the changes moved.
 pub async fn transfer(from: &TreeNode, to: &TreeNode) -> anyhow::Result<u64> {
-    let mut moved = 0;
+    Ok(transfer_measured(from, to, false).await?.changes)
+}
+
+/// What one [`transfer_measured`] moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Moved {
+    pub changes: u64,
+    pub batches: u64,
+    /// The batches' size in the wire encoding (`yizhan_sync::wire`), had they gone over
+    /// `/sync/v1`; 0 unless asked for.
+    pub wire_bytes: u64,
+    /// Time spent encoding for that count, in seconds (not part of a real transfer's
+    /// receiving side, reported beside it).
+    pub encode_secs: f64,
+}
+
+impl std::ops::AddAssign for Moved {
+    fn add_assign(&mut self, other: Moved) {
+        self.changes += other.changes;
+        self.batches += other.batches;
+        self.wire_bytes += other.wire_bytes;
+        self.encode_secs += other.encode_secs;
+    }
+}
+
+/// [`transfer`], also counting batches and, if `wire` is set, the bytes each batch takes
+/// in the wire encoding (encoded here only to be measured: the receiver takes the batch
+/// as [`transfer`] hands it over).
+pub async fn transfer_measured(
+    from: &TreeNode,
+    to: &TreeNode,
+    wire: bool,
+) -> anyhow::Result<Moved> {
+    use yizhan_sync::wire::Message;
+    let mut moved = Moved::default();
     // Bounded: each batch moves at least one change, or the loop ends.
     for _ in 0..1_000_000 {
         let pull = Pull {
@@ -183,7 +255,21 @@ pub async fn transfer(from: &TreeNode, to: &TreeNode) -> anyhow::Result<u64> {
         if batch.envelopes.is_empty() {
             break;
         }
-        moved += batch.envelopes.len() as u64;
+        moved.changes += batch.envelopes.len() as u64;
+        moved.batches += 1;
+        let batch = if wire {
+            let started = std::time::Instant::now();
+            let (batch, bytes) = tokio::task::spawn_blocking(move || {
+                let bytes = batch.encode().len() as u64;
+                (batch, bytes)
+            })
+            .await?;
+            moved.wire_bytes += bytes;
+            moved.encode_secs += started.elapsed().as_secs_f64();
+            batch
+        } else {
+            batch
+        };
         to.store.receive_batch(batch).await?;
     }
     Ok(moved)
