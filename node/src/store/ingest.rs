@@ -72,7 +72,7 @@ pub(super) fn takes(parsed: &ParsedBatch) -> bool {
 /// the apply thread when the engine takes it, so loading old cases runs beside the
 /// writer too).
 pub(super) enum Taken {
-    Loaded(Automerge, u32),
+    Loaded(Box<Automerge>, u32),
     Stored(snapshot::Stored),
 }
 
@@ -378,7 +378,7 @@ impl ChangeLog for Remote {
 
     fn take_doc(&mut self, id: &DocId) -> Result<Option<Automerge>, StoreError> {
         let taken = match self.docs.remove(id) {
-            Some(Taken::Loaded(document, since)) => Some((document, since)),
+            Some(Taken::Loaded(document, since)) => Some((*document, since)),
             // A document that does not load fails the batch, as on the writer.
             Some(Taken::Stored(stored)) => Some(stored.load(id.as_str())?),
             None => self.ask(|reply| ToWriter::TakeDoc(id.clone(), reply))?,

@@ -1198,7 +1198,7 @@ impl StoreLog<'_> {
     ) -> Result<Option<ingest::Taken>, StoreError> {
         if let Some((document, since)) = self.ctx.take_cached(id) {
             self.since_snapshot.insert(id.clone(), since);
-            return Ok(Some(ingest::Taken::Loaded(document, since)));
+            return Ok(Some(ingest::Taken::Loaded(Box::new(document), since)));
         }
         Ok(
             snapshot::Stored::read(&self.ctx.conn, id.as_str())?.map(|stored| {
@@ -1213,7 +1213,7 @@ impl StoreLog<'_> {
         for (id, taken) in docs {
             self.since_snapshot.remove(&id);
             if let ingest::Taken::Loaded(document, since) = taken {
-                self.ctx.put_back(id, document, since);
+                self.ctx.put_back(id, *document, since);
             }
         }
     }
