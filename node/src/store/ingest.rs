@@ -74,6 +74,10 @@ pub(super) fn takes(parsed: &ParsedBatch) -> bool {
 pub(super) enum Taken {
     Loaded(Box<Automerge>, u32),
     Stored(snapshot::Stored),
+    /// Not held here: a new document. No document is written before the engine is done
+    /// with the batch, so it stays absent until then (asking the writer each time made
+    /// every new case wait for the writer to catch up).
+    Absent,
 }
 
 /// What the apply thread gets for one batch.
@@ -187,9 +191,8 @@ pub(super) fn receive_on_two_threads(
     }
     let mut docs = HashMap::with_capacity(wanted.len());
     for id in wanted {
-        if let Some(taken) = log.take_for_batch(&id)? {
-            docs.insert(id, taken);
-        }
+        let taken = log.take_for_batch(&id)?.unwrap_or(Taken::Absent);
+        docs.insert(id, taken);
     }
     let (to_writer, from_engine) = channel();
     let job = Job {
@@ -381,6 +384,7 @@ impl ChangeLog for Remote {
             Some(Taken::Loaded(document, since)) => Some((*document, since)),
             // A document that does not load fails the batch, as on the writer.
             Some(Taken::Stored(stored)) => Some(stored.load(id.as_str())?),
+            Some(Taken::Absent) => None,
             None => self.ask(|reply| ToWriter::TakeDoc(id.clone(), reply))?,
         };
         Ok(taken.map(|(document, since)| {
