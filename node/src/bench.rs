@@ -557,6 +557,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         };
         reset_peak_rss();
         let cpu_before = (cpu_secs("self"), cpu_secs(&hall_pid.to_string()));
+        let threads_before = thread_cpu_secs(hall_pid);
         let full_started = std::time::Instant::now();
         let full = crate::link::session(&station.store, &client, &hello, &parent, args.batch_bytes)
             .await?;
@@ -566,6 +567,14 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
             cpu_secs(&hall_pid.to_string()) - cpu_before.1,
         );
         let station_rss = peak_rss();
+        let threads = thread_cpu_secs(hall_pid)
+            .into_iter()
+            .map(|(name, secs)| {
+                let before = threads_before.get(&name).copied().unwrap_or(0.0);
+                (name, secs - before)
+            })
+            .filter(|(_, secs)| *secs >= 0.01)
+            .collect::<Vec<_>>();
 
         // 1% of the cases get one more event: every hundredth, over the whole span.
         let ids: Vec<yizhan_sync::ids::DocId> = spread.lock().expect("not poisoned").clone();
@@ -592,7 +601,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         anyhow::Ok((
             full,
             full_secs,
-            cpu,
+            (cpu, threads),
             station_rss,
             ids.len(),
             catch_up,
@@ -609,7 +618,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         });
     let _ = hall.kill();
     let _ = hall.wait();
-    let (full, full_secs, cpu, station_rss, touched, catch_up, catch_secs) = result?;
+    let (full, full_secs, (cpu, threads), station_rss, touched, catch_up, catch_secs) = result?;
     let mb = |kb: Option<u64>| {
         kb.map_or("unknown".to_string(), |kb| {
             format!("{:.1} MB", kb as f64 / 1024.0)
@@ -642,6 +651,14 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
         cpu.0,
         cpu.1,
         2.0 * full_secs
+    );
+    println!(
+        "              hall CPU by thread: {}",
+        threads
+            .iter()
+            .map(|(name, secs)| format!("{name} {secs:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "              peak RSS: station (during sync) {}, hall {}",
@@ -814,6 +831,23 @@ pub(crate) fn cpu_secs(pid: &str) -> f64 {
     };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of each thread of process `pid` so far, summed by thread name (the writer,
+/// the apply thread, tokio's workers), so a benchmark shows which thread its time is on.
+fn thread_cpu_secs(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().to_string();
+        let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+            .map(|n| n.trim().to_string())
+            .unwrap_or_default();
+        *by_name.entry(name).or_insert(0.0) += cpu_secs(&format!("{pid}/task/{tid}"));
+    }
+    by_name
 }
 
 /// The store's and the hall's benchmarks' `i`-th application for `item`: every listed

@@ -28,6 +28,7 @@ mod feed;
 mod file;
 mod follow_up;
 mod hall;
+mod ingest;
 mod items;
 mod migrations;
 mod notices;

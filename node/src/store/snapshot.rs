@@ -28,15 +28,37 @@ pub(super) fn deferred(kind: DocKind) -> bool {
     kind == DocKind::Case
 }
 
+/// Whether a document of `kind` that took `since` changes since its snapshot (`None`:
+/// new here) gets a new snapshot now.
+pub(super) fn due(kind: DocKind, since: Option<u32>) -> bool {
+    !matches!(since, Some(since) if deferred(kind) && since < SNAPSHOT_EVERY)
+}
+
+/// A snapshot's bytes and heads, made without the database: on the thread that applied
+/// a received batch, while the writer writes (`store::ingest`).
+pub(super) struct Saved {
+    bytes: Vec<u8>,
+    heads: Vec<u8>,
+}
+
+impl Saved {
+    pub(super) fn of(document: &Automerge) -> Saved {
+        // Uncompressed: DEFLATE was a fifth of a hall's time applying a batch (profiled
+        // with `yizhan bench sync`), and case documents come out no larger (their columns
+        // are mostly under Automerge's 256-byte compression threshold). Both forms load
+        // alike.
+        Saved {
+            bytes: document.save_nocompress(),
+            heads: doc::heads_bytes(document),
+        }
+    }
+}
+
 /// Loads the document `id` from its snapshot and the changes after it; `None` if this
 /// node holds none. Also returns how many changes were applied after the snapshot.
 pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<(Automerge, u32)>, StoreError> {
-    let row: Option<(Vec<u8>, i64)> = conn
-        .prepare_cached("SELECT bytes, upto FROM documents WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match row {
-        Some((bytes, upto)) => Ok(Some(load_from(conn, id, &bytes, upto)?)),
+    match Stored::read(conn, id)? {
+        Some(stored) => Ok(Some(stored.load(id)?)),
         None => Ok(None),
     }
 }
@@ -55,26 +77,70 @@ pub(super) fn load_from(
     snapshot: &[u8],
     upto: i64,
 ) -> Result<(Automerge, u32), StoreError> {
-    let corrupt = |message: String| StoreError::Corrupt {
-        id: id.to_string(),
-        message,
-    };
-    let mut document = Automerge::load(snapshot).map_err(|e| corrupt(e.to_string()))?;
-    let mut later = conn.prepare_cached(LATER_CHANGES)?;
-    let mut rows = later.query(params![id, upto])?;
-    let mut chunks = Vec::new();
-    let mut count = 0u32;
-    while let Some(row) = rows.next()? {
-        let bytes: Vec<u8> = row.get(0)?;
-        chunks.extend_from_slice(&bytes);
-        count += 1;
+    Stored::later(conn, id, snapshot.to_vec(), upto)?.load(id)
+}
+
+/// A document's bytes as stored (its snapshot and the changes after it), read on the
+/// writer and loaded into a document on the thread that applies a batch (`store::ingest`).
+pub(super) struct Stored {
+    snapshot: Vec<u8>,
+    later: Vec<u8>,
+    count: u32,
+}
+
+impl Stored {
+    /// The stored bytes of document `id`; `None` if this node holds none.
+    pub(super) fn read(conn: &Connection, id: &str) -> Result<Option<Stored>, StoreError> {
+        let row: Option<(Vec<u8>, i64)> = conn
+            .prepare_cached("SELECT bytes, upto FROM documents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((bytes, upto)) => Ok(Some(Stored::later(conn, id, bytes, upto)?)),
+            None => Ok(None),
+        }
     }
-    if count > 0 {
-        document
-            .load_incremental(&chunks)
-            .map_err(|e| corrupt(format!("a change after its snapshot: {e}")))?;
+
+    fn later(
+        conn: &Connection,
+        id: &str,
+        snapshot: Vec<u8>,
+        upto: i64,
+    ) -> Result<Stored, StoreError> {
+        let mut later = conn.prepare_cached(LATER_CHANGES)?;
+        let mut rows = later.query(params![id, upto])?;
+        let mut chunks = Vec::new();
+        let mut count = 0u32;
+        while let Some(row) = rows.next()? {
+            chunks.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
+            count += 1;
+        }
+        Ok(Stored {
+            snapshot,
+            later: chunks,
+            count,
+        })
     }
-    Ok((document, count))
+
+    /// How many changes are stored after the snapshot.
+    pub(super) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The document, and how many changes were applied after its snapshot.
+    pub(super) fn load(self, id: &str) -> Result<(Automerge, u32), StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            id: id.to_string(),
+            message,
+        };
+        let mut document = Automerge::load(&self.snapshot).map_err(|e| corrupt(e.to_string()))?;
+        if self.count > 0 {
+            document
+                .load_incremental(&self.later)
+                .map_err(|e| corrupt(format!("a change after its snapshot: {e}")))?;
+        }
+        Ok((document, self.count))
+    }
 }
 
 /// Writes the snapshot of `document`, holding every change of it up to the log's
@@ -89,11 +155,19 @@ pub(super) fn write(
     create: bool,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    // Uncompressed: DEFLATE was a fifth of a hall's time applying a batch (profiled with
-    // `yizhan bench sync`), and case documents come out no larger (their columns are
-    // mostly under Automerge's 256-byte compression threshold). Both forms load alike.
-    let bytes = document.save_nocompress();
-    let heads = doc::heads_bytes(document);
+    write_saved(conn, id, kind, scope, &Saved::of(document), create, now_ms)
+}
+
+/// [`write`] with the snapshot made already.
+pub(super) fn write_saved(
+    conn: &Connection,
+    id: &DocId,
+    kind: DocKind,
+    scope: &Scope,
+    saved: &Saved,
+    create: bool,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     let upto: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(local_seq), 0) FROM changes")?
         .query_row([], |r| r.get(0))?;
@@ -108,8 +182,8 @@ pub(super) fn write(
         id.as_str(),
         kind.as_str(),
         scope.as_str(),
-        bytes,
-        heads,
+        saved.bytes,
+        saved.heads,
         now_ms,
         upto
     ])?;

@@ -23,6 +23,7 @@ use yizhan_sync::wire::Message;
 
 use super::writer::{WriteCtx, store_case_rows, store_item_row};
 use super::{OpenStoreError, Store, StoreError};
+use super::{ingest, snapshot};
 use crate::i18n::Words;
 use crate::identity::Identity;
 
@@ -1120,8 +1121,22 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch, via: Via) -> Result<Ack, Sto
         underived: Vec::new(),
         since_snapshot: HashMap::new(),
         applied: HashMap::new(),
+        item_facts: HashMap::new(),
     };
-    let mut ack = engine::apply_batch(&mut log, parsed)?;
+    // A batch of cases is applied on two threads: the engine on the apply thread, its
+    // writes here (`store::ingest`); the isolated retry and other kinds on this one.
+    let two_threads = !log.ctx.isolate_rows && log.ctx.applier.is_some() && ingest::takes(&parsed);
+    let mut ack = if two_threads {
+        match ingest::receive_on_two_threads(&mut log, parsed)? {
+            Ok(ack) => {
+                log.ctx.two_thread_batches += 1;
+                ack
+            }
+            Err(parsed) => engine::apply_batch(&mut log, parsed)?,
+        }
+    } else {
+        engine::apply_batch(&mut log, parsed)?
+    };
     let StoreLog {
         ctx,
         heads,
@@ -1143,7 +1158,7 @@ fn receive(ctx: &mut WriteCtx, parsed: ParsedBatch, via: Via) -> Result<Ack, Sto
 }
 
 /// The store as the engine's [`ChangeLog`], inside the writer's transaction.
-struct StoreLog<'a> {
+pub(super) struct StoreLog<'a> {
     ctx: &'a mut WriteCtx,
     own: NodeRecord,
     /// Where the batch came from, kept with what is refused of it.
@@ -1162,38 +1177,65 @@ struct StoreLog<'a> {
     since_snapshot: HashMap<DocId, u32>,
     /// Changes applied per document in this batch.
     applied: HashMap<DocId, u32>,
+    /// What [`ChangeLog::item_facts`] found, per item, version and division: read once
+    /// per batch rather than once per new case (each read parsed the item's whole JSON).
+    /// Exact, since item and department rows are written only after the engine is done
+    /// with the batch (`put_doc`).
+    item_facts: HashMap<(String, u32, DivisionCode), Option<yizhan_sync::effect::ItemFacts>>,
 }
 
-impl ChangeLog for StoreLog<'_> {
-    type Error = StoreError;
-
-    fn own(&self) -> &NodeRecord {
-        &self.own
+impl StoreLog<'_> {
+    /// How many changes since its snapshot the document just taken had.
+    pub(super) fn since_taken(&self, id: &DocId) -> u32 {
+        self.since_snapshot.get(id).copied().unwrap_or(0)
     }
 
-    fn own_origin(&self) -> Origin {
-        self.ctx.origin
+    /// Takes a document the batch changes out of the cache, or reads its stored bytes for
+    /// the apply thread to load (`store::ingest`); `None` if this node holds none.
+    pub(super) fn take_for_batch(
+        &mut self,
+        id: &DocId,
+    ) -> Result<Option<ingest::Taken>, StoreError> {
+        if let Some((document, since)) = self.ctx.take_cached(id) {
+            self.since_snapshot.insert(id.clone(), since);
+            return Ok(Some(ingest::Taken::Loaded(Box::new(document), since)));
+        }
+        Ok(
+            snapshot::Stored::read(&self.ctx.conn, id.as_str())?.map(|stored| {
+                self.since_snapshot.insert(id.clone(), stored.count());
+                ingest::Taken::Stored(stored)
+            }),
+        )
     }
 
-    fn registry(&mut self) -> Result<Registry, StoreError> {
-        load_registry(&self.ctx.conn)
+    /// Hands documents taken for the batch and never used back to the cache as they were.
+    pub(super) fn put_back_untouched(&mut self, docs: HashMap<DocId, ingest::Taken>) {
+        for (id, taken) in docs {
+            self.since_snapshot.remove(&id);
+            if let ingest::Taken::Loaded(document, since) = taken {
+                self.ctx.put_back(id, *document, since);
+            }
+        }
     }
 
-    fn run_state(&mut self, scope: &Scope, origin: &Origin) -> Result<RunState, StoreError> {
-        run_state(&self.ctx.conn, scope, origin)
+    /// The calendar years the batch's rows are derived on.
+    pub(super) fn calendars(&self) -> Arc<super::calendars::Calendars> {
+        self.ctx.calendars()
     }
 
-    fn is_refused(&mut self, hash: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(self
-            .ctx
-            .conn
-            .prepare_cached("SELECT 1 FROM refused_hashes WHERE hash = ?1")?
-            .query_row([&hash[..]], |_| Ok(()))
-            .optional()?
-            .is_some())
+    /// The apply thread, if there is one.
+    pub(super) fn applier(&self) -> Option<&ingest::Applier> {
+        self.ctx.applier.as_ref()
     }
 
-    fn item_facts(
+    /// After the apply thread stopped: the writer applies every batch alone from now on.
+    pub(super) fn forget_applier(&mut self) {
+        tracing::error!("the apply thread stopped; the writer applies batches alone");
+        self.ctx.applier = None;
+    }
+
+    /// What this node's items table says of an item version, for [`ChangeLog::item_facts`].
+    fn read_item_facts(
         &mut self,
         impl_code: &str,
         version: u32,
@@ -1234,6 +1276,51 @@ impl ChangeLog for StoreLog<'_> {
             parts,
             fees: item.fees,
         }))
+    }
+}
+
+impl ChangeLog for StoreLog<'_> {
+    type Error = StoreError;
+
+    fn own(&self) -> &NodeRecord {
+        &self.own
+    }
+
+    fn own_origin(&self) -> Origin {
+        self.ctx.origin
+    }
+
+    fn registry(&mut self) -> Result<Registry, StoreError> {
+        load_registry(&self.ctx.conn)
+    }
+
+    fn run_state(&mut self, scope: &Scope, origin: &Origin) -> Result<RunState, StoreError> {
+        run_state(&self.ctx.conn, scope, origin)
+    }
+
+    fn is_refused(&mut self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self
+            .ctx
+            .conn
+            .prepare_cached("SELECT 1 FROM refused_hashes WHERE hash = ?1")?
+            .query_row([&hash[..]], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn item_facts(
+        &mut self,
+        impl_code: &str,
+        version: u32,
+        scope: &Scope,
+    ) -> Result<Option<yizhan_sync::effect::ItemFacts>, StoreError> {
+        let key = (impl_code.to_string(), version, scope.division());
+        if let Some(found) = self.item_facts.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = self.read_item_facts(impl_code, version, scope)?;
+        self.item_facts.insert(key, found.clone());
+        Ok(found)
     }
 
     fn take_doc(&mut self, id: &DocId) -> Result<Option<automerge::Automerge>, StoreError> {
@@ -1288,16 +1375,57 @@ impl ChangeLog for StoreLog<'_> {
         document: automerge::Automerge,
         changed: bool,
     ) -> Result<(), StoreError> {
+        let held = self.since_snapshot.get(&id).copied();
+        let applied = self.applied.get(&id).copied().unwrap_or(0);
+        let calendars = self.ctx.calendars();
+        let done = Settled::prepare(
+            &calendars, id, kind, scope, document, changed, held, applied,
+        );
+        self.settle(done)
+    }
+}
+
+impl StoreLog<'_> {
+    /// Writes what [`Settled::prepare`] made of a document the batch is done with: its
+    /// snapshot when due, its rows (or that they could not be derived), and hands it
+    /// back to the cache.
+    pub(super) fn settle(&mut self, done: Settled) -> Result<(), StoreError> {
+        let Settled {
+            id,
+            kind,
+            scope,
+            document,
+            changed,
+            snapshot,
+            rows,
+        } = done;
         let held = self.since_snapshot.remove(&id);
         let mut since = held.unwrap_or(0);
         if changed {
             let applied = self.applied.get(&id).copied().unwrap_or(0);
-            since =
-                self.ctx
-                    .save_received(&id, kind, &scope, &document, held.map(|s| s + applied))?;
+            since = match snapshot {
+                Some(saved) => {
+                    snapshot::write_saved(
+                        &self.ctx.conn,
+                        &id,
+                        kind,
+                        &scope,
+                        &saved,
+                        false,
+                        now_ms(),
+                    )?;
+                    0
+                }
+                None => held.map_or(0, |s| s + applied),
+            };
             // The document and its changes are kept whatever happens to its rows: a
             // failure to derive them (a constraint, a bug) is reported, never a stall.
-            match materialize(self.ctx, &id, &document)? {
+            let rows = rows.unwrap_or_else(|| {
+                Err(StoreError::Internal(format!(
+                    "the rows of {id} were not derived"
+                )))
+            });
+            match materialize_rows(self.ctx, &id, rows)? {
                 Ok(Some(hlc)) => self.newest = self.newest.max(hlc),
                 Ok(None) => {}
                 Err(error) if error.is_fatal() => return Err(error),
@@ -1320,6 +1448,53 @@ impl ChangeLog for StoreLog<'_> {
         }
         self.ctx.put_back(id, document, since);
         Ok(())
+    }
+}
+
+/// A document a batch is done with, and the work on it that needs no database: its
+/// snapshot's bytes when one is due and its derived rows. Made on whichever thread ran the
+/// engine (`store::ingest`), written by [`StoreLog::settle`] on the writer.
+pub(super) struct Settled {
+    id: DocId,
+    kind: DocKind,
+    scope: Scope,
+    document: automerge::Automerge,
+    changed: bool,
+    snapshot: Option<snapshot::Saved>,
+    /// `None` when unchanged (nothing to derive).
+    rows: Option<Result<Rows, StoreError>>,
+}
+
+impl Settled {
+    /// `held`: the changes the document had taken since its snapshot when the batch took
+    /// it (`None`: new here); `applied`: the changes the batch applied to it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn prepare(
+        calendars: &super::calendars::Calendars,
+        id: DocId,
+        kind: DocKind,
+        scope: Scope,
+        document: automerge::Automerge,
+        changed: bool,
+        held: Option<u32>,
+        applied: u32,
+    ) -> Settled {
+        let (snapshot, rows) = if changed {
+            let snapshot = snapshot::due(kind, held.map(|s| s + applied))
+                .then(|| snapshot::Saved::of(&document));
+            (snapshot, Some(derive_rows(calendars, &id, &document)))
+        } else {
+            (None, None)
+        };
+        Settled {
+            id,
+            kind,
+            scope,
+            document,
+            changed,
+            snapshot,
+            rows,
+        }
     }
 }
 
@@ -1387,18 +1562,19 @@ fn quarantine(
     Ok(())
 }
 
-/// Refreshes the derived rows of a document changed by received changes. The outer
-/// error fails the batch (a full disk; or, outside isolation, any failed write, so the
-/// batch runs again isolated: see `Store::receive_from`); the inner one is a document
-/// whose rows could not be derived, reported while the rest goes on. Isolated, each
-/// document's rows are written inside a savepoint, so a failure leaves them as they were.
-fn materialize(
+/// Writes the derived rows of a document changed by received changes, as
+/// [`derive_rows`] gave them. The outer error fails the batch (a full disk; or, outside
+/// isolation, any failed write, so the batch runs again isolated: see
+/// `Store::receive_from`); the inner one is a document whose rows could not be derived,
+/// reported while the rest goes on. Isolated, each document's rows are written inside a
+/// savepoint, so a failure leaves them as they were.
+fn materialize_rows(
     ctx: &mut WriteCtx,
     id: &DocId,
-    document: &automerge::Automerge,
+    derived: Result<Rows, StoreError>,
 ) -> Result<Result<Option<Hlc>, StoreError>, StoreError> {
     // Deriving is pure: a document that does not derive has written nothing.
-    let rows = match derive_rows(ctx, id, document) {
+    let rows = match derived {
         Ok(rows) => rows,
         Err(error) => return Ok(Err(error)),
     };
@@ -1426,15 +1602,16 @@ fn materialize(
     Ok(written)
 }
 
-/// The rows of a document, derived without writing anything.
-fn derive_rows(
-    ctx: &WriteCtx,
+/// The rows of a document, derived without writing anything: pure, so it runs on either
+/// thread of a received batch (`store::ingest`).
+pub(super) fn derive_rows(
+    calendars: &super::calendars::Calendars,
     id: &DocId,
     document: &automerge::Automerge,
 ) -> Result<Rows, StoreError> {
     // A case counts on the calendar of where it is; other kinds use none.
     let calendar = match doc::header(document) {
-        Ok((DocKind::Case, scope)) => ctx.calendar_for(&scope),
+        Ok((DocKind::Case, scope)) => calendars.for_division(&scope.division()),
         _ => super::calendars::shipped(),
     };
     doc::rows(id, document, &calendar).map_err(|e| StoreError::Corrupt {

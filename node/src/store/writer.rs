@@ -93,6 +93,11 @@ pub struct WriteCtx {
     /// Whether received documents' rows are each written inside a savepoint (the second
     /// attempt at a batch whose first failed; see `Store::receive_from`).
     pub(super) isolate_rows: bool,
+    /// The thread a received batch of cases is applied on while this one writes
+    /// (`store::ingest`); `None`: this thread applies every batch alone.
+    pub(super) applier: Option<super::ingest::Applier>,
+    /// Batches applied on two threads since the store opened (tests check the path ran).
+    pub(super) two_thread_batches: u64,
 }
 
 /// What the writer tells others after a commit, so nobody polls the database.
@@ -207,6 +212,13 @@ impl WriteCtx {
         }
     }
 
+    /// Takes document `id` out of the cache if it is there, without loading it.
+    pub(super) fn take_cached(&mut self, id: &DocId) -> Option<(Automerge, u32)> {
+        let taken = self.cache.remove_entry(id)?;
+        self.touched.push(id.clone());
+        Some(taken)
+    }
+
     /// Returns a document taken with [`WriteCtx::take_doc`] (it leaves the cache again if
     /// the write fails), with how many changes it took since its snapshot.
     pub(super) fn put_back(&mut self, id: DocId, doc: Automerge, since_snapshot: u32) {
@@ -214,30 +226,10 @@ impl WriteCtx {
         self.cache.insert_since(id, doc, since_snapshot);
     }
 
-    /// After received changes to a document (their rows are in the change log already):
-    /// writes its snapshot when it is new here, is not a case, or took enough changes
-    /// since the last one (`store::snapshot`). Returns the changes since its snapshot now.
-    pub(super) fn save_received(
-        &mut self,
-        id: &DocId,
-        kind: DocKind,
-        scope: &Scope,
-        doc: &Automerge,
-        since_snapshot: Option<u32>,
-    ) -> Result<u32, StoreError> {
-        match since_snapshot {
-            Some(since) if snapshot::deferred(kind) && since < snapshot::SNAPSHOT_EVERY => {
-                Ok(since)
-            }
-            _ => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                snapshot::write(&self.conn, id, kind, scope, doc, false, now)?;
-                Ok(0)
-            }
-        }
+    /// The calendar years held, as of the running transaction: what a received batch's
+    /// rows are derived on, on whichever thread derives them (`store::ingest`).
+    pub(super) fn calendars(&self) -> Arc<Calendars> {
+        self.calendars.clone()
     }
 
     /// A published item by its id or implementation code.
@@ -535,10 +527,13 @@ fn write_case_rows(
             f.staff
         ])?;
     }
+    // An event already held is written again only when its conflict or voiding changed:
+    // a case taking one more event leaves its earlier rows (and their pages) alone.
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {case_events} (case_id, event_id, at_hlc, at_ms, node, staff, kind, conflict, body_json, voided)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (case_id, event_id) DO UPDATE SET conflict = excluded.conflict, voided = excluded.voided"
+         ON CONFLICT (case_id, event_id) DO UPDATE SET conflict = excluded.conflict, voided = excluded.voided
+         WHERE conflict IS NOT excluded.conflict OR voided IS NOT excluded.voided"
     ))?;
     for e in events {
         insert.execute(params![
@@ -756,6 +751,8 @@ pub(super) fn spawn(
         shared_calendars,
         calendars_touched: false,
         isolate_rows: false,
+        applier: super::ingest::Applier::spawn(),
+        two_thread_batches: 0,
     };
     let (sender, receiver) = channel();
     let thread = std::thread::Builder::new()
