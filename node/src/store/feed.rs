@@ -438,28 +438,6 @@ impl FeedReader {
                 seq,
             })
             .collect();
-        // A combined case's row follows its parts (并联审批, `cases::rows_of_combined`),
-        // which change without a change to the whole's document: a part read here brings
-        // its whole's row again.
-        let mut wholes: Vec<String> = Vec::new();
-        for id in cases.keys() {
-            let parent: Option<String> = tx
-                .prepare_cached("SELECT parent_id FROM case_parts WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?;
-            if let Some(parent) = parent
-                && !cases.contains_key(&parent)
-                && !wholes.contains(&parent)
-            {
-                wholes.push(parent);
-            }
-        }
-        for id in wholes {
-            if let Some(case) = read_case(&tx, &id)? {
-                batch.cases.push(case);
-                read_events(&tx, &id, &mut batch.events)?;
-            }
-        }
         for (id, newest) in cases {
             if read_at.get(&id).is_some_and(|head| newest <= *head) {
                 batch.cases_read_before += 1;
@@ -471,6 +449,24 @@ impl FeedReader {
                 if read_at.len() < READ_AT_MAX {
                     read_at.insert(id, batch.head);
                 }
+            }
+        }
+        // A combined case's row follows its parts (并联审批, `cases::rows_of_combined`),
+        // which change without a change to the whole's document: a part read here brings
+        // its whole's row again (the part's row names it).
+        let read: HashSet<String> = batch.cases.iter().map(|c| c.id.clone()).collect();
+        let mut wholes: Vec<String> = batch
+            .cases
+            .iter()
+            .filter_map(|c| c.part_of.clone())
+            .filter(|parent| !read.contains(parent))
+            .collect();
+        wholes.sort();
+        wholes.dedup();
+        for id in wholes {
+            if let Some(case) = read_case(&tx, &id)? {
+                batch.cases.push(case);
+                read_events(&tx, &id, &mut batch.events)?;
             }
         }
         for (id, hashes) in &items {
