@@ -1894,6 +1894,66 @@ async fn the_departments_cases_were_sent_to_are_listed_once_each() {
     );
 }
 
+/// The demo catalog's combined item (并联审批, §7.5) and the names its three deciding
+/// departments get in the tests.
+pub fn combined_item() -> Item {
+    demo_catalog()
+        .into_iter()
+        .find(|i| !i.parts.is_empty())
+        .expect("the demo catalog has a combined item")
+}
+
+pub const PART_DEPARTMENTS: [&str; 3] = ["区市场监督管理局", "区消防救援大队", "区城市管理局"];
+
+/// Creates at the hall `store` the departments that decide `item`'s parts.
+pub async fn create_part_departments(store: &Store, item: &Item, date: &str) {
+    let admin = Staff {
+        role: crate::store::Role::Admin,
+        ..staff()
+    };
+    for (part, name) in item.parts.iter().zip(PART_DEPARTMENTS) {
+        store
+            .create_department(
+                part.department.clone(),
+                name.into(),
+                admin.clone(),
+                at(date),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// A member of the `n`th part's department signs for the sub-case `sub` and approves it.
+pub async fn department_approves(store: &Store, sub: &DocId, n: usize, date: &str) {
+    let member = Staff {
+        username: format!("dept{n}"),
+        counter: PART_DEPARTMENTS[n].into(),
+        role: crate::store::Role::Department,
+    };
+    store
+        .act_on_case(
+            sub.clone(),
+            vec![
+                NewAction::Do(Action::SignFor {
+                    note: String::new(),
+                    on_behalf_of: None,
+                }),
+                NewAction::Do(Action::Decide {
+                    approved: true,
+                    reason: "符合条件".into(),
+                    basis: "《行政许可法》".into(),
+                    remedies: String::new(),
+                    on_behalf_of: None,
+                }),
+            ],
+            member,
+            at(date),
+        )
+        .await
+        .unwrap();
+}
+
 /// 并联审批 (SZDB/Z 176 §7.5; 行政许可法 §26) in the store, at a hall whose departments
 /// decide: one acceptance of the demo's combined item makes its three sub-cases, each
 /// accepted and sent to its department; the whole is decided only once the third part
@@ -1907,10 +1967,7 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
     opts.identity = identity(9, NodeRole::Subdistrict, "440399001");
     let store = Store::open(&dir.path().join("yizhan.db"), opts).unwrap();
     publish_catalog(&store).await;
-    let combined = demo_catalog()
-        .into_iter()
-        .find(|i| !i.parts.is_empty())
-        .expect("the demo catalog has a combined item");
+    let combined = combined_item();
     let admin = Staff {
         role: crate::store::Role::Admin,
         ..staff()
@@ -1929,18 +1986,8 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
         matches!(&refused, StoreError::Case(CaseError::UnknownDecidingDepartment { code }) if code == "SCJ"),
         "{refused:?}"
     );
-    let names = ["区市场监督管理局", "区消防救援大队", "区城市管理局"];
-    for (part, name) in combined.parts.iter().zip(names) {
-        store
-            .create_department(
-                part.department.clone(),
-                name.into(),
-                admin.clone(),
-                at("2026-03-02"),
-            )
-            .await
-            .unwrap();
-    }
+    create_part_departments(&store, &combined, "2026-03-02").await;
+    let names = PART_DEPARTMENTS;
     let id = receive(&store, &combined, "2026-03-02").await;
     let received = store
         .get_case(id.to_string(), day("2026-03-02"))
@@ -1975,11 +2022,6 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
         if n == 1 {
             assert_eq!(part.summary.legal_due.as_deref(), Some("2026-03-16"));
         }
-        let member = Staff {
-            username: format!("dept{n}"),
-            counter: name.into(),
-            role: crate::store::Role::Department,
-        };
         // The whole is never decided as such, nor completed before its parts.
         let early = store
             .act_on_case(
@@ -1998,27 +2040,7 @@ async fn a_combined_case_is_decided_by_its_parts_and_rebuilt() {
             "{early:?}"
         );
         let before = store.feed_head().await.unwrap();
-        store
-            .act_on_case(
-                sub.clone(),
-                vec![
-                    NewAction::Do(Action::SignFor {
-                        note: String::new(),
-                        on_behalf_of: None,
-                    }),
-                    NewAction::Do(Action::Decide {
-                        approved: true,
-                        reason: "符合条件".into(),
-                        basis: "《行政许可法》".into(),
-                        remedies: String::new(),
-                        on_behalf_of: None,
-                    }),
-                ],
-                member,
-                at("2026-03-10"),
-            )
-            .await
-            .unwrap();
+        department_approves(&store, sub, n, "2026-03-10").await;
         let whole = store
             .get_case(id.to_string(), day("2026-03-10"))
             .await
@@ -2119,25 +2141,8 @@ async fn withdrawing_a_combined_case_withdraws_its_open_parts() {
     opts.identity = identity(9, NodeRole::Subdistrict, "440399001");
     let store = Store::open(&dir.path().join("yizhan.db"), opts).unwrap();
     publish_catalog(&store).await;
-    let combined = demo_catalog()
-        .into_iter()
-        .find(|i| !i.parts.is_empty())
-        .expect("the demo catalog has a combined item");
-    let admin = Staff {
-        role: crate::store::Role::Admin,
-        ..staff()
-    };
-    for (n, part) in combined.parts.iter().enumerate() {
-        store
-            .create_department(
-                part.department.clone(),
-                format!("部门{n}"),
-                admin.clone(),
-                at("2026-03-02"),
-            )
-            .await
-            .unwrap();
-    }
+    let combined = combined_item();
+    create_part_departments(&store, &combined, "2026-03-02").await;
     let id = receive(&store, &combined, "2026-03-02").await;
     accept(&store, &id, "2026-03-02").await;
     let accepted = store
@@ -2150,31 +2155,7 @@ async fn withdrawing_a_combined_case_withdraws_its_open_parts() {
         .map(|p| p.case_id.clone().expect("made at acceptance"))
         .collect();
     // The first department decides its part before the applicant withdraws.
-    store
-        .act_on_case(
-            DocId::parse(&subs[0]).unwrap(),
-            vec![
-                NewAction::Do(Action::SignFor {
-                    note: String::new(),
-                    on_behalf_of: None,
-                }),
-                NewAction::Do(Action::Decide {
-                    approved: true,
-                    reason: "符合条件".into(),
-                    basis: "《行政许可法》".into(),
-                    remedies: String::new(),
-                    on_behalf_of: None,
-                }),
-            ],
-            Staff {
-                username: "dept0".into(),
-                counter: "部门0".into(),
-                role: crate::store::Role::Department,
-            },
-            at("2026-03-04"),
-        )
-        .await
-        .unwrap();
+    department_approves(&store, &DocId::parse(&subs[0]).unwrap(), 0, "2026-03-04").await;
     store
         .act_on_case(
             id.clone(),

@@ -1731,29 +1731,10 @@ async fn a_hall_supervises_a_late_step_of_a_case_still_on_time() {
 /// page does, so the station's lists and statistics follow.
 #[tokio::test]
 async fn a_combined_application_counts_once_up_the_tree_and_its_parts_decide_it_below() {
-    use crate::store::{Role, Staff};
+    use crate::store::tests::{combined_item, create_part_departments, department_approves};
     let [district, sub, station] = tree_with_demo_catalog().await;
-    let combined = demo_catalog()
-        .into_iter()
-        .find(|i| !i.parts.is_empty())
-        .expect("the demo catalog has a combined item");
-    let admin = Staff {
-        role: Role::Admin,
-        ..staff()
-    };
-    let names = ["区市场监督管理局", "区消防救援大队", "区城市管理局"];
-    for (part, name) in combined.parts.iter().zip(names) {
-        district
-            .store
-            .create_department(
-                part.department.clone(),
-                name.into(),
-                admin.clone(),
-                at("2026-03-01"),
-            )
-            .await
-            .unwrap();
-    }
+    let combined = combined_item();
+    create_part_departments(&district.store, &combined, "2026-03-01").await;
     sync(&district, &sub).await;
     sync(&sub, &station).await;
     let id = station
@@ -1797,33 +1778,8 @@ async fn a_combined_application_counts_once_up_the_tree_and_its_parts_decide_it_
         .await
         .unwrap();
     for (n, part) in whole.parts.iter().enumerate() {
-        let member = Staff {
-            username: format!("dept{n}"),
-            counter: names[n].into(),
-            role: Role::Department,
-        };
-        district
-            .store
-            .act_on_case(
-                yizhan_sync::ids::DocId::parse(part.case_id.as_deref().unwrap()).unwrap(),
-                vec![
-                    NewAction::Do(Action::SignFor {
-                        note: String::new(),
-                        on_behalf_of: None,
-                    }),
-                    NewAction::Do(Action::Decide {
-                        approved: true,
-                        reason: "符合条件".into(),
-                        basis: "《行政许可法》".into(),
-                        remedies: String::new(),
-                        on_behalf_of: None,
-                    }),
-                ],
-                member,
-                at("2026-03-05"),
-            )
-            .await
-            .unwrap();
+        let sub_case = yizhan_sync::ids::DocId::parse(part.case_id.as_deref().unwrap()).unwrap();
+        department_approves(&district.store, &sub_case, n, "2026-03-05").await;
     }
     sync(&district, &sub).await;
     sync(&sub, &station).await;
