@@ -623,7 +623,7 @@ fn check_database(dir: &DataDir) -> anyhow::Result<()> {
     // After a clean close with the file untouched since, the pages were sound when the
     // last connection closed: only the header and schema are read (a large hall's file
     // takes seconds to read whole). After a crash or a kill, every page is checked.
-    let checked = if crate::store::take_clean_close(&db) {
+    let checked = if crate::store::clean_close(&db).is_some() {
         crate::store::check_header(&db)
     } else {
         crate::store::check_file(&db, CHECK_BUDGET)

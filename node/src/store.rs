@@ -74,8 +74,8 @@ pub use feed::{
     FeedRegistry, OriginSeq,
 };
 pub use file::{
-    Copied, FileCheck, FileError, check_file, check_header, copy_database, identity_of,
-    schema_version, start_new_epoch, take_clean_close,
+    CleanClose, Copied, FileCheck, FileError, check_file, check_header, clean_close, copy_database,
+    identity_of, schema_version, start_new_epoch, take_clean_close,
 };
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use hall::{Overview, OverviewLine, StationFigures, SubtreeNode};
@@ -381,24 +381,24 @@ struct Inner {
     /// This node's own record, as the engine judges its acts.
     own: yizhan_sync::auth::NodeRecord,
     /// Last, so it drops after every connection above has closed.
-    close: CleanClose,
+    close: ClosingMarker,
 }
 
 /// Leaves the clean-close marker (`store::take_clean_close`) when the store is dropped
 /// after [`Store::shutdown`] finished: the writer joined and, since this field drops last,
 /// every reader closed.
-struct CleanClose {
+struct ClosingMarker {
     path: PathBuf,
-    writer_joined: std::sync::atomic::AtomicBool,
+    /// Set by [`Store::shutdown`] once the writer joined: with its clock's last time
+    /// (`None` inside when the writer thread had ended abnormally).
+    writer_joined: Mutex<Option<Option<yizhan_sync::domain::hlc::Hlc>>>,
 }
 
-impl Drop for CleanClose {
+impl Drop for ClosingMarker {
     fn drop(&mut self) {
-        if self
-            .writer_joined
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
-            file::mark_clean_close(&self.path);
+        let joined = *self.writer_joined.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(clock) = joined {
+            file::mark_clean_close(&self.path, clock);
         }
     }
 }
@@ -412,7 +412,7 @@ impl Store {
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, OpenStoreError> {
         // From here on the file may change: a marker of an earlier clean close no longer
         // holds, whoever opens it.
-        file::take_clean_close(path);
+        let clean = file::take_clean_close(path);
         let mut conn = Connection::open(path).map_err(|source| OpenStoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -472,6 +472,7 @@ impl Store {
             options.doc_cache,
             signals.clone(),
             calendars.clone(),
+            clean.and_then(|c| c.clock),
         )?;
         step("writer");
         Ok(Store {
@@ -485,9 +486,9 @@ impl Store {
                 calendars,
                 division,
                 own,
-                close: CleanClose {
+                close: ClosingMarker {
                     path: path.to_path_buf(),
-                    writer_joined: std::sync::atomic::AtomicBool::new(false),
+                    writer_joined: Mutex::new(None),
                 },
             }),
         })
@@ -581,11 +582,17 @@ impl Store {
 
     /// Waits for queued writes and stops the writer thread.
     pub async fn shutdown(&self) {
-        self.inner.writer.shutdown().await;
-        self.inner
+        let clock = self.inner.writer.shutdown().await;
+        let mut joined = self
+            .inner
             .close
             .writer_joined
-            .store(true, std::sync::atomic::Ordering::Release);
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // A second shutdown finds the writer gone: it keeps the first one's clock.
+        if joined.is_none() || clock.is_some() {
+            *joined = Some(clock);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use yizhan_sync::domain::hlc::Hlc;
 
 /// Working on a database file failed.
 #[derive(Debug, thiserror::Error)]
@@ -314,24 +315,50 @@ fn file_stamp(path: &Path) -> Option<String> {
 }
 
 /// Records that the store closed the database at `path` cleanly (every connection closed,
-/// the log checkpointed). Best effort: without the marker the next start checks every page.
-pub(super) fn mark_clean_close(path: &Path) {
+/// the log checkpointed), with the writer's last clock time when it has one. Best effort:
+/// without the marker the next start checks every page and reads the clock from the
+/// cases.
+pub(super) fn mark_clean_close(path: &Path, clock: Option<Hlc>) {
     if let Some(stamp) = file_stamp(path) {
-        let _ = std::fs::write(clean_close_marker(path), stamp);
+        let record = match clock {
+            Some(clock) => format!("{stamp} {}", clock.to_hex()),
+            None => stamp,
+        };
+        let _ = std::fs::write(clean_close_marker(path), record);
     }
 }
 
+/// What a clean close left for the next start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanClose {
+    /// The writer's last clock time (none in a marker of an older build).
+    pub clock: Option<Hlc>,
+}
+
 /// Whether the database at `path` was closed cleanly and not touched since (same length
-/// and modification time, no log beside it). Consumes the marker, so a node that then
-/// stops abruptly has its pages checked at the next start; any open of the store removes
-/// it too. Damage while the node was stopped that leaves both unchanged (a disk that
-/// silently loses bits) is not seen here; SQLite reports it when it reads the page, and
-/// every backup checks its copy.
-pub fn take_clean_close(path: &Path) -> bool {
-    let marker = clean_close_marker(path);
-    let recorded = std::fs::read_to_string(&marker).ok();
-    if recorded.is_some() {
-        let _ = std::fs::remove_file(&marker);
+/// and modification time, no log beside it), and what the close recorded. Leaves the
+/// marker in place: the start-up check reads it before the store opens and takes it.
+pub fn clean_close(path: &Path) -> Option<CleanClose> {
+    let recorded = std::fs::read_to_string(clean_close_marker(path)).ok()?;
+    let mut fields = recorded.split(' ');
+    let (length, modified) = (fields.next()?, fields.next()?);
+    if Some(format!("{length} {modified}")) != file_stamp(path) {
+        return None;
     }
-    recorded.is_some_and(|r| Some(r) == file_stamp(path))
+    let clock = match fields.next() {
+        Some(hex) => Some(Hlc::parse_hex(hex)?),
+        None => None,
+    };
+    fields.next().is_none().then_some(CleanClose { clock })
+}
+
+/// [`clean_close`], consuming the marker, so a node that then stops abruptly has its
+/// pages checked at the next start; any open of the store takes it. Damage while the node
+/// was stopped that leaves length and time unchanged (a disk that silently loses bits) is
+/// not seen here; SQLite reports it when it reads the page, and every backup checks its
+/// copy.
+pub fn take_clean_close(path: &Path) -> Option<CleanClose> {
+    let found = clean_close(path);
+    let _ = std::fs::remove_file(clean_close_marker(path));
+    found
 }

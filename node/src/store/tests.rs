@@ -1485,9 +1485,16 @@ async fn only_a_clean_close_with_the_file_untouched_spares_the_page_check() {
     publish_catalog(&store).await;
     store.shutdown().await;
     drop(store);
-    assert!(crate::store::take_clean_close(&path), "closed cleanly");
     assert!(
-        !crate::store::take_clean_close(&path),
+        crate::store::clean_close(&path).is_some(),
+        "looking leaves the marker"
+    );
+    assert!(
+        crate::store::take_clean_close(&path).is_some(),
+        "closed cleanly"
+    );
+    assert!(
+        crate::store::take_clean_close(&path).is_none(),
         "the marker is used once"
     );
 
@@ -1497,12 +1504,18 @@ async fn only_a_clean_close_with_the_file_untouched_spares_the_page_check() {
     drop(store);
     let store = Store::open(&path, options()).unwrap();
     drop(store);
-    assert!(!crate::store::take_clean_close(&path), "opened since");
+    assert!(
+        crate::store::take_clean_close(&path).is_none(),
+        "opened since"
+    );
 
     // Dropped without shutdown (as a crash would leave it): no marker.
     let store = Store::open(&path, options()).unwrap();
     drop(store);
-    assert!(!crate::store::take_clean_close(&path), "no clean close");
+    assert!(
+        crate::store::take_clean_close(&path).is_none(),
+        "no clean close"
+    );
 
     // Closed cleanly, then the file written behind the store's back.
     let store = Store::open(&path, options()).unwrap();
@@ -1513,7 +1526,84 @@ async fn only_a_clean_close_with_the_file_untouched_spares_the_page_check() {
     bytes[middle] ^= 0xFF;
     std::thread::sleep(Duration::from_millis(5));
     std::fs::write(&path, &bytes).unwrap();
-    assert!(!crate::store::take_clean_close(&path), "written since");
+    assert!(
+        crate::store::take_clean_close(&path).is_none(),
+        "written since"
+    );
+}
+
+/// The writer's clock never goes back across a restart, whether the store closed cleanly
+/// (the marker carries the clock, and the cases are not read) or not (the clock is read
+/// from the cases), even when the wall clock went back meanwhile.
+#[tokio::test]
+async fn a_restart_never_issues_an_earlier_time() {
+    use yizhan_sync::domain::hlc::Hlc;
+    const HOUR: u64 = 3_600_000;
+    let dibao = item("最低生活保障申请");
+    let receive_at = |store: Store, ms: u64| {
+        let dibao = dibao.clone();
+        async move {
+            store
+                .create_case(
+                    dibao.impl_code.to_string(),
+                    complete_application(&dibao),
+                    staff(),
+                    ms,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    for clean in [true, false] {
+        let (dir, store) = open_temp();
+        let path = dir.path().join("yizhan.db");
+        publish_catalog(&store).await;
+        let later = receive_at(store.clone(), at("2026-03-10") + 2 * HOUR).await;
+        if clean {
+            store.shutdown().await;
+        }
+        drop(store);
+        let marker = crate::store::clean_close(&path);
+        assert_eq!(marker.is_some(), clean);
+        let updated = |id: &DocId| -> Hlc {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            let hex: String = conn
+                .query_row(
+                    "SELECT updated_hlc FROM cases WHERE id = ?1",
+                    [id.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            Hlc::parse_hex(&hex).unwrap()
+        };
+        // The start takes the clean close's clock as it finds it: one moved on by two
+        // hours (the file untouched, so the marker still holds) shows the cases are not
+        // read.
+        let mut floor = updated(&later);
+        if let Some(marker) = marker {
+            assert!(marker.clock.is_some_and(|c| c >= floor));
+            let marker_path = path.with_extension("db.closed");
+            let recorded = std::fs::read_to_string(&marker_path).unwrap();
+            let (stamp, _) = recorded.rsplit_once(' ').unwrap();
+            floor = Hlc::new(at("2026-03-10") + 4 * HOUR, 0);
+            std::fs::write(&marker_path, format!("{stamp} {}", floor.to_hex())).unwrap();
+            assert_eq!(
+                crate::store::clean_close(&path).and_then(|m| m.clock),
+                Some(floor)
+            );
+        }
+
+        // The wall clock is now two hours earlier than the first case.
+        let store = Store::open(&path, options()).unwrap();
+        let earlier = receive_at(store.clone(), at("2026-03-10")).await;
+        store.shutdown().await;
+        drop(store);
+        assert!(
+            updated(&earlier) > floor,
+            "clean close {clean}: {:?} after {floor:?}",
+            updated(&earlier),
+        );
+    }
 }
 
 /// The start-up check: a sound file passes, and each kind of damage is named.

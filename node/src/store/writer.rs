@@ -686,7 +686,8 @@ where
 /// The async side of the writer.
 pub(super) struct WriterHandle {
     sender: Mutex<Option<Sender<Box<dyn Job>>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Returns the clock's last time when the thread ends (see [`WriterHandle::shutdown`]).
+    thread: Mutex<Option<JoinHandle<Hlc>>>,
 }
 
 impl WriterHandle {
@@ -706,12 +707,20 @@ impl WriterHandle {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    pub(super) async fn shutdown(&self) {
+    /// Stops the writer after the queued writes and returns the last time its clock
+    /// issued or took note of, for the next start (`file::mark_clean_close`); `None` if
+    /// it was already stopped or ended abnormally.
+    pub(super) async fn shutdown(&self) -> Option<Hlc> {
         drop(self.sender.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .ok()?
+            .ok()
     }
 }
 
@@ -722,13 +731,22 @@ pub(super) fn spawn(
     doc_cache: usize,
     signals: Signals,
     shared_calendars: Arc<RwLock<Arc<Calendars>>>,
+    clock_at_close: Option<Hlc>,
 ) -> Result<WriterHandle, OpenStoreError> {
     let division = identity.record.division.clone();
     // The clock starts after the newest time stored, so a restart never issues an earlier
-    // time even if the wall clock went back.
-    let newest: Option<String> =
-        conn.query_row("SELECT MAX(updated_hlc) FROM cases", [], |r| r.get(0))?;
-    let newest = newest.and_then(|h| Hlc::parse_hex(&h)).unwrap_or_default();
+    // time even if the wall clock went back: the clock's last time as the writer left it
+    // at a clean close (nothing has written since), else the newest time of any case,
+    // which reads the whole table (a tenth of a second and the writer's page cache at a
+    // million cases).
+    let newest = match clock_at_close {
+        Some(last) => last,
+        None => {
+            let newest: Option<String> =
+                conn.query_row("SELECT MAX(updated_hlc) FROM cases", [], |r| r.get(0))?;
+            newest.and_then(|h| Hlc::parse_hex(&h)).unwrap_or_default()
+        }
+    };
     let calendars = shared_calendars
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -765,7 +783,7 @@ pub(super) fn spawn(
     })
 }
 
-fn writer_loop(mut ctx: WriteCtx, receiver: Receiver<Box<dyn Job>>) {
+fn writer_loop(mut ctx: WriteCtx, receiver: Receiver<Box<dyn Job>>) -> Hlc {
     while let Ok(first) = receiver.recv() {
         // Everything already queued joins this group: one commit, one sync.
         let mut group = vec![first];
@@ -779,6 +797,7 @@ fn writer_loop(mut ctx: WriteCtx, receiver: Receiver<Box<dyn Job>>) {
     }
     // Leave a small WAL behind for the next start.
     let _ = ctx.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    ctx.clock.last()
 }
 
 fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
