@@ -5,6 +5,7 @@ mod flood;
 mod hall;
 mod longpoll;
 mod sink;
+mod start;
 pub mod tree;
 mod web;
 pub use city::{CityBenchArgs, city};
@@ -12,6 +13,7 @@ pub use flood::{FloodBenchArgs, flood};
 pub use hall::{HallBenchArgs, hall};
 pub use longpoll::{LongPollBenchArgs, longpoll};
 pub use sink::{SinkBenchArgs, sink};
+pub use start::{StartBenchArgs, start};
 pub use web::{WebBenchArgs, web};
 
 use std::sync::Arc;

@@ -230,6 +230,9 @@ pub enum BenchCommand {
     /// A simulated Shenzhen day: 645 stations, 74 sub-districts, 10 districts and the city
     /// syncing with cut links, checked to converge exactly
     City(crate::bench::CityBenchArgs),
+    /// A large hall kept by another bench: start-up to serving and idle memory, after a
+    /// clean stop and after a kill
+    Start(crate::bench::StartBenchArgs),
 }
 
 /// The whole program: parse the command line, set up logging, run the command.
@@ -496,6 +499,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Longpoll(args)) => crate::bench::longpoll(args).await,
         Command::Bench(BenchCommand::Hall(args)) => crate::bench::hall(args).await,
         Command::Bench(BenchCommand::City(args)) => crate::bench::city(args).await,
+        Command::Bench(BenchCommand::Start(args)) => crate::bench::start(args).await,
     }
 }
 

@@ -385,30 +385,8 @@ async fn branch(
 
 /// Opens the one `city-…` or `district-…` data dir under `dir` (`--from`).
 async fn open_existing(dir: &std::path::Path) -> anyhow::Result<TreeNode> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        let Some((role, division)) = name.split_once('-') else {
-            continue;
-        };
-        let role = match role {
-            "city" => NodeRole::City,
-            "district" => NodeRole::District,
-            "subdistrict" => NodeRole::Subdistrict,
-            _ => continue,
-        };
-        if dir.join(&name).join("yizhan.db").is_file() {
-            found.push((role, division.to_string()));
-        }
-    }
-    let [(role, division)] = found.as_slice() else {
-        anyhow::bail!(
-            "{} should hold one hall's data dir (city-DIVISION or district-DIVISION with a yizhan.db), found {}",
-            dir.display(),
-            found.len()
-        );
-    };
-    tree::open_node(dir, 1, *role, division, Synchronous::Normal).await
+    let (role, division) = tree::find_hall(dir)?;
+    tree::open_node(dir, 1, role, &division, Synchronous::Normal).await
 }
 
 fn spawn_sink(

@@ -30,6 +30,35 @@ pub struct Tree {
     pub stations: Vec<Vec<TreeNode>>,
 }
 
+/// The role and division of the one hall's data dir (`city-…`, `district-…` or
+/// `subdistrict-…` holding a `yizhan.db`) under `dir`, as the benches' `--keep` leave it.
+pub fn find_hall(dir: &Path) -> anyhow::Result<(NodeRole, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let Some((role, division)) = name.split_once('-') else {
+            continue;
+        };
+        let role = match role {
+            "city" => NodeRole::City,
+            "district" => NodeRole::District,
+            "subdistrict" => NodeRole::Subdistrict,
+            _ => continue,
+        };
+        if dir.join(&name).join("yizhan.db").is_file() {
+            found.push((role, division.to_string()));
+        }
+    }
+    match <[_; 1]>::try_from(found) {
+        Ok([hall]) => Ok(hall),
+        Err(found) => anyhow::bail!(
+            "{} should hold one hall's data dir (city-DIVISION or district-DIVISION with a yizhan.db), found {}",
+            dir.display(),
+            found.len()
+        ),
+    }
+}
+
 /// Opens a store for a node of `role` in `division` under `root`; `seed` makes its key.
 pub async fn open_node(
     root: &Path,
