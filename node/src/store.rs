@@ -640,6 +640,11 @@ fn refresh_for_calendar(conn: &mut Connection) -> Result<calendars::Calendars, O
 
 fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The writer's statements stay prepared: a case row is updated in the columns that
+    // changed (`writer::write_case_rows`), one statement per set of columns, beside the
+    // few dozen others a write runs; rusqlite's default of 16 would prepare them again
+    // and again.
+    conn.set_prepared_statement_cache_capacity(256);
     // The query planner stability guarantee: a cached statement keeps its plan whatever is
     // bound to it. Without it this SQLite build marks statements to be prepared again on
     // every new binding (the change log's run lookup was re-parsed on each local write:

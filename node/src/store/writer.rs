@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use automerge::Automerge;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, oneshot};
 use yizhan_sync::doc::{CaseRow, EventRow, ItemRow};
@@ -419,6 +420,75 @@ pub(super) fn store_case_rows(
     Ok(())
 }
 
+/// The columns of `cases` that later changes to a case may change, in the order of
+/// [`updatable`]; the others (the case's identity, item and applicant) are fixed when it
+/// is received.
+const UPDATABLE: [&str; 27] = [
+    "status",
+    "conflict",
+    "serial_no",
+    "accepted_on",
+    "committed_due",
+    "legal_due",
+    "yellow_on",
+    "red_on",
+    "breach_on",
+    "clock_stopped_on",
+    "closed_on",
+    "calendar",
+    "calendar_covered",
+    "updated_hlc",
+    "holder",
+    "holder_node",
+    "signed_on",
+    "rating",
+    "rated_on",
+    "rectify_due",
+    "rectified_on",
+    "signed_on_behalf",
+    "step_no",
+    "step_name",
+    "step_due",
+    "step_yellow_on",
+    "step_red_on",
+];
+
+/// `row`'s values of [`UPDATABLE`], as SQLite stores them.
+fn updatable(row: &CaseRow) -> [Value; 27] {
+    let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
+    [
+        Value::from(row.status.to_string()),
+        Value::from(row.conflict),
+        text(&row.serial_no),
+        text(&row.accepted_on),
+        text(&row.committed_due),
+        text(&row.legal_due),
+        text(&row.yellow_on),
+        text(&row.red_on),
+        text(&row.breach_on),
+        text(&row.clock_stopped_on),
+        text(&row.closed_on),
+        text(&row.calendar),
+        Value::from(row.calendar_covered),
+        Value::from(row.updated_hlc.clone()),
+        text(&row.holder),
+        text(&row.holder_node),
+        text(&row.signed_on),
+        row.rating
+            .map_or(Value::Null, |r| Value::from(i64::from(r))),
+        text(&row.rated_on),
+        text(&row.rectify_due),
+        text(&row.rectified_on),
+        Value::from(row.signed_on_behalf),
+        row.step_no
+            .map_or(Value::Null, |n| Value::from(i64::from(n))),
+        text(&row.step_name),
+        text(&row.step_due),
+        text(&row.step_yellow_on),
+        text(&row.step_red_on),
+    ]
+}
+
 fn write_case_rows(
     conn: &Connection,
     prefix: &str,
@@ -427,77 +497,80 @@ fn write_case_rows(
 ) -> Result<(), StoreError> {
     let cases = format!("{prefix}cases");
     let case_events = format!("{prefix}case_events");
-    conn.prepare_cached(&format!(
-        "INSERT INTO {cases} (id, scope, impl_code, item_name, item_version, case_type, status, conflict,
-            serial_no, applicant_name, applicant_id_masked, phone_tail, counter, staff, node, created_ms,
-            created_on, accepted_on, committed_due, legal_due, yellow_on, red_on, breach_on,
-            clock_stopped_on, closed_on, calendar, calendar_covered, updated_hlc,
-            holder, holder_node, signed_on, rating, rated_on, rectify_due, rectified_on,
-            query_code, applicant_id, phone_digits, signed_on_behalf,
-            step_no, step_name, step_due, step_yellow_on, step_red_on)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35,
-            ?36, ?37, ?38, ?39, ?40, ?41, ?42, ?43, ?44)
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, conflict = excluded.conflict,
-            serial_no = excluded.serial_no, accepted_on = excluded.accepted_on,
-            committed_due = excluded.committed_due, legal_due = excluded.legal_due,
-            yellow_on = excluded.yellow_on, red_on = excluded.red_on, breach_on = excluded.breach_on,
-            clock_stopped_on = excluded.clock_stopped_on, closed_on = excluded.closed_on,
-            calendar = excluded.calendar, calendar_covered = excluded.calendar_covered,
-            updated_hlc = excluded.updated_hlc, holder = excluded.holder,
-            holder_node = excluded.holder_node, signed_on = excluded.signed_on,
-            rating = excluded.rating, rated_on = excluded.rated_on,
-            rectify_due = excluded.rectify_due, rectified_on = excluded.rectified_on,
-            signed_on_behalf = excluded.signed_on_behalf, step_no = excluded.step_no,
-            step_name = excluded.step_name, step_due = excluded.step_due,
-            step_yellow_on = excluded.step_yellow_on, step_red_on = excluded.step_red_on"
-    ))?
-    .execute(params![
-        row.id,
-        row.scope,
-        row.impl_code,
-        row.item_name,
-        row.item_version,
-        row.case_type,
-        row.status,
-        row.conflict,
-        row.serial_no,
-        row.applicant_name,
-        row.applicant_id_masked,
-        row.phone_tail,
-        row.counter,
-        row.staff,
-        row.node,
-        row.created_ms,
-        row.created_on,
-        row.accepted_on,
-        row.committed_due,
-        row.legal_due,
-        row.yellow_on,
-        row.red_on,
-        row.breach_on,
-        row.clock_stopped_on,
-        row.closed_on,
-        row.calendar,
-        row.calendar_covered,
-        row.updated_hlc,
-        row.holder,
-        row.holder_node,
-        row.signed_on,
-        row.rating,
-        row.rated_on,
-        row.rectify_due,
-        row.rectified_on,
-        row.query_code,
-        row.applicant_id,
-        row.phone_digits,
-        row.signed_on_behalf,
-        row.step_no,
-        row.step_name,
-        row.step_due,
-        row.step_yellow_on,
-        row.step_red_on,
-    ])?;
+    let now = updatable(row);
+    let held: Option<Vec<Value>> = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM {cases} WHERE id = ?1",
+            UPDATABLE.join(", ")
+        ))?
+        .query_row([&row.id], |r| {
+            (0..UPDATABLE.len()).map(|i| r.get::<_, Value>(i)).collect()
+        })
+        .optional()?;
+    match held {
+        // A case seen again is updated in the columns that changed only: SQLite rewrites
+        // the entry of every index on a column the statement sets, changed or not, and
+        // `cases` has up to 29 indexes at a hall, so setting every column dirtied a
+        // random page in each of them (ten times the log written per update).
+        Some(held) => {
+            let changed: Vec<usize> = (0..UPDATABLE.len())
+                .filter(|&i| held[i] != now[i])
+                .collect();
+            if !changed.is_empty() {
+                let set: Vec<String> = changed
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &i)| format!("{} = ?{}", UPDATABLE[i], n + 2))
+                    .collect();
+                let mut update = conn.prepare_cached(&format!(
+                    "UPDATE {cases} SET {} WHERE id = ?1",
+                    set.join(", ")
+                ))?;
+                update.raw_bind_parameter(1, &row.id)?;
+                for (n, &i) in changed.iter().enumerate() {
+                    update.raw_bind_parameter(n + 2, &now[i])?;
+                }
+                update.raw_execute()?;
+            }
+        }
+        None => {
+            conn.prepare_cached(&format!(
+                "INSERT INTO {cases} (id, scope, impl_code, item_name, item_version, case_type,
+                    applicant_name, applicant_id_masked, phone_tail, counter, staff, node,
+                    created_ms, created_on, query_code, applicant_id, phone_digits, {})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, {})",
+                UPDATABLE.join(", "),
+                (18..18 + UPDATABLE.len())
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))?
+            .execute(rusqlite::params_from_iter(
+                [
+                    Value::from(row.id.clone()),
+                    Value::from(row.scope.clone()),
+                    Value::from(row.impl_code.clone()),
+                    Value::from(row.item_name.clone()),
+                    Value::from(i64::from(row.item_version)),
+                    Value::from(row.case_type.to_string()),
+                    Value::from(row.applicant_name.clone()),
+                    Value::from(row.applicant_id_masked.clone()),
+                    Value::from(row.phone_tail.clone()),
+                    Value::from(row.counter.clone()),
+                    Value::from(row.staff.clone()),
+                    Value::from(row.node.clone()),
+                    Value::from(row.created_ms),
+                    Value::from(row.created_on.clone()),
+                    Value::from(row.query_code.clone()),
+                    Value::from(row.applicant_id.clone()),
+                    Value::from(row.phone_digits.clone()),
+                ]
+                .into_iter()
+                .chain(now),
+            ))?;
+        }
+    }
     // A sub-case's binding to its parent (并联审批): fixed at creation, written once.
     if let Some((parent, index)) = &row.part_of {
         conn.prepare_cached(&format!(
