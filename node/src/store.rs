@@ -74,8 +74,8 @@ pub use feed::{
     FeedRegistry, OriginSeq,
 };
 pub use file::{
-    CleanClose, Copied, FileCheck, FileError, check_file, check_header, clean_close, copy_database,
-    identity_of, schema_version, start_new_epoch, take_clean_close,
+    CleanClose, Copied, FileCheck, FileError, cases_held, check_file, check_header, clean_close,
+    copy_database, identity_of, schema_version, start_new_epoch, take_clean_close,
 };
 pub use follow_up::{CaseSync, TransferRow, Transfers};
 pub use hall::{Overview, OverviewLine, StationFigures, SubtreeNode};

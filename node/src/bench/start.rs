@@ -39,7 +39,7 @@ pub async fn start(args: StartBenchArgs) -> anyhow::Result<()> {
     let dir = args.from.join(format!("{}-{division}", role.as_str()));
     make_servable(&dir, role, &division)?;
     let db_bytes = std::fs::metadata(dir.join("yizhan.db"))?.len();
-    let cases = count_cases(&dir.join("yizhan.db"))?;
+    let cases = crate::store::cases_held(&dir.join("yizhan.db"))?;
     let exe = std::env::current_exe()?;
     println!(
         "start bench: the {} hall {division} in {} with {cases} cases, a {:.0} MB database",
@@ -121,15 +121,6 @@ fn make_servable(dir: &Path, role: NodeRole, division: &str) -> anyhow::Result<(
         std::fs::write(data_dir.config(), config.render())?;
     }
     Ok(())
-}
-
-fn count_cases(db: &Path) -> anyhow::Result<u64> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    // The largest rowid: a count would read the whole table (and warm the page cache
-    // the starts are measured with).
-    let cases: Option<i64> = conn.query_row("SELECT max(rowid) FROM cases", [], |r| r.get(0))?;
-    Ok(cases.unwrap_or(0).max(0) as u64)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
