@@ -181,15 +181,6 @@ fn four_nodes_sync_through_the_tree() {
             (items(&station.base).len() == 25).then_some(())
         });
     }
-
-    // Stations accept cases while their parent is stopped.
-    sub.kill9();
-    let mut ids_a: Vec<String> = (0..5)
-        .map(|n| new_case(&station_a.base, &token_a, n))
-        .collect();
-    let ids_b: Vec<String> = (0..3)
-        .map(|n| new_case(&station_b.base, &token_b, 100 + n))
-        .collect();
     // Status counts what waits for the parent, against what it held at the last session.
     let pending_up = |base: &str, token: &str| {
         sync_status(base, token)["peers"]
@@ -200,6 +191,22 @@ fn four_nodes_sync_through_the_tree() {
             .map(|p| p["pending"].as_u64())
             .unwrap()
     };
+    // The catalog can arrive by a pull before the session's push is acknowledged: wait
+    // until the parent has told station A what it holds, as the count below needs.
+    wait_for(
+        "a session that told station A what its parent holds",
+        WAIT,
+        || pending_up(&station_a.base, &token_a).map(|_| ()),
+    );
+
+    // Stations accept cases while their parent is stopped.
+    sub.kill9();
+    let mut ids_a: Vec<String> = (0..5)
+        .map(|n| new_case(&station_a.base, &token_a, n))
+        .collect();
+    let ids_b: Vec<String> = (0..3)
+        .map(|n| new_case(&station_b.base, &token_b, 100 + n))
+        .collect();
     let waiting = pending_up(&station_a.base, &token_a).expect("a session ran before");
     assert!(waiting >= 5, "only {waiting} changes pending up");
     sub = Node::restart(&s, &sub_base);
