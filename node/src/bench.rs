@@ -252,6 +252,35 @@ pub(crate) async fn fill_cases(
     Ok(())
 }
 
+/// The config of a node a bench runs as its own `yizhan serve`: loopback only, a free
+/// port, every other section at its default.
+pub(crate) fn loopback_config(
+    role: crate::config::Role,
+    division: &str,
+    name: &str,
+) -> anyhow::Result<crate::config::Config> {
+    use crate::config::{Config, HttpSection, NodeSection};
+    Ok(Config {
+        node: NodeSection {
+            role,
+            division: division.into(),
+            name: name.into(),
+        },
+        http: HttpSection {
+            listen: "127.0.0.1:0".parse()?,
+            ..HttpSection::default()
+        },
+        store: Default::default(),
+        sync: Default::default(),
+        backup: Default::default(),
+        discovery: Default::default(),
+        service: Default::default(),
+        appointments: Default::default(),
+        sink: Default::default(),
+        supervision: Default::default(),
+    })
+}
+
 /// Starts `yizhan serve` for `data_dir` on a free loopback port as a child process;
 /// returns it and its base URL once it prints `listening on`.
 pub(crate) fn spawn_serve(

@@ -566,6 +566,17 @@ impl From<Role> for yizhan_sync::auth::NodeRole {
     }
 }
 
+impl From<yizhan_sync::auth::NodeRole> for Role {
+    fn from(role: yizhan_sync::auth::NodeRole) -> Self {
+        match role {
+            yizhan_sync::auth::NodeRole::Station => Role::Station,
+            yizhan_sync::auth::NodeRole::Subdistrict => Role::Subdistrict,
+            yizhan_sync::auth::NodeRole::District => Role::District,
+            yizhan_sync::auth::NodeRole::City => Role::City,
+        }
+    }
+}
+
 /// Checks a division code against a role.
 pub fn division_for_role(role: Role, code: &str) -> Result<DivisionCode, String> {
     let division = DivisionCode::parse(code)

@@ -19,7 +19,7 @@ use yizhan_sync::ids::{NodeId, Scope};
 use yizhan_sync::request::RequestClaim;
 
 use super::web::{fetch, proc_kb, sign_in};
-use crate::config::{Config, HttpSection, NodeSection, Role, StoreSection, SyncSection};
+use crate::config::Role;
 use crate::data_dir::{DataDir, create_data_dir};
 use crate::demo::{DEMO_DISTRICT, DEMO_DIVISION, demo_catalog};
 use crate::node::OpenNode;
@@ -71,25 +71,7 @@ pub async fn flood(args: FloodBenchArgs) -> anyhow::Result<()> {
     let dir = DataDir::new(root.join("station"));
     create_data_dir(
         &dir,
-        &Config {
-            node: NodeSection {
-                role: Role::Station,
-                division: DEMO_DIVISION.into(),
-                name: "bench station".into(),
-            },
-            http: HttpSection {
-                listen: "127.0.0.1:0".parse()?,
-                ..HttpSection::default()
-            },
-            store: StoreSection::default(),
-            sync: SyncSection::default(),
-            backup: Default::default(),
-            discovery: Default::default(),
-            service: Default::default(),
-            appointments: Default::default(),
-            sink: Default::default(),
-            supervision: Default::default(),
-        },
+        &super::loopback_config(Role::Station, DEMO_DIVISION, "bench station")?,
     )?;
     let password = "bench-password-4711";
     {

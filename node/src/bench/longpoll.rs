@@ -21,7 +21,7 @@ use yizhan_sync::feed::Pull;
 
 use super::web::proc_kb;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, HttpSection, NodeSection, Role, StoreSection, SyncSection};
+use crate::config::Role;
 use crate::data_dir::{DataDir, create_data_dir};
 use crate::demo::{DEMO_DISTRICT, demo_catalog};
 use crate::identity::NodeKey;
@@ -50,25 +50,7 @@ async fn run(args: &LongPollBenchArgs, root: &std::path::Path) -> anyhow::Result
     let dir = DataDir::new(root.join("district"));
     create_data_dir(
         &dir,
-        &Config {
-            node: NodeSection {
-                role: Role::District,
-                division: DEMO_DISTRICT.into(),
-                name: "bench district".into(),
-            },
-            http: HttpSection {
-                listen: "127.0.0.1:0".parse()?,
-                ..HttpSection::default()
-            },
-            store: StoreSection::default(),
-            sync: SyncSection::default(),
-            backup: Default::default(),
-            discovery: Default::default(),
-            service: Default::default(),
-            appointments: Default::default(),
-            sink: Default::default(),
-            supervision: Default::default(),
-        },
+        &super::loopback_config(Role::District, DEMO_DISTRICT, "bench district")?,
     )?;
     let now = SystemClock.now_ms();
     let items = demo_catalog();

@@ -10,11 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-
-use super::tree;
 use yizhan_sync::auth::NodeRole;
 
-use crate::config::{Config, DiscoverySection, HttpSection, NodeSection, Role, StoreSection};
+use super::tree;
 use crate::data_dir::DataDir;
 
 #[derive(Debug, Args)]
@@ -91,33 +89,12 @@ fn make_servable(dir: &Path, role: NodeRole, division: &str) -> anyhow::Result<(
         crate::identity::NodeKey::from_seed([1; 32]).save(&data_dir.key())?;
     }
     if !data_dir.config().exists() {
-        let config = Config {
-            node: NodeSection {
-                role: match role {
-                    NodeRole::Station => Role::Station,
-                    NodeRole::Subdistrict => Role::Subdistrict,
-                    NodeRole::District => Role::District,
-                    NodeRole::City => Role::City,
-                },
-                division: division.to_string(),
-                name: format!("{} {division}", role.as_str()),
-            },
-            http: HttpSection {
-                listen: "127.0.0.1:0".parse()?,
-                ..HttpSection::default()
-            },
-            store: StoreSection::default(),
-            sync: Default::default(),
-            backup: Default::default(),
-            discovery: DiscoverySection {
-                enabled: false,
-                ..DiscoverySection::default()
-            },
-            service: Default::default(),
-            appointments: Default::default(),
-            sink: Default::default(),
-            supervision: Default::default(),
-        };
+        let mut config = super::loopback_config(
+            role.into(),
+            division,
+            &format!("{} {division}", role.as_str()),
+        )?;
+        config.discovery.enabled = false;
         std::fs::write(data_dir.config(), config.render())?;
     }
     Ok(())

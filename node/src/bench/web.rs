@@ -12,7 +12,7 @@ use clap::Args;
 use yizhan_sync::domain::codes::DivisionCode;
 use yizhan_sync::ids::Scope;
 
-use crate::config::{Config, HttpSection, NodeSection, Role, StoreSection, SyncSection};
+use crate::config::Role;
 use crate::data_dir::{DataDir, create_data_dir};
 use crate::demo::{DEMO_DISTRICT, DEMO_DIVISION, demo_catalog};
 use crate::node::OpenNode;
@@ -54,25 +54,7 @@ pub async fn web(args: WebBenchArgs) -> anyhow::Result<()> {
     let dir = DataDir::new(root.join("station"));
     create_data_dir(
         &dir,
-        &Config {
-            node: NodeSection {
-                role: Role::Station,
-                division: DEMO_DIVISION.into(),
-                name: "bench station".into(),
-            },
-            http: HttpSection {
-                listen: "127.0.0.1:0".parse()?,
-                ..HttpSection::default()
-            },
-            store: StoreSection::default(),
-            sync: SyncSection::default(),
-            backup: Default::default(),
-            discovery: Default::default(),
-            service: Default::default(),
-            appointments: Default::default(),
-            sink: Default::default(),
-            supervision: Default::default(),
-        },
+        &super::loopback_config(Role::Station, DEMO_DIVISION, "bench station")?,
     )?;
     let (_lock, node) = OpenNode::exclusive(&dir)?;
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);

@@ -237,29 +237,27 @@ fn check(path: &Path, budget: Option<Duration>) -> Result<FileCheck, FileError> 
     }
 }
 
+/// The database at `path`, opened so that reading it changes nothing.
+fn open_read_only(path: &Path) -> Result<Connection, FileError> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
+        FileError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 /// The schema version of the database at `path` (0 for a new, empty file), read without
 /// changing anything.
 pub fn schema_version(path: &Path) -> Result<i64, FileError> {
-    let conn =
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
-            FileError::Open {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+    let conn = open_read_only(path)?;
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
 /// About how many cases a database holds (the largest row number of `cases`), read
 /// without changing anything and without reading the table (a count would read it all).
 pub fn cases_held(path: &Path) -> Result<u64, FileError> {
-    let conn =
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
-            FileError::Open {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+    let conn = open_read_only(path)?;
     let cases: Option<i64> = conn.query_row("SELECT max(rowid) FROM cases", [], |r| r.get(0))?;
     Ok(cases.unwrap_or(0).max(0) as u64)
 }
@@ -267,13 +265,7 @@ pub fn cases_held(path: &Path) -> Result<u64, FileError> {
 /// The node a database belongs to (its id in hex) and the epoch it writes in, read
 /// without changing anything.
 pub fn identity_of(path: &Path) -> Result<(String, u32), FileError> {
-    let conn =
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| {
-            FileError::Open {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+    let conn = open_read_only(path)?;
     let meta = |key: &str| -> Result<String, rusqlite::Error> {
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
     };
