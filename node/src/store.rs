@@ -654,10 +654,14 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
-    // 8 KiB pages hold three saved case documents (~2.5 KB each) where 4 KiB pages held
-    // one: a third less disk and write-ahead log per synced case (docs/benchmarks.md).
-    // Only takes effect on a new, empty database (before WAL mode writes its header).
-    conn.execute_batch("PRAGMA page_size = 8192;")?;
+    // 4 KiB pages. A new case lands on a random page in each of the station's search
+    // indexes (query code, identity number, phone), and a commit writes each page it
+    // dirtied whole, to the WAL and again at the checkpoint: 8 KiB pages wrote a third more
+    // per case for the same disk, now that a document is a snapshot plus its changes
+    // rather than re-saved per change (docs/benchmarks.md). Only takes effect on a new,
+    // empty database (before WAL mode writes its header); an older 8 KiB file keeps its
+    // pages.
+    conn.execute_batch("PRAGMA page_size = 4096;")?;
     // journal_mode returns a row, so it is queried rather than executed.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -673,13 +677,18 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
          -- tripled the bytes written per case (docs/benchmarks.md).
          PRAGMA temp_store = MEMORY;
          -- 8 MiB of page cache for the writer, so a group's dirty pages never spill early.
-         PRAGMA cache_size = -8192;
-         -- Checkpoint every 16 MiB of WAL (2048 pages of 8 KiB) rather than 4: pages
-         -- written again and again (index tails) are copied into the database once per
-         -- checkpoint.
-         PRAGMA wal_autocheckpoint = 2048;",
-    )
+         PRAGMA cache_size = -8192;",
+    )?;
+    // Checkpoint every 16 MiB of WAL rather than SQLite's 4: pages written again and
+    // again (index tails) are copied into the database once per checkpoint. The setting
+    // counts pages, and a database made before 4 KiB pages has 8 KiB ones.
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let pages = WAL_CHECKPOINT_BYTES / page_size.max(512);
+    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
 }
+
+/// The WAL's size at which the writer copies it into the database (see `configure`).
+const WAL_CHECKPOINT_BYTES: i64 = 16 << 20;
 
 fn open_reader(path: &Path) -> Result<Connection, OpenStoreError> {
     let conn = Connection::open_with_flags(

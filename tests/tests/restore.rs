@@ -326,7 +326,7 @@ fn serve_refuses_a_damaged_database_and_names_the_restore_that_mends_it() {
     // Pages in the middle of the file overwritten, as a failing disk does.
     let db = dir.join("yizhan.db");
     let mut bytes = std::fs::read(&db).unwrap();
-    let page = 8192;
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
     let pages = bytes.len() / page;
     assert!(pages >= 6, "{pages} pages");
     for byte in &mut bytes[page * (pages / 3)..page * (2 * pages / 3)] {

@@ -878,14 +878,32 @@ async fn a_new_calendar_recomputes_every_deadline_at_start() {
 }
 
 #[tokio::test]
-async fn a_new_database_uses_8k_pages() {
+async fn a_new_database_uses_4k_pages_and_checkpoints_every_16_mib() {
     let (dir, store) = open_temp();
     store.shutdown().await;
     let conn = rusqlite::Connection::open(dir.path().join("yizhan.db")).unwrap();
     let page_size: i64 = conn
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(page_size, 8192);
+    assert_eq!(page_size, 4096);
+
+    // The checkpoint comes at 16 MiB of WAL whatever the page size: a new file's 4 KiB
+    // pages, or an older file's 8 KiB ones.
+    for (made_with, pages) in [(None, 4096), (Some(8192), 2048)] {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("yizhan.db")).unwrap();
+        if let Some(size) = made_with {
+            conn.execute_batch(&format!(
+                "PRAGMA page_size = {size}; PRAGMA journal_mode = WAL; CREATE TABLE t (x);"
+            ))
+            .unwrap();
+        }
+        super::configure(&conn, super::Synchronous::Full).unwrap();
+        let autocheckpoint: i64 = conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(autocheckpoint, pages, "made with {made_with:?}");
+    }
 }
 
 #[tokio::test]
@@ -1618,7 +1636,7 @@ async fn the_start_up_check_names_what_is_wrong_with_a_file() {
     assert_eq!(checked.schema_version, SCHEMA_VERSION);
     assert!(checked.finished);
     let bytes = std::fs::read(&sound).unwrap();
-    let page = 8192;
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
     assert!(bytes.len() >= 6 * page, "{} bytes", bytes.len());
 
     let copy = |name: &str, edit: &dyn Fn(&mut Vec<u8>)| {
