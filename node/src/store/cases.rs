@@ -1019,11 +1019,23 @@ fn list(
     if let Some(holder) = &filter.holder {
         conditions.push(format!("holder = {}", arg(holder.clone().into())));
     }
+    // The intake date is derived from the intake time (`doc::rows`), so a range of dates is
+    // also a range of times, which the time index (`cases_created`) reads: without the time
+    // bound the list of today's cases read every case by time to find fewer than a page of
+    // them (9 ms at 30,000 cases, most of `bench web`'s counter load).
     if let Some(from) = filter.created_from {
         conditions.push(format!("created_on >= {}", arg(from.to_string().into())));
+        conditions.push(format!(
+            "created_ms >= {}",
+            arg(from.start_unix_ms_cst().into())
+        ));
     }
     if let Some(to) = filter.created_to {
         conditions.push(format!("created_on <= {}", arg(to.to_string().into())));
+        conditions.push(format!(
+            "created_ms < {}",
+            arg(to.succ().start_unix_ms_cst().into())
+        ));
     }
     if filter.conflict_only {
         conditions.push("conflict = 1".into());

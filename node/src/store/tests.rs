@@ -1698,6 +1698,50 @@ async fn the_start_up_check_names_what_is_wrong_with_a_file() {
     assert_eq!((fresh.schema_version, fresh.finished), (0, true));
 }
 
+/// A day's cases are those received from 00:00 to 23:59:59.999 in Beijing, to the
+/// millisecond: the list bounds the intake time by the dates as well as the dates.
+#[tokio::test]
+async fn a_days_cases_start_and_end_at_midnight_in_beijing() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let midnight = at("2026-03-03") - 10 * 3600 * 1000; // 2026-03-03 00:00 CST
+    let mut ids = Vec::new();
+    for when in [midnight - 1, midnight, midnight + 86_400_000 - 1, midnight + 86_400_000] {
+        let id = store
+            .create_case(
+                residence.impl_code.to_string(),
+                complete_application(&residence),
+                staff(),
+                when,
+            )
+            .await
+            .unwrap();
+        ids.push(id.to_string());
+    }
+    for (from, to, expected) in [
+        ("2026-03-03", "2026-03-03", &ids[1..3]),
+        ("2026-03-02", "2026-03-02", &ids[0..1]),
+        ("2026-03-02", "2026-03-04", &ids[..]),
+        ("2026-03-04", "2026-03-04", &ids[3..]),
+        ("2026-03-05", "2026-03-01", &ids[..0]),
+    ] {
+        let listed = store
+            .list_cases(CaseFilter {
+                created_from: Some(from.parse().unwrap()),
+                created_to: Some(to.parse().unwrap()),
+                ..filter("2026-03-04")
+            })
+            .await
+            .unwrap();
+        let mut got: Vec<String> = listed.cases.into_iter().map(|c| c.id).collect();
+        got.sort();
+        let mut want = expected.to_vec();
+        want.sort();
+        assert_eq!(got, want, "{from}..={to}");
+    }
+}
+
 /// A case accepted at 23:50 is still on the open list (在办) after midnight, which runs
 /// soonest committed deadline first with cases not yet accepted last; and one search box
 /// finds a case by its serial number or its tail, the applicant's name, identity number,

@@ -16,6 +16,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+/// China Standard Time is UTC+8 all year (no daylight saving).
+const CST_OFFSET_MS: i64 = 8 * 3600 * 1000;
+const MS_PER_DAY: i64 = 86_400_000;
+
 /// A civil date in the proleptic Gregorian calendar, stored as days since 1970-01-01.
 ///
 /// Dates are the unit of every time limit; keeping them as a day number makes working-day
@@ -107,9 +111,16 @@ impl Date {
     /// milliseconds. Mainland China has one time zone, so every node derives the same date
     /// from the same instant, which keeps derived deadlines identical on every node.
     pub fn from_unix_ms_cst(unix_ms: i64) -> Date {
-        const CST_OFFSET_MS: i64 = 8 * 3600 * 1000;
-        const MS_PER_DAY: i64 = 86_400_000;
         Date((unix_ms + CST_OFFSET_MS).div_euclid(MS_PER_DAY) as i32)
+    }
+
+    /// The first millisecond of this date in China Standard Time: the dates
+    /// [`from_unix_ms_cst`](Self::from_unix_ms_cst) gives `self` are exactly
+    /// `start_unix_ms_cst() .. succ().start_unix_ms_cst()`. A case's intake date is derived
+    /// that way from its intake time, so a range of intake dates is a range of times, which
+    /// the case list reads from its time index.
+    pub fn start_unix_ms_cst(self) -> i64 {
+        i64::from(self.0) * MS_PER_DAY - CST_OFFSET_MS
     }
 }
 
@@ -787,6 +798,27 @@ mod tests {
         let ms = 1_772_726_399_000; // 2026-03-05T15:59:59Z
         assert_eq!(Date::from_unix_ms_cst(ms), d("2026-03-05"));
         assert_eq!(Date::from_unix_ms_cst(ms + 1000), d("2026-03-06"));
+    }
+
+    #[test]
+    fn a_cst_date_starts_at_its_first_millisecond() {
+        // (date, its first millisecond as UTC): midnight in Beijing is 16:00 the day before.
+        for (day, start) in [
+            ("2026-03-06", 1_772_726_400_000), // 2026-03-05T16:00:00Z
+            ("1970-01-01", -28_800_000),
+            ("2024-02-29", 1_709_136_000_000), // 2024-02-28T16:00:00Z
+        ] {
+            let date = d(day);
+            assert_eq!(date.start_unix_ms_cst(), start, "{day}");
+            assert_eq!(Date::from_unix_ms_cst(start), date, "{day}");
+            assert_eq!(
+                Date::from_unix_ms_cst(start - 1),
+                date.add_days(-1),
+                "{day}"
+            );
+            let next = date.succ().start_unix_ms_cst();
+            assert_eq!(Date::from_unix_ms_cst(next - 1), date, "{day}");
+        }
     }
 
     #[test]
