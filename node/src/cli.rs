@@ -235,6 +235,25 @@ pub enum BenchCommand {
     Start(crate::bench::StartBenchArgs),
 }
 
+/// What to log: `YIZHAN_LOG` (or `RUST_LOG`) as a level or `target=level` list, else
+/// `info`. `Targets` rather than `EnvFilter`: the same syntax for levels and targets
+/// without the regular-expression engine EnvFilter brings into the binary (issue
+/// "Faster and smaller", footprint). A value it cannot read is returned beside `info`
+/// so the start-up says so rather than logging nothing.
+fn log_filter(setting: Option<String>) -> (tracing_subscriber::filter::Targets, Option<String>) {
+    let info = || {
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+    };
+    match setting.as_deref().map(str::trim) {
+        None | Some("") => (info(), None),
+        Some(text) => match text.parse() {
+            Ok(targets) => (targets, None),
+            Err(err) => (info(), Some(format!("{text:?}: {err}"))),
+        },
+    }
+}
+
 /// The whole program: parse the command line, set up logging, run the command.
 pub fn main() -> std::process::ExitCode {
     use std::io::IsTerminal;
@@ -242,15 +261,27 @@ pub fn main() -> std::process::ExitCode {
     crate::tls::install_crypto_provider();
     // Logs go to stderr, one line per event (journald adds its own timestamps); stdout is
     // kept for what commands print for people and scripts.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("YIZHAN_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    let (filter, bad_filter) = log_filter(
+        std::env::var("YIZHAN_LOG")
+            .or_else(|_| std::env::var("RUST_LOG"))
+            .ok(),
+    );
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_target(false),
+            )
+            .with(filter)
+            .init();
+    }
+    if let Some(problem) = bad_filter {
+        tracing::warn!(%problem, "YIZHAN_LOG not understood, logging at info; write a level (`debug`) or targets and levels (`info,yizhan_node::link=debug`)");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Store reads wait for one of a few reader connections on blocking threads; an
@@ -718,4 +749,65 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    #[test]
+    fn the_log_setting_reads_levels_and_targets_and_names_what_it_cannot_read() {
+        // (setting, (target, level) pairs that must be logged / must not, understood?)
+        type Logged<'a> = &'a [(&'a str, Level)];
+        let cases: &[(Option<&str>, Logged, Logged, bool)] = &[
+            (
+                None,
+                &[("yizhan_node::link", Level::INFO)],
+                &[("yizhan_node", Level::DEBUG)],
+                true,
+            ),
+            (
+                Some(""),
+                &[("yizhan_node", Level::INFO)],
+                &[("yizhan_node", Level::DEBUG)],
+                true,
+            ),
+            (
+                Some("warn"),
+                &[("yizhan_node", Level::WARN)],
+                &[("yizhan_node", Level::INFO)],
+                true,
+            ),
+            (
+                Some("info,yizhan_node::link=debug"),
+                &[("yizhan_node::link", Level::DEBUG), ("hyper", Level::INFO)],
+                &[("yizhan_node::store", Level::DEBUG)],
+                true,
+            ),
+            (
+                Some("yizhan_node=loud"),
+                &[("yizhan_node", Level::INFO)],
+                &[("yizhan_node", Level::DEBUG)],
+                false,
+            ),
+        ];
+        for (setting, on, off, understood) in cases {
+            let (filter, problem) = log_filter(setting.map(str::to_string));
+            assert_eq!(problem.is_none(), *understood, "{setting:?}: {problem:?}");
+            for (target, level) in *on {
+                assert!(
+                    filter.would_enable(target, level),
+                    "{setting:?}: {target} {level}"
+                );
+            }
+            for (target, level) in *off {
+                assert!(
+                    !filter.would_enable(target, level),
+                    "{setting:?}: {target} {level}"
+                );
+            }
+        }
+    }
 }
