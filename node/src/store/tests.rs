@@ -1707,7 +1707,12 @@ async fn a_days_cases_start_and_end_at_midnight_in_beijing() {
     let residence = item("居住证申领");
     let midnight = at("2026-03-03") - 10 * 3600 * 1000; // 2026-03-03 00:00 CST
     let mut ids = Vec::new();
-    for when in [midnight - 1, midnight, midnight + 86_400_000 - 1, midnight + 86_400_000] {
+    for when in [
+        midnight - 1,
+        midnight,
+        midnight + 86_400_000 - 1,
+        midnight + 86_400_000,
+    ] {
         let id = store
             .create_case(
                 residence.impl_code.to_string(),
