@@ -564,66 +564,75 @@ fn monthly(
         .iter()
         .map(|m| (*m, MonthFigures::default()))
         .collect();
-    // One grouped count per measure, each keyed by the month of its own date column; a
-    // combined application once, as its whole (`WHOLE`).
+    // One pass over the cases any of whose dates falls in the months, each measure counted
+    // by the month of its own date; a combined application once, as its whole (`WHOLE`).
+    // The table has no index on these dates (each would cost every write), so this reads
+    // it once where a grouped count per date column read it six times (the dashboard reads
+    // the figures twice: half its time at 100,000 cases).
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT 'received', substr(created_on, 1, 7), count(*), 0 FROM cases
-           WHERE created_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 2
-         UNION ALL
-         SELECT 'accepted', substr(accepted_on, 1, 7), count(*), 0 FROM cases
-           WHERE accepted_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 2
-         UNION ALL
-         SELECT status, substr(closed_on, 1, 7), count(*), 0 FROM cases
-           WHERE closed_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 1, 2
-         UNION ALL
-         SELECT 'with_deadline', substr(closed_on, 1, 7), count(*),
-                sum(closed_on <= committed_due) FROM cases
-           WHERE status = 'completed' AND committed_due IS NOT NULL
-             AND closed_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 2
-         UNION ALL
-         SELECT 'rating', substr(rated_on, 1, 7), count(*), rating FROM cases
-           WHERE rated_on BETWEEN ?1 AND ?2 AND rating BETWEEN 1 AND 5 AND {WHOLE} GROUP BY 2, 4
-         UNION ALL
-         SELECT 'rectified', substr(rectified_on, 1, 7), count(*), 0 FROM cases
-           WHERE rectified_on BETWEEN ?1 AND ?2 AND {WHOLE} GROUP BY 2"
+        "SELECT created_on, accepted_on, closed_on, status, committed_due, rated_on, rating,
+                rectified_on
+           FROM cases
+          WHERE (created_on BETWEEN ?1 AND ?2 OR accepted_on BETWEEN ?1 AND ?2
+                 OR closed_on BETWEEN ?1 AND ?2 OR rated_on BETWEEN ?1 AND ?2
+                 OR rectified_on BETWEEN ?1 AND ?2)
+            AND {WHOLE}"
     ))?;
-    let rows = stmt.query_map(params![from, to], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (measure, month, n, extra) = row?;
-        let Some(slot) = Month::parse(&month)
-            .and_then(|m| figures.iter_mut().find(|(fm, _)| *fm == m))
-            .map(|(_, f)| f)
-        else {
-            continue;
-        };
-        let n = count(n);
-        match measure.as_str() {
-            "received" => slot.received = n,
-            "accepted" => slot.accepted = n,
-            "completed" => slot.completed = n,
-            "with_deadline" => {
-                slot.with_deadline = n;
-                slot.on_time = count(extra);
-            }
-            "refused" => slot.refused = n,
-            "withdrawn" => slot.withdrawn = n,
-            "rating" => {
-                if let Ok(level @ 1..=5) = usize::try_from(extra) {
-                    slot.ratings[level - 1] = n;
+    let mut rows = stmt.query(params![from, to])?;
+    while let Some(row) = rows.next()? {
+        let created_on: Option<String> = row.get(0)?;
+        let accepted_on: Option<String> = row.get(1)?;
+        let closed_on: Option<String> = row.get(2)?;
+        let status: String = row.get(3)?;
+        let committed_due: Option<String> = row.get(4)?;
+        let rated_on: Option<String> = row.get(5)?;
+        let rating: Option<i64> = row.get(6)?;
+        let rectified_on: Option<String> = row.get(7)?;
+        if let Some(f) = month_of(&mut figures, &from, &to, &created_on) {
+            f.received += 1;
+        }
+        if let Some(f) = month_of(&mut figures, &from, &to, &accepted_on) {
+            f.accepted += 1;
+        }
+        if let Some(f) = month_of(&mut figures, &from, &to, &closed_on) {
+            match status.as_str() {
+                "completed" => {
+                    f.completed += 1;
+                    if let (Some(closed), Some(due)) = (&closed_on, &committed_due) {
+                        f.with_deadline += 1;
+                        f.on_time += u64::from(closed <= due);
+                    }
                 }
+                "refused" => f.refused += 1,
+                "withdrawn" => f.withdrawn += 1,
+                _ => {}
             }
-            "rectified" => slot.rectified = n,
-            _ => {}
+        }
+        if let (Some(f), Some(level @ 1..=5)) =
+            (month_of(&mut figures, &from, &to, &rated_on), rating)
+        {
+            f.ratings[level as usize - 1] += 1;
+        }
+        if let Some(f) = month_of(&mut figures, &from, &to, &rectified_on) {
+            f.rectified += 1;
         }
     }
     Ok(figures)
+}
+
+/// The figures of the month `day` falls in, when it lies within `from..=to`.
+fn month_of<'a>(
+    figures: &'a mut [(Month, MonthFigures)],
+    from: &str,
+    to: &str,
+    day: &Option<String>,
+) -> Option<&'a mut MonthFigures> {
+    let day = day.as_deref().filter(|d| *d >= from && *d <= to)?;
+    let month = Month::parse(day.get(..7)?)?;
+    figures
+        .iter_mut()
+        .find(|(m, _)| *m == month)
+        .map(|(_, f)| f)
 }
 
 fn export_cases(

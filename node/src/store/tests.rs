@@ -2486,3 +2486,200 @@ async fn fees_are_recorded_counted_and_rebuilt() {
     assert_eq!(report.rows_differing, 0);
     assert_eq!(store.content_digest().await.unwrap(), digest);
 }
+
+/// The month figures read the cases in one pass. The grouped count per date column they
+/// replaced is kept here as the definition they must agree with, on cases whose dates,
+/// statuses and ratings are set at random in, across and outside the months asked for,
+/// some of them parts of a combined application (counted only as their whole).
+#[tokio::test]
+async fn the_month_figures_agree_with_a_grouped_count_per_date_column() {
+    use crate::store::Month;
+    let (dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let mut ids = Vec::new();
+    for i in 0..80 {
+        let id = store
+            .create_case(
+                residence.impl_code.to_string(),
+                complete_application(&residence),
+                staff(),
+                at("2026-03-02") + i,
+            )
+            .await
+            .unwrap();
+        ids.push(id.to_string());
+    }
+    // The rows are derived data; set directly, they reach every combination at once.
+    let days = [
+        None,
+        Some("2025-12-31"),
+        Some("2026-01-01"),
+        Some("2026-01-31"),
+        Some("2026-02-01"),
+        Some("2026-02-28"),
+        Some("2026-03-01"),
+        Some("2026-03-15"),
+        Some("2026-03-31"),
+        Some("2026-04-01"),
+    ];
+    let statuses = [
+        "accepted",
+        "completed",
+        "refused",
+        "withdrawn",
+        "decided",
+        "suspended",
+    ];
+    let ratings = [None, Some(0), Some(1), Some(3), Some(4), Some(5), Some(6)];
+    let conn = rusqlite::Connection::open(dir.path().join("yizhan.db")).unwrap();
+    let mut seed: u64 = 0x5eed;
+    let mut pick = |n: usize| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize % n
+    };
+    for (i, id) in ids.iter().enumerate() {
+        let created = days[1 + pick(days.len() - 1)];
+        let status = statuses[pick(statuses.len())];
+        // A case has a closing date when it is closed, and only then (`doc::rows`).
+        let closed = days[pick(days.len())]
+            .filter(|_| matches!(status, "completed" | "refused" | "withdrawn"));
+        conn.execute(
+            "UPDATE cases SET created_on = ?2, accepted_on = ?3, closed_on = ?4, status = ?5,
+                    committed_due = ?6, rated_on = ?7, rating = ?8, rectified_on = ?9
+              WHERE id = ?1",
+            rusqlite::params![
+                id,
+                created,
+                days[pick(days.len())],
+                closed,
+                status,
+                days[pick(days.len())],
+                days[pick(days.len())],
+                ratings[pick(ratings.len())],
+                days[pick(days.len())],
+            ],
+        )
+        .unwrap();
+        if i % 9 == 0 {
+            conn.execute(
+                "INSERT INTO case_parts (id, parent_id, part_index) VALUES (?1, ?2, 0)",
+                rusqlite::params![id, ids[0]],
+            )
+            .unwrap();
+        }
+    }
+    drop(conn);
+
+    for (last, n) in [
+        ("2026-03", 1),
+        ("2026-02", 1),
+        ("2026-03", 3),
+        ("2026-04", 12),
+    ] {
+        let last = Month::parse(last).unwrap();
+        let shipped = store.monthly_stats(last, n).await.unwrap();
+        let defined = store
+            .read(move |conn| grouped_month_figures(conn, last, n))
+            .await
+            .unwrap();
+        assert_eq!(shipped, defined, "{last:?} and {n} months before");
+    }
+    // The random rows reach every measure.
+    let all = store
+        .monthly_stats(Month::parse("2026-04").unwrap(), 12)
+        .await
+        .unwrap();
+    let sum = |f: &dyn Fn(&MonthFigures) -> u64| all.iter().map(|(_, m)| f(m)).sum::<u64>();
+    for (measure, total) in [
+        ("received", sum(&|m| m.received)),
+        ("accepted", sum(&|m| m.accepted)),
+        ("completed", sum(&|m| m.completed)),
+        ("refused", sum(&|m| m.refused)),
+        ("withdrawn", sum(&|m| m.withdrawn)),
+        ("with_deadline", sum(&|m| m.with_deadline)),
+        ("on_time", sum(&|m| m.on_time)),
+        ("rated", sum(&|m| m.rated())),
+        ("rectified", sum(&|m| m.rectified)),
+    ] {
+        assert!(total > 0, "no case counted as {measure}");
+    }
+}
+
+/// The month figures as the store counted them before one pass: a grouped count per date
+/// column (the definition `store::stats::monthly` must agree with).
+fn grouped_month_figures(
+    conn: &rusqlite::Connection,
+    last: crate::store::Month,
+    n: u32,
+) -> Result<Vec<(crate::store::Month, MonthFigures)>, StoreError> {
+    use crate::store::Month;
+    let whole = "NOT EXISTS (SELECT 1 FROM case_parts WHERE case_parts.id = cases.id)";
+    let months = last.last_n(n.max(1));
+    let from = months[0].first_day().to_string();
+    let to = last.last_day().to_string();
+    let mut figures: Vec<(Month, MonthFigures)> = months
+        .iter()
+        .map(|m| (*m, MonthFigures::default()))
+        .collect();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT 'received', substr(created_on, 1, 7), count(*), 0 FROM cases
+           WHERE created_on BETWEEN ?1 AND ?2 AND {whole} GROUP BY 2
+         UNION ALL
+         SELECT 'accepted', substr(accepted_on, 1, 7), count(*), 0 FROM cases
+           WHERE accepted_on BETWEEN ?1 AND ?2 AND {whole} GROUP BY 2
+         UNION ALL
+         SELECT status, substr(closed_on, 1, 7), count(*), 0 FROM cases
+           WHERE closed_on BETWEEN ?1 AND ?2 AND {whole} GROUP BY 1, 2
+         UNION ALL
+         SELECT 'with_deadline', substr(closed_on, 1, 7), count(*),
+                sum(closed_on <= committed_due) FROM cases
+           WHERE status = 'completed' AND committed_due IS NOT NULL
+             AND closed_on BETWEEN ?1 AND ?2 AND {whole} GROUP BY 2
+         UNION ALL
+         SELECT 'rating', substr(rated_on, 1, 7), count(*), rating FROM cases
+           WHERE rated_on BETWEEN ?1 AND ?2 AND rating BETWEEN 1 AND 5 AND {whole} GROUP BY 2, 4
+         UNION ALL
+         SELECT 'rectified', substr(rectified_on, 1, 7), count(*), 0 FROM cases
+           WHERE rectified_on BETWEEN ?1 AND ?2 AND {whole} GROUP BY 2"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params![from, to], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (measure, month, n, extra) = row?;
+        let Some(slot) = Month::parse(&month)
+            .and_then(|m| figures.iter_mut().find(|(fm, _)| *fm == m))
+            .map(|(_, f)| f)
+        else {
+            continue;
+        };
+        let (n, extra) = (n as u64, extra as u64);
+        match measure.as_str() {
+            "received" => slot.received = n,
+            "accepted" => slot.accepted = n,
+            "completed" => slot.completed = n,
+            "with_deadline" => {
+                slot.with_deadline = n;
+                slot.on_time = extra;
+            }
+            "refused" => slot.refused = n,
+            "withdrawn" => slot.withdrawn = n,
+            "rating" => {
+                if let level @ 1..=5 = extra {
+                    slot.ratings[level as usize - 1] = n;
+                }
+            }
+            "rectified" => slot.rectified = n,
+            _ => {}
+        }
+    }
+    Ok(figures)
+}
