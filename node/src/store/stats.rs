@@ -7,6 +7,7 @@
 //! Warning levels are compared with today at query time, as the work list does; they are
 //! never stored.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use rusqlite::{Connection, params};
@@ -514,40 +515,49 @@ fn period_stats(conn: &Connection, month: Month) -> Result<PeriodStats, StoreErr
         .map(|(_, figures)| figures)
         .unwrap_or_default();
     let (from, to) = (month.first_day().to_string(), month.last_day().to_string());
-    let completed_rated: i64 = conn.query_row(
-        &format!(
-            "SELECT count(rating) FROM cases
-             WHERE status = 'completed' AND closed_on BETWEEN ?1 AND ?2 AND {WHOLE}"
-        ),
-        params![from, to],
-        |r| r.get(0),
-    )?;
-    let workload = |column: &str| -> Result<Vec<Workload>, StoreError> {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {column},
-                    sum(created_on BETWEEN ?1 AND ?2),
-                    sum(status = 'completed' AND closed_on BETWEEN ?1 AND ?2),
-                    sum(created_on BETWEEN ?1 AND ?2 AND status NOT IN {CLOSED})
-             FROM cases
-             WHERE (created_on BETWEEN ?1 AND ?2 OR closed_on BETWEEN ?1 AND ?2) AND {WHOLE}
-             GROUP BY {column} ORDER BY {column}"
-        ))?;
-        let rows = stmt.query_map(params![from, to], |r| {
-            Ok(Workload {
-                name: r.get(0)?,
-                received: count(r.get(1)?),
-                completed: count(r.get(2)?),
-                open: count(r.get(3)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    };
+    // One pass over the cases received or closed in the month, for the rated count and
+    // both workload tables (each was a scan of the table of its own; see `monthly`). The
+    // measures stay in SQL; a NULL among them (no closing date) counts as no.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT counter, staff,
+                created_on BETWEEN ?1 AND ?2,
+                status = 'completed' AND closed_on BETWEEN ?1 AND ?2,
+                created_on BETWEEN ?1 AND ?2 AND status NOT IN {CLOSED},
+                rating IS NOT NULL
+           FROM cases
+          WHERE (created_on BETWEEN ?1 AND ?2 OR closed_on BETWEEN ?1 AND ?2) AND {WHOLE}"
+    ))?;
+    let mut rows = stmt.query(params![from, to])?;
+    let mut per_counter: BTreeMap<String, Workload> = BTreeMap::new();
+    let mut per_staff: BTreeMap<String, Workload> = BTreeMap::new();
+    let mut completed_rated = 0;
+    while let Some(row) = rows.next()? {
+        let yes = |i: usize| -> Result<u64, rusqlite::Error> {
+            Ok(u64::from(row.get::<_, Option<bool>>(i)?.unwrap_or(false)))
+        };
+        let (received, completed, open) = (yes(2)?, yes(3)?, yes(4)?);
+        completed_rated += completed * yes(5)?;
+        for (table, name) in [
+            (&mut per_counter, row.get::<_, String>(0)?),
+            (&mut per_staff, row.get(1)?),
+        ] {
+            let line = table.entry(name.clone()).or_insert_with(|| Workload {
+                name,
+                received: 0,
+                completed: 0,
+                open: 0,
+            });
+            line.received += received;
+            line.completed += completed;
+            line.open += open;
+        }
+    }
     Ok(PeriodStats {
         month,
         figures,
-        completed_rated: count(completed_rated),
-        per_counter: workload("counter")?,
-        per_staff: workload("staff")?,
+        completed_rated,
+        per_counter: per_counter.into_values().collect(),
+        per_staff: per_staff.into_values().collect(),
         fees: fee_stats(conn, month)?,
     })
 }

@@ -2548,7 +2548,8 @@ async fn the_month_figures_agree_with_a_grouped_count_per_date_column() {
             .filter(|_| matches!(status, "completed" | "refused" | "withdrawn"));
         conn.execute(
             "UPDATE cases SET created_on = ?2, accepted_on = ?3, closed_on = ?4, status = ?5,
-                    committed_due = ?6, rated_on = ?7, rating = ?8, rectified_on = ?9
+                    committed_due = ?6, rated_on = ?7, rating = ?8, rectified_on = ?9,
+                    counter = ?10, staff = ?11
               WHERE id = ?1",
             rusqlite::params![
                 id,
@@ -2560,6 +2561,8 @@ async fn the_month_figures_agree_with_a_grouped_count_per_date_column() {
                 days[pick(days.len())],
                 ratings[pick(ratings.len())],
                 days[pick(days.len())],
+                ["1号窗口", "2号窗口", "综合窗口"][pick(3)],
+                ["张三", "李四", "王五"][pick(3)],
             ],
         )
         .unwrap();
@@ -2587,6 +2590,25 @@ async fn the_month_figures_agree_with_a_grouped_count_per_date_column() {
             .unwrap();
         assert_eq!(shipped, defined, "{last:?} and {n} months before");
     }
+    // The month's workload per counter and per person, and its rated count, likewise.
+    let mut busy = (0, 0, 0);
+    for month in ["2026-01", "2026-02", "2026-03", "2026-04"] {
+        let month = Month::parse(month).unwrap();
+        let shipped = store.period_stats(month).await.unwrap();
+        let (rated, per_counter, per_staff) = store
+            .read(move |conn| grouped_workload(conn, month))
+            .await
+            .unwrap();
+        assert_eq!(shipped.completed_rated, rated, "{month:?}");
+        assert_eq!(shipped.per_counter, per_counter, "{month:?}");
+        assert_eq!(shipped.per_staff, per_staff, "{month:?}");
+        for line in &per_counter {
+            busy.0 += line.received;
+            busy.1 += line.completed;
+            busy.2 += line.open;
+        }
+    }
+    assert!(busy.0 > 0 && busy.1 > 0 && busy.2 > 0, "{busy:?}");
     // The random rows reach every measure.
     let all = store
         .monthly_stats(Month::parse("2026-04").unwrap(), 12)
@@ -2682,4 +2704,53 @@ fn grouped_month_figures(
         }
     }
     Ok(figures)
+}
+
+/// The month's rated count and workload tables as the store counted them before one pass:
+/// a scan and a grouped count per table (the definition `store::stats::period_stats` must
+/// agree with).
+#[allow(clippy::type_complexity)]
+fn grouped_workload(
+    conn: &rusqlite::Connection,
+    month: crate::store::Month,
+) -> Result<
+    (
+        u64,
+        Vec<crate::store::Workload>,
+        Vec<crate::store::Workload>,
+    ),
+    StoreError,
+> {
+    let whole = "NOT EXISTS (SELECT 1 FROM case_parts WHERE case_parts.id = cases.id)";
+    let closed = "('completed', 'refused', 'withdrawn')";
+    let (from, to) = (month.first_day().to_string(), month.last_day().to_string());
+    let rated: i64 = conn.query_row(
+        &format!(
+            "SELECT count(rating) FROM cases
+             WHERE status = 'completed' AND closed_on BETWEEN ?1 AND ?2 AND {whole}"
+        ),
+        rusqlite::params![from, to],
+        |r| r.get(0),
+    )?;
+    let workload = |column: &str| -> Result<Vec<crate::store::Workload>, StoreError> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {column},
+                    sum(created_on BETWEEN ?1 AND ?2),
+                    sum(status = 'completed' AND closed_on BETWEEN ?1 AND ?2),
+                    sum(created_on BETWEEN ?1 AND ?2 AND status NOT IN {closed})
+             FROM cases
+             WHERE (created_on BETWEEN ?1 AND ?2 OR closed_on BETWEEN ?1 AND ?2) AND {whole}
+             GROUP BY {column} ORDER BY {column}"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params![from, to], |r| {
+            Ok(crate::store::Workload {
+                name: r.get(0)?,
+                received: r.get::<_, i64>(1)? as u64,
+                completed: r.get::<_, i64>(2)? as u64,
+                open: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    Ok((rated as u64, workload("counter")?, workload("staff")?))
 }
