@@ -352,7 +352,7 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
     use yizhan_sync::domain::case::Action;
     use yizhan_sync::feed::Pull;
 
-    use crate::config::{Config, HttpSection, NodeSection, Role, StoreSection, SyncSection};
+    use crate::config::{Role, SyncSection};
     use crate::data_dir::{DataDir, create_data_dir};
     use crate::node::OpenNode;
     use crate::store::Relation;
@@ -367,28 +367,11 @@ pub async fn sync(args: SyncBenchArgs) -> anyhow::Result<()> {
     };
     let make = |name: &str, role: Role, division: &str| -> anyhow::Result<DataDir> {
         let dir = DataDir::new(root.join(name));
-        let config = Config {
-            node: NodeSection {
-                role,
-                division: division.into(),
-                name: name.into(),
-            },
-            http: HttpSection {
-                listen: "127.0.0.1:0".parse()?,
-                ..HttpSection::default()
-            },
-            store: StoreSection::default(),
-            sync: SyncSection {
-                interval_secs: 3600,
-                batch_bytes: args.batch_bytes,
-                ..SyncSection::default()
-            },
-            backup: Default::default(),
-            discovery: Default::default(),
-            service: Default::default(),
-            appointments: Default::default(),
-            sink: Default::default(),
-            supervision: Default::default(),
+        let mut config = loopback_config(role, division, name)?;
+        config.sync = SyncSection {
+            interval_secs: 3600,
+            batch_bytes: args.batch_bytes,
+            ..SyncSection::default()
         };
         create_data_dir(&dir, &config)?;
         Ok(dir)
