@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 use automerge::Automerge;
 use yizhan_sync::auth::{NodeRecord, Refusal, Registry};
@@ -89,12 +89,20 @@ struct Job {
     calendars: Arc<Calendars>,
     /// The batch's documents the writer took out of its cache or the database.
     docs: HashMap<DocId, Taken>,
-    to_writer: Sender<ToWriter>,
+    to_writer: SyncSender<ToWriter>,
 }
 
 /// Writes sent together: one wake-up of the writer for many rows rather than one each
 /// (a wake-up per change cost more CPU than the second thread saved).
 const WRITES_AT_ONCE: usize = 64;
+
+/// Messages the apply thread may be ahead of the writer by. Each settled document travels
+/// to the writer whole (for its cache) as soon as the engine is done with it, so when the
+/// writer lags (a catch-up of old cases, whose rows touch many index pages) an unbounded
+/// queue would park the batch's loaded documents there instead. A few messages keep both
+/// threads busy. The writer never waits on the apply thread while it drains this queue
+/// (its answers go back on channels of their own), so the bound cannot deadlock.
+const MESSAGES_AHEAD: usize = 4;
 
 /// A write the engine asked for, done by the writer in order.
 enum Write {
@@ -194,7 +202,7 @@ pub(super) fn receive_on_two_threads(
         let taken = log.take_for_batch(&id)?.unwrap_or(Taken::Absent);
         docs.insert(id, taken);
     }
-    let (to_writer, from_engine) = channel();
+    let (to_writer, from_engine) = sync_channel(MESSAGES_AHEAD);
     let job = Job {
         parsed,
         own: log.own().clone(),
@@ -314,7 +322,7 @@ struct Remote {
     /// What the writer said of each item version, per batch (as [`StoreLog`] keeps it):
     /// item and department rows are written only after the engine is done.
     item_facts: HashMap<(String, u32, Scope), Option<ItemFacts>>,
-    to_writer: Sender<ToWriter>,
+    to_writer: SyncSender<ToWriter>,
     /// Writes not sent yet: sent before any question, and at the end.
     writes: Vec<Write>,
 }
@@ -435,8 +443,10 @@ impl ChangeLog for Remote {
         document: Automerge,
         changed: bool,
     ) -> Result<(), StoreError> {
-        let held = self.since.get(&id).copied();
-        let applied = self.applied.get(&id).copied().unwrap_or(0);
+        // Removed, not read: the engine may take the document again in a later round of
+        // the batch and give it back once more.
+        let held = self.since.remove(&id);
+        let applied = self.applied.remove(&id).unwrap_or(0);
         let done = Settled::prepare(
             &self.calendars,
             id,

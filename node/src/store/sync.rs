@@ -1401,8 +1401,10 @@ impl StoreLog<'_> {
         } = done;
         let held = self.since_snapshot.remove(&id);
         let mut since = held.unwrap_or(0);
+        // Removed, not read: the engine may take the document again in a later round of the
+        // batch and give it back once more.
+        let applied = self.applied.remove(&id).unwrap_or(0);
         if changed {
-            let applied = self.applied.get(&id).copied().unwrap_or(0);
             since = match snapshot {
                 Some(saved) => {
                     snapshot::write_saved(

@@ -341,6 +341,128 @@ fn a_batch_delivered_out_of_order_waits_for_the_gap() {
     );
 }
 
+/// The peer a test receives with, counting the documents the engine holds at once: each
+/// one it appended a change of and has not given back yet.
+struct Holding<'a> {
+    peer: &'a mut Peer,
+    out: std::collections::HashSet<DocId>,
+    most: usize,
+}
+
+impl ChangeLog for Holding<'_> {
+    type Error = std::convert::Infallible;
+
+    fn own(&self) -> &NodeRecord {
+        self.peer.own()
+    }
+
+    fn own_origin(&self) -> Origin {
+        self.peer.own_origin()
+    }
+
+    fn registry(&mut self) -> Result<Registry, Self::Error> {
+        ChangeLog::registry(self.peer)
+    }
+
+    fn run_state(&mut self, scope: &Scope, origin: &Origin) -> Result<RunState, Self::Error> {
+        self.peer.run_state(scope, origin)
+    }
+
+    fn is_refused(&mut self, hash: &[u8; 32]) -> Result<bool, Self::Error> {
+        self.peer.is_refused(hash)
+    }
+
+    fn take_doc(&mut self, id: &DocId) -> Result<Option<Automerge>, Self::Error> {
+        self.peer.take_doc(id)
+    }
+
+    fn append(&mut self, entry: LogEntry, chain: envelope::ChainHash) -> Result<(), Self::Error> {
+        if entry.envelope.refused.is_none() {
+            self.out.insert(entry.envelope.doc.clone());
+            self.most = self.most.max(self.out.len());
+        }
+        self.peer.append(entry, chain)
+    }
+
+    fn quarantine(&mut self, envelope: &Envelope, refusal: &Refusal) -> Result<(), Self::Error> {
+        self.peer.quarantine(envelope, refusal)
+    }
+
+    fn registry_changed(&mut self, id: &DocId, document: &Automerge) -> Result<(), Self::Error> {
+        self.peer.registry_changed(id, document)
+    }
+
+    fn put_doc(
+        &mut self,
+        id: DocId,
+        kind: DocKind,
+        scope: Scope,
+        document: Automerge,
+        changed: bool,
+    ) -> Result<(), Self::Error> {
+        self.out.remove(&id);
+        self.peer.put_doc(id, kind, scope, document, changed)
+    }
+}
+
+/// A receiver gives each case back as soon as the batch has none of its changes left, not
+/// at the end of the batch: a hall catching up on a thousand old cases held them all
+/// loaded at once (tens of MB). What it ends up holding is the same.
+#[test]
+fn a_batch_gives_each_case_back_once_it_has_none_of_its_changes_left() {
+    let Tree {
+        mut net, sub, a, ..
+    } = tree();
+    let now = net.now_ms();
+    let district = 0;
+    for item in items() {
+        net.peers[district].publish_item(&item, now);
+    }
+    net.run_until_quiescent(1 << 20);
+    let item = net.peers[a].items()[0].clone();
+    let mut cases = Vec::new();
+    for n in 0..12u64 {
+        let case = net.peers[a]
+            .create_case(&item, application(&item, true, n), now + n * 60_000)
+            .unwrap();
+        net.peers[a]
+            .act(&case, accept(), now + n * 60_000 + 1_000)
+            .unwrap();
+        cases.push(case);
+    }
+    // The first case changes once more after all the others: it is held to the end.
+    let withdraw = Action::Withdraw {
+        reason: "申请人撤回".into(),
+    };
+    net.peers[a].act(&cases[0], withdraw, now + HOUR).unwrap();
+
+    let pull = Pull {
+        scopes: vec![],
+        have: net.peers[sub].vector(),
+        max_bytes: 1 << 20,
+    };
+    let batch = net.peers[a].serve_pull(&net.peers[sub].record.clone(), &pull);
+    assert!(!batch.more, "one batch holds every change");
+    let mut holding = Holding {
+        peer: &mut net.peers[sub],
+        out: Default::default(),
+        most: 0,
+    };
+    let ack = engine::apply_batch(&mut holding, ParsedBatch::parse(batch)).unwrap();
+    assert_eq!(ack.applied, 25, "{:?}", ack.notes);
+    assert!(ack.notes.is_empty(), "{:?}", ack.notes);
+    assert!(holding.out.is_empty(), "every case was given back");
+    assert_eq!(
+        holding.most, 2,
+        "the first case and the one being applied, never the whole batch"
+    );
+    for case in &cases {
+        assert!(net.peers[sub].case_ids().contains(case));
+    }
+    net.run_until_quiescent(1 << 20);
+    net.converged().unwrap();
+}
+
 /// One step of the random scenario.
 #[derive(Clone, Debug)]
 enum Op {
