@@ -555,6 +555,15 @@ impl Store {
         self.inner.writer.run(f).await
     }
 
+    /// Runs `f` on the writer in a transaction of its own (see `WriterHandle::run_alone`).
+    async fn write_alone<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.run_alone(f).await
+    }
+
     /// Runs `f` with a read-only connection on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where

@@ -611,13 +611,15 @@ impl Store {
                 Ok(ack)
             }
         };
-        match self.write(run(parsed, false)).await {
+        // Alone in its transaction: no savepoint keeps a copy of every index page a
+        // batch of old cases changes (`WriterHandle::run_alone`).
+        match self.write_alone(run(parsed, false)).await {
             Err(error) if !error.is_fatal() => {
                 tracing::warn!(error = %error, "applying a batch failed; applying it again with each document's rows isolated");
                 let parsed = tokio::task::spawn_blocking(move || ParsedBatch::parse(again))
                     .await
                     .map_err(|e| StoreError::Internal(format!("parsing a batch failed: {e}")))?;
-                self.write(run(parsed, true)).await
+                self.write_alone(run(parsed, true)).await
             }
             other => other,
         }

@@ -326,6 +326,86 @@ async fn a_failing_write_in_a_group_leaves_the_others_alone() {
     assert_eq!(after.events.len(), 1);
 }
 
+/// A write sent alone (a received batch) runs in a transaction of its own, with no
+/// savepoint, while the writes queued around it still commit in groups; a failing one is
+/// rolled back whole and takes nothing else with it.
+#[tokio::test]
+async fn a_write_alone_commits_by_itself_and_its_failure_takes_nothing_else() {
+    let (_dir, store) = open_temp();
+    publish_catalog(&store).await;
+    let residence = item("居住证申领");
+    let mut handles = Vec::new();
+    for n in 0..40u64 {
+        let store = store.clone();
+        let residence = residence.clone();
+        handles.push(tokio::spawn(async move {
+            if n % 4 == 0 {
+                store
+                    .write_alone(move |ctx| {
+                        // Inside a group this names the write's own savepoint.
+                        let grouped = ctx.conn.execute_batch("ROLLBACK TO job").is_ok();
+                        ctx.conn.execute(
+                            "INSERT INTO meta (key, value) VALUES (?1, 'alone')",
+                            [format!("alone-{n}")],
+                        )?;
+                        if n % 8 == 0 {
+                            return Err(StoreError::Internal("refused on purpose".into()));
+                        }
+                        Ok(grouped)
+                    })
+                    .await
+            } else {
+                store
+                    .create_case(
+                        residence.impl_code.to_string(),
+                        complete_application(&residence),
+                        staff(),
+                        at("2026-03-02") + n,
+                    )
+                    .await
+                    .map(|_| false)
+            }
+        }));
+    }
+    let mut refused = 0;
+    for (n, handle) in handles.into_iter().enumerate() {
+        match handle.await.unwrap() {
+            Ok(grouped) => assert!(!grouped, "write {n} ran alone"),
+            Err(StoreError::Internal(_)) if n % 8 == 0 => refused += 1,
+            Err(e) => panic!("write {n}: {e}"),
+        }
+    }
+    assert_eq!(refused, 5);
+    let kept: Vec<String> = store
+        .read(|conn| {
+            let mut rows =
+                conn.prepare("SELECT key FROM meta WHERE value = 'alone' ORDER BY key")?;
+            let keys = rows
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(keys)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        ["alone-12", "alone-20", "alone-28", "alone-36", "alone-4"],
+        "the failing ones left nothing"
+    );
+    let page = store
+        .list_cases(CaseFilter {
+            limit: 200,
+            ..CaseFilter::all("2026-03-02".parse().unwrap())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.cases.len(),
+        30,
+        "every local write around them committed"
+    );
+}
+
 #[tokio::test]
 async fn refused_writes_change_nothing() {
     let (_dir, store) = open_temp();

@@ -1,10 +1,11 @@
 //! The writer thread: owner of the read-write connection and the document cache.
 //!
 //! Callers send closures; the thread runs whatever is queued (up to [`MAX_GROUP`]) in one
-//! `BEGIN IMMEDIATE` transaction, each closure in its own savepoint, commits once, and only
-//! then answers. A closure that fails (or panics) is rolled back to its savepoint and the
-//! documents it touched are dropped from the cache, so the cache never holds a change that
-//! is not in the database.
+//! `BEGIN IMMEDIATE` transaction, each closure in its own savepoint (none when it is alone),
+//! commits once, and only then answers. A closure that fails (or panics) is rolled back to
+//! its savepoint (or the transaction) and the documents it touched are dropped from the
+//! cache, so the cache never holds a change that is not in the database. A received batch
+//! always runs alone ([`WriterHandle::run_alone`]).
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -709,6 +710,9 @@ pub(super) fn claim_identity(
 trait Job: Send {
     fn run(self: Box<Self>, ctx: &mut WriteCtx) -> Ran;
     fn abort(self: Box<Self>, error: StoreError);
+    /// Whether the write runs in a transaction of its own, never grouped (see
+    /// [`WriterHandle::run_alone`]).
+    fn alone(&self) -> bool;
 }
 
 struct Ran {
@@ -722,6 +726,7 @@ struct Ran {
 struct Closure<T, F> {
     f: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    alone: bool,
 }
 
 impl<T, F> Job for Closure<T, F>
@@ -730,7 +735,7 @@ where
     F: FnOnce(&mut WriteCtx) -> Result<T, StoreError> + Send,
 {
     fn run(self: Box<Self>, ctx: &mut WriteCtx) -> Ran {
-        let Closure { f, reply } = *self;
+        let Closure { f, reply, .. } = *self;
         let result = catch_unwind(AssertUnwindSafe(|| f(ctx))).unwrap_or_else(|panic| {
             let message = panic
                 .downcast_ref::<&str>()
@@ -754,6 +759,10 @@ where
     fn abort(self: Box<Self>, error: StoreError) {
         let _ = self.reply.send(Err(error));
     }
+
+    fn alone(&self) -> bool {
+        self.alone
+    }
 }
 
 /// The async side of the writer.
@@ -769,12 +778,35 @@ impl WriterHandle {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx) -> Result<T, StoreError> + Send + 'static,
     {
+        self.send(f, false).await
+    }
+
+    /// Runs `f` in a transaction of its own, not grouped with other writes, so it needs no
+    /// savepoint: for a received batch. Inside a savepoint SQLite keeps a copy of every
+    /// page the write changes that the database held before (the statement journal, in
+    /// memory here), and a batch of a thousand old cases touches thousands of index pages:
+    /// 44 MB at a hall catching up (`docs/benchmarks.md`). Alone, a failure rolls back the
+    /// transaction, which in WAL mode needs no copy at all; the batch costs one more sync
+    /// when other writes wait, and a batch holds thousands of changes.
+    pub(super) async fn run_alone<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.send(f, true).await
+    }
+
+    async fn send<T, F>(&self, f: F, alone: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         {
             let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
             let sender = sender.as_ref().ok_or(StoreError::Closed)?;
             sender
-                .send(Box::new(Closure { f, reply }))
+                .send(Box::new(Closure { f, reply, alone }))
                 .map_err(|_| StoreError::Closed)?;
         }
         answer.await.map_err(|_| StoreError::Closed)?
@@ -857,11 +889,24 @@ pub(super) fn spawn(
 }
 
 fn writer_loop(mut ctx: WriteCtx, receiver: Receiver<Box<dyn Job>>) -> Hlc {
-    while let Ok(first) = receiver.recv() {
+    // A write that runs alone, met while gathering a group: the next group, by itself.
+    let mut next: Option<Box<dyn Job>> = None;
+    loop {
+        let first = match next.take() {
+            Some(job) => job,
+            None => match receiver.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
         // Everything already queued joins this group: one commit, one sync.
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while !group[0].alone() && group.len() < MAX_GROUP {
             match receiver.try_recv() {
+                Ok(job) if job.alone() => {
+                    next = Some(job);
+                    break;
+                }
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
@@ -886,10 +931,13 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
     let mut pass_on = false;
     let mut calendars_touched = false;
     let mut advanced: Vec<(Scope, Origin, u64)> = Vec::new();
+    // A write alone in its transaction needs no savepoint: its failure rolls back the
+    // transaction (see `WriterHandle::run_alone`).
+    let single = group.len() == 1;
     let mut jobs = group.into_iter();
     let mut lost: Option<StoreError> = None;
     for job in jobs.by_ref() {
-        if let Err(e) = ctx.conn.execute_batch("SAVEPOINT job") {
+        if !single && let Err(e) = ctx.conn.execute_batch("SAVEPOINT job") {
             job.abort(e.into());
             continue;
         }
@@ -903,7 +951,7 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
             .error
             .clone()
             .filter(|e| matches!(e, StoreError::DiskFull(_)));
-        let released = ran.ok && ctx.conn.execute_batch("RELEASE job").is_ok();
+        let released = ran.ok && (single || ctx.conn.execute_batch("RELEASE job").is_ok());
         if released {
             pass_on |= ctx.pass_on;
             calendars_touched |= ctx.calendars_touched;
@@ -911,7 +959,11 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
             touched.append(&mut ctx.touched);
             committed.push(ran.complete);
         } else {
-            let _ = ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = ctx.conn.execute_batch(if single {
+                "ROLLBACK"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            });
             for id in ctx.touched.drain(..) {
                 ctx.cache.remove(&id);
             }
@@ -927,6 +979,10 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
                 Ok(())
             };
             (ran.complete)(outcome);
+            if single {
+                // Rolled back whole: nothing is left to commit.
+                return;
+            }
         }
         // On a full disk or an I/O error SQLite may roll back the whole transaction. Then
         // the writes released so far are gone too, and the rest must not run outside it.
