@@ -73,7 +73,7 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
                 DivisionCode::parse(DEMO_DIVISION).expect("valid"),
                 "bench",
             ),
-            doc_cache: 512,
+            doc_cache: crate::config::StoreSection::default().doc_cache,
             readers: 4,
             synchronous,
             migrate: true,

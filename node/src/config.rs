@@ -493,7 +493,10 @@ impl HttpSection {
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// Automerge documents kept loaded (about 18 KB each).
+    /// Automerge documents kept loaded in the writer: about 60 KB each for a case with its
+    /// events. A document not held loads from its snapshot and later changes in well under
+    /// a millisecond, so a counter's or a lead's working set is enough; 512 cost a hall
+    /// 30 MB and its bulk apply nothing (`docs/benchmarks.md`).
     pub doc_cache: usize,
     /// Read-only database connections serving queries in parallel.
     pub readers: usize,
@@ -505,7 +508,7 @@ pub struct StoreSection {
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
-            doc_cache: 512,
+            doc_cache: 64,
             readers: 4,
             synchronous: Synchronous::Full,
         }
@@ -814,7 +817,7 @@ request_timeout_secs = {request_timeout}
 public_url = {public_url}
 
 [store]
-# Automerge documents kept in memory (about 18 KB each).
+# Automerge documents kept in memory (about 60 KB each for a case).
 doc_cache = {doc_cache}
 # Read-only database connections for parallel queries.
 readers = {readers}

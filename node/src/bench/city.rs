@@ -213,7 +213,7 @@ fn caches(role: NodeRole) -> NodeCaches {
             readers: 1,
         },
         _ => NodeCaches {
-            doc_cache: 512,
+            doc_cache: crate::config::StoreSection::default().doc_cache,
             readers: 2,
         },
     }
