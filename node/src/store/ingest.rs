@@ -5,10 +5,10 @@
 //! saving snapshots and deriving rows need no database, yet ran between the writer's
 //! inserts. Here the engine ([`engine::apply_batch`], unchanged) runs on a long-lived
 //! apply thread against [`Remote`], a [`ChangeLog`] that sends every write to the writer
-//! in order and asks it for what only the database knows; the writer, still inside the
-//! batch's savepoint, only writes ([`StoreLog`], as the one-thread path does) while the
-//! apply thread works on the next change. The batch commits with the writer's group and is
-//! acknowledged only after it, as before.
+//! in order and asks it for what only the database knows; the writer, inside the batch's
+//! own transaction, only writes ([`StoreLog`], as the one-thread path does) while the
+//! apply thread works on the next change. The batch commits alone (a received batch is
+//! never grouped, `WriterHandle::run_alone`) and is acknowledged only after it, as before.
 //!
 //! One channel carries everything, so the writer does the engine's writes and reads in the
 //! engine's order: a read sees every write before it, as on one thread. The path takes
@@ -74,9 +74,10 @@ pub(super) fn takes(parsed: &ParsedBatch) -> bool {
 pub(super) enum Taken {
     Loaded(Box<Automerge>, u32),
     Stored(snapshot::Stored),
-    /// Not held here: a new document. No document is written before the engine is done
-    /// with the batch, so it stays absent until then (asking the writer each time made
-    /// every new case wait for the writer to catch up).
+    /// Not held here: a new document, known absent without asking the writer each time
+    /// (that made every new case wait for the writer to catch up). Only the engine writes
+    /// documents while it runs a batch, so it stays absent until the engine gives it back;
+    /// a later take of it asks the writer.
     Absent,
 }
 
@@ -222,7 +223,7 @@ pub(super) fn receive_on_two_threads(
         log.put_back_untouched(job.docs);
         return Ok(Err(job.parsed));
     }
-    // The first failed write fails the batch (it rolls back to its savepoint); later
+    // The first failed write fails the batch (its transaction is rolled back); later
     // messages are only answered, so the engine ends soon.
     let mut failed: Option<StoreError> = None;
     loop {

@@ -959,11 +959,14 @@ fn run_group(ctx: &mut WriteCtx, group: Vec<Box<dyn Job>>) {
             touched.append(&mut ctx.touched);
             committed.push(ran.complete);
         } else {
-            let _ = ctx.conn.execute_batch(if single {
-                "ROLLBACK"
-            } else {
-                "ROLLBACK TO job; RELEASE job"
-            });
+            if !single {
+                let _ = ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            } else if !ctx.conn.is_autocommit()
+                && let Err(e) = ctx.conn.execute_batch("ROLLBACK")
+            {
+                // Left inside the transaction, every later write would fail to begin; say so.
+                tracing::error!(error = %e, "rolling back a failed write failed");
+            }
             for id in ctx.touched.drain(..) {
                 ctx.cache.remove(&id);
             }
