@@ -161,27 +161,9 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
         let mut blocked: HashSet<(Scope, Origin)> = HashSet::new();
         let mut progress = 0u32;
         let mut registries_changed: Vec<DocId> = Vec::new();
-        // How many of this round's changes each document has left, and the documents with
-        // a change waiting for the next round: a case none of whose changes are left is
-        // given back at once rather than at the end of the batch (below).
-        let mut left: HashMap<DocId, usize> = HashMap::new();
-        for (envelope, _) in &pending {
-            *left.entry(envelope.doc.clone()).or_default() += 1;
-        }
-        let mut waits_on: HashSet<DocId> = HashSet::new();
-        let mut previous: Option<(DocId, usize)> = None;
+        let mut give_back = GiveBack::new(&pending);
         for ((envelope, change), verdict) in pending.into_iter().zip(verdicts) {
-            if let Some((doc, waiting_before)) = previous.take() {
-                done_with(
-                    log,
-                    &mut working,
-                    &mut left,
-                    &mut waits_on,
-                    doc,
-                    waiting_before < waiting.len(),
-                )?;
-            }
-            previous = Some((envelope.doc.clone(), waiting.len()));
+            give_back.next(log, &mut working, Some(&envelope.doc), waiting.len())?;
             let key = (envelope.scope.clone(), envelope.origin);
             // This node writes its own runs; one arriving from elsewhere (even a place kept
             // for a forgery in its name) would take sequence numbers it has yet to use.
@@ -342,16 +324,7 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
                 }
             }
         }
-        if let Some((doc, waiting_before)) = previous.take() {
-            done_with(
-                log,
-                &mut working,
-                &mut left,
-                &mut waits_on,
-                doc,
-                waiting_before < waiting.len(),
-            )?;
-        }
+        give_back.next(log, &mut working, None, waiting.len())?;
         registries_changed.sort();
         registries_changed.dedup();
         for id in &registries_changed {
@@ -375,42 +348,70 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
     Ok(ack)
 }
 
-/// Called after each change of a round with its document: gives a case back to the log
-/// (`put_doc`: its snapshot, rows and cache) once the round has none of its changes left
-/// and none of them waits for the next round. Holding every document to the end of the
-/// batch held a whole batch of loaded cases at once (a hall's catch-up of old cases: tens
-/// of MB; `docs/benchmarks.md`). A later round that changes the case takes it again.
+/// A round's bookkeeping for giving a case back to the log (`put_doc`: its snapshot, rows
+/// and cache) once the round has none of its changes left and none of them waits for the
+/// next round. Holding every document to the end of the batch held a whole batch of loaded
+/// cases at once (a hall's catch-up of old cases: tens of MB; `docs/benchmarks.md`).
 /// Other kinds stay to the end: a registry's change is read after the round, and items,
 /// departments and calendars are what later documents are judged and derived by.
-fn done_with<L: ChangeLog>(
-    log: &mut L,
-    working: &mut BTreeMap<DocId, (DocKind, Scope, Automerge, bool)>,
-    left: &mut HashMap<DocId, usize>,
-    waits_on: &mut HashSet<DocId>,
-    doc: DocId,
-    waits: bool,
-) -> Result<(), L::Error> {
-    if waits {
-        waits_on.insert(doc.clone());
+struct GiveBack {
+    /// How many of the round's changes each document has left.
+    left: HashMap<DocId, usize>,
+    /// Documents with a change waiting for the next round.
+    waits_on: HashSet<DocId>,
+    /// The change being handled: its document, and how many changes waited before it.
+    current: Option<(DocId, usize)>,
+}
+
+impl GiveBack {
+    fn new(pending: &[(Envelope, Option<automerge::Change>)]) -> GiveBack {
+        let mut left: HashMap<DocId, usize> = HashMap::new();
+        for (envelope, _) in pending {
+            *left.entry(envelope.doc.clone()).or_default() += 1;
+        }
+        GiveBack {
+            left,
+            waits_on: HashSet::new(),
+            current: None,
+        }
     }
-    let Some(count) = left.get_mut(&doc) else {
-        return Ok(());
-    };
-    *count = count.saturating_sub(1);
-    if *count > 0 || waits_on.contains(&doc) {
-        return Ok(());
+
+    /// Called before each change of the round with its document, and once after the last
+    /// with `None`: settles the change handled before (`waiting`: the round's waiting list
+    /// as it is now) and gives its case back if nothing of it is left.
+    fn next<L: ChangeLog>(
+        &mut self,
+        log: &mut L,
+        working: &mut BTreeMap<DocId, (DocKind, Scope, Automerge, bool)>,
+        doc: Option<&DocId>,
+        waiting: usize,
+    ) -> Result<(), L::Error> {
+        let done = std::mem::replace(&mut self.current, doc.map(|d| (d.clone(), waiting)));
+        let Some((doc, waiting_before)) = done else {
+            return Ok(());
+        };
+        if waiting_before < waiting {
+            self.waits_on.insert(doc.clone());
+        }
+        let Some(count) = self.left.get_mut(&doc) else {
+            return Ok(());
+        };
+        *count = count.saturating_sub(1);
+        if *count > 0 || self.waits_on.contains(&doc) {
+            return Ok(());
+        }
+        self.left.remove(&doc);
+        if !matches!(working.get(&doc), Some((DocKind::Case, ..))) {
+            return Ok(());
+        }
+        let Some((kind, scope, document, changed)) = working.remove(&doc) else {
+            return Ok(());
+        };
+        if changed || !document.get_heads().is_empty() {
+            log.put_doc(doc, kind, scope, document, changed)?;
+        }
+        Ok(())
     }
-    left.remove(&doc);
-    if !matches!(working.get(&doc), Some((DocKind::Case, ..))) {
-        return Ok(());
-    }
-    let Some((kind, scope, document, changed)) = working.remove(&doc) else {
-        return Ok(());
-    };
-    if changed || !document.get_heads().is_empty() {
-        log.put_doc(doc, kind, scope, document, changed)?;
-    }
-    Ok(())
 }
 
 /// The hashes among what `change` depends on (and this node lacks) that were refused.
