@@ -42,6 +42,8 @@ use crate::domain::supervision::{Notification, SupervisionNotice, SupervisionRep
 use crate::envelope::Envelope;
 use crate::ids::{DocId, DocKind, NodeId, Scope};
 
+use std::collections::HashMap;
+
 /// What a receiver does with one authentic change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Judgement {
@@ -133,7 +135,54 @@ pub fn judge_knowing(
     is_refused: &dyn Fn(&[u8; 32]) -> bool,
     item: Option<&ItemFacts>,
 ) -> Judgement {
-    match judge_inner(author, envelope, change, held, is_refused, item) {
+    judge_remembering(
+        author,
+        envelope,
+        change,
+        held,
+        is_refused,
+        item,
+        &mut Memo::default(),
+    )
+}
+
+/// What judging read of the documents a batch changes, kept for the batch's later changes
+/// to the same documents: a case's item rules are fixed at intake (a later change to its
+/// root is refused), and parsing them again for every event was about a tenth of a hall's
+/// engine time on a push (profiled, docs/benchmarks.md). Keyed by document, so one memo
+/// serves a whole batch; only what was read successfully is kept.
+#[derive(Debug, Default)]
+pub struct Memo {
+    rules: HashMap<DocId, doc::ItemRules>,
+}
+
+impl Memo {
+    /// The item rules of the case `held` (the document `id`), read once.
+    fn item_rules(
+        &mut self,
+        id: &DocId,
+        held: &Automerge,
+    ) -> Result<&doc::ItemRules, doc::DocError> {
+        if !self.rules.contains_key(id) {
+            let rules = doc::read_item_rules(held)?;
+            self.rules.insert(id.clone(), rules);
+        }
+        Ok(&self.rules[id])
+    }
+}
+
+/// [`judge_knowing`], reading each document's fixed parts once per [`Memo`] (the engine
+/// keeps one for a batch).
+pub fn judge_remembering(
+    author: &NodeRecord,
+    envelope: &Envelope,
+    change: &Change,
+    held: Option<&Automerge>,
+    is_refused: &dyn Fn(&[u8; 32]) -> bool,
+    item: Option<&ItemFacts>,
+    memo: &mut Memo,
+) -> Judgement {
+    match judge_inner(author, envelope, change, held, is_refused, item, memo) {
         Ok(()) => Judgement::Allow,
         Err(Verdict::Refuse(refusal)) => Judgement::Refuse(refusal),
         Err(Verdict::Defer(why)) => Judgement::Defer(why),
@@ -165,6 +214,7 @@ fn judge_inner(
     held: Option<&Automerge>,
     is_refused: &dyn Fn(&[u8; 32]) -> bool,
     item: Option<&ItemFacts>,
+    memo: &mut Memo,
 ) -> Result<(), Verdict> {
     if change.actor_id().to_bytes() != envelope.origin.actor_bytes() {
         return Err(Refusal::ForeignActor {
@@ -233,7 +283,9 @@ fn judge_inner(
                 })?;
             match held {
                 None => case_creation(author, envelope, &expanded, item),
-                Some(document) => case_events(author, relation, envelope, &expanded, document),
+                Some(document) => {
+                    case_events(author, relation, envelope, &expanded, document, memo)
+                }
             }
         }
         DocKind::Item => {
@@ -619,13 +671,15 @@ fn case_events(
     envelope: &Envelope,
     expanded: &ExpandedChange,
     held: &Automerge,
+    memo: &mut Memo,
 ) -> Result<(), Verdict> {
     let events = held_object(held, "events")
         .ok_or_else(|| effect(envelope, "the case it changes has no event list"))?;
     // Of the intake, judging an event needs only the department the item's acceptance was
     // delegated by and the one that decides; the events map is looked up once for all the
     // change's operations.
-    let rules = doc::read_item_rules(held)
+    let rules = memo
+        .item_rules(&envelope.doc, held)
         .map_err(|e| effect(envelope, format!("the case it changes cannot be read: {e}")))?;
     let events_id = match held.get(ROOT, "events") {
         Ok(Some((_, id))) => id,
@@ -645,7 +699,7 @@ fn case_events(
         let key = event_op(
             author,
             relation,
-            &rules,
+            rules,
             envelope,
             op,
             Some((held, &events_id)),

@@ -131,6 +131,8 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
     let own = log.own().clone();
     let own_origin = log.own_origin();
     let mut last_waits: Vec<ChangeNote> = Vec::new();
+    // What judging read of each case, for the batch's later changes to it.
+    let mut memo = effect::Memo::default();
     for _round in 0..ROUNDS {
         let registry = log.registry()?;
         let mut runs: HashMap<(Scope, Origin), RunState> = HashMap::new();
@@ -270,13 +272,14 @@ pub fn apply_batch<L: ChangeLog>(log: &mut L, parsed: ParsedBatch) -> Result<Ack
                         },
                         _ => None,
                     };
-                    let judgement = effect::judge_knowing(
+                    let judgement = effect::judge_remembering(
                         author,
                         &envelope,
                         &change,
                         held,
                         &|h| refused_deps.contains(h),
                         item.as_ref(),
+                        &mut memo,
                     );
                     match judgement {
                         Judgement::Defer(reason) => {

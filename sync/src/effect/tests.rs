@@ -1661,6 +1661,67 @@ fn a_decision_on_a_department_decided_case_comes_only_from_its_hall() {
     }
 }
 
+/// The engine judges a batch with one [`Memo`]: each case by its own item's rules, read
+/// once, the same verdicts as judging every change afresh; a district may decide a plain
+/// case but not one its item gives to a department of the sub-district.
+#[test]
+fn one_memo_judges_each_case_by_its_own_item() {
+    use crate::domain::department::Decider;
+    let station = station();
+    let (plain_id, scope, plain) = held_case();
+    let mut decided = intake(&station);
+    decided.item.delegated_by = Some("民政局".into());
+    decided.item.decided_by = Some(Decider {
+        code: "MZJ".into(),
+        name: "民政局".into(),
+        hall: sub().node,
+    });
+    decided.submitted_at = Hlc::new(T0 + 1, 0);
+    let (department_id, department) =
+        doc::new_case(&origin_of(&station), &scope, &decided).unwrap();
+    assert_ne!(plain_id, department_id);
+    let accepted = |held: &Automerge| {
+        let mut copy = held.fork();
+        doc::add_events(&mut copy, &origin_of(&station), &[accept(&station)]).unwrap();
+        copy
+    };
+    let (plain, department) = (accepted(&plain), accepted(&department));
+    let mut memo = Memo::default();
+    // Twice over: the second pass reads every rule from the memo.
+    for pass in 0..2 {
+        for (id, held, district_may) in [
+            (&plain_id, &plain, true),
+            (&department_id, &department, false),
+        ] {
+            for (author, may) in [(sub(), true), (district(), district_may)] {
+                let change = add(&author, held, &[decide(&author)]);
+                let envelope = envelope_for(&author, id, DocKind::Case, &scope, &change);
+                let fresh = judge(&author, &envelope, &change, Some(held), &never_refused);
+                let remembered = judge_remembering(
+                    &author,
+                    &envelope,
+                    &change,
+                    Some(held),
+                    &never_refused,
+                    None,
+                    &mut memo,
+                );
+                assert_eq!(remembered, fresh, "pass {pass}, {id}, {}", author.name);
+                if may {
+                    assert_eq!(remembered, Judgement::Allow, "{id}, {}", author.name);
+                } else {
+                    assert!(
+                        refused_as(&remembered, "event_not_allowed"),
+                        "{id}, {}: {remembered:?}",
+                        author.name
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(memo.rules.len(), 2);
+}
+
 /// A notice sealed by a department (§9.6): signed by the department's seal key, carrying
 /// the certificate its hall made; accepted from that hall, refused with a seal key the
 /// hall never certified, a certificate of another hall, or from a station.
