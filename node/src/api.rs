@@ -218,6 +218,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         waiting_at_peers: refusals.1,
         underived: state.store.underived_count().await.unwrap_or(0),
         database_bytes: state.store.disk_bytes(),
+        checkpoint_failures: state.store.checkpoint_failures(),
         backup_age_seconds: state
             .backup_dir
             .as_deref()

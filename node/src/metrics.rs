@@ -49,6 +49,8 @@ pub struct Gauges {
     /// Documents whose changes applied here but whose rows could not be derived.
     pub underived: u64,
     pub database_bytes: u64,
+    /// Checkpoints of the write-ahead log that failed since start (it grows meanwhile).
+    pub checkpoint_failures: u64,
     /// Seconds since the newest scheduled backup; `None` when backups are off or none exists.
     pub backup_age_seconds: Option<u64>,
     /// The link to the parent, when this node has one.
@@ -247,6 +249,12 @@ impl Metrics {
             "Size of the database files, write-ahead log included.",
             gauges.database_bytes,
         );
+        counter(
+            &mut out,
+            "yizhan_wal_checkpoint_failures_total",
+            "Checkpoints of the write-ahead log that failed since start; the log grows until one succeeds (the node's log says why).",
+            gauges.checkpoint_failures,
+        );
         if let Some(parent) = &gauges.parent {
             gauge(
                 &mut out,
@@ -354,6 +362,7 @@ mod tests {
             waiting_at_peers: 0,
             underived: 0,
             database_bytes: 4096,
+            checkpoint_failures: 2,
             backup_age_seconds: Some(60),
             parent: Some(ParentGauges {
                 up: true,
@@ -384,6 +393,7 @@ mod tests {
             "yizhan_sync_quarantined_changes 1",
             "yizhan_sync_refused_by_peers 3",
             "yizhan_database_bytes 4096",
+            "yizhan_wal_checkpoint_failures_total 2",
             "yizhan_backup_age_seconds 60",
             "yizhan_sync_parent_link_up 1",
             "yizhan_sink_up 1",

@@ -20,6 +20,7 @@ mod attachments;
 mod cache;
 pub(crate) mod calendars;
 mod cases;
+mod checkpoint;
 mod convergence;
 mod counters;
 mod departments;
@@ -380,6 +381,8 @@ struct Inner {
     division: yizhan_sync::domain::codes::DivisionCode,
     /// This node's own record, as the engine judges its acts.
     own: yizhan_sync::auth::NodeRecord,
+    /// Checkpoints that failed on the checkpoint thread (`store::checkpoint`).
+    checkpoint_failures: Arc<std::sync::atomic::AtomicU64>,
     /// Last, so it drops after every connection above has closed.
     close: ClosingMarker,
 }
@@ -448,6 +451,9 @@ impl Store {
             hall::keep_hall_indexes(&conn, options.identity.record.role.is_hall())?;
             step("hall indexes");
         }
+        // From here on the WAL is copied into the database off the writer's thread.
+        let checkpointer = checkpoint::Checkpointer::start(&mut conn, path, options.synchronous)?;
+        let checkpoint_failures = checkpointer.failures();
         let readers = (0..options.readers.max(1))
             .map(|_| open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
@@ -466,7 +472,7 @@ impl Store {
         let own = options.identity.record.clone();
         step("readers");
         let writer = writer::spawn(
-            conn,
+            writer::WriteConn { conn, checkpointer },
             origin,
             options.identity.clone(),
             options.doc_cache,
@@ -486,6 +492,7 @@ impl Store {
                 calendars,
                 division,
                 own,
+                checkpoint_failures,
                 close: ClosingMarker {
                     path: path.to_path_buf(),
                     writer_joined: Mutex::new(None),
@@ -577,6 +584,14 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Internal(format!("a read failed: {e}")))?
+    }
+
+    /// Checkpoints that failed since the store opened: the WAL grows until one succeeds
+    /// (`/metrics`; each failure is logged).
+    pub fn checkpoint_failures(&self) -> u64 {
+        self.inner
+            .checkpoint_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Size of the database files (main file plus write-ahead log), in bytes.
@@ -690,7 +705,9 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
     )?;
     // Checkpoint every 16 MiB of WAL rather than SQLite's 4: pages written again and
     // again (index tails) are copied into the database once per checkpoint. The setting
-    // counts pages, and a database made before 4 KiB pages has 8 KiB ones.
+    // counts pages, and a database made before 4 KiB pages has 8 KiB ones. Once the store
+    // is open, the writer's checkpoints run on a thread of their own at the same
+    // threshold (`store::checkpoint`).
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let pages = WAL_CHECKPOINT_BYTES / page_size.max(512);
     conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))

@@ -756,6 +756,7 @@ fn sync_converges_over_a_slow_lossy_link() {
     assert!(value("yizhan_sync_received_changes_total") >= 30.0 * 2.0);
     assert!(value("yizhan_sync_sent_changes_total") > 0.0);
     assert!(value("yizhan_database_bytes") > 0.0);
+    assert_eq!(value("yizhan_wal_checkpoint_failures_total"), 0.0);
     assert_eq!(value("yizhan_sync_quarantined_changes"), 0.0);
     assert!(metrics.contains(
         "yizhan_http_requests_total{method=\"POST\",route=\"/sync/v1/push\",status=\"200\"}"

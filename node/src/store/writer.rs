@@ -63,6 +63,9 @@ impl From<Staff> for yizhan_sync::engine::Person {
 /// What a write closure works with on the writer thread.
 pub struct WriteCtx {
     pub(super) conn: Connection,
+    /// The thread that copies the WAL into the database (`store::checkpoint`); taken and
+    /// stopped as the writer ends.
+    checkpointer: Option<super::checkpoint::Checkpointer>,
     cache: DocCache,
     pub(super) origin: Origin,
     pub(super) division: DivisionCode,
@@ -829,8 +832,14 @@ impl WriterHandle {
     }
 }
 
+/// The writer's read-write connection, with the thread that checkpoints its WAL.
+pub(super) struct WriteConn {
+    pub(super) conn: Connection,
+    pub(super) checkpointer: super::checkpoint::Checkpointer,
+}
+
 pub(super) fn spawn(
-    conn: Connection,
+    WriteConn { conn, checkpointer }: WriteConn,
     origin: Origin,
     identity: Identity,
     doc_cache: usize,
@@ -858,6 +867,7 @@ pub(super) fn spawn(
         .clone();
     let ctx = WriteCtx {
         conn,
+        checkpointer: Some(checkpointer),
         cache: DocCache::new(doc_cache),
         origin,
         division,
@@ -913,7 +923,10 @@ fn writer_loop(mut ctx: WriteCtx, receiver: Receiver<Box<dyn Job>>) -> Hlc {
         }
         run_group(&mut ctx, group);
     }
-    // Leave a small WAL behind for the next start.
+    // Leave a small WAL behind for the next start, once the checkpoint thread is done.
+    if let Some(checkpointer) = ctx.checkpointer.take() {
+        checkpointer.stop(&mut ctx.conn);
+    }
     let _ = ctx.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
     ctx.clock.last()
 }
