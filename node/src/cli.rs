@@ -254,9 +254,47 @@ fn log_filter(setting: Option<String>) -> (tracing_subscriber::filter::Targets, 
     }
 }
 
+/// mimalloc (the allocator of both binaries) keeps freed memory for a second before it
+/// gives it back to the system. A hall applying a push frees a batch's documents about
+/// every second, so its RSS rose by 15-20 MB and fell each second; 250 ms took the hall's
+/// peak on a 100,000-case push from 94-113 MB to 86-92 MB at the same CPU
+/// (docs/benchmarks.md).
+///
+/// mimalloc reads the setting from the environment as the process starts, before `main`,
+/// and setting it from code needs `unsafe`, which the workspace forbids. So a process
+/// started without the variable runs itself again with it set, with `exec`: the same
+/// process (id, arguments, open files), before any thread or file of ours exists. A
+/// value already in the environment is kept, so an operator can choose another; if the
+/// `exec` fails the program goes on with mimalloc's default.
+fn purge_sooner() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(PURGE_DELAY).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut again = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        again.arg0(arg0);
+    }
+    // Returns only if the exec failed.
+    let _failed = again.args(args).env(PURGE_DELAY, "250").exec();
+}
+
+/// mimalloc's setting of how long freed memory is kept, in milliseconds.
+const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";
+
 /// The whole program: parse the command line, set up logging, run the command.
 pub fn main() -> std::process::ExitCode {
     use std::io::IsTerminal;
+    // mimalloc asks Linux for transparent huge pages, and each 2 MiB page the hall's
+    // bulk apply touches is zeroed and counted whole: without them the hall's peak RSS
+    // on `bench sync` fell by about a fifth at the same CPU (docs/benchmarks.md). A
+    // kernel without the setting is no reason not to start.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+    purge_sooner();
     let cli = Cli::parse();
     crate::tls::install_crypto_provider();
     // Logs go to stderr, one line per event (journald adds its own timestamps); stdout is

@@ -11,10 +11,5 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // mimalloc asks Linux for transparent huge pages, and each 2 MiB page the hall's
-    // bulk apply touches is zeroed and counted whole: without them the hall's peak RSS
-    // on `bench sync` fell by about a fifth at the same CPU (docs/benchmarks.md). A
-    // kernel without the setting is no reason not to start.
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
     yizhan_node::cli::main()
 }

@@ -310,6 +310,29 @@ fn errors_say_what_is_wrong_and_how_to_fix_it() {
 }
 
 /// The benchmark command stays runnable (the figures themselves are in docs/benchmarks.md).
+/// The program sets mimalloc's purge delay itself (`cli::purge_sooner`, by running itself
+/// again with the variable): a node started without it runs with 250 ms, in the process
+/// that was started; one given a value keeps it.
+#[test]
+fn a_node_runs_with_a_short_purge_delay_unless_given_one() {
+    const VAR: &str = "MIMALLOC_PURGE_DELAY";
+    let environment = |node: &Node| {
+        let bytes = fs::read(format!("/proc/{}/environ", node.pid())).unwrap();
+        String::from_utf8_lossy(&bytes)
+            .split('\0')
+            .filter_map(|v| v.strip_prefix(&format!("{VAR}=")).map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    // What this test process has, if anyone set it, is what a node it starts keeps.
+    let inherited = std::env::var(VAR).unwrap_or_else(|_| "250".into());
+    let root = temp_dir();
+    let node = Node::demo(&root.path().join("plain"));
+    assert_eq!(environment(&node), vec![inherited]);
+    drop(node);
+    let node = Node::demo_env(&root.path().join("given"), &[(VAR, "700")]);
+    assert_eq!(environment(&node), vec!["700".to_string()]);
+}
+
 #[test]
 fn the_store_benchmark_runs() {
     let out = run_ok(&[
