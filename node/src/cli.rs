@@ -264,8 +264,9 @@ fn log_filter(setting: Option<String>) -> (tracing_subscriber::filter::Targets, 
 /// and setting it from code needs `unsafe`, which the workspace forbids. So a process
 /// started without the variable runs itself again with it set, with `exec`: the same
 /// process (id, arguments, open files), before any thread or file of ours exists. A
-/// value already in the environment is kept, so an operator can choose another; if the
-/// `exec` fails the program goes on with mimalloc's default.
+/// value already in the environment is kept, so an operator can choose another. A binary
+/// that cannot be run again as it was (replaced by an upgrade since it started, or run
+/// through the dynamic loader) goes on with mimalloc's default.
 fn purge_sooner() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os(PURGE_DELAY).is_some() {
@@ -274,13 +275,27 @@ fn purge_sooner() {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
+    let loader = exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("ld-") || n.starts_with("ld.so"));
+    if loader || !exe.is_file() {
+        return;
+    }
     let mut args = std::env::args_os();
     let mut again = std::process::Command::new(exe);
     if let Some(arg0) = args.next() {
         again.arg0(arg0);
     }
-    // Returns only if the exec failed.
-    let _failed = again.args(args).env(PURGE_DELAY, "250").exec();
+    // Returns only if the exec failed. By then std has set SIGPIPE back to its default
+    // for the new program, and putting it back needs `unsafe`: going on would let a
+    // closed pipe kill the node. So say what to do and stop.
+    let error = again.args(args).env(PURGE_DELAY, "250").exec();
+    eprintln!(
+        "yizhan: cannot start itself again with {PURGE_DELAY}=250 ({error}); \
+         set {PURGE_DELAY} in the environment (250, or 1000 for mimalloc's default) and start it again"
+    );
+    std::process::exit(1);
 }
 
 /// mimalloc's setting of how long freed memory is kept, in milliseconds.

@@ -283,12 +283,12 @@ impl Node {
         })
     }
 
-    /// Kills the process with SIGKILL: no shutdown code runs.
     /// The node's process id (an `exec` keeps it).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// Kills the process with SIGKILL: no shutdown code runs.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -309,7 +309,6 @@ fn errors_say_what_is_wrong_and_how_to_fix_it() {
     assert!(err.contains("offers worker, lead, admin"), "{err}");
 }
 
-/// The benchmark command stays runnable (the figures themselves are in docs/benchmarks.md).
 /// The program sets mimalloc's purge delay itself (`cli::purge_sooner`, by running itself
 /// again with the variable): a node started without it runs with 250 ms, in the process
 /// that was started; one given a value keeps it.
@@ -333,6 +332,7 @@ fn a_node_runs_with_a_short_purge_delay_unless_given_one() {
     assert_eq!(environment(&node), vec!["700".to_string()]);
 }
 
+/// The benchmark command stays runnable (the figures themselves are in docs/benchmarks.md).
 #[test]
 fn the_store_benchmark_runs() {
     let out = run_ok(&[

@@ -30,7 +30,8 @@ use super::{OpenStoreError, Synchronous};
 /// How many thresholds the WAL may grow to before the writer waits for a checkpoint.
 const LIMIT: i32 = 4;
 
-/// How long the writer waits for that checkpoint before it goes on (and says so).
+/// How long the writer waits for that checkpoint's answer before it goes on (and says
+/// so); before that, handing the ask over may wait for the checkpoint under way.
 const WAIT: Duration = Duration::from_secs(60);
 
 /// What the writer asks of the checkpoint thread.
@@ -101,6 +102,7 @@ impl Checkpointer {
             asked_at: 0,
             waited_at: 0,
             last: 0,
+            behind: false,
         };
         writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
             hook.committed(wal, pages);
@@ -149,6 +151,10 @@ struct Hook {
     asked_at: i32,
     waited_at: i32,
     last: i32,
+    /// The writer waited for a checkpoint and the WAL has not started over since (a reader
+    /// may have held its frames): ask again after every commit, as SQLite's own hook
+    /// would, rather than only after four more thresholds.
+    behind: bool,
 }
 
 impl Hook {
@@ -157,6 +163,7 @@ impl Hook {
             // The WAL started over.
             self.asked_at = 0;
             self.waited_at = 0;
+            self.behind = false;
         }
         self.last = pages;
         if pages
@@ -166,6 +173,7 @@ impl Hook {
         {
             self.waited_at = pages;
             self.asked_at = pages;
+            self.behind = true;
             let (answer, answered) = sync_channel(1);
             let waited = self
                 .asks
@@ -180,7 +188,7 @@ impl Hook {
                 ),
                 None => self.copy_here(wal, pages),
             }
-        } else if pages >= self.asked_at.saturating_add(self.due) {
+        } else if self.behind || pages >= self.asked_at.saturating_add(self.due) {
             self.asked_at = pages;
             match self.asks.try_send(Ask::Copy) {
                 // Full: the thread has an ask queued that it has not taken yet.
@@ -210,10 +218,15 @@ fn checkpoint_loop(conn: Connection, queue: Receiver<Ask>, runs: &AtomicU64, fai
         };
         // PASSIVE: copies what it can without waiting for readers or the writer.
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         }) {
-            Ok((wal_pages, copied)) => {
-                tracing::trace!(wal.pages = wal_pages, copied, "checkpoint");
+            // Busy: another connection held the checkpoint lock; the next ask tries again.
+            Ok((busy, wal_pages, copied)) => {
+                tracing::trace!(busy, wal.pages = wal_pages, copied, "checkpoint");
             }
             Err(e) => {
                 failures.fetch_add(1, Ordering::Relaxed);
@@ -299,6 +312,7 @@ mod tests {
             asked_at: 0,
             waited_at: 0,
             last: 0,
+            behind: false,
         };
         writer
             .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
