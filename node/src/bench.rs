@@ -114,7 +114,8 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
     let db_bytes = store.disk_bytes();
     // The WAL apart: its file keeps the length it reached (up to four checkpoint
     // thresholds while writes never pause, `store::checkpoint`) until the store closes.
-    let wal_bytes = std::fs::metadata(dir.join("bench.db-wal")).map_or(0, |m| m.len());
+    let main_bytes = std::fs::metadata(&path).map_or(db_bytes, |m| m.len());
+    let wal_bytes = db_bytes.saturating_sub(main_bytes);
     println!(
         "store bench: {} cases created and accepted, {} concurrent writers, synchronous={}",
         args.cases, args.concurrency, args.synchronous
@@ -127,8 +128,8 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
     );
     println!(
         "  database size   {:.1} MB ({:.0} bytes/case), and the WAL file {:.1} MB",
-        (db_bytes - wal_bytes.min(db_bytes)) as f64 / 1e6,
-        (db_bytes - wal_bytes.min(db_bytes)) as f64 / args.cases as f64,
+        main_bytes as f64 / 1e6,
+        main_bytes as f64 / args.cases as f64,
         wal_bytes as f64 / 1e6
     );
     println!(

@@ -708,12 +708,18 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
     // counts pages, and a database made before 4 KiB pages has 8 KiB ones. Once the store
     // is open, the writer's checkpoints run on a thread of their own at the same
     // threshold (`store::checkpoint`).
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let pages = WAL_CHECKPOINT_BYTES / page_size.max(512);
+    let pages = checkpoint_pages(conn)?;
     conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
 }
 
-/// The WAL's size at which the writer copies it into the database (see `configure`).
+/// [`WAL_CHECKPOINT_BYTES`] in pages of the database `conn` holds.
+fn checkpoint_pages(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(WAL_CHECKPOINT_BYTES / page_size.max(512))
+}
+
+/// The WAL's growth at which it is copied into the database (see `configure` and
+/// `store::checkpoint`).
 const WAL_CHECKPOINT_BYTES: i64 = 16 << 20;
 
 fn open_reader(path: &Path) -> Result<Connection, OpenStoreError> {

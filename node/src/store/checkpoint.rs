@@ -60,8 +60,7 @@ impl Checkpointer {
         path: &Path,
         synchronous: Synchronous,
     ) -> Result<Checkpointer, OpenStoreError> {
-        let page_size: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        let due = super::WAL_CHECKPOINT_BYTES / page_size.max(512);
+        let due = super::checkpoint_pages(writer)?;
         Checkpointer::start_every(writer, path, synchronous, due as i32)
     }
 
@@ -96,18 +95,7 @@ impl Checkpointer {
                 .spawn(move || checkpoint_loop(conn, queue, &runs, &failures))
                 .map_err(OpenStoreError::Thread)?
         };
-        let mut hook = Hook {
-            asks,
-            due: due.max(1),
-            asked_at: 0,
-            waited_at: 0,
-            last: 0,
-            behind: false,
-        };
-        writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-            hook.committed(wal, pages);
-            Ok(())
-        }))?;
+        Hook::new(asks, due).install(writer)?;
         Ok(Checkpointer {
             thread: Some(thread),
             runs,
@@ -158,6 +146,25 @@ struct Hook {
 }
 
 impl Hook {
+    fn new(asks: SyncSender<Ask>, due: i32) -> Hook {
+        Hook {
+            asks,
+            due: due.max(1),
+            asked_at: 0,
+            waited_at: 0,
+            last: 0,
+            behind: false,
+        }
+    }
+
+    /// Makes this the WAL hook of `writer` (SQLite calls it after each commit).
+    fn install(mut self, writer: &mut Connection) -> rusqlite::Result<()> {
+        writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+            self.committed(wal, pages);
+            Ok(())
+        }))
+    }
+
     fn committed(&mut self, wal: &mut rusqlite::hooks::Wal, pages: i32) {
         if pages < self.last {
             // The WAL started over.
@@ -248,6 +255,22 @@ mod tests {
         std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len())
     }
 
+    /// Writes `rows` rows of 30,000 bytes (eight pages each), one commit each; returns the
+    /// largest the WAL file grew to.
+    fn write_rows(writer: &Connection, path: &Path, rows: i64) -> u64 {
+        let mut largest = 0;
+        for i in 0..rows {
+            writer
+                .execute(
+                    "INSERT INTO t (id, bytes) VALUES (?1, zeroblob(30000))",
+                    [i],
+                )
+                .unwrap();
+            largest = largest.max(wal_len(path));
+        }
+        largest
+    }
+
     fn open(path: &Path) -> Connection {
         let conn = Connection::open(path).unwrap();
         conn.execute_batch(
@@ -268,16 +291,7 @@ mod tests {
         let mut writer = open(&path);
         let checkpointer =
             Checkpointer::start_every(&mut writer, &path, Synchronous::Normal, 64).unwrap();
-        let mut largest = 0;
-        for i in 0..2_000 {
-            writer
-                .execute(
-                    "INSERT INTO t (id, bytes) VALUES (?1, zeroblob(30000))",
-                    [i],
-                )
-                .unwrap();
-            largest = largest.max(wal_len(&path));
-        }
+        let largest = write_rows(&writer, &path, 2_000);
         assert!(checkpointer.runs() >= 10, "{} runs", checkpointer.runs());
         // Four thresholds ([`LIMIT`]), one more, and a commit's pages.
         let bound = (5 * 64 + 16) * (4096 + 24);
@@ -306,30 +320,8 @@ mod tests {
         let mut writer = open(&path);
         let (asks, queue) = sync_channel::<Ask>(1);
         drop(queue);
-        let mut hook = Hook {
-            asks,
-            due: 64,
-            asked_at: 0,
-            waited_at: 0,
-            last: 0,
-            behind: false,
-        };
-        writer
-            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-                hook.committed(wal, pages);
-                Ok(())
-            }))
-            .unwrap();
-        let mut largest = 0;
-        for i in 0..500 {
-            writer
-                .execute(
-                    "INSERT INTO t (id, bytes) VALUES (?1, zeroblob(30000))",
-                    [i],
-                )
-                .unwrap();
-            largest = largest.max(wal_len(&path));
-        }
+        Hook::new(asks, 64).install(&mut writer).unwrap();
+        let largest = write_rows(&writer, &path, 500);
         let bound = (64 + 16) * (4096 + 24);
         assert!(
             largest <= bound,

@@ -131,6 +131,25 @@ fn decide(by: &NodeRecord) -> Event {
     )
 }
 
+/// `by`'s intake of an item delegated by the 民政局 and decided by it at the sub-district.
+fn department_decided(by: &NodeRecord) -> Intake {
+    let mut decided = intake(by);
+    decided.item.delegated_by = Some("民政局".into());
+    decided.item.decided_by = Some(crate::domain::department::Decider {
+        code: "MZJ".into(),
+        name: "民政局".into(),
+        hall: sub().node,
+    });
+    decided
+}
+
+/// A copy of `held` with `by`'s acceptance added.
+fn accepted_by(by: &NodeRecord, held: &Automerge) -> Automerge {
+    let mut copy = held.fork();
+    doc::add_events(&mut copy, &origin_of(by), &[accept(by)]).unwrap();
+    copy
+}
+
 /// `by` adds events to a copy of `held` the honest way.
 pub(super) fn add(by: &NodeRecord, held: &Automerge, events: &[Event]) -> Change {
     let mut copy = held.fork();
@@ -1617,22 +1636,11 @@ fn departments_come_only_from_their_hall_with_seals_it_certified() {
 /// intake and the author node.
 #[test]
 fn a_decision_on_a_department_decided_case_comes_only_from_its_hall() {
-    use crate::domain::department::Decider;
     let station = station();
     let scope = Scope::cases(&station.division);
-    let mut decided = intake(&station);
-    decided.item.delegated_by = Some("民政局".into());
-    decided.item.decided_by = Some(Decider {
-        code: "MZJ".into(),
-        name: "民政局".into(),
-        hall: sub().node,
-    });
-    let (id, held) = doc::new_case(&origin_of(&station), &scope, &decided).unwrap();
-    let held = {
-        let mut copy = held.fork();
-        doc::add_events(&mut copy, &origin_of(&station), &[accept(&station)]).unwrap();
-        copy
-    };
+    let (id, held) =
+        doc::new_case(&origin_of(&station), &scope, &department_decided(&station)).unwrap();
+    let held = accepted_by(&station, &held);
     let on_behalf = |by: &NodeRecord| {
         let mut e = decide(by);
         if let Action::Decide { on_behalf_of, .. } = &mut e.action {
@@ -1666,26 +1674,17 @@ fn a_decision_on_a_department_decided_case_comes_only_from_its_hall() {
 /// case but not one its item gives to a department of the sub-district.
 #[test]
 fn one_memo_judges_each_case_by_its_own_item() {
-    use crate::domain::department::Decider;
     let station = station();
     let (plain_id, scope, plain) = held_case();
-    let mut decided = intake(&station);
-    decided.item.delegated_by = Some("民政局".into());
-    decided.item.decided_by = Some(Decider {
-        code: "MZJ".into(),
-        name: "民政局".into(),
-        hall: sub().node,
-    });
+    let mut decided = department_decided(&station);
     decided.submitted_at = Hlc::new(T0 + 1, 0);
     let (department_id, department) =
         doc::new_case(&origin_of(&station), &scope, &decided).unwrap();
     assert_ne!(plain_id, department_id);
-    let accepted = |held: &Automerge| {
-        let mut copy = held.fork();
-        doc::add_events(&mut copy, &origin_of(&station), &[accept(&station)]).unwrap();
-        copy
-    };
-    let (plain, department) = (accepted(&plain), accepted(&department));
+    let (plain, department) = (
+        accepted_by(&station, &plain),
+        accepted_by(&station, &department),
+    );
     let mut memo = Memo::default();
     // Twice over: the second pass reads every rule from the memo.
     for pass in 0..2 {
