@@ -672,10 +672,14 @@ fn the_hall_sees_its_subtree_verifies_receipts_and_supervises_its_stations() {
     browser.find("#sv-reason").type_text("复查");
     browser.find("#sv-todo").type_text("请补充说明");
     browser.find("#sv-issue").click();
-    poll_page(
-        &browser,
-        &district.url(&format!("/supervision?case={case}")),
-        "#supervision-list article",
-        |texts| texts.len() == 2,
+    // On the page the submit loads (the case's notices): going to it with `goto` at once
+    // could cancel the form's POST before it left, under load (seen in CI).
+    browser.wait_texts("#supervision-list article", |texts| texts.len() == 2);
+    assert!(
+        browser
+            .current_url()
+            .ends_with(&format!("/supervision?case={case}")),
+        "{}",
+        browser.current_url()
     );
 }

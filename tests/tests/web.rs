@@ -1522,7 +1522,9 @@ fn follow_up_actions_in_the_browser_show_on_the_timeline_and_the_limits() {
     browser.find("#transfer-submit").click();
     browser.wait_text("#case-holder", |t| t.contains("示范区民政局"));
     browser.find("#sign-for-submit").click();
-    browser.wait_text("#signed-state", |t| t.contains("签收"));
+    // "登记签收", not "签收": the page before the submit says 尚未签收, and a wait that
+    // matched it let the next click land on a page being replaced (seen in CI).
+    browser.wait_text("#signed-state", |t| t.contains("登记签收"));
     browser.find("#decide-yes").click();
     browser.find("#decide-submit").click();
     browser.wait_text("#case-status", |t| t == "已决定");
