@@ -930,6 +930,26 @@ async fn calendar_years_are_published_by_hall_admins() {
     );
 }
 
+/// The node serves a committed document (`docs/openapi.json`) so that its binary does not
+/// carry the code that generates one; this keeps the two equal. After changing a
+/// handler's annotations or a wire type, write it again with
+/// `YIZHAN_WRITE_OPENAPI=1 cargo test -p yizhan-node the_served_openapi_document`.
+#[test]
+fn the_served_openapi_document_is_the_one_the_code_describes() {
+    let generated = serde_json::to_string_pretty(&crate::api::openapi_document()).unwrap() + "\n";
+    if std::env::var_os("YIZHAN_WRITE_OPENAPI").is_some() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    assert!(
+        generated == crate::api::OPENAPI_JSON,
+        "docs/openapi.json is not the document the code describes; write it again with \
+         `YIZHAN_WRITE_OPENAPI=1 cargo test -p yizhan-node the_served_openapi_document` \
+         and commit it"
+    );
+}
+
 #[tokio::test]
 async fn the_openapi_document_covers_every_route() {
     let api = api("station").await;
