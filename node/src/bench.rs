@@ -112,8 +112,8 @@ pub async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
     .await?;
     let write_secs = started.elapsed().as_secs_f64();
     let db_bytes = store.disk_bytes();
-    // The WAL apart: its file keeps the length it reached (up to four checkpoint
-    // thresholds while writes never pause, `store::checkpoint`) until the store closes.
+    // The WAL apart: while writes never pause its file reaches up to four checkpoint
+    // thresholds (`store::checkpoint`), and is cut back to one when it starts over.
     let main_bytes = std::fs::metadata(&path).map_or(db_bytes, |m| m.len());
     let wal_bytes = db_bytes.saturating_sub(main_bytes);
     println!(

@@ -709,7 +709,15 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
     // is open, the writer's checkpoints run on a thread of their own at the same
     // threshold (`store::checkpoint`).
     let pages = checkpoint_pages(conn)?;
-    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
+    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))?;
+    // A WAL file keeps the length it grew to: after a burst that outran the checkpoints
+    // (a hall's catch-up, up to four thresholds) or a long read that kept it from
+    // starting over, 64 MiB or more would stay on a small PC's disk until the node
+    // stops. With a limit, the first commit after the WAL starts over cuts the file back
+    // to one threshold.
+    conn.execute_batch(&format!(
+        "PRAGMA journal_size_limit = {WAL_CHECKPOINT_BYTES};"
+    ))
 }
 
 /// [`WAL_CHECKPOINT_BYTES`] in pages of the database `conn` holds.

@@ -986,6 +986,53 @@ async fn a_new_database_uses_4k_pages_and_checkpoints_every_16_mib() {
     }
 }
 
+/// A reader that keeps the WAL from starting over lets it grow past the checkpoint
+/// threshold; once it is done and a checkpoint has copied the WAL, the next commit cuts the
+/// file back to the threshold instead of keeping its length until the node stops.
+#[test]
+fn the_wal_file_shrinks_back_after_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("yizhan.db");
+    let wal_len = || std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    super::configure(&writer, super::Synchronous::Normal).unwrap();
+    writer
+        .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, bytes BLOB)")
+        .unwrap();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT COUNT(*) FROM t;")
+        .unwrap();
+    let threshold = super::WAL_CHECKPOINT_BYTES as u64;
+    let insert = |i: i64| {
+        writer
+            .execute(
+                "INSERT INTO t (id, bytes) VALUES (?1, zeroblob(30000))",
+                [i],
+            )
+            .unwrap();
+    };
+    // 24 MiB of rows, one commit each, while the reader holds its snapshot.
+    for i in 0..840 {
+        insert(i);
+    }
+    let grown = wal_len();
+    assert!(
+        grown > threshold + (4 << 20),
+        "the WAL grew to {grown} bytes"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    writer
+        .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+        .unwrap();
+    insert(840);
+    let after = wal_len();
+    assert!(
+        after <= threshold + (64 << 10),
+        "the WAL file kept {after} bytes (it had grown to {grown})"
+    );
+}
+
 #[tokio::test]
 async fn notices_are_numbered_in_sequence_sealed_and_never_changed() {
     let (dir, store) = open_temp();
