@@ -237,6 +237,11 @@ fn a_counter_worker_signs_in_finds_items_and_switches_language() {
     // A Chinese keyword.
     browser.find("#q").type_text("救助");
     browser.find("form.search button").click();
+    // The results' address: the page before (the whole catalog) lists this item too, and
+    // a wait that matched it would read the list before the search.
+    yizhan_tests::wait_for("the search results", Duration::from_secs(10), || {
+        browser.current_url().contains("q=").then_some(())
+    });
     let found = browser.wait_texts("#items .item-link", |found| {
         found.iter().any(|n| n == "临时救助申请（一般程序）")
     });
@@ -342,6 +347,8 @@ fn accepting_applications_issues_sealed_notices_that_verify() {
     browser.wait_text("#view-today", |t| !t.is_empty());
     browser.find("#view-awaiting").click();
     let case_id = case_url.rsplit('/').next().unwrap().to_string();
+    // The awaiting view's own tab, current: the view before lists cases too.
+    browser.wait_text("#view-awaiting[aria-current=page]", |t| !t.is_empty());
     browser.wait_texts("#worklist .case-link", |links| !links.is_empty());
     browser.screenshot("10b-work-list");
     browser.goto(&node.url(&format!("/cases/{case_id}")));
@@ -1429,8 +1436,12 @@ fn a_lead_opens_the_dashboard_sees_counts_and_charts_and_gets_the_csv() {
     }
 
     // Another month, through the form's links.
+    let prev = browser.find("#prev-month").attribute("href");
+    let prev = prev.rsplit('=').next().unwrap().to_string();
     browser.find("#prev-month").click();
-    browser.wait_text("#dash-period h2", |t| !t.is_empty());
+    // The previous month's heading: the page before the click has the same heading, with
+    // its own month.
+    browser.wait_text("#dash-period h2", |t| t.contains(&prev));
     assert!(browser.current_url().contains("month="));
 }
 
@@ -1822,12 +1833,16 @@ fn the_open_view_and_one_search_box_find_every_case() {
     let tail = &serial[serial.len() - 6..];
     browser.find("#work-q").type_text(tail);
     browser.find("#work-search-submit").click();
+    // The results' heading, which names what was looked for: the open cases before the
+    // search are listed with the same links and names.
+    browser.wait_text("#search-title", |t| t.contains(tail));
     let found = browser.wait_texts("#worklist .case-link", |f| !f.is_empty());
     assert!(found.iter().any(|f| f == serial), "{found:?}");
     let name = case["applicant_name"].as_str().unwrap();
     browser.goto(&node.url("/worklist"));
     browser.find("#work-q").type_text(name);
     browser.find("#work-search-submit").click();
+    browser.wait_text("#search-title", |t| t.contains(name));
     let names = browser.wait_texts("#worklist .applicant", |f| !f.is_empty());
     assert!(names.iter().all(|n| n.contains(name)), "{names:?}");
 }
@@ -2024,7 +2039,9 @@ fn pages_speak_one_language_errors_are_pages_and_the_qr_opens_verify() {
         ),
     ] {
         browser.find("form[action='/signout'] button").click();
-        browser.wait_text("h1", |t| !t.is_empty());
+        // The sign-in page that signing out leads to: every page before it has an h1 too, and
+        // going to /signin before the sign-out's POST left could cancel it.
+        browser.wait_text("#signin-submit", |t| !t.is_empty());
         browser_sign_in(&browser, &node, user);
         walk(&paths);
     }
