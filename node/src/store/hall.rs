@@ -27,9 +27,9 @@ use super::{Store, StoreError};
 /// covering a month of a whole subtree for the assessment; at a station, which holds one
 /// scope and a few thousand cases a month, they would only cost page writes on every case
 /// write. Kept at halls and dropped at stations whenever the store opens
-/// ([`keep_hall_indexes`]); migration 013 made the first eight at every node. A query that names one
+/// ([`keep_hall_indexes`]); migration 013 made eight at every node (two since retired: [`RETIRED_HALL_INDEXES`]). A query that names one
 /// with `INDEXED BY` asks [`hall_index`] first, so it still runs (by a scan) at a station.
-const HALL_INDEXES: [(&str, &str); 11] = [
+const HALL_INDEXES: [(&str, &str); 9] = [
     (
         "cases_scope_red",
         "ON cases (scope, red_on, id) WHERE red_on IS NOT NULL",
@@ -47,14 +47,6 @@ const HALL_INDEXES: [(&str, &str); 11] = [
         "cases_open_levels",
         "ON cases (scope, status, yellow_on, red_on, breach_on)
          WHERE status IN ('submitted', 'awaiting_supplement', 'accepted', 'suspended', 'decided')",
-    ),
-    (
-        "cases_completed_scope",
-        "ON cases (closed_on, scope, committed_due, status) WHERE status = 'completed'",
-    ),
-    (
-        "cases_rated_scope",
-        "ON cases (rated_on, scope, rating) WHERE rating IS NOT NULL",
     ),
     (
         "cases_rectify_scope",
@@ -81,6 +73,12 @@ const HALL_INDEXES: [(&str, &str); 11] = [
     ),
 ];
 
+/// Hall indexes no longer made, dropped at every node when the store opens: each held a
+/// prefix of an assessment index's columns under the same condition
+/// (`cases_assess_completed`, `cases_assess_rated`), which the overview reads instead, and
+/// each cost every completion or rating a write on a random page (the catch-up's).
+const RETIRED_HALL_INDEXES: [&str; 2] = ["cases_completed_scope", "cases_rated_scope"];
+
 /// Makes the hall's indexes exist at a hall and not at a station (the node's role is
 /// fixed by its config, so this changes something only at the first open after an
 /// upgrade, or after a role change).
@@ -91,6 +89,9 @@ pub(super) fn keep_hall_indexes(conn: &Connection, is_hall: bool) -> rusqlite::R
         } else {
             conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
         }
+    }
+    for name in RETIRED_HALL_INDEXES {
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
     }
     Ok(())
 }
@@ -360,7 +361,7 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
              WHERE status = 'completed' AND closed_on BETWEEN ?1 AND ?2
                AND committed_due IS NOT NULL
              GROUP BY scope",
-            hall_index(own, "cases_completed_scope")
+            hall_index(own, "cases_assess_completed")
         ))?;
         let mut rows = stmt.query(params![from, to])?;
         while let Some(row) = rows.next()? {
@@ -378,7 +379,7 @@ fn overview(conn: &Connection, own: &NodeRecord, today: Date) -> Result<Overview
              FROM cases{}
              WHERE rating IS NOT NULL AND rated_on BETWEEN ?1 AND ?2 AND rating BETWEEN 1 AND 5
              GROUP BY scope",
-            hall_index(own, "cases_rated_scope")
+            hall_index(own, "cases_assess_rated")
         ))?;
         let mut rows = stmt.query(params![from, to])?;
         while let Some(row) = rows.next()? {
