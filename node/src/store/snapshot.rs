@@ -3,9 +3,14 @@
 //! Every change a node holds is already in the change log (`changes`), so saving the whole
 //! Automerge document again after each one wrote every case several times over (a save
 //! re-encodes the whole document: most of the writer's time and of the bytes written per
-//! case). A case's snapshot (`documents.bytes`) is written when the case is created and
-//! then again only every [`SNAPSHOT_EVERY`] changes; `documents.upto` is the newest
-//! `changes.local_seq` it holds, and loading applies the applied changes after it.
+//! case). A case's snapshot (`documents.bytes`) is written only every [`SNAPSHOT_EVERY`]
+//! changes; `documents.upto` is the newest `changes.local_seq` it holds, and loading
+//! applies the applied changes after it. A case this node creates starts with an empty
+//! snapshot (`upto` 0) and is loaded from its changes alone until it takes its
+//! sixteenth; most cases close in about six, so at the station that made them most never
+//! have one (a snapshot repeats what the changes hold: it was about a fifth of a
+//! station's database, docs/benchmarks.md). A case received from another node gets its
+//! snapshot when it arrives, for the hall's catch-up (`sync::Settled::prepare`).
 //!
 //! Only cases: items, registries, calendars, notices and supervision records change
 //! rarely (or never) and are read whole by code that does not know about snapshots, so
@@ -18,9 +23,9 @@ use yizhan_sync::ids::{DocId, DocKind, Scope};
 
 use super::StoreError;
 
-/// Changes a case takes after its snapshot before the next one is written: a case is
-/// created, accepted and decided in about six, so most cases are loaded from their first
-/// snapshot and a handful of changes, and a long-lived one never from more than this.
+/// Changes a case takes after its snapshot (for a case this node created, the empty one it
+/// starts with) before the next one is written: a case is created, accepted and decided in
+/// about six, so most are loaded from a handful of changes, and none from more than this.
 pub(super) const SNAPSHOT_EVERY: u32 = 16;
 
 /// Whether documents of `kind` are kept as a snapshot plus later changes.
@@ -28,10 +33,10 @@ pub(super) fn deferred(kind: DocKind) -> bool {
     kind == DocKind::Case
 }
 
-/// Whether a document of `kind` that took `since` changes since its snapshot (`None`:
-/// new here) gets a new snapshot now.
-pub(super) fn due(kind: DocKind, since: Option<u32>) -> bool {
-    !matches!(since, Some(since) if deferred(kind) && since < SNAPSHOT_EVERY)
+/// Whether a document of `kind` that took `since` changes since its snapshot (a new
+/// case: all of its changes) gets a new snapshot now.
+pub(super) fn due(kind: DocKind, since: u32) -> bool {
+    !deferred(kind) || since >= SNAPSHOT_EVERY
 }
 
 /// A snapshot's bytes and heads, made without the database: on the thread that applied
@@ -156,6 +161,24 @@ pub(super) fn write(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     write_saved(conn, id, kind, scope, &Saved::of(document), create, now_ms)
+}
+
+/// Records the case `id`, new here, with an empty snapshot (`upto` 0: every change of it
+/// is after the snapshot). A plain insert: an id that exists already is an error.
+pub(super) fn write_empty(
+    conn: &Connection,
+    id: &DocId,
+    kind: DocKind,
+    scope: &Scope,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    debug_assert!(deferred(kind));
+    conn.prepare_cached(
+        "INSERT INTO documents (id, kind, scope, bytes, heads, updated_ms, upto)
+         VALUES (?1, ?2, ?3, X'', X'', ?4, 0)",
+    )?
+    .execute(params![id.as_str(), kind.as_str(), scope.as_str(), now_ms])?;
+    Ok(())
 }
 
 /// [`write`] with the snapshot made already.

@@ -1488,9 +1488,10 @@ async fn a_full_disk_refuses_writes_and_keeps_what_was_confirmed() {
     );
 }
 
-/// A case is kept as a snapshot plus the changes after it: the snapshot is written when
-/// the case is created and then every `SNAPSHOT_EVERY` changes, and a case read from the
-/// database (after a restart, by a page, by a rebuild) holds every change all the same.
+/// A case is kept as a snapshot plus the changes after it: a new case's snapshot is empty
+/// (it is read from its changes alone), the first is written at `SNAPSHOT_EVERY` changes
+/// and then every `SNAPSHOT_EVERY` more, and a case read from the database (after a
+/// restart, by a page, by a rebuild) holds every change all the same.
 #[tokio::test]
 async fn a_case_reads_whole_from_its_snapshot_and_the_changes_after_it() {
     use super::snapshot::SNAPSHOT_EVERY;
@@ -1504,13 +1505,14 @@ async fn a_case_reads_whole_from_its_snapshot_and_the_changes_after_it() {
     let id = receive(&store, item, "2026-02-10").await;
     accept(&store, &id, "2026-02-10").await;
     let path = dir.path().join("yizhan.db");
-    let snapshot_upto = |id: &DocId| -> (i64, i64) {
+    let snapshot_upto = |id: &DocId| -> (i64, i64, i64) {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.query_row(
-            "SELECT upto, (SELECT count(*) FROM changes c WHERE c.doc_id = d.id AND c.local_seq > d.upto)
+            "SELECT upto, (SELECT count(*) FROM changes c WHERE c.doc_id = d.id AND c.local_seq > d.upto),
+               length(bytes)
              FROM documents d WHERE id = ?1",
             [id.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap()
     };
@@ -1520,11 +1522,21 @@ async fn a_case_reads_whole_from_its_snapshot_and_the_changes_after_it() {
         .unwrap()
         .events
         .len();
-    let (created_upto, after) = snapshot_upto(&id);
+    let (created_upto, after, bytes) = snapshot_upto(&id);
     assert_eq!(
-        after, 1,
-        "the acceptance waits in the log, not in a new snapshot"
+        (created_upto, after, bytes),
+        (0, 2, 0),
+        "no snapshot yet: the intake and the acceptance wait in the log"
     );
+    // Read cold before any snapshot: a restarted store, its cache empty.
+    store.shutdown().await;
+    drop(store);
+    let store = Store::open(&path, options()).unwrap();
+    let cold = store
+        .get_case(id.to_string(), "2026-02-10".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(cold.events.len(), base);
     // Suspend and resume, over and over: more changes than one snapshot interval.
     let rounds = SNAPSHOT_EVERY as usize + 4;
     for n in 0..rounds {
@@ -1548,8 +1560,8 @@ async fn a_case_reads_whole_from_its_snapshot_and_the_changes_after_it() {
             .await
             .unwrap();
     }
-    let (upto, after) = snapshot_upto(&id);
-    assert!(upto > created_upto, "a second snapshot was written");
+    let (upto, after, bytes) = snapshot_upto(&id);
+    assert!(upto > created_upto && bytes > 0, "a snapshot was written");
     assert!(
         after < i64::from(SNAPSHOT_EVERY),
         "{after} changes after the snapshot"

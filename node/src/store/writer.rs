@@ -372,23 +372,28 @@ impl WriteCtx {
         let chain = envelope::chain_next(&run.chain, &envelope);
         let signature = envelope::sign(&self.identity.key, &origin, envelope.seq, &chain);
         super::sync::insert_change(&self.conn, &envelope, &chain, Some(&signature))?;
-        // The change is in the log; the snapshot follows only when it pays off.
+        // The change is in the log; the snapshot follows only when it pays off (a new
+        // case starts with an empty one).
         let created = self.created.contains(id);
         let since = self.cache.since_snapshot(id).map_or(0, |s| *s) + 1;
-        if created || !snapshot::deferred(kind) || since >= snapshot::SNAPSHOT_EVERY {
+        let since = if snapshot::due(kind, since) {
             let doc = self.cache.get_mut(id).ok_or_else(|| StoreError::NotFound {
                 what: format!("document {id}"),
             })?;
             snapshot::write(&self.conn, id, kind, scope, doc, created, now_ms as i64)?;
-            // Inserted once; a later change in the same write (a sub-case accepted as it
-            // is made) updates it.
+            0
+        } else {
             if created {
-                self.created.retain(|c| c != id);
+                snapshot::write_empty(&self.conn, id, kind, scope, now_ms as i64)?;
             }
-            if let Some(s) = self.cache.since_snapshot(id) {
-                *s = 0;
-            }
-        } else if let Some(s) = self.cache.since_snapshot(id) {
+            since
+        };
+        // Inserted once; a later change in the same write (a sub-case accepted as it is
+        // made) updates it.
+        if created {
+            self.created.retain(|c| c != id);
+        }
+        if let Some(s) = self.cache.since_snapshot(id) {
             *s = since;
         }
         self.advanced(scope, &origin, envelope.seq);
