@@ -420,6 +420,38 @@ pub fn database(data_dir: &Path) -> PathBuf {
     data_dir.join("yizhan.db")
 }
 
+/// A document as the node in `data_dir` holds it, read from its database beside the
+/// running node: its snapshot (empty for a case a station made with fewer than 16
+/// changes) and the changes after it, as the store loads it (`store::snapshot`).
+pub fn held_document(data_dir: &Path, id: &str) -> automerge::Automerge {
+    let conn = rusqlite::Connection::open_with_flags(
+        database(data_dir),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let (snapshot, upto): (Vec<u8>, i64) = conn
+        .query_row(
+            "SELECT bytes, upto FROM documents WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let mut document = automerge::Automerge::load(&snapshot).unwrap();
+    let mut later = conn
+        .prepare(
+            "SELECT bytes FROM changes WHERE doc_id = ?1 AND local_seq > ?2 AND refused IS NULL
+             ORDER BY local_seq",
+        )
+        .unwrap();
+    let changes = later
+        .query_map(rusqlite::params![id, upto], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap();
+    for change in changes {
+        document.load_incremental(&change.unwrap()).unwrap();
+    }
+    document
+}
+
 /// `yizhan init` in `dir`; returns the admin password.
 pub fn init_node(dir: &Path, role: &str, division: &str, name: &str) -> String {
     let out = run_ok(&[

@@ -31,7 +31,7 @@ use yizhan_sync::ids::{DocId, DocKind, Origin, Scope, hex};
 use yizhan_sync::wire::Message;
 use yizhan_tests::webdriver::Browser;
 use yizhan_tests::{
-    Node, accepted_case, admin_token, client, database, enroll_code, get, init_node, post,
+    Node, accepted_case, admin_token, client, enroll_code, get, held_document, init_node, post,
     post_signed, run_ok, set_config, temp_dir, wait_for,
 };
 
@@ -193,21 +193,6 @@ fn case_at(node: &Node, token: &str, id: &str) -> Option<Value> {
     )
     .ok()?;
     (status == 200).then_some(case)
-}
-
-/// A document as a node holds it, read from its database beside the running node.
-fn held_document(data_dir: &Path, id: &str) -> Automerge {
-    let conn = rusqlite::Connection::open_with_flags(
-        database(data_dir),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let bytes: Vec<u8> = conn
-        .query_row("SELECT bytes FROM documents WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    Automerge::load(&bytes).unwrap()
 }
 
 /// One change to `document` by `origin`'s actor, enveloped and signed by the station's

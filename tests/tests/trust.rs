@@ -17,8 +17,8 @@ use yizhan_sync::feed::{Ack, Batch, SignedSeq};
 use yizhan_sync::ids::{DocId, DocKind, Origin, Scope};
 use yizhan_sync::wire::Message;
 use yizhan_tests::{
-    Node, accepted_case, admin_token, client, database, enroll_code, get, init_node, post_signed,
-    run_ok, set_config, temp_dir, wait_for,
+    Node, accepted_case, admin_token, client, database, enroll_code, get, held_document, init_node,
+    post_signed, run_ok, set_config, temp_dir, wait_for,
 };
 
 const CATALOG: &str = concat!(
@@ -74,21 +74,6 @@ fn case_ids(base: &str, token: &str) -> Vec<String> {
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// A document as a node holds it, read from its database beside the running node.
-fn held_document(data_dir: &Path, id: &str) -> Automerge {
-    let conn = rusqlite::Connection::open_with_flags(
-        database(data_dir),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let bytes: Vec<u8> = conn
-        .query_row("SELECT bytes FROM documents WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    Automerge::load(&bytes).unwrap()
 }
 
 /// How many registry rows name `node` in the database of `data_dir`.
