@@ -691,10 +691,7 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(journal.mode = %mode, "database could not switch to WAL");
     }
-    conn.execute_batch(match synchronous {
-        Synchronous::Full => "PRAGMA synchronous = FULL;",
-        Synchronous::Normal => "PRAGMA synchronous = NORMAL;",
-    })?;
+    set_synchronous(conn, synchronous)?;
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
          -- Savepoint journals (one per write in a group) stay in memory: on disk they
@@ -718,6 +715,15 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), rusqlite
     conn.execute_batch(&format!(
         "PRAGMA journal_size_limit = {WAL_CHECKPOINT_BYTES};"
     ))
+}
+
+/// The configured durability on `conn`: the writer's, and its checkpoint thread's (a
+/// checkpoint syncs the WAL before it copies and the database after, unless OFF).
+fn set_synchronous(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
+    conn.execute_batch(match synchronous {
+        Synchronous::Full => "PRAGMA synchronous = FULL;",
+        Synchronous::Normal => "PRAGMA synchronous = NORMAL;",
+    })
 }
 
 /// [`WAL_CHECKPOINT_BYTES`] in pages of the database `conn` holds.

@@ -79,12 +79,8 @@ impl Checkpointer {
             path: path.to_path_buf(),
             source,
         })?;
-        // A checkpoint syncs the WAL before it copies and the database after, unless
-        // synchronous is OFF: the same setting as the writer's.
-        conn.execute_batch(match synchronous {
-            Synchronous::Full => "PRAGMA synchronous = FULL;",
-            Synchronous::Normal => "PRAGMA synchronous = NORMAL;",
-        })?;
+        // The same durability as the writer's.
+        super::set_synchronous(&conn, synchronous)?;
         let (asks, queue) = sync_channel::<Ask>(1);
         let runs = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(AtomicU64::new(0));

@@ -27,8 +27,9 @@ use super::{Store, StoreError};
 /// covering a month of a whole subtree for the assessment; at a station, which holds one
 /// scope and a few thousand cases a month, they would only cost page writes on every case
 /// write. Kept at halls and dropped at stations whenever the store opens
-/// ([`keep_hall_indexes`]); migration 013 made eight at every node (two since retired: [`RETIRED_HALL_INDEXES`]). A query that names one
-/// with `INDEXED BY` asks [`hall_index`] first, so it still runs (by a scan) at a station.
+/// ([`keep_hall_indexes`]); migration 013 made eight at every node (two since retired:
+/// [`RETIRED_HALL_INDEXES`]). A query that names one with `INDEXED BY` asks
+/// [`hall_index`] first, so it still runs (by a scan) at a station.
 const HALL_INDEXES: [(&str, &str); 9] = [
     (
         "cases_scope_red",
